@@ -1,0 +1,297 @@
+"""The Puppet port: how the channel talks to WeChat.
+
+Adapters (the simulator, the Puppet Service gRPC client) implement :class:`Puppet` and
+speak only in the normalised payload types below. Nothing here knows gRPC or JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Contact",
+    "DirtyEvent",
+    "ErrorEvent",
+    "FileInfo",
+    "FileTooLarge",
+    "HeartbeatEvent",
+    "LoginEvent",
+    "LogoutEvent",
+    "Message",
+    "MessageEvent",
+    "MessageKind",
+    "OutboundFile",
+    "Puppet",
+    "PuppetError",
+    "PuppetEvent",
+    "ReadyEvent",
+    "Room",
+    "ScanEvent",
+    "ScanStatus",
+    "SendError",
+    "SendOutcomeUnknown",
+]
+
+
+class MessageKind(enum.StrEnum):
+    """Every message kind Wechaty knows (wechaty-puppet's ``MessageType``)."""
+
+    UNKNOWN = "unknown"
+    ATTACHMENT = "attachment"
+    AUDIO = "audio"
+    CONTACT = "contact"
+    CHAT_HISTORY = "chat_history"
+    EMOTICON = "emoticon"
+    IMAGE = "image"
+    TEXT = "text"
+    LOCATION = "location"
+    MINI_PROGRAM = "mini_program"
+    GROUP_NOTE = "group_note"
+    TRANSFER = "transfer"
+    RED_ENVELOPE = "red_envelope"
+    RECALLED = "recalled"
+    URL = "url"
+    VIDEO = "video"
+    POST = "post"
+
+    @property
+    def has_file(self) -> bool:
+        """Kinds whose content is a downloadable file."""
+        return self in _FILE_KINDS
+
+
+_FILE_KINDS = frozenset(
+    {MessageKind.ATTACHMENT, MessageKind.AUDIO, MessageKind.IMAGE, MessageKind.VIDEO,
+     MessageKind.EMOTICON}
+)
+
+
+class ScanStatus(enum.IntEnum):
+    """Wechaty's scan status codes, as logged in ``[WeChat] QR Code status: <n>``."""
+
+    UNKNOWN = 0
+    CANCEL = 1
+    WAITING = 2
+    SCANNED = 3
+    CONFIRMED = 4
+    TIMEOUT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """What is known about a message's file before downloading it."""
+
+    name: str
+    size: int
+    mime: str | None = None
+    duration_s: float | None = None  # voice and video
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A normalised message payload."""
+
+    id: str
+    kind: MessageKind
+    talker_id: str
+    text: str = ""
+    room_id: str | None = None
+    listener_id: str | None = None
+    mention_ids: tuple[str, ...] = ()
+    timestamp: float = 0.0
+    file: FileInfo | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return self.room_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: str
+    name: str
+    alias: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    topic: str
+    member_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A file to send. Exactly one of ``path`` and ``data`` is set.
+
+    ``kind`` is ``image``, ``video``, ``audio`` (voice: needs ``duration_s``) or ``file``.
+    """
+
+    name: str
+    kind: str = "file"
+    path: Path | None = None
+    data: bytes | None = None
+    mime: str | None = None
+    duration_s: float | None = None
+
+    def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.path is not None:
+            return self.path.read_bytes()
+        raise ValueError("OutboundFile has neither path nor data")
+
+    @property
+    def size(self) -> int:
+        if self.data is not None:
+            return len(self.data)
+        if self.path is not None:
+            return self.path.stat().st_size
+        return 0
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class ScanEvent:
+    status: ScanStatus
+    qrcode: str = ""
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginEvent:
+    contact_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutEvent:
+    contact_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyEvent:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatEvent:
+    data: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirtyEvent:
+    payload_type: str
+    payload_id: str
+
+
+PuppetEvent = (
+    ScanEvent | LoginEvent | LogoutEvent | ReadyEvent | HeartbeatEvent | MessageEvent
+    | ErrorEvent | DirtyEvent
+)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class PuppetError(Exception):
+    """Base of errors raised by puppets."""
+
+
+@dataclass
+class SendError(PuppetError):
+    """A send definitely did not go out.
+
+    ``transient`` errors (network, rate limit) may be retried; permanent ones may not.
+    ``retry_after`` is a hint in seconds (rate limits).
+    """
+
+    message: str
+    transient: bool = True
+    retry_after: float | None = None
+    code: str = "send_failed"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SendOutcomeUnknown(PuppetError):
+    """The send may or may not have been accepted (e.g. the reply was lost).
+
+    Delivery must not blindly retry: it first looks for the message's self-echo.
+    """
+
+
+class FileTooLarge(PuppetError):
+    """A download passed the size cap; nothing past the cap was read."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(f"file of {size} bytes is over the cap of {cap} bytes")
+        self.size = size
+        self.cap = cap
+
+
+# ---------------------------------------------------------------- the port
+
+
+@runtime_checkable
+class Puppet(Protocol):
+    """One WeChat account's connection."""
+
+    @property
+    def self_id(self) -> str | None:
+        """The logged-in account's contact id, or None before login."""
+        ...
+
+    async def start(self) -> None:
+        """Connect and begin login; events follow on :meth:`events`."""
+        ...
+
+    async def stop(self) -> None:
+        """Disconnect; :meth:`events` ends."""
+        ...
+
+    def events(self) -> AsyncIterator[PuppetEvent]:
+        """The event stream. Ends when the puppet stops or the link drops."""
+        ...
+
+    async def message(self, message_id: str) -> Message: ...
+
+    async def contact(self, contact_id: str) -> Contact: ...
+
+    async def room(self, room_id: str) -> Room: ...
+
+    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
+        """The member's alias (group nickname) in that room, if any."""
+        ...
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        """Send text; returns the new message id when the puppet tells it."""
+        ...
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None: ...
+
+    def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        """Stream a message's file in chunks; raises :class:`FileTooLarge` past ``max_bytes``."""
+        ...
+
+    async def logout(self) -> None: ...
