@@ -1,0 +1,5 @@
+"""``python -m wechat_sdk``."""
+
+from wechat_sdk.cli import main
+
+main()

@@ -1,0 +1,187 @@
+"""Account resolution: ``accounts`` + top-level inheritance + ``defaultAccountId``.
+
+A pure function from the validated ``channels.wechat`` model to the accounts that
+exist, each with its effective settings. Cross-field rules are checked here, on each
+account after inheritance, so an error names the key where it was written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from wechat_sdk.config.errors import ConfigError, ConfigProblem
+from wechat_sdk.config.models import AccountConfig, WechatConfig
+from wechat_sdk.inbound.allow_from import AllowList
+
+__all__ = ["DEFAULT_ACCOUNT_ID", "AccountSet", "ResolvedAccount", "normalize_account_id",
+           "resolve_accounts"]
+
+DEFAULT_ACCOUNT_ID = "default"
+_ACCOUNT_ID = re.compile(r"[a-z0-9_-]{1,64}")
+_BASE = "channels.wechat"
+
+
+def normalize_account_id(raw: str) -> str:
+    """Lowercase ``raw``; raise ValueError when it is not ``[a-z0-9_-]{1,64}`` then."""
+    candidate = raw.strip().lower()
+    if not _ACCOUNT_ID.fullmatch(candidate):
+        raise ValueError(
+            f"account id {raw!r} is not allowed: use 1-64 characters from a-z, 0-9, _ and -"
+        )
+    return candidate
+
+
+@dataclass(frozen=True)
+class ResolvedAccount:
+    """One account with its effective settings (top-level keys, then its own)."""
+
+    id: str
+    settings: AccountConfig
+    is_default: bool = False
+    enabled: bool = True
+    own_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def allow_from(self) -> AllowList:
+        return AllowList(self.settings.allowFrom)
+
+    @property
+    def group_allow_from(self) -> AllowList | None:
+        entries = self.settings.groupAllowFrom
+        return None if entries is None else AllowList(entries)
+
+    @property
+    def display_name(self) -> str:
+        return self.settings.name or "WeChat assistant"
+
+    @property
+    def draft_max_chars(self) -> int:
+        """``draftChunk.maxChars`` clamped to ``textChunkLimit``."""
+        return min(self.settings.draftChunk.maxChars, self.settings.textChunkLimit)
+
+    @property
+    def media_max_bytes(self) -> int:
+        return int(self.settings.mediaMaxMb * 1024 * 1024)
+
+    def key_path(self, key: str) -> str:
+        """The dotted path where ``key`` of this account was written."""
+        top = key.split(".")[0]
+        if top in self.own_keys:
+            return f"{_BASE}.accounts.{self.id}.{key}"
+        return f"{_BASE}.{key}"
+
+
+@dataclass(frozen=True)
+class AccountSet:
+    """Every configured account (enabled or not) and which one is the default."""
+
+    accounts: dict[str, ResolvedAccount]
+    default_id: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> list[ResolvedAccount]:
+        return [a for a in self.accounts.values() if a.enabled]
+
+    @property
+    def default(self) -> ResolvedAccount:
+        return self.accounts[self.default_id]
+
+    def __getitem__(self, account_id: str) -> ResolvedAccount:
+        return self.accounts[account_id]
+
+
+def resolve_accounts(cfg: WechatConfig) -> AccountSet:
+    """Resolve the accounts of a validated ``channels.wechat`` block.
+
+    Raises :class:`ConfigError` listing every problem (bad ids, a default that names no
+    account, contradictory policies).
+    """
+    problems: list[ConfigProblem] = []
+    warnings: list[str] = []
+    top_set = cfg.model_dump(exclude_unset=True, exclude={"accounts", "defaultAccountId"})
+    accounts: dict[str, ResolvedAccount] = {}
+
+    entries: dict[str, AccountConfig] = (
+        dict(cfg.accounts) if cfg.accounts else {DEFAULT_ACCOUNT_ID: AccountConfig()}
+    )
+    explicit = bool(cfg.accounts)
+    for raw_id, entry in entries.items():
+        try:
+            account_id = normalize_account_id(raw_id)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{_BASE}.accounts.{raw_id}", str(exc)))
+            continue
+        if account_id in accounts:
+            problems.append(ConfigProblem(
+                f"{_BASE}.accounts.{raw_id}",
+                f"account id {raw_id!r} is the same as another account after lowercasing",
+            ))
+            continue
+        own = entry.model_dump(exclude_unset=True) if explicit else {}
+        merged = {**top_set, **own}
+        settings = AccountConfig.model_validate(merged)
+        enabled = cfg.enabled is not False and (not explicit or entry.enabled is not False)
+        account = ResolvedAccount(
+            id=account_id,
+            settings=settings,
+            enabled=enabled,
+            own_keys=frozenset(own) if explicit else frozenset(),
+        )
+        problems.extend(_check_account(account))
+        accounts[account_id] = account
+
+    default_id = DEFAULT_ACCOUNT_ID
+    if cfg.defaultAccountId is not None:
+        try:
+            wanted = normalize_account_id(cfg.defaultAccountId)
+        except ValueError as exc:
+            problems.append(ConfigProblem(f"{_BASE}.defaultAccountId", str(exc)))
+            wanted = ""
+        if wanted and wanted not in accounts:
+            names = ", ".join(sorted(accounts)) or "(none)"
+            problems.append(ConfigProblem(
+                f"{_BASE}.defaultAccountId",
+                f"names no account: {cfg.defaultAccountId!r} (accounts: {names})",
+            ))
+        default_id = wanted
+    elif DEFAULT_ACCOUNT_ID not in accounts and accounts:
+        default_id = sorted(accounts)[0]
+        if len(accounts) > 1:
+            warnings.append(
+                f"{len(accounts)} accounts and no {_BASE}.defaultAccountId: using "
+                f"{default_id!r} (the first in sorted order) for proactive sends"
+            )
+    if problems:
+        raise ConfigError(problems)
+    marked = {
+        aid: ResolvedAccount(a.id, a.settings, aid == default_id, a.enabled, a.own_keys)
+        for aid, a in accounts.items()
+    }
+    return AccountSet(accounts=marked, default_id=default_id, warnings=tuple(warnings))
+
+
+def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
+    s = account.settings
+    out: list[ConfigProblem] = []
+    allow = AllowList(s.allowFrom)
+    if s.dmPolicy == "open" and s.allowFrom is not None and not allow.wildcard:
+        out.append(ConfigProblem(
+            account.key_path("allowFrom"),
+            'dmPolicy "open" needs "*" in allowFrom (add "*", or use dmPolicy "allowlist" '
+            "to allow only the listed contacts)",
+        ))
+    if s.dmPolicy == "allowlist" and not allow:
+        out.append(ConfigProblem(
+            account.key_path("allowFrom"),
+            'dmPolicy "allowlist" needs at least one contact id in allowFrom '
+            '(or use dmPolicy "pairing")',
+        ))
+    if s.draftChunk.minChars > s.draftChunk.maxChars:
+        out.append(ConfigProblem(
+            account.key_path("draftChunk.minChars"),
+            f"minChars ({s.draftChunk.minChars}) must not be greater than maxChars "
+            f"({s.draftChunk.maxChars})",
+        ))
+    return out

@@ -1,0 +1,348 @@
+"""Reading config files: JSON5, ``${VAR}`` substitution, validation, friendly errors."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import json5
+from pydantic import BaseModel, ValidationError
+
+from wechat_sdk.config.accounts import AccountSet, resolve_accounts
+from wechat_sdk.config.errors import ConfigError, ConfigProblem
+from wechat_sdk.config.locate import key_lines
+from wechat_sdk.config.models import Config, WechatConfig
+
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_PATH", "config_path", "load_config", "parse_config"]
+
+CONFIG_ENV = "WECHAT_SDK_CONFIG"
+DEFAULT_CONFIG_PATH = Path("~/.clawdbot/config.json5")
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_JSON5_POS = re.compile(r"<string>:(\d+) (.*?)(?: at column (\d+))?$")
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The file to read: ``path``, else ``$WECHAT_SDK_CONFIG``, else the default."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_CONFIG_PATH.expanduser()
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate a config file (see :func:`config_path` for which one)."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError.single(
+            "",
+            f"no config file at {file}: create it (a minimal one is "
+            '`{ channels: { wechat: { dmPolicy: "pairing" } } }`), or point to another with '
+            f"--config PATH or ${CONFIG_ENV}",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError.single("", f"{file} is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError.single(
+            "", f"cannot read {file}: permission denied (check its owner and mode)"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError.single(
+            "", f"{file} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError.single("", f"cannot read {file}: {exc.strerror}") from None
+    return parse_config(text, source=str(file))
+
+
+def parse_config(
+    text: str, *, source: str | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate the JSON5 text of a whole config file.
+
+    Raises :class:`ConfigError` listing every problem as ``dotted.path: message``.
+    """
+    data = _parse_json5(text, source)
+    lines = key_lines(text)
+    problems: list[ConfigProblem] = []
+    data = _substitute(data, (), os.environ if env is None else env, problems)
+    if not isinstance(data, dict):
+        problems.append(ConfigProblem("", f"the file must hold an object {{...}}, got "
+                                          f"{_type_name(data)}"))
+        raise ConfigError(problems, source=source)
+    problems.extend(_check_top_level(data))
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from_validation(exc, data))
+        raise ConfigError(_with_lines(problems, lines), source=source) from None
+    if problems:
+        raise ConfigError(_with_lines(problems, lines), source=source)
+    try:
+        resolve_accounts(config.channels.wechat)
+    except ConfigError as exc:
+        raise ConfigError(_with_lines(exc.problems, lines), source=source) from None
+    return config
+
+
+def accounts_of(config: Config) -> AccountSet:
+    """The resolved accounts of a validated config."""
+    return resolve_accounts(config.channels.wechat)
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _parse_json5(text: str, source: str | None) -> Any:
+    try:
+        return json5.loads(text)
+    except ValueError as exc:
+        msg = str(exc)
+        m = _JSON5_POS.match(msg)
+        if m:
+            line, what, col = int(m.group(1)), m.group(2), m.group(3)
+            where = f"line {line}" + (f", column {col}" if col else "")
+            raise ConfigError(
+                [ConfigProblem("", f"invalid JSON5 at {where}: {what}", line)], source=source
+            ) from None
+        raise ConfigError([ConfigProblem("", f"invalid JSON5: {msg}")], source=source) from None
+    except RecursionError:
+        raise ConfigError([ConfigProblem("", "invalid JSON5: nested too deeply")],
+                          source=source) from None
+
+
+def _substitute(
+    value: Any, path: tuple[str, ...], env: Mapping[str, str], problems: list[ConfigProblem]
+) -> Any:
+    if isinstance(value, str):
+        def repl(m: re.Match[str]) -> str:
+            if m.group(1):  # $${VAR} is a literal ${VAR}
+                return "${" + m.group(2) + "}"
+            name = m.group(2)
+            if name not in env:
+                problems.append(ConfigProblem(
+                    ".".join(path),
+                    f"environment variable {name} is not set (set it, or write $${{{name}}} "
+                    "for a literal)",
+                ))
+                return ""
+            return env[name]
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, (*path, str(k)), env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, (*path, str(i)), env, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _check_top_level(data: dict[str, Any]) -> list[ConfigProblem]:
+    """Other sections belong to the rest of the gateway; catch only typos of ours."""
+    out: list[ConfigProblem] = []
+    for key in data:
+        if key != "channels" and difflib.get_close_matches(str(key), ["channels"], cutoff=0.75):
+            out.append(ConfigProblem(str(key), 'unknown key (did you mean "channels"?)'))
+    channels = data.get("channels")
+    if isinstance(channels, dict):
+        for key in channels:
+            if key != "wechat" and difflib.get_close_matches(str(key), ["wechat"], cutoff=0.7):
+                out.append(ConfigProblem(f"channels.{key}", 'unknown channel (did you mean '
+                                                            '"wechat"?)'))
+    return out
+
+
+def _problems_from_validation(exc: ValidationError, data: Any) -> list[ConfigProblem]:
+    out: list[ConfigProblem] = []
+    seen: set[str] = set()
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        loc = _clean_loc(loc)
+        path = ".".join(loc)
+        message = _message(err, loc, data)
+        key = f"{path}\0{message}"
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(ConfigProblem(path, message))
+    return _collapse_unions(out)
+
+
+# pydantic names union members in error locations ("list[str]", "ToolPolicy", ...)
+_UNION_TAGS = frozenset({"str", "int", "bool", "float", "none", "ToolPolicy", "TlsOptions",
+                         "PacingConfig", "HealthConfig"})
+_UNION_TAG_PREFIXES = ("function-", "literal[", "list[", "union[", "constrained-")
+
+
+def _clean_loc(loc: list[str]) -> list[str]:
+    """Drop pydantic's union-member tags from a location."""
+    out = []
+    for part in loc:
+        if part in _UNION_TAGS or part.startswith(_UNION_TAG_PREFIXES):
+            continue
+        out.append(part)
+    return out
+
+
+def _collapse_unions(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """A value that fits no member of a union gets one message, not one per member.
+
+    When a deeper problem exists (an unknown key inside an object member), the union's
+    "expected ..." complaints about the object itself are noise and are dropped.
+    """
+    paths = {p.path for p in problems}
+    by_path: dict[str, list[ConfigProblem]] = {}
+    for p in problems:
+        deeper = any(q.startswith(p.path + ".") for q in paths if p.path)
+        if deeper and p.message.startswith("expected"):
+            continue
+        by_path.setdefault(p.path, []).append(p)
+    out = []
+    for path, items in by_path.items():
+        if len(items) == 1:
+            out.append(items[0])
+            continue
+        expected: list[str] = []
+        got = ""
+        others: list[str] = []
+        for item in items:
+            head, sep, tail = item.message.rpartition(", got ")
+            if sep and head.startswith("expected "):
+                what = head[len("expected "):].replace("one of False", "false")
+                if what not in expected:
+                    expected.append(what)
+                got = tail
+            elif item.message not in others:
+                others.append(item.message)
+        msgs = others + ([f"expected {' or '.join(expected)}, got {got}"] if expected else [])
+        out.append(ConfigProblem(path, "; ".join(msgs)))
+    return out
+
+
+def _value_at(data: Any, loc: list[str]) -> Any:
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def _model_of(annotation: Any) -> Any:
+    from typing import get_args, get_origin
+
+    origin = get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin is dict:
+        return _DictOf(get_args(annotation)[1])
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+class _DictOf:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.model_fields: dict[str, Any] = {}
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(model, _DictOf):
+            model = _model_of(model.value)
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        model = _model_of(fields[part].annotation)
+        if model is None:
+            return []
+    if isinstance(model, _DictOf):
+        return []
+    fields = getattr(model, "model_fields", {})
+    names = []
+    for name, info in fields.items():
+        names.append(name)
+        alias = getattr(info, "validation_alias", None)
+        for choice in getattr(alias, "choices", []) or []:
+            if isinstance(choice, str):
+                names.append(choice)
+    return names
+
+
+def _message(err: Any, loc: list[str], data: Any) -> str:
+    kind = err["type"]
+    given = err.get("input")
+    if kind == "extra_forbidden":
+        known = _known_keys(loc)
+        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if known else []
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return f"unknown key{hint}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        options = "|".join(re.findall(r"'([^']*)'", expected)) or expected
+        return f"expected one of {options}, got {_show(given)}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {_show(given)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {_show(given)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {_show(given)}"
+    if kind == "string_type":
+        return f"expected a string, got {_show(given)}"
+    if kind == "list_type":
+        return f"expected a list [...], got {_show(given)}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected an object {{...}}, got {_show(given)}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{err['msg'].lower()}, got {_show(given)}"
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    return f"{err['msg']}, got {_show(given)}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _type_name(value: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _with_lines(problems: list[ConfigProblem], lines: dict[str, int]) -> list[ConfigProblem]:
+    out = []
+    for p in problems:
+        line = p.line
+        if line is None:
+            parts = p.path.split(".") if p.path else []
+            while parts and ".".join(parts) not in lines:
+                parts.pop()
+            line = lines.get(".".join(parts)) if parts else None
+        out.append(ConfigProblem(p.path, p.message, line))
+    return out

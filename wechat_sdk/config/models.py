@@ -1,0 +1,215 @@
+"""Pydantic models of the ``channels.wechat`` block.
+
+Key names are the seed's camelCase. Every model forbids unknown keys (a typo must not
+silently do nothing). Cross-field rules live in :mod:`wechat_sdk.config.accounts`,
+because they apply to each account after inheritance.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "AccountConfig",
+    "ChannelsConfig",
+    "Config",
+    "DraftChunkConfig",
+    "GroupConfig",
+    "HealthConfig",
+    "PacingConfig",
+    "PuppetOptions",
+    "TlsOptions",
+    "ToolPolicy",
+    "WechatConfig",
+]
+
+DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
+GroupPolicy = Literal["open", "allowlist", "disabled"]
+StreamMode = Literal["off", "partial", "block"]
+ChunkMode = Literal["length", "newline"]
+MarkdownMode = Literal["plain", "keep"]
+BreakPreference = Literal["paragraph", "newline", "sentence"]
+
+AllowEntry = Annotated[str | int, Field(description="a WeChat contact id (wxid), or \"*\"")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, validate_default=True)
+
+
+class TlsOptions(_Strict):
+    """TLS for a Puppet Service connection."""
+
+    caFile: str | None = Field(None, description="PEM file of the CA that signed the server")
+    serverName: str | None = Field(
+        None, description='name to verify in the server certificate (default "insecure")'
+    )
+
+
+class PuppetOptions(BaseModel):
+    """Options of the puppet. Keys not listed here are handed to a Node puppet as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    endpoint: str | None = Field(None, description='Puppet Service address "host:port"')
+    token: str | None = Field(None, description="Puppet Service token (a secret: never logged)")
+    tls: bool | TlsOptions | None = Field(
+        None,
+        description="false for plaintext, or {caFile, serverName}; default TLS for insecure_ tokens",
+    )
+    discoveryUrl: str | None = Field(
+        None, description="base URL of the token discovery service (used without endpoint)"
+    )
+
+
+class ToolPolicy(_Strict):
+    """OpenClaw's tool policy form: ``{allow, alsoAllow, deny}``."""
+
+    allow: list[str] | None = Field(None, description="the tools allowed (None: all registered)")
+    alsoAllow: list[str] = Field(default_factory=list, description="added to allow")
+    deny: list[str] = Field(default_factory=list, description="removed last; wins over allow")
+
+
+class GroupConfig(_Strict):
+    """Settings of one group (or of every group, under ``"*"``)."""
+
+    requireMention: bool | None = Field(
+        None, description="answer only when mentioned (default true)"
+    )
+    tools: list[str] | ToolPolicy | None = Field(
+        None, description="tools the agent may use in this group: a list or {allow, alsoAllow, deny}"
+    )
+    enabled: bool | None = Field(None, description="false ignores this group entirely")
+
+
+class DraftChunkConfig(_Strict):
+    """Block sizes when streaming a reply in blocks."""
+
+    minChars: int = Field(200, ge=1, description="smallest block sent on an idle pause")
+    maxChars: int = Field(800, ge=1, description="largest block (clamped to textChunkLimit)")
+    idleMs: int = Field(1000, ge=0, description="pause of the agent that flushes a block")
+    breakPreference: BreakPreference = Field(
+        "paragraph", description="preferred break when cutting a block"
+    )
+
+
+class PacingConfig(_Strict):
+    """Per-account send rate limit (anti-ban)."""
+
+    perSecond: float = Field(1.0, gt=0, description="sustained messages per second")
+    burst: int = Field(5, ge=1, description="messages that may go at once after a quiet period")
+    chunkGapMs: int = Field(1000, ge=0, description="minimum gap between chunks of one reply")
+    jitterMs: int = Field(300, ge=0, description="random extra delay, up to this much")
+
+
+class HealthConfig(_Strict):
+    """Optional HTTP health endpoints (/healthz, /readyz) on 127.0.0.1."""
+
+    port: int = Field(ge=1, le=65535, description="TCP port on 127.0.0.1")
+
+
+class AccountConfig(_Strict):
+    """Every key an account may set. The top level of ``channels.wechat`` sets the same
+    keys for all accounts; an account's own keys override them (shallow)."""
+
+    enabled: bool = Field(True, description="false stops this account (or, at the top, all)")
+    name: str | None = Field(None, description="the bot's display name, used in messages")
+    puppet: str = Field(
+        "wechaty-puppet-wechat",
+        description='"simulator", "wechaty-puppet-service", or a Node puppet package name',
+    )
+    puppetOptions: PuppetOptions = Field(
+        default_factory=PuppetOptions, description="options of the puppet"
+    )
+    qrCode: bool = Field(True, description="draw the login QR code in the terminal")
+    qrMaxTimeouts: int = Field(
+        3, ge=1, description="QR codes that may time out before the account stops"
+    )
+    dmPolicy: DmPolicy = Field("pairing", description="who may talk to the bot in DMs")
+    allowFrom: list[AllowEntry] | None = Field(
+        None, description="contact ids allowed in DMs; \"*\" for everyone"
+    )
+    groupPolicy: GroupPolicy = Field("open", description="which groups the bot listens to")
+    groupAllowFrom: list[AllowEntry] | None = Field(
+        None, description="senders allowed in groups (allowlist policy)"
+    )
+    groups: dict[str, GroupConfig] = Field(
+        default_factory=dict, description='per-group settings by room id, or "*" for all'
+    )
+    mentionAll: bool = Field(False, description="whether @all / @所有人 counts as a mention")
+    historyLimit: int = Field(
+        20, ge=0, le=200, description="unanswered group messages given as context (0: none)"
+    )
+    dmHistoryLimit: int = Field(10, ge=0, le=200, description="earlier DM turns given as context")
+    textChunkLimit: int = Field(2048, ge=1, le=20000, description="longest single text message")
+    chunkMode: ChunkMode = Field("length", description='"newline" packs whole paragraphs')
+    markdown: MarkdownMode = Field("plain", description="turn markdown into plain text or keep it")
+    streamMode: StreamMode = Field(
+        "partial", description="streaming of agent output; WeChat cannot edit, so it sends blocks"
+    )
+    blockStreaming: bool = Field(True, description="send a streaming agent's text in blocks")
+    draftChunk: DraftChunkConfig = Field(
+        default_factory=DraftChunkConfig, description="block sizes for streaming"
+    )
+    pacing: PacingConfig | Literal[False] = Field(
+        default_factory=PacingConfig, description="send rate limit; false turns it off"
+    )
+    mediaMaxMb: float = Field(30, gt=0, description="largest media file downloaded or sent")
+    mediaMaxAgeHours: float = Field(
+        168, gt=0, description="inbound media older than this is deleted"
+    )
+    pairingNotify: str | None = Field(
+        None, description="contact id told of each new pairing request"
+    )
+    pairingMessage: str | None = Field(
+        None,
+        description="text sent to a stranger; {code}, {senderId}, {botName} and {command} are filled in",
+    )
+    errorNotice: str | Literal[False] = Field(
+        "Sorry, something went wrong while answering. Please try again.",
+        description="sent when the agent fails; false sends nothing",
+    )
+    health: HealthConfig | None = Field(None, description="HTTP health endpoints")
+    stateDir: str | None = Field(None, description="state directory (default ~/.clawdbot/wechat)")
+
+    @field_validator("allowFrom", "groupAllowFrom", mode="before")
+    @classmethod
+    def _entries_are_ids(cls, value: object) -> object:
+        if isinstance(value, list):
+            for entry in value:
+                if isinstance(entry, bool) or not isinstance(entry, str | int):
+                    raise ValueError(
+                        f"entries must be contact ids (strings), got {entry!r}"
+                    )
+        return value
+
+
+class WechatConfig(AccountConfig):
+    """The whole ``channels.wechat`` block."""
+
+    accounts: dict[str, AccountConfig] | None = Field(
+        None, description="several WeChat accounts; each inherits the top-level keys"
+    )
+    defaultAccountId: str | None = Field(
+        None,
+        description="account used for proactive sends (alias: defaultAccount)",
+        validation_alias=AliasChoices("defaultAccountId", "defaultAccount"),
+    )
+
+
+class ChannelsConfig(BaseModel):
+    """The ``channels`` block. Other channels belong to other programs and are left alone."""
+
+    model_config = ConfigDict(extra="allow")
+
+    wechat: WechatConfig = Field(default_factory=WechatConfig)
+
+
+class Config(BaseModel):
+    """A whole config file. Only ``channels.wechat`` is read by this SDK."""
+
+    model_config = ConfigDict(extra="allow")
+
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)

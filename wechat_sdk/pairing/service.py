@@ -1,0 +1,234 @@
+"""Pairing: strangers get a code, the owner approves it. Pure logic over a PairingStore.
+
+The rules (see ``docs/pairing.md``): codes are 8 characters, unique among pending
+ones, matched case-insensitively; a request lives 1 hour; at most 3 live requests
+per account, and strangers beyond that get no reply and evict nobody; a sender with
+a live request keeps its code and gets no second reply.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import Literal
+
+from wechat_sdk.clock import Clock
+from wechat_sdk.pairing.codes import new_code, normalize_code
+from wechat_sdk.stores.base import ApprovedSender, PairingRequest, PairingStore
+
+__all__ = [
+    "DEFAULT_MAX_PENDING",
+    "DEFAULT_TTL_S",
+    "Challenge",
+    "Pairing",
+    "PairingError",
+    "approve_command",
+    "approved_message",
+    "owner_notice",
+    "pairing_message",
+]
+
+#: Live pending requests allowed per account.
+DEFAULT_MAX_PENDING = 3
+
+#: Seconds a pending request lives.
+DEFAULT_TTL_S = 3600.0
+
+_CLI = "wechat-sdk pairing"
+
+
+class PairingError(Exception):
+    """A pairing command could not be carried out; the message says what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """What :meth:`Pairing.challenge` decided for a sender who is not allowed yet.
+
+    - ``"new"``: a request was created; send :func:`pairing_message` once.
+    - ``"pending"``: the sender already has a live request (``request``); send nothing.
+    - ``"capped"``: the account has too many live requests; send nothing, log it.
+      ``request`` is None.
+    """
+
+    outcome: Literal["new", "pending", "capped"]
+    request: PairingRequest | None
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    for unit, size in (("day", 86_400), ("hour", 3600), ("minute", 60)):
+        if s >= size and s % size == 0:
+            n = s // size
+            return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+    return f"{s} second" if s == 1 else f"{s} seconds"
+
+
+def _account_flag(account_id: str | None, default_account_id: str | None = None) -> str:
+    if account_id is None or account_id == default_account_id:
+        return ""
+    return f" --account {account_id}"
+
+
+def approve_command(code: str, account_id: str, default_account_id: str) -> str:
+    """The exact owner command approving ``code`` (``--account`` only when not the default)."""
+    return f"{_CLI} approve {code}{_account_flag(account_id, default_account_id)}"
+
+
+def pairing_message(
+    bot_name: str,
+    sender_id: str,
+    code: str,
+    account_id: str,
+    default_account_id: str,
+    *,
+    ttl_s: float = DEFAULT_TTL_S,
+) -> str:
+    """The one reply a stranger gets: what the bot is, their WeChat id, the code, and
+    the command the owner runs to let them in."""
+    return (
+        f"Hi! This is {bot_name}, an AI assistant on WeChat. "
+        "It only answers people its owner has approved.\n"
+        "\n"
+        f"Your WeChat id: {sender_id}\n"
+        f"Pairing code: {code}\n"
+        "\n"
+        "Send this code to the owner. To let you in, they run:\n"
+        f"{approve_command(code, account_id, default_account_id)}\n"
+        "\n"
+        f"The code expires in {_duration(ttl_s)}."
+    )
+
+
+def owner_notice(
+    request: PairingRequest, default_account_id: str, *, ttl_s: float = DEFAULT_TTL_S
+) -> str:
+    """The note for the owner contact (``pairingNotify``) about a new request."""
+    flag = _account_flag(request.account_id, default_account_id)
+    where = f" (account {request.account_id})" if flag else ""
+    return (
+        f"New WeChat pairing request{where}: {request.sender_name} ({request.sender_id}) "
+        "wants to talk to the bot.\n"
+        f"Code: {request.code} (expires in {_duration(ttl_s)})\n"
+        f"Approve: {approve_command(request.code, request.account_id, default_account_id)}\n"
+        f"Deny: {_CLI} deny {request.code}{flag}"
+    )
+
+
+def approved_message(bot_name: str) -> str:
+    """The message sent to a sender approved with ``--notify``."""
+    return f"You're approved: {bot_name} will answer your messages from now on."
+
+
+class Pairing:
+    """Pairing decisions and owner commands over a :class:`PairingStore`.
+
+    ``clock`` gives the time of every decision (the virtual clock in tests).
+    """
+
+    def __init__(
+        self,
+        store: PairingStore,
+        clock: Clock,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        ttl_s: float = DEFAULT_TTL_S,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_pending = max_pending
+        self.ttl_s = ttl_s
+
+    def is_approved(self, account_id: str, sender_id: str) -> bool:
+        """True if the owner approved this sender on this account."""
+        return self.store.is_approved(account_id, sender_id)
+
+    def challenge(self, account_id: str, sender_id: str, sender_name: str) -> Challenge:
+        """Decide what to do about a DM from a sender who is not allowed.
+
+        Expired requests are purged first. Does not check approval: call it only for
+        senders that are neither in ``allowFrom`` nor approved.
+        """
+        now = self.clock.now()
+        self.store.purge_expired(now)
+        existing = self.store.get_request_for_sender(account_id, sender_id)
+        if existing is not None and existing.is_live(now):
+            return Challenge("pending", existing)
+        live = [r for r in self.store.list_requests(account_id) if r.is_live(now)]
+        if len(live) >= self.max_pending:
+            return Challenge("capped", None)
+        taken = {r.code for r in self.store.list_requests(None)}
+        for _ in range(10):
+            request = PairingRequest(
+                code=new_code(taken),
+                account_id=account_id,
+                sender_id=sender_id,
+                sender_name=sender_name,
+                created_at=now,
+                expires_at=now + self.ttl_s,
+            )
+            try:
+                self.store.add_request(request)
+            except ValueError:  # another process took the code meanwhile
+                taken.add(request.code)
+                continue
+            return Challenge("new", request)
+        raise PairingError("could not store a new pairing request")  # pragma: no cover
+
+    def list(self, account_id: str | None = None) -> builtins.list[PairingRequest]:
+        """Live pending requests, oldest first (every account's when ``account_id`` is None)."""
+        now = self.clock.now()
+        return [r for r in self.store.list_requests(account_id) if r.is_live(now)]
+
+    def _live_request(self, code: str, account_id: str | None) -> PairingRequest:
+        norm = normalize_code(code)
+        req = self.store.get_request_by_code(norm)
+        list_cmd = f"{_CLI} list{_account_flag(account_id)}"
+        ttl = _duration(self.ttl_s)
+        if req is None:
+            raise PairingError(
+                f'no pending pairing request with code "{norm}" '
+                f"(codes expire after {ttl}; list them with: {list_cmd})"
+            )
+        if not req.is_live(self.clock.now()):
+            raise PairingError(
+                f'pairing request "{norm}" from {req.sender_name} ({req.sender_id}) has '
+                f"expired (codes expire after {ttl}); the sender gets a new code by writing "
+                f"to the bot again; list pending codes with: {list_cmd}"
+            )
+        if account_id is not None and req.account_id != account_id:
+            raise PairingError(
+                f'pairing code "{norm}" belongs to account "{req.account_id}", not '
+                f'"{account_id}" (use --account {req.account_id}, or list them with: '
+                f"{list_cmd})"
+            )
+        return req
+
+    def approve(self, code: str, account_id: str | None = None) -> ApprovedSender:
+        """Approve the sender of a live request (atomically removing the request).
+
+        Raises :class:`PairingError` for an unknown or expired code, or one of another
+        account when ``account_id`` is given.
+        """
+        req = self._live_request(code, account_id)
+        approved = self.store.approve_request(req.code, self.clock.now(), req.account_id)
+        if approved is None:  # expired or handled by another process meanwhile
+            self._live_request(code, account_id)
+            raise PairingError(f'pairing request "{req.code}" was just handled elsewhere')
+        return approved
+
+    def deny(self, code: str, account_id: str | None = None) -> PairingRequest:
+        """Delete a live request; the sender stays unapproved. Errors as :meth:`approve`."""
+        req = self._live_request(code, account_id)
+        deleted = self.store.delete_request(req.code)
+        if deleted is None:
+            raise PairingError(f'pairing request "{req.code}" was just handled elsewhere')
+        return deleted
+
+    def revoke(self, account_id: str, sender_id: str) -> bool:
+        """Withdraw an approval; True if the sender was approved."""
+        return self.store.remove_approved(account_id, sender_id)
+
+    def approved(self, account_id: str) -> builtins.list[ApprovedSender]:
+        """The account's approved senders, oldest approval first."""
+        return self.store.list_approved(account_id)

@@ -1,0 +1,51 @@
+"""Stores: pairing rows, conversation history and the dedupe window.
+
+The ports are in :mod:`wechat_sdk.stores.base`; :class:`MemoryStore` and
+:class:`SqliteStore` implement them (the latter is the durable default).
+"""
+
+from __future__ import annotations
+
+from wechat_sdk.stores.base import (
+    CHANNEL,
+    DEFAULT_DEDUPE_MAX_ENTRIES,
+    DEFAULT_MAX_CONVERSATIONS,
+    ApprovedSender,
+    DedupeStore,
+    HistoryStore,
+    PairingRequest,
+    PairingStore,
+    Store,
+)
+from wechat_sdk.stores.memory import (
+    MemoryDedupeStore,
+    MemoryHistoryStore,
+    MemoryPairingStore,
+    MemoryStore,
+)
+from wechat_sdk.stores.sqlite import (
+    DEFAULT_DB_NAME,
+    SCHEMA_VERSION,
+    SqliteStore,
+    StoreSchemaError,
+)
+
+__all__ = [
+    "CHANNEL",
+    "DEFAULT_DB_NAME",
+    "DEFAULT_DEDUPE_MAX_ENTRIES",
+    "DEFAULT_MAX_CONVERSATIONS",
+    "SCHEMA_VERSION",
+    "ApprovedSender",
+    "DedupeStore",
+    "HistoryStore",
+    "MemoryDedupeStore",
+    "MemoryHistoryStore",
+    "MemoryPairingStore",
+    "MemoryStore",
+    "PairingRequest",
+    "PairingStore",
+    "SqliteStore",
+    "Store",
+    "StoreSchemaError",
+]

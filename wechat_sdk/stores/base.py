@@ -1,0 +1,192 @@
+"""The Stores port: pairing rows, conversation history and the dedupe window.
+
+Every store is keyed by channel (``"wechat"``, fixed per store instance) and account
+id, so several accounts share one store without seeing each other's rows. The
+in-memory and SQLite implementations pass one shared contract test suite
+(``tests/unit/test_stores_contract.py``); the behaviour documented here is that
+contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from wechat_sdk.agent import HistoryEntry
+
+__all__ = [
+    "CHANNEL",
+    "DEFAULT_DEDUPE_MAX_ENTRIES",
+    "DEFAULT_MAX_CONVERSATIONS",
+    "ApprovedSender",
+    "DedupeStore",
+    "HistoryStore",
+    "PairingRequest",
+    "PairingStore",
+    "Store",
+]
+
+#: The channel every store row belongs to unless a store is built for another one.
+CHANNEL = "wechat"
+
+#: Default bound on tracked history conversations per account.
+DEFAULT_MAX_CONVERSATIONS = 1000
+
+#: Default bound on remembered message ids per account.
+DEFAULT_DEDUPE_MAX_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class PairingRequest:
+    """A pending pairing request: a stranger asked to talk to the bot.
+
+    ``code`` is stored upper case. Times are seconds since the epoch of the
+    gateway's clock.
+    """
+
+    code: str
+    account_id: str
+    sender_id: str
+    sender_name: str
+    created_at: float
+    expires_at: float
+
+    def is_live(self, now: float) -> bool:
+        """True while the request has not expired at ``now``."""
+        return now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedSender:
+    """A sender the owner approved for DMs on one account."""
+
+    account_id: str
+    sender_id: str
+    approved_at: float
+
+
+class PairingStore(Protocol):
+    """Pending pairing requests and approved senders, per account.
+
+    Codes are unique among pending requests of the channel (all accounts) and are
+    looked up case-insensitively. A sender has at most one pending request per
+    account.
+    """
+
+    def add_request(self, request: PairingRequest) -> None:
+        """Store a pending request (its code upper-cased).
+
+        Replaces an earlier request of the same sender on the same account.
+        Raises :class:`ValueError` when another pending request already has the code.
+        """
+        ...
+
+    def get_request_by_code(self, code: str) -> PairingRequest | None:
+        """The pending request with ``code`` (case-insensitive, surrounding spaces
+        ignored), expired or not; None if there is none."""
+        ...
+
+    def get_request_for_sender(self, account_id: str, sender_id: str) -> PairingRequest | None:
+        """The sender's pending request on that account, expired or not."""
+        ...
+
+    def list_requests(self, account_id: str | None = None) -> list[PairingRequest]:
+        """Pending requests (expired ones included until purged), oldest first;
+        every account's when ``account_id`` is None."""
+        ...
+
+    def delete_request(self, code: str) -> PairingRequest | None:
+        """Remove the pending request with ``code`` (case-insensitive); return it,
+        or None if there was none."""
+        ...
+
+    def approve_request(
+        self, code: str, now: float, account_id: str | None = None
+    ) -> ApprovedSender | None:
+        """Atomically turn the live request ``code`` into an approved sender.
+
+        In one transaction: the request is deleted and its sender added to the
+        approved senders with ``approved_at=now``. Returns None, changing nothing,
+        when no request has the code, it expired at ``now``, or ``account_id`` is
+        given and the request belongs to another account.
+        """
+        ...
+
+    def add_approved(self, account_id: str, sender_id: str, approved_at: float) -> ApprovedSender:
+        """Approve a sender directly (an existing approval gets the new time)."""
+        ...
+
+    def remove_approved(self, account_id: str, sender_id: str) -> bool:
+        """Revoke an approval; True if the sender was approved."""
+        ...
+
+    def is_approved(self, account_id: str, sender_id: str) -> bool:
+        """True if the sender is approved on that account."""
+        ...
+
+    def list_approved(self, account_id: str) -> list[ApprovedSender]:
+        """The account's approved senders, oldest approval first."""
+        ...
+
+    def purge_expired(self, now: float) -> int:
+        """Delete every request expired at ``now``; return how many were deleted."""
+        ...
+
+
+class HistoryStore(Protocol):
+    """Recent messages per conversation, handed to the agent as context.
+
+    ``key`` names a conversation within an account (a room id or a contact id).
+    At most ``max_conversations`` conversations are tracked per account: when
+    appending to a new conversation exceeds it, the conversation appended to least
+    recently is forgotten. Reads do not count as use.
+    """
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        """Add ``entry`` and keep at most the ``limit`` newest entries of that
+        conversation (``limit <= 0`` forgets the conversation)."""
+        ...
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        """The conversation's entries, oldest first (empty if unknown)."""
+        ...
+
+    def clear(self, account_id: str, key: str) -> None:
+        """Forget the conversation."""
+        ...
+
+
+class DedupeStore(Protocol):
+    """Recently seen message ids per account, bounded (oldest forgotten first)."""
+
+    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+        """True if ``message_id`` was recorded less than ``ttl`` seconds before ``now``.
+
+        Otherwise record it as seen at ``now`` and return False. A duplicate does
+        not extend its own window.
+        """
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The bundle the gateway is given: one of each store, closed together."""
+
+    @property
+    def pairing(self) -> PairingStore:
+        """Pending pairing requests and approved senders."""
+        ...
+
+    @property
+    def history(self) -> HistoryStore:
+        """Conversation history."""
+        ...
+
+    @property
+    def dedupe(self) -> DedupeStore:
+        """The dedupe window."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (idempotent)."""
+        ...

@@ -1,0 +1,211 @@
+"""In-memory stores: fast, per process, gone at exit. For tests and ``stateDir``-less runs."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.stores.base import (
+    CHANNEL,
+    DEFAULT_DEDUPE_MAX_ENTRIES,
+    DEFAULT_MAX_CONVERSATIONS,
+    ApprovedSender,
+    PairingRequest,
+)
+
+__all__ = ["MemoryDedupeStore", "MemoryHistoryStore", "MemoryPairingStore", "MemoryStore"]
+
+
+def _norm(code: str) -> str:
+    return code.strip().upper()
+
+
+class MemoryPairingStore:
+    """:class:`~wechat_sdk.stores.base.PairingStore` held in dicts."""
+
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
+        self._requests: dict[str, PairingRequest] = {}  # by upper-case code
+        self._approved: dict[tuple[str, str], ApprovedSender] = {}
+
+    def add_request(self, request: PairingRequest) -> None:
+        """See :meth:`PairingStore.add_request`."""
+        code = _norm(request.code)
+        if code in self._requests:
+            raise ValueError(f"pairing code {code!r} is already pending")
+        old = self.get_request_for_sender(request.account_id, request.sender_id)
+        if old is not None:
+            del self._requests[old.code]
+        self._requests[code] = PairingRequest(
+            code=code,
+            account_id=request.account_id,
+            sender_id=request.sender_id,
+            sender_name=request.sender_name,
+            created_at=request.created_at,
+            expires_at=request.expires_at,
+        )
+
+    def get_request_by_code(self, code: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.get_request_by_code`."""
+        return self._requests.get(_norm(code))
+
+    def get_request_for_sender(self, account_id: str, sender_id: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.get_request_for_sender`."""
+        for r in self._requests.values():
+            if r.account_id == account_id and r.sender_id == sender_id:
+                return r
+        return None
+
+    def list_requests(self, account_id: str | None = None) -> list[PairingRequest]:
+        """See :meth:`PairingStore.list_requests`."""
+        rows = [
+            r for r in self._requests.values() if account_id is None or r.account_id == account_id
+        ]
+        return sorted(rows, key=lambda r: (r.created_at, r.code))
+
+    def delete_request(self, code: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.delete_request`."""
+        return self._requests.pop(_norm(code), None)
+
+    def approve_request(
+        self, code: str, now: float, account_id: str | None = None
+    ) -> ApprovedSender | None:
+        """See :meth:`PairingStore.approve_request`."""
+        req = self._requests.get(_norm(code))
+        if req is None or not req.is_live(now):
+            return None
+        if account_id is not None and req.account_id != account_id:
+            return None
+        # Add first, delete last: if adding fails, the request is still pending.
+        approved = self._upsert_approved(req.account_id, req.sender_id, now)
+        del self._requests[req.code]
+        return approved
+
+    def _upsert_approved(
+        self, account_id: str, sender_id: str, approved_at: float
+    ) -> ApprovedSender:
+        row = ApprovedSender(account_id=account_id, sender_id=sender_id, approved_at=approved_at)
+        self._approved.pop((account_id, sender_id), None)
+        self._approved[(account_id, sender_id)] = row
+        return row
+
+    def add_approved(self, account_id: str, sender_id: str, approved_at: float) -> ApprovedSender:
+        """See :meth:`PairingStore.add_approved`."""
+        return self._upsert_approved(account_id, sender_id, approved_at)
+
+    def remove_approved(self, account_id: str, sender_id: str) -> bool:
+        """See :meth:`PairingStore.remove_approved`."""
+        return self._approved.pop((account_id, sender_id), None) is not None
+
+    def is_approved(self, account_id: str, sender_id: str) -> bool:
+        """See :meth:`PairingStore.is_approved`."""
+        return (account_id, sender_id) in self._approved
+
+    def list_approved(self, account_id: str) -> list[ApprovedSender]:
+        """See :meth:`PairingStore.list_approved`."""
+        rows = [a for a in self._approved.values() if a.account_id == account_id]
+        return sorted(rows, key=lambda a: (a.approved_at, a.sender_id))
+
+    def purge_expired(self, now: float) -> int:
+        """See :meth:`PairingStore.purge_expired`."""
+        dead = [c for c, r in self._requests.items() if not r.is_live(now)]
+        for c in dead:
+            del self._requests[c]
+        return len(dead)
+
+
+class MemoryHistoryStore:
+    """:class:`~wechat_sdk.stores.base.HistoryStore` with an LRU of conversations per account."""
+
+    def __init__(
+        self, max_conversations: int = DEFAULT_MAX_CONVERSATIONS, channel: str = CHANNEL
+    ) -> None:
+        if max_conversations < 1:
+            raise ValueError("max_conversations must be at least 1")
+        self.channel = channel
+        self.max_conversations = max_conversations
+        self._accounts: dict[str, OrderedDict[str, deque[HistoryEntry]]] = {}
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        """See :meth:`HistoryStore.append`."""
+        if limit <= 0:
+            self.clear(account_id, key)
+            return
+        convs = self._accounts.setdefault(account_id, OrderedDict())
+        entries = convs.pop(key, None)
+        if entries is None or entries.maxlen != limit:
+            entries = deque(entries or (), maxlen=limit)
+        entries.append(entry)
+        convs[key] = entries
+        while len(convs) > self.max_conversations:
+            convs.popitem(last=False)
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        """See :meth:`HistoryStore.get`."""
+        convs = self._accounts.get(account_id)
+        entries = convs.get(key) if convs is not None else None
+        return list(entries) if entries is not None else []
+
+    def clear(self, account_id: str, key: str) -> None:
+        """See :meth:`HistoryStore.clear`."""
+        convs = self._accounts.get(account_id)
+        if convs is not None:
+            convs.pop(key, None)
+            if not convs:
+                del self._accounts[account_id]
+
+
+class MemoryDedupeStore:
+    """:class:`~wechat_sdk.stores.base.DedupeStore` as an insertion-ordered dict per account."""
+
+    def __init__(
+        self, max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES, channel: str = CHANNEL
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.channel = channel
+        self.max_entries = max_entries
+        self._seen: dict[str, OrderedDict[str, float]] = {}
+
+    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+        """See :meth:`DedupeStore.check_and_add`."""
+        seen = self._seen.setdefault(account_id, OrderedDict())
+        at = seen.get(message_id)
+        if at is not None and now - at < ttl:
+            return True
+        seen.pop(message_id, None)
+        # Oldest first: drop the expired head cheaply, then enforce the bound.
+        while seen:
+            first_at = next(iter(seen.values()))
+            if now - first_at < ttl:
+                break
+            seen.popitem(last=False)
+        seen[message_id] = now
+        while len(seen) > self.max_entries:
+            seen.popitem(last=False)
+        return False
+
+
+class MemoryStore:
+    """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle."""
+
+    def __init__(
+        self,
+        *,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
+        channel: str = CHANNEL,
+    ) -> None:
+        self.channel = channel
+        self.pairing = MemoryPairingStore(channel)
+        self.history = MemoryHistoryStore(max_conversations, channel)
+        self.dedupe = MemoryDedupeStore(dedupe_max_entries, channel)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

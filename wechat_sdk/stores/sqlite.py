@@ -1,0 +1,554 @@
+"""SQLite stores: one durable file shared by the gateway and the CLI.
+
+Design:
+
+- One database file (``<stateDir>/wechat-sdk.sqlite3`` by default); its directory is
+  made (or tightened to) mode 0700 and the file 0600. SQLite gives its ``-wal`` and
+  ``-shm`` files the database file's mode.
+- WAL journal, ``synchronous=FULL``: a committed transaction survives a crash or a
+  kill; an uncommitted one leaves no trace.
+- Autocommit connection (``isolation_level=None``): reads never hold a transaction
+  open, so they see what another process committed at once. Every write is one short
+  ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
+- The schema version lives in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.stores.base import (
+    CHANNEL,
+    DEFAULT_DEDUPE_MAX_ENTRIES,
+    DEFAULT_MAX_CONVERSATIONS,
+    ApprovedSender,
+    PairingRequest,
+)
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "SCHEMA_VERSION",
+    "SqliteDedupeStore",
+    "SqliteHistoryStore",
+    "SqlitePairingStore",
+    "SqliteStore",
+    "StoreSchemaError",
+]
+
+#: File name of the database inside the state directory.
+DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
+
+#: The schema this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA_V1: Final = """
+CREATE TABLE IF NOT EXISTS pairing_requests (
+    channel     TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    PRIMARY KEY (channel, code),
+    UNIQUE (channel, account_id, sender_id)
+);
+CREATE TABLE IF NOT EXISTS approved_senders (
+    channel     TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    approved_at REAL NOT NULL,
+    PRIMARY KEY (channel, account_id, sender_id)
+);
+CREATE TABLE IF NOT EXISTS history_conversations (
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    conv_key   TEXT NOT NULL,
+    last_used  INTEGER NOT NULL,
+    PRIMARY KEY (channel, account_id, conv_key)
+);
+CREATE INDEX IF NOT EXISTS history_conversations_lru
+    ON history_conversations (channel, account_id, last_used);
+CREATE TABLE IF NOT EXISTS history_entries (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    conv_key    TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    timestamp   REAL NOT NULL,
+    message_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_entries_conv
+    ON history_entries (channel, account_id, conv_key, seq);
+CREATE TABLE IF NOT EXISTS dedupe (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seen_at    REAL NOT NULL,
+    UNIQUE (channel, account_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS dedupe_age ON dedupe (channel, account_id, seen_at);
+CREATE INDEX IF NOT EXISTS dedupe_order ON dedupe (channel, account_id, seq);
+"""
+
+
+class StoreSchemaError(RuntimeError):
+    """The database was written by a newer version of wechat-sdk."""
+
+
+def _norm(code: str) -> str:
+    return code.strip().upper()
+
+
+def _secure_dir(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
+        os.chmod(directory, 0o700)
+
+
+def _secure_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o177:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class _Db:
+    """The shared connection: a lock and short transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(
+            str(path), timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA foreign_keys = ON")
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a query outside any transaction (sees every committed change)."""
+        with self.lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def migrate(self) -> None:
+        with self.write() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreSchemaError(
+                    f"{self.path} has schema version {version}, newer than this wechat-sdk "
+                    f"understands ({SCHEMA_VERSION}); upgrade wechat-sdk"
+                )
+            if version < 1:
+                for statement in _SCHEMA_V1.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+_REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at"
+
+
+def _request(row: Any) -> PairingRequest:
+    return PairingRequest(
+        code=row[0],
+        account_id=row[1],
+        sender_id=row[2],
+        sender_name=row[3],
+        created_at=row[4],
+        expires_at=row[5],
+    )
+
+
+class SqlitePairingStore:
+    """:class:`~wechat_sdk.stores.base.PairingStore` over the shared database."""
+
+    def __init__(self, db: _Db, channel: str = CHANNEL) -> None:
+        self._db = db
+        self.channel = channel
+
+    def add_request(self, request: PairingRequest) -> None:
+        """See :meth:`PairingStore.add_request`."""
+        code = _norm(request.code)
+        with self._db.write() as conn:
+            taken = conn.execute(
+                "SELECT 1 FROM pairing_requests WHERE channel = ? AND code = ?",
+                (self.channel, code),
+            ).fetchone()
+            if taken is not None:
+                raise ValueError(f"pairing code {code!r} is already pending")
+            conn.execute(
+                "DELETE FROM pairing_requests WHERE channel = ? AND account_id = ? "
+                "AND sender_id = ?",
+                (self.channel, request.account_id, request.sender_id),
+            )
+            conn.execute(
+                f"INSERT INTO pairing_requests (channel, {_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.channel,
+                    code,
+                    request.account_id,
+                    request.sender_id,
+                    request.sender_name,
+                    request.created_at,
+                    request.expires_at,
+                ),
+            )
+
+    def get_request_by_code(self, code: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.get_request_by_code`."""
+        rows = self._db.read(
+            f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? AND code = ?",
+            (self.channel, _norm(code)),
+        )
+        return _request(rows[0]) if rows else None
+
+    def get_request_for_sender(self, account_id: str, sender_id: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.get_request_for_sender`."""
+        rows = self._db.read(
+            f"SELECT {_REQ_COLS} FROM pairing_requests "
+            "WHERE channel = ? AND account_id = ? AND sender_id = ?",
+            (self.channel, account_id, sender_id),
+        )
+        return _request(rows[0]) if rows else None
+
+    def list_requests(self, account_id: str | None = None) -> list[PairingRequest]:
+        """See :meth:`PairingStore.list_requests`."""
+        if account_id is None:
+            rows = self._db.read(
+                f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? "
+                "ORDER BY created_at, code",
+                (self.channel,),
+            )
+        else:
+            rows = self._db.read(
+                f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? AND account_id = ? "
+                "ORDER BY created_at, code",
+                (self.channel, account_id),
+            )
+        return [_request(r) for r in rows]
+
+    def delete_request(self, code: str) -> PairingRequest | None:
+        """See :meth:`PairingStore.delete_request`."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                f"DELETE FROM pairing_requests WHERE channel = ? AND code = ? "
+                f"RETURNING {_REQ_COLS}",
+                (self.channel, _norm(code)),
+            ).fetchone()
+        return _request(row) if row is not None else None
+
+    def approve_request(
+        self, code: str, now: float, account_id: str | None = None
+    ) -> ApprovedSender | None:
+        """See :meth:`PairingStore.approve_request` (one transaction)."""
+        with self._db.write() as conn:
+            row = conn.execute(
+                f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? AND code = ?",
+                (self.channel, _norm(code)),
+            ).fetchone()
+            if row is None:
+                return None
+            req = _request(row)
+            if not req.is_live(now) or (account_id is not None and req.account_id != account_id):
+                return None
+            conn.execute(
+                "DELETE FROM pairing_requests WHERE channel = ? AND code = ?",
+                (self.channel, req.code),
+            )
+            return self._upsert_approved(conn, req.account_id, req.sender_id, now)
+
+    def _upsert_approved(
+        self, conn: sqlite3.Connection, account_id: str, sender_id: str, approved_at: float
+    ) -> ApprovedSender:
+        conn.execute(
+            "INSERT INTO approved_senders (channel, account_id, sender_id, approved_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (channel, account_id, sender_id) "
+            "DO UPDATE SET approved_at = excluded.approved_at",
+            (self.channel, account_id, sender_id, approved_at),
+        )
+        return ApprovedSender(account_id=account_id, sender_id=sender_id, approved_at=approved_at)
+
+    def add_approved(self, account_id: str, sender_id: str, approved_at: float) -> ApprovedSender:
+        """See :meth:`PairingStore.add_approved`."""
+        with self._db.write() as conn:
+            return self._upsert_approved(conn, account_id, sender_id, approved_at)
+
+    def remove_approved(self, account_id: str, sender_id: str) -> bool:
+        """See :meth:`PairingStore.remove_approved`."""
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM approved_senders WHERE channel = ? AND account_id = ? "
+                "AND sender_id = ?",
+                (self.channel, account_id, sender_id),
+            )
+            return cur.rowcount > 0
+
+    def is_approved(self, account_id: str, sender_id: str) -> bool:
+        """See :meth:`PairingStore.is_approved`."""
+        return bool(
+            self._db.read(
+                "SELECT 1 FROM approved_senders WHERE channel = ? AND account_id = ? "
+                "AND sender_id = ?",
+                (self.channel, account_id, sender_id),
+            )
+        )
+
+    def list_approved(self, account_id: str) -> list[ApprovedSender]:
+        """See :meth:`PairingStore.list_approved`."""
+        rows = self._db.read(
+            "SELECT account_id, sender_id, approved_at FROM approved_senders "
+            "WHERE channel = ? AND account_id = ? ORDER BY approved_at, sender_id",
+            (self.channel, account_id),
+        )
+        return [ApprovedSender(account_id=r[0], sender_id=r[1], approved_at=r[2]) for r in rows]
+
+    def purge_expired(self, now: float) -> int:
+        """See :meth:`PairingStore.purge_expired`."""
+        # Reading first keeps the common case (nothing expired) free of a write.
+        if not self._db.read(
+            "SELECT 1 FROM pairing_requests WHERE channel = ? AND expires_at <= ? LIMIT 1",
+            (self.channel, now),
+        ):
+            return 0
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM pairing_requests WHERE channel = ? AND expires_at <= ?",
+                (self.channel, now),
+            )
+            return cur.rowcount
+
+
+class SqliteHistoryStore:
+    """:class:`~wechat_sdk.stores.base.HistoryStore` over the shared database."""
+
+    def __init__(
+        self,
+        db: _Db,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        channel: str = CHANNEL,
+    ) -> None:
+        if max_conversations < 1:
+            raise ValueError("max_conversations must be at least 1")
+        self._db = db
+        self.max_conversations = max_conversations
+        self.channel = channel
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        """See :meth:`HistoryStore.append`."""
+        if limit <= 0:
+            self.clear(account_id, key)
+            return
+        ch = self.channel
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "INSERT INTO history_entries (channel, account_id, conv_key, role, sender_id, "
+                "sender_name, text, timestamp, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ch,
+                    account_id,
+                    key,
+                    entry.role,
+                    entry.sender_id,
+                    entry.sender_name,
+                    entry.text,
+                    entry.timestamp,
+                    entry.message_id,
+                ),
+            )
+            seq = cur.lastrowid
+            conn.execute(
+                "INSERT INTO history_conversations (channel, account_id, conv_key, last_used) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (channel, account_id, conv_key) "
+                "DO UPDATE SET last_used = excluded.last_used",
+                (ch, account_id, key, seq),
+            )
+            conn.execute(
+                "DELETE FROM history_entries WHERE channel = ? AND account_id = ? "
+                "AND conv_key = ? AND seq <= (SELECT seq FROM history_entries "
+                "WHERE channel = ? AND account_id = ? AND conv_key = ? "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (ch, account_id, key, ch, account_id, key, limit),
+            )
+            evicted = conn.execute(
+                "SELECT conv_key FROM history_conversations WHERE channel = ? "
+                "AND account_id = ? ORDER BY last_used DESC LIMIT -1 OFFSET ?",
+                (ch, account_id, self.max_conversations),
+            ).fetchall()
+            for (old_key,) in evicted:
+                self._forget(conn, account_id, old_key)
+
+    def _forget(self, conn: sqlite3.Connection, account_id: str, key: str) -> None:
+        for table in ("history_entries", "history_conversations"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE channel = ? AND account_id = ? AND conv_key = ?",
+                (self.channel, account_id, key),
+            )
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        """See :meth:`HistoryStore.get`."""
+        rows = self._db.read(
+            "SELECT role, sender_id, sender_name, text, timestamp, message_id "
+            "FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ? "
+            "ORDER BY seq",
+            (self.channel, account_id, key),
+        )
+        return [
+            HistoryEntry(
+                role=r[0],
+                sender_id=r[1],
+                sender_name=r[2],
+                text=r[3],
+                timestamp=r[4],
+                message_id=r[5],
+            )
+            for r in rows
+        ]
+
+    def clear(self, account_id: str, key: str) -> None:
+        """See :meth:`HistoryStore.clear`."""
+        with self._db.write() as conn:
+            self._forget(conn, account_id, key)
+
+
+class SqliteDedupeStore:
+    """:class:`~wechat_sdk.stores.base.DedupeStore` over the shared database."""
+
+    def __init__(
+        self, db: _Db, max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES, channel: str = CHANNEL
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._db = db
+        self.max_entries = max_entries
+        self.channel = channel
+
+    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+        """See :meth:`DedupeStore.check_and_add`."""
+        ch = self.channel
+        with self._db.write() as conn:
+            row = conn.execute(
+                "SELECT seen_at FROM dedupe WHERE channel = ? AND account_id = ? "
+                "AND message_id = ?",
+                (ch, account_id, message_id),
+            ).fetchone()
+            if row is not None and now - float(row[0]) < ttl:
+                return True
+            conn.execute(
+                "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND message_id = ?",
+                (ch, account_id, message_id),
+            )
+            conn.execute(
+                "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND seen_at <= ?",
+                (ch, account_id, now - ttl),
+            )
+            conn.execute(
+                "INSERT INTO dedupe (channel, account_id, message_id, seen_at) VALUES (?, ?, ?, ?)",
+                (ch, account_id, message_id, now),
+            )
+            conn.execute(
+                "DELETE FROM dedupe WHERE seq IN (SELECT seq FROM dedupe WHERE channel = ? "
+                "AND account_id = ? ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+                (ch, account_id, self.max_entries),
+            )
+            return False
+
+
+class SqliteStore:
+    """The SQLite :class:`~wechat_sdk.stores.base.Store` bundle: one file, one connection.
+
+    ``path`` is the database file; its parent directory is created with mode 0700
+    (an existing one owned by this user is tightened to 0700), the file with mode
+    0600 (an existing one is tightened too). Several processes may open the same
+    file at once (the gateway and the CLI): each sees the others' commits at once.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
+        channel: str = CHANNEL,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.channel = channel
+        _secure_dir(self.path.parent)
+        _secure_file(self.path)
+        self._db = _Db(self.path)
+        try:
+            self._db.migrate()
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    _secure_file(side)
+        except BaseException:
+            self._db.close()
+            raise
+        self._closed = False
+        self.pairing = SqlitePairingStore(self._db, channel)
+        self.history = SqliteHistoryStore(self._db, max_conversations, channel)
+        self.dedupe = SqliteDedupeStore(self._db, dedupe_max_entries, channel)
+
+    @classmethod
+    def in_state_dir(
+        cls,
+        state_dir: Path,
+        *,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
+        channel: str = CHANNEL,
+    ) -> SqliteStore:
+        """Open ``<state_dir>/wechat-sdk.sqlite3`` (the default location)."""
+        return cls(
+            Path(state_dir).expanduser() / DEFAULT_DB_NAME,
+            max_conversations=max_conversations,
+            dedupe_max_entries=dedupe_max_entries,
+            channel=channel,
+        )
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Everything committed is already on disk."""
+        if not self._closed:
+            self._closed = True
+            self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
