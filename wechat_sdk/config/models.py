@@ -36,7 +36,9 @@ AllowEntry = Annotated[str | int, Field(description="a WeChat contact id (wxid),
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
+    )
 
 
 class TlsOptions(_Strict):
@@ -156,7 +158,9 @@ class AccountConfig(_Strict):
     pacing: PacingConfig | Literal[False] = Field(
         default_factory=PacingConfig, description="send rate limit; false turns it off"
     )
-    mediaMaxMb: float = Field(30, gt=0, description="largest media file downloaded or sent")
+    mediaMaxMb: float = Field(
+        30, gt=0, le=1_000_000, description="largest media file downloaded or sent"
+    )
     mediaMaxAgeHours: float = Field(
         168, gt=0, description="inbound media older than this is deleted"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Container
 from typing import Final
@@ -22,13 +23,15 @@ def normalize_code(s: str) -> str:
     return s.strip().upper()
 
 
-def new_code(taken: Container[str]) -> str:
+def new_code(taken: Container[str], rng: random.Random | None = None) -> str:
     """A fresh code from a cryptographic RNG that is not in ``taken`` (the pending codes).
 
-    ``taken`` is checked with the upper-case code, the form stores keep.
+    ``taken`` is checked with the upper-case code, the form stores keep. ``rng`` replaces
+    the cryptographic RNG only in the simulator, whose transcripts must be reproducible.
     """
+    choice = rng.choice if rng is not None else secrets.choice
     for _ in range(_MAX_ATTEMPTS):
-        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        code = "".join(choice(ALPHABET) for _ in range(CODE_LENGTH))
         if code not in taken:
             return code
     raise RuntimeError("could not find a free pairing code")  # pragma: no cover

@@ -9,6 +9,7 @@ a live request keeps its code and gets no second reply.
 from __future__ import annotations
 
 import builtins
+import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,11 +134,13 @@ class Pairing:
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
         ttl_s: float = DEFAULT_TTL_S,
+        code_rng: random.Random | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.max_pending = max_pending
         self.ttl_s = ttl_s
+        self._code_rng = code_rng
 
     def is_approved(self, account_id: str, sender_id: str) -> bool:
         """True if the owner approved this sender on this account."""
@@ -160,7 +163,7 @@ class Pairing:
         taken = {r.code for r in self.store.list_requests(None)}
         for _ in range(10):
             request = PairingRequest(
-                code=new_code(taken),
+                code=new_code(taken, self._code_rng),
                 account_id=account_id,
                 sender_id=sender_id,
                 sender_name=sender_name,

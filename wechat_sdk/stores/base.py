@@ -91,8 +91,8 @@ class PairingStore(Protocol):
         ...
 
     def list_requests(self, account_id: str | None = None) -> list[PairingRequest]:
-        """Pending requests (expired ones included until purged), oldest first;
-        every account's when ``account_id`` is None."""
+        """Pending requests (expired ones included until purged), oldest first (ties in
+        the order they were added); every account's when ``account_id`` is None."""
         ...
 
     def delete_request(self, code: str) -> PairingRequest | None:

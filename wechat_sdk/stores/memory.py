@@ -61,7 +61,7 @@ class MemoryPairingStore:
         rows = [
             r for r in self._requests.values() if account_id is None or r.account_id == account_id
         ]
-        return sorted(rows, key=lambda r: (r.created_at, r.code))
+        return sorted(rows, key=lambda r: r.created_at)  # stable: ties in insertion order
 
     def delete_request(self, code: str) -> PairingRequest | None:
         """See :meth:`PairingStore.delete_request`."""

@@ -137,12 +137,15 @@ class _Db:
         self.conn = sqlite3.connect(
             str(path), timeout=5.0, isolation_level=None, check_same_thread=False
         )
-        self.conn.execute("PRAGMA busy_timeout = 5000")
-        mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 5000")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
+            self.conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            self.conn.close()
+            raise
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -151,10 +154,12 @@ class _Db:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                # SQLite may already have rolled back (e.g. disk full); never mask the cause.
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
                 raise
-            self.conn.execute("COMMIT")
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query outside any transaction (sees every committed change)."""
@@ -251,13 +256,13 @@ class SqlitePairingStore:
         if account_id is None:
             rows = self._db.read(
                 f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? "
-                "ORDER BY created_at, code",
+                "ORDER BY created_at, rowid",
                 (self.channel,),
             )
         else:
             rows = self._db.read(
                 f"SELECT {_REQ_COLS} FROM pairing_requests WHERE channel = ? AND account_id = ? "
-                "ORDER BY created_at, code",
+                "ORDER BY created_at, rowid",
                 (self.channel, account_id),
             )
         return [_request(r) for r in rows]

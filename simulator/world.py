@@ -1,0 +1,724 @@
+"""The simulated WeChat world: contacts, rooms, bot accounts and their puppets.
+
+Everything runs on a :class:`~wechat_sdk.clock.VirtualClock`; ids and names come from a
+seeded RNG and a seeded Faker, so the same seed gives the same transcript, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from faker import Faker
+
+from simulator.media import KIND_DEFAULTS, make_media_bytes
+from wechat_sdk.clock import BACKGROUND, VirtualClock
+from wechat_sdk.puppet import (
+    Contact,
+    FileInfo,
+    FileTooLarge,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    Message,
+    MessageEvent,
+    MessageKind,
+    OutboundFile,
+    PuppetError,
+    PuppetEvent,
+    ReadyEvent,
+    Room,
+    ScanEvent,
+    ScanStatus,
+    SendError,
+    SendOutcomeUnknown,
+)
+
+__all__ = ["FAULT_KINDS", "SimAccount", "SimulatedPuppet", "SimulatedWeChat", "TranscriptEntry"]
+
+FAULT_KINDS = (
+    "disconnect",
+    "heartbeat_silence",
+    "send_fail",
+    "send_fail_permanent",
+    "rate_limit",
+    "slow_send",
+    "send_lost_reply",
+    "duplicate_next",
+    "logout",
+)
+FaultKind = Literal[
+    "disconnect", "heartbeat_silence", "send_fail", "send_fail_permanent", "rate_limit",
+    "slow_send", "send_lost_reply", "duplicate_next", "logout",
+]
+
+MENTION_SPACE = "\u2005"
+AT_ALL = "@所有人"
+QR_TTL_S = 120.0
+HEARTBEAT_EVERY_S = 15.0
+REPLAY_AT_LOGIN = 5
+DOWNLOAD_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    """One message in or out, as the scenario runner prints it."""
+
+    t: float
+    direction: Literal["in", "out"]
+    account: str
+    sender: str
+    to: str | None
+    room: str | None
+    text: str | None
+    media: dict[str, Any] | None = None
+    message_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"t": self.t, "direction": self.direction, "account": self.account,
+                "from": self.sender, "to": self.to, "room": self.room, "text": self.text,
+                "media": self.media}
+
+
+@dataclass
+class SimAccount:
+    """A bot account in the world."""
+
+    id: str
+    wxid: str
+    name: str
+    session: bool = False  # logged in before and not logged out: a restart needs no scan
+    puppet: SimulatedPuppet | None = None
+    history: deque[str] = field(default_factory=lambda: deque(maxlen=REPLAY_AT_LOGIN))
+    offline: list[str] = field(default_factory=list)  # message ids waiting for a connection
+    faults: dict[str, int] = field(default_factory=dict)
+    slow_send_s: float = 5.0
+
+
+@dataclass
+class _SimRoom:
+    id: str
+    topic: str
+    members: list[str]
+    aliases: dict[str, str]
+
+
+@dataclass
+class _SimMessage:
+    message: Message
+    data: bytes | None = None
+
+
+class SimulatedWeChat:
+    """A deterministic, in-memory WeChat.
+
+    >>> world = SimulatedWeChat(seed=1)
+    >>> alice = world.add_contact(name="Alice")
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        start: float = 1_700_000_000.0,
+        mention_ids: bool = True,
+        mention_text: bool = True,
+        qr_ttl_s: float = QR_TTL_S,
+    ) -> None:
+        self.seed = seed
+        self.clock = VirtualClock(start)
+        self.start_time = start
+        self.rng = random.Random(seed)
+        self._faker = Faker(["en_US", "zh_CN"])
+        self._faker.seed_instance(seed)
+        self.mention_ids = mention_ids
+        self.mention_text = mention_text
+        self.qr_ttl_s = qr_ttl_s
+        self.contacts: dict[str, Contact] = {}
+        self.rooms: dict[str, _SimRoom] = {}
+        self.accounts: dict[str, SimAccount] = {}
+        self.transcript: list[TranscriptEntry] = []
+        self.events_log: list[dict[str, Any]] = []
+        self._messages: dict[str, _SimMessage] = {}
+        self._counter = 0
+
+    # ------------------------------------------------------------ ids and time
+
+    def _next_id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter:06d}{self.rng.getrandbits(24):06x}"
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of virtual time since the world began."""
+        return round(self.clock.now() - self.start_time, 3)
+
+    def rng_for(self, name: str) -> random.Random:
+        """A seeded RNG for one consumer (pacing jitter, pairing codes), stable per name."""
+        return random.Random(f"{self.seed}:{name}")
+
+    # ------------------------------------------------------------ the world
+
+    def add_contact(
+        self, id: str | None = None, name: str | None = None, alias: str | None = None
+    ) -> Contact:
+        """A WeChat user who may message the bot. Names default to seeded fake names."""
+        cid = id or self._next_id("wxid_")
+        contact = Contact(id=cid, name=name or self._faker.name(), alias=alias)
+        self.contacts[cid] = contact
+        return contact
+
+    def add_room(
+        self,
+        id: str | None = None,
+        topic: str | None = None,
+        members: Iterable[str] = (),
+        aliases: dict[str, str] | None = None,
+    ) -> Room:
+        """A group. Bot accounts are members of every room unless listed otherwise."""
+        rid = id or f"{self._next_id('')}@chatroom"
+        room = _SimRoom(rid, topic or self._faker.catch_phrase(), list(members),
+                        dict(aliases or {}))
+        self.rooms[rid] = room
+        return self._room_payload(room)
+
+    def add_account(
+        self, id: str = "default", *, wxid: str | None = None, name: str | None = None
+    ) -> SimAccount:
+        """A bot account (a WeChat login the gateway runs)."""
+        if id in self.accounts:
+            return self.accounts[id]
+        account = SimAccount(id=id, wxid=wxid or f"wxid_bot_{id}", name=name or f"Bot {id}")
+        self.accounts[id] = account
+        self.contacts[account.wxid] = Contact(account.wxid, account.name)
+        return account
+
+    def set_room_alias(self, room_id: str, contact_id: str, alias: str) -> None:
+        self.rooms[room_id].aliases[contact_id] = alias
+
+    def puppet_factory(self, account: Any) -> SimulatedPuppet:
+        """Make the puppet of a gateway account (``account.id``); adds the account if new."""
+        account_id = str(getattr(account, "id", account))
+        name = None
+        settings = getattr(account, "settings", None)
+        if settings is not None:
+            name = getattr(settings, "name", None)
+        sim = self.accounts.get(account_id) or self.add_account(account_id, name=name)
+        puppet = SimulatedPuppet(self, sim)
+        sim.puppet = puppet
+        return puppet
+
+    def puppet(self, account_id: str = "default") -> SimulatedPuppet:
+        puppet = self.accounts[account_id].puppet
+        if puppet is None:
+            raise KeyError(f"account {account_id!r} has no puppet yet (start a gateway first)")
+        return puppet
+
+    # ------------------------------------------------------------ driving time
+
+    async def run_until_idle(self, limit: float = 86_400.0) -> None:
+        """Let everything pending happen (pacing, idle flushes, retries)."""
+        await self.clock.run_until_idle(limit)
+
+    async def advance(self, seconds: float) -> None:
+        await self.clock.advance(seconds)
+        await self.clock.run_until_idle()
+
+    # ------------------------------------------------------------ login
+
+    async def login(self, account_id: str = "default", *, timeout: float = 60.0) -> None:
+        """Scan and confirm the QR code of an account whose puppet is waiting."""
+        await self._wait_for_qr(account_id, timeout)
+        self.scan(account_id)
+        await self.clock.settle()
+        self.confirm(account_id)
+        await self.clock.run_until_idle()
+
+    async def _wait_for_qr(self, account_id: str, timeout: float) -> None:
+        deadline = self.clock.now() + timeout
+        while True:
+            await self.clock.settle()
+            sim = self.accounts.get(account_id)
+            puppet = sim.puppet if sim else None
+            if puppet is not None and (puppet.qr_waiting or puppet.self_id):
+                return
+            if self.clock.now() >= deadline:
+                raise TimeoutError(f"account {account_id!r} never showed a QR code")
+            await self.clock.advance(0.1)
+
+    def scan(self, account_id: str = "default") -> None:
+        self.puppet(account_id).on_scanned()
+
+    def confirm(self, account_id: str = "default") -> None:
+        self.puppet(account_id).on_confirmed()
+
+    def cancel(self, account_id: str = "default") -> None:
+        self.puppet(account_id).on_cancelled()
+
+    # ------------------------------------------------------------ inbound traffic
+
+    async def say(
+        self,
+        sender: str,
+        text: str = "",
+        *,
+        room: str | None = None,
+        account: str | None = None,
+        mention: bool | str = False,
+        mention_all: bool = False,
+        media: dict[str, Any] | None = None,
+        kind: MessageKind | str | None = None,
+        age_s: float = 0.0,
+        settle: bool = True,
+    ) -> list[str]:
+        """A contact sends a message (a DM to ``account``, or to ``room``).
+
+        ``mention=True`` mentions the bot the way WeChat does (``@name\u2005`` text and a
+        mention id, each switchable on the world); ``mention="ids"`` or ``"text"`` uses
+        only one form. ``media={"kind": "image", "name": "a.png", "size": 40000}`` attaches a
+        real file of that size. Returns the delivered message ids (one per receiving
+        account).
+        """
+        if sender not in self.contacts:
+            self.add_contact(sender)
+        targets = self._targets(room, account)
+        ids = []
+        for sim in targets:
+            msg_id = self._make_message(sim, sender, text, room=room, mention=mention,
+                                        mention_all=mention_all, media=media, kind=kind,
+                                        age_s=age_s)
+            ids.append(msg_id)
+            self._deliver(sim, msg_id)
+        if settle:
+            await self.run_until_idle()
+        return ids
+
+    def _targets(self, room: str | None, account: str | None) -> list[SimAccount]:
+        if account is not None:
+            if account not in self.accounts:
+                raise KeyError(f"no bot account {account!r} in the world")
+            return [self.accounts[account]]
+        if room is None:
+            if "default" in self.accounts:
+                return [self.accounts["default"]]
+            if not self.accounts:
+                raise KeyError("the world has no bot account: add_account() first")
+            return [self.accounts[sorted(self.accounts)[0]]]
+        r = self.rooms[room]
+        bots = [a for a in self.accounts.values() if a.wxid in r.members]
+        return bots or list(self.accounts.values())
+
+    def _make_message(
+        self, sim: SimAccount, sender: str, text: str, *, room: str | None,
+        mention: bool | str, mention_all: bool, media: dict[str, Any] | None,
+        kind: MessageKind | str | None, age_s: float,
+    ) -> str:
+        mention_ids: tuple[str, ...] = ()
+        body = text
+        if room is not None and mention:
+            use_ids = mention in (True, "ids", "both") and (self.mention_ids or mention == "ids")
+            use_text = mention in (True, "text", "both") and (self.mention_text or
+                                                              mention == "text")
+            if use_ids:
+                mention_ids = (sim.wxid,)
+            if use_text:
+                shown = self.rooms[room].aliases.get(sim.wxid) or sim.name
+                body = f"@{shown}{MENTION_SPACE}{body}"
+        if room is not None and mention_all:
+            body = f"{AT_ALL}{MENTION_SPACE}{body}"
+        file_info = None
+        data = None
+        msg_kind = MessageKind(kind) if kind is not None else MessageKind.TEXT
+        if media is not None:
+            mkind = str(media.get("kind", "file"))
+            default_name, mime = KIND_DEFAULTS.get(mkind, KIND_DEFAULTS["file"])
+            name = str(media.get("name") or default_name)
+            size = int(media.get("size", 1024))
+            duration = media.get("duration")
+            if mkind == "audio" and duration is None:
+                duration = 3.0
+            data = make_media_bytes(mkind, name, size, self.rng)
+            file_info = FileInfo(name=name, size=size, mime=media.get("mime") or mime,
+                                 duration_s=float(duration) if duration is not None else None)
+            msg_kind = {"image": MessageKind.IMAGE, "video": MessageKind.VIDEO,
+                        "audio": MessageKind.AUDIO, "emoticon": MessageKind.EMOTICON
+                        }.get(mkind, MessageKind.ATTACHMENT)
+        msg_id = self._next_id("msg-")
+        message = Message(
+            id=msg_id, kind=msg_kind, talker_id=sender, text=body, room_id=room,
+            listener_id=None if room else sim.wxid, mention_ids=mention_ids,
+            timestamp=self.clock.now() - age_s, file=file_info,
+        )
+        self._messages[msg_id] = _SimMessage(message, data)
+        sim.history.append(msg_id)
+        self.transcript.append(TranscriptEntry(
+            t=self.elapsed, direction="in", account=sim.id, sender=sender,
+            to=None if room else sim.wxid, room=room, text=body or None,
+            media=_media_json(file_info, msg_kind), message_id=msg_id,
+        ))
+        return msg_id
+
+    def add_past_message(
+        self, sender: str, text: str, *, age_s: float, account: str = "default",
+        room: str | None = None,
+    ) -> str:
+        """A message from before the bot's login: replayed at login, like real puppets do."""
+        if sender not in self.contacts:
+            self.add_contact(sender)
+        sim = self.accounts[account]
+        return self._make_message(sim, sender, text, room=room, mention=False,
+                                  mention_all=False, media=None, kind=None, age_s=age_s)
+
+    def _deliver(self, sim: SimAccount, msg_id: str) -> None:
+        puppet = sim.puppet
+        if puppet is None or not puppet.online:
+            sim.offline.append(msg_id)
+            return
+        puppet.emit(MessageEvent(msg_id))
+        if self._take_fault(sim, "duplicate_next"):
+            self._log(sim, "fault", kind="duplicate_next", message_id=msg_id)
+            puppet.emit(MessageEvent(msg_id))
+
+    # ------------------------------------------------------------ faults
+
+    def fault(self, kind: FaultKind | str, account: str = "default", count: int = 1,
+              *, seconds: float | None = None) -> None:
+        """Inject a fault. ``send_*``, ``rate_limit``, ``slow_send`` and ``duplicate_next``
+        affect the next ``count`` operations; ``disconnect``, ``heartbeat_silence`` and
+        ``logout`` happen now."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        sim = self.accounts[account]
+        self._log(sim, "fault", kind=kind, count=count)
+        if kind == "slow_send" and seconds is not None:
+            sim.slow_send_s = seconds
+        if kind == "disconnect":
+            self.puppet(account).drop_link()
+        elif kind == "heartbeat_silence":
+            self.puppet(account).go_silent()
+        elif kind == "logout":
+            self.puppet(account).forced_logout()
+        else:
+            sim.faults[kind] = sim.faults.get(kind, 0) + count
+
+    def _take_fault(self, sim: SimAccount, kind: str) -> bool:
+        left = sim.faults.get(kind, 0)
+        if left <= 0:
+            return False
+        sim.faults[kind] = left - 1
+        return True
+
+    # ------------------------------------------------------------ lookups
+
+    def _room_payload(self, room: _SimRoom) -> Room:
+        members = list(room.members)
+        for sim in self.accounts.values():
+            if sim.wxid not in members:
+                members.append(sim.wxid)
+        return Room(room.id, room.topic, tuple(members))
+
+    def message_payload(self, message_id: str) -> Message:
+        try:
+            return self._messages[message_id].message
+        except KeyError:
+            raise PuppetError(f"no message {message_id!r}") from None
+
+    def message_data(self, message_id: str) -> bytes | None:
+        return self._messages[message_id].data
+
+    # ------------------------------------------------------------ outbound record
+
+    def record_out(
+        self, sim: SimAccount, conversation_id: str, text: str | None,
+        media: dict[str, Any] | None, mention_ids: tuple[str, ...] = (),
+        data: bytes | None = None,
+    ) -> str:
+        room = conversation_id if conversation_id in self.rooms else None
+        msg_id = self._next_id("msg-")
+        kind = MessageKind.TEXT
+        if media is not None:
+            kind = {"image": MessageKind.IMAGE, "video": MessageKind.VIDEO,
+                    "audio": MessageKind.AUDIO}.get(str(media.get("kind")),
+                                                    MessageKind.ATTACHMENT)
+        finfo = None
+        if media is not None:
+            finfo = FileInfo(str(media["name"]), int(media["size"]), media.get("mime"),
+                             media.get("duration"))
+        message = Message(
+            id=msg_id, kind=kind, talker_id=sim.wxid, text=text or "", room_id=room,
+            listener_id=None if room else conversation_id, mention_ids=mention_ids,
+            timestamp=self.clock.now(), file=finfo,
+        )
+        self._messages[msg_id] = _SimMessage(message, data)
+        self.transcript.append(TranscriptEntry(
+            t=self.elapsed, direction="out", account=sim.id, sender=sim.wxid,
+            to=None if room else conversation_id, room=room, text=text, media=media,
+            message_id=msg_id,
+        ))
+        return msg_id
+
+    # ------------------------------------------------------------ reading the transcript
+
+    def sent(self, *, to: str | None = None, room: str | None = None,
+             account: str | None = None) -> list[TranscriptEntry]:
+        """Outbound messages, optionally filtered."""
+        return [e for e in self.transcript if e.direction == "out"
+                and (to is None or e.to == to) and (room is None or e.room == room)
+                and (account is None or e.account == account)]
+
+    def texts(self, *, to: str | None = None, room: str | None = None,
+              account: str | None = None) -> list[str]:
+        """The text of every outbound text message, optionally filtered."""
+        return [e.text for e in self.sent(to=to, room=room, account=account)
+                if e.text is not None]
+
+    def transcript_json(self) -> str:
+        """The transcript as JSON text (stable: same seed, same bytes)."""
+        return json.dumps([e.to_json() for e in self.transcript], ensure_ascii=False,
+                          sort_keys=True)
+
+    def _log(self, sim: SimAccount, event: str, **data: Any) -> None:
+        self.events_log.append({"t": self.elapsed, "account": sim.id, "event": event, **data})
+
+
+def _media_json(info: FileInfo | None, kind: MessageKind) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    out: dict[str, Any] = {"kind": _kind_word(kind), "name": info.name, "size": info.size}
+    if info.duration_s is not None:
+        out["duration"] = info.duration_s
+    return out
+
+
+def _kind_word(kind: MessageKind) -> str:
+    return {MessageKind.IMAGE: "image", MessageKind.VIDEO: "video", MessageKind.AUDIO: "audio",
+            MessageKind.EMOTICON: "emoticon"}.get(kind, "file")
+
+
+_STOP = object()
+
+
+class SimulatedPuppet:
+    """The Puppet port over the simulated world, for one bot account."""
+
+    def __init__(self, world: SimulatedWeChat, account: SimAccount) -> None:
+        self.world = world
+        self.account = account
+        self._queue: asyncio.Queue[object] | None = None
+        self._self_id: str | None = None
+        self.online = False
+        self.qr_waiting = False
+        self._silent = False
+        self._qr_task: asyncio.Task[None] | None = None
+        self._hb_task: asyncio.Task[None] | None = None
+        self._qr_generation = 0
+        self.starts = 0
+
+    # -------------------------------------------------------- the port
+
+    @property
+    def self_id(self) -> str | None:
+        return self._self_id
+
+    async def start(self) -> None:
+        self.starts += 1
+        self._queue = asyncio.Queue()
+        self._silent = False
+        self.online = False
+        self.world._log(self.account, "start")
+        self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
+        if self.account.session:
+            self._logged_in()
+        else:
+            self._new_qr()
+
+    async def stop(self) -> None:
+        self.world._log(self.account, "stop")
+        self.online = False
+        self.qr_waiting = False
+        self._self_id = None
+        for task in (self._qr_task, self._hb_task):
+            if task is not None:
+                task.cancel()
+        self._qr_task = self._hb_task = None
+        if self._queue is not None:
+            self._queue.put_nowait(_STOP)
+            self._queue = None
+
+    async def events(self) -> AsyncIterator[PuppetEvent]:
+        queue = self._queue
+        if queue is None:
+            return
+        while True:
+            item = await queue.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, PuppetEvent.__args__)  # type: ignore[attr-defined]
+            yield item  # type: ignore[misc]
+
+    async def message(self, message_id: str) -> Message:
+        return self.world.message_payload(message_id)
+
+    async def contact(self, contact_id: str) -> Contact:
+        try:
+            return self.world.contacts[contact_id]
+        except KeyError:
+            raise PuppetError(f"no contact {contact_id!r}") from None
+
+    async def room(self, room_id: str) -> Room:
+        try:
+            return self.world._room_payload(self.world.rooms[room_id])
+        except KeyError:
+            raise PuppetError(f"no room {room_id!r}") from None
+
+    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
+        room = self.world.rooms.get(room_id)
+        return room.aliases.get(contact_id) if room else None
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        await self._before_send()
+        msg_id = self.world.record_out(self.account, conversation_id, text, None, mention_ids)
+        return self._after_send(msg_id)
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
+        await self._before_send()
+        if file.kind == "audio" and not file.duration_s:
+            raise SendError("voice needs its duration", transient=False, code="bad_request")
+        data = file.read()
+        media: dict[str, Any] = {"kind": file.kind, "name": file.name, "size": len(data)}
+        if file.mime:
+            media["mime"] = file.mime
+        if file.duration_s:
+            media["duration"] = file.duration_s
+        msg_id = self.world.record_out(self.account, conversation_id, None, media, data=data)
+        return self._after_send(msg_id)
+
+    async def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        data = self.world.message_data(message_id)
+        if data is None:
+            raise PuppetError(f"message {message_id!r} has no file")
+        if len(data) > max_bytes:
+            raise FileTooLarge(len(data), max_bytes)
+        for i in range(0, len(data), DOWNLOAD_CHUNK):
+            yield data[i : i + DOWNLOAD_CHUNK]
+
+    async def logout(self) -> None:
+        self.forced_logout(reason="logged out by the bot")
+
+    # -------------------------------------------------------- world-side controls
+
+    def emit(self, event: PuppetEvent) -> None:
+        if self._queue is not None and not self._silent:
+            self._queue.put_nowait(event)
+
+    def _new_qr(self) -> None:
+        self._qr_generation += 1
+        code = f"https://login.weixin.qq.com/l/{self.account.id}-{self._qr_generation}-" \
+               f"{self.world.rng.getrandbits(32):08x}"
+        self.qr_waiting = True
+        self.world._log(self.account, "scan", status=int(ScanStatus.WAITING))
+        self.emit(ScanEvent(ScanStatus.WAITING, code))
+        if self._qr_task is not None:
+            self._qr_task.cancel()
+        self._qr_task = asyncio.get_running_loop().create_task(self._qr_timeout(code))
+
+    async def _qr_timeout(self, code: str) -> None:
+        BACKGROUND.set(True)
+        await self.world.clock.sleep(self.world.qr_ttl_s)
+        if self.qr_waiting:
+            self.world._log(self.account, "scan", status=int(ScanStatus.TIMEOUT))
+            self.emit(ScanEvent(ScanStatus.TIMEOUT, code))
+            self._qr_task = None
+            self._new_qr()
+
+    def on_scanned(self) -> None:
+        if not self.qr_waiting:
+            raise RuntimeError(f"account {self.account.id!r} is not showing a QR code")
+        self.world._log(self.account, "scan", status=int(ScanStatus.SCANNED))
+        self.emit(ScanEvent(ScanStatus.SCANNED))
+
+    def on_confirmed(self) -> None:
+        if not self.qr_waiting:
+            raise RuntimeError(f"account {self.account.id!r} is not showing a QR code")
+        self.emit(ScanEvent(ScanStatus.CONFIRMED))
+        self._logged_in()
+
+    def on_cancelled(self) -> None:
+        self.emit(ScanEvent(ScanStatus.CANCEL))
+        self._new_qr()
+
+    def _logged_in(self) -> None:
+        self.qr_waiting = False
+        if self._qr_task is not None:
+            self._qr_task.cancel()
+            self._qr_task = None
+        self.account.session = True
+        self._self_id = self.account.wxid
+        self.online = True
+        self.world._log(self.account, "login")
+        self.emit(LoginEvent(self.account.wxid))
+        # like real puppets: recent history is replayed at login, then what waited offline
+        for msg_id in list(self.account.history):
+            if msg_id not in self.account.offline:
+                self.emit(MessageEvent(msg_id))
+        self.emit(ReadyEvent())
+        waiting, self.account.offline = self.account.offline, []
+        for msg_id in waiting:
+            self.emit(MessageEvent(msg_id))
+
+    async def _heartbeats(self) -> None:
+        BACKGROUND.set(True)
+        n = 0
+        while True:
+            await self.world.clock.sleep(HEARTBEAT_EVERY_S)
+            n += 1
+            self.emit(HeartbeatEvent(f"heartbeat-{n}"))
+
+    def drop_link(self) -> None:
+        """The connection breaks: the event stream ends; messages wait on the server."""
+        self.online = False
+        if self._queue is not None:
+            self._queue.put_nowait(_STOP)
+            self._queue = None
+
+    def go_silent(self) -> None:
+        """The link stays open but nothing arrives (a dead link the watchdog must notice)."""
+        self._silent = True
+        self.online = False
+
+    def forced_logout(self, reason: str = "logged out on the phone") -> None:
+        self.account.session = False
+        self.online = False
+        contact = self._self_id or self.account.wxid
+        self._self_id = None
+        self.world._log(self.account, "logout", reason=reason)
+        self.emit(LogoutEvent(contact, reason))
+
+    async def _before_send(self) -> None:
+        sim = self.account
+        if self._self_id is None:
+            raise SendError("not logged in", transient=True, code="not_logged_in")
+        if self.world._take_fault(sim, "slow_send"):
+            await self.world.clock.sleep(sim.slow_send_s)
+        if self.world._take_fault(sim, "send_fail_permanent"):
+            raise SendError("the contact cannot receive messages", transient=False,
+                            code="send_failed_permanent")
+        if self.world._take_fault(sim, "rate_limit"):
+            raise SendError("sending too frequently", transient=True, retry_after=10.0,
+                            code="rate_limited")
+        if self.world._take_fault(sim, "send_fail"):
+            raise SendError("network error while sending", transient=True)
+
+    def _after_send(self, msg_id: str) -> str | None:
+        # self-echo: real puppets report the bot's own messages as message events
+        self.emit(MessageEvent(msg_id))
+        if self.world._take_fault(self.account, "send_lost_reply"):
+            raise SendOutcomeUnknown("the send was accepted but its reply was lost")
+        return msg_id

@@ -1,0 +1,600 @@
+"""Config loading and validation (CHANNEL_SEMANTICS section 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from wechat_sdk.config import (
+    CONFIG_ENV,
+    Config,
+    ConfigError,
+    ToolPolicy,
+    accounts_of,
+    load_config,
+    parse_config,
+)
+from wechat_sdk.config import models as config_models
+
+
+def wechat(body: str, env: dict[str, str] | None = None) -> Config:
+    """Parse ``{channels: {wechat: BODY}}``."""
+    return parse_config("{channels: {wechat: " + body + "}}", env={} if env is None else env)
+
+
+def error_of(body: str, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        wechat(body, env)
+    return info.value
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def test_empty_config_gets_the_seed_defaults() -> None:
+    s = accounts_of(parse_config("{}", env={})).default.settings
+    assert s.enabled is True
+    assert s.puppet == "wechaty-puppet-wechat"
+    assert s.qrCode is True
+    assert s.dmPolicy == "pairing"
+    assert s.groupPolicy == "open"
+    assert s.historyLimit == 20
+    assert s.dmHistoryLimit == 10
+    assert s.textChunkLimit == 2048
+    assert s.streamMode == "partial"
+
+
+def test_defaults_beyond_the_seed() -> None:
+    s = accounts_of(wechat("{}")).default.settings
+    assert s.mediaMaxMb == 30
+    assert s.pacing is not False
+    assert s.pacing.perSecond == 1
+    assert s.pacing.burst == 5
+    assert s.pacing.chunkGapMs == 1000
+    assert s.pacing.jitterMs == 300
+    assert s.draftChunk.idleMs == 1000
+    assert s.draftChunk.breakPreference == "paragraph"
+    assert s.chunkMode == "length"
+    assert s.markdown == "plain"
+
+
+def test_pacing_false_turns_pacing_off() -> None:
+    assert accounts_of(wechat("{pacing: false}")).default.settings.pacing is False
+
+
+def test_pacing_true_is_an_error() -> None:
+    err = error_of("{pacing: true}")
+    assert "channels.wechat.pacing" in str(err)
+
+
+def test_other_channels_and_sections_are_left_alone() -> None:
+    config = parse_config(
+        "{agents: {x: 1}, channels: {telegram: {token: 'x'}, wechat: {}}}", env={}
+    )
+    assert accounts_of(config).default_id == "default"
+
+
+# ---------------------------------------------------------------- aliases
+
+
+def test_default_account_alias_sets_default_account_id() -> None:
+    config = wechat('{defaultAccount: "b", accounts: {a: {}, b: {}}}')
+    assert config.channels.wechat.defaultAccountId == "b"
+    assert accounts_of(config).default_id == "b"
+
+
+def test_group_tools_as_a_list() -> None:
+    groups = wechat('{groups: {g1: {tools: ["weather", "time"]}}}').channels.wechat.groups
+    assert groups["g1"].tools == ["weather", "time"]
+
+
+def test_group_tools_as_allow_also_allow_deny_object() -> None:
+    config = wechat(
+        '{groups: {g1: {tools: {allow: ["a"], alsoAllow: ["b"], deny: ["c"]}}}}'
+    )
+    tools = config.channels.wechat.groups["g1"].tools
+    assert isinstance(tools, ToolPolicy)
+    assert (tools.allow, tools.alsoAllow, tools.deny) == (["a"], ["b"], ["c"])
+
+
+def test_group_tools_object_typo_names_the_dotted_path_and_suggests() -> None:
+    err = error_of('{groups: {g1: {tools: {allw: ["a"]}}}}')
+    assert 'channels.wechat.groups.g1.tools.allw: unknown key (did you mean "allow"?)' in str(err)
+
+
+def test_group_tools_of_wrong_type_is_one_error() -> None:
+    err = error_of("{groups: {g1: {tools: 5}}}")
+    assert len(err.problems) == 1
+    assert err.problems[0].path == "channels.wechat.groups.g1.tools"
+
+
+# ---------------------------------------------------------------- ${VAR}
+
+
+def test_env_var_is_substituted() -> None:
+    config = wechat('{name: "${BOT_NAME}", puppetOptions: {token: "t-${TOK}"}}',
+                    env={"BOT_NAME": "Bob", "TOK": "123"})
+    s = config.channels.wechat
+    assert s.name == "Bob"
+    assert s.puppetOptions.token == "t-123"
+
+
+def test_env_var_in_a_list_is_substituted() -> None:
+    config = wechat('{allowFrom: ["${ME}", "wxid_b"]}', env={"ME": "wxid_me"})
+    assert config.channels.wechat.allowFrom == ["wxid_me", "wxid_b"]
+
+
+def test_double_dollar_is_a_literal() -> None:
+    config = wechat('{name: "$${BOT_NAME}"}', env={"BOT_NAME": "Bob"})
+    assert config.channels.wechat.name == "${BOT_NAME}"
+
+
+def test_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WECHAT_SDK_TEST_NAME", "from-os")
+    config = parse_config('{channels: {wechat: {name: "${WECHAT_SDK_TEST_NAME}"}}}')
+    assert config.channels.wechat.name == "from-os"
+
+
+def test_missing_env_var_names_the_path_and_the_variable() -> None:
+    err = error_of('{puppetOptions: {token: "${UNSET_VAR}"}}')
+    text = str(err)
+    assert "channels.wechat.puppetOptions.token" in text
+    assert "UNSET_VAR" in text
+    assert len(err.problems) == 1
+
+
+# ---------------------------------------------------------------- load_config
+
+
+VALID = '{channels: {wechat: {name: "from file"}}}'
+
+
+def test_load_config_with_explicit_path(tmp_path: Path) -> None:
+    file = tmp_path / "c.json5"
+    file.write_text(VALID, encoding="utf-8")
+    assert load_config(file).channels.wechat.name == "from file"
+    assert load_config(str(file)).channels.wechat.name == "from file"
+
+
+def test_load_config_from_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "env.json5"
+    file.write_text('{channels: {wechat: {name: "via env"}}}', encoding="utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(file))
+    assert load_config().channels.wechat.name == "via env"
+
+
+def test_explicit_path_wins_over_env_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / "env.json5"
+    env_file.write_text('{channels: {wechat: {name: "via env"}}}', encoding="utf-8")
+    explicit = tmp_path / "explicit.json5"
+    explicit.write_text(VALID, encoding="utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(env_file))
+    assert load_config(explicit).channels.wechat.name == "from file"
+
+
+def test_load_config_default_path_under_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".clawdbot").mkdir()
+    (tmp_path / ".clawdbot" / "config.json5").write_text(
+        '{channels: {wechat: {name: "default path"}}}', encoding="utf-8"
+    )
+    assert load_config().channels.wechat.name == "default path"
+
+
+def test_missing_file_names_the_path_and_how_to_create_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "config.json5"
+    with pytest.raises(ConfigError) as info:
+        load_config(missing)
+    text = str(info.value)
+    assert str(missing) in text
+    assert "create it" in text
+    assert "channels" in text  # shows a minimal config
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file"
+)
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "c.json5"
+    file.write_text(VALID, encoding="utf-8")
+    file.chmod(0)
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_config(file)
+        assert str(file) in str(info.value)
+        assert "permission denied" in str(info.value)
+    finally:
+        file.chmod(0o600)
+
+
+def test_directory_given_as_the_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(tmp_path) in str(info.value)
+    assert "directory" in str(info.value)
+
+
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "c.json5"
+    file.write_bytes(b'{channels: {wechat: {name: "\xff\xfe"}}}')
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert "UTF-8" in str(info.value)
+
+
+def test_error_of_a_loaded_file_carries_the_source(tmp_path: Path) -> None:
+    file = tmp_path / "c.json5"
+    file.write_text('{channels: {wechat: {dmPolicy: "pair"}}}', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert info.value.source == str(file)
+    assert str(file) in info.value.render()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_invalid_json5_reports_line_and_column() -> None:
+    text = "{\n  channels: {\n    wechat: {\n      name: 'x' 'y',\n    }\n  }\n}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    message = str(info.value)
+    assert "invalid JSON5" in message
+    assert "line 4" in message
+    assert "column" in message
+    assert info.value.problems[0].line == 4
+
+
+def test_file_holding_a_list_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[1, 2]", env={})
+    assert "must hold an object" in str(info.value)
+
+
+def test_wrong_type_names_the_dotted_path() -> None:
+    err = error_of('{historyLimit: "many"}')
+    assert str(err) == 'channels.wechat.historyLimit: expected a whole number, got "many"'
+
+
+def test_wrong_bool_type_names_the_dotted_path() -> None:
+    err = error_of("{qrCode: 5}")
+    assert str(err) == "channels.wechat.qrCode: expected true or false, got 5"
+
+
+def test_wrong_type_inside_an_account_names_the_account_path() -> None:
+    err = error_of("{accounts: {work: {textChunkLimit: [1]}}}")
+    assert "channels.wechat.accounts.work.textChunkLimit" in str(err)
+
+
+def test_out_of_range_number_names_the_dotted_path() -> None:
+    err = error_of("{textChunkLimit: 0}")
+    assert "channels.wechat.textChunkLimit:" in str(err)
+    assert "got 0" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ("{mediaMaxMb: Infinity}", "channels.wechat.mediaMaxMb"),
+        ("{mediaMaxMb: NaN}", "channels.wechat.mediaMaxMb"),
+        ("{mediaMaxAgeHours: Infinity}", "channels.wechat.mediaMaxAgeHours"),
+        ("{pacing: {perSecond: Infinity}}", "channels.wechat.pacing.perSecond"),
+        ("{accounts: {a: {mediaMaxMb: 1e308}}}", "channels.wechat.accounts.a.mediaMaxMb"),
+    ],
+)
+def test_infinite_or_huge_numbers_are_errors(body: str, path: str) -> None:
+    err = error_of(body)
+    assert [p.path for p in err.problems] == [path]
+
+
+def test_non_string_allow_from_entry_names_the_dotted_path() -> None:
+    err = error_of("{allowFrom: [true]}")
+    assert "channels.wechat.allowFrom" in str(err)
+
+
+def test_dm_policy_typo_key_says_did_you_mean() -> None:
+    err = error_of('{dmPolicyy: "open"}')
+    assert str(err) == 'channels.wechat.dmPolicyy: unknown key (did you mean "dmPolicy"?)'
+
+
+def test_require_mention_typo_inside_groups_says_did_you_mean() -> None:
+    err = error_of('{groups: {"*": {requireMentoin: true}}}')
+    assert str(err) == (
+        'channels.wechat.groups.*.requireMentoin: unknown key (did you mean "requireMention"?)'
+    )
+
+
+def test_unknown_key_inside_an_account_says_did_you_mean() -> None:
+    err = error_of("{accounts: {a: {histroyLimit: 3}}}")
+    assert 'channels.wechat.accounts.a.histroyLimit: unknown key (did you mean "historyLimit"?)' \
+        in str(err)
+
+
+def test_typo_of_wechat_channel_is_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("{channels: {wechta: {}}}", env={})
+    assert "channels.wechta" in str(info.value)
+    assert '"wechat"' in str(info.value)
+
+
+def test_dm_policy_enum_typo_exact_text() -> None:
+    err = error_of('{dmPolicy: "pair"}')
+    assert str(err) == (
+        'channels.wechat.dmPolicy: expected one of pairing|allowlist|open|disabled, got "pair"'
+    )
+
+
+def test_group_policy_enum_typo_lists_group_policies() -> None:
+    err = error_of('{groupPolicy: "pairing"}')
+    assert str(err) == (
+        'channels.wechat.groupPolicy: expected one of open|allowlist|disabled, got "pairing"'
+    )
+
+
+def test_dm_policy_open_without_wildcard_in_allow_from_is_an_error() -> None:
+    err = error_of('{dmPolicy: "open", allowFrom: ["wxid_a"]}')
+    assert len(err.problems) == 1
+    assert err.problems[0].path == "channels.wechat.allowFrom"
+    assert '"*"' in err.problems[0].message
+
+
+def test_dm_policy_open_with_wildcard_is_accepted() -> None:
+    config = wechat('{dmPolicy: "open", allowFrom: ["*"]}')
+    assert accounts_of(config).default.settings.dmPolicy == "open"
+
+
+def test_dm_policy_open_without_allow_from_is_accepted() -> None:
+    config = wechat('{dmPolicy: "open"}')
+    assert accounts_of(config).default.settings.allowFrom is None
+
+
+def test_dm_policy_open_on_account_with_top_level_list_lacking_wildcard_is_an_error() -> None:
+    err = error_of('{allowFrom: ["wxid_a"], accounts: {a: {dmPolicy: "open"}}}')
+    assert "channels.wechat.allowFrom" in str(err)
+
+
+def test_allowlist_with_empty_allow_from_is_an_error() -> None:
+    err = error_of('{dmPolicy: "allowlist", allowFrom: []}')
+    assert str(err).startswith("channels.wechat.allowFrom: ")
+    assert "allowlist" in str(err)
+
+
+def test_numbers_and_bools_written_as_strings_are_accepted_for_env_substitution() -> None:
+    config = wechat('{historyLimit: "${N}", qrCode: "${Q}"}', env={"N": "5", "Q": "false"})
+    assert (config.channels.wechat.historyLimit, config.channels.wechat.qrCode) == (5, False)
+
+
+def test_allowlist_without_allow_from_is_an_error() -> None:
+    err = error_of('{dmPolicy: "allowlist"}')
+    assert "channels.wechat.allowFrom" in str(err)
+
+
+def test_allowlist_on_an_account_names_the_account_path() -> None:
+    err = error_of('{accounts: {work: {dmPolicy: "allowlist", allowFrom: []}}}')
+    assert "channels.wechat.accounts.work.allowFrom" in str(err)
+
+
+def test_account_id_with_a_space_is_an_error() -> None:
+    err = error_of('{accounts: {"Bad Id": {}}}')
+    assert "channels.wechat.accounts.Bad Id:" in str(err)
+    assert "not allowed" in str(err)
+
+
+def test_account_id_of_65_chars_is_an_error() -> None:
+    long_id = "a" * 65
+    err = error_of('{accounts: {"' + long_id + '": {}}}')
+    assert f"channels.wechat.accounts.{long_id}:" in str(err)
+
+
+def test_account_id_of_64_chars_is_accepted() -> None:
+    ok_id = "a" * 64
+    assert ok_id in accounts_of(wechat('{accounts: {"' + ok_id + '": {}}}')).accounts
+
+
+def test_account_ids_colliding_after_lowercasing_is_an_error() -> None:
+    err = error_of("{accounts: {Work: {}, work: {}}}")
+    assert len(err.problems) == 1
+    assert "channels.wechat.accounts.work" in str(err)
+    assert "lowercasing" in str(err)
+
+
+def test_default_account_id_naming_no_account_is_an_error() -> None:
+    err = error_of('{defaultAccountId: "nope", accounts: {a: {}}}')
+    assert str(err).startswith("channels.wechat.defaultAccountId: ")
+    assert "nope" in str(err)
+
+
+def test_draft_chunk_min_greater_than_max_is_an_error() -> None:
+    err = error_of("{draftChunk: {minChars: 600, maxChars: 500}}")
+    assert str(err).startswith("channels.wechat.draftChunk.minChars: ")
+    assert "600" in str(err) and "500" in str(err)
+
+
+def test_draft_chunk_min_equal_to_max_is_accepted() -> None:
+    s = accounts_of(wechat("{draftChunk: {minChars: 500, maxChars: 500}}")).default.settings
+    assert s.draftChunk.minChars == s.draftChunk.maxChars == 500
+
+
+def test_unset_env_var_is_an_error() -> None:
+    err = error_of('{name: "${UNSET_VAR}"}', env={})
+    assert str(err).startswith("channels.wechat.name: ")
+    assert "UNSET_VAR" in str(err)
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    err = error_of('{dmPolicy: "pair", historyLimit: "x", groups: {"*": {requireMentoin: 1}}}')
+    lines = str(err).splitlines()
+    assert len(lines) == 3
+    assert {p.path for p in err.problems} == {
+        "channels.wechat.dmPolicy",
+        "channels.wechat.historyLimit",
+        "channels.wechat.groups.*.requireMentoin",
+    }
+
+
+def test_env_and_type_errors_are_reported_together() -> None:
+    err = error_of('{name: "${UNSET_VAR}", qrCode: "maybe"}', env={})
+    assert {p.path for p in err.problems} == {"channels.wechat.name", "channels.wechat.qrCode"}
+
+
+def test_cross_field_errors_of_several_accounts_are_reported_together() -> None:
+    err = error_of(
+        '{accounts: {a: {dmPolicy: "allowlist", allowFrom: []}, '
+        'b: {dmPolicy: "open", allowFrom: ["x"]}}}'
+    )
+    assert {p.path for p in err.problems} == {
+        "channels.wechat.accounts.a.allowFrom",
+        "channels.wechat.accounts.b.allowFrom",
+    }
+
+
+MULTI_LINE = """\
+// my config
+{
+  channels: {
+    wechat: {
+      name: "bot",
+      dmPolicy: "pair",
+      groups: {
+        "*": {
+          requireMentoin: true,
+        },
+      },
+      historyLimit: "x",
+    },
+  },
+}
+"""
+
+
+def test_problems_carry_the_file_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(MULTI_LINE, source="c.json5", env={})
+    lines = {p.path: p.line for p in info.value.problems}
+    assert lines == {
+        "channels.wechat.dmPolicy": 6,
+        "channels.wechat.groups.*.requireMentoin": 9,
+        "channels.wechat.historyLimit": 12,
+    }
+    assert "line 6" in info.value.render()
+
+
+def test_cross_field_problem_carries_the_file_line() -> None:
+    text = '{\n  channels: {\n    wechat: {\n      dmPolicy: "open",\n      allowFrom: ["a"],\n' \
+        "    },\n  },\n}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    assert [p.line for p in info.value.problems] == [5]
+
+
+def test_account_problem_carries_the_line_of_the_account_key() -> None:
+    text = '{\n  channels: {\n    wechat: {\n      accounts: {\n        "Bad Id": {},\n' \
+        "      },\n    },\n  },\n}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    assert [p.line for p in info.value.problems] == [5]
+
+
+# ---------------------------------------------------------------- property tests
+
+
+def _field_names() -> list[str]:
+    names: set[str] = set()
+    for obj in vars(config_models).values():
+        if isinstance(obj, type) and issubclass(obj, BaseModel) and obj is not BaseModel:
+            names.update(obj.model_fields)
+    names.add("defaultAccount")
+    return sorted(names)
+
+
+FIELD_NAMES = _field_names()
+ENUM_WORDS = ["pairing", "allowlist", "open", "disabled", "off", "partial", "block", "length",
+              "newline", "plain", "keep", "paragraph", "sentence", "*", "default", "${HOME}",
+              "$${X}", "${NOPE_NOT_SET_1}", "Bad Id"]
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(ENUM_WORDS)
+)
+keys = st.sampled_from(FIELD_NAMES) | st.text(max_size=8)
+json_values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(keys, children, max_size=5),
+    max_leaves=25,
+)
+wechat_blocks = st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=8)
+account_maps = st.dictionaries(
+    st.sampled_from(["a", "b", "default", "Work", "work", "Bad Id"]), wechat_blocks, max_size=3
+)
+
+
+@st.composite
+def wechat_documents(draw: st.DrawFn) -> Any:
+    block = draw(wechat_blocks)
+    if draw(st.booleans()):
+        block["accounts"] = draw(account_maps)
+    return {"channels": {"wechat": block}}
+
+
+documents = json_values | wechat_documents()
+
+
+def _parse_or_config_error(text: str) -> None:
+    try:
+        config = parse_config(text, env={"HOME": "/home/x"})
+    except ConfigError as exc:
+        assert exc.problems
+        assert str(exc)
+        return
+    assert isinstance(config, Config)
+    accounts = accounts_of(config)
+    assert accounts.default_id in accounts.accounts
+    for account in accounts.accounts.values():
+        assert account.draft_max_chars <= account.settings.textChunkLimit
+        assert account.media_max_bytes > 0
+        assert account.display_name
+        assert account.allow_from is not None
+        account.group_allow_from  # noqa: B018 - must not raise
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_random_documents_give_a_config_or_a_config_error(document: Any) -> None:
+    _parse_or_config_error(json.dumps(document))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_random_text_gives_a_config_or_a_config_error(text: str) -> None:
+    _parse_or_config_error(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=60))
+def test_random_bytes_loaded_from_a_file_give_only_config_errors(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "c.json5"
+        file.write_bytes(data)
+        try:
+            load_config(file)
+        except ConfigError as exc:
+            assert exc.problems

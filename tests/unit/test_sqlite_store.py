@@ -1,0 +1,196 @@
+"""SQLite store specifics: file modes, WAL, durability, two processes, kill -9."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import wechat_sdk
+from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.stores import SCHEMA_VERSION, PairingRequest, SqliteStore, StoreSchemaError
+
+T0 = 1_700_000_000.0
+
+
+def mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def req(code: str, sender: str, account: str = "default") -> PairingRequest:
+    return PairingRequest(code, account, sender, sender.title(), T0, T0 + 3600)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "wechat-sdk.sqlite3"
+
+
+def test_new_file_0600_in_new_dir_0700(db_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with SqliteStore(db_path) as s:
+            s.pairing.add_approved("default", "wxid_a", T0)
+            assert mode(db_path.parent) == 0o700
+            assert mode(db_path) == 0o600
+            wal = db_path.with_name(db_path.name + "-wal")
+            assert wal.exists()
+            assert mode(wal) & 0o077 == 0
+    finally:
+        os.umask(old)
+
+
+def test_existing_loose_modes_are_tightened(db_path: Path) -> None:
+    db_path.parent.mkdir(mode=0o755)
+    os.chmod(db_path.parent, 0o755)
+    db_path.touch()
+    os.chmod(db_path, 0o644)
+    SqliteStore(db_path).close()
+    assert mode(db_path.parent) == 0o700
+    assert mode(db_path) == 0o600
+
+
+def test_wal_full_sync_and_schema_version(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        assert s._db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert s._db.conn.isolation_level is None  # autocommit: no lingering read txn
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        raw.close()
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    SqliteStore(db_path).close()
+    raw = sqlite3.connect(db_path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreSchemaError, match="upgrade wechat-sdk"):
+        SqliteStore(db_path)
+
+
+def test_data_survives_reopen(db_path: Path) -> None:
+    e = HistoryEntry("user", "wxid_a", "A", "hello", T0, "m1")
+    with SqliteStore(db_path) as s:
+        s.pairing.add_request(req("ABCD2345", "wxid_b"))
+        s.pairing.add_approved("default", "wxid_a", T0)
+        s.history.append("default", "wxid_a", e, 10)
+        assert s.dedupe.check_and_add("default", "m1", T0, 3600) is False
+    with SqliteStore(db_path) as s:
+        assert s.pairing.get_request_by_code("abcd2345") == req("ABCD2345", "wxid_b")
+        assert s.pairing.is_approved("default", "wxid_a")
+        assert s.history.get("default", "wxid_a") == [e]
+        assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
+
+
+def test_in_state_dir_uses_default_name(tmp_path: Path) -> None:
+    with SqliteStore.in_state_dir(tmp_path / "st") as s:
+        assert s.path == tmp_path / "st" / "wechat-sdk.sqlite3"
+    assert (tmp_path / "st" / "wechat-sdk.sqlite3").exists()
+
+
+def test_second_store_sees_changes_at_once(db_path: Path) -> None:
+    gateway = SqliteStore(db_path)
+    cli = SqliteStore(db_path)
+    try:
+        gateway.pairing.add_request(req("ABCD2345", "wxid_b"))
+        # The CLI sees the gateway's request...
+        assert [r.code for r in cli.pairing.list_requests()] == ["ABCD2345"]
+        assert not gateway.pairing.is_approved("default", "wxid_b")  # a read before the write
+        # ...approves it, and the gateway sees the approval without reopening.
+        assert cli.pairing.approve_request("abcd2345", T0 + 1) is not None
+        assert gateway.pairing.is_approved("default", "wxid_b")
+        assert gateway.pairing.list_requests() == []
+        cli.pairing.remove_approved("default", "wxid_b")
+        assert not gateway.pairing.is_approved("default", "wxid_b")
+    finally:
+        gateway.close()
+        cli.close()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from wechat_sdk.stores import PairingRequest, SqliteStore
+
+    path, run = Path(sys.argv[1]), sys.argv[2]
+    store = SqliteStore(path)
+    for i in range(1_000_000):
+        code = f"R{run}X{i:06d}"
+        sender = f"wxid_{run}_{i}"
+        store.pairing.add_request(
+            PairingRequest(code, "default", sender, "S", 1000.0, 1000.0 + 3600)
+        )
+        store.pairing.approve_request(code, 1001.0)
+        sys.stdout.write(code + "\\n")
+        sys.stdout.flush()
+    """
+)
+
+
+def _child_env() -> dict[str, str]:
+    root = str(Path(wechat_sdk.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+@pytest.mark.slow
+def test_kill_9_mid_approvals_loses_nothing_committed(db_path: Path) -> None:
+    rng = random.Random()
+    SqliteStore(db_path).close()
+    reported: list[str] = []
+    for run in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(db_path), str(run)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
+        )
+        assert proc.stdout is not None
+        target = rng.randint(5, 60)
+        seen = 0
+        try:
+            while seen < target:
+                line = proc.stdout.readline()
+                assert line, f"child exited early: {proc.stderr.read() if proc.stderr else ''}"
+                reported.append(line.strip())
+                seen += 1
+            # Let it run on for a random moment, then kill it mid-flight.
+            for _ in range(rng.randint(0, 40)):
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                reported.append(line.strip())
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            rest, _ = proc.communicate(timeout=30)
+        reported.extend(x.strip() for x in rest.splitlines() if x.strip())
+        assert proc.returncode == -signal.SIGKILL
+
+        with SqliteStore(db_path) as s:
+            for code in reported:
+                run_s, _, i = code[1:].partition("X")
+                sender = f"wxid_{run_s}_{int(i)}"
+                assert s.pairing.is_approved("default", sender), (run, code)
+                assert s.pairing.get_request_by_code(code) is None, (run, code)
+            for pending in s.pairing.list_requests():
+                assert not s.pairing.is_approved("default", pending.sender_id), pending
+            integrity = s._db.conn.execute("PRAGMA integrity_check").fetchall()
+            assert integrity == [("ok",)]
+            # A request stranded by the kill is still usable.
+            for pending in s.pairing.list_requests():
+                assert s.pairing.approve_request(pending.code, 1002.0) is not None
+    assert len(reported) >= 15

@@ -1,0 +1,359 @@
+"""One contract for every Store implementation: memory and SQLite must behave the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.stores import (
+    ApprovedSender,
+    MemoryStore,
+    PairingRequest,
+    SqliteStore,
+    Store,
+)
+
+T0 = 1_700_000_000.0
+
+MakeStore = Callable[..., Any]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
+    """A factory for fresh stores of one implementation (all closed afterwards)."""
+    opened: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        if request.param == "memory":
+            store: Any = MemoryStore(**kwargs)
+        else:
+            store = SqliteStore(tmp_path / f"state{len(opened)}" / "wechat-sdk.sqlite3", **kwargs)
+        opened.append(store)
+        return store
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Any:
+    return make_store()
+
+
+def req(
+    code: str,
+    sender: str = "wxid_alice",
+    account: str = "default",
+    created: float = T0,
+    ttl: float = 3600.0,
+    name: str = "Alice",
+) -> PairingRequest:
+    return PairingRequest(
+        code=code,
+        account_id=account,
+        sender_id=sender,
+        sender_name=name,
+        created_at=created,
+        expires_at=created + ttl,
+    )
+
+
+def entry(text: str, t: float = T0, role: str = "user") -> HistoryEntry:
+    return HistoryEntry(
+        role="user" if role == "user" else "assistant",
+        sender_id="wxid_alice",
+        sender_name="Alice",
+        text=text,
+        timestamp=t,
+        message_id=f"m-{text}",
+    )
+
+
+# --- bundle ---------------------------------------------------------------------------
+
+
+def test_bundle_satisfies_store_protocol_and_closes_twice(store: Any) -> None:
+    assert isinstance(store, Store)
+    store.close()
+    store.close()
+
+
+# --- pairing requests -------------------------------------------------------------------
+
+
+def test_request_round_trip_by_code_and_sender(store: Any) -> None:
+    r = req("ABCD2345")
+    store.pairing.add_request(r)
+    assert store.pairing.get_request_by_code("ABCD2345") == r
+    assert store.pairing.get_request_for_sender("default", "wxid_alice") == r
+    assert store.pairing.get_request_for_sender("default", "wxid_bob") is None
+    assert store.pairing.get_request_for_sender("other", "wxid_alice") is None
+
+
+@pytest.mark.parametrize("typed", ["abcd2345", "AbCd2345", "  abcd2345\n"])
+def test_code_lookup_is_case_insensitive(store: Any, typed: str) -> None:
+    store.pairing.add_request(req("ABCD2345"))
+    found = store.pairing.get_request_by_code(typed)
+    assert found is not None
+    assert found.code == "ABCD2345"
+
+
+def test_codes_are_stored_upper_case(store: Any) -> None:
+    store.pairing.add_request(req("abcd2345"))
+    found = store.pairing.get_request_by_code("ABCD2345")
+    assert found is not None
+    assert found.code == "ABCD2345"
+
+
+def test_duplicate_pending_code_is_refused(store: Any) -> None:
+    store.pairing.add_request(req("ABCD2345", sender="wxid_alice"))
+    with pytest.raises(ValueError):
+        store.pairing.add_request(req("abcd2345", sender="wxid_bob", account="other"))
+    assert store.pairing.get_request_for_sender("other", "wxid_bob") is None
+    alice = store.pairing.get_request_by_code("ABCD2345")
+    assert alice is not None and alice.sender_id == "wxid_alice"
+
+
+def test_new_request_of_same_sender_replaces_old(store: Any) -> None:
+    store.pairing.add_request(req("AAAA2222"))
+    store.pairing.add_request(req("BBBB3333", created=T0 + 10))
+    assert store.pairing.get_request_by_code("AAAA2222") is None
+    assert [r.code for r in store.pairing.list_requests("default")] == ["BBBB3333"]
+
+
+def test_list_requests_oldest_first_and_per_account(store: Any) -> None:
+    store.pairing.add_request(req("CCCC4444", sender="c", created=T0 + 2))
+    store.pairing.add_request(req("AAAA2222", sender="a", created=T0))
+    store.pairing.add_request(req("BBBB3333", sender="b", created=T0 + 1, account="work"))
+    assert [r.code for r in store.pairing.list_requests()] == ["AAAA2222", "BBBB3333", "CCCC4444"]
+    assert [r.code for r in store.pairing.list_requests(None)] == [
+        "AAAA2222",
+        "BBBB3333",
+        "CCCC4444",
+    ]
+    assert [r.code for r in store.pairing.list_requests("default")] == ["AAAA2222", "CCCC4444"]
+    assert [r.code for r in store.pairing.list_requests("work")] == ["BBBB3333"]
+    assert store.pairing.list_requests("nobody") == []
+
+
+def test_list_requests_ties_keep_insertion_order(store: Any) -> None:
+    for code, sender in [("ZZZZ2222", "z"), ("AAAA2222", "a"), ("MMMM2222", "m")]:
+        store.pairing.add_request(req(code, sender=sender))
+    assert [r.code for r in store.pairing.list_requests()] == ["ZZZZ2222", "AAAA2222", "MMMM2222"]
+
+
+def test_delete_request_returns_the_row_once(store: Any) -> None:
+    r = req("ABCD2345")
+    store.pairing.add_request(r)
+    assert store.pairing.delete_request("abcd2345") == r
+    assert store.pairing.delete_request("ABCD2345") is None
+    assert store.pairing.get_request_by_code("ABCD2345") is None
+    assert not store.pairing.is_approved("default", "wxid_alice")
+
+
+def test_purge_expired_removes_only_expired(store: Any) -> None:
+    store.pairing.add_request(req("OLDD2222", sender="old", created=T0, ttl=100))
+    store.pairing.add_request(req("NEWW3333", sender="new", created=T0 + 50, ttl=100))
+    assert store.pairing.purge_expired(T0 + 99) == 0
+    assert store.pairing.purge_expired(T0 + 100) == 1  # expires_at itself is expired
+    assert [r.code for r in store.pairing.list_requests()] == ["NEWW3333"]
+    assert store.pairing.purge_expired(T0 + 100) == 0
+
+
+# --- approved senders -------------------------------------------------------------------
+
+
+def test_approved_senders_per_account(store: Any) -> None:
+    p = store.pairing
+    assert p.add_approved("default", "wxid_b", T0 + 1) == ApprovedSender(
+        "default", "wxid_b", T0 + 1
+    )
+    p.add_approved("default", "wxid_a", T0)
+    p.add_approved("work", "wxid_c", T0)
+    assert p.is_approved("default", "wxid_a")
+    assert not p.is_approved("work", "wxid_a")
+    assert [a.sender_id for a in p.list_approved("default")] == ["wxid_a", "wxid_b"]
+    assert p.list_approved("work") == [ApprovedSender("work", "wxid_c", T0)]
+    assert p.remove_approved("default", "wxid_a") is True
+    assert p.remove_approved("default", "wxid_a") is False
+    assert not p.is_approved("default", "wxid_a")
+    assert p.is_approved("default", "wxid_b")
+
+
+def test_re_approving_updates_time_without_duplicating(store: Any) -> None:
+    store.pairing.add_approved("default", "wxid_a", T0)
+    store.pairing.add_approved("default", "wxid_a", T0 + 5)
+    assert store.pairing.list_approved("default") == [ApprovedSender("default", "wxid_a", T0 + 5)]
+
+
+# --- approve_request --------------------------------------------------------------------
+
+
+def test_approve_request_moves_request_to_approved(store: Any) -> None:
+    store.pairing.add_request(req("ABCD2345"))
+    got = store.pairing.approve_request("abcd2345", T0 + 10)
+    assert got == ApprovedSender("default", "wxid_alice", T0 + 10)
+    assert store.pairing.get_request_by_code("ABCD2345") is None
+    assert store.pairing.list_requests() == []
+    assert store.pairing.is_approved("default", "wxid_alice")
+    assert store.pairing.approve_request("ABCD2345", T0 + 11) is None
+
+
+def test_approve_request_refuses_unknown_expired_and_other_account(store: Any) -> None:
+    p = store.pairing
+    assert p.approve_request("NOPE2345", T0) is None
+    p.add_request(req("ABCD2345", ttl=100))
+    assert p.approve_request("ABCD2345", T0 + 10, account_id="work") is None
+    assert p.approve_request("ABCD2345", T0 + 100) is None  # expired
+    # Nothing changed by the refusals.
+    assert p.get_request_by_code("ABCD2345") is not None
+    assert not p.is_approved("default", "wxid_alice")
+    assert p.approve_request("ABCD2345", T0 + 10, account_id="default") is not None
+
+
+def test_approve_is_atomic_when_adding_the_approval_fails(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.pairing.add_request(req("ABCD2345"))
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store.pairing, "_upsert_approved", boom)
+    with pytest.raises(RuntimeError):
+        store.pairing.approve_request("ABCD2345", T0 + 1)
+    monkeypatch.undo()
+    assert store.pairing.get_request_by_code("ABCD2345") is not None
+    assert not store.pairing.is_approved("default", "wxid_alice")
+    # And the store still works afterwards.
+    assert store.pairing.approve_request("ABCD2345", T0 + 1) is not None
+
+
+# --- history ----------------------------------------------------------------------------
+
+
+def texts(entries: list[HistoryEntry]) -> list[str]:
+    return [e.text for e in entries]
+
+
+def test_history_oldest_first_and_round_trip(store: Any) -> None:
+    h = store.history
+    e1 = entry("one", T0)
+    e2 = HistoryEntry("assistant", "bot", "Bot", "two", T0 + 1, "m2")
+    h.append("default", "wxid_alice", e1, 10)
+    h.append("default", "wxid_alice", e2, 10)
+    assert h.get("default", "wxid_alice") == [e1, e2]
+    assert h.get("default", "unknown") == []
+    assert h.get("nobody", "wxid_alice") == []
+
+
+def test_history_keeps_limit_newest(store: Any) -> None:
+    for i in range(7):
+        store.history.append("default", "room@chatroom", entry(f"m{i}", T0 + i), 3)
+    assert texts(store.history.get("default", "room@chatroom")) == ["m4", "m5", "m6"]
+    store.history.append("default", "room@chatroom", entry("m7", T0 + 7), 2)
+    assert texts(store.history.get("default", "room@chatroom")) == ["m6", "m7"]
+
+
+def test_history_order_is_insertion_not_timestamp(store: Any) -> None:
+    store.history.append("default", "k", entry("late", T0 + 100), 5)
+    store.history.append("default", "k", entry("early", T0), 5)
+    assert texts(store.history.get("default", "k")) == ["late", "early"]
+
+
+def test_history_clear_and_zero_limit(store: Any) -> None:
+    h = store.history
+    h.append("default", "a", entry("x"), 5)
+    h.append("default", "b", entry("y"), 5)
+    h.clear("default", "a")
+    assert h.get("default", "a") == []
+    assert texts(h.get("default", "b")) == ["y"]
+    h.clear("default", "never-seen")  # no error
+    h.append("default", "b", entry("z"), 0)
+    assert h.get("default", "b") == []
+
+
+def test_history_accounts_are_separate(store: Any) -> None:
+    store.history.append("default", "k", entry("mine"), 5)
+    store.history.append("work", "k", entry("theirs"), 5)
+    assert texts(store.history.get("default", "k")) == ["mine"]
+    assert texts(store.history.get("work", "k")) == ["theirs"]
+    store.history.clear("work", "k")
+    assert texts(store.history.get("default", "k")) == ["mine"]
+
+
+def test_history_evicts_least_recently_used_conversation(make_store: MakeStore) -> None:
+    h = make_store(max_conversations=2).history
+    h.append("default", "a", entry("a1"), 5)
+    h.append("default", "b", entry("b1"), 5)
+    h.append("default", "a", entry("a2"), 5)  # a is now the most recent
+    h.append("default", "c", entry("c1"), 5)  # evicts b
+    assert h.get("default", "b") == []
+    assert texts(h.get("default", "a")) == ["a1", "a2"]
+    assert texts(h.get("default", "c")) == ["c1"]
+    h.append("default", "b", entry("b2"), 5)  # back, fresh; evicts a
+    assert texts(h.get("default", "b")) == ["b2"]
+    assert h.get("default", "a") == []
+
+
+def test_history_bound_is_per_account(make_store: MakeStore) -> None:
+    h = make_store(max_conversations=2).history
+    h.append("default", "a", entry("a"), 5)
+    h.append("default", "b", entry("b"), 5)
+    h.append("work", "x", entry("x"), 5)
+    h.append("work", "y", entry("y"), 5)
+    for acc, key in [("default", "a"), ("default", "b"), ("work", "x"), ("work", "y")]:
+        assert h.get(acc, key) != [], (acc, key)
+
+
+def test_history_default_bound_is_1000(make_store: MakeStore) -> None:
+    h = make_store().history
+    for i in range(1001):
+        h.append("default", f"k{i}", entry(str(i)), 1)
+    assert h.get("default", "k0") == []
+    assert texts(h.get("default", "k1")) == ["1"]
+    assert texts(h.get("default", "k1000")) == ["1000"]
+
+
+# --- dedupe -----------------------------------------------------------------------------
+
+
+def test_dedupe_within_ttl(store: Any) -> None:
+    d = store.dedupe
+    assert d.check_and_add("default", "m1", T0, 60) is False
+    assert d.check_and_add("default", "m1", T0 + 59, 60) is True
+    # A duplicate does not extend the window: 60 s after the first sighting it is new.
+    assert d.check_and_add("default", "m1", T0 + 60, 60) is False
+    assert d.check_and_add("default", "m1", T0 + 61, 60) is True
+    assert d.check_and_add("default", "m2", T0 + 61, 60) is False
+
+
+def test_dedupe_accounts_are_separate(store: Any) -> None:
+    assert store.dedupe.check_and_add("default", "m1", T0, 60) is False
+    assert store.dedupe.check_and_add("work", "m1", T0, 60) is False
+    assert store.dedupe.check_and_add("work", "m1", T0, 60) is True
+
+
+def test_dedupe_is_bounded_oldest_evicted(make_store: MakeStore) -> None:
+    d = make_store(dedupe_max_entries=3).dedupe
+    for i in range(1, 5):
+        assert d.check_and_add("default", f"m{i}", T0 + i, 3600) is False
+    assert d.check_and_add("default", "m4", T0 + 10, 3600) is True
+    assert d.check_and_add("default", "m3", T0 + 10, 3600) is True
+    assert d.check_and_add("default", "m2", T0 + 10, 3600) is True
+    assert d.check_and_add("default", "m1", T0 + 10, 3600) is False  # was evicted
+
+
+def test_dedupe_bound_is_per_account(make_store: MakeStore) -> None:
+    d = make_store(dedupe_max_entries=2).dedupe
+    d.check_and_add("default", "a", T0, 3600)
+    d.check_and_add("default", "b", T0, 3600)
+    d.check_and_add("work", "x", T0, 3600)
+    d.check_and_add("work", "y", T0, 3600)
+    assert d.check_and_add("default", "a", T0 + 1, 3600) is True
+    assert d.check_and_add("default", "b", T0 + 1, 3600) is True

@@ -1,0 +1,263 @@
+"""The composition root: a gateway built from a config.
+
+The only place where adapters are wired to the channel logic: accounts are resolved,
+each enabled account gets a puppet from the factory, stores, a pacer, the inbound and
+outbound pipelines, and a runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from wechat_sdk.agent import Agent, Reply, ToolRegistry
+from wechat_sdk.clock import Clock, RealClock
+from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
+from wechat_sdk.gateway.runner import AccountRunner
+from wechat_sdk.gateway.status import AccountStatus
+from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.media import MediaSaver
+from wechat_sdk.inbound.pipeline import InboundPipeline
+from wechat_sdk.outbound.delivery import EchoLog, Sender
+from wechat_sdk.outbound.pacing import Pacer
+from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.pairing.service import Pairing, approved_message
+from wechat_sdk.puppet import Puppet
+from wechat_sdk.stores.base import ApprovedSender, PairingRequest, Store
+from wechat_sdk.stores.sqlite import SqliteStore
+
+__all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory"]
+
+log = logging.getLogger("wechat_sdk.gateway")
+
+DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
+PuppetFactory = Callable[[ResolvedAccount], Puppet]
+
+
+class Gateway:
+    """Runs the WeChat channel for every enabled account of a config.
+
+    >>> gateway = Gateway(config, agent=my_agent, puppet_factory=world.puppet_factory,
+    ...                   state_dir=tmp_path, clock=world.clock)   # doctest: +SKIP
+    >>> await gateway.start()                                      # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        agent: Agent,
+        puppet_factory: PuppetFactory | None = None,
+        state_dir: str | Path | None = None,
+        clock: Clock | None = None,
+        store: Store | None = None,
+        rng: random.Random | None = None,
+        show_terminal_qr: bool = True,
+    ) -> None:
+        self.config = config
+        self.accounts: AccountSet = accounts_of(config)
+        for warning in self.accounts.warnings:
+            log.warning(warning, extra={"account": "-"})
+        self.agent = agent
+        self.clock: Clock = clock or RealClock()
+        self.puppet_factory = puppet_factory or default_puppet_factory(self)
+        configured = config.channels.wechat.stateDir
+        self.state_dir: Path = Path(
+            state_dir if state_dir is not None else (configured or DEFAULT_STATE_DIR)
+        ).expanduser()
+        self._store = store
+        self._rng = rng
+        self.show_terminal_qr = show_terminal_qr
+        self.tools = ToolRegistry()
+        self.runners: dict[str, AccountRunner] = {}
+        self._started = False
+        self.pairing = PairingAPI(self)
+
+    # ------------------------------------------------------------ wiring
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._store = SqliteStore.in_state_dir(self.state_dir)
+        return self._store
+
+    def _pairing_service(self) -> Pairing:
+        code_rng = self._rng if self._rng is not None else None
+        return Pairing(self.store.pairing, self.clock, code_rng=code_rng)
+
+    def _build_runner(self, account: ResolvedAccount) -> AccountRunner:
+        s = account.settings
+        puppet = self.puppet_factory(account)
+        rng = random.Random(self._rng.random()) if self._rng is not None else random.Random()
+        pacing = s.pacing
+        pacer = Pacer(
+            self.clock,
+            per_second=None if pacing is False else pacing.perSecond,
+            burst=5 if pacing is False else pacing.burst,
+            jitter_s=0.0 if pacing is False else pacing.jitterMs / 1000.0,
+            rng=rng,
+        )
+        echo = EchoLog()
+        sender = Sender(puppet, self.clock, pacer, echo, account.id)
+        outbound = Outbound(account, sender, self.clock)
+        history = HistoryBook(self.store.history, account.id, group_limit=s.historyLimit,
+                              dm_limit=s.dmHistoryLimit)
+        media = MediaSaver(self.state_dir / "media" / "inbound", self.clock)
+
+        async def send_text(to: str, text: str) -> None:
+            await outbound.deliver(to, Reply(text=text))
+
+        inbound = InboundPipeline(
+            account=account, default_account_id=self.accounts.default_id, puppet=puppet,
+            clock=self.clock, dedupe=self.store.dedupe, pairing=self._pairing_service(),
+            history=history, media=media, tools=self.tools, echo=echo, send_text=send_text,
+        )
+        return AccountRunner(
+            account=account, puppet=puppet, agent=self.agent, clock=self.clock,
+            inbound=inbound, outbound=outbound, history=history,
+            state_dir=self.state_dir, rng=rng, show_terminal_qr=self.show_terminal_qr,
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start every enabled account (returns at once; accounts log in in the background)."""
+        if self._started:
+            return
+        self._started = True
+        for account in self.accounts.enabled:
+            runner = self._build_runner(account)
+            self.runners[account.id] = runner
+            runner.start()
+        if not self.runners:
+            log.warning("no enabled WeChat account in the config", extra={"account": "-"})
+        await asyncio.sleep(0)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop every account; in-flight replies get ``grace_s`` to finish."""
+        await asyncio.gather(*(r.stop(grace_s) for r in self.runners.values()))
+        self._started = False
+
+    async def close(self) -> None:
+        await self.stop()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def __aenter__(self) -> Gateway:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def reload(self, config: Config) -> None:
+        """Apply a new config: accounts are restarted. An invalid one raises ConfigError."""
+        accounts = accounts_of(config)  # raises before anything is touched
+        await self.stop()
+        self.config = config
+        self.accounts = accounts
+        self.runners = {}
+        await self.start()
+
+    async def wait_idle(self) -> None:
+        """Wait until every answer in flight has been delivered."""
+        for runner in self.runners.values():
+            await runner.wait_idle()
+
+    # ------------------------------------------------------------ use
+
+    def runner(self, account_id: str | None = None) -> AccountRunner:
+        account_id = account_id or self.accounts.default_id
+        try:
+            return self.runners[account_id]
+        except KeyError:
+            raise KeyError(f"account {account_id!r} is not running "
+                           f"(running: {', '.join(self.runners) or 'none'})") from None
+
+    async def send(self, to: str | None, message: str | Reply, *, account: str | None = None,
+                   room: str | None = None) -> str:
+        """Send proactively to a contact (``to``) or a group (``room``).
+
+        Goes through the default account unless ``account`` is given; paced and retried
+        like every reply. Returns the text that went out.
+        """
+        conversation = room or to
+        if not conversation:
+            raise ValueError("send() needs a contact id (to) or a room id (room)")
+        reply = message if isinstance(message, Reply) else Reply(text=message)
+        return await self.runner(account).outbound.deliver(conversation, reply)
+
+    def status(self) -> list[AccountStatus]:
+        """Per-account status (no secrets)."""
+        out = []
+        for account in self.accounts.accounts.values():
+            runner = self.runners.get(account.id)
+            if runner is None:
+                out.append(AccountStatus(account=account.id, lifecycle="stopped",
+                                         detail="" if account.enabled else "disabled"))
+            else:
+                out.append(runner.refresh_status())
+        return out
+
+
+class PairingAPI:
+    """Pairing requests of a running gateway: list, approve, deny, revoke.
+
+    Changes reach the running gateway at once (the next message is checked against the
+    store). ``approve(..., notify=True)`` tells the sender they were approved.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def _service(self) -> Pairing:
+        return self._gateway._pairing_service()
+
+    def list(self, account: str | None = None) -> list[PairingRequest]:
+        return self._service().list(account)
+
+    async def approve(self, code: str, *, account: str | None = None,
+                      notify: bool = False) -> ApprovedSender:
+        approved = self._service().approve(code, account)
+        if notify and approved.account_id in self._gateway.runners:
+            runner = self._gateway.runners[approved.account_id]
+            await runner.outbound.deliver(
+                approved.sender_id, Reply(text=approved_message(runner.account.display_name)))
+        return approved
+
+    def deny(self, code: str, *, account: str | None = None) -> PairingRequest:
+        return self._service().deny(code, account)
+
+    def revoke(self, account: str, sender_id: str) -> bool:
+        return self._service().revoke(account, sender_id)
+
+    def approved(self, account: str) -> list[ApprovedSender]:
+        return self._service().approved(account)
+
+
+def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
+    """Choose the puppet adapter by each account's ``puppet`` setting."""
+
+    def make(account: ResolvedAccount) -> Puppet:
+        name = account.settings.puppet
+        if name == "simulator":
+            from simulator import SimulatedWeChat
+
+            world = getattr(gateway, "_world", None)
+            if world is None:
+                world = SimulatedWeChat(seed=0)
+                gateway._world = world  # type: ignore[attr-defined]
+            return world.puppet_factory(account)
+        raise ConfigError.single(
+            account.key_path("puppet"),
+            f'puppet "{name}" needs the Wechaty adapter, which this build does not include '
+            '(use puppet "simulator", or pass puppet_factory=)',
+        )
+
+    return make
+

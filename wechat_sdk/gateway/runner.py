@@ -1,0 +1,340 @@
+"""One account's life: start the puppet, log in, receive, answer, reconnect.
+
+    starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
+                                   \\-> logged_out (needs a new scan)    \\-> failed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
+from wechat_sdk.clock import BACKGROUND, Clock
+from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
+from wechat_sdk.gateway.status import AccountStatus
+from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
+from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.puppet import (
+    ErrorEvent,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    MessageEvent,
+    Puppet,
+    PuppetEvent,
+    ReadyEvent,
+    ScanEvent,
+    ScanStatus,
+)
+
+__all__ = ["AccountRunner", "Backoff"]
+
+HEARTBEAT_TIMEOUT_S = 60.0
+STABLE_AFTER_S = 300.0
+
+
+class Backoff:
+    """Exponential backoff with jitter: 1 s, x2, capped at 5 min; reset when stable."""
+
+    def __init__(self, rng: random.Random, *, start: float = 1.0, factor: float = 2.0,
+                 cap: float = 300.0) -> None:
+        self.rng = rng
+        self.start = start
+        self.factor = factor
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        base = min(self.cap, self.start * self.factor ** self.attempt)
+        self.attempt += 1
+        return base * self.rng.uniform(0.8, 1.2) if base < self.cap else base
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _LinkDead(Exception):
+    """No event (not even a heartbeat) for HEARTBEAT_TIMEOUT_S."""
+
+
+class AccountRunner:
+    """Runs one enabled account until stopped."""
+
+    def __init__(
+        self,
+        *,
+        account: ResolvedAccount,
+        puppet: Puppet,
+        agent: Agent,
+        clock: Clock,
+        inbound: InboundPipeline,
+        outbound: Outbound,
+        history: HistoryBook,
+        state_dir: Path | None,
+        rng: random.Random,
+        show_terminal_qr: bool = True,
+    ) -> None:
+        self.account = account
+        self.puppet = puppet
+        self.agent = agent
+        self.clock = clock
+        self.inbound = inbound
+        self.outbound = outbound
+        self.history = history
+        self.state_dir = state_dir
+        self.show_terminal_qr = show_terminal_qr
+        self.backoff = Backoff(rng)
+        self.status = AccountStatus(account=account.id, lifecycle="stopped")
+        self.log = logging.LoggerAdapter(logging.getLogger("wechat_sdk.gateway"),
+                                         {"account": account.id})
+        self._task: asyncio.Task[None] | None = None
+        self._turns: set[asyncio.Task[None]] = set()
+        self._conv_locks: dict[str, asyncio.Lock] = {}
+        self._stopping = False
+        self._qr_timeouts = 0
+        self._logged_out = False
+        self._ready_at: float | None = None
+
+    # ------------------------------------------------------------ control
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._run(),
+                                                            name=f"account:{self.account.id}")
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop receiving; let in-flight replies finish for up to ``grace_s``."""
+        self._stopping = True
+        if self._turns:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._turns, return_exceptions=True),
+                                       timeout=grace_s)
+        for t in list(self._turns):
+            t.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.puppet.stop()
+        if self.status.lifecycle != "failed":
+            self._set("stopped")
+
+    @property
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    def refresh_status(self) -> AccountStatus:
+        s = self.status
+        stats = self.outbound.sender.stats
+        s.queue_depth = self.outbound.queue_depth
+        s.sent = stats.sent
+        s.send_failures = stats.failed
+        s.last_outbound = stats.last_outbound
+        if stats.last_error:
+            s.last_error = stats.last_error
+        s.pending_pairing = len(self.inbound.pairing.list(self.account.id))
+        s.drops = dict(self.inbound.drops)
+        pacing = self.account.settings.pacing
+        s.pacing = ("off" if pacing is False else
+                    f"{pacing.perSecond:g}/s, burst {pacing.burst}, gap {pacing.chunkGapMs} ms")
+        return s
+
+    def _set(self, lifecycle: Any, detail: str = "") -> None:
+        if self.status.lifecycle != lifecycle or self.status.detail != detail:
+            self.status.lifecycle = lifecycle
+            self.status.detail = detail
+            self.log.info("account %s is %s", self.account.id, self.status.state)
+
+    # ------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        first = True
+        while not self._stopping:
+            self._set("starting" if first else "reconnecting")
+            first = False
+            try:
+                await self.puppet.start()
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except _LinkDead:
+                self.log.warning("no heartbeat for %.0f s: reconnecting", HEARTBEAT_TIMEOUT_S)
+                self.status.last_error = "heartbeat timeout"
+            except _LoginFailed:
+                self._set("failed", "login timed out")
+                with contextlib.suppress(Exception):
+                    await self.puppet.stop()
+                return
+            except Exception as exc:  # a broken link or a puppet bug: reconnect
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                self.log.warning("puppet error: %s", exc)
+            if self._stopping:
+                return
+            with contextlib.suppress(Exception):
+                await self.puppet.stop()
+            if self._ready_at is not None and self.clock.now() - self._ready_at > STABLE_AFTER_S:
+                self.backoff.reset()
+            delay = self.backoff.next_delay()
+            self.status.reconnects += 1
+            self._set("reconnecting")
+            self.log.info("reconnecting in %.1f s (attempt %d)", delay, self.backoff.attempt)
+            await self.clock.sleep(delay)
+
+    async def _consume(self) -> None:
+        events = self.puppet.events()
+        iterator = events.__aiter__()
+        while True:
+            event = await self._next_event(iterator)
+            if event is None:
+                if not self._stopping:
+                    self.log.warning("event stream ended")
+                    self.status.last_error = "connection lost"
+                return
+            await self._handle(event)
+
+    async def _next_event(self, iterator: AsyncIterator[PuppetEvent]) -> PuppetEvent | None:
+        """The next event, or _LinkDead when nothing arrives for HEARTBEAT_TIMEOUT_S."""
+        nxt = asyncio.ensure_future(iterator.__anext__())
+        watchdog = asyncio.ensure_future(self._watchdog())
+        try:
+            done, _ = await asyncio.wait({nxt, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            nxt.cancel()
+            raise
+        finally:
+            watchdog.cancel()
+        if nxt in done:
+            try:
+                return nxt.result()
+            except StopAsyncIteration:
+                return None
+        nxt.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
+            await nxt
+        raise _LinkDead
+
+    async def _watchdog(self) -> None:
+        BACKGROUND.set(True)
+        await self.clock.sleep(HEARTBEAT_TIMEOUT_S)
+
+    async def _handle(self, event: PuppetEvent) -> None:
+        if isinstance(event, MessageEvent):
+            await self._on_message(event.message_id)
+        elif isinstance(event, ScanEvent):
+            self._on_scan(event)
+        elif isinstance(event, LoginEvent):
+            await self._on_login(event)
+        elif isinstance(event, ReadyEvent):
+            self._ready_at = self.clock.now()
+            self._set("ready")
+        elif isinstance(event, LogoutEvent):
+            self._logged_out = True
+            self.status.user_id = None
+            self._set("logged_out", event.reason)
+            self.log.warning("logged out%s: scan a new QR code to log in again",
+                             f" ({event.reason})" if event.reason else "")
+        elif isinstance(event, ErrorEvent):
+            self.status.last_error = event.message
+            self.log.warning("puppet reported an error: %s", event.message)
+        elif isinstance(event, HeartbeatEvent):
+            pass
+
+    def _on_scan(self, event: ScanEvent) -> None:
+        self.log.info("[WeChat] QR Code status: %d", int(event.status))
+        if event.status == ScanStatus.TIMEOUT:
+            self._qr_timeouts += 1
+            if self._qr_timeouts >= self.account.settings.qrMaxTimeouts:
+                self.log.error("login timed out: %d QR codes expired without a scan "
+                               "(qrMaxTimeouts)", self._qr_timeouts)
+                raise _LoginFailed
+        if event.qrcode and event.status in (ScanStatus.WAITING, ScanStatus.UNKNOWN,
+                                             ScanStatus.TIMEOUT):
+            url = qr_page_url(event.qrcode)
+            self.status.qr_url = url
+            self.log.info("[WeChat] Scan QR Code at: %s", url)
+            if self.state_dir is not None:
+                try:
+                    path = save_qr_png(event.qrcode, self.state_dir / f"qr-{self.account.id}.png")
+                    self.log.info("QR code saved to %s", path)
+                except OSError as exc:
+                    self.log.warning("could not save the QR code PNG: %s", exc)
+            if self.account.settings.qrCode and self.show_terminal_qr:
+                show_qr(event.qrcode)
+        if not self._logged_out:
+            self._set("waiting_for_scan")
+
+    async def _on_login(self, event: LoginEvent) -> None:
+        self._qr_timeouts = 0
+        self._logged_out = False
+        self.status.qr_url = None
+        self.status.user_id = event.contact_id
+        try:
+            self.status.user_name = (await self.puppet.contact(event.contact_id)).name
+        except Exception:
+            self.status.user_name = None
+        if self.inbound.connected_at is None:
+            self.inbound.connected_at = self.clock.now()
+        self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
+
+    async def _on_message(self, message_id: str) -> None:
+        try:
+            message = await self.puppet.message(message_id)
+        except Exception as exc:
+            self.log.warning("could not load message %s: %s (skipped)", message_id, exc)
+            return
+        if message.talker_id != self.puppet.self_id:
+            self.status.last_inbound = self.clock.now()
+        result = await self.inbound.process(message)
+        if isinstance(result, Drop):
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(result))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+
+    # ------------------------------------------------------------ answering
+
+    async def _answer(self, turn: AgentTurn) -> None:
+        conversation = turn.conversation_id
+        lock = self._conv_locks.setdefault(conversation, asyncio.Lock())
+        async with lock:  # one turn at a time per conversation keeps history in order
+            sent_text = ""
+            try:
+                reply = await resolve_agent_result(self.agent(turn))
+                if reply is not None:
+                    sent_text = await self.outbound.deliver(conversation, reply)
+            except DeliveryFailed as exc:
+                self.status.last_error = str(exc)
+            except Exception as exc:
+                self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
+                self.log.exception("agent failed on message %s", turn.message_id)
+                notice = self.account.settings.errorNotice
+                if notice:
+                    with contextlib.suppress(DeliveryFailed):
+                        await self.outbound.deliver(conversation, Reply(text=notice))
+            if turn.chat_type == "direct":
+                user = HistoryEntry("user", turn.sender_id, turn.sender_name, turn.text,
+                                    turn.timestamp, turn.message_id)
+                answer = None
+                if sent_text:  # what went out, even if a later part failed
+                    answer = HistoryEntry("assistant", self.puppet.self_id or "",
+                                          self.account.display_name, sent_text,
+                                          self.clock.now())
+                self.history.record_dm_turn(turn.sender_id, user, answer)
+
+    async def wait_idle(self) -> None:
+        while self._turns:
+            await asyncio.gather(*list(self._turns), return_exceptions=True)
+
+
+class _LoginFailed(Exception):
+    pass

@@ -1,0 +1,85 @@
+"""Group rules: which groups are heard, whether a mention is needed, which tools apply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from wechat_sdk.config.models import AccountConfig, GroupConfig, ToolPolicy
+
+__all__ = ["GroupRule", "allowed_tool_names", "resolve_group"]
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRule:
+    """The effective settings of one group for one account."""
+
+    allowed: bool
+    reason: str  # why not allowed: group_disabled | group_not_allowed
+    require_mention: bool
+    tools: frozenset[str] | None  # None: every registered tool
+
+
+def resolve_group(settings: AccountConfig, room_id: str) -> GroupRule:
+    """Apply groupPolicy and the ``groups`` map (exact id first, then ``"*"``, key by key)."""
+    groups = settings.groups
+    exact = groups.get(room_id)
+    star = groups.get(WILDCARD)
+    require = _first(exact, star, "requireMention")
+    enabled = _first(exact, star, "enabled")
+    tools_cfg = _first(exact, star, "tools")
+    rule = GroupRule(True, "", True if require is None else bool(require), None)
+    if tools_cfg is not None:
+        rule = GroupRule(True, "", rule.require_mention, _tool_names(tools_cfg))
+    if settings.groupPolicy == "disabled":
+        return _deny(rule, "group_disabled")
+    listed = exact is not None or star is not None
+    if settings.groupPolicy == "allowlist" and not listed:
+        return _deny(rule, "group_not_allowed")
+    if settings.groupPolicy == "open" and groups and star is None and exact is None:
+        # a groups map without "*" lists specific groups: it acts as an allowlist
+        return _deny(rule, "group_not_allowed")
+    if enabled is False:
+        return _deny(rule, "group_disabled")
+    return rule
+
+
+def _tool_names(tools: list[str] | ToolPolicy) -> frozenset[str] | None:
+    if isinstance(tools, list):
+        return frozenset(tools)
+    if tools.allow is None and not tools.alsoAllow and not tools.deny:
+        return None
+    if tools.allow is None:
+        # deny-only policy: everything registered but the denied; expressed at call time
+        return _DenyOnly(tools.deny)
+    return (frozenset(tools.allow) | frozenset(tools.alsoAllow)) - frozenset(tools.deny)
+
+
+class _DenyOnly(frozenset[str]):
+    """Marker set: 'all registered tools except these'."""
+
+
+def _first(exact: GroupConfig | None, star: GroupConfig | None, key: str) -> object:
+    for entry in (exact, star):
+        if entry is not None and key in entry.model_fields_set:
+            value = getattr(entry, key)
+            if value is not None:
+                return value
+    return None
+
+
+def _deny(rule: GroupRule, reason: str) -> GroupRule:
+    return GroupRule(False, reason, rule.require_mention, rule.tools)
+
+
+def allowed_tool_names(rule_tools: frozenset[str] | None, registered: Iterable[str]
+                       ) -> frozenset[str]:
+    """Registered tools allowed by a resolved rule."""
+    known = frozenset(registered)
+    if rule_tools is None:
+        return known
+    if isinstance(rule_tools, _DenyOnly):
+        return known - rule_tools
+    return known & rule_tools

@@ -1,0 +1,132 @@
+"""Inbound media: downloaded with a size cap, saved safely, typed from its content."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import unicodedata
+from pathlib import Path
+
+import filetype
+
+from wechat_sdk.agent import MediaItem
+from wechat_sdk.clock import Clock
+from wechat_sdk.puppet import FileTooLarge, Message, MessageKind, Puppet
+
+__all__ = ["MediaSaver", "safe_name", "sniff_mime"]
+
+log = logging.getLogger("wechat_sdk.inbound.media")
+
+_UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+_KIND_WORD = {MessageKind.IMAGE: "image", MessageKind.VIDEO: "video",
+              MessageKind.AUDIO: "audio", MessageKind.EMOTICON: "image"}
+
+
+def safe_name(name: str, *, max_len: int = 80) -> str:
+    """A file name that cannot choose a path: no separators, no dot-files, no control chars."""
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip("._") or "file"
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    ext = ext[:10]
+    stem = stem[: max_len - len(ext) - 1] or "file"
+    return f"{stem}.{ext}" if ext else stem
+
+
+def sniff_mime(head: bytes, fallback: str | None = None) -> str:
+    """The MIME type from the first bytes (filetype), SILK voice included."""
+    kind = filetype.guess(head)
+    if kind is not None:
+        return str(kind.mime)
+    if head[:10].lstrip(b"\x02").startswith(b"#!SILK"):  # WeChat voice: not in filetype
+        return "audio/silk"
+    return fallback or "application/octet-stream"
+
+
+class MediaSaver:
+    """Saves inbound files under ``<state>/media/inbound`` and prunes old ones."""
+
+    def __init__(self, directory: Path, clock: Clock) -> None:
+        self.directory = directory
+        self.clock = clock
+
+    async def fetch(self, puppet: Puppet, message: Message, max_bytes: int) -> MediaItem:
+        """Download the message's file, or describe why not (too large, failed)."""
+        info = message.file
+        kind = _KIND_WORD.get(message.kind, "file")
+        name = info.name if info else f"{message.id}.bin"
+        size = info.size if info else 0
+        duration = info.duration_s if info else None
+        if info is not None and info.size > max_bytes:
+            return MediaItem(kind, None, info.mime, size, name, duration,
+                             note=_too_large(info.size, max_bytes))
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._reserve(name)
+        written = 0
+        head = b""
+        try:
+            with open(path, "r+b") as out:
+                async for chunk in puppet.download(message.id, max_bytes):
+                    written += len(chunk)
+                    if written > max_bytes:  # never keep more than the cap
+                        raise FileTooLarge(written, max_bytes)
+                    if len(head) < 262:
+                        head += chunk[: 262 - len(head)]
+                    out.write(chunk)
+        except FileTooLarge as exc:
+            path.unlink(missing_ok=True)
+            return MediaItem(kind, None, info.mime if info else None, max(size, exc.size), name,
+                             duration, note=_too_large(max(size, exc.size), max_bytes))
+        except Exception as exc:
+            path.unlink(missing_ok=True)
+            log.warning("media download failed for message %s: %s", message.id, exc)
+            return MediaItem(kind, None, info.mime if info else None, size, name, duration,
+                             note=f"the file could not be downloaded ({exc})")
+        now = self.clock.now()
+        os.utime(path, (now, now))
+        mime = sniff_mime(head, info.mime if info else None)
+        return MediaItem(kind, path, mime, written, name, duration)
+
+    def _reserve(self, name: str) -> Path:
+        clean = safe_name(name)
+        stem, dot, ext = clean.rpartition(".")
+        if not dot:
+            stem, ext = clean, ""
+        root = self.directory.resolve()
+        for _ in range(20):
+            unique = f"{stem}-{secrets.token_hex(4)}" + (f".{ext}" if ext else "")
+            path = root / unique
+            if path.resolve().parent != root:  # belt and braces: never outside the folder
+                raise ValueError(f"unsafe media name {name!r}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            return path
+        raise FileExistsError("could not find a free media file name")
+
+    def prune(self, max_age_s: float) -> int:
+        """Delete saved files older than ``max_age_s`` (by the clock). Returns the count."""
+        if not self.directory.is_dir():
+            return 0
+        cutoff = self.clock.now() - max_age_s
+        removed = 0
+        for entry in self.directory.iterdir():
+            try:
+                if entry.is_file() and entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except OSError as exc:
+                log.warning("could not prune %s: %s", entry.name, exc)
+        return removed
+
+
+def _too_large(size: int, cap: int) -> str:
+    mb = 1024 * 1024
+    return (f"file too large ({size / mb:.1f} MB > {cap / mb:g} MB limit, mediaMaxMb): "
+            "not downloaded")

@@ -1,0 +1,295 @@
+"""The inbound pipeline: what reaches the agent, step by step.
+
+Each step looks at the message and either lets it through or drops it with a reason code
+(logged at debug). The order is the channel's rule order (CHANNEL_SEMANTICS.md section 3):
+
+    self -> duplicate -> replayed -> dm policy / pairing -> group policy -> mention -> media
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, ToolRegistry
+from wechat_sdk.clock import Clock
+from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
+from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.media import MediaSaver
+from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
+from wechat_sdk.outbound.delivery import EchoLog, file_key, text_key
+from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
+from wechat_sdk.puppet import Message, Puppet
+from wechat_sdk.stores.base import DedupeStore
+
+__all__ = ["REPLAY_GRACE_S", "Drop", "Inbound", "InboundPipeline"]
+
+log = logging.getLogger("wechat_sdk.inbound")
+
+REPLAY_GRACE_S = 30.0
+DEDUPE_TTL_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Why a message does not reach the agent."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Inbound:
+    """A message on its way through the pipeline, with what the steps learned."""
+
+    message: Message
+    sender_name: str = ""
+    room_topic: str | None = None
+    mentioned: bool = False
+    text: str = ""
+    rule: GroupRule | None = None
+    media: list[MediaItem] = field(default_factory=list)
+
+    @property
+    def is_group(self) -> bool:
+        return self.message.room_id is not None
+
+
+SendText = Callable[[str, str], Awaitable[None]]
+Step = Callable[[Inbound], Awaitable[Drop | None]]
+
+
+class InboundPipeline:
+    """The steps for one account. :meth:`process` returns an :class:`AgentTurn` or a Drop."""
+
+    def __init__(
+        self,
+        *,
+        account: ResolvedAccount,
+        default_account_id: str,
+        puppet: Puppet,
+        clock: Clock,
+        dedupe: DedupeStore,
+        pairing: Pairing,
+        history: HistoryBook,
+        media: MediaSaver,
+        tools: ToolRegistry,
+        echo: EchoLog,
+        send_text: SendText,
+    ) -> None:
+        self.account = account
+        self.default_account_id = default_account_id
+        self.puppet = puppet
+        self.clock = clock
+        self.dedupe = dedupe
+        self.pairing = pairing
+        self.history = history
+        self.media = media
+        self.tools = tools
+        self.echo = echo
+        self.send_text = send_text
+        self.connected_at: float | None = None
+        self.drops: dict[str, int] = {}
+        self.steps: tuple[Step, ...] = (
+            self.drop_self,
+            self.drop_duplicate,
+            self.drop_replayed,
+            self.describe,
+            self.check_dm,
+            self.check_group,
+            self.check_mention,
+            self.fetch_media,
+        )
+
+    async def process(self, message: Message) -> AgentTurn | Drop:
+        item = Inbound(message=message, text=message.text)
+        for step in self.steps:
+            drop = await step(item)
+            if drop is not None:
+                self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
+                log.debug("dropped message %s account=%s reason=%s %s", message.id,
+                          self.account.id, drop.reason, drop.detail)
+                return drop
+        return self._turn(item)
+
+    # ------------------------------------------------------------ steps, in order
+
+    async def drop_self(self, item: Inbound) -> Drop | None:
+        """Puppets echo the bot's own sends back; note the echo for delivery, then drop."""
+        m = item.message
+        if m.talker_id != self.puppet.self_id:
+            return None
+        conversation = m.room_id or m.listener_id or ""
+        key = file_key(m.file.name) if m.file is not None else text_key(m.text)
+        self.echo.add(conversation, key, self.clock.now())
+        return Drop("self")
+
+    async def drop_duplicate(self, item: Inbound) -> Drop | None:
+        """The same message id again (puppets redeliver after reconnects)."""
+        seen = self.dedupe.check_and_add(self.account.id, item.message.id, self.clock.now(),
+                                         DEDUPE_TTL_S)
+        return Drop("duplicate") if seen else None
+
+    async def drop_replayed(self, item: Inbound) -> Drop | None:
+        """History replayed at login: older than the connect time minus 30 s."""
+        if self.connected_at is None:
+            return None
+        if item.message.timestamp < self.connected_at - REPLAY_GRACE_S:
+            return Drop("replayed", f"sent {self.connected_at - item.message.timestamp:.0f}s "
+                                    "before login")
+        return None
+
+    async def describe(self, item: Inbound) -> Drop | None:
+        """Names for the agent and for mention matching (never used for access)."""
+        m = item.message
+        try:
+            item.sender_name = (await self.puppet.contact(m.talker_id)).name
+        except Exception:
+            item.sender_name = m.talker_id
+        if m.room_id is not None:
+            try:
+                item.room_topic = (await self.puppet.room(m.room_id)).topic
+            except Exception:
+                item.room_topic = None
+        return None
+
+    async def check_dm(self, item: Inbound) -> Drop | None:
+        """dmPolicy: disabled | open | allowlist | pairing (with the pairing challenge)."""
+        if item.is_group:
+            return None
+        s = self.account.settings
+        sender = item.message.talker_id
+        if s.dmPolicy == "disabled":
+            return Drop("dm_disabled")
+        allow = self.account.allow_from
+        if s.dmPolicy == "open":
+            return None
+        if allow.allows(sender):
+            return None
+        if s.dmPolicy == "allowlist":
+            return Drop("dm_not_allowed")
+        # pairing: the store is consulted only for this policy, never for groups
+        if self.pairing.is_approved(self.account.id, sender):
+            return None
+        await self._challenge(item)
+        return Drop("pairing_required")
+
+    async def _challenge(self, item: Inbound) -> None:
+        sender = item.message.talker_id
+        result = self.pairing.challenge(self.account.id, sender, item.sender_name)
+        if result.outcome == "capped":
+            log.warning("pairing request from %s ignored: %d requests already pending "
+                        "account=%s reason=pairing_capped", sender, self.pairing.max_pending,
+                        self.account.id)
+            return
+        if result.outcome != "new" or result.request is None:
+            return  # one reply per request: no spam
+        code = result.request.code
+        log.info("new pairing request from %s (%s) code=%s account=%s", item.sender_name,
+                 sender, code, self.account.id)
+        await self.send_text(sender, self._pairing_text(sender, code))
+        notify = self.account.settings.pairingNotify
+        if notify:
+            await self.send_text(notify, owner_notice(result.request, self.default_account_id))
+
+    def _pairing_text(self, sender: str, code: str) -> str:
+        s = self.account.settings
+        text = pairing_message(self.account.display_name, sender, code, self.account.id,
+                               self.default_account_id)
+        if s.pairingMessage:
+            command = f"wechat-sdk pairing approve {code}" + (
+                f" --account {self.account.id}" if self.account.id != self.default_account_id
+                else "")
+            text = s.pairingMessage.format_map(_Template(
+                code=code, senderId=sender, botName=self.account.display_name,
+                command=command))
+        return text
+
+    async def check_group(self, item: Inbound) -> Drop | None:
+        """groupPolicy and the groups map; groupAllowFrom for senders."""
+        m = item.message
+        if m.room_id is None:
+            return None
+        rule = resolve_group(self.account.settings, m.room_id)
+        item.rule = rule
+        if not rule.allowed:
+            return Drop(rule.reason)
+        group_allow = self.account.group_allow_from
+        if group_allow is not None and not group_allow.allows(m.talker_id):
+            return Drop("sender_not_allowed")
+        return None
+
+    async def check_mention(self, item: Inbound) -> Drop | None:
+        """requireMention: unmentioned group messages are kept as history, not answered."""
+        m = item.message
+        if m.room_id is None:
+            return None
+        names = [self.account.settings.name]
+        bot_id = self.puppet.self_id
+        if bot_id is not None:
+            try:
+                names.append((await self.puppet.contact(bot_id)).name)
+            except Exception:
+                pass
+            names.append(await self.puppet.room_alias(m.room_id, bot_id))
+        item.mentioned = is_mentioned(m.text, m.mention_ids, bot_id, names,
+                                      mention_all_counts=self.account.settings.mentionAll)
+        item.text = strip_leading_mention(m.text, names) if item.mentioned else m.text.strip()
+        assert item.rule is not None
+        if item.rule.require_mention and not item.mentioned:
+            self.history.note_unanswered(m.room_id, self._entry(item))
+            return Drop("no_mention")
+        return None
+
+    async def fetch_media(self, item: Inbound) -> Drop | None:
+        """Download files with the mediaMaxMb cap; too large: the agent gets a note."""
+        m = item.message
+        if m.kind.has_file or m.file is not None:
+            saved = await self.media.fetch(self.puppet, m, self.account.media_max_bytes)
+            if saved.note:
+                log.info("media of message %s not downloaded: %s account=%s reason=too_large",
+                         m.id, saved.note, self.account.id)
+            item.media.append(saved)
+        return None
+
+    # ------------------------------------------------------------ the turn
+
+    def _entry(self, item: Inbound) -> HistoryEntry:
+        m = item.message
+        return HistoryEntry("user", m.talker_id, item.sender_name, item.text or m.text,
+                            m.timestamp, m.id)
+
+    def _turn(self, item: Inbound) -> AgentTurn:
+        m = item.message
+        if m.room_id is not None:
+            history = self.history.take_group(m.room_id)
+            tool_names = allowed_tool_names(item.rule.tools if item.rule else None,
+                                            self.tools.names)
+            where = f"group {m.room_id}"
+        else:
+            history = self.history.dm(m.talker_id)
+            tool_names = self.tools.names
+            where = f"DM with {m.talker_id}"
+        return AgentTurn(
+            account_id=self.account.id,
+            chat_type="group" if m.room_id is not None else "direct",
+            sender_id=m.talker_id,
+            sender_name=item.sender_name,
+            text=item.text if m.room_id is not None else m.text.strip(),
+            message_id=m.id,
+            room_id=m.room_id,
+            room_topic=item.room_topic,
+            raw_text=m.text,
+            mentioned=item.mentioned,
+            timestamp=m.timestamp,
+            media=tuple(item.media),
+            history=history,
+            tools=self.tools.allowed(tool_names, where=where),
+        )
+
+
+class _Template(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

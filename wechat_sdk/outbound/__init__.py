@@ -1,0 +1,1 @@
+"""Outbound text: chunking long replies, markdown to plain text, streaming blocks."""

@@ -1,0 +1,142 @@
+"""Coalesce a streaming agent's text pieces into blocks worth a WeChat message each.
+
+WeChat cannot edit or stream a message, so pieces are buffered and sent as blocks: cut at
+the best break once the buffer grows past ``max_chars``, flushed when the agent pauses for
+``idle_ms`` with at least ``min_chars`` buffered, and flushed at the end. Time is read
+only through the :class:`~wechat_sdk.clock.Clock` port, so a ``VirtualClock`` drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from wechat_sdk.clock import Clock
+from wechat_sdk.outbound.chunking import BREAK_PREFERENCES, find_break
+
+__all__ = ["BlockCoalescer"]
+
+_Next = tuple[bool, str]
+
+
+async def _next_piece(source: AsyncIterator[str]) -> _Next:
+    """``(True, piece)`` or ``(False, "")`` at the end: a task must not raise StopAsyncIteration."""
+    try:
+        return True, await anext(source)
+    except StopAsyncIteration:
+        return False, ""
+
+
+class BlockCoalescer:
+    """Turns a stream of text pieces into blocks of ``min_chars``..``max_chars`` characters."""
+
+    def __init__(
+        self,
+        *,
+        min_chars: int,
+        max_chars: int,
+        idle_ms: int,
+        break_preference: str = "paragraph",
+        clock: Clock,
+    ) -> None:
+        if max_chars < 1:
+            raise ValueError(f"max_chars must be at least 1, got {max_chars}; raise it")
+        if min_chars < 0 or min_chars > max_chars:
+            raise ValueError(
+                f"min_chars must be between 0 and max_chars ({max_chars}), got {min_chars}"
+            )
+        if idle_ms < 0:
+            raise ValueError(f"idle_ms must not be negative, got {idle_ms}")
+        if break_preference not in BREAK_PREFERENCES:
+            raise ValueError(
+                f"unknown break_preference {break_preference!r}: "
+                "use 'paragraph', 'newline' or 'sentence'"
+            )
+        self.min_chars = min_chars
+        self.max_chars = max_chars
+        self.idle_ms = idle_ms
+        self.break_preference = break_preference
+        self._clock = clock
+        self._buf = ""
+        self._pos = 0  # start of unsent text in _buf; cuts move it, no re-slicing per cut
+
+    async def run(
+        self, source: AsyncIterator[str], emit: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Pull every piece from ``source`` and ``await emit(block)`` for each block, in order.
+
+        If ``source`` raises, what was buffered is emitted first, then the same exception
+        is raised again.
+        """
+        self._buf, self._pos = "", 0
+        pending: asyncio.Task[_Next] | None = None
+        try:
+            while True:
+                if pending is None:
+                    # One __anext__ at a time: this task survives idle races until it finishes.
+                    pending = asyncio.create_task(_next_piece(source))
+                if self._buffered() >= self.min_chars and self._buffered() > 0:
+                    if not await self._wait_or_idle(pending):
+                        # The agent paused long enough: send what it has said so far.
+                        await self._drain(emit, everything=True)
+                        continue
+                task, pending = pending, None
+                try:
+                    more, piece = await task
+                except Exception:
+                    await self._drain(emit, everything=True)
+                    raise
+                if not more:
+                    break
+                self._append(piece)
+                await self._drain(emit, everything=False)
+            await self._drain(emit, everything=True)
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
+
+    async def _wait_or_idle(self, pending: asyncio.Task[_Next]) -> bool:
+        """True when ``pending`` finished first, False when ``idle_ms`` passed first."""
+        idle = asyncio.create_task(self._clock.sleep(self.idle_ms / 1000))
+        try:
+            await asyncio.wait({pending, idle}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not idle.done():
+                idle.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await idle
+        return pending.done()
+
+    def _buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _append(self, piece: str) -> None:
+        # Compact before appending so the buffer holds only unsent text (bounded work).
+        self._buf = self._buf[self._pos :] + piece
+        self._pos = 0
+        self._skip_space()
+
+    def _skip_space(self) -> None:
+        buf, pos = self._buf, self._pos
+        while pos < len(buf) and buf[pos].isspace():
+            pos += 1
+        self._pos = pos
+
+    async def _drain(self, emit: Callable[[str], Awaitable[None]], *, everything: bool) -> None:
+        """Emit full blocks; with ``everything`` also the remainder (if not blank)."""
+        while self._buffered() > self.max_chars:
+            end = find_break(
+                self._buf, self._pos, self._pos + self.max_chars, self.break_preference
+            )
+            block = self._buf[self._pos : end].rstrip()
+            self._pos = end
+            self._skip_space()
+            await emit(block)
+        if everything and self._buffered() > 0:
+            block = self._buf[self._pos :].rstrip()
+            self._buf, self._pos = "", 0
+            if block:
+                await emit(block)

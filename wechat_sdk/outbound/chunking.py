@@ -1,0 +1,370 @@
+"""Split long replies into chunks no longer than WeChat's text limit.
+
+Break preference, best first: paragraph break (blank line) > line break > sentence end
+(``.!?`` before whitespace, ``。！？；`` anywhere) > whitespace or CJK comma (``，、``) > a hard
+break at a grapheme-cluster boundary. The LAST break of the best class inside the window
+wins. Fenced code blocks are kept whole when they fit; a fence longer than the limit is
+closed at the end of a chunk and reopened (same opening line) at the start of the next.
+
+Lengths are code points. The work is linear in the text: fences are found with one regex
+pass, and every other search runs backwards inside one window of at most ``limit``
+characters, so no character is examined more than a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Final
+
+import regex
+
+__all__ = ["BREAK_PREFERENCES", "CHUNK_MODES", "chunk_text", "find_break"]
+
+#: Accepted values of ``mode`` for :func:`chunk_text`.
+CHUNK_MODES: Final = ("length", "newline")
+#: Accepted values of ``prefer`` for :func:`find_break`.
+BREAK_PREFERENCES: Final = ("paragraph", "newline", "sentence")
+
+# Exactly the characters ``str.isspace()`` accepts, so the regexes agree with str.strip()
+# (the regex module's \s follows Unicode White_Space, which differs in a few code points).
+_WS_NO_NL: Final = (
+    "\t\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_WS: Final = "\n" + _WS_NO_NL
+# Characters that glue onto the previous one: cutting just before them splits a cluster.
+_JOINS: Final = r"\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}"
+
+_SENTENCE: Final = rf"[.!?](?=[{_WS}])|[。！？；](?=[^{_JOINS}])"
+_SOFT: Final = rf"[{_WS}]|[，、](?=[^{_JOINS}])"
+
+# Searched with REVERSE so a search stops at the last match instead of listing the window.
+_PARA_R: Final = regex.compile(rf"\n[{_WS_NO_NL}]*\n", regex.REVERSE)
+_LINE_R: Final = regex.compile(r"\n", regex.REVERSE)
+_SENT_R: Final = regex.compile(_SENTENCE, regex.REVERSE)
+_SENT_LINE_R: Final = regex.compile(rf"\n|{_SENTENCE}", regex.REVERSE)
+_SOFT_R: Final = regex.compile(_SOFT, regex.REVERSE)
+
+_ORDER: Final[dict[str, tuple[regex.Pattern[str], ...]]] = {
+    "paragraph": (_PARA_R, _LINE_R, _SENT_R, _SOFT_R),
+    # A paragraph break is also a line break, so "newline" simply starts one class lower.
+    "newline": (_LINE_R, _SENT_R, _SOFT_R),
+    # A line break ends a sentence too; without it a heading line would be cut mid-word.
+    "sentence": (_SENT_LINE_R, _SOFT_R),
+}
+
+# A character that always starts a new grapheme cluster (unless a Prepend precedes it):
+# a safe place to restart cluster segmentation close to the end of a window.
+_ANCHOR_R: Final = regex.compile(r"(?<!\p{GCB=Prepend})[A-Za-z0-9 \p{Han}]", regex.REVERSE)
+_LAST_CLUSTER: Final = regex.compile(r"(?:\X)*(\X)")
+_ONE_CLUSTER: Final = regex.compile(r"\X")
+
+_WS_RUN: Final = re.compile(f"[{_WS}]*")
+_FENCE_LINE: Final = re.compile(r"^[ ]{0,3}(?P<marker>`{3,}|~{3,})(?P<rest>[^\n]*)$", re.MULTILINE)
+_PARA_FWD: Final = re.compile(rf"\n[{_WS_NO_NL}]*\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    """One fenced code block. Cutting strictly between ``start`` and ``end`` is in-fence."""
+
+    start: int  # first fence character of the opening line
+    end: int  # end of the closing line (len(text) when unclosed)
+    first_code: int  # first non-whitespace character of the content
+    code_end: int  # just after the last non-whitespace character of the content
+    reopen: str  # opening line plus newline, put in front of a continuation chunk
+    close: str  # newline plus closing marker, put after a chunk cut inside the fence
+
+
+def chunk_text(text: str, limit: int = 2048, mode: str = "length") -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` code points (``mode``: length|newline)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an integer of at least 1, got {limit!r}; raise it")
+    if mode not in CHUNK_MODES:
+        raise ValueError(f"unknown chunk mode {mode!r}: use 'length' or 'newline'")
+    if len(text) <= limit:
+        stripped = text.strip()
+        return [stripped] if stripped else []
+    if mode == "newline":
+        return _chunk_paragraphs(text, limit)
+    return _chunk_length(text, limit)
+
+
+def find_break(text: str, start: int, end: int, prefer: str = "paragraph") -> int:
+    """Best cut ``p`` with ``start < p <= end`` for the piece ``text[start:p]``.
+
+    ``prefer`` (paragraph|newline|sentence) is the best class tried; weaker classes and
+    then a grapheme boundary follow. ``text[start]`` should not be whitespace.
+    """
+    if prefer not in _ORDER:
+        raise ValueError(
+            f"unknown break preference {prefer!r}: use 'paragraph', 'newline' or 'sentence'"
+        )
+    end = min(end, len(text))
+    if end <= start + 1:
+        return min(start + 1, len(text))
+    found = _search(_ORDER[prefer], text, [(start + 1, end)])
+    if found is not None:
+        return found
+    boundary = _last_boundary(text, start, end)
+    # A single cluster longer than the room: the limit wins over the cluster.
+    return boundary if boundary > start else end
+
+
+def _search(
+    order: tuple[regex.Pattern[str], ...], text: str, segments: list[tuple[int, int]]
+) -> int | None:
+    """Last cut of the best class found in ``segments`` (right to left, inclusive bounds)."""
+    for pattern in order:
+        for lo, hi in segments:
+            found = _find_last(pattern, text, lo, hi)
+            if found is not None:
+                return found
+    return None
+
+
+def _find_last(pattern: regex.Pattern[str], text: str, lo: int, hi: int) -> int | None:
+    """Largest cut ``p`` with ``lo <= p <= hi`` for one break class.
+
+    A whitespace match cuts before itself, a punctuation match after itself; the search
+    window reaches one character past ``hi`` so lookaheads can see what follows the cut.
+    """
+    if hi < lo:
+        return None
+    m = pattern.search(text, max(lo - 1, 0), min(hi + 1, len(text)))
+    if m is None:
+        return None
+    at: int = m.start()
+    cut: int = at if text[at].isspace() else m.end()
+    # The rightmost match gives the rightmost cut; if even it is too far left, none fits.
+    return cut if lo <= cut <= hi else None
+
+
+def _last_boundary(text: str, known: int, hi: int) -> int:
+    """Last grapheme-cluster boundary ``<= hi``; ``known`` must be a boundary itself."""
+    if hi >= len(text):
+        return len(text)
+    if hi <= known:
+        return known
+    # Restart segmentation at a nearby anchor so the scan stays short in long windows.
+    anchor = _ANCHOR_R.search(text, known, hi + 1)
+    begin: int = anchor.start() if anchor is not None else known
+    if begin == hi:
+        return hi
+    last = _LAST_CLUSTER.match(text, begin, hi)
+    assert last is not None  # a non-empty range always holds one cluster
+    cluster_start: int = last.start(1)
+    whole = _ONE_CLUSTER.match(text, cluster_start)
+    assert whole is not None
+    # The window's last cluster may really continue past hi; then its start is the answer.
+    whole_end: int = whole.end()
+    return hi if whole_end <= hi else cluster_start
+
+
+def _scan_fences(text: str, limit: int) -> list[_Fence]:
+    """All fenced code blocks, in order, found with one pass over fence-looking lines."""
+    fences: list[_Fence] = []
+    opened: re.Match[str] | None = None
+    for m in _FENCE_LINE.finditer(text):
+        marker, rest = m.group("marker"), m.group("rest")
+        if opened is None:
+            # CommonMark: a backtick fence's info string cannot contain backticks.
+            if marker[0] == "`" and "`" in rest:
+                continue
+            opened = m
+            continue
+        open_marker = opened.group("marker")
+        if marker[0] == open_marker[0] and len(marker) >= len(open_marker) and not rest.strip():
+            fences.append(_make_fence(text, opened, m.start(), m.end(), limit))
+            opened = None
+    if opened is not None:
+        fences.append(_make_fence(text, opened, len(text), len(text), limit))
+    return fences
+
+
+def _make_fence(
+    text: str, opened: re.Match[str], close_line: int, close_end: int, limit: int
+) -> _Fence:
+    content_start = min(opened.end() + 1, close_line)
+    content = text[content_start:close_line]
+    first_code = content_start + len(content) - len(content.lstrip())
+    code_end = content_start + len(content.rstrip())
+    reopen = text[opened.start("marker") : opened.end()].strip() + "\n"
+    close = "\n" + opened.group("marker")
+    if len(reopen) + len(close) > limit // 2:
+        # Reopening would eat most of every chunk: treat the fence as plain text to cut.
+        reopen, close = "", ""
+    return _Fence(opened.start("marker"), close_end, first_code, code_end, reopen, close)
+
+
+def _fence_at(fences: list[_Fence], starts: list[int], pos: int) -> _Fence | None:
+    """The fence with ``fence.start <= pos < fence.end``, if any."""
+    i = bisect.bisect_right(starts, pos) - 1
+    if i >= 0 and pos < fences[i].end:
+        return fences[i]
+    return None
+
+
+def _free_segments(
+    fences: list[_Fence], starts: list[int], lo: int, hi: int
+) -> list[tuple[int, int]]:
+    """Ranges of cuts in ``[lo, hi]`` outside every fence, right to left."""
+    segments: list[tuple[int, int]] = []
+    right = hi
+    i = bisect.bisect_left(starts, hi) - 1  # fences opening before hi
+    while right >= lo:
+        if i < 0 or fences[i].end <= lo:
+            segments.append((lo, right))
+            break
+        fence = fences[i]
+        if fence.end <= right:
+            segments.append((max(fence.end, lo), right))
+        # A cut exactly at a fence's opening is outside it (it ends the previous chunk).
+        right = fence.start
+        i -= 1
+    return segments
+
+
+def _cut(
+    text: str,
+    fences: list[_Fence],
+    starts: list[int],
+    begin: int,
+    solid: int,
+    hi: int,
+) -> tuple[int, str]:
+    """Where to cut the chunk starting at ``begin`` (text[solid] is its first non-space).
+
+    Returns the cut and the closing line to append when the cut falls inside a fence.
+    """
+    lo = solid + 1
+    segments = _free_segments(fences, starts, lo, hi)
+    found = _search(_ORDER["paragraph"], text, segments)
+    if found is not None:
+        return found, ""
+    for seg_lo, seg_hi in segments:
+        if seg_hi == hi:
+            boundary = _last_boundary(text, begin, hi)
+            if boundary >= seg_lo:
+                return boundary, ""
+        else:
+            # The segment ends where a fence opens: just after a line break, a boundary.
+            return seg_hi, ""
+    # No fence-free break anywhere in the window: cut inside the fence we are in.
+    fence = _fence_at(fences, starts, begin)
+    close = fence.close if fence is not None else ""
+    if fence is not None:
+        code_lo = max(lo, fence.first_code + 1)
+        # Stop before the last code character so the next chunk is not an empty fence.
+        code_hi = min(hi - len(close), fence.code_end - 1)
+        if code_lo <= code_hi:
+            found = _search(_ORDER["paragraph"], text, [(code_lo, code_hi)])
+            if found is not None:
+                return found, close
+            boundary = _last_boundary(text, begin, code_hi)
+            if boundary >= code_lo:
+                return boundary, close
+    room_end = hi - len(close)
+    boundary = _last_boundary(text, begin, room_end)
+    return (boundary if boundary > solid else max(room_end, lo)), close
+
+
+def _chunk_length(text: str, limit: int) -> list[str]:
+    """Length mode: cut windows of ``limit`` at the best break, fence-aware."""
+    fences = _scan_fences(text, limit)
+    starts = [f.start for f in fences]
+    end_text = len(text.rstrip())
+    chunks: list[str] = []
+    begin, solid = _next_start(text, 0, limit, fences, starts)
+    while solid < end_text:
+        fence = _fence_at(fences, starts, solid)
+        # Only a chunk that starts after a fence's opening line needs it repeated.
+        prefix = fence.reopen if fence is not None and fence.start < begin else ""
+        if len(prefix) + end_text - begin <= limit:
+            chunks.append(prefix + text[begin:end_text])
+            break
+        hi = begin + limit - len(prefix)
+        cut, close = _cut(text, fences, starts, begin, solid, hi)
+        chunk = prefix + text[begin:cut].rstrip() + close
+        if len(chunk) > limit or not text[begin:cut].strip():
+            # Safety net for degenerate inputs (a huge fence line, tiny limits): plain cut.
+            begin, cut = solid, min(solid + limit, end_text)
+            chunk = text[solid:cut].rstrip()
+        chunks.append(chunk)
+        begin, solid = _next_start(text, cut, limit, fences, starts)
+    return chunks
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    """First non-whitespace position at or after ``pos`` (``len(text)`` if none)."""
+    m = _WS_RUN.match(text, pos)
+    return m.end() if m is not None else pos
+
+
+def _joins_next(text: str, pos: int) -> bool:
+    """Whether the whitespace at ``pos`` forms one cluster with the character after it."""
+    whole = _ONE_CLUSTER.match(text, pos)
+    if whole is None:
+        return False
+    whole_end: int = whole.end()
+    return whole_end > pos + 1
+
+
+def _next_start(
+    text: str, cut: int, limit: int, fences: list[_Fence], starts: list[int]
+) -> tuple[int, int]:
+    """Start of the next chunk and its first non-whitespace character."""
+    solid = _skip_ws(text, cut)
+    begin = solid
+    if solid > cut and solid < len(text) and _joins_next(text, solid - 1):
+        # " \u0301": the space carries a combining mark; dropping it would split a cluster.
+        begin = solid - 1
+    fence = _fence_at(fences, starts, solid)
+    if fence is not None and fence.start < solid and fence.reopen:
+        # Inside code, keep the indentation of the first line (it is part of the code).
+        line = text.rfind("\n", cut, solid) + 1
+        if line > 0 and solid - line <= limit // 4:
+            begin = line
+    return begin, solid
+
+
+def _chunk_paragraphs(text: str, limit: int) -> list[str]:
+    """Newline mode: pack whole paragraphs, length-split only an oversized one."""
+    fences = _scan_fences(text, limit)
+    paragraphs: list[str] = []
+    last = 0
+    i = 0
+    for m in _PARA_FWD.finditer(text):
+        at = m.start()
+        while i < len(fences) and fences[i].end <= at:
+            i += 1
+        if i < len(fences) and fences[i].start < at:
+            continue  # a blank line inside code is not a paragraph break
+        paragraphs.append(text[last:at])
+        last = m.end()
+    paragraphs.append(text[last:])
+
+    chunks: list[str] = []
+    pack: list[str] = []
+    size = 0
+    for raw in paragraphs:
+        para = raw.strip()
+        if not para:
+            continue
+        if len(para) > limit:
+            if pack:
+                chunks.append("\n\n".join(pack))
+                pack, size = [], 0
+            chunks.extend(_chunk_length(para, limit))
+            continue
+        extra = len(para) + (2 if pack else 0)
+        if pack and size + extra > limit:
+            chunks.append("\n\n".join(pack))
+            pack, size = [para], len(para)
+        else:
+            pack.append(para)
+            size += extra
+    if pack:
+        chunks.append("\n\n".join(pack))
+    return chunks

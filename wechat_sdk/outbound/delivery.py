@@ -1,0 +1,149 @@
+"""Delivery: one message to WeChat, paced, retried when the failure is passing, never twice.
+
+A send that fails *after* the puppet accepted it (:class:`SendOutcomeUnknown`) is not
+blindly retried: the account's self-echo log is checked first, because puppets report
+the bot's own messages back; if the echo is there, the message went out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from wechat_sdk.clock import Clock
+from wechat_sdk.outbound.pacing import Pacer
+from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
+
+__all__ = ["DeliveryFailed", "DeliveryStats", "EchoLog", "Sender"]
+
+log = logging.getLogger("wechat_sdk.outbound")
+
+MAX_ATTEMPTS = 5
+BACKOFF_START_S = 1.0
+BACKOFF_CAP_S = 30.0
+ECHO_WAIT_S = 3.0
+
+
+class DeliveryFailed(Exception):
+    """A message could not be delivered (a permanent error, or retries ran out)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    last_outbound: float | None = None
+
+
+class EchoLog:
+    """Recent self-echoes of one account: (conversation, content key, time)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._items: deque[tuple[str, str, float]] = deque(maxlen=size)
+
+    def add(self, conversation_id: str, key: str, at: float) -> None:
+        self._items.append((conversation_id, key, at))
+
+    def seen_since(self, conversation_id: str, key: str, since: float) -> bool:
+        return any(c == conversation_id and k == key and t >= since
+                   for c, k, t in self._items)
+
+
+def text_key(text: str) -> str:
+    return "text:" + text
+
+
+def file_key(name: str) -> str:
+    return "file:" + name
+
+
+class Sender:
+    """Sends single messages for one account: pacing, retries, echo checks."""
+
+    def __init__(self, puppet: Puppet, clock: Clock, pacer: Pacer, echo: EchoLog,
+                 account_id: str) -> None:
+        self.puppet = puppet
+        self.clock = clock
+        self.pacer = pacer
+        self.echo = echo
+        self.account_id = account_id
+        self.stats = DeliveryStats()
+
+    async def send_text(self, conversation_id: str, text: str,
+                        mention_ids: tuple[str, ...] = ()) -> None:
+        await self._deliver(conversation_id, text_key(text), text, None, mention_ids)
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> None:
+        await self._deliver(conversation_id, file_key(file.name), None, file, ())
+
+    async def _deliver(self, conversation_id: str, key: str, text: str | None,
+                       file: OutboundFile | None, mention_ids: tuple[str, ...]) -> None:
+        delay = BACKOFF_START_S
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            await self.pacer.turn(conversation_id)
+            started = self.clock.now()
+            try:
+                if file is not None:
+                    await self.puppet.send_file(conversation_id, file)
+                else:
+                    assert text is not None
+                    await self.puppet.send_text(conversation_id, text, mention_ids)
+            except SendOutcomeUnknown as exc:
+                # the puppet may have accepted it: look for its echo before trying again
+                if await self._echoed(conversation_id, key, started):
+                    log.info("send outcome unknown but echo seen: delivered once "
+                             "account=%s to=%s", self.account_id, conversation_id)
+                    self._ok()
+                    return
+                self._retrying(conversation_id, attempt, str(exc), "outcome_unknown")
+            except SendError as exc:
+                if not exc.transient:
+                    self._failed(conversation_id, str(exc), exc.code)
+                if attempt < MAX_ATTEMPTS:
+                    self._retrying(conversation_id, attempt, str(exc), exc.code)
+                    if exc.retry_after is not None:
+                        delay = max(delay, exc.retry_after)
+            except PuppetError as exc:
+                self._retrying(conversation_id, attempt, str(exc), "puppet_error")
+            else:
+                self._ok()
+                return
+            if attempt == MAX_ATTEMPTS:
+                break
+            await self.clock.sleep(delay)
+            delay = min(delay * 2, BACKOFF_CAP_S)
+        self._failed(conversation_id, f"gave up after {MAX_ATTEMPTS} attempts",
+                     "retries_exhausted")
+
+    async def _echoed(self, conversation_id: str, key: str, since: float) -> bool:
+        waited = 0.0
+        while True:
+            if self.echo.seen_since(conversation_id, key, since):
+                return True
+            if waited >= ECHO_WAIT_S:
+                return False
+            await self.clock.sleep(0.5)
+            waited += 0.5
+
+    def _ok(self) -> None:
+        self.stats.sent += 1
+        self.stats.last_outbound = self.clock.now()
+
+    def _retrying(self, conversation_id: str, attempt: int, error: str, code: str) -> None:
+        self.stats.retried += 1
+        log.warning("send failed (attempt %d/%d), will retry: %s account=%s to=%s reason=%s",
+                    attempt, MAX_ATTEMPTS, error, self.account_id, conversation_id, code)
+
+    def _failed(self, conversation_id: str, error: str, code: str) -> None:
+        self.stats.failed += 1
+        self.stats.last_error = f"send to {conversation_id} failed: {error}"
+        log.error("send failed for good: %s account=%s to=%s reason=%s", error,
+                  self.account_id, conversation_id, code)
+        raise DeliveryFailed(error, code=code)
