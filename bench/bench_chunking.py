@@ -19,7 +19,7 @@ from wechat_sdk.outbound.chunking import chunk_text  # noqa: E402
 
 SIZES = [("10 KB", 10_000), ("100 KB", 100_000), ("1 MB", 1_000_000), ("10 MB", 10_000_000)]
 LIMIT = 2048
-RUNS = 5
+MAX_RUNS = 50
 
 _ENGLISH = [
     "The gateway keeps one conversation per contact and replies in order.",
@@ -43,8 +43,27 @@ _MARKDOWN = [
 
 def _fence(rng: random.Random) -> str:
     lang = rng.choice(["python", "js", "", "bash"])
-    lines = [f"    value_{i} = compute({i}, 'text')  # comment {i}" for i in range(rng.randint(3, 40))]
-    return f"```{lang}\n" + "\n".join(lines) + "\n```\n"
+    lines = [f"    value_{i} = compute({i}, 'text')  # step {i}" for i in range(rng.randint(4, 16))]
+    return f"```{lang}\n" + "\n".join(lines) + "\n```\n\n"
+
+
+def _section(rng: random.Random) -> str:
+    """One section with the same mixture every time, so every size has the same density."""
+    english = " ".join(rng.choice(_ENGLISH) for _ in range(rng.randint(2, 5)))
+    chinese = "".join(rng.choice(_CHINESE) for _ in range(rng.randint(2, 5)))
+    mixed = rng.choice(_CHINESE) + " " + rng.choice(_ENGLISH)
+    return (
+        rng.choice(_MARKDOWN[:1])
+        + english
+        + "\n\n"
+        + chinese
+        + "\n"
+        + rng.choice(_MARKDOWN[1:])
+        + "\n"
+        + mixed
+        + "\n\n"
+        + _fence(rng)
+    )
 
 
 def build_text(size: int, seed: int = 7) -> str:
@@ -53,24 +72,20 @@ def build_text(size: int, seed: int = 7) -> str:
     parts: list[str] = []
     total = 0
     while total < size:
-        kind = rng.random()
-        if kind < 0.35:
-            piece = " ".join(rng.choice(_ENGLISH) for _ in range(rng.randint(1, 6)))
-        elif kind < 0.7:
-            piece = "".join(rng.choice(_CHINESE) for _ in range(rng.randint(1, 6)))
-        elif kind < 0.9:
-            piece = rng.choice(_MARKDOWN)
-        else:
-            piece = _fence(rng)
-        piece += rng.choice(["\n\n", "\n", " "])
-        parts.append(piece)
-        total += len(piece)
+        section = _section(rng)
+        parts.append(section)
+        total += len(section)
     return "".join(parts)[:size]
+
+
+def runs_for(size: int) -> int:
+    """More runs for small texts, whose single timings are noisy, at most ~10 MB in all."""
+    return max(3, min(MAX_RUNS, 10_000_000 // size))
 
 
 def best_time(text: str) -> float:
     best = float("inf")
-    for _ in range(RUNS):
+    for _ in range(runs_for(len(text))):
         started = time.perf_counter()
         chunk_text(text, LIMIT)
         best = min(best, time.perf_counter() - started)
@@ -87,7 +102,7 @@ def peak_memory(text: str) -> int:
 
 
 def main() -> None:
-    print(f"chunk_text, limit {LIMIT}, best of {RUNS} runs\n")
+    print(f"chunk_text, limit {LIMIT}, best of 3 to {MAX_RUNS} runs (more for small sizes)\n")
     print("| size | chunks | best time (ms) | peak memory (MB) | time / previous size |")
     print("|---:|---:|---:|---:|---:|")
     previous: float | None = None

@@ -136,6 +136,9 @@ class SimulatedWeChat:
         self.rng = random.Random(seed)
         self._faker = Faker(["en_US", "zh_CN"])
         self._faker.seed_instance(seed)
+        # a multi-locale Faker picks the locale with faker's own module-level RNG, which
+        # no seed reaches: pick it with a seeded RNG of the world instead
+        self._locale_rng = random.Random(f"{seed}:faker-locale")
         self.mention_ids = mention_ids
         self.mention_text = mention_text
         self.qr_ttl_s = qr_ttl_s
@@ -153,6 +156,11 @@ class SimulatedWeChat:
         self._counter += 1
         return f"{prefix}{self._counter:06d}{self.rng.getrandbits(24):06x}"
 
+    def _fake(self, provider: str) -> str:
+        """A fake value from a locale chosen by the world's seed (deterministic)."""
+        locale = self._locale_rng.choice(self._faker.locales)
+        return str(getattr(self._faker[locale], provider)())
+
     @property
     def elapsed(self) -> float:
         """Seconds of virtual time since the world began."""
@@ -169,7 +177,7 @@ class SimulatedWeChat:
     ) -> Contact:
         """A WeChat user who may message the bot. Names default to seeded fake names."""
         cid = id or self._next_id("wxid_")
-        contact = Contact(id=cid, name=name or self._faker.name(), alias=alias)
+        contact = Contact(id=cid, name=name or self._fake("name"), alias=alias)
         self.contacts[cid] = contact
         return contact
 
@@ -182,7 +190,7 @@ class SimulatedWeChat:
     ) -> Room:
         """A group. Bot accounts are members of every room unless listed otherwise."""
         rid = id or f"{self._next_id('')}@chatroom"
-        room = _SimRoom(rid, topic or self._faker.catch_phrase(), list(members),
+        room = _SimRoom(rid, topic or self._fake("catch_phrase"), list(members),
                         dict(aliases or {}))
         self.rooms[rid] = room
         return self._room_payload(room)
@@ -531,6 +539,12 @@ class SimulatedPuppet:
         self._silent = False
         self.online = False
         self.world._log(self.account, "start")
+        # a dropped link leaves the previous connection's timers running: end them, or a
+        # restarted puppet would beat (and time QR codes out) twice
+        for task in (self._qr_task, self._hb_task):
+            if task is not None:
+                task.cancel()
+        self._qr_task = None
         self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
         if self.account.session:
             self._logged_in()

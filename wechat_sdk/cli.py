@@ -20,7 +20,9 @@ SECRET_KEYS = frozenset({"token"})
 
 
 def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # piped output (CI, `| less`) gets room for whole table cells
+    return Console(highlight=False, soft_wrap=True,
+                   width=None if sys.stdout.isatty() else 160)
 
 
 def _err() -> Console:
@@ -139,3 +141,280 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="wechat-sdk", standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# ---------------------------------------------------------------- simulate
+
+
+@cli.command("simulate")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: ok, failures, "
+              "transcript.")
+@click.option("--seed", type=int, default=None, help="Seed of the simulated world (default: "
+              "the scenario's, else 0).")
+def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
+    """Run a scenario file on the simulator. Exit 1 if an expectation failed, 2 if invalid."""
+    import asyncio
+
+    from simulator.scenario import ScenarioError, run_scenario
+
+    try:
+        text = scenario.read_text(encoding="utf-8")
+        result = asyncio.run(run_scenario(text, seed=seed))
+    except ScenarioError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": str(exc).splitlines()}))
+        else:
+            _err().print(f"[bold red]invalid scenario {scenario}:[/]")
+            for line in str(exc).splitlines():
+                _err().print(f"  {line}", markup=False)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps(result.model_dump(), ensure_ascii=False))
+    else:
+        from wechat_sdk.transcript import print_transcript
+
+        print_transcript(result.transcript, _out())
+        for failure in result.failures:
+            _err().print(f"[red]FAIL[/] {failure}", markup=True)
+        _out().print("[green]ok[/]" if result.ok else f"[red]{len(result.failures)} failed[/]")
+    raise SystemExit(0 if result.ok else 1)
+
+
+# ---------------------------------------------------------------- pairing
+
+
+def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
+    from wechat_sdk.gateway.gateway import DEFAULT_STATE_DIR
+
+    if state_dir is not None:
+        return state_dir.expanduser()
+    try:
+        config = load_config(config_file)
+        configured = config.channels.wechat.stateDir
+    except ConfigError:
+        if config_file is not None:
+            raise
+        configured = None
+    return Path(configured or DEFAULT_STATE_DIR).expanduser()
+
+
+def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
+    from wechat_sdk.clock import RealClock
+    from wechat_sdk.pairing.service import Pairing
+    from wechat_sdk.stores.sqlite import SqliteStore
+
+    directory = _state_dir(config_file, state_dir)
+    store = SqliteStore.in_state_dir(directory)
+    return Pairing(store.pairing, RealClock()), store, directory
+
+
+_state_options = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Config file (its stateDir is used)."),
+    click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+                 help="State directory (default: stateDir of the config, else "
+                      "~/.clawdbot/wechat)."),
+]
+
+
+def _with_state(f: Any) -> Any:
+    for option in reversed(_state_options):
+        f = option(f)
+    return f
+
+
+@cli.group("pairing")
+def pairing_group() -> None:
+    """Pending DM pairing requests: list, approve, deny."""
+
+
+@pairing_group.command("list")
+@click.option("--account", default=None, help="Only this account.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_with_state
+def pairing_list(account: str | None, as_json: bool, config_file: Path | None,
+                 state_dir: Path | None) -> None:
+    """List pending pairing requests."""
+    import time
+
+    service, store, _ = _pairing(config_file, state_dir)
+    try:
+        requests = service.list(account)
+    finally:
+        store.close()
+    rows = [{"code": r.code, "account": r.account_id, "senderId": r.sender_id,
+             "senderName": r.sender_name, "createdAt": r.created_at,
+             "expiresAt": r.expires_at} for r in requests]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        _out().print("no pending pairing requests")
+        return
+    table = Table(title="Pending pairing requests", title_justify="left")
+    for col in ("code", "account", "sender", "name", "expires in"):
+        table.add_column(col)
+    now = time.time()
+    for r in rows:
+        left = max(0, int(r["expiresAt"] - now))
+        table.add_row(r["code"], r["account"], r["senderId"], r["senderName"],
+                      f"{left // 60} min")
+    _out().print(table)
+
+
+@pairing_group.command("approve")
+@click.argument("code")
+@click.option("--account", default=None, help="The account the code belongs to.")
+@click.option("--notify", is_flag=True, help="Tell the sender they were approved (needs a "
+              "running gateway).")
+@_with_state
+def pairing_approve(code: str, account: str | None, notify: bool, config_file: Path | None,
+                    state_dir: Path | None) -> None:
+    """Approve a pending request: the sender may now talk to the assistant."""
+    from wechat_sdk.pairing.service import PairingError
+
+    service, store, directory = _pairing(config_file, state_dir)
+    try:
+        approved = service.approve(code, account)
+    except PairingError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True)
+        raise SystemExit(1) from None
+    finally:
+        store.close()
+    _out().print(f"approved {approved.sender_id} on account {approved.account_id}")
+    if notify:
+        from wechat_sdk.gateway.control import ControlError, control_request
+
+        try:
+            control_request(directory, {"cmd": "notify_approved",
+                                        "account": approved.account_id,
+                                        "sender": approved.sender_id})
+            _out().print("the sender was told")
+        except ControlError as exc:
+            _err().print(f"[yellow]not notified:[/] {exc}", markup=True)
+
+
+@pairing_group.command("deny")
+@click.argument("code")
+@click.option("--account", default=None, help="The account the code belongs to.")
+@_with_state
+def pairing_deny(code: str, account: str | None, config_file: Path | None,
+                 state_dir: Path | None) -> None:
+    """Deny a pending request (the sender gets no reply)."""
+    from wechat_sdk.pairing.service import PairingError
+
+    service, store, _ = _pairing(config_file, state_dir)
+    try:
+        denied = service.deny(code, account)
+    except PairingError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True)
+        raise SystemExit(1) from None
+    finally:
+        store.close()
+    _out().print(f"denied {denied.sender_id} on account {denied.account_id}")
+
+
+# ---------------------------------------------------------------- gateway
+
+
+@cli.group("gateway")
+def gateway_group() -> None:
+    """Run the gateway and talk to a running one."""
+
+
+@gateway_group.command("run")
+@_with_state
+@click.option("--agent", "agent_spec", default="echo", show_default=True,
+              help="The assistant: echo, or module:function (an async def agent(turn)).")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
+              show_default=True, help="Log line format.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="Lowest level logged.")
+def gateway_run(config_file: Path | None, state_dir: Path | None, agent_spec: str,
+                log_format: str, log_level: str) -> None:
+    """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
+    import asyncio
+
+    from wechat_sdk.gateway.control import ControlError
+    from wechat_sdk.gateway.service import configure_logging, load_agent, serve
+
+    configure_logging(log_format, log_level)
+    try:
+        agent = load_agent(agent_spec)
+    except (ImportError, AttributeError, ValueError) as exc:
+        _err().print(f"[red]error:[/] cannot load the agent {agent_spec!r}: {exc}", markup=True)
+        raise SystemExit(1) from None
+    try:
+        code = asyncio.run(serve(config_file, state_dir, agent))
+    except ConfigError as exc:
+        fail_config(exc)
+        return
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True)
+        raise SystemExit(1) from None
+    raise SystemExit(code)
+
+
+def _control(config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
+             ) -> dict[str, Any]:
+    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
+
+    try:
+        directory = _state_dir(config_file, state_dir)
+    except ConfigError as exc:
+        fail_config(exc)
+        raise
+    try:
+        return control_request(directory, request)
+    except NoGateway as exc:
+        _err().print(str(exc))
+        raise SystemExit(3) from None
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True)
+        raise SystemExit(1) from None
+
+
+@gateway_group.command("status")
+@_with_state
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Per-account status of the running gateway (exit 3 when none is running)."""
+    import datetime
+
+    response = _control(config_file, state_dir, {"cmd": "status"})
+    accounts = response["accounts"]
+    if as_json:
+        click.echo(json.dumps(accounts, ensure_ascii=False, indent=2))
+        return
+
+    def when(ts: float | None) -> str:
+        return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
+
+    table = Table(title="WeChat accounts", title_justify="left")
+    for col in ("account", "state", "user", "last in", "last out", "reconnects", "pairing",
+                "queue", "last error"):
+        table.add_column(col)
+    for a in accounts:
+        user = f"{a['user_name'] or ''} ({a['user_id']})" if a["user_id"] else "-"
+        table.add_row(a["account"], a["state"], user, when(a["last_inbound"]),
+                      when(a["last_outbound"]), str(a["reconnects"]),
+                      str(a["pending_pairing"]), str(a["queue_depth"]),
+                      a["last_error"] or "-")
+    _out().print(table)
+
+
+@gateway_group.command("restart")
+@_with_state
+def gateway_restart(config_file: Path | None, state_dir: Path | None) -> None:
+    """Reload the config and restart the accounts (an invalid config is refused)."""
+    _control(config_file, state_dir, {"cmd": "restart"})
+    _out().print("gateway restarted with the new config")
+
+
+@gateway_group.command("stop")
+@_with_state
+def gateway_stop(config_file: Path | None, state_dir: Path | None) -> None:
+    """Stop the running gateway gracefully."""
+    _control(config_file, state_dir, {"cmd": "stop"})
+    _out().print("gateway stopping")

@@ -126,9 +126,11 @@ class Room:
 
 @dataclass(frozen=True, slots=True)
 class OutboundFile:
-    """A file to send. Exactly one of ``path`` and ``data`` is set.
+    """A file to send, given by exactly one of ``path``, ``data`` or ``url``.
 
     ``kind`` is ``image``, ``video``, ``audio`` (voice: needs ``duration_s``) or ``file``.
+    A ``url`` (http or https) is downloaded by the outbound pipeline, capped at
+    ``mediaMaxMb``, and then sent as bytes; :meth:`read` does not fetch it.
     """
 
     name: str
@@ -137,16 +139,20 @@ class OutboundFile:
     data: bytes | None = None
     mime: str | None = None
     duration_s: float | None = None
+    url: str | None = None
 
     def read(self) -> bytes:
         if self.data is not None:
             return self.data
         if self.path is not None:
             return self.path.read_bytes()
+        if self.url is not None:
+            raise ValueError(f"OutboundFile {self.name!r} is a URL: download it before reading")
         raise ValueError("OutboundFile has neither path nor data")
 
     @property
     def size(self) -> int:
+        """Bytes of ``data`` or of the file at ``path``; 0 for a URL not yet downloaded."""
         if self.data is not None:
             return len(self.data)
         if self.path is not None:

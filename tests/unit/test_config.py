@@ -96,9 +96,7 @@ def test_group_tools_as_a_list() -> None:
 
 
 def test_group_tools_as_allow_also_allow_deny_object() -> None:
-    config = wechat(
-        '{groups: {g1: {tools: {allow: ["a"], alsoAllow: ["b"], deny: ["c"]}}}}'
-    )
+    config = wechat('{groups: {g1: {tools: {allow: ["a"], alsoAllow: ["b"], deny: ["c"]}}}}')
     tools = config.channels.wechat.groups["g1"].tools
     assert isinstance(tools, ToolPolicy)
     assert (tools.allow, tools.alsoAllow, tools.deny) == (["a"], ["b"], ["c"])
@@ -119,8 +117,10 @@ def test_group_tools_of_wrong_type_is_one_error() -> None:
 
 
 def test_env_var_is_substituted() -> None:
-    config = wechat('{name: "${BOT_NAME}", puppetOptions: {token: "t-${TOK}"}}',
-                    env={"BOT_NAME": "Bob", "TOK": "123"})
+    config = wechat(
+        '{name: "${BOT_NAME}", puppetOptions: {token: "t-${TOK}"}}',
+        env={"BOT_NAME": "Bob", "TOK": "123"},
+    )
     s = config.channels.wechat
     assert s.name == "Bob"
     assert s.puppetOptions.token == "t-123"
@@ -203,9 +203,7 @@ def test_missing_file_names_the_path_and_how_to_create_it(tmp_path: Path) -> Non
     assert "channels" in text  # shows a minimal config
 
 
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file"
-)
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read any file")
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     file = tmp_path / "c.json5"
     file.write_text(VALID, encoding="utf-8")
@@ -255,6 +253,16 @@ def test_invalid_json5_reports_line_and_column() -> None:
     assert "line 4" in message
     assert "column" in message
     assert info.value.problems[0].line == 4
+
+
+def test_invalid_json5_at_a_line_break_reports_line_and_column() -> None:
+    text = "{\n  channels: {\n    wechat: {,\n}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    [problem] = info.value.problems
+    assert problem.line == 3
+    assert "line 3, column" in problem.message
+    assert "\n" not in str(info.value)  # one problem, one line
 
 
 def test_file_holding_a_list_is_a_config_error() -> None:
@@ -318,8 +326,10 @@ def test_require_mention_typo_inside_groups_says_did_you_mean() -> None:
 
 def test_unknown_key_inside_an_account_says_did_you_mean() -> None:
     err = error_of("{accounts: {a: {histroyLimit: 3}}}")
-    assert 'channels.wechat.accounts.a.histroyLimit: unknown key (did you mean "historyLimit"?)' \
+    assert (
+        'channels.wechat.accounts.a.histroyLimit: unknown key (did you mean "historyLimit"?)'
         in str(err)
+    )
 
 
 def test_typo_of_wechat_channel_is_reported() -> None:
@@ -492,16 +502,20 @@ def test_problems_carry_the_file_line() -> None:
 
 
 def test_cross_field_problem_carries_the_file_line() -> None:
-    text = '{\n  channels: {\n    wechat: {\n      dmPolicy: "open",\n      allowFrom: ["a"],\n' \
+    text = (
+        '{\n  channels: {\n    wechat: {\n      dmPolicy: "open",\n      allowFrom: ["a"],\n'
         "    },\n  },\n}\n"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text, env={})
     assert [p.line for p in info.value.problems] == [5]
 
 
 def test_account_problem_carries_the_line_of_the_account_key() -> None:
-    text = '{\n  channels: {\n    wechat: {\n      accounts: {\n        "Bad Id": {},\n' \
+    text = (
+        '{\n  channels: {\n    wechat: {\n      accounts: {\n        "Bad Id": {},\n'
         "      },\n    },\n  },\n}\n"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text, env={})
     assert [p.line for p in info.value.problems] == [5]
@@ -520,9 +534,27 @@ def _field_names() -> list[str]:
 
 
 FIELD_NAMES = _field_names()
-ENUM_WORDS = ["pairing", "allowlist", "open", "disabled", "off", "partial", "block", "length",
-              "newline", "plain", "keep", "paragraph", "sentence", "*", "default", "${HOME}",
-              "$${X}", "${NOPE_NOT_SET_1}", "Bad Id"]
+ENUM_WORDS = [
+    "pairing",
+    "allowlist",
+    "open",
+    "disabled",
+    "off",
+    "partial",
+    "block",
+    "length",
+    "newline",
+    "plain",
+    "keep",
+    "paragraph",
+    "sentence",
+    "*",
+    "default",
+    "${HOME}",
+    "$${X}",
+    "${NOPE_NOT_SET_1}",
+    "Bad Id",
+]
 
 scalars = (
     st.none()
@@ -535,8 +567,7 @@ scalars = (
 keys = st.sampled_from(FIELD_NAMES) | st.text(max_size=8)
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(keys, children, max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=5),
     max_leaves=25,
 )
 wechat_blocks = st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=8)

@@ -41,6 +41,7 @@ class ResolvedAccount:
     is_default: bool = False
     enabled: bool = True
     own_keys: frozenset[str] = field(default_factory=frozenset)
+    written_id: str | None = None  # the id as written in the file, before lowercasing
 
     @property
     def allow_from(self) -> AllowList:
@@ -68,7 +69,7 @@ class ResolvedAccount:
         """The dotted path where ``key`` of this account was written."""
         top = key.split(".")[0]
         if top in self.own_keys:
-            return f"{_BASE}.accounts.{self.id}.{key}"
+            return f"{_BASE}.accounts.{self.written_id or self.id}.{key}"
         return f"{_BASE}.{key}"
 
 
@@ -128,6 +129,7 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
             settings=settings,
             enabled=enabled,
             own_keys=frozenset(own) if explicit else frozenset(),
+            written_id=raw_id,
         )
         problems.extend(_check_account(account))
         accounts[account_id] = account
@@ -156,7 +158,9 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     if problems:
         raise ConfigError(problems)
     marked = {
-        aid: ResolvedAccount(a.id, a.settings, aid == default_id, a.enabled, a.own_keys)
+        aid: ResolvedAccount(
+            a.id, a.settings, aid == default_id, a.enabled, a.own_keys, a.written_id
+        )
         for aid, a in accounts.items()
     }
     return AccountSet(accounts=marked, default_id=default_id, warnings=tuple(warnings))

@@ -15,14 +15,14 @@ from pydantic import BaseModel, ValidationError
 from wechat_sdk.config.accounts import AccountSet, resolve_accounts
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.locate import key_lines
-from wechat_sdk.config.models import Config, WechatConfig
+from wechat_sdk.config.models import Config
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_PATH", "config_path", "load_config", "parse_config"]
 
 CONFIG_ENV = "WECHAT_SDK_CONFIG"
 DEFAULT_CONFIG_PATH = Path("~/.clawdbot/config.json5")
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_JSON5_POS = re.compile(r"<string>:(\d+) (.*?)(?: at column (\d+))?$")
+_JSON5_POS = re.compile(r"<string>:(\d+) (.*?)(?: at column (\d+))?$", re.DOTALL)
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -107,7 +107,7 @@ def _parse_json5(text: str, source: str | None) -> Any:
         msg = str(exc)
         m = _JSON5_POS.match(msg)
         if m:
-            line, what, col = int(m.group(1)), m.group(2), m.group(3)
+            line, what, col = int(m.group(1)), _printable(m.group(2)), m.group(3)
             where = f"line {line}" + (f", column {col}" if col else "")
             raise ConfigError(
                 [ConfigProblem("", f"invalid JSON5 at {where}: {what}", line)], source=source
@@ -116,6 +116,11 @@ def _parse_json5(text: str, source: str | None) -> Any:
     except RecursionError:
         raise ConfigError([ConfigProblem("", "invalid JSON5: nested too deeply")],
                           source=source) from None
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (a newline json5 complains about) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _substitute(

@@ -59,7 +59,8 @@ class PuppetOptions(BaseModel):
     token: str | None = Field(None, description="Puppet Service token (a secret: never logged)")
     tls: bool | TlsOptions | None = Field(
         None,
-        description="false for plaintext, or {caFile, serverName}; default TLS for insecure_ tokens",
+        description="false for plaintext, or {caFile, serverName}; "
+        "default TLS for insecure_ tokens",
     )
     discoveryUrl: str | None = Field(
         None, description="base URL of the token discovery service (used without endpoint)"
@@ -81,7 +82,8 @@ class GroupConfig(_Strict):
         None, description="answer only when mentioned (default true)"
     )
     tools: list[str] | ToolPolicy | None = Field(
-        None, description="tools the agent may use in this group: a list or {allow, alsoAllow, deny}"
+        None,
+        description="tools the agent may use in this group: a list or {allow, alsoAllow, deny}",
     )
     enabled: bool | None = Field(None, description="false ignores this group entirely")
 
@@ -169,7 +171,8 @@ class AccountConfig(_Strict):
     )
     pairingMessage: str | None = Field(
         None,
-        description="text sent to a stranger; {code}, {senderId}, {botName} and {command} are filled in",
+        description="text sent to a stranger; {code}, {senderId}, {botName} and {command} "
+        "are filled in",
     )
     errorNotice: str | Literal[False] = Field(
         "Sorry, something went wrong while answering. Please try again.",

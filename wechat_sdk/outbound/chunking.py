@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import regex
 
@@ -61,12 +60,10 @@ _LAST_CLUSTER: Final = regex.compile(r"(?:\X)*(\X)")
 _ONE_CLUSTER: Final = regex.compile(r"\X")
 
 _WS_RUN: Final = re.compile(f"[{_WS}]*")
-_FENCE_LINE: Final = re.compile(r"^[ ]{0,3}(?P<marker>`{3,}|~{3,})(?P<rest>[^\n]*)$", re.MULTILINE)
 _PARA_FWD: Final = re.compile(rf"\n[{_WS_NO_NL}]*\n")
 
 
-@dataclass(frozen=True, slots=True)
-class _Fence:
+class _Fence(NamedTuple):
     """One fenced code block. Cutting strictly between ``start`` and ``end`` is in-fence."""
 
     start: int  # first fence character of the opening line
@@ -75,6 +72,16 @@ class _Fence:
     code_end: int  # just after the last non-whitespace character of the content
     reopen: str  # opening line plus newline, put in front of a continuation chunk
     close: str  # newline plus closing marker, put after a chunk cut inside the fence
+
+
+class _FenceLine(NamedTuple):
+    """A line that starts (after up to three spaces) with three or more ` or ~."""
+
+    line_start: int
+    start: int  # first fence character
+    end: int  # end of the line, before its newline
+    marker: str  # the run of fence characters
+    rest: str  # what follows the marker on the line (the info string when opening)
 
 
 def chunk_text(text: str, limit: int = 2048, mode: str = "length") -> list[str]:
@@ -163,39 +170,69 @@ def _last_boundary(text: str, known: int, hi: int) -> int:
 
 
 def _scan_fences(text: str, limit: int) -> list[_Fence]:
-    """All fenced code blocks, in order, found with one pass over fence-looking lines."""
+    """All fenced code blocks, in order, found with one pass over runs of fence characters."""
     fences: list[_Fence] = []
-    opened: re.Match[str] | None = None
-    for m in _FENCE_LINE.finditer(text):
-        marker, rest = m.group("marker"), m.group("rest")
+    opened: _FenceLine | None = None
+    for at, run_end in _fence_runs(text):
+        line_start = text.rfind("\n", 0, at) + 1
+        if at - line_start > 3 or text[line_start:at].strip(" "):
+            continue  # not at the start of a line: inline backticks, not a fence
+        line_end = text.find("\n", run_end)
+        if line_end < 0:
+            line_end = len(text)
+        line = _FenceLine(line_start, at, line_end, text[at:run_end], text[run_end:line_end])
         if opened is None:
             # CommonMark: a backtick fence's info string cannot contain backticks.
-            if marker[0] == "`" and "`" in rest:
-                continue
-            opened = m
+            if not (line.marker[0] == "`" and "`" in line.rest):
+                opened = line
             continue
-        open_marker = opened.group("marker")
-        if marker[0] == open_marker[0] and len(marker) >= len(open_marker) and not rest.strip():
-            fences.append(_make_fence(text, opened, m.start(), m.end(), limit))
+        if (
+            line.marker[0] == opened.marker[0]
+            and len(line.marker) >= len(opened.marker)
+            and not line.rest.strip()
+        ):
+            fences.append(_make_fence(text, opened, line.line_start, line.end, limit))
             opened = None
     if opened is not None:
         fences.append(_make_fence(text, opened, len(text), len(text), limit))
     return fences
 
 
+def _fence_runs(text: str) -> list[tuple[int, int]]:
+    """Spans of every run of three or more ` or ~, in order.
+
+    str.find is a fast C scan; a regex here (even a plain character class) walks the text
+    an order of magnitude slower on non-ASCII strings.
+    """
+    runs: list[tuple[int, int]] = []
+    for marker in ("```", "~~~"):
+        char = marker[0]
+        at = text.find(marker)
+        while at >= 0:
+            end = at + 3
+            while end < len(text) and text[end] == char:
+                end += 1
+            runs.append((at, end))
+            at = text.find(marker, end)
+    runs.sort()
+    return runs
+
+
 def _make_fence(
-    text: str, opened: re.Match[str], close_line: int, close_end: int, limit: int
+    text: str, opened: _FenceLine, close_line: int, close_end: int, limit: int
 ) -> _Fence:
-    content_start = min(opened.end() + 1, close_line)
-    content = text[content_start:close_line]
-    first_code = content_start + len(content) - len(content.lstrip())
-    code_end = content_start + len(content.rstrip())
-    reopen = text[opened.start("marker") : opened.end()].strip() + "\n"
-    close = "\n" + opened.group("marker")
+    content_start = min(opened.end + 1, close_line)
+    # Walk the whitespace at both ends instead of stripping a copy of the whole content.
+    first_code = min(_skip_ws(text, content_start), close_line)
+    code_end = close_line
+    while code_end > first_code and text[code_end - 1].isspace():
+        code_end -= 1
+    reopen = (opened.marker + opened.rest).strip() + "\n"
+    close = "\n" + opened.marker
     if len(reopen) + len(close) > limit // 2:
         # Reopening would eat most of every chunk: treat the fence as plain text to cut.
         reopen, close = "", ""
-    return _Fence(opened.start("marker"), close_end, first_code, code_end, reopen, close)
+    return _Fence(opened.start, close_end, first_code, code_end, reopen, close)
 
 
 def _fence_at(fences: list[_Fence], starts: list[int], pos: int) -> _Fence | None:
@@ -274,7 +311,9 @@ def _chunk_length(text: str, limit: int) -> list[str]:
     """Length mode: cut windows of ``limit`` at the best break, fence-aware."""
     fences = _scan_fences(text, limit)
     starts = [f.start for f in fences]
-    end_text = len(text.rstrip())
+    end_text = len(text)
+    while end_text > 0 and text[end_text - 1].isspace():
+        end_text -= 1  # not text.rstrip(): that would copy the whole text
     chunks: list[str] = []
     begin, solid = _next_start(text, 0, limit, fences, starts)
     while solid < end_text:

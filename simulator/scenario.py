@@ -1,0 +1,344 @@
+"""Scenario files: a conversation as data (JSON5), run on the simulator.
+
+See ``docs/scenarios.md``. ``run_scenario`` returns the result that
+``wechat-sdk simulate FILE --json`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import json5
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
+from wechat_sdk.agent import Agent, AgentTurn
+from wechat_sdk.config import Config, ConfigError, parse_config
+from wechat_sdk.gateway import Gateway
+
+__all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario",
+           "run_scenario"]
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; ``str()`` names the dotted path of each problem."""
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Media(_M):
+    kind: Literal["image", "video", "audio", "file", "emoticon"]
+    name: str | None = None
+    size: int = Field(1024, ge=0)
+    duration: float | None = None
+
+
+class ContactSpec(_M):
+    id: str
+    name: str | None = None
+
+
+class RoomSpec(_M):
+    id: str
+    topic: str | None = None
+    members: list[str] = Field(default_factory=list)
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+
+class AccountSpec(_M):
+    id: str
+    name: str | None = None
+    wxid: str | None = None
+
+
+class WorldSpec(_M):
+    contacts: list[ContactSpec] = Field(default_factory=list)
+    rooms: list[RoomSpec] = Field(default_factory=list)
+    accounts: list[AccountSpec] = Field(default_factory=list)
+    mentionIds: bool = True
+    mentionText: bool = True
+
+
+class Say(_M):
+    sender: str = Field(alias="from")
+    text: str = ""
+    room: str | None = None
+    mention: bool | Literal["ids", "text"] = False
+    mentionAll: bool = False
+    account: str | None = None
+    media: Media | None = None
+
+
+class Match(_M):
+    to: str | None = None
+    room: str | None = None
+    account: str | None = None
+    contains: str | None = None
+    equals: str | None = None
+    media: dict[str, Any] | None = None
+
+
+class Approve(_M):
+    sender: str = Field(alias="from")
+    account: str | None = None
+    notify: bool = False
+
+
+class Fault(_M):
+    kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
+    account: str = "default"
+    count: int = Field(1, ge=1)
+    seconds: float | None = None
+
+
+class Restart(_M):
+    pass
+
+
+class LoginStep(_M):
+    login: str
+
+
+class SayStep(_M):
+    say: Say
+
+
+class ExpectStep(_M):
+    expect: Match
+
+
+class ExpectNoneStep(_M):
+    expectNone: Match
+
+
+class ApproveStep(_M):
+    approve: Approve
+
+
+class AdvanceStep(_M):
+    advance: float = Field(ge=0)
+
+
+class FaultStep(_M):
+    fault: Fault
+
+
+class RestartStep(_M):
+    restart: Restart
+
+
+Step = Annotated[
+    LoginStep | SayStep | ExpectStep | ExpectNoneStep | ApproveStep | AdvanceStep | FaultStep
+    | RestartStep,
+    Field(union_mode="left_to_right"),
+]
+
+
+class Scenario(_M):
+    config: dict[str, Any] = Field(default_factory=dict)
+    agent: Literal["echo", "silent", "long"] = "echo"
+    seed: int = 0
+    world: WorldSpec = Field(default_factory=WorldSpec)
+    steps: list[dict[str, Any]]
+
+
+_STEP_MODELS: dict[str, type[BaseModel]] = {
+    "login": LoginStep, "say": SayStep, "expect": ExpectStep, "expectNone": ExpectNoneStep,
+    "approve": ApproveStep, "advance": AdvanceStep, "fault": FaultStep, "restart": RestartStep,
+}
+
+
+async def _echo(turn: AgentTurn) -> str:
+    return turn.text
+
+
+async def _silent(turn: AgentTurn) -> None:
+    return None
+
+
+async def _long(turn: AgentTurn) -> str:
+    para = ("WeChat shows long answers in several messages. " * 8).strip()
+    return "\n\n".join(f"{i}. {para}" for i in range(1, 9))
+
+
+BUILTIN_AGENTS: dict[str, Agent] = {"echo": _echo, "silent": _silent, "long": _long}
+
+
+class ScenarioResult(BaseModel):
+    ok: bool
+    failures: list[str]
+    transcript: list[dict[str, Any]]
+
+
+def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:
+    """Parse and validate scenario text; raises ScenarioError with dotted paths."""
+    try:
+        data = json5.loads(text)
+    except ValueError as exc:
+        raise ScenarioError(f"invalid JSON5: {exc}".replace("<string>:", "line ")) from None
+    if not isinstance(data, dict):
+        raise ScenarioError("(scenario): expected an object {config, agent, world, steps}")
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_paths(exc, "")) from None
+    steps: list[BaseModel] = []
+    problems: list[str] = []
+    for i, raw in enumerate(scenario.steps):
+        keys = [k for k in raw if k in _STEP_MODELS]
+        if len(raw) != 1 or not keys:
+            problems.append(f"steps.{i}: expected one of {', '.join(_STEP_MODELS)}, got "
+                            f"{', '.join(map(str, raw)) or 'an empty object'}")
+            continue
+        try:
+            steps.append(_STEP_MODELS[keys[0]].model_validate(raw))
+        except ValidationError as exc:
+            problems.append(_paths(exc, f"steps.{i}"))
+    try:
+        config = parse_config(json.dumps(scenario.config))
+    except ConfigError as exc:
+        problems.extend(f"config.{p.path}: {p.message}" for p in exc.problems)
+        config = None  # type: ignore[assignment]
+    if problems:
+        raise ScenarioError("\n".join(problems))
+    return scenario, steps, config
+
+
+def _paths(exc: ValidationError, prefix: str) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-",)))
+        path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        lines.append(f"{path}: {err['msg']}")
+    return "\n".join(lines)
+
+
+async def run_scenario(
+    text: str, *, seed: int | None = None, agent: Agent | None = None,
+    on_step: Callable[[int, BaseModel], None] | None = None,
+) -> ScenarioResult:
+    """Run a scenario on a fresh simulated world with a real gateway."""
+    scenario, steps, config = load_scenario(text)
+    world = SimulatedWeChat(seed=scenario.seed if seed is None else seed,
+                            mention_ids=scenario.world.mentionIds,
+                            mention_text=scenario.world.mentionText)
+    for c in scenario.world.contacts:
+        world.add_contact(c.id, c.name)
+    for r in scenario.world.rooms:
+        world.add_room(r.id, r.topic, r.members, r.aliases)
+    gateway_accounts = Gateway(config, agent=_silent, puppet_factory=world.puppet_factory,
+                               clock=world.clock).accounts
+    specs = {a.id: a for a in scenario.world.accounts}
+    for account in gateway_accounts.enabled:
+        spec = specs.get(account.id)
+        world.add_account(account.id, wxid=spec.wxid if spec else None,
+                          name=(spec.name if spec and spec.name else account.settings.name))
+    the_agent = agent or BUILTIN_AGENTS[scenario.agent]
+    failures: list[str] = []
+    matched: set[int] = set()
+    with tempfile.TemporaryDirectory(prefix="wechat-sdk-scenario-") as tmp:
+        state = Path(tmp)
+
+        def make_gateway() -> Gateway:
+            return Gateway(config, agent=the_agent, puppet_factory=world.puppet_factory,
+                           state_dir=state, clock=world.clock, rng=world.rng_for("gateway"),
+                           show_terminal_qr=False)
+
+        gateway = make_gateway()
+        await gateway.start()
+        try:
+            for i, step in enumerate(steps):
+                if on_step is not None:
+                    on_step(i, step)
+                failure = await _run_step(i, step, world, gateway, matched)
+                if failure == "restart":
+                    await gateway.close()
+                    gateway = make_gateway()
+                    await gateway.start()
+                    await world.run_until_idle()
+                elif failure:
+                    failures.append(failure)
+        finally:
+            await gateway.close()
+    return ScenarioResult(ok=not failures, failures=failures,
+                          transcript=[e.to_json() for e in world.transcript])
+
+
+async def _run_step(i: int, step: BaseModel, world: SimulatedWeChat, gateway: Gateway,
+                    matched: set[int]) -> str | None:
+    if isinstance(step, LoginStep):
+        try:
+            await world.login(step.login)
+        except (KeyError, TimeoutError) as exc:
+            return f"step {i} (login): {exc}"
+    elif isinstance(step, SayStep):
+        s = step.say
+        media = s.media.model_dump(exclude_none=True) if s.media else None
+        try:
+            await world.say(s.sender, s.text, room=s.room, account=s.account,
+                            mention=s.mention, mention_all=s.mentionAll, media=media)
+        except KeyError as exc:
+            return f"step {i} (say): {exc.args[0]}"
+    elif isinstance(step, ApproveStep):
+        a = step.approve
+        pending = [r for r in gateway.pairing.list(a.account) if r.sender_id == a.sender]
+        if not pending:
+            return f"step {i} (approve): no pending pairing request from {a.sender}"
+        await gateway.pairing.approve(pending[0].code, account=pending[0].account_id,
+                                      notify=a.notify)
+    elif isinstance(step, AdvanceStep):
+        await world.advance(step.advance)
+        return None
+    elif isinstance(step, FaultStep):
+        f = step.fault
+        world.fault(f.kind, f.account, f.count, seconds=f.seconds)
+    elif isinstance(step, RestartStep):
+        return "restart"
+    elif isinstance(step, ExpectStep):
+        await world.run_until_idle()
+        idx = _find(world.transcript, step.expect, matched)
+        if idx is None:
+            return f"step {i} (expect): no outbound message with {_describe(step.expect)}"
+        matched.add(idx)
+        return None
+    elif isinstance(step, ExpectNoneStep):
+        await world.run_until_idle()
+        idx = _find(world.transcript, step.expectNone, matched)
+        if idx is not None:
+            got = world.transcript[idx].text or json.dumps(world.transcript[idx].media)
+            return (f"step {i} (expectNone): found an outbound message with "
+                    f"{_describe(step.expectNone)}: {got!r}")
+        return None
+    await world.run_until_idle()
+    return None
+
+
+def _find(transcript: list[TranscriptEntry], m: Match, matched: set[int]) -> int | None:
+    for idx, e in enumerate(transcript):
+        if idx in matched or e.direction != "out":
+            continue
+        if m.to is not None and e.to != m.to:
+            continue
+        if m.room is not None and e.room != m.room:
+            continue
+        if m.account is not None and e.account != m.account:
+            continue
+        if m.contains is not None and (e.text is None or m.contains not in e.text):
+            continue
+        if m.equals is not None and e.text != m.equals:
+            continue
+        if m.media is not None:
+            if e.media is None or any(e.media.get(k) != v for k, v in m.media.items()):
+                continue
+        return idx
+    return None
+
+
+def _describe(m: Match) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in m.model_dump(exclude_none=True).items())

@@ -1,0 +1,209 @@
+"""``wechat-sdk config check`` and ``wechat-sdk channels capabilities``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from wechat_sdk.capabilities import CAPABILITIES
+from wechat_sdk.cli import cli
+
+SECRET = "s3cr3t-token-do-not-print"
+
+VALID = f"""\
+{{
+  channels: {{
+    wechat: {{
+      puppet: "wechaty-puppet-service",
+      puppetOptions: {{ token: "{SECRET}", endpoint: "127.0.0.1:8788" }},
+      defaultAccountId: "home",
+      accounts: {{
+        home: {{ name: "Home bot", dmPolicy: "open", allowFrom: ["*"] }},
+        work: {{ name: "Work bot", allowFrom: ["wxid_boss"] }},
+      }},
+    }},
+  }},
+}}
+"""
+
+INVALID = """\
+{
+  channels: {
+    wechat: {
+      dmPolicy: "pair",
+      groups: {
+        "*": { requireMentoin: true },
+      },
+      historyLimit: "lots",
+    },
+  },
+}
+"""
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def output_of(result: Result) -> str:
+    """stdout and stderr together (click >= 8.2 keeps them apart)."""
+    try:
+        return result.stdout + result.stderr
+    except ValueError:  # stderr not captured separately
+        return result.output
+
+
+@pytest.fixture
+def valid_file(tmp_path: Path) -> Path:
+    file = tmp_path / "valid.json5"
+    file.write_text(VALID, encoding="utf-8")
+    return file
+
+
+@pytest.fixture
+def invalid_file(tmp_path: Path) -> Path:
+    file = tmp_path / "invalid.json5"
+    file.write_text(INVALID, encoding="utf-8")
+    return file
+
+
+# ---------------------------------------------------------------- config check
+
+
+def test_config_check_valid_file_exits_0_and_lists_each_account(valid_file: Path) -> None:
+    result = run("config", "check", "--config", str(valid_file))
+    out = output_of(result)
+    assert result.exit_code == 0, out
+    assert "account home" in out
+    assert "account work" in out
+    assert "Home bot" in out and "Work bot" in out
+    assert "config OK" in out
+
+
+def test_config_check_masks_the_puppet_token(valid_file: Path) -> None:
+    result = run("config", "check", "--config", str(valid_file))
+    out = output_of(result)
+    assert result.exit_code == 0, out
+    assert SECRET not in out
+    assert "***" in out
+    assert "127.0.0.1:8788" in out  # non-secret options are shown
+
+
+def test_config_check_json_parses_and_masks_the_token(valid_file: Path) -> None:
+    result = run("config", "check", "--config", str(valid_file), "--json")
+    assert result.exit_code == 0, output_of(result)
+    assert SECRET not in output_of(result)
+    data = json.loads(result.stdout)
+    assert data["ok"] is True
+    assert data["defaultAccountId"] == "home"
+    by_id = {a["id"]: a for a in data["accounts"]}
+    assert set(by_id) == {"home", "work"}
+    assert by_id["home"]["default"] is True
+    assert by_id["work"]["default"] is False
+    assert by_id["home"]["dmPolicy"] == "open"
+    assert by_id["work"]["allowFrom"] == ["wxid_boss"]
+    assert by_id["work"]["puppetOptions"]["token"] == "***"
+    assert data["warnings"] == []
+
+
+def test_config_check_json_lists_the_default_account_warning(tmp_path: Path) -> None:
+    file = tmp_path / "c.json5"
+    file.write_text("{channels: {wechat: {accounts: {b: {}, a: {}}}}}", encoding="utf-8")
+    result = run("config", "check", "--config", str(file), "--json")
+    assert result.exit_code == 0, output_of(result)
+    data = json.loads(result.stdout)
+    assert data["defaultAccountId"] == "a"
+    assert len(data["warnings"]) == 1
+
+
+def test_config_check_uses_the_env_variable(
+    valid_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WECHAT_SDK_CONFIG", str(valid_file))
+    result = run("config", "check", "--json")
+    assert result.exit_code == 0, output_of(result)
+    assert json.loads(result.stdout)["defaultAccountId"] == "home"
+
+
+def test_config_check_invalid_file_exits_1_with_every_error_and_line(invalid_file: Path) -> None:
+    result = run("config", "check", "--config", str(invalid_file))
+    out = output_of(result)
+    assert result.exit_code == 1, out
+    assert "Traceback" not in out
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    expected = [
+        ("channels.wechat.dmPolicy: expected one of pairing|allowlist|open|disabled", 4),
+        ("channels.wechat.groups.*.requireMentoin: unknown key", 6),
+        ("channels.wechat.historyLimit: expected a whole number", 8),
+    ]
+    lines = out.splitlines()
+    for text, line_no in expected:
+        [line] = [x for x in lines if text in x]
+        assert f"line {line_no}" in line
+    assert str(invalid_file) in out
+
+
+def test_config_check_missing_file_exits_1_with_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.json5"
+    result = run("config", "check", "--config", str(missing))
+    out = output_of(result)
+    assert result.exit_code == 1, out
+    assert str(missing) in out
+    assert "Traceback" not in out
+
+
+def test_config_check_invalid_json5_exits_1_with_line(tmp_path: Path) -> None:
+    file = tmp_path / "broken.json5"
+    file.write_text("{\n  channels: {\n    wechat: {,\n}\n", encoding="utf-8")
+    result = run("config", "check", "--config", str(file))
+    out = output_of(result)
+    assert result.exit_code == 1, out
+    assert "line 3" in out
+    assert "Traceback" not in out
+
+
+def test_python_m_wechat_sdk_config_check_runs(valid_file: Path, invalid_file: Path) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "wechat_sdk", "config", "check", "--config", str(valid_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "account home" in ok.stdout
+    assert SECRET not in ok.stdout + ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "wechat_sdk", "config", "check", "--config", str(invalid_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "channels.wechat.dmPolicy" in bad.stderr
+    assert "line 4" in bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
+# ---------------------------------------------------------------- channels capabilities
+
+
+def test_channels_capabilities_table_lists_every_capability() -> None:
+    result = run("channels", "capabilities")
+    out = output_of(result)
+    assert result.exit_code == 0, out
+    for key in CAPABILITIES.model_dump(by_alias=True):
+        assert key in out
+    assert "direct, group" in out
+
+
+def test_channels_capabilities_json_equals_the_matrix() -> None:
+    result = run("channels", "capabilities", "--json")
+    assert result.exit_code == 0, output_of(result)
+    assert json.loads(result.stdout) == CAPABILITIES.model_dump(by_alias=True)

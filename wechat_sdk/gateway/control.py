@@ -1,0 +1,117 @@
+"""The control socket: `wechat-sdk gateway status|restart|stop` talk to a running gateway.
+
+A Unix socket ``<stateDir>/control.sock`` (mode 0600, directory 0700): one JSON request
+line, one JSON response line. Only the owner of the state directory can connect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SOCKET_NAME", "ControlError", "ControlServer", "NoGateway", "control_request"]
+
+SOCKET_NAME = "control.sock"
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ControlError(Exception):
+    """The running gateway could not be reached or refused the request."""
+
+
+class NoGateway(ControlError):
+    """No gateway is running on this state directory."""
+
+
+class ControlServer:
+    """Serves control requests for a running gateway."""
+
+    def __init__(self, state_dir: Path, handler: Handler) -> None:
+        self.path = state_dir / SOCKET_NAME
+        self.handler = handler
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.path.exists():
+            if _alive(self.path):
+                raise ControlError(f"a gateway is already running on {self.path.parent} "
+                                   "(stop it with: wechat-sdk gateway stop)")
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old)
+        self.path.chmod(0o600)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+                response = await self.handler(request)
+            except Exception as exc:  # a bad request never takes the gateway down
+                response = {"ok": False, "error": str(exc)}
+            writer.write(json.dumps(response, ensure_ascii=False).encode() + b"\n")
+            await writer.drain()
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def _alive(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+def control_request(state_dir: Path, request: dict[str, Any], timeout: float = 30.0
+                    ) -> dict[str, Any]:
+    """Send one request to the gateway running on ``state_dir`` (blocking)."""
+    path = state_dir / SOCKET_NAME
+    if not path.exists():
+        raise NoGateway(f"no gateway is running (no control socket at {path}); start one "
+                        "with: wechat-sdk gateway run")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise NoGateway(f"no gateway is running (stale socket at {path}); start one "
+                            "with: wechat-sdk gateway run") from None
+        s.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    try:
+        response: dict[str, Any] = json.loads(data)
+    except ValueError:
+        raise ControlError("the gateway sent an unreadable answer") from None
+    if not response.get("ok", False):
+        raise ControlError(str(response.get("error", "request refused")))
+    return response

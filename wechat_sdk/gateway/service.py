@@ -1,0 +1,123 @@
+"""`wechat-sdk gateway run`: the gateway in the foreground, with its control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from wechat_sdk.agent import Agent, Reply
+from wechat_sdk.config import ConfigError, load_config
+from wechat_sdk.gateway.control import ControlServer
+from wechat_sdk.gateway.gateway import Gateway
+from wechat_sdk.pairing.service import approved_message
+
+__all__ = ["configure_logging", "load_agent", "serve"]
+
+log = logging.getLogger("wechat_sdk.gateway")
+
+
+class _AccountField(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "account"):
+            record.account = "-"
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "account": getattr(record, "account", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure_logging(fmt: str = "human", level: str = "info") -> None:
+    """Logs to stderr; the account id is on every line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_AccountField())
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-7s [%(account)s] %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("wechat_sdk")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def load_agent(spec: str) -> Agent:
+    """``echo`` (built in) or ``package.module:function``."""
+    if spec in ("echo", "silent", "long"):
+        from simulator.scenario import BUILTIN_AGENTS
+
+        return BUILTIN_AGENTS[spec]
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"--agent {spec!r}: use echo, or module:function")
+    module = importlib.import_module(module_name)
+    agent: Agent = getattr(module, attr)
+    return agent
+
+
+async def serve(config_file: Path | None, state_dir: Path | None, agent: Agent,
+                *, grace_s: float = 10.0) -> int:
+    """Run until SIGINT/SIGTERM or `gateway stop`. Returns the exit code."""
+    config = load_config(config_file)
+    gateway = Gateway(config, agent=agent, state_dir=state_dir)
+    stop = asyncio.Event()
+
+    async def handle(request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "status":
+            return {"ok": True, "accounts": [s.to_json() for s in gateway.status()]}
+        if cmd == "stop":
+            stop.set()
+            return {"ok": True}
+        if cmd == "restart":
+            try:
+                new = load_config(config_file)
+                await gateway.reload(new)
+            except ConfigError as exc:
+                log.error("restart refused, the running config is kept:\n%s", exc.render())
+                return {"ok": False, "error": "invalid config, the running gateway keeps "
+                        "the old one:\n" + exc.render()}
+            log.info("config reloaded and accounts restarted")
+            return {"ok": True}
+        if cmd == "notify_approved":
+            runner = gateway.runner(str(request["account"]))
+            await runner.outbound.deliver(
+                str(request["sender"]), Reply(text=approved_message(runner.account.display_name)))
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+    control = ControlServer(gateway.state_dir, handle)
+    await control.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await gateway.start()
+    log.info("gateway running: %d account(s); state in %s", len(gateway.runners),
+             gateway.state_dir)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: in-flight replies get up to %.0f s", grace_s)
+        await control.stop()
+        await gateway.close()
+        log.info("gateway stopped")
+    return 0
