@@ -1,9 +1,9 @@
 """pytest fixtures for testing a bot on the simulator (registered as a pytest11 entry point).
 
-    async def test_my_bot(wechat):
-        gateway = await wechat.gateway(my_agent, dmPolicy="open", allowFrom=["*"])
-        await wechat.world.say("wxid_alice", "hello")
-        assert wechat.world.texts(to="wxid_alice") == ["you said hello"]
+async def test_my_bot(wechat):
+    gateway = await wechat.gateway(my_agent, dmPolicy="open", allowFrom=["*"])
+    await wechat.world.say("wxid_alice", "hello")
+    assert wechat.world.texts(to="wxid_alice") == ["you said hello"]
 """
 
 from __future__ import annotations
@@ -50,12 +50,18 @@ class WeChatHarness:
             config = parse_config(json.dumps(config))
         elif isinstance(config, str):
             config = parse_config(config)
-        gw = Gateway(config, agent=agent, puppet_factory=self.world.puppet_factory,
-                     state_dir=self.state_dir, clock=self.world.clock,
-                     rng=self.world.rng_for("gateway"), show_terminal_qr=False)
+        gw = Gateway(
+            config,
+            agent=agent,
+            puppet_factory=self.world.puppet_factory,
+            state_dir=self.state_dir,
+            clock=self.world.clock,
+            rng=self.world.rng_for("gateway"),
+            show_terminal_qr=False,
+        )
         self.gateways.append(gw)
         await gw.start()
-        accounts = (list(gw.runners) if login is True else list(login) if login else [])
+        accounts = list(gw.runners) if login is True else list(login) if login else []
         for account_id in accounts:
             await self.world.login(account_id)
         return gw

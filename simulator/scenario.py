@@ -20,8 +20,7 @@ from wechat_sdk.agent import Agent, AgentTurn
 from wechat_sdk.config import Config, ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
 
-__all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario",
-           "run_scenario"]
+__all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"]
 
 
 class ScenarioError(ValueError):
@@ -134,7 +133,13 @@ class RestartStep(_M):
 
 
 Step = Annotated[
-    LoginStep | SayStep | ExpectStep | ExpectNoneStep | ApproveStep | AdvanceStep | FaultStep
+    LoginStep
+    | SayStep
+    | ExpectStep
+    | ExpectNoneStep
+    | ApproveStep
+    | AdvanceStep
+    | FaultStep
     | RestartStep,
     Field(union_mode="left_to_right"),
 ]
@@ -149,8 +154,14 @@ class Scenario(_M):
 
 
 _STEP_MODELS: dict[str, type[BaseModel]] = {
-    "login": LoginStep, "say": SayStep, "expect": ExpectStep, "expectNone": ExpectNoneStep,
-    "approve": ApproveStep, "advance": AdvanceStep, "fault": FaultStep, "restart": RestartStep,
+    "login": LoginStep,
+    "say": SayStep,
+    "expect": ExpectStep,
+    "expectNone": ExpectNoneStep,
+    "approve": ApproveStep,
+    "advance": AdvanceStep,
+    "fault": FaultStep,
+    "restart": RestartStep,
 }
 
 
@@ -193,19 +204,21 @@ def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:
     for i, raw in enumerate(scenario.steps):
         keys = [k for k in raw if k in _STEP_MODELS]
         if len(raw) != 1 or not keys:
-            problems.append(f"steps.{i}: expected one of {', '.join(_STEP_MODELS)}, got "
-                            f"{', '.join(map(str, raw)) or 'an empty object'}")
+            problems.append(
+                f"steps.{i}: expected one of {', '.join(_STEP_MODELS)}, got "
+                f"{', '.join(map(str, raw)) or 'an empty object'}"
+            )
             continue
         try:
             steps.append(_STEP_MODELS[keys[0]].model_validate(raw))
         except ValidationError as exc:
             problems.append(_paths(exc, f"steps.{i}"))
+    config: Config | None = None
     try:
         config = parse_config(json.dumps(scenario.config))
     except ConfigError as exc:
         problems.extend(f"config.{p.path}: {p.message}" for p in exc.problems)
-        config = None  # type: ignore[assignment]
-    if problems:
+    if problems or config is None:
         raise ScenarioError("\n".join(problems))
     return scenario, steps, config
 
@@ -220,25 +233,34 @@ def _paths(exc: ValidationError, prefix: str) -> str:
 
 
 async def run_scenario(
-    text: str, *, seed: int | None = None, agent: Agent | None = None,
+    text: str,
+    *,
+    seed: int | None = None,
+    agent: Agent | None = None,
     on_step: Callable[[int, BaseModel], None] | None = None,
 ) -> ScenarioResult:
     """Run a scenario on a fresh simulated world with a real gateway."""
     scenario, steps, config = load_scenario(text)
-    world = SimulatedWeChat(seed=scenario.seed if seed is None else seed,
-                            mention_ids=scenario.world.mentionIds,
-                            mention_text=scenario.world.mentionText)
+    world = SimulatedWeChat(
+        seed=scenario.seed if seed is None else seed,
+        mention_ids=scenario.world.mentionIds,
+        mention_text=scenario.world.mentionText,
+    )
     for c in scenario.world.contacts:
         world.add_contact(c.id, c.name)
     for r in scenario.world.rooms:
         world.add_room(r.id, r.topic, r.members, r.aliases)
-    gateway_accounts = Gateway(config, agent=_silent, puppet_factory=world.puppet_factory,
-                               clock=world.clock).accounts
+    gateway_accounts = Gateway(
+        config, agent=_silent, puppet_factory=world.puppet_factory, clock=world.clock
+    ).accounts
     specs = {a.id: a for a in scenario.world.accounts}
     for account in gateway_accounts.enabled:
         spec = specs.get(account.id)
-        world.add_account(account.id, wxid=spec.wxid if spec else None,
-                          name=(spec.name if spec and spec.name else account.settings.name))
+        world.add_account(
+            account.id,
+            wxid=spec.wxid if spec else None,
+            name=(spec.name if spec and spec.name else account.settings.name),
+        )
     the_agent = agent or BUILTIN_AGENTS[scenario.agent]
     failures: list[str] = []
     matched: set[int] = set()
@@ -246,9 +268,15 @@ async def run_scenario(
         state = Path(tmp)
 
         def make_gateway() -> Gateway:
-            return Gateway(config, agent=the_agent, puppet_factory=world.puppet_factory,
-                           state_dir=state, clock=world.clock, rng=world.rng_for("gateway"),
-                           show_terminal_qr=False)
+            return Gateway(
+                config,
+                agent=the_agent,
+                puppet_factory=world.puppet_factory,
+                state_dir=state,
+                clock=world.clock,
+                rng=world.rng_for("gateway"),
+                show_terminal_qr=False,
+            )
 
         gateway = make_gateway()
         await gateway.start()
@@ -266,12 +294,14 @@ async def run_scenario(
                     failures.append(failure)
         finally:
             await gateway.close()
-    return ScenarioResult(ok=not failures, failures=failures,
-                          transcript=[e.to_json() for e in world.transcript])
+    return ScenarioResult(
+        ok=not failures, failures=failures, transcript=[e.to_json() for e in world.transcript]
+    )
 
 
-async def _run_step(i: int, step: BaseModel, world: SimulatedWeChat, gateway: Gateway,
-                    matched: set[int]) -> str | None:
+async def _run_step(
+    i: int, step: BaseModel, world: SimulatedWeChat, gateway: Gateway, matched: set[int]
+) -> str | None:
     if isinstance(step, LoginStep):
         try:
             await world.login(step.login)
@@ -281,8 +311,15 @@ async def _run_step(i: int, step: BaseModel, world: SimulatedWeChat, gateway: Ga
         s = step.say
         media = s.media.model_dump(exclude_none=True) if s.media else None
         try:
-            await world.say(s.sender, s.text, room=s.room, account=s.account,
-                            mention=s.mention, mention_all=s.mentionAll, media=media)
+            await world.say(
+                s.sender,
+                s.text,
+                room=s.room,
+                account=s.account,
+                mention=s.mention,
+                mention_all=s.mentionAll,
+                media=media,
+            )
         except KeyError as exc:
             return f"step {i} (say): {exc.args[0]}"
     elif isinstance(step, ApproveStep):
@@ -290,8 +327,9 @@ async def _run_step(i: int, step: BaseModel, world: SimulatedWeChat, gateway: Ga
         pending = [r for r in gateway.pairing.list(a.account) if r.sender_id == a.sender]
         if not pending:
             return f"step {i} (approve): no pending pairing request from {a.sender}"
-        await gateway.pairing.approve(pending[0].code, account=pending[0].account_id,
-                                      notify=a.notify)
+        await world.drive(
+            gateway.pairing.approve(pending[0].code, account=pending[0].account_id, notify=a.notify)
+        )
     elif isinstance(step, AdvanceStep):
         await world.advance(step.advance)
         return None
@@ -312,8 +350,10 @@ async def _run_step(i: int, step: BaseModel, world: SimulatedWeChat, gateway: Ga
         idx = _find(world.transcript, step.expectNone, matched)
         if idx is not None:
             got = world.transcript[idx].text or json.dumps(world.transcript[idx].media)
-            return (f"step {i} (expectNone): found an outbound message with "
-                    f"{_describe(step.expectNone)}: {got!r}")
+            return (
+                f"step {i} (expectNone): found an outbound message with "
+                f"{_describe(step.expectNone)}: {got!r}"
+            )
         return None
     await world.run_until_idle()
     return None
@@ -333,9 +373,10 @@ def _find(transcript: list[TranscriptEntry], m: Match, matched: set[int]) -> int
             continue
         if m.equals is not None and e.text != m.equals:
             continue
-        if m.media is not None:
-            if e.media is None or any(e.media.get(k) != v for k, v in m.media.items()):
-                continue
+        if m.media is not None and (
+            e.media is None or any(e.media.get(k) != v for k, v in m.media.items())
+        ):
+            continue
         return idx
     return None
 

@@ -10,9 +10,9 @@ import asyncio
 import json
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from faker import Faker
 
@@ -41,6 +41,8 @@ from wechat_sdk.puppet import (
 
 __all__ = ["FAULT_KINDS", "SimAccount", "SimulatedPuppet", "SimulatedWeChat", "TranscriptEntry"]
 
+T = TypeVar("T")
+
 FAULT_KINDS = (
     "disconnect",
     "heartbeat_silence",
@@ -53,8 +55,15 @@ FAULT_KINDS = (
     "logout",
 )
 FaultKind = Literal[
-    "disconnect", "heartbeat_silence", "send_fail", "send_fail_permanent", "rate_limit",
-    "slow_send", "send_lost_reply", "duplicate_next", "logout",
+    "disconnect",
+    "heartbeat_silence",
+    "send_fail",
+    "send_fail_permanent",
+    "rate_limit",
+    "slow_send",
+    "send_lost_reply",
+    "duplicate_next",
+    "logout",
 ]
 
 MENTION_SPACE = "\u2005"
@@ -80,9 +89,16 @@ class TranscriptEntry:
     message_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"t": self.t, "direction": self.direction, "account": self.account,
-                "from": self.sender, "to": self.to, "room": self.room, "text": self.text,
-                "media": self.media}
+        return {
+            "t": self.t,
+            "direction": self.direction,
+            "account": self.account,
+            "from": self.sender,
+            "to": self.to,
+            "room": self.room,
+            "text": self.text,
+            "media": self.media,
+        }
 
 
 @dataclass
@@ -190,8 +206,9 @@ class SimulatedWeChat:
     ) -> Room:
         """A group. Bot accounts are members of every room unless listed otherwise."""
         rid = id or f"{self._next_id('')}@chatroom"
-        room = _SimRoom(rid, topic or self._fake("catch_phrase"), list(members),
-                        dict(aliases or {}))
+        room = _SimRoom(
+            rid, topic or self._fake("catch_phrase"), list(members), dict(aliases or {})
+        )
         self.rooms[rid] = room
         return self._room_payload(room)
 
@@ -233,22 +250,40 @@ class SimulatedWeChat:
         """Let everything pending happen (pacing, idle flushes, retries)."""
         await self.clock.run_until_idle(limit)
 
+    async def drive(self, awaitable: Awaitable[T]) -> T:
+        """Await something that needs virtual time to pass (a send, a paced reply).
+
+        ``await gateway.send(...)`` directly would wait forever on a virtual clock that
+        nobody moves; ``await world.drive(gateway.send(...))`` moves it.
+        """
+        task = asyncio.ensure_future(awaitable)
+        while not task.done():
+            await self.clock.settle()
+            if task.done():
+                break
+            wake = self.clock.next_wake()
+            if wake is None:
+                await asyncio.sleep(0)
+                continue
+            await self.clock.run_until(wake)
+        return task.result()
+
     async def advance(self, seconds: float) -> None:
         await self.clock.advance(seconds)
         await self.clock.run_until_idle()
 
     # ------------------------------------------------------------ login
 
-    async def login(self, account_id: str = "default", *, timeout: float = 60.0) -> None:
+    async def login(self, account_id: str = "default", *, within_s: float = 60.0) -> None:
         """Scan and confirm the QR code of an account whose puppet is waiting."""
-        await self._wait_for_qr(account_id, timeout)
+        await self._wait_for_qr(account_id, within_s)
         self.scan(account_id)
         await self.clock.settle()
         self.confirm(account_id)
         await self.clock.run_until_idle()
 
-    async def _wait_for_qr(self, account_id: str, timeout: float) -> None:
-        deadline = self.clock.now() + timeout
+    async def _wait_for_qr(self, account_id: str, within_s: float) -> None:
+        deadline = self.clock.now() + within_s
         while True:
             await self.clock.settle()
             sim = self.accounts.get(account_id)
@@ -297,9 +332,17 @@ class SimulatedWeChat:
         targets = self._targets(room, account)
         ids = []
         for sim in targets:
-            msg_id = self._make_message(sim, sender, text, room=room, mention=mention,
-                                        mention_all=mention_all, media=media, kind=kind,
-                                        age_s=age_s)
+            msg_id = self._make_message(
+                sim,
+                sender,
+                text,
+                room=room,
+                mention=mention,
+                mention_all=mention_all,
+                media=media,
+                kind=kind,
+                age_s=age_s,
+            )
             ids.append(msg_id)
             self._deliver(sim, msg_id)
         if settle:
@@ -322,16 +365,25 @@ class SimulatedWeChat:
         return bots or list(self.accounts.values())
 
     def _make_message(
-        self, sim: SimAccount, sender: str, text: str, *, room: str | None,
-        mention: bool | str, mention_all: bool, media: dict[str, Any] | None,
-        kind: MessageKind | str | None, age_s: float,
+        self,
+        sim: SimAccount,
+        sender: str,
+        text: str,
+        *,
+        room: str | None,
+        mention: bool | str,
+        mention_all: bool,
+        media: dict[str, Any] | None,
+        kind: MessageKind | str | None,
+        age_s: float,
     ) -> str:
         mention_ids: tuple[str, ...] = ()
         body = text
         if room is not None and mention:
             use_ids = mention in (True, "ids", "both") and (self.mention_ids or mention == "ids")
-            use_text = mention in (True, "text", "both") and (self.mention_text or
-                                                              mention == "text")
+            use_text = mention in (True, "text", "both") and (
+                self.mention_text or mention == "text"
+            )
             if use_ids:
                 mention_ids = (sim.wxid,)
             if use_text:
@@ -351,36 +403,71 @@ class SimulatedWeChat:
             if mkind == "audio" and duration is None:
                 duration = 3.0
             data = make_media_bytes(mkind, name, size, self.rng)
-            file_info = FileInfo(name=name, size=size, mime=media.get("mime") or mime,
-                                 duration_s=float(duration) if duration is not None else None)
-            msg_kind = {"image": MessageKind.IMAGE, "video": MessageKind.VIDEO,
-                        "audio": MessageKind.AUDIO, "emoticon": MessageKind.EMOTICON
-                        }.get(mkind, MessageKind.ATTACHMENT)
+            file_info = FileInfo(
+                name=name,
+                size=size,
+                mime=media.get("mime") or mime,
+                duration_s=float(duration) if duration is not None else None,
+            )
+            msg_kind = {
+                "image": MessageKind.IMAGE,
+                "video": MessageKind.VIDEO,
+                "audio": MessageKind.AUDIO,
+                "emoticon": MessageKind.EMOTICON,
+            }.get(mkind, MessageKind.ATTACHMENT)
         msg_id = self._next_id("msg-")
         message = Message(
-            id=msg_id, kind=msg_kind, talker_id=sender, text=body, room_id=room,
-            listener_id=None if room else sim.wxid, mention_ids=mention_ids,
-            timestamp=self.clock.now() - age_s, file=file_info,
+            id=msg_id,
+            kind=msg_kind,
+            talker_id=sender,
+            text=body,
+            room_id=room,
+            listener_id=None if room else sim.wxid,
+            mention_ids=mention_ids,
+            timestamp=self.clock.now() - age_s,
+            file=file_info,
         )
         self._messages[msg_id] = _SimMessage(message, data)
         sim.history.append(msg_id)
-        self.transcript.append(TranscriptEntry(
-            t=self.elapsed, direction="in", account=sim.id, sender=sender,
-            to=None if room else sim.wxid, room=room, text=body or None,
-            media=_media_json(file_info, msg_kind), message_id=msg_id,
-        ))
+        self.transcript.append(
+            TranscriptEntry(
+                t=self.elapsed,
+                direction="in",
+                account=sim.id,
+                sender=sender,
+                to=None if room else sim.wxid,
+                room=room,
+                text=body or None,
+                media=_media_json(file_info, msg_kind),
+                message_id=msg_id,
+            )
+        )
         return msg_id
 
     def add_past_message(
-        self, sender: str, text: str, *, age_s: float, account: str = "default",
+        self,
+        sender: str,
+        text: str,
+        *,
+        age_s: float,
+        account: str = "default",
         room: str | None = None,
     ) -> str:
         """A message from before the bot's login: replayed at login, like real puppets do."""
         if sender not in self.contacts:
             self.add_contact(sender)
         sim = self.accounts[account]
-        return self._make_message(sim, sender, text, room=room, mention=False,
-                                  mention_all=False, media=None, kind=None, age_s=age_s)
+        return self._make_message(
+            sim,
+            sender,
+            text,
+            room=room,
+            mention=False,
+            mention_all=False,
+            media=None,
+            kind=None,
+            age_s=age_s,
+        )
 
     def _deliver(self, sim: SimAccount, msg_id: str) -> None:
         puppet = sim.puppet
@@ -394,8 +481,14 @@ class SimulatedWeChat:
 
     # ------------------------------------------------------------ faults
 
-    def fault(self, kind: FaultKind | str, account: str = "default", count: int = 1,
-              *, seconds: float | None = None) -> None:
+    def fault(
+        self,
+        kind: FaultKind | str,
+        account: str = "default",
+        count: int = 1,
+        *,
+        seconds: float | None = None,
+    ) -> None:
         """Inject a fault. ``send_*``, ``rate_limit``, ``slow_send`` and ``duplicate_next``
         affect the next ``count`` operations; ``disconnect``, ``heartbeat_silence`` and
         ``logout`` happen now."""
@@ -442,53 +535,81 @@ class SimulatedWeChat:
     # ------------------------------------------------------------ outbound record
 
     def record_out(
-        self, sim: SimAccount, conversation_id: str, text: str | None,
-        media: dict[str, Any] | None, mention_ids: tuple[str, ...] = (),
+        self,
+        sim: SimAccount,
+        conversation_id: str,
+        text: str | None,
+        media: dict[str, Any] | None,
+        mention_ids: tuple[str, ...] = (),
         data: bytes | None = None,
     ) -> str:
         room = conversation_id if conversation_id in self.rooms else None
         msg_id = self._next_id("msg-")
         kind = MessageKind.TEXT
         if media is not None:
-            kind = {"image": MessageKind.IMAGE, "video": MessageKind.VIDEO,
-                    "audio": MessageKind.AUDIO}.get(str(media.get("kind")),
-                                                    MessageKind.ATTACHMENT)
+            kind = {
+                "image": MessageKind.IMAGE,
+                "video": MessageKind.VIDEO,
+                "audio": MessageKind.AUDIO,
+            }.get(str(media.get("kind")), MessageKind.ATTACHMENT)
         finfo = None
         if media is not None:
-            finfo = FileInfo(str(media["name"]), int(media["size"]), media.get("mime"),
-                             media.get("duration"))
+            finfo = FileInfo(
+                str(media["name"]), int(media["size"]), media.get("mime"), media.get("duration")
+            )
         message = Message(
-            id=msg_id, kind=kind, talker_id=sim.wxid, text=text or "", room_id=room,
-            listener_id=None if room else conversation_id, mention_ids=mention_ids,
-            timestamp=self.clock.now(), file=finfo,
+            id=msg_id,
+            kind=kind,
+            talker_id=sim.wxid,
+            text=text or "",
+            room_id=room,
+            listener_id=None if room else conversation_id,
+            mention_ids=mention_ids,
+            timestamp=self.clock.now(),
+            file=finfo,
         )
         self._messages[msg_id] = _SimMessage(message, data)
-        self.transcript.append(TranscriptEntry(
-            t=self.elapsed, direction="out", account=sim.id, sender=sim.wxid,
-            to=None if room else conversation_id, room=room, text=text, media=media,
-            message_id=msg_id,
-        ))
+        self.transcript.append(
+            TranscriptEntry(
+                t=self.elapsed,
+                direction="out",
+                account=sim.id,
+                sender=sim.wxid,
+                to=None if room else conversation_id,
+                room=room,
+                text=text,
+                media=media,
+                message_id=msg_id,
+            )
+        )
         return msg_id
 
     # ------------------------------------------------------------ reading the transcript
 
-    def sent(self, *, to: str | None = None, room: str | None = None,
-             account: str | None = None) -> list[TranscriptEntry]:
+    def sent(
+        self, *, to: str | None = None, room: str | None = None, account: str | None = None
+    ) -> list[TranscriptEntry]:
         """Outbound messages, optionally filtered."""
-        return [e for e in self.transcript if e.direction == "out"
-                and (to is None or e.to == to) and (room is None or e.room == room)
-                and (account is None or e.account == account)]
+        return [
+            e
+            for e in self.transcript
+            if e.direction == "out"
+            and (to is None or e.to == to)
+            and (room is None or e.room == room)
+            and (account is None or e.account == account)
+        ]
 
-    def texts(self, *, to: str | None = None, room: str | None = None,
-              account: str | None = None) -> list[str]:
+    def texts(
+        self, *, to: str | None = None, room: str | None = None, account: str | None = None
+    ) -> list[str]:
         """The text of every outbound text message, optionally filtered."""
-        return [e.text for e in self.sent(to=to, room=room, account=account)
-                if e.text is not None]
+        return [e.text for e in self.sent(to=to, room=room, account=account) if e.text is not None]
 
     def transcript_json(self) -> str:
         """The transcript as JSON text (stable: same seed, same bytes)."""
-        return json.dumps([e.to_json() for e in self.transcript], ensure_ascii=False,
-                          sort_keys=True)
+        return json.dumps(
+            [e.to_json() for e in self.transcript], ensure_ascii=False, sort_keys=True
+        )
 
     def _log(self, sim: SimAccount, event: str, **data: Any) -> None:
         self.events_log.append({"t": self.elapsed, "account": sim.id, "event": event, **data})
@@ -504,8 +625,12 @@ def _media_json(info: FileInfo | None, kind: MessageKind) -> dict[str, Any] | No
 
 
 def _kind_word(kind: MessageKind) -> str:
-    return {MessageKind.IMAGE: "image", MessageKind.VIDEO: "video", MessageKind.AUDIO: "audio",
-            MessageKind.EMOTICON: "emoticon"}.get(kind, "file")
+    return {
+        MessageKind.IMAGE: "image",
+        MessageKind.VIDEO: "video",
+        MessageKind.AUDIO: "audio",
+        MessageKind.EMOTICON: "emoticon",
+    }.get(kind, "file")
 
 
 _STOP = object()
@@ -572,8 +697,7 @@ class SimulatedPuppet:
             item = await queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, PuppetEvent.__args__)  # type: ignore[attr-defined]
-            yield item  # type: ignore[misc]
+            yield cast(PuppetEvent, item)
 
     async def message(self, message_id: str) -> Message:
         return self.world.message_payload(message_id)
@@ -634,8 +758,10 @@ class SimulatedPuppet:
 
     def _new_qr(self) -> None:
         self._qr_generation += 1
-        code = f"https://login.weixin.qq.com/l/{self.account.id}-{self._qr_generation}-" \
-               f"{self.world.rng.getrandbits(32):08x}"
+        code = (
+            f"https://login.weixin.qq.com/l/{self.account.id}-{self._qr_generation}-"
+            f"{self.world.rng.getrandbits(32):08x}"
+        )
         self.qr_waiting = True
         self.world._log(self.account, "scan", status=int(ScanStatus.WAITING))
         self.emit(ScanEvent(ScanStatus.WAITING, code))
@@ -722,11 +848,13 @@ class SimulatedPuppet:
         if self.world._take_fault(sim, "slow_send"):
             await self.world.clock.sleep(sim.slow_send_s)
         if self.world._take_fault(sim, "send_fail_permanent"):
-            raise SendError("the contact cannot receive messages", transient=False,
-                            code="send_failed_permanent")
+            raise SendError(
+                "the contact cannot receive messages", transient=False, code="send_failed_permanent"
+            )
         if self.world._take_fault(sim, "rate_limit"):
-            raise SendError("sending too frequently", transient=True, retry_after=10.0,
-                            code="rate_limited")
+            raise SendError(
+                "sending too frequently", transient=True, retry_after=10.0, code="rate_limited"
+            )
         if self.world._take_fault(sim, "send_fail"):
             raise SendError("network error while sending", transient=True)
 

@@ -1,6 +1,6 @@
 """wechat-sdk: the WeChat channel of a personal AI assistant gateway.
 
-    from wechat_sdk import Gateway, load_config
+from wechat_sdk import Gateway, load_config
 """
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, Reply, ToolNotAllowed

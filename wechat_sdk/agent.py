@@ -96,9 +96,7 @@ class ToolRegistry:
         if names is None:
             return AllowedTools(dict(self._tools), where=where)
         wanted = set(names)
-        return AllowedTools(
-            {n: f for n, f in self._tools.items() if n in wanted}, where=where
-        )
+        return AllowedTools({n: f for n, f in self._tools.items() if n in wanted}, where=where)
 
 
 class AllowedTools(Mapping[str, ToolFunc]):
@@ -110,8 +108,11 @@ class AllowedTools(Mapping[str, ToolFunc]):
 
     def __getitem__(self, name: str) -> ToolFunc:
         if name not in self._tools:
-            log.warning("tool refused: %r is not allowed here (%s) reason=tool_not_allowed",
-                        name, self._where or "this conversation")
+            log.warning(
+                "tool refused: %r is not allowed here (%s) reason=tool_not_allowed",
+                name,
+                self._where or "this conversation",
+            )
             raise ToolNotAllowed(f"tool {name!r} is not allowed in {self._where or 'this chat'}")
         return self._tools[name]
 

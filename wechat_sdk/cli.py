@@ -21,8 +21,7 @@ SECRET_KEYS = frozenset({"token"})
 
 def _out() -> Console:
     # piped output (CI, `| less`) gets room for whole table cells
-    return Console(highlight=False, soft_wrap=True,
-                   width=None if sys.stdout.isatty() else 160)
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _err() -> Console:
@@ -55,8 +54,12 @@ def config_group() -> None:
 
 
 @config_group.command("check")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config file (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved accounts as JSON.")
 def config_check(config_file: Path | None, as_json: bool) -> None:
     """Validate the config and print the resolved accounts (secrets masked)."""
@@ -68,9 +71,18 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         return
     rows = [account_summary(a) for a in accounts.accounts.values()]
     if as_json:
-        click.echo(json.dumps({"ok": True, "defaultAccountId": accounts.default_id,
-                               "accounts": rows, "warnings": list(accounts.warnings)},
-                              indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "defaultAccountId": accounts.default_id,
+                    "accounts": rows,
+                    "warnings": list(accounts.warnings),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     out = _out()
     for r in rows:
@@ -148,10 +160,15 @@ def main(argv: list[str] | None = None) -> None:
 
 @cli.command("simulate")
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: ok, failures, "
-              "transcript.")
-@click.option("--seed", type=int, default=None, help="Seed of the simulated world (default: "
-              "the scenario's, else 0).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: ok, failures, transcript."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the simulated world (default: the scenario's, else 0).",
+)
 def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
     """Run a scenario file on the simulator. Exit 1 if an expectation failed, 2 if invalid."""
     import asyncio
@@ -210,11 +227,17 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
 
 
 _state_options = [
-    click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                 help="Config file (its stateDir is used)."),
-    click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-                 help="State directory (default: stateDir of the config, else "
-                      "~/.clawdbot/wechat)."),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Config file (its stateDir is used).",
+    ),
+    click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="State directory (default: stateDir of the config, else ~/.clawdbot/wechat).",
+    ),
 ]
 
 
@@ -233,8 +256,9 @@ def pairing_group() -> None:
 @click.option("--account", default=None, help="Only this account.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_with_state
-def pairing_list(account: str | None, as_json: bool, config_file: Path | None,
-                 state_dir: Path | None) -> None:
+def pairing_list(
+    account: str | None, as_json: bool, config_file: Path | None, state_dir: Path | None
+) -> None:
     """List pending pairing requests."""
     import time
 
@@ -243,9 +267,17 @@ def pairing_list(account: str | None, as_json: bool, config_file: Path | None,
         requests = service.list(account)
     finally:
         store.close()
-    rows = [{"code": r.code, "account": r.account_id, "senderId": r.sender_id,
-             "senderName": r.sender_name, "createdAt": r.created_at,
-             "expiresAt": r.expires_at} for r in requests]
+    rows = [
+        {
+            "code": r.code,
+            "account": r.account_id,
+            "senderId": r.sender_id,
+            "senderName": r.sender_name,
+            "createdAt": r.created_at,
+            "expiresAt": r.expires_at,
+        }
+        for r in requests
+    ]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
@@ -258,19 +290,20 @@ def pairing_list(account: str | None, as_json: bool, config_file: Path | None,
     now = time.time()
     for r in rows:
         left = max(0, int(r["expiresAt"] - now))
-        table.add_row(r["code"], r["account"], r["senderId"], r["senderName"],
-                      f"{left // 60} min")
+        table.add_row(r["code"], r["account"], r["senderId"], r["senderName"], f"{left // 60} min")
     _out().print(table)
 
 
 @pairing_group.command("approve")
 @click.argument("code")
 @click.option("--account", default=None, help="The account the code belongs to.")
-@click.option("--notify", is_flag=True, help="Tell the sender they were approved (needs a "
-              "running gateway).")
+@click.option(
+    "--notify", is_flag=True, help="Tell the sender they were approved (needs a running gateway)."
+)
 @_with_state
-def pairing_approve(code: str, account: str | None, notify: bool, config_file: Path | None,
-                    state_dir: Path | None) -> None:
+def pairing_approve(
+    code: str, account: str | None, notify: bool, config_file: Path | None, state_dir: Path | None
+) -> None:
     """Approve a pending request: the sender may now talk to the assistant."""
     from wechat_sdk.pairing.service import PairingError
 
@@ -287,9 +320,14 @@ def pairing_approve(code: str, account: str | None, notify: bool, config_file: P
         from wechat_sdk.gateway.control import ControlError, control_request
 
         try:
-            control_request(directory, {"cmd": "notify_approved",
-                                        "account": approved.account_id,
-                                        "sender": approved.sender_id})
+            control_request(
+                directory,
+                {
+                    "cmd": "notify_approved",
+                    "account": approved.account_id,
+                    "sender": approved.sender_id,
+                },
+            )
             _out().print("the sender was told")
         except ControlError as exc:
             _err().print(f"[yellow]not notified:[/] {exc}", markup=True)
@@ -299,8 +337,9 @@ def pairing_approve(code: str, account: str | None, notify: bool, config_file: P
 @click.argument("code")
 @click.option("--account", default=None, help="The account the code belongs to.")
 @_with_state
-def pairing_deny(code: str, account: str | None, config_file: Path | None,
-                 state_dir: Path | None) -> None:
+def pairing_deny(
+    code: str, account: str | None, config_file: Path | None, state_dir: Path | None
+) -> None:
     """Deny a pending request (the sender gets no reply)."""
     from wechat_sdk.pairing.service import PairingError
 
@@ -325,14 +364,34 @@ def gateway_group() -> None:
 
 @gateway_group.command("run")
 @_with_state
-@click.option("--agent", "agent_spec", default="echo", show_default=True,
-              help="The assistant: echo, or module:function (an async def agent(turn)).")
-@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
-              show_default=True, help="Log line format.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="Lowest level logged.")
-def gateway_run(config_file: Path | None, state_dir: Path | None, agent_spec: str,
-                log_format: str, log_level: str) -> None:
+@click.option(
+    "--agent",
+    "agent_spec",
+    default="echo",
+    show_default=True,
+    help="The assistant: echo, or module:function (an async def agent(turn)).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="Log line format.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Lowest level logged.",
+)
+def gateway_run(
+    config_file: Path | None,
+    state_dir: Path | None,
+    agent_spec: str,
+    log_format: str,
+    log_level: str,
+) -> None:
     """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
     import asyncio
 
@@ -356,8 +415,9 @@ def gateway_run(config_file: Path | None, state_dir: Path | None, agent_spec: st
     raise SystemExit(code)
 
 
-def _control(config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
-             ) -> dict[str, Any]:
+def _control(
+    config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
+) -> dict[str, Any]:
     from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
 
     try:
@@ -392,15 +452,31 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
         return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
 
     table = Table(title="WeChat accounts", title_justify="left")
-    for col in ("account", "state", "user", "last in", "last out", "reconnects", "pairing",
-                "queue", "last error"):
+    for col in (
+        "account",
+        "state",
+        "user",
+        "last in",
+        "last out",
+        "reconnects",
+        "pairing",
+        "queue",
+        "last error",
+    ):
         table.add_column(col)
     for a in accounts:
         user = f"{a['user_name'] or ''} ({a['user_id']})" if a["user_id"] else "-"
-        table.add_row(a["account"], a["state"], user, when(a["last_inbound"]),
-                      when(a["last_outbound"]), str(a["reconnects"]),
-                      str(a["pending_pairing"]), str(a["queue_depth"]),
-                      a["last_error"] or "-")
+        table.add_row(
+            a["account"],
+            a["state"],
+            user,
+            when(a["last_inbound"]),
+            when(a["last_outbound"]),
+            str(a["reconnects"]),
+            str(a["pending_pairing"]),
+            str(a["queue_depth"]),
+            a["last_error"] or "-",
+        )
     _out().print(table)
 
 
@@ -418,3 +494,22 @@ def gateway_stop(config_file: Path | None, state_dir: Path | None) -> None:
     """Stop the running gateway gracefully."""
     _control(config_file, state_dir, {"cmd": "stop"})
     _out().print("gateway stopping")
+
+
+# ---------------------------------------------------------------- demo
+
+
+@cli.command("demo")
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="After the story, type as a contact and see the bot's replies live.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world.")
+def demo(interactive: bool, seed: int) -> None:
+    """A gateway on the simulator: pairing, group mentions, chunking, media, two accounts."""
+    import asyncio
+
+    from wechat_sdk.demo import run_demo
+
+    asyncio.run(run_demo(Console(highlight=False), interactive=interactive, seed=seed))

@@ -65,8 +65,13 @@ class MessageKind(enum.StrEnum):
 
 
 _FILE_KINDS = frozenset(
-    {MessageKind.ATTACHMENT, MessageKind.AUDIO, MessageKind.IMAGE, MessageKind.VIDEO,
-     MessageKind.EMOTICON}
+    {
+        MessageKind.ATTACHMENT,
+        MessageKind.AUDIO,
+        MessageKind.IMAGE,
+        MessageKind.VIDEO,
+        MessageKind.EMOTICON,
+    }
 )
 
 
@@ -209,8 +214,14 @@ class DirtyEvent:
 
 
 PuppetEvent = (
-    ScanEvent | LoginEvent | LogoutEvent | ReadyEvent | HeartbeatEvent | MessageEvent
-    | ErrorEvent | DirtyEvent
+    ScanEvent
+    | LoginEvent
+    | LogoutEvent
+    | ReadyEvent
+    | HeartbeatEvent
+    | MessageEvent
+    | ErrorEvent
+    | DirtyEvent
 )
 
 

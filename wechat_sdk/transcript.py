@@ -25,13 +25,16 @@ def format_entry(e: Mapping[str, Any], names: Mapping[str, str] | None = None) -
         head = f"[green]bot {e['account']}[/] [dim]->[/] [magenta]{escape(str(target))}[/]"
     if e.get("media"):
         m = e["media"]
-        body = f"[yellow]\\[{m.get('kind')}: {escape(str(m.get('name')))}, {m.get('size')} bytes][/]"
+        body = (
+            f"[yellow]\\[{m.get('kind')}: {escape(str(m.get('name')))}, {m.get('size')} bytes][/]"
+        )
     else:
         body = escape(e.get("text") or "")
     return f"{t} {head}: {body}"
 
 
-def print_transcript(entries: list[dict[str, Any]], console: Console,
-                     names: Mapping[str, str] | None = None) -> None:
+def print_transcript(
+    entries: list[dict[str, Any]], console: Console, names: Mapping[str, str] | None = None
+) -> None:
     for e in entries:
         console.print(format_entry(e, names))

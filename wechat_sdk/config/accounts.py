@@ -14,8 +14,13 @@ from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.models import AccountConfig, WechatConfig
 from wechat_sdk.inbound.allow_from import AllowList
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "AccountSet", "ResolvedAccount", "normalize_account_id",
-           "resolve_accounts"]
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "AccountSet",
+    "ResolvedAccount",
+    "normalize_account_id",
+    "resolve_accounts",
+]
 
 DEFAULT_ACCOUNT_ID = "default"
 _ACCOUNT_ID = re.compile(r"[a-z0-9_-]{1,64}")
@@ -115,10 +120,12 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
             problems.append(ConfigProblem(f"{_BASE}.accounts.{raw_id}", str(exc)))
             continue
         if account_id in accounts:
-            problems.append(ConfigProblem(
-                f"{_BASE}.accounts.{raw_id}",
-                f"account id {raw_id!r} is the same as another account after lowercasing",
-            ))
+            problems.append(
+                ConfigProblem(
+                    f"{_BASE}.accounts.{raw_id}",
+                    f"account id {raw_id!r} is the same as another account after lowercasing",
+                )
+            )
             continue
         own = entry.model_dump(exclude_unset=True) if explicit else {}
         merged = {**top_set, **own}
@@ -143,10 +150,12 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
             wanted = ""
         if wanted and wanted not in accounts:
             names = ", ".join(sorted(accounts)) or "(none)"
-            problems.append(ConfigProblem(
-                f"{_BASE}.defaultAccountId",
-                f"names no account: {cfg.defaultAccountId!r} (accounts: {names})",
-            ))
+            problems.append(
+                ConfigProblem(
+                    f"{_BASE}.defaultAccountId",
+                    f"names no account: {cfg.defaultAccountId!r} (accounts: {names})",
+                )
+            )
         default_id = wanted
     elif DEFAULT_ACCOUNT_ID not in accounts and accounts:
         default_id = sorted(accounts)[0]
@@ -171,21 +180,27 @@ def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
     out: list[ConfigProblem] = []
     allow = AllowList(s.allowFrom)
     if s.dmPolicy == "open" and s.allowFrom is not None and not allow.wildcard:
-        out.append(ConfigProblem(
-            account.key_path("allowFrom"),
-            'dmPolicy "open" needs "*" in allowFrom (add "*", or use dmPolicy "allowlist" '
-            "to allow only the listed contacts)",
-        ))
+        out.append(
+            ConfigProblem(
+                account.key_path("allowFrom"),
+                'dmPolicy "open" needs "*" in allowFrom (add "*", or use dmPolicy "allowlist" '
+                "to allow only the listed contacts)",
+            )
+        )
     if s.dmPolicy == "allowlist" and not allow:
-        out.append(ConfigProblem(
-            account.key_path("allowFrom"),
-            'dmPolicy "allowlist" needs at least one contact id in allowFrom '
-            '(or use dmPolicy "pairing")',
-        ))
+        out.append(
+            ConfigProblem(
+                account.key_path("allowFrom"),
+                'dmPolicy "allowlist" needs at least one contact id in allowFrom '
+                '(or use dmPolicy "pairing")',
+            )
+        )
     if s.draftChunk.minChars > s.draftChunk.maxChars:
-        out.append(ConfigProblem(
-            account.key_path("draftChunk.minChars"),
-            f"minChars ({s.draftChunk.minChars}) must not be greater than maxChars "
-            f"({s.draftChunk.maxChars})",
-        ))
+        out.append(
+            ConfigProblem(
+                account.key_path("draftChunk.minChars"),
+                f"minChars ({s.draftChunk.minChars}) must not be greater than maxChars "
+                f"({s.draftChunk.maxChars})",
+            )
+        )
     return out

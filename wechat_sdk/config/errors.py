@@ -29,8 +29,9 @@ class ConfigError(ValueError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
     @classmethod
-    def single(cls, path: str, message: str, *, line: int | None = None,
-               source: str | None = None) -> ConfigError:
+    def single(
+        cls, path: str, message: str, *, line: int | None = None, source: str | None = None
+    ) -> ConfigError:
         return cls([ConfigProblem(path, message, line)], source=source)
 
     def render(self) -> str:

@@ -74,8 +74,9 @@ def parse_config(
     problems: list[ConfigProblem] = []
     data = _substitute(data, (), os.environ if env is None else env, problems)
     if not isinstance(data, dict):
-        problems.append(ConfigProblem("", f"the file must hold an object {{...}}, got "
-                                          f"{_type_name(data)}"))
+        problems.append(
+            ConfigProblem("", f"the file must hold an object {{...}}, got {_type_name(data)}")
+        )
         raise ConfigError(problems, source=source)
     problems.extend(_check_top_level(data))
     try:
@@ -114,8 +115,9 @@ def _parse_json5(text: str, source: str | None) -> Any:
             ) from None
         raise ConfigError([ConfigProblem("", f"invalid JSON5: {msg}")], source=source) from None
     except RecursionError:
-        raise ConfigError([ConfigProblem("", "invalid JSON5: nested too deeply")],
-                          source=source) from None
+        raise ConfigError(
+            [ConfigProblem("", "invalid JSON5: nested too deeply")], source=source
+        ) from None
 
 
 def _printable(text: str) -> str:
@@ -127,16 +129,19 @@ def _substitute(
     value: Any, path: tuple[str, ...], env: Mapping[str, str], problems: list[ConfigProblem]
 ) -> Any:
     if isinstance(value, str):
+
         def repl(m: re.Match[str]) -> str:
             if m.group(1):  # $${VAR} is a literal ${VAR}
                 return "${" + m.group(2) + "}"
             name = m.group(2)
             if name not in env:
-                problems.append(ConfigProblem(
-                    ".".join(path),
-                    f"environment variable {name} is not set (set it, or write $${{{name}}} "
-                    "for a literal)",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        ".".join(path),
+                        f"environment variable {name} is not set (set it, or write $${{{name}}} "
+                        "for a literal)",
+                    )
+                )
                 return ""
             return env[name]
 
@@ -158,8 +163,9 @@ def _check_top_level(data: dict[str, Any]) -> list[ConfigProblem]:
     if isinstance(channels, dict):
         for key in channels:
             if key != "wechat" and difflib.get_close_matches(str(key), ["wechat"], cutoff=0.7):
-                out.append(ConfigProblem(f"channels.{key}", 'unknown channel (did you mean '
-                                                            '"wechat"?)'))
+                out.append(
+                    ConfigProblem(f"channels.{key}", 'unknown channel (did you mean "wechat"?)')
+                )
     return out
 
 
@@ -180,8 +186,19 @@ def _problems_from_validation(exc: ValidationError, data: Any) -> list[ConfigPro
 
 
 # pydantic names union members in error locations ("list[str]", "ToolPolicy", ...)
-_UNION_TAGS = frozenset({"str", "int", "bool", "float", "none", "ToolPolicy", "TlsOptions",
-                         "PacingConfig", "HealthConfig"})
+_UNION_TAGS = frozenset(
+    {
+        "str",
+        "int",
+        "bool",
+        "float",
+        "none",
+        "ToolPolicy",
+        "TlsOptions",
+        "PacingConfig",
+        "HealthConfig",
+    }
+)
 _UNION_TAG_PREFIXES = ("function-", "literal[", "list[", "union[", "constrained-")
 
 
@@ -219,7 +236,7 @@ def _collapse_unions(problems: list[ConfigProblem]) -> list[ConfigProblem]:
         for item in items:
             head, sep, tail = item.message.rpartition(", got ")
             if sep and head.startswith("expected "):
-                what = head[len("expected "):].replace("one of False", "false")
+                what = head[len("expected ") :].replace("one of False", "false")
                 if what not in expected:
                     expected.append(what)
                 got = tail
@@ -336,8 +353,14 @@ def _show(value: Any) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number",
-            bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _with_lines(problems: list[ConfigProblem], lines: dict[str, int]) -> list[ConfigProblem]:

@@ -32,7 +32,7 @@ ChunkMode = Literal["length", "newline"]
 MarkdownMode = Literal["plain", "keep"]
 BreakPreference = Literal["paragraph", "newline", "sentence"]
 
-AllowEntry = Annotated[str | int, Field(description="a WeChat contact id (wxid), or \"*\"")]
+AllowEntry = Annotated[str | int, Field(description='a WeChat contact id (wxid), or "*"')]
 
 
 class _Strict(BaseModel):
@@ -133,7 +133,7 @@ class AccountConfig(_Strict):
     )
     dmPolicy: DmPolicy = Field("pairing", description="who may talk to the bot in DMs")
     allowFrom: list[AllowEntry] | None = Field(
-        None, description="contact ids allowed in DMs; \"*\" for everyone"
+        None, description='contact ids allowed in DMs; "*" for everyone'
     )
     groupPolicy: GroupPolicy = Field("open", description="which groups the bot listens to")
     groupAllowFrom: list[AllowEntry] | None = Field(
@@ -187,9 +187,7 @@ class AccountConfig(_Strict):
         if isinstance(value, list):
             for entry in value:
                 if isinstance(entry, bool) or not isinstance(entry, str | int):
-                    raise ValueError(
-                        f"entries must be contact ids (strings), got {entry!r}"
-                    )
+                    raise ValueError(f"entries must be contact ids (strings), got {entry!r}")
         return value
 
 

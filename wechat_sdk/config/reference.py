@@ -23,11 +23,16 @@ def reference_rows(
     rows: list[tuple[str, str, str, str]] = []
     for name, info in model.model_fields.items():
         key = f"{prefix}.{name}"
-        rows.append((key, _type_text(info.annotation), _default_text(info),
-                     info.description or ""))
+        rows.append((key, _type_text(info.annotation), _default_text(info), info.description or ""))
         if name == "accounts":  # every account key is a top-level key above
-            rows.append((f"{key}.<id>.*", "any key above", "inherited", "overrides the "
-                         "top-level key for this account (shallow)"))
+            rows.append(
+                (
+                    f"{key}.<id>.*",
+                    "any key above",
+                    "inherited",
+                    "overrides the top-level key for this account (shallow)",
+                )
+            )
             continue
         for sub, sub_prefix in _nested(info.annotation, key):
             rows.extend(reference_rows(sub, sub_prefix))
@@ -61,8 +66,9 @@ def _type_text(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Literal:
-        return " | ".join(json.dumps(a) if not isinstance(a, bool) else str(a).lower()
-                            for a in args)
+        return " | ".join(
+            json.dumps(a) if not isinstance(a, bool) else str(a).lower() for a in args
+        )
     if origin in (typing.Union, types.UnionType):
         parts = [_type_text(a) for a in args if a is not type(None)]
         text = " or ".join(parts)

@@ -41,8 +41,10 @@ class ControlServer:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.path.exists():
             if _alive(self.path):
-                raise ControlError(f"a gateway is already running on {self.path.parent} "
-                                   "(stop it with: wechat-sdk gateway stop)")
+                raise ControlError(
+                    f"a gateway is already running on {self.path.parent} "
+                    "(stop it with: wechat-sdk gateway stop)"
+                )
             self.path.unlink()
         old = os.umask(0o177)
         try:
@@ -87,20 +89,25 @@ def _alive(path: Path) -> bool:
             return False
 
 
-def control_request(state_dir: Path, request: dict[str, Any], timeout: float = 30.0
-                    ) -> dict[str, Any]:
+def control_request(
+    state_dir: Path, request: dict[str, Any], timeout: float = 30.0
+) -> dict[str, Any]:
     """Send one request to the gateway running on ``state_dir`` (blocking)."""
     path = state_dir / SOCKET_NAME
     if not path.exists():
-        raise NoGateway(f"no gateway is running (no control socket at {path}); start one "
-                        "with: wechat-sdk gateway run")
+        raise NoGateway(
+            f"no gateway is running (no control socket at {path}); start one "
+            "with: wechat-sdk gateway run"
+        )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         try:
             s.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):
-            raise NoGateway(f"no gateway is running (stale socket at {path}); start one "
-                            "with: wechat-sdk gateway run") from None
+            raise NoGateway(
+                f"no gateway is running (stale socket at {path}); start one "
+                "with: wechat-sdk gateway run"
+            ) from None
         s.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):

@@ -8,6 +8,7 @@ outbound pipelines, and a runner.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import random
 from collections.abc import Callable
@@ -104,22 +105,38 @@ class Gateway:
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
         outbound = Outbound(account, sender, self.clock)
-        history = HistoryBook(self.store.history, account.id, group_limit=s.historyLimit,
-                              dm_limit=s.dmHistoryLimit)
+        history = HistoryBook(
+            self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
+        )
         media = MediaSaver(self.state_dir / "media" / "inbound", self.clock)
 
         async def send_text(to: str, text: str) -> None:
             await outbound.deliver(to, Reply(text=text))
 
         inbound = InboundPipeline(
-            account=account, default_account_id=self.accounts.default_id, puppet=puppet,
-            clock=self.clock, dedupe=self.store.dedupe, pairing=self._pairing_service(),
-            history=history, media=media, tools=self.tools, echo=echo, send_text=send_text,
+            account=account,
+            default_account_id=self.accounts.default_id,
+            puppet=puppet,
+            clock=self.clock,
+            dedupe=self.store.dedupe,
+            pairing=self._pairing_service(),
+            history=history,
+            media=media,
+            tools=self.tools,
+            echo=echo,
+            send_text=send_text,
         )
         return AccountRunner(
-            account=account, puppet=puppet, agent=self.agent, clock=self.clock,
-            inbound=inbound, outbound=outbound, history=history,
-            state_dir=self.state_dir, rng=rng, show_terminal_qr=self.show_terminal_qr,
+            account=account,
+            puppet=puppet,
+            agent=self.agent,
+            clock=self.clock,
+            inbound=inbound,
+            outbound=outbound,
+            history=history,
+            state_dir=self.state_dir,
+            rng=rng,
+            show_terminal_qr=self.show_terminal_qr,
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -176,11 +193,19 @@ class Gateway:
         try:
             return self.runners[account_id]
         except KeyError:
-            raise KeyError(f"account {account_id!r} is not running "
-                           f"(running: {', '.join(self.runners) or 'none'})") from None
+            raise KeyError(
+                f"account {account_id!r} is not running "
+                f"(running: {', '.join(self.runners) or 'none'})"
+            ) from None
 
-    async def send(self, to: str | None, message: str | Reply, *, account: str | None = None,
-                   room: str | None = None) -> str:
+    async def send(
+        self,
+        to: str | None,
+        message: str | Reply,
+        *,
+        account: str | None = None,
+        room: str | None = None,
+    ) -> str:
         """Send proactively to a contact (``to``) or a group (``room``).
 
         Goes through the default account unless ``account`` is given; paced and retried
@@ -198,8 +223,13 @@ class Gateway:
         for account in self.accounts.accounts.values():
             runner = self.runners.get(account.id)
             if runner is None:
-                out.append(AccountStatus(account=account.id, lifecycle="stopped",
-                                         detail="" if account.enabled else "disabled"))
+                out.append(
+                    AccountStatus(
+                        account=account.id,
+                        lifecycle="stopped",
+                        detail="" if account.enabled else "disabled",
+                    )
+                )
             else:
                 out.append(runner.refresh_status())
         return out
@@ -221,13 +251,15 @@ class PairingAPI:
     def list(self, account: str | None = None) -> list[PairingRequest]:
         return self._service().list(account)
 
-    async def approve(self, code: str, *, account: str | None = None,
-                      notify: bool = False) -> ApprovedSender:
+    async def approve(
+        self, code: str, *, account: str | None = None, notify: bool = False
+    ) -> ApprovedSender:
         approved = self._service().approve(code, account)
         if notify and approved.account_id in self._gateway.runners:
             runner = self._gateway.runners[approved.account_id]
             await runner.outbound.deliver(
-                approved.sender_id, Reply(text=approved_message(runner.account.display_name)))
+                approved.sender_id, Reply(text=approved_message(runner.account.display_name))
+            )
         return approved
 
     def deny(self, code: str, *, account: str | None = None) -> PairingRequest:
@@ -236,7 +268,7 @@ class PairingAPI:
     def revoke(self, account: str, sender_id: str) -> bool:
         return self._service().revoke(account, sender_id)
 
-    def approved(self, account: str) -> list[ApprovedSender]:
+    def approved(self, account: str) -> builtins.list[ApprovedSender]:
         return self._service().approved(account)
 
 
@@ -260,4 +292,3 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
         )
 
     return make
-

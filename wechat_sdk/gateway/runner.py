@@ -1,7 +1,7 @@
 """One account's life: start the puppet, log in, receive, answer, reconnect.
 
-    starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
-                                   \\-> logged_out (needs a new scan)    \\-> failed
+starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
+                               \\-> logged_out (needs a new scan)    \\-> failed
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ STABLE_AFTER_S = 300.0
 class Backoff:
     """Exponential backoff with jitter: 1 s, x2, capped at 5 min; reset when stable."""
 
-    def __init__(self, rng: random.Random, *, start: float = 1.0, factor: float = 2.0,
-                 cap: float = 300.0) -> None:
+    def __init__(
+        self, rng: random.Random, *, start: float = 1.0, factor: float = 2.0, cap: float = 300.0
+    ) -> None:
         self.rng = rng
         self.start = start
         self.factor = factor
@@ -54,7 +55,7 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        base = min(self.cap, self.start * self.factor ** self.attempt)
+        base = min(self.cap, self.start * self.factor**self.attempt)
         self.attempt += 1
         return base * self.rng.uniform(0.8, 1.2) if base < self.cap else base
 
@@ -94,8 +95,9 @@ class AccountRunner:
         self.show_terminal_qr = show_terminal_qr
         self.backoff = Backoff(rng)
         self.status = AccountStatus(account=account.id, lifecycle="stopped")
-        self.log = logging.LoggerAdapter(logging.getLogger("wechat_sdk.gateway"),
-                                         {"account": account.id})
+        self.log = logging.LoggerAdapter(
+            logging.getLogger("wechat_sdk.gateway"), {"account": account.id}
+        )
         self._task: asyncio.Task[None] | None = None
         self._turns: set[asyncio.Task[None]] = set()
         self._conv_locks: dict[str, asyncio.Lock] = {}
@@ -108,16 +110,18 @@ class AccountRunner:
 
     def start(self) -> None:
         self._stopping = False
-        self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                            name=f"account:{self.account.id}")
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"account:{self.account.id}"
+        )
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop receiving; let in-flight replies finish for up to ``grace_s``."""
         self._stopping = True
         if self._turns:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*self._turns, return_exceptions=True),
-                                       timeout=grace_s)
+                await asyncio.wait_for(
+                    asyncio.gather(*self._turns, return_exceptions=True), timeout=grace_s
+                )
         for t in list(self._turns):
             t.cancel()
         if self._task is not None:
@@ -145,8 +149,11 @@ class AccountRunner:
         s.pending_pairing = len(self.inbound.pairing.list(self.account.id))
         s.drops = dict(self.inbound.drops)
         pacing = self.account.settings.pacing
-        s.pacing = ("off" if pacing is False else
-                    f"{pacing.perSecond:g}/s, burst {pacing.burst}, gap {pacing.chunkGapMs} ms")
+        s.pacing = (
+            "off"
+            if pacing is False
+            else f"{pacing.perSecond:g}/s, burst {pacing.burst}, gap {pacing.chunkGapMs} ms"
+        )
         return s
 
     def _set(self, lifecycle: Any, detail: str = "") -> None:
@@ -241,8 +248,10 @@ class AccountRunner:
             self._logged_out = True
             self.status.user_id = None
             self._set("logged_out", event.reason)
-            self.log.warning("logged out%s: scan a new QR code to log in again",
-                             f" ({event.reason})" if event.reason else "")
+            self.log.warning(
+                "logged out%s: scan a new QR code to log in again",
+                f" ({event.reason})" if event.reason else "",
+            )
         elif isinstance(event, ErrorEvent):
             self.status.last_error = event.message
             self.log.warning("puppet reported an error: %s", event.message)
@@ -254,11 +263,16 @@ class AccountRunner:
         if event.status == ScanStatus.TIMEOUT:
             self._qr_timeouts += 1
             if self._qr_timeouts >= self.account.settings.qrMaxTimeouts:
-                self.log.error("login timed out: %d QR codes expired without a scan "
-                               "(qrMaxTimeouts)", self._qr_timeouts)
+                self.log.error(
+                    "login timed out: %d QR codes expired without a scan (qrMaxTimeouts)",
+                    self._qr_timeouts,
+                )
                 raise _LoginFailed
-        if event.qrcode and event.status in (ScanStatus.WAITING, ScanStatus.UNKNOWN,
-                                             ScanStatus.TIMEOUT):
+        if event.qrcode and event.status in (
+            ScanStatus.WAITING,
+            ScanStatus.UNKNOWN,
+            ScanStatus.TIMEOUT,
+        ):
             url = qr_page_url(event.qrcode)
             self.status.qr_url = url
             self.log.info("[WeChat] Scan QR Code at: %s", url)
@@ -322,13 +336,23 @@ class AccountRunner:
                     with contextlib.suppress(DeliveryFailed):
                         await self.outbound.deliver(conversation, Reply(text=notice))
             if turn.chat_type == "direct":
-                user = HistoryEntry("user", turn.sender_id, turn.sender_name, turn.text,
-                                    turn.timestamp, turn.message_id)
+                user = HistoryEntry(
+                    "user",
+                    turn.sender_id,
+                    turn.sender_name,
+                    turn.text,
+                    turn.timestamp,
+                    turn.message_id,
+                )
                 answer = None
                 if sent_text:  # what went out, even if a later part failed
-                    answer = HistoryEntry("assistant", self.puppet.self_id or "",
-                                          self.account.display_name, sent_text,
-                                          self.clock.now())
+                    answer = HistoryEntry(
+                        "assistant",
+                        self.puppet.self_id or "",
+                        self.account.display_name,
+                        sent_text,
+                        self.clock.now(),
+                    )
                 self.history.record_dm_turn(turn.sender_id, user, answer)
 
     async def wait_idle(self) -> None:

@@ -51,8 +51,9 @@ def configure_logging(fmt: str = "human", level: str = "info") -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s [%(account)s] %(message)s", "%H:%M:%S"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s [%(account)s] %(message)s", "%H:%M:%S")
+        )
     root = logging.getLogger("wechat_sdk")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -73,8 +74,9 @@ def load_agent(spec: str) -> Agent:
     return agent
 
 
-async def serve(config_file: Path | None, state_dir: Path | None, agent: Agent,
-                *, grace_s: float = 10.0) -> int:
+async def serve(
+    config_file: Path | None, state_dir: Path | None, agent: Agent, *, grace_s: float = 10.0
+) -> int:
     """Run until SIGINT/SIGTERM or `gateway stop`. Returns the exit code."""
     config = load_config(config_file)
     gateway = Gateway(config, agent=agent, state_dir=state_dir)
@@ -93,14 +95,18 @@ async def serve(config_file: Path | None, state_dir: Path | None, agent: Agent,
                 await gateway.reload(new)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
-                return {"ok": False, "error": "invalid config, the running gateway keeps "
-                        "the old one:\n" + exc.render()}
+                return {
+                    "ok": False,
+                    "error": "invalid config, the running gateway keeps "
+                    "the old one:\n" + exc.render(),
+                }
             log.info("config reloaded and accounts restarted")
             return {"ok": True}
         if cmd == "notify_approved":
             runner = gateway.runner(str(request["account"]))
             await runner.outbound.deliver(
-                str(request["sender"]), Reply(text=approved_message(runner.account.display_name)))
+                str(request["sender"]), Reply(text=approved_message(runner.account.display_name))
+            )
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
@@ -111,8 +117,7 @@ async def serve(config_file: Path | None, state_dir: Path | None, agent: Agent,
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     await gateway.start()
-    log.info("gateway running: %d account(s); state in %s", len(gateway.runners),
-             gateway.state_dir)
+    log.info("gateway running: %d account(s); state in %s", len(gateway.runners), gateway.state_dir)
     try:
         await stop.wait()
     finally:

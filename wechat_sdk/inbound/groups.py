@@ -31,7 +31,7 @@ def resolve_group(settings: AccountConfig, room_id: str) -> GroupRule:
     enabled = _first(exact, star, "enabled")
     tools_cfg = _first(exact, star, "tools")
     rule = GroupRule(True, "", True if require is None else bool(require), None)
-    if tools_cfg is not None:
+    if isinstance(tools_cfg, list | ToolPolicy):
         rule = GroupRule(True, "", rule.require_mention, _tool_names(tools_cfg))
     if settings.groupPolicy == "disabled":
         return _deny(rule, "group_disabled")
@@ -74,8 +74,9 @@ def _deny(rule: GroupRule, reason: str) -> GroupRule:
     return GroupRule(False, reason, rule.require_mention, rule.tools)
 
 
-def allowed_tool_names(rule_tools: frozenset[str] | None, registered: Iterable[str]
-                       ) -> frozenset[str]:
+def allowed_tool_names(
+    rule_tools: frozenset[str] | None, registered: Iterable[str]
+) -> frozenset[str]:
     """Registered tools allowed by a resolved rule."""
     known = frozenset(registered)
     if rule_tools is None:

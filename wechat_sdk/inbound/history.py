@@ -19,8 +19,9 @@ def dm_key(contact_id: str) -> str:
 class HistoryBook:
     """One account's view of the history store, with the channel's limits."""
 
-    def __init__(self, store: HistoryStore, account_id: str, *, group_limit: int,
-                 dm_limit: int) -> None:
+    def __init__(
+        self, store: HistoryStore, account_id: str, *, group_limit: int, dm_limit: int
+    ) -> None:
         self._store = store
         self._account = account_id
         self._group_limit = group_limit
@@ -46,8 +47,9 @@ class HistoryBook:
             return ()
         return tuple(self._store.get(self._account, dm_key(contact_id)))
 
-    def record_dm_turn(self, contact_id: str, user: HistoryEntry,
-                       reply: HistoryEntry | None) -> None:
+    def record_dm_turn(
+        self, contact_id: str, user: HistoryEntry, reply: HistoryEntry | None
+    ) -> None:
         """Remember a user turn and the assistant's reply to it."""
         if self._dm_limit <= 0:
             return
@@ -60,7 +62,7 @@ class HistoryBook:
         users = [e for e in entries if e.role == "user"]
         if len(users) > self._dm_limit:  # trim to whole turns
             cutoff = users[len(users) - self._dm_limit]
-            keep = entries[entries.index(cutoff):]
+            keep = entries[entries.index(cutoff) :]
             self._store.clear(self._account, key)
             for e in keep:
                 self._store.append(self._account, key, e, limit)

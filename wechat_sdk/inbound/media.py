@@ -20,20 +20,25 @@ __all__ = ["MediaSaver", "safe_name", "sniff_mime"]
 log = logging.getLogger("wechat_sdk.inbound.media")
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
-_KIND_WORD = {MessageKind.IMAGE: "image", MessageKind.VIDEO: "video",
-              MessageKind.AUDIO: "audio", MessageKind.EMOTICON: "image"}
+_DOTS = re.compile(r"\.{2,}")  # "a..b" is no traversal, but keep names free of ".."
+_KIND_WORD = {
+    MessageKind.IMAGE: "image",
+    MessageKind.VIDEO: "video",
+    MessageKind.AUDIO: "audio",
+    MessageKind.EMOTICON: "image",
+}
 
 
 def safe_name(name: str, *, max_len: int = 80) -> str:
     """A file name that cannot choose a path: no separators, no dot-files, no control chars."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
-    base = _UNSAFE.sub("_", base).strip("._") or "file"
+    base = _DOTS.sub(".", _UNSAFE.sub("_", base)).strip("._") or "file"
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
     ext = ext[:10]
-    stem = stem[: max_len - len(ext) - 1] or "file"
+    stem = stem[: max_len - len(ext) - 1].rstrip(".") or "file"
     return f"{stem}.{ext}" if ext else stem
 
 
@@ -50,9 +55,13 @@ def sniff_mime(head: bytes, fallback: str | None = None) -> str:
 class MediaSaver:
     """Saves inbound files under ``<state>/media/inbound`` and prunes old ones."""
 
+    #: Seconds between two automatic prunes (:meth:`maybe_prune`).
+    PRUNE_EVERY_S = 3600.0
+
     def __init__(self, directory: Path, clock: Clock) -> None:
         self.directory = directory
         self.clock = clock
+        self._pruned_at: float | None = None
 
     async def fetch(self, puppet: Puppet, message: Message, max_bytes: int) -> MediaItem:
         """Download the message's file, or describe why not (too large, failed)."""
@@ -62,14 +71,16 @@ class MediaSaver:
         size = info.size if info else 0
         duration = info.duration_s if info else None
         if info is not None and info.size > max_bytes:
-            return MediaItem(kind, None, info.mime, size, name, duration,
-                             note=_too_large(info.size, max_bytes))
+            return MediaItem(
+                kind, None, info.mime, size, name, duration, note=_too_large(info.size, max_bytes)
+            )
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self._reserve(name)
         written = 0
         head = b""
         try:
-            with open(path, "r+b") as out:
+            # local disk writes of at most one chunk: not worth a thread hop per chunk
+            with open(path, "r+b") as out:  # noqa: ASYNC230
                 async for chunk in puppet.download(message.id, max_bytes):
                     written += len(chunk)
                     if written > max_bytes:  # never keep more than the cap
@@ -79,13 +90,27 @@ class MediaSaver:
                     out.write(chunk)
         except FileTooLarge as exc:
             path.unlink(missing_ok=True)
-            return MediaItem(kind, None, info.mime if info else None, max(size, exc.size), name,
-                             duration, note=_too_large(max(size, exc.size), max_bytes))
+            return MediaItem(
+                kind,
+                None,
+                info.mime if info else None,
+                max(size, exc.size),
+                name,
+                duration,
+                note=_too_large(max(size, exc.size), max_bytes),
+            )
         except Exception as exc:
             path.unlink(missing_ok=True)
             log.warning("media download failed for message %s: %s", message.id, exc)
-            return MediaItem(kind, None, info.mime if info else None, size, name, duration,
-                             note=f"the file could not be downloaded ({exc})")
+            return MediaItem(
+                kind,
+                None,
+                info.mime if info else None,
+                size,
+                name,
+                duration,
+                note=f"the file could not be downloaded ({exc})",
+            )
         now = self.clock.now()
         os.utime(path, (now, now))
         mime = sniff_mime(head, info.mime if info else None)
@@ -110,6 +135,14 @@ class MediaSaver:
             return path
         raise FileExistsError("could not find a free media file name")
 
+    def maybe_prune(self, max_age_s: float) -> int:
+        """:meth:`prune`, at most once per :attr:`PRUNE_EVERY_S` (mediaMaxAgeHours)."""
+        now = self.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < self.PRUNE_EVERY_S:
+            return 0
+        self._pruned_at = now
+        return self.prune(max_age_s)
+
     def prune(self, max_age_s: float) -> int:
         """Delete saved files older than ``max_age_s`` (by the clock). Returns the count."""
         if not self.directory.is_dir():
@@ -128,5 +161,6 @@ class MediaSaver:
 
 def _too_large(size: int, cap: int) -> str:
     mb = 1024 * 1024
-    return (f"file too large ({size / mb:.1f} MB > {cap / mb:g} MB limit, mediaMaxMb): "
-            "not downloaded")
+    return (
+        f"file too large ({size / mb:.1f} MB > {cap / mb:g} MB limit, mediaMaxMb): not downloaded"
+    )

@@ -8,6 +8,7 @@ Each step looks at the message and either lets it through or drops it with a rea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -109,8 +110,13 @@ class InboundPipeline:
             drop = await step(item)
             if drop is not None:
                 self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
-                log.debug("dropped message %s account=%s reason=%s %s", message.id,
-                          self.account.id, drop.reason, drop.detail)
+                log.debug(
+                    "dropped message %s account=%s reason=%s %s",
+                    message.id,
+                    self.account.id,
+                    drop.reason,
+                    drop.detail,
+                )
                 return drop
         return self._turn(item)
 
@@ -128,8 +134,9 @@ class InboundPipeline:
 
     async def drop_duplicate(self, item: Inbound) -> Drop | None:
         """The same message id again (puppets redeliver after reconnects)."""
-        seen = self.dedupe.check_and_add(self.account.id, item.message.id, self.clock.now(),
-                                         DEDUPE_TTL_S)
+        seen = self.dedupe.check_and_add(
+            self.account.id, item.message.id, self.clock.now(), DEDUPE_TTL_S
+        )
         return Drop("duplicate") if seen else None
 
     async def drop_replayed(self, item: Inbound) -> Drop | None:
@@ -137,8 +144,9 @@ class InboundPipeline:
         if self.connected_at is None:
             return None
         if item.message.timestamp < self.connected_at - REPLAY_GRACE_S:
-            return Drop("replayed", f"sent {self.connected_at - item.message.timestamp:.0f}s "
-                                    "before login")
+            return Drop(
+                "replayed", f"sent {self.connected_at - item.message.timestamp:.0f}s before login"
+            )
         return None
 
     async def describe(self, item: Inbound) -> Drop | None:
@@ -180,15 +188,24 @@ class InboundPipeline:
         sender = item.message.talker_id
         result = self.pairing.challenge(self.account.id, sender, item.sender_name)
         if result.outcome == "capped":
-            log.warning("pairing request from %s ignored: %d requests already pending "
-                        "account=%s reason=pairing_capped", sender, self.pairing.max_pending,
-                        self.account.id)
+            log.warning(
+                "pairing request from %s ignored: %d requests already pending "
+                "account=%s reason=pairing_capped",
+                sender,
+                self.pairing.max_pending,
+                self.account.id,
+            )
             return
         if result.outcome != "new" or result.request is None:
             return  # one reply per request: no spam
         code = result.request.code
-        log.info("new pairing request from %s (%s) code=%s account=%s", item.sender_name,
-                 sender, code, self.account.id)
+        log.info(
+            "new pairing request from %s (%s) code=%s account=%s",
+            item.sender_name,
+            sender,
+            code,
+            self.account.id,
+        )
         await self.send_text(sender, self._pairing_text(sender, code))
         notify = self.account.settings.pairingNotify
         if notify:
@@ -196,15 +213,20 @@ class InboundPipeline:
 
     def _pairing_text(self, sender: str, code: str) -> str:
         s = self.account.settings
-        text = pairing_message(self.account.display_name, sender, code, self.account.id,
-                               self.default_account_id)
+        text = pairing_message(
+            self.account.display_name, sender, code, self.account.id, self.default_account_id
+        )
         if s.pairingMessage:
             command = f"wechat-sdk pairing approve {code}" + (
-                f" --account {self.account.id}" if self.account.id != self.default_account_id
-                else "")
-            text = s.pairingMessage.format_map(_Template(
-                code=code, senderId=sender, botName=self.account.display_name,
-                command=command))
+                f" --account {self.account.id}"
+                if self.account.id != self.default_account_id
+                else ""
+            )
+            text = s.pairingMessage.format_map(
+                _Template(
+                    code=code, senderId=sender, botName=self.account.display_name, command=command
+                )
+            )
         return text
 
     async def check_group(self, item: Inbound) -> Drop | None:
@@ -229,13 +251,16 @@ class InboundPipeline:
         names = [self.account.settings.name]
         bot_id = self.puppet.self_id
         if bot_id is not None:
-            try:
+            with contextlib.suppress(Exception):
                 names.append((await self.puppet.contact(bot_id)).name)
-            except Exception:
-                pass
             names.append(await self.puppet.room_alias(m.room_id, bot_id))
-        item.mentioned = is_mentioned(m.text, m.mention_ids, bot_id, names,
-                                      mention_all_counts=self.account.settings.mentionAll)
+        item.mentioned = is_mentioned(
+            m.text,
+            m.mention_ids,
+            bot_id,
+            names,
+            mention_all_counts=self.account.settings.mentionAll,
+        )
         item.text = strip_leading_mention(m.text, names) if item.mentioned else m.text.strip()
         assert item.rule is not None
         if item.rule.require_mention and not item.mentioned:
@@ -247,10 +272,16 @@ class InboundPipeline:
         """Download files with the mediaMaxMb cap; too large: the agent gets a note."""
         m = item.message
         if m.kind.has_file or m.file is not None:
+            # mediaMaxAgeHours: old inbound files go when new ones come (at most hourly)
+            self.media.maybe_prune(self.account.settings.mediaMaxAgeHours * 3600.0)
             saved = await self.media.fetch(self.puppet, m, self.account.media_max_bytes)
             if saved.note:
-                log.info("media of message %s not downloaded: %s account=%s reason=too_large",
-                         m.id, saved.note, self.account.id)
+                log.info(
+                    "media of message %s not downloaded: %s account=%s reason=too_large",
+                    m.id,
+                    saved.note,
+                    self.account.id,
+                )
             item.media.append(saved)
         return None
 
@@ -258,15 +289,17 @@ class InboundPipeline:
 
     def _entry(self, item: Inbound) -> HistoryEntry:
         m = item.message
-        return HistoryEntry("user", m.talker_id, item.sender_name, item.text or m.text,
-                            m.timestamp, m.id)
+        return HistoryEntry(
+            "user", m.talker_id, item.sender_name, item.text or m.text, m.timestamp, m.id
+        )
 
     def _turn(self, item: Inbound) -> AgentTurn:
         m = item.message
         if m.room_id is not None:
             history = self.history.take_group(m.room_id)
-            tool_names = allowed_tool_names(item.rule.tools if item.rule else None,
-                                            self.tools.names)
+            tool_names = allowed_tool_names(
+                item.rule.tools if item.rule else None, self.tools.names
+            )
             where = f"group {m.room_id}"
         else:
             history = self.history.dm(m.talker_id)

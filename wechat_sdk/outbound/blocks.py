@@ -61,9 +61,7 @@ class BlockCoalescer:
         self._buf = ""
         self._pos = 0  # start of unsent text in _buf; cuts move it, no re-slicing per cut
 
-    async def run(
-        self, source: AsyncIterator[str], emit: Callable[[str], Awaitable[None]]
-    ) -> None:
+    async def run(self, source: AsyncIterator[str], emit: Callable[[str], Awaitable[None]]) -> None:
         """Pull every piece from ``source`` and ``await emit(block)`` for each block, in order.
 
         If ``source`` raises, what was buffered is emitted first, then the same exception
@@ -76,11 +74,12 @@ class BlockCoalescer:
                 if pending is None:
                     # One __anext__ at a time: this task survives idle races until it finishes.
                     pending = asyncio.create_task(_next_piece(source))
-                if self._buffered() >= self.min_chars and self._buffered() > 0:
-                    if not await self._wait_or_idle(pending):
-                        # The agent paused long enough: send what it has said so far.
-                        await self._drain(emit, everything=True)
-                        continue
+                # Below min_chars an idle pause could not flush anything: no timer needed.
+                idle_can_flush = self._buffered() >= max(self.min_chars, 1)
+                if idle_can_flush and not await self._wait_or_idle(pending):
+                    # The agent paused long enough: send what it has said so far.
+                    await self._drain(emit, everything=True)
+                    continue
                 task, pending = pending, None
                 try:
                     more, piece = await task

@@ -26,11 +26,17 @@ ECHO_WAIT_S = 3.0
 
 
 class DeliveryFailed(Exception):
-    """A message could not be delivered (a permanent error, or retries ran out)."""
+    """A message could not be delivered (a permanent error, or retries ran out).
 
-    def __init__(self, message: str, *, code: str) -> None:
+    ``code`` says why (``send_failed_permanent``, ``retries_exhausted``, ``too_large``,
+    ``fetch_failed``, ``bad_file``...). ``sent`` is the text of the same reply that did go
+    out before the failure (the outbound pipeline fills it in).
+    """
+
+    def __init__(self, message: str, *, code: str, sent: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.sent = sent
 
 
 @dataclass
@@ -52,8 +58,7 @@ class EchoLog:
         self._items.append((conversation_id, key, at))
 
     def seen_since(self, conversation_id: str, key: str, since: float) -> bool:
-        return any(c == conversation_id and k == key and t >= since
-                   for c, k, t in self._items)
+        return any(c == conversation_id and k == key and t >= since for c, k, t in self._items)
 
 
 def text_key(text: str) -> str:
@@ -67,8 +72,9 @@ def file_key(name: str) -> str:
 class Sender:
     """Sends single messages for one account: pacing, retries, echo checks."""
 
-    def __init__(self, puppet: Puppet, clock: Clock, pacer: Pacer, echo: EchoLog,
-                 account_id: str) -> None:
+    def __init__(
+        self, puppet: Puppet, clock: Clock, pacer: Pacer, echo: EchoLog, account_id: str
+    ) -> None:
         self.puppet = puppet
         self.clock = clock
         self.pacer = pacer
@@ -76,19 +82,27 @@ class Sender:
         self.account_id = account_id
         self.stats = DeliveryStats()
 
-    async def send_text(self, conversation_id: str, text: str,
-                        mention_ids: tuple[str, ...] = ()) -> None:
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> None:
         await self._deliver(conversation_id, text_key(text), text, None, mention_ids)
 
     async def send_file(self, conversation_id: str, file: OutboundFile) -> None:
         await self._deliver(conversation_id, file_key(file.name), None, file, ())
 
-    async def _deliver(self, conversation_id: str, key: str, text: str | None,
-                       file: OutboundFile | None, mention_ids: tuple[str, ...]) -> None:
-        delay = BACKOFF_START_S
+    async def _deliver(
+        self,
+        conversation_id: str,
+        key: str,
+        text: str | None,
+        file: OutboundFile | None,
+        mention_ids: tuple[str, ...],
+    ) -> None:
+        backoff = BACKOFF_START_S
         for attempt in range(1, MAX_ATTEMPTS + 1):
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
+            retry_after: float | None = None
             try:
                 if file is not None:
                     await self.puppet.send_file(conversation_id, file)
@@ -98,29 +112,34 @@ class Sender:
             except SendOutcomeUnknown as exc:
                 # the puppet may have accepted it: look for its echo before trying again
                 if await self._echoed(conversation_id, key, started):
-                    log.info("send outcome unknown but echo seen: delivered once "
-                             "account=%s to=%s", self.account_id, conversation_id)
+                    log.info(
+                        "send outcome unknown but echo seen: delivered once account=%s to=%s",
+                        self.account_id,
+                        conversation_id,
+                    )
                     self._ok()
                     return
-                self._retrying(conversation_id, attempt, str(exc), "outcome_unknown")
+                error, code = str(exc) or "send outcome unknown", "outcome_unknown"
             except SendError as exc:
                 if not exc.transient:
-                    self._failed(conversation_id, str(exc), exc.code)
-                if attempt < MAX_ATTEMPTS:
-                    self._retrying(conversation_id, attempt, str(exc), exc.code)
-                    if exc.retry_after is not None:
-                        delay = max(delay, exc.retry_after)
+                    raise self.failure(conversation_id, str(exc), exc.code) from exc
+                error, code, retry_after = str(exc), exc.code, exc.retry_after
             except PuppetError as exc:
-                self._retrying(conversation_id, attempt, str(exc), "puppet_error")
+                error, code = str(exc) or type(exc).__name__, "puppet_error"
             else:
                 self._ok()
                 return
             if attempt == MAX_ATTEMPTS:
-                break
-            await self.clock.sleep(delay)
-            delay = min(delay * 2, BACKOFF_CAP_S)
-        self._failed(conversation_id, f"gave up after {MAX_ATTEMPTS} attempts",
-                     "retries_exhausted")
+                raise self.failure(
+                    conversation_id,
+                    f"gave up after {MAX_ATTEMPTS} attempts: {error}",
+                    "retries_exhausted",
+                )
+            # a rate limit's retry_after is a floor for this wait; the backoff goes on
+            wait = backoff if retry_after is None else max(backoff, retry_after)
+            self._retrying(conversation_id, attempt, error, code, wait)
+            await self.clock.sleep(wait)
+            backoff = min(backoff * 2, BACKOFF_CAP_S)
 
     async def _echoed(self, conversation_id: str, key: str, since: float) -> bool:
         waited = 0.0
@@ -136,14 +155,34 @@ class Sender:
         self.stats.sent += 1
         self.stats.last_outbound = self.clock.now()
 
-    def _retrying(self, conversation_id: str, attempt: int, error: str, code: str) -> None:
+    def _retrying(
+        self, conversation_id: str, attempt: int, error: str, code: str, wait: float
+    ) -> None:
         self.stats.retried += 1
-        log.warning("send failed (attempt %d/%d), will retry: %s account=%s to=%s reason=%s",
-                    attempt, MAX_ATTEMPTS, error, self.account_id, conversation_id, code)
+        log.warning(
+            "send failed (attempt %d/%d), retrying in %.1f s: %s account=%s to=%s reason=%s",
+            attempt,
+            MAX_ATTEMPTS,
+            wait,
+            error,
+            self.account_id,
+            conversation_id,
+            code,
+        )
 
-    def _failed(self, conversation_id: str, error: str, code: str) -> None:
+    def failure(self, conversation_id: str, error: str, code: str) -> DeliveryFailed:
+        """Record a message that will not be delivered; returns the error to raise.
+
+        Also used by the outbound pipeline for messages refused before sending (a file
+        over the cap, a voice message without its duration), so status counts them too.
+        """
         self.stats.failed += 1
         self.stats.last_error = f"send to {conversation_id} failed: {error}"
-        log.error("send failed for good: %s account=%s to=%s reason=%s", error,
-                  self.account_id, conversation_id, code)
-        raise DeliveryFailed(error, code=code)
+        log.error(
+            "send failed for good: %s account=%s to=%s reason=%s",
+            error,
+            self.account_id,
+            conversation_id,
+            code,
+        )
+        return DeliveryFailed(error, code=code)

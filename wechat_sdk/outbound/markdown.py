@@ -34,12 +34,13 @@ _AUTOLINK: Final = re.compile(r"<(?P<url>(?:https?|mailto):[^>\s]+)>")
 _BARE_URL: Final = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+")
 
 # Emphasis needs a non-space right after the opener and right before the closer, so
-# "2 * 3 * 4" stays; underscores also need no word character outside, so snake_case stays.
+# "2 * 3 * 4" stays; underscores also need no word character outside, so snake_case stays,
+# and no ".name" right after, so __init__.py stays (CommonMark would embolden it).
 _STRIKE: Final = re.compile(r"~~(?=\S)(?P<x>.+?)(?<=\S)~~")
 _BOLD_STAR: Final = re.compile(r"\*\*(?=[^\s*])(?P<x>.+?)(?<=[^\s*])\*\*")
-_BOLD_UNDER: Final = re.compile(r"(?<![\w_])__(?=[^\s_])(?P<x>.+?)(?<=[^\s_])__(?![\w_])")
+_BOLD_UNDER: Final = re.compile(r"(?<![\w_])__(?=[^\s_])(?P<x>.+?)(?<=[^\s_])__(?![\w_]|\.\w)")
 _ITALIC_STAR: Final = re.compile(r"(?<!\*)\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?!\*)")
-_ITALIC_UNDER: Final = re.compile(r"(?<![\w_])_(?=[^\s_])(?P<x>[^_]+?)(?<=[^\s_])_(?![\w_])")
+_ITALIC_UNDER: Final = re.compile(r"(?<![\w_])_(?=[^\s_])(?P<x>[^_]+?)(?<=[^\s_])_(?![\w_]|\.\w)")
 
 # Private-use characters mark protected spans while the emphasis rules run.
 _HOLD_OPEN: Final = "\ue000"
@@ -65,9 +66,9 @@ def to_plain(text: str) -> str:
         if fence is not None:
             out.append(line)
             m = _FENCE.match(line)
-            if m and m["marker"][0] == fence[0] and len(m["marker"]) >= len(fence):
-                if not m["rest"].strip():
-                    fence = None
+            closes = m and m["marker"][0] == fence[0] and len(m["marker"]) >= len(fence)
+            if closes and m and not m["rest"].strip():
+                fence = None
             previous = ""
             continue
         m = _FENCE.match(line)

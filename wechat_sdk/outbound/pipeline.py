@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from http.client import HTTPMessage
+from typing import IO
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.clock import Clock
@@ -19,9 +24,13 @@ from wechat_sdk.outbound.delivery import DeliveryFailed, Sender
 from wechat_sdk.outbound.markdown import format_reply
 from wechat_sdk.puppet import OutboundFile
 
-__all__ = ["Outbound"]
+__all__ = ["FETCH_TIMEOUT_S", "Outbound", "fetch_url"]
 
 log = logging.getLogger("wechat_sdk.outbound")
+
+#: Seconds a media URL may take to connect or to send its next bytes.
+FETCH_TIMEOUT_S = 30.0
+_FETCH_CHUNK = 64 * 1024
 
 
 class Outbound:
@@ -63,10 +72,21 @@ class Outbound:
 
     async def _deliver_reply(self, conversation_id: str, reply: Reply) -> str:
         sent: list[str] = []
-        if reply.text and reply.text.strip():
-            await self._send_text(conversation_id, reply.text, sent, reply.mention_ids)
-        for file in reply.files:
-            await self._send_file(conversation_id, file)
+        try:
+            if reply.text and reply.text.strip():
+                await self._send_text(conversation_id, reply.text, sent, reply.mention_ids)
+            # each file is its own message; one that fails does not hold back the others
+            first_failure: DeliveryFailed | None = None
+            for file in reply.files:
+                try:
+                    await self._send_file(conversation_id, file)
+                except DeliveryFailed as exc:
+                    first_failure = first_failure or exc
+            if first_failure is not None:
+                raise first_failure
+        except DeliveryFailed as exc:
+            exc.sent = "\n\n".join(sent)
+            raise
         return "\n\n".join(sent)
 
     async def _deliver_stream(self, conversation_id: str, source: AsyncIterator[str]) -> str:
@@ -98,8 +118,9 @@ class Outbound:
         await coalescer.run(source, emit)
         return "\n\n".join(sent)
 
-    async def _send_text(self, conversation_id: str, text: str, sent: list[str],
-                         mention_ids: tuple[str, ...] = ()) -> None:
+    async def _send_text(
+        self, conversation_id: str, text: str, sent: list[str], mention_ids: tuple[str, ...] = ()
+    ) -> None:
         s = self.account.settings
         formatted = format_reply(text, s.markdown)
         for chunk in chunk_text(formatted, s.textChunkLimit, s.chunkMode):
@@ -111,11 +132,35 @@ class Outbound:
 
     async def _send_file(self, conversation_id: str, file: OutboundFile) -> None:
         cap = self.account.media_max_bytes
-        if file.size > cap:
-            raise DeliveryFailed(f"file {file.name!r} is {file.size} bytes, over mediaMaxMb",
-                                 code="too_large")
         if file.kind == "audio" and not file.duration_s:
-            raise DeliveryFailed(f"voice file {file.name!r} needs duration_s", code="bad_file")
+            raise self.sender.failure(
+                conversation_id, f"voice file {file.name!r} needs duration_s", "bad_file"
+            )
+        if file.data is None and file.path is None:
+            if file.url is None:
+                raise self.sender.failure(
+                    conversation_id, f"file {file.name!r} has no path, data or url", "bad_file"
+                )
+            try:
+                data, mime = await asyncio.to_thread(fetch_url, file.url, cap, FETCH_TIMEOUT_S)
+            except DeliveryFailed as exc:
+                raise self.sender.failure(
+                    conversation_id, f"file {file.name!r}: {exc}", exc.code
+                ) from exc
+            file = replace(file, data=data, mime=file.mime or mime)
+        try:
+            size = file.size
+        except OSError as exc:
+            raise self.sender.failure(
+                conversation_id, f"file {file.name!r} cannot be read: {exc}", "bad_file"
+            ) from exc
+        if size > cap:
+            raise self.sender.failure(
+                conversation_id,
+                f"file {file.name!r} is {size} bytes, over mediaMaxMb "
+                f"({self.account.settings.mediaMaxMb:g} MB = {cap} bytes)",
+                "too_large",
+            )
         await self._gap(conversation_id)
         await self.sender.send_file(conversation_id, file)
         self._last_chunk[conversation_id] = self.clock.now()
@@ -129,3 +174,81 @@ class Outbound:
         wait = last + pacing.chunkGapMs / 1000.0 - self.clock.now()
         if wait > 0:
             await self.clock.sleep(wait)
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http and https (urllib alone would also follow ftp)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if _scheme(newurl) not in ("http", "https"):
+            raise DeliveryFailed(
+                f"cannot fetch {req.full_url}: redirected to {newurl!r}, "
+                "which is not http or https",
+                code="fetch_failed",
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+def fetch_url(
+    url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_S
+) -> tuple[bytes, str | None]:
+    """Download ``url`` (http or https only), reading at most ``max_bytes``.
+
+    Blocking: run it in a thread. Returns the bytes and the Content-Type (without
+    parameters), or raises :class:`DeliveryFailed` with code ``fetch_failed`` or
+    ``too_large``. Nothing past the cap is read.
+    """
+    if _scheme(url) not in ("http", "https"):
+        raise DeliveryFailed(
+            f"cannot fetch {url!r}: only http and https URLs are allowed", code="fetch_failed"
+        )
+    opener = urllib.request.build_opener(_HttpOnlyRedirects())
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
+        with opener.open(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise DeliveryFailed(
+                    f"{url} is {int(length)} bytes, over the cap of {max_bytes} bytes (mediaMaxMb)",
+                    code="too_large",
+                )
+            parts: list[bytes] = []
+            total = 0
+            while True:
+                chunk = response.read(min(_FETCH_CHUNK, max_bytes + 1 - total))
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_bytes:
+                    raise DeliveryFailed(
+                        f"{url} is over the cap of {max_bytes} bytes "
+                        "(mediaMaxMb); download aborted",
+                        code="too_large",
+                    )
+                parts.append(chunk)
+            content_type: str | None = None
+            if response.headers.get("Content-Type"):
+                content_type = response.headers.get_content_type()
+    except DeliveryFailed:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise DeliveryFailed(
+            f"cannot fetch {url}: HTTP {exc.code} {exc.reason}", code="fetch_failed"
+        ) from exc
+    except urllib.error.URLError as exc:
+        raise DeliveryFailed(f"cannot fetch {url}: {exc.reason}", code="fetch_failed") from exc
+    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs or responses
+        raise DeliveryFailed(f"cannot fetch {url}: {exc}", code="fetch_failed") from exc
+    return b"".join(parts), content_type

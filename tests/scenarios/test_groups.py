@@ -1,0 +1,373 @@
+"""Groups on the simulator: groupPolicy, the groups map, mentions, group history and tools."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.agent import AgentTurn, ToolNotAllowed
+
+R1 = "r1@chatroom"
+R2 = "r2@chatroom"
+BOT = "wxid_bot_default"
+
+
+class Recorder:
+    """An agent that remembers every turn and echoes the text back."""
+
+    def __init__(self) -> None:
+        self.turns: list[AgentTurn] = []
+
+    async def __call__(self, turn: AgentTurn) -> str:
+        self.turns.append(turn)
+        return f"echo: {turn.text}"
+
+
+@pytest.fixture
+def rooms(wechat: WeChatHarness) -> tuple[str, str]:
+    wechat.world.add_room(id=R1, topic="Room one", members=["wxid_alice", "wxid_bob"])
+    wechat.world.add_room(id=R2, topic="Room two", members=["wxid_alice"])
+    return R1, R2
+
+
+async def test_unmentioned_message_is_not_answered_but_kept_as_history_then_cleared(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(agent)
+    world = wechat.world
+
+    await world.say("wxid_alice", "lunch at noon?", room=R1)
+    await world.say("wxid_bob", "sure", room=R1)
+    assert world.sent() == []
+    assert agent.turns == []
+    assert gw.runner().inbound.drops.get("no_mention") == 2
+
+    await world.say("wxid_alice", "what do you think?", room=R1, mention=True)
+    assert world.texts(room=R1) == ["echo: what do you think?"]
+    (turn,) = agent.turns
+    assert turn.chat_type == "group"
+    assert turn.room_id == R1
+    assert turn.room_topic == "Room one"
+    assert turn.mentioned
+    assert [(h.sender_id, h.text, h.role) for h in turn.history] == [
+        ("wxid_alice", "lunch at noon?", "user"),
+        ("wxid_bob", "sure", "user"),
+    ]
+    assert all(h.message_id for h in turn.history)
+
+    await world.say("wxid_bob", "and again", room=R1, mention=True)
+    assert agent.turns[1].history == ()  # cleared once handed over
+
+
+async def test_group_history_is_per_room_and_bounded_by_history_limit(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, historyLimit=3)
+    world = wechat.world
+
+    for n in range(5):
+        await world.say("wxid_alice", f"r1 #{n}", room=R1)
+    await world.say("wxid_alice", "r2 only", room=R2)
+    await world.say("wxid_alice", "go", room=R1, mention=True)
+
+    assert [h.text for h in agent.turns[0].history] == ["r1 #2", "r1 #3", "r1 #4"]
+
+
+async def test_history_limit_zero_keeps_no_group_history(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, historyLimit=0)
+    await wechat.world.say("wxid_alice", "context", room=R1)
+    await wechat.world.say("wxid_alice", "go", room=R1, mention=True)
+    assert agent.turns[0].history == ()
+
+
+async def test_mention_by_id_only_is_answered(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "ping", room=R1, mention="ids")
+    assert wechat.world.texts(room=R1) == ["echo: ping"]
+    assert agent.turns[0].raw_text == "ping"
+
+
+async def test_mention_by_text_only_is_answered_and_stripped(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "ping", room=R1, mention="text")
+    assert wechat.world.texts(room=R1) == ["echo: ping"]
+    (turn,) = agent.turns
+    assert turn.raw_text == "@Bot default\u2005ping"
+    assert turn.text == "ping"
+
+
+async def test_desktop_mention_with_a_plain_space_is_answered(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "@Bot default what time is it", room=R1)
+    assert [t.text for t in agent.turns] == ["what time is it"]
+
+
+async def test_mention_by_room_alias_is_answered(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    world = wechat.world
+    world.set_room_alias(R1, BOT, "小助手")
+
+    await world.say("wxid_alice", "天气怎么样", room=R1, mention="text")
+
+    (turn,) = agent.turns
+    assert turn.raw_text == "@小助手\u2005天气怎么样"
+    assert turn.text == "天气怎么样"
+    # the alias is per room: in R2 "@小助手" is somebody else
+    await world.say("wxid_alice", "@小助手\u2005hello", room=R2)
+    assert len(agent.turns) == 1
+
+
+async def test_mention_of_someone_else_with_a_longer_name_is_not_a_mention(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "@Bot defaulter\u2005hi", room=R1)
+    assert agent.turns == []
+
+
+async def test_at_all_is_not_a_mention_by_default(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "meeting now", room=R1, mention_all=True)
+    assert agent.turns == []
+    assert gw.runner().inbound.drops.get("no_mention") == 1
+
+
+async def test_at_all_counts_with_mention_all(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, mentionAll=True)
+    await wechat.world.say("wxid_alice", "meeting now", room=R1, mention_all=True)
+    assert len(agent.turns) == 1
+    assert agent.turns[0].mentioned
+    assert len(wechat.world.texts(room=R1)) == 1
+
+
+async def test_only_the_leading_mention_is_stripped(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent)
+    await wechat.world.say("wxid_alice", "tell @Bot default\u2005a joke", room=R1, mention="text")
+    assert agent.turns[0].text == "tell @Bot default\u2005a joke"
+
+
+async def test_per_group_override_wins_over_the_wildcard(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(
+        agent, groups={"*": {"requireMention": True}, R2: {"requireMention": False}}
+    )
+    world = wechat.world
+
+    await world.say("wxid_alice", "in r1", room=R1)
+    await world.say("wxid_alice", "in r2", room=R2)
+
+    assert world.texts(room=R1) == []
+    assert world.texts(room=R2) == ["echo: in r2"]
+    assert agent.turns[0].mentioned is False
+
+
+async def test_group_policy_disabled_drops_even_mentioned_messages(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(agent, groupPolicy="disabled", dmPolicy="open", allowFrom=["*"])
+    world = wechat.world
+
+    await world.say("wxid_alice", "hello", room=R1, mention=True)
+    await world.say("wxid_alice", "dm still works")
+
+    assert world.texts(room=R1) == []
+    assert world.texts(to="wxid_alice") == ["echo: dm still works"]
+    assert gw.runner().inbound.drops.get("group_disabled") == 1
+
+
+async def test_group_policy_allowlist_listens_only_to_listed_groups(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(agent, groupPolicy="allowlist", groups={R1: {}})
+    world = wechat.world
+
+    await world.say("wxid_alice", "in r1", room=R1, mention=True)
+    await world.say("wxid_alice", "in r2", room=R2, mention=True)
+
+    assert world.texts(room=R1) == ["echo: in r1"]
+    assert world.texts(room=R2) == []
+    assert gw.runner().inbound.drops.get("group_not_allowed") == 1
+
+
+async def test_group_policy_allowlist_with_empty_groups_listens_to_none(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, groupPolicy="allowlist")
+    await wechat.world.say("wxid_alice", "hi", room=R1, mention=True)
+    assert agent.turns == []
+
+
+async def test_open_policy_with_groups_map_without_wildcard_acts_as_allowlist(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, groupPolicy="open", groups={R2: {"requireMention": False}})
+    world = wechat.world
+
+    await world.say("wxid_alice", "in r1", room=R1, mention=True)
+    await world.say("wxid_alice", "in r2", room=R2)
+
+    assert world.texts(room=R1) == []
+    assert world.texts(room=R2) == ["echo: in r2"]
+
+
+async def test_open_policy_with_wildcard_listens_to_every_group(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, groups={"*": {}, R2: {"requireMention": False}})
+    await wechat.world.say("wxid_alice", "in r1", room=R1, mention=True)
+    assert wechat.world.texts(room=R1) == ["echo: in r1"]
+
+
+async def test_group_allow_from_limits_senders(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(
+        agent, groupPolicy="allowlist", groups={"*": {}}, groupAllowFrom=["wx:wxid_alice"]
+    )
+    world = wechat.world
+
+    await world.say("wxid_bob", "me?", room=R1, mention=True)
+    await world.say("wxid_alice", "me!", room=R1, mention=True)
+
+    assert [t.sender_id for t in agent.turns] == ["wxid_alice"]
+    assert world.texts(room=R1) == ["echo: me!"]
+    assert gw.runner().inbound.drops.get("sender_not_allowed") == 1
+
+
+async def test_groups_never_consult_the_pairing_store(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = Recorder()
+    gw = await wechat.gateway(agent)  # dmPolicy pairing by default
+    await wechat.world.say("wxid_stranger", "hi", room=R1, mention=True)
+    assert [t.sender_id for t in agent.turns] == ["wxid_stranger"]
+    assert gw.pairing.list() == []
+
+
+class ToolAgent:
+    """Calls the forbidden tool and the allowed ones; records what happened."""
+
+    def __init__(self) -> None:
+        self.names: list[list[str]] = []
+        self.refused: list[str] = []
+        self.results: list[Any] = []
+
+    async def __call__(self, turn: AgentTurn) -> str:
+        self.names.append(list(turn.tools.names))
+        for name in ("weather", "search", "shell"):
+            try:
+                self.results.append(await turn.tools.call(name, city="Paris"))
+            except ToolNotAllowed:
+                self.refused.append(name)
+        return "ok"
+
+
+def register_tools(gw: Any) -> None:
+    async def weather(city: str) -> str:
+        return f"sunny in {city}"
+
+    gw.tools.register("weather", weather)
+    gw.tools.register("search", lambda city: f"results for {city}")
+
+    def shell(city: str) -> str:
+        return "rm -rf"
+
+    gw.tools.register("shell", shell)
+
+
+async def test_group_tools_as_list_limits_the_tools_and_refusals_are_logged(
+    wechat: WeChatHarness, rooms: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = ToolAgent()
+    gw = await wechat.gateway(agent, groups={R1: {"tools": ["weather", "not_registered"]}})
+    register_tools(gw)
+
+    with caplog.at_level(logging.WARNING, logger="wechat_sdk.agent"):
+        await wechat.world.say("wxid_alice", "weather?", room=R1, mention=True)
+
+    assert agent.names == [["weather"]]
+    assert agent.results == ["sunny in Paris"]
+    assert agent.refused == ["search", "shell"]
+    refusals = [r.getMessage() for r in caplog.records if "tool_not_allowed" in r.getMessage()]
+    assert len(refusals) == 2
+    assert any("'shell'" in m and R1 in m for m in refusals)
+
+
+async def test_group_tools_as_policy_object_allow_also_allow_deny(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = ToolAgent()
+    gw = await wechat.gateway(
+        agent,
+        groups={
+            "*": {"tools": {"deny": ["shell"]}},
+            R2: {
+                "tools": {
+                    "allow": ["weather", "shell"],
+                    "alsoAllow": ["search"],
+                    "deny": ["weather"],
+                }
+            },
+        },
+    )
+    register_tools(gw)
+    world = wechat.world
+
+    await world.say("wxid_alice", "in r1", room=R1, mention=True)
+    await world.say("wxid_alice", "in r2", room=R2, mention=True)
+
+    assert agent.names == [["search", "weather"], ["search", "shell"]]
+    assert agent.refused == ["shell", "weather"]
+
+
+async def test_dm_turns_get_every_registered_tool(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    agent = ToolAgent()
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"], groups={"*": {"tools": []}})
+    register_tools(gw)
+    world = wechat.world
+
+    await world.say("wxid_alice", "dm")
+    await world.say("wxid_alice", "group", room=R1, mention=True)
+
+    assert agent.names == [["search", "shell", "weather"], []]
+    assert agent.refused == ["weather", "search", "shell"]

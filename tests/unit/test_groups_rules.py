@@ -1,0 +1,126 @@
+"""resolve_group and allowed_tool_names: groupPolicy, the groups map key by key, tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from wechat_sdk.config import AccountConfig
+from wechat_sdk.inbound.groups import allowed_tool_names, resolve_group
+
+R1 = "r1@chatroom"
+R2 = "r2@chatroom"
+TOOLS = frozenset({"weather", "search", "shell"})
+
+
+def settings(**keys: Any) -> AccountConfig:
+    return AccountConfig.model_validate(keys)
+
+
+@pytest.mark.parametrize(
+    ("keys", "room", "allowed", "reason", "require"),
+    [
+        ({}, R1, True, "", True),
+        ({"groupPolicy": "open", "groups": {"*": {}}}, R1, True, "", True),
+        ({"groups": {R2: {}}}, R1, False, "group_not_allowed", True),
+        ({"groups": {R1: {"requireMention": False}}}, R1, True, "", False),
+        ({"groups": {"*": {"requireMention": False}}}, R1, True, "", False),
+        ({"groupPolicy": "allowlist"}, R1, False, "group_not_allowed", True),
+        ({"groupPolicy": "allowlist", "groups": {R2: {}}}, R1, False, "group_not_allowed", True),
+        ({"groupPolicy": "allowlist", "groups": {R1: {}}}, R1, True, "", True),
+        (
+            {"groupPolicy": "allowlist", "groups": {"*": {"requireMention": False}}},
+            R1,
+            True,
+            "",
+            False,
+        ),
+        ({"groupPolicy": "disabled"}, R1, False, "group_disabled", True),
+        ({"groupPolicy": "disabled", "groups": {R1: {}}}, R1, False, "group_disabled", True),
+        ({"groups": {"*": {}, R1: {"enabled": False}}}, R1, False, "group_disabled", True),
+        ({"groups": {"*": {"enabled": False}, R1: {"enabled": True}}}, R1, True, "", True),
+        (
+            {"groups": {"*": {"enabled": False}, R1: {"enabled": True}}},
+            R2,
+            False,
+            "group_disabled",
+            True,
+        ),
+        # key by key: the exact entry wins, "*" fills in what it does not set
+        (
+            {"groups": {"*": {"requireMention": False}, R1: {"requireMention": True}}},
+            R1,
+            True,
+            "",
+            True,
+        ),
+        (
+            {"groups": {"*": {"requireMention": False}, R1: {"tools": ["weather"]}}},
+            R1,
+            True,
+            "",
+            False,
+        ),
+        (
+            {"groups": {"*": {"requireMention": False}, R1: {"requireMention": None}}},
+            R1,
+            True,
+            "",
+            False,
+        ),
+    ],
+)
+def test_resolve_group(
+    keys: dict[str, Any], room: str, allowed: bool, reason: str, require: bool
+) -> None:
+    rule = resolve_group(settings(**keys), room)
+    assert (rule.allowed, rule.reason, rule.require_mention) == (allowed, reason, require)
+
+
+@pytest.mark.parametrize(
+    ("groups", "room", "expected"),
+    [
+        ({}, R1, TOOLS),
+        ({"*": {}}, R1, TOOLS),
+        ({R1: {"tools": ["weather", "unknown"]}}, R1, {"weather"}),
+        ({R1: {"tools": []}}, R1, set()),
+        (
+            {
+                R1: {
+                    "tools": {
+                        "allow": ["weather", "shell"],
+                        "alsoAllow": ["search"],
+                        "deny": ["shell"],
+                    }
+                }
+            },
+            R1,
+            {"weather", "search"},
+        ),
+        ({R1: {"tools": {"deny": ["shell"]}}}, R1, {"weather", "search"}),
+        ({R1: {"tools": {"allow": []}}}, R1, set()),
+        ({R1: {"tools": {}}}, R1, TOOLS),
+        ({R1: {"tools": {"alsoAllow": ["search"]}}}, R1, TOOLS),
+        ({R1: {"tools": {"allow": ["weather"], "deny": ["weather"]}}}, R1, set()),
+        # the exact group's tools win over "*"
+        ({"*": {"tools": ["shell"]}, R1: {"tools": ["weather"]}}, R1, {"weather"}),
+        ({"*": {"tools": ["shell"]}, R1: {"requireMention": False}}, R1, {"shell"}),
+        ({"*": {"tools": {"deny": ["shell"]}}, R1: {}}, R2, {"weather", "search"}),
+    ],
+)
+def test_allowed_tool_names(groups: dict[str, Any], room: str, expected: set[str]) -> None:
+    rule = resolve_group(settings(groups=groups), room)
+    assert rule.allowed
+    assert allowed_tool_names(rule.tools, TOOLS) == expected
+
+
+def test_tools_are_resolved_even_for_a_denied_group() -> None:
+    rule = resolve_group(settings(groupPolicy="disabled", groups={R1: {"tools": ["weather"]}}), R1)
+    assert not rule.allowed
+    assert allowed_tool_names(rule.tools, TOOLS) == {"weather"}
+
+
+def test_allowed_tool_names_only_returns_registered_tools() -> None:
+    assert allowed_tool_names(frozenset({"weather", "ghost"}), ["weather"]) == {"weather"}
+    assert allowed_tool_names(None, []) == frozenset()

@@ -1,0 +1,422 @@
+"""The simulated WeChat's wire habits: QR codes, sessions, replay, heartbeats, media, mentions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from simulator import SimulatedPuppet, SimulatedWeChat
+from wechat_sdk.puppet import (
+    HeartbeatEvent,
+    LoginEvent,
+    Message,
+    MessageEvent,
+    PuppetEvent,
+    ReadyEvent,
+    ScanEvent,
+    ScanStatus,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Events:
+    """Collects a puppet's events in a background task (restartable after a stop)."""
+
+    def __init__(self, puppet: SimulatedPuppet) -> None:
+        self.puppet = puppet
+        self.seen: list[PuppetEvent] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def listen(self) -> None:
+        self.tasks.append(asyncio.get_running_loop().create_task(self._collect()))
+
+    async def _collect(self) -> None:
+        async for event in self.puppet.events():
+            self.seen.append(event)
+
+    def scans(self) -> list[ScanEvent]:
+        return [e for e in self.seen if isinstance(e, ScanEvent)]
+
+    def heartbeats(self) -> int:
+        return sum(isinstance(e, HeartbeatEvent) for e in self.seen)
+
+    def message_ids(self) -> list[str]:
+        return [e.message_id for e in self.seen if isinstance(e, MessageEvent)]
+
+    def index(self, kind: type) -> int:
+        return next(i for i, e in enumerate(self.seen) if isinstance(e, kind))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@pytest.fixture
+def world() -> SimulatedWeChat:
+    w = SimulatedWeChat(seed=3, qr_ttl_s=60.0)
+    w.add_account("default", name="Helper")
+    return w
+
+
+@pytest.fixture
+async def puppet(world: SimulatedWeChat) -> AsyncIterator[SimulatedPuppet]:
+    p = world.puppet_factory("default")
+    yield p
+    await p.stop()
+    await world.run_until_idle()
+
+
+@pytest.fixture
+async def events(puppet: SimulatedPuppet) -> AsyncIterator[Events]:
+    e = Events(puppet)
+    yield e
+    await e.close()
+
+
+async def start(puppet: SimulatedPuppet, events: Events, world: SimulatedWeChat) -> None:
+    await puppet.start()
+    events.listen()
+    await world.run_until_idle()
+
+
+async def logged_in(puppet: SimulatedPuppet, events: Events, world: SimulatedWeChat) -> None:
+    await start(puppet, events, world)
+    await world.login()
+
+
+# ---------------------------------------------------------------- QR codes
+
+
+async def test_qr_code_times_out_after_ttl_and_a_new_one_is_shown(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await start(puppet, events, world)
+    first = events.scans()
+    assert [s.status for s in first] == [ScanStatus.WAITING]
+
+    await world.advance(59.0)
+    assert len(events.scans()) == 1
+
+    await world.advance(1.0)
+    statuses = [s.status for s in events.scans()]
+    assert statuses == [ScanStatus.WAITING, ScanStatus.TIMEOUT, ScanStatus.WAITING]
+    old, timeout, new = events.scans()
+    assert timeout.qrcode == old.qrcode
+    assert new.qrcode and new.qrcode != old.qrcode
+    assert puppet.self_id is None
+    assert puppet.qr_waiting
+
+    await world.advance(60.0)
+    assert [s.status for s in events.scans()].count(ScanStatus.TIMEOUT) == 2
+
+
+async def test_cancel_on_the_phone_shows_a_new_code_and_login_still_works(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await start(puppet, events, world)
+    world.scan()
+    world.cancel()
+    await world.run_until_idle()
+    statuses = [s.status for s in events.scans()]
+    assert statuses == [
+        ScanStatus.WAITING,
+        ScanStatus.SCANNED,
+        ScanStatus.CANCEL,
+        ScanStatus.WAITING,
+    ]
+    assert events.scans()[-1].qrcode != events.scans()[0].qrcode
+    assert puppet.self_id is None
+
+    await world.login()
+    assert puppet.self_id == "wxid_bot_default"
+    assert isinstance(events.seen[-1], ReadyEvent)
+
+
+async def test_login_order_is_waiting_scanned_confirmed_login_ready(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    shape = [(type(e).__name__, getattr(e, "status", None)) for e in events.seen]
+    assert shape == [
+        ("ScanEvent", ScanStatus.WAITING),
+        ("ScanEvent", ScanStatus.SCANNED),
+        ("ScanEvent", ScanStatus.CONFIRMED),
+        ("LoginEvent", None),
+        ("ReadyEvent", None),
+    ]
+
+
+async def test_restart_with_a_session_logs_in_without_a_qr_code(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    await puppet.stop()
+    await world.run_until_idle()
+    assert puppet.self_id is None
+
+    again = Events(puppet)
+    await puppet.start()
+    again.listen()
+    await world.run_until_idle()
+    try:
+        assert again.scans() == []
+        assert isinstance(again.seen[0], LoginEvent)
+        assert puppet.self_id == "wxid_bot_default"
+        assert any(isinstance(e, ReadyEvent) for e in again.seen)
+    finally:
+        await again.close()
+
+
+async def test_after_logout_a_restart_needs_a_new_scan(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    world.fault("logout")
+    await puppet.stop()
+    await world.run_until_idle()
+
+    again = Events(puppet)
+    await puppet.start()
+    again.listen()
+    await world.run_until_idle()
+    try:
+        assert [s.status for s in again.scans()] == [ScanStatus.WAITING]
+        assert puppet.self_id is None
+    finally:
+        await again.close()
+
+
+# ---------------------------------------------------------------- replay and offline
+
+
+async def test_history_is_replayed_after_login(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    old = world.add_past_message("wxid_alice", "sent while you were away", age_s=600)
+    await logged_in(puppet, events, world)
+    assert old in events.message_ids()
+    replay_at = next(
+        i for i, e in enumerate(events.seen) if isinstance(e, MessageEvent) and e.message_id == old
+    )
+    assert events.index(LoginEvent) < replay_at
+    msg = await puppet.message(old)
+    assert msg.text == "sent while you were away"
+    assert msg.timestamp == world.clock.now() - 600
+
+
+async def test_messages_said_while_disconnected_arrive_after_the_next_start(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    world.fault("disconnect")
+    await world.run_until_idle()
+    assert events.tasks[0].done()  # the event stream ended with the link
+
+    (missed,) = await world.say("wxid_bob", "are you there?")
+    assert missed not in events.message_ids()
+
+    again = Events(puppet)
+    await puppet.start()
+    again.listen()
+    await world.run_until_idle()
+    try:
+        assert missed in again.message_ids()
+        assert again.index(LoginEvent) < again.message_ids().index(missed) + len(again.seen)
+        (msg,) = [
+            m for m in [await puppet.message(i) for i in again.message_ids()] if m.id == missed
+        ]
+        assert msg.text == "are you there?"
+    finally:
+        await again.close()
+
+
+async def test_heartbeats_every_fifteen_virtual_seconds(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    assert events.heartbeats() == 0
+    await world.advance(14.9)
+    assert events.heartbeats() == 0
+    await world.advance(0.1)
+    assert events.heartbeats() == 1
+    await world.advance(45.0)
+    assert events.heartbeats() == 4
+
+
+async def test_restart_after_a_dropped_link_does_not_double_the_heartbeat(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    world.fault("disconnect")
+    again = Events(puppet)
+    await puppet.start()
+    again.listen()
+    await world.run_until_idle()
+    try:
+        await world.advance(60.0)
+        assert again.heartbeats() == 4
+    finally:
+        await again.close()
+
+
+async def test_heartbeat_silence_stops_every_event(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    before = len(events.seen)
+    world.fault("heartbeat_silence")
+    await world.say("wxid_carol", "hello?")
+    await world.advance(120.0)
+    assert len(events.seen) == before
+
+
+# ---------------------------------------------------------------- media
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "signature"),
+    [
+        ("image", "photo.png", PNG_SIGNATURE),
+        ("audio", "voice.silk", b"#!SILK_V3"),
+        ("video", "clip.mp4", b"ftyp"),
+        ("file", "doc.pdf", b"%PDF-"),
+        ("emoticon", "smile.gif", b"GIF89a"),
+    ],
+)
+async def test_media_has_a_real_signature_and_the_requested_size(
+    world: SimulatedWeChat,
+    puppet: SimulatedPuppet,
+    events: Events,
+    kind: str,
+    name: str,
+    signature: bytes,
+) -> None:
+    await logged_in(puppet, events, world)
+    (msg_id,) = await world.say("wxid_dan", media={"kind": kind, "name": name, "size": 70_000})
+    msg = await puppet.message(msg_id)
+    assert msg.kind.has_file
+    assert msg.file is not None and msg.file.size == 70_000 and msg.file.name == name
+    data = b"".join([chunk async for chunk in puppet.download(msg_id, 1_000_000)])
+    assert len(data) == 70_000
+    assert signature in data[:32]
+    if kind == "image":
+        assert data.startswith(PNG_SIGNATURE)
+    if kind == "audio":
+        assert data[1:].startswith(b"#!SILK_V3")
+        assert msg.file.duration_s is not None and msg.file.duration_s > 0
+
+
+async def test_media_smaller_than_its_signature_is_still_exactly_that_size(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    (msg_id,) = await world.say("wxid_dan", media={"kind": "image", "size": 4})
+    assert world.message_data(msg_id) == PNG_SIGNATURE[:4]
+
+
+# ---------------------------------------------------------------- mentions
+
+
+async def room_message(world: SimulatedWeChat, puppet: SimulatedPuppet, **say: object) -> Message:
+    room = world.add_room(id="r1@chatroom", topic="Family", members=["wxid_erin"])
+    (msg_id,) = await world.say("wxid_erin", "dinner?", room=room.id, **say)  # type: ignore[arg-type]
+    return await puppet.message(msg_id)
+
+
+async def test_mention_uses_name_and_four_per_em_space_plus_the_id(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    msg = await room_message(world, puppet, mention=True)
+    assert msg.text == "@Helper\u2005dinner?"
+    assert msg.mention_ids == ("wxid_bot_default",)
+
+
+async def test_mention_text_uses_the_room_alias_when_set(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    world.add_room(id="r1@chatroom", topic="Family", members=["wxid_erin"])
+    world.set_room_alias("r1@chatroom", "wxid_bot_default", "小助手")
+    (msg_id,) = await world.say("wxid_erin", "dinner?", room="r1@chatroom", mention=True)
+    msg = await puppet.message(msg_id)
+    assert msg.text == "@小助手\u2005dinner?"
+    assert await puppet.room_alias("r1@chatroom", "wxid_bot_default") == "小助手"
+
+
+async def test_world_without_mention_ids_sends_only_the_text_form() -> None:
+    world = SimulatedWeChat(seed=3, mention_ids=False)
+    world.add_account("default", name="Helper")
+    puppet = world.puppet_factory("default")
+    events = Events(puppet)
+    try:
+        await logged_in(puppet, events, world)
+        msg = await room_message(world, puppet, mention=True)
+        assert msg.text == "@Helper\u2005dinner?"
+        assert msg.mention_ids == ()
+    finally:
+        await puppet.stop()
+        await events.close()
+
+
+async def test_world_without_mention_text_sends_only_the_id() -> None:
+    world = SimulatedWeChat(seed=3, mention_text=False)
+    world.add_account("default", name="Helper")
+    puppet = world.puppet_factory("default")
+    events = Events(puppet)
+    try:
+        await logged_in(puppet, events, world)
+        msg = await room_message(world, puppet, mention=True)
+        assert msg.text == "dinner?"
+        assert msg.mention_ids == ("wxid_bot_default",)
+    finally:
+        await puppet.stop()
+        await events.close()
+
+
+async def test_mention_form_can_be_chosen_per_message(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    room = world.add_room(id="r1@chatroom", members=["wxid_erin"])
+    (ids_only,) = await world.say("wxid_erin", "a", room=room.id, mention="ids")
+    (text_only,) = await world.say("wxid_erin", "b", room=room.id, mention="text")
+    a, b = await puppet.message(ids_only), await puppet.message(text_only)
+    assert (a.text, a.mention_ids) == ("a", ("wxid_bot_default",))
+    assert (b.text, b.mention_ids) == ("@Helper\u2005b", ())
+
+
+async def test_mention_all_uses_the_chinese_at_all(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    msg = await room_message(world, puppet, mention_all=True)
+    assert msg.text == "@所有人\u2005dinner?"
+    assert msg.mention_ids == ()
+
+
+async def test_a_dm_never_carries_a_mention(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    await logged_in(puppet, events, world)
+    (msg_id,) = await world.say("wxid_erin", "hi", mention=True)
+    msg = await puppet.message(msg_id)
+    assert (msg.text, msg.mention_ids, msg.room_id) == ("hi", (), None)
+
+
+# ---------------------------------------------------------------- names
+
+
+def test_the_same_seed_gives_the_same_fake_names_and_topics() -> None:
+    def names(seed: int) -> list[str]:
+        w = SimulatedWeChat(seed=seed)
+        return [w.add_contact().name for _ in range(8)] + [w.add_room().topic]
+
+    assert names(5) == names(5)
+    assert names(5) != names(6)
