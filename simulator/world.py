@@ -277,6 +277,8 @@ class SimulatedWeChat:
     async def login(self, account_id: str = "default", *, within_s: float = 60.0) -> None:
         """Scan and confirm the QR code of an account whose puppet is waiting."""
         await self._wait_for_qr(account_id, within_s)
+        if self.puppet(account_id).self_id is not None:
+            return  # the session was kept: logged in without a scan
         self.scan(account_id)
         await self.clock.settle()
         self.confirm(account_id)

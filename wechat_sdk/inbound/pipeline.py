@@ -276,11 +276,17 @@ class InboundPipeline:
             self.media.maybe_prune(self.account.settings.mediaMaxAgeHours * 3600.0)
             saved = await self.media.fetch(self.puppet, m, self.account.media_max_bytes)
             if saved.note:
+                reason = (
+                    "too_large"
+                    if saved.path is None and "too large" in saved.note
+                    else ("media_failed")
+                )
                 log.info(
-                    "media of message %s not downloaded: %s account=%s reason=too_large",
+                    "media of message %s not downloaded: %s account=%s reason=%s",
                     m.id,
                     saved.note,
                     self.account.id,
+                    reason,
                 )
             item.media.append(saved)
         return None

@@ -62,36 +62,38 @@ class Outbound:
         """
         async with self._lock(conversation_id):
             self.in_flight += 1
+            sent: list[str] = []
             try:
                 if isinstance(reply, Reply):
-                    return await self._deliver_reply(conversation_id, reply)
-                return await self._deliver_stream(conversation_id, reply)
+                    await self._deliver_reply(conversation_id, reply, sent)
+                else:
+                    await self._deliver_stream(conversation_id, reply, sent)
+            except DeliveryFailed as exc:
+                exc.sent = "\n\n".join(sent)  # what did go out, for history
+                raise
             finally:
                 self.in_flight -= 1
                 self._last_chunk.pop(conversation_id, None)
+            return "\n\n".join(sent)
 
-    async def _deliver_reply(self, conversation_id: str, reply: Reply) -> str:
-        sent: list[str] = []
-        try:
-            if reply.text and reply.text.strip():
-                await self._send_text(conversation_id, reply.text, sent, reply.mention_ids)
-            # each file is its own message; one that fails does not hold back the others
-            first_failure: DeliveryFailed | None = None
-            for file in reply.files:
-                try:
-                    await self._send_file(conversation_id, file)
-                except DeliveryFailed as exc:
-                    first_failure = first_failure or exc
-            if first_failure is not None:
-                raise first_failure
-        except DeliveryFailed as exc:
-            exc.sent = "\n\n".join(sent)
-            raise
-        return "\n\n".join(sent)
+    async def _deliver_reply(self, conversation_id: str, reply: Reply, sent: list[str]) -> None:
+        if reply.text and reply.text.strip():
+            await self._send_text(conversation_id, reply.text, sent, reply.mention_ids)
+        # each file is its own message, after the text; one that fails does not hold
+        # back the others, and the first failure is raised once all were tried
+        first_failure: DeliveryFailed | None = None
+        for file in reply.files:
+            try:
+                await self._send_file(conversation_id, file)
+            except DeliveryFailed as exc:
+                first_failure = first_failure or exc
+        if first_failure is not None:
+            raise first_failure
 
-    async def _deliver_stream(self, conversation_id: str, source: AsyncIterator[str]) -> str:
+    async def _deliver_stream(
+        self, conversation_id: str, source: AsyncIterator[str], sent: list[str]
+    ) -> None:
         s = self.account.settings
-        sent: list[str] = []
         if not s.blockStreaming or s.streamMode == "off":
             # streaming off: the whole reply, chunked by textChunkLimit
             parts: list[str] = []
@@ -103,7 +105,7 @@ class Outbound:
                     await self._send_text(conversation_id, "".join(parts), sent)
                 raise
             await self._send_text(conversation_id, "".join(parts), sent)
-            return "\n\n".join(sent)
+            return
         coalescer = BlockCoalescer(
             min_chars=s.draftChunk.minChars,
             max_chars=self.account.draft_max_chars,
@@ -116,7 +118,6 @@ class Outbound:
             await self._send_text(conversation_id, block, sent)
 
         await coalescer.run(source, emit)
-        return "\n\n".join(sent)
 
     async def _send_text(
         self, conversation_id: str, text: str, sent: list[str], mention_ids: tuple[str, ...] = ()

@@ -1,0 +1,216 @@
+"""The Sender: retries with backoff, permanent errors, and the self-echo check."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+
+from wechat_sdk.clock import VirtualClock
+from wechat_sdk.outbound.delivery import (
+    BACKOFF_CAP_S,
+    BACKOFF_START_S,
+    MAX_ATTEMPTS,
+    DeliveryFailed,
+    EchoLog,
+    Sender,
+    file_key,
+    text_key,
+)
+from wechat_sdk.outbound.pacing import Pacer
+from wechat_sdk.puppet import OutboundFile, PuppetError, SendError, SendOutcomeUnknown
+
+START = 1_700_000_000.0
+
+
+class FakePuppet:
+    """Only what the Sender uses: send_text and send_file, with scripted failures."""
+
+    self_id = "wxid_bot"
+
+    def __init__(self, clock: VirtualClock, echo: EchoLog | None = None) -> None:
+        self.clock = clock
+        self.echo = echo
+        self.failures: list[Exception] = []
+        self.attempts: list[float] = []
+        self.delivered: list[tuple[str, str]] = []
+        self.echo_lost_sends = True  # a lost reply still echoes (it went out)
+
+    def _attempt(self, conversation_id: str, key: str) -> None:
+        self.attempts.append(self.clock.now() - START)
+        if self.failures:
+            exc = self.failures.pop(0)
+            if isinstance(exc, SendOutcomeUnknown) and self.echo_lost_sends:
+                self.delivered.append((conversation_id, key))
+                if self.echo is not None:
+                    self.echo.add(conversation_id, key, self.clock.now())
+            raise exc
+        self.delivered.append((conversation_id, key))
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        self._attempt(conversation_id, text_key(text))
+        return "msg-1"
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
+        self._attempt(conversation_id, file_key(file.name))
+        return "msg-2"
+
+
+def make(per_second: float | None = None) -> tuple[VirtualClock, FakePuppet, Sender, EchoLog]:
+    clock = VirtualClock(START)
+    echo = EchoLog()
+    puppet = FakePuppet(clock, echo)
+    sender = Sender(
+        puppet,
+        clock,
+        Pacer(clock, per_second=per_second),
+        echo,  # type: ignore[arg-type]
+        "default",
+    )
+    return clock, puppet, sender, echo
+
+
+async def drive(clock: VirtualClock, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end, moving virtual time whenever it sleeps."""
+    task = asyncio.ensure_future(coro)
+    while not task.done():
+        await clock.run_until_idle()
+        await asyncio.sleep(0)
+    await task
+
+
+def transient() -> SendError:
+    return SendError("network error", transient=True)
+
+
+async def test_plain_send() -> None:
+    clock, puppet, sender, _ = make()
+    await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert puppet.delivered == [("wxid_a", "text:hello")]
+    assert sender.stats.sent == 1
+    assert sender.stats.retried == 0
+    assert sender.stats.last_outbound == START
+
+
+async def test_transient_errors_are_retried_with_doubling_backoff() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [transient(), transient(), transient()]
+    await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert puppet.delivered == [("wxid_a", "text:hello")]
+    assert puppet.attempts == pytest.approx([0.0, 1.0, 3.0, 7.0])  # waits 1, 2, 4
+    assert sender.stats.retried == 3
+    assert sender.stats.sent == 1
+    assert sender.stats.failed == 0
+
+
+async def test_backoff_is_capped() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [PuppetError("boom")] * (MAX_ATTEMPTS - 1)
+    await drive(clock, sender.send_text("wxid_a", "x"))
+    gaps = [b - a for a, b in zip(puppet.attempts, puppet.attempts[1:], strict=False)]
+    expected = [min(BACKOFF_START_S * 2**i, BACKOFF_CAP_S) for i in range(MAX_ATTEMPTS - 1)]
+    assert gaps == pytest.approx(expected)
+
+
+async def test_permanent_error_raises_at_once() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [SendError("blocked", transient=False, code="send_failed_permanent")]
+    with pytest.raises(DeliveryFailed) as info:
+        await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert info.value.code == "send_failed_permanent"
+    assert len(puppet.attempts) == 1
+    assert clock.now() == START
+    assert sender.stats.failed == 1
+    assert sender.stats.retried == 0
+    assert sender.stats.last_error is not None and "blocked" in sender.stats.last_error
+
+
+async def test_retries_run_out() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [transient() for _ in range(MAX_ATTEMPTS)]
+    with pytest.raises(DeliveryFailed) as info:
+        await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert info.value.code == "retries_exhausted"
+    assert "network error" in str(info.value)
+    assert len(puppet.attempts) == MAX_ATTEMPTS
+    assert puppet.delivered == []
+    assert sender.stats.failed == 1
+    assert sender.stats.retried == MAX_ATTEMPTS - 1
+
+
+async def test_retry_after_is_a_floor_for_the_next_attempt() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [SendError("too fast", retry_after=10.0, code="rate_limited"), transient()]
+    await drive(clock, sender.send_text("wxid_a", "hello"))
+    # 10 s for the rate limit, then the backoff goes on where it was (2 s), not from 10
+    assert puppet.attempts == pytest.approx([0.0, 10.0, 12.0])
+
+
+async def test_outcome_unknown_with_echo_is_not_sent_again() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert puppet.delivered == [("wxid_a", "text:hello")]
+    assert len(puppet.attempts) == 1
+    assert sender.stats.sent == 1
+    assert sender.stats.retried == 0
+
+
+async def test_outcome_unknown_without_echo_is_retried() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.echo_lost_sends = False  # the send really was lost
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert puppet.delivered == [("wxid_a", "text:hello")]
+    assert len(puppet.attempts) == 2
+    assert sender.stats.retried == 1
+
+
+async def test_an_old_echo_of_the_same_text_does_not_count() -> None:
+    clock, puppet, sender, echo = make()
+    echo.add("wxid_a", text_key("ok"), START - 60)  # "ok" went out a minute ago
+    puppet.echo_lost_sends = False
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    await drive(clock, sender.send_text("wxid_a", "ok"))
+    assert len(puppet.attempts) == 2
+
+
+async def test_files_use_the_same_rules() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [transient(), SendOutcomeUnknown("lost")]
+    await drive(
+        clock, sender.send_file("wxid_a", OutboundFile(name="a.png", kind="image", data=b"\x89PNG"))
+    )
+    assert puppet.delivered == [("wxid_a", "file:a.png")]
+    assert len(puppet.attempts) == 2
+
+
+async def test_every_attempt_waits_for_its_pacing_turn() -> None:
+    clock, puppet, sender, _ = make(per_second=1.0)
+    sender.pacer.burst = 1
+    puppet.failures = [transient()]
+    await drive(clock, sender.send_text("wxid_a", "a"))
+    await drive(clock, sender.send_text("wxid_a", "b"))
+    assert sender.pacer.granted == 3
+    assert puppet.attempts[0] == 0.0
+    assert puppet.attempts[1] >= 1.0
+
+
+def test_failure_records_status_and_returns_the_error() -> None:
+    clock = VirtualClock(START)
+    sender = Sender(
+        FakePuppet(clock),
+        clock,
+        Pacer(clock),
+        EchoLog(),  # type: ignore[arg-type]
+        "default",
+    )
+    exc = sender.failure("wxid_a", "voice needs duration_s", "bad_file")
+    assert isinstance(exc, DeliveryFailed)
+    assert exc.code == "bad_file"
+    assert sender.stats.failed == 1
+    assert sender.stats.last_error == "send to wxid_a failed: voice needs duration_s"
