@@ -1,0 +1,73 @@
+"""The pairing CLI works on the store of a running gateway: no restart needed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from simulator import SimulatedWeChat
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.cli import cli
+
+
+@pytest.fixture
+def wechat_world() -> SimulatedWeChat:
+    # the CLI reads the wall clock: start the virtual clock at real time so that the
+    # gateway's pairing requests are live for it
+    world = SimulatedWeChat(seed=0, start=time.time())
+    world.add_account("default")
+    return world
+
+
+async def echo(turn: AgentTurn) -> str:
+    return f"echo {turn.text}"
+
+
+async def test_cli_list_and_approve_while_gateway_runs(wechat: WeChatHarness) -> None:
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    state = str(wechat.state_dir)
+    listed = CliRunner().invoke(cli, ["pairing", "list", "--json", "--state-dir", state])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [r["senderId"] for r in rows] == ["wxid_stranger"]
+    code = rows[0]["code"]
+
+    approved = CliRunner().invoke(cli, ["pairing", "approve", code.lower(), "--state-dir", state])
+    assert approved.exit_code == 0, approved.output
+    assert "approved wxid_stranger on account default" in approved.output
+
+    await wechat.world.say("wxid_stranger", "now?")
+    assert wechat.world.texts(to="wxid_stranger")[-1] == "echo now?"
+
+
+async def test_cli_deny_and_unknown_code(wechat: WeChatHarness) -> None:
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    state = str(wechat.state_dir)
+    code = json.loads(
+        CliRunner().invoke(cli, ["pairing", "list", "--json", "--state-dir", state]).output
+    )[0]["code"]
+    denied = CliRunner().invoke(cli, ["pairing", "deny", code, "--state-dir", state])
+    assert denied.exit_code == 0 and "denied wxid_stranger" in denied.output
+    again = CliRunner().invoke(cli, ["pairing", "approve", code, "--state-dir", state])
+    assert again.exit_code == 1
+    assert "wechat-sdk pairing list" in again.output
+    await wechat.world.say("wxid_stranger", "still there?")
+    assert not any(t.startswith("echo") for t in wechat.world.texts(to="wxid_stranger"))
+
+
+async def test_notify_without_a_running_gateway_says_so(wechat: WeChatHarness) -> None:
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    state = str(wechat.state_dir)
+    code = json.loads(
+        CliRunner().invoke(cli, ["pairing", "list", "--json", "--state-dir", state]).output
+    )[0]["code"]
+    result = CliRunner().invoke(cli, ["pairing", "approve", code, "--notify", "--state-dir", state])
+    assert result.exit_code == 0
+    assert "not notified" in result.output and "no gateway is running" in result.output

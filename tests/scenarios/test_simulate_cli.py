@@ -1,0 +1,107 @@
+"""`wechat-sdk simulate`: exit codes, JSON output, expectations, restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from wechat_sdk.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "scenarios" / "pairing.json5"
+
+
+def run(path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["simulate", str(path), *args])
+    return result.exit_code, result.output
+
+
+def test_example_scenario_passes_and_prints_json_transcript() -> None:
+    code, out = run(EXAMPLE, "--json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["ok"] is True and data["failures"] == []
+    first = data["transcript"][0]
+    assert set(first) == {"t", "direction", "account", "from", "to", "room", "text", "media"}
+    assert first == {
+        "t": 0.0,
+        "direction": "in",
+        "account": "default",
+        "from": "wxid_alice",
+        "to": "wxid_bot_default",
+        "room": None,
+        "text": "hello",
+        "media": None,
+    }
+    assert any(e["direction"] == "out" and e["room"] == "r1@chatroom" for e in data["transcript"])
+
+
+def test_failed_expectation_exits_1_and_names_the_step(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.json5"
+    scenario.write_text("""{
+      config: { channels: { wechat: { puppet: "simulator", dmPolicy: "open", allowFrom: ["*"] } } },
+      steps: [
+        { login: "default" },
+        { say: { from: "wxid_a", text: "ping" } },
+        { expect: { to: "wxid_a", equals: "pong" } },
+        { expectNone: { to: "wxid_a" } },
+      ],
+    }""")
+    code, out = run(scenario, "--json")
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False
+    assert data["failures"][0].startswith("step 2 (expect)")
+    # the unmatched "ping" echo is still there for expectNone
+    assert data["failures"][1].startswith("step 3 (expectNone)")
+
+
+def test_invalid_scenario_exits_2_with_dotted_paths(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.json5"
+    scenario.write_text("""{
+      config: { channels: { wechat: { dmPolicy: "pair" } } },
+      steps: [ { say: { text: "no sender" } }, { bogus: 1 } ],
+    }""")
+    code, out = run(scenario)
+    assert code == 2
+    assert "steps.0.say.from" in out
+    assert "steps.1: expected one of login, say" in out
+    assert "config.channels.wechat.dmPolicy: expected one of pairing|allowlist|open|disabled" in out
+    assert "Traceback" not in out
+
+
+def test_restart_step_keeps_state_and_media_expectation(tmp_path: Path) -> None:
+    scenario = tmp_path / "r.json5"
+    scenario.write_text("""{
+      config: { channels: { wechat: { puppet: "simulator", dmPolicy: "pairing" } } },
+      steps: [
+        { login: "default" },
+        { say: { from: "wxid_a", text: "hi" } },
+        { expect: { to: "wxid_a", contains: "pairing approve" } },
+        { restart: {} },
+        { say: { from: "wxid_a", text: "hi again" } },
+        { expectNone: { to: "wxid_a" } },
+        { approve: { from: "wxid_a", notify: true } },
+        { expect: { to: "wxid_a", contains: "approved" } },
+        { say: { from: "wxid_a", text: "look", media: { kind: "image", size: 30000 } } },
+        { expect: { to: "wxid_a", equals: "look" } },
+      ],
+    }""")
+    code, out = run(scenario, "--json")
+    data = json.loads(out)
+    assert code == 0, data["failures"]
+    ins = [e for e in data["transcript"] if e["direction"] == "in" and e["media"]]
+    assert ins[0]["media"]["kind"] == "image" and ins[0]["media"]["size"] == 30000
+
+
+def test_seed_option_changes_generated_ids(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.json5"
+    scenario.write_text("""{
+      config: { channels: { wechat: { puppet: "simulator", dmPolicy: "open", allowFrom: ["*"] } } },
+      steps: [ { login: "default" }, { say: { from: "wxid_a", text: "x", media: { kind: "file", size: 10 } } } ],
+    }""")
+    a = json.loads(run(scenario, "--json", "--seed", "1")[1])
+    b = json.loads(run(scenario, "--json", "--seed", "1")[1])
+    assert a == b
