@@ -100,7 +100,10 @@ def test_seed_option_changes_generated_ids(tmp_path: Path) -> None:
     scenario = tmp_path / "s.json5"
     scenario.write_text("""{
       config: { channels: { wechat: { puppet: "simulator", dmPolicy: "open", allowFrom: ["*"] } } },
-      steps: [ { login: "default" }, { say: { from: "wxid_a", text: "x", media: { kind: "file", size: 10 } } } ],
+      steps: [
+        { login: "default" },
+        { say: { from: "wxid_a", text: "x", media: { kind: "file", size: 10 } } },
+      ],
     }""")
     a = json.loads(run(scenario, "--json", "--seed", "1")[1])
     b = json.loads(run(scenario, "--json", "--seed", "1")[1])
