@@ -12,7 +12,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from faker import Faker
 
@@ -43,17 +43,6 @@ __all__ = ["FAULT_KINDS", "SimAccount", "SimulatedPuppet", "SimulatedWeChat", "T
 
 T = TypeVar("T")
 
-FAULT_KINDS = (
-    "disconnect",
-    "heartbeat_silence",
-    "send_fail",
-    "send_fail_permanent",
-    "rate_limit",
-    "slow_send",
-    "send_lost_reply",
-    "duplicate_next",
-    "logout",
-)
 FaultKind = Literal[
     "disconnect",
     "heartbeat_silence",
@@ -65,6 +54,7 @@ FaultKind = Literal[
     "duplicate_next",
     "logout",
 ]
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 MENTION_SPACE = "\u2005"
 AT_ALL = "@所有人"
