@@ -16,7 +16,7 @@ from pathlib import Path
 
 from wechat_sdk.agent import Agent, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
-from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
+from wechat_sdk.config import AccountSet, Config, ResolvedAccount, accounts_of
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
@@ -285,10 +285,8 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
                 world = SimulatedWeChat(seed=0)
                 gateway._world = world  # type: ignore[attr-defined]
             return world.puppet_factory(account)
-        raise ConfigError.single(
-            account.key_path("puppet"),
-            f'puppet "{name}" needs the Wechaty adapter, which this build does not include '
-            '(use puppet "simulator", or pass puppet_factory=)',
-        )
+        from wechat_sdk.adapters.wechaty.service import make_puppet
+
+        return make_puppet(account, gateway.state_dir)
 
     return make

@@ -130,6 +130,10 @@ class AccountRunner:
                 await self._task
         with contextlib.suppress(Exception):
             await self.puppet.stop()
+        close = getattr(self.puppet, "close", None)  # adapters holding a process or socket
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
         if self.status.lifecycle != "failed":
             self._set("stopped")
 

@@ -1,0 +1,678 @@
+"""A Wechaty Puppet Service client: the :class:`~wechat_sdk.puppet.Puppet` port over gRPC.
+
+One ``Event`` server stream per connection, opened without a deadline. After a drop the
+stream is re-attached *without* calling ``Start``: a live server replays ``HEARTBEAT`` and
+``LOGIN`` (or its last ``SCAN``), then ``READY``. Only when nothing of the kind comes back
+within ``reattach_grace_s`` (a fresh or restarted server) is ``Start`` called.
+
+:meth:`PuppetServiceClient.stop` detaches (the stream and the channel close); it does not
+call the server's ``Stop``, which would log the account out: the puppet behind the service
+stays logged in, so the next start needs no new scan. :meth:`logout` logs out.
+
+Bad wire data (an unknown event type, a malformed JSON payload, a missing field, an
+oversized text, an unknown message type) is logged and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
+from wechat_sdk.adapters.wechaty._proto import puppet_pb2_grpc as pb_grpc
+from wechat_sdk.adapters.wechaty.filebox import (
+    BadFileBox,
+    FileBoxRef,
+    FileBoxType,
+    parse_filebox,
+    uuid_filebox_json,
+)
+from wechat_sdk.puppet import (
+    Contact,
+    DirtyEvent,
+    ErrorEvent,
+    FileInfo,
+    FileTooLarge,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    Message,
+    MessageEvent,
+    MessageKind,
+    OutboundFile,
+    PuppetError,
+    PuppetEvent,
+    ReadyEvent,
+    Room,
+    ScanEvent,
+    ScanStatus,
+    SendError,
+    SendOutcomeUnknown,
+)
+
+__all__ = [
+    "MESSAGE_KINDS",
+    "PuppetServiceClient",
+    "ServiceConnection",
+    "ServiceUnavailable",
+    "message_kind",
+]
+
+log = logging.getLogger("wechat_sdk.adapters.wechaty")
+
+#: wechaty-puppet's TypeScript ``MessageType`` numbers, which servers put in the ``type``
+#: field (not the proto enum of wechaty-grpc: read that way, a text message is a video).
+MESSAGE_KINDS: dict[int, MessageKind] = {
+    0: MessageKind.UNKNOWN,
+    1: MessageKind.ATTACHMENT,
+    2: MessageKind.AUDIO,
+    3: MessageKind.CONTACT,
+    4: MessageKind.CHAT_HISTORY,
+    5: MessageKind.EMOTICON,
+    6: MessageKind.IMAGE,
+    7: MessageKind.TEXT,
+    8: MessageKind.LOCATION,
+    9: MessageKind.MINI_PROGRAM,
+    10: MessageKind.GROUP_NOTE,
+    11: MessageKind.TRANSFER,
+    12: MessageKind.RED_ENVELOPE,
+    13: MessageKind.RECALLED,
+    14: MessageKind.URL,
+    15: MessageKind.VIDEO,
+    16: MessageKind.POST,
+}
+
+# event type numbers (EventResponse.type)
+_HEARTBEAT, _MESSAGE, _DONG, _POST = 1, 2, 3, 4
+_ERROR, _FRIENDSHIP, _ROOM_INVITE, _ROOM_JOIN, _ROOM_LEAVE, _ROOM_TOPIC = 16, 17, 18, 19, 20, 21
+_SCAN, _READY, _RESET, _LOGIN, _LOGOUT, _DIRTY = 22, 23, 24, 25, 26, 27
+_IGNORED_EVENTS = {_POST, _FRIENDSHIP, _ROOM_INVITE, _RESET}
+
+# DIRTY payload types
+_DIRTY_NAMES = {1: "message", 2: "contact", 3: "room", 4: "room_member", 5: "friendship"}
+
+CHUNK_BYTES = 64 * 1024
+MAX_TEXT_CHARS = 64 * 1024
+CALL_TIMEOUT_S = 30.0
+# gRPC status codes after which a send may or may not have happened
+_OUTCOME_UNKNOWN = {
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNAVAILABLE,
+}
+_PERMANENT = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+def message_kind(number: int) -> MessageKind:
+    """The message kind of a wechaty-puppet ``MessageType`` number (unknown: UNKNOWN)."""
+    return MESSAGE_KINDS.get(number, MessageKind.UNKNOWN)
+
+
+class ServiceUnavailable(PuppetError):
+    """The Puppet Service could not be reached or refused the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConnection:
+    """How to reach one Puppet Service. ``token`` is a secret: it is never logged."""
+
+    endpoint: str
+    token: str
+    tls: bool = True
+    ca_file: Path | None = None
+    server_name: str | None = None
+
+    def __repr__(self) -> str:  # keep the token out of logs and tracebacks
+        return (
+            f"ServiceConnection(endpoint={self.endpoint!r}, token='***', tls={self.tls}, "
+            f"ca_file={self.ca_file!r}, server_name={self.server_name!r})"
+        )
+
+
+_STREAM_END = object()
+
+
+class PuppetServiceClient:
+    """The Puppet port over one Wechaty Puppet Service connection."""
+
+    def __init__(
+        self,
+        connection: ServiceConnection | None,
+        *,
+        resolver: Callable[[], Awaitable[ServiceConnection]] | None = None,
+        account_id: str = "default",
+        heartbeat_timeout_s: float = 60.0,
+        reattach_grace_s: float = 1.0,
+        connect_timeout_s: float = 15.0,
+        max_text_chars: int = MAX_TEXT_CHARS,
+    ) -> None:
+        if connection is None and resolver is None:
+            raise ValueError("give a connection or a resolver")
+        self._connection = connection
+        self.resolver = resolver
+        self.account_id = account_id
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.reattach_grace_s = reattach_grace_s
+        self.connect_timeout_s = connect_timeout_s
+        self.max_text_chars = max_text_chars
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: pb_grpc.PuppetStub | None = None
+        self._call: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._self_id: str | None = None
+        self._messages: dict[str, Message] = {}
+        self._files: dict[str, FileBoxRef] = {}
+        self._contacts: dict[str, Contact] = {}
+        self._rooms: dict[str, Room] = {}
+        self._aliases: dict[tuple[str, str], str | None] = {}
+        self.starts_called = 0  # how often Start was sent (tests read it)
+
+    def __repr__(self) -> str:
+        where = self._connection.endpoint if self._connection else "(discovery)"
+        return f"PuppetServiceClient({where}, account={self.account_id})"
+
+    @property
+    def connection(self) -> ServiceConnection:
+        if self._connection is None:
+            raise PuppetError("the Puppet Service address is not resolved yet")
+        return self._connection
+
+    # ------------------------------------------------------------ connection
+
+    @property
+    def self_id(self) -> str | None:
+        return self._self_id
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Wechaty {self.connection.token}"),)
+
+    def _open_channel(self) -> grpc.aio.Channel:
+        c = self.connection
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.max_send_message_length", 8 * 1024 * 1024),
+        ]
+        if not c.tls:
+            return grpc.aio.insecure_channel(c.endpoint, options=options)
+        root = c.ca_file.read_bytes() if c.ca_file is not None else None
+        credentials = grpc.ssl_channel_credentials(root_certificates=root)
+        options.append(("grpc.ssl_target_name_override", c.server_name or "insecure"))
+        return grpc.aio.secure_channel(c.endpoint, credentials, options=options)
+
+    @property
+    def stub(self) -> pb_grpc.PuppetStub:
+        if self._stub is None:
+            raise PuppetError("the puppet is not started")
+        return self._stub
+
+    async def start(self) -> None:
+        """Attach the event stream; call ``Start`` unless the server replays a session."""
+        await self._detach()
+        if self.resolver is not None:  # token discovery: the service may have moved
+            self._connection = await self.resolver()
+        self._queue = asyncio.Queue()
+        self._channel = self._open_channel()
+        self._stub = pb_grpc.PuppetStub(self._channel)  # type: ignore[no-untyped-call]
+        self._call = self._stub.Event(pb.EventRequest(), metadata=self._metadata())
+        first: asyncio.Queue[object] = asyncio.Queue()
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(first), name=f"wechaty-events:{self.account_id}"
+        )
+        # the server greets a new stream with a heartbeat: it proves the token is good
+        try:
+            greeting = await asyncio.wait_for(first.get(), self.connect_timeout_s)
+        except TimeoutError:
+            await self._detach()
+            raise ServiceUnavailable(
+                f"no answer from the Puppet Service at {self.connection.endpoint} "
+                f"within {self.connect_timeout_s:.0f} s"
+            ) from None
+        if isinstance(greeting, BaseException):
+            await self._detach()
+            raise greeting
+        # a live session replays LOGIN or SCAN right after the greeting
+        replayed = await self._replayed_session(first)
+        if not replayed:
+            try:
+                await self.stub.Start(
+                    pb.StartRequest(), metadata=self._metadata(), timeout=CALL_TIMEOUT_S
+                )
+                self.starts_called += 1
+            except grpc.aio.AioRpcError as exc:
+                await self._detach()
+                raise _service_error(exc, self.connection.endpoint) from exc
+
+    async def _replayed_session(self, first: asyncio.Queue[object]) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reattach_grace_s
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            try:
+                kind = await asyncio.wait_for(first.get(), left)
+            except TimeoutError:
+                return False
+            if kind in (_LOGIN, _SCAN):
+                return True
+            if isinstance(kind, BaseException):
+                return False
+
+    async def stop(self) -> None:
+        """Detach: close the event stream and the channel (the session stays logged in)."""
+        await self._detach()
+
+    async def _detach(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+            self._stub = None
+        self._queue.put_nowait(_STREAM_END)
+
+    async def _read(self, first: asyncio.Queue[object]) -> None:
+        """Read the event stream into the queue; ``first`` hears the first event types."""
+        call = self._call
+        try:
+            async for response in call:
+                event_type = int(response.type)
+                first.put_nowait(event_type)
+                for event in self._parse_event(event_type, response.payload):
+                    self._queue.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                error = _service_error(exc, self.connection.endpoint)
+                first.put_nowait(error)
+                log.warning("event stream ended: %s", error)
+        except Exception as exc:
+            first.put_nowait(PuppetError(str(exc)))
+            log.warning("event stream failed: %s", exc)
+        finally:
+            self._queue.put_nowait(_STREAM_END)
+
+    def events(self) -> AsyncIterator[PuppetEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[PuppetEvent]:
+        queue = self._queue
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), self.heartbeat_timeout_s / 2)
+            except TimeoutError:
+                # quiet for half the watchdog time: ask for a DONG; a dead link fails here
+                if not await self._ding():
+                    return
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.heartbeat_timeout_s / 2)
+                except TimeoutError:
+                    log.warning(
+                        "no heartbeat from the Puppet Service for %.0f s: the link is dead",
+                        self.heartbeat_timeout_s,
+                    )
+                    await self._detach()
+                    return
+            if item is _STREAM_END:
+                return
+            assert isinstance(item, PuppetEvent)
+            yield item
+
+    async def _ding(self) -> bool:
+        if self._stub is None:
+            return False
+        try:
+            await self._stub.Ding(
+                pb.DingRequest(data="wechat-sdk"), metadata=self._metadata(), timeout=10.0
+            )
+        except grpc.aio.AioRpcError as exc:
+            log.warning("Ding failed: %s", _service_error(exc, self.connection.endpoint))
+            return False
+        return True
+
+    # ------------------------------------------------------------ events from the wire
+
+    def _parse_event(self, event_type: int, payload: str) -> list[PuppetEvent]:
+        try:
+            data = json.loads(payload) if payload else {}
+        except json.JSONDecodeError as exc:
+            log.warning("skipped event %d with a malformed JSON payload: %s", event_type, exc)
+            return []
+        if not isinstance(data, dict):
+            log.warning("skipped event %d: its payload is not a JSON object", event_type)
+            return []
+        try:
+            return self._event(event_type, data)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("skipped event %d with a bad payload (%s): %.200s", event_type, exc, data)
+            return []
+
+    def _event(self, event_type: int, data: dict[str, Any]) -> list[PuppetEvent]:
+        if event_type in (_HEARTBEAT, _DONG):
+            return [HeartbeatEvent(data=str(data.get("data", "")))]
+        if event_type == _MESSAGE:
+            return [MessageEvent(message_id=_required_str(data, "messageId"))]
+        if event_type == _SCAN:
+            status = int(data.get("status", 0))
+            try:
+                scan = ScanStatus(status)
+            except ValueError:
+                scan = ScanStatus.UNKNOWN
+            return [
+                ScanEvent(
+                    status=scan,
+                    qrcode=str(data.get("qrcode") or ""),
+                    data=str(data.get("data") or ""),
+                )
+            ]
+        if event_type == _LOGIN:
+            contact_id = _required_str(data, "contactId")
+            self._self_id = contact_id
+            return [LoginEvent(contact_id=contact_id)]
+        if event_type == _LOGOUT:
+            contact_id = str(data.get("contactId") or self._self_id or "")
+            self._self_id = None
+            return [LogoutEvent(contact_id=contact_id, reason=str(data.get("data") or ""))]
+        if event_type == _READY:
+            return [ReadyEvent()]
+        if event_type == _ERROR:
+            message = data.get("data") or data.get("gerror") or "error"
+            return [ErrorEvent(message=str(message)[:500])]
+        if event_type == _DIRTY:
+            kind = _DIRTY_NAMES.get(int(data.get("payloadType", 0)), "unknown")
+            payload_id = _required_str(data, "payloadId")
+            self._forget(kind, payload_id)
+            return [DirtyEvent(payload_type=kind, payload_id=payload_id)]
+        if event_type in (_ROOM_JOIN, _ROOM_LEAVE, _ROOM_TOPIC):
+            room_id = data.get("roomId")
+            if isinstance(room_id, str):
+                self._forget("room", room_id)
+                self._forget("room_member", room_id)
+            return []
+        if event_type in _IGNORED_EVENTS:
+            return []
+        log.warning("skipped an event of unknown type %d", event_type)
+        return []
+
+    def _forget(self, kind: str, payload_id: str) -> None:
+        if kind == "message":
+            self._messages.pop(payload_id, None)
+            self._files.pop(payload_id, None)
+        elif kind == "contact":
+            self._contacts.pop(payload_id, None)
+        elif kind == "room":
+            self._rooms.pop(payload_id, None)
+        elif kind == "room_member":
+            # the id is a room's (all its members) or a member's (in every room)
+            for key in [k for k in self._aliases if payload_id in k]:
+                del self._aliases[key]
+
+    # ------------------------------------------------------------ payloads
+
+    async def message(self, message_id: str) -> Message:
+        cached = self._messages.get(message_id)
+        if cached is not None:
+            return cached
+        resp = await self._unary(self.stub.MessagePayload, pb.MessagePayloadRequest(id=message_id))
+        if len(resp.text) > self.max_text_chars:
+            raise PuppetError(
+                f"message {message_id} has {len(resp.text)} characters of text, "
+                f"over the limit of {self.max_text_chars}: skipped"
+            )
+        kind = message_kind(resp.type)
+        if resp.type not in MESSAGE_KINDS:
+            log.warning("message %s has an unknown type %d: read as unknown", message_id, resp.type)
+        if not resp.talker_id:
+            raise PuppetError(f"message {message_id} has no talker: skipped")
+        file_info: FileInfo | None = None
+        if kind.has_file:
+            ref = await self._filebox(message_id, resp.filename)
+            if ref is not None:
+                file_info = FileInfo(
+                    name=ref.name, size=ref.size or 0, mime=ref.mime, duration_s=ref.duration_s
+                )
+        timestamp = 0.0
+        if resp.HasField("receive_time"):
+            timestamp = resp.receive_time.seconds + resp.receive_time.nanos / 1e9
+        elif resp.timestamp_deprecated:
+            ts = float(resp.timestamp_deprecated)
+            timestamp = ts / 1000.0 if ts > 1e12 else ts
+        message = Message(
+            id=resp.id or message_id,
+            kind=kind,
+            talker_id=resp.talker_id,
+            text=resp.text,
+            room_id=resp.room_id or None,
+            listener_id=resp.listener_id or None,
+            mention_ids=tuple(resp.mention_ids),
+            timestamp=timestamp,
+            file=file_info,
+        )
+        self._messages[message_id] = message
+        return message
+
+    async def _filebox(self, message_id: str, filename: str = "") -> FileBoxRef | None:
+        cached = self._files.get(message_id)
+        if cached is not None:
+            return cached
+        resp = await self._unary(self.stub.MessageFile, pb.MessageFileRequest(id=message_id))
+        try:
+            ref = parse_filebox(resp.file_box)
+        except BadFileBox as exc:
+            log.warning("message %s: %s", message_id, exc)
+            return None
+        if ref.name == "file" and filename:
+            from dataclasses import replace
+
+            ref = replace(ref, name=filename)
+        self._files[message_id] = ref
+        return ref
+
+    async def contact(self, contact_id: str) -> Contact:
+        cached = self._contacts.get(contact_id)
+        if cached is not None:
+            return cached
+        resp = await self._unary(self.stub.ContactPayload, pb.ContactPayloadRequest(id=contact_id))
+        contact = Contact(id=resp.id or contact_id, name=resp.name, alias=resp.alias or None)
+        self._contacts[contact_id] = contact
+        return contact
+
+    async def room(self, room_id: str) -> Room:
+        cached = self._rooms.get(room_id)
+        if cached is not None:
+            return cached
+        resp = await self._unary(self.stub.RoomPayload, pb.RoomPayloadRequest(id=room_id))
+        room = Room(id=resp.id or room_id, topic=resp.topic, member_ids=tuple(resp.member_ids))
+        self._rooms[room_id] = room
+        return room
+
+    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
+        key = (room_id, contact_id)
+        if key in self._aliases:
+            return self._aliases[key]
+        resp = await self._unary(
+            self.stub.RoomMemberPayload,
+            pb.RoomMemberPayloadRequest(id=room_id, member_id=contact_id),
+        )
+        alias = resp.room_alias or None
+        self._aliases[key] = alias
+        return alias
+
+    async def _unary(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, metadata=self._metadata(), timeout=CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise _service_error(exc, self.connection.endpoint) from exc
+
+    # ------------------------------------------------------------ sending
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        request = pb.MessageSendTextRequest(
+            conversation_id=conversation_id, text=text, mentional_ids=list(mention_ids)
+        )
+        try:
+            resp = await self.stub.MessageSendText(
+                request, metadata=self._metadata(), timeout=CALL_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _send_error(exc) from exc
+        return resp.id or None
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
+        chunks = _file_chunks(file)
+        try:
+            uploaded = await self.stub.Upload(
+                (pb.UploadRequest(chunk=c) for c in chunks),
+                metadata=self._metadata(),
+                timeout=CALL_TIMEOUT_S * 4,
+            )
+        except grpc.aio.AioRpcError as exc:
+            # nothing was sent to the chat yet: an upload failure is always safe to retry
+            raise SendError(
+                f"upload failed: {exc.code().name}: {exc.details()}",
+                transient=exc.code() not in _PERMANENT,
+            ) from exc
+        if not uploaded.id:
+            raise SendError("upload failed: the server returned no file id")
+        box = uuid_filebox_json(uploaded.id, file.name, file.size, file.mime, file.duration_s)
+        try:
+            resp = await self.stub.MessageSendFile(
+                pb.MessageSendFileRequest(conversation_id=conversation_id, file_box=box),
+                metadata=self._metadata(),
+                timeout=CALL_TIMEOUT_S,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise _send_error(exc) from exc
+        return resp.id or None
+
+    # ------------------------------------------------------------ files in
+
+    def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        return self._download(message_id, max_bytes)
+
+    async def _download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        ref = await self._filebox(message_id)
+        if ref is None:
+            raise PuppetError(f"message {message_id} has no usable file")
+        if ref.size is not None and ref.size > max_bytes:
+            raise FileTooLarge(ref.size, max_bytes)
+        if ref.type == FileBoxType.BASE64:
+            data = ref.inline_bytes()
+            if len(data) > max_bytes:
+                raise FileTooLarge(len(data), max_bytes)
+            for i in range(0, len(data), CHUNK_BYTES):
+                yield data[i : i + CHUNK_BYTES]
+            return
+        if ref.type == FileBoxType.URL:
+            assert ref.url is not None
+            async for chunk in _fetch(ref.url, max_bytes):
+                yield chunk
+            return
+        assert ref.uuid is not None
+        call = self.stub.Download(pb.DownloadRequest(id=ref.uuid), metadata=self._metadata())
+        total = 0
+        try:
+            async for response in call:
+                chunk = response.chunk
+                if not chunk:
+                    continue
+                if total + len(chunk) > max_bytes:
+                    raise FileTooLarge(total + len(chunk), max_bytes)
+                total += len(chunk)
+                yield chunk
+        except grpc.aio.AioRpcError as exc:
+            raise _service_error(exc, self.connection.endpoint) from exc
+        finally:
+            call.cancel()
+
+    # ------------------------------------------------------------ session
+
+    async def logout(self) -> None:
+        await self._unary(self.stub.Logout, pb.LogoutRequest())
+
+
+def _required_str(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise KeyError(f"missing {key}")
+    return value
+
+
+def _file_chunks(file: OutboundFile) -> Iterable[bytes]:
+    if file.path is not None and file.data is None:
+        with file.path.open("rb") as fh:
+            while chunk := fh.read(CHUNK_BYTES):
+                yield chunk
+        return
+    data = file.read()
+    for i in range(0, len(data), CHUNK_BYTES):
+        yield data[i : i + CHUNK_BYTES]
+
+
+async def _fetch(url: str, max_bytes: int) -> AsyncIterator[bytes]:
+    from wechat_sdk.outbound.delivery import DeliveryFailed
+    from wechat_sdk.outbound.pipeline import fetch_url
+
+    try:
+        data, _mime = await asyncio.to_thread(fetch_url, url, max_bytes)
+    except DeliveryFailed as exc:
+        if exc.code == "too_large":
+            raise FileTooLarge(max_bytes + 1, max_bytes) from exc
+        raise PuppetError(str(exc)) from exc
+    for i in range(0, len(data), CHUNK_BYTES):
+        yield data[i : i + CHUNK_BYTES]
+
+
+def _service_error(exc: grpc.aio.AioRpcError, endpoint: str) -> PuppetError:
+    code = exc.code()
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return ServiceUnavailable(
+            f"the Puppet Service at {endpoint} refused the token (UNAUTHENTICATED): "
+            "check channels.wechat.puppetOptions.token"
+        )
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return ServiceUnavailable(
+            f"the Puppet Service at {endpoint} already serves another client's event stream "
+            "(ALREADY_EXISTS): only one gateway may use a token at a time"
+        )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return ServiceUnavailable(
+            f"the Puppet Service at {endpoint} is unavailable: {exc.details()}"
+        )
+    return PuppetError(f"{code.name}: {exc.details()}")
+
+
+def _send_error(exc: grpc.aio.AioRpcError) -> PuppetError:
+    code = exc.code()
+    text = f"{code.name}: {exc.details()}"
+    if code in _OUTCOME_UNKNOWN:
+        return SendOutcomeUnknown(text)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return SendError(text, transient=True, code="rate_limited")
+    return SendError(text, transient=code not in _PERMANENT)

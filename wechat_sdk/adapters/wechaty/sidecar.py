@@ -1,0 +1,391 @@
+"""The Node sidecar: any Wechaty puppet served over Puppet Service on 127.0.0.1.
+
+``puppet: "wechaty-puppet-wechat"`` (or any other Node puppet package) starts the
+project's own small Node program (``sidecar/sidecar.cjs``) around that puppet, with
+``PuppetServer`` from ``wechaty-puppet-service``, a random ``insecure_`` token and a free
+loopback port, and connects to it like to any Puppet Service.
+
+The npm packages are installed on first use into a cache under the state directory
+(``<stateDir>/node/<hash of the lock file>/``) with ``npm install --ignore-scripts`` from
+the lock file shipped in the package, so the versions are pinned. The puppet's login state
+(Wechaty's memory card) is kept per account in ``<stateDir>/accounts/<id>/``.
+
+The sidecar never outlives the gateway: it exits when its stdin closes (the gateway
+stopped or died) and, on Linux, the kernel kills it when the gateway's process dies
+(``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from wechat_sdk.adapters.wechaty.client import PuppetServiceClient, ServiceConnection
+from wechat_sdk.puppet import (
+    Contact,
+    Message,
+    OutboundFile,
+    PuppetError,
+    PuppetEvent,
+    Room,
+)
+
+__all__ = [
+    "LOCKED_PACKAGES",
+    "Sidecar",
+    "SidecarError",
+    "SidecarPuppet",
+    "ensure_installed",
+    "node_cache_dir",
+]
+
+log = logging.getLogger("wechat_sdk.adapters.wechaty")
+
+SIDECAR_DIR = resources.files("wechat_sdk.adapters.wechaty") / "sidecar"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 8.0
+INSTALLED_MARK = ".wechat-sdk-installed"
+
+
+class SidecarError(PuppetError):
+    """The sidecar could not be installed or started; the message says what to do."""
+
+
+def _package_json() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SIDECAR_DIR / "package.json").read_text("utf-8"))
+    return data
+
+
+#: The npm packages the lock file pins (the sidecar's own dependencies).
+LOCKED_PACKAGES: frozenset[str] = frozenset(_package_json()["dependencies"])
+
+
+def node_cache_dir(state_dir: Path) -> Path:
+    """Where the sidecar's npm packages live: one directory per lock file version."""
+    override = os.environ.get("WECHAT_SDK_NODE_CACHE")
+    root = Path(override).expanduser() if override else state_dir / "node"
+    digest = hashlib.sha256()
+    for name in ("package.json", "package-lock.json"):
+        digest.update((SIDECAR_DIR / name).read_bytes())
+    return (root / f"npm-{digest.hexdigest()[:12]}").resolve()
+
+
+def _require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise SidecarError(
+            f"{tool} is not installed, and the Node sidecar needs Node.js 18+ with npm to run a "
+            'Wechaty puppet: install them (Debian: "apt install nodejs npm"), or connect to '
+            'a running Puppet Service with puppet "wechaty-puppet-service" and a token'
+        )
+    return path
+
+
+async def ensure_installed(cache_dir: Path, puppet: str) -> Path:
+    """Install the sidecar's npm packages (and ``puppet``) into ``cache_dir`` once.
+
+    Safe when several accounts start at once: installs are serialised by a file lock.
+    Returns the ``node_modules`` directory.
+    """
+    npm = _require("npm")
+    _require("node")
+    lock = await asyncio.to_thread(_lock_cache, cache_dir)
+    try:
+        if not await asyncio.to_thread(_copy_lock_files, cache_dir):
+            log.info("installing the Node sidecar's npm packages into %s", cache_dir)
+            await _npm(npm, cache_dir, [])
+            await asyncio.to_thread((cache_dir / INSTALLED_MARK).write_text, "ok\n")
+        modules = cache_dir / "node_modules"
+        if puppet not in LOCKED_PACKAGES and not await asyncio.to_thread((modules / puppet).is_dir):
+            log.warning(
+                "puppet %s is not pinned by wechat-sdk's lock file: installing its latest "
+                "version from the npm registry",
+                puppet,
+            )
+            await _npm(npm, cache_dir, [puppet])
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    return modules
+
+
+def _lock_cache(cache_dir: Path) -> IO[str]:
+    """Create ``cache_dir`` and hold its install lock (blocking)."""
+    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = (cache_dir / ".install.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def _copy_lock_files(cache_dir: Path) -> bool:
+    """True when installed already; otherwise put package.json and the lock file in place."""
+    if (cache_dir / INSTALLED_MARK).exists():
+        return True
+    for name in ("package.json", "package-lock.json"):
+        (cache_dir / name).write_bytes((SIDECAR_DIR / name).read_bytes())
+    return False
+
+
+async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
+    args = [npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        *packages,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        tail = out.decode("utf-8", "replace").strip().splitlines()[-15:]
+        what = " ".join(packages) or "the sidecar's packages"
+        raise SidecarError(
+            f"npm install of {what} failed in {cwd} (exit {proc.returncode}); is the npm "
+            "registry reachable? npm said:\n  " + "\n  ".join(tail)
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Sidecar:
+    """One Node sidecar process serving ``puppet``."""
+
+    puppet: str
+    state_dir: Path
+    account_dir: Path
+    puppet_options: dict[str, Any] = field(default_factory=dict)
+    tls: bool = False
+    test_control: bool = False
+    want_port: int | None = None  # a fixed port (default: a free one)
+    want_token: str | None = None  # a fixed token (default: a new random insecure_ one)
+    process: asyncio.subprocess.Process | None = None
+    port: int | None = None
+    control_port: int | None = None
+    token: str = ""
+    _stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    async def start(self) -> ServiceConnection:
+        modules = await ensure_installed(node_cache_dir(self.state_dir), self.puppet)
+        node = _require("node")
+        await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
+        self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
+        last_error = ""
+        for attempt in range(3):  # a port taken between choosing and binding: try another
+            self.port = self.want_port if self.want_port and attempt == 0 else _free_port()
+            env = {
+                **os.environ,
+                "NODE_PATH": str(modules),
+                "WECHAT_SDK_PUPPET": self.puppet,
+                "WECHAT_SDK_PUPPET_OPTIONS": json.dumps(self.puppet_options),
+                "WECHAT_SDK_PORT": str(self.port),
+                "WECHAT_SDK_TOKEN": self.token,
+                "WECHAT_SDK_TLS": "1" if self.tls else "0",
+                "WECHAT_SDK_MEMORY": str(self.account_dir / "wechaty"),
+                "WECHAT_SDK_TEST_CONTROL": "1" if self.test_control else "0",
+            }
+            script = SIDECAR_DIR / "sidecar.cjs"
+            self.process = await asyncio.create_subprocess_exec(
+                node,
+                str(script),
+                cwd=self.account_dir,
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+            )
+            self._stderr_task = asyncio.get_running_loop().create_task(self._log_stderr())
+            try:
+                hello = await asyncio.wait_for(self._hello(), START_TIMEOUT_S)
+            except TimeoutError:
+                await self.stop()
+                raise SidecarError(
+                    f"the Node sidecar for {self.puppet} did not start within "
+                    f"{START_TIMEOUT_S:.0f} s"
+                ) from None
+            if hello.get("event") == "listening":
+                self.control_port = hello.get("control")
+                log.info(
+                    "Node sidecar for %s listening on 127.0.0.1:%d (pid %d)",
+                    self.puppet,
+                    self.port,
+                    self.process.pid,
+                )
+                return ServiceConnection(
+                    endpoint=f"127.0.0.1:{self.port}",
+                    token=self.token,
+                    tls=self.tls,
+                    ca_file=await asyncio.to_thread(self._ca_file) if self.tls else None,
+                    server_name="insecure",
+                )
+            last_error = str(hello.get("message", "the sidecar exited"))
+            await self.stop()
+            if "EADDRINUSE" not in last_error:
+                break
+        raise SidecarError(f"the Node sidecar for {self.puppet} failed to start: {last_error}")
+
+    async def _hello(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        while True:
+            line = await self.process.stdout.readline()
+            if not line:
+                await self.process.wait()
+                return {"event": "error", "message": f"exited with code {self.process.returncode}"}
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(msg, dict) and msg.get("event") in ("listening", "error"):
+                return msg
+
+    def _ca_file(self) -> Path:
+        """Wechaty's built-in CA (it signs the insecure server certificate), as a PEM file."""
+        path = self.account_dir / "wechaty-ca.pem"
+        if not path.exists():
+            modules = node_cache_dir(self.state_dir) / "node_modules"
+            source = modules / "wechaty-puppet-service/dist/cjs/src/auth/ca.js"
+            text = source.read_text("utf-8")
+            start = text.index("-----BEGIN CERTIFICATE-----")
+            end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+            path.write_text(text[start:end] + "\n")
+        return path
+
+    async def _log_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            if text and "insecure_" not in text:  # never echo anything token-like
+                log.debug("sidecar: %s", text)
+
+    async def stop(self) -> None:
+        """Stop the process: close its stdin, then SIGTERM, then SIGKILL."""
+        proc = self.process
+        if proc is None:
+            return
+        if proc.returncode is None:
+            if proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._stderr_task
+            self._stderr_task = None
+
+
+class SidecarPuppet:
+    """The Puppet port on a Node sidecar: starts the sidecar, then speaks Puppet Service.
+
+    :meth:`stop` only detaches (the runner stops and starts again to reconnect); the
+    process ends with :meth:`close`, when the account stops for good. When the sidecar
+    died, :meth:`start` starts a new one.
+    """
+
+    def __init__(self, sidecar: Sidecar, *, account_id: str = "default", **client: Any) -> None:
+        self.sidecar = sidecar
+        self.account_id = account_id
+        self._client_options = client
+        self.client: PuppetServiceClient | None = None
+
+    @property
+    def self_id(self) -> str | None:
+        return self.client.self_id if self.client is not None else None
+
+    def _c(self) -> PuppetServiceClient:
+        if self.client is None:
+            raise PuppetError("the puppet is not started")
+        return self.client
+
+    async def start(self) -> None:
+        if not self.sidecar.running:
+            await self.sidecar.stop()
+            connection = await self.sidecar.start()
+            if self.client is not None:
+                await self.client.stop()
+            self.client = PuppetServiceClient(
+                connection, account_id=self.account_id, **self._client_options
+            )
+        await self._c().start()
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.stop()
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.sidecar.stop()
+
+    def events(self) -> AsyncIterator[PuppetEvent]:
+        return self._c().events()
+
+    async def message(self, message_id: str) -> Message:
+        return await self._c().message(message_id)
+
+    async def contact(self, contact_id: str) -> Contact:
+        return await self._c().contact(contact_id)
+
+    async def room(self, room_id: str) -> Room:
+        return await self._c().room(room_id)
+
+    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
+        return await self._c().room_alias(room_id, contact_id)
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        return await self._c().send_text(conversation_id, text, mention_ids)
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
+        return await self._c().send_file(conversation_id, file)
+
+    def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        return self._c().download(message_id, max_bytes)
+
+    async def logout(self) -> None:
+        await self._c().logout()
