@@ -1,7 +1,7 @@
 """The Node sidecar: any Wechaty puppet served over Puppet Service on 127.0.0.1.
 
 ``puppet: "wechaty-puppet-wechat"`` (or any other Node puppet package) starts the
-project's own small Node program (``sidecar/sidecar.cjs``) around that puppet, with
+project's own small Node program (``node/sidecar.cjs``) around that puppet, with
 ``PuppetServer`` from ``wechaty-puppet-service``, a random ``insecure_`` token and a free
 loopback port, and connects to it like to any Puppet Service.
 
@@ -56,7 +56,7 @@ __all__ = [
 
 log = logging.getLogger("wechat_sdk.adapters.wechaty")
 
-SIDECAR_DIR = resources.files("wechat_sdk.adapters.wechaty") / "sidecar"
+SIDECAR_DIR = resources.files("wechat_sdk.adapters.wechaty") / "node"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 8.0
 INSTALLED_MARK = ".wechat-sdk-installed"
