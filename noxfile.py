@@ -6,16 +6,45 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e", "docs"]
 
 PY = "3.11"
 
 
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
-    """pytest: unit, scenario and adapter tests."""
+    """pytest: unit, scenario and adapter tests (the simulator; no Node needed)."""
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "--ignore=tests/e2e", *session.posargs)
+
+
+@nox.session(python=PY)
+def e2e(session: nox.Session) -> None:
+    """End to end on the real Node Puppet Service with wechaty-puppet-mock, plaintext and TLS.
+
+    Needs Node.js and npm; the sidecar's npm packages are installed from the lock file in
+    wechat_sdk/adapters/wechaty/node/ into build/node-cache on the first run.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/e2e",
+        *session.posargs,
+        env={
+            "WECHAT_SDK_E2E_REQUIRED": "1",
+            "WECHAT_SDK_NODE_CACHE": "build/node-cache",
+        },
+    )
+
+
+@nox.session(python=PY)
+def protos(session: nox.Session) -> None:
+    """Regenerate the gRPC stubs from wechat_sdk/adapters/wechaty/_proto/puppet.proto."""
+    session.install("-e", ".[protos]")
+    session.run("python", "-m", "wechat_sdk.adapters.wechaty.protos")
 
 
 @nox.session(python=PY)

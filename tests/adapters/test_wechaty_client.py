@@ -1,0 +1,443 @@
+"""The Puppet Service client against a scripted in-process gRPC server.
+
+The server here is written with the project's own generated stubs, so each test sets
+exactly what goes over the wire: bad payloads, unknown types, replayed sessions, errors.
+The real Node server is exercised by tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+
+from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
+from wechat_sdk.adapters.wechaty._proto import puppet_pb2_grpc as pb_grpc
+from wechat_sdk.adapters.wechaty.client import (
+    MESSAGE_KINDS,
+    PuppetServiceClient,
+    ServiceConnection,
+    ServiceUnavailable,
+    message_kind,
+)
+from wechat_sdk.puppet import (
+    DirtyEvent,
+    FileTooLarge,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    MessageEvent,
+    MessageKind,
+    OutboundFile,
+    PuppetError,
+    PuppetEvent,
+    ReadyEvent,
+    ScanEvent,
+    ScanStatus,
+    SendError,
+    SendOutcomeUnknown,
+)
+
+TOKEN = "insecure_test_token"
+
+
+@dataclass
+class Script:
+    """What the fake server says; every call it gets is recorded."""
+
+    replay: list[tuple[int, str]] = field(default_factory=list)  # sent on each new Event stream
+    messages: dict[str, pb.MessagePayloadResponse] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    downloads: dict[str, bytes] = field(default_factory=dict)
+    contacts: dict[str, str] = field(default_factory=dict)
+    send_error: grpc.StatusCode | None = None
+    calls: list[str] = field(default_factory=list)
+    uploads: list[bytes] = field(default_factory=list)
+    sent_files: list[dict[str, Any]] = field(default_factory=list)
+    streams: list[asyncio.Queue[tuple[int, str] | None]] = field(default_factory=list)
+
+    def push(self, event_type: int, payload: Any) -> None:
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.streams[-1].put_nowait((event_type, text))
+
+    def drop(self) -> None:
+        self.streams[-1].put_nowait(None)
+
+
+class FakeServer(pb_grpc.PuppetServicer):
+    def __init__(self, script: Script) -> None:
+        self.s = script
+
+    def _auth(self, context: grpc.aio.ServicerContext) -> None:
+        md = dict(context.invocation_metadata() or ())
+        if md.get("authorization") != f"Wechaty {TOKEN}":
+            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "bad token")
+
+    async def Event(self, request: Any, context: Any) -> AsyncIterator[pb.EventResponse]:
+        try:
+            self._auth(context)
+        except _Abort as a:
+            await context.abort(a.code, a.details)
+        self.s.calls.append("Event")
+        queue: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+        self.s.streams.append(queue)
+        yield pb.EventResponse(type=1, payload=json.dumps({"data": "connected"}))
+        for event_type, payload in self.s.replay:
+            yield pb.EventResponse(type=event_type, payload=payload)
+        while (item := await queue.get()) is not None:
+            yield pb.EventResponse(type=item[0], payload=item[1])
+
+    async def Start(self, request: Any, context: Any) -> pb.StartResponse:
+        self.s.calls.append("Start")
+        return pb.StartResponse()
+
+    async def Ding(self, request: Any, context: Any) -> pb.DingResponse:
+        self.s.calls.append("Ding")
+        self.s.push(3, {"data": request.data})
+        return pb.DingResponse()
+
+    async def Logout(self, request: Any, context: Any) -> pb.LogoutResponse:
+        self.s.calls.append("Logout")
+        return pb.LogoutResponse()
+
+    async def MessagePayload(self, request: Any, context: Any) -> Any:
+        self.s.calls.append(f"MessagePayload:{request.id}")
+        if request.id not in self.s.messages:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such message")
+        return self.s.messages[request.id]
+
+    async def MessageFile(self, request: Any, context: Any) -> pb.MessageFileResponse:
+        return pb.MessageFileResponse(file_box=self.s.files[request.id])
+
+    async def Download(self, request: Any, context: Any) -> AsyncIterator[pb.DownloadResponse]:
+        data = self.s.downloads[request.id]
+        for i in range(0, len(data), 10_000):
+            yield pb.DownloadResponse(chunk=data[i : i + 10_000])
+
+    async def ContactPayload(self, request: Any, context: Any) -> Any:
+        self.s.calls.append(f"ContactPayload:{request.id}")
+        return pb.ContactPayloadResponse(id=request.id, name=self.s.contacts.get(request.id, ""))
+
+    async def MessageSendText(self, request: Any, context: Any) -> Any:
+        self.s.calls.append(f"MessageSendText:{request.conversation_id}:{request.text}")
+        if self.s.send_error is not None:
+            await context.abort(self.s.send_error, "scripted failure")
+        return pb.MessageSendTextResponse(id="sent-1")
+
+    async def Upload(self, request_iterator: Any, context: Any) -> pb.UploadResponse:
+        chunks = [r.chunk async for r in request_iterator]
+        self.s.uploads.append(b"".join(chunks))
+        return pb.UploadResponse(id="uuid-up-1")
+
+    async def MessageSendFile(self, request: Any, context: Any) -> Any:
+        self.s.sent_files.append(json.loads(request.file_box))
+        return pb.MessageSendFileResponse(id="")
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self.code, self.details = code, details
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Script, str]]:
+    script = Script()
+    srv = grpc.aio.server()
+    pb_grpc.add_PuppetServicer_to_server(FakeServer(script), srv)  # type: ignore[no-untyped-call]
+    port = srv.add_insecure_port("127.0.0.1:0")
+    await srv.start()
+    try:
+        yield script, f"127.0.0.1:{port}"
+    finally:
+        await srv.stop(0)
+
+
+def client_for(endpoint: str, token: str = TOKEN, **options: Any) -> PuppetServiceClient:
+    options.setdefault("reattach_grace_s", 0.3)
+    return PuppetServiceClient(
+        ServiceConnection(endpoint=endpoint, token=token, tls=False), **options
+    )
+
+
+async def collect(client: PuppetServiceClient, n: int, within: float = 5.0) -> list[PuppetEvent]:
+    got: list[PuppetEvent] = []
+
+    async def read() -> None:
+        async for event in client.events():
+            got.append(event)
+            if len(got) >= n:
+                return
+
+    await asyncio.wait_for(read(), within)
+    return got
+
+
+# ---------------------------------------------------------------- the TS enum trap
+
+
+def test_message_kinds_are_the_typescript_enum_not_the_proto_enum() -> None:
+    assert message_kind(7) == MessageKind.TEXT  # the proto enum would say VIDEO
+    assert message_kind(6) == MessageKind.IMAGE
+    assert message_kind(15) == MessageKind.VIDEO
+    assert message_kind(1) == MessageKind.ATTACHMENT
+    assert message_kind(2) == MessageKind.AUDIO
+    assert message_kind(99) == MessageKind.UNKNOWN
+    assert set(MESSAGE_KINDS.values()) == set(MessageKind)
+
+
+# ---------------------------------------------------------------- connecting
+
+
+async def test_fresh_server_gets_start_and_events_are_normalised(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    assert script.calls == ["Event", "Start"]
+    script.push(22, {"qrcode": "https://login.weixin.qq.com/l/abc", "status": 2})
+    script.push(22, {"qrcode": "", "status": 3})
+    script.push(25, {"contactId": "wxid_bot"})
+    script.push(23, {"data": "ready"})
+    script.push(2, {"messageId": "m1"})
+    events = await collect(client, 6)
+    assert events == [
+        HeartbeatEvent(data="connected"),
+        ScanEvent(status=ScanStatus.WAITING, qrcode="https://login.weixin.qq.com/l/abc"),
+        ScanEvent(status=ScanStatus.SCANNED),
+        LoginEvent(contact_id="wxid_bot"),
+        ReadyEvent(),
+        MessageEvent(message_id="m1"),
+    ]
+    assert client.self_id == "wxid_bot"
+    await client.stop()
+
+
+async def test_reattach_to_a_live_session_does_not_call_start(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    script.replay = [(25, json.dumps({"contactId": "wxid_bot"})), (23, "{}")]
+    client = client_for(endpoint, reattach_grace_s=5.0)
+    await client.start()
+    assert "Start" not in script.calls
+    assert client.self_id == "wxid_bot"
+    # the link drops: events() ends; starting again re-attaches, still without Start
+    script.drop()
+    events = await collect(client, 10)
+    assert events[-1] == ReadyEvent()
+    await client.start()
+    assert script.calls == ["Event", "Event"]
+    await client.stop()
+
+
+async def test_wrong_token_is_a_clear_error_naming_the_setting(
+    server: tuple[Script, str],
+) -> None:
+    _script, endpoint = server
+    client = client_for(endpoint, token="insecure_wrong")
+    with pytest.raises(ServiceUnavailable, match=r"refused the token.*puppetOptions\.token"):
+        await client.start()
+
+
+async def test_unreachable_service_is_a_clear_error() -> None:
+    client = client_for("127.0.0.1:1", connect_timeout_s=3.0)
+    with pytest.raises(ServiceUnavailable, match=r"127\.0\.0\.1:1"):
+        await client.start()
+
+
+async def test_quiet_link_is_probed_with_ding_and_a_dead_one_ends_events(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint, heartbeat_timeout_s=0.6)
+    await client.start()
+    events = await collect(client, 2, within=3.0)  # greeting, then the DONG of our Ding
+    assert events == [HeartbeatEvent(data="connected"), HeartbeatEvent(data="wechat-sdk")]
+    assert "Ding" in script.calls
+    await client.stop()
+
+
+async def test_stop_ends_events_and_does_not_log_out(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    reader = asyncio.ensure_future(collect(client, 99, within=5.0))
+    await asyncio.sleep(0.1)
+    await client.stop()
+    events = await asyncio.wait_for(reader, 1.0)  # ended early: it wanted 99 events
+    assert events == [HeartbeatEvent(data="connected")]
+    assert "Stop" not in script.calls and "Logout" not in script.calls
+
+
+# ---------------------------------------------------------------- bad wire data
+
+
+async def test_bad_wire_data_is_logged_and_skipped(
+    server: tuple[Script, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.adapters.wechaty")
+    script.push(2, "{not json")  # malformed JSON
+    script.push(2, {"other": 1})  # missing messageId
+    script.push(2, "[1, 2]")  # not an object
+    script.push(99, {"x": 1})  # unknown event type
+    script.push(25, {"contactId": 42})  # wrong field type
+    script.push(2, {"messageId": "good"})
+    events = await collect(client, 2)
+    assert events == [HeartbeatEvent(data="connected"), MessageEvent(message_id="good")]
+    text = caplog.text
+    assert "malformed JSON" in text
+    assert "unknown type 99" in text
+    assert text.count("skipped") >= 5
+    await client.stop()
+
+
+async def test_oversized_text_and_unknown_message_types(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    script.messages["big"] = pb.MessagePayloadResponse(
+        id="big", talker_id="wxid_a", text="x" * 70_000, type=7
+    )
+    script.messages["odd"] = pb.MessagePayloadResponse(
+        id="odd", talker_id="wxid_a", text="?", type=42
+    )
+    script.messages["anon"] = pb.MessagePayloadResponse(id="anon", text="who?", type=7)
+    client = client_for(endpoint)
+    await client.start()
+    with pytest.raises(PuppetError, match="over the limit"):
+        await client.message("big")
+    assert (await client.message("odd")).kind == MessageKind.UNKNOWN
+    with pytest.raises(PuppetError, match="no talker"):
+        await client.message("anon")
+    await client.stop()
+
+
+# ---------------------------------------------------------------- payloads and caches
+
+
+async def test_message_payload_fields_and_dirty_invalidation(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    script.messages["m1"] = pb.MessagePayloadResponse(
+        id="m1",
+        talker_id="wxid_a",
+        room_id="r1@chatroom",
+        text="@bot hi",
+        type=7,
+        mention_ids=["wxid_bot"],
+    )
+    script.messages["m1"].receive_time.FromSeconds(1_700_000_000)
+    script.contacts["wxid_a"] = "Alice"
+    client = client_for(endpoint)
+    await client.start()
+    msg = await client.message("m1")
+    assert (msg.kind, msg.room_id, msg.mention_ids, msg.timestamp) == (
+        MessageKind.TEXT,
+        "r1@chatroom",
+        ("wxid_bot",),
+        1_700_000_000.0,
+    )
+    assert msg.listener_id is None and msg.is_group
+    assert (await client.contact("wxid_a")).name == "Alice"
+    script.contacts["wxid_a"] = "Alice Renamed"
+    assert (await client.contact("wxid_a")).name == "Alice"  # cached
+    script.push(27, {"payloadType": 2, "payloadId": "wxid_a"})
+    events = await collect(client, 2)
+    assert events[-1] == DirtyEvent(payload_type="contact", payload_id="wxid_a")
+    assert (await client.contact("wxid_a")).name == "Alice Renamed"
+    await client.stop()
+
+
+# ---------------------------------------------------------------- files
+
+
+async def test_files_inline_and_by_uuid_stream_with_the_cap(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    small, large = b"\x89PNG" + bytes(1000), bytes(range(256)) * 300
+    script.messages["s"] = pb.MessagePayloadResponse(id="s", talker_id="a", type=6)
+    script.files["s"] = json.dumps(
+        {"type": 1, "name": "s.png", "base64": base64.b64encode(small).decode()}
+    )
+    script.messages["l"] = pb.MessagePayloadResponse(id="l", talker_id="a", type=1)
+    script.files["l"] = json.dumps({"boxType": 7, "uuid": "u-1", "name": "l.bin"})
+    script.downloads["u-1"] = large
+    client = client_for(endpoint)
+    await client.start()
+    s = await client.message("s")
+    assert s.file is not None and (s.file.name, s.file.size) == ("s.png", len(small))
+    assert b"".join([c async for c in client.download("s", 10_000)]) == small
+    assert b"".join([c async for c in client.download("l", len(large))]) == large
+    got: list[bytes] = []
+    with pytest.raises(FileTooLarge) as err:
+        async for chunk in client.download("l", 25_000):
+            got.append(chunk)
+    assert err.value.cap == 25_000
+    assert sum(map(len, got)) <= 25_000
+    await client.stop()
+
+
+async def test_send_file_uploads_then_sends_a_uuid_filebox(server: tuple[Script, str]) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    data = bytes(200_000)
+    out = OutboundFile(name="voice.silk", kind="audio", data=data, duration_s=2.5)
+    assert await client.send_file("wxid_a", out) is None  # an empty id is allowed
+    assert script.uploads == [data]
+    (box,) = script.sent_files
+    assert box["type"] == 7 and box["uuid"] == "uuid-up-1" and box["name"] == "voice.silk"
+    assert box["size"] == 200_000 and box["metadata"] == {"voiceLength": 2500}
+    await client.stop()
+
+
+# ---------------------------------------------------------------- send errors
+
+
+@pytest.mark.parametrize(
+    ("code", "raised", "transient"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, SendOutcomeUnknown, None),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, SendOutcomeUnknown, None),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, SendError, True),
+        (grpc.StatusCode.UNKNOWN, SendError, True),
+        (grpc.StatusCode.INVALID_ARGUMENT, SendError, False),
+        (grpc.StatusCode.NOT_FOUND, SendError, False),
+    ],
+)
+async def test_send_errors_map_to_what_delivery_can_act_on(
+    server: tuple[Script, str],
+    code: grpc.StatusCode,
+    raised: type[Exception],
+    transient: bool | None,
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    script.send_error = code
+    with pytest.raises(raised) as err:
+        await client.send_text("wxid_a", "hi")
+    if transient is not None:
+        assert isinstance(err.value, SendError) and err.value.transient is transient
+    await client.stop()
+
+
+async def test_send_text_returns_the_new_id_and_passes_mentions(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    assert await client.send_text("r1@chatroom", "hello", ("wxid_b",)) == "sent-1"
+    assert "MessageSendText:r1@chatroom:hello" in script.calls
+    await client.logout()
+    assert "Logout" in script.calls
+    script.push(26, {"contactId": "wxid_bot", "data": "phone"})
+    events = await collect(client, 2)
+    assert events[-1] == LogoutEvent(contact_id="wxid_bot", reason="phone")
+    await client.stop()

@@ -1,0 +1,169 @@
+"""Choosing a Wechaty puppet from the config: service settings, token discovery, sidecar."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from wechat_sdk import ConfigError, parse_config
+from wechat_sdk.adapters.wechaty.client import PuppetServiceClient, ServiceUnavailable
+from wechat_sdk.adapters.wechaty.service import discover_endpoint, make_puppet, service_settings
+from wechat_sdk.adapters.wechaty.sidecar import SidecarError, SidecarPuppet, ensure_installed
+from wechat_sdk.config import accounts_of
+
+
+def account(wechat: dict[str, object], account_id: str = "default"):  # type: ignore[no-untyped-def]
+    config = parse_config(json.dumps({"channels": {"wechat": wechat}}))
+    return accounts_of(config).accounts[account_id]
+
+
+def settings(options: dict[str, object], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    acc = account({"puppet": "wechaty-puppet-service", "puppetOptions": options})
+    return service_settings(acc.settings.puppetOptions, "channels.wechat.puppetOptions", env or {})
+
+
+def test_service_needs_a_token_and_says_where() -> None:
+    with pytest.raises(ConfigError, match=r"channels\.wechat\.puppetOptions\.token"):
+        settings({"endpoint": "127.0.0.1:8788"})
+
+
+def test_token_and_endpoint_from_the_environment_like_wechaty() -> None:
+    s = settings(
+        {},
+        {
+            "WECHATY_PUPPET_SERVICE_TOKEN": "insecure_env",
+            "WECHATY_PUPPET_SERVICE_ENDPOINT": "10.0.0.2:9000",
+            "WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_CLIENT": "true",
+        },
+    )
+    assert (s.token, s.endpoint, s.tls) == ("insecure_env", "10.0.0.2:9000", False)
+
+
+def test_tls_defaults_and_options(tmp_path: Path) -> None:
+    s = settings({"token": "insecure_abc", "endpoint": "h:1"})
+    assert (s.tls, s.server_name, s.ca_file) == (True, "insecure", None)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = settings({"token": "t", "endpoint": "h:1", "tls": {"caFile": str(ca), "serverName": "x"}})
+    assert (s.tls, s.server_name, s.ca_file) == (True, "x", ca)
+    assert settings({"token": "t", "endpoint": "h:1", "tls": False}).tls is False
+    with pytest.raises(ConfigError, match=r"puppetOptions\.tls\.caFile"):
+        settings({"token": "t", "endpoint": "h:1", "tls": {"caFile": str(tmp_path / "no.pem")}})
+
+
+def test_bad_endpoint_and_discovery_url_name_their_keys() -> None:
+    with pytest.raises(ConfigError, match=r"puppetOptions\.endpoint: .*host:port"):
+        settings({"token": "t", "endpoint": "localhost"})
+    with pytest.raises(ConfigError, match=r"puppetOptions\.discoveryUrl"):
+        settings({"token": "t", "discoveryUrl": "ftp://x"})
+
+
+def test_secrets_stay_out_of_reprs() -> None:
+    s = settings({"token": "insecure_SECRET", "endpoint": "h:1"})
+    assert "SECRET" not in repr(s)
+    assert "SECRET" not in repr(s.connection("h:1"))
+
+
+# ---------------------------------------------------------------- discovery
+
+
+class _Discovery(BaseHTTPRequestHandler):
+    known: ClassVar[dict[str, dict[str, object]]] = {
+        "insecure_known": {"host": "127.0.0.1", "port": 8788}
+    }
+
+    def do_GET(self) -> None:
+        token = self.path.rsplit("/", 1)[-1]
+        if self.path.startswith("/v0/hosties/") and token in self.known:
+            body = json.dumps(self.known[token]).encode()
+            self.send_response(200)
+        elif token == "broken":
+            body = b"<html>oops"
+            self.send_response(200)
+        else:
+            body = b"{}"
+            self.send_response(404)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def discovery() -> Iterator[str]:
+    httpd = HTTPServer(("127.0.0.1", 0), _Discovery)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+async def test_discovery_finds_the_endpoint_of_a_token(discovery: str) -> None:
+    assert await discover_endpoint(discovery, "insecure_known") == "127.0.0.1:8788"
+
+
+async def test_discovery_of_an_unknown_token_says_what_to_do(discovery: str) -> None:
+    with pytest.raises(ServiceUnavailable, match="does not know this token") as err:
+        await discover_endpoint(discovery, "insecure_SECRET")
+    assert "SECRET" not in str(err.value)
+    with pytest.raises(ServiceUnavailable, match="failed"):
+        await discover_endpoint(discovery, "broken")
+
+
+async def test_a_service_without_endpoint_is_resolved_by_discovery_at_start(
+    discovery: str, tmp_path: Path
+) -> None:
+    acc = account(
+        {
+            "puppet": "wechaty-puppet-service",
+            "puppetOptions": {"token": "insecure_known", "discoveryUrl": discovery},
+        }
+    )
+    puppet = make_puppet(acc, tmp_path)
+    assert isinstance(puppet, PuppetServiceClient)
+    assert puppet.resolver is not None
+    connection = await puppet.resolver()
+    assert connection.endpoint == "127.0.0.1:8788"
+    assert connection.server_name == "insecure"
+
+
+# ---------------------------------------------------------------- sidecar
+
+
+def test_node_puppets_run_in_the_sidecar_with_their_own_options(tmp_path: Path) -> None:
+    acc = account(
+        {
+            "puppet": "wechaty-puppet-wechat",
+            "puppetOptions": {"uos": True, "head": False, "token": "ignored-for-node"},
+        }
+    )
+    puppet = make_puppet(acc, tmp_path)
+    assert isinstance(puppet, SidecarPuppet)
+    assert puppet.sidecar.puppet == "wechaty-puppet-wechat"
+    assert puppet.sidecar.puppet_options == {"uos": True, "head": False}
+    assert puppet.sidecar.account_dir == tmp_path / "accounts" / "default"
+
+
+def test_a_puppet_name_that_is_no_package_is_a_config_error(tmp_path: Path) -> None:
+    acc = account({"puppet": "Wechaty Puppet!"})
+    with pytest.raises(ConfigError, match=r"channels\.wechat\.puppet: .*not a puppet"):
+        make_puppet(acc, tmp_path)
+
+
+async def test_missing_node_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "npm" else real_which(name)
+    )
+    with pytest.raises(SidecarError, match=r"npm is not installed.*Node\.js 18\+"):
+        await ensure_installed(tmp_path / "cache", "wechaty-puppet-wechat")

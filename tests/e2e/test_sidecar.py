@@ -1,0 +1,94 @@
+"""The Node sidecar's lifetime: started by the gateway, never outliving it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from wechat_sdk import Gateway, parse_config
+from wechat_sdk.adapters.wechaty.sidecar import SidecarPuppet
+
+pytestmark = pytest.mark.e2e
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "zombie" not in fh.read()
+    except FileNotFoundError:
+        return False
+
+
+async def test_gateway_runs_a_node_puppet_in_the_sidecar_and_stops_it(tmp_path: Path) -> None:
+    config = parse_config(json.dumps({"channels": {"wechat": {"puppet": "wechaty-puppet-mock"}}}))
+
+    async def agent(turn: object) -> None:
+        return None
+
+    gateway = Gateway(config, agent=agent, state_dir=tmp_path, show_terminal_qr=False)
+    await gateway.start()
+    puppet = gateway.runners["default"].puppet
+    assert isinstance(puppet, SidecarPuppet)
+    for _ in range(600):  # the sidecar starts and the client calls Start (a real process)
+        if puppet.client is not None and puppet.client.starts_called:
+            break
+        await asyncio.sleep(0.1)
+    assert puppet.client is not None and puppet.client.starts_called == 1
+    pid = puppet.sidecar.pid
+    assert pid is not None and alive(pid)
+    assert gateway.status()[0].last_error is None
+    await gateway.close()
+    assert not alive(pid)
+    # the puppet's memory card (its login state) is kept in the account's directory
+    assert (tmp_path / "accounts" / "default" / "wechaty.memory-card.json").exists()
+
+
+def test_sidecar_dies_with_a_killed_gateway(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        sys.path.insert(0, {str(Path(__file__).parent.parent / "adapters")!r})
+        from mock_peer import mock_sidecar
+
+        async def main():
+            sidecar = mock_sidecar(Path({str(tmp_path)!r}))
+            await sidecar.start()
+            print(sidecar.pid, flush=True)
+            await asyncio.sleep(3600)
+
+        asyncio.run(main())
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        assert line.strip().isdigit(), f"the parent did not start a sidecar: {line!r}"
+        pid = int(line)
+        assert alive(pid)
+        parent.send_signal(signal.SIGKILL)  # a crash: no cleanup code runs in the parent
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(pid), "the sidecar outlived the gateway"
+    finally:
+        parent.kill()
