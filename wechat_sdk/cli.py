@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
     try:
         config = load_config(config_file)
         accounts = accounts_of(config)
+        _check_puppets(accounts.accounts.values())
     except ConfigError as exc:
         fail_config(exc)
         return
@@ -95,6 +97,21 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
     for w in accounts.warnings:
         _err().print(f"[yellow]warning:[/] {w}", markup=True)
     out.print("[green]config OK[/]")
+
+
+def _check_puppets(accounts: Iterable[ResolvedAccount]) -> None:
+    """Every enabled account's puppet settings, all problems in one ConfigError."""
+    from wechat_sdk.adapters.wechaty.service import check_puppet
+
+    problems: list[ConfigError] = []
+    for account in accounts:
+        if account.enabled:
+            try:
+                check_puppet(account)
+            except ConfigError as exc:
+                problems.append(exc)
+    if problems:
+        raise ConfigError([problem for p in problems for problem in p.problems])
 
 
 def account_summary(account: ResolvedAccount) -> dict[str, Any]:

@@ -167,3 +167,17 @@ async def test_missing_node_is_a_clear_error(
     )
     with pytest.raises(SidecarError, match=r"npm is not installed.*Node\.js 18\+"):
         await ensure_installed(tmp_path / "cache", "wechaty-puppet-wechat")
+
+
+def test_config_check_reports_a_service_without_token(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from wechat_sdk.cli import cli
+
+    cfg = tmp_path / "c.json5"
+    cfg.write_text('{channels: {wechat: {puppet: "wechaty-puppet-service"}}}')
+    result = CliRunner(env={"WECHATY_PUPPET_SERVICE_TOKEN": ""}).invoke(
+        cli, ["config", "check", "--config", str(cfg)]
+    )
+    assert result.exit_code != 0
+    assert "channels.wechat.puppetOptions.token" in result.output

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DISCOVERY_URL",
     "SERVICE_PUPPET",
     "ServiceSettings",
+    "check_puppet",
     "discover_endpoint",
     "make_puppet",
     "service_settings",
@@ -160,6 +161,25 @@ async def discover_endpoint(discovery_url: str, token: str) -> str:
     return f"{host}:{port}"
 
 
+def check_puppet(account: ResolvedAccount) -> None:
+    """Raise :class:`ConfigError` when the account's puppet settings cannot work.
+
+    Checks what can be known without connecting: a service's token, endpoint and TLS files,
+    or that a Node puppet's name is an npm package name. ``wechat-sdk config check`` runs it.
+    """
+    name = account.settings.puppet
+    if name == "simulator":
+        return
+    if name == SERVICE_PUPPET:
+        service_settings(account.settings.puppetOptions, account.key_path("puppetOptions"))
+    elif not _looks_like_npm_name(name):
+        raise ConfigError.single(
+            account.key_path("puppet"),
+            f'"{name}" is not a puppet: use "simulator", "wechaty-puppet-service", or the npm '
+            'name of a Wechaty puppet such as "wechaty-puppet-wechat"',
+        )
+
+
 def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
     """The Wechaty puppet for an account whose ``puppet`` is not ``"simulator"``."""
     name = account.settings.puppet
@@ -176,12 +196,7 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
             return settings.connection(endpoint)
 
         return PuppetServiceClient(None, resolver=resolve, account_id=account.id)
-    if not _looks_like_npm_name(name):
-        raise ConfigError.single(
-            account.key_path("puppet"),
-            f'"{name}" is not a puppet: use "simulator", "wechaty-puppet-service", or the npm '
-            'name of a Wechaty puppet such as "wechaty-puppet-wechat"',
-        )
+    check_puppet(account)
     extra: dict[str, Any] = {
         k: v for k, v in options.model_dump(exclude_none=True).items() if k not in _SERVICE_KEYS
     }
