@@ -126,7 +126,8 @@ class FakeServer(pb_grpc.PuppetServicer):
         return pb.ContactPayloadResponse(id=request.id, name=self.s.contacts.get(request.id, ""))
 
     async def MessageSendText(self, request: Any, context: Any) -> Any:
-        self.s.calls.append(f"MessageSendText:{request.conversation_id}:{request.text}")
+        mentions = ",".join(request.mentional_ids)
+        self.s.calls.append(f"MessageSendText:{request.conversation_id}:{request.text}:{mentions}")
         if self.s.send_error is not None:
             await context.abort(self.s.send_error, "scripted failure")
         return pb.MessageSendTextResponse(id="sent-1")
@@ -434,7 +435,7 @@ async def test_send_text_returns_the_new_id_and_passes_mentions(
     client = client_for(endpoint)
     await client.start()
     assert await client.send_text("r1@chatroom", "hello", ("wxid_b",)) == "sent-1"
-    assert "MessageSendText:r1@chatroom:hello" in script.calls
+    assert "MessageSendText:r1@chatroom:hello:wxid_b" in script.calls
     await client.logout()
     assert "Logout" in script.calls
     script.push(26, {"contactId": "wxid_bot", "data": "phone"})
