@@ -105,6 +105,12 @@ class AccountRunner:
         self._qr_timeouts = 0
         self._logged_out = False
         self._ready_at: float | None = None
+        # send errors are recorded when they happen, so that an older one can never
+        # overwrite a newer agent error at the next status refresh
+        self.outbound.sender.on_failure = self._record_error
+
+    def _record_error(self, error: str) -> None:
+        self.status.last_error = error
 
     # ------------------------------------------------------------ control
 
@@ -144,8 +150,6 @@ class AccountRunner:
         s.sent = stats.sent
         s.send_failures = stats.failed
         s.last_outbound = stats.last_outbound
-        if stats.last_error:
-            s.last_error = stats.last_error
         s.pending_pairing = len(self.inbound.pairing.list(self.account.id))
         s.drops = dict(self.inbound.drops)
         pacing = self.account.settings.pacing
@@ -321,13 +325,15 @@ class AccountRunner:
         conversation = turn.conversation_id
         lock = self._conv_locks.setdefault(conversation, asyncio.Lock())
         async with lock:  # one turn at a time per conversation keeps history in order
-            sent_text = ""
+            # filled as each message goes out: what WeChat got is known even when the
+            # reply fails partway (a later chunk or file, or a stream that raised)
+            parts: list[str] = []
             try:
                 reply = await resolve_agent_result(self.agent(turn))
                 if reply is not None:
-                    sent_text = await self.outbound.deliver(conversation, reply)
-            except DeliveryFailed as exc:
-                self.status.last_error = str(exc)
+                    await self.outbound.deliver(conversation, reply, sent=parts)
+            except DeliveryFailed:
+                pass  # the sender logged it and recorded it as last_error (on_failure)
             except Exception as exc:
                 self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
                 self.log.exception("agent failed on message %s", turn.message_id)
@@ -345,6 +351,7 @@ class AccountRunner:
                     turn.message_id,
                 )
                 answer = None
+                sent_text = "\n\n".join(parts)
                 if sent_text:  # what went out, even if a later part failed
                     answer = HistoryEntry(
                         "assistant",
