@@ -37,6 +37,8 @@ log = logging.getLogger("wechat_sdk.gateway")
 
 DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 PuppetFactory = Callable[[ResolvedAccount], Puppet]
+#: puppet "simulator" without a puppet_factory: the simulated phone scans after this
+SIMULATOR_SCAN_AFTER_S = 1.0
 
 
 class Gateway:
@@ -320,7 +322,15 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
 
             world = getattr(gateway, "_world", None)
             if world is None:
-                world = SimulatedWeChat(seed=0)
+                # the gateway's own clock (real time under `gateway run`); logins kept in
+                # <stateDir>/accounts/<id>/; the simulated phone scans each QR code after
+                # a second unless puppetOptions.scanAfterMs says otherwise
+                world = SimulatedWeChat(
+                    seed=0,
+                    clock=gateway.clock,
+                    session_dir=gateway.state_dir / "accounts",
+                    auto_scan_s=SIMULATOR_SCAN_AFTER_S,
+                )
                 gateway._world = world  # type: ignore[attr-defined]
             return world.puppet_factory(account)
         raise ConfigError.single(
