@@ -2,22 +2,30 @@
 
 Everything runs on a :class:`~wechat_sdk.clock.VirtualClock`; ids and names come from a
 seeded RNG and a seeded Faker, so the same seed gives the same transcript, byte for byte.
+``wechat-sdk gateway run`` uses the same world on the real clock instead, with a simulated
+phone that scans each QR code, and keeps each account's session in the state directory
+(a "memory card", :class:`SessionCard`) so that a restarted process logs in without a scan.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
 from faker import Faker
 
 from simulator.media import KIND_DEFAULTS, make_media_bytes
-from wechat_sdk.clock import BACKGROUND, VirtualClock
+from wechat_sdk.clock import BACKGROUND, Clock, VirtualClock
+from wechat_sdk.config.errors import ConfigError
 from wechat_sdk.puppet import (
     Contact,
     FileInfo,
@@ -39,7 +47,17 @@ from wechat_sdk.puppet import (
     SendOutcomeUnknown,
 )
 
-__all__ = ["FAULT_KINDS", "SimAccount", "SimulatedPuppet", "SimulatedWeChat", "TranscriptEntry"]
+__all__ = [
+    "FAULT_KINDS",
+    "SESSION_FILE",
+    "SessionCard",
+    "SimAccount",
+    "SimulatedPuppet",
+    "SimulatedWeChat",
+    "TranscriptEntry",
+]
+
+log = logging.getLogger("simulator")
 
 T = TypeVar("T")
 
@@ -62,6 +80,7 @@ QR_TTL_S = 120.0
 HEARTBEAT_EVERY_S = 15.0
 REPLAY_AT_LOGIN = 5
 DOWNLOAD_CHUNK = 64 * 1024
+SESSION_FILE = "simulator-session.json"
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,48 @@ class SimAccount:
     offline: list[str] = field(default_factory=list)  # message ids waiting for a connection
     faults: dict[str, int] = field(default_factory=dict)
     slow_send_s: float = 5.0
+    auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
+
+
+class SessionCard:
+    """One account's login kept on disk: ``<session_dir>/<account>/simulator-session.json``.
+
+    Like a Wechaty memory card: written at login, removed at logout, read when the account
+    appears in a new world (a new process). It holds the account id, the bot's wxid and
+    the login time; the simulator has no secrets to keep. Owner-only (0600 in 0700).
+    """
+
+    def __init__(self, session_dir: Path, account_id: str) -> None:
+        self.path = session_dir / account_id / SESSION_FILE
+        self.account_id = account_id
+
+    def load(self) -> str | None:
+        """The wxid of the kept session, or None (no card, or one that cannot be read)."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable session %s (%s): a new scan is needed", self.path, exc)
+            return None
+        if not isinstance(data, dict) or data.get("account") != self.account_id:
+            log.warning("ignoring session %s: it is not for account %r", self.path, self.account_id)
+            return None
+        wxid = data.get("wxid")
+        return wxid if isinstance(wxid, str) and wxid else None
+
+    def save(self, wxid: str, at: float) -> None:
+        for folder in (self.path.parent.parent, self.path.parent):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "account": self.account_id, "wxid": wxid, "loggedInAt": at}, f)
+        os.replace(tmp, self.path)
+
+    def forget(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
 
 @dataclass
@@ -135,10 +196,23 @@ class SimulatedWeChat:
         mention_ids: bool = True,
         mention_text: bool = True,
         qr_ttl_s: float = QR_TTL_S,
+        clock: Clock | None = None,
+        session_dir: str | Path | None = None,
+        auto_scan_s: float | None = None,
     ) -> None:
+        """``clock``: the time the world lives in (default: its own virtual clock; a real
+        clock for ``gateway run``, where :meth:`drive`, :meth:`advance` and
+        :meth:`run_until_idle` are not used). ``session_dir``: keep each account's login
+        there (see :class:`SessionCard`). ``auto_scan_s``: the simulated phone scans and
+        confirms every new QR code after this many seconds (default: only when told).
+        """
         self.seed = seed
-        self.clock = VirtualClock(start)
-        self.start_time = start
+        self.clock = clock if isinstance(clock, VirtualClock) else VirtualClock(start)
+        #: the clock of the world's own timers and timestamps (``clock`` when virtual)
+        self.time: Clock = clock if clock is not None else self.clock
+        self.start_time = self.time.now()
+        self.session_dir = Path(session_dir) if session_dir is not None else None
+        self.auto_scan_s = auto_scan_s
         self.rng = random.Random(seed)
         self._faker = Faker(["en_US", "zh_CN"])
         self._faker.seed_instance(seed)
@@ -170,7 +244,7 @@ class SimulatedWeChat:
     @property
     def elapsed(self) -> float:
         """Seconds of virtual time since the world began."""
-        return round(self.clock.now() - self.start_time, 3)
+        return round(self.time.now() - self.start_time, 3)
 
     def rng_for(self, name: str) -> random.Random:
         """A seeded RNG for one consumer (pacing jitter, pairing codes), stable per name."""
@@ -209,9 +283,19 @@ class SimulatedWeChat:
         if id in self.accounts:
             return self.accounts[id]
         account = SimAccount(id=id, wxid=wxid or f"wxid_bot_{id}", name=name or f"Bot {id}")
+        account.auto_scan_s = self.auto_scan_s
+        card = self.session_card(id)
+        if card is not None:
+            kept = card.load()
+            if kept is not None:
+                account.wxid, account.session = kept, True
         self.accounts[id] = account
         self.contacts[account.wxid] = Contact(account.wxid, account.name)
         return account
+
+    def session_card(self, account_id: str) -> SessionCard | None:
+        """Where an account's login is kept, when the world keeps logins on disk."""
+        return SessionCard(self.session_dir, account_id) if self.session_dir else None
 
     def set_room_alias(self, room_id: str, contact_id: str, alias: str) -> None:
         self.rooms[room_id].aliases[contact_id] = alias
@@ -224,6 +308,10 @@ class SimulatedWeChat:
         if settings is not None:
             name = getattr(settings, "name", None)
         sim = self.accounts.get(account_id) or self.add_account(account_id, name=name)
+        options = getattr(settings, "puppetOptions", None)
+        extra = getattr(options, "model_extra", None) or {}
+        if "scanAfterMs" in extra:
+            sim.auto_scan_s = _scan_after(extra["scanAfterMs"], account)
         puppet = SimulatedPuppet(self, sim)
         sim.puppet = puppet
         return puppet
@@ -416,7 +504,7 @@ class SimulatedWeChat:
             room_id=room,
             listener_id=None if room else sim.wxid,
             mention_ids=mention_ids,
-            timestamp=self.clock.now() - age_s,
+            timestamp=self.time.now() - age_s,
             file=file_info,
         )
         self._messages[msg_id] = _SimMessage(message, data)
@@ -557,7 +645,7 @@ class SimulatedWeChat:
             room_id=room,
             listener_id=None if room else conversation_id,
             mention_ids=mention_ids,
-            timestamp=self.clock.now(),
+            timestamp=self.time.now(),
             file=finfo,
         )
         self._messages[msg_id] = _SimMessage(message, data)
@@ -607,6 +695,20 @@ class SimulatedWeChat:
         self.events_log.append({"t": self.elapsed, "account": sim.id, "event": event, **data})
 
 
+def _scan_after(value: object, account: Any) -> float | None:
+    """``puppetOptions.scanAfterMs`` of a simulator account: milliseconds, or false."""
+    if value is False or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        key_path = getattr(account, "key_path", None)
+        where = key_path("puppetOptions.scanAfterMs") if key_path else "puppetOptions.scanAfterMs"
+        raise ConfigError.single(
+            where,
+            f"must be a number of milliseconds (0 or more), or false to never scan; got {value!r}",
+        )
+    return float(value) / 1000.0
+
+
 def _media_json(info: FileInfo | None, kind: MessageKind) -> dict[str, Any] | None:
     if info is None:
         return None
@@ -641,6 +743,7 @@ class SimulatedPuppet:
         self._silent = False
         self._qr_task: asyncio.Task[None] | None = None
         self._hb_task: asyncio.Task[None] | None = None
+        self._scan_task: asyncio.Task[None] | None = None
         self._qr_generation = 0
         self.starts = 0
 
@@ -658,10 +761,10 @@ class SimulatedPuppet:
         self.world._log(self.account, "start")
         # a dropped link leaves the previous connection's timers running: end them, or a
         # restarted puppet would beat (and time QR codes out) twice
-        for task in (self._qr_task, self._hb_task):
+        for task in (self._qr_task, self._hb_task, self._scan_task):
             if task is not None:
                 task.cancel()
-        self._qr_task = None
+        self._qr_task = self._scan_task = None
         self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
         if self.account.session:
             self._logged_in()
@@ -673,10 +776,10 @@ class SimulatedPuppet:
         self.online = False
         self.qr_waiting = False
         self._self_id = None
-        for task in (self._qr_task, self._hb_task):
+        for task in (self._qr_task, self._hb_task, self._scan_task):
             if task is not None:
                 task.cancel()
-        self._qr_task = self._hb_task = None
+        self._qr_task = self._hb_task = self._scan_task = None
         if self._queue is not None:
             self._queue.put_nowait(_STOP)
             self._queue = None
@@ -760,10 +863,25 @@ class SimulatedPuppet:
         if self._qr_task is not None:
             self._qr_task.cancel()
         self._qr_task = asyncio.get_running_loop().create_task(self._qr_timeout(code))
+        if self.account.auto_scan_s is not None:
+            if self._scan_task is not None:
+                self._scan_task.cancel()
+            self._scan_task = asyncio.get_running_loop().create_task(
+                self._phone_scans(self._qr_generation, self.account.auto_scan_s)
+            )
+
+    async def _phone_scans(self, generation: int, after_s: float) -> None:
+        """The simulated phone scans and confirms the QR code it was shown."""
+        BACKGROUND.set(True)
+        await self.world.time.sleep(after_s)
+        if self.qr_waiting and self._qr_generation == generation:
+            self._scan_task = None
+            self.on_scanned()
+            self.on_confirmed()
 
     async def _qr_timeout(self, code: str) -> None:
         BACKGROUND.set(True)
-        await self.world.clock.sleep(self.world.qr_ttl_s)
+        await self.world.time.sleep(self.world.qr_ttl_s)
         if self.qr_waiting:
             self.world._log(self.account, "scan", status=int(ScanStatus.TIMEOUT))
             self.emit(ScanEvent(ScanStatus.TIMEOUT, code))
@@ -794,6 +912,12 @@ class SimulatedPuppet:
         self.account.session = True
         self._self_id = self.account.wxid
         self.online = True
+        card = self.world.session_card(self.account.id)
+        if card is not None:
+            try:
+                card.save(self.account.wxid, self.world.time.now())
+            except OSError as exc:
+                log.warning("could not keep the session in %s: %s", card.path, exc)
         self.world._log(self.account, "login")
         self.emit(LoginEvent(self.account.wxid))
         # like real puppets: recent history is replayed at login, then what waited offline
@@ -809,7 +933,7 @@ class SimulatedPuppet:
         BACKGROUND.set(True)
         n = 0
         while True:
-            await self.world.clock.sleep(HEARTBEAT_EVERY_S)
+            await self.world.time.sleep(HEARTBEAT_EVERY_S)
             n += 1
             self.emit(HeartbeatEvent(f"heartbeat-{n}"))
 
@@ -827,6 +951,9 @@ class SimulatedPuppet:
 
     def forced_logout(self, reason: str = "logged out on the phone") -> None:
         self.account.session = False
+        card = self.world.session_card(self.account.id)
+        if card is not None:
+            card.forget()
         self.online = False
         contact = self._self_id or self.account.wxid
         self._self_id = None
@@ -838,7 +965,7 @@ class SimulatedPuppet:
         if self._self_id is None:
             raise SendError("not logged in", transient=True, code="not_logged_in")
         if self.world._take_fault(sim, "slow_send"):
-            await self.world.clock.sleep(sim.slow_send_s)
+            await self.world.time.sleep(sim.slow_send_s)
         if self.world._take_fault(sim, "send_fail_permanent"):
             raise SendError(
                 "the contact cannot receive messages", transient=False, code="send_failed_permanent"

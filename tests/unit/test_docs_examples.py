@@ -16,7 +16,7 @@ from wechat_sdk.inbound.groups import allowed_tool_names, resolve_group
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLES = DOCS / "examples" / "config"
-PAGES = ["groups.md", "history.md", "media.md", "reason-codes.md"]
+PAGES = ["gateway.md", "groups.md", "history.md", "media.md", "reason-codes.md"]
 JSON5_BLOCK = re.compile(r"^```json5\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 FAMILY = "12345678901@chatroom"
@@ -53,7 +53,7 @@ def test_pages_show_their_examples() -> None:
         for b in JSON5_BLOCK.findall((DOCS / page).read_text(encoding="utf-8"))
     }
     for path in example_files():
-        if path.stem.startswith(("groups-", "history", "media")):
+        if path.stem.startswith(("gateway-", "groups-", "history", "media")):
             assert path.read_text(encoding="utf-8").strip() in shown, path.name
 
 
@@ -109,3 +109,12 @@ def test_media_example() -> None:
     assert account.settings.mediaMaxMb == 10
     assert account.media_max_bytes == 10 * 1024 * 1024
     assert account.settings.mediaMaxAgeHours == 48
+
+
+def test_gateway_examples_mean_what_the_page_says() -> None:
+    scan = load("gateway-simulator-scan.json5")
+    assert scan.settings.puppet == "simulator"
+    assert (scan.settings.puppetOptions.model_extra or {})["scanAfterMs"] == 200
+    text = (EXAMPLES / "gateway-health.json5").read_text(encoding="utf-8")
+    health = parse_config(text, env={}).channels.wechat.health
+    assert health is not None and health.port == 8089

@@ -195,6 +195,14 @@ def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
                 '(or use dmPolicy "pairing")',
             )
         )
+    if "health" in account.own_keys:
+        out.append(
+            ConfigProblem(
+                account.key_path("health"),
+                "health is gateway-wide (one server for every account): move it to "
+                "channels.wechat.health",
+            )
+        )
     if s.draftChunk.minChars > s.draftChunk.maxChars:
         out.append(
             ConfigProblem(

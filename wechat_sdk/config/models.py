@@ -111,7 +111,9 @@ class PacingConfig(_Strict):
 class HealthConfig(_Strict):
     """Optional HTTP health endpoints (/healthz, /readyz) on 127.0.0.1."""
 
-    port: int = Field(ge=1, le=65535, description="TCP port on 127.0.0.1")
+    port: int = Field(
+        ge=0, le=65535, description="TCP port on 127.0.0.1 (0: a free port, named in the log)"
+    )
 
 
 class AccountConfig(_Strict):
@@ -178,7 +180,9 @@ class AccountConfig(_Strict):
         "Sorry, something went wrong while answering. Please try again.",
         description="sent when the agent fails; false sends nothing",
     )
-    health: HealthConfig | None = Field(None, description="HTTP health endpoints")
+    health: HealthConfig | None = Field(
+        None, description="HTTP health endpoints (gateway-wide: top level only)"
+    )
     stateDir: str | None = Field(None, description="state directory (default ~/.clawdbot/wechat)")
 
     @field_validator("allowFrom", "groupAllowFrom", mode="before")

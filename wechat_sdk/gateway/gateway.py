@@ -16,7 +16,8 @@ from pathlib import Path
 
 from wechat_sdk.agent import Agent, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
-from wechat_sdk.config import AccountSet, Config, ResolvedAccount, accounts_of
+from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
+from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
@@ -36,6 +37,8 @@ log = logging.getLogger("wechat_sdk.gateway")
 
 DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 PuppetFactory = Callable[[ResolvedAccount], Puppet]
+#: puppet "simulator" without a puppet_factory: the simulated phone scans after this
+SIMULATOR_SCAN_AFTER_S = 1.0
 
 
 class Gateway:
@@ -76,6 +79,8 @@ class Gateway:
         self.runners: dict[str, AccountRunner] = {}
         self._started = False
         self.pairing = PairingAPI(self)
+        #: the HTTP health endpoints, while they run (``channels.wechat.health``)
+        self.health: HealthServer | None = None
 
     # ------------------------------------------------------------ wiring
 
@@ -142,9 +147,14 @@ class Gateway:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start every enabled account (returns at once; accounts log in in the background)."""
+        """Start every enabled account (returns at once; accounts log in in the background).
+
+        Also starts the health endpoints when ``channels.wechat.health`` is set; a port
+        that cannot be used raises :class:`ConfigError` before any account starts.
+        """
         if self._started:
             return
+        await self._start_health()
         self._started = True
         for account in self.accounts.enabled:
             runner = self._build_runner(account)
@@ -160,7 +170,9 @@ class Gateway:
         self._started = False
 
     async def close(self) -> None:
+        """Stop the accounts and the health endpoints; close the store."""
         await self.stop()
+        await self._stop_health()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -175,11 +187,39 @@ class Gateway:
     async def reload(self, config: Config) -> None:
         """Apply a new config: accounts are restarted. An invalid one raises ConfigError."""
         accounts = accounts_of(config)  # raises before anything is touched
+        health = config.channels.wechat.health
+        if health != self.config.channels.wechat.health:
+            # the new port first: one that cannot be used is refused like an invalid config
+            server = await self._open_health(health.port) if health is not None else None
+            await self._stop_health()
+            self.health = server
         await self.stop()
         self.config = config
         self.accounts = accounts
         self.runners = {}
         await self.start()
+
+    async def _start_health(self) -> None:
+        health = self.config.channels.wechat.health
+        if health is not None and self.health is None:
+            self.health = await self._open_health(health.port)
+
+    async def _open_health(self, port: int) -> HealthServer:
+        server = HealthServer(port, self.status, lambda: {a.id for a in self.accounts.enabled})
+        try:
+            await server.start()
+        except OSError as exc:
+            raise ConfigError.single(
+                "channels.wechat.health.port",
+                f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): choose "
+                "a free port (0 lets the system pick one)",
+            ) from None
+        return server
+
+    async def _stop_health(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
 
     async def wait_idle(self) -> None:
         """Wait until every answer in flight has been delivered."""
@@ -282,7 +322,15 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
 
             world = getattr(gateway, "_world", None)
             if world is None:
-                world = SimulatedWeChat(seed=0)
+                # the gateway's own clock (real time under `gateway run`); logins kept in
+                # <stateDir>/accounts/<id>/; the simulated phone scans each QR code after
+                # a second unless puppetOptions.scanAfterMs says otherwise
+                world = SimulatedWeChat(
+                    seed=0,
+                    clock=gateway.clock,
+                    session_dir=gateway.state_dir / "accounts",
+                    auto_scan_s=SIMULATOR_SCAN_AFTER_S,
+                )
                 gateway._world = world  # type: ignore[attr-defined]
             return world.puppet_factory(account)
         from wechat_sdk.adapters.wechaty.service import make_puppet

@@ -105,6 +105,12 @@ class AccountRunner:
         self._qr_timeouts = 0
         self._logged_out = False
         self._ready_at: float | None = None
+        # send errors are recorded when they happen, so that an older one can never
+        # overwrite a newer agent error at the next status refresh
+        self.outbound.sender.on_failure = self._record_error
+
+    def _record_error(self, error: str) -> None:
+        self.status.last_error = error
 
     # ------------------------------------------------------------ control
 
@@ -115,15 +121,27 @@ class AccountRunner:
         )
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop receiving; let in-flight replies finish for up to ``grace_s``."""
+        """Stop receiving; let in-flight replies finish for up to ``grace_s`` (clock time).
+
+        A reply still going out after that is cut short: what was sent is kept in
+        history, so the next turn sees it, and the message is not answered again after
+        a restart (it is in the dedupe store).
+        """
         self._stopping = True
         if self._turns:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*self._turns, return_exceptions=True), timeout=grace_s
-                )
-        for t in list(self._turns):
+            turns: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(*self._turns, return_exceptions=True)
+            )
+            grace: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace_s))
+            try:
+                await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                grace.cancel()
+        cut = list(self._turns)
+        for t in cut:
             t.cancel()
+        if cut:
+            await asyncio.gather(*cut, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -148,8 +166,6 @@ class AccountRunner:
         s.sent = stats.sent
         s.send_failures = stats.failed
         s.last_outbound = stats.last_outbound
-        if stats.last_error:
-            s.last_error = stats.last_error
         s.pending_pairing = len(self.inbound.pairing.list(self.account.id))
         s.drops = dict(self.inbound.drops)
         pacing = self.account.settings.pacing
@@ -325,13 +341,25 @@ class AccountRunner:
         conversation = turn.conversation_id
         lock = self._conv_locks.setdefault(conversation, asyncio.Lock())
         async with lock:  # one turn at a time per conversation keeps history in order
-            sent_text = ""
+            # filled as each message goes out: what WeChat got is known even when the
+            # reply fails partway (a later chunk or file, or a stream that raised)
+            parts: list[str] = []
             try:
                 reply = await resolve_agent_result(self.agent(turn))
                 if reply is not None:
-                    sent_text = await self.outbound.deliver(conversation, reply)
-            except DeliveryFailed as exc:
-                self.status.last_error = str(exc)
+                    await self.outbound.deliver(conversation, reply, sent=parts)
+            except DeliveryFailed:
+                pass  # the sender logged it and recorded it as last_error (on_failure)
+            except asyncio.CancelledError:
+                # the gateway is stopping and the grace period ran out
+                self.log.warning(
+                    "stopped before the whole reply to %s went out (%d message(s) sent; "
+                    "the rest is dropped, not sent again after a restart)",
+                    conversation,
+                    len(parts),
+                )
+                self._record_dm(turn, parts)
+                raise
             except Exception as exc:
                 self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
                 self.log.exception("agent failed on message %s", turn.message_id)
@@ -339,25 +367,26 @@ class AccountRunner:
                 if notice:
                     with contextlib.suppress(DeliveryFailed):
                         await self.outbound.deliver(conversation, Reply(text=notice))
-            if turn.chat_type == "direct":
-                user = HistoryEntry(
-                    "user",
-                    turn.sender_id,
-                    turn.sender_name,
-                    turn.text,
-                    turn.timestamp,
-                    turn.message_id,
-                )
-                answer = None
-                if sent_text:  # what went out, even if a later part failed
-                    answer = HistoryEntry(
-                        "assistant",
-                        self.puppet.self_id or "",
-                        self.account.display_name,
-                        sent_text,
-                        self.clock.now(),
-                    )
-                self.history.record_dm_turn(turn.sender_id, user, answer)
+            self._record_dm(turn, parts)
+
+    def _record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
+        """Remember a DM turn with what went out of its reply (even if a part failed)."""
+        if turn.chat_type != "direct":
+            return
+        user = HistoryEntry(
+            "user", turn.sender_id, turn.sender_name, turn.text, turn.timestamp, turn.message_id
+        )
+        answer = None
+        sent_text = "\n\n".join(parts)
+        if sent_text:
+            answer = HistoryEntry(
+                "assistant",
+                self.puppet.self_id or "",
+                self.account.display_name,
+                sent_text,
+                self.clock.now(),
+            )
+        self.history.record_dm_turn(turn.sender_id, user, answer)
 
     async def wait_idle(self) -> None:
         while self._turns:

@@ -116,9 +116,11 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await gateway.start()
-    log.info("gateway running: %d account(s); state in %s", len(gateway.runners), gateway.state_dir)
     try:
+        await gateway.start()  # a health port in use raises here: the socket goes too
+        log.info(
+            "gateway running: %d account(s); state in %s", len(gateway.runners), gateway.state_dir
+        )
         await stop.wait()
     finally:
         log.info("stopping: in-flight replies get up to %.0f s", grace_s)

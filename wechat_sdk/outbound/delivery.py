@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wechat_sdk.clock import Clock
@@ -81,6 +82,9 @@ class Sender:
         self.echo = echo
         self.account_id = account_id
         self.stats = DeliveryStats()
+        #: called with the error text of every message given up on, when it happens (the
+        #: account runner keeps its ``last_error`` in the order errors really occurred)
+        self.on_failure: Callable[[str], None] | None = None
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -178,6 +182,8 @@ class Sender:
         """
         self.stats.failed += 1
         self.stats.last_error = f"send to {conversation_id} failed: {error}"
+        if self.on_failure is not None:
+            self.on_failure(self.stats.last_error)
         log.error(
             "send failed for good: %s account=%s to=%s reason=%s",
             error,

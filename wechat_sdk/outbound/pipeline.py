@@ -54,15 +54,23 @@ class Outbound:
             lock = self._locks[conversation_id] = asyncio.Lock()
         return lock
 
-    async def deliver(self, conversation_id: str, reply: Reply | AsyncIterator[str]) -> str:
+    async def deliver(
+        self,
+        conversation_id: str,
+        reply: Reply | AsyncIterator[str],
+        *,
+        sent: list[str] | None = None,
+    ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
         Replies to one conversation never interleave; a streamed reply that fails midway
-        has what it produced sent first, then the account's ``errorNotice``.
+        has what it produced sent first, then the account's ``errorNotice``. Pass ``sent``
+        (a list) to learn what went out even when this raises: each text message is
+        appended to it as soon as WeChat accepted it.
         """
         async with self._lock(conversation_id):
             self.in_flight += 1
-            sent: list[str] = []
+            sent = [] if sent is None else sent
             try:
                 if isinstance(reply, Reply):
                     await self._deliver_reply(conversation_id, reply, sent)

@@ -1,0 +1,213 @@
+"""End-to-end gateway benchmarks on the simulator: throughput, memory, import and demo time.
+
+Run: ``python bench/bench_gateway.py [throughput|rss|import|demo|all] [--store sqlite|memory]``.
+
+- throughput: a gateway with the built-in echo agent, ``dmPolicy: open``, pacing off, on
+  the simulator's virtual clock. N inbound DMs spread over 1, 100 or 10,000 conversations
+  are injected, then the world runs until every reply went out. Figures: messages/s (one
+  message = one inbound DM answered with one outbound reply) and wall time per message.
+  Best of 3 runs (``time.perf_counter``).
+- rss: 10,000 conversations, each with a full DM history (``dmHistoryLimit`` 10 turns =
+  20 entries), resident set size of the process (``/proc/self/status`` VmRSS) before and
+  after.
+- import: ``import wechat_sdk`` in a fresh interpreter, best of 10, minus the interpreter's
+  own start-up.
+- demo: ``wechat-sdk demo`` wall time (``python -m wechat_sdk demo``), best and mean of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from simulator.world import SimulatedWeChat
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.config import parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.stores.base import Store
+from wechat_sdk.stores.memory import MemoryStore
+from wechat_sdk.stores.sqlite import SqliteStore
+
+CONFIG = {"channels": {"wechat": {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}}}
+
+
+async def echo(turn: AgentTurn) -> str:
+    return turn.text
+
+
+def make_store(kind: str, folder: Path) -> Store:
+    return MemoryStore() if kind == "memory" else SqliteStore.in_state_dir(folder)
+
+
+async def run_load(
+    messages: int, conversations: int, store_kind: str, *, keep: bool = False
+) -> tuple[float, Gateway | None]:
+    """Wall seconds to answer ``messages`` DMs spread over ``conversations`` contacts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        world = SimulatedWeChat(seed=0)
+        world.add_account("default")
+        gw = Gateway(
+            parse_config(json.dumps(CONFIG)),
+            agent=echo,
+            puppet_factory=world.puppet_factory,
+            state_dir=Path(tmp),
+            clock=world.clock,
+            store=make_store(store_kind, Path(tmp)),
+            rng=world.rng_for("gateway"),
+            show_terminal_qr=False,
+        )
+        await gw.start()
+        await world.login()
+        contacts = [f"wxid_user{i:05d}" for i in range(conversations)]
+        for c in contacts:
+            world.add_contact(c, name=c)
+        gc.collect()
+        started = time.perf_counter()
+        for i in range(messages):
+            await world.say(contacts[i % conversations], f"message {i}", settle=False)
+        # one settle() pass stops after 100,000 loop turns: go on while replies still come
+        replies = -1
+        while replies != len(world.sent()):
+            replies = len(world.sent())
+            await world.run_until_idle()
+            await gw.wait_idle()
+        elapsed = time.perf_counter() - started
+        replies = len(world.sent())
+        if replies != messages:
+            raise SystemExit(f"expected {messages} replies, got {replies}")
+        if keep:
+            return elapsed, gw
+        await gw.close()
+        return elapsed, None
+
+
+def throughput(store_kind: str, messages: int) -> None:
+    print(f"## throughput: echo agent, pacing off, {store_kind} store, {messages} messages\n")
+    print("| conversations | messages | best wall time (s) | messages/s | per message (µs) |")
+    print("|---:|---:|---:|---:|---:|")
+    for conversations in (1, 100, 10_000):
+        best = min(asyncio.run(run_load(messages, conversations, store_kind))[0] for _ in range(3))
+        print(
+            f"| {conversations:,} | {messages:,} | {best:.2f} | {messages / best:,.0f} "
+            f"| {best / messages * 1e6:,.0f} |"
+        )
+    print()
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss(store_kind: str) -> None:
+    conversations, turns = 10_000, 10
+    before = rss_kb()
+
+    async def main() -> tuple[float, int]:
+        elapsed, gw = await run_load(conversations * turns, conversations, store_kind, keep=True)
+        assert gw is not None
+        # every conversation now holds its full history: dmHistoryLimit turns, with replies
+        sample = gw.runner().history.dm("wxid_user00000")
+        gc.collect()
+        after = rss_kb()
+        await gw.close()
+        print(f"(history entries kept for one conversation: {len(sample)})")
+        return elapsed, after
+
+    elapsed, after = asyncio.run(main())
+    print(f"## RSS: {conversations:,} conversations x {turns} turns, {store_kind} store\n")
+    print(f"- RSS before: {before / 1024:.1f} MB")
+    print(f"- RSS with full histories: {after / 1024:.1f} MB")
+    print(
+        f"- growth: {(after - before) / 1024:.1f} MB "
+        f"({(after - before) * 1024 / conversations:,.0f} bytes per conversation)"
+    )
+    print(f"- (load took {elapsed:.1f} s for {conversations * turns:,} messages)\n")
+
+
+def _best_run(args: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(args, check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def import_time() -> None:
+    bare = min(_best_run([sys.executable, "-c", "pass"], 10))
+    full = min(_best_run([sys.executable, "-c", "import wechat_sdk"], 10))
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import wechat_sdk"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
+    total = 0
+    top: list[tuple[int, str]] = []
+    for line in out.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        parts = [p.strip() for p in line.split(":", 1)[1].split("|")]
+        if not parts[0].isdigit():
+            continue
+        cumulative, name = int(parts[1]), parts[2]
+        if name.strip() == "wechat_sdk":
+            total = cumulative
+        if not name.startswith(" "):  # top-level imports only
+            top.append((cumulative, name))
+    print("## import wechat_sdk\n")
+    print(
+        f"- `python -c 'import wechat_sdk'`: best {full * 1000:.0f} ms, "
+        f"of which the interpreter alone {bare * 1000:.0f} ms"
+    )
+    print(
+        f"- import itself: {(full - bare) * 1000:.0f} ms "
+        f"(`-X importtime` cumulative for wechat_sdk: {total / 1000:.0f} ms)"
+    )
+    print("- heaviest top-level imports (-X importtime, cumulative):")
+    for cumulative, name in sorted(top, reverse=True)[:5]:
+        print(f"  - {name.strip()}: {cumulative / 1000:.0f} ms")
+    print()
+
+
+def demo_time() -> None:
+    times = _best_run([sys.executable, "-m", "wechat_sdk", "demo"], 5)
+    print("## wechat-sdk demo\n")
+    print(
+        f"- `python -m wechat_sdk demo`: best {min(times):.2f} s, "
+        f"mean {statistics.mean(times):.2f} s"
+        f" over {len(times)} runs\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", nargs="?", default="all")
+    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--messages", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.what in ("throughput", "all"):
+        throughput(args.store, args.messages)
+    if args.what in ("rss", "all"):
+        rss(args.store)
+    if args.what in ("import", "all"):
+        import_time()
+    if args.what in ("demo", "all"):
+        demo_time()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""`wechat-sdk gateway run|status|restart|stop` as real processes, on the simulator puppet.
+
+These run in real time (the simulated phone scans each QR code after scanAfterMs), so
+they are marked slow; every wait polls against a deadline instead of sleeping blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DEADLINE_S = 30.0
+
+
+def config_text(**keys: Any) -> str:
+    wechat = {
+        "puppet": "simulator",
+        "puppetOptions": {"scanAfterMs": 200},
+        "dmPolicy": "open",
+        "allowFrom": ["*"],
+        **keys,
+    }
+    return json.dumps({"channels": {"wechat": wechat}})
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("WECHAT_SDK_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "wechat_sdk", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        env=env,
+        check=False,
+    )
+
+
+def wait_for(what: str, check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Running:
+    """A `wechat-sdk gateway run` process with its stderr in a file."""
+
+    def __init__(self, tmp_path: Path, name: str = "run") -> None:
+        self.config = tmp_path / "config.json5"
+        self.state = tmp_path / "state"
+        self.log = tmp_path / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Running:
+        env = {**os.environ, "NO_COLOR": "1"}
+        env.pop("WECHAT_SDK_CONFIG", None)
+        with self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wechat_sdk",
+                    "gateway",
+                    "run",
+                    "--config",
+                    str(self.config),
+                    "--state-dir",
+                    str(self.state),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+        return self
+
+    def stderr(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def status(self) -> list[dict[str, Any]] | None:
+        result = cli("gateway", "status", "--json", "--state-dir", self.state)
+        if result.returncode != 0:
+            return None
+        accounts: list[dict[str, Any]] = json.loads(result.stdout)
+        return accounts
+
+    def wait_ready(self, count: int = 1) -> list[dict[str, Any]]:
+        def ready() -> list[dict[str, Any]] | None:
+            assert self.proc is not None and self.proc.poll() is None, self.stderr()
+            accounts = self.status()
+            if accounts and len(accounts) == count and all(a["state"] == "ready" for a in accounts):
+                return accounts
+            return None
+
+        result: list[dict[str, Any]] = wait_for("every account ready", ready)
+        return result
+
+    def wait_exit(self) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=DEADLINE_S)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=DEADLINE_S)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Running]:
+    running = Running(tmp_path)
+    running.config.write_text(config_text(health={"port": 0}))
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def test_status_without_a_gateway_says_how_to_start_one(tmp_path: Path) -> None:
+    result = cli("gateway", "status", "--state-dir", tmp_path / "nothing")
+    assert result.returncode == 3
+    assert "no gateway is running" in result.stderr
+    assert "start one with: wechat-sdk gateway run" in result.stderr
+    for verb in ("restart", "stop"):
+        assert cli("gateway", verb, "--state-dir", tmp_path / "nothing").returncode == 3
+
+
+def test_run_status_health_and_stop(gateway: Running) -> None:
+    gateway.start()
+    (account,) = gateway.wait_ready()
+    assert account["account"] == "default"
+    assert account["user_id"] == "wxid_bot_default"
+    assert account["qr_url"] is None
+
+    table = cli("gateway", "status", "--state-dir", gateway.state)
+    assert table.returncode == 0
+    assert re.search(r"default\s+│\s+ready", table.stdout), table.stdout
+
+    log = gateway.stderr()
+    assert "[WeChat] QR Code status: 2" in log
+    assert "[WeChat] Scan QR Code at: https://wechaty.js.org/qrcode/" in log
+    port = re.search(r"health endpoints on http://127\.0\.0\.1:(\d+)/healthz", log)
+    assert port, log
+    with urllib.request.urlopen(f"http://127.0.0.1:{port[1]}/readyz", timeout=5) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["ready"] is True
+
+    stopped = cli("gateway", "stop", "--state-dir", gateway.state)
+    assert stopped.returncode == 0 and "gateway stopping" in stopped.stdout
+    assert gateway.wait_exit() == 0
+    assert "gateway stopped" in gateway.stderr()
+    assert not (gateway.state / "control.sock").exists()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port[1]}/healthz", timeout=5)
+
+
+def test_restart_refuses_an_invalid_config_and_applies_a_valid_one(gateway: Running) -> None:
+    gateway.start()
+    gateway.wait_ready()
+
+    # a second gateway on the same state directory is refused
+    second = Running(gateway.config.parent, name="second").start()
+    assert second.wait_exit() == 1
+    assert "a gateway is already running on" in second.stderr()
+
+    gateway.config.write_text(config_text(dmPolicy="sometimes"))
+    refused = cli("gateway", "restart", "--state-dir", gateway.state)
+    assert refused.returncode == 1
+    assert "invalid config, the running gateway keeps the old one" in refused.stderr
+    assert "channels.wechat.dmPolicy" in refused.stderr
+    assert "restart refused, the running config is kept" in gateway.stderr()
+    assert len(gateway.wait_ready()) == 1  # still running, on the old config
+
+    gateway.config.write_text(
+        config_text(defaultAccountId="home", accounts={"home": {}, "work": {"name": "Work"}})
+    )
+    applied = cli("gateway", "restart", "--state-dir", gateway.state)
+    assert applied.returncode == 0, applied.stderr
+    assert "gateway restarted with the new config" in applied.stdout
+    accounts = gateway.wait_ready(count=2)
+    assert [a["account"] for a in accounts] == ["home", "work"]
+
+    assert cli("gateway", "stop", "--state-dir", gateway.state).returncode == 0
+    assert gateway.wait_exit() == 0
+
+
+def test_sigterm_stops_gracefully_and_the_next_process_needs_no_scan(
+    gateway: Running, tmp_path: Path
+) -> None:
+    gateway.start()
+    gateway.wait_ready()
+    assert gateway.proc is not None
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.wait_exit() == 0
+    log = gateway.stderr()
+    assert "stopping: in-flight replies get up to 10 s" in log
+    assert "gateway stopped" in log
+    card = json.loads(
+        (gateway.state / "accounts" / "default" / "simulator-session.json").read_text()
+    )
+    assert card["wxid"] == "wxid_bot_default"
+
+    again = Running(tmp_path, name="again").start()
+    try:
+        (account,) = again.wait_ready()
+        assert account["user_id"] == "wxid_bot_default"
+        log = again.stderr()
+        assert "logged in as Bot default (wxid_bot_default)" in log
+        assert "QR Code" not in log  # the kept session: no QR code, no scan
+        again.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+        assert again.wait_exit() == 0
+    finally:
+        again.kill()

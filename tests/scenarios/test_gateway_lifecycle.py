@@ -1,0 +1,460 @@
+"""An account's life on the simulator, in virtual time: QR login and its time limit,
+restarts without a new scan (same world, and a new world on the same state directory),
+reconnects after a dropped or silent link, forced logout, two accounts side by side, and
+a graceful stop in the middle of a long reply."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.pytest_plugin import WeChatHarness
+from simulator.world import QR_TTL_S, SESSION_FILE, SimulatedWeChat
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.config import parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.gateway.runner import HEARTBEAT_TIMEOUT_S
+from wechat_sdk.gateway.status import AccountStatus
+
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
+
+
+async def echo(turn: AgentTurn) -> str:
+    return f"echo {turn.text}"
+
+
+def status_of(gw: Gateway, account: str = "default") -> AccountStatus:
+    return next(s for s in gw.status() if s.account == account)
+
+
+def scans(world: SimulatedWeChat, account: str = "default") -> list[int]:
+    """Scan statuses the world showed the account, in order."""
+    return [
+        e["status"] for e in world.events_log if e["event"] == "scan" and e["account"] == account
+    ]
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "wechat_sdk.gateway"]
+
+
+# ---------------------------------------------------------------- QR login
+
+
+async def test_qr_statuses_are_logged_as_the_seed_shows_them(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wechat_sdk.gateway")
+    world = wechat.world
+    gw = await wechat.gateway(echo, login=False)
+    await world.run_until_idle()
+    status = status_of(gw)
+    assert status.state == "waiting_for_scan"
+    qr_url = status.qr_url
+    assert qr_url is not None
+    assert qr_url.startswith("https://wechaty.js.org/qrcode/https%3A%2F%2Flogin.weixin")
+
+    world.scan()
+    await world.run_until_idle()
+    world.confirm()
+    await world.run_until_idle()
+
+    lines = logged(caplog)
+    assert [line for line in lines if line.startswith("[WeChat] QR Code status")] == [
+        "[WeChat] QR Code status: 2",
+        "[WeChat] QR Code status: 3",
+        "[WeChat] QR Code status: 4",
+    ]
+    assert f"[WeChat] Scan QR Code at: {qr_url}" in lines
+    status = status_of(gw)
+    assert (status.state, status.user_id, status.qr_url) == ("ready", "wxid_bot_default", None)
+
+
+async def test_qr_timeouts_up_to_the_limit_fail_the_account(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wechat_sdk.gateway")
+    world = wechat.world
+    gw = await wechat.gateway(echo, login=False, qrMaxTimeouts=2)
+    await world.advance(QR_TTL_S + 1)
+    # one QR code expired: a new one is shown, the account still waits
+    assert status_of(gw).state == "waiting_for_scan"
+    assert scans(world) == [2, 5, 2]
+
+    await world.advance(QR_TTL_S)
+    assert status_of(gw).state == "failed: login timed out"
+    assert "login timed out: 2 QR codes expired without a scan (qrMaxTimeouts)" in logged(caplog)
+    # the account stopped: no more QR codes, however long we wait
+    shown = len(scans(world))
+    await world.advance(10 * QR_TTL_S)
+    assert len(scans(world)) == shown
+    await gw.stop()
+    assert status_of(gw).state == "failed: login timed out"
+
+
+async def test_a_scan_resets_the_qr_timeout_count(wechat: WeChatHarness) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(echo, **OPEN, login=False, qrMaxTimeouts=2)
+    await world.advance(QR_TTL_S + 1)  # one timeout
+    await world.login()
+    world.fault("logout")
+    await gw.stop()
+    await gw.start()
+    await world.advance(QR_TTL_S + 1)  # one more timeout after the new start: not two
+    assert status_of(gw).lifecycle == "waiting_for_scan"
+
+
+# ---------------------------------------------------------------- restarts keep the login
+
+
+async def test_gateway_restart_on_the_same_world_needs_no_new_scan(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    first = await wechat.gateway(echo, **OPEN)
+    await world.say("wxid_alice", "before")
+    await first.close()
+    assert scans(world) == [2, 3]
+
+    second = await wechat.gateway(echo, **OPEN, login=False)
+    await world.run_until_idle()
+    assert status_of(second).state == "ready"
+    assert scans(world) == [2, 3]  # no new QR code was shown
+    await world.say("wxid_alice", "after")
+    assert world.texts(to="wxid_alice") == ["echo before", "echo after"]
+
+
+def make_gateway(world: SimulatedWeChat, state: Path, **keys: Any) -> Gateway:
+    config = parse_config(json.dumps({"channels": {"wechat": {**OPEN, **keys}}}))
+    return Gateway(
+        config,
+        agent=echo,
+        puppet_factory=world.puppet_factory,
+        state_dir=state,
+        clock=world.clock,
+        show_terminal_qr=False,
+    )
+
+
+async def test_new_process_with_the_same_state_dir_logs_in_without_a_scan(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    # a "process" is a world of its own: only the state directory is shared
+    first = SimulatedWeChat(seed=0, session_dir=state / "accounts")
+    gw = make_gateway(first, state)
+    await gw.start()
+    await first.login()
+    await gw.close()
+    card = state / "accounts" / "default" / SESSION_FILE
+    assert json.loads(card.read_text())["wxid"] == "wxid_bot_default"
+    assert card.stat().st_mode & 0o777 == 0o600
+
+    second = SimulatedWeChat(seed=0, session_dir=state / "accounts")
+    gw = make_gateway(second, state)
+    await gw.start()
+    await second.run_until_idle()
+    try:
+        assert status_of(gw).state == "ready"
+        assert scans(second) == []
+        await second.say("wxid_alice", "still me?")
+        assert second.texts(to="wxid_alice") == ["echo still me?"]
+    finally:
+        await gw.close()
+
+
+async def test_after_a_logout_the_next_process_needs_a_scan_again(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = SimulatedWeChat(seed=0, session_dir=state / "accounts")
+    gw = make_gateway(first, state)
+    await gw.start()
+    await first.login()
+    first.fault("logout")
+    await first.run_until_idle()
+    await gw.close()
+    assert not (state / "accounts" / "default" / SESSION_FILE).exists()
+
+    second = SimulatedWeChat(seed=0, session_dir=state / "accounts")
+    gw = make_gateway(second, state)
+    await gw.start()
+    await second.run_until_idle()
+    try:
+        assert status_of(gw).state == "waiting_for_scan"
+        assert scans(second) == [2]
+    finally:
+        await gw.close()
+
+
+async def test_unreadable_session_card_means_a_new_scan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = tmp_path / "state"
+    card = state / "accounts" / "default" / SESSION_FILE
+    card.parent.mkdir(parents=True)
+    card.write_text("{not json")
+    world = SimulatedWeChat(seed=0, session_dir=state / "accounts")
+    gw = make_gateway(world, state)
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        assert status_of(gw).state == "waiting_for_scan"
+        assert any("ignoring unreadable session" in r.getMessage() for r in caplog.records)
+        await world.login()
+        assert json.loads(card.read_text())["account"] == "default"
+    finally:
+        await gw.close()
+
+
+async def test_simulator_puppet_without_a_factory_scans_by_itself_and_remembers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # what `gateway run` does with puppet "simulator": the gateway builds the world
+    caplog.set_level(logging.INFO, logger="wechat_sdk.gateway")
+    world = SimulatedWeChat(seed=0)  # only lends its virtual clock
+    config = parse_config(
+        json.dumps(
+            {"channels": {"wechat": {"puppet": "simulator", "puppetOptions": {"scanAfterMs": 500}}}}
+        )
+    )
+
+    async def run_once() -> str:
+        gw = Gateway(config, agent=echo, state_dir=tmp_path, clock=world.clock)
+        await gw.start()
+        await world.clock.advance(1.0)
+        try:
+            return status_of(gw).state
+        finally:
+            await gw.close()
+
+    assert await run_once() == "ready"
+    assert sum("QR Code status: 2" in m for m in logged(caplog)) == 1
+    caplog.clear()
+    assert await run_once() == "ready"
+    assert not any("QR Code status" in m for m in logged(caplog))
+
+
+def test_scan_after_ms_must_be_a_number_of_milliseconds(tmp_path: Path) -> None:
+    world = SimulatedWeChat(seed=0)
+    config = parse_config(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {"puppet": "simulator", "puppetOptions": {"scanAfterMs": "soon"}}
+                }
+            }
+        )
+    )
+    from wechat_sdk.config import ConfigError, accounts_of
+
+    (account,) = accounts_of(config).enabled
+    with pytest.raises(ConfigError, match=r"channels\.wechat\.puppetOptions\.scanAfterMs: must be"):
+        world.puppet_factory(account)
+
+
+# ---------------------------------------------------------------- reconnects
+
+
+async def test_disconnect_reconnects_and_answers_outage_messages_exactly_once(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(echo, **OPEN)
+    await world.say("wxid_alice", "before")
+    world.fault("disconnect")
+    await world.say("wxid_alice", "during one", settle=False)
+    await world.say("wxid_bob", "during two", settle=False)
+    await world.run_until_idle()
+
+    status = status_of(gw)
+    assert status.state == "ready"
+    assert status.reconnects == 1
+    assert status.last_error == "connection lost"
+    # the messages of the outage arrive after the reconnect; the replayed history does
+    # not make the bot answer "before" a second time
+    assert world.texts(to="wxid_alice") == ["echo before", "echo during one"]
+    assert world.texts(to="wxid_bob") == ["echo during two"]
+    await world.say("wxid_alice", "after")
+    assert world.texts(to="wxid_alice")[-1] == "echo after"
+
+
+async def test_silent_link_is_noticed_by_the_heartbeat_watchdog(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(echo, **OPEN)
+    await world.say("wxid_alice", "before")
+    world.fault("heartbeat_silence")
+    await world.say("wxid_alice", "anyone?", settle=False)
+    await world.say("wxid_alice", "hello??", settle=False)
+    await world.run_until_idle()
+    assert world.texts(to="wxid_alice") == ["echo before"]  # nothing gets through yet
+    assert status_of(gw).state == "ready"  # the link looks open
+
+    await world.advance(HEARTBEAT_TIMEOUT_S + 1)
+    status = status_of(gw)
+    assert status.state == "ready"
+    assert status.reconnects == 1
+    assert status.last_error == "heartbeat timeout"
+    assert world.texts(to="wxid_alice") == ["echo before", "echo anyone?", "echo hello??"]
+    assert any("no heartbeat for 60 s: reconnecting" in r.getMessage() for r in caplog.records)
+
+
+async def test_reconnect_backoff_grows_while_the_link_keeps_dropping(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(echo, **OPEN)
+    starts = []
+    for _ in range(3):
+        world.fault("disconnect")
+        await world.run_until_idle()
+        starts.append(world.elapsed)
+    status = status_of(gw)
+    assert status.reconnects == 3 and status.state == "ready"
+    # about 1 s, then 2 s, then 4 s (with up to 20 % jitter) before each new connection
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 1.6 <= gaps[0] <= 2.4 and 3.2 <= gaps[1] <= 4.8
+
+
+# ---------------------------------------------------------------- logout
+
+
+async def test_forced_logout_is_its_own_state_and_nothing_is_answered(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(echo, **OPEN)
+    world.fault("logout")
+    await world.run_until_idle()
+    status = status_of(gw)
+    assert status.state == "logged_out: logged out on the phone"
+    assert status.user_id is None
+    assert status.reconnects == 0  # a logout is not a network error
+    await world.say("wxid_alice", "hello?")
+    assert world.texts(to="wxid_alice") == []
+
+    # a restart shows a new QR code; after the scan the account is ready again
+    await gw.stop()
+    await gw.start()
+    await world.login()
+    assert status_of(gw).state == "ready"
+    assert scans(world) == [2, 3, 2, 3]  # shown, scanned; shown again, scanned
+    await world.say("wxid_alice", "back?")
+    assert world.texts(to="wxid_alice") == ["echo hello?", "echo back?"]
+
+
+# ---------------------------------------------------------------- two accounts
+
+
+async def test_two_accounts_each_answer_through_themselves(wechat: WeChatHarness) -> None:
+    world = wechat.world
+    world.add_account("home", name="Home Bot")
+    world.add_account("work", name="Work Bot")
+    room = world.add_room(
+        "team@chatroom", topic="Team", members=["wxid_alice", "wxid_bot_home", "wxid_bot_work"]
+    )
+    config = {
+        "channels": {
+            "wechat": {
+                "defaultAccountId": "home",
+                "groups": {"*": {"requireMention": True}},
+                "accounts": {
+                    "home": {"dmPolicy": "open", "allowFrom": ["*"]},
+                    "work": {"dmPolicy": "pairing", "allowFrom": ["wxid_boss"]},
+                },
+            }
+        }
+    }
+    gw = await wechat.gateway(echo, config)
+
+    await world.say("wxid_alice", "hi home", account="home")
+    await world.say("wxid_alice", "hi work", account="work")
+    await world.say("wxid_boss", "report", account="work")
+    # only the work bot is mentioned in the room
+    await world.say("wxid_alice", "standup?", room=room.id, account="work", mention=True)
+
+    assert world.texts(to="wxid_alice", account="home") == ["echo hi home"]
+    (pairing,) = world.texts(to="wxid_alice", account="work")
+    assert re.search(r"\b[A-Z0-9]{8}\b", pairing)
+    assert world.texts(to="wxid_boss", account="work") == ["echo report"]
+    assert world.texts(to="wxid_boss", account="home") == []
+    assert [(e.account, e.text) for e in world.sent(room=room.id)] == [("work", "echo standup?")]
+    home, work = status_of(gw, "home"), status_of(gw, "work")
+    assert (home.pending_pairing, work.pending_pairing) == (0, 1)
+    assert (home.sent, work.sent) == (1, 3)
+    assert (home.user_id, work.user_id) == ("wxid_bot_home", "wxid_bot_work")
+
+    # one account dropping its link leaves the other untouched
+    world.fault("disconnect", account="work")
+    await world.run_until_idle()
+    assert (status_of(gw, "home").reconnects, status_of(gw, "work").reconnects) == (0, 1)
+
+
+# ---------------------------------------------------------------- graceful stop
+
+
+LONG = " ".join(f"Sentence {i} of a long answer, sent in chunks." for i in range(1, 41))
+PACED: dict[str, Any] = {
+    "textChunkLimit": 100,
+    "pacing": {"perSecond": 1, "burst": 5, "chunkGapMs": 1000, "jitterMs": 0},
+}
+
+
+def long_answer(turn: AgentTurn) -> Any:
+    async def agent() -> str:
+        return LONG if turn.text == "long" else f"echo {turn.text}"
+
+    return agent()
+
+
+async def test_stop_mid_reply_lets_it_finish_within_the_grace_period(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    gw = await wechat.gateway(long_answer, **PACED, **OPEN)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(5)  # a few chunks are out, most are not
+    early = len(world.texts(to="wxid_alice"))
+    assert 2 <= early < 10
+
+    await world.drive(gw.stop(grace_s=60))
+    texts = world.texts(to="wxid_alice")
+    assert "".join(t.replace(" ", "") for t in texts) == LONG.replace(" ", "")
+    assert len(texts) == len(set(texts))  # every chunk once
+    assert status_of(gw).state == "stopped"
+
+
+async def test_stop_after_the_grace_period_keeps_history_and_never_resends(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = wechat.world
+    seen: list[list[tuple[str, str]]] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        seen.append([(h.role, h.text) for h in turn.history])
+        return await long_answer(turn)
+
+    gw = await wechat.gateway(agent, **PACED, **OPEN)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(3)
+    await world.drive(gw.stop(grace_s=2))
+    cut = world.texts(to="wxid_alice")
+    assert 2 <= len(cut) < 15
+    assert LONG.replace(" ", "").startswith("".join(cut).replace(" ", ""))
+    assert any(
+        "stopped before the whole reply to wxid_alice" in r.getMessage() for r in caplog.records
+    )
+
+    # started again: the message replayed at login is not answered a second time
+    await gw.start()
+    await world.run_until_idle()
+    assert world.texts(to="wxid_alice") == cut
+    await world.say("wxid_alice", "where was I?")
+    assert world.texts(to="wxid_alice")[-1] == "echo where was I?"
+    assert seen[-1] == [("user", "long"), ("assistant", "\n\n".join(cut))]
