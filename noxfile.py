@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "e2e", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "e2e", "docs", "browser"]
 
 PY = "3.11"
 
@@ -67,3 +70,41 @@ def docs(session: nox.Session) -> None:
     """mkdocs build --strict (the configuration reference is generated from the models)."""
     session.install("-e", ".[docs]")
     session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _chromium(session: nox.Session) -> str:
+    """Debian's chromium, installed with apt-get when missing and running as root."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error(
+            f"Chromium is missing ({CHROMIUM}). Install Debian's package as root: "
+            "apt-get update && apt-get install -y chromium"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", external=True, env=env)
+    session.run("apt-get", "install", "-y", "chromium", external=True, env=env)
+    if not os.path.exists(CHROMIUM):
+        session.error(f"apt-get installed chromium but {CHROMIUM} is not there")
+    return CHROMIUM
+
+
+@nox.session(python=PY)
+def browser(session: nox.Session) -> None:
+    """The built site in headless Chromium: page errors, links and anchors, search, screenshots."""
+    chromium = _chromium(session)
+    session.install("-e", ".[docs,browser]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "build/site")
+    session.run(
+        "python",
+        "tests/browser/check_site.py",
+        "--site",
+        "build/site",
+        "--chromium",
+        chromium,
+        "--screenshots",
+        "build/screenshots",
+    )

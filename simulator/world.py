@@ -184,8 +184,11 @@ class _SimMessage:
 class SimulatedWeChat:
     """A deterministic, in-memory WeChat.
 
-    >>> world = SimulatedWeChat(seed=1)
-    >>> alice = world.add_contact(name="Alice")
+    Example:
+        ```python
+        world = SimulatedWeChat(seed=1)
+        alice = world.add_contact(name="Alice")
+        ```
     """
 
     def __init__(

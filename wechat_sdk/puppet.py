@@ -135,7 +135,7 @@ class OutboundFile:
 
     ``kind`` is ``image``, ``video``, ``audio`` (voice: needs ``duration_s``) or ``file``.
     A ``url`` (http or https) is downloaded by the outbound pipeline, capped at
-    ``mediaMaxMb``, and then sent as bytes; :meth:`read` does not fetch it.
+    ``mediaMaxMb``, and then sent as bytes; `read()` does not fetch it.
     """
 
     name: str

@@ -36,7 +36,7 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate a config file (see :func:`config_path` for which one)."""
+    """Read and validate a config file (see `config_path` for which one)."""
     file = config_path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -67,7 +67,7 @@ def parse_config(
 ) -> Config:
     """Parse and validate the JSON5 text of a whole config file.
 
-    Raises :class:`ConfigError` listing every problem as ``dotted.path: message``.
+    Raises `ConfigError` listing every problem as ``dotted.path: message``.
     """
     data = _parse_json5(text, source)
     lines = key_lines(text)

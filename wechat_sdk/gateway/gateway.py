@@ -44,9 +44,12 @@ SIMULATOR_SCAN_AFTER_S = 1.0
 class Gateway:
     """Runs the WeChat channel for every enabled account of a config.
 
-    >>> gateway = Gateway(config, agent=my_agent, puppet_factory=world.puppet_factory,
-    ...                   state_dir=tmp_path, clock=world.clock)   # doctest: +SKIP
-    >>> await gateway.start()                                      # doctest: +SKIP
+    Example:
+        ```python
+        gateway = Gateway(config, agent=my_agent, puppet_factory=world.puppet_factory,
+                          state_dir=tmp_path, clock=world.clock)
+        await gateway.start()
+        ```
     """
 
     def __init__(

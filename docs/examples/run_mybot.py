@@ -1,0 +1,37 @@
+"""Run mybot on the simulator, without pytest: `python run_mybot.py`."""
+
+import asyncio
+import json
+import tempfile
+
+from mybot import agent
+
+from simulator import SimulatedWeChat
+from wechat_sdk import Gateway, parse_config
+
+CONFIG = '{ channels: { wechat: { name: "Molty", dmPolicy: "open", allowFrom: ["*"] } } }'
+
+
+async def main() -> None:
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default", name="Molty")
+    world.add_contact("wxid_alice", name="Alice")
+    with tempfile.TemporaryDirectory() as state_dir:
+        gateway = Gateway(
+            parse_config(CONFIG),
+            agent=agent,
+            puppet_factory=world.puppet_factory,  # the simulated WeChat, not a real one
+            clock=world.clock,  # virtual time: pacing delays take no real time
+            rng=world.rng_for("gateway"),  # seeded jitter: the same run every time
+            state_dir=state_dir,
+        )
+        async with gateway:
+            await world.login("default")  # scan and confirm the QR code
+            await world.say("wxid_alice", "hello")
+            await world.say("wxid_alice", "what's the weather?")
+        for entry in world.transcript:
+            print(json.dumps(entry.to_json(), ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,254 @@
+"""Load every page of the built site in headless Chromium and check it as a reader would.
+
+    python tests/browser/check_site.py [--site build/site] [--chromium /usr/bin/chromium]
+                                       [--screenshots build/screenshots]
+
+Run by ``nox -s browser`` after ``mkdocs build --strict``. It serves the site on 127.0.0.1
+(an ``http.server`` in a thread), drives Debian's Chromium through the DevTools protocol
+with Playwright (``executable_path``: no browser is downloaded), and fails when:
+
+- a page logs a console error, throws an uncaught exception, requests anything from
+  another host (the site works offline), or a request to the site fails or answers 4xx/5xx;
+- an internal link points to a page that does not exist, or to an ``#anchor`` that no
+  element of the target page has;
+- the search box does not find the pairing page for "pairing approve".
+
+It saves screenshots of the home page (light and dark) and of the configuration reference
+under ``--screenshots``. This file is not a pytest test module: the normal test run does not
+collect it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urldefrag, urlparse
+
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SEARCH_QUERY = "pairing approve"
+SEARCH_EXPECTS = "pairing/"
+TIMEOUT_MS = 30_000
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def serve(site: Path) -> Iterator[str]:
+    """Serve ``site`` on 127.0.0.1 (a free port) for the duration of the block."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def site_pages(site: Path) -> list[str]:
+    """Site-relative URLs of every page: ``""`` for the home page, ``"pairing/"``..."""
+    pages = []
+    for index in sorted(site.rglob("index.html")):
+        rel = index.parent.relative_to(site).as_posix()
+        if rel.startswith(("assets", "search")):
+            continue
+        pages.append("" if rel == "." else rel + "/")
+    return pages
+
+
+def target_file(site: Path, path: str) -> Path:
+    """The file the server answers for a URL path (directories serve their index.html)."""
+    local = site / unquote(path).lstrip("/")
+    return local / "index.html" if path.endswith("/") or local.is_dir() else local
+
+
+class Checker:
+    def __init__(self, site: Path, base: str, context: BrowserContext) -> None:
+        self.site = site
+        self.base = base
+        self.context = context
+        self.problems: list[str] = []
+        self.ids: dict[str, set[str]] = {}  # page path -> element ids
+        self.links: dict[str, set[str]] = {}  # page path -> internal hrefs
+
+    def watch(self, page: Page, where: list[str]) -> None:
+        """Record console errors, uncaught exceptions and failed requests of ``page``."""
+
+        def console(msg: Any) -> None:
+            if msg.type == "error":
+                url = (msg.location or {}).get("url", "")
+                self.problems.append(f"{where[0]}: console error: {msg.text} {url}".rstrip())
+
+        def page_error(exc: Any) -> None:
+            self.problems.append(f"{where[0]}: uncaught exception: {exc}")
+
+        def request(request: Any) -> None:
+            # the site must work offline: no fonts, scripts or images from other hosts
+            if not request.url.startswith((self.base, "data:", "blob:")):
+                self.problems.append(f"{where[0]}: request to another host: {request.url}")
+
+        def request_failed(request: Any) -> None:
+            if request.url.startswith(self.base):
+                self.problems.append(f"{where[0]}: request failed: {request.url}")
+
+        def response(resp: Any) -> None:
+            if resp.url.startswith(self.base) and resp.status >= 400:
+                self.problems.append(f"{where[0]}: HTTP {resp.status} for {resp.url}")
+
+        page.on("console", console)
+        page.on("pageerror", page_error)
+        page.on("request", request)
+        page.on("requestfailed", request_failed)
+        page.on("response", response)
+
+    def visit_all(self, pages: list[str]) -> None:
+        page = self.context.new_page()
+        where = [""]
+        self.watch(page, where)
+        for rel in pages:
+            where[0] = "/" + rel
+            page.goto(self.base + rel, wait_until="load", timeout=TIMEOUT_MS)
+            page.wait_for_load_state("networkidle", timeout=TIMEOUT_MS)
+            path = urlparse(page.url).path
+            self.ids[path] = set(
+                page.eval_on_selector_all(
+                    "[id], a[name]", "els => els.map(e => e.id || e.getAttribute('name'))"
+                )
+            )
+            hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+            self.links[path] = {h for h in hrefs if h.startswith(self.base)}
+        page.close()
+
+    def check_links(self) -> int:
+        checked = 0
+        for source, hrefs in sorted(self.links.items()):
+            for href in sorted(hrefs):
+                url, fragment = urldefrag(href)
+                path = urlparse(url).path or "/"
+                checked += 1
+                if not target_file(self.site, path).is_file():
+                    self.problems.append(f"{source}: broken link {href}")
+                    continue
+                if not fragment:
+                    continue
+                if path not in self.ids:  # a file that is not a page (e.g. an asset)
+                    continue
+                if unquote(fragment) not in self.ids[path]:
+                    self.problems.append(f"{source}: broken anchor {href}")
+        return checked
+
+    def check_search(self) -> list[str]:
+        page = self.context.new_page()
+        where = ["/ (search)"]
+        self.watch(page, where)
+        page.goto(self.base, wait_until="networkidle", timeout=TIMEOUT_MS)
+        page.click("label.md-search__icon, .md-search__input", timeout=TIMEOUT_MS)
+        box = page.locator("input.md-search__input")
+        box.fill("")
+        box.type(SEARCH_QUERY, delay=20)
+        page.wait_for_selector(".md-search-result__item a", timeout=TIMEOUT_MS)
+        results = page.eval_on_selector_all(
+            ".md-search-result__item a", "els => els.map(e => e.href)"
+        )
+        page.close()
+        paths = [urlparse(h).path for h in results]
+        if not any(p.rstrip("/").endswith(SEARCH_EXPECTS.rstrip("/")) for p in paths):
+            self.problems.append(
+                f'search: "{SEARCH_QUERY}" did not find the {SEARCH_EXPECTS} page: {paths}'
+            )
+        return paths
+
+    def screenshots(self, out: Path) -> list[Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        page = self.context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 900})
+        saved = []
+        page.goto(self.base, wait_until="networkidle", timeout=TIMEOUT_MS)
+        saved.append(out / "home.png")
+        page.screenshot(path=saved[-1], full_page=True)
+        # the palette toggle switches to the dark scheme
+        page.click("form[data-md-component=palette] label:visible", timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)
+        scheme = page.eval_on_selector("body", "b => b.getAttribute('data-md-color-scheme')")
+        if scheme != "slate":
+            self.problems.append(f"dark mode: the palette toggle gave scheme {scheme!r}")
+        saved.append(out / "home-dark.png")
+        page.screenshot(path=saved[-1])
+        page.click("form[data-md-component=palette] label:visible", timeout=TIMEOUT_MS)
+        page.goto(self.base + "configuration/", wait_until="networkidle", timeout=TIMEOUT_MS)
+        saved.append(out / "configuration.png")
+        page.screenshot(path=saved[-1])
+        page.goto(self.base + "configuration/#every-key", wait_until="networkidle")
+        page.wait_for_timeout(500)  # let the header's title transition finish
+        saved.append(out / "configuration-keys.png")
+        page.screenshot(path=saved[-1])
+        page.close()
+        return saved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--site", type=Path, default=Path("build/site"))
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--screenshots", type=Path, default=Path("build/screenshots"))
+    args = parser.parse_args(argv)
+    site: Path = args.site.resolve()
+    if not (site / "index.html").is_file():
+        print(f"no built site at {site}: run mkdocs build first", file=sys.stderr)
+        return 2
+    if not Path(args.chromium).exists():
+        print(f"Chromium not found at {args.chromium}", file=sys.stderr)
+        return 2
+    pages = site_pages(site)
+    with serve(site) as base, tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            profile,  # a fresh --user-data-dir
+            executable_path=args.chromium,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+        )
+        try:
+            checker = Checker(site, base, context)
+            checker.visit_all(pages)
+            links = checker.check_links()
+            results = checker.check_search()
+            shots = checker.screenshots(args.screenshots)
+        finally:
+            context.close()
+    print(f"browser check: {len(pages)} pages loaded in Chromium, {links} internal links checked")
+    print(f'browser check: search "{SEARCH_QUERY}" found {", ".join(results[:5])}')
+    for shot in shots:
+        print(f"browser check: screenshot {shot}")
+    if checker.problems:
+        print(f"browser check: {len(checker.problems)} problem(s):", file=sys.stderr)
+        for problem in checker.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print("browser check: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
