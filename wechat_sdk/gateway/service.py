@@ -10,7 +10,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from wechat_sdk.agent import Agent, Reply
 from wechat_sdk.config import ConfigError, load_config
@@ -67,11 +67,23 @@ def load_agent(spec: str) -> Agent:
 
         return BUILTIN_AGENTS[spec]
     module_name, _, attr = spec.partition(":")
-    if not attr:
+    if not attr or not module_name:
         raise ValueError(f"--agent {spec!r}: use echo, or module:function")
-    module = importlib.import_module(module_name)
-    agent: Agent = getattr(module, attr)
-    return agent
+    # like `python -m`, the current folder comes first, so `--agent mybot:agent` finds mybot.py
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ValueError(
+            f"--agent {spec!r}: no module {exc.name!r} (run from the folder that holds "
+            f"{module_name.replace('.', '/')}.py, or install it)"
+        ) from exc
+    agent = getattr(module, attr, None)
+    if agent is None or not callable(agent):
+        raise ValueError(f"--agent {spec!r}: {module_name} has no function {attr!r}")
+    return cast(Agent, agent)
 
 
 async def serve(

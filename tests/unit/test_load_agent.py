@@ -1,0 +1,35 @@
+"""`--agent module:function`: found in the current folder, clear errors otherwise."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from wechat_sdk.gateway.service import load_agent
+
+
+def test_agent_module_in_the_current_folder_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mybot_cwd_probe.py").write_text(
+        "async def agent(turn):\n    return 'hi ' + turn.text\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    agent = load_agent("mybot_cwd_probe:agent")
+    assert agent.__module__ == "mybot_cwd_probe"
+
+
+def test_missing_module_or_function_says_what_to_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mybot_probe2.py").write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="no module 'nosuchbot'"):
+        load_agent("nosuchbot:agent")
+    with pytest.raises(ValueError, match="has no function 'agent'"):
+        load_agent("mybot_probe2:agent")
+    with pytest.raises(ValueError, match="module:function"):
+        load_agent("mybot_probe2")
