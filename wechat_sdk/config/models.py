@@ -59,8 +59,9 @@ class PuppetOptions(BaseModel):
     token: str | None = Field(None, description="Puppet Service token (a secret: never logged)")
     tls: bool | TlsOptions | None = Field(
         None,
-        description="false for plaintext, or {caFile, serverName}; "
-        "default TLS for insecure_ tokens",
+        description="a service: TLS unless false; {caFile, serverName} to trust a CA "
+        '(server name "insecure" for tokens that start with "insecure"). '
+        "A Node sidecar: plaintext on 127.0.0.1 unless true",
     )
     discoveryUrl: str | None = Field(
         None, description="base URL of the token discovery service (used without endpoint)"
