@@ -1,0 +1,61 @@
+"""Every message quoted on the Troubleshooting page is one the code prints.
+
+Each line of the page's plain code blocks is cut at its first placeholder (``DIR``,
+``HOST:PORT``, ``URL``, ``N``, ``<...>``, ``...``, an example path or id); that fixed start
+must appear in the package's code, with f-string fields and ``%s`` placeholders removed, so
+a reworded message fails here until the page follows.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = ROOT / "docs" / "troubleshooting.md"
+BLOCK = re.compile(r"^ *```\n(.*?)^ *```", re.M | re.S)
+PLACEHOLDER = re.compile(
+    r"\b(DIR|HOST:PORT|URL|PORT|ID|N)\b|<[^>]+>|\.\.\.|/home/you|\bBot\b|\bwxid_|\d+(\.\d+)? ?s\b"
+    r"|msg-\d+|\b[2-5]\b|https?://"
+    # values the code formats in: an account id, a key path, a tool name, a logout reason
+    r"|\b(?:failed|ready|logged_out|waiting_for_scan)(?:: [\w ]+)?$"
+    r"|\bdefault\b|channels\.wechat\.(?:\w+\.)*\w+: |^npm\b|\(logged out on the phone\)"
+)
+PREFIXES = ("puppet error: ", "config error:")
+
+
+def quoted() -> list[str]:
+    lines = []
+    for block in BLOCK.findall(PAGE.read_text(encoding="utf-8")):
+        lines.extend(line.strip() for line in block.splitlines() if line.strip())
+    return lines
+
+
+def source() -> str:
+    files = [*(ROOT / "wechat_sdk").rglob("*.py"), *(ROOT / "simulator").rglob("*.py")]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in files if "_proto" not in p.parts)
+    text = re.sub(r"""["']\s*\n\s*f?["']""", "", text)  # adjacent literals join, as in Python
+    text = re.sub(r"\{[^{}\n]*\}", "", text)  # f-string fields
+    return re.sub(r"%[-#0-9.]*[sdrfg]", "", text)
+
+
+def test_the_page_quotes_messages() -> None:
+    assert len(quoted()) >= 15
+
+
+@pytest.mark.parametrize("line", quoted())
+def test_quoted_message_is_in_the_code(line: str) -> None:
+    code = source()
+    for prefix in PREFIXES:
+        if line.startswith(prefix):
+            assert prefix.rstrip(" :") in code
+            line = line.removeprefix(prefix)
+    fixed = PLACEHOLDER.split(line)[0].strip()
+    if len(fixed) < 8:  # the line starts with a value: check its longest literal part
+        parts = [p.strip() for p in PLACEHOLDER.split(line) if p and p.strip()]
+        if not parts:  # nothing but a value after a prefix checked above
+            return
+        fixed = max(parts, key=len)
+    assert fixed in code, f"not in the code: {fixed!r}"
