@@ -2,6 +2,8 @@
 
 Run: ``python bench/bench_wechaty.py`` (needs Node 18+ and npm; set
 ``WECHAT_SDK_NODE_CACHE`` to reuse installed npm packages). Never part of the test suite.
+With ``BENCH_WECHATY_PROFILE=<file>`` the gateway process runs under pyinstrument and
+writes its profile there.
 
 Three measurements, each repeated ``--repeat`` times (medians are printed):
 
@@ -259,7 +261,7 @@ class Session:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def burst(role: str, n: int, contacts: int, work: Path) -> dict[str, float]:
@@ -453,7 +455,13 @@ def main() -> None:
     parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "gateway":
+    if args.role == "gateway" and os.environ.get("BENCH_WECHATY_PROFILE"):
+        from pyinstrument import Profiler  # the whole thread, loop included
+
+        with Profiler(async_mode="disabled") as profiler:
+            asyncio.run(run_gateway(args.endpoint, args.token, Path(args.state)))
+        Path(os.environ["BENCH_WECHATY_PROFILE"]).write_text(profiler.output_text())
+    elif args.role == "gateway":
         asyncio.run(run_gateway(args.endpoint, args.token, Path(args.state)))
     elif args.role == "floor":
         asyncio.run(run_floor(args.endpoint, args.token))
