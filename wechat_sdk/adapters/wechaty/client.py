@@ -9,9 +9,6 @@ within ``reattach_grace_s`` (a fresh or restarted server) is ``Start`` called.
 call the server's ``Stop``, which would log the account out: the puppet behind the service
 stays logged in, so the next start needs no new scan. :meth:`logout` logs out.
 
-A MESSAGE event starts fetching its ``MessagePayload`` at once, while earlier events are
-still being handled, so a burst of messages costs one round trip, not one per message.
-
 Bad wire data (an unknown event type, a malformed JSON payload, a missing field, an
 oversized text, an unknown message type) is logged and skipped, never fatal.
 """
@@ -104,7 +101,6 @@ _DIRTY_NAMES = {1: "message", 2: "contact", 3: "room", 4: "room_member", 5: "fri
 
 CHUNK_BYTES = 64 * 1024
 MAX_CACHED_MESSAGES = 4096  # message payloads (and their FileBoxes) kept, oldest dropped first
-MAX_PREFETCH = 4096  # payload fetches started ahead of the consumer at most
 MAX_TEXT_CHARS = 64 * 1024
 CALL_TIMEOUT_S = 30.0
 # gRPC status codes after which a send may or may not have happened
@@ -183,7 +179,6 @@ class PuppetServiceClient:
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._self_id: str | None = None
         self._messages: dict[str, Message] = {}
-        self._prefetched: dict[str, asyncio.Task[Message]] = {}
         self._files: dict[str, FileBoxRef] = {}
         self._contacts: dict[str, Contact] = {}
         self._rooms: dict[str, Room] = {}
@@ -294,9 +289,6 @@ class PuppetServiceClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
             self._reader = None
-        for task in self._prefetched.values():
-            task.cancel()
-        self._prefetched.clear()
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
@@ -384,9 +376,7 @@ class PuppetServiceClient:
         if event_type in (_HEARTBEAT, _DONG):
             return [HeartbeatEvent(data=str(data.get("data", "")))]
         if event_type == _MESSAGE:
-            message_id = _required_str(data, "messageId")
-            self._prefetch(message_id)
-            return [MessageEvent(message_id=message_id)]
+            return [MessageEvent(message_id=_required_str(data, "messageId"))]
         if event_type == _SCAN:
             status = int(data.get("status", 0))
             try:
@@ -432,9 +422,6 @@ class PuppetServiceClient:
     def _forget(self, kind: str, payload_id: str) -> None:
         if kind == "message":
             self._messages.pop(payload_id, None)
-            stale = self._prefetched.pop(payload_id, None)
-            if stale is not None:
-                stale.cancel()
             self._files.pop(payload_id, None)
         elif kind == "contact":
             self._contacts.pop(payload_id, None)
@@ -447,30 +434,10 @@ class PuppetServiceClient:
 
     # ------------------------------------------------------------ payloads
 
-    def _prefetch(self, message_id: str) -> None:
-        """Start fetching a message's payload now; :meth:`message` picks the result up."""
-        if (
-            self._stub is None
-            or message_id in self._messages
-            or message_id in self._prefetched
-            or len(self._prefetched) >= MAX_PREFETCH  # nobody reads them: fetch on demand
-        ):
-            return
-        task = asyncio.get_running_loop().create_task(self._fetch_message(message_id))
-        # the error is raised to whoever asks for the message; don't report it twice
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self._prefetched[message_id] = task
-
     async def message(self, message_id: str) -> Message:
         cached = self._messages.get(message_id)
         if cached is not None:
             return cached
-        task = self._prefetched.pop(message_id, None)
-        if task is not None:
-            return await task
-        return await self._fetch_message(message_id)
-
-    async def _fetch_message(self, message_id: str) -> Message:
         resp = await self._unary(self.stub.MessagePayload, pb.MessagePayloadRequest(id=message_id))
         if len(resp.text) > self.max_text_chars:
             raise PuppetError(
