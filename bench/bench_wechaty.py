@@ -153,6 +153,9 @@ async def run_floor(endpoint: str, token: str) -> None:
     await stub.Start(pb.StartRequest(), metadata=md)
     await _stdin_closed()
     reader.cancel()
+    for task in list(tasks):  # the bot's own last messages: nothing left to answer
+        task.cancel()
+    await asyncio.gather(reader, *tasks, return_exceptions=True)
     await channel.close()
     _say({"event": "done", **_proc_status()})
 
