@@ -181,3 +181,41 @@ def test_pairing_example() -> None:
     assert account.allow_from.allows("wxid_owner")
     assert not account.allow_from.allows("wxid_stranger")
     assert account.settings.pairingNotify == "wxid_owner"
+
+
+PUPPET_PAGE = DOCS / "puppets.md"
+
+
+def test_puppets_page_includes_every_puppet_example() -> None:
+    text = PUPPET_PAGE.read_text(encoding="utf-8")
+    for path in EXAMPLES.glob("puppet-*.json5"):
+        assert f'--8<-- "docs/examples/config/{path.name}"' in text, path.name
+
+
+def test_puppet_examples_mean_what_the_page_says() -> None:
+    from wechat_sdk.adapters.wechaty.service import DEFAULT_DISCOVERY_URL, service_settings
+
+    assert load("puppet-simulator.json5").settings.puppet == "simulator"
+
+    node = load("puppet-node.json5").settings
+    assert node.puppet == "wechaty-puppet-wechat"
+    assert node.puppetOptions.model_dump(exclude_none=True) == {"uos": True}
+    assert load("puppet-node-tls.json5").settings.puppetOptions.tls is True
+
+    service = load("puppet-service.json5").settings
+    assert service.puppet == "wechaty-puppet-service"
+    assert service.puppetOptions.endpoint == "puppet.example.com:8788"
+    assert service.puppetOptions.tls is not None and service.puppetOptions.tls is not False
+    assert service.puppetOptions.tls is not True
+    assert service.puppetOptions.tls.caFile == "/etc/wechat-sdk/wechaty-ca.pem"
+
+    plain = service_settings(
+        load("puppet-service-plaintext.json5").settings.puppetOptions, "p", env={}
+    )
+    assert (plain.endpoint, plain.tls) == ("127.0.0.1:8788", False)
+
+    found = service_settings(
+        load("puppet-service-discovery.json5").settings.puppetOptions, "p", env={}
+    )
+    assert found.endpoint is None and found.tls
+    assert found.discovery_url == DEFAULT_DISCOVERY_URL

@@ -100,6 +100,7 @@ _IGNORED_EVENTS = {_POST, _FRIENDSHIP, _ROOM_INVITE, _RESET}
 _DIRTY_NAMES = {1: "message", 2: "contact", 3: "room", 4: "room_member", 5: "friendship"}
 
 CHUNK_BYTES = 64 * 1024
+MAX_CACHED_MESSAGES = 4096  # message payloads (and their FileBoxes) kept, oldest dropped first
 MAX_TEXT_CHARS = 64 * 1024
 CALL_TIMEOUT_S = 30.0
 # gRPC status codes after which a send may or may not have happened
@@ -472,7 +473,7 @@ class PuppetServiceClient:
             timestamp=timestamp,
             file=file_info,
         )
-        self._messages[message_id] = message
+        _remember(self._messages, message_id, message)
         return message
 
     async def _filebox(self, message_id: str, filename: str = "") -> FileBoxRef | None:
@@ -489,7 +490,7 @@ class PuppetServiceClient:
             from dataclasses import replace
 
             ref = replace(ref, name=filename)
-        self._files[message_id] = ref
+        _remember(self._files, message_id, ref)
         return ref
 
     async def contact(self, contact_id: str) -> Contact:
@@ -615,6 +616,13 @@ class PuppetServiceClient:
 
     async def logout(self) -> None:
         await self._unary(self.stub.Logout, pb.LogoutRequest())
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` in a cache of at most MAX_CACHED_MESSAGES entries (oldest dropped)."""
+    cache[key] = value
+    while len(cache) > MAX_CACHED_MESSAGES:
+        del cache[next(iter(cache))]
 
 
 def _required_str(data: dict[str, Any], key: str) -> str:

@@ -14,6 +14,25 @@
  *   WECHAT_SDK_TEST_CONTROL    "1": with wechaty-puppet-mock only, an HTTP control channel
  *                              on 127.0.0.1 for tests to drive the mock's Mocker
  *
+ * The test-only control channel (POST / with a JSON body {"op": ..., ...}) knows these ops:
+ *   createContact {name}                       -> {id}
+ *   createRoom {topic, memberIds, aliases}     -> {id}  (the bot joins every room)
+ *   scan {status, qrcode?}                     -> {}    (emit a SCAN event)
+ *   login                                      -> {id}  (the bot's contact id)
+ *   logout                                     -> {}
+ *   sayDm {from, text}                         -> {}    (a contact says a text to the bot)
+ *   sayGroup {from, room, text, mentionIds}    -> {}
+ *   sendFile {from, room?, name, base64}       -> {}    (a contact sends a file)
+ *   sent {conversation}                        -> {sent: [{text} | {fileName, fileSize}]}
+ *   burst {from, count, prefix}                -> {timestamps: [ms, ...]}
+ *       `from` is a contact id or a list of them (used in turn); the contacts say the
+ *       texts `${prefix}${i}` (i = 0..count-1) to the bot in one go, and the answer has the
+ *       creation time of each (Date.now() as it is made, like its payload timestamp; benchmarks)
+ *   sentSince {since, countOnly?}              -> {sent: [{text, timestamp, conversation}]}
+ *       every text the bot sent with a payload timestamp >= since (ms), oldest first;
+ *       with countOnly only {count} (cheap enough to poll during a benchmark)
+ *   self                                       -> {id, loggedIn}
+ *
  * It writes one JSON line to stdout when serving ({"event":"listening",...}) and logs to
  * stderr. Its lifetime is tied to the parent: it exits when stdin closes (the parent died
  * or stopped it) and on SIGTERM/SIGINT, stopping the puppet first so the memory card is saved.
@@ -210,6 +229,27 @@ async function startControl (mocker, puppet) {
         const file = sentFiles.get(id)
         out.push(file ? { fileName: file.name, fileSize: file.size } : { text: p.text })
       }
+      return { sent: out }
+    },
+    async burst ({ from, count, prefix }) {
+      const contacts = (Array.isArray(from) ? from : [from]).map((id) => mocker.ContactMock.load(id))
+      if (!user || contacts.length === 0) throw new Error('burst needs a logged-in bot and a contact')
+      const timestamps = []
+      for (let i = 0; i < count; i++) {
+        timestamps.push(Date.now())
+        contacts[i % contacts.length].say(`${prefix || ''}${i}`).to(user)
+      }
+      return { timestamps }
+    },
+    async sentSince ({ since, countOnly }) {
+      const out = []
+      for (const p of mocker.cacheMessagePayload.values()) {
+        if (!user || p.talkerId !== user.id || typeof p.text !== 'string') continue
+        if (p.timestamp < (since || 0)) continue
+        out.push({ text: p.text, timestamp: p.timestamp, conversation: p.roomId || p.listenerId })
+      }
+      if (countOnly) return { count: out.length }
+      out.sort((a, b) => a.timestamp - b.timestamp)
       return { sent: out }
     },
     async self () {
