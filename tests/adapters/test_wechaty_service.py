@@ -142,13 +142,18 @@ def test_node_puppets_run_in_the_sidecar_with_their_own_options(tmp_path: Path) 
     acc = account(
         {
             "puppet": "wechaty-puppet-wechat",
-            "puppetOptions": {"uos": True, "head": False, "token": "ignored-for-node"},
+            "puppetOptions": {
+                "uos": True,
+                "endpoint": "/usr/bin/chromium",  # puppet-wechat's browser
+                "tls": True,  # the sidecar's own: not handed to the puppet
+            },
         }
     )
     puppet = make_puppet(acc, tmp_path)
     assert isinstance(puppet, SidecarPuppet)
     assert puppet.sidecar.puppet == "wechaty-puppet-wechat"
-    assert puppet.sidecar.puppet_options == {"uos": True, "head": False}
+    assert puppet.sidecar.puppet_options == {"uos": True, "endpoint": "/usr/bin/chromium"}
+    assert puppet.sidecar.tls is True
     assert puppet.sidecar.account_dir == tmp_path / "accounts" / "default"
 
 
@@ -156,6 +161,16 @@ def test_a_puppet_name_that_is_no_package_is_a_config_error(tmp_path: Path) -> N
     acc = account({"puppet": "Wechaty Puppet!"})
     with pytest.raises(ConfigError, match=r"channels\.wechat\.puppet: .*not a puppet"):
         make_puppet(acc, tmp_path)
+
+
+async def test_too_old_node_is_a_clear_error(tmp_path: Path) -> None:
+    from wechat_sdk.adapters.wechaty.sidecar import _check_node_version
+
+    fake = tmp_path / "node"
+    fake.write_text("#!/bin/sh\necho v16.20.0\n")
+    fake.chmod(0o755)
+    with pytest.raises(SidecarError, match=r"Node\.js v16\.20\.0 is too old.*18\+"):
+        await _check_node_version(str(fake))
 
 
 async def test_missing_node_is_a_clear_error(

@@ -93,10 +93,9 @@ class Live:
 
 def config_for(sidecar: Sidecar, tls: bool, **keys: Any) -> str:
     options: dict[str, Any] = {"endpoint": f"127.0.0.1:{sidecar.port}", "token": sidecar.token}
-    if tls:
-        options["tls"] = {"caFile": str(sidecar.account_dir / "wechaty-ca.pem")}
-    else:
+    if not tls:
         options["tls"] = False
+    # with TLS, nothing to set: an insecure_ token means Wechaty's CA and server name
     import json
 
     wechat = {"puppet": "wechaty-puppet-service", "puppetOptions": options, "pacing": False}

@@ -60,6 +60,7 @@ from wechat_sdk.puppet import (
 
 __all__ = [
     "MESSAGE_KINDS",
+    "WECHATY_ROOT_CA",
     "PuppetServiceClient",
     "ServiceConnection",
     "ServiceUnavailable",
@@ -98,6 +99,10 @@ _IGNORED_EVENTS = {_POST, _FRIENDSHIP, _ROOM_INVITE, _RESET}
 
 # DIRTY payload types
 _DIRTY_NAMES = {1: "message", 2: "contact", 3: "room", 4: "room_member", 5: "friendship"}
+
+#: Wechaty's public root certificate (from wechaty-puppet-service's auth/ca), which signs
+#: the default "insecure" server certificate of every Puppet Service.
+WECHATY_ROOT_CA = Path(__file__).with_name("wechaty-ca.pem")
 
 CHUNK_BYTES = 64 * 1024
 MAX_CACHED_MESSAGES = 4096  # message payloads (and their FileBoxes) kept, oldest dropped first
@@ -212,7 +217,14 @@ class PuppetServiceClient:
         ]
         if not c.tls:
             return grpc.aio.insecure_channel(c.endpoint, options=options)
-        root = c.ca_file.read_bytes() if c.ca_file is not None else None
+        if c.ca_file is not None:
+            root: bytes | None = c.ca_file.read_bytes()
+        elif c.token.startswith("insecure_"):
+            # Wechaty's own root CA signs the "insecure" server certificate that Puppet
+            # Services use by default; Wechaty's clients trust it, and so does this one
+            root = WECHATY_ROOT_CA.read_bytes()
+        else:
+            root = None  # the system's trusted CAs
         credentials = grpc.ssl_channel_credentials(root_certificates=root)
         options.append(("grpc.ssl_target_name_override", c.server_name or "insecure"))
         return grpc.aio.secure_channel(c.endpoint, credentials, options=options)

@@ -47,7 +47,7 @@ __all__ = [
 SERVICE_PUPPET = "wechaty-puppet-service"
 DEFAULT_DISCOVERY_URL = "https://api.chatie.io"
 DISCOVERY_TIMEOUT_S = 15.0
-_SERVICE_KEYS = {"endpoint", "token", "tls", "discoveryUrl"}
+_SIDECAR_KEYS = {"tls", "discoveryUrl"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +197,10 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
 
         return PuppetServiceClient(None, resolver=resolve, account_id=account.id)
     check_puppet(account)
+    # a Node puppet gets every option but the sidecar's own (tls), endpoint and token
+    # included: they mean the puppet's own (a browser path, a padlocal token...)
     extra: dict[str, Any] = {
-        k: v for k, v in options.model_dump(exclude_none=True).items() if k not in _SERVICE_KEYS
+        k: v for k, v in options.model_dump(exclude_none=True).items() if k not in _SIDECAR_KEYS
     }
     sidecar = Sidecar(
         puppet=name,

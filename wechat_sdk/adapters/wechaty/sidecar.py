@@ -35,7 +35,11 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from wechat_sdk.adapters.wechaty.client import PuppetServiceClient, ServiceConnection
+from wechat_sdk.adapters.wechaty.client import (
+    WECHATY_ROOT_CA,
+    PuppetServiceClient,
+    ServiceConnection,
+)
 from wechat_sdk.puppet import (
     Contact,
     Message,
@@ -85,6 +89,9 @@ def node_cache_dir(state_dir: Path) -> Path:
     return (root / f"npm-{digest.hexdigest()[:12]}").resolve()
 
 
+NODE_MAJOR_MIN = 18
+
+
 def _require(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
@@ -103,7 +110,7 @@ async def ensure_installed(cache_dir: Path, puppet: str) -> Path:
     Returns the ``node_modules`` directory.
     """
     npm = _require("npm")
-    _require("node")
+    await _check_node_version(_require("node"))
     lock = await asyncio.to_thread(_lock_cache, cache_dir)
     try:
         if not await asyncio.to_thread(_copy_lock_files, cache_dir):
@@ -122,6 +129,23 @@ async def ensure_installed(cache_dir: Path, puppet: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
     return modules
+
+
+async def _check_node_version(node: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        node, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    out, _ = await proc.communicate()
+    version = out.decode().strip()  # "v20.20.2"
+    try:
+        major = int(version.lstrip("v").split(".")[0])
+    except ValueError:
+        raise SidecarError(f"cannot read the version of {node} ({version!r})") from None
+    if major < NODE_MAJOR_MIN:
+        raise SidecarError(
+            f"Node.js {version} is too old: the Node sidecar needs Node.js {NODE_MAJOR_MIN}+ "
+            f"({node})"
+        )
 
 
 def _lock_cache(cache_dir: Path) -> IO[str]:
@@ -253,7 +277,7 @@ class Sidecar:
                     endpoint=f"127.0.0.1:{self.port}",
                     token=self.token,
                     tls=self.tls,
-                    ca_file=await asyncio.to_thread(self._ca_file) if self.tls else None,
+                    ca_file=WECHATY_ROOT_CA if self.tls else None,
                     server_name="insecure",
                 )
             last_error = str(hello.get("message", "the sidecar exited"))
@@ -275,18 +299,6 @@ class Sidecar:
                 continue
             if isinstance(msg, dict) and msg.get("event") in ("listening", "error"):
                 return msg
-
-    def _ca_file(self) -> Path:
-        """Wechaty's built-in CA (it signs the insecure server certificate), as a PEM file."""
-        path = self.account_dir / "wechaty-ca.pem"
-        if not path.exists():
-            modules = node_cache_dir(self.state_dir) / "node_modules"
-            source = modules / "wechaty-puppet-service/dist/cjs/src/auth/ca.js"
-            text = source.read_text("utf-8")
-            start = text.index("-----BEGIN CERTIFICATE-----")
-            end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
-            path.write_text(text[start:end] + "\n")
-        return path
 
     async def _log_stderr(self) -> None:
         assert self.process is not None and self.process.stderr is not None
