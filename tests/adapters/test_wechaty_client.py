@@ -58,6 +58,7 @@ class Script:
     downloads: dict[str, bytes] = field(default_factory=dict)
     contacts: dict[str, str] = field(default_factory=dict)
     send_error: grpc.StatusCode | None = None
+    gate: asyncio.Event | None = None  # when set, MessagePayload waits for it
     calls: list[str] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     sent_files: list[dict[str, Any]] = field(default_factory=list)
@@ -109,6 +110,8 @@ class FakeServer(pb_grpc.PuppetServicer):
 
     async def MessagePayload(self, request: Any, context: Any) -> Any:
         self.s.calls.append(f"MessagePayload:{request.id}")
+        if self.s.gate is not None:
+            await self.s.gate.wait()
         if request.id not in self.s.messages:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such message")
         return self.s.messages[request.id]
@@ -352,6 +355,36 @@ async def test_message_payload_fields_and_dirty_invalidation(server: tuple[Scrip
     events = await collect(client, 2)
     assert events[-1] == DirtyEvent(payload_type="contact", payload_id="wxid_a")
     assert (await client.contact("wxid_a")).name == "Alice Renamed"
+    await client.stop()
+
+
+async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    for n in range(10):
+        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
+            id=f"m{n}", talker_id="wxid_a", text=f"t{n}", type=7
+        )
+    script.messages["bad"] = pb.MessagePayloadResponse(id="bad", text="no talker", type=7)
+    client = client_for(endpoint, prefetch_window=4)
+    await client.start()
+    script.gate = asyncio.Event()
+    for n in range(10):
+        script.push(2, {"messageId": f"m{n}"})
+    script.push(2, {"messageId": "bad"})
+    await asyncio.sleep(0.3)
+    in_flight = [c for c in script.calls if c.startswith("MessagePayload:")]
+    assert in_flight == [f"MessagePayload:m{n}" for n in range(4)]  # the window
+    script.gate.set()
+    await asyncio.sleep(0.5)  # nobody has asked for a payload yet
+    fetched = [c for c in script.calls if c.startswith("MessagePayload:")]
+    assert fetched == [f"MessagePayload:m{n}" for n in range(10)] + ["MessagePayload:bad"]
+    events = await collect(client, 12)
+    ids = [e.message_id for e in events if isinstance(e, MessageEvent)]
+    assert [(await client.message(i)).text for i in ids[:10]] == [f"t{n}" for n in range(10)]
+    with pytest.raises(PuppetError, match="no talker"):  # a failed prefetch is raised here
+        await client.message("bad")
     await client.stop()
 
 

@@ -105,6 +105,7 @@ _DIRTY_NAMES = {1: "message", 2: "contact", 3: "room", 4: "room_member", 5: "fri
 WECHATY_ROOT_CA = Path(__file__).with_name("wechaty-ca.pem")
 
 CHUNK_BYTES = 64 * 1024
+PREFETCH_WINDOW = 32  # message payloads fetched ahead of the consumer, at most
 MAX_CACHED_MESSAGES = 4096  # message payloads (and their FileBoxes) kept, oldest dropped first
 MAX_TEXT_CHARS = 64 * 1024
 CALL_TIMEOUT_S = 30.0
@@ -167,6 +168,7 @@ class PuppetServiceClient:
         reattach_grace_s: float = 1.0,
         connect_timeout_s: float = 15.0,
         max_text_chars: int = MAX_TEXT_CHARS,
+        prefetch_window: int = PREFETCH_WINDOW,
     ) -> None:
         if connection is None and resolver is None:
             raise ValueError("give a connection or a resolver")
@@ -177,6 +179,9 @@ class PuppetServiceClient:
         self.reattach_grace_s = reattach_grace_s
         self.connect_timeout_s = connect_timeout_s
         self.max_text_chars = max_text_chars
+        self.prefetch_window = prefetch_window
+        self._prefetch_slots = asyncio.Semaphore(max(1, prefetch_window))
+        self._prefetching: dict[str, asyncio.Task[Message]] = {}
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.PuppetStub | None = None
         self._call: Any = None
@@ -293,6 +298,9 @@ class PuppetServiceClient:
         await self._detach()
 
     async def _detach(self) -> None:
+        for task in list(self._prefetching.values()):
+            task.cancel()
+        self._prefetching.clear()
         if self._call is not None:
             self._call.cancel()
             self._call = None
@@ -315,6 +323,8 @@ class PuppetServiceClient:
                 event_type = int(response.type)
                 first.put_nowait(event_type)
                 for event in self._parse_event(event_type, response.payload):
+                    if isinstance(event, MessageEvent):
+                        await self._prefetch_message(event.message_id)
                     self._queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
@@ -446,7 +456,39 @@ class PuppetServiceClient:
 
     # ------------------------------------------------------------ payloads
 
+    async def _prefetch_message(self, message_id: str) -> None:
+        """Start fetching a message's payload as its event arrives (a bounded window).
+
+        The gateway takes events one at a time; without this, each one would wait a full
+        round trip for its payload. At most ``prefetch_window`` fetches run at once: past
+        that, reading the stream waits, so a backlog stays in gRPC, not in memory.
+        """
+        if self.prefetch_window <= 0 or message_id in self._messages:
+            return
+        await self._prefetch_slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._fetch_message(message_id))
+        self._prefetching[message_id] = task
+
+        def done(t: asyncio.Task[Message]) -> None:
+            self._prefetch_slots.release()
+            if self._prefetching.get(message_id) is t:
+                del self._prefetching[message_id]
+            if not t.cancelled():
+                t.exception()  # seen here; message() fetches again and raises it itself
+
+        task.add_done_callback(done)
+
     async def message(self, message_id: str) -> Message:
+        cached = self._messages.get(message_id)
+        if cached is not None:
+            return cached
+        pending = self._prefetching.get(message_id)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                return await asyncio.shield(pending)
+        return await self._fetch_message(message_id)
+
+    async def _fetch_message(self, message_id: str) -> Message:
         cached = self._messages.get(message_id)
         if cached is not None:
             return cached
