@@ -92,3 +92,48 @@ def test_sidecar_dies_with_a_killed_gateway(tmp_path: Path) -> None:
         assert not alive(pid), "the sidecar outlived the gateway"
     finally:
         parent.kill()
+
+
+async def test_a_crashed_sidecar_is_started_again_and_the_account_comes_back(
+    tmp_path: Path,
+) -> None:
+    from mock_peer import MockControl, mock_sidecar
+
+    puppet = SidecarPuppet(mock_sidecar(tmp_path / "peer"))
+    config = parse_config(json.dumps({"channels": {"wechat": {"dmPolicy": "open"}}}))
+
+    async def agent(turn: object) -> str:
+        return "pong"
+
+    gateway = Gateway(
+        config,
+        agent=agent,  # type: ignore[arg-type]
+        puppet_factory=lambda account: puppet,
+        state_dir=tmp_path / "state",
+        show_terminal_qr=False,
+    )
+
+    async def until(what: str, check: object) -> None:
+        for _ in range(400):
+            if check():  # type: ignore[operator]
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    await gateway.start()
+    try:
+        for _round in range(2):
+            await until("a QR code", lambda: gateway.status()[0].qr_url)
+            assert puppet.sidecar.control_port is not None
+            control = MockControl(puppet.sidecar.control_port)
+            await control("login")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            first_pid = puppet.sidecar.pid
+            assert first_pid is not None
+            if _round == 0:
+                os.kill(first_pid, signal.SIGKILL)  # the sidecar crashes
+                await until("a new sidecar", lambda pid=first_pid: puppet.sidecar.pid != pid)
+        assert gateway.status()[0].reconnects >= 1
+    finally:
+        await gateway.close()
+    assert puppet.sidecar.pid is not None and not alive(puppet.sidecar.pid)
