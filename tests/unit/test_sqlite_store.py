@@ -293,3 +293,16 @@ async def test_bounds_hold_with_grouped_writes_and_a_reopen(db_path: Path) -> No
             True,
         ]
     assert committed_marks(db_path) == {"m7", "m8", "m9", "m10"}
+
+
+def test_expired_marks_are_swept_when_the_oldest_expires(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 100)
+        s.dedupe.check_and_add("default", "m2", T0 + 50, 100)
+        s.dedupe.check_and_add("default", "m3", T0 + 99, 100)  # nothing expired yet
+        assert committed_marks(db_path) == {"m1", "m2", "m3"}
+        s.dedupe.check_and_add("default", "m4", T0 + 100, 100)  # m1 expired
+        assert committed_marks(db_path) == {"m2", "m3", "m4"}
+        s.dedupe.check_and_add("default", "m5", T0 + 151, 100)  # m2 expired
+        assert committed_marks(db_path) == {"m3", "m4", "m5"}
+        assert s.dedupe.check_and_add("default", "m1", T0 + 152, 100) is False
