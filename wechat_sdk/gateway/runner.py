@@ -363,7 +363,9 @@ class AccountRunner:
 
     async def _answer(self, turn: AgentTurn) -> None:
         conversation = turn.conversation_id
-        lock = self._conv_locks.setdefault(conversation, asyncio.Lock())
+        lock = self._conv_locks.get(conversation)
+        if lock is None:
+            lock = self._conv_locks[conversation] = asyncio.Lock()
         async with lock:  # one turn at a time per conversation keeps history in order
             # filled as each message goes out: what WeChat got is known even when the
             # reply fails partway (a later chunk or file, or a stream that raised)
