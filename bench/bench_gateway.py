@@ -6,7 +6,8 @@ Run: ``python bench/bench_gateway.py [throughput|rss|import|demo|all] [--store s
   the simulator's virtual clock. N inbound DMs spread over 1, 100 or 10,000 conversations
   are injected, then the world runs until every reply went out. Figures: messages/s (one
   message = one inbound DM answered with one outbound reply) and wall time per message.
-  Best of 3 runs (``time.perf_counter``).
+  Best of 3 runs (``time.perf_counter``). ``--trickle``: each message is answered before
+  the next one is injected (no two messages share an event-loop turn or a commit).
 - rss: 10,000 conversations, each with a full DM history (``dmHistoryLimit`` 10 turns =
   20 entries; the store is built to track 10,000 conversations, its default being 1000),
   resident set size of the process (``/proc/self/status`` VmRSS) before and after; every
@@ -60,6 +61,7 @@ async def run_load(
     *,
     keep: bool = False,
     max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+    trickle: bool = False,
 ) -> tuple[float, Gateway | None]:
     """Wall seconds to answer ``messages`` DMs spread over ``conversations`` contacts.
 
@@ -87,7 +89,8 @@ async def run_load(
         gc.collect()
         started = time.perf_counter()
         for i in range(messages):
-            await world.say(contacts[i % conversations], f"message {i}", settle=False)
+            # trickle: each message answered before the next one comes (no batching at all)
+            await world.say(contacts[i % conversations], f"message {i}", settle=trickle)
         # one settle() pass stops after 100,000 loop turns: go on while replies still come
         replies = -1
         while replies != len(world.sent()):
@@ -108,12 +111,18 @@ async def run_load(
         return elapsed, None
 
 
-def throughput(store_kind: str, messages: int) -> None:
-    print(f"## throughput: echo agent, pacing off, {store_kind} store, {messages} messages\n")
+def throughput(store_kind: str, messages: int, trickle: bool = False) -> None:
+    how = "one at a time" if trickle else "all injected at once"
+    print(
+        f"## throughput: echo agent, pacing off, {store_kind} store, {messages} messages ({how})\n"
+    )
     print("| conversations | messages | best wall time (s) | messages/s | per message (µs) |")
     print("|---:|---:|---:|---:|---:|")
     for conversations in (1, 100, 10_000):
-        best = min(asyncio.run(run_load(messages, conversations, store_kind))[0] for _ in range(3))
+        best = min(
+            asyncio.run(run_load(messages, conversations, store_kind, trickle=trickle))[0]
+            for _ in range(3)
+        )
         print(
             f"| {conversations:,} | {messages:,} | {best:.2f} | {messages / best:,.0f} "
             f"| {best / messages * 1e6:,.0f} |"
@@ -226,9 +235,12 @@ def main() -> None:
     parser.add_argument("what", nargs="?", default="all")
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument(
+        "--trickle", action="store_true", help="throughput: each message answered before the next"
+    )
     args = parser.parse_args()
     if args.what in ("throughput", "all"):
-        throughput(args.store, args.messages)
+        throughput(args.store, args.messages, args.trickle)
     if args.what in ("rss", "all"):
         rss(args.store)
     if args.what in ("import", "all"):
