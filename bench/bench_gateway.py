@@ -6,10 +6,12 @@ Run: ``python bench/bench_gateway.py [throughput|rss|import|demo|all] [--store s
   the simulator's virtual clock. N inbound DMs spread over 1, 100 or 10,000 conversations
   are injected, then the world runs until every reply went out. Figures: messages/s (one
   message = one inbound DM answered with one outbound reply) and wall time per message.
-  Best of 3 runs (``time.perf_counter``).
+  Best of 3 runs (``time.perf_counter``). ``--trickle``: each message is answered before
+  the next one is injected (no two messages share an event-loop turn or a commit).
 - rss: 10,000 conversations, each with a full DM history (``dmHistoryLimit`` 10 turns =
-  20 entries), resident set size of the process (``/proc/self/status`` VmRSS) before and
-  after.
+  20 entries; the store is built to track 10,000 conversations, its default being 1000),
+  resident set size of the process (``/proc/self/status`` VmRSS) before and after; every
+  conversation's history is read back and checked to be full.
 - import: ``import wechat_sdk`` in a fresh interpreter, best of 10, minus the interpreter's
   own start-up.
 - demo: ``wechat-sdk demo`` wall time (``python -m wechat_sdk demo``), best and mean of 5.
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,7 +37,7 @@ from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.stores.base import Store
+from wechat_sdk.stores.base import DEFAULT_MAX_CONVERSATIONS, Store
 from wechat_sdk.stores.memory import MemoryStore
 from wechat_sdk.stores.sqlite import SqliteStore
 
@@ -45,14 +48,26 @@ async def echo(turn: AgentTurn) -> str:
     return turn.text
 
 
-def make_store(kind: str, folder: Path) -> Store:
-    return MemoryStore() if kind == "memory" else SqliteStore.in_state_dir(folder)
+def make_store(kind: str, folder: Path, max_conversations: int) -> Store:
+    if kind == "memory":
+        return MemoryStore(max_conversations=max_conversations)
+    return SqliteStore.in_state_dir(folder, max_conversations=max_conversations)
 
 
 async def run_load(
-    messages: int, conversations: int, store_kind: str, *, keep: bool = False
+    messages: int,
+    conversations: int,
+    store_kind: str,
+    *,
+    keep: bool = False,
+    max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+    trickle: bool = False,
 ) -> tuple[float, Gateway | None]:
-    """Wall seconds to answer ``messages`` DMs spread over ``conversations`` contacts."""
+    """Wall seconds to answer ``messages`` DMs spread over ``conversations`` contacts.
+
+    Every reply is then checked: each contact got exactly the echo of each of its
+    messages, once (outside the timed part).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         world = SimulatedWeChat(seed=0)
         world.add_account("default")
@@ -62,7 +77,7 @@ async def run_load(
             puppet_factory=world.puppet_factory,
             state_dir=Path(tmp),
             clock=world.clock,
-            store=make_store(store_kind, Path(tmp)),
+            store=make_store(store_kind, Path(tmp), max_conversations),
             rng=world.rng_for("gateway"),
             show_terminal_qr=False,
         )
@@ -74,7 +89,8 @@ async def run_load(
         gc.collect()
         started = time.perf_counter()
         for i in range(messages):
-            await world.say(contacts[i % conversations], f"message {i}", settle=False)
+            # trickle: each message answered before the next one comes (no batching at all)
+            await world.say(contacts[i % conversations], f"message {i}", settle=trickle)
         # one settle() pass stops after 100,000 loop turns: go on while replies still come
         replies = -1
         while replies != len(world.sent()):
@@ -82,21 +98,31 @@ async def run_load(
             await world.run_until_idle()
             await gw.wait_idle()
         elapsed = time.perf_counter() - started
-        replies = len(world.sent())
-        if replies != messages:
-            raise SystemExit(f"expected {messages} replies, got {replies}")
+        got = Counter((e.to, e.text) for e in world.sent())
+        expected = Counter((contacts[i % conversations], f"message {i}") for i in range(messages))
+        if got != expected:
+            raise SystemExit(
+                f"replies differ from one echo per message: {len(got - expected)} unexpected, "
+                f"{len(expected - got)} missing"
+            )
         if keep:
             return elapsed, gw
         await gw.close()
         return elapsed, None
 
 
-def throughput(store_kind: str, messages: int) -> None:
-    print(f"## throughput: echo agent, pacing off, {store_kind} store, {messages} messages\n")
+def throughput(store_kind: str, messages: int, trickle: bool = False) -> None:
+    how = "one at a time" if trickle else "all injected at once"
+    print(
+        f"## throughput: echo agent, pacing off, {store_kind} store, {messages} messages ({how})\n"
+    )
     print("| conversations | messages | best wall time (s) | messages/s | per message (µs) |")
     print("|---:|---:|---:|---:|---:|")
     for conversations in (1, 100, 10_000):
-        best = min(asyncio.run(run_load(messages, conversations, store_kind))[0] for _ in range(3))
+        best = min(
+            asyncio.run(run_load(messages, conversations, store_kind, trickle=trickle))[0]
+            for _ in range(3)
+        )
         print(
             f"| {conversations:,} | {messages:,} | {best:.2f} | {messages / best:,.0f} "
             f"| {best / messages * 1e6:,.0f} |"
@@ -116,14 +142,25 @@ def rss(store_kind: str) -> None:
     before = rss_kb()
 
     async def main() -> tuple[float, int]:
-        elapsed, gw = await run_load(conversations * turns, conversations, store_kind, keep=True)
+        # the stores track 1000 conversations per account by default (the least recently
+        # written is forgotten): room for all of them, or most histories would be empty
+        elapsed, gw = await run_load(
+            conversations * turns,
+            conversations,
+            store_kind,
+            keep=True,
+            max_conversations=conversations,
+        )
         assert gw is not None
-        # every conversation now holds its full history: dmHistoryLimit turns, with replies
-        sample = gw.runner().history.dm("wxid_user00000")
         gc.collect()
         after = rss_kb()
+        # every conversation now holds its full history: dmHistoryLimit turns, with replies
+        history = gw.runner().history
+        sizes = Counter(len(history.dm(f"wxid_user{i:05d}")) for i in range(conversations))
         await gw.close()
-        print(f"(history entries kept for one conversation: {len(sample)})")
+        print(f"(history entries per conversation -> conversations: {dict(sizes)})")
+        if sizes != Counter({2 * turns: conversations}):
+            raise SystemExit("some conversation does not hold its full history")
         return elapsed, after
 
     elapsed, after = asyncio.run(main())
@@ -198,9 +235,12 @@ def main() -> None:
     parser.add_argument("what", nargs="?", default="all")
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument(
+        "--trickle", action="store_true", help="throughput: each message answered before the next"
+    )
     args = parser.parse_args()
     if args.what in ("throughput", "all"):
-        throughput(args.store, args.messages)
+        throughput(args.store, args.messages, args.trickle)
     if args.what in ("rss", "all"):
         rss(args.store)
     if args.what in ("import", "all"):

@@ -272,3 +272,41 @@ async def test_dm_history_counts_turns_even_when_the_agent_stays_silent(
         ("user", "quiet 2"),
         ("user", "quiet 3"),
     ]
+
+
+async def test_dedupe_mark_is_committed_before_the_reply_goes_out(
+    wechat: WeChatHarness, monkeypatch: Any
+) -> None:
+    """The SQLite store groups its writes; a send still never precedes its message's mark,
+    so a crash right after a reply cannot get the message answered again."""
+    import sqlite3
+
+    from wechat_sdk.stores import sqlite as sqlite_store
+
+    # no commit at the next loop turn: only the pre-send commit can make the marks durable
+    monkeypatch.setattr(sqlite_store._Db, "_flush_soon", lambda self: None)
+    gw = await wechat.gateway(Recorder(), **OPEN)
+    world = wechat.world
+    puppet = world.puppet()
+    db = wechat.state_dir / "wechat-sdk.sqlite3"
+    seen_at_send: list[set[str]] = []
+    real_send = puppet.send_text
+
+    async def send_text(conversation_id: str, text: str, mention_ids: Any = ()) -> Any:
+        raw = sqlite3.connect(db)  # what a restarted gateway would find
+        try:
+            seen_at_send.append({r[0] for r in raw.execute("SELECT message_id FROM dedupe")})
+        finally:
+            raw.close()
+        return await real_send(conversation_id, text, mention_ids)
+
+    monkeypatch.setattr(puppet, "send_text", send_text)
+    ids = []
+    for i in range(3):
+        ids += await world.say(f"wxid_u{i}", f"hello {i}", settle=False)
+    await world.run_until_idle()
+    await gw.wait_idle()
+
+    assert len(seen_at_send) == 3
+    for i, marks in enumerate(seen_at_send):
+        assert ids[i] in marks

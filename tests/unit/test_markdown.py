@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wechat_sdk.outbound.markdown import format_reply, to_plain
 
@@ -121,3 +123,13 @@ def test_format_reply_keep_returns_the_text_untouched() -> None:
 def test_format_reply_rejects_an_unknown_mode() -> None:
     with pytest.raises(ValueError, match="'plain' or 'keep'"):
         format_reply("x", "html")
+
+
+_PLAIN_PIECES = st.sampled_from([*"ab1. !()/:\n\t\u3000你好", "http://x.y", "www.", "2) "])
+
+
+@given(st.text() | st.lists(_PLAIN_PIECES).map("".join))
+def test_fast_path_for_text_without_markup_matches_the_rules(text: str) -> None:
+    from wechat_sdk.outbound.markdown import _to_plain
+
+    assert to_plain(text) == _to_plain(text)

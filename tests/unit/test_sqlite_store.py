@@ -194,3 +194,115 @@ def test_kill_9_mid_approvals_loses_nothing_committed(db_path: Path) -> None:
             for pending in s.pairing.list_requests():
                 assert s.pairing.approve_request(pending.code, 1002.0) is not None
     assert len(reported) >= 15
+
+
+# ---------------------------------------------------------------- group commit
+
+
+def committed_marks(db_path: Path) -> set[str]:
+    """Dedupe marks another connection (a crash survivor) would see."""
+    raw = sqlite3.connect(db_path)
+    try:
+        return {r[0] for r in raw.execute("SELECT message_id FROM dedupe")}
+    finally:
+        raw.close()
+
+
+def committed_history(db_path: Path) -> list[str]:
+    raw = sqlite3.connect(db_path)
+    try:
+        return [r[0] for r in raw.execute("SELECT text FROM history_entries ORDER BY seq")]
+    finally:
+        raw.close()
+
+
+def test_without_an_event_loop_every_write_commits_at_once(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        assert committed_marks(db_path) == {"m1"}
+        assert committed_history(db_path) == ["hi"]
+
+
+async def test_grouped_writes_commit_at_the_next_loop_turn(db_path: Path) -> None:
+    import asyncio
+
+    with SqliteStore(db_path) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        # this connection sees its own pending writes; others do not yet
+        assert s.history.get("default", "dm:a")[0].text == "hi"
+        assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
+        assert committed_marks(db_path) == set()
+        await asyncio.sleep(0)
+        assert committed_marks(db_path) == {"m1"}
+        assert committed_history(db_path) == ["hi"]
+
+
+async def test_flush_marks_commits_a_pending_dedupe_mark_only(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        s.flush_marks()  # history alone need not be durable before a send
+        assert committed_history(db_path) == []
+        s.dedupe.check_and_add("default", "m2", T0, 3600)
+        s.flush_marks()
+        assert committed_marks(db_path) == {"m2"}
+        assert committed_history(db_path) == ["hi"]  # same transaction, committed with it
+
+
+async def test_pairing_writes_and_close_commit_the_group_first(db_path: Path) -> None:
+    s = SqliteStore(db_path)
+    s.dedupe.check_and_add("default", "m1", T0, 3600)
+    s.pairing.add_approved("default", "wxid_a", T0)  # its own transaction, after the group
+    assert committed_marks(db_path) == {"m1"}
+    s.dedupe.check_and_add("default", "m2", T0, 3600)
+    s.close()
+    assert committed_marks(db_path) == {"m1", "m2"}
+
+
+async def test_a_failed_grouped_write_leaves_no_trace(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        bad = HistoryEntry("user", "a", "A", "hi", T0, None)  # type: ignore[arg-type]
+        with pytest.raises(sqlite3.IntegrityError):  # message_id is NOT NULL
+            s.history.append("default", "dm:a", bad, 10)
+        assert s.history.get("default", "dm:a") == []
+        s.flush()
+        assert committed_marks(db_path) == {"m1"}
+        raw = sqlite3.connect(db_path)
+        try:
+            assert raw.execute("SELECT count(*) FROM history_conversations").fetchone()[0] == 0
+        finally:
+            raw.close()
+
+
+async def test_bounds_hold_with_grouped_writes_and_a_reopen(db_path: Path) -> None:
+    e = HistoryEntry("user", "a", "A", "hi", T0, "m")
+    with SqliteStore(db_path, max_conversations=3, dedupe_max_entries=4) as s:
+        for i in range(10):
+            s.dedupe.check_and_add("default", f"m{i}", T0 + i, 3600)
+            s.history.append("default", f"dm:{i}", e, 10)
+    assert committed_marks(db_path) == {"m6", "m7", "m8", "m9"}
+    with SqliteStore(db_path, max_conversations=3, dedupe_max_entries=4) as s:
+        s.dedupe.check_and_add("default", "m10", T0 + 10, 3600)
+        s.history.append("default", "dm:10", e, 10)
+        assert [s.history.get("default", f"dm:{i}") != [] for i in range(7, 11)] == [
+            False,
+            True,
+            True,
+            True,
+        ]
+    assert committed_marks(db_path) == {"m7", "m8", "m9", "m10"}
+
+
+def test_expired_marks_are_swept_when_the_oldest_expires(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 100)
+        s.dedupe.check_and_add("default", "m2", T0 + 50, 100)
+        s.dedupe.check_and_add("default", "m3", T0 + 99, 100)  # nothing expired yet
+        assert committed_marks(db_path) == {"m1", "m2", "m3"}
+        s.dedupe.check_and_add("default", "m4", T0 + 100, 100)  # m1 expired
+        assert committed_marks(db_path) == {"m2", "m3", "m4"}
+        s.dedupe.check_and_add("default", "m5", T0 + 151, 100)  # m2 expired
+        assert committed_marks(db_path) == {"m3", "m4", "m5"}
+        assert s.dedupe.check_and_add("default", "m1", T0 + 152, 100) is False

@@ -7,6 +7,7 @@ account after inheritance, so an error names the key where it was written.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -37,6 +38,12 @@ def normalize_account_id(raw: str) -> str:
     return candidate
 
 
+@functools.lru_cache(maxsize=256)
+def _allow_list(entries: tuple[str | int, ...]) -> AllowList:
+    """An AllowList is immutable: one per distinct list of entries (looked up per message)."""
+    return AllowList(entries)
+
+
 @dataclass(frozen=True)
 class ResolvedAccount:
     """One account with its effective settings (top-level keys, then its own)."""
@@ -50,12 +57,12 @@ class ResolvedAccount:
 
     @property
     def allow_from(self) -> AllowList:
-        return AllowList(self.settings.allowFrom)
+        return _allow_list(tuple(self.settings.allowFrom or ()))
 
     @property
     def group_allow_from(self) -> AllowList | None:
         entries = self.settings.groupAllowFrom
-        return None if entries is None else AllowList(entries)
+        return None if entries is None else _allow_list(tuple(entries))
 
     @property
     def display_name(self) -> str:

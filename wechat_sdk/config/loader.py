@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import json5
 from pydantic import BaseModel, ValidationError
 
 from wechat_sdk.config.accounts import AccountSet, resolve_accounts
@@ -102,6 +101,8 @@ def accounts_of(config: Config) -> AccountSet:
 
 
 def _parse_json5(text: str, source: str | None) -> Any:
+    import json5  # imported when first needed (start-up time)
+
     try:
         return json5.loads(text)
     except ValueError as exc:

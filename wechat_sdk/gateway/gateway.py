@@ -112,6 +112,8 @@ class Gateway:
         )
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
+        # a store grouping its writes (SQLite) commits the dedupe marks before each send
+        sender.before_send = getattr(self.store, "flush_marks", None)
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit

@@ -7,8 +7,6 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-import segno
-
 __all__ = ["QR_URL_BASE", "qr_page_url", "save_qr_png", "show_qr"]
 
 QR_URL_BASE = "https://wechaty.js.org/qrcode/"
@@ -22,6 +20,8 @@ def qr_page_url(qrcode: str) -> str:
 
 def save_qr_png(qrcode: str, path: Path) -> Path:
     """Write the QR code as a PNG (owner-only)."""
+    import segno  # imported when first needed: it costs ~50 ms at start-up
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     segno.make(qrcode, error="m").save(str(path), kind="png", scale=6, border=2)
     path.chmod(0o600)
@@ -31,4 +31,6 @@ def save_qr_png(qrcode: str, path: Path) -> Path:
 def show_qr(qrcode: str) -> None:
     """Draw the QR code in the terminal (only when stdout is one)."""
     if sys.stdout.isatty():
+        import segno
+
         segno.make(qrcode, error="m").terminal(compact=True)

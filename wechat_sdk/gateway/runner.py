@@ -105,6 +105,9 @@ class AccountRunner:
         self._qr_timeouts = 0
         self._logged_out = False
         self._ready_at: float | None = None
+        #: clock time the consumer started waiting for the next event (None: handling one)
+        self._waiting_since: float | None = None
+        self._link_dead = False
         # send errors are recorded when they happen, so that an older one can never
         # overwrite a newer agent error at the next status refresh
         self.outbound.sender.on_failure = self._record_error
@@ -218,41 +221,62 @@ class AccountRunner:
             await self.clock.sleep(delay)
 
     async def _consume(self) -> None:
+        """Handle events until the stream ends; _LinkDead after HEARTBEAT_TIMEOUT_S of silence.
+
+        One watchdog per connection (not one per event): it wakes when the deadline
+        of the current wait for an event is due and, if no event came by then, cancels
+        this task, which turns the cancellation into _LinkDead. Only the wait for an
+        event is watched, never the handling of one, like a per-event timeout.
+        """
         events = self.puppet.events()
         iterator = events.__aiter__()
-        while True:
-            event = await self._next_event(iterator)
-            if event is None:
-                if not self._stopping:
-                    self.log.warning("event stream ended")
-                    self.status.last_error = "connection lost"
-                return
-            await self._handle(event)
-
-    async def _next_event(self, iterator: AsyncIterator[PuppetEvent]) -> PuppetEvent | None:
-        """The next event, or _LinkDead when nothing arrives for HEARTBEAT_TIMEOUT_S."""
-        nxt = asyncio.ensure_future(iterator.__anext__())
-        watchdog = asyncio.ensure_future(self._watchdog())
+        me = asyncio.current_task()
+        assert me is not None
+        self._waiting_since = None
+        self._link_dead = False
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(me))
         try:
-            done, _ = await asyncio.wait({nxt, watchdog}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            nxt.cancel()
-            raise
+            while True:
+                event = await self._next_event(iterator, me)
+                if event is None:
+                    if not self._stopping:
+                        self.log.warning("event stream ended")
+                        self.status.last_error = "connection lost"
+                    return
+                await self._handle(event)
         finally:
             watchdog.cancel()
-        if nxt in done:
-            try:
-                return nxt.result()
-            except StopAsyncIteration:
-                return None
-        nxt.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
-            await nxt
-        raise _LinkDead
 
-    async def _watchdog(self) -> None:
+    async def _next_event(
+        self, iterator: AsyncIterator[PuppetEvent], me: asyncio.Task[Any]
+    ) -> PuppetEvent | None:
+        """The next event (None when the stream ended), or _LinkDead from the watchdog."""
+        self._waiting_since = self.clock.now()
+        try:
+            return await iterator.__anext__()
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            if self._link_dead and me.uncancel() == 0:
+                raise _LinkDead from None
+            raise  # stop() (or a cancel on top of the watchdog's): really cancelled
+        finally:
+            self._waiting_since = None
+
+    async def _watchdog(self, consumer: asyncio.Task[Any]) -> None:
         BACKGROUND.set(True)
-        await self.clock.sleep(HEARTBEAT_TIMEOUT_S)
+        while True:
+            since = self._waiting_since
+            if since is None:  # handling an event: a wait starting later ends later
+                await self.clock.sleep(HEARTBEAT_TIMEOUT_S)
+                continue
+            left = since + HEARTBEAT_TIMEOUT_S - self.clock.now()
+            if left > 0:
+                await self.clock.sleep(left)
+                continue
+            self._link_dead = True
+            consumer.cancel()
+            return
 
     async def _handle(self, event: PuppetEvent) -> None:
         if isinstance(event, MessageEvent):
@@ -339,7 +363,9 @@ class AccountRunner:
 
     async def _answer(self, turn: AgentTurn) -> None:
         conversation = turn.conversation_id
-        lock = self._conv_locks.setdefault(conversation, asyncio.Lock())
+        lock = self._conv_locks.get(conversation)
+        if lock is None:
+            lock = self._conv_locks[conversation] = asyncio.Lock()
         async with lock:  # one turn at a time per conversation keeps history in order
             # filled as each message goes out: what WeChat got is known even when the
             # reply fails partway (a later chunk or file, or a stream that raised)

@@ -26,6 +26,10 @@ class HistoryBook:
         self._account = account_id
         self._group_limit = group_limit
         self._dm_limit = dm_limit
+        # DM conversations this book saw holding whole turns only (user, reply, user,
+        # reply...): appending one more such turn keeps them so (the store keeps the
+        # 2 * dm_limit newest entries), so they need no read-back to trim
+        self._whole_turns: set[str] = set()
 
     def note_unanswered(self, room_id: str, entry: HistoryEntry) -> None:
         """Keep a group message that was not answered, as context for the next answer."""
@@ -58,6 +62,10 @@ class HistoryBook:
         self._store.append(self._account, key, user, limit)
         if reply is not None:
             self._store.append(self._account, key, reply, limit)
+            if key in self._whole_turns:
+                return
+        else:
+            self._whole_turns.discard(key)
         entries = self._store.get(self._account, key)
         users = [e for e in entries if e.role == "user"]
         if len(users) > self._dm_limit:  # trim to whole turns
@@ -66,3 +74,18 @@ class HistoryBook:
             self._store.clear(self._account, key)
             for e in keep:
                 self._store.append(self._account, key, e, limit)
+            entries = keep
+        if _whole_turns(entries):
+            if len(self._whole_turns) >= _MAX_KNOWN:
+                self._whole_turns.clear()  # only a shortcut: forgetting costs a read
+            self._whole_turns.add(key)
+
+
+_MAX_KNOWN = 100_000
+
+
+def _whole_turns(entries: list[HistoryEntry]) -> bool:
+    """User and assistant entries alternate, starting with a user's and ending with a reply."""
+    return len(entries) % 2 == 0 and all(
+        e.role == ("user" if i % 2 == 0 else "assistant") for i, e in enumerate(entries)
+    )

@@ -9,8 +9,6 @@ import secrets
 import unicodedata
 from pathlib import Path
 
-import filetype
-
 from wechat_sdk.agent import MediaItem
 from wechat_sdk.clock import Clock
 from wechat_sdk.puppet import FileTooLarge, Message, MessageKind, Puppet
@@ -44,6 +42,8 @@ def safe_name(name: str, *, max_len: int = 80) -> str:
 
 def sniff_mime(head: bytes, fallback: str | None = None) -> str:
     """The MIME type from the first bytes (filetype), SILK voice included."""
+    import filetype  # imported when first needed (start-up time)
+
     kind = filetype.guess(head)
     if kind is not None:
         return str(kind.mime)

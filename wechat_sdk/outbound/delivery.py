@@ -85,6 +85,9 @@ class Sender:
         #: called with the error text of every message given up on, when it happens (the
         #: account runner keeps its ``last_error`` in the order errors really occurred)
         self.on_failure: Callable[[str], None] | None = None
+        #: called right before each message is handed to the puppet (the gateway makes
+        #: the store commit pending dedupe marks: nothing goes out before they are durable)
+        self.before_send: Callable[[], None] | None = None
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -107,6 +110,8 @@ class Sender:
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
             retry_after: float | None = None
+            if self.before_send is not None:
+                self.before_send()
             try:
                 if file is not None:
                     await self.puppet.send_file(conversation_id, file)

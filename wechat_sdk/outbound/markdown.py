@@ -57,8 +57,18 @@ def format_reply(text: str, markdown: str) -> str:
     raise ValueError(f"unknown markdown mode {markdown!r}: use 'plain' or 'keep'")
 
 
+#: Every character some rule below looks for: text with none of them is already plain.
+_MARKUP_CHARS: Final = frozenset("`~-*_=#+>\\[<" + _HOLD_OPEN + _HOLD_CLOSE)
+
+
 def to_plain(text: str) -> str:
     """Turn markdown into plain text that reads well without a renderer."""
+    if _MARKUP_CHARS.isdisjoint(text):
+        return text  # the common chat reply: no rule could change it
+    return _to_plain(text)
+
+
+def _to_plain(text: str) -> str:
     out: list[str] = []
     fence: str | None = None  # the opening marker while inside a fenced block
     previous = ""

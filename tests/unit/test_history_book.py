@@ -1,0 +1,42 @@
+"""DM history kept in whole turns, with the read-back skipped when it cannot matter."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.inbound.history import HistoryBook, dm_key
+from wechat_sdk.stores.memory import MemoryHistoryStore
+
+
+def reference(turns: list[bool], limit: int) -> list[tuple[str, str]]:
+    """The rule as first written: append both, read back, trim to whole turns if needed."""
+    store = MemoryHistoryStore()
+    key = dm_key("wxid_a")
+    for i, replied in enumerate(turns):
+        store.append("default", key, HistoryEntry("user", "a", "A", f"u{i}", 0.0), 2 * limit)
+        if replied:
+            store.append(
+                "default", key, HistoryEntry("assistant", "b", "B", f"a{i}", 0.0), 2 * limit
+            )
+        entries = store.get("default", key)
+        users = [e for e in entries if e.role == "user"]
+        if len(users) > limit:
+            keep = entries[entries.index(users[len(users) - limit]) :]
+            store.clear("default", key)
+            for e in keep:
+                store.append("default", key, e, 2 * limit)
+    return [(e.role, e.text) for e in store.get("default", key)]
+
+
+@given(st.lists(st.booleans(), max_size=30), st.integers(min_value=1, max_value=4))
+def test_record_dm_turn_trims_exactly_as_before(turns: list[bool], limit: int) -> None:
+    store = MemoryHistoryStore()
+    book = HistoryBook(store, "default", group_limit=0, dm_limit=limit)
+    for i, replied in enumerate(turns):
+        user = HistoryEntry("user", "wxid_a", "A", f"u{i}", float(i), f"m{i}")
+        reply = HistoryEntry("assistant", "bot", "Bot", f"a{i}", float(i)) if replied else None
+        book.record_dm_turn("wxid_a", user, reply)
+        got = [(e.role, e.text) for e in store.get("default", dm_key("wxid_a"))]
+        assert got == reference(turns[: i + 1], limit)
