@@ -2,6 +2,8 @@
 
 Run: ``python bench/bench_wechaty.py`` (needs Node 18+ and npm; set
 ``WECHAT_SDK_NODE_CACHE`` to reuse installed npm packages). Never part of the test suite.
+With ``BENCH_WECHATY_STORE=memory`` the gateway uses the in-memory store instead of the
+default SQLite one (to separate the store's cost from the rest).
 With ``BENCH_WECHATY_PROFILE=<file>`` the gateway process runs under pyinstrument and
 writes its profile there.
 
@@ -98,7 +100,12 @@ async def run_gateway(endpoint: str, token: str, state_dir: Path) -> None:
         "dmPolicy": "open",
     }
     config = parse_config(json.dumps({"channels": {"wechat": wechat}}))
-    gateway = Gateway(config, agent=echo, state_dir=state_dir, show_terminal_qr=False)
+    store = None
+    if os.environ.get("BENCH_WECHATY_STORE") == "memory":
+        from wechat_sdk.stores.memory import MemoryStore
+
+        store = MemoryStore()
+    gateway = Gateway(config, agent=echo, state_dir=state_dir, store=store, show_terminal_qr=False)
     await gateway.start()
     await _until(lambda: gateway.status()[0].qr_url)
     _say({"event": "waiting"})

@@ -22,7 +22,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -346,7 +346,12 @@ class PuppetServiceClient:
         queue = self._queue
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), self.heartbeat_timeout_s / 2)
+                # events already read are handed over at once; only an empty queue is timed
+                item = (
+                    queue.get_nowait()
+                    if not queue.empty()
+                    else await asyncio.wait_for(queue.get(), self.heartbeat_timeout_s / 2)
+                )
             except TimeoutError:
                 # quiet for half the watchdog time: ask for a DONG; a dead link fails here
                 if not await self._ding():
@@ -362,8 +367,7 @@ class PuppetServiceClient:
                     return
             if item is _STREAM_END:
                 return
-            assert isinstance(item, PuppetEvent)
-            yield item
+            yield cast(PuppetEvent, item)
 
     async def _ding(self) -> bool:
         if self._stub is None:
