@@ -3,9 +3,10 @@
 Each ``check_*`` function takes a :class:`PuppetHarness`, the small per-implementation
 driver a test provides. The harness plays the world around the puppet (contacts, rooms,
 the phone that scans the QR code); the checks talk to the puppet only through
-:class:`~wechat_sdk.puppet.Puppet`. Today the simulator implements the harness; the gRPC
-adapter on a real Node puppet-service implements the same one, so nothing here may look at
-simulator internals.
+:class:`~wechat_sdk.puppet.Puppet`. The simulator implements the harness
+(tests/adapters), and so does the gRPC adapter on the real Node Puppet Service with
+wechaty-puppet-mock (tests/e2e/mock_peer.py), so nothing here may look at simulator
+internals.
 
     @pytest.mark.parametrize("check", CHECKS)
     async def test_contract(check, harness):

@@ -1,4 +1,4 @@
-"""The Puppet contract suite, run on every implementation of the port (today: the simulator)."""
+"""The Puppet contract suite on the simulator (the real Puppet Service: tests/e2e)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ async def simulator_harness() -> SimulatorHarness:
 
 HarnessFactory = Callable[[], Awaitable[PuppetHarness]]
 
-#: Every implementation of the port the contract runs on (the gRPC adapter joins later).
+#: In-process implementations of the port; the gRPC adapter on the real Node Puppet Service
+#: runs the same checks in tests/e2e/test_contract_wechaty.py (nox session e2e).
 IMPLEMENTATIONS: list[HarnessFactory] = [simulator_harness]
 
 
