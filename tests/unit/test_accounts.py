@@ -254,3 +254,11 @@ def test_cross_field_error_of_a_mixed_case_account_points_at_its_line() -> None:
     [problem] = info.value.problems
     assert problem.path == "channels.wechat.accounts.Work.allowFrom"
     assert problem.line == 7
+
+
+def test_state_dir_under_an_account_is_refused_with_where_to_move_it() -> None:
+    text = '{channels: {wechat: {accounts: {work: {stateDir: "/tmp/elsewhere"}}}}}'
+    with pytest.raises(ConfigError) as info:
+        accounts_of(parse_config(text, env={}))
+    assert "channels.wechat.accounts.work.stateDir: stateDir is gateway-wide" in str(info.value)
+    assert "move it to channels.wechat.stateDir" in str(info.value)

@@ -182,6 +182,13 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     return AccountSet(accounts=marked, default_id=default_id, warnings=tuple(warnings))
 
 
+#: Keys that only make sense once per gateway, refused under an account.
+_GATEWAY_WIDE = {
+    "health": "one server for every account",
+    "stateDir": "one state directory, with every account's rows and files kept apart in it",
+}
+
+
 def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
     s = account.settings
     out: list[ConfigProblem] = []
@@ -202,14 +209,14 @@ def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
                 '(or use dmPolicy "pairing")',
             )
         )
-    if "health" in account.own_keys:
-        out.append(
-            ConfigProblem(
-                account.key_path("health"),
-                "health is gateway-wide (one server for every account): move it to "
-                "channels.wechat.health",
+    for key, why in _GATEWAY_WIDE.items():
+        if key in account.own_keys:
+            out.append(
+                ConfigProblem(
+                    account.key_path(key),
+                    f"{key} is gateway-wide ({why}): move it to channels.wechat.{key}",
+                )
             )
-        )
     if s.draftChunk.minChars > s.draftChunk.maxChars:
         out.append(
             ConfigProblem(
