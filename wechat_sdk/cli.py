@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -14,6 +14,11 @@ from rich.table import Table
 
 from wechat_sdk.capabilities import CAPABILITIES
 from wechat_sdk.config import ConfigError, ResolvedAccount, accounts_of, load_config
+
+if TYPE_CHECKING:
+    from wechat_sdk.pairing.service import Pairing
+
+R = TypeVar("R")
 
 __all__ = ["cli", "main"]
 
@@ -311,6 +316,22 @@ def pairing_list(
     _out().print(table)
 
 
+def _decide(
+    config_file: Path | None, state_dir: Path | None, decision: Callable[[Pairing], R]
+) -> tuple[R, Path]:
+    """Run one pairing decision on the store; a PairingError ends the command (exit 1)."""
+    from wechat_sdk.pairing.service import PairingError
+
+    service, store, directory = _pairing(config_file, state_dir)
+    try:
+        return decision(service), directory
+    except PairingError as exc:
+        _err().print(f"[red]error:[/] {exc}", markup=True)
+        raise SystemExit(1) from None
+    finally:
+        store.close()
+
+
 @pairing_group.command("approve")
 @click.argument("code")
 @click.option("--account", default=None, help="The account the code belongs to.")
@@ -322,16 +343,7 @@ def pairing_approve(
     code: str, account: str | None, notify: bool, config_file: Path | None, state_dir: Path | None
 ) -> None:
     """Approve a pending request: the sender may now talk to the assistant."""
-    from wechat_sdk.pairing.service import PairingError
-
-    service, store, directory = _pairing(config_file, state_dir)
-    try:
-        approved = service.approve(code, account)
-    except PairingError as exc:
-        _err().print(f"[red]error:[/] {exc}", markup=True)
-        raise SystemExit(1) from None
-    finally:
-        store.close()
+    approved, directory = _decide(config_file, state_dir, lambda p: p.approve(code, account))
     _out().print(f"approved {approved.sender_id} on account {approved.account_id}")
     if notify:
         from wechat_sdk.gateway.control import ControlError, control_request
@@ -358,16 +370,7 @@ def pairing_deny(
     code: str, account: str | None, config_file: Path | None, state_dir: Path | None
 ) -> None:
     """Deny a pending request (the sender gets no reply)."""
-    from wechat_sdk.pairing.service import PairingError
-
-    service, store, _ = _pairing(config_file, state_dir)
-    try:
-        denied = service.deny(code, account)
-    except PairingError as exc:
-        _err().print(f"[red]error:[/] {exc}", markup=True)
-        raise SystemExit(1) from None
-    finally:
-        store.close()
+    denied, _ = _decide(config_file, state_dir, lambda p: p.deny(code, account))
     _out().print(f"denied {denied.sender_id} on account {denied.account_id}")
 
 
