@@ -9,6 +9,8 @@ channel. Every scenario runs in plaintext and in TLS.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import re
 import time
@@ -96,8 +98,6 @@ def config_for(sidecar: Sidecar, tls: bool, **keys: Any) -> str:
     if not tls:
         options["tls"] = False
     # with TLS, nothing to set: an insecure_ token means Wechaty's CA and server name
-    import json
-
     wechat = {"puppet": "wechaty-puppet-service", "puppetOptions": options, "pacing": False}
     wechat.update(keys)
     return json.dumps({"channels": {"wechat": wechat}})
@@ -183,8 +183,6 @@ async def test_inbound_image_over_20kb_arrives_byte_for_byte(
     live: Live = await start_live()
     erin = await live.contact("Erin")
     data = PNG + os.urandom(60_000)  # past the inline limit: a uuid FileBox and Download
-    import base64
-
     await live.control(
         "sendFile", **{"from": erin, "name": "photo.png", "base64": base64.b64encode(data).decode()}
     )

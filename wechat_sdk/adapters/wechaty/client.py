@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -545,8 +545,6 @@ class PuppetServiceClient:
             log.warning("message %s: %s", message_id, exc)
             return None
         if ref.name == "file" and filename:
-            from dataclasses import replace
-
             ref = replace(ref, name=filename)
         _remember(self._files, message_id, ref)
         return ref

@@ -11,7 +11,7 @@ import base64
 import binascii
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["BadFileBox", "FileBoxRef", "FileBoxType", "parse_filebox", "uuid_filebox_json"]
@@ -86,17 +86,17 @@ def parse_filebox(text: str) -> FileBoxRef:
         data = obj.get("base64")
         if not isinstance(data, str):
             raise BadFileBox(f"inline FileBox {name!r} has no base64 field")
-        return _replace(ref, base64=data, size=size if size is not None else _b64_len(data))
+        return replace(ref, base64=data, size=size if size is not None else _b64_len(data))
     if box_type == FileBoxType.UUID:
         uuid = obj.get("uuid")
         if not isinstance(uuid, str) or not uuid:
             raise BadFileBox(f"uuid FileBox {name!r} has no uuid field")
-        return _replace(ref, uuid=uuid)
+        return replace(ref, uuid=uuid)
     if box_type == FileBoxType.URL:
         url = obj.get("url") or obj.get("remoteUrl")
         if not isinstance(url, str) or not url:
             raise BadFileBox(f"url FileBox {name!r} has no url field")
-        return _replace(ref, url=url)
+        return replace(ref, url=url)
     raise BadFileBox(f"FileBox {name!r} of type {box_type.name} carries no downloadable bytes")
 
 
@@ -136,9 +136,3 @@ def _duration(metadata: dict[str, Any]) -> float | None:
 def _b64_len(data: str) -> int:
     stripped = data.strip()
     return len(stripped) * 3 // 4 - stripped[-2:].count("=")
-
-
-def _replace(ref: FileBoxRef, **changes: Any) -> FileBoxRef:
-    from dataclasses import replace
-
-    return replace(ref, **changes)

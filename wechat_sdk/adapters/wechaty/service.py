@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -213,6 +214,4 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
 
 
 def _looks_like_npm_name(name: str) -> bool:
-    import re
-
     return re.fullmatch(r"(@[a-z0-9][\w.-]*/)?[a-z0-9][\w.-]*", name) is not None
