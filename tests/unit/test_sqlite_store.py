@@ -10,13 +10,22 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import wechat_sdk
 from wechat_sdk.agent import HistoryEntry
-from wechat_sdk.stores import SCHEMA_VERSION, PairingRequest, SqliteStore, StoreSchemaError
+from wechat_sdk.stores import (
+    SCHEMA_VERSION,
+    MemoryStore,
+    PairingRequest,
+    SqliteStore,
+    StoreSchemaError,
+)
 
 T0 = 1_700_000_000.0
 
@@ -260,11 +269,13 @@ async def test_pairing_writes_and_close_commit_the_group_first(db_path: Path) ->
     assert committed_marks(db_path) == {"m1", "m2"}
 
 
-async def test_a_failed_grouped_write_leaves_no_trace(db_path: Path) -> None:
+async def test_an_entry_that_cannot_be_stored_is_refused_at_once_and_leaves_no_trace(
+    db_path: Path,
+) -> None:
     with SqliteStore(db_path) as s:
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         bad = HistoryEntry("user", "a", "A", "hi", T0, None)  # type: ignore[arg-type]
-        with pytest.raises(sqlite3.IntegrityError):  # message_id is NOT NULL
+        with pytest.raises(TypeError, match="message_id must be str"):
             s.history.append("default", "dm:a", bad, 10)
         assert s.history.get("default", "dm:a") == []
         s.flush()
@@ -272,6 +283,47 @@ async def test_a_failed_grouped_write_leaves_no_trace(db_path: Path) -> None:
         raw = sqlite3.connect(db_path)
         try:
             assert raw.execute("SELECT count(*) FROM history_conversations").fetchone()[0] == 0
+        finally:
+            raw.close()
+
+
+def _deny_inserts_into(table: str) -> Callable[..., int]:
+    def authorizer(action: int, arg1: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_INSERT and arg1 == table:
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    return authorizer
+
+
+async def test_a_failed_commit_is_rolled_back_and_written_with_the_next_one(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    with SqliteStore(db_path) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "one", T0, "m1"), 10)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        s._db.conn.set_authorizer(_deny_inserts_into("dedupe"))  # e.g. a full disk
+        with pytest.raises(sqlite3.DatabaseError):
+            s.flush_marks()  # before a send: the send must not happen
+        # nothing half-written: the history of the same transaction is not there either
+        assert committed_marks(db_path) == set()
+        assert committed_history(db_path) == []
+        # the next loop turn fails too, logged, not raised into the event loop
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "two", T0, "m2"), 10)
+        await asyncio.sleep(0)
+        assert "could not write history and dedupe marks" in caplog.text
+        # still answered from memory meanwhile
+        assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
+        assert [e.text for e in s.history.get("default", "dm:a")] == ["one", "two"]
+        s._db.conn.set_authorizer(None)  # the disk has room again
+        s.flush_marks()
+        assert committed_marks(db_path) == {"m1"}
+        assert committed_history(db_path) == ["one", "two"]
+        raw = sqlite3.connect(db_path)
+        try:
+            assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         finally:
             raw.close()
 
@@ -306,3 +358,87 @@ def test_expired_marks_are_swept_when_the_oldest_expires(db_path: Path) -> None:
         s.dedupe.check_and_add("default", "m5", T0 + 151, 100)  # m2 expired
         assert committed_marks(db_path) == {"m3", "m4", "m5"}
         assert s.dedupe.check_and_add("default", "m1", T0 + 152, 100) is False
+
+
+# ---------------------------------------------------------------- write-behind model
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("append"),
+            st.sampled_from(["default", "work"]),
+            st.sampled_from(["dm:a", "dm:b", "dm:c", "dm:d", "group:r"]),
+            st.integers(0, 4),  # limit (0: forget)
+        ),
+        st.tuples(
+            st.just("clear"),
+            st.sampled_from(["default", "work"]),
+            st.sampled_from(["dm:a", "dm:b", "group:r"]),
+            st.just(0),
+        ),
+        st.tuples(
+            st.just("mark"),
+            st.sampled_from(["default", "work"]),
+            st.sampled_from(["m1", "m2", "m3", "m4", "m5", "m6"]),
+            st.integers(0, 30),  # seconds to advance before it (ttl 40)
+        ),
+        st.tuples(st.just("commit"), st.just(""), st.just(""), st.just(0)),
+        st.tuples(st.just("reopen"), st.just(""), st.just(""), st.just(0)),
+    ),
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=_OPS)
+def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]
+) -> None:
+    """Whatever the order of writes, commits and reopens, SQLite answers like memory."""
+    import asyncio
+
+    path = tmp_path_factory.mktemp("model") / "wechat-sdk.sqlite3"
+    bounds = {"max_conversations": 3, "dedupe_max_entries": 4}
+    model = MemoryStore(**bounds)
+
+    async def run() -> None:
+        store = SqliteStore(path, **bounds)
+        now, n = T0, 0
+        try:
+            for op, account, key, arg in ops:
+                if op == "append":
+                    n += 1
+                    e = HistoryEntry("user", "a", "A", f"t{n}", now, f"m{n}")
+                    model.history.append(account, key, e, arg)
+                    store.history.append(account, key, e, arg)
+                elif op == "clear":
+                    model.history.clear(account, key)
+                    store.history.clear(account, key)
+                elif op == "mark":
+                    now += arg
+                    expected = model.dedupe.check_and_add(account, key, now, 40)
+                    assert store.dedupe.check_and_add(account, key, now, 40) == expected
+                elif op == "commit":
+                    await asyncio.sleep(0)
+                else:  # a restart: what memory knows must have been committed
+                    store.close()
+                    store = SqliteStore(path, **bounds)
+                for a in ("default", "work"):
+                    for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
+                        assert store.history.get(a, k) == model.history.get(a, k), (a, k)
+        finally:
+            store.close()
+
+    asyncio.run(run())
+    with SqliteStore(path, **bounds) as reopened:
+        for a in ("default", "work"):
+            for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
+                assert reopened.history.get(a, k) == model.history.get(a, k), (a, k)
+            for m in ("m1", "m2", "m3", "m4", "m5", "m6"):
+                # probe both at the same late time: same marks kept, same ages
+                assert reopened.dedupe.check_and_add(a, m, T0 + 10_000, 1e9) == (
+                    model.dedupe.check_and_add(a, m, T0 + 10_000, 1e9)
+                ), (a, m)

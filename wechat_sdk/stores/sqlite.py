@@ -10,16 +10,19 @@ Design:
 - Autocommit connection (``isolation_level=None``): reads never hold a transaction
   open, so they see what another process committed at once. Every pairing write is one
   short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
-- Group commit for the gateway's hot path: dedupe marks and history appends made while
-  an asyncio event loop runs in the writing thread go into one open transaction (each
-  operation in its own savepoint, so a failed one leaves no trace), committed at the
-  next turn of the event loop, before any pairing write, by :meth:`SqliteStore.flush`
-  and on close. The gateway calls :meth:`SqliteStore.flush_marks` before every send to
-  WeChat: a message's dedupe mark is committed (fsync'd) before anything goes out for
-  it, so a message is never answered twice after a crash or a power loss. What a crash
-  can lose is only uncommitted history (appends of the current event-loop turn, at most
-  the last reply's turn): the database stays consistent. Without a running loop (the
-  CLI, scripts) every write commits at once, as before.
+- Write-behind for the gateway's hot path: the history and dedupe stores keep each
+  account's rows in memory (loaded from the file on first use) and answer reads from
+  there; their writes are queued and written together, a few ``executemany`` statements
+  in one transaction, at the next turn of the event loop, before any pairing write, by
+  :meth:`SqliteStore.flush` and on close. A message costs no SQL statement of its own.
+  The gateway calls :meth:`SqliteStore.flush_marks` before every send to WeChat: a
+  message's dedupe mark is committed (fsync'd) before anything goes out for it, so a
+  message is never answered twice after a crash or a power loss. What a crash can lose
+  is only uncommitted history (appends of the current event-loop turn, at most the last
+  reply's turn): the database stays consistent. A failed commit is rolled back and its
+  writes stay queued for the next one. Without a running loop (the CLI, scripts) every
+  write commits at once. Only one process writes history and dedupe marks (the gateway:
+  one per state directory); the CLI reads and writes pairing rows only.
 - The schema version lives in ``PRAGMA user_version``.
 """
 
@@ -28,13 +31,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import sqlite3
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import (
@@ -54,6 +59,8 @@ __all__ = [
     "SqliteStore",
     "StoreSchemaError",
 ]
+
+log = logging.getLogger("wechat_sdk.stores")
 
 #: File name of the database inside the state directory.
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
@@ -140,8 +147,18 @@ def _secure_file(path: Path) -> None:
         os.close(fd)
 
 
+class _Writer(Protocol):
+    """A store with queued writes (see :meth:`_Db.flush`)."""
+
+    def pending(self) -> bool: ...
+
+    def write_pending(self, conn: sqlite3.Connection) -> None: ...
+
+    def written(self) -> None: ...
+
+
 class _Db:
-    """The shared connection: a lock, short transactions, and the group commit."""
+    """The shared connection: a lock, short transactions, and the write-behind queue."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -158,20 +175,20 @@ class _Db:
         except BaseException:
             self.conn.close()
             raise
-        #: the group transaction is open (BEGIN IMMEDIATE done, COMMIT pending)
-        self._group_open = False
-        #: it holds at least one dedupe mark (flush_marks commits it)
+        self._writers: list[_Writer] = []
+        #: a dedupe mark is queued (flush_marks commits it)
         self._marks_pending = False
-        self._group_loop: asyncio.AbstractEventLoop | None = None
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.Handle | None = None
-        #: row-count hints of the stores (per account), dropped whenever a write fails
-        self.hints: list[dict[str, Any]] = []
+
+    def register(self, writer: _Writer) -> None:
+        self._writers.append(writer)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
         with self.lock:
-            self.flush()  # pending grouped writes first: they came before this one
+            self.flush()  # queued writes first: they came before this one
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -180,86 +197,71 @@ class _Db:
                 # SQLite may already have rolled back (e.g. disk full); never mask the cause.
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                self._drop_hints()
                 raise
 
-    @contextlib.contextmanager
-    def grouped(self, *, mark: bool = False) -> Iterator[sqlite3.Connection]:
-        """A write joining the group transaction (its own savepoint inside it).
+    def queued(self, *, mark: bool = False) -> None:
+        """A store queued a write: commit it at the next loop turn (at once without a loop).
 
-        Without a running event loop in this thread it is a plain :meth:`write`.
-        ``mark``: the write records a dedupe mark (see :meth:`flush_marks`).
+        ``mark``: it is a dedupe mark (see :meth:`flush_marks`).
         """
+        if mark:
+            self._marks_pending = True
         try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is None:
-            with self.write() as conn:
-                yield conn
+            self.flush()
             return
-        with self.lock:
-            if self._group_open and self._group_loop is not loop:
-                self.flush()  # opened under another loop, which may never flush it
-            if not self._group_open:
-                self.conn.execute("BEGIN IMMEDIATE")
-                self._group_open = True
-                self._group_loop = loop
-                self._flush_handle = loop.call_soon(self._flush_soon)
-            self.conn.execute("SAVEPOINT op")
-            try:
-                yield self.conn
-                self.conn.execute("RELEASE op")
-            except BaseException:
-                self._drop_hints()
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK TO op")
-                    self.conn.execute("RELEASE op")
-                else:  # SQLite rolled the whole group back (disk full, I/O error)
-                    self._group_done()
-                raise
-            if mark:
-                self._marks_pending = True
+        if self._flush_handle is None or self._flush_loop is not loop:
+            # (a handle of another loop, which may never run, is simply replaced)
+            self._flush_loop = loop
+            self._flush_handle = loop.call_soon(self._flush_soon)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
-        self.flush()
+        try:
+            self.flush()
+        except sqlite3.Error as exc:
+            log.error(
+                "could not write history and dedupe marks to %s: %s (kept in memory; "
+                "written with the next commit)",
+                self.path,
+                exc,
+            )
 
     def flush(self) -> None:
-        """Commit the group transaction, if one is open."""
+        """Write and commit every queued write in one transaction, if any is queued.
+
+        On failure the transaction is rolled back, the writes stay queued, and the
+        error is raised.
+        """
         with self.lock:
-            if not self._group_open:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+            writers = [w for w in self._writers if w.pending()]
+            if not writers:
+                self._marks_pending = False
                 return
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
+                for w in writers:
+                    w.write_pending(self.conn)
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
-                self._drop_hints()
                 raise
-            finally:
-                if not self.conn.in_transaction:
-                    self._group_done()
+            for w in writers:
+                w.written()
+            self._marks_pending = False
 
     def flush_marks(self) -> None:
-        """Commit the group transaction if it holds a dedupe mark (cheap otherwise)."""
+        """Commit the queued writes if they hold a dedupe mark (cheap otherwise)."""
         if self._marks_pending:
             self.flush()
 
-    def _group_done(self) -> None:
-        self._group_open = False
-        self._marks_pending = False
-        self._group_loop = None
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-
-    def _drop_hints(self) -> None:
-        for hint in self.hints:
-            hint.clear()
-
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        """Run a query (sees every committed change, and this connection's pending group)."""
+        """Run a query (sees every committed change)."""
         with self.lock:
             return self.conn.execute(sql, params).fetchall()
 
@@ -458,8 +460,49 @@ class SqlitePairingStore:
             return cur.rowcount
 
 
+def _check_entry(entry: HistoryEntry) -> tuple[str, str, str, str, float, str]:
+    """The entry's columns, refused at once when one could not be stored."""
+    row = (
+        entry.role,
+        entry.sender_id,
+        entry.sender_name,
+        entry.text,
+        entry.timestamp,
+        entry.message_id,
+    )
+    if (
+        not isinstance(row[0], str)
+        or not isinstance(row[1], str)
+        or not isinstance(row[2], str)
+        or not isinstance(row[3], str)
+        or not isinstance(row[5], str)
+        or not isinstance(row[4], int | float)
+    ):
+        raise TypeError(
+            f"history entry {entry!r}: role, sender_id, sender_name, text and message_id "
+            "must be str and timestamp a number"
+        )
+    return row
+
+
+class _Conversation:
+    """One conversation's entries as in the file (plus what is queued)."""
+
+    __slots__ = ("entries", "loaded")
+
+    def __init__(self, entries: list[HistoryEntry] | None = None) -> None:
+        self.entries: list[HistoryEntry] = entries if entries is not None else []
+        #: entries read from the file (a conversation known only by its key: not yet)
+        self.loaded = entries is not None
+
+
 class SqliteHistoryStore:
-    """:class:`~wechat_sdk.stores.base.HistoryStore` over the shared database."""
+    """:class:`~wechat_sdk.stores.base.HistoryStore` over the shared database.
+
+    Each account's conversation list (in least-recently-appended order) is read on the
+    account's first use, a conversation's entries on its first use; then reads are
+    answered from memory and writes are queued for the next commit (see the module).
+    """
 
     def __init__(
         self,
@@ -472,93 +515,31 @@ class SqliteHistoryStore:
         self._db = db
         self.max_conversations = max_conversations
         self.channel = channel
-        # conversations per account, as counted by this process: another process adding
-        # conversations (none does: only the gateway writes history) would only delay
-        # an eviction until the count is taken again after a failed write or a reopen
-        self._counts: dict[str, int] = {}
-        db.hints.append(self._counts)
+        self._accounts: dict[str, OrderedDict[str, _Conversation]] = {}
+        #: the newest ``last_used`` written (ordering of conversations), read once
+        self._tick: int | None = None
+        # queued, per (account, conversation): forgotten ones (their rows go first),
+        # new entries, conversations to trim to their size in memory, last use
+        self._q_forget: dict[tuple[str, str], None] = {}
+        self._q_insert: dict[tuple[str, str], list[tuple[str, str, str, str, float, str]]] = {}
+        self._q_trim: dict[tuple[str, str], int] = {}
+        self._q_used: dict[tuple[str, str], int] = {}
+        db.register(self)
 
-    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
-        """See :meth:`HistoryStore.append`."""
-        if limit <= 0:
-            self.clear(account_id, key)
-            return
-        ch = self.channel
-        with self._db.grouped() as conn:
-            cur = conn.execute(
-                "INSERT INTO history_entries (channel, account_id, conv_key, role, sender_id, "
-                "sender_name, text, timestamp, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ch,
-                    account_id,
-                    key,
-                    entry.role,
-                    entry.sender_id,
-                    entry.sender_name,
-                    entry.text,
-                    entry.timestamp,
-                    entry.message_id,
-                ),
+    def _account(self, account_id: str) -> OrderedDict[str, _Conversation]:
+        convs = self._accounts.get(account_id)
+        if convs is None:
+            rows = self._db.read(
+                "SELECT conv_key FROM history_conversations WHERE channel = ? "
+                "AND account_id = ? ORDER BY last_used",
+                (self.channel, account_id),
             )
-            seq = cur.lastrowid
-            cur = conn.execute(
-                "UPDATE history_conversations SET last_used = ? WHERE channel = ? "
-                "AND account_id = ? AND conv_key = ?",
-                (seq, ch, account_id, key),
+            convs = self._accounts[account_id] = OrderedDict(
+                (key, _Conversation()) for (key,) in rows
             )
-            if cur.rowcount == 0:  # a new conversation: maybe one too many
-                count = self._count(conn, account_id)
-                conn.execute(
-                    "INSERT INTO history_conversations (channel, account_id, conv_key, "
-                    "last_used) VALUES (?, ?, ?, ?)",
-                    (ch, account_id, key, seq),
-                )
-                self._counts[account_id] = count = count + 1
-                if count > self.max_conversations:
-                    evicted = conn.execute(
-                        "SELECT conv_key FROM history_conversations WHERE channel = ? "
-                        "AND account_id = ? ORDER BY last_used LIMIT ?",
-                        (ch, account_id, count - self.max_conversations),
-                    ).fetchall()
-                    for (old_key,) in evicted:
-                        self._forget(conn, account_id, old_key)
-            conn.execute(
-                "DELETE FROM history_entries WHERE channel = ? AND account_id = ? "
-                "AND conv_key = ? AND seq <= (SELECT seq FROM history_entries "
-                "WHERE channel = ? AND account_id = ? AND conv_key = ? "
-                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-                (ch, account_id, key, ch, account_id, key, limit),
-            )
+        return convs
 
-    def _count(self, conn: sqlite3.Connection, account_id: str) -> int:
-        """Conversations tracked for the account (counted once, then kept up to date)."""
-        count = self._counts.get(account_id)
-        if count is None:
-            count = int(
-                conn.execute(
-                    "SELECT count(*) FROM history_conversations WHERE channel = ? "
-                    "AND account_id = ?",
-                    (self.channel, account_id),
-                ).fetchone()[0]
-            )
-            self._counts[account_id] = count
-        return count
-
-    def _forget(self, conn: sqlite3.Connection, account_id: str, key: str) -> None:
-        conn.execute(
-            "DELETE FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ?",
-            (self.channel, account_id, key),
-        )
-        cur = conn.execute(
-            "DELETE FROM history_conversations WHERE channel = ? AND account_id = ? "
-            "AND conv_key = ?",
-            (self.channel, account_id, key),
-        )
-        if cur.rowcount and account_id in self._counts:
-            self._counts[account_id] -= cur.rowcount
-
-    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
-        """See :meth:`HistoryStore.get`."""
+    def _load(self, account_id: str, key: str, conv: _Conversation) -> None:
         rows = self._db.read(
             "SELECT role, sender_id, sender_name, text, timestamp, message_id "
             "FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ? "
@@ -566,16 +547,128 @@ class SqliteHistoryStore:
             (self.channel, account_id, key),
         )
         # positional, in the declared field order: a third cheaper than by keyword
-        return list(itertools.starmap(HistoryEntry, rows))
+        conv.entries = list(itertools.starmap(HistoryEntry, rows))
+        conv.loaded = True
+
+    def _next_tick(self) -> int:
+        if self._tick is None:
+            self._tick = int(
+                self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
+            )
+        self._tick += 1
+        return self._tick
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        """See :meth:`HistoryStore.append`."""
+        if limit <= 0:
+            self.clear(account_id, key)
+            return
+        row = _check_entry(entry)
+        with self._db.lock:
+            convs = self._account(account_id)
+            conv = convs.pop(key, None)
+            if conv is None:
+                conv = _Conversation([])
+            elif not conv.loaded:
+                self._load(account_id, key, conv)
+            convs[key] = conv  # the most recently used
+            ck = (account_id, key)
+            conv.entries.append(entry)
+            queued = self._q_insert.get(ck)
+            if queued is None:
+                self._q_insert[ck] = [row]
+            else:
+                queued.append(row)
+            extra = len(conv.entries) - limit
+            if extra > 0:
+                del conv.entries[:extra]
+                self._q_trim[ck] = len(conv.entries)
+                if queued is not None and len(queued) > len(conv.entries):
+                    del queued[: len(queued) - len(conv.entries)]  # never written at all
+            self._q_used[ck] = self._next_tick()
+            while len(convs) > self.max_conversations:
+                old_key, _ = convs.popitem(last=False)
+                self._queue_forget(account_id, old_key)
+            self._db.queued()
+
+    def _queue_forget(self, account_id: str, key: str) -> None:
+        ck = (account_id, key)
+        self._q_insert.pop(ck, None)
+        self._q_trim.pop(ck, None)
+        self._q_used.pop(ck, None)
+        self._q_forget[ck] = None
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        """See :meth:`HistoryStore.get`."""
+        with self._db.lock:
+            conv = self._account(account_id).get(key)
+            if conv is None:
+                return []
+            if not conv.loaded:
+                self._load(account_id, key, conv)
+            return list(conv.entries)
 
     def clear(self, account_id: str, key: str) -> None:
         """See :meth:`HistoryStore.clear`."""
-        with self._db.grouped() as conn:
-            self._forget(conn, account_id, key)
+        with self._db.lock:
+            if self._account(account_id).pop(key, None) is not None:
+                self._queue_forget(account_id, key)
+                self._db.queued()
+
+    # ------------------------------------------------------------ write-behind
+
+    def pending(self) -> bool:
+        return bool(self._q_forget or self._q_insert or self._q_used)
+
+    def write_pending(self, conn: sqlite3.Connection) -> None:
+        ch = self.channel
+        if self._q_forget:
+            forget = [(ch, a, k) for a, k in self._q_forget]
+            conn.executemany(
+                "DELETE FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ?",
+                forget,
+            )
+            conn.executemany(
+                "DELETE FROM history_conversations WHERE channel = ? AND account_id = ? "
+                "AND conv_key = ?",
+                forget,
+            )
+        if self._q_insert:
+            conn.executemany(
+                "INSERT INTO history_entries (channel, account_id, conv_key, role, sender_id, "
+                "sender_name, text, timestamp, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(ch, a, k, *row) for (a, k), rows in self._q_insert.items() for row in rows],
+            )
+        if self._q_trim:
+            # keep the newest n rows (n: what memory holds, at most the limit)
+            conn.executemany(
+                "DELETE FROM history_entries WHERE channel = ?1 AND account_id = ?2 "
+                "AND conv_key = ?3 AND seq <= (SELECT seq FROM history_entries "
+                "WHERE channel = ?1 AND account_id = ?2 AND conv_key = ?3 "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?4)",
+                [(ch, a, k, n) for (a, k), n in self._q_trim.items()],
+            )
+        if self._q_used:
+            conn.executemany(
+                "INSERT INTO history_conversations (channel, account_id, conv_key, last_used) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (channel, account_id, conv_key) "
+                "DO UPDATE SET last_used = excluded.last_used",
+                [(ch, a, k, t) for (a, k), t in self._q_used.items()],
+            )
+
+    def written(self) -> None:
+        self._q_forget.clear()
+        self._q_insert.clear()
+        self._q_trim.clear()
+        self._q_used.clear()
 
 
 class SqliteDedupeStore:
-    """:class:`~wechat_sdk.stores.base.DedupeStore` over the shared database."""
+    """:class:`~wechat_sdk.stores.base.DedupeStore` over the shared database.
+
+    Each account's marks are read on its first use, oldest first; then checks are
+    answered from memory and new marks are queued for the next commit (see the module).
+    """
 
     def __init__(
         self, db: _Db, max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES, channel: str = CHANNEL
@@ -585,72 +678,77 @@ class SqliteDedupeStore:
         self._db = db
         self.max_entries = max_entries
         self.channel = channel
-        # marks per account, as counted by this process (only the gateway writes them),
-        # and the oldest mark's time, at most the real one (the expiry sweep runs when
-        # it could find something)
-        self._counts: dict[str, int] = {}
-        self._oldest: dict[str, float] = {}
-        db.hints.append(self._counts)
-        db.hints.append(self._oldest)
+        self._seen: dict[str, OrderedDict[str, float]] = {}
+        # queued: marks to (re)write, in order, and marks to delete
+        self._q_add: dict[tuple[str, str], float] = {}
+        self._q_delete: dict[tuple[str, str], None] = {}
+        db.register(self)
+
+    def _account(self, account_id: str) -> OrderedDict[str, float]:
+        seen = self._seen.get(account_id)
+        if seen is None:
+            rows = self._db.read(
+                "SELECT message_id, seen_at FROM dedupe WHERE channel = ? AND account_id = ? "
+                "ORDER BY seq",
+                (self.channel, account_id),
+            )
+            seen = self._seen[account_id] = OrderedDict(rows)
+        return seen
 
     def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
-        ch = self.channel
-        with self._db.grouped(mark=True) as conn:
-            row = conn.execute(
-                "SELECT seen_at FROM dedupe WHERE channel = ? AND account_id = ? "
-                "AND message_id = ?",
-                (ch, account_id, message_id),
-            ).fetchone()
-            if row is not None and now - float(row[0]) < ttl:
+        with self._db.lock:
+            seen = self._account(account_id)
+            at = seen.get(message_id)
+            if at is not None and now - at < ttl:
                 return True
-            count = self._count(conn, account_id)
-            if row is not None:
-                conn.execute(
-                    "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND message_id = ?",
-                    (ch, account_id, message_id),
-                )
-                count -= 1
-            oldest = self._oldest.get(account_id)
-            if oldest is None or oldest <= now - ttl:  # something may have expired
-                cur = conn.execute(
-                    "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND seen_at <= ?",
-                    (ch, account_id, now - ttl),
-                )
-                count -= max(cur.rowcount, 0)
-                first = conn.execute(
-                    "SELECT seen_at FROM dedupe WHERE channel = ? AND account_id = ? "
-                    "ORDER BY seen_at LIMIT 1",
-                    (ch, account_id),
-                ).fetchone()
-                oldest = float(first[0]) if first is not None else now
-            self._oldest[account_id] = min(oldest, now)
-            conn.execute(
-                "INSERT INTO dedupe (channel, account_id, message_id, seen_at) VALUES (?, ?, ?, ?)",
-                (ch, account_id, message_id, now),
-            )
-            count += 1
-            if count > self.max_entries:  # the oldest go (exact: the count is kept)
-                cur = conn.execute(
-                    "DELETE FROM dedupe WHERE seq IN (SELECT seq FROM dedupe WHERE channel = ? "
-                    "AND account_id = ? ORDER BY seq LIMIT ?)",
-                    (ch, account_id, count - self.max_entries),
-                )
-                count -= max(cur.rowcount, 0)
-            self._counts[account_id] = count
+            if at is not None:
+                del seen[message_id]
+            # oldest first: drop the expired head, then enforce the bound
+            while seen:
+                first = next(iter(seen))
+                if now - seen[first] < ttl:
+                    break
+                del seen[first]
+                self._forget(account_id, first)
+            seen[message_id] = now
+            k = (account_id, message_id)
+            self._q_delete.pop(k, None)
+            self._q_add.pop(k, None)  # re-added: it goes to the end
+            self._q_add[k] = now
+            while len(seen) > self.max_entries:
+                self._forget(account_id, seen.popitem(last=False)[0])
+            self._db.queued(mark=True)
             return False
 
-    def _count(self, conn: sqlite3.Connection, account_id: str) -> int:
-        """Marks kept for the account (counted once, then kept up to date)."""
-        count = self._counts.get(account_id)
-        if count is None:
-            count = int(
-                conn.execute(
-                    "SELECT count(*) FROM dedupe WHERE channel = ? AND account_id = ?",
-                    (self.channel, account_id),
-                ).fetchone()[0]
+    def _forget(self, account_id: str, message_id: str) -> None:
+        k = (account_id, message_id)
+        self._q_add.pop(k, None)
+        self._q_delete[k] = None  # (it may be in the file from an earlier commit)
+
+    # ------------------------------------------------------------ write-behind
+
+    def pending(self) -> bool:
+        return bool(self._q_add or self._q_delete)
+
+    def write_pending(self, conn: sqlite3.Connection) -> None:
+        ch = self.channel
+        if self._q_delete:
+            conn.executemany(
+                "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND message_id = ?",
+                [(ch, a, m) for a, m in self._q_delete],
             )
-        return count
+        if self._q_add:
+            # REPLACE: a mark written again gets a new seq (the order of the bound)
+            conn.executemany(
+                "INSERT OR REPLACE INTO dedupe (channel, account_id, message_id, seen_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(ch, a, m, t) for (a, m), t in self._q_add.items()],
+            )
+
+    def written(self) -> None:
+        self._q_add.clear()
+        self._q_delete.clear()
 
 
 class SqliteStore:
