@@ -233,18 +233,55 @@ def test_without_an_event_loop_every_write_commits_at_once(db_path: Path) -> Non
         assert committed_history(db_path) == ["hi"]
 
 
-async def test_grouped_writes_commit_at_the_next_loop_turn(db_path: Path) -> None:
+async def until(check: Callable[[], bool], within: float = 5.0) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "not committed in time"
+        await asyncio.sleep(0.001)
+
+
+async def test_queued_writes_commit_after_the_loop_turn_in_the_writer_thread(
+    db_path: Path,
+) -> None:
     import asyncio
 
     with SqliteStore(db_path) as s:
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
-        # this connection sees its own pending writes; others do not yet
+        # this store answers from memory at once; another connection sees nothing yet
         assert s.history.get("default", "dm:a")[0].text == "hi"
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
         assert committed_marks(db_path) == set()
-        await asyncio.sleep(0)
-        assert committed_marks(db_path) == {"m1"}
+        await asyncio.sleep(0)  # the loop turn ends: the writer thread commits
+        await until(lambda: committed_marks(db_path) == {"m1"})
+        assert committed_history(db_path) == ["hi"]
+        # (the loop was never blocked: this coroutine only polled)
+
+
+async def test_commit_marks_waits_for_the_writer_thread_and_shares_commits(
+    db_path: Path,
+) -> None:
+    import asyncio
+
+    commits: list[int] = []
+    with SqliteStore(db_path) as s:
+        s._db.conn.set_trace_callback(lambda sql: sql == "COMMIT" and commits.append(1))
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        s.dedupe.check_and_add("default", "m2", T0, 3600)
+        # three senders at once: all return only once both marks are durable
+        await asyncio.gather(s.commit_marks(), s.commit_marks(), s.commit_marks())
+        assert committed_marks(db_path) == {"m1", "m2"}
+        assert len(commits) == 1  # one fsync'd commit for all three
+        await s.commit_marks()  # nothing new: returns at once, no commit
+        assert len(commits) == 1
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        await s.commit_marks()  # history only: need not be durable before a send
+        s.dedupe.check_and_add("default", "m3", T0, 3600)
+        await s.commit_marks()
+        assert committed_marks(db_path) == {"m1", "m2", "m3"}
         assert committed_history(db_path) == ["hi"]
 
 
@@ -299,8 +336,6 @@ def _deny_inserts_into(table: str) -> Callable[..., int]:
 async def test_a_failed_commit_is_rolled_back_and_written_with_the_next_one(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import asyncio
-
     with SqliteStore(db_path) as s:
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "one", T0, "m1"), 10)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
@@ -310,10 +345,11 @@ async def test_a_failed_commit_is_rolled_back_and_written_with_the_next_one(
         # nothing half-written: the history of the same transaction is not there either
         assert committed_marks(db_path) == set()
         assert committed_history(db_path) == []
-        # the next loop turn fails too, logged, not raised into the event loop
+        with pytest.raises(sqlite3.DatabaseError):
+            await s.commit_marks()  # the same from the writer thread
+        # the commit after the loop turn fails too: logged, not raised into the event loop
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "two", T0, "m2"), 10)
-        await asyncio.sleep(0)
-        assert "could not write history and dedupe marks" in caplog.text
+        await until(lambda: "could not write history and dedupe marks" in caplog.text)
         # still answered from memory meanwhile
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
         assert [e.text for e in s.history.get("default", "dm:a")] == ["one", "two"]
@@ -384,6 +420,7 @@ _OPS = st.lists(
             st.integers(0, 30),  # seconds to advance before it (ttl 40)
         ),
         st.tuples(st.just("commit"), st.just(""), st.just(""), st.just(0)),
+        st.tuples(st.just("durable"), st.just(""), st.just(""), st.just(0)),
         st.tuples(st.just("reopen"), st.just(""), st.just(""), st.just(0)),
     ),
     max_size=60,
@@ -422,7 +459,9 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                     expected = model.dedupe.check_and_add(account, key, now, 40)
                     assert store.dedupe.check_and_add(account, key, now, 40) == expected
                 elif op == "commit":
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)  # the writer thread may commit meanwhile
+                elif op == "durable":
+                    await store.commit_marks()
                 else:  # a restart: what memory knows must have been committed
                     store.close()
                     store = SqliteStore(path, **bounds)

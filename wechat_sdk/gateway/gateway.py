@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wechat_sdk.agent import Agent, Reply, ToolRegistry
-from wechat_sdk.clock import Clock, RealClock
+from wechat_sdk.clock import Clock, RealClock, VirtualClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
@@ -92,6 +92,10 @@ class Gateway:
         if self._store is None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._store = SqliteStore.in_state_dir(self.state_dir)
+        if isinstance(self._store, SqliteStore) and isinstance(self.clock, VirtualClock):
+            # a virtual clock cannot see a writer thread's work: the world would move on
+            # while a send waits for its commit; commit in the loop's thread instead
+            self._store.writer_thread = False
         return self._store
 
     def _pairing_service(self) -> Pairing:
@@ -112,8 +116,11 @@ class Gateway:
         )
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
-        # a store grouping its writes (SQLite) commits the dedupe marks before each send
-        sender.before_send = getattr(self.store, "flush_marks", None)
+        # a store queuing its writes (SQLite) commits the dedupe marks before each send
+        # (in its writer thread: the event loop does not wait for the disk)
+        sender.before_send = getattr(self.store, "commit_marks", None) or getattr(
+            self.store, "flush_marks", None
+        )
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit

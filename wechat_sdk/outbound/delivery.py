@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from wechat_sdk.clock import Clock
@@ -85,9 +85,10 @@ class Sender:
         #: called with the error text of every message given up on, when it happens (the
         #: account runner keeps its ``last_error`` in the order errors really occurred)
         self.on_failure: Callable[[str], None] | None = None
-        #: called right before each message is handed to the puppet (the gateway makes
-        #: the store commit pending dedupe marks: nothing goes out before they are durable)
-        self.before_send: Callable[[], None] | None = None
+        #: called (and awaited, if it returns an awaitable) right before each message is
+        #: handed to the puppet: the gateway makes the store commit the dedupe marks
+        #: queued so far, so nothing goes out before they are durable
+        self.before_send: Callable[[], Awaitable[None] | None] | None = None
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -111,7 +112,9 @@ class Sender:
             started = self.clock.now()
             retry_after: float | None = None
             if self.before_send is not None:
-                self.before_send()
+                durable = self.before_send()
+                if durable is not None:
+                    await durable
             try:
                 if file is not None:
                     await self.puppet.send_file(conversation_id, file)

@@ -29,6 +29,7 @@ Design:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -148,21 +149,31 @@ def _secure_file(path: Path) -> None:
 
 
 class _Writer(Protocol):
-    """A store with queued writes (see :meth:`_Db.flush`)."""
+    """A store with queued writes (see :class:`_Db`)."""
 
-    def pending(self) -> bool: ...
+    def take(self) -> object | None:
+        """The queued writes as one batch (a fresh one is started), None if there are none."""
+        ...
 
-    def write_pending(self, conn: sqlite3.Connection) -> None: ...
-
-    def written(self) -> None: ...
+    def write(self, conn: sqlite3.Connection, batch: Any) -> None:
+        """Apply a batch :meth:`take` returned, inside the caller's transaction."""
+        ...
 
 
 class _Db:
-    """The shared connection: a lock, short transactions, and the write-behind queue."""
+    """The shared connection: short transactions, and the write-behind queue.
+
+    Two locks, always taken in this order: ``lock`` guards the connection (and so a
+    whole commit), ``qlock`` the stores' queued batches (taken briefly by each write,
+    and by a commit to take the batches). Queued writes are committed by whichever
+    thread flushes: the caller's (:meth:`flush`) or the writer thread
+    (:meth:`commit_async`), so an event loop never waits for an fsync.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.RLock()
+        self.qlock = threading.Lock()
         self.conn = sqlite3.connect(
             str(path), timeout=5.0, isolation_level=None, check_same_thread=False
         )
@@ -175,9 +186,20 @@ class _Db:
         except BaseException:
             self.conn.close()
             raise
+        #: commits after a loop turn run in the writer thread (False: in the loop's thread)
+        self.writer_thread = True
         self._writers: list[_Writer] = []
-        #: a dedupe mark is queued (flush_marks commits it)
-        self._marks_pending = False
+        #: batches taken whose commit failed: written first by the next commit, in order
+        self._unwritten: list[tuple[_Writer, Any]] = []
+        #: dedupe marks queued so far, and how many of them are committed
+        self.marks_queued = 0
+        self._marks_committed = 0
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: the commit running in the writer thread, the one queued after it, and the
+        #: marks the running one took (None until it took its batches)
+        self._running: asyncio.Future[None] | None = None
+        self._next: asyncio.Future[None] | None = None
+        self._taken_marks: int | None = None
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.Handle | None = None
 
@@ -199,13 +221,12 @@ class _Db:
                     self.conn.execute("ROLLBACK")
                 raise
 
-    def queued(self, *, mark: bool = False) -> None:
-        """A store queued a write: commit it at the next loop turn (at once without a loop).
+    def queued(self) -> None:
+        """A store queued a write (under ``qlock``): commit it soon.
 
-        ``mark``: it is a dedupe mark (see :meth:`flush_marks`).
+        With a running event loop, at the next turn of the loop, in the writer thread;
+        without one (the CLI, scripts), at once.
         """
-        if mark:
-            self._marks_pending = True
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -218,47 +239,117 @@ class _Db:
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
-        try:
-            self.flush()
-        except sqlite3.Error as exc:
-            log.error(
-                "could not write history and dedupe marks to %s: %s (kept in memory; "
-                "written with the next commit)",
-                self.path,
-                exc,
-            )
+        if not self.writer_thread:
+            try:
+                self.flush()
+            except sqlite3.Error as exc:
+                self._log_error(exc)
+        elif self._next is None:  # (a queued next commit takes these writes too)
+            self.commit_async().add_done_callback(self._log_failure)
 
-    def flush(self) -> None:
-        """Write and commit every queued write in one transaction, if any is queued.
+    def _log_failure(self, fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled() and isinstance(exc := fut.exception(), sqlite3.Error):
+            self._log_error(exc)
 
-        On failure the transaction is rolled back, the writes stay queued, and the
-        error is raised.
+    def _log_error(self, exc: sqlite3.Error) -> None:
+        log.error(
+            "could not write history and dedupe marks to %s: %s (kept in memory; "
+            "written with the next commit)",
+            self.path,
+            exc,
+        )
+
+    def _commit_queued(self) -> None:
+        """Take every queued batch and commit them in one transaction (any thread).
+
+        On failure the transaction is rolled back, the batches are kept (in order) for
+        the next commit, and the error is raised.
         """
         with self.lock:
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-                self._flush_handle = None
-            writers = [w for w in self._writers if w.pending()]
-            if not writers:
-                self._marks_pending = False
-                return
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for w in writers:
-                    w.write_pending(self.conn)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            for w in writers:
-                w.written()
-            self._marks_pending = False
+            with self.qlock:
+                marks = self._taken_marks = self.marks_queued
+                batches = self._unwritten
+                self._unwritten = []
+                for w in self._writers:
+                    batch = w.take()
+                    if batch is not None:
+                        batches.append((w, batch))
+            if batches:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    for w, batch in batches:
+                        w.write(self.conn, batch)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    with self.qlock:
+                        self._unwritten[:0] = batches
+                    raise
+            self._marks_committed = max(self._marks_committed, marks)
+
+    def flush(self) -> None:
+        """Commit every queued write now, in this thread (after a commit in progress)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._commit_queued()
 
     def flush_marks(self) -> None:
-        """Commit the queued writes if they hold a dedupe mark (cheap otherwise)."""
-        if self._marks_pending:
+        """:meth:`flush` if a dedupe mark is not committed yet (cheap otherwise)."""
+        if self.marks_queued > self._marks_committed:
             self.flush()
+
+    def commit_async(self) -> asyncio.Future[None]:
+        """Commit every queued write in the writer thread; the future ends with the commit.
+
+        At most one commit runs at a time; callers arriving meanwhile share the next one,
+        which starts when it ends (group commit).
+        """
+        if self._next is not None:
+            return self._next
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._running is None:
+            self._start(fut)
+        else:
+            self._next = fut
+        return fut
+
+    def _start(self, fut: asyncio.Future[None]) -> None:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="wechat-sdk-sqlite"
+            )
+        self._running = fut
+        self._taken_marks = None
+        work = asyncio.get_running_loop().run_in_executor(self._executor, self._commit_queued)
+
+        def done(w: asyncio.Future[None]) -> None:
+            self._running = None
+            if not fut.done():
+                if w.cancelled():
+                    fut.cancel()
+                elif (exc := w.exception()) is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(None)
+            following, self._next = self._next, None
+            if following is not None and not following.done():
+                self._start(following)
+
+        work.add_done_callback(done)
+
+    async def commit_marks(self) -> None:
+        """Wait until every dedupe mark queued so far is committed (off the loop thread)."""
+        wanted = self.marks_queued
+        while self._marks_committed < wanted:
+            running = self._running
+            taken = self._taken_marks
+            if running is not None and (taken is None or taken >= wanted):
+                await asyncio.shield(running)  # it holds the mark (or will: not taken yet)
+            else:
+                await asyncio.shield(self.commit_async())
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query (sees every committed change)."""
@@ -285,6 +376,8 @@ class _Db:
                 self.flush()
             finally:
                 self.conn.close()
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False)
 
 
 _REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at"
@@ -496,6 +589,23 @@ class _Conversation:
         self.loaded = entries is not None
 
 
+_Row = tuple[str, str, str, str, float, str]
+
+
+class _HistoryBatch:
+    """Queued history writes, per (account, conversation), applied in this order:
+    forgotten conversations (all their rows), new entries, trims (to the newest n),
+    last uses."""
+
+    __slots__ = ("forget", "insert", "trim", "used")
+
+    def __init__(self) -> None:
+        self.forget: dict[tuple[str, str], None] = {}
+        self.insert: dict[tuple[str, str], list[_Row]] = {}
+        self.trim: dict[tuple[str, str], int] = {}
+        self.used: dict[tuple[str, str], int] = {}
+
+
 class SqliteHistoryStore:
     """:class:`~wechat_sdk.stores.base.HistoryStore` over the shared database.
 
@@ -516,14 +626,9 @@ class SqliteHistoryStore:
         self.max_conversations = max_conversations
         self.channel = channel
         self._accounts: dict[str, OrderedDict[str, _Conversation]] = {}
-        #: the newest ``last_used`` written (ordering of conversations), read once
+        #: the newest ``last_used`` written (the order of conversations), read once
         self._tick: int | None = None
-        # queued, per (account, conversation): forgotten ones (their rows go first),
-        # new entries, conversations to trim to their size in memory, last use
-        self._q_forget: dict[tuple[str, str], None] = {}
-        self._q_insert: dict[tuple[str, str], list[tuple[str, str, str, str, float, str]]] = {}
-        self._q_trim: dict[tuple[str, str], int] = {}
-        self._q_used: dict[tuple[str, str], int] = {}
+        self._q = _HistoryBatch()
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, _Conversation]:
@@ -539,24 +644,20 @@ class SqliteHistoryStore:
             )
         return convs
 
-    def _load(self, account_id: str, key: str, conv: _Conversation) -> None:
-        rows = self._db.read(
-            "SELECT role, sender_id, sender_name, text, timestamp, message_id "
-            "FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ? "
-            "ORDER BY seq",
-            (self.channel, account_id, key),
-        )
-        # positional, in the declared field order: a third cheaper than by keyword
-        conv.entries = list(itertools.starmap(HistoryEntry, rows))
-        conv.loaded = True
-
-    def _next_tick(self) -> int:
-        if self._tick is None:
-            self._tick = int(
-                self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
+    def _loaded(self, account_id: str, key: str) -> _Conversation | None:
+        """The conversation with its entries read (None if unknown)."""
+        conv = self._account(account_id).get(key)
+        if conv is not None and not conv.loaded:
+            rows = self._db.read(
+                "SELECT role, sender_id, sender_name, text, timestamp, message_id "
+                "FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ? "
+                "ORDER BY seq",
+                (self.channel, account_id, key),
             )
-        self._tick += 1
-        return self._tick
+            # positional, in the declared field order: a third cheaper than by keyword
+            conv.entries = list(itertools.starmap(HistoryEntry, rows))
+            conv.loaded = True
+        return conv
 
     def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
         """See :meth:`HistoryStore.append`."""
@@ -564,66 +665,71 @@ class SqliteHistoryStore:
             self.clear(account_id, key)
             return
         row = _check_entry(entry)
-        with self._db.lock:
-            convs = self._account(account_id)
-            conv = convs.pop(key, None)
-            if conv is None:
-                conv = _Conversation([])
-            elif not conv.loaded:
-                self._load(account_id, key, conv)
-            convs[key] = conv  # the most recently used
-            ck = (account_id, key)
-            conv.entries.append(entry)
-            queued = self._q_insert.get(ck)
+        if self._tick is None:
+            self._tick = int(
+                self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
+            )
+        conv = self._loaded(account_id, key)
+        convs = self._accounts[account_id]
+        if conv is None:
+            conv = convs[key] = _Conversation([])
+        else:
+            convs.move_to_end(key)  # the most recently used
+        conv.entries.append(entry)
+        extra = len(conv.entries) - limit
+        if extra > 0:
+            del conv.entries[:extra]
+        self._tick += 1
+        ck = (account_id, key)
+        with self._db.qlock:
+            q = self._q
+            queued = q.insert.get(ck)
             if queued is None:
-                self._q_insert[ck] = [row]
+                q.insert[ck] = [row]
             else:
                 queued.append(row)
-            extra = len(conv.entries) - limit
-            if extra > 0:
-                del conv.entries[:extra]
-                self._q_trim[ck] = len(conv.entries)
-                if queued is not None and len(queued) > len(conv.entries):
+                if len(queued) > len(conv.entries):
                     del queued[: len(queued) - len(conv.entries)]  # never written at all
-            self._q_used[ck] = self._next_tick()
+            if extra > 0:
+                q.trim[ck] = len(conv.entries)
+            q.used[ck] = self._tick
             while len(convs) > self.max_conversations:
-                old_key, _ = convs.popitem(last=False)
-                self._queue_forget(account_id, old_key)
-            self._db.queued()
+                self._queue_forget(account_id, convs.popitem(last=False)[0])
+        self._db.queued()
 
     def _queue_forget(self, account_id: str, key: str) -> None:
         ck = (account_id, key)
-        self._q_insert.pop(ck, None)
-        self._q_trim.pop(ck, None)
-        self._q_used.pop(ck, None)
-        self._q_forget[ck] = None
+        q = self._q
+        q.insert.pop(ck, None)
+        q.trim.pop(ck, None)
+        q.used.pop(ck, None)
+        q.forget[ck] = None
 
     def get(self, account_id: str, key: str) -> list[HistoryEntry]:
         """See :meth:`HistoryStore.get`."""
-        with self._db.lock:
-            conv = self._account(account_id).get(key)
-            if conv is None:
-                return []
-            if not conv.loaded:
-                self._load(account_id, key, conv)
-            return list(conv.entries)
+        conv = self._loaded(account_id, key)
+        return list(conv.entries) if conv is not None else []
 
     def clear(self, account_id: str, key: str) -> None:
         """See :meth:`HistoryStore.clear`."""
-        with self._db.lock:
-            if self._account(account_id).pop(key, None) is not None:
+        if self._account(account_id).pop(key, None) is not None:
+            with self._db.qlock:
                 self._queue_forget(account_id, key)
-                self._db.queued()
+            self._db.queued()
 
     # ------------------------------------------------------------ write-behind
 
-    def pending(self) -> bool:
-        return bool(self._q_forget or self._q_insert or self._q_used)
+    def take(self) -> _HistoryBatch | None:
+        q = self._q
+        if not (q.forget or q.insert or q.used):
+            return None
+        self._q = _HistoryBatch()
+        return q
 
-    def write_pending(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: sqlite3.Connection, batch: _HistoryBatch) -> None:
         ch = self.channel
-        if self._q_forget:
-            forget = [(ch, a, k) for a, k in self._q_forget]
+        if batch.forget:
+            forget = [(ch, a, k) for a, k in batch.forget]
             conn.executemany(
                 "DELETE FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ?",
                 forget,
@@ -633,34 +739,38 @@ class SqliteHistoryStore:
                 "AND conv_key = ?",
                 forget,
             )
-        if self._q_insert:
+        if batch.insert:
             conn.executemany(
                 "INSERT INTO history_entries (channel, account_id, conv_key, role, sender_id, "
                 "sender_name, text, timestamp, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ch, a, k, *row) for (a, k), rows in self._q_insert.items() for row in rows],
+                [(ch, a, k, *row) for (a, k), rows in batch.insert.items() for row in rows],
             )
-        if self._q_trim:
+        if batch.trim:
             # keep the newest n rows (n: what memory holds, at most the limit)
             conn.executemany(
                 "DELETE FROM history_entries WHERE channel = ?1 AND account_id = ?2 "
                 "AND conv_key = ?3 AND seq <= (SELECT seq FROM history_entries "
                 "WHERE channel = ?1 AND account_id = ?2 AND conv_key = ?3 "
                 "ORDER BY seq DESC LIMIT 1 OFFSET ?4)",
-                [(ch, a, k, n) for (a, k), n in self._q_trim.items()],
+                [(ch, a, k, n) for (a, k), n in batch.trim.items()],
             )
-        if self._q_used:
+        if batch.used:
             conn.executemany(
                 "INSERT INTO history_conversations (channel, account_id, conv_key, last_used) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT (channel, account_id, conv_key) "
                 "DO UPDATE SET last_used = excluded.last_used",
-                [(ch, a, k, t) for (a, k), t in self._q_used.items()],
+                [(ch, a, k, t) for (a, k), t in batch.used.items()],
             )
 
-    def written(self) -> None:
-        self._q_forget.clear()
-        self._q_insert.clear()
-        self._q_trim.clear()
-        self._q_used.clear()
+
+class _DedupeBatch:
+    """Queued dedupe writes: marks to delete, then marks to (re)write, in order."""
+
+    __slots__ = ("add", "delete")
+
+    def __init__(self) -> None:
+        self.add: dict[tuple[str, str], float] = {}
+        self.delete: dict[tuple[str, str], None] = {}
 
 
 class SqliteDedupeStore:
@@ -679,9 +789,7 @@ class SqliteDedupeStore:
         self.max_entries = max_entries
         self.channel = channel
         self._seen: dict[str, OrderedDict[str, float]] = {}
-        # queued: marks to (re)write, in order, and marks to delete
-        self._q_add: dict[tuple[str, str], float] = {}
-        self._q_delete: dict[tuple[str, str], None] = {}
+        self._q = _DedupeBatch()
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, float]:
@@ -697,13 +805,13 @@ class SqliteDedupeStore:
 
     def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
-        with self._db.lock:
-            seen = self._account(account_id)
-            at = seen.get(message_id)
-            if at is not None and now - at < ttl:
-                return True
-            if at is not None:
-                del seen[message_id]
+        seen = self._account(account_id)
+        at = seen.get(message_id)
+        if at is not None and now - at < ttl:
+            return True
+        if at is not None:
+            del seen[message_id]
+        with self._db.qlock:
             # oldest first: drop the expired head, then enforce the bound
             while seen:
                 first = next(iter(seen))
@@ -713,42 +821,44 @@ class SqliteDedupeStore:
                 self._forget(account_id, first)
             seen[message_id] = now
             k = (account_id, message_id)
-            self._q_delete.pop(k, None)
-            self._q_add.pop(k, None)  # re-added: it goes to the end
-            self._q_add[k] = now
+            q = self._q
+            q.delete.pop(k, None)
+            q.add.pop(k, None)  # re-added: it goes to the end
+            q.add[k] = now
             while len(seen) > self.max_entries:
                 self._forget(account_id, seen.popitem(last=False)[0])
-            self._db.queued(mark=True)
-            return False
+            self._db.marks_queued += 1
+        self._db.queued()
+        return False
 
     def _forget(self, account_id: str, message_id: str) -> None:
         k = (account_id, message_id)
-        self._q_add.pop(k, None)
-        self._q_delete[k] = None  # (it may be in the file from an earlier commit)
+        self._q.add.pop(k, None)
+        self._q.delete[k] = None  # (it may be in the file from an earlier commit)
 
     # ------------------------------------------------------------ write-behind
 
-    def pending(self) -> bool:
-        return bool(self._q_add or self._q_delete)
+    def take(self) -> _DedupeBatch | None:
+        q = self._q
+        if not (q.add or q.delete):
+            return None
+        self._q = _DedupeBatch()
+        return q
 
-    def write_pending(self, conn: sqlite3.Connection) -> None:
+    def write(self, conn: sqlite3.Connection, batch: _DedupeBatch) -> None:
         ch = self.channel
-        if self._q_delete:
+        if batch.delete:
             conn.executemany(
                 "DELETE FROM dedupe WHERE channel = ? AND account_id = ? AND message_id = ?",
-                [(ch, a, m) for a, m in self._q_delete],
+                [(ch, a, m) for a, m in batch.delete],
             )
-        if self._q_add:
+        if batch.add:
             # REPLACE: a mark written again gets a new seq (the order of the bound)
             conn.executemany(
                 "INSERT OR REPLACE INTO dedupe (channel, account_id, message_id, seen_at) "
                 "VALUES (?, ?, ?, ?)",
-                [(ch, a, m, t) for (a, m), t in self._q_add.items()],
+                [(ch, a, m, t) for (a, m), t in batch.add.items()],
             )
-
-    def written(self) -> None:
-        self._q_add.clear()
-        self._q_delete.clear()
 
 
 class SqliteStore:
@@ -767,6 +877,7 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
+        writer_thread: bool = True,
     ) -> None:
         self.path = Path(path).expanduser()
         self.channel = channel
@@ -782,6 +893,7 @@ class SqliteStore:
         except BaseException:
             self._db.close()
             raise
+        self._db.writer_thread = writer_thread
         self._closed = False
         self.pairing = SqlitePairingStore(self._db, channel)
         self.history = SqliteHistoryStore(self._db, max_conversations, channel)
@@ -795,6 +907,7 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
+        writer_thread: bool = True,
     ) -> SqliteStore:
         """Open ``<state_dir>/wechat-sdk.sqlite3`` (the default location)."""
         return cls(
@@ -802,17 +915,52 @@ class SqliteStore:
             max_conversations=max_conversations,
             dedupe_max_entries=dedupe_max_entries,
             channel=channel,
+            writer_thread=writer_thread,
         )
 
+    @property
+    def writer_thread(self) -> bool:
+        """Commit in a writer thread, so an event loop never waits for the disk (default).
+
+        False: commit in the event loop's thread, after each loop turn and in
+        :meth:`commit_marks`; the gateway turns it off on a virtual clock, which cannot
+        see a thread's work.
+        """
+        return self._db.writer_thread
+
+    @writer_thread.setter
+    def writer_thread(self, value: bool) -> None:
+        self._db.writer_thread = value
+
     def flush(self) -> None:
-        """Commit the grouped writes now (the gateway's dedupe marks and history)."""
+        """Commit the queued writes now, in this thread (the gateway's dedupe marks and
+        history)."""
         if not self._closed:
             self._db.flush()
 
     def flush_marks(self) -> None:
-        """Commit the grouped writes if they hold a dedupe mark: called before each send,
-        so no reply goes out for a message whose mark could still be lost."""
+        """Commit the queued writes if they hold a dedupe mark not committed yet."""
         if not self._closed:
+            self._db.flush_marks()
+
+    async def commit(self) -> None:
+        """Commit every write queued so far, in the writer thread (the loop goes on)."""
+        if self._closed:
+            return
+        if self._db.writer_thread:
+            await self._db.commit_async()
+        else:
+            self._db.flush()
+
+    async def commit_marks(self) -> None:
+        """Wait until every dedupe mark queued so far is committed (fsync'd), in the writer
+        thread: the gateway awaits it before each send, so no reply goes out for a message
+        whose mark could still be lost, and the event loop never waits for the disk."""
+        if self._closed:
+            return
+        if self._db.writer_thread:
+            await self._db.commit_marks()
+        else:
             self._db.flush_marks()
 
     def close(self) -> None:
