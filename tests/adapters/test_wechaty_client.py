@@ -221,6 +221,9 @@ async def test_fresh_server_gets_start_and_events_are_normalised(
         MessageEvent(message_id="m1"),
     ]
     assert client.self_id == "wxid_bot"
+    # once started, event types are no longer queued for start() (that queue used to
+    # grow by one entry per event for the stream's whole life)
+    assert client._first is None
     await client.stop()
 
 

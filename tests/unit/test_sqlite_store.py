@@ -243,7 +243,7 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_queued_writes_commit_after_the_loop_turn_in_the_writer_thread(
+async def test_queued_writes_commit_within_the_delay_in_the_writer_thread(
     db_path: Path,
 ) -> None:
     import asyncio
@@ -255,10 +255,28 @@ async def test_queued_writes_commit_after_the_loop_turn_in_the_writer_thread(
         assert s.history.get("default", "dm:a")[0].text == "hi"
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
         assert committed_marks(db_path) == set()
-        await asyncio.sleep(0)  # the loop turn ends: the writer thread commits
-        await until(lambda: committed_marks(db_path) == {"m1"})
+        await asyncio.sleep(0)
+        await until(lambda: committed_marks(db_path) == {"m1"})  # within COMMIT_DELAY_S
         assert committed_history(db_path) == ["hi"]
         # (the loop was never blocked: this coroutine only polled)
+
+
+async def test_without_the_writer_thread_queued_writes_commit_at_the_next_loop_turn(
+    db_path: Path,
+) -> None:
+    import asyncio
+
+    with SqliteStore(db_path, writer_thread=False) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        assert committed_marks(db_path) == set()
+        await asyncio.sleep(0)  # no waiting for a thread: committed by the loop turn
+        assert committed_marks(db_path) == {"m1"}
+        assert committed_history(db_path) == ["hi"]
+        s.dedupe.check_and_add("default", "m2", T0, 3600)
+        await s.commit_marks()  # in this thread, at once
+        assert committed_marks(db_path) == {"m1", "m2"}
+        assert s._db._executor is None  # no writer thread was ever started
 
 
 async def test_commit_marks_waits_for_the_writer_thread_and_shares_commits(
@@ -430,9 +448,11 @@ _OPS = st.lists(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(ops=_OPS)
+@given(ops=_OPS, writer_thread=st.booleans())
 def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
-    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]
+    tmp_path_factory: pytest.TempPathFactory,
+    ops: list[tuple[str, str, str, int]],
+    writer_thread: bool,
 ) -> None:
     """Whatever the order of writes, commits and reopens, SQLite answers like memory."""
     import asyncio
@@ -442,7 +462,7 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
     model = MemoryStore(**bounds)
 
     async def run() -> None:
-        store = SqliteStore(path, **bounds)
+        store = SqliteStore(path, **bounds, writer_thread=writer_thread)
         now, n = T0, 0
         try:
             for op, account, key, arg in ops:
@@ -459,12 +479,12 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                     expected = model.dedupe.check_and_add(account, key, now, 40)
                     assert store.dedupe.check_and_add(account, key, now, 40) == expected
                 elif op == "commit":
-                    await asyncio.sleep(0)  # the writer thread may commit meanwhile
+                    await asyncio.sleep(0.15 if writer_thread else 0)  # (COMMIT_DELAY_S)
                 elif op == "durable":
                     await store.commit_marks()
                 else:  # a restart: what memory knows must have been committed
                     store.close()
-                    store = SqliteStore(path, **bounds)
+                    store = SqliteStore(path, **bounds, writer_thread=writer_thread)
                 for a in ("default", "work"):
                     for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
                         assert store.history.get(a, k) == model.history.get(a, k), (a, k)

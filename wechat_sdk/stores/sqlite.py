@@ -13,16 +13,21 @@ Design:
 - Write-behind for the gateway's hot path: the history and dedupe stores keep each
   account's rows in memory (loaded from the file on first use) and answer reads from
   there; their writes are queued and written together, a few ``executemany`` statements
-  in one transaction, at the next turn of the event loop, before any pairing write, by
-  :meth:`SqliteStore.flush` and on close. A message costs no SQL statement of its own.
-  The gateway calls :meth:`SqliteStore.flush_marks` before every send to WeChat: a
-  message's dedupe mark is committed (fsync'd) before anything goes out for it, so a
-  message is never answered twice after a crash or a power loss. What a crash can lose
-  is only uncommitted history (appends of the current event-loop turn, at most the last
-  reply's turn): the database stays consistent. A failed commit is rolled back and its
-  writes stay queued for the next one. Without a running loop (the CLI, scripts) every
-  write commits at once. Only one process writes history and dedupe marks (the gateway:
-  one per state directory); the CLI reads and writes pairing rows only.
+  in one transaction, by a writer thread (so an event loop never waits for the disk).
+  A message costs no SQL statement of its own.
+- When queued writes are committed: before every send to WeChat, the gateway awaits
+  :meth:`SqliteStore.commit_marks`: a message's dedupe mark is committed (fsync'd)
+  before anything goes out for it, so a message is never answered twice after a crash
+  or a power loss; senders waiting at the same time share one commit. Otherwise within
+  :data:`COMMIT_DELAY_S`, before any pairing write, by :meth:`SqliteStore.flush`, and
+  on close. What a crash can lose is only history not committed yet (at most the last
+  :data:`COMMIT_DELAY_S`): the database stays consistent. A failed commit is rolled back
+  and its writes stay queued for the next one.
+- ``writer_thread=False`` (the gateway sets it on a virtual clock, which cannot see a
+  thread's work): commits run in the loop's thread, at the next turn of the loop.
+  Without a running loop (the CLI, scripts) every write commits at once.
+- Only one process writes history and dedupe marks (the gateway: one per state
+  directory); the CLI reads and writes pairing rows only.
 - The schema version lives in ``PRAGMA user_version``.
 """
 
@@ -62,6 +67,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("wechat_sdk.stores")
+
+#: Seconds queued writes may wait for a commit in the writer thread (a send does not
+#: wait: it commits the dedupe marks itself). At most this much history is lost in a crash.
+COMMIT_DELAY_S: Final = 0.1
 
 #: File name of the database inside the state directory.
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
@@ -222,10 +231,13 @@ class _Db:
                 raise
 
     def queued(self) -> None:
-        """A store queued a write (under ``qlock``): commit it soon.
+        """A store queued a write: commit it soon.
 
-        With a running event loop, at the next turn of the loop, in the writer thread;
-        without one (the CLI, scripts), at once.
+        Without a running event loop (the CLI, scripts): at once. With one and the
+        writer thread: within :data:`COMMIT_DELAY_S` (a send commits the dedupe marks
+        before it anyway: :meth:`commit_marks`), so a steady stream of messages costs a
+        commit per send, not one more per event-loop turn. Without the writer thread:
+        at the next turn of the loop.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -235,7 +247,10 @@ class _Db:
         if self._flush_handle is None or self._flush_loop is not loop:
             # (a handle of another loop, which may never run, is simply replaced)
             self._flush_loop = loop
-            self._flush_handle = loop.call_soon(self._flush_soon)
+            if self.writer_thread:
+                self._flush_handle = loop.call_later(COMMIT_DELAY_S, self._flush_soon)
+            else:
+                self._flush_handle = loop.call_soon(self._flush_soon)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
@@ -317,6 +332,9 @@ class _Db:
         return fut
 
     def _start(self, fut: asyncio.Future[None]) -> None:
+        if self._flush_handle is not None:  # this commit takes what it was waiting for
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="wechat-sdk-sqlite"

@@ -182,6 +182,8 @@ class PuppetServiceClient:
         self.prefetch_window = prefetch_window
         self._prefetch_slots = asyncio.Semaphore(max(1, prefetch_window))
         self._prefetching: dict[str, asyncio.Task[Message]] = {}
+        #: the event types read while start() waits for the greeting and a replay
+        self._first: asyncio.Queue[object] | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.PuppetStub | None = None
         self._call: Any = None
@@ -250,9 +252,16 @@ class PuppetServiceClient:
         self._stub = pb_grpc.PuppetStub(self._channel)  # type: ignore[no-untyped-call]
         self._call = self._stub.Event(pb.EventRequest(), metadata=self._metadata())
         first: asyncio.Queue[object] = asyncio.Queue()
+        self._first = first  # fed until start() is done (not for the stream's lifetime)
         self._reader = asyncio.get_running_loop().create_task(
             self._read(first), name=f"wechaty-events:{self.account_id}"
         )
+        try:
+            await self._attach(first)
+        finally:
+            self._first = None
+
+    async def _attach(self, first: asyncio.Queue[object]) -> None:
         # the server greets a new stream with a heartbeat: it proves the token is good
         try:
             greeting = await asyncio.wait_for(first.get(), self.connect_timeout_s)
@@ -321,7 +330,8 @@ class PuppetServiceClient:
         try:
             async for response in call:
                 event_type = int(response.type)
-                first.put_nowait(event_type)
+                if self._first is first:
+                    first.put_nowait(event_type)
                 for event in self._parse_event(event_type, response.payload):
                     if isinstance(event, MessageEvent):
                         await self._prefetch_message(event.message_id)
@@ -331,10 +341,12 @@ class PuppetServiceClient:
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 error = _service_error(exc, self.connection.endpoint)
-                first.put_nowait(error)
+                if self._first is first:
+                    first.put_nowait(error)
                 log.warning("event stream ended: %s", error)
         except Exception as exc:
-            first.put_nowait(PuppetError(str(exc)))
+            if self._first is first:
+                first.put_nowait(PuppetError(str(exc)))
             log.warning("event stream failed: %s", exc)
         finally:
             self._queue.put_nowait(_STREAM_END)
@@ -347,11 +359,11 @@ class PuppetServiceClient:
         while True:
             try:
                 # events already read are handed over at once; only an empty queue is timed
-                item = (
-                    queue.get_nowait()
-                    if not queue.empty()
-                    else await asyncio.wait_for(queue.get(), self.heartbeat_timeout_s / 2)
-                )
+                if not queue.empty():
+                    item = queue.get_nowait()
+                else:
+                    async with asyncio.timeout(self.heartbeat_timeout_s / 2):
+                        item = await queue.get()
             except TimeoutError:
                 # quiet for half the watchdog time: ask for a DONG; a dead link fails here
                 if not await self._ding():
@@ -488,8 +500,10 @@ class PuppetServiceClient:
             return cached
         pending = self._prefetching.get(message_id)
         if pending is not None:
+            # (not shielded: a caller cancelled while waiting cancels the fetch, which
+            # nobody else waits for; a failed fetch is tried again below)
             with contextlib.suppress(Exception):
-                return await asyncio.shield(pending)
+                return await pending
         return await self._fetch_message(message_id)
 
     async def _fetch_message(self, message_id: str) -> Message:
