@@ -243,64 +243,63 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_queued_writes_commit_within_the_delay_in_the_writer_thread(
-    db_path: Path,
-) -> None:
+async def test_queued_writes_commit_within_the_commit_delay(db_path: Path) -> None:
     import asyncio
 
-    with SqliteStore(db_path) as s:
+    with SqliteStore(db_path, commit_delay_s=0.05) as s:
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         # this store answers from memory at once; another connection sees nothing yet
         assert s.history.get("default", "dm:a")[0].text == "hi"
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
+        await asyncio.sleep(0)
+        assert committed_marks(db_path) == set()  # not one commit per loop turn
+        await until(lambda: committed_marks(db_path) == {"m1"})  # within commit_delay_s
+        assert committed_history(db_path) == ["hi"]
+
+
+async def test_with_no_commit_delay_queued_writes_commit_at_the_next_loop_turn(
+    db_path: Path,
+) -> None:
+    import asyncio
+
+    with SqliteStore(db_path, commit_delay_s=0) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
         assert committed_marks(db_path) == set()
         await asyncio.sleep(0)
-        await until(lambda: committed_marks(db_path) == {"m1"})  # within COMMIT_DELAY_S
-        assert committed_history(db_path) == ["hi"]
-        # (the loop was never blocked: this coroutine only polled)
-
-
-async def test_without_the_writer_thread_queued_writes_commit_at_the_next_loop_turn(
-    db_path: Path,
-) -> None:
-    import asyncio
-
-    with SqliteStore(db_path, writer_thread=False) as s:
-        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
-        s.dedupe.check_and_add("default", "m1", T0, 3600)
-        assert committed_marks(db_path) == set()
-        await asyncio.sleep(0)  # no waiting for a thread: committed by the loop turn
         assert committed_marks(db_path) == {"m1"}
         assert committed_history(db_path) == ["hi"]
-        s.dedupe.check_and_add("default", "m2", T0, 3600)
-        await s.commit_marks()  # in this thread, at once
-        assert committed_marks(db_path) == {"m1", "m2"}
-        assert s._db._executor is None  # no writer thread was ever started
 
 
-async def test_commit_marks_waits_for_the_writer_thread_and_shares_commits(
+async def test_flush_marks_upto_a_position_commits_only_when_that_mark_is_not_durable(
     db_path: Path,
 ) -> None:
-    import asyncio
-
-    commits: list[int] = []
+    commits: list[str] = []
     with SqliteStore(db_path) as s:
-        s._db.conn.set_trace_callback(lambda sql: sql == "COMMIT" and commits.append(1))
+        s._db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
+        first = s.mark_position()
         s.dedupe.check_and_add("default", "m2", T0, 3600)
-        # three senders at once: all return only once both marks are durable
-        await asyncio.gather(s.commit_marks(), s.commit_marks(), s.commit_marks())
+        s.flush_marks(first)  # m1's reply: commits (m2 rides along)
         assert committed_marks(db_path) == {"m1", "m2"}
-        assert len(commits) == 1  # one fsync'd commit for all three
-        await s.commit_marks()  # nothing new: returns at once, no commit
         assert len(commits) == 1
-        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
-        await s.commit_marks()  # history only: need not be durable before a send
         s.dedupe.check_and_add("default", "m3", T0, 3600)
-        await s.commit_marks()
+        s.flush_marks(first)  # m1 (and m2) already durable: m3 does not force a commit
+        s.flush_marks(first + 1)
+        assert len(commits) == 1
+        assert committed_marks(db_path) == {"m1", "m2"}
+        s.flush_marks(s.mark_position())  # m3's reply
         assert committed_marks(db_path) == {"m1", "m2", "m3"}
-        assert committed_history(db_path) == ["hi"]
+        s.dedupe.check_and_add("default", "m4", T0, 3600)
+        s.flush_marks()  # no position known: every queued mark
+        assert committed_marks(db_path) == {"m1", "m2", "m3", "m4"}
+        assert len(commits) == 3
+
+
+def test_a_negative_commit_delay_is_refused(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="commit_delay_s"):
+        SqliteStore(db_path, commit_delay_s=-1)
 
 
 async def test_flush_marks_commits_a_pending_dedupe_mark_only(db_path: Path) -> None:
@@ -363,9 +362,7 @@ async def test_a_failed_commit_is_rolled_back_and_written_with_the_next_one(
         # nothing half-written: the history of the same transaction is not there either
         assert committed_marks(db_path) == set()
         assert committed_history(db_path) == []
-        with pytest.raises(sqlite3.DatabaseError):
-            await s.commit_marks()  # the same from the writer thread
-        # the commit after the loop turn fails too: logged, not raised into the event loop
+        # the commit after the delay fails too: logged, not raised into the event loop
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "two", T0, "m2"), 10)
         await until(lambda: "could not write history and dedupe marks" in caplog.text)
         # still answered from memory meanwhile
@@ -448,11 +445,9 @@ _OPS = st.lists(
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(ops=_OPS, writer_thread=st.booleans())
+@given(ops=_OPS)
 def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
-    tmp_path_factory: pytest.TempPathFactory,
-    ops: list[tuple[str, str, str, int]],
-    writer_thread: bool,
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, str, int]]
 ) -> None:
     """Whatever the order of writes, commits and reopens, SQLite answers like memory."""
     import asyncio
@@ -462,7 +457,7 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
     model = MemoryStore(**bounds)
 
     async def run() -> None:
-        store = SqliteStore(path, **bounds, writer_thread=writer_thread)
+        store = SqliteStore(path, **bounds, commit_delay_s=0)
         now, n = T0, 0
         try:
             for op, account, key, arg in ops:
@@ -479,12 +474,12 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                     expected = model.dedupe.check_and_add(account, key, now, 40)
                     assert store.dedupe.check_and_add(account, key, now, 40) == expected
                 elif op == "commit":
-                    await asyncio.sleep(0.15 if writer_thread else 0)  # (COMMIT_DELAY_S)
+                    await asyncio.sleep(0)  # the loop turn ends: committed
                 elif op == "durable":
-                    await store.commit_marks()
+                    store.flush_marks()
                 else:  # a restart: what memory knows must have been committed
                     store.close()
-                    store = SqliteStore(path, **bounds, writer_thread=writer_thread)
+                    store = SqliteStore(path, **bounds, commit_delay_s=0)
                 for a in ("default", "work"):
                     for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
                         assert store.history.get(a, k) == model.history.get(a, k), (a, k)

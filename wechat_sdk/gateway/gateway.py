@@ -93,9 +93,8 @@ class Gateway:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._store = SqliteStore.in_state_dir(self.state_dir)
         if isinstance(self._store, SqliteStore) and isinstance(self.clock, VirtualClock):
-            # a virtual clock cannot see a writer thread's work: the world would move on
-            # while a send waits for its commit; commit in the loop's thread instead
-            self._store.writer_thread = False
+            # on a virtual clock, commits follow the loop's turns, not real time
+            self._store.commit_delay_s = 0
         return self._store
 
     def _pairing_service(self) -> Pairing:
@@ -117,10 +116,7 @@ class Gateway:
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
         # a store queuing its writes (SQLite) commits the dedupe marks before each send
-        # (in its writer thread: the event loop does not wait for the disk)
-        sender.before_send = getattr(self.store, "commit_marks", None) or getattr(
-            self.store, "flush_marks", None
-        )
+        sender.before_send = getattr(self.store, "flush_marks", None)
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
@@ -143,7 +139,7 @@ class Gateway:
             echo=echo,
             send_text=send_text,
         )
-        return AccountRunner(
+        runner = AccountRunner(
             account=account,
             puppet=puppet,
             agent=self.agent,
@@ -155,6 +151,8 @@ class Gateway:
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
         )
+        runner.mark_position = getattr(self.store, "mark_position", None)
+        return runner
 
     # ------------------------------------------------------------ lifecycle
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
-from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.outbound.delivery import REPLY_TO_MARK, DeliveryFailed
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.puppet import (
     ErrorEvent,
@@ -108,6 +108,8 @@ class AccountRunner:
         #: clock time the consumer started waiting for the next event (None: handling one)
         self._waiting_since: float | None = None
         self._link_dead = False
+        #: the store's dedupe mark position (see SqliteStore.mark_position), if it has one
+        self.mark_position: Callable[[], int] | None = None
         # send errors are recorded when they happen, so that an older one can never
         # overwrite a newer agent error at the next status refresh
         self.outbound.sender.on_failure = self._record_error
@@ -355,7 +357,12 @@ class AccountRunner:
         result = await self.inbound.process(message)
         if isinstance(result, Drop):
             return
-        task = asyncio.get_running_loop().create_task(self._answer(result))
+        # the reply's sends need this message's dedupe mark durable, not later ones
+        mark = REPLY_TO_MARK.set(self.mark_position() if self.mark_position else None)
+        try:
+            task = asyncio.get_running_loop().create_task(self._answer(result))
+        finally:
+            REPLY_TO_MARK.reset(mark)
         self._turns.add(task)
         task.add_done_callback(self._turns.discard)
 

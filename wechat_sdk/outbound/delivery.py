@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from wechat_sdk.clock import Clock
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
 
-__all__ = ["DeliveryFailed", "DeliveryStats", "EchoLog", "Sender"]
+__all__ = ["REPLY_TO_MARK", "DeliveryFailed", "DeliveryStats", "EchoLog", "Sender"]
 
 log = logging.getLogger("wechat_sdk.outbound")
+
+#: Set while a message is being answered: the dedupe store's mark position right after
+#: that message was checked (see ``SqliteStore.mark_position``). None: unknown, so every
+#: mark queued so far must be durable before a send.
+REPLY_TO_MARK: ContextVar[int | None] = ContextVar("wechat_sdk_reply_to_mark", default=None)
 
 MAX_ATTEMPTS = 5
 BACKOFF_START_S = 1.0
@@ -85,10 +91,10 @@ class Sender:
         #: called with the error text of every message given up on, when it happens (the
         #: account runner keeps its ``last_error`` in the order errors really occurred)
         self.on_failure: Callable[[str], None] | None = None
-        #: called (and awaited, if it returns an awaitable) right before each message is
-        #: handed to the puppet: the gateway makes the store commit the dedupe marks
-        #: queued so far, so nothing goes out before they are durable
-        self.before_send: Callable[[], Awaitable[None] | None] | None = None
+        #: called right before each message is handed to the puppet, with the value of
+        #: :data:`REPLY_TO_MARK` (the gateway makes the store commit the dedupe marks up to
+        #: there: nothing goes out for a message before its mark is durable)
+        self.before_send: Callable[[int | None], None] | None = None
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -112,9 +118,7 @@ class Sender:
             started = self.clock.now()
             retry_after: float | None = None
             if self.before_send is not None:
-                durable = self.before_send()
-                if durable is not None:
-                    await durable
+                self.before_send(REPLY_TO_MARK.get())
             try:
                 if file is not None:
                     await self.puppet.send_file(conversation_id, file)

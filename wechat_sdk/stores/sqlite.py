@@ -13,19 +13,19 @@ Design:
 - Write-behind for the gateway's hot path: the history and dedupe stores keep each
   account's rows in memory (loaded from the file on first use) and answer reads from
   there; their writes are queued and written together, a few ``executemany`` statements
-  in one transaction, by a writer thread (so an event loop never waits for the disk).
-  A message costs no SQL statement of its own.
-- When queued writes are committed: before every send to WeChat, the gateway awaits
-  :meth:`SqliteStore.commit_marks`: a message's dedupe mark is committed (fsync'd)
-  before anything goes out for it, so a message is never answered twice after a crash
-  or a power loss; senders waiting at the same time share one commit. Otherwise within
-  :data:`COMMIT_DELAY_S`, before any pairing write, by :meth:`SqliteStore.flush`, and
-  on close. What a crash can lose is only history not committed yet (at most the last
-  :data:`COMMIT_DELAY_S`): the database stays consistent. A failed commit is rolled back
-  and its writes stay queued for the next one.
-- ``writer_thread=False`` (the gateway sets it on a virtual clock, which cannot see a
-  thread's work): commits run in the loop's thread, at the next turn of the loop.
-  Without a running loop (the CLI, scripts) every write commits at once.
+  in one transaction. A message costs no SQL statement of its own.
+- When queued writes are committed: before every send to WeChat, the gateway calls
+  :meth:`SqliteStore.flush_marks`: a message's dedupe mark is committed (fsync'd) before
+  anything goes out for it, so a message is never answered twice after a crash or a
+  power loss. Otherwise within ``commit_delay_s`` (:data:`COMMIT_DELAY_S` by default;
+  ``0``: at the next turn of the event loop, which the gateway uses on a virtual clock),
+  before any pairing write, by :meth:`SqliteStore.flush`, and on close. What a crash can
+  lose is only history not committed yet (at most the last ``commit_delay_s``): the
+  database stays consistent. A failed commit is rolled back and its writes stay queued
+  for the next one. Without a running event loop (the CLI, scripts) every write commits
+  at once. Commits run in the caller's thread: a commit in a writer thread was measured
+  and was slower, since each row of an ``executemany`` takes the GIL back from a busy
+  event loop.
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
 - The schema version lives in ``PRAGMA user_version``.
@@ -34,7 +34,6 @@ Design:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -68,8 +67,10 @@ __all__ = [
 
 log = logging.getLogger("wechat_sdk.stores")
 
-#: Seconds queued writes may wait for a commit in the writer thread (a send does not
-#: wait: it commits the dedupe marks itself). At most this much history is lost in a crash.
+#: Seconds queued history and dedupe writes may wait for a commit while an event loop
+#: runs (a send does not wait: it commits the dedupe marks itself). So a steady stream of
+#: messages costs about one commit per send, not one more per event-loop turn; at most
+#: this much history is lost in a crash.
 COMMIT_DELAY_S: Final = 0.1
 
 #: File name of the database inside the state directory.
@@ -170,19 +171,11 @@ class _Writer(Protocol):
 
 
 class _Db:
-    """The shared connection: short transactions, and the write-behind queue.
-
-    Two locks, always taken in this order: ``lock`` guards the connection (and so a
-    whole commit), ``qlock`` the stores' queued batches (taken briefly by each write,
-    and by a commit to take the batches). Queued writes are committed by whichever
-    thread flushes: the caller's (:meth:`flush`) or the writer thread
-    (:meth:`commit_async`), so an event loop never waits for an fsync.
-    """
+    """The shared connection: a lock, short transactions, and the write-behind queue."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.lock = threading.RLock()
-        self.qlock = threading.Lock()
         self.conn = sqlite3.connect(
             str(path), timeout=5.0, isolation_level=None, check_same_thread=False
         )
@@ -195,20 +188,14 @@ class _Db:
         except BaseException:
             self.conn.close()
             raise
-        #: commits after a loop turn run in the writer thread (False: in the loop's thread)
-        self.writer_thread = True
+        #: seconds queued writes wait for a commit while an event loop runs (0: next turn)
+        self.commit_delay_s = COMMIT_DELAY_S
         self._writers: list[_Writer] = []
         #: batches taken whose commit failed: written first by the next commit, in order
         self._unwritten: list[tuple[_Writer, Any]] = []
         #: dedupe marks queued so far, and how many of them are committed
         self.marks_queued = 0
-        self._marks_committed = 0
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        #: the commit running in the writer thread, the one queued after it, and the
-        #: marks the running one took (None until it took its batches)
-        self._running: asyncio.Future[None] | None = None
-        self._next: asyncio.Future[None] | None = None
-        self._taken_marks: int | None = None
+        self.marks_committed = 0
         self._flush_loop: asyncio.AbstractEventLoop | None = None
         self._flush_handle: asyncio.Handle | None = None
 
@@ -231,14 +218,8 @@ class _Db:
                 raise
 
     def queued(self) -> None:
-        """A store queued a write: commit it soon.
-
-        Without a running event loop (the CLI, scripts): at once. With one and the
-        writer thread: within :data:`COMMIT_DELAY_S` (a send commits the dedupe marks
-        before it anyway: :meth:`commit_marks`), so a steady stream of messages costs a
-        commit per send, not one more per event-loop turn. Without the writer thread:
-        at the next turn of the loop.
-        """
+        """A store queued a write: commit it at once without a running event loop (the
+        CLI, scripts), else within ``commit_delay_s`` (0: at the next turn of the loop)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -247,48 +228,40 @@ class _Db:
         if self._flush_handle is None or self._flush_loop is not loop:
             # (a handle of another loop, which may never run, is simply replaced)
             self._flush_loop = loop
-            if self.writer_thread:
-                self._flush_handle = loop.call_later(COMMIT_DELAY_S, self._flush_soon)
+            if self.commit_delay_s > 0:
+                self._flush_handle = loop.call_later(self.commit_delay_s, self._flush_soon)
             else:
                 self._flush_handle = loop.call_soon(self._flush_soon)
 
     def _flush_soon(self) -> None:
         self._flush_handle = None
-        if not self.writer_thread:
-            try:
-                self.flush()
-            except sqlite3.Error as exc:
-                self._log_error(exc)
-        elif self._next is None:  # (a queued next commit takes these writes too)
-            self.commit_async().add_done_callback(self._log_failure)
+        try:
+            self.flush()
+        except sqlite3.Error as exc:
+            log.error(
+                "could not write history and dedupe marks to %s: %s (kept in memory; "
+                "written with the next commit)",
+                self.path,
+                exc,
+            )
 
-    def _log_failure(self, fut: asyncio.Future[None]) -> None:
-        if not fut.cancelled() and isinstance(exc := fut.exception(), sqlite3.Error):
-            self._log_error(exc)
+    def flush(self) -> None:
+        """Commit every queued write in one transaction, if any is queued.
 
-    def _log_error(self, exc: sqlite3.Error) -> None:
-        log.error(
-            "could not write history and dedupe marks to %s: %s (kept in memory; "
-            "written with the next commit)",
-            self.path,
-            exc,
-        )
-
-    def _commit_queued(self) -> None:
-        """Take every queued batch and commit them in one transaction (any thread).
-
-        On failure the transaction is rolled back, the batches are kept (in order) for
+        On failure the transaction is rolled back, the writes stay queued (in order) for
         the next commit, and the error is raised.
         """
         with self.lock:
-            with self.qlock:
-                marks = self._taken_marks = self.marks_queued
-                batches = self._unwritten
-                self._unwritten = []
-                for w in self._writers:
-                    batch = w.take()
-                    if batch is not None:
-                        batches.append((w, batch))
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+                self._flush_handle = None
+            marks = self.marks_queued
+            batches = self._unwritten
+            self._unwritten = []
+            for w in self._writers:
+                batch = w.take()
+                if batch is not None:
+                    batches.append((w, batch))
             if batches:
                 try:
                     self.conn.execute("BEGIN IMMEDIATE")
@@ -298,76 +271,15 @@ class _Db:
                 except BaseException:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
-                    with self.qlock:
-                        self._unwritten[:0] = batches
+                    self._unwritten = batches
                     raise
-            self._marks_committed = max(self._marks_committed, marks)
+            self.marks_committed = marks
 
-    def flush(self) -> None:
-        """Commit every queued write now, in this thread (after a commit in progress)."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        self._commit_queued()
-
-    def flush_marks(self) -> None:
-        """:meth:`flush` if a dedupe mark is not committed yet (cheap otherwise)."""
-        if self.marks_queued > self._marks_committed:
+    def flush_marks(self, upto: int | None = None) -> None:
+        """:meth:`flush` if one of the first ``upto`` dedupe marks (None: any mark) is not
+        committed yet (cheap otherwise)."""
+        if self.marks_committed < (self.marks_queued if upto is None else upto):
             self.flush()
-
-    def commit_async(self) -> asyncio.Future[None]:
-        """Commit every queued write in the writer thread; the future ends with the commit.
-
-        At most one commit runs at a time; callers arriving meanwhile share the next one,
-        which starts when it ends (group commit).
-        """
-        if self._next is not None:
-            return self._next
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        if self._running is None:
-            self._start(fut)
-        else:
-            self._next = fut
-        return fut
-
-    def _start(self, fut: asyncio.Future[None]) -> None:
-        if self._flush_handle is not None:  # this commit takes what it was waiting for
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="wechat-sdk-sqlite"
-            )
-        self._running = fut
-        self._taken_marks = None
-        work = asyncio.get_running_loop().run_in_executor(self._executor, self._commit_queued)
-
-        def done(w: asyncio.Future[None]) -> None:
-            self._running = None
-            if not fut.done():
-                if w.cancelled():
-                    fut.cancel()
-                elif (exc := w.exception()) is not None:
-                    fut.set_exception(exc)
-                else:
-                    fut.set_result(None)
-            following, self._next = self._next, None
-            if following is not None and not following.done():
-                self._start(following)
-
-        work.add_done_callback(done)
-
-    async def commit_marks(self) -> None:
-        """Wait until every dedupe mark queued so far is committed (off the loop thread)."""
-        wanted = self.marks_queued
-        while self._marks_committed < wanted:
-            running = self._running
-            taken = self._taken_marks
-            if running is not None and (taken is None or taken >= wanted):
-                await asyncio.shield(running)  # it holds the mark (or will: not taken yet)
-            else:
-                await asyncio.shield(self.commit_async())
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query (sees every committed change)."""
@@ -394,8 +306,6 @@ class _Db:
                 self.flush()
             finally:
                 self.conn.close()
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False)
 
 
 _REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at"
@@ -699,20 +609,19 @@ class SqliteHistoryStore:
             del conv.entries[:extra]
         self._tick += 1
         ck = (account_id, key)
-        with self._db.qlock:
-            q = self._q
-            queued = q.insert.get(ck)
-            if queued is None:
-                q.insert[ck] = [row]
-            else:
-                queued.append(row)
-                if len(queued) > len(conv.entries):
-                    del queued[: len(queued) - len(conv.entries)]  # never written at all
-            if extra > 0:
-                q.trim[ck] = len(conv.entries)
-            q.used[ck] = self._tick
-            while len(convs) > self.max_conversations:
-                self._queue_forget(account_id, convs.popitem(last=False)[0])
+        q = self._q
+        queued = q.insert.get(ck)
+        if queued is None:
+            q.insert[ck] = [row]
+        else:
+            queued.append(row)
+            if len(queued) > len(conv.entries):
+                del queued[: len(queued) - len(conv.entries)]  # never written at all
+        if extra > 0:
+            q.trim[ck] = len(conv.entries)
+        q.used[ck] = self._tick
+        while len(convs) > self.max_conversations:
+            self._queue_forget(account_id, convs.popitem(last=False)[0])
         self._db.queued()
 
     def _queue_forget(self, account_id: str, key: str) -> None:
@@ -731,8 +640,7 @@ class SqliteHistoryStore:
     def clear(self, account_id: str, key: str) -> None:
         """See :meth:`HistoryStore.clear`."""
         if self._account(account_id).pop(key, None) is not None:
-            with self._db.qlock:
-                self._queue_forget(account_id, key)
+            self._queue_forget(account_id, key)
             self._db.queued()
 
     # ------------------------------------------------------------ write-behind
@@ -829,23 +737,22 @@ class SqliteDedupeStore:
             return True
         if at is not None:
             del seen[message_id]
-        with self._db.qlock:
-            # oldest first: drop the expired head, then enforce the bound
-            while seen:
-                first = next(iter(seen))
-                if now - seen[first] < ttl:
-                    break
-                del seen[first]
-                self._forget(account_id, first)
-            seen[message_id] = now
-            k = (account_id, message_id)
-            q = self._q
-            q.delete.pop(k, None)
-            q.add.pop(k, None)  # re-added: it goes to the end
-            q.add[k] = now
-            while len(seen) > self.max_entries:
-                self._forget(account_id, seen.popitem(last=False)[0])
-            self._db.marks_queued += 1
+        # oldest first: drop the expired head, then enforce the bound
+        while seen:
+            first = next(iter(seen))
+            if now - seen[first] < ttl:
+                break
+            del seen[first]
+            self._forget(account_id, first)
+        seen[message_id] = now
+        k = (account_id, message_id)
+        q = self._q
+        q.delete.pop(k, None)
+        q.add.pop(k, None)  # re-added: it goes to the end
+        q.add[k] = now
+        while len(seen) > self.max_entries:
+            self._forget(account_id, seen.popitem(last=False)[0])
+        self._db.marks_queued += 1
         self._db.queued()
         return False
 
@@ -895,7 +802,7 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
-        writer_thread: bool = True,
+        commit_delay_s: float = COMMIT_DELAY_S,
     ) -> None:
         self.path = Path(path).expanduser()
         self.channel = channel
@@ -911,7 +818,7 @@ class SqliteStore:
         except BaseException:
             self._db.close()
             raise
-        self._db.writer_thread = writer_thread
+        self.commit_delay_s = commit_delay_s
         self._closed = False
         self.pairing = SqlitePairingStore(self._db, channel)
         self.history = SqliteHistoryStore(self._db, max_conversations, channel)
@@ -925,7 +832,7 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
-        writer_thread: bool = True,
+        commit_delay_s: float = COMMIT_DELAY_S,
     ) -> SqliteStore:
         """Open ``<state_dir>/wechat-sdk.sqlite3`` (the default location)."""
         return cls(
@@ -933,22 +840,21 @@ class SqliteStore:
             max_conversations=max_conversations,
             dedupe_max_entries=dedupe_max_entries,
             channel=channel,
-            writer_thread=writer_thread,
+            commit_delay_s=commit_delay_s,
         )
 
     @property
-    def writer_thread(self) -> bool:
-        """Commit in a writer thread, so an event loop never waits for the disk (default).
+    def commit_delay_s(self) -> float:
+        """Seconds queued history and dedupe writes may wait for their commit while an
+        event loop runs (0: the next turn of the loop; a send commits the marks first
+        anyway). The gateway sets 0 on a virtual clock."""
+        return self._db.commit_delay_s
 
-        False: commit in the event loop's thread, after each loop turn and in
-        :meth:`commit_marks`; the gateway turns it off on a virtual clock, which cannot
-        see a thread's work.
-        """
-        return self._db.writer_thread
-
-    @writer_thread.setter
-    def writer_thread(self, value: bool) -> None:
-        self._db.writer_thread = value
+    @commit_delay_s.setter
+    def commit_delay_s(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("commit_delay_s must be 0 or more")
+        self._db.commit_delay_s = value
 
     def flush(self) -> None:
         """Commit the queued writes now, in this thread (the gateway's dedupe marks and
@@ -956,30 +862,19 @@ class SqliteStore:
         if not self._closed:
             self._db.flush()
 
-    def flush_marks(self) -> None:
-        """Commit the queued writes if they hold a dedupe mark not committed yet."""
+    def mark_position(self) -> int:
+        """How many dedupe marks were queued so far (a position for :meth:`flush_marks`)."""
+        return self._db.marks_queued
+
+    def flush_marks(self, upto: int | None = None) -> None:
+        """Commit the queued writes if one of the first ``upto`` dedupe marks (see
+        :meth:`mark_position`; None: any mark) is not committed yet.
+
+        The gateway calls it before each send with the position taken when the message
+        being answered was checked: no reply goes out for a message whose mark could
+        still be lost, and marks queued after it do not force a commit of their own."""
         if not self._closed:
-            self._db.flush_marks()
-
-    async def commit(self) -> None:
-        """Commit every write queued so far, in the writer thread (the loop goes on)."""
-        if self._closed:
-            return
-        if self._db.writer_thread:
-            await self._db.commit_async()
-        else:
-            self._db.flush()
-
-    async def commit_marks(self) -> None:
-        """Wait until every dedupe mark queued so far is committed (fsync'd), in the writer
-        thread: the gateway awaits it before each send, so no reply goes out for a message
-        whose mark could still be lost, and the event loop never waits for the disk."""
-        if self._closed:
-            return
-        if self._db.writer_thread:
-            await self._db.commit_marks()
-        else:
-            self._db.flush_marks()
+            self._db.flush_marks(upto)
 
     def close(self) -> None:
         """Commit what is grouped, close the connection (idempotent)."""
