@@ -49,7 +49,11 @@ class HistoryBook:
     def dm(self, contact_id: str) -> tuple[HistoryEntry, ...]:
         if self._dm_limit <= 0:
             return ()
-        return tuple(self._store.get(self._account, dm_key(contact_id)))
+        key = dm_key(contact_id)
+        entries = tuple(self._store.get(self._account, key))
+        if not entries:
+            self._know_whole_turns(key)  # an empty conversation holds whole turns only
+        return entries
 
     def record_dm_turn(
         self, contact_id: str, user: HistoryEntry, reply: HistoryEntry | None
@@ -76,9 +80,12 @@ class HistoryBook:
                 self._store.append(self._account, key, e, limit)
             entries = keep
         if _whole_turns(entries):
-            if len(self._whole_turns) >= _MAX_KNOWN:
-                self._whole_turns.clear()  # only a shortcut: forgetting costs a read
-            self._whole_turns.add(key)
+            self._know_whole_turns(key)
+
+    def _know_whole_turns(self, key: str) -> None:
+        if len(self._whole_turns) >= _MAX_KNOWN:
+            self._whole_turns.clear()  # only a shortcut: forgetting costs a read
+        self._whole_turns.add(key)
 
 
 _MAX_KNOWN = 100_000

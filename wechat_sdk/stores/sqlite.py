@@ -481,6 +481,9 @@ class SqlitePairingStore:
             return cur.rowcount
 
 
+_NUMBER: Final = (int, float)
+
+
 def _check_entry(entry: HistoryEntry) -> tuple[str, str, str, str, float, str]:
     """The entry's columns, refused at once when one could not be stored."""
     row = (
@@ -497,7 +500,7 @@ def _check_entry(entry: HistoryEntry) -> tuple[str, str, str, str, float, str]:
         or not isinstance(row[2], str)
         or not isinstance(row[3], str)
         or not isinstance(row[5], str)
-        or not isinstance(row[4], int | float)
+        or not isinstance(row[4], _NUMBER)
     ):
         raise TypeError(
             f"history entry {entry!r}: role, sender_id, sender_name, text and message_id "
@@ -597,11 +600,15 @@ class SqliteHistoryStore:
             self._tick = int(
                 self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
             )
-        conv = self._loaded(account_id, key)
-        convs = self._accounts[account_id]
+        convs = self._accounts.get(account_id)
+        if convs is None:
+            convs = self._account(account_id)
+        conv = convs.get(key)
         if conv is None:
             conv = convs[key] = _Conversation([])
         else:
+            if not conv.loaded:
+                self._loaded(account_id, key)
             convs.move_to_end(key)  # the most recently used
         conv.entries.append(entry)
         extra = len(conv.entries) - limit
