@@ -147,6 +147,8 @@ class Gateway:
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
+            # optional in the Store port: a store without one drops what a stop cuts short
+            outbox=getattr(self.store, "outbox", None),
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -170,13 +172,19 @@ class Gateway:
         await asyncio.sleep(0)
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop every account; in-flight replies get ``grace_s`` to finish."""
+        """Stop every account; in-flight replies get ``grace_s`` to finish.
+
+        What is still unfinished after that is kept in the store's outbox (the messages of
+        a reply not sent yet, or a turn the agent had not answered) and taken up by the
+        next start on the same store: see "Stopping" on the "Running the gateway" page.
+        """
         await asyncio.gather(*(r.stop(grace_s) for r in self.runners.values()))
         self._started = False
 
-    async def close(self) -> None:
-        """Stop the accounts and the health endpoints; close the store."""
-        await self.stop()
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Stop the accounts (``grace_s`` as in :meth:`stop`) and the health endpoints;
+        close the store."""
+        await self.stop(grace_s)
         await self._stop_health()
         if self._store is not None:
             self._store.close()
