@@ -460,6 +460,7 @@ class AccountRunner:
         except DeliveryFailed:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
+            progress.answered = True  # with an error: a stop now has nothing to keep
             self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
             self.log.exception("agent failed on message %s", turn.message_id)
             notice = self.account.settings.errorNotice
@@ -493,7 +494,8 @@ class AccountRunner:
         """Keep what a stop left of ``turn`` in the outbox (without one, log the loss)."""
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
-            self._keep_turn(turn, progress.kept)
+            if not self._keep_turn(turn, progress.kept):
+                self._record_dm(turn, [])  # dropped: remembered like an unanswered turn
             return
         conversation = turn.conversation_id
         if stream is not None and not stream.ended:
@@ -531,8 +533,9 @@ class AccountRunner:
                 )
         self._record_dm(turn, progress.sent)
 
-    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> None:
-        """The agent had not answered: the turn is kept, and asked again after a restart."""
+    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
+        """The agent had not answered: keep the turn, to ask again after a restart.
+        False when it could not be kept (it is dropped)."""
         if kept is not None:  # a kept turn cut again: it stays kept, as it was
             done = self._outbox_write(lambda o: o.set_state(kept.id, "pending"), "a kept turn")
         elif self.outbox is None:
@@ -542,7 +545,7 @@ class AccountRunner:
                 turn.message_id,
                 turn.sender_id,
             )
-            return
+            return False
         else:
             item = kept_turn(turn, self.clock.now())
             done = self._outbox_write(lambda o: o.add([item]), "a turn")
@@ -553,6 +556,7 @@ class AccountRunner:
                 turn.message_id,
                 turn.sender_id,
             )
+        return done
 
     def _outbox_write(self, write: Callable[[OutboxStore], object], what: str) -> bool:
         """One outbox write; a failure is logged (what it was about is then lost)."""
