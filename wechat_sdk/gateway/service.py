@@ -135,8 +135,8 @@ async def serve(
         )
         await stop.wait()
     finally:
-        log.info("stopping: in-flight replies get up to %.0f s", grace_s)
+        log.info("stopping: in-flight replies get up to %g s", grace_s)
         await control.stop()
-        await gateway.close()
+        await gateway.close(grace_s)
         log.info("gateway stopped")
     return 0
