@@ -412,8 +412,8 @@ def gateway_group() -> None:
     default=10.0,
     show_default=True,
     metavar="SECONDS",
-    help="At a stop, how long replies in flight may take to finish; what is left after "
-    "that is kept in the store and sent after the next start.",
+    help="At a stop (and a restart), how long replies in flight may take to finish; what "
+    "is left after that is kept in the store and sent after the next start.",
 )
 def gateway_run(
     config_file: Path | None,

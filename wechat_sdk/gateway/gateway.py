@@ -197,8 +197,9 @@ class Gateway:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def reload(self, config: Config) -> None:
-        """Apply a new config: accounts are restarted. An invalid one raises ConfigError."""
+    async def reload(self, config: Config, grace_s: float = 10.0) -> None:
+        """Apply a new config: accounts are restarted (their replies in flight get
+        ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError."""
         accounts = accounts_of(config)  # raises before anything is touched
         health = config.channels.wechat.health
         if health != self.config.channels.wechat.health:
@@ -206,7 +207,7 @@ class Gateway:
             server = await self._open_health(health.port) if health is not None else None
             await self._stop_health()
             self.health = server
-        await self.stop()
+        await self.stop(grace_s)
         self.config = config
         self.accounts = accounts
         self.runners = {}

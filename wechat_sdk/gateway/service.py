@@ -104,7 +104,7 @@ async def serve(
         if cmd == "restart":
             try:
                 new = load_config(config_file)
-                await gateway.reload(new)
+                await gateway.reload(new, grace_s)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
                 return {
