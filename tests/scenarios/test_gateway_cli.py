@@ -291,7 +291,7 @@ def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
         time.sleep(1.5)  # more than the pacing gap: anything sent twice would show now
         assert sent_texts(transcript) == PARTS  # the rest once, in order, nothing twice
         log = second.stderr()
-        assert f"{len(PARTS) - len(cut)} kept message(s) and 0 kept turn(s)" in log
+        assert f"kept from the last stop: {len(PARTS) - len(cut)} message(s) and 0 turn(s)" in log
         assert second.proc is not None
         second.proc.send_signal(signal.SIGTERM)
         assert second.wait_exit() == 0

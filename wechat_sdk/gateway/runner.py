@@ -604,7 +604,7 @@ class AccountRunner:
         if conversations:
             turns = sum(len([i for i in c if i.kind == "turn"]) for c in conversations.values())
             self.log.info(
-                "%d kept message(s) and %d kept turn(s) from the last stop: they go first "
+                "kept from the last stop: %d message(s) and %d turn(s), taken up first "
                 "once the account is ready",
                 sum(len(c) for c in conversations.values()) - turns,
                 turns,
