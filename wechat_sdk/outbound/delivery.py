@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,12 +183,20 @@ class Sender:
             backoff = min(backoff * 2, BACKOFF_CAP_S)
 
     async def _uncut(
-        self, call: Awaitable[Any], conversation_id: str, key: str, started: float
+        self, call: Coroutine[Any, Any, Any], conversation_id: str, key: str, started: float
     ) -> None:
         """Await the puppet's send; if this task is cancelled meanwhile, let the send end
         first (for up to CUT_SEND_WAIT_S) and raise :class:`SendCut` with its outcome
         (or a plain CancelledError when it surely did not go out)."""
-        send = asyncio.ensure_future(call)
+        # The send's first step runs here, like an eager task (Python 3.12's eager_start):
+        # a puppet that sends without waiting (the simulator) costs no task and no turn
+        # of the event loop. Only once it waits does the rest go to a task of its own,
+        # which a cancellation of this one cannot reach.
+        try:
+            waiting = call.send(None)
+        except StopIteration:
+            return
+        send = asyncio.ensure_future(_rest_of(call, waiting))
         try:
             await asyncio.shield(send)
         except asyncio.CancelledError:
@@ -283,3 +291,37 @@ class Sender:
             code,
         )
         return DeliveryFailed(error, code=code)
+
+
+async def _rest_of(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """The rest of a coroutine whose first step already ran and is waiting on ``waiting``
+    (what it yielded: a future, or None for a bare yield)."""
+    return await _Started(coro, waiting)
+
+
+class _Started:
+    """Awaiting it goes on with a started coroutine: the awaiting task waits on what the
+    coroutine waits on, and hands it the results, exceptions and cancellations."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        waiting = self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                self._coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting = self._coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting = self._coro.send(sent)
+                except StopIteration as done:
+                    return done.value

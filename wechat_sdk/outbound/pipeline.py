@@ -87,7 +87,8 @@ class Outbound:
         delivery is cancelled, which messages did not go out (in order); a message whose
         send was cut with an unknown outcome is in neither list.
         """
-        async with self.replying(conversation_id):
+        async with self._lock(conversation_id):  # what replying() does, inline: hot path
+            self.in_flight += 1
             sent = [] if sent is None else sent
             try:
                 if isinstance(reply, Reply):
@@ -97,12 +98,15 @@ class Outbound:
             except DeliveryFailed as exc:
                 exc.sent = "\n\n".join(sent)  # what did go out, for history
                 raise
+            finally:
+                self.in_flight -= 1
+                self._last_chunk.pop(conversation_id, None)
             return "\n\n".join(sent)
 
     @contextlib.asynccontextmanager
     async def replying(self, conversation_id: str) -> AsyncIterator[None]:
-        """Hold the conversation for one reply: nothing else is sent to it meanwhile, and
-        the messages sent inside keep the minimum gap between chunks."""
+        """Hold the conversation for one reply, as :meth:`deliver` does: nothing else is
+        sent to it meanwhile, and the messages sent inside keep the gap between chunks."""
         async with self._lock(conversation_id):
             self.in_flight += 1
             try:
