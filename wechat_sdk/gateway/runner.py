@@ -702,7 +702,7 @@ class AccountRunner:
             turn.message_id,
             turn.sender_id,
         )
-        # marked while it runs: if the process dies meanwhile, it is not asked a third time
+        # marked while it runs: if the process dies meanwhile, the next start drops it
         self.outbox.set_state(item.id, "sending")
         progress = _TurnProgress(kept=item)
         try:
