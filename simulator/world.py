@@ -5,6 +5,10 @@ seeded RNG and a seeded Faker, so the same seed gives the same transcript, byte 
 ``wechat-sdk gateway run`` uses the same world on the real clock instead, with a simulated
 phone that scans each QR code, and keeps each account's session in the state directory
 (a "memory card", :class:`SessionCard`) so that a restarted process logs in without a scan.
+For tests that drive such a process from outside, two ``puppetOptions`` connect a
+simulator account to files: ``inbox`` (a directory: each JSON file dropped there is a
+message to the account) and ``transcript`` (a file: every message in and out is appended
+to it as a line of JSON).
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ HEARTBEAT_EVERY_S = 15.0
 REPLAY_AT_LOGIN = 5
 DOWNLOAD_CHUNK = 64 * 1024
 SESSION_FILE = "simulator-session.json"
+#: seconds between two looks into an account's inbox directory (``puppetOptions.inbox``)
+INBOX_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ class SimAccount:
     faults: dict[str, int] = field(default_factory=dict)
     slow_send_s: float = 5.0
     auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
+    inbox: Path | None = None  # puppetOptions.inbox: JSON files here are messages to it
+    transcript_file: Path | None = None  # puppetOptions.transcript: its messages, as JSON lines
 
 
 class SessionCard:
@@ -315,6 +323,10 @@ class SimulatedWeChat:
         extra = getattr(options, "model_extra", None) or {}
         if "scanAfterMs" in extra:
             sim.auto_scan_s = _scan_after(extra["scanAfterMs"], account)
+        if "inbox" in extra:
+            sim.inbox = _path_option(extra["inbox"], account, "inbox")
+        if "transcript" in extra:
+            sim.transcript_file = _path_option(extra["transcript"], account, "transcript")
         puppet = SimulatedPuppet(self, sim)
         sim.puppet = puppet
         return puppet
@@ -512,7 +524,8 @@ class SimulatedWeChat:
         )
         self._messages[msg_id] = _SimMessage(message, data)
         sim.history.append(msg_id)
-        self.transcript.append(
+        self._record(
+            sim,
             TranscriptEntry(
                 t=self.elapsed,
                 direction="in",
@@ -523,7 +536,7 @@ class SimulatedWeChat:
                 text=body or None,
                 media=_media_json(file_info, msg_kind),
                 message_id=msg_id,
-            )
+            ),
         )
         return msg_id
 
@@ -652,7 +665,8 @@ class SimulatedWeChat:
             file=finfo,
         )
         self._messages[msg_id] = _SimMessage(message, data)
-        self.transcript.append(
+        self._record(
+            sim,
             TranscriptEntry(
                 t=self.elapsed,
                 direction="out",
@@ -663,9 +677,19 @@ class SimulatedWeChat:
                 text=text,
                 media=media,
                 message_id=msg_id,
-            )
+            ),
         )
         return msg_id
+
+    def _record(self, sim: SimAccount, entry: TranscriptEntry) -> None:
+        self.transcript.append(entry)
+        path = sim.transcript_file
+        if path is not None:  # puppetOptions.transcript: for a test outside the process
+            try:
+                with path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+            except OSError as exc:
+                log.warning("could not append to the transcript %s: %s", path, exc)
 
     # ------------------------------------------------------------ reading the transcript
 
@@ -712,6 +736,37 @@ def _scan_after(value: object, account: Any) -> float | None:
     return float(value) / 1000.0
 
 
+def _take_inbox(inbox: Path) -> list[tuple[str, str, str | None]]:
+    """The messages waiting in an inbox directory, each file read and deleted: every
+    ``*.json`` file (in name order) is one message, ``{"from": "wxid_alice", "text": "hi"}``
+    with an optional ``"room"``. Write a file elsewhere and move it in, so that it is never
+    read half written; a file that is not such a message is logged and deleted."""
+    messages = []
+    for path in sorted(inbox.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            sender, text, room = data["from"], data.get("text", ""), data.get("room")
+            if not isinstance(sender, str) or not isinstance(text, str):
+                raise ValueError('"from" and "text" must be strings')
+            if room is not None and not isinstance(room, str):
+                raise ValueError('"room" must be a string')
+            messages.append((sender, text, room))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring inbox file %s: %s", path, exc)
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return messages
+
+
+def _path_option(value: object, account: Any, name: str) -> Path:
+    """``puppetOptions.inbox`` or ``.transcript`` of a simulator account: a path."""
+    if not isinstance(value, str) or not value:
+        key_path = getattr(account, "key_path", None)
+        where = key_path(f"puppetOptions.{name}") if key_path else f"puppetOptions.{name}"
+        raise ConfigError.single(where, f"must be a path (a string); got {value!r}")
+    return Path(value).expanduser()
+
+
 def _media_json(info: FileInfo | None, kind: MessageKind) -> dict[str, Any] | None:
     if info is None:
         return None
@@ -747,6 +802,7 @@ class SimulatedPuppet:
         self._qr_task: asyncio.Task[None] | None = None
         self._hb_task: asyncio.Task[None] | None = None
         self._scan_task: asyncio.Task[None] | None = None
+        self._inbox_task: asyncio.Task[None] | None = None
         self._qr_generation = 0
         self.starts = 0
 
@@ -764,11 +820,15 @@ class SimulatedPuppet:
         self.world._log(self.account, "start")
         # a dropped link leaves the previous connection's timers running: end them, or a
         # restarted puppet would beat (and time QR codes out) twice
-        for task in (self._qr_task, self._hb_task, self._scan_task):
+        for task in (self._qr_task, self._hb_task, self._scan_task, self._inbox_task):
             if task is not None:
                 task.cancel()
-        self._qr_task = self._scan_task = None
+        self._qr_task = self._scan_task = self._inbox_task = None
         self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
+        if self.account.inbox is not None:
+            self._inbox_task = asyncio.get_running_loop().create_task(
+                self._read_inbox(self.account.inbox)
+            )
         if self.account.session:
             self._logged_in()
         else:
@@ -779,10 +839,10 @@ class SimulatedPuppet:
         self.online = False
         self.qr_waiting = False
         self._self_id = None
-        for task in (self._qr_task, self._hb_task, self._scan_task):
+        for task in (self._qr_task, self._hb_task, self._scan_task, self._inbox_task):
             if task is not None:
                 task.cancel()
-        self._qr_task = self._hb_task = self._scan_task = None
+        self._qr_task = self._hb_task = self._scan_task = self._inbox_task = None
         if self._queue is not None:
             self._queue.put_nowait(_STOP)
             self._queue = None
@@ -939,6 +999,20 @@ class SimulatedPuppet:
             await self.world.time.sleep(HEARTBEAT_EVERY_S)
             n += 1
             self.emit(HeartbeatEvent(f"heartbeat-{n}"))
+
+    async def _read_inbox(self, inbox: Path) -> None:
+        """Messages from outside the process (``puppetOptions.inbox``), said to this account
+        as they appear, every INBOX_POLL_S seconds."""
+        BACKGROUND.set(True)
+        while True:
+            for sender, text, room in _take_inbox(inbox):
+                try:
+                    await self.world.say(
+                        sender, text, room=room, account=self.account.id, settle=False
+                    )
+                except KeyError as exc:  # a room the world does not know
+                    log.warning("ignoring an inbox message: %s", exc)
+            await self.world.time.sleep(INBOX_POLL_S)
 
     def drop_link(self) -> None:
         """The connection breaks: the event stream ends; messages wait on the server."""

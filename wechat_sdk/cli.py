@@ -405,12 +405,23 @@ def gateway_group() -> None:
     show_default=True,
     help="Lowest level logged.",
 )
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="At a stop (and a restart), how long replies in flight may take to finish; what "
+    "is left after that is kept in the store and sent after the next start.",
+)
 def gateway_run(
     config_file: Path | None,
     state_dir: Path | None,
     agent_spec: str,
     log_format: str,
     log_level: str,
+    grace_s: float,
 ) -> None:
     """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
     import asyncio
@@ -425,7 +436,7 @@ def gateway_run(
         _err().print(f"[red]error:[/] cannot load the agent {agent_spec!r}: {exc}", markup=True)
         raise SystemExit(1) from None
     try:
-        code = asyncio.run(serve(config_file, state_dir, agent))
+        code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s))
     except ConfigError as exc:
         fail_config(exc)
         return

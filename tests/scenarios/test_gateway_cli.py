@@ -64,10 +64,11 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
 class Running:
     """A `wechat-sdk gateway run` process with its stderr in a file."""
 
-    def __init__(self, tmp_path: Path, name: str = "run") -> None:
+    def __init__(self, tmp_path: Path, name: str = "run", *args: str) -> None:
         self.config = tmp_path / "config.json5"
         self.state = tmp_path / "state"
         self.log = tmp_path / f"{name}.log"
+        self.args = args  # more options of `gateway run`
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Running:
@@ -85,10 +86,12 @@ class Running:
                     str(self.config),
                     "--state-dir",
                     str(self.state),
+                    *self.args,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 env=env,
+                cwd=self.config.parent,  # where `--agent module:function` finds its module
             )
         return self
 
@@ -228,3 +231,69 @@ def test_sigterm_stops_gracefully_and_the_next_process_needs_no_scan(
         assert again.wait_exit() == 0
     finally:
         again.kill()
+
+
+LONGBOT = """
+PARTS = [f"Part {i:02d} of the long answer." for i in range(1, 21)]
+
+
+async def agent(turn):
+    return "\\n\\n".join(PARTS) if turn.text == "long" else f"echo {turn.text}"
+"""
+PARTS = [f"Part {i:02d} of the long answer." for i in range(1, 21)]
+
+
+def sent_texts(transcript: Path) -> list[str]:
+    if not transcript.exists():
+        return []
+    lines = [json.loads(line) for line in transcript.read_text().splitlines() if line]
+    return [e["text"] for e in lines if e["direction"] == "out" and e["to"] == "wxid_alice"]
+
+
+def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
+    tmp_path: Path,
+) -> None:
+    inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
+    inbox.mkdir()
+    (tmp_path / "longbot.py").write_text(LONGBOT)
+    (tmp_path / "config.json5").write_text(
+        config_text(
+            puppetOptions={"scanAfterMs": 200, "inbox": str(inbox), "transcript": str(transcript)},
+            textChunkLimit=40,  # one part a message: 20 messages
+            pacing={"perSecond": 2, "burst": 1, "chunkGapMs": 500, "jitterMs": 0},
+        )
+    )
+    args = ("--agent", "longbot:agent", "--grace", "0.5")
+    first = Running(tmp_path, "first", *args).start()
+    try:
+        first.wait_ready()
+        (inbox / "long.tmp").write_text(json.dumps({"from": "wxid_alice", "text": "long"}))
+        (inbox / "long.tmp").rename(inbox / "long.json")
+        wait_for("a few parts sent", lambda: len(sent_texts(transcript)) >= 3)
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGTERM)
+        assert first.wait_exit() == 0
+    finally:
+        first.kill()
+    cut = sent_texts(transcript)
+    assert 3 <= len(cut) < len(PARTS)
+    assert cut == PARTS[: len(cut)]
+    log = first.stderr()
+    assert "stopping: in-flight replies get up to 0.5 s" in log
+    kept = re.search(r"\((\d+) message\(s\) sent, (\d+) kept in the store", log)
+    assert kept, log
+    assert (int(kept[1]), int(kept[2])) == (len(cut), len(PARTS) - len(cut))
+
+    second = Running(tmp_path, "second", *args).start()
+    try:
+        second.wait_ready()
+        wait_for("the rest sent", lambda: len(sent_texts(transcript)) >= len(PARTS))
+        time.sleep(1.5)  # more than the pacing gap: anything sent twice would show now
+        assert sent_texts(transcript) == PARTS  # the rest once, in order, nothing twice
+        log = second.stderr()
+        assert f"kept from the last stop: {len(PARTS) - len(cut)} message(s) and 0 turn(s)" in log
+        assert second.proc is not None
+        second.proc.send_signal(signal.SIGTERM)
+        assert second.wait_exit() == 0
+    finally:
+        second.kill()

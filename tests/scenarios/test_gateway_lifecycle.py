@@ -257,6 +257,50 @@ def test_scan_after_ms_must_be_a_number_of_milliseconds(tmp_path: Path) -> None:
         world.puppet_factory(account)
 
 
+async def test_simulator_inbox_and_transcript_let_a_test_drive_it_from_outside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # what a test of a `gateway run` process uses: messages in through files, and every
+    # message in and out appended to a file
+    inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
+    inbox.mkdir()
+    world = SimulatedWeChat(seed=0)
+    options = {"scanAfterMs": 0, "inbox": str(inbox), "transcript": str(transcript)}
+    gw = make_gateway(world, tmp_path / "state", puppet="simulator", puppetOptions=options)
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        (inbox / "b.tmp").write_text(json.dumps({"from": "wxid_bob", "text": "second"}))
+        (inbox / "b.tmp").rename(inbox / "b.json")
+        (inbox / "a.json").write_text(json.dumps({"from": "wxid_alice", "text": "first"}))
+        (inbox / "c.json").write_text("{not json")
+        await world.advance(1)
+        lines = [json.loads(line) for line in transcript.read_text().splitlines()]
+        assert [(e["direction"], e["from"], e["text"]) for e in lines] == [
+            ("in", "wxid_alice", "first"),
+            ("in", "wxid_bob", "second"),
+            ("out", "wxid_bot_default", "echo first"),
+            ("out", "wxid_bot_default", "echo second"),
+        ]
+        assert list(inbox.iterdir()) == []  # taken, the bad one too
+        assert any("ignoring inbox file" in r.getMessage() for r in caplog.records)
+    finally:
+        await gw.close()
+
+
+def test_inbox_and_transcript_options_must_be_paths(tmp_path: Path) -> None:
+    from wechat_sdk.config import ConfigError, accounts_of
+
+    world = SimulatedWeChat(seed=0)
+    for key in ("inbox", "transcript"):
+        config = parse_config(
+            json.dumps({"channels": {"wechat": {"puppet": "simulator", "puppetOptions": {key: 3}}}})
+        )
+        (account,) = accounts_of(config).enabled
+        with pytest.raises(ConfigError, match=rf"puppetOptions\.{key}: must be a path"):
+            world.puppet_factory(account)
+
+
 # ---------------------------------------------------------------- reconnects
 
 
@@ -430,9 +474,10 @@ async def test_stop_mid_reply_lets_it_finish_within_the_grace_period(
     assert status_of(gw).state == "stopped"
 
 
-async def test_stop_after_the_grace_period_keeps_history_and_never_resends(
+async def test_stop_after_the_grace_period_keeps_the_rest_and_never_resends(
     wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # (more cases, and new processes on the same state directory: test_stop_keeps_work.py)
     world = wechat.world
     seen: list[list[tuple[str, str]]] = []
 
@@ -451,10 +496,19 @@ async def test_stop_after_the_grace_period_keeps_history_and_never_resends(
         "stopped before the whole reply to wxid_alice" in r.getMessage() for r in caplog.records
     )
 
-    # started again: the message replayed at login is not answered a second time
+    # started again: the rest goes out, once; the message replayed at login is not
+    # answered a second time
     await gw.start()
     await world.run_until_idle()
-    assert world.texts(to="wxid_alice") == cut
+    texts = world.texts(to="wxid_alice")
+    assert texts[: len(cut)] == cut
+    assert "".join(texts).replace(" ", "") == LONG.replace(" ", "")
+    assert len(texts) == len(set(texts))
     await world.say("wxid_alice", "where was I?")
     assert world.texts(to="wxid_alice")[-1] == "echo where was I?"
-    assert seen[-1] == [("user", "long"), ("assistant", "\n\n".join(cut))]
+    assert len(seen) == 2
+    assert seen[-1] == [
+        ("user", "long"),
+        ("assistant", "\n\n".join(cut)),
+        ("assistant", "\n\n".join(texts[len(cut) :])),
+    ]

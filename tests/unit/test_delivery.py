@@ -1,4 +1,5 @@
-"""The Sender: retries with backoff, permanent errors, and the self-echo check."""
+"""The Sender: retries with backoff, permanent errors, the self-echo check, and a send
+let finish when its task is cancelled."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from wechat_sdk.clock import VirtualClock
 from wechat_sdk.outbound.delivery import (
     BACKOFF_CAP_S,
     BACKOFF_START_S,
+    CUT_SEND_WAIT_S,
     MAX_ATTEMPTS,
     DeliveryFailed,
     EchoLog,
+    SendCut,
     Sender,
     file_key,
     text_key,
@@ -37,6 +40,7 @@ class FakePuppet:
         self.attempts: list[float] = []
         self.delivered: list[tuple[str, str]] = []
         self.echo_lost_sends = True  # a lost reply still echoes (it went out)
+        self.send_takes_s = 0.0  # how long WeChat takes to accept a send (virtual time)
 
     def _attempt(self, conversation_id: str, key: str) -> None:
         self.attempts.append(self.clock.now() - START)
@@ -52,6 +56,8 @@ class FakePuppet:
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
     ) -> str | None:
+        if self.send_takes_s:
+            await self.clock.sleep(self.send_takes_s)
         self._attempt(conversation_id, text_key(text))
         return "msg-1"
 
@@ -214,3 +220,108 @@ def test_failure_records_status_and_returns_the_error() -> None:
     assert exc.code == "bad_file"
     assert sender.stats.failed == 1
     assert sender.stats.last_error == "send to wxid_a failed: voice needs duration_s"
+
+
+# ---------------------------------------------------------------- cancelled mid-send
+
+
+async def cancelled_after(
+    clock: VirtualClock, seconds: float, coro: Coroutine[Any, Any, None]
+) -> asyncio.CancelledError | None:
+    """Run ``coro``, cancel it ``seconds`` of virtual time in, and let it end: the
+    cancellation it ended with (None if it ended first)."""
+
+    async def run() -> asyncio.CancelledError | None:
+        try:
+            await coro
+        except asyncio.CancelledError as exc:
+            return exc
+        return None
+
+    task = asyncio.ensure_future(run())
+    await clock.advance(seconds)
+    task.cancel()
+    while not task.done():
+        await clock.run_until_idle()
+        await asyncio.sleep(0)
+    return await task
+
+
+async def test_a_send_in_flight_when_cancelled_finishes_and_counts_as_sent() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 5.0  # the puppet has the message for 5 s
+    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    assert isinstance(cut, SendCut) and cut.outcome == "sent"
+    assert puppet.delivered == [("wxid_a", "text:hello")]  # not cut in the middle
+    assert clock.now() - START == pytest.approx(5.0)
+    assert sender.stats.sent == 1
+
+
+async def test_a_cancel_while_waiting_for_pacing_sends_nothing() -> None:
+    clock, puppet, sender, _ = make()
+    sender.pacer = Pacer(clock, per_second=1.0, burst=1)
+    await drive(clock, sender.send_text("wxid_a", "first"))
+    cut = await cancelled_after(clock, 0.5, sender.send_text("wxid_a", "second"))
+    assert type(cut) is asyncio.CancelledError  # plain: the message did not go out
+    assert puppet.delivered == [("wxid_a", "text:first")]
+    assert sender.stats.sent == 1
+
+
+async def test_a_cancel_during_a_retry_backoff_just_stops() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.failures = [transient()]
+    cut = await cancelled_after(clock, 0.5, sender.send_text("wxid_a", "hello"))
+    assert type(cut) is asyncio.CancelledError
+    assert puppet.delivered == []
+    assert len(puppet.attempts) == 1  # no attempt after the cancel
+
+
+async def test_a_cut_send_that_failed_did_not_go_out_and_is_not_retried() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 5.0
+    puppet.failures = [transient()]
+    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    assert type(cut) is asyncio.CancelledError
+    assert puppet.delivered == []
+    assert len(puppet.attempts) == 1
+
+
+async def test_a_cut_send_with_an_unknown_outcome_is_uncertain_never_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 5.0
+    puppet.echo_lost_sends = False
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
+    assert len(puppet.attempts) == 1
+    assert sender.stats.sent == 0
+    assert any("may or may not have gone out" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_cut_send_with_an_unknown_outcome_and_its_echo_counts_as_sent() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 5.0
+    puppet.failures = [SendOutcomeUnknown("reply lost")]  # it went out: its echo is there
+    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    assert isinstance(cut, SendCut) and cut.outcome == "sent"
+    assert sender.stats.sent == 1
+
+
+async def test_a_cancel_while_looking_for_the_echo_is_uncertain() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.echo_lost_sends = False
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    cut = await cancelled_after(clock, 1.0, sender.send_text("wxid_a", "hello"))
+    assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
+    assert len(puppet.attempts) == 1
+
+
+async def test_a_cut_send_is_waited_for_a_bounded_time() -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 10 * CUT_SEND_WAIT_S  # the puppet hangs
+    cut = await cancelled_after(clock, 1.0, sender.send_text("wxid_a", "hello"))
+    assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
+    assert clock.now() - START == pytest.approx(1.0 + CUT_SEND_WAIT_S)
+    assert puppet.delivered == []

@@ -1,4 +1,5 @@
-"""SQLite store specifics: file modes, WAL, durability, two processes, kill -9."""
+"""SQLite store specifics: file modes, WAL, durability, two processes, kill -9, the
+schema migration and the outbox's immediate commits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores import (
     SCHEMA_VERSION,
     MemoryStore,
+    OutboxItem,
     PairingRequest,
     SqliteStore,
     StoreSchemaError,
@@ -496,3 +499,72 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                 assert reopened.dedupe.check_and_add(a, m, T0 + 10_000, 1e9) == (
                     model.dedupe.check_and_add(a, m, T0 + 10_000, 1e9)
                 ), (a, m)
+
+
+# ---------------------------------------------------------------- outbox (schema version 2)
+
+
+def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> None:
+    e = HistoryEntry("user", "wxid_a", "A", "hello", T0, "m1")
+    with SqliteStore(db_path) as s:
+        s.pairing.add_request(req("ABCD2345", "wxid_b"))
+        s.pairing.add_approved("default", "wxid_a", T0)
+        s.history.append("default", "dm:wxid_a", e, 10)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+    # what wechat-sdk with schema version 1 left: the same tables, no outbox
+    raw = sqlite3.connect(db_path)
+    raw.execute("DROP TABLE outbox")
+    raw.execute("PRAGMA user_version = 1")
+    raw.commit()
+    raw.close()
+
+    with SqliteStore(db_path) as s:
+        assert s.pairing.get_request_by_code("ABCD2345") == req("ABCD2345", "wxid_b")
+        assert s.pairing.is_approved("default", "wxid_a")
+        assert s.history.get("default", "dm:wxid_a") == [e]
+        assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
+        (item,) = s.outbox.add([OutboxItem("default", "wxid_a", "text", T0, text="rest")])
+        assert s.outbox.items("default") == [item]
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"pairing_requests", "approved_senders", "history_entries", "dedupe"} < tables
+        assert "outbox" in tables
+    finally:
+        raw.close()
+
+
+def committed_outbox(path: Path) -> list[tuple[str, str]]:
+    raw = sqlite3.connect(path)
+    try:
+        return raw.execute("SELECT text, state FROM outbox ORDER BY seq").fetchall()
+    finally:
+        raw.close()
+
+
+async def test_outbox_writes_are_durable_at_once_inside_the_event_loop(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 3600)  # grouped: not committed yet
+        assert committed_marks(db_path) == set()
+        (item,) = s.outbox.add([OutboxItem("default", "wxid_a", "text", T0, text="rest")])
+        # committed before add() returned, with the grouped writes that came before it
+        assert committed_outbox(db_path) == [("rest", "pending")]
+        assert committed_marks(db_path) == {"m1"}
+        s.outbox.set_state(item.id, "sending")
+        assert committed_outbox(db_path) == [("rest", "sending")]
+        s.outbox.delete(item.id)
+        assert committed_outbox(db_path) == []
+
+
+def test_outbox_survives_a_reopen(db_path: Path) -> None:
+    with SqliteStore(db_path) as s:
+        added = s.outbox.add(
+            [
+                OutboxItem("default", "wxid_a", "text", T0, text="one", mention_ids=("x",)),
+                OutboxItem("default", "wxid_a", "turn", T0, turn="{}", dm=True),
+            ]
+        )
+        s.outbox.set_state(added[1].id, "sending")
+    with SqliteStore(db_path) as s:
+        assert s.outbox.items("default") == [added[0], replace(added[1], state="sending")]

@@ -1,17 +1,21 @@
-"""One contract for every Store implementation: memory and SQLite must behave the same."""
+"""One contract for every Store implementation: memory and SQLite must behave the same
+(pairing, history, dedupe, and the optional outbox)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores import (
     ApprovedSender,
     MemoryStore,
+    OutboxItem,
     PairingRequest,
     SqliteStore,
     Store,
@@ -357,3 +361,105 @@ def test_dedupe_bound_is_per_account(make_store: MakeStore) -> None:
     d.check_and_add("work", "y", T0, 3600)
     assert d.check_and_add("default", "a", T0 + 1, 3600) is True
     assert d.check_and_add("default", "b", T0 + 1, 3600) is True
+
+
+# --- outbox -----------------------------------------------------------------------------
+
+
+def kept(
+    text: str | None = "chunk",
+    account: str = "default",
+    conversation: str = "wxid_alice",
+    **fields: Any,
+) -> OutboxItem:
+    return OutboxItem(
+        account_id=account,
+        conversation_id=conversation,
+        kind=fields.pop("kind", "text"),
+        created_at=fields.pop("created_at", T0),
+        text=text,
+        **fields,
+    )
+
+
+def test_a_bundle_without_an_outbox_is_still_a_store(store: Any) -> None:
+    class OwnStore:  # what users wrote before the outbox existed
+        pairing = store.pairing
+        history = store.history
+        dedupe = store.dedupe
+
+        def close(self) -> None:
+            pass
+
+    assert isinstance(OwnStore(), Store)
+    assert not hasattr(OwnStore(), "outbox")
+    assert hasattr(store, "outbox")  # both implementations have one
+
+
+def test_outbox_round_trips_every_kind_of_item(store: Any, tmp_path: Path) -> None:
+    items = [
+        kept("Hello @Alice, first part", mention_ids=("wxid_alice", "wxid_bob"), dm=False),
+        kept(
+            None,
+            kind="file",
+            file=OutboundFile(
+                name="voice.silk",
+                kind="audio",
+                data=b"\x00\x01\xffbytes",
+                mime="audio/silk",
+                duration_s=3.5,
+            ),
+        ),
+        kept(
+            None,
+            kind="file",
+            file=OutboundFile(name="a.png", kind="image", path=tmp_path / "a.png"),
+        ),
+        kept(None, kind="file", file=OutboundFile(name="r.pdf", url="https://example.com/r.pdf")),
+        kept(None, kind="turn", turn='{"format": 1, "text": "\u4f60\u597d"}', dm=True),
+    ]
+    added = store.outbox.add(items)
+    assert [a.id for a in added] == sorted(a.id for a in added)
+    assert len({a.id for a in added}) == 5 and all(a.id > 0 for a in added)
+    assert all(a.state == "pending" for a in added)
+    assert [replace(a, id=0) for a in added] == items
+    assert store.outbox.items("default") == added
+
+
+def test_outbox_items_are_per_account_and_in_the_order_added(store: Any) -> None:
+    outbox = store.outbox
+    first = outbox.add([kept("1"), kept("2")])
+    other = outbox.add([kept("w", account="work")])
+    later = outbox.add([kept("3", conversation="r1@chatroom"), kept("4")])
+    assert [i.text for i in outbox.items("default")] == ["1", "2", "3", "4"]
+    assert outbox.items("work") == other
+    assert outbox.items("nobody") == []
+    assert outbox.add([]) == []
+    # a later item always comes after, even once the earlier ones are gone
+    for item in first:
+        assert outbox.delete(item.id) is True
+    newest = outbox.add([kept("5")])
+    assert newest[0].id > later[-1].id
+    assert [i.text for i in outbox.items("default")] == ["3", "4", "5"]
+
+
+def test_outbox_state_marks_an_item_being_sent(store: Any) -> None:
+    outbox = store.outbox
+    a, b = outbox.add([kept("a"), kept("b")])
+    outbox.set_state(a.id, "sending")
+    assert [(i.text, i.state) for i in outbox.items("default")] == [
+        ("a", "sending"),
+        ("b", "pending"),
+    ]
+    outbox.set_state(a.id, "pending")
+    assert outbox.items("default")[0].state == "pending"
+    outbox.set_state(12345, "sending")  # an unknown id changes nothing
+    assert outbox.items("default") == [a, b]
+
+
+def test_outbox_delete_forgets_an_item_once(store: Any) -> None:
+    outbox = store.outbox
+    a, b = outbox.add([kept("a"), kept("b")])
+    assert outbox.delete(a.id) is True
+    assert outbox.delete(a.id) is False
+    assert outbox.items("default") == [b]

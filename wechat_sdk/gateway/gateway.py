@@ -150,6 +150,8 @@ class Gateway:
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
+            # optional in the Store port: a store without one drops what a stop cuts short
+            outbox=getattr(self.store, "outbox", None),
         )
         runner.mark_position = getattr(self.store, "mark_position", None)
         return runner
@@ -175,13 +177,19 @@ class Gateway:
         await asyncio.sleep(0)
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Stop every account; in-flight replies get ``grace_s`` to finish."""
+        """Stop every account; in-flight replies get ``grace_s`` to finish.
+
+        What is still unfinished after that is kept in the store's outbox (the messages of
+        a reply not sent yet, or a turn the agent had not answered) and taken up by the
+        next start on the same store: see "Stopping" on the "Running the gateway" page.
+        """
         await asyncio.gather(*(r.stop(grace_s) for r in self.runners.values()))
         self._started = False
 
-    async def close(self) -> None:
-        """Stop the accounts and the health endpoints; close the store."""
-        await self.stop()
+    async def close(self, grace_s: float = 10.0) -> None:
+        """Stop the accounts (``grace_s`` as in :meth:`stop`) and the health endpoints;
+        close the store."""
+        await self.stop(grace_s)
         await self._stop_health()
         if self._store is not None:
             self._store.close()
@@ -194,8 +202,9 @@ class Gateway:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def reload(self, config: Config) -> None:
-        """Apply a new config: accounts are restarted. An invalid one raises ConfigError."""
+    async def reload(self, config: Config, grace_s: float = 10.0) -> None:
+        """Apply a new config: accounts are restarted (their replies in flight get
+        ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError."""
         accounts = accounts_of(config)  # raises before anything is touched
         health = config.channels.wechat.health
         if health != self.config.channels.wechat.health:
@@ -203,7 +212,7 @@ class Gateway:
             server = await self._open_health(health.port) if health is not None else None
             await self._stop_health()
             self.health = server
-        await self.stop()
+        await self.stop(grace_s)
         self.config = config
         self.accounts = accounts
         self.runners = {}

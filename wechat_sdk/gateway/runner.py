@@ -2,27 +2,42 @@
 
 starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
                                \\-> logged_out (needs a new scan)    \\-> failed
+
+A stop lets the turns in flight finish for a grace period; a turn still running after
+that is cut, and what is left of it goes to the store's outbox (the messages of its reply
+not sent yet, or the turn itself when the agent had not answered). The next start sends
+the kept messages once the account is ready, before anything new goes to their
+conversation, and then asks the agent again about the kept turns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.gateway.outbox import (
+    OUTBOX_MAX_AGE_S,
+    kept_messages,
+    kept_turn,
+    message_of,
+    turn_from_json,
+)
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
-from wechat_sdk.outbound.delivery import REPLY_TO_MARK, DeliveryFailed
-from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.outbound.delivery import REPLY_TO_MARK, DeliveryFailed, SendCut
+from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.puppet import (
     ErrorEvent,
     HeartbeatEvent,
@@ -35,6 +50,7 @@ from wechat_sdk.puppet import (
     ScanEvent,
     ScanStatus,
 )
+from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
 __all__ = ["AccountRunner", "Backoff"]
 
@@ -67,6 +83,43 @@ class _LinkDead(Exception):
     """No event (not even a heartbeat) for HEARTBEAT_TIMEOUT_S."""
 
 
+class _WatchedStream:
+    """A streaming agent's reply, noting whether it said anything and whether it ended."""
+
+    def __init__(self, source: AsyncIterator[str]) -> None:
+        self._source = source
+        self.produced = False
+        self.ended = False
+
+    def __aiter__(self) -> _WatchedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            piece = await self._source.__anext__()
+        except StopAsyncIteration:
+            self.ended = True
+            raise
+        if not self.produced and piece.strip():
+            self.produced = True
+        return piece
+
+
+@dataclass
+class _TurnProgress:
+    """How far a turn got: what a stop that cuts it keeps."""
+
+    #: the outbox item of a kept turn asked again after a restart
+    kept: OutboxItem | None = None
+    #: the agent returned (a reply, a stream, or nothing)
+    answered: bool = False
+    stream: _WatchedStream | None = None
+    #: text messages that went out
+    sent: list[str] = field(default_factory=list)
+    #: messages of the reply not sent yet, when the delivery was cut
+    unsent: list[OutboundMessage] = field(default_factory=list)
+
+
 class AccountRunner:
     """Runs one enabled account until stopped."""
 
@@ -83,6 +136,7 @@ class AccountRunner:
         state_dir: Path | None,
         rng: random.Random,
         show_terminal_qr: bool = True,
+        outbox: OutboxStore | None = None,
     ) -> None:
         self.account = account
         self.puppet = puppet
@@ -93,6 +147,8 @@ class AccountRunner:
         self.history = history
         self.state_dir = state_dir
         self.show_terminal_qr = show_terminal_qr
+        #: where a stop keeps unfinished work (None: the store has no outbox, it is dropped)
+        self.outbox = outbox
         self.backoff = Backoff(rng)
         self.status = AccountStatus(account=account.id, lifecycle="stopped")
         self.log = logging.LoggerAdapter(
@@ -101,6 +157,9 @@ class AccountRunner:
         self._task: asyncio.Task[None] | None = None
         self._turns: set[asyncio.Task[None]] = set()
         self._conv_locks: dict[str, asyncio.Lock] = {}
+        #: kept work of the last stop being taken up (joins _turns once the account is ready)
+        self._kept: set[asyncio.Task[None]] = set()
+        self._ready = asyncio.Event()  # the account was ready since the last start()
         self._stopping = False
         self._qr_timeouts = 0
         self._logged_out = False
@@ -121,6 +180,8 @@ class AccountRunner:
 
     def start(self) -> None:
         self._stopping = False
+        self._ready = asyncio.Event()
+        self._take_up_kept()  # before any new message can hold a conversation
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"account:{self.account.id}"
         )
@@ -128,11 +189,15 @@ class AccountRunner:
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop receiving; let in-flight replies finish for up to ``grace_s`` (clock time).
 
-        A reply still going out after that is cut short: what was sent is kept in
-        history, so the next turn sees it, and the message is not answered again after
-        a restart (it is in the dedupe store).
+        A turn still running after that is cut short. What was sent is kept in DM
+        history, and the message is not answered from scratch after a restart (it is in
+        the dedupe store). What is left goes to the store's outbox, when it has one: the
+        messages of the reply not sent yet (a send the puppet already had is let finish),
+        or the turn itself when the agent had not answered yet.
         """
         self._stopping = True
+        for t in self._kept - self._turns:
+            t.cancel()  # kept work still waiting for the login: nothing of it has started
         if self._turns:
             turns: asyncio.Future[Any] = asyncio.ensure_future(
                 asyncio.gather(*self._turns, return_exceptions=True)
@@ -142,7 +207,7 @@ class AccountRunner:
                 await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 grace.cancel()
-        cut = list(self._turns)
+        cut = list(self._turns | self._kept)
         for t in cut:
             t.cancel()
         if cut:
@@ -290,6 +355,9 @@ class AccountRunner:
         elif isinstance(event, ReadyEvent):
             self._ready_at = self.clock.now()
             self._set("ready")
+            if not self._ready.is_set():
+                self._ready.set()  # kept work goes out now, and counts as in flight
+                self._turns.update(t for t in self._kept if not t.done())
         elif isinstance(event, LogoutEvent):
             self._logged_out = True
             self.status.user_id = None
@@ -373,34 +441,40 @@ class AccountRunner:
         lock = self._conv_locks.get(conversation)
         if lock is None:
             lock = self._conv_locks[conversation] = asyncio.Lock()
-        async with lock:  # one turn at a time per conversation keeps history in order
-            # filled as each message goes out: what WeChat got is known even when the
-            # reply fails partway (a later chunk or file, or a stream that raised)
-            parts: list[str] = []
-            try:
-                reply = await resolve_agent_result(self.agent(turn))
-                if reply is not None:
-                    await self.outbound.deliver(conversation, reply, sent=parts)
-            except DeliveryFailed:
-                pass  # the sender logged it and recorded it as last_error (on_failure)
-            except asyncio.CancelledError:
-                # the gateway is stopping and the grace period ran out
-                self.log.warning(
-                    "stopped before the whole reply to %s went out (%d message(s) sent; "
-                    "the rest is dropped, not sent again after a restart)",
-                    conversation,
-                    len(parts),
-                )
-                self._record_dm(turn, parts)
-                raise
-            except Exception as exc:
-                self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
-                self.log.exception("agent failed on message %s", turn.message_id)
-                notice = self.account.settings.errorNotice
-                if notice:
-                    with contextlib.suppress(DeliveryFailed):
-                        await self.outbound.deliver(conversation, Reply(text=notice))
-            self._record_dm(turn, parts)
+        progress = _TurnProgress()
+        try:
+            async with lock:  # one turn at a time per conversation keeps history in order
+                await self._reply(turn, progress)
+        except asyncio.CancelledError:
+            # the gateway is stopping and the grace period ran out (waiting, thinking or
+            # sending): keep what is left
+            self._keep_cut_turn(turn, progress)
+            raise
+
+    async def _reply(self, turn: AgentTurn, progress: _TurnProgress) -> None:
+        """Ask the agent and deliver its reply (the conversation's lock is held)."""
+        conversation = turn.conversation_id
+        # filled as each message goes out: what WeChat got is known even when the
+        # reply fails partway (a later chunk or file, or a stream that raised)
+        parts = progress.sent
+        try:
+            reply = await resolve_agent_result(self.agent(turn))
+            progress.answered = True
+            if reply is not None:
+                if not isinstance(reply, Reply):
+                    reply = progress.stream = _WatchedStream(reply)
+                await self.outbound.deliver(conversation, reply, sent=parts, unsent=progress.unsent)
+        except DeliveryFailed:
+            pass  # the sender logged it and recorded it as last_error (on_failure)
+        except Exception as exc:
+            progress.answered = True  # with an error: a stop now has nothing to keep
+            self.status.last_error = f"agent error: {type(exc).__name__}: {exc}"
+            self.log.exception("agent failed on message %s", turn.message_id)
+            notice = self.account.settings.errorNotice
+            if notice:
+                with contextlib.suppress(DeliveryFailed):
+                    await self.outbound.deliver(conversation, Reply(text=notice))
+        self._record_dm(turn, parts)
 
     def _record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""
@@ -421,6 +495,230 @@ class AccountRunner:
             )
         self.history.record_dm_turn(turn.sender_id, user, answer)
 
+    # ------------------------------------------------------------ kept work (the outbox)
+
+    def _keep_cut_turn(self, turn: AgentTurn, progress: _TurnProgress) -> None:
+        """Keep what a stop left of ``turn`` in the outbox (without one, log the loss)."""
+        stream = progress.stream
+        if not progress.answered or (stream is not None and not stream.produced):
+            if not self._keep_turn(turn, progress.kept):
+                self._record_dm(turn, [])  # dropped: remembered like an unanswered turn
+            return
+        conversation = turn.conversation_id
+        if stream is not None and not stream.ended:
+            self.log.warning(
+                "the reply stream to %s was cut: what the agent had not said yet is lost "
+                "(what it said is sent or kept)",
+                conversation,
+            )
+        answered = progress.kept
+        if answered is not None:  # a kept turn, answered: done with
+            self._outbox_write(lambda o: o.delete(answered.id), "a kept turn")
+        rest = progress.unsent
+        if not rest:
+            self.log.info(
+                "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
+                conversation,
+                len(progress.sent),
+            )
+        elif self.outbox is None:
+            self.log.warning(
+                "stopped before the whole reply to %s went out (%d message(s) sent; "
+                "the rest is dropped, not sent again after a restart)",
+                conversation,
+                len(progress.sent),
+            )
+        else:
+            items = kept_messages(turn, rest, self.clock.now())
+            if self._outbox_write(lambda o: o.add(items), f"{len(items)} message(s)"):
+                self.log.warning(
+                    "stopped before the whole reply to %s went out (%d message(s) sent, "
+                    "%d kept in the store: they go out after a restart)",
+                    conversation,
+                    len(progress.sent),
+                    len(items),
+                )
+        self._record_dm(turn, progress.sent)
+
+    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
+        """The agent had not answered: keep the turn, to ask again after a restart.
+        False when it could not be kept (it is dropped)."""
+        if kept is not None:  # a kept turn cut again: it stays kept, as it was
+            done = self._outbox_write(lambda o: o.set_state(kept.id, "pending"), "a kept turn")
+        elif self.outbox is None:
+            self.log.warning(
+                "stopped before the agent answered message %s from %s: dropped "
+                "(the store has no outbox)",
+                turn.message_id,
+                turn.sender_id,
+            )
+            return False
+        else:
+            item = kept_turn(turn, self.clock.now())
+            done = self._outbox_write(lambda o: o.add([item]), "a turn")
+        if done:
+            self.log.warning(
+                "stopped before the agent answered message %s from %s: 1 turn kept in the "
+                "store, the agent is asked again after a restart",
+                turn.message_id,
+                turn.sender_id,
+            )
+        return done
+
+    def _outbox_write(self, write: Callable[[OutboxStore], object], what: str) -> bool:
+        """One outbox write; a failure is logged (what it was about is then lost)."""
+        assert self.outbox is not None
+        try:
+            write(self.outbox)
+        except Exception as exc:
+            self.log.error("could not keep %s in the store's outbox: %s: dropped", what, exc)
+            return False
+        return True
+
+    def _take_up_kept(self) -> None:
+        """Start on what the last stop kept (at start, before any message is handled).
+
+        Per conversation, one task holds the conversation from now on: once the account
+        is ready it sends the kept messages, in order, then asks the agent again about the
+        kept turns; new replies to that conversation wait behind it.
+        """
+        if self.outbox is None:
+            return
+        try:
+            items = self.outbox.items(self.account.id)
+        except Exception as exc:
+            self.log.error("could not read the store's outbox: %s", exc)
+            return
+        conversations: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            if item.state == "sending":
+                # the last process ended while sending it (a crash): it may have gone out
+                self.log.warning(
+                    "kept %s for %s was being sent when the last gateway ended: dropped, "
+                    "it may or may not have gone out (never sent twice)",
+                    item.kind,
+                    item.conversation_id,
+                )
+                self._outbox_write(functools.partial(_delete, item), "a dropped item")
+                continue
+            conversations.setdefault(item.conversation_id, []).append(item)
+        loop = asyncio.get_running_loop()
+        for conversation, kept in conversations.items():
+            task = loop.create_task(self._resume(conversation, kept))
+            self._kept.add(task)
+            task.add_done_callback(self._kept.discard)
+            task.add_done_callback(self._turns.discard)
+        if conversations:
+            turns = sum(len([i for i in c if i.kind == "turn"]) for c in conversations.values())
+            self.log.info(
+                "kept from the last stop: %d message(s) and %d turn(s), taken up first "
+                "once the account is ready",
+                sum(len(c) for c in conversations.values()) - turns,
+                turns,
+            )
+
+    async def _resume(self, conversation: str, items: list[OutboxItem]) -> None:
+        """Send one conversation's kept messages, then answer its kept turns."""
+        lock = self._conv_locks.get(conversation)
+        if lock is None:
+            lock = self._conv_locks[conversation] = asyncio.Lock()
+        async with lock:  # taken at once: no new turn can come before
+            await self._ready.wait()
+            try:
+                messages = [i for i in items if i.kind != "turn"]
+                if messages:
+                    await self._send_kept(conversation, messages)
+                turns = []
+                for item in items:
+                    if item.kind == "turn":
+                        turn = self._kept_turn(item)
+                        if turn is not None:
+                            turns.append((turn.timestamp, item.id, turn, item))
+                for _, _, turn, item in sorted(turns, key=lambda t: t[:2]):
+                    await self._rerun(turn, item)
+            except Exception as exc:  # a store failure: what is left stays kept
+                self.log.error("could not take up the kept work for %s: %s", conversation, exc)
+
+    def _too_old(self, item: OutboxItem) -> bool:
+        age = self.clock.now() - item.created_at
+        if age <= OUTBOX_MAX_AGE_S:
+            return False
+        self.log.warning(
+            "kept %s for %s is %.1f h old (more than %g h): dropped, not sent late",
+            item.kind,
+            item.conversation_id,
+            age / 3600,
+            OUTBOX_MAX_AGE_S / 3600,
+        )
+        self._outbox_write(lambda o: o.delete(item.id), "an old item")
+        return True
+
+    async def _send_kept(self, conversation: str, items: list[OutboxItem]) -> None:
+        """Send kept messages in order, paced and retried like any reply."""
+        assert self.outbox is not None
+        sent: list[str] = []
+        try:
+            async with self.outbound.replying(conversation):
+                for item in items:
+                    if self._too_old(item):
+                        continue
+                    # marked before it goes out: if the process dies while it does, it
+                    # is dropped at the next start rather than maybe sent twice
+                    self.outbox.set_state(item.id, "sending")
+                    try:
+                        await self.outbound.send_message(conversation, message_of(item), sent)
+                    except DeliveryFailed:
+                        pass  # the sender logged it: not kept (like any failed reply)
+                    except asyncio.CancelledError as cut:
+                        if isinstance(cut, SendCut):  # it went out, or maybe: not again
+                            self.outbox.delete(item.id)
+                        else:  # it did not go out: still kept, for the next start
+                            self.outbox.set_state(item.id, "pending")
+                        raise
+                    self.outbox.delete(item.id)
+        finally:
+            if sent and items[0].dm:
+                self.history.record_dm_reply(
+                    conversation,
+                    HistoryEntry(
+                        "assistant",
+                        self.puppet.self_id or "",
+                        self.account.display_name,
+                        "\n\n".join(sent),
+                        self.clock.now(),
+                    ),
+                )
+
+    def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
+        if self._too_old(item):
+            return None
+        try:
+            return turn_from_json(item.turn or "", self.inbound.tools)
+        except ValueError as exc:
+            self.log.error(
+                "kept turn for %s cannot be read (%s): dropped", item.conversation_id, exc
+            )
+            self._outbox_write(lambda o: o.delete(item.id), "an unreadable turn")
+            return None
+
+    async def _rerun(self, turn: AgentTurn, item: OutboxItem) -> None:
+        """Ask the agent again about a kept turn (the conversation's lock is held)."""
+        assert self.outbox is not None
+        self.log.info(
+            "asking the agent again about message %s from %s (kept at the last stop)",
+            turn.message_id,
+            turn.sender_id,
+        )
+        # marked while it runs: if the process dies meanwhile, the next start drops it
+        self.outbox.set_state(item.id, "sending")
+        progress = _TurnProgress(kept=item)
+        try:
+            await self._reply(turn, progress)
+        except asyncio.CancelledError:
+            self._keep_cut_turn(turn, progress)
+            raise
+        self.outbox.delete(item.id)
+
     async def wait_idle(self) -> None:
         while self._turns:
             await asyncio.gather(*list(self._turns), return_exceptions=True)
@@ -428,3 +726,7 @@ class AccountRunner:
 
 class _LoginFailed(Exception):
     pass
+
+
+def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
+    outbox.delete(item.id)

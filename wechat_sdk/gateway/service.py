@@ -104,7 +104,7 @@ async def serve(
         if cmd == "restart":
             try:
                 new = load_config(config_file)
-                await gateway.reload(new)
+                await gateway.reload(new, grace_s)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
                 return {
@@ -135,8 +135,8 @@ async def serve(
         )
         await stop.wait()
     finally:
-        log.info("stopping: in-flight replies get up to %.0f s", grace_s)
+        log.info("stopping: in-flight replies get up to %g s", grace_s)
         await control.stop()
-        await gateway.close()
+        await gateway.close(grace_s)
         log.info("gateway stopped")
     return 0

@@ -70,6 +70,20 @@ class HistoryBook:
                 return
         else:
             self._whole_turns.discard(key)
+        self._trim_dm(key)
+
+    def record_dm_reply(self, contact_id: str, reply: HistoryEntry) -> None:
+        """Add a reply on its own, after the turn it answers: the rest of a reply that a
+        stop cut short and that went out after the restart."""
+        if self._dm_limit <= 0:
+            return
+        key = dm_key(contact_id)
+        self._whole_turns.discard(key)  # two replies in a row: no longer whole turns
+        self._store.append(self._account, key, reply, self._dm_limit * 2)
+        self._trim_dm(key)
+
+    def _trim_dm(self, key: str) -> None:
+        limit = self._dm_limit * 2
         entries = self._store.get(self._account, key)
         users = [e for e in entries if e.role == "user"]
         if len(users) > self._dm_limit:  # trim to whole turns

@@ -61,6 +61,11 @@ class BlockCoalescer:
         self._buf = ""
         self._pos = 0  # start of unsent text in _buf; cuts move it, no re-slicing per cut
 
+    @property
+    def unsent_text(self) -> str:
+        """Text taken from the source and not emitted yet (what a cancelled run leaves)."""
+        return self._buf[self._pos :]
+
     async def run(self, source: AsyncIterator[str], emit: Callable[[str], Awaitable[None]]) -> None:
         """Pull every piece from ``source`` and ``await emit(block)`` for each block, in order.
 

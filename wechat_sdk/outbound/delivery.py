@@ -3,21 +3,37 @@
 A send that fails *after* the puppet accepted it (:class:`SendOutcomeUnknown`) is not
 blindly retried: the account's self-echo log is checked first, because puppets report
 the bot's own messages back; if the echo is there, the message went out.
+
+A send the puppet already has is never cut in the middle: when the sending task is
+cancelled (a stop whose grace period ran out), that one send is let finish, for up to
+:data:`CUT_SEND_WAIT_S`, so that whether the message went out is known
+(:class:`SendCut`). A cancellation while waiting (pacing, a retry's backoff) just stops:
+that message did not go out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from wechat_sdk.clock import Clock
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
 
-__all__ = ["REPLY_TO_MARK", "DeliveryFailed", "DeliveryStats", "EchoLog", "Sender"]
+__all__ = [
+    "CUT_SEND_WAIT_S",
+    "REPLY_TO_MARK",
+    "DeliveryFailed",
+    "DeliveryStats",
+    "EchoLog",
+    "SendCut",
+    "Sender",
+]
 
 log = logging.getLogger("wechat_sdk.outbound")
 
@@ -30,6 +46,24 @@ MAX_ATTEMPTS = 5
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 30.0
 ECHO_WAIT_S = 3.0
+#: Seconds (of the gateway's clock: real time under ``gateway run``) a send already handed
+#: to the puppet may still take when its task is cancelled; after that it is abandoned and
+#: its outcome is unknown.
+CUT_SEND_WAIT_S = 30.0
+
+
+class SendCut(asyncio.CancelledError):
+    """The sending task was cancelled while the puppet had the message; the send was let
+    finish first.
+
+    ``outcome`` is ``"sent"`` (the message went out: it counts as sent) or ``"uncertain"``
+    (the puppet could not say: the message is never sent again). A plain
+    :class:`asyncio.CancelledError` out of a send means the message did not go out.
+    """
+
+    def __init__(self, outcome: Literal["sent", "uncertain"]) -> None:
+        super().__init__(f"cancelled after the send ({outcome})")
+        self.outcome: Literal["sent", "uncertain"] = outcome
 
 
 class DeliveryFailed(Exception):
@@ -121,13 +155,19 @@ class Sender:
                 self.before_send(REPLY_TO_MARK.get())
             try:
                 if file is not None:
-                    await self.puppet.send_file(conversation_id, file)
+                    call = self.puppet.send_file(conversation_id, file)
                 else:
                     assert text is not None
-                    await self.puppet.send_text(conversation_id, text, mention_ids)
+                    call = self.puppet.send_text(conversation_id, text, mention_ids)
+                await self._uncut(call, conversation_id, key, started)
             except SendOutcomeUnknown as exc:
                 # the puppet may have accepted it: look for its echo before trying again
-                if await self._echoed(conversation_id, key, started):
+                try:
+                    echoed = await self._echoed(conversation_id, key, started)
+                except asyncio.CancelledError:
+                    self._uncertain(conversation_id, "cancelled while looking for its echo")
+                    raise SendCut("uncertain") from None
+                if echoed:
                     log.info(
                         "send outcome unknown but echo seen: delivered once account=%s to=%s",
                         self.account_id,
@@ -156,6 +196,68 @@ class Sender:
             self._retrying(conversation_id, attempt, error, code, wait)
             await self.clock.sleep(wait)
             backoff = min(backoff * 2, BACKOFF_CAP_S)
+
+    async def _uncut(
+        self, call: Coroutine[Any, Any, Any], conversation_id: str, key: str, started: float
+    ) -> None:
+        """Await the puppet's send; if this task is cancelled meanwhile, let the send end
+        first (for up to CUT_SEND_WAIT_S) and raise :class:`SendCut` with its outcome
+        (or a plain CancelledError when it surely did not go out)."""
+        # The send's first step runs here, like an eager task (Python 3.12's eager_start):
+        # a puppet that sends without waiting (the simulator) costs no task and no turn
+        # of the event loop. Only once it waits does the rest go to a task of its own,
+        # which a cancellation of this one cannot reach.
+        try:
+            waiting = call.send(None)
+        except StopIteration:
+            return
+        send = asyncio.ensure_future(_rest_of(call, waiting))
+        try:
+            await asyncio.shield(send)
+        except asyncio.CancelledError:
+            outcome = await self._cut_send_outcome(send, conversation_id, key, started)
+            if outcome == "unsent":
+                raise
+            raise SendCut(outcome) from None
+
+    async def _cut_send_outcome(
+        self, send: asyncio.Future[Any], conversation_id: str, key: str, started: float
+    ) -> Literal["sent", "uncertain", "unsent"]:
+        if not send.done():
+            waited = asyncio.ensure_future(self.clock.sleep(CUT_SEND_WAIT_S))
+            try:
+                await asyncio.wait({send, waited}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                pass  # cancelled again: stop waiting; what is known now is the outcome
+            finally:
+                waited.cancel()
+        if not send.done():
+            send.cancel()
+            self._uncertain(conversation_id, f"still sending after {CUT_SEND_WAIT_S:g} s")
+            return "uncertain"
+        if send.cancelled():
+            self._uncertain(conversation_id, "the puppet's send was cancelled")
+            return "uncertain"
+        exc = send.exception()
+        if exc is None or (
+            isinstance(exc, SendOutcomeUnknown)
+            and self.echo.seen_since(conversation_id, key, started)
+        ):
+            self._ok()
+            return "sent"
+        if isinstance(exc, SendOutcomeUnknown) or not isinstance(exc, PuppetError):
+            self._uncertain(conversation_id, str(exc) or type(exc).__name__)
+            return "uncertain"
+        return "unsent"  # a SendError or another PuppetError: it did not go out
+
+    def _uncertain(self, conversation_id: str, why: str) -> None:
+        log.warning(
+            "send cut by a stop may or may not have gone out (%s): not kept, never sent "
+            "twice account=%s to=%s reason=outcome_unknown",
+            why,
+            self.account_id,
+            conversation_id,
+        )
 
     async def _echoed(self, conversation_id: str, key: str, since: float) -> bool:
         waited = 0.0
@@ -204,3 +306,37 @@ class Sender:
             code,
         )
         return DeliveryFailed(error, code=code)
+
+
+async def _rest_of(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
+    """The rest of a coroutine whose first step already ran and is waiting on ``waiting``
+    (what it yielded: a future, or None for a bare yield)."""
+    return await _Started(coro, waiting)
+
+
+class _Started:
+    """Awaiting it goes on with a started coroutine: the awaiting task waits on what the
+    coroutine waits on, and hands it the results, exceptions and cancellations."""
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        waiting = self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                self._coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting = self._coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting = self._coro.send(sent)
+                except StopIteration as done:
+                    return done.value

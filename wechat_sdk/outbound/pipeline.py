@@ -2,16 +2,22 @@
 
 Read top-down: :meth:`Outbound.deliver` takes what the agent returned and sends it in
 order, through the account that received the message, one conversation at a time.
+
+A reply cut short by a stop (its task cancelled) reports what did not go out: the
+messages not sent yet, as they would have gone (text chunks, then files), and for a
+streamed reply the text the agent had produced but that was not sent yet. The gateway
+keeps them in its outbox and sends them after a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
 from http.client import HTTPMessage
 from typing import IO
 
@@ -20,17 +26,27 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.outbound.blocks import BlockCoalescer
 from wechat_sdk.outbound.chunking import chunk_text
-from wechat_sdk.outbound.delivery import DeliveryFailed, Sender
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, Sender
 from wechat_sdk.outbound.markdown import format_reply
 from wechat_sdk.puppet import OutboundFile
 
-__all__ = ["FETCH_TIMEOUT_S", "Outbound", "fetch_url"]
+__all__ = ["FETCH_TIMEOUT_S", "Outbound", "OutboundMessage", "fetch_url"]
 
 log = logging.getLogger("wechat_sdk.outbound")
 
 #: Seconds a media URL may take to connect or to send its next bytes.
 FETCH_TIMEOUT_S = 30.0
 _FETCH_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """One WeChat message of a reply, ready to go: a text chunk (formatted and cut by
+    ``chunk_text``, with the mention ids of a reply's first chunk) or a file."""
+
+    text: str | None = None
+    mention_ids: tuple[str, ...] = ()
+    file: OutboundFile | None = None
 
 
 class Outbound:
@@ -60,22 +76,25 @@ class Outbound:
         reply: Reply | AsyncIterator[str],
         *,
         sent: list[str] | None = None,
+        unsent: list[OutboundMessage] | None = None,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
         Replies to one conversation never interleave; a streamed reply that fails midway
         has what it produced sent first, then the account's ``errorNotice``. Pass ``sent``
         (a list) to learn what went out even when this raises: each text message is
-        appended to it as soon as WeChat accepted it.
+        appended to it as soon as WeChat accepted it. Pass ``unsent`` to learn, when the
+        delivery is cancelled, which messages did not go out (in order); a message whose
+        send was cut with an unknown outcome is in neither list.
         """
-        async with self._lock(conversation_id):
+        async with self._lock(conversation_id):  # what replying() does, inline: hot path
             self.in_flight += 1
             sent = [] if sent is None else sent
             try:
                 if isinstance(reply, Reply):
-                    await self._deliver_reply(conversation_id, reply, sent)
+                    await self._send_all(conversation_id, self._messages(reply), sent, unsent)
                 else:
-                    await self._deliver_stream(conversation_id, reply, sent)
+                    await self._deliver_stream(conversation_id, reply, sent, unsent)
             except DeliveryFailed as exc:
                 exc.sent = "\n\n".join(sent)  # what did go out, for history
                 raise
@@ -84,22 +103,86 @@ class Outbound:
                 self._last_chunk.pop(conversation_id, None)
             return "\n\n".join(sent)
 
-    async def _deliver_reply(self, conversation_id: str, reply: Reply, sent: list[str]) -> None:
-        if reply.text and reply.text.strip():
-            await self._send_text(conversation_id, reply.text, sent, reply.mention_ids)
-        # each file is its own message, after the text; one that fails does not hold
-        # back the others, and the first failure is raised once all were tried
-        first_failure: DeliveryFailed | None = None
-        for file in reply.files:
+    @contextlib.asynccontextmanager
+    async def replying(self, conversation_id: str) -> AsyncIterator[None]:
+        """Hold the conversation for one reply, as :meth:`deliver` does: nothing else is
+        sent to it meanwhile, and the messages sent inside keep the gap between chunks."""
+        async with self._lock(conversation_id):
+            self.in_flight += 1
             try:
-                await self._send_file(conversation_id, file)
+                yield
+            finally:
+                self.in_flight -= 1
+                self._last_chunk.pop(conversation_id, None)
+
+    def _messages(self, reply: Reply) -> list[OutboundMessage]:
+        """The reply as WeChat messages: the text's chunks, then each file on its own."""
+        messages: list[OutboundMessage] = []
+        if reply.text and reply.text.strip():
+            messages = self._text_messages(reply.text, reply.mention_ids)
+        messages.extend(OutboundMessage(file=f) for f in reply.files)
+        return messages
+
+    def _text_messages(self, text: str, mention_ids: tuple[str, ...] = ()) -> list[OutboundMessage]:
+        s = self.account.settings
+        formatted = format_reply(text, s.markdown)
+        # mention once, on the first chunk
+        return [
+            OutboundMessage(chunk, mention_ids if i == 0 else ())
+            for i, chunk in enumerate(chunk_text(formatted, s.textChunkLimit, s.chunkMode))
+        ]
+
+    async def _send_all(
+        self,
+        conversation_id: str,
+        messages: Sequence[OutboundMessage],
+        sent: list[str],
+        unsent: list[OutboundMessage] | None,
+    ) -> None:
+        # each file is its own message, after the text; one that fails does not hold
+        # back the others, and the first failure is raised once all were tried; a text
+        # chunk that fails ends the reply
+        first_failure: DeliveryFailed | None = None
+        for i, message in enumerate(messages):
+            try:
+                await self.send_message(conversation_id, message, sent)
             except DeliveryFailed as exc:
+                if message.file is None:
+                    raise
                 first_failure = first_failure or exc
+            except asyncio.CancelledError as cut:
+                if unsent is not None:
+                    unsent.extend(messages[i + 1 if isinstance(cut, SendCut) else i :])
+                raise
         if first_failure is not None:
             raise first_failure
 
+    async def send_message(
+        self, conversation_id: str, message: OutboundMessage, sent: list[str]
+    ) -> None:
+        """Send one message (paced, with the chunk gap, retried); a text that went out is
+        appended to ``sent``, also when the send finished after a cancellation
+        (:class:`~wechat_sdk.outbound.delivery.SendCut` with outcome ``"sent"``)."""
+        if message.file is not None:
+            await self._send_file(conversation_id, message.file)
+            return
+        assert message.text is not None
+        await self._gap(conversation_id)
+        try:
+            await self.sender.send_text(conversation_id, message.text, message.mention_ids)
+        except SendCut as cut:
+            if cut.outcome == "sent":
+                sent.append(message.text)
+            raise
+        sent.append(message.text)
+        self._last_chunk[conversation_id] = self.clock.now()
+
     async def _deliver_stream(
-        self, conversation_id: str, source: AsyncIterator[str], sent: list[str]
+        self,
+        conversation_id: str,
+        source: AsyncIterator[str],
+        sent: list[str],
+        unsent: list[OutboundMessage] | None,
     ) -> None:
         s = self.account.settings
         if not s.blockStreaming or s.streamMode == "off":
@@ -108,11 +191,15 @@ class Outbound:
             try:
                 async for piece in source:
                     parts.append(piece)
+            except asyncio.CancelledError:
+                if unsent is not None and "".join(parts).strip():
+                    unsent.extend(self._text_messages("".join(parts)))
+                raise
             except Exception:
                 if parts:
-                    await self._send_text(conversation_id, "".join(parts), sent)
+                    await self._send_text(conversation_id, "".join(parts), sent, unsent)
                 raise
-            await self._send_text(conversation_id, "".join(parts), sent)
+            await self._send_text(conversation_id, "".join(parts), sent, unsent)
             return
         coalescer = BlockCoalescer(
             min_chars=s.draftChunk.minChars,
@@ -123,21 +210,25 @@ class Outbound:
         )
 
         async def emit(block: str) -> None:
-            await self._send_text(conversation_id, block, sent)
+            await self._send_text(conversation_id, block, sent, unsent)
 
-        await coalescer.run(source, emit)
+        try:
+            await coalescer.run(source, emit)
+        except asyncio.CancelledError:
+            # after the rest of a block cut while going out: what the agent said since
+            buffered = coalescer.unsent_text
+            if unsent is not None and buffered.strip():
+                unsent.extend(self._text_messages(buffered))
+            raise
 
     async def _send_text(
-        self, conversation_id: str, text: str, sent: list[str], mention_ids: tuple[str, ...] = ()
+        self,
+        conversation_id: str,
+        text: str,
+        sent: list[str],
+        unsent: list[OutboundMessage] | None = None,
     ) -> None:
-        s = self.account.settings
-        formatted = format_reply(text, s.markdown)
-        for chunk in chunk_text(formatted, s.textChunkLimit, s.chunkMode):
-            await self._gap(conversation_id)
-            await self.sender.send_text(conversation_id, chunk, mention_ids)
-            mention_ids = ()  # mention once, on the first chunk
-            sent.append(chunk)
-            self._last_chunk[conversation_id] = self.clock.now()
+        await self._send_all(conversation_id, self._text_messages(text), sent, unsent)
 
     async def _send_file(self, conversation_id: str, file: OutboundFile) -> None:
         cap = self.account.media_max_bytes

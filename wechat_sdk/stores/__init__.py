@@ -1,4 +1,4 @@
-"""Stores: pairing rows, conversation history and the dedupe window.
+"""Stores: pairing rows, conversation history, the dedupe window and the outbox.
 
 The ports are in :mod:`wechat_sdk.stores.base`; :class:`MemoryStore` and
 :class:`SqliteStore` implement them (the latter is the durable default).
@@ -13,6 +13,10 @@ from wechat_sdk.stores.base import (
     ApprovedSender,
     DedupeStore,
     HistoryStore,
+    OutboxItem,
+    OutboxKind,
+    OutboxState,
+    OutboxStore,
     PairingRequest,
     PairingStore,
     Store,
@@ -20,6 +24,7 @@ from wechat_sdk.stores.base import (
 from wechat_sdk.stores.memory import (
     MemoryDedupeStore,
     MemoryHistoryStore,
+    MemoryOutboxStore,
     MemoryPairingStore,
     MemoryStore,
 )
@@ -41,8 +46,13 @@ __all__ = [
     "HistoryStore",
     "MemoryDedupeStore",
     "MemoryHistoryStore",
+    "MemoryOutboxStore",
     "MemoryPairingStore",
     "MemoryStore",
+    "OutboxItem",
+    "OutboxKind",
+    "OutboxState",
+    "OutboxStore",
     "PairingRequest",
     "PairingStore",
     "SqliteStore",

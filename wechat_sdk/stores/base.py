@@ -1,4 +1,4 @@
-"""The Stores port: pairing rows, conversation history and the dedupe window.
+"""The Stores port: pairing rows, conversation history, the dedupe window, the outbox.
 
 Every store is keyed by channel (``"wechat"``, fixed per store instance) and account
 id, so several accounts share one store without seeing each other's rows. The
@@ -9,10 +9,12 @@ contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.puppet import OutboundFile
 
 __all__ = [
     "CHANNEL",
@@ -21,6 +23,10 @@ __all__ = [
     "ApprovedSender",
     "DedupeStore",
     "HistoryStore",
+    "OutboxItem",
+    "OutboxKind",
+    "OutboxState",
+    "OutboxStore",
     "PairingRequest",
     "PairingStore",
     "Store",
@@ -165,6 +171,65 @@ class DedupeStore(Protocol):
         Otherwise record it as seen at ``now`` and return False. A duplicate does
         not extend its own window.
         """
+        ...
+
+
+OutboxKind = Literal["text", "file", "turn"]
+OutboxState = Literal["pending", "sending"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """Work a stopping gateway could not finish, kept for the next start.
+
+    ``kind`` ``"text"``: one text message of a reply (``text``, as it goes out: formatted
+    and cut by ``chunk_text``; ``mention_ids`` for the first chunk of a group reply).
+    ``"file"``: one file of a reply (``file``: its name, kind, MIME type, duration, and
+    its bytes, path or URL). ``"turn"``: a message whose agent had not answered yet
+    (``turn``: the :class:`~wechat_sdk.agent.AgentTurn` as JSON); the agent is asked again.
+    ``dm``: the item belongs to a DM turn (what goes out joins the DM history).
+    ``id`` is given by the store (0 before it is added); items are kept in the order
+    they were added. ``state`` is ``"sending"`` from just before an item is worked on
+    until it is deleted: an item still ``"sending"`` at the next start may or may not have
+    gone out, and is dropped rather than sent twice.
+    """
+
+    account_id: str
+    conversation_id: str
+    kind: OutboxKind
+    created_at: float
+    text: str | None = None
+    mention_ids: tuple[str, ...] = ()
+    file: OutboundFile | None = None
+    turn: str | None = None
+    dm: bool = False
+    id: int = 0
+    state: OutboxState = "pending"
+
+
+class OutboxStore(Protocol):
+    """Pending work kept at a stop (the outbox), per account, durable at once.
+
+    Optional: the gateway looks for a store's ``outbox`` attribute and, without one,
+    drops what a stop cuts short (with a log line), as stores without it always did.
+    Every write is committed before the call returns.
+    """
+
+    def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """Append ``items`` in their order, in one transaction; return them with their
+        ``id`` (increasing in that order) and ``state="pending"``."""
+        ...
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        """The account's items, in the order they were added."""
+        ...
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        """Mark an item ``"sending"`` (before it is worked on) or ``"pending"`` again."""
+        ...
+
+    def delete(self, item_id: int) -> bool:
+        """Forget an item (done with it); True if it was there."""
         ...
 
 

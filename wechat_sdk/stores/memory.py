@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import (
@@ -10,10 +12,18 @@ from wechat_sdk.stores.base import (
     DEFAULT_DEDUPE_MAX_ENTRIES,
     DEFAULT_MAX_CONVERSATIONS,
     ApprovedSender,
+    OutboxItem,
+    OutboxState,
     PairingRequest,
 )
 
-__all__ = ["MemoryDedupeStore", "MemoryHistoryStore", "MemoryPairingStore", "MemoryStore"]
+__all__ = [
+    "MemoryDedupeStore",
+    "MemoryHistoryStore",
+    "MemoryOutboxStore",
+    "MemoryPairingStore",
+    "MemoryStore",
+]
 
 
 def _norm(code: str) -> str:
@@ -186,8 +196,41 @@ class MemoryDedupeStore:
         return False
 
 
+class MemoryOutboxStore:
+    """:class:`~wechat_sdk.stores.base.OutboxStore` in a dict (gone at exit, like the rest)."""
+
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
+        self._items: dict[int, OutboxItem] = {}  # insertion order is id order
+        self._next_id = 1
+
+    def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.add`."""
+        added = []
+        for item in items:
+            kept = dataclasses.replace(item, id=self._next_id, state="pending")
+            self._next_id += 1
+            self._items[kept.id] = kept
+            added.append(kept)
+        return added
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.items`."""
+        return [i for i in self._items.values() if i.account_id == account_id]
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        """See :meth:`OutboxStore.set_state`."""
+        item = self._items.get(item_id)
+        if item is not None:
+            self._items[item_id] = dataclasses.replace(item, state=state)
+
+    def delete(self, item_id: int) -> bool:
+        """See :meth:`OutboxStore.delete`."""
+        return self._items.pop(item_id, None) is not None
+
+
 class MemoryStore:
-    """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle."""
+    """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle (with an ``outbox``)."""
 
     def __init__(
         self,
@@ -200,6 +243,7 @@ class MemoryStore:
         self.pairing = MemoryPairingStore(channel)
         self.history = MemoryHistoryStore(max_conversations, channel)
         self.dedupe = MemoryDedupeStore(dedupe_max_entries, channel)
+        self.outbox = MemoryOutboxStore(channel)
 
     def close(self) -> None:
         """Nothing to release."""

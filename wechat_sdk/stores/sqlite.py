@@ -28,30 +28,39 @@ Design:
   event loop.
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
-- The schema version lives in ``PRAGMA user_version``.
+- The outbox (schema version 2) is written outside the queue: every outbox write is its
+  own immediate transaction, durable when the call returns (it happens at a stop and
+  around the sends of kept messages, never on the hot path).
+- The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
+  is opened (version 1 gets the outbox table, its rows untouched).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
+import json
 import logging
 import os
 import sqlite3
 import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores.base import (
     CHANNEL,
     DEFAULT_DEDUPE_MAX_ENTRIES,
     DEFAULT_MAX_CONVERSATIONS,
     ApprovedSender,
+    OutboxItem,
+    OutboxState,
     PairingRequest,
 )
 
@@ -60,6 +69,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SqliteDedupeStore",
     "SqliteHistoryStore",
+    "SqliteOutboxStore",
     "SqlitePairingStore",
     "SqliteStore",
     "StoreSchemaError",
@@ -77,7 +87,7 @@ COMMIT_DELAY_S: Final = 0.1
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
 
 #: The schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS pairing_requests (
@@ -131,6 +141,31 @@ CREATE TABLE IF NOT EXISTS dedupe (
 );
 CREATE INDEX IF NOT EXISTS dedupe_age ON dedupe (channel, account_id, seen_at);
 CREATE INDEX IF NOT EXISTS dedupe_order ON dedupe (channel, account_id, seq);
+"""
+
+# version 2: the outbox (what a stop kept for the next start)
+_SCHEMA_V2: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel         TEXT NOT NULL,
+    account_id      TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    dm              INTEGER NOT NULL,
+    text            TEXT,
+    mention_ids     TEXT NOT NULL,
+    file_name       TEXT,
+    file_kind       TEXT,
+    file_mime       TEXT,
+    file_duration   REAL,
+    file_data       BLOB,
+    file_path       TEXT,
+    file_url        TEXT,
+    turn            TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_account ON outbox (channel, account_id, seq);
 """
 
 
@@ -295,9 +330,10 @@ class _Db:
                     f"understands ({SCHEMA_VERSION}); upgrade wechat-sdk"
                 )
             if version < 1:
-                for statement in _SCHEMA_V1.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _run_script(conn, _SCHEMA_V1)
+            if version < 2:
+                _run_script(conn, _SCHEMA_V2)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -306,6 +342,13 @@ class _Db:
                 self.flush()
             finally:
                 self.conn.close()
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements one by one (``executescript`` would commit the transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 _REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at"
@@ -793,6 +836,107 @@ class SqliteDedupeStore:
             )
 
 
+_OUTBOX_COLS: Final = (
+    "seq, account_id, conversation_id, kind, state, created_at, dm, text, mention_ids, "
+    "file_name, file_kind, file_mime, file_duration, file_data, file_path, file_url, turn"
+)
+
+
+def _outbox_item(row: Any) -> OutboxItem:
+    file = None
+    if row[9] is not None:
+        file = OutboundFile(
+            name=row[9],
+            kind=row[10],
+            mime=row[11],
+            duration_s=row[12],
+            data=bytes(row[13]) if row[13] is not None else None,
+            path=Path(row[14]) if row[14] is not None else None,
+            url=row[15],
+        )
+    return OutboxItem(
+        id=row[0],
+        account_id=row[1],
+        conversation_id=row[2],
+        kind=row[3],
+        state=row[4],
+        created_at=row[5],
+        dm=bool(row[6]),
+        text=row[7],
+        mention_ids=tuple(json.loads(row[8])),
+        file=file,
+        turn=row[16],
+    )
+
+
+class SqliteOutboxStore:
+    """:class:`~wechat_sdk.stores.base.OutboxStore` over the shared database.
+
+    Every write is a plain immediate transaction (committed, with an fsync, before the
+    call returns), never part of the hot path's group commit.
+    """
+
+    def __init__(self, db: _Db, channel: str = CHANNEL) -> None:
+        self._db = db
+        self.channel = channel
+
+    def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.add` (one transaction)."""
+        added = []
+        with self._db.write() as conn:
+            for item in items:
+                f = item.file
+                cur = conn.execute(
+                    f"INSERT INTO outbox (channel, {_OUTBOX_COLS.removeprefix('seq, ')}) "
+                    "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        self.channel,
+                        item.account_id,
+                        item.conversation_id,
+                        item.kind,
+                        item.created_at,
+                        int(item.dm),
+                        item.text,
+                        json.dumps(list(item.mention_ids)),
+                        f.name if f else None,
+                        f.kind if f else None,
+                        f.mime if f else None,
+                        f.duration_s if f else None,
+                        f.data if f else None,
+                        str(f.path) if f and f.path is not None else None,
+                        f.url if f else None,
+                        item.turn,
+                    ),
+                )
+                assert cur.lastrowid is not None
+                added.append(dataclasses.replace(item, id=cur.lastrowid, state="pending"))
+        return added
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.items`."""
+        rows = self._db.read(
+            f"SELECT {_OUTBOX_COLS} FROM outbox WHERE channel = ? AND account_id = ? ORDER BY seq",
+            (self.channel, account_id),
+        )
+        return [_outbox_item(r) for r in rows]
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        """See :meth:`OutboxStore.set_state`."""
+        with self._db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = ? WHERE channel = ? AND seq = ?",
+                (state, self.channel, item_id),
+            )
+
+    def delete(self, item_id: int) -> bool:
+        """See :meth:`OutboxStore.delete`."""
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM outbox WHERE channel = ? AND seq = ?", (self.channel, item_id)
+            )
+            return cur.rowcount > 0
+
+
 class SqliteStore:
     """The SQLite :class:`~wechat_sdk.stores.base.Store` bundle: one file, one connection.
 
@@ -830,6 +974,7 @@ class SqliteStore:
         self.pairing = SqlitePairingStore(self._db, channel)
         self.history = SqliteHistoryStore(self._db, max_conversations, channel)
         self.dedupe = SqliteDedupeStore(self._db, dedupe_max_entries, channel)
+        self.outbox = SqliteOutboxStore(self._db, channel)
 
     @classmethod
     def in_state_dir(
@@ -884,7 +1029,7 @@ class SqliteStore:
             self._db.flush_marks(upto)
 
     def close(self) -> None:
-        """Commit what is grouped, close the connection (idempotent)."""
+        """Commit what is queued, close the connection (idempotent)."""
         if not self._closed:
             self._closed = True
             self._db.close()

@@ -1,0 +1,536 @@
+"""A stop whose grace period runs out keeps the unfinished work in the store's outbox, and
+the next gateway on the same state directory finishes it: the rest of a cut reply goes out
+once, in order, before anything new to that conversation; a turn cut before its agent
+answered is asked again; nothing is ever sent twice. Virtual time throughout; each
+"process" is a new Gateway (and a new SQLite store) on the same state directory, talking
+to the same simulated WeChat."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.world import SimulatedWeChat
+from wechat_sdk.agent import Agent, AgentTurn, Reply
+from wechat_sdk.config import parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.gateway.outbox import OUTBOX_MAX_AGE_S, turn_from_json, turn_to_json
+from wechat_sdk.outbound.chunking import chunk_text
+from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
+
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
+PACED: dict[str, Any] = {
+    "textChunkLimit": 100,
+    "pacing": {"perSecond": 1, "burst": 5, "chunkGapMs": 1000, "jitterMs": 0},
+}
+LONG = " ".join(f"Sentence {i} of a long answer, sent in chunks." for i in range(1, 41))
+CHUNKS = chunk_text(LONG, 100)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+class Bot:
+    """An agent that answers "long" with LONG, "slow" after a minute, anything else with
+    an echo; it notes every turn it is asked about."""
+
+    def __init__(self, world: SimulatedWeChat, reply: Reply | None = None) -> None:
+        self.world = world
+        self.reply = reply
+        self.asked: list[AgentTurn] = []
+
+    async def __call__(self, turn: AgentTurn) -> str | Reply:
+        self.asked.append(turn)
+        if turn.text == "long":
+            return self.reply or LONG
+        if turn.text == "slow":
+            await self.world.clock.sleep(60)
+            return "thought it over"
+        return f"echo {turn.text}"
+
+    def texts(self) -> list[str]:
+        return [t.text for t in self.asked]
+
+
+def make_gateway(
+    world: SimulatedWeChat, state: Path, agent: Agent, *, store: Any = None, **keys: Any
+) -> Gateway:
+    config = parse_config(json.dumps({"channels": {"wechat": {**OPEN, **PACED, **keys}}}))
+    return Gateway(
+        config,
+        agent=agent,
+        puppet_factory=world.puppet_factory,
+        state_dir=state,
+        clock=world.clock,
+        rng=world.rng_for("gateway"),
+        show_terminal_qr=False,
+        store=store,
+    )
+
+
+def new_world() -> SimulatedWeChat:
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    return world
+
+
+def outbox_rows(state: Path) -> list[OutboxItem]:
+    with SqliteStore.in_state_dir(state) as store:
+        return store.outbox.items("default")
+
+
+def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records]
+
+
+async def first_run_cut_mid_reply(
+    world: SimulatedWeChat, state: Path, agent: Agent, *, after_s: float = 3, **keys: Any
+) -> list[str]:
+    """A gateway answers "long" and is stopped (grace 2 s) ``after_s`` into the reply;
+    returns what went out."""
+    gw = make_gateway(world, state, agent, **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(after_s)
+    await world.drive(gw.close(grace_s=2))
+    return world.texts(to="wxid_alice")
+
+
+async def test_the_rest_of_a_cut_reply_goes_out_once_in_order_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    cut = await first_run_cut_mid_reply(world, state, bot)
+    assert 2 <= len(cut) < len(CHUNKS) - 5
+    assert cut == CHUNKS[: len(cut)]
+    kept = outbox_rows(state)
+    assert [i.text for i in kept] == CHUNKS[len(cut) :]
+    assert all(i.kind == "text" and i.state == "pending" and i.dm for i in kept)
+    assert any(
+        f"({len(cut)} message(s) sent, {len(kept)} kept in the store: they go out after a "
+        "restart)" in m
+        for m in logged(caplog)
+    )
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == CHUNKS  # the rest, once, in order
+        assert bot.texts() == ["long"]  # the message itself is not answered again
+        assert outbox_rows(state) == []
+        # the rest is paced like any reply: the minimum gap between its chunks holds
+        times = [e.t for e in world.sent(to="wxid_alice")[len(cut) :]]
+        assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(times))
+
+        # DM history: the part sent before the stop and the rest, after the user turn
+        await world.say("wxid_alice", "thanks")
+        history = [(h.role, h.text) for h in bot.asked[-1].history]
+        assert history == [
+            ("user", "long"),
+            ("assistant", "\n\n".join(cut)),
+            ("assistant", "\n\n".join(CHUNKS[len(cut) :])),
+        ]
+    finally:
+        await second.close()
+
+
+async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> None:
+    world, state = new_world(), tmp_path / "state"
+    files = [
+        OutboundFile(name="chart.png", kind="image", data=PNG, mime="image/png"),
+        OutboundFile(name="note.txt", kind="file", data="日本語".encode()),
+    ]
+    bot = Bot(world, Reply(text=LONG, files=files))
+    cut = await first_run_cut_mid_reply(world, state, bot)
+    assert [i.kind for i in outbox_rows(state)][-2:] == ["file", "file"]
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        sent = world.sent(to="wxid_alice")
+        assert [e.text for e in sent[: len(CHUNKS)]] == CHUNKS
+        assert len(cut) < len(CHUNKS)
+        media = [e.media for e in sent[len(CHUNKS) :]]
+        assert [(m or {}).get("name") for m in media] == ["chart.png", "note.txt"]
+        assert [(m or {}).get("size") for m in media] == [len(PNG), len("日本語".encode())]
+    finally:
+        await second.close()
+
+
+async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    gw = make_gateway(world, state, bot)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "hello")  # some DM history first
+    await world.say("wxid_alice", "slow", settle=False)
+    await world.clock.advance(1)  # the agent thinks for a minute
+    await world.drive(gw.close(grace_s=2))
+    assert world.texts(to="wxid_alice") == ["echo hello"]
+    (kept,) = outbox_rows(state)
+    assert kept.kind == "turn" and kept.dm
+    assert any("1 turn kept in the store, the agent is asked again" in m for m in logged(caplog))
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == ["echo hello", "thought it over"]
+        first, again = bot.asked[1], bot.asked[2]
+        assert again.text == "slow" and again.message_id == first.message_id
+        assert again.history == first.history  # what the agent was given the first time
+        assert again.sender_name == first.sender_name
+        assert outbox_rows(state) == []
+        await world.say("wxid_alice", "and now?")
+        assert [(h.role, h.text) for h in bot.asked[-1].history] == [
+            ("user", "hello"),
+            ("assistant", "echo hello"),
+            ("user", "slow"),
+            ("assistant", "thought it over"),
+        ]
+        assert bot.texts().count("slow") == 2
+    finally:
+        await second.close()
+
+
+async def test_a_turn_waiting_behind_a_cut_reply_is_kept_and_answered_after_its_rest(
+    tmp_path: Path,
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    gw = make_gateway(world, state, bot)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)
+    await world.say("wxid_alice", "and then?", settle=False)  # waits for the long reply
+    await world.clock.advance(2)
+    await world.drive(gw.close(grace_s=2))
+    rows = outbox_rows(state)
+    assert [i.kind for i in rows].count("turn") == 1  # "and then?", not answered yet
+    assert [i.text for i in rows if i.kind == "text"] == CHUNKS[len(world.texts()) :]
+    assert bot.texts() == ["long"]
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == [*CHUNKS, "echo and then?"]
+        assert bot.texts() == ["long", "and then?"]
+    finally:
+        await second.close()
+
+
+async def test_kept_messages_go_before_a_new_reply_to_the_same_conversation(
+    tmp_path: Path,
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    cut = await first_run_cut_mid_reply(world, state, bot)
+    # while no gateway runs, alice writes again: WeChat hands one message over with the
+    # history it replays at login (before the account is ready), one after
+    world.add_past_message("wxid_alice", "are you there?", age_s=0)
+    await world.say("wxid_alice", "hello?", settle=False)
+    await world.say("wxid_bob", "hi", settle=False)
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == [*CHUNKS, "echo are you there?", "echo hello?"]
+        assert len(cut) < len(CHUNKS)
+        # another conversation is not held up by alice's kept messages
+        bob = world.sent(to="wxid_bob")[0].t
+        rest_done = world.sent(to="wxid_alice")[len(CHUNKS) - 1].t
+        assert bob < rest_done
+    finally:
+        await second.close()
+
+
+async def test_a_stop_during_the_resend_keeps_what_is_still_left(tmp_path: Path) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    cut = await first_run_cut_mid_reply(world, state, bot)
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.clock.advance(4)  # a few kept chunks out, then stopped again
+    await world.drive(second.close(grace_s=1))
+    middle = world.texts(to="wxid_alice")
+    assert len(cut) < len(middle) < len(CHUNKS)
+    assert middle == CHUNKS[: len(middle)]
+    assert [i.text for i in outbox_rows(state)] == CHUNKS[len(middle) :]
+    assert all(i.state == "pending" for i in outbox_rows(state))
+
+    third = make_gateway(world, state, bot)
+    await third.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == CHUNKS
+    finally:
+        await third.close()
+
+
+async def test_an_item_left_sending_by_a_crash_is_dropped_not_sent_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    now = world.clock.now()
+    with SqliteStore.in_state_dir(state) as store:
+        maybe, _ = store.outbox.add(
+            [
+                OutboxItem("default", "wxid_alice", "text", now, text="part one", dm=True),
+                OutboxItem("default", "wxid_alice", "text", now, text="part two", dm=True),
+            ]
+        )
+        # the process died while "part one" was with the puppet: it may have gone out
+        store.outbox.set_state(maybe.id, "sending")
+
+    gw = make_gateway(world, state, Bot(world))
+    await gw.start()
+    await world.login()
+    try:
+        assert world.texts(to="wxid_alice") == ["part two"]
+        assert outbox_rows(state) == []
+        assert any(
+            "was being sent when the last gateway ended: dropped" in m for m in logged(caplog)
+        )
+    finally:
+        await gw.close()
+
+
+async def test_kept_work_older_than_a_day_is_dropped_not_sent_late(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    now = world.clock.now()
+    turn = AgentTurn("default", "direct", "wxid_alice", "Alice", "slow", message_id="m-old")
+    with SqliteStore.in_state_dir(state) as store:
+        store.outbox.add(
+            [
+                OutboxItem(
+                    "default", "wxid_alice", "text", now - OUTBOX_MAX_AGE_S - 60, text="old"
+                ),
+                OutboxItem(
+                    "default",
+                    "wxid_bob",
+                    "turn",
+                    now - OUTBOX_MAX_AGE_S - 60,
+                    turn=turn_to_json(turn),
+                ),
+                OutboxItem("default", "wxid_alice", "text", now - 3600, text="recent"),
+            ]
+        )
+    bot = Bot(world)
+    gw = make_gateway(world, state, bot)
+    await gw.start()
+    await world.login()
+    try:
+        assert world.texts(to="wxid_alice") == ["recent"]
+        assert world.texts(to="wxid_bob") == []
+        assert bot.asked == []
+        assert outbox_rows(state) == []
+        assert sum("old (more than 24 h): dropped, not sent late" in m for m in logged(caplog)) == 2
+    finally:
+        await gw.close()
+
+
+async def test_kept_work_waits_for_the_login_and_a_stop_before_it_costs_no_grace(
+    tmp_path: Path,
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    await first_run_cut_mid_reply(world, state, bot)
+    kept = outbox_rows(state)
+    world.accounts["default"].session = False  # logged out meanwhile: a scan is needed
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    assert second.status()[0].state == "waiting_for_scan"
+    await asyncio.wait_for(second.wait_idle(), 1)  # kept work is not "in flight" yet
+    before = world.clock.now()
+    await world.drive(second.close(grace_s=30))
+    assert world.clock.now() - before < 1  # nothing to wait for
+    assert outbox_rows(state) == kept  # still kept, untouched
+
+
+async def test_a_cut_stream_keeps_what_the_agent_had_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    world, state = new_world(), tmp_path / "state"
+    pieces = [f"Piece {i} of a streamed answer. " for i in range(1, 9)]
+
+    async def streaming(turn: AgentTurn) -> AsyncIterator[str]:
+        for i, piece in enumerate(pieces):
+            if i == 6:
+                await world.clock.sleep(600)  # the agent stalls: cut here
+            yield piece
+            await world.clock.sleep(0.1)
+
+    keys: dict[str, Any] = {"draftChunk": {"minChars": 50, "maxChars": 80, "idleMs": 100_000}}
+    gw = make_gateway(world, state, streaming, **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "stream", settle=False)
+    await world.clock.advance(5)
+    await world.drive(gw.close(grace_s=2))
+    before = world.texts(to="wxid_alice")
+    kept = [i.text or "" for i in outbox_rows(state)]
+    said = "".join(pieces[:6]).strip()
+    assert before and kept
+    assert " ".join([*before, *kept]) == said
+    assert any("the reply stream to wxid_alice was cut" in m for m in logged(caplog))
+
+    second = make_gateway(world, state, streaming, **keys)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert " ".join(world.texts(to="wxid_alice")) == said  # the rest of what it said
+    finally:
+        await second.close()
+
+
+async def test_a_stream_cut_before_it_said_anything_is_asked_again(tmp_path: Path) -> None:
+    world, state = new_world(), tmp_path / "state"
+    calls: list[str] = []
+
+    async def streaming(turn: AgentTurn) -> AsyncIterator[str]:
+        calls.append(turn.text)
+        if len(calls) == 1:
+            await world.clock.sleep(600)  # thinking, not a word yet
+        yield "Here it is."
+
+    keys: dict[str, Any] = {"draftChunk": {"minChars": 5, "maxChars": 80}}
+    gw = make_gateway(world, state, streaming, **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "stream", settle=False)
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=2))
+    assert [i.kind for i in outbox_rows(state)] == ["turn"]
+
+    second = make_gateway(world, state, streaming, **keys)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == ["Here it is."]
+        assert calls == ["stream", "stream"]
+    finally:
+        await second.close()
+
+
+async def test_group_replies_keep_their_mention_on_the_kept_first_chunk(tmp_path: Path) -> None:
+    world, state = new_world(), tmp_path / "state"
+    world.add_room("r1@chatroom", "Family", ["wxid_alice"])
+
+    async def agent(turn: AgentTurn) -> Reply | str:
+        if turn.room_id is None:
+            return f"echo {turn.text}"
+        return Reply(text=LONG, mention_ids=[turn.sender_id])
+
+    gw = make_gateway(world, state, agent, pacing={"perSecond": 0.1, "burst": 1, "jitterMs": 0})
+    await gw.start()
+    await world.login()
+    await world.say("wxid_bob", "hi")  # takes the only token: the next send waits 10 s
+    await world.say("wxid_alice", "long", room="r1@chatroom", mention=True, settle=False)
+    await world.clock.advance(0.5)  # the first chunk waits for its pacing turn
+    await world.drive(gw.close(grace_s=1))
+    assert world.sent(room="r1@chatroom") == []
+    first, *others = outbox_rows(state)
+    assert first.mention_ids == ("wxid_alice",) and not first.dm
+    assert all(o.mention_ids == () for o in others)
+
+    second = make_gateway(world, state, agent)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(room="r1@chatroom") == CHUNKS
+        first_out, second_out = world.sent(room="r1@chatroom")[:2]
+        assert world.message_payload(first_out.message_id).mention_ids == ("wxid_alice",)
+        assert world.message_payload(second_out.message_id).mention_ids == ()
+    finally:
+        await second.close()
+
+
+async def test_without_an_outbox_the_rest_is_dropped_with_a_log_as_before(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class OwnStore:  # a user's store with only the required parts
+        def __init__(self) -> None:
+            inner = MemoryStore()
+            self.pairing, self.history, self.dedupe = inner.pairing, inner.history, inner.dedupe
+
+        def close(self) -> None:
+            pass
+
+    world, store = new_world(), OwnStore()
+    bot = Bot(world)
+    gw = make_gateway(world, tmp_path / "state", bot, store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(3)
+    await world.drive(gw.stop(grace_s=2))
+    cut = world.texts(to="wxid_alice")
+    assert any("the rest is dropped, not sent again after a restart" in m for m in logged(caplog))
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == cut
+    finally:
+        await gw.stop()
+
+
+def test_a_turn_round_trips_through_json_with_its_media_and_history(tmp_path: Path) -> None:
+    from wechat_sdk.agent import HistoryEntry, MediaItem, ToolRegistry
+
+    tools = ToolRegistry()
+    tools.register("weather", lambda: "sunny")
+    tools.register("search", lambda: "results")
+    turn = AgentTurn(
+        account_id="work",
+        chat_type="group",
+        sender_id="wxid_alice",
+        sender_name="Alice 爱丽丝",
+        text="what is this?",
+        message_id="msg-1",
+        room_id="r1@chatroom",
+        room_topic="Family",
+        raw_text="@Bot\u2005what is this?",
+        mentioned=True,
+        timestamp=1_700_000_000.5,
+        media=(
+            MediaItem("image", tmp_path / "a.png", "image/png", 1234, "a.png"),
+            MediaItem("file", None, None, 10**9, "big.zip", note="file too large"),
+        ),
+        history=(HistoryEntry("user", "wxid_bob", "Bob", "hi", 1_699_999_999.0, "msg-0"),),
+        tools=tools.allowed(["weather"], where="group r1@chatroom"),
+    )
+    back = turn_from_json(turn_to_json(turn), tools)
+    assert back.tools.names == ["weather"]
+    assert {**vars_of(back), "tools": None} == {**vars_of(turn), "tools": None}
+    with pytest.raises(ValueError, match="not a kept turn"):
+        turn_from_json('{"format": 1}', tools)
+
+
+def vars_of(turn: AgentTurn) -> dict[str, Any]:
+    return {name: getattr(turn, name) for name in turn.__slots__}
+
+
+@pytest.fixture(autouse=True)
+def _log_everything(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
