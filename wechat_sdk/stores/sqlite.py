@@ -166,6 +166,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     turn            TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_account ON outbox (channel, account_id, seq);
+-- history and dedupe are read once per account (then kept in memory): indexes that only
+-- served per-message queries cost every write and serve nothing now
+DROP INDEX IF EXISTS dedupe_age;
+DROP INDEX IF EXISTS dedupe_order;
+DROP INDEX IF EXISTS history_conversations_lru;
 """
 
 
@@ -527,43 +532,34 @@ class SqlitePairingStore:
 _NUMBER: Final = (int, float)
 
 
-def _check_entry(entry: HistoryEntry) -> tuple[str, str, str, str, float, str]:
-    """The entry's columns, refused at once when one could not be stored."""
-    row = (
-        entry.role,
-        entry.sender_id,
-        entry.sender_name,
-        entry.text,
-        entry.timestamp,
-        entry.message_id,
-    )
-    if (
-        not isinstance(row[0], str)
-        or not isinstance(row[1], str)
-        or not isinstance(row[2], str)
-        or not isinstance(row[3], str)
-        or not isinstance(row[5], str)
-        or not isinstance(row[4], _NUMBER)
+def _check_entry(entry: HistoryEntry) -> None:
+    """Refuse at once an entry whose columns could not be stored (it is written later)."""
+    if not (
+        isinstance(entry.role, str)
+        and isinstance(entry.sender_id, str)
+        and isinstance(entry.sender_name, str)
+        and isinstance(entry.text, str)
+        and isinstance(entry.message_id, str)
+        and isinstance(entry.timestamp, _NUMBER)
     ):
         raise TypeError(
             f"history entry {entry!r}: role, sender_id, sender_name, text and message_id "
             "must be str and timestamp a number"
         )
-    return row
 
 
 class _Conversation:
     """One conversation's entries as in the file (plus what is queued)."""
 
-    __slots__ = ("entries", "loaded")
+    __slots__ = ("entries", "in_file", "loaded")
 
     def __init__(self, entries: list[HistoryEntry] | None = None) -> None:
         self.entries: list[HistoryEntry] = entries if entries is not None else []
         #: entries read from the file (a conversation known only by its key: not yet)
         self.loaded = entries is not None
-
-
-_Row = tuple[str, str, str, str, float, str]
+        #: the file may hold rows of it (False: new since the last batch was taken, so
+        #: forgetting it needs no DELETE)
+        self.in_file = entries is None
 
 
 class _HistoryBatch:
@@ -575,7 +571,7 @@ class _HistoryBatch:
 
     def __init__(self) -> None:
         self.forget: dict[tuple[str, str], None] = {}
-        self.insert: dict[tuple[str, str], list[_Row]] = {}
+        self.insert: dict[tuple[str, str], list[HistoryEntry]] = {}
         self.trim: dict[tuple[str, str], int] = {}
         self.used: dict[tuple[str, str], int] = {}
 
@@ -638,7 +634,7 @@ class SqliteHistoryStore:
         if limit <= 0:
             self.clear(account_id, key)
             return
-        row = _check_entry(entry)
+        _check_entry(entry)
         if self._tick is None:
             self._tick = int(
                 self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
@@ -662,25 +658,26 @@ class SqliteHistoryStore:
         q = self._q
         queued = q.insert.get(ck)
         if queued is None:
-            q.insert[ck] = [row]
+            q.insert[ck] = [entry]
         else:
-            queued.append(row)
+            queued.append(entry)
             if len(queued) > len(conv.entries):
                 del queued[: len(queued) - len(conv.entries)]  # never written at all
         if extra > 0:
             q.trim[ck] = len(conv.entries)
         q.used[ck] = self._tick
         while len(convs) > self.max_conversations:
-            self._queue_forget(account_id, convs.popitem(last=False)[0])
+            self._queue_forget(account_id, *convs.popitem(last=False))
         self._db.queued()
 
-    def _queue_forget(self, account_id: str, key: str) -> None:
+    def _queue_forget(self, account_id: str, key: str, conv: _Conversation) -> None:
         ck = (account_id, key)
         q = self._q
         q.insert.pop(ck, None)
         q.trim.pop(ck, None)
         q.used.pop(ck, None)
-        q.forget[ck] = None
+        if conv.in_file:  # (a forget queued earlier for the same key stays queued)
+            q.forget[ck] = None
 
     def get(self, account_id: str, key: str) -> list[HistoryEntry]:
         """See :meth:`HistoryStore.get`."""
@@ -689,8 +686,9 @@ class SqliteHistoryStore:
 
     def clear(self, account_id: str, key: str) -> None:
         """See :meth:`HistoryStore.clear`."""
-        if self._account(account_id).pop(key, None) is not None:
-            self._queue_forget(account_id, key)
+        conv = self._account(account_id).pop(key, None)
+        if conv is not None:
+            self._queue_forget(account_id, key, conv)
             self._db.queued()
 
     # ------------------------------------------------------------ write-behind
@@ -700,6 +698,11 @@ class SqliteHistoryStore:
         if not (q.forget or q.insert or q.used):
             return None
         self._q = _HistoryBatch()
+        # on their way to the file (a failed commit writes them before any later batch)
+        for account_id, key in q.used:
+            conv = self._accounts[account_id].get(key)
+            if conv is not None:
+                conv.in_file = True
         return q
 
     def write(self, conn: sqlite3.Connection, batch: _HistoryBatch) -> None:
@@ -719,7 +722,21 @@ class SqliteHistoryStore:
             conn.executemany(
                 "INSERT INTO history_entries (channel, account_id, conv_key, role, sender_id, "
                 "sender_name, text, timestamp, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(ch, a, k, *row) for (a, k), rows in batch.insert.items() for row in rows],
+                [
+                    (
+                        ch,
+                        a,
+                        k,
+                        e.role,
+                        e.sender_id,
+                        e.sender_name,
+                        e.text,
+                        e.timestamp,
+                        e.message_id,
+                    )  # noqa: E501
+                    for (a, k), entries in batch.insert.items()
+                    for e in entries
+                ],
             )
         if batch.trim:
             # keep the newest n rows (n: what memory holds, at most the limit)
