@@ -102,6 +102,28 @@ async def test_plain_send() -> None:
     assert sender.stats.last_outbound == START
 
 
+async def test_before_send_gets_the_answered_marks_position_and_is_awaited_first() -> None:
+    from wechat_sdk.outbound.delivery import REPLY_TO_MARK
+
+    clock, puppet, sender, _ = make()
+    seen: list[tuple[int | None, int]] = []
+
+    async def durable(upto: int | None) -> None:
+        await asyncio.sleep(0)  # e.g. an fsync in a thread
+        seen.append((upto, len(puppet.delivered)))
+
+    sender.before_send = durable
+    token = REPLY_TO_MARK.set(7)
+    try:
+        await drive(clock, sender.send_text("wxid_a", "hello"))
+    finally:
+        REPLY_TO_MARK.reset(token)
+    await drive(clock, sender.send_text("wxid_a", "proactive"))
+    # awaited before each send (nothing delivered yet), with the position when known
+    assert seen == [(7, 0), (None, 1)]
+    assert puppet.delivered == [("wxid_a", "text:hello"), ("wxid_a", "text:proactive")]
+
+
 async def test_transient_errors_are_retried_with_doubling_backoff() -> None:
     clock, puppet, sender, _ = make()
     puppet.failures = [transient(), transient(), transient()]

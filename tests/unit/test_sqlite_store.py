@@ -70,9 +70,10 @@ def test_existing_loose_modes_are_tightened(db_path: Path) -> None:
     assert mode(db_path) == 0o600
 
 
-def test_wal_full_sync_and_schema_version(db_path: Path) -> None:
+def test_wal_normal_sync_and_schema_version(db_path: Path) -> None:
     with SqliteStore(db_path) as s:
-        assert s._db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        # NORMAL: commits do not fsync; the store fsyncs the WAL itself (tests below)
+        assert s._db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
         assert s._db.conn.isolation_level is None  # autocommit: no lingering read txn
     raw = sqlite3.connect(db_path)
     try:
@@ -298,6 +299,89 @@ async def test_flush_marks_upto_a_position_commits_only_when_that_mark_is_not_du
         s.flush_marks()  # no position known: every queued mark
         assert committed_marks(db_path) == {"m1", "m2", "m3", "m4"}
         assert len(commits) == 3
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every fsync the store makes: (the file's name, the calling thread)."""
+    import threading
+
+    calls: list[tuple[str, int]] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.get_ident()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_a_pairing_write_is_fsynced_before_the_call_returns(
+    db_path: Path, fsyncs: list[tuple[str, int]]
+) -> None:
+    with SqliteStore(db_path) as s:
+        fsyncs.clear()
+        s.pairing.add_approved("default", "wxid_a", T0)
+        assert [name for name, _ in fsyncs] == [f"{db_path}-wal"]
+
+
+async def test_flush_marks_commits_and_fsyncs_in_this_thread(
+    db_path: Path, fsyncs: list[tuple[str, int]]
+) -> None:
+    import threading
+
+    with SqliteStore(db_path) as s:
+        fsyncs.clear()
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        s.flush_marks(s.mark_position())
+        assert committed_marks(db_path) == {"m1"}
+        assert fsyncs == [(f"{db_path}-wal", threading.get_ident())]
+        s.flush_marks(s.mark_position())  # durable already: no second fsync
+        assert len(fsyncs) == 1
+
+
+async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+    import time
+
+    calls: list[int] = []
+    real = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(threading.get_ident())
+        time.sleep(0.2)  # a slow disk
+        real(fd)
+
+    with SqliteStore(db_path) as s:
+        monkeypatch.setattr(os, "fsync", slow_fsync)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        s.dedupe.check_and_add("default", "m2", T0, 3600)
+        ticks = 0
+
+        async def meanwhile() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        other = asyncio.ensure_future(meanwhile())
+        # three senders at once: one commit, one fsync, all wait for it
+        await asyncio.gather(*(s.sync_marks(s.mark_position()) for _ in range(3)))
+        other.cancel()
+        assert committed_marks(db_path) == {"m1", "m2"}
+        assert len(calls) == 1
+        assert calls[0] != threading.get_ident()  # not on the event loop's thread
+        assert ticks >= 5  # the loop ran on during the 0.2 s fsync
+        await s.sync_marks(s.mark_position())  # durable already: returns at once
+        assert len(calls) == 1
+        s.dedupe.check_and_add("default", "m3", T0, 3600)
+        await s.sync_marks()
+        assert len(calls) == 2
+        assert committed_marks(db_path) == {"m1", "m2", "m3"}
 
 
 def test_a_negative_commit_delay_is_refused(db_path: Path) -> None:

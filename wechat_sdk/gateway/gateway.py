@@ -115,8 +115,13 @@ class Gateway:
         )
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
-        # a store queuing its writes (SQLite) commits the dedupe marks before each send
-        sender.before_send = getattr(self.store, "flush_marks", None)
+        # a store queuing its writes (SQLite) makes the dedupe marks durable before each
+        # send: off the loop's thread (sync_marks), except on a virtual clock, which
+        # cannot see a thread's work (the world would move on while a send waits)
+        durable = getattr(self.store, "sync_marks", None)
+        if durable is None or isinstance(self.clock, VirtualClock):
+            durable = getattr(self.store, "flush_marks", None)
+        sender.before_send = durable
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit

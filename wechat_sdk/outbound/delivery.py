@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -125,10 +125,11 @@ class Sender:
         #: called with the error text of every message given up on, when it happens (the
         #: account runner keeps its ``last_error`` in the order errors really occurred)
         self.on_failure: Callable[[str], None] | None = None
-        #: called right before each message is handed to the puppet, with the value of
-        #: :data:`REPLY_TO_MARK` (the gateway makes the store commit the dedupe marks up to
-        #: there: nothing goes out for a message before its mark is durable)
-        self.before_send: Callable[[int | None], None] | None = None
+        #: called (and awaited, if it returns an awaitable) right before each message is
+        #: handed to the puppet, with the value of :data:`REPLY_TO_MARK`: the gateway makes
+        #: the store commit and fsync the dedupe marks up to there, so nothing goes out for
+        #: a message before its mark is durable
+        self.before_send: Callable[[int | None], Awaitable[None] | None] | None = None
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -152,7 +153,9 @@ class Sender:
             started = self.clock.now()
             retry_after: float | None = None
             if self.before_send is not None:
-                self.before_send(REPLY_TO_MARK.get())
+                durable = self.before_send(REPLY_TO_MARK.get())
+                if durable is not None:
+                    await durable
             try:
                 if file is not None:
                     call = self.puppet.send_file(conversation_id, file)

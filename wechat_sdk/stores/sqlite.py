@@ -5,8 +5,12 @@ Design:
 - One database file (``<stateDir>/wechat-sdk.sqlite3`` by default); its directory is
   made (or tightened to) mode 0700 and the file 0600. SQLite gives its ``-wal`` and
   ``-shm`` files the database file's mode.
-- WAL journal, ``synchronous=FULL``: a committed transaction survives a crash or a
-  kill; an uncommitted one leaves no trace.
+- WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing
+  write is fsync'd before the call returns (as with ``FULL``); a dedupe mark before any
+  reply to its message goes out (:meth:`SqliteStore.sync_marks` runs that fsync in a
+  thread, so the event loop never waits for the disk). A committed transaction survives
+  a crash or a kill at once, and a power loss once fsync'd; an uncommitted one leaves
+  no trace.
 - Autocommit connection (``isolation_level=None``): reads never hold a transaction
   open, so they see what another process committed at once. Every pairing write is one
   short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
@@ -14,18 +18,19 @@ Design:
   account's rows in memory (loaded from the file on first use) and answer reads from
   there; their writes are queued and written together, a few ``executemany`` statements
   in one transaction. A message costs no SQL statement of its own.
-- When queued writes are committed: before every send to WeChat, the gateway calls
-  :meth:`SqliteStore.flush_marks`: a message's dedupe mark is committed (fsync'd) before
-  anything goes out for it, so a message is never answered twice after a crash or a
-  power loss. Otherwise within ``commit_delay_s`` (:data:`COMMIT_DELAY_S` by default;
-  ``0``: at the next turn of the event loop, which the gateway uses on a virtual clock),
-  before any pairing write, by :meth:`SqliteStore.flush`, and on close. What a crash can
-  lose is only history not committed yet (at most the last ``commit_delay_s``): the
-  database stays consistent. A failed commit is rolled back and its writes stay queued
-  for the next one. Without a running event loop (the CLI, scripts) every write commits
-  at once. Commits run in the caller's thread: a commit in a writer thread was measured
-  and was slower, since each row of an ``executemany`` takes the GIL back from a busy
-  event loop.
+- When queued writes are committed: before every send to WeChat, the gateway awaits
+  :meth:`SqliteStore.sync_marks` (:meth:`SqliteStore.flush_marks` on a virtual clock): a
+  message's dedupe mark is committed and fsync'd before anything goes out for it, so a
+  message is never answered twice after a crash or a power loss. Otherwise within
+  ``commit_delay_s`` (:data:`COMMIT_DELAY_S` by default; ``0``: at the next turn of the
+  event loop, which the gateway uses on a virtual clock), before any pairing write, by
+  :meth:`SqliteStore.flush`, and on close. What a crash can lose is only history not
+  committed yet (at most the last ``commit_delay_s``; after a power loss, since the last
+  fsync): the database stays consistent. A failed commit is rolled back and its writes
+  stay queued for the next one. Without a running event loop (the CLI, scripts) every
+  write commits at once. Commits run in the caller's thread (a commit in a writer thread
+  was measured and was slower: each row of an ``executemany`` takes the GIL back from a
+  busy event loop); only the fsync, one system call, runs in a thread.
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
 - The outbox (schema version 2) is written outside the queue: every outbox write is its
@@ -224,10 +229,18 @@ class _Db:
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
-            self.conn.execute("PRAGMA synchronous = FULL")
+            # commits append to the WAL without an fsync; durability comes from our own
+            # fsync of the WAL (sync()), at once for pairing writes, before a send for
+            # the dedupe marks (sync_marks: off the event loop's thread)
+            self.conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             self.conn.close()
             raise
+        self._wal_fd: int | None = None
+        #: dedupe marks covered by a completed fsync of the WAL
+        self.marks_durable = 0
+        #: the fsync running in a thread, and the marks it covers
+        self._syncing: asyncio.Future[None] | None = None
         #: seconds queued writes wait for a commit while an event loop runs (0: next turn)
         self.commit_delay_s = COMMIT_DELAY_S
         self._writers: list[_Writer] = []
@@ -256,6 +269,7 @@ class _Db:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+            self.sync()  # durable when the call returns, as with synchronous=FULL
 
     def queued(self) -> None:
         """A store queued a write: commit it at once without a running event loop (the
@@ -315,11 +329,52 @@ class _Db:
                     raise
             self.marks_committed = marks
 
+    def _wal(self) -> int | None:
+        """A descriptor of the WAL file (SQLite keeps it while a connection is open)."""
+        if self._wal_fd is None:
+            try:
+                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+        return self._wal_fd
+
+    def sync(self) -> None:
+        """fsync the WAL: every committed transaction is on disk (blocking)."""
+        with self.lock:
+            marks = self.marks_committed
+            fd = self._wal()
+        if fd is not None:
+            os.fsync(fd)
+        self.marks_durable = max(self.marks_durable, marks)
+
     def flush_marks(self, upto: int | None = None) -> None:
-        """:meth:`flush` if one of the first ``upto`` dedupe marks (None: any mark) is not
-        committed yet (cheap otherwise)."""
-        if self.marks_committed < (self.marks_queued if upto is None else upto):
+        """Make the first ``upto`` dedupe marks (None: every one queued) durable, blocking:
+        commit and fsync if one of them is not yet (cheap otherwise)."""
+        if self.marks_durable < (self.marks_queued if upto is None else upto):
             self.flush()
+            self.sync()
+
+    async def sync_marks(self, upto: int | None = None) -> None:
+        """:meth:`flush_marks` without blocking the event loop on the disk: the commit
+        (no fsync) runs here, the fsync in a thread; callers waiting at once share one."""
+        wanted = self.marks_queued if upto is None else upto
+        while self.marks_durable < wanted:
+            if self.marks_committed < wanted:
+                self.flush()
+            syncing = self._syncing
+            if syncing is None:
+                syncing = self._syncing = asyncio.ensure_future(self._sync_in_thread())
+            await asyncio.shield(syncing)
+
+    async def _sync_in_thread(self) -> None:
+        try:
+            marks = self.marks_committed
+            fd = self._wal()
+            if fd is not None:
+                await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+            self.marks_durable = max(self.marks_durable, marks)
+        finally:
+            self._syncing = None
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query (sees every committed change)."""
@@ -345,8 +400,12 @@ class _Db:
         with self.lock:
             try:
                 self.flush()
+                self.sync()
             finally:
                 self.conn.close()
+                if self._wal_fd is not None:
+                    os.close(self._wal_fd)
+                    self._wal_fd = None
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -733,7 +792,7 @@ class SqliteHistoryStore:
                         e.text,
                         e.timestamp,
                         e.message_id,
-                    )  # noqa: E501
+                    )
                     for (a, k), entries in batch.insert.items()
                     for e in entries
                 ],
@@ -1036,14 +1095,22 @@ class SqliteStore:
         return self._db.marks_queued
 
     def flush_marks(self, upto: int | None = None) -> None:
-        """Commit the queued writes if one of the first ``upto`` dedupe marks (see
-        :meth:`mark_position`; None: any mark) is not committed yet.
+        """Make the first ``upto`` dedupe marks (see :meth:`mark_position`; None: every
+        mark queued) durable: commit the queued writes and fsync, if one of them is not
+        durable yet. Blocking (the gateway uses it on a virtual clock, which cannot see
+        a thread's work); see :meth:`sync_marks`.
 
         The gateway calls it before each send with the position taken when the message
         being answered was checked: no reply goes out for a message whose mark could
         still be lost, and marks queued after it do not force a commit of their own."""
         if not self._closed:
             self._db.flush_marks(upto)
+
+    async def sync_marks(self, upto: int | None = None) -> None:
+        """:meth:`flush_marks` for an event loop: the commit runs at once (no fsync), the
+        fsync of the WAL in a thread, shared by the sends waiting at the same time."""
+        if not self._closed:
+            await self._db.sync_marks(upto)
 
     def close(self) -> None:
         """Commit what is queued, close the connection (idempotent)."""
