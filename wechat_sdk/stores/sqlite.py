@@ -206,6 +206,9 @@ def _secure_file(path: Path) -> None:
 class _Writer(Protocol):
     """A store with queued writes (see :class:`_Db`)."""
 
+    #: its writes are dedupe marks (committed ahead of the others before a send)
+    marks: bool
+
     def take(self) -> object | None:
         """The queued writes as one batch (a fresh one is started), None if there are none."""
         ...
@@ -299,20 +302,24 @@ class _Db:
                 exc,
             )
 
-    def flush(self) -> None:
+    def flush(self, *, marks_only: bool = False) -> None:
         """Commit every queued write in one transaction, if any is queued.
 
-        On failure the transaction is rolled back, the writes stay queued (in order) for
-        the next commit, and the error is raised.
+        ``marks_only``: only the dedupe marks (and batches left by a failed commit); the
+        history waits for its own commit (the tables are independent), so the commit a
+        send waits for stays small. On failure the transaction is rolled back, the
+        writes stay queued (in order) for the next commit, and the error is raised.
         """
         with self.lock:
-            if self._flush_handle is not None:
+            if self._flush_handle is not None and not marks_only:
                 self._flush_handle.cancel()
                 self._flush_handle = None
             marks = self.marks_queued
             batches = self._unwritten
             self._unwritten = []
             for w in self._writers:
+                if marks_only and not w.marks:
+                    continue
                 batch = w.take()
                 if batch is not None:
                     batches.append((w, batch))
@@ -351,7 +358,7 @@ class _Db:
         """Make the first ``upto`` dedupe marks (None: every one queued) durable, blocking:
         commit and fsync if one of them is not yet (cheap otherwise)."""
         if self.marks_durable < (self.marks_queued if upto is None else upto):
-            self.flush()
+            self.flush(marks_only=True)
             self.sync()
 
     async def sync_marks(self, upto: int | None = None) -> None:
@@ -360,7 +367,7 @@ class _Db:
         wanted = self.marks_queued if upto is None else upto
         while self.marks_durable < wanted:
             if self.marks_committed < wanted:
-                self.flush()
+                self.flush(marks_only=True)
             syncing = self._syncing
             if syncing is None:
                 syncing = self._syncing = asyncio.ensure_future(self._sync_in_thread())
@@ -658,6 +665,7 @@ class SqliteHistoryStore:
         #: the newest ``last_used`` written (the order of conversations), read once
         self._tick: int | None = None
         self._q = _HistoryBatch()
+        self.marks = False
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, _Conversation]:
@@ -842,6 +850,7 @@ class SqliteDedupeStore:
         self.channel = channel
         self._seen: dict[str, OrderedDict[str, float]] = {}
         self._q = _DedupeBatch()
+        self.marks = True
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, float]:
