@@ -478,3 +478,21 @@ async def test_send_text_returns_the_new_id_and_passes_mentions(
     events = await collect(client, 2)
     assert events[-1] == LogoutEvent(contact_id="wxid_bot", reason="phone")
     await client.stop()
+
+
+async def test_the_echo_of_a_sent_message_needs_no_payload_call(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    script.push(25, {"contactId": "wxid_bot"})
+    await collect(client, 2)  # the greeting and LOGIN
+    assert await client.send_text("wxid_b", "hello") == "sent-1"
+    script.push(2, {"messageId": "sent-1"})  # the server reports the bot's own message
+    assert await collect(client, 1) == [MessageEvent(message_id="sent-1")]
+    echo = await client.message("sent-1")
+    assert (echo.talker_id, echo.listener_id, echo.text) == ("wxid_bot", "wxid_b", "hello")
+    assert echo.kind == MessageKind.TEXT
+    assert not any(c.startswith("MessagePayload") for c in script.calls)
+    await client.stop()

@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import grpc
 
@@ -613,7 +614,38 @@ class PuppetServiceClient:
             )
         except grpc.aio.AioRpcError as exc:
             raise _send_error(exc) from exc
+        self._remember_own(resp.id, conversation_id, MessageKind.TEXT, text, mention_ids)
         return resp.id or None
+
+    def _remember_own(
+        self,
+        message_id: str,
+        conversation_id: str,
+        kind: MessageKind,
+        text: str = "",
+        mention_ids: tuple[str, ...] = (),
+        file: FileInfo | None = None,
+    ) -> None:
+        """Cache the payload of a message the bot just sent: the server reports it back as
+        a MESSAGE event (the self-echo), and the gateway only needs to see it is its own,
+        so that echo costs no ``MessagePayload`` round trip (a third of the calls per DM).
+        """
+        if not message_id or self._self_id is None or message_id in self._messages:
+            return
+        _remember(
+            self._messages,
+            message_id,
+            Message(
+                id=message_id,
+                kind=kind,
+                talker_id=self._self_id,
+                text=text,
+                listener_id=conversation_id,
+                mention_ids=mention_ids,
+                timestamp=time.time(),
+                file=file,
+            ),
+        )
 
     async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
         chunks = _file_chunks(file)
@@ -640,6 +672,13 @@ class PuppetServiceClient:
             )
         except grpc.aio.AioRpcError as exc:
             raise _send_error(exc) from exc
+        kind = {
+            "image": MessageKind.IMAGE,
+            "audio": MessageKind.AUDIO,
+            "video": MessageKind.VIDEO,
+        }.get(file.kind, MessageKind.ATTACHMENT)
+        info = FileInfo(name=file.name, size=file.size, mime=file.mime, duration_s=file.duration_s)
+        self._remember_own(resp.id, conversation_id, kind, file=info)
         return resp.id or None
 
     # ------------------------------------------------------------ files in
@@ -686,6 +725,13 @@ class PuppetServiceClient:
 
     async def logout(self) -> None:
         await self._unary(self.stub.Logout, pb.LogoutRequest())
+
+
+_SENT_FILE_KINDS: Final = {
+    "image": MessageKind.IMAGE,
+    "audio": MessageKind.AUDIO,
+    "video": MessageKind.VIDEO,
+}
 
 
 def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
