@@ -307,13 +307,13 @@ def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     import threading
 
     calls: list[tuple[str, int]] = []
-    real = os.fsync
+    real = os.fdatasync
 
-    def fsync(fd: int) -> None:
+    def fdatasync(fd: int) -> None:
         calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.get_ident()))
         real(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     return calls
 
 
@@ -349,7 +349,7 @@ async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
     import time
 
     calls: list[int] = []
-    real = os.fsync
+    real = os.fdatasync
 
     def slow_fsync(fd: int) -> None:
         calls.append(threading.get_ident())
@@ -357,7 +357,7 @@ async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
         real(fd)
 
     with SqliteStore(db_path) as s:
-        monkeypatch.setattr(os, "fsync", slow_fsync)
+        monkeypatch.setattr(os, "fdatasync", slow_fsync)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         s.dedupe.check_and_add("default", "m2", T0, 3600)
         ticks = 0
