@@ -512,3 +512,22 @@ async def test_stop_after_the_grace_period_keeps_the_rest_and_never_resends(
         ("assistant", "\n\n".join(cut)),
         ("assistant", "\n\n".join(texts[len(cut) :])),
     ]
+
+
+async def test_no_per_conversation_state_is_kept_once_the_replies_went_out(
+    wechat: WeChatHarness,
+) -> None:
+    """A long-running gateway meets new conversations all the time: the locks that keep
+    each conversation's replies in order are dropped once a conversation is idle."""
+    world = wechat.world
+    gw = await wechat.gateway(echo, {"channels": {"wechat": {**OPEN, "pacing": False}}})
+    for i in range(50):
+        await world.say(f"wxid_u{i}", f"hi {i}", settle=False)
+        await world.say(f"wxid_u{i}", f"again {i}", settle=False)
+    await world.run_until_idle()
+    await gw.wait_idle()
+    assert len(world.sent()) == 100  # every message answered, in order per contact
+    assert world.texts(to="wxid_u7") == ["echo hi 7", "echo again 7"]
+    runner = gw.runner()
+    assert len(runner._conv_locks) == 0
+    assert len(runner.outbound._locks) == 0

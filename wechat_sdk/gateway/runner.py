@@ -36,6 +36,7 @@ from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
+from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import REPLY_TO_MARK, DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.puppet import (
@@ -156,7 +157,7 @@ class AccountRunner:
         )
         self._task: asyncio.Task[None] | None = None
         self._turns: set[asyncio.Task[None]] = set()
-        self._conv_locks: dict[str, asyncio.Lock] = {}
+        self._conv_locks = KeyedLocks()
         #: kept work of the last stop being taken up (joins _turns once the account is ready)
         self._kept: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()  # the account was ready since the last start()
@@ -438,9 +439,7 @@ class AccountRunner:
 
     async def _answer(self, turn: AgentTurn) -> None:
         conversation = turn.conversation_id
-        lock = self._conv_locks.get(conversation)
-        if lock is None:
-            lock = self._conv_locks[conversation] = asyncio.Lock()
+        lock = self._conv_locks.take(conversation)
         progress = _TurnProgress()
         try:
             async with lock:  # one turn at a time per conversation keeps history in order
@@ -450,6 +449,8 @@ class AccountRunner:
             # sending): keep what is left
             self._keep_cut_turn(turn, progress)
             raise
+        finally:
+            self._conv_locks.done(conversation)
 
     async def _reply(self, turn: AgentTurn, progress: _TurnProgress) -> None:
         """Ask the agent and deliver its reply (the conversation's lock is held)."""
@@ -619,25 +620,30 @@ class AccountRunner:
 
     async def _resume(self, conversation: str, items: list[OutboxItem]) -> None:
         """Send one conversation's kept messages, then answer its kept turns."""
-        lock = self._conv_locks.get(conversation)
-        if lock is None:
-            lock = self._conv_locks[conversation] = asyncio.Lock()
-        async with lock:  # taken at once: no new turn can come before
-            await self._ready.wait()
-            try:
-                messages = [i for i in items if i.kind != "turn"]
-                if messages:
-                    await self._send_kept(conversation, messages)
-                turns = []
-                for item in items:
-                    if item.kind == "turn":
-                        turn = self._kept_turn(item)
-                        if turn is not None:
-                            turns.append((turn.timestamp, item.id, turn, item))
-                for _, _, turn, item in sorted(turns, key=lambda t: t[:2]):
-                    await self._rerun(turn, item)
-            except Exception as exc:  # a store failure: what is left stays kept
-                self.log.error("could not take up the kept work for %s: %s", conversation, exc)
+        lock = self._conv_locks.take(conversation)
+        try:
+            async with lock:  # taken at once: no new turn can come before
+                await self._resume_locked(conversation, items)
+        finally:
+            self._conv_locks.done(conversation)
+
+    async def _resume_locked(self, conversation: str, items: list[OutboxItem]) -> None:
+        """:meth:`_resume` with the conversation's lock held."""
+        await self._ready.wait()
+        try:
+            messages = [i for i in items if i.kind != "turn"]
+            if messages:
+                await self._send_kept(conversation, messages)
+            turns = []
+            for item in items:
+                if item.kind == "turn":
+                    turn = self._kept_turn(item)
+                    if turn is not None:
+                        turns.append((turn.timestamp, item.id, turn, item))
+            for _, _, turn, item in sorted(turns, key=lambda t: t[:2]):
+                await self._rerun(turn, item)
+        except Exception as exc:  # a store failure: what is left stays kept
+            self.log.error("could not take up the kept work for %s: %s", conversation, exc)
 
     def _too_old(self, item: OutboxItem) -> bool:
         age = self.clock.now() - item.created_at

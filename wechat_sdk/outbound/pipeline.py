@@ -24,6 +24,7 @@ from typing import IO
 from wechat_sdk.agent import Reply
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.blocks import BlockCoalescer
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, Sender
@@ -56,19 +57,13 @@ class Outbound:
         self.account = account
         self.sender = sender
         self.clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._last_chunk: dict[str, float] = {}
         self.in_flight = 0
 
     @property
     def queue_depth(self) -> int:
         return self.sender.pacer.queue_depth + self.in_flight
-
-    def _lock(self, conversation_id: str) -> asyncio.Lock:
-        lock = self._locks.get(conversation_id)
-        if lock is None:
-            lock = self._locks[conversation_id] = asyncio.Lock()
-        return lock
 
     async def deliver(
         self,
@@ -87,33 +82,41 @@ class Outbound:
         delivery is cancelled, which messages did not go out (in order); a message whose
         send was cut with an unknown outcome is in neither list.
         """
-        async with self._lock(conversation_id):  # what replying() does, inline: hot path
-            self.in_flight += 1
-            sent = [] if sent is None else sent
-            try:
-                if isinstance(reply, Reply):
-                    await self._send_all(conversation_id, self._messages(reply), sent, unsent)
-                else:
-                    await self._deliver_stream(conversation_id, reply, sent, unsent)
-            except DeliveryFailed as exc:
-                exc.sent = "\n\n".join(sent)  # what did go out, for history
-                raise
-            finally:
-                self.in_flight -= 1
-                self._last_chunk.pop(conversation_id, None)
-            return "\n\n".join(sent)
+        lock = self._locks.take(conversation_id)
+        try:
+            async with lock:  # what replying() does, inline: hot path
+                self.in_flight += 1
+                sent = [] if sent is None else sent
+                try:
+                    if isinstance(reply, Reply):
+                        await self._send_all(conversation_id, self._messages(reply), sent, unsent)
+                    else:
+                        await self._deliver_stream(conversation_id, reply, sent, unsent)
+                except DeliveryFailed as exc:
+                    exc.sent = "\n\n".join(sent)  # what did go out, for history
+                    raise
+                finally:
+                    self.in_flight -= 1
+                    self._last_chunk.pop(conversation_id, None)
+                return "\n\n".join(sent)
+        finally:
+            self._locks.done(conversation_id)
 
     @contextlib.asynccontextmanager
     async def replying(self, conversation_id: str) -> AsyncIterator[None]:
         """Hold the conversation for one reply, as :meth:`deliver` does: nothing else is
         sent to it meanwhile, and the messages sent inside keep the gap between chunks."""
-        async with self._lock(conversation_id):
-            self.in_flight += 1
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-                self._last_chunk.pop(conversation_id, None)
+        lock = self._locks.take(conversation_id)
+        try:
+            async with lock:
+                self.in_flight += 1
+                try:
+                    yield
+                finally:
+                    self.in_flight -= 1
+                    self._last_chunk.pop(conversation_id, None)
+        finally:
+            self._locks.done(conversation_id)
 
     def _messages(self, reply: Reply) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own."""
