@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +182,21 @@ def test_health_under_an_account_is_refused_with_the_place_to_move_it() -> None:
         parse_config(text)
     assert "channels.wechat.accounts.a.health: health is gateway-wide" in str(info.value)
     assert "move it to channels.wechat.health" in str(info.value)
+
+
+async def test_serve_that_cannot_start_says_so_without_a_stopping_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from wechat_sdk.gateway.service import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "config.json5"
+        config.write_text(json.dumps({"channels": {"wechat": {"health": {"port": port}}}}))
+        caplog.set_level(logging.INFO)
+        with pytest.raises(ConfigError):
+            await serve(config, tmp_path / "state", echo)
+    assert "gateway stopped" in caplog.text
+    assert "in-flight replies" not in caplog.text  # nothing was running to wait for

@@ -128,14 +128,17 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    started = False
     try:
         await gateway.start()  # a health port in use raises here: the socket goes too
+        started = True
         log.info(
             "gateway running: %d account(s); state in %s", len(gateway.runners), gateway.state_dir
         )
         await stop.wait()
     finally:
-        log.info("stopping: in-flight replies get up to %g s", grace_s)
+        if started:  # (a start that failed has no replies in flight to wait for)
+            log.info("stopping: in-flight replies get up to %g s", grace_s)
         await control.stop()
         await gateway.close(grace_s)
         log.info("gateway stopped")
