@@ -98,10 +98,27 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         for key in ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions"):
             value = r[key]
             shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+            if key == "allowFrom":
+                shown += f" ({_who_may_dm(r['dmPolicy'], value)})"
             out.print(f"  {key}: {shown}", markup=False)
     for w in accounts.warnings:
         _err().print(f"[yellow]warning:[/] {w}", markup=True)
     out.print("[green]config OK[/]")
+
+
+def _who_may_dm(policy: str, allow_from: list[str]) -> str:
+    """What ``allowFrom`` means under the account's ``dmPolicy``, in words."""
+    if policy == "open":
+        return "dmPolicy open: anyone may DM"
+    if policy == "disabled":
+        return "dmPolicy disabled: nobody may DM"
+    anyone = "*" in allow_from
+    if policy == "allowlist":
+        return "anyone may DM" if anyone else "only these"  # (an empty list is refused)
+    # pairing
+    if anyone:
+        return "anyone may DM"
+    return ("these and " if allow_from else "") + "senders approved by pairing"
 
 
 def _check_puppets(accounts: Iterable[ResolvedAccount]) -> None:

@@ -207,3 +207,29 @@ def test_channels_capabilities_json_equals_the_matrix() -> None:
     result = run("channels", "capabilities", "--json")
     assert result.exit_code == 0, output_of(result)
     assert json.loads(result.stdout) == CAPABILITIES.model_dump(by_alias=True)
+
+
+@pytest.mark.parametrize(
+    ("wechat", "meaning"),
+    [
+        ('dmPolicy: "open"', "allowFrom: [] (dmPolicy open: anyone may DM)"),
+        ('dmPolicy: "pairing"', "allowFrom: [] (senders approved by pairing)"),
+        (
+            'dmPolicy: "pairing", allowFrom: ["wxid_boss"]',
+            'allowFrom: ["wxid_boss"] (these and senders approved by pairing)',
+        ),
+        (
+            'dmPolicy: "allowlist", allowFrom: ["wxid_boss"]',
+            'allowFrom: ["wxid_boss"] (only these)',
+        ),
+        ('dmPolicy: "allowlist", allowFrom: ["*"]', 'allowFrom: ["*"] (anyone may DM)'),
+        ('dmPolicy: "disabled"', "allowFrom: [] (dmPolicy disabled: nobody may DM)"),
+    ],
+)
+def test_config_check_says_who_may_dm(tmp_path: Path, wechat: str, meaning: str) -> None:
+    """An empty allowFrom means different things under each dmPolicy: say which."""
+    file = tmp_path / "c.json5"
+    file.write_text(f"{{ channels: {{ wechat: {{ {wechat} }} }} }}", encoding="utf-8")
+    result = run("config", "check", "--config", str(file))
+    assert result.exit_code == 0, output_of(result)
+    assert f"  {meaning}\n" in output_of(result)
