@@ -655,3 +655,29 @@ def test_outbox_survives_a_reopen(db_path: Path) -> None:
         s.outbox.set_state(added[1].id, "sending")
     with SqliteStore(db_path) as s:
         assert s.outbox.items("default") == [added[0], replace(added[1], state="sending")]
+
+
+async def test_a_store_closed_while_a_mark_fsync_runs_ends_it_cleanly(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    started, go_on = threading.Event(), threading.Event()
+    real = os.fdatasync
+
+    def blocked(fd: int) -> None:
+        started.set()
+        go_on.wait(5)
+        real(fd)  # the descriptor was closed meanwhile: EBADF
+
+    s = SqliteStore(db_path)
+    s.dedupe.check_and_add("default", "m1", T0, 3600)
+    monkeypatch.setattr(os, "fdatasync", blocked)
+    waiting = asyncio.ensure_future(s.sync_marks())
+    await asyncio.to_thread(started.wait, 5)
+    monkeypatch.setattr(os, "fdatasync", real)
+    s.close()  # commits and syncs everything itself
+    go_on.set()
+    await waiting  # no error: what it waited for is durable
+    assert committed_marks(db_path) == {"m1"}

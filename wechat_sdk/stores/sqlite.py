@@ -240,6 +240,7 @@ class _Db:
             self.conn.close()
             raise
         self._wal_fd: int | None = None
+        self.closed = False
         #: dedupe marks covered by a completed fsync of the WAL
         self.marks_durable = 0
         #: the fsync running in a thread, and the marks it covers
@@ -378,7 +379,13 @@ class _Db:
             marks = self.marks_committed
             fd = self._wal()
             if fd is not None:
-                await asyncio.get_running_loop().run_in_executor(None, _sync_file, fd)
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, _sync_file, fd)
+                except OSError:
+                    if not self.closed:
+                        raise
+                    # closed meanwhile (its descriptor too): close() committed and
+                    # synced everything itself
             self.marks_durable = max(self.marks_durable, marks)
         finally:
             self._syncing = None
@@ -405,6 +412,7 @@ class _Db:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             try:
                 self.flush()
                 self.sync()
