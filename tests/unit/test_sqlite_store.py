@@ -681,3 +681,74 @@ async def test_a_store_closed_while_a_mark_fsync_runs_ends_it_cleanly(
     go_on.set()
     await waiting  # no error: what it waited for is durable
     assert committed_marks(db_path) == {"m1"}
+
+
+async def test_a_limit_that_shrinks_then_grows_before_a_commit_loses_no_row(
+    db_path: Path,
+) -> None:
+    def e(i: int) -> HistoryEntry:
+        return HistoryEntry("user", "a", "A", f"m{i}", T0 + i, f"m{i}")
+
+    with SqliteStore(db_path) as s:
+        for i in range(1, 6):
+            s.history.append("default", "dm:a", e(i), 5)
+        s.flush()
+        s.history.append("default", "dm:a", e(6), 3)  # trims to m4..m6 (a trim queued)
+        s.history.append("default", "dm:a", e(7), 10)  # grows again: m4..m7 kept
+        held = [x.text for x in s.history.get("default", "dm:a")]
+    assert held == ["m4", "m5", "m6", "m7"]
+    with SqliteStore(db_path) as s:
+        assert [x.text for x in s.history.get("default", "dm:a")] == held
+
+
+async def test_text_utf8_cannot_encode_is_stored_replaced_and_blocks_nothing(
+    db_path: Path,
+) -> None:
+    """A lone surrogate (half an emoji from a cut JSON escape) must not poison the queue:
+    it would fail every later commit, every send and every pairing write."""
+    half = "\ud83d"
+    with SqliteStore(db_path) as s:
+        s.history.append(
+            "default", "dm:a", HistoryEntry("user", "a", f"A{half}", f"hi {half}", T0, "m1"), 5
+        )
+        assert s.dedupe.check_and_add("default", f"id{half}", T0, 3600) is False
+        assert s.dedupe.check_and_add("default", f"id{half}", T0 + 1, 3600) is True
+        await s.sync_marks()  # the reply's commit and fsync go through
+        s.pairing.add_approved("default", "wxid_a", T0)  # and so do pairing writes
+        (entry,) = s.history.get("default", "dm:a")
+        assert (entry.sender_name, entry.text) == ("A?", "hi ?")
+    assert committed_marks(db_path) == {"id?"}
+    assert committed_history(db_path) == ["hi ?"]
+    with SqliteStore(db_path) as s:  # the same after a restart
+        assert s.dedupe.check_and_add("default", f"id{half}", T0 + 2, 3600) is True
+
+
+def test_a_mark_fsync_left_by_an_ended_event_loop_does_not_break_the_next(
+    db_path: Path,
+) -> None:
+    import asyncio
+
+    s = SqliteStore(db_path)
+    try:
+        loop = asyncio.new_event_loop()
+        left: list[asyncio.Future[None]] = []
+
+        async def first() -> None:
+            s.dedupe.check_and_add("default", "m1", T0, 3600)
+            left.append(asyncio.ensure_future(s.sync_marks()))
+            await asyncio.sleep(0)  # its fsync task made, not finished
+
+        loop.run_until_complete(first())
+        loop.close()  # ended without finishing it
+        # (those two tasks can never finish now: no "destroyed but pending" noise for them)
+        for task in (*left, s._db._syncing):
+            task._log_destroy_pending = False  # type: ignore[union-attr]
+
+        async def second() -> None:
+            s.dedupe.check_and_add("default", "m2", T0, 3600)
+            await asyncio.wait_for(s.sync_marks(), 5)
+
+        asyncio.run(second())
+        assert committed_marks(db_path) == {"m1", "m2"}
+    finally:
+        s.close()

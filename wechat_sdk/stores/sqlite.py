@@ -28,9 +28,13 @@ Design:
   committed yet (at most the last ``commit_delay_s``; after a power loss, since the last
   fsync): the database stays consistent. A failed commit is rolled back and its writes
   stay queued for the next one. Without a running event loop (the CLI, scripts) every
-  write commits at once. Commits run in the caller's thread (a commit in a writer thread
-  was measured and was slower: each row of an ``executemany`` takes the GIL back from a
-  busy event loop); only the fsync, one system call, runs in a thread.
+  write commits at once; writes queued under a loop that ended before their commit wait
+  for the next write, :meth:`SqliteStore.flush` or :meth:`SqliteStore.close` (the
+  gateway closes its store). Text UTF-8 cannot encode (a lone surrogate) is stored
+  with ``?`` in its place, so a queued write never fails at its commit. Commits run in
+  the caller's thread (a commit in a writer thread was measured and was slower: each row
+  of an ``executemany`` takes the GIL back from a busy event loop); only the fsync, one
+  system call, runs in a thread.
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
 - The outbox (schema version 2) is written outside the queue: every outbox write is its
@@ -171,8 +175,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     turn            TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_account ON outbox (channel, account_id, seq);
--- history and dedupe are read once per account (then kept in memory): indexes that only
--- served per-message queries cost every write and serve nothing now
+"""
+
+#: Indexes that only per-message queries used: history and dedupe are now read once per
+#: account and kept in memory, so these cost every write and serve nothing.
+_DROPPED_INDEXES: Final = """
 DROP INDEX IF EXISTS dedupe_age;
 DROP INDEX IF EXISTS dedupe_order;
 DROP INDEX IF EXISTS history_conversations_lru;
@@ -295,7 +302,7 @@ class _Db:
         self._flush_handle = None
         try:
             self.flush()
-        except sqlite3.Error as exc:
+        except Exception as exc:  # never into the event loop: retried with the next commit
             log.error(
                 "could not write history and dedupe marks to %s: %s (kept in memory; "
                 "written with the next commit)",
@@ -370,7 +377,8 @@ class _Db:
             if self.marks_committed < wanted:
                 self.flush(marks_only=True)
             syncing = self._syncing
-            if syncing is None:
+            if syncing is None or syncing.get_loop() is not asyncio.get_running_loop():
+                # (one left by a loop that ended without finishing it cannot be awaited)
                 syncing = self._syncing = asyncio.ensure_future(self._sync_in_thread())
             await asyncio.shield(syncing)
 
@@ -384,8 +392,9 @@ class _Db:
                 except OSError:
                     if not self.closed:
                         raise
-                    # closed meanwhile (its descriptor too): close() committed and
-                    # synced everything itself
+                    # closed meanwhile (its descriptor too): what close() committed and
+                    # synced it counted itself; nothing more is known to be durable
+                    return
             self.marks_durable = max(self.marks_durable, marks)
         finally:
             self._syncing = None
@@ -407,6 +416,9 @@ class _Db:
                 _run_script(conn, _SCHEMA_V1)
             if version < 2:
                 _run_script(conn, _SCHEMA_V2)
+                _run_script(conn, _DROPPED_INDEXES)
+            else:  # (a version 2 file of an early build may still have them)
+                _run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -612,8 +624,21 @@ class SqlitePairingStore:
 _NUMBER: Final = (int, float)
 
 
-def _check_entry(entry: HistoryEntry) -> None:
-    """Refuse at once an entry whose columns could not be stored (it is written later)."""
+def _storable(text: str) -> str:
+    """``text``, with what UTF-8 cannot encode (a lone surrogate, e.g. half an emoji from
+    a cut JSON escape) replaced by ``?``: queued writes must never fail at the commit."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _check_entry(entry: HistoryEntry) -> HistoryEntry:
+    """The entry as it will be stored; refused at once when a column could not be
+    stored (it is written later)."""
     if not (
         isinstance(entry.role, str)
         and isinstance(entry.sender_id, str)
@@ -626,6 +651,20 @@ def _check_entry(entry: HistoryEntry) -> None:
             f"history entry {entry!r}: role, sender_id, sender_name, text and message_id "
             "must be str and timestamp a number"
         )
+    fields = (entry.role, entry.sender_id, entry.sender_name, entry.text, entry.message_id)
+    if "".join(fields).isascii():  # the common case, one C call
+        return entry
+    role, sender_id, sender_name, text, message_id = map(_storable, fields)
+    if (role, sender_id, sender_name, text, message_id) == fields:
+        return entry
+    return dataclasses.replace(
+        entry,
+        role=role,  # type: ignore[arg-type]
+        sender_id=sender_id,
+        sender_name=sender_name,
+        text=text,
+        message_id=message_id,
+    )
 
 
 class _Conversation:
@@ -715,7 +754,7 @@ class SqliteHistoryStore:
         if limit <= 0:
             self.clear(account_id, key)
             return
-        _check_entry(entry)
+        entry = _check_entry(entry)
         if self._tick is None:
             self._tick = int(
                 self._db.read("SELECT coalesce(max(last_used), 0) FROM history_conversations")[0][0]
@@ -744,7 +783,7 @@ class SqliteHistoryStore:
             queued.append(entry)
             if len(queued) > len(conv.entries):
                 del queued[: len(queued) - len(conv.entries)]  # never written at all
-        if extra > 0:
+        if extra > 0 or ck in q.trim:  # (a trim queued earlier keeps what memory holds now)
             q.trim[ck] = len(conv.entries)
         q.used[ck] = self._tick
         while len(convs) > self.max_conversations:
@@ -880,6 +919,7 @@ class SqliteDedupeStore:
 
     def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
+        message_id = _storable(message_id)
         seen = self._account(account_id)
         at = seen.get(message_id)
         if at is not None and now - at < ttl:
