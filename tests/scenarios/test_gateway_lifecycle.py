@@ -531,3 +531,23 @@ async def test_no_per_conversation_state_is_kept_once_the_replies_went_out(
     runner = gw.runner()
     assert len(runner._conv_locks) == 0
     assert len(runner.outbound._locks) == 0
+
+
+async def test_on_a_virtual_clock_the_sqlite_store_commits_by_loop_turn(
+    wechat: WeChatHarness, tmp_path: Path
+) -> None:
+    """Virtual time moves only with the loop's turns: a commit timer in real time would
+    leave writes queued while whole simulated hours pass."""
+    from wechat_sdk.stores.sqlite import COMMIT_DELAY_S, SqliteStore
+
+    given = SqliteStore(tmp_path / "given.sqlite3")
+    try:
+        Gateway(parse_config("{}"), agent=echo, clock=wechat.world.clock, store=given)
+        assert given.commit_delay_s == 0
+        gw = await wechat.gateway(echo, login=False)
+        made = gw.store
+        assert isinstance(made, SqliteStore) and made.commit_delay_s == 0
+        with SqliteStore(tmp_path / "real.sqlite3") as real_time:
+            assert real_time.commit_delay_s == COMMIT_DELAY_S > 0
+    finally:
+        given.close()

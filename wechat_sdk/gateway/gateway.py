@@ -76,6 +76,8 @@ class Gateway:
             state_dir if state_dir is not None else (configured or DEFAULT_STATE_DIR)
         ).expanduser()
         self._store = store
+        if store is not None:
+            self._adapt_store(store)
         self._rng = rng
         self.show_terminal_qr = show_terminal_qr
         self.tools = ToolRegistry()
@@ -92,10 +94,13 @@ class Gateway:
         if self._store is None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._store = SqliteStore.in_state_dir(self.state_dir)
-        if isinstance(self._store, SqliteStore) and isinstance(self.clock, VirtualClock):
-            # on a virtual clock, commits follow the loop's turns, not real time
-            self._store.commit_delay_s = 0
+            self._adapt_store(self._store)
         return self._store
+
+    def _adapt_store(self, store: Store) -> None:
+        if isinstance(store, SqliteStore) and isinstance(self.clock, VirtualClock):
+            # on a virtual clock, commits follow the loop's turns, not real time
+            store.commit_delay_s = 0
 
     def _pairing_service(self) -> Pairing:
         code_rng = self._rng if self._rng is not None else None
