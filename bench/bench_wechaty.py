@@ -14,7 +14,8 @@ Three measurements, each repeated ``--repeat`` times (medians are printed):
   Python process started by this script, each against its own fresh sidecar:
 
   - ``gateway``: the real :class:`~wechat_sdk.Gateway` with ``puppet:
-    "wechaty-puppet-service"``, ``dmPolicy: "open"``, ``pacing: false`` and an echo agent;
+    "wechaty-puppet-service"``, ``dmPolicy: "open"``, ``pacing: false`` and an echo agent,
+    its garbage collector tuned as ``wechat-sdk gateway run`` tunes it (``tune_gc``);
   - ``floor``: a bare client written here with the raw generated stubs: it opens the
     ``Event`` stream and, with a task per MESSAGE event, fetches ``MessagePayload`` and calls
     ``MessageSendText`` with the echo (it skips the bot's own messages, as the gateway does).
@@ -89,6 +90,7 @@ async def _until(check: Callable[[], Any], within: float = 30.0) -> None:
 async def run_gateway(endpoint: str, token: str, state_dir: Path) -> None:
     from wechat_sdk import Gateway, parse_config
     from wechat_sdk.agent import AgentTurn
+    from wechat_sdk.gateway.service import tune_gc
 
     async def echo(turn: AgentTurn) -> str:
         return f"echo: {turn.text}"
@@ -107,6 +109,7 @@ async def run_gateway(endpoint: str, token: str, state_dir: Path) -> None:
         store = MemoryStore()
     gateway = Gateway(config, agent=echo, state_dir=state_dir, store=store, show_terminal_qr=False)
     await gateway.start()
+    tune_gc()  # as `wechat-sdk gateway run` does once its accounts have started
     await _until(lambda: gateway.status()[0].qr_url)
     _say({"event": "waiting"})
     await _until(lambda: gateway.status()[0].lifecycle == "ready")

@@ -453,7 +453,7 @@ def gateway_run(
         _err().print(f"[red]error:[/] cannot load the agent {agent_spec!r}: {exc}", markup=True)
         raise SystemExit(1) from None
     try:
-        code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s))
+        code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s, gc_tuning=True))
     except ConfigError as exc:
         fail_config(exc)
         return
