@@ -310,3 +310,32 @@ async def test_dedupe_mark_is_committed_before_the_reply_goes_out(
     assert len(seen_at_send) == 3
     for i, marks in enumerate(seen_at_send):
         assert ids[i] in marks
+
+
+async def test_the_echo_of_a_reply_is_known_by_its_id_without_loading_it(
+    wechat: WeChatHarness,
+) -> None:
+    gw = await wechat.gateway(Recorder(), **OPEN)
+    world = wechat.world
+    puppet = world.puppet()
+    loaded: list[str] = []
+    load = puppet.message
+
+    async def counting(message_id: str) -> Any:
+        loaded.append(message_id)
+        return await load(message_id)
+
+    puppet.message = counting  # type: ignore[method-assign]
+    [inbound] = await world.say("wxid_alice", "hello")
+    [reply] = world.sent(to="wxid_alice")
+    assert reply.text == "echo: hello"
+    assert loaded == [inbound]  # the reply's echo came back, by an id the send returned
+    assert gw.runner().inbound.drops.get("self") == 1
+    assert not gw.runner().outbound.sender.sent_ids  # taken once, not kept
+
+    # a send whose id the puppet did not return: its echo is loaded, and noted
+    world.fault("send_lost_reply")
+    await world.say("wxid_alice", "again")
+    assert [e.text for e in world.sent(to="wxid_alice")] == ["echo: hello", "echo: again"]
+    assert len(loaded) == 3 and loaded[2] == world.sent(to="wxid_alice")[1].message_id
+    assert gw.runner().inbound.drops.get("self") == 2

@@ -59,11 +59,12 @@ class FakePuppet:
         if self.send_takes_s:
             await self.clock.sleep(self.send_takes_s)
         self._attempt(conversation_id, text_key(text))
-        return "msg-1"
+        self.sent_count = getattr(self, "sent_count", 0) + 1
+        return f"msg-text-{self.sent_count}"
 
     async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
         self._attempt(conversation_id, file_key(file.name))
-        return "msg-2"
+        return "msg-file"
 
 
 def make(per_second: float | None = None) -> tuple[VirtualClock, FakePuppet, Sender, EchoLog]:
@@ -347,3 +348,19 @@ async def test_a_cut_send_is_waited_for_a_bounded_time() -> None:
     assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
     assert clock.now() - START == pytest.approx(1.0 + CUT_SEND_WAIT_S)
     assert puppet.delivered == []
+
+
+async def test_ids_of_sent_messages_are_taken_once_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("wechat_sdk.outbound.delivery.SENT_IDS_KEPT", 2)
+    clock, puppet, sender, _ = make()
+    for text in ("one", "two", "three"):
+        await drive(clock, sender.send_text("wxid_a", text))
+    puppet.failures = [SendOutcomeUnknown("lost reply")]  # no id comes back from this one
+    await drive(clock, sender.send_text("wxid_a", "four"))
+    assert list(sender.sent_ids) == ["msg-text-2", "msg-text-3"]  # the oldest forgotten
+    assert not sender.take_sent("msg-text-1")
+    assert sender.take_sent("msg-text-3")
+    assert not sender.take_sent("msg-text-3")  # once
+    assert list(sender.sent_ids) == ["msg-text-2"]

@@ -416,6 +416,9 @@ class AccountRunner:
         self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
 
     async def _on_message(self, message_id: str) -> None:
+        if self.outbound.sender.take_sent(message_id):  # the echo of a reply: half of all
+            self.inbound.own_echo(message_id)
+            return
         try:
             message = await self.puppet.message(message_id)
         except Exception as exc:

@@ -58,6 +58,8 @@ class Inbound:
         return self.message.room_id is not None
 
 
+_DROP_SELF = Drop("self")
+
 SendText = Callable[[str, str], Awaitable[None]]
 Step = Callable[[Inbound], Awaitable[Drop | None]]
 
@@ -105,32 +107,46 @@ class InboundPipeline:
         )
 
     async def process(self, message: Message) -> AgentTurn | Drop:
+        if message.talker_id == self.puppet.self_id:
+            # the first step, taken without the walk: every reply the bot sends comes
+            # back like this, so it is half of all messages
+            return self._dropped(message.id, self._note_echo(message))
         item = Inbound(message=message, text=message.text)
         for step in self.steps:
             drop = await step(item)
             if drop is not None:
-                self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
-                log.debug(
-                    "dropped message %s account=%s reason=%s %s",
-                    message.id,
-                    self.account.id,
-                    drop.reason,
-                    drop.detail,
-                )
-                return drop
+                return self._dropped(message.id, drop)
         return self._turn(item)
+
+    def own_echo(self, message_id: str) -> None:
+        """Count the echo of a message the bot sent, known by its id without loading it
+        (see :meth:`~wechat_sdk.outbound.delivery.Sender.take_sent`), as dropped."""
+        self._dropped(message_id, _DROP_SELF)
+
+    def _dropped(self, message_id: str, drop: Drop) -> Drop:
+        self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
+        log.debug(
+            "dropped message %s account=%s reason=%s %s",
+            message_id,
+            self.account.id,
+            drop.reason,
+            drop.detail,
+        )
+        return drop
 
     # ------------------------------------------------------------ steps, in order
 
     async def drop_self(self, item: Inbound) -> Drop | None:
         """Puppets echo the bot's own sends back; note the echo for delivery, then drop."""
-        m = item.message
-        if m.talker_id != self.puppet.self_id:
+        if item.message.talker_id != self.puppet.self_id:
             return None
+        return self._note_echo(item.message)
+
+    def _note_echo(self, m: Message) -> Drop:
         conversation = m.room_id or m.listener_id or ""
         key = file_key(m.file.name) if m.file is not None else text_key(m.text)
         self.echo.add(conversation, key, self.clock.now())
-        return Drop("self")
+        return _DROP_SELF
 
     async def drop_duplicate(self, item: Inbound) -> Drop | None:
         """The same message id again (puppets redeliver after reconnects)."""

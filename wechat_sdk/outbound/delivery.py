@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -46,6 +46,9 @@ MAX_ATTEMPTS = 5
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 30.0
 ECHO_WAIT_S = 3.0
+#: How many ids of sent messages are remembered until their echo comes back (a burst
+#: of replies can be sent before the first echo is read: about 1 MB at most).
+SENT_IDS_KEPT = 10_000
 #: Seconds (of the gateway's clock: real time under ``gateway run``) a send already handed
 #: to the puppet may still take when its task is cancelled; after that it is abandoned and
 #: its outcome is unknown.
@@ -130,6 +133,18 @@ class Sender:
         #: the store commit and fsync the dedupe marks up to there, so nothing goes out for
         #: a message before its mark is durable
         self.before_send: Callable[[int | None], Awaitable[None] | None] | None = None
+        #: ids of messages sent, as the puppet returned them, until their echo comes back
+        #: (the oldest forgotten past SENT_IDS_KEPT): see :meth:`take_sent`
+        self.sent_ids: OrderedDict[str, None] = OrderedDict()
+
+    def take_sent(self, message_id: str) -> bool:
+        """True (once) if ``message_id`` is a message this sender sent: its echo needs no
+        loading, since the send's outcome is known."""
+        try:
+            del self.sent_ids[message_id]
+        except KeyError:
+            return False
+        return True
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -162,7 +177,7 @@ class Sender:
                 else:
                     assert text is not None
                     call = self.puppet.send_text(conversation_id, text, mention_ids)
-                await self._uncut(call, conversation_id, key, started)
+                sent_id = await self._uncut(call, conversation_id, key, started)
             except SendOutcomeUnknown as exc:
                 # the puppet may have accepted it: look for its echo before trying again
                 try:
@@ -187,6 +202,11 @@ class Sender:
                 error, code = str(exc) or type(exc).__name__, "puppet_error"
             else:
                 self._ok()
+                if isinstance(sent_id, str) and sent_id:
+                    ids = self.sent_ids
+                    ids[sent_id] = None
+                    if len(ids) > SENT_IDS_KEPT:
+                        ids.popitem(last=False)
                 return
             if attempt == MAX_ATTEMPTS:
                 raise self.failure(
@@ -202,21 +222,22 @@ class Sender:
 
     async def _uncut(
         self, call: Coroutine[Any, Any, Any], conversation_id: str, key: str, started: float
-    ) -> None:
-        """Await the puppet's send; if this task is cancelled meanwhile, let the send end
-        first (for up to CUT_SEND_WAIT_S) and raise :class:`SendCut` with its outcome
-        (or a plain CancelledError when it surely did not go out)."""
+    ) -> Any:
+        """Await the puppet's send and return its result; if this task is cancelled
+        meanwhile, let the send end first (for up to CUT_SEND_WAIT_S) and raise
+        :class:`SendCut` with its outcome (or a plain CancelledError when it surely did
+        not go out)."""
         # The send's first step runs here, like an eager task (Python 3.12's eager_start):
         # a puppet that sends without waiting (the simulator) costs no task and no turn
         # of the event loop. Only once it waits does the rest go to a task of its own,
         # which a cancellation of this one cannot reach.
         try:
             waiting = call.send(None)
-        except StopIteration:
-            return
+        except StopIteration as done:
+            return done.value
         send = asyncio.ensure_future(_rest_of(call, waiting))
         try:
-            await asyncio.shield(send)
+            return await asyncio.shield(send)
         except asyncio.CancelledError:
             outcome = await self._cut_send_outcome(send, conversation_id, key, started)
             if outcome == "unsent":

@@ -639,20 +639,17 @@ def _storable(text: str) -> str:
 def _check_entry(entry: HistoryEntry) -> HistoryEntry:
     """The entry as it will be stored; refused at once when a column could not be
     stored (it is written later)."""
-    if not (
-        isinstance(entry.role, str)
-        and isinstance(entry.sender_id, str)
-        and isinstance(entry.sender_name, str)
-        and isinstance(entry.text, str)
-        and isinstance(entry.message_id, str)
-        and isinstance(entry.timestamp, _NUMBER)
-    ):
+    fields = (entry.role, entry.sender_id, entry.sender_name, entry.text, entry.message_id)
+    try:
+        joined = "".join(fields)  # (refuses anything but str: the type check, in C)
+    except TypeError:
+        joined = None
+    if joined is None or not isinstance(entry.timestamp, _NUMBER):
         raise TypeError(
             f"history entry {entry!r}: role, sender_id, sender_name, text and message_id "
             "must be str and timestamp a number"
         )
-    fields = (entry.role, entry.sender_id, entry.sender_name, entry.text, entry.message_id)
-    if "".join(fields).isascii():  # the common case, one C call
+    if joined.isascii():  # the common case, one C call
         return entry
     role, sender_id, sender_name, text, message_id = map(_storable, fields)
     if (role, sender_id, sender_name, text, message_id) == fields:
