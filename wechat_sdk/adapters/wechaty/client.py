@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,9 +107,6 @@ WECHATY_ROOT_CA = Path(__file__).with_name("wechaty-ca.pem")
 
 CHUNK_BYTES = 64 * 1024
 PREFETCH_WINDOW = 32  # message payloads fetched ahead of the consumer, at most
-#: Message events read from the stream ahead of the consumer, at most: past that, reading
-#: waits, so a backlog stays in gRPC, not in memory.
-MAX_READ_AHEAD = 1024
 MAX_CACHED_MESSAGES = 4096  # message payloads (and their FileBoxes) kept, oldest dropped first
 MAX_TEXT_CHARS = 64 * 1024
 CALL_TIMEOUT_S = 30.0
@@ -160,22 +156,6 @@ class ServiceConnection:
 _STREAM_END = object()
 
 
-class _Inbox:
-    """Events read from the stream, waiting for the consumer, with the ids of the message
-    events among them, in order (for fetching their payloads ahead of the consumer)."""
-
-    __slots__ = ("ahead", "decided", "queue", "room")
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.ahead: deque[str] = deque()
-        #: how many ids at the front of ``ahead`` had their payload fetch decided
-        self.decided = 0
-        #: set while fewer than MAX_READ_AHEAD message events wait (the reader may read on)
-        self.room = asyncio.Event()
-        self.room.set()
-
-
 class PuppetServiceClient:
     """The Puppet port over one Wechaty Puppet Service connection."""
 
@@ -201,6 +181,7 @@ class PuppetServiceClient:
         self.connect_timeout_s = connect_timeout_s
         self.max_text_chars = max_text_chars
         self.prefetch_window = prefetch_window
+        self._prefetch_slots = asyncio.Semaphore(max(1, prefetch_window))
         self._prefetching: dict[str, asyncio.Task[Message]] = {}
         #: the event types read while start() waits for the greeting and a replay
         self._first: asyncio.Queue[object] | None = None
@@ -208,7 +189,7 @@ class PuppetServiceClient:
         self._stub: pb_grpc.PuppetStub | None = None
         self._call: Any = None
         self._reader: asyncio.Task[None] | None = None
-        self._inbox = _Inbox()
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._self_id: str | None = None
         self._messages: dict[str, Message] = {}
         self._files: dict[str, FileBoxRef] = {}
@@ -267,7 +248,7 @@ class PuppetServiceClient:
         await self._detach()
         if self.resolver is not None:  # token discovery: the service may have moved
             self._connection = await self.resolver()
-        self._inbox = _Inbox()
+        self._queue = asyncio.Queue()
         self._channel = self._open_channel()
         self._stub = pb_grpc.PuppetStub(self._channel)  # type: ignore[no-untyped-call]
         self._call = self._stub.Event(pb.EventRequest(), metadata=self._metadata())
@@ -342,12 +323,11 @@ class PuppetServiceClient:
             await self._channel.close()
             self._channel = None
             self._stub = None
-        self._inbox.queue.put_nowait(_STREAM_END)
+        self._queue.put_nowait(_STREAM_END)
 
     async def _read(self, first: asyncio.Queue[object]) -> None:
         """Read the event stream into the queue; ``first`` hears the first event types."""
         call = self._call
-        inbox = self._inbox
         try:
             async for response in call:
                 event_type = int(response.type)
@@ -355,11 +335,8 @@ class PuppetServiceClient:
                     first.put_nowait(event_type)
                 for event in self._parse_event(event_type, response.payload):
                     if isinstance(event, MessageEvent):
-                        inbox.ahead.append(event.message_id)
-                    inbox.queue.put_nowait(event)
-                if len(inbox.ahead) >= MAX_READ_AHEAD:
-                    inbox.room.clear()
-                    await inbox.room.wait()
+                        await self._prefetch_message(event.message_id)
+                    self._queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as exc:
@@ -373,14 +350,13 @@ class PuppetServiceClient:
                 first.put_nowait(PuppetError(str(exc)))
             log.warning("event stream failed: %s", exc)
         finally:
-            inbox.queue.put_nowait(_STREAM_END)
+            self._queue.put_nowait(_STREAM_END)
 
     def events(self) -> AsyncIterator[PuppetEvent]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[PuppetEvent]:
-        inbox = self._inbox
-        queue = inbox.queue
+        queue = self._queue
         while True:
             try:
                 # events already read are handed over at once; only an empty queue is timed
@@ -404,8 +380,6 @@ class PuppetServiceClient:
                     return
             if item is _STREAM_END:
                 return
-            if isinstance(item, MessageEvent):
-                self._taken(inbox)
             yield cast(PuppetEvent, item)
 
     async def _ding(self) -> bool:
@@ -499,35 +473,21 @@ class PuppetServiceClient:
 
     # ------------------------------------------------------------ payloads
 
-    def _taken(self, inbox: _Inbox) -> None:
-        """The consumer took the oldest message event: start fetching the payloads of the
-        next ``prefetch_window`` ones not known yet.
+    async def _prefetch_message(self, message_id: str) -> None:
+        """Start fetching a message's payload as its event arrives (a bounded window).
 
         The gateway takes events one at a time; without this, each one would wait a full
-        round trip for its payload. A fetch is decided only once the consumer is that
-        near, not as the event is read: by then an echo of the bot's own send (which the
-        server reports before it answers the send) is usually known from the send's
-        reply, and costs no ``MessagePayload`` call at all. The event being taken now is
-        not fetched here: the gateway asks for it only if it needs it.
+        round trip for its payload. At most ``prefetch_window`` fetches run at once: past
+        that, reading the stream waits, so a backlog stays in gRPC, not in memory.
         """
-        ahead = inbox.ahead
-        ahead.popleft()
-        if inbox.decided:
-            inbox.decided -= 1
-        end = min(self.prefetch_window, len(ahead))
-        while inbox.decided < end:
-            message_id = ahead[inbox.decided]
-            inbox.decided += 1
-            if message_id not in self._messages and message_id not in self._prefetching:
-                self._prefetch(message_id)
-        if len(ahead) < MAX_READ_AHEAD:
-            inbox.room.set()
-
-    def _prefetch(self, message_id: str) -> None:
+        if self.prefetch_window <= 0 or message_id in self._messages:
+            return
+        await self._prefetch_slots.acquire()
         task = asyncio.get_running_loop().create_task(self._fetch_message(message_id))
         self._prefetching[message_id] = task
 
         def done(t: asyncio.Task[Message]) -> None:
+            self._prefetch_slots.release()
             if self._prefetching.get(message_id) is t:
                 del self._prefetching[message_id]
             if not t.cancelled():
