@@ -384,6 +384,43 @@ async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
         assert committed_marks(db_path) == {"m1", "m2", "m3"}
 
 
+async def test_marks_queued_during_an_fsync_share_one_commit_after_it(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    fsynced: list[int] = []
+    real = os.fdatasync
+
+    def held_fsync(fd: int) -> None:
+        release.wait(5)
+        real(fd)
+        fsynced.append(1)
+
+    commits: list[str] = []
+    with SqliteStore(db_path, commit_delay_s=60) as s:  # (no background commit meanwhile)
+        s._db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        monkeypatch.setattr(os, "fdatasync", held_fsync)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        first = asyncio.ensure_future(s.sync_marks(s.mark_position()))
+        await asyncio.sleep(0.05)  # m1 committed, its fsync held
+        assert len(commits) == 1
+        later = []
+        for n in range(2, 6):  # four more replies, each with its own new mark
+            s.dedupe.check_and_add("default", f"m{n}", T0, 3600)
+            later.append(asyncio.ensure_future(s.sync_marks(s.mark_position())))
+        await asyncio.sleep(0.05)
+        assert len(commits) == 1  # they wait for the running fsync, committing nothing yet
+        assert not any(t.done() for t in [first, *later])
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, *later), 5)
+        assert len(commits) == 2  # then one commit for all four, and one more fsync
+        assert len(fsynced) == 2
+        assert committed_marks(db_path) == {f"m{n}" for n in range(1, 6)}
+
+
 def test_a_negative_commit_delay_is_refused(db_path: Path) -> None:
     with pytest.raises(ValueError, match="commit_delay_s"):
         SqliteStore(db_path, commit_delay_s=-1)

@@ -371,14 +371,21 @@ class _Db:
 
     async def sync_marks(self, upto: int | None = None) -> None:
         """:meth:`flush_marks` without blocking the event loop on the disk: the commit
-        (no fsync) runs here, the fsync in a thread; callers waiting at once share one."""
+        (no fsync) runs here, the fsync in a thread; callers waiting at once share one.
+
+        A group commit: while an fsync runs, a caller whose mark it does not cover waits
+        for it to end, and the first caller then commits every mark queued meanwhile in
+        one transaction, for one next fsync (a commit per send cost a sixth of the
+        gateway's time in a burst).
+        """
         wanted = self.marks_queued if upto is None else upto
+        loop = asyncio.get_running_loop()
         while self.marks_durable < wanted:
-            if self.marks_committed < wanted:
-                self.flush(marks_only=True)
             syncing = self._syncing
-            if syncing is None or syncing.get_loop() is not asyncio.get_running_loop():
-                # (one left by a loop that ended without finishing it cannot be awaited)
+            # (one left by a loop that ended without finishing it cannot be awaited)
+            if syncing is None or syncing.get_loop() is not loop:
+                if self.marks_committed < wanted:
+                    self.flush(marks_only=True)
                 syncing = self._syncing = asyncio.ensure_future(self._sync_in_thread())
             await asyncio.shield(syncing)
 
