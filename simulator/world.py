@@ -571,7 +571,7 @@ class SimulatedWeChat:
             sim.offline.append(msg_id)
             return
         puppet.emit(MessageEvent(msg_id))
-        if self._take_fault(sim, "duplicate_next"):
+        if sim.faults and self._take_fault(sim, "duplicate_next"):
             self._log(sim, "fault", kind="duplicate_next", message_id=msg_id)
             puppet.emit(MessageEvent(msg_id))
 
@@ -604,6 +604,9 @@ class SimulatedWeChat:
             sim.faults[kind] = sim.faults.get(kind, 0) + count
 
     def _take_fault(self, sim: SimAccount, kind: str) -> bool:
+        """Use up one pending fault of this kind. Callers on the per-message path check
+        ``sim.faults`` first: no fault is pending almost always, and that check is cheaper
+        than a call."""
         left = sim.faults.get(kind, 0)
         if left <= 0:
             return False
@@ -1041,6 +1044,8 @@ class SimulatedPuppet:
         sim = self.account
         if self._self_id is None:
             raise SendError("not logged in", transient=True, code="not_logged_in")
+        if not sim.faults:
+            return
         if self.world._take_fault(sim, "slow_send"):
             await self.world.time.sleep(sim.slow_send_s)
         if self.world._take_fault(sim, "send_fail_permanent"):
@@ -1057,6 +1062,6 @@ class SimulatedPuppet:
     def _after_send(self, msg_id: str) -> str | None:
         # self-echo: real puppets report the bot's own messages as message events
         self.emit(MessageEvent(msg_id))
-        if self.world._take_fault(self.account, "send_lost_reply"):
+        if self.account.faults and self.world._take_fault(self.account, "send_lost_reply"):
             raise SendOutcomeUnknown("the send was accepted but its reply was lost")
         return msg_id
