@@ -499,6 +499,7 @@ class SimulatedWeChat:
             body = f"{AT_ALL}{MENTION_SPACE}{body}"
         file_info = None
         data = None
+        media_json = None
         msg_kind = MessageKind(kind) if kind is not None else MessageKind.TEXT
         if media is not None:
             mkind = str(media.get("kind", "file"))
@@ -521,32 +522,28 @@ class SimulatedWeChat:
                 "audio": MessageKind.AUDIO,
                 "emoticon": MessageKind.EMOTICON,
             }.get(mkind, MessageKind.ATTACHMENT)
+            media_json = _media_json(file_info, msg_kind)
         msg_id = self._next_id("msg-")
+        to = None if room else sim.wxid
+        # positional arguments, in field order: a class called with keywords packs them
+        # into a dict first, which costs more than the rest of the call (twice a message)
         message = Message(
-            id=msg_id,
-            kind=msg_kind,
-            talker_id=sender,
-            text=body,
-            room_id=room,
-            listener_id=None if room else sim.wxid,
-            mention_ids=mention_ids,
-            timestamp=self.time.now() - age_s,
-            file=file_info,
+            msg_id,
+            msg_kind,
+            sender,  # talker_id
+            body,
+            room,
+            to,  # listener_id
+            mention_ids,
+            self.time.now() - age_s,
+            file_info,
         )
         self._messages[msg_id] = _SimMessage(message, data)
         sim.history.append(msg_id)
         self._record(
             sim,
             TranscriptEntry(
-                t=self.elapsed,
-                direction="in",
-                account=sim.id,
-                sender=sender,
-                to=None if room else sim.wxid,
-                room=room,
-                text=body or None,
-                media=_media_json(file_info, msg_kind),
-                message_id=msg_id,
+                self.elapsed, "in", sim.id, sender, to, room, body or None, media_json, msg_id
             ),
         )
         return msg_id
@@ -654,44 +651,35 @@ class SimulatedWeChat:
         data: bytes | None = None,
     ) -> str:
         room = conversation_id if conversation_id in self.rooms else None
+        to = None if room else conversation_id
         msg_id = self._next_id("msg-")
         kind = MessageKind.TEXT
+        finfo = None
         if media is not None:
             kind = {
                 "image": MessageKind.IMAGE,
                 "video": MessageKind.VIDEO,
                 "audio": MessageKind.AUDIO,
             }.get(str(media.get("kind")), MessageKind.ATTACHMENT)
-        finfo = None
-        if media is not None:
             finfo = FileInfo(
                 str(media["name"]), int(media["size"]), media.get("mime"), media.get("duration")
             )
+        # positional arguments, in field order (see _make_message)
         message = Message(
-            id=msg_id,
-            kind=kind,
-            talker_id=sim.wxid,
-            text=text or "",
-            room_id=room,
-            listener_id=None if room else conversation_id,
-            mention_ids=mention_ids,
-            timestamp=self.time.now(),
-            file=finfo,
+            msg_id,
+            kind,
+            sim.wxid,  # talker_id
+            text or "",
+            room,
+            to,  # listener_id
+            mention_ids,
+            self.time.now(),
+            finfo,
         )
         self._messages[msg_id] = _SimMessage(message, data)
         self._record(
             sim,
-            TranscriptEntry(
-                t=self.elapsed,
-                direction="out",
-                account=sim.id,
-                sender=sim.wxid,
-                to=None if room else conversation_id,
-                room=room,
-                text=text,
-                media=media,
-                message_id=msg_id,
-            ),
+            TranscriptEntry(self.elapsed, "out", sim.id, sim.wxid, to, room, text, media, msg_id),
         )
         return msg_id
 
@@ -781,9 +769,7 @@ def _path_option(value: object, account: Any, name: str) -> Path:
     return Path(value).expanduser()
 
 
-def _media_json(info: FileInfo | None, kind: MessageKind) -> dict[str, Any] | None:
-    if info is None:
-        return None
+def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": _kind_word(kind), "name": info.name, "size": info.size}
     if info.duration_s is not None:
         out["duration"] = info.duration_s
