@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
@@ -785,16 +785,14 @@ def _kind_word(kind: MessageKind) -> str:
     }.get(kind, "file")
 
 
-_STOP = object()
-
-
 class SimulatedPuppet:
     """The Puppet port over the simulated world, for one bot account."""
 
     def __init__(self, world: SimulatedWeChat, account: SimAccount) -> None:
         self.world = world
         self.account = account
-        self._queue: asyncio.Queue[object] | None = None
+        # the events of the current connection; None in it ends the stream
+        self._queue: asyncio.Queue[PuppetEvent | None] | None = None
         self._self_id: str | None = None
         self.online = False
         self.qr_waiting = False
@@ -844,7 +842,7 @@ class SimulatedPuppet:
                 task.cancel()
         self._qr_task = self._hb_task = self._scan_task = self._inbox_task = None
         if self._queue is not None:
-            self._queue.put_nowait(_STOP)
+            self._queue.put_nowait(None)
             self._queue = None
 
     async def events(self) -> AsyncIterator[PuppetEvent]:
@@ -853,9 +851,9 @@ class SimulatedPuppet:
             return
         while True:
             item = await queue.get()
-            if item is _STOP:
+            if item is None:  # the end of this connection's stream
                 return
-            yield cast(PuppetEvent, item)
+            yield item
 
     async def message(self, message_id: str) -> Message:
         return self.world.message_payload(message_id)
@@ -1018,7 +1016,7 @@ class SimulatedPuppet:
         """The connection breaks: the event stream ends; messages wait on the server."""
         self.online = False
         if self._queue is not None:
-            self._queue.put_nowait(_STOP)
+            self._queue.put_nowait(None)
             self._queue = None
 
     def go_silent(self) -> None:
