@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import inspect
 from collections.abc import AsyncIterator
 
 import pytest
 
-from simulator import SimulatedPuppet, SimulatedWeChat
+from simulator import SimulatedPuppet, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.puppet import (
     HeartbeatEvent,
     LoginEvent,
@@ -420,3 +422,33 @@ def test_the_same_seed_gives_the_same_fake_names_and_topics() -> None:
 
     assert names(5) == names(5)
     assert names(5) != names(6)
+
+
+def test_a_transcript_entry_is_built_like_the_dataclass_it_is() -> None:
+    # TranscriptEntry has its own (faster) __init__: the same parameters as its fields
+    fields = dataclasses.fields(TranscriptEntry)
+    params = list(inspect.signature(TranscriptEntry).parameters.values())
+    assert [(p.name, p.default, p.kind) for p in params] == [
+        (
+            f.name,
+            inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+        for f in fields
+    ]
+    entry = TranscriptEntry(1.5, "in", "default", "wxid_a", "wxid_bot", None, "hi")
+    assert list(vars(entry)) == [f.name for f in fields]
+    assert entry == TranscriptEntry(
+        t=1.5,
+        direction="in",
+        account="default",
+        sender="wxid_a",
+        to="wxid_bot",
+        room=None,
+        text="hi",
+        media=None,
+        message_id="",
+    )
+    assert dataclasses.replace(entry, text="ho").text == "ho"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.text = "ho"  # type: ignore[misc]
