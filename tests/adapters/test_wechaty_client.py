@@ -394,6 +394,42 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     await client.stop()
 
 
+async def test_a_new_senders_contact_is_fetched_alongside_its_message_and_once(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    script.contacts["wxid_new"] = "New Person"
+    for n in range(3):
+        script.messages[f"n{n}"] = pb.MessagePayloadResponse(
+            id=f"n{n}", talker_id="wxid_new", text=f"t{n}", type=7
+        )
+    client = client_for(endpoint)
+    await client.start()
+    for n in range(3):
+        script.push(2, {"messageId": f"n{n}"})
+    await asyncio.sleep(0.3)  # read and prefetched; nobody asked for anything yet
+    assert script.calls.count("ContactPayload:wxid_new") == 1  # fetched ahead, once
+    names = await asyncio.gather(*(client.contact("wxid_new") for _ in range(3)))
+    assert [c.name for c in names] == ["New Person"] * 3
+    assert script.calls.count("ContactPayload:wxid_new") == 1  # cached since
+    await client.stop()
+
+
+async def test_callers_of_a_contact_share_one_fetch_and_a_cancelled_one_not_the_others(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    script.contacts["wxid_c"] = "Carol"
+    client = client_for(endpoint)
+    await client.start()
+    callers = [asyncio.ensure_future(client.contact("wxid_c")) for _ in range(3)]
+    await asyncio.sleep(0)
+    callers[0].cancel()
+    assert [(await c).name for c in callers[1:]] == ["Carol", "Carol"]
+    assert script.calls.count("ContactPayload:wxid_c") == 1
+    await client.stop()
+
+
 # ---------------------------------------------------------------- files
 
 

@@ -194,6 +194,8 @@ class PuppetServiceClient:
         self._messages: dict[str, Message] = {}
         self._files: dict[str, FileBoxRef] = {}
         self._contacts: dict[str, Contact] = {}
+        #: contact payloads being fetched (shared by every caller meanwhile)
+        self._contact_fetches: dict[str, asyncio.Task[Contact]] = {}
         self._rooms: dict[str, Room] = {}
         self._aliases: dict[tuple[str, str], str | None] = {}
         self.starts_called = 0  # how often Start was sent (tests read it)
@@ -464,6 +466,7 @@ class PuppetServiceClient:
             self._files.pop(payload_id, None)
         elif kind == "contact":
             self._contacts.pop(payload_id, None)
+            self._contact_fetches.pop(payload_id, None)  # (the next call asks again)
         elif kind == "room":
             self._rooms.pop(payload_id, None)
         elif kind == "room_member":
@@ -547,6 +550,14 @@ class PuppetServiceClient:
             file=file_info,
         )
         _remember(self._messages, message_id, message)
+        if (
+            self.prefetch_window > 0
+            and resp.talker_id != self._self_id
+            and resp.talker_id not in self._contacts
+        ):
+            # the gateway asks for the sender's name next: a new sender's payload is
+            # fetched now, alongside, instead of one round trip after the other
+            self._contact_fetch(resp.talker_id)
         return message
 
     async def _filebox(self, message_id: str, filename: str = "") -> FileBoxRef | None:
@@ -568,6 +579,26 @@ class PuppetServiceClient:
         cached = self._contacts.get(contact_id)
         if cached is not None:
             return cached
+        # (shielded: a caller cancelled meanwhile does not cancel the others' fetch)
+        return await asyncio.shield(self._contact_fetch(contact_id))
+
+    def _contact_fetch(self, contact_id: str) -> asyncio.Task[Contact]:
+        """The fetch of a contact's payload: the one running, or a new one."""
+        task = self._contact_fetches.get(contact_id)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch_contact(contact_id))
+            self._contact_fetches[contact_id] = task
+
+            def done(t: asyncio.Task[Contact]) -> None:
+                if self._contact_fetches.get(contact_id) is t:
+                    del self._contact_fetches[contact_id]
+                if not t.cancelled():
+                    t.exception()  # seen here; contact() raises it to its callers
+
+            task.add_done_callback(done)
+        return task
+
+    async def _fetch_contact(self, contact_id: str) -> Contact:
         resp = await self._unary(self.stub.ContactPayload, pb.ContactPayloadRequest(id=contact_id))
         contact = Contact(id=resp.id or contact_id, name=resp.name, alias=resp.alias or None)
         self._contacts[contact_id] = contact
