@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from wechat_sdk._frozen import quick_init
+
 __all__ = [
     "Contact",
     "DirtyEvent",
@@ -96,6 +98,7 @@ class FileInfo:
     duration_s: float | None = None  # voice and video
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """A normalised message payload."""
@@ -196,6 +199,7 @@ class HeartbeatEvent:
     data: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
     message_id: str

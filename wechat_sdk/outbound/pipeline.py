@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from http.client import HTTPMessage
 from typing import IO
 
+from wechat_sdk._frozen import quick_init
 from wechat_sdk.agent import Reply
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
@@ -40,6 +41,7 @@ FETCH_TIMEOUT_S = 30.0
 _FETCH_CHUNK = 64 * 1024
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One WeChat message of a reply, ready to go: a text chunk (formatted and cut by
