@@ -35,8 +35,9 @@ def tune_gc() -> None:
     once and then frozen (:func:`gc.freeze`): later full collections no longer walk it
     again and again. The youngest generation is collected every
     :data:`GC_GEN0_THRESHOLD` allocations instead of 700, so a burst of messages
-    triggers far fewer collections (each still walks only young objects). Under load
-    this is about a tenth of the gateway's time (docs/benchmarks.md).
+    triggers far fewer collections (each still walks only young objects). In a burst of
+    messages, collections took about a sixth of the gateway's time before, and about
+    6 % after (docs/benchmarks.md).
 
     ``wechat-sdk gateway run`` calls it once the accounts have started. It changes the
     whole process, so the library never calls it on its own: a program that runs the
