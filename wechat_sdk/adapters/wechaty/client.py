@@ -20,10 +20,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import grpc
 
@@ -154,6 +154,27 @@ class ServiceConnection:
 
 
 _STREAM_END = object()
+
+_T = TypeVar("_T")
+
+
+def _tracked(
+    tasks: dict[str, asyncio.Task[_T]], key: str, fetch: Coroutine[Any, Any, _T]
+) -> asyncio.Task[_T]:
+    """Run a fetch as a task listed in ``tasks`` under ``key`` while it runs, for callers
+    meanwhile to share. Its error is marked seen here: whoever awaits it gets it (or
+    fetches again), and nobody else needs to."""
+    task = asyncio.get_running_loop().create_task(fetch)
+    tasks[key] = task
+
+    def done(t: asyncio.Task[_T]) -> None:
+        if tasks.get(key) is t:
+            del tasks[key]
+        if not t.cancelled():
+            t.exception()
+
+    task.add_done_callback(done)
+    return task
 
 
 class PuppetServiceClient:
@@ -486,17 +507,8 @@ class PuppetServiceClient:
         if self.prefetch_window <= 0 or message_id in self._messages:
             return
         await self._prefetch_slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._fetch_message(message_id))
-        self._prefetching[message_id] = task
-
-        def done(t: asyncio.Task[Message]) -> None:
-            self._prefetch_slots.release()
-            if self._prefetching.get(message_id) is t:
-                del self._prefetching[message_id]
-            if not t.cancelled():
-                t.exception()  # seen here; message() fetches again and raises it itself
-
-        task.add_done_callback(done)
+        task = _tracked(self._prefetching, message_id, self._fetch_message(message_id))
+        task.add_done_callback(lambda _: self._prefetch_slots.release())
 
     async def message(self, message_id: str) -> Message:
         cached = self._messages.get(message_id)
@@ -586,16 +598,7 @@ class PuppetServiceClient:
         """The fetch of a contact's payload: the one running, or a new one."""
         task = self._contact_fetches.get(contact_id)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch_contact(contact_id))
-            self._contact_fetches[contact_id] = task
-
-            def done(t: asyncio.Task[Contact]) -> None:
-                if self._contact_fetches.get(contact_id) is t:
-                    del self._contact_fetches[contact_id]
-                if not t.cancelled():
-                    t.exception()  # seen here; contact() raises it to its callers
-
-            task.add_done_callback(done)
+            task = _tracked(self._contact_fetches, contact_id, self._fetch_contact(contact_id))
         return task
 
     async def _fetch_contact(self, contact_id: str) -> Contact:
