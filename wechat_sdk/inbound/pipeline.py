@@ -107,10 +107,6 @@ class InboundPipeline:
         )
 
     async def process(self, message: Message) -> AgentTurn | Drop:
-        if message.talker_id == self.puppet.self_id:
-            # the first step, taken without the walk: every reply the bot sends comes
-            # back like this, so it is half of all messages
-            return self._dropped(message.id, self._note_echo(message))
         item = Inbound(message=message, text=message.text)
         for step in self.steps:
             drop = await step(item)
@@ -138,11 +134,9 @@ class InboundPipeline:
 
     async def drop_self(self, item: Inbound) -> Drop | None:
         """Puppets echo the bot's own sends back; note the echo for delivery, then drop."""
-        if item.message.talker_id != self.puppet.self_id:
+        m = item.message
+        if m.talker_id != self.puppet.self_id:
             return None
-        return self._note_echo(item.message)
-
-    def _note_echo(self, m: Message) -> Drop:
         conversation = m.room_id or m.listener_id or ""
         key = file_key(m.file.name) if m.file is not None else text_key(m.text)
         self.echo.add(conversation, key, self.clock.now())
