@@ -421,6 +421,95 @@ async def test_marks_queued_during_an_fsync_share_one_commit_after_it(
         assert committed_marks(db_path) == {f"m{n}" for n in range(1, 6)}
 
 
+async def test_each_waiting_send_is_woken_once_when_its_own_mark_is_durable(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    gates = [threading.Event(), threading.Event()]
+    fsynced: list[int] = []
+    real = os.fdatasync
+
+    def held_fsync(fd: int) -> None:
+        if len(fsynced) < len(gates):  # (the one at close is not held)
+            gates[len(fsynced)].wait(5)
+        real(fd)
+        fsynced.append(1)
+
+    with SqliteStore(db_path, commit_delay_s=60) as s:
+        monkeypatch.setattr(os, "fdatasync", held_fsync)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        first = s.marks_waiter(s.mark_position())
+        assert first is not None  # m1 committed, its fsync held
+        wakes: list[str] = []
+        first.add_done_callback(lambda _: wakes.append("m1"))
+        later = []
+        for n in (2, 3):  # marks queued while that fsync runs
+            s.dedupe.check_and_add("default", f"m{n}", T0, 3600)
+            waiter = s.marks_waiter(s.mark_position())
+            assert waiter is not None
+            waiter.add_done_callback(lambda _, n=n: wakes.append(f"m{n}"))
+            later.append(waiter)
+        gates[0].set()
+        await asyncio.wait_for(first, 5)
+        await asyncio.sleep(0.05)
+        # the first fsync covered m1 only: the others are not woken (to wait again)
+        assert wakes == ["m1"]
+        assert not any(w.done() for w in later)
+        assert committed_marks(db_path) == {"m1", "m2", "m3"}  # the next round's commit
+        gates[1].set()
+        await asyncio.wait_for(asyncio.gather(*later), 5)
+        assert sorted(wakes) == ["m1", "m2", "m3"]  # each once
+        assert len(fsynced) == 2
+        assert s.marks_waiter(s.mark_position()) is None  # durable: nothing to wait for
+
+
+async def test_a_cancelled_waiting_send_leaves_the_others_and_the_fsync_alone(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    real = os.fdatasync
+
+    def held_fsync(fd: int) -> None:
+        release.wait(5)
+        real(fd)
+
+    with SqliteStore(db_path, commit_delay_s=60) as s:
+        monkeypatch.setattr(os, "fdatasync", held_fsync)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        one = asyncio.ensure_future(s.sync_marks(s.mark_position()))
+        other = asyncio.ensure_future(s.sync_marks(s.mark_position()))
+        await asyncio.sleep(0.05)
+        one.cancel()  # a reply cut by a stop
+        release.set()
+        await asyncio.wait_for(other, 5)
+        assert one.cancelled()
+        assert s.marks_waiter() is None
+
+
+async def test_a_failed_fsync_reaches_every_waiting_send(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    with SqliteStore(db_path, commit_delay_s=60) as s:
+        monkeypatch.setattr(os, "fdatasync", broken)
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        waiting = [asyncio.ensure_future(s.sync_marks()) for _ in range(3)]
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+        assert all(isinstance(r, OSError) for r in results)
+        monkeypatch.undo()
+        await asyncio.wait_for(s.sync_marks(), 5)  # the disk is back: the next one works
+        assert s.marks_waiter() is None
+
+
 def test_a_negative_commit_delay_is_refused(db_path: Path) -> None:
     with pytest.raises(ValueError, match="commit_delay_s"):
         SqliteStore(db_path, commit_delay_s=-1)

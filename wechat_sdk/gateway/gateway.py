@@ -121,9 +121,12 @@ class Gateway:
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
         # a store queuing its writes (SQLite) makes the dedupe marks durable before each
-        # send: off the loop's thread (sync_marks), except on a virtual clock, which
-        # cannot see a thread's work (the world would move on while a send waits)
-        durable = getattr(self.store, "sync_marks", None)
+        # send: off the loop's thread (marks_waiter, sync_marks), except on a virtual
+        # clock, which cannot see a thread's work (the world would move on while a send
+        # waits)
+        durable = getattr(self.store, "marks_waiter", None) or getattr(
+            self.store, "sync_marks", None
+        )
         if durable is None or isinstance(self.clock, VirtualClock):
             durable = getattr(self.store, "flush_marks", None)
         sender.before_send = durable

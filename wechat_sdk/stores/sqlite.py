@@ -19,7 +19,7 @@ Design:
   there; their writes are queued and written together, a few ``executemany`` statements
   in one transaction. A message costs no SQL statement of its own.
 - When queued writes are committed: before every send to WeChat, the gateway awaits
-  :meth:`SqliteStore.sync_marks` (:meth:`SqliteStore.flush_marks` on a virtual clock): a
+  :meth:`SqliteStore.marks_waiter` (:meth:`SqliteStore.flush_marks` on a virtual clock): a
   message's dedupe mark is committed and fsync'd before anything goes out for it, so a
   message is never answered twice after a crash or a power loss. Otherwise within
   ``commit_delay_s`` (:data:`COMMIT_DELAY_S` by default; ``0``: at the next turn of the
@@ -49,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import itertools
 import json
 import logging
@@ -250,8 +251,12 @@ class _Db:
         self.closed = False
         #: dedupe marks covered by a completed fsync of the WAL
         self.marks_durable = 0
-        #: the fsync running in a thread, and the marks it covers
+        #: the fsync running in a thread (its future, of the loop it runs for)
         self._syncing: asyncio.Future[None] | None = None
+        #: callers waiting for their marks to be durable: (marks wanted, order, future),
+        #: a heap, the fewest marks wanted first
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiter_count = 0
         #: seconds queued writes wait for a commit while an event loop runs (0: next turn)
         self.commit_delay_s = COMMIT_DELAY_S
         self._writers: list[_Writer] = []
@@ -369,42 +374,92 @@ class _Db:
             self.flush(marks_only=True)
             self.sync()
 
-    async def sync_marks(self, upto: int | None = None) -> None:
-        """:meth:`flush_marks` without blocking the event loop on the disk: the commit
-        (no fsync) runs here, the fsync in a thread; callers waiting at once share one.
+    def marks_waiter(self, upto: int | None = None) -> asyncio.Future[None] | None:
+        """None if the first ``upto`` dedupe marks (None: every one queued) are durable;
+        else a future done once they are, after a commit here (no fsync) and an fsync in
+        a thread. A commit error is raised here.
 
         A group commit: while an fsync runs, a caller whose mark it does not cover waits
-        for it to end, and the first caller then commits every mark queued meanwhile in
-        one transaction, for one next fsync (a commit per send cost a sixth of the
-        gateway's time in a burst).
+        for it to end; then one commit covers every mark queued meanwhile, for one next
+        fsync (a commit per send cost a sixth of the gateway's time in a burst). Each
+        caller is woken once, when its own mark is durable: waking every caller after
+        every fsync, most of them to wait again, cost a sixth of a burst again.
         """
         wanted = self.marks_queued if upto is None else upto
+        if self.marks_durable >= wanted:
+            return None
         loop = asyncio.get_running_loop()
-        while self.marks_durable < wanted:
-            syncing = self._syncing
-            # (one left by a loop that ended without finishing it cannot be awaited)
-            if syncing is None or syncing.get_loop() is not loop:
-                if self.marks_committed < wanted:
-                    self.flush(marks_only=True)
-                syncing = self._syncing = asyncio.ensure_future(self._sync_in_thread())
-            await asyncio.shield(syncing)
+        syncing = self._syncing
+        # (one left by a loop that ended without finishing it never ends: start anew)
+        if syncing is None or syncing.get_loop() is not loop:
+            if self.marks_committed < wanted:
+                self.flush(marks_only=True)
+            self._waiters = [w for w in self._waiters if w[2].get_loop() is loop]
+            self._start_fsync(loop)
+            if self.marks_durable >= wanted:  # (no WAL file: nothing to wait for)
+                return None
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter_count += 1
+        heapq.heappush(self._waiters, (wanted, self._waiter_count, waiter))
+        return waiter
 
-    async def _sync_in_thread(self) -> None:
-        try:
-            marks = self.marks_committed
-            fd = self._wal()
-            if fd is not None:
-                try:
-                    await asyncio.get_running_loop().run_in_executor(None, _sync_file, fd)
-                except OSError:
-                    if not self.closed:
-                        raise
-                    # closed meanwhile (its descriptor too): what close() committed and
-                    # synced it counted itself; nothing more is known to be durable
-                    return
+    async def sync_marks(self, upto: int | None = None) -> None:
+        """:meth:`flush_marks` without blocking the event loop on the disk (see
+        :meth:`marks_waiter`)."""
+        while (waiter := self.marks_waiter(upto)) is not None:
+            await waiter
+
+    def _start_fsync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """fsync the WAL in a thread for the marks committed so far; then wake the
+        callers those marks cover, and start the next round for the others."""
+        marks = self.marks_committed
+        fd = self._wal()
+        if fd is None:
             self.marks_durable = max(self.marks_durable, marks)
-        finally:
+            return
+        syncing = self._syncing = loop.run_in_executor(None, _sync_file, fd)
+        syncing.add_done_callback(lambda done: self._fsynced(done, marks))
+
+    def _fsynced(self, done: asyncio.Future[None], marks: int) -> None:
+        if self._syncing is done:
             self._syncing = None
+        if done.cancelled():  # (nothing cancels it; if something did, nobody waits forever)
+            waiters, self._waiters = self._waiters, []
+            for _, _, waiter in waiters:
+                waiter.cancel()
+            return
+        error = done.exception()
+        if error is None:
+            self.marks_durable = max(self.marks_durable, marks)
+        elif not (isinstance(error, OSError) and self.closed):
+            self._fail_waiters(error)
+            return
+        # (an OSError after close: the descriptor was closed meanwhile, and what close()
+        # committed and synced it counted itself)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.marks_durable:
+            waiter = heapq.heappop(waiters)[2]
+            if not waiter.done():
+                waiter.set_result(None)
+        if not any(not w[2].done() for w in waiters):
+            waiters.clear()
+            return
+        if self._syncing is None:
+            try:
+                if self.marks_committed < self.marks_queued:
+                    self.flush(marks_only=True)
+                self._start_fsync(done.get_loop())
+            except Exception as exc:  # each caller would have got it from its own commit
+                self._fail_waiters(exc)
+                return
+            if self._syncing is None:  # (no WAL file)
+                self._fsynced(done, self.marks_committed)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, _, waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query (sees every committed change)."""
@@ -1178,6 +1233,14 @@ class SqliteStore:
         fsync of the WAL in a thread, shared by the sends waiting at the same time."""
         if not self._closed:
             await self._db.sync_marks(upto)
+
+    def marks_waiter(self, upto: int | None = None) -> asyncio.Future[None] | None:
+        """:meth:`sync_marks` without a coroutine of its own: None when the marks are
+        durable already (the usual case outside a burst), else a future to await (the
+        gateway calls it before each send)."""
+        if self._closed:
+            return None
+        return self._db.marks_waiter(upto)
 
     def close(self) -> None:
         """Commit what is queued, close the connection (idempotent)."""
