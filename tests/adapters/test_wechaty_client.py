@@ -394,6 +394,27 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     await client.stop()
 
 
+async def test_a_message_event_repeated_while_its_payload_is_fetched_asks_once(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    script.messages["m1"] = pb.MessagePayloadResponse(
+        id="m1", talker_id="wxid_a", text="hi", type=7
+    )
+    client = client_for(endpoint, prefetch_window=4)
+    await client.start()
+    script.gate = asyncio.Event()  # the payload's answer is held
+    for _ in range(3):  # a puppet redelivering the event (after a reconnect, say)
+        script.push(2, {"messageId": "m1"})
+    await asyncio.sleep(0.3)
+    script.gate.set()
+    events = await collect(client, 4)
+    assert [e.message_id for e in events if isinstance(e, MessageEvent)] == ["m1"] * 3
+    assert (await client.message("m1")).text == "hi"
+    assert script.calls.count("MessagePayload:m1") == 1  # one fetch, shared
+    await client.stop()
+
+
 async def test_a_new_senders_contact_is_fetched_alongside_its_message_and_once(
     server: tuple[Script, str],
 ) -> None:

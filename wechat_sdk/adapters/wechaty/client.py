@@ -162,11 +162,14 @@ _T = TypeVar("_T")
 
 
 def _tracked(
-    tasks: dict[str, asyncio.Task[_T]], key: str, fetch: Coroutine[Any, Any, _T]
+    tasks: dict[str, asyncio.Task[_T]],
+    key: str,
+    fetch: Coroutine[Any, Any, _T],
+    then: Callable[[], None] | None = None,
 ) -> asyncio.Task[_T]:
     """Run a fetch as a task listed in ``tasks`` under ``key`` while it runs, for callers
-    meanwhile to share. Its error is marked seen here: whoever awaits it gets it (or
-    fetches again), and nobody else needs to."""
+    meanwhile to share; ``then`` is called when it ends. Its error is marked seen here:
+    whoever awaits it gets it (or fetches again), and nobody else needs to."""
     task = asyncio.get_running_loop().create_task(fetch)
     tasks[key] = task
 
@@ -175,6 +178,8 @@ def _tracked(
             del tasks[key]
         if not t.cancelled():
             t.exception()
+        if then is not None:
+            then()
 
     task.add_done_callback(done)
     return task
@@ -207,7 +212,9 @@ class PuppetServiceClient:
         self.connect_timeout_s = connect_timeout_s
         self.max_text_chars = max_text_chars
         self.prefetch_window = prefetch_window
-        self._prefetch_slots = asyncio.Semaphore(max(1, prefetch_window))
+        #: payload fetches running, and the reader's wait for one to end (a full window)
+        self._prefetch_running = 0
+        self._prefetch_slot: asyncio.Future[None] | None = None
         self._prefetching: dict[str, asyncio.Task[Message]] = {}
         #: the event types read while start() waits for the greeting and a replay
         self._first: asyncio.Queue[object] | None = None
@@ -367,7 +374,8 @@ class PuppetServiceClient:
                     first.put_nowait(event_type)
                 for event in self._parse_event(event_type, response.payload):
                     if isinstance(event, MessageEvent):
-                        await self._prefetch_message(event.message_id)
+                        while (full := self._prefetch(event.message_id)) is not None:
+                            await full
                     self._queue.put_nowait(event)
         except asyncio.CancelledError:
             raise
@@ -506,18 +514,35 @@ class PuppetServiceClient:
 
     # ------------------------------------------------------------ payloads
 
-    async def _prefetch_message(self, message_id: str) -> None:
+    def _prefetch(self, message_id: str) -> asyncio.Future[None] | None:
         """Start fetching a message's payload as its event arrives (a bounded window).
 
         The gateway takes events one at a time; without this, each one would wait a full
-        round trip for its payload. At most ``prefetch_window`` fetches run at once: past
-        that, reading the stream waits, so a backlog stays in gRPC, not in memory.
+        round trip for its payload. At most ``prefetch_window`` fetches run at once: with
+        the window full this starts nothing and returns a future done when a fetch ends
+        (call again then); meanwhile reading the stream waits, so a backlog stays in
+        gRPC, not in memory.
         """
-        if self.prefetch_window <= 0 or message_id in self._messages:
-            return
-        await self._prefetch_slots.acquire()
-        task = _tracked(self._prefetching, message_id, self._fetch_message(message_id))
-        task.add_done_callback(lambda _: self._prefetch_slots.release())
+        if (
+            self.prefetch_window <= 0
+            or message_id in self._messages
+            or message_id in self._prefetching
+        ):
+            return None
+        if self._prefetch_running >= self.prefetch_window:
+            slot = self._prefetch_slot
+            if slot is None or slot.done():
+                slot = self._prefetch_slot = asyncio.get_running_loop().create_future()
+            return slot
+        self._prefetch_running += 1
+        _tracked(self._prefetching, message_id, self._fetch_message(message_id), self._prefetched)
+        return None
+
+    def _prefetched(self) -> None:
+        self._prefetch_running -= 1
+        slot = self._prefetch_slot
+        if slot is not None and not slot.done():
+            slot.set_result(None)
 
     async def message(self, message_id: str) -> Message:
         cached = self._messages.get(message_id)
