@@ -25,8 +25,12 @@ Three measurements, each repeated ``--repeat`` times (medians are printed):
   timestamp of the reply, also ``Date.now()`` in the sidecar): both ends are read from the
   same clock, server side, in milliseconds. Throughput is N replies over the time from the
   first DM's creation to the last reply's. Lost = DMs without a reply, duplicated = extra
-  replies. Peak RSS is the bot process's own ``VmHWM`` from ``/proc/self/status`` (the
-  driver's memory, this process, is not counted); ``idle`` is its ``VmRSS`` once logged in.
+  replies. ``bot CPU`` and ``sidecar CPU`` are the user plus system CPU time each process
+  used during the burst (``/proc/<pid>/stat``), per reply: on a machine whose cores are all
+  busy, throughput is set by their sum. The floor and gateway runs alternate, and the
+  verdict is the median of the ratios of each pair. Peak RSS is the bot process's own
+  ``VmHWM`` from ``/proc/self/status`` (the driver's memory, this process, is not counted);
+  ``idle`` is its ``VmRSS`` once logged in.
 
 * **Unloaded**: one DM at a time (the next after the reply), the same two bots.
 
@@ -272,6 +276,15 @@ class Session:
             await asyncio.sleep(POLL_S)
 
 
+def cpu_s(pid: int | None) -> float:
+    """User plus system CPU seconds a process has used so far (``/proc/<pid>/stat``)."""
+    if pid is None:
+        return float("nan")
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -280,9 +293,11 @@ def pct(values: list[float], q: float) -> float:
 async def burst(role: str, n: int, contacts: int, work: Path) -> dict[str, float]:
     async with Session(role, work) as s:
         ids = await s.contacts(contacts)
+        cpu0 = (cpu_s(s.proc.pid), cpu_s(s.sidecar.pid))
         made = (await s.control("burst", **{"from": ids, "count": n, "prefix": "m"}))["timestamps"]
         start = int(made[0])
         await s.wait_replies(start, n)
+        cpu1 = (cpu_s(s.proc.pid), cpu_s(s.sidecar.pid))
         await asyncio.sleep(1.0)  # late duplicates
         sent = (await s.control("sentSince", since=start))["sent"]
     replies = Counter(r["text"] for r in sent)
@@ -301,6 +316,8 @@ async def burst(role: str, n: int, contacts: int, work: Path) -> dict[str, float
         "p95_ms": pct(latencies, 0.95) if latencies else float("nan"),
         "lost": lost,
         "dup": dup,
+        "bot_cpu_ms": (cpu1[0] - cpu0[0]) * 1000 / n,
+        "sidecar_cpu_ms": (cpu1[1] - cpu0[1]) * 1000 / n,
         "idle_mib": s.idle.get("VmRSS", 0) / 1024,
         "peak_mib": s.final.get("VmHWM", 0) / 1024,
     }
@@ -409,27 +426,37 @@ async def driver(args: argparse.Namespace) -> None:
         if args.sizes:
             print(
                 "| DMs | bot | replies/s (runs) | latency p50 (ms) | p95 (ms) | lost | dup "
-                "| idle RSS (MiB) | peak RSS (MiB) |"
+                "| bot CPU (ms/reply) | sidecar CPU (ms/reply) | idle RSS (MiB) | peak RSS (MiB) |"
             )
-            print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+            print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         verdicts: list[str] = []
         for n in args.sizes:
-            results: dict[str, dict[str, float]] = {}
+            # floor and gateway runs alternate, so that a drift of the machine's speed
+            # (it swings by a fifth from minute to minute here) hits both alike
+            by_role: dict[str, list[dict[str, float]]] = {"floor": [], "gateway": []}
+            for _ in range(args.repeat):
+                for role in ("floor", "gateway"):
+                    by_role[role].append(await burst(role, n, args.contacts, fresh()))
             for role in ("floor", "gateway"):
-                runs = []
-                for _ in range(args.repeat):
-                    runs.append(await burst(role, n, args.contacts, fresh()))
-                m = medians(runs)
-                results[role] = m
+                m = medians(by_role[role])
                 print(
                     f"| {n} | {role} | {m['replies_per_s']:.0f} "
-                    f"({spread(runs, 'replies_per_s')}) | {m['p50_ms']:.0f} | {m['p95_ms']:.0f} "
-                    f"| {max(r['lost'] for r in runs):.0f} | {max(r['dup'] for r in runs):.0f} "
-                    f"| {m['idle_mib']:.1f} | {max(r['peak_mib'] for r in runs):.1f} |",
+                    f"({spread(by_role[role], 'replies_per_s')}) | {m['p50_ms']:.0f} "
+                    f"| {m['p95_ms']:.0f} | {max(r['lost'] for r in by_role[role]):.0f} "
+                    f"| {max(r['dup'] for r in by_role[role]):.0f} "
+                    f"| {m['bot_cpu_ms']:.2f} | {m['sidecar_cpu_ms']:.2f} "
+                    f"| {m['idle_mib']:.1f} | {max(r['peak_mib'] for r in by_role[role]):.1f} |",
                     flush=True,
                 )
-            ratio = results["gateway"]["replies_per_s"] / results["floor"]["replies_per_s"]
-            verdicts.append(f"{n} DMs: gateway at {ratio:.0%} of the floor's throughput")
+            ratios = sorted(
+                g["replies_per_s"] / f["replies_per_s"]
+                for f, g in zip(by_role["floor"], by_role["gateway"], strict=True)
+            )
+            verdicts.append(
+                f"{n} DMs: gateway at {statistics.median(ratios):.0%} of the floor's "
+                f"throughput (median of {len(ratios)} alternating pairs; pairs "
+                f"{ratios[0]:.0%}-{ratios[-1]:.0%})"
+            )
         for line in verdicts:
             print(line)
         if args.unloaded:
