@@ -212,10 +212,9 @@ class PuppetServiceClient:
         self.connect_timeout_s = connect_timeout_s
         self.max_text_chars = max_text_chars
         self.prefetch_window = prefetch_window
-        #: payload fetches running, and the reader's wait for one to end (a full window)
-        self._prefetch_running = 0
-        self._prefetch_slot: asyncio.Future[None] | None = None
+        #: payload fetches running (the window), and the reader's wait for one to end
         self._prefetching: dict[str, asyncio.Task[Message]] = {}
+        self._prefetch_slot: asyncio.Future[None] | None = None
         #: the event types read while start() waits for the greeting and a replay
         self._first: asyncio.Queue[object] | None = None
         self._channel: grpc.aio.Channel | None = None
@@ -529,17 +528,15 @@ class PuppetServiceClient:
             or message_id in self._prefetching
         ):
             return None
-        if self._prefetch_running >= self.prefetch_window:
+        if len(self._prefetching) >= self.prefetch_window:
             slot = self._prefetch_slot
             if slot is None or slot.done():
                 slot = self._prefetch_slot = asyncio.get_running_loop().create_future()
             return slot
-        self._prefetch_running += 1
         _tracked(self._prefetching, message_id, self._fetch_message(message_id), self._prefetched)
         return None
 
     def _prefetched(self) -> None:
-        self._prefetch_running -= 1
         slot = self._prefetch_slot
         if slot is not None and not slot.done():
             slot.set_result(None)
