@@ -5,7 +5,10 @@ Run: ``python bench/bench_wechaty.py`` (needs Node 18+ and npm; set
 With ``BENCH_WECHATY_STORE=memory`` the gateway uses the in-memory store instead of the
 default SQLite one (to separate the store's cost from the rest).
 With ``BENCH_WECHATY_PROFILE=<file>`` the gateway process runs under pyinstrument and
-writes its profile there.
+writes its profile there. ``BENCH_WECHATY_WRAP`` is a command put in front of each bot
+process, e.g. ``valgrind --tool=callgrind --callgrind-out-file=cg.%p`` to count its
+instructions (the waits for the bot are then long enough for a 50x slower process; the
+figures of such a run are not throughput).
 
 Three measurements, each repeated ``--repeat`` times (medians are printed):
 
@@ -44,6 +47,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -58,7 +62,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_S = 0.25
-IDLE_TIMEOUT_S = 20.0
+WRAP = shlex.split(os.environ.get("BENCH_WECHATY_WRAP", ""))
+IDLE_TIMEOUT_S = 120.0 if WRAP else 20.0
+BOT_WAIT_S = 900.0 if WRAP else 60.0
 
 
 # ---------------------------------------------------------------- the bots (subprocesses)
@@ -220,6 +226,7 @@ class Session:
         assert self.sidecar.control_port is not None
         self.control = Control(self.sidecar.control_port)
         self.proc = await asyncio.create_subprocess_exec(
+            *WRAP,
             sys.executable,
             __file__,
             "--role",
@@ -241,7 +248,7 @@ class Session:
     async def _expect(self, event: str) -> dict[str, Any]:
         assert self.proc.stdout is not None
         while True:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 60)
+            line = await asyncio.wait_for(self.proc.stdout.readline(), BOT_WAIT_S)
             if not line:
                 raise RuntimeError(f"the {self.role} process exited before {event!r}")
             msg: dict[str, Any] = json.loads(line)
@@ -253,7 +260,7 @@ class Session:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
             try:
-                self.final = await asyncio.wait_for(self._expect("done"), 30)
+                self.final = await asyncio.wait_for(self._expect("done"), BOT_WAIT_S)
             except (TimeoutError, RuntimeError):
                 self.proc.kill()
             await self.proc.wait()
