@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,14 +163,11 @@ _T = TypeVar("_T")
 
 
 def _tracked(
-    tasks: dict[str, asyncio.Task[_T]],
-    key: str,
-    fetch: Coroutine[Any, Any, _T],
-    then: Callable[[], None] | None = None,
+    tasks: dict[str, asyncio.Task[_T]], key: str, fetch: Coroutine[Any, Any, _T]
 ) -> asyncio.Task[_T]:
     """Run a fetch as a task listed in ``tasks`` under ``key`` while it runs, for callers
-    meanwhile to share; ``then`` is called when it ends. Its error is marked seen here:
-    whoever awaits it gets it (or fetches again), and nobody else needs to."""
+    meanwhile to share. Its error is marked seen here: whoever awaits it gets it (or
+    fetches again), and nobody else needs to."""
     task = asyncio.get_running_loop().create_task(fetch)
     tasks[key] = task
 
@@ -178,8 +176,6 @@ def _tracked(
             del tasks[key]
         if not t.cancelled():
             t.exception()
-        if then is not None:
-            then()
 
     task.add_done_callback(done)
     return task
@@ -212,8 +208,13 @@ class PuppetServiceClient:
         self.connect_timeout_s = connect_timeout_s
         self.max_text_chars = max_text_chars
         self.prefetch_window = prefetch_window
-        #: payload fetches running (the window), and the reader's wait for one to end
-        self._prefetching: dict[str, asyncio.Task[Message]] = {}
+        #: payload calls started ahead of the consumer (the window), by message id, and
+        #: their ids in event order: the resolver takes them in that order
+        self._prefetching: dict[str, Any] = {}
+        self._prefetch_order: deque[str] = deque()
+        self._resolver: asyncio.Task[None] | None = None
+        #: the resolver's wait for a call to be started, and the reader's for room
+        self._resolver_wake: asyncio.Future[None] | None = None
         self._prefetch_slot: asyncio.Future[None] | None = None
         #: the event types read while start() waits for the greeting and a replay
         self._first: asyncio.Queue[object] | None = None
@@ -223,8 +224,8 @@ class PuppetServiceClient:
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._self_id: str | None = None
-        self._messages: dict[str, Message] = {}
-        self._files: dict[str, FileBoxRef] = {}
+        self._messages: OrderedDict[str, Message] = OrderedDict()
+        self._files: OrderedDict[str, FileBoxRef] = OrderedDict()
         self._contacts: dict[str, Contact] = {}
         #: contact payloads being fetched (shared by every caller meanwhile)
         self._contact_fetches: dict[str, asyncio.Task[Contact]] = {}
@@ -346,9 +347,14 @@ class PuppetServiceClient:
         await self._detach()
 
     async def _detach(self) -> None:
-        for task in list(self._prefetching.values()):
-            task.cancel()
+        if self._resolver is not None:
+            self._resolver.cancel()
+            self._resolver = None
+        for call in self._prefetching.values():
+            call.cancel()
         self._prefetching.clear()
+        self._prefetch_order.clear()
+        self._wake_reader()
         if self._call is not None:
             self._call.cancel()
             self._call = None
@@ -517,10 +523,13 @@ class PuppetServiceClient:
         """Start fetching a message's payload as its event arrives (a bounded window).
 
         The gateway takes events one at a time; without this, each one would wait a full
-        round trip for its payload. At most ``prefetch_window`` fetches run at once: with
-        the window full this starts nothing and returns a future done when a fetch ends
+        round trip for its payload. At most ``prefetch_window`` calls run at once: with
+        the window full this starts nothing and returns a future done when there is room
         (call again then); meanwhile reading the stream waits, so a backlog stays in
         gRPC, not in memory.
+
+        The calls are gRPC's own call objects, with no task of ours around each: one
+        resolver task (:meth:`_resolve`) takes them in event order as they are answered.
         """
         if (
             self.prefetch_window <= 0
@@ -533,10 +542,54 @@ class PuppetServiceClient:
             if slot is None or slot.done():
                 slot = self._prefetch_slot = asyncio.get_running_loop().create_future()
             return slot
-        _tracked(self._prefetching, message_id, self._fetch_message(message_id), self._prefetched)
+        self._prefetching[message_id] = self.stub.MessagePayload(
+            pb.MessagePayloadRequest(id=message_id),
+            metadata=self._metadata(),
+            timeout=CALL_TIMEOUT_S,
+        )
+        self._prefetch_order.append(message_id)
+        if self._resolver is None:
+            self._resolver = asyncio.get_running_loop().create_task(
+                self._resolve(), name=f"wechaty-payloads:{self.account_id}"
+            )
+        elif (wake := self._resolver_wake) is not None and not wake.done():
+            wake.set_result(None)
         return None
 
-    def _prefetched(self) -> None:
+    async def _resolve(self) -> None:
+        """Take the payload calls of the window in event order, as each is answered: turn
+        the answer into a :class:`Message` (cached for the consumer) and fetch a new
+        sender's contact alongside. A call that failed is left to the consumer, which
+        fetches again and gets the error. One task for the whole window: the calls are
+        answered in about the order they were made, so waiting for the oldest costs
+        nothing, and a task per call cost more than the parsing itself."""
+        loop = asyncio.get_running_loop()
+        order, calls = self._prefetch_order, self._prefetching
+        while True:
+            if not order:
+                self._resolver_wake = wake = loop.create_future()
+                await wake
+                continue
+            message_id = order[0]
+            call = calls.get(message_id)
+            if call is not None:
+                try:
+                    resp = await call
+                    if message_id not in self._messages:  # (the consumer may have been first)
+                        await self._message_of(message_id, resp)
+                except asyncio.CancelledError:
+                    if _cancelling():
+                        raise  # detached
+                except Exception:  # (the consumer fetches again and gets it)
+                    pass
+            # (detached meanwhile: the window was emptied)
+            if order and order[0] == message_id:
+                order.popleft()
+                if calls.get(message_id) is call:
+                    del calls[message_id]
+                self._wake_reader()
+
+    def _wake_reader(self) -> None:
         slot = self._prefetch_slot
         if slot is not None and not slot.done():
             slot.set_result(None)
@@ -545,19 +598,28 @@ class PuppetServiceClient:
         cached = self._messages.get(message_id)
         if cached is not None:
             return cached
-        pending = self._prefetching.get(message_id)
-        if pending is not None:
-            # (not shielded: a caller cancelled while waiting cancels the fetch, which
-            # nobody else waits for; a failed fetch is tried again below)
-            with contextlib.suppress(Exception):
-                return await pending
+        call = self._prefetching.get(message_id)
+        if call is not None:
+            # its payload is on its way: wait for that answer (the resolver shares it)
+            # rather than ask again; a failed call is asked again below, for its error
+            try:
+                resp = await call
+                cached = self._messages.get(message_id)
+                return cached if cached is not None else await self._message_of(message_id, resp)
+            except asyncio.CancelledError:
+                if _cancelling():
+                    raise
+            except Exception:  # (asked again below)
+                pass
         return await self._fetch_message(message_id)
 
     async def _fetch_message(self, message_id: str) -> Message:
-        cached = self._messages.get(message_id)
-        if cached is not None:
-            return cached
         resp = await self._unary(self.stub.MessagePayload, pb.MessagePayloadRequest(id=message_id))
+        return await self._message_of(message_id, resp)
+
+    async def _message_of(self, message_id: str, resp: Any) -> Message:
+        """The :class:`Message` of a ``MessagePayload`` answer, cached; bad data raises
+        :class:`PuppetError`."""
         if len(resp.text) > self.max_text_chars:
             raise PuppetError(
                 f"message {message_id} has {len(resp.text)} characters of text, "
@@ -566,7 +628,8 @@ class PuppetServiceClient:
         kind = message_kind(resp.type)
         if resp.type not in MESSAGE_KINDS:
             log.warning("message %s has an unknown type %d: read as unknown", message_id, resp.type)
-        if not resp.talker_id:
+        talker_id = resp.talker_id
+        if not talker_id:
             raise PuppetError(f"message {message_id} has no talker: skipped")
         file_info: FileInfo | None = None
         if kind.has_file:
@@ -581,26 +644,27 @@ class PuppetServiceClient:
         elif resp.timestamp_deprecated:
             ts = float(resp.timestamp_deprecated)
             timestamp = ts / 1000.0 if ts > 1e12 else ts
+        mention_ids = resp.mention_ids
         message = Message(
             id=resp.id or message_id,
             kind=kind,
-            talker_id=resp.talker_id,
+            talker_id=talker_id,
             text=resp.text,
             room_id=resp.room_id or None,
             listener_id=resp.listener_id or None,
-            mention_ids=tuple(resp.mention_ids),
+            mention_ids=tuple(mention_ids) if mention_ids else (),
             timestamp=timestamp,
             file=file_info,
         )
         _remember(self._messages, message_id, message)
         if (
             self.prefetch_window > 0
-            and resp.talker_id != self._self_id
-            and resp.talker_id not in self._contacts
+            and talker_id != self._self_id
+            and talker_id not in self._contacts
         ):
             # the gateway asks for the sender's name next: a new sender's payload is
             # fetched now, alongside, instead of one round trip after the other
-            self._contact_fetch(resp.talker_id)
+            self._contact_fetch(talker_id)
         return message
 
     async def _filebox(self, message_id: str, filename: str = "") -> FileBoxRef | None:
@@ -799,11 +863,20 @@ _SENT_FILE_KINDS: Final = {
 }
 
 
-def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
-    """Put ``value`` in a cache of at most MAX_CACHED_MESSAGES entries (oldest dropped)."""
+def _remember(cache: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Put ``value`` in a cache of at most MAX_CACHED_MESSAGES entries (oldest dropped).
+
+    An OrderedDict: dropping a plain dict's first key scans past every key deleted
+    before it, which in a long run cost more than the rest of the bookkeeping."""
     cache[key] = value
-    while len(cache) > MAX_CACHED_MESSAGES:
-        del cache[next(iter(cache))]
+    if len(cache) > MAX_CACHED_MESSAGES:
+        cache.popitem(last=False)
+
+
+def _cancelling() -> bool:
+    """True when the running task itself is being cancelled (not just a call it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _required_str(data: dict[str, Any], key: str) -> str:
