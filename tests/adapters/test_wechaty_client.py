@@ -59,6 +59,8 @@ class Script:
     contacts: dict[str, str] = field(default_factory=dict)
     send_error: grpc.StatusCode | None = None
     gate: asyncio.Event | None = None  # when set, MessagePayload waits for it
+    held: set[str] = field(default_factory=set)  # ids (or texts sent) never answered
+    deadlines: dict[str, float | None] = field(default_factory=dict)  # per method, as seen
     calls: list[str] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     sent_files: list[dict[str, Any]] = field(default_factory=list)
@@ -108,8 +110,14 @@ class FakeServer(pb_grpc.PuppetServicer):
         self.s.calls.append("Logout")
         return pb.LogoutResponse()
 
+    async def _hold(self, method: str, key: str, context: Any) -> None:
+        self.s.deadlines[method] = context.time_remaining()
+        if key in self.s.held:
+            await asyncio.Event().wait()  # never answered (until the client gives up)
+
     async def MessagePayload(self, request: Any, context: Any) -> Any:
         self.s.calls.append(f"MessagePayload:{request.id}")
+        await self._hold("MessagePayload", request.id, context)
         if self.s.gate is not None:
             await self.s.gate.wait()
         if request.id not in self.s.messages:
@@ -126,11 +134,13 @@ class FakeServer(pb_grpc.PuppetServicer):
 
     async def ContactPayload(self, request: Any, context: Any) -> Any:
         self.s.calls.append(f"ContactPayload:{request.id}")
+        await self._hold("ContactPayload", request.id, context)
         return pb.ContactPayloadResponse(id=request.id, name=self.s.contacts.get(request.id, ""))
 
     async def MessageSendText(self, request: Any, context: Any) -> Any:
         mentions = ",".join(request.mentional_ids)
         self.s.calls.append(f"MessageSendText:{request.conversation_id}:{request.text}:{mentions}")
+        await self._hold("MessageSendText", request.text, context)
         if self.s.send_error is not None:
             await context.abort(self.s.send_error, "scripted failure")
         return pb.MessageSendTextResponse(id="sent-1")
@@ -391,6 +401,79 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     assert [(await client.message(i)).text for i in ids[:10]] == [f"t{n}" for n in range(10)]
     with pytest.raises(PuppetError, match="no talker"):  # a failed prefetch is raised here
         await client.message("bad")
+    await client.stop()
+
+
+async def test_a_payload_answered_is_not_held_behind_an_earlier_one_still_unanswered(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    for n in range(3):
+        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
+            id=f"m{n}", talker_id="wxid_a", text=f"t{n}", type=7
+        )
+    script.held.add("m0")
+    client = client_for(endpoint, call_timeout_s=30.0)
+    await client.start()
+    for n in range(3):
+        script.push(2, {"messageId": f"m{n}"})
+    await collect(client, 4)
+    texts = await asyncio.wait_for(asyncio.gather(client.message("m1"), client.message("m2")), 2.0)
+    assert [m.text for m in texts] == ["t1", "t2"]
+    await client.stop()
+
+
+async def test_a_caller_waiting_for_a_payload_fetched_ahead_gets_an_error_on_stop(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    script.messages["m0"] = pb.MessagePayloadResponse(id="m0", talker_id="wxid_a", type=7)
+    script.held.add("m0")
+    client = client_for(endpoint)
+    await client.start()
+    script.push(2, {"messageId": "m0"})
+    await collect(client, 2)
+    waiting = asyncio.ensure_future(client.message("m0"))
+    await asyncio.sleep(0.1)
+    await client.stop()
+    with pytest.raises(PuppetError):  # an error to log and skip, not a stray cancellation
+        await asyncio.wait_for(waiting, 2.0)
+
+
+async def test_unanswered_calls_are_cut_after_the_call_timeout_without_a_grpc_deadline(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    script.messages["m0"] = pb.MessagePayloadResponse(id="m0", talker_id="wxid_a", type=7)
+    script.held.update({"m0", "wxid_slow", "stuck"})
+    client = client_for(endpoint, call_timeout_s=0.6)
+    await client.start()
+    script.push(2, {"messageId": "m0"})  # fetched ahead, and never answered
+    await collect(client, 2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await asyncio.gather(
+        client.message("m0"),
+        client.contact("wxid_slow"),
+        client.send_text("wxid_a", "stuck"),
+        return_exceptions=True,
+    )
+    took = loop.time() - started
+    for result in results:
+        assert isinstance(result, PuppetError)
+        assert str(result) == "the Puppet Service gave no answer within 0.6 s"
+    # the send may have reached WeChat: delivery looks for its echo before trying again
+    assert isinstance(results[2], SendOutcomeUnknown)
+    # (the payload fetched ahead was cut first; message() then asked once more)
+    assert 0.6 <= took < 0.6 * 2 + 0.5
+    # the calls carry no deadline of their own: a timer per call in gRPC and in the
+    # server cost a burst about 6 % of its throughput
+    assert script.deadlines == {
+        "MessagePayload": None,
+        "ContactPayload": None,
+        "MessageSendText": None,
+    }
+    assert await client.send_text("wxid_a", "fine") == "sent-1"  # the client goes on
     await client.stop()
 
 
