@@ -424,8 +424,10 @@ class AccountRunner:
         except Exception as exc:
             self.log.warning("could not load message %s: %s (skipped)", message_id, exc)
             return
-        if message.talker_id != self.puppet.self_id:
-            self.status.last_inbound = self.clock.now()
+        if message.talker_id == self.puppet.self_id:  # the echo of a reply, loaded
+            self.inbound.own_message(message)
+            return
+        self.status.last_inbound = self.clock.now()
         result = await self.inbound.process(message)
         if isinstance(result, Drop):
             return

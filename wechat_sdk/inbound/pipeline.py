@@ -119,6 +119,18 @@ class InboundPipeline:
         (see :meth:`~wechat_sdk.outbound.delivery.Sender.take_sent`), as dropped."""
         self._dropped(message_id, _DROP_SELF)
 
+    def own_message(self, message: Message) -> None:
+        """A message of the bot's own, loaded (its id was not known from a send): what
+        the ``drop_self`` step does, without walking the steps (half of all messages in
+        a busy chat are such echoes)."""
+        self._note_echo(message)
+        self._dropped(message.id, _DROP_SELF)
+
+    def _note_echo(self, m: Message) -> None:
+        conversation = m.room_id or m.listener_id or ""
+        key = file_key(m.file.name) if m.file is not None else text_key(m.text)
+        self.echo.add(conversation, key, self.clock.now())
+
     def _dropped(self, message_id: str, drop: Drop) -> Drop:
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
         log.debug(
@@ -137,9 +149,7 @@ class InboundPipeline:
         m = item.message
         if m.talker_id != self.puppet.self_id:
             return None
-        conversation = m.room_id or m.listener_id or ""
-        key = file_key(m.file.name) if m.file is not None else text_key(m.text)
-        self.echo.add(conversation, key, self.clock.now())
+        self._note_echo(m)
         return _DROP_SELF
 
     async def drop_duplicate(self, item: Inbound) -> Drop | None:
