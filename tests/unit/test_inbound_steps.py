@@ -121,6 +121,16 @@ async def test_drop_self_drops_the_bots_own_echo_and_notes_it(rig: Rig) -> None:
     assert await p.drop_self(Inbound(other, text=other.text)) is None
 
 
+async def test_own_message_is_what_drop_self_does_without_the_steps(rig: Rig) -> None:
+    p = rig.pipeline()
+    own = msg(BOT, "my reply", room=R1, id="echo-1")
+    p.own_message(own)  # (the gateway calls it for an echo it had to load)
+    assert p.echo.seen_since(R1, text_key("my reply"), rig.clock.now())
+    assert p.drops == {"self": 1}
+    await p.process(own)  # the step, for any other caller: the same count
+    assert p.drops == {"self": 2}
+
+
 # ---------------------------------------------------------------- duplicate
 
 
