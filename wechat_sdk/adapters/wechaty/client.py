@@ -267,7 +267,7 @@ class PuppetServiceClient:
             raise ValueError("give a connection or a resolver")
         self._connection = connection
         self._metadata_for: ServiceConnection | None = None
-        self._metadata_cached: tuple[tuple[str, str], ...] = ()
+        self._metadata_cached: Any = None
         self.resolver = resolver
         self.account_id = account_id
         self.heartbeat_timeout_s = heartbeat_timeout_s
@@ -320,11 +320,17 @@ class PuppetServiceClient:
     def self_id(self) -> str | None:
         return self._self_id
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> Any:
+        """The token's metadata for every call: one ``grpc.aio.Metadata`` per connection.
+
+        Given as a tuple, gRPC checks it against ``Sequence`` (an ABC) and builds a
+        ``Metadata`` from it on every call: a few microseconds, three times per reply."""
         connection = self.connection
-        if self._metadata_for is not connection:  # (made once per connection, not per call)
+        if self._metadata_for is not connection:
             self._metadata_for = connection
-            self._metadata_cached = (("authorization", f"Wechaty {connection.token}"),)
+            self._metadata_cached = grpc.aio.Metadata(
+                ("authorization", f"Wechaty {connection.token}")
+            )
         return self._metadata_cached
 
     def _open_channel(self) -> grpc.aio.Channel:
