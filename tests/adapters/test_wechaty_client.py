@@ -180,6 +180,14 @@ def client_for(endpoint: str, token: str = TOKEN, **options: Any) -> PuppetServi
     )
 
 
+def add_texts(script: Script, count: int) -> None:
+    """Text messages m0, m1... from wxid_a, saying t0, t1..."""
+    for n in range(count):
+        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
+            id=f"m{n}", talker_id="wxid_a", text=f"t{n}", type=7
+        )
+
+
 async def collect(client: PuppetServiceClient, n: int, within: float = 5.0) -> list[PuppetEvent]:
     got: list[PuppetEvent] = []
 
@@ -375,10 +383,7 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     server: tuple[Script, str],
 ) -> None:
     script, endpoint = server
-    for n in range(10):
-        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
-            id=f"m{n}", talker_id="wxid_a", text=f"t{n}", type=7
-        )
+    add_texts(script, 10)  # m0.. from wxid_a, saying t0..
     script.messages["bad"] = pb.MessagePayloadResponse(id="bad", text="no talker", type=7)
     client = client_for(endpoint, prefetch_window=4)
     await client.start()
@@ -408,10 +413,7 @@ async def test_a_payload_answered_is_not_held_behind_an_earlier_one_still_unansw
     server: tuple[Script, str],
 ) -> None:
     script, endpoint = server
-    for n in range(3):
-        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
-            id=f"m{n}", talker_id="wxid_a", text=f"t{n}", type=7
-        )
+    add_texts(script, 3)  # m0.. from wxid_a, saying t0..
     script.held.add("m0")
     client = client_for(endpoint, call_timeout_s=30.0)
     await client.start()
