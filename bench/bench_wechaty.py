@@ -460,7 +460,7 @@ async def driver(args: argparse.Namespace) -> None:
                 for f, g in zip(by_role["floor"], by_role["gateway"], strict=True)
             )
             verdicts.append(
-                f"{n} DMs: gateway at {statistics.median(ratios):.0%} of the floor's "
+                f"{n} DMs: gateway at {statistics.median(ratios):.1%} of the floor's "
                 f"throughput (median of {len(ratios)} alternating pairs; pairs "
                 f"{ratios[0]:.0%}-{ratios[-1]:.0%})"
             )
