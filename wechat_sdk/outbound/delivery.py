@@ -345,13 +345,14 @@ class Sender:
 
 
 def _step_done(step: asyncio.Future[None], _done: object) -> None:
+    """What the send waited on is done: let :meth:`Sender._uncut` run its next step."""
     if not step.done():
         step.set_result(None)
 
 
 async def _rest_of(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
-    """The rest of a coroutine whose first step already ran and is waiting on ``waiting``
-    (what it yielded: a future, or None for a bare yield)."""
+    """The rest of a coroutine whose steps so far ran in another task and which is now
+    waiting on ``waiting`` (what it yielded last: a future, or None for a bare yield)."""
     return await _Started(coro, waiting)
 
 
