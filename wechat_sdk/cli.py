@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wechat_sdk.capabilities import CAPABILITIES
@@ -69,10 +70,12 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved accounts as JSON.")
 def config_check(config_file: Path | None, as_json: bool) -> None:
     """Validate the config and print the resolved accounts (secrets masked)."""
+    from wechat_sdk.gateway.service import check_puppets
+
     try:
         config = load_config(config_file)
         accounts = accounts_of(config)
-        _check_puppets(accounts.accounts.values())
+        check_puppets(accounts.accounts.values(), config_file)
     except ConfigError as exc:
         fail_config(exc)
         return
@@ -97,7 +100,12 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         out.print(f"[bold]account {r['id']}[/] ({', '.join(flags)})")
         for key in ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions"):
             value = r[key]
-            shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+            if value is None:
+                shown = "(not set)"
+            elif isinstance(value, str):
+                shown = value
+            else:
+                shown = json.dumps(value, ensure_ascii=False)
             if key == "allowFrom":
                 shown += f" ({_who_may_dm(r['dmPolicy'], value)})"
             out.print(f"  {key}: {shown}", markup=False)
@@ -119,21 +127,6 @@ def _who_may_dm(policy: str, allow_from: list[str]) -> str:
     if anyone:
         return "anyone may DM"
     return ("these and " if allow_from else "") + "senders approved by pairing"
-
-
-def _check_puppets(accounts: Iterable[ResolvedAccount]) -> None:
-    """Every enabled account's puppet settings, all problems in one ConfigError."""
-    from wechat_sdk.adapters.wechaty.service import check_puppet
-
-    problems: list[ConfigError] = []
-    for account in accounts:
-        if account.enabled:
-            try:
-                check_puppet(account)
-            except ConfigError as exc:
-                problems.append(exc)
-    if problems:
-        raise ConfigError([problem for p in problems for problem in p.problems])
 
 
 def account_summary(account: ResolvedAccount) -> dict[str, Any]:
@@ -450,7 +443,7 @@ def gateway_run(
     try:
         agent = load_agent(agent_spec)
     except (ImportError, AttributeError, ValueError) as exc:
-        _err().print(f"[red]error:[/] cannot load the agent {agent_spec!r}: {exc}", markup=True)
+        _err().print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         raise SystemExit(1) from None
     try:
         code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s, gc_tuning=True))

@@ -233,3 +233,33 @@ def test_config_check_says_who_may_dm(tmp_path: Path, wechat: str, meaning: str)
     result = run("config", "check", "--config", str(file))
     assert result.exit_code == 0, output_of(result)
     assert f"  {meaning}\n" in output_of(result)
+
+
+def test_a_misspelt_value_gets_a_did_you_mean(tmp_path: Path) -> None:
+    file = tmp_path / "typo.json5"
+    file.write_text('{ channels: { wechat: { dmPolicy: "pairng" } } }\n', encoding="utf-8")
+    out = output_of(run("config", "check", "--config", str(file)))
+    assert 'got "pairng" (did you mean "pairing"?)' in out
+
+
+def test_a_bad_puppet_name_names_the_file_and_line(tmp_path: Path) -> None:
+    file = tmp_path / "puppet.json5"
+    file.write_text('{\n  channels: {\n    wechat: { puppet: "Bad Name!" },\n  },\n}\n')
+    result = run("config", "check", "--config", str(file))
+    out = output_of(result)
+    assert result.exit_code == 1, out
+    [line] = [x for x in out.splitlines() if "channels.wechat.puppet" in x]
+    assert f"({file}, line 3)" in line
+
+
+def test_an_unset_name_is_not_shown_as_null(tmp_path: Path) -> None:
+    file = tmp_path / "plain.json5"
+    file.write_text('{ channels: { wechat: { puppet: "simulator" } } }\n', encoding="utf-8")
+    out = output_of(run("config", "check", "--config", str(file)))
+    assert "null" not in out
+    assert "name: (not set)" in out
+
+
+def test_with_no_config_the_suggested_first_config_is_the_simulator(tmp_path: Path) -> None:
+    out = output_of(run("config", "check", "--config", str(tmp_path / "none.json5")))
+    assert 'puppet: "simulator"' in out

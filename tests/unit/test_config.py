@@ -342,7 +342,8 @@ def test_typo_of_wechat_channel_is_reported() -> None:
 def test_dm_policy_enum_typo_exact_text() -> None:
     err = error_of('{dmPolicy: "pair"}')
     assert str(err) == (
-        'channels.wechat.dmPolicy: expected one of pairing|allowlist|open|disabled, got "pair"'
+        "channels.wechat.dmPolicy: expected one of pairing|allowlist|open|disabled, "
+        'got "pair" (did you mean "pairing"?)'
     )
 
 

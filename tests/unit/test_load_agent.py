@@ -33,3 +33,23 @@ def test_missing_module_or_function_says_what_to_change(
         load_agent("mybot_probe2:agent")
     with pytest.raises(ValueError, match="module:function"):
         load_agent("mybot_probe2")
+
+
+def test_the_agent_error_names_the_agent_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from wechat_sdk.cli import cli
+
+    (tmp_path / "mybot_probe3.py").write_text("async def agent(turn):\n    return None\n")
+    (tmp_path / "c.json5").write_text('{ channels: { wechat: { puppet: "simulator" } } }')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["gateway", "run", "--config", "c.json5", "--agent", "mybot_probe3:agnet"]
+    )
+    assert result.exit_code == 1
+    [line] = [x for x in result.output.splitlines() if x.strip()]
+    assert line == (
+        "error: cannot load the agent 'mybot_probe3:agnet': mybot_probe3 has no function 'agnet'"
+    )

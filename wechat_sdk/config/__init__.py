@@ -14,6 +14,7 @@ from wechat_sdk.config.loader import (
     accounts_of,
     config_path,
     load_config,
+    located,
     parse_config,
 )
 from wechat_sdk.config.models import (
@@ -50,6 +51,7 @@ __all__ = [
     "accounts_of",
     "config_path",
     "load_config",
+    "located",
     "normalize_account_id",
     "parse_config",
     "resolve_accounts",

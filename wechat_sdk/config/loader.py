@@ -42,9 +42,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except FileNotFoundError:
         raise ConfigError.single(
             "",
-            f"no config file at {file}: create it (a minimal one is "
-            '`{ channels: { wechat: { dmPolicy: "pairing" } } }`), or point to another with '
-            f"--config PATH or ${CONFIG_ENV}",
+            f"no config file at {file}: create it (for a first run on the simulator: "
+            '`{ channels: { wechat: { puppet: "simulator", dmPolicy: "pairing" } } }`), '
+            f"or point to another with --config PATH or ${CONFIG_ENV}",
         ) from None
     except IsADirectoryError:
         raise ConfigError.single("", f"{file} is a directory, not a config file") from None
@@ -90,6 +90,17 @@ def parse_config(
     except ConfigError as exc:
         raise ConfigError(_with_lines(exc.problems, lines), source=source) from None
     return config
+
+
+def located(exc: ConfigError, path: str | os.PathLike[str] | None = None) -> ConfigError:
+    """``exc`` with the config file's name and each problem's line, for checks made after
+    loading (a puppet's settings, say). ``path`` is chosen as `config_path` chooses."""
+    file = config_path(path)
+    try:
+        lines = key_lines(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    return ConfigError(_with_lines(exc.problems, lines), source=exc.source or str(file))
 
 
 def accounts_of(config: Config) -> AccountSet:
@@ -316,8 +327,15 @@ def _message(err: Any, loc: list[str], data: Any) -> str:
         return f"unknown key{hint}"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        options = "|".join(re.findall(r"'([^']*)'", expected)) or expected
-        return f"expected one of {options}, got {_show(given)}"
+        choices = re.findall(r"'([^']*)'", expected)
+        options = "|".join(choices) or expected
+        close = (
+            difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
+            if isinstance(given, str)
+            else []
+        )
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        return f"expected one of {options}, got {_show(given)}{hint}"
     if kind == "missing":
         return "required key is missing"
     if kind in ("int_type", "int_parsing", "int_from_float"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -13,7 +15,7 @@ from pydantic_core import PydanticUndefined
 
 from wechat_sdk.config.models import WechatConfig
 
-__all__ = ["reference_markdown", "reference_rows"]
+__all__ = ["key_html", "reference_markdown", "reference_rows"]
 
 
 def reference_rows(
@@ -40,11 +42,28 @@ def reference_rows(
 
 
 def reference_markdown() -> str:
+    """The rows as a markdown table (the site's configuration reference)."""
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
     for key, type_text, default, description in reference_rows():
-        cells = [f"`{key}`", type_text, default, description]
+        cells = [key_html(key), _literal_braces(type_text), default, _literal_braces(description)]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def key_html(key: str) -> str:
+    """A dotted key as inline HTML that a narrow column breaks after a dot, never inside a
+    name: ``<code class="config-key">channels.<wbr>wechat.<wbr>...</code>``."""
+    parts = [html.escape(part, quote=False) for part in key.split(".")]
+    return '<code class="config-key">' + ".<wbr>".join(parts) + "</code>"
+
+
+_BRACES = re.compile(r"\{[^{}`]*\}")
+
+
+def _literal_braces(text: str) -> str:
+    """``{allow, alsoAllow, deny}`` as a code span: bare braces at the end of a table cell
+    are read as an attribute list by the site's attr_list extension, which eats them."""
+    return _BRACES.sub(lambda m: f"`{m[0]}`", text)
 
 
 def _nested(annotation: Any, key: str) -> list[tuple[type[BaseModel], str]]:

@@ -8,18 +8,34 @@ import gc
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from wechat_sdk.agent import Agent, Reply
-from wechat_sdk.config import ConfigError, load_config
+from wechat_sdk.config import (
+    ConfigError,
+    ConfigProblem,
+    ResolvedAccount,
+    accounts_of,
+    load_config,
+    located,
+)
 from wechat_sdk.gateway.control import ControlServer
 from wechat_sdk.gateway.gateway import Gateway
 from wechat_sdk.pairing.service import approved_message
 
-__all__ = ["GC_GEN0_THRESHOLD", "configure_logging", "load_agent", "serve", "tune_gc"]
+__all__ = [
+    "GC_GEN0_THRESHOLD",
+    "check_puppets",
+    "configure_logging",
+    "load_agent",
+    "serve",
+    "tune_gc",
+]
 
 log = logging.getLogger("wechat_sdk.gateway")
 
@@ -94,7 +110,10 @@ def load_agent(spec: str) -> Agent:
         return BUILTIN_AGENTS[spec]
     module_name, _, attr = spec.partition(":")
     if not attr or not module_name:
-        raise ValueError(f"--agent {spec!r}: use echo, or module:function")
+        raise ValueError(
+            f"cannot load the agent {spec!r}: use a built-in (echo, silent, long) or "
+            "module:function"
+        )
     # like `python -m`, the current folder comes first, so `--agent mybot:agent` finds mybot.py
     cwd = str(Path.cwd())
     if cwd not in sys.path:
@@ -103,13 +122,31 @@ def load_agent(spec: str) -> Agent:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise ValueError(
-            f"--agent {spec!r}: no module {exc.name!r} (run from the folder that holds "
-            f"{module_name.replace('.', '/')}.py, or install it)"
+            f"cannot load the agent {spec!r}: no module {exc.name!r} (run from the folder "
+            f"that holds {module_name.replace('.', '/')}.py, or install it)"
         ) from exc
     agent = getattr(module, attr, None)
     if agent is None or not callable(agent):
-        raise ValueError(f"--agent {spec!r}: {module_name} has no function {attr!r}")
+        raise ValueError(f"cannot load the agent {spec!r}: {module_name} has no function {attr!r}")
     return cast(Agent, agent)
+
+
+def check_puppets(
+    accounts: Iterable[ResolvedAccount], config_file: str | os.PathLike[str] | None = None
+) -> None:
+    """Every enabled account's puppet settings, all problems in one ConfigError that names
+    the config file and each problem's line."""
+    from wechat_sdk.adapters.wechaty.service import check_puppet
+
+    problems: list[ConfigProblem] = []
+    for account in accounts:
+        if account.enabled:
+            try:
+                check_puppet(account)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise located(ConfigError(problems), config_file)
 
 
 async def serve(
@@ -126,6 +163,7 @@ async def serve(
     does; it changes the whole process).
     """
     config = load_config(config_file)
+    check_puppets(accounts_of(config).accounts.values(), config_file)
     gateway = Gateway(config, agent=agent, state_dir=state_dir)
     stop = asyncio.Event()
 
@@ -139,6 +177,7 @@ async def serve(
         if cmd == "restart":
             try:
                 new = load_config(config_file)
+                check_puppets(accounts_of(new).accounts.values(), config_file)
                 await gateway.reload(new, grace_s)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
