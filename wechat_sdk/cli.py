@@ -553,4 +553,6 @@ def demo(interactive: bool, seed: int) -> None:
 
     from wechat_sdk.demo import run_demo
 
-    asyncio.run(run_demo(Console(highlight=False), interactive=interactive, seed=seed))
+    # no hard wrap at 80 columns when the output goes to a file: a link stays whole
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    asyncio.run(run_demo(console, interactive=interactive, seed=seed))

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import re
 import tempfile
+import textwrap
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn, Reply
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.gateway.qr import QR_URL_BASE
+from wechat_sdk.pairing.service import PairingError
+from wechat_sdk.puppet import OutboundFile, ScanStatus
 from wechat_sdk.transcript import format_entry
 
 __all__ = ["DEMO_CONFIG", "demo_agent", "run_demo"]
@@ -37,6 +45,8 @@ DEMO_CONFIG = {
     }
 }
 
+FAMILY = "family@chatroom"
+
 _PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
@@ -58,19 +68,51 @@ async def demo_agent(turn: AgentTurn) -> str | Reply:
         )
         return "\n\n".join(f"**Part {i}.** " + paragraph * 2 for i in range(1, 5))
     where = f" in {turn.room_topic}" if turn.room_topic else ""
-    history = f" ({len(turn.history)} earlier messages as context)" if turn.history else ""
-    return f"You said{where}: {turn.text}{history}"
+    # the note comes first, so a long message chunked into parts does not end on it alone
+    context = f" (with {len(turn.history)} earlier messages as context)" if turn.history else ""
+    return f"You said{where}{context}: {turn.text}"
 
 
 class _QrLines(logging.Handler):
+    """Shows the gateway's QR log lines: each status in words beside the seed's exact line,
+    and the first QR code drawn."""
+
     def __init__(self, console: Console) -> None:
         super().__init__()
         self.console = console
+        self.drawn = False
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith("[WeChat]"):
-            self.console.print(f"[dim]   log:[/] [blue]{message}[/]", markup=True, highlight=False)
+        if not message.startswith("[WeChat]"):
+            return
+        account = getattr(record, "account", "-")
+        note = ""
+        status = _STATUS.fullmatch(message)
+        if status:
+            note = f"  [dim]<- {ScanStatus(int(status[1])).meaning}[/]"
+        self.console.print(
+            f"[dim]   log \\[{escape(str(account))}]:[/] [blue]{escape(message)}[/]{note}",
+            highlight=False,
+        )
+        url = message.removeprefix("[WeChat] Scan QR Code at: ")
+        if url != message and not self.drawn:
+            self.drawn = True
+            self.console.print(_qr_drawing(url), markup=False, highlight=False)
+
+
+_STATUS = re.compile(r"\[WeChat\] QR Code status: (\d+)")
+
+
+def _qr_drawing(url: str) -> str:
+    """The QR code behind a Wechaty QR page link, drawn with text blocks."""
+    import segno
+
+    out = io.StringIO()
+    segno.make(urllib.parse.unquote(url.removeprefix(QR_URL_BASE)), error="m").terminal(
+        out=out, compact=True, border=2
+    )
+    return textwrap.indent(out.getvalue().rstrip("\n"), "   ")
 
 
 async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0) -> None:
@@ -79,6 +121,7 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
         "wxid_owner": "Olivia (owner)",
         "wxid_stranger": "Sam",
         "wxid_colleague": "Chen",
+        "wxid_riley": "Riley",
         "family@chatroom": "Family group",
         "wxid_bot_default": "Helper",
         "wxid_bot_work": "Work Bot",
@@ -88,7 +131,10 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
     world.add_contact("wxid_colleague", "Chen")
     world.add_account("default", name="Helper")
     world.add_account("work", name="Work Bot")
-    world.add_room("family@chatroom", "Family", ["wxid_owner", "wxid_stranger", "wxid_bot_default"])
+    world.add_contact("wxid_riley", "Riley")
+    world.add_room(
+        FAMILY, "Family", ["wxid_owner", "wxid_stranger", "wxid_riley", "wxid_bot_default"]
+    )
     config = parse_config(json.dumps(DEMO_CONFIG))
     shown = 0
 
@@ -118,8 +164,8 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
             show_terminal_qr=False,
         )
         try:
-            await gateway.start()
             chapter("1. QR login: two WeChat accounts scan their codes")
+            await gateway.start()
             await world.login("default")
             await world.login("work")
             console.print("[dim]   both accounts are ready[/]")
@@ -157,7 +203,7 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
             await world.say("wxid_colleague", "Is the report ready?", account="work")
             show_new()
             if interactive:
-                await _interactive(world, console, show_new)
+                await _interactive(world, gateway, console, show_new)
             status = ", ".join(f"{s.account}: {s.state}, {s.sent} sent" for s in gateway.status())
             console.print(
                 f"\n[bold green]Done.[/] {status}. {world.elapsed:.0f} s of virtual time."
@@ -168,22 +214,68 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
             gw_log.setLevel(old_level)
 
 
-async def _interactive(world: SimulatedWeChat, console: Console, show_new: object) -> None:
-    console.print(
-        "\n[bold]Your turn.[/] You are Olivia (the owner). Type a message for "
-        "Helper; start it with [bold]@[/] to say it in the Family group with a "
-        "mention; an empty line quits."
-    )
-    assert callable(show_new)
+_PEOPLE = {
+    "olivia": ("wxid_owner", "Olivia, the owner"),
+    "sam": ("wxid_stranger", "Sam, approved in the story"),
+    "riley": ("wxid_riley", "Riley, a stranger"),
+}
+
+_HELP = """\
+[bold]Your turn.[/] You are {who}. What you type goes to Helper:
+  [bold]text[/]            a direct message
+  [bold]@Helper text[/]    in the Family group, mentioning the bot ([bold]@ text[/] works too)
+  [bold]# text[/]          in the Family group, without a mention: the bot stays quiet
+  [bold]/as riley[/]       become Riley, a stranger, to see pairing
+                  ([bold]/as sam[/] and [bold]/as olivia[/] switch back)
+  [bold]/approve CODE[/]   approve a pairing code, as the owner would
+  [bold]/help[/]           this list; an empty line quits"""
+
+
+async def _interactive(
+    world: SimulatedWeChat, gateway: Gateway, console: Console, show_new: Callable[[], None]
+) -> None:
+    person = "olivia"
+    console.print("\n" + _HELP.format(who=_PEOPLE[person][1]))
     while True:
         try:
-            line = await asyncio.to_thread(input, "olivia> ")
+            line = await asyncio.to_thread(input, f"{person}> ")
         except EOFError:
             break
         if not line.strip():
             break
+        if line.startswith("/"):
+            person = await _command(line, person, gateway, world, console)
+            show_new()
+            continue
+        sender = _PEOPLE[person][0]
         if line.startswith("@"):
-            await world.say("wxid_owner", line[1:].strip(), room="family@chatroom", mention=True)
+            text = line[1:].strip()
+            # "@Helper text" and "@ text" both mention the bot once
+            text = text.removeprefix("Helper").strip()
+            await world.say(sender, text, room=FAMILY, mention=True)
+        elif line.startswith("#"):
+            await world.say(sender, line[1:].strip(), room=FAMILY)
         else:
-            await world.say("wxid_owner", line)
+            await world.say(sender, line)
         show_new()
+
+
+async def _command(
+    line: str, person: str, gateway: Gateway, world: SimulatedWeChat, console: Console
+) -> str:
+    """Runs one /command; returns who the person is now."""
+    name, _, arg = line[1:].strip().partition(" ")
+    arg = arg.strip()
+    if name == "as" and arg.lower() in _PEOPLE:
+        person = arg.lower()
+        console.print(f"[dim]   you are now {_PEOPLE[person][1]}[/]")
+    elif name == "approve" and arg:
+        try:
+            await world.drive(gateway.pairing.approve(arg.upper(), notify=True))
+        except PairingError as exc:
+            console.print(f"[red]   {escape(str(exc))}[/]")
+    elif name == "help":
+        console.print(_HELP.format(who=_PEOPLE[person][1]))
+    else:
+        console.print("[red]   unknown command[/] (try /help)")
+    return person

@@ -87,6 +87,21 @@ class ScanStatus(enum.IntEnum):
     CONFIRMED = 4
     TIMEOUT = 5
 
+    @property
+    def meaning(self) -> str:
+        """The status in words, for people reading ``QR Code status: <n>``."""
+        return _SCAN_MEANINGS[self]
+
+
+_SCAN_MEANINGS = {
+    ScanStatus.UNKNOWN: "a new QR code",
+    ScanStatus.CANCEL: "the scan was cancelled on the phone",
+    ScanStatus.WAITING: "waiting for a scan",
+    ScanStatus.SCANNED: "scanned: confirm the login on the phone",
+    ScanStatus.CONFIRMED: "confirmed: logging in",
+    ScanStatus.TIMEOUT: "the QR code expired: a new one follows",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class FileInfo:
