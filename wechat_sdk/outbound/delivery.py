@@ -14,10 +14,9 @@ that message did not go out.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -225,36 +224,19 @@ class Sender:
         self, call: Coroutine[Any, Any, Any], conversation_id: str, key: str, started: float
     ) -> Any:
         """Await the puppet's send and return its result; if this task is cancelled
-        meanwhile, let the send end first (for up to CUT_SEND_WAIT_S) and raise
+        meanwhile (a stop), let the send end first (for up to CUT_SEND_WAIT_S) and raise
         :class:`SendCut` with its outcome (or a plain CancelledError when it surely did
         not go out)."""
-        # The send runs here, step by step, as a task would run it, but each wait of the
-        # send goes through a future of this method's own: a cancellation of this task
-        # reaches that future, never the send. Only then does the rest of the send go to
-        # a task of its own, to end there. (A task and a shield around every send cost
-        # more than the rest of its delivery; a puppet that sends without waiting, the
-        # simulator, costs no turn of the event loop at all.)
-        loop: asyncio.AbstractEventLoop | None = None
-        while True:
-            try:
-                waiting = call.send(None)
-            except StopIteration as done:
-                return done.value
-            if loop is None:
-                loop = asyncio.get_running_loop()
-            step: asyncio.Future[None] = loop.create_future()
-            if waiting is None:  # a bare yield (asyncio.sleep(0)): one turn of the loop
-                loop.call_soon(_step_done, step, None)
-            else:
-                waiting.add_done_callback(functools.partial(_step_done, step))
-            try:
-                await step
-            except asyncio.CancelledError:
-                send = asyncio.ensure_future(_rest_of(call, waiting))
-                outcome = await self._cut_send_outcome(send, conversation_id, key, started)
-                if outcome == "unsent":
-                    raise
-                raise SendCut(outcome) from None
+        # the send is a task of its own: a cancellation of this task never reaches it, and
+        # the puppet's own timeouts (asyncio.timeout, wait_for) stay its own
+        send = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(send)
+        except asyncio.CancelledError:
+            outcome = await self._cut_send_outcome(send, conversation_id, key, started)
+            if outcome == "unsent":
+                raise
+            raise SendCut(outcome) from None
 
     async def _cut_send_outcome(
         self, send: asyncio.Future[Any], conversation_id: str, key: str, started: float
@@ -342,43 +324,3 @@ class Sender:
             code,
         )
         return DeliveryFailed(error, code=code)
-
-
-def _step_done(step: asyncio.Future[None], _done: object) -> None:
-    """What the send waited on is done: let :meth:`Sender._uncut` run its next step."""
-    if not step.done():
-        step.set_result(None)
-
-
-async def _rest_of(coro: Coroutine[Any, Any, Any], waiting: Any) -> Any:
-    """The rest of a coroutine whose steps so far ran in another task and which is now
-    waiting on ``waiting`` (what it yielded last: a future, or None for a bare yield)."""
-    return await _Started(coro, waiting)
-
-
-class _Started:
-    """Awaiting it goes on with a started coroutine: the awaiting task waits on what the
-    coroutine waits on, and hands it the results, exceptions and cancellations."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
-        self._coro = coro
-        self._waiting = waiting
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        waiting = self._waiting
-        while True:
-            try:
-                sent = yield waiting
-            except GeneratorExit:
-                self._coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    waiting = self._coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting = self._coro.send(sent)
-                except StopIteration as done:
-                    return done.value
