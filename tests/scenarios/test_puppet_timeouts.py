@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from simulator.world import SimulatedWeChat, SimulatedPuppet
+from simulator.world import SimulatedPuppet, SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
