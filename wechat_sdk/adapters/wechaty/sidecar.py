@@ -13,6 +13,13 @@ the lock file shipped in the package, so the versions are pinned. The puppet's l
 The sidecar never outlives the gateway: it exits when its stdin closes (the gateway
 stopped or died) and, on Linux, the kernel kills it when the gateway's process dies
 (``PR_SET_PDEATHSIG``).
+
+``wechaty-puppet-wechat`` drives a Chromium through puppeteer, and since install scripts
+do not run, puppeteer never downloads one: without ``puppetOptions.endpoint`` (the
+browser's path) the sidecar gives it the system's browser (:func:`find_browser`). A
+puppet's error that is known to mean something simple (no browser, no network) becomes one
+line that says what to do (:func:`explain_puppet_error`); the whole of it is logged at
+debug level.
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -50,11 +58,15 @@ from wechat_sdk.puppet import (
 )
 
 __all__ = [
+    "BROWSER_PUPPETS",
     "LOCKED_PACKAGES",
     "Sidecar",
     "SidecarError",
     "SidecarPuppet",
+    "browser_options",
     "ensure_installed",
+    "explain_puppet_error",
+    "find_browser",
     "node_cache_dir",
 ]
 
@@ -184,6 +196,90 @@ async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
         )
 
 
+#: Node puppets that drive a Chromium through puppeteer (their ``endpoint`` is its path)
+BROWSER_PUPPETS: frozenset[str] = frozenset({"wechaty-puppet-wechat", "wechaty-puppet-puppeteer"})
+#: what a system's Chromium or Chrome is called on PATH (Debian's package: chromium)
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_BROWSER_DIRS = ("/usr/bin", "/usr/local/bin")  # when PATH is short (systemd, cron)
+_BROWSER_ENDPOINT_ENV = ("WECHATY_PUPPET_WECHAT_ENDPOINT", "WECHATY_PUPPET_PUPPETEER_ENDPOINT")
+
+
+def find_browser(env: Mapping[str, str] | None = None) -> str | None:
+    """The system's Chromium or Chrome: ``$PUPPETEER_EXECUTABLE_PATH``, else on PATH."""
+    env = os.environ if env is None else env
+    chosen = env.get("PUPPETEER_EXECUTABLE_PATH")
+    if chosen:
+        return chosen
+    path = os.pathsep.join([env.get("PATH", os.defpath), *_BROWSER_DIRS])
+    for name in BROWSER_NAMES:
+        found = shutil.which(name, path=path)
+        if found is not None:
+            return found
+    return None
+
+
+def browser_options(
+    puppet: str, options: dict[str, Any], env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``options`` with ``endpoint`` set to the system's browser, for a puppet that drives one.
+
+    Only when nothing chose a browser yet: ``endpoint``, ``launchOptions.executablePath``
+    or the puppet's own environment variable. Unchanged when no browser is found (the
+    puppet's error then says so, see :func:`explain_puppet_error`).
+    """
+    env = os.environ if env is None else env
+    if puppet not in BROWSER_PUPPETS or options.get("endpoint"):
+        return options
+    launch = options.get("launchOptions")
+    if isinstance(launch, dict) and launch.get("executablePath"):
+        return options
+    if any(env.get(name) for name in _BROWSER_ENDPOINT_ENV):
+        return options
+    browser = find_browser(env)
+    return options if browser is None else {**options, "endpoint": browser}
+
+
+_NO_BROWSER = re.compile(
+    r"Could not find expected browser|Could not find Chrom"
+    r"|did not find any executable at: (?P<env>\S+)"  # $PUPPETEER_EXECUTABLE_PATH
+    r"|Failed to launch the browser process! spawn (?P<path>\S+) ENOENT"
+    r"|Browser was not found at the configured executablePath \((?P<configured>[^)]+)\)"
+)
+_NO_LAUNCH = re.compile(r"Failed to launch the browser process!(?P<why>.*(?:\n.*){0,3})")
+_NO_PAGE = re.compile(r"(?P<code>net::ERR_[A-Z_]+) at (?P<url>\S+)")
+
+
+def explain_puppet_error(puppet: str, message: str) -> str | None:
+    """One line that says what to do about a puppet's known error, or None.
+
+    ``message`` is what the puppet said, often a Node stack; the errors known here are
+    puppeteer's (no browser, a browser that does not start) and a page that cannot load.
+    """
+    if (m := _NO_BROWSER.search(message)) is not None:
+        where = m["env"] or m["path"] or m["configured"]
+        if where:
+            return (
+                f"{puppet} found no browser at {where}: install Debian's chromium "
+                "(apt install chromium), or set puppetOptions.endpoint to the browser's path"
+            )
+        return (
+            f"{puppet} found no Chromium or Chrome: install Debian's chromium "
+            "(apt install chromium), or set puppetOptions.endpoint to the browser's path"
+        )
+    if (m := _NO_LAUNCH.search(message)) is not None:
+        why = " ".join(line.strip() for line in m["why"].splitlines() if line.strip())
+        return (
+            f"{puppet} could not start the browser ({why[:200] or 'no reason given'}): "
+            "check puppetOptions.endpoint; --log-level debug shows the browser's own output"
+        )
+    if (m := _NO_PAGE.search(message)) is not None:
+        return (
+            f"{puppet} could not open {m['url']} ({m['code']}): the gateway's host must "
+            "reach WeChat's web login page"
+        )
+    return None
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -216,6 +312,8 @@ class Sidecar:
     port: int | None = None
     control_port: int | None = None
     token: str = ""
+    #: the browser the sidecar gave the puppet (:func:`browser_options`), if it chose one
+    browser: str | None = None
     _stderr_task: asyncio.Task[None] | None = None
 
     @property
@@ -231,6 +329,15 @@ class Sidecar:
         node = _require("node")
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
+        options = browser_options(self.puppet, self.puppet_options)
+        browser = options.get("endpoint") if options is not self.puppet_options else None
+        if browser != self.browser and browser is not None:
+            log.info(
+                "%s drives the browser %s (puppetOptions.endpoint chooses another)",
+                self.puppet,
+                browser,
+            )
+        self.browser = browser
         last_error = ""
         for attempt in range(3):  # a port taken between choosing and binding: try another
             self.port = self.want_port if self.want_port and attempt == 0 else _free_port()
@@ -238,7 +345,7 @@ class Sidecar:
                 **os.environ,
                 "NODE_PATH": str(modules),
                 "WECHAT_SDK_PUPPET": self.puppet,
-                "WECHAT_SDK_PUPPET_OPTIONS": json.dumps(self.puppet_options),
+                "WECHAT_SDK_PUPPET_OPTIONS": json.dumps(options),
                 "WECHAT_SDK_PORT": str(self.port),
                 "WECHAT_SDK_TOKEN": self.token,
                 "WECHAT_SDK_TLS": "1" if self.tls else "0",
@@ -363,7 +470,18 @@ class SidecarPuppet:
             self.client = PuppetServiceClient(
                 connection, account_id=self.account_id, **self._client_options
             )
-        await self._c().start()
+        try:
+            await self._c().start()
+        except PuppetError as exc:
+            said = str(exc)
+            explained = explain_puppet_error(self.sidecar.puppet, said)
+            if explained is None:
+                raise
+            log.debug("%s said: %s", self.sidecar.puppet, said)
+            if _NO_BROWSER.search(said) is not None:
+                # the next attempt starts a new sidecar, which looks for a browser again
+                await self.sidecar.stop()
+            raise SidecarError(explained) from exc
 
     async def stop(self) -> None:
         if self.client is not None:
