@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from wechat_sdk.capabilities import CAPABILITIES
 from wechat_sdk.config import ConfigError, ResolvedAccount, accounts_of, load_config
@@ -492,33 +494,52 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
     def when(ts: float | None) -> str:
         return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
 
-    table = Table(title="WeChat accounts", title_justify="left")
-    for col in (
-        "account",
-        "state",
-        "user",
-        "last in",
-        "last out",
-        "reconnects",
-        "pairing",
-        "queue",
-        "last error",
-    ):
-        table.add_column(col)
-    for a in accounts:
-        user = f"{a['user_name'] or ''} ({a['user_id']})" if a["user_id"] else "-"
-        table.add_row(
+    headers = ("account", "state", "user", "last in", "last out", "reconnects", "pairing", "queue")
+    rows = [
+        [
             a["account"],
             a["state"],
-            user,
+            f"{a['user_name'] or ''} ({a['user_id']})" if a["user_id"] else "-",
             when(a["last_inbound"]),
             when(a["last_outbound"]),
             str(a["reconnects"]),
             str(a["pending_pairing"]),
             str(a["queue_depth"]),
-            a["last_error"] or "-",
-        )
-    _out().print(table)
+        ]
+        for a in accounts
+    ]
+    console = _out()
+    # one line per account: the last error gets the room the other columns leave
+    # (each column takes its width, 2 of padding and a border; the table ends with a border)
+    taken = sum(max(cell_len(c) for c in column) + 3 for column in zip(headers, *rows, strict=True))
+    room = max(ERROR_CELL_MIN, console.width - taken - 4)
+    table = Table(title="WeChat accounts", title_justify="left")
+    for col in headers:
+        table.add_column(col)
+    table.add_column("last error", no_wrap=True, overflow="ellipsis")
+    for row, a in zip(rows, accounts, strict=True):
+        table.add_row(*row, Text(error_cell(a["last_error"], room)))
+    console.print(table)
+
+
+#: the least room `gateway status` gives an account's last error (a narrower terminal wraps)
+ERROR_CELL_MIN = 30
+
+
+def error_cell(error: str | None, width: int) -> str:
+    """An account's last error on one line of at most ``width`` characters.
+
+    An error can be many lines (a Node stack): the status table shows the first, cut to
+    fit; the gateway's log and ``gateway status --json`` have the whole of it.
+    """
+    lines = [" ".join(line.split()) for line in (error or "").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "-"
+    first = lines[0] + (" …" if len(lines) > 1 else "")
+    if cell_len(first) <= width:
+        return first
+    return set_cell_size(first, width - 1).rstrip() + "…"
 
 
 @gateway_group.command("restart")
