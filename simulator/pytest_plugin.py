@@ -4,12 +4,20 @@ async def test_my_bot(wechat):
     gateway = await wechat.gateway(my_agent, dmPolicy="open", allowFrom=["*"])
     await wechat.world.say("wxid_alice", "hello")
     assert wechat.world.texts(to="wxid_alice") == ["you said hello"]
+
+The fixtures need no configuration: they run on pytest-asyncio (``wechat-sdk[testing]``
+installs it) in any ``asyncio_mode``. In the default mode, ``strict``, pytest-asyncio runs only
+the tests marked ``asyncio``, so an ``async def`` test that uses ``wechat`` or ``wechat_world``
+gets that mark here; other tests, and the user's own async fixtures, are left to the user's
+pytest-asyncio settings.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,89 @@ from wechat_sdk.config import Config, parse_config
 from wechat_sdk.gateway import Gateway
 
 __all__ = ["WeChatHarness", "wechat", "wechat_world"]
+
+FIXTURES = frozenset({"wechat", "wechat_world"})
+NO_PYTEST_ASYNCIO = (
+    "the wechat fixtures run on pytest-asyncio, which is not active: install it with "
+    "pip install 'wechat-sdk[testing]' (or remove -p no:asyncio)"
+)
+# pytest-asyncio (0.24 and later) asks every project for this setting; see pytest_configure
+_LOOP_SCOPE_UNSET = r'The configuration option "asyncio_default_fixture_loop_scope" is unset'
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Spare a project without pytest settings pytest-asyncio's reminder about the loop scope.
+
+    While ``asyncio_default_fixture_loop_scope`` is unset, pytest-asyncio warns that async
+    fixtures will move from their own scope's loop to the test's loop in a later version.
+    The plugin's fixtures are function-scoped, where both are the same loop, so the reminder
+    says nothing about them; a folder holding only a bot and its tests would still get it on
+    every run. This hides that one warning when the project has no pytest configuration at
+    all; a project with its own configuration (an ini file, a ``[tool.pytest...]`` table)
+    keeps pytest-asyncio's advice. Runs before pytest-asyncio's own ``pytest_configure``,
+    which warns; the setting itself is left alone.
+    """
+    if config.inipath is None and _ini_unset(config, "asyncio_default_fixture_loop_scope"):
+        warnings.filterwarnings(
+            "ignore", message=_LOOP_SCOPE_UNSET, category=pytest.PytestDeprecationWarning
+        )
+
+
+def _ini_unset(config: pytest.Config, name: str) -> bool:
+    try:
+        return not config.getini(name)
+    except ValueError:  # pytest-asyncio older than 0.24, or not loaded: no such setting
+        return False
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """Mark ``async def`` tests that use the plugin's fixtures with ``pytest.mark.asyncio``.
+
+    ``trylast`` makes this wrapper the innermost, so the mark is on the items before
+    pytest-asyncio's own wrapper (around this one) decides which items it runs.
+    """
+    result = yield
+    if not collector.config.pluginmanager.hasplugin("asyncio"):
+        return result
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and FIXTURES.intersection(item.fixturenames)
+            and item.get_closest_marker("asyncio") is None
+        ):
+            item.add_marker(pytest.mark.asyncio)
+    return result
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test using the fixtures without pytest-asyncio fails saying what to install."""
+    if (
+        isinstance(item, pytest.Function)
+        and FIXTURES.intersection(item.fixturenames)
+        and not item.config.pluginmanager.hasplugin("asyncio")
+    ):
+        pytest.fail(NO_PYTEST_ASYNCIO, pytrace=False)
+
+
+def _asyncio_fixture(function: Callable[..., Any]) -> Any:
+    """``pytest_asyncio.fixture``, which pytest-asyncio runs in any ``asyncio_mode``.
+
+    Without pytest-asyncio (wechat-sdk installed without its testing extra) the plugin
+    still loads, so pytest keeps working for other projects; a test that uses the fixtures
+    then fails in `pytest_runtest_setup`.
+    """
+    try:
+        import pytest_asyncio
+    except ImportError:
+        return pytest.fixture(function)
+    return pytest_asyncio.fixture(function)
 
 
 class WeChatHarness:
@@ -79,7 +170,7 @@ def wechat_world() -> SimulatedWeChat:
     return world
 
 
-@pytest.fixture
+@_asyncio_fixture
 async def wechat(wechat_world: SimulatedWeChat, tmp_path: Path) -> AsyncIterator[WeChatHarness]:
     """The simulated world (``wechat.world``) and ``await wechat.gateway(agent, **keys)``."""
     harness = WeChatHarness(wechat_world, tmp_path / "state")
