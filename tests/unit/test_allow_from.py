@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wechat_sdk.inbound.allow_from import AllowList, normalize_allow_entry
+from wechat_sdk.config.allow_from import AllowList, normalize_allow_entry
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.models import AccountConfig, WechatConfig
-from wechat_sdk.inbound.allow_from import AllowList
+from wechat_sdk.config.allow_from import AllowList
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",

@@ -1,4 +1,5 @@
-"""allowFrom entries: normalised once, matched exactly on the WeChat contact id."""
+"""allowFrom entries: normalised once when the config is read, matched exactly on the WeChat
+contact id (the inbound pipeline asks `account.allow_from.allows(sender)`)."""
 
 from __future__ import annotations
 
