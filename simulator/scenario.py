@@ -19,6 +19,7 @@ from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent, AgentTurn
 from wechat_sdk.config import Config, ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
+from wechat_sdk.puppet import MediaWord
 
 __all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"]
 
@@ -32,7 +33,7 @@ class _M(BaseModel):
 
 
 class Media(_M):
-    kind: Literal["image", "video", "audio", "file", "emoticon"]
+    kind: MediaWord
     name: str | None = None
     size: int = Field(1024, ge=0)
     duration: float | None = None

@@ -539,12 +539,7 @@ class SimulatedWeChat:
                 mime=media.get("mime") or mime,
                 duration_s=float(duration) if duration is not None else None,
             )
-            msg_kind = {
-                "image": MessageKind.IMAGE,
-                "video": MessageKind.VIDEO,
-                "audio": MessageKind.AUDIO,
-                "emoticon": MessageKind.EMOTICON,
-            }.get(mkind, MessageKind.ATTACHMENT)
+            msg_kind = MessageKind.from_media_word(mkind)
             media_json = _media_json(file_info, msg_kind)
         msg_id = self._next_id("msg-")
         to = None if room else sim.wxid
@@ -683,11 +678,7 @@ class SimulatedWeChat:
         kind = MessageKind.TEXT
         finfo = None
         if media is not None:
-            kind = {
-                "image": MessageKind.IMAGE,
-                "video": MessageKind.VIDEO,
-                "audio": MessageKind.AUDIO,
-            }.get(str(media.get("kind")), MessageKind.ATTACHMENT)
+            kind = MessageKind.from_media_word(str(media.get("kind")))
             finfo = FileInfo(
                 str(media["name"]), int(media["size"]), media.get("mime"), media.get("duration")
             )
@@ -799,19 +790,10 @@ def _path_option(value: object, account: Any, name: str) -> Path:
 
 
 def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": _kind_word(kind), "name": info.name, "size": info.size}
+    out: dict[str, Any] = {"kind": kind.media_word, "name": info.name, "size": info.size}
     if info.duration_s is not None:
         out["duration"] = info.duration_s
     return out
-
-
-def _kind_word(kind: MessageKind) -> str:
-    return {
-        MessageKind.IMAGE: "image",
-        MessageKind.VIDEO: "video",
-        MessageKind.AUDIO: "audio",
-        MessageKind.EMOTICON: "emoticon",
-    }.get(kind, "file")
 
 
 class SimulatedPuppet:

@@ -10,7 +10,7 @@ import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from wechat_sdk._frozen import quick_init
 
@@ -23,6 +23,7 @@ __all__ = [
     "HeartbeatEvent",
     "LoginEvent",
     "LogoutEvent",
+    "MediaWord",
     "Message",
     "MessageEvent",
     "MessageKind",
@@ -65,6 +66,39 @@ class MessageKind(enum.StrEnum):
         """Kinds whose content is a downloadable file."""
         return self in _FILE_KINDS
 
+    @property
+    def media_word(self) -> MediaWord:
+        """The word for this kind's file where a file is described as data: the simulator's
+        ``media={"kind": ...}``, a scenario's media and its transcript.
+
+        ``image``, ``video``, ``audio`` (voice), ``emoticon`` (a sticker), and ``file`` for an
+        attachment and every other kind. :meth:`from_media_word` is the way back.
+
+        >>> MessageKind.EMOTICON.media_word
+        'emoticon'
+        """
+        return _MEDIA_WORDS.get(self, "file")
+
+    @classmethod
+    def from_media_word(cls, word: str) -> MessageKind:
+        """The kind of a file described by ``word`` (a :meth:`media_word`, or an
+        :class:`OutboundFile`'s ``kind``); any other word is an attachment.
+
+        >>> MessageKind.from_media_word("audio")
+        <MessageKind.AUDIO: 'audio'>
+        """
+        return _KINDS_OF_WORDS.get(word, MessageKind.ATTACHMENT)
+
+    @property
+    def media_item_kind(self) -> str:
+        """What an agent reads in ``MediaItem.kind`` for a file of this kind: the
+        :meth:`media_word`, except that a sticker is an ``image`` (an agent knows the four
+        kinds it can also send, ``image``, ``video``, ``audio`` and ``file``)."""
+        return "image" if self is MessageKind.EMOTICON else self.media_word
+
+
+#: Words for files described as data: see MessageKind.media_word.
+MediaWord = Literal["image", "video", "audio", "emoticon", "file"]
 
 _FILE_KINDS = frozenset(
     {
@@ -75,6 +109,14 @@ _FILE_KINDS = frozenset(
         MessageKind.EMOTICON,
     }
 )
+# the one table of kinds and their words (every file kind but ATTACHMENT, whose word is "file")
+_MEDIA_WORDS: dict[MessageKind, MediaWord] = {
+    MessageKind.IMAGE: "image",
+    MessageKind.VIDEO: "video",
+    MessageKind.AUDIO: "audio",
+    MessageKind.EMOTICON: "emoticon",
+}
+_KINDS_OF_WORDS: dict[str, MessageKind] = {word: kind for kind, word in _MEDIA_WORDS.items()}
 
 
 class ScanStatus(enum.IntEnum):

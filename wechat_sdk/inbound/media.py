@@ -11,7 +11,7 @@ from pathlib import Path
 
 from wechat_sdk.agent import MediaItem
 from wechat_sdk.clock import Clock
-from wechat_sdk.puppet import FileTooLarge, Message, MessageKind, Puppet
+from wechat_sdk.puppet import FileTooLarge, Message, Puppet
 
 __all__ = ["MediaSaver", "safe_name", "sniff_mime"]
 
@@ -19,12 +19,6 @@ log = logging.getLogger("wechat_sdk.inbound.media")
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _DOTS = re.compile(r"\.{2,}")  # "a..b" is no traversal, but keep names free of ".."
-_KIND_WORD = {
-    MessageKind.IMAGE: "image",
-    MessageKind.VIDEO: "video",
-    MessageKind.AUDIO: "audio",
-    MessageKind.EMOTICON: "image",
-}
 
 
 def safe_name(name: str, *, max_len: int = 80) -> str:
@@ -66,7 +60,7 @@ class MediaSaver:
     async def fetch(self, puppet: Puppet, message: Message, max_bytes: int) -> MediaItem:
         """Download the message's file, or describe why not (too large, failed)."""
         info = message.file
-        kind = _KIND_WORD.get(message.kind, "file")
+        kind = message.kind.media_item_kind
         name = info.name if info else f"{message.id}.bin"
         size = info.size if info else 0
         duration = info.duration_s if info else None
