@@ -41,16 +41,17 @@ _LOOP_SCOPE_UNSET = r'The configuration option "asyncio_default_fixture_loop_sco
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Spare a project without pytest settings pytest-asyncio's reminder about the loop scope.
+    """Spare a folder without pytest configuration pytest-asyncio's loop scope reminder.
 
-    While ``asyncio_default_fixture_loop_scope`` is unset, pytest-asyncio warns that async
-    fixtures will move from their own scope's loop to the test's loop in a later version.
-    The plugin's fixtures are function-scoped, where both are the same loop, so the reminder
-    says nothing about them; a folder holding only a bot and its tests would still get it on
-    every run. This hides that one warning when the project has no pytest configuration at
-    all; a project with its own configuration (an ini file, a ``[tool.pytest...]`` table)
-    keeps pytest-asyncio's advice. Runs before pytest-asyncio's own ``pytest_configure``,
-    which warns; the setting itself is left alone.
+    While ``asyncio_default_fixture_loop_scope`` is unset, pytest-asyncio warns that a later
+    version will run an async fixture without a ``loop_scope`` in a function-scoped loop
+    instead of a loop of the fixture's own scope. The plugin's fixtures are function-scoped,
+    where both are the same loop, so the reminder says nothing about them; a folder holding
+    only a bot and its tests would still get it on every run. This hides that one warning
+    when pytest found no configuration file (``config.inipath`` is None); a project with one
+    (``pytest.ini``, ``pyproject.toml``...) keeps pytest-asyncio's advice. Runs before
+    pytest-asyncio's own ``pytest_configure``, which warns; the setting itself is left alone,
+    and so is every other warning.
     """
     if config.inipath is None and _ini_unset(config, "asyncio_default_fixture_loop_scope"):
         warnings.filterwarnings(
