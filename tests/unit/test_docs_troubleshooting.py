@@ -22,6 +22,8 @@ PLACEHOLDER = re.compile(
     # values the code formats in: an account id, a key path, a tool name, a logout reason
     r"|\b(?:failed|ready|logged_out|waiting_for_scan)(?:: [\w ]+)?$"
     r"|\bdefault\b|channels\.wechat\.(?:\w+\.)*\w+: |^npm\b|\(logged out on the phone\)"
+    # a puppet's name, and the browser's error code
+    r"|\bwechaty-puppet-wechat\b|net::ERR_[A-Z_]+"
 )
 PREFIXES = ("puppet error: ", "config error:")
 
@@ -59,3 +61,21 @@ def test_quoted_message_is_in_the_code(line: str) -> None:
             return
         fixed = max(parts, key=len)
     assert fixed in code, f"not in the code: {fixed!r}"
+
+
+def test_the_browser_lines_are_what_the_sidecar_makes_of_node_errors() -> None:
+    """The page quotes, word for word, the lines the real Node errors become."""
+    from wechat_sdk.adapters.wechaty.sidecar import explain_puppet_error
+
+    node_errors = [  # the first lines of what the Puppet Service answered Start with
+        "UNKNOWN: Error: Could not find expected browser (chrome) locally. Run `npm install` "
+        "to download the correct Chromium revision (982053).",
+        "UNKNOWN: Error: net::ERR_NAME_NOT_RESOLVED at https://wx.qq.com",
+    ]
+    lines = quoted()
+    for said in node_errors:
+        line = explain_puppet_error("wechaty-puppet-wechat", said)
+        assert line is not None
+        if "https://wx.qq.com" in line:  # the page writes URL for the address
+            line = line.replace("https://wx.qq.com", "URL")
+        assert f"puppet error: {line}" in lines
