@@ -11,9 +11,9 @@ import functools
 import re
 from dataclasses import dataclass, field
 
+from wechat_sdk.config.allow_from import AllowList
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.models import AccountConfig, WechatConfig
-from wechat_sdk.config.allow_from import AllowList
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
