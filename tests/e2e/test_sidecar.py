@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 from wechat_sdk import Gateway, parse_config
-from wechat_sdk.adapters.wechaty.sidecar import SidecarPuppet
+from wechat_sdk.adapters.wechaty import sidecar as sidecar_module
+from wechat_sdk.adapters.wechaty.service import make_puppet
+from wechat_sdk.adapters.wechaty.sidecar import SidecarError, SidecarPuppet
+from wechat_sdk.config import accounts_of, load_config
+from wechat_sdk.puppet import ScanEvent
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +141,57 @@ async def test_a_crashed_sidecar_is_started_again_and_the_account_comes_back(
     finally:
         await gateway.close()
     assert puppet.sidecar.pid is not None and not alive(puppet.sidecar.pid)
+
+
+# ---------------------------------------------------------------- wechaty-puppet-wechat's browser
+
+GOING_LIVE = Path(__file__).resolve().parents[2] / "docs/examples/config/going-live-wechat.json5"
+
+
+def going_live_puppet(state_dir: Path) -> SidecarPuppet:
+    """The puppet of the Going live page's config, as written."""
+    account = accounts_of(load_config(GOING_LIVE)).default
+    puppet = make_puppet(account, state_dir)
+    assert isinstance(puppet, SidecarPuppet)
+    return puppet
+
+
+async def test_without_a_browser_the_puppet_says_what_to_do_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sidecar_module, "find_browser", lambda env=None: None)
+    for name in ("PUPPETEER_EXECUTABLE_PATH", "WECHATY_PUPPET_WECHAT_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    puppet = going_live_puppet(tmp_path)
+    try:
+        with pytest.raises(SidecarError) as raised:
+            await puppet.start()
+    finally:
+        await puppet.close()
+    assert str(raised.value) == (
+        "wechaty-puppet-wechat found no Chromium or Chrome: install Debian's chromium "
+        "(apt install chromium), or set puppetOptions.endpoint to the browser's path"
+    )
+    # what Node really said (puppeteer's advice to run npm install) is kept as the cause
+    assert "Could not find expected browser" in str(raised.value.__cause__)
+
+
+async def test_the_going_live_config_starts_the_systems_chromium(tmp_path: Path) -> None:
+    """As written, the page's config drives the system's browser: a QR code comes, or
+    (on a host that cannot reach WeChat) the error says the login page did not load."""
+    if sidecar_module.find_browser() is None:
+        pytest.skip("no Chromium or Chrome on this host")
+    puppet = going_live_puppet(tmp_path)
+    try:
+        try:
+            await puppet.start()
+        except SidecarError as exc:  # the browser ran, and could not open WeChat's page
+            assert "could not open https://" in str(exc), exc
+            assert puppet.sidecar.browser == sidecar_module.find_browser()
+            return
+        async for event in puppet.events():  # WeChat reachable: the first QR code
+            if isinstance(event, ScanEvent):
+                assert event.qrcode
+                return
+    finally:
+        await puppet.close()

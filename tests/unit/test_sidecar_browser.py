@@ -283,3 +283,36 @@ def test_this_host_finds_debians_chromium() -> None:
         pytest.skip("Debian's chromium is not installed here")
     env = {k: v for k, v in os.environ.items() if k != "PUPPETEER_EXECUTABLE_PATH"}
     assert find_browser(env) in ("/usr/bin/chromium", "/bin/chromium")
+
+
+# ---------------------------------------------------------------- the docs' configs
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "config"
+
+
+def sidecar_of(example: str, state_dir: Path) -> Sidecar:
+    from wechat_sdk.adapters.wechaty.service import make_puppet
+    from wechat_sdk.config import accounts_of, load_config
+
+    puppet = make_puppet(accounts_of(load_config(EXAMPLES / example)).default, state_dir)
+    assert isinstance(puppet, SidecarPuppet)
+    return puppet.sidecar
+
+
+@pytest.mark.usefixtures("no_system_dirs")
+def test_the_going_live_config_gets_the_system_browser(tmp_path: Path) -> None:
+    sidecar = sidecar_of("going-live-wechat.json5", tmp_path)
+    assert "endpoint" not in sidecar.puppet_options  # nothing to set by hand
+    browser = executable(tmp_path / "bin" / "chromium")
+    env = {"PATH": str(tmp_path / "bin")}
+    chosen = browser_options(sidecar.puppet, sidecar.puppet_options, env)
+    assert chosen["endpoint"] == str(browser)
+
+
+@pytest.mark.usefixtures("no_system_dirs")
+def test_the_browser_example_chooses_its_own(tmp_path: Path) -> None:
+    sidecar = sidecar_of("puppet-node-browser.json5", tmp_path)
+    assert sidecar.puppet_options == {"endpoint": "/usr/bin/chromium"}
+    executable(tmp_path / "bin" / "chromium")
+    env = {"PATH": str(tmp_path / "bin")}
+    assert browser_options(sidecar.puppet, sidecar.puppet_options, env) is sidecar.puppet_options
