@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from pathlib import Path
@@ -9,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from wechat_sdk.config import models
-from wechat_sdk.config.reference import reference_markdown, reference_rows
+from wechat_sdk.config import accounts_of, models, parse_config
+from wechat_sdk.config.reference import key_html, reference_markdown, reference_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "channels.wechat"
@@ -106,9 +107,39 @@ def test_reference_rows_show_seed_defaults() -> None:
 def test_reference_markdown_has_a_row_for_every_key() -> None:
     table = reference_markdown()
     for key, *_ in reference_rows():
-        assert f"`{key}`" in table
+        assert f"| {key_html(key)} |" in table
+
+
+def test_key_cells_break_only_after_a_dot() -> None:
+    html = key_html(f"{PREFIX}.groups.<id>.groupAllowFrom")
+    assert html == (
+        '<code class="config-key">channels.<wbr>wechat.<wbr>groups.<wbr>&lt;id&gt;.<wbr>'
+        "groupAllowFrom</code>"
+    )
+
+
+def test_no_bare_braces_in_the_table() -> None:
+    """Braces outside a code span at the end of a cell are eaten by attr_list on the site
+    (``groups.<id>.tools`` rendered as "a list or")."""
+    table = reference_markdown()
+    outside_code = re.sub(r"`[^`]*`", "", table)
+    assert "{" not in outside_code and "}" not in outside_code
+    assert "a list or `{allow, alsoAllow, deny}` |" in table
 
 
 def test_configuration_docs_page_has_the_reference_marker() -> None:
     page = ROOT / "docs" / "configuration.md"
     assert "<!-- config-reference -->" in page.read_text(encoding="utf-8")
+
+
+def test_the_configuration_pages_first_example_really_pairs() -> None:
+    """The page's first config makes strangers pair: ``allowFrom: ["*"]`` would let
+    everyone in without a code."""
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    first = re.search(r'^```json5\n--8<-- "([^"]+)"\n```', page, re.MULTILINE)
+    assert first is not None
+    text = (ROOT / first[1]).read_text(encoding="utf-8")
+    account = accounts_of(parse_config(text, source=first[1], env={})).default
+    assert account.settings.dmPolicy == "pairing"
+    assert account.allow_from.allows("wxid_owner")
+    assert not account.allow_from.allows("wxid_stranger")
