@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
-from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.service import tune_gc
 from wechat_sdk.stores.base import DEFAULT_MAX_CONVERSATIONS, Store
@@ -74,15 +72,8 @@ async def run_load(
     with tempfile.TemporaryDirectory() as tmp:
         world = SimulatedWeChat(seed=0)
         world.add_account("default")
-        gw = Gateway(
-            parse_config(json.dumps(CONFIG)),
-            agent=echo,
-            puppet_factory=world.puppet_factory,
-            state_dir=Path(tmp),
-            clock=world.clock,
-            store=make_store(store_kind, Path(tmp), max_conversations),
-            rng=world.rng_for("gateway"),
-            show_terminal_qr=False,
+        gw = world.gateway(
+            CONFIG, echo, state_dir=tmp, store=make_store(store_kind, Path(tmp), max_conversations)
         )
         await gw.start()
         await world.login()

@@ -15,7 +15,6 @@ pytest-asyncio settings.
 from __future__ import annotations
 
 import inspect
-import json
 import warnings
 from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import Agent
-from wechat_sdk.config import Config, parse_config
+from wechat_sdk.config import Config
 from wechat_sdk.gateway import Gateway
 
 __all__ = ["WeChatHarness", "wechat", "wechat_world"]
@@ -138,19 +137,7 @@ class WeChatHarness:
         """
         if config is None:
             config = {"channels": {"wechat": wechat}}
-        if isinstance(config, dict):
-            config = parse_config(json.dumps(config))
-        elif isinstance(config, str):
-            config = parse_config(config)
-        gw = Gateway(
-            config,
-            agent=agent,
-            puppet_factory=self.world.puppet_factory,
-            state_dir=self.state_dir,
-            clock=self.world.clock,
-            rng=self.world.rng_for("gateway"),
-            show_terminal_qr=False,
-        )
+        gw = self.world.gateway(config, agent, state_dir=self.state_dir)
         self.gateways.append(gw)
         await gw.start()
         accounts = list(gw.runners) if login is True else list(login) if login else []

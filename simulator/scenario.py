@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import json5
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
-from wechat_sdk.agent import Agent, AgentTurn
-from wechat_sdk.config import Config, ConfigError, parse_config
+from wechat_sdk.agent import Agent
+from wechat_sdk.agents import BUILTIN_AGENTS
+from wechat_sdk.config import Config, ConfigError, accounts_of, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import MediaWord
 
+# BUILTIN_AGENTS: wechat_sdk.agents', named here for code that imported them from the scenarios
 __all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"]
 
 
@@ -148,10 +150,17 @@ Step = Annotated[
 
 class Scenario(_M):
     config: dict[str, Any] = Field(default_factory=dict)
-    agent: Literal["echo", "silent", "long"] = "echo"
+    agent: str = "echo"
     seed: int = 0
     world: WorldSpec = Field(default_factory=WorldSpec)
     steps: list[dict[str, Any]]
+
+    @field_validator("agent")
+    @classmethod
+    def _built_in(cls, name: str) -> str:
+        if name not in BUILTIN_AGENTS:
+            raise ValueError(f"{name!r} is not a built-in agent: use {', '.join(BUILTIN_AGENTS)}")
+        return name
 
 
 _STEP_MODELS: dict[str, type[BaseModel]] = {
@@ -164,22 +173,6 @@ _STEP_MODELS: dict[str, type[BaseModel]] = {
     "fault": FaultStep,
     "restart": RestartStep,
 }
-
-
-async def _echo(turn: AgentTurn) -> str:
-    return turn.text
-
-
-async def _silent(turn: AgentTurn) -> None:
-    return None
-
-
-async def _long(turn: AgentTurn) -> str:
-    para = ("WeChat shows long answers in several messages. " * 8).strip()
-    return "\n\n".join(f"{i}. {para}" for i in range(1, 9))
-
-
-BUILTIN_AGENTS: dict[str, Agent] = {"echo": _echo, "silent": _silent, "long": _long}
 
 
 class ScenarioResult(BaseModel):
@@ -251,11 +244,8 @@ async def run_scenario(
         world.add_contact(c.id, c.name)
     for r in scenario.world.rooms:
         world.add_room(r.id, r.topic, r.members, r.aliases)
-    gateway_accounts = Gateway(
-        config, agent=_silent, puppet_factory=world.puppet_factory, clock=world.clock
-    ).accounts
     specs = {a.id: a for a in scenario.world.accounts}
-    for account in gateway_accounts.enabled:
+    for account in accounts_of(config).enabled:
         spec = specs.get(account.id)
         world.add_account(
             account.id,
@@ -269,15 +259,7 @@ async def run_scenario(
         state = Path(tmp)
 
         def make_gateway() -> Gateway:
-            return Gateway(
-                config,
-                agent=the_agent,
-                puppet_factory=world.puppet_factory,
-                state_dir=state,
-                clock=world.clock,
-                rng=world.rng_for("gateway"),
-                show_terminal_qr=False,
-            )
+            return world.gateway(config, the_agent, state_dir=state)
 
         gateway = make_gateway()
         await gateway.start()

@@ -20,7 +20,7 @@ import logging
 import os
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -28,8 +28,10 @@ from typing import Any, Literal, TypeVar, get_args
 from faker import Faker
 
 from simulator.media import KIND_DEFAULTS, make_media_bytes
+from wechat_sdk.agent import Agent
 from wechat_sdk.clock import BACKGROUND, Clock, VirtualClock
-from wechat_sdk.config.errors import ConfigError
+from wechat_sdk.config import Config, ConfigError, parse_config
+from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import (
     Contact,
     FileInfo,
@@ -370,6 +372,47 @@ class SimulatedWeChat:
         if puppet is None:
             raise KeyError(f"account {account_id!r} has no puppet yet (start a gateway first)")
         return puppet
+
+    def gateway(
+        self,
+        config: Config | Mapping[str, Any] | str,
+        agent: Agent,
+        *,
+        state_dir: str | Path,
+        rng: random.Random | None = None,
+        show_terminal_qr: bool = False,
+        **options: Any,
+    ) -> Gateway:
+        """A gateway (not started yet) whose accounts live in this world, in its virtual time.
+
+        ``config`` is a whole config: a :class:`~wechat_sdk.config.Config`, its dict, or
+        JSON5 text. The gateway's puppets are the world's, its clock the world's, and its
+        random generator (pacing jitter, pairing codes) ``rng``, by default
+        ``world.rng_for("gateway")``: the same run every time. ``options`` are the other
+        arguments of :class:`~wechat_sdk.gateway.Gateway` (``store=...``).
+
+        Example:
+            ```python
+            gateway = world.gateway(config, my_agent, state_dir=tmp_path)
+            async with gateway:
+                await world.login()
+                await world.say("wxid_alice", "hello")
+            ```
+        """
+        if isinstance(config, str):
+            config = parse_config(config)
+        elif not isinstance(config, Config):
+            config = parse_config(json.dumps(config))
+        return Gateway(
+            config,
+            agent=agent,
+            puppet_factory=self.puppet_factory,
+            clock=self.clock,
+            state_dir=state_dir,
+            rng=rng if rng is not None else self.rng_for("gateway"),
+            show_terminal_qr=show_terminal_qr,
+            **options,
+        )
 
     # ------------------------------------------------------------ driving time
 

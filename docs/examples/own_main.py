@@ -27,7 +27,6 @@ import gc  # noqa: E402  (the test below the shown example)
 import tempfile  # noqa: E402
 
 from simulator import SimulatedWeChat  # noqa: E402
-from wechat_sdk import parse_config  # noqa: E402
 
 
 async def test_the_program_answers_with_the_collector_tuned():
@@ -36,13 +35,8 @@ async def test_the_program_answers_with_the_collector_tuned():
     world.add_account("default")
     stop = asyncio.Event()
     with tempfile.TemporaryDirectory() as state_dir:
-        gateway = Gateway(
-            parse_config('{ channels: { wechat: { dmPolicy: "open", allowFrom: ["*"] } } }'),
-            agent=agent,
-            puppet_factory=world.puppet_factory,
-            clock=world.clock,
-            state_dir=state_dir,
-        )
+        config = '{ channels: { wechat: { dmPolicy: "open", allowFrom: ["*"] } } }'
+        gateway = world.gateway(config, agent, state_dir=state_dir)
         task = asyncio.create_task(run(gateway, stop))
         try:
             await world.login()  # (waits for the account's QR code)

@@ -7,7 +7,6 @@ import tempfile
 from mybot import agent
 
 from simulator import SimulatedWeChat
-from wechat_sdk import Gateway, parse_config
 
 CONFIG = '{ channels: { wechat: { name: "Molty", dmPolicy: "open", allowFrom: ["*"] } } }'
 
@@ -17,14 +16,9 @@ async def main() -> None:
     world.add_account("default", name="Molty")
     world.add_contact("wxid_alice", name="Alice")
     with tempfile.TemporaryDirectory() as state_dir:
-        gateway = Gateway(
-            parse_config(CONFIG),
-            agent=agent,
-            puppet_factory=world.puppet_factory,  # the simulated WeChat, not a real one
-            clock=world.clock,  # virtual time: pacing delays take no real time
-            rng=world.rng_for("gateway"),  # seeded jitter: the same run every time
-            state_dir=state_dir,
-        )
+        # the gateway `wechat-sdk gateway run` starts, on the simulated WeChat instead of a
+        # real one, in virtual time (pacing delays take none), seeded (the same run every time)
+        gateway = world.gateway(CONFIG, agent, state_dir=state_dir)
         async with gateway:
             await world.login("default")  # scan and confirm the QR code
             await world.say("wxid_alice", "hello")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from wechat_sdk.agent import Agent, Reply
+from wechat_sdk.agents import BUILTIN_AGENTS
 from wechat_sdk.config import (
     ConfigError,
     ConfigProblem,
@@ -103,15 +104,14 @@ def configure_logging(fmt: str = "human", level: str = "info") -> None:
 
 
 def load_agent(spec: str) -> Agent:
-    """``echo`` (built in) or ``package.module:function``."""
-    if spec in ("echo", "silent", "long"):
-        from simulator.scenario import BUILTIN_AGENTS
-
+    """A built-in agent's name (``echo``, :mod:`wechat_sdk.agents`) or
+    ``package.module:function``."""
+    if spec in BUILTIN_AGENTS:
         return BUILTIN_AGENTS[spec]
     module_name, _, attr = spec.partition(":")
     if not attr or not module_name:
         raise ValueError(
-            f"cannot load the agent {spec!r}: use a built-in (echo, silent, long) or "
+            f"cannot load the agent {spec!r}: use a built-in ({', '.join(BUILTIN_AGENTS)}) or "
             "module:function"
         )
     # like `python -m`, the current folder comes first, so `--agent mybot:agent` finds mybot.py
