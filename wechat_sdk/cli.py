@@ -1,4 +1,9 @@
-"""The ``wechat-sdk`` command line (also ``python -m wechat_sdk``)."""
+"""The ``wechat-sdk`` command line (also ``python -m wechat_sdk``).
+
+The outermost layer. It is the one module of ``wechat_sdk`` that uses the simulator, and
+only inside the commands that run on it (``simulate``, ``demo``): importing ``wechat_sdk``
+never loads the simulator (tests/unit/test_import_rules.py).
+"""
 
 from __future__ import annotations
 
@@ -572,7 +577,7 @@ def demo(interactive: bool, seed: int) -> None:
     """A gateway on the simulator: pairing, group mentions, chunking, media, two accounts."""
     import asyncio
 
-    from wechat_sdk.demo import run_demo
+    from simulator.demo import run_demo
 
     # no hard wrap at 80 columns when the output goes to a file: a link stays whole
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())

@@ -10,7 +10,7 @@ import sys
 import pytest
 from rich.console import Console
 
-from wechat_sdk.demo import run_demo
+from simulator.demo import run_demo
 
 
 def recording_console() -> Console:

@@ -1,24 +1,23 @@
-"""`wechat-sdk demo`: a short story on the simulator, in virtual time, in a few seconds."""
+"""`wechat-sdk demo`: a short story on the simulator, in virtual time, in a few seconds.
+
+Part of the simulator, which it runs on; the CLI imports it when the command runs."""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import re
 import tempfile
 import textwrap
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn, Reply
-from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.qr import QR_URL_BASE
 from wechat_sdk.pairing.service import PairingError
@@ -135,7 +134,6 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
     world.add_room(
         FAMILY, "Family", ["wxid_owner", "wxid_stranger", "wxid_riley", "wxid_bot_default"]
     )
-    config = parse_config(json.dumps(DEMO_CONFIG))
     shown = 0
 
     def show_new() -> None:
@@ -154,15 +152,7 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
     old_level = gw_log.level
     gw_log.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="wechat-sdk-demo-") as tmp:
-        gateway = Gateway(
-            config,
-            agent=demo_agent,
-            puppet_factory=world.puppet_factory,
-            state_dir=Path(tmp),
-            clock=world.clock,
-            rng=world.rng_for("demo"),
-            show_terminal_qr=False,
-        )
+        gateway = world.gateway(DEMO_CONFIG, demo_agent, state_dir=tmp, rng=world.rng_for("demo"))
         try:
             chapter("1. QR login: two WeChat accounts scan their codes")
             await gateway.start()
