@@ -11,16 +11,26 @@ with Playwright (``executable_path``: no browser is downloaded), and fails when:
   another host (the site works offline), or a request to the site fails or answers 4xx/5xx;
 - an internal link points to a page that does not exist, or to an ``#anchor`` that no
   element of the target page has;
-- the search box does not find the pairing page for "pairing approve".
+- the search box does not find the pairing page for "pairing approve";
+- a ```` ```mermaid ```` block of a page is not drawn as a diagram (an ``<svg>``; mermaid is
+  shipped with the site, ``docs/javascripts/mermaid.min.js``), or the home page's
+  architecture diagram or the pairing page's sequence diagram is missing or empty;
+- an image does not load (``naturalWidth`` 0), or the home page lacks the demo's picture
+  (``docs/img/demo.svg``);
+- a key cell of the configuration reference is cut or breaks inside a name.
 
-It saves screenshots of the home page (light and dark) and of the configuration reference
-under ``--screenshots``. This file is not a pytest test module: the normal test run does not
-collect it.
+mkdocs-material draws each diagram into a *closed* shadow root; an init script opens them
+(``attachShadow`` is called with ``mode: "open"``) so that the check can look inside.
+
+It saves screenshots of the home page (light and dark), of both diagrams, of the demo's
+picture and of the configuration reference under ``--screenshots``. This file is not a
+pytest test module: the normal test run does not collect it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.server
 import sys
@@ -33,6 +43,8 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urlparse
 
 from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -46,6 +58,33 @@ CHROMIUM_FLAGS = [
 SEARCH_QUERY = "pairing approve"
 SEARCH_EXPECTS = "pairing/"
 TIMEOUT_MS = 30_000
+# pages that must show a diagram, with words its drawing must contain
+DIAGRAMS = {
+    "": ["Inbound pipeline", "Outbound pipeline", "your agent"],
+    "pairing/": ["Pairing state", "pairing code Q7MZ4KXP"],
+}
+# pages that must show a picture (the src ends with it)
+PICTURES = {"": "img/demo.svg"}
+# mkdocs-material attaches closed shadow roots (the diagrams): open them for the check
+OPEN_SHADOW_ROOTS = """
+const attachShadow = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) {
+  return attachShadow.call(this, { ...init, mode: "open" });
+};
+"""
+# every drawn diagram: its svg's size and text (null when the block has no svg)
+DRAWN_DIAGRAMS = """() => [...document.querySelectorAll("div.mermaid")].map(d => {
+  const svg = d.shadowRoot && d.shadowRoot.querySelector("svg");
+  if (!svg) return null;
+  const box = svg.getBoundingClientRect();
+  return { width: box.width, height: box.height, text: svg.textContent };
+})"""
+# every image of the page, loaded (lazy ones too): its src and natural width
+LOADED_IMAGES = """async () => Promise.all([...document.images].map(async img => {
+  img.loading = "eager";
+  try { await img.decode(); } catch (e) {}
+  return { src: img.currentSrc || img.src, width: img.naturalWidth };
+}))"""
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -92,6 +131,8 @@ class Checker:
         self.problems: list[str] = []
         self.ids: dict[str, set[str]] = {}  # page path -> element ids
         self.links: dict[str, set[str]] = {}  # page path -> internal hrefs
+        self.diagrams = 0  # diagrams drawn, on all pages
+        self.images = 0  # images loaded, on all pages
 
     def watch(self, page: Page, where: list[str]) -> None:
         """Record console errors, uncaught exceptions and failed requests of ``page``."""
@@ -139,7 +180,46 @@ class Checker:
             )
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
             self.links[path] = {h for h in hrefs if h.startswith(self.base)}
+            self.check_diagrams(page, rel)
+            self.check_images(page, rel)
         page.close()
+
+    def check_diagrams(self, page: Page, rel: str) -> None:
+        """Every ```mermaid block of the page became an <svg> (mermaid ran, offline)."""
+        html = target_file(self.site, "/" + rel).read_text(encoding="utf-8")
+        blocks = html.count('<pre class="mermaid">')
+        if rel in DIAGRAMS and blocks == 0:
+            self.problems.append(f"/{rel}: no diagram on the page")
+        if blocks == 0:
+            return
+        with contextlib.suppress(PlaywrightTimeoutError):  # reported below, with what was drawn
+            page.wait_for_function(
+                f"() => ({DRAWN_DIAGRAMS})().filter(Boolean).length >= {blocks}",
+                timeout=TIMEOUT_MS,
+            )
+        drawn: list[dict[str, Any] | None] = page.evaluate(DRAWN_DIAGRAMS)
+        svgs = [d for d in drawn if d is not None]
+        if len(svgs) < blocks:
+            self.problems.append(f"/{rel}: {blocks - len(svgs)} of {blocks} diagram(s) not drawn")
+        for svg in svgs:
+            if "Syntax error" in svg["text"]:
+                self.problems.append(f"/{rel}: mermaid could not read a diagram")
+        for word in DIAGRAMS.get(rel, []):
+            sized = [d for d in svgs if d["width"] > 100 and d["height"] > 100]
+            if not any(word in d["text"] for d in sized):
+                self.problems.append(f"/{rel}: no drawn diagram says {word!r}")
+        self.diagrams += len(svgs)
+
+    def check_images(self, page: Page, rel: str) -> None:
+        """Every image of the page loads; the pages of PICTURES show theirs."""
+        images: list[dict[str, Any]] = page.evaluate(LOADED_IMAGES)
+        for image in images:
+            if image["width"] == 0:
+                self.problems.append(f"/{rel}: image did not load: {image['src']}")
+        want = PICTURES.get(rel)
+        if want is not None and not any(i["src"].endswith(want) and i["width"] > 0 for i in images):
+            self.problems.append(f"/{rel}: the picture {want} is not shown")
+        self.images += sum(1 for i in images if i["width"] > 0)
 
     def check_links(self) -> int:
         checked = 0
@@ -204,8 +284,55 @@ class Checker:
         page.wait_for_timeout(500)  # let the header's title transition finish
         saved.append(out / "configuration-keys.png")
         page.screenshot(path=saved[-1])
+        self.check_key_cells(page)
+        tools = page.locator("tr", has=page.locator("code.config-key", has_text="tools")).first
+        tools.scroll_into_view_if_needed()
+        saved.append(out / "configuration-tools.png")
+        tools.screenshot(path=saved[-1])
+        for rel, name in [("", "home-architecture"), ("pairing/", "pairing-flow")]:
+            page.goto(self.base + rel, wait_until="networkidle", timeout=TIMEOUT_MS)
+            diagram = page.locator("div.mermaid").first
+            diagram.wait_for(timeout=TIMEOUT_MS)
+            diagram.scroll_into_view_if_needed()
+            page.wait_for_timeout(300)
+            saved.append(out / f"{name}.png")
+            diagram.screenshot(path=saved[-1])
+        page.goto(self.base, wait_until="networkidle", timeout=TIMEOUT_MS)
+        picture = page.locator("img.terminal").first
+        picture.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        saved.append(out / "home-demo.png")
+        picture.screenshot(path=saved[-1])
         page.close()
         return saved
+
+    def check_key_cells(self, page: Page) -> None:
+        """The reference's key cells: one line per dotted part at most, never a name cut in
+        two (material's code spans break anywhere), and the tools cell says it all."""
+        cut: list[str] = page.eval_on_selector_all(
+            "code.config-key",
+            """els => els.filter(el => {
+              const range = document.createRange();
+              // each text node is one dotted part: it must sit on one line
+              for (const node of el.childNodes) {
+                if (node.nodeType !== Node.TEXT_NODE || !node.textContent) continue;
+                range.selectNodeContents(node);
+                const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                if (lines.size > 1) return true;
+              }
+              return false;
+            }).map(el => el.textContent)""",
+        )
+        for key in cut:
+            self.problems.append(f"/configuration/: the key {key} breaks inside a name")
+        cell = page.eval_on_selector_all(
+            "tr",
+            """rows => rows.filter(r => r.querySelector("code.config-key") &&
+              r.querySelector("code.config-key").textContent.endsWith(".tools"))
+              .map(r => r.lastElementChild.textContent)""",
+        )
+        if not cell or "{allow, alsoAllow, deny}" not in cell[0]:
+            self.problems.append(f"/configuration/: the groups.<id>.tools cell is cut: {cell}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,15 +356,26 @@ def main(argv: list[str] | None = None) -> int:
             headless=True,
             args=CHROMIUM_FLAGS,
         )
+        context.add_init_script(OPEN_SHADOW_ROOTS)
+        checker = Checker(site, base, context)
+        results: list[str] = []
+        shots: list[Path] = []
         try:
-            checker = Checker(site, base, context)
             checker.visit_all(pages)
             links = checker.check_links()
-            results = checker.check_search()
-            shots = checker.screenshots(args.screenshots)
+            # a stage that times out is a problem to report with the others, not a crash
+            try:
+                results = checker.check_search()
+            except PlaywrightError as exc:
+                checker.problems.append(f"search: {exc.message.splitlines()[0]}")
+            try:
+                shots = checker.screenshots(args.screenshots)
+            except PlaywrightError as exc:
+                checker.problems.append(f"screenshots: {exc.message.splitlines()[0]}")
         finally:
             context.close()
     print(f"browser check: {len(pages)} pages loaded in Chromium, {links} internal links checked")
+    print(f"browser check: {checker.diagrams} diagram(s) drawn, {checker.images} image(s) loaded")
     print(f'browser check: search "{SEARCH_QUERY}" found {", ".join(results[:5])}')
     for shot in shots:
         print(f"browser check: screenshot {shot}")
