@@ -4,6 +4,7 @@ from simulator import SimulatedWeChat
 world = SimulatedWeChat(seed=0)
 """
 
+from simulator.recorder import Recorder
 from simulator.world import (
     FAULT_KINDS,
     SimAccount,
@@ -12,4 +13,11 @@ from simulator.world import (
     TranscriptEntry,
 )
 
-__all__ = ["FAULT_KINDS", "SimAccount", "SimulatedPuppet", "SimulatedWeChat", "TranscriptEntry"]
+__all__ = [
+    "FAULT_KINDS",
+    "Recorder",
+    "SimAccount",
+    "SimulatedPuppet",
+    "SimulatedWeChat",
+    "TranscriptEntry",
+]

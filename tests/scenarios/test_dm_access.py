@@ -8,24 +8,13 @@ import re
 
 import pytest
 
+from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
-from wechat_sdk.agent import AgentTurn
 from wechat_sdk.pairing.codes import ALPHABET, CODE_LENGTH
 from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.stores.sqlite import SqliteStore
 
 CODE_RE = re.compile(rf"Pairing code: ([{ALPHABET}]{{{CODE_LENGTH}}})\b")
-
-
-class Recorder:
-    """An agent that remembers every turn and echoes the text back."""
-
-    def __init__(self) -> None:
-        self.turns: list[AgentTurn] = []
-
-    async def __call__(self, turn: AgentTurn) -> str:
-        self.turns.append(turn)
-        return f"echo: {turn.text}"
 
 
 def code_in(text: str) -> str:

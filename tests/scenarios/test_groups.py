@@ -7,23 +7,13 @@ from typing import Any
 
 import pytest
 
+from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn, ToolNotAllowed
 
 R1 = "r1@chatroom"
 R2 = "r2@chatroom"
 BOT = "wxid_bot_default"
-
-
-class Recorder:
-    """An agent that remembers every turn and echoes the text back."""
-
-    def __init__(self) -> None:
-        self.turns: list[AgentTurn] = []
-
-    async def __call__(self, turn: AgentTurn) -> str:
-        self.turns.append(turn)
-        return f"echo: {turn.text}"
 
 
 @pytest.fixture

@@ -5,22 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
 R1 = "r1@chatroom"
-
-
-class Recorder:
-    """An agent that remembers every turn and echoes the text back."""
-
-    def __init__(self) -> None:
-        self.turns: list[AgentTurn] = []
-
-    async def __call__(self, turn: AgentTurn) -> str:
-        self.turns.append(turn)
-        return f"echo: {turn.text}"
 
 
 def inbound_files(state_dir: Path) -> list[Path]:
