@@ -169,6 +169,11 @@ class AccountConfig(_Strict):
     mediaMaxAgeHours: float = Field(
         168, gt=0, description="inbound media older than this is deleted"
     )
+    mediaFetchAllowPrivate: bool = Field(
+        False,
+        description="fetch a file a puppet sends as a URL even from a loopback, private or "
+        "link-local address (an agent's own URLs are always fetched)",
+    )
     pairingNotify: str | None = Field(
         None, description="contact id told of each new pairing request"
     )
