@@ -37,8 +37,6 @@ log = logging.getLogger("wechat_sdk.gateway")
 
 DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 PuppetFactory = Callable[[ResolvedAccount], Puppet]
-#: puppet "simulator" without a puppet_factory: the simulated phone scans after this
-SIMULATOR_SCAN_AFTER_S = 1.0
 
 
 class Gateway:
@@ -345,28 +343,15 @@ class PairingAPI:
 
 
 def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
-    """Choose the puppet adapter by each account's ``puppet`` setting."""
+    """Each account's puppet by its ``puppet`` setting, from :mod:`wechat_sdk.puppets`."""
+    from wechat_sdk.puppets import PuppetContext, make_puppet
+
+    shared: dict[str, dict[str, object]] = {}  # per puppet name, for this gateway's puppets
 
     def make(account: ResolvedAccount) -> Puppet:
-        name = account.settings.puppet
-        if name == "simulator":
-            from simulator import SimulatedWeChat
-
-            world = getattr(gateway, "_world", None)
-            if world is None:
-                # the gateway's own clock (real time under `gateway run`); logins kept in
-                # <stateDir>/accounts/<id>/; the simulated phone scans each QR code after
-                # a second unless puppetOptions.scanAfterMs says otherwise
-                world = SimulatedWeChat(
-                    seed=0,
-                    clock=gateway.clock,
-                    session_dir=gateway.state_dir / "accounts",
-                    auto_scan_s=SIMULATOR_SCAN_AFTER_S,
-                )
-                gateway._world = world  # type: ignore[attr-defined]
-            return world.puppet_factory(account)
-        from wechat_sdk.adapters.wechaty.service import make_puppet
-
-        return make_puppet(account, gateway.state_dir)
+        # the clock and state directory as they are when the accounts start (the state
+        # directory is set after this factory is made)
+        state = shared.setdefault(account.settings.puppet, {})
+        return make_puppet(account, PuppetContext(gateway.clock, gateway.state_dir, state))
 
     return make

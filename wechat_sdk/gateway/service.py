@@ -136,7 +136,7 @@ def check_puppets(
 ) -> None:
     """Every enabled account's puppet settings, all problems in one ConfigError that names
     the config file and each problem's line."""
-    from wechat_sdk.adapters.wechaty.service import check_puppet
+    from wechat_sdk.puppets import check_puppet
 
     problems: list[ConfigProblem] = []
     for account in accounts:
