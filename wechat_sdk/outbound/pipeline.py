@@ -14,13 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from http.client import HTTPMessage
-from typing import IO
 
+from wechat_sdk import media_fetch
 from wechat_sdk._frozen import quick_init
 from wechat_sdk.agent import Reply
 from wechat_sdk.clock import Clock
@@ -36,9 +33,7 @@ __all__ = ["FETCH_TIMEOUT_S", "Outbound", "OutboundMessage", "fetch_url"]
 
 log = logging.getLogger("wechat_sdk.outbound")
 
-#: Seconds a media URL may take to connect or to send its next bytes.
-FETCH_TIMEOUT_S = 30.0
-_FETCH_CHUNK = 64 * 1024
+FETCH_TIMEOUT_S = media_fetch.FETCH_TIMEOUT_S
 
 
 @quick_init
@@ -281,79 +276,16 @@ class Outbound:
             await self.clock.sleep(wait)
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http and https (urllib alone would also follow ftp)."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if _scheme(newurl) not in ("http", "https"):
-            raise DeliveryFailed(
-                f"cannot fetch {req.full_url}: redirected to {newurl!r}, "
-                "which is not http or https",
-                code="fetch_failed",
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _scheme(url: str) -> str:
-    return url.split(":", 1)[0].lower() if ":" in url else ""
-
-
 def fetch_url(
     url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_S
 ) -> tuple[bytes, str | None]:
-    """Download ``url`` (http or https only), reading at most ``max_bytes``.
+    """Download a file the agent gave by URL (see :func:`wechat_sdk.media_fetch.fetch_url`);
+    raises :class:`DeliveryFailed` with code ``fetch_failed`` or ``too_large``.
 
-    Blocking: run it in a thread. Returns the bytes and the Content-Type (without
-    parameters), or raises :class:`DeliveryFailed` with code ``fetch_failed`` or
-    ``too_large``. Nothing past the cap is read.
+    Loopback and private hosts are allowed here: the agent's URL is the user's own choice.
+    The rule against internal addresses guards what a peer sends (url FileBoxes).
     """
-    if _scheme(url) not in ("http", "https"):
-        raise DeliveryFailed(
-            f"cannot fetch {url!r}: only http and https URLs are allowed", code="fetch_failed"
-        )
-    opener = urllib.request.build_opener(_HttpOnlyRedirects())
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
-        with opener.open(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise DeliveryFailed(
-                    f"{url} is {int(length)} bytes, over the cap of {max_bytes} bytes (mediaMaxMb)",
-                    code="too_large",
-                )
-            parts: list[bytes] = []
-            total = 0
-            while True:
-                chunk = response.read(min(_FETCH_CHUNK, max_bytes + 1 - total))
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > max_bytes:
-                    raise DeliveryFailed(
-                        f"{url} is over the cap of {max_bytes} bytes "
-                        "(mediaMaxMb); download aborted",
-                        code="too_large",
-                    )
-                parts.append(chunk)
-            content_type: str | None = None
-            if response.headers.get("Content-Type"):
-                content_type = response.headers.get_content_type()
-    except DeliveryFailed:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(
-            f"cannot fetch {url}: HTTP {exc.code} {exc.reason}", code="fetch_failed"
-        ) from exc
-    except urllib.error.URLError as exc:
-        raise DeliveryFailed(f"cannot fetch {url}: {exc.reason}", code="fetch_failed") from exc
-    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs or responses
-        raise DeliveryFailed(f"cannot fetch {url}: {exc}", code="fetch_failed") from exc
-    return b"".join(parts), content_type
+        return media_fetch.fetch_url(url, max_bytes, timeout, allow_private=True)
+    except media_fetch.FetchFailed as exc:
+        raise DeliveryFailed(str(exc), code=exc.code) from exc

@@ -1,0 +1,190 @@
+"""Fetching a peer's url FileBox: public addresses only, unless the config allows more.
+
+Every server here is on 127.0.0.1, which the default refuses; tests that need a
+"public" server say which loopback address counts as public for them."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_http import Answer, serving
+
+from wechat_sdk import media_fetch
+from wechat_sdk.config.models import AccountConfig
+from wechat_sdk.media_fetch import FetchFailed, fetch_url, is_public_address
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def only_127_0_0_1_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take 127.0.0.1 for a public address (and every other address as usual)."""
+    real = media_fetch.is_public_address
+    monkeypatch.setattr(
+        media_fetch, "is_public_address", lambda address: address == "127.0.0.1" or real(address)
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",  # a cloud's metadata service
+        "100.64.0.1",  # carrier-grade NAT
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fe80::1%eth0",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4 inside IPv6
+        "::ffff:192.168.0.1",
+    ],
+)
+def test_internal_addresses_are_not_public(address: str) -> None:
+    assert not is_public_address(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are(address: str) -> None:
+    assert is_public_address(address)
+
+
+def test_loopback_is_refused_by_default_and_fetched_when_allowed() -> None:
+    with serving({"/pic.png": Answer(PNG, headers={"Content-Type": "image/png"})}) as server:
+        for url in (f"{server.url}/pic.png", f"http://localhost:{server.port}/pic.png"):
+            with pytest.raises(FetchFailed, match="mediaFetchAllowPrivate") as refused:
+                fetch_url(url, 10_000, timeout=5)
+            assert refused.value.code == "private_address"
+        assert server.asked == []  # refused before connecting
+        assert fetch_url(f"{server.url}/pic.png", 10_000, timeout=5, allow_private=True) == (
+            PNG,
+            "image/png",
+        )
+
+
+def test_only_http_and_https_are_fetched() -> None:
+    for url in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/"):
+        with pytest.raises(FetchFailed, match="only http and https"):
+            fetch_url(url, 10_000, allow_private=True)
+
+
+def test_the_config_switch_is_off_by_default() -> None:
+    assert AccountConfig().mediaFetchAllowPrivate is False
+    assert AccountConfig(mediaFetchAllowPrivate=True).mediaFetchAllowPrivate is True
+
+
+@pytest.mark.usefixtures("only_127_0_0_1_is_public")
+def test_each_redirect_is_checked_again() -> None:
+    answers = {
+        "/to-internal": Answer(status=302, headers={"Location": "http://127.0.0.2:9/secret"}),
+        "/to-pic": Answer(status=302, headers={"Location": "/pic.png"}),
+        "/pic.png": Answer(PNG, headers={"Content-Type": "image/png"}),
+    }
+    with serving(answers) as server:
+        with pytest.raises(FetchFailed, match=r"refused to fetch from 127\.0\.0\.2") as refused:
+            fetch_url(f"{server.url}/to-internal", 10_000, timeout=5)
+        assert refused.value.code == "private_address"
+        assert fetch_url(f"{server.url}/to-pic", 10_000, timeout=5)[0] == PNG
+
+
+@pytest.mark.usefixtures("only_127_0_0_1_is_public")
+def test_the_connection_goes_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # DNS rebinding: the host resolves to a public address for the check and to an
+    # internal one a moment later; the fetch must not resolve it twice
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["127.0.0.1", "10.0.0.1", "10.0.0.1"])
+    lookups: list[str] = []
+
+    def rebinding(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(host)
+        return real_getaddrinfo(next(answers), port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with serving({"/pic.png": Answer(PNG)}) as server:
+        data, _mime = fetch_url(f"http://rebind.test:{server.port}/pic.png", 10_000, timeout=5)
+    assert data == PNG
+    assert lookups == ["rebind.test"]
+
+
+def test_the_size_cap_holds_on_the_guarded_path_too(only_127_0_0_1_is_public: None) -> None:
+    with serving({"/big.bin": Answer(bytes(5000))}) as server:
+        with pytest.raises(FetchFailed) as refused:
+            fetch_url(f"{server.url}/big.bin", 4096, timeout=5)
+        assert refused.value.code == "too_large"
+
+
+@pytest.fixture
+def tls_server_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ssl.SSLContext]:
+    """A server context with a self-signed certificate for 127.0.0.1, which clients trust
+    (SSL_CERT_FILE)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    yield context
+
+
+@pytest.mark.usefixtures("only_127_0_0_1_is_public")
+def test_https_on_the_guarded_path_checks_the_certificate(
+    tls_server_context: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def other_name(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return real_getaddrinfo(
+            "127.0.0.1" if host == "other.test" else host, port, *args, **kwargs
+        )
+
+    monkeypatch.setattr(socket, "getaddrinfo", other_name)
+    with serving({"/pic.png": Answer(PNG)}, tls=tls_server_context) as server:
+        assert fetch_url(f"{server.url}/pic.png", 10_000, timeout=5)[0] == PNG
+        with pytest.raises(FetchFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            # the same server under another name: its certificate names 127.0.0.1 only
+            fetch_url(f"https://other.test:{server.port}/pic.png", 10_000, timeout=5)

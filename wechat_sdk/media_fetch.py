@@ -1,0 +1,200 @@
+"""Media files fetched from http(s) URLs, capped in size, and kept off internal addresses.
+
+Two callers, two rules:
+
+- A **peer's** URL (a Puppet Service's url FileBox) is fetched only from public addresses:
+  every address of the host is checked (loopback, private, link-local, reserved,
+  multicast and unspecified ranges are refused), the connection goes to the address that
+  was checked (a second DNS answer cannot swap in an internal one), and each redirect is
+  checked the same way. ``mediaFetchAllowPrivate: true`` lifts the rule, for a puppet on
+  a private network. Environment proxies are not used here: a proxy would connect
+  somewhere this module never checked.
+- The **agent's** own URLs (``OutboundFile(url=...)`` in a reply) are the user's choice:
+  fetched with ``allow_private=True``, through proxies as urllib finds them.
+
+>>> data, mime = fetch_url("https://example.com/cat.png", max_bytes=5_000_000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import ipaddress
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from http.client import HTTPMessage
+from typing import IO, Any, Literal
+
+__all__ = ["FETCH_TIMEOUT_S", "FetchFailed", "fetch_url", "is_public_address"]
+
+#: Seconds a media URL may take to connect or to send its next bytes.
+FETCH_TIMEOUT_S = 30.0
+_CHUNK = 64 * 1024
+
+FetchCode = Literal["fetch_failed", "too_large", "private_address"]
+
+
+class FetchFailed(Exception):
+    """A URL could not be fetched. ``code``: ``fetch_failed``, ``too_large`` (over the
+    cap), or ``private_address`` (the host is internal and private hosts are not allowed)."""
+
+    def __init__(self, message: str, *, code: FetchCode = "fetch_failed") -> None:
+        super().__init__(message)
+        self.code: FetchCode = code
+
+
+def is_public_address(address: str) -> bool:
+    """Whether an IP address may be fetched from for a peer: not loopback, private,
+    link-local, reserved, multicast or unspecified (an IPv4 address inside IPv6 is
+    judged as IPv4).
+
+    >>> [is_public_address(a) for a in ("93.184.216.34", "127.0.0.1", "::ffff:10.0.0.1")]
+    [True, False, False]
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # (an IPv6 scope id is no part)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
+def fetch_url(
+    url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_S, *, allow_private: bool = False
+) -> tuple[bytes, str | None]:
+    """Download ``url`` (http or https only), reading at most ``max_bytes``.
+
+    Blocking: run it in a thread. Returns the bytes and the Content-Type (without
+    parameters), or raises :class:`FetchFailed`. Nothing past the cap is read. Unless
+    ``allow_private``, internal addresses are refused (see the module).
+    """
+    if _scheme(url) not in ("http", "https"):
+        raise FetchFailed(f"cannot fetch {url!r}: only http and https URLs are allowed")
+    if allow_private:
+        opener = urllib.request.build_opener(_HttpOnlyRedirects())
+    else:
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            _HttpOnlyRedirects(),
+            _PublicHTTPHandler(),
+            _PublicHTTPSHandler(),
+        )
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
+        with opener.open(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise FetchFailed(
+                    f"{url} is {int(length)} bytes, over the cap of {max_bytes} bytes (mediaMaxMb)",
+                    code="too_large",
+                )
+            parts: list[bytes] = []
+            total = 0
+            while chunk := response.read(min(_CHUNK, max_bytes + 1 - total)):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise FetchFailed(
+                        f"{url} is over the cap of {max_bytes} bytes (mediaMaxMb); "
+                        "download aborted",
+                        code="too_large",
+                    )
+                parts.append(chunk)
+            content_type: str | None = None
+            if response.headers.get("Content-Type"):
+                content_type = response.headers.get_content_type()
+    except FetchFailed:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise FetchFailed(f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        raise FetchFailed(f"cannot fetch {url}: {exc.reason}") from exc
+    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs or responses
+        raise FetchFailed(f"cannot fetch {url}: {exc}") from exc
+    return b"".join(parts), content_type
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http and https (urllib alone would also follow ftp)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if _scheme(newurl) not in ("http", "https"):
+            raise FetchFailed(
+                f"cannot fetch {req.full_url}: redirected to {newurl!r}, which is not http or https"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _public_socket(host: str, port: int, timeout: float | None) -> socket.socket:
+    """A connection to ``host`` after checking every address it resolves to; connects to
+    those checked addresses, so the host is resolved once (no DNS rebinding)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchFailed(f"cannot resolve {host}: {exc}") from exc
+    for *_, sockaddr in infos:
+        if not is_public_address(str(sockaddr[0])):
+            raise FetchFailed(
+                f"refused to fetch from {host} ({sockaddr[0]}): a loopback, private or "
+                "otherwise internal address; set mediaFetchAllowPrivate: true to allow it",
+                code="private_address",
+            )
+    error: OSError = OSError(f"{host} has no address")
+    for family, kind, proto, _name, sockaddr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error
+
+
+class _PublicHTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        self.sock = _public_socket(self.host, self.port, self.timeout)
+
+
+class _PublicHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, tls: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(host, context=tls, **kwargs)
+        self.tls = tls
+
+    def connect(self) -> None:
+        sock = _public_socket(self.host, self.port, self.timeout)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_PublicHTTPConnection, req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(context=self.tls)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_PublicHTTPSConnection, tls=self.tls), req)
