@@ -176,6 +176,29 @@ async def test_without_a_browser_the_puppet_says_what_to_do_in_one_line(
     assert "Could not find expected browser" in str(raised.value.__cause__)
 
 
+async def test_a_browser_installed_while_the_gateway_runs_is_taken_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = sidecar_module.find_browser()
+    if browser is None:
+        pytest.skip("no Chromium or Chrome on this host")
+    monkeypatch.setattr(sidecar_module, "find_browser", lambda env=None: None)
+    puppet = going_live_puppet(tmp_path)
+    try:
+        with pytest.raises(SidecarError, match="found no Chromium or Chrome"):
+            await puppet.start()
+        first = puppet.sidecar.pid
+        await puppet.stop()  # what the gateway does between two attempts
+        monkeypatch.setattr(sidecar_module, "find_browser", lambda env=None: browser)
+        try:  # `apt install chromium` meanwhile: the next attempt drives it
+            await puppet.start()
+        except SidecarError as exc:  # here without network: the login page did not load
+            assert "could not open https://" in str(exc), exc
+        assert puppet.sidecar.pid != first and puppet.sidecar.browser == browser
+    finally:
+        await puppet.close()
+
+
 async def test_the_going_live_config_starts_the_systems_chromium(tmp_path: Path) -> None:
     """As written, the page's config drives the system's browser: a QR code comes, or
     (on a host that cannot reach WeChat) the error says the login page did not load."""

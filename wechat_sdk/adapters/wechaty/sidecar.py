@@ -330,7 +330,7 @@ class Sidecar:
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
         options = browser_options(self.puppet, self.puppet_options)
-        browser = options.get("endpoint") if options is not self.puppet_options else None
+        browser = self._chosen_browser(options)
         if browser != self.browser and browser is not None:
             log.info(
                 "%s drives the browser %s (puppetOptions.endpoint chooses another)",
@@ -393,6 +393,18 @@ class Sidecar:
                 break
         raise SidecarError(f"the Node sidecar for {self.puppet} failed to start: {last_error}")
 
+    def _chosen_browser(self, options: dict[str, Any]) -> str | None:
+        """The browser :func:`browser_options` added to the options (None: it added none)."""
+        if options is self.puppet_options:
+            return None
+        browser: str = options["endpoint"]
+        return browser
+
+    def browser_changed(self) -> bool:
+        """Whether a new sidecar would give the puppet another browser than this one did."""
+        now = self._chosen_browser(browser_options(self.puppet, self.puppet_options))
+        return now != self.browser
+
     async def _hello(self) -> dict[str, Any]:
         assert self.process is not None and self.process.stdout is not None
         while True:
@@ -451,6 +463,7 @@ class SidecarPuppet:
         self.account_id = account_id
         self._client_options = client
         self.client: PuppetServiceClient | None = None
+        self._no_browser = False  # the last start failed for want of a browser
 
     @property
     def self_id(self) -> str | None:
@@ -462,6 +475,10 @@ class SidecarPuppet:
         return self.client
 
     async def start(self) -> None:
+        if self._no_browser and self.sidecar.running and self.sidecar.browser_changed():
+            # a browser was installed since: only a new sidecar can give it to the puppet
+            await self.sidecar.stop()
+        self._no_browser = False
         if not self.sidecar.running:
             await self.sidecar.stop()
             connection = await self.sidecar.start()
@@ -478,9 +495,7 @@ class SidecarPuppet:
             if explained is None:
                 raise
             log.debug("%s said: %s", self.sidecar.puppet, said)
-            if _NO_BROWSER.search(said) is not None:
-                # the next attempt starts a new sidecar, which looks for a browser again
-                await self.sidecar.stop()
+            self._no_browser = _NO_BROWSER.search(said) is not None
             raise SidecarError(explained) from exc
 
     async def stop(self) -> None:
