@@ -1,8 +1,8 @@
-"""The Clock port: the only way the core reads time or waits.
+"""The Clock port: the only way the core reads time, waits, or waits for the disk.
 
-Two implementations: :class:`RealClock` (wall time, ``asyncio.sleep``) and
-:class:`VirtualClock` (time moves only when the owner advances it; used by the
-simulator so whole conversations run in milliseconds of real time).
+Two implementations: :class:`RealClock` (wall time, ``asyncio.sleep``, blocking calls in
+a worker thread) and :class:`VirtualClock` (time moves only when the owner advances it;
+used by the simulator so whole conversations run in milliseconds of real time).
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 __all__ = ["BACKGROUND", "Clock", "RealClock", "VirtualClock"]
 
 #: Set to True inside long-lived housekeeping tasks (watchdogs, pruning). Their sleeps
 #: never count as "pending work" for :meth:`VirtualClock.run_until_idle`.
 BACKGROUND: ContextVar[bool] = ContextVar("wechat_sdk_clock_background", default=False)
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -33,6 +36,15 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time."""
         ...
 
+    async def run_blocking(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, a blocking call (an fsync), and return its result.
+
+        Where this clock's world can see the wait: the real clock runs it in a worker
+        thread (the event loop goes on meanwhile); the virtual clock runs it inline, since
+        virtual time cannot see a thread's work (the world would move on while it runs).
+        """
+        ...
+
 
 class RealClock:
     """Wall-clock time."""
@@ -42,6 +54,9 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def run_blocking(self, fn: Callable[[], T]) -> T:
+        return await asyncio.to_thread(fn)
 
 
 class VirtualClock:
@@ -75,6 +90,9 @@ class VirtualClock:
             self._background.discard(fut)
             if not fut.done():
                 fut.cancel()
+
+    async def run_blocking(self, fn: Callable[[], T]) -> T:
+        return fn()  # inline: no thread's work the world cannot see
 
     @property
     def pending(self) -> int:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import wechat_sdk
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.clock import VirtualClock
 from wechat_sdk.stores import (
     SCHEMA_VERSION,
     MemoryStore,
@@ -247,36 +248,22 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_queued_writes_commit_within_the_commit_delay(db_path: Path) -> None:
+async def test_queued_writes_commit_at_the_next_loop_turn(db_path: Path) -> None:
     import asyncio
 
-    with SqliteStore(db_path, commit_delay_s=0.05) as s:
+    with SqliteStore(db_path) as s:
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         # this store answers from memory at once; another connection sees nothing yet
         assert s.history.get("default", "dm:a")[0].text == "hi"
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
-        await asyncio.sleep(0)
-        assert committed_marks(db_path) == set()  # not one commit per loop turn
-        await until(lambda: committed_marks(db_path) == {"m1"})  # within commit_delay_s
-        assert committed_history(db_path) == ["hi"]
-
-
-async def test_with_no_commit_delay_queued_writes_commit_at_the_next_loop_turn(
-    db_path: Path,
-) -> None:
-    import asyncio
-
-    with SqliteStore(db_path, commit_delay_s=0) as s:
-        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
-        s.dedupe.check_and_add("default", "m1", T0, 3600)
         assert committed_marks(db_path) == set()
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the writes of one loop turn share a commit
         assert committed_marks(db_path) == {"m1"}
         assert committed_history(db_path) == ["hi"]
 
 
-async def test_flush_marks_upto_a_position_commits_only_when_that_mark_is_not_durable(
+async def test_marks_durable_upto_a_position_commits_only_when_that_mark_is_not_durable(
     db_path: Path,
 ) -> None:
     commits: list[str] = []
@@ -285,18 +272,18 @@ async def test_flush_marks_upto_a_position_commits_only_when_that_mark_is_not_du
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         first = s.mark_position()
         s.dedupe.check_and_add("default", "m2", T0, 3600)
-        s.flush_marks(first)  # m1's reply: commits (m2 rides along)
+        await s.marks_durable(first)  # m1's reply: commits (m2 rides along)
         assert committed_marks(db_path) == {"m1", "m2"}
         assert len(commits) == 1
         s.dedupe.check_and_add("default", "m3", T0, 3600)
-        s.flush_marks(first)  # m1 (and m2) already durable: m3 does not force a commit
-        s.flush_marks(first + 1)
+        await s.marks_durable(first)  # m1 (and m2) durable: m3 does not force a commit
+        await s.marks_durable(first + 1)
         assert len(commits) == 1
         assert committed_marks(db_path) == {"m1", "m2"}
-        s.flush_marks(s.mark_position())  # m3's reply
+        await s.marks_durable(s.mark_position())  # m3's reply
         assert committed_marks(db_path) == {"m1", "m2", "m3"}
         s.dedupe.check_and_add("default", "m4", T0, 3600)
-        s.flush_marks()  # no position known: every queued mark
+        await s.marks_durable(None)  # no position known: every mark so far
         assert committed_marks(db_path) == {"m1", "m2", "m3", "m4"}
         assert len(commits) == 3
 
@@ -326,22 +313,24 @@ def test_a_pairing_write_is_fsynced_before_the_call_returns(
         assert [name for name, _ in fsyncs] == [f"{db_path}-wal"]
 
 
-async def test_flush_marks_commits_and_fsyncs_in_this_thread(
+async def test_on_a_virtual_clock_marks_durable_commits_and_fsyncs_in_this_thread(
     db_path: Path, fsyncs: list[tuple[str, int]]
 ) -> None:
+    """Virtual time cannot see a thread's work: the simulator's world would move on
+    while a send waits for it."""
     import threading
 
-    with SqliteStore(db_path) as s:
+    with SqliteStore(db_path, clock=VirtualClock()) as s:
         fsyncs.clear()
         s.dedupe.check_and_add("default", "m1", T0, 3600)
-        s.flush_marks(s.mark_position())
+        await s.marks_durable(s.mark_position())
         assert committed_marks(db_path) == {"m1"}
         assert fsyncs == [(f"{db_path}-wal", threading.get_ident())]
-        s.flush_marks(s.mark_position())  # durable already: no second fsync
+        await s.marks_durable(s.mark_position())  # durable already: no second fsync
         assert len(fsyncs) == 1
 
 
-async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
+async def test_marks_durable_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
@@ -370,21 +359,21 @@ async def test_sync_marks_fsyncs_in_a_thread_shared_and_the_loop_goes_on(
 
         other = asyncio.ensure_future(meanwhile())
         # three senders at once: one commit, one fsync, all wait for it
-        await asyncio.gather(*(s.sync_marks(s.mark_position()) for _ in range(3)))
+        await asyncio.gather(*(s.marks_durable(s.mark_position()) for _ in range(3)))
         other.cancel()
         assert committed_marks(db_path) == {"m1", "m2"}
         assert len(calls) == 1
         assert calls[0] != threading.get_ident()  # not on the event loop's thread
         assert ticks >= 5  # the loop ran on during the 0.2 s fsync
-        await s.sync_marks(s.mark_position())  # durable already: returns at once
+        await s.marks_durable(s.mark_position())  # durable already: returns at once
         assert len(calls) == 1
         s.dedupe.check_and_add("default", "m3", T0, 3600)
-        await s.sync_marks()
+        await s.marks_durable(None)
         assert len(calls) == 2
         assert committed_marks(db_path) == {"m1", "m2", "m3"}
 
 
-async def test_marks_queued_during_an_fsync_share_one_commit_after_it(
+async def test_marks_queued_during_an_fsync_share_one_more_fsync_after_it(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import asyncio
@@ -399,70 +388,23 @@ async def test_marks_queued_during_an_fsync_share_one_commit_after_it(
         real(fd)
         fsynced.append(1)
 
-    commits: list[str] = []
-    with SqliteStore(db_path, commit_delay_s=60) as s:  # (no background commit meanwhile)
-        s._db.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    with SqliteStore(db_path) as s:
         monkeypatch.setattr(os, "fdatasync", held_fsync)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
-        first = asyncio.ensure_future(s.sync_marks(s.mark_position()))
+        first = asyncio.ensure_future(s.marks_durable(s.mark_position()))
+        covered = asyncio.ensure_future(s.marks_durable(s.mark_position()))  # m1's too
         await asyncio.sleep(0.05)  # m1 committed, its fsync held
-        assert len(commits) == 1
         later = []
         for n in range(2, 6):  # four more replies, each with its own new mark
             s.dedupe.check_and_add("default", f"m{n}", T0, 3600)
-            later.append(asyncio.ensure_future(s.sync_marks(s.mark_position())))
+            later.append(asyncio.ensure_future(s.marks_durable(s.mark_position())))
         await asyncio.sleep(0.05)
-        assert len(commits) == 1  # they wait for the running fsync, committing nothing yet
-        assert not any(t.done() for t in [first, *later])
+        assert not any(t.done() for t in [first, covered, *later])  # none sent yet
+        assert fsynced == []
         release.set()
-        await asyncio.wait_for(asyncio.gather(first, *later), 5)
-        assert len(commits) == 2  # then one commit for all four, and one more fsync
-        assert len(fsynced) == 2
+        await asyncio.wait_for(asyncio.gather(first, covered, *later), 5)
+        assert len(fsynced) == 2  # then one more fsync for all four
         assert committed_marks(db_path) == {f"m{n}" for n in range(1, 6)}
-
-
-async def test_each_waiting_send_is_woken_once_when_its_own_mark_is_durable(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import asyncio
-    import threading
-
-    gates = [threading.Event(), threading.Event()]
-    fsynced: list[int] = []
-    real = os.fdatasync
-
-    def held_fsync(fd: int) -> None:
-        if len(fsynced) < len(gates):  # (the one at close is not held)
-            gates[len(fsynced)].wait(5)
-        real(fd)
-        fsynced.append(1)
-
-    with SqliteStore(db_path, commit_delay_s=60) as s:
-        monkeypatch.setattr(os, "fdatasync", held_fsync)
-        s.dedupe.check_and_add("default", "m1", T0, 3600)
-        first = s.marks_waiter(s.mark_position())
-        assert first is not None  # m1 committed, its fsync held
-        wakes: list[str] = []
-        first.add_done_callback(lambda _: wakes.append("m1"))
-        later = []
-        for n in (2, 3):  # marks queued while that fsync runs
-            s.dedupe.check_and_add("default", f"m{n}", T0, 3600)
-            waiter = s.marks_waiter(s.mark_position())
-            assert waiter is not None
-            waiter.add_done_callback(lambda _, n=n: wakes.append(f"m{n}"))
-            later.append(waiter)
-        gates[0].set()
-        await asyncio.wait_for(first, 5)
-        await asyncio.sleep(0.05)
-        # the first fsync covered m1 only: the others are not woken (to wait again)
-        assert wakes == ["m1"]
-        assert not any(w.done() for w in later)
-        assert committed_marks(db_path) == {"m1", "m2", "m3"}  # the next round's commit
-        gates[1].set()
-        await asyncio.wait_for(asyncio.gather(*later), 5)
-        assert sorted(wakes) == ["m1", "m2", "m3"]  # each once
-        assert len(fsynced) == 2
-        assert s.marks_waiter(s.mark_position()) is None  # durable: nothing to wait for
 
 
 async def test_a_cancelled_waiting_send_leaves_the_others_and_the_fsync_alone(
@@ -478,17 +420,17 @@ async def test_a_cancelled_waiting_send_leaves_the_others_and_the_fsync_alone(
         release.wait(5)
         real(fd)
 
-    with SqliteStore(db_path, commit_delay_s=60) as s:
+    with SqliteStore(db_path) as s:
         monkeypatch.setattr(os, "fdatasync", held_fsync)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
-        one = asyncio.ensure_future(s.sync_marks(s.mark_position()))
-        other = asyncio.ensure_future(s.sync_marks(s.mark_position()))
+        one = asyncio.ensure_future(s.marks_durable(s.mark_position()))
+        other = asyncio.ensure_future(s.marks_durable(s.mark_position()))
         await asyncio.sleep(0.05)
         one.cancel()  # a reply cut by a stop
         release.set()
         await asyncio.wait_for(other, 5)
         assert one.cancelled()
-        assert s.marks_waiter() is None
+        assert committed_marks(db_path) == {"m1"}
 
 
 async def test_a_failed_fsync_reaches_every_waiting_send(
@@ -499,34 +441,14 @@ async def test_a_failed_fsync_reaches_every_waiting_send(
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    with SqliteStore(db_path, commit_delay_s=60) as s:
+    with SqliteStore(db_path) as s:
         monkeypatch.setattr(os, "fdatasync", broken)
         s.dedupe.check_and_add("default", "m1", T0, 3600)
-        waiting = [asyncio.ensure_future(s.sync_marks()) for _ in range(3)]
+        waiting = [asyncio.ensure_future(s.marks_durable(None)) for _ in range(3)]
         results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
-        assert all(isinstance(r, OSError) for r in results)
+        assert all(isinstance(r, OSError) for r in results)  # none is sent
         monkeypatch.undo()
-        await asyncio.wait_for(s.sync_marks(), 5)  # the disk is back: the next one works
-        assert s.marks_waiter() is None
-
-
-def test_a_negative_commit_delay_is_refused(db_path: Path) -> None:
-    with pytest.raises(ValueError, match="commit_delay_s"):
-        SqliteStore(db_path, commit_delay_s=-1)
-
-
-async def test_flush_marks_commits_a_pending_dedupe_mark_only(db_path: Path) -> None:
-    with SqliteStore(db_path) as s:
-        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
-        s.flush_marks()  # history alone need not be durable before a send
-        assert committed_history(db_path) == []
-        s.dedupe.check_and_add("default", "m2", T0, 3600)
-        s.flush_marks()
-        assert committed_marks(db_path) == {"m2"}
-        # the commit a send waits for holds the marks only: history keeps its own pace
-        assert committed_history(db_path) == []
-        s.flush()
-        assert committed_history(db_path) == ["hi"]
+        await asyncio.wait_for(s.marks_durable(None), 5)  # the disk is back: this one works
 
 
 async def test_pairing_writes_and_close_commit_the_group_first(db_path: Path) -> None:
@@ -574,18 +496,18 @@ async def test_a_failed_commit_is_rolled_back_and_written_with_the_next_one(
         s.dedupe.check_and_add("default", "m1", T0, 3600)
         s._db.conn.set_authorizer(_deny_inserts_into("dedupe"))  # e.g. a full disk
         with pytest.raises(sqlite3.DatabaseError):
-            s.flush_marks()  # before a send: the send must not happen
+            await s.marks_durable(None)  # before a send: the send must not happen
         # nothing half-written: the history of the same transaction is not there either
         assert committed_marks(db_path) == set()
         assert committed_history(db_path) == []
-        # the commit after the delay fails too: logged, not raised into the event loop
+        # the commit at the next loop turn fails too: logged, not raised into the loop
         s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "two", T0, "m2"), 10)
         await until(lambda: "could not write history and dedupe marks" in caplog.text)
         # still answered from memory meanwhile
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
         assert [e.text for e in s.history.get("default", "dm:a")] == ["one", "two"]
         s._db.conn.set_authorizer(None)  # the disk has room again
-        s.flush_marks()
+        await s.marks_durable(None)
         assert committed_marks(db_path) == {"m1"}
         assert committed_history(db_path) == ["one", "two"]
         raw = sqlite3.connect(db_path)
@@ -673,7 +595,7 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
     model = MemoryStore(**bounds)
 
     async def run() -> None:
-        store = SqliteStore(path, **bounds, commit_delay_s=0)
+        store = SqliteStore(path, **bounds)
         now, n = T0, 0
         try:
             for op, account, key, arg in ops:
@@ -692,10 +614,10 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                 elif op == "commit":
                     await asyncio.sleep(0)  # the loop turn ends: committed
                 elif op == "durable":
-                    store.flush_marks()
+                    await store.marks_durable(None)
                 else:  # a restart: what memory knows must have been committed
                     store.close()
-                    store = SqliteStore(path, **bounds, commit_delay_s=0)
+                    store = SqliteStore(path, **bounds)
                 for a in ("default", "work"):
                     for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
                         assert store.history.get(a, k) == model.history.get(a, k), (a, k)
@@ -795,12 +717,12 @@ async def test_a_store_closed_while_a_mark_fsync_runs_ends_it_cleanly(
     def blocked(fd: int) -> None:
         started.set()
         go_on.wait(5)
-        real(fd)  # the descriptor was closed meanwhile: EBADF
+        real(fd)
 
     s = SqliteStore(db_path)
     s.dedupe.check_and_add("default", "m1", T0, 3600)
     monkeypatch.setattr(os, "fdatasync", blocked)
-    waiting = asyncio.ensure_future(s.sync_marks())
+    waiting = asyncio.ensure_future(s.marks_durable(None))
     await asyncio.to_thread(started.wait, 5)
     monkeypatch.setattr(os, "fdatasync", real)
     s.close()  # commits and syncs everything itself
@@ -839,7 +761,7 @@ async def test_text_utf8_cannot_encode_is_stored_replaced_and_blocks_nothing(
         )
         assert s.dedupe.check_and_add("default", f"id{half}", T0, 3600) is False
         assert s.dedupe.check_and_add("default", f"id{half}", T0 + 1, 3600) is True
-        await s.sync_marks()  # the reply's commit and fsync go through
+        await s.marks_durable(None)  # the reply's commit and fsync go through
         s.pairing.add_approved("default", "wxid_a", T0)  # and so do pairing writes
         (entry,) = s.history.get("default", "dm:a")
         assert (entry.sender_name, entry.text) == ("A?", "hi ?")
@@ -861,18 +783,18 @@ def test_a_mark_fsync_left_by_an_ended_event_loop_does_not_break_the_next(
 
         async def first() -> None:
             s.dedupe.check_and_add("default", "m1", T0, 3600)
-            left.append(asyncio.ensure_future(s.sync_marks()))
-            await asyncio.sleep(0)  # its fsync task made, not finished
+            left.append(asyncio.ensure_future(s.marks_durable(None)))
+            await asyncio.sleep(0.01)  # its fsync under way, not finished
 
         loop.run_until_complete(first())
         loop.close()  # ended without finishing it
-        # (those two tasks can never finish now: no "destroyed but pending" noise for them)
-        for task in (*left, s._db._syncing):
-            task._log_destroy_pending = False  # type: ignore[union-attr]
+        # (that task can never finish now: no "destroyed but pending" noise for it)
+        for task in left:
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
 
         async def second() -> None:
             s.dedupe.check_and_add("default", "m2", T0, 3600)
-            await asyncio.wait_for(s.sync_marks(), 5)
+            await asyncio.wait_for(s.marks_durable(None), 5)
 
         asyncio.run(second())
         assert committed_marks(db_path) == {"m1", "m2"}

@@ -1,5 +1,5 @@
 """One contract for every Store implementation: memory and SQLite must behave the same
-(pairing, history, dedupe, and the optional outbox)."""
+(pairing, history, dedupe, the outbox, and the dedupe marks' position and durability)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeS
 
     def make(**kwargs: Any) -> Any:
         if request.param == "memory":
+            kwargs.pop("clock", None)  # (nothing to wait for: it needs no clock)
             store: Any = MemoryStore(**kwargs)
         else:
             store = SqliteStore(tmp_path / f"state{len(opened)}" / "wechat-sdk.sqlite3", **kwargs)
@@ -382,8 +383,10 @@ def kept(
     )
 
 
-def test_a_bundle_without_an_outbox_is_still_a_store(store: Any) -> None:
-    class OwnStore:  # what users wrote before the outbox existed
+def test_every_store_is_a_store_and_a_bundle_without_durability_is_not(store: Any) -> None:
+    assert isinstance(store, Store)
+
+    class OldStore:  # what users wrote before the outbox and the marks were the port's
         pairing = store.pairing
         history = store.history
         dedupe = store.dedupe
@@ -391,9 +394,7 @@ def test_a_bundle_without_an_outbox_is_still_a_store(store: Any) -> None:
         def close(self) -> None:
             pass
 
-    assert isinstance(OwnStore(), Store)
-    assert not hasattr(OwnStore(), "outbox")
-    assert hasattr(store, "outbox")  # both implementations have one
+    assert not isinstance(OldStore(), Store)
 
 
 def test_outbox_round_trips_every_kind_of_item(store: Any, tmp_path: Path) -> None:
@@ -463,3 +464,55 @@ def test_outbox_delete_forgets_an_item_once(store: Any) -> None:
     assert outbox.delete(a.id) is True
     assert outbox.delete(a.id) is False
     assert outbox.items("default") == [b]
+
+
+# --- dedupe marks: position and durability ----------------------------------------------
+
+
+def test_the_mark_position_covers_every_mark_recorded_and_never_decreases(store: Any) -> None:
+    positions = [store.mark_position()]
+    for i in range(5):
+        assert store.dedupe.check_and_add("default", f"m{i}", T0, 3600) is False
+        positions.append(store.mark_position())
+    store.dedupe.check_and_add("default", "m0", T0 + 1, 3600)  # a duplicate: not recorded
+    store.dedupe.check_and_add("work", "m0", T0 + 1, 3600)
+    positions.append(store.mark_position())
+    assert positions == sorted(positions)
+    # each new mark moves it on: a reply's position is never covered before its mark is
+    assert len(set(positions[:6])) == 6
+
+
+async def test_marks_durable_returns_for_any_position_and_callers_at_once(store: Any) -> None:
+    import asyncio
+
+    await store.marks_durable(None)  # nothing recorded yet
+    store.dedupe.check_and_add("default", "m1", T0, 3600)
+    first = store.mark_position()
+    store.dedupe.check_and_add("default", "m2", T0, 3600)
+    await asyncio.wait_for(store.marks_durable(first), 5)
+    store.dedupe.check_and_add("default", "m3", T0, 3600)
+    await asyncio.wait_for(
+        asyncio.gather(
+            store.marks_durable(store.mark_position()),
+            store.marks_durable(first),
+            store.marks_durable(None),
+        ),
+        5,
+    )
+    await store.marks_durable(store.mark_position())  # durable already
+    # the marks still work as the dedupe window afterwards
+    assert store.dedupe.check_and_add("default", "m2", T0 + 1, 3600) is True
+
+
+async def test_marks_durable_on_a_virtual_clock_needs_no_real_time(make_store: MakeStore) -> None:
+    """The gateway on the simulator's clock: a send waiting for its mark must not wait for
+    anything the virtual world cannot see."""
+    import asyncio
+
+    from wechat_sdk.clock import VirtualClock
+
+    store = make_store(clock=VirtualClock())
+    store.dedupe.check_and_add("default", "m1", T0, 3600)
+    waiting = asyncio.ensure_future(store.marks_durable(store.mark_position()))
+    await asyncio.sleep(0)  # one turn of the loop: nothing left running in a thread
+    assert waiting.done() and waiting.exception() is None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wechat_sdk.agent import Agent, Reply, ToolRegistry
-from wechat_sdk.clock import Clock, RealClock, VirtualClock
+from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
@@ -74,8 +74,6 @@ class Gateway:
             state_dir if state_dir is not None else (configured or DEFAULT_STATE_DIR)
         ).expanduser()
         self._store = store
-        if store is not None:
-            self._adapt_store(store)
         self._rng = rng
         self.show_terminal_qr = show_terminal_qr
         self.tools = ToolRegistry()
@@ -91,14 +89,8 @@ class Gateway:
     def store(self) -> Store:
         if self._store is None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._store = SqliteStore.in_state_dir(self.state_dir)
-            self._adapt_store(self._store)
+            self._store = SqliteStore.in_state_dir(self.state_dir, clock=self.clock)
         return self._store
-
-    def _adapt_store(self, store: Store) -> None:
-        if isinstance(store, SqliteStore) and isinstance(self.clock, VirtualClock):
-            # on a virtual clock, commits follow the loop's turns, not real time
-            store.commit_delay_s = 0
 
     def _pairing_service(self) -> Pairing:
         code_rng = self._rng if self._rng is not None else None
@@ -118,16 +110,8 @@ class Gateway:
         )
         echo = EchoLog()
         sender = Sender(puppet, self.clock, pacer, echo, account.id)
-        # a store queuing its writes (SQLite) makes the dedupe marks durable before each
-        # send: off the loop's thread (marks_waiter, sync_marks), except on a virtual
-        # clock, which cannot see a thread's work (the world would move on while a send
-        # waits)
-        durable = getattr(self.store, "marks_waiter", None) or getattr(
-            self.store, "sync_marks", None
-        )
-        if durable is None or isinstance(self.clock, VirtualClock):
-            durable = getattr(self.store, "flush_marks", None)
-        sender.before_send = durable
+        # nothing goes out for a message before its dedupe mark is durable
+        sender.before_send = self.store.marks_durable
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
@@ -161,10 +145,9 @@ class Gateway:
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
-            # optional in the Store port: a store without one drops what a stop cuts short
-            outbox=getattr(self.store, "outbox", None),
+            outbox=self.store.outbox,
         )
-        runner.mark_position = getattr(self.store, "mark_position", None)
+        runner.mark_position = self.store.mark_position
         return runner
 
     # ------------------------------------------------------------ lifecycle

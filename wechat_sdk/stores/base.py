@@ -1,4 +1,5 @@
-"""The Stores port: pairing rows, conversation history, the dedupe window, the outbox.
+"""The Stores port: pairing rows, conversation history, the dedupe window, the outbox,
+and when dedupe marks are durable.
 
 Every store is keyed by channel (``"wechat"``, fixed per store instance) and account
 id, so several accounts share one store without seeing each other's rows. The
@@ -210,9 +211,9 @@ class OutboxItem:
 class OutboxStore(Protocol):
     """Pending work kept at a stop (the outbox), per account, durable at once.
 
-    Optional: the gateway looks for a store's ``outbox`` attribute and, without one,
-    drops what a stop cuts short (with a log line), as stores without it always did.
-    Every write is committed before the call returns.
+    What a stop cuts short is kept here and taken up by the next start on the same
+    store. Every write is committed (durable, for a store on disk) before the call
+    returns.
     """
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
@@ -235,7 +236,31 @@ class OutboxStore(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """The bundle the gateway is given: one of each store, closed together."""
+    """The bundle the gateway is given: one of each store, closed together.
+
+    Durability is the store's: before anything goes out in answer to a message, the
+    gateway awaits :meth:`marks_durable` with the :meth:`mark_position` taken when that
+    message was checked, so a message is never answered twice after a crash. A store
+    that writes at once (or keeps nothing across a restart, as the memory store) has
+    nothing to wait for.
+
+    Example (a store of your own, built around the in-memory one)::
+
+        class MyStore:
+            def __init__(self) -> None:
+                inner = MemoryStore()
+                self.pairing, self.history = inner.pairing, inner.history
+                self.dedupe, self.outbox = inner.dedupe, inner.outbox
+
+            def mark_position(self) -> int:
+                return 0
+
+            async def marks_durable(self, upto: int | None) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+    """
 
     @property
     def pairing(self) -> PairingStore:
@@ -250,6 +275,22 @@ class Store(Protocol):
     @property
     def dedupe(self) -> DedupeStore:
         """The dedupe window."""
+        ...
+
+    @property
+    def outbox(self) -> OutboxStore:
+        """Work a stop cut short, kept for the next start."""
+        ...
+
+    def mark_position(self) -> int:
+        """A position covering every dedupe mark recorded so far (by
+        :meth:`DedupeStore.check_and_add`); it never decreases."""
+        ...
+
+    async def marks_durable(self, upto: int | None) -> None:
+        """Return once every dedupe mark up to the position ``upto`` (None: every mark
+        recorded so far) is durable: it survives a crash or a power loss. Raises when
+        they could not be made so (the disk failed); a later call tries again."""
         ...
 
     def close(self) -> None:

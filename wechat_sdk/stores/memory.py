@@ -176,6 +176,8 @@ class MemoryDedupeStore:
         self.channel = channel
         self.max_entries = max_entries
         self._seen: dict[str, OrderedDict[str, float]] = {}
+        #: marks recorded so far (the store's mark position)
+        self.recorded = 0
 
     def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
@@ -193,6 +195,7 @@ class MemoryDedupeStore:
         seen[message_id] = now
         while len(seen) > self.max_entries:
             seen.popitem(last=False)
+        self.recorded += 1
         return False
 
 
@@ -230,7 +233,11 @@ class MemoryOutboxStore:
 
 
 class MemoryStore:
-    """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle (with an ``outbox``)."""
+    """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle.
+
+    Nothing outlives the process, so every dedupe mark is as durable as it will ever be
+    once recorded: :meth:`marks_durable` returns at once.
+    """
 
     def __init__(
         self,
@@ -244,6 +251,13 @@ class MemoryStore:
         self.history = MemoryHistoryStore(max_conversations, channel)
         self.dedupe = MemoryDedupeStore(dedupe_max_entries, channel)
         self.outbox = MemoryOutboxStore(channel)
+
+    def mark_position(self) -> int:
+        """See :meth:`Store.mark_position`."""
+        return self.dedupe.recorded
+
+    async def marks_durable(self, upto: int | None) -> None:
+        """See :meth:`Store.marks_durable`: nothing to wait for."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -5,41 +5,26 @@ Design:
 - One database file (``<stateDir>/wechat-sdk.sqlite3`` by default); its directory is
   made (or tightened to) mode 0700 and the file 0600. SQLite gives its ``-wal`` and
   ``-shm`` files the database file's mode.
-- WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing
-  write is fsync'd before the call returns (as with ``FULL``); a dedupe mark before any
-  reply to its message goes out (:meth:`SqliteStore.sync_marks` runs that fsync in a
-  thread, so the event loop never waits for the disk). A committed transaction survives
-  a crash or a kill at once, and a power loss once fsync'd; an uncommitted one leaves
-  no trace.
+- WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing or
+  outbox write is fsync'd before the call returns (as with ``FULL``); a dedupe mark
+  before any reply to its message goes out (:meth:`SqliteStore.marks_durable`, whose
+  fsync runs where the store's clock says: a worker thread on a real clock, inline on the
+  simulator's virtual clock). A committed transaction survives a crash or a kill at once,
+  and a power loss once fsync'd; an uncommitted one leaves no trace.
 - Autocommit connection (``isolation_level=None``): reads never hold a transaction
   open, so they see what another process committed at once. Every pairing write is one
   short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
-- Write-behind for the gateway's hot path: the history and dedupe stores keep each
-  account's rows in memory (loaded from the file on first use) and answer reads from
-  there; their writes are queued and written together, a few ``executemany`` statements
-  in one transaction. A message costs no SQL statement of its own.
-- When queued writes are committed: before every send to WeChat, the gateway awaits
-  :meth:`SqliteStore.marks_waiter` (:meth:`SqliteStore.flush_marks` on a virtual clock): a
-  message's dedupe mark is committed and fsync'd before anything goes out for it, so a
-  message is never answered twice after a crash or a power loss. Otherwise within
-  ``commit_delay_s`` (:data:`COMMIT_DELAY_S` by default; ``0``: at the next turn of the
-  event loop, which the gateway uses on a virtual clock), before any pairing write, by
+- Write-behind for the gateway's hot path: the history and dedupe stores answer reads
+  from memory and queue their writes; the writes of one turn of the event loop are
+  committed together at its next turn, a few ``executemany`` statements in one
+  transaction (at once without a running loop: the CLI, scripts), and before a send
+  whose mark is not durable yet, before any pairing or outbox write, by
   :meth:`SqliteStore.flush`, and on close. What a crash can lose is only history not
-  committed yet (at most the last ``commit_delay_s``; after a power loss, since the last
-  fsync): the database stays consistent. A failed commit is rolled back and its writes
-  stay queued for the next one. Without a running event loop (the CLI, scripts) every
-  write commits at once; writes queued under a loop that ended before their commit wait
-  for the next write, :meth:`SqliteStore.flush` or :meth:`SqliteStore.close` (the
-  gateway closes its store). Text UTF-8 cannot encode (a lone surrogate) is stored
-  with ``?`` in its place, so a queued write never fails at its commit. Commits run in
-  the caller's thread (a commit in a writer thread was measured and was slower: each row
-  of an ``executemany`` takes the GIL back from a busy event loop); only the fsync, one
-  system call, runs in a thread.
+  committed yet: the database stays consistent. A failed commit is rolled back and its
+  writes stay queued for the next one. Text UTF-8 cannot encode (a lone surrogate) is
+  stored with ``?`` in its place, so a queued write never fails at its commit.
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
-- The outbox (schema version 2) is written outside the queue: every outbox write is its
-  own immediate transaction, durable when the call returns (it happens at a stop and
-  around the sends of kept messages, never on the hot path).
 - The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
   is opened (version 1 gets the outbox table, its rows untouched).
 """
@@ -49,20 +34,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import heapq
+import functools
 import itertools
 import json
 import logging
 import os
 import sqlite3
 import stat
-import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores.base import (
     CHANNEL,
@@ -86,12 +71,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("wechat_sdk.stores")
-
-#: Seconds queued history and dedupe writes may wait for a commit while an event loop
-#: runs (a send does not wait: it commits the dedupe marks itself). So a steady stream of
-#: messages costs about one commit per send, not one more per event-loop turn; at most
-#: this much history is lost in a crash.
-COMMIT_DELAY_S: Final = 0.1
 
 #: File name of the database inside the state directory.
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
@@ -214,9 +193,6 @@ def _secure_file(path: Path) -> None:
 class _Writer(Protocol):
     """A store with queued writes (see :class:`_Db`)."""
 
-    #: its writes are dedupe marks (committed ahead of the others before a send)
-    marks: bool
-
     def take(self) -> object | None:
         """The queued writes as one batch (a fresh one is started), None if there are none."""
         ...
@@ -227,46 +203,35 @@ class _Writer(Protocol):
 
 
 class _Db:
-    """The shared connection: a lock, short transactions, and the write-behind queue."""
+    """The shared connection: short transactions, the write-behind queue, durability."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock) -> None:
         self.path = path
-        self.lock = threading.RLock()
-        self.conn = sqlite3.connect(
-            str(path), timeout=5.0, isolation_level=None, check_same_thread=False
-        )
+        self.clock = clock
+        self.conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
         try:
             self.conn.execute("PRAGMA busy_timeout = 5000")
             mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
             # commits append to the WAL without an fsync; durability comes from our own
-            # fsync of the WAL (sync()), at once for pairing writes, before a send for
-            # the dedupe marks (sync_marks: off the event loop's thread)
+            # fsync of the WAL: at once for pairing writes, before a send for the dedupe
+            # marks (marks_durable: in a thread on a real clock)
             self.conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             self.conn.close()
             raise
-        self._wal_fd: int | None = None
         self.closed = False
-        #: dedupe marks covered by a completed fsync of the WAL
-        self.marks_durable = 0
-        #: the fsync running in a thread (its future, of the loop it runs for)
-        self._syncing: asyncio.Future[None] | None = None
-        #: callers waiting for their marks to be durable: (marks wanted, order, future),
-        #: a heap, the fewest marks wanted first
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._waiter_count = 0
-        #: seconds queued writes wait for a commit while an event loop runs (0: next turn)
-        self.commit_delay_s = COMMIT_DELAY_S
         self._writers: list[_Writer] = []
         #: batches taken whose commit failed: written first by the next commit, in order
         self._unwritten: list[tuple[_Writer, Any]] = []
-        #: dedupe marks queued so far, and how many of them are committed
+        #: dedupe marks queued so far, how many of them are committed, and how many durable
         self.marks_queued = 0
         self.marks_committed = 0
-        self._flush_loop: asyncio.AbstractEventLoop | None = None
-        self._flush_handle: asyncio.Handle | None = None
+        self.marks_synced = 0
+        #: one commit and fsync for the marks at a time (see marks_durable), per loop
+        self._syncing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._commit_loop: asyncio.AbstractEventLoop | None = None
 
     def register(self, writer: _Writer) -> None:
         self._writers.append(writer)
@@ -274,37 +239,34 @@ class _Db:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
-        with self.lock:
-            self.flush()  # queued writes first: they came before this one
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                # SQLite may already have rolled back (e.g. disk full); never mask the cause.
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            self.sync()  # durable when the call returns, as with synchronous=FULL
+        self.flush()  # queued writes first: they came before this one
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back (e.g. disk full); never mask the cause.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.sync()  # durable when the call returns, as with synchronous=FULL
 
     def queued(self) -> None:
-        """A store queued a write: commit it at once without a running event loop (the
-        CLI, scripts), else within ``commit_delay_s`` (0: at the next turn of the loop)."""
+        """A store queued a write: commit it at the next turn of the event loop, so the
+        writes of one turn share a commit; at once without a running loop (the CLI)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush()
             return
-        if self._flush_handle is None or self._flush_loop is not loop:
-            # (a handle of another loop, which may never run, is simply replaced)
-            self._flush_loop = loop
-            if self.commit_delay_s > 0:
-                self._flush_handle = loop.call_later(self.commit_delay_s, self._flush_soon)
-            else:
-                self._flush_handle = loop.call_soon(self._flush_soon)
+        if self._commit_loop is not loop:  # (one of a loop that ended never runs: replaced)
+            self._commit_loop = loop
+            loop.call_soon(self._commit_soon)
 
-    def _flush_soon(self) -> None:
-        self._flush_handle = None
+    def _commit_soon(self) -> None:
+        self._commit_loop = None
+        if self.closed:
+            return
         try:
             self.flush()
         except Exception as exc:  # never into the event loop: retried with the next commit
@@ -315,156 +277,62 @@ class _Db:
                 exc,
             )
 
-    def flush(self, *, marks_only: bool = False) -> None:
+    def flush(self) -> None:
         """Commit every queued write in one transaction, if any is queued.
 
-        ``marks_only``: only the dedupe marks (and batches left by a failed commit); the
-        history waits for its own commit (the tables are independent), so the commit a
-        send waits for stays small. On failure the transaction is rolled back, the
-        writes stay queued (in order) for the next commit, and the error is raised.
+        On failure the transaction is rolled back, the writes stay queued (in order) for
+        the next commit, and the error is raised.
         """
-        with self.lock:
-            if self._flush_handle is not None and not marks_only:
-                self._flush_handle.cancel()
-                self._flush_handle = None
-            marks = self.marks_queued
-            batches = self._unwritten
-            self._unwritten = []
-            for w in self._writers:
-                if marks_only and not w.marks:
-                    continue
-                batch = w.take()
-                if batch is not None:
-                    batches.append((w, batch))
-            if batches:
-                try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    for w, batch in batches:
-                        w.write(self.conn, batch)
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    self._unwritten = batches
-                    raise
-            self.marks_committed = marks
-
-    def _wal(self) -> int | None:
-        """A descriptor of the WAL file (SQLite keeps it while a connection is open)."""
-        if self._wal_fd is None:
+        marks = self.marks_queued
+        batches = self._unwritten
+        self._unwritten = []
+        for w in self._writers:
+            batch = w.take()
+            if batch is not None:
+                batches.append((w, batch))
+        if batches:
             try:
-                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return None
-        return self._wal_fd
+                self.conn.execute("BEGIN IMMEDIATE")
+                for w, batch in batches:
+                    w.write(self.conn, batch)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                self._unwritten = batches
+                raise
+        self.marks_committed = marks
 
     def sync(self) -> None:
         """fsync the WAL: every committed transaction is on disk (blocking)."""
-        with self.lock:
-            marks = self.marks_committed
-            fd = self._wal()
-        if fd is not None:
-            _sync_file(fd)
-        self.marks_durable = max(self.marks_durable, marks)
-
-    def flush_marks(self, upto: int | None = None) -> None:
-        """Make the first ``upto`` dedupe marks (None: every one queued) durable, blocking:
-        commit and fsync if one of them is not yet (cheap otherwise)."""
-        if self.marks_durable < (self.marks_queued if upto is None else upto):
-            self.flush(marks_only=True)
-            self.sync()
-
-    def marks_waiter(self, upto: int | None = None) -> asyncio.Future[None] | None:
-        """None if the first ``upto`` dedupe marks (None: every one queued) are durable;
-        else a future done once they are, after a commit here (no fsync) and an fsync in
-        a thread. A commit error is raised here.
-
-        A group commit: while an fsync runs, a caller whose mark it does not cover waits
-        for it to end; then one commit covers every mark queued meanwhile, for one next
-        fsync (a commit per send cost a sixth of the gateway's time in a burst). Each
-        caller is woken once, when its own mark is durable: waking every caller after
-        every fsync, most of them to wait again, cost a sixth of a burst again.
-        """
-        wanted = self.marks_queued if upto is None else upto
-        if self.marks_durable >= wanted:
-            return None
-        loop = asyncio.get_running_loop()
-        syncing = self._syncing
-        # (one left by a loop that ended without finishing it never ends: start anew)
-        if syncing is None or syncing.get_loop() is not loop:
-            if self.marks_committed < wanted:
-                self.flush(marks_only=True)
-            self._waiters = [w for w in self._waiters if w[2].get_loop() is loop]
-            self._start_fsync(loop)
-            if self.marks_durable >= wanted:  # (no WAL file: nothing to wait for)
-                return None
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter_count += 1
-        heapq.heappush(self._waiters, (wanted, self._waiter_count, waiter))
-        return waiter
-
-    async def sync_marks(self, upto: int | None = None) -> None:
-        """:meth:`flush_marks` without blocking the event loop on the disk (see
-        :meth:`marks_waiter`)."""
-        while (waiter := self.marks_waiter(upto)) is not None:
-            await waiter
-
-    def _start_fsync(self, loop: asyncio.AbstractEventLoop) -> None:
-        """fsync the WAL in a thread for the marks committed so far; then wake the
-        callers those marks cover, and start the next round for the others."""
         marks = self.marks_committed
-        fd = self._wal()
-        if fd is None:
-            self.marks_durable = max(self.marks_durable, marks)
-            return
-        syncing = self._syncing = loop.run_in_executor(None, _sync_file, fd)
-        syncing.add_done_callback(lambda done: self._fsynced(done, marks))
+        _sync_wal(self.path)
+        self.marks_synced = max(self.marks_synced, marks)
 
-    def _fsynced(self, done: asyncio.Future[None], marks: int) -> None:
-        if self._syncing is done:
-            self._syncing = None
-        if done.cancelled():  # (nothing cancels it; if something did, nobody waits forever)
-            waiters, self._waiters = self._waiters, []
-            for _, _, waiter in waiters:
-                waiter.cancel()
+    async def marks_durable(self, upto: int | None) -> None:
+        """Return once the first ``upto`` dedupe marks (None: every one queued) are
+        committed and fsync'd; the fsync runs where the clock says (a thread, on a real
+        clock). A commit or fsync error is raised to this caller; the next one retries."""
+        wanted = self.marks_queued if upto is None else upto
+        if self.marks_synced >= wanted:
             return
-        error = done.exception()
-        if error is None:
-            self.marks_durable = max(self.marks_durable, marks)
-        elif not (isinstance(error, OSError) and self.closed):
-            self._fail_waiters(error)
-            return
-        # (an OSError after close: the descriptor was closed meanwhile, and what close()
-        # committed and synced it counted itself)
-        waiters = self._waiters
-        while waiters and waiters[0][0] <= self.marks_durable:
-            waiter = heapq.heappop(waiters)[2]
-            if not waiter.done():
-                waiter.set_result(None)
-        if not any(not w[2].done() for w in waiters):
-            waiters.clear()
-            return
-        if self._syncing is None:
-            try:
-                if self.marks_committed < self.marks_queued:
-                    self.flush(marks_only=True)
-                self._start_fsync(done.get_loop())
-            except Exception as exc:  # each caller would have got it from its own commit
-                self._fail_waiters(exc)
+        loop = asyncio.get_running_loop()
+        if self._syncing is None or self._syncing[0] is not loop:
+            # (the lock of a loop that ended may be held forever by a task it left)
+            self._syncing = (loop, asyncio.Lock())
+        # one commit and fsync at a time: whoever waits meanwhile finds its marks covered
+        # by it, or commits every mark queued so far for the next one
+        async with self._syncing[1]:
+            if self.marks_synced >= wanted or self.closed:  # (close() synced everything)
                 return
-            if self._syncing is None:  # (no WAL file)
-                self._fsynced(done, self.marks_committed)
-
-    def _fail_waiters(self, error: BaseException) -> None:
-        waiters, self._waiters = self._waiters, []
-        for _, _, waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
+            self.flush()
+            marks = self.marks_committed
+            await self.clock.run_blocking(functools.partial(_sync_wal, self.path))
+            self.marks_synced = max(self.marks_synced, marks)
 
     def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Run a query (sees every committed change)."""
-        with self.lock:
-            return self.conn.execute(sql, params).fetchall()
+        return self.conn.execute(sql, params).fetchall()
 
     def migrate(self) -> None:
         with self.write() as conn:
@@ -485,22 +353,28 @@ class _Db:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            try:
-                self.flush()
-                self.sync()
-            finally:
-                self.conn.close()
-                if self._wal_fd is not None:
-                    os.close(self._wal_fd)
-                    self._wal_fd = None
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.flush()
+            self.sync()
+        finally:
+            self.conn.close()
 
 
-def _sync_file(fd: int) -> None:
-    """Flush a file's data to disk: ``fdatasync`` where there is one (what SQLite itself
-    uses for its WAL: the size is flushed, timestamps are not), else ``fsync``."""
-    (getattr(os, "fdatasync", None) or os.fsync)(fd)
+def _sync_wal(db_path: Path) -> None:
+    """Flush the WAL's data to disk (nothing to do if there is none): ``fdatasync`` where
+    there is one (what SQLite itself uses for its WAL: the size is flushed, timestamps
+    are not), else ``fsync``. A descriptor of its own, so a close meanwhile harms nothing."""
+    try:
+        fd = os.open(f"{db_path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        (getattr(os, "fdatasync", None) or os.fsync)(fd)
+    finally:
+        os.close(fd)
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -777,7 +651,6 @@ class SqliteHistoryStore:
         #: the newest ``last_used`` written (the order of conversations), read once
         self._tick: int | None = None
         self._q = _HistoryBatch()
-        self.marks = False
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, _Conversation]:
@@ -962,7 +835,6 @@ class SqliteDedupeStore:
         self.channel = channel
         self._seen: dict[str, OrderedDict[str, float]] = {}
         self._q = _DedupeBatch()
-        self.marks = True
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, float]:
@@ -1142,6 +1014,14 @@ class SqliteStore:
     (an existing one owned by this user is tightened to 0700), the file with mode
     0600 (an existing one is tightened too). Several processes may open the same
     file at once (the gateway and the CLI): each sees the others' commits at once.
+    ``clock`` decides where the fsync a send waits for runs (see
+    :meth:`~wechat_sdk.clock.Clock.run_blocking`): give the gateway's.
+
+    Example:
+        ```python
+        with SqliteStore.in_state_dir(Path("~/.clawdbot/wechat")) as store:
+            print(store.pairing.list_requests())
+        ```
     """
 
     def __init__(
@@ -1151,13 +1031,13 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
-        commit_delay_s: float = COMMIT_DELAY_S,
+        clock: Clock | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
         self.channel = channel
         _secure_dir(self.path.parent)
         _secure_file(self.path)
-        self._db = _Db(self.path)
+        self._db = _Db(self.path, clock or RealClock())
         try:
             self._db.migrate()
             for suffix in ("-wal", "-shm"):
@@ -1167,8 +1047,6 @@ class SqliteStore:
         except BaseException:
             self._db.close()
             raise
-        self.commit_delay_s = commit_delay_s
-        self._closed = False
         self.pairing = SqlitePairingStore(self._db, channel)
         self.history = SqliteHistoryStore(self._db, max_conversations, channel)
         self.dedupe = SqliteDedupeStore(self._db, dedupe_max_entries, channel)
@@ -1182,7 +1060,7 @@ class SqliteStore:
         max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
         dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
         channel: str = CHANNEL,
-        commit_delay_s: float = COMMIT_DELAY_S,
+        clock: Clock | None = None,
     ) -> SqliteStore:
         """Open ``<state_dir>/wechat-sdk.sqlite3`` (the default location)."""
         return cls(
@@ -1190,63 +1068,28 @@ class SqliteStore:
             max_conversations=max_conversations,
             dedupe_max_entries=dedupe_max_entries,
             channel=channel,
-            commit_delay_s=commit_delay_s,
+            clock=clock,
         )
 
-    @property
-    def commit_delay_s(self) -> float:
-        """Seconds queued history and dedupe writes may wait for their commit while an
-        event loop runs (0: the next turn of the loop; a send commits the marks first
-        anyway). The gateway sets 0 on a virtual clock."""
-        return self._db.commit_delay_s
-
-    @commit_delay_s.setter
-    def commit_delay_s(self, value: float) -> None:
-        if value < 0:
-            raise ValueError("commit_delay_s must be 0 or more")
-        self._db.commit_delay_s = value
-
     def flush(self) -> None:
-        """Commit the queued writes now, in this thread (the gateway's dedupe marks and
-        history)."""
-        if not self._closed:
+        """Commit the queued writes (history, dedupe marks) now, without an fsync."""
+        if not self._db.closed:
             self._db.flush()
 
     def mark_position(self) -> int:
-        """How many dedupe marks were queued so far (a position for :meth:`flush_marks`)."""
+        """See :meth:`Store.mark_position`: how many dedupe marks were recorded so far."""
         return self._db.marks_queued
 
-    def flush_marks(self, upto: int | None = None) -> None:
-        """Make the first ``upto`` dedupe marks (see :meth:`mark_position`; None: every
-        mark queued) durable: commit the queued writes and fsync, if one of them is not
-        durable yet. Blocking (the gateway uses it on a virtual clock, which cannot see
-        a thread's work); see :meth:`sync_marks`.
-
-        The gateway calls it before each send with the position taken when the message
-        being answered was checked: no reply goes out for a message whose mark could
-        still be lost, and marks queued after it do not force a commit of their own."""
-        if not self._closed:
-            self._db.flush_marks(upto)
-
-    async def sync_marks(self, upto: int | None = None) -> None:
-        """:meth:`flush_marks` for an event loop: the commit runs at once (no fsync), the
-        fsync of the WAL in a thread, shared by the sends waiting at the same time."""
-        if not self._closed:
-            await self._db.sync_marks(upto)
-
-    def marks_waiter(self, upto: int | None = None) -> asyncio.Future[None] | None:
-        """:meth:`sync_marks` without a coroutine of its own: None when the marks are
-        durable already (the usual case outside a burst), else a future to await (the
-        gateway calls it before each send)."""
-        if self._closed:
-            return None
-        return self._db.marks_waiter(upto)
+    async def marks_durable(self, upto: int | None) -> None:
+        """See :meth:`Store.marks_durable`: commits the queued writes and fsyncs the WAL
+        if a mark up to ``upto`` is not durable yet. One commit and fsync at a time:
+        callers waiting meanwhile share the next."""
+        if not self._db.closed:
+            await self._db.marks_durable(upto)
 
     def close(self) -> None:
         """Commit what is queued, close the connection (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._db.close()
+        self._db.close()
 
     def __enter__(self) -> SqliteStore:
         return self
