@@ -150,7 +150,7 @@ def rss(store_kind: str) -> None:
         gc.collect()
         after = rss_kb()
         # every conversation now holds its full history: dmHistoryLimit turns, with replies
-        history = gw.runner().history
+        history = gw._runner().turns.history
         sizes = Counter(len(history.dm(f"wxid_user{i:05d}")) for i in range(conversations))
         await gw.close()
         print(f"(history entries per conversation -> conversations: {dict(sizes)})")

@@ -8,6 +8,8 @@ for it, and is dropped when the last of them is done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 __all__ = ["KeyedLocks"]
 
@@ -21,14 +23,13 @@ class _Entry:
 
 
 class KeyedLocks:
-    """Per-key locks. Use as::
+    """Per-key locks.
 
-    lock = locks.take(key)
-    try:
-        async with lock:
-            ...
-    finally:
-        locks.done(key)
+    Example:
+        ```python
+        async with locks.hold(conversation_id):
+            ...  # nobody else holds this conversation meanwhile
+        ```
     """
 
     __slots__ = ("_entries",)
@@ -36,20 +37,20 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def take(self, key: str) -> asyncio.Lock:
-        """The key's lock, counted as used until :meth:`done` (call it exactly once)."""
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold the key's lock for the block (waiting for it first, if it is held)."""
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
         entry.users += 1
-        return entry.lock
-
-    def done(self, key: str) -> None:
-        """One user of the key is done; the last one drops the lock."""
-        entry = self._entries[key]
-        entry.users -= 1
-        if entry.users == 0:
-            del self._entries[key]
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[key]
 
     def __len__(self) -> int:
         """Keys whose lock is in use (held or waited for)."""

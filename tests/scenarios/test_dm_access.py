@@ -56,7 +56,7 @@ async def test_pending_sender_writing_again_gets_no_second_message(
     assert len(world.texts(to="wxid_stranger")) == 1
     assert len(gw.pairing.list()) == 1
     assert agent.turns == []
-    assert gw.runner().inbound.drops["pairing_required"] == 3
+    assert gw.status()[0].drops["pairing_required"] == 3
 
 
 async def test_approved_sender_is_answered_without_restart_and_has_no_history(
@@ -178,7 +178,7 @@ async def test_allowlist_answers_listed_senders_and_silently_drops_others(
     assert world.texts(to="wxid_stranger") == []  # no pairing message either
     assert gw.pairing.list() == []
     assert [t.sender_id for t in agent.turns] == ["wxid_friend"]
-    assert gw.runner().inbound.drops.get("dm_not_allowed") == 1
+    assert gw.status()[0].drops.get("dm_not_allowed") == 1
 
 
 async def test_open_policy_answers_everyone(wechat: WeChatHarness) -> None:
@@ -203,7 +203,7 @@ async def test_disabled_policy_drops_every_dm(wechat: WeChatHarness) -> None:
 
     assert world.sent() == []
     assert agent.turns == []
-    assert gw.runner().inbound.drops.get("dm_disabled") == 2
+    assert gw.status()[0].drops.get("dm_disabled") == 2
 
 
 async def test_allow_from_prefixes_and_numbers_match_contact_ids(wechat: WeChatHarness) -> None:

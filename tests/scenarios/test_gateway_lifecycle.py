@@ -19,7 +19,7 @@ from simulator.world import QR_TTL_S, SESSION_FILE, SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.gateway.runner import HEARTBEAT_TIMEOUT_S
+from wechat_sdk.gateway.connection import HEARTBEAT_TIMEOUT_S
 from wechat_sdk.gateway.status import AccountStatus
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
@@ -528,8 +528,8 @@ async def test_no_per_conversation_state_is_kept_once_the_replies_went_out(
     await gw.wait_idle()
     assert len(world.sent()) == 100  # every message answered, in order per contact
     assert world.texts(to="wxid_u7") == ["echo hi 7", "echo again 7"]
-    runner = gw.runner()
-    assert len(runner._conv_locks) == 0
+    runner = gw._runner()  # white box: nothing left behind inside
+    assert len(runner.turns.conversations) == 0
     assert len(runner.outbound._locks) == 0
 
 

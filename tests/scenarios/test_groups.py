@@ -34,7 +34,7 @@ async def test_unmentioned_message_is_not_answered_but_kept_as_history_then_clea
     await world.say("wxid_bob", "sure", room=R1)
     assert world.sent() == []
     assert agent.turns == []
-    assert gw.runner().inbound.drops.get("no_mention") == 2
+    assert gw.status()[0].drops.get("no_mention") == 2
 
     await world.say("wxid_alice", "what do you think?", room=R1, mention=True)
     assert world.texts(room=R1) == ["echo: what do you think?"]
@@ -143,7 +143,7 @@ async def test_at_all_is_not_a_mention_by_default(
     gw = await wechat.gateway(agent)
     await wechat.world.say("wxid_alice", "meeting now", room=R1, mention_all=True)
     assert agent.turns == []
-    assert gw.runner().inbound.drops.get("no_mention") == 1
+    assert gw.status()[0].drops.get("no_mention") == 1
 
 
 async def test_at_all_counts_with_mention_all(
@@ -195,7 +195,7 @@ async def test_group_policy_disabled_drops_even_mentioned_messages(
 
     assert world.texts(room=R1) == []
     assert world.texts(to="wxid_alice") == ["echo: dm still works"]
-    assert gw.runner().inbound.drops.get("group_disabled") == 1
+    assert gw.status()[0].drops.get("group_disabled") == 1
 
 
 async def test_group_policy_allowlist_listens_only_to_listed_groups(
@@ -210,7 +210,7 @@ async def test_group_policy_allowlist_listens_only_to_listed_groups(
 
     assert world.texts(room=R1) == ["echo: in r1"]
     assert world.texts(room=R2) == []
-    assert gw.runner().inbound.drops.get("group_not_allowed") == 1
+    assert gw.status()[0].drops.get("group_not_allowed") == 1
 
 
 async def test_group_policy_allowlist_with_empty_groups_listens_to_none(
@@ -259,7 +259,7 @@ async def test_group_allow_from_limits_senders(
 
     assert [t.sender_id for t in agent.turns] == ["wxid_alice"]
     assert world.texts(room=R1) == ["echo: me!"]
-    assert gw.runner().inbound.drops.get("sender_not_allowed") == 1
+    assert gw.status()[0].drops.get("sender_not_allowed") == 1
 
 
 async def test_groups_never_consult_the_pairing_store(

@@ -24,7 +24,7 @@ from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.outbox import OUTBOX_MAX_AGE_S, turn_from_json, turn_to_json
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.puppet import OutboundFile
-from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
+from wechat_sdk.stores import OutboxItem, SqliteStore
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
 PACED: dict[str, Any] = {
@@ -464,35 +464,6 @@ async def test_group_replies_keep_their_mention_on_the_kept_first_chunk(tmp_path
         assert world.message_payload(second_out.message_id).mention_ids == ()
     finally:
         await second.close()
-
-
-async def test_without_an_outbox_the_rest_is_dropped_with_a_log_as_before(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    class OwnStore:  # a user's store with only the required parts
-        def __init__(self) -> None:
-            inner = MemoryStore()
-            self.pairing, self.history, self.dedupe = inner.pairing, inner.history, inner.dedupe
-
-        def close(self) -> None:
-            pass
-
-    world, store = new_world(), OwnStore()
-    bot = Bot(world)
-    gw = make_gateway(world, tmp_path / "state", bot, store=store)
-    await gw.start()
-    await world.login()
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(3)
-    await world.drive(gw.stop(grace_s=2))
-    cut = world.texts(to="wxid_alice")
-    assert any("the rest is dropped, not sent again after a restart" in m for m in logged(caplog))
-    await gw.start()
-    await world.run_until_idle()
-    try:
-        assert world.texts(to="wxid_alice") == cut
-    finally:
-        await gw.stop()
 
 
 def test_a_turn_round_trips_through_json_with_its_media_and_history(tmp_path: Path) -> None:

@@ -10,17 +10,15 @@ from typing import Any
 import pytest
 
 from wechat_sdk.clock import VirtualClock
+from wechat_sdk.echoes import EchoLedger, file_key, text_key
 from wechat_sdk.outbound.delivery import (
     BACKOFF_CAP_S,
     BACKOFF_START_S,
     CUT_SEND_WAIT_S,
     MAX_ATTEMPTS,
     DeliveryFailed,
-    EchoLog,
     SendCut,
     Sender,
-    file_key,
-    text_key,
 )
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.puppet import OutboundFile, PuppetError, SendError, SendOutcomeUnknown
@@ -33,7 +31,7 @@ class FakePuppet:
 
     self_id = "wxid_bot"
 
-    def __init__(self, clock: VirtualClock, echo: EchoLog | None = None) -> None:
+    def __init__(self, clock: VirtualClock, echo: EchoLedger | None = None) -> None:
         self.clock = clock
         self.echo = echo
         self.failures: list[Exception] = []
@@ -49,7 +47,7 @@ class FakePuppet:
             if isinstance(exc, SendOutcomeUnknown) and self.echo_lost_sends:
                 self.delivered.append((conversation_id, key))
                 if self.echo is not None:
-                    self.echo.add(conversation_id, key, self.clock.now())
+                    self.echo.note(conversation_id, key, self.clock.now())
             raise exc
         self.delivered.append((conversation_id, key))
 
@@ -67,9 +65,9 @@ class FakePuppet:
         return "msg-file"
 
 
-def make(per_second: float | None = None) -> tuple[VirtualClock, FakePuppet, Sender, EchoLog]:
+def make(per_second: float | None = None) -> tuple[VirtualClock, FakePuppet, Sender, EchoLedger]:
     clock = VirtualClock(START)
-    echo = EchoLog()
+    echo = EchoLedger()
     puppet = FakePuppet(clock, echo)
     sender = Sender(
         puppet,
@@ -101,28 +99,6 @@ async def test_plain_send() -> None:
     assert sender.stats.sent == 1
     assert sender.stats.retried == 0
     assert sender.stats.last_outbound == START
-
-
-async def test_before_send_gets_the_answered_marks_position_and_is_awaited_first() -> None:
-    from wechat_sdk.outbound.delivery import REPLY_TO_MARK
-
-    clock, puppet, sender, _ = make()
-    seen: list[tuple[int | None, int]] = []
-
-    async def durable(upto: int | None) -> None:
-        await asyncio.sleep(0)  # e.g. an fsync in a thread
-        seen.append((upto, len(puppet.delivered)))
-
-    sender.before_send = durable
-    token = REPLY_TO_MARK.set(7)
-    try:
-        await drive(clock, sender.send_text("wxid_a", "hello"))
-    finally:
-        REPLY_TO_MARK.reset(token)
-    await drive(clock, sender.send_text("wxid_a", "proactive"))
-    # awaited before each send (nothing delivered yet), with the position when known
-    assert seen == [(7, 0), (None, 1)]
-    assert puppet.delivered == [("wxid_a", "text:hello"), ("wxid_a", "text:proactive")]
 
 
 async def test_transient_errors_are_retried_with_doubling_backoff() -> None:
@@ -201,7 +177,7 @@ async def test_outcome_unknown_without_echo_is_retried() -> None:
 
 async def test_an_old_echo_of_the_same_text_does_not_count() -> None:
     clock, puppet, sender, echo = make()
-    echo.add("wxid_a", text_key("ok"), START - 60)  # "ok" went out a minute ago
+    echo.note("wxid_a", text_key("ok"), START - 60)  # "ok" went out a minute ago
     puppet.echo_lost_sends = False
     puppet.failures = [SendOutcomeUnknown("reply lost")]
     await drive(clock, sender.send_text("wxid_a", "ok"))
@@ -235,7 +211,7 @@ def test_failure_records_status_and_returns_the_error() -> None:
         FakePuppet(clock),
         clock,
         Pacer(clock),
-        EchoLog(),  # type: ignore[arg-type]
+        EchoLedger(),  # type: ignore[arg-type]
         "default",
     )
     exc = sender.failure("wxid_a", "voice needs duration_s", "bad_file")
@@ -350,17 +326,16 @@ async def test_a_cut_send_is_waited_for_a_bounded_time() -> None:
     assert puppet.delivered == []
 
 
-async def test_ids_of_sent_messages_are_taken_once_and_bounded(
+async def test_ids_of_sent_messages_go_to_the_echo_ledger_once_and_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("wechat_sdk.outbound.delivery.SENT_IDS_KEPT", 2)
-    clock, puppet, sender, _ = make()
+    monkeypatch.setattr("wechat_sdk.echoes.SENT_IDS_KEPT", 2)
+    clock, puppet, sender, ledger = make()
     for text in ("one", "two", "three"):
         await drive(clock, sender.send_text("wxid_a", text))
     puppet.failures = [SendOutcomeUnknown("lost reply")]  # no id comes back from this one
     await drive(clock, sender.send_text("wxid_a", "four"))
-    assert list(sender.sent_ids) == ["msg-text-2", "msg-text-3"]  # the oldest forgotten
-    assert not sender.take_sent("msg-text-1")
-    assert sender.take_sent("msg-text-3")
-    assert not sender.take_sent("msg-text-3")  # once
-    assert list(sender.sent_ids) == ["msg-text-2"]
+    assert not ledger.take_sent("msg-text-1")  # the oldest forgotten
+    assert ledger.take_sent("msg-text-3")
+    assert not ledger.take_sent("msg-text-3")  # once
+    assert ledger.take_sent("msg-text-2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,11 @@ from simulator.world import SimulatedPuppet, SimulatedWeChat
 from wechat_sdk.agent import AgentTurn, HistoryEntry, ToolRegistry
 from wechat_sdk.clock import VirtualClock
 from wechat_sdk.config import ResolvedAccount, accounts_of, parse_config
+from wechat_sdk.echoes import EchoLedger, text_key
 from wechat_sdk.inbound.groups import resolve_group
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.pipeline import REPLAY_GRACE_S, Drop, Inbound, InboundPipeline
-from wechat_sdk.outbound.delivery import EchoLog, text_key
 from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Message, MessageKind
 from wechat_sdk.stores.memory import MemoryStore
@@ -38,7 +38,6 @@ class Rig:
     puppet: SimulatedPuppet
     store: MemoryStore
     media_dir: Path
-    sent: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def clock(self) -> VirtualClock:
@@ -47,9 +46,6 @@ class Rig:
     def pipeline(self, **keys: Any) -> InboundPipeline:
         acc = account(**keys)
         s = acc.settings
-
-        async def send_text(to: str, text: str) -> None:
-            self.sent.append((to, text))
 
         return InboundPipeline(
             account=acc,
@@ -63,13 +59,17 @@ class Rig:
             ),
             media=MediaSaver(self.media_dir, self.clock),
             tools=ToolRegistry(),
-            echo=EchoLog(),
-            send_text=send_text,
+            echoes=EchoLedger(),
         )
 
     async def message(self, sender: str, text: str = "", **say: Any) -> Message:
         (msg_id,) = await self.world.say(sender, text, settle=False, **say)
         return await self.puppet.message(msg_id)
+
+    async def said(self, sender: str, text: str = "", **say: Any) -> str:
+        """The id of a message said in the world (what the pipeline is given)."""
+        (msg_id,) = await self.world.say(sender, text, settle=False, **say)
+        return msg_id
 
 
 @pytest.fixture
@@ -114,21 +114,22 @@ def msg(
 
 async def test_drop_self_drops_the_bots_own_echo_and_notes_it(rig: Rig) -> None:
     p = rig.pipeline()
-    own = msg(BOT, "my reply", room=R1)
-    assert await p.drop_self(Inbound(own, text=own.text)) == Drop("self")
-    assert p.echo.seen_since(R1, text_key("my reply"), rig.clock.now())
-    other = msg("wxid_alice")
-    assert await p.drop_self(Inbound(other, text=other.text)) is None
+    [own] = await rig.world.say(BOT, "my reply", room=R1, settle=False)
+    assert await p.drop_self(own) == Drop("self")
+    assert p.echoes.seen_since(R1, text_key("my reply"), rig.clock.now())
+    other = await rig.said("wxid_alice")
+    loaded = await p.drop_self(other)
+    assert isinstance(loaded, Message) and loaded.id == other
 
 
-async def test_own_message_is_what_drop_self_does_without_the_steps(rig: Rig) -> None:
+async def test_drop_self_knows_a_sent_id_without_loading_the_message(rig: Rig) -> None:
     p = rig.pipeline()
-    own = msg(BOT, "my reply", room=R1, id="echo-1")
-    p.own_message(own)  # (the gateway calls it for an echo it had to load)
-    assert p.echo.seen_since(R1, text_key("my reply"), rig.clock.now())
+    p.echoes.sent("echo-1")  # (delivery notes the id a send returned)
+    assert await p.process("echo-1") == Drop("self")  # no such message: never loaded
     assert p.drops == {"self": 1}
-    await p.process(own)  # the step, for any other caller: the same count
-    assert p.drops == {"self": 2}
+    # taken once: the same id again is loaded (and here, with no such message, skipped)
+    again = await p.process("echo-1")
+    assert isinstance(again, Drop) and again.reason == "unreadable"
 
 
 # ---------------------------------------------------------------- duplicate
@@ -160,7 +161,7 @@ async def test_drop_replayed_uses_the_connect_time_with_a_grace(rig: Rig) -> Non
     now = rig.clock.now()
     old = msg("wxid_alice", ts=now - 3600)
     assert await p.drop_replayed(Inbound(old)) is None  # not connected yet: no judgement
-    p.connected_at = now
+    p.connected(now)
     drop = await p.drop_replayed(Inbound(old))
     assert drop is not None and drop.reason == "replayed"
     assert await p.drop_replayed(Inbound(msg("x", ts=now - REPLAY_GRACE_S - 1))) is not None
@@ -205,7 +206,7 @@ async def test_check_dm_policies(
     drop = await p.check_dm(item)
     assert (drop.reason if drop else None) == expected
     # only the pairing policy ever talks to a stranger
-    assert len(rig.sent) == (1 if expected == "pairing_required" else 0)
+    assert len(drop.replies if drop else ()) == (1 if expected == "pairing_required" else 0)
 
 
 async def test_check_dm_pairing_challenges_once_then_lets_the_approved_sender_in(
@@ -213,15 +214,15 @@ async def test_check_dm_pairing_challenges_once_then_lets_the_approved_sender_in
 ) -> None:
     p = rig.pipeline()
     item = Inbound(msg("wxid_alice"), sender_name="Alice")
-    assert await p.check_dm(item) == Drop("pairing_required")
-    assert await p.check_dm(item) == Drop("pairing_required")
-    ((to, text),) = rig.sent
+    first = await p.check_dm(item)
+    assert first is not None and first.reason == "pairing_required"
+    ((to, text),) = first.replies
     assert to == "wxid_alice"
+    assert await p.check_dm(item) == Drop("pairing_required")  # no second code
     (request,) = p.pairing.list("default")
     assert request.code in text
     p.pairing.approve(request.code)
     assert await p.check_dm(item) is None
-    assert len(rig.sent) == 1
 
 
 async def test_check_dm_ignores_group_messages(rig: Rig) -> None:
@@ -354,8 +355,8 @@ async def test_media_prune_removes_only_old_files(rig: Rig) -> None:
 async def test_process_builds_a_group_turn(rig: Rig) -> None:
     p = rig.pipeline()
     p.tools.register("weather", lambda: "sunny")
-    await p.process(await rig.message("wxid_alice", "earlier", room=R1))
-    result = await p.process(await rig.message("wxid_alice", "go", room=R1, mention=True))
+    await p.process(await rig.said("wxid_alice", "earlier", room=R1))
+    result = await p.process(await rig.said("wxid_alice", "go", room=R1, mention=True))
     assert isinstance(result, AgentTurn)
     assert result.chat_type == "group"
     assert result.conversation_id == R1
@@ -369,16 +370,18 @@ async def test_process_builds_a_group_turn(rig: Rig) -> None:
 
 async def test_process_counts_drops_by_reason(rig: Rig) -> None:
     p = rig.pipeline()
-    m = await rig.message("wxid_alice", "hi")
-    assert await p.process(m) == Drop("pairing_required")
+    m = await rig.said("wxid_alice", "hi")
+    first = await p.process(m)
+    assert isinstance(first, Drop) and first.reason == "pairing_required"
     assert await p.process(m) == Drop("duplicate")
-    assert await p.process(msg(BOT, id="own")) == Drop("self")
+    [own] = await rig.world.say(BOT, "my reply", settle=False)
+    assert await p.process(own) == Drop("self")
     assert p.drops == {"pairing_required": 1, "duplicate": 1, "self": 1}
 
 
 async def test_process_dm_turn_text_is_trimmed(rig: Rig) -> None:
     p = rig.pipeline(dmPolicy="open", allowFrom=["*"])
-    result = await p.process(await rig.message("wxid_alice", "  hello  "))
+    result = await p.process(await rig.said("wxid_alice", "  hello  "))
     assert isinstance(result, AgentTurn)
     assert (result.chat_type, result.text, result.room_id) == ("direct", "hello", None)
 

@@ -8,15 +8,11 @@ from wechat_sdk.keyed_locks import KeyedLocks
 
 
 async def hold(locks: KeyedLocks, key: str, log: list[str], name: str) -> None:
-    lock = locks.take(key)
-    try:
-        async with lock:
-            log.append(f"{name} in")
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            log.append(f"{name} out")
-    finally:
-        locks.done(key)
+    async with locks.hold(key):
+        log.append(f"{name} in")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        log.append(f"{name} out")
 
 
 async def test_one_holder_per_key_and_other_keys_do_not_wait() -> None:
@@ -32,16 +28,22 @@ async def test_one_holder_per_key_and_other_keys_do_not_wait() -> None:
 
 async def test_a_lock_stays_while_someone_waits_and_is_dropped_after_a_cancel() -> None:
     locks = KeyedLocks()
-    first = locks.take("a")
-    await first.acquire()
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with locks.hold("a"):
+            await release.wait()
+
+    holder = asyncio.ensure_future(first())
+    await asyncio.sleep(0)
     waiter = asyncio.ensure_future(hold(locks, "a", [], "w"))
     await asyncio.sleep(0)
     assert len(locks) == 1
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
     assert len(locks) == 1  # still held by the first
-    first.release()
-    locks.done("a")
+    release.set()
+    await holder
     assert len(locks) == 0
     # a later user gets a fresh lock that works
     log: list[str] = []

@@ -17,13 +17,14 @@ from pathlib import Path
 from wechat_sdk.agent import Agent, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
+from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.pipeline import InboundPipeline
-from wechat_sdk.outbound.delivery import EchoLog, Sender
+from wechat_sdk.outbound.delivery import Sender
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.pairing.service import Pairing, approved_message
@@ -108,31 +109,30 @@ class Gateway:
             jitter_s=0.0 if pacing is False else pacing.jitterMs / 1000.0,
             rng=rng,
         )
-        echo = EchoLog()
-        sender = Sender(puppet, self.clock, pacer, echo, account.id)
-        # nothing goes out for a message before its dedupe mark is durable
-        sender.before_send = self.store.marks_durable
+        store = self.store
+        status = AccountStatus(account=account.id, lifecycle="stopped")
+
+        def record_error(error: str) -> None:
+            status.last_error = error
+
+        echoes = EchoLedger()
+        sender = Sender(puppet, self.clock, pacer, echoes, account.id, on_failure=record_error)
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
-            self.store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
+            store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
         )
         media = MediaSaver(self.state_dir / "media" / "inbound", self.clock)
-
-        async def send_text(to: str, text: str) -> None:
-            await outbound.deliver(to, Reply(text=text))
-
         inbound = InboundPipeline(
             account=account,
             default_account_id=self.accounts.default_id,
             puppet=puppet,
             clock=self.clock,
-            dedupe=self.store.dedupe,
+            dedupe=store.dedupe,
             pairing=self._pairing_service(),
             history=history,
             media=media,
             tools=self.tools,
-            echo=echo,
-            send_text=send_text,
+            echoes=echoes,
         )
         runner = AccountRunner(
             account=account,
@@ -142,12 +142,15 @@ class Gateway:
             inbound=inbound,
             outbound=outbound,
             history=history,
+            tools=self.tools,
+            outbox=store.outbox,
+            status=status,
+            mark_position=store.mark_position,
+            marks_durable=store.marks_durable,
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
-            outbox=self.store.outbox,
         )
-        runner.mark_position = self.store.mark_position
         return runner
 
     # ------------------------------------------------------------ lifecycle
@@ -241,7 +244,7 @@ class Gateway:
 
     # ------------------------------------------------------------ use
 
-    def runner(self, account_id: str | None = None) -> AccountRunner:
+    def _runner(self, account_id: str | None = None) -> AccountRunner:
         account_id = account_id or self.accounts.default_id
         try:
             return self.runners[account_id]
@@ -268,7 +271,7 @@ class Gateway:
         if not conversation:
             raise ValueError("send() needs a contact id (to) or a room id (room)")
         reply = message if isinstance(message, Reply) else Reply(text=message)
-        return await self.runner(account).outbound.deliver(conversation, reply)
+        return await self._runner(account).outbound.deliver(conversation, reply)
 
     def status(self) -> list[AccountStatus]:
         """Per-account status (no secrets)."""
@@ -309,11 +312,15 @@ class PairingAPI:
     ) -> ApprovedSender:
         approved = self._service().approve(code, account)
         if notify and approved.account_id in self._gateway.runners:
-            runner = self._gateway.runners[approved.account_id]
-            await runner.outbound.deliver(
-                approved.sender_id, Reply(text=approved_message(runner.account.display_name))
-            )
+            await self.notify_approved(approved.account_id, approved.sender_id)
         return approved
+
+    async def notify_approved(self, account: str, sender_id: str) -> None:
+        """Tell an approved sender they were approved, through that (running) account."""
+        runner = self._gateway._runner(account)
+        await runner.outbound.deliver(
+            sender_id, Reply(text=approved_message(runner.account.display_name))
+        )
 
     def deny(self, code: str, *, account: str | None = None) -> PairingRequest:
         return self._service().deny(code, account)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from wechat_sdk.agent import Agent, Reply
+from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
 from wechat_sdk.config import (
     ConfigError,
@@ -27,7 +27,6 @@ from wechat_sdk.config import (
 )
 from wechat_sdk.gateway.control import ControlServer
 from wechat_sdk.gateway.gateway import Gateway
-from wechat_sdk.pairing.service import approved_message
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
@@ -189,10 +188,7 @@ async def serve(
             log.info("config reloaded and accounts restarted")
             return {"ok": True}
         if cmd == "notify_approved":
-            runner = gateway.runner(str(request["account"]))
-            await runner.outbound.deliver(
-                str(request["sender"]), Reply(text=approved_message(runner.account.display_name))
-            )
+            await gateway.pairing.notify_approved(str(request["account"]), str(request["sender"]))
             return {"ok": True}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 

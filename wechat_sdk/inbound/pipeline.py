@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, ToolRegistry
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
-from wechat_sdk.outbound.delivery import EchoLog, file_key, text_key
 from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
 from wechat_sdk.puppet import Message, Puppet
 from wechat_sdk.stores.base import DedupeStore
@@ -35,10 +35,13 @@ DEDUPE_TTL_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Drop:
-    """Why a message does not reach the agent."""
+    """Why a message does not reach the agent, and what to send instead (a pairing code to
+    the sender, a notice to the owner: ``(to, text)`` pairs). The pipeline sends nothing
+    itself: the runner sends ``replies`` without holding up the reading of events."""
 
     reason: str
     detail: str = ""
+    replies: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -60,7 +63,6 @@ class Inbound:
 
 _DROP_SELF = Drop("self")
 
-SendText = Callable[[str, str], Awaitable[None]]
 Step = Callable[[Inbound], Awaitable[Drop | None]]
 
 
@@ -79,8 +81,7 @@ class InboundPipeline:
         history: HistoryBook,
         media: MediaSaver,
         tools: ToolRegistry,
-        echo: EchoLog,
-        send_text: SendText,
+        echoes: EchoLedger,
     ) -> None:
         self.account = account
         self.default_account_id = default_account_id
@@ -91,12 +92,11 @@ class InboundPipeline:
         self.history = history
         self.media = media
         self.tools = tools
-        self.echo = echo
-        self.send_text = send_text
-        self.connected_at: float | None = None
+        self.echoes = echoes
+        self._connected_at: float | None = None
         self.drops: dict[str, int] = {}
+        #: after ``drop_self``, which comes first and loads the message
         self.steps: tuple[Step, ...] = (
-            self.drop_self,
             self.drop_duplicate,
             self.drop_replayed,
             self.describe,
@@ -106,30 +106,22 @@ class InboundPipeline:
             self.fetch_media,
         )
 
-    async def process(self, message: Message) -> AgentTurn | Drop:
-        item = Inbound(message=message, text=message.text)
+    def connected(self, at: float) -> None:
+        """The account logged in at ``at``: older messages are history replayed at login."""
+        if self._connected_at is None:
+            self._connected_at = at
+
+    async def process(self, message_id: str) -> AgentTurn | Drop:
+        """Take the message with this id through the steps."""
+        loaded = await self.drop_self(message_id)
+        if isinstance(loaded, Drop):
+            return self._dropped(message_id, loaded)
+        item = Inbound(message=loaded, text=loaded.text)
         for step in self.steps:
             drop = await step(item)
             if drop is not None:
-                return self._dropped(message.id, drop)
+                return self._dropped(message_id, drop)
         return self._turn(item)
-
-    def own_echo(self, message_id: str) -> None:
-        """Count the echo of a message the bot sent, known by its id without loading it
-        (see :meth:`~wechat_sdk.outbound.delivery.Sender.take_sent`), as dropped."""
-        self._dropped(message_id, _DROP_SELF)
-
-    def own_message(self, message: Message) -> None:
-        """A message of the bot's own, loaded (its id was not known from a send): what
-        the ``drop_self`` step does, without walking the steps (half of all messages in
-        a busy chat are such echoes)."""
-        self._note_echo(message)
-        self._dropped(message.id, _DROP_SELF)
-
-    def _note_echo(self, m: Message) -> None:
-        conversation = m.room_id or m.listener_id or ""
-        key = file_key(m.file.name) if m.file is not None else text_key(m.text)
-        self.echo.add(conversation, key, self.clock.now())
 
     def _dropped(self, message_id: str, drop: Drop) -> Drop:
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
@@ -144,13 +136,28 @@ class InboundPipeline:
 
     # ------------------------------------------------------------ steps, in order
 
-    async def drop_self(self, item: Inbound) -> Drop | None:
-        """Puppets echo the bot's own sends back; note the echo for delivery, then drop."""
-        m = item.message
-        if m.talker_id != self.puppet.self_id:
-            return None
-        self._note_echo(m)
-        return _DROP_SELF
+    async def drop_self(self, message_id: str) -> Message | Drop:
+        """The first step. Puppets echo the bot's own sends back: an id the echo ledger
+        knows is dropped without loading the message (half of all messages in a busy
+        chat); otherwise the message is loaded, and one whose talker is the bot is noted
+        in the ledger (delivery looks there for a send whose outcome was unknown) and
+        dropped. Returns the loaded message of someone else."""
+        if self.echoes.take_sent(message_id):
+            return _DROP_SELF
+        try:
+            message = await self.puppet.message(message_id)
+        except Exception as exc:
+            log.warning(
+                "could not load message %s: %s (skipped) account=%s reason=unreadable",
+                message_id,
+                exc,
+                self.account.id,
+            )
+            return Drop("unreadable", str(exc))
+        if self.echoes.is_own(message, self.puppet.self_id):
+            self.echoes.seen(message, self.clock.now())
+            return _DROP_SELF
+        return message
 
     async def drop_duplicate(self, item: Inbound) -> Drop | None:
         """The same message id again (puppets redeliver after reconnects)."""
@@ -161,11 +168,12 @@ class InboundPipeline:
 
     async def drop_replayed(self, item: Inbound) -> Drop | None:
         """History replayed at login: older than the connect time minus 30 s."""
-        if self.connected_at is None:
+        if self._connected_at is None:
             return None
-        if item.message.timestamp < self.connected_at - REPLAY_GRACE_S:
+        if item.message.timestamp < self._connected_at - REPLAY_GRACE_S:
             return Drop(
-                "replayed", f"sent {self.connected_at - item.message.timestamp:.0f}s before login"
+                "replayed",
+                f"sent {self._connected_at - item.message.timestamp:.0f}s before login",
             )
         return None
 
@@ -201,10 +209,11 @@ class InboundPipeline:
         # pairing: the store is consulted only for this policy, never for groups
         if self.pairing.is_approved(self.account.id, sender):
             return None
-        await self._challenge(item)
-        return Drop("pairing_required")
+        return Drop("pairing_required", replies=self._challenge(item))
 
-    async def _challenge(self, item: Inbound) -> None:
+    def _challenge(self, item: Inbound) -> tuple[tuple[str, str], ...]:
+        """A new pairing request for the sender: the code to send them (and the owner's
+        notice), or nothing (one reply per request: no spam)."""
         sender = item.message.talker_id
         result = self.pairing.challenge(self.account.id, sender, item.sender_name)
         if result.outcome == "capped":
@@ -215,9 +224,9 @@ class InboundPipeline:
                 self.pairing.max_pending,
                 self.account.id,
             )
-            return
+            return ()
         if result.outcome != "new" or result.request is None:
-            return  # one reply per request: no spam
+            return ()
         code = result.request.code
         log.info(
             "new pairing request from %s (%s) code=%s account=%s",
@@ -226,10 +235,11 @@ class InboundPipeline:
             code,
             self.account.id,
         )
-        await self.send_text(sender, self._pairing_text(sender, code))
+        replies = [(sender, self._pairing_text(sender, code))]
         notify = self.account.settings.pairingNotify
         if notify:
-            await self.send_text(notify, owner_notice(result.request, self.default_account_id))
+            replies.append((notify, owner_notice(result.request, self.default_account_id)))
+        return tuple(replies)
 
     def _pairing_text(self, sender: str, code: str) -> str:
         s = self.account.settings

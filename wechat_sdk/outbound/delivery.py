@@ -1,7 +1,7 @@
 """Delivery: one message to WeChat, paced, retried when the failure is passing, never twice.
 
 A send that fails *after* the puppet accepted it (:class:`SendOutcomeUnknown`) is not
-blindly retried: the account's self-echo log is checked first, because puppets report
+blindly retried: the account's echo ledger is checked first, because puppets report
 the bot's own messages back; if the echo is there, the message went out.
 
 A send the puppet already has is never cut in the middle: when the sending task is
@@ -15,40 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from wechat_sdk.clock import Clock
+from wechat_sdk.echoes import EchoLedger, file_key, text_key
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
 
 __all__ = [
     "CUT_SEND_WAIT_S",
-    "REPLY_TO_MARK",
     "DeliveryFailed",
     "DeliveryStats",
-    "EchoLog",
     "SendCut",
     "Sender",
 ]
 
 log = logging.getLogger("wechat_sdk.outbound")
 
-#: Set while a message is being answered: the dedupe store's mark position right after
-#: that message was checked (see ``SqliteStore.mark_position``). None: unknown, so every
-#: mark queued so far must be durable before a send.
-REPLY_TO_MARK: ContextVar[int | None] = ContextVar("wechat_sdk_reply_to_mark", default=None)
-
 MAX_ATTEMPTS = 5
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 30.0
 ECHO_WAIT_S = 3.0
-#: How many ids of sent messages are remembered until their echo comes back (a burst
-#: of replies can be sent before the first echo is read: about 1 MB at most).
-SENT_IDS_KEPT = 10_000
 #: Seconds (of the gateway's clock: real time under ``gateway run``) a send already handed
 #: to the puppet may still take when its task is cancelled; after that it is abandoned and
 #: its outcome is unknown.
@@ -92,59 +81,28 @@ class DeliveryStats:
     last_outbound: float | None = None
 
 
-class EchoLog:
-    """Recent self-echoes of one account: (conversation, content key, time)."""
-
-    def __init__(self, size: int = 256) -> None:
-        self._items: deque[tuple[str, str, float]] = deque(maxlen=size)
-
-    def add(self, conversation_id: str, key: str, at: float) -> None:
-        self._items.append((conversation_id, key, at))
-
-    def seen_since(self, conversation_id: str, key: str, since: float) -> bool:
-        return any(c == conversation_id and k == key and t >= since for c, k, t in self._items)
-
-
-_NOT_SENT = object()
-
-
-def text_key(text: str) -> str:
-    return "text:" + text
-
-
-def file_key(name: str) -> str:
-    return "file:" + name
-
-
 class Sender:
     """Sends single messages for one account: pacing, retries, echo checks."""
 
     def __init__(
-        self, puppet: Puppet, clock: Clock, pacer: Pacer, echo: EchoLog, account_id: str
+        self,
+        puppet: Puppet,
+        clock: Clock,
+        pacer: Pacer,
+        echoes: EchoLedger,
+        account_id: str,
+        *,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.puppet = puppet
         self.clock = clock
         self.pacer = pacer
-        self.echo = echo
+        self.echoes = echoes
         self.account_id = account_id
         self.stats = DeliveryStats()
         #: called with the error text of every message given up on, when it happens (the
-        #: account runner keeps its ``last_error`` in the order errors really occurred)
-        self.on_failure: Callable[[str], None] | None = None
-        #: called (and awaited, if it returns an awaitable) right before each message is
-        #: handed to the puppet, with the value of :data:`REPLY_TO_MARK`: the gateway makes
-        #: the store commit and fsync the dedupe marks up to there, so nothing goes out for
-        #: a message before its mark is durable
-        self.before_send: Callable[[int | None], Awaitable[None] | None] | None = None
-        #: ids of messages sent, as the puppet returned them, until their echo comes back
-        #: (the oldest forgotten past SENT_IDS_KEPT): see :meth:`take_sent`
-        self.sent_ids: OrderedDict[str, None] = OrderedDict()
-
-    def take_sent(self, message_id: str) -> bool:
-        """True (once) if ``message_id`` is a message this sender sent: its echo needs no
-        loading, since the send's outcome is known."""
-        # (no KeyError raised and caught for every message that is not one: most aren't)
-        return self.sent_ids.pop(message_id, _NOT_SENT) is not _NOT_SENT
+        #: account keeps its ``last_error`` in the order errors really occurred)
+        self.on_failure = on_failure
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -167,17 +125,13 @@ class Sender:
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
             retry_after: float | None = None
-            if self.before_send is not None:
-                durable = self.before_send(REPLY_TO_MARK.get())
-                if durable is not None:
-                    await durable
             try:
                 if file is not None:
                     call = self.puppet.send_file(conversation_id, file)
                 else:
                     assert text is not None
                     call = self.puppet.send_text(conversation_id, text, mention_ids)
-                sent_id = await self._uncut(call, conversation_id, key, started)
+                await self._uncut(call, conversation_id, key, started)
             except SendOutcomeUnknown as exc:
                 # the puppet may have accepted it: look for its echo before trying again
                 try:
@@ -202,11 +156,6 @@ class Sender:
                 error, code = str(exc) or type(exc).__name__, "puppet_error"
             else:
                 self._ok()
-                if isinstance(sent_id, str) and sent_id:
-                    ids = self.sent_ids
-                    ids[sent_id] = None
-                    if len(ids) > SENT_IDS_KEPT:
-                        ids.popitem(last=False)
                 return
             if attempt == MAX_ATTEMPTS:
                 raise self.failure(
@@ -229,7 +178,7 @@ class Sender:
         not go out)."""
         # the send is a task of its own: a cancellation of this task never reaches it, and
         # the puppet's own timeouts (asyncio.timeout, wait_for) stay its own
-        send = asyncio.ensure_future(call)
+        send = asyncio.ensure_future(self._noted(call))
         try:
             return await asyncio.shield(send)
         except asyncio.CancelledError:
@@ -237,6 +186,13 @@ class Sender:
             if outcome == "unsent":
                 raise
             raise SendCut(outcome) from None
+
+    async def _noted(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """The send, and the id it returned noted in the echo ledger at once (before the
+        echo can be read), so that the echo is known without loading it."""
+        sent_id = await call
+        self.echoes.sent(sent_id if isinstance(sent_id, str) else None)
+        return sent_id
 
     async def _cut_send_outcome(
         self, send: asyncio.Future[Any], conversation_id: str, key: str, started: float
@@ -259,7 +215,7 @@ class Sender:
         exc = send.exception()
         if exc is None or (
             isinstance(exc, SendOutcomeUnknown)
-            and self.echo.seen_since(conversation_id, key, started)
+            and self.echoes.seen_since(conversation_id, key, started)
         ):
             self._ok()
             return "sent"
@@ -280,7 +236,7 @@ class Sender:
     async def _echoed(self, conversation_id: str, key: str, since: float) -> bool:
         waited = 0.0
         while True:
-            if self.echo.seen_since(conversation_id, key, since):
+            if self.echoes.seen_since(conversation_id, key, since):
                 return True
             if waited >= ECHO_WAIT_S:
                 return False

@@ -79,41 +79,29 @@ class Outbound:
         delivery is cancelled, which messages did not go out (in order); a message whose
         send was cut with an unknown outcome is in neither list.
         """
-        lock = self._locks.take(conversation_id)
-        try:
-            async with lock:  # what replying() does, inline: hot path
-                self.in_flight += 1
-                sent = [] if sent is None else sent
-                try:
-                    if isinstance(reply, Reply):
-                        await self._send_all(conversation_id, self._messages(reply), sent, unsent)
-                    else:
-                        await self._deliver_stream(conversation_id, reply, sent, unsent)
-                except DeliveryFailed as exc:
-                    exc.sent = "\n\n".join(sent)  # what did go out, for history
-                    raise
-                finally:
-                    self.in_flight -= 1
-                    self._last_chunk.pop(conversation_id, None)
-                return "\n\n".join(sent)
-        finally:
-            self._locks.done(conversation_id)
+        sent = [] if sent is None else sent
+        async with self.replying(conversation_id):
+            try:
+                if isinstance(reply, Reply):
+                    await self._send_all(conversation_id, self._messages(reply), sent, unsent)
+                else:
+                    await self._deliver_stream(conversation_id, reply, sent, unsent)
+            except DeliveryFailed as exc:
+                exc.sent = "\n\n".join(sent)  # what did go out, for history
+                raise
+        return "\n\n".join(sent)
 
     @contextlib.asynccontextmanager
     async def replying(self, conversation_id: str) -> AsyncIterator[None]:
         """Hold the conversation for one reply, as :meth:`deliver` does: nothing else is
         sent to it meanwhile, and the messages sent inside keep the gap between chunks."""
-        lock = self._locks.take(conversation_id)
-        try:
-            async with lock:
-                self.in_flight += 1
-                try:
-                    yield
-                finally:
-                    self.in_flight -= 1
-                    self._last_chunk.pop(conversation_id, None)
-        finally:
-            self._locks.done(conversation_id)
+        async with self._locks.hold(conversation_id):
+            self.in_flight += 1
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+                self._last_chunk.pop(conversation_id, None)
 
     def _messages(self, reply: Reply) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own."""

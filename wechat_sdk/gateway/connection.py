@@ -1,0 +1,289 @@
+"""The connection: one account's puppet started, logged in, its events read, reconnected.
+
+starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
+                               \\-> logged_out (needs a new scan)    \\-> failed
+
+Liveness is checked here, once: no event at all (not even a heartbeat) for
+HEARTBEAT_TIMEOUT_S means the link is dead, and the puppet is restarted. A message event
+goes through the inbound pipeline; a turn that comes out of it is handed to the turns,
+which answer it in a task of its own: nothing here waits for an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from wechat_sdk.clock import BACKGROUND, Clock
+from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
+from wechat_sdk.gateway.status import AccountStatus, Lifecycle
+from wechat_sdk.gateway.turns import Turns
+from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
+from wechat_sdk.puppet import (
+    ErrorEvent,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    MessageEvent,
+    Puppet,
+    PuppetEvent,
+    ReadyEvent,
+    ScanEvent,
+    ScanStatus,
+)
+
+__all__ = ["HEARTBEAT_TIMEOUT_S", "Backoff", "Connection"]
+
+HEARTBEAT_TIMEOUT_S = 60.0
+STABLE_AFTER_S = 300.0
+
+
+class Backoff:
+    """Exponential backoff with jitter: 1 s, x2, capped at 5 min; reset when stable."""
+
+    def __init__(
+        self, rng: random.Random, *, start: float = 1.0, factor: float = 2.0, cap: float = 300.0
+    ) -> None:
+        self.rng = rng
+        self.start = start
+        self.factor = factor
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        base = min(self.cap, self.start * self.factor**self.attempt)
+        self.attempt += 1
+        return base * self.rng.uniform(0.8, 1.2) if base < self.cap else base
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _LinkDead(Exception):
+    """No event (not even a heartbeat) for HEARTBEAT_TIMEOUT_S."""
+
+
+class Connection:
+    """Runs one account's puppet until stopped."""
+
+    def __init__(
+        self,
+        *,
+        account: ResolvedAccount,
+        puppet: Puppet,
+        clock: Clock,
+        inbound: InboundPipeline,
+        turns: Turns,
+        mark_position: Callable[[], int],
+        status: AccountStatus,
+        rng: random.Random,
+        state_dir: Path | None,
+        show_terminal_qr: bool,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.account = account
+        self.puppet = puppet
+        self.clock = clock
+        self.inbound = inbound
+        self.turns = turns
+        self.mark_position = mark_position
+        self.status = status
+        self.backoff = Backoff(rng)
+        self.state_dir = state_dir
+        self.show_terminal_qr = show_terminal_qr
+        self.log = log
+        #: set once the account is ready (kept work waits for it)
+        self.ready = asyncio.Event()
+        self.stopping = False
+        self._qr_timeouts = 0
+        self._logged_out = False
+        self._ready_at: float | None = None
+        #: clock time the consumer started waiting for the next event (None: handling one)
+        self._waiting_since: float | None = None
+        self._link_dead = False
+
+    def set_lifecycle(self, lifecycle: Lifecycle, detail: str = "") -> None:
+        if self.status.lifecycle != lifecycle or self.status.detail != detail:
+            self.status.lifecycle = lifecycle
+            self.status.detail = detail
+            self.log.info("account %s is %s", self.account.id, self.status.state)
+
+    async def run(self) -> None:
+        """Start the puppet and read its events, reconnecting, until stopped or failed."""
+        first = True
+        while not self.stopping:
+            self.set_lifecycle("starting" if first else "reconnecting")
+            first = False
+            try:
+                await self.puppet.start()
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except _LinkDead:
+                self.log.warning("no heartbeat for %.0f s: reconnecting", HEARTBEAT_TIMEOUT_S)
+                self.status.last_error = "heartbeat timeout"
+            except _LoginFailed:
+                self.set_lifecycle("failed", "login timed out")
+                with contextlib.suppress(Exception):
+                    await self.puppet.stop()
+                return
+            except Exception as exc:  # a broken link or a puppet bug: reconnect
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                self.log.warning("puppet error: %s", exc)
+            if self.stopping:
+                return
+            with contextlib.suppress(Exception):
+                await self.puppet.stop()
+            if self._ready_at is not None and self.clock.now() - self._ready_at > STABLE_AFTER_S:
+                self.backoff.reset()
+            delay = self.backoff.next_delay()
+            self.status.reconnects += 1
+            self.set_lifecycle("reconnecting")
+            self.log.info("reconnecting in %.1f s (attempt %d)", delay, self.backoff.attempt)
+            await self.clock.sleep(delay)
+
+    async def _consume(self) -> None:
+        """Handle events until the stream ends; _LinkDead after HEARTBEAT_TIMEOUT_S of silence.
+
+        One watchdog per connection (not one per event): it wakes when the deadline
+        of the current wait for an event is due and, if no event came by then, cancels
+        this task, which turns the cancellation into _LinkDead. Only the wait for an
+        event is watched, never the handling of one, like a per-event timeout.
+        """
+        events = self.puppet.events()
+        iterator = events.__aiter__()
+        me = asyncio.current_task()
+        assert me is not None
+        self._waiting_since = None
+        self._link_dead = False
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(me))
+        try:
+            while True:
+                event = await self._next_event(iterator, me)
+                if event is None:
+                    if not self.stopping:
+                        self.log.warning("event stream ended")
+                        self.status.last_error = "connection lost"
+                    return
+                await self._handle(event)
+        finally:
+            watchdog.cancel()
+
+    async def _next_event(
+        self, iterator: AsyncIterator[PuppetEvent], me: asyncio.Task[Any]
+    ) -> PuppetEvent | None:
+        """The next event (None when the stream ended), or _LinkDead from the watchdog."""
+        self._waiting_since = self.clock.now()
+        try:
+            return await iterator.__anext__()
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            if self._link_dead and me.uncancel() == 0:
+                raise _LinkDead from None
+            raise  # stop() (or a cancel on top of the watchdog's): really cancelled
+        finally:
+            self._waiting_since = None
+
+    async def _watchdog(self, consumer: asyncio.Task[Any]) -> None:
+        BACKGROUND.set(True)
+        while True:
+            since = self._waiting_since
+            if since is None:  # handling an event: a wait starting later ends later
+                await self.clock.sleep(HEARTBEAT_TIMEOUT_S)
+                continue
+            left = since + HEARTBEAT_TIMEOUT_S - self.clock.now()
+            if left > 0:
+                await self.clock.sleep(left)
+                continue
+            self._link_dead = True
+            consumer.cancel()
+            return
+
+    async def _handle(self, event: PuppetEvent) -> None:
+        if isinstance(event, MessageEvent):
+            await self._on_message(event.message_id)
+        elif isinstance(event, ScanEvent):
+            self._on_scan(event)
+        elif isinstance(event, LoginEvent):
+            await self._on_login(event)
+        elif isinstance(event, ReadyEvent):
+            self._ready_at = self.clock.now()
+            self.set_lifecycle("ready")
+            self.ready.set()  # kept work goes out now
+        elif isinstance(event, LogoutEvent):
+            self._logged_out = True
+            self.status.user_id = None
+            self.set_lifecycle("logged_out", event.reason)
+            self.log.warning(
+                "logged out%s: scan a new QR code to log in again",
+                f" ({event.reason})" if event.reason else "",
+            )
+        elif isinstance(event, ErrorEvent):
+            self.status.last_error = event.message
+            self.log.warning("puppet reported an error: %s", event.message)
+        elif isinstance(event, HeartbeatEvent):
+            pass
+
+    def _on_scan(self, event: ScanEvent) -> None:
+        self.log.info("[WeChat] QR Code status: %d", int(event.status))
+        if event.status == ScanStatus.TIMEOUT:
+            self._qr_timeouts += 1
+            if self._qr_timeouts >= self.account.settings.qrMaxTimeouts:
+                self.log.error(
+                    "login timed out: %d QR codes expired without a scan (qrMaxTimeouts)",
+                    self._qr_timeouts,
+                )
+                raise _LoginFailed
+        if event.qrcode and event.status in (
+            ScanStatus.WAITING,
+            ScanStatus.UNKNOWN,
+            ScanStatus.TIMEOUT,
+        ):
+            url = qr_page_url(event.qrcode)
+            self.status.qr_url = url
+            self.log.info("[WeChat] Scan QR Code at: %s", url)
+            if self.state_dir is not None:
+                try:
+                    path = save_qr_png(event.qrcode, self.state_dir / f"qr-{self.account.id}.png")
+                    self.log.info("QR code saved to %s", path)
+                except OSError as exc:
+                    self.log.warning("could not save the QR code PNG: %s", exc)
+            if self.account.settings.qrCode and self.show_terminal_qr:
+                show_qr(event.qrcode)
+        if not self._logged_out:
+            self.set_lifecycle("waiting_for_scan")
+
+    async def _on_login(self, event: LoginEvent) -> None:
+        self._qr_timeouts = 0
+        self._logged_out = False
+        self.status.qr_url = None
+        self.status.user_id = event.contact_id
+        try:
+            self.status.user_name = (await self.puppet.contact(event.contact_id)).name
+        except Exception:
+            self.status.user_name = None
+        self.inbound.connected(self.clock.now())
+        self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
+
+    async def _on_message(self, message_id: str) -> None:
+        result = await self.inbound.process(message_id)
+        if isinstance(result, Drop):
+            for to, text in result.replies:  # sent in tasks: the reading of events goes on
+                self.turns.send_soon(to, text)
+            if result.reason not in ("self", "unreadable"):
+                self.status.last_inbound = self.clock.now()
+            return
+        self.status.last_inbound = self.clock.now()
+        # the reply's sends need this message's dedupe mark durable, not later ones
+        self.turns.answer(result, self.mark_position())
+
+
+class _LoginFailed(Exception):
+    pass

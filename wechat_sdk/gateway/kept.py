@@ -1,0 +1,266 @@
+"""Kept work: what a stop could not finish, kept in the store's outbox and taken up by the
+next start.
+
+A stop lets the turns in flight finish for a grace period; a turn still running after that
+is cut, and what is left of it is kept (the messages of its reply not sent yet, or the turn
+itself when the agent had not answered). The next start sends the kept messages once the
+account is ready, before anything new goes to their conversation, and then asks the agent
+again about the kept turns. :mod:`wechat_sdk.gateway.outbox` turns these into rows and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+
+from wechat_sdk.agent import AgentTurn, ToolRegistry
+from wechat_sdk.clock import Clock
+from wechat_sdk.gateway.outbox import (
+    OUTBOX_MAX_AGE_S,
+    kept_messages,
+    kept_turn,
+    message_of,
+    turn_from_json,
+)
+from wechat_sdk.gateway.turns import TurnProgress, Turns
+from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
+from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.stores.base import OutboxItem, OutboxStore
+
+__all__ = ["KeptWork"]
+
+
+class KeptWork:
+    """The outbox of one account: keeping what a stop cut, and resuming it."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        outbox: OutboxStore,
+        outbound: Outbound,
+        history: HistoryBook,
+        tools: ToolRegistry,
+        clock: Clock,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.account_id = account_id
+        self.outbox = outbox
+        self.outbound = outbound
+        self.history = history
+        self.tools = tools
+        self.clock = clock
+        self.log = log
+        #: taking up the last stop's work, per conversation, until the account is ready
+        self.waiting: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ keeping
+
+    def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
+        """Keep what a stop left of ``turn``."""
+        stream = progress.stream
+        if not progress.answered or (stream is not None and not stream.produced):
+            if not self._keep_turn(turn, progress.kept):
+                turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
+            return
+        conversation = turn.conversation_id
+        if stream is not None and not stream.ended:
+            self.log.warning(
+                "the reply stream to %s was cut: what the agent had not said yet is lost "
+                "(what it said is sent or kept)",
+                conversation,
+            )
+        answered = progress.kept
+        if answered is not None:  # a kept turn, answered: done with
+            self._write(lambda o: o.delete(answered.id), "a kept turn")
+        rest = progress.unsent
+        if not rest:
+            self.log.info(
+                "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
+                conversation,
+                len(progress.sent),
+            )
+        else:
+            items = kept_messages(turn, rest, self.clock.now())
+            if self._write(lambda o: o.add(items), f"{len(items)} message(s)"):
+                self.log.warning(
+                    "stopped before the whole reply to %s went out (%d message(s) sent, "
+                    "%d kept in the store: they go out after a restart)",
+                    conversation,
+                    len(progress.sent),
+                    len(items),
+                )
+        turns.record_dm(turn, progress.sent)
+
+    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
+        """The agent had not answered: keep the turn, to ask again after a restart.
+        False when it could not be kept (it is dropped)."""
+        if kept is not None:  # a kept turn cut again: it stays kept, as it was
+            done = self._write(lambda o: o.set_state(kept.id, "pending"), "a kept turn")
+        else:
+            item = kept_turn(turn, self.clock.now())
+            done = self._write(lambda o: o.add([item]), "a turn")
+        if done:
+            self.log.warning(
+                "stopped before the agent answered message %s from %s: 1 turn kept in the "
+                "store, the agent is asked again after a restart",
+                turn.message_id,
+                turn.sender_id,
+            )
+        return done
+
+    def _write(self, write: Callable[[OutboxStore], object], what: str) -> bool:
+        """One outbox write; a failure is logged (what it was about is then lost)."""
+        try:
+            write(self.outbox)
+        except Exception as exc:
+            self.log.error("could not keep %s in the store's outbox: %s: dropped", what, exc)
+            return False
+        return True
+
+    # ------------------------------------------------------------ resuming
+
+    def take_up(self, turns: Turns, ready: asyncio.Event) -> None:
+        """Start on what the last stop kept (at start, before any message is handled).
+
+        Per conversation, one task holds the conversation from now on: once ``ready`` is
+        set it sends the kept messages, in order, then asks the agent again about the kept
+        turns; new replies to that conversation wait behind it.
+        """
+        try:
+            items = self.outbox.items(self.account_id)
+        except Exception as exc:
+            self.log.error("could not read the store's outbox: %s", exc)
+            return
+        conversations: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            if item.state == "sending":
+                # the last process ended while sending it (a crash): it may have gone out
+                self.log.warning(
+                    "kept %s for %s was being sent when the last gateway ended: dropped, "
+                    "it may or may not have gone out (never sent twice)",
+                    item.kind,
+                    item.conversation_id,
+                )
+                self._write(functools.partial(_delete, item), "a dropped item")
+                continue
+            conversations.setdefault(item.conversation_id, []).append(item)
+        loop = asyncio.get_running_loop()
+        for conversation, kept in conversations.items():
+            task = loop.create_task(self._resume(turns, ready, conversation, kept))
+            self.waiting.add(task)
+            task.add_done_callback(self.waiting.discard)
+        if conversations:
+            turn_count = sum(1 for c in conversations.values() for i in c if i.kind == "turn")
+            self.log.info(
+                "kept from the last stop: %d message(s) and %d turn(s), taken up first "
+                "once the account is ready",
+                sum(len(c) for c in conversations.values()) - turn_count,
+                turn_count,
+            )
+
+    def cancel_waiting(self) -> None:
+        """A stop before the login: nothing of the kept work has started."""
+        for task in self.waiting:
+            task.cancel()
+
+    async def _resume(
+        self, turns: Turns, ready: asyncio.Event, conversation: str, items: list[OutboxItem]
+    ) -> None:
+        """Send one conversation's kept messages, then answer its kept turns."""
+        async with turns.conversations.hold(conversation):  # at once: no new turn comes first
+            await ready.wait()
+            task = asyncio.current_task()
+            assert task is not None
+            self.waiting.discard(task)
+            turns.track(task)  # in flight from now on: a stop gives it the grace period
+            try:
+                messages = [i for i in items if i.kind != "turn"]
+                if messages:
+                    await self._send_kept(turns, conversation, messages)
+                kept_turns = []
+                for item in items:
+                    if item.kind == "turn":
+                        turn = self._kept_turn(item)
+                        if turn is not None:
+                            kept_turns.append((turn.timestamp, item.id, turn, item))
+                for _, _, turn, item in sorted(kept_turns, key=lambda t: t[:2]):
+                    await self._rerun(turns, turn, item)
+            except Exception as exc:  # a store failure: what is left stays kept
+                self.log.error("could not take up the kept work for %s: %s", conversation, exc)
+
+    def _too_old(self, item: OutboxItem) -> bool:
+        age = self.clock.now() - item.created_at
+        if age <= OUTBOX_MAX_AGE_S:
+            return False
+        self.log.warning(
+            "kept %s for %s is %.1f h old (more than %g h): dropped, not sent late",
+            item.kind,
+            item.conversation_id,
+            age / 3600,
+            OUTBOX_MAX_AGE_S / 3600,
+        )
+        self._write(lambda o: o.delete(item.id), "an old item")
+        return True
+
+    async def _send_kept(self, turns: Turns, conversation: str, items: list[OutboxItem]) -> None:
+        """Send kept messages in order, paced and retried like any reply."""
+        sent: list[str] = []
+        try:
+            async with self.outbound.replying(conversation):
+                for item in items:
+                    if self._too_old(item):
+                        continue
+                    # marked before it goes out: if the process dies while it does, it
+                    # is dropped at the next start rather than maybe sent twice
+                    self.outbox.set_state(item.id, "sending")
+                    try:
+                        await self.outbound.send_message(conversation, message_of(item), sent)
+                    except DeliveryFailed:
+                        pass  # the sender logged it: not kept (like any failed reply)
+                    except asyncio.CancelledError as cut:
+                        if isinstance(cut, SendCut):  # it went out, or maybe: not again
+                            self.outbox.delete(item.id)
+                        else:  # it did not go out: still kept, for the next start
+                            self.outbox.set_state(item.id, "pending")
+                        raise
+                    self.outbox.delete(item.id)
+        finally:
+            if sent and items[0].dm:
+                self.history.record_dm_reply(conversation, turns.answer_entry("\n\n".join(sent)))
+
+    def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
+        if self._too_old(item):
+            return None
+        try:
+            return turn_from_json(item.turn or "", self.tools)
+        except ValueError as exc:
+            self.log.error(
+                "kept turn for %s cannot be read (%s): dropped", item.conversation_id, exc
+            )
+            self._write(lambda o: o.delete(item.id), "an unreadable turn")
+            return None
+
+    async def _rerun(self, turns: Turns, turn: AgentTurn, item: OutboxItem) -> None:
+        """Ask the agent again about a kept turn (the conversation is held)."""
+        self.log.info(
+            "asking the agent again about message %s from %s (kept at the last stop)",
+            turn.message_id,
+            turn.sender_id,
+        )
+        # marked while it runs: if the process dies meanwhile, the next start drops it
+        self.outbox.set_state(item.id, "sending")
+        progress = TurnProgress(kept=item)
+        try:
+            await turns.reply(turn, progress, None)
+        except asyncio.CancelledError:
+            self.keep_cut_turn(turn, progress, turns)
+            raise
+        self.outbox.delete(item.id)
+
+
+def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
+    outbox.delete(item.id)

@@ -1,0 +1,204 @@
+"""The turn: a message that passed the inbound steps, answered by the agent, the reply
+delivered, the DM history written. One turn at a time per conversation.
+
+Each turn is a task of its own, so that nothing that answers a message holds the reading
+of events (a pairing code waiting for its pacing included). A stop that cuts a turn hands
+what is left of it to the outbox (:class:`~wechat_sdk.gateway.kept.KeptWork`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
+from wechat_sdk.clock import Clock
+from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.keyed_locks import KeyedLocks
+from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
+from wechat_sdk.stores.base import OutboxItem
+
+__all__ = ["TurnProgress", "Turns", "WatchedStream"]
+
+
+class WatchedStream:
+    """A streaming agent's reply, noting whether it said anything and whether it ended."""
+
+    def __init__(self, source: AsyncIterator[str]) -> None:
+        self._source = source
+        self.produced = False
+        self.ended = False
+
+    def __aiter__(self) -> WatchedStream:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            piece = await self._source.__anext__()
+        except StopAsyncIteration:
+            self.ended = True
+            raise
+        if not self.produced and piece.strip():
+            self.produced = True
+        return piece
+
+
+@dataclass
+class TurnProgress:
+    """How far a turn got: what a stop that cuts it keeps."""
+
+    #: the outbox item of a kept turn asked again after a restart
+    kept: OutboxItem | None = None
+    #: the agent returned (a reply, a stream, or nothing)
+    answered: bool = False
+    stream: WatchedStream | None = None
+    #: text messages that went out
+    sent: list[str] = field(default_factory=list)
+    #: messages of the reply not sent yet, when the delivery was cut
+    unsent: list[OutboundMessage] = field(default_factory=list)
+
+
+class CutTurns(Protocol):
+    """Where a turn cut by a stop goes (the outbox room)."""
+
+    def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None: ...
+
+
+class Turns:
+    """The turns of one account: each a task, one at a time per conversation."""
+
+    def __init__(
+        self,
+        *,
+        account: ResolvedAccount,
+        agent: Agent,
+        outbound: Outbound,
+        history: HistoryBook,
+        clock: Clock,
+        self_id: Callable[[], str | None],
+        marks_durable: Callable[[int | None], Awaitable[None]],
+        on_error: Callable[[str], None],
+        cut: CutTurns,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.account = account
+        self.agent = agent
+        self.outbound = outbound
+        self.history = history
+        self.clock = clock
+        self._self_id = self_id
+        self._marks_durable = marks_durable
+        self._on_error = on_error
+        self.log = log
+        #: the conversations, held by one turn (or one piece of kept work) at a time
+        self.conversations = KeyedLocks()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._cut = cut
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Count ``task`` as work in flight until it ends (a stop waits for it)."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def answer(self, turn: AgentTurn, mark: int | None) -> None:
+        """Answer ``turn`` in a task of its own. ``mark``: the store's dedupe mark position
+        right after the turn's message was checked; nothing of the reply goes out before
+        that mark is durable, so a crash never makes the message look new again after
+        something was sent for it."""
+        self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark)))
+
+    def send_soon(self, to: str, text: str) -> None:
+        """Send a text (a pairing code, an owner's notice) in a task of its own, once every
+        dedupe mark so far is durable."""
+
+        async def send() -> None:
+            await self._marks_durable(None)
+            with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
+                await self.outbound.deliver(to, Reply(text=text))
+
+        self.track(asyncio.get_running_loop().create_task(send()))
+
+    async def _answer(self, turn: AgentTurn, mark: int | None) -> None:
+        progress = TurnProgress()
+        try:
+            # one turn at a time per conversation keeps history in order
+            async with self.conversations.hold(turn.conversation_id):
+                await self.reply(turn, progress, mark)
+        except asyncio.CancelledError:
+            # the gateway is stopping and the grace period ran out (waiting, thinking or
+            # sending): keep what is left
+            self._cut.keep_cut_turn(turn, progress, self)
+            raise
+
+    async def reply(self, turn: AgentTurn, progress: TurnProgress, mark: int | None) -> None:
+        """Ask the agent and deliver its reply (the conversation is held)."""
+        conversation = turn.conversation_id
+        # filled as each message goes out: what WeChat got is known even when the
+        # reply fails partway (a later chunk or file, or a stream that raised)
+        parts = progress.sent
+        try:
+            reply = await resolve_agent_result(self.agent(turn))
+            progress.answered = True
+            if reply is not None:
+                if not isinstance(reply, Reply):
+                    reply = progress.stream = WatchedStream(reply)
+                await self._marks_durable(mark)
+                await self.outbound.deliver(conversation, reply, sent=parts, unsent=progress.unsent)
+        except DeliveryFailed:
+            pass  # the sender logged it and recorded it as last_error (on_failure)
+        except Exception as exc:
+            progress.answered = True  # with an error: a stop now has nothing to keep
+            self._on_error(f"agent error: {type(exc).__name__}: {exc}")
+            self.log.exception("agent failed on message %s", turn.message_id)
+            notice = self.account.settings.errorNotice
+            if notice:
+                with contextlib.suppress(DeliveryFailed):
+                    await self._marks_durable(mark)
+                    await self.outbound.deliver(conversation, Reply(text=notice))
+        self.record_dm(turn, parts)
+
+    def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
+        """Remember a DM turn with what went out of its reply (even if a part failed)."""
+        if turn.chat_type != "direct":
+            return
+        user = HistoryEntry(
+            "user", turn.sender_id, turn.sender_name, turn.text, turn.timestamp, turn.message_id
+        )
+        sent_text = "\n\n".join(parts)
+        self.history.record_dm_turn(
+            turn.sender_id, user, self.answer_entry(sent_text) if sent_text else None
+        )
+
+    def answer_entry(self, text: str) -> HistoryEntry:
+        """The history entry of what the bot said."""
+        return HistoryEntry(
+            "assistant", self._self_id() or "", self.account.display_name, text, self.clock.now()
+        )
+
+    async def settle(self, grace_s: float) -> None:
+        """Let the turns in flight finish for up to ``grace_s`` (clock time), then cut the
+        rest (what is left of each goes to the outbox)."""
+        if self.tasks:
+            turns: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(*self.tasks, return_exceptions=True)
+            )
+            grace: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace_s))
+            try:
+                await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                grace.cancel()
+        cut = list(self.tasks)
+        for t in cut:
+            t.cancel()
+        if cut:
+            await asyncio.gather(*cut, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
