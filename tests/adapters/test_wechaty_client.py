@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
+from local_http import Answer, serving
 
 from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
 from wechat_sdk.adapters.wechaty._proto import puppet_pb2_grpc as pb_grpc
@@ -188,6 +189,38 @@ def add_texts(script: Script, count: int) -> None:
         )
 
 
+@dataclass
+class Handled:
+    message_id: str
+    outcome: str  # the text, or the error
+    at: float  # seconds after the consumer started
+
+
+async def consume_like_the_gateway(
+    client: PuppetServiceClient, messages: int, within: float = 10.0
+) -> list[Handled]:
+    """Take events one at a time and load each message's payload before the next event,
+    as the gateway's consumer does; until ``messages`` message events were handled."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    handled: list[Handled] = []
+
+    async def run() -> None:
+        async for event in client.events():
+            if not isinstance(event, MessageEvent):
+                continue
+            try:
+                outcome = (await client.message(event.message_id)).text
+            except PuppetError as exc:
+                outcome = f"error: {exc}"
+            handled.append(Handled(event.message_id, outcome, loop.time() - started))
+            if len(handled) >= messages:
+                return
+
+    await asyncio.wait_for(run(), within)
+    return handled
+
+
 async def collect(client: PuppetServiceClient, n: int, within: float = 5.0) -> list[PuppetEvent]:
     got: list[PuppetEvent] = []
 
@@ -325,6 +358,53 @@ async def test_bad_wire_data_is_logged_and_skipped(
     await client.stop()
 
 
+async def test_numbers_out_of_range_skip_their_event_and_the_stream_goes_on(
+    server: tuple[Script, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1e999 is a valid JSON number that Python reads as infinity: int() of it used to
+    # raise OverflowError, which tore the stream down; the reconnect lost what followed
+    script, endpoint = server
+    add_texts(script, 1)
+    client = client_for(endpoint)
+    await client.start()
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.adapters.wechaty")
+    script.push(22, '{"qrcode": "https://login.weixin.qq.com/l/x", "status": 1e999}')
+    script.push(27, '{"payloadType": 1e999, "payloadId": "wxid_a"}')
+    script.push(27, '{"payloadType": NaN, "payloadId": "wxid_a"}')
+    script.push(2, {"messageId": "m0"})
+    events = await collect(client, 2)
+    assert events == [HeartbeatEvent(data="connected"), MessageEvent(message_id="m0")]
+    assert (await client.message("m0")).text == "t0"
+    assert script.calls.count("Event") == 1  # the same stream: no reconnect
+    assert caplog.text.count("skipped event") == 3
+    assert '"status" is not an integer: inf' in caplog.text
+    await client.stop()
+
+
+async def test_events_read_before_the_stream_ends_are_all_handed_over(
+    server: tuple[Script, str],
+) -> None:
+    script, endpoint = server
+    add_texts(script, 3)
+    client = client_for(endpoint)
+    await client.start()
+    script.gate = asyncio.Event()  # the payloads are not answered yet
+    for n in range(3):
+        script.push(2, {"messageId": f"m{n}"})
+    script.drop()  # the server drops the stream right after sending them
+    await asyncio.sleep(0.2)
+    script.gate.set()
+    handled = await consume_like_the_gateway(client, 3)
+    assert [(h.message_id, h.outcome) for h in handled] == [
+        ("m0", "t0"),
+        ("m1", "t1"),
+        ("m2", "t2"),
+    ]
+    events = await collect(client, 1, within=1.0)  # then the stream's end: events() stops
+    assert events == []
+    await client.stop()
+
+
 async def test_oversized_text_and_unknown_message_types(server: tuple[Script, str]) -> None:
     script, endpoint = server
     script.messages["big"] = pb.MessagePayloadResponse(
@@ -403,25 +483,35 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     )  # every payload once, none asked twice
     events = await collect(client, 12)
     ids = [e.message_id for e in events if isinstance(e, MessageEvent)]
+    assert ids == [f"m{n}" for n in range(10)] + ["bad"]  # in the order the events came
     assert [(await client.message(i)).text for i in ids[:10]] == [f"t{n}" for n in range(10)]
     with pytest.raises(PuppetError, match="no talker"):  # a failed prefetch is raised here
         await client.message("bad")
     await client.stop()
 
 
-async def test_a_payload_answered_is_not_held_behind_an_earlier_one_still_unanswered(
+async def test_an_unanswered_payload_costs_its_timeout_once_and_the_others_flow_meanwhile(
     server: tuple[Script, str],
 ) -> None:
+    # was: the payload fetched ahead was cut after 30-35 s, then asked again, one message
+    # after the other; the account stood still 65 s for one (140 s for three)
     script, endpoint = server
-    add_texts(script, 3)  # m0.. from wxid_a, saying t0..
-    script.held.add("m0")
-    client = client_for(endpoint, call_timeout_s=30.0)
+    add_texts(script, 4)  # m0.. from wxid_a, saying t0..
+    script.held.update({"m0", "m2"})  # never answered
+    client = client_for(endpoint, call_timeout_s=1.0, prefetch_patience_s=0.1)
     await client.start()
-    for n in range(3):
+    for n in range(4):
         script.push(2, {"messageId": f"m{n}"})
-    await collect(client, 4)
-    texts = await asyncio.wait_for(asyncio.gather(client.message("m1"), client.message("m2")), 2.0)
-    assert [m.text for m in texts] == ["t1", "t2"]
+    handled = await consume_like_the_gateway(client, 4)
+    assert [(h.message_id, h.outcome) for h in handled] == [
+        ("m1", "t1"),
+        ("m3", "t3"),
+        ("m0", "error: the Puppet Service gave no answer within 1 s"),
+        ("m2", "error: the Puppet Service gave no answer within 1 s"),
+    ]
+    assert max(h.at for h in handled[:2]) < 0.6  # not held until m0's call timed out
+    assert 1.0 <= max(h.at for h in handled) < 1.6  # both cut at once, neither asked twice
+    assert script.calls.count("MessagePayload:m0") == script.calls.count("MessagePayload:m2") == 1
     await client.stop()
 
 
@@ -434,7 +524,8 @@ async def test_a_caller_waiting_for_a_payload_fetched_ahead_gets_an_error_on_sto
     client = client_for(endpoint)
     await client.start()
     script.push(2, {"messageId": "m0"})
-    await collect(client, 2)
+    await asyncio.sleep(0.3)  # read, and its payload asked for
+    assert "MessagePayload:m0" in script.calls
     waiting = asyncio.ensure_future(client.message("m0"))
     await asyncio.sleep(0.1)
     await client.stop()
@@ -442,16 +533,13 @@ async def test_a_caller_waiting_for_a_payload_fetched_ahead_gets_an_error_on_sto
         await asyncio.wait_for(waiting, 2.0)
 
 
-async def test_unanswered_calls_are_cut_after_the_call_timeout_without_a_grpc_deadline(
+async def test_unanswered_calls_end_at_their_deadline_with_an_error_that_says_so(
     server: tuple[Script, str],
 ) -> None:
     script, endpoint = server
-    script.messages["m0"] = pb.MessagePayloadResponse(id="m0", talker_id="wxid_a", type=7)
     script.held.update({"m0", "wxid_slow", "stuck"})
     client = client_for(endpoint, call_timeout_s=0.6)
     await client.start()
-    script.push(2, {"messageId": "m0"})  # fetched ahead, and never answered
-    await collect(client, 2)
     loop = asyncio.get_running_loop()
     started = loop.time()
     results = await asyncio.gather(
@@ -466,15 +554,10 @@ async def test_unanswered_calls_are_cut_after_the_call_timeout_without_a_grpc_de
         assert str(result) == "the Puppet Service gave no answer within 0.6 s"
     # the send may have reached WeChat: delivery looks for its echo before trying again
     assert isinstance(results[2], SendOutcomeUnknown)
-    # (the payload fetched ahead was cut first; message() then asked once more)
-    assert 0.6 <= took < 0.6 * 2 + 0.5
-    # the calls carry no deadline of their own: a timer per call in gRPC and in the
-    # server cost a burst about 6 % of its throughput
-    assert script.deadlines == {
-        "MessagePayload": None,
-        "ContactPayload": None,
-        "MessageSendText": None,
-    }
+    assert 0.6 <= took < 1.1
+    # a gRPC deadline on each call (the server sees it too)
+    assert set(script.deadlines) == {"MessagePayload", "ContactPayload", "MessageSendText"}
+    assert all(d is not None and 0.3 < d < 0.7 for d in script.deadlines.values())
     assert await client.send_text("wxid_a", "fine") == "sent-1"  # the client goes on
     await client.stop()
 
@@ -562,6 +645,32 @@ async def test_files_inline_and_by_uuid_stream_with_the_cap(server: tuple[Script
     assert err.value.cap == 25_000
     assert sum(map(len, got)) <= 25_000
     await client.stop()
+
+
+async def test_a_url_filebox_on_an_internal_address_is_refused_unless_allowed(
+    server: tuple[Script, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # was: a hostile Puppet Service got http://127.0.0.1/.../secret downloaded and handed
+    # to the agent
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    script, endpoint = server
+    with serving({"/internal/secret": Answer(b"the admin password")}) as internal:
+        script.messages["u"] = pb.MessagePayloadResponse(id="u", talker_id="wxid_a", type=1)
+        script.files["u"] = json.dumps(
+            {"type": 2, "url": f"{internal.url}/internal/secret", "name": "secret.txt"}
+        )
+        refusing = client_for(endpoint)
+        await refusing.start()
+        with pytest.raises(PuppetError, match=r"refused.*127\.0\.0\.1.*mediaFetchAllowPrivate"):
+            async for _chunk in refusing.download("u", 10_000):
+                pass
+        await refusing.stop()
+        assert internal.asked == []  # not even connected to
+        allowing = client_for(endpoint, allow_private_hosts=True)
+        await allowing.start()
+        got = b"".join([c async for c in allowing.download("u", 10_000)])
+        assert got == b"the admin password"
+        await allowing.stop()
 
 
 async def test_send_file_uploads_then_sends_a_uuid_filebox(server: tuple[Script, str]) -> None:
