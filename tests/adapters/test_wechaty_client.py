@@ -734,6 +734,27 @@ async def test_send_text_returns_the_new_id_and_passes_mentions(
     await client.stop()
 
 
+async def test_a_logout_naming_another_contact_is_skipped_and_the_bot_stays_itself(
+    server: tuple[Script, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # was: it cleared the bot's own id, and the bot's own messages then reached the agent
+    script, endpoint = server
+    client = client_for(endpoint)
+    await client.start()
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.adapters.wechaty")
+    script.push(25, {"contactId": "wxid_bot"})
+    script.push(26, {"contactId": "wxid_someone_else", "data": "kicked"})
+    script.push(23, {})
+    events = await collect(client, 3)
+    assert events[1:] == [LoginEvent(contact_id="wxid_bot"), ReadyEvent()]
+    assert client.self_id == "wxid_bot"
+    assert "skipped a LOGOUT of wxid_someone_else" in caplog.text
+    script.push(26, {"data": "phone"})  # no contact named: the account's own
+    assert await collect(client, 1) == [LogoutEvent(contact_id="wxid_bot", reason="phone")]
+    assert client.self_id is None
+    await client.stop()
+
+
 async def test_the_echo_of_a_sent_message_needs_no_payload_call(
     server: tuple[Script, str],
 ) -> None:

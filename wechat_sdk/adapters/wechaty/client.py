@@ -17,7 +17,8 @@ stays logged in, so the next start needs no new scan. :meth:`logout` logs out.
 
 Bad wire data (an unknown event type, a malformed JSON payload, a missing field, a number
 out of range, an oversized text, an unknown message type) is logged and skipped, never
-fatal: one event or message is lost, never the stream (see :mod:`.wire`).
+fatal: one event or message is lost, never the stream (see :mod:`.wire`). So are events
+about another account than the one logged in.
 """
 
 from __future__ import annotations
@@ -425,6 +426,13 @@ class PuppetServiceClient:
             self._self_id = event.contact_id
         elif isinstance(event, LogoutEvent):
             me = self._self_id
+            if me is not None and event.contact_id and event.contact_id != me:
+                log.warning(
+                    "skipped a LOGOUT of %s: the account is logged in as %s",
+                    event.contact_id,
+                    me,
+                )
+                return None
             self._self_id = None
             if not event.contact_id:
                 event = LogoutEvent(contact_id=me or "", reason=event.reason)
