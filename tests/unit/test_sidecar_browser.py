@@ -283,7 +283,7 @@ async def test_the_gateway_logs_and_shows_one_line(
         state_dir=tmp_path / "state",
         show_terminal_qr=False,
     )
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="wechat_sdk")  # whatever an earlier test set
     await gateway.start()
     try:
         for _ in range(200):
