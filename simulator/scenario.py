@@ -22,7 +22,7 @@ from wechat_sdk.config import Config, ConfigError, accounts_of, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import MediaWord
 
-# BUILTIN_AGENTS: wechat_sdk.agents', named here for code that imported them from the scenarios
+# BUILTIN_AGENTS is wechat_sdk.agents' table, re-exported for code that imports it from here
 __all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"]
 
 
