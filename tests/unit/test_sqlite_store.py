@@ -549,6 +549,64 @@ def test_expired_marks_are_swept_when_the_oldest_expires(db_path: Path) -> None:
         assert s.dedupe.check_and_add("default", "m1", T0 + 152, 100) is False
 
 
+# ---------------------------------------------------------------- the history cache
+
+
+def _entry(conv: str, i: int) -> HistoryEntry:
+    return HistoryEntry("user", conv, conv.upper(), f"{conv} {i}", T0 + i, f"{conv}-{i}")
+
+
+async def test_a_conversation_dropped_from_the_history_cache_is_read_back_from_the_file(
+    db_path: Path,
+) -> None:
+    reads: list[str] = []
+    with SqliteStore(db_path, history_cache_conversations=2) as s:
+        s._db.conn.set_trace_callback(
+            lambda sql: reads.append(sql) if "FROM history_entries" in sql else None
+        )
+        for conv in "abcd":  # four conversations, two fit in memory
+            s.history.append("default", f"dm:{conv}", _entry(conv, 0), 10)
+        assert reads == []  # new ones: nothing to read
+        assert committed_history(db_path) == []  # queued (no loop turn yet)
+        # four conversations taking turns in two places: each one has left the cache
+        # when it comes again, and is read back from the file (what it had queued is
+        # committed first)
+        for i in (1, 2):
+            for conv in "abcd":
+                s.history.append("default", f"dm:{conv}", _entry(conv, i), 10)
+        assert len(reads) == 8
+        for conv in "abcd":
+            got = [e.text for e in s.history.get("default", f"dm:{conv}")]
+            assert got == [f"{conv} {i}" for i in range(3)], conv
+        assert len(reads) == 12
+        s.history.append("default", "dm:a", _entry("a", 3), 3)  # trimmed past the limit
+        assert [e.text for e in s.history.get("default", "dm:a")] == ["a 1", "a 2", "a 3"]
+        for conv in "bcd":  # a leaves the cache again
+            s.history.get("default", f"dm:{conv}")
+        assert [e.text for e in s.history.get("default", "dm:a")] == ["a 1", "a 2", "a 3"]
+        assert s.history.get("default", "dm:unknown") == []
+    with SqliteStore(db_path, history_cache_conversations=1) as s:  # and after a restart
+        for conv in "bcd":
+            got = [e.text for e in s.history.get("default", f"dm:{conv}")]
+            assert got == [f"{conv} {i}" for i in range(3)], conv
+        assert [e.text for e in s.history.get("default", "dm:a")] == ["a 1", "a 2", "a 3"]
+
+
+def test_the_history_cache_holds_at_most_its_bound_of_conversations(db_path: Path) -> None:
+    with SqliteStore(db_path, history_cache_conversations=3, max_conversations=100) as s:
+        for n in range(50):
+            s.history.append("default", f"dm:{n}", _entry(str(n), 0), 10)
+            assert s.history.get("work", f"dm:{n}") == []  # (unknown: nothing cached)
+        assert len(s.history._cache) == 3
+        assert all(s.history.get("default", f"dm:{n}") != [] for n in range(50))
+        assert len(s.history._cache) == 3
+
+
+def test_a_history_cache_bound_below_one_is_refused(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="cache_conversations"):
+        SqliteStore(db_path, history_cache_conversations=0)
+
+
 # ---------------------------------------------------------------- write-behind model
 
 
@@ -595,7 +653,8 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
     model = MemoryStore(**bounds)
 
     async def run() -> None:
-        store = SqliteStore(path, **bounds)
+        # a cache of one conversation: nearly every read and append goes to the file
+        store = SqliteStore(path, **bounds, history_cache_conversations=1)
         now, n = T0, 0
         try:
             for op, account, key, arg in ops:
@@ -617,7 +676,7 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                     await store.marks_durable(None)
                 else:  # a restart: what memory knows must have been committed
                     store.close()
-                    store = SqliteStore(path, **bounds)
+                    store = SqliteStore(path, **bounds, history_cache_conversations=1)
                 for a in ("default", "work"):
                     for k in ("dm:a", "dm:b", "dm:c", "dm:d", "group:r"):
                         assert store.history.get(a, k) == model.history.get(a, k), (a, k)

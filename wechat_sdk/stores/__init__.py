@@ -30,6 +30,7 @@ from wechat_sdk.stores.memory import (
 )
 from wechat_sdk.stores.sqlite import (
     DEFAULT_DB_NAME,
+    DEFAULT_HISTORY_CACHE_CONVERSATIONS,
     SCHEMA_VERSION,
     SqliteStore,
     StoreSchemaError,
@@ -39,6 +40,7 @@ __all__ = [
     "CHANNEL",
     "DEFAULT_DB_NAME",
     "DEFAULT_DEDUPE_MAX_ENTRIES",
+    "DEFAULT_HISTORY_CACHE_CONVERSATIONS",
     "DEFAULT_MAX_CONVERSATIONS",
     "SCHEMA_VERSION",
     "ApprovedSender",

@@ -1,0 +1,59 @@
+"""SQLite stores: one durable file shared by the gateway and the CLI.
+
+The parts: :mod:`.db` (the connection, schema and migrations, the write-behind queue and
+durability), :mod:`.pairing`, :mod:`.history`, :mod:`.dedupe`, :mod:`.outbox`, and
+:mod:`.store` (the :class:`SqliteStore` bundle).
+
+Design:
+
+- One database file (``<stateDir>/wechat-sdk.sqlite3`` by default); its directory is
+  made (or tightened to) mode 0700 and the file 0600. SQLite gives its ``-wal`` and
+  ``-shm`` files the database file's mode.
+- WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing or
+  outbox write is fsync'd before the call returns (as with ``FULL``); a dedupe mark
+  before any reply to its message goes out (:meth:`SqliteStore.marks_durable`, whose
+  fsync runs where the store's clock says: a worker thread on a real clock, inline on the
+  simulator's virtual clock). A committed transaction survives a crash or a kill at once,
+  and a power loss once fsync'd; an uncommitted one leaves no trace.
+- Autocommit connection (``isolation_level=None``): reads never hold a transaction
+  open, so they see what another process committed at once. Every pairing write is one
+  short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
+- Write-behind for the gateway's hot path: the dedupe store answers from memory, the
+  history store from a bounded cache of recent conversations (the others are read from
+  the file when used); their writes are queued, and the writes of one turn of the event
+  loop are committed together at its next turn, a few ``executemany`` statements in one
+  transaction (at once without a running loop: the CLI, scripts). Also before a send
+  whose mark is not durable yet, before any pairing or outbox write, by
+  :meth:`SqliteStore.flush`, and on close. What a crash can lose is only history not
+  committed yet: the database stays consistent. A failed commit is rolled back and its
+  writes stay queued for the next one. Text UTF-8 cannot encode (a lone surrogate) is
+  stored with ``?`` in its place, so a queued write never fails at its commit.
+- Only one process writes history and dedupe marks (the gateway: one per state
+  directory); the CLI reads and writes pairing rows only.
+- The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
+  is opened (version 1 gets the outbox table, its rows untouched).
+"""
+
+from __future__ import annotations
+
+from wechat_sdk.stores.sqlite.db import DEFAULT_DB_NAME, SCHEMA_VERSION, StoreSchemaError
+from wechat_sdk.stores.sqlite.dedupe import SqliteDedupeStore
+from wechat_sdk.stores.sqlite.history import (
+    DEFAULT_HISTORY_CACHE_CONVERSATIONS,
+    SqliteHistoryStore,
+)
+from wechat_sdk.stores.sqlite.outbox import SqliteOutboxStore
+from wechat_sdk.stores.sqlite.pairing import SqlitePairingStore
+from wechat_sdk.stores.sqlite.store import SqliteStore
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "DEFAULT_HISTORY_CACHE_CONVERSATIONS",
+    "SCHEMA_VERSION",
+    "SqliteDedupeStore",
+    "SqliteHistoryStore",
+    "SqliteOutboxStore",
+    "SqlitePairingStore",
+    "SqliteStore",
+    "StoreSchemaError",
+]

@@ -1,0 +1,374 @@
+"""The database file: its connection and schema, the write-behind queue, durability.
+
+One :class:`Database` per store: the pairing, history, dedupe and outbox stores of a
+:class:`~wechat_sdk.stores.sqlite.SqliteStore` share it. See the package's docstring for
+what is committed when and what a crash can lose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from wechat_sdk.clock import Clock
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "SCHEMA_VERSION",
+    "Database",
+    "StoreSchemaError",
+    "Writer",
+    "storable",
+]
+
+log = logging.getLogger("wechat_sdk.stores")
+
+#: File name of the database inside the state directory.
+DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
+
+#: The schema this code writes (``PRAGMA user_version``).
+SCHEMA_VERSION: Final = 2
+
+_SCHEMA_V1: Final = """
+CREATE TABLE IF NOT EXISTS pairing_requests (
+    channel     TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    PRIMARY KEY (channel, code),
+    UNIQUE (channel, account_id, sender_id)
+);
+CREATE TABLE IF NOT EXISTS approved_senders (
+    channel     TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    approved_at REAL NOT NULL,
+    PRIMARY KEY (channel, account_id, sender_id)
+);
+CREATE TABLE IF NOT EXISTS history_conversations (
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    conv_key   TEXT NOT NULL,
+    last_used  INTEGER NOT NULL,
+    PRIMARY KEY (channel, account_id, conv_key)
+);
+CREATE INDEX IF NOT EXISTS history_conversations_lru
+    ON history_conversations (channel, account_id, last_used);
+CREATE TABLE IF NOT EXISTS history_entries (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel     TEXT NOT NULL,
+    account_id  TEXT NOT NULL,
+    conv_key    TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    sender_id   TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    timestamp   REAL NOT NULL,
+    message_id  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_entries_conv
+    ON history_entries (channel, account_id, conv_key, seq);
+CREATE TABLE IF NOT EXISTS dedupe (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    seen_at    REAL NOT NULL,
+    UNIQUE (channel, account_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS dedupe_age ON dedupe (channel, account_id, seen_at);
+CREATE INDEX IF NOT EXISTS dedupe_order ON dedupe (channel, account_id, seq);
+"""
+
+# version 2: the outbox (what a stop kept for the next start)
+_SCHEMA_V2: Final = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel         TEXT NOT NULL,
+    account_id      TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    dm              INTEGER NOT NULL,
+    text            TEXT,
+    mention_ids     TEXT NOT NULL,
+    file_name       TEXT,
+    file_kind       TEXT,
+    file_mime       TEXT,
+    file_duration   REAL,
+    file_data       BLOB,
+    file_path       TEXT,
+    file_url        TEXT,
+    turn            TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_account ON outbox (channel, account_id, seq);
+"""
+
+#: Indexes that only per-message queries used: history and dedupe are read once per
+#: account or conversation, so these cost every write and serve nothing.
+_DROPPED_INDEXES: Final = """
+DROP INDEX IF EXISTS dedupe_age;
+DROP INDEX IF EXISTS dedupe_order;
+DROP INDEX IF EXISTS history_conversations_lru;
+"""
+
+
+class StoreSchemaError(RuntimeError):
+    """The database was written by a newer version of wechat-sdk."""
+
+
+class Writer(Protocol):
+    """A store whose writes wait in memory for the next commit (history, dedupe)."""
+
+    def take(self) -> object | None:
+        """The queued writes as one batch (a fresh one is started), None if there are none."""
+        ...
+
+    def write(self, conn: sqlite3.Connection, batch: Any) -> None:
+        """Apply a batch :meth:`take` returned, inside the caller's transaction."""
+        ...
+
+
+class Database:
+    """One database file: short transactions, the write-behind queue, durability.
+
+    ``path``'s directory is made (or tightened to) mode 0700 and the file 0600.
+    """
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        self.path = path
+        self.clock = clock
+        _secure_dir(path.parent)
+        _secure_file(path)
+        self.conn = sqlite3.connect(str(path), timeout=5.0, isolation_level=None)
+        self.closed = False
+        try:
+            self.conn.execute("PRAGMA busy_timeout = 5000")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
+            # commits append to the WAL without an fsync; durability comes from our own
+            # fsync of the WAL: at once for a write of its own, before a send for the
+            # dedupe marks (marks_durable)
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            self.conn.close()
+            raise
+        self._writers: list[Writer] = []
+        #: batches taken whose commit failed: written first by the next commit, in order
+        self.unwritten: list[tuple[Writer, Any]] = []
+        #: dedupe marks queued so far, how many of them are committed, and fsync'd
+        self.marks_queued = 0
+        self.marks_committed = 0
+        self.marks_synced = 0
+        #: the loop a commit is scheduled in (at its next turn), if any
+        self._commit_loop: asyncio.AbstractEventLoop | None = None
+        #: one commit and fsync of the marks at a time, per event loop
+        self._syncing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        try:
+            self._migrate()
+            for suffix in ("-wal", "-shm"):  # (SQLite gives them the file's mode)
+                side = path.with_name(path.name + suffix)
+                if side.exists():
+                    _secure_file(side)
+        except BaseException:
+            self.close()
+            raise
+
+    def register(self, writer: Writer) -> None:
+        self._writers.append(writer)
+
+    # ------------------------------------------------------------ transactions
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Run a query (sees every committed change)."""
+        return self.conn.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed and fsync'd on success (durable
+        when the block ends), rolled back on error."""
+        self.flush()  # queued writes first: they came before this one
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back (e.g. disk full); never mask the cause.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.sync()
+
+    # ------------------------------------------------------------ write-behind
+
+    def queued(self) -> None:
+        """A writer queued a write: commit it at the next turn of the event loop (the
+        writes of one turn share a commit); at once without a running loop (the CLI)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._commit_loop is not loop:  # (one scheduled in a loop that ended never runs)
+            self._commit_loop = loop
+            loop.call_soon(self._commit_queued)
+
+    def _commit_queued(self) -> None:
+        self._commit_loop = None
+        if self.closed:
+            return
+        try:
+            self.flush()
+        except Exception as exc:  # never into the event loop: retried with the next commit
+            log.error(
+                "could not write history and dedupe marks to %s: %s (kept in memory; "
+                "written with the next commit)",
+                self.path,
+                exc,
+            )
+
+    def flush(self) -> None:
+        """Commit every queued write in one transaction (no fsync), if any is queued.
+
+        On failure the transaction is rolled back, the writes stay queued (in order) for
+        the next commit, and the error is raised.
+        """
+        marks = self.marks_queued
+        batches, self.unwritten = self.unwritten, []
+        for w in self._writers:
+            batch = w.take()
+            if batch is not None:
+                batches.append((w, batch))
+        if batches:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                for w, batch in batches:
+                    w.write(self.conn, batch)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                self.unwritten = batches
+                raise
+        self.marks_committed = marks
+
+    # ------------------------------------------------------------ durability
+
+    def sync(self) -> None:
+        """fsync the WAL here: every committed transaction is on disk (blocking)."""
+        marks = self.marks_committed
+        _sync_wal(self.path)
+        self.marks_synced = max(self.marks_synced, marks)
+
+    async def marks_durable(self, upto: int | None) -> None:
+        """Return once the first ``upto`` dedupe marks (None: every one queued) are
+        committed and fsync'd. The fsync runs where the clock says (a worker thread on a
+        real clock). A commit or fsync error is raised to this caller; the next retries."""
+        wanted = self.marks_queued if upto is None else upto
+        if self.marks_synced >= wanted:
+            return
+        loop = asyncio.get_running_loop()
+        if self._syncing is None or self._syncing[0] is not loop:
+            # (the lock of a loop that ended may be held forever by a task it left)
+            self._syncing = (loop, asyncio.Lock())
+        # one commit and fsync at a time: whoever waits meanwhile finds its marks covered
+        # by it, or commits every mark queued so far for the next one (a group commit)
+        async with self._syncing[1]:
+            if self.marks_synced >= wanted or self.closed:  # (close() synced everything)
+                return
+            self.flush()
+            marks = self.marks_committed
+            await self.clock.run_blocking(functools.partial(_sync_wal, self.path))
+            self.marks_synced = max(self.marks_synced, marks)
+
+    # ------------------------------------------------------------ life
+
+    def _migrate(self) -> None:
+        with self.write() as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreSchemaError(
+                    f"{self.path} has schema version {version}, newer than this wechat-sdk "
+                    f"understands ({SCHEMA_VERSION}); upgrade wechat-sdk"
+                )
+            if version < 1:
+                _run_script(conn, _SCHEMA_V1)
+            if version < 2:
+                _run_script(conn, _SCHEMA_V2)
+            # (a version 2 file of an early build may still have them)
+            _run_script(conn, _DROPPED_INDEXES)
+            if version < SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Commit and fsync what is queued, close the connection (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.flush()
+            self.sync()
+        finally:
+            self.conn.close()
+
+
+def storable(text: str) -> str:
+    """``text``, with what UTF-8 cannot encode (a lone surrogate, e.g. half an emoji from
+    a cut JSON escape) replaced by ``?``: queued writes must never fail at the commit."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _sync_wal(db_path: Path) -> None:
+    """Flush the WAL's data to disk (nothing to do without one): ``fdatasync`` where there
+    is one (what SQLite itself uses for its WAL), else ``fsync``. A descriptor of its own,
+    so a close of the store meanwhile harms nothing."""
+    try:
+        fd = os.open(f"{db_path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        (getattr(os, "fdatasync", None) or os.fsync)(fd)
+    finally:
+        os.close(fd)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements one by one (``executescript`` would commit the transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _secure_dir(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = directory.stat()
+    if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
+        os.chmod(directory, 0o700)
+
+
+def _secure_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o177:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
