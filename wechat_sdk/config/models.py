@@ -212,6 +212,12 @@ class WechatConfig(AccountConfig):
         description="account used for proactive sends (alias: defaultAccount)",
         validation_alias=AliasChoices("defaultAccountId", "defaultAccount"),
     )
+    historyCacheConversations: int = Field(
+        1000,
+        ge=1,
+        description="conversations whose history the SQLite store keeps in memory, all "
+        "accounts together (the others are read from the file when used)",
+    )
 
 
 class ChannelsConfig(BaseModel):

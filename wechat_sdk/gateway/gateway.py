@@ -90,7 +90,11 @@ class Gateway:
     def store(self) -> Store:
         if self._store is None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._store = SqliteStore.in_state_dir(self.state_dir, clock=self.clock)
+            self._store = SqliteStore.in_state_dir(
+                self.state_dir,
+                clock=self.clock,
+                history_cache_conversations=self.config.channels.wechat.historyCacheConversations,
+            )
         return self._store
 
     def _pairing_service(self) -> Pairing:
