@@ -169,8 +169,6 @@ def check_puppet(account: ResolvedAccount) -> None:
     or that a Node puppet's name is an npm package name. ``wechat-sdk config check`` runs it.
     """
     name = account.settings.puppet
-    if name == "simulator":
-        return
     if name == SERVICE_PUPPET:
         service_settings(account.settings.puppetOptions, account.key_path("puppetOptions"))
     elif not _looks_like_npm_name(name):
@@ -182,7 +180,8 @@ def check_puppet(account: ResolvedAccount) -> None:
 
 
 def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
-    """The Wechaty puppet for an account whose ``puppet`` is not ``"simulator"``."""
+    """The Wechaty puppet for an account (the puppet registry sends every name it does not
+    know otherwise here: see :mod:`wechat_sdk.puppets`)."""
     name = account.settings.puppet
     options = account.settings.puppetOptions
     key_path = account.key_path("puppetOptions")
