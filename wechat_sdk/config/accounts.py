@@ -105,6 +105,9 @@ class AccountSet:
         return self.accounts[account_id]
 
 
+_BLOCK_ONLY = set(WechatConfig.model_fields) - set(AccountConfig.model_fields)
+
+
 def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     """Resolve the accounts of a validated ``channels.wechat`` block.
 
@@ -113,7 +116,8 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     """
     problems: list[ConfigProblem] = []
     warnings: list[str] = []
-    top_set = cfg.model_dump(exclude_unset=True, exclude={"accounts", "defaultAccountId"})
+    # (the keys of the whole block only, such as accounts, are no account's settings)
+    top_set = cfg.model_dump(exclude_unset=True, exclude=_BLOCK_ONLY)
     accounts: dict[str, ResolvedAccount] = {}
 
     entries: dict[str, AccountConfig] = (
