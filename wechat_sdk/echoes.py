@@ -50,6 +50,21 @@ class EchoLedger:
     def __init__(self) -> None:
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._seen: deque[tuple[str, str, float]] = deque(maxlen=ECHOES_KEPT)
+        self._generation = 0
+        self._events = 0
+
+    def connected(self) -> None:
+        """A new event stream (a start or a reconnect): what the last one carried is gone."""
+        self._generation += 1
+
+    def heard(self) -> None:
+        """An event arrived on the stream (any event: the stream is alive)."""
+        self._events += 1
+
+    def stream_position(self) -> tuple[int, int]:
+        """(streams so far, events so far): how delivery tells a live stream from a silent
+        one while it looks for an echo."""
+        return self._generation, self._events
 
     def sent(self, message_id: str | None) -> None:
         """A message went out with this id (None: the puppet did not say)."""

@@ -165,14 +165,66 @@ async def test_outcome_unknown_with_echo_is_not_sent_again() -> None:
     assert sender.stats.retried == 0
 
 
-async def test_outcome_unknown_without_echo_is_retried() -> None:
-    clock, puppet, sender, _ = make()
+async def heartbeats(clock: VirtualClock, ledger: EchoLedger) -> None:
+    """A live event stream: an event every second."""
+    while True:
+        await clock.sleep(1)
+        ledger.heard()
+
+
+async def with_a_live_stream(
+    clock: VirtualClock, ledger: EchoLedger, coro: Coroutine[Any, Any, None]
+) -> None:
+    beat = asyncio.ensure_future(heartbeats(clock, ledger))
+    try:
+        await drive(clock, coro)
+    finally:
+        beat.cancel()
+
+
+async def test_outcome_unknown_without_echo_on_a_live_stream_is_retried() -> None:
+    clock, puppet, sender, ledger = make()
     puppet.echo_lost_sends = False  # the send really was lost
     puppet.failures = [SendOutcomeUnknown("reply lost")]
-    await drive(clock, sender.send_text("wxid_a", "hello"))
+    await with_a_live_stream(clock, ledger, sender.send_text("wxid_a", "hello"))
     assert puppet.delivered == [("wxid_a", "text:hello")]
     assert len(puppet.attempts) == 2
     assert sender.stats.retried == 1
+
+
+async def test_outcome_unknown_on_a_silent_stream_is_never_sent_again() -> None:
+    """No event arrives after the send: its echo may be lost with the rest, so a timer
+    alone proves nothing. The send is given up, counted as failed, never repeated."""
+    clock, puppet, sender, _ = make()
+    puppet.echo_lost_sends = False
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+    with pytest.raises(DeliveryFailed) as failed:
+        await drive(clock, sender.send_text("wxid_a", "hello"))
+    assert failed.value.code == "outcome_unknown"
+    assert len(puppet.attempts) == 1
+    assert sender.stats.sent == 0 and sender.stats.failed == 1
+
+
+async def test_outcome_unknown_when_the_stream_breaks_is_never_sent_again() -> None:
+    clock, puppet, sender, ledger = make()
+    puppet.echo_lost_sends = False
+    puppet.failures = [SendOutcomeUnknown("reply lost")]
+
+    async def reconnect_then_live() -> None:
+        await clock.sleep(1)
+        ledger.connected()  # a reconnect: what the old stream carried is gone
+        while True:
+            await clock.sleep(1)
+            ledger.heard()
+
+    stream = asyncio.ensure_future(reconnect_then_live())
+    try:
+        with pytest.raises(DeliveryFailed) as failed:
+            await drive(clock, sender.send_text("wxid_a", "hello"))
+    finally:
+        stream.cancel()
+    assert failed.value.code == "outcome_unknown"
+    assert len(puppet.attempts) == 1
 
 
 async def test_an_old_echo_of_the_same_text_does_not_count() -> None:
@@ -180,7 +232,7 @@ async def test_an_old_echo_of_the_same_text_does_not_count() -> None:
     echo.note("wxid_a", text_key("ok"), START - 60)  # "ok" went out a minute ago
     puppet.echo_lost_sends = False
     puppet.failures = [SendOutcomeUnknown("reply lost")]
-    await drive(clock, sender.send_text("wxid_a", "ok"))
+    await with_a_live_stream(clock, echo, sender.send_text("wxid_a", "ok"))
     assert len(puppet.attempts) == 2
 
 

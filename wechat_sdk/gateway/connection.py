@@ -21,6 +21,7 @@ from typing import Any
 
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
@@ -79,6 +80,7 @@ class Connection:
         puppet: Puppet,
         clock: Clock,
         inbound: InboundPipeline,
+        echoes: EchoLedger,
         turns: Turns,
         mark_position: Callable[[], int],
         status: AccountStatus,
@@ -91,6 +93,7 @@ class Connection:
         self.puppet = puppet
         self.clock = clock
         self.inbound = inbound
+        self.echoes = echoes
         self.turns = turns
         self.mark_position = mark_position
         self.status = status
@@ -121,6 +124,7 @@ class Connection:
             self.set_lifecycle("starting" if first else "reconnecting")
             first = False
             try:
+                self.echoes.connected()
                 await self.puppet.start()
                 await self._consume()
             except asyncio.CancelledError:
@@ -207,6 +211,7 @@ class Connection:
             return
 
     async def _handle(self, event: PuppetEvent) -> None:
+        self.echoes.heard()
         if isinstance(event, MessageEvent):
             await self._on_message(event.message_id)
         elif isinstance(event, ScanEvent):

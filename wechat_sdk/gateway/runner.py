@@ -88,6 +88,7 @@ class AccountRunner:
             puppet=puppet,
             clock=clock,
             inbound=inbound,
+            echoes=inbound.echoes,
             turns=self.turns,
             mark_position=mark_position,
             status=status,

@@ -37,7 +37,11 @@ log = logging.getLogger("wechat_sdk.outbound")
 MAX_ATTEMPTS = 5
 BACKOFF_START_S = 1.0
 BACKOFF_CAP_S = 30.0
+#: Seconds of a live event stream after a send whose outcome is unknown with no echo seen,
+#: after which it did not go out.
 ECHO_WAIT_S = 3.0
+#: Seconds a silent stream is waited for before such a send is given up (not sent again).
+ECHO_EVIDENCE_MAX_S = 90.0
 #: Seconds (of the gateway's clock: real time under ``gateway run``) a send already handed
 #: to the puppet may still take when its task is cancelled; after that it is abandoned and
 #: its outcome is unknown.
@@ -147,6 +151,14 @@ class Sender:
                     )
                     self._ok()
                     return
+                if echoed is None:  # no evidence either way: never sent a second time
+                    raise self.failure(
+                        conversation_id,
+                        "the send's outcome is unknown and the event stream was silent "
+                        "meanwhile, so its echo could not be looked for: not sent again "
+                        "(it may or may not have gone out)",
+                        "outcome_unknown",
+                    ) from exc
                 error, code = str(exc) or "send outcome unknown", "outcome_unknown"
             except SendError as exc:
                 if not exc.transient:
@@ -233,13 +245,26 @@ class Sender:
             conversation_id,
         )
 
-    async def _echoed(self, conversation_id: str, key: str, since: float) -> bool:
+    async def _echoed(self, conversation_id: str, key: str, since: float) -> bool | None:
+        """Settle a send whose outcome is unknown by evidence, never by a timer alone.
+
+        True: its echo came back (it went out). False: the event stream went on for
+        ECHO_WAIT_S after the send and no echo came (it did not go out: the echo would
+        have come first). None: no evidence either way, because the stream was silent
+        and broke (reconnected), or stayed silent for ECHO_EVIDENCE_MAX_S.
+        """
+        generation, events = self.echoes.stream_position()
         waited = 0.0
         while True:
             if self.echoes.seen_since(conversation_id, key, since):
                 return True
-            if waited >= ECHO_WAIT_S:
+            now_generation, now_events = self.echoes.stream_position()
+            if now_generation != generation:
+                return None  # the stream broke meanwhile: what it carried is gone
+            if waited >= ECHO_WAIT_S and now_events > events:
                 return False
+            if waited >= ECHO_EVIDENCE_MAX_S:
+                return None
             await self.clock.sleep(0.5)
             waited += 0.5
 
