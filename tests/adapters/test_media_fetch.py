@@ -188,3 +188,28 @@ def test_https_on_the_guarded_path_checks_the_certificate(
         with pytest.raises(FetchFailed, match="CERTIFICATE_VERIFY_FAILED"):
             # the same server under another name: its certificate names 127.0.0.1 only
             fetch_url(f"https://other.test:{server.port}/pic.png", 10_000, timeout=5)
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_the_config_switch_reaches_the_puppet_service_client(tmp_path: Any, allowed: bool) -> None:
+    import json
+
+    from wechat_sdk.adapters.wechaty.service import make_puppet
+    from wechat_sdk.config import accounts_of, parse_config
+
+    config = parse_config(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {
+                        "puppet": "wechaty-puppet-service",
+                        "puppetOptions": {"token": "insecure_x", "endpoint": "127.0.0.1:1"},
+                        "mediaFetchAllowPrivate": allowed,
+                    }
+                }
+            }
+        ),
+        env={},
+    )
+    puppet = make_puppet(accounts_of(config).default, tmp_path)
+    assert puppet.allow_private_hosts is allowed  # type: ignore[attr-defined]

@@ -309,7 +309,7 @@ async def test_unreachable_service_is_a_clear_error() -> None:
         await client.start()
 
 
-async def test_quiet_link_is_probed_with_ding_and_a_dead_one_ends_events(
+async def test_a_quiet_link_is_probed_with_ding(
     server: tuple[Script, str],
 ) -> None:
     script, endpoint = server

@@ -185,17 +185,23 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
     name = account.settings.puppet
     options = account.settings.puppetOptions
     key_path = account.key_path("puppetOptions")
+    # a file a peer sends as a URL is fetched from public addresses only, unless allowed
+    allow_private = account.settings.mediaFetchAllowPrivate
     if name == SERVICE_PUPPET:
         settings = service_settings(options, key_path)
         if settings.endpoint is not None:
             connection = settings.connection(settings.endpoint)
-            return PuppetServiceClient(connection, account_id=account.id)
+            return PuppetServiceClient(
+                connection, account_id=account.id, allow_private_hosts=allow_private
+            )
 
         async def resolve() -> ServiceConnection:
             endpoint = await discover_endpoint(settings.discovery_url, settings.token)
             return settings.connection(endpoint)
 
-        return PuppetServiceClient(None, resolver=resolve, account_id=account.id)
+        return PuppetServiceClient(
+            None, resolver=resolve, account_id=account.id, allow_private_hosts=allow_private
+        )
     check_puppet(account)
     # a Node puppet gets every option but the sidecar's own (tls), endpoint and token
     # included: they mean the puppet's own (a browser path, a padlocal token...)
@@ -209,7 +215,7 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
         puppet_options=extra,
         tls=options.tls is True,
     )
-    return SidecarPuppet(sidecar, account_id=account.id)
+    return SidecarPuppet(sidecar, account_id=account.id, allow_private_hosts=allow_private)
 
 
 def _looks_like_npm_name(name: str) -> bool:

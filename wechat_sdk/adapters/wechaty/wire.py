@@ -51,7 +51,6 @@ __all__ = [
     "message_kind",
     "message_of",
     "room_of",
-    "sent_kind",
 ]
 
 log = logging.getLogger("wechat_sdk.adapters.wechaty")
@@ -211,14 +210,6 @@ def contact_of(contact_id: str, payload: pb.ContactPayloadResponse) -> Contact:
 
 def room_of(room_id: str, payload: pb.RoomPayloadResponse) -> Room:
     return Room(id=payload.id or room_id, topic=payload.topic, member_ids=tuple(payload.member_ids))
-
-
-def sent_kind(file_kind: str) -> MessageKind:
-    """The message kind of a file the bot sent (an ``OutboundFile.kind``)."""
-    return _SENT_KINDS.get(file_kind, MessageKind.ATTACHMENT)
-
-
-_SENT_KINDS = {"image": MessageKind.IMAGE, "audio": MessageKind.AUDIO, "video": MessageKind.VIDEO}
 
 
 def _text(data: dict[str, Any], key: str) -> str:
