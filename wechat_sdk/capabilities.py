@@ -2,38 +2,60 @@
 
 The gateway reads it: no ``edit`` means partial streaming degrades to blocks; no
 ``reactions`` means no "seen" reaction.
+
+A plain frozen dataclass, not a pydantic model: ``import wechat_sdk`` loads this module,
+and pydantic would be the largest part of that import's time.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 __all__ = ["CAPABILITIES", "Capabilities"]
 
+#: each field's key in the seed's ``capabilities`` block (camelCase), where it differs
+_ALIASES = {
+    "chat_types": "chatTypes",
+    "group_management": "groupManagement",
+    "native_commands": "nativeCommands",
+    "block_streaming": "blockStreaming",
+}
 
-class Capabilities(BaseModel):
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
     """What WeChat (through Wechaty) can do."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    chat_types: list[Literal["direct", "group"]] = Field(alias="chatTypes")
+    chat_types: tuple[Literal["direct", "group"], ...]
     polls: bool
     reactions: bool
     edit: bool
     unsend: bool
     reply: bool
     effects: bool
-    group_management: bool = Field(alias="groupManagement")
+    group_management: bool
     threads: bool
     media: bool
-    native_commands: bool = Field(alias="nativeCommands")
-    block_streaming: bool = Field(alias="blockStreaming")
+    native_commands: bool
+    block_streaming: bool
+
+    def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
+        """The matrix as a dict (lists for sequences); ``by_alias`` gives the seed's keys.
+
+        Named as pydantic names it (``Capabilities`` was a pydantic model), so callers of
+        ``CAPABILITIES.model_dump(by_alias=True)`` are unchanged.
+        """
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            key = _ALIASES.get(f.name, f.name) if by_alias else f.name
+            out[key] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 CAPABILITIES = Capabilities(
-    chat_types=["direct", "group"],
+    chat_types=("direct", "group"),
     polls=False,
     reactions=False,
     edit=False,
