@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.cells import cell_len, set_cell_size
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from wechat_sdk.capabilities import CAPABILITIES
-from wechat_sdk.config import ConfigError, ResolvedAccount, accounts_of, load_config
-
+# Each command imports what it needs when it runs (rich, the config's pydantic models, the
+# gateway), so that `wechat-sdk --help` and `gateway status` start at once.
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wechat_sdk.config import ConfigError, ResolvedAccount
     from wechat_sdk.pairing.service import Pairing
 
 R = TypeVar("R")
@@ -34,11 +31,15 @@ SECRET_KEYS = frozenset({"token"})
 
 
 def _out() -> Console:
+    from rich.console import Console  # imported when first needed (start-up time)
+
     # piped output (CI, `| less`) gets room for whole table cells
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def _err() -> Console:
+    from rich.console import Console  # imported when first needed (start-up time)
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -77,6 +78,7 @@ def config_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved accounts as JSON.")
 def config_check(config_file: Path | None, as_json: bool) -> None:
     """Validate the config and print the resolved accounts (secrets masked)."""
+    from wechat_sdk.config import ConfigError, accounts_of, load_config
     from wechat_sdk.gateway.service import check_puppets
 
     try:
@@ -173,6 +175,10 @@ def channels_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
 def channels_capabilities(as_json: bool) -> None:
     """Print the capability matrix."""
+    from rich.table import Table  # imported when first needed (start-up time)
+
+    from wechat_sdk.capabilities import CAPABILITIES
+
     data = CAPABILITIES.model_dump(by_alias=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -241,16 +247,17 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
 
 
 def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
-    from wechat_sdk.gateway.gateway import DEFAULT_STATE_DIR
-
     if state_dir is not None:
         return state_dir.expanduser()
+    from wechat_sdk.config import ConfigError, load_config  # pydantic: only when needed
+    from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
+
     try:
         config = load_config(config_file)
         configured = config.channels.wechat.stateDir
-    except ConfigError:
+    except ConfigError as exc:
         if config_file is not None:
-            raise
+            fail_config(exc)
         configured = None
     return Path(configured or DEFAULT_STATE_DIR).expanduser()
 
@@ -300,6 +307,8 @@ def pairing_list(
 ) -> None:
     """List pending pairing requests."""
     import time
+
+    from rich.table import Table
 
     service, store, _ = _pairing(config_file, state_dir)
     try:
@@ -443,6 +452,9 @@ def gateway_run(
     """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
     import asyncio
 
+    from rich.markup import escape
+
+    from wechat_sdk.config import ConfigError
     from wechat_sdk.gateway.control import ControlError
     from wechat_sdk.gateway.service import configure_logging, load_agent, serve
 
@@ -468,11 +480,7 @@ def _control(
 ) -> dict[str, Any]:
     from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
 
-    try:
-        directory = _state_dir(config_file, state_dir)
-    except ConfigError as exc:
-        fail_config(exc)
-        raise
+    directory = _state_dir(config_file, state_dir)
     try:
         return control_request(directory, request)
     except NoGateway as exc:
@@ -495,6 +503,9 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
     if as_json:
         click.echo(json.dumps(accounts, ensure_ascii=False, indent=2))
         return
+    from rich.cells import cell_len  # the table's imports: --json does without them
+    from rich.table import Table
+    from rich.text import Text
 
     def when(ts: float | None) -> str:
         return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
@@ -537,6 +548,8 @@ def error_cell(error: str | None, width: int) -> str:
     An error can be many lines (a Node stack): the status table shows the first, cut to
     fit; the gateway's log and ``gateway status --json`` have the whole of it.
     """
+    from rich.cells import cell_len, set_cell_size
+
     lines = [" ".join(line.split()) for line in (error or "").splitlines()]
     lines = [line for line in lines if line]
     if not lines:
@@ -576,6 +589,8 @@ def gateway_stop(config_file: Path | None, state_dir: Path | None) -> None:
 def demo(interactive: bool, seed: int) -> None:
     """A gateway on the simulator: pairing, group mentions, chunking, media, two accounts."""
     import asyncio
+
+    from rich.console import Console
 
     from simulator.demo import run_demo
 

@@ -6,17 +6,29 @@ line, one JSON response line. Only the owner of the state directory can connect.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["SOCKET_NAME", "ControlError", "ControlServer", "NoGateway", "control_request"]
+if TYPE_CHECKING:
+    import asyncio
 
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "SOCKET_NAME",
+    "ControlError",
+    "ControlServer",
+    "NoGateway",
+    "control_request",
+]
+
+#: the state directory when neither the config's stateDir nor --state-dir names one (here,
+#: beside the socket, so that the CLI finds it without importing the whole gateway)
+DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 SOCKET_NAME = "control.sock"
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -38,6 +50,8 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        import asyncio  # here, not at the top: the CLI's control_request does without it
+
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.path.exists():
             if _alive(self.path):

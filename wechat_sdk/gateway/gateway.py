@@ -18,6 +18,7 @@ from wechat_sdk.agent import Agent, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
+from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
 from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
@@ -36,7 +37,6 @@ __all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory"]
 
 log = logging.getLogger("wechat_sdk.gateway")
 
-DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 PuppetFactory = Callable[[ResolvedAccount], Puppet]
 
 
