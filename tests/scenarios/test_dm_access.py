@@ -284,7 +284,7 @@ async def test_pairing_message_template_override(wechat: WeChatHarness) -> None:
     await wechat.gateway(
         agent,
         name="Molty",
-        pairingMessage="{botName} needs approval for {senderId}: {command} ({code}) {unknown}",
+        pairingMessage="{botName} needs approval for {senderId}: {command} ({code}) {{literal}}",
     )
     world = wechat.world
 
@@ -293,7 +293,7 @@ async def test_pairing_message_template_override(wechat: WeChatHarness) -> None:
     (text,) = world.texts(to="wxid_stranger")
     found = re.fullmatch(
         rf"Molty needs approval for wxid_stranger: wechat-sdk pairing approve "
-        rf"([{ALPHABET}]{{8}}) \(\1\) \{{unknown\}}",
+        rf"([{ALPHABET}]{{8}}) \(\1\) \{{literal\}}",
         text,
     )
     assert found is not None, text

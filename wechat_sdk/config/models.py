@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from wechat_sdk.config.templates import template_problem
+
 __all__ = [
     "AccountConfig",
     "ChannelsConfig",
@@ -198,6 +200,15 @@ class AccountConfig(_Strict):
             for entry in value:
                 if isinstance(entry, bool) or not isinstance(entry, str | int):
                     raise ValueError(f"entries must be contact ids (strings), got {entry!r}")
+        return value
+
+    @field_validator("pairingMessage")
+    @classmethod
+    def _template_fills(cls, value: str | None) -> str | None:
+        # checked here, not when a stranger writes: a bad one would fail on every DM
+        problem = None if value is None else template_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

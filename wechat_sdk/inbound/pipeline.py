@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, ToolRegistry
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.config.templates import fill_template
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
 from wechat_sdk.inbound.history import HistoryBook
@@ -252,11 +253,16 @@ class InboundPipeline:
                 if self.account.id != self.default_account_id
                 else ""
             )
-            text = s.pairingMessage.format_map(
-                _Template(
-                    code=code, senderId=sender, botName=self.account.display_name, command=command
-                )
-            )
+            values = {
+                "code": code,
+                "senderId": sender,
+                "botName": self.account.display_name,
+                "command": command,
+            }
+            try:
+                text = fill_template(s.pairingMessage, values)
+            except Exception as exc:  # a config built without validation: the default text
+                log.warning("pairingMessage not used: %s account=%s", exc, self.account.id)
         return text
 
     async def check_group(self, item: Inbound) -> Drop | None:
@@ -357,8 +363,3 @@ class InboundPipeline:
             history=history,
             tools=self.tools.allowed(tool_names, where=where),
         )
-
-
-class _Template(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
