@@ -5,10 +5,14 @@ An account with ``puppet: "simulator"`` in a gateway built without a ``puppet_fa
 the group ``wechat_sdk.puppets`` (pyproject.toml). Every such account of one gateway lives in
 one world, on the gateway's clock (real time under ``gateway run``), its login kept in
 ``<stateDir>/accounts/<id>/``; the world's simulated phone scans each QR code after a second
-unless ``puppetOptions.scanAfterMs`` says otherwise.
+unless ``puppetOptions.scanAfterMs`` says otherwise. Its message ids carry a random tag of
+the process (``msg-<tag>-...``): each run's world starts from the same seed, and the state
+directory's dedupe store would otherwise take a later run's messages for ones it has seen.
 """
 
 from __future__ import annotations
+
+import os
 
 from simulator.world import SimulatedWeChat, _path_option, _scan_after
 from wechat_sdk.config import ResolvedAccount
@@ -30,6 +34,7 @@ def make_puppet(account: ResolvedAccount, context: PuppetContext) -> Puppet:
             clock=context.clock,
             session_dir=context.state_dir / "accounts",
             auto_scan_s=SCAN_AFTER_S,
+            run_tag=os.urandom(4).hex(),
         )
     return world.puppet_factory(account)
 

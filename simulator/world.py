@@ -234,12 +234,17 @@ class SimulatedWeChat:
         clock: Clock | None = None,
         session_dir: str | Path | None = None,
         auto_scan_s: float | None = None,
+        run_tag: str = "",
     ) -> None:
         """``clock``: the time the world lives in (default: its own virtual clock; a real
         clock for ``gateway run``, where :meth:`drive`, :meth:`advance` and
         :meth:`run_until_idle` are not used). ``session_dir``: keep each account's login
         there (see :class:`SessionCard`). ``auto_scan_s``: the simulated phone scans and
         confirms every new QR code after this many seconds (default: only when told).
+        ``run_tag``: put in every message id (``msg-<tag>-...``), so that worlds of the same
+        seed that feed one state directory, one process after another (``gateway run``),
+        never give two messages the same id (the dedupe store would drop the later one);
+        default none, the ids of a seed's first world.
         """
         self.seed = seed
         self.clock = clock if isinstance(clock, VirtualClock) else VirtualClock(start)
@@ -269,6 +274,7 @@ class SimulatedWeChat:
         self._messages: dict[str, Message] = {}
         self._files: dict[str, bytes] = {}  # the bytes of each message with a file
         self._counter = 0
+        self._msg_prefix = f"msg-{run_tag}-" if run_tag else "msg-"
 
     # ------------------------------------------------------------ ids and time
 
@@ -584,7 +590,7 @@ class SimulatedWeChat:
             )
             msg_kind = MessageKind.from_media_word(mkind)
             media_json = _media_json(file_info, msg_kind)
-        msg_id = self._next_id("msg-")
+        msg_id = self._next_id(self._msg_prefix)
         to = None if room else sim.wxid
         # positional arguments, in field order: a class called with keywords packs them
         # into a dict first, which costs more than the rest of the call (twice a message)
@@ -717,7 +723,7 @@ class SimulatedWeChat:
     ) -> str:
         room = conversation_id if conversation_id in self.rooms else None
         to = None if room else conversation_id
-        msg_id = self._next_id("msg-")
+        msg_id = self._next_id(self._msg_prefix)
         kind = MessageKind.TEXT
         finfo = None
         if media is not None:
