@@ -43,12 +43,19 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _escape(value: object) -> str:
+    """``value`` as text for a rich markup string: its brackets are not markup."""
+    from rich.markup import escape  # imported when first needed (start-up time)
+
+    return escape(str(value))
+
+
 def fail_config(exc: ConfigError, *, code: int = 1) -> None:
     """Print every problem with its path and line, then exit."""
     err = _err()
     where = f" in {exc.source}" if exc.source else ""
     count = len(exc.problems)
-    err.print(f"[bold red]config error{'s' if count > 1 else ''}{where}:[/]")
+    err.print(f"[bold red]config error{'s' if count > 1 else ''}{_escape(where)}:[/]")
     for line in exc.render().splitlines():
         err.print(f"  {line}", markup=False)
     raise SystemExit(code)
@@ -106,7 +113,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
     out = _out()
     for r in rows:
         flags = ["enabled" if r["enabled"] else "disabled"] + (["default"] if r["default"] else [])
-        out.print(f"[bold]account {r['id']}[/] ({', '.join(flags)})")
+        out.print(f"[bold]account {_escape(r['id'])}[/] ({', '.join(flags)})")
         for key in ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions"):
             value = r[key]
             if value is None:
@@ -119,7 +126,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
                 shown += f" ({_who_may_dm(r['dmPolicy'], value)})"
             out.print(f"  {key}: {shown}", markup=False)
     for w in accounts.warnings:
-        _err().print(f"[yellow]warning:[/] {w}", markup=True)
+        _err().print(f"[yellow]warning:[/] {_escape(w)}", markup=True)
     out.print("[green]config OK[/]")
 
 
@@ -227,7 +234,7 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
         if as_json:
             click.echo(json.dumps({"ok": False, "error": str(exc).splitlines()}))
         else:
-            _err().print(f"[bold red]invalid scenario {scenario}:[/]")
+            _err().print(f"[bold red]invalid scenario {_escape(scenario)}:[/]")
             for line in str(exc).splitlines():
                 _err().print(f"  {line}", markup=False)
         raise SystemExit(2) from None
@@ -238,7 +245,7 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
 
         print_transcript(result.transcript, _out())
         for failure in result.failures:
-            _err().print(f"[red]FAIL[/] {failure}", markup=True)
+            _err().print(f"[red]FAIL[/] {_escape(failure)}", markup=True)
         _out().print("[green]ok[/]" if result.ok else f"[red]{len(result.failures)} failed[/]")
     raise SystemExit(0 if result.ok else 1)
 
@@ -309,6 +316,7 @@ def pairing_list(
     import time
 
     from rich.table import Table
+    from rich.text import Text
 
     service, store, _ = _pairing(config_file, state_dir)
     try:
@@ -338,7 +346,8 @@ def pairing_list(
     now = time.time()
     for r in rows:
         left = max(0, int(r["expiresAt"] - now))
-        table.add_row(r["code"], r["account"], r["senderId"], r["senderName"], f"{left // 60} min")
+        cells = (r["code"], r["account"], r["senderId"], r["senderName"], f"{left // 60} min")
+        table.add_row(*(Text(str(c)) for c in cells))  # names and ids as written, not markup
     _out().print(table)
 
 
@@ -352,7 +361,7 @@ def _decide(
     try:
         return decision(service), directory
     except PairingError as exc:
-        _err().print(f"[red]error:[/] {exc}", markup=True)
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     finally:
         store.close()
@@ -370,7 +379,7 @@ def pairing_approve(
 ) -> None:
     """Approve a pending request: the sender may now talk to the assistant."""
     approved, directory = _decide(config_file, state_dir, lambda p: p.approve(code, account))
-    _out().print(f"approved {approved.sender_id} on account {approved.account_id}")
+    _out().print(f"approved {approved.sender_id} on account {approved.account_id}", markup=False)
     if notify:
         from wechat_sdk.gateway.control import ControlError, control_request
 
@@ -385,7 +394,7 @@ def pairing_approve(
             )
             _out().print("the sender was told")
         except ControlError as exc:
-            _err().print(f"[yellow]not notified:[/] {exc}", markup=True)
+            _err().print(f"[yellow]not notified:[/] {_escape(exc)}", markup=True)
 
 
 @pairing_group.command("deny")
@@ -397,7 +406,7 @@ def pairing_deny(
 ) -> None:
     """Deny a pending request (the sender gets no reply)."""
     denied, _ = _decide(config_file, state_dir, lambda p: p.deny(code, account))
-    _out().print(f"denied {denied.sender_id} on account {denied.account_id}")
+    _out().print(f"denied {denied.sender_id} on account {denied.account_id}", markup=False)
 
 
 # ---------------------------------------------------------------- gateway
@@ -470,7 +479,7 @@ def gateway_run(
         fail_config(exc)
         return
     except ControlError as exc:
-        _err().print(f"[red]error:[/] {exc}", markup=True)
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     raise SystemExit(code)
 
@@ -484,10 +493,10 @@ def _control(
     try:
         return control_request(directory, request)
     except NoGateway as exc:
-        _err().print(str(exc))
+        _err().print(str(exc), markup=False)
         raise SystemExit(3) from None
     except ControlError as exc:
-        _err().print(f"[red]error:[/] {exc}", markup=True)
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
 
 
@@ -534,7 +543,8 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
         table.add_column(col)
     table.add_column("last error", no_wrap=True, overflow="ellipsis")
     for row, a in zip(rows, accounts, strict=True):
-        table.add_row(*row, Text(error_cell(a["last_error"], room)))
+        # names and states as written (a WeChat name may hold brackets), not markup
+        table.add_row(*(Text(c) for c in row), Text(error_cell(a["last_error"], room)))
     console.print(table)
 
 
