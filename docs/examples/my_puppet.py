@@ -40,23 +40,18 @@ class AuditedPuppet:
 # --8<-- [end:puppet]
 
 # --8<-- [start:register]
-from simulator import SimulatedWeChat
+from simulator.puppet_entry import make_puppet as simulator_puppet
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.puppets import PuppetContext, PuppetEntry, register_puppet
 
 
 def make_audited_puppet(account: ResolvedAccount, context: PuppetContext) -> Puppet:
-    """An account's puppet: the simulator's, audited. The accounts of one gateway share
-    one simulated world, kept in ``context.shared``."""
-    world = context.shared.get("world")
-    if world is None:
-        world = context.shared["world"] = SimulatedWeChat(
-            clock=context.clock,  # the gateway's: virtual time in a test
-            session_dir=context.state_dir / "accounts",  # logins kept across restarts
-            auto_scan_s=1.0,  # a simulated phone scans each QR code after a second
-        )
+    """An account's puppet: the simulator's, audited."""
+    # the simulator's own factory keeps one world per gateway in context.shared, living on
+    # context.clock (virtual time in a test), its logins kept under context.state_dir
+    inner = simulator_puppet(account, context)
     options = account.settings.puppetOptions.model_extra or {}
-    return AuditedPuppet(world.puppet_factory(account), log_texts=options.get("logTexts", False))
+    return AuditedPuppet(inner, log_texts=options.get("logTexts", False))
 
 
 def check_options(account: ResolvedAccount) -> None:
