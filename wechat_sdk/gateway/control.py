@@ -1,13 +1,16 @@
 """The control socket: `wechat-sdk gateway status|restart|stop` talk to a running gateway.
 
 A Unix socket ``<stateDir>/control.sock`` (mode 0600, directory 0700): one JSON request
-line, one JSON response line. Only the owner of the state directory can connect.
+line, one JSON response line. Only the owner of the state directory can connect. A client
+has IDLE_TIMEOUT_S to send its request, MAX_CLIENTS are served at once (more are told the
+gateway is busy), and one that goes away without a request is no error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -30,7 +33,14 @@ __all__ = [
 #: beside the socket, so that the CLI finds it without importing the whole gateway)
 DEFAULT_STATE_DIR = Path("~/.clawdbot/wechat")
 SOCKET_NAME = "control.sock"
+#: seconds a client may take to send its request line before it is hung up on
+IDLE_TIMEOUT_S = 10.0
+#: clients served at once; another is answered "busy" and hung up on
+MAX_CLIENTS = 16
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+log = logging.getLogger("wechat_sdk.gateway")
 
 
 class ControlError(Exception):
@@ -44,10 +54,20 @@ class NoGateway(ControlError):
 class ControlServer:
     """Serves control requests for a running gateway."""
 
-    def __init__(self, state_dir: Path, handler: Handler) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        handler: Handler,
+        *,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_clients: int = MAX_CLIENTS,
+    ) -> None:
         self.path = state_dir / SOCKET_NAME
         self.handler = handler
+        self.idle_timeout_s = idle_timeout_s
+        self.max_clients = max_clients
         self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         import asyncio  # here, not at the top: the CLI's control_request does without it
@@ -70,6 +90,8 @@ class ControlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for writer in list(self._clients):  # a client still connected: its read ends
+                writer.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
@@ -77,8 +99,30 @@ class ControlServer:
             self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One client: one request line, one answer. Nothing a client does (say nothing,
+        go away, send garbage) raises out of here: that would log a traceback."""
+        import asyncio
+
+        if len(self._clients) >= self.max_clients:
+            busy = "the gateway is busy with other control clients; try again"
+            await _answer(writer, {"ok": False, "error": busy})
+            return
+        self._clients.add(writer)
         try:
-            line = await reader.readline()
+            try:
+                async with asyncio.timeout(self.idle_timeout_s):
+                    line = await reader.readline()
+            except TimeoutError:
+                idle = f"no request within {self.idle_timeout_s:g} s"
+                await _answer(writer, {"ok": False, "error": idle})
+                return
+            except (OSError, ValueError) as exc:  # reset; a line over the stream's limit
+                log.debug("control client dropped: %s", exc)
+                await _answer(writer, {"ok": False, "error": "unreadable request"})
+                return
+            if not line.strip():  # connected and went away (or sent an empty line)
+                await _answer(writer, None)
+                return
             try:
                 request = json.loads(line)
                 if not isinstance(request, dict):
@@ -86,12 +130,23 @@ class ControlServer:
                 response = await self.handler(request)
             except Exception as exc:  # a bad request never takes the gateway down
                 response = {"ok": False, "error": str(exc)}
+            await _answer(writer, response)
+        finally:
+            self._clients.discard(writer)
+
+
+async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any] | None) -> None:
+    """Send ``response`` (if any) and close; a client that is already gone is no error."""
+    try:
+        if response is not None:
             writer.write(json.dumps(response, ensure_ascii=False).encode() + b"\n")
             await writer.drain()
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    except OSError as exc:  # the client went away first (a broken pipe, a reset)
+        log.debug("control client gone before its answer: %s", exc)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 def _alive(path: Path) -> bool:
