@@ -16,10 +16,20 @@ from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.locate import key_lines
 from wechat_sdk.config.models import Config
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG_PATH", "config_path", "load_config", "parse_config"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "MAX_CONFIG_BYTES",
+    "config_path",
+    "load_config",
+    "parse_config",
+]
 
 CONFIG_ENV = "WECHAT_SDK_CONFIG"
 DEFAULT_CONFIG_PATH = Path("~/.clawdbot/config.json5")
+#: the largest config file read (1 MiB: a real one is a few KB; a bigger one is a mistake,
+#: and parsing JSON5 takes seconds a megabyte)
+MAX_CONFIG_BYTES = 1 << 20
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _JSON5_POS = re.compile(r"<string>:(\d+) (.*?)(?: at column (\d+))?$", re.DOTALL)
 
@@ -38,7 +48,15 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a config file (see `config_path` for which one)."""
     file = config_path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)  # no more: a huge file (or a device) is refused
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError.single(
+                "",
+                f"{file} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB, the most a config "
+                "file may be: is it the right file?",
+            )
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError.single(
             "",
@@ -230,11 +248,12 @@ def _collapse_unions(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     When a deeper problem exists (an unknown key inside an object member), the union's
     "expected ..." complaints about the object itself are noise and are dropped.
     """
-    paths = {p.path for p in problems}
+    # every path that has a deeper problem below it (a set: one look-up a problem, where
+    # comparing each path with all the others took minutes for thousands of unknown keys)
+    above = {q[:i] for q in {p.path for p in problems} for i, c in enumerate(q) if c == "."}
     by_path: dict[str, list[ConfigProblem]] = {}
     for p in problems:
-        deeper = any(q.startswith(p.path + ".") for q in paths if p.path)
-        if deeper and p.message.startswith("expected"):
+        if p.path and p.path in above and p.message.startswith("expected"):
             continue
         by_path.setdefault(p.path, []).append(p)
     out = []
