@@ -68,7 +68,7 @@ class MediaSaver:
             return MediaItem(
                 kind, None, info.mime, size, name, duration, note=_too_large(info.size, max_bytes)
             )
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_dirs(self.directory)
         path = self._reserve(name)
         written = 0
         head = b""
@@ -151,6 +151,23 @@ class MediaSaver:
             except OSError as exc:
                 log.warning("could not prune %s: %s", entry.name, exc)
         return removed
+
+
+def _private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents (``media/``), each 0700: owner only,
+    like the state directory (``mkdir(parents=True)`` gives the parents the umask's 0755)."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile (another account's saver)
+            continue
+        folder.chmod(0o700)  # whatever the umask
 
 
 def _too_large(size: int, cap: int) -> str:
