@@ -57,8 +57,11 @@ class MediaSaver:
         self.clock = clock
         self._pruned_at: float | None = None
 
-    async def fetch(self, puppet: Puppet, message: Message, max_bytes: int) -> MediaItem:
-        """Download the message's file, or describe why not (too large, failed)."""
+    async def fetch(
+        self, puppet: Puppet, message: Message, max_bytes: int, *, account_id: str = "-"
+    ) -> MediaItem:
+        """Download the message's file, or describe why not (too large, failed).
+        ``account_id``: the account it came to, named on the log lines."""
         info = message.file
         kind = message.kind.media_item_kind
         name = info.name if info else f"{message.id}.bin"
@@ -95,7 +98,12 @@ class MediaSaver:
             )
         except Exception as exc:
             path.unlink(missing_ok=True)
-            log.warning("media download failed for message %s: %s", message.id, exc)
+            log.warning(
+                "media download failed for message %s: %s",
+                message.id,
+                exc,
+                extra={"account": account_id},
+            )
             return MediaItem(
                 kind,
                 None,
@@ -129,16 +137,17 @@ class MediaSaver:
             return path
         raise FileExistsError("could not find a free media file name")
 
-    def maybe_prune(self, max_age_s: float) -> int:
+    def maybe_prune(self, max_age_s: float, *, account_id: str = "-") -> int:
         """:meth:`prune`, at most once per :attr:`PRUNE_EVERY_S` (mediaMaxAgeHours)."""
         now = self.clock.now()
         if self._pruned_at is not None and now - self._pruned_at < self.PRUNE_EVERY_S:
             return 0
         self._pruned_at = now
-        return self.prune(max_age_s)
+        return self.prune(max_age_s, account_id=account_id)
 
-    def prune(self, max_age_s: float) -> int:
-        """Delete saved files older than ``max_age_s`` (by the clock). Returns the count."""
+    def prune(self, max_age_s: float, *, account_id: str = "-") -> int:
+        """Delete saved files older than ``max_age_s`` (by the clock). Returns the count.
+        ``account_id``: the account whose message started the prune, for the log."""
         if not self.directory.is_dir():
             return 0
         cutoff = self.clock.now() - max_age_s
@@ -149,7 +158,9 @@ class MediaSaver:
                     entry.unlink()
                     removed += 1
             except OSError as exc:
-                log.warning("could not prune %s: %s", entry.name, exc)
+                log.warning(
+                    "could not prune %s: %s", entry.name, exc, extra={"account": account_id}
+                )
         return removed
 
 

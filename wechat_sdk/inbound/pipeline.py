@@ -309,8 +309,11 @@ class InboundPipeline:
         m = item.message
         if m.kind.has_file or m.file is not None:
             # mediaMaxAgeHours: old inbound files go when new ones come (at most hourly)
-            self.media.maybe_prune(self.account.settings.mediaMaxAgeHours * 3600.0)
-            saved = await self.media.fetch(self.puppet, m, self.account.media_max_bytes)
+            max_age_s = self.account.settings.mediaMaxAgeHours * 3600.0
+            self.media.maybe_prune(max_age_s, account_id=self.account.id)
+            saved = await self.media.fetch(
+                self.puppet, m, self.account.media_max_bytes, account_id=self.account.id
+            )
             if saved.note:
                 reason = (
                     "too_large"

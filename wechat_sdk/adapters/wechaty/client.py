@@ -166,6 +166,8 @@ class PuppetServiceClient:
         self._connection = connection
         self.resolver = resolver
         self.account_id = account_id
+        #: the module's logger, with the account on every record (``%(account)s``)
+        self._log = logging.LoggerAdapter(log, {"account": account_id})
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.reattach_grace_s = reattach_grace_s
         self.connect_timeout_s = connect_timeout_s
@@ -357,11 +359,11 @@ class PuppetServiceClient:
                 error = _service_error(exc, self.connection.endpoint)
                 if self._first is first:
                     first.put_nowait(error)
-                log.warning("event stream ended: %s", error)
+                self._log.warning("event stream ended: %s", error)
         except Exception as exc:
             if self._first is first:
                 first.put_nowait(PuppetError(str(exc)))
-            log.warning("event stream failed: %s", exc)
+            self._log.warning("event stream failed: %s", exc)
         # the stream ended (not detached): what the server sent is handed over first
         await window.drain()
         queue.put_nowait(_STREAM_END)
@@ -398,7 +400,7 @@ class PuppetServiceClient:
                 pb.DingRequest(data="wechat-sdk"), metadata=self._metadata(), timeout=10.0
             )
         except grpc.aio.AioRpcError as exc:
-            log.warning("Ding failed: %s", _service_error(exc, self.connection.endpoint))
+            self._log.warning("Ding failed: %s", _service_error(exc, self.connection.endpoint))
             return False
         return True
 
@@ -410,7 +412,7 @@ class PuppetServiceClient:
             event = wire.event_of(event_type, payload)
         except Exception as exc:  # bad data of any kind costs this event, never the stream
             reason = exc if isinstance(exc, wire.BadWireData) else repr(exc)
-            log.warning("skipped event %d: %s", event_type, reason)
+            self._log.warning("skipped event %d: %s", event_type, reason)
             return None
         if isinstance(event, wire.RoomChanged):
             self._forget("room", event.room_id)
@@ -421,7 +423,7 @@ class PuppetServiceClient:
         elif isinstance(event, LogoutEvent):
             me = self._self_id
             if me is not None and event.contact_id and event.contact_id != me:
-                log.warning(
+                self._log.warning(
                     "skipped a LOGOUT of %s: the account is logged in as %s",
                     event.contact_id,
                     me,
@@ -492,7 +494,7 @@ class PuppetServiceClient:
 
     async def _fetch_message(self, message_id: str) -> Message:
         resp = await self._unary(self.stub.MessagePayload, pb.MessagePayloadRequest(id=message_id))
-        message = wire.message_of(message_id, resp, self.max_text_chars)
+        message = wire.message_of(message_id, resp, self.max_text_chars, logger=self._log)
         if message.kind.has_file:
             ref = await self._filebox(message_id, resp.filename)
             if ref is not None:
@@ -513,7 +515,7 @@ class PuppetServiceClient:
         try:
             ref = parse_filebox(resp.file_box)
         except Exception as exc:  # BadFileBox, or a number it cannot hold (a size of 1e999)
-            log.warning("message %s: its file is skipped: %s", message_id, exc)
+            self._log.warning("message %s: its file is skipped: %s", message_id, exc)
             return None
         if ref.name == "file" and filename:
             ref = replace(ref, name=filename)

@@ -214,6 +214,7 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
         account_dir=state_dir / "accounts" / account.id,
         puppet_options=extra,
         tls=options.tls is True,
+        account_id=account.id,
     )
     return SidecarPuppet(sidecar, account_id=account.id, allow_private_hosts=allow_private)
 

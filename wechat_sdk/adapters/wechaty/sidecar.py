@@ -115,23 +115,28 @@ def _require(tool: str) -> str:
     return path
 
 
-async def ensure_installed(cache_dir: Path, puppet: str) -> Path:
+async def ensure_installed(
+    cache_dir: Path,
+    puppet: str,
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
+) -> Path:
     """Install the sidecar's npm packages (and ``puppet``) into ``cache_dir`` once.
 
     Safe when several accounts start at once: installs are serialised by a file lock.
-    Returns the ``node_modules`` directory.
+    Returns the ``node_modules`` directory. ``logger``: the sidecar's, naming its account.
     """
     npm = _require("npm")
     await _check_node_version(_require("node"))
     lock = await asyncio.to_thread(_lock_cache, cache_dir)
     try:
         if not await asyncio.to_thread(_copy_lock_files, cache_dir):
-            log.info("installing the Node sidecar's npm packages into %s", cache_dir)
+            logger.info("installing the Node sidecar's npm packages into %s", cache_dir)
             await _npm(npm, cache_dir, [])
             await asyncio.to_thread((cache_dir / INSTALLED_MARK).write_text, "ok\n")
         modules = cache_dir / "node_modules"
         if puppet not in LOCKED_PACKAGES and not await asyncio.to_thread((modules / puppet).is_dir):
-            log.warning(
+            logger.warning(
                 "puppet %s is not pinned by wechat-sdk's lock file: installing its latest "
                 "version from the npm registry",
                 puppet,
@@ -308,6 +313,7 @@ class Sidecar:
     test_control: bool = False
     want_port: int | None = None  # a fixed port (default: a free one)
     want_token: str | None = None  # a fixed token (default: a new random insecure_ one)
+    account_id: str = "-"  # the account it serves, on its log lines
     process: asyncio.subprocess.Process | None = None
     port: int | None = None
     control_port: int | None = None
@@ -315,6 +321,10 @@ class Sidecar:
     #: the browser the sidecar gave the puppet (:func:`browser_options`), if it chose one
     browser: str | None = None
     _stderr_task: asyncio.Task[None] | None = None
+
+    @property
+    def _log(self) -> logging.LoggerAdapter[logging.Logger]:
+        return logging.LoggerAdapter(log, {"account": self.account_id})
 
     @property
     def running(self) -> bool:
@@ -325,14 +335,16 @@ class Sidecar:
         return self.process.pid if self.process is not None else None
 
     async def start(self) -> ServiceConnection:
-        modules = await ensure_installed(node_cache_dir(self.state_dir), self.puppet)
+        modules = await ensure_installed(
+            node_cache_dir(self.state_dir), self.puppet, logger=self._log
+        )
         node = _require("node")
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
         options = browser_options(self.puppet, self.puppet_options)
         browser = self._chosen_browser(options)
         if browser != self.browser and browser is not None:
-            log.info(
+            self._log.info(
                 "%s drives the browser %s (puppetOptions.endpoint chooses another)",
                 self.puppet,
                 browser,
@@ -374,7 +386,7 @@ class Sidecar:
                 ) from None
             if hello.get("event") == "listening":
                 self.control_port = hello.get("control")
-                log.info(
+                self._log.info(
                     "Node sidecar for %s listening on 127.0.0.1:%d (pid %d)",
                     self.puppet,
                     self.port,
@@ -424,7 +436,7 @@ class Sidecar:
         while line := await self.process.stderr.readline():
             text = line.decode("utf-8", "replace").rstrip()
             if text and "insecure_" not in text:  # never echo anything token-like
-                log.debug("sidecar: %s", text)
+                self._log.debug("sidecar: %s", text)
 
     async def stop(self) -> None:
         """Stop the process: close its stdin, then SIGTERM, then SIGKILL."""
@@ -461,6 +473,7 @@ class SidecarPuppet:
     def __init__(self, sidecar: Sidecar, *, account_id: str = "default", **client: Any) -> None:
         self.sidecar = sidecar
         self.account_id = account_id
+        self._log = logging.LoggerAdapter(log, {"account": account_id})
         self._client_options = client
         self.client: PuppetServiceClient | None = None
         self._no_browser = False  # the last start failed for want of a browser
@@ -494,7 +507,7 @@ class SidecarPuppet:
             explained = explain_puppet_error(self.sidecar.puppet, said)
             if explained is None:
                 raise
-            log.debug("%s said: %s", self.sidecar.puppet, said)
+            self._log.debug("%s said: %s", self.sidecar.puppet, said)
             self._no_browser = _NO_BROWSER.search(said) is not None
             raise SidecarError(explained) from exc
 

@@ -170,16 +170,24 @@ def event_of(event_type: int, payload: str) -> PuppetEvent | RoomChanged | None:
     raise BadWireData(f"unknown type {event_type}")
 
 
-def message_of(message_id: str, payload: pb.MessagePayloadResponse, max_text_chars: int) -> Message:
+def message_of(
+    message_id: str,
+    payload: pb.MessagePayloadResponse,
+    max_text_chars: int,
+    *,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
+) -> Message:
     """The :class:`Message` of a ``MessagePayload`` answer, without its file's details
-    (a file kind's FileBox is another call)."""
+    (a file kind's FileBox is another call). ``logger``: the client's, naming its account."""
     if len(payload.text) > max_text_chars:
         raise BadWireData(
             f"message {message_id} has {len(payload.text)} characters of text, "
             f"over the limit of {max_text_chars}: skipped"
         )
     if payload.type not in MESSAGE_KINDS:
-        log.warning("message %s has an unknown type %d: read as unknown", message_id, payload.type)
+        logger.warning(
+            "message %s has an unknown type %d: read as unknown", message_id, payload.type
+        )
     if not payload.talker_id:
         raise BadWireData(f"message {message_id} has no talker: skipped")
     timestamp = 0.0

@@ -1,0 +1,56 @@
+"""Log lines of the Puppet Service client and of the media saver name their account (the
+log format's ``%(account)s``), where they said ``-``."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from test_wechaty_client import Script, client_for, server  # noqa: F401 (a fixture)
+
+from simulator import Recorder
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
+
+
+def accounts_of(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
+    records = [r for r in caplog.records if r.name.startswith(logger)]
+    assert records, f"nothing logged by {logger}"
+    return [getattr(r, "account", "-") for r in records]
+
+
+async def test_the_service_clients_log_lines_name_the_account(
+    server: tuple[Script, str],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script, endpoint = server
+    script.messages["odd"] = pb.MessagePayloadResponse(
+        id="odd", talker_id="wxid_a", text="?", type=42
+    )
+    client = client_for(endpoint, account_id="work")
+    await client.start()
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.adapters.wechaty")
+    try:
+        script.push(99, {"x": 1})  # an event of an unknown type: skipped, with a warning
+        script.push(2, {"messageId": "odd"})
+        async for _event in client.events():
+            if caplog.records:
+                break
+        await client.message("odd")  # a message of an unknown type: read, with a warning
+    finally:
+        await client.stop()
+    assert "unknown type 99" in caplog.text and "unknown type 42" in caplog.text
+    assert set(accounts_of(caplog, "wechat_sdk.adapters.wechaty")) == {"work"}
+
+
+async def test_the_media_savers_log_lines_name_the_account(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.inbound.media")
+
+    await wechat.world.say("wxid_alice", kind="image")  # an image whose file is missing
+
+    assert "media download failed" in caplog.text
+    assert set(accounts_of(caplog, "wechat_sdk.inbound.media")) == {"default"}
