@@ -54,3 +54,33 @@ async def test_the_media_savers_log_lines_name_the_account(
 
     assert "media download failed" in caplog.text
     assert set(accounts_of(caplog, "wechat_sdk.inbound.media")) == {"default"}
+
+
+async def test_the_service_clients_log_lines_cut_what_the_peer_sent(
+    server: tuple[Script, str],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 100 KB message id, contact id or field value reaches a log line cut short."""
+    huge = "x" * 100_000
+    script, endpoint = server
+    script.messages[huge] = pb.MessagePayloadResponse(
+        id=huge, talker_id="wxid_a", text="?", type=42
+    )
+    client = client_for(endpoint, account_id="work")
+    await client.start()
+    caplog.set_level(logging.WARNING, logger="wechat_sdk.adapters.wechaty")
+    try:
+        script.push(25, {"contactId": "wxid_bot"})
+        script.push(26, {"contactId": "wxid_" + huge, "data": "kicked"})  # another's LOGOUT
+        script.push(22, {"qrcode": "https://x", "status": huge})  # not an integer
+        script.push(2, {"messageId": huge})
+        async for event in client.events():
+            if getattr(event, "message_id", None) == huge:
+                break
+        await client.message(huge)  # a message of an unknown type: read, with a warning
+    finally:
+        await client.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) >= 3, lines
+    assert all(huge[:50] in line for line in lines)
+    assert [len(line) for line in lines if len(line) > 400] == []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from wechat_sdk.agent import MediaItem
 from wechat_sdk.clock import Clock
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import FileTooLarge, Message, Puppet
 
 __all__ = ["MediaSaver", "safe_name", "sniff_mime"]
@@ -100,8 +101,8 @@ class MediaSaver:
             path.unlink(missing_ok=True)
             log.warning(
                 "media download failed for message %s: %s",
-                message.id,
-                exc,
+                shown(message.id),
+                shown(exc, 200),
                 extra={"account": account_id},
             )
             return MediaItem(
@@ -159,7 +160,10 @@ class MediaSaver:
                     removed += 1
             except OSError as exc:
                 log.warning(
-                    "could not prune %s: %s", entry.name, exc, extra={"account": account_id}
+                    "could not prune %s: %s",
+                    shown(entry.name),
+                    shown(exc, 200),
+                    extra={"account": account_id},
                 )
         return removed
 

@@ -22,6 +22,7 @@ from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_gro
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
+from wechat_sdk.logtext import shown
 from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
 from wechat_sdk.puppet import Message, Puppet
 from wechat_sdk.stores.base import DedupeStore
@@ -128,10 +129,10 @@ class InboundPipeline:
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
         log.debug(
             "dropped message %s account=%s reason=%s %s",
-            message_id,
+            shown(message_id),
             self.account.id,
             drop.reason,
-            drop.detail,
+            shown(drop.detail, 200),
         )
         return drop
 
@@ -150,8 +151,8 @@ class InboundPipeline:
         except Exception as exc:
             log.warning(
                 "could not load message %s: %s (skipped) account=%s reason=unreadable",
-                message_id,
-                exc,
+                shown(message_id),
+                shown(exc, 200),
                 self.account.id,
             )
             return Drop("unreadable", str(exc))
@@ -221,7 +222,7 @@ class InboundPipeline:
             log.warning(
                 "pairing request from %s ignored: %d requests already pending "
                 "account=%s reason=pairing_capped",
-                sender,
+                shown(sender),
                 self.pairing.max_pending,
                 self.account.id,
             )
@@ -231,8 +232,8 @@ class InboundPipeline:
         code = result.request.code
         log.info(
             "new pairing request from %s (%s) code=%s account=%s",
-            item.sender_name,
-            sender,
+            shown(item.sender_name),
+            shown(sender),
             code,
             self.account.id,
         )
@@ -322,8 +323,8 @@ class InboundPipeline:
                 )
                 log.info(
                     "media of message %s not downloaded: %s account=%s reason=%s",
-                    m.id,
-                    saved.note,
+                    shown(m.id),
+                    shown(saved.note, 200),
                     self.account.id,
                     reason,
                 )

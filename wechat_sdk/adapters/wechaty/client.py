@@ -48,6 +48,7 @@ from wechat_sdk.adapters.wechaty.filebox import (
 )
 from wechat_sdk.adapters.wechaty.prefetch import PrefetchWindow
 from wechat_sdk.adapters.wechaty.wire import MESSAGE_KINDS, message_kind
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import (
     Contact,
     DirtyEvent,
@@ -359,11 +360,11 @@ class PuppetServiceClient:
                 error = _service_error(exc, self.connection.endpoint)
                 if self._first is first:
                     first.put_nowait(error)
-                self._log.warning("event stream ended: %s", error)
+                self._log.warning("event stream ended: %s", shown(error, 300))
         except Exception as exc:
             if self._first is first:
                 first.put_nowait(PuppetError(str(exc)))
-            self._log.warning("event stream failed: %s", exc)
+            self._log.warning("event stream failed: %s", shown(exc, 300))
         # the stream ended (not detached): what the server sent is handed over first
         await window.drain()
         queue.put_nowait(_STREAM_END)
@@ -412,7 +413,7 @@ class PuppetServiceClient:
             event = wire.event_of(event_type, payload)
         except Exception as exc:  # bad data of any kind costs this event, never the stream
             reason = exc if isinstance(exc, wire.BadWireData) else repr(exc)
-            self._log.warning("skipped event %d: %s", event_type, reason)
+            self._log.warning("skipped event %d: %s", event_type, shown(reason, 200))
             return None
         if isinstance(event, wire.RoomChanged):
             self._forget("room", event.room_id)
@@ -425,8 +426,8 @@ class PuppetServiceClient:
             if me is not None and event.contact_id and event.contact_id != me:
                 self._log.warning(
                     "skipped a LOGOUT of %s: the account is logged in as %s",
-                    event.contact_id,
-                    me,
+                    shown(event.contact_id),
+                    shown(me),
                 )
                 return None
             self._self_id = None
@@ -471,7 +472,7 @@ class PuppetServiceClient:
         except PuppetError as exc:
             return exc
         except Exception as exc:  # bad data of any kind costs this message only
-            return wire.BadWireData(f"message {message_id}: {exc!r}")
+            return wire.BadWireData(f"message {shown(message_id)}: {shown(repr(exc), 200)}")
         if self._loads.get(message_id) is asyncio.current_task():
             del self._loads[message_id]  # (in _messages now)
         return message
@@ -515,7 +516,9 @@ class PuppetServiceClient:
         try:
             ref = parse_filebox(resp.file_box)
         except Exception as exc:  # BadFileBox, or a number it cannot hold (a size of 1e999)
-            self._log.warning("message %s: its file is skipped: %s", message_id, exc)
+            self._log.warning(
+                "message %s: its file is skipped: %s", shown(message_id), shown(exc, 200)
+            )
             return None
         if ref.name == "file" and filename:
             ref = replace(ref, name=filename)
@@ -681,7 +684,7 @@ class PuppetServiceClient:
     async def _download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
         ref = await self._filebox(message_id)
         if ref is None:
-            raise PuppetError(f"message {message_id} has no usable file")
+            raise PuppetError(f"message {shown(message_id)} has no usable file")
         if ref.size is not None and ref.size > max_bytes:
             raise FileTooLarge(ref.size, max_bytes)
         if ref.type == FileBoxType.BASE64:

@@ -21,6 +21,7 @@ from typing import Any
 
 from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
 from wechat_sdk.adapters.wechaty.filebox import FileBoxRef
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import (
     Contact,
     DirtyEvent,
@@ -181,15 +182,15 @@ def message_of(
     (a file kind's FileBox is another call). ``logger``: the client's, naming its account."""
     if len(payload.text) > max_text_chars:
         raise BadWireData(
-            f"message {message_id} has {len(payload.text)} characters of text, "
+            f"message {shown(message_id)} has {len(payload.text)} characters of text, "
             f"over the limit of {max_text_chars}: skipped"
         )
     if payload.type not in MESSAGE_KINDS:
         logger.warning(
-            "message %s has an unknown type %d: read as unknown", message_id, payload.type
+            "message %s has an unknown type %d: read as unknown", shown(message_id), payload.type
         )
     if not payload.talker_id:
-        raise BadWireData(f"message {message_id} has no talker: skipped")
+        raise BadWireData(f"message {shown(message_id)} has no talker: skipped")
     timestamp = 0.0
     if payload.HasField("receive_time"):
         timestamp = payload.receive_time.seconds + payload.receive_time.nanos / 1e9
@@ -236,4 +237,4 @@ def _integer(data: dict[str, Any], key: str) -> int:
         return int(value)
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
-    raise BadWireData(f"{json.dumps(key)} is not an integer: {value!r}")
+    raise BadWireData(f"{json.dumps(key)} is not an integer: {shown(repr(value))}")
