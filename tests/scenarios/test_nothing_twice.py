@@ -101,3 +101,32 @@ async def test_the_events_are_read_while_a_pairing_code_waits_for_its_pacing(
     assert order == ["first"]
     await world.run_until_idle()
     assert world.texts(to="wxid_friend") == ["echo first"]
+
+
+async def test_a_forced_logout_loses_no_reply_and_no_message(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replies written when the phone logs the bot out wait for the next login (kept by a
+    restart); a message that came while logged out is new, not history: it is answered."""
+    world = wechat.world
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "slow":
+            await world.clock.sleep(60)
+        return f"echo {turn.text}"
+
+    gw = await wechat.gateway(agent, **OPEN)
+    await world.say("wxid_alice", "slow", settle=False)
+    world.fault("logout")  # the agent is still thinking
+    await world.advance(120)  # its reply is written, and waits: no retries burnt
+    assert world.texts(to="wxid_alice") == []
+    await world.say("wxid_bob", "are you there?")  # arrives while logged out
+    await world.advance(120)
+    # the owner restarts the gateway and scans again, minutes later
+    await world.drive(gw.stop())  # the waiting reply is kept in the outbox
+    await gw.start()
+    await world.login()
+    await world.run_until_idle()
+    assert world.texts(to="wxid_alice") == ["echo slow"]
+    assert world.texts(to="wxid_bob") == ["echo are you there?"]
+    assert not any("retries_exhausted" in r.getMessage() for r in caplog.records)

@@ -83,6 +83,7 @@ class Connection:
         echoes: EchoLedger,
         turns: Turns,
         mark_position: Callable[[], int],
+        logged_in: asyncio.Event,
         status: AccountStatus,
         rng: random.Random,
         state_dir: Path | None,
@@ -96,6 +97,8 @@ class Connection:
         self.echoes = echoes
         self.turns = turns
         self.mark_position = mark_position
+        #: set while logged in: sends wait for it (replies outlast a logout)
+        self.logged_in = logged_in
         self.status = status
         self.backoff = Backoff(rng)
         self.state_dir = state_dir
@@ -223,6 +226,7 @@ class Connection:
             self.set_lifecycle("ready")
             self.ready.set()  # kept work goes out now
         elif isinstance(event, LogoutEvent):
+            self.logged_in.clear()
             self._logged_out = True
             self.status.user_id = None
             self.set_lifecycle("logged_out", event.reason)
@@ -275,6 +279,7 @@ class Connection:
         except Exception:
             self.status.user_name = None
         self.inbound.connected(self.clock.now())
+        self.logged_in.set()
         self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
 
     async def _on_message(self, message_id: str) -> None:

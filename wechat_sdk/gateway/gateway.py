@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -120,7 +121,16 @@ class Gateway:
             status.last_error = error
 
         echoes = EchoLedger()
-        sender = Sender(puppet, self.clock, pacer, echoes, account.id, on_failure=record_error)
+        logged_in = asyncio.Event()
+        sender = Sender(
+            puppet,
+            self.clock,
+            pacer,
+            echoes,
+            account.id,
+            logged_in=logged_in,
+            on_failure=record_error,
+        )
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
             store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
@@ -137,6 +147,8 @@ class Gateway:
             media=media,
             tools=self.tools,
             echoes=echoes,
+            serving_since=_serving_since(self.state_dir, account.id),
+            on_first_login=functools.partial(_keep_serving_since, self.state_dir, account.id),
         )
         runner = AccountRunner(
             account=account,
@@ -151,6 +163,7 @@ class Gateway:
             status=status,
             mark_position=store.mark_position,
             marks_durable=store.marks_durable,
+            logged_in=logged_in,
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
@@ -349,3 +362,26 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
         return make_puppet(account, PuppetContext(gateway.clock, gateway.state_dir, state))
 
     return make
+
+
+def _serving_since_file(state_dir: Path, account_id: str) -> Path:
+    return state_dir / "accounts" / account_id / "serving-since"
+
+
+def _serving_since(state_dir: Path, account_id: str) -> float | None:
+    """When the gateway first served the account (its first login), if it did."""
+    try:
+        return float(_serving_since_file(state_dir, account_id).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _keep_serving_since(state_dir: Path, account_id: str, at: float) -> None:
+    file = _serving_since_file(state_dir, account_id)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        file.write_text(f"{at!r}\n")
+    except OSError as exc:  # then the next start judges replays by its own first login
+        log.warning(
+            "could not keep the account's first login time: %s", exc, extra={"account": account_id}
+        )

@@ -32,6 +32,9 @@ __all__ = ["REPLAY_GRACE_S", "Drop", "Inbound", "InboundPipeline"]
 log = logging.getLogger("wechat_sdk.inbound")
 
 REPLAY_GRACE_S = 30.0
+#: A message that came while the gateway was away and is older than this (24 h) when it
+#: arrives is not answered (an answer that late helps nobody); it is logged at warning.
+REPLAY_MAX_AGE_S = 24 * 3600.0
 DEDUPE_TTL_S = 3600.0
 
 
@@ -84,6 +87,8 @@ class InboundPipeline:
         media: MediaSaver,
         tools: ToolRegistry,
         echoes: EchoLedger,
+        serving_since: float | None = None,
+        on_first_login: Callable[[float], None] | None = None,
     ) -> None:
         self.account = account
         self.default_account_id = default_account_id
@@ -95,7 +100,11 @@ class InboundPipeline:
         self.media = media
         self.tools = tools
         self.echoes = echoes
-        self._connected_at: float | None = None
+        #: when the gateway first served this account (kept across restarts): older
+        #: messages are history WeChat replays at login; later ones are new to the gateway
+        #: even when they arrived while it was away (logged out, stopped)
+        self._serving_since = serving_since
+        self._on_first_login = on_first_login
         self.drops: dict[str, int] = {}
         #: after ``drop_self``, which comes first and loads the message
         self.steps: tuple[Step, ...] = (
@@ -109,9 +118,12 @@ class InboundPipeline:
         )
 
     def connected(self, at: float) -> None:
-        """The account logged in at ``at``: older messages are history replayed at login."""
-        if self._connected_at is None:
-            self._connected_at = at
+        """The account logged in at ``at``. The first login ever sets the replay horizon:
+        messages sent before it are history replayed at login."""
+        if self._serving_since is None:
+            self._serving_since = at
+            if self._on_first_login is not None:
+                self._on_first_login(at)
 
     async def process(self, message_id: str) -> AgentTurn | Drop:
         """Take the message with this id through the steps."""
@@ -169,14 +181,27 @@ class InboundPipeline:
         return Drop("duplicate") if seen else None
 
     async def drop_replayed(self, item: Inbound) -> Drop | None:
-        """History replayed at login: older than the connect time minus 30 s."""
-        if self._connected_at is None:
+        """History replayed at login: sent more than 30 s before the gateway first served
+        the account. A message that arrived while the gateway was away (logged out,
+        stopped) is not history: it is new to the gateway and goes on, unless it is older
+        than REPLAY_MAX_AGE_S, which is skipped with a warning."""
+        since = self._serving_since
+        timestamp = item.message.timestamp
+        if since is None:
             return None
-        if item.message.timestamp < self._connected_at - REPLAY_GRACE_S:
-            return Drop(
-                "replayed",
-                f"sent {self._connected_at - item.message.timestamp:.0f}s before login",
+        if timestamp < since - REPLAY_GRACE_S:
+            return Drop("replayed", f"sent {since - timestamp:.0f}s before the first login")
+        age = self.clock.now() - timestamp
+        if age > REPLAY_MAX_AGE_S:
+            log.warning(
+                "message %s from %s is %.1f h old (it came while the account was away): "
+                "not answered account=%s reason=too_old",
+                item.message.id[:80],
+                item.message.talker_id[:80],
+                age / 3600,
+                self.account.id,
             )
+            return Drop("too_old", f"{age / 3600:.1f} h old")
         return None
 
     async def describe(self, item: Inbound) -> Drop | None:

@@ -96,6 +96,7 @@ class Sender:
         echoes: EchoLedger,
         account_id: str,
         *,
+        logged_in: asyncio.Event | None = None,
         on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.puppet = puppet
@@ -107,6 +108,9 @@ class Sender:
         #: called with the error text of every message given up on, when it happens (the
         #: account keeps its ``last_error`` in the order errors really occurred)
         self.on_failure = on_failure
+        #: set while the account is logged in (the connection keeps it): a send waits for
+        #: it, so replies outlast a logout and go out after the next login
+        self.logged_in = logged_in
 
     async def send_text(
         self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
@@ -126,6 +130,8 @@ class Sender:
     ) -> None:
         backoff = BACKOFF_START_S
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            if self.logged_in is not None and not self.logged_in.is_set():
+                await self.logged_in.wait()  # logged out: kept until the account is back
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
             retry_after: float | None = None
