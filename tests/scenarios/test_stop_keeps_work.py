@@ -505,3 +505,53 @@ def vars_of(turn: AgentTurn) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def _log_everything(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+
+
+async def test_kept_turns_are_checked_again_under_the_config_in_force(tmp_path: Path) -> None:
+    """A restart that narrows a group's tools and moves dmPolicy to allowlist: the kept
+    group turn is offered only the tools still allowed, and the kept DM from a sender no
+    longer let in never reaches the agent."""
+    world, state = new_world(), tmp_path / "state"
+    world.add_room("r1@chatroom", "Team", ["wxid_alice", "wxid_bob", "wxid_bot_default"])
+    asked: list[tuple[str, list[str]]] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        asked.append((turn.text, list(turn.tools.names)))
+        await world.clock.sleep(60)
+        return f"done {turn.text}"
+
+    async def weather(city: str = "") -> str:
+        return "sunny"
+
+    async def notes() -> str:
+        return "notes"
+
+    groups: dict[str, Any] = {"r1@chatroom": {"requireMention": False}}
+    first = make_gateway(world, state, agent, groups=groups)
+    first.tools.register("weather", weather)
+    first.tools.register("notes", notes)
+    await first.start()
+    await world.login()
+    await world.say("wxid_bob", "plan the trip", room="r1@chatroom", settle=False)
+    await world.say("wxid_alice", "a secret", settle=False)
+    await world.clock.advance(1)
+    await world.drive(first.close(grace_s=2))
+    assert sorted(a[0] for a in asked) == ["a secret", "plan the trip"]
+    assert all(sorted(names) == ["notes", "weather"] for _, names in asked)
+    asked.clear()
+
+    narrowed = {"r1@chatroom": {"requireMention": False, "tools": {"deny": ["weather"]}}}
+    second = make_gateway(
+        world, state, agent, groups=narrowed, dmPolicy="allowlist", allowFrom=["wxid_carol"]
+    )
+    second.tools.register("weather", weather)
+    second.tools.register("notes", notes)
+    await second.start()
+    try:
+        await world.run_until_idle()
+        assert asked == [("plan the trip", ["notes"])]  # the DM was not asked again
+        assert world.texts(to="wxid_alice") == []
+        assert world.texts(room="r1@chatroom") == ["done plan the trip"]
+        assert outbox_rows(state) == []
+    finally:
+        await second.close()

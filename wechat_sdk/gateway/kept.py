@@ -26,6 +26,7 @@ from wechat_sdk.gateway.outbox import (
 )
 from wechat_sdk.gateway.turns import TurnProgress, Turns
 from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
@@ -44,6 +45,7 @@ class KeptWork:
         outbound: Outbound,
         history: HistoryBook,
         tools: ToolRegistry,
+        recheck: Callable[[AgentTurn], AgentTurn | Drop],
         clock: Clock,
         log: logging.LoggerAdapter[logging.Logger],
     ) -> None:
@@ -52,6 +54,7 @@ class KeptWork:
         self.outbound = outbound
         self.history = history
         self.tools = tools
+        self.recheck = recheck
         self.clock = clock
         self.log = log
         #: taking up the last stop's work, per conversation, until the account is ready
@@ -251,6 +254,17 @@ class KeptWork:
             turn.message_id,
             turn.sender_id,
         )
+        checked = self.recheck(turn)  # the config may have changed since it was kept
+        if isinstance(checked, Drop):
+            self.log.warning(
+                "kept turn from %s is no longer let in under the config in force: dropped "
+                "reason=%s",
+                turn.sender_id,
+                checked.reason,
+            )
+            self.outbox.delete(item.id)
+            return
+        turn = checked
         # marked while it runs: if the process dies meanwhile, the next start drops it
         self.outbox.set_state(item.id, "sending")
         progress = TurnProgress(kept=item)

@@ -69,6 +69,7 @@ class AccountRunner:
             outbound=outbound,
             history=history,
             tools=tools,
+            recheck=inbound.recheck,
             clock=clock,
             log=log,
         )

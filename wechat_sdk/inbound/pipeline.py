@@ -9,6 +9,7 @@ Each step looks at the message and either lets it through or drops it with a rea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -222,21 +223,46 @@ class InboundPipeline:
         """dmPolicy: disabled | open | allowlist | pairing (with the pairing challenge)."""
         if item.is_group:
             return None
+        drop = self._dm_access(item.message.talker_id)
+        if drop is not None and drop.reason == "pairing_required":
+            return Drop("pairing_required", replies=self._challenge(item))
+        return drop
+
+    def _dm_access(self, sender: str) -> Drop | None:
+        """Whether ``sender`` may DM the agent under the config in force (no challenge)."""
         s = self.account.settings
-        sender = item.message.talker_id
         if s.dmPolicy == "disabled":
             return Drop("dm_disabled")
-        allow = self.account.allow_from
-        if s.dmPolicy == "open":
-            return None
-        if allow.allows(sender):
+        if s.dmPolicy == "open" or self.account.allow_from.allows(sender):
             return None
         if s.dmPolicy == "allowlist":
             return Drop("dm_not_allowed")
         # pairing: the store is consulted only for this policy, never for groups
         if self.pairing.is_approved(self.account.id, sender):
             return None
-        return Drop("pairing_required", replies=self._challenge(item))
+        return Drop("pairing_required")
+
+    def recheck(self, turn: AgentTurn) -> AgentTurn | Drop:
+        """A turn kept across a restart, under the config in force now: its sender must
+        still be let in (no pairing code is sent for it), and it keeps only the tools
+        that are still allowed where it was said."""
+        if turn.room_id is None:
+            drop = self._dm_access(turn.sender_id)
+            if drop is not None:
+                return drop
+            names = self.tools.names
+            where = f"DM with {turn.sender_id}"
+        else:
+            rule = resolve_group(self.account.settings, turn.room_id)
+            if not rule.allowed:
+                return Drop(rule.reason)
+            group_allow = self.account.group_allow_from
+            if group_allow is not None and not group_allow.allows(turn.sender_id):
+                return Drop("sender_not_allowed")
+            names = allowed_tool_names(rule.tools, self.tools.names)
+            where = f"group {turn.room_id}"
+        kept = names & frozenset(turn.tools.names)
+        return dataclasses.replace(turn, tools=self.tools.allowed(kept, where=where))
 
     def _challenge(self, item: Inbound) -> tuple[tuple[str, str], ...]:
         """A new pairing request for the sender: the code to send them (and the owner's
