@@ -555,3 +555,38 @@ async def test_kept_turns_are_checked_again_under_the_config_in_force(tmp_path: 
         assert outbox_rows(state) == []
     finally:
         await second.close()
+
+
+@pytest.mark.parametrize("killed_after_s", [0.5, 2.5, 4.5])
+async def test_a_kill_during_the_grace_period_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, killed_after_s: float
+) -> None:
+    """A supervisor's SIGKILL comes before the grace period ends (docker stop: 10 s).
+    What the state directory holds at that moment, taken up by the next process, sends
+    the rest of the reply: with what had gone out, every chunk exactly once, in order."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    gw = make_gateway(world, state, bot)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(killed_after_s)
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    sent_before = world.texts(to="wxid_alice")
+    assert 0 < len(sent_before) < len(CHUNKS)
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    after = new_world()
+    second = make_gateway(after, killed, Bot(after))
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert sent_before + after.texts(to="wxid_alice") == CHUNKS
+    finally:
+        await second.close()

@@ -381,6 +381,7 @@ def _keep_serving_since(state_dir: Path, account_id: str, at: float) -> None:
     try:
         file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         file.write_text(f"{at!r}\n")
+        file.chmod(0o600)
     except OSError as exc:  # then the next start judges replays by its own first login
         log.warning(
             "could not keep the account's first login time: %s", exc, extra={"account": account_id}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from wechat_sdk.agent import AgentTurn, ToolRegistry
 from wechat_sdk.clock import Clock
@@ -28,7 +28,7 @@ from wechat_sdk.gateway.turns import TurnProgress, Turns
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
-from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
 __all__ = ["KeptWork"]
@@ -62,12 +62,22 @@ class KeptWork:
 
     # ------------------------------------------------------------ keeping
 
+    def journal(self, turn: AgentTurn, progress: TurnProgress) -> TurnJournal:
+        """Write a turn in flight to the outbox as a stop begins (kept true as it goes on)."""
+        return TurnJournal(self, turn, progress)
+
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep what a stop left of ``turn``."""
+        if progress.journal is not None:
+            # written when the stop began and kept true since: only a send cut without
+            # having gone out is pending again
+            progress.journal.cut()
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
-            if not self._keep_turn(turn, progress.kept):
+            if progress.journal is None and not self._keep_turn(turn, progress.kept):
                 turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
+            elif progress.journal is not None:
+                self._log_kept_turn(turn)
             return
         conversation = turn.conversation_id
         if stream is not None and not stream.ended:
@@ -77,9 +87,9 @@ class KeptWork:
                 conversation,
             )
         answered = progress.kept
-        if answered is not None:  # a kept turn, answered: done with
+        if answered is not None and progress.journal is None:  # a kept turn, answered
             self._write(lambda o: o.delete(answered.id), "a kept turn")
-        rest = progress.unsent
+        rest = progress.plan.pending
         if not rest:
             self.log.info(
                 "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
@@ -87,14 +97,17 @@ class KeptWork:
                 len(progress.sent),
             )
         else:
-            items = kept_messages(turn, rest, self.clock.now())
-            if self._write(lambda o: o.add(items), f"{len(items)} message(s)"):
+            done = progress.journal is not None
+            if not done:
+                items = kept_messages(turn, rest, self.clock.now())
+                done = self._write(lambda o: o.add(items), f"{len(rest)} message(s)")
+            if done:
                 self.log.warning(
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
                     "%d kept in the store: they go out after a restart)",
                     conversation,
                     len(progress.sent),
-                    len(items),
+                    len(rest),
                 )
         turns.record_dm(turn, progress.sent)
 
@@ -107,13 +120,16 @@ class KeptWork:
             item = kept_turn(turn, self.clock.now())
             done = self._write(lambda o: o.add([item]), "a turn")
         if done:
-            self.log.warning(
-                "stopped before the agent answered message %s from %s: 1 turn kept in the "
-                "store, the agent is asked again after a restart",
-                turn.message_id,
-                turn.sender_id,
-            )
+            self._log_kept_turn(turn)
         return done
+
+    def _log_kept_turn(self, turn: AgentTurn) -> None:
+        self.log.warning(
+            "stopped before the agent answered message %s from %s: 1 turn kept in the "
+            "store, the agent is asked again after a restart",
+            turn.message_id,
+            turn.sender_id,
+        )
 
     def _write(self, write: Callable[[OutboxStore], object], what: str) -> bool:
         """One outbox write; a failure is logged (what it was about is then lost)."""
@@ -217,11 +233,14 @@ class KeptWork:
                 for item in items:
                     if self._too_old(item):
                         continue
-                    # marked before it goes out: if the process dies while it does, it
-                    # is dropped at the next start rather than maybe sent twice
-                    self.outbox.set_state(item.id, "sending")
+                    # marked as it is handed to the puppet (after pacing): if the process
+                    # dies while it goes out, it is dropped at the next start rather than
+                    # maybe sent twice
+                    going = functools.partial(self.outbox.set_state, item.id, "sending")
                     try:
-                        await self.outbound.send_message(conversation, message_of(item), sent)
+                        await self.outbound.send_message(
+                            conversation, message_of(item), sent, going=going
+                        )
                     except DeliveryFailed:
                         pass  # the sender logged it: not kept (like any failed reply)
                     except asyncio.CancelledError as cut:
@@ -278,3 +297,94 @@ class KeptWork:
 
 def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
     outbox.delete(item.id)
+
+
+class TurnJournal:
+    """A turn in flight as the outbox holds it once a stop began, kept true as it goes on.
+
+    A stop waits for the turns in flight for a grace period; a supervisor may kill the
+    process before that ends (``docker stop`` waits 10 s, then SIGKILL). So the turns are
+    written when the stop begins: a turn the agent has not answered as a turn to ask
+    again, the messages of a reply not sent yet as messages. Then, as the turn goes on,
+    each message is marked ``sending`` before it goes out and deleted once it went out
+    (an item left ``sending`` by a kill is dropped at the next start: never sent twice),
+    and a turn answered meanwhile is replaced by its reply's messages. When the turn ends
+    within the grace period, what it left is deleted.
+    """
+
+    def __init__(self, kept: KeptWork, turn: AgentTurn, progress: TurnProgress) -> None:
+        self.kept = kept
+        self.turn = turn
+        self.progress = progress
+        self.turn_item: OutboxItem | None = None
+        self.items: list[tuple[OutboundMessage, OutboxItem]] = []
+        already = progress.kept  # a kept turn asked again: it is in the outbox already
+        stream = progress.stream
+        if not progress.answered or (stream is not None and not stream.produced):
+            if already is not None:
+                self.turn_item = already
+                kept._write(lambda o: o.set_state(already.id, "pending"), "a kept turn")
+            else:
+                self.turn_item = self._add_turn()
+        else:
+            if already is not None:  # its reply now stands for it
+                kept._write(lambda o: o.delete(already.id), "a kept turn")
+            self.added(progress.plan.pending)
+        progress.plan.watcher = self
+
+    def _add_turn(self) -> OutboxItem | None:
+        item = kept_turn(self.turn, self.kept.clock.now())
+        added: list[OutboxItem] = []
+        self.kept._write(lambda o: added.extend(o.add([item])), "a turn")
+        return added[0] if added else None
+
+    def answered(self) -> None:
+        """The agent answered: its reply's messages will stand for the turn (the turn item
+        goes once the first of them is written)."""
+
+    def added(self, messages: Sequence[OutboundMessage]) -> None:
+        if not messages:
+            return
+        rows = kept_messages(self.turn, list(messages), self.kept.clock.now())
+        added: list[OutboxItem] = []
+        if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
+            self.items.extend(zip(messages, added, strict=True))
+        self._drop_turn_item()
+
+    def going(self, message: OutboundMessage) -> None:
+        item = self._item(message)
+        if item is not None:
+            self.kept._write(lambda o: o.set_state(item.id, "sending"), "a message")
+
+    def done(self, message: OutboundMessage) -> None:
+        item = self._item(message)
+        if item is not None:
+            self.items = [(m, i) for m, i in self.items if i is not item]
+            self.kept._write(lambda o: o.delete(item.id), "a message")
+
+    def cut(self) -> None:
+        """The turn was cut: a message whose send was cut without going out (it is still
+        in the plan) is pending again."""
+        for _, item in self.items:
+            self.kept._write(functools.partial(_set_pending, item), "a message")
+        self.progress.plan.watcher = None
+
+    def close(self) -> None:
+        """The turn ended within the grace period: nothing of it stays kept."""
+        self._drop_turn_item()
+        for _, item in self.items:
+            self.kept._write(functools.partial(_delete, item), "a message")
+        self.items = []
+        self.progress.plan.watcher = None
+
+    def _drop_turn_item(self) -> None:
+        if self.turn_item is not None:
+            item, self.turn_item = self.turn_item, None
+            self.kept._write(lambda o: o.delete(item.id), "a kept turn")
+
+    def _item(self, message: OutboundMessage) -> OutboxItem | None:
+        return next((i for m, i in self.items if m is message), None)
+
+
+def _set_pending(item: OutboxItem, outbox: OutboxStore) -> None:
+    outbox.set_state(item.id, "pending")

@@ -21,7 +21,7 @@ from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed
-from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
+from wechat_sdk.outbound.pipeline import Outbound, ReplyPlan
 from wechat_sdk.stores.base import OutboxItem
 
 __all__ = ["TurnProgress", "Turns", "WatchedStream"]
@@ -60,14 +60,28 @@ class TurnProgress:
     stream: WatchedStream | None = None
     #: text messages that went out
     sent: list[str] = field(default_factory=list)
-    #: messages of the reply not sent yet, when the delivery was cut
-    unsent: list[OutboundMessage] = field(default_factory=list)
+    #: messages of the reply not sent yet (what a cut delivery leaves)
+    plan: ReplyPlan = field(default_factory=ReplyPlan)
+    #: set once a stop began: the turn as written to the outbox, kept true as it goes on
+    journal: Journal | None = None
+
+
+class Journal(Protocol):
+    """A turn in flight written to the outbox when a stop begins (see KeptWork)."""
+
+    def answered(self) -> None: ...
+
+    def cut(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class CutTurns(Protocol):
     """Where a turn cut by a stop goes (the outbox room)."""
 
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None: ...
+
+    def journal(self, turn: AgentTurn, progress: TurnProgress) -> Journal: ...
 
 
 class Turns:
@@ -100,6 +114,8 @@ class Turns:
         self.conversations = KeyedLocks()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._cut = cut
+        #: the turns being answered now, with how far each got
+        self._active: dict[asyncio.Task[Any] | None, tuple[AgentTurn, TurnProgress]] = {}
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Count ``task`` as work in flight until it ends (a stop waits for it)."""
@@ -138,6 +154,16 @@ class Turns:
 
     async def reply(self, turn: AgentTurn, progress: TurnProgress, mark: int | None) -> None:
         """Ask the agent and deliver its reply (the conversation is held)."""
+        key = asyncio.current_task()
+        self._active[key] = (turn, progress)
+        try:
+            await self._reply(turn, progress, mark)
+        finally:
+            del self._active[key]
+        if progress.journal is not None:  # done after a stop began: nothing left to keep
+            progress.journal.close()
+
+    async def _reply(self, turn: AgentTurn, progress: TurnProgress, mark: int | None) -> None:
         conversation = turn.conversation_id
         # filled as each message goes out: what WeChat got is known even when the
         # reply fails partway (a later chunk or file, or a stream that raised)
@@ -145,15 +171,19 @@ class Turns:
         try:
             reply = await resolve_agent_result(self.agent(turn))
             progress.answered = True
+            if progress.journal is not None:
+                progress.journal.answered()
             if reply is not None:
                 if not isinstance(reply, Reply):
                     reply = progress.stream = WatchedStream(reply)
                 await self._marks_durable(mark)
-                await self.outbound.deliver(conversation, reply, sent=parts, unsent=progress.unsent)
+                await self.outbound.deliver(conversation, reply, sent=parts, plan=progress.plan)
         except DeliveryFailed:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
             progress.answered = True  # with an error: a stop now has nothing to keep
+            if progress.journal is not None:
+                progress.journal.answered()
             self._on_error(f"agent error: {type(exc).__name__}: {exc}")
             self.log.exception("agent failed on message %s", turn.message_id)
             notice = self.account.settings.errorNotice
@@ -183,7 +213,14 @@ class Turns:
 
     async def settle(self, grace_s: float) -> None:
         """Let the turns in flight finish for up to ``grace_s`` (clock time), then cut the
-        rest (what is left of each goes to the outbox)."""
+        rest (what is left of each goes to the outbox).
+
+        The turns in flight are written to the outbox first, and kept true as they go
+        on, so that a kill during the grace period (a supervisor's SIGKILL) loses nothing.
+        """
+        for turn, progress in list(self._active.values()):
+            if progress.journal is None:
+                progress.journal = self._cut.journal(turn, progress)
         if self.tasks:
             turns: asyncio.Future[Any] = asyncio.ensure_future(
                 asyncio.gather(*self.tasks, return_exceptions=True)

@@ -33,10 +33,11 @@ __all__ = ["REPLAY_GRACE_S", "Drop", "Inbound", "InboundPipeline"]
 log = logging.getLogger("wechat_sdk.inbound")
 
 REPLAY_GRACE_S = 30.0
-#: A message that came while the gateway was away and is older than this (24 h) when it
-#: arrives is not answered (an answer that late helps nobody); it is logged at warning.
-REPLAY_MAX_AGE_S = 24 * 3600.0
+#: A message that came while the gateway was away and is older than this when it arrives
+#: is not answered, with a warning: the dedupe window (DEDUPE_TTL_S) no longer tells
+#: whether it was answered before, and nothing is ever answered twice.
 DEDUPE_TTL_S = 3600.0
+REPLAY_MAX_AGE_S = DEDUPE_TTL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +198,8 @@ class InboundPipeline:
             log.warning(
                 "message %s from %s is %.1f h old (it came while the account was away): "
                 "not answered account=%s reason=too_old",
-                item.message.id[:80],
-                item.message.talker_id[:80],
+                shown(item.message.id),
+                shown(item.message.talker_id),
                 age / 3600,
                 self.account.id,
             )

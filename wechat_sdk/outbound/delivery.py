@@ -113,12 +113,22 @@ class Sender:
         self.logged_in = logged_in
 
     async def send_text(
-        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+        self,
+        conversation_id: str,
+        text: str,
+        mention_ids: tuple[str, ...] = (),
+        *,
+        going: Callable[[], None] | None = None,
     ) -> None:
-        await self._deliver(conversation_id, text_key(text), text, None, mention_ids)
+        """Send a text. ``going`` is called right before each attempt hands it to the
+        puppet (after pacing)."""
+        await self._deliver(conversation_id, text_key(text), text, None, mention_ids, going)
 
-    async def send_file(self, conversation_id: str, file: OutboundFile) -> None:
-        await self._deliver(conversation_id, file_key(file.name), None, file, ())
+    async def send_file(
+        self, conversation_id: str, file: OutboundFile, *, going: Callable[[], None] | None = None
+    ) -> None:
+        """Send a file (``going`` as for :meth:`send_text`)."""
+        await self._deliver(conversation_id, file_key(file.name), None, file, (), going)
 
     async def _deliver(
         self,
@@ -127,6 +137,7 @@ class Sender:
         text: str | None,
         file: OutboundFile | None,
         mention_ids: tuple[str, ...],
+        going: Callable[[], None] | None,
     ) -> None:
         backoff = BACKOFF_START_S
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -135,6 +146,8 @@ class Sender:
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
             retry_after: float | None = None
+            if going is not None:
+                going()
             try:
                 if file is not None:
                     call = self.puppet.send_file(conversation_id, file)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from wechat_sdk import media_fetch
 from wechat_sdk._frozen import quick_init
@@ -47,6 +49,47 @@ class OutboundMessage:
     file: OutboundFile | None = None
 
 
+class PlanWatcher(Protocol):
+    """Told how a reply's messages go out (a stopping gateway journals them)."""
+
+    def added(self, messages: Sequence[OutboundMessage]) -> None: ...
+
+    def going(self, message: OutboundMessage) -> None: ...
+
+    def done(self, message: OutboundMessage) -> None: ...
+
+
+class ReplyPlan:
+    """The messages of a reply not sent yet, kept up to date as the reply goes out.
+
+    A message is added when it is known (a whole reply's at once; a stream's block by
+    block), and leaves the plan once it went out, was given up, or was cut with an
+    outcome that forbids sending it again. What is left when a delivery is cut is what a
+    stop keeps. ``watcher`` (set while a stop journals the reply) hears of each change.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[OutboundMessage] = []
+        self.watcher: PlanWatcher | None = None
+
+    def add(self, messages: Sequence[OutboundMessage]) -> None:
+        self.pending.extend(messages)
+        if self.watcher is not None and messages:
+            self.watcher.added(messages)
+
+    def going(self, message: OutboundMessage) -> None:
+        if self.watcher is not None:
+            self.watcher.going(message)
+
+    def done(self, message: OutboundMessage) -> None:
+        for i, m in enumerate(self.pending):
+            if m is message:
+                del self.pending[i]
+                break
+        if self.watcher is not None:
+            self.watcher.done(message)
+
+
 class Outbound:
     """Replies of one account."""
 
@@ -68,24 +111,25 @@ class Outbound:
         reply: Reply | AsyncIterator[str],
         *,
         sent: list[str] | None = None,
-        unsent: list[OutboundMessage] | None = None,
+        plan: ReplyPlan | None = None,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
         Replies to one conversation never interleave; a streamed reply that fails midway
         has what it produced sent first, then the account's ``errorNotice``. Pass ``sent``
         (a list) to learn what went out even when this raises: each text message is
-        appended to it as soon as WeChat accepted it. Pass ``unsent`` to learn, when the
-        delivery is cancelled, which messages did not go out (in order); a message whose
-        send was cut with an unknown outcome is in neither list.
+        appended to it as soon as WeChat accepted it. Pass a ``plan`` to follow which
+        messages did not go out yet (in order): when the delivery is cancelled, what is
+        left there did not go out; a message whose send was cut with an unknown outcome
+        leaves the plan without going to ``sent``.
         """
         sent = [] if sent is None else sent
         async with self.replying(conversation_id):
             try:
                 if isinstance(reply, Reply):
-                    await self._send_all(conversation_id, self._messages(reply), sent, unsent)
+                    await self._send_all(conversation_id, self._messages(reply), sent, plan)
                 else:
-                    await self._deliver_stream(conversation_id, reply, sent, unsent)
+                    await self._deliver_stream(conversation_id, reply, sent, plan)
             except DeliveryFailed as exc:
                 exc.sent = "\n\n".join(sent)  # what did go out, for history
                 raise
@@ -125,39 +169,51 @@ class Outbound:
         conversation_id: str,
         messages: Sequence[OutboundMessage],
         sent: list[str],
-        unsent: list[OutboundMessage] | None,
+        plan: ReplyPlan | None,
     ) -> None:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply
+        plan = plan or ReplyPlan()
+        plan.add(messages)
         first_failure: DeliveryFailed | None = None
-        for i, message in enumerate(messages):
+        for message in messages:
             try:
-                await self.send_message(conversation_id, message, sent)
+                await self.send_message(
+                    conversation_id, message, sent, going=functools.partial(plan.going, message)
+                )
             except DeliveryFailed as exc:
                 if message.file is None:
                     raise
                 first_failure = first_failure or exc
             except asyncio.CancelledError as cut:
-                if unsent is not None:
-                    unsent.extend(messages[i + 1 if isinstance(cut, SendCut) else i :])
+                if isinstance(cut, SendCut):  # it went out, or maybe: never again
+                    plan.done(message)
                 raise
+            plan.done(message)
         if first_failure is not None:
             raise first_failure
 
     async def send_message(
-        self, conversation_id: str, message: OutboundMessage, sent: list[str]
+        self,
+        conversation_id: str,
+        message: OutboundMessage,
+        sent: list[str],
+        *,
+        going: Callable[[], None] | None = None,
     ) -> None:
         """Send one message (paced, with the chunk gap, retried); a text that went out is
         appended to ``sent``, also when the send finished after a cancellation
         (:class:`~wechat_sdk.outbound.delivery.SendCut` with outcome ``"sent"``)."""
         if message.file is not None:
-            await self._send_file(conversation_id, message.file)
+            await self._send_file(conversation_id, message.file, going)
             return
         assert message.text is not None
         await self._gap(conversation_id)
         try:
-            await self.sender.send_text(conversation_id, message.text, message.mention_ids)
+            await self.sender.send_text(
+                conversation_id, message.text, message.mention_ids, going=going
+            )
         except SendCut as cut:
             if cut.outcome == "sent":
                 sent.append(message.text)
@@ -170,7 +226,7 @@ class Outbound:
         conversation_id: str,
         source: AsyncIterator[str],
         sent: list[str],
-        unsent: list[OutboundMessage] | None,
+        plan: ReplyPlan | None,
     ) -> None:
         s = self.account.settings
         if not s.blockStreaming or s.streamMode == "off":
@@ -180,14 +236,14 @@ class Outbound:
                 async for piece in source:
                     parts.append(piece)
             except asyncio.CancelledError:
-                if unsent is not None and "".join(parts).strip():
-                    unsent.extend(self._text_messages("".join(parts)))
+                if plan is not None and "".join(parts).strip():
+                    plan.add(self._text_messages("".join(parts)))
                 raise
             except Exception:
                 if parts:
-                    await self._send_text(conversation_id, "".join(parts), sent, unsent)
+                    await self._send_text(conversation_id, "".join(parts), sent, plan)
                 raise
-            await self._send_text(conversation_id, "".join(parts), sent, unsent)
+            await self._send_text(conversation_id, "".join(parts), sent, plan)
             return
         coalescer = BlockCoalescer(
             min_chars=s.draftChunk.minChars,
@@ -198,15 +254,15 @@ class Outbound:
         )
 
         async def emit(block: str) -> None:
-            await self._send_text(conversation_id, block, sent, unsent)
+            await self._send_text(conversation_id, block, sent, plan)
 
         try:
             await coalescer.run(source, emit)
         except asyncio.CancelledError:
             # after the rest of a block cut while going out: what the agent said since
             buffered = coalescer.unsent_text
-            if unsent is not None and buffered.strip():
-                unsent.extend(self._text_messages(buffered))
+            if plan is not None and buffered.strip():
+                plan.add(self._text_messages(buffered))
             raise
 
     async def _send_text(
@@ -214,11 +270,13 @@ class Outbound:
         conversation_id: str,
         text: str,
         sent: list[str],
-        unsent: list[OutboundMessage] | None = None,
+        plan: ReplyPlan | None = None,
     ) -> None:
-        await self._send_all(conversation_id, self._text_messages(text), sent, unsent)
+        await self._send_all(conversation_id, self._text_messages(text), sent, plan)
 
-    async def _send_file(self, conversation_id: str, file: OutboundFile) -> None:
+    async def _send_file(
+        self, conversation_id: str, file: OutboundFile, going: Callable[[], None] | None = None
+    ) -> None:
         cap = self.account.media_max_bytes
         if file.kind == "audio" and not file.duration_s:
             raise self.sender.failure(
@@ -250,7 +308,7 @@ class Outbound:
                 "too_large",
             )
         await self._gap(conversation_id)
-        await self.sender.send_file(conversation_id, file)
+        await self.sender.send_file(conversation_id, file, going=going)
         self._last_chunk[conversation_id] = self.clock.now()
 
     async def _gap(self, conversation_id: str) -> None:
