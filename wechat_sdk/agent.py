@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from wechat_sdk._frozen import quick_init
 from wechat_sdk.puppet import OutboundFile
 
 __all__ = [
@@ -51,7 +50,6 @@ class MediaItem:
     note: str | None = None  # e.g. "file too large (45.0 MB > 30 MB): not downloaded"
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One earlier message given to the agent as context."""
@@ -136,7 +134,6 @@ class AllowedTools(Mapping[str, ToolFunc]):
         return result
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class AgentTurn:
     """Everything the agent is given for one inbound message."""

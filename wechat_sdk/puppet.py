@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from wechat_sdk._frozen import quick_init
-
 __all__ = [
     "Contact",
     "DirtyEvent",
@@ -155,7 +153,6 @@ class FileInfo:
     duration_s: float | None = None  # voice and video
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """A normalised message payload."""
@@ -256,7 +253,6 @@ class HeartbeatEvent:
     data: str = ""
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
     message_id: str

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from wechat_sdk import media_fetch
-from wechat_sdk._frozen import quick_init
 from wechat_sdk.agent import Reply
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
@@ -38,7 +37,6 @@ log = logging.getLogger("wechat_sdk.outbound")
 FETCH_TIMEOUT_S = media_fetch.FETCH_TIMEOUT_S
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """One WeChat message of a reply, ready to go: a text chunk (formatted and cut by
