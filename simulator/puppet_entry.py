@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-from simulator.world import SimulatedWeChat, _path_option, _scan_after
+from simulator.account import _path_option, _scan_after
+from simulator.world import SimulatedWeChat
 from wechat_sdk.config import ResolvedAccount
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.puppets import PuppetContext, PuppetEntry

@@ -14,47 +14,36 @@ to it as a line of JSON).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import random
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
-from simulator.media import KIND_DEFAULTS, make_media_bytes
+from simulator.account import REPLAY_AT_LOGIN, SimAccount, _path_option, _scan_after
+from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore
+from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
+from simulator.session import SESSION_FILE, SessionCard
+from simulator.transcript import TranscriptEntry
 from wechat_sdk.agent import Agent
-from wechat_sdk.clock import BACKGROUND, Clock, VirtualClock
-from wechat_sdk.config import Config, ConfigError, parse_config
+from wechat_sdk.clock import Clock, VirtualClock
+from wechat_sdk.config import Config, parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.puppet import (
-    Contact,
-    FileInfo,
-    FileTooLarge,
-    HeartbeatEvent,
-    LoginEvent,
-    LogoutEvent,
-    Message,
-    MessageEvent,
-    MessageKind,
-    OutboundFile,
-    PuppetError,
-    PuppetEvent,
-    ReadyEvent,
-    Room,
-    ScanEvent,
-    ScanStatus,
-    SendError,
-    SendOutcomeUnknown,
-)
+from wechat_sdk.puppet import Contact, Message, MessageEvent, MessageKind, Room
 
 __all__ = [
+    "AT_ALL",
+    "DOWNLOAD_CHUNK",
     "FAULT_KINDS",
+    "HEARTBEAT_EVERY_S",
+    "INBOX_POLL_S",
+    "MENTION_SPACE",
+    "QR_TTL_S",
+    "REPLAY_AT_LOGIN",
     "SESSION_FILE",
     "SessionCard",
     "SimAccount",
@@ -80,129 +69,7 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
-MENTION_SPACE = "\u2005"
-AT_ALL = "@所有人"
 QR_TTL_S = 120.0
-HEARTBEAT_EVERY_S = 15.0
-REPLAY_AT_LOGIN = 5
-DOWNLOAD_CHUNK = 64 * 1024
-SESSION_FILE = "simulator-session.json"
-#: seconds between two looks into an account's inbox directory (``puppetOptions.inbox``)
-INBOX_POLL_S = 0.1
-
-
-@dataclass(frozen=True, init=False)
-class TranscriptEntry:
-    """One message in or out, as the scenario runner prints it."""
-
-    t: float
-    direction: Literal["in", "out"]
-    account: str
-    sender: str
-    to: str | None
-    room: str | None
-    text: str | None
-    media: dict[str, Any] | None = None
-    message_id: str = ""
-
-    def __init__(
-        self,
-        t: float,
-        direction: Literal["in", "out"],
-        account: str,
-        sender: str,
-        to: str | None,
-        room: str | None,
-        text: str | None,
-        media: dict[str, Any] | None = None,
-        message_id: str = "",
-    ) -> None:
-        # the __init__ dataclass writes for a frozen class sets each field with its own
-        # object.__setattr__ call, which made an entry cost as much as the rest of
-        # recording a message; this one fills the instance dict at once (the same fields,
-        # in the same order; a test checks it matches the fields above)
-        self.__dict__.update(
-            t=t,
-            direction=direction,
-            account=account,
-            sender=sender,
-            to=to,
-            room=room,
-            text=text,
-            media=media,
-            message_id=message_id,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "t": self.t,
-            "direction": self.direction,
-            "account": self.account,
-            "from": self.sender,
-            "to": self.to,
-            "room": self.room,
-            "text": self.text,
-            "media": self.media,
-        }
-
-
-@dataclass
-class SimAccount:
-    """A bot account in the world."""
-
-    id: str
-    wxid: str
-    name: str
-    session: bool = False  # logged in before and not logged out: a restart needs no scan
-    puppet: SimulatedPuppet | None = None
-    history: deque[str] = field(default_factory=lambda: deque(maxlen=REPLAY_AT_LOGIN))
-    offline: list[str] = field(default_factory=list)  # message ids waiting for a connection
-    faults: dict[str, int] = field(default_factory=dict)
-    slow_send_s: float = 5.0
-    auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
-    inbox: Path | None = None  # puppetOptions.inbox: JSON files here are messages to it
-    transcript_file: Path | None = None  # puppetOptions.transcript: its messages, as JSON lines
-
-
-class SessionCard:
-    """One account's login kept on disk: ``<session_dir>/<account>/simulator-session.json``.
-
-    Like a Wechaty memory card: written at login, removed at logout, read when the account
-    appears in a new world (a new process). It holds the account id, the bot's wxid and
-    the login time; the simulator has no secrets to keep. Owner-only (0600 in 0700).
-    """
-
-    def __init__(self, session_dir: Path, account_id: str) -> None:
-        self.path = session_dir / account_id / SESSION_FILE
-        self.account_id = account_id
-
-    def load(self) -> str | None:
-        """The wxid of the kept session, or None (no card, or one that cannot be read)."""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable session %s (%s): a new scan is needed", self.path, exc)
-            return None
-        if not isinstance(data, dict) or data.get("account") != self.account_id:
-            log.warning("ignoring session %s: it is not for account %r", self.path, self.account_id)
-            return None
-        wxid = data.get("wxid")
-        return wxid if isinstance(wxid, str) and wxid else None
-
-    def save(self, wxid: str, at: float) -> None:
-        for folder in (self.path.parent.parent, self.path.parent):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "account": self.account_id, "wxid": wxid, "loggedInAt": at}, f)
-        os.replace(tmp, self.path)
-
-    def forget(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
 
 @dataclass
@@ -213,7 +80,7 @@ class _SimRoom:
     aliases: dict[str, str]
 
 
-class SimulatedWeChat:
+class SimulatedWeChat(MessageStore):
     """A deterministic, in-memory WeChat.
 
     Example:
@@ -542,81 +409,6 @@ class SimulatedWeChat:
         bots = [a for a in self.accounts.values() if a.wxid in r.members]
         return bots or list(self.accounts.values())
 
-    def _make_message(
-        self,
-        sim: SimAccount,
-        sender: str,
-        text: str,
-        *,
-        room: str | None,
-        mention: bool | str,
-        mention_all: bool,
-        media: dict[str, Any] | None,
-        kind: MessageKind | str | None,
-        age_s: float,
-    ) -> str:
-        mention_ids: tuple[str, ...] = ()
-        body = text
-        if room is not None and mention:
-            use_ids = mention in (True, "ids", "both") and (self.mention_ids or mention == "ids")
-            use_text = mention in (True, "text", "both") and (
-                self.mention_text or mention == "text"
-            )
-            if use_ids:
-                mention_ids = (sim.wxid,)
-            if use_text:
-                shown = self.rooms[room].aliases.get(sim.wxid) or sim.name
-                body = f"@{shown}{MENTION_SPACE}{body}"
-        if room is not None and mention_all:
-            body = f"{AT_ALL}{MENTION_SPACE}{body}"
-        file_info = None
-        data = None
-        media_json = None
-        msg_kind = MessageKind(kind) if kind is not None else MessageKind.TEXT
-        if media is not None:
-            mkind = str(media.get("kind", "file"))
-            default_name, mime = KIND_DEFAULTS.get(mkind, KIND_DEFAULTS["file"])
-            name = str(media.get("name") or default_name)
-            size = int(media.get("size", 1024))
-            duration = media.get("duration")
-            if mkind == "audio" and duration is None:
-                duration = 3.0
-            data = make_media_bytes(mkind, name, size, self.rng)
-            file_info = FileInfo(
-                name=name,
-                size=size,
-                mime=media.get("mime") or mime,
-                duration_s=float(duration) if duration is not None else None,
-            )
-            msg_kind = MessageKind.from_media_word(mkind)
-            media_json = _media_json(file_info, msg_kind)
-        msg_id = self._next_id(self._msg_prefix)
-        to = None if room else sim.wxid
-        # positional arguments, in field order: a class called with keywords packs them
-        # into a dict first, which costs more than the rest of the call (twice a message)
-        message = Message(
-            msg_id,
-            msg_kind,
-            sender,  # talker_id
-            body,
-            room,
-            to,  # listener_id
-            mention_ids,
-            self.time.now() - age_s,
-            file_info,
-        )
-        self._messages[msg_id] = message
-        if data is not None:
-            self._files[msg_id] = data
-        sim.history.append(msg_id)
-        self._record(
-            sim,
-            TranscriptEntry(
-                self.elapsed, "in", sim.id, sender, to, room, body or None, media_json, msg_id
-            ),
-        )
-        return msg_id
-
     def add_past_message(
         self,
         sender: str,
@@ -699,69 +491,6 @@ class SimulatedWeChat:
                 members.append(sim.wxid)
         return Room(room.id, room.topic, tuple(members))
 
-    def message_payload(self, message_id: str) -> Message:
-        try:
-            return self._messages[message_id]
-        except KeyError:
-            raise PuppetError(f"no message {message_id!r}") from None
-
-    def message_data(self, message_id: str) -> bytes | None:
-        if message_id not in self._messages:
-            raise KeyError(message_id)
-        return self._files.get(message_id)
-
-    # ------------------------------------------------------------ outbound record
-
-    def record_out(
-        self,
-        sim: SimAccount,
-        conversation_id: str,
-        text: str | None,
-        media: dict[str, Any] | None,
-        mention_ids: tuple[str, ...] = (),
-        data: bytes | None = None,
-    ) -> str:
-        room = conversation_id if conversation_id in self.rooms else None
-        to = None if room else conversation_id
-        msg_id = self._next_id(self._msg_prefix)
-        kind = MessageKind.TEXT
-        finfo = None
-        if media is not None:
-            kind = MessageKind.from_media_word(str(media.get("kind")))
-            finfo = FileInfo(
-                str(media["name"]), int(media["size"]), media.get("mime"), media.get("duration")
-            )
-        # positional arguments, in field order (see _make_message)
-        message = Message(
-            msg_id,
-            kind,
-            sim.wxid,  # talker_id
-            text or "",
-            room,
-            to,  # listener_id
-            mention_ids,
-            self.time.now(),
-            finfo,
-        )
-        self._messages[msg_id] = message
-        if data is not None:
-            self._files[msg_id] = data
-        self._record(
-            sim,
-            TranscriptEntry(self.elapsed, "out", sim.id, sim.wxid, to, room, text, media, msg_id),
-        )
-        return msg_id
-
-    def _record(self, sim: SimAccount, entry: TranscriptEntry) -> None:
-        self.transcript.append(entry)
-        path = sim.transcript_file
-        if path is not None:  # puppetOptions.transcript: for a test outside the process
-            try:
-                with path.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
-            except OSError as exc:
-                log.warning("could not append to the transcript %s: %s", path, exc)
-
     # ------------------------------------------------------------ reading the transcript
 
     def sent(
@@ -791,333 +520,3 @@ class SimulatedWeChat:
 
     def _log(self, sim: SimAccount, event: str, **data: Any) -> None:
         self.events_log.append({"t": self.elapsed, "account": sim.id, "event": event, **data})
-
-
-def _scan_after(value: object, account: Any) -> float | None:
-    """``puppetOptions.scanAfterMs`` of a simulator account: milliseconds, or false."""
-    if value is False or value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        key_path = getattr(account, "key_path", None)
-        where = key_path("puppetOptions.scanAfterMs") if key_path else "puppetOptions.scanAfterMs"
-        raise ConfigError.single(
-            where,
-            f"must be a number of milliseconds (0 or more), or false to never scan; got {value!r}",
-        )
-    return float(value) / 1000.0
-
-
-def _take_inbox(inbox: Path) -> list[tuple[str, str, str | None]]:
-    """The messages waiting in an inbox directory, each file read and deleted: every
-    ``*.json`` file (in name order) is one message, ``{"from": "wxid_alice", "text": "hi"}``
-    with an optional ``"room"``. Write a file elsewhere and move it in, so that it is never
-    read half written; a file that is not such a message is logged and deleted."""
-    messages = []
-    for path in sorted(inbox.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            sender, text, room = data["from"], data.get("text", ""), data.get("room")
-            if not isinstance(sender, str) or not isinstance(text, str):
-                raise ValueError('"from" and "text" must be strings')
-            if room is not None and not isinstance(room, str):
-                raise ValueError('"room" must be a string')
-            messages.append((sender, text, room))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("ignoring inbox file %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            path.unlink()
-    return messages
-
-
-def _path_option(value: object, account: Any, name: str) -> Path:
-    """``puppetOptions.inbox`` or ``.transcript`` of a simulator account: a path."""
-    if not isinstance(value, str) or not value:
-        key_path = getattr(account, "key_path", None)
-        where = key_path(f"puppetOptions.{name}") if key_path else f"puppetOptions.{name}"
-        raise ConfigError.single(where, f"must be a path (a string); got {value!r}")
-    return Path(value).expanduser()
-
-
-def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": kind.media_word, "name": info.name, "size": info.size}
-    if info.duration_s is not None:
-        out["duration"] = info.duration_s
-    return out
-
-
-class SimulatedPuppet:
-    """The Puppet port over the simulated world, for one bot account."""
-
-    def __init__(self, world: SimulatedWeChat, account: SimAccount) -> None:
-        self.world = world
-        self.account = account
-        # the events of the current connection; None in it ends the stream
-        self._queue: asyncio.Queue[PuppetEvent | None] | None = None
-        self._self_id: str | None = None
-        self.online = False
-        self.qr_waiting = False
-        self._silent = False
-        self._qr_task: asyncio.Task[None] | None = None
-        self._hb_task: asyncio.Task[None] | None = None
-        self._scan_task: asyncio.Task[None] | None = None
-        self._inbox_task: asyncio.Task[None] | None = None
-        self._qr_generation = 0
-        self.starts = 0
-
-    # -------------------------------------------------------- the port
-
-    @property
-    def self_id(self) -> str | None:
-        return self._self_id
-
-    async def start(self) -> None:
-        self.starts += 1
-        self._queue = asyncio.Queue()
-        self._silent = False
-        self.online = False
-        self.world._log(self.account, "start")
-        # a dropped link leaves the previous connection's timers running: end them, or a
-        # restarted puppet would beat (and time QR codes out) twice
-        for task in (self._qr_task, self._hb_task, self._scan_task, self._inbox_task):
-            if task is not None:
-                task.cancel()
-        self._qr_task = self._scan_task = self._inbox_task = None
-        self._hb_task = asyncio.get_running_loop().create_task(self._heartbeats())
-        if self.account.inbox is not None:
-            self._inbox_task = asyncio.get_running_loop().create_task(
-                self._read_inbox(self.account.inbox)
-            )
-        if self.account.session:
-            self._logged_in()
-        else:
-            self._new_qr()
-
-    async def stop(self) -> None:
-        self.world._log(self.account, "stop")
-        self.online = False
-        self.qr_waiting = False
-        self._self_id = None
-        for task in (self._qr_task, self._hb_task, self._scan_task, self._inbox_task):
-            if task is not None:
-                task.cancel()
-        self._qr_task = self._hb_task = self._scan_task = self._inbox_task = None
-        if self._queue is not None:
-            self._queue.put_nowait(None)
-            self._queue = None
-
-    async def events(self) -> AsyncIterator[PuppetEvent]:
-        queue = self._queue
-        if queue is None:
-            return
-        while True:
-            item = await queue.get()
-            if item is None:  # the end of this connection's stream
-                return
-            yield item
-
-    async def message(self, message_id: str) -> Message:
-        return self.world.message_payload(message_id)
-
-    async def contact(self, contact_id: str) -> Contact:
-        try:
-            return self.world.contacts[contact_id]
-        except KeyError:
-            raise PuppetError(f"no contact {contact_id!r}") from None
-
-    async def room(self, room_id: str) -> Room:
-        try:
-            return self.world._room_payload(self.world.rooms[room_id])
-        except KeyError:
-            raise PuppetError(f"no room {room_id!r}") from None
-
-    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
-        room = self.world.rooms.get(room_id)
-        return room.aliases.get(contact_id) if room else None
-
-    async def send_text(
-        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
-    ) -> str | None:
-        if self._self_id is None or self.account.faults:  # else there is nothing to check
-            await self._before_send()
-        msg_id = self.world.record_out(self.account, conversation_id, text, None, mention_ids)
-        return self._after_send(msg_id)
-
-    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
-        await self._before_send()
-        if file.kind == "audio" and not file.duration_s:
-            raise SendError("voice needs its duration", transient=False, code="bad_request")
-        data = file.read()
-        media: dict[str, Any] = {"kind": file.kind, "name": file.name, "size": len(data)}
-        if file.mime:
-            media["mime"] = file.mime
-        if file.duration_s:
-            media["duration"] = file.duration_s
-        msg_id = self.world.record_out(self.account, conversation_id, None, media, data=data)
-        return self._after_send(msg_id)
-
-    async def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
-        data = self.world.message_data(message_id)
-        if data is None:
-            raise PuppetError(f"message {message_id!r} has no file")
-        if len(data) > max_bytes:
-            raise FileTooLarge(len(data), max_bytes)
-        for i in range(0, len(data), DOWNLOAD_CHUNK):
-            yield data[i : i + DOWNLOAD_CHUNK]
-
-    async def logout(self) -> None:
-        self.forced_logout(reason="logged out by the bot")
-
-    # -------------------------------------------------------- world-side controls
-
-    def emit(self, event: PuppetEvent) -> None:
-        if self._queue is not None and not self._silent:
-            self._queue.put_nowait(event)
-
-    def _new_qr(self) -> None:
-        self._qr_generation += 1
-        code = (
-            f"https://login.weixin.qq.com/l/{self.account.id}-{self._qr_generation}-"
-            f"{self.world.rng.getrandbits(32):08x}"
-        )
-        self.qr_waiting = True
-        self.world._log(self.account, "scan", status=int(ScanStatus.WAITING))
-        self.emit(ScanEvent(ScanStatus.WAITING, code))
-        if self._qr_task is not None:
-            self._qr_task.cancel()
-        self._qr_task = asyncio.get_running_loop().create_task(self._qr_timeout(code))
-        if self.account.auto_scan_s is not None:
-            if self._scan_task is not None:
-                self._scan_task.cancel()
-            self._scan_task = asyncio.get_running_loop().create_task(
-                self._phone_scans(self._qr_generation, self.account.auto_scan_s)
-            )
-
-    async def _phone_scans(self, generation: int, after_s: float) -> None:
-        """The simulated phone scans and confirms the QR code it was shown."""
-        BACKGROUND.set(True)
-        await self.world.time.sleep(after_s)
-        if self.qr_waiting and self._qr_generation == generation:
-            self._scan_task = None
-            self.on_scanned()
-            self.on_confirmed()
-
-    async def _qr_timeout(self, code: str) -> None:
-        BACKGROUND.set(True)
-        await self.world.time.sleep(self.world.qr_ttl_s)
-        if self.qr_waiting:
-            self.world._log(self.account, "scan", status=int(ScanStatus.TIMEOUT))
-            self.emit(ScanEvent(ScanStatus.TIMEOUT, code))
-            self._qr_task = None
-            self._new_qr()
-
-    def on_scanned(self) -> None:
-        if not self.qr_waiting:
-            raise RuntimeError(f"account {self.account.id!r} is not showing a QR code")
-        self.world._log(self.account, "scan", status=int(ScanStatus.SCANNED))
-        self.emit(ScanEvent(ScanStatus.SCANNED))
-
-    def on_confirmed(self) -> None:
-        if not self.qr_waiting:
-            raise RuntimeError(f"account {self.account.id!r} is not showing a QR code")
-        self.emit(ScanEvent(ScanStatus.CONFIRMED))
-        self._logged_in()
-
-    def on_cancelled(self) -> None:
-        self.emit(ScanEvent(ScanStatus.CANCEL))
-        self._new_qr()
-
-    def _logged_in(self) -> None:
-        self.qr_waiting = False
-        if self._qr_task is not None:
-            self._qr_task.cancel()
-            self._qr_task = None
-        self.account.session = True
-        self._self_id = self.account.wxid
-        self.online = True
-        card = self.world.session_card(self.account.id)
-        if card is not None:
-            try:
-                card.save(self.account.wxid, self.world.time.now())
-            except OSError as exc:
-                log.warning("could not keep the session in %s: %s", card.path, exc)
-        self.world._log(self.account, "login")
-        self.emit(LoginEvent(self.account.wxid))
-        # like real puppets: recent history is replayed at login, then what waited offline
-        for msg_id in list(self.account.history):
-            if msg_id not in self.account.offline:
-                self.emit(MessageEvent(msg_id))
-        self.emit(ReadyEvent())
-        waiting, self.account.offline = self.account.offline, []
-        for msg_id in waiting:
-            self.emit(MessageEvent(msg_id))
-
-    async def _heartbeats(self) -> None:
-        BACKGROUND.set(True)
-        n = 0
-        while True:
-            await self.world.time.sleep(HEARTBEAT_EVERY_S)
-            n += 1
-            self.emit(HeartbeatEvent(f"heartbeat-{n}"))
-
-    async def _read_inbox(self, inbox: Path) -> None:
-        """Messages from outside the process (``puppetOptions.inbox``), said to this account
-        as they appear, every INBOX_POLL_S seconds."""
-        BACKGROUND.set(True)
-        while True:
-            for sender, text, room in _take_inbox(inbox):
-                try:
-                    await self.world.say(
-                        sender, text, room=room, account=self.account.id, settle=False
-                    )
-                except KeyError as exc:  # a room the world does not know
-                    log.warning("ignoring an inbox message: %s", exc)
-            await self.world.time.sleep(INBOX_POLL_S)
-
-    def drop_link(self) -> None:
-        """The connection breaks: the event stream ends; messages wait on the server."""
-        self.online = False
-        if self._queue is not None:
-            self._queue.put_nowait(None)
-            self._queue = None
-
-    def go_silent(self) -> None:
-        """The link stays open but nothing arrives (a dead link the watchdog must notice)."""
-        self._silent = True
-        self.online = False
-
-    def forced_logout(self, reason: str = "logged out on the phone") -> None:
-        self.account.session = False
-        card = self.world.session_card(self.account.id)
-        if card is not None:
-            card.forget()
-        self.online = False
-        contact = self._self_id or self.account.wxid
-        self._self_id = None
-        self.world._log(self.account, "logout", reason=reason)
-        self.emit(LogoutEvent(contact, reason))
-
-    async def _before_send(self) -> None:
-        sim = self.account
-        if self._self_id is None:
-            raise SendError("not logged in", transient=True, code="not_logged_in")
-        if not sim.faults:
-            return
-        if self.world._take_fault(sim, "slow_send"):
-            await self.world.time.sleep(sim.slow_send_s)
-        if self.world._take_fault(sim, "send_fail_permanent"):
-            raise SendError(
-                "the contact cannot receive messages", transient=False, code="send_failed_permanent"
-            )
-        if self.world._take_fault(sim, "rate_limit"):
-            raise SendError(
-                "sending too frequently", transient=True, retry_after=10.0, code="rate_limited"
-            )
-        if self.world._take_fault(sim, "send_fail"):
-            raise SendError("network error while sending", transient=True)
-
-    def _after_send(self, msg_id: str) -> str | None:
-        # self-echo: real puppets report the bot's own messages as message events
-        self.emit(MessageEvent(msg_id))
-        if self.account.faults and self.world._take_fault(self.account, "send_lost_reply"):
-            raise SendOutcomeUnknown("the send was accepted but its reply was lost")
-        return msg_id

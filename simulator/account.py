@@ -1,0 +1,84 @@
+"""A bot account of the simulated world, and the ``puppetOptions`` that connect it to
+the outside: ``scanAfterMs``, ``inbox`` (a directory of JSON messages) and ``transcript``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wechat_sdk.config import ConfigError
+
+if TYPE_CHECKING:
+    from simulator.puppet import SimulatedPuppet
+
+log = logging.getLogger("simulator")
+
+REPLAY_AT_LOGIN = 5
+
+
+@dataclass
+class SimAccount:
+    """A bot account in the world."""
+
+    id: str
+    wxid: str
+    name: str
+    session: bool = False  # logged in before and not logged out: a restart needs no scan
+    puppet: SimulatedPuppet | None = None
+    history: deque[str] = field(default_factory=lambda: deque(maxlen=REPLAY_AT_LOGIN))
+    offline: list[str] = field(default_factory=list)  # message ids waiting for a connection
+    faults: dict[str, int] = field(default_factory=dict)
+    slow_send_s: float = 5.0
+    auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
+    inbox: Path | None = None  # puppetOptions.inbox: JSON files here are messages to it
+    transcript_file: Path | None = None  # puppetOptions.transcript: its messages, as JSON lines
+
+
+def _scan_after(value: object, account: Any) -> float | None:
+    """``puppetOptions.scanAfterMs`` of a simulator account: milliseconds, or false."""
+    if value is False or value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        key_path = getattr(account, "key_path", None)
+        where = key_path("puppetOptions.scanAfterMs") if key_path else "puppetOptions.scanAfterMs"
+        raise ConfigError.single(
+            where,
+            f"must be a number of milliseconds (0 or more), or false to never scan; got {value!r}",
+        )
+    return float(value) / 1000.0
+
+
+def _take_inbox(inbox: Path) -> list[tuple[str, str, str | None]]:
+    """The messages waiting in an inbox directory, each file read and deleted: every
+    ``*.json`` file (in name order) is one message, ``{"from": "wxid_alice", "text": "hi"}``
+    with an optional ``"room"``. Write a file elsewhere and move it in, so that it is never
+    read half written; a file that is not such a message is logged and deleted."""
+    messages = []
+    for path in sorted(inbox.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            sender, text, room = data["from"], data.get("text", ""), data.get("room")
+            if not isinstance(sender, str) or not isinstance(text, str):
+                raise ValueError('"from" and "text" must be strings')
+            if room is not None and not isinstance(room, str):
+                raise ValueError('"room" must be a string')
+            messages.append((sender, text, room))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring inbox file %s: %s", path, exc)
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return messages
+
+
+def _path_option(value: object, account: Any, name: str) -> Path:
+    """``puppetOptions.inbox`` or ``.transcript`` of a simulator account: a path."""
+    if not isinstance(value, str) or not value:
+        key_path = getattr(account, "key_path", None)
+        where = key_path(f"puppetOptions.{name}") if key_path else f"puppetOptions.{name}"
+        raise ConfigError.single(where, f"must be a path (a string); got {value!r}")
+    return Path(value).expanduser()
