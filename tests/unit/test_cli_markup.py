@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from wechat_sdk import cli
+from wechat_sdk.cli import gateway_commands
 from wechat_sdk.clock import RealClock
 from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.stores.sqlite.store import SqliteStore
@@ -88,7 +89,7 @@ def test_gateway_status_shows_names_with_brackets(monkeypatch: pytest.MonkeyPatc
         "queue_depth": 0,
         "last_error": None,
     }
-    monkeypatch.setattr(cli, "_control", lambda *args: {"accounts": [account]})
+    monkeypatch.setattr(gateway_commands, "_control", lambda *args: {"accounts": [account]})
     result = invoke("gateway", "status")
     no_crash(result)
     assert result.exit_code == 0

@@ -32,7 +32,7 @@ CORE = (
     "wechat_sdk.stores",
 )
 ADAPTERS = "wechat_sdk.adapters"
-CLI = "wechat_sdk.cli"
+CLI = "wechat_sdk.cli"  # a package: its root group, and a module per command group
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,12 @@ def violations(importers: tuple[str, ...], forbidden: tuple[str, ...]) -> list[s
 def test_the_walk_sees_the_imports_it_checks() -> None:
     # the rules below pass only because the walk finds imports, not for want of any
     modules = {imp.importer for imp in IMPORTS}
-    assert {"wechat_sdk.gateway.gateway", "simulator.world", CLI} <= modules
+    assert {
+        "wechat_sdk.gateway.gateway",
+        "simulator.world",
+        CLI,
+        f"{CLI}.simulator_commands",
+    } <= modules
     assert violations(("wechat_sdk.gateway.gateway",), ("wechat_sdk.inbound",))
     assert violations(("simulator",), ("wechat_sdk",))
 
@@ -119,13 +124,15 @@ def test_the_sdk_never_imports_the_simulator() -> None:
         for imp in IMPORTS
         if within(imp.importer, "wechat_sdk")
         and within(imp.imported, "simulator")
-        and not (imp.importer == CLI and imp.in_function)
+        and not (within(imp.importer, CLI) and imp.in_function)
     ]
     assert found == []
 
 
 def test_the_cli_uses_the_simulator_only_inside_its_commands() -> None:
-    cli = [imp for imp in IMPORTS if imp.importer == CLI and within(imp.imported, "simulator")]
+    cli = [
+        imp for imp in IMPORTS if within(imp.importer, CLI) and within(imp.imported, "simulator")
+    ]
     assert cli, "the simulate and demo commands run on the simulator"
     assert all(imp.in_function for imp in cli)
 

@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from wechat_sdk import cli
-from wechat_sdk.cli import error_cell
+from wechat_sdk.cli import gateway_commands
+from wechat_sdk.cli.gateway_commands import error_cell
 
 STACK = (
     "PuppetError: UNKNOWN: Error: net::ERR_NAME_NOT_RESOLVED at https://wx.qq.com\n"
@@ -36,7 +37,7 @@ def account(name: str, last_error: str | None, user_id: str | None = None) -> di
 
 
 def status_table(monkeypatch: pytest.MonkeyPatch, *accounts: dict[str, Any]) -> list[str]:
-    monkeypatch.setattr(cli, "_control", lambda *args: {"accounts": list(accounts)})
+    monkeypatch.setattr(gateway_commands, "_control", lambda *args: {"accounts": list(accounts)})
     result = CliRunner().invoke(cli.cli, ["gateway", "status"])
     assert result.exit_code == 0, result.output
     return result.output.splitlines()
@@ -74,7 +75,9 @@ def test_error_cell(error: str | None, width: int, cell: str) -> None:
 
 
 def test_json_keeps_the_whole_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_control", lambda *args: {"accounts": [account("default", STACK)]})
+    monkeypatch.setattr(
+        gateway_commands, "_control", lambda *args: {"accounts": [account("default", STACK)]}
+    )
     result = CliRunner().invoke(cli.cli, ["gateway", "status", "--json"])
     assert '"last_error": "PuppetError: UNKNOWN: Error: net::ERR_NAME_NOT_RESOLVED' in result.output
     assert result.output.count("FrameManager.js") == 10

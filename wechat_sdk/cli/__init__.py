@@ -1,0 +1,127 @@
+"""The ``wechat-sdk`` command line (also ``python -m wechat_sdk``).
+
+The outermost layer. It is the one part of ``wechat_sdk`` that uses the simulator, and
+only inside the commands that run on it (``simulate``, ``demo``): importing ``wechat_sdk``
+never loads the simulator (tests/unit/test_import_rules.py).
+
+This module holds the root group ``cli``, ``main`` and what the commands share (the
+consoles, ``fail_config``, the state directory and its options). Each command group lives
+in a module of its own, which registers it on ``cli`` when imported (at the end of this
+module): ``config_commands``, ``channels_commands``, ``pairing_commands``,
+``gateway_commands``, ``simulator_commands`` (``simulate`` and ``demo``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+# Each command imports what it needs when it runs (rich, the config's pydantic models, the
+# gateway), so that `wechat-sdk --help` and `gateway status` start at once. The command
+# modules imported below follow the same rule: click and the standard library at the top.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from wechat_sdk.config import ConfigError
+
+__all__ = ["cli", "main"]
+
+
+def _out() -> Console:
+    from rich.console import Console  # imported when first needed (start-up time)
+
+    # piped output (CI, `| less`) gets room for whole table cells
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+def _err() -> Console:
+    from rich.console import Console  # imported when first needed (start-up time)
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _escape(value: object) -> str:
+    """``value`` as text for a rich markup string: its brackets are not markup."""
+    from rich.markup import escape  # imported when first needed (start-up time)
+
+    return escape(str(value))
+
+
+def fail_config(exc: ConfigError, *, code: int = 1) -> None:
+    """Print every problem with its path and line, then exit."""
+    err = _err()
+    where = f" in {exc.source}" if exc.source else ""
+    count = len(exc.problems)
+    err.print(f"[bold red]config error{'s' if count > 1 else ''}{_escape(where)}:[/]")
+    for line in exc.render().splitlines():
+        err.print(f"  {line}", markup=False)
+    raise SystemExit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wechat-sdk", prog_name="wechat-sdk")
+def cli() -> None:
+    """WeChat channel of a personal AI assistant gateway."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="wechat-sdk", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+# ---------------------------------------------------------------- the state directory
+# (pairing and gateway commands: the store, the running gateway's control socket)
+
+
+def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
+    if state_dir is not None:
+        return state_dir.expanduser()
+    from wechat_sdk.config import ConfigError, load_config  # pydantic: only when needed
+    from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
+
+    try:
+        config = load_config(config_file)
+        configured = config.channels.wechat.stateDir
+    except ConfigError as exc:
+        if config_file is not None:
+            fail_config(exc)
+        configured = None
+    return Path(configured or DEFAULT_STATE_DIR).expanduser()
+
+
+_state_options = [
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Config file (its stateDir is used).",
+    ),
+    click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="State directory (default: stateDir of the config, else ~/.clawdbot/wechat).",
+    ),
+]
+
+
+def _with_state(f: Any) -> Any:
+    for option in reversed(_state_options):
+        f = option(f)
+    return f
+
+
+# ---------------------------------------------------------------- the command groups
+# Imported last: each registers its commands on `cli`, defined above.
+from wechat_sdk.cli import (  # noqa: E402, F401
+    channels_commands,
+    config_commands,
+    gateway_commands,
+    pairing_commands,
+    simulator_commands,
+)

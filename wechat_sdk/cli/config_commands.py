@@ -1,0 +1,116 @@
+"""``wechat-sdk config``: check the configuration, print the resolved accounts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from wechat_sdk.cli import _err, _escape, _out, cli, fail_config
+
+if TYPE_CHECKING:
+    from wechat_sdk.config import ResolvedAccount
+
+SECRET_KEYS = frozenset({"token"})
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Check the configuration."""
+
+
+@config_group.command("check")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved accounts as JSON.")
+def config_check(config_file: Path | None, as_json: bool) -> None:
+    """Validate the config and print the resolved accounts (secrets masked)."""
+    from wechat_sdk.config import ConfigError, accounts_of, load_config
+    from wechat_sdk.gateway.service import check_puppets
+
+    try:
+        config = load_config(config_file)
+        accounts = accounts_of(config)
+        check_puppets(accounts.accounts.values(), config_file)
+    except ConfigError as exc:
+        fail_config(exc)
+        return
+    rows = [account_summary(a) for a in accounts.accounts.values()]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "defaultAccountId": accounts.default_id,
+                    "accounts": rows,
+                    "warnings": list(accounts.warnings),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    out = _out()
+    for r in rows:
+        flags = ["enabled" if r["enabled"] else "disabled"] + (["default"] if r["default"] else [])
+        out.print(f"[bold]account {_escape(r['id'])}[/] ({', '.join(flags)})")
+        for key in ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions"):
+            value = r[key]
+            if value is None:
+                shown = "(not set)"
+            elif isinstance(value, str):
+                shown = value
+            else:
+                shown = json.dumps(value, ensure_ascii=False)
+            if key == "allowFrom":
+                shown += f" ({_who_may_dm(r['dmPolicy'], value)})"
+            out.print(f"  {key}: {shown}", markup=False)
+    for w in accounts.warnings:
+        _err().print(f"[yellow]warning:[/] {_escape(w)}", markup=True)
+    out.print("[green]config OK[/]")
+
+
+def _who_may_dm(policy: str, allow_from: list[str]) -> str:
+    """What ``allowFrom`` means under the account's ``dmPolicy``, in words."""
+    if policy == "open":
+        return "dmPolicy open: anyone may DM"
+    if policy == "disabled":
+        return "dmPolicy disabled: nobody may DM"
+    anyone = "*" in allow_from
+    if policy == "allowlist":
+        return "anyone may DM" if anyone else "only these"  # (an empty list is refused)
+    # pairing
+    if anyone:
+        return "anyone may DM"
+    return ("these and " if allow_from else "") + "senders approved by pairing"
+
+
+def account_summary(account: ResolvedAccount) -> dict[str, Any]:
+    """A JSON-able view of an account with secrets masked."""
+    s = account.settings
+    return {
+        "id": account.id,
+        "enabled": account.enabled,
+        "default": account.is_default,
+        "name": s.name,
+        "puppet": s.puppet,
+        "dmPolicy": s.dmPolicy,
+        "allowFrom": [str(x) for x in s.allowFrom or []],
+        "groupPolicy": s.groupPolicy,
+        "puppetOptions": mask_secrets(s.puppetOptions.model_dump(exclude_none=True)),
+    }
+
+
+def mask_secrets(value: Any) -> Any:
+    """Replace every secret value (tokens) with ``"***"``."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else mask_secrets(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value

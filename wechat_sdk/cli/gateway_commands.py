@@ -1,0 +1,185 @@
+"""``wechat-sdk gateway``: run the gateway; status, restart and stop a running one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli, fail_config
+
+
+@cli.group("gateway")
+def gateway_group() -> None:
+    """Run the gateway and talk to a running one."""
+
+
+@gateway_group.command("run")
+@_with_state
+@click.option(
+    "--agent",
+    "agent_spec",
+    default="echo",
+    show_default=True,
+    help="The assistant: echo, or module:function (an async def agent(turn)).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="Log line format.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Lowest level logged.",
+)
+@click.option(
+    "--grace",
+    "grace_s",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="At a stop (and a restart), how long replies in flight may take to finish; what "
+    "is left after that is kept in the store and sent after the next start.",
+)
+def gateway_run(
+    config_file: Path | None,
+    state_dir: Path | None,
+    agent_spec: str,
+    log_format: str,
+    log_level: str,
+    grace_s: float,
+) -> None:
+    """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
+    import asyncio
+
+    from rich.markup import escape
+
+    from wechat_sdk.config import ConfigError
+    from wechat_sdk.gateway.control import ControlError
+    from wechat_sdk.gateway.service import configure_logging, load_agent, serve
+
+    configure_logging(log_format, log_level)
+    try:
+        agent = load_agent(agent_spec)
+    except (ImportError, AttributeError, ValueError) as exc:
+        _err().print(f"[red]error:[/] {escape(str(exc))}", markup=True)
+        raise SystemExit(1) from None
+    try:
+        code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s, gc_tuning=True))
+    except ConfigError as exc:
+        fail_config(exc)
+        return
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
+    raise SystemExit(code)
+
+
+def _control(
+    config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
+) -> dict[str, Any]:
+    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
+
+    directory = _state_dir(config_file, state_dir)
+    try:
+        return control_request(directory, request)
+    except NoGateway as exc:
+        _err().print(str(exc), markup=False)
+        raise SystemExit(3) from None
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
+
+
+@gateway_group.command("status")
+@_with_state
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Per-account status of the running gateway (exit 3 when none is running)."""
+    import datetime
+
+    response = _control(config_file, state_dir, {"cmd": "status"})
+    accounts = response["accounts"]
+    if as_json:
+        click.echo(json.dumps(accounts, ensure_ascii=False, indent=2))
+        return
+    from rich.cells import cell_len  # the table's imports: --json does without them
+    from rich.table import Table
+    from rich.text import Text
+
+    def when(ts: float | None) -> str:
+        return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
+
+    headers = ("account", "state", "user", "last in", "last out", "reconnects", "pairing", "queue")
+    rows = [
+        [
+            a["account"],
+            a["state"],
+            f"{a['user_name'] or ''} ({a['user_id']})" if a["user_id"] else "-",
+            when(a["last_inbound"]),
+            when(a["last_outbound"]),
+            str(a["reconnects"]),
+            str(a["pending_pairing"]),
+            str(a["queue_depth"]),
+        ]
+        for a in accounts
+    ]
+    console = _out()
+    # one line per account: the last error gets the room the other columns leave
+    # (each column takes its width, 2 of padding and a border; the table ends with a border)
+    taken = sum(max(cell_len(c) for c in column) + 3 for column in zip(headers, *rows, strict=True))
+    room = max(ERROR_CELL_MIN, console.width - taken - 4)
+    table = Table(title="WeChat accounts", title_justify="left")
+    for col in headers:
+        table.add_column(col)
+    table.add_column("last error", no_wrap=True, overflow="ellipsis")
+    for row, a in zip(rows, accounts, strict=True):
+        # names and states as written (a WeChat name may hold brackets), not markup
+        table.add_row(*(Text(c) for c in row), Text(error_cell(a["last_error"], room)))
+    console.print(table)
+
+
+#: the least room `gateway status` gives an account's last error (a narrower terminal wraps)
+ERROR_CELL_MIN = 30
+
+
+def error_cell(error: str | None, width: int) -> str:
+    """An account's last error on one line of at most ``width`` characters.
+
+    An error can be many lines (a Node stack): the status table shows the first, cut to
+    fit; the gateway's log and ``gateway status --json`` have the whole of it.
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    lines = [" ".join(line.split()) for line in (error or "").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "-"
+    first = lines[0] + (" …" if len(lines) > 1 else "")
+    if cell_len(first) <= width:
+        return first
+    return set_cell_size(first, width - 1).rstrip() + "…"
+
+
+@gateway_group.command("restart")
+@_with_state
+def gateway_restart(config_file: Path | None, state_dir: Path | None) -> None:
+    """Reload the config and restart the accounts (an invalid config is refused)."""
+    _control(config_file, state_dir, {"cmd": "restart"})
+    _out().print("gateway restarted with the new config")
+
+
+@gateway_group.command("stop")
+@_with_state
+def gateway_stop(config_file: Path | None, state_dir: Path | None) -> None:
+    """Stop the running gateway gracefully."""
+    _control(config_file, state_dir, {"cmd": "stop"})
+    _out().print("gateway stopping")

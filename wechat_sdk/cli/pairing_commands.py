@@ -1,0 +1,136 @@
+"""``wechat-sdk pairing``: list, approve and deny pending DM pairing requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli
+
+if TYPE_CHECKING:
+    from wechat_sdk.pairing.service import Pairing
+
+R = TypeVar("R")
+
+
+def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
+    from wechat_sdk.clock import RealClock
+    from wechat_sdk.pairing.service import Pairing
+    from wechat_sdk.stores.sqlite import SqliteStore
+
+    directory = _state_dir(config_file, state_dir)
+    store = SqliteStore.in_state_dir(directory)
+    return Pairing(store.pairing, RealClock()), store, directory
+
+
+@cli.group("pairing")
+def pairing_group() -> None:
+    """Pending DM pairing requests: list, approve, deny."""
+
+
+@pairing_group.command("list")
+@click.option("--account", default=None, help="Only this account.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_with_state
+def pairing_list(
+    account: str | None, as_json: bool, config_file: Path | None, state_dir: Path | None
+) -> None:
+    """List pending pairing requests."""
+    import time
+
+    from rich.table import Table
+    from rich.text import Text
+
+    service, store, _ = _pairing(config_file, state_dir)
+    try:
+        requests = service.list(account)
+    finally:
+        store.close()
+    rows = [
+        {
+            "code": r.code,
+            "account": r.account_id,
+            "senderId": r.sender_id,
+            "senderName": r.sender_name,
+            "createdAt": r.created_at,
+            "expiresAt": r.expires_at,
+        }
+        for r in requests
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        _out().print("no pending pairing requests")
+        return
+    table = Table(title="Pending pairing requests", title_justify="left")
+    for col in ("code", "account", "sender", "name", "expires in"):
+        table.add_column(col)
+    now = time.time()
+    for r in rows:
+        left = max(0, int(r["expiresAt"] - now))
+        cells = (r["code"], r["account"], r["senderId"], r["senderName"], f"{left // 60} min")
+        table.add_row(*(Text(str(c)) for c in cells))  # names and ids as written, not markup
+    _out().print(table)
+
+
+def _decide(
+    config_file: Path | None, state_dir: Path | None, decision: Callable[[Pairing], R]
+) -> tuple[R, Path]:
+    """Run one pairing decision on the store; a PairingError ends the command (exit 1)."""
+    from wechat_sdk.pairing.service import PairingError
+
+    service, store, directory = _pairing(config_file, state_dir)
+    try:
+        return decision(service), directory
+    except PairingError as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
+    finally:
+        store.close()
+
+
+@pairing_group.command("approve")
+@click.argument("code")
+@click.option("--account", default=None, help="The account the code belongs to.")
+@click.option(
+    "--notify", is_flag=True, help="Tell the sender they were approved (needs a running gateway)."
+)
+@_with_state
+def pairing_approve(
+    code: str, account: str | None, notify: bool, config_file: Path | None, state_dir: Path | None
+) -> None:
+    """Approve a pending request: the sender may now talk to the assistant."""
+    approved, directory = _decide(config_file, state_dir, lambda p: p.approve(code, account))
+    _out().print(f"approved {approved.sender_id} on account {approved.account_id}", markup=False)
+    if notify:
+        from wechat_sdk.gateway.control import ControlError, control_request
+
+        try:
+            control_request(
+                directory,
+                {
+                    "cmd": "notify_approved",
+                    "account": approved.account_id,
+                    "sender": approved.sender_id,
+                },
+            )
+            _out().print("the sender was told")
+        except ControlError as exc:
+            _err().print(f"[yellow]not notified:[/] {_escape(exc)}", markup=True)
+
+
+@pairing_group.command("deny")
+@click.argument("code")
+@click.option("--account", default=None, help="The account the code belongs to.")
+@_with_state
+def pairing_deny(
+    code: str, account: str | None, config_file: Path | None, state_dir: Path | None
+) -> None:
+    """Deny a pending request (the sender gets no reply)."""
+    denied, _ = _decide(config_file, state_dir, lambda p: p.deny(code, account))
+    _out().print(f"denied {denied.sender_id} on account {denied.account_id}", markup=False)

@@ -1,0 +1,75 @@
+"""``wechat-sdk simulate`` and ``wechat-sdk demo``: the commands that run on the simulator.
+
+They import it inside the command, never at the top: importing ``wechat_sdk`` (its CLI
+too) never loads the simulator (tests/unit/test_import_rules.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from wechat_sdk.cli import _err, _escape, _out, cli
+
+
+@cli.command("simulate")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object: ok, failures, transcript."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the simulated world (default: the scenario's, else 0).",
+)
+def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
+    """Run a scenario file on the simulator. Exit 1 if an expectation failed, 2 if invalid."""
+    import asyncio
+
+    from simulator.scenario import ScenarioError, run_scenario
+
+    try:
+        text = scenario.read_text(encoding="utf-8")
+        result = asyncio.run(run_scenario(text, seed=seed))
+    except ScenarioError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "error": str(exc).splitlines()}))
+        else:
+            _err().print(f"[bold red]invalid scenario {_escape(scenario)}:[/]")
+            for line in str(exc).splitlines():
+                _err().print(f"  {line}", markup=False)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps(result.model_dump(), ensure_ascii=False))
+    else:
+        from wechat_sdk.transcript import print_transcript
+
+        print_transcript(result.transcript, _out())
+        for failure in result.failures:
+            _err().print(f"[red]FAIL[/] {_escape(failure)}", markup=True)
+        _out().print("[green]ok[/]" if result.ok else f"[red]{len(result.failures)} failed[/]")
+    raise SystemExit(0 if result.ok else 1)
+
+
+@cli.command("demo")
+@click.option(
+    "--interactive",
+    is_flag=True,
+    help="After the story, type as a contact and see the bot's replies live.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world.")
+def demo(interactive: bool, seed: int) -> None:
+    """A gateway on the simulator: pairing, group mentions, chunking, media, two accounts."""
+    import asyncio
+
+    from rich.console import Console
+
+    from simulator.demo import run_demo
+
+    # no hard wrap at 80 columns when the output goes to a file: a link stays whole
+    console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    asyncio.run(run_demo(console, interactive=interactive, seed=seed))
