@@ -248,7 +248,7 @@ async def until(check: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def test_queued_writes_commit_at_the_next_loop_turn(db_path: Path) -> None:
+async def test_queued_writes_commit_within_the_commit_delay(db_path: Path) -> None:
     import asyncio
 
     with SqliteStore(db_path) as s:
@@ -257,9 +257,27 @@ async def test_queued_writes_commit_at_the_next_loop_turn(db_path: Path) -> None
         # this store answers from memory at once; another connection sees nothing yet
         assert s.history.get("default", "dm:a")[0].text == "hi"
         assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600) is True
-        assert committed_marks(db_path) == set()
-        await asyncio.sleep(0)  # the writes of one loop turn share a commit
-        assert committed_marks(db_path) == {"m1"}
+        await asyncio.sleep(0)
+        assert committed_marks(db_path) == set()  # not one commit per loop turn
+        await until(lambda: committed_marks(db_path) == {"m1"})  # within COMMIT_DELAY_S
+        assert committed_history(db_path) == ["hi"]
+
+
+async def test_on_a_virtual_clock_queued_writes_commit_as_its_time_passes(
+    db_path: Path,
+) -> None:
+    """The commit delay is the clock's time (virtual time moves only when the world moves
+    it), and waiting for it keeps no world busy."""
+    from wechat_sdk.stores.sqlite.db import COMMIT_DELAY_S
+
+    clock = VirtualClock()
+    with SqliteStore(db_path, clock=clock) as s:
+        s.history.append("default", "dm:a", HistoryEntry("user", "a", "A", "hi", T0, "m1"), 10)
+        started = clock.now()
+        await clock.run_until_idle()
+        assert clock.now() == started  # nothing else to do: time did not move for it
+        assert committed_history(db_path) == []
+        await clock.advance(COMMIT_DELAY_S)
         assert committed_history(db_path) == ["hi"]
 
 

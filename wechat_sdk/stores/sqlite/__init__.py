@@ -20,10 +20,10 @@ Design:
   short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.
 - Write-behind for the gateway's hot path: the dedupe store answers from memory, the
   history store from a bounded cache of recent conversations (the others are read from
-  the file when used); their writes are queued, and the writes of one turn of the event
-  loop are committed together at its next turn, a few ``executemany`` statements in one
-  transaction (at once without a running loop: the CLI, scripts). Also before a send
-  whose mark is not durable yet, before any pairing or outbox write, by
+  the file when used); their writes are queued and committed together, a few
+  ``executemany`` statements in one transaction, within ``COMMIT_DELAY_S`` of the
+  store's clock (at once without a running event loop: the CLI, scripts). Also before a
+  send whose mark is not durable yet, before any pairing or outbox write, by
   :meth:`SqliteStore.flush`, and on close. What a crash can lose is only history not
   committed yet: the database stays consistent. A failed commit is rolled back and its
   writes stay queued for the next one. Text UTF-8 cannot encode (a lone surrogate) is

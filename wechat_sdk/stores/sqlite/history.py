@@ -99,6 +99,10 @@ class SqliteHistoryStore:
         #: the newest ``last_used`` written (the order of conversations), read once
         self._tick: int | None = None
         self._q = _HistoryBatch()
+        #: conversations made since the last batch was taken: none of their rows is in
+        #: the file, so forgetting one costs no DELETE (a burst over the bound makes and
+        #: forgets many between two commits)
+        self._new: set[tuple[str, str]] = set()
         db.register(self)
 
     def _account(self, account_id: str) -> OrderedDict[str, None]:
@@ -157,6 +161,7 @@ class SqliteHistoryStore:
         if entries is None:  # a new conversation
             entries = self._cache[ck] = []
             keys[key] = None
+            self._new.add(ck)
         else:
             keys.move_to_end(key)  # the most recently appended to
         entries.append(entry)
@@ -200,7 +205,10 @@ class SqliteHistoryStore:
         q.insert.pop(ck, None)
         q.trim.pop(ck, None)
         q.used.pop(ck, None)
-        q.forget[ck] = None
+        if ck in self._new:
+            self._new.discard(ck)  # (a forget queued before it was made stays queued)
+        else:
+            q.forget[ck] = None
 
     # ------------------------------------------------------------ write-behind
 
@@ -209,6 +217,7 @@ class SqliteHistoryStore:
         if not (q.forget or q.insert or q.used):
             return None
         self._q = _HistoryBatch()
+        self._new.clear()  # on their way to the file
         return q
 
     def write(self, conn: sqlite3.Connection, batch: _HistoryBatch) -> None:
