@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
+from wechat_sdk.clock import Clock
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.service import tune_gc
 from wechat_sdk.stores.base import DEFAULT_MAX_CONVERSATIONS, Store
@@ -49,10 +50,11 @@ async def echo(turn: AgentTurn) -> str:
     return turn.text
 
 
-def make_store(kind: str, folder: Path, max_conversations: int) -> Store:
+def make_store(kind: str, folder: Path, max_conversations: int, clock: Clock) -> Store:
     if kind == "memory":
         return MemoryStore(max_conversations=max_conversations)
-    return SqliteStore.in_state_dir(folder, max_conversations=max_conversations)
+    # on the world's clock: a thread's fsync is work the virtual world cannot see
+    return SqliteStore.in_state_dir(folder, max_conversations=max_conversations, clock=clock)
 
 
 async def run_load(
@@ -72,9 +74,8 @@ async def run_load(
     with tempfile.TemporaryDirectory() as tmp:
         world = SimulatedWeChat(seed=0)
         world.add_account("default")
-        gw = world.gateway(
-            CONFIG, echo, state_dir=tmp, store=make_store(store_kind, Path(tmp), max_conversations)
-        )
+        store = make_store(store_kind, Path(tmp), max_conversations, world.clock)
+        gw = world.gateway(CONFIG, echo, state_dir=tmp, store=store)
         await gw.start()
         await world.login()
         contacts = [f"wxid_user{i:05d}" for i in range(conversations)]

@@ -533,21 +533,20 @@ async def test_no_per_conversation_state_is_kept_once_the_replies_went_out(
     assert len(runner.outbound._locks) == 0
 
 
-async def test_on_a_virtual_clock_the_sqlite_store_commits_by_loop_turn(
-    wechat: WeChatHarness, tmp_path: Path
+async def test_the_gateway_builds_its_sqlite_store_on_its_clock_and_config(
+    wechat: WeChatHarness,
 ) -> None:
-    """Virtual time moves only with the loop's turns: a commit timer in real time would
-    leave writes queued while whole simulated hours pass."""
-    from wechat_sdk.stores.sqlite import COMMIT_DELAY_S, SqliteStore
+    """Virtual time cannot see a thread's work: a send waiting for an fsync in a thread
+    would let the simulated world move on without it."""
+    import asyncio
 
-    given = SqliteStore(tmp_path / "given.sqlite3")
-    try:
-        Gateway(parse_config("{}"), agent=echo, clock=wechat.world.clock, store=given)
-        assert given.commit_delay_s == 0
-        gw = await wechat.gateway(echo, login=False)
-        made = gw.store
-        assert isinstance(made, SqliteStore) and made.commit_delay_s == 0
-        with SqliteStore(tmp_path / "real.sqlite3") as real_time:
-            assert real_time.commit_delay_s == COMMIT_DELAY_S > 0
-    finally:
-        given.close()
+    from wechat_sdk.stores.sqlite import SqliteStore
+
+    gw = await wechat.gateway(echo, login=False, historyCacheConversations=7)
+    store = gw.store
+    assert isinstance(store, SqliteStore)
+    assert store.history.cache_conversations == 7
+    store.dedupe.check_and_add("default", "m1", wechat.world.clock.now(), 60)
+    waiting = asyncio.ensure_future(store.marks_durable(store.mark_position()))
+    await asyncio.sleep(0)  # one loop turn: the commit and fsync ran inline
+    assert waiting.done() and waiting.exception() is None

@@ -271,10 +271,10 @@ async def test_dedupe_mark_is_committed_before_the_reply_goes_out(
     so a crash right after a reply cannot get the message answered again."""
     import sqlite3
 
-    from wechat_sdk.stores import sqlite as sqlite_store
+    from wechat_sdk.stores.sqlite.db import Database
 
-    # no commit at the next loop turn: only the pre-send commit can make the marks durable
-    monkeypatch.setattr(sqlite_store._Db, "_flush_soon", lambda self: None)
+    # no commit after a delay: only the pre-send commit can make the marks durable
+    monkeypatch.setattr(Database, "queued", lambda self: None)
     gw = await wechat.gateway(Recorder(), **OPEN)
     world = wechat.world
     puppet = world.puppet()
