@@ -252,7 +252,8 @@ class Checker:
             if len(seen) > len(distinct):
                 v.twice += len(seen) - len(distinct)
                 v.problem(f"{key}: the same pairing code sent {len(seen)} times")
-            if distinct - issued and issued:
+            if distinct - issued:
+                v.unexpected += len(distinct - issued)
                 v.problem(f"{key}: codes {sorted(distinct - issued)} were never in the store")
             if not codes_due[key] and distinct:
                 v.unexpected += len(distinct)
