@@ -307,8 +307,8 @@ class Checker:
 
 
 class GatewayLog(logging.Handler):
-    """Counts the gateway's warnings by reason, and its outcome_unknown sends by
-    (account, conversation)."""
+    """Counts the gateway's warnings by reason, and the sends it gave up as
+    outcome_unknown (never to be sent again) by (account, conversation)."""
 
     REASON = re.compile(r"reason=(\w+)")
     WHERE = re.compile(r"account=(\S+) to=(\S+)")
@@ -324,7 +324,7 @@ class GatewayLog(logging.Handler):
         if reason is None:
             return
         self.reasons[reason.group(1)] += 1
-        if reason.group(1) == "outcome_unknown":
+        if reason.group(1) == "outcome_unknown" and "retrying" not in text:  # given up
             where = self.WHERE.search(text)
             if where is not None:
                 self.unknown[(where.group(1), where.group(2))] += 1
