@@ -5,8 +5,8 @@ there): 100,000 messages there, 2,000 here, with every fault kind of the soak at
 once. The checker is tested first, on transcripts with a planted fault, so that a soak
 that finds nothing is known to be able to find something.
 
-The soak found three bugs, pinned below as ``xfail(strict=True)`` scenarios until they are
-fixed (remove the marks then):
+The soak found three bugs, each kept below as a scenario (they were fixed in the same
+round):
 
 1. Sends are tried against a puppet that is not logged in whenever the gateway saw no
    logout: while a dropped link waits to reconnect, or after a logout whose event was lost
@@ -21,8 +21,8 @@ fixed (remove the marks then):
 3. A pairing code not sent yet when the gateway stops (waiting for a login, or for its
    pacing) is not kept: its request stays pending, so the stranger never gets a code.
 
-The short soak that passes sidesteps their windows (``sidestep=True``); the same soak with
-every fault as it comes is expected to fail until they are fixed.
+The short soak runs both ways: sidestepping their windows (``sidestep=True``), and with
+every fault as it comes.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import pytest
 
 from simulator.pytest_plugin import WeChatHarness
 from simulator.transcript import TranscriptEntry
@@ -159,11 +157,6 @@ async def test_a_short_soak_loses_nothing_and_sends_nothing_twice() -> None:
     assert {"paired", "stranger", "group_mention", "group_all", "group_off"} <= set(result.kinds)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the three bugs below: sends given up on 'not logged in', the bot's own id "
-    "forgotten after a logout, a pairing code waiting at a stop not kept",
-)
 async def test_the_short_soak_with_every_fault_as_it_comes() -> None:
     options = soak.SoakOptions(messages=2000, conversations=100, batch=100, seed=1)
     result = await soak.soak(options)
@@ -183,12 +176,6 @@ def slow_echo(wechat: WeChatHarness, seconds: float) -> Any:
     return agent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: while a dropped link waits to reconnect, sends are tried against a "
-    "puppet that is not logged in; five attempts (1+2+4+8 s) and the reply is given up "
-    "(retries_exhausted)",
-)
 async def test_a_reply_written_while_a_flapping_link_reconnects_goes_out(
     wechat: WeChatHarness,
 ) -> None:
@@ -204,12 +191,6 @@ async def test_a_reply_written_while_a_flapping_link_reconnects_goes_out(
     assert world.texts(to="wxid_alice") == ["echo hello"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a logout whose event never arrives (the link was silent) leaves the "
-    "gateway sending to a logged-out puppet; the reply is given up (retries_exhausted) "
-    "before the owner scans again",
-)
 async def test_a_reply_written_after_a_logout_on_a_silent_link_goes_out(
     wechat: WeChatHarness,
 ) -> None:
@@ -225,12 +206,6 @@ async def test_a_reply_written_after_a_logout_on_a_silent_link_goes_out(
     assert world.texts(to="wxid_alice") == ["echo hello"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a group message that mentions the bot, read after a logout it came "
-    "before, is dropped as no_mention (the mention check compares with the puppet's "
-    "self_id, which the logout cleared)",
-)
 async def test_a_mention_read_after_a_logout_is_answered_after_the_next_login(
     wechat: WeChatHarness,
 ) -> None:
@@ -247,12 +222,6 @@ async def test_a_mention_read_after_a_logout_is_answered_after_the_next_login(
     assert world.texts(room=room.id) == ["echo are you there?"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a pairing code not sent yet when the gateway stops (here it waits for "
-    "the login after a logout) is not kept: the request stays pending, so the stranger "
-    "never gets a code",
-)
 async def test_a_pairing_code_waiting_at_a_stop_is_sent_after_the_restart(
     wechat: WeChatHarness,
 ) -> None:
@@ -270,13 +239,6 @@ async def test_a_pairing_code_waiting_at_a_stop_is_sent_after_the_restart(
     assert len(codes) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the echo of a send that finishes after a logout is not known as the "
-    "bot's own (the puppet's self_id is gone): a lost send reply is then judged not sent "
-    "and the reply goes out twice, and the echo is taken as a stranger's DM (a pairing "
-    "request from the bot itself)",
-)
 async def test_a_send_under_way_at_a_logout_goes_out_once(wechat: WeChatHarness) -> None:
     world = wechat.world
     gw = await wechat.gateway(slow_echo(wechat, 0.0), allowFrom=["wxid_alice"], pacing=False)

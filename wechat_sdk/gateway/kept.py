@@ -62,6 +62,22 @@ class KeptWork:
 
     # ------------------------------------------------------------ keeping
 
+    def keep_text(self, to: str, text: str) -> None:
+        """Keep a text a stop cut before it went out (a pairing code, an owner's notice)."""
+        item = OutboxItem(
+            account_id=self.account_id,
+            conversation_id=to,
+            kind="text",
+            created_at=self.clock.now(),
+            text=text,
+        )
+        if self._write(lambda o: o.add([item]), "a message"):
+            self.log.warning(
+                "stopped before a message to %s went out: kept in the store, it goes out "
+                "after a restart",
+                to,
+            )
+
     def journal(self, turn: AgentTurn, progress: TurnProgress) -> TurnJournal:
         """Write a turn in flight to the outbox as a stop begins (kept true as it goes on)."""
         return TurnJournal(self, turn, progress)

@@ -20,7 +20,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
-from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, ReplyPlan
 from wechat_sdk.stores.base import OutboxItem
 
@@ -83,6 +83,8 @@ class CutTurns(Protocol):
 
     def journal(self, turn: AgentTurn, progress: TurnProgress) -> Journal: ...
 
+    def keep_text(self, to: str, text: str) -> None: ...
+
 
 class Turns:
     """The turns of one account: each a task, one at a time per conversation."""
@@ -134,9 +136,14 @@ class Turns:
         dedupe mark so far is durable."""
 
         async def send() -> None:
-            await self._marks_durable(None)
-            with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
-                await self.outbound.deliver(to, Reply(text=text))
+            try:
+                await self._marks_durable(None)
+                with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
+                    await self.outbound.deliver(to, Reply(text=text))
+            except asyncio.CancelledError as cut:
+                if not isinstance(cut, SendCut):  # it did not go out: kept for the restart
+                    self._cut.keep_text(to, text)
+                raise
 
         self.track(asyncio.get_running_loop().create_task(send()))
 

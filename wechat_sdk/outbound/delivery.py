@@ -140,7 +140,9 @@ class Sender:
         going: Callable[[], None] | None,
     ) -> None:
         backoff = BACKOFF_START_S
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             if self.logged_in is not None and not self.logged_in.is_set():
                 await self.logged_in.wait()  # logged out: kept until the account is back
             await self.pacer.turn(conversation_id)
@@ -180,6 +182,18 @@ class Sender:
                     ) from exc
                 error, code = str(exc) or "send outcome unknown", "outcome_unknown"
             except SendError as exc:
+                if exc.code == "not_logged_in" and self.logged_in is not None:
+                    # the puppet is not logged in, whatever the events said (a logout
+                    # lost on a silent link, a link waiting to reconnect): wait for the
+                    # next login, which sets it again; no attempt is used up
+                    log.info(
+                        "not logged in: the message waits for the next login account=%s to=%s",
+                        self.account_id,
+                        conversation_id,
+                    )
+                    self.logged_in.clear()
+                    attempt -= 1
+                    continue
                 if not exc.transient:
                     raise self.failure(conversation_id, str(exc), exc.code) from exc
                 error, code, retry_after = str(exc), exc.code, exc.retry_after
