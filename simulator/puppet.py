@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.account import SimAccount, _take_inbox
+from wechat_sdk.capabilities import CAPABILITIES, Capabilities
 from wechat_sdk.clock import BACKGROUND
 from wechat_sdk.puppet import (
     Contact,
@@ -24,6 +25,7 @@ from wechat_sdk.puppet import (
     PuppetError,
     PuppetEvent,
     ReadyEvent,
+    ReplyWindow,
     Room,
     ScanEvent,
     ScanStatus,
@@ -163,6 +165,18 @@ class SimulatedPuppet:
 
     async def logout(self) -> None:
         self.forced_logout(reason="logged out by the bot")
+
+    # ------------------------------------------------------------ transport
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """the simulated account has no typing indicator: nothing to do."""
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        return None  # the simulated account has no reply window
 
     # -------------------------------------------------------- world-side controls
 

@@ -3,8 +3,9 @@
 from wechat_sdk import Gateway, load_config
 
 What an agent's module needs (`AgentTurn`, `Reply`, `HistoryEntry`, `MediaItem`,
-`OutboundFile`, `ToolNotAllowed`, `CAPABILITIES`) is imported with the package: plain
-dataclasses. The gateway and the configuration (`Gateway`, `AccountStatus`, `Config`,
+`OutboundFile`, `ToolNotAllowed`, `CAPABILITIES`) and `WindowClosed` (what
+``gateway.send`` raises when an iLink reply window is closed) are imported with the package:
+plain dataclasses. The gateway and the configuration (`Gateway`, `AccountStatus`, `Config`,
 `ConfigError`, `load_config`, `parse_config`) and `chunk_text` are imported the first time
 one of them is asked for (a module ``__getattr__``, PEP 562): they bring asyncio, SQLite,
 pydantic and regex, which made ``import wechat_sdk`` several times as slow, and the CLI's
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, Reply, ToolNotAllowed
 from wechat_sdk.capabilities import CAPABILITIES
-from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.puppet import OutboundFile, WindowClosed
 
 if TYPE_CHECKING:
     from wechat_sdk.config import Config, ConfigError, load_config, parse_config
@@ -37,6 +38,7 @@ __all__ = [
     "OutboundFile",
     "Reply",
     "ToolNotAllowed",
+    "WindowClosed",
     "chunk_text",
     "load_config",
     "parse_config",

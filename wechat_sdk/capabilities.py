@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["CAPABILITIES", "Capabilities"]
+__all__ = ["CAPABILITIES", "ILINK_CAPABILITIES", "Capabilities"]
 
 #: each field's key in the seed's ``capabilities`` block (camelCase), where it differs
 _ALIASES = {
@@ -25,7 +25,11 @@ _ALIASES = {
 
 @dataclass(frozen=True, kw_only=True)
 class Capabilities:
-    """What WeChat (through Wechaty) can do."""
+    """What WeChat can do through one transport (:data:`CAPABILITIES`: Wechaty, the seed's
+    matrix; :data:`ILINK_CAPABILITIES`: Tencent's iLink bot API).
+
+    ``typing`` is beyond the seed's matrix: the bot can show "typing..." to the peer.
+    """
 
     chat_types: tuple[Literal["direct", "group"], ...]
     polls: bool
@@ -39,6 +43,7 @@ class Capabilities:
     media: bool
     native_commands: bool
     block_streaming: bool
+    typing: bool = False
 
     def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
         """The matrix as a dict (lists for sequences); ``by_alias`` gives the seed's keys.
@@ -67,4 +72,21 @@ CAPABILITIES = Capabilities(
     media=True,
     native_commands=False,
     block_streaming=True,
+)
+
+#: Tencent's iLink bot API (``puppet: "ilink"``): direct chats only, with typing and media
+ILINK_CAPABILITIES = Capabilities(
+    chat_types=("direct",),
+    polls=False,
+    reactions=False,
+    edit=False,
+    unsend=False,
+    reply=True,
+    effects=False,
+    group_management=False,
+    threads=False,
+    media=True,
+    native_commands=False,
+    block_streaming=True,
+    typing=True,
 )

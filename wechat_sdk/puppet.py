@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from wechat_sdk.capabilities import Capabilities
+
 __all__ = [
     "Contact",
     "DirtyEvent",
@@ -30,11 +32,13 @@ __all__ = [
     "PuppetError",
     "PuppetEvent",
     "ReadyEvent",
+    "ReplyWindow",
     "Room",
     "ScanEvent",
     "ScanStatus",
     "SendError",
     "SendOutcomeUnknown",
+    "WindowClosed",
 ]
 
 
@@ -306,6 +310,21 @@ class SendError(PuppetError):
         return self.message
 
 
+@dataclass
+class WindowClosed(SendError):
+    """The conversation's reply window is closed: nothing was sent.
+
+    A transport with reply windows (iLink) lets the bot write only after the user wrote:
+    at most a number of messages per user message, and nothing once a time has passed
+    since it. The message says which limit was hit, e.g. ``reply window closed: the user
+    has not written in 24 h`` or ``reply window closed: 10 replies already sent since the
+    user's last message``. Not transient: the window opens again only when the user writes.
+    """
+
+    transient: bool = False
+    code: str = "window_closed"
+
+
 class SendOutcomeUnknown(PuppetError):
     """The send may or may not have been accepted (e.g. the reply was lost).
 
@@ -320,6 +339,26 @@ class FileTooLarge(PuppetError):
         super().__init__(f"file of {size} bytes is over the cap of {cap} bytes")
         self.size = size
         self.cap = cap
+
+
+# ---------------------------------------------------------------- reply windows
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyWindow:
+    """What the bot may still send in a conversation before the user writes again.
+
+    Given by :meth:`Puppet.reply_window` on transports that have reply windows (iLink);
+    ``None`` there means the transport has none (Wechaty, the simulator's puppet).
+
+    >>> ReplyWindow(remaining=10, closes_at=86_400.0).remaining
+    10
+    """
+
+    #: bot messages still allowed before the user writes again
+    remaining: int
+    #: clock time (the gateway clock's ``now()``) after which nothing may be sent
+    closes_at: float
 
 
 # ---------------------------------------------------------------- the port
@@ -369,3 +408,21 @@ class Puppet(Protocol):
         ...
 
     async def logout(self) -> None: ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this puppet's transport can do (the matrix ``channels capabilities`` shows)."""
+        ...
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """Show (``True``) or cancel (``False``) "typing..." to the peer; a no-op where the
+        transport has no typing (``capabilities.typing`` is false). Never raises for a
+        typing indicator that could not be shown: it is a courtesy, not a message."""
+        ...
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        """The conversation's reply window now, or ``None`` when the transport has none.
+
+        ``remaining`` 0 or ``closes_at`` passed: a send raises :class:`WindowClosed`.
+        """
+        ...

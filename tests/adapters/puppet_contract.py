@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+import pytest
+
+from wechat_sdk.capabilities import Capabilities
 from wechat_sdk.puppet import (
     FileTooLarge,
     HeartbeatEvent,
@@ -33,6 +36,7 @@ from wechat_sdk.puppet import (
     Puppet,
     PuppetEvent,
     ReadyEvent,
+    ReplyWindow,
     ScanEvent,
     ScanStatus,
 )
@@ -211,6 +215,12 @@ def _showing_qr(log: EventLog) -> bool:
     )
 
 
+def _needs_groups(puppet: Puppet) -> None:
+    """Group checks run where the transport has groups (iLink is direct chats only)."""
+    if "group" not in puppet.capabilities.chat_types:
+        pytest.skip("the transport has no groups (capabilities.chatTypes)")
+
+
 async def _collect_download(puppet: Puppet, message_id: str, max_bytes: int) -> list[bytes]:
     chunks: list[bytes] = []
     async for chunk in puppet.download(message_id, max_bytes):
@@ -279,6 +289,7 @@ async def check_inbound_dm_is_a_text_message_to_the_bot(harness: PuppetHarness) 
 
 async def check_group_message_carries_room_and_mention_ids(harness: PuppetHarness) -> None:
     async with started(harness) as (puppet, log):
+        _needs_groups(puppet)
         assert puppet.self_id is not None
         bob = await harness.add_contact("Bob")
         carol = await harness.add_contact("Carol")
@@ -301,6 +312,7 @@ async def check_group_message_carries_room_and_mention_ids(harness: PuppetHarnes
 
 async def check_contact_room_and_room_alias_payloads(harness: PuppetHarness) -> None:
     async with started(harness) as (puppet, _log):
+        _needs_groups(puppet)
         dave = await harness.add_contact("Dave")
         erin = await harness.add_contact("Erin")
         room = await harness.add_room("Book club", [dave, erin], aliases={dave: "Dave the Reader"})
@@ -330,6 +342,7 @@ async def check_send_text_reaches_the_contact(harness: PuppetHarness) -> None:
 
 async def check_send_text_to_a_room_reaches_the_room(harness: PuppetHarness) -> None:
     async with started(harness) as (puppet, _log):
+        _needs_groups(puppet)
         gina = await harness.add_contact("Gina")
         room = await harness.add_room("Team", [gina])
         await puppet.send_text(room, "hello team", mention_ids=(gina,))
@@ -366,6 +379,28 @@ async def check_send_file_delivers_the_right_size(harness: PuppetHarness) -> Non
         assert len(files) == 1
         assert files[0].file_size == len(data)
         assert files[0].file_name == "report.pdf"
+
+
+async def check_capabilities_typing_and_reply_window(harness: PuppetHarness) -> None:
+    async with started(harness) as (puppet, log):
+        caps = puppet.capabilities
+        assert isinstance(caps, Capabilities)
+        assert "direct" in caps.chat_types
+        lena = await harness.add_contact("Lena")
+        await harness.say_dm(lena, "are you there?")
+        await find_message(harness, log, lambda m: m.talker_id == lena, "lena's DM")
+        # typing is a courtesy: shown and cancelled without raising, supported or not
+        await puppet.set_typing(lena, True)
+        await puppet.set_typing(lena, False)
+        before = puppet.reply_window(lena)
+        await puppet.send_text(lena, "yes")
+        after = puppet.reply_window(lena)
+        if before is None:  # no reply window on this transport
+            assert after is None
+            return
+        assert isinstance(before, ReplyWindow) and isinstance(after, ReplyWindow)
+        assert after.remaining == before.remaining - 1  # a bot message uses one
+        assert after.closes_at == before.closes_at  # and does not renew the window
 
 
 # ---------------------------------------------------------------- files in
@@ -456,6 +491,7 @@ CHECKS: tuple[Check, ...] = (
     check_send_text_to_a_room_reaches_the_room,
     check_own_messages_come_back_as_self_echo,
     check_send_file_delivers_the_right_size,
+    check_capabilities_typing_and_reply_window,
     check_download_streams_the_exact_bytes,
     check_download_over_the_cap_raises_file_too_large,
     check_logout_emits_logout_and_clears_self_id,

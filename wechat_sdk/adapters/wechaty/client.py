@@ -54,6 +54,7 @@ from wechat_sdk.adapters.wechaty.errors import (
 from wechat_sdk.adapters.wechaty.payloads import Payloads
 from wechat_sdk.adapters.wechaty.prefetch import PrefetchWindow
 from wechat_sdk.adapters.wechaty.wire import MESSAGE_KINDS, message_kind
+from wechat_sdk.capabilities import CAPABILITIES, Capabilities
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import (
     Contact,
@@ -67,6 +68,7 @@ from wechat_sdk.puppet import (
     OutboundFile,
     PuppetError,
     PuppetEvent,
+    ReplyWindow,
     Room,
     SendOutcomeUnknown,
 )
@@ -473,3 +475,15 @@ class PuppetServiceClient:
 
     async def logout(self) -> None:
         await self._unary("Logout", pb.LogoutRequest())
+
+    # ------------------------------------------------------------ transport
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """Wechaty has no typing indicator: nothing to do."""
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        return None  # Wechaty has no reply window

@@ -48,12 +48,14 @@ from wechat_sdk.adapters.wechaty.client import (
     PuppetServiceClient,
     ServiceConnection,
 )
+from wechat_sdk.capabilities import CAPABILITIES, Capabilities
 from wechat_sdk.puppet import (
     Contact,
     Message,
     OutboundFile,
     PuppetError,
     PuppetEvent,
+    ReplyWindow,
     Room,
 )
 
@@ -547,3 +549,15 @@ class SidecarPuppet:
 
     async def logout(self) -> None:
         await self._c().logout()
+
+    # ------------------------------------------------------------ transport
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        """Wechaty has no typing indicator: nothing to do."""
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        return None  # Wechaty has no reply window
