@@ -726,6 +726,8 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
     # what wechat-sdk with schema version 1 left: the same tables, no outbox
     raw = sqlite3.connect(db_path)
     raw.execute("DROP TABLE outbox")
+    raw.execute("DROP TABLE webhook_queue")
+    raw.execute("DROP TABLE idempotency_keys")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
@@ -739,10 +741,10 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
         assert s.outbox.items("default") == [item]
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"pairing_requests", "approved_senders", "history_entries", "dedupe"} < tables
-        assert "outbox" in tables
+        assert {"outbox", "webhook_queue", "idempotency_keys"} <= tables
     finally:
         raw.close()
 

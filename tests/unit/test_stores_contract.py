@@ -516,3 +516,86 @@ async def test_marks_durable_on_a_virtual_clock_needs_no_real_time(make_store: M
     waiting = asyncio.ensure_future(store.marks_durable(store.mark_position()))
     await asyncio.sleep(0)  # one turn of the loop: nothing left running in a thread
     assert waiting.done() and waiting.exception() is None
+
+
+# --- the webhook queue ----------------------------------------------------------------------
+
+
+def delivery(n: int, endpoint: str = "https://a.example/hook", due: float = T0) -> Any:
+    from wechat_sdk.stores import WebhookDelivery
+
+    return WebhookDelivery(
+        endpoint=endpoint,
+        message_id=f"msg_{n}",
+        event_type="message.received",
+        body=f'{{"n": {n}, "text": "你好"}}',
+        created_at=T0,
+        next_attempt_at=due,
+    )
+
+
+def test_webhook_queue_round_trips_and_gives_ids_in_order(store: Any) -> None:
+    added = store.webhooks.add([delivery(1), delivery(2)])
+    assert [d.id for d in added] == sorted(d.id for d in added)
+    assert added[0].id > 0 and added[0] == replace(delivery(1), id=added[0].id)
+    assert store.webhooks.pending() == added
+    assert store.webhooks.pending("https://a.example/hook") == added
+    assert store.webhooks.pending("https://other.example/") == []
+
+
+def test_webhook_queue_due_is_per_endpoint_earliest_first(store: Any) -> None:
+    late, early, other = store.webhooks.add(
+        [delivery(1, due=T0 + 60), delivery(2, due=T0 + 5), delivery(3, "https://b.example/")]
+    )
+    assert store.webhooks.due("https://a.example/hook", T0) == []
+    assert store.webhooks.due("https://a.example/hook", T0 + 5) == [early]
+    assert store.webhooks.due("https://a.example/hook", T0 + 60) == [early, late]
+    assert store.webhooks.due("https://a.example/hook", T0 + 60, limit=1) == [early]
+    assert store.webhooks.due("https://b.example/", T0) == [other]
+    assert store.webhooks.next_attempt_at("https://a.example/hook") == T0 + 5
+    assert store.webhooks.next_attempt_at("https://nobody.example/") is None
+
+
+def test_webhook_retry_later_keeps_the_message_id_and_moves_the_due_time(store: Any) -> None:
+    (d,) = store.webhooks.add([delivery(1)])
+    store.webhooks.retry_later(d.id, attempts=1, next_attempt_at=T0 + 5, last_error="HTTP 503")
+    assert store.webhooks.due(d.endpoint, T0) == []
+    (again,) = store.webhooks.due(d.endpoint, T0 + 5)
+    assert (again.message_id, again.body, again.attempts, again.last_error) == (
+        "msg_1",
+        d.body,
+        1,
+        "HTTP 503",
+    )
+
+
+def test_webhook_delete_forgets_a_delivery_once(store: Any) -> None:
+    (d,) = store.webhooks.add([delivery(1)])
+    assert store.webhooks.delete(d.id) is True
+    assert store.webhooks.delete(d.id) is False
+    assert store.webhooks.pending() == []
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+def test_an_idempotency_key_is_claimed_once_and_its_answer_kept(store: Any) -> None:
+    assert store.idempotency.claim("k1", "fp", T0) is None
+    in_progress = store.idempotency.claim("k1", "fp", T0 + 1)
+    assert in_progress is not None and in_progress.status is None
+    assert (in_progress.fingerprint, in_progress.created_at) == ("fp", T0)
+    store.idempotency.finish("k1", 200, '{"sent": 1}')
+    done = store.idempotency.claim("k1", "other", T0 + 2)
+    assert done is not None
+    assert (done.fingerprint, done.status, done.response) == ("fp", 200, '{"sent": 1}')
+
+
+def test_a_released_key_can_be_claimed_again_and_old_keys_are_purged(store: Any) -> None:
+    store.idempotency.claim("k1", "fp", T0)
+    store.idempotency.release("k1")
+    assert store.idempotency.claim("k1", "fp2", T0 + 10) is None
+    store.idempotency.claim("k2", "fp", T0 + 100)
+    assert store.idempotency.purge(T0 + 50) == 1
+    assert store.idempotency.claim("k1", "fp", T0 + 200) is None  # forgotten: new again
+    known = store.idempotency.claim("k2", "fp", T0 + 200)
+    assert known is not None and known.created_at == T0 + 100

@@ -1,4 +1,5 @@
-"""Stores: pairing rows, conversation history, the dedupe window and the outbox.
+"""Stores: pairing rows, conversation history, the dedupe window, the outbox, the webhook
+queue and the HTTP API's idempotency keys.
 
 The ports are in :mod:`wechat_sdk.stores.base`; :class:`MemoryStore` and
 :class:`SqliteStore` implement them (the latter is the durable default).
@@ -13,6 +14,8 @@ from wechat_sdk.stores.base import (
     ApprovedSender,
     DedupeStore,
     HistoryStore,
+    IdempotencyStore,
+    IdempotentRequest,
     OutboxItem,
     OutboxKind,
     OutboxState,
@@ -20,13 +23,17 @@ from wechat_sdk.stores.base import (
     PairingRequest,
     PairingStore,
     Store,
+    WebhookDelivery,
+    WebhookQueue,
 )
 from wechat_sdk.stores.memory import (
     MemoryDedupeStore,
     MemoryHistoryStore,
+    MemoryIdempotencyStore,
     MemoryOutboxStore,
     MemoryPairingStore,
     MemoryStore,
+    MemoryWebhookQueue,
 )
 from wechat_sdk.stores.sqlite import (
     DEFAULT_DB_NAME,
@@ -46,11 +53,15 @@ __all__ = [
     "ApprovedSender",
     "DedupeStore",
     "HistoryStore",
+    "IdempotencyStore",
+    "IdempotentRequest",
     "MemoryDedupeStore",
     "MemoryHistoryStore",
+    "MemoryIdempotencyStore",
     "MemoryOutboxStore",
     "MemoryPairingStore",
     "MemoryStore",
+    "MemoryWebhookQueue",
     "OutboxItem",
     "OutboxKind",
     "OutboxState",
@@ -60,4 +71,6 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreSchemaError",
+    "WebhookDelivery",
+    "WebhookQueue",
 ]

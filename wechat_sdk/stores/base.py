@@ -1,5 +1,5 @@
 """The Stores port: pairing rows, conversation history, the dedupe window, the outbox,
-and when dedupe marks are durable.
+the webhook queue, the HTTP API's idempotency keys, and when dedupe marks are durable.
 
 Every store is keyed by channel (``"wechat"``, fixed per store instance) and account
 id, so several accounts share one store without seeing each other's rows. The
@@ -24,6 +24,8 @@ __all__ = [
     "ApprovedSender",
     "DedupeStore",
     "HistoryStore",
+    "IdempotencyStore",
+    "IdempotentRequest",
     "OutboxItem",
     "OutboxKind",
     "OutboxState",
@@ -31,6 +33,8 @@ __all__ = [
     "PairingRequest",
     "PairingStore",
     "Store",
+    "WebhookDelivery",
+    "WebhookQueue",
 ]
 
 #: The channel every store row belongs to unless a store is built for another one.
@@ -234,6 +238,98 @@ class OutboxStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event on its way to one webhook endpoint (the queue's row).
+
+    ``endpoint`` is the endpoint's URL; ``message_id`` the ``webhook-id`` header, the same
+    on every attempt; ``body`` the JSON payload exactly as it is signed and sent.
+    ``attempts`` counts the attempts that failed; ``next_attempt_at`` is when the next
+    one is due (the gateway's clock). ``id`` is given by the store (0 before it is added).
+    """
+
+    endpoint: str
+    message_id: str
+    event_type: str
+    body: str
+    created_at: float
+    next_attempt_at: float
+    attempts: int = 0
+    last_error: str | None = None
+    id: int = 0
+
+
+class WebhookQueue(Protocol):
+    """Events waiting for their webhook endpoint, durable at once (at least once: an
+    event is deleted only after its endpoint took it, or after its last retry)."""
+
+    def add(self, deliveries: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
+        """Append ``deliveries`` in one transaction, committed before the call returns;
+        return them with their ``id`` (increasing in that order)."""
+        ...
+
+    def due(self, endpoint: str, now: float, limit: int = 100) -> list[WebhookDelivery]:
+        """Up to ``limit`` of the endpoint's deliveries due at ``now``
+        (``next_attempt_at <= now``), the earliest due first (ties in the order added)."""
+        ...
+
+    def next_attempt_at(self, endpoint: str) -> float | None:
+        """When the endpoint's earliest delivery is due; None when none is queued."""
+        ...
+
+    def retry_later(
+        self, delivery_id: int, *, attempts: int, next_attempt_at: float, last_error: str
+    ) -> None:
+        """Record a failed attempt: the attempts so far, when to try again, and why."""
+        ...
+
+    def delete(self, delivery_id: int) -> bool:
+        """Forget a delivery (its endpoint took it, or it was given up); True if it was there."""
+        ...
+
+    def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
+        """The deliveries queued (for one endpoint, or all), in the order added."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """An HTTP API request made with an ``Idempotency-Key``.
+
+    ``fingerprint`` identifies the request the key was first used with (a hash of its
+    method, path and body). ``status`` and ``response`` (its JSON body) are None while the
+    request is being carried out.
+    """
+
+    key: str
+    fingerprint: str
+    created_at: float
+    status: int | None = None
+    response: str | None = None
+
+
+class IdempotencyStore(Protocol):
+    """Idempotency keys of the HTTP API, durable at once: a retried request is carried
+    out once, and its answer given again."""
+
+    def claim(self, key: str, fingerprint: str, now: float) -> IdempotentRequest | None:
+        """Record ``key`` as in progress and return None, atomically; when the key is
+        known, change nothing and return its record (in progress or finished)."""
+        ...
+
+    def finish(self, key: str, status: int, response: str) -> None:
+        """Record the answer of the request made with ``key``."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Forget ``key`` (the request did nothing: a retry may carry it out)."""
+        ...
+
+    def purge(self, before: float) -> int:
+        """Forget the keys first used before ``before``; return how many."""
+        ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """The bundle the gateway is given: one of each store, closed together.
@@ -251,6 +347,7 @@ class Store(Protocol):
                 inner = MemoryStore()
                 self.pairing, self.history = inner.pairing, inner.history
                 self.dedupe, self.outbox = inner.dedupe, inner.outbox
+                self.webhooks, self.idempotency = inner.webhooks, inner.idempotency
 
             def mark_position(self) -> int:
                 return 0
@@ -280,6 +377,16 @@ class Store(Protocol):
     @property
     def outbox(self) -> OutboxStore:
         """Work a stop cut short, kept for the next start."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookQueue:
+        """Events waiting for their webhook endpoints."""
+        ...
+
+    @property
+    def idempotency(self) -> IdempotencyStore:
+        """The HTTP API's idempotency keys."""
         ...
 
     def mark_position(self) -> int:

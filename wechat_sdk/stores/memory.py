@@ -12,17 +12,21 @@ from wechat_sdk.stores.base import (
     DEFAULT_DEDUPE_MAX_ENTRIES,
     DEFAULT_MAX_CONVERSATIONS,
     ApprovedSender,
+    IdempotentRequest,
     OutboxItem,
     OutboxState,
     PairingRequest,
+    WebhookDelivery,
 )
 
 __all__ = [
     "MemoryDedupeStore",
     "MemoryHistoryStore",
+    "MemoryIdempotencyStore",
     "MemoryOutboxStore",
     "MemoryPairingStore",
     "MemoryStore",
+    "MemoryWebhookQueue",
 ]
 
 
@@ -232,6 +236,88 @@ class MemoryOutboxStore:
         return self._items.pop(item_id, None) is not None
 
 
+class MemoryWebhookQueue:
+    """:class:`~wechat_sdk.stores.base.WebhookQueue` in a dict (gone at exit)."""
+
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
+        self._rows: dict[int, WebhookDelivery] = {}  # insertion order is id order
+        self._next_id = 1
+
+    def add(self, deliveries: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.add`."""
+        added = []
+        for d in deliveries:
+            row = dataclasses.replace(d, id=self._next_id)
+            self._next_id += 1
+            self._rows[row.id] = row
+            added.append(row)
+        return added
+
+    def due(self, endpoint: str, now: float, limit: int = 100) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.due`."""
+        rows = [
+            r for r in self._rows.values() if r.endpoint == endpoint and r.next_attempt_at <= now
+        ]
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))[:limit]
+
+    def next_attempt_at(self, endpoint: str) -> float | None:
+        """See :meth:`WebhookQueue.next_attempt_at`."""
+        times = [r.next_attempt_at for r in self._rows.values() if r.endpoint == endpoint]
+        return min(times) if times else None
+
+    def retry_later(
+        self, delivery_id: int, *, attempts: int, next_attempt_at: float, last_error: str
+    ) -> None:
+        """See :meth:`WebhookQueue.retry_later`."""
+        row = self._rows.get(delivery_id)
+        if row is not None:
+            self._rows[delivery_id] = dataclasses.replace(
+                row, attempts=attempts, next_attempt_at=next_attempt_at, last_error=last_error
+            )
+
+    def delete(self, delivery_id: int) -> bool:
+        """See :meth:`WebhookQueue.delete`."""
+        return self._rows.pop(delivery_id, None) is not None
+
+    def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.pending`."""
+        return [r for r in self._rows.values() if endpoint is None or r.endpoint == endpoint]
+
+
+class MemoryIdempotencyStore:
+    """:class:`~wechat_sdk.stores.base.IdempotencyStore` in a dict (gone at exit)."""
+
+    def __init__(self, channel: str = CHANNEL) -> None:
+        self.channel = channel
+        self._keys: dict[str, IdempotentRequest] = {}
+
+    def claim(self, key: str, fingerprint: str, now: float) -> IdempotentRequest | None:
+        """See :meth:`IdempotencyStore.claim`."""
+        known = self._keys.get(key)
+        if known is not None:
+            return known
+        self._keys[key] = IdempotentRequest(key, fingerprint, now)
+        return None
+
+    def finish(self, key: str, status: int, response: str) -> None:
+        """See :meth:`IdempotencyStore.finish`."""
+        known = self._keys.get(key)
+        if known is not None:
+            self._keys[key] = dataclasses.replace(known, status=status, response=response)
+
+    def release(self, key: str) -> None:
+        """See :meth:`IdempotencyStore.release`."""
+        self._keys.pop(key, None)
+
+    def purge(self, before: float) -> int:
+        """See :meth:`IdempotencyStore.purge`."""
+        old = [k for k, r in self._keys.items() if r.created_at < before]
+        for k in old:
+            del self._keys[k]
+        return len(old)
+
+
 class MemoryStore:
     """The in-memory :class:`~wechat_sdk.stores.base.Store` bundle.
 
@@ -251,6 +337,8 @@ class MemoryStore:
         self.history = MemoryHistoryStore(max_conversations, channel)
         self.dedupe = MemoryDedupeStore(dedupe_max_entries, channel)
         self.outbox = MemoryOutboxStore(channel)
+        self.webhooks = MemoryWebhookQueue(channel)
+        self.idempotency = MemoryIdempotencyStore(channel)
 
     def mark_position(self) -> int:
         """See :meth:`Store.mark_position`."""

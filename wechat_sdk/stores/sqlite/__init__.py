@@ -2,7 +2,8 @@
 
 The parts: :mod:`.db` (the connection, schema and migrations, the write-behind queue and
 durability), :mod:`.pairing`, :mod:`.history`, :mod:`.dedupe`, :mod:`.outbox`, and
-:mod:`.store` (the :class:`SqliteStore` bundle).
+:mod:`.webhooks` (the webhook queue and the idempotency keys), and :mod:`.store` (the
+:class:`SqliteStore` bundle).
 
 Design:
 
@@ -31,7 +32,8 @@ Design:
 - Only one process writes history and dedupe marks (the gateway: one per state
   directory); the CLI reads and writes pairing rows only.
 - The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
-  is opened (version 1 gets the outbox table, its rows untouched).
+  is opened (version 1 gets the outbox table, version 2 the webhook queue and the
+  idempotency keys, their rows untouched).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from wechat_sdk.stores.sqlite.history import (
 from wechat_sdk.stores.sqlite.outbox import SqliteOutboxStore
 from wechat_sdk.stores.sqlite.pairing import SqlitePairingStore
 from wechat_sdk.stores.sqlite.store import SqliteStore
+from wechat_sdk.stores.sqlite.webhooks import SqliteIdempotencyStore, SqliteWebhookQueue
 
 __all__ = [
     "DEFAULT_DB_NAME",
@@ -52,8 +55,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "SqliteDedupeStore",
     "SqliteHistoryStore",
+    "SqliteIdempotencyStore",
     "SqliteOutboxStore",
     "SqlitePairingStore",
     "SqliteStore",
+    "SqliteWebhookQueue",
     "StoreSchemaError",
 ]

@@ -41,7 +41,7 @@ COMMIT_DELAY_S: Final = 0.1
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
 
 #: The schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS pairing_requests (
@@ -120,6 +120,33 @@ CREATE TABLE IF NOT EXISTS outbox (
     turn            TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_account ON outbox (channel, account_id, seq);
+"""
+
+# version 3: the webhook queue and the HTTP API's idempotency keys
+_SCHEMA_V3: Final = """
+CREATE TABLE IF NOT EXISTS webhook_queue (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel         TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    attempts        INTEGER NOT NULL,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS webhook_queue_due
+    ON webhook_queue (channel, endpoint, next_attempt_at, seq);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    channel     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    status      INTEGER,
+    response    TEXT,
+    PRIMARY KEY (channel, key)
+);
 """
 
 #: Indexes that only per-message queries used: history and dedupe are read once per
@@ -317,6 +344,8 @@ class Database:
                 _run_script(conn, _SCHEMA_V1)
             if version < 2:
                 _run_script(conn, _SCHEMA_V2)
+            if version < 3:
+                _run_script(conn, _SCHEMA_V3)
             # (a version 2 file of an early build may still have them)
             _run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:

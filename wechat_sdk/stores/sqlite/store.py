@@ -1,4 +1,4 @@
-"""The SQLite store bundle: one database file, one connection, the four stores."""
+"""The SQLite store bundle: one database file, one connection, the stores."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from wechat_sdk.stores.sqlite.history import (
 )
 from wechat_sdk.stores.sqlite.outbox import SqliteOutboxStore
 from wechat_sdk.stores.sqlite.pairing import SqlitePairingStore
+from wechat_sdk.stores.sqlite.webhooks import SqliteIdempotencyStore, SqliteWebhookQueue
 
 __all__ = ["SqliteStore"]
 
@@ -56,6 +57,8 @@ class SqliteStore:
         )
         self.dedupe = SqliteDedupeStore(self._db, dedupe_max_entries, channel)
         self.outbox = SqliteOutboxStore(self._db, channel)
+        self.webhooks = SqliteWebhookQueue(self._db, channel)
+        self.idempotency = SqliteIdempotencyStore(self._db, channel)
 
     @classmethod
     def in_state_dir(
