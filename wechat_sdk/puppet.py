@@ -170,6 +170,10 @@ class Message:
     mention_ids: tuple[str, ...] = ()
     timestamp: float = 0.0
     file: FileInfo | None = None
+    #: the message this one quotes (replies to), where the transport says so: its id, and
+    #: its text as the adapter knows it from its own history (iLink's quotes arrive cut)
+    quoted_id: str | None = None
+    quoted_text: str | None = None
 
     @property
     def is_group(self) -> bool:
