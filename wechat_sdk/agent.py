@@ -15,12 +15,16 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from wechat_sdk.puppet import OutboundFile
 
+if TYPE_CHECKING:
+    from wechat_sdk.config import Config
+
 __all__ = [
     "Agent",
+    "AgentLifecycle",
     "AgentResult",
     "AgentTurn",
     "AllowedTools",
@@ -48,6 +52,8 @@ class MediaItem:
     name: str
     duration_s: float | None = None
     note: str | None = None  # e.g. "file too large (45.0 MB > 30 MB): not downloaded"
+    #: a voice message's text, where the transport gives one
+    transcript: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +158,8 @@ class AgentTurn:
     media: tuple[MediaItem, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
     tools: AllowedTools = field(default_factory=AllowedTools)
+    #: the text of the message this one quotes (replies to), where the transport gives it
+    quoted_text: str | None = None
 
     @property
     def conversation_id(self) -> str:
@@ -180,6 +188,19 @@ class Reply:
 
 AgentResult = str | Reply | AsyncIterator[str] | None
 Agent = Callable[[AgentTurn], Awaitable[AgentResult] | AsyncIterator[str]]
+
+
+@runtime_checkable
+class AgentLifecycle(Protocol):
+    """An agent with something to start and stop (MCP servers, model clients).
+
+    The gateway calls ``start`` with its config when it starts (a reload stops the agent
+    and starts it again with the new config) and ``aclose`` once its accounts stopped.
+    """
+
+    async def start(self, config: Config) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 async def resolve_agent_result(value: Any) -> Reply | AsyncIterator[str] | None:

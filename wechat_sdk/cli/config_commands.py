@@ -32,12 +32,13 @@ def config_group() -> None:
 def config_check(config_file: Path | None, as_json: bool) -> None:
     """Validate the config and print the resolved accounts (secrets masked)."""
     from wechat_sdk.config import ConfigError, accounts_of, load_config
-    from wechat_sdk.gateway.service import check_puppets
+    from wechat_sdk.gateway.service import check_agents, check_puppets
 
     try:
         config = load_config(config_file)
         accounts = accounts_of(config)
         check_puppets(accounts.accounts.values(), config_file)
+        check_agents(accounts.accounts.values(), config_file)
     except ConfigError as exc:
         fail_config(exc)
         return

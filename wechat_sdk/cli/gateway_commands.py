@@ -21,9 +21,9 @@ def gateway_group() -> None:
 @click.option(
     "--agent",
     "agent_spec",
-    default="echo",
-    show_default=True,
-    help="The assistant: echo, or module:function (an async def agent(turn)).",
+    default=None,
+    help="The assistant: echo, or module:function (an async def agent(turn)). Unset: the "
+    "config's channels.wechat.agent, or echo without one.",
 )
 @click.option(
     "--log-format",
@@ -52,7 +52,7 @@ def gateway_group() -> None:
 def gateway_run(
     config_file: Path | None,
     state_dir: Path | None,
-    agent_spec: str,
+    agent_spec: str | None,
     log_format: str,
     log_level: str,
     grace_s: float,
@@ -68,7 +68,7 @@ def gateway_run(
 
     configure_logging(log_format, log_level)
     try:
-        agent = load_agent(agent_spec)
+        agent = load_agent(agent_spec) if agent_spec is not None else None
     except (ImportError, AttributeError, ValueError) as exc:
         _err().print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         raise SystemExit(1) from None

@@ -227,6 +227,7 @@ _UNION_TAGS = frozenset(
         "TlsOptions",
         "PacingConfig",
         "HealthConfig",
+        "AgentConfig",
     }
 )
 _UNION_TAG_PREFIXES = ("function-", "literal[", "list[", "union[", "constrained-")

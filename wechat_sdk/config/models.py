@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.templates import template_problem
 
 __all__ = [
@@ -192,6 +193,11 @@ class AccountConfig(_Strict):
         None, description="HTTP health endpoints (gateway-wide: top level only)"
     )
     stateDir: str | None = Field(None, description="state directory (default ~/.clawdbot/wechat)")
+    agent: AgentConfig | None = Field(
+        None,
+        description="the assistant that answers, built from the config (an OpenAI-compatible "
+        "model and MCP tools); `gateway run --agent` overrides it",
+    )
 
     @field_validator("allowFrom", "groupAllowFrom", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from wechat_sdk.agent import Agent, Reply, ToolRegistry
+from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
@@ -181,6 +181,8 @@ class Gateway:
         if self._started:
             return
         await self._start_health()
+        if isinstance(self.agent, AgentLifecycle):  # its MCP servers, say
+            await self.agent.start(self.config)
         self._started = True
         for account in self.accounts.enabled:
             runner = self._build_runner(account)
@@ -198,6 +200,8 @@ class Gateway:
         next start on the same store: see "Stopping" on the "Running the gateway" page.
         """
         await asyncio.gather(*(r.stop(grace_s) for r in self.runners.values()))
+        if self._started and isinstance(self.agent, AgentLifecycle):
+            await self.agent.aclose()
         self._started = False
 
     async def close(self, grace_s: float = 10.0) -> None:

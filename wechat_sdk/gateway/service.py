@@ -18,6 +18,7 @@ from typing import Any, cast
 from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
 from wechat_sdk.config import (
+    Config,
     ConfigError,
     ConfigProblem,
     ResolvedAccount,
@@ -30,6 +31,8 @@ from wechat_sdk.gateway.gateway import Gateway
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
+    "agent_from_config",
+    "check_agents",
     "check_puppets",
     "configure_logging",
     "load_agent",
@@ -148,21 +151,53 @@ def check_puppets(
         raise located(ConfigError(problems), config_file)
 
 
+def check_agents(
+    accounts: Iterable[ResolvedAccount], config_file: str | os.PathLike[str] | None = None
+) -> None:
+    """Every enabled account's ``agent`` block as this machine can run it (an MCP
+    server's command on PATH), all problems in one ConfigError, as :func:`check_puppets`."""
+    from wechat_sdk.config.assistant import agent_problems
+
+    problems: list[ConfigProblem] = []
+    seen: set[str] = set()
+    for account in accounts:
+        agent = account.settings.agent
+        if account.enabled and agent is not None:
+            for problem in agent_problems(agent, account.key_path("agent")):
+                if problem.path not in seen:  # (a top-level block is every account's)
+                    seen.add(problem.path)
+                    problems.append(problem)
+    if problems:
+        raise located(ConfigError(problems), config_file)
+
+
+def agent_from_config(config: Config) -> Agent:
+    """The assistant of the config's ``agent`` blocks; the built-in echo without one."""
+    from wechat_sdk.assistants import configured_assistant
+
+    return configured_assistant(config) or BUILTIN_AGENTS["echo"]
+
+
 async def serve(
     config_file: Path | None,
     state_dir: Path | None,
-    agent: Agent,
+    agent: Agent | None,
     *,
     grace_s: float = 10.0,
     gc_tuning: bool = False,
 ) -> int:
     """Run until SIGINT/SIGTERM or `gateway stop`. Returns the exit code.
 
+    ``agent``: None answers with the config's ``agent`` blocks (:func:`agent_from_config`).
+
     ``gc_tuning``: call :func:`tune_gc` once the accounts have started (``gateway run``
     does; it changes the whole process).
     """
     config = load_config(config_file)
     check_puppets(accounts_of(config).accounts.values(), config_file)
+    check_agents(accounts_of(config).accounts.values(), config_file)
+    if agent is None:
+        agent = agent_from_config(config)
     gateway = Gateway(config, agent=agent, state_dir=state_dir)
     stop = asyncio.Event()
 
@@ -177,6 +212,7 @@ async def serve(
             try:
                 new = load_config(config_file)
                 check_puppets(accounts_of(new).accounts.values(), config_file)
+                check_agents(accounts_of(new).accounts.values(), config_file)
                 await gateway.reload(new, grace_s)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())

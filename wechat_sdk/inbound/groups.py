@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from wechat_sdk.config.models import AccountConfig, GroupConfig, ToolPolicy
 
-__all__ = ["GroupRule", "allowed_tool_names", "resolve_group"]
+__all__ = ["GroupRule", "allowed_tool_names", "resolve_group", "tool_permitted"]
 
 WILDCARD = "*"
 
@@ -84,3 +84,15 @@ def allowed_tool_names(
     if isinstance(rule_tools, _DenyOnly):
         return known - rule_tools
     return known & rule_tools
+
+
+def tool_permitted(rule_tools: frozenset[str] | None, names: Iterable[str]) -> bool:
+    """Whether a tool known by any of ``names`` (its own name, the key of the MCP server
+    it comes from) is allowed by a resolved rule: listed under one of them, or, under a
+    deny-only policy, denied under none."""
+    if rule_tools is None:
+        return True
+    wanted = frozenset(names)
+    if isinstance(rule_tools, _DenyOnly):
+        return not (wanted & rule_tools)
+    return bool(wanted & rule_tools)

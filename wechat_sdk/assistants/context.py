@@ -1,0 +1,122 @@
+"""What the model sees: a turn as Chat Completions messages.
+
+First the system prompt (with a line saying where the conversation is), then the
+history (a DM's earlier turns; in a group, the messages nobody answered since the bot
+last spoke, each with its sender's name), then the message itself: its text, the text
+it quotes, a voice message's transcript, and its images when vision is on (read from
+the saved file, up to a size cap; a bigger or unreadable one is named instead).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import Any
+
+from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem
+
+__all__ = ["turn_messages"]
+
+log = logging.getLogger("wechat_sdk.assistant")
+
+Message = dict[str, Any]
+
+
+def turn_messages(
+    turn: AgentTurn,
+    *,
+    system_prompt: str,
+    vision: bool,
+    image_max_bytes: int,
+    failure_text: str | None = None,
+) -> list[Message]:
+    """The messages of a request for ``turn``. ``failure_text`` (the notice sent when the
+    model failed) is taken out of earlier answers: the model did not say it."""
+    group = turn.room_id is not None
+    messages: list[Message] = [{"role": "system", "content": _system(turn, system_prompt)}]
+    for entry in turn.history:
+        message = _history_message(entry, group, failure_text)
+        if message is not None:
+            messages.append(message)
+    messages.append({"role": "user", "content": _current(turn, vision, image_max_bytes)})
+    return messages
+
+
+def _system(turn: AgentTurn, prompt: str) -> str:
+    if turn.room_id is not None:
+        topic = f' "{turn.room_topic}"' if turn.room_topic else ""
+        where = (
+            f"This is the WeChat group{topic}. Each message starts with its sender's name; "
+            f"you are answering {turn.sender_name}."
+        )
+    else:
+        where = f"This is a direct chat on WeChat with {turn.sender_name}."
+    return f"{prompt.strip()}\n\n{where}"
+
+
+def _history_message(entry: HistoryEntry, group: bool, failure_text: str | None) -> Message | None:
+    text = entry.text
+    if entry.role == "assistant":
+        if failure_text:
+            text = text.replace(failure_text, "").strip()
+        return {"role": "assistant", "content": text} if text.strip() else None
+    if not text.strip():
+        return None
+    return {"role": "user", "content": f"{entry.sender_name}: {text}" if group else text}
+
+
+def _current(turn: AgentTurn, vision: bool, image_max_bytes: int) -> str | list[Message]:
+    lines: list[str] = []
+    if turn.quoted_text:
+        lines.append(f"(replying to: {turn.quoted_text})")
+    text = turn.text
+    images: list[Message] = []
+    for item in turn.media:
+        if item.kind in ("voice", "audio") and item.transcript:
+            text = f"{text}\n{item.transcript}".strip() if text else item.transcript
+            continue
+        part = _image_part(item, image_max_bytes) if vision and item.kind == "image" else None
+        if part is not None:
+            images.append(part)
+        else:
+            lines.append(_media_note(item))
+    if text:
+        lines.append(text)
+    body = "\n".join(lines)
+    if turn.room_id is not None:
+        body = f"{turn.sender_name}: {body}"
+    if not images:
+        return body
+    return [{"type": "text", "text": body}, *images]
+
+
+def _image_part(item: MediaItem, max_bytes: int) -> Message | None:
+    if item.path is None or item.size > max_bytes:
+        return None
+    mime = item.mime if item.mime and item.mime.startswith("image/") else "image/jpeg"
+    try:
+        data = _read_capped(item.path, max_bytes)
+    except OSError as exc:
+        log.warning("image %s not given to the model: %s", item.name, exc.strerror or exc)
+        return None
+    if data is None:
+        return None
+    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes | None:
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
+
+
+def _media_note(item: MediaItem) -> str:
+    what = {"voice": "voice message", "audio": "voice message"}.get(item.kind, item.kind)
+    details = [item.name] if item.name else []
+    if item.duration_s:
+        details.append(f"{item.duration_s:g} s")
+    if item.note:
+        details.append(item.note)
+    return f"[{what}{': ' + ', '.join(details) if details else ''}]"

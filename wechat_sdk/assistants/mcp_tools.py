@@ -1,0 +1,275 @@
+"""MCP servers: started once with the gateway, restarted when they die, stopped with it.
+
+Each configured server (``agent.mcpServers.<key>``) has a supervisor task that connects
+(a program over stdio, or a streamable HTTP server, through the official ``mcp`` SDK),
+lists the server's tools and keeps the session until the gateway stops. A session that
+breaks (the program exited, a call found the connection closed, a health ping got no
+answer) is opened again, with a growing pause between attempts. While a server is down
+its tools are not offered to the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from wechat_sdk.config.assistant import McpServerConfig
+
+if TYPE_CHECKING:
+    from mcp import ClientSession
+
+__all__ = ["McpServer", "McpTool", "McpToolFailed"]
+
+log = logging.getLogger("wechat_sdk.assistant")
+
+#: pause before the first reconnection; it doubles up to RESTART_MAX_S
+RESTART_FIRST_S = 0.5
+RESTART_MAX_S = 30.0
+#: how often a quiet session is pinged to learn that its server died
+PING_EVERY_S = 15.0
+
+
+class McpToolFailed(RuntimeError):
+    """A tool call that did not give a result (the message is for the model)."""
+
+
+@dataclass(frozen=True, slots=True)
+class McpTool:
+    """A tool of an MCP server, as the server describes it."""
+
+    server: str
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class McpServer:
+    """One configured MCP server and its supervised session."""
+
+    def __init__(
+        self,
+        key: str,
+        config: McpServerConfig,
+        *,
+        call_timeout_s: float = 60.0,
+        ping_every_s: float = PING_EVERY_S,
+    ) -> None:
+        self.key = key
+        self.config = config
+        self.call_timeout_s = call_timeout_s
+        self.ping_every_s = ping_every_s
+        self.tools: tuple[McpTool, ...] = ()
+        #: sessions opened so far (1 after the first start; more after restarts)
+        self.sessions_opened = 0
+        self._session: ClientSession | None = None
+        self._broken = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._first_try = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def up(self) -> bool:
+        return self._session is not None
+
+    async def start(self, wait_s: float) -> None:
+        """Start the supervisor; wait up to ``wait_s`` for the first connection (or its
+        failure: the supervisor keeps trying in the background)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._supervise(), name=f"mcp:{self.key}"
+            )
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await self._first_try.wait()
+
+    async def aclose(self) -> None:
+        """Close the session and stop the server (a program gets its stdin closed, then
+        SIGTERM if it lingers, as the SDK does)."""
+        self._stopping.set()
+        self._broken.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        except Exception:  # the supervisor logged it
+            pass
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> str:
+        """Call a tool; its result as text for the model. Raises :class:`McpToolFailed`."""
+        import anyio
+        from mcp.shared.exceptions import McpError
+        from mcp.types import CONNECTION_CLOSED
+
+        session = self._session
+        if session is None:
+            raise McpToolFailed(f"the tool server {self.key!r} is not running right now")
+        try:
+            async with asyncio.timeout(self.call_timeout_s):
+                result = await session.call_tool(
+                    name, arguments, read_timeout_seconds=timedelta(seconds=self.call_timeout_s)
+                )
+        except TimeoutError:
+            raise McpToolFailed(
+                f"the tool {name!r} did not answer within {self.call_timeout_s:g} s"
+            ) from None
+        except McpError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                self._mark_broken("connection closed during a call")
+                raise McpToolFailed(
+                    f"the tool server {self.key!r} stopped; it is being restarted"
+                ) from None
+            raise McpToolFailed(f"the tool {name!r} failed: {exc.error.message}") from None
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
+            self._mark_broken("connection lost during a call")
+            raise McpToolFailed(
+                f"the tool server {self.key!r} stopped; it is being restarted"
+            ) from None
+        text = _result_text(result)
+        if result.isError:
+            raise McpToolFailed(f"the tool {name!r} failed: {text}")
+        return text
+
+    # ------------------------------------------------------------ supervision
+
+    def _mark_broken(self, why: str) -> None:
+        if self._session is not None and not self._broken.is_set():
+            log.warning(
+                "MCP server %r: %s reason=mcp_server_down",
+                self.key,
+                why,
+                extra={"account": "-"},
+            )
+        self._broken.set()
+
+    async def _supervise(self) -> None:
+        delay = RESTART_FIRST_S
+        while not self._stopping.is_set():
+            self._broken.clear()
+            try:
+                await self._serve_once()
+                delay = RESTART_FIRST_S  # it ran: the next failure starts the pauses again
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # (anyio raises exception groups: ExceptionGroup)
+                if self._stopping.is_set():
+                    break
+                log.warning(
+                    "MCP server %r could not be used: %s; trying again in %g s reason=mcp_failed",
+                    self.key,
+                    _describe(exc),
+                    delay,
+                    extra={"account": "-"},
+                )
+            finally:
+                self._session = None
+                self.tools = ()
+                self._first_try.set()
+            if self._stopping.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            delay = min(delay * 2, RESTART_MAX_S)
+
+    async def _serve_once(self) -> None:
+        from mcp import ClientSession
+
+        async with self._transport() as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            self.tools = tuple(await _list_tools(self.key, session))
+            self._session = session
+            self.sessions_opened += 1
+            self._first_try.set()
+            log.info(
+                "MCP server %r ready: %d tool(s)%s",
+                self.key,
+                len(self.tools),
+                " (restarted)" if self.sessions_opened > 1 else "",
+                extra={"account": "-"},
+            )
+            await self._watch(session)
+
+    async def _watch(self, session: ClientSession) -> None:
+        """Return when the session broke or the gateway stops."""
+        while not self._broken.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.ping_every_s):
+                    await self._broken.wait()
+                    return
+            try:
+                async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
+                    await session.send_ping()
+            except Exception:
+                self._mark_broken("no answer to a ping")
+
+    @contextlib.asynccontextmanager
+    async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:
+        config = self.config
+        if config.command is not None:
+            from mcp import StdioServerParameters
+            from mcp.client.stdio import stdio_client
+
+            params = StdioServerParameters(
+                command=config.command, args=list(config.args), env=dict(config.env) or None
+            )
+            async with stdio_client(params) as (read, write):
+                yield read, write
+            return
+        import httpx
+        from mcp.client.streamable_http import streamable_http_client
+
+        assert config.url is not None
+        client = httpx.AsyncClient(headers=config.headers, timeout=httpx.Timeout(30.0, read=300.0))
+        async with client, streamable_http_client(config.url, http_client=client) as streams:
+            yield streams[0], streams[1]
+
+
+async def _list_tools(key: str, session: ClientSession) -> list[McpTool]:
+    tools: list[McpTool] = []
+    cursor: str | None = None
+    while True:
+        page = await session.list_tools(cursor)
+        for tool in page.tools:
+            tools.append(
+                McpTool(key, tool.name, tool.description or "", dict(tool.inputSchema or {}))
+            )
+        cursor = page.nextCursor
+        if not cursor:
+            return tools
+
+
+def _result_text(result: Any) -> str:
+    """A tool result's content as text (pictures and other content named, not shown)."""
+    parts: list[str] = []
+    for item in result.content:
+        kind = getattr(item, "type", "")
+        if kind == "text":
+            parts.append(item.text)
+        elif kind == "resource" and hasattr(item.resource, "text"):
+            parts.append(item.resource.text)
+        else:
+            parts.append(f"[{kind or 'content'} not shown]")
+    if not parts and getattr(result, "structuredContent", None) is not None:
+        import json
+
+        parts.append(json.dumps(result.structuredContent, ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error (the first of a group), without a traceback."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,189 @@
+"""The tools offered to the model in one turn, and the calls it makes to them.
+
+Two sources: the Python tools of the gateway's ``ToolRegistry`` (the turn carries the
+ones the conversation allows: ``turn.tools``) and the tools of the configured MCP
+servers, filtered here by the same rule: a group's ``tools`` entry names a tool, or an
+MCP server's key meaning all its tools; DMs get every tool unless ``agent.dmTools``
+narrows them. A call to a tool that was not offered is refused and never run: the
+model is told, and the log says ``tool_not_allowed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from wechat_sdk.agent import AgentTurn, ToolNotAllowed
+from wechat_sdk.assistants.mcp_tools import McpServer, McpTool, McpToolFailed
+from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
+from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.inbound.groups import resolve_group, tool_permitted
+
+__all__ = ["OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
+
+log = logging.getLogger("wechat_sdk.assistant")
+
+_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+
+Runner = Callable[[str], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedTool:
+    """A tool as the model sees it (``name`` is unique in the turn) and how to run it."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    source: str  # "python", or the MCP server's key
+    run: Runner
+
+    def schema(self) -> dict[str, Any]:
+        """The Chat Completions ``tools`` entry."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters or {"type": "object", "properties": {}},
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOutcome:
+    """What a call gave: the text the model reads, and whether the tool ran."""
+
+    text: str
+    ran: bool
+
+
+class TurnTools:
+    """The tools of one turn, by the name the model uses."""
+
+    def __init__(self, tools: Iterable[OfferedTool], *, account_id: str, where: str) -> None:
+        self.tools = {t.name: t for t in tools}
+        self.account_id = account_id
+        self.where = where
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [t.schema() for t in self.tools.values()]
+
+    async def call(self, name: str, arguments: str) -> ToolCallOutcome:
+        """Run a call of the model; never raises (the outcome's text says what went wrong)."""
+        tool = self.tools.get(name)
+        if tool is None:
+            log.warning(
+                "tool refused: %r is not offered here (%s) reason=tool_not_allowed",
+                name,
+                self.where,
+                extra={"account": self.account_id},
+            )
+            return ToolCallOutcome(
+                f"error: the tool {name!r} is not available in this conversation; "
+                "answer without it",
+                ran=False,
+            )
+        try:
+            return ToolCallOutcome(await tool.run(arguments), ran=True)
+        except BadToolArguments as exc:
+            return ToolCallOutcome(f"error: bad arguments for {name!r}: {exc}", ran=False)
+        except ToolNotAllowed:  # (AllowedTools logged it with its reason)
+            return ToolCallOutcome(
+                f"error: the tool {name!r} is not available in this conversation", ran=False
+            )
+        except McpToolFailed as exc:
+            log.warning(
+                "tool %r failed: %s reason=tool_failed",
+                name,
+                exc,
+                extra={"account": self.account_id},
+            )
+            return ToolCallOutcome(f"error: {exc}", ran=True)
+        except Exception as exc:  # a Python tool's own error: the model may recover
+            log.warning(
+                "tool %r raised %s: %s reason=tool_failed",
+                name,
+                type(exc).__name__,
+                exc,
+                extra={"account": self.account_id},
+            )
+            return ToolCallOutcome(f"error: {type(exc).__name__}: {exc}", ran=True)
+
+
+def tools_for_turn(
+    turn: AgentTurn,
+    account: ResolvedAccount,
+    dm_tools: list[str] | None,
+    servers: Iterable[McpServer],
+) -> TurnTools:
+    """The tools this conversation allows: the turn's Python tools, and the tools of the
+    running MCP servers its rule permits."""
+    if turn.room_id is not None:
+        rule = resolve_group(account.settings, turn.room_id).tools
+        where = f"group {turn.room_id}"
+    else:
+        rule = None if dm_tools is None else frozenset(dm_tools)
+        where = f"DM with {turn.sender_id}"
+    offered: list[OfferedTool] = []
+    taken: set[str] = set()
+    for name in turn.tools.names:
+        if dm_tools is not None and turn.room_id is None and name not in dm_tools:
+            continue
+        offered.append(_python_tool(turn, name, turn.tools[name]))
+        taken.add(name)
+    for server in servers:
+        for tool in server.tools:
+            if not tool_permitted(rule, (tool.name, tool.server)):
+                continue
+            name = _model_name(tool, taken)
+            taken.add(name)
+            offered.append(_mcp_tool(server, tool, name))
+    return TurnTools(offered, account_id=turn.account_id, where=where)
+
+
+def _python_tool(turn: AgentTurn, name: str, func: Callable[..., Any]) -> OfferedTool:
+    spec = describe_python_tool(func)
+
+    async def run(arguments: str) -> str:
+        kwargs = spec.parse(arguments)
+        result = await turn.tools.call(name, **kwargs)
+        return result if isinstance(result, str) else _as_text(result)
+
+    return OfferedTool(name, spec.description, spec.parameters, "python", run)
+
+
+def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
+    async def run(arguments: str) -> str:
+        import json
+
+        try:
+            data = json.loads(arguments or "{}")
+        except ValueError as exc:
+            raise BadToolArguments(f"the arguments are not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise BadToolArguments("the arguments must be a JSON object")
+        return await server.call(tool.name, data)
+
+    return OfferedTool(name, tool.description, tool.parameters, tool.server, run)
+
+
+def _model_name(tool: McpTool, taken: set[str]) -> str:
+    """The tool's name as the API allows it (letters, digits, _ and -, at most 64);
+    prefixed with its server's key when another tool has it already."""
+    name = _NAME.sub("_", tool.name)[:64] or "tool"
+    if name in taken:
+        name = _NAME.sub("_", f"{tool.server}__{tool.name}")[:64]
+    return name
+
+
+def _as_text(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)

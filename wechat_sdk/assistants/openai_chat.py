@@ -1,0 +1,260 @@
+"""A model behind the OpenAI Chat Completions API, streamed through the official ``openai``
+SDK (``AsyncOpenAI``): text deltas go to WeChat as they come, tool calls are gathered
+from their pieces, run, and their results given back until the model answers.
+
+Retries: the SDK retries a request that failed before its answer began (timeouts,
+connection errors, 429 and 5xx, with backoff, ``maxRetries`` times). A stream cut before
+any text of it reached the user is asked again here (same budget); once text went out,
+asking again would send it twice, so the reply ends with the failure notice instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.assistants.offered_tools import TurnTools
+from wechat_sdk.config.assistant import AgentConfig
+
+if TYPE_CHECKING:
+    import httpx
+    from openai import AsyncOpenAI
+
+__all__ = ["ChatModel", "ModelFailed", "fill_placeholders"]
+
+log = logging.getLogger("wechat_sdk.assistant")
+
+#: pause before asking again after a cut stream; doubles each time
+STREAM_RETRY_FIRST_S = 0.25
+
+
+class ModelFailed(RuntimeError):
+    """The model gave no usable answer after its retries; ``reason`` is the log's code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass
+class _Round:
+    """One request's answer: its text and the tool calls gathered from their pieces."""
+
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def add_call_piece(self, piece: Any) -> None:
+        call = self.calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+        if piece.id:
+            call["id"] = piece.id
+        function = piece.function
+        if function is not None:
+            if function.name:
+                # most servers send the name whole in the first piece; some split it
+                call["name"] = call["name"] + function.name
+            if function.arguments:
+                call["arguments"] += function.arguments
+
+
+def fill_placeholders(template: str, turn: AgentTurn) -> str:
+    """``{accountId}``, ``{conversationId}`` and ``{chatType}`` of ``turn`` in ``template``."""
+    return (
+        template.replace("{accountId}", turn.account_id)
+        .replace("{conversationId}", turn.conversation_id)
+        .replace("{chatType}", turn.chat_type)
+    )
+
+
+class ChatModel:
+    """The client of one ``agent`` block. ``http_client``: an ``httpx.AsyncClient`` of your
+    own (a test's transport, a proxy)."""
+
+    def __init__(
+        self, config: AgentConfig, *, http_client: httpx.AsyncClient | None = None
+    ) -> None:
+        self.config = config
+        self._http_client = http_client
+        self._client: AsyncOpenAI | None = None
+        secret = config.apiKey.get_secret_value() if config.apiKey is not None else ""
+        #: values redacted from anything logged (the key, header values such as tokens)
+        self._secrets = [s for s in (secret, *config.headers.values()) if len(s) >= 6]
+
+    @property
+    def client(self) -> AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            key = self.config.apiKey
+            self._client = AsyncOpenAI(
+                # a local server (Ollama, vLLM) wants no key, but the SDK needs one
+                api_key=key.get_secret_value() if key is not None else "no-key",
+                base_url=self.config.baseUrl,
+                timeout=self.config.timeout,
+                max_retries=self.config.maxRetries,
+                http_client=self._http_client,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def answer(
+        self, turn: AgentTurn, messages: list[dict[str, Any]], tools: TurnTools
+    ) -> AsyncIterator[str]:
+        """The answer's text pieces; tool calls run in between. Raises
+        :class:`ModelFailed` (after what was said so far went out)."""
+        rounds = 0
+        max_rounds = self.config.maxToolRounds
+        while True:
+            offer = tools.schemas() if rounds < max_rounds else []
+            result = _Round()
+            async for piece in self._round(turn, messages, offer, result):
+                yield piece
+            if not result.calls:
+                return
+            if not offer:
+                log.warning(
+                    "the model asked for tools after %d round(s), the most allowed "
+                    "(agent.maxToolRounds) reason=tool_rounds_exhausted",
+                    rounds,
+                    extra={"account": turn.account_id},
+                )
+                if not "".join(result.text).strip():
+                    raise ModelFailed("tool_rounds_exhausted", "no answer after the tool rounds")
+                return
+            rounds += 1
+            calls = [result.calls[i] for i in sorted(result.calls)]
+            for n, call in enumerate(calls):
+                call["id"] = call["id"] or f"call_{rounds}_{n}"
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": "".join(result.text) or None,
+                    "tool_calls": [
+                        {
+                            "id": c["id"],
+                            "type": "function",
+                            "function": {"name": c["name"], "arguments": c["arguments"] or "{}"},
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+            for call in calls:
+                outcome = await tools.call(call["name"], call["arguments"])
+                messages.append(
+                    {"role": "tool", "tool_call_id": call["id"], "content": outcome.text}
+                )
+
+    async def _round(
+        self,
+        turn: AgentTurn,
+        messages: list[dict[str, Any]],
+        offer: list[dict[str, Any]],
+        result: _Round,
+    ) -> AsyncIterator[str]:
+        """One request, streamed; a stream cut before any text went out is asked again."""
+        attempt = 0
+        while True:
+            started = said = False
+            result.text.clear()
+            result.calls.clear()
+            try:
+                request = self._request(turn, messages, offer)
+                stream = await self.client.chat.completions.create(**request)
+                started = True  # (the SDK retried what failed before this)
+                async with stream:
+                    async for chunk in stream:
+                        if not chunk.choices:
+                            continue
+                        delta = chunk.choices[0].delta
+                        if delta is None:
+                            continue
+                        if delta.content:
+                            said = True
+                            result.text.append(delta.content)
+                            yield delta.content
+                        for piece in delta.tool_calls or ():
+                            result.add_call_piece(piece)
+                return
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                failure = self._failure(exc)
+                if said or not started or attempt >= self.config.maxRetries:
+                    raise failure from None
+                attempt += 1
+                log.info(
+                    "the model's answer was cut (%s); asking again (%d of %d)",
+                    failure,
+                    attempt,
+                    self.config.maxRetries,
+                    extra={"account": turn.account_id},
+                )
+                await asyncio.sleep(STREAM_RETRY_FIRST_S * 2 ** (attempt - 1))
+
+    def _request(
+        self, turn: AgentTurn, messages: list[dict[str, Any]], offer: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        c = self.config
+        request: dict[str, Any] = {"model": c.model, "messages": messages, "stream": True}
+        if offer:
+            request["tools"] = offer
+        if c.temperature is not None:
+            request["temperature"] = c.temperature
+        if c.maxTokens is not None:
+            request["max_tokens"] = c.maxTokens
+        if c.user is not False:
+            request["user"] = fill_placeholders(c.user, turn)
+        if c.headers:
+            request["extra_headers"] = {k: fill_placeholders(v, turn) for k, v in c.headers.items()}
+        return request
+
+    def _failure(self, exc: Exception) -> ModelFailed:
+        """The error as one line with a reason code; secrets taken out."""
+        import openai
+
+        if isinstance(exc, ModelFailed):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            reason = "model_timeout"
+            detail = f"no answer within {self.config.timeout:g} s"
+        elif isinstance(exc, openai.APIConnectionError):
+            reason, detail = "model_unreachable", f"cannot reach {self.client.base_url}"
+        elif isinstance(exc, openai.RateLimitError):
+            reason, detail = "model_rate_limited", f"429 from the server: {_message(exc)}"
+        elif isinstance(exc, openai.APIStatusError):
+            reason = "model_unavailable" if exc.status_code >= 500 else "model_refused"
+            detail = f"{exc.status_code} from the server: {_message(exc)}"
+        elif isinstance(exc, openai.APIError):
+            reason, detail = "model_error", _message(exc)
+        elif _stream_cut(exc):
+            reason, detail = "model_stream_cut", f"{type(exc).__name__}: {exc}"
+        else:
+            reason, detail = "model_error", f"{type(exc).__name__}: {exc}"
+        for secret in self._secrets:
+            detail = detail.replace(secret, "***")
+        return ModelFailed(reason, detail)
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])[:300]
+    return str(getattr(exc, "message", exc))[:300]
+
+
+def _stream_cut(exc: BaseException) -> bool:
+    """A connection that broke while the answer streamed."""
+    import httpx
+
+    return isinstance(exc, httpx.TransportError | json.JSONDecodeError)

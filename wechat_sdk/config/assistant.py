@@ -1,0 +1,149 @@
+"""The ``agent`` block: an assistant built from the config (an OpenAI-compatible model and
+the tools of MCP servers), and the checks made on it before the gateway starts.
+
+Key names are the seed's camelCase, as everywhere in ``channels.wechat``. An account's
+own ``agent`` block replaces the top-level one (shallow, as every key).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from wechat_sdk.config.errors import ConfigProblem
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "DEFAULT_USER_KEY",
+    "AgentConfig",
+    "McpServerConfig",
+    "agent_problems",
+]
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant on WeChat. Answer briefly, in plain text."
+#: the default ``user`` sent with each request: one stable key per conversation
+DEFAULT_USER_KEY = "wechat:{accountId}:{conversationId}"
+
+Provider = Literal["openai"]
+
+
+class Strict(BaseModel):
+    # as models.py's: unknown keys are refused (a typo must not silently do nothing)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
+    )
+
+
+class McpServerConfig(Strict):
+    """One MCP server: a program started by the gateway (``command``) or a streamable
+    HTTP server (``url``)."""
+
+    command: str | None = Field(
+        None, description="program to run (stdio), found on PATH unless a path is given"
+    )
+    args: list[str] = Field(default_factory=list, description="its arguments (stdio)")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment variables added for it (stdio)"
+    )
+    url: str | None = Field(None, description="address of a streamable HTTP MCP server")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="HTTP headers sent to it (a token, say; never logged)"
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(
+                "give command (a program the gateway starts) or url (a streamable HTTP "
+                "server), one of them"
+            )
+        if self.command is not None and self.headers:
+            raise ValueError("headers go with url; a command gets env")
+        if self.url is not None and (self.args or self.env):
+            raise ValueError("args and env go with command; a url gets headers")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self
+
+
+class AgentConfig(Strict):
+    """The assistant that answers: a model behind the OpenAI Chat Completions API (OpenAI,
+    Ollama, vLLM, LM Studio, DeepSeek, Qwen, OpenClaw's ``/v1``, ...) and MCP tools."""
+
+    provider: Provider = Field(
+        "openai", description='"openai": the Chat Completions API and servers compatible with it'
+    )
+    baseUrl: str | None = Field(
+        None, description="the API's base URL (unset: https://api.openai.com/v1)"
+    )
+    apiKey: SecretStr | None = Field(
+        None, description='API key, usually "${OPENAI_API_KEY}" (a secret: never logged)'
+    )
+    model: str = Field(min_length=1, description="the model's name on that server")
+    systemPrompt: str = Field(
+        DEFAULT_SYSTEM_PROMPT, description="the instructions the model gets first"
+    )
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
+    maxTokens: int | None = Field(None, ge=1, description="longest answer, in tokens")
+    timeout: float = Field(
+        60, gt=0, le=3600, description="seconds one request may take (and one tool call)"
+    )
+    maxRetries: int = Field(
+        2, ge=0, le=10, description="retries of a timeout, 429 or 5xx, with backoff"
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra HTTP headers (OpenClaw's x-openclaw-agent-id, say); "
+        "{accountId}, {conversationId} and {chatType} are filled in per conversation",
+    )
+    user: str | Literal[False] = Field(
+        DEFAULT_USER_KEY,
+        description="the request's user field, a stable key per conversation (OpenClaw keeps "
+        "a session by it); same placeholders as headers; false sends none",
+    )
+    vision: bool = Field(True, description="give images to the model (when it can see)")
+    visionMaxMb: float = Field(
+        5, gt=0, le=50, description="largest image given to the model; a bigger one is named"
+    )
+    maxToolRounds: int = Field(
+        4, ge=0, le=50, description="rounds of tool calls in one turn before it must answer"
+    )
+    dmTools: list[str] | None = Field(
+        None,
+        description="tools offered in DMs: tool names or MCP server keys (unset: every tool)",
+    )
+    failureText: str | Literal[False] | None = Field(
+        None,
+        description="sent when the model fails after its retries (unset: errorNotice; "
+        "false: nothing)",
+    )
+    mcpServers: dict[str, McpServerConfig] = Field(
+        default_factory=dict,
+        description="MCP servers whose tools the model may call, by a key of your choice "
+        "(a group's tools entry may name the key: all its tools)",
+    )
+
+
+def agent_problems(agent: AgentConfig, key_path: str) -> list[ConfigProblem]:
+    """What keeps an agent block from working on this machine: an MCP ``command`` that is
+    not a program here. ``key_path`` is where the block was written."""
+    out: list[ConfigProblem] = []
+    for name, server in agent.mcpServers.items():
+        command = server.command
+        if command is None:
+            continue
+        path = os.path.expanduser(command)
+        found = shutil.which(path)
+        if found is None:
+            where = "is not a program on PATH" if os.sep not in path else "is not an executable"
+            out.append(
+                ConfigProblem(
+                    f"{key_path}.mcpServers.{name}.command",
+                    f"{command!r} {where}: install it (uvx comes with uv, npx with Node.js), "
+                    "or give its full path",
+                )
+            )
+    return out
