@@ -277,10 +277,12 @@ def test_failure_records_status_and_returns_the_error() -> None:
 
 
 async def cancelled_after(
-    clock: VirtualClock, seconds: float, coro: Coroutine[Any, Any, None]
+    clock: VirtualClock, sender: Sender, seconds: float, coro: Coroutine[Any, Any, None]
 ) -> asyncio.CancelledError | None:
-    """Run ``coro``, cancel it ``seconds`` of virtual time in, and let it end: the
-    cancellation it ended with (None if it ended first)."""
+    """Run ``coro`` while a stop runs (``sender.stop_began()``: sends are shielded tasks),
+    cancel it ``seconds`` of virtual time in, and let it end: the cancellation it ended
+    with (None if it ended first)."""
+    sender.stop_began()
 
     async def run() -> asyncio.CancelledError | None:
         try:
@@ -301,7 +303,7 @@ async def cancelled_after(
 async def test_a_send_in_flight_when_cancelled_finishes_and_counts_as_sent() -> None:
     clock, puppet, sender, _ = make()
     puppet.send_takes_s = 5.0  # the puppet has the message for 5 s
-    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 2.0, sender.send_text("wxid_a", "hello"))
     assert isinstance(cut, SendCut) and cut.outcome == "sent"
     assert puppet.delivered == [("wxid_a", "text:hello")]  # not cut in the middle
     assert clock.now() - START == pytest.approx(5.0)
@@ -312,7 +314,7 @@ async def test_a_cancel_while_waiting_for_pacing_sends_nothing() -> None:
     clock, puppet, sender, _ = make()
     sender.pacer = Pacer(clock, per_second=1.0, burst=1)
     await drive(clock, sender.send_text("wxid_a", "first"))
-    cut = await cancelled_after(clock, 0.5, sender.send_text("wxid_a", "second"))
+    cut = await cancelled_after(clock, sender, 0.5, sender.send_text("wxid_a", "second"))
     assert type(cut) is asyncio.CancelledError  # plain: the message did not go out
     assert puppet.delivered == [("wxid_a", "text:first")]
     assert sender.stats.sent == 1
@@ -321,7 +323,7 @@ async def test_a_cancel_while_waiting_for_pacing_sends_nothing() -> None:
 async def test_a_cancel_during_a_retry_backoff_just_stops() -> None:
     clock, puppet, sender, _ = make()
     puppet.failures = [transient()]
-    cut = await cancelled_after(clock, 0.5, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 0.5, sender.send_text("wxid_a", "hello"))
     assert type(cut) is asyncio.CancelledError
     assert puppet.delivered == []
     assert len(puppet.attempts) == 1  # no attempt after the cancel
@@ -331,7 +333,7 @@ async def test_a_cut_send_that_failed_did_not_go_out_and_is_not_retried() -> Non
     clock, puppet, sender, _ = make()
     puppet.send_takes_s = 5.0
     puppet.failures = [transient()]
-    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 2.0, sender.send_text("wxid_a", "hello"))
     assert type(cut) is asyncio.CancelledError
     assert puppet.delivered == []
     assert len(puppet.attempts) == 1
@@ -344,7 +346,7 @@ async def test_a_cut_send_with_an_unknown_outcome_is_uncertain_never_retried(
     puppet.send_takes_s = 5.0
     puppet.echo_lost_sends = False
     puppet.failures = [SendOutcomeUnknown("reply lost")]
-    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 2.0, sender.send_text("wxid_a", "hello"))
     assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
     assert len(puppet.attempts) == 1
     assert sender.stats.sent == 0
@@ -355,7 +357,7 @@ async def test_a_cut_send_with_an_unknown_outcome_and_its_echo_counts_as_sent() 
     clock, puppet, sender, _ = make()
     puppet.send_takes_s = 5.0
     puppet.failures = [SendOutcomeUnknown("reply lost")]  # it went out: its echo is there
-    cut = await cancelled_after(clock, 2.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 2.0, sender.send_text("wxid_a", "hello"))
     assert isinstance(cut, SendCut) and cut.outcome == "sent"
     assert sender.stats.sent == 1
 
@@ -364,7 +366,7 @@ async def test_a_cancel_while_looking_for_the_echo_is_uncertain() -> None:
     clock, puppet, sender, _ = make()
     puppet.echo_lost_sends = False
     puppet.failures = [SendOutcomeUnknown("reply lost")]
-    cut = await cancelled_after(clock, 1.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 1.0, sender.send_text("wxid_a", "hello"))
     assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
     assert len(puppet.attempts) == 1
 
@@ -372,7 +374,7 @@ async def test_a_cancel_while_looking_for_the_echo_is_uncertain() -> None:
 async def test_a_cut_send_is_waited_for_a_bounded_time() -> None:
     clock, puppet, sender, _ = make()
     puppet.send_takes_s = 10 * CUT_SEND_WAIT_S  # the puppet hangs
-    cut = await cancelled_after(clock, 1.0, sender.send_text("wxid_a", "hello"))
+    cut = await cancelled_after(clock, sender, 1.0, sender.send_text("wxid_a", "hello"))
     assert isinstance(cut, SendCut) and cut.outcome == "uncertain"
     assert clock.now() - START == pytest.approx(1.0 + CUT_SEND_WAIT_S)
     assert puppet.delivered == []
@@ -391,3 +393,37 @@ async def test_ids_of_sent_messages_go_to_the_echo_ledger_once_and_bounded(
     assert ledger.take_sent("msg-text-3")
     assert not ledger.take_sent("msg-text-3")  # once
     assert ledger.take_sent("msg-text-2")
+
+
+async def test_a_send_under_way_when_a_stop_begins_is_let_land_before_the_cut() -> None:
+    # begun before the stop, the send is awaited in its own task; the stop waits for it
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = 5.0
+    task = asyncio.ensure_future(sender.send_text("wxid_a", "hello"))
+    await clock.advance(2.0)
+    sender.stop_began()
+    landed = asyncio.ensure_future(sender.sends_landed())
+    await clock.run_until_idle()
+    assert landed.done() and task.done() and task.exception() is None
+    assert clock.now() - START == pytest.approx(5.0)
+    assert puppet.delivered == [("wxid_a", "text:hello")]
+    assert sender.stats.sent == 1
+
+
+async def test_a_send_under_way_that_never_lands_is_cut_as_uncertain(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, puppet, sender, _ = make()
+    puppet.send_takes_s = CUT_SEND_WAIT_S * 10  # hung
+    task = asyncio.ensure_future(sender.send_text("wxid_a", "hello"))
+    await clock.advance(1.0)
+    sender.stop_began()
+    landed = asyncio.ensure_future(sender.sends_landed())
+    await clock.advance(CUT_SEND_WAIT_S)
+    assert landed.done()  # waited for a bounded time
+    task.cancel()
+    with pytest.raises(SendCut) as cut:
+        await task
+    assert cut.value.outcome == "uncertain"
+    assert "may or may not have gone out" in caplog.text
+    assert sender.stats.sent == 0

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.events import GatewayEvents
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
@@ -102,8 +103,10 @@ class Turns:
         on_error: Callable[[str], None],
         cut: CutTurns,
         log: logging.LoggerAdapter[logging.Logger],
+        events: GatewayEvents | None = None,
     ) -> None:
         self.account = account
+        self.events = events or GatewayEvents()
         self.agent = agent
         self.outbound = outbound
         self.history = history
@@ -184,7 +187,17 @@ class Turns:
                 if not isinstance(reply, Reply):
                     reply = progress.stream = WatchedStream(reply)
                 await self._marks_durable(mark)
-                await self.outbound.deliver(conversation, reply, sent=parts, plan=progress.plan)
+                text = await self.outbound.deliver(
+                    conversation, reply, sent=parts, plan=progress.plan
+                )
+                self.events.reply_sent(
+                    self.account.id,
+                    conversation_id=conversation,
+                    in_reply_to=turn.message_id,
+                    text=text,
+                    messages=len(parts),
+                    files=len(reply.files) if isinstance(reply, Reply) else 0,
+                )
         except DeliveryFailed:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
@@ -225,23 +238,30 @@ class Turns:
         The turns in flight are written to the outbox first, and kept true as they go
         on, so that a kill during the grace period (a supervisor's SIGKILL) loses nothing.
         """
-        for turn, progress in list(self._active.values()):
-            if progress.journal is None:
-                progress.journal = self._cut.journal(turn, progress)
-        if self.tasks:
-            turns: asyncio.Future[Any] = asyncio.ensure_future(
-                asyncio.gather(*self.tasks, return_exceptions=True)
-            )
-            grace: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace_s))
-            try:
-                await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                grace.cancel()
-        cut = list(self.tasks)
-        for t in cut:
-            t.cancel()
-        if cut:
-            await asyncio.gather(*cut, return_exceptions=True)
+        sender = self.outbound.sender
+        sender.stop_began()
+        try:
+            for turn, progress in list(self._active.values()):
+                if progress.journal is None:
+                    progress.journal = self._cut.journal(turn, progress)
+            if self.tasks:
+                turns: asyncio.Future[Any] = asyncio.ensure_future(
+                    asyncio.gather(*self.tasks, return_exceptions=True)
+                )
+                grace: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace_s))
+                try:
+                    await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    grace.cancel()
+            # a send the puppet has is let land (up to CUT_SEND_WAIT_S) before the cut
+            await sender.sends_landed()
+            cut = list(self.tasks)
+            for t in cut:
+                t.cancel()
+            if cut:
+                await asyncio.gather(*cut, return_exceptions=True)
+        finally:
+            sender.stop_began(False)
 
     async def wait_idle(self) -> None:
         while self.tasks:

@@ -4,11 +4,14 @@ A send that fails *after* the puppet accepted it (:class:`SendOutcomeUnknown`) i
 blindly retried: the account's echo ledger is checked first, because puppets report
 the bot's own messages back; if the echo is there, the message went out.
 
-A send the puppet already has is never cut in the middle: when the sending task is
-cancelled (a stop whose grace period ran out), that one send is let finish, for up to
-:data:`CUT_SEND_WAIT_S`, so that whether the message went out is known
-(:class:`SendCut`). A cancellation while waiting (pacing, a retry's backoff) just stops:
-that message did not go out.
+A send the puppet already has is never cut in the middle. A send is awaited plainly in
+the task that sends; once a stop begins (:meth:`Sender.stop_began`), sends are shielded
+tasks, and the stop waits for the sends already under way (:meth:`Sender.sends_landed`)
+before it cancels anything. So when the sending task is cancelled (a stop whose grace
+period ran out), the one send the puppet has is let finish, for up to
+:data:`CUT_SEND_WAIT_S`, and whether the message went out is known (:class:`SendCut`). A
+cancellation while waiting (pacing, a retry's backoff) just stops: that message did not go
+out.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Literal
 
 from wechat_sdk.clock import Clock
 from wechat_sdk.echoes import EchoLedger, file_key, text_key
+from wechat_sdk.events import GatewayEvents
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
 
@@ -98,8 +102,10 @@ class Sender:
         *,
         logged_in: asyncio.Event | None = None,
         on_failure: Callable[[str], None] | None = None,
+        events: GatewayEvents | None = None,
     ) -> None:
         self.puppet = puppet
+        self.events = events or GatewayEvents()
         self.clock = clock
         self.pacer = pacer
         self.echoes = echoes
@@ -111,6 +117,32 @@ class Sender:
         #: set while the account is logged in (the connection keeps it): a send waits for
         #: it, so replies outlast a logout and go out after the next login
         self.logged_in = logged_in
+        #: a stop is running: sends from now on are shielded tasks
+        self._stopping = False
+        #: sends awaited in their own task (begun before the stop), and the event set
+        #: when there is none
+        self._plain_sends = 0
+        self._no_plain_sends = asyncio.Event()
+        self._no_plain_sends.set()
+
+    def stop_began(self, stopping: bool = True) -> None:
+        """A stop begins (``True``) or is over (``False``): while it runs, each send is a
+        task of its own under :func:`asyncio.shield`, so that cutting the sending task
+        lets the send finish (up to :data:`CUT_SEND_WAIT_S`) and its outcome is known."""
+        self._stopping = stopping
+
+    async def sends_landed(self, within_s: float = CUT_SEND_WAIT_S) -> None:
+        """Wait, up to ``within_s``, until no send begun before the stop is under way (a
+        stop cancels the sending tasks only after this)."""
+        if self._no_plain_sends.is_set():
+            return
+        landed = asyncio.ensure_future(self._no_plain_sends.wait())
+        waited = asyncio.ensure_future(self.clock.sleep(within_s))
+        try:
+            await asyncio.wait({landed, waited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            landed.cancel()
+            waited.cancel()
 
     async def send_text(
         self,
@@ -221,8 +253,24 @@ class Sender:
         meanwhile (a stop), let the send end first (for up to CUT_SEND_WAIT_S) and raise
         :class:`SendCut` with its outcome (or a plain CancelledError when it surely did
         not go out)."""
-        # the send is a task of its own: a cancellation of this task never reaches it, and
-        # the puppet's own timeouts (asyncio.timeout, wait_for) stay its own
+        if not self._stopping:
+            # the common case: the send is awaited here, and the puppet's own timeouts
+            # (asyncio.timeout, wait_for) stay its own. A stop waits for it to land
+            # (sends_landed) before it cancels this task.
+            self._plain_sends += 1
+            self._no_plain_sends.clear()
+            try:
+                return await self._noted(call)
+            except asyncio.CancelledError:
+                # cut anyway: the stop waited CUT_SEND_WAIT_S and it had not landed
+                self._uncertain(conversation_id, f"still sending after {CUT_SEND_WAIT_S:g} s")
+                raise SendCut("uncertain") from None
+            finally:
+                self._plain_sends -= 1
+                if self._plain_sends == 0:
+                    self._no_plain_sends.set()
+        # a stop is running: the send is a task of its own, so a cancellation of this
+        # task never reaches it
         send = asyncio.ensure_future(self._noted(call))
         try:
             return await asyncio.shield(send)
@@ -336,5 +384,8 @@ class Sender:
             self.account_id,
             conversation_id,
             code,
+        )
+        self.events.delivery_failed(
+            self.account_id, conversation_id=conversation_id, reason=code, error=error
         )
         return DeliveryFailed(error, code=code)
