@@ -17,11 +17,12 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-__all__ = ["EVENT_TYPES", "Decision", "GatewayEvents", "Publish"]
+__all__ = ["EVENT_TYPES", "Decision", "GatewayEvents", "Publish", "iso_time"]
 
 log = logging.getLogger("wechat_sdk.events")
 
@@ -41,6 +42,12 @@ EVENT_TYPES: tuple[str, ...] = (
 Decision = Literal["answered", "dropped"]
 #: queues one event: its type and its ``data``
 Publish = Callable[[str, dict[str, Any]], None]
+
+
+def iso_time(at: float) -> str:
+    """``at`` (epoch seconds) as the events write times: ISO 8601 in UTC, to the ms."""
+    stamp = datetime.datetime.fromtimestamp(at, tz=datetime.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class GatewayEvents:
@@ -111,8 +118,12 @@ class GatewayEvents:
         in_reply_to: str,
         text: str,
         messages: int,
+        files: int = 0,
     ) -> None:
-        """The agent's reply to a message went out (``messages``: WeChat text messages)."""
+        """The agent's reply to a message went out: ``text`` in ``messages`` WeChat text
+        messages, and ``files`` files. A reply of nothing is no event."""
+        if not text and not files:
+            return
         self.emit(
             "reply.sent",
             {
@@ -121,6 +132,7 @@ class GatewayEvents:
                 "inReplyTo": in_reply_to,
                 "text": text,
                 "messages": messages,
+                "files": files,
             },
         )
 
@@ -149,7 +161,7 @@ class GatewayEvents:
                 "code": code,
                 "senderId": sender_id,
                 "senderName": sender_name,
-                "expiresAt": expires_at,
+                "expiresAt": iso_time(expires_at),
             },
         )
 
