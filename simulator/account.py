@@ -37,6 +37,10 @@ class SimAccount:
     auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
     inbox: Path | None = None  # puppetOptions.inbox: JSON files here are messages to it
     transcript_file: Path | None = None  # puppetOptions.transcript: its messages, as JSON lines
+    #: "puppet" (the Puppet port in process) or "ilink" (served over HTTP by the world's
+    #: iLink server, simulator.ilink; ``wxid`` is then its ilink_bot_id)
+    transport: str = "puppet"
+    owner: str = ""  # iLink: the user who scans its QR codes (ilink_user_id of a login)
 
 
 def _scan_after(value: object, account: Any) -> float | None:

@@ -20,7 +20,7 @@ import random
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
@@ -34,6 +34,10 @@ from wechat_sdk.clock import Clock, VirtualClock
 from wechat_sdk.config import Config, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import Contact, Message, MessageEvent, MessageKind, Room
+
+if TYPE_CHECKING:
+    from simulator.ilink.server import ILinkServer
+    from simulator.ilink.state import ILinkState
 
 __all__ = [
     "AT_ALL",
@@ -66,6 +70,7 @@ FaultKind = Literal[
     "send_lost_reply",
     "duplicate_next",
     "logout",
+    "slow_poll",
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -142,6 +147,7 @@ class SimulatedWeChat(MessageStore):
         self._files: dict[str, bytes] = {}  # the bytes of each message with a file
         self._counter = 0
         self._msg_prefix = f"msg-{run_tag}-" if run_tag else "msg-"
+        self._ilink: ILinkState | None = None
 
     # ------------------------------------------------------------ ids and time
 
@@ -197,13 +203,35 @@ class SimulatedWeChat(MessageStore):
         return self._room_payload(room)
 
     def add_account(
-        self, id: str = "default", *, wxid: str | None = None, name: str | None = None
+        self,
+        id: str = "default",
+        *,
+        wxid: str | None = None,
+        name: str | None = None,
+        transport: Literal["puppet", "ilink"] = "puppet",
     ) -> SimAccount:
-        """A bot account (a WeChat login the gateway runs)."""
+        """A bot account (a WeChat login the gateway runs).
+
+        ``transport="ilink"``: a bot of WeChat's official bot API, served over HTTP by
+        :meth:`ilink_server` (its ``wxid`` is its ``ilink_bot_id``, ``<12 hex>@im.bot``).
+        """
         if id in self.accounts:
             return self.accounts[id]
+        if transport not in ("puppet", "ilink"):
+            raise ValueError(f'transport must be "puppet" or "ilink", not {transport!r}')
+        if transport == "ilink" and wxid is None:
+            from simulator.ilink.state import bot_id_for
+
+            wxid = bot_id_for(self.seed, id)
         account = SimAccount(id=id, wxid=wxid or f"wxid_bot_{id}", name=name or f"Bot {id}")
         account.auto_scan_s = self.auto_scan_s
+        account.transport = transport
+        if transport == "ilink":
+            account.owner = f"{id}.owner@im.wechat"
+            self.accounts[id] = account
+            self.contacts[account.wxid] = Contact(account.wxid, account.name)
+            self.ilink_state.bot(id)
+            return account
         card = self.session_card(id)
         if card is not None:
             kept = card.load()
@@ -216,6 +244,34 @@ class SimulatedWeChat(MessageStore):
     def session_card(self, account_id: str) -> SessionCard | None:
         """Where an account's login is kept, when the world keeps logins on disk."""
         return SessionCard(self.session_dir, account_id) if self.session_dir else None
+
+    @property
+    def ilink_state(self) -> ILinkState:
+        """What the world's iLink server knows (bots, tokens, QR codes, CDN)."""
+        if self._ilink is None:
+            from simulator.ilink.state import ILinkState
+
+            self._ilink = ILinkState(self)
+        return self._ilink
+
+    async def ilink_server(
+        self, *, host: str = "127.0.0.1", port: int = 0, poll_hold_s: float | None = None
+    ) -> ILinkServer:
+        """Serve this world's iLink accounts over HTTP (see :mod:`simulator.ilink`); the
+        running server when there is one. ``poll_hold_s``: how long ``getupdates`` holds
+        a request with nothing to give (default 30 s).
+
+        Example:
+            ```python
+            world.add_account("bot", transport="ilink")
+            async with await world.ilink_server() as server:
+                ...  # a client with baseUrl server.base_url, cdnBaseUrl server.cdn_base_url
+            ```
+        """
+        from simulator.ilink.server import POLL_HOLD_S, start_ilink_server
+
+        hold = POLL_HOLD_S if poll_hold_s is None else poll_hold_s
+        return await start_ilink_server(self, host=host, port=port, poll_hold_s=hold)
 
     def set_room_alias(self, room_id: str, contact_id: str, alias: str) -> None:
         self.rooms[room_id].aliases[contact_id] = alias
@@ -318,7 +374,11 @@ class SimulatedWeChat(MessageStore):
     # ------------------------------------------------------------ login
 
     async def login(self, account_id: str = "default", *, within_s: float = 60.0) -> None:
-        """Scan and confirm the QR code of an account whose puppet is waiting."""
+        """Scan and confirm the QR code of an account whose puppet (or iLink client) is
+        waiting."""
+        if self._is_ilink(account_id):
+            await self.ilink_state.login(account_id, within_s)
+            return
         await self._wait_for_qr(account_id, within_s)
         if self.puppet(account_id).self_id is not None:
             return  # the session was kept: logged in without a scan
@@ -339,13 +399,26 @@ class SimulatedWeChat(MessageStore):
                 raise TimeoutError(f"account {account_id!r} never showed a QR code")
             await self.clock.advance(0.1)
 
+    def _is_ilink(self, account_id: str) -> bool:
+        sim = self.accounts.get(account_id)
+        return sim is not None and sim.transport == "ilink"
+
     def scan(self, account_id: str = "default") -> None:
+        if self._is_ilink(account_id):
+            self.ilink_state.qr.scan(account_id)
+            return
         self.puppet(account_id).on_scanned()
 
     def confirm(self, account_id: str = "default") -> None:
+        if self._is_ilink(account_id):
+            self.ilink_state.qr.confirm(account_id)
+            return
         self.puppet(account_id).on_confirmed()
 
     def cancel(self, account_id: str = "default") -> None:
+        if self._is_ilink(account_id):
+            self.ilink_state.qr.cancel(account_id)
+            return
         self.puppet(account_id).on_cancelled()
 
     # ------------------------------------------------------------ inbound traffic
@@ -435,6 +508,10 @@ class SimulatedWeChat(MessageStore):
         )
 
     def _deliver(self, sim: SimAccount, msg_id: str) -> None:
+        if sim.transport == "ilink":
+            duplicate = bool(sim.faults) and self._take_fault(sim, "duplicate_next")
+            self.ilink_state.bot(sim.id).deliver(msg_id, duplicate=duplicate)
+            return
         puppet = sim.puppet
         if puppet is None or not puppet.online:
             sim.offline.append(msg_id)
@@ -454,16 +531,24 @@ class SimulatedWeChat(MessageStore):
         *,
         seconds: float | None = None,
     ) -> None:
-        """Inject a fault. ``send_*``, ``rate_limit``, ``slow_send`` and ``duplicate_next``
-        affect the next ``count`` operations; ``disconnect``, ``heartbeat_silence`` and
-        ``logout`` happen now."""
+        """Inject a fault. ``send_*``, ``rate_limit``, ``slow_send``, ``slow_poll`` and
+        ``duplicate_next`` affect the next ``count`` operations; ``disconnect``,
+        ``heartbeat_silence`` and ``logout`` happen now. On an iLink account (see
+        :mod:`simulator.ilink`) ``logout`` expires the session (errcode -14),
+        ``rate_limit`` answers ``ret -2``, ``slow_poll`` holds ``getupdates`` for
+        ``seconds`` (default 40) and ``heartbeat_silence`` lets polls answer nothing for
+        ``seconds`` (default 60); ``slow_poll`` does nothing to other accounts."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         sim = self.accounts[account]
         self._log(sim, "fault", kind=kind, count=count)
         if kind == "slow_send" and seconds is not None:
             sim.slow_send_s = seconds
-        if kind == "disconnect":
+        if kind == "slow_poll" and seconds is not None and sim.transport == "ilink":
+            self.ilink_state.bot(account).slow_poll_s = seconds
+        if sim.transport == "ilink" and kind in ("disconnect", "heartbeat_silence", "logout"):
+            self.ilink_state.bot(account).fault_now(kind, seconds)
+        elif kind == "disconnect":
             self.puppet(account).drop_link()
         elif kind == "heartbeat_silence":
             self.puppet(account).go_silent()

@@ -49,3 +49,7 @@ Time is the world's: long polls wait on ``world.time`` (as background sleepers o
 virtual clock, so ``run_until_idle`` never waits for them), hold for ``poll_hold_s``
 (default 30 s) and suggest ``longpolling_timeout_ms`` 35000.
 """
+
+from simulator.ilink.server import ILinkServer, start_ilink_server
+
+__all__ = ["ILinkServer", "start_ilink_server"]

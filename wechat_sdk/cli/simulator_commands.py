@@ -1,4 +1,5 @@
-"""``wechat-sdk simulate`` and ``wechat-sdk demo``: the commands that run on the simulator.
+"""``wechat-sdk simulate``, ``wechat-sdk demo`` and ``wechat-sdk simulator serve``: the
+commands that run on the simulator.
 
 They import it inside the command, never at the top: importing ``wechat_sdk`` (its CLI
 too) never loads the simulator (tests/unit/test_import_rules.py).
@@ -73,3 +74,58 @@ def demo(interactive: bool, seed: int) -> None:
     # no hard wrap at 80 columns when the output goes to a file: a link stays whole
     console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
     asyncio.run(run_demo(console, interactive=interactive, seed=seed))
+
+
+@cli.group("simulator")
+def simulator_group() -> None:
+    """The simulator as a server for other programs and languages."""
+
+
+@simulator_group.command("serve")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: any free port."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the world.")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="An iLink bot account to create at start (repeatable; default: one named bot).",
+)
+@click.option(
+    "--poll-hold-ms",
+    type=click.IntRange(0, 60_000),
+    default=30_000,
+    show_default=True,
+    help="How long getupdates holds a request with nothing to give.",
+)
+def simulator_serve(
+    port: int, host: str, seed: int, accounts: tuple[str, ...], poll_hold_ms: int
+) -> None:
+    """Serve a simulated WeChat over iLink (the official bot API) and its CDN, in real time.
+
+    Point any iLink client at the printed base URL; drive the world (log in, users'
+    messages, what the bot sent, faults) through the control API under /sim/.
+    """
+    import asyncio
+
+    from simulator.ilink.standalone import serve
+
+    def say(line: str) -> None:
+        click.echo(line)
+
+    try:
+        asyncio.run(
+            serve(
+                host=host,
+                port=port,
+                seed=seed,
+                accounts=accounts or ("bot",),
+                poll_hold_s=poll_hold_ms / 1000,
+                say=say,
+            )
+        )
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        _err().print(f"[bold red]cannot serve on {_escape(host)}:{port}:[/] {_escape(exc)}")
+        raise SystemExit(1) from None

@@ -1,0 +1,126 @@
+"""QR login of iLink bots: the codes a client asks for, and the owner's phone.
+
+A client asks ``ilink/bot/get_bot_qrcode`` for a code and polls
+``ilink/bot/get_qrcode_status`` for it: ``wait`` until the owner scans it (``scaned``),
+then ``confirmed`` with the bot's token, or ``expired`` once ``world.qr_ttl_s`` has passed
+(or the owner cancelled). The world plays the phone: ``world.scan(account)`` takes the
+oldest code waiting (or the one asked for on that account's own base URL), and
+``world.confirm(account)`` logs the account in with it. A code whose request carried a
+token still valid for the account (``local_token_list``) answers ``binded_redirect`` at
+confirmation: the client is bound already and keeps its token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.ilink.state import ILinkState
+
+__all__ = ["QrBook", "QrCode"]
+
+
+@dataclass
+class QrCode:
+    """One login code and what happened to it."""
+
+    code: str
+    issued_at: float
+    #: the account it logs in: given by the base URL it was asked on, or the first scan
+    account_id: str | None
+    local_tokens: tuple[str, ...] = ()
+    status: str = "wait"  # wait, scaned, confirmed, expired, binded_redirect
+    scanned_by: str | None = None
+    token: str | None = None
+    base_url: str = ""  # the API base it was asked on: the ``baseurl`` of its login
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set(self, status: str) -> None:
+        self.status = status
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class QrBook:
+    """The login codes of one world's iLink server."""
+
+    def __init__(self, state: ILinkState) -> None:
+        self.state = state
+        self.codes: dict[str, QrCode] = {}
+
+    def issue(self, account_id: str | None, local_tokens: tuple[str, ...]) -> QrCode:
+        qr = QrCode(
+            code=secrets.token_hex(16),
+            issued_at=self.state.world.time.now(),
+            account_id=account_id,
+            local_tokens=local_tokens,
+        )
+        self.codes[qr.code] = qr
+        if account_id is not None:
+            self.state.world._log(self.state.sim(account_id), "scan", status="wait")
+        return qr
+
+    def status(self, code: str) -> QrCode | None:
+        """The code, its expiry applied; None for a code this server never issued."""
+        qr = self.codes.get(code)
+        if qr is None:
+            return None
+        world = self.state.world
+        if qr.status in ("wait", "scaned") and world.time.now() - qr.issued_at >= world.qr_ttl_s:
+            qr.set("expired")
+        return qr
+
+    def waiting(self, account_id: str) -> QrCode | None:
+        """The code the account's owner would scan now: its own, else the oldest free one."""
+        live = [
+            q
+            for q in (self.status(c) for c in list(self.codes))
+            if q is not None and q.status == "wait"
+        ]
+        own = [q for q in live if q.account_id == account_id]
+        free = [q for q in live if q.account_id is None]
+        first = own or free
+        return first[0] if first else None
+
+    def scanned(self, account_id: str) -> QrCode | None:
+        for code in list(self.codes):
+            qr = self.status(code)
+            if qr is not None and qr.status == "scaned" and qr.account_id == account_id:
+                return qr
+        return None
+
+    def scan(self, account_id: str) -> QrCode:
+        qr = self.waiting(account_id)
+        if qr is None:
+            raise RuntimeError(
+                f"no iLink client is showing a QR code for account {account_id!r} "
+                "(none asked get_bot_qrcode, or its codes expired)"
+            )
+        sim = self.state.sim(account_id)
+        qr.account_id = account_id
+        qr.scanned_by = sim.owner
+        self.state.world._log(sim, "scan", status="scaned")
+        qr.set("scaned")
+        return qr
+
+    def confirm(self, account_id: str) -> QrCode:
+        qr = self.scanned(account_id) or self.scan(account_id)
+        bot = self.state.bot(account_id)
+        if bot.token is not None and bot.token in qr.local_tokens:
+            self.state.world._log(self.state.sim(account_id), "scan", status="binded_redirect")
+            qr.set("binded_redirect")
+            return qr
+        qr.token = bot.log_in()
+        qr.set("confirmed")
+        return qr
+
+    def cancel(self, account_id: str) -> None:
+        """The owner cancels on the phone: the code shown is dead (the client asks anew)."""
+        qr = self.scanned(account_id) or self.waiting(account_id)
+        if qr is None:
+            raise RuntimeError(f"account {account_id!r} is not showing a QR code")
+        self.state.world._log(self.state.sim(account_id), "scan", status="cancelled")
+        qr.set("expired")

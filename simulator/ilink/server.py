@@ -1,0 +1,467 @@
+"""The iLink HTTP API and CDN of a simulated world, on aiohttp.
+
+Routes (``base_url`` is ``http://HOST:PORT/``; ``base_url_for(account)`` adds ``a/<id>/``,
+whose QR codes log in that account):
+
+- ``ilink/bot/get_bot_qrcode`` (GET or POST), ``ilink/bot/get_qrcode_status`` (GET):
+  QR login, no token.
+- ``ilink/bot/getupdates``, ``sendmessage``, ``getuploadurl``, ``getconfig``,
+  ``sendtyping``, ``msg/notifystart``, ``msg/notifystop`` (POST, JSON): bot calls, with
+  ``AuthorizationType: ilink_bot_token`` and ``Authorization: Bearer <bot_token>``.
+- ``c2c/upload`` (POST ciphertext), ``c2c/download`` (GET): the CDN.
+- ``sim/...``: the control API of the standalone server (:mod:`simulator.ilink.control`).
+
+Answers as the real server gives them: HTTP 200 with ``ret`` 0, or ``ret``/``errcode``
+and ``errmsg``: ``-14`` "session timeout" for a token that is not (or no longer) valid,
+``-2`` "rate limited", ``-1`` for a request the server refuses (the ``errmsg`` says why:
+a closed reply window starts with "reply window closed"). A body that is not JSON is an
+HTTP 400 with the same JSON shape; an unknown path is a 404.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from simulator.ilink.cdn import CdnError, PendingUpload, padded_size
+from simulator.ilink.state import ILinkBot, ILinkState, wait_changed
+from simulator.ilink.wire import WireError, inbound_message, read_outbound
+
+if TYPE_CHECKING:
+    from simulator.world import SimulatedWeChat
+
+__all__ = [
+    "LONGPOLL_TIMEOUT_MS",
+    "POLL_HOLD_S",
+    "QR_HOLD_S",
+    "RATE_LIMITED",
+    "REFUSED",
+    "SESSION_EXPIRED",
+    "ILinkServer",
+    "start_ilink_server",
+]
+
+log = logging.getLogger("simulator.ilink")
+
+SESSION_EXPIRED = -14
+RATE_LIMITED = -2
+REFUSED = -1
+#: what getupdates suggests as the client's next long-poll timeout
+LONGPOLL_TIMEOUT_MS = 35_000
+#: how long getupdates holds a request with nothing to give (under the suggestion)
+POLL_HOLD_S = 30.0
+#: how long get_qrcode_status holds a request while the code is unchanged
+QR_HOLD_S = 25.0
+#: the largest CDN upload taken (bytes)
+MAX_UPLOAD_BYTES = 110 * 1024 * 1024
+
+Json = dict[str, Any]
+
+
+def _answer(body: Json, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def _error(ret: int, errmsg: str, status: int = 200) -> web.Response:
+    return _answer({"ret": ret, "errcode": ret, "errmsg": errmsg}, status)
+
+
+class _Refused(Exception):
+    """Answer this request with ``response`` (raised from the checks of a handler)."""
+
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+class ILinkServer:
+    """A world's iLink API and CDN on 127.0.0.1; see :mod:`simulator.ilink`.
+
+    Example:
+        ```python
+        server = await world.ilink_server()
+        # point the client at server.base_url and server.cdn_base_url
+        await server.close()
+        ```
+    """
+
+    def __init__(self, world: SimulatedWeChat, *, poll_hold_s: float = POLL_HOLD_S) -> None:
+        self.world = world
+        self.state: ILinkState = world.ilink_state
+        self.poll_hold_s = poll_hold_s
+        self.qr_hold_s = min(QR_HOLD_S, poll_hold_s)
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.closing = False
+        self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        self._runner: web.AppRunner | None = None
+        for prefix in ("", "/a/{account}"):
+            self._routes(prefix)
+        self.app.router.add_post("/c2c/upload", self.cdn_upload)
+        self.app.router.add_get("/c2c/download", self.cdn_download)
+        from simulator.ilink.control import add_control_routes
+
+        add_control_routes(self)
+
+    def _routes(self, prefix: str) -> None:
+        api = f"{prefix}/ilink/bot"
+        add_get, add_post = self.app.router.add_get, self.app.router.add_post
+        add_get(f"{api}/get_bot_qrcode", self.get_bot_qrcode)
+        add_post(f"{api}/get_bot_qrcode", self.get_bot_qrcode)
+        add_get(f"{api}/get_qrcode_status", self.get_qrcode_status)
+        add_post(f"{api}/getupdates", self.getupdates)
+        add_post(f"{api}/sendmessage", self.sendmessage)
+        add_post(f"{api}/getuploadurl", self.getuploadurl)
+        add_post(f"{api}/getconfig", self.getconfig)
+        add_post(f"{api}/sendtyping", self.sendtyping)
+        add_post(f"{api}/msg/notifystart", self.notify_start)
+        add_post(f"{api}/msg/notifystop", self.notify_stop)
+
+    # -------------------------------------------------------- lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """The API base a client is given (``baseUrl``), with its trailing slash."""
+        return f"http://{self.host}:{self.port}/"
+
+    @property
+    def cdn_base_url(self) -> str:
+        """The CDN base a client is given (``cdnBaseUrl``), without a trailing slash."""
+        return f"http://{self.host}:{self.port}/c2c"
+
+    def base_url_for(self, account_id: str) -> str:
+        """An API base whose QR codes log in ``account_id`` (one per account of a gateway)."""
+        self.state.sim(account_id)
+        return f"{self.base_url}a/{quote(account_id, safe='')}/"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.host = host
+        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.state.base_url = self.base_url
+        self.state.cdn_base_url = self.cdn_base_url
+        self.state.server = self
+
+    async def close(self) -> None:
+        """End the open long polls and stop serving."""
+        self.closing = True
+        for bot in self.state.bots.values():
+            bot.notify()
+        for qr in self.state.qr.codes.values():
+            qr.set(qr.status)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.state.server is self:
+            self.state.server = None
+
+    async def __aenter__(self) -> ILinkServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -------------------------------------------------------- request checks
+
+    async def _json(self, request: web.Request) -> Json:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            raise _Refused(_error(REFUSED, "the body is not JSON", 400)) from None
+        if not isinstance(body, dict):
+            raise _Refused(_error(REFUSED, "the body must be a JSON object", 400))
+        return body
+
+    def _bot(self, request: web.Request) -> tuple[ILinkBot, str]:
+        if request.headers.get("AuthorizationType") != "ilink_bot_token":
+            raise _Refused(_error(REFUSED, "AuthorizationType must be ilink_bot_token"))
+        header = request.headers.get("Authorization", "")
+        token = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
+        if not token:
+            raise _Refused(_error(REFUSED, "Authorization: Bearer <bot_token> is required"))
+        bot = self.state.bot_for_token(token)
+        if bot is None:
+            raise _Refused(_error(SESSION_EXPIRED, "session timeout"))
+        return bot, token
+
+    async def _call(self, request: web.Request) -> tuple[ILinkBot, str, Json]:
+        bot, token = self._bot(request)
+        return bot, token, await self._json(request)
+
+    # -------------------------------------------------------- QR login
+
+    async def get_bot_qrcode(self, request: web.Request) -> web.Response:
+        account = request.match_info.get("account")
+        try:
+            body = await self._json(request) if request.method == "POST" else {}
+            if account is not None and account not in self.state.bots:
+                self.state.bot(account)
+        except _Refused as refused:
+            return refused.response
+        except KeyError as exc:
+            return _error(REFUSED, str(exc.args[0]), 404)
+        tokens = body.get("local_token_list") or []
+        if not isinstance(tokens, list):
+            return _error(REFUSED, "local_token_list must be a list of tokens")
+        qr = self.state.qr.issue(account, tuple(t for t in tokens if isinstance(t, str)))
+        qr.base_url = self.base_url_for(account) if account is not None else self.base_url
+        if account is not None and self.state.sim(account).auto_scan_s is not None:
+            self.state.auto_scan(qr)
+        bot_type = request.query.get("bot_type", "3")
+        link = f"https://liteapp.weixin.qq.com/q/7GiQu1?qrcode={qr.code}&bot_type={bot_type}"
+        return _answer({"ret": 0, "qrcode": qr.code, "qrcode_img_content": link})
+
+    async def get_qrcode_status(self, request: web.Request) -> web.Response:
+        code = request.query.get("qrcode", "")
+        qr = self.state.qr.status(code)
+        if qr is None:
+            return _answer({"ret": 0, "status": "expired"})
+        clock = self.world.time
+        deadline = clock.now() + self.qr_hold_s
+        while qr.status == "wait" and not self.closing:
+            expires = qr.issued_at + self.world.qr_ttl_s
+            wait = min(deadline, expires) - clock.now()
+            if wait <= 0 and clock.now() >= deadline:
+                break
+            await wait_changed(clock, qr.changed, max(wait, 0.0))
+            self.state.qr.status(code)
+            if clock.now() >= deadline:
+                break
+        answer: Json = {"ret": 0, "status": qr.status}
+        if qr.status == "confirmed" and qr.account_id is not None:
+            sim = self.state.sim(qr.account_id)
+            answer.update(
+                bot_token=qr.token,
+                ilink_bot_id=sim.wxid,
+                ilink_user_id=sim.owner,
+                baseurl=qr.base_url or self.base_url,
+            )
+        return _answer(answer)
+
+    # -------------------------------------------------------- messages
+
+    async def getupdates(self, request: web.Request) -> web.Response:
+        try:
+            bot, token, body = await self._call(request)
+        except _Refused as refused:
+            return refused.response
+        buf = body.get("get_updates_buf") or ""
+        if not isinstance(buf, str):
+            return _error(REFUSED, "get_updates_buf must be a string", 400)
+        world, sim = self.world, bot.sim
+        clock = world.time
+        bot.poll_generation += 1
+        generation = bot.poll_generation
+        bot.notify()  # one poller per bot: an older poll still open ends now
+        after = bot.read_cursor(buf)
+        disconnects = bot.disconnects
+        deadline = clock.now() + self.poll_hold_s
+        if sim.faults and world._take_fault(sim, "slow_poll"):
+            await wait_changed(clock, _never(), bot.slow_poll_s)
+            deadline = clock.now()
+        while True:
+            changed = bot.changed
+            if bot.token != token:
+                return _error(SESSION_EXPIRED, "session timeout")
+            if bot.disconnects != disconnects:
+                return _error(REFUSED, "connection reset", 502)
+            if generation != bot.poll_generation or self.closing:
+                if not self.closing:
+                    world._log(sim, "poll_replaced")
+                return self._updates(bot, after, [])
+            now = clock.now()
+            silent = now < bot.silent_until
+            ready = [] if silent else bot.ready(after, now)
+            if ready:
+                return self._updates(bot, after, ready)
+            if now >= deadline:
+                return self._updates(bot, after, [])
+            until = deadline
+            due = None if silent else bot.next_due(after)
+            if due is not None and due > now:
+                until = min(until, due)
+            await wait_changed(clock, changed, until - now)
+
+    def _updates(self, bot: ILinkBot, after: int, ready: list[Any]) -> web.Response:
+        msgs = [inbound_message(bot, q) for q in ready]
+        last = ready[-1].seq if ready else after
+        return _answer(
+            {
+                "ret": 0,
+                "msgs": msgs,
+                "get_updates_buf": bot.cursor(last),
+                "longpolling_timeout_ms": LONGPOLL_TIMEOUT_MS,
+            }
+        )
+
+    async def sendmessage(self, request: web.Request) -> web.Response:
+        try:
+            bot, _, body = await self._call(request)
+        except _Refused as refused:
+            return refused.response
+        world, sim = self.world, bot.sim
+        if sim.faults:
+            if world._take_fault(sim, "slow_send"):
+                await world.time.sleep(sim.slow_send_s)
+            if world._take_fault(sim, "send_fail"):
+                return _error(REFUSED, "internal error", 500)
+            if world._take_fault(sim, "rate_limit"):
+                return _error(RATE_LIMITED, "rate limited")
+            if world._take_fault(sim, "send_fail_permanent"):
+                return _error(REFUSED, "the user cannot receive messages")
+        try:
+            to, items = read_outbound(bot, body.get("msg"))
+        except WireError as exc:
+            return _error(REFUSED, str(exc))
+        window = bot.window(to)
+        refusal = window.refusal(world.time.now())
+        if refusal is not None:
+            world._log(sim, "window_closed", to=to, reason=refusal)
+            return _error(REFUSED, refusal)
+        client_id = body["msg"].get("client_id")
+        if client_id in bot.client_ids:
+            world._log(sim, "client_id_reused", client_id=client_id)
+        bot.client_ids.add(client_id)
+        window.bot_sent()
+        last = None
+        for item in items:
+            if item.voice:  # the real server accepts a bot's voice and never delivers it
+                world._log(sim, "voice_dropped", to=to)
+                continue
+            last = world.record_out(sim, to, item.text, item.media, data=item.data)
+        wire_id = self.state.wire_id(last) if last is not None else 0
+        if sim.faults and world._take_fault(sim, "send_lost_reply"):
+            if request.transport is not None:
+                request.transport.close()  # accepted, but the answer never arrives
+            return _error(REFUSED, "connection reset", 502)
+        return _answer({"ret": 0, "message_id": wire_id})
+
+    async def getconfig(self, request: web.Request) -> web.Response:
+        try:
+            bot, _, body = await self._call(request)
+        except _Refused as refused:
+            return refused.response
+        user = body.get("ilink_user_id")
+        if not isinstance(user, str) or not user:
+            return _error(REFUSED, "ilink_user_id is required")
+        return _answer({"ret": 0, "typing_ticket": bot.typing_ticket(user)})
+
+    async def sendtyping(self, request: web.Request) -> web.Response:
+        try:
+            bot, _, body = await self._call(request)
+        except _Refused as refused:
+            return refused.response
+        user, ticket = body.get("ilink_user_id"), body.get("typing_ticket")
+        status = body.get("status", 1)
+        if not isinstance(user, str) or not user:
+            return _error(REFUSED, "ilink_user_id is required")
+        if status not in (1, 2):
+            return _error(REFUSED, "status must be 1 (typing) or 2 (cancel)")
+        if ticket is None or ticket != bot.typing_tickets.get(user):
+            return _error(REFUSED, "typing_ticket is not this user's: ask getconfig")
+        bot.typing[user] = status
+        self.world._log(bot.sim, "typing", to=user, status=status)
+        return _answer({"ret": 0})
+
+    async def notify_start(self, request: web.Request) -> web.Response:
+        return await self._notify(request, "client_start")
+
+    async def notify_stop(self, request: web.Request) -> web.Response:
+        return await self._notify(request, "client_stop")
+
+    async def _notify(self, request: web.Request, event: str) -> web.Response:
+        try:
+            bot, _, _ = await self._call(request)
+        except _Refused as refused:
+            return refused.response
+        self.world._log(bot.sim, event)
+        return _answer({"ret": 0})
+
+    # -------------------------------------------------------- media
+
+    async def getuploadurl(self, request: web.Request) -> web.Response:
+        try:
+            bot, _, body = await self._call(request)
+            upload = _pending_upload(bot, body)
+        except _Refused as refused:
+            return refused.response
+        param = self.state.cdn.announce(upload)
+        full = (
+            f"{self.cdn_base_url}/upload?encrypted_query_param={quote(param, safe='')}"
+            f"&filekey={quote(upload.filekey, safe='')}"
+        )
+        return _answer({"ret": 0, "upload_param": param, "upload_full_url": full})
+
+    async def cdn_upload(self, request: web.Request) -> web.Response:
+        param = request.query.get("encrypted_query_param", "")
+        filekey = request.query.get("filekey", "")
+        body = await request.read()
+        try:
+            download = self.state.cdn.receive(param, filekey, body)
+        except CdnError as exc:
+            return web.Response(status=400, text=str(exc), headers={"x-error-message": str(exc)})
+        return web.Response(status=200, headers={"x-encrypted-param": download})
+
+    async def cdn_download(self, request: web.Request) -> web.Response:
+        data = self.state.cdn.ciphertext(request.query.get("encrypted_query_param", ""))
+        if data is None:
+            return web.Response(status=404, text="no such file on the CDN")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+
+def _never() -> Any:
+    import asyncio
+
+    return asyncio.Event()
+
+
+def _pending_upload(bot: ILinkBot, body: Json) -> PendingUpload:
+    def need(name: str, kind: type) -> Any:
+        value = body.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
+            raise _Refused(_error(REFUSED, f"{name} is required ({kind.__name__})"))
+        return value
+
+    filekey, media_type = need("filekey", str), need("media_type", int)
+    to, rawsize, md5 = need("to_user_id", str), need("rawsize", int), need("rawfilemd5", str)
+    filesize, aeskey = need("filesize", int), need("aeskey", str)
+    if media_type not in (1, 2, 3, 4):
+        raise _Refused(_error(REFUSED, "media_type must be 1 image, 2 video, 3 file or 4 voice"))
+    if filesize != padded_size(rawsize):
+        want = padded_size(rawsize)
+        raise _Refused(
+            _error(REFUSED, f"filesize must be the AES-128-ECB size of rawsize ({want})")
+        )
+    try:
+        key = bytes.fromhex(aeskey)
+    except ValueError:
+        key = b""
+    if len(key) != 16:
+        raise _Refused(_error(REFUSED, "aeskey must be 16 bytes as hex"))
+    return PendingUpload(bot.account_id, filekey, media_type, to, rawsize, md5, filesize, key)
+
+
+async def start_ilink_server(
+    world: SimulatedWeChat,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    poll_hold_s: float = POLL_HOLD_S,
+) -> ILinkServer:
+    """Serve ``world``'s iLink accounts; the running server if it has one already."""
+    running = world.ilink_state.server
+    if running is not None:
+        return running
+    server = ILinkServer(world, poll_hold_s=poll_hold_s)
+    await server.start(host, port)
+    log.info("iLink server of the simulated world at %s", server.base_url)
+    return server

@@ -1,0 +1,307 @@
+"""What the world's iLink server knows: its bots (tokens, queues, cursors, context tokens,
+reply windows), their QR codes and the CDN. No HTTP here (that is :mod:`.server`).
+
+Each bot account keeps one queue of the user messages said to it, numbered in order.
+``getupdates`` hands out a cursor (``get_updates_buf``) naming the last number given; the
+next request carrying it acknowledges everything up to it, and a request with an empty
+cursor starts after the last acknowledged number. So a client that persists its cursor
+only after recording the messages resumes without loss after a crash, and one that loses
+its cursor gets again only what it never acknowledged. The queue outlives sessions: what
+is said while the session is expired is delivered after the next login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from simulator.ilink.cdn import CdnStore
+from simulator.ilink.login import QrBook
+from simulator.ilink.rules import ReplyWindow
+from wechat_sdk.clock import BACKGROUND, Clock
+
+if TYPE_CHECKING:
+    from simulator.account import SimAccount
+    from simulator.ilink.login import QrCode
+    from simulator.ilink.server import ILinkServer
+    from simulator.world import SimulatedWeChat
+
+__all__ = ["DUPLICATE_AFTER_S", "ILinkBot", "ILinkState", "Queued", "bot_id_for", "wait_changed"]
+
+log = logging.getLogger("simulator.ilink")
+
+#: how long after a message its duplicate arrives (``duplicate_next``)
+DUPLICATE_AFTER_S = 3.0
+#: how long the heartbeat_silence fault keeps polls empty, by default
+SILENCE_S = 60.0
+#: first number of the world's messages on the wire (uint64, past what a double holds)
+WIRE_ID_BASE = 7_300_000_000_000_000_000
+
+
+def bot_id_for(seed: int, account_id: str) -> str:
+    """An ``ilink_bot_id`` for an account: stable for a seed, ``<12 hex>@im.bot``."""
+    digest = hashlib.sha256(f"{seed}:{account_id}".encode()).hexdigest()
+    return f"{digest[:12]}@im.bot"
+
+
+async def wait_changed(clock: Clock, event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` of the world's time passed; True if set.
+
+    The timer is a background sleeper: on a virtual clock an open long poll never keeps
+    ``run_until_idle`` busy, and is woken when time passes its end.
+    """
+    if event.is_set():
+        return True
+    if seconds <= 0:
+        return False
+    token = BACKGROUND.set(True)
+    try:
+        timer = asyncio.ensure_future(clock.sleep(seconds))
+    finally:
+        BACKGROUND.reset(token)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({timer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        waiter.cancel()
+    return event.is_set()
+
+
+@dataclass
+class Queued:
+    """One delivery of a user message to a bot (a duplicate is a second one)."""
+
+    seq: int
+    message_id: str  # the world's id
+    not_before: float
+
+
+@dataclass
+class ILinkBot:
+    """One iLink bot account, as the server sees it."""
+
+    state: ILinkState
+    account_id: str
+    token: str | None = None
+    queue: list[Queued] = field(default_factory=list)
+    next_seq: int = 1
+    acked: int = 0
+    context_tokens: dict[str, str] = field(default_factory=dict)
+    windows: dict[str, ReplyWindow] = field(default_factory=dict)
+    typing_tickets: dict[str, str] = field(default_factory=dict)
+    typing: dict[str, int] = field(default_factory=dict)  # user -> 1 typing, 2 cancelled
+    client_ids: set[object] = field(default_factory=set)  # of the accepted sendmessage calls
+    #: the number of the poll allowed to answer (a newer poll ends an older one)
+    poll_generation: int = 0
+    disconnects: int = 0  # bumped by the disconnect fault: open polls are cut
+    silent_until: float = 0.0
+    slow_poll_s: float = 40.0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def sim(self) -> SimAccount:
+        return self.state.world.accounts[self.account_id]
+
+    def notify(self) -> None:
+        """Wake every open poll of this bot."""
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    # -------------------------------------------------------- session
+
+    def log_in(self) -> str:
+        """A confirmed QR code: a new token (the previous one stops working)."""
+        if self.token is not None:
+            self.state.tokens.pop(self.token, None)
+        self.token = f"{self.sim.wxid}:{secrets.token_hex(24)}"
+        self.state.tokens[self.token] = self.account_id
+        self.sim.session = True
+        self.state.world._log(self.sim, "login")
+        self.notify()
+        return self.token
+
+    def expire(self, reason: str = "session expired") -> None:
+        """The token stops working: every call with it answers errcode -14."""
+        if self.token is not None:
+            self.state.tokens.pop(self.token, None)
+        self.token = None
+        self.sim.session = False
+        self.state.world._log(self.sim, "logout", reason=reason)
+        self.notify()
+
+    def fault_now(self, kind: str, seconds: float | None) -> None:
+        """The faults that happen at once (the counted ones are taken by the server)."""
+        now = self.state.world.time.now()
+        if kind == "logout":
+            self.expire()
+        elif kind == "disconnect":
+            self.disconnects += 1
+            self.notify()
+        elif kind == "heartbeat_silence":
+            self.silent_until = now + (seconds if seconds is not None else SILENCE_S)
+            self.notify()
+
+    # -------------------------------------------------------- inbound
+
+    def deliver(self, message_id: str, *, duplicate: bool) -> None:
+        """A user message said to the bot: it opens the user's window and waits for a poll."""
+        world = self.state.world
+        message = world._messages[message_id]
+        if message.room_id is not None:  # iLink bots are in direct chats only
+            world._log(self.sim, "not_delivered", message_id=message_id, reason="group")
+            return
+        peer = message.talker_id
+        self.window(peer).user_wrote(message.timestamp)
+        self.context_token(peer)
+        now = world.time.now()
+        self._enqueue(message_id, now)
+        if duplicate:
+            world._log(self.sim, "fault", kind="duplicate_next", message_id=message_id)
+            self._enqueue(message_id, now + DUPLICATE_AFTER_S)
+        self.notify()
+
+    def _enqueue(self, message_id: str, not_before: float) -> None:
+        self.queue.append(Queued(self.next_seq, message_id, not_before))
+        self.next_seq += 1
+
+    def window(self, peer: str) -> ReplyWindow:
+        window = self.windows.get(peer)
+        if window is None:
+            window = self.windows[peer] = ReplyWindow()
+        return window
+
+    def context_token(self, peer: str) -> str:
+        token = self.context_tokens.get(peer)
+        if token is None:
+            token = self.context_tokens[peer] = base64.b64encode(secrets.token_bytes(24)).decode()
+        return token
+
+    def typing_ticket(self, peer: str) -> str:
+        ticket = self.typing_tickets.get(peer)
+        if ticket is None:
+            ticket = self.typing_tickets[peer] = base64.b64encode(secrets.token_bytes(16)).decode()
+        return ticket
+
+    def cursor(self, seq: int) -> str:
+        raw = json.dumps({"bot": self.sim.wxid, "seq": seq}, separators=(",", ":"))
+        return base64.b64encode(raw.encode()).decode()
+
+    def read_cursor(self, buf: str) -> int:
+        """The number a cursor names, acknowledging it; an empty or foreign one: the last
+        acknowledged number."""
+        if not buf:
+            return self.acked
+        try:
+            data = json.loads(base64.b64decode(buf, validate=True))
+            seq = data["seq"] if data.get("bot") == self.sim.wxid else None
+        except (ValueError, binascii.Error, TypeError, KeyError, AttributeError):
+            seq = None
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < self.next_seq:
+            log.warning("%s: ignoring a get_updates_buf this server did not give", self.account_id)
+            return self.acked
+        self.acked = max(self.acked, seq)
+        return seq
+
+    def ready(self, after: int, now: float, limit: int = 100) -> list[Queued]:
+        return [q for q in self.queue if q.seq > after and q.not_before <= now][:limit]
+
+    def next_due(self, after: int) -> float | None:
+        due = [q.not_before for q in self.queue if q.seq > after]
+        return min(due) if due else None
+
+
+class ILinkState:
+    """The iLink side of one world: bots by account and by token, QR codes, the CDN."""
+
+    def __init__(self, world: SimulatedWeChat) -> None:
+        self.world = world
+        self.bots: dict[str, ILinkBot] = {}
+        self.tokens: dict[str, str] = {}  # live token -> account id
+        self.qr = QrBook(self)
+        self.cdn = CdnStore()
+        self._wire_ids: dict[str, int] = {}
+        self._world_ids: dict[int, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        # set by the running server: its bases (``baseurl`` of a login, media full_url)
+        self.base_url = ""
+        self.cdn_base_url = ""
+        self.server: ILinkServer | None = None
+
+    def sim(self, account_id: str) -> SimAccount:
+        sim = self.world.accounts.get(account_id)
+        if sim is None or sim.transport != "ilink":
+            raise KeyError(f"no iLink bot account {account_id!r} in the world")
+        return sim
+
+    def bot(self, account_id: str) -> ILinkBot:
+        bot = self.bots.get(account_id)
+        if bot is None:
+            self.sim(account_id)
+            bot = self.bots[account_id] = ILinkBot(self, account_id)
+        return bot
+
+    def bot_for_token(self, token: str) -> ILinkBot | None:
+        account_id = self.tokens.get(token)
+        return self.bots.get(account_id) if account_id is not None else None
+
+    def wire_id(self, message_id: str) -> int:
+        """The uint64 ``message_id`` of a world message on the wire."""
+        n = self._wire_ids.get(message_id)
+        if n is None:
+            n = WIRE_ID_BASE + len(self._wire_ids) + 1
+            self._wire_ids[message_id] = n
+            self._world_ids[n] = message_id
+        return n
+
+    def world_id(self, wire_id: int) -> str | None:
+        return self._world_ids.get(wire_id)
+
+    def auto_scan(self, qr: QrCode) -> None:
+        """The owner's phone scans and confirms ``qr`` after the account's ``auto_scan_s``."""
+        account_id = qr.account_id
+        after = self.sim(account_id).auto_scan_s if account_id is not None else None
+        if account_id is None or after is None:
+            return
+
+        async def phone() -> None:
+            BACKGROUND.set(True)
+            await self.world.time.sleep(after)
+            self.qr.status(qr.code)  # expired meanwhile?
+            if qr.status == "wait":
+                self.qr.scan(account_id)
+                self.qr.confirm(account_id)
+
+        task = asyncio.get_running_loop().create_task(phone())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def login(self, account_id: str, within_s: float) -> None:
+        """``world.login`` for an iLink account: wait for a client's QR code (asked over
+        HTTP, so real time passes too), then scan and confirm it."""
+        world = self.world
+        if self.bot(account_id).token is not None:
+            return  # logged in already: nothing to scan
+        virtual = world.time is world.clock
+        deadline = world.time.now() + within_s
+        while self.qr.waiting(account_id) is None:
+            if virtual:
+                await world.clock.settle()
+            await asyncio.sleep(0.01)  # the client's request is on a real socket
+            if self.qr.waiting(account_id) is not None:
+                break
+            if world.time.now() >= deadline:
+                raise TimeoutError(f"account {account_id!r} never showed a QR code")
+            if virtual:
+                await world.clock.advance(0.1)
+        self.qr.scan(account_id)
+        self.qr.confirm(account_id)
+        if virtual:
+            await world.clock.settle()

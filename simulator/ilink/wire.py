@@ -1,0 +1,215 @@
+"""The world's messages as iLink's JSON (``WeixinMessage``), and a bot's ``sendmessage``
+read back into the world: item types, the CDN references of media, and the checks the
+server makes on what a bot sends."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from simulator.ilink.cdn import aes_key_from_wire, decrypt
+from wechat_sdk.puppet import MessageKind
+
+if TYPE_CHECKING:
+    from simulator.ilink.state import ILinkBot, Queued
+
+__all__ = [
+    "ITEM_FILE",
+    "ITEM_IMAGE",
+    "ITEM_TEXT",
+    "ITEM_VIDEO",
+    "ITEM_VOICE",
+    "MAX_TEXT_CHARS",
+    "OutItem",
+    "WireError",
+    "inbound_message",
+    "read_outbound",
+]
+
+ITEM_TEXT, ITEM_IMAGE, ITEM_VOICE, ITEM_FILE, ITEM_VIDEO = 1, 2, 3, 4, 5
+MESSAGE_TYPE_USER, MESSAGE_TYPE_BOT = 1, 2
+MESSAGE_STATE_FINISH = 2
+#: the longest text item the server takes
+MAX_TEXT_CHARS = 4000
+#: a voice item's encode_type: 6 is SILK, what WeChat records
+ENCODE_SILK = 6
+
+_MEDIA_ITEMS = {
+    ITEM_IMAGE: ("image_item", "image"),
+    ITEM_VOICE: ("voice_item", "audio"),
+    ITEM_FILE: ("file_item", "file"),
+    ITEM_VIDEO: ("video_item", "video"),
+}
+
+
+class WireError(ValueError):
+    """A request the server refuses; the message is its ``errmsg``."""
+
+
+def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
+    """A user message as ``getupdates`` gives it (its media put on the CDN, encrypted)."""
+    state = bot.state
+    world = state.world
+    message = world._messages[queued.message_id]
+    items: list[dict[str, Any]] = []
+    data = world._files.get(message.id)
+    if message.file is not None and data is not None:
+        items.append(_media_item(bot, message.kind, message.id, message.text, data))
+        if message.text and message.kind is not MessageKind.AUDIO:
+            items.insert(0, {"type": ITEM_TEXT, "text_item": {"text": message.text}})
+    else:
+        items.append({"type": ITEM_TEXT, "text_item": {"text": message.text}})
+    created_ms = int(message.timestamp * 1000)
+    for item in items:
+        item["create_time_ms"] = created_ms
+    return {
+        "seq": queued.seq,
+        "message_id": state.wire_id(message.id),
+        "from_user_id": message.talker_id,
+        "to_user_id": bot.sim.wxid,
+        "create_time_ms": created_ms,
+        "session_id": "",
+        "message_type": MESSAGE_TYPE_USER,
+        "message_state": MESSAGE_STATE_FINISH,
+        "item_list": items,
+        "context_token": bot.context_token(message.talker_id),
+    }
+
+
+def _media_item(
+    bot: ILinkBot, kind: MessageKind, message_id: str, text: str, data: bytes
+) -> dict[str, Any]:
+    published = bot.state.cdn.publish(data, message_id)
+    info = bot.state.world._messages[message_id].file
+    assert info is not None
+    media = {"encrypt_query_param": published.param, "encrypt_type": 1}
+    cdn = bot.state.cdn_base_url
+    if cdn:
+        param = quote(published.param, safe="")
+        media["full_url"] = f"{cdn}/download?encrypted_query_param={param}"
+    if kind in (MessageKind.IMAGE, MessageKind.EMOTICON):
+        # images carry the raw key twice: hex in image_item.aeskey, base64 in media.aes_key
+        media["aes_key"] = base64.b64encode(published.key).decode()
+        return {
+            "type": ITEM_IMAGE,
+            "image_item": {
+                "media": media,
+                "aeskey": published.key.hex(),
+                "mid_size": published.ciphertext_size,
+            },
+        }
+    # file, voice and video keys: base64 of the key's hex text (as seen from the server)
+    media["aes_key"] = base64.b64encode(published.key.hex().encode()).decode()
+    if kind is MessageKind.AUDIO:
+        return {
+            "type": ITEM_VOICE,
+            "voice_item": {
+                "media": media,
+                "encode_type": ENCODE_SILK,
+                "sample_rate": 24000,
+                "playtime": int((info.duration_s or 0) * 1000),
+                "text": text,  # the server's transcript of the voice
+            },
+        }
+    if kind is MessageKind.VIDEO:
+        return {
+            "type": ITEM_VIDEO,
+            "video_item": {
+                "media": media,
+                "video_size": published.ciphertext_size,
+                "video_md5": hashlib.md5(data).hexdigest(),
+            },
+        }
+    return {
+        "type": ITEM_FILE,
+        "file_item": {
+            "media": media,
+            "file_name": info.name,
+            "md5": hashlib.md5(data).hexdigest(),
+            "len": str(len(data)),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class OutItem:
+    """One item of a bot's message, read: text, or a file decrypted from the CDN."""
+
+    text: str | None = None
+    media: dict[str, Any] | None = None
+    data: bytes | None = None
+    voice: bool = False  # accepted and dropped: the server does not deliver bot voice
+
+
+def read_outbound(bot: ILinkBot, msg: object) -> tuple[str, list[OutItem]]:
+    """The receiver and items of a ``sendmessage`` body's ``msg``, checked the way the
+    server checks it; :class:`WireError` says what is wrong."""
+    if not isinstance(msg, dict):
+        raise WireError("msg is required (an object)")
+    to = msg.get("to_user_id")
+    if not isinstance(to, str) or not to:
+        raise WireError("msg.to_user_id is required")
+    if msg.get("message_type") != MESSAGE_TYPE_BOT:
+        raise WireError("msg.message_type must be 2 (a bot message)")
+    token = msg.get("context_token")
+    if not isinstance(token, str) or not token:
+        raise WireError("msg.context_token is required: reply with the user's context_token")
+    if bot.context_tokens.get(to) != token:
+        raise WireError("msg.context_token is not the one of this user")
+    raw_items = msg.get("item_list")
+    if not isinstance(raw_items, list) or not raw_items:
+        raise WireError("msg.item_list is empty")
+    return to, [_read_item(bot, item) for item in raw_items]
+
+
+def _read_item(bot: ILinkBot, item: object) -> OutItem:
+    if not isinstance(item, dict):
+        raise WireError("each item of msg.item_list must be an object")
+    kind = item.get("type")
+    if kind == ITEM_TEXT:
+        text = (item.get("text_item") or {}).get("text")
+        if not isinstance(text, str) or not text:
+            raise WireError("a text item needs text_item.text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise WireError(f"text_item.text is {len(text)} characters, over {MAX_TEXT_CHARS}")
+        return OutItem(text=text)
+    if kind not in _MEDIA_ITEMS:
+        raise WireError(f"unknown item type {kind!r}")
+    if not isinstance(kind, int):
+        raise WireError(f"unknown item type {kind!r}")
+    field_name, word = _MEDIA_ITEMS[kind]
+    body = item.get(field_name)
+    if not isinstance(body, dict):
+        raise WireError(f"a type {kind} item needs {field_name}")
+    data = _fetch(bot, body, field_name)
+    media: dict[str, Any] = {"kind": word, "name": _name(body, word), "size": len(data)}
+    if kind == ITEM_VOICE:
+        media["duration"] = (body.get("playtime") or 0) / 1000
+    return OutItem(media=media, data=data, voice=kind == ITEM_VOICE)
+
+
+def _fetch(bot: ILinkBot, body: dict[str, Any], field_name: str) -> bytes:
+    media = body.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("encrypt_query_param"), str):
+        raise WireError(f"{field_name}.media.encrypt_query_param is required")
+    ciphertext = bot.state.cdn.ciphertext(media["encrypt_query_param"])
+    if ciphertext is None:
+        raise WireError(f"{field_name}.media.encrypt_query_param is not on the CDN")
+    try:
+        if isinstance(body.get("aeskey"), str):
+            key = aes_key_from_wire(body["aeskey"], hex_text=True)
+        else:
+            key = aes_key_from_wire(str(media.get("aes_key") or ""))
+        return decrypt(ciphertext, key)
+    except ValueError:
+        raise WireError(f"{field_name}: the file does not decrypt with its aes_key") from None
+
+
+def _name(body: dict[str, Any], word: str) -> str:
+    name = body.get("file_name")
+    if isinstance(name, str) and name:
+        return name
+    return {"image": "image.jpg", "video": "video.mp4", "audio": "voice.silk"}.get(word, "file")

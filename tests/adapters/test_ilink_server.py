@@ -1,0 +1,598 @@
+"""The simulator's iLink server over real HTTP (aiohttp client), on the real clock: login by
+QR, long polls, sends, the reply window, the CDN with AES, faults, and bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulator import SimulatedWeChat
+from simulator.ilink import ILinkServer
+from simulator.ilink.cdn import decrypt, encrypt, padded_size
+from wechat_sdk.clock import RealClock
+
+ALICE = "alice@im.wechat"
+
+
+@pytest.fixture
+async def world() -> SimulatedWeChat:
+    world = SimulatedWeChat(seed=3, clock=RealClock())
+    world.add_account("bot", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    return world
+
+
+@pytest.fixture
+async def server(world: SimulatedWeChat) -> AsyncIterator[ILinkServer]:
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        yield server
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+class Client:
+    """The calls a bot makes, as Tencent's client makes them (headers, base_info)."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str = "") -> None:
+        self.http, self.base, self.token = http, base, token
+
+    def headers(self) -> dict[str, str]:
+        uin = base64.b64encode(str(int.from_bytes(os.urandom(4), "big")).encode()).decode()
+        headers = {
+            "Content-Type": "application/json",
+            "AuthorizationType": "ilink_bot_token",
+            "X-WECHAT-UIN": uin,
+            "iLink-App-Id": "bot",
+            "iLink-App-ClientVersion": "132105",
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def post(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        body = {**body, "base_info": {"channel_version": "2.4.9", "bot_agent": "test/1"}}
+        async with self.http.post(
+            f"{self.base}ilink/bot/{endpoint}", data=json.dumps(body), headers=self.headers()
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    async def get(self, endpoint: str) -> dict[str, Any]:
+        async with self.http.get(f"{self.base}ilink/bot/{endpoint}") as resp:
+            assert resp.status == 200
+            answer: dict[str, Any] = await resp.json()
+            return answer
+
+    async def login(self, world: SimulatedWeChat, account: str = "bot") -> dict[str, Any]:
+        qr = await self.post("get_bot_qrcode?bot_type=3", {"local_token_list": []})
+        assert (await self.get(f"get_qrcode_status?qrcode={qr['qrcode']}"))["status"] == "wait"
+        world.scan(account)
+        assert (await self.get(f"get_qrcode_status?qrcode={qr['qrcode']}"))["status"] == "scaned"
+        world.confirm(account)
+        status = await self.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+        assert status["status"] == "confirmed"
+        self.token = status["bot_token"]
+        return status
+
+    async def poll(self, buf: str = "") -> dict[str, Any]:
+        return await self.post("getupdates", {"get_updates_buf": buf})
+
+    async def send_text(self, to: str, text: str, context_token: str | None) -> dict[str, Any]:
+        msg: dict[str, Any] = {
+            "from_user_id": "",
+            "to_user_id": to,
+            "client_id": f"test-{os.urandom(6).hex()}",
+            "message_type": 2,
+            "message_state": 2,
+            "item_list": [{"type": 1, "text_item": {"text": text}}],
+        }
+        if context_token is not None:
+            msg["context_token"] = context_token
+        return await self.post("sendmessage", {"msg": msg})
+
+
+async def logged_in(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> Client:
+    client = Client(http, server.base_url)
+    await client.login(world)
+    return client
+
+
+async def first_message(world: SimulatedWeChat, client: Client, text: str = "hi") -> dict[str, Any]:
+    await world.say(ALICE, text, account="bot", settle=False)
+    updates = await client.poll()
+    assert updates["ret"] == 0
+    msg: dict[str, Any] = updates["msgs"][0]
+    return msg
+
+
+# ------------------------------------------------------------------ login
+
+
+async def test_qr_login_gives_a_token_the_bot_id_its_owner_and_the_base_url(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    status = await Client(http, server.base_url).login(world)
+    sim = world.accounts["bot"]
+    assert status["ilink_bot_id"] == sim.wxid and sim.wxid.endswith("@im.bot")
+    assert status["ilink_user_id"] == sim.owner
+    assert status["baseurl"] == server.base_url
+    assert status["bot_token"]
+
+
+async def test_world_login_scans_the_code_a_client_is_showing(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = Client(http, server.base_url)
+    qr = await client.post("get_bot_qrcode?bot_type=3", {})
+    await world.login("bot")
+    status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+    assert status["status"] == "confirmed"
+
+
+async def test_a_qr_code_expires_after_the_world_ttl_and_a_cancel_kills_it(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    world.qr_ttl_s = 0.2
+    client = Client(http, server.base_url)
+    qr = await client.post("get_bot_qrcode?bot_type=3", {})
+    status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+    if status["status"] == "wait":  # the hold may end first; the next answer is final
+        status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+    assert status["status"] == "expired"
+    world.qr_ttl_s = 120
+    qr = await client.post("get_bot_qrcode?bot_type=3", {})
+    world.cancel("bot")
+    assert (await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}"))["status"] == "expired"
+    unknown = await client.get("get_qrcode_status?qrcode=nosuchcode")
+    assert unknown["status"] == "expired"
+
+
+async def test_a_client_still_holding_a_valid_token_is_told_binded_redirect(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    qr = await client.post("get_bot_qrcode?bot_type=3", {"local_token_list": [client.token]})
+    world.scan("bot")
+    world.confirm("bot")
+    status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+    assert status["status"] == "binded_redirect"
+    assert (await client.poll())["ret"] == 0  # the token still works
+
+
+async def test_each_account_base_url_logs_in_its_own_account(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    world.add_account("second", transport="ilink")
+    one = Client(http, server.base_url_for("bot"))
+    two = Client(http, server.base_url_for("second"))
+    qr_one = await one.post("get_bot_qrcode?bot_type=3", {})
+    qr_two = await two.post("get_bot_qrcode?bot_type=3", {})
+    world.scan("second")
+    world.confirm("second")
+    status = await two.get(f"get_qrcode_status?qrcode={qr_two['qrcode']}")
+    assert status["ilink_bot_id"] == world.accounts["second"].wxid
+    assert (await one.get(f"get_qrcode_status?qrcode={qr_one['qrcode']}"))["status"] == "wait"
+
+
+# ------------------------------------------------------------------ messages
+
+
+async def test_a_user_message_arrives_with_a_context_token_and_the_reply_is_in_the_transcript(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client, "hello bot")
+    assert msg["from_user_id"] == ALICE
+    assert msg["to_user_id"] == world.accounts["bot"].wxid
+    assert msg["message_type"] == 1
+    assert msg["item_list"] == [
+        {"type": 1, "text_item": {"text": "hello bot"}, "create_time_ms": msg["create_time_ms"]}
+    ]
+    assert isinstance(msg["message_id"], int) and msg["message_id"] > 2**53
+    sent = await client.send_text(ALICE, "hello Alice", msg["context_token"])
+    assert sent["ret"] == 0 and sent["message_id"]
+    assert world.texts(to=ALICE, account="bot") == ["hello Alice"]
+
+
+async def test_a_long_poll_answers_when_a_message_arrives_and_the_cursor_acknowledges(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    server.poll_hold_s = 30.0
+    client = await logged_in(world, server, http)
+    poll = asyncio.ensure_future(client.poll())
+    await asyncio.sleep(0.05)
+    assert not poll.done()
+    await world.say(ALICE, "one", account="bot", settle=False)
+    first = await asyncio.wait_for(poll, 5)
+    assert [m["item_list"][0]["text_item"]["text"] for m in first["msgs"]] == ["one"]
+    assert first["longpolling_timeout_ms"] == 35000
+    await world.say(ALICE, "two", account="bot", settle=False)
+    second = await client.poll(first["get_updates_buf"])
+    assert [m["item_list"][0]["text_item"]["text"] for m in second["msgs"]] == ["two"]
+    # a client that lost its cursor gets again only what it never acknowledged
+    again = await client.poll("")
+    assert [m["item_list"][0]["text_item"]["text"] for m in again["msgs"]] == ["two"]
+
+
+async def test_a_second_poller_ends_the_first(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    server.poll_hold_s = 30.0
+    client = await logged_in(world, server, http)
+    first = asyncio.ensure_future(client.poll())
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(client.poll())
+    ended = await asyncio.wait_for(first, 5)
+    assert ended["ret"] == 0 and ended["msgs"] == []
+    await world.say(ALICE, "for the second", account="bot", settle=False)
+    got = await asyncio.wait_for(second, 5)
+    assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["for the second"]
+    assert any(e["event"] == "poll_replaced" for e in world.events_log)
+
+
+async def test_messages_said_before_the_login_are_delivered_after_it(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    await world.say(ALICE, "early", account="bot", settle=False)
+    client = await logged_in(world, server, http)
+    got = await client.poll()
+    assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["early"]
+
+
+async def test_typing_needs_the_ticket_of_getconfig_and_is_logged(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    await first_message(world, client)
+    ticket = (await client.post("getconfig", {"ilink_user_id": ALICE}))["typing_ticket"]
+    wrong = await client.post(
+        "sendtyping", {"ilink_user_id": ALICE, "typing_ticket": "nope", "status": 1}
+    )
+    assert wrong["ret"] == -1
+    for status in (1, 2):
+        ok = await client.post(
+            "sendtyping", {"ilink_user_id": ALICE, "typing_ticket": ticket, "status": status}
+        )
+        assert ok["ret"] == 0
+    assert [e["status"] for e in world.events_log if e["event"] == "typing"] == [1, 2]
+    assert (await client.post("msg/notifystart", {}))["ret"] == 0
+    assert (await client.post("msg/notifystop", {}))["ret"] == 0
+
+
+# ------------------------------------------------------------------ the reply window
+
+
+async def test_the_bot_cannot_write_first(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    refused = await client.send_text(ALICE, "hello?", "made-up")
+    assert refused["ret"] == -1
+    assert world.texts() == []
+
+
+async def test_ten_replies_per_user_message_and_bot_messages_do_not_renew(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    answers = [await client.send_text(ALICE, f"r{i}", msg["context_token"]) for i in range(11)]
+    assert [a["ret"] for a in answers] == [0] * 10 + [-1]
+    assert answers[-1]["errmsg"].startswith("reply window closed: 10 replies")
+    assert world.texts(to=ALICE) == [f"r{i}" for i in range(10)]
+    await world.say(ALICE, "more", account="bot", settle=False)
+    assert (await client.send_text(ALICE, "r10", msg["context_token"]))["ret"] == 0
+
+
+async def test_nothing_after_24_hours_without_a_user_message(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    await world.say(ALICE, "long ago", account="bot", age_s=24 * 3600 + 5, settle=False)
+    msg = (await client.poll())["msgs"][0]
+    refused = await client.send_text(ALICE, "sorry", msg["context_token"])
+    assert refused["ret"] == -1 and "24 h" in refused["errmsg"]
+
+
+async def test_a_reply_needs_the_users_own_context_token(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    missing = await client.send_text(ALICE, "no token", None)
+    assert missing["ret"] == -1 and "context_token" in missing["errmsg"]
+    await world.say("bob@im.wechat", "hi", account="bot", settle=False)
+    bob = (await client.poll(""))["msgs"][-1]
+    assert bob["context_token"] != msg["context_token"]
+    crossed = await client.send_text(ALICE, "wrong token", bob["context_token"])
+    assert crossed["ret"] == -1
+    assert world.texts() == []
+
+
+async def test_text_over_4000_characters_is_refused(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    assert (await client.send_text(ALICE, "x" * 4001, msg["context_token"]))["ret"] == -1
+    assert (await client.send_text(ALICE, "x" * 4000, msg["context_token"]))["ret"] == 0
+
+
+# ------------------------------------------------------------------ media
+
+
+async def upload(client: Client, data: bytes, media_type: int = 1) -> tuple[str, bytes]:
+    key = os.urandom(16)
+    filekey = os.urandom(16).hex()
+    answer = await client.post(
+        "getuploadurl",
+        {
+            "filekey": filekey,
+            "media_type": media_type,
+            "to_user_id": ALICE,
+            "rawsize": len(data),
+            "rawfilemd5": hashlib.md5(data).hexdigest(),
+            "filesize": padded_size(len(data)),
+            "no_need_thumb": True,
+            "aeskey": key.hex(),
+        },
+    )
+    assert answer["ret"] == 0
+    async with client.http.post(
+        answer["upload_full_url"],
+        data=encrypt(data, key),
+        headers={"Content-Type": "application/octet-stream"},
+    ) as resp:
+        assert resp.status == 200
+        return resp.headers["x-encrypted-param"], key
+
+
+async def test_an_image_uploaded_encrypted_reaches_the_user_decrypted(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    image = b"\x89PNG\r\n\x1a\n" + os.urandom(3000)
+    param, key = await upload(client, image)
+    item = {
+        "type": 2,
+        "image_item": {
+            "media": {
+                "encrypt_query_param": param,
+                "aes_key": base64.b64encode(key.hex().encode()).decode(),
+                "encrypt_type": 1,
+            },
+            "mid_size": padded_size(len(image)),
+        },
+    }
+    sent = await client.post(
+        "sendmessage",
+        {
+            "msg": {
+                "to_user_id": ALICE,
+                "client_id": "img-1",
+                "message_type": 2,
+                "message_state": 2,
+                "item_list": [item],
+                "context_token": msg["context_token"],
+            }
+        },
+    )
+    assert sent["ret"] == 0
+    [entry] = world.sent(to=ALICE)
+    assert entry.media == {"kind": "image", "name": "image.jpg", "size": len(image)}
+    assert world.message_data(entry.message_id) == image
+
+
+async def test_a_users_file_is_downloaded_and_decrypted_with_the_items_key(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    ids = await world.say(
+        ALICE,
+        "",
+        account="bot",
+        media={"kind": "file", "name": "report.pdf", "size": 5000},
+        settle=False,
+    )
+    msg = (await client.poll())["msgs"][0]
+    [item] = msg["item_list"]
+    assert item["type"] == 4 and item["file_item"]["file_name"] == "report.pdf"
+    media = item["file_item"]["media"]
+    url = f"{server.cdn_base_url}/download?encrypted_query_param={media['encrypt_query_param']}"
+    assert media["full_url"] == url.replace("=", "=", 1) or media["full_url"]
+    async with http.get(media["full_url"]) as resp:
+        ciphertext = await resp.read()
+    key = bytes.fromhex(base64.b64decode(media["aes_key"]).decode())
+    assert decrypt(ciphertext, key) == world.message_data(ids[0])
+
+
+async def test_a_voice_message_carries_its_transcript_and_an_image_its_hex_key(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    await world.say(ALICE, "call me", account="bot", media={"kind": "audio"}, settle=False)
+    img_ids = await world.say(
+        ALICE, "", account="bot", media={"kind": "image", "size": 900}, settle=False
+    )
+    voice, image = (await client.poll())["msgs"]
+    assert [i["type"] for i in voice["item_list"]] == [3]
+    assert voice["item_list"][0]["voice_item"]["text"] == "call me"
+    image_item = image["item_list"][0]["image_item"]
+    async with http.get(image_item["media"]["full_url"]) as resp:
+        plain = decrypt(await resp.read(), bytes.fromhex(image_item["aeskey"]))
+    assert plain == world.message_data(img_ids[0])
+
+
+async def test_the_cdn_refuses_an_upload_that_does_not_match_its_announcement(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    data = os.urandom(100)
+    answer = await client.post(
+        "getuploadurl",
+        {
+            "filekey": "k1",
+            "media_type": 3,
+            "to_user_id": ALICE,
+            "rawsize": 100,
+            "rawfilemd5": hashlib.md5(data).hexdigest(),
+            "filesize": padded_size(100),
+            "aeskey": os.urandom(16).hex(),
+        },
+    )
+    wrong_key = encrypt(data, os.urandom(16))
+    async with http.post(answer["upload_full_url"], data=wrong_key) as resp:
+        assert resp.status == 400
+        assert "decrypt" in resp.headers["x-error-message"]
+    bad = await client.post("getuploadurl", {"filekey": "k2", "media_type": 3})
+    assert bad["ret"] == -1 and "to_user_id" in bad["errmsg"]
+    async with http.get(f"{server.cdn_base_url}/download?encrypted_query_param=nope") as resp:
+        assert resp.status == 404
+
+
+async def test_a_bot_voice_item_is_accepted_and_never_delivered(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    param, key = await upload(client, b"#!SILK_V3" + os.urandom(500), media_type=4)
+    voice = {
+        "type": 3,
+        "voice_item": {
+            "media": {"encrypt_query_param": param, "aes_key": base64.b64encode(key).decode()}
+        },
+    }
+    body = {
+        "msg": {
+            "to_user_id": ALICE,
+            "client_id": "v1",
+            "message_type": 2,
+            "message_state": 2,
+            "item_list": [voice],
+            "context_token": msg["context_token"],
+        }
+    }
+    assert (await client.post("sendmessage", body))["ret"] == 0
+    assert world.sent(to=ALICE) == []
+    assert any(e["event"] == "voice_dropped" for e in world.events_log)
+
+
+# ------------------------------------------------------------------ faults
+
+
+async def test_an_expired_session_answers_errcode_14_until_a_new_login(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    old = client.token
+    world.fault("logout", "bot")
+    expired = await client.poll()
+    assert (expired["ret"], expired["errcode"]) == (-14, -14)
+    await world.say(ALICE, "while away", account="bot", settle=False)
+    await client.login(world)
+    assert client.token != old
+    got = await client.poll()
+    assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["while away"]
+
+
+async def test_a_rate_limit_answers_ret_2_and_sends_nothing(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    world.fault("rate_limit", "bot")
+    limited = await client.send_text(ALICE, "too fast", msg["context_token"])
+    assert limited["ret"] == -2
+    assert world.texts() == []
+    assert (await client.send_text(ALICE, "later", msg["context_token"]))["ret"] == 0
+    assert world.texts() == ["later"]
+
+
+async def test_a_duplicate_delivery_comes_a_few_seconds_later_with_the_same_id(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    from simulator.ilink import state
+
+    client = await logged_in(world, server, http)
+    world.fault("duplicate_next", "bot")
+    original = state.DUPLICATE_AFTER_S
+    state.DUPLICATE_AFTER_S = 0.2
+    try:
+        await world.say(ALICE, "twice", account="bot", settle=False)
+    finally:
+        state.DUPLICATE_AFTER_S = original
+    first = await client.poll()
+    seen = list(first["msgs"])
+    buf = first["get_updates_buf"]
+    while len(seen) < 2:
+        more = await client.poll(buf)
+        seen += more["msgs"]
+        buf = more["get_updates_buf"]
+    assert len({m["message_id"] for m in seen}) == 1
+    assert len({m["seq"] for m in seen}) == 2
+
+
+async def test_a_slow_poll_answers_after_the_client_gave_up_and_loses_nothing(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    await world.say(ALICE, "patience", account="bot", settle=False)
+    world.fault("slow_poll", "bot", seconds=1.0)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(client.poll(), 0.2)
+    got = await client.poll()
+    assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["patience"]
+
+
+async def test_send_faults_answer_as_a_broken_server_would(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    world.fault("send_fail", "bot")
+    with pytest.raises(AssertionError):  # HTTP 500
+        await client.send_text(ALICE, "lost", msg["context_token"])
+    world.fault("send_lost_reply", "bot")
+    with pytest.raises((aiohttp.ClientError, AssertionError)):
+        await client.send_text(ALICE, "went out", msg["context_token"])
+    assert world.texts() == ["went out"]
+    world.fault("disconnect", "bot")
+    assert (await client.poll(""))["ret"] == 0  # the fault cut polls open at the time only
+
+
+# ------------------------------------------------------------------ bad requests
+
+
+async def test_bad_requests_are_answered_with_what_to_change(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    async with http.post(f"{server.base_url}ilink/bot/nosuchcall", json={}) as resp:
+        assert resp.status == 404
+    async with http.post(
+        f"{server.base_url}ilink/bot/getupdates", data="{not json", headers=client.headers()
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errmsg"] == "the body is not JSON"
+    wrong = Client(http, server.base_url, token="bot@im.bot:forged")
+    answer = await wrong.poll()
+    assert (answer["ret"], answer["errmsg"]) == (-14, "session timeout")
+    missing = await Client(http, server.base_url).poll()
+    assert missing["ret"] == -1 and "Bearer" in missing["errmsg"]
+    assert client.token not in json.dumps(world.events_log)
