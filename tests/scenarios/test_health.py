@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import json
 import logging
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ async def test_garbage_request_gets_400_and_the_server_keeps_serving(
     reader, writer = await asyncio.open_connection("127.0.0.1", gw.health.port)
     writer.write(b"hello there\r\n\r\n")
     await writer.drain()
-    assert (await reader.read()).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    # (aiohttp answers a request line it cannot parse as HTTP/1.0: it has no version to echo)
+    assert re.match(rb"HTTP/1\.[01] 400 Bad Request\r\n", await reader.read())
     writer.close()
     assert (await get(gw, "/healthz"))[0] == 200
 

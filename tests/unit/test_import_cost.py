@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: never loaded by importing wechat_sdk, whatever public name is asked for
 NEVER = ("grpc", "google.protobuf", "faker", "simulator", "wechat_sdk.adapters", "segno")
+#: loaded only when the gateway's HTTP server starts or a webhook goes out
+NEVER += ("aiohttp", "standardwebhooks", "httpx_sse")
 #: loaded by ``import wechat_sdk`` only when one of the gateway's names is asked for
 HEAVY = ("pydantic", "asyncio", "sqlite3", "regex", "rich", "click")
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from wechat_sdk.config.assistant import AgentConfig
+from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoint
 from wechat_sdk.config.templates import template_problem
 
 __all__ = [
@@ -128,7 +129,7 @@ class AccountConfig(_Strict):
     name: str | None = Field(None, description="the bot's display name, used in messages")
     puppet: str = Field(
         "wechaty-puppet-wechat",
-        description='"simulator", "wechaty-puppet-service", or a Node puppet package name',
+        description='"simulator", "wechaty-puppet-service", "ilink", or a Node puppet package name',
     )
     puppetOptions: PuppetOptions = Field(
         default_factory=PuppetOptions, description="options of the puppet"
@@ -153,7 +154,9 @@ class AccountConfig(_Strict):
         20, ge=0, le=200, description="unanswered group messages given as context (0: none)"
     )
     dmHistoryLimit: int = Field(10, ge=0, le=200, description="earlier DM turns given as context")
-    textChunkLimit: int = Field(2048, ge=1, le=20000, description="longest single text message")
+    textChunkLimit: int = Field(
+        2048, ge=1, le=20000, description="longest single text message (iLink accounts: 4000)"
+    )
     chunkMode: ChunkMode = Field("length", description='"newline" packs whole paragraphs')
     markdown: MarkdownMode = Field("plain", description="turn markdown into plain text or keep it")
     streamMode: StreamMode = Field(
@@ -234,6 +237,13 @@ class WechatConfig(AccountConfig):
         ge=1,
         description="conversations whose history the SQLite store keeps in memory, all "
         "accounts together (the others are read from the file when used)",
+    )
+    webhooks: list[WebhookEndpoint] = Field(
+        default_factory=list,
+        description="endpoints the gateway POSTs its events to, signed (Standard Webhooks)",
+    )
+    api: ApiConfig | None = Field(
+        None, description="the HTTP API: send messages, account status, pairing"
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.echoes import EchoLedger
+from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
@@ -89,8 +90,10 @@ class Connection:
         state_dir: Path | None,
         show_terminal_qr: bool,
         log: logging.LoggerAdapter[logging.Logger],
+        events: GatewayEvents | None = None,
     ) -> None:
         self.account = account
+        self.events = events or GatewayEvents()
         self.puppet = puppet
         self.clock = clock
         self.inbound = inbound
@@ -109,6 +112,10 @@ class Connection:
         self.stopping = False
         self._qr_timeouts = 0
         self._logged_out = False
+        #: the account was ready since its last login, and whether a QR code asked for
+        #: after that (its session ended without a logout) was told as session_expired
+        self._was_ready = False
+        self._expiry_told = False
         self._ready_at: float | None = None
         #: clock time the consumer started waiting for the next event (None: handling one)
         self._waiting_since: float | None = None
@@ -223,8 +230,14 @@ class Connection:
             await self._on_login(event)
         elif isinstance(event, ReadyEvent):
             self._ready_at = self.clock.now()
+            was = self.status.lifecycle
             self.set_lifecycle("ready")
             self.ready.set()  # kept work goes out now
+            self._was_ready = True
+            if was != "ready":
+                self.events.account_ready(
+                    self.account.id, self.status.user_id, self.status.user_name
+                )
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
             self._logged_out = True
@@ -234,6 +247,7 @@ class Connection:
                 "logged out%s: scan a new QR code to log in again",
                 f" ({event.reason})" if event.reason else "",
             )
+            self.events.account_logged_out(self.account.id, reason=event.reason)
         elif isinstance(event, ErrorEvent):
             self.status.last_error = event.message
             self.log.warning("puppet reported an error: %s", event.message)
@@ -258,6 +272,11 @@ class Connection:
             url = qr_page_url(event.qrcode)
             self.status.qr_url = url
             self.log.info("[WeChat] Scan QR Code at: %s", url)
+            self.events.account_qr(self.account.id, qr_url=url)
+            if self._was_ready and not self._logged_out and not self._expiry_told:
+                # logged in before, asked to scan again, no logout seen: the session ended
+                self._expiry_told = True
+                self.events.account_session_expired(self.account.id, qr_url=url)
             if self.state_dir is not None:
                 try:
                     path = save_qr_png(event.qrcode, self.state_dir / f"qr-{self.account.id}.png")
@@ -272,6 +291,7 @@ class Connection:
     async def _on_login(self, event: LoginEvent) -> None:
         self._qr_timeouts = 0
         self._logged_out = False
+        self._expiry_told = False
         self.status.qr_url = None
         self.status.user_id = event.contact_id
         try:
@@ -289,10 +309,60 @@ class Connection:
                 self.turns.send_soon(to, text)
             if result.reason not in ("self", "unreadable"):
                 self.status.last_inbound = self.clock.now()
+            if self.events.wanted:
+                await self._tell_drop(message_id, result)
             return
         self.status.last_inbound = self.clock.now()
         # the reply's sends need this message's dedupe mark durable, not later ones
         self.turns.answer(result, self.mark_position())
+        self.events.message_received(
+            self.account.id,
+            message_id=result.message_id,
+            chat_type=result.chat_type,
+            sender_id=result.sender_id,
+            sender_name=result.sender_name,
+            room_id=result.room_id,
+            text=result.text,
+            decision="answered",
+        )
+
+    async def _tell_drop(self, message_id: str, drop: Drop) -> None:
+        """The events of a dropped message: message.received with its reason, and
+        pairing.requested when it got its sender a new pairing code. The bot's own
+        messages, a duplicate and an unreadable one are no news."""
+        if drop.reason == "pairing_required" and drop.replies:
+            sender = drop.replies[0][0]  # (the code goes to the sender first)
+            request = self.inbound.pairing.store.get_request_for_sender(self.account.id, sender)
+            if request is not None:
+                self.events.pairing_requested(
+                    self.account.id,
+                    code=request.code,
+                    sender_id=request.sender_id,
+                    sender_name=request.sender_name,
+                    expires_at=request.expires_at,
+                )
+        if drop.reason in ("self", "duplicate", "unreadable") or not self.events.wants(
+            "message.received"
+        ):
+            return
+        try:
+            message = await self.puppet.message(message_id)  # (loaded by the pipeline)
+        except Exception:
+            return
+        sender_name = message.talker_id
+        with contextlib.suppress(Exception):
+            sender_name = (await self.puppet.contact(message.talker_id)).name
+        self.events.message_received(
+            self.account.id,
+            message_id=message.id,
+            chat_type="group" if message.room_id is not None else "direct",
+            sender_id=message.talker_id,
+            sender_name=sender_name,
+            room_id=message.room_id,
+            text=message.text,
+            decision="dropped",
+            reason=drop.reason,
+        )
 
 
 class _LoginFailed(Exception):

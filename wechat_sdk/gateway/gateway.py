@@ -14,13 +14,14 @@ import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
+from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
-from wechat_sdk.gateway.health import HealthServer
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
@@ -33,6 +34,11 @@ from wechat_sdk.pairing.service import Pairing, approved_message
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, Store
 from wechat_sdk.stores.sqlite import SqliteStore
+from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
+
+if TYPE_CHECKING:
+    from wechat_sdk.http.media_links import MediaLinks
+    from wechat_sdk.http.server import GatewayHttp
 
 __all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory"]
 
@@ -63,6 +69,7 @@ class Gateway:
         store: Store | None = None,
         rng: random.Random | None = None,
         show_terminal_qr: bool = True,
+        media_links: MediaLinks | None = None,
     ) -> None:
         self.config = config
         self.accounts: AccountSet = accounts_of(config)
@@ -82,8 +89,24 @@ class Gateway:
         self.runners: dict[str, AccountRunner] = {}
         self._started = False
         self.pairing = PairingAPI(self)
-        #: the HTTP health endpoints, while they run (``channels.wechat.health``)
-        self.health: HealthServer | None = None
+        #: the HTTP server (health endpoints, the API), while it runs
+        self.http: GatewayHttp | None = None
+        #: the webhook deliveries, while they run (``channels.wechat.webhooks``)
+        self.webhooks: WebhookDispatcher | None = None
+        #: the event sink the accounts are built with (their events go to the webhooks)
+        self.events = GatewayEvents()
+        if media_links is None:
+            from wechat_sdk.http.media_links import MediaLinks
+
+            media_links = MediaLinks(self.state_dir / "media" / "inbound", self.clock)
+        #: the signed links to inbound media the API server serves (for a webhook agent)
+        self.media_links = media_links
+
+    @property
+    def health(self) -> GatewayHttp | None:
+        """The HTTP server while it runs (``channels.wechat.health`` or ``api``): its
+        ``port`` is the health endpoints', ``api_port`` the API's."""
+        return self.http
 
     # ------------------------------------------------------------ wiring
 
@@ -130,6 +153,7 @@ class Gateway:
             account.id,
             logged_in=logged_in,
             on_failure=record_error,
+            events=self.events,
         )
         outbound = Outbound(account, sender, self.clock)
         history = HistoryBook(
@@ -167,6 +191,7 @@ class Gateway:
             state_dir=self.state_dir,
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
+            events=self.events,
         )
         return runner
 
@@ -175,12 +200,14 @@ class Gateway:
     async def start(self) -> None:
         """Start every enabled account (returns at once; accounts log in in the background).
 
-        Also starts the health endpoints when ``channels.wechat.health`` is set; a port
-        that cannot be used raises :class:`ConfigError` before any account starts.
+        Also starts the HTTP server when ``channels.wechat.health`` or ``api`` is set (a
+        port that cannot be used raises :class:`ConfigError` before any account starts),
+        and the webhook deliveries when ``channels.wechat.webhooks`` lists endpoints.
         """
         if self._started:
             return
-        await self._start_health()
+        await self._start_http()
+        self._start_webhooks()
         if isinstance(self.agent, AgentLifecycle):  # its MCP servers, say
             await self.agent.start(self.config)
         self._started = True
@@ -205,10 +232,11 @@ class Gateway:
         self._started = False
 
     async def close(self, grace_s: float = 10.0) -> None:
-        """Stop the accounts (``grace_s`` as in :meth:`stop`) and the health endpoints;
-        close the store."""
+        """Stop the accounts (``grace_s`` as in :meth:`stop`), the HTTP server and the
+        webhook deliveries (what they have not delivered stays queued); close the store."""
         await self.stop(grace_s)
-        await self._stop_health()
+        await self._stop_http()
+        await self._stop_webhooks()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -224,39 +252,70 @@ class Gateway:
         """Apply a new config: accounts are restarted (their replies in flight get
         ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError."""
         accounts = accounts_of(config)  # raises before anything is touched
-        health = config.channels.wechat.health
-        if health != self.config.channels.wechat.health:
-            # the new port first: one that cannot be used is refused like an invalid config
-            server = await self._open_health(health.port) if health is not None else None
-            await self._stop_health()
-            self.health = server
+        old, new = self.config.channels.wechat, config.channels.wechat
+        if (new.health, new.api) != (old.health, old.api):
+            # the new ports first: one that cannot be used is refused like an invalid
+            # config, and the old server goes on; unless the old server holds the port
+            server = None
+            if new.health is not None or new.api is not None:
+                try:
+                    server = await self._open_http(config)
+                except ConfigError:
+                    if self.http is None:
+                        raise
+                    await self._stop_http()
+                    server = await self._open_http(config)
+            await self._stop_http()
+            self.http = server
         await self.stop(grace_s)
+        if new.webhooks != old.webhooks:
+            await self._stop_webhooks()
         self.config = config
         self.accounts = accounts
         self.runners = {}
         await self.start()
 
-    async def _start_health(self) -> None:
-        health = self.config.channels.wechat.health
-        if health is not None and self.health is None:
-            self.health = await self._open_health(health.port)
+    async def _start_http(self) -> None:
+        wechat = self.config.channels.wechat
+        if (wechat.health is not None or wechat.api is not None) and self.http is None:
+            self.http = await self._open_http(self.config)
 
-    async def _open_health(self, port: int) -> HealthServer:
-        server = HealthServer(port, self.status, lambda: {a.id for a in self.accounts.enabled})
+    async def _open_http(self, config: Config) -> GatewayHttp:
+        from wechat_sdk.http.server import GatewayHttp, Listen, PortError
+
+        wechat = config.channels.wechat
+        health_port = wechat.health.port if wechat.health is not None else None
+        server = GatewayHttp(self, Listen(health_port, wechat.api), self.media_links)
         try:
             await server.start()
-        except OSError as exc:
+        except PortError as exc:
             raise ConfigError.single(
-                "channels.wechat.health.port",
-                f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): choose "
-                "a free port (0 lets the system pick one)",
+                f"channels.wechat.{exc.key}",
+                f"{exc}: choose a free port (0 lets the system pick one)",
             ) from None
         return server
 
-    async def _stop_health(self) -> None:
-        if self.health is not None:
-            await self.health.stop()
-            self.health = None
+    async def _stop_http(self) -> None:
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
+
+    def _start_webhooks(self) -> None:
+        endpoints = self.config.channels.wechat.webhooks
+        if self.webhooks is None and endpoints:
+            self.webhooks = WebhookDispatcher(endpoints, self.store.webhooks, self.clock)
+            self.webhooks.start()
+        dispatcher = self.webhooks
+        self.events = (
+            GatewayEvents(dispatcher.publish, dispatcher.wanted)
+            if dispatcher is not None
+            else GatewayEvents()
+        )
+
+    async def _stop_webhooks(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
+            self.webhooks = None
 
     async def wait_idle(self) -> None:
         """Wait until every answer in flight has been delivered."""
@@ -332,6 +391,9 @@ class PairingAPI:
         self, code: str, *, account: str | None = None, notify: bool = False
     ) -> ApprovedSender:
         approved = self._service().approve(code, account)
+        self._gateway.events.pairing_approved(
+            approved.account_id, code=code.strip().upper(), sender_id=approved.sender_id
+        )
         if notify and approved.account_id in self._gateway.runners:
             await self.notify_approved(approved.account_id, approved.sender_id)
         return approved

@@ -19,6 +19,7 @@ from pathlib import Path
 from wechat_sdk.agent import Agent, ToolRegistry
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
+from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.connection import Connection
 from wechat_sdk.gateway.kept import KeptWork
 from wechat_sdk.gateway.status import AccountStatus
@@ -54,6 +55,7 @@ class AccountRunner:
         state_dir: Path | None,
         rng: random.Random,
         show_terminal_qr: bool = True,
+        events: GatewayEvents | None = None,
     ) -> None:
         self.account = account
         self.puppet = puppet
@@ -84,6 +86,7 @@ class AccountRunner:
             on_error=self.record_error,
             cut=self.kept,
             log=log,
+            events=events,
         )
         self.connection = Connection(
             account=account,
@@ -99,6 +102,7 @@ class AccountRunner:
             state_dir=state_dir,
             show_terminal_qr=show_terminal_qr,
             log=log,
+            events=events,
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -1,0 +1,133 @@
+"""The ``webhooks`` and ``api`` blocks of ``channels.wechat`` (gateway-wide, top level only).
+
+- ``webhooks: [{url, secret, events}]``: endpoints the gateway POSTs its events to, signed
+  per Standard Webhooks with the endpoint's ``whsec_...`` secret (docs/webhooks.md).
+- ``api: {port, token}``: the HTTP API on 127.0.0.1 (docs/http-api.md), served by the same
+  server as the health endpoints.
+
+Secrets are checked for their form here; a message about one never repeats it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wechat_sdk.events import EVENT_TYPES
+
+__all__ = ["API_HOST", "ApiConfig", "WebhookEndpoint", "check_whsec"]
+
+#: where the API listens unless ``api.host`` says otherwise
+API_HOST = "127.0.0.1"
+#: the shortest API token accepted
+MIN_TOKEN_CHARS = 16
+
+_GENERATE = (
+    "generate one with: python -c \"import base64, os; print('whsec_' + "
+    'base64.b64encode(os.urandom(32)).decode())"'
+)
+
+
+def check_whsec(secret: str) -> str | None:
+    """What is wrong with a Standard Webhooks secret (``whsec_`` and base64 of 24 to 64
+    random bytes), or None. Never names the secret itself."""
+    if not secret.startswith("whsec_"):
+        return f"must be in the Standard Webhooks form whsec_<base64>: {_GENERATE}"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return f"the part after whsec_ is not valid base64: {_GENERATE}"
+    if not 24 <= len(key) <= 64:
+        return f"must hold 24 to 64 random bytes (it holds {len(key)}): {_GENERATE}"
+    return None
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return url
+
+
+class _Strict(BaseModel):
+    # as models.py's: unknown keys are refused (a typo must not silently do nothing)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
+    )
+
+
+class WebhookEndpoint(_Strict):
+    """One endpoint the gateway POSTs events to."""
+
+    url: str = Field(description="the endpoint (http or https)")
+    secret: str = Field(
+        description="its signing secret, whsec_ and base64 (a secret: never logged)", repr=False
+    )
+    events: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description='the event types it gets ("*": all of them)',
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        problem = check_whsec(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError('name at least one event type, or "*" for all of them')
+        for name in value:
+            if name != "*" and name not in EVENT_TYPES:
+                raise ValueError(
+                    f'unknown event type "{name}": use "*" or some of ' + ", ".join(EVENT_TYPES)
+                )
+        return value
+
+    def wants(self, event_type: str) -> bool:
+        """True when this endpoint subscribed to ``event_type``."""
+        return "*" in self.events or event_type in self.events
+
+
+class ApiConfig(_Strict):
+    """The HTTP API: sends in, account status, pairing (bearer token)."""
+
+    port: int = Field(ge=0, le=65535, description="TCP port (0: a free port, named in the log)")
+    token: str = Field(
+        description=f"the bearer token clients send (at least {MIN_TOKEN_CHARS} characters; "
+        "a secret: never logged)",
+        repr=False,
+    )
+    host: str = Field(API_HOST, description="address to listen on (default 127.0.0.1)")
+    publicUrl: str | None = Field(
+        None,
+        description="base URL others reach the API at, for the media links a webhook agent "
+        "gets (default http://host:port)",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: str) -> str:
+        if len(value) < MIN_TOKEN_CHARS or value != value.strip():
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters, without surrounding spaces "
+                '(generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
+        return value
+
+    @field_validator("publicUrl")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value).rstrip("/")

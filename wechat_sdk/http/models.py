@@ -1,0 +1,191 @@
+"""The HTTP API's request and response bodies: pydantic models, validated on the way in,
+and the source of the OpenAPI document's schemas (:mod:`wechat_sdk.http.openapi`).
+
+Key names are camelCase, as in the config and the webhook events.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Account",
+    "AccountList",
+    "ApproveRequest",
+    "Approved",
+    "Denied",
+    "DenyRequest",
+    "ErrorBody",
+    "FileIn",
+    "Health",
+    "MessageRequest",
+    "MessageSent",
+    "PairingList",
+    "PairingRequestOut",
+    "Readiness",
+    "ReadinessAccount",
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class FileIn(_In):
+    """A file to send: by ``url`` (http or https; fetched by the gateway, capped at
+    ``mediaMaxMb``) or by ``data`` (base64)."""
+
+    name: str = Field(min_length=1, max_length=255, description="file name shown in WeChat")
+    kind: Literal["image", "video", "audio", "file"] = Field(
+        "file", description="how WeChat shows it (audio: a voice message, needs durationS)"
+    )
+    url: str | None = Field(None, description="where the gateway downloads it from")
+    data: str | None = Field(None, description="its bytes, base64")
+    mime: str | None = Field(None, description="MIME type (guessed from the name if unset)")
+    durationS: float | None = Field(None, gt=0, description="length of a voice or video")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FileIn:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("give the file's url or its data (base64), one of them")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class MessageRequest(_In):
+    """``POST /v1/messages``: text and files to a contact or a group.
+
+    ``to`` is a contact id (a DM) or a room id (a group). With ``room``, the message goes
+    to that group and mentions ``to``, a member of it.
+    """
+
+    to: str = Field(min_length=1, description="contact id, or room id")
+    room: str | None = Field(
+        None, min_length=1, description="room id: send in this group, mentioning `to`"
+    )
+    account: str | None = Field(
+        None, description="the account that sends (default: the default account)"
+    )
+    text: str | None = Field(None, description="text; long text goes in several messages")
+    files: list[FileIn] = Field(
+        default_factory=list, description="files, each its own message, after the text"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> MessageRequest:
+        if not (self.text and self.text.strip()) and not self.files:
+            raise ValueError("give text or files (or both): there is nothing to send")
+        return self
+
+
+class MessageSent(BaseModel):
+    """What went out."""
+
+    accountId: str
+    conversationId: str
+    text: str = Field(description="the text that went out (as sent: formatted, joined)")
+    files: int = Field(description="files sent")
+
+
+class ErrorBody(BaseModel):
+    """Every error: what went wrong (``error``, saying what to change) and a code."""
+
+    error: str
+    code: str = Field(
+        description="unauthorized, not_found, method_not_allowed, invalid_request, "
+        "body_too_large, account_not_running, account_not_ready, window_closed, "
+        "delivery_failed, idempotency_key_reused, request_in_progress, pairing_error"
+    )
+    sent: str | None = Field(
+        None, description="on a failed send: the text that went out before it failed"
+    )
+
+
+class Account(BaseModel):
+    """One account's status (no secrets)."""
+
+    accountId: str
+    enabled: bool
+    lifecycle: str
+    state: str = Field(description="the lifecycle with its detail")
+    userId: str | None
+    userName: str | None
+    qrUrl: str | None = Field(description="the QR code to scan, while waiting for one")
+    lastInbound: float | None
+    lastOutbound: float | None
+    queueDepth: int
+    sent: int
+    sendFailures: int
+    pendingPairing: int
+    lastError: str | None
+
+
+class AccountList(BaseModel):
+    accounts: list[Account]
+
+
+class PairingRequestOut(BaseModel):
+    """A pending pairing request."""
+
+    code: str
+    accountId: str
+    senderId: str
+    senderName: str
+    createdAt: float
+    expiresAt: float
+
+
+class PairingList(BaseModel):
+    requests: list[PairingRequestOut]
+
+
+class ApproveRequest(_In):
+    """``POST /v1/pairing/{code}/approve`` (the body is optional)."""
+
+    account: str | None = Field(None, description="refuse a code of another account")
+    notify: bool = Field(False, description="tell the sender they were approved")
+
+
+class DenyRequest(_In):
+    """``POST /v1/pairing/{code}/deny`` (the body is optional)."""
+
+    account: str | None = Field(None, description="refuse a code of another account")
+
+
+class Approved(BaseModel):
+    accountId: str
+    senderId: str
+    approvedAt: float
+    notified: bool = Field(
+        description="the sender was told (asked with notify, and the account was ready)"
+    )
+
+
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    status: Literal["ok"]
+
+
+class ReadinessAccount(BaseModel):
+    account: str
+    enabled: bool
+    lifecycle: str
+    state: str
+
+
+class Readiness(BaseModel):
+    """``GET /readyz`` (200 when ready, 503 when not)."""
+
+    ready: bool
+    accounts: list[ReadinessAccount]
+    reason: str | None = Field(None, description="why not ready")
+
+
+class Denied(BaseModel):
+    code: str
+    accountId: str
+    senderId: str

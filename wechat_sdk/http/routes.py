@@ -1,0 +1,337 @@
+"""The HTTP API's routes: a table (:data:`API_ROUTES`) the server and the OpenAPI document
+are both made from, and the handlers (:class:`ApiHandlers`).
+
+Every body is validated by its pydantic model; every error is an :class:`ApiError`, which
+the server answers in the one JSON shape (:class:`~wechat_sdk.http.models.ErrorBody`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from wechat_sdk.agent import Reply
+from wechat_sdk.http.models import (
+    Account,
+    AccountList,
+    Approved,
+    ApproveRequest,
+    Denied,
+    DenyRequest,
+    ErrorBody,
+    MessageRequest,
+    MessageSent,
+    PairingList,
+    PairingRequestOut,
+)
+from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.pairing.service import PairingError
+from wechat_sdk.puppet import OutboundFile, WindowClosed
+
+if TYPE_CHECKING:
+    from wechat_sdk.gateway.gateway import Gateway
+
+__all__ = ["API_ROUTES", "IDEMPOTENCY_TTL_S", "ApiError", "ApiHandlers", "Route"]
+
+#: Seconds an ``Idempotency-Key`` is remembered.
+IDEMPOTENCY_TTL_S = 86_400.0
+_MAX_KEY_CHARS = 255
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP ``status``, a ``code`` and a message saying what to change."""
+
+    def __init__(self, status: int, code: str, message: str, *, sent: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.sent = sent
+
+    def body(self) -> dict[str, Any]:
+        return ErrorBody(error=str(self), code=self.code, sent=self.sent).model_dump(
+            exclude_none=True
+        )
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API route: what the server routes and the OpenAPI document describes."""
+
+    method: str
+    path: str
+    #: the handler's name on ApiHandlers, and the operationId
+    name: str
+    summary: str
+    responses: dict[int, type[BaseModel]]
+    request: type[BaseModel] | None = None
+    request_optional: bool = False
+    #: query parameters: name -> description
+    query: dict[str, str] = field(default_factory=dict)
+    #: request headers: name -> description
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+API_ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/messages",
+        "send_message",
+        "Send text or files to a contact or a group (chunked and paced like a reply)",
+        {200: MessageSent},
+        request=MessageRequest,
+        headers={
+            "Idempotency-Key": "a key of your own (up to 255 characters): a retried request "
+            "with the same key sends nothing again and gets the first answer"
+        },
+    ),
+    Route("GET", "/v1/accounts", "list_accounts", "Every account's status", {200: AccountList}),
+    Route(
+        "GET",
+        "/v1/pairing",
+        "list_pairing",
+        "Pending pairing requests, oldest first",
+        {200: PairingList},
+        query={"account": "only this account's requests"},
+    ),
+    Route(
+        "POST",
+        "/v1/pairing/{code}/approve",
+        "approve_pairing",
+        "Approve a pairing code: its sender may DM the bot",
+        {200: Approved},
+        request=ApproveRequest,
+        request_optional=True,
+    ),
+    Route(
+        "POST",
+        "/v1/pairing/{code}/deny",
+        "deny_pairing",
+        "Deny a pairing code",
+        {200: Denied},
+        request=DenyRequest,
+        request_optional=True,
+    ),
+)
+
+
+def parse_body(model: type[M], raw: bytes, *, optional: bool = False) -> M:
+    """``raw`` validated by ``model``; an empty body is ``{}`` when ``optional``."""
+    if optional and not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in err["loc"]) or "body"
+            problems.append(f"{where}: {err['msg']}")
+        raise ApiError(400, "invalid_request", "; ".join(problems)) from None
+
+
+class ApiHandlers:
+    """The API's handlers over a running gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        method: Callable[[web.Request], Awaitable[web.StreamResponse]] = getattr(self, route.name)
+        return method
+
+    # ------------------------------------------------------------ messages
+
+    async def send_message(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            status, body = await self._send(parse_body(MessageRequest, raw))
+            return web.json_response(body, status=status)
+        if not 0 < len(key) <= _MAX_KEY_CHARS:
+            raise ApiError(
+                400, "invalid_request", f"Idempotency-Key must be 1 to {_MAX_KEY_CHARS} characters"
+            )
+        message = parse_body(MessageRequest, raw)  # (a bad body claims no key)
+        store = self.gateway.store.idempotency
+        now = self.gateway.clock.now()
+        fingerprint = hashlib.sha256(b"POST /v1/messages\n" + raw).hexdigest()
+        store.purge(now - IDEMPOTENCY_TTL_S)
+        known = store.claim(key, fingerprint, now)
+        if known is not None:
+            if known.fingerprint != fingerprint:
+                raise ApiError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with another request: use a new key",
+                )
+            if known.status is None or known.response is None:
+                raise ApiError(
+                    409,
+                    "request_in_progress",
+                    "a request with this Idempotency-Key is under way (or was cut by a "
+                    "restart, and whether it went out is unknown): it is not sent again",
+                )
+            response = web.json_response(text=known.response, status=known.status)
+            response.headers["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            status, body = await self._send(message)
+        except ApiError as exc:
+            if exc.sent:  # something went out: a retry gets this answer, nothing again
+                store.finish(key, exc.status, json.dumps(exc.body()))
+            else:  # nothing went out: a retry may try again
+                store.release(key)
+            raise
+        # (cut by a stop, or a bug: whether it went out is unknown, so the key stays
+        # claimed, and a retry is refused rather than sent twice)
+        store.finish(key, status, json.dumps(body))
+        return web.json_response(body, status=status)
+
+    async def _send(self, message: MessageRequest) -> tuple[int, dict[str, Any]]:
+        gateway = self.gateway
+        account_id = message.account or gateway.accounts.default_id
+        runner = gateway.runners.get(account_id)
+        if runner is None:
+            running = ", ".join(gateway.runners) or "none"
+            raise ApiError(
+                404,
+                "account_not_running",
+                f"account {account_id!r} is not running (running: {running}); nothing was sent",
+            )
+        status = runner.status
+        if status.lifecycle != "ready":
+            raise ApiError(
+                503,
+                "account_not_ready",
+                f"account {account_id!r} is {status.state}, not ready: nothing was sent "
+                "(try again once GET /v1/accounts shows it ready)",
+            )
+        conversation = message.room or message.to
+        window = runner.puppet.reply_window(conversation)
+        if window is not None and (
+            window.remaining <= 0 or gateway.clock.now() >= window.closes_at
+        ):
+            raise ApiError(
+                409,
+                "window_closed",
+                f"the reply window of {conversation} is closed: the bot may write again "
+                "only after they write to it; nothing was sent",
+            )
+        files = [self._file(i, f) for i, f in enumerate(message.files)]
+        reply = Reply(
+            text=message.text,
+            files=files,
+            mention_ids=(message.to,) if message.room else (),
+        )
+        try:
+            text = await gateway.send(None, reply, account=account_id, room=conversation)
+        except WindowClosed as exc:
+            raise ApiError(409, "window_closed", f"{exc}; nothing was sent") from None
+        except DeliveryFailed as exc:
+            sent = exc.sent or None
+            what = (
+                f"; sent before it failed: {len(sent)} characters" if sent else "; nothing was sent"
+            )
+            if exc.code == "window_closed":
+                raise ApiError(409, "window_closed", f"{exc}{what}", sent=sent) from None
+            raise ApiError(502, "delivery_failed", f"{exc} ({exc.code}){what}", sent=sent) from None
+        body = MessageSent(
+            accountId=account_id, conversationId=conversation, text=text, files=len(files)
+        )
+        return 200, body.model_dump()
+
+    @staticmethod
+    def _file(index: int, f: Any) -> OutboundFile:
+        data = None
+        if f.data is not None:
+            try:
+                data = base64.b64decode(f.data, validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(
+                    400, "invalid_request", f"files.{index}.data: not valid base64"
+                ) from None
+        return OutboundFile(
+            name=f.name, kind=f.kind, data=data, url=f.url, mime=f.mime, duration_s=f.durationS
+        )
+
+    # ------------------------------------------------------------ accounts
+
+    async def list_accounts(self, request: web.Request) -> web.StreamResponse:
+        enabled = {a.id for a in self.gateway.accounts.enabled}
+        accounts = [
+            Account(
+                accountId=s.account,
+                enabled=s.account in enabled,
+                lifecycle=s.lifecycle,
+                state=s.state,
+                userId=s.user_id,
+                userName=s.user_name,
+                qrUrl=s.qr_url,
+                lastInbound=s.last_inbound,
+                lastOutbound=s.last_outbound,
+                queueDepth=s.queue_depth,
+                sent=s.sent,
+                sendFailures=s.send_failures,
+                pendingPairing=s.pending_pairing,
+                lastError=s.last_error,
+            )
+            for s in self.gateway.status()
+        ]
+        return web.json_response(AccountList(accounts=accounts).model_dump())
+
+    # ------------------------------------------------------------ pairing
+
+    async def list_pairing(self, request: web.Request) -> web.StreamResponse:
+        account = request.query.get("account")
+        requests = [
+            PairingRequestOut(
+                code=r.code,
+                accountId=r.account_id,
+                senderId=r.sender_id,
+                senderName=r.sender_name,
+                createdAt=r.created_at,
+                expiresAt=r.expires_at,
+            )
+            for r in self.gateway.pairing.list(account)
+        ]
+        return web.json_response(PairingList(requests=requests).model_dump())
+
+    async def approve_pairing(self, request: web.Request) -> web.StreamResponse:
+        body = parse_body(ApproveRequest, await request.read(), optional=True)
+        pairing = self.gateway.pairing
+        try:
+            approved = await pairing.approve(request.match_info["code"], account=body.account)
+        except PairingError as exc:
+            raise ApiError(404, "pairing_error", str(exc)) from None
+        notified = False
+        runner = self.gateway.runners.get(approved.account_id)
+        if body.notify and runner is not None and runner.status.lifecycle == "ready":
+            with contextlib.suppress(DeliveryFailed):  # (the sender logged it)
+                await pairing.notify_approved(approved.account_id, approved.sender_id)
+                notified = True
+        out = Approved(
+            accountId=approved.account_id,
+            senderId=approved.sender_id,
+            approvedAt=approved.approved_at,
+            notified=notified,
+        )
+        return web.json_response(out.model_dump())
+
+    async def deny_pairing(self, request: web.Request) -> web.StreamResponse:
+        body = parse_body(DenyRequest, await request.read(), optional=True)
+        try:
+            denied = self.gateway.pairing.deny(request.match_info["code"], account=body.account)
+        except PairingError as exc:
+            raise ApiError(404, "pairing_error", str(exc)) from None
+        out = Denied(code=denied.code, accountId=denied.account_id, senderId=denied.sender_id)
+        return web.json_response(out.model_dump())

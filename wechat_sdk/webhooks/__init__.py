@@ -1,0 +1,21 @@
+"""Webhooks out: the gateway's events, signed per Standard Webhooks, delivered at least once
+(see ``docs/webhooks.md``)."""
+
+from __future__ import annotations
+
+from wechat_sdk.webhooks.dispatcher import (
+    ATTEMPT_TIMEOUT_S,
+    RETRY_SCHEDULE_S,
+    WebhookDispatcher,
+    event_body,
+)
+from wechat_sdk.webhooks.signing import new_message_id, signed_headers
+
+__all__ = [
+    "ATTEMPT_TIMEOUT_S",
+    "RETRY_SCHEDULE_S",
+    "WebhookDispatcher",
+    "event_body",
+    "new_message_id",
+    "signed_headers",
+]

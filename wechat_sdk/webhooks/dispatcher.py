@@ -1,0 +1,246 @@
+"""Webhooks out: the gateway's events, queued in the store and POSTed to each endpoint.
+
+- At least once: an event is written to the store's webhook queue (one row per endpoint
+  that subscribed to it) before anything else happens to it, and deleted only once its
+  endpoint answered 2xx, or after its last retry. What is queued at a stop is sent after
+  the next start (on the SQLite store).
+- Signed per Standard Webhooks (:mod:`wechat_sdk.webhooks.signing`); the ``webhook-id`` is
+  the queue row's, the same on every retry.
+- Retried on any other answer, a timeout or a refused connection, on the schedule
+  :data:`RETRY_SCHEDULE_S` (about 28 hours in all), then given up with an error line.
+- One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
+  the gateway's messages never wait for a webhook (queueing is a store write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from wechat_sdk.clock import BACKGROUND, Clock
+from wechat_sdk.config.integrations import WebhookEndpoint
+from wechat_sdk.events import EVENT_TYPES, iso_time
+from wechat_sdk.stores.base import WebhookDelivery, WebhookQueue
+from wechat_sdk.webhooks.signing import new_message_id, signed_headers
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = [
+    "ATTEMPT_TIMEOUT_S",
+    "RETRY_SCHEDULE_S",
+    "WebhookDispatcher",
+    "event_body",
+    "origin",
+]
+
+log = logging.getLogger("wechat_sdk.webhooks")
+
+#: Seconds to wait before each attempt, the first at once: then 5 s, 5 min, 30 min, 2 h,
+#: 5 h, 10 h and 10 h (the Standard Webhooks guide's schedule). After the last, given up.
+RETRY_SCHEDULE_S: Final = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+#: An attempt that has no answer after this many seconds (real time) failed.
+ATTEMPT_TIMEOUT_S: Final = 15.0
+#: Deliveries read from the queue at a time, per endpoint.
+_BATCH: Final = 50
+
+
+def origin(url: str) -> str:
+    """What the logs name an endpoint by: its scheme, host and port (the path and query of
+    a URL may hold a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def event_body(event_type: str, data: dict[str, Any], at: float) -> str:
+    """The JSON payload of an event, in the Standard Webhooks shape ``{type, timestamp,
+    data}`` (``timestamp``: ISO 8601, UTC, of the gateway's clock)."""
+    return json.dumps(
+        {"type": event_type, "timestamp": iso_time(at), "data": data},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+class WebhookDispatcher:
+    """Queues events for the configured endpoints and delivers them, one task per endpoint.
+
+    ``clock`` schedules the retries; ``wall_time`` stamps each attempt's
+    ``webhook-timestamp`` (receivers check it against their own clock, so it is the real
+    time even when the gateway runs on a virtual one). ``schedule`` replaces
+    :data:`RETRY_SCHEDULE_S`.
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[WebhookEndpoint],
+        queue: WebhookQueue,
+        clock: Clock,
+        *,
+        wall_time: Callable[[], float] = time.time,
+        schedule: Sequence[float] = RETRY_SCHEDULE_S,
+        attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
+    ) -> None:
+        self.endpoints = {e.url: e for e in endpoints}  # (one entry per URL: the last wins)
+        self.queue = queue
+        self.clock = clock
+        self.wall_time = wall_time
+        self.schedule = tuple(schedule)
+        self.attempt_timeout_s = attempt_timeout_s
+        self._wake: dict[str, asyncio.Event] = {url: asyncio.Event() for url in self.endpoints}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        """The event types some endpoint subscribed to."""
+        return frozenset(t for t in EVENT_TYPES for e in self.endpoints.values() if e.wants(t))
+
+    # ------------------------------------------------------------ queueing
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue an event for every endpoint that subscribed to it (one transaction,
+        durable when this returns) and wake their tasks."""
+        now = self.clock.now()
+        body = event_body(event_type, data, now)
+        rows = [
+            WebhookDelivery(url, new_message_id(), event_type, body, now, now)
+            for url, endpoint in self.endpoints.items()
+            if endpoint.wants(event_type)
+        ]
+        if not rows:
+            return
+        self.queue.add(rows)
+        for row in rows:
+            self._wake[row.endpoint].set()
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Start one delivery task per endpoint. Deliveries queued for an endpoint no
+        longer configured are dropped, with a warning naming how many."""
+        configured = set(self.endpoints)
+        orphans: dict[str, int] = {}
+        for d in self.queue.pending():
+            if d.endpoint not in configured:
+                self.queue.delete(d.id)
+                orphans[origin(d.endpoint)] = orphans.get(origin(d.endpoint), 0) + 1
+        for where, count in orphans.items():
+            log.warning(
+                "%d queued webhook event(s) for %s dropped: the endpoint is no longer in "
+                "channels.wechat.webhooks reason=webhook_endpoint_gone",
+                count,
+                where,
+                extra={"account": "-"},
+            )
+        loop = asyncio.get_running_loop()
+        for url in self.endpoints:
+            self._tasks.append(loop.create_task(self._run(url), name=f"webhook:{origin(url)}"))
+
+    async def close(self) -> None:
+        """Stop delivering (what is queued stays queued) and close the HTTP session."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------ delivering
+
+    async def _run(self, url: str) -> None:
+        BACKGROUND.set(True)  # on a virtual clock, a retry's wait keeps no world busy
+        wake = self._wake[url]
+        while True:
+            wake.clear()
+            due = self.queue.due(url, self.clock.now(), _BATCH)
+            if not due:
+                await self._wait(url, wake)
+                continue
+            for delivery in due:
+                await self._deliver(self.endpoints[url], delivery)
+
+    async def _wait(self, url: str, wake: asyncio.Event) -> None:
+        """Until a new event for ``url`` is queued or its earliest retry is due."""
+        next_at = self.queue.next_attempt_at(url)
+        woken = asyncio.ensure_future(wake.wait())
+        waits: set[asyncio.Future[Any]] = {woken}
+        if next_at is not None:
+            waits.add(asyncio.ensure_future(self.clock.sleep(next_at - self.clock.now())))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _deliver(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
+        error = await self._attempt(endpoint, delivery)
+        if error is None:
+            self.queue.delete(delivery.id)
+            return
+        attempts = delivery.attempts + 1
+        where = origin(endpoint.url)
+        if attempts >= len(self.schedule):
+            self.queue.delete(delivery.id)
+            log.error(
+                "webhook %s (%s) to %s given up after %d attempts: %s reason=webhook_given_up",
+                delivery.message_id,
+                delivery.event_type,
+                where,
+                attempts,
+                error,
+                extra={"account": "-"},
+            )
+            return
+        wait = self.schedule[attempts]
+        self.queue.retry_later(
+            delivery.id,
+            attempts=attempts,
+            next_attempt_at=self.clock.now() + wait,
+            last_error=error,
+        )
+        log.warning(
+            "webhook %s (%s) to %s failed (attempt %d/%d): %s; retrying in %g s "
+            "reason=webhook_failed",
+            delivery.message_id,
+            delivery.event_type,
+            where,
+            attempts,
+            len(self.schedule),
+            error,
+            wait,
+            extra={"account": "-"},
+        )
+
+    async def _attempt(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> str | None:
+        """POST one delivery; None when the endpoint took it (2xx), else why not."""
+        import aiohttp
+
+        body = delivery.body.encode()
+        headers = signed_headers(endpoint.secret, delivery.message_id, body, self.wall_time())
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = "wechat-sdk-webhooks"
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.attempt_timeout_s)
+            )
+        try:
+            async with self._session.post(
+                endpoint.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                if 200 <= response.status < 300:
+                    return None
+                return f"HTTP {response.status}"
+        except TimeoutError:
+            return f"no answer within {self.attempt_timeout_s:g} s"
+        except aiohttp.ClientError as exc:
+            return f"{type(exc).__name__}: {exc}"
