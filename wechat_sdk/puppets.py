@@ -1,6 +1,7 @@
 """Which puppet an account gets: puppets by the name an account's ``puppet`` gives.
 
-Built in: ``"wechaty-puppet-service"`` (a running Wechaty Puppet Service, over gRPC) and,
+Built in: ``"ilink"`` (Tencent's iLink bot API over HTTP, direct chats only),
+``"wechaty-puppet-service"`` (a running Wechaty Puppet Service, over gRPC) and,
 for any other name nothing below claims, the Node puppet of that npm name run in the sidecar
 (``"wechaty-puppet-wechat"``, the default, ``"wechaty-puppet-wechat4u"``, ``"@scope/name"``);
 a name that is not an npm package name is a :class:`~wechat_sdk.config.ConfigError` on the
@@ -30,6 +31,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from wechat_sdk.capabilities import CAPABILITIES, ILINK_CAPABILITIES, Capabilities
 from wechat_sdk.clock import Clock
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.puppet import Puppet
@@ -39,6 +41,7 @@ __all__ = [
     "PuppetContext",
     "PuppetEntry",
     "PuppetMaker",
+    "capabilities_of",
     "check_puppet",
     "make_puppet",
     "register_puppet",
@@ -72,13 +75,22 @@ class PuppetEntry:
     ``account.key_path("puppetOptions.x")``) for what can be known wrong without starting
     the puppet; ``wechat-sdk config check`` and ``gateway run`` call it before any account
     starts. An entry point may name a ``PuppetEntry``, or just a factory (no check).
+    ``capabilities`` is the transport's matrix as ``channels capabilities --account`` shows
+    it before any puppet is made (the seed's Wechaty matrix when not given).
     """
 
     make: PuppetMaker
     check: PuppetCheck | None = None
+    capabilities: Capabilities = CAPABILITIES
 
 
-def register_puppet(name: str, make: PuppetMaker, *, check: PuppetCheck | None = None) -> None:
+def register_puppet(
+    name: str,
+    make: PuppetMaker,
+    *,
+    check: PuppetCheck | None = None,
+    capabilities: Capabilities = CAPABILITIES,
+) -> None:
     """Make ``name`` a ``puppet`` value: accounts with it get their puppet from ``make``.
 
     A later registration of a name replaces the earlier one, built-ins included.
@@ -88,7 +100,7 @@ def register_puppet(name: str, make: PuppetMaker, *, check: PuppetCheck | None =
         register_puppet("mypuppet", lambda account, context: MyPuppet(account.id))
         ```
     """
-    _registry[name] = PuppetEntry(make, check)
+    _registry[name] = PuppetEntry(make, check, capabilities)
 
 
 def check_puppet(account: ResolvedAccount) -> None:
@@ -97,6 +109,11 @@ def check_puppet(account: ResolvedAccount) -> None:
     entry = _entry(account)
     if entry.check is not None:
         entry.check(account)
+
+
+def capabilities_of(account: ResolvedAccount) -> Capabilities:
+    """What the account's transport can do, by its ``puppet`` setting (no puppet is made)."""
+    return _entry(account).capabilities
 
 
 def make_puppet(account: ResolvedAccount, context: PuppetContext) -> Puppet:
@@ -149,6 +166,24 @@ def _wechaty_check(account: ResolvedAccount) -> None:
     check_wechaty_puppet(account)
 
 
+# the iLink adapter (aiohttp, cryptography) is imported when an account needs it
+
+
+def _ilink_make(account: ResolvedAccount, context: PuppetContext) -> Puppet:
+    from wechat_sdk.adapters.ilink.service import make_puppet as make_ilink_puppet
+
+    return make_ilink_puppet(account, context)
+
+
+def _ilink_check(account: ResolvedAccount) -> None:
+    from wechat_sdk.adapters.ilink.service import check_puppet as check_ilink_puppet
+
+    check_ilink_puppet(account)
+
+
 #: a Puppet Service by its name, and every name nothing else claims: a Node puppet
 _WECHATY = PuppetEntry(_wechaty_make, _wechaty_check)
-_registry: dict[str, PuppetEntry] = {"wechaty-puppet-service": _WECHATY}
+_registry: dict[str, PuppetEntry] = {
+    "wechaty-puppet-service": _WECHATY,
+    "ilink": PuppetEntry(_ilink_make, _ilink_check, ILINK_CAPABILITIES),
+}

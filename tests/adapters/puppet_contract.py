@@ -221,6 +221,17 @@ def _needs_groups(puppet: Puppet) -> None:
         pytest.skip("the transport has no groups (capabilities.chatTypes)")
 
 
+async def _window_opened(
+    harness: PuppetHarness, puppet: Puppet, log: EventLog, contact_id: str
+) -> None:
+    """On a transport with reply windows (iLink) the bot only answers: the contact writes
+    first. Elsewhere nothing is done."""
+    if puppet.reply_window(contact_id) is None:
+        return
+    await harness.say_dm(contact_id, "hello")
+    await find_message(harness, log, lambda m: m.talker_id == contact_id, "the opening DM")
+
+
 async def _collect_download(puppet: Puppet, message_id: str, max_bytes: int) -> list[bytes]:
     chunks: list[bytes] = []
     async for chunk in puppet.download(message_id, max_bytes):
@@ -332,8 +343,9 @@ async def check_contact_room_and_room_alias_payloads(harness: PuppetHarness) -> 
 
 
 async def check_send_text_reaches_the_contact(harness: PuppetHarness) -> None:
-    async with started(harness) as (puppet, _log):
+    async with started(harness) as (puppet, log):
         frank = await harness.add_contact("Frank")
+        await _window_opened(harness, puppet, log, frank)
         returned = await puppet.send_text(frank, "hi Frank")
         assert returned is None or isinstance(returned, str)
         await harness.settle()
@@ -355,6 +367,7 @@ async def check_send_text_to_a_room_reaches_the_room(harness: PuppetHarness) -> 
 async def check_own_messages_come_back_as_self_echo(harness: PuppetHarness) -> None:
     async with started(harness) as (puppet, log):
         hank = await harness.add_contact("Hank")
+        await _window_opened(harness, puppet, log, hank)
         sent_id = await puppet.send_text(hank, "echo me")
         echo = await find_message(
             harness,
@@ -368,8 +381,9 @@ async def check_own_messages_come_back_as_self_echo(harness: PuppetHarness) -> N
 
 
 async def check_send_file_delivers_the_right_size(harness: PuppetHarness) -> None:
-    async with started(harness) as (puppet, _log):
+    async with started(harness) as (puppet, log):
         iris = await harness.add_contact("Iris")
+        await _window_opened(harness, puppet, log, iris)
         data = bytes(range(256)) * 1000  # 256,000 bytes
         await puppet.send_file(
             iris, OutboundFile(name="report.pdf", data=data, mime="application/pdf")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
-from wechat_sdk.cli import _out, cli
+from wechat_sdk.cli import _out, cli, fail_config
 
 
 @cli.group("channels")
@@ -16,17 +17,52 @@ def channels_group() -> None:
 
 @channels_group.command("capabilities")
 @click.option("--json", "as_json", is_flag=True, help="Print the matrix as JSON.")
-def channels_capabilities(as_json: bool) -> None:
-    """Print the capability matrix."""
+@click.option(
+    "--account",
+    "account_id",
+    help="Show this account's matrix (its transport's: iLink accounts are direct chats only).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file, with --account (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5).",
+)
+def channels_capabilities(as_json: bool, account_id: str | None, config_file: Path | None) -> None:
+    """Print the capability matrix (the seed's, Wechaty's; or an account's with --account)."""
     from rich.table import Table  # imported when first needed (start-up time)
 
     from wechat_sdk.capabilities import CAPABILITIES
 
-    data = CAPABILITIES.model_dump(by_alias=True)
+    title = "WeChat channel capabilities"
+    caps = CAPABILITIES
+    if account_id is not None:
+        from wechat_sdk.config import ConfigError, accounts_of, load_config
+        from wechat_sdk.config.accounts import normalize_account_id
+        from wechat_sdk.puppets import capabilities_of
+
+        try:
+            accounts = accounts_of(load_config(config_file))
+            wanted = normalize_account_id(account_id)
+            if wanted not in accounts.accounts:
+                names = ", ".join(sorted(accounts.accounts))
+                raise click.BadParameter(
+                    f"no account {account_id!r} in the config (accounts: {names})",
+                    param_hint="--account",
+                )
+            account = accounts[wanted]
+            caps = capabilities_of(account)
+        except ConfigError as exc:
+            fail_config(exc)
+            return
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--account") from None
+        title += f": account {account.id} (puppet {account.settings.puppet})"
+    data = caps.model_dump(by_alias=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    table = Table(title="WeChat channel capabilities", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("capability")
     table.add_column("supported")
     for key, value in data.items():

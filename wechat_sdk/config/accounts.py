@@ -107,6 +107,14 @@ class AccountSet:
 
 _BLOCK_ONLY = set(WechatConfig.model_fields) - set(AccountConfig.model_fields)
 
+#: defaults that depend on the account's transport, by ``puppet`` (a key set anywhere wins):
+#: iLink messages hold 4,000 characters, where the seed's default is 2,048
+TRANSPORT_DEFAULTS: dict[str, dict[str, object]] = {"ilink": {"textChunkLimit": 4000}}
+#: transports with direct chats only (iLink bots cannot be in groups), by ``puppet``
+DIRECT_ONLY_PUPPETS = frozenset({"ilink"})
+#: the settings only groups read
+GROUP_KEYS = ("groupPolicy", "groupAllowFrom", "groups", "historyLimit", "mentionAll")
+
 
 def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     """Resolve the accounts of a validated ``channels.wechat`` block.
@@ -140,6 +148,8 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
             continue
         own = entry.model_dump(exclude_unset=True) if explicit else {}
         merged = {**top_set, **own}
+        puppet = merged.get("puppet", AccountConfig.model_fields["puppet"].default)
+        merged = {**TRANSPORT_DEFAULTS.get(puppet, {}), **merged}
         settings = AccountConfig.model_validate(merged)
         enabled = cfg.enabled is not False and (not explicit or entry.enabled is not False)
         account = ResolvedAccount(
@@ -177,6 +187,7 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
             )
     if problems:
         raise ConfigError(problems)
+    warnings.extend(_group_settings_unused(accounts, top_set))
     marked = {
         aid: ResolvedAccount(
             a.id, a.settings, aid == default_id, a.enabled, a.own_keys, a.written_id
@@ -184,6 +195,29 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
         for aid, a in accounts.items()
     }
     return AccountSet(accounts=marked, default_id=default_id, warnings=tuple(warnings))
+
+
+def _group_settings_unused(
+    accounts: dict[str, ResolvedAccount], top_set: dict[str, object]
+) -> list[str]:
+    """Warnings for group settings that reach only direct-chat accounts (iLink): an
+    account's own, and the top level's when no account of the block has groups."""
+    out: list[str] = []
+    direct_only = [a for a in accounts.values() if a.settings.puppet in DIRECT_ONLY_PUPPETS]
+    why = "direct chats only (an iLink bot cannot be in a group)"
+    for account in direct_only:
+        for key in GROUP_KEYS:
+            if key in account.own_keys:
+                out.append(
+                    f"{account.key_path(key)} is ignored: account {account.id!r} uses puppet "
+                    f'"{account.settings.puppet}", which has {why}: set group settings on a '
+                    "Wechaty account"
+                )
+    if direct_only and len(direct_only) == len(accounts):
+        for key in GROUP_KEYS:
+            if key in top_set:
+                out.append(f"{_BASE}.{key} is ignored: every account uses a transport with {why}")
+    return out
 
 
 #: Keys that only make sense once per gateway, refused under an account.

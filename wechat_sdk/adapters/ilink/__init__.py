@@ -1,0 +1,43 @@
+"""iLink, WeChat's official bot API (Tencent's ``@tencent-weixin/openclaw-weixin`` protocol),
+as a puppet: ``puppet: "ilink"`` in an account's config.
+
+Direct chats only, with reply windows: the user writes first; at most 10 bot messages per
+user message; nothing 24 h after it. Imported only when an account uses it (it brings
+aiohttp and cryptography).
+
+The files, one job each: :mod:`.api` (the HTTP calls and what their answers mean),
+:mod:`.wire` (the JSON read into the port's messages), :mod:`.aes` (the CDN's cipher),
+:mod:`.cdn` (uploads and streamed, decrypted downloads), :mod:`.login` (the QR login),
+:mod:`.session` (the token kept, 0600), :mod:`.state` (what must survive a crash),
+:mod:`.sending` (the window, sends and their retries, typing), :mod:`.puppet` (the port),
+:mod:`.service` (the options checked, the factory).
+
+Nothing lost, nothing twice
+---------------------------
+
+``getupdates`` hands out messages with an opaque cursor (``get_updates_buf``); the next
+call with that cursor does not deliver them again. So the cursor may only move once the
+messages it covers can no longer be lost:
+
+1. Each answer's messages and its new cursor are written **together, in one SQLite
+   transaction** (``synchronous=FULL``) in ``accounts/<id>/ilink-state.sqlite3``, with
+   each message's JSON, its text, the peer's ``context_token`` and reply window.
+2. Only then are their ``MessageEvent``\\s emitted. A crash before the commit leaves the
+   old cursor: the server delivers the batch again. A crash after it leaves the messages
+   recorded.
+3. At every start the adapter re-emits the user messages recorded in the last 50 minutes.
+   The gateway's durable dedupe (an hour; a reply is sent only once its message's mark is
+   durable) drops those it already handled, and handles the others: none lost, none
+   answered twice.
+4. A message id recorded before is not emitted again (``INSERT OR IGNORE``): the server
+   sometimes delivers a user message twice, seconds apart; it is answered once.
+
+The state sits behind :class:`~.state.ILinkState` (cursor, record, recent, entry,
+windows, context_token, sent, prune): a Redis-backed one can replace the SQLite one.
+
+The bot's own messages are recorded too (their text, by the id ``sendmessage`` gave), so
+a quote of one, which iLink delivers cut, is given to the agent whole
+(``Message.quoted_text``). Each send carries a new ``client_id`` and is retried under the
+same one after a rate limit (``ret -2``) or a lost answer: the server keeps one message
+per ``client_id``.
+"""

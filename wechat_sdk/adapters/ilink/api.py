@@ -1,0 +1,295 @@
+"""The iLink HTTP calls, with the headers and ``base_info`` Tencent's client sends, and what
+their answers mean to the port.
+
+Bot calls carry ``AuthorizationType: ilink_bot_token``, ``Authorization: Bearer <token>``,
+``X-WECHAT-UIN`` (a random uint32 as a decimal string, base64), ``iLink-App-Id`` and
+``iLink-App-ClientVersion`` (and ``SKRouteTag`` when ``routeTag`` is set); every POST
+body carries ``base_info {channel_version, bot_agent}``. An answer that is not JSON (an
+HTML error page, a cut body) is :class:`BadAnswer`; ``errcode``/``ret`` -14 is
+:class:`SessionExpired`; ``ret`` -2 is :class:`RateLimited`.
+
+The token is only ever in a header: it is in no URL, no error and no log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from wechat_sdk.logtext import shown
+from wechat_sdk.puppet import PuppetError
+
+__all__ = [
+    "APP_ID",
+    "CHANNEL_VERSION",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_BOT_AGENT",
+    "DEFAULT_CDN_BASE_URL",
+    "ApiError",
+    "BadAnswer",
+    "ILinkApi",
+    "ILinkError",
+    "RateLimited",
+    "SessionExpired",
+    "Unreachable",
+]
+
+DEFAULT_BASE_URL = "https://ilinkai.weixin.qq.com"
+DEFAULT_CDN_BASE_URL = "https://novac2c.cdn.weixin.qq.com/c2c"
+DEFAULT_BOT_AGENT = "wechat-sdk/0.1"
+#: the app id and version this client declares (Tencent's client: its package.json)
+APP_ID = "bot"
+CHANNEL_VERSION = "2.4.9"
+#: ``iLink-App-ClientVersion``: the version as a uint32, major<<16 | minor<<8 | patch
+CLIENT_VERSION = (2 << 16) | (4 << 8) | 9
+
+STALE_SESSION = -14
+RATE_LIMITED = -2
+#: seconds: a long poll (the server holds it up to ``longpolling_timeout_ms``), a call
+LONG_POLL_S = 35.0
+CALL_S = 15.0
+LIGHT_CALL_S = 10.0
+#: an answer larger than this is refused (a server gone wrong must not fill memory)
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class ILinkError(PuppetError):
+    """A call to the iLink server failed; the message says how, without the token."""
+
+
+class Unreachable(ILinkError):
+    """No answer: the connection failed or the call timed out (it may have been received)."""
+
+
+class BadAnswer(ILinkError):
+    """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body)."""
+
+
+@dataclass
+class ApiError(ILinkError):
+    """The server refused the call (``ret``/``errcode`` not 0)."""
+
+    call: str
+    ret: int | None
+    errcode: int | None
+    errmsg: str
+
+    def __str__(self) -> str:
+        code = self.errcode if self.errcode not in (None, 0) else self.ret
+        return f"{self.call} refused: code {code} {shown(self.errmsg, 120)}".rstrip()
+
+
+class SessionExpired(ApiError):
+    """``errcode -14``: the bot's login is no longer valid; a new QR login is needed."""
+
+
+class RateLimited(ApiError):
+    """``ret -2``: too many calls; nothing was done."""
+
+
+@dataclass
+class ILinkApi:
+    """One account's calls to one iLink server (``base_url``) and its CDN."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+    cdn_base_url: str
+    bot_agent: str = DEFAULT_BOT_AGENT
+    route_tag: str | None = None
+    token: str | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _url(self, endpoint: str, base: str | None = None) -> str:
+        return urllib.parse.urljoin((base or self.base_url).rstrip("/") + "/", endpoint)
+
+    def _common_headers(self) -> dict[str, str]:
+        headers = {"iLink-App-Id": APP_ID, "iLink-App-ClientVersion": str(CLIENT_VERSION)}
+        if self.route_tag:
+            headers["SKRouteTag"] = self.route_tag
+        return headers
+
+    def _bot_headers(self) -> dict[str, str]:
+        uin = str(secrets.randbits(32)).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "AuthorizationType": "ilink_bot_token",
+            "X-WECHAT-UIN": base64.b64encode(uin).decode("ascii"),
+            **self._common_headers(),
+        }
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def post(
+        self, endpoint: str, body: dict[str, Any], *, timeout_s: float = CALL_S
+    ) -> dict[str, Any]:
+        """POST ``body`` (with ``base_info``) and return the JSON answer, checked."""
+        payload = {
+            **body,
+            "base_info": {"channel_version": CHANNEL_VERSION, "bot_agent": self.bot_agent},
+        }
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        answer = await self._call("POST", self._url(endpoint), endpoint, data, timeout_s)
+        return self._checked(endpoint, answer)
+
+    async def get(
+        self, endpoint: str, *, base_url: str | None = None, timeout_s: float = CALL_S
+    ) -> dict[str, Any]:
+        """GET (the QR login's calls: no token) and return the JSON answer, checked."""
+        url = self._url(endpoint, base_url)
+        return self._checked(endpoint, await self._call("GET", url, endpoint, None, timeout_s))
+
+    async def _call(
+        self, method: str, url: str, label: str, data: bytes | None, timeout_s: float
+    ) -> dict[str, Any]:
+        name = label.split("?")[0]
+        headers = self._bot_headers() if method == "POST" else self._common_headers()
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self.session.request(method, url, data=data, headers=headers) as resp:
+                    raw = await _read_capped(resp)
+                    status = resp.status
+        except TimeoutError:
+            raise Unreachable(f"{name}: no answer within {timeout_s:.0f} s") from None
+        except aiohttp.ClientError as exc:
+            raise Unreachable(
+                f"{name}: {self.scrub(type(exc).__name__ + ': ' + str(exc))}"
+            ) from None
+        text = raw.decode("utf-8", "replace")
+        if status >= 400:
+            raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}")
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            raise BadAnswer(f"{name}: the answer is not JSON: {self.excerpt(text)}") from None
+        if not isinstance(answer, dict):
+            raise BadAnswer(f"{name}: the answer is not a JSON object: {self.excerpt(text)}")
+        return answer
+
+    def _checked(self, endpoint: str, answer: dict[str, Any]) -> dict[str, Any]:
+        name = endpoint.split("?")[0]
+        ret, errcode = _int(answer.get("ret")), _int(answer.get("errcode"))
+        errmsg = str(answer.get("errmsg") or "")
+        if STALE_SESSION in (ret, errcode):
+            raise SessionExpired(name, ret, errcode, errmsg or "session expired")
+        if RATE_LIMITED in (ret, errcode):
+            raise RateLimited(name, ret, errcode, errmsg or "rate limited")
+        if (ret or 0) != 0 or (errcode or 0) != 0:
+            raise ApiError(name, ret, errcode, errmsg)
+        return answer
+
+    def excerpt(self, text: str) -> str:
+        """A bad answer as a log line may show it: short, one line, no token in it."""
+        return shown(self.scrub(text.strip()) or "(empty)", 120)
+
+    def scrub(self, text: str) -> str:
+        text = _TOKEN_FIELD.sub(r'"\1":"***"', text)
+        if self.token:
+            text = text.replace(self.token, "***")
+        return text
+
+    # ------------------------------------------------------------ login
+
+    async def get_bot_qrcode(self, earlier_tokens: list[str]) -> dict[str, Any]:
+        return await self.post(
+            "ilink/bot/get_bot_qrcode?bot_type=3", {"local_token_list": earlier_tokens}
+        )
+
+    async def get_qrcode_status(self, qrcode: str, base_url: str) -> dict[str, Any]:
+        query = urllib.parse.urlencode({"qrcode": qrcode})
+        return await self.get(
+            f"ilink/bot/get_qrcode_status?{query}", base_url=base_url, timeout_s=LONG_POLL_S
+        )
+
+    # ------------------------------------------------------------ messages
+
+    async def get_updates(self, cursor: str, timeout_s: float) -> dict[str, Any]:
+        return await self.post(
+            "ilink/bot/getupdates", {"get_updates_buf": cursor}, timeout_s=timeout_s
+        )
+
+    async def send_message(self, msg: dict[str, Any]) -> dict[str, Any]:
+        return await self.post("ilink/bot/sendmessage", {"msg": msg})
+
+    async def get_config(self, user_id: str, context_token: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"ilink_user_id": user_id}
+        if context_token:
+            body["context_token"] = context_token
+        return await self.post("ilink/bot/getconfig", body, timeout_s=LIGHT_CALL_S)
+
+    async def send_typing(self, user_id: str, ticket: str, typing: bool) -> None:
+        body = {"ilink_user_id": user_id, "typing_ticket": ticket, "status": 1 if typing else 2}
+        await self.post("ilink/bot/sendtyping", body, timeout_s=LIGHT_CALL_S)
+
+    async def notify(self, what: str) -> None:
+        """``msg/notifystart`` or ``msg/notifystop``."""
+        await self.post(f"ilink/bot/msg/{what}", {}, timeout_s=LIGHT_CALL_S)
+
+    # ------------------------------------------------------------ CDN
+
+    async def get_upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self.post("ilink/bot/getuploadurl", body)
+
+    async def upload(self, url: str, ciphertext: bytes) -> str:
+        """POST the ciphertext to the CDN; the ``x-encrypted-param`` it answers with."""
+        headers = {"Content-Type": "application/octet-stream"}
+        try:
+            async with asyncio.timeout(CALL_S + len(ciphertext) / 200_000):
+                async with self.session.post(url, data=ciphertext, headers=headers) as resp:
+                    await resp.read()
+                    param = resp.headers.get("x-encrypted-param")
+                    status = resp.status
+                    why = resp.headers.get("x-error-message") or f"HTTP {status}"
+        except TimeoutError:
+            raise Unreachable("CDN upload: no answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise Unreachable(f"CDN upload: {type(exc).__name__}: {exc}") from None
+        if status != 200:
+            raise BadAnswer(f"CDN upload refused: {shown(why, 120)}")
+        if not param:
+            raise BadAnswer("CDN upload: the answer has no x-encrypted-param")
+        return param
+
+    def cdn_upload_url(self, upload_param: str, filekey: str) -> str:
+        query = urllib.parse.urlencode({"encrypted_query_param": upload_param, "filekey": filekey})
+        return f"{self.cdn_base_url.rstrip('/')}/upload?{query}"
+
+    def cdn_download_url(self, query_param: str) -> str:
+        query = urllib.parse.urlencode({"encrypted_query_param": query_param})
+        return f"{self.cdn_base_url.rstrip('/')}/download?{query}"
+
+
+_TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\s*"[^"]*"')
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > MAX_ANSWER_BYTES:
+            raise BadAnswer(f"the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)

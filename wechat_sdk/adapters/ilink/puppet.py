@@ -1,0 +1,504 @@
+"""The Puppet port over iLink, for one bot account: login (kept, or by QR code), the long
+poll of ``getupdates``, message payloads and files, sends, typing and reply windows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from wechat_sdk.adapters.ilink import cdn
+from wechat_sdk.adapters.ilink.api import (
+    LONG_POLL_S,
+    ApiError,
+    BadAnswer,
+    ILinkApi,
+    ILinkError,
+    SessionExpired,
+    Unreachable,
+)
+from wechat_sdk.adapters.ilink.login import LoginGaveUp, qr_login
+from wechat_sdk.adapters.ilink.sending import Sender
+from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
+from wechat_sdk.adapters.ilink.state import Delivered, ILinkState, PeerWindow, SqliteILinkState
+from wechat_sdk.adapters.ilink.wire import ReadMessage, parse_message, read_message
+from wechat_sdk.capabilities import ILINK_CAPABILITIES, Capabilities
+from wechat_sdk.clock import BACKGROUND, Clock
+from wechat_sdk.logtext import shown
+from wechat_sdk.puppet import (
+    Contact,
+    ErrorEvent,
+    HeartbeatEvent,
+    LoginEvent,
+    LogoutEvent,
+    Message,
+    MessageEvent,
+    MessageKind,
+    OutboundFile,
+    PuppetError,
+    PuppetEvent,
+    ReadyEvent,
+    ReplyWindow,
+    Room,
+    SendError,
+)
+
+__all__ = ["ILinkOptions", "ILinkPuppet"]
+
+log = logging.getLogger("wechat_sdk.adapters.ilink")
+
+HEARTBEAT_EVERY_S = 15.0
+#: a start re-emits the user messages recorded this recently (the gateway's dedupe, one
+#: hour, drops those it already handled; older ones it would not answer anyway)
+REPLAY_S = 3000.0
+#: recorded messages are forgotten after this long (quotes of older ones show their cut text)
+KEEP_S = 30 * 86400.0
+#: waits after a failed poll: a short one, and a long one after FAILURES_BEFORE_LONG
+RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
+#: a message's time is its own (``create_time_ms``) unless it is this far from the clock's
+CLOCK_SKEW_S = 300.0
+_CACHE = 2048
+
+
+@dataclass(frozen=True)
+class ILinkOptions:
+    """An account's ``puppetOptions`` for iLink, checked (see :mod:`.service`)."""
+
+    base_url: str
+    cdn_base_url: str
+    bot_agent: str
+    route_tag: str | None = None
+
+
+class ILinkPuppet:
+    """The Puppet port over Tencent's iLink bot API, for one bot account."""
+
+    def __init__(
+        self,
+        *,
+        account_id: str,
+        account_dir: Path,
+        options: ILinkOptions,
+        clock: Clock,
+        qr_max_timeouts: int = 3,
+    ) -> None:
+        self.account_id = account_id
+        self.account_dir = account_dir
+        self.options = options
+        self.clock = clock
+        self.qr_max_timeouts = qr_max_timeouts
+        self._log = logging.LoggerAdapter(log, {"account": account_id})
+        self._sessions = SessionFile(account_dir)
+        self._self_id: str | None = None
+        self._queue: asyncio.Queue[PuppetEvent | None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: aiohttp.ClientSession | None = None
+        self._api: ILinkApi | None = None
+        self._state: ILinkState | None = None
+        self._sender: Sender | None = None
+        self._windows: dict[str, PeerWindow] = {}
+        self._read: OrderedDict[str, ReadMessage] = OrderedDict()
+        self._own: OrderedDict[str, Message] = OrderedDict()
+        self._relogin = asyncio.Event()
+
+    # ------------------------------------------------------------ the port
+
+    @property
+    def self_id(self) -> str | None:
+        return self._self_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return ILINK_CAPABILITIES
+
+    async def start(self) -> None:
+        await self._close()
+        self._queue = asyncio.Queue()
+        self._http = aiohttp.ClientSession()
+        self._api = ILinkApi(
+            self._http,
+            self.options.base_url,
+            self.options.cdn_base_url,
+            bot_agent=self.options.bot_agent,
+            route_tag=self.options.route_tag,
+        )
+        state = SqliteILinkState(self.account_dir, self.clock)
+        self._state = state
+        await state.prune(self.clock.now() - KEEP_S)
+        self._windows = await state.windows()
+        self._sender = Sender(
+            self._api,
+            state,
+            self.clock,
+            self._log,
+            self._windows,
+            on_sent=self._sent,
+            on_expired=self._relogin.set,
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._run()), loop.create_task(self._heartbeats())]
+
+    async def stop(self) -> None:
+        if self._api is not None and self._api.token and self._self_id is not None:
+            with contextlib.suppress(ILinkError):
+                await self._api.notify("notifystop")
+        await self._close()
+
+    async def events(self) -> AsyncIterator[PuppetEvent]:
+        queue = self._queue
+        if queue is None:
+            return
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            yield item
+
+    async def message(self, message_id: str) -> Message:
+        own = self._own.get(message_id)
+        if own is not None:
+            return own
+        read = await self._load(message_id)
+        if read is None:
+            raise PuppetError(f"no iLink message {shown(message_id)} is known")
+        return read.message
+
+    async def contact(self, contact_id: str) -> Contact:
+        return Contact(id=contact_id, name=contact_id)  # iLink gives ids, no names
+
+    async def room(self, room_id: str) -> Room:
+        raise PuppetError("iLink has no groups (direct chats only)")
+
+    async def room_alias(self, room_id: str, contact_id: str) -> str | None:
+        return None
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> str | None:
+        return await self._sending().send_text(conversation_id, text)
+
+    async def send_file(self, conversation_id: str, file: OutboundFile) -> str | None:
+        return await self._sending().send_file(conversation_id, file)
+
+    def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        return self._download(message_id, max_bytes)
+
+    async def _download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+        read = await self._load(message_id)
+        if read is None or read.media is None or self._api is None:
+            raise PuppetError(f"iLink message {shown(message_id)} has no file")
+        known = read.message.file.size if read.media.word == "file" and read.message.file else 0
+        async for chunk in cdn.download(self._api, read.media, max_bytes, known):
+            yield chunk
+
+    async def logout(self) -> None:
+        self._relogin.set()  # the kept login is forgotten; a new QR login follows
+        self._logged_out("logged out by the bot")
+
+    async def set_typing(self, conversation_id: str, typing: bool) -> None:
+        if self._sender is not None and self._self_id is not None:
+            await self._sender.set_typing(conversation_id, typing)
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        if self._sender is None:
+            return ReplyWindow(remaining=0, closes_at=0.0)
+        return self._sender.window(conversation_id)
+
+    # ------------------------------------------------------------ login and polling
+
+    async def _run(self) -> None:
+        BACKGROUND.set(True)  # a virtual clock's world does not wait for the poll
+        assert self._api is not None
+        try:
+            kept, _ = self._sessions.load()
+            login = await self._checked(kept) if kept is not None else None
+            kept = login  # a refused login is no longer offered to binded_redirect
+            while True:
+                if login is None:
+                    login = await self._qr_login(kept)
+                await self._serve(login)
+                kept, login = None, None  # the session expired: a new QR login
+        except LoginGaveUp as exc:
+            self._log.error("%s reason=login_gave_up", exc)
+            self._emit(ErrorEvent(str(exc), fatal=True))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: the stream ends, the gateway starts again
+            self._log.exception("iLink polling stopped: %s", exc)
+            self._end()
+
+    async def _checked(self, kept: KeptLogin) -> KeptLogin | None:
+        """The kept login, if the server still takes its token."""
+        api = self._use(kept)
+        try:
+            await api.notify("notifystart")
+        except SessionExpired:
+            self._log.warning(
+                "the kept iLink login was refused (session expired): a new QR login starts "
+                "reason=session_expired"
+            )
+            self._sessions.expire()
+            self._emit(LogoutEvent(kept.bot_id, "session expired"))
+            return None
+        except ILinkError as exc:  # the poll will tell: no reason to log in again
+            self._log.info("notifystart failed (%s): polling anyway", exc)
+        return kept
+
+    async def _qr_login(self, kept: KeptLogin | None) -> KeptLogin:
+        assert self._api is not None
+        self._api.base_url = self.options.base_url
+        _, earlier = self._sessions.load()
+        login = await qr_login(
+            self._api,
+            clock=self.clock,
+            emit=self._emit,
+            log=self._log,
+            earlier_tokens=earlier,
+            max_codes=self.qr_max_timeouts,
+            kept=kept,
+        )
+        self._sessions.keep(login)
+        self._use(login)
+        with contextlib.suppress(ILinkError):
+            await self._api.notify("notifystart")
+        return login
+
+    def _use(self, login: KeptLogin) -> ILinkApi:
+        assert self._api is not None
+        self._api.token = login.token
+        self._api.base_url = login.base_url or self.options.base_url
+        return self._api
+
+    async def _serve(self, login: KeptLogin) -> None:
+        """Logged in: events, then the long poll until the session expires."""
+        assert self._state is not None
+        self._relogin.clear()
+        self._self_id = login.bot_id
+        self._emit(LoginEvent(login.bot_id))
+        self._emit(ReadyEvent())
+        for message_id in await self._state.recent(self.clock.now() - REPLAY_S):
+            read = await self._load(message_id)
+            if read is not None and read.message.kind is not MessageKind.UNKNOWN:
+                self._emit(MessageEvent(message_id))  # not handled yet, or dropped as seen
+        loop = asyncio.get_running_loop()
+        poll = loop.create_task(self._poll())
+        relogin = loop.create_task(self._relogin.wait())
+        try:
+            done, _ = await asyncio.wait({poll, relogin}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (poll, relogin):
+                task.cancel()
+            await asyncio.gather(poll, relogin, return_exceptions=True)
+        if poll in done and not poll.cancelled():
+            poll.result()  # a bug in the poll: raised here
+        if self._self_id is not None:  # the session expired (seen by the poll or a send)
+            self._expired(login)
+        else:  # the bot logged out
+            self._sessions.expire()
+
+    async def _poll(self) -> None:
+        assert self._api is not None and self._state is not None
+        cursor = await self._state.cursor()
+        timeout_s = LONG_POLL_S
+        failures = 0
+        while True:
+            try:
+                answer = await self._api.get_updates(cursor, timeout_s + 5)
+            except SessionExpired:
+                self._expired_now()
+                return
+            except Unreachable as exc:
+                if "no answer within" in str(exc):
+                    continue  # a long poll the server did not end: ask again
+                failures = await self._failed(failures, exc)
+                continue
+            except (BadAnswer, ApiError) as exc:
+                failures = await self._failed(failures, exc)
+                continue
+            if failures:
+                self._log.info("getupdates answers again after %d failures", failures)
+                failures = 0
+            hint = answer.get("longpolling_timeout_ms")
+            if isinstance(hint, int) and hint > 0:
+                timeout_s = hint / 1000
+            buf = answer.get("get_updates_buf")
+            new_cursor = buf if isinstance(buf, str) and buf else None
+            msgs = answer.get("msgs")
+            batch = self._batch(msgs if isinstance(msgs, list) else [])
+            added = await self._state.record([d for d, _ in batch], new_cursor)
+            cursor = new_cursor or cursor
+            reads = {d.id: r for d, r in batch}
+            for message_id in added:
+                read = reads[message_id]
+                self._cache(read)
+                if read.from_user:
+                    at = next(d.at for d, _ in batch if d.id == message_id)
+                    counted = self._windows.get(read.peer_id)
+                    if counted is None or counted.user_at is None or at >= counted.user_at:
+                        self._windows[read.peer_id] = PeerWindow(at, 0)
+                if read.notes:
+                    self._odd(read)
+                if read.message.kind is not MessageKind.UNKNOWN:
+                    self._emit(MessageEvent(message_id))
+            self._emit(HeartbeatEvent("getupdates"))
+
+    def _batch(self, msgs: list[Any]) -> list[tuple[Delivered, ReadMessage]]:
+        out: list[tuple[Delivered, ReadMessage]] = []
+        now = self.clock.now()
+        for data in msgs:
+            try:
+                read = read_message(parse_message(data), bot_id=self._self_id)
+            except ValueError as exc:
+                text = f"an iLink message that cannot be read was skipped: {exc}"
+                self._log.warning("%s reason=bad_message", text)
+                self._emit(ErrorEvent(text))
+                continue
+            said = read.message.timestamp
+            at = said if said and abs(said - now) <= CLOCK_SKEW_S else now
+            raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            delivered = Delivered(
+                read.message.id,
+                read.peer_id,
+                raw,
+                read.message.text,
+                read.from_user,
+                read.context_token,
+                at,
+            )
+            out.append((delivered, read))
+        return out
+
+    def _odd(self, read: ReadMessage) -> None:
+        text = f"iLink message {shown(read.message.id)} from {shown(read.peer_id)}: " + "; ".join(
+            read.notes
+        )
+        self._log.warning("%s reason=odd_message", text)
+        self._emit(ErrorEvent(text))
+
+    async def _failed(self, failures: int, exc: Exception) -> int:
+        failures += 1
+        text = f"getupdates failed ({failures} in a row): {exc}"
+        if failures == 1 or failures % FAILURES_BEFORE_LONG == 0:
+            self._log.warning("%s; polling again reason=poll_failed", text)
+            self._emit(ErrorEvent(text))
+        await self.clock.sleep(LONG_RETRY_S if failures % FAILURES_BEFORE_LONG == 0 else RETRY_S)
+        return failures
+
+    def _expired_now(self) -> None:
+        self._relogin.set()
+
+    def _expired(self, login: KeptLogin) -> None:
+        self._log.warning(
+            "logged out: session expired (iLink errcode -14): a new QR login starts "
+            "reason=session_expired"
+        )
+        self._sessions.expire()
+        self._logged_out("session expired", login.bot_id)
+
+    def _logged_out(self, reason: str, bot_id: str | None = None) -> None:
+        me = bot_id or self._self_id
+        if self._self_id is None and bot_id is None:
+            return
+        self._self_id = None
+        if self._api is not None:
+            self._api.token = None
+        self._emit(LogoutEvent(me or "", reason))
+
+    async def _heartbeats(self) -> None:
+        BACKGROUND.set(True)
+        while True:
+            await self.clock.sleep(HEARTBEAT_EVERY_S)
+            self._emit(HeartbeatEvent())
+
+    # ------------------------------------------------------------ payloads
+
+    async def _load(self, message_id: str) -> ReadMessage | None:
+        read = self._read.get(message_id)
+        if read is not None or self._state is None:
+            return read
+        stored = await self._state.entry(message_id)
+        if stored is None:
+            return None
+        if stored.raw is None:  # the bot's own
+            return ReadMessage(
+                Message(
+                    message_id,
+                    MessageKind.TEXT,
+                    self._self_id or "",
+                    stored.text,
+                    listener_id=stored.peer,
+                    timestamp=stored.at,
+                ),
+                None,
+                stored.peer,
+                None,
+                False,
+                None,
+            )
+        try:
+            read = read_message(parse_message(json.loads(stored.raw)), bot_id=self._self_id)
+        except ValueError:
+            return None
+        self._cache(read)
+        return read
+
+    def _cache(self, read: ReadMessage) -> None:
+        self._read[read.message.id] = read
+        while len(self._read) > _CACHE:
+            self._read.popitem(last=False)
+
+    def _sent(self, message_id: str, peer: str, text: str, what: str) -> None:
+        kind = MessageKind.TEXT if what == "text" else MessageKind.from_media_word(what)
+        own = Message(
+            message_id,
+            kind,
+            self._self_id or "",
+            text if what == "text" else "",
+            listener_id=peer,
+            timestamp=self.clock.now(),
+        )
+        self._own[message_id] = own
+        while len(self._own) > _CACHE:
+            self._own.popitem(last=False)
+        self._emit(MessageEvent(message_id))  # the self-echo, as a Wechaty puppet gives it
+
+    def _sending(self) -> Sender:
+        if self._sender is None or self._self_id is None:
+            raise SendError("not logged in to iLink", code="not_logged_in")
+        return self._sender
+
+    # ------------------------------------------------------------ plumbing
+
+    def _emit(self, event: PuppetEvent) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(event)
+
+    def _end(self) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+
+    async def _close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._self_id = None
+        self._end()
+        self._queue = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        if self._state is not None:
+            await self._state.close()
+            self._state = None
+        self._sender = None

@@ -1,0 +1,201 @@
+"""Sending through iLink: the reply window counted, ``sendmessage`` with the peer's
+``context_token``, retried under the same ``client_id`` (so a retry never makes a second
+message), files through the CDN, and the typing indicator.
+
+The window is iLink's rule, counted here and never guessed at: the user writes first; at
+most :data:`WINDOW_MESSAGES` bot messages after each user message; nothing
+:data:`WINDOW_S` after it; a bot message does not renew it. A send the window does not
+allow raises :class:`~wechat_sdk.puppet.WindowClosed` and nothing goes out.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wechat_sdk.adapters.ilink import cdn
+from wechat_sdk.adapters.ilink.api import (
+    ApiError,
+    BadAnswer,
+    ILinkApi,
+    RateLimited,
+    SessionExpired,
+    Unreachable,
+)
+from wechat_sdk.adapters.ilink.state import ILinkState, PeerWindow
+from wechat_sdk.adapters.ilink.wire import ITEM_TEXT
+from wechat_sdk.clock import Clock
+from wechat_sdk.puppet import (
+    OutboundFile,
+    ReplyWindow,
+    SendError,
+    SendOutcomeUnknown,
+    WindowClosed,
+)
+
+__all__ = ["WINDOW_MESSAGES", "WINDOW_S", "Sender", "window_of"]
+
+WINDOW_S = 24 * 3600.0
+WINDOW_MESSAGES = 10
+#: attempts of one ``sendmessage`` (the same client_id each time) and the waits between
+SEND_ATTEMPTS = 5
+RATE_LIMIT_WAITS_S = (1.0, 2.0, 4.0, 8.0)
+#: a peer's typing ticket (``getconfig``) is asked again after this long
+TYPING_TICKET_S = 3600.0
+
+
+def window_of(counted: PeerWindow | None, in_flight: int = 0) -> ReplyWindow:
+    """The port's view of a peer's window (a peer who never wrote: closed)."""
+    if counted is None or counted.user_at is None:
+        return ReplyWindow(remaining=0, closes_at=0.0)
+    remaining = max(0, WINDOW_MESSAGES - counted.bot_sent - in_flight)
+    return ReplyWindow(remaining=remaining, closes_at=counted.user_at + WINDOW_S)
+
+
+@dataclass
+class Sender:
+    """One account's sends, over its API, state and counted windows."""
+
+    api: ILinkApi
+    state: ILinkState
+    clock: Clock
+    log: logging.LoggerAdapter[logging.Logger]
+    windows: dict[str, PeerWindow]
+    #: called with (message id, peer, text) after each accepted send (the self-echo)
+    on_sent: Callable[[str, str, str, str], None]
+    #: called when a send met an expired session (the puppet logs in again)
+    on_expired: Callable[[], None]
+    in_flight: dict[str, int] = field(default_factory=dict)
+    tickets: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+    def window(self, peer: str) -> ReplyWindow:
+        return window_of(self.windows.get(peer), self.in_flight.get(peer, 0))
+
+    async def send_text(self, peer: str, text: str) -> str:
+        item = {"type": ITEM_TEXT, "text_item": {"text": text}}
+        return await self._send(peer, item, text, "text")
+
+    async def send_file(self, peer: str, file: OutboundFile) -> str:
+        # a voice reply goes as a file: iLink drops a bot's voice items without a word
+        word = file.kind if file.kind in ("image", "video") else "file"
+        self._check_window(peer)  # before the upload: nothing is uploaded for nothing
+        try:
+            data = file.read()
+        except (OSError, ValueError) as exc:
+            raise SendError(f"cannot read {file.name!r}: {exc}", transient=False) from exc
+        try:
+            uploaded = await cdn.upload(self.api, data, word=word, to_user=peer)
+        except SessionExpired as exc:
+            self.on_expired()
+            raise SendError(
+                "not logged in: the iLink session expired", code="not_logged_in"
+            ) from exc
+        except (cdn.CdnFailed, ApiError, Unreachable, BadAnswer) as exc:
+            raise SendError(f"the file did not reach iLink's CDN: {exc}") from exc
+        item = cdn.media_item(word, uploaded, file.name)
+        return await self._send(peer, item, f"[{word}: {file.name}]", word)
+
+    def _check_window(self, peer: str) -> None:
+        counted = self.windows.get(peer)
+        if counted is None or counted.user_at is None:
+            raise WindowClosed(
+                "reply window closed: the user has not written yet (an iLink bot only answers)"
+            )
+        window = self.window(peer)
+        if self.clock.now() > window.closes_at:
+            raise WindowClosed("reply window closed: the user has not written in 24 h")
+        if window.remaining <= 0:
+            raise WindowClosed(
+                f"reply window closed: {WINDOW_MESSAGES} replies already sent since the "
+                "user's last message"
+            )
+
+    async def _send(self, peer: str, item: dict[str, Any], text: str, what: str) -> str:
+        self._check_window(peer)
+        # counted from here (two sends at once cannot both take the window's last place)
+        self.in_flight[peer] = self.in_flight.get(peer, 0) + 1
+        try:
+            token = await self.state.context_token(peer)
+            if token is None:
+                raise WindowClosed("reply window closed: no context_token from this user yet")
+            msg = {
+                "from_user_id": "",
+                "to_user_id": peer,
+                "client_id": f"wechat-sdk:{secrets.token_hex(12)}",
+                "message_type": 2,  # a bot's
+                "message_state": 2,  # finished
+                "item_list": [item],
+                "context_token": token,
+            }
+            answer = await self._post(msg, what)
+        finally:
+            self.in_flight[peer] -= 1
+        message_id = str(answer.get("message_id") or "") or str(msg["client_id"])
+        at = self.clock.now()
+        counted = self.windows.get(peer) or PeerWindow(None, 0)
+        self.windows[peer] = PeerWindow(counted.user_at, counted.bot_sent + 1)
+        await self.state.sent(peer, message_id, text, at)
+        self.on_sent(message_id, peer, text, what)
+        return message_id
+
+    async def _post(self, msg: dict[str, Any], what: str) -> dict[str, Any]:
+        """``sendmessage``, again under the same client_id after a rate limit or a lost
+        answer: the server takes one message per client_id."""
+        maybe_sent = False
+        last = ""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                return await self.api.send_message(msg)
+            except RateLimited as exc:
+                last = f"rate limited by iLink ({exc})"
+                wait = RATE_LIMIT_WAITS_S[min(attempt - 1, len(RATE_LIMIT_WAITS_S) - 1)]
+            except SessionExpired as exc:
+                self.on_expired()
+                raise SendError(
+                    "not logged in: the iLink session expired", code="not_logged_in"
+                ) from exc
+            except (Unreachable, BadAnswer) as exc:
+                maybe_sent = True  # it may have been taken: only the same client_id again
+                last = str(exc)
+                wait = RATE_LIMIT_WAITS_S[0]
+            except ApiError as exc:
+                raise SendError(f"iLink refused the {what}: {exc}", transient=False) from exc
+            if attempt < SEND_ATTEMPTS:
+                self.log.info(
+                    "send of a %s retried (attempt %d of %d, the same client_id): %s "
+                    "reason=send_retry",
+                    what,
+                    attempt + 1,
+                    SEND_ATTEMPTS,
+                    last,
+                )
+                await self.clock.sleep(wait)
+        if maybe_sent:
+            raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {last}")
+        raise SendError(
+            last, transient=True, retry_after=RATE_LIMIT_WAITS_S[-1], code="rate_limited"
+        )
+
+    async def set_typing(self, peer: str, typing: bool) -> None:
+        """Typing shown or cancelled; failures are logged, never raised."""
+        try:
+            ticket = await self._ticket(peer)
+            if ticket:
+                await self.api.send_typing(peer, ticket, typing)
+        except Exception as exc:  # a courtesy: never a reason to fail a reply
+            self.log.debug("typing not shown to %s: %s", peer, exc)
+
+    async def _ticket(self, peer: str) -> str | None:
+        kept = self.tickets.get(peer)
+        now = self.clock.now()
+        if kept is not None and now - kept[1] < TYPING_TICKET_S:
+            return kept[0]
+        answer = await self.api.get_config(peer, await self.state.context_token(peer))
+        ticket = answer.get("typing_ticket")
+        if not isinstance(ticket, str) or not ticket:
+            return None
+        self.tickets[peer] = (ticket, now)
+        return ticket

@@ -1,0 +1,99 @@
+"""The bot's login, kept in the account's state directory so the next start needs no scan.
+
+``accounts/<id>/ilink-session.json``, owner-only (0600, written to a temporary file of the
+same mode and renamed over the old one): the bot token, the bot's and its owner's ids, and
+the API base the login named. A login that expired stays as an *earlier token* (iLink's
+``local_token_list`` on the next QR code) and is no longer used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["SESSION_FILE", "KeptLogin", "SessionFile"]
+
+SESSION_FILE = "ilink-session.json"
+_EARLIER_KEPT = 10
+
+
+@dataclass(frozen=True)
+class KeptLogin:
+    """A confirmed QR login (the token never shows in a repr)."""
+
+    bot_id: str
+    token: str = field(repr=False)
+    user_id: str = ""
+    base_url: str | None = None
+
+
+class SessionFile:
+    """Reads and writes one account's kept login."""
+
+    def __init__(self, account_dir: Path) -> None:
+        self.path = account_dir / SESSION_FILE
+
+    def load(self) -> tuple[KeptLogin | None, list[str]]:
+        """The kept login (None when there is none or it expired) and earlier tokens."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None, []
+        if not isinstance(data, dict):
+            return None, []
+        earlier = [t for t in data.get("earlier_tokens", []) if isinstance(t, str) and t]
+        login = data.get("login")
+        if not isinstance(login, dict):
+            return None, earlier
+        token, bot_id = login.get("token"), login.get("bot_id")
+        if not isinstance(token, str) or not token or not isinstance(bot_id, str):
+            return None, earlier
+        base = login.get("base_url")
+        user = login.get("user_id")
+        return (
+            KeptLogin(
+                bot_id,
+                token,
+                user if isinstance(user, str) else "",
+                base if isinstance(base, str) and base else None,
+            ),
+            earlier,
+        )
+
+    def keep(self, login: KeptLogin) -> None:
+        """Keep a new login (the earlier tokens stay for ``local_token_list``)."""
+        _, earlier = self.load()
+        self._write(
+            {
+                "login": {
+                    "bot_id": login.bot_id,
+                    "token": login.token,
+                    "user_id": login.user_id,
+                    "base_url": login.base_url,
+                },
+                "earlier_tokens": earlier,
+            }
+        )
+
+    def expire(self) -> None:
+        """The kept login expired: its token becomes an earlier one."""
+        login, earlier = self.load()
+        if login is not None:
+            earlier = [login.token, *(t for t in earlier if t != login.token)][:_EARLIER_KEPT]
+        self._write({"login": None, "earlier_tokens": earlier})
+
+    def _write(self, data: dict[str, object]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        self.path.chmod(0o600)

@@ -1,0 +1,295 @@
+"""iLink's JSON, read at the edge: pydantic models of what ``getupdates`` delivers, and the
+conversion of one ``WeixinMessage`` into the port's :class:`~wechat_sdk.puppet.Message`
+and the reference to its file on the CDN.
+
+Unknown fields are ignored; a field of the wrong type makes that one message unreadable
+(skipped, with a log line), never the batch. Ids that are uint64 numbers on the wire are
+read as strings (Python's JSON keeps them exact).
+
+>>> msg = parse_message({"message_id": 7, "from_user_id": "u@im.wechat", "message_type": 1,
+...     "item_list": [{"type": 1, "text_item": {"text": "hi"}}], "context_token": "c"})
+>>> read_message(msg, bot_id="b@im.bot").message.text
+'hi'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from wechat_sdk.puppet import FileInfo, Message, MessageKind
+
+__all__ = [
+    "ITEM_FILE",
+    "ITEM_IMAGE",
+    "ITEM_TEXT",
+    "ITEM_VIDEO",
+    "ITEM_VOICE",
+    "MAX_TEXT_CHARS",
+    "MediaRef",
+    "ReadMessage",
+    "WeixinMessage",
+    "parse_message",
+    "read_message",
+]
+
+ITEM_TEXT, ITEM_IMAGE, ITEM_VOICE, ITEM_FILE, ITEM_VIDEO = 1, 2, 3, 4, 5
+#: message_type of a user's message (2 is a bot's)
+USER_MESSAGE = 1
+#: the longest text handed on from one message; a longer one is cut, with a note (a
+#: 10 MB text would otherwise ride through history, the agent's context and the logs)
+MAX_TEXT_CHARS = 100_000
+
+#: the file extension of a voice item's audio, by its ``encode_type``
+_VOICE_EXT = {1: "pcm", 2: "adpcm", 4: "speex", 5: "amr", 6: "silk", 7: "mp3", 8: "ogg"}
+_VOICE_MIME = {5: "audio/amr", 6: "audio/silk", 7: "audio/mpeg", 8: "audio/ogg"}
+
+
+def _id(value: Any) -> Any:
+    """uint64 ids come as JSON numbers or strings: both are strings here."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+WireId = Annotated[str | None, BeforeValidator(_id)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CdnMedia(_Wire):
+    encrypt_query_param: str | None = None
+    aes_key: str | None = None
+    encrypt_type: int | None = None
+    full_url: str | None = None
+
+
+class TextItem(_Wire):
+    text: str | None = None
+
+
+class ImageItem(_Wire):
+    media: CdnMedia | None = None
+    aeskey: str | None = None
+    mid_size: int | None = None
+    hd_size: int | None = None
+
+
+class VoiceItem(_Wire):
+    media: CdnMedia | None = None
+    encode_type: int | None = None
+    playtime: int | None = None
+    text: str | None = None
+
+
+class FileItem(_Wire):
+    media: CdnMedia | None = None
+    file_name: str | None = None
+    len: Annotated[str | None, BeforeValidator(_id)] = None
+
+
+class VideoItem(_Wire):
+    media: CdnMedia | None = None
+    video_size: int | None = None
+    play_length: int | None = None
+
+
+class RefMessage(_Wire):
+    message_item: MessageItem | None = None
+    title: str | None = None
+    svr_id: WireId = None
+
+
+class MessageItem(_Wire):
+    type: int | None = None
+    msg_id: WireId = None
+    ref_msg: RefMessage | None = None
+    text_item: TextItem | None = None
+    image_item: ImageItem | None = None
+    voice_item: VoiceItem | None = None
+    file_item: FileItem | None = None
+    video_item: VideoItem | None = None
+
+
+class WeixinMessage(_Wire):
+    seq: int | None = None
+    message_id: WireId = None
+    from_user_id: str | None = None
+    to_user_id: str | None = None
+    client_id: str | None = None
+    create_time_ms: int | None = None
+    group_id: WireId = None
+    message_type: int | None = None
+    message_state: int | None = None
+    item_list: list[MessageItem] | None = None
+    context_token: str | None = None
+
+
+RefMessage.model_rebuild()
+
+
+def parse_message(data: object) -> WeixinMessage:
+    """One message of a ``getupdates`` answer; ``ValueError`` when it is not one."""
+    try:
+        return WeixinMessage.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the message"
+        raise ValueError(f"{where}: {first['msg']}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    """Where a message's file is on the CDN and how to decrypt it."""
+
+    word: Literal["image", "voice", "file", "video"]
+    query_param: str | None
+    full_url: str | None
+    aes_key: str | None
+    hex_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage:
+    """A message as the port sees it, its file, the peer's token, and what was odd in it
+    (each a short phrase for the log: an unknown item type, a cut text)."""
+
+    message: Message
+    media: MediaRef | None
+    peer_id: str
+    context_token: str | None
+    from_user: bool
+    quote_excerpt: str | None
+    notes: tuple[str, ...] = ()
+
+
+def message_id_of(msg: WeixinMessage) -> str:
+    """The message's id: ``message_id``, else an item's ``msg_id``, else a digest of the
+    message itself (the same message delivered twice has the same digest)."""
+    if msg.message_id and msg.message_id.strip():
+        return msg.message_id.strip()
+    for item in msg.item_list or ():
+        if item.msg_id and item.msg_id.strip():
+            return item.msg_id.strip()
+    digest = hashlib.sha256(
+        json.dumps(msg.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    return f"ilink-{digest[:24]}"
+
+
+def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
+    """The port's view of one delivered message."""
+    mid = message_id_of(msg)
+    from_user = msg.message_type != 2  # a missing type is read as a user's (the usual case)
+    sender = msg.from_user_id or ""
+    peer = sender if from_user else (msg.to_user_id or "")
+    notes: list[str] = []
+    texts: list[str] = []
+    kind = MessageKind.TEXT
+    media: MediaRef | None = None
+    info: FileInfo | None = None
+    quote_excerpt: str | None = None
+    for item in msg.item_list or ():
+        if item.ref_msg is not None and quote_excerpt is None:
+            quote_excerpt = _ref_excerpt(item.ref_msg)
+        if item.type == ITEM_TEXT and item.text_item is not None:
+            texts.append(item.text_item.text or "")
+        elif item.type == ITEM_VOICE and item.voice_item is not None and media is None:
+            voice = item.voice_item
+            if voice.text:
+                texts.append(voice.text)  # the server's transcript: the agent reads this
+            kind, media = MessageKind.AUDIO, _ref("voice", voice.media)
+            ext = _VOICE_EXT.get(voice.encode_type or 6, "silk")
+            info = FileInfo(
+                name=f"voice-{mid}.{ext}",
+                size=0,
+                mime=_VOICE_MIME.get(voice.encode_type or 6),
+                duration_s=(voice.playtime / 1000) if voice.playtime else None,
+            )
+        elif item.type == ITEM_IMAGE and item.image_item is not None and media is None:
+            image = item.image_item
+            kind = MessageKind.IMAGE
+            media = _ref("image", image.media, hex_key=image.aeskey)
+            info = FileInfo(name=f"image-{mid}.jpg", size=image.mid_size or 0)
+        elif item.type == ITEM_FILE and item.file_item is not None and media is None:
+            file = item.file_item
+            kind, media = MessageKind.ATTACHMENT, _ref("file", file.media)
+            size = int(file.len) if file.len and file.len.isdigit() else 0
+            info = FileInfo(name=file.file_name or f"file-{mid}", size=size)
+        elif item.type == ITEM_VIDEO and item.video_item is not None and media is None:
+            video = item.video_item
+            kind, media = MessageKind.VIDEO, _ref("video", video.media)
+            duration = video.play_length
+            info = FileInfo(
+                name=f"video-{mid}.mp4",
+                size=video.video_size or 0,
+                duration_s=float(duration) if duration else None,
+            )
+        elif item.type not in (ITEM_TEXT, ITEM_IMAGE, ITEM_VOICE, ITEM_FILE, ITEM_VIDEO):
+            notes.append(f"an item of unknown type {item.type} skipped")
+        else:
+            notes.append(f"an item of type {item.type} without its content skipped")
+    text = "\n".join(t for t in texts if t)
+    if len(text) > MAX_TEXT_CHARS:
+        notes.append(f"a text of {len(text)} characters cut to {MAX_TEXT_CHARS}")
+        text = text[:MAX_TEXT_CHARS] + f"\n[cut: {len(text) - MAX_TEXT_CHARS} characters more]"
+    if media is None and not text:
+        kind = MessageKind.UNKNOWN
+    if from_user and not msg.context_token:
+        notes.append("no context_token (the peer's last one is kept)")
+    quoted_id = _quoted_id(msg)
+    message = Message(
+        id=mid,
+        kind=kind,
+        talker_id=sender if from_user else (bot_id or sender),
+        text=text,
+        listener_id=bot_id if from_user else peer,
+        timestamp=(msg.create_time_ms or 0) / 1000,
+        file=info,
+        quoted_id=quoted_id,
+        quoted_text=quote_excerpt,
+    )
+    return ReadMessage(
+        message, media, peer, msg.context_token, from_user, quote_excerpt, tuple(notes)
+    )
+
+
+def _ref(
+    word: Literal["image", "voice", "file", "video"],
+    media: CdnMedia | None,
+    *,
+    hex_key: str | None = None,
+) -> MediaRef:
+    media = media or CdnMedia()
+    return MediaRef(word, media.encrypt_query_param, media.full_url, media.aes_key, hex_key)
+
+
+def _ref_excerpt(ref: RefMessage) -> str | None:
+    """What a quote carries of the quoted message (often cut, or only a title)."""
+    item = ref.message_item
+    if item is not None:
+        if item.text_item is not None and item.text_item.text:
+            return item.text_item.text
+        if item.voice_item is not None and item.voice_item.text:
+            return item.voice_item.text
+    return ref.title or None
+
+
+def _quoted_id(msg: WeixinMessage) -> str | None:
+    for item in msg.item_list or ():
+        ref = item.ref_msg
+        if ref is None:
+            continue
+        if ref.svr_id:
+            return ref.svr_id
+        if ref.message_item is not None and ref.message_item.msg_id:
+            return ref.message_item.msg_id
+    return None
