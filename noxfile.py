@@ -26,7 +26,10 @@ def e2e(session: nox.Session) -> None:
     """End to end on the real Node Puppet Service with wechaty-puppet-mock, plaintext and TLS.
 
     Needs Node.js and npm; the sidecar's npm packages are installed from the lock file in
-    wechat_sdk/adapters/wechaty/node/ into build/node-cache on the first run.
+    wechat_sdk/adapters/wechaty/node/ into build/node-cache on the first run. So is
+    Tencent's iLink client with its openclaw peer and Node 22 (tests/e2e/ilink_client/, npm
+    ci, about a minute and 1.1 GB the first time), which runs against
+    ``wechat-sdk simulator serve``.
     """
     session.install("-e", ".[test]")
     session.run(

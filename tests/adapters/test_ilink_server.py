@@ -596,3 +596,29 @@ async def test_bad_requests_are_answered_with_what_to_change(
     missing = await Client(http, server.base_url).poll()
     assert missing["ret"] == -1 and "Bearer" in missing["errmsg"]
     assert client.token not in json.dumps(world.events_log)
+
+
+# ------------------------------------------------------------------ the virtual clock
+
+
+async def test_long_polls_live_in_the_worlds_virtual_time(http: aiohttp.ClientSession) -> None:
+    world = SimulatedWeChat(seed=5)  # its own virtual clock
+    world.add_account("bot", transport="ilink")
+    async with await world.ilink_server() as server:
+        client = Client(http, server.base_url)
+        qr = asyncio.ensure_future(client.post("get_bot_qrcode?bot_type=3", {}))
+        await world.login("bot")
+        status = await client.get(f"get_qrcode_status?qrcode={(await qr)['qrcode']}")
+        client.token = status["bot_token"]
+        poll = asyncio.ensure_future(client.poll())
+        await asyncio.sleep(0.05)
+        await world.run_until_idle()  # an open poll keeps no world busy
+        assert not poll.done()
+        await world.advance(31)  # past the 30 s hold of the world's time
+        assert (await asyncio.wait_for(poll, 5))["msgs"] == []
+        poll = asyncio.ensure_future(client.poll())
+        await asyncio.sleep(0.05)
+        await world.say(ALICE, "in virtual time", account="bot")
+        got = await asyncio.wait_for(poll, 5)
+        assert got["msgs"][0]["item_list"][0]["text_item"]["text"] == "in virtual time"
+        assert got["msgs"][0]["create_time_ms"] == int(world.clock.now() * 1000)

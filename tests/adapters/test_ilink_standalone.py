@@ -1,0 +1,139 @@
+"""``wechat-sdk simulator serve``: the standalone iLink server in its own process, driven
+through its control API as a test in another language would drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulator.ilink.cdn import decrypt
+
+pytestmark = pytest.mark.slow  # a process of its own for each test
+
+ALICE = "alice@im.wechat"
+HEADERS = {"Content-Type": "application/json", "AuthorizationType": "ilink_bot_token"}
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[str]:
+    """The base URL of a ``simulator serve`` process on a free port, stopped after."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wechat_sdk",
+        "simulator",
+        "serve",
+        "--port",
+        "0",
+        "--poll-hold-ms",
+        "300",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    found = re.match(r"iLink server at (http://127\.0\.0\.1:\d+/)", first)
+    assert found, first
+    try:
+        yield found.group(1)
+    finally:
+        proc.terminate()
+        rest = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, rest[0].decode()
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None, token: str = ""
+) -> tuple[int, Any]:
+    headers = dict(HEADERS)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body) if body is not None else None
+    async with http.request(method, url, data=data, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def test_a_client_logs_in_hears_a_user_and_answers_through_the_standalone_server(
+    served: str,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        status, index = await call(http, "GET", f"{served}sim/")
+        assert status == 200 and index["cdn_base_url"] == f"{served}c2c"
+        _, qr = await call(http, "POST", f"{served}ilink/bot/get_bot_qrcode?bot_type=3", {})
+        status, account = await call(http, "POST", f"{served}sim/accounts/bot/login")
+        assert status == 200 and account["logged_in"]
+        _, login = await call(
+            http, "GET", f"{served}ilink/bot/get_qrcode_status?qrcode={qr['qrcode']}"
+        )
+        token = login["bot_token"]
+        assert login["ilink_bot_id"] == account["bot_id"]
+
+        said = {"from": ALICE, "account": "bot", "text": "hi", "media": {"kind": "image"}}
+        status, ids = await call(http, "POST", f"{served}sim/messages", said)
+        assert status == 201 and len(ids["message_ids"]) == 1
+        _, updates = await call(
+            http, "POST", f"{served}ilink/bot/getupdates", {"get_updates_buf": ""}, token
+        )
+        [msg] = updates["msgs"]
+        assert [i["type"] for i in msg["item_list"]] == [1, 2]
+        image = msg["item_list"][1]["image_item"]
+        async with http.get(image["media"]["full_url"]) as resp:
+            plain = decrypt(await resp.read(), bytes.fromhex(image["aeskey"]))
+        async with http.get(f"{served}sim/files/{ids['message_ids'][0]}") as resp:
+            assert plain == await resp.read()
+
+        reply = {
+            "msg": {
+                "to_user_id": ALICE,
+                "client_id": "c1",
+                "message_type": 2,
+                "message_state": 2,
+                "item_list": [{"type": 1, "text_item": {"text": "hello"}}],
+                "context_token": msg["context_token"],
+            }
+        }
+        _, sent = await call(http, "POST", f"{served}ilink/bot/sendmessage", reply, token)
+        assert sent["ret"] == 0
+        _, out = await call(http, "GET", f"{served}sim/sent?account=bot")
+        assert [(e["to"], e["text"]) for e in out] == [(ALICE, "hello")]
+
+        status, _ = await call(
+            http, "POST", f"{served}sim/faults", {"kind": "logout", "account": "bot"}
+        )
+        assert status == 200
+        _, expired = await call(http, "POST", f"{served}ilink/bot/getupdates", {}, token)
+        assert expired["errcode"] == -14
+        _, events = await call(http, "GET", f"{served}sim/events?since=0")
+        assert [e["event"] for e in events["events"]].count("logout") == 1
+
+
+async def test_the_control_api_says_what_to_change(served: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        status, err = await call(http, "POST", f"{served}sim/accounts", {"name": "x"})
+        assert status == 400 and '"id" is required' in err["error"]
+        status, made = await call(http, "POST", f"{served}sim/accounts", {"id": "second"})
+        assert status == 201 and made["bot_id"].endswith("@im.bot")
+        status, err = await call(http, "POST", f"{served}sim/accounts/second/scan")
+        assert status == 409 and "no iLink client is showing a QR code" in err["error"]
+        status, err = await call(http, "POST", f"{served}sim/accounts/nobody/login")
+        assert status == 404
+        status, err = await call(
+            http, "POST", f"{served}sim/messages", {"from": ALICE, "account": "nobody"}
+        )
+        assert status == 400 and "iLink account" in err["error"]
+        status, err = await call(
+            http, "POST", f"{served}sim/faults", {"kind": "earthquake", "account": "bot"}
+        )
+        assert status == 400 and "unknown fault 'earthquake'" in err["error"]
+        async with http.post(f"{served}sim/messages", data="{oops") as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"] == "the body is not JSON"
