@@ -109,9 +109,15 @@ class FakeModel:
         return out
 
     @staticmethod
-    def error_body(status: int) -> bytes:
-        kind = "rate_limit_exceeded" if status == 429 else "server_error"
-        message = "Rate limit reached" if status == 429 else "The server had an error"
+    def error_body(status: int, headers: dict[str, str]) -> bytes:
+        """An error as OpenAI words it; a 401 repeats the key it got, as OpenAI's does."""
+        if status == 401:
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            kind, message = "invalid_api_key", f"Incorrect API key provided: {key}"
+        elif status == 429:
+            kind, message = "rate_limit_exceeded", "Rate limit reached"
+        else:
+            kind, message = "server_error", "The server had an error"
         return json.dumps({"error": {"message": message, "type": kind, "code": kind}}).encode()
 
     # ------------------------------------------------------------ over HTTP
@@ -142,11 +148,12 @@ class FakeModel:
         from aiohttp import web
 
         body = await request.json()
-        step = self.next_step(body, {k.lower(): v for k, v in request.headers.items()})
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        step = self.next_step(body, headers)
         if step.status != 200:
             return web.Response(
                 status=step.status,
-                body=self.error_body(step.status),
+                body=self.error_body(step.status, headers),
                 content_type="application/json",
                 headers={"retry-after-ms": "10"},
             )
@@ -172,11 +179,12 @@ class FakeModel:
 
         async def handle(request: httpx.Request) -> httpx.Response:
             body = json.loads(request.content or b"{}")
-            step = self.next_step(body, {k.lower(): v for k, v in request.headers.items()})
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            step = self.next_step(body, headers)
             if step.status != 200:
                 return httpx.Response(
                     step.status,
-                    content=self.error_body(step.status),
+                    content=self.error_body(step.status, headers),
                     headers={"content-type": "application/json", "retry-after-ms": "10"},
                 )
             chunks = self.chunks(step, str(body.get("model", "")))

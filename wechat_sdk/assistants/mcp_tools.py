@@ -70,11 +70,16 @@ class McpServer:
         self._broken = asyncio.Event()
         self._stopping = asyncio.Event()
         self._first_try = asyncio.Event()
+        self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def up(self) -> bool:
         return self._session is not None
+
+    async def wait_up(self) -> None:
+        """Return once a session is open (at once when it is)."""
+        await self._up.wait()
 
     async def start(self, wait_s: float) -> None:
         """Start the supervisor; wait up to ``wait_s`` for the first connection (or its
@@ -150,6 +155,9 @@ class McpServer:
                 why,
                 extra={"account": "-"},
             )
+        # no call uses it from now on; the supervisor closes it and opens a new one
+        self._session = None
+        self._up.clear()
         self._broken.set()
 
     async def _supervise(self) -> None:
@@ -173,6 +181,7 @@ class McpServer:
                 )
             finally:
                 self._session = None
+                self._up.clear()
                 self.tools = ()
                 self._first_try.set()
             if self._stopping.is_set():
@@ -189,6 +198,7 @@ class McpServer:
             await session.initialize()
             self.tools = tuple(await _list_tools(self.key, session))
             self._session = session
+            self._up.set()
             self.sessions_opened += 1
             self._first_try.set()
             log.info(

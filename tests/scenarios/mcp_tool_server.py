@@ -1,0 +1,49 @@
+"""A tiny MCP server for the tests, written with the mcp SDK's FastMCP.
+
+``python mcp_tool_server.py`` serves over stdio; ``--http PORT`` over streamable HTTP on
+127.0.0.1 (at /mcp).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP("test-tools", log_level="WARNING")
+
+
+@server.tool()
+def add(a: int, b: int) -> str:
+    """Add two whole numbers."""
+    return str(a + b)
+
+
+@server.tool()
+def secret_word() -> str:
+    """The word of the day (only some groups may know it)."""
+    return "pineapple"
+
+
+@server.tool()
+def process_id() -> str:
+    """The server's process id (a restart changes it)."""
+    return str(os.getpid())
+
+
+@server.tool()
+def crash() -> str:
+    """Exit at once, as a server that dies."""
+    sys.stdout.flush()
+    os._exit(3)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+        server.settings.host = "127.0.0.1"
+        server.settings.port = int(sys.argv[2])
+        server.settings.log_level = "WARNING"
+        server.run("streamable-http")
+    else:
+        server.run()

@@ -1,0 +1,441 @@
+"""The assistant from the config, end to end on the simulator: a fake OpenAI-compatible
+server streaming real SSE over HTTP (through the official client), MCP tools from a real
+MCP server (FastMCP, over stdio and streamable HTTP), the group allowlist, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.fake_model import FakeModel, ModelStep
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.gateway import Gateway
+
+TOOL_SERVER = str(Path(__file__).with_name("mcp_tool_server.py"))
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
+KEY = "sk-test-0123456789abcdef"
+NOTICE = "The assistant is unavailable right now."
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[FakeModel]:
+    fake = FakeModel([ModelStep(text="hello")])
+    yield fake
+    await fake.close()
+
+
+async def start(
+    wechat: WeChatHarness,
+    fake: FakeModel,
+    *,
+    agent: dict[str, Any] | None = None,
+    tools_server: bool = False,
+    **wechat_keys: Any,
+) -> tuple[Gateway, ConfiguredAssistant]:
+    base_url = await fake.serve()
+    block: dict[str, Any] = {
+        "baseUrl": base_url,
+        "apiKey": KEY,
+        "model": "test-model",
+        "maxRetries": 1,
+        "failureText": NOTICE,
+    }
+    if tools_server:
+        block["mcpServers"] = {"tools": {"command": sys.executable, "args": [TOOL_SERVER]}}
+    block.update(agent or {})
+    assistant = ConfiguredAssistant()
+    keys = {**OPEN, **wechat_keys, "agent": block}
+    gw = await wechat.gateway(assistant, {"channels": {"wechat": keys}})
+    return gw, assistant
+
+
+async def answered(wechat: WeChatHarness, gw: Gateway) -> None:
+    """Every turn answered: virtual time moves while the model answers in real time."""
+    task = asyncio.ensure_future(gw.wait_idle())
+    async with asyncio.timeout(30):
+        while not task.done():
+            await wechat.world.run_until_idle()
+            await asyncio.sleep(0.005)
+
+
+async def say(wechat: WeChatHarness, gw: Gateway, sender: str, text: str, **kw: Any) -> None:
+    await wechat.world.say(sender, text, **kw)
+    await answered(wechat, gw)
+
+
+def offered(request: dict[str, Any]) -> set[str]:
+    return {t["function"]["name"] for t in request.get("tools", [])}
+
+
+def tool_replies(request: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+# ---------------------------------------------------------------- streaming
+
+
+async def test_the_answer_streams_in_blocks_by_the_draft_chunk_rules(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    text = " ".join(f"Sentence {i} of a long answer about the weather." for i in range(12))
+    model.script = [ModelStep(text=text, piece_chars=3)]
+    gw, _ = await start(
+        wechat, model, draftChunk={"minChars": 80, "maxChars": 150, "idleMs": 60_000}
+    )
+    await say(wechat, gw, "wxid_alice", "tell me about the weather")
+    blocks = wechat.world.texts(to="wxid_alice")
+    assert len(blocks) >= 3
+    assert all(len(b) <= 150 for b in blocks)
+    assert all(len(b) >= 80 for b in blocks[:-1])
+    assert squash("".join(blocks)) == squash(text)
+
+
+async def test_streaming_off_sends_the_whole_answer_flattened(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = [ModelStep(text="It is **sunny** today.\n\n- warm\n- dry")]
+    gw, _ = await start(wechat, model, streamMode="off")
+    await say(wechat, gw, "wxid_alice", "weather?")
+    (reply,) = wechat.world.texts(to="wxid_alice")
+    assert "**" not in reply  # markdown flattened as for any reply
+    assert "sunny" in reply and "warm" in reply
+
+
+# ---------------------------------------------------------------- what the model sees
+
+
+async def test_the_model_gets_the_prompt_the_dm_history_and_the_message(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = [ModelStep(text="Nice to meet you, Alice."), ModelStep(text="You are Alice.")]
+    gw, _ = await start(wechat, model, agent={"systemPrompt": "Be kind."})
+    await say(wechat, gw, "wxid_alice", "my name is Alice")
+    await say(wechat, gw, "wxid_alice", "who am I?")
+    messages = model.requests[1]["messages"]
+    assert messages[0]["role"] == "system" and messages[0]["content"].startswith("Be kind.")
+    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+        ("user", "my name is Alice"),
+        ("assistant", "Nice to meet you, Alice."),
+        ("user", "who am I?"),
+    ]
+
+
+async def test_in_a_group_the_model_sees_who_said_what(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    world = wechat.world
+    world.add_contact("wxid_carol", name="Carol")
+    world.add_contact("wxid_dave", name="Dave")
+    world.add_room("hike@chatroom", topic="Hiking", members=["wxid_carol", "wxid_dave"])
+    gw, _ = await start(wechat, model)
+    await say(wechat, gw, "wxid_carol", "who brings the map?", room="hike@chatroom")
+    await say(wechat, gw, "wxid_dave", "bot, any ideas?", room="hike@chatroom", mention=True)
+    (request,) = model.requests
+    users = [m["content"] for m in request["messages"] if m["role"] == "user"]
+    assert users[0] == "Carol: who brings the map?"
+    assert users[-1].startswith("Dave: ") and "any ideas?" in users[-1]
+    assert '"Hiking"' in request["messages"][0]["content"]
+
+
+async def test_each_conversation_has_its_own_user_key_and_headers(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    gw, _ = await start(
+        wechat,
+        model,
+        agent={"headers": {"x-openclaw-agent-id": "main", "x-session": "wx-{conversationId}"}},
+    )
+    await say(wechat, gw, "wxid_alice", "hi")
+    await say(wechat, gw, "wxid_bob", "hi")
+    assert [r["user"] for r in model.requests] == [
+        "wechat:default:wxid_alice",
+        "wechat:default:wxid_bob",
+    ]
+    assert [h["x-session"] for h in model.headers] == ["wx-wxid_alice", "wx-wxid_bob"]
+    assert model.headers[0]["x-openclaw-agent-id"] == "main"
+    assert model.headers[0]["authorization"] == f"Bearer {KEY}"
+
+
+# ---------------------------------------------------------------- tools
+
+
+def calling(name: str, arguments: dict[str, Any], then: str = "done") -> Any:
+    """A model that calls ``name`` once, then answers with what the tool said."""
+
+    def script(body: dict[str, Any]) -> ModelStep:
+        replies = tool_replies(body)
+        if replies:
+            return ModelStep(text=f"{then}: {replies[-1]}")
+        return ModelStep(tool_calls=[(name, arguments)])
+
+    return script
+
+
+async def test_an_mcp_tool_is_called_and_its_result_reaches_the_user(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = calling("add", {"a": 2, "b": 40}, then="the sum is")
+    gw, _ = await start(wechat, model, tools_server=True)
+    await say(wechat, gw, "wxid_alice", "what is 2 + 40?")
+    assert wechat.world.texts(to="wxid_alice") == ["the sum is: 42"]
+    assert offered(model.requests[0]) >= {"add", "secret_word", "process_id"}
+
+
+async def test_groups_get_only_the_tools_their_allowlist_names(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = wechat.world
+    for room in ("all@chatroom", "sums@chatroom"):
+        world.add_room(room, topic=room, members=["wxid_carol"])
+    model.script = calling("secret_word", {})
+    gw, _ = await start(
+        wechat,
+        model,
+        tools_server=True,
+        groups={
+            "all@chatroom": {"requireMention": False, "tools": ["tools"]},  # the server's key
+            "sums@chatroom": {"requireMention": False, "tools": ["add", "weather"]},
+        },
+    )
+    ran: list[str] = []
+
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return "sunny"
+
+    gw.tools.register("weather", weather)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_carol", "the word?", room="all@chatroom")
+    await say(wechat, gw, "wxid_carol", "the word?", room="sums@chatroom")
+    await say(wechat, gw, "wxid_alice", "the word?")  # a DM: every tool
+    all_tools, sums, dm = (model.requests[i] for i in (0, 2, 4))
+    assert offered(all_tools) == {"add", "secret_word", "process_id", "crash"}
+    assert offered(sums) == {"add", "weather"}
+    assert offered(dm) == {"add", "secret_word", "process_id", "crash", "weather"}
+    # where it was offered the tool ran; where not, the call was refused and never run
+    assert tool_replies(model.requests[1]) == ["pineapple"]
+    (refusal,) = tool_replies(model.requests[3])
+    assert "not available" in refusal and "pineapple" not in refusal
+    assert "pineapple" not in world.texts(room="sums@chatroom")[0]
+    assert "reason=tool_not_allowed" in caplog.text
+    assert ran == []
+
+
+async def test_a_python_tool_gets_checked_arguments(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = calling("forecast", {"city": "Paris", "days": "3"})
+    gw, _ = await start(wechat, model)
+    calls: list[tuple[str, int]] = []
+
+    async def forecast(city: str, days: int = 1) -> str:
+        """The forecast for a city."""
+        calls.append((city, days))
+        return f"{days} sunny days in {city}"
+
+    gw.tools.register("forecast", forecast)
+    await say(wechat, gw, "wxid_alice", "Paris?")
+    assert calls == [("Paris", 3)]
+    (tool,) = model.requests[0]["tools"]
+    assert tool["function"]["description"] == "The forecast for a city."
+    assert tool["function"]["parameters"]["required"] == ["city"]
+    assert wechat.world.texts(to="wxid_alice") == ["done: 3 sunny days in Paris"]
+
+
+async def test_bad_tool_arguments_are_sent_back_not_run(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = calling("forecast", {"town": "Paris"})
+    gw, _ = await start(wechat, model)
+    calls: list[str] = []
+    gw.tools.register("forecast", lambda city: calls.append(city))
+    await say(wechat, gw, "wxid_alice", "Paris?")
+    assert calls == []
+    (reply,) = tool_replies(model.requests[1])
+    assert "bad arguments" in reply and "city" in reply
+
+
+async def test_tool_rounds_are_bounded(wechat: WeChatHarness, model: FakeModel) -> None:
+    def script(body: dict[str, Any]) -> ModelStep:
+        if "tools" in body:  # a model that would call tools forever
+            return ModelStep(tool_calls=[("add", {"a": 1, "b": 1})])
+        return ModelStep(text="I give up on tools.")
+
+    model.script = script
+    gw, _ = await start(wechat, model, tools_server=True, agent={"maxToolRounds": 2})
+    await say(wechat, gw, "wxid_alice", "count")
+    assert ["tools" in r for r in model.requests] == [True, True, False]
+    assert wechat.world.texts(to="wxid_alice") == ["I give up on tools."]
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_a_429_is_retried_and_the_answer_arrives_once(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = [ModelStep(status=429), ModelStep(text="Here you go.")]
+    gw, _ = await start(wechat, model)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["Here you go."]
+    assert len(model.requests) == 2
+
+
+async def test_a_model_that_keeps_failing_gets_the_notice_not_a_traceback(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    model.script = [ModelStep(status=500)]
+    gw, _ = await start(wechat, model)
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert len(model.requests) == 2  # maxRetries 1
+    assert "reason=model_unavailable" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_stream_cut_after_text_sends_the_half_and_the_notice_once(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    text = "The first half of the answer is here. And the second half"
+    model.script = [ModelStep(text=text, piece_chars=10, cut_after=5)]
+    gw, _ = await start(wechat, model)
+    await say(wechat, gw, "wxid_alice", "hi")
+    sent = "\n".join(wechat.world.texts(to="wxid_alice"))
+    assert sent.count("The first half") == 1
+    assert sent.count(NOTICE) == 1 and sent.rstrip().endswith(NOTICE)
+    assert len(model.requests) == 1  # text went out: asking again would repeat it
+
+
+async def test_a_stream_cut_before_any_text_is_asked_again(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = [
+        ModelStep(tool_calls=[("add", {"a": 1, "b": 2})], cut_after=2),
+        ModelStep(text="All good."),
+    ]
+    gw, _ = await start(wechat, model)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["All good."]
+    assert len(model.requests) == 2
+
+
+async def test_the_api_key_never_shows(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    model.script = [ModelStep(status=401)]  # its message repeats the key, as OpenAI's does
+    gw, _ = await start(wechat, model)
+    caplog.set_level(logging.DEBUG)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert "reason=model_refused" in caplog.text
+    assert "Incorrect API key provided: ***" in caplog.text
+    shown = [
+        caplog.text,
+        json.dumps([s.to_json() for s in gw.status()]),
+        json.dumps([e.text for e in wechat.world.transcript]),
+        repr(gw.config),
+    ]
+    assert all(KEY not in text for text in shown)
+
+
+# ---------------------------------------------------------------- MCP servers
+
+
+async def test_mcp_servers_start_with_the_gateway_and_stop_with_it(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = calling("process_id", {})
+    gw, assistant = await start(wechat, model, tools_server=True)
+    server = assistant.mcp_servers["tools"]
+    assert server.up and server.sessions_opened == 1
+    await say(wechat, gw, "wxid_alice", "pid?")
+    pid = int(tool_replies(model.requests[1])[0])
+    await gw.close()
+    assert not server.up
+    assert not _alive(pid)
+
+
+async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: FakeModel) -> None:
+    model.script = calling("crash", {})
+    gw, assistant = await start(wechat, model, tools_server=True)
+    server = assistant.mcp_servers["tools"]
+    await say(wechat, gw, "wxid_alice", "crash it")
+    assert "stopped" in tool_replies(model.requests[1])[0]
+    async with asyncio.timeout(20):
+        await server.wait_up()  # (a new session: the call found the old one closed)
+    assert server.sessions_opened == 2
+    model.script = calling("add", {"a": 1, "b": 2})
+    await say(wechat, gw, "wxid_alice", "1 + 2?")
+    assert wechat.world.texts(to="wxid_alice")[-1] == "done: 3"
+
+
+@pytest.fixture
+def http_tool_server() -> Any:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, TOOL_SERVER, "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail("the MCP HTTP server did not start")
+                import time
+
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_an_mcp_server_over_streamable_http(
+    wechat: WeChatHarness, model: FakeModel, http_tool_server: str
+) -> None:
+    model.script = calling("add", {"a": 20, "b": 22}, then="sum")
+    gw, _ = await start(
+        wechat,
+        model,
+        agent={"mcpServers": {"remote": {"url": http_tool_server, "headers": {"x-token": "t"}}}},
+    )
+    await say(wechat, gw, "wxid_alice", "20 + 22?")
+    assert wechat.world.texts(to="wxid_alice") == ["sum: 42"]
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not reaped yet) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
