@@ -1,0 +1,183 @@
+"""Webhooks out: the gateway's events POSTed to real HTTP endpoints (aiohttp servers on
+127.0.0.1), each request verified with the ``standardwebhooks`` reference library; at least
+once through endpoint outages and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from webhook_receiver import Receiver, eventually, whsec
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.clock import VirtualClock
+from wechat_sdk.config.integrations import WebhookEndpoint
+from wechat_sdk.stores import MemoryStore
+from wechat_sdk.webhooks import RETRY_SCHEDULE_S, WebhookDispatcher
+
+R1 = "r1@chatroom"
+
+
+async def echo(turn: AgentTurn) -> str:
+    return f"echo: {turn.text}"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver(whsec(1)).start()
+    yield r
+    await r.close()
+
+
+def hooks(*receivers: Receiver, events: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "webhooks": [
+            {"url": r.url, "secret": r.secret, **({"events": events} if events else {})}
+            for r in receivers
+        ]
+    }
+
+
+async def test_a_conversation_arrives_signed_event_by_event(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    wechat.world.add_room(id=R1, topic="Team", members=["wxid_alice"])
+    await wechat.gateway(echo, allowFrom=["wxid_alice"], **hooks(receiver))
+    world = wechat.world
+    await receiver.wait_for(1, "account.ready")
+
+    await world.say("wxid_alice", "hello")
+    await world.say("wxid_alice", "lunch?", room=R1)  # not mentioned: dropped
+    await world.say("wxid_stranger", "hi bot")  # a pairing code
+    await world.run_until_idle()
+    await receiver.wait_for(1, "pairing.requested")
+    await receiver.wait_for(1, "reply.sent")
+
+    assert all(r.error is None for r in receiver.received)  # every signature held
+    received = receiver.events("message.received")
+    assert [
+        (e["data"]["senderId"], e["data"]["decision"], e["data"]["reason"]) for e in received
+    ] == [
+        ("wxid_alice", "answered", None),
+        ("wxid_alice", "dropped", "no_mention"),
+        ("wxid_stranger", "dropped", "pairing_required"),
+    ]
+    (reply,) = receiver.events("reply.sent")
+    assert reply["data"]["text"] == "echo: hello"
+    assert reply["data"]["inReplyTo"] == received[0]["data"]["messageId"]
+    (pairing,) = receiver.events("pairing.requested")
+    assert pairing["data"]["senderId"] == "wxid_stranger"
+    code = pairing["data"]["code"]
+    assert code in world.texts(to="wxid_stranger")[0]  # the code the stranger was sent
+    assert set(pairing) == {"type", "timestamp", "data"}  # the Standard Webhooks shape
+    assert receiver.events("account.qr")[0]["data"]["qrUrl"].startswith("https://")
+
+
+async def test_approving_through_the_gateway_is_an_event(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    gw = await wechat.gateway(
+        echo, **hooks(receiver, events=["pairing.requested", "pairing.approved"])
+    )
+    await wechat.world.say("wxid_stranger", "hi bot")
+    await wechat.world.run_until_idle()
+    (requested,) = await receiver.wait_for(1, "pairing.requested")
+    await gw.pairing.approve(requested["data"]["code"].lower())
+    (approved,) = await receiver.wait_for(1, "pairing.approved")
+    assert approved["data"] == {
+        "accountId": "default",
+        "code": requested["data"]["code"],
+        "senderId": "wxid_stranger",
+    }
+    # only what it subscribed to
+    assert {r.type for r in receiver.received} == {"pairing.requested", "pairing.approved"}
+
+
+async def test_an_endpoint_down_gets_the_event_later_with_the_same_webhook_id(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    receiver.answers = [503, 500]  # down for two attempts
+    await wechat.gateway(
+        echo, dmPolicy="open", allowFrom=["*"], **hooks(receiver, events=["reply.sent"])
+    )
+    await wechat.world.say("wxid_alice", "hello")
+    await wechat.world.run_until_idle()
+    await receiver.wait_attempts(1)
+    assert receiver.events() == []
+    await wechat.world.advance(RETRY_SCHEDULE_S[1])  # the first retry: 503 again
+    await wechat.world.advance(RETRY_SCHEDULE_S[2])  # the second: taken
+    (event,) = await receiver.wait_for(1)
+    assert event["data"]["text"] == "echo: hello"
+    ids = {r.headers["webhook-id"] for r in receiver.received}
+    assert len(receiver.received) == 3 and len(ids) == 1  # three attempts, one webhook-id
+    stamps = [int(r.headers["webhook-timestamp"]) for r in receiver.received]
+    assert stamps == sorted(stamps)  # each attempt signed anew
+
+
+async def test_a_slow_endpoint_holds_up_neither_replies_nor_other_endpoints(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    slow = await Receiver(whsec(2)).start()
+    slow.held = True  # takes each request and answers nothing until released
+    try:
+        await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **hooks(slow, receiver))
+        for n in range(3):
+            await wechat.world.say("wxid_alice", f"message {n}")
+        await wechat.world.run_until_idle()
+        assert wechat.world.texts(to="wxid_alice") == [f"echo: message {n}" for n in range(3)]
+        await receiver.wait_for(3, "reply.sent")
+        assert slow.events() == []  # still holding the first one
+        slow.release()
+        await slow.wait_for(3, "reply.sent")
+    finally:
+        await slow.close()
+
+
+async def test_events_queued_while_the_endpoint_is_down_arrive_after_a_restart(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    url, port = receiver.url, receiver.server.port
+    await receiver.close()  # nothing listens: every attempt is refused
+    config = hooks(receiver, events=["message.received", "reply.sent"])
+    gw = await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+    await wechat.world.say("wxid_alice", "hello")
+    await wechat.world.run_until_idle()
+    # the first attempts fail
+    await eventually(lambda: all(d.attempts for d in gw.store.webhooks.pending(url)))
+    queued = gw.store.webhooks.pending(url)
+    assert [d.event_type for d in queued] == ["message.received", "reply.sent"]
+    await gw.close()
+
+    back = await Receiver(receiver.secret, port=port).start()  # up again
+    try:
+        await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+        await wechat.world.advance(RETRY_SCHEDULE_S[2])  # (past any retry's wait so far)
+        events = await back.wait_for(2)
+        assert [e["type"] for e in events] == ["message.received", "reply.sent"]
+        assert {r.headers["webhook-id"] for r in back.received} == {d.message_id for d in queued}
+    finally:
+        await back.close()
+
+
+async def test_an_event_is_given_up_after_its_last_retry() -> None:
+    clock = VirtualClock()
+    store = MemoryStore()
+    receiver = await Receiver(whsec(3)).start()
+    receiver.answers = [500] * 3
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, clock, schedule=(0, 1, 1))
+    dispatcher.start()
+    try:
+        dispatcher.publish("account.ready", {"accountId": "default"})
+        for attempt in range(1, 4):
+            await receiver.wait_attempts(attempt)
+            await clock.advance(1)
+        await eventually(lambda: not store.webhooks.pending())
+        assert len(receiver.received) == 3  # three attempts, then no more
+        await clock.advance(3600)
+        assert len(receiver.received) == 3
+    finally:
+        await dispatcher.close()
+        await receiver.close()
