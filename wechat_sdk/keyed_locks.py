@@ -8,8 +8,6 @@ for it, and is dropped when the last of them is done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 __all__ = ["KeyedLocks"]
 
@@ -20,6 +18,39 @@ class _Entry:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+
+
+class _Hold:
+    """One ``async with locks.hold(key)``: a class, not a generator-based context
+    manager, as it is taken twice for every message answered."""
+
+    __slots__ = ("_entries", "_entry", "_key")
+
+    def __init__(self, entries: dict[str, _Entry], key: str) -> None:
+        self._entries = entries
+        self._key = key
+
+    async def __aenter__(self) -> None:
+        entry = self._entries.get(self._key)
+        if entry is None:
+            entry = self._entries[self._key] = _Entry()
+        self._entry = entry
+        entry.users += 1
+        try:
+            await entry.lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entry.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        entry = self._entry
+        entry.users -= 1
+        if entry.users == 0:
+            del self._entries[self._key]
 
 
 class KeyedLocks:
@@ -37,20 +68,10 @@ class KeyedLocks:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """Hold the key's lock for the block (waiting for it first, if it is held)."""
-        entry = self._entries.get(key)
-        if entry is None:
-            entry = self._entries[key] = _Entry()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[key]
+    def hold(self, key: str) -> _Hold:
+        """Hold the key's lock for an ``async with`` block (waiting for it first, if it is
+        held)."""
+        return _Hold(self._entries, key)
 
     def __len__(self) -> int:
         """Keys whose lock is in use (held or waited for)."""

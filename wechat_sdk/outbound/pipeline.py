@@ -12,7 +12,6 @@ keeps them in its outbox and sends them after a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -88,6 +87,28 @@ class ReplyPlan:
             self.watcher.done(message)
 
 
+class _Replying:
+    """One ``async with outbound.replying(conversation)`` (a class: it is taken for
+    every reply)."""
+
+    __slots__ = ("_conversation", "_hold", "_outbound")
+
+    def __init__(self, outbound: Outbound, conversation_id: str) -> None:
+        self._outbound = outbound
+        self._conversation = conversation_id
+        self._hold = outbound._locks.hold(conversation_id)
+
+    async def __aenter__(self) -> None:
+        await self._hold.__aenter__()
+        self._outbound.in_flight += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        outbound = self._outbound
+        outbound.in_flight -= 1
+        outbound._last_chunk.pop(self._conversation, None)
+        await self._hold.__aexit__(*exc_info)
+
+
 class Outbound:
     """Replies of one account."""
 
@@ -133,17 +154,11 @@ class Outbound:
                 raise
         return "\n\n".join(sent)
 
-    @contextlib.asynccontextmanager
-    async def replying(self, conversation_id: str) -> AsyncIterator[None]:
-        """Hold the conversation for one reply, as :meth:`deliver` does: nothing else is
-        sent to it meanwhile, and the messages sent inside keep the gap between chunks."""
-        async with self._locks.hold(conversation_id):
-            self.in_flight += 1
-            try:
-                yield
-            finally:
-                self.in_flight -= 1
-                self._last_chunk.pop(conversation_id, None)
+    def replying(self, conversation_id: str) -> _Replying:
+        """Hold the conversation for one reply (``async with``), as :meth:`deliver` does:
+        nothing else is sent to it meanwhile, and the messages sent inside keep the gap
+        between chunks."""
+        return _Replying(self, conversation_id)
 
     def _messages(self, reply: Reply) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own."""
