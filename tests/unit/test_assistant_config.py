@@ -1,0 +1,140 @@
+"""The ``agent`` block: validation with the key named, `config check`, the choice of the
+assistant by `gateway run`, and what importing the assistant loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wechat_sdk.agents import echo
+from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.cli import cli
+from wechat_sdk.config import ConfigError, accounts_of, parse_config
+from wechat_sdk.config.reference import reference_rows
+from wechat_sdk.gateway.service import agent_from_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env=env or {})
+    return [str(p) for p in info.value.problems]
+
+
+def test_an_unknown_provider_names_its_key() -> None:
+    assert problems('{channels: {wechat: {agent: {provider: "anthropic", model: "m"}}}}') == [
+        'channels.wechat.agent.provider: expected one of openai, got "anthropic"'
+    ]
+
+
+def test_a_missing_model_names_its_key_also_under_an_account() -> None:
+    text = '{channels: {wechat: {accounts: {work: {agent: {baseUrl: "http://x/v1"}}}}}}'
+    assert problems(text) == ["channels.wechat.accounts.work.agent.model: required key is missing"]
+
+
+def test_an_mcp_server_needs_a_command_or_a_url() -> None:
+    text = """{channels: {wechat: {agent: {model: "m", mcpServers: {
+        both: {command: "uvx", url: "http://127.0.0.1:9/mcp"},
+        neither: {args: ["x"]},
+        ftp: {url: "ftp://host/mcp"},
+    }}}}}"""
+    found = problems(text)
+    assert [p.split(":")[0] for p in found] == [
+        "channels.wechat.agent.mcpServers.both",
+        "channels.wechat.agent.mcpServers.neither",
+        "channels.wechat.agent.mcpServers.ftp",
+    ]
+    assert "one of them" in found[0]
+    assert "http://" in found[2]
+
+
+def test_the_api_key_comes_from_the_environment_and_stays_secret() -> None:
+    config = parse_config(
+        '{channels: {wechat: {agent: {model: "m", apiKey: "${MY_KEY}"}}}}',
+        env={"MY_KEY": "sk-from-env-123456"},
+    )
+    agent = accounts_of(config).default.settings.agent
+    assert agent is not None and agent.apiKey is not None
+    assert agent.apiKey.get_secret_value() == "sk-from-env-123456"
+    assert "sk-from-env" not in repr(config) + str(config.model_dump())
+    assert problems('{channels: {wechat: {agent: {model: "m", apiKey: "${NO_SUCH}"}}}}') == [
+        "channels.wechat.agent.apiKey: environment variable NO_SUCH is not set "
+        "(set it, or write $${NO_SUCH} for a literal)"
+    ]
+
+
+def test_an_account_agent_replaces_the_top_level_one() -> None:
+    config = parse_config(
+        """{channels: {wechat: {agent: {model: "big", temperature: 0.2},
+           accounts: {home: {}, work: {agent: {model: "small"}}}}}}"""
+    )
+    accounts = accounts_of(config)
+    home, work = accounts["home"].settings.agent, accounts["work"].settings.agent
+    assert home is not None and (home.model, home.temperature) == ("big", 0.2)
+    assert work is not None and (work.model, work.temperature) == ("small", None)
+
+
+def test_the_reference_lists_the_agent_keys() -> None:
+    keys = {row[0] for row in reference_rows()}
+    assert {
+        "channels.wechat.agent.model",
+        "channels.wechat.agent.apiKey",
+        "channels.wechat.agent.mcpServers.<id>.command",
+        "channels.wechat.agent.mcpServers.<id>.url",
+    } <= keys
+
+
+def test_gateway_run_without_agent_uses_the_config() -> None:
+    with_agent = parse_config('{channels: {wechat: {agent: {model: "m"}}}}')
+    without = parse_config("{channels: {wechat: {}}}")
+    assert isinstance(agent_from_config(with_agent), ConfiguredAssistant)
+    assert agent_from_config(without) is echo
+
+
+def check(tmp_path: Path, text: str) -> tuple[int, str]:
+    file = tmp_path / "config.json5"
+    file.write_text(text)
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(file)])
+    return result.exit_code, result.output
+
+
+def test_config_check_refuses_an_mcp_command_that_is_not_installed(tmp_path: Path) -> None:
+    servers = {
+        "time": {"command": "no-such-mcp-program-here", "args": ["x"]},
+        "ok": {"command": sys.executable},
+    }
+    agent = {"model": "m", "mcpServers": servers}
+    code, out = check(
+        tmp_path, json.dumps({"channels": {"wechat": {"puppet": "simulator", "agent": agent}}})
+    )
+    assert code != 0
+    assert "channels.wechat.agent.mcpServers.time.command" in out
+    assert "no-such-mcp-program-here" in out and "PATH" in out
+    assert "mcpServers.ok" not in out
+
+
+def test_config_check_accepts_a_working_agent_block(tmp_path: Path) -> None:
+    code, out = check(
+        tmp_path,
+        '{channels: {wechat: {puppet: "simulator", agent: {model: "m", apiKey: "sk-abcdef123"}}}}',
+    )
+    assert code == 0, out
+    assert "sk-abcdef123" not in out
+
+
+def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:
+    script = (
+        "import wechat_sdk.assistants, wechat_sdk.gateway.gateway, sys, json\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('openai', 'mcp', 'httpx', 'aiohttp'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == []

@@ -1,0 +1,119 @@
+"""What the model is given: the turn as messages (images, voice, quotes) and the schema of
+a Python tool from its type hints."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pytest
+from pydantic import Field
+
+from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem
+from wechat_sdk.assistants.context import turn_messages
+from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
+
+
+def messages(turn: AgentTurn, **kw: Any) -> list[dict[str, Any]]:
+    options: dict[str, Any] = {"system_prompt": "Be brief.", "vision": True}
+    options.update(kw)
+    options.setdefault("image_max_bytes", 1000)
+    return turn_messages(turn, **options)
+
+
+def dm(text: str = "hi", **kw: Any) -> AgentTurn:
+    return AgentTurn("default", "direct", "wxid_alice", "Alice", text, **kw)
+
+
+def image(tmp_path: Path, size: int = len(PNG)) -> MediaItem:
+    path = tmp_path / "photo.png"
+    path.write_bytes(PNG.ljust(size, b"\0"))
+    return MediaItem("image", path, "image/png", size, "photo.png")
+
+
+def test_an_image_is_given_as_vision_content(tmp_path: Path) -> None:
+    content = messages(dm("what is this?", media=(image(tmp_path),)))[-1]["content"]
+    assert content[0] == {"type": "text", "text": "what is this?"}
+    url = content[1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == PNG
+
+
+@pytest.mark.parametrize("case", ["too_large", "vision_off"])
+def test_an_image_not_shown_is_named(tmp_path: Path, case: str) -> None:
+    item = image(tmp_path, 5000 if case == "too_large" else len(PNG))
+    content = messages(dm("look", media=(item,)), vision=case != "vision_off")[-1]["content"]
+    assert content == "[image: photo.png]\nlook"
+
+
+def test_voice_arrives_as_its_transcript_and_a_quote_as_its_text() -> None:
+    voice = MediaItem("voice", None, "audio/silk", 900, "v.silk", 3.0, transcript="call mom")
+    content = messages(dm("", media=(voice,), quoted_text="the shopping list"))[-1]["content"]
+    assert content == "(replying to: the shopping list)\ncall mom"
+
+
+def test_a_voice_without_transcript_is_named() -> None:
+    voice = MediaItem("voice", None, "audio/silk", 900, "v.silk", 3.0)
+    assert messages(dm("", media=(voice,)))[-1]["content"] == "[voice message: v.silk, 3 s]"
+
+
+def test_the_failure_notice_is_not_given_back_as_the_models_words() -> None:
+    history = (
+        HistoryEntry("user", "wxid_alice", "Alice", "hi", 1.0),
+        HistoryEntry("assistant", "bot", "Bot", "Half an answer\n\nSorry, try again.", 2.0),
+        HistoryEntry("user", "wxid_alice", "Alice", "again", 3.0),
+        HistoryEntry("assistant", "bot", "Bot", "Sorry, try again.", 4.0),
+    )
+    got = messages(dm("third", history=history), failure_text="Sorry, try again.")
+    assert [(m["role"], m["content"]) for m in got[1:]] == [
+        ("user", "hi"),
+        ("assistant", "Half an answer"),
+        ("user", "again"),
+        ("user", "third"),
+    ]
+
+
+def test_a_python_tool_schema_comes_from_its_hints() -> None:
+    def forecast(
+        city: Annotated[str, Field(description="the city's name")],
+        days: int = 1,
+        units: Literal["metric", "imperial"] = "metric",
+    ) -> str:
+        """The weather forecast.
+
+        More words the model does not need."""
+        return ""
+
+    spec = describe_python_tool(forecast)
+    assert spec.description == "The weather forecast."
+    params = spec.parameters
+    assert params["required"] == ["city"]
+    assert params["properties"]["city"] == {"type": "string", "description": "the city's name"}
+    assert params["properties"]["days"] == {"type": "integer", "default": 1}
+    assert params["properties"]["units"]["enum"] == ["metric", "imperial"]
+    assert spec.parse('{"city": "Oslo", "days": "2"}') == {
+        "city": "Oslo",
+        "days": 2,
+        "units": "metric",
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("{", "not JSON"),
+        ("[1]", "JSON object"),
+        ("{}", "city: Field required"),
+        ('{"city": "Oslo", "days": "many"}', "days"),
+        ('{"city": "Oslo", "color": "red"}', "color"),
+    ],
+)
+def test_bad_arguments_say_what_is_wrong(raw: str, says: str) -> None:
+    def forecast(city: str, days: int = 1) -> str:
+        return ""
+
+    with pytest.raises(BadToolArguments, match=says):
+        describe_python_tool(forecast).parse(raw)
