@@ -34,7 +34,10 @@ The API (names kept stable for the iLink adapter and the gateway):
   the said text, the server's transcript).
 - Outbound: each accepted ``sendmessage`` is in ``world.transcript`` /
   ``world.sent(...)`` / ``world.texts(...)`` like any puppet's send, media decrypted from
-  the CDN (a bot's voice item is accepted and dropped, as the real server does).
+  the CDN (a bot's voice item is accepted and dropped, as the real server does). A
+  ``sendmessage`` needs the user's ``context_token`` and a ``client_id``; a second one
+  with a ``client_id`` already accepted (a retry) is answered with the first one's
+  ``message_id`` and not sent again.
 - Faults, ``world.fault(kind, account="bot", count=1, seconds=None)``: ``logout`` (the
   session expires: every call with its token answers ``errcode -14``), ``rate_limit``
   (``sendmessage`` answers ``ret -2``), ``duplicate_next`` (the next user message is

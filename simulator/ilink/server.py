@@ -322,15 +322,15 @@ class ILinkServer:
             to, items = read_outbound(bot, body.get("msg"))
         except WireError as exc:
             return _error(REFUSED, str(exc))
+        client_id = str(body["msg"]["client_id"])
+        if client_id in bot.client_ids:  # a retry: one message per client_id
+            world._log(sim, "client_id_repeated", to=to)
+            return _answer({"ret": 0, "message_id": bot.client_ids[client_id]})
         window = bot.window(to)
         refusal = window.refusal(world.time.now())
         if refusal is not None:
             world._log(sim, "window_closed", to=to, reason=refusal)
             return _error(REFUSED, refusal)
-        client_id = body["msg"].get("client_id")
-        if client_id in bot.client_ids:
-            world._log(sim, "client_id_reused", client_id=client_id)
-        bot.client_ids.add(client_id)
         window.bot_sent()
         last = None
         for item in items:
@@ -339,6 +339,7 @@ class ILinkServer:
                 continue
             last = world.record_out(sim, to, item.text, item.media, data=item.data)
         wire_id = self.state.wire_id(last) if last is not None else 0
+        bot.client_ids[client_id] = wire_id
         if sim.faults and world._take_fault(sim, "send_lost_reply"):
             if request.transport is not None:
                 request.transport.close()  # accepted, but the answer never arrives

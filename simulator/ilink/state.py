@@ -98,7 +98,8 @@ class ILinkBot:
     windows: dict[str, ReplyWindow] = field(default_factory=dict)
     typing_tickets: dict[str, str] = field(default_factory=dict)
     typing: dict[str, int] = field(default_factory=dict)  # user -> 1 typing, 2 cancelled
-    client_ids: set[object] = field(default_factory=set)  # of the accepted sendmessage calls
+    #: client_id -> message_id of each accepted sendmessage (a retry is answered, not sent)
+    client_ids: dict[str, int] = field(default_factory=dict)
     #: the number of the poll allowed to answer (a newer poll ends an older one)
     poll_generation: int = 0
     disconnects: int = 0  # bumped by the disconnect fault: open polls are cut

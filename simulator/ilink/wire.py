@@ -152,6 +152,9 @@ def read_outbound(bot: ILinkBot, msg: object) -> tuple[str, list[OutItem]]:
     to = msg.get("to_user_id")
     if not isinstance(to, str) or not to:
         raise WireError("msg.to_user_id is required")
+    client_id = msg.get("client_id")
+    if not isinstance(client_id, str) or not client_id:
+        raise WireError("msg.client_id is required (unique per message)")
     if msg.get("message_type") != MESSAGE_TYPE_BOT:
         raise WireError("msg.message_type must be 2 (a bot message)")
     token = msg.get("context_token")

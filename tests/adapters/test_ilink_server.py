@@ -90,11 +90,13 @@ class Client:
     async def poll(self, buf: str = "") -> dict[str, Any]:
         return await self.post("getupdates", {"get_updates_buf": buf})
 
-    async def send_text(self, to: str, text: str, context_token: str | None) -> dict[str, Any]:
+    async def send_text(
+        self, to: str, text: str, context_token: str | None, client_id: str = ""
+    ) -> dict[str, Any]:
         msg: dict[str, Any] = {
             "from_user_id": "",
             "to_user_id": to,
-            "client_id": f"test-{os.urandom(6).hex()}",
+            "client_id": client_id or f"test-{os.urandom(6).hex()}",
             "message_type": 2,
             "message_state": 2,
             "item_list": [{"type": 1, "text_item": {"text": text}}],
@@ -574,6 +576,21 @@ async def test_send_faults_answer_as_a_broken_server_would(
     assert world.texts() == ["went out"]
     world.fault("disconnect", "bot")
     assert (await client.poll(""))["ret"] == 0  # the fault cut polls open at the time only
+
+
+async def test_a_retry_under_the_same_client_id_is_answered_and_not_sent_twice(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    world.fault("send_lost_reply", "bot")
+    with pytest.raises((aiohttp.ClientError, AssertionError)):
+        await client.send_text(ALICE, "once", msg["context_token"], client_id="c-1")
+    again = await client.send_text(ALICE, "once", msg["context_token"], client_id="c-1")
+    assert again["ret"] == 0 and again["message_id"]
+    assert world.texts(to=ALICE) == ["once"]
+    other = await client.send_text(ALICE, "twice", msg["context_token"], client_id="c-2")
+    assert other["message_id"] != again["message_id"]
 
 
 # ------------------------------------------------------------------ bad requests
