@@ -70,7 +70,12 @@ class Unreachable(ILinkError):
 
 
 class BadAnswer(ILinkError):
-    """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body)."""
+    """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body).
+    ``status``: the HTTP status when it was an error status (the call was not taken)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -166,7 +171,7 @@ class ILinkApi:
             ) from None
         text = raw.decode("utf-8", "replace")
         if status >= 400:
-            raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}")
+            raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}", status)
         try:
             answer = json.loads(text)
         except ValueError:

@@ -142,41 +142,43 @@ class Sender:
         return message_id
 
     async def _post(self, msg: dict[str, Any], what: str) -> dict[str, Any]:
-        """``sendmessage``, again under the same client_id after a rate limit or a lost
-        answer: the server takes one message per client_id."""
-        maybe_sent = False
+        """``sendmessage``; after a rate limit (nothing was taken) again, with the same
+        client_id, up to SEND_ATTEMPTS times. A lost answer is never sent again here."""
         last = ""
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 return await self.api.send_message(msg)
             except RateLimited as exc:
                 last = f"rate limited by iLink ({exc})"
-                wait = RATE_LIMIT_WAITS_S[min(attempt - 1, len(RATE_LIMIT_WAITS_S) - 1)]
             except SessionExpired as exc:
                 self.on_expired()
                 raise SendError(
                     "not logged in: the iLink session expired", code="not_logged_in"
                 ) from exc
-            except (Unreachable, BadAnswer) as exc:
-                maybe_sent = True  # it may have been taken: only the same client_id again
-                last = str(exc)
-                wait = RATE_LIMIT_WAITS_S[0]
+            except BadAnswer as exc:
+                if exc.status is not None:  # an error status: the send was not taken
+                    raise SendError(f"iLink did not take the {what}: {exc}") from exc
+                raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {exc}") from exc
+            except Unreachable as exc:  # it may have been taken: not sent a second time
+                raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {exc}") from exc
             except ApiError as exc:
                 raise SendError(f"iLink refused the {what}: {exc}", transient=False) from exc
             if attempt < SEND_ATTEMPTS:
+                wait = RATE_LIMIT_WAITS_S[min(attempt - 1, len(RATE_LIMIT_WAITS_S) - 1)]
                 self.log.info(
-                    "send of a %s retried (attempt %d of %d, the same client_id): %s "
-                    "reason=send_retry",
+                    "iLink rate limit (ret -2): the %s is sent again in %.0f s under the same "
+                    "client_id (attempt %d of %d) reason=rate_limited",
                     what,
+                    wait,
                     attempt + 1,
                     SEND_ATTEMPTS,
-                    last,
                 )
                 await self.clock.sleep(wait)
-        if maybe_sent:
-            raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {last}")
         raise SendError(
-            last, transient=True, retry_after=RATE_LIMIT_WAITS_S[-1], code="rate_limited"
+            f"{last}, {SEND_ATTEMPTS} times",
+            transient=True,
+            retry_after=RATE_LIMIT_WAITS_S[-1],
+            code="rate_limited",
         )
 
     async def set_typing(self, peer: str, typing: bool) -> None:

@@ -22,8 +22,10 @@ from wechat_sdk.config.errors import ConfigProblem
 if TYPE_CHECKING:
     from wechat_sdk.puppets import PuppetContext
 
-__all__ = ["ILINK_OPTIONS", "check_puppet", "ilink_options", "make_puppet"]
+__all__ = ["ILINK_MAX_TEXT_CHARS", "ILINK_OPTIONS", "check_puppet", "ilink_options", "make_puppet"]
 
+#: the longest text one iLink message takes (the server refuses a longer one)
+ILINK_MAX_TEXT_CHARS = 4000
 #: the puppetOptions keys iLink reads
 ILINK_OPTIONS = ("baseUrl", "cdnBaseUrl", "botAgent", "routeTag")
 _BOT_AGENT = re.compile(r"[\x20-\x7e]{1,256}")
@@ -85,8 +87,15 @@ def _url(value: object, where: str, problems: list[ConfigProblem]) -> str:
 
 
 def check_puppet(account: ResolvedAccount) -> None:
-    """Raise :class:`ConfigError` when the account's iLink options cannot work."""
+    """Raise :class:`ConfigError` when the account's iLink options cannot work (or its
+    ``textChunkLimit`` is more than an iLink message holds)."""
     ilink_options(account)
+    limit = account.settings.textChunkLimit
+    if limit > ILINK_MAX_TEXT_CHARS:
+        raise ConfigError.single(
+            account.key_path("textChunkLimit"),
+            f"{limit} is more than an iLink message holds: at most {ILINK_MAX_TEXT_CHARS}",
+        )
 
 
 def make_puppet(account: ResolvedAccount, context: PuppetContext) -> ILinkPuppet:

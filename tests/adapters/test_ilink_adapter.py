@@ -1,0 +1,293 @@
+"""The iLink adapter against the simulator's iLink server (real HTTP, the real clock): the
+kept login, expiry, restarts, the reply window, rate limits, media both ways, typing, and
+the token kept out of every log line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from puppet_contract import EventLog
+
+from simulator import SimulatedWeChat
+from simulator.ilink import ILinkServer
+from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
+from wechat_sdk.adapters.ilink.session import SESSION_FILE, KeptLogin, SessionFile
+from wechat_sdk.clock import RealClock
+from wechat_sdk.puppet import (
+    ErrorEvent,
+    LoginEvent,
+    LogoutEvent,
+    Message,
+    MessageKind,
+    OutboundFile,
+    ReadyEvent,
+    ScanEvent,
+    ScanStatus,
+    WindowClosed,
+)
+
+ALICE = "alice@im.wechat"
+
+
+@pytest.fixture
+async def world() -> SimulatedWeChat:
+    world = SimulatedWeChat(seed=5, clock=RealClock(), qr_ttl_s=0.4)
+    world.add_account("bot", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    return world
+
+
+@pytest.fixture
+async def server(world: SimulatedWeChat) -> AsyncIterator[ILinkServer]:
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        yield server
+
+
+class Bot:
+    """An iLink puppet on the simulator's server and the events it gave."""
+
+    def __init__(self, server: ILinkServer, account_dir: Path, qr_max_timeouts: int = 3) -> None:
+        options = ILinkOptions(server.base_url.rstrip("/"), server.cdn_base_url, "test/1")
+        self.puppet = ILinkPuppet(
+            account_id="bot",
+            account_dir=account_dir,
+            options=options,
+            clock=RealClock(),
+            qr_max_timeouts=qr_max_timeouts,
+        )
+        self.log = EventLog(self.puppet)
+
+    async def start(self) -> Bot:
+        await self.puppet.start()
+        self.log.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.puppet.stop()
+        await self.log.cancel()
+
+    async def until(self, what: str, condition: Callable[[], bool], within_s: float = 5) -> None:
+        for _ in range(int(within_s / 0.02)):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never happened: {what}")
+
+    async def messages(self) -> list[Message]:
+        return await self.log.messages()
+
+
+@pytest.fixture
+async def bots(server: ILinkServer, tmp_path: Path) -> AsyncIterator[Callable[..., Bot]]:
+    made: list[Bot] = []
+
+    def make(qr_max_timeouts: int = 3) -> Bot:
+        made.append(Bot(server, tmp_path / "accounts" / "bot", qr_max_timeouts))
+        return made[-1]
+
+    yield make
+    for bot in made:
+        await bot.stop()
+
+
+async def logged_in(world: SimulatedWeChat, bot: Bot) -> Bot:
+    await bot.start()
+    await world.login("bot", within_s=5)
+    await bot.until("ready", lambda: bool(bot.log.of(ReadyEvent)))
+    return bot
+
+
+async def said(world: SimulatedWeChat, bot: Bot, text: str, **media: object) -> Message:
+    await world.say(ALICE, text, account="bot", settle=False, **media)  # type: ignore[arg-type]
+    for _ in range(250):
+        found = [m for m in await bot.messages() if m.talker_id == ALICE and m.text == text]
+        if found:
+            return found[-1]
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no message {text!r}")
+
+
+# ---------------------------------------------------------------- login
+
+
+async def test_the_kept_login_is_used_at_the_next_start_without_a_scan(
+    world: SimulatedWeChat, bots: Callable[..., Bot], tmp_path: Path
+) -> None:
+    first = await logged_in(world, bots())
+    me = first.puppet.self_id
+    await first.stop()
+    kept = tmp_path / "accounts" / "bot" / SESSION_FILE
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    second = await bots().start()
+    await second.until("ready", lambda: bool(second.log.of(ReadyEvent)))
+    assert second.log.of(ScanEvent) == []
+    assert [e.contact_id for e in second.log.of(LoginEvent)] == [me]
+
+
+async def test_an_expired_session_logs_out_and_a_new_qr_login_starts(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    me = bot.puppet.self_id
+    world.fault("logout", account="bot")  # every call with the token: errcode -14
+    await bot.until("logout", lambda: bool(bot.log.of(LogoutEvent)))
+    assert bot.log.of(LogoutEvent) == [LogoutEvent(me or "", "session expired")]
+    assert bot.puppet.self_id is None
+    await bot.until("a new QR code", lambda: len(bot.log.of(ScanEvent)) > 3)
+    await world.login("bot", within_s=5)
+    await bot.until("logged in again", lambda: len(bot.log.of(LoginEvent)) == 2)
+
+
+async def test_a_token_refused_at_start_is_a_logout_then_a_qr_code(
+    server: ILinkServer, bots: Callable[..., Bot], tmp_path: Path
+) -> None:
+    SessionFile(tmp_path / "accounts" / "bot").keep(KeptLogin("x@im.bot", "not-a-valid-token"))
+    bot = await bots().start()
+    await bot.until("a QR code", lambda: bool(bot.log.of(ScanEvent)))
+    assert bot.log.of(LogoutEvent) == [LogoutEvent("x@im.bot", "session expired")]
+    assert bot.log.of(LoginEvent) == []
+    assert bot.log.of(ScanEvent)[0].status == ScanStatus.WAITING
+    _, earlier = SessionFile(tmp_path / "accounts" / "bot").load()
+    assert earlier == ["not-a-valid-token"]  # offered as local_token_list, never used again
+
+
+async def test_qr_codes_that_expire_qr_max_timeouts_times_end_the_login(
+    bots: Callable[..., Bot], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wechat_sdk.adapters.ilink")
+    bot = await bots(qr_max_timeouts=2).start()
+    await bot.until("giving up", lambda: bool(bot.log.of(ErrorEvent)), within_s=10)
+    statuses = [e.status for e in bot.log.of(ScanEvent)]
+    assert statuses.count(ScanStatus.TIMEOUT) == 2
+    assert statuses.count(ScanStatus.WAITING) == 2  # no third code
+    (gave_up,) = bot.log.of(ErrorEvent)
+    assert gave_up.fatal
+    assert "2 QR codes expired without a scan (qrMaxTimeouts)" in gave_up.message
+    words = [r.getMessage() for r in caplog.records]
+    assert any("expired (the QR code expired: a new one follows)" in w for w in words)
+
+
+# ---------------------------------------------------------------- inbound
+
+
+async def test_a_restart_emits_again_what_was_recorded_and_the_cursor_moved_on(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    first = await logged_in(world, bots())
+    message = await said(world, first, "are you there?")
+    await first.stop()  # a crash after the batch was recorded: nothing was answered
+    second = await bots().start()
+    await second.until("the replay", lambda: message.id in second.log.message_ids())
+    await said(world, second, "hello again")
+    assert second.log.message_ids().count(message.id) == 1  # not delivered again by iLink
+
+
+async def test_voice_arrives_as_its_transcript_and_its_audio(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    voice = {"kind": "audio", "name": "v.silk", "size": 3000, "duration_s": 2.0}
+    message = await said(world, bot, "call me at six", media=voice)
+    assert message.kind is MessageKind.AUDIO
+    assert message.file is not None and message.file.name.endswith(".silk")
+    got = b"".join([c async for c in bot.puppet.download(message.id, 1_000_000)])
+    ids = [e.message_id for e in world.transcript if e.direction == "in"]
+    assert got == world.message_data(ids[-1])
+
+
+# ---------------------------------------------------------------- outbound
+
+
+async def test_sending_before_the_user_wrote_raises_window_closed(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    with pytest.raises(WindowClosed, match="the user has not written yet"):
+        await bot.puppet.send_text(ALICE, "hello?")
+    assert world.sent(to=ALICE) == []
+
+
+async def test_ten_replies_per_user_message_then_the_window_is_closed(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "tell me everything")
+    window = bot.puppet.reply_window(ALICE)
+    assert window is not None and window.remaining == 10
+    for n in range(10):
+        await bot.puppet.send_text(ALICE, f"part {n}")
+    with pytest.raises(WindowClosed, match="10 replies already sent"):
+        await bot.puppet.send_text(ALICE, "part 10")
+    assert len(world.texts(to=ALICE)) == 10
+    assert bot.puppet.reply_window(ALICE) == type(window)(0, window.closes_at)
+    await said(world, bot, "go on")
+    await bot.puppet.send_text(ALICE, "part 10")
+    assert world.texts(to=ALICE)[-1] == "part 10"
+
+
+async def test_a_rate_limited_send_goes_out_once(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "hi")
+    world.fault("rate_limit", account="bot")
+    await bot.puppet.send_text(ALICE, "after the limit")
+    assert world.texts(to=ALICE) == ["after the limit"]
+    assert not [e for e in world.events_log if e["event"] == "client_id_reused"]
+
+
+async def test_an_image_and_a_voice_reply_go_out_through_the_cdn(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "send pictures")
+    picture = bytes(range(256)) * 300
+    await bot.puppet.send_file(ALICE, OutboundFile("cat.png", kind="image", data=picture))
+    voice = OutboundFile("answer.silk", kind="audio", data=b"#!SILK" + bytes(500), duration_s=1)
+    await bot.puppet.send_file(ALICE, voice)
+    sent = world.sent(to=ALICE)
+    assert [e.media["kind"] if e.media else None for e in sent] == ["image", "file"]
+    assert sent[0].media is not None and sent[0].media["size"] == len(picture)
+    assert sent[1].media is not None and sent[1].media["name"] == "answer.silk"
+
+
+async def test_typing_is_shown_and_cancelled(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "think hard")
+    await bot.puppet.set_typing(ALICE, True)
+    await bot.puppet.set_typing(ALICE, False)
+    typing = [e["status"] for e in world.events_log if e["event"] == "typing"]
+    assert typing == [1, 2]
+
+
+# ---------------------------------------------------------------- secrets
+
+
+async def test_the_token_is_in_no_log_line(
+    world: SimulatedWeChat,
+    bots: Callable[..., Bot],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bot = await logged_in(world, bots())
+    await said(world, bot, "hi")
+    world.fault("rate_limit", account="bot")
+    await bot.puppet.send_text(ALICE, "hello")
+    world.fault("logout", account="bot")
+    await bot.until("logout", lambda: bool(bot.log.of(LogoutEvent)))
+    await bot.stop()
+    _, earlier = SessionFile(tmp_path / "accounts" / "bot").load()
+    (token,) = earlier
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert token not in logged
+    events = json.dumps([str(e) for e in bot.log.events])
+    assert token not in events

@@ -1,0 +1,263 @@
+"""The iLink adapter's pure parts: the wire read into messages, the CDN's AES and keys, the
+kept login (0600), the durable state, and the options check."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink.service import ilink_options
+from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
+from wechat_sdk.adapters.ilink.state import Delivered, SqliteILinkState
+from wechat_sdk.adapters.ilink.wire import MAX_TEXT_CHARS, parse_message, read_message
+from wechat_sdk.clock import RealClock
+from wechat_sdk.config import ConfigError, accounts_of, parse_config
+from wechat_sdk.puppet import MessageKind
+
+BOT = "0123456789ab@im.bot"
+ALICE = "alice@im.wechat"
+KEY = bytes(range(16))
+
+
+def wire(*items: dict[str, object], **fields: object) -> dict[str, object]:
+    return {
+        "message_id": 7001,
+        "from_user_id": ALICE,
+        "to_user_id": BOT,
+        "message_type": 1,
+        "create_time_ms": 1_700_000_000_000,
+        "context_token": "ctx-1",
+        "item_list": list(items),
+        **fields,
+    }
+
+
+def read(data: dict[str, object]):  # type: ignore[no-untyped-def]
+    return read_message(parse_message(data), bot_id=BOT)
+
+
+# ---------------------------------------------------------------- wire
+
+
+def test_a_text_message_reads_as_a_dm_to_the_bot() -> None:
+    got = read(wire({"type": 1, "text_item": {"text": "hello"}}))
+    m = got.message
+    assert (m.id, m.kind, m.text, m.talker_id, m.listener_id) == (
+        "7001",
+        MessageKind.TEXT,
+        "hello",
+        ALICE,
+        BOT,
+    )
+    assert m.timestamp == 1_700_000_000.0
+    assert not m.is_group
+    assert got.context_token == "ctx-1" and got.from_user and not got.notes
+
+
+def test_a_uint64_message_id_stays_exact() -> None:
+    raw = '{"message_id": 18446744073709551615, "from_user_id": "a", "item_list": []}'
+    assert read(json.loads(raw)).message.id == "18446744073709551615"
+
+
+def test_voice_gives_the_transcript_as_text_and_the_audio_as_a_file() -> None:
+    media = {"encrypt_query_param": "q", "aes_key": "k"}
+    voice = {"media": media, "encode_type": 6, "playtime": 2500, "text": "call me back"}
+    got = read(wire({"type": 3, "voice_item": voice}))
+    assert got.message.kind is MessageKind.AUDIO
+    assert got.message.text == "call me back"
+    assert got.message.file is not None
+    assert got.message.file.name == "voice-7001.silk"
+    assert got.message.file.duration_s == 2.5
+    assert got.media is not None and got.media.query_param == "q"
+
+
+def test_a_file_item_names_its_file_and_plain_size() -> None:
+    item = {"media": {"encrypt_query_param": "q"}, "file_name": "report.pdf", "len": "1234"}
+    got = read(wire({"type": 4, "file_item": item}))
+    assert got.message.kind is MessageKind.ATTACHMENT
+    assert got.message.file is not None
+    assert (got.message.file.name, got.message.file.size) == ("report.pdf", 1234)
+
+
+def test_an_unknown_item_type_is_skipped_with_a_note() -> None:
+    got = read(wire({"type": 99, "weird_item": {}}))
+    assert got.message.kind is MessageKind.UNKNOWN
+    assert got.notes == ("an item of unknown type 99 skipped",)
+    text_too = read(wire({"type": 99}, {"type": 1, "text_item": {"text": "still here"}}))
+    assert text_too.message.text == "still here"
+    assert text_too.message.kind is MessageKind.TEXT
+
+
+def test_a_missing_context_token_is_noted() -> None:
+    got = read(wire({"type": 1, "text_item": {"text": "hi"}}, context_token=None))
+    assert got.context_token is None
+    assert "no context_token" in got.notes[0]
+
+
+def test_a_ten_megabyte_text_is_cut_with_a_note() -> None:
+    got = read(wire({"type": 1, "text_item": {"text": "x" * 10_000_000}}))
+    assert len(got.message.text) < MAX_TEXT_CHARS + 100
+    assert got.message.text.endswith(f"[cut: {10_000_000 - MAX_TEXT_CHARS} characters more]")
+    assert "cut to" in got.notes[0]
+
+
+def test_a_quote_names_the_quoted_message_and_its_cut_text() -> None:
+    ref = {"svr_id": 555, "message_item": {"type": 1, "text_item": {"text": "the begin"}}}
+    got = read(wire({"type": 1, "text_item": {"text": "what?"}, "ref_msg": ref}))
+    assert got.message.quoted_id == "555"
+    assert got.message.quoted_text == "the begin"
+
+
+def test_a_message_of_the_wrong_shape_is_refused_with_where() -> None:
+    with pytest.raises(ValueError, match="item_list"):
+        parse_message({"message_id": 1, "item_list": "not a list"})
+
+
+def test_a_message_without_an_id_gets_the_same_digest_each_time() -> None:
+    data = wire({"type": 1, "text_item": {"text": "hi"}}, message_id=None)
+    assert read(data).message.id == read(dict(data)).message.id
+    assert read(data).message.id.startswith("ilink-")
+
+
+# ---------------------------------------------------------------- AES
+
+
+def test_aes_round_trips_with_pkcs7_padding() -> None:
+    for size in (0, 1, 15, 16, 17, 100_000):
+        data = bytes(i % 251 for i in range(size))
+        cipher = aes.encrypt(data, KEY)
+        assert len(cipher) == aes.padded_size(size)
+        assert aes.decrypt(cipher, KEY) == data
+
+
+def test_a_wrong_key_does_not_decrypt() -> None:
+    cipher = aes.encrypt(b"secret file" * 100, KEY)
+    with pytest.raises(aes.DecryptFailed):
+        aes.decrypt(cipher, bytes(16))
+    with pytest.raises(aes.DecryptFailed):
+        aes.decrypt(cipher[:-3], KEY)
+
+
+def test_item_keys_come_as_base64_of_raw_bytes_or_of_hex() -> None:
+    raw = base64.b64encode(KEY).decode()
+    of_hex = base64.b64encode(KEY.hex().encode()).decode()
+    assert aes.parse_key(raw) == KEY
+    assert aes.parse_key(of_hex) == KEY
+    assert aes.key_for_message(None, KEY.hex()) == KEY  # image_item.aeskey, hex
+    with pytest.raises(aes.BadKey):
+        aes.parse_key(base64.b64encode(b"short").decode())
+    with pytest.raises(aes.BadKey):
+        aes.parse_key("not base64!")
+
+
+# ---------------------------------------------------------------- the kept login
+
+
+def test_the_login_is_kept_owner_only_and_read_back(tmp_path: Path) -> None:
+    sessions = SessionFile(tmp_path / "accounts" / "bot")
+    sessions.keep(KeptLogin(BOT, "tok-123", "owner@im.wechat", "https://ilink.example"))
+    assert stat.S_IMODE(sessions.path.stat().st_mode) == 0o600
+    login, earlier = SessionFile(tmp_path / "accounts" / "bot").load()
+    assert login == KeptLogin(BOT, "tok-123", "owner@im.wechat", "https://ilink.example")
+    assert earlier == []
+    assert "tok-123" not in repr(login)
+
+
+def test_an_expired_login_becomes_an_earlier_token(tmp_path: Path) -> None:
+    sessions = SessionFile(tmp_path)
+    sessions.keep(KeptLogin(BOT, "old-token"))
+    sessions.expire()
+    login, earlier = sessions.load()
+    assert login is None
+    assert earlier == ["old-token"]
+    sessions.keep(KeptLogin(BOT, "new-token"))
+    assert sessions.load() == (KeptLogin(BOT, "new-token"), ["old-token"])
+    assert stat.S_IMODE(sessions.path.stat().st_mode) == 0o600
+
+
+def test_a_broken_session_file_means_no_login(tmp_path: Path) -> None:
+    sessions = SessionFile(tmp_path)
+    sessions.path.write_text("{not json", encoding="utf-8")
+    assert sessions.load() == (None, [])
+
+
+# ---------------------------------------------------------------- the durable state
+
+
+def delivered(mid: str, at: float, *, peer: str = ALICE, token: str | None = "c1") -> Delivered:
+    return Delivered(mid, peer, json.dumps({"message_id": mid}), f"text {mid}", True, token, at)
+
+
+async def test_a_batch_and_its_cursor_survive_a_restart(tmp_path: Path) -> None:
+    state = SqliteILinkState(tmp_path, RealClock())
+    added = await state.record([delivered("1", 100.0), delivered("2", 101.0)], "cursor-A")
+    assert added == ["1", "2"]
+    await state.close()
+    again = SqliteILinkState(tmp_path, RealClock())
+    assert await again.cursor() == "cursor-A"
+    assert await again.recent(since=100.5) == ["2"]
+    stored = await again.entry("1")
+    assert stored is not None and stored.text == "text 1" and stored.from_user
+    assert stat.S_IMODE(again.path.stat().st_mode) == 0o600
+    await again.close()
+
+
+async def test_a_message_recorded_twice_is_added_once(tmp_path: Path) -> None:
+    state = SqliteILinkState(tmp_path, RealClock())
+    assert await state.record([delivered("1", 100.0), delivered("1", 100.0)], "c") == ["1"]
+    assert await state.record([delivered("1", 103.0), delivered("2", 104.0)], "d") == ["2"]
+    await state.close()
+
+
+async def test_each_peer_keeps_its_token_and_window(tmp_path: Path) -> None:
+    state = SqliteILinkState(tmp_path, RealClock())
+    await state.record([delivered("1", 100.0, token="t1")], None)
+    await state.sent(ALICE, "out-1", "my answer", 101.0)
+    await state.sent(ALICE, "out-2", "more", 102.0)
+    window = await state.window(ALICE)
+    assert (window.user_at, window.bot_sent) == (100.0, 2)
+    # a message without a token keeps the last one; a user message resets the count
+    await state.record([delivered("2", 200.0, token=None)], None)
+    assert await state.context_token(ALICE) == "t1"
+    assert (await state.windows())[ALICE].bot_sent == 0
+    own = await state.entry("out-1")
+    assert own is not None and own.text == "my answer" and not own.from_user
+    await state.close()
+
+
+# ---------------------------------------------------------------- options
+
+
+def account(options: str):  # type: ignore[no-untyped-def]
+    text = f'{{ channels: {{ wechat: {{ puppet: "ilink", puppetOptions: {options} }} }} }}'
+    return accounts_of(parse_config(text)).default
+
+
+def test_options_default_to_tencents_servers() -> None:
+    got = ilink_options(account("{}"))
+    assert got.base_url == "https://ilinkai.weixin.qq.com"
+    assert got.cdn_base_url == "https://novac2c.cdn.weixin.qq.com/c2c"
+    assert got.route_tag is None
+
+
+def test_a_wrong_option_is_a_config_error_naming_its_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        ilink_options(account('{ baseUrl: "ftp://x", botAgent: "", token: "t", routeTag: 5 }'))
+    text = str(err.value)
+    assert "channels.wechat.puppetOptions.baseUrl: must be an http(s) URL" in text
+    assert "channels.wechat.puppetOptions.botAgent" in text
+    assert "channels.wechat.puppetOptions.token: is not an iLink option" in text
+    assert "puppetOptions.routeTag" not in text  # a number is a route tag
+
+
+def test_a_text_chunk_limit_over_what_ilink_holds_is_a_config_error() -> None:
+    from wechat_sdk.puppets import check_puppet
+
+    text = '{ channels: { wechat: { puppet: "ilink", textChunkLimit: 5000 } } }'
+    with pytest.raises(ConfigError, match=r"channels\.wechat\.textChunkLimit: 5000 is more"):
+        check_puppet(accounts_of(parse_config(text)).default)
