@@ -5,6 +5,7 @@ JSON schemas (served at ``GET /v1/openapi.json``; the docs' API reference is mad
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import re
 from typing import Any
 
@@ -93,8 +94,10 @@ def _operation(route: Route) -> dict[str, Any]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of the HTTP API (the same dict each call: do not change it)."""
-    from wechat_sdk import __version__
-
+    try:
+        version = importlib.metadata.version("wechat-sdk")
+    except importlib.metadata.PackageNotFoundError:  # (run from a source tree)
+        version = "0"
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
     keys += [(Health, "serialization"), (Readiness, "serialization")]
     for route in API_ROUTES:
@@ -141,7 +144,7 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": _TITLE,
-            "version": __version__,
+            "version": version,
             "description": "Send WeChat messages, see the accounts, approve pairing codes. "
             "Every /v1 route needs the header Authorization: Bearer <channels.wechat.api.token>.",
         },

@@ -1,0 +1,384 @@
+"""The HTTP API: real requests (aiohttp's client) to a gateway on the simulator, on a port
+the system picks (``api.port: 0``)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from openapi_spec_validator import validate
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.config import ConfigError, parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.http.server import MAX_BODY_BYTES
+from wechat_sdk.puppet import ReplyWindow, WindowClosed
+
+TOKEN = "test-token-0123456789abcdef"
+API: dict[str, Any] = {"api": {"port": 0, "token": TOKEN}}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def echo(turn: AgentTurn) -> str:
+    return f"echo: {turn.text}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    gw: Gateway,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> tuple[int, Any, dict[str, str]]:
+    """One request, the world's clock driven meanwhile (a send waits for its pacing)."""
+    assert gw.http is not None and gw.http.api_url
+
+    async def go() -> tuple[int, Any, dict[str, str]]:
+        async with http.request(
+            method, gw.http.api_url + path, headers=AUTH if headers is None else headers, **kwargs
+        ) as response:
+            return response.status, await response.json(), dict(response.headers)
+
+    return await wechat.world.drive(go())
+
+
+async def test_no_token_or_a_wrong_one_is_refused_with_401(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    gw = await wechat.gateway(echo, **API)
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789"},
+        {"Authorization": TOKEN},
+    ):
+        for method, path in (("GET", "/v1/accounts"), ("GET", "/v1/openapi.json")):
+            code, body, response_headers = await call(
+                wechat, http, gw, method, path, headers=headers
+            )
+            assert code == 401 and body["code"] == "unauthorized"
+            assert response_headers["WWW-Authenticate"] == "Bearer"
+    code, _, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/messages",
+        headers={},
+        json={"to": "wxid_alice", "text": "hi"},
+    )
+    assert code == 401
+    assert wechat.world.sent() == []
+    assert TOKEN not in caplog.text
+
+
+async def test_a_message_is_sent_chunked_like_a_reply(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, textChunkLimit=40, **API)
+    text = "First paragraph of the note.\n\nSecond paragraph, a little longer than that."
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json={"to": "wxid_alice", "text": text}
+    )
+    assert code == 200
+    sent = wechat.world.texts(to="wxid_alice")
+    assert sent == [
+        "First paragraph of the note.",
+        "Second paragraph, a little longer than",
+        "that.",
+    ]
+    assert body["accountId"] == "default" and body["conversationId"] == "wxid_alice"
+    assert body["files"] == 0
+
+
+async def test_a_file_by_data_and_a_group_message_with_a_mention(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    wechat.world.add_room(id="r1@chatroom", topic="Team", members=["wxid_alice"])
+    gw = await wechat.gateway(echo, **API)
+    data = base64.b64encode(b"hello file").decode()
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/messages",
+        json={
+            "to": "wxid_alice",
+            "room": "r1@chatroom",
+            "text": "the notes",
+            "files": [{"name": "notes.txt", "data": data}],
+        },
+    )
+    assert code == 200 and body["files"] == 1
+    (text, file) = wechat.world.sent(room="r1@chatroom")
+    assert text.text is not None and "the notes" in text.text
+    assert file.media is not None and file.media["name"] == "notes.txt"
+
+
+async def test_an_idempotency_key_sends_once_and_answers_again(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    headers = {**AUTH, "Idempotency-Key": "order-42"}
+    message = {"to": "wxid_alice", "text": "your order shipped"}
+    first = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    again = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert again[2].get("Idempotent-Replayed") == "true"
+    assert wechat.world.texts(to="wxid_alice") == ["your order shipped"]
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json={**message, "text": "other"}
+    )
+    assert (code, body["code"]) == (422, "idempotency_key_reused")
+    assert wechat.world.texts(to="wxid_alice") == ["your order shipped"]
+
+
+async def test_the_idempotency_key_outlives_a_restart(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    headers = {**AUTH, "Idempotency-Key": "k-restart"}
+    message = {"to": "wxid_alice", "text": "once"}
+    assert (await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message))[
+        0
+    ] == 200
+    await gw.close()
+    gw2 = await wechat.gateway(echo, **API)
+    code, _, response_headers = await call(
+        wechat, http, gw2, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert code == 200 and response_headers.get("Idempotent-Replayed") == "true"
+    assert wechat.world.texts(to="wxid_alice") == ["once"]
+
+
+async def test_an_account_not_logged_in_sends_nothing_and_says_so(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, login=False, **API)
+    await wechat.world.run_until_idle()
+    headers = {**AUTH, "Idempotency-Key": "k1"}
+    message = {"to": "wxid_alice", "text": "hi"}
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert (code, body["code"]) == (503, "account_not_ready")
+    assert "waiting_for_scan" in body["error"] and "nothing was sent" in body["error"]
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json={**message, "account": "nope"}
+    )
+    assert (code, body["code"]) == (404, "account_not_running")
+    await wechat.world.login()
+    # nothing went out the first time, so the same key may send now
+    code, _, _ = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    assert code == 200 and wechat.world.texts(to="wxid_alice") == ["hi"]
+
+
+async def test_bad_bodies_get_400_and_too_large_ones_413(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    for body, says in (
+        ({"to": "wxid_alice"}, "give text or files"),
+        ({"to": "wxid_alice", "text": "x", "colour": "red"}, "colour"),
+        ({"text": "hi"}, "to"),
+        ({"to": "wxid_alice", "files": [{"name": "a.txt"}]}, "url or its data"),
+        ({"to": "wxid_alice", "files": [{"name": "a.txt", "data": "not base64!"}]}, "base64"),
+    ):
+        code, answer, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=body)
+        assert (code, answer["code"]) == (400, "invalid_request"), answer
+        assert says in answer["error"]
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", data=b"{not json", headers={**AUTH}
+    )
+    assert code == 400
+    big = {"to": "wxid_alice", "text": "x" * (MAX_BODY_BYTES + 1)}
+    code, answer, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=big)
+    assert (code, answer["code"]) == (413, "body_too_large")
+    code, answer, _ = await call(wechat, http, gw, "GET", "/v1/nothing")
+    assert (code, answer["code"]) == (404, "not_found")
+    assert wechat.world.sent() == []
+
+
+class WindowedPuppet:
+    """The simulator's puppet, with reply windows: closed for wxid_closed; wxid_closing's
+    closes as the send is made."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        if conversation_id == "wxid_closed":
+            return ReplyWindow(remaining=0, closes_at=0.0)
+        return None
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> Any:
+        if conversation_id == "wxid_closing":
+            raise WindowClosed("the reply window closed (24 hours since the user wrote)")
+        return await self._inner.send_text(conversation_id, text, mention_ids)
+
+
+async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    world = wechat.world
+    gw = Gateway(
+        parse_config(json.dumps({"channels": {"wechat": API}})),
+        agent=echo,
+        clock=world.clock,
+        state_dir=wechat.state_dir,
+        puppet_factory=lambda account: WindowedPuppet(world.puppet_factory(account)),
+        show_terminal_qr=False,
+    )
+    wechat.gateways.append(gw)
+    await gw.start()
+    await world.login()
+    for to in ("wxid_closed", "wxid_closing"):
+        code, body, _ = await call(
+            wechat, http, gw, "POST", "/v1/messages", json={"to": to, "text": "hi"}
+        )
+        assert (code, body["code"]) == (409, "window_closed")
+        assert "nothing was sent" in body["error"] and "sent" not in body
+    assert world.sent() == []
+
+
+async def test_accounts_and_pairing_approve_and_deny(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    world = wechat.world
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
+    assert code == 200
+    (account,) = body["accounts"]
+    assert (account["accountId"], account["lifecycle"], account["enabled"]) == (
+        "default",
+        "ready",
+        True,
+    )
+
+    await world.say("wxid_bob", "hi")
+    await world.say("wxid_carol", "hello")
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/pairing")
+    bob, carol = body["requests"]
+    assert (bob["senderId"], carol["senderId"]) == ("wxid_bob", "wxid_carol")
+
+    code, body, _ = await call(
+        wechat, http, gw, "POST", f"/v1/pairing/{bob['code'].lower()}/approve"
+    )
+    assert code == 200 and body["senderId"] == "wxid_bob" and body["notified"] is False
+    await world.say("wxid_bob", "am I in?")
+    assert world.texts(to="wxid_bob")[-1] == "echo: am I in?"
+
+    code, body, _ = await call(
+        wechat, http, gw, "POST", f"/v1/pairing/{carol['code']}/deny", json={}
+    )
+    assert code == 200 and body["senderId"] == "wxid_carol"
+    code, body, _ = await call(wechat, http, gw, "POST", f"/v1/pairing/{carol['code']}/approve")
+    assert (code, body["code"]) == (404, "pairing_error")
+    assert "no pending pairing request" in body["error"]
+    code, body, _ = await call(
+        wechat, http, gw, "GET", "/v1/pairing", params={"account": "default"}
+    )
+    assert body == {"requests": []}
+
+
+async def test_approve_with_notify_tells_the_sender(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, name="Molty", **API)
+    await wechat.world.say("wxid_bob", "hi")
+    (request,) = gw.pairing.list()
+    code, body, _ = await call(
+        wechat, http, gw, "POST", f"/v1/pairing/{request.code}/approve", json={"notify": True}
+    )
+    assert code == 200 and body["notified"] is True
+    assert "approved" in wechat.world.texts(to="wxid_bob")[-1]
+
+
+async def test_the_openapi_document_is_valid_and_names_every_route(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    code, doc, _ = await call(wechat, http, gw, "GET", "/v1/openapi.json")
+    assert code == 200
+    validate(doc)  # raises on an invalid OpenAPI 3.1 document
+    routes = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert {
+        ("POST", "/v1/messages"),
+        ("GET", "/v1/accounts"),
+        ("GET", "/v1/pairing"),
+        ("POST", "/v1/pairing/{code}/approve"),
+        ("POST", "/v1/pairing/{code}/deny"),
+        ("GET", "/v1/openapi.json"),
+    } <= routes
+    schema = doc["components"]["schemas"]["MessageRequest"]
+    assert set(schema["properties"]) == {"to", "room", "account", "text", "files"}
+    assert schema["required"] == ["to"]
+
+
+async def test_health_and_api_share_one_server(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = await wechat.gateway(echo, health={"port": port}, api={"port": port, "token": TOKEN})
+    assert gw.http is not None and gw.http.port == gw.http.api_port == port
+    code, body, _ = await call(wechat, http, gw, "GET", "/healthz", headers={})
+    assert (code, body) == (200, {"status": "ok"})
+    code, _, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
+    assert code == 200
+
+
+async def test_health_on_its_own_port_beside_the_api(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, health={"port": 0}, **API)
+    assert gw.http is not None and gw.http.port != gw.http.api_port
+    async with http.get(f"{gw.http.url}/readyz") as response:
+        assert response.status == 200 and (await response.json())["ready"] is True
+    code, _, _ = await call(wechat, http, gw, "GET", "/readyz", headers={})
+    assert code == 200
+
+
+async def test_an_api_port_in_use_is_a_config_error_naming_the_key(wechat: WeChatHarness) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as info:
+            await wechat.gateway(echo, login=False, api={"port": port, "token": TOKEN})
+    (problem,) = info.value.problems
+    assert problem.path == "channels.wechat.api.port"
+    assert f"cannot listen on 127.0.0.1:{port}" in problem.message
+    assert TOKEN not in str(info.value)
+
+
+def test_a_short_token_is_refused_without_being_repeated() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            json.dumps({"channels": {"wechat": {"api": {"port": 1, "token": "tiny-secret"}}}})
+        )
+    assert "channels.wechat.api.token: must be at least 16 characters" in str(info.value)
+    assert "tiny-secret" not in str(info.value)
