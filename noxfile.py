@@ -29,9 +29,10 @@ def e2e(session: nox.Session) -> None:
     wechat_sdk/adapters/wechaty/node/ into build/node-cache on the first run. So is
     Tencent's iLink client with its openclaw peer and Node 22 (tests/e2e/ilink_client/, npm
     ci, about a minute and 1.1 GB the first time), which runs against
-    ``wechat-sdk simulator serve``.
+    ``wechat-sdk simulator serve``. The assistant's scenarios run a real MCP server from
+    PyPI, mcp-server-time (its last releases on mcp 1.x).
     """
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "mcp-server-time>=2026.1.26,<2026.9")
     session.run(
         "pytest",
         "-q",
