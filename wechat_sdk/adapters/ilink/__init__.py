@@ -9,7 +9,8 @@ The files, one job each: :mod:`.api` (the HTTP calls and what their answers mean
 :mod:`.wire` (the JSON read into the port's messages), :mod:`.aes` (the CDN's cipher),
 :mod:`.cdn` (uploads and streamed, decrypted downloads), :mod:`.login` (the QR login),
 :mod:`.session` (the token kept, 0600), :mod:`.state` (what must survive a crash),
-:mod:`.sending` (the window, sends and their retries, typing), :mod:`.puppet` (the port),
+:mod:`.sending` (the window, sends and their retries, typing), :mod:`.payloads` (message
+payloads and quotes), :mod:`.puppet` (the port),
 :mod:`.service` (the options checked, the factory).
 
 Nothing lost, nothing twice
@@ -37,7 +38,7 @@ windows, context_token, sent, prune): a Redis-backed one can replace the SQLite 
 
 The bot's own messages are recorded too (their text, by the id ``sendmessage`` gave), so
 a quote of one, which iLink delivers cut, is given to the agent whole
-(``Message.quoted_text``). Each send carries a new ``client_id`` and is retried under the
-same one after a rate limit (``ret -2``) or a lost answer: the server keeps one message
-per ``client_id``.
+(``Message.quoted_text``). Each send carries a new ``client_id``, kept when a rate limit
+(``ret -2``, nothing taken) makes the adapter send it again; a send whose answer was lost
+may have been taken and is not sent again (``SendOutcomeUnknown``): nothing twice.
 """

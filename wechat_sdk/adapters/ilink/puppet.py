@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from wechat_sdk.adapters.ilink.api import (
     Unreachable,
 )
 from wechat_sdk.adapters.ilink.login import LoginGaveUp, qr_login
+from wechat_sdk.adapters.ilink.payloads import Payloads
 from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
 from wechat_sdk.adapters.ilink.state import Delivered, ILinkState, PeerWindow, SqliteILinkState
@@ -65,7 +65,6 @@ KEEP_S = 30 * 86400.0
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
 #: a message's time is its own (``create_time_ms``) unless it is this far from the clock's
 CLOCK_SKEW_S = 300.0
-_CACHE = 2048
 
 
 @dataclass(frozen=True)
@@ -105,8 +104,7 @@ class ILinkPuppet:
         self._state: ILinkState | None = None
         self._sender: Sender | None = None
         self._windows: dict[str, PeerWindow] = {}
-        self._read: OrderedDict[str, ReadMessage] = OrderedDict()
-        self._own: OrderedDict[str, Message] = OrderedDict()
+        self._payloads: Payloads | None = None
         self._relogin = asyncio.Event()
 
     # ------------------------------------------------------------ the port
@@ -134,6 +132,7 @@ class ILinkPuppet:
         self._state = state
         await state.prune(self.clock.now() - KEEP_S)
         self._windows = await state.windows()
+        self._payloads = Payloads(state)
         self._sender = Sender(
             self._api,
             state,
@@ -163,9 +162,6 @@ class ILinkPuppet:
             yield item
 
     async def message(self, message_id: str) -> Message:
-        own = self._own.get(message_id)
-        if own is not None:
-            return own
         read = await self._load(message_id)
         if read is None:
             raise PuppetError(f"no iLink message {shown(message_id)} is known")
@@ -281,7 +277,7 @@ class ILinkPuppet:
         """Logged in: events, then the long poll until the session expires."""
         assert self._state is not None
         self._relogin.clear()
-        self._self_id = login.bot_id
+        self._self_id = self._payloads_().self_id = login.bot_id
         self._emit(LoginEvent(login.bot_id))
         self._emit(ReadyEvent())
         for message_id in await self._state.recent(self.clock.now() - REPLAY_S):
@@ -337,8 +333,7 @@ class ILinkPuppet:
             cursor = new_cursor or cursor
             reads = {d.id: r for d, r in batch}
             for message_id in added:
-                read = reads[message_id]
-                self._cache(read)
+                read = await self._payloads_().keep(reads[message_id])
                 if read.from_user:
                     at = next(d.at for d, _ in batch if d.id == message_id)
                     counted = self._windows.get(read.peer_id)
@@ -421,54 +416,16 @@ class ILinkPuppet:
     # ------------------------------------------------------------ payloads
 
     async def _load(self, message_id: str) -> ReadMessage | None:
-        read = self._read.get(message_id)
-        if read is not None or self._state is None:
-            return read
-        stored = await self._state.entry(message_id)
-        if stored is None:
-            return None
-        if stored.raw is None:  # the bot's own
-            return ReadMessage(
-                Message(
-                    message_id,
-                    MessageKind.TEXT,
-                    self._self_id or "",
-                    stored.text,
-                    listener_id=stored.peer,
-                    timestamp=stored.at,
-                ),
-                None,
-                stored.peer,
-                None,
-                False,
-                None,
-            )
-        try:
-            read = read_message(parse_message(json.loads(stored.raw)), bot_id=self._self_id)
-        except ValueError:
-            return None
-        self._cache(read)
-        return read
+        return None if self._payloads is None else await self._payloads.load(message_id)
 
-    def _cache(self, read: ReadMessage) -> None:
-        self._read[read.message.id] = read
-        while len(self._read) > _CACHE:
-            self._read.popitem(last=False)
-
-    def _sent(self, message_id: str, peer: str, text: str, what: str) -> None:
-        kind = MessageKind.TEXT if what == "text" else MessageKind.from_media_word(what)
-        own = Message(
-            message_id,
-            kind,
-            self._self_id or "",
-            text if what == "text" else "",
-            listener_id=peer,
-            timestamp=self.clock.now(),
-        )
-        self._own[message_id] = own
-        while len(self._own) > _CACHE:
-            self._own.popitem(last=False)
+    def _sent(self, message_id: str, peer: str, text: str, word: str) -> None:
+        if self._payloads is not None:
+            self._payloads.sent(message_id, peer, text, word, self.clock.now())
         self._emit(MessageEvent(message_id))  # the self-echo, as a Wechaty puppet gives it
+
+    def _payloads_(self) -> Payloads:
+        assert self._payloads is not None
+        return self._payloads
 
     def _sending(self) -> Sender:
         if self._sender is None or self._self_id is None:
@@ -502,3 +459,4 @@ class ILinkPuppet:
             await self._state.close()
             self._state = None
         self._sender = None
+        self._payloads = None

@@ -1,6 +1,8 @@
 """Sending through iLink: the reply window counted, ``sendmessage`` with the peer's
-``context_token``, retried under the same ``client_id`` (so a retry never makes a second
-message), files through the CDN, and the typing indicator.
+``context_token``, retried after a rate limit (``ret -2``: nothing was taken) under the
+same ``client_id``, files through the CDN, and the typing indicator. A send whose answer
+was lost (it may have been taken) is never sent again here: it is
+:class:`~wechat_sdk.puppet.SendOutcomeUnknown`, and nothing goes out twice.
 
 The window is iLink's rule, counted here and never guessed at: the user writes first; at
 most :data:`WINDOW_MESSAGES` bot messages after each user message; nothing

@@ -1,0 +1,261 @@
+"""The iLink adapter on the wire, against a scripted server: Tencent's headers and
+``base_info``, and bad input (an HTML answer, garbage JSON, a missing context_token, an
+unknown item type, a 10 MB text, a duplicate, a file that does not decrypt or is over the
+cap, a quote): one clear log line and an error event each, and the account goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ilink_script import Script, scripted
+from puppet_contract import EventLog
+
+from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink import puppet as ilink_puppet
+from wechat_sdk.adapters.ilink.cdn import CdnFailed
+from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
+from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
+from wechat_sdk.clock import RealClock
+from wechat_sdk.puppet import ErrorEvent, FileTooLarge, MessageKind, ReadyEvent
+
+BOT = "0123456789ab@im.bot"
+ALICE = "alice@im.wechat"
+TOKEN = "tok-7f3a-secret"
+KEY = bytes(range(16))
+
+
+def msg(mid: int, *items: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "message_id": mid,
+        "from_user_id": ALICE,
+        "to_user_id": BOT,
+        "message_type": 1,
+        "context_token": f"ctx-{mid}",
+        "item_list": list(items),
+        **fields,
+    }
+
+
+def text(t: str) -> dict[str, Any]:
+    return {"type": 1, "text_item": {"text": t}}
+
+
+class Run:
+    def __init__(self, puppet: ILinkPuppet, log: EventLog, script: Script) -> None:
+        self.puppet, self.log, self.script = puppet, log, script
+
+    async def until(self, what: str, condition: Any) -> None:
+        for _ in range(250):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"never happened: {what}; events: {self.log.events}")
+
+    def errors(self) -> list[str]:
+        return [e.message for e in self.log.of(ErrorEvent)]
+
+
+@pytest.fixture
+async def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Run]:
+    monkeypatch.setattr(ilink_puppet, "RETRY_S", 0.01)
+    async with scripted() as script:
+        account_dir = tmp_path / "accounts" / "bot"
+        SessionFile(account_dir).keep(KeptLogin(BOT, TOKEN, "owner@im.wechat"))
+        options = ILinkOptions(script.base_url, f"{script.base_url}/c2c", "Wire/1", "tag-7")
+        puppet = ILinkPuppet(
+            account_id="bot", account_dir=account_dir, options=options, clock=RealClock()
+        )
+        await puppet.start()
+        log = EventLog(puppet)
+        log.start()
+        made = Run(puppet, log, script)
+        await made.until("ready", lambda: bool(log.of(ReadyEvent)))
+        try:
+            yield made
+        finally:
+            await puppet.stop()
+            await log.cancel()
+
+
+async def test_bot_calls_carry_tencents_headers_and_base_info(run: Run) -> None:
+    await run.until("a poll", lambda: bool(run.script.asked("getupdates")))
+    poll = run.script.asked("getupdates")[0]
+    headers = poll.headers
+    assert headers["AuthorizationType"] == "ilink_bot_token"
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    uin = base64.b64decode(headers["X-WECHAT-UIN"]).decode()
+    assert uin.isdigit() and int(uin) < 2**32
+    assert headers["iLink-App-Id"] == "bot"
+    assert headers["iLink-App-ClientVersion"] == str((2 << 16) | (4 << 8) | 9)
+    assert headers["SKRouteTag"] == "tag-7"
+    assert poll.body["base_info"] == {"channel_version": "2.4.9", "bot_agent": "Wire/1"}
+    assert poll.body["get_updates_buf"] == ""
+
+
+async def test_a_text_reply_carries_the_context_token_and_a_bot_message(run: Run) -> None:
+    run.script.batch(msg(1, text("hi")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    await run.puppet.send_text(ALICE, "hello Alice")
+    (sent,) = run.script.asked("sendmessage")
+    out = sent.body["msg"]
+    assert out["to_user_id"] == ALICE
+    assert out["context_token"] == "ctx-1"
+    assert (out["message_type"], out["message_state"]) == (2, 2)
+    assert out["client_id"].startswith("wechat-sdk:")
+    assert out["item_list"] == [text("hello Alice")]
+    assert sent.body["base_info"]["bot_agent"] == "Wire/1"
+
+
+async def test_the_cursor_of_a_batch_is_sent_with_the_next_poll(run: Run) -> None:
+    run.script.batch(msg(1, text("hi")), cursor="cursor-after-1")
+    await run.until(
+        "the next poll",
+        lambda: any(
+            r.body["get_updates_buf"] == "cursor-after-1" for r in run.script.asked("getupdates")
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "said"),
+    [
+        (b"<html><body>502 Bad Gateway " + TOKEN.encode() + b"</body></html>", 502, "HTTP 502"),
+        (b"<html>maintenance</html>", 200, "not JSON"),
+        (b'{"ret": 0, "msgs": [', 200, "not JSON"),
+        (b"[1, 2, 3]", 200, "not a JSON object"),
+    ],
+    ids=["html-502", "html-200", "cut-json", "json-array"],
+)
+async def test_a_bad_answer_is_one_log_line_and_polling_goes_on(
+    run: Run, caplog: pytest.LogCaptureFixture, answer: bytes, status: int, said: str
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wechat_sdk")
+    run.script.raw(answer, status)
+    run.script.batch(msg(2, text("after the outage")), cursor="c2")
+    await run.until("the next message", lambda: "2" in run.log.message_ids())
+    (error,) = run.errors()
+    assert said in error
+    lines = [r.getMessage() for r in caplog.records if "getupdates failed" in r.getMessage()]
+    assert len(lines) == 1 and "reason=poll_failed" in lines[0]
+    assert TOKEN not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+async def test_a_message_without_a_context_token_is_answered_with_the_last_one(run: Run) -> None:
+    run.script.batch(msg(1, text("first")), cursor="c1")
+    run.script.batch(msg(2, text("second"), context_token=None), cursor="c2")
+    await run.until("both", lambda: {"1", "2"} <= set(run.log.message_ids()))
+    assert any("no context_token" in e for e in run.errors())
+    await run.puppet.send_text(ALICE, "answer")
+    assert run.script.asked("sendmessage")[0].body["msg"]["context_token"] == "ctx-1"
+
+
+async def test_an_unknown_item_type_is_skipped_with_a_note(run: Run) -> None:
+    run.script.batch(msg(1, {"type": 42, "mystery_item": {}}), msg(2, text("plain")), cursor="c")
+    await run.until("the plain one", lambda: "2" in run.log.message_ids())
+    assert "1" not in run.log.message_ids()
+    (error,) = run.errors()
+    assert "an item of unknown type 42 skipped" in error
+
+
+async def test_a_message_that_cannot_be_read_is_skipped_and_the_batch_goes_on(run: Run) -> None:
+    run.script.batch({"message_id": 1, "item_list": "oops"}, msg(2, text("fine")), cursor="c")
+    await run.until("the good one", lambda: "2" in run.log.message_ids())
+    (error,) = run.errors()
+    assert "cannot be read" in error and "item_list" in error
+
+
+async def test_a_ten_megabyte_text_arrives_cut_with_a_note(run: Run) -> None:
+    run.script.batch(msg(1, text("y" * 10_000_000)), cursor="c")
+    await run.until("the long one", lambda: "1" in run.log.message_ids())
+    message = await run.puppet.message("1")
+    assert len(message.text) < 100_100
+    assert "characters more]" in message.text
+    assert any("cut to 100000" in e for e in run.errors())
+
+
+async def test_a_message_delivered_twice_is_emitted_once(run: Run) -> None:
+    run.script.batch(msg(1, text("once")), cursor="c1")
+    run.script.batch(msg(1, text("once")), msg(2, text("twice?")), cursor="c2")
+    await run.until("the second", lambda: "2" in run.log.message_ids())
+    assert run.log.message_ids().count("1") == 1
+
+
+async def test_a_quote_of_the_bots_message_gives_its_whole_text(run: Run) -> None:
+    run.script.batch(msg(1, text("explain")), cursor="c1")
+    await run.until("the question", lambda: "1" in run.log.message_ids())
+    answer = "The whole answer, longer than any quote iLink carries of it."
+    sent_id = await run.puppet.send_text(ALICE, answer)
+    quote = {"svr_id": int(sent_id or 0), "message_item": text("The whole ans")}
+    run.script.batch(msg(3, {**text("why?"), "ref_msg": quote}), cursor="c3")
+    await run.until("the quote", lambda: "3" in run.log.message_ids())
+    message = await run.puppet.message("3")
+    assert message.quoted_id == sent_id
+    assert message.quoted_text == answer
+
+
+def file_msg(mid: int, query: str, key: bytes, size: int, **media: Any) -> dict[str, Any]:
+    aes_key = base64.b64encode(key.hex().encode()).decode()
+    item = {
+        "media": {"encrypt_query_param": query, "aes_key": aes_key, **media},
+        "file_name": "notes.txt",
+        "len": str(size),
+    }
+    return msg(mid, {"type": 4, "file_item": item})
+
+
+async def test_a_file_is_downloaded_and_decrypted(run: Run) -> None:
+    data = b"meeting notes\n" * 5000
+    run.script.files["q1"] = aes.encrypt(data, KEY)
+    run.script.batch(file_msg(1, "q1", KEY, len(data)), cursor="c")
+    await run.until("the file", lambda: "1" in run.log.message_ids())
+    message = await run.puppet.message("1")
+    assert message.kind is MessageKind.ATTACHMENT
+    assert b"".join([c async for c in run.puppet.download("1", len(data))]) == data
+
+
+async def test_a_file_that_does_not_decrypt_is_a_clear_error(run: Run) -> None:
+    data = b"secret" * 1000
+    run.script.files["q1"] = aes.encrypt(data, bytes(16))  # not the item's key
+    run.script.batch(file_msg(1, "q1", KEY, len(data)), cursor="c")
+    await run.until("the file", lambda: "1" in run.log.message_ids())
+    with pytest.raises(CdnFailed, match="did not decrypt"):
+        async for _ in run.puppet.download("1", 10_000_000):
+            pass
+
+
+async def test_a_file_over_the_cap_is_refused_before_and_while_downloading(run: Run) -> None:
+    data = bytes(300_000)
+    run.script.files["q1"] = aes.encrypt(data, KEY)
+    run.script.batch(file_msg(1, "q1", KEY, len(data)), cursor="c1")
+    unsized = {
+        "type": 2,
+        "image_item": {"media": {"encrypt_query_param": "q1"}, "aeskey": KEY.hex()},
+    }
+    run.script.batch(msg(2, unsized), cursor="c2")
+    await run.until("both", lambda: {"1", "2"} <= set(run.log.message_ids()))
+    with pytest.raises(FileTooLarge):
+        async for _ in run.puppet.download("1", 100_000):
+            pass
+    assert not [r for r in run.script.requests if "download" in r.path]  # not even asked
+    got = 0
+    with pytest.raises(FileTooLarge):
+        async for chunk in run.puppet.download("2", 100_000):
+            got += len(chunk)
+    assert got <= 100_000
+
+
+async def test_a_full_url_on_another_host_is_never_fetched(run: Run) -> None:
+    data = b"picture"
+    run.script.files["q1"] = aes.encrypt(data, KEY)
+    elsewhere = {"full_url": "http://169.254.169.254/latest/meta-data"}
+    run.script.batch(file_msg(1, "q1", KEY, len(data), **elsewhere), cursor="c")
+    await run.until("the file", lambda: "1" in run.log.message_ids())
+    assert b"".join([c async for c in run.puppet.download("1", 1000)]) == data
+    (fetched,) = [r.path for r in run.script.requests if "download" in r.path]
+    assert fetched.startswith("/c2c/download?encrypted_query_param=q1")
