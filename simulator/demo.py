@@ -12,10 +12,13 @@ import tempfile
 import textwrap
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from simulator.fake_model import FakeModel, ModelStep
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn, Reply
 from wechat_sdk.gateway import Gateway
@@ -72,6 +75,68 @@ async def demo_agent(turn: AgentTurn) -> str | Reply:
     return f"You said{where}{context}: {turn.text}"
 
 
+#: the config of the assistant's chapter: an agent block, as a user would write it
+AI_CONFIG = {
+    "channels": {
+        "wechat": {
+            "puppet": "simulator",
+            "dmPolicy": "open",
+            "allowFrom": ["*"],
+            "accounts": {"ai": {"name": "Assistant"}},
+            "agent": {
+                "baseUrl": "http://fake-model.invalid/v1",  # answered in process
+                "model": "demo-model",
+                "systemPrompt": "You are a helpful assistant on WeChat.",
+            },
+        }
+    }
+}
+
+
+def _weather_model(body: dict[str, Any]) -> ModelStep:
+    """The fake model: asks for the weather tool, then answers with what it said."""
+    results = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+    if results:
+        return ModelStep(
+            text=f"It will be {results[-1]} in Hangzhou tomorrow: a good day for West Lake."
+        )
+    return ModelStep(tool_calls=[("weather", {"city": "Hangzhou"})])
+
+
+async def _assistant_chapter(world: SimulatedWeChat, state: Path, console: Console) -> None:
+    from wechat_sdk.assistants import ConfiguredAssistant
+
+    world.add_account("ai", name="Assistant")
+    model = FakeModel(_weather_model)
+    gateway = world.gateway(
+        AI_CONFIG, ConfiguredAssistant(http_client=model.http_client), state_dir=state
+    )
+
+    def weather(city: str) -> str:
+        """Tomorrow's weather in a city."""
+        return "sunny, 24 °C"
+
+    gateway.tools.register("weather", weather)
+    console.print('[dim]   agent: { model: "demo-model", baseUrl: ... }; a Python tool: weather[/]')
+    try:
+        await gateway.start()
+        await world.login("ai")
+        await world.say("wxid_owner", "Will it rain in Hangzhou tomorrow?", account="ai")
+        # the model's client asks a thread once (its platform): virtual time moves in
+        # small steps meanwhile, not to the world's next timer
+        answered = asyncio.ensure_future(gateway.wait_idle())
+        while not answered.done():
+            await asyncio.sleep(0.002)
+            await world.advance(0.01)
+        call = model.requests[1]["messages"][-2]["tool_calls"][0]["function"]
+        console.print(
+            f"[dim]   the model called {call['name']}({call['arguments']}) and got "
+            f"{weather('Hangzhou')!r}, then answered[/]"
+        )
+    finally:
+        await gateway.close()
+
+
 class _QrLines(logging.Handler):
     """Shows the gateway's QR log lines: each status in words beside the seed's exact line,
     and the first QR code drawn."""
@@ -124,6 +189,7 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
         "family@chatroom": "Family group",
         "wxid_bot_default": "Helper",
         "wxid_bot_work": "Work Bot",
+        "wxid_bot_ai": "Assistant",
     }
     world.add_contact("wxid_owner", "Olivia")
     world.add_contact("wxid_stranger", "Sam")
@@ -191,6 +257,10 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
 
             chapter("7. A second account answers through itself")
             await world.say("wxid_colleague", "Is the report ready?", account="work")
+
+            chapter("8. An assistant from the config calls a tool (a fake model, offline)")
+            gw_log.removeHandler(handler)  # (its account's QR login was shown in 1.)
+            await _assistant_chapter(world, Path(tmp) / "ai", console)
             show_new()
             if interactive:
                 await _interactive(world, gateway, console, show_new)

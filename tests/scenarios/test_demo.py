@@ -34,6 +34,21 @@ async def test_the_qr_lines_come_under_their_heading_with_the_status_in_words() 
     assert "█" in lines[link + 1] and "▄" in "".join(lines[link + 1 : link + 20])
 
 
+async def test_the_assistant_chapter_shows_a_tool_call_and_its_answer() -> None:
+    console = recording_console()
+    await run_demo(console)
+    lines = console.export_text().splitlines()
+    chapter = lines[
+        lines.index("8. An assistant from the config calls a tool (a fake model, offline)") :
+    ]
+    text = "\n".join(chapter)
+    assert 'the model called weather({"city": "Hangzhou"})' in text
+    answer = next(line for line in chapter if "bot ai -> Olivia (owner):" in line)
+    assert answer.endswith(
+        "It will be sunny, 24 °C in Hangzhou tomorrow: a good day for West Lake."
+    )
+
+
 def test_the_demo_written_to_a_file_keeps_each_link_on_one_line() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "wechat_sdk", "demo"],

@@ -23,6 +23,7 @@ from wechat_sdk.assistants.context import turn_messages
 from wechat_sdk.assistants.mcp_tools import McpServer
 from wechat_sdk.assistants.offered_tools import tools_for_turn
 from wechat_sdk.assistants.openai_chat import ChatModel, ModelFailed
+from wechat_sdk.assistants.webhook_agent import MediaLink, WebhookAgent
 from wechat_sdk.config import Config, ResolvedAccount, accounts_of
 
 if TYPE_CHECKING:
@@ -49,9 +50,13 @@ class ConfiguredAssistant:
         *,
         http_client: Callable[[], httpx.AsyncClient] | None = None,
         fallback: Agent = echo,
+        media_link: MediaLink | None = None,
     ) -> None:
         self._http_client = http_client
         self._fallback = fallback
+        #: provider "webhook": the agent per account, and the signed links of its media
+        self._webhooks: dict[str, WebhookAgent] = {}
+        self._media_link = media_link
         self._accounts: dict[str, ResolvedAccount] = {}
         self._models: dict[str, ChatModel] = {}
         self._account_servers: dict[str, list[McpServer]] = {}
@@ -76,8 +81,19 @@ class ConfiguredAssistant:
                 )
                 continue
             self._accounts[account.id] = account
+            if agent.provider == "webhook":
+                assert agent.url is not None and agent.secret is not None  # (validated)
+                self._webhooks[account.id] = WebhookAgent(
+                    agent.url,
+                    agent.secret.get_secret_value(),
+                    timeout_s=agent.timeout,
+                    media_link=self._media_link,
+                    http_client=self._http_client,
+                )
+                continue
             client = self._http_client() if self._http_client is not None else None
-            self._models[account.id] = ChatModel(agent, http_client=client)
+            model = self._models[account.id] = ChatModel(agent, http_client=client)
+            model.client  # noqa: B018 (made now: importing openai takes a while)
             servers = []
             for key, server_config in agent.mcpServers.items():
                 ident = (key, server_config.model_dump_json())
@@ -93,11 +109,16 @@ class ConfiguredAssistant:
         """Stop the MCP servers and close the model clients."""
         servers, self._servers = list(self._servers.values()), {}
         models, self._models = list(self._models.values()), {}
+        webhooks, self._webhooks = list(self._webhooks.values()), {}
+        await asyncio.gather(*(w.aclose() for w in webhooks))
         self._accounts = {}
         self._account_servers = {}
         await asyncio.gather(*(s.aclose() for s in servers), *(m.aclose() for m in models))
 
     def __call__(self, turn: AgentTurn) -> Awaitable[AgentResult] | AsyncIterator[str]:
+        webhook = self._webhooks.get(turn.account_id)
+        if webhook is not None:
+            return webhook(turn)
         if turn.account_id not in self._models:
             return self._fallback(turn)
         return self._answer(turn)
@@ -145,8 +166,11 @@ class ConfiguredAssistant:
         return text if isinstance(text, str) else ""
 
 
-def configured_assistant(config: Config) -> ConfiguredAssistant | None:
-    """The assistant of ``config`` when an enabled account has an ``agent`` block."""
+def configured_assistant(
+    config: Config, *, media_link: MediaLink | None = None
+) -> ConfiguredAssistant | None:
+    """The assistant of ``config`` when an enabled account has an ``agent`` block
+    (``media_link``: the signed links a webhook agent gets for inbound files)."""
     if any(a.settings.agent is not None for a in accounts_of(config).enabled):
-        return ConfiguredAssistant()
+        return ConfiguredAssistant(media_link=media_link)
     return None
