@@ -29,6 +29,7 @@ from wechat_sdk.puppet import (
     ReadyEvent,
     ScanEvent,
     ScanStatus,
+    SendError,
     WindowClosed,
 )
 
@@ -240,6 +241,19 @@ async def test_a_rate_limited_send_goes_out_once(
     await bot.puppet.send_text(ALICE, "after the limit")
     assert world.texts(to=ALICE) == ["after the limit"]
     assert not [e for e in world.events_log if e["event"] == "client_id_reused"]
+
+
+async def test_a_send_whose_answer_was_lost_is_final_and_went_out_once(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "hi")
+    world.fault("send_lost_reply", account="bot")  # taken, but the answer never comes
+    with pytest.raises(SendError) as lost:
+        await bot.puppet.send_text(ALICE, "maybe")
+    assert (lost.value.code, lost.value.transient) == ("outcome_unknown", False)
+    assert "not sent again" in str(lost.value)
+    assert world.texts(to=ALICE) == ["maybe"]
 
 
 async def test_an_image_and_a_voice_reply_go_out_through_the_cdn(

@@ -40,5 +40,6 @@ The bot's own messages are recorded too (their text, by the id ``sendmessage`` g
 a quote of one, which iLink delivers cut, is given to the agent whole
 (``Message.quoted_text``). Each send carries a new ``client_id``, kept when a rate limit
 (``ret -2``, nothing taken) makes the adapter send it again; a send whose answer was lost
-may have been taken and is not sent again (``SendOutcomeUnknown``): nothing twice.
+may have been taken and is not sent again (a final ``SendError``, code
+``outcome_unknown``: iLink echoes nothing back that could tell): nothing twice.
 """

@@ -1,8 +1,9 @@
 """Sending through iLink: the reply window counted, ``sendmessage`` with the peer's
 ``context_token``, retried after a rate limit (``ret -2``: nothing was taken) under the
 same ``client_id``, files through the CDN, and the typing indicator. A send whose answer
-was lost (it may have been taken) is never sent again here: it is
-:class:`~wechat_sdk.puppet.SendOutcomeUnknown`, and nothing goes out twice.
+was lost (it may have been taken) is never sent again: iLink gives the bot no echo of its
+own messages, so no later evidence could settle it, and it is a final
+:class:`~wechat_sdk.puppet.SendError` with the code ``outcome_unknown``.
 
 The window is iLink's rule, counted here and never guessed at: the user writes first; at
 most :data:`WINDOW_MESSAGES` bot messages after each user message; nothing
@@ -34,7 +35,6 @@ from wechat_sdk.puppet import (
     OutboundFile,
     ReplyWindow,
     SendError,
-    SendOutcomeUnknown,
     WindowClosed,
 )
 
@@ -160,9 +160,9 @@ class Sender:
             except BadAnswer as exc:
                 if exc.status is not None:  # an error status: the send was not taken
                     raise SendError(f"iLink did not take the {what}: {exc}") from exc
-                raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {exc}") from exc
+                raise _unknown(what, exc) from exc
             except Unreachable as exc:  # it may have been taken: not sent a second time
-                raise SendOutcomeUnknown(f"the {what} may or may not have gone out: {exc}") from exc
+                raise _unknown(what, exc) from exc
             except ApiError as exc:
                 raise SendError(f"iLink refused the {what}: {exc}", transient=False) from exc
             if attempt < SEND_ATTEMPTS:
@@ -203,3 +203,14 @@ class Sender:
             return None
         self.tickets[peer] = (ticket, now)
         return ticket
+
+
+def _unknown(what: str, exc: Exception) -> SendError:
+    """A send whose answer was lost. iLink sends the bot no echo of its own messages, so
+    nothing can ever show whether it went out: it is final, never sent a second time."""
+    return SendError(
+        f"the {what} may or may not have gone out ({exc}); iLink gives no echo to tell: "
+        "not sent again",
+        transient=False,
+        code="outcome_unknown",
+    )
