@@ -25,6 +25,7 @@ from wechat_sdk.assistants.offered_tools import tools_for_turn
 from wechat_sdk.assistants.openai_chat import ChatModel, ModelFailed
 from wechat_sdk.assistants.webhook_agent import MediaLink, WebhookAgent
 from wechat_sdk.config import Config, ResolvedAccount, accounts_of
+from wechat_sdk.logtext import shown
 
 if TYPE_CHECKING:
     import httpx
@@ -146,8 +147,8 @@ class ConfiguredAssistant:
         except ModelFailed as exc:
             log.warning(
                 "the model failed on message %s: %s reason=%s",
-                turn.message_id,
-                exc,
+                shown(turn.message_id),
+                shown(exc, 300),
                 exc.reason,
                 extra={"account": turn.account_id},
             )

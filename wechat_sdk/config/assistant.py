@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from wechat_sdk.config.errors import ConfigProblem
+from wechat_sdk.config.integrations import check_whsec
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -27,7 +28,7 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant on WeChat. Answer briefly, 
 #: the default ``user`` sent with each request: one stable key per conversation
 DEFAULT_USER_KEY = "wechat:{accountId}:{conversationId}"
 
-Provider = Literal["openai"]
+Provider = Literal["openai", "webhook"]
 
 
 class Strict(BaseModel):
@@ -74,15 +75,29 @@ class AgentConfig(Strict):
     Ollama, vLLM, LM Studio, DeepSeek, Qwen, OpenClaw's ``/v1``, ...) and MCP tools."""
 
     provider: Provider = Field(
-        "openai", description='"openai": the Chat Completions API and servers compatible with it'
+        "openai",
+        description='"openai": the Chat Completions API and servers compatible with it; '
+        '"webhook": POST each turn to url, signed with secret (docs/webhooks.md)',
+    )
+    url: str | None = Field(
+        None, description="provider webhook: the endpoint each turn is POSTed to"
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="provider webhook: the whsec_ secret the turns are signed with (a secret: "
+        "never logged)",
     )
     baseUrl: str | None = Field(
         None, description="the API's base URL (unset: https://api.openai.com/v1)"
     )
     apiKey: SecretStr | None = Field(
-        None, description='API key, usually "${OPENAI_API_KEY}" (a secret: never logged)'
+        None,
+        description="API key (a secret: never logged); unset: $OPENAI_API_KEY, else none "
+        '(a local server needs none); "${VAR}" takes it from another variable',
     )
-    model: str = Field(min_length=1, description="the model's name on that server")
+    model: str | None = Field(
+        None, min_length=1, description="the model's name on that server (provider openai)"
+    )
     systemPrompt: str = Field(
         DEFAULT_SYSTEM_PROMPT, description="the instructions the model gets first"
     )
@@ -125,6 +140,26 @@ class AgentConfig(Strict):
         description="MCP servers whose tools the model may call, by a key of your choice "
         "(a group's tools entry may name the key: all its tools)",
     )
+
+    @model_validator(mode="after")
+    def _provider_keys(self) -> AgentConfig:
+        if self.provider == "openai":
+            if self.model is None:
+                raise ValueError('provider "openai" needs model (the model\'s name)')
+            if self.url is not None or self.secret is not None:
+                raise ValueError(
+                    'url and secret go with provider "webhook" (an OpenAI-compatible '
+                    "server's address is baseUrl)"
+                )
+            return self
+        if self.url is None or self.secret is None:
+            raise ValueError('provider "webhook" needs url and secret (whsec_...)')
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        problem = check_whsec(self.secret.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"secret {problem}")
+        return self
 
 
 def agent_problems(agent: AgentConfig, key_path: str) -> list[ConfigProblem]:

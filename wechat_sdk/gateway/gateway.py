@@ -30,6 +30,7 @@ from wechat_sdk.inbound.pipeline import InboundPipeline
 from wechat_sdk.outbound.delivery import Sender
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.outbound.pipeline import Outbound
+from wechat_sdk.outbound.waiting import WaitingForUser
 from wechat_sdk.pairing.service import Pairing, approved_message
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, Store
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from wechat_sdk.http.media_links import MediaLinks
     from wechat_sdk.http.server import GatewayHttp
 
-__all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory"]
+__all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory", "state_dir_of"]
 
 log = logging.getLogger("wechat_sdk.gateway")
 
@@ -78,10 +79,7 @@ class Gateway:
         self.agent = agent
         self.clock: Clock = clock or RealClock()
         self.puppet_factory = puppet_factory or default_puppet_factory(self)
-        configured = config.channels.wechat.stateDir
-        self.state_dir: Path = Path(
-            state_dir if state_dir is not None else (configured or DEFAULT_STATE_DIR)
-        ).expanduser()
+        self.state_dir: Path = state_dir_of(config, state_dir)
         self._store = store
         self._rng = rng
         self.show_terminal_qr = show_terminal_qr
@@ -155,7 +153,13 @@ class Gateway:
             on_failure=record_error,
             events=self.events,
         )
-        outbound = Outbound(account, sender, self.clock)
+        waiting = WaitingForUser(
+            store.outbox,
+            account.id,
+            self.clock,
+            logging.LoggerAdapter(log, {"account": account.id}),
+        )
+        outbound = Outbound(account, sender, self.clock, waiting)
         history = HistoryBook(
             store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
         )
@@ -346,12 +350,19 @@ class Gateway:
 
         Goes through the default account unless ``account`` is given; paced and retried
         like every reply. Returns the text that went out.
+
+        On a transport with reply windows (iLink), raises
+        :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed (nothing is
+        sent); a message longer than what the window still takes is packed, and what
+        does not fit goes out after the user's next message.
         """
         conversation = room or to
         if not conversation:
             raise ValueError("send() needs a contact id (to) or a room id (room)")
         reply = message if isinstance(message, Reply) else Reply(text=message)
-        return await self._runner(account).outbound.deliver(conversation, reply)
+        outbound = self._runner(account).outbound
+        outbound.check_window(conversation)  # a closed reply window: WindowClosed
+        return await outbound.deliver(conversation, reply)
 
     def status(self) -> list[AccountStatus]:
         """Per-account status (no secrets)."""
@@ -413,6 +424,15 @@ class PairingAPI:
 
     def approved(self, account: str) -> builtins.list[ApprovedSender]:
         return self._service().approved(account)
+
+
+def state_dir_of(config: Config, state_dir: str | Path | None = None) -> Path:
+    """The state directory a gateway uses: ``state_dir`` if given, else the config's
+    ``stateDir``, else :data:`DEFAULT_STATE_DIR`."""
+    configured = config.channels.wechat.stateDir
+    return Path(
+        state_dir if state_dir is not None else (configured or DEFAULT_STATE_DIR)
+    ).expanduser()
 
 
 def default_puppet_factory(gateway: Gateway) -> PuppetFactory:

@@ -11,12 +11,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
 from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
+from wechat_sdk.clock import RealClock
 from wechat_sdk.config import (
     Config,
     ConfigError,
@@ -27,7 +28,8 @@ from wechat_sdk.config import (
     located,
 )
 from wechat_sdk.gateway.control import ControlServer
-from wechat_sdk.gateway.gateway import Gateway
+from wechat_sdk.gateway.gateway import Gateway, state_dir_of
+from wechat_sdk.http.media_links import MediaLinks
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
@@ -171,11 +173,14 @@ def check_agents(
         raise located(ConfigError(problems), config_file)
 
 
-def agent_from_config(config: Config) -> Agent:
-    """The assistant of the config's ``agent`` blocks; the built-in echo without one."""
+def agent_from_config(
+    config: Config, *, media_link: Callable[[Path], str | None] | None = None
+) -> Agent:
+    """The assistant of the config's ``agent`` blocks; the built-in echo without one.
+    ``media_link``: the signed links of inbound files a webhook agent gets."""
     from wechat_sdk.assistants import configured_assistant
 
-    return configured_assistant(config) or BUILTIN_AGENTS["echo"]
+    return configured_assistant(config, media_link=media_link) or BUILTIN_AGENTS["echo"]
 
 
 async def serve(
@@ -196,9 +201,11 @@ async def serve(
     config = load_config(config_file)
     check_puppets(accounts_of(config).accounts.values(), config_file)
     check_agents(accounts_of(config).accounts.values(), config_file)
+    # the signed media links: made by a webhook agent, served by the gateway's API server
+    links = MediaLinks(state_dir_of(config, state_dir) / "media" / "inbound", RealClock())
     if agent is None:
-        agent = agent_from_config(config)
-    gateway = Gateway(config, agent=agent, state_dir=state_dir)
+        agent = agent_from_config(config, media_link=links.link)
+    gateway = Gateway(config, agent=agent, state_dir=state_dir, media_links=links)
     stop = asyncio.Event()
 
     async def handle(request: dict[str, Any]) -> dict[str, Any]:

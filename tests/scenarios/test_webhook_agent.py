@@ -1,0 +1,212 @@
+"""``agent: {provider: "webhook", url, secret}``: each turn POSTed, signed, to a real HTTP
+endpoint (an aiohttp server), and what it answers sent back: JSON text and files, nothing,
+or a server-sent events stream sent in blocks. Inbound media come as signed links the
+gateway's API server serves for a short while."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from standardwebhooks import Webhook
+from webhook_receiver import whsec
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.config import ConfigError, parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.http.media_links import MEDIA_LINK_TTL_S, MediaLinks
+
+SECRET = whsec(7)
+TOKEN = "agent-test-token-0123456789"
+
+Answer = Callable[[web.Request, dict[str, Any]], Awaitable[web.StreamResponse]]
+
+
+class AgentEndpoint:
+    """The assistant's side: checks each request's signature, records its turn, answers
+    with ``answer``."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.turns: list[dict[str, Any]] = []
+        app = web.Application()
+        app.router.add_post("/agent", self._handle)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        turn = Webhook(SECRET).verify(body, dict(request.headers))  # raises when unsigned
+        self.turns.append(turn)
+        return await self.answer(request, turn)
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[AgentEndpoint]:
+    async def say_hi(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response({"text": f"hook got: {turn['data']['text']}"})
+
+    e = AgentEndpoint(say_hi)
+    await e.server.start_server()
+    yield e
+    await e.server.close()
+
+
+async def gateway(wechat: WeChatHarness, endpoint: AgentEndpoint, **wechat_keys: Any) -> Gateway:
+    """A gateway whose config's agent is the endpoint, with the API (for media links)."""
+    world = wechat.world
+    config = parse_config(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {
+                        "dmPolicy": "open",
+                        "allowFrom": ["*"],
+                        "api": {"port": 0, "token": TOKEN},
+                        "agent": {
+                            "provider": "webhook",
+                            "url": str(endpoint.server.make_url("/agent")),
+                            "secret": SECRET,
+                        },
+                        **wechat_keys,
+                    }
+                }
+            }
+        )
+    )
+    links = MediaLinks(wechat.state_dir / "media" / "inbound", world.clock)
+    gw = world.gateway(
+        config,
+        ConfiguredAssistant(media_link=links.link),
+        state_dir=wechat.state_dir,
+        media_links=links,
+    )
+    wechat.gateways.append(gw)
+    await gw.start()
+    await world.login()
+    return gw
+
+
+async def answered(wechat: WeChatHarness, gw: Gateway) -> None:
+    """Until every turn was answered (the POST is real I/O: driven, not just idled)."""
+    await wechat.world.drive(gw.wait_idle())
+    await wechat.world.run_until_idle()
+
+
+async def test_the_endpoint_answers_with_json_text(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    gw = await gateway(wechat, endpoint)
+    world = wechat.world
+    await world.say("wxid_alice", "hello")
+    await answered(wechat, gw)
+    await world.say("wxid_alice", "and again")
+    await answered(wechat, gw)
+    assert world.texts(to="wxid_alice") == ["hook got: hello", "hook got: and again"]
+    first, second = endpoint.turns
+    assert first["type"] == "agent.turn"
+    data = second["data"]
+    assert (data["text"], data["sender"]["id"], data["chat"]["type"]) == (
+        "and again",
+        "wxid_alice",
+        "direct",
+    )
+    assert [h["text"] for h in data["history"]] == ["hello", "hook got: hello"]
+
+
+async def test_nothing_and_files_and_a_failure(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        text = turn["data"]["text"]
+        if text == "quiet":
+            return web.Response(status=204)
+        if text == "file":
+            data = base64.b64encode(b"report body").decode()
+            return web.json_response({"files": [{"name": "report.txt", "data": data}]})
+        return web.Response(status=500)
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    world = wechat.world
+    for text in ("quiet", "file", "boom"):
+        await world.say("wxid_alice", text)
+        await answered(wechat, gw)
+    sent = world.sent(to="wxid_alice")
+    assert [e.media["name"] if e.media else e.text for e in sent] == [
+        "report.txt",
+        "sorry, try later",
+    ]
+
+
+async def test_a_streamed_answer_goes_out_in_blocks(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    paragraphs = [f"Paragraph {n}. " + "words " * 40 for n in range(3)]
+
+    async def stream(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for n, p in enumerate(paragraphs):
+            piece = p + "\n\n" if n < len(paragraphs) - 1 else p
+            data = json.dumps({"text": piece}) if n % 2 else piece.replace("\n", "\\n")
+            if n % 2 == 0:  # plain data lines: a newline is two data lines
+                lines = "".join(f"data: {line}\n" for line in piece.split("\n"))
+                await response.write(f"{lines}\n".encode())
+            else:
+                await response.write(f"data: {data}\n\n".encode())
+        await response.write(b"event: done\ndata: \n\n")
+        return response
+
+    endpoint.answer = stream
+    gw = await gateway(wechat, endpoint, draftChunk={"minChars": 50, "maxChars": 300})
+    world = wechat.world
+    await world.say("wxid_alice", "tell me")
+    await answered(wechat, gw)
+    sent = world.texts(to="wxid_alice")
+    assert len(sent) >= 2  # blocks, not one message
+    assert " ".join(s.strip() for s in sent).split() == " ".join(paragraphs).split()
+
+
+async def test_media_come_as_short_lived_signed_links(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    gw = await gateway(wechat, endpoint)
+    world = wechat.world
+    await world.say("wxid_alice", "", media={"kind": "image", "name": "cat.png", "size": 2048})
+    await answered(wechat, gw)
+    (turn,) = endpoint.turns
+    (item,) = turn["data"]["media"]
+    url = item["url"]
+    assert gw.http is not None and gw.http.api_url and url.startswith(gw.http.api_url + "/media/")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as response:  # no bearer token: the signature is the key
+            assert response.status == 200
+            assert len(await response.read()) == 2048
+        for bad in (url.replace("sig=", "sig=0"), url.replace("cat", "dog")):
+            async with http.get(bad) as response:
+                assert response.status == 404
+        await world.advance(MEDIA_LINK_TTL_S + 1)
+        async with http.get(url) as response:
+            assert response.status == 404  # expired
+
+
+def test_a_webhook_agent_needs_its_url_and_a_whsec_secret() -> None:
+    for agent, says in (
+        ({"provider": "webhook", "url": "https://x.example/a"}, "needs url and secret"),
+        (
+            {"provider": "webhook", "url": "https://x.example/a", "secret": "hunter2hunter2"},
+            "whsec_",
+        ),
+        ({"provider": "openai", "url": "https://x.example/a", "model": "m"}, "go with provider"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config(json.dumps({"channels": {"wechat": {"agent": agent}}}))
+        assert "channels.wechat.agent" in str(info.value) and says in str(info.value)
+        assert "hunter2" not in str(info.value)

@@ -1,0 +1,248 @@
+"""An assistant behind any URL: ``agent: {provider: "webhook", url, secret}``.
+
+Each turn is POSTed to ``url`` as JSON, signed like the gateway's webhooks (Standard
+Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` under ``secret``), in
+the shape ``{"type": "agent.turn", "timestamp", "data": {...}}`` (:func:`turn_payload`):
+the text, the sender, the chat, the history, and the media as short-lived signed links
+served by the gateway's API server. What the endpoint answers is sent back:
+
+- ``application/json``: ``{"text": "...", "files": [{"name", "url" or "data", "kind"}]}``
+  (either may be left out);
+- nothing (204, an empty body, ``{}``): the bot stays silent;
+- ``text/event-stream``: each event's data is a piece of the answer (plain text, or JSON
+  with ``text``), sent in blocks as they come like any streaming agent; an event named
+  ``done`` ends it.
+
+Any other status, or no answer within ``agent.timeout``, is an agent failure (the account's
+``errorNotice`` goes out). The HTTP client is httpx (which the openai client brings), and
+server-sent events are read by ``httpx-sse``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wechat_sdk.agent import AgentResult, AgentTurn, Reply
+from wechat_sdk.events import iso_time
+from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.webhooks.signing import new_message_id, signed_headers
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["WebhookAgent", "WebhookAgentError", "turn_payload"]
+
+log = logging.getLogger("wechat_sdk.assistant")
+
+MediaLink = Callable[[Path], "str | None"]
+_FILE_KINDS = ("image", "video", "audio", "file")
+
+
+class WebhookAgentError(RuntimeError):
+    """The endpoint answered with an error, or with something that is not an answer."""
+
+
+def turn_payload(turn: AgentTurn, media_link: MediaLink | None = None) -> dict[str, Any]:
+    """The JSON a webhook agent is POSTed for ``turn`` (``media_link`` makes each saved
+    file's signed link)."""
+    media = []
+    for item in turn.media:
+        link = media_link(item.path) if media_link is not None and item.path is not None else None
+        media.append(
+            {
+                "kind": item.kind,
+                "name": item.name,
+                "mime": item.mime,
+                "size": item.size,
+                "url": link,
+                "note": item.note,
+            }
+        )
+    return {
+        "type": "agent.turn",
+        "timestamp": iso_time(turn.timestamp),
+        "data": {
+            "accountId": turn.account_id,
+            "messageId": turn.message_id,
+            "text": turn.text,
+            "sender": {"id": turn.sender_id, "name": turn.sender_name},
+            "chat": {
+                "id": turn.conversation_id,
+                "type": turn.chat_type,
+                "roomId": turn.room_id,
+                "roomTopic": turn.room_topic,
+            },
+            "mentioned": turn.mentioned,
+            "history": [
+                {
+                    "role": h.role,
+                    "senderId": h.sender_id,
+                    "senderName": h.sender_name,
+                    "text": h.text,
+                    "timestamp": iso_time(h.timestamp),
+                }
+                for h in turn.history
+            ],
+            "media": media,
+        },
+    }
+
+
+class WebhookAgent:
+    """Answers each turn with what ``url`` answers (see the module's docstring).
+
+    ``media_link`` makes the signed link of an inbound file (the gateway's
+    ``media_links.link``); without it, files are described with no ``url``.
+    ``http_client`` makes the ``httpx.AsyncClient`` used (a test's transport).
+
+    Example:
+        ```python
+        agent = WebhookAgent("https://n8n.example.com/webhook/wechat", secret="whsec_...")
+        gateway = Gateway(config, agent=agent)
+        ```
+    """
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        timeout_s: float = 60.0,
+        headers: dict[str, str] | None = None,
+        media_link: MediaLink | None = None,
+        http_client: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
+        self.url = url
+        self._secret = secret
+        self.timeout_s = timeout_s
+        self.headers = dict(headers or {})
+        self.media_link = media_link
+        self._http_client = http_client
+        self._client: httpx.AsyncClient | None = None
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            self._client = (
+                self._http_client()
+                if self._http_client is not None
+                else httpx.AsyncClient(timeout=httpx.Timeout(self.timeout_s))
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (a later turn opens another)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __call__(self, turn: AgentTurn) -> AgentResult:
+        body = json.dumps(turn_payload(turn, self.media_link), ensure_ascii=False).encode()
+        headers = {
+            **self.headers,
+            **signed_headers(self._secret, new_message_id(), body, time.time()),
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        }
+        client = self._get_client()
+        request = client.build_request("POST", self.url, content=body, headers=headers)
+        response = await client.send(request, stream=True)
+        streaming = False
+        try:
+            if not 200 <= response.status_code < 300:
+                raise WebhookAgentError(
+                    f"the agent's endpoint answered HTTP {response.status_code}"
+                )
+            kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if kind == "text/event-stream":
+                streaming = True  # the stream closes the response
+                return self._pieces(response)
+            raw = await response.aread()
+        finally:
+            if not streaming:
+                await response.aclose()
+        return _reply(raw)
+
+    async def _pieces(self, response: httpx.Response) -> AsyncIterator[str]:
+        from httpx_sse import EventSource
+
+        try:
+            async for event in EventSource(response).aiter_sse():
+                if event.event == "done":
+                    return
+                if event.event == "error":
+                    raise WebhookAgentError(f"the agent's stream failed: {event.data[:200]}")
+                piece = _piece(event.data)
+                if piece:
+                    yield piece
+        finally:
+            with contextlib.suppress(Exception):
+                await response.aclose()
+
+
+def _piece(data: str) -> str:
+    """An event's text: its data, or the ``text`` of a JSON object."""
+    if data.startswith("{"):
+        with contextlib.suppress(ValueError):
+            value = json.loads(data)
+            if isinstance(value, dict):
+                text = value.get("text")
+                return text if isinstance(text, str) else ""
+    return data
+
+
+def _reply(raw: bytes) -> Reply | None:
+    """The reply in a JSON answer; None for an empty one."""
+    if not raw.strip():
+        return None
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        raise WebhookAgentError(
+            "the agent's endpoint answered something that is not JSON"
+        ) from None
+    if not isinstance(answer, dict):
+        raise WebhookAgentError('the agent\'s answer must be a JSON object {"text", "files"}')
+    text = answer.get("text")
+    if text is not None and not isinstance(text, str):
+        raise WebhookAgentError('"text" of the agent\'s answer must be a string')
+    files = [_file(i, f) for i, f in enumerate(answer.get("files") or [])]
+    if not (text and text.strip()) and not files:
+        return None
+    return Reply(text=text, files=files)
+
+
+def _file(index: int, f: Any) -> OutboundFile:
+    where = f"files[{index}] of the agent's answer"
+    if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
+        raise WebhookAgentError(f"{where} needs a name")
+    kind = f.get("kind", "file")
+    if kind not in _FILE_KINDS:
+        raise WebhookAgentError(f"{where}: kind must be one of {', '.join(_FILE_KINDS)}")
+    url, data = f.get("url"), f.get("data")
+    if (url is None) == (data is None):
+        raise WebhookAgentError(f"{where} needs a url or its data (base64), one of them")
+    raw = None
+    if data is not None:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise WebhookAgentError(f"{where}: data is not valid base64") from None
+    duration = f.get("durationS")
+    return OutboundFile(
+        name=f["name"],
+        kind=kind,
+        data=raw,
+        url=url if isinstance(url, str) else None,
+        mime=f.get("mime"),
+        duration_s=float(duration) if isinstance(duration, int | float) else None,
+    )
