@@ -251,6 +251,7 @@ async def run_scenario(
             account.id,
             wxid=spec.wxid if spec else None,
             name=(spec.name if spec and spec.name else account.settings.name),
+            transport="ilink" if account.settings.puppet == "ilink" else "puppet",
         )
     the_agent = agent or BUILTIN_AGENTS[scenario.agent]
     failures: list[str] = []
@@ -277,6 +278,9 @@ async def run_scenario(
                     failures.append(failure)
         finally:
             await gateway.close()
+            server = world.ilink_state.server if world._is_ilink_world() else None
+            if server is not None:
+                await server.close()
     return ScenarioResult(
         ok=not failures, failures=failures, transcript=[e.to_json() for e in world.transcript]
     )

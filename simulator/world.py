@@ -33,7 +33,7 @@ from wechat_sdk.agent import Agent
 from wechat_sdk.clock import Clock, VirtualClock
 from wechat_sdk.config import Config, parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.puppet import Contact, Message, MessageEvent, MessageKind, Room
+from wechat_sdk.puppet import Contact, Message, MessageEvent, MessageKind, Puppet, Room
 
 if TYPE_CHECKING:
     from simulator.ilink.server import ILinkServer
@@ -315,7 +315,9 @@ class SimulatedWeChat(MessageStore):
         """A gateway (not started yet) whose accounts live in this world, in its virtual time.
 
         ``config`` is a whole config: a :class:`~wechat_sdk.config.Config`, its dict, or
-        JSON5 text. The gateway's puppets are the world's, its clock the world's, and its
+        JSON5 text. The gateway's puppets are the world's (an account with ``puppet:
+        "ilink"`` gets the real iLink adapter, served by :meth:`ilink_server`), its clock
+        the world's, and its
         random generator (pacing jitter, pairing codes) ``rng``, by default
         ``world.rng_for("gateway")``: the same run every time. ``options`` are the other
         arguments of :class:`~wechat_sdk.gateway.Gateway` (``store=...``).
@@ -332,10 +334,19 @@ class SimulatedWeChat(MessageStore):
             config = parse_config(config)
         elif not isinstance(config, Config):
             config = parse_config(json.dumps(config))
+        state = Path(state_dir)
+
+        def make_puppet(account: Any) -> Puppet:
+            from simulator.ilink.adapter import ilink_puppet, is_ilink_account
+
+            if is_ilink_account(account):  # the real adapter, over HTTP to this world
+                return ilink_puppet(self, account, state)
+            return self.puppet_factory(account)
+
         return Gateway(
             config,
             agent=agent,
-            puppet_factory=self.puppet_factory,
+            puppet_factory=make_puppet,
             clock=self.clock,
             state_dir=state_dir,
             rng=rng if rng is not None else self.rng_for("gateway"),
@@ -398,6 +409,10 @@ class SimulatedWeChat(MessageStore):
             if self.clock.now() >= deadline:
                 raise TimeoutError(f"account {account_id!r} never showed a QR code")
             await self.clock.advance(0.1)
+
+    def _is_ilink_world(self) -> bool:
+        """Whether any account of the world is an iLink one."""
+        return any(a.transport == "ilink" for a in self.accounts.values())
 
     def _is_ilink(self, account_id: str) -> bool:
         sim = self.accounts.get(account_id)

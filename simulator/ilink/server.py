@@ -20,8 +20,10 @@ HTTP 400 with the same JSON shape; an unknown path is a 404.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -98,6 +100,8 @@ class ILinkServer:
         self.closing = False
         self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
         self._runner: web.AppRunner | None = None
+        self._sock: socket.socket | None = None
+        self._starting: asyncio.Task[None] | None = None  # start() run by start_soon()
         for prefix in ("", "/a/{account}"):
             self._routes(prefix)
         self.app.router.add_post("/c2c/upload", self.cdn_upload)
@@ -137,18 +141,36 @@ class ILinkServer:
         self.state.sim(account_id)
         return f"{self.base_url}a/{quote(account_id, safe='')}/"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
+    def bind(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Take the address now (its port is known at once); :meth:`start` serves it.
+
+        Connections made in between wait in the socket's backlog, so a puppet factory
+        (which cannot await) can give its puppet the URL before the server runs.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._sock = sock
         self.host = host
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.port = int(sock.getsockname()[1])
         self.state.base_url = self.base_url
         self.state.cdn_base_url = self.cdn_base_url
         self.state.server = self
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Serve (on the address :meth:`bind` took, else on ``host``:``port``)."""
+        if self._sock is None:
+            self.bind(host, port)
+        assert self._sock is not None
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self._sock).start()
 
     async def close(self) -> None:
         """End the open long polls and stop serving."""
@@ -157,11 +179,23 @@ class ILinkServer:
             bot.notify()
         for qr in self.state.qr.codes.values():
             qr.set(qr.status)
+        if self._starting is not None and not self._starting.done():
+            await asyncio.wait({self._starting})
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        elif self._sock is not None:
+            self._sock.close()
+        self._sock = None
         if self.state.server is self:
             self.state.server = None
+
+    def start_soon(self) -> None:
+        """Bind now and serve from the next turn of the event loop (for code that cannot
+        await, like a puppet factory)."""
+        if self._sock is None:
+            self.bind()
+        self._starting = asyncio.get_running_loop().create_task(self.start())
 
     async def __aenter__(self) -> ILinkServer:
         return self
@@ -419,9 +453,7 @@ class ILinkServer:
         return web.Response(body=data, content_type="application/octet-stream")
 
 
-def _never() -> Any:
-    import asyncio
-
+def _never() -> asyncio.Event:
     return asyncio.Event()
 
 
