@@ -21,6 +21,7 @@ from wechat_sdk.assistants.mcp_tools import McpServer, McpTool, McpToolFailed
 from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.inbound.groups import resolve_group, tool_permitted
+from wechat_sdk.logtext import shown
 
 __all__ = ["OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
 
@@ -77,9 +78,9 @@ class TurnTools:
         tool = self.tools.get(name)
         if tool is None:
             log.warning(
-                "tool refused: %r is not offered here (%s) reason=tool_not_allowed",
-                name,
-                self.where,
+                "tool refused: '%s' is not offered here (%s) reason=tool_not_allowed",
+                shown(name),
+                shown(self.where),
                 extra={"account": self.account_id},
             )
             return ToolCallOutcome(
@@ -97,18 +98,18 @@ class TurnTools:
             )
         except McpToolFailed as exc:
             log.warning(
-                "tool %r failed: %s reason=tool_failed",
-                name,
-                exc,
+                "tool '%s' failed: %s reason=tool_failed",
+                shown(name),
+                shown(exc, 300),
                 extra={"account": self.account_id},
             )
             return ToolCallOutcome(f"error: {exc}", ran=True)
         except Exception as exc:  # a Python tool's own error: the model may recover
             log.warning(
-                "tool %r raised %s: %s reason=tool_failed",
-                name,
+                "tool '%s' raised %s: %s reason=tool_failed",
+                shown(name),
                 type(exc).__name__,
-                exc,
+                shown(exc, 300),
                 extra={"account": self.account_id},
             )
             return ToolCallOutcome(f"error: {type(exc).__name__}: {exc}", ran=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -80,7 +81,7 @@ class ChatModel:
         self.config = config
         self._http_client = http_client
         self._client: AsyncOpenAI | None = None
-        secret = config.apiKey.get_secret_value() if config.apiKey is not None else ""
+        secret = self.api_key() or ""
         #: values redacted from anything logged (the key, header values such as tokens)
         self._secrets = [s for s in (secret, *config.headers.values()) if len(s) >= 6]
 
@@ -89,16 +90,21 @@ class ChatModel:
         if self._client is None:
             from openai import AsyncOpenAI
 
-            key = self.config.apiKey
             self._client = AsyncOpenAI(
                 # a local server (Ollama, vLLM) wants no key, but the SDK needs one
-                api_key=key.get_secret_value() if key is not None else "no-key",
+                api_key=self.api_key() or "no-key",
                 base_url=self.config.baseUrl,
                 timeout=self.config.timeout,
                 max_retries=self.config.maxRetries,
                 http_client=self._http_client,
             )
         return self._client
+
+    def api_key(self) -> str | None:
+        """``apiKey``, else ``$OPENAI_API_KEY`` (as the openai SDK reads it), else none."""
+        if self.config.apiKey is not None:
+            return self.config.apiKey.get_secret_value()
+        return os.environ.get("OPENAI_API_KEY") or None
 
     async def aclose(self) -> None:
         if self._client is not None:
