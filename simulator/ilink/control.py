@@ -13,7 +13,8 @@ why. See docs/simulator-server.md.
 - ``POST /sim/messages`` ``{"from": "alice@im.wechat", "account": "bot", "text": "hi"}``,
   optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``
   and ``age_s`` (said that many seconds ago): a user writes to a bot.
-- ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries);
+- ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries;
+  ``since=N`` skips the first N, and ``wait_ms=M`` waits up to M ms for one more);
   ``GET /sim/transcript``: everything, in and out; ``GET /sim/files/{message_id}``: the
   bytes of a message's file (decrypted).
 - ``POST /sim/faults`` ``{"kind": "rate_limit", "account": "bot", "count": 1}`` (and
@@ -24,6 +25,8 @@ why. See docs/simulator-server.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -157,8 +160,22 @@ def add_control_routes(server: ILinkServer) -> None:
         return web.json_response({"message_ids": ids}, status=201)
 
     async def sent(request: web.Request) -> web.Response:
-        entries = world.sent(to=request.query.get("to"), account=request.query.get("account"))
-        return web.json_response([_entry(e) for e in entries])
+        to, account = request.query.get("to"), request.query.get("account")
+        try:
+            since = int(request.query.get("since", "0"))
+            wait_ms = int(request.query.get("wait_ms", "0"))
+        except ValueError:
+            return _fail(400, '"since" and "wait_ms" must be whole numbers')
+        entries = world.sent(to=to, account=account)
+        deadline = asyncio.get_running_loop().time() + min(wait_ms, 60_000) / 1000
+        while len(entries) <= since:  # wait_ms: until a new one is sent, or the time is up
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.sent_changed.wait(), left)
+            entries = world.sent(to=to, account=account)
+        return web.json_response([_entry(e) for e in entries[since:]])
 
     async def transcript(request: web.Request) -> web.Response:
         return web.json_response([_entry(e) for e in world.transcript])

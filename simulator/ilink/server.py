@@ -102,6 +102,8 @@ class ILinkServer:
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
         self._starting: asyncio.Task[None] | None = None  # start() run by start_soon()
+        #: set (and replaced) at each message a bot sends: what ``/sim/sent?wait_ms=`` waits on
+        self.sent_changed = asyncio.Event()
         for prefix in ("", "/a/{account}"):
             self._routes(prefix)
         self.app.router.add_post("/c2c/upload", self.cdn_upload)
@@ -374,6 +376,8 @@ class ILinkServer:
             last = world.record_out(sim, to, item.text, item.media, data=item.data)
         wire_id = self.state.wire_id(last) if last is not None else 0
         bot.client_ids[client_id] = wire_id
+        changed, self.sent_changed = self.sent_changed, asyncio.Event()
+        changed.set()
         if sim.faults and world._take_fault(sim, "send_lost_reply"):
             if request.transport is not None:
                 request.transport.close()  # accepted, but the answer never arrives

@@ -639,3 +639,19 @@ async def test_long_polls_live_in_the_worlds_virtual_time(http: aiohttp.ClientSe
         got = await asyncio.wait_for(poll, 5)
         assert got["msgs"][0]["item_list"][0]["text_item"]["text"] == "in virtual time"
         assert got["msgs"][0]["create_time_ms"] == int(world.clock.now() * 1000)
+
+
+async def test_the_control_api_waits_for_the_next_message_a_bot_sends(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    url = f"{server.base_url}sim/sent?account=bot&since=0&wait_ms=10000"
+    waiting = asyncio.ensure_future(http.get(url))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await client.send_text(ALICE, "awaited", msg["context_token"])
+    async with await asyncio.wait_for(waiting, 5) as resp:
+        assert [e["text"] for e in await resp.json()] == ["awaited"]
+    async with http.get(f"{server.base_url}sim/sent?account=bot&since=1&wait_ms=10") as resp:
+        assert await resp.json() == []  # nothing more within the wait
