@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,8 @@ class FakeModel:
     requests: list[dict[str, Any]] = field(default_factory=list)
     #: each request's headers (lowercase names)
     headers: list[dict[str, str]] = field(default_factory=list)
+    #: ``time.monotonic()`` as each chunk of the last streamed answer was handed over
+    chunk_times: list[float] = field(default_factory=list)
     _runner: Any = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -159,6 +162,7 @@ class FakeModel:
             )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        self.chunk_times = times = []
         for i, chunk in enumerate(self.chunks(step, str(body.get("model", "")))):
             if step.cut_after is not None and i >= step.cut_after:
                 # the connection drops with the stream unfinished
@@ -168,6 +172,7 @@ class FakeModel:
             if self.token_delay_s:
                 await asyncio.sleep(self.token_delay_s)
             await response.write(chunk)
+            times.append(time.monotonic())
         await response.write_eof()
         return response
 
@@ -191,23 +196,25 @@ class FakeModel:
             return httpx.Response(
                 200,
                 headers={"content-type": "text/event-stream"},
-                stream=_chunk_stream(chunks, self.token_delay_s, step.cut_after),
+                stream=_chunk_stream(self, chunks, step.cut_after),
             )
 
         return httpx.AsyncClient(transport=httpx.MockTransport(handle))
 
 
-def _chunk_stream(chunks: list[bytes], delay_s: float, cut_after: int | None) -> Any:
+def _chunk_stream(model: FakeModel, chunks: list[bytes], cut_after: int | None) -> Any:
     """A response body streamed chunk by chunk (an ``httpx.AsyncByteStream``)."""
     import httpx
 
     class Chunks(httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
+            model.chunk_times = times = []
             for i, chunk in enumerate(chunks):
                 if cut_after is not None and i >= cut_after:
                     raise httpx.RemoteProtocolError("peer closed connection mid-stream")
-                if delay_s:
-                    await asyncio.sleep(delay_s)
+                if model.token_delay_s:
+                    await asyncio.sleep(model.token_delay_s)
+                times.append(time.monotonic())
                 yield chunk
 
     return Chunks()

@@ -148,6 +148,7 @@ class WeChatHarness:
     async def close(self) -> None:
         for gw in self.gateways:
             await gw.close()
+        await self.world.close()  # its iLink server, if an account used one
 
 
 @pytest.fixture

@@ -278,9 +278,7 @@ async def run_scenario(
                     failures.append(failure)
         finally:
             await gateway.close()
-            server = world.ilink_state.server if world._is_ilink_world() else None
-            if server is not None:
-                await server.close()
+            await world.close()
     return ScenarioResult(
         ok=not failures, failures=failures, transcript=[e.to_json() for e in world.transcript]
     )

@@ -20,11 +20,12 @@ import random
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
 from simulator.account import REPLAY_AT_LOGIN, SimAccount, _path_option, _scan_after
+from simulator.ilink.serving import ILinkServing
 from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
 from simulator.session import SESSION_FILE, SessionCard
@@ -34,10 +35,6 @@ from wechat_sdk.clock import Clock, VirtualClock
 from wechat_sdk.config import Config, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import Contact, Message, MessageEvent, MessageKind, Puppet, Room
-
-if TYPE_CHECKING:
-    from simulator.ilink.server import ILinkServer
-    from simulator.ilink.state import ILinkState
 
 __all__ = [
     "AT_ALL",
@@ -85,7 +82,7 @@ class _SimRoom:
     aliases: dict[str, str]
 
 
-class SimulatedWeChat(MessageStore):
+class SimulatedWeChat(MessageStore, ILinkServing):
     """A deterministic, in-memory WeChat.
 
     Example:
@@ -147,7 +144,7 @@ class SimulatedWeChat(MessageStore):
         self._files: dict[str, bytes] = {}  # the bytes of each message with a file
         self._counter = 0
         self._msg_prefix = f"msg-{run_tag}-" if run_tag else "msg-"
-        self._ilink: ILinkState | None = None
+        self._ilink = None
 
     # ------------------------------------------------------------ ids and time
 
@@ -219,19 +216,10 @@ class SimulatedWeChat(MessageStore):
             return self.accounts[id]
         if transport not in ("puppet", "ilink"):
             raise ValueError(f'transport must be "puppet" or "ilink", not {transport!r}')
-        if transport == "ilink" and wxid is None:
-            from simulator.ilink.state import bot_id_for
-
-            wxid = bot_id_for(self.seed, id)
+        if transport == "ilink":
+            return self._add_ilink_account(id, wxid, name)
         account = SimAccount(id=id, wxid=wxid or f"wxid_bot_{id}", name=name or f"Bot {id}")
         account.auto_scan_s = self.auto_scan_s
-        account.transport = transport
-        if transport == "ilink":
-            account.owner = f"{id}.owner@im.wechat"
-            self.accounts[id] = account
-            self.contacts[account.wxid] = Contact(account.wxid, account.name)
-            self.ilink_state.bot(id)
-            return account
         card = self.session_card(id)
         if card is not None:
             kept = card.load()
@@ -244,34 +232,6 @@ class SimulatedWeChat(MessageStore):
     def session_card(self, account_id: str) -> SessionCard | None:
         """Where an account's login is kept, when the world keeps logins on disk."""
         return SessionCard(self.session_dir, account_id) if self.session_dir else None
-
-    @property
-    def ilink_state(self) -> ILinkState:
-        """What the world's iLink server knows (bots, tokens, QR codes, CDN)."""
-        if self._ilink is None:
-            from simulator.ilink.state import ILinkState
-
-            self._ilink = ILinkState(self)
-        return self._ilink
-
-    async def ilink_server(
-        self, *, host: str = "127.0.0.1", port: int = 0, poll_hold_s: float | None = None
-    ) -> ILinkServer:
-        """Serve this world's iLink accounts over HTTP (see :mod:`simulator.ilink`); the
-        running server when there is one. ``poll_hold_s``: how long ``getupdates`` holds
-        a request with nothing to give (default 30 s).
-
-        Example:
-            ```python
-            world.add_account("bot", transport="ilink")
-            async with await world.ilink_server() as server:
-                ...  # a client with baseUrl server.base_url, cdnBaseUrl server.cdn_base_url
-            ```
-        """
-        from simulator.ilink.server import POLL_HOLD_S, start_ilink_server
-
-        hold = POLL_HOLD_S if poll_hold_s is None else poll_hold_s
-        return await start_ilink_server(self, host=host, port=port, poll_hold_s=hold)
 
     def set_room_alias(self, room_id: str, contact_id: str, alias: str) -> None:
         self.rooms[room_id].aliases[contact_id] = alias
@@ -409,14 +369,6 @@ class SimulatedWeChat(MessageStore):
             if self.clock.now() >= deadline:
                 raise TimeoutError(f"account {account_id!r} never showed a QR code")
             await self.clock.advance(0.1)
-
-    def _is_ilink_world(self) -> bool:
-        """Whether any account of the world is an iLink one."""
-        return any(a.transport == "ilink" for a in self.accounts.values())
-
-    def _is_ilink(self, account_id: str) -> bool:
-        sim = self.accounts.get(account_id)
-        return sim is not None and sim.transport == "ilink"
 
     def scan(self, account_id: str = "default") -> None:
         if self._is_ilink(account_id):

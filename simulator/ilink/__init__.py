@@ -53,6 +53,18 @@ virtual clock, so ``run_until_idle`` never waits for them), hold for ``poll_hold
 (default 30 s) and suggest ``longpolling_timeout_ms`` 35000.
 """
 
-from simulator.ilink.server import ILinkServer, start_ilink_server
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulator.ilink.server import ILinkServer, start_ilink_server
 
 __all__ = ["ILinkServer", "start_ilink_server"]
+
+
+def __getattr__(name: str) -> Any:
+    # the server brings aiohttp: loaded when first asked for, not with every world
+    if name in __all__:
+        from simulator.ilink import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

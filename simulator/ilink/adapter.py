@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from wechat_sdk.config import ConfigError
 
 if TYPE_CHECKING:
+    from simulator.account import SimAccount
     from simulator.world import SimulatedWeChat
     from wechat_sdk.puppet import Puppet
 
@@ -27,6 +28,10 @@ def is_ilink_account(account: Any) -> bool:
     """Whether a gateway account (a ``ResolvedAccount``) uses the iLink transport."""
     settings = getattr(account, "settings", None)
     return getattr(settings, "puppet", None) == "ilink"
+
+
+def _unused(sim: SimAccount) -> bool:
+    return sim.puppet is None and not sim.history and not sim.offline and not sim.session
 
 
 def ilink_puppet(world: SimulatedWeChat, account: Any, state_dir: Path | None) -> Puppet:
@@ -40,6 +45,12 @@ def ilink_puppet(world: SimulatedWeChat, account: Any, state_dir: Path | None) -
             "gateway's state directory: build the gateway with world.gateway(...)"
         )
     sim = world.accounts.get(account.id)
+    if sim is not None and sim.transport != "ilink" and _unused(sim):
+        # an account added as a simulator puppet (the pytest plugin's "default") and never
+        # used: it becomes the iLink bot the config asks for
+        del world.accounts[account.id]
+        world.contacts.pop(sim.wxid, None)
+        sim = None
     if sim is None:
         sim = world.add_account(account.id, name=account.settings.name, transport="ilink")
     elif sim.transport != "ilink":

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import json5
-import pytest
 
+from simulator.pytest_plugin import WeChatHarness
 from simulator.scenario import run_scenario
+from wechat_sdk.agents import echo
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "alice@im.wechat"
@@ -34,11 +35,6 @@ async def test_the_ilink_example_scenario_passes() -> None:
     assert out[1:] == ["now?", "once", "limited", "while away"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a send whose answer was lost is SendOutcomeUnknown from the adapter, and delivery "
-    "retries it as a new send (a new client_id; iLink has no self-echo to find): sent twice",
-)
 async def test_a_send_whose_answer_was_lost_goes_out_once() -> None:
     result = await run_scenario(
         scenario(
@@ -76,3 +72,11 @@ async def test_a_group_message_never_reaches_an_ilink_bot() -> None:
     )
     result = await run_scenario(text)
     assert result.ok, result.failures
+
+
+async def test_the_pytest_plugin_runs_an_ilink_gateway(wechat: WeChatHarness) -> None:
+    await wechat.gateway(echo, puppet="ilink", dmPolicy="open", allowFrom=["*"])
+    world = wechat.world
+    assert world.accounts["default"].transport == "ilink"
+    await world.say(ALICE, "through iLink", account="default")
+    assert world.texts(to=ALICE) == ["through iLink"]
