@@ -14,6 +14,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -82,6 +83,33 @@ class PendingUpload:
     rawfilemd5: str
     filesize: int
     key: bytes
+
+    @classmethod
+    def announced(cls, account_id: str, body: dict[str, Any]) -> PendingUpload:
+        """A ``getuploadurl`` body, checked; :class:`CdnError` says what is wrong."""
+
+        def need(name: str, kind: type) -> Any:
+            value = body.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
+                raise CdnError(f"{name} is required ({kind.__name__})")
+            return value
+
+        filekey, media_type = need("filekey", str), need("media_type", int)
+        to, rawsize, md5 = need("to_user_id", str), need("rawsize", int), need("rawfilemd5", str)
+        filesize, aeskey = need("filesize", int), need("aeskey", str)
+        if media_type not in (1, 2, 3, 4):
+            raise CdnError("media_type must be 1 image, 2 video, 3 file or 4 voice")
+        if filesize != padded_size(rawsize):
+            raise CdnError(
+                f"filesize must be the AES-128-ECB size of rawsize ({padded_size(rawsize)})"
+            )
+        try:
+            key = bytes.fromhex(aeskey)
+        except ValueError:
+            key = b""
+        if len(key) != 16:
+            raise CdnError("aeskey must be 16 bytes as hex")
+        return cls(account_id, filekey, media_type, to, rawsize, md5, filesize, key)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from simulator.ilink.cdn import CdnError, PendingUpload, padded_size
+from simulator.ilink.cdn import CdnError, PendingUpload
 from simulator.ilink.state import ILinkBot, ILinkState, wait_changed
 from simulator.ilink.wire import WireError, inbound_message, read_outbound
 
@@ -430,9 +430,12 @@ class ILinkServer:
     async def getuploadurl(self, request: web.Request) -> web.Response:
         try:
             bot, _, body = await self._call(request)
-            upload = _pending_upload(bot, body)
         except _Refused as refused:
             return refused.response
+        try:
+            upload = PendingUpload.announced(bot.account_id, body)
+        except CdnError as exc:
+            return _error(REFUSED, str(exc))
         param = self.state.cdn.announce(upload)
         full = (
             f"{self.cdn_base_url}/upload?encrypted_query_param={quote(param, safe='')}"
@@ -459,32 +462,6 @@ class ILinkServer:
 
 def _never() -> asyncio.Event:
     return asyncio.Event()
-
-
-def _pending_upload(bot: ILinkBot, body: Json) -> PendingUpload:
-    def need(name: str, kind: type) -> Any:
-        value = body.get(name)
-        if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
-            raise _Refused(_error(REFUSED, f"{name} is required ({kind.__name__})"))
-        return value
-
-    filekey, media_type = need("filekey", str), need("media_type", int)
-    to, rawsize, md5 = need("to_user_id", str), need("rawsize", int), need("rawfilemd5", str)
-    filesize, aeskey = need("filesize", int), need("aeskey", str)
-    if media_type not in (1, 2, 3, 4):
-        raise _Refused(_error(REFUSED, "media_type must be 1 image, 2 video, 3 file or 4 voice"))
-    if filesize != padded_size(rawsize):
-        want = padded_size(rawsize)
-        raise _Refused(
-            _error(REFUSED, f"filesize must be the AES-128-ECB size of rawsize ({want})")
-        )
-    try:
-        key = bytes.fromhex(aeskey)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        raise _Refused(_error(REFUSED, "aeskey must be 16 bytes as hex"))
-    return PendingUpload(bot.account_id, filekey, media_type, to, rawsize, md5, filesize, key)
 
 
 async def start_ilink_server(
