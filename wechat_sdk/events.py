@@ -182,10 +182,13 @@ class GatewayEvents:
         )
 
     def account_logged_out(self, account_id: str, *, reason: str) -> None:
-        """WeChat logged the account out (on the phone, or the puppet said so)."""
+        """WeChat logged the account out (on the phone, or the puppet said so; an expired
+        session is ``account.session_expired`` instead)."""
         self.emit("account.logged_out", {"accountId": account_id, "reason": reason})
 
     def account_session_expired(self, account_id: str, *, qr_url: str | None) -> None:
-        """The account had been logged in and now asks for a new scan without a logout
-        (its session ended): ``qrUrl`` is the new QR code."""
+        """The account's login ended without the user logging out: the puppet said the
+        session expired (iLink's errcode -14), or asked for a new scan after the account
+        had been ready. ``qrUrl``: the new QR code when already known (else the
+        ``account.qr`` event that follows has it)."""
         self.emit("account.session_expired", {"accountId": account_id, "qrUrl": qr_url})

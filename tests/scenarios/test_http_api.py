@@ -3,11 +3,14 @@ the system picks (``api.port: 0``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,6 +25,7 @@ from wechat_sdk.http.server import MAX_BODY_BYTES
 from wechat_sdk.puppet import ReplyWindow, WindowClosed
 
 TOKEN = "test-token-0123456789abcdef"
+SEND_SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "send_message.sh"
 API: dict[str, Any] = {"api": {"port": 0, "token": TOKEN}}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -382,3 +386,26 @@ def test_a_short_token_is_refused_without_being_repeated() -> None:
         )
     assert "channels.wechat.api.token: must be at least 16 characters" in str(info.value)
     assert "tiny-secret" not in str(info.value)
+
+
+async def test_the_docs_curl_script_sends_once_a_day(wechat: WeChatHarness) -> None:
+    """docs/examples/send_message.sh, as the HTTP API page shows it, run twice."""
+    gw = await wechat.gateway(echo, **API)
+    assert gw.http is not None and gw.http.api_url
+    script = SEND_SCRIPT
+    env = {
+        **os.environ,
+        "WECHAT_API": gw.http.api_url,
+        "WECHAT_API_TOKEN": TOKEN,
+        "WECHAT_TO": "wxid_alice",
+    }
+    outputs = []
+    for _ in range(2):
+        process = await asyncio.create_subprocess_exec(
+            "sh", str(script), "Backup done: 3 GB", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await wechat.world.drive(process.communicate())
+        assert process.returncode == 0
+        outputs.append(json.loads(out))
+    assert outputs[0] == outputs[1] and outputs[0]["text"] == "Backup done: 3 GB"
+    assert wechat.world.texts(to="wxid_alice") == ["Backup done: 3 GB"]  # once

@@ -247,7 +247,10 @@ class Connection:
                 "logged out%s: scan a new QR code to log in again",
                 f" ({event.reason})" if event.reason else "",
             )
-            self.events.account_logged_out(self.account.id, reason=event.reason)
+            if "expired" in event.reason.lower():  # (iLink's -14: not the user's doing)
+                self.events.account_session_expired(self.account.id, qr_url=None)
+            else:
+                self.events.account_logged_out(self.account.id, reason=event.reason)
         elif isinstance(event, ErrorEvent):
             self.status.last_error = event.message
             self.log.warning("puppet reported an error: %s", event.message)

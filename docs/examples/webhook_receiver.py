@@ -1,0 +1,60 @@
+"""The receiver of the Webhooks page: the gateway's events, signature checked, and its test."""
+
+# --8<-- [start:receiver]
+import os
+
+from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
+
+# the endpoint's secret, as in channels.wechat.webhooks: [{url, secret: "whsec_..."}]
+webhook = Webhook(os.environ.get("WEBHOOK_SECRET", "whsec_" + "QUJD" * 8))
+seen: set[str] = set()  # webhook-ids handled: an event may come twice (at least once)
+
+
+async def wechat_events(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        event = webhook.verify(body, dict(request.headers))
+    except WebhookVerificationError:
+        return web.Response(status=401)  # not signed with our secret: ignore it
+    if request.headers["webhook-id"] in seen:
+        return web.Response(status=204)  # a retry of one we have: done already
+    seen.add(request.headers["webhook-id"])
+    if event["type"] == "pairing.requested":
+        data = event["data"]
+        print(f"{data['senderName']} ({data['senderId']}) asks to talk: code {data['code']}")
+    return web.Response(status=204)  # any 2xx: taken; anything else: sent again later
+
+
+app = web.Application()
+app.router.add_post("/wechat-events", wechat_events)
+
+if __name__ == "__main__":
+    web.run_app(app, host="127.0.0.1", port=8787)
+# --8<-- [end:receiver]
+
+
+import asyncio  # noqa: E402  (the test below the shown example)
+
+from aiohttp.test_utils import TestServer  # noqa: E402
+
+
+async def test_the_receiver_hears_of_a_pairing_request(wechat, capsys):
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        hook = {"url": str(server.make_url("/wechat-events")), "secret": "whsec_" + "QUJD" * 8}
+        gateway = await wechat.gateway(lambda turn: "hi", webhooks=[hook])
+        wechat.world.add_contact("wxid_bob", "Bob")
+        await wechat.world.say("wxid_bob", "hello?")
+        await wechat.world.run_until_idle()
+        out = ""
+        for _ in range(500):  # the event goes out in the background: wait for it
+            out += capsys.readouterr().out
+            if "asks to talk" in out:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await server.close()
+    (request,) = gateway.pairing.list()
+    assert f"Bob (wxid_bob) asks to talk: code {request.code}" in out
