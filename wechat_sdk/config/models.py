@@ -70,6 +70,18 @@ class PuppetOptions(BaseModel):
     discoveryUrl: str | None = Field(
         None, description="base URL of the token discovery service (used without endpoint)"
     )
+    baseUrl: str | None = Field(
+        None, description='iLink: the API (default "https://ilinkai.weixin.qq.com")'
+    )
+    cdnBaseUrl: str | None = Field(
+        None, description='iLink: the CDN (default "https://novac2c.cdn.weixin.qq.com/c2c")'
+    )
+    botAgent: str | None = Field(
+        None, description='iLink: the bot_agent every call declares, e.g. "MyBot/1.0"'
+    )
+    routeTag: str | int | None = Field(
+        None, description="iLink: sent as the SKRouteTag header when set"
+    )
 
 
 class ToolPolicy(_Strict):

@@ -183,7 +183,7 @@ class ILinkApi:
     def _checked(self, endpoint: str, answer: dict[str, Any]) -> dict[str, Any]:
         name = endpoint.split("?")[0]
         ret, errcode = _int(answer.get("ret")), _int(answer.get("errcode"))
-        errmsg = str(answer.get("errmsg") or "")
+        errmsg = self.scrub(str(answer.get("errmsg") or ""))
         if STALE_SESSION in (ret, errcode):
             raise SessionExpired(name, ret, errcode, errmsg or "session expired")
         if RATE_LIMITED in (ret, errcode):
