@@ -363,6 +363,9 @@ class ReplyWindow:
     remaining: int
     #: clock time (the gateway clock's ``now()``) after which nothing may be sent
     closes_at: float
+    #: the longest text message the transport takes: a reply packed into fewer messages
+    #: to fit the window has messages up to this long
+    max_chars: int = 4000
 
 
 # ---------------------------------------------------------------- the port

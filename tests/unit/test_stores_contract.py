@@ -427,6 +427,18 @@ def test_outbox_round_trips_every_kind_of_item(store: Any, tmp_path: Path) -> No
     assert store.outbox.items("default") == added
 
 
+def test_outbox_keeps_waiting_items_waiting_and_any_other_state_pending(store: Any) -> None:
+    # "waiting": a message a reply window did not take, for the user's next message
+    added = store.outbox.add(
+        [replace(kept("a"), state="waiting"), replace(kept("b"), state="sending"), kept("c")]
+    )
+    assert [a.state for a in added] == ["waiting", "pending", "pending"]
+    assert store.outbox.items("default") == added
+    store.outbox.set_state(added[0].id, "sending")
+    store.outbox.set_state(added[0].id, "waiting")  # a cut send that did not go out
+    assert store.outbox.items("default")[0].state == "waiting"
+
+
 def test_outbox_items_are_per_account_and_in_the_order_added(store: Any) -> None:
     outbox = store.outbox
     first = outbox.add([kept("1"), kept("2")])

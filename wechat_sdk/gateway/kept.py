@@ -11,6 +11,7 @@ again about the kept turns. :mod:`wechat_sdk.gateway.outbox` turns these into ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
+from wechat_sdk.outbound.window import NOTICE, fit_window, is_open
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
 __all__ = ["KeptWork"]
@@ -172,6 +174,8 @@ class KeptWork:
             return
         conversations: dict[str, list[OutboxItem]] = {}
         for item in items:
+            if item.state == "waiting":
+                continue  # for the user's next message (a reply window), not for a start
             if item.state == "sending":
                 # the last process ended while sending it (a crash): it may have gone out
                 self.log.warning(
@@ -213,7 +217,9 @@ class KeptWork:
             self.waiting.discard(task)
             turns.track(task)  # in flight from now on: a stop gives it the grace period
             try:
-                messages = [i for i in items if i.kind != "turn"]
+                messages = [
+                    (message_of(i), i) for i in items if i.kind != "turn" and not self._too_old(i)
+                ]
                 if messages:
                     await self._send_kept(turns, conversation, messages)
                 kept_turns = []
@@ -226,6 +232,23 @@ class KeptWork:
                     await self._rerun(turns, turn, item)
             except Exception as exc:  # a store failure: what is left stays kept
                 self.log.error("could not take up the kept work for %s: %s", conversation, exc)
+
+    async def send_waiting(self, turns: Turns, conversation: str) -> None:
+        """The user wrote again: send, in order, what an earlier reply window did not
+        take, as far as the window opened by this message takes it (the rest, if any,
+        waits again, with the notice that more follows). The conversation is held."""
+        waiting = self.outbound.waiting
+        if waiting is None or not waiting.has(conversation):
+            return
+        window = self.outbound.window(conversation)
+        if window is None or not is_open(window, self.clock.now()):
+            return
+        items = [i for i in waiting.items(conversation) if not self._too_old(i)]
+        now, _ = fit_window([message_of(i) for i in items], window, self.clock.now(), pack=False)
+        going: list[tuple[OutboundMessage, OutboxItem | None]] = [
+            (m, None if m is NOTICE else items[n]) for n, m in enumerate(now)
+        ]
+        await self._send_kept(turns, conversation, going)
 
     def _too_old(self, item: OutboxItem) -> bool:
         age = self.clock.now() - item.created_at
@@ -241,33 +264,40 @@ class KeptWork:
         self._write(lambda o: o.delete(item.id), "an old item")
         return True
 
-    async def _send_kept(self, turns: Turns, conversation: str, items: list[OutboxItem]) -> None:
-        """Send kept messages in order, paced and retried like any reply."""
+    async def _send_kept(
+        self,
+        turns: Turns,
+        conversation: str,
+        messages: Sequence[tuple[OutboundMessage, OutboxItem | None]],
+    ) -> None:
+        """Send kept messages in order, paced and retried like any reply; each leaves the
+        outbox as it goes (a message with no item, the window's notice, just goes)."""
         sent: list[str] = []
         try:
             async with self.outbound.replying(conversation):
-                for item in items:
-                    if self._too_old(item):
+                for message, item in messages:
+                    if item is None:
+                        with contextlib.suppress(DeliveryFailed):
+                            await self.outbound.send_message(conversation, message, [])
                         continue
                     # marked as it is handed to the puppet (after pacing): if the process
                     # dies while it goes out, it is dropped at the next start rather than
                     # maybe sent twice
+                    state = item.state
                     going = functools.partial(self.outbox.set_state, item.id, "sending")
                     try:
-                        await self.outbound.send_message(
-                            conversation, message_of(item), sent, going=going
-                        )
+                        await self.outbound.send_message(conversation, message, sent, going=going)
                     except DeliveryFailed:
                         pass  # the sender logged it: not kept (like any failed reply)
                     except asyncio.CancelledError as cut:
                         if isinstance(cut, SendCut):  # it went out, or maybe: not again
                             self.outbox.delete(item.id)
-                        else:  # it did not go out: still kept, for the next start
-                            self.outbox.set_state(item.id, "pending")
+                        else:  # it did not go out: still kept, as it was
+                            self.outbox.set_state(item.id, state)
                         raise
                     self.outbox.delete(item.id)
         finally:
-            if sent and items[0].dm:
+            if sent and any(item is not None and item.dm for _, item in messages):
                 self.history.record_dm_reply(conversation, turns.answer_entry("\n\n".join(sent)))
 
     def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:

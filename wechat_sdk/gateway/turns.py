@@ -86,6 +86,8 @@ class CutTurns(Protocol):
 
     def keep_text(self, to: str, text: str) -> None: ...
 
+    async def send_waiting(self, turns: Turns, conversation_id: str) -> None: ...
+
 
 class Turns:
     """The turns of one account: each a task, one at a time per conversation."""
@@ -155,6 +157,8 @@ class Turns:
         try:
             # one turn at a time per conversation keeps history in order
             async with self.conversations.hold(turn.conversation_id):
+                # the user wrote: what an earlier reply window could not take goes first
+                await self._cut.send_waiting(self, turn.conversation_id)
                 await self.reply(turn, progress, mark)
         except asyncio.CancelledError:
             # the gateway is stopping and the grace period ran out (waiting, thinking or
@@ -178,6 +182,14 @@ class Turns:
         # filled as each message goes out: what WeChat got is known even when the
         # reply fails partway (a later chunk or file, or a stream that raised)
         parts = progress.sent
+        async with self.outbound.typing(conversation):  # for the whole turn, where shown
+            await self._answer_and_deliver(turn, progress, mark, parts)
+        self.record_dm(turn, parts)
+
+    async def _answer_and_deliver(
+        self, turn: AgentTurn, progress: TurnProgress, mark: int | None, parts: list[str]
+    ) -> None:
+        conversation = turn.conversation_id
         try:
             reply = await resolve_agent_result(self.agent(turn))
             progress.answered = True
@@ -211,7 +223,6 @@ class Turns:
                 with contextlib.suppress(DeliveryFailed):
                     await self._marks_durable(mark)
                     await self.outbound.deliver(conversation, Reply(text=notice))
-        self.record_dm(turn, parts)
 
     def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from wechat_sdk import media_fetch
@@ -27,23 +27,17 @@ from wechat_sdk.outbound.blocks import BlockCoalescer
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, Sender
 from wechat_sdk.outbound.markdown import format_reply
-from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.outbound.message import OutboundMessage
+from wechat_sdk.outbound.typing import Typing
+from wechat_sdk.outbound.waiting import WaitingForUser
+from wechat_sdk.outbound.window import fit_window, is_open
+from wechat_sdk.puppet import OutboundFile, ReplyWindow, WindowClosed
 
 __all__ = ["FETCH_TIMEOUT_S", "Outbound", "OutboundMessage", "fetch_url"]
 
 log = logging.getLogger("wechat_sdk.outbound")
 
 FETCH_TIMEOUT_S = media_fetch.FETCH_TIMEOUT_S
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """One WeChat message of a reply, ready to go: a text chunk (formatted and cut by
-    ``chunk_text``, with the mention ids of a reply's first chunk) or a file."""
-
-    text: str | None = None
-    mention_ids: tuple[str, ...] = ()
-    file: OutboundFile | None = None
 
 
 class PlanWatcher(Protocol):
@@ -112,10 +106,19 @@ class _Replying:
 class Outbound:
     """Replies of one account."""
 
-    def __init__(self, account: ResolvedAccount, sender: Sender, clock: Clock) -> None:
+    def __init__(
+        self,
+        account: ResolvedAccount,
+        sender: Sender,
+        clock: Clock,
+        waiting: WaitingForUser | None = None,
+    ) -> None:
         self.account = account
         self.sender = sender
         self.clock = clock
+        #: where what a reply window does not take waits for the user's next message
+        #: (without it, such messages fail with ``window_closed``)
+        self.waiting = waiting
         self._locks = KeyedLocks()
         self._last_chunk: dict[str, float] = {}
         self.in_flight = 0
@@ -160,6 +163,46 @@ class Outbound:
         between chunks."""
         return _Replying(self, conversation_id)
 
+    def typing(self, conversation_id: str) -> Typing:
+        """``async with``: "typing..." shown to the peer for the block (where the
+        transport has it)."""
+        return Typing(self.sender.puppet, self.clock, conversation_id)
+
+    def window(self, conversation_id: str) -> ReplyWindow | None:
+        """The conversation's reply window now (None: the transport has none)."""
+        return self.sender.puppet.reply_window(conversation_id)
+
+    def check_window(self, conversation_id: str) -> None:
+        """Raise :class:`~wechat_sdk.puppet.WindowClosed` when nothing may be sent to the
+        conversation now (a proactive send: nothing is kept for later)."""
+        window = self.window(conversation_id)
+        if window is None or is_open(window, self.clock.now()):
+            return
+        if window.remaining <= 0:
+            raise WindowClosed(
+                "reply window closed: no more replies allowed until the user writes again",
+                transient=False,
+            )
+        raise WindowClosed("reply window closed: the user has not written in 24 h", transient=False)
+
+    def _fit_window(
+        self, conversation_id: str, messages: list[OutboundMessage]
+    ) -> list[OutboundMessage]:
+        """What of ``messages`` goes out now; the rest waits for the user's next message."""
+        window = self.window(conversation_id)
+        if window is None:
+            return messages
+        now, later = fit_window(messages, window, self.clock.now())
+        if later:
+            if self.waiting is None:
+                raise self.sender.failure(
+                    conversation_id,
+                    f"reply window full: {len(later)} message(s) not sent",
+                    "window_closed",
+                )
+            self.waiting.keep(conversation_id, later)
+        return now
+
     def _messages(self, reply: Reply) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own."""
         messages: list[OutboundMessage] = []
@@ -188,6 +231,7 @@ class Outbound:
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply
         plan = plan or ReplyPlan()
+        messages = self._fit_window(conversation_id, list(messages))
         plan.add(messages)
         first_failure: DeliveryFailed | None = None
         for message in messages:
@@ -266,17 +310,27 @@ class Outbound:
             clock=self.clock,
         )
 
+        # with a reply window, the last place it has is kept for the end of the stream:
+        # the rest is packed into it, or waits for the user's next message (with a notice)
+        tail: list[str] = []
+
         async def emit(block: str) -> None:
+            window = self.window(conversation_id)
+            if tail or (window is not None and window.remaining <= 1):
+                tail.append(block)
+                return
             await self._send_text(conversation_id, block, sent, plan)
 
         try:
             await coalescer.run(source, emit)
         except asyncio.CancelledError:
             # after the rest of a block cut while going out: what the agent said since
-            buffered = coalescer.unsent_text
+            buffered = "\n\n".join([*tail, coalescer.unsent_text])
             if plan is not None and buffered.strip():
                 plan.add(self._text_messages(buffered))
             raise
+        if tail:
+            await self._send_text(conversation_id, "\n\n".join(tail), sent, plan)
 
     async def _send_text(
         self,

@@ -180,7 +180,7 @@ class DedupeStore(Protocol):
 
 
 OutboxKind = Literal["text", "file", "turn"]
-OutboxState = Literal["pending", "sending"]
+OutboxState = Literal["pending", "sending", "waiting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,9 @@ class OutboxItem:
     ``id`` is given by the store (0 before it is added); items are kept in the order
     they were added. ``state`` is ``"sending"`` from just before an item is worked on
     until it is deleted: an item still ``"sending"`` at the next start may or may not have
-    gone out, and is dropped rather than sent twice.
+    gone out, and is dropped rather than sent twice. ``"waiting"``: a message of a reply
+    that did not fit the conversation's reply window (iLink); it goes out after the
+    user's next message, not at the next start.
     """
 
     account_id: str
@@ -222,7 +224,8 @@ class OutboxStore(Protocol):
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """Append ``items`` in their order, in one transaction; return them with their
-        ``id`` (increasing in that order) and ``state="pending"``."""
+        ``id`` (increasing in that order) and ``state="pending"`` (``"waiting"`` kept as
+        it is)."""
         ...
 
     def items(self, account_id: str) -> list[OutboxItem]:

@@ -69,14 +69,16 @@ class SqliteOutboxStore:
         with self._db.write() as conn:
             for item in items:
                 f = item.file
+                state: OutboxState = "waiting" if item.state == "waiting" else "pending"
                 cur = conn.execute(
                     f"INSERT INTO outbox (channel, {_OUTBOX_COLS.removeprefix('seq, ')}) "
-                    "VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.channel,
                         item.account_id,
                         item.conversation_id,
                         item.kind,
+                        state,
                         item.created_at,
                         int(item.dm),
                         item.text,
@@ -92,7 +94,7 @@ class SqliteOutboxStore:
                     ),
                 )
                 assert cur.lastrowid is not None
-                added.append(dataclasses.replace(item, id=cur.lastrowid, state="pending"))
+                added.append(dataclasses.replace(item, id=cur.lastrowid, state=state))
         return added
 
     def items(self, account_id: str) -> list[OutboxItem]:

@@ -1,0 +1,218 @@
+"""The gateway at the edge of iLink's reply window, end to end: the real iLink adapter over
+HTTP to the simulator's iLink server (which enforces the window as Tencent's does), on the
+real clock. At most 10 bot messages per user message: a longer reply is packed into fewer
+messages, what still does not fit waits (durably) for the user's next message with a
+notice, a proactive send to a closed window raises WindowClosed, and "typing..." shows for
+the whole turn."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator import SimulatedWeChat
+from wechat_sdk import AgentTurn, Gateway, WindowClosed
+from wechat_sdk.clock import RealClock
+from wechat_sdk.outbound.window import MORE_NOTICE
+
+pytestmark = pytest.mark.slow  # real HTTP on the real clock
+
+ALICE = "alice@im.wechat"
+BOB = "bob@im.wechat"
+CONFIG = {
+    "channels": {
+        "wechat": {
+            "puppet": "ilink",
+            "dmPolicy": "open",
+            "allowFrom": ["*"],
+            "pacing": False,
+            "qrCode": False,
+        }
+    }
+}
+#: twelve paragraphs, no two of which fit in one 4,000-character message, nor one and
+#: the notice that more follows
+LONG = "\n\n".join(f"part {i}: " + "x" * 3_970 for i in range(12))
+
+
+async def until(what: str, condition: Callable[[], bool], within_s: float = 15.0) -> None:
+    for _ in range(int(within_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def make_world() -> SimulatedWeChat:
+    world = SimulatedWeChat(seed=3, clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, "Alice")
+    world.add_contact(BOB, "Bob")
+    return world
+
+
+async def start(world: SimulatedWeChat, agent: Any, state_dir: Path) -> Gateway:
+    gateway = world.gateway(CONFIG, agent, state_dir=state_dir)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    return gateway
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[SimulatedWeChat]:
+    made = make_world()
+    try:
+        yield made
+    finally:
+        server = made.ilink_state.server
+        if server is not None:
+            await server.close()
+
+
+async def long_then_short(turn: AgentTurn) -> str:
+    return LONG if turn.text == "tell me everything" else f"short: {turn.text}"
+
+
+def texts(world: SimulatedWeChat, to: str = ALICE) -> list[str]:
+    return [e.text or "" for e in world.sent(to=to)]
+
+
+async def test_a_reply_over_the_window_sends_ten_and_the_rest_after_the_next_message(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    gateway = await start(world, long_then_short, tmp_path)
+    try:
+        await world.say(ALICE, "tell me everything", settle=False)
+        await until("ten messages", lambda: len(texts(world)) == 10)
+        await asyncio.sleep(0.3)  # nothing more comes: the window is full
+        sent = texts(world)
+        assert len(sent) == 10
+        assert sent[:9] == LONG.split("\n\n")[:9]  # in order, each once
+        assert sent[9] == MORE_NOTICE  # the tenth place says more follows
+
+        await world.say(ALICE, "and then?", settle=False)
+        await until("the rest, then the answer", lambda: len(texts(world)) == 14)
+        assert texts(world)[10:] == [*LONG.split("\n\n")[9:], "short: and then?"]
+    finally:
+        await gateway.close()
+
+
+async def test_what_waits_for_the_user_survives_a_restart_and_not_sent_at_start(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    gateway = await start(world, long_then_short, tmp_path)
+    await world.say(ALICE, "tell me everything", settle=False)
+    await until("ten messages", lambda: len(texts(world)) == 10)
+    await gateway.close()
+
+    gateway = world.gateway(CONFIG, long_then_short, state_dir=tmp_path)
+    await gateway.start()  # the kept bot token: no scan
+    try:
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await asyncio.sleep(0.3)
+        assert len(texts(world)) == 10  # the window is still full: nothing at the start
+        await world.say(ALICE, "go on", settle=False)
+        await until("the rest, then the answer", lambda: len(texts(world)) == 14)
+        assert texts(world)[10:] == [
+            *LONG.split("\n\n")[9:],
+            "short: go on",
+        ]
+    finally:
+        await gateway.close()
+
+
+async def test_a_reply_of_many_short_chunks_is_packed_into_fewer_messages(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    paragraphs = [f"point {i}." for i in range(30)]
+
+    async def many(turn: AgentTurn) -> str:
+        return "\n\n".join(paragraphs)
+
+    config = {"channels": {"wechat": {**CONFIG["channels"]["wechat"], "textChunkLimit": 20}}}
+    gateway = world.gateway(config, many, state_dir=tmp_path)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    try:
+        await world.say(ALICE, "list them", settle=False)
+        await until("the reply", lambda: len(texts(world)) >= 1)
+        await asyncio.sleep(0.3)
+        # 30 chunks of 20 characters do not fit 10 messages: packed into one
+        assert texts(world) == ["\n\n".join(paragraphs)]
+    finally:
+        await gateway.close()
+
+
+async def test_a_proactive_send_to_a_closed_window_raises_and_sends_nothing(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    gateway = await start(world, long_then_short, tmp_path)
+    try:
+        with pytest.raises(WindowClosed, match="reply window closed"):
+            await gateway.send(BOB, "hello Bob")  # Bob never wrote
+        assert texts(world, BOB) == []
+        await world.say(BOB, "hi", settle=False)
+        await until("the answer", lambda: len(texts(world, BOB)) == 1)
+        assert await gateway.send(BOB, "a follow-up") == "a follow-up"
+        assert texts(world, BOB)[-1] == "a follow-up"
+    finally:
+        await gateway.close()
+
+
+async def test_typing_shows_for_the_whole_turn_and_is_cancelled_at_its_end(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    async def slow(turn: AgentTurn) -> None:
+        await asyncio.sleep(0.2)
+        return None  # silent: typing is cancelled all the same
+
+    gateway = await start(world, slow, tmp_path)
+    try:
+        await world.say(ALICE, "are you there?", settle=False)
+
+        def typing() -> list[int]:
+            return [
+                e["status"]
+                for e in world.events_log
+                if e["event"] == "typing" and e.get("to") == ALICE
+            ]
+
+        await until("typing cancelled", lambda: typing()[-1:] == [2])
+        assert typing()[0] == 1
+        assert texts(world) == []
+    finally:
+        await gateway.close()
+
+
+async def test_a_streamed_reply_keeps_the_last_place_for_the_rest_of_the_stream(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    blocks = [f"block {i} " + "y" * 100 for i in range(15)]
+
+    async def streaming(turn: AgentTurn) -> AsyncIterator[str]:
+        for block in blocks:
+            yield block + "\n\n"
+
+    wechat = {
+        **CONFIG["channels"]["wechat"],
+        "blockStreaming": True,
+        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
+    }
+    gateway = world.gateway({"channels": {"wechat": wechat}}, streaming, state_dir=tmp_path)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    try:
+        await world.say(ALICE, "stream it", settle=False)
+        await until("ten messages", lambda: len(texts(world)) == 10)
+        await asyncio.sleep(0.3)
+        sent = texts(world)
+        assert len(sent) == 10  # never more than the window takes
+        # the first nine as they came; the rest of the stream packed into the tenth
+        assert "\n\n".join(sent).split("\n\n") == blocks
+    finally:
+        await gateway.close()

@@ -1,0 +1,72 @@
+"""Fitting a reply into a reply window (wechat_sdk.outbound.window): packed first, what
+does not fit waits, and the last message that goes out says so."""
+
+from __future__ import annotations
+
+from wechat_sdk.outbound.message import OutboundMessage
+from wechat_sdk.outbound.window import MORE_NOTICE, NOTICE, fit_window, is_open
+from wechat_sdk.puppet import OutboundFile, ReplyWindow
+
+NOW = 1_000.0
+
+
+def window(remaining: int, *, closes_in: float = 3_600.0, max_chars: int = 100) -> ReplyWindow:
+    return ReplyWindow(remaining=remaining, closes_at=NOW + closes_in, max_chars=max_chars)
+
+
+def text(t: str, mentions: tuple[str, ...] = ()) -> OutboundMessage:
+    return OutboundMessage(t, mentions)
+
+
+def test_a_reply_that_fits_goes_as_it_is() -> None:
+    messages = [text("a"), text("b")]
+    assert fit_window(messages, window(2), NOW) == (messages, [])
+
+
+def test_short_chunks_are_packed_into_fewer_messages_when_they_would_overflow() -> None:
+    messages = [text("a" * 40), text("b" * 40), text("c" * 40)]
+    now, later = fit_window(messages, window(2), NOW)
+    assert now == [text("a" * 40 + "\n\n" + "b" * 40), text("c" * 40)]
+    assert later == []
+
+
+def test_what_does_not_fit_waits_and_the_last_message_says_more_follows() -> None:
+    messages = [text(c * 60) for c in "abcd"]  # no two fit together in 100
+    now, later = fit_window(messages, window(2), NOW)
+    assert now == [text("a" * 60), text("b" * 60 + "\n\n" + MORE_NOTICE)]
+    assert later == [text("c" * 60), text("d" * 60)]
+
+
+def test_a_full_last_message_gives_its_place_to_the_notice_and_waits() -> None:
+    messages = [text(c * 90) for c in "abc"]
+    now, later = fit_window(messages, window(2), NOW)
+    assert now[0] == text("a" * 90) and now[1] is NOTICE
+    assert later == [text("b" * 90), text("c" * 90)]
+
+
+def test_files_are_never_packed_and_a_file_in_the_last_place_waits() -> None:
+    f = OutboundMessage(file=OutboundFile(name="a.png", data=b"x"))
+    now, later = fit_window([text("hi"), f, text("bye")], window(2), NOW)
+    assert now == [text("hi"), NOTICE]
+    assert later == [f, text("bye")]
+
+
+def test_a_mention_starts_a_message_of_its_own() -> None:
+    messages = [text("a"), text("b", ("wxid_x",)), text("c")]
+    now, _ = fit_window(messages, window(2), NOW)
+    assert now == [text("a"), text("b\n\nc", ("wxid_x",))]
+
+
+def test_a_closed_window_sends_nothing_and_keeps_it_all_packed() -> None:
+    messages = [text("a"), text("b")]
+    assert fit_window(messages, window(0), NOW) == ([], [text("a\n\nb")])
+    expired = window(10, closes_in=-1.0)  # 24 h since the user wrote
+    assert not is_open(expired, NOW)
+    assert fit_window(messages, expired, NOW) == ([], [text("a\n\nb")])
+
+
+def test_unpacked_the_nth_that_goes_is_the_nth_given() -> None:
+    messages = [text("a"), text("b"), text("c")]
+    now, later = fit_window(messages, window(2), NOW, pack=False)
+    assert now == [text("a"), text("b\n\n" + MORE_NOTICE)]
+    assert later == [text("c")]

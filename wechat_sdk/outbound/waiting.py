@@ -1,0 +1,102 @@
+"""Messages waiting for the user's next message: what a reply window (iLink) did not take.
+
+A reply that does not fit its conversation's window (:mod:`wechat_sdk.outbound.window`)
+sends what fits now; the rest is kept here, in the store's outbox with state
+``"waiting"`` (durable at once, through restarts), and goes out, in order, when the user
+writes again, before the answer to that new message. Reply windows exist on direct chats
+only (iLink has no groups), so what goes out later joins the DM history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from wechat_sdk.clock import Clock
+from wechat_sdk.outbound.message import OutboundMessage
+from wechat_sdk.stores.base import OutboxItem, OutboxStore
+
+__all__ = ["WaitingForUser"]
+
+
+class WaitingForUser:
+    """One account's messages that wait for a user to write again."""
+
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        account_id: str,
+        clock: Clock,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    ) -> None:
+        self.outbox = outbox
+        self.account_id = account_id
+        self.clock = clock
+        self.log = log
+        #: conversations with messages waiting (read from the store on first use)
+        self._conversations: set[str] | None = None
+
+    def keep(self, conversation_id: str, messages: Sequence[OutboundMessage]) -> bool:
+        """Keep ``messages`` (in order) until the user writes again; False when the store
+        refused them (logged: they are lost)."""
+        if not messages:
+            return True
+        now = self.clock.now()
+        items = [
+            OutboxItem(
+                account_id=self.account_id,
+                conversation_id=conversation_id,
+                kind="file" if m.file is not None else "text",
+                created_at=now,
+                text=m.text,
+                mention_ids=m.mention_ids,
+                file=m.file,
+                dm=True,
+                state="waiting",
+            )
+            for m in messages
+        ]
+        try:
+            self.outbox.add(items)
+        except Exception as exc:
+            self.log.error(
+                "could not keep %d message(s) to %s for the user's next message: %s: lost",
+                len(items),
+                conversation_id,
+                exc,
+            )
+            return False
+        self._known().add(conversation_id)
+        self.log.info(
+            "reply window full: %d message(s) to %s wait for the user's next message "
+            "reason=window_full",
+            len(items),
+            conversation_id,
+        )
+        return True
+
+    def has(self, conversation_id: str) -> bool:
+        """Whether messages to this conversation are waiting (no store read after the
+        first call)."""
+        return conversation_id in self._known()
+
+    def items(self, conversation_id: str) -> list[OutboxItem]:
+        """The conversation's waiting messages, in order."""
+        found = [
+            i
+            for i in self.outbox.items(self.account_id)
+            if i.state == "waiting" and i.conversation_id == conversation_id
+        ]
+        if not found:
+            self._known().discard(conversation_id)
+        return found
+
+    def _known(self) -> set[str]:
+        if self._conversations is None:
+            try:
+                items = self.outbox.items(self.account_id)
+            except Exception as exc:
+                self.log.error("could not read the store's outbox: %s", exc)
+                return set()
+            self._conversations = {i.conversation_id for i in items if i.state == "waiting"}
+        return self._conversations

@@ -1,0 +1,83 @@
+"""Fitting a reply into a conversation's reply window (transports that have one: iLink).
+
+iLink lets the bot send a limited number of messages after each user message, and nothing
+once a day has passed since it (:class:`~wechat_sdk.puppet.ReplyWindow`). A reply that
+would overflow the window is first packed into fewer, longer messages (adjacent text
+chunks joined up to the transport's longest message); what still does not fit waits for
+the user's next message, and the last message that goes out now says so
+(:data:`MORE_NOTICE`). Files are never packed: each is a message of its own.
+
+Example:
+    ```python
+    now, later = fit_window(messages, ReplyWindow(remaining=1, closes_at=t), t - 60)
+    ```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wechat_sdk.outbound.message import OutboundMessage
+from wechat_sdk.puppet import ReplyWindow
+
+__all__ = ["MORE_NOTICE", "NOTICE", "fit_window", "is_open"]
+
+#: added to the last message that goes out when the rest of a reply waits for the user
+MORE_NOTICE = "(more after your next message)"
+#: the notice as a message of its own (when the last place's message cannot take it):
+#: :func:`fit_window` gives this very object
+NOTICE = OutboundMessage(MORE_NOTICE)
+#: between two text chunks packed into one message
+_JOIN = "\n\n"
+
+
+def is_open(window: ReplyWindow, now: float) -> bool:
+    """Whether anything may be sent in the window now."""
+    return window.remaining > 0 and now < window.closes_at
+
+
+def fit_window(
+    messages: Sequence[OutboundMessage], window: ReplyWindow, now: float, *, pack: bool = True
+) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
+    """Split a reply's messages into what goes out now and what waits for the user's next
+    message, packing text first so that as much as possible goes out now, in order.
+
+    What waits is packed too. Messages that go out now are those given (joined unless
+    ``pack`` is false, when the n-th of them is the n-th given), in order; the last may
+    carry :data:`MORE_NOTICE`, or be :data:`NOTICE` itself.
+    """
+    packed = _pack(messages, window.max_chars) if pack else list(messages)
+    if not is_open(window, now):
+        return [], packed
+    if len(messages) <= window.remaining:
+        return list(messages), []
+    if len(packed) <= window.remaining:
+        return packed, []
+    now_part, later = packed[: window.remaining], packed[window.remaining :]
+    last = now_part[-1]
+    if last.text is not None and len(last.text) + len(_JOIN) + len(MORE_NOTICE) <= (
+        window.max_chars
+    ):
+        now_part[-1] = OutboundMessage(last.text + _JOIN + MORE_NOTICE, last.mention_ids)
+    else:  # a file, or a full message: the notice takes the last place, that one waits
+        later.insert(0, last)
+        now_part[-1] = NOTICE
+    return now_part, later
+
+
+def _pack(messages: Sequence[OutboundMessage], max_chars: int) -> list[OutboundMessage]:
+    """Adjacent text messages joined while they fit in ``max_chars``; files as they are."""
+    packed: list[OutboundMessage] = []
+    for message in messages:
+        prev = packed[-1] if packed else None
+        if (
+            message.text is not None
+            and prev is not None
+            and prev.text is not None
+            and not message.mention_ids
+            and len(prev.text) + len(_JOIN) + len(message.text) <= max_chars
+        ):
+            packed[-1] = OutboundMessage(prev.text + _JOIN + message.text, prev.mention_ids)
+        else:
+            packed.append(message)
+    return packed
