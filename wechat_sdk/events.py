@@ -95,6 +95,8 @@ class GatewayEvents:
     ) -> None:
         """A message reached the gateway: handed to the agent (``answered``) or
         ``dropped`` with its reason code (``pairing_required``, ``no_mention``...)."""
+        if "message.received" not in self.wanted:
+            return
         self.emit(
             "message.received",
             {
@@ -122,6 +124,8 @@ class GatewayEvents:
     ) -> None:
         """The agent's reply to a message went out: ``text`` in ``messages`` WeChat text
         messages, and ``files`` files. A reply of nothing is no event."""
+        if "reply.sent" not in self.wanted:
+            return
         if not text and not files:
             return
         self.emit(
@@ -140,6 +144,8 @@ class GatewayEvents:
         self, account_id: str, *, conversation_id: str, reason: str, error: str
     ) -> None:
         """A message was given up (a permanent error, or its retries ran out)."""
+        if "delivery.failed" not in self.wanted:
+            return
         self.emit(
             "delivery.failed",
             {
@@ -154,6 +160,8 @@ class GatewayEvents:
         self, account_id: str, *, code: str, sender_id: str, sender_name: str, expires_at: float
     ) -> None:
         """A stranger got a pairing code: approve it with ``POST /v1/pairing/{code}/approve``."""
+        if "pairing.requested" not in self.wanted:
+            return
         self.emit(
             "pairing.requested",
             {
@@ -167,16 +175,22 @@ class GatewayEvents:
 
     def pairing_approved(self, account_id: str, *, code: str | None, sender_id: str) -> None:
         """A sender was approved through the gateway (the HTTP or the Python API)."""
+        if "pairing.approved" not in self.wanted:
+            return
         self.emit(
             "pairing.approved", {"accountId": account_id, "code": code, "senderId": sender_id}
         )
 
     def account_qr(self, account_id: str, *, qr_url: str) -> None:
         """A new login QR code: open ``qrUrl`` and scan it with the phone."""
+        if "account.qr" not in self.wanted:
+            return
         self.emit("account.qr", {"accountId": account_id, "qrUrl": qr_url})
 
     def account_ready(self, account_id: str, user_id: str | None, user_name: str | None) -> None:
         """The account is logged in and serving."""
+        if "account.ready" not in self.wanted:
+            return
         self.emit(
             "account.ready", {"accountId": account_id, "userId": user_id, "userName": user_name}
         )
@@ -184,6 +198,8 @@ class GatewayEvents:
     def account_logged_out(self, account_id: str, *, reason: str) -> None:
         """WeChat logged the account out (on the phone, or the puppet said so; an expired
         session is ``account.session_expired`` instead)."""
+        if "account.logged_out" not in self.wanted:
+            return
         self.emit("account.logged_out", {"accountId": account_id, "reason": reason})
 
     def account_session_expired(self, account_id: str, *, qr_url: str | None) -> None:
@@ -191,4 +207,6 @@ class GatewayEvents:
         session expired (iLink's errcode -14), or asked for a new scan after the account
         had been ready. ``qrUrl``: the new QR code when already known (else the
         ``account.qr`` event that follows has it)."""
+        if "account.session_expired" not in self.wanted:
+            return
         self.emit("account.session_expired", {"accountId": account_id, "qrUrl": qr_url})

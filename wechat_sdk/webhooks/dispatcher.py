@@ -49,6 +49,8 @@ RETRY_SCHEDULE_S: Final = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36
 ATTEMPT_TIMEOUT_S: Final = 15.0
 #: Deliveries read from the queue at a time, per endpoint.
 _BATCH: Final = 50
+#: Seconds an endpoint's deliveries wait after the store failed.
+_PAUSE_S: Final = 30.0
 
 
 def origin(url: str) -> str:
@@ -162,12 +164,22 @@ class WebhookDispatcher:
         wake = self._wake[url]
         while True:
             wake.clear()
-            due = self.queue.due(url, self.clock.now(), _BATCH)
-            if not due:
-                await self._wait(url, wake)
-                continue
-            for delivery in due:
-                await self._deliver(self.endpoints[url], delivery)
+            try:
+                due = self.queue.due(url, self.clock.now(), _BATCH)
+                if not due:
+                    await self._wait(url, wake)
+                    continue
+                for delivery in due:
+                    await self._deliver(self.endpoints[url], delivery)
+            except Exception as exc:  # the store failed: the queue is kept, tried again
+                log.error(
+                    "webhook deliveries to %s paused for %g s: %s reason=webhook_store_error",
+                    origin(url),
+                    _PAUSE_S,
+                    exc,
+                    extra={"account": "-"},
+                )
+                await self.clock.sleep(_PAUSE_S)
 
     async def _wait(self, url: str, wake: asyncio.Event) -> None:
         """Until a new event for ``url`` is queued or its earliest retry is due."""
