@@ -655,3 +655,36 @@ async def test_the_control_api_waits_for_the_next_message_a_bot_sends(
         assert [e["text"] for e in await resp.json()] == ["awaited"]
     async with http.get(f"{server.base_url}sim/sent?account=bot&since=1&wait_ms=10") as resp:
         assert await resp.json() == []  # nothing more within the wait
+
+
+async def test_a_disconnect_cuts_the_open_poll_and_silence_holds_messages_back(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    server.poll_hold_s = 30.0
+    client = await logged_in(world, server, http)
+    poll = asyncio.ensure_future(client.poll())
+    await asyncio.sleep(0.05)
+    world.fault("disconnect", "bot")
+    with pytest.raises(AssertionError, match="connection reset"):  # HTTP 502
+        await asyncio.wait_for(poll, 5)
+    server.poll_hold_s = 0.2
+    world.fault("heartbeat_silence", "bot", seconds=0.5)
+    await world.say(ALICE, "held back", account="bot", settle=False)
+    assert (await client.poll())["msgs"] == []  # the poll answers nothing while silent
+    texts: list[str] = []
+    while not texts:
+        texts = [m["item_list"][0]["text_item"]["text"] for m in (await client.poll())["msgs"]]
+    assert texts == ["held back"]
+
+
+async def test_a_cursor_this_server_never_gave_starts_after_the_acknowledged_messages(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    await world.say(ALICE, "one", account="bot", settle=False)
+    first = await client.poll()
+    await client.poll(first["get_updates_buf"])  # acknowledges "one"
+    await world.say(ALICE, "two", account="bot", settle=False)
+    for garbage in ("not base64!", base64.b64encode(b'{"bot": "other@im.bot", "seq": 1}').decode()):
+        got = await client.poll(garbage)
+        assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["two"]
