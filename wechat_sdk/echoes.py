@@ -48,6 +48,8 @@ class EchoLedger:
     """What one account sent, to recognise the echoes of it."""
 
     def __init__(self) -> None:
+        #: the bot's own WeChat id, kept past a logout (see :meth:`bot_id`)
+        self._bot_id: str | None = None
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._seen: deque[tuple[str, str, float]] = deque(maxlen=ECHOES_KEPT)
         self._generation = 0
@@ -77,9 +79,23 @@ class EchoLedger:
         """True (once) if ``message_id`` is a message this account sent."""
         return self._sent_ids.pop(message_id, False) is None
 
-    def is_own(self, message: Message, self_id: str | None) -> bool:
-        """True if a loaded message is the bot's own (its talker is the logged-in bot)."""
-        return self_id is not None and message.talker_id == self_id
+    def logged_in(self, self_id: str) -> None:
+        """The account logged in as ``self_id``."""
+        self._bot_id = self_id
+
+    def bot_id(self, current: str | None) -> str | None:
+        """The bot's own WeChat id: ``current`` (the puppet's) while logged in, else the
+        last one it had. A logout clears the puppet's, but events read after it (echoes of
+        sends under way, mentions) still name the bot by it."""
+        if current is not None:
+            self._bot_id = current
+        return current or self._bot_id
+
+    def is_own(self, message: Message, current_self_id: str | None) -> bool:
+        """True if a loaded message is the bot's own (its talker is the bot, by
+        :meth:`bot_id`)."""
+        bot = self.bot_id(current_self_id)
+        return bot is not None and message.talker_id == bot
 
     def seen(self, message: Message, at: float) -> None:
         """Note the echo of a loaded message of the bot's own."""

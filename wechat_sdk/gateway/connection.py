@@ -301,7 +301,8 @@ class Connection:
             self.status.user_name = (await self.puppet.contact(event.contact_id)).name
         except Exception:
             self.status.user_name = None
-        self.inbound.connected(self.clock.now(), event.contact_id)
+        self.echoes.logged_in(event.contact_id)
+        self.inbound.connected(self.clock.now())
         self.logged_in.set()
         self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
 

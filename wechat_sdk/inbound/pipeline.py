@@ -105,7 +105,6 @@ class InboundPipeline:
         #: when the gateway first served this account (kept across restarts): older
         #: messages are history WeChat replays at login; later ones are new to the gateway
         #: even when they arrived while it was away (logged out, stopped)
-        self._last_self_id: str | None = None
         self._serving_since = serving_since
         self._on_first_login = on_first_login
         self.drops: dict[str, int] = {}
@@ -122,19 +121,12 @@ class InboundPipeline:
 
     @property
     def self_id(self) -> str | None:
-        """The bot's own WeChat id: the puppet's while logged in, else the last one it had
-        (a logout clears the puppet's, but events read after it, echoes of sends under way
-        and mentions, still name the bot by it)."""
-        current = self.puppet.self_id
-        if current is not None:
-            self._last_self_id = current
-        return current or self._last_self_id
+        """The bot's own WeChat id, also after a logout (the echo ledger keeps it)."""
+        return self.echoes.bot_id(self.puppet.self_id)
 
-    def connected(self, at: float, self_id: str | None = None) -> None:
-        """The account logged in at ``at`` (as ``self_id``). The first login ever sets the
-        replay horizon: messages sent before it are history replayed at login."""
-        if self_id:
-            self._last_self_id = self_id
+    def connected(self, at: float) -> None:
+        """The account logged in at ``at``. The first login ever sets the replay horizon:
+        messages sent before it are history replayed at login."""
         if self._serving_since is None:
             self._serving_since = at
             if self._on_first_login is not None:
@@ -183,7 +175,7 @@ class InboundPipeline:
                 self.account.id,
             )
             return Drop("unreadable", str(exc))
-        if self.echoes.is_own(message, self.self_id):
+        if self.echoes.is_own(message, self.puppet.self_id):
             self.echoes.seen(message, self.clock.now())
             return _DROP_SELF
         return message
