@@ -146,13 +146,14 @@ class InboundPipeline:
 
     def _dropped(self, message_id: str, drop: Drop) -> Drop:
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
-        log.debug(
-            "dropped message %s account=%s reason=%s %s",
-            shown(message_id),
-            self.account.id,
-            drop.reason,
-            shown(drop.detail, 200),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # every echo of the bot's own sends comes here
+            log.debug(
+                "dropped message %s account=%s reason=%s %s",
+                shown(message_id),
+                self.account.id,
+                drop.reason,
+                shown(drop.detail, 200),
+            )
         return drop
 
     # ------------------------------------------------------------ steps, in order

@@ -119,11 +119,10 @@ class Sender:
         self.logged_in = logged_in
         #: a stop is running: sends from now on are shielded tasks
         self._stopping = False
-        #: sends awaited in their own task (begun before the stop), and the event set
-        #: when there is none
+        #: sends awaited in their own task (begun before the stop), and, while a stop
+        #: waits for them, the event set when there is none
         self._plain_sends = 0
-        self._no_plain_sends = asyncio.Event()
-        self._no_plain_sends.set()
+        self._plain_sends_landed: asyncio.Event | None = None
 
     def stop_began(self, stopping: bool = True) -> None:
         """A stop begins (``True``) or is over (``False``): while it runs, each send is a
@@ -134,15 +133,17 @@ class Sender:
     async def sends_landed(self, within_s: float = CUT_SEND_WAIT_S) -> None:
         """Wait, up to ``within_s``, until no send begun before the stop is under way (a
         stop cancels the sending tasks only after this)."""
-        if self._no_plain_sends.is_set():
+        if self._plain_sends == 0:
             return
-        landed = asyncio.ensure_future(self._no_plain_sends.wait())
+        self._plain_sends_landed = asyncio.Event()
+        landed = asyncio.ensure_future(self._plain_sends_landed.wait())
         waited = asyncio.ensure_future(self.clock.sleep(within_s))
         try:
             await asyncio.wait({landed, waited}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             landed.cancel()
             waited.cancel()
+            self._plain_sends_landed = None
 
     async def send_text(
         self,
@@ -258,7 +259,6 @@ class Sender:
             # (asyncio.timeout, wait_for) stay its own. A stop waits for it to land
             # (sends_landed) before it cancels this task.
             self._plain_sends += 1
-            self._no_plain_sends.clear()
             try:
                 return await self._noted(call)
             except asyncio.CancelledError:
@@ -267,8 +267,8 @@ class Sender:
                 raise SendCut("uncertain") from None
             finally:
                 self._plain_sends -= 1
-                if self._plain_sends == 0:
-                    self._no_plain_sends.set()
+                if self._plain_sends == 0 and self._plain_sends_landed is not None:
+                    self._plain_sends_landed.set()
         # a stop is running: the send is a task of its own, so a cancellation of this
         # task never reaches it
         send = asyncio.ensure_future(self._noted(call))
