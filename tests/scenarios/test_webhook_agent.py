@@ -199,12 +199,18 @@ async def test_media_come_as_short_lived_signed_links(
 
 def test_a_webhook_agent_needs_its_url_and_a_whsec_secret() -> None:
     for agent, says in (
-        ({"provider": "webhook", "url": "https://x.example/a"}, "needs url and secret"),
+        (
+            {"provider": "webhook", "url": "https://x.example/a"},
+            "agent.secret: required key is missing",
+        ),
         (
             {"provider": "webhook", "url": "https://x.example/a", "secret": "hunter2hunter2"},
             "whsec_",
         ),
-        ({"provider": "openai", "url": "https://x.example/a", "model": "m"}, "go with provider"),
+        (
+            {"provider": "openai", "url": "https://x.example/a", "model": "m"},
+            "url goes with provider",
+        ),
     ):
         with pytest.raises(ConfigError) as info:
             parse_config(json.dumps({"channels": {"wechat": {"agent": agent}}}))

@@ -29,7 +29,7 @@ def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_an_unknown_provider_names_its_key() -> None:
     assert problems('{channels: {wechat: {agent: {provider: "anthropic", model: "m"}}}}') == [
-        'channels.wechat.agent.provider: expected one of openai, got "anthropic"'
+        'channels.wechat.agent.provider: expected one of openai|webhook, got "anthropic"'
     ]
 
 

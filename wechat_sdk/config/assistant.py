@@ -11,7 +11,16 @@ import os
 import shutil
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from wechat_sdk.config.errors import ConfigProblem
 from wechat_sdk.config.integrations import check_whsec
@@ -141,25 +150,30 @@ class AgentConfig(Strict):
         "(a group's tools entry may name the key: all its tools)",
     )
 
-    @model_validator(mode="after")
-    def _provider_keys(self) -> AgentConfig:
-        if self.provider == "openai":
-            if self.model is None:
-                raise ValueError('provider "openai" needs model (the model\'s name)')
-            if self.url is not None or self.secret is not None:
-                raise ValueError(
-                    'url and secret go with provider "webhook" (an OpenAI-compatible '
-                    "server's address is baseUrl)"
-                )
-            return self
-        if self.url is None or self.secret is None:
-            raise ValueError('provider "webhook" needs url and secret (whsec_...)')
-        if not self.url.startswith(("http://", "https://")):
+    @field_validator("model", "url", "secret")
+    @classmethod
+    def _keys_of_the_provider(cls, value: object, info: ValidationInfo) -> object:
+        # provider is declared first, so it is known here; a missing key is reported at
+        # its own path, as pydantic reports a missing required key
+        provider = info.data.get("provider", "openai")
+        needed = ("model",) if provider == "openai" else ("url", "secret")
+        key = info.field_name
+        if value is None and key in needed:
+            raise PydanticCustomError("missing", "required key is missing")
+        if value is not None and key not in needed:
+            other = "webhook" if provider == "openai" else "openai"
+            raise ValueError(f'{key} goes with provider "{other}", not "{provider}"')
+        if (
+            key == "url"
+            and isinstance(value, str)
+            and not value.startswith(("http://", "https://"))
+        ):
             raise ValueError("url must start with http:// or https://")
-        problem = check_whsec(self.secret.get_secret_value())
-        if problem is not None:
-            raise ValueError(f"secret {problem}")
-        return self
+        if key == "secret" and isinstance(value, SecretStr):
+            problem = check_whsec(value.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
 
 def agent_problems(agent: AgentConfig, key_path: str) -> list[ConfigProblem]:
