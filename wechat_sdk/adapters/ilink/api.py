@@ -39,6 +39,7 @@ __all__ = [
     "ILinkError",
     "RateLimited",
     "SessionExpired",
+    "TimedOut",
     "Unreachable",
 ]
 
@@ -67,6 +68,10 @@ class ILinkError(PuppetError):
 
 class Unreachable(ILinkError):
     """No answer: the connection failed or the call timed out (it may have been received)."""
+
+
+class TimedOut(Unreachable):
+    """No answer within the call's time (a long poll the server did not end: normal)."""
 
 
 class BadAnswer(ILinkError):
@@ -164,7 +169,7 @@ class ILinkApi:
                     raw = await _read_capped(resp)
                     status = resp.status
         except TimeoutError:
-            raise Unreachable(f"{name}: no answer within {timeout_s:.0f} s") from None
+            raise TimedOut(f"{name}: no answer within {timeout_s:.0f} s") from None
         except aiohttp.ClientError as exc:
             raise Unreachable(
                 f"{name}: {self.scrub(type(exc).__name__ + ': ' + str(exc))}"

@@ -22,6 +22,7 @@ from wechat_sdk.adapters.ilink.api import (
     ILinkApi,
     ILinkError,
     SessionExpired,
+    TimedOut,
     Unreachable,
 )
 from wechat_sdk.adapters.ilink.login import LoginGaveUp, qr_login
@@ -311,9 +312,9 @@ class ILinkPuppet:
             except SessionExpired:
                 self._expired_now()
                 return
+            except TimedOut:
+                continue  # a long poll the server did not end: ask again
             except Unreachable as exc:
-                if "no answer within" in str(exc):
-                    continue  # a long poll the server did not end: ask again
                 failures = await self._failed(failures, exc)
                 continue
             except (BadAnswer, ApiError) as exc:
