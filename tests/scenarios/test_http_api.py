@@ -409,3 +409,21 @@ async def test_the_docs_curl_script_sends_once_a_day(wechat: WeChatHarness) -> N
         outputs.append(json.loads(out))
     assert outputs[0] == outputs[1] and outputs[0]["text"] == "Backup done: 3 GB"
     assert wechat.world.texts(to="wxid_alice") == ["Backup done: 3 GB"]  # once
+
+
+async def test_a_restart_turns_the_api_on_and_off(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, health={"port": 0})
+    assert gw.http is not None and gw.http.api_url is None
+    with_api = {"channels": {"wechat": {"health": {"port": 0}, **API}}}
+    await gw.reload(parse_config(json.dumps(with_api)))
+    await wechat.world.login()
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
+    assert code == 200 and body["accounts"][0]["lifecycle"] == "ready"
+    api_url = gw.http.api_url
+    await gw.reload(parse_config(json.dumps({"channels": {"wechat": {"health": {"port": 0}}}})))
+    assert gw.http is not None and gw.http.api_url is None
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.get(f"{api_url}/v1/accounts", headers=AUTH):
+            pass

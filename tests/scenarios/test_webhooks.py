@@ -4,6 +4,7 @@ once through endpoint outages and restarts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from webhook_receiver import Receiver, eventually, whsec
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.clock import VirtualClock
+from wechat_sdk.config import parse_config
 from wechat_sdk.config.integrations import WebhookEndpoint
 from wechat_sdk.stores import MemoryStore
 from wechat_sdk.webhooks import RETRY_SCHEDULE_S, WebhookDispatcher
@@ -181,3 +183,17 @@ async def test_an_event_is_given_up_after_its_last_retry() -> None:
     finally:
         await dispatcher.close()
         await receiver.close()
+
+
+async def test_a_restart_with_a_new_endpoint_sends_to_it(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    gw = await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"])
+    assert gw.webhooks is None
+    config = {"dmPolicy": "open", "allowFrom": ["*"], **hooks(receiver, events=["reply.sent"])}
+    await gw.reload(parse_config(json.dumps({"channels": {"wechat": config}})))
+    await wechat.world.login()
+    await wechat.world.say("wxid_alice", "hello")
+    await wechat.world.run_until_idle()
+    (event,) = await receiver.wait_for(1, "reply.sent")
+    assert event["data"]["text"] == "echo: hello"
