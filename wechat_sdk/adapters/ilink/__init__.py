@@ -38,10 +38,12 @@ windows, context_token, sent, prune): a Redis-backed one can replace the SQLite 
 
 iLink sends the bot nothing of its own messages; the adapter reports each send the server
 accepted as the bot's own message (a ``MessageEvent`` whose talker is ``self_id``, the
-port's self-echo, as a Wechaty puppet gives it). The bot's own messages are recorded too (their text, by the id ``sendmessage`` gave), so
-a quote of one, which iLink delivers cut, is given to the agent whole
-(``Message.quoted_text``). Each send carries a new ``client_id``, kept when a rate limit
-(``ret -2``, nothing taken) makes the adapter send it again; a send whose answer was lost
-may have been taken and is not sent again (a final ``SendError``, code
-``outcome_unknown``: iLink echoes nothing back that could tell): nothing twice.
+port's self-echo, as a Wechaty puppet gives it). The bot's own messages are recorded too
+(their text, by the id ``sendmessage`` gave), so a quote of one, which iLink delivers cut,
+is given to the agent whole (``Message.quoted_text``).
+
+Each send carries a new ``client_id``, kept when a rate limit (``ret -2``, nothing taken)
+makes the adapter send it again; a send whose answer was lost may have been taken and is
+not sent again (a final ``SendError``, code ``outcome_unknown``: iLink echoes nothing back
+that could tell): nothing twice.
 """

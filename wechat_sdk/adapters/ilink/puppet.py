@@ -238,7 +238,7 @@ class ILinkPuppet:
         try:
             await api.notify("notifystart")
         except SessionExpired:
-            self._log.warning(
+            self._log.debug(  # the gateway's line says it: "logged out (session expired)"
                 "the kept iLink login was refused (session expired): a new QR login starts "
                 "reason=session_expired"
             )
@@ -353,9 +353,9 @@ class ILinkPuppet:
             try:
                 read = read_message(parse_message(data), bot_id=self._self_id)
             except ValueError as exc:
-                text = f"an iLink message that cannot be read was skipped: {exc}"
-                self._log.warning("%s reason=bad_message", text)
-                self._emit(ErrorEvent(text))
+                self._report(
+                    f"an iLink message that cannot be read was skipped: {exc}", "bad_message"
+                )
                 continue
             said = read.message.timestamp
             at = said if said and abs(said - now) <= CLOCK_SKEW_S else now
@@ -373,18 +373,24 @@ class ILinkPuppet:
         return out
 
     def _odd(self, read: ReadMessage) -> None:
-        text = f"iLink message {shown(read.message.id)} from {shown(read.peer_id)}: " + "; ".join(
-            read.notes
+        notes = "; ".join(read.notes)
+        self._report(
+            f"iLink message {shown(read.message.id)} from {shown(read.peer_id)}: {notes}",
+            "odd_message",
         )
-        self._log.warning("%s reason=odd_message", text)
-        self._emit(ErrorEvent(text))
+
+    def _report(self, text: str, reason: str) -> None:
+        """Bad wire data: one line in the gateway's log (``puppet reported an error: ...``)
+        and the account's last error, through an ErrorEvent; here at debug level only."""
+        self._log.debug("%s reason=%s", text, reason)
+        self._emit(ErrorEvent(f"{text} reason={reason}"))
 
     async def _failed(self, failures: int, exc: Exception) -> int:
         failures += 1
-        text = f"getupdates failed ({failures} in a row): {exc}"
         if failures == 1 or failures % FAILURES_BEFORE_LONG == 0:
-            self._log.warning("%s; polling again reason=poll_failed", text)
-            self._emit(ErrorEvent(text))
+            self._report(
+                f"getupdates failed ({failures} in a row): {exc}; polling again", "poll_failed"
+            )
         await self.clock.sleep(LONG_RETRY_S if failures % FAILURES_BEFORE_LONG == 0 else RETRY_S)
         return failures
 
@@ -392,7 +398,8 @@ class ILinkPuppet:
         self._relogin.set()
 
     def _expired(self, login: KeptLogin) -> None:
-        self._log.warning(
+        # the gateway's line says it: "logged out (session expired): ..."
+        self._log.debug(
             "logged out: session expired (iLink errcode -14): a new QR login starts "
             "reason=session_expired"
         )
