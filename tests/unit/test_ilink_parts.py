@@ -93,6 +93,12 @@ def test_an_unknown_item_type_is_skipped_with_a_note() -> None:
     assert text_too.message.kind is MessageKind.TEXT
 
 
+def test_a_group_message_is_never_read_as_a_dm() -> None:
+    got = read(wire({"type": 1, "text_item": {"text": "hi all"}}, group_id="g1"))
+    assert got.message.kind is MessageKind.UNKNOWN  # not handed on
+    assert "group message" in got.notes[0]
+
+
 def test_a_missing_context_token_is_noted() -> None:
     got = read(wire({"type": 1, "text_item": {"text": "hi"}}, context_token=None))
     assert got.context_token is None

@@ -243,6 +243,9 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
         text = text[:MAX_TEXT_CHARS] + f"\n[cut: {len(text) - MAX_TEXT_CHARS} characters more]"
     if media is None and not text:
         kind = MessageKind.UNKNOWN
+    if msg.group_id:  # an iLink bot is in no group: never answered as if it were a DM
+        notes.append(f"a group message (group_id {msg.group_id}) skipped: direct chats only")
+        kind = MessageKind.UNKNOWN
     if from_user and not msg.context_token:
         notes.append("no context_token (the peer's last one is kept)")
     quoted_id = _quoted_id(msg)
