@@ -121,7 +121,9 @@ class ILinkPuppet:
     async def start(self) -> None:
         await self._close()
         self._queue = asyncio.Queue()
-        self._http = aiohttp.ClientSession()
+        # the proxy of the environment (HTTPS_PROXY, NO_PROXY), as for any HTTP client: the
+        # hosts are the configured server and CDN only, never one a message names
+        self._http = aiohttp.ClientSession(trust_env=True)
         self._api = ILinkApi(
             self._http,
             self.options.base_url,
