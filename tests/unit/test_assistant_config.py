@@ -13,8 +13,10 @@ from click.testing import CliRunner
 
 from wechat_sdk.agents import echo
 from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.assistants.openai_chat import ChatModel
 from wechat_sdk.cli import cli
 from wechat_sdk.config import ConfigError, accounts_of, parse_config
+from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.reference import reference_rows
 from wechat_sdk.gateway.service import agent_from_config
 
@@ -78,6 +80,14 @@ def test_an_account_agent_replaces_the_top_level_one() -> None:
     home, work = accounts["home"].settings.agent, accounts["work"].settings.agent
     assert home is not None and (home.model, home.temperature) == ("big", 0.2)
     assert work is not None and (work.model, work.temperature) == ("small", None)
+
+
+def test_without_an_api_key_the_environment_one_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-1234567")
+    assert ChatModel(AgentConfig(model="m")).api_key() == "sk-env-1234567"
+    assert ChatModel(AgentConfig(model="m", apiKey="sk-own-123")).api_key() == "sk-own-123"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert ChatModel(AgentConfig(model="m")).api_key() is None
 
 
 def test_the_reference_lists_the_agent_keys() -> None:
