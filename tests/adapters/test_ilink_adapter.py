@@ -16,6 +16,7 @@ from puppet_contract import EventLog
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
+from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
 from wechat_sdk.adapters.ilink.session import SESSION_FILE, KeptLogin, SessionFile
 from wechat_sdk.clock import RealClock
@@ -241,6 +242,23 @@ async def test_a_rate_limited_send_goes_out_once(
     await bot.puppet.send_text(ALICE, "after the limit")
     assert world.texts(to=ALICE) == ["after the limit"]
     assert not [e for e in world.events_log if e["event"] == "client_id_reused"]
+
+
+async def test_a_send_rate_limited_every_time_is_a_transient_error_and_went_nowhere(
+    world: SimulatedWeChat, bots: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    bot = await logged_in(world, bots())
+    await said(world, bot, "hi")
+    world.fault("rate_limit", account="bot", count=sending.SEND_ATTEMPTS)
+    with pytest.raises(SendError) as limited:
+        await bot.puppet.send_text(ALICE, "too fast")
+    assert (limited.value.code, limited.value.transient) == ("rate_limited", True)
+    assert world.texts(to=ALICE) == []
+    window = bot.puppet.reply_window(ALICE)
+    assert window is not None and window.remaining == 10  # nothing sent, nothing counted
+    await bot.puppet.send_text(ALICE, "now")
+    assert world.texts(to=ALICE) == ["now"]
 
 
 async def test_a_send_whose_answer_was_lost_is_final_and_went_out_once(
