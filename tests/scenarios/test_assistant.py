@@ -20,6 +20,7 @@ import pytest
 from simulator.fake_model import FakeModel, ModelStep
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 
 TOOL_SERVER = str(Path(__file__).with_name("mcp_tool_server.py"))
@@ -439,3 +440,21 @@ def _alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+async def test_a_reload_answers_with_the_new_agent_block(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    gw, assistant = await start(wechat, model, tools_server=True)
+    old_server = assistant.mcp_servers["tools"]
+    settings = gw.config.channels.wechat.model_dump(exclude_unset=True, mode="json")
+    agent = {**settings["agent"], "model": "newer-model", "apiKey": KEY}
+    del agent["mcpServers"]
+    new = {"channels": {"wechat": {**settings, "agent": agent}}}
+    await gw.reload(parse_config(json.dumps(new)))
+    assert not old_server.up  # the servers of the old block were stopped
+    assert assistant.mcp_servers == {}
+    await wechat.world.login()
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert model.requests[-1]["model"] == "newer-model"
+    assert "tools" not in model.requests[-1]
