@@ -58,6 +58,7 @@ from simulator.transcript import TranscriptEntry
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.gateway.connection import STABLE_AFTER_S
+from wechat_sdk.idle_loop import new_event_loop
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.pairing.service import DEFAULT_MAX_PENDING
 
@@ -814,7 +815,8 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         sidestep=args.sidestep_known_bugs,
     )
-    result = asyncio.run(soak(options))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # it says when it is idle
+        result = runner.run(soak(options))
     print(result.summary())
     v = result.verdict
     return 0 if v.ok else 1

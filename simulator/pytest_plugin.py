@@ -10,13 +10,22 @@ installs it) in any ``asyncio_mode``. In the default mode, ``strict``, pytest-as
 the tests marked ``asyncio``, so an ``async def`` test that uses ``wechat`` or ``wechat_world``
 gets that mark here; other tests, and the user's own async fixtures, are left to the user's
 pytest-asyncio settings.
+
+pytest-asyncio's event loops are :class:`~wechat_sdk.idle_loop.IdleAwareEventLoop` (asyncio's
+selector loop, which says when it is idle) so the world's virtual clock settles exactly: given
+through the ``pytest_asyncio_loop_factories`` hook (pytest-asyncio 1.4 and later), else the
+``event_loop_policy`` fixture. A project's own hook or ``event_loop_policy`` fixture takes
+precedence (the clock then settles by its fallback, see ``VirtualClock.settle``); on Windows
+asyncio's own loop is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,7 @@ from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import Agent
 from wechat_sdk.config import Config
 from wechat_sdk.gateway import Gateway
+from wechat_sdk.idle_loop import new_event_loop
 
 __all__ = ["WeChatHarness", "wechat", "wechat_world"]
 
@@ -56,6 +66,37 @@ def pytest_configure(config: pytest.Config) -> None:
         warnings.filterwarnings(
             "ignore", message=_LOOP_SCOPE_UNSET, category=pytest.PytestDeprecationWarning
         )
+    if config.pluginmanager.hasplugin("asyncio") and not _has_loop_factories_hook(config):
+        # registered after pytest-asyncio, so this fixture comes after (overrides) its own
+        config.pluginmanager.register(_EventLoopPolicy(), "wechat_sdk_event_loop_policy")
+
+
+def _has_loop_factories_hook(config: pytest.Config) -> bool:
+    caller = getattr(config.hook, "pytest_asyncio_loop_factories", None)
+    return caller is not None and caller.spec is not None
+
+
+@pytest.hookimpl(optionalhook=True, trylast=True)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """pytest-asyncio 1.4 and later: run async tests on a loop that says when it is idle."""
+    return {"wechat_sdk": new_event_loop}
+
+
+class _EventLoopPolicy:
+    """pytest-asyncio before 1.4: the same loop, through its ``event_loop_policy`` fixture."""
+
+    @pytest.fixture(scope="session")
+    def event_loop_policy(self) -> asyncio.AbstractEventLoopPolicy:
+        if sys.platform == "win32":
+            return asyncio.get_event_loop_policy()  # the proactor, as pytest-asyncio has it
+
+        class IdleAwarePolicy(asyncio.DefaultEventLoopPolicy):
+            def new_event_loop(self) -> asyncio.AbstractEventLoop:
+                return new_event_loop()
+
+        return IdleAwarePolicy()
 
 
 def _ini_unset(config: pytest.Config, name: str) -> bool:
@@ -72,8 +113,18 @@ def pytest_pycollect_makeitem(
     """Mark ``async def`` tests that use the plugin's fixtures with ``pytest.mark.asyncio``.
 
     ``trylast`` makes this wrapper the innermost, so the mark is on the items before
-    pytest-asyncio's own wrapper (around this one) decides which items it runs.
+    pytest-asyncio's own wrapper (around this one) decides which items it runs. A test
+    naming a fixture among its arguments is marked before its items are made, so
+    pytest-asyncio (1.4 and later) also gives it the plugin's loop (see the module's
+    docstring); one that gets them another way (``usefixtures``) is marked afterwards.
     """
+    if (
+        inspect.iscoroutinefunction(obj)
+        and FIXTURES.intersection(inspect.signature(obj).parameters)
+        and collector.config.pluginmanager.hasplugin("asyncio")
+        and not any(m.name == "asyncio" for m in getattr(obj, "pytestmark", ()))
+    ):
+        pytest.mark.asyncio(obj)
     result = yield
     if not collector.config.pluginmanager.hasplugin("asyncio"):
         return result
