@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +19,39 @@ R = TypeVar("R")
 
 
 def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
+    """The pairing service on the gateway's store: the Redis server the config names
+    (``store.kind: "redis"``: from any machine that reaches it), else the state
+    directory's SQLite file."""
     from wechat_sdk.clock import RealClock
     from wechat_sdk.pairing.service import Pairing
+    from wechat_sdk.stores.base import Store
     from wechat_sdk.stores.sqlite import SqliteStore
 
     directory = _state_dir(config_file, state_dir)
-    store = SqliteStore.in_state_dir(directory)
+    redis_url = _redis_url(config_file)
+    store: Store
+    if redis_url is not None:
+        from wechat_sdk.stores.redis import RedisStore, RedisUnavailable
+
+        try:
+            store = RedisStore(redis_url)
+        except RedisUnavailable as exc:
+            _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+            raise SystemExit(1) from None
+    else:
+        store = SqliteStore.in_state_dir(directory)
     return Pairing(store.pairing, RealClock()), store, directory
+
+
+def _redis_url(config_file: Path | None) -> str | None:
+    """The config's Redis store URL, when its store is Redis."""
+    from wechat_sdk.config import ConfigError, load_config
+
+    try:
+        store = load_config(config_file).channels.wechat.store
+    except ConfigError:
+        return None  # (a broken config: _state_dir has said so when it was named)
+    return store.url if store.kind == "redis" else None
 
 
 @cli.group("pairing")
@@ -107,9 +134,20 @@ def pairing_approve(
     """Approve a pending request: the sender may now talk to the assistant."""
     approved, directory = _decide(config_file, state_dir, lambda p: p.approve(code, account))
     _out().print(f"approved {approved.sender_id} on account {approved.account_id}", markup=False)
-    if notify:
-        from wechat_sdk.gateway.control import ControlError, control_request
+    from wechat_sdk.gateway.control import ControlError, control_request
 
+    # a running gateway sends its pairing.approved webhook (no gateway: nothing to tell)
+    with contextlib.suppress(ControlError):
+        control_request(
+            directory,
+            {
+                "cmd": "pairing_approved",
+                "account": approved.account_id,
+                "sender": approved.sender_id,
+                "code": code.strip().upper(),
+            },
+        )
+    if notify:
         try:
             control_request(
                 directory,

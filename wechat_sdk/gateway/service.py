@@ -230,6 +230,11 @@ async def serve(
                 }
             log.info("config reloaded and accounts restarted")
             return {"ok": True}
+        if cmd == "pairing_approved":  # approved by the CLI: the webhook event
+            gateway.events.pairing_approved(
+                str(request["account"]), code=str(request["code"]), sender_id=str(request["sender"])
+            )
+            return {"ok": True}
         if cmd == "notify_approved":
             await gateway.pairing.notify_approved(str(request["account"]), str(request["sender"]))
             return {"ok": True}

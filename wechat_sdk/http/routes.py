@@ -217,7 +217,8 @@ class ApiHandlers:
                 "(try again once GET /v1/accounts shows it ready)",
             )
         conversation = message.room or message.to
-        window = runner.puppet.reply_window(conversation)
+        reply_window = getattr(runner.puppet, "reply_window", None)  # (a puppet of old)
+        window = reply_window(conversation) if reply_window is not None else None
         if window is not None and (
             window.remaining <= 0 or gateway.clock.now() >= window.closes_at
         ):
