@@ -164,13 +164,13 @@ def test_a_puppet_name_that_is_no_package_is_a_config_error(tmp_path: Path) -> N
 
 
 async def test_too_old_node_is_a_clear_error(tmp_path: Path) -> None:
-    from wechat_sdk.adapters.wechaty.sidecar import _check_node_version
+    from wechat_sdk.adapters.wechaty.node_install import check_node_version
 
     fake = tmp_path / "node"
     fake.write_text("#!/bin/sh\necho v16.20.0\n")
     fake.chmod(0o755)
     with pytest.raises(SidecarError, match=r"Node\.js v16\.20\.0 is too old.*18\+"):
-        await _check_node_version(str(fake))
+        await check_node_version(str(fake))
 
 
 async def test_missing_node_is_a_clear_error(

@@ -6,8 +6,8 @@ project's own small Node program (``node/sidecar.cjs``) around that puppet, with
 loopback port, and connects to it like to any Puppet Service.
 
 The npm packages are installed on first use into a cache under the state directory
-(``<stateDir>/node/<hash of the lock file>/``) with ``npm install --ignore-scripts`` from
-the lock file shipped in the package, so the versions are pinned. The puppet's login state
+(:mod:`~wechat_sdk.adapters.wechaty.node_install`: ``<stateDir>/node/<hash of the lock
+file>/``, pinned by the lock file shipped in the package). The puppet's login state
 (Wechaty's memory card) is kept per account in ``<stateDir>/accounts/<id>/``.
 
 The sidecar never outlives the gateway: it exits when its stdin closes (the gateway
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -39,14 +37,21 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from wechat_sdk.adapters.wechaty.client import (
     WECHATY_ROOT_CA,
     PuppetServiceClient,
     ServiceConnection,
+)
+from wechat_sdk.adapters.wechaty.node_install import (
+    LOCKED_PACKAGES,
+    SIDECAR_DIR,
+    SidecarError,
+    ensure_installed,
+    node_cache_dir,
+    require_tool,
 )
 from wechat_sdk.capabilities import CAPABILITIES, Capabilities
 from wechat_sdk.puppet import (
@@ -69,138 +74,13 @@ __all__ = [
     "ensure_installed",
     "explain_puppet_error",
     "find_browser",
-    "node_cache_dir",
+    "node_cache_dir",  # (with ensure_installed, LOCKED_PACKAGES, SidecarError: node_install's)
 ]
 
 log = logging.getLogger("wechat_sdk.adapters.wechaty")
 
-SIDECAR_DIR = resources.files("wechat_sdk.adapters.wechaty") / "node"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 8.0
-INSTALLED_MARK = ".wechat-sdk-installed"
-
-
-class SidecarError(PuppetError):
-    """The sidecar could not be installed or started; the message says what to do."""
-
-
-def _package_json() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((SIDECAR_DIR / "package.json").read_text("utf-8"))
-    return data
-
-
-#: The npm packages the lock file pins (the sidecar's own dependencies).
-LOCKED_PACKAGES: frozenset[str] = frozenset(_package_json()["dependencies"])
-
-
-def node_cache_dir(state_dir: Path) -> Path:
-    """Where the sidecar's npm packages live: one directory per lock file version."""
-    override = os.environ.get("WECHAT_SDK_NODE_CACHE")
-    root = Path(override).expanduser() if override else state_dir / "node"
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((SIDECAR_DIR / name).read_bytes())
-    return (root / f"npm-{digest.hexdigest()[:12]}").resolve()
-
-
-NODE_MAJOR_MIN = 18
-
-
-def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise SidecarError(
-            f"{tool} is not installed, and the Node sidecar needs Node.js 18+ with npm to run a "
-            'Wechaty puppet: install them (Debian: "apt install nodejs npm"), or connect to '
-            'a running Puppet Service with puppet "wechaty-puppet-service" and a token'
-        )
-    return path
-
-
-async def ensure_installed(
-    cache_dir: Path,
-    puppet: str,
-    *,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
-) -> Path:
-    """Install the sidecar's npm packages (and ``puppet``) into ``cache_dir`` once.
-
-    Safe when several accounts start at once: installs are serialised by a file lock.
-    Returns the ``node_modules`` directory. ``logger``: the sidecar's, naming its account.
-    """
-    npm = _require("npm")
-    await _check_node_version(_require("node"))
-    lock = await asyncio.to_thread(_lock_cache, cache_dir)
-    try:
-        if not await asyncio.to_thread(_copy_lock_files, cache_dir):
-            logger.info("installing the Node sidecar's npm packages into %s", cache_dir)
-            await _npm(npm, cache_dir, [])
-            await asyncio.to_thread((cache_dir / INSTALLED_MARK).write_text, "ok\n")
-        modules = cache_dir / "node_modules"
-        if puppet not in LOCKED_PACKAGES and not await asyncio.to_thread((modules / puppet).is_dir):
-            logger.warning(
-                "puppet %s is not pinned by wechat-sdk's lock file: installing its latest "
-                "version from the npm registry",
-                puppet,
-            )
-            await _npm(npm, cache_dir, [puppet])
-    finally:
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        lock.close()
-    return modules
-
-
-async def _check_node_version(node: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        node, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-    )
-    out, _ = await proc.communicate()
-    version = out.decode().strip()  # "v20.20.2"
-    try:
-        major = int(version.lstrip("v").split(".")[0])
-    except ValueError:
-        raise SidecarError(f"cannot read the version of {node} ({version!r})") from None
-    if major < NODE_MAJOR_MIN:
-        raise SidecarError(
-            f"Node.js {version} is too old: the Node sidecar needs Node.js {NODE_MAJOR_MIN}+ "
-            f"({node})"
-        )
-
-
-def _lock_cache(cache_dir: Path) -> IO[str]:
-    """Create ``cache_dir`` and hold its install lock (blocking)."""
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock = (cache_dir / ".install.lock").open("w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    return lock
-
-
-def _copy_lock_files(cache_dir: Path) -> bool:
-    """True when installed already; otherwise put package.json and the lock file in place."""
-    if (cache_dir / INSTALLED_MARK).exists():
-        return True
-    for name in ("package.json", "package-lock.json"):
-        (cache_dir / name).write_bytes((SIDECAR_DIR / name).read_bytes())
-    return False
-
-
-async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
-    args = [npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        *packages,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    if proc.returncode != 0:
-        tail = out.decode("utf-8", "replace").strip().splitlines()[-15:]
-        what = " ".join(packages) or "the sidecar's packages"
-        raise SidecarError(
-            f"npm install of {what} failed in {cwd} (exit {proc.returncode}); is the npm "
-            "registry reachable? npm said:\n  " + "\n  ".join(tail)
-        )
 
 
 #: Node puppets that drive a Chromium through puppeteer (their ``endpoint`` is its path)
@@ -340,7 +220,7 @@ class Sidecar:
         modules = await ensure_installed(
             node_cache_dir(self.state_dir), self.puppet, logger=self._log
         )
-        node = _require("node")
+        node = require_tool("node")
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
         options = browser_options(self.puppet, self.puppet_options)
