@@ -5,6 +5,7 @@ once through endpoint outages and restarts."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,3 +198,21 @@ async def test_a_restart_with_a_new_endpoint_sends_to_it(
     await wechat.world.run_until_idle()
     (event,) = await receiver.wait_for(1, "reply.sent")
     assert event["data"]["text"] == "echo: hello"
+
+
+async def test_the_logs_name_neither_the_secret_nor_the_endpoints_path(
+    wechat: WeChatHarness, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver.answers = [503]
+    url = receiver.url + "?token=path-secret-123"
+    config = {"webhooks": [{"url": url, "secret": receiver.secret, "events": ["reply.sent"]}]}
+    await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+    await wechat.world.say("wxid_alice", "hello")
+    await wechat.world.run_until_idle()
+    await receiver.wait_attempts(1)
+    await eventually(lambda: "reason=webhook_failed" in caplog.text)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wechat_sdk"))
+    assert "HTTP 503" in ours
+    assert receiver.secret not in ours and receiver.secret.removeprefix("whsec_") not in ours
+    assert "path-secret-123" not in ours and "/hook" not in ours
