@@ -43,6 +43,8 @@ STATUS_WORDS = {
 POLL_GAP_S = 1.0
 #: seconds to wait after a failed call before asking again
 RETRY_S = 2.0
+#: status calls failing in a row before the code is given up as expired (a new one follows)
+STATUS_FAILURES = 5
 _HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
@@ -74,15 +76,21 @@ async def qr_login(
     poll_base = api.base_url
     said: str | None = None
     scanned = False
+    failed = 0
     while True:
         try:
             answer = await api.get_qrcode_status(code.code, poll_base)
         except Unreachable:
             answer = {"status": "wait"}  # a long poll that ran out: still waiting
         except ILinkError as exc:
+            failed += 1
             log.warning("iLink login: the status call failed: %s (asking again)", exc)
             await clock.sleep(RETRY_S)
-            continue
+            if failed < STATUS_FAILURES:
+                continue
+            answer = {"status": "expired"}  # this code cannot be asked about: a new one
+        else:
+            failed = 0
         status = str(answer.get("status") or "wait")
         changed = status != said
         if changed:
@@ -118,7 +126,7 @@ async def qr_login(
                     f"login gave up: {expired} QR codes expired without a scan (qrMaxTimeouts)"
                 )
             code = await _new_code(api, clock, emit, log, earlier_tokens)
-            poll_base, said, scanned = api.base_url, None, False
+            poll_base, said, scanned, failed = api.base_url, None, False, 0
             continue
         await clock.sleep(POLL_GAP_S)
 
