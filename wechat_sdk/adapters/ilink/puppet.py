@@ -226,8 +226,11 @@ class ILinkPuppet:
                 await self._serve(login)
                 kept, login = None, None  # the session expired: a new QR login
         except LoginGaveUp as exc:
+            # the gateway has stopped the account after qrMaxTimeouts expired codes; a
+            # server that gave no code at all: the stream ends and the gateway reconnects
             self._log.error("%s reason=login_gave_up", exc)
             self._emit(ErrorEvent(str(exc), fatal=True))
+            self._end()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: the stream ends, the gateway starts again
