@@ -16,9 +16,44 @@ PY = "3.11"
 
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
-    """pytest: unit, scenario and adapter tests (the simulator; no Node needed)."""
+    """pytest: unit, scenario and adapter tests (the simulator; no Node needed). The Redis
+    store's tests start their own redis-server (Debian's, installed here when missing)."""
+    _redis_server(session)
     session.install("-e", ".[test]")
-    session.run("pytest", "-q", "-p", "no:cacheprovider", "--ignore=tests/e2e", *session.posargs)
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--ignore=tests/e2e",
+        *session.posargs,
+        env={"WECHAT_SDK_REDIS_REQUIRED": "1"},
+    )
+
+
+def _redis_server(session: nox.Session) -> None:
+    """Debian's redis-server on the PATH, installed with apt-get when missing (as root):
+    the tests start their own server from it (tests/conftest.py)."""
+    if shutil.which("redis-server") is not None:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error(
+            "redis-server is missing. Install Debian's package as root: "
+            "apt-get update && apt-get install -y redis-server"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", external=True, env=env)
+    session.run(
+        "apt-get",
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "redis-server",
+        external=True,
+        env=env,
+    )
+    if shutil.which("redis-server") is None:
+        session.error("apt-get installed redis-server but it is not on the PATH")
 
 
 @nox.session(python=PY)

@@ -1,5 +1,6 @@
-"""One contract for every Store implementation: memory and SQLite must behave the same
-(pairing, history, dedupe, the outbox, and the dedupe marks' position and durability)."""
+"""One contract for every Store implementation: memory, SQLite and Redis (on a real
+redis-server) must behave the same (pairing, history, dedupe, the outbox, the webhook
+queue, idempotency keys, and the dedupe marks' position and durability)."""
 
 from __future__ import annotations
 
@@ -26,15 +27,23 @@ T0 = 1_700_000_000.0
 MakeStore = Callable[..., Any]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
-    """A factory for fresh stores of one implementation (all closed afterwards)."""
+    """A factory for fresh stores of one implementation (all closed afterwards); the
+    Redis ones on this session's real redis-server, each in a namespace of its own."""
     opened: list[Any] = []
 
     def make(**kwargs: Any) -> Any:
         if request.param == "memory":
             kwargs.pop("clock", None)  # (nothing to wait for: it needs no clock)
             store: Any = MemoryStore(**kwargs)
+        elif request.param == "redis":
+            from wechat_sdk.stores.redis import RedisStore
+
+            kwargs.pop("clock", None)  # (nothing to wait for: Redis acknowledged each mark)
+            url = request.getfixturevalue("redis_url")
+            namespace = request.getfixturevalue("redis_namespace")
+            store = RedisStore(url, namespace=f"{namespace}-{len(opened)}", **kwargs)
         else:
             store = SqliteStore(tmp_path / f"state{len(opened)}" / "wechat-sdk.sqlite3", **kwargs)
         opened.append(store)

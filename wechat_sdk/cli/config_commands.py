@@ -49,6 +49,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
                 {
                     "ok": True,
                     "defaultAccountId": accounts.default_id,
+                    "store": config.channels.wechat.store.shown(),
                     "accounts": rows,
                     "warnings": list(accounts.warnings),
                 },
@@ -72,6 +73,8 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
             if key == "allowFrom":
                 shown += f" ({_who_may_dm(r['dmPolicy'], value)})"
             out.print(f"  {key}: {shown}", markup=False)
+    store = config.channels.wechat.store.shown()
+    out.print(f"store: {' '.join(store.values())}", markup=False)  # (no password in it)
     for w in accounts.warnings:
         _err().print(f"[yellow]warning:[/] {_escape(w)}", markup=True)
     out.print("[green]config OK[/]")

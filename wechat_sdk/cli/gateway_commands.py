@@ -65,6 +65,7 @@ def gateway_run(
     from wechat_sdk.config import ConfigError
     from wechat_sdk.gateway.control import ControlError
     from wechat_sdk.gateway.service import configure_logging, load_agent, serve
+    from wechat_sdk.stores.redis import RedisUnavailable
 
     configure_logging(log_format, log_level)
     try:
@@ -77,7 +78,7 @@ def gateway_run(
     except ConfigError as exc:
         fail_config(exc)
         return
-    except ControlError as exc:
+    except (ControlError, RedisUnavailable) as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     raise SystemExit(code)

@@ -28,13 +28,13 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
     from wechat_sdk.stores.sqlite import SqliteStore
 
     directory = _state_dir(config_file, state_dir)
-    redis_url = _redis_url(config_file)
+    redis = _redis_config(config_file)
     store: Store
-    if redis_url is not None:
+    if redis is not None:
         from wechat_sdk.stores.redis import RedisStore, RedisUnavailable
 
         try:
-            store = RedisStore(redis_url)
+            store = RedisStore(redis[0], namespace=redis[1])
         except RedisUnavailable as exc:
             _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
             raise SystemExit(1) from None
@@ -43,15 +43,17 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
     return Pairing(store.pairing, RealClock()), store, directory
 
 
-def _redis_url(config_file: Path | None) -> str | None:
-    """The config's Redis store URL, when its store is Redis."""
+def _redis_config(config_file: Path | None) -> tuple[str, str] | None:
+    """The config's Redis store URL and namespace, when its store is Redis."""
     from wechat_sdk.config import ConfigError, load_config
 
     try:
         store = load_config(config_file).channels.wechat.store
     except ConfigError:
         return None  # (a broken config: _state_dir has said so when it was named)
-    return store.url if store.kind == "redis" else None
+    if store.kind != "redis" or store.url is None:
+        return None
+    return store.url, store.namespace
 
 
 @cli.group("pairing")

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoint
+from wechat_sdk.config.store import StoreConfig
 from wechat_sdk.config.templates import template_problem
 
 __all__ = [
@@ -256,6 +257,11 @@ class WechatConfig(AccountConfig):
     )
     api: ApiConfig | None = Field(
         None, description="the HTTP API: send messages, account status, pairing"
+    )
+    store: StoreConfig = Field(
+        default_factory=StoreConfig,
+        description='where the gateway keeps what it must not forget: {kind: "sqlite"} (the '
+        'default), {kind: "memory"}, or {kind: "redis", url} shared by several gateways',
     )
 
 

@@ -34,7 +34,7 @@ from wechat_sdk.outbound.waiting import WaitingForUser
 from wechat_sdk.pairing.service import Pairing, approved_message
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, Store
-from wechat_sdk.stores.sqlite import SqliteStore
+from wechat_sdk.stores.configured import open_store
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -111,12 +111,7 @@ class Gateway:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._store = SqliteStore.in_state_dir(
-                self.state_dir,
-                clock=self.clock,
-                history_cache_conversations=self.config.channels.wechat.historyCacheConversations,
-            )
+            self._store = open_store(self.config.channels.wechat, self.state_dir, self.clock)
         return self._store
 
     def _pairing_service(self) -> Pairing:

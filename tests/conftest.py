@@ -1,0 +1,100 @@
+"""Fixtures shared by every test folder: a real redis-server for the Redis store.
+
+``redis_url`` starts one ``redis-server`` per test session on a free port (no
+persistence, in a temporary directory) and gives its URL; each test takes its own key
+namespace from ``redis_namespace``, so tests never see each other's keys. Without a
+``redis-server`` on the PATH (Debian: ``apt-get install redis-server``; ``nox -s tests``
+installs it) the tests that need it are skipped, saying so, unless
+``WECHAT_SDK_REDIS_REQUIRED=1`` (set by nox) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis_server(
+    directory: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A ``redis-server`` on 127.0.0.1 answering PING (persistence off), and its port."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise FileNotFoundError("redis-server")
+    port = port or _free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(16).startswith(b"+PONG"):
+                    return proc, port
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of this test session's own redis-server."""
+    try:
+        proc, port = start_redis_server(tmp_path_factory.mktemp("redis"))
+    except FileNotFoundError:
+        reason = (
+            "redis-server is not installed (apt-get install redis-server; nox -s tests installs it)"
+        )
+        if os.environ.get("WECHAT_SDK_REDIS_REQUIRED") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def redis_namespace() -> str:
+    """A key namespace of this test's own."""
+    return f"test-{uuid.uuid4().hex[:12]}"

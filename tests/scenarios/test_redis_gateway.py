@@ -1,0 +1,91 @@
+"""A gateway on the simulator with ``store: {kind: "redis"}`` (a real redis-server): the
+pairing challenge approved with the CLI from another machine (another state directory,
+the same config), and a second gateway on the same Redis taking up where the first
+stopped (history kept, a message delivered again not answered twice)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from simulator import Recorder, SimulatedWeChat
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.pairing.codes import ALPHABET, CODE_LENGTH
+from wechat_sdk.puppet import MessageEvent
+
+
+def code_in(text: str) -> str:
+    found = re.search(rf"Pairing code: ([{ALPHABET}]{{{CODE_LENGTH}}})\b", text)
+    assert found is not None, f"no pairing code in {text!r}"
+    return found.group(1)
+
+
+@pytest.fixture
+def wechat_world() -> SimulatedWeChat:
+    # the CLI reads the wall clock: the virtual clock starts at real time, so that the
+    # gateway's pairing requests are live for it
+    world = SimulatedWeChat(seed=0, start=time.time())
+    world.add_account("default")
+    return world
+
+
+def redis_config(url: str, namespace: str, **wechat: Any) -> dict[str, Any]:
+    store = {"kind": "redis", "url": url, "namespace": namespace}
+    return {"channels": {"wechat": {"store": store, **wechat}}}
+
+
+async def test_a_stranger_approved_from_another_machine_is_answered(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    from wechat_sdk.cli import cli
+
+    agent = Recorder()
+    await wechat.gateway(agent, redis_config(redis_url, redis_namespace))
+    world = wechat.world
+    await world.say("wxid_stranger", "hello")
+    code = code_in(world.texts(to="wxid_stranger")[0])
+
+    # another machine: the same config, its own (empty) state directory
+    config = tmp_path / "elsewhere.json"
+    config.write_text(
+        '{"channels": {"wechat": {"store": {"kind": "redis", '
+        f'"url": "{redis_url}", "namespace": "{redis_namespace}"}}}}}}}}'
+    )
+    elsewhere = ["--config", str(config), "--state-dir", str(tmp_path / "elsewhere")]
+    listed = CliRunner().invoke(cli, ["pairing", "list", "--json", *elsewhere])
+    assert listed.exit_code == 0, listed.output
+    assert code in listed.output and "wxid_stranger" in listed.output
+    approved = CliRunner().invoke(cli, ["pairing", "approve", code, *elsewhere])
+    assert approved.exit_code == 0, approved.output
+
+    await world.say("wxid_stranger", "now?")
+    assert [t.text for t in agent.turns] == ["now?"]
+    assert world.texts(to="wxid_stranger")[-1] == "echo: now?"
+
+
+async def test_a_second_gateway_on_the_same_redis_takes_up_history_and_dedupe(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    world: SimulatedWeChat = wechat.world
+    first = Recorder()
+    gw = await wechat.gateway(first, config)
+    (message,) = await world.say("wxid_alice", "remember me")
+    await gw.close()
+
+    # another gateway (another state directory): the same message delivered again, then a new one
+    second = Recorder()
+    wechat.state_dir = tmp_path / "second"
+    await wechat.gateway(second, config)
+    world.puppet("default").emit(MessageEvent(message))  # WeChat delivers it once more
+    await world.run_until_idle()
+    await world.say("wxid_alice", "and now?")
+
+    assert [t.text for t in second.turns] == ["and now?"]
+    assert [h.text for h in second.turns[0].history][:1] == ["remember me"]
+    assert world.texts(to="wxid_alice").count("echo: remember me") == 1

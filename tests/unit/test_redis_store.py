@@ -1,0 +1,198 @@
+"""The Redis store beyond the shared contract: its config block, its keys, a password
+never shown, and two gateways' stores on one server seeing one state (a real
+redis-server from tests/conftest.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from wechat_sdk.config import ConfigError
+from wechat_sdk.config.loader import parse_config
+from wechat_sdk.config.store import shown_url
+from wechat_sdk.stores.base import OutboxItem, PairingRequest
+
+T0 = 1_700_000_000.0
+
+
+def redis_store(url: str, namespace: str) -> Any:
+    from wechat_sdk.stores.redis import RedisStore
+
+    return RedisStore(url, namespace=namespace)
+
+
+def pairing_request(code: str, sender: str = "wxid_alice") -> PairingRequest:
+    return PairingRequest(code, "default", sender, "Alice", T0, T0 + 3600)
+
+
+@pytest.mark.parametrize(
+    ("block", "path", "words"),
+    [
+        ('{kind: "redis"}', "channels.wechat.store", 'kind "redis" needs url'),
+        ('{kind: "redis", url: "http://db:6379"}', "channels.wechat.store.url", "redis://"),
+        ('{kind: "sqlite", url: "redis://db"}', "channels.wechat.store", 'redis" only'),
+        ('{kind: "memory", namespace: "x"}', "channels.wechat.store", "namespace is for"),
+        ('{kind: "redi"}', "channels.wechat.store.kind", 'did you mean "redis"'),
+        ('{kind: "redis", url: "redis://"}', "channels.wechat.store.url", "names no host"),
+    ],
+)
+def test_a_wrong_store_block_names_its_path_and_what_to_write(
+    block: str, path: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"{{channels: {{wechat: {{store: {block}}}}}}}")
+    (problem,) = err.value.problems
+    assert problem.path == path
+    assert words in problem.message
+
+
+def test_the_store_block_is_top_level_only_and_sqlite_by_default() -> None:
+    assert parse_config("{}").channels.wechat.store.kind == "sqlite"
+    with pytest.raises(ConfigError) as err:
+        parse_config('{channels: {wechat: {accounts: {a: {store: {kind: "memory"}}}}}}')
+    assert err.value.problems[0].path == "channels.wechat.accounts.a.store"
+
+
+def test_a_bad_url_is_refused_without_repeating_its_password() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config('{channels: {wechat: {store: {kind: "redis", url: "http://:hunter2@db"}}}}')
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@db:6379/0", "redis://:***@db:6379/0"),
+        ("rediss://bot:hunter2@db:6380", "rediss://bot:***@db:6380"),
+        ("redis://db:6379/0", "redis://db:6379/0"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ],
+)
+def test_shown_url_hides_the_password(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_config_check_shows_the_store_without_its_password(tmp_path: Any) -> None:
+    from wechat_sdk.cli import cli
+
+    config = tmp_path / "c.json5"
+    config.write_text(
+        '{channels: {wechat: {store: {kind: "redis", url: "redis://:hunter2@db:6379/0"}}}}'
+    )
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "store: redis redis://:***@db:6379/0" in result.output
+    assert "hunter2" not in result.output
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(config), "--json"])
+    assert '"url": "redis://:***@db:6379/0"' in result.output
+    assert "hunter2" not in result.output
+
+
+def test_an_unreachable_redis_is_a_clear_error_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from wechat_sdk.stores.redis import RedisStore, RedisUnavailable
+
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RedisUnavailable) as err:
+        RedisStore("redis://:hunter2@127.0.0.1:1/0")
+    message = str(err.value)
+    assert "cannot reach the Redis server at redis://:***@127.0.0.1:1/0" in message
+    assert "channels.wechat.store.url" in message
+    assert "hunter2" not in message + caplog.text
+    assert "hunter2" not in repr(
+        parse_config('{channels: {wechat: {store: {kind: "redis", url: "redis://:hunter2@db"}}}}')
+    )
+
+
+def test_gateway_run_and_pairing_list_say_redis_is_unreachable(tmp_path: Any) -> None:
+    from wechat_sdk.cli import cli
+
+    config = tmp_path / "c.json5"
+    config.write_text(
+        '{channels: {wechat: {puppet: "simulator", '
+        'store: {kind: "redis", url: "redis://:hunter2@127.0.0.1:1/0"}}}}'
+    )
+    for args in (["gateway", "run"], ["pairing", "list"]):
+        result = CliRunner().invoke(
+            cli, [*args, "--config", str(config), "--state-dir", str(tmp_path / "s")]
+        )
+        assert result.exit_code == 1, result.output
+        assert "cannot reach the Redis server at redis://:***@127.0.0.1:1/0" in result.output
+        assert "hunter2" not in result.output
+
+
+def test_every_key_is_under_the_namespace_and_channel(redis_url: str, redis_namespace: str) -> None:
+    import redis
+
+    store = redis_store(redis_url, redis_namespace)
+    try:
+        store.pairing.add_request(pairing_request("ABCD2345"))
+        store.pairing.add_approved("default", "wxid_bob", T0)
+        store.history.append("default", "room:1@chatroom", _entry("hi"), 5)
+        store.dedupe.check_and_add("default", "m1", T0, 60)
+        store.outbox.add([OutboxItem("default", "wxid_alice", "text", T0, text="x")])
+        store.idempotency.claim("k", "f", T0)
+        raw = redis.Redis.from_url(redis_url, decode_responses=True)
+        keys = set(raw.scan_iter(f"{redis_namespace}:*"))
+        assert keys and all(k.startswith(f"{redis_namespace}:wechat:") for k in keys)
+        # an id with a colon in it cannot run into the next part of the key
+        assert f"{redis_namespace}:wechat:history:default:room%3A1@chatroom" in keys
+        raw.close()
+    finally:
+        store.close()
+
+
+def _entry(text: str) -> Any:
+    from wechat_sdk.agent import HistoryEntry
+
+    return HistoryEntry("user", "wxid_alice", "Alice", text, T0, f"m-{text}")
+
+
+def test_two_gateways_stores_share_one_state(redis_url: str, redis_namespace: str) -> None:
+    """What one gateway's store wrote, another's on the same Redis reads at once: an
+    approval made from any machine, a message seen by one is a duplicate for the other."""
+    a = redis_store(redis_url, redis_namespace)
+    b = redis_store(redis_url, redis_namespace)
+    try:
+        a.pairing.add_request(pairing_request("ABCD2345"))
+        approved = b.pairing.approve_request("abcd2345", T0 + 1)
+        assert approved is not None
+        assert a.pairing.is_approved("default", "wxid_alice")
+        assert a.pairing.list_requests() == []
+        assert a.dedupe.check_and_add("default", "m1", T0, 60) is False
+        assert b.dedupe.check_and_add("default", "m1", T0 + 1, 60) is True
+        (item,) = a.outbox.add([OutboxItem("default", "wxid_alice", "text", T0, text="x")])
+        assert [i.text for i in b.outbox.items("default")] == ["x"]
+        assert b.outbox.delete(item.id) and not a.outbox.delete(item.id)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_namespaces_on_one_server_do_not_see_each_other(
+    redis_url: str, redis_namespace: str
+) -> None:
+    a = redis_store(redis_url, redis_namespace + "-a")
+    b = redis_store(redis_url, redis_namespace + "-b")
+    try:
+        a.pairing.add_approved("default", "wxid_alice", T0)
+        assert not b.pairing.is_approved("default", "wxid_alice")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_store_repr_shows_no_password(redis_url: str) -> None:
+    from wechat_sdk.stores.redis import RedisStore
+
+    url = redis_url.replace("redis://", "redis://:hunter2@")
+    store = RedisStore(url, client=__import__("redis").Redis.from_url(redis_url))
+    try:
+        assert "hunter2" not in repr(store)
+        assert ":***@" in repr(store)
+    finally:
+        store.close()

@@ -1,0 +1,227 @@
+"""The outbox, the webhook queue and the HTTP API's idempotency keys in Redis.
+
+Each item is a JSON value in one hash, with a sorted set per account (outbox) or per
+endpoint (webhooks) giving the order; every change is one MULTI/EXEC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from wechat_sdk.stores.base import IdempotentRequest, OutboxItem, OutboxState, WebhookDelivery
+from wechat_sdk.stores.redis.atomic import transact
+from wechat_sdk.stores.redis.codec import (
+    idempotent_from_json,
+    idempotent_to_json,
+    item_from_json,
+    item_to_json,
+    webhook_from_json,
+    webhook_to_json,
+)
+from wechat_sdk.stores.redis.keys import Keys
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.client import Pipeline
+
+__all__ = ["RedisIdempotencyStore", "RedisOutboxStore", "RedisWebhookQueue"]
+
+
+def _ids(client: Redis, keys: Keys, n: int) -> range:
+    """``n`` new ids, increasing."""
+    last = int(client.incrby(keys.sequence, n))  # type: ignore[arg-type]
+    return range(last - n + 1, last + 1)
+
+
+class RedisOutboxStore:
+    """:class:`~wechat_sdk.stores.base.OutboxStore` in Redis (keys: ``outbox:*``)."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+
+    def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.add` (one MULTI/EXEC)."""
+        if not items:
+            return []
+        added = [
+            dataclasses.replace(
+                item, id=item_id, state="waiting" if item.state == "waiting" else "pending"
+            )
+            for item, item_id in zip(items, _ids(self._r, self._k, len(items)), strict=True)
+        ]
+        pipe = self._r.pipeline(transaction=True)
+        for item in added:
+            pipe.hset(self._k.outbox_items, str(item.id), item_to_json(item))
+            pipe.zadd(self._k.outbox_account(item.account_id), {str(item.id): item.id})
+        pipe.execute()
+        return added
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.items`."""
+        ids: list[str] = self._r.zrange(self._k.outbox_account(account_id), 0, -1)  # type: ignore[assignment]
+        if not ids:
+            return []
+        rows: list[str | None] = self._r.hmget(self._k.outbox_items, ids)  # type: ignore[assignment]
+        return [item_from_json(r) for r in rows if r is not None]
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        """See :meth:`OutboxStore.set_state`."""
+
+        def change(pipe: Pipeline) -> None:
+            raw = pipe.hget(self._k.outbox_items, str(item_id))
+            pipe.multi()
+            if raw is not None:
+                item = dataclasses.replace(item_from_json(raw), state=state)  # type: ignore[arg-type]
+                pipe.hset(self._k.outbox_items, str(item_id), item_to_json(item))
+
+        transact(self._r, change, self._k.outbox_items)
+
+    def delete(self, item_id: int) -> bool:
+        """See :meth:`OutboxStore.delete`."""
+
+        def change(pipe: Pipeline) -> bool:
+            raw = pipe.hget(self._k.outbox_items, str(item_id))
+            pipe.multi()
+            if raw is None:
+                return False
+            item = item_from_json(raw)  # type: ignore[arg-type]
+            pipe.hdel(self._k.outbox_items, str(item_id))
+            pipe.zrem(self._k.outbox_account(item.account_id), str(item_id))
+            return True
+
+        done: bool = transact(self._r, change, self._k.outbox_items)
+        return done
+
+
+class RedisWebhookQueue:
+    """:class:`~wechat_sdk.stores.base.WebhookQueue` in Redis (keys: ``webhooks:*``)."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+
+    def add(self, deliveries: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.add` (one MULTI/EXEC)."""
+        if not deliveries:
+            return []
+        ids = _ids(self._r, self._k, len(deliveries))
+        added = [dataclasses.replace(d, id=i) for d, i in zip(deliveries, ids, strict=True)]
+        pipe = self._r.pipeline(transaction=True)
+        for d in added:
+            pipe.hset(self._k.webhook_rows, str(d.id), webhook_to_json(d))
+            pipe.zadd(self._k.webhook_due(d.endpoint), {str(d.id): d.next_attempt_at})
+        pipe.execute()
+        return added
+
+    def _rows(self, ids: list[str]) -> list[WebhookDelivery]:
+        if not ids:
+            return []
+        rows: list[str | None] = self._r.hmget(self._k.webhook_rows, ids)  # type: ignore[assignment]
+        return [webhook_from_json(r) for r in rows if r is not None]
+
+    def due(self, endpoint: str, now: float, limit: int = 100) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.due`."""
+        ids: list[str] = self._r.zrangebyscore(self._k.webhook_due(endpoint), "-inf", now)  # type: ignore[assignment]
+        rows = self._rows(ids)
+        return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))[:limit]
+
+    def next_attempt_at(self, endpoint: str) -> float | None:
+        """See :meth:`WebhookQueue.next_attempt_at`."""
+        first: list[tuple[str, float]] = self._r.zrange(  # type: ignore[assignment]
+            self._k.webhook_due(endpoint), 0, 0, withscores=True
+        )
+        return float(first[0][1]) if first else None
+
+    def retry_later(
+        self, delivery_id: int, *, attempts: int, next_attempt_at: float, last_error: str
+    ) -> None:
+        """See :meth:`WebhookQueue.retry_later`."""
+
+        def change(pipe: Pipeline) -> None:
+            raw = pipe.hget(self._k.webhook_rows, str(delivery_id))
+            pipe.multi()
+            if raw is None:
+                return
+            row = dataclasses.replace(
+                webhook_from_json(raw),  # type: ignore[arg-type]
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                last_error=last_error,
+            )
+            pipe.hset(self._k.webhook_rows, str(delivery_id), webhook_to_json(row))
+            pipe.zadd(self._k.webhook_due(row.endpoint), {str(delivery_id): next_attempt_at})
+
+        transact(self._r, change, self._k.webhook_rows)
+
+    def delete(self, delivery_id: int) -> bool:
+        """See :meth:`WebhookQueue.delete`."""
+
+        def change(pipe: Pipeline) -> bool:
+            raw = pipe.hget(self._k.webhook_rows, str(delivery_id))
+            pipe.multi()
+            if raw is None:
+                return False
+            row = webhook_from_json(raw)  # type: ignore[arg-type]
+            pipe.hdel(self._k.webhook_rows, str(delivery_id))
+            pipe.zrem(self._k.webhook_due(row.endpoint), str(delivery_id))
+            return True
+
+        done: bool = transact(self._r, change, self._k.webhook_rows)
+        return done
+
+    def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.pending`."""
+        if endpoint is not None:
+            ids: list[str] = self._r.zrange(self._k.webhook_due(endpoint), 0, -1)  # type: ignore[assignment]
+            rows = self._rows(ids)
+        else:
+            values: list[str] = self._r.hvals(self._k.webhook_rows)  # type: ignore[assignment]
+            rows = [webhook_from_json(v) for v in values]
+        return sorted(rows, key=lambda r: r.id)
+
+
+class RedisIdempotencyStore:
+    """:class:`~wechat_sdk.stores.base.IdempotencyStore` in one Redis hash."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self._r = client
+        self._k = keys
+
+    def claim(self, key: str, fingerprint: str, now: float) -> IdempotentRequest | None:
+        """See :meth:`IdempotencyStore.claim` (HSETNX: one claimant wins)."""
+        fresh = idempotent_to_json(IdempotentRequest(key, fingerprint, now))
+        while True:
+            if self._r.hsetnx(self._k.idempotency, key, fresh):
+                return None
+            raw = self._r.hget(self._k.idempotency, key)
+            if raw is not None:  # (else released meanwhile: claim it again)
+                return idempotent_from_json(key, raw)  # type: ignore[arg-type]
+
+    def finish(self, key: str, status: int, response: str) -> None:
+        """See :meth:`IdempotencyStore.finish`."""
+
+        def change(pipe: Pipeline) -> None:
+            raw = pipe.hget(self._k.idempotency, key)
+            pipe.multi()
+            if raw is not None:
+                done = dataclasses.replace(
+                    idempotent_from_json(key, raw),  # type: ignore[arg-type]
+                    status=status,
+                    response=response,
+                )
+                pipe.hset(self._k.idempotency, key, idempotent_to_json(done))
+
+        transact(self._r, change, self._k.idempotency)
+
+    def release(self, key: str) -> None:
+        """See :meth:`IdempotencyStore.release`."""
+        self._r.hdel(self._k.idempotency, key)
+
+    def purge(self, before: float) -> int:
+        """See :meth:`IdempotencyStore.purge`."""
+        rows: dict[str, str] = self._r.hgetall(self._k.idempotency)  # type: ignore[assignment]
+        old = [k for k, raw in rows.items() if idempotent_from_json(k, raw).created_at < before]
+        return int(self._r.hdel(self._k.idempotency, *old)) if old else 0  # type: ignore[arg-type]

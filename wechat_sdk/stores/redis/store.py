@@ -1,0 +1,125 @@
+"""The Redis store bundle: one connection pool, the stores, their keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wechat_sdk.config.store import shown_url
+from wechat_sdk.stores.base import CHANNEL, DEFAULT_DEDUPE_MAX_ENTRIES, DEFAULT_MAX_CONVERSATIONS
+from wechat_sdk.stores.redis.history import RedisDedupeStore, RedisHistoryStore
+from wechat_sdk.stores.redis.keys import DEFAULT_NAMESPACE, Keys
+from wechat_sdk.stores.redis.pairing import RedisPairingStore
+from wechat_sdk.stores.redis.queues import (
+    RedisIdempotencyStore,
+    RedisOutboxStore,
+    RedisWebhookQueue,
+)
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+__all__ = ["RedisStore", "RedisUnavailable", "connect"]
+
+#: seconds a connection or a command may take before the store says Redis is unreachable
+SOCKET_TIMEOUT_S = 5.0
+
+
+class RedisUnavailable(ConnectionError):
+    """The Redis server cannot be reached (its URL shown without the password)."""
+
+
+def connect(url: str, *, timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
+    """A client for ``url`` that answered a PING, or :class:`RedisUnavailable` saying
+    what to check. redis-py is imported here, when a Redis store is first asked for."""
+    import redis
+
+    client = redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        client.close()
+        raise RedisUnavailable(
+            f"cannot reach the Redis server at {shown_url(url)}: {unreachable_reason(exc)} "
+            "(check channels.wechat.store.url, and that redis-server runs and is reachable "
+            "from here)"
+        ) from None
+    return client
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """Why a Redis call failed, in a few words, without anything of the URL."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+class RedisStore:
+    """The Redis :class:`~wechat_sdk.stores.base.Store` bundle, shared by several gateways.
+
+    ``url`` is a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``,
+    ``unix://``); every key starts with ``<namespace>:<channel>:`` (see
+    :mod:`wechat_sdk.stores.redis.keys` and docs/cluster.md). The store talks to Redis
+    with redis-py's synchronous client, as the Store port's methods are synchronous: each
+    call is one round trip (a Lua script or a MULTI/EXEC where it must be atomic), which
+    on a Redis in the same network is a fraction of a millisecond of the event loop.
+
+    Every write is acknowledged by Redis before the call returns; how durable that is
+    is Redis's persistence setting (``appendonly yes``, ``appendfsync always`` keeps every
+    acknowledged write across a power loss: docs/cluster.md), so :meth:`marks_durable`
+    has nothing more to wait for.
+
+    Example:
+        ```python
+        with RedisStore("redis://localhost:6379/0") as store:
+            print(store.pairing.list_requests())
+        ```
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+        dedupe_max_entries: int = DEFAULT_DEDUPE_MAX_ENTRIES,
+        channel: str = CHANNEL,
+        namespace: str = DEFAULT_NAMESPACE,
+        client: Redis | None = None,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.keys = Keys(channel, namespace)
+        self.client = client if client is not None else connect(url)
+        self.pairing = RedisPairingStore(self.client, self.keys)
+        self.history = RedisHistoryStore(self.client, self.keys, max_conversations)
+        self.dedupe = RedisDedupeStore(self.client, self.keys, dedupe_max_entries)
+        self.outbox = RedisOutboxStore(self.client, self.keys)
+        self.webhooks = RedisWebhookQueue(self.client, self.keys)
+        self.idempotency = RedisIdempotencyStore(self.client, self.keys)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RedisStore({shown_url(self.url)!r}, prefix={self.keys.prefix!r})"
+
+    def mark_position(self) -> int:
+        """See :meth:`Store.mark_position`: the marks this process recorded so far."""
+        return self.dedupe.recorded
+
+    async def marks_durable(self, upto: int | None) -> None:
+        """See :meth:`Store.marks_durable`: each mark was acknowledged by Redis when it
+        was recorded; nothing more to wait for (durability is Redis's setting)."""
+
+    def close(self) -> None:
+        """Close the connections (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.client.close()
+
+    def __enter__(self) -> RedisStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
