@@ -62,6 +62,7 @@ TIMEOUT_MS = 30_000
 DIAGRAMS = {
     "": ["Inbound pipeline", "Outbound pipeline", "your agent"],
     "pairing/": ["Pairing state", "pairing code Q7MZ4KXP"],
+    "webhooks/": ["your endpoints", "agent endpoint"],
 }
 # pages that must show a picture (the src ends with it)
 PICTURES = {"": "img/demo.svg"}
