@@ -62,6 +62,7 @@ class MessageStore:
         media: dict[str, Any] | None,
         kind: MessageKind | str | None,
         age_s: float,
+        quote: str | None = None,
     ) -> str:
         mention_ids: tuple[str, ...] = ()
         body = text
@@ -112,6 +113,8 @@ class MessageStore:
             mention_ids,
             self.time.now() - age_s,
             file_info,
+            quote,  # quoted_id
+            self._messages[quote].text if quote is not None else None,  # quoted_text
         )
         self._messages[msg_id] = message
         if data is not None:

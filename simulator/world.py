@@ -402,6 +402,7 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         media: dict[str, Any] | None = None,
         kind: MessageKind | str | None = None,
         age_s: float = 0.0,
+        quote: str | None = None,
         settle: bool = True,
     ) -> list[str]:
         """A contact sends a message (a DM to ``account``, or to ``room``).
@@ -409,9 +410,12 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         ``mention=True`` mentions the bot the way WeChat does (``@name\u2005`` text and a
         mention id, each switchable on the world); ``mention="ids"`` or ``"text"`` uses
         only one form. ``media={"kind": "image", "name": "a.png", "size": 40000}`` attaches a
-        real file of that size. Returns the delivered message ids (one per receiving
-        account).
+        real file of that size. ``quote``: the id of a message this one quotes (a
+        transcript entry's ``message_id``; an iLink account gets it cut, as iLink sends
+        quotes). Returns the delivered message ids (one per receiving account).
         """
+        if quote is not None and quote not in self._messages:
+            raise KeyError(f"no message {quote!r} to quote")
         if sender not in self.contacts:
             self.add_contact(sender)
         targets = self._targets(room, account)
@@ -427,6 +431,7 @@ class SimulatedWeChat(MessageStore, ILinkServing):
                 media=media,
                 kind=kind,
                 age_s=age_s,
+                quote=quote,
             )
             ids.append(msg_id)
             self._deliver(sim, msg_id)

@@ -11,8 +11,9 @@ why. See docs/simulator-server.md.
   confirm): the owner's phone, on the QR code a client asked for.
 - ``GET /sim/qrcodes``: the codes handed out and their status.
 - ``POST /sim/messages`` ``{"from": "alice@im.wechat", "account": "bot", "text": "hi"}``,
-  optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``
-  and ``age_s`` (said that many seconds ago): a user writes to a bot.
+  optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``,
+  ``age_s`` (said that many seconds ago) and ``quote`` (the ``message_id`` of a message it
+  quotes): a user writes to a bot.
 - ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries;
   ``since=N`` skips the first N, and ``wait_ms=M`` waits up to M ms for one more);
   ``GET /sim/transcript``: everything, in and out; ``GET /sim/files/{message_id}``: the
@@ -142,6 +143,9 @@ def add_control_routes(server: ILinkServer) -> None:
             return _fail(400, '"text" must be a string')
         if media is not None and not isinstance(media, dict):
             return _fail(400, '"media" must be an object like {"kind": "image", "size": 1000}')
+        quote = body.get("quote")
+        if quote is not None and not isinstance(quote, str):
+            return _fail(400, '"quote" must be the message_id of the message quoted')
         age = body.get("age_s", 0.0)
         if not _is_number(age) or age < 0:
             return _fail(400, '"age_s" must be a number of seconds, 0 or more')
@@ -153,10 +157,13 @@ def add_control_routes(server: ILinkServer) -> None:
                 media=media,
                 kind=body.get("kind"),
                 age_s=float(age),
+                quote=quote,
                 settle=False,
             )
         except (ValueError, TypeError) as exc:
             return _fail(400, str(exc))
+        except KeyError as exc:
+            return _fail(400, str(exc.args[0]))
         return web.json_response({"message_ids": ids}, status=201)
 
     async def sent(request: web.Request) -> web.Response:

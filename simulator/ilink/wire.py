@@ -34,6 +34,8 @@ MESSAGE_TYPE_USER, MESSAGE_TYPE_BOT = 1, 2
 MESSAGE_STATE_FINISH = 2
 #: the longest text item the server takes
 MAX_TEXT_CHARS = 4000
+#: how much of a quoted message's text a quote carries (iLink's quotes arrive cut)
+QUOTE_CHARS = 20
 #: a voice item's encode_type: 6 is SILK, what WeChat records
 ENCODE_SILK = 6
 
@@ -62,6 +64,8 @@ def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
             items.insert(0, {"type": ITEM_TEXT, "text_item": {"text": message.text}})
     else:
         items.append({"type": ITEM_TEXT, "text_item": {"text": message.text}})
+    if message.quoted_id is not None:
+        items[0]["ref_msg"] = _ref(bot, message.quoted_id)
     created_ms = int(message.timestamp * 1000)
     for item in items:
         item["create_time_ms"] = created_ms
@@ -77,6 +81,13 @@ def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
         "item_list": items,
         "context_token": bot.context_token(message.talker_id),
     }
+
+
+def _ref(bot: ILinkBot, quoted_id: str) -> dict[str, Any]:
+    """A quote as iLink sends it: the quoted message's id, and its text cut short."""
+    quoted = bot.state.world._messages[quoted_id]
+    cut = {"type": ITEM_TEXT, "text_item": {"text": quoted.text[:QUOTE_CHARS]}}
+    return {"svr_id": bot.state.wire_id(quoted_id), "title": "", "message_item": cut}
 
 
 def _media_item(

@@ -688,3 +688,21 @@ async def test_a_cursor_this_server_never_gave_starts_after_the_acknowledged_mes
     for garbage in ("not base64!", base64.b64encode(b'{"bot": "other@im.bot", "seq": 1}').decode()):
         got = await client.poll(garbage)
         assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["two"]
+
+
+async def test_a_quote_arrives_cut_with_the_quoted_messages_id(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    answer = "A whole answer, much longer than what iLink keeps of a quote."
+    sent = await client.send_text(ALICE, answer, msg["context_token"])
+    [bot_message] = world.sent(to=ALICE)
+    await world.say(ALICE, "why?", account="bot", quote=bot_message.message_id, settle=False)
+    [quoting] = (await client.poll(""))["msgs"][-1:]
+    [item] = quoting["item_list"]
+    assert item["text_item"]["text"] == "why?"
+    assert item["ref_msg"]["svr_id"] == sent["message_id"]
+    assert item["ref_msg"]["message_item"]["text_item"]["text"] == answer[:20]
+    with pytest.raises(KeyError, match="no message 'nope' to quote"):
+        await world.say(ALICE, "?", account="bot", quote="nope")

@@ -452,3 +452,12 @@ def test_a_transcript_entry_is_built_like_the_dataclass_it_is() -> None:
     assert dataclasses.replace(entry, text="ho").text == "ho"
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.text = "ho"  # type: ignore[misc]
+
+
+async def test_a_quote_gives_the_quoted_id_and_whole_text() -> None:
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    [first] = await world.say("wxid_alice", "the first words")
+    [second] = await world.say("wxid_alice", "about that", quote=first)
+    quoted = world.message_payload(second)
+    assert (quoted.quoted_id, quoted.quoted_text) == (first, "the first words")
