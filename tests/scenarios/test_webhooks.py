@@ -216,3 +216,18 @@ async def test_the_logs_name_neither_the_secret_nor_the_endpoints_path(
     assert "HTTP 503" in ours
     assert receiver.secret not in ours and receiver.secret.removeprefix("whsec_") not in ours
     assert "path-secret-123" not in ours and "/hook" not in ours
+
+
+async def test_account_ready_is_told_once_per_login_not_per_reconnect(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    config = hooks(receiver, events=["account.ready", "reply.sent"])
+    gw = await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+    wechat.world.fault("disconnect")  # the link drops; the session is kept
+    await wechat.world.run_until_idle()
+    assert gw.status()[0].lifecycle == "ready" and gw.status()[0].reconnects == 1
+    await wechat.world.say("wxid_alice", "still there?")
+    await wechat.world.run_until_idle()
+    # an endpoint gets its events in order: once the reply's is in, any earlier one is
+    await receiver.wait_for(1, "reply.sent")
+    assert [e["type"] for e in receiver.events()] == ["account.ready", "reply.sent"]

@@ -116,6 +116,8 @@ class Connection:
         #: after that (its session ended without a logout) was told as session_expired
         self._was_ready = False
         self._expiry_told = False
+        #: account.ready was told for this login (a QR code or a logout starts another)
+        self._ready_told = False
         self._ready_at: float | None = None
         #: clock time the consumer started waiting for the next event (None: handling one)
         self._waiting_since: float | None = None
@@ -230,17 +232,18 @@ class Connection:
             await self._on_login(event)
         elif isinstance(event, ReadyEvent):
             self._ready_at = self.clock.now()
-            was = self.status.lifecycle
             self.set_lifecycle("ready")
             self.ready.set()  # kept work goes out now
             self._was_ready = True
-            if was != "ready":
+            if not self._ready_told:  # once per login, not after each reconnect
+                self._ready_told = True
                 self.events.account_ready(
                     self.account.id, self.status.user_id, self.status.user_name
                 )
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
             self._logged_out = True
+            self._ready_told = False
             self.status.user_id = None
             self.set_lifecycle("logged_out", event.reason)
             self.log.warning(
@@ -275,6 +278,7 @@ class Connection:
             url = qr_page_url(event.qrcode)
             self.status.qr_url = url
             self.log.info("[WeChat] Scan QR Code at: %s", url)
+            self._ready_told = False  # a new login follows
             self.events.account_qr(self.account.id, qr_url=url)
             if self._was_ready and not self._logged_out and not self._expiry_told:
                 # logged in before, asked to scan again, no logout seen: the session ended
