@@ -107,6 +107,12 @@ class GatewayHttp:
         log.info("health endpoints on %s/healthz and %s/readyz", self.url, self.url)
         if self.api_url is not None:
             log.info("HTTP API on %s/v1 (OpenAPI: %s/v1/openapi.json)", self.api_url, self.api_url)
+            if self._api_host not in ("127.0.0.1", "::1", "localhost"):
+                log.warning(
+                    "the HTTP API listens on %s: other machines can reach it; anyone with "
+                    "the token can send as the bot (put TLS in front of it: a reverse proxy)",
+                    self._api_host,
+                )
 
     async def _site(self, runner: web.AppRunner, host: str, port: int, key: str) -> int:
         site = web.TCPSite(runner, host, port, reuse_address=True)
