@@ -250,8 +250,7 @@ class ILinkServer:
             return _error(REFUSED, "local_token_list must be a list of tokens")
         qr = self.state.qr.issue(account, tuple(t for t in tokens if isinstance(t, str)))
         qr.base_url = self.base_url_for(account) if account is not None else self.base_url
-        if account is not None and self.state.sim(account).auto_scan_s is not None:
-            self.state.auto_scan(qr)
+        self.state.auto_scan(qr)
         bot_type = request.query.get("bot_type", "3")
         link = f"https://liteapp.weixin.qq.com/q/7GiQu1?qrcode={qr.code}&bot_type={bot_type}"
         return _answer({"ret": 0, "qrcode": qr.code, "qrcode_img_content": link})

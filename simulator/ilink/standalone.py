@@ -30,10 +30,18 @@ def guide(server: ILinkServer, seed: int) -> list[str]:
     ]
     for sim in accounts:
         lines.append(f"  bot account {sim.id!r}: ilink_bot_id {sim.wxid}, owner {sim.owner}")
+    scan = server.world.auto_scan_s
+    login = (
+        [f"  log in: the phone scans each QR code {scan:g} s after a client asks for it"]
+        if scan is not None
+        else [
+            "  log in (once your client asked get_bot_qrcode):",
+            f"    curl -X POST {base}sim/accounts/{first}/login",
+        ]
+    )
     lines += [
         "Drive it (JSON over HTTP; all routes: GET /sim/):",
-        "  log in (once your client asked get_bot_qrcode):",
-        f"    curl -X POST {base}sim/accounts/{first}/login",
+        *login,
         "  a user writes to the bot:",
         f"    curl -X POST {base}sim/messages -d '{said}'",
         "  what the bot sent:",
@@ -54,10 +62,12 @@ async def serve(
     seed: int = 0,
     accounts: Iterable[str] = ("bot",),
     poll_hold_s: float = POLL_HOLD_S,
+    scan_after_s: float | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    """Serve until SIGINT or SIGTERM (or cancelled)."""
-    world = SimulatedWeChat(seed=seed, clock=RealClock())
+    """Serve until SIGINT or SIGTERM (or cancelled). ``scan_after_s``: the owner's phone
+    scans and confirms each QR code after this many seconds (default: only when told)."""
+    world = SimulatedWeChat(seed=seed, clock=RealClock(), auto_scan_s=scan_after_s)
     for account_id in accounts:
         world.add_account(account_id, transport="ilink")
     server = await world.ilink_server(host=host, port=port, poll_hold_s=poll_hold_s)

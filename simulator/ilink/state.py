@@ -266,7 +266,20 @@ class ILinkState:
         return self._world_ids.get(wire_id)
 
     def auto_scan(self, qr: QrCode) -> None:
-        """The owner's phone scans and confirms ``qr`` after the account's ``auto_scan_s``."""
+        """The owner's phone scans and confirms ``qr`` after the account's ``auto_scan_s``.
+
+        A code asked on the shared base goes to the first iLink account that scans by
+        itself and is not logged in (none: it waits for ``world.scan``).
+        """
+        if qr.account_id is None:
+            qr.account_id = next(
+                (
+                    b.account_id
+                    for b in self.bots.values()
+                    if b.token is None and b.sim.auto_scan_s is not None
+                ),
+                None,
+            )
         account_id = qr.account_id
         after = self.sim(account_id).auto_scan_s if account_id is not None else None
         if account_id is None or after is None:

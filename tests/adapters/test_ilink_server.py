@@ -706,3 +706,18 @@ async def test_a_quote_arrives_cut_with_the_quoted_messages_id(
     assert item["ref_msg"]["message_item"]["text_item"]["text"] == answer[:20]
     with pytest.raises(KeyError, match="no message 'nope' to quote"):
         await world.say(ALICE, "?", account="bot", quote="nope")
+
+
+async def test_a_world_whose_phone_scans_by_itself_logs_a_client_in(
+    http: aiohttp.ClientSession,
+) -> None:
+    world = SimulatedWeChat(seed=3, clock=RealClock(), auto_scan_s=0.05)
+    world.add_account("bot", transport="ilink")
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        client = Client(http, server.base_url)
+        qr = await client.post("get_bot_qrcode?bot_type=3", {})
+        status = {"status": "wait"}
+        while status["status"] == "wait":
+            status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
+        assert status["status"] == "confirmed"
+        assert status["ilink_bot_id"] == world.accounts["bot"].wxid

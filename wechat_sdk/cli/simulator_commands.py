@@ -105,8 +105,20 @@ def simulator_group() -> None:
     show_default=True,
     help="How long getupdates holds a request with nothing to give.",
 )
+@click.option(
+    "--scan-after-ms",
+    type=click.IntRange(0, None),
+    default=None,
+    help="The owner's phone scans and confirms each QR code after this many ms "
+    "(default: only when told, POST /sim/accounts/ID/login).",
+)
 def simulator_serve(
-    port: int, host: str, seed: int, accounts: tuple[str, ...], poll_hold_ms: int
+    port: int,
+    host: str,
+    seed: int,
+    accounts: tuple[str, ...],
+    poll_hold_ms: int,
+    scan_after_ms: int | None,
 ) -> None:
     """Serve a simulated WeChat over iLink (the official bot API) and its CDN, in real time.
 
@@ -128,6 +140,7 @@ def simulator_serve(
                 seed=seed,
                 accounts=accounts or ("bot",),
                 poll_hold_s=poll_hold_ms / 1000,
+                scan_after_s=scan_after_ms / 1000 if scan_after_ms is not None else None,
                 say=say,
             )
         )
