@@ -26,7 +26,7 @@ Example (the ``pyproject.toml`` of a package that ships a puppet):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "PuppetContext",
     "PuppetEntry",
     "PuppetMaker",
+    "SharedRedis",
     "capabilities_of",
     "check_puppet",
     "make_puppet",
@@ -61,6 +62,31 @@ class PuppetContext:
     #: this puppet's state for this gateway: the same dict for every account of the gateway
     #: that uses this puppet (the simulator keeps its one world here)
     shared: dict[str, Any]
+    #: the Redis server of the gateway's store (``store.kind: "redis"``), else None: a
+    #: transport keeps each account's session state (login, cursor, ...) there instead of
+    #: in ``accounts/<id>/``, so the gateway that takes the account over resumes it
+    redis: SharedRedis | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRedis:
+    """Where on the store's Redis server a transport keeps its accounts' session state.
+
+    Keys: ``<namespace>:<channel>:transport:<puppet>:<account>:<name>``
+    (:meth:`account_key`; docs/cluster.md lists them). ``url`` holds the password: never
+    show it (its repr leaves it out).
+    """
+
+    url: str = field(repr=False)
+    namespace: str
+    channel: str = "wechat"
+
+    def account_key(self, puppet: str, account_id: str, name: str) -> str:
+        """The key of one piece of an account's session state."""
+        from wechat_sdk.stores.redis.keys import escape
+
+        parts = (self.namespace, self.channel, "transport", puppet, account_id, name)
+        return ":".join(escape(p) for p in parts)
 
 
 PuppetMaker = Callable[[ResolvedAccount, PuppetContext], Puppet]

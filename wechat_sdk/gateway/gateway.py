@@ -432,7 +432,7 @@ def state_dir_of(config: Config, state_dir: str | Path | None = None) -> Path:
 
 def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
     """Each account's puppet by its ``puppet`` setting, from :mod:`wechat_sdk.puppets`."""
-    from wechat_sdk.puppets import PuppetContext, make_puppet
+    from wechat_sdk.puppets import PuppetContext, SharedRedis, make_puppet
 
     shared: dict[str, dict[str, object]] = {}  # per puppet name, for this gateway's puppets
 
@@ -440,7 +440,13 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
         # the clock and state directory as they are when the accounts start (the state
         # directory is set after this factory is made)
         state = shared.setdefault(account.settings.puppet, {})
-        return make_puppet(account, PuppetContext(gateway.clock, gateway.state_dir, state))
+        store = gateway.config.channels.wechat.store
+        redis = None
+        if store.kind == "redis" and store.url is not None:  # session state on the store's
+            redis = SharedRedis(store.url, store.namespace)  # Redis: another gateway resumes
+        return make_puppet(
+            account, PuppetContext(gateway.clock, gateway.state_dir, state, redis=redis)
+        )
 
     return make
 

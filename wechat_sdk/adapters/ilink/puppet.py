@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,8 @@ class ILinkPuppet:
         options: ILinkOptions,
         clock: Clock,
         qr_max_timeouts: int = 3,
+        sessions: SessionFile | None = None,
+        open_state: Callable[[], ILinkState] | None = None,
     ) -> None:
         self.account_id = account_id
         self.account_dir = account_dir
@@ -96,7 +98,10 @@ class ILinkPuppet:
         self.clock = clock
         self.qr_max_timeouts = qr_max_timeouts
         self._log = logging.LoggerAdapter(log, {"account": account_id})
-        self._sessions = SessionFile(account_dir)
+        # the kept login and the state: files in account_dir unless given (Redis: another
+        # gateway taking the account over resumes it)
+        self._sessions = sessions if sessions is not None else SessionFile(account_dir)
+        self._open_state = open_state or (lambda: SqliteILinkState(account_dir, clock))
         self._self_id: str | None = None
         self._queue: asyncio.Queue[PuppetEvent | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -131,7 +136,7 @@ class ILinkPuppet:
             bot_agent=self.options.bot_agent,
             route_tag=self.options.route_tag,
         )
-        state = SqliteILinkState(self.account_dir, self.clock)
+        state = self._open_state()
         self._state = state
         await state.prune(self.clock.now() - KEEP_S)
         self._windows = await state.windows()

@@ -99,11 +99,25 @@ def check_puppet(account: ResolvedAccount) -> None:
 
 
 def make_puppet(account: ResolvedAccount, context: PuppetContext) -> ILinkPuppet:
-    """The iLink puppet of an account; its login and state live in ``accounts/<id>/``."""
+    """The iLink puppet of an account; its login and state live in ``accounts/<id>/``, or
+    on the store's Redis server when the gateway's store is Redis (``context.redis``)."""
+    redis = context.redis
+    sessions = None
+    open_state = None
+    if redis is not None:
+        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState, RedisSessionFile
+
+        sessions = RedisSessionFile(redis, account.id)
+
+        def open_state() -> RedisILinkState:
+            return RedisILinkState(redis, account.id)
+
     return ILinkPuppet(
         account_id=account.id,
         account_dir=context.state_dir / "accounts" / account.id,
         options=ilink_options(account),
         clock=context.clock,
         qr_max_timeouts=account.settings.qrMaxTimeouts,
+        sessions=sessions,
+        open_state=open_state,
     )

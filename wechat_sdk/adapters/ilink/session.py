@@ -39,7 +39,7 @@ class SessionFile:
     def load(self) -> tuple[KeptLogin | None, list[str]]:
         """The kept login (None when there is none or it expired) and earlier tokens."""
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = json.loads(self._read())
         except (OSError, ValueError):
             return None, []
         if not isinstance(data, dict):
@@ -84,6 +84,10 @@ class SessionFile:
         if login is not None:
             earlier = [login.token, *(t for t in earlier if t != login.token)][:_EARLIER_KEPT]
         self._write({"login": None, "earlier_tokens": earlier})
+
+    def _read(self) -> str:
+        """The kept JSON (OSError when there is none)."""
+        return self.path.read_text(encoding="utf-8")
 
     def _write(self, data: dict[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

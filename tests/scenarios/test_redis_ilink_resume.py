@@ -1,0 +1,121 @@
+"""An iLink account's session on the store's Redis: a second gateway (another machine:
+an empty state directory, the same config) takes the account up where the first stopped,
+with no new QR code, the message said meanwhile answered once, and nothing answered twice.
+On the standalone simulator (``wechat-sdk simulator serve``) and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from wechat_sdk import AgentTurn, Gateway, parse_config
+
+pytestmark = pytest.mark.slow  # the server runs in a process of its own
+
+ALICE = "alice@im.wechat"
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[str]:
+    """The base URL of a ``wechat-sdk simulator serve`` process on a free port."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "wechat_sdk", "simulator", "serve", "--port", "0", "--poll-hold-ms", "300"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    found = re.match(r"iLink server at (http://127\.0\.0\.1:\d+/)", first)
+    assert found, first
+    try:
+        yield found.group(1)
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 10)
+
+
+async def sim(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
+    data = json.dumps(body) if body is not None else None
+    async with http.request(method, url, data=data) as resp:
+        assert resp.status in (200, 201), await resp.text()
+        return await resp.json(content_type=None)
+
+
+async def until(what: str, condition: Callable[[], Any], within_s: float = 15) -> None:
+    for _ in range(int(within_s / 0.05)):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def agent(turn: AgentTurn) -> str:
+    return f"echo: {turn.text}"
+
+
+async def test_another_gateway_resumes_an_ilink_account_from_redis(
+    served: str, tmp_path: Path, redis_url: str, redis_namespace: str
+) -> None:
+    config = parse_config(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "ilink",
+            puppetOptions: {{ baseUrl: "{served}" }},
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
+            store: {{ kind: "redis", url: "{redis_url}", namespace: "{redis_namespace}" }},
+        }} }} }}"""
+    )
+    async with aiohttp.ClientSession() as http:
+
+        async def sent() -> list[str]:
+            rows = await sim(http, "GET", f"{served}sim/sent?account=bot&to={ALICE}")
+            return [r["text"] for r in rows]
+
+        first = Gateway(config, agent=agent, state_dir=tmp_path / "first")
+        async with first:
+
+            async def showing_qr() -> bool:
+                return first.status()[0].qr_url is not None
+
+            await until("a QR code", showing_qr)
+            await sim(http, "POST", f"{served}sim/accounts/bot/login")
+            said = {"from": ALICE, "account": "bot", "text": "one"}
+            await sim(http, "POST", f"{served}sim/messages", said)
+
+            async def answered_one() -> bool:
+                return await sent() == ["echo: one"]
+
+            await until("the first answer", answered_one)
+        # no gateway runs: the user writes again
+        await sim(http, "POST", f"{served}sim/messages", {**said, "text": "two"})
+
+        second = Gateway(config, agent=agent, state_dir=tmp_path / "second")
+        async with second:
+
+            async def answered_two() -> bool:
+                return await sent() == ["echo: one", "echo: two"]
+
+            await until("the second answer", answered_two)
+            assert second.status()[0].qr_url is None
+            await sim(http, "POST", f"{served}sim/messages", {**said, "text": "three"})
+
+            async def answered_three() -> bool:
+                return len(await sent()) == 3
+
+            await until("the third answer", answered_three)
+            await asyncio.sleep(0.5)  # (time for a second answer to show, if there were one)
+        assert await sent() == ["echo: one", "echo: two", "echo: three"]
+        qrcodes = await sim(http, "GET", f"{served}sim/qrcodes")
+        assert len(qrcodes) == 1  # the second gateway needed no QR code
+    # nothing of the session was kept on the second machine's disk
+    assert not list((tmp_path / "second").glob("accounts/*/ilink-*"))

@@ -1,0 +1,89 @@
+"""The iLink adapter's state port (cursor, recorded messages, reply windows) behaves the
+same in its account directory's SQLite file and on the store's Redis server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wechat_sdk.adapters.ilink.state import Delivered, PeerWindow, SqliteILinkState
+from wechat_sdk.clock import RealClock
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    if request.param == "sqlite":
+        kept: Any = SqliteILinkState(tmp_path / "accounts" / "bot", RealClock())
+    else:
+        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState
+        from wechat_sdk.puppets import SharedRedis
+
+        shared = SharedRedis(
+            request.getfixturevalue("redis_url"), request.getfixturevalue("redis_namespace")
+        )
+        kept = RedisILinkState(shared, "bot")
+    yield kept
+    await kept.close()
+
+
+def said(n: int, peer: str = "alice", at: float = T0, token: str | None = "ctx") -> Delivered:
+    return Delivered(f"m{n}", peer, f'{{"n": {n}}}', f"text {n}", True, token, at)
+
+
+async def test_a_batch_and_its_cursor_are_recorded_and_duplicates_left_out(state: Any) -> None:
+    assert await state.cursor() == ""
+    added = await state.record([said(1), said(2), said(1)], "c1")
+    assert added == ["m1", "m2"]
+    assert await state.cursor() == "c1"
+    assert await state.record([said(2), said(3)], "c2") == ["m3"]
+    assert await state.cursor() == "c2"
+    assert await state.record([], None) == []
+    assert await state.cursor() == "c2"  # no cursor given: the old one stays
+    stored = await state.entry("m3")
+    assert stored is not None
+    assert (stored.peer, stored.from_user, stored.at, stored.raw, stored.text) == (
+        "alice",
+        True,
+        T0,
+        '{"n": 3}',
+        "text 3",
+    )
+    assert await state.entry("nope") is None
+
+
+async def test_windows_count_the_bots_messages_since_the_users_last(state: Any) -> None:
+    await state.record([said(1, at=T0, token="t1")], "c1")
+    await state.sent("alice", "b1", "answer", T0 + 1)
+    await state.sent("alice", "b2", "more", T0 + 2)
+    assert await state.window("alice") == PeerWindow(T0, 2)
+    assert await state.context_token("alice") == "t1"
+    await state.record([said(2, at=T0 + 10, token=None)], "c2")  # no token: the last one stays
+    assert await state.window("alice") == PeerWindow(T0 + 10, 0)
+    assert await state.context_token("alice") == "t1"
+    await state.record([said(3, at=T0 + 5, token="t3")], "c3")  # an older message, late
+    assert await state.window("alice") == PeerWindow(T0 + 10, 0)
+    assert await state.context_token("alice") == "t3"
+    await state.sent("bob", "b3", "hi", T0)
+    assert await state.windows() == {
+        "alice": PeerWindow(T0 + 10, 0),
+        "bob": PeerWindow(None, 1),
+    }
+    assert await state.window("carol") == PeerWindow(None, 0)
+    own = await state.entry("b1")
+    assert own is not None and own.text == "answer" and not own.from_user
+
+
+async def test_recent_user_messages_oldest_first_and_prune(state: Any) -> None:
+    await state.record([said(1, at=T0 + 2), said(2, at=T0 + 1), said(3, at=T0 + 3)], "c")
+    await state.sent("alice", "b1", "answer", T0 + 2)
+    assert await state.recent(T0 + 2) == ["m1", "m3"]
+    assert await state.recent(T0) == ["m2", "m1", "m3"]
+    await state.prune(T0 + 2)
+    assert await state.entry("m2") is None
+    assert await state.entry("m1") is not None
+    assert await state.window("alice") == PeerWindow(T0 + 3, 1)  # peers stay
