@@ -267,3 +267,22 @@ def test_a_text_chunk_limit_over_what_ilink_holds_is_a_config_error() -> None:
     text = '{ channels: { wechat: { puppet: "ilink", textChunkLimit: 5000 } } }'
     with pytest.raises(ConfigError, match=r"channels\.wechat\.textChunkLimit: 5000 is more"):
         check_puppet(accounts_of(parse_config(text)).default)
+
+
+def test_calls_go_through_the_environments_proxy_unless_no_proxy_names_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wechat_sdk.adapters.ilink.api import ILinkApi
+
+    monkeypatch.setenv("NO_PROXY", "sim.internal")
+    api = ILinkApi(
+        None,  # type: ignore[arg-type]  (no call is made)
+        "https://ilinkai.weixin.qq.com",
+        "https://novac2c.cdn.weixin.qq.com/c2c",
+        proxies={"https": "http://proxy.example:3128"},
+    )
+    assert api.proxy_for("https://ilinkai.weixin.qq.com/ilink/bot/getupdates") == (
+        "http://proxy.example:3128"
+    )
+    assert api.proxy_for("https://sim.internal/ilink/bot/getupdates") is None
+    assert api.proxy_for("http://127.0.0.1:8710/") is None  # no HTTP proxy given

@@ -19,6 +19,7 @@ import json
 import re
 import secrets
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,20 @@ class ILinkApi:
     bot_agent: str = DEFAULT_BOT_AGENT
     route_tag: str | None = None
     token: str | None = field(default=None, repr=False)
+    #: the environment's proxies (``getproxies()``: HTTPS_PROXY, HTTP_PROXY), read once
+    proxies: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def proxy_for(self, url: str) -> str | None:
+        """The environment's proxy for ``url`` (None: direct, or NO_PROXY names its host).
+
+        Read here rather than by aiohttp's ``trust_env``, which also reads ``~/.netrc``
+        in a worker thread on every request."""
+        scheme = urllib.parse.urlsplit(url).scheme
+        proxy = self.proxies.get(scheme)
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if proxy is None or urllib.request.proxy_bypass(host):  # NO_PROXY
+            return None
+        return proxy
 
     # ------------------------------------------------------------ plumbing
 
@@ -165,7 +180,9 @@ class ILinkApi:
         headers = self._bot_headers() if method == "POST" else self._common_headers()
         try:
             async with asyncio.timeout(timeout_s):
-                async with self.session.request(method, url, data=data, headers=headers) as resp:
+                async with self.session.request(
+                    method, url, data=data, headers=headers, proxy=self.proxy_for(url)
+                ) as resp:
                     raw = await _read_capped(resp)
                     status = resp.status
         except TimeoutError:
@@ -254,7 +271,9 @@ class ILinkApi:
         headers = {"Content-Type": "application/octet-stream"}
         try:
             async with asyncio.timeout(CALL_S + len(ciphertext) / 200_000):
-                async with self.session.post(url, data=ciphertext, headers=headers) as resp:
+                async with self.session.post(
+                    url, data=ciphertext, headers=headers, proxy=self.proxy_for(url)
+                ) as resp:
                     await resp.read()
                     param = resp.headers.get("x-encrypted-param")
                     status = resp.status

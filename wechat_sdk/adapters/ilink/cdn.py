@@ -136,7 +136,7 @@ async def download(
     received = plain = 0
     timeout = aiohttp.ClientTimeout(sock_connect=READ_S, sock_read=READ_S)
     try:
-        async with api.session.get(url, timeout=timeout) as resp:
+        async with api.session.get(url, timeout=timeout, proxy=api.proxy_for(url)) as resp:
             if resp.status != 200:
                 raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
             length = resp.content_length

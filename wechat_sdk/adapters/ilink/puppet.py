@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,15 +127,16 @@ class ILinkPuppet:
     async def start(self) -> None:
         await self._close()
         self._queue = asyncio.Queue()
+        self._http = aiohttp.ClientSession()
         # the proxy of the environment (HTTPS_PROXY, NO_PROXY), as for any HTTP client: the
         # hosts are the configured server and CDN only, never one a message names
-        self._http = aiohttp.ClientSession(trust_env=True)
         self._api = ILinkApi(
             self._http,
             self.options.base_url,
             self.options.cdn_base_url,
             bot_agent=self.options.bot_agent,
             route_tag=self.options.route_tag,
+            proxies=urllib.request.getproxies(),
         )
         state = self._open_state()
         self._state = state
