@@ -65,9 +65,7 @@ class _IdleSignalSelector(selectors.BaseSelector):
         return self._system.get_map()
 
     def close(self) -> None:
-        for waiter in self._waiters:
-            waiter.cancel()
-        self._waiters.clear()
+        self._waiters.clear()  # (the loop is closed: their tasks can run no more)
         self._system.close()
 
 
@@ -83,7 +81,8 @@ class IdleAwareEventLoop(asyncio.SelectorEventLoop):
 
         Everything that can run without time passing (on the virtual clock, or real
         timers further away) has run by then; work that waits for a thread, or for
-        another process to answer, is not seen.
+        another process to answer, is not seen. A task that never stops yielding
+        (``while True: await asyncio.sleep(0)``) keeps the loop from ever being idle.
         """
         waiter: asyncio.Future[None] = self.create_future()
         self._idle_signal.add_waiter(waiter)

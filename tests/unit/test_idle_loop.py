@@ -46,7 +46,7 @@ async def lock_handoffs(hops: int, done: list[str]) -> None:
     done.append("locks")
 
 
-def test_the_plugin_runs_tests_on_the_idle_aware_loop() -> None:
+def test_asyncio_runner_runs_on_the_idle_aware_loop_with_its_factory() -> None:
     async def loop_type() -> type:
         return type(asyncio.get_running_loop())
 
@@ -54,8 +54,11 @@ def test_the_plugin_runs_tests_on_the_idle_aware_loop() -> None:
         assert runner.run(loop_type()) is IdleAwareEventLoop
 
 
+async def test_the_pytest_plugin_gives_async_tests_the_idle_aware_loop() -> None:
+    assert type(asyncio.get_running_loop()) is IdleAwareEventLoop
+
+
 async def test_run_until_idle_returns_only_after_every_ready_chain_ran() -> None:
-    assert isinstance(asyncio.get_running_loop(), IdleAwareEventLoop)
     clock = VirtualClock()
     done: list[str] = []
     callback_chain(HOPS, done)
