@@ -58,6 +58,8 @@ LONGPOLL_TIMEOUT_MS = 35_000
 POLL_HOLD_S = 30.0
 #: how long get_qrcode_status holds a request while the code is unchanged
 QR_HOLD_S = 25.0
+#: how many of a bot's last client_ids the server remembers (to answer a retry)
+CLIENT_IDS_KEPT = 10_000
 #: the largest CDN upload taken (bytes)
 MAX_UPLOAD_BYTES = 110 * 1024 * 1024
 
@@ -375,6 +377,8 @@ class ILinkServer:
             last = world.record_out(sim, to, item.text, item.media, data=item.data)
         wire_id = self.state.wire_id(last) if last is not None else 0
         bot.client_ids[client_id] = wire_id
+        if len(bot.client_ids) > CLIENT_IDS_KEPT:  # a retry comes within seconds
+            del bot.client_ids[next(iter(bot.client_ids))]
         changed, self.sent_changed = self.sent_changed, asyncio.Event()
         changed.set()
         if sim.faults and world._take_fault(sim, "send_lost_reply"):

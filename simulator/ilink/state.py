@@ -6,7 +6,8 @@ Each bot account keeps one queue of the user messages said to it, numbered in or
 next request carrying it acknowledges everything up to it, and a request with an empty
 cursor starts after the last acknowledged number. So a client that persists its cursor
 only after recording the messages resumes without loss after a crash, and one that loses
-its cursor gets again only what it never acknowledged. The queue outlives sessions: what
+its cursor gets again only what it never acknowledged (what was acknowledged is dropped,
+so an older cursor than the last one gets only what is left). The queue outlives sessions: what
 is said while the session is expired is delivered after the next login.
 """
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -91,7 +93,7 @@ class ILinkBot:
     state: ILinkState
     account_id: str
     token: str | None = None
-    queue: list[Queued] = field(default_factory=list)
+    queue: deque[Queued] = field(default_factory=deque)  # not acknowledged yet, in order
     next_seq: int = 1
     acked: int = 0
     context_tokens: dict[str, str] = field(default_factory=dict)
@@ -208,7 +210,10 @@ class ILinkBot:
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < self.next_seq:
             log.warning("%s: ignoring a get_updates_buf this server did not give", self.account_id)
             return self.acked
-        self.acked = max(self.acked, seq)
+        if seq > self.acked:
+            self.acked = seq
+            while self.queue and self.queue[0].seq <= seq:  # acknowledged: gone
+                self.queue.popleft()
         return seq
 
     def ready(self, after: int, now: float, limit: int = 100) -> list[Queued]:
