@@ -15,7 +15,7 @@ from webhook_receiver import Receiver, eventually, whsec
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.clock import VirtualClock
-from wechat_sdk.config import parse_config
+from wechat_sdk.config import ConfigError, parse_config
 from wechat_sdk.config.integrations import WebhookEndpoint
 from wechat_sdk.stores import MemoryStore
 from wechat_sdk.webhooks import RETRY_SCHEDULE_S, WebhookDispatcher
@@ -231,3 +231,18 @@ async def test_account_ready_is_told_once_per_login_not_per_reconnect(
     # an endpoint gets its events in order: once the reply's is in, any earlier one is
     await receiver.wait_for(1, "reply.sent")
     assert [e["type"] for e in receiver.events()] == ["account.ready", "reply.sent"]
+
+
+def test_bad_webhook_config_names_its_key_and_never_the_secret() -> None:
+    secret = whsec(4)
+    good = {"url": "https://hooks.example.com/in?t=abc", "secret": secret}
+    for webhooks, says in (
+        ([good, good], "channels.wechat.webhooks: https://hooks.example.com... is listed twice"),
+        ([{**good, "secret": "whsec_c2hvcnQ="}], "channels.wechat.webhooks.0.secret: must hold"),
+        ([{**good, "events": ["message.recieved"]}], 'unknown event type "message.recieved"'),
+        ([{**good, "url": "ftp://x"}], "channels.wechat.webhooks.0.url: must be an http"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_config(json.dumps({"channels": {"wechat": {"webhooks": webhooks}}}))
+        assert says in str(info.value)
+        assert secret not in str(info.value) and "t=abc" not in str(info.value)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from wechat_sdk.events import EVENT_TYPES
 
-__all__ = ["API_HOST", "ApiConfig", "WebhookEndpoint", "check_whsec"]
+__all__ = ["API_HOST", "ApiConfig", "WebhookEndpoint", "WebhookEndpoints", "check_whsec"]
 
 #: where the API listens unless ``api.host`` says otherwise
 API_HOST = "127.0.0.1"
@@ -131,3 +132,26 @@ class ApiConfig(_Strict):
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value).rstrip("/")
+
+
+def _distinct_urls(endpoints: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
+    seen: set[str] = set()
+    for endpoint in endpoints:
+        if endpoint.url in seen:
+            raise ValueError(
+                f"{origin_of(endpoint.url)}... is listed twice: list each url once, with "
+                "every event type it should get"
+            )
+        seen.add(endpoint.url)
+    return endpoints
+
+
+def origin_of(url: str) -> str:
+    """A URL's scheme, host and port (what messages and logs name an endpoint by: its path
+    and query may hold a token)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+#: ``channels.wechat.webhooks``: each url once
+WebhookEndpoints = Annotated[list[WebhookEndpoint], AfterValidator(_distinct_urls)]

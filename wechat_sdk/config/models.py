@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from wechat_sdk.config.assistant import AgentConfig
-from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoint
+from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoints
 from wechat_sdk.config.store import StoreConfig
 from wechat_sdk.config.templates import template_problem
 
@@ -251,7 +251,7 @@ class WechatConfig(AccountConfig):
         description="conversations whose history the SQLite store keeps in memory, all "
         "accounts together (the others are read from the file when used)",
     )
-    webhooks: list[WebhookEndpoint] = Field(
+    webhooks: WebhookEndpoints = Field(
         default_factory=list,
         description="endpoints the gateway POSTs its events to, signed (Standard Webhooks)",
     )

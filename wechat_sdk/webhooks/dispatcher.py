@@ -21,10 +21,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from wechat_sdk.clock import BACKGROUND, Clock
-from wechat_sdk.config.integrations import WebhookEndpoint
+from wechat_sdk.config.integrations import WebhookEndpoint, origin_of
 from wechat_sdk.events import EVENT_TYPES, iso_time
 from wechat_sdk.stores.base import WebhookDelivery, WebhookQueue
 from wechat_sdk.webhooks.signing import new_message_id, signed_headers
@@ -53,11 +52,9 @@ _BATCH: Final = 50
 _PAUSE_S: Final = 30.0
 
 
-def origin(url: str) -> str:
-    """What the logs name an endpoint by: its scheme, host and port (the path and query of
-    a URL may hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+#: what the logs name an endpoint by: its scheme, host and port (the path and query of a
+#: URL may hold a token)
+origin = origin_of
 
 
 def event_body(event_type: str, data: dict[str, Any], at: float) -> str:
@@ -89,7 +86,7 @@ class WebhookDispatcher:
         schedule: Sequence[float] = RETRY_SCHEDULE_S,
         attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
     ) -> None:
-        self.endpoints = {e.url: e for e in endpoints}  # (one entry per URL: the last wins)
+        self.endpoints = {e.url: e for e in endpoints}  # (the config lists each url once)
         self.queue = queue
         self.clock = clock
         self.wall_time = wall_time
