@@ -323,7 +323,7 @@ class ILinkServer:
             if now >= deadline:
                 return self._updates(bot, after, [])
             until = deadline
-            due = None if silent else bot.next_due(after)
+            due = bot.silent_until if silent else bot.next_due(after)
             if due is not None and due > now:
                 until = min(until, due)
             await wait_changed(clock, changed, until - now)
