@@ -244,6 +244,11 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         if settings is not None:
             name = getattr(settings, "name", None)
         sim = self.accounts.get(account_id) or self.add_account(account_id, name=name)
+        if sim.transport == "ilink":
+            raise ValueError(
+                f"the world has account {account_id!r} as an iLink bot, but the gateway's "
+                'config does not give it puppet: "ilink"'
+            )
         options = getattr(settings, "puppetOptions", None)
         extra = getattr(options, "model_extra", None) or {}
         if "scanAfterMs" in extra:

@@ -25,7 +25,7 @@ from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
 from wechat_sdk.logtext import shown
 from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
-from wechat_sdk.puppet import Message, Puppet
+from wechat_sdk.puppet import Message, MessageKind, Puppet
 from wechat_sdk.stores.base import DedupeStore
 
 __all__ = ["REPLAY_GRACE_S", "Drop", "Inbound", "InboundPipeline"]
@@ -386,6 +386,9 @@ class InboundPipeline:
                     self.account.id,
                     reason,
                 )
+            if m.kind is MessageKind.AUDIO and m.text.strip():
+                # the transport's transcript of a voice message (iLink gives one)
+                saved = dataclasses.replace(saved, transcript=m.text.strip())
             item.media.append(saved)
         return None
 
@@ -424,4 +427,5 @@ class InboundPipeline:
             media=tuple(item.media),
             history=history,
             tools=self.tools.allowed(tool_names, where=where),
+            quoted_text=m.quoted_text,
         )
