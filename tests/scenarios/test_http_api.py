@@ -233,6 +233,8 @@ class WindowedPuppet:
     def reply_window(self, conversation_id: str) -> ReplyWindow | None:
         if conversation_id == "wxid_closed":
             return ReplyWindow(remaining=0, closes_at=0.0)
+        if conversation_id == "wxid_narrow":  # one more message, of at most 60 characters
+            return ReplyWindow(remaining=1, closes_at=4_000_000_000.0, max_chars=60)
         return None
 
     async def send_text(
@@ -243,12 +245,10 @@ class WindowedPuppet:
         return await self._inner.send_text(conversation_id, text, mention_ids)
 
 
-async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
-    wechat: WeChatHarness, http: aiohttp.ClientSession
-) -> None:
+async def windowed_gateway(wechat: WeChatHarness, **keys: Any) -> Gateway:
     world = wechat.world
     gw = Gateway(
-        parse_config(json.dumps({"channels": {"wechat": API}})),
+        parse_config(json.dumps({"channels": {"wechat": {**API, **keys}}})),
         agent=echo,
         clock=world.clock,
         state_dir=wechat.state_dir,
@@ -258,6 +258,28 @@ async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
     wechat.gateways.append(gw)
     await gw.start()
     await world.login()
+    return gw
+
+
+async def test_what_a_reply_window_does_not_take_is_reported_waiting(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await windowed_gateway(wechat, textChunkLimit=50)
+    text = " ".join(f"Sentence number {n} of the long note." for n in range(6))
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json={"to": "wxid_narrow", "text": text}
+    )
+    assert code == 200
+    (sent,) = wechat.world.texts(to="wxid_narrow")  # the one message the window takes
+    assert body["text"] == sent
+    assert body["waiting"] >= 1  # the rest goes out after the user's next message
+
+
+async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    world = wechat.world
+    gw = await windowed_gateway(wechat)
     for to in ("wxid_closed", "wxid_closing"):
         code, body, _ = await call(
             wechat, http, gw, "POST", "/v1/messages", json={"to": to, "text": "hi"}

@@ -88,6 +88,11 @@ class MessageSent(BaseModel):
     conversationId: str
     text: str = Field(description="the text that went out (as sent: formatted, joined)")
     files: int = Field(description="files sent")
+    waiting: int = Field(
+        0,
+        description="messages an iLink reply window did not take: they go out after the "
+        "user's next message",
+    )
 
 
 class ErrorBody(BaseModel):

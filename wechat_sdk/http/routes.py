@@ -234,6 +234,7 @@ class ApiHandlers:
             files=files,
             mention_ids=(message.to,) if message.room else (),
         )
+        waiting_before = self._waiting(account_id, conversation)
         try:
             text = await gateway.send(None, reply, account=account_id, room=conversation)
         except WindowClosed as exc:
@@ -246,10 +247,27 @@ class ApiHandlers:
             if exc.code == "window_closed":
                 raise ApiError(409, "window_closed", f"{exc}{what}", sent=sent) from None
             raise ApiError(502, "delivery_failed", f"{exc} ({exc.code}){what}", sent=sent) from None
+        waiting_after = self._waiting(account_id, conversation)
+        waiting = max(0, waiting_after[0] - waiting_before[0])
+        waiting_files = max(0, waiting_after[1] - waiting_before[1])
         body = MessageSent(
-            accountId=account_id, conversationId=conversation, text=text, files=len(files)
+            accountId=account_id,
+            conversationId=conversation,
+            text=text,
+            files=len(files) - waiting_files,
+            waiting=waiting,
         )
         return 200, body.model_dump()
+
+    def _waiting(self, account_id: str, conversation: str) -> tuple[int, int]:
+        """The conversation's messages, and files among them, waiting for the user's next
+        message (what an iLink reply window did not take)."""
+        items = [
+            i
+            for i in self.gateway.store.outbox.items(account_id)
+            if i.conversation_id == conversation and i.state == "waiting"
+        ]
+        return len(items), sum(1 for i in items if i.kind == "file")
 
     @staticmethod
     def _file(index: int, f: Any) -> OutboundFile:
