@@ -74,6 +74,13 @@ class ResolvedAccount:
         return min(self.settings.draftChunk.maxChars, self.settings.textChunkLimit)
 
     @property
+    def pairing_id(self) -> str:
+        """The account whose pairing list (codes, approvals) this one uses
+        (``pairingAccount``; by default its own)."""
+        wanted = self.settings.pairingAccount
+        return self.id if wanted is None else wanted.strip().lower()
+
+    @property
     def media_max_bytes(self) -> int:
         return int(self.settings.mediaMaxMb * 1024 * 1024)
 
@@ -185,6 +192,7 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
                 f"{len(accounts)} accounts and no {_BASE}.defaultAccountId: using "
                 f"{default_id!r} (the first in sorted order) for proactive sends"
             )
+    problems.extend(_check_pairing_accounts(accounts))
     if problems:
         raise ConfigError(problems)
     warnings.extend(_group_settings_unused(accounts, top_set))
@@ -195,6 +203,33 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
         for aid, a in accounts.items()
     }
     return AccountSet(accounts=marked, default_id=default_id, warnings=tuple(warnings))
+
+
+def _check_pairing_accounts(accounts: dict[str, ResolvedAccount]) -> list[ConfigProblem]:
+    """``pairingAccount`` names another account, which keeps its own pairing list."""
+    out: list[ConfigProblem] = []
+    for account in accounts.values():
+        wanted = account.settings.pairingAccount
+        if wanted is None:
+            continue
+        target = accounts.get(wanted.strip().lower())
+        if target is None:
+            names = ", ".join(sorted(accounts))
+            out.append(
+                ConfigProblem(
+                    account.key_path("pairingAccount"),
+                    f"names no account: {wanted!r} (accounts: {names})",
+                )
+            )
+        elif target.id != account.id and target.pairing_id != target.id:
+            out.append(
+                ConfigProblem(
+                    account.key_path("pairingAccount"),
+                    f"account {target.id!r} shares the pairing list of "
+                    f"{target.pairing_id!r}: name {target.pairing_id!r} here",
+                )
+            )
+    return out
 
 
 def _group_settings_unused(

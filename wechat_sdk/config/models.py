@@ -155,6 +155,11 @@ class AccountConfig(_Strict):
     allowFrom: list[AllowEntry] | None = Field(
         None, description='contact ids allowed in DMs; "*" for everyone'
     )
+    pairingAccount: str | None = Field(
+        None,
+        description="the account whose pairing list (codes, approvals) this one shares; "
+        "by default its own",
+    )
     groupPolicy: GroupPolicy = Field("open", description="which groups the bot listens to")
     groupAllowFrom: list[AllowEntry] | None = Field(
         None, description="senders allowed in groups (allowlist policy)"

@@ -340,7 +340,9 @@ class Connection:
         messages, a duplicate and an unreadable one are no news."""
         if drop.reason == "pairing_required" and drop.replies:
             sender = drop.replies[0][0]  # (the code goes to the sender first)
-            request = self.inbound.pairing.store.get_request_for_sender(self.account.id, sender)
+            request = self.inbound.pairing.store.get_request_for_sender(
+                self.account.pairing_id, sender
+            )
             if request is not None:
                 self.events.pairing_requested(
                     self.account.id,

@@ -157,7 +157,7 @@ class AccountRunner:
         s.sent = stats.sent
         s.send_failures = stats.failed
         s.last_outbound = stats.last_outbound
-        s.pending_pairing = len(self.inbound.pairing.list(self.account.id))
+        s.pending_pairing = len(self.inbound.pairing.list(self.account.pairing_id))
         s.drops = dict(self.inbound.drops)
         pacing = self.account.settings.pacing
         s.pacing = (

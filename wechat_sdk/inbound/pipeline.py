@@ -245,7 +245,7 @@ class InboundPipeline:
         if s.dmPolicy == "allowlist":
             return Drop("dm_not_allowed")
         # pairing: the store is consulted only for this policy, never for groups
-        if self.pairing.is_approved(self.account.id, sender):
+        if self.pairing.is_approved(self.account.pairing_id, sender):
             return None
         return Drop("pairing_required")
 
@@ -275,7 +275,7 @@ class InboundPipeline:
         """A new pairing request for the sender: the code to send them (and the owner's
         notice), or nothing (one reply per request: no spam)."""
         sender = item.message.talker_id
-        result = self.pairing.challenge(self.account.id, sender, item.sender_name)
+        result = self.pairing.challenge(self.account.pairing_id, sender, item.sender_name)
         if result.outcome == "capped":
             log.warning(
                 "pairing request from %s ignored: %d requests already pending "
@@ -303,14 +303,13 @@ class InboundPipeline:
 
     def _pairing_text(self, sender: str, code: str) -> str:
         s = self.account.settings
+        pairing_id = self.account.pairing_id  # where the code is approved
         text = pairing_message(
-            self.account.display_name, sender, code, self.account.id, self.default_account_id
+            self.account.display_name, sender, code, pairing_id, self.default_account_id
         )
         if s.pairingMessage:
             command = f"wechat-sdk pairing approve {code}" + (
-                f" --account {self.account.id}"
-                if self.account.id != self.default_account_id
-                else ""
+                f" --account {pairing_id}" if pairing_id != self.default_account_id else ""
             )
             values = {
                 "code": code,

@@ -1,0 +1,73 @@
+"""Accounts sharing one pairing list (``pairingAccount``): a stranger approved once may
+talk to every account that shares it, and the code they get says where to approve it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulator import SimulatedWeChat
+from wechat_sdk import AgentTurn, ConfigError, parse_config
+
+CONFIG = """{ channels: { wechat: {
+    pacing: false,
+    defaultAccountId: "groups",
+    accounts: {
+        groups: {},
+        dm: { pairingAccount: "groups" },
+        alone: {},
+    },
+} } }"""
+
+
+async def agent(turn: AgentTurn) -> str:
+    return f"{turn.account_id}: {turn.text}"
+
+
+async def test_one_approval_lets_a_stranger_talk_to_every_account_sharing_the_list(
+    tmp_path: Path,
+) -> None:
+    world = SimulatedWeChat(seed=8)
+    for account in ("groups", "dm", "alone"):
+        world.add_account(account)
+    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
+    async with gateway:
+        for account in ("groups", "dm", "alone"):
+            await world.login(account)
+        await world.say(stranger, "hello", account="dm")
+        (code_text,) = world.texts(to=stranger)
+        (request,) = gateway.pairing.list()
+        assert request.account_id == "groups"  # kept in the shared list
+        assert f"wechat-sdk pairing approve {request.code}" in code_text
+        assert "--account" not in code_text  # groups is the default account
+
+        await gateway.pairing.approve(request.code)
+        await world.say(stranger, "again", account="dm")
+        await world.say(stranger, "and here", account="groups")
+        await world.say(stranger, "not here", account="alone")  # its own list: a code
+        await world.run_until_idle()
+        await gateway.wait_idle()
+    texts = world.texts(to=stranger)
+    assert texts[1:3] == ["dm: again", "groups: and here"]
+    assert "pairing approve" in texts[3] and "--account alone" in texts[3]
+
+
+@pytest.mark.parametrize(
+    ("accounts", "message"),
+    [
+        ('{ a: { pairingAccount: "nobody" } }', "names no account: 'nobody'"),
+        (
+            '{ a: { pairingAccount: "b" }, b: { pairingAccount: "c" }, c: {} }',
+            "shares the pairing list of 'c': name 'c' here",
+        ),
+    ],
+)
+def test_a_pairing_account_that_cannot_be_used_is_a_config_error(
+    accounts: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(f"{{ channels: {{ wechat: {{ accounts: {accounts} }} }} }}")
+    assert "channels.wechat.accounts.a.pairingAccount" in str(error.value)
+    assert message in str(error.value)
