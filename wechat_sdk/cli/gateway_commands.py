@@ -49,6 +49,14 @@ def gateway_group() -> None:
     help="At a stop (and a restart), how long replies in flight may take to finish; what "
     "is left after that is kept in the store and sent after the next start.",
 )
+@click.option(
+    "--accounts",
+    "only_accounts",
+    default=None,
+    metavar="A,B",
+    help="Run only these accounts (comma-separated ids). With store.kind redis, the "
+    "accounts this gateway competes for; by default every enabled account.",
+)
 def gateway_run(
     config_file: Path | None,
     state_dir: Path | None,
@@ -56,6 +64,7 @@ def gateway_run(
     log_format: str,
     log_level: str,
     grace_s: float,
+    only_accounts: str | None,
 ) -> None:
     """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
     import asyncio
@@ -74,11 +83,21 @@ def gateway_run(
         _err().print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         raise SystemExit(1) from None
     try:
-        code = asyncio.run(serve(config_file, state_dir, agent, grace_s=grace_s, gc_tuning=True))
+        only = None if only_accounts is None else [a.strip() for a in only_accounts.split(",")]
+        code = asyncio.run(
+            serve(
+                config_file,
+                state_dir,
+                agent,
+                grace_s=grace_s,
+                gc_tuning=True,
+                only_accounts=[a for a in only or () if a] if only is not None else None,
+            )
+        )
     except ConfigError as exc:
         fail_config(exc)
         return
-    except (ControlError, RedisUnavailable) as exc:
+    except (ControlError, RedisUnavailable, ValueError) as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     raise SystemExit(code)
@@ -104,11 +123,23 @@ def _control(
 @_with_state
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
-    """Per-account status of the running gateway (exit 3 when none is running)."""
+    """Per-account status of the running gateway (exit 3 when none is running). With
+    store.kind "redis": every account of the cluster and the gateway holding it, from any
+    machine that reaches Redis."""
     import datetime
 
-    response = _control(config_file, state_dir, {"cmd": "status"})
-    accounts = response["accounts"]
+    cluster = _cluster_config(config_file)
+    if cluster is not None:
+        from wechat_sdk.cluster.status import cluster_status
+        from wechat_sdk.stores.redis import RedisUnavailable
+
+        try:
+            accounts = cluster_status(cluster)
+        except RedisUnavailable as exc:
+            _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+            raise SystemExit(1) from None
+    else:
+        accounts = _control(config_file, state_dir, {"cmd": "status"})["accounts"]
     if as_json:
         click.echo(json.dumps(accounts, ensure_ascii=False, indent=2))
         return
@@ -119,7 +150,18 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
     def when(ts: float | None) -> str:
         return datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else "-"
 
-    headers = ("account", "state", "user", "last in", "last out", "reconnects", "pairing", "queue")
+    headers: tuple[str, ...] = (
+        "account",
+        "state",
+        "user",
+        "last in",
+        "last out",
+        "reconnects",
+        "pairing",
+        "queue",
+    )
+    if cluster is not None:
+        headers = (*headers, "gateway")
     rows = [
         [
             a["account"],
@@ -130,6 +172,7 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
             str(a["reconnects"]),
             str(a["pending_pairing"]),
             str(a["queue_depth"]),
+            *([a["gateway"] or "-"] if cluster is not None else []),
         ]
         for a in accounts
     ]
@@ -146,6 +189,17 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
         # names and states as written (a WeChat name may hold brackets), not markup
         table.add_row(*(Text(c) for c in row), Text(error_cell(a["last_error"], room)))
     console.print(table)
+
+
+def _cluster_config(config_file: Path | None) -> Any:
+    """The config, when its store is Redis (a cluster); else None."""
+    from wechat_sdk.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_file)
+    except ConfigError:
+        return None
+    return config if config.channels.wechat.store.kind == "redis" else None
 
 
 #: the least room `gateway status` gives an account's last error (a narrower terminal wraps)

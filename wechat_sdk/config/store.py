@@ -63,6 +63,14 @@ class StoreConfig(BaseModel):
         "two clusters on one Redis server take two namespaces",
     )
 
+    leaseTtlS: float = Field(
+        15.0,
+        ge=1.0,
+        le=300.0,
+        description="kind redis: seconds an account's lease lives without renewal (a "
+        "gateway that dies gives up its accounts within this)",
+    )
+
     @field_validator("url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -90,8 +98,9 @@ class StoreConfig(BaseModel):
             raise ValueError('kind "redis" needs url: e.g. url: "redis://localhost:6379/0"')
         if self.kind != "redis" and self.url is not None:
             raise ValueError(f'url is for kind "redis" only; kind "{self.kind}" takes none')
-        if self.kind != "redis" and "namespace" in self.model_fields_set:
-            raise ValueError(f'namespace is for kind "redis" only; kind "{self.kind}" takes none')
+        for key in ("namespace", "leaseTtlS"):
+            if self.kind != "redis" and key in self.model_fields_set:
+                raise ValueError(f'{key} is for kind "redis" only; kind "{self.kind}" takes none')
         return self
 
     def shown(self) -> dict[str, str]:

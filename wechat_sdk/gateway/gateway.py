@@ -12,12 +12,13 @@ import builtins
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
+from wechat_sdk.cluster.fence import FencedPuppet
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
@@ -38,6 +39,8 @@ from wechat_sdk.stores.configured import open_store
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
+    from wechat_sdk.cluster.coordinator import ClusterCoordinator
+    from wechat_sdk.cluster.fence import LeaseGuard
     from wechat_sdk.http.media_links import MediaLinks
     from wechat_sdk.http.server import GatewayHttp
 
@@ -71,11 +74,23 @@ class Gateway:
         rng: random.Random | None = None,
         show_terminal_qr: bool = True,
         media_links: MediaLinks | None = None,
+        only_accounts: Sequence[str] | None = None,
+        gateway_id: str | None = None,
     ) -> None:
         self.config = config
         self.accounts: AccountSet = accounts_of(config)
         for warning in self.accounts.warnings:
             log.warning(warning, extra={"account": "-"})
+        unknown = [a for a in only_accounts or () if a not in self.accounts.accounts]
+        if unknown:
+            raise ValueError(
+                f"--accounts names {', '.join(unknown)}, not an account of the config "
+                f"(its accounts: {', '.join(self.accounts.accounts)})"
+            )
+        self.only_accounts = list(only_accounts) if only_accounts is not None else None
+        #: with ``store.kind: "redis"``, while started: the accounts this gateway holds
+        self.cluster: ClusterCoordinator | None = None
+        self._gateway_id = gateway_id
         self.agent = agent
         self.clock: Clock = clock or RealClock()
         self.puppet_factory = puppet_factory or default_puppet_factory(self)
@@ -118,7 +133,18 @@ class Gateway:
         code_rng = self._rng if self._rng is not None else None
         return Pairing(self.store.pairing, self.clock, code_rng=code_rng)
 
-    def _build_runner(self, account: ResolvedAccount) -> AccountRunner:
+    def build_account(
+        self, account: ResolvedAccount, guard: LeaseGuard | None = None
+    ) -> AccountRunner:
+        """The account's runner (not started), in :attr:`runners`; its sends fenced by
+        ``guard`` when the gateway holds the account by lease."""
+        runner = self._build_runner(account, guard)
+        self.runners[account.id] = runner
+        return runner
+
+    def _build_runner(
+        self, account: ResolvedAccount, guard: LeaseGuard | None = None
+    ) -> AccountRunner:
         s = account.settings
         puppet = self.puppet_factory(account)
         rng = random.Random(self._rng.random()) if self._rng is not None else random.Random()
@@ -139,7 +165,7 @@ class Gateway:
         echoes = EchoLedger()
         logged_in = asyncio.Event()
         sender = Sender(
-            puppet,
+            puppet if guard is None else cast(Puppet, FencedPuppet(puppet, guard)),
             self.clock,
             pacer,
             echoes,
@@ -210,11 +236,15 @@ class Gateway:
         if isinstance(self.agent, AgentLifecycle):  # its MCP servers, say
             await self.agent.start(self.config)
         self._started = True
-        for account in self.accounts.enabled:
-            runner = self._build_runner(account)
-            self.runners[account.id] = runner
-            runner.start()
-        if not self.runners:
+        if self.config.channels.wechat.store.kind == "redis":  # accounts by lease
+            from wechat_sdk.cluster.membership import join_cluster
+
+            self.cluster = await join_cluster(self, self.only_accounts, gateway_id=self._gateway_id)
+        else:
+            for account in self.accounts.enabled:
+                if self.only_accounts is None or account.id in self.only_accounts:
+                    self.build_account(account).start()
+        if not self.accounts.enabled:
             log.warning("no enabled WeChat account in the config", extra={"account": "-"})
         await asyncio.sleep(0)
 
@@ -225,6 +255,9 @@ class Gateway:
         a reply not sent yet, or a turn the agent had not answered) and taken up by the
         next start on the same store: see "Stopping" on the "Running the gateway" page.
         """
+        if self.cluster is not None:  # each account stopped and its lease released
+            await self.cluster.stop(grace_s)
+            self.cluster = None
         await asyncio.gather(*(r.stop(grace_s) for r in self.runners.values()))
         if self._started and isinstance(self.agent, AgentLifecycle):
             await self.agent.aclose()

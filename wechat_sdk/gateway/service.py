@@ -190,10 +190,13 @@ async def serve(
     *,
     grace_s: float = 10.0,
     gc_tuning: bool = False,
+    only_accounts: list[str] | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM or `gateway stop`. Returns the exit code.
 
     ``agent``: None answers with the config's ``agent`` blocks (:func:`agent_from_config`).
+
+    ``only_accounts``: run only these accounts (``--accounts``).
 
     ``gc_tuning``: call :func:`tune_gc` once the accounts have started (``gateway run``
     does; it changes the whole process).
@@ -205,7 +208,9 @@ async def serve(
     links = MediaLinks(state_dir_of(config, state_dir) / "media" / "inbound", RealClock())
     if agent is None:
         agent = agent_from_config(config, media_link=links.link)
-    gateway = Gateway(config, agent=agent, state_dir=state_dir, media_links=links)
+    gateway = Gateway(
+        config, agent=agent, state_dir=state_dir, media_links=links, only_accounts=only_accounts
+    )
     stop = asyncio.Event()
 
     async def handle(request: dict[str, Any]) -> dict[str, Any]:

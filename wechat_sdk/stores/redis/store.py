@@ -18,7 +18,7 @@ from wechat_sdk.stores.redis.queues import (
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["RedisStore", "RedisUnavailable", "connect"]
+__all__ = ["RedisStore", "RedisUnavailable", "connect", "unreachable"]
 
 #: seconds a connection or a command may take before the store says Redis is unreachable
 SOCKET_TIMEOUT_S = 5.0
@@ -43,12 +43,17 @@ def connect(url: str, *, timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        raise RedisUnavailable(
-            f"cannot reach the Redis server at {shown_url(url)}: {unreachable_reason(exc)} "
-            "(check channels.wechat.store.url, and that redis-server runs and is reachable "
-            "from here)"
-        ) from None
+        raise unreachable(url, exc) from None
     return client
+
+
+def unreachable(url: str, exc: BaseException) -> RedisUnavailable:
+    """The error saying Redis at ``url`` cannot be reached, and what to check."""
+    return RedisUnavailable(
+        f"cannot reach the Redis server at {shown_url(url)}: {unreachable_reason(exc)} "
+        "(check channels.wechat.store.url, and that redis-server runs and is reachable "
+        "from here)"
+    )
 
 
 def unreachable_reason(exc: BaseException) -> str:

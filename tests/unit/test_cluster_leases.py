@@ -1,0 +1,151 @@
+"""Account leases on a real redis-server: one holder at a time, a new fencing token per
+holder, a released lease taken at once, an expired one taken by another gateway, and a
+paused old holder that wakes up refused before it sends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from wechat_sdk.clock import RealClock
+from wechat_sdk.cluster.coordinator import ClusterCoordinator
+from wechat_sdk.cluster.fence import FencedPuppet, LeaseGuard
+from wechat_sdk.cluster.leases import LeaseKeys, Leases
+from wechat_sdk.puppet import SendError
+from wechat_sdk.stores.redis.keys import Keys
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Any]:
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(redis_url, decode_responses=True)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+def keys(redis_namespace: str) -> LeaseKeys:
+    return LeaseKeys(Keys("wechat", redis_namespace))
+
+
+async def test_one_holder_at_a_time_and_a_new_token_for_each(client: Any, keys: LeaseKeys) -> None:
+    a = Leases(client, keys, "gw-a", ttl_s=10)
+    b = Leases(client, keys, "gw-b", ttl_s=10)
+    first = await a.acquire("acc")
+    assert first is not None
+    assert await b.acquire("acc") is None
+    assert await a.renew(first) and await a.holds(first)
+    await b.release(first.__class__("acc", "gw-b", first.token))  # not b's: nothing happens
+    assert await a.holds(first)
+    await a.release(first)  # a clean stop: free at once
+    second = await b.acquire("acc")
+    assert second is not None and second.token > first.token
+    assert not await a.holds(first) and not await a.renew(first)
+    assert await b.holders(["acc", "other"]) == {"acc": "gw-b", "other": None}
+
+
+async def test_an_expired_lease_is_taken_by_another_gateway(client: Any, keys: LeaseKeys) -> None:
+    a = Leases(client, keys, "gw-a", ttl_s=0.2)
+    b = Leases(client, keys, "gw-b", ttl_s=10)
+    first = await a.acquire("acc")
+    assert first is not None
+    await asyncio.sleep(0.3)  # gw-a died: no renewal
+    assert await b.acquire("acc") is not None
+    assert not await a.renew(first)
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_text(self, conversation_id: str, text: str, *args: Any) -> None:
+        self.sent.append(text)
+
+
+async def test_a_paused_old_holder_that_wakes_up_sends_nothing(
+    client: Any, keys: LeaseKeys
+) -> None:
+    clock = RealClock()
+    a = Leases(client, keys, "gw-a", ttl_s=0.3)
+    lease = await a.acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, a, clock, 0.3)
+    puppet = Recording()
+    fenced: Any = FencedPuppet(puppet, guard)
+    await fenced.send_text("alice", "while held")
+    await asyncio.sleep(0.4)  # paused past its lease; another gateway takes the account
+    assert await Leases(client, keys, "gw-b", ttl_s=10).acquire("acc") is not None
+    guard.confirmed(clock.now())  # (even believing it renewed, the token check refuses)
+    with pytest.raises(SendError) as err:
+        await fenced.send_text("alice", "after the pause")
+    assert err.value.code == "lease_lost"
+    assert puppet.sent == ["while held"]
+
+
+async def test_a_send_waits_while_the_lease_is_unconfirmed(client: Any, keys: LeaseKeys) -> None:
+    clock = RealClock()
+    a = Leases(client, keys, "gw-a", ttl_s=10)
+    lease = await a.acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, a, clock, 10)
+    guard.valid_until = clock.now()  # Redis has not confirmed it for a while
+    puppet = Recording()
+    sending = asyncio.ensure_future(FencedPuppet(puppet, guard).send_text("alice", "hi"))
+    await asyncio.sleep(0.05)
+    assert not sending.done() and puppet.sent == []
+    guard.confirmed(clock.now())  # Redis answers again
+    await asyncio.wait_for(sending, 5)
+    assert puppet.sent == ["hi"]
+
+
+async def test_gateways_share_the_accounts_and_a_clean_stop_hands_over_at_once(
+    client: Any, keys: LeaseKeys
+) -> None:
+    running: dict[str, set[str]] = {}
+
+    def coordinator(name: str) -> ClusterCoordinator:
+        from redis.asyncio import Redis
+
+        running[name] = set()
+
+        async def start(account_id: str, guard: LeaseGuard) -> Any:
+            running[name].add(account_id)
+            return lambda: {"state": "ready"}
+
+        async def stop(account_id: str, grace_s: float) -> None:
+            running[name].discard(account_id)
+
+        own = Redis(connection_pool=client.connection_pool)
+        return ClusterCoordinator(
+            own,
+            keys,
+            [f"a{i}" for i in range(6)],
+            start_account=start,
+            stop_account=stop,
+            clock=RealClock(),
+            gateway_id=name,
+            ttl_s=3,
+            tick_s=0.05,
+        )
+
+    one, two = coordinator("one"), coordinator("two")
+    await one.start()
+    assert len(running["one"]) == 6  # alone: every account
+    await two.start()
+    for _ in range(100):
+        if len(running["one"]) == len(running["two"]) == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert len(running["one"]) == len(running["two"]) == 3  # spread evenly
+    assert not running["one"] & running["two"]  # never one account in two places
+    await one.stop()
+    for _ in range(100):
+        if len(running["two"]) == 6:
+            break
+        await asyncio.sleep(0.05)
+    assert len(running["two"]) == 6
+    await two.stop()

@@ -1,0 +1,248 @@
+"""The cluster loop of one gateway: which accounts it runs, by lease.
+
+Every ``tick`` (a second): the gateway says it is alive (``gateways``, with Redis's own
+time, so machines' clocks need not agree), renews its leases (every third of the TTL),
+stops an account whose lease it lost, takes free accounts up to its fair share (the
+enabled accounts divided by the gateways alive, rounded up), hands over the accounts it
+holds beyond that share (stopped, then released: another gateway takes each at once), and
+writes each account's status for ``gateway status`` on any machine.
+
+Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`), and
+accounts keep what they hold; when Redis answers again, a lease that is still ours goes
+on, one that expired meanwhile stops its account. A Redis that came back empty (restarted
+without persistence) is said once, at error level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wechat_sdk.clock import Clock
+from wechat_sdk.cluster.fence import LeaseGuard
+from wechat_sdk.cluster.leases import LEASE_TTL_S, Lease, LeaseKeys, Leases
+
+__all__ = ["ClusterCoordinator", "HeldAccount", "default_gateway_id"]
+
+log = logging.getLogger("wechat_sdk.cluster")
+
+#: seconds between two rounds of the loop (taking free accounts, heartbeats)
+TICK_S = 1.0
+
+
+def default_gateway_id() -> str:
+    """``<host>:<pid>:<4 hex>``: unique per process, readable in ``gateway status``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:4]}"
+
+
+@dataclass
+class HeldAccount:
+    """An account this gateway runs, with its lease."""
+
+    guard: LeaseGuard
+    renewed_at: float = 0.0
+    status: Callable[[], dict[str, Any]] = field(default=lambda: {})
+
+
+StartAccount = Callable[[str, LeaseGuard], Awaitable[Callable[[], dict[str, Any]]]]
+StopAccount = Callable[[str, float], Awaitable[None]]
+
+#: seconds a handed-over account's replies in flight get at a rebalancing
+HANDOVER_GRACE_S = 10.0
+
+
+class ClusterCoordinator:
+    """Runs the accounts whose leases this gateway holds.
+
+    ``start_account(id, guard)`` starts an account (returning a function giving its status
+    as JSON); ``stop_account(id, grace_s)`` stops it (what it holds kept in the shared
+    store, for the next holder).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        keys: LeaseKeys,
+        accounts: Sequence[str],
+        *,
+        start_account: StartAccount,
+        stop_account: StopAccount,
+        clock: Clock,
+        gateway_id: str | None = None,
+        ttl_s: float = LEASE_TTL_S,
+        tick_s: float = TICK_S,
+    ) -> None:
+        self._r = client
+        self.keys = keys
+        self.accounts = list(accounts)
+        self.gateway_id = gateway_id or default_gateway_id()
+        self.ttl_s = ttl_s
+        self.tick_s = min(tick_s, ttl_s / 3)
+        self.clock = clock
+        self.leases = Leases(client, keys, self.gateway_id, ttl_s)
+        self.held: dict[str, HeldAccount] = {}
+        self._start_account = start_account
+        self._stop_account = stop_account
+        self._task: asyncio.Task[None] | None = None
+        self._reachable = True
+        self._epoch: str | None = None
+        #: every account's holder as last read (``gateway status``)
+        self.holders: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Check Redis, note its epoch, run one round at once, then the loop."""
+        await self._check_epoch()
+        await self._round()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster")
+
+    async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
+        """Stop every held account (replies in flight get ``grace_s``) and release its
+        lease: other gateways take them at once."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
+        try:
+            await self._r.zrem(self.keys.gateways, self.gateway_id)
+        except Exception as exc:
+            log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
+        await self._r.aclose()
+
+    async def _loop(self) -> None:
+        while True:
+            await self.clock.sleep(self.tick_s)
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis unreachable: hold on, try again next round
+                if self._reachable:
+                    log.error(
+                        "Redis unreachable: accounts stop sending and keep what they hold "
+                        "until it answers again: %s reason=redis_unreachable",
+                        _reason(exc),
+                        extra={"account": "-"},
+                    )
+                self._reachable = False
+
+    # ------------------------------------------------------------ one round
+
+    async def _round(self) -> None:
+        if not self._reachable:
+            await self._r.ping()
+            log.warning("Redis answers again reason=redis_back", extra={"account": "-"})
+            self._reachable = True
+        await self._check_epoch()
+        seconds, micros = await self._r.time()
+        server_now = int(seconds) + int(micros) / 1e6
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zadd(self.keys.gateways, {self.gateway_id: server_now + self.ttl_s})
+        pipe.zremrangebyscore(self.keys.gateways, "-inf", server_now)
+        pipe.zcard(self.keys.gateways)
+        alive = int((await pipe.execute())[2])
+        await self._renew()
+        self.holders = await self.leases.holders(self.accounts)
+        share = math.ceil(len(self.accounts) / max(1, alive))
+        for account_id in self.accounts:
+            if len(self.held) >= share:
+                break
+            if account_id in self.held or self.holders.get(account_id) is not None:
+                continue
+            lease = await self.leases.acquire(account_id)
+            if lease is not None:
+                await self._take(lease)
+        extra = len(self.held) - share
+        if extra > 0 and alive > 1:
+            for account_id in sorted(self.held)[-extra:]:
+                await self._hand_over(account_id, HANDOVER_GRACE_S)
+        await self._write_status()
+
+    async def _renew(self) -> None:
+        now = self.clock.now()
+        for account_id, held in list(self.held.items()):
+            if now - held.renewed_at < self.ttl_s / 3:
+                continue
+            asked = self.clock.now()
+            if await self.leases.renew(held.guard.lease):
+                held.guard.confirmed(asked)
+                held.renewed_at = asked
+                continue
+            log.warning(
+                "lease lost (another gateway runs the account now, or it expired while "
+                "Redis could not be reached): the account stops here reason=lease_lost",
+                extra={"account": account_id},
+            )
+            held.guard.lose()
+            del self.held[account_id]
+            await self._stop_account(account_id, 0.0)
+
+    async def _take(self, lease: Lease) -> None:
+        guard = LeaseGuard(lease, self.leases, self.clock, self.ttl_s)
+        held = HeldAccount(guard, renewed_at=self.clock.now())
+        self.held[lease.account_id] = held
+        log.info(
+            "account taken: lease %d, this gateway %s reason=lease_taken",
+            lease.token,
+            self.gateway_id,
+            extra={"account": lease.account_id},
+        )
+        held.status = await self._start_account(lease.account_id, guard)
+
+    async def _hand_over(self, account_id: str, grace_s: float) -> None:
+        held = self.held.pop(account_id)
+        await self._stop_account(account_id, grace_s)
+        try:
+            await self.leases.release(held.guard.lease)
+        except Exception as exc:  # it expires on its own within the TTL
+            log.warning("lease not released: %s", _reason(exc), extra={"account": account_id})
+        held.guard.lose()
+        log.info("account handed over reason=lease_released", extra={"account": account_id})
+
+    async def _write_status(self) -> None:
+        if not self.held:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        ttl_ms = int(self.ttl_s * 1000)
+        for account_id, held in self.held.items():
+            row = {"holder": self.gateway_id, **held.status()}
+            pipe.set(self.keys.status(account_id), json.dumps(row), px=ttl_ms)
+        await pipe.execute()
+
+    async def _check_epoch(self) -> None:
+        """A random id kept in Redis: when it is gone while we knew it, Redis restarted
+        without its data (pairing approvals, history, sessions: all lost)."""
+        epoch = await self._r.get(self.keys.epoch)
+        if epoch is None:
+            epoch = uuid.uuid4().hex
+            if not await self._r.set(self.keys.epoch, epoch, nx=True):
+                epoch = await self._r.get(self.keys.epoch)
+            elif self._epoch is not None:
+                log.error(
+                    "Redis lost its data (it restarted without persistence): pairing "
+                    "approvals, history, dedupe marks and logins are gone; set appendonly "
+                    "yes (docs/cluster.md) reason=redis_data_lost",
+                    extra={"account": "-"},
+                )
+        self._epoch = str(epoch)
+
+    def lease_of(self, account_id: str) -> Lease | None:
+        held = self.held.get(account_id)
+        return held.guard.lease if held is not None else None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,73 @@
+"""A gateway joining its cluster: the coordinator wired to the gateway's accounts (when
+``store.kind`` is ``"redis"``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from wechat_sdk.clock import RealClock
+from wechat_sdk.cluster.coordinator import ClusterCoordinator
+from wechat_sdk.cluster.fence import LeaseGuard
+from wechat_sdk.cluster.leases import LeaseKeys
+from wechat_sdk.stores.base import CHANNEL
+from wechat_sdk.stores.redis.keys import Keys
+
+if TYPE_CHECKING:
+    from wechat_sdk.gateway.gateway import Gateway
+
+__all__ = ["join_cluster"]
+
+
+async def join_cluster(
+    gateway: Gateway,
+    only: Sequence[str] | None,
+    *,
+    gateway_id: str | None = None,
+) -> ClusterCoordinator:
+    """Start competing for the gateway's enabled accounts (``only`` these, when given).
+
+    Leases live in Redis's real time, so the coordinator reads a real clock whatever the
+    gateway's (a test's virtual clock does not move Redis's TTLs).
+    """
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from wechat_sdk.stores.redis.store import unreachable
+
+    store = gateway.config.channels.wechat.store
+    assert store.url is not None
+    client = Redis.from_url(
+        store.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+    )
+    accounts = [a.id for a in gateway.accounts.enabled if only is None or a.id in only]
+
+    async def start_account(account_id: str, guard: LeaseGuard) -> Callable[[], dict[str, Any]]:
+        runner = gateway.build_account(gateway.accounts.accounts[account_id], guard)
+        runner.start()
+        return lambda: runner.refresh_status().to_json()
+
+    async def stop_account(account_id: str, grace_s: float) -> None:
+        runner = gateway.runners.pop(account_id, None)
+        if runner is not None:
+            await runner.stop(grace_s)
+
+    coordinator = ClusterCoordinator(
+        client,
+        LeaseKeys(Keys(CHANNEL, store.namespace)),
+        accounts,
+        start_account=start_account,
+        stop_account=stop_account,
+        clock=RealClock(),
+        gateway_id=gateway_id,
+        ttl_s=store.leaseTtlS,
+    )
+    try:
+        await coordinator.start()
+    except RedisError as exc:
+        await client.aclose()
+        raise unreachable(store.url, exc) from None
+    except BaseException:
+        await client.aclose()
+        raise
+    return coordinator
