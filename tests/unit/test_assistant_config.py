@@ -136,6 +136,13 @@ def test_config_check_accepts_a_working_agent_block(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert "sk-abcdef123" not in out
+    agent = next(line for line in out.splitlines() if line.startswith("  agent: "))
+    assert json.loads(agent.removeprefix("  agent: ")) == {
+        "provider": "openai",
+        "model": "m",
+        "baseUrl": "https://api.openai.com/v1",
+        "mcpServers": [],
+    }
 
 
 def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:

@@ -62,7 +62,8 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
     for r in rows:
         flags = ["enabled" if r["enabled"] else "disabled"] + (["default"] if r["default"] else [])
         out.print(f"[bold]account {_escape(r['id'])}[/] ({', '.join(flags)})")
-        for key in ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions"):
+        keys = ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions", "agent")
+        for key in keys:
             value = r[key]
             if value is None:
                 shown = "(not set)"
@@ -108,6 +109,15 @@ def account_summary(account: ResolvedAccount) -> dict[str, Any]:
         "allowFrom": [str(x) for x in s.allowFrom or []],
         "groupPolicy": s.groupPolicy,
         "puppetOptions": mask_secrets(s.puppetOptions.model_dump(exclude_none=True)),
+        # the assistant from the config: what it talks to (its key and headers not shown)
+        "agent": None
+        if s.agent is None
+        else {
+            "provider": s.agent.provider,
+            "model": s.agent.model,
+            "baseUrl": s.agent.baseUrl or "https://api.openai.com/v1",
+            "mcpServers": sorted(s.agent.mcpServers),
+        },
     }
 
 
