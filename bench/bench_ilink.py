@@ -1,18 +1,25 @@
-"""iLink DM round trips against the standalone simulator, by a raw HTTP client.
+"""iLink DM round trips against the standalone simulator: the gateway against a raw client.
 
-Run: ``python bench/bench_ilink.py [--messages 1000] [--warmup 50]``. Never part of the
-test suite.
+Run: ``python bench/bench_ilink.py [--messages 1000] [--warmup 50] [--repeat 3]
+[--bots raw,gateway]``. Never part of the test suite.
 
-It starts ``wechat-sdk simulator serve`` in its own process (on the real clock) and logs a
-bot in by QR through the control API. A raw client (aiohttp, nothing of wechat-sdk's) then
-does what any iLink bot does: one long poll open at all times (``getupdates`` with the
-cursor it was given), and for each user message a ``sendmessage`` answering it with its
-``context_token``. Each round trip is timed from the moment the test says a user message
-(``POST /sim/messages`` sent) to the moment the reply is in the world's transcript
-(``GET /sim/sent?since=N&wait_ms=...`` answered): the server, the poll, the client's
-handling and the send. This is the floor the gateway's own round trip (the same
-measurement with the gateway's iLink adapter as the client) is compared with. It prints
-the median, p90 and p99 in milliseconds, and the messages per second of the loop.
+Each run starts ``wechat-sdk simulator serve`` in its own process (on the real clock) and
+one bot in another:
+
+- ``raw``: a raw client (aiohttp, nothing of wechat-sdk's) logged in by QR through the
+  control API, doing what any iLink bot does: one long poll open at all times
+  (``getupdates`` with the cursor it was given), and for each user message the calls the
+  gateway makes: ``sendtyping`` (after one ``getconfig`` per user for its ticket), a
+  ``sendmessage`` answering it with its ``context_token``, ``sendtyping`` cancelled. The
+  floor.
+- ``gateway``: ``wechat-sdk gateway run`` with one iLink account on the simulator
+  (``puppet: "ilink"``, ``pacing: false``, ``dmPolicy: "open"``, the echo agent, logging at
+  WARNING), logged in by the simulated phone (``--scan-after-ms 0``).
+
+Each round trip, one message at a time, is timed from the moment the test says a user
+message (``POST /sim/messages`` sent) to the moment the reply is in the world's transcript
+(``GET /sim/sent?since=N&wait_ms=...`` answered). The bots take turns run by run, and the
+verdict is the median of each round's difference of medians (gateway minus raw).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -33,9 +42,9 @@ ALICE = "alice@im.wechat"
 HEADERS = {"Content-Type": "application/json", "AuthorizationType": "ilink_bot_token"}
 
 
-async def start_server() -> tuple[asyncio.subprocess.Process, str]:
+async def start_server(*options: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0",
+        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0", *options,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -73,12 +82,19 @@ class RawBot:
 
     async def run(self) -> None:
         n = 0
+        tickets: dict[str, str] = {}
         while True:
             updates = await self.post("getupdates", {"get_updates_buf": self.buf})
             self.buf = updates.get("get_updates_buf") or self.buf
             for msg in updates.get("msgs") or []:
                 n += 1
                 text = msg["item_list"][0]["text_item"]["text"]
+                user = msg["from_user_id"]
+                if user not in tickets:  # the gateway's calls: typing around the reply
+                    config = await self.post("getconfig", {"ilink_user_id": user})
+                    tickets[user] = config["typing_ticket"]
+                typing = {"ilink_user_id": user, "typing_ticket": tickets[user]}
+                await self.post("sendtyping", {**typing, "status": 1})
                 reply = {
                     "to_user_id": msg["from_user_id"],
                     "client_id": f"bench-{n}",
@@ -89,6 +105,7 @@ class RawBot:
                 }
                 answer = await self.post("sendmessage", {"msg": reply})
                 assert answer.get("ret") == 0, answer
+                await self.post("sendtyping", {**typing, "status": 2})
 
 
 async def round_trip(http: aiohttp.ClientSession, base: str, i: int) -> float:
@@ -103,28 +120,92 @@ async def round_trip(http: aiohttp.ClientSession, base: str, i: int) -> float:
     return elapsed
 
 
-async def main(messages: int, warmup: int) -> None:
-    proc, base = await start_server()
+async def wait_logged_in(http: aiohttp.ClientSession, base: str, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        async with http.get(f"{base}sim/accounts") as resp:
+            if all(a["logged_in"] for a in await resp.json()):
+                return
+        await asyncio.sleep(0.05)
+    raise SystemExit("the gateway never logged in")
+
+
+async def start_gateway(base: str, state_dir: Path) -> asyncio.subprocess.Process:
+    """``wechat-sdk gateway run`` with an iLink account on the simulator and the echo agent."""
+    wechat = {
+        "puppet": "ilink",
+        "puppetOptions": {"baseUrl": base.rstrip("/"), "cdnBaseUrl": f"{base}c2c"},
+        "pacing": False,
+        "dmPolicy": "open",
+        "allowFrom": ["*"],
+    }
+    config = state_dir / "config.json5"
+    config.write_text(json.dumps({"channels": {"wechat": wechat}}), encoding="utf-8")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wechat_sdk", "gateway", "run", "--config", str(config),
+        "--state-dir", str(state_dir / "state"), "--agent", "echo", "--log-level", "warning",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def measure(bot: str, messages: int, warmup: int) -> list[float]:
+    """Round trip times (ms) of one run: a fresh server and a fresh bot."""
+    scan = ["--scan-after-ms", "0"] if bot == "gateway" else []
+    proc, base = await start_server(*scan)
+    gateway = None
     try:
         async with aiohttp.ClientSession() as http:
-            bot = RawBot(http, base)
-            await bot.login()
-            client = asyncio.ensure_future(bot.run())
+            client = None
+            if bot == "raw":
+                raw = RawBot(http, base)
+                await raw.login()
+                client = asyncio.ensure_future(raw.run())
+            else:
+                tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
+                gateway = await start_gateway(base, tmp)
+                await wait_logged_in(http, base)
             times = [await round_trip(http, base, i) for i in range(warmup + messages)]
-            client.cancel()
+            if client is not None:
+                client.cancel()
     finally:
+        if gateway is not None:
+            gateway.terminate()
+            await gateway.wait()
         proc.terminate()
         await proc.wait()
-    measured = sorted(t * 1000 for t in times[warmup:])
-    q = statistics.quantiles(measured, n=100)
-    print(f"iLink DM round trip, raw aiohttp client, {messages} messages ({warmup} warm-up)")
-    print(f"  median {statistics.median(measured):.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms")
-    print(f"  {messages / (sum(measured) / 1000):.0f} round trips per second, one at a time")
+    return [t * 1000 for t in times[warmup:]]
+
+
+async def main(messages: int, warmup: int, repeat: int, bots: list[str]) -> None:
+    print(f"iLink DM round trip, {messages} messages a run ({warmup} warm-up), {repeat} rounds")
+    medians: dict[str, list[float]] = {bot: [] for bot in bots}
+    for r in range(repeat):
+        for bot in bots:  # taking turns: a change of the machine's speed hits both alike
+            times = sorted(await measure(bot, messages, warmup))
+            q = statistics.quantiles(times, n=100)
+            medians[bot].append(statistics.median(times))
+            print(
+                f"  round {r + 1} {bot:8} median {statistics.median(times):6.2f} ms"
+                f"  p90 {q[89]:6.2f} ms  p99 {q[98]:6.2f} ms"
+            )
+    if "raw" in medians and "gateway" in medians:
+        added = [g - f for f, g in zip(medians["raw"], medians["gateway"], strict=True)]
+        print(
+            f"  the gateway adds {statistics.median(added):.2f} ms at the median "
+            f"(rounds: {', '.join(f'{a:.2f}' for a in added)})"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--bots", default="raw,gateway", help="raw, gateway or both (comma-separated)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.warmup))
+    bots = [b for b in args.bots.split(",") if b]
+    if not bots or any(b not in ("raw", "gateway") for b in bots):
+        raise SystemExit('--bots: "raw", "gateway" or "raw,gateway"')
+    asyncio.run(main(args.messages, args.warmup, args.repeat, bots))
