@@ -137,3 +137,20 @@ async def test_the_control_api_says_what_to_change(served: str) -> None:
         async with http.post(f"{served}sim/messages", data="{oops") as resp:
             assert resp.status == 400
             assert (await resp.json())["error"] == "the body is not JSON"
+
+
+async def test_a_port_already_taken_is_one_clear_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", str(port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in err.decode()
+    assert "Traceback" not in err.decode() + out.decode()
