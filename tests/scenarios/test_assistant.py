@@ -238,6 +238,20 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
     assert ran == []
 
 
+async def test_text_before_a_tool_call_and_the_answer_are_apart(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = [
+        ModelStep(text="Let me look that up.", tool_calls=[("add", {"a": 1, "b": 1})]),
+        ModelStep(text="It is 2."),
+    ]
+    gw, _ = await start(wechat, model, tools_server=True, streamMode="off")
+    await say(wechat, gw, "wxid_alice", "1 + 1?")
+    assert wechat.world.texts(to="wxid_alice") == ["Let me look that up.\n\nIt is 2."]
+    said = model.requests[1]["messages"][-2]
+    assert said["content"] == "Let me look that up." and said["tool_calls"]
+
+
 async def test_a_python_tool_gets_checked_arguments(
     wechat: WeChatHarness, model: FakeModel
 ) -> None:

@@ -118,11 +118,17 @@ class ChatModel:
         :class:`ModelFailed` (after what was said so far went out)."""
         rounds = 0
         max_rounds = self.config.maxToolRounds
+        said = False  # text went out in an earlier round ("let me look that up")
         while True:
             offer = tools.schemas() if rounds < max_rounds else []
             result = _Round()
+            first = True
             async for piece in self._round(turn, messages, offer, result):
+                if first and said:
+                    piece = "\n\n" + piece.lstrip()  # a new round: a new paragraph
+                first = False
                 yield piece
+            said = said or bool("".join(result.text).strip())
             if not result.calls:
                 return
             if not offer:
