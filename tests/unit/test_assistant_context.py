@@ -13,6 +13,8 @@ from pydantic import Field
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem
 from wechat_sdk.assistants.context import turn_messages
 from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
+from wechat_sdk.config import AccountConfig
+from wechat_sdk.inbound.groups import resolve_group, tool_permitted
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
 
@@ -117,3 +119,22 @@ def test_bad_arguments_say_what_is_wrong(raw: str, says: str) -> None:
 
     with pytest.raises(BadToolArguments, match=says):
         describe_python_tool(forecast).parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("tools", "permitted"),
+    [
+        (None, {"get_time", "convert", "weather"}),
+        (["time"], {"get_time", "convert"}),
+        (["convert", "weather"], {"convert", "weather"}),
+        ({"allow": ["time"], "deny": ["convert"]}, {"get_time"}),
+        ({"deny": ["time"]}, {"weather"}),
+        ([], set()),
+    ],
+)
+def test_a_groups_allowlist_names_tools_or_mcp_servers(tools: Any, permitted: set[str]) -> None:
+    """``get_time`` and ``convert`` are the tools of the MCP server ``time``."""
+    group: dict[str, Any] = {} if tools is None else {"tools": tools}
+    rule = resolve_group(AccountConfig.model_validate({"groups": {"*": group}}), "g@chatroom")
+    sources = {"get_time": "time", "convert": "time", "weather": "python"}
+    assert {n for n, s in sources.items() if tool_permitted(rule.tools, (n, s))} == permitted

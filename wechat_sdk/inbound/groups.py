@@ -54,11 +54,20 @@ def _tool_names(tools: list[str] | ToolPolicy) -> frozenset[str] | None:
     if tools.allow is None:
         # deny-only policy: everything registered but the denied; expressed at call time
         return _DenyOnly(tools.deny)
-    return (frozenset(tools.allow) | frozenset(tools.alsoAllow)) - frozenset(tools.deny)
+    allowed = _Allowed((frozenset(tools.allow) | frozenset(tools.alsoAllow)) - set(tools.deny))
+    allowed.deny = frozenset(tools.deny)
+    return allowed
 
 
 class _DenyOnly(frozenset[str]):
     """Marker set: 'all registered tools except these'."""
+
+
+class _Allowed(frozenset[str]):
+    """The names a policy allows, keeping the ones it denies: a denied tool stays denied
+    when an allowed name covers it (an MCP server's key, for all of its tools)."""
+
+    deny: frozenset[str] = frozenset()
 
 
 def _first(exact: GroupConfig | None, star: GroupConfig | None, key: str) -> object:
@@ -95,4 +104,6 @@ def tool_permitted(rule_tools: frozenset[str] | None, names: Iterable[str]) -> b
     wanted = frozenset(names)
     if isinstance(rule_tools, _DenyOnly):
         return not (wanted & rule_tools)
+    if isinstance(rule_tools, _Allowed) and wanted & rule_tools.deny:
+        return False
     return bool(wanted & rule_tools)
