@@ -288,15 +288,29 @@ async def test_bad_tool_arguments_are_sent_back_not_run(
 
 async def test_tool_rounds_are_bounded(wechat: WeChatHarness, model: FakeModel) -> None:
     def script(body: dict[str, Any]) -> ModelStep:
-        if "tools" in body:  # a model that would call tools forever
+        if body.get("tool_choice") != "none":  # a model that would call tools forever
             return ModelStep(tool_calls=[("add", {"a": 1, "b": 1})])
         return ModelStep(text="I give up on tools.")
 
     model.script = script
     gw, _ = await start(wechat, model, tools_server=True, agent={"maxToolRounds": 2})
     await say(wechat, gw, "wxid_alice", "count")
-    assert ["tools" in r for r in model.requests] == [True, True, False]
+    # the last request still describes the tools (the history has their calls), but
+    # asks for none
+    assert [r.get("tool_choice") for r in model.requests] == [None, None, "none"]
+    assert len(tool_replies(model.requests[2])) == 2
     assert wechat.world.texts(to="wxid_alice") == ["I give up on tools."]
+
+
+async def test_a_model_calling_tools_past_the_last_round_gets_the_notice(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    model.script = [ModelStep(tool_calls=[("add", {"a": 1, "b": 1})])]  # never stops
+    gw, _ = await start(wechat, model, tools_server=True, agent={"maxToolRounds": 1})
+    await say(wechat, gw, "wxid_alice", "count")
+    assert len(model.requests) == 2
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert "reason=tool_rounds_exhausted" in caplog.text
 
 
 # ---------------------------------------------------------------- failures

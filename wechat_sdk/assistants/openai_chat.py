@@ -119,11 +119,12 @@ class ChatModel:
         rounds = 0
         max_rounds = self.config.maxToolRounds
         said = False  # text went out in an earlier round ("let me look that up")
+        schemas = tools.schemas()
         while True:
-            offer = tools.schemas() if rounds < max_rounds else []
+            last = rounds >= max_rounds  # tools still described, but not to be called
             result = _Round()
             first = True
-            async for piece in self._round(turn, messages, offer, result):
+            async for piece in self._round(turn, messages, schemas, result, last=last):
                 if first and said:
                     piece = "\n\n" + piece.lstrip()  # a new round: a new paragraph
                 first = False
@@ -131,7 +132,7 @@ class ChatModel:
             said = said or bool("".join(result.text).strip())
             if not result.calls:
                 return
-            if not offer:
+            if last or not schemas:
                 log.warning(
                     "the model asked for tools after %d round(s), the most allowed "
                     "(agent.maxToolRounds) reason=tool_rounds_exhausted",
@@ -171,15 +172,18 @@ class ChatModel:
         messages: list[dict[str, Any]],
         offer: list[dict[str, Any]],
         result: _Round,
+        *,
+        last: bool = False,
     ) -> AsyncIterator[str]:
-        """One request, streamed; a stream cut before any text went out is asked again."""
+        """One request, streamed; a stream cut before any text went out is asked again.
+        ``last``: the tools are described (the history has their calls) but not offered."""
         attempt = 0
         while True:
             started = said = False
             result.text.clear()
             result.calls.clear()
             try:
-                request = self._request(turn, messages, offer)
+                request = self._request(turn, messages, offer, last=last)
                 stream = await self.client.chat.completions.create(**request)
                 started = True  # (the SDK retried what failed before this)
                 async with stream:
@@ -213,12 +217,19 @@ class ChatModel:
                 await asyncio.sleep(STREAM_RETRY_FIRST_S * 2 ** (attempt - 1))
 
     def _request(
-        self, turn: AgentTurn, messages: list[dict[str, Any]], offer: list[dict[str, Any]]
+        self,
+        turn: AgentTurn,
+        messages: list[dict[str, Any]],
+        offer: list[dict[str, Any]],
+        *,
+        last: bool = False,
     ) -> dict[str, Any]:
         c = self.config
         request: dict[str, Any] = {"model": c.model, "messages": messages, "stream": True}
         if offer:
             request["tools"] = offer
+            if last:
+                request["tool_choice"] = "none"
         if c.temperature is not None:
             request["temperature"] = c.temperature
         if c.maxTokens is not None:
