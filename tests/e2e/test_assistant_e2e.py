@@ -60,8 +60,8 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Starts the gateway on the service; ``group_tools``: the groups' tools allowlist."""
     closing: list[Callable[[], Any]] = []
 
-    async def run(group_tools: list[str]) -> Live:
-        model = FakeModel(time_then_answer)
+    async def run(group_tools: list[str], script: Any = time_then_answer, **keys: Any) -> Live:
+        model = FakeModel(script)
         closing.append(model.close)
         base_url = await model.serve()
         sidecar = mock_sidecar(tmp_path / "peer")
@@ -80,6 +80,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             "dmPolicy": "open",
             "allowFrom": ["*"],
             "groups": {"*": {"requireMention": False, "tools": group_tools}},
+            **keys,
             "agent": {
                 "baseUrl": base_url,
                 "apiKey": "sk-e2e-not-a-real-key",
@@ -146,3 +147,33 @@ async def test_a_group_gets_the_tools_its_allowlist_names(
     else:
         assert answer.endswith("I cannot tell the time here.")
         assert names == set()
+
+
+async def test_a_long_answer_streams_in_blocks_and_history_follows(
+    start: Callable[..., Any],
+) -> None:
+    text = " ".join(f"Step {i} of the plan is written out here in full." for i in range(10))
+    steps = [ModelStep(text=text, piece_chars=5), ModelStep(text="Yes, step 3.")]
+    _, control, model = await start(
+        ["time"], steps, draftChunk={"minChars": 100, "maxChars": 200, "idleMs": 60_000}
+    )
+    alice = str((await control("createContact", name="Alice"))["id"])
+    await control("sayDm", **{"from": alice, "text": "the plan?"})
+    blocks = await texts(control, alice, 3)
+    assert all(len(b) <= 200 for b in blocks) and all(len(b) >= 100 for b in blocks[:-1])
+    assert "".join(blocks).replace(" ", "") == text.replace(" ", "")
+    await control("sayDm", **{"from": alice, "text": "is there a step 3?"})
+    await texts(control, alice, len(blocks) + 1)
+    history = [(m["role"], m["content"]) for m in model.requests[1]["messages"][1:]]
+    assert history[0] == ("user", "the plan?")
+    assert history[1][0] == "assistant" and "Step 9" in history[1][1]
+
+
+async def test_a_failing_model_gets_the_user_the_notice(start: Callable[..., Any]) -> None:
+    _, control, model = await start(
+        ["time"], [ModelStep(status=500)], errorNotice="Sorry, try again later."
+    )
+    bob = str((await control("createContact", name="Bob"))["id"])
+    await control("sayDm", **{"from": bob, "text": "hello?"})
+    assert await texts(control, bob, 1) == ["Sorry, try again later."]
+    assert len(model.requests) == 3  # the first try and maxRetries (2)
