@@ -8,7 +8,8 @@ clock, loopback; the owner's phone scans every QR code at once, ``--scan-after-m
 an empty long poll is held 30 s as Tencent's server does), then ``wechat-sdk gateway run``
 with that many iLink accounts (``puppet: "ilink"``, each on its own base URL of the
 simulator, the echo agent, logging at WARNING). Once every account is logged in (its long
-poll open), the gateway is left idle for ``--idle-s`` seconds and measured from
+poll open) and ``--settle-s`` more seconds have passed (the start's own work: a QR code PNG
+per account), the gateway is left idle for ``--idle-s`` seconds and measured from
 ``/proc``: its resident memory (VmRSS) at the end, and the CPU it used (user + system)
 while idle. Per account: the difference to the run with the fewest accounts, divided by
 the difference in accounts.
@@ -94,7 +95,7 @@ async def all_logged_in(http: aiohttp.ClientSession, base: str, within_s: float)
     raise SystemExit("the gateway's accounts never all logged in")
 
 
-async def measure(count: int, idle_s: float) -> tuple[float, float, float]:
+async def measure(count: int, idle_s: float, settle_s: float) -> tuple[float, float, float]:
     """(seconds to log every account in, RSS MB after the idle time, CPU s while idle)."""
     names = [f"bot{i:04d}" for i in range(count)]
     server, base = await start_server(names)
@@ -104,7 +105,8 @@ async def measure(count: int, idle_s: float) -> tuple[float, float, float]:
             with tempfile.TemporaryDirectory(prefix="bench-ilink-idle-") as tmp:
                 gateway = await start_gateway(http, base, Path(tmp))
                 login_s = await all_logged_in(http, base, within_s=120 + count * 0.5)
-                await asyncio.sleep(5)  # the start's own work settles
+                # the start's own work (a QR code PNG per account, the first polls) ends
+                await asyncio.sleep(settle_s)
                 before = cpu_s(gateway.pid)
                 await asyncio.sleep(idle_s)
                 used = cpu_s(gateway.pid) - before
@@ -121,13 +123,13 @@ async def measure(count: int, idle_s: float) -> tuple[float, float, float]:
     return login_s, rss, used
 
 
-async def main(counts: list[int], idle_s: float) -> None:
+async def main(counts: list[int], idle_s: float, settle_s: float) -> None:
     print(f"iLink accounts idle in one gateway, {idle_s:g} s idle each\n")
     print("| accounts | all logged in (s) | gateway RSS (MB) | CPU while idle (% of a core) |")
     print("|---:|---:|---:|---:|")
     rows = []
     for count in counts:
-        login_s, rss, used = await measure(count, idle_s)
+        login_s, rss, used = await measure(count, idle_s, settle_s)
         rows.append((count, rss, used))
         print(f"| {count:,} | {login_s:.1f} | {rss:.1f} | {used / idle_s * 100:.2f} |")
     (n0, rss0, cpu0), (n1, rss1, cpu1) = rows[0], rows[-1]
@@ -144,5 +146,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", default="1,100,1000")
     parser.add_argument("--idle-s", type=float, default=60.0)
+    parser.add_argument("--settle-s", type=float, default=30.0)
     args = parser.parse_args()
-    asyncio.run(main([int(n) for n in args.accounts.split(",")], args.idle_s))
+    asyncio.run(main([int(n) for n in args.accounts.split(",")], args.idle_s, args.settle_s))

@@ -342,6 +342,11 @@ class ILinkPuppet:
             new_cursor = buf if isinstance(buf, str) and buf else None
             msgs = answer.get("msgs")
             batch = self._batch(msgs if isinstance(msgs, list) else [])
+            if not batch and new_cursor in (None, cursor):
+                # an empty poll that moves nothing: no write (an idle account polls twice a
+                # minute, and each write is a durable commit)
+                self._emit(HeartbeatEvent("getupdates"))
+                continue
             added = await self._state.record([d for d, _ in batch], new_cursor)
             cursor = new_cursor or cursor
             reads = {d.id: r for d, r in batch}
