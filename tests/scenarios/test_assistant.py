@@ -486,3 +486,16 @@ async def test_a_reload_answers_with_the_new_agent_block(
     await say(wechat, gw, "wxid_alice", "hi")
     assert model.requests[-1]["model"] == "newer-model"
     assert "tools" not in model.requests[-1]
+
+
+async def test_the_model_gets_a_quotes_text_and_a_voice_transcript(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    gw, _ = await start(wechat, model, dmHistoryLimit=0)
+    (first,) = await wechat.world.say("wxid_alice", "the first message")
+    await answered(wechat, gw)
+    await say(wechat, gw, "wxid_alice", "what did I mean?", quote=first)
+    await say(wechat, gw, "wxid_alice", "call me at noon", media={"kind": "audio", "duration": 2})
+    quoted, voice = (r["messages"][-1]["content"] for r in model.requests[1:])
+    assert quoted == "(replying to: the first message)\nwhat did I mean?"
+    assert voice == "call me at noon"

@@ -74,7 +74,9 @@ def _current(turn: AgentTurn, vision: bool, image_max_bytes: int) -> str | list[
     images: list[Message] = []
     for item in turn.media:
         if item.kind in ("voice", "audio") and item.transcript:
-            text = f"{text}\n{item.transcript}".strip() if text else item.transcript
+            # (a transport may give the transcript as the message's text too)
+            if item.transcript.strip() not in text:
+                text = f"{text}\n{item.transcript}".strip() if text else item.transcript
             continue
         part = _image_part(item, image_max_bytes) if vision and item.kind == "image" else None
         if part is not None:
