@@ -121,6 +121,8 @@ class Outbound:
         self.waiting = waiting
         self._locks = KeyedLocks()
         self._last_chunk: dict[str, float] = {}
+        #: each conversation's "typing..." task (outbound/typing.py)
+        self._typing: dict[str, asyncio.Task[None]] = {}
         self.in_flight = 0
 
     @property
@@ -166,7 +168,7 @@ class Outbound:
     def typing(self, conversation_id: str) -> Typing:
         """``async with``: "typing..." shown to the peer for the block (where the
         transport has it)."""
-        return Typing(self.sender.puppet, self.clock, conversation_id)
+        return Typing(self.sender.puppet, self.clock, conversation_id, self._typing)
 
     def window(self, conversation_id: str) -> ReplyWindow | None:
         """The conversation's reply window now (None: the transport has none)."""

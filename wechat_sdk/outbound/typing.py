@@ -2,14 +2,15 @@
 
 Shown when the turn starts, refreshed every :data:`TYPING_REFRESH_S` while the agent
 thinks, calls tools and the reply goes out, and cancelled when the turn ends, also when
-the agent stays silent or fails. A typing indicator is a courtesy: the puppet never
-raises for one that could not be shown.
+the agent stays silent or fails. The calls go out in a task of their own, so the turn never
+waits for them (on iLink a typing call is two HTTP requests); a conversation's next turn
+shows typing only once the last one's cancel went out, so they never cross. A typing
+indicator is a courtesy: the puppet never raises for one that could not be shown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.puppet import Puppet
@@ -22,33 +23,50 @@ TYPING_REFRESH_S = 5.0
 
 
 class Typing:
-    """``async with Typing(puppet, clock, conversation):`` shows typing for the block."""
+    """``async with Typing(puppet, clock, conversation, showing):`` shows typing for the
+    block. ``showing``: the account's typing task of each conversation (the last one), so
+    that the next one waits for it."""
 
-    __slots__ = ("_clock", "_conversation", "_puppet", "_refresh")
+    __slots__ = ("_clock", "_conversation", "_puppet", "_showing", "_task")
 
-    def __init__(self, puppet: Puppet, clock: Clock, conversation_id: str) -> None:
+    def __init__(
+        self,
+        puppet: Puppet,
+        clock: Clock,
+        conversation_id: str,
+        showing: dict[str, asyncio.Task[None]],
+    ) -> None:
         self._puppet = puppet
         self._clock = clock
         self._conversation = conversation_id
-        self._refresh: asyncio.Task[None] | None = None
+        self._showing = showing
+        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> None:
         if not self._puppet.capabilities.typing:
             return
-        await self._puppet.set_typing(self._conversation, True)
-        self._refresh = asyncio.get_running_loop().create_task(self._keep_showing())
+        showing, key = self._showing, self._conversation
+        task = asyncio.get_running_loop().create_task(self._show(showing.get(key)))
+        showing[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if showing.get(key) is done:
+                del showing[key]
+
+        task.add_done_callback(forget)
+        self._task = task
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._refresh is None:
-            return
-        self._refresh.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._refresh
-        self._refresh = None
-        await asyncio.shield(self._puppet.set_typing(self._conversation, False))
+        if self._task is not None:
+            self._task.cancel()  # its cancel goes out in it: the turn does not wait
 
-    async def _keep_showing(self) -> None:
+    async def _show(self, before: asyncio.Task[None] | None) -> None:
         BACKGROUND.set(True)  # a virtual clock's world is not kept busy by it
-        while True:
-            await self._clock.sleep(TYPING_REFRESH_S)
-            await self._puppet.set_typing(self._conversation, True)
+        if before is not None:
+            await asyncio.wait({before})  # the last turn's cancel goes out first
+        try:
+            while True:
+                await self._puppet.set_typing(self._conversation, True)
+                await self._clock.sleep(TYPING_REFRESH_S)
+        finally:
+            await asyncio.shield(self._puppet.set_typing(self._conversation, False))
