@@ -80,6 +80,11 @@ class SharedRedis:
     url: str = field(repr=False)
     namespace: str
     channel: str = "wechat"
+    #: the account's lease (its key, and its value while this gateway holds it): a
+    #: transport checks it in the transaction of each state write (its cursor), so an
+    #: old holder that wakes up after another took the account over cannot move it
+    lease_key: str | None = None
+    lease_value: str | None = None
 
     def account_key(self, puppet: str, account_id: str, name: str) -> str:
         """The key of one piece of an account's session state."""

@@ -125,10 +125,11 @@ def _control(
 def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
     """Per-account status of the running gateway (exit 3 when none is running). With
     store.kind "redis": every account of the cluster and the gateway holding it, from any
-    machine that reaches Redis."""
+    machine that reaches Redis (--state-dir alone asks that directory's gateway)."""
     import datetime
 
-    cluster = _cluster_config(config_file)
+    # --state-dir alone asks the gateway of that directory (no config read: a quick look)
+    cluster = _cluster_config(config_file) if config_file or state_dir is None else None
     if cluster is not None:
         from wechat_sdk.cluster.status import cluster_status
         from wechat_sdk.stores.redis import RedisUnavailable

@@ -1,11 +1,11 @@
 """The cluster loop of one gateway: which accounts it runs, by lease.
 
 Every ``tick`` (a second): the gateway says it is alive (``gateways``, with Redis's own
-time, so machines' clocks need not agree), renews its leases (every third of the TTL),
-stops an account whose lease it lost, takes free accounts up to its fair share (the
+time, so machines' clocks need not agree), takes free accounts up to its fair share (the
 enabled accounts divided by the gateways alive, rounded up), hands over the accounts it
 holds beyond that share (stopped, then released: another gateway takes each at once), and
-writes each account's status for ``gateway status`` on any machine.
+writes each account's status for ``gateway status`` on any machine. In a task of its own,
+every quarter of the TTL, it renews its leases and stops an account whose lease it lost.
 
 Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`), and
 accounts keep what they hold; when Redis answers again, a lease that is still ours goes
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from typing import Any
 from wechat_sdk.clock import Clock
 from wechat_sdk.cluster.fence import LeaseGuard
 from wechat_sdk.cluster.leases import LEASE_TTL_S, Lease, LeaseKeys, Leases
+from wechat_sdk.puppets import SharedRedis
 
 __all__ = ["ClusterCoordinator", "HeldAccount", "default_gateway_id"]
 
@@ -86,13 +88,16 @@ class ClusterCoordinator:
         self.accounts = list(accounts)
         self.gateway_id = gateway_id or default_gateway_id()
         self.ttl_s = ttl_s
-        self.tick_s = min(tick_s, ttl_s / 3)
+        self.tick_s = tick_s
         self.clock = clock
         self.leases = Leases(client, keys, self.gateway_id, ttl_s)
         self.held: dict[str, HeldAccount] = {}
+        #: accounts being stopped here: not taken again until their stop is over
+        self.stopping: set[str] = set()
         self._start_account = start_account
         self._stop_account = stop_account
         self._task: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self._reachable = True
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
@@ -104,16 +109,20 @@ class ClusterCoordinator:
         """Check Redis, note its epoch, run one round at once, then the loop."""
         await self._check_epoch()
         await self._round()
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="cluster")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._loop(), name="cluster")
+        # renewals in a task of their own: taking accounts up never delays them
+        self._renewing = loop.create_task(self._renew_loop(), name="cluster-renew")
 
     async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
         """Stop every held account (replies in flight get ``grace_s``) and release its
         lease: other gateways take them at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._renewing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._renewing = None
         await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
         try:
             await self._r.zrem(self.keys.gateways, self.gateway_id)
@@ -138,6 +147,13 @@ class ClusterCoordinator:
                     )
                 self._reachable = False
 
+    async def _renew_loop(self) -> None:
+        """Renew every held lease each quarter of the TTL (it lives four renewals)."""
+        while True:
+            await self.clock.sleep(self.ttl_s / 4)
+            with contextlib.suppress(Exception):  # (unreachable: the main loop says it)
+                await self._renew()
+
     # ------------------------------------------------------------ one round
 
     async def _round(self) -> None:
@@ -153,13 +169,14 @@ class ClusterCoordinator:
         pipe.zremrangebyscore(self.keys.gateways, "-inf", server_now)
         pipe.zcard(self.keys.gateways)
         alive = int((await pipe.execute())[2])
-        await self._renew()
         self.holders = await self.leases.holders(self.accounts)
         share = math.ceil(len(self.accounts) / max(1, alive))
         for account_id in self.accounts:
             if len(self.held) >= share:
                 break
-            if account_id in self.held or self.holders.get(account_id) is not None:
+            if account_id in self.held or account_id in self.stopping:
+                continue
+            if self.holders.get(account_id) is not None:
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
@@ -171,15 +188,15 @@ class ClusterCoordinator:
         await self._write_status()
 
     async def _renew(self) -> None:
-        now = self.clock.now()
-        for account_id, held in list(self.held.items()):
-            if now - held.renewed_at < self.ttl_s / 3:
-                continue
-            asked = self.clock.now()
-            if await self.leases.renew(held.guard.lease):
-                held.guard.confirmed(asked)
-                held.renewed_at = asked
-                continue
+        await asyncio.gather(*(self._renew_one(a, h) for a, h in list(self.held.items())))
+
+    async def _renew_one(self, account_id: str, held: HeldAccount) -> None:
+        asked = self.clock.now()
+        if await self.leases.renew(held.guard.lease):
+            held.guard.confirmed(asked)
+            held.renewed_at = asked
+            return
+        if self.held.get(account_id) is held:
             log.warning(
                 "lease lost (another gateway runs the account now, or it expired while "
                 "Redis could not be reached): the account stops here reason=lease_lost",
@@ -187,7 +204,7 @@ class ClusterCoordinator:
             )
             held.guard.lose()
             del self.held[account_id]
-            await self._stop_account(account_id, 0.0)
+            await self._stopped(account_id, 0.0)
 
     async def _take(self, lease: Lease) -> None:
         guard = LeaseGuard(lease, self.leases, self.clock, self.ttl_s)
@@ -203,13 +220,20 @@ class ClusterCoordinator:
 
     async def _hand_over(self, account_id: str, grace_s: float) -> None:
         held = self.held.pop(account_id)
-        await self._stop_account(account_id, grace_s)
+        await self._stopped(account_id, grace_s)
         try:
             await self.leases.release(held.guard.lease)
         except Exception as exc:  # it expires on its own within the TTL
             log.warning("lease not released: %s", _reason(exc), extra={"account": account_id})
         held.guard.lose()
         log.info("account handed over reason=lease_released", extra={"account": account_id})
+
+    async def _stopped(self, account_id: str, grace_s: float) -> None:
+        self.stopping.add(account_id)
+        try:
+            await self._stop_account(account_id, grace_s)
+        finally:
+            self.stopping.discard(account_id)
 
     async def _write_status(self) -> None:
         if not self.held:
@@ -241,6 +265,15 @@ class ClusterCoordinator:
     def lease_of(self, account_id: str) -> Lease | None:
         held = self.held.get(account_id)
         return held.guard.lease if held is not None else None
+
+    def fenced(self, shared: SharedRedis, account_id: str) -> SharedRedis:
+        """``shared`` with the account's lease, for a transport to check as it writes."""
+        lease = self.lease_of(account_id)
+        if lease is None:
+            return shared
+        return dataclasses.replace(
+            shared, lease_key=self.keys.lease(account_id), lease_value=lease.value
+        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,16 +4,18 @@ account's lease, confirmed by Redis within the lease's time to live."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.puppet import OutboundFile, SendError
+from wechat_sdk.stores.base import OutboxItem, OutboxState, OutboxStore
 
 if TYPE_CHECKING:
     from wechat_sdk.clock import Clock
     from wechat_sdk.cluster.leases import Lease, Leases
     from wechat_sdk.puppet import Puppet
 
-__all__ = ["FencedPuppet", "LeaseGuard"]
+__all__ = ["FencedOutbox", "FencedPuppet", "LeaseGuard", "LeaseLost"]
 
 #: part of the TTL a confirmation is not trusted for (the clocks' drift, the round trip)
 _MARGIN = 0.2
@@ -91,3 +93,38 @@ class FencedPuppet:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._puppet, name)
+
+
+class LeaseLost(RuntimeError):
+    """A write refused: this gateway no longer holds (or cannot confirm) the account."""
+
+
+class FencedOutbox:
+    """The store's outbox for an account held by lease: its writes refused once the lease
+    is lost or unconfirmed, so an old holder that wakes up after another took the account
+    over cannot put back work the new holder has done (it would go out twice)."""
+
+    def __init__(self, outbox: OutboxStore, guard: LeaseGuard) -> None:
+        self._outbox = outbox
+        self.guard = guard
+
+    def _fence(self) -> None:
+        if not self.guard.valid():
+            raise LeaseLost(
+                f"the lease of account {self.guard.lease.account_id} is lost or unconfirmed"
+            )
+
+    def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        self._fence()
+        return self._outbox.add(items)
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        return self._outbox.items(account_id)
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        self._fence()
+        self._outbox.set_state(item_id, state)
+
+    def delete(self, item_id: int) -> bool:
+        self._fence()
+        return self._outbox.delete(item_id)

@@ -62,12 +62,15 @@ async def join_cluster(
         gateway_id=gateway_id,
         ttl_s=store.leaseTtlS,
     )
+    gateway.cluster = coordinator  # (its puppets are made as it takes the first accounts)
     try:
         await coordinator.start()
     except RedisError as exc:
+        gateway.cluster = None
         await client.aclose()
         raise unreachable(store.url, exc) from None
     except BaseException:
+        gateway.cluster = None
         await client.aclose()
         raise
     return coordinator

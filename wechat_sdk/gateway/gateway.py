@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
-from wechat_sdk.cluster.fence import FencedPuppet
+from wechat_sdk.cluster.fence import FencedOutbox, FencedPuppet
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
@@ -139,6 +139,8 @@ class Gateway:
         """The account's runner (not started), in :attr:`runners`; its sends fenced by
         ``guard`` when the gateway holds the account by lease."""
         runner = self._build_runner(account, guard)
+        # held by lease: each turn written ahead, so that another gateway finishes it
+        runner.turns.journal_every_turn = guard is not None
         self.runners[account.id] = runner
         return runner
 
@@ -157,6 +159,7 @@ class Gateway:
             rng=rng,
         )
         store = self.store
+        outbox = store.outbox if guard is None else FencedOutbox(store.outbox, guard)
         status = AccountStatus(account=account.id, lifecycle="stopped")
 
         def record_error(error: str) -> None:
@@ -175,7 +178,7 @@ class Gateway:
             events=self.events,
         )
         waiting = WaitingForUser(
-            store.outbox,
+            outbox,
             account.id,
             self.clock,
             logging.LoggerAdapter(log, {"account": account.id}),
@@ -208,7 +211,7 @@ class Gateway:
             outbound=outbound,
             history=history,
             tools=self.tools,
-            outbox=store.outbox,
+            outbox=outbox,
             status=status,
             mark_position=store.mark_position,
             marks_durable=store.marks_durable,
@@ -477,6 +480,8 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
         redis = None
         if store.kind == "redis" and store.url is not None:  # session state on the store's
             redis = SharedRedis(store.url, store.namespace)  # Redis: another gateway resumes
+            if gateway.cluster is not None:  # and its writes fenced by the account's lease
+                redis = gateway.cluster.fenced(redis, account.id)
         return make_puppet(
             account, PuppetContext(gateway.clock, gateway.state_dir, state, redis=redis)
         )

@@ -123,6 +123,9 @@ class Turns:
         self._cut = cut
         #: the turns being answered now, with how far each got
         self._active: dict[asyncio.Task[Any] | None, tuple[AgentTurn, TurnProgress]] = {}
+        #: write every turn to the outbox as it begins, not only at a stop (an account
+        #: held by lease: the gateway that takes it over after a kill -9 finishes it)
+        self.journal_every_turn = False
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Count ``task`` as work in flight until it ends (a stop waits for it)."""
@@ -134,7 +137,10 @@ class Turns:
         right after the turn's message was checked; nothing of the reply goes out before
         that mark is durable, so a crash never makes the message look new again after
         something was sent for it."""
-        self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark)))
+        progress = TurnProgress()
+        if self.journal_every_turn:  # written before anything else can happen to it
+            progress.journal = self._cut.journal(turn, progress)
+        self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark, progress)))
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
@@ -152,8 +158,7 @@ class Turns:
 
         self.track(asyncio.get_running_loop().create_task(send()))
 
-    async def _answer(self, turn: AgentTurn, mark: int | None) -> None:
-        progress = TurnProgress()
+    async def _answer(self, turn: AgentTurn, mark: int | None, progress: TurnProgress) -> None:
         try:
             # one turn at a time per conversation keeps history in order
             async with self.conversations.hold(turn.conversation_id):
@@ -170,6 +175,8 @@ class Turns:
         """Ask the agent and deliver its reply (the conversation is held)."""
         key = asyncio.current_task()
         self._active[key] = (turn, progress)
+        if self.journal_every_turn and progress.journal is None:
+            progress.journal = self._cut.journal(turn, progress)
         try:
             await self._reply(turn, progress, mark)
         finally:

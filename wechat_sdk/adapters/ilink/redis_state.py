@@ -32,9 +32,13 @@ if TYPE_CHECKING:
 
     from wechat_sdk.puppets import SharedRedis
 
-__all__ = ["RedisILinkState", "RedisSessionFile"]
+__all__ = ["NotHolder", "RedisILinkState", "RedisSessionFile"]
 
 PUPPET = "ilink"
+
+
+class NotHolder(RuntimeError):
+    """A state write refused: this gateway no longer holds the account's lease."""
 
 
 class RedisSessionFile(SessionFile):
@@ -71,6 +75,7 @@ class RedisILinkState:
         self._cursor, self._messages, self._at = key("cursor"), key("messages"), key("messages-at")
         self._token, self._user_at = key("peer-token"), key("peer-user-at")
         self._bot_sent, self._seq = key("peer-bot-sent"), key("seq")
+        self._lease_key, self._lease_value = shared.lease_key, shared.lease_value
         # (typed Any: redis-py's stubs give every command "Awaitable[T] | T")
         self._r: Any = AsyncRedis.from_url(
             shared.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
@@ -85,7 +90,18 @@ class RedisILinkState:
         while True:
             async with self._r.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(self._messages, self._user_at)
+                    watched = [self._messages, self._user_at]
+                    if self._lease_key is not None:
+                        watched.append(self._lease_key)
+                    await pipe.watch(*watched)
+                    if (
+                        self._lease_key is not None
+                        and await pipe.get(self._lease_key) != self._lease_value
+                    ):
+                        raise NotHolder(
+                            "this gateway no longer holds the account's lease: the batch "
+                            "is left for the gateway that does"
+                        )
                     return await self._record(pipe, batch, cursor)
                 except WatchError:
                     continue  # written meanwhile: read again
