@@ -98,3 +98,29 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_namespace() -> str:
     """A key namespace of this test's own."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+class RedisServer:
+    """A redis-server of one test's own, to stop and start again (on the same port)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.proc, self.port = start_redis_server(directory)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def kill(self) -> None:
+        """Gone at once, with its data (it keeps none on disk)."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def restart(self) -> None:
+        self.proc, _ = start_redis_server(self.directory, self.port)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path, redis_url: str) -> Iterator[RedisServer]:
+    """A redis-server for this test alone (``redis_url`` first: skipped or failed the
+    same way when redis-server is missing)."""
+    server = RedisServer(tmp_path / "own-redis")
+    yield server
+    server.kill()

@@ -149,3 +149,61 @@ async def test_gateways_share_the_accounts_and_a_clean_stop_hands_over_at_once(
         await asyncio.sleep(0.05)
     assert len(running["two"]) == 6
     await two.stop()
+
+
+async def test_redis_lost_then_back_empty_stops_sends_and_is_said(
+    own_redis: Any, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis gone while running: the accounts keep running but send nothing; back without
+    its data (restarted without persistence): said at error level, the accounts taken
+    again under new leases, and a send held meanwhile refused (the old lease is gone)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(own_redis.url, decode_responses=True, socket_timeout=1)
+    keys = LeaseKeys(Keys("wechat", redis_namespace))
+    running: set[str] = set()
+    guards: dict[str, LeaseGuard] = {}
+
+    async def start(account_id: str, guard: LeaseGuard) -> Any:
+        running.add(account_id)
+        guards[account_id] = guard
+        return lambda: {"state": "ready"}
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        running.discard(account_id)
+
+    cluster = ClusterCoordinator(
+        client,
+        keys,
+        ["a0"],
+        start_account=start,
+        stop_account=stop,
+        clock=RealClock(),
+        gateway_id="gw",
+        ttl_s=1.2,
+        tick_s=0.1,
+    )
+    await cluster.start()
+    try:
+        assert running == {"a0"}
+        first = guards["a0"]
+        puppet = Recording()
+        own_redis.kill()
+        await asyncio.sleep(1.5)  # past the lease: unconfirmed
+        sending = asyncio.ensure_future(FencedPuppet(puppet, first).send_text("alice", "hi"))
+        await asyncio.sleep(0.2)
+        assert not sending.done() and puppet.sent == []  # held, not sent
+        assert running == {"a0"}  # still running: it keeps what it holds
+        own_redis.restart()
+        for _ in range(100):
+            if guards["a0"] is not first:
+                break
+            await asyncio.sleep(0.05)
+        assert guards["a0"] is not first and running == {"a0"}  # taken again
+        with pytest.raises(SendError):
+            await asyncio.wait_for(sending, 5)
+        assert puppet.sent == []
+        assert "reason=redis_unreachable" in caplog.text
+        assert "reason=redis_data_lost" in caplog.text
+    finally:
+        await cluster.stop()
