@@ -11,7 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wechat_sdk.gateway.gateway import DEFAULT_STATE_DIR, Gateway, PairingAPI, PuppetFactory
+    from wechat_sdk.gateway.gateway import DEFAULT_STATE_DIR, Gateway, PuppetFactory
+    from wechat_sdk.gateway.pairing_api import PairingAPI
     from wechat_sdk.gateway.status import AccountStatus
 
 __all__ = ["DEFAULT_STATE_DIR", "AccountStatus", "Gateway", "PairingAPI", "PuppetFactory"]
@@ -20,7 +21,7 @@ _LAZY = {
     "DEFAULT_STATE_DIR": "wechat_sdk.gateway.gateway",
     "AccountStatus": "wechat_sdk.gateway.status",
     "Gateway": "wechat_sdk.gateway.gateway",
-    "PairingAPI": "wechat_sdk.gateway.gateway",
+    "PairingAPI": "wechat_sdk.gateway.pairing_api",
     "PuppetFactory": "wechat_sdk.gateway.gateway",
 }
 

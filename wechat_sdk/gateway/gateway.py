@@ -8,7 +8,6 @@ outbound pipelines, and a runner.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import functools
 import logging
 import random
@@ -23,6 +22,7 @@ from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, 
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
+from wechat_sdk.gateway.pairing_api import PairingAPI
 from wechat_sdk.gateway.runner import AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
@@ -32,9 +32,9 @@ from wechat_sdk.outbound.delivery import Sender
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.outbound.waiting import WaitingForUser
-from wechat_sdk.pairing.service import Pairing, approved_message
+from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Puppet
-from wechat_sdk.stores.base import ApprovedSender, PairingRequest, Store
+from wechat_sdk.stores.base import Store
 from wechat_sdk.stores.configured import open_store
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 
@@ -411,50 +411,6 @@ class Gateway:
             else:
                 out.append(runner.refresh_status())
         return out
-
-
-class PairingAPI:
-    """Pairing requests of a running gateway: list, approve, deny, revoke.
-
-    Changes reach the running gateway at once (the next message is checked against the
-    store). ``approve(..., notify=True)`` tells the sender they were approved.
-    """
-
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-
-    def _service(self) -> Pairing:
-        return self._gateway._pairing_service()
-
-    def list(self, account: str | None = None) -> list[PairingRequest]:
-        return self._service().list(account)
-
-    async def approve(
-        self, code: str, *, account: str | None = None, notify: bool = False
-    ) -> ApprovedSender:
-        approved = self._service().approve(code, account)
-        self._gateway.events.pairing_approved(
-            approved.account_id, code=code.strip().upper(), sender_id=approved.sender_id
-        )
-        if notify and approved.account_id in self._gateway.runners:
-            await self.notify_approved(approved.account_id, approved.sender_id)
-        return approved
-
-    async def notify_approved(self, account: str, sender_id: str) -> None:
-        """Tell an approved sender they were approved, through that (running) account."""
-        runner = self._gateway._runner(account)
-        await runner.outbound.deliver(
-            sender_id, Reply(text=approved_message(runner.account.display_name))
-        )
-
-    def deny(self, code: str, *, account: str | None = None) -> PairingRequest:
-        return self._service().deny(code, account)
-
-    def revoke(self, account: str, sender_id: str) -> bool:
-        return self._service().revoke(account, sender_id)
-
-    def approved(self, account: str) -> builtins.list[ApprovedSender]:
-        return self._service().approved(account)
 
 
 def state_dir_of(config: Config, state_dir: str | Path | None = None) -> Path:
