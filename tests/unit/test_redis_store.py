@@ -196,3 +196,19 @@ def test_the_store_repr_shows_no_password(redis_url: str) -> None:
         assert ":***@" in repr(store)
     finally:
         store.close()
+
+
+def test_the_store_block_chooses_the_gateways_store(tmp_path: Any) -> None:
+    from wechat_sdk.stores import MemoryStore, SqliteStore
+    from wechat_sdk.stores.configured import open_store
+
+    memory = parse_config('{channels: {wechat: {store: {kind: "memory"}}}}').channels.wechat
+    assert isinstance(open_store(memory, tmp_path / "m"), MemoryStore)
+    assert not (tmp_path / "m").exists()  # nothing on disk
+    default = parse_config("{}").channels.wechat
+    sqlite = open_store(default, tmp_path / "s")
+    try:
+        assert isinstance(sqlite, SqliteStore)
+        assert (tmp_path / "s" / "wechat-sdk.sqlite3").exists()
+    finally:
+        sqlite.close()
