@@ -89,3 +89,24 @@ async def test_a_second_gateway_on_the_same_redis_takes_up_history_and_dedupe(
     assert [t.text for t in second.turns] == ["and now?"]
     assert [h.text for h in second.turns[0].history][:1] == ["remember me"]
     assert world.texts(to="wxid_alice").count("echo: remember me") == 1
+
+
+async def test_a_message_said_while_the_account_moved_is_answered_not_taken_for_history(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    """When the account was first served is shared: the gateway taking it over (another
+    machine) does not drop what was said meanwhile as history replayed at login."""
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    world: SimulatedWeChat = wechat.world
+    first = Recorder()
+    gw = await wechat.gateway(first, config)
+    await world.say("wxid_alice", "hello")
+    await gw.close()
+    await world.say("wxid_alice", "anyone there?")  # nobody runs the account
+    await world.advance(300)  # the account moves for five minutes
+
+    second = Recorder()
+    wechat.state_dir = tmp_path / "elsewhere"
+    await wechat.gateway(second, config)
+    await world.run_until_idle()
+    assert [t.text for t in second.turns] == ["anyone there?"]

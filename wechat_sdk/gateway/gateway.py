@@ -36,6 +36,7 @@ from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import Store
 from wechat_sdk.stores.configured import open_store
+from wechat_sdk.stores.redis.store import RedisStore
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -160,6 +161,14 @@ class Gateway:
         )
         store = self.store
         outbox = store.outbox if guard is None else FencedOutbox(store.outbox, guard)
+        # when the account was first served: in Redis for a cluster (any gateway may take
+        # the account over), else a file of the state directory
+        if isinstance(store, RedisStore):
+            since = store.serving_since(account.id)
+            keep_since = functools.partial(store.keep_serving_since, account.id)
+        else:
+            since = _serving_since(self.state_dir, account.id)
+            keep_since = functools.partial(_keep_serving_since, self.state_dir, account.id)
         status = AccountStatus(account=account.id, lifecycle="stopped")
 
         def record_error(error: str) -> None:
@@ -199,8 +208,8 @@ class Gateway:
             media=media,
             tools=self.tools,
             echoes=echoes,
-            serving_since=_serving_since(self.state_dir, account.id),
-            on_first_login=functools.partial(_keep_serving_since, self.state_dir, account.id),
+            serving_since=since,
+            on_first_login=keep_since,
         )
         runner = AccountRunner(
             account=account,

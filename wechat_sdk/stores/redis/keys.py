@@ -89,6 +89,10 @@ class Keys:
         """zset: the endpoint's delivery ids, scored by when due"""
         return f"{self.prefix}webhooks:due:{escape(endpoint)}"
 
+    def serving_since(self, account_id: str) -> str:
+        """string: when a gateway first served the account (its first login)"""
+        return f"{self.prefix}serving-since:{escape(account_id)}"
+
     # the HTTP API
     @property
     def idempotency(self) -> str:

@@ -109,6 +109,17 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({shown_url(self.url)!r}, prefix={self.keys.prefix!r})"
 
+    def serving_since(self, account_id: str) -> float | None:
+        """When a gateway of the cluster first served the account (its first login), if
+        one did: shared, so that the gateway taking the account over does not take the
+        messages said while it moved for history replayed at login."""
+        value = self.client.get(self.keys.serving_since(account_id))
+        return None if value is None else float(str(value))
+
+    def keep_serving_since(self, account_id: str, at: float) -> None:
+        """Record the account's first login (an earlier one stays)."""
+        self.client.set(self.keys.serving_since(account_id), repr(at), nx=True)
+
     def mark_position(self) -> int:
         """See :meth:`Store.mark_position`: the marks this process recorded so far."""
         return self.dedupe.recorded
