@@ -362,6 +362,8 @@ class ILinkPuppet:
                 if read.message.kind is not MessageKind.UNKNOWN:
                     self._emit(MessageEvent(message_id))
             self._emit(HeartbeatEvent("getupdates"))
+            if added:
+                await asyncio.sleep(0)  # the gateway takes them up before the next poll
 
     def _batch(self, msgs: list[Any]) -> list[tuple[Delivered, ReadMessage]]:
         out: list[tuple[Delivered, ReadMessage]] = []
