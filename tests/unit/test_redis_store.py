@@ -212,3 +212,20 @@ def test_the_store_block_chooses_the_gateways_store(tmp_path: Any) -> None:
         assert (tmp_path / "s" / "wechat-sdk.sqlite3").exists()
     finally:
         sqlite.close()
+
+
+def test_outbox_items_of_an_account_with_a_colon_in_its_id_are_deleted_for_good(
+    redis_url: str, redis_namespace: str
+) -> None:
+    store = redis_store(redis_url, redis_namespace)
+    try:
+        odd = "team:50%"
+        (item,) = store.outbox.add([OutboxItem(odd, "wxid_alice", "text", T0, text="x")])
+        store.outbox.set_state(item.id, "sending")
+        assert [i.state for i in store.outbox.items(odd)] == ["sending"]
+        assert store.outbox.delete(item.id)
+        assert store.outbox.items(odd) == []
+        store.outbox.set_state(item.id, "pending")  # gone: nothing comes back
+        assert store.outbox.items(odd) == []
+    finally:
+        store.close()

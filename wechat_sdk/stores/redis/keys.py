@@ -72,8 +72,13 @@ class Keys:
     # outbox
     @property
     def outbox_items(self) -> str:
-        """hash: item id -> the item (JSON, its state included)"""
+        """hash: item id -> the item (JSON; its state as added)"""
         return f"{self.prefix}outbox:items"
+
+    @property
+    def outbox_states(self) -> str:
+        """hash: item id -> its state (pending, sending, waiting)"""
+        return f"{self.prefix}outbox:states"
 
     def outbox_account(self, account_id: str) -> str:
         """zset: the account's item ids, scored by id"""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from wechat_sdk.stores.base import IdempotentRequest, OutboxItem, OutboxState, WebhookDelivery
 from wechat_sdk.stores.redis.atomic import transact
@@ -35,12 +35,39 @@ def _ids(client: Redis, keys: Keys, n: int) -> range:
     return range(last - n + 1, last + 1)
 
 
+# KEYS: the items, their states. ARGV: the id, the state. Only an item that is there.
+_SET_STATE: Final = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: the items, their states. ARGV: the id, the prefix of the accounts' sorted sets.
+# The account's key is made here as Keys.outbox_account makes it (% and : escaped).
+_DELETE: Final = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local account = cjson.decode(raw)['account_id']
+account = string.gsub(account, '%%', '%%25')
+account = string.gsub(account, ':', '%%3A')
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', ARGV[2] .. account, ARGV[1])
+return 1
+"""
+
+
 class RedisOutboxStore:
-    """:class:`~wechat_sdk.stores.base.OutboxStore` in Redis (keys: ``outbox:*``)."""
+    """:class:`~wechat_sdk.stores.base.OutboxStore` in Redis (keys: ``outbox:*``): each
+    item's JSON, its state apart (a change of state is one small write), the order per
+    account; a change of state or a delete is one Lua script (one round trip)."""
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self._r = client
         self._k = keys
+        self._set_state = client.register_script(_SET_STATE)
+        self._delete = client.register_script(_DELETE)
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """See :meth:`OutboxStore.add` (one MULTI/EXEC)."""
@@ -55,6 +82,7 @@ class RedisOutboxStore:
         pipe = self._r.pipeline(transaction=True)
         for item in added:
             pipe.hset(self._k.outbox_items, str(item.id), item_to_json(item))
+            pipe.hset(self._k.outbox_states, str(item.id), item.state)
             pipe.zadd(self._k.outbox_account(item.account_id), {str(item.id): item.id})
         pipe.execute()
         return added
@@ -64,36 +92,29 @@ class RedisOutboxStore:
         ids: list[str] = self._r.zrange(self._k.outbox_account(account_id), 0, -1)  # type: ignore[assignment]
         if not ids:
             return []
-        rows: list[str | None] = self._r.hmget(self._k.outbox_items, ids)  # type: ignore[assignment]
-        return [item_from_json(r) for r in rows if r is not None]
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hmget(self._k.outbox_items, ids)
+        pipe.hmget(self._k.outbox_states, ids)
+        rows, states = pipe.execute()
+        return [
+            dataclasses.replace(item_from_json(r), state=state or "pending")
+            for r, state in zip(rows, states, strict=True)
+            if r is not None
+        ]
 
     def set_state(self, item_id: int, state: OutboxState) -> None:
         """See :meth:`OutboxStore.set_state`."""
-
-        def change(pipe: Pipeline) -> None:
-            raw = pipe.hget(self._k.outbox_items, str(item_id))
-            pipe.multi()
-            if raw is not None:
-                item = dataclasses.replace(item_from_json(raw), state=state)  # type: ignore[arg-type]
-                pipe.hset(self._k.outbox_items, str(item_id), item_to_json(item))
-
-        transact(self._r, change, self._k.outbox_items)
+        self._set_state(
+            keys=[self._k.outbox_items, self._k.outbox_states], args=[str(item_id), state]
+        )
 
     def delete(self, item_id: int) -> bool:
         """See :meth:`OutboxStore.delete`."""
-
-        def change(pipe: Pipeline) -> bool:
-            raw = pipe.hget(self._k.outbox_items, str(item_id))
-            pipe.multi()
-            if raw is None:
-                return False
-            item = item_from_json(raw)  # type: ignore[arg-type]
-            pipe.hdel(self._k.outbox_items, str(item_id))
-            pipe.zrem(self._k.outbox_account(item.account_id), str(item_id))
-            return True
-
-        done: bool = transact(self._r, change, self._k.outbox_items)
-        return done
+        done = self._delete(
+            keys=[self._k.outbox_items, self._k.outbox_states],
+            args=[str(item_id), self._k.outbox_account("")],
+        )
+        return bool(done)
 
 
 class RedisWebhookQueue:
