@@ -110,3 +110,21 @@ async def test_a_message_said_while_the_account_moved_is_answered_not_taken_for_
     await wechat.gateway(second, config)
     await world.run_until_idle()
     assert [t.text for t in second.turns] == ["anyone there?"]
+
+
+async def test_accounts_limits_a_gateway_to_some_accounts(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    world: SimulatedWeChat = wechat.world
+    world.add_account("work")
+    config = redis_config(
+        redis_url, redis_namespace, accounts={"default": {}, "work": {}}, dmPolicy="open"
+    )
+    with pytest.raises(ValueError, match="--accounts names nope"):
+        world.gateway(config, Recorder(), state_dir=tmp_path / "x", only_accounts=["nope"])
+    gw = world.gateway(config, Recorder(), state_dir=tmp_path / "g", only_accounts=["work"])
+    async with gw:
+        assert list(gw.runners) == ["work"]
+        assert gw.cluster is not None and list(gw.cluster.held) == ["work"]
+        status = {s.account: s.lifecycle for s in gw.status()}
+        assert status["default"] == "stopped"  # left for a gateway that may run it
