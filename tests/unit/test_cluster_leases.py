@@ -207,3 +207,51 @@ async def test_redis_lost_then_back_empty_stops_sends_and_is_said(
         assert "reason=redis_data_lost" in caplog.text
     finally:
         await cluster.stop()
+
+
+async def test_a_released_account_is_taken_without_waiting_for_the_next_round(
+    client: Any, keys: LeaseKeys
+) -> None:
+    """A clean stop publishes each release: the other gateway takes the account at once,
+    though its own next round is half a minute away."""
+    from redis.asyncio import Redis
+
+    running: dict[str, set[str]] = {"one": set(), "two": set()}
+
+    def coordinator(name: str, tick_s: float) -> ClusterCoordinator:
+        async def start(account_id: str, guard: LeaseGuard) -> Any:
+            running[name].add(account_id)
+            return lambda: {}
+
+        async def stop(account_id: str, grace_s: float) -> None:
+            running[name].discard(account_id)
+
+        return ClusterCoordinator(
+            Redis(connection_pool=client.connection_pool),
+            keys,
+            ["a0", "a1"],
+            start_account=start,
+            stop_account=stop,
+            clock=RealClock(),
+            gateway_id=name,
+            ttl_s=30,
+            tick_s=tick_s,
+        )
+
+    one, two = coordinator("one", 0.05), coordinator("two", 30)
+    await one.start()
+    await two.start()
+    try:
+        for _ in range(100):  # one hands its extra account over; two is woken for it
+            if len(running["two"]) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert len(running["one"]) == len(running["two"]) == 1
+        await one.stop()
+        for _ in range(100):
+            if len(running["two"]) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert running["two"] == {"a0", "a1"}
+    finally:
+        await two.stop()

@@ -98,6 +98,8 @@ class ClusterCoordinator:
         self._stop_account = stop_account
         self._task: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
         self._reachable = True
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
@@ -113,16 +115,17 @@ class ClusterCoordinator:
         self._task = loop.create_task(self._loop(), name="cluster")
         # renewals in a task of their own: taking accounts up never delays them
         self._renewing = loop.create_task(self._renew_loop(), name="cluster-renew")
+        self._listening = loop.create_task(self._listen(), name="cluster-listen")
 
     async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
         """Stop every held account (replies in flight get ``grace_s``) and release its
         lease: other gateways take them at once."""
-        for task in (self._task, self._renewing):
+        for task in (self._task, self._renewing, self._listening):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._task = self._renewing = None
+        self._task = self._renewing = self._listening = None
         await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
         try:
             await self._r.zrem(self.keys.gateways, self.gateway_id)
@@ -132,7 +135,7 @@ class ClusterCoordinator:
 
     async def _loop(self) -> None:
         while True:
-            await self.clock.sleep(self.tick_s)
+            await self._next_round()
             try:
                 await self._round()
             except asyncio.CancelledError:
@@ -146,6 +149,32 @@ class ClusterCoordinator:
                         extra={"account": "-"},
                     )
                 self._reachable = False
+
+    async def _next_round(self) -> None:
+        """A tick, or sooner: another gateway released an account (a clean stop hands
+        its accounts over at once)."""
+        tick = asyncio.ensure_future(self.clock.sleep(self.tick_s))
+        released = asyncio.ensure_future(self._released.wait())
+        try:
+            await asyncio.wait({tick, released}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            tick.cancel()
+            released.cancel()
+        self._released.clear()
+
+    async def _listen(self) -> None:
+        """Wake the loop when a gateway says it released an account (Redis pub/sub)."""
+        while True:
+            try:
+                async with self._r.pubsub() as pubsub:
+                    await pubsub.subscribe(self.keys.released)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._released.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis unreachable: the main loop says it; listen again
+                await self.clock.sleep(self.tick_s)
 
     async def _renew_loop(self) -> None:
         """Renew every held lease each quarter of the TTL (it lives four renewals)."""
@@ -223,6 +252,7 @@ class ClusterCoordinator:
         await self._stopped(account_id, grace_s)
         try:
             await self.leases.release(held.guard.lease)
+            await self._r.publish(self.keys.released, account_id)  # the others take it now
         except Exception as exc:  # it expires on its own within the TTL
             log.warning("lease not released: %s", _reason(exc), extra={"account": account_id})
         held.guard.lose()

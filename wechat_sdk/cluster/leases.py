@@ -71,6 +71,11 @@ class LeaseKeys:
         return f"{self.prefix}account-status:{escape(account_id)}"
 
     @property
+    def released(self) -> str:
+        """pub/sub channel: an account id, each time a gateway released its lease"""
+        return f"{self.prefix}released"
+
+    @property
     def epoch(self) -> str:
         """string: a random id written once: gone means Redis lost its data"""
         return f"{self.prefix}epoch"
