@@ -5,6 +5,7 @@ stopped (history kept, a message delivered again not answered twice)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -34,6 +35,18 @@ def wechat_world() -> SimulatedWeChat:
     return world
 
 
+async def replied(world: SimulatedWeChat, to: str, count: int) -> None:
+    """Wait (in real time, up to 10 s) until ``to`` got ``count`` messages: each send
+    checks the account's lease in Redis first, a round trip on a real socket that the
+    virtual clock's settling does not wait for."""
+    for _ in range(1000):
+        if len(world.texts(to=to)) >= count:
+            return
+        await asyncio.sleep(0.01)
+        await world.run_until_idle()
+    raise AssertionError(f"{to} never got {count} message(s): {world.texts(to=to)}")
+
+
 def redis_config(url: str, namespace: str, **wechat: Any) -> dict[str, Any]:
     store = {"kind": "redis", "url": url, "namespace": namespace}
     return {"channels": {"wechat": {"store": store, **wechat}}}
@@ -48,6 +61,7 @@ async def test_a_stranger_approved_from_another_machine_is_answered(
     await wechat.gateway(agent, redis_config(redis_url, redis_namespace))
     world = wechat.world
     await world.say("wxid_stranger", "hello")
+    await replied(world, "wxid_stranger", 1)
     code = code_in(world.texts(to="wxid_stranger")[0])
 
     # another machine: the same config, its own (empty) state directory
@@ -64,6 +78,7 @@ async def test_a_stranger_approved_from_another_machine_is_answered(
     assert approved.exit_code == 0, approved.output
 
     await world.say("wxid_stranger", "now?")
+    await replied(world, "wxid_stranger", 2)
     assert [t.text for t in agent.turns] == ["now?"]
     assert world.texts(to="wxid_stranger")[-1] == "echo: now?"
 

@@ -140,8 +140,6 @@ class Gateway:
         """The account's runner (not started), in :attr:`runners`; its sends fenced by
         ``guard`` when the gateway holds the account by lease."""
         runner = self._build_runner(account, guard)
-        # held by lease: each turn written ahead, so that another gateway finishes it
-        runner.turns.journal_every_turn = guard is not None
         self.runners[account.id] = runner
         return runner
 
@@ -229,6 +227,8 @@ class Gateway:
             rng=rng,
             show_terminal_qr=self.show_terminal_qr,
             events=self.events,
+            # held by lease: each turn written ahead, so that another gateway finishes it
+            journal_every_turn=guard is not None,
         )
         return runner
 

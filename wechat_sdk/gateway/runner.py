@@ -56,6 +56,7 @@ class AccountRunner:
         rng: random.Random,
         show_terminal_qr: bool = True,
         events: GatewayEvents | None = None,
+        journal_every_turn: bool = False,
     ) -> None:
         self.account = account
         self.puppet = puppet
@@ -87,6 +88,7 @@ class AccountRunner:
             cut=self.kept,
             log=log,
             events=events,
+            journal_every_turn=journal_every_turn,
         )
         self.connection = Connection(
             account=account,

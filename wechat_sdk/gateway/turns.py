@@ -106,6 +106,7 @@ class Turns:
         cut: CutTurns,
         log: logging.LoggerAdapter[logging.Logger],
         events: GatewayEvents | None = None,
+        journal_every_turn: bool = False,
     ) -> None:
         self.account = account
         self.events = events or GatewayEvents()
@@ -125,7 +126,7 @@ class Turns:
         self._active: dict[asyncio.Task[Any] | None, tuple[AgentTurn, TurnProgress]] = {}
         #: write every turn to the outbox as it begins, not only at a stop (an account
         #: held by lease: the gateway that takes it over after a kill -9 finishes it)
-        self.journal_every_turn = False
+        self.journal_every_turn = journal_every_turn
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Count ``task`` as work in flight until it ends (a stop waits for it)."""
