@@ -87,3 +87,28 @@ async def test_recent_user_messages_oldest_first_and_prune(state: Any) -> None:
     assert await state.entry("m2") is None
     assert await state.entry("m1") is not None
     assert await state.window("alice") == PeerWindow(T0 + 3, 1)  # peers stay
+
+
+async def test_what_is_flushed_is_there_for_the_next_start(
+    state: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    await state.flush()  # nothing written yet: nothing to do, no error
+    await state.record([said(1)], "c1")
+    await state.flush()
+    await state.close()
+    if isinstance(state, SqliteILinkState):
+        again: Any = SqliteILinkState(tmp_path / "accounts" / "bot", RealClock())
+    else:
+        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState
+        from wechat_sdk.puppets import SharedRedis
+
+        shared = SharedRedis(
+            request.getfixturevalue("redis_url"), request.getfixturevalue("redis_namespace")
+        )
+        again = RedisILinkState(shared, "bot")
+    try:
+        assert await again.cursor() == "c1"
+        assert await again.recent(T0 - 1) == ["m1"]
+    finally:
+        await again.close()
+    # (the fixture closes the first one again: closing twice is harmless)

@@ -21,11 +21,13 @@ call with that cursor does not deliver them again. So the cursor may only move o
 messages it covers can no longer be lost:
 
 1. Each answer's messages and its new cursor are written **together, in one SQLite
-   transaction** (``synchronous=FULL``) in ``accounts/<id>/ilink-state.sqlite3``, with
-   each message's JSON, its text, the peer's ``context_token`` and reply window.
-2. Only then are their ``MessageEvent``\\s emitted. A crash before the commit leaves the
-   old cursor: the server delivers the batch again. A crash after it leaves the messages
-   recorded.
+   transaction** in ``accounts/<id>/ilink-state.sqlite3`` (WAL), with each message's
+   JSON, its text, the peer's ``context_token`` and reply window.
+2. Only then are their ``MessageEvent``\\s emitted, and while the gateway works on them
+   the WAL is fsynced: the next ``getupdates`` (which tells the server the batch is ours)
+   goes out only after that. A crash before the commit, or a power loss before the fsync,
+   leaves the old cursor: the server delivers the batch again. After the fsync the
+   messages are recorded.
 3. At every start the adapter re-emits the user messages recorded in the last 50 minutes.
    The gateway's durable dedupe (an hour; a reply is sent only once its message's mark is
    durable) drops those it already handled, and handles the others: none lost, none
@@ -33,7 +35,7 @@ messages it covers can no longer be lost:
 4. A message id recorded before is not emitted again (``INSERT OR IGNORE``): the server
    sometimes delivers a user message twice, seconds apart; it is answered once.
 
-The state sits behind :class:`~.state.ILinkState` (cursor, record, recent, entry,
+The state sits behind :class:`~.state.ILinkState` (cursor, record, flush, recent, entry,
 windows, context_token, sent, prune): a Redis-backed one can replace the SQLite one.
 
 iLink sends the bot nothing of its own messages; the adapter reports each send the server

@@ -362,8 +362,9 @@ class ILinkPuppet:
                 if read.message.kind is not MessageKind.UNKNOWN:
                     self._emit(MessageEvent(message_id))
             self._emit(HeartbeatEvent("getupdates"))
-            if added:
-                await asyncio.sleep(0)  # the gateway takes them up before the next poll
+            # on disk before the next poll tells the server the batch is ours (the fsync
+            # runs while the gateway works on the batch)
+            await self._state.flush()
 
     def _batch(self, msgs: list[Any]) -> list[tuple[Delivered, ReadMessage]]:
         out: list[tuple[Delivered, ReadMessage]] = []

@@ -201,5 +201,9 @@ class RedisILinkState:
                 pipe.zrem(self._at, *old)
                 await pipe.execute()
 
+    async def flush(self) -> None:
+        """Nothing to do: each write is acknowledged by Redis (its own persistence
+        settings say how durable that is)."""
+
     async def close(self) -> None:
         await self._r.aclose()

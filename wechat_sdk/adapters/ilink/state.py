@@ -4,8 +4,9 @@ texts (a quote of them arrives cut: its text comes from here).
 
 :class:`ILinkState` is the port (a Redis-backed one could replace the SQLite one);
 :class:`SqliteILinkState` keeps it in ``accounts/<id>/ilink-state.sqlite3`` (owner-only),
-each batch in one transaction committed with ``synchronous=FULL`` before the adapter
-emits any of its events. See :mod:`wechat_sdk.adapters.ilink` for why that is enough.
+each batch in one transaction committed before the adapter emits any of its events, and
+made durable on disk (the WAL fsynced) before the next poll moves the server's cursor. See
+:mod:`wechat_sdk.adapters.ilink` for why that is enough.
 """
 
 from __future__ import annotations
@@ -67,8 +68,15 @@ class ILinkState(Protocol):
         ...
 
     async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
-        """Record a batch and its cursor together, durably; the ids it added, in order
-        (an id already recorded, or twice in the batch, is a duplicate: left out)."""
+        """Record a batch and its cursor together (one transaction; durable against a
+        crash of the process, and against a power loss once :meth:`flush` returned); the
+        ids it added, in order (an id already recorded, or twice in the batch, is a
+        duplicate: left out)."""
+        ...
+
+    async def flush(self) -> None:
+        """Make everything recorded so far durable on disk (before the next poll moves
+        the server's cursor)."""
         ...
 
     async def recent(self, since: float) -> list[str]:
@@ -132,8 +140,11 @@ class SqliteILinkState:
         self.path.chmod(0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # commits append to the WAL without an fsync (they survive a crash of the process);
+        # flush() fsyncs the WAL, off the lock, while the gateway works on the batch
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._wal = self.path.with_name(self.path.name + "-wal")
 
     async def _run(self, fn: Callable[[], T]) -> T:
         async with self._lock:
@@ -183,6 +194,19 @@ class SqliteILinkState:
             return added
 
         return await self._run(write)
+
+    async def flush(self) -> None:
+        def sync() -> None:
+            try:
+                fd = os.open(self._wal, os.O_RDONLY)
+            except FileNotFoundError:  # nothing written since the last checkpoint
+                return
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        await self.clock.run_blocking(sync)
 
     async def recent(self, since: float) -> list[str]:
         def read() -> list[str]:
