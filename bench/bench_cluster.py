@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from simulator.ilink.process import serve_process
 
 ACCOUNTS = 12
 
@@ -68,21 +70,6 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("redis-server did not start")
 
 
-async def start_sim() -> tuple[asyncio.subprocess.Process, str]:
-    bots = [a for n in range(ACCOUNTS) for a in ("--account", f"bot{n}")]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0",
-        "--poll-hold-ms", "1000", "--scan-after-ms", "0", *bots,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = (await proc.stdout.readline()).decode()
-    found = re.match(r"iLink server at (\S+)", line)
-    if not found:
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    return proc, found.group(1)
-
-
 class Run:
     """A simulator, a config, gateway processes."""
 
@@ -94,7 +81,12 @@ class Run:
         self.gateways: list[subprocess.Popen[bytes]] = []
 
     async def __aenter__(self) -> Run:
-        self.sim, self.base = await start_sim()
+        bots = [a for n in range(ACCOUNTS) for a in ("--account", f"bot{n}")]
+        self.stack = contextlib.AsyncExitStack()
+        served = await self.stack.enter_async_context(
+            serve_process("--poll-hold-ms", "1000", "--scan-after-ms", "0", *bots)
+        )
+        self.base = served.base_url
         self.http = aiohttp.ClientSession()
         accounts = {
             f"a{n}": {"puppetOptions": {"baseUrl": f"{self.base}a/bot{n}/"}}
@@ -117,8 +109,7 @@ class Run:
         for proc in self.gateways:
             proc.wait(30)
         await self.http.close()
-        self.sim.terminate()
-        await self.sim.wait()
+        await self.stack.aclose()  # the simulator
 
     def start_gateway(self) -> subprocess.Popen[bytes]:
         n = len(self.gateways)

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import statistics
 import sys
 import tempfile
@@ -38,22 +36,10 @@ from typing import Any
 
 import aiohttp
 
+from simulator.ilink.process import serve_process
+
 ALICE = "alice@im.wechat"
 HEADERS = {"Content-Type": "application/json", "AuthorizationType": "ilink_bot_token"}
-
-
-async def start_server(*options: str) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0", *options,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = (await proc.stdout.readline()).decode()
-    found = re.match(r"iLink server at (\S+)", line)
-    if not found:
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    return proc, found.group(1)
 
 
 class RawBot:
@@ -151,7 +137,11 @@ async def start_gateway(base: str, state_dir: Path) -> asyncio.subprocess.Proces
 async def measure(bot: str, messages: int, warmup: int) -> list[float]:
     """Round trip times (ms) of one run: a fresh server and a fresh bot."""
     scan = ["--scan-after-ms", "0"] if bot == "gateway" else []
-    proc, base = await start_server(*scan)
+    async with serve_process(*scan) as served:
+        return await measure_on(served.base_url, bot, messages, warmup)
+
+
+async def measure_on(base: str, bot: str, messages: int, warmup: int) -> list[float]:
     gateway = None
     try:
         async with aiohttp.ClientSession() as http:
@@ -171,8 +161,6 @@ async def measure(bot: str, messages: int, warmup: int) -> list[float]:
         if gateway is not None:
             gateway.terminate()
             await gateway.wait()
-        proc.terminate()
-        await proc.wait()
     return [t * 1000 for t in times[warmup:]]
 
 

@@ -21,13 +21,14 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
+
+from simulator.ilink.process import serve_process
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -42,22 +43,6 @@ def rss_mb(pid: int) -> float:
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
-
-async def start_server(accounts: list[str]) -> tuple[asyncio.subprocess.Process, str]:
-    flags = [f for a in accounts for f in ("--account", a)]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0",
-        "--scan-after-ms", "0", *flags,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    assert proc.stdout is not None
-    line = (await proc.stdout.readline()).decode()
-    found = re.match(r"iLink server at (\S+)", line)
-    if not found:
-        raise SystemExit(f"the simulator did not start: {line!r}")
-    return proc, found.group(1)
 
 
 async def start_gateway(
@@ -98,7 +83,14 @@ async def all_logged_in(http: aiohttp.ClientSession, base: str, within_s: float)
 async def measure(count: int, idle_s: float, settle_s: float) -> tuple[float, float, float]:
     """(seconds to log every account in, RSS MB after the idle time, CPU s while idle)."""
     names = [f"bot{i:04d}" for i in range(count)]
-    server, base = await start_server(names)
+    accounts = [flag for name in names for flag in ("--account", name)]
+    async with serve_process("--scan-after-ms", "0", *accounts) as served:
+        return await measure_on(served.base_url, count, idle_s, settle_s)
+
+
+async def measure_on(
+    base: str, count: int, idle_s: float, settle_s: float
+) -> tuple[float, float, float]:
     gateway = None
     try:
         async with aiohttp.ClientSession() as http:
@@ -118,8 +110,6 @@ async def measure(count: int, idle_s: float, settle_s: float) -> tuple[float, fl
         if gateway is not None:
             gateway.kill()
             await gateway.wait()
-        server.terminate()
-        await server.wait()
     return login_s, rss, used
 
 

@@ -1,12 +1,11 @@
 """Testing an iLink client against the simulator: in process, and as a standalone server."""
 
 # --8<-- [start:client]
-import asyncio
-import sys
 
 import aiohttp
 
 from simulator import SimulatedWeChat
+from simulator.ilink.process import serve_process
 
 
 class ILinkClient:
@@ -63,29 +62,21 @@ async def test_a_client_logs_in_and_answers_a_user() -> None:
 
 # --8<-- [start:standalone]
 async def test_the_standalone_server_is_driven_over_http() -> None:
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", "0",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    first_line = (await server.stdout.readline()).decode()  # "iLink server at http://..."
-    base = first_line.split(" at ")[1].strip()
-    try:
-        async with aiohttp.ClientSession() as http:
-            client = ILinkClient(http, base)
-            qr = await client.call("get_bot_qrcode?bot_type=3", {})
-            await http.post(f"{base}sim/accounts/bot/login")  # the phone
-            client.token = (await client.status(qr["qrcode"]))["bot_token"]
+    # `wechat-sdk simulator serve --port 0` in a process of its own, stopped after the block
+    async with serve_process() as served, aiohttp.ClientSession() as http:
+        base = served.base_url  # from its first line: "iLink server at http://..."
+        client = ILinkClient(http, base)
+        qr = await client.call("get_bot_qrcode?bot_type=3", {})
+        await http.post(f"{base}sim/accounts/bot/login")  # the phone
+        client.token = (await client.status(qr["qrcode"]))["bot_token"]
 
-            said = {"from": "alice@im.wechat", "account": "bot", "text": "hello"}
-            await http.post(f"{base}sim/messages", json=said)  # a user writes
-            [msg] = (await client.call("getupdates", {"get_updates_buf": ""}))["msgs"]
-            assert msg["item_list"][0]["text_item"]["text"] == "hello"
+        said = {"from": "alice@im.wechat", "account": "bot", "text": "hello"}
+        await http.post(f"{base}sim/messages", json=said)  # a user writes
+        [msg] = (await client.call("getupdates", {"get_updates_buf": ""}))["msgs"]
+        assert msg["item_list"][0]["text_item"]["text"] == "hello"
 
-            async with http.get(f"{base}sim/sent?account=bot") as resp:
-                assert await resp.json() == []  # the bot has not answered yet
-    finally:
-        server.terminate()
-        await server.wait()
+        async with http.get(f"{base}sim/sent?account=bot") as resp:
+            assert await resp.json() == []  # the bot has not answered yet
 
 
 # --8<-- [end:standalone]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +13,7 @@ import aiohttp
 import pytest
 
 from simulator.ilink.cdn import decrypt
+from simulator.ilink.process import serve_process
 
 pytestmark = pytest.mark.slow  # a process of its own for each test
 
@@ -25,30 +24,9 @@ HEADERS = {"Content-Type": "application/json", "AuthorizationType": "ilink_bot_t
 @pytest.fixture
 async def served() -> AsyncIterator[str]:
     """The base URL of a ``simulator serve`` process on a free port, stopped after."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wechat_sdk",
-        "simulator",
-        "serve",
-        "--port",
-        "0",
-        "--poll-hold-ms",
-        "300",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    found = re.match(r"iLink server at (http://127\.0\.0\.1:\d+/)", first)
-    assert found, first
-    try:
-        yield found.group(1)
-    finally:
-        proc.terminate()
-        rest = await asyncio.wait_for(proc.communicate(), 10)
-        assert proc.returncode == 0, rest[0].decode()
+    async with serve_process("--poll-hold-ms", "300") as simulator:
+        yield simulator.base_url
+    assert simulator.process.returncode == 0, simulator.output
 
 
 async def call(

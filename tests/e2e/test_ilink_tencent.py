@@ -20,13 +20,14 @@ import json
 import os
 import shutil
 import socket
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+
+from simulator.ilink.process import serve_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -82,26 +83,9 @@ def free_port() -> int:
 @pytest.fixture
 async def simulator_url() -> AsyncIterator[str]:
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wechat_sdk",
-        "simulator",
-        "serve",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    assert first.startswith(f"iLink server at http://127.0.0.1:{port}/"), first
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.communicate(), 10)
+    async with serve_process(port=port, start_timeout_s=60) as simulator:
+        assert simulator.base_url == f"http://127.0.0.1:{port}/"
+        yield simulator.base_url
 
 
 async def control(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from simulator.ilink.process import serve_process
 
 pytestmark = pytest.mark.slow  # real processes, real lease times
 
@@ -36,23 +37,8 @@ FILLER = "abcdefghijklmnopqrstuvwxyz0123456789" * 2
 async def served() -> AsyncIterator[str]:
     """``wechat-sdk simulator serve`` with bot0..bot11, each QR code scanned by itself."""
     bots = [arg for n in range(ACCOUNTS) for arg in ("--account", f"bot{n}")]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "wechat_sdk", "simulator", "serve", "--port", "0"),
-        *("--poll-hold-ms", "300", "--scan-after-ms", "50", *bots),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    found = re.match(r"iLink server at (http://127\.0\.0\.1:\d+/)", first)
-    assert found, first
-    try:
-        yield found.group(1)
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.communicate(), 10)
+    async with serve_process("--poll-hold-ms", "300", "--scan-after-ms", "50", *bots) as simulator:
+        yield simulator.base_url
 
 
 class Cluster:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import re
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from simulator.ilink.process import serve_process
 from wechat_sdk import AgentTurn, Gateway, parse_config
 
 pytestmark = pytest.mark.slow  # the server runs in a process of its own
@@ -27,29 +25,8 @@ ALICE = "alice@im.wechat"
 @pytest.fixture
 async def served() -> AsyncIterator[str]:
     """The base URL of a ``wechat-sdk simulator serve`` process on a free port."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wechat_sdk",
-        "simulator",
-        "serve",
-        "--port",
-        "0",
-        "--poll-hold-ms",
-        "300",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert proc.stdout is not None
-    first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    found = re.match(r"iLink server at (http://127\.0\.0\.1:\d+/)", first)
-    assert found, first
-    try:
-        yield found.group(1)
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.communicate(), 10)
+    async with serve_process("--poll-hold-ms", "300") as simulator:
+        yield simulator.base_url
 
 
 async def sim(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
