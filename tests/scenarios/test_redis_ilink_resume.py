@@ -6,42 +6,17 @@ On the standalone simulator (``wechat-sdk simulator serve``) and a real redis-se
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
+from standalone_simulator import sim, until
 
-from simulator.ilink.process import serve_process
 from wechat_sdk import AgentTurn, Gateway, parse_config
 
 pytestmark = pytest.mark.slow  # the server runs in a process of its own
 
 ALICE = "alice@im.wechat"
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[str]:
-    """The base URL of a ``wechat-sdk simulator serve`` process on a free port."""
-    async with serve_process("--poll-hold-ms", "300") as simulator:
-        yield simulator.base_url
-
-
-async def sim(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> Any:
-    data = json.dumps(body) if body is not None else None
-    async with http.request(method, url, data=data) as resp:
-        assert resp.status in (200, 201), await resp.text()
-        return await resp.json(content_type=None)
-
-
-async def until(what: str, condition: Callable[[], Any], within_s: float = 15) -> None:
-    for _ in range(int(within_s / 0.05)):
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def agent(turn: AgentTurn) -> str:
