@@ -590,6 +590,31 @@ def test_webhook_retry_later_keeps_the_message_id_and_moves_the_due_time(store: 
     )
 
 
+def test_webhook_claim_due_gives_what_is_due_earliest_first_ties_in_the_order_added(
+    store: Any,
+) -> None:
+    # a dozen at one time: ids 9 and 10 and on must come in the order added, not as text
+    added = store.webhooks.add([delivery(n, due=T0) for n in range(12)])
+    (late,) = store.webhooks.add([delivery(99, due=T0 - 1)])  # added last, due first
+    assert store.webhooks.claim_due("https://a.example/hook", T0 - 2, hold_s=30) == []
+    claimed = store.webhooks.claim_due("https://a.example/hook", T0, hold_s=30, limit=20)
+    assert claimed == [late, *added]
+    # (what a claim holds back on a shared queue: tests/unit/test_webhook_claims.py)
+
+
+def test_a_claimed_delivery_is_due_at_once_after_a_failed_attempt_or_gone_when_deleted(
+    store: Any,
+) -> None:
+    first, second = store.webhooks.add([delivery(1), delivery(2)])
+    (claimed,) = store.webhooks.claim_due(first.endpoint, T0, hold_s=30)
+    assert claimed == first
+    store.webhooks.retry_later(first.id, attempts=1, next_attempt_at=T0 + 5, last_error="HTTP 503")
+    assert store.webhooks.delete(second.id) is True
+    assert store.webhooks.next_attempt_at(first.endpoint) == T0 + 5  # the retry's time
+    (again,) = store.webhooks.claim_due(first.endpoint, T0 + 5, hold_s=30)
+    assert (again.id, again.attempts) == (first.id, 1)
+
+
 def test_webhook_delete_forgets_a_delivery_once(store: Any) -> None:
     (d,) = store.webhooks.add([delivery(1)])
     assert store.webhooks.delete(d.id) is True

@@ -276,6 +276,20 @@ class WebhookQueue(Protocol):
         (``next_attempt_at <= now``), the earliest due first (ties in the order added)."""
         ...
 
+    def claim_due(
+        self, endpoint: str, now: float, *, hold_s: float, limit: int = 1
+    ) -> list[WebhookDelivery]:
+        """What :meth:`due` gives, claimed for the caller until ``now + hold_s``, atomically.
+
+        A queue that several gateways share (Redis) does not give a claimed delivery to
+        another ``claim_due`` before its claim ends, unless :meth:`retry_later` or
+        :meth:`delete` changed it first: one gateway POSTs it. A claim whose holder died
+        ends by itself, and the delivery is due again (nothing lost).
+        :meth:`next_attempt_at` counts a claimed delivery as due when its claim ends.
+        A queue that one process owns (memory, SQLite) may claim trivially (as :meth:`due`).
+        """
+        ...
+
     def next_attempt_at(self, endpoint: str) -> float | None:
         """When the endpoint's earliest delivery is due; None when none is queued."""
         ...

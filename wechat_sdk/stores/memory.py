@@ -261,6 +261,13 @@ class MemoryWebhookQueue:
         ]
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))[:limit]
 
+    def claim_due(
+        self, endpoint: str, now: float, *, hold_s: float, limit: int = 1
+    ) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.claim_due`: one process owns this queue, so what is due
+        is its own (a trivial claim)."""
+        return self.due(endpoint, now, limit)
+
     def next_attempt_at(self, endpoint: str) -> float | None:
         """See :meth:`WebhookQueue.next_attempt_at`."""
         times = [r.next_attempt_at for r in self._rows.values() if r.endpoint == endpoint]

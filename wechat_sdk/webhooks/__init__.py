@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from wechat_sdk.webhooks.dispatcher import (
     ATTEMPT_TIMEOUT_S,
+    CLAIM_MARGIN_S,
     RETRY_SCHEDULE_S,
     WebhookDispatcher,
     event_body,
@@ -13,6 +14,7 @@ from wechat_sdk.webhooks.signing import new_message_id, signed_headers
 
 __all__ = [
     "ATTEMPT_TIMEOUT_S",
+    "CLAIM_MARGIN_S",
     "RETRY_SCHEDULE_S",
     "WebhookDispatcher",
     "event_body",

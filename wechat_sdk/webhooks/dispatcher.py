@@ -10,6 +10,11 @@
   :data:`RETRY_SCHEDULE_S` (about 28 hours in all), then given up with an error line.
 - One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
   the gateway's messages never wait for a webhook (queueing is a store write).
+- Once across gateways: each delivery is claimed from the queue before it is POSTed
+  (:meth:`~wechat_sdk.stores.base.WebhookQueue.claim_due`, for :data:`CLAIM_MARGIN_S` more
+  than an attempt may take), so when several gateways share a Redis queue one of them
+  POSTs it; a claim whose gateway died ends by itself and another gateway takes the
+  delivery. A queue one process owns (memory, SQLite) claims trivially.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTEMPT_TIMEOUT_S",
+    "CLAIM_MARGIN_S",
     "RETRY_SCHEDULE_S",
     "WebhookDispatcher",
     "event_body",
@@ -46,8 +52,11 @@ log = logging.getLogger("wechat_sdk.webhooks")
 RETRY_SCHEDULE_S: Final = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 #: An attempt that has no answer after this many seconds (real time) failed.
 ATTEMPT_TIMEOUT_S: Final = 15.0
-#: Deliveries read from the queue at a time, per endpoint.
-_BATCH: Final = 50
+#: A claimed delivery stays the claiming gateway's for an attempt's timeout and this many
+#: seconds more (room for the store's round trips and for clocks a little apart); then,
+#: if that gateway died, another takes it. An idle dispatcher also looks at the queue
+#: this often, for deliveries another gateway queued or left.
+CLAIM_MARGIN_S: Final = 15.0
 #: Seconds an endpoint's deliveries wait after the store failed.
 _PAUSE_S: Final = 30.0
 
@@ -73,7 +82,9 @@ class WebhookDispatcher:
     ``clock`` schedules the retries; ``wall_time`` stamps each attempt's
     ``webhook-timestamp`` (receivers check it against their own clock, so it is the real
     time even when the gateway runs on a virtual one). ``schedule`` replaces
-    :data:`RETRY_SCHEDULE_S`.
+    :data:`RETRY_SCHEDULE_S`; ``claim_s`` how long a claimed delivery stays this
+    dispatcher's (default: ``attempt_timeout_s`` + :data:`CLAIM_MARGIN_S`; longer than
+    an attempt, or another gateway may POST it too).
     """
 
     def __init__(
@@ -85,6 +96,7 @@ class WebhookDispatcher:
         wall_time: Callable[[], float] = time.time,
         schedule: Sequence[float] = RETRY_SCHEDULE_S,
         attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
+        claim_s: float | None = None,
     ) -> None:
         self.endpoints = {e.url: e for e in endpoints}  # (the config lists each url once)
         self.queue = queue
@@ -92,6 +104,7 @@ class WebhookDispatcher:
         self.wall_time = wall_time
         self.schedule = tuple(schedule)
         self.attempt_timeout_s = attempt_timeout_s
+        self.claim_s = attempt_timeout_s + CLAIM_MARGIN_S if claim_s is None else claim_s
         self._wake: dict[str, asyncio.Event] = {url: asyncio.Event() for url in self.endpoints}
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
@@ -162,11 +175,12 @@ class WebhookDispatcher:
         while True:
             wake.clear()
             try:
-                due = self.queue.due(url, self.clock.now(), _BATCH)
-                if not due:
+                # one at a time: a claim covers one attempt, not a batch's
+                claimed = self.queue.claim_due(url, self.clock.now(), hold_s=self.claim_s)
+                if not claimed:
                     await self._wait(url, wake)
                     continue
-                for delivery in due:
+                for delivery in claimed:
                     await self._deliver(self.endpoints[url], delivery)
             except Exception as exc:  # the store failed: the queue is kept, tried again
                 log.error(
@@ -179,12 +193,17 @@ class WebhookDispatcher:
                 await self.clock.sleep(_PAUSE_S)
 
     async def _wait(self, url: str, wake: asyncio.Event) -> None:
-        """Until a new event for ``url`` is queued or its earliest retry is due."""
+        """Until a new event for ``url`` is queued here, its earliest delivery is due, or
+        ``claim_s`` passed (other gateways sharing the queue queue events this one is not
+        woken for, and a gateway that died leaves its claims to end)."""
         next_at = self.queue.next_attempt_at(url)
+        now = self.clock.now()
+        look_again = now + self.claim_s if next_at is None else min(next_at, now + self.claim_s)
         woken = asyncio.ensure_future(wake.wait())
-        waits: set[asyncio.Future[Any]] = {woken}
-        if next_at is not None:
-            waits.add(asyncio.ensure_future(self.clock.sleep(next_at - self.clock.now())))
+        waits: set[asyncio.Future[Any]] = {
+            woken,
+            asyncio.ensure_future(self.clock.sleep(look_again - now)),
+        }
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:

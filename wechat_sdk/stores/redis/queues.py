@@ -117,12 +117,49 @@ class RedisOutboxStore:
         return bool(done)
 
 
+# KEYS: the deliveries, the endpoint's sorted set. ARGV: now, the claim's end, the limit.
+# The first `limit` due, by (score, id as a number: the set orders equal scores as text,
+# "10" before "9"), each moved to the claim's end: no other caller gets it before then.
+# An id with no delivery (deleted meanwhile) leaves the set.
+_CLAIM_DUE: Final = """
+local limit = tonumber(ARGV[3])
+local first = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, limit)
+if #first == 0 then return {} end
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', first[#first], 'WITHSCORES')
+local order = {}
+for i = 1, #due, 2 do
+  order[#order + 1] = {tonumber(due[i + 1]), tonumber(due[i]), due[i]}
+end
+table.sort(order, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local claimed = {}
+for i = 1, math.min(limit, #order) do
+  local id = order[i][3]
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    redis.call('ZADD', KEYS[2], ARGV[2], id)
+    claimed[#claimed + 1] = raw
+  else
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return claimed
+"""
+
+
 class RedisWebhookQueue:
-    """:class:`~wechat_sdk.stores.base.WebhookQueue` in Redis (keys: ``webhooks:*``)."""
+    """:class:`~wechat_sdk.stores.base.WebhookQueue` in Redis (keys: ``webhooks:*``).
+
+    Every gateway of a cluster delivers from it: :meth:`claim_due` is one Lua script
+    (atomic), so each delivery is POSTed by the one gateway that claimed it.
+    """
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self._r = client
         self._k = keys
+        self._claim_due = client.register_script(_CLAIM_DUE)
 
     def add(self, deliveries: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
         """See :meth:`WebhookQueue.add` (one MULTI/EXEC)."""
@@ -148,6 +185,18 @@ class RedisWebhookQueue:
         ids: list[str] = self._r.zrangebyscore(self._k.webhook_due(endpoint), "-inf", now)  # type: ignore[assignment]
         rows = self._rows(ids)
         return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))[:limit]
+
+    def claim_due(
+        self, endpoint: str, now: float, *, hold_s: float, limit: int = 1
+    ) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.claim_due` (one script: one round trip, atomic). The
+        claim is the delivery's place in ``webhooks:due:<endpoint>``, moved to ``now +
+        hold_s``; its JSON (and :meth:`pending`) keeps its own ``next_attempt_at``."""
+        raws: list[str] = self._claim_due(
+            keys=[self._k.webhook_rows, self._k.webhook_due(endpoint)],
+            args=[repr(now), repr(now + hold_s), limit],
+        )
+        return [webhook_from_json(raw) for raw in raws]
 
     def next_attempt_at(self, endpoint: str) -> float | None:
         """See :meth:`WebhookQueue.next_attempt_at`."""

@@ -74,6 +74,14 @@ class SqliteWebhookQueue:
         )
         return [_delivery(r) for r in rows]
 
+    def claim_due(
+        self, endpoint: str, now: float, *, hold_s: float, limit: int = 1
+    ) -> list[WebhookDelivery]:
+        """See :meth:`WebhookQueue.claim_due`: the file is one gateway's (its state
+        directory's), so what is due is its own (a trivial claim; a delivery cut off by a
+        crash goes out at once after the next start, not after a claim's time)."""
+        return self.due(endpoint, now, limit)
+
     def next_attempt_at(self, endpoint: str) -> float | None:
         """See :meth:`WebhookQueue.next_attempt_at`."""
         rows = self._db.read(

@@ -1,0 +1,82 @@
+"""Webhooks from several gateways on one Redis queue (a real redis-server, a real aiohttp
+endpoint checking each signature): every event POSTed once, by the gateway that claimed
+it; a delivery claimed by a gateway that died goes out once its claim ended."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from webhook_receiver import Receiver, eventually, whsec
+
+from wechat_sdk.clock import RealClock
+from wechat_sdk.config.integrations import WebhookEndpoint
+from wechat_sdk.stores.redis import RedisStore
+from wechat_sdk.webhooks import WebhookDispatcher
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver(whsec(7)).start()
+    yield r
+    await r.close()
+
+
+@pytest.fixture
+def stores(redis_url: str, redis_namespace: str) -> Iterator[list[RedisStore]]:
+    """Two gateways' stores: two clients of one Redis, one namespace."""
+    opened = [RedisStore(redis_url, namespace=redis_namespace) for _ in range(2)]
+    yield opened
+    for s in opened:
+        s.close()
+
+
+async def settled(receiver: Receiver, store: RedisStore, count: int) -> None:
+    """Until ``count`` events were taken and the queue is empty, and then a moment more:
+    a second POST of one of them, were there one, would be on its way by then."""
+    await receiver.wait_for(count)
+    await eventually(lambda: not store.webhooks.pending())
+    await asyncio.sleep(0.3)
+
+
+async def test_two_gateways_on_one_redis_queue_post_every_event_once(
+    receiver: Receiver, stores: list[RedisStore]
+) -> None:
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    gateways = [WebhookDispatcher([endpoint], s.webhooks, RealClock()) for s in stores]
+    for g in gateways:
+        g.start()
+    try:
+        for n in range(40):  # each gateway queues half, and both are woken
+            gateways[n % 2].publish("account.ready", {"accountId": f"a{n}"})
+        await settled(receiver, stores[0], 40)
+    finally:
+        for g in gateways:
+            await g.close()
+    assert all(r.error is None for r in receiver.received)  # every signature held
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 40  # forty POSTs, no webhook-id twice
+    taken = sorted(e["data"]["accountId"] for e in receiver.events())
+    assert taken == sorted(f"a{n}" for n in range(40))
+
+
+async def test_a_delivery_claimed_by_a_gateway_that_died_goes_out_once_its_claim_ended(
+    receiver: Receiver, stores: list[RedisStore]
+) -> None:
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    dead, alive = stores
+    queuing = WebhookDispatcher([endpoint], dead.webhooks, RealClock())
+    queuing.publish("account.ready", {"accountId": "support1"})  # queued, not started
+    # the first gateway claims it for its attempt, and dies before it is done
+    (claimed,) = dead.webhooks.claim_due(receiver.url, RealClock().now(), hold_s=1.5)
+    survivor = WebhookDispatcher([endpoint], alive.webhooks, RealClock(), claim_s=0.5)
+    survivor.start()
+    try:
+        assert alive.webhooks.claim_due(receiver.url, RealClock().now(), hold_s=0.5) == []
+        (event,) = await receiver.wait_for(1)  # once the claim ended
+        await settled(receiver, alive, 1)
+    finally:
+        await survivor.close()
+    assert event["data"]["accountId"] == "support1"
+    assert [r.headers["webhook-id"] for r in receiver.received] == [claimed.message_id]
