@@ -4,8 +4,10 @@ Shown when the turn starts, refreshed every :data:`TYPING_REFRESH_S` while the a
 thinks, calls tools and the reply goes out, and cancelled when the turn ends, also when
 the agent stays silent or fails. The calls go out in a task of their own, so the turn never
 waits for them (on iLink a typing call is two HTTP requests); a conversation's next turn
-shows typing only once the last one's cancel went out, so they never cross. A typing
-indicator is a courtesy: the puppet never raises for one that could not be shown.
+shows typing only once the last one's cancel went out, so they never cross. A call under
+way when the turn ends is let finish (cutting an HTTP request costs its connection), then
+the cancel goes. A typing indicator is a courtesy: the puppet never raises for one that
+could not be shown.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class Typing:
     block. ``showing``: the account's typing task of each conversation (the last one), so
     that the next one waits for it."""
 
-    __slots__ = ("_clock", "_conversation", "_puppet", "_showing", "_task")
+    __slots__ = ("_clock", "_conversation", "_ended", "_puppet", "_showing", "_sleeping", "_task")
 
     def __init__(
         self,
@@ -41,6 +43,9 @@ class Typing:
         self._conversation = conversation_id
         self._showing = showing
         self._task: asyncio.Task[None] | None = None
+        #: the turn ended; the task is between two calls (only then is it cut)
+        self._ended = False
+        self._sleeping = False
 
     async def __aenter__(self) -> None:
         if not self._puppet.capabilities.typing:
@@ -57,16 +62,27 @@ class Typing:
         self._task = task
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()  # its cancel goes out in it: the turn does not wait
+        # the cancel goes out in the task: the turn does not wait for it
+        self._ended = True
+        if self._task is not None and self._sleeping:
+            self._task.cancel()
 
     async def _show(self, before: asyncio.Task[None] | None) -> None:
         BACKGROUND.set(True)  # a virtual clock's world is not kept busy by it
         if before is not None:
             await asyncio.wait({before})  # the last turn's cancel goes out first
+        shown = False
         try:
-            while True:
+            while not self._ended:
+                shown = True
                 await self._puppet.set_typing(self._conversation, True)
-                await self._clock.sleep(TYPING_REFRESH_S)
+                if self._ended:
+                    break
+                self._sleeping = True
+                try:
+                    await self._clock.sleep(TYPING_REFRESH_S)
+                finally:
+                    self._sleeping = False
         finally:
-            await asyncio.shield(self._puppet.set_typing(self._conversation, False))
+            if shown:  # (a turn that ended before its typing began shows none)
+                await asyncio.shield(self._puppet.set_typing(self._conversation, False))
