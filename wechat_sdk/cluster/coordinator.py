@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wechat_sdk.clock import Clock
-from wechat_sdk.cluster.fence import LeaseGuard
+from wechat_sdk.cluster.fence import LeaseGuard, StatusWriter
 from wechat_sdk.cluster.leases import LEASE_TTL_S, Lease, LeaseKeys, Leases
 from wechat_sdk.puppets import SharedRedis
 
@@ -91,6 +91,7 @@ class ClusterCoordinator:
         self.tick_s = tick_s
         self.clock = clock
         self.leases = Leases(client, keys, self.gateway_id, ttl_s)
+        self._statuses = StatusWriter(client, keys)
         self.held: dict[str, HeldAccount] = {}
         #: accounts being stopped here: not taken again until their stop is over
         self.stopping: set[str] = set()
@@ -100,6 +101,7 @@ class ClusterCoordinator:
         self._renewing: asyncio.Task[None] | None = None
         self._listening: asyncio.Task[None] | None = None
         self._released = asyncio.Event()
+        self._refusals: set[asyncio.Task[None]] = set()
         self._reachable = True
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
@@ -238,6 +240,7 @@ class ClusterCoordinator:
     async def _take(self, lease: Lease) -> None:
         guard = LeaseGuard(lease, self.leases, self.clock, self.ttl_s)
         held = HeldAccount(guard, renewed_at=self.clock.now())
+        guard.on_lost = lambda: self._write_refused(lease.account_id, held)
         self.held[lease.account_id] = held
         log.info(
             "account taken: lease %d, this gateway %s reason=lease_taken",
@@ -246,6 +249,17 @@ class ClusterCoordinator:
             extra={"account": lease.account_id},
         )
         held.status = await self._start_account(lease.account_id, guard)
+
+    def _write_refused(self, account_id: str, held: HeldAccount) -> None:
+        """Redis refused a write of the account's lease (another gateway holds it): the
+        renewal that finds it gone, and stops the account, runs now."""
+        task = asyncio.get_running_loop().create_task(self._lost_now(account_id, held))
+        self._refusals.add(task)
+        task.add_done_callback(self._refusals.discard)
+
+    async def _lost_now(self, account_id: str, held: HeldAccount) -> None:
+        with contextlib.suppress(Exception):  # (unreachable: the renewals go on)
+            await self._renew_one(account_id, held)
 
     async def _hand_over(self, account_id: str, grace_s: float) -> None:
         held = self.held.pop(account_id)
@@ -268,12 +282,11 @@ class ClusterCoordinator:
     async def _write_status(self) -> None:
         if not self.held:
             return
-        pipe = self._r.pipeline(transaction=False)
-        ttl_ms = int(self.ttl_s * 1000)
-        for account_id, held in self.held.items():
-            row = {"holder": self.gateway_id, **held.status()}
-            pipe.set(self.keys.status(account_id), json.dumps(row), px=ttl_ms)
-        await pipe.execute()
+        rows = {
+            held.guard.lease: json.dumps({"holder": self.gateway_id, **held.status()})
+            for held in self.held.values()
+        }
+        await self._statuses.write(rows, self.ttl_s)  # each only while its lease is ours
 
     async def _check_epoch(self) -> None:
         """A random id kept in Redis: when it is gone while we knew it, Redis restarted

@@ -1,21 +1,51 @@
-"""The fence before a send: a gateway sends for an account only while it holds the
-account's lease, confirmed by Redis within the lease's time to live."""
+"""The fence on every send and every write of an account held by lease.
+
+A send goes out only while this gateway holds the account's lease, confirmed by Redis
+within the lease's time to live and checked in Redis (its fencing token) right before
+it (:class:`FencedPuppet`). Every write for the account (history, dedupe marks, outbox,
+the transport's session state, its status) is refused by Redis itself unless the lease
+key still holds this gateway's lease, in the same Lua script as the write
+(:mod:`wechat_sdk.stores.redis.fencing`; :func:`held_store` gives the store so fenced).
+A refused write raises :class:`LeaseLost` and stops the account here.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from wechat_sdk.puppet import OutboundFile, SendError
-from wechat_sdk.stores.base import OutboxItem, OutboxState, OutboxStore
+from wechat_sdk.stores.base import OutboxItem, OutboxState, OutboxStore, Store
+from wechat_sdk.stores.redis.fencing import Fence, LeaseLost
+from wechat_sdk.stores.redis.store import RedisStore
 
 if TYPE_CHECKING:
     from wechat_sdk.clock import Clock
-    from wechat_sdk.cluster.leases import Lease, Leases
+    from wechat_sdk.cluster.leases import Lease, LeaseKeys, Leases
     from wechat_sdk.puppet import Puppet
 
-__all__ = ["FencedOutbox", "FencedPuppet", "LeaseGuard", "LeaseLost"]
+__all__ = [
+    "FencedOutbox",
+    "FencedPuppet",
+    "LeaseGuard",
+    "LeaseLost",
+    "StatusWriter",
+    "held_store",
+]
+
+# KEYS: n accounts' status keys, then their lease keys. ARGV: the ttl in ms, then the n
+# leases' values (this gateway's), then the n statuses. Each written only while its lease
+# is ours: an old holder that wakes up does not show itself as the holder.
+_WRITE_STATUSES: Final = """
+local n = #KEYS / 2
+for i = 1, n do
+  if redis.call('GET', KEYS[n + i]) == ARGV[1 + i] then
+    redis.call('SET', KEYS[i], ARGV[1 + n + i], 'PX', ARGV[1])
+  end
+end
+return 0
+"""
 
 #: part of the TTL a confirmation is not trusted for (the clocks' drift, the round trip)
 _MARGIN = 0.2
@@ -33,6 +63,25 @@ class LeaseGuard:
         self.valid_until = clock.now() + ttl_s * (1 - _MARGIN)
         self.lost = False
         self._renewed = asyncio.Event()
+        #: told when Redis refused a write of this lease (the coordinator stops the
+        #: account at once, as when a renewal finds the lease gone)
+        self.on_lost: Callable[[], None] | None = None
+
+    def fence(self) -> Fence:
+        """The lease as a write checks it in Redis (its key, this gateway's value)."""
+        return Fence(
+            self.lease.account_id,
+            self.leases.keys.lease(self.lease.account_id),
+            self.lease.value,
+            on_lost=self._refused,
+        )
+
+    def _refused(self) -> None:
+        """Redis refused a write: the lease is another's; sends stop at once."""
+        if not self.lost:
+            self.lose()
+            if self.on_lost is not None:
+                self.on_lost()
 
     def confirmed(self, asked_at: float) -> None:
         """Redis said the lease is ours, in answer to a request made at ``asked_at``."""
@@ -95,14 +144,33 @@ class FencedPuppet:
         return getattr(self._puppet, name)
 
 
-class LeaseLost(RuntimeError):
-    """A write refused: this gateway no longer holds (or cannot confirm) the account."""
+def held_store(store: Store, guard: LeaseGuard) -> Store:
+    """``store`` as the holder of ``guard``'s lease writes it: on Redis, every write for
+    the account fenced in Redis by the lease
+    (:class:`~wechat_sdk.stores.redis.store.FencedRedisStore`); another store (a test's:
+    leases are kept only with a Redis store) gets its outbox fenced by the lease as this
+    gateway last confirmed it (:class:`FencedOutbox`)."""
+    if isinstance(store, RedisStore):
+        return store.fenced(guard.fence())
+    return cast(Store, _LocallyFenced(store, guard))
+
+
+class _LocallyFenced:
+    """A store that is not Redis, its outbox fenced by the local view of the lease."""
+
+    def __init__(self, store: Store, guard: LeaseGuard) -> None:
+        self._store = store
+        self.outbox = FencedOutbox(store.outbox, guard)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 class FencedOutbox:
-    """The store's outbox for an account held by lease: its writes refused once the lease
-    is lost or unconfirmed, so an old holder that wakes up after another took the account
-    over cannot put back work the new holder has done (it would go out twice)."""
+    """An outbox not on Redis for an account held by lease: its writes refused once the
+    lease is lost or unconfirmed here, so an old holder that wakes up after another took
+    the account over cannot put back work the new holder has done (it would go out
+    twice). On Redis the check is Redis's own, in each write (:func:`held_store`)."""
 
     def __init__(self, outbox: OutboxStore, guard: LeaseGuard) -> None:
         self._outbox = outbox
@@ -110,9 +178,7 @@ class FencedOutbox:
 
     def _fence(self) -> None:
         if not self.guard.valid():
-            raise LeaseLost(
-                f"the lease of account {self.guard.lease.account_id} is lost or unconfirmed"
-            )
+            raise LeaseLost(self.guard.lease.account_id, "outbox write")
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         self._fence()
@@ -128,3 +194,29 @@ class FencedOutbox:
     def delete(self, item_id: int) -> bool:
         self._fence()
         return self._outbox.delete(item_id)
+
+
+class StatusWriter:
+    """Writes the status of each account this gateway holds (``gateway status`` reads
+    it on any machine), all in one Lua script, each only while Redis holds its lease."""
+
+    def __init__(self, client: Any, keys: LeaseKeys) -> None:
+        self.keys = keys
+        self._write = client.register_script(_WRITE_STATUSES)
+
+    async def write(self, rows: dict[Lease, str], ttl_s: float) -> None:
+        """``rows``: each held lease and its account's status (JSON), kept ``ttl_s``."""
+        if not rows:
+            return
+        leases = list(rows)
+        await self._write(
+            keys=[
+                *(self.keys.status(lease.account_id) for lease in leases),
+                *(self.keys.lease(lease.account_id) for lease in leases),
+            ],
+            args=[
+                max(1, int(ttl_s * 1000)),
+                *(lease.value for lease in leases),
+                *(rows[lease] for lease in leases),
+            ],
+        )

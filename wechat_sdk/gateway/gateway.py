@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, cast
 
 from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
-from wechat_sdk.cluster.fence import FencedOutbox, FencedPuppet
+from wechat_sdk.cluster.fence import FencedPuppet, held_store
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
@@ -36,7 +36,7 @@ from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import Store
 from wechat_sdk.stores.configured import open_store
-from wechat_sdk.stores.redis.store import RedisStore
+from wechat_sdk.stores.redis.store import FencedRedisStore, RedisStore
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
@@ -157,11 +157,12 @@ class Gateway:
             jitter_s=0.0 if pacing is False else pacing.jitterMs / 1000.0,
             rng=rng,
         )
-        store = self.store
-        outbox = store.outbox if guard is None else FencedOutbox(store.outbox, guard)
+        # held by lease: each write for the account fenced by it in Redis (cluster/fence.py)
+        store = self.store if guard is None else held_store(self.store, guard)
+        outbox = store.outbox
         # when the account was first served: in Redis for a cluster (any gateway may take
         # the account over), else a file of the state directory
-        if isinstance(store, RedisStore):
+        if isinstance(store, RedisStore | FencedRedisStore):
             since = store.serving_since(account.id)
             keep_since = functools.partial(store.keep_serving_since, account.id)
         else:

@@ -12,33 +12,102 @@ Keys, each ``<namespace>:<channel>:transport:ilink:<account>:<name>``
   ``messages-at``: sorted set of the ids by when said (pruned after ``KEEP_S``)
 - ``peer-token``, ``peer-user-at``, ``peer-bot-sent``: hashes by peer, the reply window
 
-A batch and its cursor are written in one MULTI/EXEC (WATCH on the messages: an id
-another writer recorded meanwhile stays a duplicate), acknowledged by Redis before the
-adapter emits anything, as :class:`~wechat_sdk.adapters.ilink.state.SqliteILinkState`
-commits before it does.
+Each write is one Lua script (atomic, one round trip): a batch and its cursor together,
+a message id recorded before staying a duplicate, acknowledged by Redis before the adapter
+emits anything, as :class:`~wechat_sdk.adapters.ilink.state.SqliteILinkState` commits
+before it does. For an account held by lease (``SharedRedis.lease_key``), every write,
+the login's too, is fenced by it in the same script
+(:mod:`wechat_sdk.stores.redis.fencing`): an old holder that wakes up after another took
+the account over cannot move the cursor, the context tokens, the windows or the login;
+its write raises :class:`~wechat_sdk.stores.redis.fencing.LeaseLost`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from wechat_sdk.adapters.ilink.session import SessionFile
 from wechat_sdk.adapters.ilink.state import Delivered, PeerWindow, Stored
+from wechat_sdk.stores.redis.fencing import AsyncWriteScript, Fence, LeaseLost, WriteScript
 
 if TYPE_CHECKING:
     from redis import Redis
 
     from wechat_sdk.puppets import SharedRedis
 
-__all__ = ["NotHolder", "RedisILinkState", "RedisSessionFile"]
+__all__ = ["LeaseLost", "RedisILinkState", "RedisSessionFile"]
 
 PUPPET = "ilink"
 
+# The rows of ``messages``: JSON ``[peer, from_user, at, raw, text, seq]``; the scripts get
+# them without their ``seq`` (it is taken from ``seq`` in the script) and close them.
 
-class NotHolder(RuntimeError):
-    """A state write refused: this gateway no longer holds the account's lease."""
+# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent, seq, cursor.
+# ARGV: how many messages, the cursor ('' keeps it), then per message: its id, its row,
+# its peer, '1' when from the user, '1' when it has a token, the token, when said.
+# Returns the ids recorded now (one recorded before is a duplicate, left out).
+_RECORD: Final = """
+local n = tonumber(ARGV[1])
+local added = {}
+local seq = 0
+if n > 0 then seq = redis.call('INCRBY', KEYS[6], n) - n end
+for i = 1, n do
+  local b = 2 + (i - 1) * 7
+  local id, row, peer, at = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 7]
+  row = string.sub(row, 1, -2) .. ',' .. (seq + i) .. ']'
+  if redis.call('HSETNX', KEYS[1], id, row) == 1 then
+    added[#added + 1] = id
+    redis.call('ZADD', KEYS[2], at, id)
+    if ARGV[b + 4] == '1' then
+      if ARGV[b + 5] == '1' then redis.call('HSET', KEYS[3], peer, ARGV[b + 6]) end
+      local old = redis.call('HGET', KEYS[4], peer)
+      if not old or tonumber(at) >= tonumber(old) then
+        redis.call('HSET', KEYS[5], peer, 0)
+        redis.call('HSET', KEYS[4], peer, at)
+      end
+    end
+  end
+end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[7], ARGV[2]) end
+return added
+"""
+
+# KEYS: messages, messages-at, peer-bot-sent, seq. ARGV: peer, message id, row, when.
+_SENT: Final = """
+local row = string.sub(ARGV[3], 1, -2) .. ',' .. redis.call('INCR', KEYS[4]) .. ']'
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('HSETNX', KEYS[1], ARGV[2], row)
+redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[2])
+return 0
+"""
+
+# KEYS: messages, messages-at. ARGV: before when (excluded).
+_PRUNE: Final = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for i = 1, #old do redis.call('HDEL', KEYS[1], old[i]) end
+if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1]) end
+return #old
+"""
+
+# KEYS: session. ARGV: the login (JSON).
+_KEEP: Final = """
+redis.call('SET', KEYS[1], ARGV[1])
+return 0
+"""
+
+
+def _fence(shared: SharedRedis, account_id: str) -> Fence | None:
+    """The account's lease as this gateway holds it, if it holds it by lease."""
+    if shared.lease_key is None or shared.lease_value is None:
+        return None
+    return Fence(account_id, shared.lease_key, shared.lease_value)
+
+
+def _row(peer: str, from_user: bool, at: float, raw: str | None, text: str) -> str:
+    """A ``messages`` row without its ``seq`` (the script adds it)."""
+    return json.dumps([peer, from_user, at, raw, text], ensure_ascii=False)
 
 
 class RedisSessionFile(SessionFile):
@@ -49,6 +118,8 @@ class RedisSessionFile(SessionFile):
 
         self._key = redis.account_key(PUPPET, account_id, "session")
         self._client: Redis = connect(redis.url)
+        self._fence = _fence(redis, account_id)
+        self._keep = WriteScript(self._client, _KEEP, "login write")
 
     def _read(self) -> str:
         raw = self._client.get(self._key)
@@ -57,7 +128,7 @@ class RedisSessionFile(SessionFile):
         return str(raw)
 
     def _write(self, data: dict[str, object]) -> None:
-        self._client.set(self._key, json.dumps(data))
+        self._keep(self._fence, [self._key], [json.dumps(data)])
 
     def close(self) -> None:
         self._client.close()
@@ -75,75 +146,33 @@ class RedisILinkState:
         self._cursor, self._messages, self._at = key("cursor"), key("messages"), key("messages-at")
         self._token, self._user_at = key("peer-token"), key("peer-user-at")
         self._bot_sent, self._seq = key("peer-bot-sent"), key("seq")
-        self._lease_key, self._lease_value = shared.lease_key, shared.lease_value
+        self._fence = _fence(shared, account_id)
         # (typed Any: redis-py's stubs give every command "Awaitable[T] | T")
         self._r: Any = AsyncRedis.from_url(
             shared.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
         )
+        self._record = AsyncWriteScript(self._r, _RECORD, "iLink state write")
+        self._sent = AsyncWriteScript(self._r, _SENT, "iLink state write")
+        self._prune = AsyncWriteScript(self._r, _PRUNE, "iLink state write")
 
     async def cursor(self) -> str:
         return str(await self._r.get(self._cursor) or "")
 
     async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
-        from redis.exceptions import WatchError
-
-        while True:
-            async with self._r.pipeline(transaction=True) as pipe:
-                try:
-                    watched = [self._messages, self._user_at]
-                    if self._lease_key is not None:
-                        watched.append(self._lease_key)
-                    await pipe.watch(*watched)
-                    if (
-                        self._lease_key is not None
-                        and await pipe.get(self._lease_key) != self._lease_value
-                    ):
-                        raise NotHolder(
-                            "this gateway no longer holds the account's lease: the batch "
-                            "is left for the gateway that does"
-                        )
-                    return await self._record(pipe, batch, cursor)
-                except WatchError:
-                    continue  # written meanwhile: read again
-
-    async def _record(self, pipe: Any, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
-        ids = [d.id for d in batch]
-        known = set()
-        if ids:
-            found = await pipe.hmget(self._messages, ids)
-            known = {i for i, raw in zip(ids, found, strict=True) if raw is not None}
-        peers = sorted({d.peer for d in batch if d.from_user})
-        user_at: dict[str, float | None] = {}
-        if peers:
-            values = await pipe.hmget(self._user_at, peers)
-            user_at = {
-                p: None if v is None else float(v) for p, v in zip(peers, values, strict=True)
-            }
-        seq = int(await self._r.incrby(self._seq, max(1, len(batch))))
-        pipe.multi()
-        added: list[str] = []
-        for n, d in enumerate(batch):
-            if d.id in known:
-                continue  # delivered before (or twice in this batch): a duplicate
-            known.add(d.id)
-            added.append(d.id)
-            row = [d.peer, d.from_user, d.at, d.raw, d.text, seq + n]
-            pipe.hset(self._messages, d.id, json.dumps(row, ensure_ascii=False))
-            pipe.zadd(self._at, {d.id: d.at})
-            if not d.from_user:
-                continue
-            if d.context_token is not None:
-                pipe.hset(self._token, d.peer, d.context_token)
-            old = user_at.get(d.peer)
-            if d.at >= (old or 0.0):
-                pipe.hset(self._bot_sent, d.peer, 0)
-            newest = max(old or 0.0, d.at)
-            user_at[d.peer] = newest
-            pipe.hset(self._user_at, d.peer, repr(newest))
-        if cursor:
-            pipe.set(self._cursor, cursor)
-        await pipe.execute()
-        return added
+        args: list[str | int | float] = [len(batch), cursor or ""]
+        for d in batch:
+            args += [
+                d.id,
+                _row(d.peer, d.from_user, d.at, d.raw, d.text),
+                d.peer,
+                "1" if d.from_user else "0",
+                "0" if d.context_token is None else "1",
+                d.context_token or "",
+                repr(float(d.at)),
+            ]
+        keys = [self._messages, self._at, self._token, self._user_at, self._bot_sent]
+        added = await self._record(self._fence, [*keys, self._seq, self._cursor], args)
+        return [str(i) for i in added]
 
     async def recent(self, since: float) -> list[str]:
         ids = await self._r.zrangebyscore(self._at, since, "+inf")
@@ -185,21 +214,14 @@ class RedisILinkState:
         return PeerWindow(None if at is None else float(at), int(sent or 0))
 
     async def sent(self, peer: str, message_id: str, text: str, at: float) -> None:
-        seq = int(await self._r.incr(self._seq))
-        row = json.dumps([peer, False, at, None, text, seq], ensure_ascii=False)
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hincrby(self._bot_sent, peer, 1)
-            pipe.hsetnx(self._messages, message_id, row)
-            pipe.zadd(self._at, {message_id: at}, nx=True)
-            await pipe.execute()
+        await self._sent(
+            self._fence,
+            [self._messages, self._at, self._bot_sent, self._seq],
+            [peer, message_id, _row(peer, False, at, None, text), repr(float(at))],
+        )
 
     async def prune(self, before: float) -> None:
-        old = await self._r.zrangebyscore(self._at, "-inf", f"({before!r}")
-        if old:
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.hdel(self._messages, *old)
-                pipe.zrem(self._at, *old)
-                await pipe.execute()
+        await self._prune(self._fence, [self._messages, self._at], [repr(float(before))])
 
     async def flush(self) -> None:
         """Nothing to do: each write is acknowledged by Redis (its own persistence

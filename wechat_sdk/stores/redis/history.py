@@ -1,13 +1,16 @@
-"""Conversation history and the dedupe window in Redis: each append or check one Lua
-script, so it is atomic and costs one round trip."""
+"""Conversation history and the dedupe window in Redis: each append, clear or check one
+Lua script, so it is atomic and costs one round trip; fenced by the account's lease for a
+gateway that holds it (:mod:`wechat_sdk.stores.redis.fencing`)."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Final
 
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import DEFAULT_DEDUPE_MAX_ENTRIES, DEFAULT_MAX_CONVERSATIONS
 from wechat_sdk.stores.redis.codec import entry_from_json, entry_to_json
+from wechat_sdk.stores.redis.fencing import Fence, WriteScript
 from wechat_sdk.stores.redis.keys import Keys, escape
 
 if TYPE_CHECKING:
@@ -26,6 +29,13 @@ if over > 0 then
   local old = redis.call('ZPOPMIN', KEYS[2], over)
   for i = 1, #old, 2 do redis.call('DEL', ARGV[5] .. old[i]) end
 end
+return 0
+"""
+
+# KEYS: the conversation's list, the account's conversations. ARGV: the conversation.
+_CLEAR: Final = """
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 return 0
 """
 
@@ -70,7 +80,18 @@ class RedisHistoryStore:
         self._r = client
         self._k = keys
         self.max_conversations = max_conversations
-        self._append = client.register_script(_APPEND)
+        self._append = WriteScript(client, _APPEND, "history write")
+        self._clear = WriteScript(client, _CLEAR, "history write")
+        #: the lease every write checks (None: unfenced)
+        self.fence: Fence | None = None
+
+    def fenced(self, fence: Fence) -> RedisHistoryStore:
+        """This store, its writes refused
+        (:class:`~wechat_sdk.stores.redis.fencing.LeaseLost`) unless Redis holds
+        ``fence``'s lease."""
+        view = copy.copy(self)
+        view.fence = fence
+        return view
 
     def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
         """See :meth:`HistoryStore.append`."""
@@ -79,8 +100,9 @@ class RedisHistoryStore:
             return
         k = self._k
         self._append(
-            keys=[k.history(account_id, key), k.history_conversations(account_id), k.sequence],
-            args=[
+            self.fence,
+            [k.history(account_id, key), k.history_conversations(account_id), k.sequence],
+            [
                 entry_to_json(entry),
                 limit,
                 escape(key),
@@ -96,10 +118,12 @@ class RedisHistoryStore:
 
     def clear(self, account_id: str, key: str) -> None:
         """See :meth:`HistoryStore.clear`."""
-        pipe = self._r.pipeline(transaction=True)
-        pipe.delete(self._k.history(account_id, key))
-        pipe.zrem(self._k.history_conversations(account_id), escape(key))
-        pipe.execute()
+        k = self._k
+        self._clear(
+            self.fence,
+            [k.history(account_id, key), k.history_conversations(account_id)],
+            [escape(key)],
+        )
 
 
 class RedisDedupeStore:
@@ -113,17 +137,28 @@ class RedisDedupeStore:
             raise ValueError("max_entries must be at least 1")
         self._k = keys
         self.max_entries = max_entries
-        self._check = client.register_script(_CHECK_AND_ADD)
+        self._check = WriteScript(client, _CHECK_AND_ADD, "dedupe mark")
         #: marks this process recorded (the store's mark position)
         self.recorded = 0
+        #: the lease every mark checks (None: unfenced)
+        self.fence: Fence | None = None
+
+    def fenced(self, fence: Fence) -> RedisDedupeStore:
+        """This store, its marks refused
+        (:class:`~wechat_sdk.stores.redis.fencing.LeaseLost`: the message is not marked
+        seen) unless Redis holds ``fence``'s lease."""
+        view = copy.copy(self)
+        view.fence = fence
+        return view
 
     def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
         """See :meth:`DedupeStore.check_and_add` (atomic: two gateways checking the same
         message at once, one of them sees a duplicate)."""
         k = self._k
         seen = self._check(
-            keys=[k.dedupe_seen(account_id), k.dedupe_order(account_id), k.sequence],
-            args=[message_id, repr(float(now)), repr(float(ttl)), self.max_entries],
+            self.fence,
+            [k.dedupe_seen(account_id), k.dedupe_order(account_id), k.sequence],
+            [message_id, repr(float(now)), repr(float(ttl)), self.max_entries],
         )
         if seen:
             return True

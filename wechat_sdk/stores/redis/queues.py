@@ -1,11 +1,14 @@
 """The outbox, the webhook queue and the HTTP API's idempotency keys in Redis.
 
 Each item is a JSON value in one hash, with a sorted set per account (outbox) or per
-endpoint (webhooks) giving the order; every change is one MULTI/EXEC.
+endpoint (webhooks) giving the order; every change is one MULTI/EXEC or Lua script (the
+outbox's fenced by the account's lease for a gateway that holds it:
+:mod:`wechat_sdk.stores.redis.fencing`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
@@ -20,6 +23,7 @@ from wechat_sdk.stores.redis.codec import (
     webhook_from_json,
     webhook_to_json,
 )
+from wechat_sdk.stores.redis.fencing import Fence, WriteScript
 from wechat_sdk.stores.redis.keys import Keys
 
 if TYPE_CHECKING:
@@ -33,6 +37,32 @@ def _ids(client: Redis, keys: Keys, n: int) -> range:
     """``n`` new ids, increasing."""
     last = int(client.incrby(keys.sequence, n))  # type: ignore[arg-type]
     return range(last - n + 1, last + 1)
+
+
+# KEYS: the items, their states, the sequence, each item's account's sorted set.
+# ARGV: how many items, then each item's JSON before and after its id, and its state.
+# The ids are taken here (the write and its ids one step). Returns the first id.
+_ADD: Final = """
+local n = tonumber(ARGV[1])
+local first = redis.call('INCRBY', KEYS[3], n) - n + 1
+for i = 1, n do
+  local id = tostring(first + i - 1)
+  redis.call('HSET', KEYS[1], id, ARGV[3 * i - 1] .. '"id": ' .. id .. ARGV[3 * i])
+  redis.call('HSET', KEYS[2], id, ARGV[3 * i + 1])
+  redis.call('ZADD', KEYS[3 + i], id, id)
+end
+return first
+"""
+
+_NO_ID: Final = '"id": 0'
+
+
+def _around_id(item: OutboxItem) -> tuple[str, str]:
+    """The item's JSON (its id 0) before and after ``"id": 0``: the key, found
+    wherever it is (a ``"`` inside a string value is escaped, so no text matches)."""
+    head, found, tail = item_to_json(dataclasses.replace(item, id=0)).partition(_NO_ID)
+    assert found, "item_to_json writes the id as a key"
+    return head, tail
 
 
 # KEYS: the items, their states. ARGV: the id, the state. Only an item that is there.
@@ -61,31 +91,56 @@ return 1
 class RedisOutboxStore:
     """:class:`~wechat_sdk.stores.base.OutboxStore` in Redis (keys: ``outbox:*``): each
     item's JSON, its state apart (a change of state is one small write), the order per
-    account; a change of state or a delete is one Lua script (one round trip)."""
+    account; an add, a change of state or a delete is one Lua script (one round trip)."""
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self._r = client
         self._k = keys
-        self._set_state = client.register_script(_SET_STATE)
-        self._delete = client.register_script(_DELETE)
+        self._add = WriteScript(client, _ADD, "outbox write")
+        self._set_state = WriteScript(client, _SET_STATE, "outbox write")
+        self._delete = WriteScript(client, _DELETE, "outbox write")
+        #: the lease every write checks (None: unfenced)
+        self.fence: Fence | None = None
+
+    def fenced(self, fence: Fence) -> RedisOutboxStore:
+        """This outbox, its writes refused
+        (:class:`~wechat_sdk.stores.redis.fencing.LeaseLost`) unless Redis holds
+        ``fence``'s lease: an old holder cannot put back work the new holder has done."""
+        view = copy.copy(self)
+        view.fence = fence
+        return view
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
-        """See :meth:`OutboxStore.add` (one MULTI/EXEC)."""
+        """See :meth:`OutboxStore.add` (one Lua script, the ids taken in it)."""
         if not items:
             return []
-        added = [
-            dataclasses.replace(
-                item, id=item_id, state="waiting" if item.state == "waiting" else "pending"
-            )
-            for item, item_id in zip(items, _ids(self._r, self._k, len(items)), strict=True)
+        states: list[OutboxState] = [
+            "waiting" if i.state == "waiting" else "pending" for i in items
         ]
-        pipe = self._r.pipeline(transaction=True)
-        for item in added:
-            pipe.hset(self._k.outbox_items, str(item.id), item_to_json(item))
-            pipe.hset(self._k.outbox_states, str(item.id), item.state)
-            pipe.zadd(self._k.outbox_account(item.account_id), {str(item.id): item.id})
-        pipe.execute()
-        return added
+        k = self._k
+        first = int(
+            self._add(
+                self.fence,
+                [
+                    k.outbox_items,
+                    k.outbox_states,
+                    k.sequence,
+                    *(k.outbox_account(i.account_id) for i in items),
+                ],
+                [
+                    len(items),
+                    *(
+                        part
+                        for i, state in zip(items, states, strict=True)
+                        for part in (*_around_id(dataclasses.replace(i, state=state)), state)
+                    ),
+                ],
+            )
+        )
+        return [
+            dataclasses.replace(i, id=first + n, state=state)
+            for n, (i, state) in enumerate(zip(items, states, strict=True))
+        ]
 
     def items(self, account_id: str) -> list[OutboxItem]:
         """See :meth:`OutboxStore.items`."""
@@ -105,14 +160,15 @@ class RedisOutboxStore:
     def set_state(self, item_id: int, state: OutboxState) -> None:
         """See :meth:`OutboxStore.set_state`."""
         self._set_state(
-            keys=[self._k.outbox_items, self._k.outbox_states], args=[str(item_id), state]
+            self.fence, [self._k.outbox_items, self._k.outbox_states], [str(item_id), state]
         )
 
     def delete(self, item_id: int) -> bool:
         """See :meth:`OutboxStore.delete`."""
         done = self._delete(
-            keys=[self._k.outbox_items, self._k.outbox_states],
-            args=[str(item_id), self._k.outbox_account("")],
+            self.fence,
+            [self._k.outbox_items, self._k.outbox_states],
+            [str(item_id), self._k.outbox_account("")],
         )
         return bool(done)
 

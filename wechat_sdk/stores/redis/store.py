@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from wechat_sdk.config.store import shown_url
 from wechat_sdk.stores.base import CHANNEL, DEFAULT_DEDUPE_MAX_ENTRIES, DEFAULT_MAX_CONVERSATIONS
+from wechat_sdk.stores.redis.fencing import Fence, WriteScript
 from wechat_sdk.stores.redis.history import RedisDedupeStore, RedisHistoryStore
 from wechat_sdk.stores.redis.keys import DEFAULT_NAMESPACE, Keys
 from wechat_sdk.stores.redis.pairing import RedisPairingStore
@@ -18,10 +19,16 @@ from wechat_sdk.stores.redis.queues import (
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["RedisStore", "RedisUnavailable", "connect", "unreachable"]
+__all__ = ["FencedRedisStore", "RedisStore", "RedisUnavailable", "connect", "unreachable"]
 
 #: seconds a connection or a command may take before the store says Redis is unreachable
 SOCKET_TIMEOUT_S = 5.0
+
+# KEYS: the account's serving-since. ARGV: the time. An earlier one stays.
+_KEEP_SERVING_SINCE = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return 0
+"""
 
 
 class RedisUnavailable(ConnectionError):
@@ -104,6 +111,7 @@ class RedisStore:
         self.outbox = RedisOutboxStore(self.client, self.keys)
         self.webhooks = RedisWebhookQueue(self.client, self.keys)
         self.idempotency = RedisIdempotencyStore(self.client, self.keys)
+        self._keep_since = WriteScript(self.client, _KEEP_SERVING_SINCE, "first login write")
         self._closed = False
 
     def __repr__(self) -> str:
@@ -116,9 +124,15 @@ class RedisStore:
         value = self.client.get(self.keys.serving_since(account_id))
         return None if value is None else float(str(value))
 
-    def keep_serving_since(self, account_id: str, at: float) -> None:
-        """Record the account's first login (an earlier one stays)."""
-        self.client.set(self.keys.serving_since(account_id), repr(at), nx=True)
+    def keep_serving_since(self, account_id: str, at: float, fence: Fence | None = None) -> None:
+        """Record the account's first login (an earlier one stays); with ``fence``, only
+        while Redis holds its lease."""
+        self._keep_since(fence, [self.keys.serving_since(account_id)], [repr(at)])
+
+    def fenced(self, fence: Fence) -> FencedRedisStore:
+        """The store as the holder of one account's lease writes it: see
+        :class:`FencedRedisStore`."""
+        return FencedRedisStore(self, fence)
 
     def mark_position(self) -> int:
         """See :meth:`Store.mark_position`: the marks this process recorded so far."""
@@ -139,3 +153,52 @@ class RedisStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class FencedRedisStore:
+    """The Redis store as the gateway holding one account's lease uses it: every write
+    made for the account (its history, dedupe marks, outbox, first login) is one Lua
+    script that Redis runs only while the account's lease key still holds this gateway's
+    lease (:mod:`~wechat_sdk.stores.redis.fencing`), else refused with
+    :class:`~wechat_sdk.stores.redis.fencing.LeaseLost` and nothing written. Reads and
+    the stores not kept per account (pairing, webhooks, idempotency) are the store's.
+
+    A view: it shares the store's connections, and :meth:`close` leaves them open.
+
+    Example:
+        ```python
+        held = store.fenced(Fence("support1", lease_key, "gw-a 7"))
+        held.outbox.add(items)   # LeaseLost once another gateway took support1 over
+        ```
+    """
+
+    def __init__(self, store: RedisStore, fence: Fence) -> None:
+        self.store = store
+        self.fence = fence
+        self.pairing = store.pairing
+        self.history = store.history.fenced(fence)
+        self.dedupe = store.dedupe.fenced(fence)
+        self.outbox = store.outbox.fenced(fence)
+        self.webhooks = store.webhooks
+        self.idempotency = store.idempotency
+
+    def __repr__(self) -> str:
+        return f"FencedRedisStore({self.store!r}, account={self.fence.account_id!r})"
+
+    def serving_since(self, account_id: str) -> float | None:
+        """See :meth:`RedisStore.serving_since`."""
+        return self.store.serving_since(account_id)
+
+    def keep_serving_since(self, account_id: str, at: float) -> None:
+        """See :meth:`RedisStore.keep_serving_since` (fenced)."""
+        self.store.keep_serving_since(account_id, at, self.fence)
+
+    def mark_position(self) -> int:
+        """See :meth:`Store.mark_position`: the marks recorded through this view."""
+        return self.dedupe.recorded
+
+    async def marks_durable(self, upto: int | None) -> None:
+        """See :meth:`RedisStore.marks_durable`: nothing to wait for."""
+
+    def close(self) -> None:
+        """Nothing: the connections are the store's (closed with it)."""
