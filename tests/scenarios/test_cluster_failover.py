@@ -236,6 +236,16 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
             await say(5)
             await until("every message answered after a clean stop", all_answered)
 
+            # the paused gateway, woken, wrote nothing for the accounts it had lost (every
+            # write is fenced by the lease): each message said during and after the pause
+            # is in its conversation's history once, with at most one answer
+            for n, user, _ in said:
+                if user.startswith(("u3-", "u4-")):
+                    key = f"{redis_namespace}:wechat:history:a{n}:dm%3A{user}"
+                    rows = [json.loads(e) for e in await redis.lrange(key, 0, -1)]
+                    roles = Counter(row[0] for row in rows)
+                    assert roles["user"] == 1 and len(rows) <= 2, (n, user, rows)
+
             got = await answers()
             cut: list[tuple[int, str]] = []
             for n, user, text in said:
