@@ -188,7 +188,7 @@ def _from_entry_point(name: str, account: ResolvedAccount) -> PuppetEntry | None
 def _wechaty_make(account: ResolvedAccount, context: PuppetContext) -> Puppet:
     from wechat_sdk.adapters.wechaty.service import make_puppet as make_wechaty_puppet
 
-    return make_wechaty_puppet(account, context.state_dir)
+    return make_wechaty_puppet(account, context.state_dir, context.redis)
 
 
 def _wechaty_check(account: ResolvedAccount) -> None:

@@ -8,7 +8,10 @@ through Wechaty's discovery service (``GET <discoveryUrl>/v0/hosties/<token>`` a
 ``WECHATY_PUPPET_SERVICE_NO_TLS_INSECURE_CLIENT=true`` and
 ``WECHATY_PUPPET_SERVICE_AUTHORITY`` (the discovery host).
 
-Any other ``wechaty-puppet-*`` name runs that Node puppet in the sidecar.
+Any other ``wechaty-puppet-*`` name runs that Node puppet in the sidecar; with a Redis
+store, its memory card (the login session) is kept in Redis as well
+(:mod:`~wechat_sdk.adapters.wechaty.memory_card`). A Puppet Service keeps its accounts'
+sessions itself.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.adapters.wechaty.client import (
     PuppetServiceClient,
@@ -34,6 +37,9 @@ from wechat_sdk.adapters.wechaty.sidecar import Sidecar, SidecarPuppet
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.config.models import PuppetOptions, TlsOptions
 from wechat_sdk.puppet import Puppet
+
+if TYPE_CHECKING:
+    from wechat_sdk.puppets import SharedRedis
 
 __all__ = [
     "DEFAULT_DISCOVERY_URL",
@@ -179,9 +185,12 @@ def check_puppet(account: ResolvedAccount) -> None:
         )
 
 
-def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
+def make_puppet(
+    account: ResolvedAccount, state_dir: Path, redis: SharedRedis | None = None
+) -> Puppet:
     """The Wechaty puppet for an account (the puppet registry sends every name it does not
-    know otherwise here: see :mod:`wechat_sdk.puppets`)."""
+    know otherwise here: see :mod:`wechat_sdk.puppets`). With ``redis`` (a Redis store), a
+    Node puppet's memory card is kept there too."""
     name = account.settings.puppet
     options = account.settings.puppetOptions
     key_path = account.key_path("puppetOptions")
@@ -208,13 +217,20 @@ def make_puppet(account: ResolvedAccount, state_dir: Path) -> Puppet:
     extra: dict[str, Any] = {
         k: v for k, v in options.model_dump(exclude_none=True).items() if k not in _SIDECAR_KEYS
     }
+    account_dir = state_dir / "accounts" / account.id
+    memory_card = None
+    if redis is not None:
+        from wechat_sdk.adapters.wechaty.memory_card import RedisMemoryCard, card_file
+
+        memory_card = RedisMemoryCard(redis, account.id, card_file(account_dir))
     sidecar = Sidecar(
         puppet=name,
         state_dir=state_dir,
-        account_dir=state_dir / "accounts" / account.id,
+        account_dir=account_dir,
         puppet_options=extra,
         tls=options.tls is True,
         account_id=account.id,
+        memory_card=memory_card,
     )
     return SidecarPuppet(sidecar, account_id=account.id, allow_private_hosts=allow_private)
 

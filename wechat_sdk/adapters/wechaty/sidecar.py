@@ -8,7 +8,9 @@ loopback port, and connects to it like to any Puppet Service.
 The npm packages are installed on first use into a cache under the state directory
 (:mod:`~wechat_sdk.adapters.wechaty.node_install`: ``<stateDir>/node/<hash of the lock
 file>/``, pinned by the lock file shipped in the package). The puppet's login state
-(Wechaty's memory card) is kept per account in ``<stateDir>/accounts/<id>/``.
+(Wechaty's memory card) is kept per account in ``<stateDir>/accounts/<id>/``, and with a
+Redis store in Redis too (:mod:`~wechat_sdk.adapters.wechaty.memory_card`: restored before
+the sidecar starts, saved as it changes), so another gateway resumes the session.
 
 The sidecar never outlives the gateway: it exits when its stdin closes (the gateway
 stopped or died) and, on Linux, the kernel kills it when the gateway's process dies
@@ -38,7 +40,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.adapters.wechaty.client import (
     WECHATY_ROOT_CA,
@@ -63,6 +65,9 @@ from wechat_sdk.puppet import (
     ReplyWindow,
     Room,
 )
+
+if TYPE_CHECKING:
+    from wechat_sdk.adapters.wechaty.memory_card import RedisMemoryCard
 
 __all__ = [
     "BROWSER_PUPPETS",
@@ -202,7 +207,10 @@ class Sidecar:
     token: str = ""
     #: the browser the sidecar gave the puppet (:func:`browser_options`), if it chose one
     browser: str | None = None
+    #: the memory card's copy in Redis (a Redis store), else None (the file alone)
+    memory_card: RedisMemoryCard | None = None
     _stderr_task: asyncio.Task[None] | None = None
+    _card_task: asyncio.Task[None] | None = None
 
     @property
     def _log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -222,6 +230,8 @@ class Sidecar:
         )
         node = require_tool("node")
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
+        if self.memory_card is not None:  # the session another gateway saved, if one did
+            await self.memory_card.restore()
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
         options = browser_options(self.puppet, self.puppet_options)
         browser = self._chosen_browser(options)
@@ -268,6 +278,10 @@ class Sidecar:
                 ) from None
             if hello.get("event") == "listening":
                 self.control_port = hello.get("control")
+                if self.memory_card is not None:
+                    self._card_task = asyncio.get_running_loop().create_task(
+                        self.memory_card.keep(), name=f"memory-card:{self.account_id}"
+                    )
                 self._log.info(
                     "Node sidecar for %s listening on 127.0.0.1:%d (pid %d)",
                     self.puppet,
@@ -342,6 +356,19 @@ class Sidecar:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._stderr_task
             self._stderr_task = None
+        if self._card_task is not None:
+            self._card_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._card_task
+            self._card_task = None
+        if self.memory_card is not None:  # as the sidecar saved it when it stopped
+            await self.memory_card.save()
+
+    async def close(self) -> None:
+        """Stop the process and let go of Redis (the memory card's connection)."""
+        await self.stop()
+        if self.memory_card is not None:
+            await self.memory_card.close()
 
 
 class SidecarPuppet:
@@ -399,7 +426,7 @@ class SidecarPuppet:
 
     async def close(self) -> None:
         await self.stop()
-        await self.sidecar.stop()
+        await self.sidecar.close()
 
     def events(self) -> AsyncIterator[PuppetEvent]:
         return self._c().events()
