@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mock_peer import MockControl
 
 from wechat_sdk import Gateway, parse_config
 from wechat_sdk.adapters.wechaty import sidecar as sidecar_module
@@ -20,6 +21,7 @@ from wechat_sdk.adapters.wechaty.service import make_puppet
 from wechat_sdk.adapters.wechaty.sidecar import SidecarError, SidecarPuppet
 from wechat_sdk.config import accounts_of, load_config
 from wechat_sdk.puppet import ScanEvent
+from wechat_sdk.puppets import SharedRedis
 
 pytestmark = pytest.mark.e2e
 
@@ -218,3 +220,35 @@ async def test_the_going_live_config_starts_the_systems_chromium(tmp_path: Path)
                 return
     finally:
         await puppet.close()
+
+
+async def test_a_node_puppets_memory_card_kept_in_redis_is_the_next_gateways(
+    tmp_path: Path, redis_url: str, redis_namespace: str
+) -> None:
+    """With a Redis store, what the puppet keeps in its memory card (its session) on one
+    machine is in its card on the next, read by Node's own memory-card."""
+    shared = SharedRedis(redis_url, redis_namespace)
+    config = parse_config(json.dumps({"channels": {"wechat": {"puppet": "wechaty-puppet-mock"}}}))
+
+    def on_machine(state_dir: Path) -> SidecarPuppet:
+        puppet = make_puppet(accounts_of(config).accounts["default"], state_dir, shared)
+        assert isinstance(puppet, SidecarPuppet)
+        puppet.sidecar.test_control = True
+        return puppet
+
+    first = on_machine(tmp_path / "a")
+    try:
+        await first.sidecar.start()
+        assert first.sidecar.control_port is not None
+        control = MockControl(first.sidecar.control_port)
+        await control("remember", key="session", value={"cookies": "c00kie"})
+    finally:
+        await first.close()  # (a clean stop: the account moves)
+    second = on_machine(tmp_path / "b")
+    try:
+        await second.sidecar.start()
+        assert second.sidecar.control_port is not None
+        recalled = await MockControl(second.sidecar.control_port)("recall", key="session")
+        assert recalled["value"] == {"cookies": "c00kie"}
+    finally:
+        await second.close()

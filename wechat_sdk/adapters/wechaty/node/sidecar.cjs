@@ -32,6 +32,9 @@
  *       every text the bot sent with a payload timestamp >= since (ms), oldest first;
  *       with countOnly only {count} (cheap enough to poll during a benchmark)
  *   self                                       -> {id, loggedIn}
+ *   remember {key, value}                      -> {}    (set in the puppet's memory card, saved
+ *                                                        as a puppet saves its session)
+ *   recall {key}                               -> {value}  (null: the card has no such key)
  *
  * It writes one JSON line to stdout when serving ({"event":"listening",...}) and logs to
  * stderr. Its lifetime is tied to the parent: it exits when stdin closes (the parent died
@@ -254,6 +257,15 @@ async function startControl (mocker, puppet) {
     },
     async self () {
       return { id: user ? user.id : null, loggedIn: puppet.isLoggedIn }
+    },
+    async remember ({ key, value }) {
+      await puppet.memory.set(key, value)
+      await puppet.memory.save()
+      return {}
+    },
+    async recall ({ key }) {
+      const value = await puppet.memory.get(key)
+      return { value: value === undefined ? null : value }
     },
   }
 
