@@ -310,3 +310,24 @@ async def test_a_refused_write_stops_the_account_here_at_once(
         assert store.history.get("acc", "alice") == [entry(1)]
     finally:
         await cluster.stop()
+
+
+async def test_a_store_not_on_redis_under_a_lease_fences_its_outbox_by_the_lease_here(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """(A test's setup: leases are kept only with a Redis store.) Its outbox refuses
+    writes once the lease is lost here; the rest of the store is its own."""
+    from wechat_sdk.stores import MemoryStore
+
+    lease = await Leases(aclient, keys, "gw-a", ttl_s=30).acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, Leases(aclient, keys, "gw-a", ttl_s=30), RealClock(), 30)
+    memory = MemoryStore()
+    held = held_store(memory, guard)
+    held.outbox.add([item("one")])
+    guard.lose()
+    with pytest.raises(LeaseLost):
+        held.outbox.add([item("two")])
+    assert [i.text for i in memory.outbox.items("acc")] == ["one"]
+    held.history.append("acc", "alice", entry(1), 50)
+    assert memory.history.get("acc", "alice") == [entry(1)]
