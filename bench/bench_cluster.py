@@ -87,6 +87,7 @@ class Run:
             serve_process("--poll-hold-ms", "1000", "--scan-after-ms", "0", *bots)
         )
         self.base = served.base_url
+        self.simulator_pid = served.process.pid
         self.http = aiohttp.ClientSession()
         accounts = {
             f"a{n}": {"puppetOptions": {"baseUrl": f"{self.base}a/bot{n}/"}}
@@ -159,11 +160,31 @@ class Run:
         return sum(len(r) for r in rows)
 
 
-async def throughput(root: Path, redis_url: str, messages: int, gateways: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy(pids: dict[str, int]) -> dict[str, float]:
+    """Each process's CPU seconds so far (this benchmark's own as "client")."""
+    now = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    own = os.times()
+    now["client"] = own.user + own.system
+    return now
+
+
+async def throughput(
+    root: Path, redis_url: str, messages: int, gateways: int, redis_pid: int
+) -> tuple[float, dict[str, float]]:
+    """Messages per second, and each process's share of a core while they were answered."""
     async with Run(root, redis_url, f"tp{gateways}", 15.0) as run:
         for _ in range(gateways):
             run.start_gateway()
         await run.ready(gateways)
+        pids = {f"gateway {n + 1}": p.pid for n, p in enumerate(run.gateways)}
+        pids |= {"simulator": run.simulator_pid, "redis": redis_pid}
+        before = busy(pids)
         started = time.perf_counter()
         sem = asyncio.Semaphore(32)
 
@@ -176,7 +197,10 @@ async def throughput(root: Path, redis_url: str, messages: int, gateways: int) -
         await asyncio.gather(*(say(i) for i in range(messages)))
         while True:  # (the simulator tells no one: it is asked)
             if await run.answered() >= messages:
-                return messages / (time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                after = busy(pids)
+                cores = {k: (after[k] - before[k]) / elapsed for k in after}
+                return messages / elapsed, cores
             await asyncio.sleep(0.05)
 
 
@@ -255,15 +279,20 @@ async def main() -> None:
         redis, url = start_redis(root)
         try:
             if "throughput" in parts:
-                rates = {g: await throughput(root, url, args.messages, g) for g in (1, 2, 3)}
-                for g, rate in rates.items():
-                    print(f"{g} gateway(s): {rate:.1f} messages/s ({rate / rates[1]:.2f}x one)")
+                runs = {
+                    g: await throughput(root, url, args.messages, g, redis.pid) for g in (1, 2, 3)
+                }
+                one = runs[1][0]
+                for g, (rate, cores) in runs.items():
+                    print(f"{g} gateway(s): {rate:.1f} messages/s ({rate / one:.2f}x one)")
+                    shares = ", ".join(f"{name} {share:.0%}" for name, share in cores.items())
+                    print(f"    share of a core each: {shares}; all: {sum(cores.values()):.0%}")
             if "store" in parts:
                 for name, us in store_cost(url).items():
                     print(f"store work per message, {name}: {us:.0f} us (median)")
             if "failover" in parts:
-                runs = [await failover(root, url, args.ttl, i) for i in range(args.failovers)]
-                for first, last in runs:
+                fails = [await failover(root, url, args.ttl, i) for i in range(args.failovers)]
+                for first, last in fails:
                     print(
                         f"failover after kill -9 (TTL {args.ttl:g} s): first reply {first:.1f} s, "
                         f"last {last:.1f} s"
