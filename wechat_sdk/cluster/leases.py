@@ -2,10 +2,11 @@
 
 A lease is one key per account, ``<namespace>:<channel>:lease:<account>``, holding
 ``<gateway id> <fencing token>`` with a time to live (``LEASE_TTL_S``, 15 s by default).
-Its holder renews it every third of that; a gateway that stops cleanly deletes it (the
+Its holder renews it every quarter of that; a gateway that stops cleanly deletes it (the
 account is taken over at once); one that dies lets it expire (taken over within the TTL).
 Each new holder gets a new fencing token from ``...:fence:<account>`` (INCR): a holder
-checks that the lease still holds its token before each send, so an old holder that was
+checks that the lease still holds its token before each send, and Redis checks it in each
+write for the account (:mod:`wechat_sdk.stores.redis.fencing`), so an old holder that was
 paused past its lease (SIGSTOP, a long GC, a partition) and wakes up cannot act.
 
 Every operation is one Lua script: compare and set, atomic on the server.
