@@ -5,8 +5,10 @@ starting -> waiting_for_scan -> ready -> (reconnecting -> ready)* -> stopped
 
 Liveness is checked here, once: no event at all (not even a heartbeat) for
 HEARTBEAT_TIMEOUT_S means the link is dead, and the puppet is restarted. A message event
-goes through the inbound pipeline; a turn that comes out of it is handed to the turns,
-which answer it in a task of its own: nothing here waits for an answer.
+goes through the inbound pipeline, journaled in the outbox from before its dedupe mark
+until the pipeline ends (what a kill leaves there is taken through it again at the next
+start, once ready); a turn that comes out of it is handed to the turns, which answer it in
+a task of its own: nothing here waits for an answer.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from wechat_sdk.agent import AgentTurn
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
+from wechat_sdk.gateway.kept import KeptWork
+from wechat_sdk.gateway.outbox import message_id_of
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
@@ -39,6 +44,7 @@ from wechat_sdk.puppet import (
     ScanEvent,
     ScanStatus,
 )
+from wechat_sdk.stores.base import OutboxItem
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "Backoff", "Connection"]
 
@@ -83,6 +89,7 @@ class Connection:
         inbound: InboundPipeline,
         echoes: EchoLedger,
         turns: Turns,
+        kept: KeptWork,
         mark_position: Callable[[], int],
         logged_in: asyncio.Event,
         status: AccountStatus,
@@ -99,6 +106,10 @@ class Connection:
         self.inbound = inbound
         self.echoes = echoes
         self.turns = turns
+        #: the outbox room: each message is journaled there while in the pipeline
+        self.kept = kept
+        #: what the last process left in the pipeline, taken through it again once ready
+        self._arrived: list[OutboxItem] = []
         self.mark_position = mark_position
         #: set while logged in: sends wait for it (replies outlast a logout)
         self.logged_in = logged_in
@@ -131,6 +142,12 @@ class Connection:
 
     async def run(self) -> None:
         """Start the puppet and read its events, reconnecting, until stopped or failed."""
+        self._arrived = self.kept.take_arrived()
+        for item in self._arrived:  # marked before the puppet starts: a copy is a duplicate
+            try:
+                self.inbound.mark_seen(message_id_of(item) or "")
+            except Exception as exc:
+                self.log.error("could not mark message %s as seen: %s", item.turn, exc)
         first = True
         while not self.stopping:
             self.set_lifecycle("starting" if first else "reconnecting")
@@ -240,6 +257,9 @@ class Connection:
                 self.events.account_ready(
                     self.account.id, self.status.user_id, self.status.user_name
                 )
+            arrived, self._arrived = self._arrived, []
+            for item in arrived:  # left in the pipeline by the last process
+                await self._on_message(message_id_of(item) or "", journaled=item)
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
             self._logged_out = True
@@ -310,9 +330,25 @@ class Connection:
         self.logged_in.set()
         self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
 
-    async def _on_message(self, message_id: str) -> None:
-        result = await self.inbound.process(message_id)
+    async def _on_message(self, message_id: str, journaled: OutboxItem | None = None) -> None:
+        """Take a message through the pipeline; ``journaled``: one the last process left
+        in it (journaled in the outbox), taken through it again."""
+        loaded = await self.inbound.load(message_id)
+        item = journaled
+        result: AgentTurn | Drop
+        if isinstance(loaded, Drop):
+            result = loaded
+        else:
+            if item is None:  # before its dedupe mark: a kill from here on leaves it there
+                item = self.kept.journal_message(loaded)
+            try:
+                result = await self.inbound.go_through(loaded, again=journaled is not None)
+            except Exception:  # (a cancellation, a stop's or a kill's, leaves it journaled)
+                self.kept.message_done(item)
+                raise
         if isinstance(result, Drop):
+            if item is not None:
+                self.kept.message_done(item)
             for to, text in result.replies:  # sent in tasks: the reading of events goes on
                 self.turns.send_soon(to, text)
             if result.reason not in ("self", "unreadable"):
@@ -321,8 +357,9 @@ class Connection:
                 await self._tell_drop(message_id, result)
             return
         self.status.last_inbound = self.clock.now()
-        # the reply's sends need this message's dedupe mark durable, not later ones
-        self.turns.answer(result, self.mark_position())
+        # the reply's sends need this message's dedupe mark (and its taking out of the
+        # outbox) durable, not later ones
+        self.turns.answer(result, self.mark_position, item)
         self.events.message_received(
             self.account.id,
             message_id=result.message_id,

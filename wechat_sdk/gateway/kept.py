@@ -6,6 +6,11 @@ is cut, and what is left of it is kept (the messages of its reply not sent yet, 
 itself when the agent had not answered). The next start sends the kept messages once the
 account is ready, before anything new goes to their conversation, and then asks the agent
 again about the kept turns. :mod:`wechat_sdk.gateway.outbox` turns these into rows and back.
+
+Each message is also journaled here while it goes through the inbound steps, from before
+its dedupe mark until the steps end (:meth:`KeptWork.journal_message`): a process killed
+meanwhile (a media download, a contact look-up) leaves it here, and the next start takes
+it through the steps again (:meth:`KeptWork.take_arrived`) instead of losing it to its mark.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from wechat_sdk.agent import AgentTurn, ToolRegistry
 from wechat_sdk.clock import Clock
 from wechat_sdk.gateway.outbox import (
     OUTBOX_MAX_AGE_S,
+    journaled_message,
     kept_messages,
     kept_turn,
+    message_id_of,
     message_of,
     turn_from_json,
 )
@@ -31,6 +38,7 @@ from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.outbound.window import NOTICE, fit_window, is_open
+from wechat_sdk.puppet import Message
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
 __all__ = ["KeptWork"]
@@ -61,6 +69,36 @@ class KeptWork:
         self.log = log
         #: taking up the last stop's work, per conversation, until the account is ready
         self.waiting: set[asyncio.Task[None]] = set()
+        #: messages the last process left in the inbound steps, for the connection
+        self.arrived: list[OutboxItem] = []
+
+    # ------------------------------------------------------------ messages coming in
+
+    def journal_message(self, message: Message) -> OutboxItem:
+        """Journal a message before its dedupe mark (raises what the store raised: the
+        message then goes no further, and is not marked)."""
+        item = journaled_message(self.account_id, message, self.clock.now())
+        return self.outbox.add([item])[0]
+
+    def message_done(self, item: OutboxItem) -> bool:
+        """The message's steps ended: it was dropped, or its turn stands for it now (the
+        turn's journal, or its reply). False when the store refused (logged)."""
+        try:
+            self.outbox.delete(item.id)
+        except Exception as exc:
+            self.log.error(
+                "could not take message %s out of the store's outbox: %s (it stays there: "
+                "taken through the inbound steps again at the account's next start)",
+                message_id_of(item),
+                exc,
+            )
+            return False
+        return True
+
+    def take_arrived(self) -> list[OutboxItem]:
+        """The messages the last process left in the inbound steps, once (see take_up)."""
+        arrived, self.arrived = self.arrived, []
+        return arrived
 
     # ------------------------------------------------------------ keeping
 
@@ -173,7 +211,11 @@ class KeptWork:
             self.log.error("could not read the store's outbox: %s", exc)
             return
         conversations: dict[str, list[OutboxItem]] = {}
+        arrived: list[OutboxItem] = []
         for item in items:
+            if item.kind == "message":
+                arrived.append(item)
+                continue
             if item.state == "waiting":
                 continue  # for the user's next message (a reply window), not for a start
             if item.state == "sending":
@@ -200,6 +242,28 @@ class KeptWork:
                 sum(len(c) for c in conversations.values()) - turn_count,
                 turn_count,
             )
+        self.arrived = self._arrived(arrived, items)
+
+    def _arrived(self, arrived: list[OutboxItem], items: list[OutboxItem]) -> list[OutboxItem]:
+        """The messages to take through the inbound steps again: each once, unless a
+        kept turn already stands for it (the process died between writing the turn and
+        taking the message out), or it is too old."""
+        done = {message_id_of(i) for i in items if i.kind == "turn"}
+        again: list[OutboxItem] = []
+        for item in arrived:
+            message_id = message_id_of(item)
+            if message_id is None or message_id in done:
+                self._write(functools.partial(_delete, item), "a message's journal")
+            elif not self._too_old(item):
+                done.add(message_id)
+                again.append(item)
+        if again:
+            self.log.warning(
+                "the last process ended while %d message(s) were on their way in: taken "
+                "through the inbound steps again once the account is ready",
+                len(again),
+            )
+        return again
 
     def cancel_waiting(self) -> None:
         """A stop before the login: nothing of the kept work has started."""

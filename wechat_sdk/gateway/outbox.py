@@ -3,8 +3,10 @@
 When the grace period of a stop runs out in the middle of a turn, the account runner keeps
 what is left of it in the store's outbox (:class:`~wechat_sdk.stores.base.OutboxStore`):
 the messages of a reply that did not go out yet, or, when the agent had not answered yet,
-the turn itself, so that the agent is asked again after the restart. This module turns
-those into :class:`~wechat_sdk.stores.base.OutboxItem` rows and back.
+the turn itself, so that the agent is asked again after the restart. Each message is also
+journaled there while it goes through the inbound steps (by its id), so that one a kill
+cuts short is taken through them again. This module turns those into
+:class:`~wechat_sdk.stores.base.OutboxItem` rows and back.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import Any
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem, ToolRegistry
 from wechat_sdk.outbound.pipeline import OutboundMessage
+from wechat_sdk.puppet import Message
 from wechat_sdk.stores.base import OutboxItem
 
 __all__ = [
     "OUTBOX_MAX_AGE_S",
+    "journaled_message",
     "kept_messages",
     "kept_turn",
+    "message_id_of",
     "message_of",
     "turn_from_json",
     "turn_to_json",
@@ -61,6 +66,33 @@ def kept_turn(turn: AgentTurn, now: float) -> OutboxItem:
         turn=turn_to_json(turn),
         dm=turn.chat_type == "direct",
     )
+
+
+def journaled_message(account_id: str, message: Message, now: float) -> OutboxItem:
+    """An outbox item for a message on its way through the inbound steps: its id (in
+    ``turn``: see :class:`~wechat_sdk.stores.base.OutboxItem`) and its conversation."""
+    return OutboxItem(
+        account_id=account_id,
+        conversation_id=message.room_id if message.room_id is not None else message.talker_id,
+        kind="message",
+        created_at=now,
+        turn=message.id,
+        dm=message.room_id is None,
+    )
+
+
+def message_id_of(item: OutboxItem) -> str | None:
+    """The id of the message a ``message`` or ``turn`` item stands for (None for another
+    kind, or a turn that cannot be read)."""
+    if item.kind == "message":
+        return item.turn
+    if item.kind == "turn" and item.turn is not None:
+        try:
+            found = json.loads(item.turn).get("message_id")
+        except (ValueError, AttributeError):
+            return None
+        return found if isinstance(found, str) else None
+    return None
 
 
 def message_of(item: OutboxItem) -> OutboundMessage:

@@ -97,6 +97,7 @@ class AccountRunner:
             inbound=inbound,
             echoes=inbound.echoes,
             turns=self.turns,
+            kept=self.kept,
             mark_position=mark_position,
             logged_in=logged_in,
             status=status,

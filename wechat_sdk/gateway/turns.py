@@ -86,6 +86,8 @@ class CutTurns(Protocol):
 
     def keep_text(self, to: str, text: str) -> None: ...
 
+    def message_done(self, item: OutboxItem) -> bool: ...
+
     async def send_waiting(self, turns: Turns, conversation_id: str) -> None: ...
 
 
@@ -133,14 +135,26 @@ class Turns:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def answer(self, turn: AgentTurn, mark: int | None) -> None:
-        """Answer ``turn`` in a task of its own. ``mark``: the store's dedupe mark position
-        right after the turn's message was checked; nothing of the reply goes out before
-        that mark is durable, so a crash never makes the message look new again after
-        something was sent for it."""
+    def answer(
+        self,
+        turn: AgentTurn,
+        mark_position: Callable[[], int | None],
+        message: OutboxItem | None = None,
+    ) -> None:
+        """Answer ``turn`` in a task of its own. ``message``: the turn's message as the
+        outbox journaled it in the inbound steps; the turn stands for it from now on (its
+        journal first, when every turn is journaled), so it is taken out. Then
+        ``mark_position`` gives the store's mark position: nothing of the reply goes out
+        before the message's dedupe mark and its taking out are durable, so a crash never
+        makes the message look new again, nor leaves it journaled, after something was
+        sent for it. A message the store would not take out is not answered now: it stays
+        journaled, for the account's next start (never answered twice)."""
         progress = TurnProgress()
         if self.journal_every_turn:  # written before anything else can happen to it
             progress.journal = self._cut.journal(turn, progress)
+        if message is not None and not self._cut.message_done(message):
+            return
+        mark = mark_position()
         self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark, progress)))
 
     def send_soon(self, to: str, text: str) -> None:

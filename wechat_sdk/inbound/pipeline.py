@@ -134,15 +134,36 @@ class InboundPipeline:
 
     async def process(self, message_id: str) -> AgentTurn | Drop:
         """Take the message with this id through the steps."""
+        loaded = await self.load(message_id)
+        if isinstance(loaded, Drop):
+            return loaded
+        return await self.go_through(loaded)
+
+    async def load(self, message_id: str) -> Message | Drop:
+        """The first step (:meth:`drop_self`): the message of someone else, or its Drop."""
         loaded = await self.drop_self(message_id)
         if isinstance(loaded, Drop):
             return self._dropped(message_id, loaded)
-        item = Inbound(message=loaded, text=loaded.text)
-        for step in self.steps:
+        return loaded
+
+    async def go_through(self, message: Message, *, again: bool = False) -> AgentTurn | Drop:
+        """The steps after :meth:`load`. ``again``: a message a process that died left
+        partway through them (journaled in the outbox): its dedupe mark may be recorded
+        already, so that step is left out (:meth:`mark_seen` recorded it at the start)."""
+        item = Inbound(message=message, text=message.text)
+        steps = self.steps
+        if again:
+            steps = tuple(s for s in steps if s != self.drop_duplicate)
+        for step in steps:
             drop = await step(item)
             if drop is not None:
-                return self._dropped(message_id, drop)
+                return self._dropped(message.id, drop)
         return self._turn(item)
+
+    def mark_seen(self, message_id: str) -> None:
+        """Record the dedupe mark of a message taken through the steps again (:meth:`go_through`
+        with ``again``): WeChat delivering it once more is then a duplicate."""
+        self.dedupe.check_and_add(self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S)
 
     def _dropped(self, message_id: str, drop: Drop) -> Drop:
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1

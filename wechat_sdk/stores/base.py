@@ -179,7 +179,7 @@ class DedupeStore(Protocol):
         ...
 
 
-OutboxKind = Literal["text", "file", "turn"]
+OutboxKind = Literal["text", "file", "turn", "message"]
 OutboxState = Literal["pending", "sending", "waiting"]
 
 
@@ -192,6 +192,10 @@ class OutboxItem:
     ``"file"``: one file of a reply (``file``: its name, kind, MIME type, duration, and
     its bytes, path or URL). ``"turn"``: a message whose agent had not answered yet
     (``turn``: the :class:`~wechat_sdk.agent.AgentTurn` as JSON); the agent is asked again.
+    ``"message"``: a message on its way through the inbound steps (``turn``: its id; not
+    in ``text``, which a gateway older than this kind would send), written before its
+    dedupe mark and deleted when the steps end (it was dropped, or its turn stands for
+    it): one a dead process left is taken through the steps again at the next start.
     ``dm``: the item belongs to a DM turn (what goes out joins the DM history).
     ``id`` is given by the store (0 before it is added); items are kept in the order
     they were added. ``state`` is ``"sending"`` from just before an item is worked on
@@ -219,7 +223,11 @@ class OutboxStore(Protocol):
 
     What a stop cuts short is kept here and taken up by the next start on the same
     store. Every write is committed (durable, for a store on disk) before the call
-    returns.
+    returns, except that a store writing its dedupe marks behind (SQLite) may write
+    ``"message"`` items (added alone) and their deletes behind too, as they come and go
+    with every message: such an add is durable no later than any dedupe mark recorded
+    after it, and such a delete before :meth:`Store.marks_durable` returns for a
+    :meth:`Store.mark_position` taken after it.
     """
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
@@ -408,7 +416,8 @@ class Store(Protocol):
 
     def mark_position(self) -> int:
         """A position covering every dedupe mark recorded so far (by
-        :meth:`DedupeStore.check_and_add`); it never decreases."""
+        :meth:`DedupeStore.check_and_add`), and every ``"message"`` item deleted so far
+        (see :class:`OutboxStore`); it never decreases."""
         ...
 
     async def marks_durable(self, upto: int | None) -> None:

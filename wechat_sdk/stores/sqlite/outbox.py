@@ -1,20 +1,24 @@
 """The outbox in the database: what a stop kept for the next start (schema version 2).
 
 Every write is its own immediate transaction, durable when the call returns: it happens at
-a stop and around the sends of kept messages, never on the hot path.
+a stop and around the sends of kept messages, never on the hot path. Except for the
+``"message"`` items, which come and go with every message (each journaled while it goes
+through the inbound steps): they are written behind, with the dedupe marks, in the same
+commits, and one deleted before its commit is never written at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores.base import CHANNEL, OutboxItem, OutboxState
-from wechat_sdk.stores.sqlite.db import Database
+from wechat_sdk.stores.sqlite.db import Database, storable
 
 __all__ = ["SqliteOutboxStore"]
 
@@ -52,29 +56,56 @@ def _outbox_item(row: Any) -> OutboxItem:
     )
 
 
+class _MessageBatch:
+    """Queued writes of ``"message"`` items: rows to add (by id), then ids to delete."""
+
+    __slots__ = ("add", "delete")
+
+    def __init__(self) -> None:
+        self.add: dict[int, OutboxItem] = {}
+        self.delete: list[int] = []
+
+
 class SqliteOutboxStore:
     """:class:`~wechat_sdk.stores.base.OutboxStore` over the shared database.
 
     Every write is a plain immediate transaction (committed, with an fsync, before the
-    call returns), never part of the hot path's group commit.
+    call returns), never part of the hot path's group commit; but ``"message"`` items
+    added alone, and their deletes, are queued for the group commit (see the module).
+    Such an item gets its id when added, before its row is written: only the gateway
+    writes the outbox of its state directory, so the ids it gives are its own.
     """
 
     def __init__(self, db: Database, channel: str = CHANNEL) -> None:
         self._db = db
         self.channel = channel
+        #: the last id given
+        self._last_id = _sequence(db.conn)
+        self._q = _MessageBatch()
+        #: "message" items of this process whose rows were taken for a commit
+        self._written: set[int] = set()
+        db.register(self)
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
-        """See :meth:`OutboxStore.add` (one transaction)."""
+        """See :meth:`OutboxStore.add` (one transaction; ``"message"`` items added alone
+        are queued for the next commit of the dedupe marks)."""
+        if items and all(i.kind == "message" for i in items):
+            return [self._queue(item) for item in items]
         added = []
         with self._db.write() as conn:
+            self._last_id = max(self._last_id, _sequence(conn))
             for item in items:
                 f = item.file
                 state: OutboxState = "waiting" if item.state == "waiting" else "pending"
-                cur = conn.execute(
-                    f"INSERT INTO outbox (channel, {_OUTBOX_COLS.removeprefix('seq, ')}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                # (the id given, not AUTOINCREMENT's: that may give again an id a queued
+                # item had that was deleted before it was written)
+                self._last_id += 1
+                conn.execute(
+                    f"INSERT INTO outbox (channel, {_OUTBOX_COLS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.channel,
+                        self._last_id,
                         item.account_id,
                         item.conversation_id,
                         item.kind,
@@ -93,12 +124,19 @@ class SqliteOutboxStore:
                         item.turn,
                     ),
                 )
-                assert cur.lastrowid is not None
-                added.append(dataclasses.replace(item, id=cur.lastrowid, state=state))
+                added.append(dataclasses.replace(item, id=self._last_id, state=state))
+        return added
+
+    def _queue(self, item: OutboxItem) -> OutboxItem:
+        self._last_id += 1
+        added = dataclasses.replace(item, id=self._last_id, state="pending")
+        self._q.add[added.id] = added
+        self._db.queued()
         return added
 
     def items(self, account_id: str) -> list[OutboxItem]:
-        """See :meth:`OutboxStore.items`."""
+        """See :meth:`OutboxStore.items` (queued writes are committed first)."""
+        self._db.flush()
         rows = self._db.read(
             f"SELECT {_OUTBOX_COLS} FROM outbox WHERE channel = ? AND account_id = ? ORDER BY seq",
             (self.channel, account_id),
@@ -114,9 +152,61 @@ class SqliteOutboxStore:
             )
 
     def delete(self, item_id: int) -> bool:
-        """See :meth:`OutboxStore.delete`."""
+        """See :meth:`OutboxStore.delete` (a ``"message"`` item of this process: queued,
+        or never written if its add was still queued)."""
+        if self._q.add.pop(item_id, None) is not None:
+            return True
+        if item_id in self._written:
+            self._written.discard(item_id)
+            self._q.delete.append(item_id)
+            # counted with the dedupe marks: a reply waits for it (Store.marks_durable)
+            self._db.marks_queued += 1
+            self._db.queued()
+            return True
         with self._db.write() as conn:
             cur = conn.execute(
                 "DELETE FROM outbox WHERE channel = ? AND seq = ?", (self.channel, item_id)
             )
             return cur.rowcount > 0
+
+    # ------------------------------------------------------------ write-behind
+
+    def take(self) -> _MessageBatch | None:
+        q = self._q
+        if not (q.add or q.delete):
+            return None
+        self._q = _MessageBatch()
+        self._written.update(q.add)
+        return q
+
+    def write(self, conn: sqlite3.Connection, batch: _MessageBatch) -> None:
+        ch = self.channel
+        if batch.add:
+            conn.executemany(
+                "INSERT INTO outbox (seq, channel, account_id, conversation_id, kind, state, "
+                "created_at, dm, mention_ids, turn) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, "
+                "'[]', ?)",
+                [
+                    (
+                        i.id,
+                        ch,
+                        storable(i.account_id),
+                        storable(i.conversation_id),
+                        i.kind,
+                        i.created_at,
+                        int(i.dm),
+                        storable(i.turn or ""),
+                    )
+                    for i in batch.add.values()
+                ],
+            )
+        if batch.delete:
+            conn.executemany(
+                "DELETE FROM outbox WHERE channel = ? AND seq = ?", [(ch, i) for i in batch.delete]
+            )
+
+
+def _sequence(conn: sqlite3.Connection) -> int:
+    """The largest id the outbox ever had (AUTOINCREMENT keeps it, as it keeps ids given)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return int(row[0]) if row else 0
