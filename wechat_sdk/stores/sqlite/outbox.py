@@ -89,8 +89,8 @@ class SqliteOutboxStore:
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """See :meth:`OutboxStore.add` (one transaction; ``"message"`` items added alone
         are queued for the next commit of the dedupe marks)."""
-        if items and all(i.kind == "message" for i in items):
-            return [self._queue(item) for item in items]
+        if len(items) == 1 and items[0].kind == "message":
+            return [self._queue(items[0])]
         added = []
         with self._db.write() as conn:
             self._last_id = max(self._last_id, _sequence(conn))
@@ -129,7 +129,15 @@ class SqliteOutboxStore:
 
     def _queue(self, item: OutboxItem) -> OutboxItem:
         self._last_id += 1
-        added = dataclasses.replace(item, id=self._last_id, state="pending")
+        added = OutboxItem(  # (not dataclasses.replace: this is every message's, and twice as fast)
+            item.account_id,
+            item.conversation_id,
+            item.kind,
+            item.created_at,
+            turn=item.turn,
+            dm=item.dm,
+            id=self._last_id,
+        )
         self._q.add[added.id] = added
         self._db.queued()
         return added
