@@ -349,19 +349,31 @@ class SimulatedWeChat(MessageStore, ILinkServing):
 
     # ------------------------------------------------------------ login
 
-    async def login(self, account_id: str = "default", *, within_s: float = 60.0) -> None:
+    async def login(
+        self, account_id: str = "default", *, within_s: float = 60.0, verify_code: bool = False
+    ) -> str | None:
         """Scan and confirm the QR code of an account whose puppet (or iLink client) is
-        waiting."""
+        waiting.
+
+        ``verify_code`` (iLink only): the phone asks for the number it shows instead of
+        logging in; the number is returned (as the person reads it on the phone), and the
+        login goes on once the client sends it (see :meth:`phone_shows`).
+        """
         if self._is_ilink(account_id):
-            await self.ilink_state.login(account_id, within_s)
-            return
+            return await self.ilink_state.login(account_id, within_s, verify_code=verify_code)
+        if verify_code:
+            raise ValueError(
+                f"account {account_id!r} is not an iLink account: only iLink "
+                "logins ask for a number"
+            )
         await self._wait_for_qr(account_id, within_s)
         if self.puppet(account_id).self_id is not None:
-            return  # the session was kept: logged in without a scan
+            return None  # the session was kept: logged in without a scan
         self.scan(account_id)
         await self.clock.settle()
         self.confirm(account_id)
         await self.clock.run_until_idle()
+        return None
 
     async def _wait_for_qr(self, account_id: str, within_s: float) -> None:
         deadline = self.clock.now() + within_s
@@ -381,11 +393,24 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             return
         self.puppet(account_id).on_scanned()
 
-    def confirm(self, account_id: str = "default") -> None:
+    def confirm(self, account_id: str = "default", *, verify_code: bool = False) -> str | None:
+        """The owner confirms the login on the phone. ``verify_code`` (iLink only): the
+        phone asks for the number it shows instead; the number is returned."""
         if self._is_ilink(account_id):
-            self.ilink_state.qr.confirm(account_id)
-            return
+            qr = self.ilink_state.qr.confirm(account_id, verify_code=verify_code)
+            return qr.verify_code
+        if verify_code:
+            raise ValueError(
+                f"account {account_id!r} is not an iLink account: only iLink "
+                "logins ask for a number"
+            )
         self.puppet(account_id).on_confirmed()
+        return None
+
+    def phone_shows(self, account_id: str = "default") -> str | None:
+        """The number an iLink account owner's phone shows while its login asks for it
+        (``confirm(..., verify_code=True)``); None when no login asks."""
+        return self.ilink_state.qr.shown(account_id) if self._is_ilink(account_id) else None
 
     def cancel(self, account_id: str = "default") -> None:
         if self._is_ilink(account_id):

@@ -7,6 +7,7 @@ speak only in the normalised payload types below. Nothing here knows gRPC or JSO
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,12 @@ __all__ = [
     "ScanStatus",
     "SendError",
     "SendOutcomeUnknown",
+    "TakesVerifyCode",
+    "VerifyCodeEvent",
+    "VerifyCodeNotAsked",
+    "VerifyCodeOutcome",
     "WindowClosed",
+    "verify_number",
 ]
 
 
@@ -241,6 +247,18 @@ class ScanEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifyCodeEvent:
+    """The QR login waits for the number the phone shows (iLink's ``need_verifycode``):
+    a person gives it through :meth:`TakesVerifyCode.submit_verify_code`.
+
+    ``state``: ``asked`` (the phone shows a number), ``wrong`` (the number given is not
+    it: asked again) or ``blocked`` (too many wrong ones: a new QR code follows).
+    """
+
+    state: Literal["asked", "wrong", "blocked"] = "asked"
+
+
+@dataclass(frozen=True, slots=True)
 class LoginEvent:
     contact_id: str
 
@@ -280,6 +298,7 @@ class DirtyEvent:
 
 PuppetEvent = (
     ScanEvent
+    | VerifyCodeEvent
     | LoginEvent
     | LogoutEvent
     | ReadyEvent
@@ -334,6 +353,11 @@ class SendOutcomeUnknown(PuppetError):
 
     Delivery must not blindly retry: it first looks for the message's self-echo.
     """
+
+
+class VerifyCodeNotAsked(PuppetError):
+    """A number was given while no login asks for one (none is waiting, or another number
+    given just before is being checked)."""
 
 
 class FileTooLarge(PuppetError):
@@ -431,5 +455,46 @@ class Puppet(Protocol):
         """The conversation's reply window now, or ``None`` when the transport has none.
 
         ``remaining`` 0 or ``closes_at`` passed: a send raises :class:`WindowClosed`.
+        """
+        ...
+
+
+#: what became of a number given to a login (:meth:`TakesVerifyCode.submit_verify_code`):
+#: ``accepted`` (the login goes on), ``wrong`` (asked again), ``blocked`` (too many wrong
+#: ones: a new QR code follows), ``expired`` (the QR code expired first: a new one follows),
+#: ``pending`` (the login has not answered yet)
+VerifyCodeOutcome = Literal["accepted", "wrong", "blocked", "expired", "pending"]
+
+
+_NUMBER = re.compile(r"[0-9]{1,16}")
+
+
+def verify_number(code: str) -> str:
+    """``code`` as the number the phone shows (spaces typed in it dropped); a ValueError
+    saying what to give for anything else.
+
+    >>> verify_number(" 12 34 ")
+    '1234'
+    """
+    number = "".join(str(code).split())
+    if not _NUMBER.fullmatch(number):
+        raise ValueError("give the number the phone shows: digits only, e.g. 123456")
+    return number
+
+
+@runtime_checkable
+class TakesVerifyCode(Protocol):
+    """A puppet whose QR login may ask for the number the phone shows (the iLink adapter).
+
+    Not part of :class:`Puppet`: a puppet whose login never asks (Wechaty's) does not have
+    it, and ``isinstance(puppet, TakesVerifyCode)`` tells which.
+    """
+
+    async def submit_verify_code(self, code: str) -> VerifyCodeOutcome:
+        """Give the login the number the phone shows; what became of it, once the server
+        said (``pending`` if it has not yet, after a while).
+
+        Raises :class:`VerifyCodeNotAsked` when no login asks for a number now, and
+        :class:`ValueError` for a ``code`` that is not a number.
         """
         ...

@@ -8,7 +8,11 @@ why. See docs/simulator-server.md.
 - ``GET /sim/accounts``; ``POST /sim/accounts`` ``{"id": "bot", "name": "..."}``: iLink bot
   accounts (``bot_id`` is the ``ilink_bot_id``, ``owner`` the user who scans for it).
 - ``POST /sim/accounts/{id}/scan``, ``.../confirm``, ``.../cancel``, ``.../login`` (scan and
-  confirm): the owner's phone, on the QR code a client asked for.
+  confirm): the owner's phone, on the QR code a client asked for. ``confirm`` and ``login``
+  take ``{"verify_code": true}``: the phone asks for the number it shows (the answer's
+  ``phone_shows``) instead of logging in; the client must send it back.
+- ``GET /sim/accounts/{id}/phone``: what the owner's phone shows (``shows``: the number
+  the login asks for, or null).
 - ``GET /sim/qrcodes``: the codes handed out and their status.
 - ``POST /sim/messages`` ``{"from": "alice@im.wechat", "account": "bot", "text": "hi"}``,
   optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``,
@@ -41,6 +45,7 @@ ROUTES = [
     "GET /sim/accounts",
     "POST /sim/accounts",
     "POST /sim/accounts/{id}/scan|confirm|cancel|login",
+    "GET /sim/accounts/{id}/phone",
     "GET /sim/qrcodes",
     "POST /sim/messages",
     "GET /sim/sent",
@@ -83,6 +88,7 @@ def add_control_routes(server: ILinkServer) -> None:
             "owner": sim.owner,
             "logged_in": bot.token is not None,
             "base_url": server.base_url_for(account_id),
+            "phone_shows": state.qr.shown(account_id),
         }
 
     async def index(request: web.Request) -> web.Response:
@@ -111,21 +117,42 @@ def add_control_routes(server: ILinkServer) -> None:
         account_id, action = request.match_info["id"], request.match_info["action"]
         if not world._is_ilink(account_id):
             return _fail(404, f"no iLink account {account_id!r}")
+        body = await _body(request) if request.can_read_body else {}
+        ask = body.get("verify_code", False)
+        if not isinstance(ask, bool) or (ask and action not in ("confirm", "login")):
+            return _fail(
+                400,
+                '"verify_code" is true or false, on confirm or login only: true makes the '
+                "phone ask for the number it shows",
+            )
         try:
             if action == "login":
                 world.scan(account_id)
-                world.confirm(account_id)
+                world.confirm(account_id, verify_code=ask)
+            elif action == "confirm":
+                world.confirm(account_id, verify_code=ask)
             else:
                 getattr(world, action)(account_id)
         except RuntimeError as exc:
             return _fail(409, str(exc))
         return web.json_response(account_json(account_id))
 
+    async def phone_screen(request: web.Request) -> web.Response:
+        account_id = request.match_info["id"]
+        if not world._is_ilink(account_id):
+            return _fail(404, f"no iLink account {account_id!r}")
+        return web.json_response({"account": account_id, "shows": state.qr.shown(account_id)})
+
     async def qrcodes(request: web.Request) -> web.Response:
         codes = [state.qr.status(c) for c in list(state.qr.codes)]
         return web.json_response(
             [
-                {"qrcode": q.code, "status": q.status, "account": q.account_id}
+                {
+                    "qrcode": q.code,
+                    "status": q.status,
+                    "account": q.account_id,
+                    "wrong_codes": q.wrong_codes,
+                }
                 for q in codes
                 if q is not None
             ]
@@ -228,6 +255,7 @@ def add_control_routes(server: ILinkServer) -> None:
     router.add_get("/sim/accounts", accounts)
     router.add_post("/sim/accounts", add_account)
     router.add_post("/sim/accounts/{id}/{action:scan|confirm|cancel|login}", phone)
+    router.add_get("/sim/accounts/{id}/phone", phone_screen)
     router.add_get("/sim/qrcodes", qrcodes)
     router.add_post("/sim/messages", say)
     router.add_get("/sim/sent", sent)

@@ -8,6 +8,12 @@ oldest code waiting (or the one asked for on that account's own base URL), and
 ``world.confirm(account)`` logs the account in with it. A code whose request carried a
 token still valid for the account (``local_token_list``) answers ``binded_redirect`` at
 confirmation: the client is bound already and keeps its token.
+
+The phone may ask for a number instead (``world.confirm(account, verify_code=True)``): it
+shows one (:meth:`QrBook.shown`), and the code answers ``need_verifycode`` until a status
+poll carries it as ``verify_code``; then the login goes on as a confirmation does. A wrong
+number answers ``need_verifycode`` again; the :data:`VERIFY_TRIES`-th wrong one answers
+``verify_code_blocked``, and the code is dead (the client asks for a new one).
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simulator.ilink.state import ILinkState
 
-__all__ = ["QrBook", "QrCode"]
+__all__ = ["VERIFY_TRIES", "QrBook", "QrCode"]
+
+#: wrong numbers a code takes before it answers ``verify_code_blocked``
+VERIFY_TRIES = 3
 
 
 @dataclass
@@ -32,8 +41,12 @@ class QrCode:
     #: the account it logs in: given by the base URL it was asked on, or the first scan
     account_id: str | None
     local_tokens: tuple[str, ...] = ()
-    status: str = "wait"  # wait, scaned, confirmed, expired, binded_redirect
+    #: wait, scaned, need_verifycode, confirmed, expired, binded_redirect, verify_code_blocked
+    status: str = "wait"
     scanned_by: str | None = None
+    #: the number the owner's phone shows, while the login asks for it
+    verify_code: str | None = None
+    wrong_codes: int = 0
     token: str | None = None
     base_url: str = ""  # the API base it was asked on: the ``baseurl`` of its login
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -69,7 +82,8 @@ class QrBook:
         if qr is None:
             return None
         world = self.state.world
-        if qr.status in ("wait", "scaned") and world.time.now() - qr.issued_at >= world.qr_ttl_s:
+        live = ("wait", "scaned", "need_verifycode")
+        if qr.status in live and world.time.now() - qr.issued_at >= world.qr_ttl_s:
             qr.set("expired")
         return qr
 
@@ -85,12 +99,20 @@ class QrBook:
         first = own or free
         return first[0] if first else None
 
-    def scanned(self, account_id: str) -> QrCode | None:
+    def scanned(self, account_id: str, *, asking: bool = False) -> QrCode | None:
+        """The account's code scanned and not confirmed yet (``asking``: or asking for
+        the number its phone shows)."""
+        statuses = ("scaned", "need_verifycode") if asking else ("scaned",)
         for code in list(self.codes):
             qr = self.status(code)
-            if qr is not None and qr.status == "scaned" and qr.account_id == account_id:
+            if qr is not None and qr.status in statuses and qr.account_id == account_id:
                 return qr
         return None
+
+    def shown(self, account_id: str) -> str | None:
+        """The number the account owner's phone shows now (None when no login asks for one)."""
+        qr = self.scanned(account_id, asking=True)
+        return qr.verify_code if qr is not None and qr.status == "need_verifycode" else None
 
     def scan(self, account_id: str) -> QrCode:
         qr = self.waiting(account_id)
@@ -106,8 +128,38 @@ class QrBook:
         qr.set("scaned")
         return qr
 
-    def confirm(self, account_id: str) -> QrCode:
+    def confirm(self, account_id: str, *, verify_code: bool = False) -> QrCode:
+        """The owner confirms on the phone; with ``verify_code`` the phone shows a number
+        the client must send back first (its ``verify_code``)."""
         qr = self.scanned(account_id) or self.scan(account_id)
+        if verify_code:
+            qr.verify_code = f"{secrets.randbelow(1_000_000):06d}"
+            qr.wrong_codes = 0
+            self.state.world._log(self.state.sim(account_id), "scan", status="need_verifycode")
+            qr.set("need_verifycode")
+            return qr
+        return self._logged_in(qr, account_id)
+
+    def enter(self, qr: QrCode, number: str) -> None:
+        """A status poll carried ``number`` as its ``verify_code``: checked against the
+        phone's while the code asks for one (sent again on a later poll, it is ignored:
+        Tencent's client sends it on each poll until the status moves on)."""
+        if qr.status != "need_verifycode" or qr.account_id is None:
+            return
+        sim = self.state.sim(qr.account_id)
+        if number.strip() == qr.verify_code:
+            self.state.world._log(sim, "verify_code", right=True)
+            qr.verify_code = None
+            self._logged_in(qr, qr.account_id)
+            return
+        qr.wrong_codes += 1
+        self.state.world._log(sim, "verify_code", right=False, wrong=qr.wrong_codes)
+        if qr.wrong_codes >= VERIFY_TRIES:
+            qr.verify_code = None
+            self.state.world._log(sim, "scan", status="verify_code_blocked")
+            qr.set("verify_code_blocked")
+
+    def _logged_in(self, qr: QrCode, account_id: str) -> QrCode:
         bot = self.state.bot(account_id)
         if bot.token is not None and bot.token in qr.local_tokens:
             self.state.world._log(self.state.sim(account_id), "scan", status="binded_redirect")
@@ -119,8 +171,9 @@ class QrBook:
 
     def cancel(self, account_id: str) -> None:
         """The owner cancels on the phone: the code shown is dead (the client asks anew)."""
-        qr = self.scanned(account_id) or self.waiting(account_id)
+        qr = self.scanned(account_id, asking=True) or self.waiting(account_id)
         if qr is None:
             raise RuntimeError(f"account {account_id!r} is not showing a QR code")
+        qr.verify_code = None
         self.state.world._log(self.state.sim(account_id), "scan", status="cancelled")
         qr.set("expired")

@@ -3,8 +3,8 @@
 Routes (``base_url`` is ``http://HOST:PORT/``; ``base_url_for(account)`` adds ``a/<id>/``,
 whose QR codes log in that account):
 
-- ``ilink/bot/get_bot_qrcode`` (GET or POST), ``ilink/bot/get_qrcode_status`` (GET):
-  QR login, no token.
+- ``ilink/bot/get_bot_qrcode`` (GET or POST), ``ilink/bot/get_qrcode_status`` (GET,
+  ``verify_code`` when the phone asked for its number): QR login, no token.
 - ``ilink/bot/getupdates``, ``sendmessage``, ``getuploadurl``, ``getconfig``,
   ``sendtyping``, ``msg/notifystart``, ``msg/notifystop`` (POST, JSON): bot calls, with
   ``AuthorizationType: ilink_bot_token`` and ``Authorization: Bearer <bot_token>``.
@@ -262,6 +262,9 @@ class ILinkServer:
         qr = self.state.qr.status(code)
         if qr is None:
             return _answer({"ret": 0, "status": "expired"})
+        number = request.query.get("verify_code")
+        if number is not None:  # the number the phone shows, as the person typed it
+            self.state.qr.enter(qr, number)
         clock = self.world.time
         deadline = clock.now() + self.qr_hold_s
         while qr.status == "wait" and not self.closing:

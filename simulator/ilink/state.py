@@ -302,12 +302,15 @@ class ILinkState:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def login(self, account_id: str, within_s: float) -> None:
+    async def login(
+        self, account_id: str, within_s: float, *, verify_code: bool = False
+    ) -> str | None:
         """``world.login`` for an iLink account: wait for a client's QR code (asked over
-        HTTP, so real time passes too), then scan and confirm it."""
+        HTTP, so real time passes too), then scan and confirm it (``verify_code``: the
+        phone asks for a number instead, returned)."""
         world = self.world
         if self.bot(account_id).token is not None:
-            return  # logged in already: nothing to scan
+            return None  # logged in already: nothing to scan
         virtual = world.time is world.clock
         deadline = world.time.now() + within_s
         while self.qr.waiting(account_id) is None:
@@ -321,6 +324,7 @@ class ILinkState:
             if virtual:
                 await world.clock.advance(0.1)
         self.qr.scan(account_id)
-        self.qr.confirm(account_id)
+        qr = self.qr.confirm(account_id, verify_code=verify_code)
         if virtual:
             await world.clock.settle()
+        return qr.verify_code

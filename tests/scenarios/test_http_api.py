@@ -356,8 +356,12 @@ async def test_the_openapi_document_is_valid_and_names_every_route(
         ("GET", "/v1/pairing"),
         ("POST", "/v1/pairing/{code}/approve"),
         ("POST", "/v1/pairing/{code}/deny"),
+        ("POST", "/v1/accounts/{id}/login/verify-code"),
         ("GET", "/v1/openapi.json"),
     } <= routes
+    verify = doc["paths"]["/v1/accounts/{id}/login/verify-code"]["post"]
+    assert {"200", "400", "404", "409"} <= set(verify["responses"])
+    assert doc["components"]["schemas"]["VerifyCodeRequest"]["required"] == ["code"]
     schema = doc["components"]["schemas"]["MessageRequest"]
     assert set(schema["properties"]) == {"to", "room", "account", "text", "files"}
     assert schema["required"] == ["to"]

@@ -11,9 +11,22 @@ from typing import Any, TypeVar
 import pytest
 
 from wechat_sdk.adapters.ilink.api import ApiError
-from wechat_sdk.adapters.ilink.login import STATUS_FAILURES, LoginGaveUp, qr_login
+from wechat_sdk.adapters.ilink.login import (
+    STATUS_FAILURES,
+    LoginGaveUp,
+    VerifyCodes,
+    qr_login,
+    verify_number,
+)
 from wechat_sdk.adapters.ilink.session import KeptLogin
-from wechat_sdk.puppet import PuppetEvent, ScanEvent, ScanStatus
+from wechat_sdk.puppet import (
+    PuppetEvent,
+    ScanEvent,
+    ScanStatus,
+    VerifyCodeEvent,
+    VerifyCodeNotAsked,
+    VerifyCodeOutcome,
+)
 
 T = TypeVar("T")
 CONFIRMED = {
@@ -46,14 +59,19 @@ class ScriptedApi:
         self.codes = 0
         self.asked: list[tuple[str, str]] = []
         self.earlier: list[list[str]] = []
+        #: the verify_code each status poll carried (None: none)
+        self.numbers: list[str | None] = []
 
     async def get_bot_qrcode(self, earlier_tokens: list[str]) -> dict[str, Any]:
         self.codes += 1
         self.earlier.append(earlier_tokens)
         return {"qrcode": f"code-{self.codes}", "qrcode_img_content": f"https://qr/{self.codes}"}
 
-    async def get_qrcode_status(self, qrcode: str, base_url: str) -> dict[str, Any]:
+    async def get_qrcode_status(
+        self, qrcode: str, base_url: str, *, verify_code: str | None = None
+    ) -> dict[str, Any]:
         self.asked.append((qrcode, base_url))
+        self.numbers.append(verify_code)
         answer = self.statuses.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -61,10 +79,22 @@ class ScriptedApi:
 
 
 async def login(
-    api: ScriptedApi, *, max_codes: int = 3, kept: KeptLogin | None = None
+    api: ScriptedApi,
+    *,
+    max_codes: int = 3,
+    kept: KeptLogin | None = None,
+    codes: VerifyCodes | None = None,
+    person: Callable[[PuppetEvent], None] | None = None,
 ) -> tuple[KeptLogin, list[PuppetEvent], list[str]]:
+    """The login over ``api``; ``person`` sees each event as it is emitted (and may give
+    ``codes`` the number the phone shows)."""
     events: list[PuppetEvent] = []
     records: list[str] = []
+
+    def emit(event: PuppetEvent) -> None:
+        events.append(event)
+        if person is not None:
+            person(event)
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -78,11 +108,12 @@ async def login(
         got = await qr_login(
             api,  # type: ignore[arg-type]
             clock=InstantClock(),
-            emit=events.append,
+            emit=emit,
             log=logging.LoggerAdapter(logger, {"account": "a"}),
             earlier_tokens=["earlier"],
             max_codes=max_codes,
             kept=kept,
+            codes=codes,
         )
     finally:
         logger.removeHandler(handler)
@@ -153,11 +184,101 @@ async def test_a_confirmation_without_a_token_is_a_new_code() -> None:
     assert got.token == "tok" and api.codes == 2
 
 
-async def test_need_verifycode_says_what_to_do_and_waits_on() -> None:
-    api = ScriptedApi([{"status": "need_verifycode"}, {"status": "unheard-of"}, CONFIRMED])
-    _, _, said = await login(api)
-    assert any("cannot type in" in line for line in said)
+async def test_an_unknown_status_is_said_and_waited_on() -> None:
+    api = ScriptedApi([{"status": "unheard-of"}, CONFIRMED])
+    got, _, said = await login(api)
+    assert got.token == "tok"
     assert any("a status this client does not know" in line for line in said)
+
+
+class Person:
+    """Reads the phone and types numbers: one from ``numbers`` each time the login asks."""
+
+    def __init__(self, codes: VerifyCodes, numbers: list[str]) -> None:
+        self.codes = codes
+        self.numbers = numbers
+        self.outcomes: list[asyncio.Future[VerifyCodeOutcome]] = []
+
+    def __call__(self, event: PuppetEvent) -> None:
+        if isinstance(event, VerifyCodeEvent) and event.state in ("asked", "wrong"):
+            self.outcomes.append(self.codes.give(self.numbers.pop(0)))
+
+    def said(self) -> list[VerifyCodeOutcome]:
+        return [f.result() for f in self.outcomes if f.done()]
+
+
+def code_events(events: list[PuppetEvent]) -> list[str]:
+    return [e.state for e in events if isinstance(e, VerifyCodeEvent)]
+
+
+async def test_the_number_is_asked_a_wrong_one_asked_again_the_right_one_logs_in() -> None:
+    need = {"status": "need_verifycode"}
+    api = ScriptedApi([{"status": "wait"}, need, need, CONFIRMED])
+    codes = VerifyCodes()
+    person = Person(codes, ["111111", "42 42 42"])
+    got, events, said = await login(api, codes=codes, person=person)
+    assert got.token == "tok"
+    # each number goes with the next status poll, once, as typed (spaces dropped)
+    assert api.numbers == [None, None, "111111", "424242"]
+    assert code_events(events) == ["asked", "wrong"]
+    assert scans(events) == [ScanStatus.WAITING, ScanStatus.SCANNED, ScanStatus.CONFIRMED]
+    assert person.said() == ["wrong", "accepted"]
+    assert (
+        "iLink login: need_verifycode (the phone shows a number: the login waits for it "
+        "to be entered)" in said
+    )
+    assert any("wrong number: not the one the phone shows" in line for line in said)
+    assert not codes.asking  # logged in: nothing asks any more
+    with pytest.raises(VerifyCodeNotAsked, match="asks for no number now"):
+        codes.give("123456")
+
+
+async def test_too_many_wrong_numbers_block_the_code_and_a_new_qr_code_follows() -> None:
+    need = {"status": "need_verifycode"}
+    blocked = {"status": "verify_code_blocked"}
+    api = ScriptedApi([need, need, need, blocked, {"status": "scaned"}, CONFIRMED])
+    codes = VerifyCodes()
+    person = Person(codes, ["1", "2", "3"])
+    got, events, said = await login(api, codes=codes, person=person)
+    assert got.token == "tok"
+    assert code_events(events) == ["asked", "wrong", "wrong", "blocked"]
+    assert person.said() == ["wrong", "wrong", "blocked"]
+    assert scans(events) == [
+        ScanStatus.WAITING,
+        ScanStatus.SCANNED,
+        ScanStatus.TIMEOUT,  # counted by qrMaxTimeouts as an expired code
+        ScanStatus.WAITING,
+        ScanStatus.SCANNED,
+        ScanStatus.CONFIRMED,
+    ]
+    timeout = next(e for e in events if isinstance(e, ScanEvent) and e.status is ScanStatus.TIMEOUT)
+    assert timeout.data == "too many wrong numbers on the phone: a new QR code follows"
+    assert [code for code, _ in api.asked] == ["code-1"] * 4 + ["code-2"] * 2
+    assert api.numbers[4:] == [None, None]  # the new code is polled without a number
+    assert any("verify_code_blocked (too many wrong numbers" in line for line in said)
+
+
+async def test_a_code_that_expires_while_the_number_is_awaited_ends_the_asking() -> None:
+    need = {"status": "need_verifycode"}
+    api = ScriptedApi([need, need, {"status": "expired"}, CONFIRMED])
+    codes = VerifyCodes()
+    _, events, _ = await login(api, codes=codes)  # nobody types: the server is asked again
+    assert code_events(events) == ["asked"]  # asked once, not again at each poll
+    assert api.numbers == [None, None, None, None]
+    assert ScanStatus.TIMEOUT in scans(events)
+    assert not codes.asking
+
+
+async def test_a_number_is_digits() -> None:
+    assert verify_number(" 12 34\n") == "1234"
+    for bad in ("", "abc", "12a4", "1" * 17):
+        with pytest.raises(ValueError, match="digits only"):
+            verify_number(bad)
+    codes = VerifyCodes()
+    codes.ask()
+    with pytest.raises(ValueError, match="digits only"):
+        codes.give("twelve")
+    assert codes.asking  # a bad number is not taken: the login still asks
 
 
 async def test_a_status_call_failing_again_and_again_gives_a_new_code() -> None:

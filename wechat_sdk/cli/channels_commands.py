@@ -1,4 +1,5 @@
-"""``wechat-sdk channels``: what the WeChat channel can do."""
+"""``wechat-sdk channels``: what the WeChat channel can do; the number an iLink login's
+phone shows, given to the running gateway."""
 
 from __future__ import annotations
 
@@ -7,12 +8,43 @@ from pathlib import Path
 
 import click
 
-from wechat_sdk.cli import _out, cli, fail_config
+from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli, fail_config
 
 
 @cli.group("channels")
 def channels_group() -> None:
-    """What the WeChat channel can do."""
+    """What the WeChat channel can do; an iLink login's number."""
+
+
+@channels_group.command("verify-code")
+@click.argument("number")
+@click.option(
+    "--account", "account_id", default=None, help="The account logging in (default: the default)."
+)
+@_with_state
+def channels_verify_code(
+    number: str, account_id: str | None, config_file: Path | None, state_dir: Path | None
+) -> None:
+    """Give an iLink login the NUMBER its phone shows (when `gateway status` says "enter
+    the number the phone shows"): to the gateway running on the state directory. Exit 1
+    when the number was not taken (wrong, or the QR code moved on), 3 when no gateway runs."""
+    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
+
+    directory = _state_dir(config_file, state_dir)
+    request = {"cmd": "verify_code", "account": account_id, "code": number}
+    try:
+        answer = control_request(directory, request)
+    except NoGateway as exc:
+        _err().print(str(exc), markup=False)
+        raise SystemExit(3) from None
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
+    if answer.get("outcome") in ("accepted", "pending"):
+        _out().print(str(answer.get("message", "")), markup=False)
+        return
+    _err().print(f"[red]not taken:[/] {_escape(answer.get('message', ''))}", markup=True)
+    raise SystemExit(1)
 
 
 @channels_group.command("capabilities")

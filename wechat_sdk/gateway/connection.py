@@ -31,6 +31,7 @@ from wechat_sdk.gateway.outbox import message_id_of
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
+from wechat_sdk.gateway.verify_code import ASKED, WRONG, CodePrompt
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
 from wechat_sdk.puppet import (
     ErrorEvent,
@@ -43,6 +44,8 @@ from wechat_sdk.puppet import (
     ReadyEvent,
     ScanEvent,
     ScanStatus,
+    TakesVerifyCode,
+    VerifyCodeEvent,
 )
 from wechat_sdk.stores.base import OutboxItem
 
@@ -133,6 +136,9 @@ class Connection:
         #: clock time the consumer started waiting for the next event (None: handling one)
         self._waiting_since: float | None = None
         self._link_dead = False
+        #: asks a person for the number the phone shows, when the login waits for it
+        #: (the terminal, under ``gateway run``); None: the control plane only
+        self.code_prompt: CodePrompt | None = None
 
     def set_lifecycle(self, lifecycle: Lifecycle, detail: str = "") -> None:
         if self.status.lifecycle != lifecycle or self.status.detail != detail:
@@ -245,6 +251,8 @@ class Connection:
             await self._on_message(event.message_id)
         elif isinstance(event, ScanEvent):
             self._on_scan(event)
+        elif isinstance(event, VerifyCodeEvent):
+            self._on_verify_code(event)
         elif isinstance(event, LoginEvent):
             await self._on_login(event)
         elif isinstance(event, ReadyEvent):
@@ -280,8 +288,33 @@ class Connection:
         elif isinstance(event, HeartbeatEvent):
             pass
 
+    def _on_verify_code(self, event: VerifyCodeEvent) -> None:
+        """The login waits for the number the phone shows: the state says so, the log
+        says where to give it, and the terminal (under ``gateway run``) asks for it."""
+        account = self.account.id
+        if event.state == "blocked":
+            self.status.last_error = "too many wrong numbers: a new QR code follows"
+            self.log.warning("too many wrong numbers: the QR code is blocked; a new one follows")
+            if self.code_prompt is not None:
+                self.code_prompt.cancel(account)
+            return
+        wrong = event.state == "wrong"
+        self.set_lifecycle("waiting_for_scan", WRONG if wrong else ASKED)
+        self.log.warning(
+            "%sthe phone shows a number: enter it%s, or give it with: wechat-sdk channels "
+            "verify-code --account %s NUMBER (or POST /v1/accounts/%s/login/verify-code)",
+            "wrong number: " if wrong else "",
+            " here" if self.code_prompt is not None else "",
+            account,
+            account,
+        )
+        if self.code_prompt is not None and isinstance(self.puppet, TakesVerifyCode):
+            self.code_prompt.ask(account, self.puppet, wrong=wrong)
+
     def _on_scan(self, event: ScanEvent) -> None:
         self.log.info("[WeChat] QR Code status: %d", int(event.status))
+        if self.code_prompt is not None:  # the login moved on: no number asked any more
+            self.code_prompt.cancel(self.account.id)
         if event.status == ScanStatus.TIMEOUT:
             self._qr_timeouts += 1
             if self._qr_timeouts >= self.account.settings.qrMaxTimeouts:

@@ -42,6 +42,7 @@ from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
 if TYPE_CHECKING:
     from wechat_sdk.cluster.coordinator import ClusterCoordinator
     from wechat_sdk.cluster.fence import LeaseGuard
+    from wechat_sdk.gateway.verify_code import CodePrompt
     from wechat_sdk.http.media_links import MediaLinks
     from wechat_sdk.http.server import GatewayHttp
 
@@ -99,6 +100,9 @@ class Gateway:
         self._store = store
         self._rng = rng
         self.show_terminal_qr = show_terminal_qr
+        #: asks a person for the number the phone shows when an iLink login waits for it
+        #: (``gateway run`` in a terminal sets a TerminalCodePrompt; set before start)
+        self.code_prompt: CodePrompt | None = None
         self.tools = ToolRegistry()
         self.runners: dict[str, AccountRunner] = {}
         self._started = False
@@ -231,6 +235,7 @@ class Gateway:
             # held by lease: each turn written ahead, so that another gateway finishes it
             journal_every_turn=guard is not None,
         )
+        runner.connection.code_prompt = self.code_prompt
         return runner
 
     # ------------------------------------------------------------ lifecycle

@@ -211,6 +211,11 @@ async def serve(
     gateway = Gateway(
         config, agent=agent, state_dir=state_dir, media_links=links, only_accounts=only_accounts
     )
+    # in a terminal, the number an iLink login's phone shows is asked for here too
+    if sys.stdin is not None and sys.stdin.isatty():
+        from wechat_sdk.gateway.verify_code import TerminalCodePrompt
+
+        gateway.code_prompt = TerminalCodePrompt()
     stop = asyncio.Event()
 
     async def handle(request: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +248,21 @@ async def serve(
         if cmd == "notify_approved":
             await gateway.pairing.notify_approved(str(request["account"]), str(request["sender"]))
             return {"ok": True}
+        if cmd == "verify_code":  # the number an iLink login's phone shows (channels verify-code)
+            from wechat_sdk.gateway.verify_code import (
+                OUTCOME_WORDS,
+                VerifyCodeProblem,
+                submit_verify_code,
+            )
+
+            account = request.get("account")
+            try:
+                outcome = await submit_verify_code(
+                    gateway, str(account) if account else None, str(request.get("code", ""))
+                )
+            except VerifyCodeProblem as exc:
+                return {"ok": False, "error": str(exc), "code": exc.code}
+            return {"ok": True, "outcome": outcome, "message": OUTCOME_WORDS[outcome]}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
 
     control = ControlServer(gateway.state_dir, handle)

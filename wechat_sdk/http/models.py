@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "Account",
@@ -26,6 +26,8 @@ __all__ = [
     "PairingRequestOut",
     "Readiness",
     "ReadinessAccount",
+    "VerifyCodeAnswer",
+    "VerifyCodeRequest",
 ]
 
 
@@ -102,7 +104,8 @@ class ErrorBody(BaseModel):
     code: str = Field(
         description="unauthorized, not_found, method_not_allowed, invalid_request, "
         "body_too_large, account_not_running, account_not_ready, window_closed, "
-        "delivery_failed, idempotency_key_reused, request_in_progress, pairing_error"
+        "delivery_failed, idempotency_key_reused, request_in_progress, pairing_error, "
+        "verify_code_not_asked, verify_code_not_supported"
     )
     sent: str | None = Field(
         None, description="on a failed send: the text that went out before it failed"
@@ -194,3 +197,31 @@ class Denied(BaseModel):
     code: str
     accountId: str
     senderId: str
+
+
+class VerifyCodeRequest(_In):
+    """``POST /v1/accounts/{id}/login/verify-code``: the number the phone shows, for an
+    iLink login that asks for it (the account's state says ``enter the number the phone
+    shows``)."""
+
+    code: str = Field(description="the number the phone shows, e.g. 123456")
+
+    @field_validator("code")
+    @classmethod
+    def _digits(cls, code: str) -> str:
+        from wechat_sdk.puppet import verify_number
+
+        return verify_number(code)
+
+
+class VerifyCodeAnswer(BaseModel):
+    """What became of the number."""
+
+    accountId: str
+    outcome: Literal["accepted", "wrong", "blocked", "expired", "pending"] = Field(
+        description="accepted: the login goes on; wrong: not the number the phone shows "
+        "(give the right one); blocked: too many wrong ones, a new QR code follows; expired: "
+        "the QR code expired first, a new one follows; pending: the login has not answered "
+        "yet (see GET /v1/accounts)"
+    )
+    message: str = Field(description="the outcome in words")

@@ -75,6 +75,12 @@ def _operation(route: Route) -> dict[str, Any]:
         responses["422"] = _error("the Idempotency-Key was used with another request")
         responses["502"] = _error("WeChat did not take the message (delivery_failed)")
         responses["503"] = _error("the account is not logged in (account_not_ready)")
+    if route.name == "verify_code":
+        responses["404"] = _error("the account is not running (account_not_running)")
+        responses["409"] = _error(
+            "the account's login asks for no number now (verify_code_not_asked), or its "
+            "transport's never does (verify_code_not_supported: Wechaty puppets)"
+        )
     if route.name in ("approve_pairing", "deny_pairing"):
         responses["404"] = _error("no live pairing request with that code (for that account)")
     op: dict[str, Any] = {
@@ -145,7 +151,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": _TITLE,
             "version": version,
-            "description": "Send WeChat messages, see the accounts, approve pairing codes. "
+            "description": "Send WeChat messages, see the accounts, approve pairing codes, "
+            "give an iLink login the number the phone shows. "
             "Every /v1 route needs the header Authorization: Bearer <channels.wechat.api.token>.",
         },
         "paths": paths,

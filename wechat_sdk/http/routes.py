@@ -32,6 +32,8 @@ from wechat_sdk.http.models import (
     MessageSent,
     PairingList,
     PairingRequestOut,
+    VerifyCodeAnswer,
+    VerifyCodeRequest,
 )
 from wechat_sdk.outbound.delivery import DeliveryFailed
 from wechat_sdk.pairing.service import PairingError
@@ -96,6 +98,14 @@ API_ROUTES: tuple[Route, ...] = (
         },
     ),
     Route("GET", "/v1/accounts", "list_accounts", "Every account's status", {200: AccountList}),
+    Route(
+        "POST",
+        "/v1/accounts/{id}/login/verify-code",
+        "verify_code",
+        "Give an iLink login the number the phone shows (when the account's state asks for it)",
+        {200: VerifyCodeAnswer},
+        request=VerifyCodeRequest,
+    ),
     Route(
         "GET",
         "/v1/pairing",
@@ -307,6 +317,25 @@ class ApiHandlers:
             for s in self.gateway.status()
         ]
         return web.json_response(AccountList(accounts=accounts).model_dump())
+
+    async def verify_code(self, request: web.Request) -> web.StreamResponse:
+        from wechat_sdk.gateway.verify_code import (
+            OUTCOME_WORDS,
+            VerifyCodeProblem,
+            submit_verify_code,
+        )
+
+        body = parse_body(VerifyCodeRequest, await request.read())
+        account = request.match_info["id"]
+        try:
+            outcome = await submit_verify_code(self.gateway, account, body.code)
+        except VerifyCodeProblem as exc:
+            status = {"account_not_running": 404, "invalid_request": 400}.get(exc.code, 409)
+            raise ApiError(status, exc.code, str(exc)) from None
+        answer = VerifyCodeAnswer(
+            accountId=account, outcome=outcome, message=OUTCOME_WORDS[outcome]
+        )
+        return web.json_response(answer.model_dump())
 
     # ------------------------------------------------------------ pairing
 

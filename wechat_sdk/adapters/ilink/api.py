@@ -231,8 +231,16 @@ class ILinkApi:
             "ilink/bot/get_bot_qrcode?bot_type=3", {"local_token_list": earlier_tokens}
         )
 
-    async def get_qrcode_status(self, qrcode: str, base_url: str) -> dict[str, Any]:
-        query = urllib.parse.urlencode({"qrcode": qrcode})
+    async def get_qrcode_status(
+        self, qrcode: str, base_url: str, *, verify_code: str | None = None
+    ) -> dict[str, Any]:
+        """``verify_code``: the number the phone shows, when it asked (``need_verifycode``)."""
+        fields = (
+            {"qrcode": qrcode}
+            if verify_code is None
+            else {"qrcode": qrcode, "verify_code": verify_code}
+        )
+        query = urllib.parse.urlencode(fields)
         return await self.get(
             f"ilink/bot/get_qrcode_status?{query}", base_url=base_url, timeout_s=LONG_POLL_S
         )

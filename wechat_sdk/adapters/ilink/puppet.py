@@ -26,7 +26,7 @@ from wechat_sdk.adapters.ilink.api import (
     TimedOut,
     Unreachable,
 )
-from wechat_sdk.adapters.ilink.login import LoginGaveUp, qr_login
+from wechat_sdk.adapters.ilink.login import LoginGaveUp, VerifyCodes, qr_login
 from wechat_sdk.adapters.ilink.payloads import Payloads
 from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
@@ -51,6 +51,7 @@ from wechat_sdk.puppet import (
     ReplyWindow,
     Room,
     SendError,
+    VerifyCodeOutcome,
 )
 
 __all__ = ["ILinkOptions", "ILinkPuppet"]
@@ -67,6 +68,8 @@ KEEP_S = 30 * 86400.0
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
 #: a message's time is its own (``create_time_ms``) unless it is this far from the clock's
 CLOCK_SKEW_S = 300.0
+#: how long a number given to the login waits for the server's word on it
+VERIFY_ANSWER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class ILinkPuppet:
         self._windows: dict[str, PeerWindow] = {}
         self._payloads: Payloads | None = None
         self._relogin = asyncio.Event()
+        #: the number the phone shows, when the QR login asks for it (need_verifycode)
+        self._codes = VerifyCodes()
 
     # ------------------------------------------------------------ the port
 
@@ -218,6 +223,10 @@ class ILinkPuppet:
             return ReplyWindow(remaining=0, closes_at=0.0)
         return self._sender.window(conversation_id)
 
+    async def submit_verify_code(self, code: str) -> VerifyCodeOutcome:
+        """The number the phone shows, for the QR login asking for it (TakesVerifyCode)."""
+        return await self._codes.submit(code, self.clock, VERIFY_ANSWER_S)
+
     # ------------------------------------------------------------ login and polling
 
     async def _run(self) -> None:
@@ -273,6 +282,7 @@ class ILinkPuppet:
             earlier_tokens=earlier,
             max_codes=self.qr_max_timeouts,
             kept=kept,
+            codes=self._codes,
         )
         self._sessions.keep(login)
         self._use(login)
