@@ -11,9 +11,11 @@ redis-server``); it starts its own on a free port, without persistence.
   its own, spread over the 12 accounts, said as fast as the control API takes them (32 at
   a time); messages per second from the first said to the last answered.
 - ``store``: what the store does for one message in process, timed over 2,000 messages:
-  the dedupe check, two history appends, and the outbox journal of its turn (an add,
-  ``sending``, a delete), on a ``RedisStore`` (a local redis-server) and a ``SqliteStore``
-  (a file in a temporary directory, writes committed as the gateway commits them).
+  the message's journal while it is taken in (an add before the dedupe check, a delete
+  after), the dedupe check, two history appends, and the outbox journal of its turn (an
+  add, ``sending``, a delete), on a ``RedisStore`` (a local redis-server) and a
+  ``SqliteStore`` (a file in a temporary directory, writes committed as the gateway
+  commits them).
 - ``failover``: 3 gateways, 12 accounts; the gateway holding most is killed (SIGKILL),
   then each of its accounts gets a message at once: seconds from the kill to the first
   reply, and to the last (``--ttl`` is ``store.leaseTtlS``).
@@ -220,7 +222,11 @@ def store_cost(redis_url: str, n: int = 2000) -> dict[str, float]:
             times = []
             for i in range(n):
                 t0 = time.perf_counter()
+                (arrived,) = store.outbox.add(
+                    [OutboxItem("a0", f"u{i % 50}", "message", 1e9 + i, turn=f"m{i}", dm=True)]
+                )
                 store.dedupe.check_and_add("a0", f"m{i}", 1e9 + i, 3600)
+                store.outbox.delete(arrived.id)
                 entry = HistoryEntry("user", "u", "U", f"text {i}", 1e9 + i, f"m{i}")
                 store.history.append("a0", f"u{i % 50}", entry, 20)
                 (item,) = store.outbox.add(
