@@ -5,6 +5,7 @@ paused old holder that wakes up refused before it sends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -255,3 +256,48 @@ async def test_a_released_account_is_taken_without_waiting_for_the_next_round(
         assert running["two"] == {"a0", "a1"}
     finally:
         await two.stop()
+
+
+async def test_a_stop_ends_even_when_something_under_the_loop_swallowed_its_cancellation(
+    client: Any, keys: LeaseKeys
+) -> None:
+    """Seen after a burst: a stop waited forever on the cluster loop, cancelled while a
+    library under it turned the cancellation into a normal return. The loop now ends at
+    its next turn, and the stop cancels again until it does."""
+    starting = asyncio.Event()
+    release = asyncio.Event()
+    running: set[str] = set()
+
+    async def start(account_id: str, guard: LeaseGuard) -> Any:
+        if account_id == "a1":  # the second account starts while the stop comes
+            starting.set()
+            with contextlib.suppress(asyncio.CancelledError):  # as a careless library does
+                await release.wait()
+        running.add(account_id)
+        return lambda: {"state": "ready"}
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        running.discard(account_id)
+
+    cluster = ClusterCoordinator(
+        client,
+        keys,
+        ["a0"],
+        start_account=start,
+        stop_account=stop,
+        clock=RealClock(),
+        gateway_id="gw",
+        ttl_s=10,
+        tick_s=0.05,
+    )
+    await cluster.start()
+    cluster.accounts.append("a1")  # taken up by the loop's next round
+    await asyncio.wait_for(starting.wait(), 5)
+    stopping = asyncio.ensure_future(cluster.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    assert stopping in done, "the stop never ended"
+    assert running == set()  # every account stopped, the one whose start was cut too
+    assert await Leases(client, keys, "other", ttl_s=10).holders(["a0", "a1"]) == {
+        "a0": None,
+        "a1": None,
+    }

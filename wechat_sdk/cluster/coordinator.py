@@ -101,6 +101,9 @@ class ClusterCoordinator:
         self._renewing: asyncio.Task[None] | None = None
         self._listening: asyncio.Task[None] | None = None
         self._released = asyncio.Event()
+        #: a stop began: the loops end at their next turn even if a library under them
+        #: swallowed the cancellation (seen: a stop waiting forever on a cancelled loop)
+        self._stopping = False
         self._refusals: set[asyncio.Task[None]] = set()
         self._reachable = True
         self._epoch: str | None = None
@@ -122,11 +125,11 @@ class ClusterCoordinator:
     async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
         """Stop every held account (replies in flight get ``grace_s``) and release its
         lease: other gateways take them at once."""
+        self._stopping = True
+        self._released.set()  # (wakes the loop between two rounds)
         for task in (self._task, self._renewing, self._listening):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await self._cancelled(task)
         self._task = self._renewing = self._listening = None
         await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
         try:
@@ -135,9 +138,22 @@ class ClusterCoordinator:
             log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
         await self._r.aclose()
 
+    async def _cancelled(self, task: asyncio.Task[None]) -> None:
+        """Cancel ``task`` and wait for its end, cancelling it again each second while
+        something under it swallowed the cancellation."""
+        while not task.done():
+            task.cancel()
+            second = asyncio.ensure_future(self.clock.sleep(1.0))
+            await asyncio.wait({task, second}, return_when=asyncio.FIRST_COMPLETED)
+            second.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            task.result()
+
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._next_round()
+            if self._stopping:
+                return
             try:
                 await self._round()
             except asyncio.CancelledError:
@@ -166,7 +182,7 @@ class ClusterCoordinator:
 
     async def _listen(self) -> None:
         """Wake the loop when a gateway says it released an account (Redis pub/sub)."""
-        while True:
+        while not self._stopping:
             try:
                 async with self._r.pubsub() as pubsub:
                     await pubsub.subscribe(self.keys.released)
@@ -180,7 +196,7 @@ class ClusterCoordinator:
 
     async def _renew_loop(self) -> None:
         """Renew every held lease each quarter of the TTL (it lives four renewals)."""
-        while True:
+        while not self._stopping:
             await self.clock.sleep(self.ttl_s / 4)
             with contextlib.suppress(Exception):  # (unreachable: the main loop says it)
                 await self._renew()
@@ -207,7 +223,7 @@ class ClusterCoordinator:
                 break
             if account_id in self.held or account_id in self.stopping:
                 continue
-            if self.holders.get(account_id) is not None:
+            if self.holders.get(account_id) is not None or self._stopping:
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
