@@ -23,7 +23,8 @@ from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import Contact, MessageEvent
-from wechat_sdk.stores import OutboxItem, SqliteStore
+from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
+from wechat_sdk.stores.base import OutboxState
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
 PICTURE = {"kind": "image", "name": "cat.png", "size": 4000}
@@ -79,6 +80,7 @@ def gateway(
     bot: Bot,
     state: Path,
     puppets: Callable[..., Any] | None = None,
+    store: Any = None,
 ) -> Gateway:
     return Gateway(
         parse_config(json.dumps({"channels": {"wechat": config}})),
@@ -88,6 +90,7 @@ def gateway(
         clock=world.clock,
         rng=world.rng_for("gateway"),
         show_terminal_qr=False,
+        store=store,
     )
 
 
@@ -275,3 +278,61 @@ async def test_journaled_messages_are_taken_up_once_and_never_beside_their_turn(
         assert "could not load message m-gone" in caplog.text
     finally:
         await gw.close()
+
+
+class RefusingOutbox:
+    """An outbox that refuses to take messages out (Redis unreachable, say)."""
+
+    def __init__(self, outbox: Any) -> None:
+        self.outbox = outbox
+        self.refusing = True
+
+    def add(self, items: Any) -> list[OutboxItem]:
+        added: list[OutboxItem] = self.outbox.add(items)
+        return added
+
+    def items(self, account_id: str) -> list[OutboxItem]:
+        found: list[OutboxItem] = self.outbox.items(account_id)
+        return found
+
+    def set_state(self, item_id: int, state: OutboxState) -> None:
+        self.outbox.set_state(item_id, state)
+
+    def delete(self, item_id: int) -> bool:
+        kinds = {i.id: i.kind for i in self.outbox.items("default")}
+        if self.refusing and kinds.get(item_id) == "message":
+            raise ConnectionError("the store cannot be reached")
+        done: bool = self.outbox.delete(item_id)
+        return done
+
+
+async def test_a_message_the_store_would_not_take_out_is_answered_later_never_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Were it answered now, it would stay journaled and be answered again at the next
+    start: it is answered then, once."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    store = MemoryStore()
+    refusing = RefusingOutbox(store.outbox)
+    store.outbox = refusing  # type: ignore[assignment]
+    bot = Bot()
+    first = gateway(world, OPEN, bot, tmp_path / "state", store=store)
+    await first.start()
+    await world.login()
+    (message,) = await world.say("wxid_alice", "hello")
+    assert bot.asked == [] and world.texts(to="wxid_alice") == []
+    assert "could not take message" in caplog.text
+    await first.close()
+
+    refusing.refusing = False  # the store answers again; the account starts again
+    second = gateway(world, OPEN, bot, tmp_path / "state", store=store)
+    await second.start()
+    await world.login()
+    await world.run_until_idle()
+    try:
+        assert bot.asked == [message]
+        assert len(world.texts(to="wxid_alice")) == 1
+        assert store.outbox.items("default") == []
+    finally:
+        await second.close()
