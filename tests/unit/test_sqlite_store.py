@@ -879,3 +879,40 @@ def test_a_mark_fsync_left_by_an_ended_event_loop_does_not_break_the_next(
         assert committed_marks(db_path) == {"m1", "m2"}
     finally:
         s.close()
+
+
+async def test_a_fast_disks_fsync_runs_on_the_event_loop_and_a_slow_ones_in_a_thread(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply waits for its mark's fsync: on a fast disk it runs on the loop (no thread
+    hops to wait for); once one took long, the next go to a worker thread again, so a
+    slow disk never stalls the loop."""
+    import threading
+    import time
+
+    threads: list[int] = []
+    delay = [0.0]
+
+    def fsync(fd: int) -> None:  # a disk that takes exactly this long (the test's own)
+        threads.append(threading.get_ident())
+        time.sleep(delay[0])
+
+    loop_thread = threading.get_ident()
+    with SqliteStore(db_path) as s:
+        monkeypatch.setattr(os, "fdatasync", fsync)
+
+        async def mark(n: int) -> None:
+            s.dedupe.check_and_add("default", f"m{n}", T0, 3600)
+            await s.marks_durable(s.mark_position())
+
+        await mark(1)  # the disk unknown yet: a thread
+        await mark(2)  # it was fast: here
+        delay[0] = 0.05  # the disk slows down
+        await mark(3)  # here, and measured slow
+        await mark(4)  # a thread again
+        delay[0] = 0.0
+        await mark(5)  # a thread, measured fast
+        await mark(6)  # here again
+        on_loop = [t == loop_thread for t in threads]
+        assert on_loop == [False, True, True, False, False, True]
+        assert committed_marks(db_path) == {f"m{n}" for n in range(1, 7)}

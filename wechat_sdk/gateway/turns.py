@@ -28,11 +28,6 @@ from wechat_sdk.stores.base import OutboxItem
 __all__ = ["TurnProgress", "Turns", "WatchedStream"]
 
 
-def _retrieved(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()
-
-
 class WatchedStream:
     """A streaming agent's reply, noting whether it said anything and whether it ended."""
 
@@ -160,12 +155,7 @@ class Turns:
         if message is not None and not self._cut.message_done(message):
             return
         mark = mark_position()
-        loop = asyncio.get_running_loop()
-        # the mark's commit and fsync start now, while the agent thinks: the reply's own
-        # wait for them (in _answer_and_deliver) finds them done or under way
-        durable: asyncio.Future[None] = asyncio.ensure_future(self._marks_durable(mark))
-        durable.add_done_callback(_retrieved)  # (a failure is raised to that wait)
-        self.track(loop.create_task(self._answer(turn, mark, progress)))
+        self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark, progress)))
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every

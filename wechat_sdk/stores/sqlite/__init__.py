@@ -12,10 +12,11 @@ Design:
   ``-shm`` files the database file's mode.
 - WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing or
   outbox write is fsync'd before the call returns (as with ``FULL``); a dedupe mark
-  before any reply to its message goes out (:meth:`SqliteStore.marks_durable`, whose
-  fsync runs where the store's clock says: a worker thread on a real clock, inline on the
-  simulator's virtual clock). A committed transaction survives a crash or a kill at once,
-  and a power loss once fsync'd; an uncommitted one leaves no trace.
+  before any reply to its message goes out (:meth:`SqliteStore.marks_durable`: one
+  commit and fsync for every mark queued so far; the fsync on the event loop while the
+  disk is fast, else where the clock says). A committed
+  transaction survives a crash or a kill at once, and a power loss once fsync'd; an
+  uncommitted one leaves no trace.
 - Autocommit connection (``isolation_level=None``): reads never hold a transaction
   open, so they see what another process committed at once. Every pairing write is one
   short ``BEGIN IMMEDIATE ... COMMIT``; ``timeout=5`` waits for another process's write.

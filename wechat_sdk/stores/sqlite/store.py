@@ -26,8 +26,8 @@ class SqliteStore:
     (an existing one owned by this user is tightened to 0700), the file with mode
     0600 (an existing one is tightened too). Several processes may open the same
     file at once (the gateway and the CLI): each sees the others' commits at once.
-    ``clock`` decides where the fsync a send waits for runs (see
-    :meth:`~wechat_sdk.clock.Clock.run_blocking`): give it the gateway's.
+    ``clock`` times the write-behind commits and decides where a slow disk's fsync runs
+    (see :meth:`~wechat_sdk.clock.Clock.run_blocking`): give it the gateway's.
     ``history_cache_conversations`` bounds the conversations whose history is kept in
     memory (the others are read from the file when used).
 
