@@ -11,11 +11,12 @@ Design:
   made (or tightened to) mode 0700 and the file 0600. SQLite gives its ``-wal`` and
   ``-shm`` files the database file's mode.
 - WAL journal, ``synchronous=NORMAL`` plus an fsync of the WAL of our own: a pairing or
-  outbox write is fsync'd before the call returns (as with ``FULL``); a dedupe mark
-  before any reply to its message goes out (:meth:`SqliteStore.marks_durable`: one
-  commit and fsync for every mark queued so far; the fsync on the event loop while the
-  disk is fast, else where the clock says). A committed
-  transaction survives a crash or a kill at once, and a power loss once fsync'd; an
+  outbox write is fsync'd before the call returns (as with ``FULL``; an outbox
+  ``"message"`` item, journaled with every message, is written behind with the dedupe
+  marks, see :mod:`.outbox`); a dedupe mark before any reply to its message goes out
+  (:meth:`SqliteStore.marks_durable`: one commit and fsync for every mark queued so far;
+  the fsync on the event loop while the disk is fast, else where the clock says). A
+  committed transaction survives a crash or a kill at once, and a power loss once fsync'd; an
   uncommitted one leaves no trace.
 - Autocommit connection (``isolation_level=None``): reads never hold a transaction
   open, so they see what another process committed at once. Every pairing write is one
