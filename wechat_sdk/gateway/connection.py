@@ -366,11 +366,11 @@ class Connection:
     async def _on_message(self, message_id: str, journaled: OutboxItem | None = None) -> None:
         """Take a message through the pipeline; ``journaled``: one the last process left
         in it (journaled in the outbox), taken through it again."""
-        loaded = await self.inbound.load(message_id)
+        loaded = await self.inbound.drop_self(message_id)
         item = journaled
         result: AgentTurn | Drop
         if isinstance(loaded, Drop):
-            result = loaded
+            result = self.inbound.dropped(message_id, loaded)
         else:
             if item is None:  # before its dedupe mark: a kill from here on leaves it there
                 item = self.kept.journal_message(loaded)

@@ -134,20 +134,13 @@ class InboundPipeline:
 
     async def process(self, message_id: str) -> AgentTurn | Drop:
         """Take the message with this id through the steps."""
-        loaded = await self.load(message_id)
-        if isinstance(loaded, Drop):
-            return loaded
-        return await self.go_through(loaded)
-
-    async def load(self, message_id: str) -> Message | Drop:
-        """The first step (:meth:`drop_self`): the message of someone else, or its Drop."""
         loaded = await self.drop_self(message_id)
         if isinstance(loaded, Drop):
-            return self._dropped(message_id, loaded)
-        return loaded
+            return self.dropped(message_id, loaded)
+        return await self.go_through(loaded)
 
     async def go_through(self, message: Message, *, again: bool = False) -> AgentTurn | Drop:
-        """The steps after :meth:`load`. ``again``: a message a process that died left
+        """The steps after :meth:`drop_self`. ``again``: a message a process that died left
         partway through them (journaled in the outbox): its dedupe mark may be recorded
         already, so that step is left out (:meth:`mark_seen` recorded it at the start)."""
         item = Inbound(message=message, text=message.text)
@@ -157,7 +150,7 @@ class InboundPipeline:
         for step in steps:
             drop = await step(item)
             if drop is not None:
-                return self._dropped(message.id, drop)
+                return self.dropped(message.id, drop)
         return self._turn(item)
 
     def mark_seen(self, message_id: str) -> None:
@@ -165,7 +158,8 @@ class InboundPipeline:
         with ``again``): WeChat delivering it once more is then a duplicate."""
         self.dedupe.check_and_add(self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S)
 
-    def _dropped(self, message_id: str, drop: Drop) -> Drop:
+    def dropped(self, message_id: str, drop: Drop) -> Drop:
+        """Count and log (at debug) the drop of a message; returns it."""
         self.drops[drop.reason] = self.drops.get(drop.reason, 0) + 1
         if log.isEnabledFor(logging.DEBUG):  # every echo of the bot's own sends comes here
             log.debug(
