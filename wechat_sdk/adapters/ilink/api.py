@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import re
 import secrets
@@ -134,7 +135,7 @@ class ILinkApi:
     # ------------------------------------------------------------ plumbing
 
     def _url(self, endpoint: str, base: str | None = None) -> str:
-        return urllib.parse.urljoin((base or self.base_url).rstrip("/") + "/", endpoint)
+        return _joined((base or self.base_url).rstrip("/") + "/", endpoint)
 
     def _common_headers(self) -> dict[str, str]:
         headers = {"iLink-App-Id": APP_ID, "iLink-App-ClientVersion": str(CLIENT_VERSION)}
@@ -205,6 +206,8 @@ class ILinkApi:
     def _checked(self, endpoint: str, answer: dict[str, Any]) -> dict[str, Any]:
         name = endpoint.split("?")[0]
         ret, errcode = _int(answer.get("ret")), _int(answer.get("errcode"))
+        if not ret and not errcode:  # (most answers: nothing to say)
+            return answer
         errmsg = self.scrub(str(answer.get("errmsg") or ""))
         if STALE_SESSION in (ret, errcode):
             raise SessionExpired(name, ret, errcode, errmsg or "session expired")
@@ -306,6 +309,12 @@ class ILinkApi:
 
 
 _TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\s*"[^"]*"')
+
+
+@functools.lru_cache(maxsize=256)
+def _joined(base: str, endpoint: str) -> str:
+    """``urljoin``, remembered: an account calls a handful of URLs again and again."""
+    return urllib.parse.urljoin(base, endpoint)
 
 
 def _int(value: object) -> int | None:
