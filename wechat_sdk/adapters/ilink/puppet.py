@@ -249,8 +249,14 @@ class ILinkPuppet:
             self._end()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug: the stream ends, the gateway starts again
-            self._log.exception("iLink polling stopped: %s", exc)
+        except Exception as exc:
+            # (imported here: only an account held by lease, on Redis, raises it)
+            from wechat_sdk.stores.redis.fencing import LeaseLost
+
+            if isinstance(exc, LeaseLost):  # a state write refused: another gateway runs it
+                self._log.warning("iLink polling stopped here: %s reason=lease_lost", exc)
+            else:  # a bug: the stream ends, the gateway starts again
+                self._log.exception("iLink polling stopped: %s", exc)
             self._end()
 
     async def _checked(self, kept: KeptLogin) -> KeptLogin | None:
