@@ -336,3 +336,48 @@ async def test_a_message_the_store_would_not_take_out_is_answered_later_never_tw
         assert store.outbox.items("default") == []
     finally:
         await second.close()
+
+
+async def test_a_journaled_message_that_fails_its_second_pass_leaves_the_others_answered(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two messages left on their way in by a killed process: the first raises in its
+    second pass (a bug in a step): it is dropped, said in the log, and the second is still
+    answered (it used to be lost with it)."""
+    from wechat_sdk.inbound.pipeline import InboundPipeline
+
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    reached = asyncio.Event()
+    first = gateway(world, OPEN, Bot(), tmp_path / "state", slow_puppets(world, "contact", reached))
+    stuck = await said_and_stuck(world, first, reached, "contact")
+    await world.clock.advance(5)
+    killed = tmp_path / "killed"
+    shutil.copytree(tmp_path / "state", killed)
+    kill(first)
+    first.store.close()
+    (other,) = await world.say("wxid_bob", "second", settle=False)  # (to the dead process)
+    with SqliteStore.in_state_dir(killed) as store:  # as if it had got that far with it
+        now = world.clock.now()
+        store.outbox.add([OutboxItem("default", "wxid_bob", "message", now, turn=other)])
+    real = InboundPipeline.go_through
+
+    async def go_through(self: InboundPipeline, message: Any, *, again: bool = False) -> Any:
+        if message.id == stuck and again:  # (its second pass; a replay at login is not)
+            raise RuntimeError("a bug in a step")
+        return await real(self, message, again=again)
+
+    monkeypatch.setattr(InboundPipeline, "go_through", go_through)
+    bot = Bot()
+    second = gateway(world, OPEN, bot, killed)
+    try:
+        await second.start()
+        await world.login()
+        await world.run_until_idle()
+        assert bot.asked == [other]
+        assert world.texts(to="wxid_alice") == []
+        assert len(world.texts(to="wxid_bob")) == 1
+        assert second.store.outbox.items("default") == []
+        assert "reason=journal_replay_failed" in caplog.text
+    finally:
+        await second.close()

@@ -267,7 +267,15 @@ class Connection:
                 )
             arrived, self._arrived = self._arrived, []
             for item in arrived:  # left in the pipeline by the last process
-                await self._on_message(message_id_of(item) or "", journaled=item)
+                try:
+                    await self._on_message(message_id_of(item) or "", journaled=item)
+                except Exception as exc:  # (a bug in a step: dropped) the others go on
+                    self.log.error(
+                        "could not take message %s in again: %s (dropped; the others left "
+                        "with it go on) reason=journal_replay_failed",
+                        message_id_of(item),
+                        exc,
+                    )
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
             self._logged_out = True

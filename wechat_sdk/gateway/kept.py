@@ -442,6 +442,10 @@ class TurnJournal:
             self.added(progress.plan.pending)
         progress.plan.watcher = self
 
+    def written(self) -> bool:
+        """See :meth:`Journal.written`."""
+        return self.turn_item is not None or bool(self.items)
+
     def _add_turn(self) -> OutboxItem | None:
         item = kept_turn(self.turn, self.kept.clock.now())
         added: list[OutboxItem] = []

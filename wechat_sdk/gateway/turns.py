@@ -70,6 +70,10 @@ class TurnProgress:
 class Journal(Protocol):
     """A turn in flight written to the outbox when a stop begins (see KeptWork)."""
 
+    def written(self) -> bool:
+        """The turn (or its reply's messages) reached the store."""
+        ...
+
     def answered(self) -> None: ...
 
     def cut(self) -> None: ...
@@ -152,6 +156,10 @@ class Turns:
         progress = TurnProgress()
         if self.journal_every_turn:  # written before anything else can happen to it
             progress.journal = self._cut.journal(turn, progress)
+            if message is not None and not progress.journal.written():
+                # the turn's journal did not reach the store: the message's entry stays
+                # for it (the next start takes it in again; never answered twice)
+                return
         if message is not None and not self._cut.message_done(message):
             return
         mark = mark_position()

@@ -1,0 +1,90 @@
+"""On an account held by lease, a turn stands for its message only once its journal is in
+the store: when that write failed, the message's own entry is kept (taken in again at the
+next start), and the turn is not answered now: never answered twice, never lost."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.clock import VirtualClock
+from wechat_sdk.gateway.turns import Turns
+from wechat_sdk.stores.base import OutboxItem
+
+
+class Journal:
+    def __init__(self, written: bool) -> None:
+        self._written = written
+
+    def written(self) -> bool:
+        return self._written
+
+    def answered(self) -> None: ...
+
+    def cut(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Cut:
+    """The outbox room: its turn journal written or not; notes the messages taken out."""
+
+    def __init__(self, journal_written: bool) -> None:
+        self.journal_written = journal_written
+        self.taken_out: list[OutboxItem] = []
+
+    def journal(self, turn: AgentTurn, progress: Any) -> Journal:
+        return Journal(self.journal_written)
+
+    def message_done(self, item: OutboxItem) -> bool:
+        self.taken_out.append(item)
+        return True
+
+    def keep_cut_turn(self, *a: Any) -> None: ...
+
+    def keep_text(self, *a: Any) -> None: ...
+
+    async def send_waiting(self, *a: Any) -> None: ...
+
+
+def turns(cut: Cut) -> Turns:
+    async def durable(upto: int | None) -> None: ...
+
+    async def agent(turn: AgentTurn) -> None: ...
+
+    return Turns(
+        account=Any,  # type: ignore[arg-type]
+        agent=agent,
+        outbound=Any,  # type: ignore[arg-type]
+        history=Any,  # type: ignore[arg-type]
+        clock=VirtualClock(),
+        self_id=lambda: "bot",
+        marks_durable=durable,
+        on_error=lambda error: None,
+        cut=cut,  # type: ignore[arg-type]
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+        journal_every_turn=True,
+    )
+
+
+TURN = AgentTurn("default", "direct", "wxid_alice", "Alice", "hi", message_id="m-1")
+MESSAGE = OutboxItem("default", "wxid_alice", "message", 0.0, turn="m-1", id=7)
+
+
+async def test_a_turn_whose_journal_did_not_reach_the_store_leaves_its_message_journaled() -> None:
+    cut = Cut(journal_written=False)
+    t = turns(cut)
+    t.answer(TURN, lambda: 1, MESSAGE)
+    assert cut.taken_out == []  # its entry stays: the next start takes it in again
+    assert not t.tasks  # and it is not answered now
+
+
+async def test_a_turn_whose_journal_is_in_the_store_takes_its_message_out() -> None:
+    cut = Cut(journal_written=True)
+    t = turns(cut)
+    t.answer(TURN, lambda: 1, MESSAGE)
+    assert cut.taken_out == [MESSAGE]
+    assert len(t.tasks) == 1
+    for task in t.tasks:
+        task.cancel()
