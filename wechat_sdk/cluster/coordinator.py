@@ -131,6 +131,8 @@ class ClusterCoordinator:
             if task is not None:
                 await self._cancelled(task)
         self._task = self._renewing = self._listening = None
+        # an account a refused write is stopping now: that stop ends first (it was lost)
+        await asyncio.gather(*self._refusals, return_exceptions=True)
         await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
         try:
             await self._r.zrem(self.keys.gateways, self.gateway_id)
@@ -278,7 +280,9 @@ class ClusterCoordinator:
             await self._renew_one(account_id, held)
 
     async def _hand_over(self, account_id: str, grace_s: float) -> None:
-        held = self.held.pop(account_id)
+        held = self.held.pop(account_id, None)
+        if held is None:  # (stopped meanwhile: its lease was lost)
+            return
         await self._stopped(account_id, grace_s)
         try:
             await self.leases.release(held.guard.lease)
