@@ -85,6 +85,8 @@ class SharedRedis:
     #: old holder that wakes up after another took the account over cannot move it
     lease_key: str | None = None
     lease_value: str | None = None
+    #: told when Redis refused such a write (the account then stops here at once)
+    on_lost: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def account_key(self, puppet: str, account_id: str, name: str) -> str:
         """The key of one piece of an account's session state."""

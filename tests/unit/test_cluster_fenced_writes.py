@@ -186,8 +186,15 @@ async def test_a_stale_holders_ilink_state_and_login_writes_are_refused(
     assert old is not None
     shared = SharedRedis(redis_url, redis_namespace)
     lease_key = keys.lease("acc")
+    told: list[str] = []  # the account stops at once when a transport's write is refused
     stale = RedisILinkState(
-        SharedRedis(redis_url, redis_namespace, lease_key=lease_key, lease_value=old.value),
+        SharedRedis(
+            redis_url,
+            redis_namespace,
+            lease_key=lease_key,
+            lease_value=old.value,
+            on_lost=lambda: told.append("lost"),
+        ),
         "acc",
     )
     stale_login = RedisSessionFile(
@@ -208,6 +215,7 @@ async def test_a_stale_holders_ilink_state_and_login_writes_are_refused(
             with pytest.raises(LeaseLost) as err:
                 await write
             assert err.value.reason == "lease_lost"
+        assert told == ["lost"] * len(refused)
         for login_write in (stale_login.expire, lambda: stale_login.keep(KeptLogin("b", "x"))):
             with pytest.raises(LeaseLost):
                 login_write()

@@ -888,14 +888,19 @@ async def test_a_fast_disks_fsync_runs_on_the_event_loop_and_a_slow_ones_in_a_th
     hops to wait for); once one took long, the next go to a worker thread again, so a
     slow disk never stalls the loop."""
     import threading
-    import time
+    from types import SimpleNamespace
+
+    from wechat_sdk.stores.sqlite import db
 
     threads: list[int] = []
     delay = [0.0]
+    disk_time = [0.0]  # the time the store reads around its fsync: only the disk moves it
 
-    def fsync(fd: int) -> None:  # a disk that takes exactly this long (the test's own)
+    def fsync(fd: int) -> None:  # a disk that takes exactly this long
         threads.append(threading.get_ident())
-        time.sleep(delay[0])
+        disk_time[0] += delay[0]
+
+    monkeypatch.setattr(db, "time", SimpleNamespace(perf_counter=lambda: disk_time[0]))
 
     loop_thread = threading.get_ident()
     with SqliteStore(db_path) as s:

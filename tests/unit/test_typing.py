@@ -71,3 +71,21 @@ async def test_typing_is_refreshed_while_the_turn_goes_on_and_cut_between_calls(
     assert task in done
     assert puppet.calls[-2:] == [(False, "began"), (False, "ended")]
     assert (True, "cut") not in puppet.calls
+
+
+async def test_a_turn_cut_by_a_stop_cuts_its_typing_call_too() -> None:
+    """A stop does not wait for a typing call (the puppet is about to close)."""
+    puppet = SlowTyping()
+    showing: dict[str, asyncio.Task[None]] = {}
+
+    async def turn() -> None:
+        async with Typing(puppet, RealClock(), "alice", showing):  # type: ignore[arg-type]
+            await asyncio.Event().wait()  # the agent thinks until the stop cuts it
+
+    cut = asyncio.ensure_future(turn())
+    await puppet.shown.wait()
+    task = showing["alice"]
+    cut.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done
+    assert (True, "cut") in puppet.calls

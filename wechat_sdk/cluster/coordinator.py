@@ -325,17 +325,14 @@ class ClusterCoordinator:
                 )
         self._epoch = str(epoch)
 
-    def lease_of(self, account_id: str) -> Lease | None:
-        held = self.held.get(account_id)
-        return held.guard.lease if held is not None else None
-
     def fenced(self, shared: SharedRedis, account_id: str) -> SharedRedis:
         """``shared`` with the account's lease, for a transport to check as it writes."""
-        lease = self.lease_of(account_id)
-        if lease is None:
+        held = self.held.get(account_id)
+        if held is None:
             return shared
+        fence = held.guard.fence()
         return dataclasses.replace(
-            shared, lease_key=self.keys.lease(account_id), lease_value=lease.value
+            shared, lease_key=fence.key, lease_value=fence.value, on_lost=fence.on_lost
         )
 
 

@@ -64,7 +64,8 @@ class Typing:
     async def __aexit__(self, *exc_info: object) -> None:
         # the cancel goes out in the task: the turn does not wait for it
         self._ended = True
-        if self._task is not None and self._sleeping:
+        stopping = isinstance(exc_info[1], asyncio.CancelledError)  # (a stop cut the turn)
+        if self._task is not None and (self._sleeping or stopping):
             self._task.cancel()
 
     async def _show(self, before: asyncio.Task[None] | None) -> None:

@@ -102,7 +102,7 @@ def _fence(shared: SharedRedis, account_id: str) -> Fence | None:
     """The account's lease as this gateway holds it, if it holds it by lease."""
     if shared.lease_key is None or shared.lease_value is None:
         return None
-    return Fence(account_id, shared.lease_key, shared.lease_value)
+    return Fence(account_id, shared.lease_key, shared.lease_value, on_lost=shared.on_lost)
 
 
 def _row(peer: str, from_user: bool, at: float, raw: str | None, text: str) -> str:

@@ -90,7 +90,7 @@ class RedisMemoryCard:
         self.save_every_s = save_every_s
         self._log = logging.LoggerAdapter(log, {"account": account_id})
         self._fence = (
-            Fence(account_id, shared.lease_key, shared.lease_value)
+            Fence(account_id, shared.lease_key, shared.lease_value, on_lost=shared.on_lost)
             if shared.lease_key is not None and shared.lease_value is not None
             else None
         )
