@@ -88,13 +88,37 @@ async def test_a_number_given_elsewhere_ends_the_question() -> None:
     keyboard.lines.put_nowait("424242")
     await settle()
     assert login.given == []
-    # a question still open when the login stops asking ends without a word
+    # a question still open when the login stops asking ends, saying so
+    written: list[str] = []
+    prompt = TerminalCodePrompt(keyboard.read_line, written.append)
     login.asking = False
     prompt.ask("dm", login, wrong=False)
     await settle()
     keyboard.lines.put_nowait("424242")
     await settle()
     assert login.given == []
+    assert written == ["[dm] no number is asked for now\n"]
+
+
+async def test_a_number_the_api_gave_and_the_login_took_ends_the_terminals_question() -> None:
+    from types import SimpleNamespace
+
+    from wechat_sdk.gateway.verify_code import submit_verify_code
+
+    keyboard, login = Keyboard(), Login()
+    prompt = TerminalCodePrompt(keyboard.read_line, lambda _: None)
+    gateway = SimpleNamespace(
+        runners={"dm": SimpleNamespace(puppet=login)},
+        accounts=SimpleNamespace(default_id="dm"),
+        code_prompt=prompt,
+    )
+    prompt.ask("dm", login, wrong=False)
+    await settle()
+    assert await submit_verify_code(gateway, "dm", "424242") == "accepted"  # type: ignore[arg-type]
+    await settle()
+    keyboard.lines.put_nowait("111111")  # typed later: no question is open any more
+    await settle()
+    assert login.given == ["424242"]
 
 
 async def test_the_end_of_the_input_says_where_else_to_give_it() -> None:

@@ -95,6 +95,8 @@ async def submit_verify_code(
     log.info(
         "a number was given for the login: %s", OUTCOME_WORDS[outcome], extra={"account": account}
     )
+    if outcome == "accepted" and gateway.code_prompt is not None:
+        gateway.code_prompt.cancel(account)  # the terminal no longer asks for it
     return outcome
 
 
@@ -168,6 +170,7 @@ class TerminalCodePrompt:
                     prompt = f"{exc}: "
                     continue
                 except VerifyCodeNotAsked:  # given elsewhere meanwhile, or the code moved on
+                    self._write(f"[{account_id}] no number is asked for now\n")
                     return
                 if outcome in ("accepted", "pending"):
                     self._write(f"{OUTCOME_WORDS[outcome]}\n")
