@@ -320,6 +320,53 @@ async def test_a_refused_write_stops_the_account_here_at_once(
         await cluster.stop()
 
 
+async def test_a_stop_right_after_a_refused_write_ends_and_stops_every_account(
+    store: RedisStore, aclient: Any, keys: LeaseKeys
+) -> None:
+    """The account a refused write is stopping, and a stop of the gateway at that moment:
+    the stop waits for that account's stop, then hands the others over (it used to fail
+    on the account gone meanwhile, before releasing the others' leases)."""
+    from redis.asyncio import Redis
+
+    running: set[str] = set()
+    guards: dict[str, LeaseGuard] = {}
+    stopping = asyncio.Event()
+
+    async def start(account_id: str, guard: LeaseGuard) -> Any:
+        running.add(account_id)
+        guards[account_id] = guard
+        return lambda: {}
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        if account_id == "acc":  # the lost account's stop takes a moment
+            stopping.set()
+            await asyncio.sleep(0.2)
+        running.discard(account_id)
+
+    cluster = ClusterCoordinator(
+        Redis(connection_pool=aclient.connection_pool),
+        keys,
+        ["acc", "other"],
+        start_account=start,
+        stop_account=stop,
+        clock=RealClock(),
+        gateway_id="gw-a",
+        ttl_s=60,
+        tick_s=30,
+    )
+    await cluster.start()
+    assert running == {"acc", "other"}
+    held = held_store(store, guards["acc"])
+    await take_over(aclient, keys, guards["acc"].lease)
+    with pytest.raises(LeaseLost):
+        held.history.append("acc", "alice", entry(1), 50)
+    await asyncio.wait_for(stopping.wait(), 5)
+    await asyncio.wait_for(cluster.stop(), 10)
+    assert running == set()
+    holders = await Leases(aclient, keys, "gw-b", ttl_s=30).holders(["acc", "other"])
+    assert holders == {"acc": "gw-b", "other": None}  # "other" released at the stop
+
+
 async def test_a_store_not_on_redis_under_a_lease_fences_its_outbox_by_the_lease_here(
     aclient: Any, keys: LeaseKeys
 ) -> None:
