@@ -503,13 +503,12 @@ async def test_an_unanswered_payload_costs_its_timeout_once_and_the_others_flow_
     for n in range(4):
         script.push(2, {"messageId": f"m{n}"})
     handled = await consume_like_the_gateway(client, 4)
-    assert [(h.message_id, h.outcome) for h in handled] == [
-        ("m1", "t1"),
-        ("m3", "t3"),
-        ("m0", "error: the Puppet Service gave no answer within 1 s"),
-        ("m2", "error: the Puppet Service gave no answer within 1 s"),
-    ]
-    # the order shows the others were not held behind the stuck ones (no timing asserted)
+    outcomes = [(h.message_id, h.outcome) for h in handled]
+    # the answered ones first: the others were not held behind the stuck ones (no timing
+    # asserted; within each pair the order is the machine's)
+    assert set(outcomes[:2]) == {("m1", "t1"), ("m3", "t3")}
+    no_answer = "error: the Puppet Service gave no answer within 1 s"
+    assert set(outcomes[2:]) == {("m0", no_answer), ("m2", no_answer)}
     assert script.calls.count("MessagePayload:m0") == script.calls.count("MessagePayload:m2") == 1
     await client.stop()
 
