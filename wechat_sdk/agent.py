@@ -31,6 +31,7 @@ __all__ = [
     "HistoryEntry",
     "MediaItem",
     "Reply",
+    "ReportsFailures",
     "ToolNotAllowed",
     "ToolRegistry",
     "resolve_agent_result",
@@ -201,6 +202,15 @@ class AgentLifecycle(Protocol):
     async def start(self, config: Config) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ReportsFailures(Protocol):
+    """An agent that answers some failures itself (the model failed: it sends its failure
+    text) and reports them, so that the account's status shows them (``last_error``). The
+    gateway sets ``on_failure`` to a function of (account id, what failed)."""
+
+    on_failure: Callable[[str, str], None] | None
 
 
 async def resolve_agent_result(value: Any) -> Reply | AsyncIterator[str] | None:

@@ -337,6 +337,8 @@ async def test_a_model_that_keeps_failing_gets_the_notice_not_a_traceback(
     assert len(model.requests) == 2  # maxRetries 1
     assert "reason=model_unavailable" in caplog.text
     assert "Traceback" not in caplog.text
+    (status,) = gw.status()  # the account's status says the model is failing
+    assert status.last_error is not None and status.last_error.startswith("model error:")
 
 
 async def test_a_stream_cut_after_text_sends_the_half_and_the_notice_once(
@@ -375,6 +377,7 @@ async def test_the_api_key_never_shows(
     assert wechat.world.texts(to="wxid_alice") == [NOTICE]
     assert "reason=model_refused" in caplog.text
     assert "Incorrect API key provided: ***" in caplog.text
+    assert gw.status()[0].last_error is not None  # said, with the key scrubbed (below)
     shown = [
         caplog.text,
         json.dumps([s.to_json() for s in gw.status()]),

@@ -63,6 +63,8 @@ class ConfiguredAssistant:
         self._account_servers: dict[str, list[McpServer]] = {}
         #: every MCP server by (key, its settings): one process for the accounts sharing it
         self._servers: dict[tuple[str, str], McpServer] = {}
+        #: told of each model failure (ReportsFailures: the gateway's account status)
+        self.on_failure: Callable[[str, str], None] | None = None
 
     @property
     def mcp_servers(self) -> dict[str, McpServer]:
@@ -152,6 +154,8 @@ class ConfiguredAssistant:
                 exc.reason,
                 extra={"account": turn.account_id},
             )
+            if self.on_failure is not None:
+                self.on_failure(turn.account_id, f"model error: {shown(exc, 300)}")
             if failure_text:
                 # after what was said (it went out, or goes with this): never again
                 yield ("\n\n" if said else "") + failure_text

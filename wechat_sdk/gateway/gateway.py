@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ToolRegistry
+from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ReportsFailures, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.cluster.fence import FencedPuppet, held_store
 from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
@@ -238,6 +238,12 @@ class Gateway:
         runner.connection.code_prompt = self.code_prompt
         return runner
 
+    def _agent_failed(self, account_id: str, what: str) -> None:
+        """The agent answered a failure itself (the model failed): the status says it."""
+        runner = self.runners.get(account_id)
+        if runner is not None:
+            runner.record_error(what)
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -253,6 +259,8 @@ class Gateway:
         self._start_webhooks()
         if isinstance(self.agent, AgentLifecycle):  # its MCP servers, say
             await self.agent.start(self.config)
+        if isinstance(self.agent, ReportsFailures):  # a model failing shows in status
+            self.agent.on_failure = self._agent_failed
         self._started = True
         if self.config.channels.wechat.store.kind == "redis":  # accounts by lease
             from wechat_sdk.cluster.membership import join_cluster
