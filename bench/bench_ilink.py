@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -143,6 +144,7 @@ async def measure(bot: str, messages: int, warmup: int) -> list[float]:
 
 async def measure_on(base: str, bot: str, messages: int, warmup: int) -> list[float]:
     gateway = None
+    tmp: Path | None = None
     try:
         async with aiohttp.ClientSession() as http:
             client = None
@@ -161,6 +163,8 @@ async def measure_on(base: str, bot: str, messages: int, warmup: int) -> list[fl
         if gateway is not None:
             gateway.terminate()
             await gateway.wait()
+        if tmp is not None:  # (its state: a fresh one each run)
+            shutil.rmtree(tmp, ignore_errors=True)
     return [t * 1000 for t in times[warmup:]]
 
 
