@@ -95,6 +95,24 @@ def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
     return Path(configured or DEFAULT_STATE_DIR).expanduser()
 
 
+def _control(
+    config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Ask the gateway running on the state directory (its control socket); exit 3 when
+    none runs, 1 when it answered with an error."""
+    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
+
+    directory = _state_dir(config_file, state_dir)
+    try:
+        return control_request(directory, request)
+    except NoGateway as exc:
+        _err().print(str(exc), markup=False)
+        raise SystemExit(3) from None
+    except ControlError as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
+
+
 _state_options = [
     click.option(
         "--config",

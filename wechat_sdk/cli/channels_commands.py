@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli, fail_config
+from wechat_sdk.cli import _control, _err, _escape, _out, _with_state, cli, fail_config
 
 
 @cli.group("channels")
@@ -28,18 +28,8 @@ def channels_verify_code(
     """Give an iLink login the NUMBER its phone shows (when `gateway status` says "enter
     the number the phone shows"): to the gateway running on the state directory. Exit 1
     when the number was not taken (wrong, or the QR code moved on), 3 when no gateway runs."""
-    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
-
-    directory = _state_dir(config_file, state_dir)
     request = {"cmd": "verify_code", "account": account_id, "code": number}
-    try:
-        answer = control_request(directory, request)
-    except NoGateway as exc:
-        _err().print(str(exc), markup=False)
-        raise SystemExit(3) from None
-    except ControlError as exc:
-        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
-        raise SystemExit(1) from None
+    answer = _control(config_file, state_dir, request)
     if answer.get("outcome") in ("accepted", "pending"):
         _out().print(str(answer.get("message", "")), markup=False)
         return

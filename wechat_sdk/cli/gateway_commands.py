@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli, fail_config
+from wechat_sdk.cli import (
+    _control,
+    _err,
+    _escape,
+    _out,
+    _with_state,
+    cli,
+    fail_config,
+)
 
 
 @cli.group("gateway")
@@ -101,22 +109,6 @@ def gateway_run(
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     raise SystemExit(code)
-
-
-def _control(
-    config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
-) -> dict[str, Any]:
-    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
-
-    directory = _state_dir(config_file, state_dir)
-    try:
-        return control_request(directory, request)
-    except NoGateway as exc:
-        _err().print(str(exc), markup=False)
-        raise SystemExit(3) from None
-    except ControlError as exc:
-        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
-        raise SystemExit(1) from None
 
 
 @gateway_group.command("status")
