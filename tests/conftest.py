@@ -16,8 +16,9 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,6 +93,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+async def aclient(redis_url: str) -> AsyncIterator[Any]:
+    """An asyncio client (redis.asyncio) of this session's redis-server, as the cluster
+    code uses."""
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(redis_url, decode_responses=True)
+    yield r
+    await r.aclose()
 
 
 @pytest.fixture

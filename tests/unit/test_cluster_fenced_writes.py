@@ -7,7 +7,7 @@ store without a lease (one gateway) writes as before."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,15 +29,6 @@ T0 = 1_700_000_000.0
 def store(redis_url: str, redis_namespace: str) -> Iterator[RedisStore]:
     with RedisStore(redis_url, namespace=redis_namespace) as s:
         yield s
-
-
-@pytest.fixture
-async def aclient(redis_url: str) -> AsyncIterator[Any]:
-    from redis.asyncio import Redis
-
-    r = Redis.from_url(redis_url, decode_responses=True)
-    yield r
-    await r.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,22 +19,13 @@ from wechat_sdk.stores.redis.keys import Keys
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Any]:
-    from redis.asyncio import Redis
-
-    r = Redis.from_url(redis_url, decode_responses=True)
-    yield r
-    await r.aclose()
-
-
-@pytest.fixture
 def keys(redis_namespace: str) -> LeaseKeys:
     return LeaseKeys(Keys("wechat", redis_namespace))
 
 
-async def test_one_holder_at_a_time_and_a_new_token_for_each(client: Any, keys: LeaseKeys) -> None:
-    a = Leases(client, keys, "gw-a", ttl_s=10)
-    b = Leases(client, keys, "gw-b", ttl_s=10)
+async def test_one_holder_at_a_time_and_a_new_token_for_each(aclient: Any, keys: LeaseKeys) -> None:
+    a = Leases(aclient, keys, "gw-a", ttl_s=10)
+    b = Leases(aclient, keys, "gw-b", ttl_s=10)
     first = await a.acquire("acc")
     assert first is not None
     assert await b.acquire("acc") is None
@@ -49,9 +39,9 @@ async def test_one_holder_at_a_time_and_a_new_token_for_each(client: Any, keys: 
     assert await b.holders(["acc", "other"]) == {"acc": "gw-b", "other": None}
 
 
-async def test_an_expired_lease_is_taken_by_another_gateway(client: Any, keys: LeaseKeys) -> None:
-    a = Leases(client, keys, "gw-a", ttl_s=0.2)
-    b = Leases(client, keys, "gw-b", ttl_s=10)
+async def test_an_expired_lease_is_taken_by_another_gateway(aclient: Any, keys: LeaseKeys) -> None:
+    a = Leases(aclient, keys, "gw-a", ttl_s=0.2)
+    b = Leases(aclient, keys, "gw-b", ttl_s=10)
     first = await a.acquire("acc")
     assert first is not None
     await asyncio.sleep(0.3)  # gw-a died: no renewal
@@ -68,10 +58,10 @@ class Recording:
 
 
 async def test_a_paused_old_holder_that_wakes_up_sends_nothing(
-    client: Any, keys: LeaseKeys
+    aclient: Any, keys: LeaseKeys
 ) -> None:
     clock = RealClock()
-    a = Leases(client, keys, "gw-a", ttl_s=0.3)
+    a = Leases(aclient, keys, "gw-a", ttl_s=0.3)
     lease = await a.acquire("acc")
     assert lease is not None
     guard = LeaseGuard(lease, a, clock, 0.3)
@@ -79,7 +69,7 @@ async def test_a_paused_old_holder_that_wakes_up_sends_nothing(
     fenced: Any = FencedPuppet(puppet, guard)
     await fenced.send_text("alice", "while held")
     await asyncio.sleep(0.4)  # paused past its lease; another gateway takes the account
-    assert await Leases(client, keys, "gw-b", ttl_s=10).acquire("acc") is not None
+    assert await Leases(aclient, keys, "gw-b", ttl_s=10).acquire("acc") is not None
     guard.confirmed(clock.now())  # (even believing it renewed, the token check refuses)
     with pytest.raises(SendError) as err:
         await fenced.send_text("alice", "after the pause")
@@ -87,9 +77,9 @@ async def test_a_paused_old_holder_that_wakes_up_sends_nothing(
     assert puppet.sent == ["while held"]
 
 
-async def test_a_send_waits_while_the_lease_is_unconfirmed(client: Any, keys: LeaseKeys) -> None:
+async def test_a_send_waits_while_the_lease_is_unconfirmed(aclient: Any, keys: LeaseKeys) -> None:
     clock = RealClock()
-    a = Leases(client, keys, "gw-a", ttl_s=10)
+    a = Leases(aclient, keys, "gw-a", ttl_s=10)
     lease = await a.acquire("acc")
     assert lease is not None
     guard = LeaseGuard(lease, a, clock, 10)
@@ -104,7 +94,7 @@ async def test_a_send_waits_while_the_lease_is_unconfirmed(client: Any, keys: Le
 
 
 async def test_gateways_share_the_accounts_and_a_clean_stop_hands_over_at_once(
-    client: Any, keys: LeaseKeys
+    aclient: Any, keys: LeaseKeys
 ) -> None:
     running: dict[str, set[str]] = {}
 
@@ -120,7 +110,7 @@ async def test_gateways_share_the_accounts_and_a_clean_stop_hands_over_at_once(
         async def stop(account_id: str, grace_s: float) -> None:
             running[name].discard(account_id)
 
-        own = Redis(connection_pool=client.connection_pool)
+        own = Redis(connection_pool=aclient.connection_pool)
         return ClusterCoordinator(
             own,
             keys,
@@ -211,7 +201,7 @@ async def test_redis_lost_then_back_empty_stops_sends_and_is_said(
 
 
 async def test_a_released_account_is_taken_without_waiting_for_the_next_round(
-    client: Any, keys: LeaseKeys
+    aclient: Any, keys: LeaseKeys
 ) -> None:
     """A clean stop publishes each release: the other gateway takes the account at once,
     though its own next round is half a minute away."""
@@ -228,7 +218,7 @@ async def test_a_released_account_is_taken_without_waiting_for_the_next_round(
             running[name].discard(account_id)
 
         return ClusterCoordinator(
-            Redis(connection_pool=client.connection_pool),
+            Redis(connection_pool=aclient.connection_pool),
             keys,
             ["a0", "a1"],
             start_account=start,
@@ -259,7 +249,7 @@ async def test_a_released_account_is_taken_without_waiting_for_the_next_round(
 
 
 async def test_a_stop_ends_even_when_something_under_the_loop_swallowed_its_cancellation(
-    client: Any, keys: LeaseKeys
+    aclient: Any, keys: LeaseKeys
 ) -> None:
     """Seen after a burst: a stop waited forever on the cluster loop, cancelled while a
     library under it turned the cancellation into a normal return. The loop now ends at
@@ -280,7 +270,7 @@ async def test_a_stop_ends_even_when_something_under_the_loop_swallowed_its_canc
         running.discard(account_id)
 
     cluster = ClusterCoordinator(
-        client,
+        aclient,
         keys,
         ["a0"],
         start_account=start,
@@ -297,7 +287,7 @@ async def test_a_stop_ends_even_when_something_under_the_loop_swallowed_its_canc
     done, _ = await asyncio.wait({stopping}, timeout=5)
     assert stopping in done, "the stop never ended"
     assert running == set()  # every account stopped, the one whose start was cut too
-    assert await Leases(client, keys, "other", ttl_s=10).holders(["a0", "a1"]) == {
+    assert await Leases(aclient, keys, "other", ttl_s=10).holders(["a0", "a1"]) == {
         "a0": None,
         "a1": None,
     }
