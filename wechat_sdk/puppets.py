@@ -29,12 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.capabilities import CAPABILITIES, ILINK_CAPABILITIES, Capabilities
 from wechat_sdk.clock import Clock
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.puppet import Puppet
+
+if TYPE_CHECKING:
+    from wechat_sdk.stores.sqlite import SqliteStore
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -66,6 +69,10 @@ class PuppetContext:
     #: transport keeps each account's session state (login, cursor, ...) there instead of
     #: in ``accounts/<id>/``, so the gateway that takes the account over resumes it
     redis: SharedRedis | None = None
+    #: the gateway's store when it is SQLite's, else None: a transport may keep its
+    #: accounts' state in the store's database (one fsync makes it and the dedupe marks
+    #: durable together)
+    sqlite: SqliteStore | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import pytest
 from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink.service import ilink_options
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
-from wechat_sdk.adapters.ilink.state import Delivered, SqliteILinkState
+from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, SqliteILinkState
 from wechat_sdk.adapters.ilink.wire import MAX_TEXT_CHARS, parse_message, read_message
 from wechat_sdk.clock import RealClock
 from wechat_sdk.config import ConfigError, accounts_of, parse_config
@@ -200,28 +200,28 @@ def delivered(mid: str, at: float, *, peer: str = ALICE, token: str | None = "c1
 
 
 async def test_a_batch_and_its_cursor_survive_a_restart(tmp_path: Path) -> None:
-    state = SqliteILinkState(tmp_path, RealClock())
+    state = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
     added = await state.record([delivered("1", 100.0), delivered("2", 101.0)], "cursor-A")
     assert added == ["1", "2"]
     await state.close()
-    again = SqliteILinkState(tmp_path, RealClock())
+    again = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
     assert await again.cursor() == "cursor-A"
     assert await again.recent(since=100.5) == ["2"]
     stored = await again.entry("1")
     assert stored is not None and stored.text == "text 1" and stored.from_user
-    assert stat.S_IMODE(again.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / OWN_FILE).stat().st_mode) == 0o600
     await again.close()
 
 
 async def test_a_message_recorded_twice_is_added_once(tmp_path: Path) -> None:
-    state = SqliteILinkState(tmp_path, RealClock())
+    state = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
     assert await state.record([delivered("1", 100.0), delivered("1", 100.0)], "c") == ["1"]
     assert await state.record([delivered("1", 103.0), delivered("2", 104.0)], "d") == ["2"]
     await state.close()
 
 
 async def test_each_peer_keeps_its_token_and_window(tmp_path: Path) -> None:
-    state = SqliteILinkState(tmp_path, RealClock())
+    state = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
     await state.record([delivered("1", 100.0, token="t1")], None)
     await state.sent(ALICE, "out-1", "my answer", 101.0)
     await state.sent(ALICE, "out-2", "more", 102.0)

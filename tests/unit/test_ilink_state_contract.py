@@ -1,9 +1,10 @@
 """The iLink adapter's state port (cursor, recorded messages, reply windows) behaves the
-same in its account directory's SQLite file and on the store's Redis server."""
+same in the SQLite store's database, in a database of its own (a gateway with another
+store) and on the store's Redis server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,22 +12,47 @@ import pytest
 
 from wechat_sdk.adapters.ilink.state import Delivered, PeerWindow, SqliteILinkState
 from wechat_sdk.clock import RealClock
+from wechat_sdk.stores.sqlite import SqliteStore
 
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    if request.param == "sqlite":
-        kept: Any = SqliteILinkState(tmp_path / "accounts" / "bot", RealClock())
-    else:
+class Opener:
+    """Opens the state of account "bot" where the test's kind keeps it; closes what it
+    opened (the SQLite store's database outlives its states, as in a gateway)."""
+
+    def __init__(self, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+        self.kind, self.tmp_path, self.request = kind, tmp_path, request
+        self.stores: list[SqliteStore] = []
+
+    def __call__(self) -> Any:
+        if self.kind == "store":
+            store = SqliteStore(self.tmp_path / "wechat-sdk.sqlite3")
+            self.stores.append(store)
+            return SqliteILinkState(store.database, "bot")
+        if self.kind == "own":
+            return SqliteILinkState.in_dir(self.tmp_path / "accounts" / "bot", "bot", RealClock())
         from wechat_sdk.adapters.ilink.redis_state import RedisILinkState
         from wechat_sdk.puppets import SharedRedis
 
         shared = SharedRedis(
-            request.getfixturevalue("redis_url"), request.getfixturevalue("redis_namespace")
+            self.request.getfixturevalue("redis_url"),
+            self.request.getfixturevalue("redis_namespace"),
         )
-        kept = RedisILinkState(shared, "bot")
+        return RedisILinkState(shared, "bot")
+
+
+@pytest.fixture(params=["store", "own", "redis"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    made = Opener(request.param, tmp_path, request)
+    yield made
+    for store in made.stores:
+        store.close()
+
+
+@pytest.fixture
+async def state(opener: Opener) -> AsyncIterator[Any]:
+    kept = opener()
     yield kept
     await kept.close()
 
@@ -89,23 +115,12 @@ async def test_recent_user_messages_oldest_first_and_prune(state: Any) -> None:
     assert await state.window("alice") == PeerWindow(T0 + 3, 1)  # peers stay
 
 
-async def test_what_is_flushed_is_there_for_the_next_start(
-    state: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+async def test_what_is_flushed_is_there_for_the_next_start(state: Any, opener: Opener) -> None:
     await state.flush()  # nothing written yet: nothing to do, no error
     await state.record([said(1)], "c1")
     await state.flush()
     await state.close()
-    if isinstance(state, SqliteILinkState):
-        again: Any = SqliteILinkState(tmp_path / "accounts" / "bot", RealClock())
-    else:
-        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState
-        from wechat_sdk.puppets import SharedRedis
-
-        shared = SharedRedis(
-            request.getfixturevalue("redis_url"), request.getfixturevalue("redis_namespace")
-        )
-        again = RedisILinkState(shared, "bot")
+    again = opener()
     try:
         assert await again.cursor() == "c1"
         assert await again.recent(T0 - 1) == ["m1"]

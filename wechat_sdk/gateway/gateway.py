@@ -448,6 +448,7 @@ def state_dir_of(config: Config, state_dir: str | Path | None = None) -> Path:
 def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
     """Each account's puppet by its ``puppet`` setting, from :mod:`wechat_sdk.puppets`."""
     from wechat_sdk.puppets import PuppetContext, SharedRedis, make_puppet
+    from wechat_sdk.stores.sqlite import SqliteStore
 
     shared: dict[str, dict[str, object]] = {}  # per puppet name, for this gateway's puppets
 
@@ -461,9 +462,9 @@ def default_puppet_factory(gateway: Gateway) -> PuppetFactory:
             redis = SharedRedis(store.url, store.namespace)  # Redis: another gateway resumes
             if gateway.cluster is not None:  # and its writes fenced by the account's lease
                 redis = gateway.cluster.fenced(redis, account.id)
-        return make_puppet(
-            account, PuppetContext(gateway.clock, gateway.state_dir, state, redis=redis)
-        )
+        sqlite = gateway.store if isinstance(gateway.store, SqliteStore) else None
+        context = PuppetContext(gateway.clock, gateway.state_dir, state, redis=redis, sqlite=sqlite)
+        return make_puppet(account, context)
 
     return make
 

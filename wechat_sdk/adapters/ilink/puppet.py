@@ -105,9 +105,14 @@ class ILinkPuppet:
         # the kept login and the state: files in account_dir unless given (Redis: another
         # gateway taking the account over resumes it)
         self._sessions = sessions if sessions is not None else SessionFile(account_dir)
-        self._open_state = open_state or (lambda: SqliteILinkState(account_dir, clock))
+        self._open_state = open_state or (
+            lambda: SqliteILinkState.in_dir(account_dir, account_id, clock)
+        )
         self._self_id: str | None = None
         self._queue: asyncio.Queue[PuppetEvent | None] | None = None
+        #: set when the gateway comes back for an event and none is left: it has handled
+        #: (dedupe-marked) every one emitted before
+        self._taken = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._http: aiohttp.ClientSession | None = None
         self._api: ILinkApi | None = None
@@ -171,6 +176,8 @@ class ILinkPuppet:
         if queue is None:
             return
         while True:
+            if queue.empty():
+                self._taken.set()
             item = await queue.get()
             if item is None:
                 return
@@ -364,6 +371,7 @@ class ILinkPuppet:
                 self._emit(HeartbeatEvent("getupdates"))
                 continue
             added = await self._state.record([d for d, _ in batch], new_cursor)
+            self._taken.clear()
             cursor = new_cursor or cursor
             reads = {d.id: r for d, r in batch}
             for message_id in added:
@@ -378,8 +386,10 @@ class ILinkPuppet:
                 if read.message.kind is not MessageKind.UNKNOWN:
                     self._emit(MessageEvent(message_id))
             self._emit(HeartbeatEvent("getupdates"))
-            # on disk before the next poll tells the server the batch is ours (the fsync
-            # runs while the gateway works on the batch)
+            # on disk before the next poll tells the server the batch is ours; once the
+            # gateway has taken the batch in, so that the same fsync makes its dedupe marks
+            # durable (the replies, sent once they are, then wait for no other)
+            await self._taken.wait()
             await self._state.flush()
 
     def _batch(self, msgs: list[Any]) -> list[tuple[Delivered, ReadMessage]]:

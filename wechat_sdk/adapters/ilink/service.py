@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.adapters.ilink.api import DEFAULT_BASE_URL, DEFAULT_BOT_AGENT, DEFAULT_CDN_BASE_URL
 from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
+from wechat_sdk.adapters.ilink.state import STATE_FILE, ILinkState, SqliteILinkState
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.config.errors import ConfigProblem
 
@@ -99,22 +101,32 @@ def check_puppet(account: ResolvedAccount) -> None:
 
 
 def make_puppet(account: ResolvedAccount, context: PuppetContext) -> ILinkPuppet:
-    """The iLink puppet of an account; its login and state live in ``accounts/<id>/``, or
-    on the store's Redis server when the gateway's store is Redis (``context.redis``)."""
-    redis = context.redis
+    """The iLink puppet of an account; its login lives in ``accounts/<id>/`` and its state
+    in the store's SQLite database (``context.sqlite``), or both on the store's Redis
+    server when the gateway's store is Redis (``context.redis``); with another store, the
+    state has a database of its own in ``accounts/<id>/``."""
+    redis, sqlite = context.redis, context.sqlite
+    account_dir = context.state_dir / "accounts" / account.id
     sessions = None
-    open_state = None
+    open_state: Callable[[], ILinkState] | None = None
     if redis is not None:
         from wechat_sdk.adapters.ilink.redis_state import RedisILinkState, RedisSessionFile
 
         sessions = RedisSessionFile(redis, account.id)
 
-        def open_state() -> RedisILinkState:
+        def open_state() -> ILinkState:
             return RedisILinkState(redis, account.id)
+
+    elif sqlite is not None:  # beside the dedupe marks: one fsync for both
+
+        def open_state() -> ILinkState:
+            return SqliteILinkState(
+                sqlite.database, account.id, channel=sqlite.channel, legacy=account_dir / STATE_FILE
+            )
 
     return ILinkPuppet(
         account_id=account.id,
-        account_dir=context.state_dir / "accounts" / account.id,
+        account_dir=account_dir,
         options=ilink_options(account),
         clock=context.clock,
         qr_max_timeouts=account.settings.qrMaxTimeouts,

@@ -2,28 +2,39 @@
 messages it covers, each peer's ``context_token`` and reply window, and the bot's own
 texts (a quote of them arrives cut: its text comes from here).
 
-:class:`ILinkState` is the port (a Redis-backed one could replace the SQLite one);
-:class:`SqliteILinkState` keeps it in ``accounts/<id>/ilink-state.sqlite3`` (owner-only),
-each batch in one transaction committed before the adapter emits any of its events, and
-made durable on disk (the WAL fsynced) before the next poll moves the server's cursor. See
+:class:`ILinkState` is the port (:mod:`.redis_state` keeps it on the store's Redis);
+:class:`SqliteILinkState` keeps it in the store's SQLite database (owner-only), each batch
+in one transaction committed before the adapter emits any of its events, and made durable
+on disk (the WAL fsynced) before the next poll moves the server's cursor, by the same
+fsync as the dedupe marks the gateway queued for its messages meanwhile. See
 :mod:`wechat_sdk.adapters.ilink` for why that is enough.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from wechat_sdk.clock import Clock
+from wechat_sdk.stores.base import CHANNEL
+from wechat_sdk.stores.sqlite.db import Database, run_script
 
-__all__ = ["STATE_FILE", "Delivered", "ILinkState", "PeerWindow", "SqliteILinkState", "Stored"]
+__all__ = [
+    "OWN_FILE",
+    "STATE_FILE",
+    "Delivered",
+    "ILinkState",
+    "PeerWindow",
+    "SqliteILinkState",
+    "Stored",
+]
 
+#: an account's file of versions before the state moved into the store's database
 STATE_FILE = "ilink-state.sqlite3"
-T = TypeVar("T")
+#: the state's own database file when the gateway's store is not SQLite's
+OWN_FILE = "ilink.sqlite3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +86,8 @@ class ILinkState(Protocol):
 
     async def flush(self) -> None:
         """Make everything recorded so far durable on disk (before the next poll moves
-        the server's cursor)."""
+        the server's cursor; the adapter calls it once the gateway has taken the batch's
+        events in)."""
         ...
 
     async def recent(self, since: float) -> list[str]:
@@ -106,184 +118,211 @@ class ILinkState(Protocol):
     async def close(self) -> None: ...
 
 
+#: the tables, in the store's database file beside its own (one per kind of row, every
+#: account's rows in them, keyed by the channel and the account)
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT PRIMARY KEY,
-    peer TEXT NOT NULL,
-    from_user INTEGER NOT NULL,
-    at REAL NOT NULL,
-    raw TEXT,
-    text TEXT NOT NULL DEFAULT ''
+CREATE TABLE IF NOT EXISTS ilink_cursors (
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    cursor     TEXT NOT NULL,
+    PRIMARY KEY (channel, account_id)
 );
-CREATE INDEX IF NOT EXISTS messages_at ON messages (at);
-CREATE TABLE IF NOT EXISTS peers (
-    peer TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS ilink_messages (
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    peer       TEXT NOT NULL,
+    from_user  INTEGER NOT NULL,
+    at         REAL NOT NULL,
+    raw        TEXT,
+    text       TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (channel, account_id, id)
+);
+CREATE INDEX IF NOT EXISTS ilink_messages_at ON ilink_messages (channel, account_id, at);
+CREATE TABLE IF NOT EXISTS ilink_peers (
+    channel       TEXT NOT NULL,
+    account_id    TEXT NOT NULL,
+    peer          TEXT NOT NULL,
     context_token TEXT,
-    user_at REAL,
-    bot_sent INTEGER NOT NULL DEFAULT 0
+    user_at       REAL,
+    bot_sent      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, account_id, peer)
 );
 """
 
+_KEY = "channel = ? AND account_id = ?"
+
 
 class SqliteILinkState:
-    """:class:`ILinkState` in one SQLite file (0600) under the account's directory."""
+    """:class:`ILinkState` in the store's SQLite database (:class:`Database`), beside the
+    dedupe marks: one WAL, so one fsync can make a batch and the marks of its messages
+    durable together.
 
-    def __init__(self, account_dir: Path, clock: Clock) -> None:
-        self.path = account_dir / STATE_FILE
-        self.clock = clock
-        account_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():  # owner-only from its first byte (SQLite's own files
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # follow it)
-        self.path.chmod(0o600)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # commits append to the WAL without an fsync (they survive a crash of the process);
-        # flush() fsyncs the WAL, off the lock, while the gateway works on the batch
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._wal = self.path.with_name(self.path.name + "-wal")
+    ``legacy`` is the account's file of an earlier version
+    (``accounts/<id>/ilink-state.sqlite3``): read into the database at the first open,
+    then removed.
+    """
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        # on the event loop: a statement or a commit without fsync is tens of
-        # microseconds, less than the hop to a thread and back it would otherwise take
-        # (and the loop's one thread keeps the connection to itself); the fsync, which
-        # waits for the disk, is flush()'s, in a worker thread
-        return fn()
+    def __init__(
+        self, db: Database, account_id: str, *, channel: str = CHANNEL, legacy: Path | None = None
+    ) -> None:
+        self._db = db
+        self._key = (channel, account_id)
+        self._owned = False
+        with db.write() as conn:
+            run_script(conn, _SCHEMA)
+        if legacy is not None and legacy.exists():
+            self._import(legacy)
+
+    @classmethod
+    def in_dir(cls, account_dir: Path, account_id: str, clock: Clock) -> SqliteILinkState:
+        """The state in a database of its own, ``account_dir/ilink.sqlite3`` (for a gateway
+        whose store is not SQLite's); closed with the state."""
+        db = Database(account_dir / OWN_FILE, clock)
+        try:
+            state = cls(db, account_id, legacy=account_dir / STATE_FILE)
+        except BaseException:
+            db.close()
+            raise
+        state._owned = True
+        return state
+
+    def _import(self, legacy: Path) -> None:
+        """Read an earlier version's file in (what is here already wins: a crash between
+        this commit and the file's removal imports it again, harmlessly), then remove it."""
+        conn = self._db.conn
+        conn.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+        try:
+            with self._db.write():
+                conn.execute(
+                    "INSERT OR IGNORE INTO ilink_cursors (channel, account_id, cursor) "
+                    "SELECT ?, ?, value FROM legacy.meta WHERE key = 'cursor'",
+                    self._key,
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO ilink_messages "
+                    "(channel, account_id, id, peer, from_user, at, raw, text) "
+                    "SELECT ?, ?, id, peer, from_user, at, raw, text FROM legacy.messages",
+                    self._key,
+                )
+                conn.execute(
+                    "INSERT OR IGNORE INTO ilink_peers "
+                    "(channel, account_id, peer, context_token, user_at, bot_sent) "
+                    "SELECT ?, ?, peer, context_token, user_at, bot_sent FROM legacy.peers",
+                    self._key,
+                )
+        finally:
+            conn.execute("DETACH DATABASE legacy")
+        for suffix in ("", "-wal", "-shm"):
+            legacy.with_name(legacy.name + suffix).unlink(missing_ok=True)
 
     async def cursor(self) -> str:
-        def read() -> str:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'cursor'").fetchone()
-            return str(row[0]) if row else ""
-
-        return await self._run(read)
+        row = self._db.conn.execute(
+            f"SELECT cursor FROM ilink_cursors WHERE {_KEY}", self._key
+        ).fetchone()
+        return str(row[0]) if row else ""
 
     async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
-        def write() -> list[str]:
-            added: list[str] = []
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for d in batch:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO messages (id, peer, from_user, at, raw, text) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (d.id, d.peer, int(d.from_user), d.at, d.raw, d.text),
-                    )
-                    if cur.rowcount == 0:
-                        continue  # delivered before: a duplicate
-                    added.append(d.id)
-                    if not d.from_user:
-                        continue
-                    db.execute(
-                        "INSERT INTO peers (peer, context_token, user_at, bot_sent) "
-                        "VALUES (?, ?, ?, 0) ON CONFLICT (peer) DO UPDATE SET "
-                        "context_token = COALESCE(excluded.context_token, context_token), "
-                        "user_at = MAX(COALESCE(user_at, 0), excluded.user_at), "
-                        "bot_sent = CASE WHEN excluded.user_at >= COALESCE(user_at, 0) "
-                        "THEN 0 ELSE bot_sent END",
-                        (d.peer, d.context_token, d.at),
-                    )
-                if cursor:
-                    db.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('cursor', ?)", (cursor,)
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return added
-
-        return await self._run(write)
+        added: list[str] = []
+        key = self._key
+        with self._db.transaction() as db:
+            for d in batch:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO ilink_messages "
+                    "(channel, account_id, id, peer, from_user, at, raw, text) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*key, d.id, d.peer, int(d.from_user), d.at, d.raw, d.text),
+                )
+                if cur.rowcount == 0:
+                    continue  # delivered before: a duplicate
+                added.append(d.id)
+                if not d.from_user:
+                    continue
+                db.execute(
+                    "INSERT INTO ilink_peers "
+                    "(channel, account_id, peer, context_token, user_at, bot_sent) "
+                    "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (channel, account_id, peer) "
+                    "DO UPDATE SET "
+                    "context_token = COALESCE(excluded.context_token, context_token), "
+                    "user_at = MAX(COALESCE(user_at, 0), excluded.user_at), "
+                    "bot_sent = CASE WHEN excluded.user_at >= COALESCE(user_at, 0) "
+                    "THEN 0 ELSE bot_sent END",
+                    (*key, d.peer, d.context_token, d.at),
+                )
+            if cursor:
+                db.execute(
+                    "INSERT OR REPLACE INTO ilink_cursors (channel, account_id, cursor) "
+                    "VALUES (?, ?, ?)",
+                    (*key, cursor),
+                )
+        return added
 
     async def flush(self) -> None:
-        def sync() -> None:
-            try:
-                fd = os.open(self._wal, os.O_RDONLY)
-            except FileNotFoundError:  # nothing written since the last checkpoint
-                return
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-        await self.clock.run_blocking(sync)
+        # with every dedupe mark queued so far: the adapter calls it once the gateway has
+        # taken the batch in, so one fsync covers the batch and its messages' marks (the
+        # replies then find them durable)
+        await self._db.durable(None, self._db.commits)
 
     async def recent(self, since: float) -> list[str]:
-        def read() -> list[str]:
-            rows = self._db.execute(
-                "SELECT id FROM messages WHERE from_user = 1 AND at >= ? ORDER BY at, rowid",
-                (since,),
-            ).fetchall()
-            return [str(r[0]) for r in rows]
-
-        return await self._run(read)
+        rows = self._db.conn.execute(
+            f"SELECT id FROM ilink_messages WHERE {_KEY} AND from_user = 1 AND at >= ? "
+            "ORDER BY at, rowid",
+            (*self._key, since),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     async def entry(self, message_id: str) -> Stored | None:
-        def read() -> Stored | None:
-            row = self._db.execute(
-                "SELECT peer, from_user, at, raw, text FROM messages WHERE id = ?", (message_id,)
-            ).fetchone()
-            if row is None:
-                return None
-            return Stored(message_id, str(row[0]), bool(row[1]), float(row[2]), row[3], str(row[4]))
-
-        return await self._run(read)
+        row = self._db.conn.execute(
+            f"SELECT peer, from_user, at, raw, text FROM ilink_messages WHERE {_KEY} AND id = ?",
+            (*self._key, message_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return Stored(message_id, str(row[0]), bool(row[1]), float(row[2]), row[3], str(row[4]))
 
     async def windows(self) -> dict[str, PeerWindow]:
-        def read() -> dict[str, PeerWindow]:
-            rows = self._db.execute("SELECT peer, user_at, bot_sent FROM peers").fetchall()
-            return {
-                str(r[0]): PeerWindow(None if r[1] is None else float(r[1]), int(r[2]))
-                for r in rows
-            }
-
-        return await self._run(read)
+        rows = self._db.conn.execute(
+            f"SELECT peer, user_at, bot_sent FROM ilink_peers WHERE {_KEY}", self._key
+        ).fetchall()
+        return {str(r[0]): _window(r[1], r[2]) for r in rows}
 
     async def context_token(self, peer: str) -> str | None:
-        def read() -> str | None:
-            row = self._db.execute(
-                "SELECT context_token FROM peers WHERE peer = ?", (peer,)
-            ).fetchone()
-            return None if row is None or row[0] is None else str(row[0])
-
-        return await self._run(read)
+        row = self._db.conn.execute(
+            f"SELECT context_token FROM ilink_peers WHERE {_KEY} AND peer = ?", (*self._key, peer)
+        ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     async def window(self, peer: str) -> PeerWindow:
-        def read() -> PeerWindow:
-            row = self._db.execute(
-                "SELECT user_at, bot_sent FROM peers WHERE peer = ?", (peer,)
-            ).fetchone()
-            if row is None:
-                return PeerWindow(None, 0)
-            return PeerWindow(None if row[0] is None else float(row[0]), int(row[1]))
-
-        return await self._run(read)
+        row = self._db.conn.execute(
+            f"SELECT user_at, bot_sent FROM ilink_peers WHERE {_KEY} AND peer = ?",
+            (*self._key, peer),
+        ).fetchone()
+        return PeerWindow(None, 0) if row is None else _window(row[0], row[1])
 
     async def sent(self, peer: str, message_id: str, text: str, at: float) -> None:
-        def write() -> None:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT INTO peers (peer, bot_sent) VALUES (?, 1) "
-                    "ON CONFLICT (peer) DO UPDATE SET bot_sent = bot_sent + 1",
-                    (peer,),
-                )
-                db.execute(
-                    "INSERT OR IGNORE INTO messages (id, peer, from_user, at, raw, text) "
-                    "VALUES (?, ?, 0, ?, NULL, ?)",
-                    (message_id, peer, at, text),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        await self._run(write)
+        key = self._key
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO ilink_peers (channel, account_id, peer, bot_sent) "
+                "VALUES (?, ?, ?, 1) ON CONFLICT (channel, account_id, peer) "
+                "DO UPDATE SET bot_sent = bot_sent + 1",
+                (*key, peer),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO ilink_messages "
+                "(channel, account_id, id, peer, from_user, at, raw, text) "
+                "VALUES (?, ?, ?, ?, 0, ?, NULL, ?)",
+                (*key, message_id, peer, at, text),
+            )
 
     async def prune(self, before: float) -> None:
-        await self._run(lambda: self._db.execute("DELETE FROM messages WHERE at < ?", (before,)))
+        with self._db.transaction() as db:
+            db.execute(f"DELETE FROM ilink_messages WHERE {_KEY} AND at < ?", (*self._key, before))
 
     async def close(self) -> None:
-        await self._run(self._db.close)
+        if self._owned:
+            self._db.close()
+
+
+def _window(user_at: object, bot_sent: object) -> PeerWindow:
+    return PeerWindow(None if user_at is None else float(str(user_at)), int(str(bot_sent)))

@@ -28,6 +28,7 @@ __all__ = [
     "Database",
     "StoreSchemaError",
     "Writer",
+    "run_script",
     "storable",
 ]
 
@@ -212,6 +213,9 @@ class Database:
         self.marks_queued = 0
         self.marks_committed = 0
         self.marks_synced = 0
+        #: transactions committed on this connection so far, and how many an fsync covers
+        self.commits = 0
+        self.commits_synced = 0
         #: one commit and fsync of the marks at a time, per event loop
         self._syncing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         #: seconds this disk's last fsync of the marks took (unknown at first: a thread)
@@ -242,6 +246,15 @@ class Database:
         """One ``BEGIN IMMEDIATE`` transaction, committed and fsync'd on success (durable
         when the block ends), rolled back on error."""
         self.flush()  # queued writes first: they came before this one
+        with self.transaction() as conn:
+            yield conn
+        self.sync()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed on success without an fsync (it
+        survives a crash of the process; :meth:`durable` with :attr:`commits` waits for
+        the fsync that keeps it across a power loss), rolled back on error."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -251,7 +264,7 @@ class Database:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
-        self.sync()
+        self.commits += 1
 
     # ------------------------------------------------------------ write-behind
 
@@ -298,13 +311,10 @@ class Database:
                 batches.append((w, batch))
         if batches:
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                for w, batch in batches:
-                    w.write(self.conn, batch)
-                self.conn.execute("COMMIT")
+                with self.transaction() as conn:
+                    for w, batch in batches:
+                        w.write(conn, batch)
             except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
                 self.unwritten = batches
                 raise
         self.marks_committed = marks
@@ -313,41 +323,58 @@ class Database:
 
     def sync(self) -> None:
         """fsync the WAL here: every committed transaction is on disk (blocking)."""
-        marks = self.marks_committed
+        marks, commits = self.marks_committed, self.commits
         _sync_wal(self.path)
+        self._synced(marks, commits)
+
+    def _synced(self, marks: int, commits: int) -> None:
+        """An fsync covered this many marks and commits."""
         self.marks_synced = max(self.marks_synced, marks)
+        self.commits_synced = max(self.commits_synced, commits)
+
+    def _lock(self) -> asyncio.Lock:
+        """The lock of the one commit and fsync at a time (this event loop's)."""
+        loop = asyncio.get_running_loop()
+        if self._syncing is None or self._syncing[0] is not loop:
+            # (the lock of a loop that ended may be held forever by a task it left)
+            self._syncing = (loop, asyncio.Lock())
+        return self._syncing[1]
 
     async def marks_durable(self, upto: int | None) -> None:
         """Return once the first ``upto`` dedupe marks (None: every one queued) are
-        committed and fsync'd. A commit or fsync error is raised to this caller; the next
-        retries.
+        committed and fsync'd: :meth:`durable`."""
+        await self.durable(upto)
+
+    async def durable(self, marks: int | None, commits: int = 0) -> None:
+        """Return once the first ``marks`` dedupe marks (None: every one queued so far)
+        and the first ``commits`` transactions of :meth:`transaction` are committed and
+        fsync'd. Whatever is queued is committed with them: one fsync makes a batch of
+        messages a transport recorded and the gateway's marks of them durable together.
+        A commit or fsync error is raised to this caller; the next retries.
 
         Where the fsync runs: on the event loop while this disk's last one took at most
         :data:`INLINE_FSYNC_MAX_S` (a reply waiting for it then saves the two hops to a
         worker thread and back, which cost more than the fsync on a busy machine), else
         where the clock says (a worker thread on a real clock: a slow disk never stalls
         the loop, and marks queued meanwhile share the next fsync)."""
-        wanted = self.marks_queued if upto is None else upto
-        if self.marks_synced >= wanted:
+        wanted = self.marks_queued if marks is None else marks
+        if self.marks_synced >= wanted and self.commits_synced >= commits:
             return
-        loop = asyncio.get_running_loop()
-        if self._syncing is None or self._syncing[0] is not loop:
-            # (the lock of a loop that ended may be held forever by a task it left)
-            self._syncing = (loop, asyncio.Lock())
         # one commit and fsync at a time: whoever waits meanwhile finds its marks covered
         # by it, or commits every mark queued so far for the next one (a group commit)
-        async with self._syncing[1]:
-            if self.marks_synced >= wanted or self.closed:  # (close() synced everything)
+        async with self._lock():
+            covered = self.marks_synced >= wanted and self.commits_synced >= commits
+            if covered or self.closed:  # (close() synced everything)
                 return
             self.flush()
-            marks = self.marks_committed
+            marks_now, commits_now = self.marks_committed, self.commits
             if self.fsync_s <= INLINE_FSYNC_MAX_S:
                 self.fsync_s = _timed_sync_wal(self.path)
             else:
                 self.fsync_s = await self.clock.run_blocking(
                     functools.partial(_timed_sync_wal, self.path)
                 )
-            self.marks_synced = max(self.marks_synced, marks)
+            self._synced(marks_now, commits_now)
 
     # ------------------------------------------------------------ life
 
@@ -360,13 +387,13 @@ class Database:
                     f"understands ({SCHEMA_VERSION}); upgrade wechat-sdk"
                 )
             if version < 1:
-                _run_script(conn, _SCHEMA_V1)
+                run_script(conn, _SCHEMA_V1)
             if version < 2:
-                _run_script(conn, _SCHEMA_V2)
+                run_script(conn, _SCHEMA_V2)
             if version < 3:
-                _run_script(conn, _SCHEMA_V3)
+                run_script(conn, _SCHEMA_V3)
             # (a version 2 file of an early build may still have them)
-            _run_script(conn, _DROPPED_INDEXES)
+            run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -418,8 +445,9 @@ def _timed_sync_wal(db_path: Path) -> float:
     return time.perf_counter() - started
 
 
-def _run_script(conn: sqlite3.Connection, script: str) -> None:
-    """Run DDL statements one by one (``executescript`` would commit the transaction)."""
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run DDL statements one by one (``executescript`` would commit the transaction;
+    no statement may hold a ``;`` of its own)."""
     for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)

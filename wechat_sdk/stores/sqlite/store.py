@@ -81,6 +81,12 @@ class SqliteStore:
             clock=clock,
         )
 
+    @property
+    def database(self) -> Database:
+        """The database file's connection, for a transport that keeps its accounts' state
+        beside the stores' (the iLink adapter: one fsync for its cursor and the marks)."""
+        return self._db
+
     def flush(self) -> None:
         """Commit the queued writes (history, dedupe marks) now, without an fsync."""
         if not self._db.closed:
