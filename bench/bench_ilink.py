@@ -1,25 +1,26 @@
 """iLink DM round trips against the standalone simulator: the gateway against a raw client.
 
-Run: ``python bench/bench_ilink.py [--messages 1000] [--warmup 50] [--repeat 3]
-[--bots raw,gateway]``. Never part of the test suite.
+Run: ``python bench/bench_ilink.py [--messages 1000] [--warmup 50] [--repeat 3]``. Never
+part of the test suite.
 
-Each run starts ``wechat-sdk simulator serve`` in its own process (on the real clock) and
-one bot in another:
+Each round starts ``wechat-sdk simulator serve`` in its own process (on the real clock)
+with two iLink bot accounts, and one bot on each, in processes of their own:
 
-- ``raw``: a raw client (aiohttp, nothing of wechat-sdk's) logged in by QR through the
-  control API, doing what any iLink bot does: one long poll open at all times
-  (``getupdates`` with the cursor it was given), and for each user message the calls the
-  gateway makes: ``sendtyping`` (after one ``getconfig`` per user for its ticket), a
-  ``sendmessage`` answering it with its ``context_token``, ``sendtyping`` cancelled. The
-  floor.
-- ``gateway``: ``wechat-sdk gateway run`` with one iLink account on the simulator
-  (``puppet: "ilink"``, ``pacing: false``, ``dmPolicy: "open"``, the echo agent, logging at
-  WARNING), logged in by the simulated phone (``--scan-after-ms 0``).
+- ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's) logged in by
+  QR, doing what any iLink bot does: one long poll open at all times (``getupdates`` with
+  the cursor it was given), and for each user message the calls the gateway makes:
+  ``sendtyping`` (after one ``getconfig`` per user for its ticket), a ``sendmessage``
+  answering it with its ``context_token``, ``sendtyping`` cancelled. The floor.
+- ``gateway`` (account ``gw``): ``wechat-sdk gateway run`` with one iLink account on the
+  simulator (``puppet: "ilink"``, ``pacing: false``, ``dmPolicy: "open"``, the echo agent,
+  logging at WARNING, the SQLite store), logged in by the simulated phone.
 
 Each round trip, one message at a time, is timed from the moment the test says a user
 message (``POST /sim/messages`` sent) to the moment the reply is in the world's transcript
-(``GET /sim/sent?since=N&wait_ms=...`` answered). The bots take turns run by run, and the
-verdict is the median of each round's difference of medians (gateway minus raw).
+(``GET /sim/sent?since=N&wait_ms=...`` answered). The two bots take turns message by
+message (raw first on even messages, the gateway first on odd ones), so a change of the
+machine's speed hits both alike; the figure is the median of the per-message differences
+(gateway minus raw), and the verdict the median of the rounds' figures.
 """
 
 from __future__ import annotations
@@ -59,13 +60,13 @@ class RawBot:
             return answer
 
     async def login(self) -> None:
+        """A QR login (the simulated phone scans it at once: ``--scan-after-ms 0``)."""
         async with self.http.post(f"{self.base}ilink/bot/get_bot_qrcode?bot_type=3", json={}) as r:
             qrcode = (await r.json())["qrcode"]
-        async with self.http.post(f"{self.base}sim/accounts/bot/login") as r:
-            assert r.status == 200, await r.text()
         url = f"{self.base}ilink/bot/get_qrcode_status?qrcode={qrcode}"
-        async with self.http.get(url) as r:
-            self.token = (await r.json())["bot_token"]
+        while not self.token:
+            async with self.http.get(url) as r:
+                self.token = (await r.json()).get("bot_token") or ""
 
     async def run(self) -> None:
         n = 0
@@ -95,12 +96,12 @@ class RawBot:
                 await self.post("sendtyping", {**typing, "status": 2})
 
 
-async def round_trip(http: aiohttp.ClientSession, base: str, i: int) -> float:
-    said = {"from": ALICE, "account": "bot", "text": f"message {i}"}
+async def round_trip(http: aiohttp.ClientSession, base: str, account: str, i: int) -> float:
+    said = {"from": ALICE, "account": account, "text": f"message {i}"}
     started = time.perf_counter()
     async with http.post(f"{base}sim/messages", json=said) as resp:
         assert resp.status == 201
-    async with http.get(f"{base}sim/sent?account=bot&since={i}&wait_ms=10000") as resp:
+    async with http.get(f"{base}sim/sent?account={account}&since={i}&wait_ms=10000") as resp:
         sent = await resp.json()
     elapsed = time.perf_counter() - started
     assert sent and sent[0]["text"] == f"message {i}", sent
@@ -117,11 +118,12 @@ async def wait_logged_in(http: aiohttp.ClientSession, base: str, within_s: float
     raise SystemExit("the gateway never logged in")
 
 
-async def start_gateway(base: str, state_dir: Path) -> asyncio.subprocess.Process:
-    """``wechat-sdk gateway run`` with an iLink account on the simulator and the echo agent."""
+async def start_gateway(base: str, api: str, state_dir: Path) -> asyncio.subprocess.Process:
+    """``wechat-sdk gateway run`` with an iLink account on the simulator (its API at
+    ``api``, whose QR codes log in the account ``gw``) and the echo agent."""
     wechat = {
         "puppet": "ilink",
-        "puppetOptions": {"baseUrl": base.rstrip("/"), "cdnBaseUrl": f"{base}c2c"},
+        "puppetOptions": {"baseUrl": api, "cdnBaseUrl": f"{base}c2c"},
         "pacing": False,
         "dmPolicy": "open",
         "allowFrom": ["*"],
@@ -135,57 +137,58 @@ async def start_gateway(base: str, state_dir: Path) -> asyncio.subprocess.Proces
     )  # fmt: skip
 
 
-async def measure(bot: str, messages: int, warmup: int) -> list[float]:
-    """Round trip times (ms) of one run: a fresh server and a fresh bot."""
-    scan = ["--scan-after-ms", "0"] if bot == "gateway" else []
-    async with serve_process(*scan) as served:
-        return await measure_on(served.base_url, bot, messages, warmup)
+async def measure(messages: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Round trip times (ms) of one round, raw's and the gateway's, message by message: a
+    fresh server, a fresh raw client and a fresh gateway."""
+    async with serve_process(
+        "--account", "raw", "--account", "gw", "--scan-after-ms", "0"
+    ) as served:
+        return await measure_on(served.base_url, messages, warmup)
 
 
-async def measure_on(base: str, bot: str, messages: int, warmup: int) -> list[float]:
+async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float], list[float]]:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
     gateway = None
-    tmp: Path | None = None
+    raw_times: list[float] = []
+    gateway_times: list[float] = []
     try:
         async with aiohttp.ClientSession() as http:
-            client = None
-            if bot == "raw":
-                raw = RawBot(http, base)
-                await raw.login()
-                client = asyncio.ensure_future(raw.run())
-            else:
-                tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
-                gateway = await start_gateway(base, tmp)
-                await wait_logged_in(http, base)
-            times = [await round_trip(http, base, i) for i in range(warmup + messages)]
-            if client is not None:
-                client.cancel()
+            raw = RawBot(http, f"{base}a/raw/")
+            await raw.login()
+            client = asyncio.ensure_future(raw.run())
+            gateway = await start_gateway(base, f"{base}a/gw", tmp)
+            await wait_logged_in(http, base)
+            for i in range(warmup + messages):
+                order = [("raw", raw_times), ("gw", gateway_times)]
+                for account, times in order if i % 2 == 0 else order[::-1]:
+                    times.append(await round_trip(http, base, account, i))
+            client.cancel()
     finally:
         if gateway is not None:
             gateway.terminate()
             await gateway.wait()
-        if tmp is not None:  # (its state: a fresh one each run)
-            shutil.rmtree(tmp, ignore_errors=True)
-    return [t * 1000 for t in times[warmup:]]
+        shutil.rmtree(tmp, ignore_errors=True)  # (its state: a fresh one each round)
+    return [t * 1000 for t in raw_times[warmup:]], [t * 1000 for t in gateway_times[warmup:]]
 
 
-async def main(messages: int, warmup: int, repeat: int, bots: list[str]) -> None:
-    print(f"iLink DM round trip, {messages} messages a run ({warmup} warm-up), {repeat} rounds")
-    medians: dict[str, list[float]] = {bot: [] for bot in bots}
+async def main(messages: int, warmup: int, repeat: int) -> None:
+    print(f"iLink DM round trip, {messages} messages a round ({warmup} warm-up), {repeat} rounds")
+    added: list[float] = []
     for r in range(repeat):
-        for bot in bots:  # taking turns: a change of the machine's speed hits both alike
-            times = sorted(await measure(bot, messages, warmup))
+        raw, gateway = await measure(messages, warmup)
+        differences = [g - f for f, g in zip(raw, gateway, strict=True)]
+        added.append(statistics.median(differences))
+        for name, times in (("raw", raw), ("gateway", gateway)):
             q = statistics.quantiles(times, n=100)
-            medians[bot].append(statistics.median(times))
             print(
-                f"  round {r + 1} {bot:8} median {statistics.median(times):6.2f} ms"
+                f"  round {r + 1} {name:8} median {statistics.median(times):6.2f} ms"
                 f"  p90 {q[89]:6.2f} ms  p99 {q[98]:6.2f} ms"
             )
-    if "raw" in medians and "gateway" in medians:
-        added = [g - f for f, g in zip(medians["raw"], medians["gateway"], strict=True)]
-        print(
-            f"  the gateway adds {statistics.median(added):.2f} ms at the median "
-            f"(rounds: {', '.join(f'{a:.2f}' for a in added)})"
-        )
+        print(f"  round {r + 1} the gateway adds {added[-1]:.2f} ms (median of the differences)")
+    print(
+        f"  the gateway adds {statistics.median(added):.2f} ms at the median "
+        f"(rounds: {', '.join(f'{a:.2f}' for a in added)})"
+    )
 
 
 if __name__ == "__main__":
@@ -193,11 +196,5 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--bots", default="raw,gateway", help="raw, gateway or both (comma-separated)"
-    )
     args = parser.parse_args()
-    bots = [b for b in args.bots.split(",") if b]
-    if not bots or any(b not in ("raw", "gateway") for b in bots):
-        raise SystemExit('--bots: "raw", "gateway" or "raw,gateway"')
-    asyncio.run(main(args.messages, args.warmup, args.repeat, bots))
+    asyncio.run(main(args.messages, args.warmup, args.repeat))

@@ -305,10 +305,10 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             from simulator.ilink.adapter import ilink_puppet, is_ilink_account
 
             if is_ilink_account(account):  # the real adapter, over HTTP to this world
-                return ilink_puppet(self, account, state)
+                return ilink_puppet(self, account, state, gateway.store)
             return self.puppet_factory(account)
 
-        return Gateway(
+        gateway = Gateway(
             config,
             agent=agent,
             puppet_factory=make_puppet,
@@ -318,6 +318,7 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             show_terminal_qr=show_terminal_qr,
             **options,
         )
+        return gateway
 
     # ------------------------------------------------------------ driving time
 

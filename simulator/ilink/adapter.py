@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from simulator.account import SimAccount
     from simulator.world import SimulatedWeChat
     from wechat_sdk.puppet import Puppet
+    from wechat_sdk.stores.base import Store
 
 __all__ = ["ilink_puppet", "is_ilink_account"]
 
@@ -34,10 +35,15 @@ def _unused(sim: SimAccount) -> bool:
     return sim.puppet is None and not sim.history and not sim.offline and not sim.session
 
 
-def ilink_puppet(world: SimulatedWeChat, account: Any, state_dir: Path | None) -> Puppet:
-    """The iLink adapter of ``account``, served by ``world``."""
+def ilink_puppet(
+    world: SimulatedWeChat, account: Any, state_dir: Path | None, store: Store | None = None
+) -> Puppet:
+    """The iLink adapter of ``account``, served by ``world``; its state kept where a
+    gateway on ``store`` keeps it (in the database of a SQLite store)."""
     from wechat_sdk.adapters.ilink.puppet import ILinkPuppet
-    from wechat_sdk.adapters.ilink.service import ilink_options
+    from wechat_sdk.adapters.ilink.service import ilink_options, kept_state
+    from wechat_sdk.puppets import PuppetContext
+    from wechat_sdk.stores.sqlite import SqliteStore
 
     if state_dir is None:
         raise RuntimeError(
@@ -66,6 +72,7 @@ def ilink_puppet(world: SimulatedWeChat, account: Any, state_dir: Path | None) -
         server = ILinkServer(world)
         server.start_soon()
     options = ilink_options(account)
+    sqlite = store if isinstance(store, SqliteStore) else None
     given = account.settings.puppetOptions.model_dump(exclude_none=True)
     if "baseUrl" not in given:
         options = dataclasses.replace(options, base_url=server.base_url_for(account.id).rstrip("/"))
@@ -77,4 +84,5 @@ def ilink_puppet(world: SimulatedWeChat, account: Any, state_dir: Path | None) -
         options=options,
         clock=world.clock,
         qr_max_timeouts=account.settings.qrMaxTimeouts,
+        **kept_state(account.id, PuppetContext(world.clock, state_dir, {}, sqlite=sqlite)),
     )

@@ -21,13 +21,14 @@ call with that cursor does not deliver them again. So the cursor may only move o
 messages it covers can no longer be lost:
 
 1. Each answer's messages and its new cursor are written **together, in one SQLite
-   transaction** in ``accounts/<id>/ilink-state.sqlite3`` (WAL), with each message's
-   JSON, its text, the peer's ``context_token`` and reply window.
-2. Only then are their ``MessageEvent``\\s emitted, and while the gateway works on them
-   the WAL is fsynced: the next ``getupdates`` (which tells the server the batch is ours)
-   goes out only after that. A crash before the commit, or a power loss before the fsync,
-   leaves the old cursor: the server delivers the batch again. After the fsync the
-   messages are recorded.
+   transaction** in the store's database (WAL), with each message's JSON, its text, the
+   peer's ``context_token`` and reply window.
+2. Only then are their ``MessageEvent``\\s emitted. Once the gateway has taken them in
+   (its dedupe marks queued, their turns started), one fsync of the WAL makes the batch
+   and those marks durable together, and only then does the next ``getupdates`` (which
+   tells the server the batch is ours) go out; the replies find their marks durable. A
+   crash before the commit, or a power loss before the fsync, leaves the old cursor: the
+   server delivers the batch again. After the fsync the messages are recorded.
 3. At every start the adapter re-emits the user messages recorded in the last 50 minutes.
    The gateway's durable dedupe (an hour; a reply is sent only once its message's mark is
    durable) drops those it already handled, and handles the others: none lost, none

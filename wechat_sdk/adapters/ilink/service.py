@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from wechat_sdk.adapters.ilink.api import DEFAULT_BASE_URL, DEFAULT_BOT_AGENT, DEFAULT_CDN_BASE_URL
 from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
+from wechat_sdk.adapters.ilink.session import SessionFile
 from wechat_sdk.adapters.ilink.state import STATE_FILE, ILinkState, SqliteILinkState
 from wechat_sdk.config import ConfigError, ResolvedAccount
 from wechat_sdk.config.errors import ConfigProblem
@@ -24,7 +25,15 @@ from wechat_sdk.config.errors import ConfigProblem
 if TYPE_CHECKING:
     from wechat_sdk.puppets import PuppetContext
 
-__all__ = ["ILINK_MAX_TEXT_CHARS", "ILINK_OPTIONS", "check_puppet", "ilink_options", "make_puppet"]
+__all__ = [
+    "ILINK_MAX_TEXT_CHARS",
+    "ILINK_OPTIONS",
+    "KeptState",
+    "check_puppet",
+    "ilink_options",
+    "kept_state",
+    "make_puppet",
+]
 
 #: the longest text one iLink message takes (the server refuses a longer one)
 ILINK_MAX_TEXT_CHARS = 4000
@@ -105,31 +114,41 @@ def make_puppet(account: ResolvedAccount, context: PuppetContext) -> ILinkPuppet
     in the store's SQLite database (``context.sqlite``), or both on the store's Redis
     server when the gateway's store is Redis (``context.redis``); with another store, the
     state has a database of its own in ``accounts/<id>/``."""
-    redis, sqlite = context.redis, context.sqlite
-    account_dir = context.state_dir / "accounts" / account.id
-    sessions = None
-    open_state: Callable[[], ILinkState] | None = None
-    if redis is not None:
-        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState, RedisSessionFile
-
-        sessions = RedisSessionFile(redis, account.id)
-
-        def open_state() -> ILinkState:
-            return RedisILinkState(redis, account.id)
-
-    elif sqlite is not None:  # beside the dedupe marks: one fsync for both
-
-        def open_state() -> ILinkState:
-            return SqliteILinkState(
-                sqlite.database, account.id, channel=sqlite.channel, legacy=account_dir / STATE_FILE
-            )
-
     return ILinkPuppet(
         account_id=account.id,
-        account_dir=account_dir,
+        account_dir=context.state_dir / "accounts" / account.id,
         options=ilink_options(account),
         clock=context.clock,
         qr_max_timeouts=account.settings.qrMaxTimeouts,
-        sessions=sessions,
-        open_state=open_state,
+        **kept_state(account.id, context),
     )
+
+
+class KeptState(TypedDict):
+    """Where an iLink puppet keeps its login and its state (None: its own files)."""
+
+    sessions: SessionFile | None
+    open_state: Callable[[], ILinkState] | None
+
+
+def kept_state(account_id: str, context: PuppetContext) -> KeptState:
+    """Where the account's login and state are kept, by the gateway's store (see
+    :func:`make_puppet`)."""
+    redis, sqlite = context.redis, context.sqlite
+    if redis is not None:
+        from wechat_sdk.adapters.ilink.redis_state import RedisILinkState, RedisSessionFile
+
+        def on_redis() -> ILinkState:
+            return RedisILinkState(redis, account_id)
+
+        return KeptState(sessions=RedisSessionFile(redis, account_id), open_state=on_redis)
+    if sqlite is not None:  # beside the dedupe marks: one fsync for both
+        legacy = context.state_dir / "accounts" / account_id / STATE_FILE
+
+        def in_store() -> ILinkState:
+            return SqliteILinkState(
+                sqlite.database, account_id, channel=sqlite.channel, legacy=legacy
+            )
+
+        return KeptState(sessions=None, open_state=in_store)
+    return KeptState(sessions=None, open_state=None)

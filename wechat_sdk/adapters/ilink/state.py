@@ -169,8 +169,10 @@ class SqliteILinkState:
         self._db = db
         self._key = (channel, account_id)
         self._owned = False
-        with db.write() as conn:
-            run_script(conn, _SCHEMA)
+        made = db.read("SELECT 1 FROM sqlite_master WHERE name = 'ilink_messages_at'")
+        if not made:  # (the first account: a thousand others pay no fsync for it)
+            with db.write() as conn:
+                run_script(conn, _SCHEMA)
         if legacy is not None and legacy.exists():
             self._import(legacy)
 
