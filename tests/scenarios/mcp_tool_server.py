@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp import Context, FastMCP
 
 server = FastMCP("test-tools", log_level="WARNING")
 
@@ -30,6 +30,14 @@ def secret_word() -> str:
 def process_id() -> str:
     """The server's process id (a restart changes it)."""
     return str(os.getpid())
+
+
+@server.tool()
+async def learn_tool(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
+    """Add a tool of that name (it answers with its name), and tell the client so."""
+    server.add_tool(lambda: name, name=name, description=f"Say {name}.")
+    await ctx.session.send_tool_list_changed()
+    return f"learned {name}"
 
 
 @server.tool()

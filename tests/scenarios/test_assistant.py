@@ -226,9 +226,9 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
     await say(wechat, gw, "wxid_carol", "the word?", room="sums@chatroom")
     await say(wechat, gw, "wxid_alice", "the word?")  # a DM: every tool
     all_tools, sums, dm = (model.requests[i] for i in (0, 2, 4))
-    assert offered(all_tools) == {"add", "secret_word", "process_id", "crash"}
+    assert offered(all_tools) == {"add", "secret_word", "process_id", "learn_tool", "crash"}
     assert offered(sums) == {"add", "weather"}
-    assert offered(dm) == {"add", "secret_word", "process_id", "crash", "weather"}
+    assert offered(dm) == {"add", "secret_word", "process_id", "learn_tool", "crash", "weather"}
     # where it was offered the tool ran; where not, the call was refused and never run
     assert tool_replies(model.requests[1]) == ["pineapple"]
     (refusal,) = tool_replies(model.requests[3])
@@ -416,6 +416,26 @@ async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: Fake
     model.script = calling("add", {"a": 1, "b": 2})
     await say(wechat, gw, "wxid_alice", "1 + 2?")
     assert wechat.world.texts(to="wxid_alice")[-1] == "done: 3"
+
+
+async def test_a_server_whose_tools_change_has_its_new_tools_offered(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    model.script = calling("learn_tool", {"name": "say_pineapple"})
+    gw, assistant = await start(wechat, model, tools_server=True)
+    server = assistant.mcp_servers["tools"]
+    await say(wechat, gw, "wxid_alice", "learn a word")
+    assert tool_replies(model.requests[1]) == ["learned say_pineapple"]
+    for _ in range(500):  # (the server's notice, then the list asked again)
+        if "say_pineapple" in {t.name for t in server.tools}:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        pytest.fail("the new tool was never listed")
+    model.script = calling("say_pineapple", {})
+    await say(wechat, gw, "wxid_alice", "say it")
+    assert "say_pineapple" in offered(model.requests[2])
+    assert wechat.world.texts(to="wxid_alice")[-1] == "done: say_pineapple"
 
 
 @pytest.fixture

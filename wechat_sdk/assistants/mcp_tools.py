@@ -2,7 +2,9 @@
 
 Each configured server (``agent.mcpServers.<key>``) has a supervisor task that connects
 (a program over stdio, or a streamable HTTP server, through the official ``mcp`` SDK),
-lists the server's tools and keeps the session until the gateway stops. A session that
+lists the server's tools and keeps the session until the gateway stops; a server that says
+its tools changed (``notifications/tools/list_changed``) has them listed again, and the
+next turn is offered the new list (through the same group allowlists). A session that
 breaks (the program exited, a call found the connection closed, a health ping got no
 answer) is opened again, with a growing pause between attempts. While a server is down
 its tools are not offered to the model.
@@ -68,6 +70,8 @@ class McpServer:
         self.sessions_opened = 0
         self._session: ClientSession | None = None
         self._broken = asyncio.Event()
+        #: set when the server says its tools changed: the watcher lists them again
+        self._tools_changed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._first_try = asyncio.Event()
         self._up = asyncio.Event()
@@ -194,8 +198,12 @@ class McpServer:
     async def _serve_once(self) -> None:
         from mcp import ClientSession
 
-        async with self._transport() as (read, write), ClientSession(read, write) as session:
+        async with (
+            self._transport() as (read, write),
+            ClientSession(read, write, message_handler=self._on_message) as session,
+        ):
             await session.initialize()
+            self._tools_changed.clear()  # (listed now)
             self.tools = tuple(await _list_tools(self.key, session))
             self._session = session
             self._up.set()
@@ -210,13 +218,45 @@ class McpServer:
             )
             await self._watch(session)
 
+    async def _on_message(self, message: Any) -> None:
+        """What the server sends on its own: a change of its tools is noted (listed again
+        by the watcher: not here, where the session's reading waits for this to end)."""
+        from mcp.types import ServerNotification, ToolListChangedNotification
+
+        if isinstance(message, ServerNotification) and isinstance(
+            message.root, ToolListChangedNotification
+        ):
+            self._tools_changed.set()
+
     async def _watch(self, session: ClientSession) -> None:
-        """Return when the session broke or the gateway stops."""
+        """Return when the session broke or the gateway stops; list the tools again when
+        the server says they changed."""
         while not self._broken.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.ping_every_s):
-                    await self._broken.wait()
-                    return
+            if self._tools_changed.is_set():
+                self._tools_changed.clear()
+                self.tools = tuple(await _list_tools(self.key, session))
+                log.info(
+                    "MCP server %r: its tools changed: %d tool(s)",
+                    self.key,
+                    len(self.tools),
+                    extra={"account": "-"},
+                )
+                continue
+            changed = asyncio.ensure_future(self._tools_changed.wait())
+            broken = asyncio.ensure_future(self._broken.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    (changed, broken),
+                    timeout=self.ping_every_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                changed.cancel()
+                broken.cancel()
+            if broken in done:
+                return
+            if changed in done:
+                continue
             try:
                 async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
                     await session.send_ping()
