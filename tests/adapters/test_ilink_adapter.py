@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -323,3 +323,35 @@ async def test_the_token_is_in_no_log_line(
     assert token not in logged
     events = json.dumps([str(e) for e in bot.log.events])
     assert token not in events
+
+
+# ---------------------------------------------------------------- a lease lost
+
+
+async def test_a_state_write_refused_for_a_lost_lease_stops_polling_with_a_warning(
+    world: SimulatedWeChat, server: ILinkServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On Redis, another gateway took the account over: its state writes are refused. The
+    poll stops with one warning (not an error with a traceback) and the event stream ends
+    (the gateway stops the account here); the refused batch is not emitted."""
+    from wechat_sdk.adapters.ilink.state import Delivered, SqliteILinkState
+    from wechat_sdk.stores.redis.fencing import LeaseLost
+
+    class Refusing(SqliteILinkState):
+        async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
+            raise LeaseLost("bot", "write of the iLink state")
+
+    account_dir = tmp_path / "accounts" / "bot"
+    bot = Bot(server, account_dir)
+    bot.puppet._open_state = lambda: Refusing.in_dir(account_dir, "bot", RealClock())
+    try:
+        await logged_in(world, bot)
+        with caplog.at_level(logging.DEBUG, logger="wechat_sdk"):
+            await world.say(ALICE, "hello?", account="bot", settle=False)
+            await bot.until("the event stream ended", lambda: bot.log.ended)
+        stopped = [r for r in caplog.records if "polling stopped" in r.getMessage()]
+        assert [(r.levelno, r.exc_info) for r in stopped] == [(logging.WARNING, None)]
+        assert "reason=lease_lost" in stopped[0].getMessage()
+        assert bot.log.message_ids() == []
+    finally:
+        await bot.stop()
