@@ -136,3 +136,20 @@ def own_redis(tmp_path: Path, redis_url: str) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "own-redis")
     yield server
     server.kill()
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every fsync (fdatasync) made while the test runs: (the file's path, the calling
+    thread)."""
+    import threading
+
+    calls: list[tuple[str, int]] = []
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.get_ident()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    return calls

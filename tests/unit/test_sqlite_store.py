@@ -306,22 +306,6 @@ async def test_marks_durable_upto_a_position_commits_only_when_that_mark_is_not_
         assert len(commits) == 3
 
 
-@pytest.fixture
-def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Every fsync the store makes: (the file's name, the calling thread)."""
-    import threading
-
-    calls: list[tuple[str, int]] = []
-    real = os.fdatasync
-
-    def fdatasync(fd: int) -> None:
-        calls.append((os.readlink(f"/proc/self/fd/{fd}"), threading.get_ident()))
-        real(fd)
-
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    return calls
-
-
 def test_a_pairing_write_is_fsynced_before_the_call_returns(
     db_path: Path, fsyncs: list[tuple[str, int]]
 ) -> None:
