@@ -4,23 +4,27 @@ Run: ``python bench/bench_ilink.py [--messages 1000] [--warmup 50] [--repeat 3]`
 part of the test suite.
 
 Each round starts ``wechat-sdk simulator serve`` in its own process (on the real clock)
-with two iLink bot accounts, and one bot on each, in processes of their own:
+with two iLink bot accounts, and one bot on each:
 
-- ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's) logged in by
-  QR, doing what any iLink bot does: one long poll open at all times (``getupdates`` with
-  the cursor it was given), and for each user message the calls the gateway makes:
-  ``sendtyping`` (after one ``getconfig`` per user for its ticket), a ``sendmessage``
-  answering it with its ``context_token``, ``sendtyping`` cancelled. The floor.
-- ``gateway`` (account ``gw``): ``wechat-sdk gateway run`` with one iLink account on the
-  simulator (``puppet: "ilink"``, ``pacing: false``, ``dmPolicy: "open"``, the echo agent,
-  logging at WARNING, the SQLite store), logged in by the simulated phone.
+- ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's, in this
+  script's process) logged in by QR, doing what any iLink bot does: one long poll open at
+  all times (``getupdates`` with the cursor it was given), and for each user message the
+  calls the gateway makes: ``sendtyping`` (after one ``getconfig`` per user for its
+  ticket), a ``sendmessage`` answering it with its ``context_token``, ``sendtyping``
+  cancelled. The floor.
+- ``gateway`` (account ``gw``): ``wechat-sdk gateway run`` in a process of its own, with
+  one iLink account on the simulator (``puppet: "ilink"``, ``pacing: false``,
+  ``dmPolicy: "open"``, the echo agent, logging at WARNING, the SQLite store), logged in
+  by the simulated phone.
 
 Each round trip, one message at a time, is timed from the moment the test says a user
 message (``POST /sim/messages`` sent) to the moment the reply is in the world's transcript
 (``GET /sim/sent?since=N&wait_ms=...`` answered). The two bots take turns message by
 message (raw first on even messages, the gateway first on odd ones), so a change of the
-machine's speed hits both alike; the figure is the median of the per-message differences
-(gateway minus raw), and the verdict the median of the rounds' figures.
+machine's speed hits both alike, with a pause of ``QUIET_S`` after each round trip, so
+that neither bot's work after its reply (its typing cancelled, its next poll) is counted
+against the other. The figure is the median of the per-message differences (gateway
+minus raw), and the verdict the median of the rounds' figures.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ import aiohttp
 from simulator.ilink.process import serve_process
 
 ALICE = "alice@im.wechat"
+#: the pause after each round trip (a bot's trailing work takes a few milliseconds)
+QUIET_S = 0.01
 HEADERS = {"Content-Type": "application/json", "AuthorizationType": "ilink_bot_token"}
 
 
@@ -64,9 +71,10 @@ class RawBot:
         async with self.http.post(f"{self.base}ilink/bot/get_bot_qrcode?bot_type=3", json={}) as r:
             qrcode = (await r.json())["qrcode"]
         url = f"{self.base}ilink/bot/get_qrcode_status?qrcode={qrcode}"
-        while not self.token:
-            async with self.http.get(url) as r:
-                self.token = (await r.json()).get("bot_token") or ""
+        async with asyncio.timeout(30):
+            while not self.token:  # (the server holds each status call until it changes)
+                async with self.http.get(url) as r:
+                    self.token = (await r.json()).get("bot_token") or ""
 
     async def run(self) -> None:
         n = 0
@@ -149,6 +157,7 @@ async def measure(messages: int, warmup: int) -> tuple[list[float], list[float]]
 async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float], list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
     gateway = None
+    cleanups: list[Callable[[], object]] = []
     raw_times: list[float] = []
     gateway_times: list[float] = []
     try:
@@ -156,14 +165,20 @@ async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float]
             raw = RawBot(http, f"{base}a/raw/")
             await raw.login()
             client = asyncio.ensure_future(raw.run())
+            cleanups.append(client.cancel)
             gateway = await start_gateway(base, f"{base}a/gw", tmp)
             await wait_logged_in(http, base)
             for i in range(warmup + messages):
                 order = [("raw", raw_times), ("gw", gateway_times)]
                 for account, times in order if i % 2 == 0 else order[::-1]:
                     times.append(await round_trip(http, base, account, i))
-            client.cancel()
+                    # the bot's work after its reply (its typing cancelled, its next poll
+                    # and fsync) is done before the other bot's message: not counted
+                    # against the other
+                    await asyncio.sleep(QUIET_S)
     finally:
+        for cleanup in cleanups:
+            cleanup()
         if gateway is not None:
             gateway.terminate()
             await gateway.wait()

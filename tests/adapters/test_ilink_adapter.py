@@ -10,6 +10,7 @@ import logging
 import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from puppet_contract import EventLog
@@ -25,6 +26,7 @@ from wechat_sdk.puppet import (
     LoginEvent,
     LogoutEvent,
     Message,
+    MessageEvent,
     MessageKind,
     OutboundFile,
     ReadyEvent,
@@ -355,3 +357,60 @@ async def test_a_state_write_refused_for_a_lost_lease_stops_polling_with_a_warni
         assert bot.log.message_ids() == []
     finally:
         await bot.stop()
+
+
+# ---------------------------------------------------------------- the cursor on disk
+
+
+async def test_no_poll_moves_the_cursor_before_its_batch_is_on_disk_even_across_a_restart(
+    world: SimulatedWeChat,
+    server: ILinkServer,
+    tmp_path: Path,
+    fsyncs: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gateway restarts the puppet while it is still busy with a batch (its handling
+    raised, say): the poll waiting for that batch's fsync is cut, and the next start's
+    first getupdates, which carries the new cursor, must not go out before the fsync."""
+    from wechat_sdk.adapters.ilink.api import ILinkApi
+    from wechat_sdk.adapters.ilink.state import SqliteILinkState
+    from wechat_sdk.stores.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "wechat-sdk.sqlite3")
+    polls: list[tuple[str, bool]] = []  # (the cursor sent, everything committed on disk)
+    real = ILinkApi.get_updates
+
+    async def get_updates(api: ILinkApi, cursor: str, timeout_s: float) -> Any:
+        polls.append((cursor, store.database.commits_synced >= store.database.commits))
+        return await real(api, cursor, timeout_s)
+
+    monkeypatch.setattr(ILinkApi, "get_updates", get_updates)
+    bot = Bot(server, tmp_path / "accounts" / "bot")
+    bot.puppet._open_state = lambda: SqliteILinkState(store.database, "bot")
+    busy = asyncio.Event()
+
+    async def gateway_busy_with_the_message() -> None:
+        async for event in bot.puppet.events():
+            if isinstance(event, MessageEvent):
+                busy.set()
+                await asyncio.Event().wait()  # never comes back for more
+
+    try:
+        await bot.puppet.start()
+        consumer = asyncio.create_task(gateway_busy_with_the_message())
+        await world.login("bot", within_s=5)
+        await world.say(ALICE, "hello", account="bot", settle=False)
+        await asyncio.wait_for(busy.wait(), 5)
+        assert polls[-1][0] == ""  # the batch's cursor not sent: its poll waits for the gateway
+        consumer.cancel()
+        await bot.puppet.stop()  # the gateway's restart of the account
+        before = len(polls)
+        await bot.puppet.start()
+        consumer = asyncio.create_task(gateway_busy_with_the_message())
+        await bot.until("a poll after the restart", lambda: len(polls) > before)
+        cursor, on_disk = polls[before]
+        assert cursor != "" and on_disk
+        consumer.cancel()
+    finally:
+        await bot.puppet.stop()
+        store.close()

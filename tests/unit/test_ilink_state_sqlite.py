@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from wechat_sdk.adapters.ilink.state import STATE_FILE, Delivered, PeerWindow, SqliteILinkState
 from wechat_sdk.stores.sqlite import SqliteStore
 
@@ -25,22 +27,26 @@ CREATE TABLE peers (
 """
 
 
-def legacy_file(path: Path, cursor: str) -> Path:
+def legacy_file(path: Path, cursor: str) -> sqlite3.Connection:
+    """An earlier version's state file, its rows still in its WAL (as a process killed
+    leaves them): the connection stays open until the test closes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
     db.executescript(LEGACY_SCHEMA)
     db.execute("INSERT INTO meta VALUES ('cursor', ?)", (cursor,))
     db.execute("INSERT INTO messages VALUES ('m1', 'alice', 1, ?, '{}', 'hello')", (T0,))
     db.execute("INSERT INTO messages VALUES ('b1', 'alice', 0, ?, NULL, 'hi there')", (T0 + 1,))
     db.execute("INSERT INTO peers VALUES ('alice', 'ctx-a', ?, 1)", (T0,))
     db.commit()
-    db.close()  # (leaves the rows in its WAL file or the file: either is read)
-    return path
+    assert Path(f"{path}-wal").stat().st_size > 0
+    return db
 
 
 async def test_an_earlier_versions_state_file_is_read_in_once_and_removed(tmp_path: Path) -> None:
-    legacy = legacy_file(tmp_path / "accounts" / "bot" / STATE_FILE, "cursor-1")
+    legacy = tmp_path / "accounts" / "bot" / STATE_FILE
+    legacy_file(legacy, "cursor-1").close()
     with SqliteStore(tmp_path / "wechat-sdk.sqlite3") as store:
         state = SqliteILinkState(store.database, "bot", legacy=legacy)
         assert await state.cursor() == "cursor-1"
@@ -53,14 +59,34 @@ async def test_an_earlier_versions_state_file_is_read_in_once_and_removed(tmp_pa
         await state.record([], "cursor-2")
         # a crash between the import's commit and the file's removal: read in again, and
         # what the store has since is kept (the cursor never goes back)
-        legacy_file(legacy, "cursor-1")
+        writer = legacy_file(legacy, "cursor-1")  # (read from its WAL this time)
         again = SqliteILinkState(store.database, "bot", legacy=legacy)
+        writer.close()
         assert await again.cursor() == "cursor-2"
         assert await again.window("alice") == PeerWindow(T0, 1)
         # another account of the same store has a state of its own
         other = SqliteILinkState(store.database, "other")
         assert await other.cursor() == ""
         assert await other.windows() == {}
+
+
+async def test_an_unreadable_earlier_state_file_is_set_aside_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    legacy = tmp_path / "accounts" / "bot" / STATE_FILE
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"not a database at all, a file some tool wrote over it" * 100)
+    with SqliteStore(tmp_path / "wechat-sdk.sqlite3") as store:
+        state = SqliteILinkState(store.database, "bot", legacy=legacy)
+        assert await state.cursor() == ""  # the account starts (its server delivers again)
+        await state.record([said(1)], "c1")  # and the database works as ever
+        assert await state.cursor() == "c1"
+        again = SqliteILinkState(store.database, "bot", legacy=legacy)  # no second warning
+        assert await again.cursor() == "c1"
+    assert not legacy.exists()
+    assert legacy.with_name(STATE_FILE + ".unreadable").exists()  # kept for its owner
+    (warning,) = [r for r in caplog.records if "ilink_state_unreadable" in r.getMessage()]
+    assert warning.levelname == "WARNING" and "could not be read" in warning.getMessage()
 
 
 def said(n: int) -> Delivered:

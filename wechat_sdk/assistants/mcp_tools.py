@@ -231,23 +231,19 @@ class McpServer:
     async def _watch(self, session: ClientSession) -> None:
         """Return when the session broke or the gateway stops; list the tools again when
         the server says they changed."""
+        loop = asyncio.get_running_loop()
+        ping_at = loop.time() + self.ping_every_s
         while not self._broken.is_set():
             if self._tools_changed.is_set():
                 self._tools_changed.clear()
-                self.tools = tuple(await _list_tools(self.key, session))
-                log.info(
-                    "MCP server %r: its tools changed: %d tool(s)",
-                    self.key,
-                    len(self.tools),
-                    extra={"account": "-"},
-                )
+                await self._list_again(session)
                 continue
             changed = asyncio.ensure_future(self._tools_changed.wait())
             broken = asyncio.ensure_future(self._broken.wait())
             try:
                 done, _ = await asyncio.wait(
                     (changed, broken),
-                    timeout=self.ping_every_s,
+                    timeout=max(0.0, ping_at - loop.time()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
@@ -256,12 +252,41 @@ class McpServer:
             if broken in done:
                 return
             if changed in done:
-                continue
+                continue  # (the ping keeps its time: changes never put it off)
+            ping_at = loop.time() + self.ping_every_s
             try:
                 async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
                     await session.send_ping()
             except Exception:
                 self._mark_broken("no answer to a ping")
+
+    async def _list_again(self, session: ClientSession) -> None:
+        """The server said its tools changed: list them again. A server that does not
+        answer is restarted; one that answers with an error keeps its last list."""
+        from mcp.shared.exceptions import McpError
+
+        try:
+            async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
+                tools = tuple(await _list_tools(self.key, session))
+        except McpError as exc:
+            log.warning(
+                "MCP server %r: its tools changed, but listing them failed: %s (the last "
+                "list stays) reason=mcp_failed",
+                self.key,
+                exc.error.message,
+                extra={"account": "-"},
+            )
+            return
+        except Exception:  # (no answer, or the connection is gone)
+            self._mark_broken("no answer when its tools were listed again")
+            return
+        self.tools = tools
+        log.info(
+            "MCP server %r: its tools changed: %d tool(s)",
+            self.key,
+            len(self.tools),
+            extra={"account": "-"},
+        )
 
     @contextlib.asynccontextmanager
     async def _transport(self) -> AsyncIterator[tuple[Any, Any]]:

@@ -64,6 +64,7 @@ HEARTBEAT_EVERY_S = 15.0
 REPLAY_S = 3000.0
 #: recorded messages are forgotten after this long (quotes of older ones show their cut text)
 KEEP_S = 30 * 86400.0
+PRUNE_EVERY_S = 86400.0
 #: waits after a failed poll: a short one, and a long one after FAILURES_BEFORE_LONG
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
 #: a message's time is its own (``create_time_ms``) unless it is this far from the clock's
@@ -338,6 +339,9 @@ class ILinkPuppet:
 
     async def _poll(self) -> None:
         assert self._api is not None and self._state is not None
+        # a poll cut while it waited for its fsync (a restart, a relogin) left its cursor
+        # committed but maybe not on disk: on disk before the server hears it
+        await self._state.flush()
         cursor = await self._state.cursor()
         timeout_s = LONG_POLL_S
         failures = 0
@@ -462,10 +466,19 @@ class ILinkPuppet:
         self._emit(LogoutEvent(me or "", reason))
 
     async def _heartbeats(self) -> None:
+        """A heartbeat every HEARTBEAT_EVERY_S; old messages forgotten once a day (and at
+        each start), so a gateway that runs for months keeps KEEP_S of them."""
         BACKGROUND.set(True)
+        pruned = self.clock.now()
         while True:
             await self.clock.sleep(HEARTBEAT_EVERY_S)
             self._emit(HeartbeatEvent())
+            if self.clock.now() - pruned >= PRUNE_EVERY_S and self._state is not None:
+                pruned = self.clock.now()
+                try:
+                    await self._state.prune(pruned - KEEP_S)
+                except Exception as exc:  # (a lease lost: the poll says it and stops)
+                    self._log.warning("could not forget old iLink messages: %s", exc)
 
     # ------------------------------------------------------------ payloads
 

@@ -12,6 +12,8 @@ fsync as the dedupe marks the gateway queued for its messages meanwhile. See
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ __all__ = [
     "SqliteILinkState",
     "Stored",
 ]
+
+log = logging.getLogger("wechat_sdk.adapters.ilink")
 
 #: an account's file of versions before the state moved into the store's database
 STATE_FILE = "ilink-state.sqlite3"
@@ -174,7 +178,20 @@ class SqliteILinkState:
             with db.write() as conn:
                 run_script(conn, _SCHEMA)
         if legacy is not None and legacy.exists():
-            self._import(legacy)
+            try:
+                self._import(legacy)
+            except sqlite3.DatabaseError as exc:  # not a database, or not one of ours
+                aside = legacy.with_name(legacy.name + ".unreadable")
+                log.warning(
+                    "the iLink state of account %s in %s could not be read (%s): set aside "
+                    "as %s; the account starts without it (the server delivers again what "
+                    "it had not handed over) reason=ilink_state_unreadable",
+                    account_id,
+                    legacy,
+                    exc,
+                    aside.name,
+                )
+                legacy.replace(aside)
 
     @classmethod
     def in_dir(cls, account_dir: Path, account_id: str, clock: Clock) -> SqliteILinkState:
@@ -215,8 +232,8 @@ class SqliteILinkState:
                 )
         finally:
             conn.execute("DETACH DATABASE legacy")
-        for suffix in ("", "-wal", "-shm"):
-            legacy.with_name(legacy.name + suffix).unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm", ""):  # (the file last: while it is there, its
+            legacy.with_name(legacy.name + suffix).unlink(missing_ok=True)  # WAL is read)
 
     async def cursor(self) -> str:
         row = self._db.conn.execute(
