@@ -6,8 +6,8 @@ part of the test suite.
 Each round starts ``wechat-sdk simulator serve`` in its own process (on the real clock)
 with two iLink bot accounts, and one bot on each:
 
-- ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's, in this
-  script's process) logged in by QR, doing what any iLink bot does: one long poll open at
+- ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's, in a process
+  of its own) logged in by QR, doing what any iLink bot does: one long poll open at
   all times (``getupdates`` with the cursor it was given), and for each user message the
   calls the gateway makes: ``sendtyping`` (after one ``getconfig`` per user for its
   ticket), a ``sendmessage`` answering it with its ``context_token``, ``sendtyping``
@@ -37,7 +37,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,16 +155,14 @@ async def measure(messages: int, warmup: int) -> tuple[list[float], list[float]]
 
 async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float], list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
-    gateway = None
-    cleanups: list[Callable[[], object]] = []
+    gateway = raw = None
     raw_times: list[float] = []
     gateway_times: list[float] = []
     try:
         async with aiohttp.ClientSession() as http:
-            raw = RawBot(http, f"{base}a/raw/")
-            await raw.login()
-            client = asyncio.ensure_future(raw.run())
-            cleanups.append(client.cancel)
+            raw = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--raw-bot", f"{base}a/raw/"
+            )  # a process of its own, as the gateway's
             gateway = await start_gateway(base, f"{base}a/gw", tmp)
             await wait_logged_in(http, base)
             for i in range(warmup + messages):
@@ -177,11 +174,10 @@ async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float]
                     # against the other
                     await asyncio.sleep(QUIET_S)
     finally:
-        for cleanup in cleanups:
-            cleanup()
-        if gateway is not None:
-            gateway.terminate()
-            await gateway.wait()
+        for process in (raw, gateway):
+            if process is not None:
+                process.terminate()
+                await process.wait()
         shutil.rmtree(tmp, ignore_errors=True)  # (its state: a fresh one each round)
     return [t * 1000 for t in raw_times[warmup:]], [t * 1000 for t in gateway_times[warmup:]]
 
@@ -206,10 +202,22 @@ async def main(messages: int, warmup: int, repeat: int) -> None:
     )
 
 
+async def raw_bot(base: str) -> None:
+    """The raw client alone (``--raw-bot BASE``): log in, answer until terminated."""
+    async with aiohttp.ClientSession() as http:
+        raw = RawBot(http, base)
+        await raw.login()
+        await raw.run()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--raw-bot", metavar="BASE", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.warmup, args.repeat))
+    if args.raw_bot:
+        asyncio.run(raw_bot(args.raw_bot))
+    else:
+        asyncio.run(main(args.messages, args.warmup, args.repeat))

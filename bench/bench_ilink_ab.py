@@ -8,7 +8,8 @@ Each round runs ``bench_ilink.py --repeat 1`` (this checkout's script, so every 
 measured the same way) once per tree, in turn, with that tree's code first on
 ``PYTHONPATH``: the simulator and the gateway it starts are that tree's. A change of the
 machine's speed then hits the trees alike. Prints each round's figure (what the gateway
-adds to the raw client's round trip, median of the per-message differences) and, per
+adds to the raw client's round trip, median of the per-message differences; all in ms),
+the raw client's own round trip in each tree's run (how fast the machine was), and, per
 tree, the median of its rounds.
 """
 
@@ -24,18 +25,20 @@ from pathlib import Path
 
 BENCH = Path(__file__).with_name("bench_ilink.py")
 _ADDS = re.compile(r"the gateway adds ([0-9.]+) ms at the median")
+_RAW = re.compile(r"raw +median +([0-9.]+) ms")
 
 
-def one_round(tree: Path, messages: int, warmup: int) -> float:
+def one_round(tree: Path, messages: int, warmup: int) -> tuple[float, float]:
+    """What the gateway adds (ms), and the raw client's median round trip (ms)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, str(BENCH), "--messages", str(messages), "--warmup", str(warmup)]
     done = subprocess.run(
         [*command, "--repeat", "1"], cwd=tree, env=env, capture_output=True, text=True
     )
-    found = _ADDS.search(done.stdout)
-    if done.returncode != 0 or found is None:
+    found, raw = _ADDS.search(done.stdout), _RAW.search(done.stdout)
+    if done.returncode != 0 or found is None or raw is None:
         raise SystemExit(f"{tree}: bench_ilink.py failed:\n{done.stdout}\n{done.stderr}")
-    return float(found.group(1))
+    return float(found.group(1)), float(raw.group(1))
 
 
 def main() -> None:
@@ -52,14 +55,18 @@ def main() -> None:
             raise SystemExit(f"{given!r}: give name=path of a wechat-sdk checkout")
         trees[name] = Path(path).resolve()
     figures: dict[str, list[float]] = {name: [] for name in trees}
-    print("| round | " + " | ".join(trees) + " |")
-    print("|---:|" + "---:|" * len(trees))
+    print("| round | " + " | ".join(trees) + " | the raw client's round trip |")
+    print("|---:|" + "---:|" * len(trees) + "---|")
     for r in range(args.rounds):
+        raws: list[str] = []
         for name, tree in trees.items():
-            figures[name].append(one_round(tree, args.messages, args.warmup))
-        print(f"| {r + 1} | " + " | ".join(f"{figures[n][-1]:.2f}" for n in trees) + " |")
+            added, raw = one_round(tree, args.messages, args.warmup)
+            figures[name].append(added)
+            raws.append(f"{raw:.2f}")
+        shown = " | ".join(f"{figures[n][-1]:.2f}" for n in trees)
+        print(f"| {r + 1} | {shown} | {' / '.join(raws)} |", flush=True)
     medians = " | ".join(f"**{statistics.median(figures[n]):.2f}**" for n in trees)
-    print(f"| median | {medians} |")
+    print(f"| median | {medians} | |")
 
 
 if __name__ == "__main__":
