@@ -41,7 +41,7 @@ log = logging.getLogger("wechat_sdk.stores")
 COMMIT_DELAY_S: Final = 0.1
 
 #: Seconds an fsync of the WAL may take and still run on the event loop (see
-#: Database.marks_durable): an SSD's take a fraction of a millisecond.
+#: Database.durable): an SSD's take a fraction of a millisecond.
 INLINE_FSYNC_MAX_S: Final = 0.002
 
 #: File name of the database inside the state directory.
@@ -201,7 +201,7 @@ class Database:
                 raise sqlite3.OperationalError(f"could not enable WAL on {path} (got {mode!r})")
             # commits append to the WAL without an fsync; durability comes from our own
             # fsync of the WAL: at once for a write of its own, before a send for the
-            # dedupe marks (marks_durable)
+            # dedupe marks (durable)
             self.conn.execute("PRAGMA synchronous = NORMAL")
         except BaseException:
             self.conn.close()
@@ -339,11 +339,6 @@ class Database:
             # (the lock of a loop that ended may be held forever by a task it left)
             self._syncing = (loop, asyncio.Lock())
         return self._syncing[1]
-
-    async def marks_durable(self, upto: int | None) -> None:
-        """Return once the first ``upto`` dedupe marks (None: every one queued) are
-        committed and fsync'd: :meth:`durable`."""
-        await self.durable(upto)
 
     async def durable(self, marks: int | None, commits: int = 0) -> None:
         """Return once the first ``marks`` dedupe marks (None: every one queued so far)

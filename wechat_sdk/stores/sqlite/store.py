@@ -101,7 +101,7 @@ class SqliteStore:
         if a mark up to ``upto`` is not durable yet. One commit and fsync at a time:
         callers waiting meanwhile share the next."""
         if not self._db.closed:
-            await self._db.marks_durable(upto)
+            await self._db.durable(upto)
 
     def close(self) -> None:
         """Commit and fsync what is queued, close the connection (idempotent)."""
