@@ -236,6 +236,35 @@ async def test_each_peer_keeps_its_token_and_window(tmp_path: Path) -> None:
     await state.close()
 
 
+async def test_a_running_account_forgets_messages_older_than_30_days_once_a_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from wechat_sdk.adapters.ilink import puppet as ilink_puppet
+    from wechat_sdk.clock import VirtualClock
+
+    monkeypatch.setattr(ilink_puppet, "HEARTBEAT_EVERY_S", 3600.0)  # (fewer wake-ups)
+    clock = VirtualClock()
+    t0 = clock.now()
+    state = SqliteILinkState.in_dir(tmp_path, "bot", clock)
+    await state.record([delivered("old", t0 - ilink_puppet.KEEP_S + 3600)], "c")
+    options = ilink_puppet.ILinkOptions("http://127.0.0.1:9", "http://127.0.0.1:9/c2c", "t/1")
+    made = ilink_puppet.ILinkPuppet(
+        account_id="bot", account_dir=tmp_path, options=options, clock=clock
+    )
+    made._state = state  # (a started account's; no server needed for this)
+    beating = asyncio.ensure_future(made._heartbeats())
+    try:
+        await clock.advance(ilink_puppet.PRUNE_EVERY_S - 3600)  # under a day: kept
+        assert await state.entry("old") is not None
+        await clock.advance(2 * 3600)  # a day went by: it is over 30 days old now
+        assert await state.entry("old") is None
+    finally:
+        beating.cancel()
+        await state.close()
+
+
 # ---------------------------------------------------------------- options
 
 
