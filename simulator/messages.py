@@ -41,6 +41,7 @@ class MessageStore:
         mention_ids: bool
         mention_text: bool
         transcript: list[TranscriptEntry]
+        sent_by_account: dict[str, list[TranscriptEntry]]
         _messages: dict[str, Message]
         _files: dict[str, bytes]
         _msg_prefix: str
@@ -183,6 +184,8 @@ class MessageStore:
 
     def _record(self, sim: SimAccount, entry: TranscriptEntry) -> None:
         self.transcript.append(entry)
+        if entry.direction == "out":
+            self.sent_by_account.setdefault(entry.account, []).append(entry)
         path = sim.transcript_file
         if path is not None:  # puppetOptions.transcript: for a test outside the process
             try:

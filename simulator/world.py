@@ -139,6 +139,9 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         self.rooms: dict[str, _SimRoom] = {}
         self.accounts: dict[str, SimAccount] = {}
         self.transcript: list[TranscriptEntry] = []
+        #: the outbound entries of each account, in order (``sent(account=...)`` reads
+        #: these: a client polling for what its bot sent never scans the whole transcript)
+        self.sent_by_account: dict[str, list[TranscriptEntry]] = {}
         self.events_log: list[dict[str, Any]] = []
         self._messages: dict[str, Message] = {}
         self._files: dict[str, bytes] = {}  # the bytes of each message with a file
@@ -585,13 +588,14 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         self, *, to: str | None = None, room: str | None = None, account: str | None = None
     ) -> list[TranscriptEntry]:
         """Outbound messages, optionally filtered."""
+        if account is not None:
+            entries = self.sent_by_account.get(account, [])
+        else:
+            entries = [e for e in self.transcript if e.direction == "out"]
+        if to is None and room is None:
+            return list(entries)
         return [
-            e
-            for e in self.transcript
-            if e.direction == "out"
-            and (to is None or e.to == to)
-            and (room is None or e.room == room)
-            and (account is None or e.account == account)
+            e for e in entries if (to is None or e.to == to) and (room is None or e.room == room)
         ]
 
     def texts(
