@@ -164,6 +164,15 @@ async def test_a_proactive_send_to_a_closed_window_raises_and_sends_nothing(
         await gateway.close()
 
 
+def typing_log(world: SimulatedWeChat) -> list[tuple[float, int]]:
+    """When (the world's elapsed seconds) Alice's client was told typing (1) or not (2)."""
+    return [
+        (e["t"], e["status"])
+        for e in world.events_log
+        if e["event"] == "typing" and e.get("to") == ALICE
+    ]
+
+
 async def test_typing_shows_for_the_whole_turn_and_is_cancelled_at_its_end(
     world: SimulatedWeChat, tmp_path: Path
 ) -> None:
@@ -174,17 +183,45 @@ async def test_typing_shows_for_the_whole_turn_and_is_cancelled_at_its_end(
     gateway = await start(world, slow, tmp_path)
     try:
         await world.say(ALICE, "are you there?", settle=False)
-
-        def typing() -> list[int]:
-            return [
-                e["status"]
-                for e in world.events_log
-                if e["event"] == "typing" and e.get("to") == ALICE
-            ]
-
-        await until("typing cancelled", lambda: typing()[-1:] == [2])
-        assert typing()[0] == 1
+        await until("typing cancelled", lambda: [s for _, s in typing_log(world)][-1:] == [2])
+        assert [status for _, status in typing_log(world)] == [1, 2]
         assert texts(world) == []
+    finally:
+        await gateway.close()
+
+
+async def test_typing_goes_before_a_reply_that_takes_time_and_is_cancelled_after_it(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    async def thinking(turn: AgentTurn) -> str:
+        await asyncio.sleep(0.2)
+        return "thought about it"
+
+    gateway = await start(world, thinking, tmp_path)
+    try:
+        await world.say(ALICE, "a hard question", settle=False)
+        await until("typing cancelled", lambda: len(typing_log(world)) == 2)
+        (shown_at, shown), (cancelled_at, cancelled) = typing_log(world)
+        reply = world.sent(to=ALICE)[0]
+        assert (shown, cancelled) == (1, 2)
+        assert shown_at < reply.t <= cancelled_at
+    finally:
+        await gateway.close()
+
+
+async def test_a_reply_ready_at_once_goes_without_typing_that_would_follow_it(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    async def instant(turn: AgentTurn) -> str:
+        return "at once"
+
+    gateway = await start(world, instant, tmp_path)
+    try:
+        await world.say(ALICE, "hi", settle=False)
+        await until("the answer", lambda: texts(world, ALICE) == ["at once"])
+        await gateway.close()  # (its turns and their typing calls are over)
+        # shown after the reply was sent, "typing..." would only flicker
+        assert typing_log(world) == []
     finally:
         await gateway.close()
 

@@ -121,8 +121,8 @@ class Outbound:
         self.waiting = waiting
         self._locks = KeyedLocks()
         self._last_chunk: dict[str, float] = {}
-        #: each conversation's "typing..." task (outbound/typing.py)
-        self._typing: dict[str, asyncio.Task[None]] = {}
+        #: each conversation's "typing..." of its last turn (outbound/typing.py)
+        self._typing: dict[str, Typing] = {}
         self.in_flight = 0
 
     @property
@@ -264,6 +264,7 @@ class Outbound:
         """Send one message (paced, with the chunk gap, retried); a text that went out is
         appended to ``sent``, also when the send finished after a cancellation
         (:class:`~wechat_sdk.outbound.delivery.SendCut` with outcome ``"sent"``)."""
+        going = self._going(conversation_id, going)
         if message.file is not None:
             await self._send_file(conversation_id, message.file, going)
             return
@@ -279,6 +280,19 @@ class Outbound:
             raise
         sent.append(message.text)
         self._last_chunk[conversation_id] = self.clock.now()
+
+    def _going(self, conversation_id: str, then: Callable[[], None] | None) -> Callable[[], None]:
+        """What to call right before a message goes to the puppet: the turn's typing
+        learns that its reply is on its way, then ``then``."""
+
+        def going() -> None:
+            typing = self._typing.get(conversation_id)
+            if typing is not None:
+                typing.replying()
+            if then is not None:
+                then()
+
+        return going
 
     async def _deliver_stream(
         self,

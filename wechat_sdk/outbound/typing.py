@@ -6,8 +6,9 @@ the agent stays silent or fails. The calls go out in a task of their own, so the
 waits for them (on iLink a typing call is two HTTP requests); a conversation's next turn
 shows typing only once the last one's cancel went out, so they never cross. A call under
 way when the turn ends is let finish (cutting an HTTP request costs its connection), then
-the cancel goes. A typing indicator is a courtesy: the puppet never raises for one that
-could not be shown.
+the cancel goes. A reply ready before its typing call could go out (a command, an instant
+agent) is sent without typing: shown after the reply, it would only flicker. A typing
+indicator is a courtesy: the puppet never raises for one that could not be shown.
 """
 
 from __future__ import annotations
@@ -26,47 +27,67 @@ TYPING_REFRESH_S = 5.0
 
 class Typing:
     """``async with Typing(puppet, clock, conversation, showing):`` shows typing for the
-    block. ``showing``: the account's typing task of each conversation (the last one), so
-    that the next one waits for it."""
+    block. ``showing``: the account's typing of each conversation (the last turn's), so
+    that the next one waits for it, and a send finds the one to tell (:meth:`replying`)."""
 
-    __slots__ = ("_clock", "_conversation", "_ended", "_puppet", "_showing", "_sleeping", "_task")
+    __slots__ = (
+        "_clock",
+        "_conversation",
+        "_ended",
+        "_puppet",
+        "_replying",
+        "_showing",
+        "_sleeping",
+        "task",
+    )
 
     def __init__(
         self,
         puppet: Puppet,
         clock: Clock,
         conversation_id: str,
-        showing: dict[str, asyncio.Task[None]],
+        showing: dict[str, Typing],
     ) -> None:
         self._puppet = puppet
         self._clock = clock
         self._conversation = conversation_id
         self._showing = showing
-        self._task: asyncio.Task[None] | None = None
+        #: the calls (None: the transport shows no typing)
+        self.task: asyncio.Task[None] | None = None
         #: the turn ended; the task is between two calls (only then is it cut)
         self._ended = False
         self._sleeping = False
+        #: a message of the reply went to the puppet
+        self._replying = False
+
+    def replying(self) -> None:
+        """A message of the turn's reply is going to the peer: typing not shown by now
+        is not shown in this turn."""
+        self._replying = True
 
     async def __aenter__(self) -> None:
         if not self._puppet.capabilities.typing:
             return
         showing, key = self._showing, self._conversation
-        task = asyncio.get_running_loop().create_task(self._show(showing.get(key)))
-        showing[key] = task
+        before = showing.get(key)
+        task = asyncio.get_running_loop().create_task(
+            self._show(None if before is None else before.task)
+        )
+        showing[key] = self
 
-        def forget(done: asyncio.Task[None]) -> None:
-            if showing.get(key) is done:
+        def forget(_: asyncio.Task[None]) -> None:
+            if showing.get(key) is self:
                 del showing[key]
 
         task.add_done_callback(forget)
-        self._task = task
+        self.task = task
 
     async def __aexit__(self, *exc_info: object) -> None:
         # the cancel goes out in the task: the turn does not wait for it
         self._ended = True
         stopping = isinstance(exc_info[1], asyncio.CancelledError)  # (a stop cut the turn)
-        if self._task is not None and (self._sleeping or stopping):
-            self._task.cancel()
+        if self.task is not None and (self._sleeping or stopping):
+            self.task.cancel()
 
     async def _show(self, before: asyncio.Task[None] | None) -> None:
         BACKGROUND.set(True)  # a virtual clock's world is not kept busy by it
@@ -74,6 +95,8 @@ class Typing:
             await asyncio.wait({before})  # the last turn's cancel goes out first
         shown = False
         try:
+            if self._replying:  # the reply went ahead of it: typing now would follow it
+                return
             while not self._ended:
                 shown = True
                 await self._puppet.set_typing(self._conversation, True)
