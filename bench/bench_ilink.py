@@ -9,9 +9,9 @@ with two iLink bot accounts, and one bot on each:
 - ``raw`` (account ``raw``): a raw client (aiohttp, nothing of wechat-sdk's, in a process
   of its own) logged in by QR, doing what any iLink bot does: one long poll open at
   all times (``getupdates`` with the cursor it was given), and for each user message the
-  calls the gateway makes: ``sendtyping`` (after one ``getconfig`` per user for its
-  ticket), a ``sendmessage`` answering it with its ``context_token``, ``sendtyping``
-  cancelled. The floor.
+  call the gateway makes for a reply ready at once: a ``sendmessage`` answering it with
+  its ``context_token`` (the gateway shows no typing for such a reply: it would follow
+  the reply). The floor.
 - ``gateway`` (account ``gw``): ``wechat-sdk gateway run`` in a process of its own, with
   one iLink account on the simulator (``puppet: "ilink"``, ``pacing: false``,
   ``dmPolicy: "open"``, the echo agent, logging at WARNING, the SQLite store), logged in
@@ -22,7 +22,7 @@ message (``POST /sim/messages`` sent) to the moment the reply is in the world's 
 (``GET /sim/sent?since=N&wait_ms=...`` answered). The two bots take turns message by
 message (raw first on even messages, the gateway first on odd ones), so a change of the
 machine's speed hits both alike, with a pause of ``QUIET_S`` after each round trip, so
-that neither bot's work after its reply (its typing cancelled, its next poll) is counted
+that neither bot's work after its reply (its next poll, the gateway's fsync) is counted
 against the other. The figure is the median of the per-message differences (gateway
 minus raw), and the verdict the median of the rounds' figures.
 """
@@ -32,11 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,19 +79,12 @@ class RawBot:
 
     async def run(self) -> None:
         n = 0
-        tickets: dict[str, str] = {}
         while True:
             updates = await self.post("getupdates", {"get_updates_buf": self.buf})
             self.buf = updates.get("get_updates_buf") or self.buf
             for msg in updates.get("msgs") or []:
                 n += 1
                 text = msg["item_list"][0]["text_item"]["text"]
-                user = msg["from_user_id"]
-                if user not in tickets:  # the gateway's calls: typing around the reply
-                    config = await self.post("getconfig", {"ilink_user_id": user})
-                    tickets[user] = config["typing_ticket"]
-                typing = {"ilink_user_id": user, "typing_ticket": tickets[user]}
-                await self.post("sendtyping", {**typing, "status": 1})
                 reply = {
                     "to_user_id": msg["from_user_id"],
                     "client_id": f"bench-{n}",
@@ -100,7 +95,6 @@ class RawBot:
                 }
                 answer = await self.post("sendmessage", {"msg": reply})
                 assert answer.get("ret") == 0, answer
-                await self.post("sendtyping", {**typing, "status": 2})
 
 
 async def round_trip(http: aiohttp.ClientSession, base: str, account: str, i: int) -> float:
@@ -144,20 +138,43 @@ async def start_gateway(base: str, api: str, state_dir: Path) -> asyncio.subproc
     )  # fmt: skip
 
 
-async def measure(messages: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Round trip times (ms) of one round, raw's and the gateway's, message by message: a
-    fresh server, a fresh raw client and a fresh gateway."""
+@dataclass
+class Round:
+    """One round's times (ms), message by message: raw's and the gateway's round trips,
+    and an fsync of the disk the gateway's state is on, taken between them."""
+
+    raw: list[float]
+    gateway: list[float]
+    fsync: list[float]
+
+
+def disk_fsync(path: Path) -> float:
+    """Seconds an overwrite of 16 KiB and its ``fdatasync`` take in ``path``: what the
+    gateway's one fsync a message costs on this disk now (the raw client keeps no state)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, os.urandom(16384), 0)
+        started = time.perf_counter()
+        os.fdatasync(fd)
+        return time.perf_counter() - started
+    finally:
+        os.close(fd)
+
+
+async def measure(messages: int, warmup: int) -> Round:
+    """One round: a fresh server, a fresh raw client and a fresh gateway."""
     async with serve_process(
         "--account", "raw", "--account", "gw", "--scan-after-ms", "0"
     ) as served:
         return await measure_on(served.base_url, messages, warmup)
 
 
-async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float], list[float]]:
+async def measure_on(base: str, messages: int, warmup: int) -> Round:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ilink-"))
     gateway = raw = None
     raw_times: list[float] = []
     gateway_times: list[float] = []
+    fsync_times: list[float] = []
     try:
         async with aiohttp.ClientSession() as http:
             raw = await asyncio.create_subprocess_exec(
@@ -169,33 +186,43 @@ async def measure_on(base: str, messages: int, warmup: int) -> tuple[list[float]
                 order = [("raw", raw_times), ("gw", gateway_times)]
                 for account, times in order if i % 2 == 0 else order[::-1]:
                     times.append(await round_trip(http, base, account, i))
-                    # the bot's work after its reply (its typing cancelled, its next poll
-                    # and fsync) is done before the other bot's message: not counted
-                    # against the other
+                    # the bot's work after its reply (its next poll and fsync) is done
+                    # before the other bot's message: not counted against the other
                     await asyncio.sleep(QUIET_S)
+                fsync_times.append(disk_fsync(tmp / "fsync-probe"))
+            # the same calls on both sides: a typing call of the gateway's would show here
+            async with http.get(f"{base}sim/events") as resp:
+                typing = sum(e["event"] == "typing" for e in (await resp.json())["events"])
+            if typing:
+                print(f"  (the gateway made {typing} typing calls: the raw client made none)")
     finally:
         for process in (raw, gateway):
             if process is not None:
                 process.terminate()
                 await process.wait()
         shutil.rmtree(tmp, ignore_errors=True)  # (its state: a fresh one each round)
-    return [t * 1000 for t in raw_times[warmup:]], [t * 1000 for t in gateway_times[warmup:]]
+    return Round(
+        *([t * 1000 for t in times[warmup:]] for times in (raw_times, gateway_times, fsync_times))
+    )
 
 
 async def main(messages: int, warmup: int, repeat: int) -> None:
     print(f"iLink DM round trip, {messages} messages a round ({warmup} warm-up), {repeat} rounds")
     added: list[float] = []
     for r in range(repeat):
-        raw, gateway = await measure(messages, warmup)
-        differences = [g - f for f, g in zip(raw, gateway, strict=True)]
+        measured = await measure(messages, warmup)
+        differences = [g - f for f, g in zip(measured.raw, measured.gateway, strict=True)]
         added.append(statistics.median(differences))
-        for name, times in (("raw", raw), ("gateway", gateway)):
+        for name, times in (("raw", measured.raw), ("gateway", measured.gateway)):
             q = statistics.quantiles(times, n=100)
             print(
                 f"  round {r + 1} {name:8} median {statistics.median(times):6.2f} ms"
                 f"  p90 {q[89]:6.2f} ms  p99 {q[98]:6.2f} ms"
             )
-        print(f"  round {r + 1} the gateway adds {added[-1]:.2f} ms (median of the differences)")
+        print(
+            f"  round {r + 1} the gateway adds {added[-1]:.2f} ms (median of the differences);"
+            f" the disk's fdatasync meanwhile: {statistics.median(measured.fsync):.2f} ms"
+        )
     print(
         f"  the gateway adds {statistics.median(added):.2f} ms at the median "
         f"(rounds: {', '.join(f'{a:.2f}' for a in added)})"
