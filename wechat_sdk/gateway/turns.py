@@ -23,6 +23,7 @@ from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, ReplyPlan
+from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.stores.base import OutboxItem
 
 __all__ = ["TurnProgress", "Turns", "WatchedStream"]
@@ -212,12 +213,17 @@ class Turns:
         # filled as each message goes out: what WeChat got is known even when the
         # reply fails partway (a later chunk or file, or a stream that raised)
         parts = progress.sent
-        async with self.outbound.typing(conversation):  # for the whole turn, where shown
-            await self._answer_and_deliver(turn, progress, mark, parts)
+        async with self.outbound.typing(conversation) as typing:  # the whole turn
+            await self._answer_and_deliver(turn, progress, mark, parts, typing)
         self.record_dm(turn, parts)
 
     async def _answer_and_deliver(
-        self, turn: AgentTurn, progress: TurnProgress, mark: int | None, parts: list[str]
+        self,
+        turn: AgentTurn,
+        progress: TurnProgress,
+        mark: int | None,
+        parts: list[str],
+        typing: Typing,
     ) -> None:
         conversation = turn.conversation_id
         try:
@@ -230,7 +236,7 @@ class Turns:
                     reply = progress.stream = WatchedStream(reply)
                 await self._marks_durable(mark)
                 text = await self.outbound.deliver(
-                    conversation, reply, sent=parts, plan=progress.plan
+                    conversation, reply, sent=parts, plan=progress.plan, typing=typing
                 )
                 self.events.reply_sent(
                     self.account.id,
@@ -252,7 +258,7 @@ class Turns:
             if notice:
                 with contextlib.suppress(DeliveryFailed):
                     await self._marks_durable(mark)
-                    await self.outbound.deliver(conversation, Reply(text=notice))
+                    await self.outbound.deliver(conversation, Reply(text=notice), typing=typing)
 
     def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""

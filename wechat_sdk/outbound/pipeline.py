@@ -62,6 +62,8 @@ class ReplyPlan:
     def __init__(self) -> None:
         self.pending: list[OutboundMessage] = []
         self.watcher: PlanWatcher | None = None
+        #: the turn's "typing...", told when a message goes (see Outbound.deliver)
+        self.typing: Typing | None = None
 
     def add(self, messages: Sequence[OutboundMessage]) -> None:
         self.pending.extend(messages)
@@ -69,6 +71,8 @@ class ReplyPlan:
             self.watcher.added(messages)
 
     def going(self, message: OutboundMessage) -> None:
+        if self.typing is not None:
+            self.typing.replying()
         if self.watcher is not None:
             self.watcher.going(message)
 
@@ -136,6 +140,7 @@ class Outbound:
         *,
         sent: list[str] | None = None,
         plan: ReplyPlan | None = None,
+        typing: Typing | None = None,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
@@ -145,9 +150,13 @@ class Outbound:
         appended to it as soon as WeChat accepted it. Pass a ``plan`` to follow which
         messages did not go out yet (in order): when the delivery is cancelled, what is
         left there did not go out; a message whose send was cut with an unknown outcome
-        leaves the plan without going to ``sent``.
+        leaves the plan without going to ``sent``. Pass the turn's ``typing`` (from
+        :meth:`typing`) to have it told when the reply's first message goes: typing not
+        shown by then is not shown (it would follow the reply).
         """
         sent = [] if sent is None else sent
+        plan = ReplyPlan() if plan is None else plan
+        plan.typing = typing
         async with self.replying(conversation_id):
             try:
                 if isinstance(reply, Reply):
@@ -166,8 +175,8 @@ class Outbound:
         return _Replying(self, conversation_id)
 
     def typing(self, conversation_id: str) -> Typing:
-        """``async with``: "typing..." shown to the peer for the block (where the
-        transport has it)."""
+        """``async with ... as typing``: "typing..." shown to the peer for the block
+        (where the transport has it); give it to :meth:`deliver`."""
         return Typing(self.sender.puppet, self.clock, conversation_id, self._typing)
 
     def window(self, conversation_id: str) -> ReplyWindow | None:
@@ -264,7 +273,6 @@ class Outbound:
         """Send one message (paced, with the chunk gap, retried); a text that went out is
         appended to ``sent``, also when the send finished after a cancellation
         (:class:`~wechat_sdk.outbound.delivery.SendCut` with outcome ``"sent"``)."""
-        going = self._going(conversation_id, going)
         if message.file is not None:
             await self._send_file(conversation_id, message.file, going)
             return
@@ -280,19 +288,6 @@ class Outbound:
             raise
         sent.append(message.text)
         self._last_chunk[conversation_id] = self.clock.now()
-
-    def _going(self, conversation_id: str, then: Callable[[], None] | None) -> Callable[[], None]:
-        """What to call right before a message goes to the puppet: the turn's typing
-        learns that its reply is on its way, then ``then``."""
-
-        def going() -> None:
-            typing = self._typing.get(conversation_id)
-            if typing is not None:
-                typing.replying()
-            if then is not None:
-                then()
-
-        return going
 
     async def _deliver_stream(
         self,

@@ -26,9 +26,10 @@ TYPING_REFRESH_S = 5.0
 
 
 class Typing:
-    """``async with Typing(puppet, clock, conversation, showing):`` shows typing for the
-    block. ``showing``: the account's typing of each conversation (the last turn's), so
-    that the next one waits for it, and a send finds the one to tell (:meth:`replying`)."""
+    """``async with Typing(puppet, clock, conversation, showing) as typing:`` shows typing
+    for the block; the reply tells it when its first message goes (:meth:`replying`).
+    ``showing``: the account's typing of each conversation (the last turn's), so that
+    the next one waits for it."""
 
     __slots__ = (
         "_clock",
@@ -62,12 +63,12 @@ class Typing:
 
     def replying(self) -> None:
         """A message of the turn's reply is going to the peer: typing not shown by now
-        is not shown in this turn."""
+        is not shown in this turn (shown after the reply, it would only flicker)."""
         self._replying = True
 
-    async def __aenter__(self) -> None:
+    async def __aenter__(self) -> Typing:
         if not self._puppet.capabilities.typing:
-            return
+            return self
         showing, key = self._showing, self._conversation
         before = showing.get(key)
         task = asyncio.get_running_loop().create_task(
@@ -81,6 +82,7 @@ class Typing:
 
         task.add_done_callback(forget)
         self.task = task
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         # the cancel goes out in the task: the turn does not wait for it
