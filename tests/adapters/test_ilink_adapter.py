@@ -302,6 +302,32 @@ async def test_typing_is_shown_and_cancelled(
     assert typing == [1, 2]
 
 
+async def test_typing_is_not_shown_after_a_message_sent_while_its_ticket_was_asked_for(
+    world: SimulatedWeChat, bots: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = await logged_in(world, bots())
+    await said(world, bot, "hello")
+    sender = bot.puppet._sender
+    assert sender is not None
+    asked, answer = asyncio.Event(), asyncio.Event()
+    get_config = sender.api.get_config
+
+    async def slow_get_config(user_id: str, context_token: str | None) -> dict[str, Any]:
+        asked.set()
+        await answer.wait()
+        return await get_config(user_id, context_token)
+
+    monkeypatch.setattr(sender.api, "get_config", slow_get_config)
+    typing = asyncio.ensure_future(bot.puppet.set_typing(ALICE, True))
+    await asked.wait()  # the first typing call asks for the peer's ticket ...
+    await bot.puppet.send_text(ALICE, "the answer")  # ... and the reply goes meanwhile
+    answer.set()
+    await typing
+    assert [e for e in world.events_log if e["event"] == "typing"] == []
+    await bot.puppet.set_typing(ALICE, True)  # (a later turn's: the ticket is kept)
+    assert [e["status"] for e in world.events_log if e["event"] == "typing"] == [1]
+
+
 # ---------------------------------------------------------------- secrets
 
 

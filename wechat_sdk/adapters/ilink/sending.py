@@ -71,6 +71,8 @@ class Sender:
     #: called when a send met an expired session (the puppet logs in again)
     on_expired: Callable[[], None]
     in_flight: dict[str, int] = field(default_factory=dict)
+    #: sends begun to each peer so far (typing shown after one would follow it)
+    begun: dict[str, int] = field(default_factory=dict)
     tickets: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def window(self, peer: str) -> ReplyWindow:
@@ -119,6 +121,7 @@ class Sender:
         self._check_window(peer)
         # counted from here (two sends at once cannot both take the window's last place)
         self.in_flight[peer] = self.in_flight.get(peer, 0) + 1
+        self.begun[peer] = self.begun.get(peer, 0) + 1
         try:
             token = await self.state.context_token(peer)
             if token is None:
@@ -184,9 +187,13 @@ class Sender:
         )
 
     async def set_typing(self, peer: str, typing: bool) -> None:
-        """Typing shown or cancelled; failures are logged, never raised."""
+        """Typing shown or cancelled; failures are logged, never raised. Not shown when a
+        message went to the peer while its ticket was asked for: it would follow it."""
+        begun = self.begun.get(peer, 0)
         try:
             ticket = await self._ticket(peer)
+            if typing and self.begun.get(peer, 0) != begun:
+                return
             if ticket:
                 await self.api.send_typing(peer, ticket, typing)
         except Exception as exc:  # a courtesy: never a reason to fail a reply
