@@ -100,9 +100,10 @@ async def test_a_reply_that_goes_out_before_typing_could_is_sent_without_it() ->
     puppet = SlowTyping()
     puppet.release.set()
     showing: dict[str, Typing] = {}
-    async with Typing(puppet, RealClock(), "alice", showing):  # type: ignore[arg-type]
-        showing["alice"].replying()  # the reply went to the puppet at once
-    task = showing["alice"].task
+    async with Typing(puppet, RealClock(), "alice", showing) as typing:  # type: ignore[arg-type]
+        typing.replying()  # the reply went to the puppet at once ...
+        await asyncio.sleep(0.05)  # ... and the turn goes on: its typing task runs meanwhile
+        task = typing.task
     assert task is not None
     await asyncio.wait_for(task, 5)
     assert puppet.calls == []

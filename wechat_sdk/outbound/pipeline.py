@@ -156,7 +156,8 @@ class Outbound:
         """
         sent = [] if sent is None else sent
         plan = ReplyPlan() if plan is None else plan
-        plan.typing = typing
+        if typing is not None:
+            plan.typing = typing
         async with self.replying(conversation_id):
             try:
                 if isinstance(reply, Reply):
