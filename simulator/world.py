@@ -585,18 +585,24 @@ class SimulatedWeChat(MessageStore, ILinkServing):
     # ------------------------------------------------------------ reading the transcript
 
     def sent(
-        self, *, to: str | None = None, room: str | None = None, account: str | None = None
+        self,
+        *,
+        to: str | None = None,
+        room: str | None = None,
+        account: str | None = None,
+        since: int = 0,
     ) -> list[TranscriptEntry]:
-        """Outbound messages, optionally filtered."""
+        """Outbound messages, optionally filtered; ``since``: from the one at that index
+        (of the filtered list) on, for a caller that has read the ones before."""
         if account is not None:
             entries = self.sent_by_account.get(account, [])
         else:
             entries = [e for e in self.transcript if e.direction == "out"]
         if to is None and room is None:
-            return list(entries)
+            return entries[since:]
         return [
             e for e in entries if (to is None or e.to == to) and (room is None or e.room == room)
-        ]
+        ][since:]
 
     def texts(
         self, *, to: str | None = None, room: str | None = None, account: str | None = None

@@ -200,16 +200,16 @@ def add_control_routes(server: ILinkServer) -> None:
             wait_ms = int(request.query.get("wait_ms", "0"))
         except ValueError:
             return _fail(400, '"since" and "wait_ms" must be whole numbers')
-        entries = world.sent(to=to, account=account)
+        entries = world.sent(to=to, account=account, since=since)
         deadline = asyncio.get_running_loop().time() + min(wait_ms, 60_000) / 1000
-        while len(entries) <= since:  # wait_ms: until a new one is sent, or the time is up
+        while not entries:  # wait_ms: until a new one is sent, or the time is up
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.sent_changed.wait(), left)
-            entries = world.sent(to=to, account=account)
-        return web.json_response([_entry(e) for e in entries[since:]])
+            entries = world.sent(to=to, account=account, since=since)
+        return web.json_response([_entry(e) for e in entries])
 
     async def transcript(request: web.Request) -> web.Response:
         return web.json_response([_entry(e) for e in world.transcript])

@@ -461,3 +461,35 @@ async def test_a_quote_gives_the_quoted_id_and_whole_text() -> None:
     [second] = await world.say("wxid_alice", "about that", quote=first)
     quoted = world.message_payload(second)
     assert (quoted.quoted_id, quoted.quoted_text) == (first, "the first words")
+
+
+# ---------------------------------------------------------------- the transcript
+
+
+async def test_what_each_account_sent_is_read_as_the_transcript_says() -> None:
+    world = SimulatedWeChat(seed=3)
+    for account in ("a", "b"):
+        world.add_account(account)
+    world.add_contact("alice", "Alice")
+    world.add_contact("bob", "Bob")
+    for i in range(6):  # the two accounts' messages interleaved, with messages in
+        account = world.accounts["ab"[i % 2]]
+        world.record_out(account, "alice" if i < 4 else "bob", f"reply {i}", None)
+        await world.say("alice", f"message {i}", account="a", settle=False)
+
+    def out(**only: str) -> list[TranscriptEntry]:
+        return [
+            e
+            for e in world.transcript
+            if e.direction == "out" and all(getattr(e, k) == v for k, v in only.items())
+        ]
+
+    assert [e.text for e in world.sent(account="a")] == ["reply 0", "reply 2", "reply 4"]
+    for account in ("a", "b"):
+        assert world.sent(account=account) == out(account=account)
+        assert world.sent(account=account, to="alice") == out(account=account, to="alice")
+        assert world.sent(account=account, since=1) == out(account=account)[1:]
+    assert world.sent(to="bob") == out(to="bob")
+    assert world.sent(account="nobody") == []
+    world.sent(account="a").clear()  # a copy: the caller's to change
+    assert len(world.sent(account="a")) == 3
