@@ -11,7 +11,8 @@ with two iLink bot accounts, and one bot on each:
   all times (``getupdates`` with the cursor it was given), and for each user message the
   call the gateway makes for a reply ready at once: a ``sendmessage`` answering it with
   its ``context_token`` (the gateway shows no typing for such a reply: it would follow
-  the reply). The floor.
+  the reply; the few typing calls it makes when its fsync went to a worker thread, and
+  the reply was not ready, are counted and printed). The floor.
 - ``gateway`` (account ``gw``): ``wechat-sdk gateway run`` in a process of its own, with
   one iLink account on the simulator (``puppet: "ilink"``, ``pacing: false``,
   ``dmPolicy: "open"``, the echo agent, logging at WARNING, the SQLite store), logged in
@@ -149,8 +150,9 @@ class Round:
 
 
 def disk_fsync(path: Path) -> float:
-    """Seconds an overwrite of 16 KiB and its ``fdatasync`` take in ``path``: what the
-    gateway's one fsync a message costs on this disk now (the raw client keeps no state)."""
+    """Seconds an overwrite of 16 KiB and its ``fdatasync`` take in ``path``: a proxy for
+    the disk's speed at the moment, beside the gateway's one fsync of its WAL a message
+    (the raw client keeps no state)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         os.pwrite(fd, os.urandom(16384), 0)
@@ -190,6 +192,7 @@ async def measure_on(base: str, messages: int, warmup: int) -> Round:
                     # before the other bot's message: not counted against the other
                     await asyncio.sleep(QUIET_S)
                 fsync_times.append(disk_fsync(tmp / "fsync-probe"))
+                await asyncio.sleep(QUIET_S)  # (the probe's own writeback: not counted)
             # the same calls on both sides: a typing call of the gateway's would show here
             async with http.get(f"{base}sim/events") as resp:
                 typing = sum(e["event"] == "typing" for e in (await resp.json())["events"])
@@ -221,7 +224,7 @@ async def main(messages: int, warmup: int, repeat: int) -> None:
             )
         print(
             f"  round {r + 1} the gateway adds {added[-1]:.2f} ms (median of the differences);"
-            f" the disk's fdatasync meanwhile: {statistics.median(measured.fsync):.2f} ms"
+            f" a probe fdatasync meanwhile: {statistics.median(measured.fsync):.2f} ms"
         )
     print(
         f"  the gateway adds {statistics.median(added):.2f} ms at the median "
