@@ -237,12 +237,11 @@ class Outbound:
         conversation_id: str,
         messages: Sequence[OutboundMessage],
         sent: list[str],
-        plan: ReplyPlan | None,
+        plan: ReplyPlan,
     ) -> None:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply
-        plan = plan or ReplyPlan()
         messages = self._fit_window(conversation_id, list(messages))
         plan.add(messages)
         first_failure: DeliveryFailed | None = None
@@ -295,7 +294,7 @@ class Outbound:
         conversation_id: str,
         source: AsyncIterator[str],
         sent: list[str],
-        plan: ReplyPlan | None,
+        plan: ReplyPlan,
     ) -> None:
         s = self.account.settings
         if not s.blockStreaming or s.streamMode == "off":
@@ -305,7 +304,7 @@ class Outbound:
                 async for piece in source:
                     parts.append(piece)
             except asyncio.CancelledError:
-                if plan is not None and "".join(parts).strip():
+                if "".join(parts).strip():
                     plan.add(self._text_messages("".join(parts)))
                 raise
             except Exception:
@@ -338,7 +337,7 @@ class Outbound:
         except asyncio.CancelledError:
             # after the rest of a block cut while going out: what the agent said since
             buffered = "\n\n".join([*tail, coalescer.unsent_text])
-            if plan is not None and buffered.strip():
+            if buffered.strip():
                 plan.add(self._text_messages(buffered))
             raise
         if tail:
@@ -349,7 +348,7 @@ class Outbound:
         conversation_id: str,
         text: str,
         sent: list[str],
-        plan: ReplyPlan | None = None,
+        plan: ReplyPlan,
     ) -> None:
         await self._send_all(conversation_id, self._text_messages(text), sent, plan)
 
