@@ -30,6 +30,8 @@ class Script:
     files: dict[str, bytes] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     next_id: int = 900
+    #: a ``Set-Cookie`` header every answer carries (None: none)
+    set_cookie: str | None = None
 
     def batch(self, *msgs: dict[str, Any], cursor: str = "") -> None:
         """Queue a ``getupdates`` answer with these messages."""
@@ -86,7 +88,14 @@ async def scripted() -> AsyncIterator[Script]:
             return web.Response(status=404, text="no such file")
         return web.Response(body=data, content_type="application/octet-stream")
 
-    app = web.Application()
+    @web.middleware
+    async def cookie(request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        if script.set_cookie is not None:
+            response.headers["Set-Cookie"] = script.set_cookie
+        return response
+
+    app = web.Application(middlewares=[cookie])
     app.router.add_post("/ilink/bot/getupdates", getupdates)
     app.router.add_post("/ilink/bot/sendmessage", sendmessage)
     for name in ("msg/notifystart", "msg/notifystop", "getconfig", "sendtyping"):
