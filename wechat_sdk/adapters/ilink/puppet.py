@@ -138,7 +138,7 @@ class ILinkPuppet:
     async def start(self) -> None:
         await self._close()
         self._queue = asyncio.Queue()
-        # iLink sets no cookies: none are kept (nor matched against each request)
+        # no cookies kept (nor matched against each call), as Tencent's client keeps none
         self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         # the proxy of the environment (HTTPS_PROXY, NO_PROXY), as for any HTTP client: the
         # hosts are the configured server and CDN only, never one a message names
