@@ -291,3 +291,37 @@ async def test_a_stop_ends_even_when_something_under_the_loop_swallowed_its_canc
         "a0": None,
         "a1": None,
     }
+
+
+async def test_a_redis_stall_in_the_check_before_a_send_waits_and_sends_once(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """Redis stalls in the check before a send, then again right after the renewal that
+    confirmed the lease: the send waits for the next confirmation and goes out once
+    (before, the second stall escaped the sender as a redis TimeoutError)."""
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    class Stalling(Leases):
+        stalls = 2
+
+        async def holds(self, lease: Any) -> bool:
+            if self.stalls:
+                self.stalls -= 1
+                raise RedisTimeoutError("Timeout reading from socket")
+            return await super().holds(lease)
+
+    clock = RealClock()
+    leases = Stalling(aclient, keys, "gw-a", ttl_s=10)
+    lease = await leases.acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, leases, clock, 10)
+    puppet = Recording()
+    sending = asyncio.ensure_future(FencedPuppet(puppet, guard).send_text("alice", "the reply"))
+    for _ in range(100):  # the renewals, as the coordinator makes them
+        if sending.done():
+            break
+        await asyncio.sleep(0.05)
+        guard.confirmed(clock.now())
+    await asyncio.wait_for(sending, 5)
+    assert puppet.sent == ["the reply"]
+    assert leases.stalls == 0

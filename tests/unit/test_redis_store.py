@@ -69,6 +69,15 @@ def test_a_bad_url_is_refused_without_repeating_its_password() -> None:
         ("rediss://bot:hunter2@db:6380", "rediss://bot:***@db:6380"),
         ("redis://db:6379/0", "redis://db:6379/0"),
         ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        (
+            "unix:///run/redis.sock?db=0&password=hunter2",
+            "unix:///run/redis.sock?db=0&password=***",
+        ),
+        (
+            "redis://db:6379?username=bot&password=hunter2&db=1",
+            "redis://db:6379?username=bot&password=***&db=1",
+        ),
+        ("redis://:hunter2@db/0?password=hunter3", "redis://:***@db/0?password=***"),
     ],
 )
 def test_shown_url_hides_the_password(url: str, shown: str) -> None:

@@ -1,16 +1,26 @@
 """The cluster loop of one gateway: which accounts it runs, by lease.
 
 Every ``tick`` (a second): the gateway says it is alive (``gateways``, with Redis's own
-time, so machines' clocks need not agree), takes free accounts up to its fair share (the
-enabled accounts divided by the gateways alive, rounded up), hands over the accounts it
-holds beyond that share (stopped, then released: another gateway takes each at once), and
-writes each account's status for ``gateway status`` on any machine. In a task of its own,
-every quarter of the TTL, it renews its leases and stops an account whose lease it lost.
+time, so machines' clocks need not agree) and which accounts it may run (``members``: all
+the enabled ones, or its ``--accounts``), takes free accounts up to its fair share, hands
+over the accounts it holds beyond that share (stopped, then released: another gateway
+takes each at once), and writes each account's status for ``gateway status`` on any
+machine. In a task of its own, every quarter of the TTL, it renews its leases and stops an
+account whose lease it lost.
+
+The fair share: each account counts for ``1/n`` of each of the ``n`` live gateways that may
+run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
+the accounts divided by the gateways). An account left unheld for a round is taken by any
+gateway that may run it, whatever its share (the shares of gateways limited to different
+accounts may not fit every account): kept there, not handed over again, until the
+gateways alive change; and a gateway does not take back beyond its share an account it
+handed over itself (a gateway that may run it does), so none bounces between two.
 
 Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`), and
 accounts keep what they hold; when Redis answers again, a lease that is still ours goes
 on, one that expired meanwhile stops its account. A Redis that came back empty (restarted
-without persistence) is said once, at error level.
+without persistence) is said once, at error level. A Redis that answers with an error (full:
+maxmemory reached) is reachable: said as such, once a minute.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from wechat_sdk.clock import Clock
@@ -60,6 +71,13 @@ StopAccount = Callable[[str, float], Awaitable[None]]
 
 #: seconds a handed-over account's replies in flight get at a rebalancing
 HANDOVER_GRACE_S = 10.0
+
+#: rounds an account whose start failed here waits before this gateway tries it again
+#: (another gateway may take it at once)
+START_RETRY_TICKS = 10
+
+#: seconds between two lines saying Redis refuses commands (it is full, say)
+REFUSED_SAID_EVERY_S = 60.0
 
 
 class ClusterCoordinator:
@@ -104,8 +122,25 @@ class ClusterCoordinator:
         #: a stop began: the loops end at their next turn even if a library under them
         #: swallowed the cancellation (seen: a stop waiting forever on a cancelled loop)
         self._stopping = False
+        #: the held accounts are all handed over: the renewals end (not before: a reply
+        #: finishing within the grace needs its lease confirmed)
+        self._renewals_over = False
         self._refusals: set[asyncio.Task[None]] = set()
         self._reachable = True
+        #: when Redis last refused a command here, to say it once a minute
+        self._refused_said_at: float | None = None
+        #: each free account and since when this gateway sees it unheld
+        self._unheld_since: dict[str, float] = {}
+        #: accounts taken beyond the share (nobody else took them): not handed over
+        self._kept: set[str] = set()
+        #: accounts this gateway handed over at a rebalancing: not taken back beyond its
+        #: share (another gateway that may run them does), so none bounces between two
+        self._handed: set[str] = set()
+        #: the gateways alive and their accounts, as last read: kept and handed-over
+        #: accounts are looked at afresh when they change
+        self._members: dict[str, frozenset[str] | None] = {}
+        #: accounts whose start failed here, and when they may be tried here again
+        self._retry_at: dict[str, float] = {}
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
         self.holders: dict[str, str | None] = {}
@@ -127,18 +162,31 @@ class ClusterCoordinator:
         lease: other gateways take them at once."""
         self._stopping = True
         self._released.set()  # (wakes the loop between two rounds)
-        for task in (self._task, self._renewing, self._listening):
+        for task in (self._task, self._listening):
             if task is not None:
                 await self._cancelled(task)
-        self._task = self._renewing = self._listening = None
+        self._task = self._listening = None
+        # gone from the gateways alive first: the others' shares count without this one,
+        # so each account is taken as soon as it is released, not after the last
+        await self._leave()
         # an account a refused write is stopping now: that stop ends first (it was lost)
         await asyncio.gather(*self._refusals, return_exceptions=True)
+        # the leases are renewed until each account is stopped and released
         await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
-        try:
-            await self._r.zrem(self.keys.gateways, self.gateway_id)
-        except Exception as exc:
-            log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
+        self._renewals_over = True
+        if self._renewing is not None:
+            await self._cancelled(self._renewing)
+        self._renewing = None
         await self._r.aclose()
+
+    async def _leave(self) -> None:
+        try:
+            pipe = self._r.pipeline(transaction=False)
+            pipe.zrem(self.keys.gateways, self.gateway_id)
+            pipe.hdel(self.keys.members, self.gateway_id)
+            await pipe.execute()
+        except Exception as exc:  # its heartbeat ends within the TTL
+            log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
 
     async def _cancelled(self, task: asyncio.Task[None]) -> None:
         """Cancel ``task`` and wait for its end, cancelling it again each second while
@@ -161,6 +209,9 @@ class ClusterCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis unreachable: hold on, try again next round
+                if _answered(exc):  # (it is reachable: it said no)
+                    self._say_refused(exc)
+                    continue
                 if self._reachable:
                     log.error(
                         "Redis unreachable: accounts stop sending and keep what they hold "
@@ -169,6 +220,29 @@ class ClusterCoordinator:
                         extra={"account": "-"},
                     )
                 self._reachable = False
+
+    def _say_refused(self, exc: Exception) -> None:
+        """Redis answered with an error (full, a command not allowed): said once a
+        minute, not each round, and Redis is not taken for unreachable."""
+        now = self.clock.now()
+        if self._refused_said_at is not None and now - self._refused_said_at < REFUSED_SAID_EVERY_S:
+            return
+        self._refused_said_at = now
+        if _full(exc):
+            log.error(
+                "Redis is full (maxmemory): it refuses writes, so accounts cannot be taken "
+                "and their writes fail; raise maxmemory in its config, or give it more "
+                "memory (docs/cluster.md: Sizing): %s reason=redis_full",
+                _reason(exc),
+                extra={"account": "-"},
+            )
+        else:
+            log.error(
+                "Redis refused a command (check the Redis user's ACL permissions and the "
+                "server's version): %s reason=redis_refused",
+                _reason(exc),
+                extra={"account": "-"},
+            )
 
     async def _next_round(self) -> None:
         """A tick, or sooner: another gateway released an account (a clean stop hands
@@ -198,7 +272,7 @@ class ClusterCoordinator:
 
     async def _renew_loop(self) -> None:
         """Renew every held lease each quarter of the TTL (it lives four renewals)."""
-        while not self._stopping:
+        while not self._renewals_over:
             await self.clock.sleep(self.ttl_s / 4)
             with contextlib.suppress(Exception):  # (unreachable: the main loop says it)
                 await self._renew()
@@ -211,30 +285,101 @@ class ClusterCoordinator:
             log.warning("Redis answers again reason=redis_back", extra={"account": "-"})
             self._reachable = True
         await self._check_epoch()
-        seconds, micros = await self._r.time()
-        server_now = int(seconds) + int(micros) / 1e6
-        pipe = self._r.pipeline(transaction=False)
-        pipe.zadd(self.keys.gateways, {self.gateway_id: server_now + self.ttl_s})
-        pipe.zremrangebyscore(self.keys.gateways, "-inf", server_now)
-        pipe.zcard(self.keys.gateways)
-        alive = int((await pipe.execute())[2])
+        runners = await self._say_alive()
         self.holders = await self.leases.holders(self.accounts)
-        share = math.ceil(len(self.accounts) / max(1, alive))
+        share = math.ceil(sum(Fraction(1, runners.get(a, 1)) for a in self.accounts))
+        overdue = self._unheld_for_a_round()
         for account_id in self.accounts:
-            if len(self.held) >= share:
+            if self._stopping:
                 break
             if account_id in self.held or account_id in self.stopping:
                 continue
-            if self.holders.get(account_id) is not None or self._stopping:
+            if self.holders.get(account_id) is not None or self._waits_retry(account_id):
+                continue
+            beyond_share = len(self.held.keys() - self._kept) >= share
+            # beyond the share: only an account nobody else took (liveness first)
+            if beyond_share and (account_id not in overdue or account_id in self._handed):
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
+                if beyond_share:
+                    self._kept.add(account_id)
                 await self._take(lease)
-        extra = len(self.held) - share
-        if extra > 0 and alive > 1:
-            for account_id in sorted(self.held)[-extra:]:
-                await self._hand_over(account_id, HANDOVER_GRACE_S)
+        await self._hand_over_extra(share, runners)
         await self._write_status()
+
+    async def _say_alive(self) -> dict[str, int]:
+        """Say this gateway is alive and which accounts it may run; each of its accounts
+        with the number of live gateways that may run it (this one included)."""
+        seconds, micros = await self._r.time()
+        server_now = int(seconds) + int(micros) / 1e6
+        # one transaction: whoever sees this gateway alive sees which accounts it may run
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(self.keys.members, self.gateway_id, json.dumps(self.accounts))
+        pipe.zadd(self.keys.gateways, {self.gateway_id: server_now + self.ttl_s})
+        pipe.zremrangebyscore(self.keys.gateways, "-inf", server_now)
+        pipe.zrange(self.keys.gateways, 0, -1)
+        pipe.hgetall(self.keys.members)
+        *_, alive, published = await pipe.execute()
+        members: dict[str, frozenset[str] | None] = {
+            # (a gateway that does not say its accounts may run any)
+            gateway: frozenset(json.loads(published[gateway])) if gateway in published else None
+            for gateway in alive
+        }
+        gone = [gateway for gateway in published if gateway not in members]
+        if gone:
+            await self._r.hdel(self.keys.members, *gone)
+        if members != self._members:  # gateways came or went: shares are new
+            self._members = members
+            self._kept.clear()
+            self._handed.clear()
+        runners = {a: 1 for a in self.accounts}  # (this gateway)
+        for gateway, accounts in members.items():
+            if gateway == self.gateway_id:
+                continue
+            for account_id in self.accounts:
+                if accounts is None or account_id in accounts:
+                    runners[account_id] += 1
+        return runners
+
+    def _unheld_for_a_round(self) -> set[str]:
+        """The accounts nobody has held since this gateway's previous round or longer."""
+        now = self.clock.now()
+        unheld = {
+            a
+            for a in self.accounts
+            if self.holders.get(a) is None and a not in self.held and a not in self.stopping
+        }
+        for account_id in list(self._unheld_since):
+            if account_id not in unheld:
+                del self._unheld_since[account_id]
+        for account_id in unheld:
+            self._unheld_since.setdefault(account_id, now)
+        return {a for a in unheld if now - self._unheld_since[a] >= self.tick_s}
+
+    def _waits_retry(self, account_id: str) -> bool:
+        retry_at = self._retry_at.get(account_id)
+        if retry_at is None:
+            return False
+        if self.clock.now() < retry_at:
+            return True
+        del self._retry_at[account_id]
+        return False
+
+    async def _hand_over_extra(self, share: int, runners: dict[str, int]) -> None:
+        """Hand over what this gateway holds beyond its share: only accounts another live
+        gateway may run, and not one it kept because nobody else took it."""
+        extra = len(self.held.keys() - self._kept) - share
+        if extra <= 0:
+            return
+        movable = sorted(
+            a
+            for a in self.held
+            if a not in self._kept and a not in self.stopping and runners.get(a, 1) > 1
+        )
+        for account_id in movable[-extra:]:
+            self._handed.add(account_id)
+            await self._hand_over(account_id, HANDOVER_GRACE_S)
 
     async def _renew(self) -> None:
         await asyncio.gather(*(self._renew_one(a, h) for a, h in list(self.held.items())))
@@ -245,15 +390,22 @@ class ClusterCoordinator:
             held.guard.confirmed(asked)
             held.renewed_at = asked
             return
-        if self.held.get(account_id) is held:
-            log.warning(
-                "lease lost (another gateway runs the account now, or it expired while "
-                "Redis could not be reached): the account stops here reason=lease_lost",
-                extra={"account": account_id},
-            )
-            held.guard.lose()
-            del self.held[account_id]
-            await self._stopped(account_id, 0.0)
+        if self.held.get(account_id) is not held:
+            return
+        log.warning(
+            "lease lost (another gateway runs the account now, or it expired while "
+            "Redis could not be reached): the account stops here reason=lease_lost",
+            extra={"account": account_id},
+        )
+        held.guard.lose()
+        if account_id in self.stopping:  # (being handed over: that stop goes on)
+            return
+        self._forget(account_id)
+        await self._stopped(account_id, 0.0)
+
+    def _forget(self, account_id: str) -> None:
+        del self.held[account_id]
+        self._kept.discard(account_id)
 
     async def _take(self, lease: Lease) -> None:
         guard = LeaseGuard(lease, self.leases, self.clock, self.ttl_s)
@@ -266,7 +418,18 @@ class ClusterCoordinator:
             self.gateway_id,
             extra={"account": lease.account_id},
         )
-        held.status = await self._start_account(lease.account_id, guard)
+        try:
+            held.status = await self._start_account(lease.account_id, guard)
+        except Exception as exc:  # (a Redis blip while building it, a transport's error)
+            log.error(
+                "account could not start: %s; its lease is released (another gateway may "
+                "take it at once, this one tries again in %d rounds) reason=start_failed",
+                _reason(exc),
+                START_RETRY_TICKS,
+                extra={"account": lease.account_id},
+            )
+            self._retry_at[lease.account_id] = self.clock.now() + START_RETRY_TICKS * self.tick_s
+            await self._hand_over(lease.account_id, 0.0)
 
     def _write_refused(self, account_id: str, held: HeldAccount) -> None:
         """Redis refused a write of the account's lease (another gateway holds it): the
@@ -280,10 +443,13 @@ class ClusterCoordinator:
             await self._renew_one(account_id, held)
 
     async def _hand_over(self, account_id: str, grace_s: float) -> None:
-        held = self.held.pop(account_id, None)
-        if held is None:  # (stopped meanwhile: its lease was lost)
+        held = self.held.get(account_id)
+        if held is None or account_id in self.stopping:  # (stopped meanwhile: lost)
             return
+        # still held while it stops: its lease is renewed through the grace
         await self._stopped(account_id, grace_s)
+        if self.held.get(account_id) is held:
+            self._forget(account_id)
         try:
             await self.leases.release(held.guard.lease)
             await self._r.publish(self.keys.released, account_id)  # the others take it now
@@ -334,6 +500,19 @@ class ClusterCoordinator:
         return dataclasses.replace(
             shared, lease_key=fence.key, lease_value=fence.value, on_lost=fence.on_lost
         )
+
+
+def _answered(exc: BaseException) -> bool:
+    """Redis answered with an error (it is reachable): full, a command not allowed."""
+    from redis.exceptions import ResponseError
+
+    return isinstance(exc, ResponseError)
+
+
+def _full(exc: BaseException) -> bool:
+    from redis.exceptions import OutOfMemoryError
+
+    return isinstance(exc, OutOfMemoryError)
 
 
 def _reason(exc: BaseException) -> str:

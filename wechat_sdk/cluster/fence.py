@@ -112,13 +112,17 @@ class LeaseGuard:
 
     async def check(self) -> None:
         """Before a send: valid here, and still this lease in Redis (the fencing token)."""
-        await self.wait_valid()
-        try:
-            holds = await self.leases.holds(self.lease)
-        except Exception:  # Redis unreachable: wait for the next confirmation
-            self.valid_until = min(self.valid_until, self.clock.now())
+        from redis.exceptions import RedisError
+
+        while True:
             await self.wait_valid()
-            holds = await self.leases.holds(self.lease)
+            try:
+                holds = await self.leases.holds(self.lease)
+                break
+            except (RedisError, OSError):
+                # Redis unreachable or stalled: wait for the next confirmation, ask again
+                # (until the lease is confirmed ours, or lost: never a send unchecked)
+                self.valid_until = min(self.valid_until, self.clock.now())
         if not holds:
             self.lose()
             await self.wait_valid()  # (raises lease_lost)

@@ -67,6 +67,11 @@ class LeaseKeys:
         """sorted set: gateway id -> until when it is alive (its heartbeat)"""
         return f"{self.prefix}gateways"
 
+    @property
+    def members(self) -> str:
+        """hash: gateway id -> the accounts it may run (a JSON list; its ``--accounts``)"""
+        return f"{self.prefix}gateway-accounts"
+
     def status(self, account_id: str) -> str:
         """string: the account's status as its holder last wrote it (JSON, expiring)"""
         return f"{self.prefix}account-status:{escape(account_id)}"

@@ -43,7 +43,10 @@ def cluster_status(config: Config) -> list[dict[str, Any]]:
         lease, status = values[2 * n], values[2 * n + 1]
         holder = str(lease).rsplit(" ", 1)[0] if lease is not None else None
         if holder is not None and status is not None:
-            row = {k: v for k, v in json.loads(status).items() if k != "holder"}
+            # every field, whatever the holder wrote (only itself, while the account starts)
+            written = {k: v for k, v in json.loads(status).items() if k != "holder"}
+            row = {**AccountStatus(account=account_id).to_json(), **written}
+            row["account"] = account_id
         else:
             detail = "" if accounts[account_id].enabled else "disabled"
             if holder is None and accounts[account_id].enabled:

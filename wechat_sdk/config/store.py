@@ -10,8 +10,9 @@ gateway keeps what it must not forget.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,18 +24,26 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 StoreKind = Literal["sqlite", "memory", "redis"]
 
 
+#: ``password=`` in a URL's query (redis-py reads it there: a socket's only way to give it)
+_QUERY_PASSWORD = re.compile(r"(^|[&;])(password=)[^&;#]*", re.IGNORECASE)
+
+
 def shown_url(url: str) -> str:
-    """``url`` as it may be shown: its password (and a user name's secret part) replaced
-    by ``***``. Example: ``redis://:s3cret@db:6379/0`` -> ``redis://:***@db:6379/0``."""
+    """``url`` as it may be shown: its password, in the user info or the query, replaced
+    by ``***``. Examples: ``redis://:s3cret@db:6379/0`` -> ``redis://:***@db:6379/0``,
+    ``unix:///run/redis.sock?db=0&password=s3cret`` -> ``...?db=0&password=***``."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "(a URL that cannot be read)"
+    # (the query as written: urlunsplit would turn unix:///path into unix:/path)
+    base, mark, query = url.partition("?")
+    shown = base + mark + _QUERY_PASSWORD.sub(r"\1\2***", query)
     if parts.password is None and "@" not in parts.netloc:
-        return url
+        return shown
     host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return shown.replace(f"//{parts.netloc}", f"//{user}:***@{host}", 1)
 
 
 class StoreConfig(BaseModel):
@@ -52,7 +61,8 @@ class StoreConfig(BaseModel):
     url: str | None = Field(
         None,
         description="the Redis server, for kind redis: redis://[:password@]host:port/db, "
-        "rediss:// for TLS, or unix:///path/to/socket (its password is never shown)",
+        "rediss:// for TLS, or unix:///path/to/socket?password=... (its password is never "
+        "shown)",
         repr=False,
     )
 

@@ -55,7 +55,22 @@ def connect(url: str, *, timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
 
 
 def unreachable(url: str, exc: BaseException) -> RedisUnavailable:
-    """The error saying Redis at ``url`` cannot be reached, and what to check."""
+    """The error saying Redis at ``url`` cannot be reached, and what to check; or, when it
+    answered with an error (full, a command refused), that error and what to change."""
+    from redis.exceptions import OutOfMemoryError, ResponseError
+
+    if isinstance(exc, OutOfMemoryError):
+        return RedisUnavailable(
+            f"Redis is full (maxmemory): the server at {shown_url(url)} refuses writes: "
+            f"{unreachable_reason(exc)} (raise maxmemory in its config, or give it more "
+            "memory; keep maxmemory-policy noeviction: docs/cluster.md)"
+        )
+    if isinstance(exc, ResponseError):
+        return RedisUnavailable(
+            f"the Redis server at {shown_url(url)} refused a command: "
+            f"{unreachable_reason(exc)} (check the Redis user's ACL permissions and the "
+            "server's version)"
+        )
     return RedisUnavailable(
         f"cannot reach the Redis server at {shown_url(url)}: {unreachable_reason(exc)} "
         "(check channels.wechat.store.url, and that redis-server runs and is reachable "

@@ -1,0 +1,312 @@
+"""Gateways sharing accounts on a real redis-server, beyond the basics of
+test_cluster_leases.py: a gateway limited to some accounts (``--accounts``) leaves none
+unrun, a start that fails gives its account back, a clean stop keeps its leases through
+the grace and hands each account over as soon as it is released, and a full Redis
+(maxmemory) is said as such, not as an unreachable one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from wechat_sdk.clock import RealClock
+from wechat_sdk.cluster.coordinator import ClusterCoordinator
+from wechat_sdk.cluster.fence import FencedPuppet, LeaseGuard
+from wechat_sdk.cluster.leases import LeaseKeys, Leases
+from wechat_sdk.stores.redis.keys import Keys
+
+
+@pytest.fixture
+def keys(redis_namespace: str) -> LeaseKeys:
+    return LeaseKeys(Keys("wechat", redis_namespace))
+
+
+class Gateways:
+    """Coordinators on one Redis, recording which accounts each runs."""
+
+    def __init__(self, client: Any, keys: LeaseKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self.running: dict[str, set[str]] = {}
+        self.taken: list[tuple[str, str]] = []
+        self.made: list[ClusterCoordinator] = []
+
+    def gateway(
+        self,
+        name: str,
+        accounts: list[str],
+        *,
+        ttl_s: float = 10,
+        tick_s: float = 0.05,
+        start: Callable[[str, LeaseGuard], Awaitable[None]] | None = None,
+        stop: Callable[[str, float], Awaitable[None]] | None = None,
+    ) -> ClusterCoordinator:
+        from redis.asyncio import Redis
+
+        self.running[name] = set()
+
+        async def start_account(account_id: str, guard: LeaseGuard) -> Any:
+            if start is not None:
+                await start(account_id, guard)
+            self.running[name].add(account_id)
+            self.taken.append((name, account_id))
+            return lambda: {"account": account_id, "lifecycle": "running"}
+
+        async def stop_account(account_id: str, grace_s: float) -> None:
+            if stop is not None:
+                await stop(account_id, grace_s)
+            self.running[name].discard(account_id)
+
+        coordinator = ClusterCoordinator(
+            Redis(connection_pool=self.client.connection_pool),
+            self.keys,
+            accounts,
+            start_account=start_account,
+            stop_account=stop_account,
+            clock=RealClock(),
+            gateway_id=name,
+            ttl_s=ttl_s,
+            tick_s=tick_s,
+        )
+        self.made.append(coordinator)
+        return coordinator
+
+    def run_by_anyone(self) -> set[str]:
+        return set().union(*self.running.values())
+
+    async def until(self, done: Callable[[], bool], rounds: int = 200) -> bool:
+        for _ in range(rounds):
+            if done():
+                return True
+            await asyncio.sleep(0.05)
+        return done()
+
+    async def stop_all(self) -> None:
+        for coordinator in self.made:
+            if coordinator._task is not None:
+                await coordinator.stop(0)
+
+
+async def test_a_gateway_limited_to_some_accounts_leaves_no_account_unrun(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A runs all 12 accounts, B only a01 and a02 (``--accounts a01,a02``): every account
+    is run by one of them, B runs one of its two, and nothing moves once settled."""
+    everyone = [f"a{i:02d}" for i in range(1, 13)]
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", everyone)
+    b = gateways.gateway("B", ["a01", "a02"])
+    try:
+        await a.start()
+        await b.start()
+        settled = await gateways.until(
+            lambda: gateways.run_by_anyone() == set(everyone) and len(gateways.running["B"]) == 1
+        )
+        assert settled, gateways.running
+        assert gateways.running["B"] <= {"a01", "a02"}
+        assert len(gateways.running["A"]) == 11
+        assert not gateways.running["A"] & gateways.running["B"]
+        taken = len(gateways.taken)
+        for _ in range(20):  # twenty more rounds: nothing bounces
+            await asyncio.sleep(0.05)
+        assert len(gateways.taken) == taken
+        assert gateways.run_by_anyone() == set(everyone)
+    finally:
+        await gateways.stop_all()
+
+
+async def test_gateways_running_the_same_accounts_still_share_them_evenly(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    accounts = [f"a{i}" for i in range(6)]
+    gateways = Gateways(aclient, keys)
+    one, two, three = (gateways.gateway(n, accounts) for n in ("one", "two", "three"))
+    try:
+        await one.start()
+        await two.start()
+        await three.start()
+        even = await gateways.until(
+            lambda: all(len(running) == 2 for running in gateways.running.values())
+        )
+        assert even, gateways.running
+        taken = len(gateways.taken)
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+        assert len(gateways.taken) == taken  # settled: nothing moves
+    finally:
+        await gateways.stop_all()
+
+
+async def test_a_start_that_fails_gives_the_account_back_and_is_tried_again(
+    aclient: Any, keys: LeaseKeys, caplog: pytest.LogCaptureFixture, redis_url: str
+) -> None:
+    """The first start raises (a Redis blip while the account is built): logged with its
+    own error, not as Redis unreachable; the lease is released and the account started
+    again; ``gateway status`` meanwhile shows every account."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    failures = [RedisConnectionError("Connection reset by peer")]
+
+    async def start(account_id: str, guard: LeaseGuard) -> None:
+        if failures:
+            raise failures.pop()
+
+    gateways = Gateways(aclient, keys)
+    cluster = gateways.gateway("A", ["acc"], start=start)
+    try:
+        await cluster.start()
+        assert await gateways.until(lambda: gateways.running["A"] == {"acc"})
+        assert "Connection reset by peer" in caplog.text
+        assert "reason=start_failed" in caplog.text
+        assert "reason=redis_unreachable" not in caplog.text
+    finally:
+        await gateways.stop_all()
+
+
+async def test_gateway_status_shows_an_account_whose_status_has_only_its_holder(
+    aclient: Any, keys: LeaseKeys, redis_url: str, redis_namespace: str
+) -> None:
+    """A status written while the account was still starting holds only the gateway:
+    ``gateway status`` still shows the account, with the default fields."""
+    from wechat_sdk.cluster.status import cluster_status
+    from wechat_sdk.config.loader import parse_config
+
+    lease = await Leases(aclient, keys, "gw-a", ttl_s=30).acquire("acc")
+    assert lease is not None
+    await aclient.set(keys.status("acc"), json.dumps({"holder": "gw-a"}), px=30_000)
+    config = parse_config(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {
+                        "store": {"kind": "redis", "url": redis_url, "namespace": redis_namespace},
+                        "accounts": {"acc": {}},
+                    }
+                }
+            }
+        )
+    )
+    [row] = cluster_status(config)
+    assert row["account"] == "acc" and row["gateway"] == "gw-a"
+    assert row["state"] == "stopped" and row["queue_depth"] == 0
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send_text(self, conversation_id: str, text: str, *args: Any) -> None:
+        self.sent.append(text)
+
+
+async def test_a_clean_stop_keeps_renewing_through_a_grace_longer_than_the_lease(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A reply that is ready past the lease's TTL, within ``--grace``, still goes out:
+    the lease is renewed until its account was stopped and released."""
+    puppet = Recording()
+    guards: dict[str, LeaseGuard] = {}
+    lease_during_stop: list[str | None] = []
+
+    async def start(account_id: str, guard: LeaseGuard) -> None:
+        guards[account_id] = guard
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        await asyncio.sleep(2.0)  # the reply is ready past the TTL (1.2 s)
+        lease_during_stop.append(await aclient.get(keys.lease(account_id)))
+        sending = FencedPuppet(puppet, guards[account_id]).send_text("alice", "the reply")
+        await asyncio.wait_for(sending, 3)
+
+    gateways = Gateways(aclient, keys)
+    cluster = gateways.gateway("A", ["acc"], ttl_s=1.2, start=start, stop=stop)
+    await cluster.start()
+    await cluster.stop(grace_s=5)
+    assert puppet.sent == ["the reply"]
+    assert lease_during_stop[0] is not None and lease_during_stop[0].startswith("A ")
+    assert await aclient.get(keys.lease("acc")) is None  # released at the end
+
+
+async def test_a_clean_stop_hands_each_account_over_as_soon_as_it_is_released(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A's slow account (a reply in flight) does not hold back the others: B takes the
+    one A released while A is still stopping the other."""
+    accounts = ["a1", "a2", "a3", "a4"]
+    slow_done = asyncio.Event()
+    slow: list[str] = []
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        if account_id in slow:
+            await slow_done.wait()
+
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", accounts, stop=stop)
+    b = gateways.gateway("B", accounts)
+    try:
+        await a.start()
+        await b.start()
+        assert await gateways.until(lambda: len(gateways.running["B"]) == 2)
+        quick, slow_one = sorted(gateways.running["A"])
+        slow.append(slow_one)
+        stopping = asyncio.ensure_future(a.stop(grace_s=10))
+        taken = await gateways.until(lambda: quick in gateways.running["B"], rounds=100)
+        slow_done.set()
+        await stopping
+        assert taken, "B took the released account only once A's last stop ended"
+        assert await gateways.until(lambda: gateways.running["B"] == set(accounts))
+    finally:
+        slow_done.set()
+        await gateways.stop_all()
+
+
+async def test_a_full_redis_is_said_once_as_full_not_as_unreachable(
+    own_redis: Any, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """maxmemory reached (noeviction): every write refused. Said at error level with what
+    to change, once (not each round), and never as Redis unreachable."""
+    from redis.asyncio import Redis
+
+    caplog.set_level(logging.INFO)
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    keys = LeaseKeys(Keys("wechat", redis_namespace))
+    gateways = Gateways(client, keys)
+    cluster = gateways.gateway("A", ["acc"])
+    try:
+        await cluster.start()
+        await client.config_set("maxmemory", 1)
+        assert await gateways.until(lambda: "reason=redis_full" in caplog.text)
+        for _ in range(20):  # twenty more rounds
+            await asyncio.sleep(0.05)
+        assert caplog.text.count("reason=redis_full") == 1
+        assert "maxmemory" in caplog.text
+        assert "reason=redis_unreachable" not in caplog.text
+        assert "reason=redis_back" not in caplog.text
+    finally:
+        await client.config_set("maxmemory", 0)
+        await gateways.stop_all()
+        await client.aclose()
+
+
+async def test_a_full_redis_at_start_says_so(own_redis: Any, redis_namespace: str) -> None:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from wechat_sdk.stores.redis.store import unreachable
+
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    await client.config_set("maxmemory", 1)
+    cluster = Gateways(client, LeaseKeys(Keys("wechat", redis_namespace))).gateway("A", ["acc"])
+    try:
+        with pytest.raises(RedisError) as err:
+            await cluster.start()
+        message = str(unreachable(own_redis.url, err.value))
+        assert "Redis is full (maxmemory)" in message
+        assert "redis-server runs" not in message
+    finally:
+        await client.config_set("maxmemory", 0)
+        await client.aclose()
