@@ -6,6 +6,11 @@ Retries: the SDK retries a request that failed before its answer began (timeouts
 connection errors, 429 and 5xx, with backoff, ``maxRetries`` times). A stream cut before
 any text of it reached the user is asked again here (same budget); once text went out,
 asking again would send it twice, so the reply ends with the failure notice instead.
+
+A stream is cut when its connection breaks, when it ends without a ``finish_reason`` (a
+proxy or a crashed worker can end the body cleanly mid-answer), or when the request runs
+past ``agent.timeout``: httpx's timeout bounds each read only, so a server sending SSE
+keep-alive comments or a token now and then would otherwise hold the turn forever.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from wechat_sdk.config.assistant import AgentConfig
 if TYPE_CHECKING:
     import httpx
     from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionChunk
 
 __all__ = ["ChatModel", "ModelFailed", "fill_placeholders"]
 
@@ -32,6 +38,8 @@ log = logging.getLogger("wechat_sdk.assistant")
 
 #: pause before asking again after a cut stream; doubles each time
 STREAM_RETRY_FIRST_S = 0.25
+#: the most of a server's error message a failure shows
+DETAIL_MAX_CHARS = 300
 
 
 class ModelFailed(RuntimeError):
@@ -42,12 +50,39 @@ class ModelFailed(RuntimeError):
         self.reason = reason
 
 
+class _StreamEnded(Exception):
+    """The stream ended without a ``finish_reason``: the answer was cut, not finished."""
+
+
 @dataclass
 class _Round:
-    """One request's answer: its text and the tool calls gathered from their pieces."""
+    """One request's answer: its text, the tool calls gathered from their pieces, and the
+    ``finish_reason`` that says it ended (none yet: it did not)."""
 
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+    def clear(self) -> None:
+        self.text.clear()
+        self.calls.clear()
+        self.finish_reason = None
+
+    def add_chunk(self, chunk: ChatCompletionChunk) -> str:
+        """Take in one streamed chunk; the text it adds (empty for none)."""
+        if not chunk.choices:
+            return ""
+        choice = chunk.choices[0]
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+        delta = choice.delta
+        if delta is None:
+            return ""
+        for piece in delta.tool_calls or ():
+            self.add_call_piece(piece)
+        if delta.content:
+            self.text.append(delta.content)
+        return delta.content or ""
 
     def add_call_piece(self, piece: Any) -> None:
         call = self.calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
@@ -55,9 +90,11 @@ class _Round:
             call["id"] = piece.id
         function = piece.function
         if function is not None:
-            if function.name:
-                # most servers send the name whole in the first piece; some split it
-                call["name"] = call["name"] + function.name
+            # most servers send the name whole in the first piece; some split it, and
+            # some (MiniMax via NVIDIA NIM, some GPT-5 streams) send it again in every
+            # piece: a piece equal to the name so far repeats it, any other continues it
+            if function.name and function.name != call["name"]:
+                call["name"] += function.name
             if function.arguments:
                 call["arguments"] += function.arguments
 
@@ -131,6 +168,15 @@ class ChatModel:
                 yield piece
             said = said or bool("".join(result.text).strip())
             if not result.calls:
+                if not said:
+                    # a deliberate silence, maybe; but a server that answers nothing to
+                    # every message should not be silent in the log too
+                    log.warning(
+                        "the model's answer was empty (finish_reason=%s): nothing is sent "
+                        "reason=model_empty_answer",
+                        result.finish_reason,
+                        extra={"account": turn.account_id},
+                    )
                 return
             if last or not schemas:
                 log.warning(
@@ -175,36 +221,37 @@ class ChatModel:
         *,
         last: bool = False,
     ) -> AsyncIterator[str]:
-        """One request, streamed; a stream cut before any text went out is asked again.
-        ``last``: the tools are described (the history has their calls) but not offered."""
+        """One request, streamed, within ``agent.timeout``; a stream cut (or out of time)
+        before any text went out is asked again. ``last``: the tools are described (the
+        history has their calls) but not offered."""
         attempt = 0
         while True:
             started = said = False
-            result.text.clear()
-            result.calls.clear()
+            result.clear()
+            # one deadline for the whole request (its answer streamed included): httpx's
+            # timeout bounds each read only
+            deadline = asyncio.get_running_loop().time() + self.config.timeout
             try:
                 request = self._request(turn, messages, offer, last=last)
-                stream = await self.client.chat.completions.create(**request)
+                async with asyncio.timeout_at(deadline):
+                    stream = await self.client.chat.completions.create(**request)
                 started = True  # (the SDK retried what failed before this)
                 async with stream:
-                    async for chunk in stream:
-                        if not chunk.choices:
-                            continue
-                        delta = chunk.choices[0].delta
-                        if delta is None:
-                            continue
-                        if delta.content:
+                    self._check_streamed(stream.response)
+                    chunks = aiter(stream)
+                    while (chunk := await _next_chunk(chunks, deadline)) is not None:
+                        text = result.add_chunk(chunk)
+                        if text:
                             said = True
-                            result.text.append(delta.content)
-                            yield delta.content
-                        for piece in delta.tool_calls or ():
-                            result.add_call_piece(piece)
+                            yield text
+                if result.finish_reason is None:
+                    raise _StreamEnded("the stream ended before the answer did")
                 return
             except (asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
                 failure = self._failure(exc)
-                if said or not started or attempt >= self.config.maxRetries:
+                if not self._ask_again(exc, started=started, said=said, attempt=attempt):
                     raise failure from None
                 attempt += 1
                 log.info(
@@ -215,6 +262,33 @@ class ChatModel:
                     extra={"account": turn.account_id},
                 )
                 await asyncio.sleep(STREAM_RETRY_FIRST_S * 2 ** (attempt - 1))
+
+    def _ask_again(self, exc: Exception, *, started: bool, said: bool, attempt: int) -> bool:
+        """Whether a failed request is asked again here: never once its text went out
+        (it would be sent twice), nor an answer that is not a stream (it would be the
+        same again), nor what the SDK retried already (what failed before the stream
+        began, except this module's own deadline)."""
+        if said or attempt >= self.config.maxRetries or isinstance(exc, ModelFailed):
+            return False
+        return started or isinstance(exc, TimeoutError)
+
+    def _check_streamed(self, response: httpx.Response) -> None:
+        """Raise :class:`ModelFailed` unless ``response`` is a stream of server-sent
+        events: read as one, a web page or a whole JSON completion has no events at all,
+        and would pass for a model choosing to say nothing."""
+        kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind == "text/event-stream":
+            return
+        if kind == "application/json":
+            hint = "the server ignores stream: true; the assistant needs one that streams"
+        else:
+            hint = "is baseUrl the API's address, ending in /v1?"
+        endpoint = str(self.client.base_url).rstrip("/")
+        raise self._failed(
+            "model_not_a_stream",
+            f"the endpoint at {endpoint} answered {kind or 'no content type'}, "
+            f"not a stream: {hint}",
+        )
 
     def _request(
         self,
@@ -249,6 +323,9 @@ class ChatModel:
         if isinstance(exc, openai.APITimeoutError):
             reason = "model_timeout"
             detail = f"no answer within {self.config.timeout:g} s"
+        elif isinstance(exc, TimeoutError):  # this module's deadline
+            reason = "model_timeout"
+            detail = f"no complete answer within {self.config.timeout:g} s (agent.timeout)"
         elif isinstance(exc, openai.APIConnectionError):
             reason, detail = "model_unreachable", f"cannot reach {self.client.base_url}"
         elif isinstance(exc, openai.RateLimitError):
@@ -258,22 +335,40 @@ class ChatModel:
             detail = f"{exc.status_code} from the server: {_message(exc)}"
         elif isinstance(exc, openai.APIError):
             reason, detail = "model_error", _message(exc)
+        elif isinstance(exc, _StreamEnded):
+            reason, detail = "model_stream_cut", f"{exc} (no finish_reason)"
         elif _stream_cut(exc):
             reason, detail = "model_stream_cut", f"{type(exc).__name__}: {exc}"
         else:
             reason, detail = "model_error", f"{type(exc).__name__}: {exc}"
+        return self._failed(reason, detail)
+
+    def _failed(self, reason: str, detail: str) -> ModelFailed:
+        """A failure showing ``detail`` with the secrets taken out, then cut to length
+        (in that order: a secret cut in half would no longer be recognised)."""
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
-        return ModelFailed(reason, detail)
+        return ModelFailed(reason, detail[:DETAIL_MAX_CHARS])
+
+
+async def _next_chunk(
+    chunks: AsyncIterator[ChatCompletionChunk], deadline: float
+) -> ChatCompletionChunk | None:
+    """The stream's next chunk (``None`` at its end), no later than ``deadline`` (loop
+    time). The deadline is applied to each wait, not around the loop: it would then span
+    the answer's yields and could cancel the reader of the answer, not the request."""
+    async with asyncio.timeout_at(deadline):
+        return await anext(chunks, None)
 
 
 def _message(exc: Any) -> str:
+    """The server's own words for ``exc``, whole (a failure scrubs, then cuts them)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:300]
-    return str(getattr(exc, "message", exc))[:300]
+            return str(inner["message"])
+    return str(getattr(exc, "message", exc))
 
 
 def _stream_cut(exc: BaseException) -> bool:

@@ -1,0 +1,385 @@
+"""The assistant against servers that answer oddly, end to end on the simulator: a real
+local HTTP server whose answers each test writes (keep-alive comments, a tool's name in
+every piece, a stream that ends early, a web page, one JSON completion, an error that
+repeats the key), read through the official client like any other."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.gateway import Gateway
+
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
+KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+NOTICE = "The assistant is unavailable right now."
+#: the longest a test's server keeps a request waiting, when the SDK does not end it
+SERVER_WAITS_S = 10.0
+
+#: the answer to a request, given the JSON bodies of every request so far (its own last)
+Answer = Callable[[web.Request, list[dict[str, Any]]], Awaitable[web.StreamResponse]]
+
+
+class ModelServer:
+    """An OpenAI-compatible endpoint on 127.0.0.1 answering with ``answer(request,
+    bodies)``; ``requests``: each request's JSON body, in order."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def serve(self) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server: Any = site._server
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(await request.json())
+        return await self.answer(request, self.requests)
+
+
+def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    """One chunk of a streamed answer, as a server-sent event."""
+    data = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+async def streaming(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    return response
+
+
+async def finished(response: web.StreamResponse, text: str = "") -> web.StreamResponse:
+    """``text`` (if any), then the end of the answer as a complete stream has it."""
+    if text:
+        await response.write(event({"content": text}))
+    await response.write(event({}, "stop"))
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+async def keep_alive(response: web.StreamResponse) -> None:
+    """SSE comments only (as OpenRouter sends while its model is busy), for a while."""
+    for _ in range(int(SERVER_WAITS_S / 0.1)):
+        await response.write(b": OPENROUTER PROCESSING\n\n")
+        await asyncio.sleep(0.1)
+
+
+#: makes a server answering with the given answer (each closed at the test's end)
+Servers = Callable[[Answer], ModelServer]
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    made: list[ModelServer] = []
+
+    def make(answer: Answer) -> ModelServer:
+        made.append(ModelServer(answer))
+        return made[-1]
+
+    yield make
+    for server in made:
+        await server.close()
+
+
+async def start(
+    wechat: WeChatHarness, server: ModelServer, agent: dict[str, Any] | None = None
+) -> Gateway:
+    block: dict[str, Any] = {
+        "baseUrl": await server.serve(),
+        "apiKey": KEY,
+        "model": "test-model",
+        "maxRetries": 1,
+        "failureText": NOTICE,
+        **(agent or {}),
+    }
+    keys = {**OPEN, "agent": block}
+    return await wechat.gateway(ConfiguredAssistant(), {"channels": {"wechat": keys}})
+
+
+async def say(wechat: WeChatHarness, gw: Gateway, sender: str, text: str) -> None:
+    """``text`` from ``sender``, and every turn answered (the model answers in real time)."""
+    await wechat.world.say(sender, text)
+    task = asyncio.ensure_future(gw.wait_idle())
+    async with asyncio.timeout(30):
+        while not task.done():
+            await wechat.world.run_until_idle()
+            await asyncio.sleep(0.005)
+
+
+def tool_replies(request: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+# ---------------------------------------------------------------- agent.timeout
+
+
+async def test_a_request_kept_open_by_keep_alives_times_out_and_is_asked_again(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        if len(bodies) == 1:
+            await keep_alive(response)
+            return await finished(response, "too late")
+        return await finished(response, "All good.")
+
+    server = servers(answer)
+    gw = await start(wechat, server, {"timeout": 1})
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["All good."]
+    assert len(server.requests) == 2
+    assert "no complete answer within 1 s (agent.timeout)); asking again" in caplog.text
+
+
+async def test_an_answer_trickling_past_the_timeout_keeps_its_half_and_gets_the_notice(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        await response.write(event({"content": "The first half of the answer, "}))
+        await keep_alive(response)
+        return await finished(response, "and the rest of it.")
+
+    server = servers(answer)
+    gw = await start(wechat, server, {"timeout": 1})
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    sent = "\n".join(wechat.world.texts(to="wxid_alice"))
+    assert sent.count("The first half") == 1 and "the rest" not in sent
+    assert sent.count(NOTICE) == 1 and sent.rstrip().endswith(NOTICE)
+    assert len(server.requests) == 1  # text went out: asking again would repeat it
+    assert "reason=model_timeout" in caplog.text
+
+
+# ---------------------------------------------------------------- a tool's name
+
+
+def calling_forecast(names: list[str]) -> Answer:
+    """A model that calls ``forecast(city="Paris")`` in as many pieces as ``names``, each
+    piece's name field from ``names`` ("": none), then answers with what the tool said."""
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        replies = tool_replies(bodies[-1])
+        if replies:
+            return await finished(response, f"tool said: {replies[-1]}")
+        raw = json.dumps({"city": "Paris"})
+        size = -(-len(raw) // len(names))  # (rounded up: every piece has some)
+        for i, name in enumerate(names):
+            function = {"arguments": raw[i * size : (i + 1) * size]}
+            if name:
+                function["name"] = name
+            piece: dict[str, Any] = {"index": 0, "function": function}
+            if i == 0:
+                piece |= {"id": "call_1", "type": "function"}
+            await response.write(event({"tool_calls": [piece]}))
+        await response.write(event({}, "tool_calls"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(["forecast"] * 4, id="the-name-in-every-piece"),
+        pytest.param(["fore", "cast", "", ""], id="the-name-split-over-pieces"),
+        pytest.param(["forecast", "", "", ""], id="the-name-in-the-first-piece"),
+    ],
+)
+async def test_a_tool_call_streamed_in_pieces_calls_the_tool_by_its_name(
+    wechat: WeChatHarness, servers: Servers, names: list[str]
+) -> None:
+    server = servers(calling_forecast(names))
+    gw = await start(wechat, server)
+    ran: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast for a city."""
+        ran.append(city)
+        return "sunny"
+
+    gw.tools.register("forecast", forecast)
+    await say(wechat, gw, "wxid_alice", "Paris?")
+    assert ran == ["Paris"]
+    assert tool_replies(server.requests[1]) == ["sunny"]
+    assert wechat.world.texts(to="wxid_alice") == ["tool said: sunny"]
+
+
+# ---------------------------------------------------------------- a stream that ends early
+
+
+async def test_a_stream_ending_without_a_finish_reason_sends_the_half_and_the_notice_once(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        await response.write(event({"role": "assistant", "content": ""}))
+        for piece in ["The first half of the answer ", "is here, and the"]:
+            await response.write(event({"content": piece}))
+        await response.write_eof()  # the body ends: no finish_reason, no [DONE]
+        return response
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    await say(wechat, gw, "wxid_alice", "hi")
+    sent = "\n".join(wechat.world.texts(to="wxid_alice"))
+    assert sent.count("The first half") == 1
+    assert sent.count(NOTICE) == 1 and sent.rstrip().endswith(NOTICE)
+    assert len(server.requests) == 1  # text went out: asking again would repeat it
+    assert "(no finish_reason) reason=model_stream_cut" in caplog.text
+
+
+async def test_a_stream_ending_early_before_any_text_is_asked_again(
+    wechat: WeChatHarness, servers: Servers
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        if len(bodies) == 1:
+            await response.write(event({"role": "assistant", "content": ""}))
+            await response.write_eof()
+            return response
+        return await finished(response, "All good.")
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["All good."]
+    assert len(server.requests) == 2
+
+
+# ---------------------------------------------------------------- not a stream, or empty
+
+
+async def a_web_page(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+    return web.Response(
+        text="<html><body>Welcome to the dashboard</body></html>", content_type="text/html"
+    )
+
+
+async def one_json_completion(
+    request: web.Request, bodies: list[dict[str, Any]]
+) -> web.StreamResponse:
+    message = {"role": "assistant", "content": "Hello from a server that does not stream"}
+    return web.json_response(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": "test-model",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        pytest.param(
+            a_web_page,
+            "answered text/html, not a stream: is baseUrl the API's address",
+            id="a-web-page",
+        ),
+        pytest.param(
+            one_json_completion,
+            "answered application/json, not a stream: the server ignores stream: true",
+            id="one-json-completion",
+        ),
+    ],
+)
+async def test_an_answer_that_is_not_a_stream_is_a_failure_saying_what_to_change(
+    wechat: WeChatHarness,
+    servers: Servers,
+    caplog: pytest.LogCaptureFixture,
+    answer: Answer,
+    said: str,
+) -> None:
+    server = servers(answer)
+    gw = await start(wechat, server)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert len(server.requests) == 1  # asked again, the answer would be the same
+    assert said in caplog.text and "reason=model_not_a_stream" in caplog.text
+    (status,) = gw.status()
+    assert status.last_error is not None and said in status.last_error
+
+
+async def test_an_empty_finished_answer_is_silent_with_one_warning(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        await response.write(event({"role": "assistant", "content": ""}))
+        return await finished(response)
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "wechat_sdk.assistant"]
+    assert warnings == [
+        "the model's answer was empty (finish_reason=stop): nothing is sent "
+        "reason=model_empty_answer"
+    ]
+    assert gw.status()[0].last_error is None
+
+
+# ---------------------------------------------------------------- the key
+
+
+async def test_the_api_key_never_shows_even_where_an_error_is_cut(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        # a proxy reporting the request it could not pass on, its headers included: the
+        # key lies across the 300th character, where an error's text is cut
+        message = "upstream rejected the request; " + "h" * 205
+        message += f" authorization: {request.headers['authorization']}"
+        response = await streaming(request)
+        await response.write(f"data: {json.dumps({'error': {'message': message}})}\n\n".encode())
+        await response.write_eof()
+        return response
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    caplog.set_level(logging.DEBUG)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert "authorization: Bearer ***" in caplog.text  # the line asking again, and the failure
+    shown = [
+        caplog.text,
+        json.dumps([s.to_json() for s in gw.status()]),
+        json.dumps([e.text for e in wechat.world.transcript]),
+    ]
+    assert all(KEY[:12] not in text for text in shown)
