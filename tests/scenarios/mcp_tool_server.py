@@ -1,13 +1,16 @@
 """A tiny MCP server for the tests, written with the mcp SDK's FastMCP.
 
 ``python mcp_tool_server.py`` serves over stdio; ``--http PORT`` over streamable HTTP on
-127.0.0.1 (at /mcp).
+127.0.0.1 (at /mcp); ``--never-answer FILE`` reads the client's first message, writes FILE
+and never answers (a program stuck before it serves).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from pathlib import Path
 
 from mcp.server.fastmcp import Context, FastMCP
 
@@ -32,6 +35,18 @@ def process_id() -> str:
     return str(os.getpid())
 
 
+@server.tool(name="run.shell")
+def run_shell(cmd: str) -> str:
+    """Pretend to run a command (a name the model sees as run_shell: no dots there)."""
+    return f"ran {cmd}"
+
+
+@server.tool()
+def long_text(chars: int) -> str:
+    """A text of that many characters."""
+    return "A" * chars
+
+
 @server.tool()
 async def learn_tool(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
     """Add a tool of that name (it answers with its name), and tell the client so."""
@@ -48,7 +63,11 @@ def crash() -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--http":
+    if len(sys.argv) == 3 and sys.argv[1] == "--never-answer":
+        sys.stdin.readline()  # (initialize)
+        Path(sys.argv[2]).write_text("asked", encoding="utf-8")
+        time.sleep(3600)
+    elif len(sys.argv) == 3 and sys.argv[1] == "--http":
         server.settings.host = "127.0.0.1"
         server.settings.port = int(sys.argv[2])
         server.settings.log_level = "WARNING"

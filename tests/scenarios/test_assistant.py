@@ -19,8 +19,11 @@ import pytest
 
 from simulator.fake_model import FakeModel, ModelStep
 from simulator.pytest_plugin import WeChatHarness
-from wechat_sdk.assistants import ConfiguredAssistant
+from wechat_sdk.assistants import ConfiguredAssistant, mcp_tools
+from wechat_sdk.assistants.mcp_tools import McpServer
+from wechat_sdk.assistants.offered_tools import MAX_RESULT_CHARS
 from wechat_sdk.config import parse_config
+from wechat_sdk.config.assistant import McpServerConfig
 from wechat_sdk.gateway import Gateway
 
 TOOL_SERVER = str(Path(__file__).with_name("mcp_tool_server.py"))
@@ -226,9 +229,10 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
     await say(wechat, gw, "wxid_carol", "the word?", room="sums@chatroom")
     await say(wechat, gw, "wxid_alice", "the word?")  # a DM: every tool
     all_tools, sums, dm = (model.requests[i] for i in (0, 2, 4))
-    assert offered(all_tools) == {"add", "secret_word", "process_id", "learn_tool", "crash"}
+    every = {"add", "secret_word", "process_id", "run_shell", "long_text", "learn_tool", "crash"}
+    assert offered(all_tools) == every
     assert offered(sums) == {"add", "weather"}
-    assert offered(dm) == {"add", "secret_word", "process_id", "learn_tool", "crash", "weather"}
+    assert offered(dm) == every | {"weather"}
     # where it was offered the tool ran; where not, the call was refused and never run
     assert tool_replies(model.requests[1]) == ["pineapple"]
     (refusal,) = tool_replies(model.requests[3])
@@ -236,6 +240,121 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
     assert "pineapple" not in world.texts(room="sums@chatroom")[0]
     assert "reason=tool_not_allowed" in caplog.text
     assert ran == []
+
+
+TWO_SERVERS = {
+    "mcpServers": {
+        "tools": {"command": sys.executable, "args": [TOOL_SERVER]},
+        "more": {"command": sys.executable, "args": [TOOL_SERVER]},
+    }
+}
+
+
+async def test_server__tool_in_a_rule_picks_that_servers_tool_only(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    world = wechat.world
+    for room in ("more@chatroom", "denied@chatroom"):
+        world.add_room(room, topic=room, members=["wxid_carol"])
+    model.script = calling("process_id", {})
+    gw, assistant = await start(
+        wechat,
+        model,
+        agent=TWO_SERVERS,
+        groups={
+            "more@chatroom": {"requireMention": False, "tools": ["more__process_id"]},
+            # deny wins, here for one server's tool of a name the allow gives both
+            "denied@chatroom": {
+                "requireMention": False,
+                "tools": {"allow": ["process_id"], "deny": ["tools__process_id"]},
+            },
+        },
+    )
+    more_pid = await assistant.mcp_servers["more"].call("process_id", {})
+    assert more_pid != await assistant.mcp_servers["tools"].call("process_id", {})
+    for room in ("more@chatroom", "denied@chatroom"):
+        await say(wechat, gw, "wxid_carol", "pid?", room=room)
+    for first in (0, 2):
+        assert offered(model.requests[first]) == {"process_id"}
+        # the call ran on the server the entry named, not on the other one
+        assert tool_replies(model.requests[first + 1]) == [more_pid]
+
+
+async def test_a_bare_name_two_servers_have_allows_both_with_one_warning(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    world = wechat.world
+    world.add_room("sums@chatroom", topic="sums", members=["wxid_carol"])
+    model.script = [ModelStep(text="ok")]
+    gw, _ = await start(
+        wechat,
+        model,
+        agent=TWO_SERVERS,
+        groups={"sums@chatroom": {"requireMention": False, "tools": ["add"]}},
+    )
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_carol", "1 + 1?", room="sums@chatroom")
+    await say(wechat, gw, "wxid_carol", "2 + 2?", room="sums@chatroom")
+    assert offered(model.requests[0]) == {"add", "more__add"}
+    warnings = [r.getMessage() for r in caplog.records if "tool_rule_ambiguous" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'add'" in warnings[0] and "more__add" in warnings[0]
+
+
+async def test_a_deny_by_the_name_the_model_sees_denies_the_tool(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    world = wechat.world
+    world.add_room("safe@chatroom", topic="safe", members=["wxid_carol"])
+    world.add_room("shell@chatroom", topic="shell", members=["wxid_carol"])
+    model.script = calling("run_shell", {"cmd": "id"})
+    gw, _ = await start(
+        wechat,
+        model,
+        tools_server=True,
+        groups={
+            "safe@chatroom": {"requireMention": False, "tools": {"deny": ["run_shell"]}},
+            "shell@chatroom": {"requireMention": False, "tools": ["run_shell"]},
+        },
+    )
+    await say(wechat, gw, "wxid_carol", "run it", room="safe@chatroom")
+    assert "run_shell" not in offered(model.requests[0]) and "add" in offered(model.requests[0])
+    (refusal,) = tool_replies(model.requests[1])
+    assert "not available" in refusal and "ran id" not in refusal
+    # an allow by that name works the same way
+    await say(wechat, gw, "wxid_carol", "run it", room="shell@chatroom")
+    assert offered(model.requests[2]) == {"run_shell"}
+    assert tool_replies(model.requests[3]) == ["ran id"]
+
+
+async def test_a_huge_tool_result_is_cut_with_a_note(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    def calls(name: str, arguments: dict[str, Any]) -> Any:
+        def script(body: dict[str, Any]) -> ModelStep:
+            return (
+                ModelStep(text="ok")
+                if tool_replies(body)
+                else ModelStep(tool_calls=[(name, arguments)])
+            )
+
+        return script
+
+    model.script = calls("long_text", {"chars": MAX_RESULT_CHARS + 150_000})
+    gw, _ = await start(wechat, model, tools_server=True)
+
+    def long_python_text() -> str:
+        """A long text, from Python."""
+        return "B" * (MAX_RESULT_CHARS + 7)
+
+    gw.tools.register("long_python_text", long_python_text)
+    await say(wechat, gw, "wxid_alice", "a long one")
+    model.script = calls("long_python_text", {})
+    await say(wechat, gw, "wxid_alice", "another")
+    (mcp,) = tool_replies(model.requests[1])
+    (python,) = tool_replies(model.requests[3])
+    assert mcp == "A" * MAX_RESULT_CHARS + "\n[cut: 150000 characters more]"
+    assert python == "B" * MAX_RESULT_CHARS + "\n[cut: 7 characters more]"
 
 
 async def test_text_before_a_tool_call_and_the_answer_are_apart(
@@ -436,6 +555,52 @@ async def test_a_server_whose_tools_change_has_its_new_tools_offered(
     await say(wechat, gw, "wxid_alice", "say it")
     assert "say_pineapple" in offered(model.requests[2])
     assert wechat.world.texts(to="wxid_alice")[-1] == "done: say_pineapple"
+
+
+def never_answering(asked: Path, call_timeout_s: float) -> McpServer:
+    """A server whose program starts but never answers (it writes ``asked`` when it got
+    the client's first message)."""
+    config = McpServerConfig(
+        command=sys.executable, args=[TOOL_SERVER, "--never-answer", str(asked)]
+    )
+    return McpServer("silent", config, call_timeout_s=call_timeout_s)
+
+
+async def test_a_server_that_never_answers_its_opening_is_logged_and_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    server = never_answering(tmp_path / "asked", call_timeout_s=0.5)
+    await server.start(60)  # (returns when the first try failed)
+    try:
+        for _ in range(1200):  # (two tries: the first failed, and the next one too)
+            failures = [r.getMessage() for r in caplog.records if "mcp_failed" in r.getMessage()]
+            if len(failures) >= 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await server.aclose()
+    assert len(failures) >= 2, caplog.text
+    assert "MCP server 'silent' could not be used" in failures[0]
+    assert "no answer to initialize within 0.5 s" in failures[0]
+    assert not server.up and server.sessions_opened == 0
+
+
+async def test_stopping_does_not_wait_for_an_opening_that_never_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(mcp_tools, "STOP_WAIT_S", 3600.0)  # (a stop waiting would hang here)
+    asked = tmp_path / "asked"
+    server = never_answering(asked, call_timeout_s=3600)
+    await server.start(0)
+    for _ in range(1200):  # (the program got initialize, and will never answer it)
+        if asked.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert asked.exists()
+    async with asyncio.timeout(60):
+        await server.aclose()
+    assert not server.up and "mcp_failed" not in caplog.text
 
 
 @pytest.fixture

@@ -145,6 +145,24 @@ def test_config_check_accepts_a_working_agent_block(tmp_path: Path) -> None:
     }
 
 
+def test_config_check_names_only_the_type_of_a_secret_of_the_wrong_type(
+    tmp_path: Path,
+) -> None:
+    code, out = check(
+        tmp_path,
+        """{channels: {wechat: {puppet: "simulator", agent: {model: "m",
+             apiKey: 31415926535897932384,
+             mcpServers: {t: {command: "python3", env: {GITHUB_TOKEN: 27182818284590452353}},
+                          u: {url: "https://mcp.example.com/mcp",
+                              headers: {"x-token": 12345678901234567890}}}}}}}""",
+    )
+    assert code != 0
+    for path in ("apiKey", "mcpServers.t.env.GITHUB_TOKEN", "mcpServers.u.headers.x-token"):
+        assert f"channels.wechat.agent.{path}: expected a string, got a number" in out
+    for secret in ("31415926535897932384", "27182818284590452353", "12345678901234567890"):
+        assert secret not in out
+
+
 def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:
     script = (
         "import wechat_sdk.assistants, wechat_sdk.gateway.gateway, sys, json\n"

@@ -281,6 +281,73 @@ def test_wrong_bool_type_names_the_dotted_path() -> None:
     assert str(err) == "channels.wechat.qrCode: expected true or false, got 5"
 
 
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ("{puppetOptions: {token: 8675309867530986753}}", "puppetOptions.token"),
+        (
+            "{accounts: {a: {puppetOptions: {token: 8675309867530986753}}}}",
+            "accounts.a.puppetOptions.token",
+        ),
+        ("{api: {port: 0, token: 8675309867530986753}}", "api.token"),
+        (
+            '{webhooks: [{url: "https://x.example", secret: 8675309867530986753}]}',
+            "webhooks.0.secret",
+        ),
+        ('{agent: {model: "m", apiKey: 8675309867530986753}}', "agent.apiKey"),
+        (
+            '{agent: {provider: "webhook", url: "https://x.example", secret: 8675309867530986753}}',
+            "agent.secret",
+        ),
+        (
+            '{agent: {model: "m", headers: {Authorization: 8675309867530986753}}}',
+            "agent.headers.Authorization",
+        ),
+        (
+            '{agent: {model: "m", headers: {Authorization: {bearer: 86753}}}}',
+            "agent.headers.Authorization",
+        ),
+        ('{store: {kind: "redis", url: 8675309867530986753}}', "store.url"),
+    ],
+)
+def test_a_secret_of_the_wrong_type_is_named_by_its_type_never_its_value(
+    body: str, path: str
+) -> None:
+    err = error_of(body)
+    assert f"channels.wechat.{path}: expected a string, got " in str(err)
+    assert "8675309867530986753" not in str(err) and "86753" not in str(err)
+
+
+def test_a_key_that_is_no_secret_still_shows_its_value() -> None:
+    err = error_of("{agent: {model: 8675309867530986753}}")
+    assert str(err) == "channels.wechat.agent.model: expected a string, got 8675309867530986753"
+
+
+def test_every_key_said_to_be_never_logged_is_kept_out_of_messages() -> None:
+    from wechat_sdk.config.loader import _is_secret
+
+    def walk(model: type[BaseModel], path: list[str]) -> list[list[str]]:
+        found = []
+        for name, field in model.model_fields.items():
+            if "never logged" in (field.description or ""):
+                found.append([*path, name])
+        return found
+
+    from wechat_sdk.config.assistant import AgentConfig, McpServerConfig
+    from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoint
+
+    base = ["channels", "wechat"]
+    said = [
+        *walk(config_models.PuppetOptions, [*base, "puppetOptions"]),
+        *walk(ApiConfig, [*base, "api"]),
+        *walk(WebhookEndpoint, [*base, "webhooks", "0"]),
+        *walk(AgentConfig, [*base, "agent"]),
+        *walk(McpServerConfig, [*base, "agent", "mcpServers", "t"]),
+    ]
+    assert len(said) >= 6
+    assert [p for p in said if not _is_secret(p)] == []
+
+
 def test_wrong_type_inside_an_account_names_the_account_path() -> None:
     err = error_of("{accounts: {work: {textChunkLimit: [1]}}}")
     assert "channels.wechat.accounts.work.textChunkLimit" in str(err)

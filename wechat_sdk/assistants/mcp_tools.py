@@ -6,8 +6,10 @@ lists the server's tools and keeps the session until the gateway stops; a server
 its tools changed (``notifications/tools/list_changed``) has them listed again, and the
 next turn is offered the new list (through the same group allowlists). A session that
 breaks (the program exited, a call found the connection closed, a health ping got no
-answer) is opened again, with a growing pause between attempts. While a server is down
-its tools are not offered to the model.
+answer) is opened again, with a growing pause between attempts; so is one that does not
+answer its opening (``initialize``, then the list of its tools) within the call timeout
+(at most :data:`OPEN_WAIT_MAX_S`). While a server is down its tools are not offered to
+the model.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
 #: how often a quiet session is pinged to learn that its server died
 PING_EVERY_S = 15.0
+#: the longest wait for a server's answer to its opening (``initialize``, the first list
+#: of its tools); less when the call timeout is shorter. Longer is a failure: tried again
+OPEN_WAIT_MAX_S = 30.0
+#: the longest wait for a ping's answer, or for the list of tools that changed
+ANSWER_WAIT_MAX_S = 10.0
+#: the longest wait for a running session to close when the gateway stops
+STOP_WAIT_S = 10.0
 
 
 class McpToolFailed(RuntimeError):
@@ -68,6 +77,9 @@ class McpServer:
         self.tools: tuple[McpTool, ...] = ()
         #: sessions opened so far (1 after the first start; more after restarts)
         self.sessions_opened = 0
+        #: (account, rule entry) already warned of for naming this server's tool along with
+        #: another server's (offered_tools: one warning, not one a turn)
+        self.ambiguous_entries_warned: set[tuple[str, str]] = set()
         self._session: ClientSession | None = None
         self._broken = asyncio.Event()
         #: set when the server says its tools changed: the watcher lists them again
@@ -104,15 +116,14 @@ class McpServer:
         task, self._task = self._task, None
         if task is None:
             return
-        try:
-            async with asyncio.timeout(10):
-                await asyncio.shield(task)
-        except TimeoutError:
+        if not self.up:
+            # opening (a server that may never answer) or pausing: nothing to finish
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        except Exception:  # the supervisor logged it
-            pass
+        # (asyncio.wait: the task's end, cancelled or not, is never raised here)
+        done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
 
     async def call(self, name: str, arguments: dict[str, Any]) -> str:
         """Call a tool; its result as text for the model. Raises :class:`McpToolFailed`."""
@@ -202,9 +213,7 @@ class McpServer:
             self._transport() as (read, write),
             ClientSession(read, write, message_handler=self._on_message) as session,
         ):
-            await session.initialize()
-            self._tools_changed.clear()  # (listed now)
-            self.tools = tuple(await _list_tools(self.key, session))
+            await self._open(session)
             self._session = session
             self._up.set()
             self.sessions_opened += 1
@@ -217,6 +226,20 @@ class McpServer:
                 extra={"account": "-"},
             )
             await self._watch(session)
+
+    async def _open(self, session: ClientSession) -> None:
+        """Initialize the session and list the tools; a server that does not answer in
+        time fails this attempt (TimeoutError), as one that cannot start."""
+        limit = min(self.call_timeout_s, OPEN_WAIT_MAX_S)
+        step = "initialize"
+        try:
+            async with asyncio.timeout(limit):
+                await session.initialize()
+                step = "tools/list"
+                self._tools_changed.clear()  # (listed now)
+                self.tools = tuple(await _list_tools(self.key, session))
+        except TimeoutError:
+            raise TimeoutError(f"no answer to {step} within {limit:g} s") from None
 
     async def _on_message(self, message: Any) -> None:
         """What the server sends on its own: a change of its tools is noted (listed again
@@ -255,7 +278,7 @@ class McpServer:
                 continue  # (the ping keeps its time: changes never put it off)
             ping_at = loop.time() + self.ping_every_s
             try:
-                async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
+                async with asyncio.timeout(min(self.call_timeout_s, ANSWER_WAIT_MAX_S)):
                     await session.send_ping()
             except Exception:
                 self._mark_broken("no answer to a ping")
@@ -266,7 +289,7 @@ class McpServer:
         from mcp.shared.exceptions import McpError
 
         try:
-            async with asyncio.timeout(min(self.call_timeout_s, 10.0)):
+            async with asyncio.timeout(min(self.call_timeout_s, ANSWER_WAIT_MAX_S)):
                 tools = tuple(await _list_tools(self.key, session))
         except McpError as exc:
             log.warning(

@@ -2,10 +2,14 @@
 
 Two sources: the Python tools of the gateway's ``ToolRegistry`` (the turn carries the
 ones the conversation allows: ``turn.tools``) and the tools of the configured MCP
-servers, filtered here by the same rule: a group's ``tools`` entry names a tool, or an
-MCP server's key meaning all its tools; DMs get every tool unless ``agent.dmTools``
-narrows them. A call to a tool that was not offered is refused and never run: the
-model is told, and the log says ``tool_not_allowed``.
+servers, filtered here by the same rule: a group's ``tools`` entry names a tool (an MCP
+tool by its own name on any server, by the name the model sees, or as ``server__tool``
+for that server's tool only), or an MCP server's key meaning all its tools; DMs get
+every tool unless ``agent.dmTools`` narrows them. A call to a tool that was not offered
+is refused and never run: the model is told, and the log says ``tool_not_allowed``.
+
+A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
+cut): it goes into every later request of the turn.
 """
 
 from __future__ import annotations
@@ -23,9 +27,13 @@ from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.inbound.groups import resolve_group, tool_permitted
 from wechat_sdk.logtext import shown
 
-__all__ = ["OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
+__all__ = ["MAX_RESULT_CHARS", "OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
 
 log = logging.getLogger("wechat_sdk.assistant")
+
+#: the longest tool result given to the model; a longer one is cut, with a note (as the
+#: longest text of a message, ``MAX_TEXT_CHARS`` of iLink: it rides in every later request)
+MAX_RESULT_CHARS = 100_000
 
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
@@ -89,7 +97,7 @@ class TurnTools:
                 ran=False,
             )
         try:
-            return ToolCallOutcome(await tool.run(arguments), ran=True)
+            return ToolCallOutcome(_capped(await tool.run(arguments)), ran=True)
         except BadToolArguments as exc:
             return ToolCallOutcome(f"error: bad arguments for {name!r}: {exc}", ran=False)
         except ToolNotAllowed:  # (AllowedTools logged it with its reason)
@@ -103,7 +111,7 @@ class TurnTools:
                 shown(exc, 300),
                 extra={"account": self.account_id},
             )
-            return ToolCallOutcome(f"error: {exc}", ran=True)
+            return ToolCallOutcome(_capped(f"error: {exc}"), ran=True)
         except Exception as exc:  # a Python tool's own error: the model may recover
             log.warning(
                 "tool '%s' raised %s: %s reason=tool_failed",
@@ -112,7 +120,7 @@ class TurnTools:
                 shown(exc, 300),
                 extra={"account": self.account_id},
             )
-            return ToolCallOutcome(f"error: {type(exc).__name__}: {exc}", ran=True)
+            return ToolCallOutcome(_capped(f"error: {type(exc).__name__}: {exc}"), ran=True)
 
 
 def tools_for_turn(
@@ -136,14 +144,70 @@ def tools_for_turn(
             continue
         offered.append(_python_tool(turn, name, turn.tools[name]))
         taken.add(name)
+    permitted: list[tuple[McpServer, McpTool]] = []
     for server in servers:
         for tool in server.tools:
-            if not tool_permitted(rule, (tool.name, tool.server)):
+            if not tool_permitted(rule, _rule_names(tool)):
                 continue
             name = _model_name(tool, taken)
             taken.add(name)
             offered.append(_mcp_tool(server, tool, name))
+            permitted.append((server, tool))
+    if rule is not None:
+        _warn_ambiguous(rule, permitted, turn.account_id, where)
     return TurnTools(offered, account_id=turn.account_id, where=where)
+
+
+def _rule_names(tool: McpTool) -> tuple[str, ...]:
+    """The names an allow or deny entry may give an MCP tool: its own name (any server's
+    tool of that name), the name the model sees (alone, or prefixed when another tool has
+    it), ``server__tool`` (that server's tool only), and its server's key (all its tools).
+
+    >>> _rule_names(McpTool("docs", "run.shell", "", {}))
+    ('run.shell', 'run_shell', 'docs__run.shell', 'docs__run_shell', 'docs')
+    """
+    own = _bare_names(tool)
+    prefixed = f"{tool.server}__{tool.name}"
+    names = (*own, prefixed, _NAME.sub("_", prefixed)[:64], tool.server)
+    return tuple(dict.fromkeys(names))  # (in order, each once)
+
+
+def _bare_names(tool: McpTool) -> tuple[str, ...]:
+    """A tool's names that any server's tool may share: its own, and as the model sees it."""
+    return tuple(dict.fromkeys((tool.name, _NAME.sub("_", tool.name)[:64] or "tool")))
+
+
+def _warn_ambiguous(
+    rule: frozenset[str],
+    permitted: list[tuple[McpServer, McpTool]],
+    account_id: str,
+    where: str,
+) -> None:
+    """Warn (once while these servers run) of an allow entry naming a tool that several MCP
+    servers have: each server's tool is offered, which may not be what the entry meant."""
+    if tool_permitted(rule, ()):
+        return  # a deny-only rule: its entries allow nothing
+    servers_of: dict[str, dict[str, McpServer]] = {}
+    for server, tool in permitted:
+        for name in _bare_names(tool):
+            if name in rule:
+                servers_of.setdefault(name, {})[server.key] = server
+    for entry, servers in sorted(servers_of.items()):
+        key = (account_id, entry)
+        if len(servers) < 2 or all(key in s.ambiguous_entries_warned for s in servers.values()):
+            continue
+        for server in servers.values():
+            server.ambiguous_entries_warned.add(key)
+        keys = sorted(servers)
+        log.warning(
+            "tool rule entry '%s' (%s) allows the tools of that name of several MCP servers "
+            "(%s): write %s to allow one of them reason=tool_rule_ambiguous",
+            shown(entry),
+            shown(where),
+            ", ".join(shown(k) for k in keys),
+            shown(f"{keys[0]}__{entry}"),
+            extra={"account": account_id},
+        )
 
 
 def _python_tool(turn: AgentTurn, name: str, func: Callable[..., Any]) -> OfferedTool:
@@ -179,6 +243,14 @@ def _model_name(tool: McpTool, taken: set[str]) -> str:
     if name in taken:
         name = _NAME.sub("_", f"{tool.server}__{tool.name}")[:64]
     return name
+
+
+def _capped(text: str) -> str:
+    """``text``, cut at MAX_RESULT_CHARS with a note saying how much more there was."""
+    if len(text) <= MAX_RESULT_CHARS:
+        return text
+    more = len(text) - MAX_RESULT_CHARS
+    return text[:MAX_RESULT_CHARS] + f"\n[cut: {more} characters more]"
 
 
 def _as_text(value: Any) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from wechat_sdk.config.accounts import AccountSet, resolve_accounts
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
@@ -337,9 +337,52 @@ def _known_keys(loc: list[str]) -> list[str]:
     return names
 
 
+#: maps whose every value is a secret (an Authorization header, a token in a program's
+#: environment): ``agent.headers``, ``mcpServers.<key>.headers`` and ``.env``
+_SECRET_MAPS = frozenset({"headers", "env"})
+
+
+def _is_secret(loc: list[str]) -> bool:
+    """Whether the value at ``loc`` (a dotted path, split) is a secret a message must not
+    repeat: a key declared so (a ``SecretStr``, or ``repr=False`` as ``api.token``), or
+    anything in a ``headers`` or ``env`` map.
+
+    >>> _is_secret(["channels", "wechat", "agent", "mcpServers", "t", "env", "TOKEN"])
+    True
+    """
+    model: Any = Config
+    field: Any = None
+    for part in loc:
+        if isinstance(model, _DictOf):  # (a map's key: an account's id, say)
+            model, field = _model_of(model.value), None
+            continue
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return False
+        if part not in fields:
+            if part.isdigit():  # an item of a list of models (webhooks.0)
+                continue
+            return False
+        if part in _SECRET_MAPS:
+            return True
+        field = fields[part]
+        model = _model_of(field.annotation)
+    return field is not None and (not field.repr or _holds(field.annotation, SecretStr))
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    """Whether a type annotation is ``kind`` or has it as a member (``SecretStr | None``)."""
+    from typing import get_args
+
+    return annotation is kind or any(_holds(arg, kind) for arg in get_args(annotation))
+
+
 def _message(err: Any, loc: list[str], data: Any) -> str:
     kind = err["type"]
     given = err.get("input")
+    # a secret of the wrong type is still a secret: the message names its type only
+    secret = _is_secret(loc)
+    show = _type_name if secret else _show
     if kind == "extra_forbidden":
         known = _known_keys(loc)
         close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if known else []
@@ -351,30 +394,30 @@ def _message(err: Any, loc: list[str], data: Any) -> str:
         options = "|".join(choices) or expected
         close = (
             difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
-            if isinstance(given, str)
+            if isinstance(given, str) and not secret
             else []
         )
         hint = f' (did you mean "{close[0]}"?)' if close else ""
-        return f"expected one of {options}, got {_show(given)}{hint}"
+        return f"expected one of {options}, got {show(given)}{hint}"
     if kind == "missing":
         return "required key is missing"
     if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, got {_show(given)}"
+        return f"expected a whole number, got {show(given)}"
     if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {_show(given)}"
+        return f"expected a number, got {show(given)}"
     if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {_show(given)}"
+        return f"expected true or false, got {show(given)}"
     if kind == "string_type":
-        return f"expected a string, got {_show(given)}"
+        return f"expected a string, got {show(given)}"
     if kind == "list_type":
-        return f"expected a list [...], got {_show(given)}"
+        return f"expected a list [...], got {show(given)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected an object {{...}}, got {_show(given)}"
+        return f"expected an object {{...}}, got {show(given)}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"{err['msg'].lower()}, got {_show(given)}"
+        return f"{err['msg'].lower()}, got {show(given)}"
     if kind == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
-    return f"{err['msg']}, got {_show(given)}"
+    return f"{err['msg']}, got {show(given)}"
 
 
 def _show(value: Any) -> str:
@@ -399,6 +442,7 @@ def _type_name(value: Any) -> str:
         float: "a number",
         bool: "true/false",
         type(None): "null",
+        dict: "an object",
     }.get(type(value), type(value).__name__)
 
 

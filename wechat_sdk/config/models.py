@@ -61,7 +61,9 @@ class PuppetOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     endpoint: str | None = Field(None, description='Puppet Service address "host:port"')
-    token: str | None = Field(None, description="Puppet Service token (a secret: never logged)")
+    token: str | None = Field(
+        None, description="Puppet Service token (a secret: never logged)", repr=False
+    )
     tls: bool | TlsOptions | None = Field(
         None,
         description="a service: TLS unless false; {caFile, serverName} to trust a CA "
