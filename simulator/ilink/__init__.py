@@ -42,7 +42,7 @@ The API (names kept stable for the iLink adapter and the gateway):
   session expires: every call with its token answers ``errcode -14``), ``rate_limit``
   (``sendmessage`` answers ``ret -2``), ``duplicate_next`` (the next user message is
   delivered twice, 3 s apart), ``slow_poll`` (``getupdates`` answered only after
-  ``seconds``, default 40), ``slow_send``, ``send_fail`` (HTTP 500),
+  ``seconds``, default 40), ``slow_send``, ``send_fail`` (HTTP 503),
   ``send_lost_reply`` (recorded, connection cut before the answer), ``disconnect`` (open
   polls cut), ``heartbeat_silence`` (polls answer nothing for ``seconds``, default 60).
 - ``wechat-sdk simulator serve --port N``: the same on the real clock, standalone, with a

@@ -15,15 +15,22 @@ Answers as the real server gives them: HTTP 200 with ``ret`` 0, or ``ret``/``err
 and ``errmsg``: ``-14`` "session timeout" for a token that is not (or no longer) valid,
 ``-2`` "rate limited", ``-1`` for a request the server refuses (the ``errmsg`` says why:
 a closed reply window starts with "reply window closed"). A body that is not JSON is an
-HTTP 400 with the same JSON shape; an unknown path is a 404.
+HTTP 400 with the same JSON shape; an unknown path is a 404. An error of the simulator
+itself while it answers an API call is an HTTP 500 with the same JSON shape (``ret`` -1,
+the error in ``errmsg``) and a log line with its traceback, never an HTML page.
+
+Every answer carries a ``Date`` header read from the world's clock (virtual in tests), as
+a real server's is read from its own: a client reads message times by it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -62,8 +69,11 @@ QR_HOLD_S = 25.0
 CLIENT_IDS_KEPT = 10_000
 #: the largest CDN upload taken (bytes)
 MAX_UPLOAD_BYTES = 110 * 1024 * 1024
+#: where the bot API's routes are (``/ilink/bot/...`` and ``/a/<account>/ilink/bot/...``)
+API_PATH = "/ilink/bot/"
 
 Json = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _answer(body: Json, status: int = 200) -> web.Response:
@@ -100,7 +110,9 @@ class ILinkServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.closing = False
-        self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES)
+        self.app = web.Application(
+            client_max_size=MAX_UPLOAD_BYTES, middlewares=[self._dated, self._caught]
+        )
         self._runner: web.AppRunner | None = None
         self._sock: socket.socket | None = None
         self._starting: asyncio.Task[None] | None = None  # start() run by start_soon()
@@ -207,13 +219,37 @@ class ILinkServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -------------------------------------------------------- every answer
+
+    @web.middleware
+    async def _dated(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The ``Date`` header from the world's clock (aiohttp would write the real time,
+        which a world on a virtual clock is not at)."""
+        response = await handler(request)
+        response.headers["Date"] = email.utils.formatdate(self.world.time.now(), usegmt=True)
+        return response
+
+    @web.middleware
+    async def _caught(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """An API call the simulator fails to answer (a bug, or a request shaped in a way
+        no check foresaw) gets iLink's JSON saying so, for a client in any language."""
+        try:
+            return await handler(request)
+        except web.HTTPException:  # (a 404, a 405: aiohttp's own answers)
+            raise
+        except Exception as exc:
+            if API_PATH not in request.path:
+                raise
+            log.exception("iLink %s failed: %s", request.path, exc)
+            return _error(REFUSED, f"the simulator failed: {type(exc).__name__}: {exc}", 500)
+
     # -------------------------------------------------------- request checks
 
     async def _json(self, request: web.Request) -> Json:
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested deeper than Python's parser goes)
             raise _Refused(_error(REFUSED, "the body is not JSON", 400)) from None
         if not isinstance(body, dict):
             raise _Refused(_error(REFUSED, "the body must be a JSON object", 400))
@@ -352,8 +388,8 @@ class ILinkServer:
         if sim.faults:
             if world._take_fault(sim, "slow_send"):
                 await world.time.sleep(sim.slow_send_s)
-            if world._take_fault(sim, "send_fail"):
-                return _error(REFUSED, "internal error", 500)
+            if world._take_fault(sim, "send_fail"):  # unavailable: nothing taken
+                return _error(REFUSED, "service unavailable", 503)
             if world._take_fault(sim, "rate_limit"):
                 return _error(RATE_LIMITED, "rate limited")
             if world._take_fault(sim, "send_fail_permanent"):

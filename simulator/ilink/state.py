@@ -205,7 +205,7 @@ class ILinkBot:
         try:
             data = json.loads(base64.b64decode(buf, validate=True))
             seq = data["seq"] if data.get("bot") == self.sim.wxid else None
-        except (ValueError, binascii.Error, TypeError, KeyError, AttributeError):
+        except (ValueError, binascii.Error, TypeError, KeyError, AttributeError, RecursionError):
             seq = None
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < self.next_seq:
             log.warning("%s: ignoring a get_updates_buf this server did not give", self.account_id)

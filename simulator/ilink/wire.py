@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from simulator.ilink.cdn import aes_key_from_wire, decrypt
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import MessageKind
 
 if TYPE_CHECKING:
@@ -183,17 +184,21 @@ def _read_item(bot: ILinkBot, item: object) -> OutItem:
     if not isinstance(item, dict):
         raise WireError("each item of msg.item_list must be an object")
     kind = item.get("type")
+    if not isinstance(kind, int) or isinstance(kind, bool):
+        raise WireError(
+            f"unknown item type: a {type(kind).__name__}, not a number "
+            "(1 text, 2 image, 3 voice, 4 file, 5 video)"
+        )
     if kind == ITEM_TEXT:
-        text = (item.get("text_item") or {}).get("text")
+        text_item = item.get("text_item")
+        text = text_item.get("text") if isinstance(text_item, dict) else None
         if not isinstance(text, str) or not text:
-            raise WireError("a text item needs text_item.text")
+            raise WireError("a text item needs text_item.text (text_item an object)")
         if len(text) > MAX_TEXT_CHARS:
             raise WireError(f"text_item.text is {len(text)} characters, over {MAX_TEXT_CHARS}")
         return OutItem(text=text)
     if kind not in _MEDIA_ITEMS:
-        raise WireError(f"unknown item type {kind!r}")
-    if not isinstance(kind, int):
-        raise WireError(f"unknown item type {kind!r}")
+        raise WireError(f"unknown item type {shown(kind)}")
     field_name, word = _MEDIA_ITEMS[kind]
     body = item.get(field_name)
     if not isinstance(body, dict):

@@ -1,11 +1,13 @@
-"""A scripted iLink server (aiohttp) for the adapter's wire tests: ``getupdates`` answers
-what the test queued (any bytes, any status), everything else answers as the real server
-does, and every request is recorded."""
+"""A scripted iLink server (aiohttp) for the adapter's wire tests: ``getupdates`` and
+``sendmessage`` answer what the test queued (any bytes, any status), everything else
+answers as the real server does, and every request is recorded."""
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,12 @@ class Script:
     next_id: int = 900
     #: a ``Set-Cookie`` header every answer carries (None: none)
     set_cookie: str | None = None
+    #: ``sendmessage`` answers queued by the test (status, body), before the normal one
+    send_answers: asyncio.Queue[tuple[int, bytes]] = field(default_factory=asyncio.Queue)
+    #: seconds the server's clock is ahead of ours (its ``Date`` header says so)
+    clock_ahead_s: float = 0.0
+    #: the ``upload_full_url`` that ``getuploadurl`` gives (None: only ``upload_param``)
+    upload_full_url: str | None = None
 
     def batch(self, *msgs: dict[str, Any], cursor: str = "") -> None:
         """Queue a ``getupdates`` answer with these messages."""
@@ -74,12 +82,25 @@ async def scripted() -> AsyncIterator[Script]:
 
     async def sendmessage(request: web.Request) -> web.Response:
         await record(request)
+        if not script.send_answers.empty():
+            status, body = script.send_answers.get_nowait()
+            return web.Response(status=status, body=body)
         script.next_id += 1
         return web.json_response({"ret": 0, "message_id": script.next_id})
 
     async def ok(request: web.Request) -> web.Response:
         await record(request)
         return web.json_response({"ret": 0, "typing_ticket": "ticket"})
+
+    async def getuploadurl(request: web.Request) -> web.Response:
+        await record(request)
+        answer = {"ret": 0, "upload_param": "up-1", "upload_full_url": script.upload_full_url}
+        return web.json_response(answer)
+
+    async def upload(request: web.Request) -> web.Response:
+        await request.read()
+        script.requests.append(Request(request.path_qs, dict(request.headers), None))
+        return web.Response(headers={"x-encrypted-param": "down-1"})
 
     async def download(request: web.Request) -> web.Response:
         script.requests.append(Request(request.path_qs, dict(request.headers), None))
@@ -89,17 +110,21 @@ async def scripted() -> AsyncIterator[Script]:
         return web.Response(body=data, content_type="application/octet-stream")
 
     @web.middleware
-    async def cookie(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
         response: web.StreamResponse = await handler(request)
         if script.set_cookie is not None:
             response.headers["Set-Cookie"] = script.set_cookie
+        server_now = time.time() + script.clock_ahead_s
+        response.headers["Date"] = email.utils.formatdate(server_now, usegmt=True)
         return response
 
-    app = web.Application(middlewares=[cookie])
+    app = web.Application(middlewares=[headers])
     app.router.add_post("/ilink/bot/getupdates", getupdates)
     app.router.add_post("/ilink/bot/sendmessage", sendmessage)
     for name in ("msg/notifystart", "msg/notifystop", "getconfig", "sendtyping"):
         app.router.add_post(f"/ilink/bot/{name}", ok)
+    app.router.add_post("/ilink/bot/getuploadurl", getuploadurl)
+    app.router.add_post("/c2c/upload", upload)
     app.router.add_get("/c2c/download", download)
     runner = web.AppRunner(app)
     await runner.setup()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import hashlib
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -568,7 +570,7 @@ async def test_send_faults_answer_as_a_broken_server_would(
     client = await logged_in(world, server, http)
     msg = await first_message(world, client)
     world.fault("send_fail", "bot")
-    with pytest.raises(AssertionError):  # HTTP 500
+    with pytest.raises(AssertionError):  # HTTP 503: nothing was taken
         await client.send_text(ALICE, "lost", msg["context_token"])
     world.fault("send_lost_reply", "bot")
     with pytest.raises((aiohttp.ClientError, AssertionError)):
@@ -615,7 +617,82 @@ async def test_bad_requests_are_answered_with_what_to_change(
     assert client.token not in json.dumps(world.events_log)
 
 
+async def test_malformed_items_are_answered_with_what_is_wrong(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    for item, said in [
+        ({"type": 1, "text_item": "oops"}, "text_item"),
+        ({"type": 1, "text_item": [1]}, "text_item"),
+        ({"type": [1]}, "unknown item type"),
+        ({"type": 2, "image_item": "x"}, "image_item"),
+    ]:
+        body = {
+            "to_user_id": ALICE,
+            "client_id": f"c-{os.urandom(4).hex()}",
+            "message_type": 2,
+            "context_token": msg["context_token"],
+            "item_list": [item],
+        }
+        answer = await client.post("sendmessage", {"msg": body})
+        assert answer["ret"] == -1 and said in answer["errmsg"], (item, answer)
+    assert world.texts() == []
+
+
+async def test_json_nested_too_deep_is_refused_as_any_bad_request(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    deep = base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    assert (await client.poll(deep))["ret"] == 0  # a cursor it never gave: ignored
+    async with http.post(
+        f"{server.base_url}ilink/bot/getupdates",
+        data="[" * 100_000 + "]" * 100_000,
+        headers=client.headers(),
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errmsg"] == "the body is not JSON"
+
+
+async def test_an_unexpected_error_is_answered_as_ilinks_json_and_logged(
+    world: SimulatedWeChat,
+    server: ILinkServer,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from simulator.ilink import server as ilink_server
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("a bug in the simulator")
+
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    monkeypatch.setattr(ilink_server, "read_outbound", broken)
+    with caplog.at_level(logging.ERROR, logger="simulator.ilink"):
+        async with http.post(
+            f"{server.base_url}ilink/bot/sendmessage",
+            data=json.dumps({"msg": {"to_user_id": ALICE, "context_token": msg["context_token"]}}),
+            headers=client.headers(),
+        ) as resp:
+            assert resp.status == 500
+            answer = await resp.json()
+    assert answer["ret"] == -1 and "a bug in the simulator" in answer["errmsg"]
+    assert any("sendmessage" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
 # ------------------------------------------------------------------ the virtual clock
+
+
+async def test_answers_are_dated_by_the_worlds_clock(http: aiohttp.ClientSession) -> None:
+    world = SimulatedWeChat(seed=5)  # its own virtual clock, years before today
+    world.add_account("bot", transport="ilink")
+    async with await world.ilink_server() as server:
+        await world.advance(3600)
+        async with http.post(f"{server.base_url}ilink/bot/get_bot_qrcode", json={}) as resp:
+            dated = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+    assert abs(dated - world.clock.now()) < 1  # the header's resolution
 
 
 async def test_long_polls_live_in_the_worlds_virtual_time(http: aiohttp.ClientSession) -> None:

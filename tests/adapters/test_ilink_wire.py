@@ -1,13 +1,16 @@
 """The iLink adapter on the wire, against a scripted server: Tencent's headers and
 ``base_info``, and bad input (an HTML answer, garbage JSON, a missing context_token, an
 unknown item type, a 10 MB text, a duplicate, a file that does not decrypt or is over the
-cap, a quote): one clear log line and an error event each, and the account goes on."""
+cap, a quote, hostile numbers, a server clock off ours, an HTTP error to a send): one clear
+log line and an error event each, and the account goes on."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,11 +22,19 @@ from puppet_contract import EventLog
 
 from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink import puppet as ilink_puppet
+from wechat_sdk.adapters.ilink.api import ILinkApi
 from wechat_sdk.adapters.ilink.cdn import CdnFailed
 from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
 from wechat_sdk.clock import RealClock
-from wechat_sdk.puppet import ErrorEvent, FileTooLarge, MessageKind, ReadyEvent
+from wechat_sdk.puppet import (
+    ErrorEvent,
+    FileTooLarge,
+    MessageKind,
+    OutboundFile,
+    ReadyEvent,
+    SendError,
+)
 
 BOT = "0123456789ab@im.bot"
 ALICE = "alice@im.wechat"
@@ -38,6 +49,7 @@ def msg(mid: int, *items: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "to_user_id": BOT,
         "message_type": 1,
         "context_token": f"ctx-{mid}",
+        "create_time_ms": int(time.time() * 1000),
         "item_list": list(items),
         **fields,
     }
@@ -156,8 +168,9 @@ async def test_the_cursor_of_a_batch_is_sent_with_the_next_poll(run: Run) -> Non
         (b"<html>maintenance</html>", 200, "not JSON"),
         (b'{"ret": 0, "msgs": [', 200, "not JSON"),
         (b"[1, 2, 3]", 200, "not a JSON object"),
+        (b"[" * 200_000 + b"]" * 200_000, 200, "not JSON"),
     ],
-    ids=["html-502", "html-200", "cut-json", "json-array"],
+    ids=["html-502", "html-200", "cut-json", "json-array", "json-nested-too-deep"],
 )
 async def test_a_bad_answer_is_one_log_line_and_polling_goes_on(
     run: Run, caplog: pytest.LogCaptureFixture, answer: bytes, status: int, said: str
@@ -195,6 +208,126 @@ async def test_a_message_that_cannot_be_read_is_skipped_and_the_batch_goes_on(ru
     await run.until("the good one", lambda: "2" in run.log.message_ids())
     (error,) = run.errors()
     assert "cannot be read" in error and "item_list" in error
+
+
+HUGE = 10**400  # a JSON number no float holds
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"create_time_ms": HUGE},
+        {"item_list": [{"type": 3, "voice_item": {"text": "x", "playtime": HUGE}}]},
+        {"item_list": [{"type": 5, "video_item": {"play_length": HUGE}}]},
+    ],
+    ids=["create_time_ms", "voice-playtime", "video-play_length"],
+)
+async def test_a_number_out_of_range_skips_its_message_and_the_batch_goes_on(
+    run: Run, hostile: dict[str, Any]
+) -> None:
+    run.script.batch({**msg(1, text("hostile")), **hostile}, msg(2, text("fine")), cursor="c1")
+    run.script.batch(msg(3, text("later")), cursor="c2")
+    await run.until("the good ones", lambda: {"2", "3"} <= set(run.log.message_ids()))
+    assert "1" not in run.log.message_ids()
+    (error,) = run.errors()
+    assert "cannot be read" in error and "reason=bad_message" in error
+
+
+async def test_a_message_that_fails_to_be_read_for_any_reason_skips_only_itself(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ilink_puppet.read_message
+
+    def failing_on_the_first(*args: Any, **kwargs: Any) -> Any:
+        read = real(*args, **kwargs)
+        if read.message.id == "1":
+            raise ArithmeticError("a reader's bug")
+        return read
+
+    monkeypatch.setattr(ilink_puppet, "read_message", failing_on_the_first)
+    run.script.batch(msg(1, text("unlucky")), msg(2, text("fine")), cursor="c1")
+    await run.until("the good one", lambda: "2" in run.log.message_ids())
+    assert "1" not in run.log.message_ids()
+    (error,) = run.errors()
+    assert "cannot be read" in error and "a reader's bug" in error
+
+
+@pytest.mark.parametrize(
+    ("hint_ms", "poll_s"),
+    [(HUGE, 120.0), (10**12, 120.0), (1, 5.0)],
+    ids=["overflowing", "years", "a-millisecond"],
+)
+async def test_the_servers_long_poll_hint_is_kept_within_sane_bounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hint_ms: int, poll_s: float
+) -> None:
+    polls: list[tuple[str, float]] = []  # (the cursor sent, the poll's timeout)
+    real = ILinkApi.get_updates
+
+    async def get_updates(api: ILinkApi, cursor: str, timeout_s: float) -> Any:
+        polls.append((cursor, timeout_s))
+        return await real(api, cursor, timeout_s)
+
+    monkeypatch.setattr(ILinkApi, "get_updates", get_updates)
+    async with scripted() as script, running(tmp_path, monkeypatch, script) as run:
+        hinted = {"ret": 0, "msgs": [], "get_updates_buf": "c0", "longpolling_timeout_ms": hint_ms}
+        script.raw(json.dumps(hinted).encode())
+        script.batch(msg(2, text("after the hint")), cursor="c2")
+        await run.until("the next message", lambda: "2" in run.log.message_ids())
+    after_hint = next(timeout_s for cursor, timeout_s in polls if cursor == "c0")
+    assert after_hint == poll_s + 5  # the server's hold, and 5 s for the answer to come
+
+
+async def test_a_message_without_its_time_is_stamped_when_it_arrived_with_a_note(
+    run: Run,
+) -> None:
+    run.script.batch(msg(1, text("when?"), create_time_ms=None), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    message = await run.puppet.message("1")
+    assert abs(message.timestamp - time.time()) < 5
+    (error,) = run.errors()
+    assert "no create_time_ms" in error and "reason=odd_message" in error
+
+
+@pytest.mark.parametrize(
+    "ahead_s", [-120.0, -7200.0, 7200.0], ids=["2-min-behind", "2-h-behind", "2-h-ahead"]
+)
+async def test_a_message_time_on_a_server_clock_off_ours_is_read_on_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ahead_s: float
+) -> None:
+    # the server's clock, as its Date header shows it, stamps the message: on ours, it
+    # was said just now (else the gateway drops it as replayed, or too old)
+    async with scripted() as script, running(tmp_path, monkeypatch, script) as run:
+        script.clock_ahead_s = ahead_s
+        said_ms = int((time.time() + ahead_s) * 1000)
+        script.batch(msg(1, text("now"), create_time_ms=said_ms), cursor="c1")
+        await run.until("the message", lambda: "1" in run.log.message_ids())
+        message = await run.puppet.message("1")
+        window = run.puppet.reply_window(ALICE)
+    assert abs(message.timestamp - time.time()) < 5
+    assert window is not None and window.closes_at == message.timestamp + 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (504, "outcome_unknown", False),  # a proxy gave up; the server may have taken it
+        (502, "outcome_unknown", False),
+        (500, "outcome_unknown", False),
+        (503, "send_failed", True),  # unavailable: nothing was taken
+        (400, "send_failed", True),
+    ],
+    ids=["504", "502", "500", "503", "400"],
+)
+async def test_an_http_error_to_a_send_is_never_sent_twice_when_it_may_have_gone_out(
+    run: Run, status: int, code: str, transient: bool
+) -> None:
+    run.script.batch(msg(1, text("hi")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    run.script.send_answers.put_nowait((status, b"<html>Gateway Time-out</html>"))
+    with pytest.raises(SendError) as failed:
+        await run.puppet.send_text(ALICE, "the answer")
+    assert (failed.value.code, failed.value.transient) == (code, transient)
+    assert len(run.script.asked("sendmessage")) == 1
 
 
 async def test_a_ten_megabyte_text_arrives_cut_with_a_note(run: Run) -> None:
@@ -286,3 +419,16 @@ async def test_a_full_url_on_another_host_is_never_fetched(run: Run) -> None:
     assert b"".join([c async for c in run.puppet.download("1", 1000)]) == data
     (fetched,) = [r.path for r in run.script.requests if "download" in r.path]
     assert fetched.startswith("/c2c/download?encrypted_query_param=q1")
+
+
+async def test_an_upload_url_on_another_host_is_never_used(run: Run) -> None:
+    run.script.upload_full_url = "http://127.0.0.1:1/upload?elsewhere=1"
+    run.script.batch(msg(1, text("send me the notes")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    await run.puppet.send_file(ALICE, OutboundFile("notes.txt", data=b"notes" * 200))
+    (uploaded,) = [r.path for r in run.script.requests if r.path.startswith("/c2c/upload")]
+    assert "encrypted_query_param=up-1" in uploaded
+    (sent,) = run.script.asked("sendmessage")
+    assert sent.body["msg"]["item_list"][0]["file_item"]["media"]["encrypt_query_param"] == (
+        "down-1"
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
 from wechat_sdk.adapters.ilink.service import ilink_options
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
 from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, SqliteILinkState
@@ -122,6 +123,64 @@ def test_a_quote_names_the_quoted_message_and_its_cut_text() -> None:
 def test_a_message_of_the_wrong_shape_is_refused_with_where() -> None:
     with pytest.raises(ValueError, match="item_list"):
         parse_message({"message_id": 1, "item_list": "not a list"})
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"create_time_ms": 10**400},
+        {"create_time_ms": -1},
+        {"item_list": [{"type": 3, "voice_item": {"playtime": 10**400}}]},
+        {"item_list": [{"type": 5, "video_item": {"play_length": 10**400}}]},
+        {"item_list": [{"type": 10**400}]},
+    ],
+    ids=["create_time_ms", "negative-time", "playtime", "play_length", "item-type"],
+)
+def test_a_number_out_of_a_sane_range_makes_the_message_unreadable(
+    hostile: dict[str, object],
+) -> None:
+    with pytest.raises(ValueError, match="Input should be"):
+        read(wire({"type": 1, "text_item": {"text": "hi"}}, **hostile))
+
+
+def test_a_file_length_that_is_no_plain_number_is_an_unknown_size() -> None:
+    for length in ("²", "9" * 5000):
+        item = {"media": {"encrypt_query_param": "q"}, "file_name": "a.txt", "len": length}
+        got = read(wire({"type": 4, "file_item": item}))
+        assert got.message.file is not None and got.message.file.size == 0
+
+
+def test_a_message_without_its_time_is_noted() -> None:
+    got = read(wire({"type": 1, "text_item": {"text": "when?"}}, create_time_ms=None))
+    assert "no create_time_ms" in got.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("said", "offset", "at"),
+    [
+        (990.0, None, 990.0),  # no Date header: its own time, near ours
+        (100.0, None, 1000.0),  # no Date header, far from ours: its arrival
+        (880.0, 120.0, 1000.0),  # the server's clock 2 min behind ours
+        (990.0, 1.0, 990.0),  # an offset under the Date header's resolution: none
+        (9000.0, 0.0, 1000.0),  # in the future: its arrival
+        (990.0, 20.0, 1000.0),  # on our clock, after it arrived: its arrival
+        (1200.0, None, 1200.0),  # no Date header, in the future within the skew bound
+        (0.0, 0.0, 1000.0),  # no time at all: its arrival
+        (-4000.0, 5000.0, 1000.0),
+    ],
+)
+def test_a_message_time_is_read_on_our_clock(said: float, offset: float | None, at: float) -> None:
+    assert said_at(said, now=1000.0, server_offset=offset) == at
+
+
+def test_the_servers_clock_offset_stays_while_its_date_headers_agree_with_it() -> None:
+    # Date headers count whole seconds: 120.2 s, then 119.4 s are one offset, so two
+    # messages a moment apart in two answers keep their order
+    first = clock_offset(None, now=1000.2, server_time=880.0)
+    assert first == pytest.approx(120.2)
+    assert clock_offset(first, now=1001.4, server_time=882.0) == first
+    assert clock_offset(first, now=1010.0, server_time=1000.0) == 10.0  # the server's reset
+    assert clock_offset(first, now=1011.0, server_time=None) is None  # no Date: not known
 
 
 def test_a_message_without_an_id_gets_the_same_digest_each_time() -> None:

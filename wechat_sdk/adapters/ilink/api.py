@@ -5,8 +5,8 @@ Bot calls carry ``AuthorizationType: ilink_bot_token``, ``Authorization: Bearer 
 ``X-WECHAT-UIN`` (a random uint32 as a decimal string, base64), ``iLink-App-Id`` and
 ``iLink-App-ClientVersion`` (and ``SKRouteTag`` when ``routeTag`` is set); every POST
 body carries ``base_info {channel_version, bot_agent}``. An answer that is not JSON (an
-HTML error page, a cut body) is :class:`BadAnswer`; ``errcode``/``ret`` -14 is
-:class:`SessionExpired`; ``ret`` -2 is :class:`RateLimited`.
+HTML error page, a cut body, JSON nested too deep to read) is :class:`BadAnswer`;
+``errcode``/``ret`` -14 is :class:`SessionExpired`; ``ret`` -2 is :class:`RateLimited`.
 
 The token is only ever in a header: it is in no URL, no error and no log line.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
+import email.utils
 import functools
 import json
 import re
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_BOT_AGENT",
     "DEFAULT_CDN_BASE_URL",
+    "Answer",
     "ApiError",
     "BadAnswer",
     "ILinkApi",
@@ -78,7 +81,8 @@ class TimedOut(Unreachable):
 
 class BadAnswer(ILinkError):
     """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body).
-    ``status``: the HTTP status when it was an error status (the call was not taken)."""
+    ``status``: the HTTP status when it was an error status (a 4xx or a 503: the call was
+    not taken; another 5xx may be a proxy's, given after the server took the call)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -105,6 +109,15 @@ class SessionExpired(ApiError):
 
 class RateLimited(ApiError):
     """``ret -2``: too many calls; nothing was done."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer's JSON, and when the server gave it by its own clock (its HTTP ``Date``
+    header, in seconds since the epoch; None without a readable one)."""
+
+    body: dict[str, Any]
+    server_time: float | None
 
 
 @dataclass
@@ -159,24 +172,32 @@ class ILinkApi:
         self, endpoint: str, body: dict[str, Any], *, timeout_s: float = CALL_S
     ) -> dict[str, Any]:
         """POST ``body`` (with ``base_info``) and return the JSON answer, checked."""
+        return (await self.post_answered(endpoint, body, timeout_s=timeout_s)).body
+
+    async def post_answered(
+        self, endpoint: str, body: dict[str, Any], *, timeout_s: float = CALL_S
+    ) -> Answer:
+        """:meth:`post`, with the server's time of its answer."""
         payload = {
             **body,
             "base_info": {"channel_version": CHANNEL_VERSION, "bot_agent": self.bot_agent},
         }
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         answer = await self._call("POST", self._url(endpoint), endpoint, data, timeout_s)
-        return self._checked(endpoint, answer)
+        self._checked(endpoint, answer.body)
+        return answer
 
     async def get(
         self, endpoint: str, *, base_url: str | None = None, timeout_s: float = CALL_S
     ) -> dict[str, Any]:
         """GET (the QR login's calls: no token) and return the JSON answer, checked."""
         url = self._url(endpoint, base_url)
-        return self._checked(endpoint, await self._call("GET", url, endpoint, None, timeout_s))
+        answer = await self._call("GET", url, endpoint, None, timeout_s)
+        return self._checked(endpoint, answer.body)
 
     async def _call(
         self, method: str, url: str, label: str, data: bytes | None, timeout_s: float
-    ) -> dict[str, Any]:
+    ) -> Answer:
         name = label.split("?")[0]
         headers = self._bot_headers() if method == "POST" else self._common_headers()
         try:
@@ -186,6 +207,7 @@ class ILinkApi:
                 ) as resp:
                     raw = await _read_capped(resp)
                     status = resp.status
+                    date = resp.headers.get("Date")
         except TimeoutError:
             raise TimedOut(f"{name}: no answer within {timeout_s:.0f} s") from None
         except aiohttp.ClientError as exc:
@@ -197,11 +219,11 @@ class ILinkApi:
             raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}", status)
         try:
             answer = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested deeper than Python's parser goes)
             raise BadAnswer(f"{name}: the answer is not JSON: {self.excerpt(text)}") from None
         if not isinstance(answer, dict):
             raise BadAnswer(f"{name}: the answer is not a JSON object: {self.excerpt(text)}")
-        return answer
+        return Answer(answer, _http_date(date))
 
     def _checked(self, endpoint: str, answer: dict[str, Any]) -> dict[str, Any]:
         name = endpoint.split("?")[0]
@@ -250,8 +272,10 @@ class ILinkApi:
 
     # ------------------------------------------------------------ messages
 
-    async def get_updates(self, cursor: str, timeout_s: float) -> dict[str, Any]:
-        return await self.post(
+    async def get_updates(self, cursor: str, timeout_s: float) -> Answer:
+        """The long poll; its answer with the server's time (its messages' times are on
+        the server's clock)."""
+        return await self.post_answered(
             "ilink/bot/getupdates", {"get_updates_buf": cursor}, timeout_s=timeout_s
         )
 
@@ -315,6 +339,19 @@ _TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\
 def _joined(base: str, endpoint: str) -> str:
     """``urljoin``, remembered: an account calls a handful of URLs again and again."""
     return urllib.parse.urljoin(base, endpoint)
+
+
+def _http_date(value: str | None) -> float | None:
+    """The time an HTTP ``Date`` header names (always GMT), None when it names none."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
 
 
 def _int(value: object) -> int | None:

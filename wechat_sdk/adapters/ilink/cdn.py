@@ -3,7 +3,9 @@
 
 A download goes to the configured CDN (``cdnBaseUrl``) with the item's
 ``encrypt_query_param``; an item's ``full_url`` is used only when it is on the configured
-CDN's or API's host, so a message can never make the adapter fetch another address.
+CDN's or API's host, so a message can never make the adapter fetch another address. An
+upload likewise: to ``getuploadurl``'s ``upload_full_url`` only when it is on one of those
+hosts, else to the configured CDN with its ``upload_param``.
 """
 
 from __future__ import annotations
@@ -68,12 +70,15 @@ async def upload(api: ILinkApi, data: bytes, *, word: str, to_user: str) -> Uplo
         }
     )
     full, param = answer.get("upload_full_url"), answer.get("upload_param")
-    if isinstance(full, str) and full.strip().startswith(("http://", "https://")):
+    if isinstance(full, str) and _same_host(full.strip(), (api.cdn_base_url, api.base_url)):
         url = full.strip()
     elif isinstance(param, str) and param:
         url = api.cdn_upload_url(param, filekey)
     else:
-        raise CdnFailed("getuploadurl gave no upload address (upload_full_url or upload_param)")
+        raise CdnFailed(
+            "getuploadurl gave no upload address on the configured CDN "
+            "(upload_full_url on its host, or upload_param)"
+        )
     last: Exception | None = None
     for _ in range(UPLOAD_ATTEMPTS):
         try:

@@ -48,7 +48,9 @@ class Payloads:
             read = read_message(parse_message(data), bot_id=self.self_id)
         except ValueError:
             return None
-        return await self.keep(read)
+        # when it was said on our clock, as recorded (the wire's time is the server's)
+        message = dataclasses.replace(read.message, timestamp=stored.at)
+        return await self.keep(dataclasses.replace(read, message=message))
 
     async def keep(self, read: ReadMessage) -> ReadMessage:
         """Cache a delivered message, its quote's text looked up; the message kept."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import urllib.request
@@ -54,7 +55,7 @@ from wechat_sdk.puppet import (
     VerifyCodeOutcome,
 )
 
-__all__ = ["ILinkOptions", "ILinkPuppet"]
+__all__ = ["ILinkOptions", "ILinkPuppet", "clock_offset", "said_at"]
 
 log = logging.getLogger("wechat_sdk.adapters.ilink")
 
@@ -67,8 +68,16 @@ KEEP_S = 30 * 86400.0
 PRUNE_EVERY_S = 86400.0
 #: waits after a failed poll: a short one, and a long one after FAILURES_BEFORE_LONG
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
-#: a message's time is its own (``create_time_ms``) unless it is this far from the clock's
+#: with no ``Date`` header to read the server's clock by, a message's time is its own
+#: (``create_time_ms``) unless it is this far from ours
 CLOCK_SKEW_S = 300.0
+#: the server's clock is taken to differ from ours only beyond this: its ``Date`` header
+#: counts whole seconds, so a clock equal to ours can read up to about a second off
+DATE_RESOLUTION_S = 2.0
+#: the bounds put on the server's long-poll hint (``longpolling_timeout_ms``): under 5 s
+#: an idle account would hammer the server; over 2 min a connection a proxy or a NAT
+#: dropped without a word would go unnoticed that long (Tencent's server suggests 35 s)
+POLL_HINT_MS = (5_000, 120_000)
 #: how long a number given to the login waits for the server's word on it
 VERIFY_ANSWER_S = 15.0
 
@@ -81,6 +90,50 @@ class ILinkOptions:
     cdn_base_url: str
     bot_agent: str
     route_tag: str | None = None
+
+
+def said_at(said: float, *, now: float, server_offset: float | None) -> float:
+    """When a message was said, on our clock.
+
+    ``said`` is its ``create_time_ms`` in seconds (0: not given), on the server's clock;
+    ``server_offset`` is how far ours is ahead of the server's (from the ``Date`` headers
+    of ``getupdates`` answers; None: not known). A message with no time is stamped with
+    ``now``, when it arrived; so is one said after it arrived (beyond the ``Date`` header's
+    resolution, or, the server's clock unknown, beyond :data:`CLOCK_SKEW_S`).
+
+    >>> said_at(880.0, now=1000.0, server_offset=120.0)  # the server's clock 2 min behind
+    1000.0
+    """
+    if not said:
+        return now
+    if server_offset is None:  # the server's clock unknown: its time only if near ours
+        return said if abs(said - now) <= CLOCK_SKEW_S else now
+    if abs(server_offset) > DATE_RESOLUTION_S:
+        said += server_offset
+    return min(said, now)
+
+
+def clock_offset(kept: float | None, *, now: float, server_time: float | None) -> float | None:
+    """How far our clock is ahead of the server's, read from an answer's ``Date`` header
+    (``server_time``); None without one. The offset ``kept`` from earlier answers stays
+    while a new reading is within the header's resolution of it: read afresh each time,
+    whole seconds would move message times back and forth by up to one, and two messages
+    a moment apart in two answers could swap their order."""
+    if server_time is None:
+        return None
+    reading = now - server_time
+    if kept is not None and abs(reading - kept) <= DATE_RESOLUTION_S:
+        return kept
+    return reading
+
+
+def poll_timeout(hint_ms: object, current_s: float) -> float:
+    """The next long poll's wait (seconds): the server's hint within :data:`POLL_HINT_MS`
+    (clamped as an integer: a hint past any float must not overflow), else ``current_s``."""
+    if not isinstance(hint_ms, int) or isinstance(hint_ms, bool) or hint_ms <= 0:
+        return current_s
+    shortest, longest = POLL_HINT_MS
+    return min(max(hint_ms, shortest), longest) / 1000
 
 
 class ILinkPuppet:
@@ -122,6 +175,8 @@ class ILinkPuppet:
         self._windows: dict[str, PeerWindow] = {}
         self._payloads: Payloads | None = None
         self._relogin = asyncio.Event()
+        #: how far our clock is ahead of the iLink server's (None: not known yet)
+        self._server_offset: float | None = None
         #: the number the phone shows, when the QR login asks for it (need_verifycode)
         self._codes = VerifyCodes()
 
@@ -363,13 +418,11 @@ class ILinkPuppet:
             if failures:
                 self._log.info("getupdates answers again after %d failures", failures)
                 failures = 0
-            hint = answer.get("longpolling_timeout_ms")
-            if isinstance(hint, int) and hint > 0:
-                timeout_s = hint / 1000
-            buf = answer.get("get_updates_buf")
+            timeout_s = poll_timeout(answer.body.get("longpolling_timeout_ms"), timeout_s)
+            buf = answer.body.get("get_updates_buf")
             new_cursor = buf if isinstance(buf, str) and buf else None
-            msgs = answer.get("msgs")
-            batch = self._batch(msgs if isinstance(msgs, list) else [])
+            msgs = answer.body.get("msgs")
+            batch = self._batch(msgs if isinstance(msgs, list) else [], answer.server_time)
             if not batch and new_cursor in (None, cursor):
                 # an empty poll that moves nothing: no write (an idle account polls twice a
                 # minute, and each write is a durable commit)
@@ -397,31 +450,46 @@ class ILinkPuppet:
             await self._taken.wait()
             await self._state.flush()
 
-    def _batch(self, msgs: list[Any]) -> list[tuple[Delivered, ReadMessage]]:
-        out: list[tuple[Delivered, ReadMessage]] = []
+    def _batch(
+        self, msgs: list[Any], server_time: float | None
+    ) -> list[tuple[Delivered, ReadMessage]]:
+        """A ``getupdates`` answer's messages, read; one that cannot be read, whatever is
+        wrong with it, is skipped with a report, never the batch (the cursor moves past
+        it: delivered again, it would fail again)."""
         now = self.clock.now()
+        server_offset = clock_offset(self._server_offset, now=now, server_time=server_time)
+        if server_offset is not None:
+            self._server_offset = server_offset
+        out: list[tuple[Delivered, ReadMessage]] = []
         for data in msgs:
             try:
-                read = read_message(parse_message(data), bot_id=self._self_id)
-            except ValueError as exc:
+                out.append(self._delivered(data, now, server_offset))
+            except Exception as exc:
+                why = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
                 self._report(
-                    f"an iLink message that cannot be read was skipped: {exc}", "bad_message"
+                    f"an iLink message that cannot be read was skipped: {why}", "bad_message"
                 )
-                continue
-            said = read.message.timestamp
-            at = said if said and abs(said - now) <= CLOCK_SKEW_S else now
-            raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-            delivered = Delivered(
-                read.message.id,
-                read.peer_id,
-                raw,
-                read.message.text,
-                read.from_user,
-                read.context_token,
-                at,
-            )
-            out.append((delivered, read))
         return out
+
+    def _delivered(
+        self, data: Any, now: float, server_offset: float | None
+    ) -> tuple[Delivered, ReadMessage]:
+        """One message of a batch, read, and stamped with when it was said on our clock
+        (its window opens then, and the gateway reads that time)."""
+        read = read_message(parse_message(data), bot_id=self._self_id)
+        at = said_at(read.message.timestamp, now=now, server_offset=server_offset)
+        read = dataclasses.replace(read, message=dataclasses.replace(read.message, timestamp=at))
+        raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        delivered = Delivered(
+            read.message.id,
+            read.peer_id,
+            raw,
+            read.message.text,
+            read.from_user,
+            read.context_token,
+            at,
+        )
+        return delivered, read
 
     def _odd(self, read: ReadMessage) -> None:
         notes = "; ".join(read.notes)

@@ -2,9 +2,10 @@
 conversion of one ``WeixinMessage`` into the port's :class:`~wechat_sdk.puppet.Message`
 and the reference to its file on the CDN.
 
-Unknown fields are ignored; a field of the wrong type makes that one message unreadable
-(skipped, with a log line), never the batch. Ids that are uint64 numbers on the wire are
-read as strings (Python's JSON keeps them exact).
+Unknown fields are ignored; a field of the wrong type, or a number out of its sane range (a
+time past the year 9999, a duration past a uint32, any number past a 64-bit one), makes
+that one message unreadable (skipped, with a log line), never the batch. Ids that are
+uint64 numbers on the wire are read as strings (Python's JSON keeps them exact).
 
 >>> msg = parse_message({"message_id": 7, "from_user_id": "u@im.wechat", "message_type": 1,
 ...     "item_list": [{"type": 1, "text_item": {"text": "hi"}}], "context_token": "c"})
@@ -19,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from wechat_sdk.puppet import FileInfo, Message, MessageKind
 
@@ -44,6 +45,11 @@ USER_MESSAGE = 1
 #: 10 MB text would otherwise ride through history, the agent's context and the logs)
 MAX_TEXT_CHARS = 100_000
 
+#: the last millisecond of the year 9999: a later ``create_time_ms`` is no time
+MAX_TIME_MS = 253_402_300_799_999
+#: the largest file length read from a file item's ``len`` (a uint64 has 20 digits)
+_MAX_LEN_DIGITS = 20
+
 #: the file extension of a voice item's audio, by its ``encode_type``
 _VOICE_EXT = {1: "pcm", 2: "adpcm", 4: "speex", 5: "amr", 6: "silk", 7: "mp3", 8: "ogg"}
 _VOICE_MIME = {5: "audio/amr", 6: "audio/silk", 7: "audio/mpeg", 8: "audio/ogg"}
@@ -59,6 +65,12 @@ def _id(value: Any) -> Any:
 
 
 WireId = Annotated[str | None, BeforeValidator(_id)]
+# iLink's numbers are 32- or 64-bit integers on its side: a larger one is no number iLink
+# sent, and arithmetic on it (a time or a duration as a float) would overflow, so it is
+# refused here, at the edge, like a field of the wrong type
+WireInt = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+TimeMs = Annotated[int, Field(ge=0, le=MAX_TIME_MS)]
+Duration = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class _Wire(BaseModel):
@@ -68,7 +80,7 @@ class _Wire(BaseModel):
 class CdnMedia(_Wire):
     encrypt_query_param: str | None = None
     aes_key: str | None = None
-    encrypt_type: int | None = None
+    encrypt_type: WireInt | None = None
     full_url: str | None = None
 
 
@@ -79,14 +91,14 @@ class TextItem(_Wire):
 class ImageItem(_Wire):
     media: CdnMedia | None = None
     aeskey: str | None = None
-    mid_size: int | None = None
-    hd_size: int | None = None
+    mid_size: WireInt | None = None
+    hd_size: WireInt | None = None
 
 
 class VoiceItem(_Wire):
     media: CdnMedia | None = None
-    encode_type: int | None = None
-    playtime: int | None = None
+    encode_type: WireInt | None = None
+    playtime: Duration | None = None
     text: str | None = None
 
 
@@ -98,8 +110,8 @@ class FileItem(_Wire):
 
 class VideoItem(_Wire):
     media: CdnMedia | None = None
-    video_size: int | None = None
-    play_length: int | None = None
+    video_size: WireInt | None = None
+    play_length: Duration | None = None
 
 
 class RefMessage(_Wire):
@@ -109,7 +121,7 @@ class RefMessage(_Wire):
 
 
 class MessageItem(_Wire):
-    type: int | None = None
+    type: WireInt | None = None
     msg_id: WireId = None
     ref_msg: RefMessage | None = None
     text_item: TextItem | None = None
@@ -120,15 +132,15 @@ class MessageItem(_Wire):
 
 
 class WeixinMessage(_Wire):
-    seq: int | None = None
+    seq: WireInt | None = None
     message_id: WireId = None
     from_user_id: str | None = None
     to_user_id: str | None = None
     client_id: str | None = None
-    create_time_ms: int | None = None
+    create_time_ms: TimeMs | None = None
     group_id: WireId = None
-    message_type: int | None = None
-    message_state: int | None = None
+    message_type: WireInt | None = None
+    message_state: WireInt | None = None
     item_list: list[MessageItem] | None = None
     context_token: str | None = None
 
@@ -222,8 +234,7 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
         elif item.type == ITEM_FILE and item.file_item is not None and media is None:
             file = item.file_item
             kind, media = MessageKind.ATTACHMENT, _ref("file", file.media)
-            size = int(file.len) if file.len and file.len.isdigit() else 0
-            info = FileInfo(name=file.file_name or f"file-{mid}", size=size)
+            info = FileInfo(name=file.file_name or f"file-{mid}", size=_length(file.len))
         elif item.type == ITEM_VIDEO and item.video_item is not None and media is None:
             video = item.video_item
             kind, media = MessageKind.VIDEO, _ref("video", video.media)
@@ -248,6 +259,8 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
         kind = MessageKind.UNKNOWN
     if from_user and not msg.context_token:
         notes.append("no context_token (the peer's last one is kept)")
+    if not msg.create_time_ms:
+        notes.append("no create_time_ms (stamped with the time it arrived)")
     quoted_id = _quoted_id(msg)
     message = Message(
         id=mid,
@@ -255,6 +268,7 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
         talker_id=sender if from_user else (bot_id or sender),
         text=text,
         listener_id=bot_id if from_user else peer,
+        # on the server's clock; the puppet reads it on ours (see puppet.said_at)
         timestamp=(msg.create_time_ms or 0) / 1000,
         file=info,
         quoted_id=quoted_id,
@@ -263,6 +277,13 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
     return ReadMessage(
         message, media, peer, msg.context_token, from_user, quote_excerpt, tuple(notes)
     )
+
+
+def _length(text: str | None) -> int:
+    """A file item's ``len`` (a decimal string); 0 (not known) when it is no plain number."""
+    if text and text.isascii() and text.isdigit() and len(text) <= _MAX_LEN_DIGITS:
+        return int(text)
+    return 0
 
 
 def _ref(
