@@ -147,7 +147,7 @@ async def test_a_start_that_fails_gives_the_account_back_and_is_tried_again(
 ) -> None:
     """The first start raises (a Redis blip while the account is built): logged with its
     own error, not as Redis unreachable; the lease is released and the account started
-    again; ``gateway status`` meanwhile shows every account."""
+    again."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     failures = [RedisConnectionError("Connection reset by peer")]
@@ -164,6 +164,65 @@ async def test_a_start_that_fails_gives_the_account_back_and_is_tried_again(
         assert "Connection reset by peer" in caplog.text
         assert "reason=start_failed" in caplog.text
         assert "reason=redis_unreachable" not in caplog.text
+    finally:
+        await gateways.stop_all()
+
+
+async def test_an_account_whose_start_failed_is_taken_by_another_gateway_at_once(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A's start of the account fails, and A tries again only ten (long) rounds later:
+    its lease was released, so B takes the account long before the lease's TTL."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    failed = asyncio.Event()
+
+    async def start(account_id: str, guard: LeaseGuard) -> None:
+        failed.set()
+        raise RedisConnectionError("Connection reset by peer")
+
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", ["acc"], start=start, ttl_s=60, tick_s=10)
+    b = gateways.gateway("B", ["acc"], ttl_s=60)
+    try:
+        await a.start()
+        await asyncio.wait_for(failed.wait(), 10)
+        await b.start()
+        assert await gateways.until(lambda: gateways.running["B"] == {"acc"}), gateways.running
+    finally:
+        await gateways.stop_all()
+
+
+async def test_a_stop_that_fails_at_a_hand_over_still_gives_the_account_up(
+    aclient: Any, keys: LeaseKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hands an account over to B, and that stop raises (a Redis blip as the cut turns
+    are kept): the account's lease goes all the same, so once B is gone too, A runs both
+    accounts again; none is left held and unrun."""
+    failed = asyncio.Event()
+    b_gone = asyncio.Event()
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        if not failed.is_set():
+            failed.set()
+            gateways.running["A"].discard(account_id)  # (its runner went before the error)
+            await b_gone.wait()
+            raise ConnectionError("Redis blip while keeping the cut turns")
+
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", ["x", "y"], ttl_s=2, stop=stop)
+    b = gateways.gateway("B", ["x", "y"], ttl_s=2)
+    try:
+        await a.start()
+        assert await gateways.until(lambda: gateways.running["A"] == {"x", "y"})
+        await b.start()
+        await asyncio.wait_for(failed.wait(), 10)  # A hands one over; its stop will fail
+        await b.stop(0)
+        b_gone.set()
+        assert await gateways.until(lambda: gateways.running["A"] == {"x", "y"}), (
+            gateways.running
+        )
+        assert "reason=stop_failed" in caplog.text
     finally:
         await gateways.stop_all()
 

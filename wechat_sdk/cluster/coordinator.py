@@ -12,9 +12,8 @@ The fair share: each account counts for ``1/n`` of each of the ``n`` live gatewa
 run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
 the accounts divided by the gateways). An account left unheld for a round is taken by any
 gateway that may run it, whatever its share (the shares of gateways limited to different
-accounts may not fit every account): kept there, not handed over again, until the
-gateways alive change; and a gateway does not take back beyond its share an account it
-handed over itself (a gateway that may run it does), so none bounces between two.
+accounts may not fit every account): kept there, neither counted in its share nor handed
+over again, until the gateways alive change, so none bounces between two.
 
 Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`), and
 accounts keep what they hold; when Redis answers again, a lease that is still ours goes
@@ -133,11 +132,8 @@ class ClusterCoordinator:
         self._unheld_since: dict[str, float] = {}
         #: accounts taken beyond the share (nobody else took them): not handed over
         self._kept: set[str] = set()
-        #: accounts this gateway handed over at a rebalancing: not taken back beyond its
-        #: share (another gateway that may run them does), so none bounces between two
-        self._handed: set[str] = set()
-        #: the gateways alive and their accounts, as last read: kept and handed-over
-        #: accounts are looked at afresh when they change
+        #: the gateways alive and their accounts, as last read: kept accounts are looked
+        #: at afresh when they change
         self._members: dict[str, frozenset[str] | None] = {}
         #: accounts whose start failed here, and when they may be tried here again
         self._retry_at: dict[str, float] = {}
@@ -171,13 +167,15 @@ class ClusterCoordinator:
         await self._leave()
         # an account a refused write is stopping now: that stop ends first (it was lost)
         await asyncio.gather(*self._refusals, return_exceptions=True)
-        # the leases are renewed until each account is stopped and released
-        await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
-        self._renewals_over = True
-        if self._renewing is not None:
-            await self._cancelled(self._renewing)
-        self._renewing = None
-        await self._r.aclose()
+        try:
+            # the leases are renewed until each account is stopped and released
+            await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
+        finally:
+            self._renewals_over = True
+            if self._renewing is not None:
+                await self._cancelled(self._renewing)
+            self._renewing = None
+            await self._r.aclose()
 
     async def _leave(self) -> None:
         try:
@@ -298,7 +296,7 @@ class ClusterCoordinator:
                 continue
             beyond_share = len(self.held.keys() - self._kept) >= share
             # beyond the share: only an account nobody else took (liveness first)
-            if beyond_share and (account_id not in overdue or account_id in self._handed):
+            if beyond_share and account_id not in overdue:
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
@@ -332,7 +330,6 @@ class ClusterCoordinator:
         if members != self._members:  # gateways came or went: shares are new
             self._members = members
             self._kept.clear()
-            self._handed.clear()
         runners = {a: 1 for a in self.accounts}  # (this gateway)
         for gateway, accounts in members.items():
             if gateway == self.gateway_id:
@@ -378,7 +375,6 @@ class ClusterCoordinator:
             if a not in self._kept and a not in self.stopping and runners.get(a, 1) > 1
         )
         for account_id in movable[-extra:]:
-            self._handed.add(account_id)
             await self._hand_over(account_id, HANDOVER_GRACE_S)
 
     async def _renew(self) -> None:
@@ -446,10 +442,19 @@ class ClusterCoordinator:
         held = self.held.get(account_id)
         if held is None or account_id in self.stopping:  # (stopped meanwhile: lost)
             return
-        # still held while it stops: its lease is renewed through the grace
-        await self._stopped(account_id, grace_s)
-        if self.held.get(account_id) is held:
-            self._forget(account_id)
+        try:
+            # still held while it stops: its lease is renewed through the grace
+            await self._stopped(account_id, grace_s)
+        except Exception as exc:  # (its runner is gone all the same: so is its lease)
+            log.error(
+                "account did not stop cleanly: %s; its lease is released all the same "
+                "reason=stop_failed",
+                _reason(exc),
+                extra={"account": account_id},
+            )
+        finally:
+            if self.held.get(account_id) is held:  # (no longer renewed, whatever happens)
+                self._forget(account_id)
         try:
             await self.leases.release(held.guard.lease)
             await self._r.publish(self.keys.released, account_id)  # the others take it now
