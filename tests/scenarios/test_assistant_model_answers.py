@@ -179,6 +179,41 @@ async def test_an_answer_trickling_past_the_timeout_keeps_its_half_and_gets_the_
     assert "reason=model_timeout" in caplog.text
 
 
+async def test_the_gateways_own_time_between_pieces_does_not_count_against_the_model(
+    servers: Servers,
+) -> None:
+    """The model answers at once, whole; the reader takes its time between pieces (the
+    gateway sends each block, paced, before it reads on): ``agent.timeout`` counts the
+    waits on the server only, so the answer is complete, not a timeout."""
+    from wechat_sdk.agent import AgentTurn
+    from wechat_sdk.assistants.offered_tools import TurnTools
+    from wechat_sdk.assistants.openai_chat import ChatModel
+    from wechat_sdk.config.assistant import AgentConfig
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        for i in range(4):
+            await response.write(event({"content": f"part {i}. "}))
+        return await finished(response)
+
+    server = servers(answer)
+    config = AgentConfig.model_validate(
+        {"baseUrl": await server.serve(), "apiKey": KEY, "model": "m", "timeout": 1}
+    )
+    model = ChatModel(config)
+    turn = AgentTurn(account_id="a", chat_type="dm", sender_id="u", sender_name="U", text="hi")
+    pieces = []
+    try:
+        messages = [{"role": "user", "content": "hi"}]
+        async for piece in model.answer(turn, messages, TurnTools([], account_id="a", where="dm")):
+            pieces.append(piece)
+            await asyncio.sleep(0.4)  # (four pieces: longer than agent.timeout in all)
+    finally:
+        await model.aclose()
+    assert "".join(pieces) == "part 0. part 1. part 2. part 3. "
+    assert len(server.requests) == 1
+
+
 # ---------------------------------------------------------------- a tool's name
 
 
@@ -276,6 +311,22 @@ async def test_a_stream_ending_early_before_any_text_is_asked_again(
     await say(wechat, gw, "wxid_alice", "hi")
     assert wechat.world.texts(to="wxid_alice") == ["All good."]
     assert len(server.requests) == 2
+
+
+async def test_events_streamed_under_another_content_type_are_read_as_a_stream(
+    wechat: WeChatHarness, servers: Servers
+) -> None:
+    """A lax server streams its events as ``text/plain``: read as the SDK reads them."""
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        return await finished(response, "All good.")
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["All good."]
 
 
 # ---------------------------------------------------------------- not a stream, or empty

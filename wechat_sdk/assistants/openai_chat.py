@@ -8,9 +8,8 @@ any text of it reached the user is asked again here (same budget); once text wen
 asking again would send it twice, so the reply ends with the failure notice instead.
 
 A stream is cut when its connection breaks, when it ends without a ``finish_reason`` (a
-proxy or a crashed worker can end the body cleanly mid-answer), or when the request runs
-past ``agent.timeout``: httpx's timeout bounds each read only, so a server sending SSE
-keep-alive comments or a token now and then would otherwise hold the turn forever.
+proxy or a crashed worker can end the body cleanly mid-answer), or when the request has
+waited on the server for more than ``agent.timeout`` in all (:mod:`.time_budget`).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.assistants.offered_tools import TurnTools
+from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.config.assistant import AgentConfig
 
 if TYPE_CHECKING:
@@ -228,18 +228,19 @@ class ChatModel:
         while True:
             started = said = False
             result.clear()
-            # one deadline for the whole request (its answer streamed included): httpx's
-            # timeout bounds each read only
-            deadline = asyncio.get_running_loop().time() + self.config.timeout
+            # agent.timeout for the whole request, its streamed answer included (httpx's
+            # timeout bounds each read only), spent only while waiting on the server
+            budget = TimeBudget(self.config.timeout)
             try:
                 request = self._request(turn, messages, offer, last=last)
-                async with asyncio.timeout_at(deadline):
-                    stream = await self.client.chat.completions.create(**request)
+                stream = await budget.wait(self.client.chat.completions.create(**request))
                 started = True  # (the SDK retried what failed before this)
                 async with stream:
                     self._check_streamed(stream.response)
                     chunks = aiter(stream)
-                    while (chunk := await _next_chunk(chunks, deadline)) is not None:
+                    # (each wait within the budget, not one around the loop: that would span
+                    # the answer's yields, and could cut the gateway's send, not the request)
+                    while (chunk := await budget.wait(anext(chunks, None))) is not None:
                         text = result.add_chunk(chunk)
                         if text:
                             said = True
@@ -273,16 +274,18 @@ class ChatModel:
         return started or isinstance(exc, TimeoutError)
 
     def _check_streamed(self, response: httpx.Response) -> None:
-        """Raise :class:`ModelFailed` unless ``response`` is a stream of server-sent
-        events: read as one, a web page or a whole JSON completion has no events at all,
-        and would pass for a model choosing to say nothing."""
+        """Raise :class:`ModelFailed` when ``response`` is a whole document, not a stream
+        of server-sent events: read as one, a web page or a whole JSON completion has no
+        events at all, and would pass for a model choosing to say nothing. Other types
+        are read as a stream, as the SDK does (a lax server may stream events as
+        ``text/plain``); one without events ends without a finish_reason: a cut stream."""
         kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if kind == "text/event-stream":
-            return
         if kind == "application/json":
             hint = "the server ignores stream: true; the assistant needs one that streams"
-        else:
+        elif kind == "text/html":
             hint = "is baseUrl the API's address, ending in /v1?"
+        else:
+            return
         endpoint = str(self.client.base_url).rstrip("/")
         raise self._failed(
             "model_not_a_stream",
@@ -349,16 +352,6 @@ class ChatModel:
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
         return ModelFailed(reason, detail[:DETAIL_MAX_CHARS])
-
-
-async def _next_chunk(
-    chunks: AsyncIterator[ChatCompletionChunk], deadline: float
-) -> ChatCompletionChunk | None:
-    """The stream's next chunk (``None`` at its end), no later than ``deadline`` (loop
-    time). The deadline is applied to each wait, not around the loop: it would then span
-    the answer's yields and could cancel the reader of the answer, not the request."""
-    async with asyncio.timeout_at(deadline):
-        return await anext(chunks, None)
 
 
 def _message(exc: Any) -> str:
