@@ -9,8 +9,13 @@ Two callers, two rules:
   checked the same way. ``mediaFetchAllowPrivate: true`` lifts the rule, for a puppet on
   a private network. Environment proxies are not used here: a proxy would connect
   somewhere this module never checked.
-- The **agent's** own URLs (``OutboundFile(url=...)`` in a reply) are the user's choice:
-  fetched with ``allow_private=True``, through proxies as urllib finds them.
+- The **agent's** own URLs (``OutboundFile(url=...)`` in a reply of the user's Python
+  agent, a file the HTTP API is asked to send) are the user's choice: fetched with
+  ``allow_private=True``, through proxies as urllib finds them. A webhook agent's URLs
+  are not: its answer may be steered by a peer, so they are a peer's
+  (:mod:`wechat_sdk.assistants.webhook_agent`).
+
+Messages name a URL by its origin and path only: the query of a signed URL is its key.
 
 >>> data, mime = fetch_url("https://example.com/cat.png", max_bytes=5_000_000)  # doctest: +SKIP
 """
@@ -26,6 +31,8 @@ import urllib.error
 import urllib.request
 from http.client import HTTPMessage
 from typing import IO, Any, Literal
+
+from wechat_sdk.config.integrations import without_query
 
 __all__ = ["FETCH_TIMEOUT_S", "FetchFailed", "fetch_url", "is_public_address"]
 
@@ -76,7 +83,9 @@ def fetch_url(
     ``allow_private``, internal addresses are refused (see the module).
     """
     if _scheme(url) not in ("http", "https"):
-        raise FetchFailed(f"cannot fetch {url!r}: only http and https URLs are allowed")
+        raise FetchFailed(
+            f"cannot fetch {without_query(url)!r}: only http and https URLs are allowed"
+        )
     if allow_private:
         opener = urllib.request.build_opener(_HttpOnlyRedirects())
     else:
@@ -86,13 +95,15 @@ def fetch_url(
             _PublicHTTPHandler(),
             _PublicHTTPSHandler(),
         )
+    shown = without_query(url)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
         with opener.open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise FetchFailed(
-                    f"{url} is {int(length)} bytes, over the cap of {max_bytes} bytes (mediaMaxMb)",
+                    f"{shown} is {int(length)} bytes, over the cap of {max_bytes} bytes "
+                    "(mediaMaxMb)",
                     code="too_large",
                 )
             parts: list[bytes] = []
@@ -101,7 +112,7 @@ def fetch_url(
                 total += len(chunk)
                 if total > max_bytes:
                     raise FetchFailed(
-                        f"{url} is over the cap of {max_bytes} bytes (mediaMaxMb); "
+                        f"{shown} is over the cap of {max_bytes} bytes (mediaMaxMb); "
                         "download aborted",
                         code="too_large",
                     )
@@ -112,11 +123,13 @@ def fetch_url(
     except FetchFailed:
         raise
     except urllib.error.HTTPError as exc:
-        raise FetchFailed(f"cannot fetch {url}: HTTP {exc.code} {exc.reason}") from exc
+        raise FetchFailed(f"cannot fetch {shown}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise FetchFailed(f"cannot fetch {url}: {exc.reason}") from exc
-    except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs or responses
-        raise FetchFailed(f"cannot fetch {url}: {exc}") from exc
+        raise FetchFailed(f"cannot fetch {shown}: {exc.reason}") from None
+    except ValueError as exc:  # a malformed URL or response (its text may repeat the URL)
+        raise FetchFailed(f"cannot fetch {shown}: {type(exc).__name__}") from None
+    except OSError as exc:  # timeouts, resets
+        raise FetchFailed(f"cannot fetch {shown}: {exc}") from None
     return b"".join(parts), content_type
 
 
@@ -138,7 +151,8 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if _scheme(newurl) not in ("http", "https"):
             raise FetchFailed(
-                f"cannot fetch {req.full_url}: redirected to {newurl!r}, which is not http or https"
+                f"cannot fetch {without_query(req.full_url)}: redirected to "
+                f"{without_query(newurl)!r}, which is not http or https"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 

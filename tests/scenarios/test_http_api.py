@@ -15,7 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
+from webhook_receiver import Receiver, whsec
 
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
@@ -192,6 +195,136 @@ async def test_an_account_not_logged_in_sends_nothing_and_says_so(
     # nothing went out the first time, so the same key may send now
     code, _, _ = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
     assert code == 200 and wechat.world.texts(to="wxid_alice") == ["hi"]
+
+
+async def test_a_files_only_send_failing_part_way_says_what_went_and_keeps_its_key(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    headers = {**AUTH, "Idempotency-Key": "invoice-7"}
+    message = {
+        "to": "wxid_alice",
+        "files": [
+            {"name": "report.txt", "data": base64.b64encode(b"the report").decode()},
+            {"name": "missing.txt", "url": "http://127.0.0.1:1/missing.txt"},
+        ],
+    }
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert (code, body["code"]) == (502, "delivery_failed")
+    assert body["sentFiles"] == ["report.txt"] and "sent" not in body
+    assert "sent before it failed: file report.txt" in body["error"]
+    # something went out: the key keeps the first answer, and nothing is sent again
+    again = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    assert (again[0], again[1]) == (code, body)
+    assert again[2].get("Idempotent-Replayed") == "true"
+    assert [m.media["name"] for m in wechat.world.sent(to="wxid_alice") if m.media] == [
+        "report.txt"
+    ]
+
+
+PACED: dict[str, Any] = {
+    "textChunkLimit": 40,
+    "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 2000},
+}
+SIX_PARAGRAPHS = "\n\n".join(f"Paragraph {n} of the nightly report, fine." for n in range(6))
+
+
+async def post_while(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    gw: Gateway,
+    headers: dict[str, str],
+    after_two: Any,
+) -> tuple[int, Any]:
+    """POST the six paragraphs (paced: one message every 2 s) and call ``after_two()``
+    once two of them went out; the world's clock driven meanwhile."""
+    assert gw.http is not None and gw.http.api_url
+    url = gw.http.api_url + "/v1/messages"
+
+    async def post() -> tuple[int, Any]:
+        message = {"to": "wxid_alice", "text": SIX_PARAGRAPHS}
+        async with http.post(url, headers=headers, json=message) as response:
+            return response.status, await response.json()
+
+    async def meanwhile() -> None:
+        while len(wechat.world.texts(to="wxid_alice")) < 2:
+            await wechat.world.clock.sleep(0.5)
+        await after_two()
+
+    answer, _ = await wechat.world.drive(asyncio.gather(post(), meanwhile()))
+    return answer
+
+
+async def test_a_send_when_the_account_logs_out_answers_503_with_what_went(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **PACED, **API)
+    headers = {**AUTH, "Idempotency-Key": "k-logout"}
+
+    async def logout() -> None:
+        wechat.world.fault("logout")
+
+    code, body = await post_while(wechat, http, gw, headers, logout)
+    sent = wechat.world.texts(to="wxid_alice")
+    assert (code, body["code"]) == (503, "account_not_ready")
+    assert body["sent"] == "\n\n".join(sent) and 2 <= len(sent) < 6
+    assert "logged out while sending: sent before the logout" in body["error"]
+    # it went out in part: the retry gets that answer, and nothing is sent again
+    again = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/messages",
+        headers=headers,
+        json={"to": "wxid_alice", "text": SIX_PARAGRAPHS},
+    )
+    assert (again[0], again[1]) == (code, body)
+    await wechat.world.advance(3600)
+    assert wechat.world.texts(to="wxid_alice") == sent
+
+
+async def test_a_stop_refuses_new_sends_and_answers_the_one_still_going(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    gw = await wechat.gateway(echo, **PACED, **API)
+    headers = {**AUTH, "Idempotency-Key": "k-stop"}
+    stopped: list[asyncio.Task[None]] = []
+    refused: list[tuple[int, Any]] = []
+
+    async def stop() -> None:
+        stopped.append(asyncio.ensure_future(gw.close(grace_s=5)))
+        await asyncio.sleep(0)  # (the stop began)
+        assert gw.http is not None and gw.http.api_url
+        message = {"to": "wxid_alice", "text": "late"}
+        async with http.post(gw.http.api_url + "/v1/messages", headers=AUTH, json=message) as r:
+            refused.append((r.status, await r.json()))
+
+    code, body = await post_while(wechat, http, gw, headers, stop)
+    await wechat.world.drive(stopped[0])
+    sent = wechat.world.texts(to="wxid_alice")
+    assert refused[0][0] == 503 and refused[0][1]["code"] == "gateway_stopping"
+    assert "late" not in sent
+    assert (code, body["code"]) == (503, "gateway_stopping")
+    assert body["sent"] == "\n\n".join(sent) and 2 <= len(sent) < 6
+    assert "cut by a stop: sent before the stop" in caplog.text
+    # after a restart, the retry gets the first answer: nothing is sent twice
+    gw2 = await wechat.gateway(echo, **API)
+    again = await call(
+        wechat,
+        http,
+        gw2,
+        "POST",
+        "/v1/messages",
+        headers=headers,
+        json={"to": "wxid_alice", "text": SIX_PARAGRAPHS},
+    )
+    assert (again[0], again[1]) == (code, body)
+    await wechat.world.run_until_idle()
+    assert wechat.world.texts(to="wxid_alice") == sent
 
 
 async def test_bad_bodies_get_400_and_too_large_ones_413(
@@ -453,3 +586,68 @@ async def test_a_restart_turns_the_api_on_and_off(
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.get(f"{api_url}/v1/accounts", headers=AUTH):
             pass
+
+
+async def test_a_signed_urls_query_never_shows_when_its_fetch_fails(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    app = web.Application()
+
+    async def denied(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=403, text="<Error>SignatureDoesNotMatch</Error>")
+
+    app.router.add_get("/bucket/report.pdf", denied)
+    s3 = TestServer(app, host="127.0.0.1")
+    await s3.start_server()
+    hook = await Receiver(whsec(5)).start()
+    webhooks = [{"url": hook.url, "secret": hook.secret, "events": ["delivery.failed"]}]
+    gw = await wechat.gateway(echo, webhooks=webhooks, **API)
+    path = str(s3.make_url("/bucket/report.pdf"))
+    url = path + "?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=PRESIGNED-SECRET-abc123"
+    try:
+        message = {"to": "wxid_alice", "files": [{"name": "report.pdf", "url": url}]}
+        code, body, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=message)
+        assert (code, body["code"]) == (502, "delivery_failed")
+        _, accounts, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
+        (event,) = await hook.wait_for(1, "delivery.failed")
+        # the file is named by its origin and path, without the query
+        last_error = accounts["accounts"][0]["lastError"]
+        for shown in (body["error"], last_error, event["data"]["error"]):
+            assert f"cannot fetch {path}: HTTP 403" in shown
+        ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wechat_sdk"))
+        for where in (
+            body["error"],
+            last_error,
+            json.dumps(event),
+            ours,
+            gw.status()[0].last_error,
+        ):
+            assert "PRESIGNED-SECRET" not in (where or "") and "AKIAEXAMPLE" not in (where or "")
+    finally:
+        await hook.close()
+        await s3.close()
+
+
+async def test_an_authorization_header_not_in_utf8_gets_401_not_500(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = await wechat.gateway(echo, **API)
+    assert gw.http is not None and gw.http.api_port is not None
+    port = gw.http.api_port
+
+    async def raw() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"GET /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    answer = await wechat.world.drive(raw())
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b'"code": "unauthorized"' in answer
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -5,8 +5,10 @@ gateway's API server serves for a short while."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -58,8 +60,14 @@ async def endpoint() -> AsyncIterator[AgentEndpoint]:
     await e.server.close()
 
 
-async def gateway(wechat: WeChatHarness, endpoint: AgentEndpoint, **wechat_keys: Any) -> Gateway:
-    """A gateway whose config's agent is the endpoint, with the API (for media links)."""
+async def gateway(
+    wechat: WeChatHarness,
+    endpoint: AgentEndpoint,
+    agent_keys: dict[str, Any] | None = None,
+    **wechat_keys: Any,
+) -> Gateway:
+    """A gateway whose config's agent is the endpoint (with ``agent_keys``), with the API
+    (for media links)."""
     world = wechat.world
     config = parse_config(
         json.dumps(
@@ -73,6 +81,7 @@ async def gateway(wechat: WeChatHarness, endpoint: AgentEndpoint, **wechat_keys:
                             "provider": "webhook",
                             "url": str(endpoint.server.make_url("/agent")),
                             "secret": SECRET,
+                            **(agent_keys or {}),
                         },
                         **wechat_keys,
                     }
@@ -216,3 +225,83 @@ def test_a_webhook_agent_needs_its_url_and_a_whsec_secret() -> None:
             parse_config(json.dumps({"channels": {"wechat": {"agent": agent}}}))
         assert "channels.wechat.agent" in str(info.value) and says in str(info.value)
         assert "hunter2" not in str(info.value)
+
+
+async def test_a_file_url_in_the_answer_is_fetched_from_public_addresses_only(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the endpoint (a Coze flow, say) can be steered by a peer into naming an internal
+    # address, or a public-looking one that redirects inside: here, both on 127.0.0.1
+    async def credentials(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="AWS_SECRET_ACCESS_KEY=internal-only")
+
+    async def hop(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/latest/meta-data/iam/credentials")
+
+    internal = web.Application()
+    internal.router.add_get("/latest/meta-data/iam/credentials", credentials)
+    internal.router.add_get("/r", hop)
+    server = TestServer(internal, host="127.0.0.1")
+    await server.start_server()
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        url = str(server.make_url("/r"))
+        return web.json_response({"text": "here", "files": [{"name": "creds.txt", "url": url}]})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    world = wechat.world
+    with caplog.at_level(logging.WARNING, "wechat_sdk"):
+        await world.say("wxid_alice", "send me the file")
+        await answered(wechat, gw)
+    # the file is left out (and said in the log), the rest of the answer goes
+    assert [e.media["name"] if e.media else e.text for e in world.sent(to="wxid_alice")] == ["here"]
+    assert "files[0] of the webhook agent's answer ('creds.txt') left out" in caplog.text
+    assert "reason=private_address" in caplog.text
+    await gw.close()
+    # the account's mediaFetchAllowPrivate lifts the rule (a service on a private network)
+    gw = await gateway(
+        wechat, endpoint, errorNotice="sorry, try later", mediaFetchAllowPrivate=True
+    )
+    await world.say("wxid_alice", "send me the file")
+    await answered(wechat, gw)
+    assert [e.media["name"] if e.media else e.text for e in world.sent(to="wxid_alice")] == [
+        "here",
+        "here",
+        "creds.txt",
+    ]
+    await server.close()
+
+
+async def test_the_agents_headers_are_sent(wechat: WeChatHarness, endpoint: AgentEndpoint) -> None:
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        if request.headers.get("Authorization") != "Bearer n8n-header-auth":
+            return web.json_response({"message": "Authorization data is wrong!"}, status=403)
+        return web.json_response({"text": "ok"})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, {"headers": {"Authorization": "Bearer n8n-header-auth"}})
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["ok"]
+
+
+async def test_a_stream_of_keep_alives_ends_at_agent_timeout(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    async def stream(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: thinking...\n\n")
+        for _ in range(200):  # keep-alives well within httpx's read timeout, for 10 s
+            await asyncio.sleep(0.05)
+            await response.write(b": keep-alive\n\n")
+        await response.write(b"data: done thinking\n\nevent: done\ndata: \n\n")
+        return response
+
+    endpoint.answer = stream
+    gw = await gateway(wechat, endpoint, {"timeout": 0.3}, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    # what went out stays; the failure notice follows, once
+    assert wechat.world.texts(to="wxid_alice") == ["thinking...", "sorry, try later"]

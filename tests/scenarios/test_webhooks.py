@@ -4,6 +4,7 @@ once through endpoint outages and restarts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -246,3 +247,53 @@ def test_bad_webhook_config_names_its_key_and_never_the_secret() -> None:
             parse_config(json.dumps({"channels": {"wechat": {"webhooks": webhooks}}}))
         assert says in str(info.value)
         assert secret not in str(info.value) and "t=abc" not in str(info.value)
+
+
+async def test_an_endpoint_answering_garbage_is_logged_without_its_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # aiohttp's error for an answer that is not HTTP repeats the whole URL, query and all
+    caplog.set_level(logging.DEBUG)
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = VirtualClock()
+    store = MemoryStore()
+    url = f"http://127.0.0.1:{port}/hook?token=URL-SECRET-1"
+    endpoint = WebhookEndpoint(url=url, secret=whsec(5))
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, clock, schedule=(0, 1))
+    dispatcher.start()
+    try:
+        dispatcher.publish("account.ready", {"accountId": "default"})
+        await eventually(lambda: "reason=webhook_failed" in caplog.text)
+        ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("wechat_sdk"))
+        assert f"to http://127.0.0.1:{port} failed" in ours
+        assert "URL-SECRET-1" not in ours and "/hook" not in ours
+        (pending,) = store.webhooks.pending()
+        assert "URL-SECRET-1" not in (pending.last_error or "")
+    finally:
+        await dispatcher.close()
+        server.close()
+
+
+def test_a_webhook_url_no_client_can_use_is_refused_at_load() -> None:
+    for url, says in (
+        ("http://127.0.0.1:99999/hook?token=URL-SECRET", "port that is not a number from 1"),
+        ("http://exa mple.com/hook?token=URL-SECRET", "host that is not a valid name"),
+        ("https://hooks.example.com:0/in?token=URL-SECRET", "port that is not a number from 1"),
+    ):
+        webhooks = [{"url": url, "secret": whsec(4)}]
+        with pytest.raises(ConfigError) as info:
+            parse_config(json.dumps({"channels": {"wechat": {"webhooks": webhooks}}}))
+        assert f"channels.wechat.webhooks.0.url: has a {says}" in str(info.value)
+        assert "URL-SECRET" not in str(info.value)
+    for url in ("https://[::1]:8443/hook", "http://hooks.example.com./in", "https://10.0.0.7/x"):
+        parse_config(
+            json.dumps({"channels": {"wechat": {"webhooks": [{"url": url, "secret": whsec(4)}]}}})
+        )

@@ -263,3 +263,23 @@ def test_an_unset_name_is_not_shown_as_null(tmp_path: Path) -> None:
 def test_with_no_config_the_suggested_first_config_is_the_simulator(tmp_path: Path) -> None:
     out = output_of(run("config", "check", "--config", str(tmp_path / "none.json5")))
     assert 'puppet: "simulator"' in out
+
+
+def test_config_check_shows_a_webhook_agent_by_its_url_origin(tmp_path: Path) -> None:
+    secret = "whsec_" + "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+    agent = {
+        "provider": "webhook",
+        "url": "https://hooks.example.com/webhook/wechat?token=URLTOKEN123",
+        "secret": secret,
+        "headers": {"Authorization": "Bearer HEADER-TOKEN-123"},
+    }
+    path = tmp_path / "config.json5"
+    path.write_text(json.dumps({"channels": {"wechat": {"agent": agent}}}))
+    for json_out in ((), ("--json",)):
+        result = run("config", "check", "--config", str(path), *json_out)
+        out = output_of(result)
+        assert result.exit_code == 0, out
+        assert "https://hooks.example.com/..." in out
+        assert "baseUrl" not in out and "api.openai.com" not in out
+        for hidden in ("URLTOKEN123", "/webhook/wechat", "HEADER-TOKEN", secret[6:]):
+            assert hidden not in out

@@ -219,9 +219,7 @@ async def test_a_stop_that_fails_at_a_hand_over_still_gives_the_account_up(
         await asyncio.wait_for(failed.wait(), 10)  # A hands one over; its stop will fail
         await b.stop(0)
         b_gone.set()
-        assert await gateways.until(lambda: gateways.running["A"] == {"x", "y"}), (
-            gateways.running
-        )
+        assert await gateways.until(lambda: gateways.running["A"] == {"x", "y"}), gateways.running
         assert "reason=stop_failed" in caplog.text
     finally:
         await gateways.stop_all()

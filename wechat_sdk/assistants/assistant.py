@@ -90,8 +90,13 @@ class ConfiguredAssistant:
                     agent.url,
                     agent.secret.get_secret_value(),
                     timeout_s=agent.timeout,
+                    headers=agent.headers,
                     media_link=self._media_link,
                     http_client=self._http_client,
+                    # its answer may be steered by a peer: its file urls under the
+                    # peer rule, which mediaFetchAllowPrivate lifts
+                    allow_private=account.settings.mediaFetchAllowPrivate,
+                    max_bytes=account.media_max_bytes,
                 )
                 continue
             client = self._http_client() if self._http_client is not None else None

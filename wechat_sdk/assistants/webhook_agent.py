@@ -13,13 +13,22 @@ served by the gateway's API server. What the endpoint answers is sent back:
   with ``text``), sent in blocks as they come like any streaming agent; an event named
   ``done`` ends it.
 
-Any other status, or no answer within ``agent.timeout``, is an agent failure (the account's
-``errorNotice`` goes out). The HTTP client is httpx (which the openai client brings), and
-server-sent events are read by ``httpx-sse``.
+Any other status, or no whole answer within ``agent.timeout`` (a stream included: its
+keep-alives do not extend it), is an agent failure (the account's ``errorNotice`` goes out,
+after what a stream had sent). The HTTP client is httpx (which the openai client brings),
+and server-sent events are read by ``httpx-sse``.
+
+A file the answer gives by ``url`` is fetched here, under the rule for what a peer sends
+(:mod:`wechat_sdk.media_fetch`: public addresses only, each redirect checked), unless the
+account's ``mediaFetchAllowPrivate`` is true: the endpoint is often a service whose answer
+a peer can steer (a Coze or Dify flow), and the gateway must not fetch an internal address
+for it. A file that cannot be fetched is left out, with a warning; the rest of the answer
+goes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -27,11 +36,15 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentResult, AgentTurn, Reply
+from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.events import iso_time
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.webhooks.signing import new_message_id, signed_headers
 
@@ -101,7 +114,9 @@ class WebhookAgent:
 
     ``media_link`` makes the signed link of an inbound file (the gateway's
     ``media_links.link``); without it, files are described with no ``url``.
-    ``http_client`` makes the ``httpx.AsyncClient`` used (a test's transport).
+    ``http_client`` makes the ``httpx.AsyncClient`` used (a test's transport). Files the
+    answer gives by url are fetched from public addresses only, unless ``allow_private``
+    (the account's ``mediaFetchAllowPrivate``), and up to ``max_bytes`` each.
 
     Example:
         ```python
@@ -119,12 +134,16 @@ class WebhookAgent:
         headers: dict[str, str] | None = None,
         media_link: MediaLink | None = None,
         http_client: Callable[[], httpx.AsyncClient] | None = None,
+        allow_private: bool = False,
+        max_bytes: int = 30 * 1024 * 1024,
     ) -> None:
         self.url = url
         self._secret = secret
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
         self.media_link = media_link
+        self.allow_private = allow_private
+        self.max_bytes = max_bytes
         self._http_client = http_client
         self._client: httpx.AsyncClient | None = None
 
@@ -155,7 +174,14 @@ class WebhookAgent:
         }
         client = self._get_client()
         request = client.build_request("POST", self.url, content=body, headers=headers)
-        response = await client.send(request, stream=True)
+        # agent.timeout for the whole request, its streamed answer included (httpx's
+        # timeout bounds each read only: keep-alives would extend it forever), spent only
+        # while waiting on the endpoint
+        budget = TimeBudget(self.timeout_s)
+        try:
+            response = await budget.wait(client.send(request, stream=True))
+        except TimeoutError:
+            raise self._late() from None
         streaming = False
         try:
             if not 200 <= response.status_code < 300:
@@ -165,18 +191,65 @@ class WebhookAgent:
             kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
             if kind == "text/event-stream":
                 streaming = True  # the stream closes the response
-                return self._pieces(response)
-            raw = await response.aread()
+                return self._pieces(response, budget)
+            try:
+                raw = await budget.wait(response.aread())
+            except TimeoutError:
+                raise self._late() from None
         finally:
             if not streaming:
                 await response.aclose()
-        return _reply(raw)
+        return await self._fetched(_reply(raw), turn.account_id)
 
-    async def _pieces(self, response: httpx.Response) -> AsyncIterator[str]:
+    def _late(self) -> WebhookAgentError:
+        return WebhookAgentError(
+            f"the agent's endpoint gave no whole answer within {self.timeout_s:g} s (agent.timeout)"
+        )
+
+    async def _fetched(self, reply: Reply | None, account_id: str) -> Reply | None:
+        """``reply`` with each file given by url fetched (see the class); one that cannot
+        be fetched is left out with a warning, the rest of the answer goes."""
+        if reply is None or all(f.url is None for f in reply.files):
+            return reply
+        files = []
+        for index, f in enumerate(reply.files):
+            if f.url is not None:
+                try:
+                    data, mime = await asyncio.to_thread(
+                        media_fetch.fetch_url,
+                        f.url,
+                        self.max_bytes,
+                        media_fetch.FETCH_TIMEOUT_S,
+                        allow_private=self.allow_private,
+                    )
+                except media_fetch.FetchFailed as exc:
+                    log.warning(
+                        "files[%d] of the webhook agent's answer ('%s') left out: %s reason=%s",
+                        index,
+                        shown(f.name),
+                        exc,
+                        exc.code,
+                        extra={"account": account_id},
+                    )
+                    continue
+                f = replace(f, url=None, data=data, mime=f.mime or mime)
+            files.append(f)
+        return replace(reply, files=tuple(files))
+
+    async def _pieces(self, response: httpx.Response, budget: TimeBudget) -> AsyncIterator[str]:
         from httpx_sse import EventSource
 
+        events = EventSource(response).aiter_sse()
         try:
-            async for event in EventSource(response).aiter_sse():
+            while True:
+                # each wait within the budget, not one around the loop: that would span
+                # the yields, and cut the reader of the answer rather than the request
+                try:
+                    event = await budget.wait(anext(events, None))
+                except TimeoutError:
+                    raise self._late() from None
+                if event is None:
+                    return
                 if event.event == "done":
                     return
                 if event.event == "error":

@@ -12,6 +12,7 @@ from wechat_sdk.cli import _err, _escape, _out, cli, fail_config
 
 if TYPE_CHECKING:
     from wechat_sdk.config import ResolvedAccount
+    from wechat_sdk.config.assistant import AgentConfig
 
 SECRET_KEYS = frozenset({"token"})
 
@@ -110,14 +111,22 @@ def account_summary(account: ResolvedAccount) -> dict[str, Any]:
         "groupPolicy": s.groupPolicy,
         "puppetOptions": mask_secrets(s.puppetOptions.model_dump(exclude_none=True)),
         # the assistant from the config: what it talks to (its key and headers not shown)
-        "agent": None
-        if s.agent is None
-        else {
-            "provider": s.agent.provider,
-            "model": s.agent.model,
-            "baseUrl": s.agent.baseUrl or "https://api.openai.com/v1",
-            "mcpServers": sorted(s.agent.mcpServers),
-        },
+        "agent": None if s.agent is None else _agent_summary(s.agent),
+    }
+
+
+def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
+    from wechat_sdk.config.integrations import origin_of
+
+    if agent.provider == "webhook":
+        # the url's origin only: its path or query may hold a token (as in the webhooks'
+        # log lines)
+        return {"provider": "webhook", "url": origin_of(agent.url or "") + "/..."}
+    return {
+        "provider": agent.provider,
+        "model": agent.model,
+        "baseUrl": agent.baseUrl or "https://api.openai.com/v1",
+        "mcpServers": sorted(agent.mcpServers),
     }
 
 

@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from wechat_sdk.config.errors import ConfigProblem
-from wechat_sdk.config.integrations import check_whsec
+from wechat_sdk.config.integrations import check_whsec, http_url
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -163,12 +163,10 @@ class AgentConfig(Strict):
         if value is not None and key not in needed:
             other = "webhook" if provider == "openai" else "openai"
             raise ValueError(f'{key} goes with provider "{other}", not "{provider}"')
-        if (
-            key == "url"
-            and isinstance(value, str)
-            and not value.startswith(("http://", "https://"))
-        ):
-            raise ValueError("url must start with http:// or https://")
+        if key == "url" and isinstance(value, str):
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("url must start with http:// or https://")
+            http_url(value)  # a host and port an HTTP client can use
         if key == "secret" and isinstance(value, SecretStr):
             problem = check_whsec(value.get_secret_value())
             if problem is not None:

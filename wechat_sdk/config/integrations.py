@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -19,7 +21,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from wechat_sdk.events import EVENT_TYPES
 
-__all__ = ["API_HOST", "ApiConfig", "WebhookEndpoint", "WebhookEndpoints", "check_whsec"]
+__all__ = [
+    "API_HOST",
+    "ApiConfig",
+    "WebhookEndpoint",
+    "WebhookEndpoints",
+    "check_whsec",
+    "http_url",
+    "origin_of",
+    "without_query",
+]
 
 #: where the API listens unless ``api.host`` says otherwise
 API_HOST = "127.0.0.1"
@@ -46,10 +57,31 @@ def check_whsec(secret: str) -> str | None:
     return None
 
 
-def _http_url(url: str) -> str:
+#: a host name: letters, digits, hyphens and dots (an IP address is judged apart)
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.?")
+
+
+def http_url(url: str) -> str:
+    """``url`` if it is an http(s) URL an HTTP client can use: a valid host, a port from 1
+    to 65535. The problem's words never repeat the URL (its query may hold a token)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        port = parts.port  # (raises on a port that is not a number up to 65535)
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port <= 65535:
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.fullmatch(host):
+            raise ValueError(
+                "has a host that is not a valid name (letters, digits, hyphens and dots) "
+                "or IP address"
+            ) from None
     return url
 
 
@@ -75,7 +107,7 @@ class WebhookEndpoint(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _http_url(value)
+        return http_url(value)
 
     @field_validator("secret")
     @classmethod
@@ -131,7 +163,7 @@ class ApiConfig(_Strict):
     @field_validator("publicUrl")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value).rstrip("/")
+        return None if value is None else http_url(value).rstrip("/")
 
 
 def _distinct_urls(endpoints: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
@@ -151,6 +183,16 @@ def origin_of(url: str) -> str:
     and query may hold a token)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def without_query(url: str) -> str:
+    """A URL's origin and path, without its query or fragment (what messages name a
+    fetched file by: a signed URL's query is its key, ``X-Amz-Signature`` say).
+
+    >>> without_query("https://u:pw@s3.example.com/b/report.pdf?X-Amz-Signature=abc")
+    'https://s3.example.com/b/report.pdf'
+    """
+    return origin_of(url) + urlsplit(url).path
 
 
 #: ``channels.wechat.webhooks``: each url once

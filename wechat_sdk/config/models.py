@@ -197,8 +197,9 @@ class AccountConfig(_Strict):
     )
     mediaFetchAllowPrivate: bool = Field(
         False,
-        description="fetch a file a puppet sends as a URL even from a loopback, private or "
-        "link-local address (an agent's own URLs are always fetched)",
+        description="fetch a file a puppet sends as a URL, or a webhook agent answers with, "
+        "even from a loopback, private or link-local address (a Python agent's own URLs "
+        "are always fetched)",
     )
     pairingNotify: str | None = Field(
         None, description="contact id told of each new pairing request"

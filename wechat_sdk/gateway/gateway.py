@@ -256,6 +256,8 @@ class Gateway:
         if self._started:
             return
         await self._start_http()
+        if self.http is not None:  # (kept through a reload: it refused sends meanwhile)
+            self.http.accept_sends()
         self._start_webhooks()
         if isinstance(self.agent, AgentLifecycle):  # its MCP servers, say
             await self.agent.start(self.config)
@@ -280,7 +282,16 @@ class Gateway:
         What is still unfinished after that is kept in the store's outbox (the messages of
         a reply not sent yet, or a turn the agent had not answered) and taken up by the
         next start on the same store: see "Stopping" on the "Running the gateway" page.
+
+        The HTTP API goes first: it refuses new sends, its sends in flight get ``grace_s``,
+        and those still going after it are cut and answered (503 ``gateway_stopping``,
+        saying what went out), all before an account stops; the accounts' replies get
+        what is left of ``grace_s``.
         """
+        if self.http is not None:
+            began = self.clock.now()
+            await self.http.stop_sends(grace_s)
+            grace_s = max(0.0, grace_s - (self.clock.now() - began))
         if self.cluster is not None:  # each account stopped and its lease released
             await self.cluster.stop(grace_s)
             self.cluster = None
@@ -399,11 +410,20 @@ class Gateway:
         *,
         account: str | None = None,
         room: str | None = None,
+        sent: list[str] | None = None,
+        files_sent: list[str] | None = None,
     ) -> str:
         """Send proactively to a contact (``to``) or a group (``room``).
 
         Goes through the default account unless ``account`` is given; paced and retried
-        like every reply. Returns the text that went out.
+        like every reply. Returns the text that went out. Pass ``sent`` and
+        ``files_sent`` (lists) to learn what went out even when this raises: each text
+        message, and each file's name, as soon as WeChat took it.
+
+        Unlike a reply, it does not wait for a login: with the account not logged in, or
+        logged out part way, it raises
+        :class:`~wechat_sdk.outbound.delivery.DeliveryFailed` with code ``not_logged_in``
+        (its ``sent`` and ``files`` say what went out before).
 
         On a transport with reply windows (iLink), raises
         :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed (nothing is
@@ -416,7 +436,9 @@ class Gateway:
         reply = message if isinstance(message, Reply) else Reply(text=message)
         outbound = self._runner(account).outbound
         outbound.check_window(conversation)  # a closed reply window: WindowClosed
-        return await outbound.deliver(conversation, reply)
+        return await outbound.deliver(
+            conversation, reply, sent=sent, files_sent=files_sent, wait_for_login=False
+        )
 
     def status(self) -> list[AccountStatus]:
         """Per-account status (no secrets)."""

@@ -74,7 +74,10 @@ def _operation(route: Route) -> dict[str, Any]:
         )
         responses["422"] = _error("the Idempotency-Key was used with another request")
         responses["502"] = _error("WeChat did not take the message (delivery_failed)")
-        responses["503"] = _error("the account is not logged in (account_not_ready)")
+        responses["503"] = _error(
+            "the account is not logged in, or logged out while sending (account_not_ready), "
+            "or the gateway is stopping (gateway_stopping); sent and sentFiles say what went out"
+        )
     if route.name == "verify_code":
         responses["404"] = _error("the account is not running (account_not_running)")
         responses["409"] = _error(

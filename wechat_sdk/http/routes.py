@@ -7,11 +7,13 @@ the server answers in the one JSON shape (:class:`~wechat_sdk.http.models.ErrorB
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +37,8 @@ from wechat_sdk.http.models import (
     VerifyCodeAnswer,
     VerifyCodeRequest,
 )
-from wechat_sdk.outbound.delivery import DeliveryFailed
+from wechat_sdk.logtext import shown
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.pairing.service import PairingError
 from wechat_sdk.puppet import OutboundFile, WindowClosed
 
@@ -50,20 +53,60 @@ _MAX_KEY_CHARS = 255
 
 M = TypeVar("M", bound=BaseModel)
 
+log = logging.getLogger("wechat_sdk.gateway")
+
 
 class ApiError(Exception):
-    """An error answer: HTTP ``status``, a ``code`` and a message saying what to change."""
+    """An error answer: HTTP ``status``, a ``code`` and a message saying what to change.
 
-    def __init__(self, status: int, code: str, message: str, *, sent: str | None = None) -> None:
+    On a send, ``sent`` and ``sent_files`` say what went out before the error, and
+    ``maybe_sent`` that a message cut by a stop may or may not have gone out.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        sent: str | None = None,
+        sent_files: list[str] | None = None,
+        maybe_sent: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
-        self.sent = sent
+        self.sent = sent or None
+        self.sent_files = sent_files or None
+        self.maybe_sent = maybe_sent
+
+    @property
+    def went_out(self) -> bool:
+        """Something went out (or may have): the send must never be made again."""
+        return bool(self.sent or self.sent_files or self.maybe_sent)
 
     def body(self) -> dict[str, Any]:
-        return ErrorBody(error=str(self), code=self.code, sent=self.sent).model_dump(
-            exclude_none=True
-        )
+        return ErrorBody(
+            error=str(self), code=self.code, sent=self.sent, sentFiles=self.sent_files
+        ).model_dump(exclude_none=True)
+
+
+def went_out_words(
+    sent: str | None,
+    files: list[str] | None,
+    maybe_sent: bool = False,
+    *,
+    before: str = "it failed",
+) -> str:
+    """What a failed send had sent, in words for its answer: ``"nothing was sent"``, or
+    ``"sent before it failed: 40 characters of text, file a.txt"``."""
+    parts = [f"{len(sent)} characters of text"] if sent else []
+    if files:
+        parts.append(f"file{'s' if len(files) > 1 else ''} {', '.join(files)}")
+    words = f"sent before {before}: {', '.join(parts)}" if parts else "nothing was sent"
+    if maybe_sent:
+        words += " (and the message going out when it was cut may or may not have gone out)"
+    return words
 
 
 @dataclass(frozen=True)
@@ -154,6 +197,51 @@ class ApiHandlers:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        #: the sends under way, and their account (a stop waits for them, then cuts them)
+        self._deliveries: dict[asyncio.Task[str], str] = {}
+        #: a stop began: new sends are refused
+        self._stopping = False
+
+    def accept_sends(self) -> None:
+        """The gateway (re)started: sends are taken again."""
+        self._stopping = False
+
+    async def stop_sends(self, grace_s: float) -> None:
+        """Refuse new sends; let those under way finish for up to ``grace_s`` (clock
+        time), then cut the rest, each answered ``gateway_stopping`` with what went out.
+
+        As for the accounts' replies (Turns.settle), a send the puppet already has is let
+        land first, so that whether it went out is known.
+        """
+        self._stopping = True
+        if not self._deliveries:
+            return
+        clock = self.gateway.clock
+        going = asyncio.ensure_future(asyncio.wait(list(self._deliveries)))
+        grace = asyncio.ensure_future(clock.sleep(grace_s))
+        try:
+            await asyncio.wait({going, grace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            going.cancel()
+            grace.cancel()
+        cut = {t: a for t, a in self._deliveries.items() if not t.done()}
+        if not cut:
+            return
+        senders = [
+            self.gateway.runners[a].outbound.sender
+            for a in set(cut.values())
+            if a in self.gateway.runners
+        ]
+        for sender in senders:
+            sender.stop_began()
+        try:
+            await asyncio.gather(*(s.sends_landed() for s in senders))
+            for t in cut:
+                t.cancel()
+            await asyncio.gather(*cut, return_exceptions=True)
+        finally:
+            for sender in senders:
+                sender.stop_began(False)
 
     def handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         method: Callable[[web.Request], Awaitable[web.StreamResponse]] = getattr(self, route.name)
@@ -197,7 +285,7 @@ class ApiHandlers:
         try:
             status, body = await self._send(message)
         except ApiError as exc:
-            if exc.sent:  # something went out: a retry gets this answer, nothing again
+            if exc.went_out:  # something went out: a retry gets this answer, nothing again
                 store.finish(key, exc.status, json.dumps(exc.body()))
             else:  # nothing went out: a retry may try again
                 store.release(key)
@@ -209,6 +297,12 @@ class ApiHandlers:
 
     async def _send(self, message: MessageRequest) -> tuple[int, dict[str, Any]]:
         gateway = self.gateway
+        if self._stopping:
+            raise ApiError(
+                503,
+                "gateway_stopping",
+                "the gateway is stopping: nothing was sent (try again once it is back)",
+            )
         account_id = message.account or gateway.accounts.default_id
         runner = gateway.runners.get(account_id)
         if runner is None:
@@ -245,18 +339,74 @@ class ApiHandlers:
             mention_ids=(message.to,) if message.room else (),
         )
         waiting_before = self._waiting(account_id, conversation)
+        texts: list[str] = []
+        names: list[str] = []
+        cut_uncertain: list[SendCut] = []
+
+        async def deliver() -> str:
+            try:
+                return await gateway.send(
+                    None,
+                    reply,
+                    account=account_id,
+                    room=conversation,
+                    sent=texts,
+                    files_sent=names,
+                )
+            except SendCut as cut:  # (a stop cut it: the message it had may have gone)
+                if cut.outcome == "uncertain":
+                    cut_uncertain.append(cut)
+                raise
+
+        delivery = asyncio.ensure_future(deliver())
+        self._deliveries[delivery] = account_id
         try:
-            text = await gateway.send(None, reply, account=account_id, room=conversation)
+            text = await delivery
         except WindowClosed as exc:
             raise ApiError(409, "window_closed", f"{exc}; nothing was sent") from None
         except DeliveryFailed as exc:
-            sent = exc.sent or None
-            what = (
-                f"; sent before it failed: {len(sent)} characters" if sent else "; nothing was sent"
-            )
+            sent, went = exc.sent or None, exc.files
+            what = went_out_words(sent, went)
             if exc.code == "window_closed":
-                raise ApiError(409, "window_closed", f"{exc}{what}", sent=sent) from None
-            raise ApiError(502, "delivery_failed", f"{exc} ({exc.code}){what}", sent=sent) from None
+                raise ApiError(
+                    409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went
+                ) from None
+            if exc.code == "not_logged_in":
+                what = went_out_words(sent, went, before="the logout")
+                raise ApiError(
+                    503,
+                    "account_not_ready",
+                    f"account {account_id!r} logged out while sending: {what} (try again "
+                    "once GET /v1/accounts shows it ready)",
+                    sent=sent,
+                    sent_files=went,
+                ) from None
+            raise ApiError(
+                502, "delivery_failed", f"{exc} ({exc.code}); {what}", sent=sent, sent_files=went
+            ) from None
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not delivery.cancelled() or (current is not None and current.cancelling()):
+                raise  # this request itself was cancelled
+            # cut by a stop (stop_sends): answered with what went out
+            sent = "\n\n".join(texts) or None
+            what = went_out_words(sent, names, bool(cut_uncertain), before="the stop")
+            log.warning(
+                "API send to %s cut by a stop: %s account=%s reason=gateway_stopping",
+                shown(conversation),
+                what,
+                account_id,
+            )
+            raise ApiError(
+                503,
+                "gateway_stopping",
+                f"the gateway is stopping: {what}; the rest was not sent",
+                sent=sent,
+                sent_files=names,
+                maybe_sent=bool(cut_uncertain),
+            ) from None
+        finally:
+            del self._deliveries[delivery]
         waiting_after = self._waiting(account_id, conversation)
         waiting = max(0, waiting_after[0] - waiting_before[0])
         waiting_files = max(0, waiting_after[1] - waiting_before[1])

@@ -63,6 +63,7 @@ class GatewayHttp:
         self.listen = listen
         self.media = media
         self._runner: web.AppRunner | None = None
+        self._api: ApiHandlers | None = None
         self.port: int | None = None
         self.api_port: int | None = None
 
@@ -124,7 +125,19 @@ class GatewayHttp:
         assert isinstance(server, asyncio.Server) and server.sockets
         return int(server.sockets[0].getsockname()[1])
 
+    async def stop_sends(self, grace_s: float) -> None:
+        """Refuse new API sends; those under way get ``grace_s``, then are cut and
+        answered (see :meth:`ApiHandlers.stop_sends`)."""
+        if self._api is not None:
+            await self._api.stop_sends(grace_s)
+
+    def accept_sends(self) -> None:
+        """Take API sends again (the gateway started)."""
+        if self._api is not None:
+            self._api.accept_sends()
+
     async def stop(self) -> None:
+        await self.stop_sends(0.0)  # (a send still going is answered, not left hanging)
         self.media.base_url = None
         if self._runner is not None:
             await self._runner.cleanup()
@@ -137,7 +150,7 @@ class GatewayHttp:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         if self.listen.api is not None:
-            handlers = ApiHandlers(self.gateway)
+            handlers = self._api = ApiHandlers(self.gateway)
             for route in API_ROUTES:
                 app.router.add_route(route.method, route.path, handlers.handler(route))
             app.router.add_get("/v1/openapi.json", self._openapi)
@@ -164,8 +177,11 @@ class GatewayHttp:
         assert api is not None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         expected = api.token.encode()
+        # bytes as they came: a header that is not UTF-8 reaches us surrogate-escaped, and
+        # is a wrong token (401), not an error
+        given_bytes = given.encode("utf-8", "surrogateescape")
         # constant time: how much of a wrong token matched never shows in the answer's time
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, expected):
             raise ApiError(
                 401,
                 "unauthorized",

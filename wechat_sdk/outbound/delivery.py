@@ -70,14 +70,16 @@ class DeliveryFailed(Exception):
     """A message could not be delivered (a permanent error, or retries ran out).
 
     ``code`` says why (``send_failed_permanent``, ``retries_exhausted``, ``too_large``,
-    ``fetch_failed``, ``bad_file``...). ``sent`` is the text of the same reply that did go
-    out before the failure (the outbound pipeline fills it in).
+    ``fetch_failed``, ``bad_file``, ``not_logged_in``...). ``sent`` is the text of the same
+    reply that did go out before the failure, ``files`` the names of its files that did
+    (the outbound pipeline fills them in).
     """
 
     def __init__(self, message: str, *, code: str, sent: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.sent = sent
+        self.files: list[str] = []
 
 
 @dataclass
@@ -152,16 +154,27 @@ class Sender:
         mention_ids: tuple[str, ...] = (),
         *,
         going: Callable[[], None] | None = None,
+        wait_for_login: bool = True,
     ) -> None:
         """Send a text. ``going`` is called right before each attempt hands it to the
-        puppet (after pacing)."""
-        await self._deliver(conversation_id, text_key(text), text, None, mention_ids, going)
+        puppet (after pacing). With the account logged out, the text waits for the next
+        login, or with ``wait_for_login=False`` fails at once (code ``not_logged_in``)."""
+        await self._deliver(
+            conversation_id, text_key(text), text, None, mention_ids, going, wait_for_login
+        )
 
     async def send_file(
-        self, conversation_id: str, file: OutboundFile, *, going: Callable[[], None] | None = None
+        self,
+        conversation_id: str,
+        file: OutboundFile,
+        *,
+        going: Callable[[], None] | None = None,
+        wait_for_login: bool = True,
     ) -> None:
-        """Send a file (``going`` as for :meth:`send_text`)."""
-        await self._deliver(conversation_id, file_key(file.name), None, file, (), going)
+        """Send a file (``going`` and ``wait_for_login`` as for :meth:`send_text`)."""
+        await self._deliver(
+            conversation_id, file_key(file.name), None, file, (), going, wait_for_login
+        )
 
     async def _deliver(
         self,
@@ -171,12 +184,15 @@ class Sender:
         file: OutboundFile | None,
         mention_ids: tuple[str, ...],
         going: Callable[[], None] | None,
+        wait_for_login: bool = True,
     ) -> None:
         backoff = BACKOFF_START_S
         attempt = 0
         while True:
             attempt += 1
             if self.logged_in is not None and not self.logged_in.is_set():
+                if not wait_for_login:
+                    raise self._not_logged_in(conversation_id)
                 await self.logged_in.wait()  # logged out: kept until the account is back
             await self.pacer.turn(conversation_id)
             started = self.clock.now()
@@ -219,12 +235,14 @@ class Sender:
                     # the puppet is not logged in, whatever the events said (a logout
                     # lost on a silent link, a link waiting to reconnect): wait for the
                     # next login, which sets it again; no attempt is used up
+                    self.logged_in.clear()
+                    if not wait_for_login:
+                        raise self._not_logged_in(conversation_id) from exc
                     log.info(
                         "not logged in: the message waits for the next login account=%s to=%s",
                         self.account_id,
                         conversation_id,
                     )
-                    self.logged_in.clear()
                     attempt -= 1
                     continue
                 if not exc.transient:
@@ -366,6 +384,15 @@ class Sender:
             self.account_id,
             conversation_id,
             code,
+        )
+
+    def _not_logged_in(self, conversation_id: str) -> DeliveryFailed:
+        # a proactive send's caller waits for its answer: it is not kept for a next login
+        return self.failure(
+            conversation_id,
+            "the account is not logged in (logged out, or waiting for a login): "
+            "not sent, and not kept for the next login",
+            "not_logged_in",
         )
 
     def failure(self, conversation_id: str, error: str, code: str) -> DeliveryFailed:

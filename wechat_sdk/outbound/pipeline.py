@@ -141,6 +141,8 @@ class Outbound:
         sent: list[str] | None = None,
         plan: ReplyPlan | None = None,
         typing: Typing | None = None,
+        files_sent: list[str] | None = None,
+        wait_for_login: bool = True,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
@@ -152,20 +154,34 @@ class Outbound:
         left there did not go out; a message whose send was cut with an unknown outcome
         leaves the plan without going to ``sent``. Pass the turn's ``typing`` (from
         :meth:`typing`) to have it told when the reply's first message goes: typing not
-        shown by then is not shown (it would follow the reply).
+        shown by then is not shown (it would follow the reply). ``files_sent`` (a list)
+        learns the name of each file that went out, as ``sent`` does for texts.
+
+        A reply waits across a logout and goes out after the next login;
+        ``wait_for_login=False`` (a proactive send: nobody is waiting for it in WeChat, its
+        caller is) fails at once instead, with code ``not_logged_in``.
         """
         sent = [] if sent is None else sent
+        files_sent = [] if files_sent is None else files_sent
         plan = ReplyPlan() if plan is None else plan
         if typing is not None:
             plan.typing = typing
         async with self.replying(conversation_id):
             try:
                 if isinstance(reply, Reply):
-                    await self._send_all(conversation_id, self._messages(reply), sent, plan)
+                    await self._send_all(
+                        conversation_id,
+                        self._messages(reply),
+                        sent,
+                        plan,
+                        files_sent=files_sent,
+                        wait_for_login=wait_for_login,
+                    )
                 else:
                     await self._deliver_stream(conversation_id, reply, sent, plan)
             except DeliveryFailed as exc:
                 exc.sent = "\n\n".join(sent)  # what did go out, for history
+                exc.files = list(files_sent)
                 raise
         return "\n\n".join(sent)
 
@@ -238,20 +254,28 @@ class Outbound:
         messages: Sequence[OutboundMessage],
         sent: list[str],
         plan: ReplyPlan,
+        *,
+        files_sent: list[str] | None = None,
+        wait_for_login: bool = True,
     ) -> None:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
-        # chunk that fails ends the reply
+        # chunk that fails ends the reply, and so does a logout (nothing more can go)
         messages = self._fit_window(conversation_id, list(messages))
         plan.add(messages)
         first_failure: DeliveryFailed | None = None
         for message in messages:
             try:
                 await self.send_message(
-                    conversation_id, message, sent, going=functools.partial(plan.going, message)
+                    conversation_id,
+                    message,
+                    sent,
+                    going=functools.partial(plan.going, message),
+                    files_sent=files_sent,
+                    wait_for_login=wait_for_login,
                 )
             except DeliveryFailed as exc:
-                if message.file is None:
+                if message.file is None or exc.code == "not_logged_in":
                     raise
                 first_failure = first_failure or exc
             except asyncio.CancelledError as cut:
@@ -269,18 +293,32 @@ class Outbound:
         sent: list[str],
         *,
         going: Callable[[], None] | None = None,
+        files_sent: list[str] | None = None,
+        wait_for_login: bool = True,
     ) -> None:
         """Send one message (paced, with the chunk gap, retried); a text that went out is
-        appended to ``sent``, also when the send finished after a cancellation
-        (:class:`~wechat_sdk.outbound.delivery.SendCut` with outcome ``"sent"``)."""
+        appended to ``sent`` (a file's name to ``files_sent``), also when the send
+        finished after a cancellation (:class:`~wechat_sdk.outbound.delivery.SendCut`
+        with outcome ``"sent"``)."""
         if message.file is not None:
-            await self._send_file(conversation_id, message.file, going)
+            try:
+                await self._send_file(conversation_id, message.file, going, wait_for_login)
+            except SendCut as cut:
+                if cut.outcome == "sent" and files_sent is not None:
+                    files_sent.append(message.file.name)
+                raise
+            if files_sent is not None:
+                files_sent.append(message.file.name)
             return
         assert message.text is not None
         await self._gap(conversation_id)
         try:
             await self.sender.send_text(
-                conversation_id, message.text, message.mention_ids, going=going
+                conversation_id,
+                message.text,
+                message.mention_ids,
+                going=going,
+                wait_for_login=wait_for_login,
             )
         except SendCut as cut:
             if cut.outcome == "sent":
@@ -353,7 +391,11 @@ class Outbound:
         await self._send_all(conversation_id, self._text_messages(text), sent, plan)
 
     async def _send_file(
-        self, conversation_id: str, file: OutboundFile, going: Callable[[], None] | None = None
+        self,
+        conversation_id: str,
+        file: OutboundFile,
+        going: Callable[[], None] | None = None,
+        wait_for_login: bool = True,
     ) -> None:
         cap = self.account.media_max_bytes
         if file.kind == "audio" and not file.duration_s:
@@ -386,7 +428,9 @@ class Outbound:
                 "too_large",
             )
         await self._gap(conversation_id)
-        await self.sender.send_file(conversation_id, file, going=going)
+        await self.sender.send_file(
+            conversation_id, file, going=going, wait_for_login=wait_for_login
+        )
         self._last_chunk[conversation_id] = self.clock.now()
 
     async def _gap(self, conversation_id: str) -> None:
@@ -406,8 +450,10 @@ def fetch_url(
     """Download a file the agent gave by URL (see :func:`wechat_sdk.media_fetch.fetch_url`);
     raises :class:`DeliveryFailed` with code ``fetch_failed`` or ``too_large``.
 
-    Loopback and private hosts are allowed here: the agent's URL is the user's own choice.
-    The rule against internal addresses guards what a peer sends (url FileBoxes).
+    Loopback and private hosts are allowed here: the URL is the user's own choice (a
+    Python agent's, or the HTTP API caller's, who holds its token). The rule against
+    internal addresses guards what a peer sends (url FileBoxes) and what a webhook agent
+    answers (it fetches its files itself, under that rule).
     """
     try:
         return media_fetch.fetch_url(url, max_bytes, timeout, allow_private=True)

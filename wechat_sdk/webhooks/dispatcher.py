@@ -271,4 +271,7 @@ class WebhookDispatcher:
         except TimeoutError:
             return f"no answer within {self.attempt_timeout_s:g} s"
         except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            # its text may repeat the whole URL (a token in its query): the class only
+            # (the log line names the origin), and for a connection that failed, why
+            cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+            return type(exc).__name__ + (f" ({cause.strerror})" if cause and cause.strerror else "")
