@@ -233,6 +233,21 @@ async def test_a_number_out_of_range_skips_its_message_and_the_batch_goes_on(
     assert "cannot be read" in error and "reason=bad_message" in error
 
 
+async def test_a_number_too_long_for_python_skips_its_message_not_the_answer(run: Run) -> None:
+    """Python refuses to read an integer of over 4,300 digits: were the whole answer
+    refused, the server would send it again at every poll, and nothing after it would
+    arrive. It reads as out of range: only its message is skipped."""
+    body = {"ret": 0, "msgs": [msg(1, text("hostile")), msg(2, text("fine"))]}
+    raw = json.dumps({**body, "get_updates_buf": "c1"})
+    first = json.dumps(msg(1, text("hostile"))["create_time_ms"])
+    run.script.raw(raw.replace(first, "9" * 5001, 1).encode())
+    run.script.batch(msg(3, text("later")), cursor="c2")
+    await run.until("the good ones", lambda: {"2", "3"} <= set(run.log.message_ids()))
+    assert "1" not in run.log.message_ids()
+    (error,) = run.errors()
+    assert "cannot be read" in error and "reason=bad_message" in error
+
+
 async def test_a_message_that_fails_to_be_read_for_any_reason_skips_only_itself(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:

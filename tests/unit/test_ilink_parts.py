@@ -180,7 +180,9 @@ def test_the_servers_clock_offset_stays_while_its_date_headers_agree_with_it() -
     assert first == pytest.approx(120.2)
     assert clock_offset(first, now=1001.4, server_time=882.0) == first
     assert clock_offset(first, now=1010.0, server_time=1000.0) == 10.0  # the server's reset
-    assert clock_offset(first, now=1011.0, server_time=None) is None  # no Date: not known
+    # an answer without a Date header: the offset known stays (none known: None)
+    assert clock_offset(first, now=1011.0, server_time=None) == first
+    assert clock_offset(None, now=1011.0, server_time=None) is None
 
 
 def test_a_message_without_an_id_gets_the_same_digest_each_time() -> None:

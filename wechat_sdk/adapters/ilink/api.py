@@ -218,7 +218,7 @@ class ILinkApi:
         if status >= 400:
             raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}", status)
         try:
-            answer = json.loads(text)
+            answer = json.loads(text, parse_int=_wire_int)
         except (ValueError, RecursionError):  # (nested deeper than Python's parser goes)
             raise BadAnswer(f"{name}: the answer is not JSON: {self.excerpt(text)}") from None
         if not isinstance(answer, dict):
@@ -339,6 +339,19 @@ _TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\
 def _joined(base: str, endpoint: str) -> str:
     """``urljoin``, remembered: an account calls a handful of URLs again and again."""
     return urllib.parse.urljoin(base, endpoint)
+
+
+#: the most digits an integer of an answer is read with; no iLink field holds more than
+#: 20 (a uint64), and Python refuses to read one of over 4,300 (the whole answer would be
+#: refused, and come back at every poll)
+_INT_DIGITS_MAX = 40
+#: what a longer integer reads as: a number no field's bounds take (wire.py), so only the
+#: message holding it is skipped
+OUT_OF_RANGE = 2**128
+
+
+def _wire_int(digits: str) -> int:
+    return int(digits) if len(digits) <= _INT_DIGITS_MAX else OUT_OF_RANGE
 
 
 def _http_date(value: str | None) -> float | None:

@@ -115,12 +115,12 @@ def said_at(said: float, *, now: float, server_offset: float | None) -> float:
 
 def clock_offset(kept: float | None, *, now: float, server_time: float | None) -> float | None:
     """How far our clock is ahead of the server's, read from an answer's ``Date`` header
-    (``server_time``); None without one. The offset ``kept`` from earlier answers stays
-    while a new reading is within the header's resolution of it: read afresh each time,
-    whole seconds would move message times back and forth by up to one, and two messages
-    a moment apart in two answers could swap their order."""
-    if server_time is None:
-        return None
+    (``server_time``); without one, ``kept`` (None: not known). The offset ``kept`` from
+    earlier answers stays while a new reading is within the header's resolution of it:
+    read afresh each time, whole seconds would move message times back and forth by up to
+    one, and two messages a moment apart in two answers could swap their order."""
+    if server_time is None:  # (an answer without the header: the offset known stays)
+        return kept
     reading = now - server_time
     if kept is not None and abs(reading - kept) <= DATE_RESOLUTION_S:
         return kept
