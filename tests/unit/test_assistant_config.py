@@ -44,7 +44,7 @@ def test_an_mcp_server_needs_a_command_or_a_url() -> None:
     text = """{channels: {wechat: {agent: {model: "m", mcpServers: {
         both: {command: "uvx", url: "http://127.0.0.1:9/mcp"},
         neither: {args: ["x"]},
-        ftp: {url: "ftp://host/mcp"},
+        ftp: {url: "ftp://host/mcp?key=Zq9SECRET"},
     }}}}}"""
     found = problems(text)
     assert [p.split(":")[0] for p in found] == [
@@ -54,6 +54,7 @@ def test_an_mcp_server_needs_a_command_or_a_url() -> None:
     ]
     assert "one of them" in found[0]
     assert "http://" in found[2]
+    assert "Zq9SECRET" not in found[2]  # (a url may hold a key: never repeated)
 
 
 def test_the_api_key_comes_from_the_environment_and_stays_secret() -> None:

@@ -75,7 +75,8 @@ class McpServerConfig(Strict):
         if self.url is not None and (self.args or self.env):
             raise ValueError("args and env go with command; a url gets headers")
         if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+            # (the url not repeated: it may hold a key)
+            raise ValueError("url must start with http:// or https://")
         return self
 
 
