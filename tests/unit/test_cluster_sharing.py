@@ -142,6 +142,26 @@ async def test_gateways_running_the_same_accounts_still_share_them_evenly(
         await gateways.stop_all()
 
 
+async def test_an_account_taken_and_released_between_two_rounds_is_not_unheld_for_a_round(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """Beyond its share a gateway takes only an account nobody held for a round; one that
+    another gateway took and released between its two looks was held (its fencing token
+    moved): taken beyond the share, it would stay there and leave the spread uneven."""
+    gateways = Gateways(aclient, keys)
+    b = gateways.gateway("B", ["x"], tick_s=0.05)
+    b.holders = {"x": None}
+    assert await b._unheld_for_a_round() == set()  # (first seen unheld)
+    other = Leases(aclient, keys, "A", ttl_s=30)
+    lease = await other.acquire("x")
+    assert lease is not None
+    await other.release(lease)
+    await asyncio.sleep(0.1)  # (two of B's rounds)
+    assert await b._unheld_for_a_round() == set()  # held meanwhile: a new round begins
+    await asyncio.sleep(0.1)
+    assert await b._unheld_for_a_round() == {"x"}
+
+
 async def test_a_start_that_fails_gives_the_account_back_and_is_tried_again(
     aclient: Any, keys: LeaseKeys, caplog: pytest.LogCaptureFixture, redis_url: str
 ) -> None:

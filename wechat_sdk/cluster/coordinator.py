@@ -128,8 +128,9 @@ class ClusterCoordinator:
         self._reachable = True
         #: when Redis last refused a command here, to say it once a minute
         self._refused_said_at: float | None = None
-        #: each free account and since when this gateway sees it unheld
-        self._unheld_since: dict[str, float] = {}
+        #: each free account: since when this gateway sees it unheld, and its fencing token
+        #: then (a token moved on: another gateway held it meanwhile, between two looks)
+        self._unheld_since: dict[str, tuple[float, object]] = {}
         #: accounts taken beyond the share (nobody else took them): not handed over
         self._kept: set[str] = set()
         #: the gateways alive and their accounts, as last read: kept accounts are looked
@@ -286,7 +287,7 @@ class ClusterCoordinator:
         runners = await self._say_alive()
         self.holders = await self.leases.holders(self.accounts)
         share = math.ceil(sum(Fraction(1, runners.get(a, 1)) for a in self.accounts))
-        overdue = self._unheld_for_a_round()
+        overdue = await self._unheld_for_a_round()
         for account_id in self.accounts:
             if self._stopping:
                 break
@@ -339,20 +340,26 @@ class ClusterCoordinator:
                     runners[account_id] += 1
         return runners
 
-    def _unheld_for_a_round(self) -> set[str]:
-        """The accounts nobody has held since this gateway's previous round or longer."""
+    async def _unheld_for_a_round(self) -> set[str]:
+        """The accounts nobody has held since this gateway's previous round or longer (an
+        account taken and released between two rounds was held: its fencing token says)."""
         now = self.clock.now()
-        unheld = {
+        unheld = sorted(
             a
             for a in self.accounts
             if self.holders.get(a) is None and a not in self.held and a not in self.stopping
-        }
+        )
         for account_id in list(self._unheld_since):
             if account_id not in unheld:
                 del self._unheld_since[account_id]
-        for account_id in unheld:
-            self._unheld_since.setdefault(account_id, now)
-        return {a for a in unheld if now - self._unheld_since[a] >= self.tick_s}
+        if not unheld:
+            return set()
+        tokens = await self._r.mget([self.keys.fence(a) for a in unheld])
+        for account_id, token in zip(unheld, tokens, strict=True):
+            seen = self._unheld_since.get(account_id)
+            if seen is None or seen[1] != token:
+                self._unheld_since[account_id] = (now, token)
+        return {a for a in unheld if now - self._unheld_since[a][0] >= self.tick_s}
 
     def _waits_retry(self, account_id: str) -> bool:
         retry_at = self._retry_at.get(account_id)
