@@ -123,10 +123,14 @@ def fetch_url(
     except FetchFailed:
         raise
     except urllib.error.HTTPError as exc:
-        raise FetchFailed(f"cannot fetch {shown}: HTTP {exc.code} {exc.reason}") from None
+        # (a refused redirect's reason repeats its target, query and all)
+        reason = "a redirect that is not allowed" if 300 <= exc.code < 400 else exc.reason
+        raise FetchFailed(f"cannot fetch {shown}: HTTP {exc.code} {reason}") from None
     except urllib.error.URLError as exc:
         raise FetchFailed(f"cannot fetch {shown}: {exc.reason}") from None
-    except ValueError as exc:  # a malformed URL or response (its text may repeat the URL)
+    except (ValueError, http.client.HTTPException) as exc:
+        # a malformed URL or response (a bad status line, a cut body; its text may repeat
+        # the URL)
         raise FetchFailed(f"cannot fetch {shown}: {type(exc).__name__}") from None
     except OSError as exc:  # timeouts, resets
         raise FetchFailed(f"cannot fetch {shown}: {exc}") from None

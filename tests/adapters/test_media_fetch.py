@@ -213,3 +213,40 @@ def test_the_config_switch_reaches_the_puppet_service_client(tmp_path: Any, allo
     )
     puppet = make_puppet(accounts_of(config).default, tmp_path)
     assert puppet.allow_private_hosts is allowed  # type: ignore[attr-defined]
+
+
+def test_a_refused_redirect_is_named_without_its_target() -> None:
+    """urllib refuses a redirect to another scheme, naming its target: a signed URL's
+    query must not reach the error (and from it the log, status and events)."""
+    target = "gopher://files.example/x?X-Amz-Signature=SECRETSIG"
+    answers = {"/r": Answer(status=302, headers={"Location": target})}
+    with serving(answers) as server, pytest.raises(FetchFailed) as failed:
+        fetch_url(f"{server.url}/r", 10_000, timeout=5, allow_private=True)
+    assert "HTTP 302" in str(failed.value) and "SECRETSIG" not in str(failed.value)
+
+
+def test_a_response_that_is_not_http_is_a_failed_fetch() -> None:
+    """A bad status line (http.client's own error, neither OSError nor ValueError) is a
+    failed fetch like any other, not an error escaping to the caller."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_garbage() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HELLO\r\n\r\n")
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    try:
+        with pytest.raises(FetchFailed, match="BadStatusLine") as failed:
+            fetch_url(
+                f"http://127.0.0.1:{port}/f?sig=SECRET", 10_000, timeout=5, allow_private=True
+            )
+        assert failed.value.code == "fetch_failed" and "SECRET" not in str(failed.value)
+    finally:
+        thread.join(5)
+        listener.close()

@@ -651,3 +651,140 @@ async def test_an_authorization_header_not_in_utf8_gets_401_not_500(
     assert answer.startswith(b"HTTP/1.1 401 ")
     assert b'"code": "unauthorized"' in answer
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---------------------------------------------------------------- what a failure says
+
+
+class FailingPuppet:
+    """The world's puppet, with conversations that fail: ``wxid_narrow`` has room for one
+    more message (its reply window); with ``fail`` set its sends and ``wxid_bob``'s fail
+    ``not_logged_in`` (a logout the events did not tell yet); ``wxid_unknown``'s send goes
+    out but its answer is lost."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.fail = False
+        self.handed: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        if conversation_id == "wxid_narrow":
+            return ReplyWindow(remaining=1, closes_at=4_000_000_000.0, max_chars=60)
+        return None
+
+    async def send_text(
+        self, conversation_id: str, text: str, mention_ids: tuple[str, ...] = ()
+    ) -> Any:
+        from wechat_sdk.puppet import SendError, SendOutcomeUnknown
+
+        if self.fail and conversation_id in ("wxid_narrow", "wxid_bob"):
+            raise SendError("not logged in", transient=False, code="not_logged_in")
+        if conversation_id == "wxid_unknown":
+            self.handed.append(text)  # it went out, but the answer was lost
+            raise SendOutcomeUnknown("the answer to the send was lost")
+        return await self._inner.send_text(conversation_id, text, mention_ids)
+
+
+async def failing_gateway(wechat: WeChatHarness, **keys: Any) -> tuple[Gateway, FailingPuppet]:
+    world = wechat.world
+    puppets: list[FailingPuppet] = []
+
+    def factory(account: Any) -> FailingPuppet:
+        puppets.append(FailingPuppet(world.puppet_factory(account)))
+        return puppets[-1]
+
+    config = parse_config(json.dumps({"channels": {"wechat": {**API, **keys}}}))
+    gw = Gateway(
+        config,
+        agent=echo,
+        clock=world.clock,
+        state_dir=wechat.state_dir,
+        puppet_factory=factory,
+        show_terminal_qr=False,
+    )
+    wechat.gateways.append(gw)
+    await gw.start()
+    await world.login()
+    return gw, puppets[0]
+
+
+async def test_a_send_whose_outcome_is_unknown_keeps_its_key(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """It may have gone out: a retry with the same key gets the first answer, and the
+    message is never handed to WeChat a second time."""
+    gw, puppet = await failing_gateway(wechat)
+    # a silent event stream: no echo can settle it, so it is given up, not tried again
+    gw.runners["default"].outbound.sender.echoes.stream_position = lambda: (0, 0)
+    headers = {**AUTH, "Idempotency-Key": "k-unknown"}
+    message = {"to": "wxid_unknown", "text": "your payment was received"}
+    first = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    again = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    assert first[0] == 502 and "may or may not have gone out" in first[1]["error"]
+    assert again[:2] == first[:2] and again[2].get("Idempotent-Replayed") == "true"
+    assert puppet.handed == ["your payment was received"]
+
+
+async def test_a_failed_send_whose_overflow_was_kept_says_so_and_keeps_its_key(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """What the reply window could not take is kept (to go out after the user's next
+    message) before the send begins; the send then fails: the answer says what was kept,
+    and the key is kept, so a retry does not keep it a second time."""
+    gw, puppet = await failing_gateway(wechat, textChunkLimit=50)
+    puppet.fail = True
+    text = " ".join(f"Sentence number {n} of the long note." for n in range(6))
+    headers = {**AUTH, "Idempotency-Key": "k-window"}
+    message = {"to": "wxid_narrow", "text": text}
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert code == 503 and "kept, to go out after the user's next message" in body["error"]
+    waiting = [i for i in gw.store.outbox.items("default") if i.state == "waiting"]
+    assert waiting
+    puppet.fail = False
+    again = await call(wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message)
+    assert again[0] == 503 and again[2].get("Idempotent-Replayed") == "true"
+    assert len([i for i in gw.store.outbox.items("default") if i.state == "waiting"]) == len(
+        waiting
+    )
+
+
+async def test_approving_with_notify_answers_when_the_account_logged_out(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """The approval's notice is a proactive send: it never waits for a next login."""
+    gw, puppet = await failing_gateway(wechat)
+    await wechat.world.say("wxid_bob", "hi")
+    (request,) = gw.pairing.list()
+    puppet.fail = True
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        f"/v1/pairing/{request.code}/approve",
+        headers=AUTH,
+        json={"notify": True},
+    )
+    assert code == 200 and body["notified"] is False and body["senderId"] == "wxid_bob"
+
+
+async def test_a_reload_changing_the_api_gives_its_sends_the_grace(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    gw = await wechat.gateway(echo, **PACED, **API)
+    reloads: list[asyncio.Task[None]] = []
+
+    async def reload() -> None:
+        new = {"channels": {"wechat": {**PACED, "api": {"port": 0, "token": TOKEN + "-new"}}}}
+        reloads.append(asyncio.ensure_future(gw.reload(parse_config(json.dumps(new)), grace_s=60)))
+        await asyncio.sleep(0)
+
+    code, _ = await post_while(wechat, http, gw, {**AUTH, "Idempotency-Key": "k-reload"}, reload)
+    await wechat.world.drive(reloads[0])
+    assert code == 200  # (a paced send of six paragraphs: it finished within the grace)
+    assert len(wechat.world.texts(to="wxid_alice")) == 6

@@ -287,13 +287,21 @@ def test_a_webhook_url_no_client_can_use_is_refused_at_load() -> None:
         ("http://127.0.0.1:99999/hook?token=URL-SECRET", "port that is not a number from 1"),
         ("http://exa mple.com/hook?token=URL-SECRET", "host that is not a valid name"),
         ("https://hooks.example.com:0/in?token=URL-SECRET", "port that is not a number from 1"),
+        ("http://[::1]x/hook?token=URL-SECRET", "bracketed host that is not an IPv6 address"),
+        ("http://[v1.fe]/hook?token=URL-SECRET", "bracketed host that is not an IPv6 address"),
     ):
         webhooks = [{"url": url, "secret": whsec(4)}]
         with pytest.raises(ConfigError) as info:
             parse_config(json.dumps({"channels": {"wechat": {"webhooks": webhooks}}}))
         assert f"channels.wechat.webhooks.0.url: has a {says}" in str(info.value)
         assert "URL-SECRET" not in str(info.value)
-    for url in ("https://[::1]:8443/hook", "http://hooks.example.com./in", "https://10.0.0.7/x"):
+    for url in (
+        "https://[::1]:8443/hook",
+        "http://hooks.example.com./in",
+        "https://10.0.0.7/x",
+        "http://my_agent:8080/hook",  # (a Docker Compose service's name)
+        "https://bücher.example/hook",  # (an internationalised name)
+    ):
         parse_config(
             json.dumps({"channels": {"wechat": {"webhooks": [{"url": url, "secret": whsec(4)}]}}})
         )

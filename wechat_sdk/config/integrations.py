@@ -58,7 +58,11 @@ def check_whsec(secret: str) -> str | None:
 
 
 #: a host name: letters, digits, hyphens and dots (an IP address is judged apart)
-_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*\.?")
+#: a host name (IDNA-encoded first): letters, digits, hyphens, underscores (Docker's
+#: service names have them) and dots
+_HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_-]+)*\.?")
+#: a netloc's bracketed IPv6 literal, then at most a port
+_BRACKETED = re.compile(r"(?:[^@]*@)?\[([^\]]*)\](?::[0-9]*)?")
 
 
 def http_url(url: str) -> str:
@@ -74,13 +78,24 @@ def http_url(url: str) -> str:
     if port is not None and not 0 < port <= 65535:
         raise ValueError("has a port that is not a number from 1 to 65535")
     host = parts.hostname
+    if "[" in parts.netloc:  # an IPv6 literal: an address, then nothing but a port
+        literal = _BRACKETED.fullmatch(parts.netloc)
+        try:
+            ipaddress.IPv6Address((literal.group(1) if literal else "").split("%")[0])
+        except ValueError:
+            raise ValueError("has a bracketed host that is not an IPv6 address") from None
+        return url
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOST_NAME.fullmatch(host):
+        try:
+            name = host.encode("idna").decode("ascii")  # (bücher.example: xn--bcher-kva...)
+        except UnicodeError:
+            name = ""
+        if not _HOST_NAME.fullmatch(name):
             raise ValueError(
-                "has a host that is not a valid name (letters, digits, hyphens and dots) "
-                "or IP address"
+                "has a host that is not a valid name (letters, digits, hyphens, underscores "
+                "and dots) or IP address"
             ) from None
     return url
 

@@ -334,6 +334,8 @@ class Gateway:
                         raise
                     await self._stop_http()
                     server = await self._open_http(config)
+            if self.http is not None:  # (its sends under way get the grace, as at a stop)
+                await self.http.stop_sends(grace_s)
             await self._stop_http()
             self.http = server
         await self.stop(grace_s)

@@ -45,8 +45,11 @@ class PairingAPI:
     async def notify_approved(self, account: str, sender_id: str) -> None:
         """Tell an approved sender they were approved, through that (running) account."""
         runner = self._gateway._runner(account)
+        # a proactive send: its caller waits, so it never waits for a next login
         await runner.outbound.deliver(
-            sender_id, Reply(text=approved_message(runner.account.display_name))
+            sender_id,
+            Reply(text=approved_message(runner.account.display_name)),
+            wait_for_login=False,
         )
 
     def deny(self, code: str, *, account: str | None = None) -> PairingRequest:

@@ -72,6 +72,7 @@ class ApiError(Exception):
         sent: str | None = None,
         sent_files: list[str] | None = None,
         maybe_sent: bool = False,
+        kept: int = 0,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -79,11 +80,14 @@ class ApiError(Exception):
         self.sent = sent or None
         self.sent_files = sent_files or None
         self.maybe_sent = maybe_sent
+        #: messages of the send kept to go out later (a reply window's overflow)
+        self.kept = kept
 
     @property
     def went_out(self) -> bool:
-        """Something went out (or may have): the send must never be made again."""
-        return bool(self.sent or self.sent_files or self.maybe_sent)
+        """Something went out, may have, or will (kept for later): the send must never be
+        made again."""
+        return bool(self.sent or self.sent_files or self.maybe_sent or self.kept)
 
     def body(self) -> dict[str, Any]:
         return ErrorBody(
@@ -107,6 +111,15 @@ def went_out_words(
     if maybe_sent:
         words += " (and the message going out when it was cut may or may not have gone out)"
     return words
+
+
+def _kept_words(kept: int) -> str:
+    if not kept:
+        return ""
+    return (
+        f"; {kept} message{'s' if kept > 1 else ''} kept, to go out after the user's next "
+        "message (the reply window)"
+    )
 
 
 @dataclass(frozen=True)
@@ -366,13 +379,16 @@ class ApiHandlers:
             raise ApiError(409, "window_closed", f"{exc}; nothing was sent") from None
         except DeliveryFailed as exc:
             sent, went = exc.sent or None, exc.files
-            what = went_out_words(sent, went)
+            # a reply window's overflow was kept before the failure: it goes out later
+            kept = self._kept_since(account_id, conversation, waiting_before)
+            unknown = exc.code == "outcome_unknown"  # (it may have gone out)
+            what = went_out_words(sent, went, unknown) + _kept_words(kept)
             if exc.code == "window_closed":
                 raise ApiError(
-                    409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went
+                    409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went, kept=kept
                 ) from None
             if exc.code == "not_logged_in":
-                what = went_out_words(sent, went, before="the logout")
+                what = went_out_words(sent, went, before="the logout") + _kept_words(kept)
                 raise ApiError(
                     503,
                     "account_not_ready",
@@ -380,9 +396,16 @@ class ApiHandlers:
                     "once GET /v1/accounts shows it ready)",
                     sent=sent,
                     sent_files=went,
+                    kept=kept,
                 ) from None
             raise ApiError(
-                502, "delivery_failed", f"{exc} ({exc.code}); {what}", sent=sent, sent_files=went
+                502,
+                "delivery_failed",
+                f"{exc} ({exc.code}); {what}",
+                sent=sent,
+                sent_files=went,
+                maybe_sent=unknown,
+                kept=kept,
             ) from None
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -390,7 +413,9 @@ class ApiHandlers:
                 raise  # this request itself was cancelled
             # cut by a stop (stop_sends): answered with what went out
             sent = "\n\n".join(texts) or None
+            kept = self._kept_since(account_id, conversation, waiting_before)
             what = went_out_words(sent, names, bool(cut_uncertain), before="the stop")
+            what += _kept_words(kept)
             log.warning(
                 "API send to %s cut by a stop: %s account=%s reason=gateway_stopping",
                 shown(conversation),
@@ -404,6 +429,7 @@ class ApiHandlers:
                 sent=sent,
                 sent_files=names,
                 maybe_sent=bool(cut_uncertain),
+                kept=kept,
             ) from None
         finally:
             del self._deliveries[delivery]
@@ -418,6 +444,11 @@ class ApiHandlers:
             waiting=waiting,
         )
         return 200, body.model_dump()
+
+    def _kept_since(self, account_id: str, conversation: str, before: tuple[int, int]) -> int:
+        """Messages kept to go out later (a reply window's overflow) since ``before``."""
+        after = self._waiting(account_id, conversation)
+        return max(0, after[0] - before[0]) + max(0, after[1] - before[1])
 
     def _waiting(self, account_id: str, conversation: str) -> tuple[int, int]:
         """The conversation's messages, and files among them, waiting for the user's next
@@ -514,7 +545,7 @@ class ApiHandlers:
         notified = False
         runner = self.gateway.runners.get(approved.account_id)
         if body.notify and runner is not None and runner.status.lifecycle == "ready":
-            with contextlib.suppress(DeliveryFailed):  # (the sender logged it)
+            with contextlib.suppress(DeliveryFailed):  # (logged out meanwhile: logged too)
                 await pairing.notify_approved(approved.account_id, approved.sender_id)
                 notified = True
         out = Approved(
