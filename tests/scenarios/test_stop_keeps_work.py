@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import Agent, AgentTurn, Reply
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
-from wechat_sdk.gateway.outbox import OUTBOX_MAX_AGE_S, turn_from_json, turn_to_json
+from wechat_sdk.gateway.outbox import (
+    OUTBOX_MAX_AGE_S,
+    message_id_of,
+    turn_from_json,
+    turn_to_json,
+)
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores import OutboxItem, SqliteStore
@@ -202,6 +208,37 @@ async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_resta
             ("assistant", "thought it over"),
         ]
         assert bot.texts().count("slow") == 2
+    finally:
+        await second.close()
+
+
+async def test_a_turn_whose_reply_was_kept_too_is_not_asked_again(tmp_path: Path) -> None:
+    """A process killed between writing a turn's reply to the outbox and deleting the
+    turn's own item leaves both: the reply goes out once, the agent is not asked again
+    (it would answer twice). A turn kept without its reply is still asked."""
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    gw = make_gateway(world, state, bot)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "slow", settle=False)
+    await world.say("wxid_bob", "slow", settle=False)
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=2))
+    (alice, bob) = sorted(outbox_rows(state), key=lambda i: i.conversation_id)
+    assert alice.kind == bob.kind == "turn"
+    with SqliteStore.in_state_dir(state) as store:  # alice's reply written, then the kill
+        reply = OutboxItem("default", "wxid_alice", "text", world.clock.now(), text="kept reply")
+        store.outbox.add([replace(reply, dm=True, turn=message_id_of(alice))])
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == ["kept reply"]
+        assert world.texts(to="wxid_bob") == ["thought it over"]
+        assert [t.sender_id for t in bot.asked] == ["wxid_alice", "wxid_bob", "wxid_bob"]
+        assert outbox_rows(state) == []
     finally:
         await second.close()
 

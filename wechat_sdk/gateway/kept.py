@@ -289,6 +289,9 @@ class KeptWork:
                 kept_turns = []
                 for item in items:
                     if item.kind == "turn":
+                        if _answered_by(item, items):
+                            self._write(functools.partial(_delete, item), "an answered turn")
+                            continue
                         turn = self._kept_turn(item)
                         if turn is not None:
                             kept_turns.append((turn.timestamp, item.id, turn, item))
@@ -407,6 +410,16 @@ class KeptWork:
 
 def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
     outbox.delete(item.id)
+
+
+def _answered_by(turn: OutboxItem, items: list[OutboxItem]) -> bool:
+    """Whether a kept turn's reply is kept too. A turn's reply is written, then its turn
+    item deleted (two writes); a process that died between them left both: the reply's
+    messages stand for the turn, which asked again would be answered twice."""
+    message_id = message_id_of(turn)
+    return message_id is not None and any(
+        i.kind in ("text", "file") and i.turn == message_id for i in items
+    )
 
 
 class TurnJournal:

@@ -190,8 +190,10 @@ class OutboxItem:
     ``kind`` ``"text"``: one text message of a reply (``text``, as it goes out: formatted
     and cut by ``chunk_text``; ``mention_ids`` for the first chunk of a group reply).
     ``"file"``: one file of a reply (``file``: its name, kind, MIME type, duration, and
-    its bytes, path or URL). ``"turn"``: a message whose agent had not answered yet
-    (``turn``: the :class:`~wechat_sdk.agent.AgentTurn` as JSON); the agent is asked again.
+    its bytes, path or URL). For both, ``turn``: the id of the message the reply answers
+    (None for a text that answers none, a pairing code say). ``"turn"``: a message whose
+    agent had not answered yet (``turn``: the :class:`~wechat_sdk.agent.AgentTurn` as
+    JSON); the agent is asked again.
     ``"message"``: a message on its way through the inbound steps (``turn``: its id; not
     in ``text``, which a gateway older than this kind would send), written before its
     dedupe mark and deleted when the steps end (it was dropped, or its turn stands for
