@@ -168,13 +168,13 @@ def _rule_names(tool: McpTool) -> tuple[str, ...]:
     """
     own = _bare_names(tool)
     prefixed = f"{tool.server}__{tool.name}"
-    names = (*own, prefixed, _NAME.sub("_", prefixed)[:64], tool.server)
+    names = (*own, prefixed, _api_name(prefixed), tool.server)
     return tuple(dict.fromkeys(names))  # (in order, each once)
 
 
 def _bare_names(tool: McpTool) -> tuple[str, ...]:
     """A tool's names that any server's tool may share: its own, and as the model sees it."""
-    return tuple(dict.fromkeys((tool.name, _NAME.sub("_", tool.name)[:64] or "tool")))
+    return tuple(dict.fromkeys((tool.name, _api_name(tool.name) or "tool")))
 
 
 def _warn_ambiguous(
@@ -239,10 +239,15 @@ def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
 def _model_name(tool: McpTool, taken: set[str]) -> str:
     """The tool's name as the API allows it (letters, digits, _ and -, at most 64);
     prefixed with its server's key when another tool has it already."""
-    name = _NAME.sub("_", tool.name)[:64] or "tool"
+    name = _api_name(tool.name) or "tool"
     if name in taken:
-        name = _NAME.sub("_", f"{tool.server}__{tool.name}")[:64]
+        name = _api_name(f"{tool.server}__{tool.name}")
     return name
+
+
+def _api_name(text: str) -> str:
+    """``text`` as a tool name the API takes: letters, digits, _ and -, at most 64."""
+    return _NAME.sub("_", text)[:64]
 
 
 def _capped(text: str) -> str:
