@@ -380,7 +380,7 @@ class ApiHandlers:
         except DeliveryFailed as exc:
             sent, went = exc.sent or None, exc.files
             # a reply window's overflow was kept before the failure: it goes out later
-            kept = self._kept_since(account_id, conversation, waiting_before)
+            kept = sum(self._kept_since(account_id, conversation, waiting_before))
             unknown = exc.code == "outcome_unknown"  # (it may have gone out)
             what = went_out_words(sent, went, unknown) + _kept_words(kept)
             if exc.code == "window_closed":
@@ -413,7 +413,7 @@ class ApiHandlers:
                 raise  # this request itself was cancelled
             # cut by a stop (stop_sends): answered with what went out
             sent = "\n\n".join(texts) or None
-            kept = self._kept_since(account_id, conversation, waiting_before)
+            kept = sum(self._kept_since(account_id, conversation, waiting_before))
             what = went_out_words(sent, names, bool(cut_uncertain), before="the stop")
             what += _kept_words(kept)
             log.warning(
@@ -433,9 +433,7 @@ class ApiHandlers:
             ) from None
         finally:
             del self._deliveries[delivery]
-        waiting_after = self._waiting(account_id, conversation)
-        waiting = max(0, waiting_after[0] - waiting_before[0])
-        waiting_files = max(0, waiting_after[1] - waiting_before[1])
+        waiting, waiting_files = self._kept_since(account_id, conversation, waiting_before)
         body = MessageSent(
             accountId=account_id,
             conversationId=conversation,
@@ -445,10 +443,13 @@ class ApiHandlers:
         )
         return 200, body.model_dump()
 
-    def _kept_since(self, account_id: str, conversation: str, before: tuple[int, int]) -> int:
-        """Messages kept to go out later (a reply window's overflow) since ``before``."""
+    def _kept_since(
+        self, account_id: str, conversation: str, before: tuple[int, int]
+    ) -> tuple[int, int]:
+        """Texts and files kept to go out later (a reply window's overflow) since
+        ``before`` (what :meth:`_waiting` gave then)."""
         after = self._waiting(account_id, conversation)
-        return max(0, after[0] - before[0]) + max(0, after[1] - before[1])
+        return max(0, after[0] - before[0]), max(0, after[1] - before[1])
 
     def _waiting(self, account_id: str, conversation: str) -> tuple[int, int]:
         """The conversation's messages, and files among them, waiting for the user's next
