@@ -114,7 +114,11 @@ class AgentConfig(Strict):
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
     maxTokens: int | None = Field(None, ge=1, description="longest answer, in tokens")
     timeout: float = Field(
-        60, gt=0, le=3600, description="seconds one request may take (and one tool call)"
+        60,
+        gt=0,
+        le=3600,
+        description="seconds one request may wait on the server in all, its streamed answer "
+        "included (and one tool call)",
     )
     maxRetries: int = Field(
         2, ge=0, le=10, description="retries of a timeout, 429 or 5xx, with backoff"
