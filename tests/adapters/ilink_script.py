@@ -35,7 +35,9 @@ class Script:
     #: a ``Set-Cookie`` header every answer carries (None: none)
     set_cookie: str | None = None
     #: ``sendmessage`` answers queued by the test (status, body), before the normal one
-    send_answers: asyncio.Queue[tuple[int, bytes]] = field(default_factory=asyncio.Queue)
+    send_answers: asyncio.Queue[tuple[int, bytes, dict[str, str]]] = field(
+        default_factory=asyncio.Queue
+    )
     #: seconds the server's clock is ahead of ours (its ``Date`` header says so)
     clock_ahead_s: float = 0.0
     #: the ``upload_full_url`` that ``getuploadurl`` gives (None: only ``upload_param``)
@@ -83,8 +85,8 @@ async def scripted() -> AsyncIterator[Script]:
     async def sendmessage(request: web.Request) -> web.Response:
         await record(request)
         if not script.send_answers.empty():
-            status, body = script.send_answers.get_nowait()
-            return web.Response(status=status, body=body)
+            status, body, headers = script.send_answers.get_nowait()
+            return web.Response(status=status, body=body, headers=headers)
         script.next_id += 1
         return web.json_response({"ret": 0, "message_id": script.next_id})
 

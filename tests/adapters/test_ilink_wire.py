@@ -323,23 +323,31 @@ async def test_a_message_time_on_a_server_clock_off_ours_is_read_on_ours(
     assert window is not None and window.closes_at == message.timestamp + 24 * 3600
 
 
+PROXY_PAGE = b"<html>Gateway Time-out</html>"
+ILINK_503 = b'{"ret": -1, "errcode": -1, "errmsg": "service unavailable"}'
+
+
 @pytest.mark.parametrize(
-    ("status", "code", "transient"),
+    ("status", "body", "headers", "code", "transient"),
     [
-        (504, "outcome_unknown", False),  # a proxy gave up; the server may have taken it
-        (502, "outcome_unknown", False),
-        (500, "outcome_unknown", False),
-        (503, "send_failed", True),  # unavailable: nothing was taken
-        (400, "send_failed", True),
+        # a proxy gave up, or forwarded and lost the answer: the server may have taken it
+        (504, PROXY_PAGE, {}, "outcome_unknown", False),
+        (502, PROXY_PAGE, {}, "outcome_unknown", False),
+        (500, PROXY_PAGE, {}, "outcome_unknown", False),
+        (503, b"upstream connect error or disconnect/reset", {}, "outcome_unknown", False),
+        # unavailable, as iLink itself or a server asking to come back says: not taken
+        (503, ILINK_503, {}, "send_failed", True),
+        (503, PROXY_PAGE, {"Retry-After": "5"}, "send_failed", True),
+        (400, PROXY_PAGE, {}, "send_failed", True),
     ],
-    ids=["504", "502", "500", "503", "400"],
+    ids=["504", "502", "500", "503-proxy", "503-ilink", "503-retry-after", "400"],
 )
 async def test_an_http_error_to_a_send_is_never_sent_twice_when_it_may_have_gone_out(
-    run: Run, status: int, code: str, transient: bool
+    run: Run, status: int, body: bytes, headers: dict[str, str], code: str, transient: bool
 ) -> None:
     run.script.batch(msg(1, text("hi")), cursor="c1")
     await run.until("the message", lambda: "1" in run.log.message_ids())
-    run.script.send_answers.put_nowait((status, b"<html>Gateway Time-out</html>"))
+    run.script.send_answers.put_nowait((status, body, headers))
     with pytest.raises(SendError) as failed:
         await run.puppet.send_text(ALICE, "the answer")
     assert (failed.value.code, failed.value.transient) == (code, transient)

@@ -80,13 +80,16 @@ class TimedOut(Unreachable):
 
 
 class BadAnswer(ILinkError):
-    """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body).
-    ``status``: the HTTP status when it was an error status (a 4xx or a 503: the call was
-    not taken; another 5xx may be a proxy's, given after the server took the call)."""
+    """The server answered, but not with iLink's JSON (an HTML page, garbage, a cut body),
+    or with an HTTP error status (``status``). ``not_taken``: the answer says the call was
+    not taken: a 4xx, or a 503 that iLink itself gave (its JSON) or that asks to come back
+    (``Retry-After``). A proxy's bare 503, like its 502 or 504 or a 500, may come after the
+    server took the call."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, not_taken: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.not_taken = not_taken
 
 
 @dataclass
@@ -208,6 +211,7 @@ class ILinkApi:
                     raw = await _read_capped(resp)
                     status = resp.status
                     date = resp.headers.get("Date")
+                    retry_after = "Retry-After" in resp.headers
         except TimeoutError:
             raise TimedOut(f"{name}: no answer within {timeout_s:.0f} s") from None
         except aiohttp.ClientError as exc:
@@ -216,7 +220,8 @@ class ILinkApi:
             ) from None
         text = raw.decode("utf-8", "replace")
         if status >= 400:
-            raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}", status)
+            not_taken = status < 500 or (status == 503 and (retry_after or _ilinks(text)))
+            raise BadAnswer(f"{name}: HTTP {status}: {self.excerpt(text)}", status, not_taken)
         try:
             answer = json.loads(text, parse_int=_wire_int)
         except (ValueError, RecursionError):  # (nested deeper than Python's parser goes)
@@ -352,6 +357,16 @@ OUT_OF_RANGE = 2**128
 
 def _wire_int(digits: str) -> int:
     return int(digits) if len(digits) <= _INT_DIGITS_MAX else OUT_OF_RANGE
+
+
+def _ilinks(text: str) -> bool:
+    """Whether an error answer is iLink's own JSON (``ret`` or ``errcode`` in an object),
+    not a proxy's page."""
+    try:
+        answer = json.loads(text, parse_int=_wire_int)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(answer, dict) and ("ret" in answer or "errcode" in answer)
 
 
 def _http_date(value: str | None) -> float | None:

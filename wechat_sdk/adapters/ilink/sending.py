@@ -5,12 +5,14 @@ same ``client_id``, files through the CDN, and the typing indicator.
 What a failed send means:
 
 - not taken, so the gateway may send it again (a transient
-  :class:`~wechat_sdk.puppet.SendError`): an HTTP 4xx, or a 503 (the server says it is
-  unavailable); iLink's own refusals (``ret``/``errcode``) are final, and not taken either;
+  :class:`~wechat_sdk.puppet.SendError`): an HTTP 4xx, or a 503 that is iLink's own (its
+  JSON) or asks to come back (``Retry-After``); iLink's own refusals (``ret``/``errcode``)
+  are final, and not taken either;
 - may have been taken: the answer lost (no connection, a timeout), an answer that is not
-  iLink's JSON, or an HTTP 5xx other than 503. A 502 or a 504 is what a proxy or a load
-  balancer answers when it gave up waiting on a server that may well have taken the
-  message, and a 500 may come after the message was kept. Such a send is never sent
+  iLink's JSON, or another HTTP 5xx. A 502 or a 504 is what a proxy or a load balancer
+  answers when it gave up waiting on a server that may well have taken the message, a
+  proxy's bare 503 may come after it forwarded the request (Envoy's "upstream reset"), and
+  a 500 may come after the message was kept. Such a send is never sent
   again: iLink gives the bot no echo of its own messages, so no later evidence could
   settle it, and it is a final :class:`~wechat_sdk.puppet.SendError` with the code
   ``outcome_unknown`` (sending it again, under a new ``client_id``, could deliver it twice).
@@ -171,7 +173,7 @@ class Sender:
                     "not logged in: the iLink session expired", code="not_logged_in"
                 ) from exc
             except BadAnswer as exc:
-                if _not_taken(exc.status):
+                if exc.not_taken:
                     raise SendError(f"iLink did not take the {what}: {exc}") from exc
                 raise _unknown(what, exc) from exc
             except Unreachable as exc:  # it may have been taken: not sent a second time
@@ -220,14 +222,6 @@ class Sender:
             return None
         self.tickets[peer] = (ticket, now)
         return ticket
-
-
-def _not_taken(status: int | None) -> bool:
-    """Whether an HTTP error status says the send was not taken: a 4xx, or a 503 (the
-    server unavailable). Another 5xx may be a proxy's, given after the server took it."""
-    if status is None:  # an answer that is not iLink's JSON: anything may have happened
-        return False
-    return status < 500 or status == 503
 
 
 def _unknown(what: str, exc: Exception) -> SendError:
