@@ -104,3 +104,38 @@ def test_the_api_sends_and_a_cli_approval_becomes_an_event(tmp_path: Path, hooks
         assert TOKEN not in running.stderr() and SECRET not in running.stderr()
     finally:
         running.kill()
+
+
+def test_an_approval_with_no_gateway_running_is_announced_by_the_next_to_start(
+    tmp_path: Path, hooks: Hooks
+) -> None:
+    running = Running(tmp_path)
+    running.config.write_text(
+        config_text(
+            dmPolicy="pairing",
+            allowFrom=[],
+            webhooks=[{"url": hooks.url, "secret": SECRET, "events": ["pairing.approved"]}],
+        )
+    )
+    with SqliteStore.in_state_dir(running.state) as store:
+        now = time.time()
+        store.pairing.add_request(
+            PairingRequest("HJKL2345", "default", "wxid_stranger", "Stranger", now, now + 3600)
+        )
+    result = cli(
+        "pairing", "approve", "hjkl2345", "--config", running.config, "--state-dir", running.state
+    )
+    assert result.returncode == 0, result.stderr
+    assert "queued for the next gateway" in result.stdout
+    assert not hooks.events  # no gateway: nothing sent yet, and nothing lost
+    running.start()
+    try:
+        (event,) = wait_for("the pairing.approved event", lambda: hooks.events)
+        assert event["type"] == "pairing.approved"
+        assert event["data"] == {
+            "accountId": "default",
+            "code": "HJKL2345",
+            "senderId": "wxid_stranger",
+        }
+    finally:
+        running.kill()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,8 +14,7 @@ from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli
 
 if TYPE_CHECKING:
     from wechat_sdk.pairing.service import Pairing
-
-R = TypeVar("R")
+    from wechat_sdk.stores.base import ApprovedSender, Store
 
 
 def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
@@ -24,7 +23,6 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
     directory's SQLite file."""
     from wechat_sdk.clock import RealClock
     from wechat_sdk.pairing.service import Pairing
-    from wechat_sdk.stores.base import Store
     from wechat_sdk.stores.sqlite import SqliteStore
 
     directory = _state_dir(config_file, state_dir)
@@ -107,20 +105,46 @@ def pairing_list(
     _out().print(table)
 
 
-def _decide(
-    config_file: Path | None, state_dir: Path | None, decision: Callable[[Pairing], R]
-) -> tuple[R, Path]:
-    """Run one pairing decision on the store; a PairingError ends the command (exit 1)."""
+@contextlib.contextmanager
+def _decisions(
+    config_file: Path | None, state_dir: Path | None
+) -> Iterator[tuple[Pairing, Store, Path]]:
+    """The pairing service on the store, closed after; a PairingError ends the command
+    (exit 1)."""
     from wechat_sdk.pairing.service import PairingError
 
     service, store, directory = _pairing(config_file, state_dir)
     try:
-        return decision(service), directory
+        yield service, store, directory
     except PairingError as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None
     finally:
         store.close()
+
+
+def _queue_approved(
+    config_file: Path | None, store: Store, approved: ApprovedSender, code: str
+) -> None:
+    """No gateway runs on this state directory: the ``pairing.approved`` webhook is queued
+    in the store, where the next gateway to start (on Redis: any gateway of the cluster,
+    within a minute) sends it."""
+    from wechat_sdk.clock import RealClock
+    from wechat_sdk.config import ConfigError, load_config
+    from wechat_sdk.events import GatewayEvents
+    from wechat_sdk.webhooks import WebhookDispatcher
+
+    try:
+        endpoints = load_config(config_file).channels.wechat.webhooks
+    except ConfigError:
+        return  # (no config, or a broken one: no endpoints to tell)
+    if not endpoints:
+        return
+    dispatcher = WebhookDispatcher(endpoints, store.webhooks, RealClock())
+    events = GatewayEvents(dispatcher.publish, dispatcher.wanted)
+    if events.wants("pairing.approved"):
+        events.pairing_approved(approved.account_id, code=code, sender_id=approved.sender_id)
+        _out().print("the pairing.approved webhook is queued for the next gateway to send")
 
 
 @pairing_group.command("approve")
@@ -134,21 +158,28 @@ def pairing_approve(
     code: str, account: str | None, notify: bool, config_file: Path | None, state_dir: Path | None
 ) -> None:
     """Approve a pending request: the sender may now talk to the assistant."""
-    approved, directory = _decide(config_file, state_dir, lambda p: p.approve(code, account))
-    _out().print(f"approved {approved.sender_id} on account {approved.account_id}", markup=False)
-    from wechat_sdk.gateway.control import ControlError, control_request
+    from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
 
-    # a running gateway sends its pairing.approved webhook (no gateway: nothing to tell)
-    with contextlib.suppress(ControlError):
-        control_request(
-            directory,
-            {
-                "cmd": "pairing_approved",
-                "account": approved.account_id,
-                "sender": approved.sender_id,
-                "code": code.strip().upper(),
-            },
+    with _decisions(config_file, state_dir) as (service, store, directory):
+        approved = service.approve(code, account)
+        _out().print(
+            f"approved {approved.sender_id} on account {approved.account_id}", markup=False
         )
+        # a running gateway sends its pairing.approved webhook; with none, it is queued
+        try:
+            control_request(
+                directory,
+                {
+                    "cmd": "pairing_approved",
+                    "account": approved.account_id,
+                    "sender": approved.sender_id,
+                    "code": code.strip().upper(),
+                },
+            )
+        except NoGateway:
+            _queue_approved(config_file, store, approved, code.strip().upper())
+        except ControlError as exc:
+            _err().print(f"[yellow]pairing.approved not sent:[/] {_escape(exc)}", markup=True)
     if notify:
         try:
             control_request(
@@ -172,5 +203,6 @@ def pairing_deny(
     code: str, account: str | None, config_file: Path | None, state_dir: Path | None
 ) -> None:
     """Deny a pending request (the sender gets no reply)."""
-    denied, _ = _decide(config_file, state_dir, lambda p: p.deny(code, account))
+    with _decisions(config_file, state_dir) as (service, _, _):
+        denied = service.deny(code, account)
     _out().print(f"denied {denied.sender_id} on account {denied.account_id}", markup=False)

@@ -177,13 +177,18 @@ def control_request(
                 f"no gateway is running (stale socket at {path}); start one "
                 "with: wechat-sdk gateway run"
             ) from None
-        s.sendall(json.dumps(request).encode() + b"\n")
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        try:
+            s.sendall(json.dumps(request).encode() + b"\n")
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            raise ControlError(f"the gateway did not answer within {timeout:.0f} s") from None
+        except OSError as exc:  # (it stopped while answering)
+            raise ControlError(f"the gateway did not answer: {exc}") from None
     try:
         response: dict[str, Any] = json.loads(data)
     except ValueError:
