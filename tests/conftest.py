@@ -6,10 +6,15 @@ namespace from ``redis_namespace``, so tests never see each other's keys. Withou
 ``redis-server`` on the PATH (Debian: ``apt-get install redis-server``; ``nox -s tests``
 installs it) the tests that need it are skipped, saying so, unless
 ``WECHAT_SDK_REDIS_REQUIRED=1`` (set by nox) makes that a failure.
+
+Also for every test: the ``wechat_sdk`` logger as it was before it (an in-process
+``gateway run`` configures it for stderr, not propagating), and Hypothesis without its
+200 ms deadline per example (a busy machine is no failure; speed is not what is tested).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("wechat-sdk", deadline=None)
+settings.load_profile("wechat-sdk")
+
+
+@pytest.fixture(autouse=True)
+def _wechat_sdk_logger_restored() -> Iterator[None]:
+    """The ``wechat_sdk`` logger's handlers, level and propagation put back after each test
+    (``configure_logging``, run by an in-process ``gateway run``, replaces them)."""
+    logger = logging.getLogger("wechat_sdk")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,6 +232,15 @@ async def collect(client: PuppetServiceClient, n: int, within: float = 5.0) -> l
 
     await asyncio.wait_for(read(), within)
     return got
+
+
+async def until(what: str, condition: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Wait for ``condition`` (evidence, not a guess at how long it takes)."""
+    for _ in range(int(within_s / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
 
 
 # ---------------------------------------------------------------- the TS enum trap
@@ -471,13 +480,18 @@ async def test_payloads_are_fetched_ahead_of_the_consumer_within_a_window(
     for n in range(10):
         script.push(2, {"messageId": f"m{n}"})
     script.push(2, {"messageId": "bad"})
-    await asyncio.sleep(0.3)
-    in_flight = [c for c in script.calls if c.startswith("MessagePayload:")]
+
+    def payload_calls() -> list[str]:
+        return [c for c in script.calls if c.startswith("MessagePayload:")]
+
+    await until("four payloads asked for", lambda: len(payload_calls()) >= 4)
+    await asyncio.sleep(0.2)  # (room for a fifth, were the window not full)
     # the window: the first four, each once (concurrent calls reach the server in any order)
-    assert sorted(in_flight) == [f"MessagePayload:m{n}" for n in range(4)]
+    assert sorted(payload_calls()) == [f"MessagePayload:m{n}" for n in range(4)]
     script.gate.set()
-    await asyncio.sleep(0.5)  # nobody has asked for a payload yet
-    fetched = [c for c in script.calls if c.startswith("MessagePayload:")]
+    # nobody has asked for a payload yet
+    await until("every payload asked for", lambda: len(payload_calls()) >= 11)
+    fetched = payload_calls()
     assert sorted(fetched) == sorted(
         [f"MessagePayload:m{n}" for n in range(10)] + ["MessagePayload:bad"]
     )  # every payload once, none asked twice
@@ -522,8 +536,7 @@ async def test_a_caller_waiting_for_a_payload_fetched_ahead_gets_an_error_on_sto
     client = client_for(endpoint)
     await client.start()
     script.push(2, {"messageId": "m0"})
-    await asyncio.sleep(0.3)  # read, and its payload asked for
-    assert "MessagePayload:m0" in script.calls
+    await until("its payload asked for", lambda: "MessagePayload:m0" in script.calls)
     waiting = asyncio.ensure_future(client.message("m0"))
     await asyncio.sleep(0.1)
     await client.stop()
@@ -560,18 +573,20 @@ async def test_a_message_event_repeated_while_its_payload_is_fetched_asks_once(
     server: tuple[Script, str],
 ) -> None:
     script, endpoint = server
-    script.messages["m1"] = pb.MessagePayloadResponse(
-        id="m1", talker_id="wxid_a", text="hi", type=7
-    )
+    for n in (1, 2):
+        script.messages[f"m{n}"] = pb.MessagePayloadResponse(
+            id=f"m{n}", talker_id="wxid_a", text="hi", type=7
+        )
     client = client_for(endpoint, prefetch_window=4)
     await client.start()
-    script.gate = asyncio.Event()  # the payload's answer is held
+    script.gate = asyncio.Event()  # the payloads' answers are held
     for _ in range(3):  # a puppet redelivering the event (after a reconnect, say)
         script.push(2, {"messageId": "m1"})
-    await asyncio.sleep(0.3)
+    script.push(2, {"messageId": "m2"})  # events are read in order: m2 asked, m1 read thrice
+    await until("the event after the repeats read", lambda: "MessagePayload:m2" in script.calls)
     script.gate.set()
-    events = await collect(client, 4)
-    assert [e.message_id for e in events if isinstance(e, MessageEvent)] == ["m1"] * 3
+    events = await collect(client, 5)
+    assert [e.message_id for e in events if isinstance(e, MessageEvent)] == ["m1"] * 3 + ["m2"]
     assert (await client.message("m1")).text == "hi"
     assert script.calls.count("MessagePayload:m1") == 1  # one fetch, shared
     await client.stop()
@@ -590,7 +605,12 @@ async def test_a_new_senders_contact_is_fetched_alongside_its_message_and_once(
     await client.start()
     for n in range(3):
         script.push(2, {"messageId": f"n{n}"})
-    await asyncio.sleep(0.3)  # read and prefetched; nobody asked for anything yet
+    # read and prefetched; nobody asked for anything yet
+    await until(
+        "the three payloads and the contact asked for",
+        lambda: "MessagePayload:n2" in script.calls and "ContactPayload:wxid_new" in script.calls,
+    )
+    await asyncio.sleep(0.2)  # (time for a second contact call, were there one)
     assert script.calls.count("ContactPayload:wxid_new") == 1  # fetched ahead, once
     names = await asyncio.gather(*(client.contact("wxid_new") for _ in range(3)))
     assert [c.name for c in names] == ["New Person"] * 3

@@ -308,4 +308,4 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
         await redis.aclose()
         cluster.close()
     stopped = cluster.log(paused)
-    assert "reason=lease_released" in stopped or "lease_released" in stopped
+    assert "reason=lease_released" in stopped, "the clean stop logged no lease handed over"

@@ -293,14 +293,15 @@ async def test_a_stream_of_keep_alives_ends_at_agent_timeout(
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(b"data: thinking...\n\n")
-        for _ in range(200):  # keep-alives well within httpx's read timeout, for 10 s
+        for _ in range(200):  # keep-alives well within httpx's read timeout, for 10 s: far
+            # past agent.timeout (2 s of waiting), which they must not extend
             await asyncio.sleep(0.05)
             await response.write(b": keep-alive\n\n")
         await response.write(b"data: done thinking\n\nevent: done\ndata: \n\n")
         return response
 
     endpoint.answer = stream
-    gw = await gateway(wechat, endpoint, {"timeout": 0.3}, errorNotice="sorry, try later")
+    gw = await gateway(wechat, endpoint, {"timeout": 2}, errorNotice="sorry, try later")
     await wechat.world.say("wxid_alice", "hi")
     await answered(wechat, gw)
     # what went out stays; the failure notice follows, once

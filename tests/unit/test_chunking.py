@@ -212,8 +212,11 @@ def test_long_tilde_fence_is_reopened_with_tildes() -> None:
 def test_unclosed_fence_is_still_reopened() -> None:
     code = "\n".join(f"x{i} = {i}" for i in range(20))
     chunks = chunk_text("```js\n" + code, 50)
+    assert len(chunks) > 1  # continuations to reopen the fence in
     assert all(c.startswith("```js\n") for c in chunks)
     assert all(len(c) <= 50 for c in chunks)
+    body = [line for c in chunks for line in c.split("\n") if not line.startswith("```")]
+    assert body == code.split("\n")  # every line of code, once, in order
 
 
 def test_newline_mode_packs_whole_paragraphs() -> None:

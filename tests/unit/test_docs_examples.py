@@ -190,7 +190,9 @@ PUPPET_PAGE = DOCS / "puppets.md"
 
 def test_puppets_page_includes_every_puppet_example() -> None:
     text = PUPPET_PAGE.read_text(encoding="utf-8")
-    for path in EXAMPLES.glob("puppet-*.json5"):
+    examples = sorted(EXAMPLES.glob("puppet-*.json5"))
+    assert examples, f"no puppet-*.json5 in {EXAMPLES}"
+    for path in examples:
         assert f'--8<-- "docs/examples/config/{path.name}"' in text, path.name
 
 
