@@ -56,11 +56,22 @@ def _free_port() -> int:
 def start_redis_server(
     directory: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """A ``redis-server`` on 127.0.0.1 answering PING (persistence off), and its port."""
+    """A ``redis-server`` on 127.0.0.1 answering PING (persistence off), and its port
+    (a free one unless given; tried again on another if it was taken meanwhile)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise FileNotFoundError("redis-server")
-    port = port or _free_port()
+    if port is not None:
+        return _redis_server(exe, directory, port)
+    for _ in range(3):
+        try:
+            return _redis_server(exe, directory, _free_port())
+        except RuntimeError as exc:
+            error = exc
+    raise error
+
+
+def _redis_server(exe: str, directory: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
@@ -88,8 +99,8 @@ def start_redis_server(
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
                 c.sendall(b"PING\r\n")
-                if c.recv(16).startswith(b"+PONG"):
-                    return proc, port
+                if c.recv(16).startswith(b"+PONG") and proc.poll() is None:
+                    return proc, port  # (ours: one that lost the port to another has ended)
         except OSError:
             pass
         if proc.poll() is not None:
