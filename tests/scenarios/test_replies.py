@@ -156,6 +156,18 @@ STREAM_KEYS: dict[str, Any] = {
 }
 
 
+async def test_a_streamed_reply_goes_out_under_a_chunk_limit_below_min_chars(
+    wechat: WeChatHarness,
+) -> None:
+    # textChunkLimit 150 clamps draftChunk.maxChars (800) and the default minChars (200)
+    world = wechat.world
+    await wechat.gateway(streaming(STREAM, world), textChunkLimit=150, **OPEN)
+    await world.say("wxid_alice", "what happened?")
+    blocks = world.texts(to="wxid_alice")
+    assert squash("".join(blocks)) == squash(STREAM_TEXT)
+    assert all(len(b) <= 150 for b in blocks)
+
+
 async def test_streaming_agent_arrives_in_blocks(wechat: WeChatHarness) -> None:
     world = wechat.world
     await wechat.gateway(streaming(STREAM, world), **STREAM_KEYS, **OPEN)

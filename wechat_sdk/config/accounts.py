@@ -74,6 +74,12 @@ class ResolvedAccount:
         return min(self.settings.draftChunk.maxChars, self.settings.textChunkLimit)
 
     @property
+    def draft_min_chars(self) -> int:
+        """``draftChunk.minChars``, at most :attr:`draft_max_chars` (a ``textChunkLimit``
+        under the default 200 clamps both)."""
+        return min(self.settings.draftChunk.minChars, self.draft_max_chars)
+
+    @property
     def pairing_id(self) -> str:
         """The account whose pairing list (codes, approvals) this one uses
         (``pairingAccount``; by default its own)."""

@@ -352,7 +352,7 @@ class Outbound:
             await self._send_text(conversation_id, "".join(parts), sent, plan)
             return
         coalescer = BlockCoalescer(
-            min_chars=s.draftChunk.minChars,
+            min_chars=self.account.draft_min_chars,
             max_chars=self.account.draft_max_chars,
             idle_ms=s.draftChunk.idleMs,
             break_preference=s.draftChunk.breakPreference,
