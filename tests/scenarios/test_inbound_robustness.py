@@ -14,7 +14,7 @@ R1 = "r1@chatroom"
 
 
 def inbound_files(state_dir: Path) -> list[Path]:
-    folder = state_dir / "media" / "inbound"
+    folder = state_dir / "media" / "inbound" / "default"
     return sorted(folder.iterdir()) if folder.is_dir() else []
 
 
@@ -98,7 +98,7 @@ async def test_image_is_saved_with_the_same_bytes_and_sniffed_mime(
     assert item.kind == "image"
     assert item.mime == "image/png"
     assert item.path is not None and item.path.is_file()
-    assert item.path.parent == (wechat.state_dir / "media" / "inbound").resolve()
+    assert item.path.parent == (wechat.state_dir / "media" / "inbound" / "default").resolve()
     assert item.path.read_bytes() == world.message_data(msg_id)
     assert item.size == 40_000
     assert item.path.name.startswith("cat-") and item.path.suffix == ".png"
@@ -142,7 +142,7 @@ async def test_traversal_file_name_is_saved_inside_media_inbound(
     )
 
     (item,) = agent.turns[0].media
-    folder = (wechat.state_dir / "media" / "inbound").resolve()
+    folder = (wechat.state_dir / "media" / "inbound" / "default").resolve()
     assert item.path is not None
     assert item.path.resolve().parent == folder
     assert ".." not in item.path.name and "/" not in item.path.name
@@ -237,6 +237,23 @@ async def test_old_inbound_media_is_pruned_by_media_max_age_hours(wechat: WeChat
     old, new = (t.media[0].path for t in agent.turns)
     assert old is not None and new is not None
     assert [f.name for f in inbound_files(wechat.state_dir)] == [new.name]
+
+
+async def test_one_accounts_media_max_age_never_prunes_another_accounts_files(
+    wechat: WeChatHarness,
+) -> None:
+    world = wechat.world
+    world.add_account("shortlived")
+    agent = Recorder()
+    config = {**OPEN, "accounts": {"default": {}, "shortlived": {"mediaMaxAgeHours": 1}}}
+    await wechat.gateway(agent, **config)
+    await world.say("wxid_alice", "", media={"kind": "image", "name": "a.png", "size": 100})
+    await world.advance(2 * 3600)
+    await world.say(
+        "wxid_bob", "", media={"kind": "image", "name": "b.png", "size": 100}, account="shortlived"
+    )
+    kept = agent.turns[0].media[0].path
+    assert kept is not None and kept.is_file()  # default keeps its files a week
 
 
 async def test_dm_history_counts_turns_even_when_the_agent_stays_silent(

@@ -36,8 +36,8 @@ async def test_state_directory_files_are_private(wechat: WeChatHarness) -> None:
     for extra in (state / "wechat-sdk.sqlite3-wal", state / "wechat-sdk.sqlite3-shm"):
         if extra.exists():
             assert mode(extra) & 0o077 == 0, extra.name
-    inbound = state / "media" / "inbound"
-    assert mode(inbound) == 0o700
+    inbound = state / "media" / "inbound" / "default"
+    assert mode(inbound.parent) == 0o700 and mode(inbound) == 0o700
     (saved,) = list(inbound.iterdir())
     assert mode(saved) == 0o600
     assert saved.name.startswith("a-") and saved.suffix == ".png"

@@ -36,6 +36,6 @@ async def test_inbound_media_folders_are_owner_only(
     (item,) = turn.media
     assert item.path is not None and item.path.is_file()
     media = wechat.state_dir / "media"
-    for folder in (media, media / "inbound"):
+    for folder in (media, media / "inbound", media / "inbound" / "default"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE(item.path.stat().st_mode) == 0o600

@@ -199,7 +199,8 @@ class Gateway:
         history = HistoryBook(
             store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
         )
-        media = MediaSaver(self.state_dir / "media" / "inbound", self.clock)
+        # a folder per account: each prunes by its own mediaMaxAgeHours
+        media = MediaSaver(self.state_dir / "media" / "inbound" / account.id, self.clock)
         inbound = InboundPipeline(
             account=account,
             default_account_id=self.accounts.default_id,

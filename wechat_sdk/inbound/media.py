@@ -48,7 +48,8 @@ def sniff_mime(head: bytes, fallback: str | None = None) -> str:
 
 
 class MediaSaver:
-    """Saves inbound files under ``<state>/media/inbound`` and prunes old ones."""
+    """Saves one account's inbound files under ``<state>/media/inbound/<account>`` and
+    prunes old ones."""
 
     #: Seconds between two automatic prunes (:meth:`maybe_prune`).
     PRUNE_EVERY_S = 3600.0
