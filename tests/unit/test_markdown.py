@@ -112,6 +112,29 @@ def test_private_use_characters_in_the_input_survive() -> None:
     assert to_plain(source) == "odd \ue0007\ue001 b"
 
 
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        # a span closes at the nearest marker of its kind, as in CommonMark
+        ("~~a ~~b~~", "~~a b"),
+        ("**a **b**", "**a b"),
+        ("__a __b__", "__a b"),
+        # openers without closers, many of them, stay as written
+        ("[a](" * 50, "[a](" * 50),
+        ("**a " * 50, "**a " * 50),
+        ("<http:a" * 50, "<http:a" * 50),
+        # a link after a stray bracket or opener is still a link
+        ("[x [y](https://e.org)", "[x y (https://e.org)"),
+        ("<http:a <https://e.org>", "<http:a https://e.org"),
+        # deep nesting: three layers peeled, the rest kept
+        ("**" * 5 + "x" + "**" * 5, "****x****"),
+        ("***x***", "x"),
+    ],
+)
+def test_spans_never_reach_past_their_next_marker(text: str, plain: str) -> None:
+    assert to_plain(text) == plain
+
+
 def test_format_reply_plain_converts() -> None:
     assert format_reply("**hi**", "plain") == "hi"
 

@@ -26,19 +26,25 @@ _NUMBERED: Final = re.compile(r"^[ \t]*[0-9]{1,9}[.)][ \t]")
 _QUOTE: Final = re.compile(r"^(?P<prefix>(?:[ \t]{0,3}>[ \t]?)+)")
 
 # Spans that must not be touched by emphasis rules: inline code, escapes, links, URLs.
+# Linear time on any text (a model's reply is not trusted): a span never runs on over the
+# start of another one ("[", "<"), or each of many starts would scan the rest of the line.
 _CODE_SPAN: Final = re.compile(r"(?P<ticks>`+)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)")
 _ESCAPE: Final = re.compile(r"\\(?P<char>[!-/:-@\[-`{-~])")
-_IMAGE: Final = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<url>[^)\s]+)(?:[ \t]+\"[^\"]*\")?\)")
-_LINK: Final = re.compile(r"\[(?P<label>[^\]]+)\]\((?P<url>[^)\s]+)(?:[ \t]+\"[^\"]*\")?\)")
-_AUTOLINK: Final = re.compile(r"<(?P<url>(?:https?|mailto):[^>\s]+)>")
+_IMAGE: Final = re.compile(r"!\[(?P<alt>[^\[\]]*)\]\((?P<url>[^)\s\[]+)(?:[ \t]+\"[^\"]*\")?\)")
+_LINK: Final = re.compile(r"\[(?P<label>[^\[\]]+)\]\((?P<url>[^)\s\[]+)(?:[ \t]+\"[^\"]*\")?\)")
+_AUTOLINK: Final = re.compile(r"<(?P<url>(?:https?|mailto):[^<>\s]+)>")
 _BARE_URL: Final = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+")
 
 # Emphasis needs a non-space right after the opener and right before the closer, so
 # "2 * 3 * 4" stays; underscores also need no word character outside, so snake_case stays,
-# and no ".name" right after, so __init__.py stays (CommonMark would embolden it).
-_STRIKE: Final = re.compile(r"~~(?=\S)(?P<x>.+?)(?<=\S)~~")
-_BOLD_STAR: Final = re.compile(r"\*\*(?=[^\s*])(?P<x>.+?)(?<=[^\s*])\*\*")
-_BOLD_UNDER: Final = re.compile(r"(?<![\w_])__(?=[^\s_])(?P<x>.+?)(?<=[^\s_])__(?![\w_]|\.\w)")
+# and no ".name" right after, so __init__.py stays (CommonMark would embolden it). A span
+# never holds its own marker (it closes at the nearest one, as in CommonMark): an opener
+# without a closer stops at the next marker, so the rules take linear time.
+_STRIKE: Final = re.compile(r"~~(?=\S)(?P<x>(?:[^~]|~(?!~))+?)(?<=\S)~~")
+_BOLD_STAR: Final = re.compile(r"\*\*(?=[^\s*])(?P<x>(?:[^*]|\*(?!\*))+?)(?<=[^\s*])\*\*")
+_BOLD_UNDER: Final = re.compile(
+    r"(?<![\w_])__(?=[^\s_])(?P<x>(?:[^_]|_(?!_))+?)(?<=[^\s_])__(?![\w_]|\.\w)"
+)
 _ITALIC_STAR: Final = re.compile(r"(?<!\*)\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?!\*)")
 _ITALIC_UNDER: Final = re.compile(r"(?<![\w_])_(?=[^\s_])(?P<x>[^_]+?)(?<=[^\s_])_(?![\w_]|\.\w)")
 
@@ -173,10 +179,15 @@ def _render_link(label: str, url: str) -> str:
     return url if label == url else f"{label} ({url})"
 
 
+#: Layers of the same marker peeled (``***x***`` needs two); deeper nesting is no one's
+#: writing, and each layer is a pass over the line.
+_EMPHASIS_LAYERS: Final = 3
+
+
 def _emphasis(text: str) -> str:
     for pattern in (_STRIKE, _BOLD_STAR, _BOLD_UNDER, _ITALIC_STAR, _ITALIC_UNDER):
         # Repeat so nested markers (***x***, **_x_**) are peeled one layer at a time.
-        while True:
+        for _ in range(_EMPHASIS_LAYERS):
             new = pattern.sub(lambda m: m["x"], text)
             if new == text:
                 break
