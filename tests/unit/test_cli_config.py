@@ -94,6 +94,26 @@ def test_config_check_masks_the_puppet_token(valid_file: Path) -> None:
     assert "127.0.0.1:8788" in out  # non-secret options are shown
 
 
+def test_config_check_masks_every_secret_a_puppet_takes(tmp_path: Path) -> None:
+    file = tmp_path / "official.json5"
+    options = {
+        "token": "T-0123456789",
+        "appId": "wx123",
+        "appSecret": "APP-SECRET-42",
+        "encodingAESKey": "AES-KEY-42",
+        "password": "PW-42",
+    }
+    config = {"channels": {"wechat": {"puppet": "simulator", "puppetOptions": options}}}
+    file.write_text(json.dumps(config), encoding="utf-8")
+    for args in ((), ("--json",)):
+        result = run("config", "check", "--config", str(file), *args)
+        out = output_of(result)
+        assert result.exit_code == 0, out
+        for secret in ("T-0123456789", "APP-SECRET-42", "AES-KEY-42", "PW-42"):
+            assert secret not in out
+        assert "wx123" in out  # an id is no secret
+
+
 def test_config_check_json_parses_and_masks_the_token(valid_file: Path) -> None:
     result = run("config", "check", "--config", str(valid_file), "--json")
     assert result.exit_code == 0, output_of(result)

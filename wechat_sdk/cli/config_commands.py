@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,9 @@ if TYPE_CHECKING:
     from wechat_sdk.config import ResolvedAccount
     from wechat_sdk.config.assistant import AgentConfig
 
-SECRET_KEYS = frozenset({"token"})
+#: what a key holding a secret is called, in any puppet's options (``token``,
+#: ``appSecret``, ``encodingAESKey``, ``password``, ``apiKey``...)
+SECRET_KEY_NAME = re.compile(r"token|secret|passw(or)?d|key", re.IGNORECASE)
 
 
 @cli.group("config")
@@ -131,9 +134,13 @@ def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
 
 
 def mask_secrets(value: Any) -> Any:
-    """Replace every secret value (tokens) with ``"***"``."""
+    """Replace every secret value (a key named as :data:`SECRET_KEY_NAME` says) with
+    ``"***"``."""
     if isinstance(value, dict):
-        return {k: ("***" if k in SECRET_KEYS and v else mask_secrets(v)) for k, v in value.items()}
+        return {
+            k: ("***" if SECRET_KEY_NAME.search(k) and v else mask_secrets(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     return value
