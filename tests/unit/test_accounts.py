@@ -238,6 +238,21 @@ def test_key_path_without_accounts_map_is_top_level() -> None:
     assert accounts.default.key_path("name") == "channels.wechat.name"
 
 
+def test_puppet_options_written_nowhere_belong_beside_the_accounts_own_puppet() -> None:
+    accounts = resolve('{accounts: {a: {}, g: {puppet: "wechaty-puppet-service"}}}')
+    assert accounts["g"].key_path("puppetOptions.token") == (
+        "channels.wechat.accounts.g.puppetOptions.token"
+    )
+    assert accounts["a"].key_path("puppetOptions.token") == "channels.wechat.puppetOptions.token"
+    # written at the top level, inherited: that is where they are
+    shared = resolve(
+        '{puppetOptions: {endpoint: "h:1"}, accounts: {g: {puppet: "wechaty-puppet-service"}}}'
+    )
+    assert (
+        shared["g"].key_path("puppetOptions.endpoint") == "channels.wechat.puppetOptions.endpoint"
+    )
+
+
 def test_key_path_uses_the_account_id_as_written() -> None:
     accounts = resolve('{defaultAccountId: "work", accounts: {Work: {name: "w"}}}')
     assert accounts["work"].key_path("name") == "channels.wechat.accounts.Work.name"

@@ -91,9 +91,14 @@ class ResolvedAccount:
         return int(self.settings.mediaMaxMb * 1024 * 1024)
 
     def key_path(self, key: str) -> str:
-        """The dotted path where ``key`` of this account was written."""
+        """The dotted path where ``key`` of this account was written (or, written nowhere,
+        where it belongs: ``puppetOptions`` beside the account's own ``puppet``)."""
         top = key.split(".")[0]
-        if top in self.own_keys:
+        if top in self.own_keys or (
+            top == "puppetOptions"
+            and "puppet" in self.own_keys
+            and top not in self.settings.model_fields_set
+        ):
             return f"{_BASE}.accounts.{self.written_id or self.id}.{key}"
         return f"{_BASE}.{key}"
 
