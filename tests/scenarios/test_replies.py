@@ -186,6 +186,59 @@ async def test_streaming_agent_arrives_in_blocks(wechat: WeChatHarness) -> None:
     assert min(b - a for a, b in itertools.pairwise(times)) >= 1.0 - 1e-3
 
 
+CODE_LINES = [
+    line
+    for i in range(20)
+    for line in (f"# step {i}: compute the value", f"    value_{i} = compute(arg_{i}, **options)")
+]
+CODE_REPLY = "Here is the script:\n\n```python\n" + "\n".join(CODE_LINES) + "\n```\n\nDone."
+
+
+def fenced_lines(message: str) -> tuple[list[str], list[str]]:
+    """A message's fence lines and the lines between them (its code)."""
+    fences: list[str] = []
+    code: list[str] = []
+    for line in message.split("\n"):
+        if line.startswith("```"):
+            fences.append(line)
+        elif len(fences) % 2 == 1:
+            code.append(line)
+    return fences, code
+
+
+@pytest.mark.parametrize(
+    "pauses",
+    [
+        pytest.param({}, id="line-by-line"),
+        # the agent stops for 1.5 s (over idleMs) inside the code, with over minChars buffered
+        pytest.param({12: 1.5, 30: 1.5}, id="idle-pauses-inside-the-fence"),
+    ],
+)
+async def test_a_streamed_code_block_longer_than_a_block_keeps_its_fences(
+    wechat: WeChatHarness, pauses: dict[int, float]
+) -> None:
+    # default config: draftChunk 200..800, idle 1 s, markdown "plain"; the code is 1,300
+    # characters, so it must be cut: closed at the end of a block, reopened in the next
+    world = wechat.world
+    lines = CODE_REPLY.splitlines(keepends=True)
+    pieces = [(pauses.get(i, 0.0), line) for i, line in enumerate(lines)]
+    await wechat.gateway(streaming(pieces, world), **OPEN)
+    await world.say("wxid_alice", "go")
+    messages = world.texts(to="wxid_alice")
+    assert len(messages) >= 3
+    code: list[str] = []
+    for message in messages:
+        assert len(message) <= 800
+        fences, inside = fenced_lines(message)
+        assert len(fences) % 2 == 0, f"unbalanced fence in {message!r}"
+        assert fences[::2] == ["```python"] * (len(fences) // 2)  # reopened with its tag
+        code += inside
+    # every code line arrives once, in order, untouched by the markdown conversion
+    assert code == CODE_LINES
+    assert messages[0] == "Here is the script:"
+    assert messages[-1].endswith("```\n\nDone.")
+
+
 @pytest.mark.parametrize("keys", [{"streamMode": "off"}, {"blockStreaming": False}])
 async def test_streaming_off_sends_one_reply_chunked(
     wechat: WeChatHarness, keys: dict[str, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from wechat_sdk.clock import VirtualClock
 from wechat_sdk.outbound.blocks import BlockCoalescer
+from wechat_sdk.outbound.chunking import chunk_text
 
 Script = list[tuple[float, str]]  # (pause in seconds before the piece, piece)
 
@@ -213,3 +215,155 @@ def test_blocks_lose_nothing_and_repeat_nothing(
     assert "".join("".join(blocks).split()) == "".join("".join(p for _, p in script).split())
     times = [t for t, _ in sent]
     assert times == sorted(times)
+
+
+# --- fenced code blocks: kept whole when they fit, else closed and reopened (as chunk_text)
+
+CODE = "```python\n" + "\n".join(f"# step {i}\n    value_{i} = f({i})" for i in range(12)) + "\n```"
+
+
+def fence_lines(block: str) -> list[str]:
+    return [line for line in block.split("\n") if line.startswith(("```", "~~~"))]
+
+
+def code_lines(blocks: list[str]) -> list[str]:
+    """The lines between fence lines, block by block, in order."""
+    lines: list[str] = []
+    for block in blocks:
+        inside = False
+        for line in block.split("\n"):
+            if line.startswith(("```", "~~~")):
+                inside = not inside
+            elif inside:
+                lines.append(line)
+    return lines
+
+
+async def test_a_long_fence_is_closed_and_reopened_as_chunk_text_does() -> None:
+    text = "Intro line.\n\n" + CODE + "\n\nAfter."
+    clock = VirtualClock()
+    pieces: Script = [(0, text[i : i + 7]) for i in range(0, len(text), 7)]
+    sent = await run_blocks(clock, make(clock, max_chars=100), scripted(clock, pieces))
+    blocks = [b for _, b in sent]
+    assert blocks == chunk_text(text, 100)
+    assert blocks[0] == "Intro line."  # cut before the fence opens, not inside it
+    assert blocks[1].startswith("```python\n# step 0\n") and blocks[1].endswith("\n```")
+    assert all(b.startswith("```python\n") for b in blocks[2:])  # reopened, tag kept
+    assert all(len(fence_lines(b)) == 2 for b in blocks[1:])
+    assert code_lines(blocks) == code_lines([CODE])
+
+
+async def test_the_break_preference_applies_outside_fences_and_code_is_cut_at_lines() -> None:
+    code = "```python\n" + "\n".join(f"print('step {i}. done')" for i in range(6)) + "\n```"
+    text = "One. Two.\nThree and more words. Then a sentence that runs on and on.\n" + code
+    clock = VirtualClock()
+    coalescer = make(clock, max_chars=50, break_preference="sentence")
+    sent = await run_blocks(clock, coalescer, scripted(clock, [(0, text)]))
+    blocks = [b for _, b in sent]
+    assert blocks[0] == "One. Two.\nThree and more words."  # the last sentence end
+    assert all(len(fence_lines(b)) % 2 == 0 and len(b) <= 50 for b in blocks)
+    # "1. " in the code is no sentence end: code lines arrive whole
+    assert code_lines(blocks) == code_lines([code])
+
+
+async def test_an_idle_pause_sends_the_text_before_an_open_fence_and_holds_the_fence() -> None:
+    clock = VirtualClock()
+    script: Script = [
+        (0, "Here is the script you asked for:\n\n```python\nx = 1\n"),
+        (3.0, "y = 2\n```\n"),
+        (3.0, "Done."),
+    ]
+    sent = await run_blocks(clock, make(clock), scripted(clock, script))
+    # t=1: the prose goes, the open fence waits; t=4: the fence closed, the pause sends it
+    assert sent == [
+        (1.0, "Here is the script you asked for:"),
+        (4.0, "```python\nx = 1\ny = 2\n```"),
+        (6.0, "Done."),
+    ]
+
+
+async def test_an_idle_pause_sends_nothing_while_only_an_open_fence_is_buffered() -> None:
+    clock = VirtualClock()
+    script: Script = [(0, "```\nlong enough code line\n"), (5.0, "more\n"), (5.0, "```")]
+    sent = await run_blocks(clock, make(clock), scripted(clock, script))
+    assert sent == [(10.0, "```\nlong enough code line\nmore\n```")]
+
+
+async def test_what_a_cancelled_run_leaves_reopens_the_fence_it_was_cut_in() -> None:
+    clock = VirtualClock()
+    coalescer = make(clock, max_chars=60)
+    sent: list[str] = []
+    hang = asyncio.Event()
+
+    async def emit(block: str) -> None:
+        sent.append(block)
+        await hang.wait()  # the first block's send never finishes
+
+    task = asyncio.create_task(coalescer.run(scripted(clock, [(0, CODE)]), emit))
+    await clock.run_until_idle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(sent) == 1 and sent[0].endswith("\n```")
+    assert coalescer.unsent_text.startswith("```python\n")
+    assert [*sent, *chunk_text(coalescer.unsent_text, 60)] == chunk_text(CODE, 60)
+
+
+_PROSE = st.lists(
+    st.sampled_from(["word ", "Sentence. ", "\n", "\n\n", "你好。", "x" * 25]), max_size=10
+).map("".join)
+_FENCE = st.builds(
+    lambda marker, lang, lines: f"\n{marker}{lang}\n" + "\n".join(lines) + f"\n{marker}\n",
+    st.sampled_from(["```", "~~~", "````"]),
+    st.sampled_from(["", "python", "js"]),
+    st.lists(
+        st.builds(
+            lambda indent, body: indent + body,
+            st.sampled_from(["", "    "]),
+            st.sampled_from(["# a comment", "x = 1", "print('a. b')", "y" * 30, "**kw"]),
+        ),
+        min_size=1,
+        max_size=15,
+    ),
+)
+_DOCUMENT = st.lists(st.one_of(_PROSE, _FENCE), min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_DOCUMENT, st.data(), st.integers(min_value=40, max_value=200))
+def test_a_stream_without_pauses_is_cut_exactly_as_chunk_text_cuts_it(
+    text: str, data: st.DataObject, max_chars: int
+) -> None:
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(len(text) - 1, 1)), max_size=30)))
+    pieces = [text[a:b] for a, b in itertools.pairwise([0, *cuts, len(text)])]
+
+    async def go() -> list[str]:
+        clock = VirtualClock()
+        coalescer = make(clock, min_chars=0, max_chars=max_chars)
+        sent = await run_blocks(clock, coalescer, scripted(clock, [(0, p) for p in pieces]))
+        return [b for _, b in sent]
+
+    assert asyncio.run(go()) == chunk_text(text, max_chars)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 0.3, 1.5]), _DOCUMENT), min_size=1, max_size=6),
+    st.integers(min_value=0, max_value=60),
+    # room for the longest code line with its fence lines, so no code line is cut
+    st.integers(min_value=60, max_value=120),
+)
+def test_pauses_never_leave_a_fence_open_in_a_block(
+    script: Script, min_chars: int, max_chars: int
+) -> None:
+    text = "".join(p for _, p in script)
+
+    async def go() -> list[str]:
+        clock = VirtualClock()
+        coalescer = make(clock, min_chars=min(min_chars, max_chars), max_chars=max_chars)
+        return [b for _, b in await run_blocks(clock, coalescer, scripted(clock, script))]
+
+    blocks = asyncio.run(go())
+    assert all(0 < len(b) <= max_chars for b in blocks)
+    assert all(len(fence_lines(b)) % 2 == 0 for b in blocks)
+    assert code_lines(blocks) == code_lines([text])

@@ -4,16 +4,22 @@ WeChat cannot edit or stream a message, so pieces are buffered and sent as block
 the best break once the buffer grows past ``max_chars``, flushed when the agent pauses for
 ``idle_ms`` with at least ``min_chars`` buffered, and flushed at the end. Time is read
 only through the :class:`~wechat_sdk.clock.Clock` port, so a ``VirtualClock`` drives it.
+
+Cuts are :func:`~wechat_sdk.outbound.chunking.cut_chunks`'s, so a fenced code block is
+kept whole when it fits, and one longer than a block is closed at the end of a block and
+reopened at the start of the next, as in a whole reply. A pause does not send a fence
+that is still open: it waits until the fence closes or ``max_chars`` cuts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from wechat_sdk.clock import Clock
-from wechat_sdk.outbound.chunking import BREAK_PREFERENCES, find_break
+from wechat_sdk.outbound.chunking import BREAK_PREFERENCES, cut_chunks, open_fence_start
 
 __all__ = ["BlockCoalescer"]
 
@@ -60,11 +66,12 @@ class BlockCoalescer:
         self._clock = clock
         self._buf = ""
         self._pos = 0  # start of unsent text in _buf; cuts move it, no re-slicing per cut
+        self._reopen = ""  # a fence's opening line, when the unsent text continues that fence
 
     @property
     def unsent_text(self) -> str:
         """Text taken from the source and not emitted yet (what a cancelled run leaves)."""
-        return self._buf[self._pos :]
+        return self._reopen + self._buf[self._pos :]
 
     async def run(self, source: AsyncIterator[str], emit: Callable[[str], Awaitable[None]]) -> None:
         """Pull every piece from ``source`` and ``await emit(block)`` for each block, in order.
@@ -72,7 +79,7 @@ class BlockCoalescer:
         If ``source`` raises, what was buffered is emitted first, then the same exception
         is raised again.
         """
-        self._buf, self._pos = "", 0
+        self._buf, self._pos, self._reopen = "", 0, ""
         pending: asyncio.Task[_Next] | None = None
         try:
             while True:
@@ -80,10 +87,10 @@ class BlockCoalescer:
                     # One __anext__ at a time: this task survives idle races until it finishes.
                     pending = asyncio.create_task(_next_piece(source))
                 # Below min_chars an idle pause could not flush anything: no timer needed.
-                idle_can_flush = self._buffered() >= max(self.min_chars, 1)
+                idle_can_flush = self._idle_sendable() >= max(self.min_chars, 1)
                 if idle_can_flush and not await self._wait_or_idle(pending):
                     # The agent paused long enough: send what it has said so far.
-                    await self._drain(emit, everything=True)
+                    await self._flush_idle(emit)
                     continue
                 task, pending = pending, None
                 try:
@@ -115,12 +122,18 @@ class BlockCoalescer:
         return pending.done()
 
     def _buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return len(self._reopen) + len(self._buf) - self._pos
+
+    def _idle_sendable(self) -> int:
+        """How much of the unsent text a pause may send: not a fence still open."""
+        if self._buffered() < max(self.min_chars, 1):
+            return 0  # too little to send anyway: no need to look for fences
+        return open_fence_start(self.unsent_text)
 
     def _append(self, piece: str) -> None:
         # Compact before appending so the buffer holds only unsent text (bounded work).
-        self._buf = self._buf[self._pos :] + piece
-        self._pos = 0
+        self._buf = self.unsent_text + piece
+        self._pos, self._reopen = 0, ""
         self._skip_space()
 
     def _skip_space(self) -> None:
@@ -131,16 +144,26 @@ class BlockCoalescer:
 
     async def _drain(self, emit: Callable[[str], Awaitable[None]], *, everything: bool) -> None:
         """Emit full blocks; with ``everything`` also the remainder (if not blank)."""
-        while self._buffered() > self.max_chars:
-            end = find_break(
-                self._buf, self._pos, self._pos + self.max_chars, self.break_preference
-            )
-            block = self._buf[self._pos : end].rstrip()
-            self._pos = end
-            self._skip_space()
-            await emit(block)
+        if self._buffered() > self.max_chars:
+            text = self.unsent_text
+            self._buf, self._pos, self._reopen = text, 0, ""
+            chunks = cut_chunks(text, self.max_chars, self.break_preference)
+            # The last chunk is the rest, which waits for more text.
+            for chunk, following in itertools.pairwise(chunks):
+                # Moved on before the await: a cancelled emit leaves only the rest unsent.
+                self._pos, self._reopen = following.begin, following.reopen
+                await emit(chunk.text)
         if everything and self._buffered() > 0:
-            block = self._buf[self._pos :].rstrip()
-            self._buf, self._pos = "", 0
+            block = self.unsent_text.rstrip()
+            self._buf, self._pos, self._reopen = "", 0, ""
             if block:
                 await emit(block)
+
+    async def _flush_idle(self, emit: Callable[[str], Awaitable[None]]) -> None:
+        """A pause: emit the unsent text, except a fence still open, which stays buffered."""
+        text = self.unsent_text
+        end = open_fence_start(text)
+        self._buf, self._pos, self._reopen = text, end, ""
+        block = text[:end].rstrip()
+        if block:
+            await emit(block)

@@ -19,7 +19,15 @@ from typing import Final, NamedTuple
 
 import regex
 
-__all__ = ["BREAK_PREFERENCES", "CHUNK_MODES", "chunk_text", "find_break"]
+__all__ = [
+    "BREAK_PREFERENCES",
+    "CHUNK_MODES",
+    "Chunk",
+    "chunk_text",
+    "cut_chunks",
+    "find_break",
+    "open_fence_start",
+]
 
 #: Accepted values of ``mode`` for :func:`chunk_text`.
 CHUNK_MODES: Final = ("length", "newline")
@@ -72,6 +80,7 @@ class _Fence(NamedTuple):
     code_end: int  # just after the last non-whitespace character of the content
     reopen: str  # opening line plus newline, put in front of a continuation chunk
     close: str  # newline plus closing marker, put after a chunk cut inside the fence
+    closed: bool  # False: the text ends inside this fence
 
 
 class _FenceLine(NamedTuple):
@@ -82,6 +91,14 @@ class _FenceLine(NamedTuple):
     end: int  # end of the line, before its newline
     marker: str  # the run of fence characters
     rest: str  # what follows the marker on the line (the info string when opening)
+
+
+class Chunk(NamedTuple):
+    """One chunk of :func:`cut_chunks`."""
+
+    text: str  # the chunk as sent, with the fence lines added when cut inside a fence
+    begin: int  # where its own text starts in the text that was cut (after ``reopen``)
+    reopen: str  # the fence opening line put in front of it ("" unless it continues a fence)
 
 
 def chunk_text(text: str, limit: int = 2048, mode: str = "length") -> list[str]:
@@ -96,6 +113,58 @@ def chunk_text(text: str, limit: int = 2048, mode: str = "length") -> list[str]:
     if mode == "newline":
         return _chunk_paragraphs(text, limit)
     return _chunk_length(text, limit)
+
+
+def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
+    """``text`` cut as :func:`chunk_text` cuts it (length mode), trying ``prefer`` first
+    outside fenced code.
+
+    The last chunk is what was left once it fitted (its ``text`` is empty when only
+    whitespace was left). For a text that is still growing (a stream), every chunk but the
+    last is final, and ``last.reopen + text[last.begin:]`` is the rest to cut again once
+    more text came: a fence is then closed and reopened exactly as in the whole text.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit!r}; raise it")
+    if prefer not in _ORDER:
+        raise ValueError(
+            f"unknown break preference {prefer!r}: use 'paragraph', 'newline' or 'sentence'"
+        )
+    fences = _scan_fences(text, limit)
+    starts = [f.start for f in fences]
+    end_text = len(text)
+    while end_text > 0 and text[end_text - 1].isspace():
+        end_text -= 1  # not text.rstrip(): that would copy the whole text
+    chunks: list[Chunk] = []
+    begin, solid = _next_start(text, 0, limit, fences, starts)
+    prefix = ""  # the first chunk never continues a fence
+    while solid < end_text:
+        if len(prefix) + end_text - begin <= limit:
+            chunks.append(Chunk(prefix + text[begin:end_text], begin, prefix))
+            return chunks
+        hi = begin + limit - len(prefix)
+        cut, close = _cut(text, fences, starts, begin, solid, hi, prefer)
+        chunk = prefix + text[begin:cut].rstrip() + close
+        if len(chunk) > limit or not text[begin:cut].strip():
+            # Safety net for degenerate inputs (a huge fence line, tiny limits): plain cut.
+            begin, cut, prefix = solid, min(solid + limit, end_text), ""
+            chunk = text[solid:cut].rstrip()
+        chunks.append(Chunk(chunk, begin, prefix))
+        begin, solid = _next_start(text, cut, limit, fences, starts)
+        fence = _fence_at(fences, starts, solid)
+        # Only a chunk that starts after a fence's opening line needs it repeated.
+        prefix = fence.reopen if fence is not None and fence.start < begin else ""
+    chunks.append(Chunk("", begin, ""))
+    return chunks
+
+
+def open_fence_start(text: str) -> int:
+    """Where the fenced code block that ``text`` leaves open starts (``len(text)`` when
+    every fence in it is closed): what comes before it can be sent without breaking code."""
+    fences = _scan_fences(text, len(text))
+    if fences and not fences[-1].closed:
+        return fences[-1].start
+    return len(text)
 
 
 def find_break(text: str, start: int, end: int, prefer: str = "paragraph") -> int:
@@ -191,10 +260,10 @@ def _scan_fences(text: str, limit: int) -> list[_Fence]:
             and len(line.marker) >= len(opened.marker)
             and not line.rest.strip()
         ):
-            fences.append(_make_fence(text, opened, line.line_start, line.end, limit))
+            fences.append(_make_fence(text, opened, line.line_start, line.end, limit, True))
             opened = None
     if opened is not None:
-        fences.append(_make_fence(text, opened, len(text), len(text), limit))
+        fences.append(_make_fence(text, opened, len(text), len(text), limit, False))
     return fences
 
 
@@ -219,7 +288,7 @@ def _fence_runs(text: str) -> list[tuple[int, int]]:
 
 
 def _make_fence(
-    text: str, opened: _FenceLine, close_line: int, close_end: int, limit: int
+    text: str, opened: _FenceLine, close_line: int, close_end: int, limit: int, closed: bool
 ) -> _Fence:
     content_start = min(opened.end + 1, close_line)
     # Walk the whitespace at both ends instead of stripping a copy of the whole content.
@@ -232,7 +301,7 @@ def _make_fence(
     if len(reopen) + len(close) > limit // 2:
         # Reopening would eat most of every chunk: treat the fence as plain text to cut.
         reopen, close = "", ""
-    return _Fence(opened.start, close_end, first_code, code_end, reopen, close)
+    return _Fence(opened.start, close_end, first_code, code_end, reopen, close, closed)
 
 
 def _fence_at(fences: list[_Fence], starts: list[int], pos: int) -> _Fence | None:
@@ -270,14 +339,17 @@ def _cut(
     begin: int,
     solid: int,
     hi: int,
+    prefer: str,
 ) -> tuple[int, str]:
-    """Where to cut the chunk starting at ``begin`` (text[solid] is its first non-space).
+    """Where to cut the chunk starting at ``begin`` (text[solid] is its first non-space),
+    trying the break class ``prefer`` first outside fences (code is cut at its line breaks
+    first, whatever ``prefer`` says).
 
     Returns the cut and the closing line to append when the cut falls inside a fence.
     """
     lo = solid + 1
     segments = _free_segments(fences, starts, lo, hi)
-    found = _search(_ORDER["paragraph"], text, segments)
+    found = _search(_ORDER[prefer], text, segments)
     if found is not None:
         return found, ""
     for seg_lo, seg_hi in segments:
@@ -309,30 +381,7 @@ def _cut(
 
 def _chunk_length(text: str, limit: int) -> list[str]:
     """Length mode: cut windows of ``limit`` at the best break, fence-aware."""
-    fences = _scan_fences(text, limit)
-    starts = [f.start for f in fences]
-    end_text = len(text)
-    while end_text > 0 and text[end_text - 1].isspace():
-        end_text -= 1  # not text.rstrip(): that would copy the whole text
-    chunks: list[str] = []
-    begin, solid = _next_start(text, 0, limit, fences, starts)
-    while solid < end_text:
-        fence = _fence_at(fences, starts, solid)
-        # Only a chunk that starts after a fence's opening line needs it repeated.
-        prefix = fence.reopen if fence is not None and fence.start < begin else ""
-        if len(prefix) + end_text - begin <= limit:
-            chunks.append(prefix + text[begin:end_text])
-            break
-        hi = begin + limit - len(prefix)
-        cut, close = _cut(text, fences, starts, begin, solid, hi)
-        chunk = prefix + text[begin:cut].rstrip() + close
-        if len(chunk) > limit or not text[begin:cut].strip():
-            # Safety net for degenerate inputs (a huge fence line, tiny limits): plain cut.
-            begin, cut = solid, min(solid + limit, end_text)
-            chunk = text[solid:cut].rstrip()
-        chunks.append(chunk)
-        begin, solid = _next_start(text, cut, limit, fences, starts)
-    return chunks
+    return [chunk.text for chunk in cut_chunks(text, limit) if chunk.text]
 
 
 def _skip_ws(text: str, pos: int) -> int:
