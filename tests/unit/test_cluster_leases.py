@@ -325,3 +325,44 @@ async def test_a_redis_stall_in_the_check_before_a_send_waits_and_sends_once(
     await asyncio.wait_for(sending, 5)
     assert puppet.sent == ["the reply"]
     assert leases.stalls == 0
+
+
+async def test_a_fault_in_a_renewal_is_logged_and_the_next_renewal_keeps_the_lease(
+    aclient: Any, keys: LeaseKeys, caplog: pytest.LogCaptureFixture
+) -> None:
+    stopped: list[str] = []
+
+    async def start(account_id: str, guard: LeaseGuard) -> Any:
+        return lambda: {"state": "ready"}
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        stopped.append(account_id)
+
+    cluster = ClusterCoordinator(
+        aclient,
+        keys,
+        ["a0"],
+        start_account=start,
+        stop_account=stop,
+        clock=RealClock(),
+        gateway_id="gw",
+        ttl_s=1.2,
+        tick_s=0.1,
+    )
+    real = cluster._renew
+    faults = [ValueError("a bug of ours")]
+
+    async def renew() -> None:
+        if faults:
+            raise faults.pop()
+        await real()
+
+    cluster._renew = renew  # type: ignore[method-assign]
+    await cluster.start()
+    try:
+        await asyncio.sleep(2.0)  # past the lease's TTL: only later renewals kept it
+        assert not faults and stopped == []
+        assert "a0" in cluster.held
+        assert "reason=renew_failed" in caplog.text and "a bug of ours" in caplog.text
+    finally:
+        await cluster.stop()

@@ -271,10 +271,18 @@ class ClusterCoordinator:
 
     async def _renew_loop(self) -> None:
         """Renew every held lease each quarter of the TTL (it lives four renewals)."""
+        from redis.exceptions import RedisError
+
         while not self._renewals_over:
             await self.clock.sleep(self.ttl_s / 4)
-            with contextlib.suppress(Exception):  # (unreachable: the main loop says it)
+            try:
                 await self._renew()
+            except (RedisError, OSError):
+                pass  # Redis unreachable or refusing: the main loop says it
+            except Exception:  # a fault of ours: said, and the next renewal tries again
+                log.exception(
+                    "renewing the leases failed reason=renew_failed", extra={"account": "-"}
+                )
 
     # ------------------------------------------------------------ one round
 
