@@ -184,11 +184,11 @@ class WeChatHarness:
         """Start a gateway on the world with ``agent`` and log its accounts in.
 
         ``config`` is a whole config (model, dict or JSON5 text); keyword arguments are
-        ``channels.wechat`` keys (``dmPolicy="open", allowFrom=["*"]``).
+        ``channels.wechat`` keys (``dmPolicy="open", allowFrom=["*"]``), laid over a dict
+        config's. Without ``accounts`` among them, the gateway runs every bot account of
+        the world (an iLink one with ``puppet: "ilink"``).
         """
-        if config is None:
-            config = {"channels": {"wechat": wechat}}
-        gw = self.world.gateway(config, agent, state_dir=self.state_dir)
+        gw = self.world.gateway(self._config(config, wechat), agent, state_dir=self.state_dir)
         self.gateways.append(gw)
         await gw.start()
         accounts = list(gw.runners) if login is True else list(login) if login else []
@@ -196,9 +196,41 @@ class WeChatHarness:
             await self.world.login(account_id)
         return gw
 
+    def _config(
+        self, config: Config | dict[str, Any] | str | None, wechat: dict[str, Any]
+    ) -> Config | dict[str, Any] | str:
+        if config is None:
+            return {"channels": {"wechat": self._with_world_accounts(wechat)}}
+        if not wechat:
+            return config
+        if not isinstance(config, dict):
+            raise TypeError(
+                "keyword arguments are laid over a dict config only: put "
+                f"{', '.join(sorted(wechat))} in the config itself"
+            )
+        channels = dict(config.get("channels") or {})
+        channels["wechat"] = {**(channels.get("wechat") or {}), **wechat}
+        return {**config, "channels": channels}
+
+    def _with_world_accounts(self, wechat: dict[str, Any]) -> dict[str, Any]:
+        """The keys, with an ``accounts`` entry for each bot account of the world when it
+        has others than one ``default`` (a world made in a ``wechat_world`` override)."""
+        sims = self.world.accounts
+        if "accounts" in wechat or list(sims) in ([], ["default"]):
+            if sims.get("default") is not None and sims["default"].transport == "ilink":
+                return {"puppet": "ilink", **wechat}
+            return wechat
+        accounts = {
+            account_id: {"puppet": "ilink"} if sim.transport == "ilink" else {}
+            for account_id, sim in sims.items()
+        }
+        return {**wechat, "accounts": accounts}
+
     async def close(self) -> None:
+        # on the world's clock: a turn still under way (a message said with settle=False)
+        # gets its grace in virtual time, which nothing else would move
         for gw in self.gateways:
-            await gw.close()
+            await self.world.drive(gw.close())
         await self.world.close()  # its iLink server, if an account used one
 
 
