@@ -29,6 +29,7 @@ PIECES = {
     "bold ` __a`": " __a",
     "italic `*a `": "*a ",
     "code `` ``a` ``": "``a`",
+    "code, runs of every length": "`",  # (made in main: `a``a```a...)
     "nested `**`": "**",
     "escapes `\\*`": "\\*",
     "a mixture": "**a ~~b `c [d](e _f ",
@@ -55,6 +56,8 @@ def main() -> None:
             text = (piece * (size // len(piece) + 1))[:size]
             if name.startswith("nested"):  # all openers, one word in the middle
                 text = piece * (size // 4) + "a" + piece * (size // 4)
+            elif name.startswith("code, runs"):  # no run closes another
+                text = "".join("`" * k + "a" for k in range(1, int((2 * size) ** 0.5)))
             times.append(best_ms(text))
         ratios = ", ".join(f"{b / a:.1f}x" for a, b in itertools.pairwise(times))
         cells = " | ".join(f"{t:.1f}" for t in times)

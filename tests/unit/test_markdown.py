@@ -129,6 +129,13 @@ def test_private_use_characters_in_the_input_survive() -> None:
         # deep nesting: three layers peeled, the rest kept
         ("**" * 5 + "x" + "**" * 5, "****x****"),
         ("***x***", "x"),
+        # a URL may hold brackets
+        ("[f](https://s.example/l?ids[]=1&ids[]=2)", "f (https://s.example/l?ids[]=1&ids[]=2)"),
+        ("[local](http://[::1]:8080/health)", "local (http://[::1]:8080/health)"),
+        # a code span is a run of backticks up to the next run of its length
+        ("```a`", "```a`"),
+        ("``a ` b``", "a ` b"),
+        ("`a` and ``b`` and `c", "a and b and `c"),
     ],
 )
 def test_spans_never_reach_past_their_next_marker(text: str, plain: str) -> None:

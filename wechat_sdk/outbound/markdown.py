@@ -8,6 +8,7 @@ with their fence lines so code stays recognisable.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 from typing import Final
@@ -28,10 +29,13 @@ _QUOTE: Final = re.compile(r"^(?P<prefix>(?:[ \t]{0,3}>[ \t]?)+)")
 # Spans that must not be touched by emphasis rules: inline code, escapes, links, URLs.
 # Linear time on any text (a model's reply is not trusted): a span never runs on over the
 # start of another one ("[", "<"), or each of many starts would scan the rest of the line.
-_CODE_SPAN: Final = re.compile(r"(?P<ticks>`+)(?P<code>.+?)(?<!`)(?P=ticks)(?!`)")
+_TICKS: Final = re.compile(r"`+")  # a run of backticks: code spans pair them (_code_spans)
 _ESCAPE: Final = re.compile(r"\\(?P<char>[!-/:-@\[-`{-~])")
-_IMAGE: Final = re.compile(r"!\[(?P<alt>[^\[\]]*)\]\((?P<url>[^)\s\[]+)(?:[ \t]+\"[^\"]*\")?\)")
-_LINK: Final = re.compile(r"\[(?P<label>[^\[\]]+)\]\((?P<url>[^)\s\[]+)(?:[ \t]+\"[^\"]*\")?\)")
+# a URL may hold brackets (ids[]=1, http://[::1]/), never a "[...](" that starts a link
+_URL: Final = r"(?P<url>(?:[^)\s\[]|\[[^\[\]()\s]*\](?!\())+)"
+_TITLE: Final = r"(?:[ \t]+\"[^\"]*\")?\)"
+_IMAGE: Final = re.compile(r"!\[(?P<alt>[^\[\]]*)\]\(" + _URL + _TITLE)
+_LINK: Final = re.compile(r"\[(?P<label>[^\[\]]+)\]\(" + _URL + _TITLE)
 _AUTOLINK: Final = re.compile(r"<(?P<url>(?:https?|mailto):[^<>\s]+)>")
 _BARE_URL: Final = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+")
 
@@ -143,7 +147,13 @@ def _inline(text: str) -> str:
         nonlocal text
         text = pattern.sub(lambda m: hold(render(m)), text)
 
-    protect(_CODE_SPAN, _render_code)
+    spans = _code_spans(text)
+    if spans:
+        parts, at = [], 0
+        for start, end, code in spans:
+            parts += [text[at:start], hold(_render_code(code))]
+            at = end
+        text = "".join([*parts, text[at:]])
     protect(_ESCAPE, lambda m: m["char"])
     protect(_IMAGE, lambda m: _render_link(_emphasis(m["alt"]), m["url"]))
     protect(_LINK, lambda m: _render_link(_emphasis(m["label"]), m["url"]))
@@ -165,8 +175,32 @@ def _unhold(held: list[str], m: re.Match[str]) -> str:
     return held[i] if i < len(held) else m[0]
 
 
-def _render_code(m: re.Match[str]) -> str:
-    code = m["code"]
+def _code_spans(text: str) -> list[tuple[int, int, str]]:
+    """Each inline code span's start, end and code: a run of backticks up to the next run
+    of the same length, as in CommonMark (a run with none is literal). Runs are paired by
+    length, so the time is linear whatever runs the text holds."""
+    runs = [(m.start(), m.end()) for m in _TICKS.finditer(text)]
+    if len(runs) < 2:
+        return []
+    by_length: dict[int, list[int]] = {}
+    for i, (start, end) in enumerate(runs):
+        by_length.setdefault(end - start, []).append(i)
+    spans: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(runs):
+        start, end = runs[i]
+        same = by_length[end - start]
+        k = bisect.bisect_right(same, i)
+        if k == len(same):
+            i += 1  # no closer of its length: literal backticks
+            continue
+        close_start, close_end = runs[same[k]]
+        spans.append((start, close_end, text[end:close_start]))
+        i = same[k] + 1
+    return spans
+
+
+def _render_code(code: str) -> str:
     # CommonMark strips one space of padding on both sides (used to show a backtick).
     if len(code) > 2 and code[0] == " " and code[-1] == " " and code.strip():
         code = code[1:-1]
