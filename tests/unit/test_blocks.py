@@ -282,6 +282,19 @@ async def test_an_idle_pause_sends_the_text_before_an_open_fence_and_holds_the_f
     ]
 
 
+async def test_an_idle_pause_in_the_middle_of_a_fence_marker_holds_the_marker() -> None:
+    clock = VirtualClock()
+    script: Script = [
+        (0, "Here is the script:\n``"),
+        (1.5, "`python\n# step one\nx = 1\n```\nDone."),
+    ]
+    sent = await run_blocks(clock, make(clock), scripted(clock, script))
+    assert [b for _, b in sent] == [
+        "Here is the script:",
+        "```python\n# step one\nx = 1\n```\nDone.",
+    ]
+
+
 async def test_an_idle_pause_sends_nothing_while_only_an_open_fence_is_buffered() -> None:
     clock = VirtualClock()
     script: Script = [(0, "```\nlong enough code line\n"), (5.0, "more\n"), (5.0, "```")]

@@ -16,12 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
 
 from wechat_sdk.clock import Clock
 from wechat_sdk.outbound.chunking import BREAK_PREFERENCES, cut_chunks, open_fence_start
 
 __all__ = ["BlockCoalescer"]
+
+#: the start of a line that may turn out to be a fence's opening line
+_MAYBE_FENCE: Final = re.compile(r" {0,3}[`~]")
 
 _Next = tuple[bool, str]
 
@@ -128,7 +133,7 @@ class BlockCoalescer:
         """How much of the unsent text a pause may send: not a fence still open."""
         if self._buffered() < max(self.min_chars, 1):
             return 0  # too little to send anyway: no need to look for fences
-        return open_fence_start(self.unsent_text)
+        return _idle_end(self.unsent_text)
 
     def _append(self, piece: str) -> None:
         # Compact before appending so the buffer holds only unsent text (bounded work).
@@ -162,8 +167,19 @@ class BlockCoalescer:
     async def _flush_idle(self, emit: Callable[[str], Awaitable[None]]) -> None:
         """A pause: emit the unsent text, except a fence still open, which stays buffered."""
         text = self.unsent_text
-        end = open_fence_start(text)
+        end = _idle_end(text)
         self._buf, self._pos, self._reopen = text, end, ""
         block = text[:end].rstrip()
         if block:
             await emit(block)
+
+
+def _idle_end(text: str) -> int:
+    """Where a pause's block ends: before a fence still open, and before an unfinished
+    last line that may be opening one (a marker cut by the pause: two backticks so far)."""
+    end = open_fence_start(text)
+    if end == len(text):
+        line = text.rfind("\n") + 1
+        if _MAYBE_FENCE.match(text, line):
+            return line
+    return end
