@@ -139,3 +139,23 @@ def test_an_approval_with_no_gateway_running_is_announced_by_the_next_to_start(
         }
     finally:
         running.kill()
+
+
+def test_an_approval_whose_webhook_cannot_be_queued_says_so(tmp_path: Path) -> None:
+    running = Running(tmp_path)
+    hooks = [{"url": "https://hooks.example/x", "secret": "${HOOK_SECRET_UNSET_HERE}"}]
+    running.config.write_text(config_text(dmPolicy="pairing", allowFrom=[], webhooks=hooks))
+    with SqliteStore.in_state_dir(running.state) as store:
+        now = time.time()
+        store.pairing.add_request(
+            PairingRequest("HJKL2345", "default", "wxid_stranger", "Stranger", now, now + 3600)
+        )
+    result = cli(
+        "pairing", "approve", "HJKL2345", "--config", running.config, "--state-dir", running.state
+    )
+    assert result.returncode == 0, result.stderr  # approved all the same
+    assert "approved wxid_stranger" in result.stdout
+    assert "pairing.approved not queued" in result.stderr
+    assert "HOOK_SECRET_UNSET_HERE" in result.stderr  # what to set
+    with SqliteStore.in_state_dir(running.state) as store:
+        assert store.webhooks.pending() == []

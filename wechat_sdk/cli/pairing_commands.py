@@ -130,20 +130,38 @@ def _queue_approved(
     in the store, where the next gateway to start (on Redis: any gateway of the cluster,
     within a minute) sends it."""
     from wechat_sdk.clock import RealClock
-    from wechat_sdk.config import ConfigError, load_config
+    from wechat_sdk.config import ConfigError, config_path, load_config
     from wechat_sdk.events import GatewayEvents
     from wechat_sdk.webhooks import WebhookDispatcher
 
     try:
         endpoints = load_config(config_file).channels.wechat.webhooks
-    except ConfigError:
-        return  # (no config, or a broken one: no endpoints to tell)
+    except ConfigError as exc:
+        if config_path(config_file).exists():  # (no config at all: no endpoints to tell)
+            _err().print(
+                "[yellow]pairing.approved not queued:[/] the config cannot be read here "
+                f"(a variable set only for the gateway?):\n{_escape(exc.render())}",
+                markup=True,
+            )
+        return
     if not endpoints:
         return
     dispatcher = WebhookDispatcher(endpoints, store.webhooks, RealClock())
-    events = GatewayEvents(dispatcher.publish, dispatcher.wanted)
-    if events.wants("pairing.approved"):
-        events.pairing_approved(approved.account_id, code=code, sender_id=approved.sender_id)
+    failed: list[Exception] = []
+
+    def publish(event_type: str, data: dict[str, Any]) -> None:
+        try:
+            dispatcher.publish(event_type, data)
+        except Exception as exc:  # (the store refused the write)
+            failed.append(exc)
+
+    events = GatewayEvents(publish, dispatcher.wanted)
+    if not events.wants("pairing.approved"):
+        return
+    events.pairing_approved(approved.account_id, code=code, sender_id=approved.sender_id)
+    if failed:
+        _err().print(f"[yellow]pairing.approved not queued:[/] {_escape(failed[0])}", markup=True)
+    else:
         _out().print("the pairing.approved webhook is queued for the next gateway to send")
 
 
