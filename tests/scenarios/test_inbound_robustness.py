@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -345,3 +346,20 @@ async def test_the_echo_of_a_reply_is_known_by_its_id_without_loading_it(
     assert [e.text for e in world.sent(to="wxid_alice")] == ["echo: hello", "echo: again"]
     assert len(loaded) == 3 and loaded[2] == world.sent(to="wxid_alice")[1].message_id
     assert gw.status()[0].drops.get("self") == 2
+
+
+async def test_files_saved_before_account_folders_are_pruned_with_the_default_accounts(
+    wechat: WeChatHarness,
+) -> None:
+    agent = Recorder()
+    await wechat.gateway(agent, mediaMaxAgeHours=1, **OPEN)
+    world = wechat.world
+    shared = wechat.state_dir / "media" / "inbound"
+    shared.mkdir(parents=True, exist_ok=True)
+    old = shared / "from-an-earlier-version.png"
+    old.write_bytes(b"x")
+    said = world.clock.now() - 2 * 3600
+    os.utime(old, (said, said))
+    await world.say("wxid_alice", "", media={"kind": "image", "name": "new.png", "size": 100})
+    assert not old.exists()
+    assert [f.name for f in inbound_files(wechat.state_dir)] == [agent.turns[0].media[0].path.name]

@@ -199,8 +199,14 @@ class Gateway:
         history = HistoryBook(
             store.history, account.id, group_limit=s.historyLimit, dm_limit=s.dmHistoryLimit
         )
-        # a folder per account: each prunes by its own mediaMaxAgeHours
-        media = MediaSaver(self.state_dir / "media" / "inbound" / account.id, self.clock)
+        # a folder per account: each prunes by its own mediaMaxAgeHours (the default
+        # account also the files saved before, in the shared folder)
+        inbound_media = self.state_dir / "media" / "inbound"
+        media = MediaSaver(
+            inbound_media / account.id,
+            self.clock,
+            legacy=inbound_media if account.id == self.accounts.default_id else None,
+        )
         inbound = InboundPipeline(
             account=account,
             default_account_id=self.accounts.default_id,

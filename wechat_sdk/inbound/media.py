@@ -54,9 +54,12 @@ class MediaSaver:
     #: Seconds between two automatic prunes (:meth:`maybe_prune`).
     PRUNE_EVERY_S = 3600.0
 
-    def __init__(self, directory: Path, clock: Clock) -> None:
+    def __init__(self, directory: Path, clock: Clock, *, legacy: Path | None = None) -> None:
         self.directory = directory
         self.clock = clock
+        #: a folder of files saved before each account had its own (``media/inbound``),
+        #: pruned with this one's
+        self.legacy = legacy
         self._pruned_at: float | None = None
 
     async def fetch(
@@ -150,11 +153,10 @@ class MediaSaver:
     def prune(self, max_age_s: float, *, account_id: str = "-") -> int:
         """Delete saved files older than ``max_age_s`` (by the clock). Returns the count.
         ``account_id``: the account whose message started the prune, for the log."""
-        if not self.directory.is_dir():
-            return 0
         cutoff = self.clock.now() - max_age_s
         removed = 0
-        for entry in self.directory.iterdir():
+        folders = [d for d in (self.directory, self.legacy) if d is not None and d.is_dir()]
+        for entry in (e for folder in folders for e in folder.iterdir()):
             try:
                 if entry.is_file() and entry.stat().st_mtime < cutoff:
                     entry.unlink()
