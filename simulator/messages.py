@@ -30,6 +30,20 @@ def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
     return out
 
 
+def check_media(media: dict[str, Any]) -> None:
+    """ValueError unless ``media`` (``world.say(media=...)``) has a kind the simulator
+    knows (``file`` when left out) and a size that is a whole number of bytes, 0 or more."""
+    kind = media.get("kind", "file")
+    if kind not in KIND_DEFAULTS:
+        raise ValueError(
+            f"media kind {kind!r} is not one the simulator knows: use one of "
+            f"{', '.join(KIND_DEFAULTS)}"
+        )
+    size = media.get("size", 1024)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError(f"media size must be a whole number of bytes, 0 or more; got {size!r}")
+
+
 class MessageStore:
     """The message half of :class:`~simulator.world.SimulatedWeChat` (its base class),
     which sets the attributes declared here."""
@@ -83,9 +97,9 @@ class MessageStore:
         data = None
         media_json = None
         msg_kind = MessageKind(kind) if kind is not None else MessageKind.TEXT
-        if media is not None:
+        if media is not None:  # (checked by say: check_media)
             mkind = str(media.get("kind", "file"))
-            default_name, mime = KIND_DEFAULTS.get(mkind, KIND_DEFAULTS["file"])
+            default_name, mime = KIND_DEFAULTS[mkind]
             name = str(media.get("name") or default_name)
             size = int(media.get("size", 1024))
             duration = media.get("duration")

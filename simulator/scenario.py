@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import json5
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.validation import problems as problems_of
+from simulator.validation import unknown_key
 from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
@@ -96,7 +98,7 @@ class Fault(_M):
     kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
     account: str = "default"
     count: int = Field(1, ge=1)
-    seconds: float | None = None
+    seconds: float | None = Field(None, ge=0)
 
 
 class Restart(_M):
@@ -182,48 +184,138 @@ class ScenarioResult(BaseModel):
 
 
 def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:
-    """Parse and validate scenario text; raises ScenarioError with dotted paths."""
+    """Parse and validate scenario text; raises ScenarioError with dotted paths.
+
+    Every problem is reported in one pass: the top-level fields, each step, the config, and
+    (once those are valid) what the steps name: accounts of the config, rooms of the world.
+    """
     try:
         data = json5.loads(text)
     except ValueError as exc:
         raise ScenarioError(f"invalid JSON5: {exc}".replace("<string>:", "line ")) from None
     if not isinstance(data, dict):
         raise ScenarioError("(scenario): expected an object {config, agent, world, steps}")
+    problems: list[str] = []
+    scenario: Scenario | None = None
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_paths(exc, "")) from None
-    steps: list[BaseModel] = []
-    problems: list[str] = []
-    for i, raw in enumerate(scenario.steps):
+        problems.extend(_problems(exc, Scenario))
+    steps: list[tuple[int, BaseModel]] = []
+    raw_steps = data.get("steps")
+    for i, raw in enumerate(raw_steps if isinstance(raw_steps, list) else []):
+        if not isinstance(raw, dict):
+            continue  # (the top level's validation says so)
         keys = [k for k in raw if k in _STEP_MODELS]
         if len(raw) != 1 or not keys:
             problems.append(
                 f"steps.{i}: expected one of {', '.join(_STEP_MODELS)}, got "
-                f"{', '.join(map(str, raw)) or 'an empty object'}"
+                f"{', '.join(map(str, raw)) or 'an empty object'}{_step_hint(raw)}"
             )
             continue
+        model = _STEP_MODELS[keys[0]]
         try:
-            steps.append(_STEP_MODELS[keys[0]].model_validate(raw))
+            steps.append((i, model.model_validate(raw)))
         except ValidationError as exc:
-            problems.append(_paths(exc, f"steps.{i}"))
+            problems.extend(_problems(exc, model, f"steps.{i}"))
     config: Config | None = None
-    try:
-        config = parse_config(json.dumps(scenario.config))
-    except ConfigError as exc:
-        problems.extend(f"config.{p.path}: {p.message}" for p in exc.problems)
-    if problems or config is None:
-        raise ScenarioError("\n".join(problems))
-    return scenario, steps, config
+    raw_config = scenario.config if scenario is not None else data.get("config", {})
+    if isinstance(raw_config, dict):
+        try:
+            config = parse_config(json.dumps(raw_config))
+        except ConfigError as exc:
+            problems.extend(f"config.{p.path}: {p.message}" for p in exc.problems)
+    if scenario is not None and config is not None:
+        problems.extend(_check_references(scenario, steps, config))
+    if problems or scenario is None or config is None:
+        raise ScenarioError("\n".join(sorted(problems, key=_order)))
+    return scenario, [step for _, step in steps], config
 
 
-def _paths(exc: ValidationError, prefix: str) -> str:
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-",)))
-        path = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-        lines.append(f"{path}: {err['msg']}")
-    return "\n".join(lines)
+def _problems(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    return [line.replace("(body):", "(scenario):", 1) for line in problems_of(exc, model, prefix)]
+
+
+def _order(problem: str) -> tuple[int, int]:
+    """The top-level fields first, then the steps in order, then the config."""
+    head = problem.partition(":")[0].split(".")
+    if head[0] == "steps" and len(head) > 1 and head[1].isdigit():
+        return (1, int(head[1]))
+    return (2, 0) if head[0] == "config" else (0, 0)
+
+
+def _step_hint(raw: dict[str, Any]) -> str:
+    """ " (did you mean "say"?)" for a step whose one key is close to a step's."""
+    if len(raw) != 1:
+        return ""
+    said = unknown_key(str(next(iter(raw))), list(_STEP_MODELS))
+    return said[len("unknown key") :] if said.startswith("unknown key (") else ""
+
+
+def _check_references(
+    scenario: Scenario, steps: list[tuple[int, BaseModel]], config: Config
+) -> list[str]:
+    """The accounts and rooms the world and the steps name must exist: the world's accounts
+    are the config's enabled accounts, its rooms those of ``world.rooms``."""
+    configured = accounts_of(config)
+    enabled = {a.id: a for a in configured.enabled}
+    names = ", ".join(enabled) or "(none)"
+    rooms = [r.id for r in scenario.world.rooms]
+    out: list[str] = []
+    for n, spec in enumerate(scenario.world.accounts):
+        if spec.id not in configured.accounts:
+            out.append(
+                f"world.accounts.{n}.id: {spec.id!r} is not an account of config: add it "
+                f"to config.channels.wechat.accounts, or remove it (config accounts: {names})"
+            )
+
+    def account(path: str, account_id: str | None) -> None:
+        if account_id is None or account_id in enabled:
+            return
+        why = (
+            "is disabled in config"
+            if account_id in configured.accounts
+            else "is not an account of config"
+        )
+        out.append(f"{path}: {account_id!r} {why} (accounts: {names})")
+
+    def room(path: str, room_id: str | None) -> None:
+        if room_id is not None and room_id not in rooms:
+            known = ", ".join(rooms) or "none"
+            out.append(f"{path}: no room {room_id!r} in world.rooms (rooms: {known})")
+
+    for i, step in steps:
+        if isinstance(step, LoginStep):
+            account(f"steps.{i}.login", step.login)
+        elif isinstance(step, SayStep):
+            account(f"steps.{i}.say.account", step.say.account)
+            room(f"steps.{i}.say.room", step.say.room)
+        elif isinstance(step, ExpectStep | ExpectNoneStep):
+            word, match = (
+                ("expect", step.expect) if isinstance(step, ExpectStep) else
+                ("expectNone", step.expectNone)
+            )  # fmt: skip
+            account(f"steps.{i}.{word}.account", match.account)
+            room(f"steps.{i}.{word}.room", match.room)
+        elif isinstance(step, ApproveStep):
+            account(f"steps.{i}.approve.account", step.approve.account)
+        elif isinstance(step, FaultStep):
+            f = step.fault
+            before = len(out)
+            account(f"steps.{i}.fault.account", f.account)
+            resolved = enabled.get(f.account)
+            if (
+                len(out) == before
+                and resolved is not None
+                and f.kind == "slow_poll"
+                and resolved.settings.puppet != "ilink"
+            ):
+                out.append(
+                    f"steps.{i}.fault.kind: slow_poll applies to iLink accounts only "
+                    f'(puppet "ilink"), and account {f.account!r} is not one: use another '
+                    "fault, or an iLink account"
+                )
+    return out
 
 
 async def run_scenario(

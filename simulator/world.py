@@ -26,7 +26,7 @@ from faker import Faker
 
 from simulator.account import REPLAY_AT_LOGIN, SimAccount, _path_option, _scan_after
 from simulator.ilink.serving import ILinkServing
-from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore
+from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_media
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
 from simulator.session import SESSION_FILE, SessionCard
 from simulator.transcript import TranscriptEntry
@@ -450,6 +450,8 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         """
         if quote is not None and quote not in self._messages:
             raise KeyError(f"no message {quote!r} to quote")
+        if media is not None:
+            check_media(media)  # (before the sender becomes a contact)
         if sender not in self.contacts:
             self.add_contact(sender)
         targets = self._targets(room, account)

@@ -32,9 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+import json
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.validation import problems
+from simulator.world import FAULT_KINDS
+from wechat_sdk.puppet import MediaWord, MessageKind
 
 if TYPE_CHECKING:
     from simulator.ilink.server import ILinkServer
@@ -54,6 +60,107 @@ ROUTES = [
     "POST /sim/faults",
     "GET /sim/events",
 ]
+
+
+# ---------------------------------------------------------------- what requests may say
+
+
+class _Body(BaseModel):
+    """A JSON body: its keys are these fields, of exactly these types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    """A query string: these keys only (their values are text, read as numbers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _NewAccount(_Body):
+    id: str = Field(min_length=1)
+    name: str | None = None
+
+
+class _Phone(_Body):
+    verify_code: bool = False
+
+
+class _Media(_Body):
+    kind: MediaWord = "file"
+    name: str | None = None
+    size: int = Field(1024, ge=0)
+    duration: float | None = Field(None, ge=0)
+    mime: str | None = None
+
+
+class _Say(_Body):
+    sender: str = Field(alias="from", min_length=1)
+    account: str
+    text: str = ""
+    media: _Media | None = None
+    kind: Literal[tuple(k.value for k in MessageKind)] | None = None  # type: ignore[valid-type]
+    age_s: float = Field(0.0, ge=0)
+    quote: str | None = None
+    room: str | None = None
+
+    @field_validator("room")
+    @classmethod
+    def _direct_only(cls, room: str | None) -> str | None:
+        if room is not None:
+            raise ValueError(
+                "iLink accounts are in direct chats only (iLink bots cannot be in groups): "
+                "leave room out"
+            )
+        return room
+
+
+class _Fault(_Body):
+    kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
+    account: str
+    count: int = Field(1, ge=1)
+    seconds: float | None = Field(None, ge=0)
+
+
+class _Sent(_Query):
+    account: str | None = None
+    to: str | None = None
+    since: int = Field(0, ge=0)
+    wait_ms: int = Field(0, ge=0)
+
+
+class _Events(_Query):
+    since: int = Field(0, ge=0)
+
+
+#: what to write for a required key left out
+_REQUIRED = {
+    "id": 'the account\'s name in the world, e.g. "bot"',
+    "from": 'the user\'s id, e.g. "alice@im.wechat"',
+    "account": 'the iLink account, e.g. "bot"',
+    "kind": "the fault, one of " + ", ".join(FAULT_KINDS),
+}
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _valid(model: type[_M], data: Any) -> _M:
+    """``data`` as ``model``, else a 400 naming each problem's key (dotted) and the fix."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for line in problems(exc, model):
+            key, _, message = line.partition(": ")
+            if message == "required key is missing" and key in _REQUIRED:
+                line = f"{line}: {_REQUIRED[key]}"
+            lines.append(line)
+        raise _error(400, "; ".join(lines)) from None
+
+
+def _error(status: int, error: str) -> web.HTTPException:
+    cls = web.HTTPNotFound if status == 404 else web.HTTPBadRequest
+    return cls(text=json.dumps({"error": error}), content_type="application/json")
 
 
 def _fail(status: int, error: str) -> web.Response:
@@ -101,12 +208,8 @@ def add_control_routes(server: ILinkServer) -> None:
         return web.json_response([account_json(i) for i in ids])
 
     async def add_account(request: web.Request) -> web.Response:
-        body = await _body(request)
-        account_id, name = body.get("id"), body.get("name")
-        if not isinstance(account_id, str) or not account_id:
-            return _fail(400, '"id" is required: the account\'s name in the world, e.g. "bot"')
-        if name is not None and not isinstance(name, str):
-            return _fail(400, '"name" must be a string')
+        body = _valid(_NewAccount, await _body(request))
+        account_id, name = body.id, body.name
         known = world.accounts.get(account_id)
         if known is not None and known.transport != "ilink":
             return _fail(409, f"account {account_id!r} exists and is not an iLink account")
@@ -117,13 +220,12 @@ def add_control_routes(server: ILinkServer) -> None:
         account_id, action = request.match_info["id"], request.match_info["action"]
         if not world._is_ilink(account_id):
             return _fail(404, f"no iLink account {account_id!r}")
-        body = await _body(request) if request.can_read_body else {}
-        ask = body.get("verify_code", False)
-        if not isinstance(ask, bool) or (ask and action not in ("confirm", "login")):
+        ask = _valid(_Phone, await _body(request) if request.can_read_body else {}).verify_code
+        if ask and action not in ("confirm", "login"):
             return _fail(
                 400,
-                '"verify_code" is true or false, on confirm or login only: true makes the '
-                "phone ask for the number it shows",
+                "verify_code: true on confirm or login only: true makes the phone ask for "
+                "the number it shows",
             )
         try:
             if action == "login":
@@ -159,32 +261,19 @@ def add_control_routes(server: ILinkServer) -> None:
         )
 
     async def say(request: web.Request) -> web.Response:
-        body = await _body(request)
-        sender, account = body.get("from"), body.get("account")
-        text, media = body.get("text", ""), body.get("media")
-        if not isinstance(sender, str) or not sender:
-            return _fail(400, '"from" is required: the user\'s id, e.g. "alice@im.wechat"')
-        if not isinstance(account, str) or not world._is_ilink(account):
-            return _fail(400, f'"account" must name an iLink account; got {account!r}')
-        if not isinstance(text, str):
-            return _fail(400, '"text" must be a string')
-        if media is not None and not isinstance(media, dict):
-            return _fail(400, '"media" must be an object like {"kind": "image", "size": 1000}')
-        quote = body.get("quote")
-        if quote is not None and not isinstance(quote, str):
-            return _fail(400, '"quote" must be the message_id of the message quoted')
-        age = body.get("age_s", 0.0)
-        if not _is_number(age) or age < 0:
-            return _fail(400, '"age_s" must be a number of seconds, 0 or more')
+        body = _valid(_Say, await _body(request))
+        if not world._is_ilink(body.account):
+            return _fail(400, f"account: {_not_ilink(body.account)}")
+        media = body.media.model_dump(exclude_none=True) if body.media is not None else None
         try:
             ids = await world.say(
-                sender,
-                text,
-                account=account,
+                body.sender,
+                body.text,
+                account=body.account,
                 media=media,
-                kind=body.get("kind"),
-                age_s=float(age),
-                quote=quote,
+                kind=body.kind,
+                age_s=body.age_s,
+                quote=body.quote,
                 settle=False,
             )
         except (ValueError, TypeError) as exc:
@@ -193,15 +282,19 @@ def add_control_routes(server: ILinkServer) -> None:
             return _fail(400, str(exc.args[0]))
         return web.json_response({"message_ids": ids}, status=201)
 
+    def _not_ilink(account_id: str) -> str:
+        ilink = [a.id for a in world.accounts.values() if a.transport == "ilink"]
+        what = "not an iLink account" if account_id in world.accounts else "no such account"
+        return f"{account_id!r} is {what} (iLink accounts: {', '.join(ilink) or 'none'})"
+
     async def sent(request: web.Request) -> web.Response:
-        to, account = request.query.get("to"), request.query.get("account")
-        try:
-            since = int(request.query.get("since", "0"))
-            wait_ms = int(request.query.get("wait_ms", "0"))
-        except ValueError:
-            return _fail(400, '"since" and "wait_ms" must be whole numbers')
+        query = _valid(_Sent, dict(request.query))
+        to, account, since = query.to, query.account, query.since
+        if account is not None and account not in world.accounts:
+            names = ", ".join(world.accounts) or "none"
+            return _fail(404, f"no account {account!r} in the world (accounts: {names})")
         entries = world.sent(to=to, account=account, since=since)
-        deadline = asyncio.get_running_loop().time() + min(wait_ms, 60_000) / 1000
+        deadline = asyncio.get_running_loop().time() + min(query.wait_ms, 60_000) / 1000
         while not entries:  # wait_ms: until a new one is sent, or the time is up
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -224,28 +317,20 @@ def add_control_routes(server: ILinkServer) -> None:
         return web.Response(body=data, content_type="application/octet-stream")
 
     async def fault(request: web.Request) -> web.Response:
-        body = await _body(request)
-        kind, account = body.get("kind"), body.get("account")
-        count, seconds = body.get("count", 1), body.get("seconds")
-        if not isinstance(account, str) or not world._is_ilink(account):
-            return _fail(400, f'"account" must name an iLink account; got {account!r}')
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            return _fail(400, '"count" must be a whole number, 1 or more')
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int | float)
-        ):
-            return _fail(400, '"seconds" must be a number')
+        body = _valid(_Fault, await _body(request))
+        if not world._is_ilink(body.account):
+            why = _not_ilink(body.account)
+            if body.kind == "slow_poll":
+                why += ": slow_poll applies to iLink accounts only"
+            return _fail(400, f"account: {why}")
         try:
-            world.fault(str(kind), account, count, seconds=seconds)
+            world.fault(body.kind, body.account, body.count, seconds=body.seconds)
         except ValueError as exc:
             return _fail(400, str(exc))
         return web.json_response({"ok": True})
 
     async def events(request: web.Request) -> web.Response:
-        try:
-            since = int(request.query.get("since", "0"))
-        except ValueError:
-            return _fail(400, '"since" must be a whole number')
+        since = _valid(_Events, dict(request.query)).since
         return web.json_response(
             {"events": world.events_log[since:], "next": len(world.events_log)}
         )
@@ -263,10 +348,6 @@ def add_control_routes(server: ILinkServer) -> None:
     router.add_get("/sim/files/{message_id}", file)
     router.add_post("/sim/faults", fault)
     router.add_get("/sim/events", events)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _entry(entry: Any) -> dict[str, Any]:

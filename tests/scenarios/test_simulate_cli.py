@@ -108,3 +108,83 @@ def test_seed_option_changes_generated_ids(tmp_path: Path) -> None:
     a = json.loads(run(scenario, "--json", "--seed", "1")[1])
     b = json.loads(run(scenario, "--json", "--seed", "1")[1])
     assert a == b
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    scenario = tmp_path / "s.json5"
+    scenario.write_text(text)
+    return scenario
+
+
+OPEN = 'config: { channels: { wechat: { dmPolicy: "open", allowFrom: ["*"] } } }'
+
+
+def test_unknown_accounts_and_rooms_are_invalid_at_load_not_a_traceback(tmp_path: Path) -> None:
+    code, out = run(
+        write(
+            tmp_path,
+            """{ steps: [
+              { login: "default" },
+              { fault: { kind: "send_fail", account: "bot2" } },
+              { say: { from: "a", account: "nope", text: "x" } },
+              { say: { from: "a", room: "nope@chatroom", text: "x" } },
+            ] }""",
+        )
+    )
+    assert code == 2, out
+    assert "steps.1.fault.account: 'bot2' is not an account of config (accounts: default)" in out
+    assert "steps.2.say.account: 'nope' is not an account of config" in out
+    assert "steps.3.say.room: no room 'nope@chatroom' in world.rooms" in out
+    assert "Traceback" not in out and "KeyError" not in out
+
+
+def test_a_world_account_missing_from_config_is_invalid(tmp_path: Path) -> None:
+    code, out = run(
+        write(
+            tmp_path,
+            f"""{{ {OPEN}, world: {{ accounts: [{{ id: "ghost", name: "Ghost" }}] }},
+              steps: [{{ login: "default" }}] }}""",
+        )
+    )
+    assert code == 2, out
+    assert "world.accounts.0.id: 'ghost' is not an account of config" in out
+
+
+def test_slow_poll_on_a_puppet_account_is_invalid(tmp_path: Path) -> None:
+    code, out = run(
+        write(tmp_path, '{ steps: [{login: "default"}, {fault: {kind: "slow_poll"}}] }')
+    )
+    assert code == 2, out
+    assert "steps.1.fault.kind: slow_poll applies to iLink accounts only" in out
+
+
+def test_every_problem_in_one_pass_with_did_you_mean(tmp_path: Path) -> None:
+    code, out = run(
+        write(
+            tmp_path,
+            """{ sede: 3, steps: [
+              { say: { from: "a", txt: "hi" } },
+              { sya: { from: "a" } },
+              { expect: { to: "a", contain: "hi" } },
+              { fault: { kind: "slow_send", seconds: -1 } },
+            ] }""",
+        )
+    )
+    assert code == 2, out
+    lines = [line.strip() for line in out.splitlines()[1:]]
+    assert lines == [
+        'sede: unknown key (did you mean "seed"?)',
+        'steps.0.say.txt: unknown key (did you mean "text"?)',
+        "steps.1: expected one of login, say, expect, expectNone, approve, advance, fault, "
+        'restart, got sya (did you mean "say"?)',
+        'steps.2.expect.contain: unknown key (did you mean "contains"?)',
+        "steps.3.fault.seconds: input should be greater than or equal to 0, got -1",
+    ]
+
+
+def test_json_output_of_an_invalid_scenario_has_the_documented_shape(tmp_path: Path) -> None:
+    code, out = run(write(tmp_path, '{ steps: [{ login: "nope" }] }'), "--json")
+    assert code == 2
+    data = json.loads(out)
+    problem = "steps.0.login: 'nope' is not an account of config (accounts: default)"
+    assert data == {"ok": False, "failures": [problem], "transcript": [], "error": [problem]}

@@ -8,6 +8,7 @@ too) never loads the simulator (tests/unit/test_import_rules.py).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             result = runner.run(run_scenario(text, seed=seed))
     except ScenarioError as exc:
-        if as_json:
-            click.echo(json.dumps({"ok": False, "error": str(exc).splitlines()}))
+        if as_json:  # the shape of a run's result; the problems are its failures
+            problems = str(exc).splitlines()
+            invalid = {"ok": False, "failures": problems, "transcript": [], "error": problems}
+            click.echo(json.dumps(invalid, ensure_ascii=False))
         else:
             _err().print(f"[bold red]invalid scenario {_escape(scenario)}:[/]")
             for line in str(exc).splitlines():
@@ -130,7 +133,14 @@ def simulator_serve(
     from simulator.ilink.standalone import serve
 
     def say(line: str) -> None:
-        click.echo(line)
+        try:
+            click.echo(line)
+        except BrokenPipeError:
+            # the reader went away (`serve ... | head -1`): go on serving, and send what is
+            # still buffered, and any later line, nowhere (not to a closed pipe at exit)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
     try:
         asyncio.run(

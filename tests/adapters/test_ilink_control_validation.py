@@ -1,0 +1,179 @@
+"""The control API (``/sim/``) takes only what it documents: a key it does not know, a
+value of the wrong kind or a name the world does not have is a 4xx ``{"error": ...}``
+naming the key's dotted path and what to change, never a silent default."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from simulator import SimulatedWeChat
+from wechat_sdk.clock import RealClock
+
+ALICE = "alice@im.wechat"
+
+
+@pytest.fixture
+async def world() -> SimulatedWeChat:
+    world = SimulatedWeChat(seed=3, clock=RealClock())
+    world.add_account("bot", transport="ilink")
+    world.add_account("classic")  # a puppet account in the same world
+    return world
+
+
+@pytest.fixture
+async def base(world: SimulatedWeChat) -> AsyncIterator[str]:
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        yield server.base_url
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, body: Any = None
+) -> tuple[int, Any]:
+    async with http.request(method, url, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def error(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> str:
+    status, answer = await call(http, method, url, body)
+    assert status == 400, (status, answer)
+    text: str = answer["error"]
+    return text
+
+
+async def test_a_typo_in_a_message_is_refused_not_sent_empty(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
+) -> None:
+    said = {"from": ALICE, "account": "bot", "txt": "hi"}
+    assert await error(http, "POST", f"{base}sim/messages", said) == (
+        'txt: unknown key (did you mean "text"?)'
+    )
+    assert world.transcript == []
+
+
+@pytest.mark.parametrize(
+    ("media", "says"),
+    [
+        ({"kind": "gif"}, "media.kind: expected one of image|video|audio|emoticon|file"),
+        ({"kind": "imag"}, 'got "imag" (did you mean "image"?)'),
+        ({"kind": "image", "size": "big"}, 'media.size: expected a whole number, got "big"'),
+        ({"kind": "image", "size": -1}, "media.size: input should be greater than or equal to 0"),
+        ({"kind": "image", "sise": 10}, 'media.sise: unknown key (did you mean "size"?)'),
+    ],
+)
+async def test_media_must_be_a_kind_the_simulator_knows_and_a_size(
+    world: SimulatedWeChat,
+    base: str,
+    http: aiohttp.ClientSession,
+    media: dict[str, Any],
+    says: str,
+) -> None:
+    said = {"from": ALICE, "account": "bot", "text": "x", "media": media}
+    assert says in await error(http, "POST", f"{base}sim/messages", said)
+    assert world.transcript == []
+
+
+async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
+) -> None:
+    said = {"from": ALICE, "account": "bot", "text": "hi", "room": "r1@chatroom"}
+    text = await error(http, "POST", f"{base}sim/messages", said)
+    assert text.startswith("room: iLink accounts are in direct chats only")
+    assert world.transcript == []
+
+
+async def test_what_was_accepted_before_still_is(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
+) -> None:
+    media = {"kind": "audio", "name": "v.silk", "size": 300, "duration": 2, "mime": "audio/silk"}
+    said = {"from": ALICE, "account": "bot", "text": "hi", "media": media, "age_s": 1}
+    status, made = await call(http, "POST", f"{base}sim/messages", said)
+    assert status == 201 and len(made["message_ids"]) == 1
+    status, made = await call(
+        http, "POST", f"{base}sim/messages", {"from": ALICE, "account": "bot"}
+    )
+    assert status == 201
+    status, _ = await call(
+        http, "POST", f"{base}sim/faults", {"kind": "rate_limit", "account": "bot"}
+    )
+    assert status == 200
+
+
+GE = "input should be greater than or equal to"
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ({"kind": "send_fail", "account": "bot", "cnt": 2}, "cnt: unknown key (did you mean"),
+        ({"kind": "slow_send", "account": "bot", "seconds": -5}, f"seconds: {GE} 0"),
+        ({"kind": "send_fail", "account": "bot", "count": 0}, f"count: {GE} 1"),
+        ({"kind": "disconect", "account": "bot"}, '(did you mean "disconnect"?)'),
+        ({"kind": "slow_poll", "account": "classic"}, "slow_poll applies to iLink accounts only"),
+        ({"kind": "logout"}, "account: required key is missing"),
+    ],
+)  # fmt: skip
+async def test_a_fault_takes_its_documented_keys_only(
+    world: SimulatedWeChat,
+    base: str,
+    http: aiohttp.ClientSession,
+    fault: dict[str, Any],
+    says: str,
+) -> None:
+    assert says in await error(http, "POST", f"{base}sim/faults", fault)
+    assert not any(e["event"] == "fault" for e in world.events_log)
+
+
+async def test_sent_for_an_unknown_account_is_404_at_once(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    started = time.monotonic()
+    status, answer = await call(http, "GET", f"{base}sim/sent?account=nobody&wait_ms=5000")
+    assert status == 404 and "no account 'nobody'" in answer["error"]
+    assert time.monotonic() - started < 2
+    status, answer = await call(http, "GET", f"{base}sim/sent?account=bot")
+    assert (status, answer) == (200, [])
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sim/events?since=-1", "since: input should be greater than or equal to 0"),
+        ("sim/events?since=x", 'since: expected a whole number, got "x"'),
+        ("sim/sent?since=-1", "since: input should be greater than or equal to 0"),
+        ("sim/sent?acount=bot", 'acount: unknown key (did you mean "account"?)'),
+    ],
+)
+async def test_queries_are_checked_too(
+    base: str, http: aiohttp.ClientSession, url: str, says: str
+) -> None:
+    assert says in await error(http, "GET", f"{base}{url}")
+
+
+async def test_account_and_phone_bodies_refuse_unknown_keys(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    text = await error(http, "POST", f"{base}sim/accounts", {"id": "b2", "nmae": "x"})
+    assert text == 'nmae: unknown key (did you mean "name"?)'
+    text = await error(http, "POST", f"{base}sim/accounts/bot/login", {"verifycode": True})
+    assert text == 'verifycode: unknown key (did you mean "verify_code"?)'
+
+
+async def test_world_say_refuses_a_media_kind_it_does_not_know() -> None:
+    world = SimulatedWeChat(seed=1)
+    world.add_account("default")
+    with pytest.raises(ValueError, match="media kind 'gif' is not one the simulator knows"):
+        await world.say("wxid_a", "x", media={"kind": "gif"})
+    with pytest.raises(ValueError, match="media size must be a whole number"):
+        await world.say("wxid_a", "x", media={"kind": "image", "size": "big"})
+    assert world.transcript == [] and "wxid_a" not in world.contacts
