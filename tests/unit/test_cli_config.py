@@ -102,6 +102,8 @@ def test_config_check_masks_every_secret_a_puppet_takes(tmp_path: Path) -> None:
         "appSecret": "APP-SECRET-42",
         "encodingAESKey": "AES-KEY-42",
         "password": "PW-42",
+        "passphrase": "PP-42",
+        "endpoint": "https://user:URL-PW-42@puppet.example:8788/x?token=URL-TOKEN-42",
     }
     config = {"channels": {"wechat": {"puppet": "simulator", "puppetOptions": options}}}
     file.write_text(json.dumps(config), encoding="utf-8")
@@ -109,9 +111,10 @@ def test_config_check_masks_every_secret_a_puppet_takes(tmp_path: Path) -> None:
         result = run("config", "check", "--config", str(file), *args)
         out = output_of(result)
         assert result.exit_code == 0, out
-        for secret in ("T-0123456789", "APP-SECRET-42", "AES-KEY-42", "PW-42"):
+        for secret in ("T-0123456789", "APP-SECRET-42", "AES-KEY-42", "PW-42", "PP-42"):
             assert secret not in out
-        assert "wx123" in out  # an id is no secret
+        assert "URL-PW-42" not in out and "URL-TOKEN-42" not in out
+        assert "wx123" in out and "https://puppet.example:8788/x" in out
 
 
 def test_config_check_json_parses_and_masks_the_token(valid_file: Path) -> None:

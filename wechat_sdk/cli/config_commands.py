@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from wechat_sdk.config.assistant import AgentConfig
 
 #: what a key holding a secret is called, in any puppet's options (``token``,
-#: ``appSecret``, ``encodingAESKey``, ``password``, ``apiKey``...)
-SECRET_KEY_NAME = re.compile(r"token|secret|passw(or)?d|key", re.IGNORECASE)
+#: ``appSecret``, ``encodingAESKey``, ``password``, ``passphrase``, ``apiKey``, ``authCode``,
+#: ``cookie``, ``credentials``...): masking an option that is no secret costs nothing
+SECRET_KEY_NAME = re.compile(r"token|secret|pass|key|auth|cookie|credential", re.IGNORECASE)
 
 
 @cli.group("config")
@@ -143,4 +144,12 @@ def mask_secrets(value: Any) -> Any:
         }
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        from urllib.parse import urlsplit
+
+        from wechat_sdk.config.integrations import without_query
+
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or "@" in parts.netloc:
+            return without_query(value)  # (a URL's user info or query may hold a token)
     return value
