@@ -306,6 +306,8 @@ class SimulatedPuppet:
         self._self_id = None
         self.world._log(self.account, "logout", reason=reason)
         self.emit(LogoutEvent(contact, reason))
+        if self._queue is not None:  # a running puppet offers a new QR code, as Wechaty's do
+            self._new_qr()
 
     async def _before_send(self) -> None:
         sim = self.account
