@@ -94,6 +94,10 @@ class SharedRedis:
     lease_value: str | None = None
     #: told when Redis refused such a write (the account then stops here at once)
     on_lost: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    #: called right before a send's request leaves, no round trip: raises a SendError
+    #: unless this gateway still holds the lease by its own clock (a gateway paused since
+    #: the send's check in Redis must not send once another may run the account)
+    before_send: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def account_key(self, puppet: str, account_id: str, name: str) -> str:
         """The key of one piece of an account's session state."""

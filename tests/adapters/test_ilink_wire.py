@@ -11,7 +11,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,11 @@ async def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: Script, base_url: str | None = None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    script: Script,
+    base_url: str | None = None,
+    before_send: Callable[[], None] | None = None,
 ) -> AsyncIterator[Run]:
     """A logged-in puppet polling ``script``'s server (at ``base_url``: its own address)."""
     monkeypatch.setattr(ilink_puppet, "RETRY_S", 0.01)
@@ -91,7 +95,11 @@ async def running(
     SessionFile(account_dir).keep(KeptLogin(BOT, TOKEN, "owner@im.wechat"))
     options = ILinkOptions(base_url, f"{base_url}/c2c", "Wire/1", "tag-7")
     puppet = ILinkPuppet(
-        account_id="bot", account_dir=account_dir, options=options, clock=RealClock()
+        account_id="bot",
+        account_dir=account_dir,
+        options=options,
+        clock=RealClock(),
+        before_send=before_send,
     )
     await puppet.start()
     log = EventLog(puppet)
@@ -456,3 +464,30 @@ async def test_an_upload_url_on_another_host_is_never_used(run: Run) -> None:
     assert sent.body["msg"]["item_list"][0]["file_item"]["media"]["encrypt_query_param"] == (
         "down-1"
     )
+
+
+async def test_a_send_the_lease_no_longer_allows_never_reaches_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a cluster's gateway paused after its check in Redis: its local view of the lease
+    # refuses the request at the last moment
+    allowed = [True]
+
+    def before_send() -> None:
+        if not allowed[0]:
+            raise SendError("lease gone", transient=False, code="lease_lost")
+
+    async with (
+        scripted() as script,
+        running(tmp_path, monkeypatch, script, before_send=before_send) as run,
+    ):
+        run.script.batch(msg(1, text("hi")), cursor="c1")
+        await run.until("the message", lambda: "1" in run.log.message_ids())
+        await run.puppet.send_text(ALICE, "allowed")
+        allowed[0] = False
+        with pytest.raises(SendError) as failed:
+            await run.puppet.send_text(ALICE, "too late")
+        assert failed.value.code == "lease_lost"
+        asked = run.script.asked("sendmessage")
+        sent = [r.body["msg"]["item_list"][0]["text_item"]["text"] for r in asked]
+    assert sent == ["allowed"]

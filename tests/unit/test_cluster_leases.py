@@ -77,6 +77,29 @@ async def test_a_paused_old_holder_that_wakes_up_sends_nothing(
     assert puppet.sent == ["while held"]
 
 
+async def test_the_last_check_before_a_request_goes_by_the_local_clock(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    from wechat_sdk.clock import VirtualClock
+
+    clock = VirtualClock(1000.0)
+    a = Leases(aclient, keys, "gw-a", ttl_s=10)
+    lease = await a.acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, a, clock, 10)
+    guard.check_here()  # just confirmed: the request may leave
+    await clock.advance(30)  # paused past the lease (another gateway may run it now)
+    with pytest.raises(SendError) as unconfirmed:
+        guard.check_here()
+    assert unconfirmed.value.code == "lease_unconfirmed" and unconfirmed.value.transient
+    guard.confirmed(clock.now())
+    guard.check_here()
+    guard.lose()
+    with pytest.raises(SendError) as lost:
+        guard.check_here()
+    assert lost.value.code == "lease_lost" and not lost.value.transient
+
+
 async def test_a_send_waits_while_the_lease_is_unconfirmed(aclient: Any, keys: LeaseKeys) -> None:
     clock = RealClock()
     a = Leases(aclient, keys, "gw-a", ttl_s=10)

@@ -518,7 +518,11 @@ class ClusterCoordinator:
             return shared
         fence = held.guard.fence()
         return dataclasses.replace(
-            shared, lease_key=fence.key, lease_value=fence.value, on_lost=fence.on_lost
+            shared,
+            lease_key=fence.key,
+            lease_value=fence.value,
+            on_lost=fence.on_lost,
+            before_send=held.guard.check_here,
         )
 
 

@@ -96,14 +96,24 @@ class LeaseGuard:
         """Return once the lease is confirmed valid; SendError when it was lost."""
         while not self.valid():
             if self.lost:
-                raise SendError(
-                    "this gateway no longer holds the account's lease: not sent (another "
-                    "gateway runs the account now)",
-                    transient=False,
-                    code="lease_lost",
-                )
+                raise _lease_lost()
             renewed = self._renewed
             await renewed.wait()
+
+    def check_here(self) -> None:
+        """Right before a send's request leaves, by this gateway's clock alone (no round
+        trip): a lost lease is a final SendError; one not confirmed lately (this gateway
+        was paused since :meth:`check`, or Redis is slow) a transient one, so the send
+        waits for :meth:`check` again instead of going out after another took over."""
+        if self.lost:
+            raise _lease_lost()
+        if self.clock.now() >= self.valid_until:
+            raise SendError(
+                "the account's lease is not confirmed here lately (was this gateway "
+                "paused?): not sent now, tried again once it is",
+                transient=True,
+                code="lease_unconfirmed",
+            )
 
     def lose(self) -> None:
         """The lease is gone (taken over or expired): sends waiting are refused."""
@@ -126,6 +136,15 @@ class LeaseGuard:
         if not holds:
             self.lose()
             await self.wait_valid()  # (raises lease_lost)
+
+
+def _lease_lost() -> SendError:
+    return SendError(
+        "this gateway no longer holds the account's lease: not sent (another gateway runs "
+        "the account now)",
+        transient=False,
+        code="lease_lost",
+    )
 
 
 class FencedPuppet:

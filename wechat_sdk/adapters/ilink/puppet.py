@@ -149,8 +149,11 @@ class ILinkPuppet:
         qr_max_timeouts: int = 3,
         sessions: SessionFile | None = None,
         open_state: Callable[[], ILinkState] | None = None,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self.account_id = account_id
+        #: raises unless the account may still send from here (a cluster's lease)
+        self._before_send = before_send
         self.account_dir = account_dir
         self.options = options
         self.clock = clock
@@ -218,6 +221,7 @@ class ILinkPuppet:
             self._windows,
             on_sent=self._sent,
             on_expired=self._relogin.set,
+            before_send=self._before_send,
         )
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._run()), loop.create_task(self._heartbeats())]

@@ -86,6 +86,9 @@ class Sender:
     #: sends begun to each peer so far (typing shown after one would follow it)
     begun: dict[str, int] = field(default_factory=dict)
     tickets: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: raises a SendError unless the account may still send from here, called right
+    #: before each ``sendmessage`` request leaves (a cluster's lease, by the local clock)
+    before_send: Callable[[], None] | None = None
 
     def window(self, peer: str) -> ReplyWindow:
         return window_of(self.windows.get(peer), self.in_flight.get(peer, 0))
@@ -163,6 +166,8 @@ class Sender:
         client_id, up to SEND_ATTEMPTS times. A lost answer is never sent again here."""
         last = ""
         for attempt in range(1, SEND_ATTEMPTS + 1):
+            if self.before_send is not None:
+                self.before_send()  # (the last step before the request: no await between)
             try:
                 return await self.api.send_message(msg)
             except RateLimited as exc:

@@ -120,6 +120,7 @@ def make_puppet(account: ResolvedAccount, context: PuppetContext) -> ILinkPuppet
         options=ilink_options(account),
         clock=context.clock,
         qr_max_timeouts=account.settings.qrMaxTimeouts,
+        before_send=context.redis.before_send if context.redis is not None else None,
         **kept_state(account.id, context),
     )
 
