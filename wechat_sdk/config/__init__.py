@@ -13,9 +13,11 @@ from wechat_sdk.config.loader import (
     DEFAULT_CONFIG_PATH,
     accounts_of,
     config_path,
+    did_you_mean,
     load_config,
     located,
     parse_config,
+    validation_problems,
 )
 from wechat_sdk.config.models import (
     AccountConfig,
@@ -50,9 +52,11 @@ __all__ = [
     "WechatConfig",
     "accounts_of",
     "config_path",
+    "did_you_mean",
     "load_config",
     "located",
     "normalize_account_id",
     "parse_config",
     "resolve_accounts",
+    "validation_problems",
 ]

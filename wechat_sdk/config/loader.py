@@ -200,19 +200,34 @@ def _check_top_level(data: dict[str, Any]) -> list[ConfigProblem]:
 
 
 def _problems_from_validation(exc: ValidationError, data: Any) -> list[ConfigProblem]:
+    return validation_problems(exc)
+
+
+def validation_problems(
+    exc: ValidationError, model: Any = Config, prefix: str = "", *, list_known: bool = False
+) -> list[ConfigProblem]:
+    """Each problem of ``exc``, a validation of ``model``, worded as the config's are: its
+    dotted path (under ``prefix``), an unknown key with the closest known one (with
+    ``list_known``, the known keys when none is close), a secret never repeated. The
+    simulator's scenario files and control API word their errors with it too."""
     out: list[ConfigProblem] = []
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
-        loc = [str(p) for p in err["loc"]]
-        loc = _clean_loc(loc)
-        path = ".".join(loc)
-        message = _message(err, loc, data)
+        loc = _clean_loc([str(p) for p in err["loc"]])
+        message = _message(err, loc, model, list_known=list_known)
+        path = ".".join([prefix, *loc] if prefix else loc)
         key = f"{path}\0{message}"
         if key in seen:
             continue
         seen.add(key)
         out.append(ConfigProblem(path, message))
     return _collapse_unions(out)
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean "x"?)`` with the choice closest to ``word``, or "" when none is."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) if choices else []
+    return f' (did you mean "{close[0]}"?)' if close else ""
 
 
 # pydantic names union members in error locations ("list[str]", "ToolPolicy", ...)
@@ -312,16 +327,22 @@ class _DictOf:
         self.model_fields: dict[str, Any] = {}
 
 
-def _known_keys(loc: list[str]) -> list[str]:
-    model: Any = Config
+def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(model, _DictOf):
             model = _model_of(model.value)
             continue
         fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
+        if not fields:
             return []
-        model = _model_of(fields[part].annotation)
+        if part.isdigit() and part not in fields:  # an item of a list of models (steps.0)
+            continue
+        by_key = {info.alias or name: info for name, info in fields.items()}
+        info = fields.get(part) or by_key.get(part)
+        if info is None:
+            return []
+        model = _model_of(info.annotation)
         if model is None:
             return []
     if isinstance(model, _DictOf):
@@ -329,7 +350,7 @@ def _known_keys(loc: list[str]) -> list[str]:
     fields = getattr(model, "model_fields", {})
     names = []
     for name, info in fields.items():
-        names.append(name)
+        names.append(info.alias or name)
         alias = getattr(info, "validation_alias", None)
         for choice in getattr(alias, "choices", []) or []:
             if isinstance(choice, str):
@@ -342,7 +363,7 @@ def _known_keys(loc: list[str]) -> list[str]:
 _SECRET_MAPS = frozenset({"headers", "env"})
 
 
-def _is_secret(loc: list[str]) -> bool:
+def _is_secret(loc: list[str], root: Any = Config) -> bool:
     """Whether the value at ``loc`` (a dotted path, split) is a secret a message must not
     repeat: a key declared so (a ``SecretStr``, or ``repr=False`` as ``api.token``), or
     anything in a ``headers`` or ``env`` map.
@@ -350,7 +371,7 @@ def _is_secret(loc: list[str]) -> bool:
     >>> _is_secret(["channels", "wechat", "agent", "mcpServers", "t", "env", "TOKEN"])
     True
     """
-    model: Any = Config
+    model: Any = root
     field: Any = None
     for part in loc:
         if isinstance(model, _DictOf):  # (a map's key: an account's id, say)
@@ -377,27 +398,23 @@ def _holds(annotation: Any, kind: type) -> bool:
     return annotation is kind or any(_holds(arg, kind) for arg in get_args(annotation))
 
 
-def _message(err: Any, loc: list[str], data: Any) -> str:
+def _message(err: Any, loc: list[str], root: Any = Config, *, list_known: bool = False) -> str:
     kind = err["type"]
     given = err.get("input")
     # a secret of the wrong type is still a secret: the message names its type only
-    secret = _is_secret(loc)
+    secret = _is_secret(loc, root)
     show = _type_name if secret else _show
     if kind == "extra_forbidden":
-        known = _known_keys(loc)
-        close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6) if known else []
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        known = _known_keys(loc, root)
+        hint = did_you_mean(loc[-1], known)
+        if not hint and list_known and known:
+            return f"unknown key: use {', '.join(known)}"
         return f"unknown key{hint}"
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
         options = "|".join(choices) or expected
-        close = (
-            difflib.get_close_matches(given, choices, n=1, cutoff=0.6)
-            if isinstance(given, str) and not secret
-            else []
-        )
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        hint = did_you_mean(given, choices) if isinstance(given, str) and not secret else ""
         return f"expected one of {options}, got {show(given)}{hint}"
     if kind == "missing":
         return "required key is missing"
