@@ -16,11 +16,10 @@ import json5
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.validation import problems as problems_of
-from simulator.validation import unknown_key
 from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
-from wechat_sdk.config import Config, ConfigError, accounts_of, parse_config
+from wechat_sdk.config import Config, ConfigError, accounts_of, did_you_mean, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import MediaWord
 
@@ -248,8 +247,7 @@ def _step_hint(raw: dict[str, Any]) -> str:
     """ " (did you mean "say"?)" for a step whose one key is close to a step's."""
     if len(raw) != 1:
         return ""
-    said = unknown_key(str(next(iter(raw))), list(_STEP_MODELS))
-    return said[len("unknown key") :] if said.startswith("unknown key (") else ""
+    return did_you_mean(str(next(iter(raw))), list(_STEP_MODELS))
 
 
 def _check_references(
@@ -301,12 +299,10 @@ def _check_references(
             account(f"steps.{i}.approve.account", step.approve.account)
         elif isinstance(step, FaultStep):
             f = step.fault
-            before = len(out)
             account(f"steps.{i}.fault.account", f.account)
-            resolved = enabled.get(f.account)
+            resolved = enabled.get(f.account)  # (None: an unknown account, said above)
             if (
-                len(out) == before
-                and resolved is not None
+                resolved is not None
                 and f.kind == "slow_poll"
                 and resolved.settings.puppet != "ilink"
             ):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from wechat_sdk.config import did_you_mean, validation_problems
+from wechat_sdk.config import validation_problems
 
-__all__ = ["problems", "unknown_key"]
+__all__ = ["problems"]
 
 
 def problems(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -16,12 +16,3 @@ def problems(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> 
     under ``prefix``; an unknown key names the closest known one, else the known ones."""
     found = validation_problems(exc, model, prefix, list_known=True)
     return [f"{p.path or '(body)'}: {p.message}" for p in found]
-
-
-def unknown_key(key: str, known: list[str]) -> str:
-    """``unknown key``, with the closest of ``known`` (``(did you mean "text"?)``), else
-    the keys to use."""
-    if not known:
-        return "unknown key"
-    hint = did_you_mean(key, known)
-    return f"unknown key{hint}" if hint else f"unknown key: use {', '.join(known)}"

@@ -99,7 +99,7 @@ def parse_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_problems_from_validation(exc, data))
+        problems.extend(validation_problems(exc))
         raise ConfigError(_with_lines(problems, lines), source=source) from None
     if problems:
         raise ConfigError(_with_lines(problems, lines), source=source)
@@ -197,10 +197,6 @@ def _check_top_level(data: dict[str, Any]) -> list[ConfigProblem]:
                     ConfigProblem(f"channels.{key}", 'unknown channel (did you mean "wechat"?)')
                 )
     return out
-
-
-def _problems_from_validation(exc: ValidationError, data: Any) -> list[ConfigProblem]:
-    return validation_problems(exc)
 
 
 def validation_problems(
