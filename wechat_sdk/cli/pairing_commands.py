@@ -177,6 +177,7 @@ def pairing_approve(
 ) -> None:
     """Approve a pending request: the sender may now talk to the assistant."""
     from wechat_sdk.gateway.control import ControlError, NoGateway, control_request
+    from wechat_sdk.pairing.codes import normalize_code
 
     with _decisions(config_file, state_dir) as (service, store, directory):
         approved = service.approve(code, account)
@@ -184,6 +185,7 @@ def pairing_approve(
             f"approved {approved.sender_id} on account {approved.account_id}", markup=False
         )
         # a running gateway sends its pairing.approved webhook; with none, it is queued
+        canonical = normalize_code(code)
         try:
             control_request(
                 directory,
@@ -191,11 +193,11 @@ def pairing_approve(
                     "cmd": "pairing_approved",
                     "account": approved.account_id,
                     "sender": approved.sender_id,
-                    "code": code.strip().upper(),
+                    "code": canonical,
                 },
             )
         except NoGateway:
-            _queue_approved(config_file, store, approved, code.strip().upper())
+            _queue_approved(config_file, store, approved, canonical)
         except ControlError as exc:
             _err().print(f"[yellow]pairing.approved not sent:[/] {_escape(exc)}", markup=True)
     if notify:
