@@ -295,10 +295,7 @@ class Gateway:
         saying what went out), all before an account stops; the accounts' replies get
         what is left of ``grace_s``.
         """
-        if self.http is not None:
-            began = self.clock.now()
-            await self.http.stop_sends(grace_s)
-            grace_s = max(0.0, grace_s - (self.clock.now() - began))
+        grace_s = await self._stop_api_sends(grace_s)
         if self.cluster is not None:  # each account stopped and its lease released
             await self.cluster.stop(grace_s)
             self.cluster = None
@@ -341,8 +338,8 @@ class Gateway:
                         raise
                     await self._stop_http()
                     server = await self._open_http(config)
-            if self.http is not None:  # (its sends under way get the grace, as at a stop)
-                await self.http.stop_sends(grace_s)
+            # its sends under way get the grace, as at a stop; the accounts what is left
+            grace_s = await self._stop_api_sends(grace_s)
             await self._stop_http()
             self.http = server
         await self.stop(grace_s)
@@ -377,6 +374,15 @@ class Gateway:
         if self.http is not None:
             await self.http.stop()
             self.http = None
+
+    async def _stop_api_sends(self, grace_s: float) -> float:
+        """The HTTP API refuses new sends, and its sends under way get ``grace_s``; returns
+        what is left of it (for the accounts' replies)."""
+        if self.http is None:
+            return grace_s
+        began = self.clock.now()
+        await self.http.stop_sends(grace_s)
+        return max(0.0, grace_s - (self.clock.now() - began))
 
     def _start_webhooks(self) -> None:
         endpoints = self.config.channels.wechat.webhooks
