@@ -82,10 +82,9 @@ def fetch_url(
     parameters), or raises :class:`FetchFailed`. Nothing past the cap is read. Unless
     ``allow_private``, internal addresses are refused (see the module).
     """
+    shown = without_query(url)
     if _scheme(url) not in ("http", "https"):
-        raise FetchFailed(
-            f"cannot fetch {without_query(url)!r}: only http and https URLs are allowed"
-        )
+        raise FetchFailed(f"cannot fetch {shown!r}: only http and https URLs are allowed")
     if allow_private:
         opener = urllib.request.build_opener(_HttpOnlyRedirects())
     else:
@@ -95,7 +94,6 @@ def fetch_url(
             _PublicHTTPHandler(),
             _PublicHTTPSHandler(),
         )
-    shown = without_query(url)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
         with opener.open(request, timeout=timeout) as response:

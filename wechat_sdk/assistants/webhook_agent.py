@@ -35,10 +35,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentResult, AgentTurn, Reply
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["WebhookAgent", "WebhookAgentError", "turn_payload"]
 
 log = logging.getLogger("wechat_sdk.assistant")
+
+T = TypeVar("T")
 
 MediaLink = Callable[[Path], "str | None"]
 _FILE_KINDS = ("image", "video", "audio", "file")
@@ -178,10 +180,7 @@ class WebhookAgent:
         # timeout bounds each read only: keep-alives would extend it forever), spent only
         # while waiting on the endpoint
         budget = TimeBudget(self.timeout_s)
-        try:
-            response = await budget.wait(client.send(request, stream=True))
-        except TimeoutError:
-            raise self._late() from None
+        response = await self._within(budget, client.send(request, stream=True))
         streaming = False
         try:
             if not 200 <= response.status_code < 300:
@@ -192,19 +191,21 @@ class WebhookAgent:
             if kind == "text/event-stream":
                 streaming = True  # the stream closes the response
                 return self._pieces(response, budget)
-            try:
-                raw = await budget.wait(response.aread())
-            except TimeoutError:
-                raise self._late() from None
+            raw = await self._within(budget, response.aread())
         finally:
             if not streaming:
                 await response.aclose()
         return await self._fetched(_reply(raw), turn.account_id)
 
-    def _late(self) -> WebhookAgentError:
-        return WebhookAgentError(
-            f"the agent's endpoint gave no whole answer within {self.timeout_s:g} s (agent.timeout)"
-        )
+    async def _within(self, budget: TimeBudget, waiting: Awaitable[T]) -> T:
+        """``waiting`` within what is left of ``budget``; past it, the answer is late."""
+        try:
+            return await budget.wait(waiting)
+        except TimeoutError:
+            raise WebhookAgentError(
+                f"the agent's endpoint gave no whole answer within {self.timeout_s:g} s "
+                "(agent.timeout)"
+            ) from None
 
     async def _fetched(self, reply: Reply | None, account_id: str) -> Reply | None:
         """``reply`` with each file given by url fetched (see the class); one that cannot
@@ -244,10 +245,7 @@ class WebhookAgent:
             while True:
                 # each wait within the budget, not one around the loop: that would span
                 # the yields, and cut the reader of the answer rather than the request
-                try:
-                    event = await budget.wait(anext(events, None))
-                except TimeoutError:
-                    raise self._late() from None
+                event = await self._within(budget, anext(events, None))
                 if event is None:
                     return
                 if event.event == "done":

@@ -107,7 +107,7 @@ class LeaseGuard:
         waits for :meth:`check` again instead of going out after another took over."""
         if self.lost:
             raise _lease_lost()
-        if self.clock.now() >= self.valid_until:
+        if not self.valid():
             raise SendError(
                 "the account's lease is not confirmed here lately (was this gateway "
                 "paused?): not sent now, tried again once it is",
