@@ -382,13 +382,13 @@ class ApiHandlers:
             # a reply window's overflow was kept before the failure: it goes out later
             kept = sum(self._kept_since(account_id, conversation, waiting_before))
             unknown = exc.code == "outcome_unknown"  # (it may have gone out)
-            what = went_out_words(sent, went, unknown) + _kept_words(kept)
+            before = "the logout" if exc.code == "not_logged_in" else "it failed"
+            what = went_out_words(sent, went, unknown, before=before) + _kept_words(kept)
             if exc.code == "window_closed":
                 raise ApiError(
                     409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went, kept=kept
                 ) from None
             if exc.code == "not_logged_in":
-                what = went_out_words(sent, went, before="the logout") + _kept_words(kept)
                 raise ApiError(
                     503,
                     "account_not_ready",
