@@ -239,6 +239,37 @@ async def test_a_streamed_code_block_longer_than_a_block_keeps_its_fences(
     assert messages[-1].endswith("```\n\nDone.")
 
 
+@pytest.mark.parametrize("keys", [{}, {"streamMode": "off"}])
+async def test_a_streamed_reply_not_waiting_for_a_login_fails_at_once_when_logged_out(
+    wechat: WeChatHarness, keys: dict[str, Any]
+) -> None:
+    # OutboundPipeline.deliver(..., wait_for_login=False) holds for a stream as for a
+    # whole reply: nobody in WeChat waits for it, its caller does
+    world = wechat.world
+
+    async def quiet(turn: AgentTurn) -> str:
+        return ""
+
+    gw = await wechat.gateway(quiet, login=False, **keys, **OPEN)
+    await world.run_until_idle()
+
+    async def stream() -> AsyncIterator[str]:
+        yield "A proactive note, "
+        yield "streamed."
+
+    delivery = asyncio.ensure_future(
+        gw.runners["default"].outbound.deliver("wxid_alice", stream(), wait_for_login=False)
+    )
+    await world.run_until_idle()
+    assert delivery.done(), "the stream waited for a login it was told not to wait for"
+    with pytest.raises(DeliveryFailed) as failed:
+        delivery.result()
+    assert failed.value.code == "not_logged_in"
+    await world.login()
+    await world.run_until_idle()
+    assert world.texts(to="wxid_alice") == []
+
+
 @pytest.mark.parametrize("keys", [{"streamMode": "off"}, {"blockStreaming": False}])
 async def test_streaming_off_sends_one_reply_chunked(
     wechat: WeChatHarness, keys: dict[str, Any]

@@ -178,7 +178,9 @@ class Outbound:
                         wait_for_login=wait_for_login,
                     )
                 else:
-                    await self._deliver_stream(conversation_id, reply, sent, plan)
+                    await self._deliver_stream(
+                        conversation_id, reply, sent, plan, wait_for_login=wait_for_login
+                    )
             except DeliveryFailed as exc:
                 exc.sent = "\n\n".join(sent)  # what did go out, for history
                 exc.files = list(files_sent)
@@ -333,8 +335,13 @@ class Outbound:
         source: AsyncIterator[str],
         sent: list[str],
         plan: ReplyPlan,
+        *,
+        wait_for_login: bool = True,
     ) -> None:
         s = self.account.settings
+        send = functools.partial(
+            self._send_text, conversation_id, sent=sent, plan=plan, wait_for_login=wait_for_login
+        )
         if not s.blockStreaming or s.streamMode == "off":
             # streaming off: the whole reply, chunked by textChunkLimit
             parts: list[str] = []
@@ -347,9 +354,9 @@ class Outbound:
                 raise
             except Exception:
                 if parts:
-                    await self._send_text(conversation_id, "".join(parts), sent, plan)
+                    await send("".join(parts))
                 raise
-            await self._send_text(conversation_id, "".join(parts), sent, plan)
+            await send("".join(parts))
             return
         coalescer = BlockCoalescer(
             min_chars=self.account.draft_min_chars,
@@ -368,7 +375,7 @@ class Outbound:
             if tail or (window is not None and window.remaining <= 1):
                 tail.append(block)
                 return
-            await self._send_text(conversation_id, block, sent, plan)
+            await send(block)
 
         try:
             await coalescer.run(source, emit)
@@ -379,16 +386,24 @@ class Outbound:
                 plan.add(self._text_messages(buffered))
             raise
         if tail:
-            await self._send_text(conversation_id, "\n\n".join(tail), sent, plan)
+            await send("\n\n".join(tail))
 
     async def _send_text(
         self,
         conversation_id: str,
         text: str,
+        *,
         sent: list[str],
         plan: ReplyPlan,
+        wait_for_login: bool = True,
     ) -> None:
-        await self._send_all(conversation_id, self._text_messages(text), sent, plan)
+        await self._send_all(
+            conversation_id,
+            self._text_messages(text),
+            sent,
+            plan,
+            wait_for_login=wait_for_login,
+        )
 
     async def _send_file(
         self,
