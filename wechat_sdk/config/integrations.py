@@ -57,9 +57,8 @@ def check_whsec(secret: str) -> str | None:
     return None
 
 
-#: a host name: letters, digits, hyphens and dots (an IP address is judged apart)
-#: a host name (IDNA-encoded first): letters, digits, hyphens, underscores (Docker's
-#: service names have them) and dots
+#: a host name, IDNA-encoded first (an IP address is judged apart): letters, digits,
+#: hyphens, underscores (Docker's service names have them) and dots
 _HOST_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_-]+)*\.?")
 #: a netloc's bracketed IPv6 literal, then at most a port
 _BRACKETED = re.compile(r"(?:[^@]*@)?\[([^\]]*)\](?::[0-9]*)?")

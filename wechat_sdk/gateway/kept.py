@@ -287,9 +287,10 @@ class KeptWork:
                 if messages:
                     await self._send_kept(turns, conversation, messages)
                 kept_turns = []
+                answered = _answered(items)
                 for item in items:
                     if item.kind == "turn":
-                        if _answered_by(item, items):
+                        if message_id_of(item) in answered:
                             self._write(functools.partial(_delete, item), "an answered turn")
                             continue
                         turn = self._kept_turn(item)
@@ -412,14 +413,12 @@ def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
     outbox.delete(item.id)
 
 
-def _answered_by(turn: OutboxItem, items: list[OutboxItem]) -> bool:
-    """Whether a kept turn's reply is kept too. A turn's reply is written, then its turn
-    item deleted (two writes); a process that died between them left both: the reply's
-    messages stand for the turn, which asked again would be answered twice."""
-    message_id = message_id_of(turn)
-    return message_id is not None and any(
-        i.kind in ("text", "file") and i.turn == message_id for i in items
-    )
+def _answered(items: list[OutboxItem]) -> set[str]:
+    """The messages whose reply is kept (a kept turn for one of them is answered). A
+    turn's reply is written, then its turn item deleted (two writes); a process that died
+    between them left both: the reply's messages stand for the turn, which asked again
+    would be answered twice."""
+    return {i.turn for i in items if i.kind in ("text", "file") and i.turn is not None}
 
 
 class TurnJournal:

@@ -50,7 +50,7 @@ def kept_messages(turn: AgentTurn, messages: list[OutboundMessage], now: float) 
             text=m.text,
             mention_ids=m.mention_ids,
             file=m.file,
-            turn=turn.message_id or None,  # (the message it answers: see _answered_by)
+            turn=turn.message_id or None,  # (the message it answers: see kept._answered)
             dm=turn.chat_type == "direct",
         )
         for m in messages
