@@ -21,7 +21,7 @@ from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
-from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.pipeline import Outbound, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.stores.base import OutboxItem
@@ -291,22 +291,7 @@ class Turns:
             for turn, progress in list(self._active.values()):
                 if progress.journal is None:
                     progress.journal = self._cut.journal(turn, progress)
-            if self.tasks:
-                turns: asyncio.Future[Any] = asyncio.ensure_future(
-                    asyncio.gather(*self.tasks, return_exceptions=True)
-                )
-                grace: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(grace_s))
-                try:
-                    await asyncio.wait({turns, grace}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    grace.cancel()
-            # a send the puppet has is let land (up to CUT_SEND_WAIT_S) before the cut
-            await sender.sends_landed()
-            cut = list(self.tasks)
-            for t in cut:
-                t.cancel()
-            if cut:
-                await asyncio.gather(*cut, return_exceptions=True)
+            await finish_or_cut(self.tasks, grace_s, self.clock, [sender])
         finally:
             sender.stop_began(False)
 

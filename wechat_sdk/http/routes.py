@@ -38,7 +38,7 @@ from wechat_sdk.http.models import (
     VerifyCodeRequest,
 )
 from wechat_sdk.logtext import shown
-from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
+from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.pairing.service import PairingError
 from wechat_sdk.puppet import OutboundFile, WindowClosed
 
@@ -227,31 +227,15 @@ class ApiHandlers:
         land first, so that whether it went out is known.
         """
         self._stopping = True
-        if not self._deliveries:
-            return
-        clock = self.gateway.clock
-        going = asyncio.ensure_future(asyncio.wait(list(self._deliveries)))
-        grace = asyncio.ensure_future(clock.sleep(grace_s))
-        try:
-            await asyncio.wait({going, grace}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            going.cancel()
-            grace.cancel()
-        cut = {t: a for t, a in self._deliveries.items() if not t.done()}
-        if not cut:
-            return
         senders = [
             self.gateway.runners[a].outbound.sender
-            for a in set(cut.values())
+            for a in set(self._deliveries.values())
             if a in self.gateway.runners
         ]
         for sender in senders:
             sender.stop_began()
         try:
-            await asyncio.gather(*(s.sends_landed() for s in senders))
-            for t in cut:
-                t.cancel()
-            await asyncio.gather(*cut, return_exceptions=True)
+            await finish_or_cut(self._deliveries, grace_s, self.gateway.clock, senders)
         finally:
             for sender in senders:
                 sender.stop_began(False)

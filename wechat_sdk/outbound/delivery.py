@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ __all__ = [
     "DeliveryStats",
     "SendCut",
     "Sender",
+    "finish_or_cut",
 ]
 
 log = logging.getLogger("wechat_sdk.outbound")
@@ -416,3 +417,30 @@ class Sender:
             self.account_id, conversation_id=conversation_id, reason=code, error=error
         )
         return DeliveryFailed(error, code=code)
+
+
+async def finish_or_cut(
+    tasks: Collection[asyncio.Future[Any]], grace_s: float, clock: Clock, senders: list[Sender]
+) -> None:
+    """A stop's end for ``tasks`` that send through ``senders``: they are let finish for
+    up to ``grace_s`` (clock time); then each sender's send under way is let land
+    (:meth:`Sender.sends_landed`), so that whether it went out is known, and the tasks
+    still running are cancelled and awaited. ``tasks`` is read again after the grace (a
+    live set whose tasks leave it when done may be given). The caller says
+    :meth:`Sender.stop_began` around it."""
+    if not tasks:
+        return
+    finished = asyncio.ensure_future(asyncio.wait(list(tasks)))
+    grace = asyncio.ensure_future(clock.sleep(grace_s))
+    try:
+        await asyncio.wait({finished, grace}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        finished.cancel()
+        grace.cancel()
+    cut = [t for t in tasks if not t.done()]
+    if not cut:
+        return
+    await asyncio.gather(*(sender.sends_landed() for sender in senders))
+    for task in cut:
+        task.cancel()
+    await asyncio.gather(*cut, return_exceptions=True)
