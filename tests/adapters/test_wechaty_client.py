@@ -11,13 +11,14 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import pytest
 from local_http import Answer, serving
+from waiting import until
 
 from wechat_sdk.adapters.wechaty._proto import puppet_pb2 as pb
 from wechat_sdk.adapters.wechaty._proto import puppet_pb2_grpc as pb_grpc
@@ -232,15 +233,6 @@ async def collect(client: PuppetServiceClient, n: int, within: float = 5.0) -> l
 
     await asyncio.wait_for(read(), within)
     return got
-
-
-async def until(what: str, condition: Callable[[], bool], within_s: float = 10.0) -> None:
-    """Wait for ``condition`` (evidence, not a guess at how long it takes)."""
-    for _ in range(int(within_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 # ---------------------------------------------------------------- the TS enum trap

@@ -4,18 +4,17 @@ the e2e session) and the fake OpenAI-compatible model over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import os
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mock_peer import MockControl, mock_sidecar
+from waiting import until
 
 from simulator.fake_model import FakeModel, ModelStep
 from wechat_sdk import Gateway, parse_config
@@ -38,18 +37,6 @@ def time_then_answer(body: dict[str, Any]) -> ModelStep:
     if any(t["function"]["name"] == "get_current_time" for t in body.get("tools", [])):
         return ModelStep(tool_calls=[("get_current_time", {"timezone": "UTC"})])
     return ModelStep(text="I cannot tell the time here.")
-
-
-async def until(what: str, check: Callable[[], Any], within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 Live = tuple[Gateway, MockControl, FakeModel]
@@ -98,9 +85,9 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         closing.append(gateway.close)
         control = MockControl(sidecar.control_port)
         await gateway.start()
-        await until("a QR code", lambda: gateway.status()[0].qr_url)
+        await until("a QR code", lambda: gateway.status()[0].qr_url, 30)
         await control("login")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready", 30)
         return gateway, control, model
 
     yield run
@@ -114,7 +101,7 @@ async def texts(control: MockControl, conversation: str, n: int) -> list[str]:
         found = [r["text"] for r in rows if "text" in r]
         return found if len(found) >= n else None
 
-    result: list[str] = await until(f"{n} messages to {conversation}", enough)
+    result: list[str] = await until(f"{n} messages to {conversation}", enough, 30)
     return result
 
 

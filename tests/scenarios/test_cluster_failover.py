@@ -16,12 +16,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from waiting import until
 
 from simulator.ilink.process import serve_process
 
@@ -83,13 +84,8 @@ class Cluster:
                 proc.wait()
 
 
-async def until(what: str, condition: Callable[[], Any], within_s: float = 60) -> None:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if await condition():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+#: a wait of this test (three gateways and a simulator on two busy cores)
+SLOW_S = 60.0
 
 
 async def test_three_gateways_answer_every_message_once_through_kill_pause_and_stop(
@@ -177,8 +173,8 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
 
             for name in ("g1", "g2", "g3"):
                 cluster.start(name)
-            await until("every account logged in", all_logged_in)
-            await until("4 accounts a gateway", lambda: spread(["g1", "g2", "g3"], 4))
+            await until("every account logged in", all_logged_in, SLOW_S)
+            await until("4 accounts a gateway", lambda: spread(["g1", "g2", "g3"], 4), SLOW_S)
             # the control plane, from any machine reaching Redis: every account, its holder
             rows: list[dict[str, Any]] = []
 
@@ -192,7 +188,7 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
                 rows[:] = json.loads(out)
                 return all(r["state"] == "ready" for r in rows)
 
-            await until("gateway status: every account ready", status_shows_all_ready)
+            await until("gateway status: every account ready", status_shows_all_ready, SLOW_S)
             assert sorted(r["account"] for r in rows) == sorted(accounts)
             assert Counter(r["gateway"] for r in rows) == Counter((await holders()).values())
 
@@ -210,7 +206,7 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
                 now = await holders()
                 return all(now.get(a) not in (None, victim_id) for a in victim_accounts)
 
-            await until("the killed gateway's accounts taken over", taken_over)
+            await until("the killed gateway's accounts taken over", taken_over, SLOW_S)
             try:
                 await until("every message answered", all_answered, 40)
             except AssertionError:
@@ -227,17 +223,17 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
             cluster.procs[paused].send_signal(signal.SIGSTOP)
             await say(3)
             await asyncio.sleep(TTL_S + 1)
-            await until("every message answered while one is paused", all_answered)
+            await until("every message answered while one is paused", all_answered, SLOW_S)
             cluster.procs[paused].send_signal(signal.SIGCONT)
             await asyncio.sleep(2)  # it wakes, finds its leases gone, stops those accounts
             await say(4)
-            await until("every message answered after the pause", all_answered)
+            await until("every message answered after the pause", all_answered, SLOW_S)
 
             # a clean stop hands every account over at once
             cluster.procs[paused].send_signal(signal.SIGTERM)
             cluster.procs[paused].wait(30)
             await say(5)
-            await until("every message answered after a clean stop", all_answered)
+            await until("every message answered after a clean stop", all_answered, SLOW_S)
 
             # the paused gateway, woken, wrote nothing for the accounts it had lost (every
             # write is fenced by the lease): each message said during and after the pause

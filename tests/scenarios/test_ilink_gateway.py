@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from standalone_simulator import sim, until
+from standalone_simulator import sim
+from waiting import until
 
 from wechat_sdk import AgentTurn, Gateway, parse_config
 

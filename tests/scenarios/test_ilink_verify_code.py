@@ -6,13 +6,13 @@ right one logs the account in, and it answers."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.pytest_plugin import WeChatHarness
@@ -40,14 +40,6 @@ CONFIG: dict[str, Any] = {
 
 async def echo(turn: AgentTurn) -> str:
     return f"echo: {turn.text}"
-
-
-async def until(what: str, condition: Callable[[], bool], within_s: float = 15.0) -> None:
-    for _ in range(int(within_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from standalone_simulator import sim, until
+from standalone_simulator import sim
+from waiting import until
 
 from simulator.ilink.process import serve_process
 

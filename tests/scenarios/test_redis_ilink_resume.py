@@ -10,7 +10,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from standalone_simulator import sim, until
+from standalone_simulator import sim
+from waiting import until
 
 from wechat_sdk import AgentTurn, Gateway, parse_config
 

@@ -8,11 +8,12 @@ the whole turn."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import until
 
 from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, Gateway, WindowClosed
@@ -37,14 +38,6 @@ CONFIG = {
 #: twelve paragraphs, no two of which fit in one 4,000-character message, nor one and
 #: the notice that more follows
 LONG = "\n\n".join(f"part {i}: " + "x" * 3_970 for i in range(12))
-
-
-async def until(what: str, condition: Callable[[], bool], within_s: float = 15.0) -> None:
-    for _ in range(int(within_s / 0.02)):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
 
 
 def make_world() -> SimulatedWeChat:
