@@ -71,3 +71,23 @@ async def test_notify_without_a_running_gateway_says_so(wechat: WeChatHarness) -
     result = CliRunner().invoke(cli, ["pairing", "approve", code, "--notify", "--state-dir", state])
     assert result.exit_code == 0
     assert "not notified" in result.output and "no gateway is running" in result.output
+
+
+async def test_account_is_taken_as_written_in_any_letter_case(wechat: WeChatHarness) -> None:
+    # account ids are lowercased ("Work" is the account "work"): --account DEFAULT listed
+    # nothing and refused the code as "belongs to account default, not DEFAULT"
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    state = ["--state-dir", str(wechat.state_dir)]
+    listed = CliRunner().invoke(cli, ["pairing", "list", "--json", "--account", "DEFAULT", *state])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    approve = ["pairing", "approve", row["code"], "--account", " Default ", *state]
+    approved = CliRunner().invoke(cli, approve)
+    assert approved.exit_code == 0, approved.output
+    assert "approved wxid_stranger on account default" in approved.output
+
+    bad = CliRunner().invoke(cli, ["pairing", "list", "--account", "my work", *state])
+    assert bad.exit_code == 2
+    assert "Invalid value for '--account'" in bad.output
+    assert "use 1-64 characters from a-z, 0-9, _ and -" in bad.output

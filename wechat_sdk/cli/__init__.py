@@ -95,6 +95,21 @@ def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
     return Path(configured or DEFAULT_STATE_DIR).expanduser()
 
 
+def account_id_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> str | None:
+    """An ``--account`` value as the account id it names: account ids are lowercased
+    (``Work`` is the account ``work``); one that is no possible id is a usage error."""
+    if value is None:
+        return None
+    from wechat_sdk.config.accounts import normalize_account_id
+
+    try:
+        return normalize_account_id(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _control(
     config_file: Path | None, state_dir: Path | None, request: dict[str, Any]
 ) -> dict[str, Any]:

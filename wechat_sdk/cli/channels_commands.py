@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from wechat_sdk.cli import _control, _err, _escape, _out, _with_state, cli, fail_config
+from wechat_sdk.cli import (
+    _control,
+    _err,
+    _escape,
+    _out,
+    _with_state,
+    account_id_option,
+    cli,
+    fail_config,
+)
 
 
 @cli.group("channels")
@@ -19,7 +28,11 @@ def channels_group() -> None:
 @channels_group.command("verify-code")
 @click.argument("number")
 @click.option(
-    "--account", "account_id", default=None, help="The account logging in (default: the default)."
+    "--account",
+    "account_id",
+    default=None,
+    callback=account_id_option,
+    help="The account logging in (default: the default).",
 )
 @_with_state
 def channels_verify_code(

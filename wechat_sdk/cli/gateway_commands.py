@@ -14,9 +14,23 @@ from wechat_sdk.cli import (
     _escape,
     _out,
     _with_state,
+    account_id_option,
     cli,
     fail_config,
 )
+
+
+def _account_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    """``--accounts A,B`` as the account ids it names (lowercased, blanks skipped)."""
+    if value is None:
+        return None
+    ids = [account_id_option(ctx, param, a) for a in value.split(",") if a.strip()]
+    if not ids:
+        raise click.BadParameter(
+            f"names no account ({value!r}): give account ids separated by commas, "
+            "e.g. --accounts work,home, or leave --accounts out to run every enabled account"
+        )
+    return [a for a in ids if a is not None]
 
 
 @cli.group("gateway")
@@ -61,6 +75,7 @@ def gateway_group() -> None:
     "--accounts",
     "only_accounts",
     default=None,
+    callback=_account_ids,
     metavar="A,B",
     help="Run only these accounts (comma-separated ids). With store.kind redis, the "
     "accounts this gateway competes for; by default every enabled account.",
@@ -72,7 +87,7 @@ def gateway_run(
     log_format: str,
     log_level: str,
     grace_s: float,
-    only_accounts: str | None,
+    only_accounts: list[str] | None,
 ) -> None:
     """Run every enabled account in the foreground (Ctrl-C stops it gracefully)."""
     import asyncio
@@ -91,7 +106,6 @@ def gateway_run(
         _err().print(f"[red]error:[/] {escape(str(exc))}", markup=True)
         raise SystemExit(1) from None
     try:
-        only = None if only_accounts is None else [a.strip() for a in only_accounts.split(",")]
         code = asyncio.run(
             serve(
                 config_file,
@@ -99,7 +113,7 @@ def gateway_run(
                 agent,
                 grace_s=grace_s,
                 gc_tuning=True,
-                only_accounts=[a for a in only or () if a] if only is not None else None,
+                only_accounts=only_accounts,
             )
         )
     except ConfigError as exc:

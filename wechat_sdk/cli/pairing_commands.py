@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from wechat_sdk.cli import _err, _escape, _out, _state_dir, _with_state, cli
+from wechat_sdk.cli import (
+    _err,
+    _escape,
+    _out,
+    _state_dir,
+    _with_state,
+    account_id_option,
+    cli,
+)
 
 if TYPE_CHECKING:
     from wechat_sdk.pairing.service import Pairing
@@ -60,7 +68,7 @@ def pairing_group() -> None:
 
 
 @pairing_group.command("list")
-@click.option("--account", default=None, help="Only this account.")
+@click.option("--account", default=None, help="Only this account.", callback=account_id_option)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_with_state
 def pairing_list(
@@ -167,7 +175,9 @@ def _queue_approved(
 
 @pairing_group.command("approve")
 @click.argument("code")
-@click.option("--account", default=None, help="The account the code belongs to.")
+@click.option(
+    "--account", default=None, help="The account the code belongs to.", callback=account_id_option
+)
 @click.option(
     "--notify", is_flag=True, help="Tell the sender they were approved (needs a running gateway)."
 )
@@ -217,7 +227,9 @@ def pairing_approve(
 
 @pairing_group.command("deny")
 @click.argument("code")
-@click.option("--account", default=None, help="The account the code belongs to.")
+@click.option(
+    "--account", default=None, help="The account the code belongs to.", callback=account_id_option
+)
 @_with_state
 def pairing_deny(
     code: str, account: str | None, config_file: Path | None, state_dir: Path | None
