@@ -144,6 +144,24 @@ def test_config_check_json_lists_the_default_account_warning(tmp_path: Path) -> 
     assert len(data["warnings"]) == 1
 
 
+def test_config_check_json_of_an_invalid_config_is_json_too(invalid_file: Path) -> None:
+    # --json printed nothing on stdout for an invalid config (only the human lines on
+    # stderr), so a script reading {"ok": ...} got no JSON at all
+    result = run("config", "check", "--config", str(invalid_file), "--json")
+    assert result.exit_code == 1, output_of(result)
+    data = json.loads(result.stdout)
+    assert data["ok"] is False
+    assert data["file"] == str(invalid_file)
+    by_path = {e["path"]: e for e in data["errors"]}
+    assert by_path["channels.wechat.dmPolicy"]["line"] == 4
+    assert by_path["channels.wechat.dmPolicy"]["message"].startswith("expected one of pairing")
+    assert set(by_path) == {
+        "channels.wechat.dmPolicy",
+        "channels.wechat.groups.*.requireMentoin",
+        "channels.wechat.historyLimit",
+    }
+
+
 def test_config_check_uses_the_env_variable(
     valid_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -45,6 +45,10 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         check_puppets(accounts.accounts.values(), config_file)
         check_agents(accounts.accounts.values(), config_file)
     except ConfigError as exc:
+        if as_json:  # (the human lines go to stderr as well)
+            errors = [{"path": p.path, "message": p.message, "line": p.line} for p in exc.problems]
+            invalid = {"ok": False, "file": exc.source, "errors": errors}
+            click.echo(json.dumps(invalid, indent=2, ensure_ascii=False))
         fail_config(exc)
         return
     rows = [account_summary(a) for a in accounts.accounts.values()]
