@@ -276,12 +276,10 @@ class SimulatedPuppet:
         BACKGROUND.set(True)
         while True:
             for sender, text, room in _take_inbox(inbox):
-                try:
-                    await self.world.say(
-                        sender, text, room=room, account=self.account.id, settle=False
-                    )
-                except KeyError as exc:  # a room the world does not know
-                    log.warning("ignoring an inbox message: %s", exc)
+                if room is not None and room not in self.world.rooms:
+                    # (a `gateway run` world knows no room: the message makes its group)
+                    self.world.add_room(room, members=[sender])
+                await self.world.say(sender, text, room=room, account=self.account.id, settle=False)
             await self.world.time.sleep(INBOX_POLL_S)
 
     def drop_link(self) -> None:

@@ -476,6 +476,8 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         return ids
 
     def _targets(self, room: str | None, account: str | None) -> list[SimAccount]:
+        if room is not None and room not in self.rooms:
+            raise KeyError(f"no room {room!r} in the world: add_room() first")
         if account is not None:
             if account not in self.accounts:
                 raise KeyError(f"no bot account {account!r} in the world")

@@ -288,6 +288,35 @@ async def test_simulator_inbox_and_transcript_let_a_test_drive_it_from_outside(
         await gw.close()
 
 
+async def test_an_inbox_message_to_a_room_makes_the_room_and_is_answered_there(
+    tmp_path: Path,
+) -> None:
+    # under `gateway run` the world knows no room: the inbox's "room" makes one (the
+    # sender and the bot in it), and the answer is the room's in the transcript (it was
+    # written as a DM to a contact named like the room)
+    inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
+    inbox.mkdir()
+    world = SimulatedWeChat(seed=0)
+    options = {"scanAfterMs": 0, "inbox": str(inbox), "transcript": str(transcript)}
+    gw = make_gateway(
+        world, tmp_path / "state", puppet="simulator", puppetOptions=options, name="Molty"
+    )
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        message = {"from": "wxid_alice", "text": "@Molty\u2005hi", "room": "12345@chatroom"}
+        (inbox / "a.json").write_text(json.dumps(message))
+        await world.advance(1)
+        lines = [json.loads(line) for line in transcript.read_text().splitlines()]
+        assert [(e["direction"], e["to"], e["room"], e["text"]) for e in lines] == [
+            ("in", None, "12345@chatroom", "@Molty\u2005hi"),
+            ("out", None, "12345@chatroom", "echo hi"),
+        ]
+        assert world.rooms["12345@chatroom"].members == ["wxid_alice"]
+    finally:
+        await gw.close()
+
+
 def test_inbox_and_transcript_options_must_be_paths(tmp_path: Path) -> None:
     from wechat_sdk.config import ConfigError, accounts_of
 

@@ -493,3 +493,15 @@ async def test_what_each_account_sent_is_read_as_the_transcript_says() -> None:
     assert world.sent(account="nobody") == []
     world.sent(account="a").clear()  # a copy: the caller's to change
     assert len(world.sent(account="a")) == 3
+
+
+async def test_a_room_the_world_does_not_know_is_refused_with_or_without_an_account(
+    world: SimulatedWeChat, puppet: SimulatedPuppet, events: Events
+) -> None:
+    # with account= the unknown room went through, and the bot's answer to it was then
+    # recorded as a DM to a contact named like the room (room None, to the room id)
+    await logged_in(puppet, events, world)
+    for account in (None, "default"):
+        with pytest.raises(KeyError, match=r"no room 'nope@chatroom' in the world"):
+            await world.say("wxid_erin", "hi", room="nope@chatroom", account=account)
+    assert world.transcript == []
