@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json5
 import pytest
 
 from simulator import SimulatedWeChat
@@ -71,3 +72,26 @@ def test_a_pairing_account_that_cannot_be_used_is_a_config_error(
         parse_config(f"{{ channels: {{ wechat: {{ accounts: {accounts} }} }} }}")
     assert "channels.wechat.accounts.a.pairingAccount" in str(error.value)
     assert message in str(error.value)
+
+
+async def test_a_scenario_approves_on_the_list_the_named_account_shares() -> None:
+    # `approve: {from, account: "dm"}` looked in dm's own list, which is empty when dm
+    # shares groups' ("no pending pairing request from wxid_stranger")
+    from simulator.scenario import run_scenario
+
+    config = json5.loads(CONFIG)
+    stranger = "wxid_stranger"
+    steps = [
+        {"login": "groups"},
+        {"login": "dm"},
+        {"say": {"from": stranger, "text": "hello", "account": "dm"}},
+        {"expect": {"to": stranger, "account": "dm", "contains": "pairing approve"}},
+        {"approve": {"from": stranger, "account": "dm"}},
+        {"say": {"from": stranger, "text": "again", "account": "dm"}},
+        {"expect": {"to": stranger, "account": "dm", "equals": "again"}},
+    ]
+    text = json5.dumps(
+        {"config": config, "world": {"contacts": [{"id": stranger}]}, "steps": steps}
+    )
+    result = await run_scenario(text)
+    assert result.ok, result.failures
