@@ -184,6 +184,33 @@ async def test_missing_node_is_a_clear_error(
         await ensure_installed(tmp_path / "cache", "wechaty-puppet-wechat")
 
 
+async def test_a_stop_during_the_npm_install_ends_npm_too(tmp_path: Path) -> None:
+    # a gateway stopped while an account's sidecar packages were installing left
+    # `npm install` running on its own, writing into the cache after the lock was let go
+    import asyncio
+    import os
+
+    from wechat_sdk.adapters.wechaty.node_install import _npm
+
+    pid_file = tmp_path / "npm.pid"
+    fake = tmp_path / "npm"
+    fake.write_text(
+        f"#!/bin/sh\necho $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\nexec sleep 600\n"
+    )
+    fake.chmod(0o755)
+    install = asyncio.create_task(_npm(str(fake), tmp_path, []))
+    for _ in range(500):  # (until the fake npm runs)
+        if pid_file.exists():
+            break
+        await asyncio.sleep(0.02)
+    pid = int(pid_file.read_text())
+    install.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await install
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+
+
 def test_config_check_reports_a_service_without_token(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

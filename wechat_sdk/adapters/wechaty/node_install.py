@@ -11,6 +11,7 @@ Starting and supervising the sidecar process is :mod:`wechat_sdk.adapters.wechat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -153,7 +154,14 @@ async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await proc.communicate()
+    try:
+        out, _ = await proc.communicate()
+    except BaseException:  # a stop (cancelled) while npm runs: npm does not outlive it
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        raise
     if proc.returncode != 0:
         tail = out.decode("utf-8", "replace").strip().splitlines()[-15:]
         what = " ".join(packages) or "the sidecar's packages"
