@@ -176,6 +176,25 @@ def test_first_sorted_account_is_default_with_a_warning_when_two_or_more() -> No
     assert "defaultAccountId" in accounts.warnings[0]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{defaultAccountId: "work", accounts: {work: {enabled: false}, home: {}}}',
+        "{accounts: {default: {enabled: false}, home: {}}}",
+    ],
+)
+def test_a_disabled_default_account_is_warned_about(text: str) -> None:
+    accounts = resolve(text)
+    [warning] = accounts.warnings
+    assert f"default account {accounts.default_id!r} is disabled" in warning
+    assert "defaultAccountId" in warning
+
+
+def test_every_account_disabled_is_no_warning_of_the_default() -> None:
+    accounts = resolve('{defaultAccountId: "a", accounts: {a: {enabled: false}}}')
+    assert accounts.warnings == ()
+
+
 def test_single_account_is_default_without_a_warning() -> None:
     accounts = resolve("{accounts: {only: {}}}")
     assert accounts.default_id == "only"

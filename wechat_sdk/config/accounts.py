@@ -206,6 +206,13 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
     problems.extend(_check_pairing_accounts(accounts))
     if problems:
         raise ConfigError(problems)
+    default = accounts.get(default_id)
+    if default is not None and not default.enabled and any(a.enabled for a in accounts.values()):
+        warnings.append(
+            f"the default account {default_id!r} is disabled: a send or command that names "
+            f"no account goes to it and fails; set {_BASE}.defaultAccountId to an enabled "
+            "account"
+        )
     warnings.extend(_group_settings_unused(accounts, top_set))
     marked = {
         aid: ResolvedAccount(
