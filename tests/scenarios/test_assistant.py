@@ -687,3 +687,51 @@ async def test_the_model_gets_a_quotes_text_and_a_voice_transcript(
     quoted, voice = (r["messages"][-1]["content"] for r in model.requests[1:])
     assert quoted == "(replying to: the first message)\nwhat did I mean?"
     assert voice == "call me at noon"
+
+
+@pytest.mark.parametrize("status", [401, 500])
+async def test_an_mcp_server_refusing_never_shows_its_url_key_or_token(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aiohttp import web
+
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=status, text="no")
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://bob:pw-0123456789@127.0.0.1:{port}/mcp?key=key-0123456789"
+    config = McpServerConfig(url=url, headers={"Authorization": "Bearer tok-0123456789"})
+    server = McpServer("remote", config, call_timeout_s=5)
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    try:
+        await server.start(30)  # (returns when the first try failed)
+    finally:
+        await server.aclose()
+        await runner.cleanup()
+    failures = [r.getMessage() for r in caplog.records if "mcp_failed" in r.getMessage()]
+    assert failures, caplog.text
+    assert f"HTTP {status}" in failures[0] and f"127.0.0.1:{port}" in failures[0]
+    assert not any(s in caplog.text for s in ("0123456789", "key=", "bob"))
+
+
+async def test_a_password_in_base_url_never_shows(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:  # (a port nothing listens on)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base_url = f"http://bob:pw-0123456789@127.0.0.1:{port}/v1"
+    gw, _ = await start(wechat, model, agent={"baseUrl": base_url, "maxRetries": 0})
+    caplog.set_level(logging.DEBUG, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert f"cannot reach http://127.0.0.1:{port}/v1" in caplog.text
+    status = json.dumps([s.to_json() for s in gw.status()])
+    assert f"127.0.0.1:{port}" in status
+    assert not any("pw-0123456789" in text for text in (caplog.text, status))

@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from wechat_sdk.config.assistant import McpServerConfig
+from wechat_sdk.config.integrations import origin_of
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -190,7 +192,7 @@ class McpServer:
                 log.warning(
                     "MCP server %r could not be used: %s; trying again in %g s reason=mcp_failed",
                     self.key,
-                    _describe(exc),
+                    self._describe(exc),
                     delay,
                     extra={"account": "-"},
                 )
@@ -205,6 +207,32 @@ class McpServer:
                 async with asyncio.timeout(delay):
                     await self._stopping.wait()
             delay = min(delay * 2, RESTART_MAX_S)
+
+    def _describe(self, exc: BaseException) -> str:
+        """One line for an error (the first of a group), without a traceback, and without
+        the server's URL (its path, query or user part may hold a key: named by its origin)
+        or the values of its headers and environment."""
+        import httpx
+
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        config = self.config
+        if isinstance(exc, httpx.HTTPStatusError) and config.url is not None:
+            # (httpx's own text repeats the whole URL it asked)
+            return f"HTTP {exc.response.status_code} from {origin_of(config.url)}"
+        lines = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        if config.url is not None:
+            for form in dict.fromkeys((config.url, _httpx_url(config.url))):
+                text = text.replace(form, origin_of(config.url))
+            parts = urlsplit(config.url)
+            secrets = [parts.query, parts.netloc.rpartition("@")[0]]
+        else:
+            secrets = []
+        secrets += [*config.headers.values(), *config.env.values()]
+        for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
     async def _serve_once(self) -> None:
         from mcp import ClientSession
@@ -365,9 +393,11 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
-def _describe(exc: BaseException) -> str:
-    """One line for an error (the first of a group), without a traceback."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+def _httpx_url(url: str) -> str:
+    """``url`` as httpx writes it in its messages (normalized), or as given."""
+    import httpx
+
+    try:
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, ValueError):
+        return url

@@ -26,6 +26,7 @@ from wechat_sdk.agent import AgentTurn
 from wechat_sdk.assistants.offered_tools import TurnTools
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.config.assistant import AgentConfig
+from wechat_sdk.config.integrations import without_query
 
 if TYPE_CHECKING:
     import httpx
@@ -286,12 +287,17 @@ class ChatModel:
             hint = "is baseUrl the API's address, ending in /v1?"
         else:
             return
-        endpoint = str(self.client.base_url).rstrip("/")
+        endpoint = self._endpoint()
         raise self._failed(
             "model_not_a_stream",
             f"the endpoint at {endpoint} answered {kind or 'no content type'}, "
             f"not a stream: {hint}",
         )
+
+    def _endpoint(self) -> str:
+        """The endpoint as messages name it: its origin and path (a user and password in
+        ``baseUrl``, or a query, may be a key)."""
+        return without_query(str(self.client.base_url)).rstrip("/")
 
     def _request(
         self,
@@ -330,7 +336,7 @@ class ChatModel:
             reason = "model_timeout"
             detail = f"no complete answer within {self.config.timeout:g} s (agent.timeout)"
         elif isinstance(exc, openai.APIConnectionError):
-            reason, detail = "model_unreachable", f"cannot reach {self.client.base_url}"
+            reason, detail = "model_unreachable", f"cannot reach {self._endpoint()}"
         elif isinstance(exc, openai.RateLimitError):
             reason, detail = "model_rate_limited", f"429 from the server: {_message(exc)}"
         elif isinstance(exc, openai.APIStatusError):
