@@ -22,11 +22,13 @@ Messages name a URL by its origin and path only: the query of a signed URL is it
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from http.client import HTTPMessage
@@ -34,10 +36,19 @@ from typing import IO, Any, Literal
 
 from wechat_sdk.config.integrations import without_query
 
-__all__ = ["FETCH_TIMEOUT_S", "FetchFailed", "fetch_url", "is_public_address"]
+__all__ = [
+    "FETCH_DEADLINE_S",
+    "FETCH_TIMEOUT_S",
+    "FetchFailed",
+    "fetch_url",
+    "is_public_address",
+]
 
 #: Seconds a media URL may take to connect or to send its next bytes.
 FETCH_TIMEOUT_S = 30.0
+#: Seconds a whole fetch may take, redirects included: a server dripping a byte now and
+#: then (each within FETCH_TIMEOUT_S) would otherwise hold it, and its thread, for hours.
+FETCH_DEADLINE_S = 300.0
 _CHUNK = 64 * 1024
 
 FetchCode = Literal["fetch_failed", "too_large", "private_address"]
@@ -54,15 +65,26 @@ class FetchFailed(Exception):
 
 def is_public_address(address: str) -> bool:
     """Whether an IP address may be fetched from for a peer: not loopback, private,
-    link-local, reserved, multicast or unspecified (an IPv4 address inside IPv6 is
-    judged as IPv4).
+    link-local, reserved, multicast or unspecified. An IPv4 address inside IPv6 is judged
+    as IPv4: mapped (``::ffff:10.0.0.1``), behind the NAT64 prefix (``64:ff9b::/96``), or
+    in a 6to4 address (``2002::/16``, which a relay unwraps to its IPv4 address); Teredo
+    addresses (``2001::/32``, tunnels) are refused.
 
     >>> [is_public_address(a) for a in ("93.184.216.34", "127.0.0.1", "::ffff:10.0.0.1")]
     [True, False, False]
+    >>> [is_public_address(a) for a in ("64:ff9b::8.8.8.8", "2002:7f00:1::")]
+    [True, False]
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # (an IPv6 scope id is no part)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None:
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
     return ip.is_global and not (
         ip.is_private
         or ip.is_loopback
@@ -73,27 +95,52 @@ def is_public_address(address: str) -> bool:
     )
 
 
+#: the well-known NAT64 prefix: its addresses are IPv4 addresses, reached through a gateway
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def fetch_url(
-    url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT_S, *, allow_private: bool = False
+    url: str,
+    max_bytes: int,
+    timeout: float = FETCH_TIMEOUT_S,
+    *,
+    allow_private: bool = False,
+    total_s: float = FETCH_DEADLINE_S,
 ) -> tuple[bytes, str | None]:
     """Download ``url`` (http or https only), reading at most ``max_bytes``.
 
     Blocking: run it in a thread. Returns the bytes and the Content-Type (without
     parameters), or raises :class:`FetchFailed`. Nothing past the cap is read. Unless
-    ``allow_private``, internal addresses are refused (see the module).
+    ``allow_private``, internal addresses are refused (see the module). ``timeout``
+    bounds each wait (to connect, for the next bytes), ``total_s`` the whole fetch.
     """
     shown = without_query(url)
     if _scheme(url) not in ("http", "https"):
         raise FetchFailed(f"cannot fetch {shown!r}: only http and https URLs are allowed")
-    if allow_private:
-        opener = urllib.request.build_opener(_HttpOnlyRedirects())
-    else:
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            _HttpOnlyRedirects(),
-            _PublicHTTPHandler(),
-            _PublicHTTPSHandler(),
-        )
+    watch = _Deadline(total_s)
+    handlers: list[urllib.request.BaseHandler] = [
+        _HttpOnlyRedirects(),
+        _WatchedHTTPHandler(watch, public_only=not allow_private),
+        _WatchedHTTPSHandler(watch, public_only=not allow_private),
+    ]
+    if not allow_private:
+        handlers.insert(0, urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with watch:
+            data, content_type = _read(opener, url, shown, max_bytes, timeout)
+    except FetchFailed:
+        if watch.expired:  # (it shut the connection: whatever broke, that is why)
+            raise watch.failure(shown) from None
+        raise
+    if watch.expired:  # (a body without a length, cut by it, may look whole)
+        raise watch.failure(shown)
+    return data, content_type
+
+
+def _read(
+    opener: urllib.request.OpenerDirector, url: str, shown: str, max_bytes: int, timeout: float
+) -> tuple[bytes, str | None]:
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
         with opener.open(request, timeout=timeout) as response:
@@ -133,6 +180,46 @@ def fetch_url(
     except OSError as exc:  # timeouts, resets
         raise FetchFailed(f"cannot fetch {shown}: {exc}") from None
     return b"".join(parts), content_type
+
+
+class _Deadline:
+    """The whole fetch's deadline: when it passes, every connection of the fetch is shut
+    (a read waiting on one returns), and :attr:`expired` says why the fetch failed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def add(self, sock: socket.socket) -> None:
+        """Watch a new connection (closed at once past the deadline)."""
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        sock.close()
+        raise OSError("the fetch is out of time")
+
+    def failure(self, shown: str) -> FetchFailed:
+        return FetchFailed(f"cannot fetch {shown}: no whole answer within {self.seconds:g} s")
 
 
 def _scheme(url: str) -> str:
@@ -187,30 +274,61 @@ def _public_socket(host: str, port: int, timeout: float | None) -> socket.socket
     raise error
 
 
-class _PublicHTTPConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        self.sock = _public_socket(self.host, self.port, self.timeout)
+class _WatchedConnection(http.client.HTTPConnection):
+    """A connection watched by the fetch's deadline; with ``public_only``, made to a
+    checked public address only (:func:`_public_socket`)."""
+
+    def __init__(self, host: str, *, watch: _Deadline, public_only: bool, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self.watch = watch
+        self.public_only = public_only
+        # (http.client's own hook: the TLS of https, a proxy's tunnel, go over this socket)
+        self._create_connection = self._watched_socket
+
+    def _watched_socket(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: Any = None,
+    ) -> socket.socket:
+        if self.public_only:
+            sock = _public_socket(address[0], address[1], timeout)
+        else:
+            sock = socket.create_connection(address, timeout, source_address)
+        self.watch.add(sock)
+        return sock
 
 
-class _PublicHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, tls: ssl.SSLContext, **kwargs: Any) -> None:
-        super().__init__(host, context=tls, **kwargs)
-        self.tls = tls
-
-    def connect(self) -> None:
-        sock = _public_socket(self.host, self.port, self.timeout)
-        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
+class _WatchedHTTPConnection(_WatchedConnection):
+    pass
 
 
-class _PublicHTTPHandler(urllib.request.HTTPHandler):
+class _WatchedHTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watch: _Deadline, *, public_only: bool) -> None:
+        super().__init__()
+        self.watch = watch
+        self.public_only = public_only
+
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_PublicHTTPConnection, req)
+        connection = functools.partial(
+            _WatchedHTTPConnection, watch=self.watch, public_only=self.public_only
+        )
+        return self.do_open(connection, req)
 
 
-class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self) -> None:
+class _WatchedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watch: _Deadline, *, public_only: bool) -> None:
         self.tls = ssl.create_default_context()
         super().__init__(context=self.tls)
+        self.watch = watch
+        self.public_only = public_only
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_PublicHTTPSConnection, tls=self.tls), req)
+        connection = functools.partial(
+            _WatchedHTTPSConnection, watch=self.watch, public_only=self.public_only
+        )
+        return self.do_open(connection, req, context=self.tls)

@@ -5,10 +5,12 @@ Every server here is on 127.0.0.1, which the default refuses; tests that need a
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,13 +58,20 @@ def only_127_0_0_1_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
         "ff02::1",
         "::ffff:127.0.0.1",  # IPv4 inside IPv6
         "::ffff:192.168.0.1",
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1: a 6to4 relay unwraps it to IPv4
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
     ],
 )
 def test_internal_addresses_are_not_public(address: str) -> None:
     assert not is_public_address(address)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"]
+)
 def test_public_addresses_are(address: str) -> None:
     assert is_public_address(address)
 
@@ -250,3 +259,52 @@ def test_a_response_that_is_not_http_is_a_failed_fetch() -> None:
     finally:
         thread.join(5)
         listener.close()
+
+
+@contextlib.contextmanager
+def dripping(head: bytes, drips: int = 400) -> Iterator[str]:
+    """A server that sends ``head`` line by line, then a byte at a time, each well within
+    the read timeout, for far longer than the fetch may take (then it stops)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            try:
+                for line in head.splitlines(keepends=True):
+                    conn.sendall(line)
+                    if stop.wait(0.05):
+                        return
+                for _ in range(drips):
+                    conn.sendall(b"x")
+                    if stop.wait(0.05):
+                        return
+            except OSError:
+                return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+SLOW_BODY = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+SLOW_HEAD = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Slow-%d: 1\r\n" % i for i in range(90))
+
+
+@pytest.mark.usefixtures("only_127_0_0_1_is_public")
+@pytest.mark.parametrize("allow_private", [False, True])
+@pytest.mark.parametrize("head", [SLOW_BODY, SLOW_HEAD], ids=["body", "headers"])
+def test_a_slow_drip_is_cut_at_the_whole_fetchs_deadline(head: bytes, allow_private: bool) -> None:
+    """Each byte comes well within the read timeout; the whole download may still not take
+    forever (a drip would hold the turn, and its thread, for hours)."""
+    with dripping(head) as url, pytest.raises(FetchFailed) as failed:
+        fetch_url(f"{url}/f?sig=SECRET", 10**6, timeout=5, total_s=0.5, allow_private=allow_private)
+    assert failed.value.code == "fetch_failed"
+    assert "within 0.5 s" in str(failed.value) and "SECRET" not in str(failed.value)
