@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -306,3 +307,82 @@ async def test_a_stream_of_keep_alives_ends_at_agent_timeout(
     await answered(wechat, gw)
     # what went out stays; the failure notice follows, once
     assert wechat.world.texts(to="wxid_alice") == ["thinking...", "sorry, try later"]
+
+
+async def test_an_answer_over_its_size_cap_is_a_failure_not_read_whole(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer is read up to twice mediaMaxMb and 1 MiB (room for a file at the cap, as
+    base64): a bigger one (an endpoint gone wrong) is a failure, never held in memory
+    whole, nor sent."""
+
+    async def huge(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"text": "')
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):  # 4 MiB, past 2 x 0.5 MiB + 1 MiB
+                await response.write(b"a" * 65536)
+            await response.write(b'"}')
+        return response
+
+    endpoint.answer = huge
+    gw = await gateway(wechat, endpoint, mediaMaxMb=0.5, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["sorry, try later"]
+    assert "over 2097152 bytes" in caplog.text
+
+
+async def test_a_streamed_event_over_the_size_cap_is_a_failure_not_buffered(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream may be long, but no one event (held until its blank line) may be bigger
+    than a JSON answer may."""
+
+    async def huge(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await response.write(b"data: first piece\n\n")
+            for _ in range(64):  # one event of 4 MiB, past 2 x 0.5 MiB + 1 MiB
+                await response.write(b"data: " + b"a" * 65536 + b"\n")
+            await response.write(b"\nevent: done\ndata: \n\n")
+        return response
+
+    endpoint.answer = huge
+    gw = await gateway(wechat, endpoint, mediaMaxMb=0.5, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["first piece", "sorry, try later"]
+    assert "over 2097152 bytes" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        ({"files": 5}, '"files" of the agent\'s answer must be a list'),
+        ({"text": "t", "files": {"name": "a.txt", "data": "aGk="}}, '"files" of the agent'),
+        ({"files": [{"name": "a.txt", "data": "aGk=", "mime": 5}]}, "mime must be a string"),
+        ({"files": [{"name": "a.txt", "url": 5}]}, "url must be a string"),
+        ({"files": [{"name": "a.txt", "data": 5}]}, "data is not valid base64"),
+        (
+            {"files": [{"name": "v.silk", "data": "aGk=", "kind": "audio", "durationS": True}]},
+            "durationS must be a number",
+        ),
+    ],
+)
+async def test_an_answer_of_the_wrong_shape_is_a_failure_saying_what_is_wrong(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, answer: dict[str, Any], words: str
+) -> None:
+    async def odd(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response(answer)
+
+    endpoint.answer = odd
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["sorry, try later"]
+    assert [e for e in wechat.world.sent(to="wxid_alice") if e.media] == []
+    error = gw.status()[0].last_error or ""
+    assert "WebhookAgentError" in error and words in error, error

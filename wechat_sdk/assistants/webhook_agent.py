@@ -191,11 +191,36 @@ class WebhookAgent:
             if kind == "text/event-stream":
                 streaming = True  # the stream closes the response
                 return self._pieces(response, budget)
-            raw = await self._within(budget, response.aread())
+            raw = await self._read(response, budget)
         finally:
             if not streaming:
                 await response.aclose()
         return await self._fetched(_reply(raw), turn.account_id)
+
+    @property
+    def answer_max_bytes(self) -> int:
+        """The most of a JSON answer read: room for a file at the cap (``max_bytes``) as
+        base64, and more; a bigger answer is a failure (it is never held whole)."""
+        return 2 * self.max_bytes + 1024 * 1024
+
+    async def _read(self, response: httpx.Response, budget: TimeBudget) -> bytes:
+        """The body of a JSON answer, within the budget and up to :attr:`answer_max_bytes`."""
+        cap = self.answer_max_bytes
+        too_big = WebhookAgentError(
+            f"the agent's answer is over {cap} bytes (2 x mediaMaxMb + 1 MiB)"
+        )
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > cap:
+            raise too_big
+        parts: list[bytes] = []
+        total = 0
+        chunks = aiter(response.aiter_bytes())
+        while (chunk := await self._within(budget, anext(chunks, None))) is not None:
+            total += len(chunk)
+            if total > cap:
+                raise too_big
+            parts.append(chunk)
+        return b"".join(parts)
 
     async def _within(self, budget: TimeBudget, waiting: Awaitable[T]) -> T:
         """``waiting`` within what is left of ``budget``; past it, the answer is late."""
@@ -240,7 +265,8 @@ class WebhookAgent:
     async def _pieces(self, response: httpx.Response, budget: TimeBudget) -> AsyncIterator[str]:
         from httpx_sse import EventSource
 
-        events = EventSource(response).aiter_sse()
+        counted = _CountedStream(response, self.answer_max_bytes)
+        events = EventSource(counted).aiter_sse()  # type: ignore[arg-type]
         try:
             while True:
                 # each wait within the budget, not one around the loop: that would span
@@ -248,6 +274,7 @@ class WebhookAgent:
                 event = await self._within(budget, anext(events, None))
                 if event is None:
                     return
+                counted.event_read()
                 if event.event == "done":
                     return
                 if event.event == "error":
@@ -258,6 +285,31 @@ class WebhookAgent:
         finally:
             with contextlib.suppress(Exception):
                 await response.aclose()
+
+
+class _CountedStream:
+    """A streamed answer as ``httpx_sse`` reads it, counting the bytes read since its
+    last event: an event (held until its blank line) over ``cap`` is a failure, never
+    buffered whole."""
+
+    def __init__(self, response: httpx.Response, cap: int) -> None:
+        self.headers = response.headers
+        self._response = response
+        self._cap = cap
+        self._since_event = 0
+
+    def event_read(self) -> None:
+        self._since_event = 0
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        async for text in self._response.aiter_text():
+            self._since_event += len(text.encode())
+            if self._since_event > self._cap:
+                raise WebhookAgentError(
+                    f"an event of the agent's stream is over {self._cap} bytes "
+                    "(2 x mediaMaxMb + 1 MiB)"
+                )
+            yield text
 
 
 def _piece(data: str) -> str:
@@ -286,7 +338,10 @@ def _reply(raw: bytes) -> Reply | None:
     text = answer.get("text")
     if text is not None and not isinstance(text, str):
         raise WebhookAgentError('"text" of the agent\'s answer must be a string')
-    files = [_file(i, f) for i, f in enumerate(answer.get("files") or [])]
+    given = answer.get("files")
+    if given is not None and not isinstance(given, list):
+        raise WebhookAgentError('"files" of the agent\'s answer must be a list')
+    files = [_file(i, f) for i, f in enumerate(given or [])]
     if not (text and text.strip()) and not files:
         return None
     return Reply(text=text, files=files)
@@ -302,18 +357,26 @@ def _file(index: int, f: Any) -> OutboundFile:
     url, data = f.get("url"), f.get("data")
     if (url is None) == (data is None):
         raise WebhookAgentError(f"{where} needs a url or its data (base64), one of them")
+    if url is not None and not isinstance(url, str):
+        raise WebhookAgentError(f"{where}: url must be a string")
+    mime, duration = f.get("mime"), f.get("durationS")
+    if mime is not None and not isinstance(mime, str):
+        raise WebhookAgentError(f"{where}: mime must be a string")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float)
+    ):
+        raise WebhookAgentError(f"{where}: durationS must be a number (seconds)")
     raw = None
     if data is not None:
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise WebhookAgentError(f"{where}: data is not valid base64") from None
-    duration = f.get("durationS")
     return OutboundFile(
         name=f["name"],
         kind=kind,
         data=raw,
-        url=url if isinstance(url, str) else None,
-        mime=f.get("mime"),
-        duration_s=float(duration) if isinstance(duration, int | float) else None,
+        url=url,
+        mime=mime,
+        duration_s=float(duration) if duration is not None else None,
     )
