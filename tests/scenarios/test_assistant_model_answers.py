@@ -434,3 +434,55 @@ async def test_the_api_key_never_shows_even_where_an_error_is_cut(
         json.dumps([e.text for e in wechat.world.transcript]),
     ]
     assert all(KEY[:12] not in text for text in shown)
+
+
+# ---------------------------------------------------------------- odd tool calls
+
+
+async def test_odd_tool_calls_are_refused_or_sent_back_logged_and_never_run(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Names the tool is not offered by (case, whitespace, a Cyrillic "о"), and arguments
+    that are not JSON: none runs, the model is told each, and the log says why."""
+    calls = [
+        ("Forecast", '{"city": "Paris"}'),
+        ("forecast ", '{"city": "Paris"}'),
+        ("f\u043erecast", '{"city": "Paris"}'),
+        ("forecast", '{"city": "Par'),
+    ]
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        if len(bodies) > 1:
+            return await finished(response, "answered without it")
+        for index, (name, arguments) in enumerate(calls):
+            head = {"index": index, "id": f"call_{index}", "type": "function"}
+            await response.write(event({"tool_calls": [{**head, "function": {"name": name}}]}))
+            piece = {"index": index, "function": {"arguments": arguments}}
+            await response.write(event({"tool_calls": [piece]}))
+        await response.write(event({}, "tool_calls"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    ran: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast for a city."""
+        ran.append(city)
+        return "sunny"
+
+    gw.tools.register("forecast", forecast)
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "Paris?")
+    assert ran == []
+    replies = tool_replies(server.requests[1])
+    assert len(replies) == 4
+    assert all("not available" in r for r in replies[:3])
+    assert "bad arguments" in replies[3] and "not JSON" in replies[3]
+    assert caplog.text.count("reason=tool_not_allowed") == 3
+    assert "tool 'forecast' called with bad arguments" in caplog.text
+    assert "reason=tool_bad_arguments" in caplog.text
+    assert wechat.world.texts(to="wxid_alice") == ["answered without it"]

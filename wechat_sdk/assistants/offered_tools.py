@@ -99,6 +99,13 @@ class TurnTools:
         try:
             return ToolCallOutcome(_capped(await tool.run(arguments)), ran=True)
         except BadToolArguments as exc:
+            log.warning(
+                "tool '%s' called with bad arguments: %s (not run; the model is told) "
+                "reason=tool_bad_arguments",
+                shown(name),
+                shown(exc, 300),
+                extra={"account": self.account_id},
+            )
             return ToolCallOutcome(f"error: bad arguments for {name!r}: {exc}", ran=False)
         except ToolNotAllowed:  # (AllowedTools logged it with its reason)
             return ToolCallOutcome(
