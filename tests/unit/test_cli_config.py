@@ -134,6 +134,29 @@ def test_config_check_json_parses_and_masks_the_token(valid_file: Path) -> None:
     assert data["warnings"] == []
 
 
+def test_config_check_shows_every_setting_not_at_its_default(tmp_path: Path) -> None:
+    # set at the top level, per account, or by the transport (iLink's textChunkLimit)
+    file = tmp_path / "c.json5"
+    file.write_text(
+        """{channels: {wechat: {defaultAccountId: "home", mediaMaxMb: 5, accounts: {
+            home: {pacing: false},
+            work: {puppet: "ilink", pairingAccount: "home"}}}}}""",
+        encoding="utf-8",
+    )
+    result = run("config", "check", "--config", str(file), "--json")
+    assert result.exit_code == 0, output_of(result)
+    by_id = {a["id"]: a for a in json.loads(result.stdout)["accounts"]}
+    assert by_id["home"]["settings"] == {"mediaMaxMb": 5.0, "pacing": False}
+    assert by_id["work"]["settings"] == {
+        "mediaMaxMb": 5.0,
+        "pairingAccount": "home",
+        "textChunkLimit": 4000,
+    }
+    text = output_of(run("config", "check", "--config", str(file)))
+    assert "  pairingAccount: home\n" in text and "  textChunkLimit: 4000\n" in text
+    assert "  pacing: false\n" in text
+
+
 def test_config_check_json_lists_the_default_account_warning(tmp_path: Path) -> None:
     file = tmp_path / "c.json5"
     file.write_text("{channels: {wechat: {accounts: {b: {}, a: {}}}}}", encoding="utf-8")

@@ -72,8 +72,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         flags = ["enabled" if r["enabled"] else "disabled"] + (["default"] if r["default"] else [])
         out.print(f"[bold]account {_escape(r['id'])}[/] ({', '.join(flags)})")
         keys = ("name", "puppet", "dmPolicy", "allowFrom", "groupPolicy", "puppetOptions", "agent")
-        for key in keys:
-            value = r[key]
+        for key, value in [*((k, r[k]) for k in keys), *r["settings"].items()]:
             if value is None:
                 shown = "(not set)"
             elif isinstance(value, str):
@@ -120,7 +119,25 @@ def account_summary(account: ResolvedAccount) -> dict[str, Any]:
         "puppetOptions": mask_secrets(s.puppetOptions.model_dump(exclude_none=True)),
         # the assistant from the config: what it talks to (its key and headers not shown)
         "agent": None if s.agent is None else _agent_summary(s.agent),
+        # every other setting whose value is not the SDK's default: set in the file, or
+        # by the transport (iLink's textChunkLimit)
+        "settings": _changed_settings(account),
     }
+
+
+#: the keys account_summary shows on their own (not among the other settings)
+_SHOWN_APART = frozenset(
+    ("enabled", "name", "puppet", "puppetOptions", "dmPolicy", "allowFrom", "groupPolicy", "agent")
+)
+
+
+def _changed_settings(account: ResolvedAccount) -> dict[str, Any]:
+    """The account's settings that differ from the SDK's defaults, as JSON values."""
+    from wechat_sdk.config.models import AccountConfig
+
+    defaults = AccountConfig().model_dump(mode="json", exclude=set(_SHOWN_APART), exclude_none=True)
+    own = account.settings.model_dump(mode="json", exclude=set(_SHOWN_APART), exclude_none=True)
+    return {k: v for k, v in own.items() if v != defaults.get(k)}
 
 
 def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
