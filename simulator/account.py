@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,3 +87,19 @@ def _path_option(value: object, account: Any, name: str) -> Path:
         where = key_path(f"puppetOptions.{name}") if key_path else f"puppetOptions.{name}"
         raise ConfigError.single(where, f"must be a path (a string); got {value!r}")
     return Path(value).expanduser()
+
+
+def _own_inbox(sim: SimAccount, accounts: Iterable[SimAccount], account: Any) -> None:
+    """An inbox folder is one account's: two accounts reading one (``inbox`` set at the
+    top level reaches every account) would each take files meant for the other."""
+    assert sim.inbox is not None
+    mine = sim.inbox.resolve()
+    for other in accounts:
+        if other is not sim and other.inbox is not None and other.inbox.resolve() == mine:
+            key_path = getattr(account, "key_path", None)
+            where = key_path("puppetOptions.inbox") if key_path else "puppetOptions.inbox"
+            raise ConfigError.single(
+                where,
+                f"account {other.id!r} reads the same folder ({sim.inbox}): give each "
+                "account its own inbox (set it on the accounts, not at the top level)",
+            )

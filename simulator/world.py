@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
-from simulator.account import REPLAY_AT_LOGIN, SimAccount, _path_option, _scan_after
+from simulator.account import REPLAY_AT_LOGIN, SimAccount, _own_inbox, _path_option, _scan_after
 from simulator.ilink.serving import ILinkServing
 from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_media
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
@@ -258,6 +258,7 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             sim.auto_scan_s = _scan_after(extra["scanAfterMs"], account)
         if "inbox" in extra:
             sim.inbox = _path_option(extra["inbox"], account, "inbox")
+            _own_inbox(sim, self.accounts.values(), account)
         if "transcript" in extra:
             sim.transcript_file = _path_option(extra["transcript"], account, "transcript")
         puppet = SimulatedPuppet(self, sim)

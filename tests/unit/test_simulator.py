@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -505,3 +507,37 @@ async def test_a_room_the_world_does_not_know_is_refused_with_or_without_an_acco
         with pytest.raises(KeyError, match=r"no room 'nope@chatroom' in the world"):
             await world.say("wxid_erin", "hi", room="nope@chatroom", account=account)
     assert world.transcript == []
+
+
+def test_two_accounts_reading_one_inbox_folder_is_a_config_error(tmp_path: Path) -> None:
+    # inbox set at the top level reaches every account: each would take the other's files
+    from wechat_sdk.config import ConfigError, parse_config
+    from wechat_sdk.config.loader import accounts_of
+
+    inbox = str(tmp_path / "inbox")
+    config = parse_config(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {
+                        "puppet": "simulator",
+                        "puppetOptions": {"inbox": inbox},
+                        "accounts": {
+                            "a": {},
+                            "b": {},
+                            "c": {"puppetOptions": {"inbox": inbox + "-c"}},
+                        },
+                    }
+                }
+            }
+        )
+    )
+    accounts = accounts_of(config).accounts
+    world = SimulatedWeChat(seed=0)
+    world.puppet_factory(accounts["a"])
+    world.puppet_factory(accounts["c"])  # a folder of its own
+    with pytest.raises(ConfigError) as refused:
+        world.puppet_factory(accounts["b"])
+    [problem] = refused.value.problems
+    assert problem.path == "channels.wechat.puppetOptions.inbox"
+    assert "account 'a' reads the same folder" in problem.message
