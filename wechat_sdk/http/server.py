@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -239,7 +240,9 @@ class PortError(OSError):
     """A port of ``channels.wechat.<key>`` could not be listened on."""
 
     def __init__(self, key: str, host: str, port: int, cause: OSError) -> None:
-        super().__init__(f"cannot listen on {host}:{port} ({cause.strerror or cause})")
+        # (asyncio's strerror repeats the address: the system's own words for the errno)
+        why = os.strerror(cause.errno) if cause.errno else (cause.strerror or str(cause))
+        super().__init__(f"cannot listen on {host}:{port} ({why})")
         self.key = key
 
 
