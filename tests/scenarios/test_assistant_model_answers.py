@@ -271,6 +271,46 @@ async def test_a_tool_call_streamed_in_pieces_calls_the_tool_by_its_name(
     assert wechat.world.texts(to="wxid_alice") == ["tool said: sunny"]
 
 
+async def test_parallel_calls_all_numbered_0_are_told_apart_by_their_ids(
+    wechat: WeChatHarness, servers: Servers
+) -> None:
+    """Some OpenAI-compatible servers give every parallel call the index 0: a piece with
+    a new id begins a new call (they were joined into one call, and refused)."""
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        replies = tool_replies(bodies[-1])
+        if replies:
+            return await finished(response, " / ".join(replies))
+        for n, city in enumerate(["Paris", "Oslo"]):
+            head = {"index": 0, "id": f"call_{n}", "type": "function"}
+            await response.write(
+                event({"tool_calls": [{**head, "function": {"name": "forecast"}}]})
+            )
+            arguments = json.dumps({"city": city})
+            for part in (arguments[:5], arguments[5:]):
+                piece = {"index": 0, "function": {"arguments": part}}
+                await response.write(event({"tool_calls": [piece]}))
+        await response.write(event({}, "tool_calls"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    ran: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast for a city."""
+        ran.append(city)
+        return f"sunny in {city}"
+
+    gw.tools.register("forecast", forecast)
+    await say(wechat, gw, "wxid_alice", "Paris and Oslo?")
+    assert ran == ["Paris", "Oslo"]
+    assert wechat.world.texts(to="wxid_alice") == ["sunny in Paris / sunny in Oslo"]
+
+
 # ---------------------------------------------------------------- a stream that ends early
 
 

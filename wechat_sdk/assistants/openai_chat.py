@@ -61,12 +61,16 @@ class _Round:
     ``finish_reason`` that says it ended (none yet: it did not)."""
 
     text: list[str] = field(default_factory=list)
-    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: the calls in the order they began
+    calls: list[dict[str, str]] = field(default_factory=list)
     finish_reason: str | None = None
+    #: each stream index's call (its place in ``calls``)
+    _at: dict[int, int] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.text.clear()
         self.calls.clear()
+        self._at.clear()
         self.finish_reason = None
 
     def add_chunk(self, chunk: ChatCompletionChunk) -> str:
@@ -86,7 +90,13 @@ class _Round:
         return delta.content or ""
 
     def add_call_piece(self, piece: Any) -> None:
-        call = self.calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+        at = self._at.get(piece.index)
+        if at is None or (piece.id and self.calls[at]["id"] not in ("", piece.id)):
+            # a call begins; so does a piece with a new id at an index already used (some
+            # servers number every parallel call 0)
+            self.calls.append({"id": "", "name": "", "arguments": ""})
+            at = self._at[piece.index] = len(self.calls) - 1
+        call = self.calls[at]
         if piece.id:
             call["id"] = piece.id
         function = piece.function
@@ -190,7 +200,7 @@ class ChatModel:
                     raise ModelFailed("tool_rounds_exhausted", "no answer after the tool rounds")
                 return
             rounds += 1
-            calls = [result.calls[i] for i in sorted(result.calls)]
+            calls = list(result.calls)
             for n, call in enumerate(calls):
                 call["id"] = call["id"] or f"call_{rounds}_{n}"
             messages.append(
