@@ -627,3 +627,120 @@ async def test_a_kill_during_the_grace_period_loses_nothing_and_repeats_nothing(
         assert sent_before + after.texts(to="wxid_alice") == CHUNKS
     finally:
         await second.close()
+
+
+async def test_a_reply_whose_journal_cannot_be_marked_during_a_stop_is_not_sent_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk fills up during a stop, after the reply in flight was journaled: its
+    messages can no longer be marked ``sending`` nor deleted. A message that cannot be
+    marked does not go out now (it stays kept, pending, for the next start): sent now
+    and left pending, the next start would send it a second time."""
+    import sqlite3
+
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    gw = make_gateway(world, state, Bot(world), store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)  # the stop journaled the rest of the reply
+    assert outbox_rows(state)
+
+    def full(*_: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store.outbox, "set_state", full)
+    monkeypatch.setattr(store.outbox, "delete", full)
+    await world.drive(stopping)
+    monkeypatch.undo()
+    assert world.texts(to="wxid_alice")
+    assert any("not sent now" in m for m in logged(caplog))
+
+    second = make_gateway(world, state, Bot(world))
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == CHUNKS
+    finally:
+        await second.close()
+
+
+async def test_a_kill_while_a_send_is_with_the_puppet_at_the_stop_does_not_send_it_twice(
+    tmp_path: Path,
+) -> None:
+    """The stop begins while one message of the reply is with the puppet (a slow send),
+    and the process is killed before that send returns. The journal the stop wrote must
+    not hold that message as not sent: it went out, and the next process would send it a
+    second time."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world))
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    world.fault("slow_send", seconds=20)
+    await world.clock.advance(1.5)  # the next message is with the puppet
+    sent_before = world.texts(to="wxid_alice")
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert world.texts(to="wxid_alice") == sent_before
+    await world.drive(stopping)  # (the send with the puppet went out: WeChat had it)
+    in_flight = CHUNKS[len(sent_before)]
+    assert world.texts(to="wxid_alice")[len(sent_before)] == in_flight
+
+    after = new_world()
+    second = make_gateway(after, killed, Bot(after))
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert in_flight not in after.texts(to="wxid_alice")
+        assert [*sent_before, in_flight, *after.texts(to="wxid_alice")] == CHUNKS
+    finally:
+        await second.close()
+
+
+async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
+    tmp_path: Path,
+) -> None:
+    """A kill in the grace period (docker stop's SIGKILL) loses neither a turn that was
+    waiting behind another reply of its conversation when the stop began, nor one whose
+    message came during the grace period: both are in the outbox when the process dies
+    (their messages' journal left the outbox as the turns began, and their dedupe marks
+    are durable), so the next process asks the agent about them."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world))
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
+    await world.clock.advance(1)
+    await world.say("wxid_alice", "and then?", settle=False)  # waits behind "slow"
+    await world.clock.advance(1)
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(1)
+    await world.say("wxid_alice", "still there?", settle=False)  # during the grace period
+    await world.clock.advance(1)
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert world.texts(to="wxid_alice") == []
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    after = new_world()
+    bot = Bot(after)
+    second = make_gateway(after, killed, bot)
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert sorted(bot.texts()) == sorted(["slow", "and then?", "still there?"])
+    finally:
+        await second.close()

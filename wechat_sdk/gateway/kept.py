@@ -440,6 +440,9 @@ class TurnJournal:
         self.progress = progress
         self.turn_item: OutboxItem | None = None
         self.items: list[tuple[OutboundMessage, OutboxItem]] = []
+        #: a write of the journal failed: nothing more of the turn goes out (a message not
+        #: marked ``sending`` could go out twice), what it holds is for the next start
+        self.unkept = False
         already = progress.kept  # a kept turn asked again: it is in the outbox already
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
@@ -452,6 +455,10 @@ class TurnJournal:
             if already is not None:  # its reply now stands for it
                 kept._write(lambda o: o.delete(already.id), "a kept turn")
             self.added(progress.plan.pending)
+            # the message with the puppet now may be going out: never sent again
+            handed = self._item(progress.plan.handed) if progress.plan.handed is not None else None
+            if handed is not None:
+                kept._write(lambda o: o.set_state(handed.id, "sending"), "a message")
         progress.plan.watcher = self
 
     def written(self) -> bool:
@@ -473,14 +480,36 @@ class TurnJournal:
             return
         rows = kept_messages(self.turn, list(messages), self.kept.clock.now())
         added: list[OutboxItem] = []
-        if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
-            self.items.extend(zip(messages, added, strict=True))
+        if not self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
+            self.unkept = True  # (the turn item, if any, stands for the turn still)
+            return
+        self.items.extend(zip(messages, added, strict=True))
         self._drop_turn_item()
 
     def going(self, message: OutboundMessage) -> None:
+        """The message is handed to the puppet now: marked ``sending`` first. One that
+        cannot be marked does not go out (:class:`DeliveryFailed`): left ``pending``, it
+        would go out again at the next start."""
         item = self._item(message)
-        if item is not None:
-            self.kept._write(lambda o: o.set_state(item.id, "sending"), "a message")
+        if self.unkept:
+            error = "the journal of the turn could not be written"
+        elif item is None:
+            return
+        else:
+            try:
+                self.kept.outbox.set_state(item.id, "sending")
+                return
+            except Exception as exc:
+                self.unkept = True
+                error = f"{type(exc).__name__}: {exc}"
+        self.kept.log.error(
+            "could not mark a message of the reply to %s as being sent in the store's "
+            "outbox (%s): not sent now; what is kept of the turn goes out after a restart "
+            "(never twice)",
+            self.turn.conversation_id,
+            error,
+        )
+        raise DeliveryFailed(f"not sent: {error}", code="store_failed")
 
     def done(self, message: OutboundMessage) -> None:
         item = self._item(message)
@@ -496,7 +525,12 @@ class TurnJournal:
         self.progress.plan.watcher = None
 
     def close(self) -> None:
-        """The turn ended within the grace period: nothing of it stays kept."""
+        """The turn ended within the grace period: nothing of it stays kept (unless the
+        journal could not be kept true: then what it holds did not go out, and stays for
+        the next start)."""
+        if self.unkept:
+            self.progress.plan.watcher = None
+            return
         self._drop_turn_item()
         for _, item in self.items:
             self.kept._write(functools.partial(_delete, item), "a message")

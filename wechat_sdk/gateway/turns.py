@@ -131,6 +131,11 @@ class Turns:
         self._cut = cut
         #: the turns being answered now, with how far each got
         self._active: dict[asyncio.Task[Any] | None, tuple[AgentTurn, TurnProgress]] = {}
+        #: every turn from :meth:`answer` until its task ends (waiting for its
+        #: conversation included), with how far it got
+        self._queued: dict[asyncio.Task[Any], tuple[AgentTurn, TurnProgress]] = {}
+        #: a stop is letting the turns in flight finish (see settle)
+        self._settling = False
         #: write every turn to the outbox as it begins, not only at a stop (an account
         #: held by lease: the gateway that takes it over after a kill -9 finishes it)
         self.journal_every_turn = journal_every_turn
@@ -155,7 +160,9 @@ class Turns:
         sent for it. A message the store would not take out is not answered now: it stays
         journaled, for the account's next start (never answered twice)."""
         progress = TurnProgress()
-        if self.journal_every_turn:  # written before anything else can happen to it
+        # written before anything else can happen to it: by lease, or a stop under way
+        # (a kill before the grace period ends must not lose it)
+        if self.journal_every_turn or self._settling:
             progress.journal = self._cut.journal(turn, progress)
             if message is not None and not progress.journal.written():
                 # the turn's journal did not reach the store: the message's entry stays
@@ -164,7 +171,10 @@ class Turns:
         if message is not None and not self._cut.message_done(message):
             return
         mark = mark_position()
-        self.track(asyncio.get_running_loop().create_task(self._answer(turn, mark, progress)))
+        task = asyncio.get_running_loop().create_task(self._answer(turn, mark, progress))
+        self._queued[task] = (turn, progress)
+        task.add_done_callback(self._queued.pop)
+        self.track(task)
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
@@ -282,17 +292,21 @@ class Turns:
         """Let the turns in flight finish for up to ``grace_s`` (clock time), then cut the
         rest (what is left of each goes to the outbox).
 
-        The turns in flight are written to the outbox first, and kept true as they go
-        on, so that a kill during the grace period (a supervisor's SIGKILL) loses nothing.
+        The turns in flight (those waiting for their conversation too, and those that
+        begin meanwhile) are written to the outbox first, and kept true as they go on, so
+        that a kill during the grace period (a supervisor's SIGKILL) loses nothing.
         """
         sender = self.outbound.sender
         sender.stop_began()
+        self._settling = True  # a turn that begins from now on is written as it begins
         try:
-            for turn, progress in list(self._active.values()):
+            # those being answered, and those waiting behind another turn
+            for turn, progress in [*self._active.values(), *self._queued.values()]:
                 if progress.journal is None:
                     progress.journal = self._cut.journal(turn, progress)
             await finish_or_cut(self.tasks, grace_s, self.clock, [sender])
         finally:
+            self._settling = False
             sender.stop_began(False)
 
     async def wait_idle(self) -> None:

@@ -61,6 +61,9 @@ class ReplyPlan:
 
     def __init__(self) -> None:
         self.pending: list[OutboundMessage] = []
+        #: the message handed to the puppet last and not done yet (it may be going out
+        #: now: a journal written meanwhile marks it ``sending``)
+        self.handed: OutboundMessage | None = None
         self.watcher: PlanWatcher | None = None
         #: the turn's "typing...", told when a message goes (see Outbound.deliver)
         self.typing: Typing | None = None
@@ -75,8 +78,11 @@ class ReplyPlan:
             self.typing.replying()
         if self.watcher is not None:
             self.watcher.going(message)
+        self.handed = message
 
     def done(self, message: OutboundMessage) -> None:
+        if self.handed is message:
+            self.handed = None
         for i, m in enumerate(self.pending):
             if m is message:
                 del self.pending[i]
