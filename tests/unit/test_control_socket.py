@@ -5,12 +5,14 @@ are served at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import until
 
 from wechat_sdk.gateway.control import ControlServer
 
@@ -98,3 +100,60 @@ async def test_only_so_many_clients_are_served_at_once(short_dir: Path) -> None:
         assert b'"ok": true' in await ask(server.path, b'{"cmd": "status"}\n')
     finally:
         await server.stop()
+
+
+async def test_a_stop_during_a_restart_waits_for_it_before_closing(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`gateway restart`, then a SIGTERM (or `gateway stop`) while the reload runs: the
+    gateway closes once the reload ended, never beside it (the reload would start
+    accounts on a store the close shuts)."""
+    from wechat_sdk.agent import AgentTurn
+    from wechat_sdk.gateway import Gateway
+    from wechat_sdk.gateway.control import SOCKET_NAME, control_request
+    from wechat_sdk.gateway.service import serve
+
+    order: list[str] = []
+    reloading, release = asyncio.Event(), asyncio.Event()
+    real_close = Gateway.close
+
+    async def slow_reload(self: Gateway, config: Any, grace_s: float = 10.0) -> None:
+        order.append("reload")
+        reloading.set()
+        await release.wait()
+        order.append("reloaded")
+
+    async def close(self: Gateway, grace_s: float = 10.0) -> None:
+        order.append("close")
+        await real_close(self, grace_s)
+
+    monkeypatch.setattr(Gateway, "reload", slow_reload)
+    monkeypatch.setattr(Gateway, "close", close)
+
+    async def echo(turn: AgentTurn) -> str:
+        return turn.text
+
+    config = short_dir / "config.json5"
+    config.write_text('{channels: {wechat: {puppet: "simulator"}}}')
+    state = short_dir / "state"
+    serving = asyncio.ensure_future(serve(config, state, echo))
+    socket_path = state / SOCKET_NAME
+    await until("the control socket", socket_path.exists)
+    status = await asyncio.to_thread(control_request, state, {"cmd": "status"})
+    assert status["ok"]
+
+    def restart() -> None:
+        with contextlib.suppress(Exception):  # (the stop hangs up on it: no matter)
+            control_request(state, {"cmd": "restart"})
+
+    restarting = asyncio.ensure_future(asyncio.to_thread(restart))
+    await reloading.wait()
+    assert (await asyncio.to_thread(control_request, state, {"cmd": "stop"}))["ok"]
+    # the stop has begun: the socket is gone, and its next step is the close
+    await until("the stop begun", lambda: not socket_path.exists())
+    await asyncio.sleep(0)
+    assert order == ["reload"]  # the close waits for the reload
+    release.set()
+    assert await serving == 0
+    await restarting
+    assert order == ["reload", "reloaded", "close"]

@@ -217,6 +217,9 @@ async def serve(
 
         gateway.code_prompt = TerminalCodePrompt()
     stop = asyncio.Event()
+    #: the start, a restart and the stop, one at a time: a restart under way when the stop
+    #: comes ends first (it would start accounts on a store the stop closes)
+    changing = asyncio.Lock()
 
     async def handle(request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
@@ -230,7 +233,10 @@ async def serve(
                 new = load_config(config_file)
                 check_puppets(accounts_of(new).accounts.values(), config_file)
                 check_agents(accounts_of(new).accounts.values(), config_file)
-                await gateway.reload(new, grace_s)
+                async with changing:
+                    if stop.is_set():
+                        return {"ok": False, "error": "the gateway is stopping: not restarted"}
+                    await gateway.reload(new, grace_s)
             except ConfigError as exc:
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
                 return {
@@ -273,7 +279,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     started = False
     try:
-        await gateway.start()  # a health port in use raises here: the socket goes too
+        async with changing:
+            await gateway.start()  # a health port in use raises here: the socket goes too
         started = True
         if gc_tuning:
             tune_gc()
@@ -285,6 +292,7 @@ async def serve(
         if started:  # (a start that failed has no replies in flight to wait for)
             log.info("stopping: in-flight replies get up to %g s", grace_s)
         await control.stop()
-        await gateway.close(grace_s)
+        async with changing:
+            await gateway.close(grace_s)
         log.info("gateway stopped")
     return 0
