@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from ilink_script import Script, scripted
 from puppet_contract import EventLog
@@ -126,6 +127,21 @@ async def test_bot_calls_carry_tencents_headers_and_base_info(run: Run) -> None:
     assert headers["SKRouteTag"] == "tag-7"
     assert poll.body["base_info"] == {"channel_version": "2.4.9", "bot_agent": "Wire/1"}
     assert poll.body["get_updates_buf"] == ""
+
+
+async def test_the_qr_code_request_carries_only_the_earlier_tokens() -> None:
+    # Tencent's client (auth/login-qr.ts, fetchQRCode) posts {local_token_list} alone,
+    # with its headers but no token and no base_info
+    async with scripted() as script, aiohttp.ClientSession() as http:
+        api = ILinkApi(http, script.base_url, f"{script.base_url}/c2c", route_tag="tag-7")
+        answer = await api.get_bot_qrcode(["old-1", "old-2"])
+    assert answer["qrcode"] == "qr-1"
+    (asked,) = script.asked("get_bot_qrcode")
+    assert asked.body == {"local_token_list": ["old-1", "old-2"]}
+    assert asked.headers["AuthorizationType"] == "ilink_bot_token"
+    assert asked.headers["iLink-App-Id"] == "bot"
+    assert asked.headers["SKRouteTag"] == "tag-7"
+    assert "Authorization" not in asked.headers
 
 
 async def test_a_text_reply_carries_the_context_token_and_a_bot_message(run: Run) -> None:
@@ -442,6 +458,31 @@ async def test_a_file_over_the_cap_is_refused_before_and_while_downloading(run: 
     assert got <= 100_000
 
 
+async def test_an_image_without_a_key_is_downloaded_as_it_is(run: Run) -> None:
+    # Tencent's client (media/media-download.ts) fetches an image item that names no key
+    # (neither image_item.aeskey nor media.aes_key) from the CDN as plain bytes
+    data = b"\x89PNG plain picture" * 100
+    run.script.files["q1"] = data
+    plain = {"type": 2, "image_item": {"media": {"encrypt_query_param": "q1"}}}
+    run.script.batch(msg(1, plain), cursor="c")
+    await run.until("the image", lambda: "1" in run.log.message_ids())
+    assert (await run.puppet.message("1")).kind is MessageKind.IMAGE
+    assert b"".join([c async for c in run.puppet.download("1", len(data))]) == data
+    with pytest.raises(FileTooLarge):
+        async for _ in run.puppet.download("1", len(data) - 1):
+            pass
+
+
+async def test_a_file_without_a_key_is_still_refused(run: Run) -> None:
+    run.script.files["q1"] = b"notes"
+    keyless = {"type": 4, "file_item": {"media": {"encrypt_query_param": "q1"}, "len": "5"}}
+    run.script.batch(msg(1, keyless), cursor="c")
+    await run.until("the file", lambda: "1" in run.log.message_ids())
+    with pytest.raises(CdnFailed, match="no aes_key"):
+        async for _ in run.puppet.download("1", 1000):
+            pass
+
+
 async def test_a_full_url_on_another_host_is_never_fetched(run: Run) -> None:
     data = b"picture"
     run.script.files["q1"] = aes.encrypt(data, KEY)
@@ -464,6 +505,27 @@ async def test_an_upload_url_on_another_host_is_never_used(run: Run) -> None:
     assert sent.body["msg"]["item_list"][0]["file_item"]["media"]["encrypt_query_param"] == (
         "down-1"
     )
+
+
+async def test_a_cdn_upload_refused_with_a_4xx_is_not_tried_again(run: Run) -> None:
+    # Tencent's client (cdn/cdn-upload.ts) retries a CDN upload after a server error, but
+    # a client error (4xx) ends it at once
+    run.script.upload_answers.put_nowait((400, "filekey mismatch"))
+    run.script.batch(msg(1, text("send me the notes")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    with pytest.raises(SendError, match="filekey mismatch"):
+        await run.puppet.send_file(ALICE, OutboundFile("notes.txt", data=b"notes" * 200))
+    assert len([r for r in run.script.requests if r.path.startswith("/c2c/upload")]) == 1
+    assert not run.script.asked("sendmessage")
+
+
+async def test_a_cdn_upload_after_a_server_error_is_tried_again(run: Run) -> None:
+    run.script.upload_answers.put_nowait((500, "busy"))
+    run.script.batch(msg(1, text("send me the notes")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    await run.puppet.send_file(ALICE, OutboundFile("notes.txt", data=b"notes" * 200))
+    assert len([r for r in run.script.requests if r.path.startswith("/c2c/upload")]) == 2
+    assert len(run.script.asked("sendmessage")) == 1
 
 
 async def test_a_send_the_lease_no_longer_allows_never_reaches_the_server(

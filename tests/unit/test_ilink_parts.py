@@ -222,6 +222,21 @@ def test_item_keys_come_as_base64_of_raw_bytes_or_of_hex() -> None:
         aes.parse_key("not base64!")
 
 
+def test_item_keys_are_read_as_leniently_as_tencents_client_reads_them() -> None:
+    # Tencent's client decodes aes_key with Node's Buffer.from(s, "base64"): padding may
+    # be missing, the URL-safe alphabet and line breaks are taken
+    raw = base64.b64encode(KEY).decode()
+    of_hex = base64.b64encode(KEY.hex().encode()).decode()
+    assert aes.parse_key(raw.rstrip("=")) == KEY
+    assert aes.parse_key(of_hex.rstrip("=")) == KEY
+    odd = bytes([0xFB, 0xEF, 0xFF] * 5 + [0x3E])  # "+" and "/" in base64: "-" and "_"
+    assert "-" in base64.urlsafe_b64encode(odd).decode()
+    assert aes.parse_key(base64.urlsafe_b64encode(odd).decode()) == odd
+    assert aes.parse_key(f"{of_hex[:20]}\n{of_hex[20:]}") == KEY
+    with pytest.raises(aes.BadKey):
+        aes.parse_key(raw[:-4])
+
+
 # ---------------------------------------------------------------- the kept login
 
 

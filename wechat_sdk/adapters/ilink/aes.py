@@ -62,9 +62,13 @@ def padded_size(size: int) -> int:
 
 
 def parse_key(spelled: str) -> bytes:
-    """A 16-byte key from base64 of the raw bytes or base64 of their hex digits."""
+    """A 16-byte key from base64 of the raw bytes or base64 of their hex digits.
+
+    Read as Tencent's client reads it (Node's base64 decoder): whitespace is skipped, the
+    URL-safe alphabet is taken, and missing ``=`` padding is no error."""
+    text = "".join(spelled.split()).rstrip("=").replace("-", "+").replace("_", "/")
     try:
-        decoded = base64.b64decode(spelled, validate=True)
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise BadKey("the item's aes_key is not base64") from None
     if len(decoded) == 16:

@@ -2,19 +2,21 @@
 ``x-encrypted-param`` back) and streamed, decrypted downloads under a size cap.
 
 A download goes to the configured CDN (``cdnBaseUrl``) with the item's
-``encrypt_query_param``; an item's ``full_url`` is used only when it is on the configured
-CDN's or API's host, so a message can never make the adapter fetch another address. An
-upload likewise: to ``getuploadurl``'s ``upload_full_url`` only when it is on one of those
-hosts, else to the configured CDN with its ``upload_param``.
+``encrypt_query_param`` (an image item naming no key is fetched as it is, unencrypted,
+as Tencent's client fetches it); an item's ``full_url`` is used only when it is on the
+configured CDN's or API's host, so a message can never make the adapter fetch another
+address. An upload likewise: to ``getuploadurl``'s ``upload_full_url`` only when it is on
+one of those hosts, else to the configured CDN with its ``upload_param``.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import secrets
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +86,13 @@ async def upload(api: ILinkApi, data: bytes, *, word: str, to_user: str) -> Uplo
         try:
             download_param = await api.upload(url, cipher)
             return Uploaded(download_param, key, len(data), len(cipher))
-        except (Unreachable, BadAnswer) as exc:  # a CDN hiccup: the same bytes again
+        except BadAnswer as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                # the CDN refused the request itself: the same bytes again would be refused
+                # again (Tencent's client gives up at once too)
+                raise CdnFailed(str(exc)) from None
+            last = exc  # a server error: the same bytes again
+        except Unreachable as exc:  # a CDN hiccup: the same bytes again
             last = exc
     raise CdnFailed(f"CDN upload failed {UPLOAD_ATTEMPTS} times: {last}")
 
@@ -130,35 +138,35 @@ async def download(
     past the cap is yielded), :class:`CdnFailed` when it cannot be fetched or decrypted."""
     if known_size > max_bytes:
         raise FileTooLarge(known_size, max_bytes)
+    if ref.word == "image" and not ref.aes_key and not ref.hex_key:
+        # an image item naming no key is on the CDN as it is (Tencent's client fetches it
+        # so); a file, voice or video item without one cannot be read
+        async with contextlib.aclosing(
+            _fetched(api, download_url(api, ref), max_bytes, max_bytes)
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+        return
     try:
         key = aes.key_for_message(ref.aes_key, ref.hex_key)
     except aes.BadKey as exc:
         raise CdnFailed(str(exc)) from None
     url = download_url(api, ref)
-    cipher_cap = aes.padded_size(max_bytes)
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
     unpadder = padding.PKCS7(128).unpadder()
     received = plain = 0
-    timeout = aiohttp.ClientTimeout(sock_connect=READ_S, sock_read=READ_S)
-    try:
-        async with api.session.get(url, timeout=timeout, proxy=api.proxy_for(url)) as resp:
-            if resp.status != 200:
-                raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
-            length = resp.content_length
-            if length is not None and length > cipher_cap:
-                raise FileTooLarge(max(length - 16, max_bytes + 1), max_bytes)
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                received += len(chunk)
-                if received > cipher_cap:
-                    raise FileTooLarge(received, max_bytes)
-                out = unpadder.update(decryptor.update(chunk))
-                plain += len(out)
-                if plain > max_bytes:
-                    raise FileTooLarge(plain, max_bytes)
-                if out:
-                    yield out
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise CdnFailed(f"CDN download failed: {type(exc).__name__}") from None
+    # (closed when this stops early: the response goes back at once)
+    async with contextlib.aclosing(
+        _fetched(api, url, aes.padded_size(max_bytes), max_bytes)
+    ) as chunks:
+        async for chunk in chunks:
+            received += len(chunk)
+            out = unpadder.update(decryptor.update(chunk))
+            plain += len(out)
+            if plain > max_bytes:
+                raise FileTooLarge(plain, max_bytes)
+            if out:
+                yield out
     if received % 16:
         raise CdnFailed(f"CDN download did not decrypt: {received} bytes is no whole AES block")
     try:
@@ -169,6 +177,31 @@ async def download(
         raise FileTooLarge(plain + len(tail), max_bytes)
     if tail:
         yield tail
+
+
+async def _fetched(
+    api: ILinkApi, url: str, cap: int, max_bytes: int
+) -> AsyncGenerator[bytes, None]:
+    """The CDN's bytes at ``url`` in chunks, at most ``cap`` of them (the file's
+    ``max_bytes``, or its ciphertext's size for that many bytes of plaintext): past it,
+    :class:`FileTooLarge`; :class:`CdnFailed` when it cannot be fetched."""
+    received = 0
+    timeout = aiohttp.ClientTimeout(sock_connect=READ_S, sock_read=READ_S)
+    try:
+        async with api.session.get(url, timeout=timeout, proxy=api.proxy_for(url)) as resp:
+            if resp.status != 200:
+                raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
+            length = resp.content_length
+            if length is not None and length > cap:
+                padding_bytes = 16 if cap > max_bytes else 0  # (ciphertext: about its file)
+                raise FileTooLarge(max(length - padding_bytes, max_bytes + 1), max_bytes)
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                received += len(chunk)
+                if received > cap:
+                    raise FileTooLarge(received, max_bytes)
+                yield chunk
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise CdnFailed(f"CDN download failed: {type(exc).__name__}") from None
 
 
 def _same_host(url: str, bases: tuple[str, ...]) -> bool:
