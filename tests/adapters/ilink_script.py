@@ -42,6 +42,9 @@ class Script:
     clock_ahead_s: float = 0.0
     #: the ``upload_full_url`` that ``getuploadurl`` gives (None: only ``upload_param``)
     upload_full_url: str | None = None
+    #: CDN upload answers queued by the test (status, ``x-error-message``), before the
+    #: normal one
+    upload_answers: asyncio.Queue[tuple[int, str]] = field(default_factory=asyncio.Queue)
 
     def batch(self, *msgs: dict[str, Any], cursor: str = "") -> None:
         """Queue a ``getupdates`` answer with these messages."""
@@ -102,7 +105,14 @@ async def scripted() -> AsyncIterator[Script]:
     async def upload(request: web.Request) -> web.Response:
         await request.read()
         script.requests.append(Request(request.path_qs, dict(request.headers), None))
+        if not script.upload_answers.empty():
+            status, why = script.upload_answers.get_nowait()
+            return web.Response(status=status, headers={"x-error-message": why})
         return web.Response(headers={"x-encrypted-param": "down-1"})
+
+    async def get_bot_qrcode(request: web.Request) -> web.Response:
+        await record(request)
+        return web.json_response({"qrcode": "qr-1", "qrcode_img_content": "https://qr/1"})
 
     async def download(request: web.Request) -> web.Response:
         script.requests.append(Request(request.path_qs, dict(request.headers), None))
@@ -126,6 +136,7 @@ async def scripted() -> AsyncIterator[Script]:
     for name in ("msg/notifystart", "msg/notifystop", "getconfig", "sendtyping"):
         app.router.add_post(f"/ilink/bot/{name}", ok)
     app.router.add_post("/ilink/bot/getuploadurl", getuploadurl)
+    app.router.add_post("/ilink/bot/get_bot_qrcode", get_bot_qrcode)
     app.router.add_post("/c2c/upload", upload)
     app.router.add_get("/c2c/download", download)
     runner = web.AppRunner(app)

@@ -4,7 +4,8 @@ their answers mean to the port.
 Bot calls carry ``AuthorizationType: ilink_bot_token``, ``Authorization: Bearer <token>``,
 ``X-WECHAT-UIN`` (a random uint32 as a decimal string, base64), ``iLink-App-Id`` and
 ``iLink-App-ClientVersion`` (and ``SKRouteTag`` when ``routeTag`` is set); every POST
-body carries ``base_info {channel_version, bot_agent}``. An answer that is not JSON (an
+body carries ``base_info {channel_version, bot_agent}`` but ``get_bot_qrcode``'s (its
+``local_token_list`` alone, as Tencent's client posts it). An answer that is not JSON (an
 HTML error page, a cut body, JSON nested too deep to read) is :class:`BadAnswer`;
 ``errcode``/``ret`` -14 is :class:`SessionExpired`; ``ret`` -2 is :class:`RateLimited`.
 
@@ -172,19 +173,31 @@ class ILinkApi:
         return headers
 
     async def post(
-        self, endpoint: str, body: dict[str, Any], *, timeout_s: float = CALL_S
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        timeout_s: float = CALL_S,
+        base_info: bool = True,
     ) -> dict[str, Any]:
-        """POST ``body`` (with ``base_info``) and return the JSON answer, checked."""
-        return (await self.post_answered(endpoint, body, timeout_s=timeout_s)).body
+        """POST ``body`` (with ``base_info`` unless told not) and return the JSON answer,
+        checked."""
+        answer = await self.post_answered(endpoint, body, timeout_s=timeout_s, base_info=base_info)
+        return answer.body
 
     async def post_answered(
-        self, endpoint: str, body: dict[str, Any], *, timeout_s: float = CALL_S
+        self,
+        endpoint: str,
+        body: dict[str, Any],
+        *,
+        timeout_s: float = CALL_S,
+        base_info: bool = True,
     ) -> Answer:
         """:meth:`post`, with the server's time of its answer."""
-        payload = {
-            **body,
-            "base_info": {"channel_version": CHANNEL_VERSION, "bot_agent": self.bot_agent},
-        }
+        payload = body
+        if base_info:
+            info = {"channel_version": CHANNEL_VERSION, "bot_agent": self.bot_agent}
+            payload = {**body, "base_info": info}
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         answer = await self._call("POST", self._url(endpoint), endpoint, data, timeout_s)
         self._checked(endpoint, answer.body)
@@ -257,8 +270,12 @@ class ILinkApi:
     # ------------------------------------------------------------ login
 
     async def get_bot_qrcode(self, earlier_tokens: list[str]) -> dict[str, Any]:
+        """A new QR code; the body is ``local_token_list`` alone (no ``base_info``), as
+        Tencent's client posts it."""
         return await self.post(
-            "ilink/bot/get_bot_qrcode?bot_type=3", {"local_token_list": earlier_tokens}
+            "ilink/bot/get_bot_qrcode?bot_type=3",
+            {"local_token_list": earlier_tokens},
+            base_info=False,
         )
 
     async def get_qrcode_status(
@@ -323,7 +340,7 @@ class ILinkApi:
         except aiohttp.ClientError as exc:
             raise Unreachable(f"CDN upload: {type(exc).__name__}: {exc}") from None
         if status != 200:
-            raise BadAnswer(f"CDN upload refused: {shown(why, 120)}")
+            raise BadAnswer(f"CDN upload refused: {shown(why, 120)}", status)
         if not param:
             raise BadAnswer("CDN upload: the answer has no x-encrypted-param")
         return param
