@@ -1,8 +1,9 @@
 """The simulated WeChat CDN: AES-128-ECB ciphertext stored by opaque parameters.
 
 Uploads follow Tencent's client: ``getuploadurl`` (the API) announces a file (its
-``filekey``, plaintext size and MD5, ciphertext size, and the hex AES key) and gets an
-``upload_param``; the client POSTs the ciphertext to ``<cdn>/upload`` and reads the
+``filekey``, plaintext size and MD5, ciphertext size, and the hex AES key; an image or a
+video also its thumbnail's, unless ``no_need_thumb``) and gets an ``upload_param`` (and a
+``thumb_upload_param``); the client POSTs the ciphertext to ``<cdn>/upload`` and reads the
 download parameter from the ``x-encrypted-param`` answer header; anyone with it GETs the
 ciphertext at ``<cdn>/download?encrypted_query_param=...`` and decrypts it with the key
 the message carries. The world's own media (a user's image) are published the same way.
@@ -110,6 +111,46 @@ class PendingUpload:
         if len(key) != 16:
             raise CdnError("aeskey must be 16 bytes as hex")
         return cls(account_id, filekey, media_type, to, rawsize, md5, filesize, key)
+
+    def thumbnail(self, body: dict[str, Any]) -> PendingUpload | None:
+        """The thumbnail a ``getuploadurl`` body announces with this file (same filekey
+        and key), None when it needs none; :class:`CdnError` when one is missing.
+
+        An image or a video names its thumbnail (``thumb_rawsize``, ``thumb_rawfilemd5``,
+        ``thumb_filesize``) unless ``no_need_thumb`` is true, as Tencent's types say."""
+        names = ("thumb_rawsize", "thumb_rawfilemd5", "thumb_filesize")
+        given = any(body.get(n) not in (None, "", 0) for n in names)
+        if body.get("no_need_thumb") is True or (self.media_type not in (1, 2) and not given):
+            return None
+        rawsize, md5, filesize = (body.get(n) for n in names)
+        if (
+            not isinstance(rawsize, int)
+            or isinstance(rawsize, bool)
+            or rawsize <= 0
+            or not isinstance(md5, str)
+            or not md5
+            or not isinstance(filesize, int)
+            or isinstance(filesize, bool)
+        ):
+            raise CdnError(
+                "an image or a video names its thumbnail (thumb_rawsize, thumb_rawfilemd5, "
+                "thumb_filesize), or says no_need_thumb: true"
+            )
+        if filesize != padded_size(rawsize):
+            raise CdnError(
+                "thumb_filesize must be the AES-128-ECB size of thumb_rawsize "
+                f"({padded_size(rawsize)})"
+            )
+        return PendingUpload(
+            self.account_id,
+            self.filekey,
+            self.media_type,
+            self.to_user_id,
+            rawsize,
+            md5,
+            filesize,
+            self.key,
+        )
 
 
 @dataclass(frozen=True)

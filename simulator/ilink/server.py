@@ -476,6 +476,7 @@ class ILinkServer:
             return refused.response
         try:
             upload = PendingUpload.announced(bot.account_id, body)
+            thumbnail = upload.thumbnail(body)
         except CdnError as exc:
             return _error(REFUSED, str(exc))
         param = self.state.cdn.announce(upload)
@@ -483,7 +484,10 @@ class ILinkServer:
             f"{self.cdn_base_url}/upload?encrypted_query_param={quote(param, safe='')}"
             f"&filekey={quote(upload.filekey, safe='')}"
         )
-        return _answer({"ret": 0, "upload_param": param, "upload_full_url": full})
+        answer: Json = {"ret": 0, "upload_param": param, "upload_full_url": full}
+        if thumbnail is not None:
+            answer["thumb_upload_param"] = self.state.cdn.announce(thumbnail)
+        return _answer(answer)
 
     async def cdn_upload(self, request: web.Request) -> web.Response:
         param = request.query.get("encrypted_query_param", "")

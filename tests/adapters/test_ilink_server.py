@@ -500,6 +500,45 @@ async def test_the_cdn_refuses_an_upload_that_does_not_match_its_announcement(
         assert resp.status == 404
 
 
+async def test_an_image_or_video_upload_names_its_thumbnail_or_says_it_needs_none(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    # Tencent's types (api/types.ts, GetUploadUrlReq): thumb_rawsize, thumb_rawfilemd5 and
+    # thumb_filesize are required for an image or a video, unless no_need_thumb is true
+    client = await logged_in(world, server, http)
+    data, thumb = os.urandom(3000), os.urandom(200)
+    body = {
+        "filekey": "k1",
+        "to_user_id": ALICE,
+        "rawsize": len(data),
+        "rawfilemd5": hashlib.md5(data).hexdigest(),
+        "filesize": padded_size(len(data)),
+        "aeskey": os.urandom(16).hex(),
+    }
+    for media_type in (1, 2):
+        bad = await client.post("getuploadurl", {**body, "media_type": media_type})
+        assert bad["ret"] == -1 and "thumb_rawsize" in bad["errmsg"]
+    assert (await client.post("getuploadurl", {**body, "media_type": 3}))["ret"] == 0
+    unneeded = await client.post("getuploadurl", {**body, "media_type": 1, "no_need_thumb": True})
+    assert unneeded["ret"] == 0 and not unneeded.get("thumb_upload_param")
+    thumbed = await client.post(
+        "getuploadurl",
+        {
+            **body,
+            "media_type": 1,
+            "thumb_rawsize": len(thumb),
+            "thumb_rawfilemd5": hashlib.md5(thumb).hexdigest(),
+            "thumb_filesize": padded_size(len(thumb)),
+        },
+    )
+    assert thumbed["ret"] == 0 and thumbed["thumb_upload_param"]
+    key = bytes.fromhex(body["aeskey"])
+    for param, plain in ((thumbed["upload_param"], data), (thumbed["thumb_upload_param"], thumb)):
+        url = f"{server.cdn_base_url}/upload?encrypted_query_param={param}&filekey=k1"
+        async with http.post(url, data=encrypt(plain, key)) as resp:
+            assert resp.status == 200 and resp.headers["x-encrypted-param"]
+
+
 async def test_a_bot_voice_item_is_accepted_and_never_delivered(
     world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
 ) -> None:
