@@ -309,8 +309,10 @@ class ILinkState:
         HTTP, so real time passes too), then scan and confirm it (``verify_code``: the
         phone asks for a number instead, returned)."""
         world = self.world
-        if self.bot(account_id).token is not None:
-            return None  # logged in already: nothing to scan
+        if self.bot(account_id).token is not None and self.qr.waiting(account_id) is None:
+            # logged in already: nothing to scan (a client that logged out of a token the
+            # server still holds shows a code: that one is scanned)
+            return None
         virtual = world.time is world.clock
         deadline = world.time.now() + within_s
         while self.qr.waiting(account_id) is None:

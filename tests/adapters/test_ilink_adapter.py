@@ -148,6 +148,23 @@ async def test_an_expired_session_logs_out_and_a_new_qr_login_starts(
     await bot.until("logged in again", lambda: len(bot.log.of(LoginEvent)) == 2)
 
 
+async def test_the_bot_logging_out_logs_in_again_at_the_next_scan(
+    world: SimulatedWeChat, bots: Callable[..., Bot], tmp_path: Path
+) -> None:
+    # iLink has no call to end a token: the server holds it valid still. Offered again as
+    # an earlier token (local_token_list), the scan would be answered binded_redirect, a
+    # login this bot no longer keeps: every code given up, and the login with them
+    bot = await logged_in(world, bots(qr_max_timeouts=2))
+    me = bot.puppet.self_id
+    await bot.puppet.logout()
+    await bot.until("a new QR code", lambda: len(bot.log.of(ScanEvent)) > 3)
+    _, earlier = SessionFile(tmp_path / "accounts" / "bot").load()
+    assert earlier == []  # the token logged out of is not offered
+    await world.login("bot", within_s=5)
+    await bot.until("logged in again", lambda: len(bot.log.of(LoginEvent)) == 2)
+    assert bot.log.of(LoginEvent)[-1].contact_id == me
+
+
 async def test_a_token_refused_at_start_is_a_logout_then_a_qr_code(
     server: ILinkServer, bots: Callable[..., Bot], tmp_path: Path
 ) -> None:

@@ -395,7 +395,7 @@ class ILinkPuppet:
         if self._self_id is not None:  # the session expired (seen by the poll or a send)
             self._expired(login)
         else:  # the bot logged out
-            self._sessions.expire()
+            self._sessions.forget()
 
     async def _poll(self) -> None:
         assert self._api is not None and self._state is not None

@@ -85,6 +85,15 @@ class SessionFile:
             earlier = [login.token, *(t for t in earlier if t != login.token)][:_EARLIER_KEPT]
         self._write({"login": None, "earlier_tokens": earlier})
 
+    def forget(self) -> None:
+        """The bot logged out: its login is dropped, and its token is not kept as an
+        earlier one (iLink has no call to end a token: offered again, the server would
+        answer the next scan ``binded_redirect``, a login no longer kept)."""
+        login, earlier = self.load()
+        if login is not None:
+            earlier = [t for t in earlier if t != login.token]
+        self._write({"login": None, "earlier_tokens": earlier})
+
     def _read(self) -> str:
         """The kept JSON (OSError when there is none)."""
         return self.path.read_text(encoding="utf-8")
