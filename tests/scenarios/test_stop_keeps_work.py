@@ -744,3 +744,44 @@ async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
         assert sorted(bot.texts()) == sorted(["slow", "and then?", "still there?"])
     finally:
         await second.close()
+
+
+async def test_a_turn_the_stop_could_not_journal_is_kept_when_cut_once_the_store_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refuses the turn's journal as the stop begins (a moment of SQLITE_BUSY,
+    a full disk freed since); when the grace period ends and the turn is cut, it is kept
+    then, and asked again at the next start. It was logged "1 turn kept" with nothing in
+    the store: lost."""
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    gw = make_gateway(world, state, Bot(world), store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
+    await world.clock.advance(1)
+    real_add = store.outbox.add
+    refused: list[object] = []
+
+    def add_once_refused(items: Any) -> Any:
+        if not refused:
+            refused.append(items)
+            raise OSError("database is locked")
+        return real_add(items)
+
+    monkeypatch.setattr(store.outbox, "add", add_once_refused)
+    await world.drive(gw.close(grace_s=5))
+    monkeypatch.undo()
+    assert refused  # the journal's write was refused
+    assert [i.kind for i in outbox_rows(state)] == ["turn"]
+
+    after = new_world()
+    bot = Bot(after)
+    second = make_gateway(after, state, bot)
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert bot.texts() == ["slow"]
+    finally:
+        await second.close()

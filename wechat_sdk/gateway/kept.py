@@ -130,10 +130,10 @@ class KeptWork:
             progress.journal.cut()
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
-            if progress.journal is None and not self._keep_turn(turn, progress.kept):
-                turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
-            elif progress.journal is not None:
+            if progress.journal is not None and progress.journal.written():
                 self._log_kept_turn(turn)
+            elif not self._keep_turn(turn, progress.kept):  # (its journal was refused: now)
+                turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
             return
         conversation = turn.conversation_id
         if stream is not None and not stream.ended:
