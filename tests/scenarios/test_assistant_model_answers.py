@@ -311,6 +311,47 @@ async def test_parallel_calls_all_numbered_0_are_told_apart_by_their_ids(
     assert wechat.world.texts(to="wxid_alice") == ["sunny in Paris / sunny in Oslo"]
 
 
+async def test_an_answer_asking_for_too_many_tool_calls_runs_the_first_16_only(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """40 calls in one answer (a model in a loop, a prompt injected by a group member):
+    the first 16 run, the model is told of each of the others that it did not."""
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        replies = tool_replies(bodies[-1])
+        if replies:
+            ran = sum(r == "sunny" for r in replies)
+            return await finished(response, f"{ran} ran, {len(replies) - ran} not")
+        for n in range(40):
+            head = {"index": n, "id": f"call_{n}", "type": "function"}
+            function = {"name": "forecast", "arguments": json.dumps({"city": f"c{n}"})}
+            await response.write(event({"tool_calls": [{**head, "function": function}]}))
+        await response.write(event({}, "tool_calls"))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    ran: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast for a city."""
+        ran.append(city)
+        return "sunny"
+
+    gw.tools.register("forecast", forecast)
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "everywhere?")
+    assert ran == [f"c{n}" for n in range(16)]
+    replies = tool_replies(server.requests[1])
+    assert len(replies) == 40  # every call answered, as the API wants
+    assert all("not run: at most 16 tool calls" in r for r in replies[16:])
+    assert "reason=tool_calls_over" in caplog.text
+    assert wechat.world.texts(to="wxid_alice") == ["16 ran, 24 not"]
+
+
 # ---------------------------------------------------------------- a stream that ends early
 
 

@@ -41,6 +41,10 @@ log = logging.getLogger("wechat_sdk.assistant")
 STREAM_RETRY_FIRST_S = 0.25
 #: the most of a server's error message a failure shows
 DETAIL_MAX_CHARS = 300
+#: the most tool calls of one answer that are run (each in turn); the rest are not run,
+#: and the model is told so: an answer asking for hundreds (a prompt injected by a group
+#: member, a model in a loop) must not hold the turn for as many calls
+MAX_CALLS_PER_ROUND = 16
 
 
 class ModelFailed(RuntimeError):
@@ -217,11 +221,23 @@ class ChatModel:
                     ],
                 }
             )
-            for call in calls:
-                outcome = await tools.call(call["name"], call["arguments"])
-                messages.append(
-                    {"role": "tool", "tool_call_id": call["id"], "content": outcome.text}
+            if len(calls) > MAX_CALLS_PER_ROUND:
+                log.warning(
+                    "the model asked for %d tool calls in one answer: the first %d run, the "
+                    "rest not (the model is told) reason=tool_calls_over",
+                    len(calls),
+                    MAX_CALLS_PER_ROUND,
+                    extra={"account": turn.account_id},
                 )
+            for n, call in enumerate(calls):
+                if n < MAX_CALLS_PER_ROUND:
+                    text = (await tools.call(call["name"], call["arguments"])).text
+                else:
+                    text = (
+                        f"error: not run: at most {MAX_CALLS_PER_ROUND} tool calls of one "
+                        "answer are run; ask for the rest in the next one"
+                    )
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": text})
 
     async def _round(
         self,
