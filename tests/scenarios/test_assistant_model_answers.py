@@ -517,6 +517,32 @@ async def test_the_api_key_never_shows_even_where_an_error_is_cut(
     assert all(KEY[:12] not in text for text in shown)
 
 
+async def test_a_header_filled_per_turn_never_shows_either(
+    wechat: WeChatHarness, servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a header written with a placeholder is another value at every turn: the parts
+    # written in the config are what is secret
+    token = "tk-0123456789abcdef"
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        message = f"bad tenant token: {request.headers['x-tenant-token']}"
+        response = await streaming(request)
+        await response.write(f"data: {json.dumps({'error': {'message': message}})}\n\n".encode())
+        await response.write_eof()
+        return response
+
+    server = servers(answer)
+    headers = {"X-Tenant-Token": f"{token}-{{accountId}}"}
+    gw = await start(wechat, server, {"headers": headers})
+    caplog.set_level(logging.DEBUG, "wechat_sdk")  # (the openai package's own debug log
+    # shows a request's headers: not the gateway's to mask)
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert "bad tenant token: ***" in caplog.text
+    shown = [caplog.text, json.dumps([s.to_json() for s in gw.status()])]
+    assert all(token not in text for text in shown)
+
+
 # ---------------------------------------------------------------- odd tool calls
 
 

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -114,6 +115,10 @@ class _Round:
                 call["arguments"] += function.arguments
 
 
+#: what :func:`fill_placeholders` fills
+_PLACEHOLDER = re.compile(r"\{(?:accountId|conversationId|chatType)\}")
+
+
 def fill_placeholders(template: str, turn: AgentTurn) -> str:
     """``{accountId}``, ``{conversationId}`` and ``{chatType}`` of ``turn`` in ``template``."""
     return (
@@ -135,7 +140,9 @@ class ChatModel:
         self._client: AsyncOpenAI | None = None
         secret = self.api_key() or ""
         #: values redacted from anything logged (the key, header values such as tokens)
-        self._secrets = [s for s in (secret, *config.headers.values()) if len(s) >= 6]
+        # (a header with a placeholder is filled per turn: its written parts are redacted)
+        parts = [p for v in config.headers.values() for p in _PLACEHOLDER.split(v)]
+        self._secrets = [s for s in (secret, *config.headers.values(), *parts) if len(s) >= 6]
 
     @property
     def client(self) -> AsyncOpenAI:
