@@ -305,3 +305,61 @@ def test_a_webhook_url_no_client_can_use_is_refused_at_load() -> None:
         parse_config(
             json.dumps({"channels": {"wechat": {"webhooks": [{"url": url, "secret": whsec(4)}]}}})
         )
+
+
+async def test_an_event_with_half_an_emoji_goes_out_and_holds_up_nothing() -> None:
+    # a lone surrogate (half an emoji, from a cut JSON escape) in a message's text; on a
+    # store that keeps the text as it is, the event must still go out, and those after it
+    clock = VirtualClock()
+    store = MemoryStore()
+    receiver = await Receiver(whsec(3)).start()
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, clock)
+    dispatcher.start()
+    try:
+        dispatcher.publish("message.received", {"accountId": "default", "text": "half \ud83d"})
+        dispatcher.publish("account.ready", {"accountId": "default"})
+        events = await receiver.wait_for(2)
+        assert [e["type"] for e in events] == ["message.received", "account.ready"]
+        assert events[0]["data"]["text"] == "half ?"
+        assert all(r.error is None for r in receiver.received)
+    finally:
+        await dispatcher.close()
+        await receiver.close()
+
+
+async def test_an_answer_with_retry_after_is_honoured() -> None:
+    # the endpoint says when to come back: its event is retried then (not after the
+    # schedule's 5 s), and nothing else goes to it meanwhile
+    clock = VirtualClock()
+    store = MemoryStore()
+    receiver = await Receiver(whsec(3)).start()
+    receiver.answers = [(503, {"Retry-After": "600"})]
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    # (attempts stamped on the virtual clock: the stamps say when each was made)
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, clock, wall_time=clock.now)
+    started = clock.now()
+    dispatcher.publish("account.ready", {"accountId": "first"})
+    dispatcher.publish("account.ready", {"accountId": "second"})
+    dispatcher.start()
+    try:
+        await receiver.wait_attempts(1)
+        await eventually(lambda: store.webhooks.pending()[0].attempts == 1)
+        first = store.webhooks.pending()[0]
+        assert first.next_attempt_at == started + 600
+        await clock.advance(RETRY_SCHEDULE_S[1])
+        await clock.advance(600)
+        await receiver.wait_attempts(3)
+        stamps = [int(r.headers["webhook-timestamp"]) for r in receiver.received]
+        assert stamps[0] == started and min(stamps[1:]) >= started + 600
+        assert receiver.received[2].headers["webhook-id"] == first.message_id
+        # a date, and a wait longer than the schedule's longest (capped to it)
+        receiver.answers = [(429, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})]
+        dispatcher.publish("account.ready", {"accountId": "third"})
+        await receiver.wait_attempts(4)
+        await eventually(lambda: store.webhooks.pending()[0].attempts == 1)
+        (third,) = store.webhooks.pending()
+        assert third.next_attempt_at == clock.now() + max(RETRY_SCHEDULE_S)
+    finally:
+        await dispatcher.close()
+        await receiver.close()

@@ -36,13 +36,14 @@ class Received:
 
 
 class Receiver:
-    """Answers 200 unless ``answers`` says otherwise (statuses, used up in order), or
-    holds each request until ``release()`` while ``held``."""
+    """Answers 200 unless ``answers`` says otherwise (statuses, or a status and the
+    answer's headers, used up in order), or holds each request until ``release()`` while
+    ``held``."""
 
     def __init__(self, secret: str | None = None, *, port: int | None = None) -> None:
         self.secret = secret or whsec()
         self.received: list[Received] = []
-        self.answers: list[int] = []
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
         self.held = False
         self._release = asyncio.Event()
         self._changed = asyncio.Event()
@@ -68,7 +69,8 @@ class Receiver:
         body = await request.read()
         if self.held:
             await self._release.wait()
-        status = self.answers.pop(0) if self.answers else 200
+        answer = self.answers.pop(0) if self.answers else 200
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
         try:
             payload = Webhook(self.secret).verify(body, dict(request.headers))
             error = None
@@ -76,7 +78,7 @@ class Receiver:
             payload, error = None, str(exc)
         self.received.append(Received(dict(request.headers), body, payload, error, status))
         self._changed.set()
-        return web.Response(status=status)
+        return web.Response(status=status, headers=headers)
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
         """The verified payloads this endpoint took (answered 2xx), in order."""

@@ -7,7 +7,9 @@
 - Signed per Standard Webhooks (:mod:`wechat_sdk.webhooks.signing`); the ``webhook-id`` is
   the queue row's, the same on every retry.
 - Retried on any other answer, a timeout or a refused connection, on the schedule
-  :data:`RETRY_SCHEDULE_S` (about 28 hours in all), then given up with an error line.
+  :data:`RETRY_SCHEDULE_S` (about 28 hours in all), then given up with an error line. An
+  answer with ``Retry-After`` (seconds or an HTTP date) is retried no sooner than it says
+  (capped to the schedule's longest wait), and nothing else goes to its endpoint before.
 - One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
   the gateway's messages never wait for a webhook (queueing is a store write).
 - Once across gateways: each delivery is claimed from the queue before it is POSTed
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.integrations import WebhookEndpoint, origin_of
 from wechat_sdk.events import EVENT_TYPES, iso_time
+from wechat_sdk.http_date import http_date
 from wechat_sdk.stores.base import WebhookDelivery, WebhookQueue
 from wechat_sdk.webhooks.signing import new_message_id, signed_headers
 
@@ -68,12 +71,27 @@ origin = origin_of
 
 def event_body(event_type: str, data: dict[str, Any], at: float) -> str:
     """The JSON payload of an event, in the Standard Webhooks shape ``{type, timestamp,
-    data}`` (``timestamp``: ISO 8601, UTC, of the gateway's clock)."""
-    return json.dumps(
+    data}`` (``timestamp``: ISO 8601, UTC, of the gateway's clock). What UTF-8 cannot
+    encode (a lone surrogate: half an emoji from a cut JSON escape, in a message's text)
+    is ``?``, as every store keeps it: the body must go out as UTF-8."""
+    body = json.dumps(
         {"type": event_type, "timestamp": iso_time(at), "data": data},
         ensure_ascii=False,
         separators=(",", ":"),
     )
+    return body.encode("utf-8", "replace").decode("utf-8")
+
+
+def retry_after_s(value: str | None, now: float) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (``120``, or an HTTP date, read
+    against ``now``, epoch seconds); None when there is none or it cannot be read."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    when = http_date(value)
+    return None if when is None else max(0.0, when - now)
 
 
 class WebhookDispatcher:
@@ -106,6 +124,8 @@ class WebhookDispatcher:
         self.attempt_timeout_s = attempt_timeout_s
         self.claim_s = attempt_timeout_s + CLAIM_MARGIN_S if claim_s is None else claim_s
         self._wake: dict[str, asyncio.Event] = {url: asyncio.Event() for url in self.endpoints}
+        #: when an endpoint that answered ``Retry-After`` may be sent to again
+        self._resume_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -175,6 +195,10 @@ class WebhookDispatcher:
         while True:
             wake.clear()
             try:
+                held = self._resume_at.get(url, 0.0) - self.clock.now()
+                if held > 0:  # the endpoint said when to come back (Retry-After)
+                    await self.clock.sleep(held)
+                    continue
                 # one at a time: a claim covers one attempt, not a batch's
                 claimed = self.queue.claim_due(url, self.clock.now(), hold_s=self.claim_s)
                 if not claimed:
@@ -211,7 +235,10 @@ class WebhookDispatcher:
                 w.cancel()
 
     async def _deliver(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
-        error = await self._attempt(endpoint, delivery)
+        error, retry_after = await self._attempt(endpoint, delivery)
+        if retry_after is not None:  # (capped: a year's Retry-After must not park it)
+            retry_after = min(retry_after, max(self.schedule))
+            self._resume_at[endpoint.url] = self.clock.now() + retry_after
         if error is None:
             self.queue.delete(delivery.id)
             return
@@ -229,7 +256,7 @@ class WebhookDispatcher:
                 extra={"account": "-"},
             )
             return
-        wait = self.schedule[attempts]
+        wait = max(self.schedule[attempts], retry_after or 0.0)
         self.queue.retry_later(
             delivery.id,
             attempts=attempts,
@@ -249,11 +276,15 @@ class WebhookDispatcher:
             extra={"account": "-"},
         )
 
-    async def _attempt(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> str | None:
-        """POST one delivery; None when the endpoint took it (2xx), else why not."""
+    async def _attempt(
+        self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
+    ) -> tuple[str | None, float | None]:
+        """POST one delivery; None when the endpoint took it (2xx), else why not; and the
+        seconds its ``Retry-After`` asked to wait, if it sent one."""
         import aiohttp
 
-        body = delivery.body.encode()
+        # ("replace": a row queued before event_body replaced what UTF-8 cannot encode)
+        body = delivery.body.encode("utf-8", "replace")
         headers = signed_headers(endpoint.secret, delivery.message_id, body, self.wall_time())
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = "wechat-sdk-webhooks"
@@ -266,12 +297,14 @@ class WebhookDispatcher:
                 endpoint.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 if 200 <= response.status < 300:
-                    return None
-                return f"HTTP {response.status}"
+                    return None, None
+                retry_after = retry_after_s(response.headers.get("Retry-After"), self.wall_time())
+                return f"HTTP {response.status}", retry_after
         except TimeoutError:
-            return f"no answer within {self.attempt_timeout_s:g} s"
+            return f"no answer within {self.attempt_timeout_s:g} s", None
         except aiohttp.ClientError as exc:
             # its text may repeat the whole URL (a token in its query): the class only
             # (the log line names the origin), and for a connection that failed, why
             cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
-            return type(exc).__name__ + (f" ({cause.strerror})" if cause and cause.strerror else "")
+            why = f" ({cause.strerror})" if cause and cause.strerror else ""
+            return type(exc).__name__ + why, None

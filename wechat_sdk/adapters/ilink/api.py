@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
-import email.utils
 import functools
 import json
 import re
@@ -29,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from wechat_sdk.http_date import http_date
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import PuppetError
 
@@ -241,7 +240,7 @@ class ILinkApi:
             raise BadAnswer(f"{name}: the answer is not JSON: {self.excerpt(text)}") from None
         if not isinstance(answer, dict):
             raise BadAnswer(f"{name}: the answer is not a JSON object: {self.excerpt(text)}")
-        return Answer(answer, _http_date(date))
+        return Answer(answer, http_date(date))
 
     def _checked(self, endpoint: str, answer: dict[str, Any]) -> dict[str, Any]:
         name = endpoint.split("?")[0]
@@ -384,19 +383,6 @@ def _ilinks(text: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(answer, dict) and ("ret" in answer or "errcode" in answer)
-
-
-def _http_date(value: str | None) -> float | None:
-    """The time an HTTP ``Date`` header names (always GMT), None when it names none."""
-    if not value:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
-        when = when.replace(tzinfo=datetime.UTC)
-    return when.timestamp()
 
 
 def _int(value: object) -> int | None:
