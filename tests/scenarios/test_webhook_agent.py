@@ -274,6 +274,17 @@ async def test_a_file_url_in_the_answer_is_fetched_from_public_addresses_only(
     await server.close()
 
 
+async def test_a_message_with_half_an_emoji_still_reaches_the_endpoint(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    # a lone surrogate (half an emoji, from a cut JSON escape) in the text: the turn goes
+    # out as UTF-8 all the same, with a ? in its place
+    gw = await gateway(wechat, endpoint)
+    await wechat.world.say("wxid_alice", "half \ud83d")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["hook got: half ?"]
+
+
 async def test_the_agents_headers_are_sent(wechat: WeChatHarness, endpoint: AgentEndpoint) -> None:
     async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
         if request.headers.get("Authorization") != "Bearer n8n-header-auth":

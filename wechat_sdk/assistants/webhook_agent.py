@@ -167,7 +167,10 @@ class WebhookAgent:
             self._client = None
 
     async def __call__(self, turn: AgentTurn) -> AgentResult:
-        body = json.dumps(turn_payload(turn, self.media_link), ensure_ascii=False).encode()
+        # ("replace": half an emoji in a text, from a cut JSON escape, goes as a ?)
+        body = json.dumps(turn_payload(turn, self.media_link), ensure_ascii=False).encode(
+            "utf-8", "replace"
+        )
         headers = {
             **self.headers,
             **signed_headers(self._secret, new_message_id(), body, time.time()),
