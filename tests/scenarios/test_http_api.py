@@ -659,6 +659,54 @@ async def test_an_authorization_header_not_in_utf8_gets_401_not_500(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_an_idempotency_key_not_in_utf8_gets_400_not_500(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (a client that writes headers in Latin-1, as Python's requests does: "café")
+    gw = await wechat.gateway(echo, **API)
+    assert gw.http is not None and gw.http.api_port is not None
+    port = gw.http.api_port
+    body = json.dumps({"to": "wxid_alice", "text": "hi"}).encode()
+
+    async def raw(key: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nIdempotency-Key: "
+            + key
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    for key in (b"caf\xe9", b"\xff\xfe"):
+        answer = await wechat.world.drive(raw(key))
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert b'"code": "invalid_request"' in answer and b"Idempotency-Key" in answer
+    assert wechat.world.sent() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    answer = await wechat.world.drive(raw("café".encode()))  # UTF-8: a key like any other
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_media_link_with_a_signature_not_in_ascii_is_a_404_not_a_500(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # (no token needed: anyone who reaches the port can try, and must not fill the log
+    # with tracebacks)
+    gw = await wechat.gateway(echo, **API)
+    for query in ("exp=1&sig=%C3%A9", "exp=4000000000&sig=%C3%A9" + "0" * 63):
+        code, body, _ = await call(wechat, http, gw, "GET", f"/media/a.jpg?{query}", headers={})
+        assert (code, body["code"]) == (404, "not_found")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 # ---------------------------------------------------------------- what a failure says
 
 

@@ -36,7 +36,8 @@ class MediaLinks:
         self.base_url: str | None = None
 
     def _sig(self, rel: str, exp: int) -> str:
-        return hmac.new(self._key, f"{rel}\n{exp}".encode(), hashlib.sha256).hexdigest()
+        message = f"{rel}\n{exp}".encode("utf-8", "surrogateescape")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def link(self, path: Path) -> str | None:
         """A signed link to ``path``; None when it is not under ``root`` or no server runs."""
@@ -56,7 +57,9 @@ class MediaLinks:
             expires = int(exp)
         except ValueError:
             return None
-        if not hmac.compare_digest(self._sig(rel, expires), sig):
+        # (as bytes: a str compare refuses a sig that is not ASCII, which anyone may send)
+        given = sig.encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(self._sig(rel, expires).encode(), given):
             return None
         if self.clock.now() >= expires:
             return None

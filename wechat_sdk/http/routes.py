@@ -256,6 +256,16 @@ class ApiHandlers:
             raise ApiError(
                 400, "invalid_request", f"Idempotency-Key must be 1 to {_MAX_KEY_CHARS} characters"
             )
+        if not key.isascii():
+            try:  # (bytes that are not UTF-8 reach us surrogate-escaped: no store takes them)
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "Idempotency-Key is not UTF-8: use ASCII letters, digits and dashes "
+                    "(a UUID, say)",
+                ) from None
         message = parse_body(MessageRequest, raw)  # (a bad body claims no key)
         store = self.gateway.store.idempotency
         now = self.gateway.clock.now()
