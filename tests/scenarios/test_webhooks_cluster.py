@@ -80,3 +80,25 @@ async def test_a_delivery_claimed_by_a_gateway_that_died_goes_out_once_its_claim
         await survivor.close()
     assert event["data"]["accountId"] == "support1"
     assert [r.headers["webhook-id"] for r in receiver.received] == [claimed.message_id]
+
+
+async def test_a_gateway_without_an_endpoint_leaves_its_events_to_the_gateways_with_it(
+    receiver: Receiver, stores: list[RedisStore]
+) -> None:
+    # a rolling change of the config: the gateway started first no longer lists the
+    # endpoint, another one still does; the events queued for it are not dropped
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    other = WebhookEndpoint(url=receiver.url + "other", secret=receiver.secret)
+    old_config, new_config = stores
+    queuing = WebhookDispatcher([endpoint], old_config.webhooks, RealClock(), shared=True)
+    queuing.publish("account.ready", {"accountId": "support1"})  # queued, not started
+    restarted = WebhookDispatcher([other], new_config.webhooks, RealClock(), shared=True)
+    restarted.start()
+    try:
+        assert [d.endpoint for d in new_config.webhooks.pending()] == [receiver.url]
+        queuing.start()  # the gateway still listing it delivers it
+        (event,) = await receiver.wait_for(1)
+    finally:
+        await restarted.close()
+        await queuing.close()
+    assert event["data"]["accountId"] == "support1"

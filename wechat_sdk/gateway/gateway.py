@@ -387,7 +387,10 @@ class Gateway:
     def _start_webhooks(self) -> None:
         endpoints = self.config.channels.wechat.webhooks
         if self.webhooks is None and endpoints:
-            self.webhooks = WebhookDispatcher(endpoints, self.store.webhooks, self.clock)
+            shared = self.config.channels.wechat.store.kind == "redis"  # (other gateways')
+            self.webhooks = WebhookDispatcher(
+                endpoints, self.store.webhooks, self.clock, shared=shared
+            )
             self.webhooks.start()
         dispatcher = self.webhooks
         self.events = (

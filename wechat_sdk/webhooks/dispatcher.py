@@ -115,8 +115,12 @@ class WebhookDispatcher:
         schedule: Sequence[float] = RETRY_SCHEDULE_S,
         attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
         claim_s: float | None = None,
+        shared: bool = False,
     ) -> None:
         self.endpoints = {e.url: e for e in endpoints}  # (the config lists each url once)
+        #: the queue is shared with other gateways (Redis), whose configs may still list an
+        #: endpoint this one does not (a rolling change of the config)
+        self.shared = shared
         self.queue = queue
         self.clock = clock
         self.wall_time = wall_time
@@ -156,11 +160,14 @@ class WebhookDispatcher:
 
     def start(self) -> None:
         """Start one delivery task per endpoint. Deliveries queued for an endpoint no
-        longer configured are dropped, with a warning naming how many."""
+        longer configured are dropped, with a warning naming how many; on a shared queue
+        only once they are older than the whole retry schedule (another gateway may still
+        deliver them)."""
         configured = set(self.endpoints)
         orphans: dict[str, int] = {}
+        too_old = self.clock.now() - sum(self.schedule)
         for d in self.queue.pending():
-            if d.endpoint not in configured:
+            if d.endpoint not in configured and (not self.shared or d.created_at < too_old):
                 self.queue.delete(d.id)
                 orphans[origin(d.endpoint)] = orphans.get(origin(d.endpoint), 0) + 1
         for where, count in orphans.items():
