@@ -17,6 +17,7 @@ Every answer is JSON; every error has the one shape ``{"error", "code"}``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import os
@@ -177,12 +178,14 @@ class GatewayHttp:
         api = self.listen.api
         assert api is not None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        expected = api.token.encode()
         # bytes as they came: a header that is not UTF-8 reaches us surrogate-escaped, and
         # is a wrong token (401), not an error
         given_bytes = given.encode("utf-8", "surrogateescape")
-        # constant time: how much of a wrong token matched never shows in the answer's time
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, expected):
+        # constant time: how much of a wrong token matched, or how long the token is (a
+        # compare of unequal lengths returns at once), never shows in the answer's time
+        given_digest = hashlib.sha256(given_bytes).digest()
+        expected = hashlib.sha256(api.token.encode()).digest()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_digest, expected):
             raise ApiError(
                 401,
                 "unauthorized",
