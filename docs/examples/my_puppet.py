@@ -88,6 +88,7 @@ async def agent(turn):
     return f"echo: {turn.text}"
 
 
+@pytest.mark.asyncio  # no wechat fixture: marked for pytest-asyncio
 async def test_a_gateway_runs_on_the_puppet_its_config_names(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="my_puppet")
     clock = VirtualClock()

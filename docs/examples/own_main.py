@@ -26,9 +26,12 @@ if __name__ == "__main__":
 import gc  # noqa: E402  (the test below the shown example)
 import tempfile  # noqa: E402
 
+import pytest  # noqa: E402
+
 from simulator import SimulatedWeChat  # noqa: E402
 
 
+@pytest.mark.asyncio
 async def test_the_program_answers_with_the_collector_tuned():
     threshold = gc.get_threshold()
     world = SimulatedWeChat(seed=0)

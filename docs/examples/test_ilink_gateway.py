@@ -5,6 +5,8 @@ server's address)."""
 # --8<-- [start:test]
 import asyncio
 
+import pytest
+
 from simulator import SimulatedWeChat
 from wechat_sdk import Gateway, parse_config
 from wechat_sdk.clock import RealClock
@@ -24,6 +26,7 @@ async def eventually(condition, within_s=10.0):
     raise AssertionError("it never happened")
 
 
+@pytest.mark.asyncio  # no wechat fixture: marked for pytest-asyncio
 async def test_an_ilink_account_answers_a_direct_message(tmp_path):
     world = SimulatedWeChat(clock=RealClock())  # served over HTTP: on the real clock
     world.add_account("default", transport="ilink")

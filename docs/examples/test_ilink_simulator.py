@@ -3,6 +3,7 @@
 # --8<-- [start:client]
 
 import aiohttp
+import pytest
 
 from simulator import SimulatedWeChat
 from simulator.ilink.process import serve_process
@@ -32,6 +33,7 @@ class ILinkClient:
 
 
 # --8<-- [start:in-process]
+@pytest.mark.asyncio  # no wechat fixture: marked for pytest-asyncio
 async def test_a_client_logs_in_and_answers_a_user() -> None:
     world = SimulatedWeChat(seed=1)
     world.add_account("bot", transport="ilink")
@@ -61,6 +63,7 @@ async def test_a_client_logs_in_and_answers_a_user() -> None:
 
 
 # --8<-- [start:standalone]
+@pytest.mark.asyncio
 async def test_the_standalone_server_is_driven_over_http() -> None:
     # `wechat-sdk simulator serve --port 0` in a process of its own, stopped after the block
     async with serve_process() as served, aiohttp.ClientSession() as http:

@@ -2,6 +2,8 @@
 
 import asyncio
 
+import pytest
+
 from simulator import SimulatedWeChat
 
 
@@ -70,6 +72,7 @@ async def run_once(tmp_path, seed):
         await wechat.close()
 
 
+@pytest.mark.asyncio
 async def test_same_seed_same_transcript(tmp_path):
     expected_json = (await run_once(tmp_path, seed=7)).transcript_json()
     world = await run_once(tmp_path, seed=7)

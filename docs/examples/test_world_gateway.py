@@ -1,9 +1,13 @@
 """A gateway on a simulated world without the wechat fixture (Testing your bot)."""
 
+import pytest
+
 from simulator import Recorder, SimulatedWeChat
 from wechat_sdk.stores import MemoryStore
 
 
+# an async test without the wechat fixture: pytest-asyncio runs it when marked (or in auto mode)
+@pytest.mark.asyncio
 async def test_a_gateway_of_my_own_on_the_world(tmp_path):
     world = SimulatedWeChat(seed=7)
     world.add_account("default", name="Molty")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -101,17 +102,25 @@ def test_every_example_file_is_on_a_page() -> None:
         assert f"docs/examples/{path.name}" in shown, f"{path.name} is on no page"
 
 
-def test_the_examples_pass_under_pytest() -> None:
-    """All example files in one pytest run, with the plugin from the entry point."""
-    files = [str(p.relative_to(ROOT)) for p in example_files()]
+def test_the_examples_pass_under_pytest(tmp_path: Path) -> None:
+    """All example files in one pytest run, with the plugin from the entry point.
+
+    They run as a reader runs them: copied to a folder with no pytest configuration, so in
+    pytest-asyncio's default mode, strict (not this project's ``asyncio_mode = "auto"``).
+    """
+    folder = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    files = [p.name for p in example_files()]
     expected = sum(
         len(re.findall(r"^(?:async )?def test_", p.read_text(encoding="utf-8"), re.M))
         for p in example_files()
     )
+    env = {k: v for k, v in ENV.items() if not k.startswith("PYTEST_")}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
-        cwd=ROOT,
-        env=ENV,
+        # -P: the folder is not put on sys.path by Python, as with the `pytest` command
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", *files],
+        cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
