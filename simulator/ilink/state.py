@@ -274,16 +274,23 @@ class ILinkState:
         """The owner's phone scans and confirms ``qr`` after the account's ``auto_scan_s``.
 
         A code asked on the shared base goes to the first iLink account that scans by
-        itself and is not logged in (none: it waits for ``world.scan``).
+        itself and is not logged in (none: it waits for ``world.scan``), one with no other
+        code on its way first: clients asking at once log in one account each.
         """
         if qr.account_id is None:
-            qr.account_id = next(
-                (
-                    b.account_id
-                    for b in self.bots.values()
-                    if b.token is None and b.sim.auto_scan_s is not None
-                ),
-                None,
+            live = ("wait", "scaned", "need_verifycode")
+            taken = {
+                q.account_id
+                for q in (self.qr.status(c) for c in list(self.qr.codes))
+                if q is not None and q is not qr and q.status in live
+            }
+            free = [
+                b.account_id
+                for b in self.bots.values()
+                if b.token is None and b.sim.auto_scan_s is not None
+            ]
+            qr.account_id = next((a for a in free if a not in taken), None) or next(
+                iter(free), None
             )
         account_id = qr.account_id
         after = self.sim(account_id).auto_scan_s if account_id is not None else None

@@ -867,3 +867,24 @@ async def test_a_world_whose_phone_scans_by_itself_logs_a_client_in(
             status = await client.get(f"get_qrcode_status?qrcode={qr['qrcode']}")
         assert status["status"] == "confirmed"
         assert status["ilink_bot_id"] == world.accounts["bot"].wxid
+
+
+async def test_codes_asked_at_once_on_the_shared_base_log_in_different_accounts(
+    http: aiohttp.ClientSession,
+) -> None:
+    # one gateway with several iLink accounts on one baseUrl, and `simulator serve
+    # --scan-after-ms`: each client's code goes to its own account, and no login ends another
+    world = SimulatedWeChat(seed=3, clock=RealClock(), auto_scan_s=0.05)
+    world.add_account("one", transport="ilink")
+    world.add_account("two", transport="ilink")
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        clients = [Client(http, server.base_url) for _ in range(2)]
+        codes = [(await c.post("get_bot_qrcode?bot_type=3", {}))["qrcode"] for c in clients]
+        confirmed = []
+        for client, code in zip(clients, codes, strict=True):
+            status = {"status": "wait"}
+            while status["status"] in ("wait", "scaned"):
+                status = await client.get(f"get_qrcode_status?qrcode={code}")
+            assert status["status"] == "confirmed"
+            confirmed.append(status["ilink_bot_id"])
+        assert sorted(confirmed) == sorted(a.wxid for a in world.accounts.values())
