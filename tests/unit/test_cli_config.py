@@ -140,7 +140,8 @@ def test_config_check_shows_every_setting_not_at_its_default(tmp_path: Path) -> 
     file.write_text(
         """{channels: {wechat: {defaultAccountId: "home", mediaMaxMb: 5, accounts: {
             home: {pacing: false},
-            work: {puppet: "ilink", pairingAccount: "home"}}}}}""",
+            work: {puppet: "ilink", pairingAccount: "home"},
+            short: {puppet: "ilink", textChunkLimit: 2048}}}}}""",
         encoding="utf-8",
     )
     result = run("config", "check", "--config", str(file), "--json")
@@ -152,6 +153,8 @@ def test_config_check_shows_every_setting_not_at_its_default(tmp_path: Path) -> 
         "pairingAccount": "home",
         "textChunkLimit": 4000,
     }
+    # the SDK's default, written for a transport whose own default is another
+    assert by_id["short"]["settings"] == {"mediaMaxMb": 5.0, "textChunkLimit": 2048}
     text = output_of(run("config", "check", "--config", str(file)))
     assert "  pairingAccount: home\n" in text and "  textChunkLimit: 4000\n" in text
     assert "  pacing: false\n" in text

@@ -132,12 +132,20 @@ _SHOWN_APART = frozenset(
 
 
 def _changed_settings(account: ResolvedAccount) -> dict[str, Any]:
-    """The account's settings that differ from the SDK's defaults, as JSON values."""
+    """The account's settings not at the SDK's default, or not at its transport's (iLink's
+    ``textChunkLimit`` is 4000: shown, and so is a 2048 written for it), as JSON values."""
+    from wechat_sdk.config.accounts import TRANSPORT_DEFAULTS
     from wechat_sdk.config.models import AccountConfig
 
-    defaults = AccountConfig().model_dump(mode="json", exclude=set(_SHOWN_APART), exclude_none=True)
-    own = account.settings.model_dump(mode="json", exclude=set(_SHOWN_APART), exclude_none=True)
-    return {k: v for k, v in own.items() if v != defaults.get(k)}
+    def dumped(settings: AccountConfig) -> dict[str, Any]:
+        return settings.model_dump(mode="json", exclude=set(_SHOWN_APART), exclude_none=True)
+
+    sdk = dumped(AccountConfig())
+    transport = dumped(
+        AccountConfig.model_validate(TRANSPORT_DEFAULTS.get(account.settings.puppet, {}))
+    )
+    own = dumped(account.settings)
+    return {k: v for k, v in own.items() if v != sdk.get(k) or v != transport.get(k)}
 
 
 def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
