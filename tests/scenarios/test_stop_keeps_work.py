@@ -785,3 +785,28 @@ async def test_a_turn_the_stop_could_not_journal_is_kept_when_cut_once_the_store
         assert bot.texts() == ["slow"]
     finally:
         await second.close()
+
+
+async def test_a_message_taken_during_the_grace_period_is_answered_in_it(
+    tmp_path: Path,
+) -> None:
+    # the grace is for the turns in flight and for those that begin meanwhile: a turn
+    # that began during it was cut as soon as the first one ended (kept, not answered)
+    world, state = new_world(), tmp_path / "state"
+
+    async def thinker(turn: AgentTurn) -> str:
+        await world.clock.sleep(2)
+        return f"done {turn.text}"
+
+    gw = make_gateway(world, state, thinker)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "first", settle=False)
+    await world.clock.advance(0.5)
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    await world.say("wxid_bob", "second", settle=False)  # during the grace period
+    await world.drive(stopping)
+    assert world.texts(to="wxid_alice") == ["done first"]
+    assert world.texts(to="wxid_bob") == ["done second"]
+    assert outbox_rows(state) == []  # nothing left to keep

@@ -422,20 +422,24 @@ class Sender:
 async def finish_or_cut(
     tasks: Collection[asyncio.Future[Any]], grace_s: float, clock: Clock, senders: list[Sender]
 ) -> None:
-    """A stop's end for ``tasks`` that send through ``senders``: they are let finish for
-    up to ``grace_s`` (clock time); then each sender's send under way is let land
-    (:meth:`Sender.sends_landed`), so that whether it went out is known, and the tasks
-    still running are cancelled and awaited. ``tasks`` is read again after the grace (a
-    live set whose tasks leave it when done may be given). The caller says
+    """A stop's end for ``tasks`` that send through ``senders``: they, and those added to
+    ``tasks`` meanwhile (a live set whose tasks leave it when done may be given), are let
+    finish for up to ``grace_s`` (clock time); then each sender's send under way is let
+    land (:meth:`Sender.sends_landed`), so that whether it went out is known, and the
+    tasks still running are cancelled and awaited. The caller says
     :meth:`Sender.stop_began` around it."""
     if not tasks:
         return
-    finished = asyncio.ensure_future(asyncio.wait(list(tasks)))
     grace = asyncio.ensure_future(clock.sleep(grace_s))
     try:
-        await asyncio.wait({finished, grace}, return_when=asyncio.FIRST_COMPLETED)
+        # those that begin meanwhile (a message taken during the grace) get it too
+        while not grace.done() and (running := [t for t in tasks if not t.done()]):
+            finished = asyncio.ensure_future(asyncio.wait(running))
+            try:
+                await asyncio.wait({finished, grace}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                finished.cancel()
     finally:
-        finished.cancel()
         grace.cancel()
     cut = [t for t in tasks if not t.done()]
     if not cut:
