@@ -810,3 +810,110 @@ async def test_a_message_taken_during_the_grace_period_is_answered_in_it(
     assert world.texts(to="wxid_alice") == ["done first"]
     assert world.texts(to="wxid_bob") == ["done second"]
     assert outbox_rows(state) == []  # nothing left to keep
+
+
+async def test_a_reply_whose_journal_was_refused_at_the_stop_still_goes_out_in_the_grace(
+    tmp_path: Path,
+) -> None:
+    # nothing of it is in the store, so nothing can go out twice: its messages go out
+    # as they would without a stop (they were held back, and lost)
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    gw = make_gateway(world, state, Bot(world), store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    real_add = store.outbox.add
+    refused: list[object] = []
+
+    def add_once_refused(items: Any) -> Any:
+        if not refused:
+            refused.append(items)
+            raise OSError("database is locked")
+        return real_add(items)
+
+    store.outbox.add = add_once_refused  # type: ignore[method-assign]
+    await world.drive(gw.close(grace_s=60))
+    assert refused
+    assert world.texts(to="wxid_alice") == CHUNKS
+    assert outbox_rows(state) == []
+
+
+async def test_a_file_that_cannot_be_marked_at_the_stop_is_kept_not_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a file's failure does not end a reply, but one whose journal cannot be kept true
+    # does: the file stays kept and goes out after the restart (it was deleted unsent)
+    import sqlite3
+
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    chart = OutboundFile(name="chart.png", kind="image", data=PNG, mime="image/png")
+    bot = Bot(world, Reply(text=LONG, files=[chart]))
+    gw = make_gateway(world, state, bot, store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)
+    stopping = asyncio.ensure_future(gw.close(grace_s=60))
+    await world.clock.advance(0.5)  # the stop journaled the rest of the reply
+    (file_row,) = [i for i in outbox_rows(state) if i.kind == "file"]
+    real_set_state = store.outbox.set_state
+
+    def set_state(item_id: int, state_: Any) -> None:
+        if item_id == file_row.id:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_set_state(item_id, state_)
+
+    monkeypatch.setattr(store.outbox, "set_state", set_state)
+    await world.drive(stopping)
+    monkeypatch.undo()
+    assert world.texts(to="wxid_alice") == CHUNKS
+    assert [e.media for e in world.sent(to="wxid_alice") if e.media] == []
+    assert [i.kind for i in outbox_rows(state)] == ["file"]
+
+    second = make_gateway(world, state, bot)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        media = [e.media for e in world.sent(to="wxid_alice") if e.media]
+        assert [(m or {}).get("name") for m in media] == ["chart.png"]
+    finally:
+        await second.close()
+
+
+async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the journal's write refused as the stop began, the grace ends with the reply half
+    # sent: the rest is written then ("17 kept" was logged with nothing in the store)
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    gw = make_gateway(world, state, Bot(world), store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)
+    real_add = store.outbox.add
+    refused: list[object] = []
+
+    def add_once_refused(items: Any) -> Any:
+        if not refused:
+            refused.append(items)
+            raise OSError("database is locked")
+        return real_add(items)
+
+    store.outbox.add = add_once_refused  # type: ignore[method-assign]
+    await world.drive(gw.close(grace_s=2))
+    sent_before = world.texts(to="wxid_alice")
+    assert refused and len(sent_before) < len(CHUNKS)
+    assert len(outbox_rows(state)) == len(CHUNKS) - len(sent_before)
+
+    second = make_gateway(world, state, Bot(world))
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice") == CHUNKS
+    finally:
+        await second.close()

@@ -153,10 +153,14 @@ class KeptWork:
                 len(progress.sent),
             )
         else:
-            done = progress.journal is not None
-            if not done:
-                items = kept_messages(turn, rest, self.clock.now())
-                done = self._write(lambda o: o.add(items), f"{len(rest)} message(s)")
+            # what the journal holds is kept already; the rest (its write refused, or no
+            # journal) is written now
+            journal = progress.journal
+            unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
+            done = True
+            if unwritten:
+                items = kept_messages(turn, unwritten, self.clock.now())
+                done = self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
             if done:
                 self.log.warning(
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
@@ -440,8 +444,9 @@ class TurnJournal:
         self.progress = progress
         self.turn_item: OutboxItem | None = None
         self.items: list[tuple[OutboundMessage, OutboxItem]] = []
-        #: a write of the journal failed: nothing more of the turn goes out (a message not
-        #: marked ``sending`` could go out twice), what it holds is for the next start
+        #: a message of the journal could not be marked ``sending``: nothing more of the
+        #: turn goes out (left ``pending``, it could go out twice); what the journal holds
+        #: is for the next start
         self.unkept = False
         already = progress.kept  # a kept turn asked again: it is in the outbox already
         stream = progress.stream
@@ -456,7 +461,7 @@ class TurnJournal:
                 kept._write(lambda o: o.delete(already.id), "a kept turn")
             self.added(progress.plan.pending)
             # the message with the puppet now may be going out: never sent again
-            handed = self._item(progress.plan.handed) if progress.plan.handed is not None else None
+            handed = self.holds(progress.plan.handed) if progress.plan.handed is not None else None
             if handed is not None:
                 kept._write(lambda o: o.set_state(handed.id, "sending"), "a message")
         progress.plan.watcher = self
@@ -480,19 +485,20 @@ class TurnJournal:
             return
         rows = kept_messages(self.turn, list(messages), self.kept.clock.now())
         added: list[OutboxItem] = []
-        if not self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
-            self.unkept = True  # (the turn item, if any, stands for the turn still)
-            return
-        self.items.extend(zip(messages, added, strict=True))
+        if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
+            self.items.extend(zip(messages, added, strict=True))
+        # the reply stands for the turn from now on, written or not: the turn asked again
+        # after a kill would be answered twice (messages not written go out as they come,
+        # and only a cut keeps them, see KeptWork.keep_cut_turn)
         self._drop_turn_item()
 
     def going(self, message: OutboundMessage) -> None:
         """The message is handed to the puppet now: marked ``sending`` first. One that
         cannot be marked does not go out (:class:`DeliveryFailed`): left ``pending``, it
         would go out again at the next start."""
-        item = self._item(message)
+        item = self.holds(message)
         if self.unkept:
-            error = "the journal of the turn could not be written"
+            error = "an earlier message of the reply could not be marked"
         elif item is None:
             return
         else:
@@ -512,8 +518,8 @@ class TurnJournal:
         raise DeliveryFailed(f"not sent: {error}", code="store_failed")
 
     def done(self, message: OutboundMessage) -> None:
-        item = self._item(message)
-        if item is not None:
+        item = self.holds(message)
+        if item is not None and not self.unkept:  # (unkept: what it holds stays)
             self.items = [(m, i) for m, i in self.items if i is not item]
             self.kept._write(lambda o: o.delete(item.id), "a message")
 
@@ -542,7 +548,8 @@ class TurnJournal:
             item, self.turn_item = self.turn_item, None
             self.kept._write(lambda o: o.delete(item.id), "a kept turn")
 
-    def _item(self, message: OutboundMessage) -> OutboxItem | None:
+    def holds(self, message: OutboundMessage) -> OutboxItem | None:
+        """The outbox item of ``message``, when the journal holds it."""
         return next((i for m, i in self.items if m is message), None)
 
 

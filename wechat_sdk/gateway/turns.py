@@ -22,7 +22,7 @@ from wechat_sdk.events import GatewayEvents
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
-from wechat_sdk.outbound.pipeline import Outbound, ReplyPlan
+from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.stores.base import OutboxItem
 
@@ -76,6 +76,10 @@ class Journal(Protocol):
         ...
 
     def answered(self) -> None: ...
+
+    def holds(self, message: OutboundMessage) -> OutboxItem | None:
+        """The outbox item of a message of the reply, when the journal holds it."""
+        ...
 
     def cut(self) -> None: ...
 

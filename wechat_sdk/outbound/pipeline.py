@@ -283,7 +283,8 @@ class Outbound:
                     wait_for_login=wait_for_login,
                 )
             except DeliveryFailed as exc:
-                if message.file is None or exc.code == "not_logged_in":
+                # (store_failed: its journal could not be kept true, nothing more goes)
+                if message.file is None or exc.code in ("not_logged_in", "store_failed"):
                     raise
                 first_failure = first_failure or exc
             except asyncio.CancelledError as cut:
