@@ -194,8 +194,9 @@ async def test_a_stop_during_the_npm_install_ends_npm_too(tmp_path: Path) -> Non
 
     pid_file = tmp_path / "npm.pid"
     fake = tmp_path / "npm"
+    # npm as a launcher that starts a child (a node), and the pids of both
     fake.write_text(
-        f"#!/bin/sh\necho $$ > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\nexec sleep 600\n"
+        f"#!/bin/sh\nsleep 600 &\necho $$ $! > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\nwait\n"
     )
     fake.chmod(0o755)
     install = asyncio.create_task(_npm(str(fake), tmp_path, []))
@@ -203,12 +204,26 @@ async def test_a_stop_during_the_npm_install_ends_npm_too(tmp_path: Path) -> Non
         if pid_file.exists():
             break
         await asyncio.sleep(0.02)
-    pid = int(pid_file.read_text())
+    pid, child = (int(p) for p in pid_file.read_text().split())
     install.cancel()
     with pytest.raises(asyncio.CancelledError):
         await install
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(pid, 0)
+
+    def dead(pid: int) -> bool:  # gone, or a zombie nobody reaped yet (its parent died)
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+
+    for _ in range(500):  # the child is killed too
+        if dead(child):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        os.kill(child, 9)
+        raise AssertionError("the process npm started outlived the stop")
 
 
 def test_config_check_reports_a_service_without_token(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
@@ -153,14 +154,15 @@ async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # (its own process group: what it starts goes with it)
     )
     try:
         out, _ = await proc.communicate()
-    except BaseException:  # a stop (cancelled) while npm runs: npm does not outlive it
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    except BaseException:  # a stop (cancelled) while npm runs: npm does not outlive it,
+        # nor does anything it started (a launcher's node, a git)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
         raise
     if proc.returncode != 0:
         tail = out.decode("utf-8", "replace").strip().splitlines()[-15:]
