@@ -99,6 +99,46 @@ class QrBook:
         first = own or free
         return first[0] if first else None
 
+    def showing(self, account_id: str) -> QrCode | None:
+        """The code a client of an account logged in already shows (its bot logged out by
+        itself while the server still holds its token): one tied to the account (asked on
+        its own base, given to it, or asked with one of its tokens in ``local_token_list``);
+        a free one on the shared base only when the account is the world's only iLink
+        account. Another one's client may be showing a free code (for its first login, or
+        after its own bot logged out): scanned as this account, it would log the wrong
+        account in and end the token this account's running client holds."""
+        live = [
+            q
+            for q in (self.status(c) for c in list(self.codes))
+            if q is not None and q.status == "wait"
+        ]
+        own = [q for q in live if self._tied_to(q) == account_id]
+        if own:
+            return own[0]
+        others = [
+            a
+            for a, sim in self.state.world.accounts.items()
+            if a != account_id and sim.transport == "ilink"
+        ]
+        free = [q for q in live if self._tied_to(q) is None]
+        return free[0] if free and not others else None
+
+    def _tied_to(self, qr: QrCode) -> str | None:
+        """The account a code is for: the one it was asked or given for, else the one whose
+        token (valid or not: tokens are ``<ilink_bot_id>:<hex>``) its request carried."""
+        if qr.account_id is not None:
+            return qr.account_id
+        bots = {
+            sim.wxid: account_id
+            for account_id, sim in self.state.world.accounts.items()
+            if sim.transport == "ilink"
+        }
+        for token in qr.local_tokens:
+            account_id = bots.get(token.partition(":")[0])
+            if account_id is not None:
+                return account_id
+        return None
+
     def scanned(self, account_id: str, *, asking: bool = False) -> QrCode | None:
         """The account's code scanned and not confirmed yet (``asking``: or asking for
         the number its phone shows)."""
@@ -114,8 +154,10 @@ class QrBook:
         qr = self.scanned(account_id, asking=True)
         return qr.verify_code if qr is not None and qr.status == "need_verifycode" else None
 
-    def scan(self, account_id: str) -> QrCode:
-        qr = self.waiting(account_id)
+    def scan(self, account_id: str, qr: QrCode | None = None) -> QrCode:
+        """The owner scans ``qr``, by default the code the account's owner would scan now
+        (:meth:`waiting`)."""
+        qr = qr if qr is not None else self.waiting(account_id)
         if qr is None:
             raise RuntimeError(
                 f"no iLink client is showing a QR code for account {account_id!r} "

@@ -316,10 +316,15 @@ class ILinkState:
         HTTP, so real time passes too), then scan and confirm it (``verify_code``: the
         phone asks for a number instead, returned)."""
         world = self.world
-        if self.bot(account_id).token is not None and self.qr.waiting(account_id) is None:
-            # logged in already: nothing to scan (a client that logged out of a token the
-            # server still holds shows a code: that one is scanned)
-            return None
+        if self.bot(account_id).token is not None:
+            # logged in already: nothing to scan, unless a client whose bot logged out of a
+            # token the server still holds shows a code for it (QrBook.showing: never one
+            # another account's client may be showing, or the running client's token ends)
+            shown = self.qr.showing(account_id)
+            if shown is None:
+                return None
+            self.qr.scan(account_id, shown)
+            return await self._confirm(account_id, verify_code=verify_code)
         virtual = world.time is world.clock
         deadline = world.time.now() + within_s
         while self.qr.waiting(account_id) is None:
@@ -333,7 +338,11 @@ class ILinkState:
             if virtual:
                 await world.clock.advance(0.1)
         self.qr.scan(account_id)
+        return await self._confirm(account_id, verify_code=verify_code)
+
+    async def _confirm(self, account_id: str, *, verify_code: bool) -> str | None:
+        world = self.world
         qr = self.qr.confirm(account_id, verify_code=verify_code)
-        if virtual:
+        if world.time is world.clock:
             await world.clock.settle()
         return qr.verify_code

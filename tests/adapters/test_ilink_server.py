@@ -873,18 +873,57 @@ async def test_codes_asked_at_once_on_the_shared_base_log_in_different_accounts(
     http: aiohttp.ClientSession,
 ) -> None:
     # one gateway with several iLink accounts on one baseUrl, and `simulator serve
-    # --scan-after-ms`: each client's code goes to its own account, and no login ends another
-    world = SimulatedWeChat(seed=3, clock=RealClock(), auto_scan_s=0.05)
+    # --scan-after-ms`: each client's code goes to its own account, and no login ends
+    # another. The phone scans in the world's virtual time: both codes are asked before
+    # it scans either, however slow the machine
+    world = SimulatedWeChat(seed=3, auto_scan_s=1.0)
     world.add_account("one", transport="ilink")
     world.add_account("two", transport="ilink")
+    qr = world.ilink_state.qr
     async with await world.ilink_server(poll_hold_s=0.3) as server:
         clients = [Client(http, server.base_url) for _ in range(2)]
         codes = [(await c.post("get_bot_qrcode?bot_type=3", {}))["qrcode"] for c in clients]
-        confirmed = []
+        assert [qr.codes[c].status for c in codes] == ["wait", "wait"]
+        await world.clock.advance(1.0)  # the phone scans and confirms both
+        assert [qr.codes[c].status for c in codes] == ["confirmed", "confirmed"]
+        confirmed, tokens = [], []
         for client, code in zip(clients, codes, strict=True):
-            status = {"status": "wait"}
-            while status["status"] in ("wait", "scaned"):
-                status = await client.get(f"get_qrcode_status?qrcode={code}")
+            status = await client.get(f"get_qrcode_status?qrcode={code}")
             assert status["status"] == "confirmed"
             confirmed.append(status["ilink_bot_id"])
+            tokens.append(status["bot_token"])
         assert sorted(confirmed) == sorted(a.wxid for a in world.accounts.values())
+        assert all(world.ilink_state.bot_for_token(t) is not None for t in tokens)
+
+
+async def test_world_login_of_an_account_logged_in_leaves_another_clients_code_alone(
+    http: aiohttp.ClientSession,
+) -> None:
+    # two accounts on the shared base: "one"'s client runs, "two"'s shows a code. Scanned
+    # as "one", that code would end the running client's token (and "two" never logs in)
+    world = SimulatedWeChat(seed=3, clock=RealClock())
+    world.add_account("one", transport="ilink")
+    world.add_account("two", transport="ilink")
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        running = Client(http, server.base_url)
+        await running.login(world, "one")
+        other = await Client(http, server.base_url).post("get_bot_qrcode?bot_type=3", {})
+        assert await world.login("one", within_s=1) is None  # nothing of its own to scan
+        assert world.ilink_state.qr.codes[other["qrcode"]].status == "wait"
+        assert world.ilink_state.bot_for_token(running.token) is world.ilink_state.bot("one")
+        # a code asked with one of "one"'s tokens is its client's: that one is scanned
+        # (the token is valid still: binded_redirect, and the client keeps it)
+        mine = await Client(http, server.base_url).post(
+            "get_bot_qrcode?bot_type=3", {"local_token_list": [running.token]}
+        )
+        await world.login("one", within_s=1)
+        assert world.ilink_state.qr.codes[mine["qrcode"]].status == "binded_redirect"
+        assert world.ilink_state.qr.codes[other["qrcode"]].status == "wait"
+        # and one asked on its own base
+        own = await Client(http, server.base_url_for("one")).post("get_bot_qrcode?bot_type=3", {})
+        await world.login("one", within_s=1)
+        assert world.ilink_state.qr.codes[own["qrcode"]].status == "confirmed"
+        assert world.ilink_state.qr.codes[other["qrcode"]].status == "wait"
+        await world.login("two", within_s=1)  # "two"'s own phone takes it
+        assert world.ilink_state.qr.codes[other["qrcode"]].status == "confirmed"
+        assert world.ilink_state.qr.codes[other["qrcode"]].account_id == "two"
