@@ -91,11 +91,22 @@ def _path_option(value: object, account: Any, name: str) -> Path:
 
 def _own_inbox(sim: SimAccount, accounts: Iterable[SimAccount], account: Any) -> None:
     """An inbox folder is one account's: two accounts reading one (``inbox`` set at the
-    top level reaches every account) would each take files meant for the other."""
+    top level reaches every account) would each take files meant for the other.
+
+    Only accounts whose puppet reads its inbox count: made and not stopped. The world's
+    accounts outlive a gateway's reload (an account of the old config, renamed or gone,
+    is still there, its puppet stopped), and the new config may give its folder to another
+    account."""
     assert sim.inbox is not None
     mine = sim.inbox.resolve()
     for other in accounts:
-        if other is not sim and other.inbox is not None and other.inbox.resolve() == mine:
+        reading = other.puppet is not None and not other.puppet.stopped
+        if (
+            other is not sim
+            and reading
+            and other.inbox is not None
+            and other.inbox.resolve() == mine
+        ):
             key_path = getattr(account, "key_path", None)
             where = key_path("puppetOptions.inbox") if key_path else "puppetOptions.inbox"
             raise ConfigError.single(

@@ -62,6 +62,9 @@ class SimulatedPuppet:
         self._inbox_task: asyncio.Task[None] | None = None
         self._qr_generation = 0
         self.starts = 0
+        #: stopped and not started again: its account reads no inbox (another account of
+        #: a reloaded config may take the folder)
+        self.stopped = False
 
     # -------------------------------------------------------- the port
 
@@ -71,6 +74,7 @@ class SimulatedPuppet:
 
     async def start(self) -> None:
         self.starts += 1
+        self.stopped = False
         self._queue = asyncio.Queue()
         self._silent = False
         self.online = False
@@ -93,6 +97,7 @@ class SimulatedPuppet:
 
     async def stop(self) -> None:
         self.world._log(self.account, "stop")
+        self.stopped = True
         self.online = False
         self.qr_waiting = False
         self._self_id = None

@@ -256,8 +256,9 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         extra = getattr(options, "model_extra", None) or {}
         if "scanAfterMs" in extra:
             sim.auto_scan_s = _scan_after(extra["scanAfterMs"], account)
-        if "inbox" in extra:
-            sim.inbox = _path_option(extra["inbox"], account, "inbox")
+        # (a reloaded config without it: the account reads no inbox any more)
+        sim.inbox = _path_option(extra["inbox"], account, "inbox") if "inbox" in extra else None
+        if sim.inbox is not None:
             _own_inbox(sim, self.accounts.values(), account)
         if "transcript" in extra:
             sim.transcript_file = _path_option(extra["transcript"], account, "transcript")
@@ -362,7 +363,9 @@ class SimulatedWeChat(MessageStore, ILinkServing):
 
         ``verify_code`` (iLink only): the phone asks for the number it shows instead of
         logging in; the number is returned (as the person reads it on the phone), and the
-        login goes on once the client sends it (see :meth:`phone_shows`).
+        login goes on once the client sends it (see :meth:`phone_shows`). An iLink account
+        logged in already: only a code its own client may be showing is scanned (see
+        :meth:`~simulator.ilink.login.QrBook.showing`), else nothing happens.
         """
         if self._is_ilink(account_id):
             return await self.ilink_state.login(account_id, within_s, verify_code=verify_code)

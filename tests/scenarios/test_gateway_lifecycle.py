@@ -317,6 +317,51 @@ async def test_an_inbox_message_to_a_room_makes_the_room_and_is_answered_there(
         await gw.close()
 
 
+async def test_an_inbox_folder_goes_to_another_account_across_a_reload(tmp_path: Path) -> None:
+    # the world's accounts outlive a reload (`gateway restart`): an account of the old
+    # config, stopped, reads its folder no more, and the new config may give it to another
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    world = SimulatedWeChat(seed=0)
+
+    def config(**inboxes: Path) -> Any:
+        accounts = {
+            a: {"puppetOptions": {"scanAfterMs": 0, "inbox": str(inbox)}}
+            for a, inbox in inboxes.items()
+        }
+        wechat = {**OPEN, "puppet": "simulator", "defaultAccount": next(iter(inboxes))}
+        return parse_config(json.dumps({"channels": {"wechat": {**wechat, "accounts": accounts}}}))
+
+    async def answered_by(inbox: Path, sender: str) -> list[str]:
+        (inbox / "m.json").write_text(json.dumps({"from": sender, "text": "hi"}))
+        await world.advance(1)
+        return [a for a, sent in world.sent_by_account.items() if any(e.to == sender for e in sent)]
+
+    gw = Gateway(
+        config(a=one, b=two),
+        agent=echo,
+        puppet_factory=world.puppet_factory,
+        state_dir=tmp_path / "state",
+        clock=world.clock,
+        show_terminal_qr=False,
+    )
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        await gw.reload(config(a=two, b=one))  # the folders swapped
+        await world.run_until_idle()
+        assert await answered_by(one, "wxid_alice") == ["b"]
+        await gw.reload(config(c=one))  # "b" renamed "c", "a" gone
+        await world.run_until_idle()
+        assert await answered_by(one, "wxid_bob") == ["c"]
+        (two / "m.json").write_text(json.dumps({"from": "wxid_carol", "text": "hi"}))
+        await world.advance(1)
+        assert list(two.iterdir()) != []  # "a" reads nothing any more
+    finally:
+        await gw.close()
+
+
 def test_inbox_and_transcript_options_must_be_paths(tmp_path: Path) -> None:
     from wechat_sdk.config import ConfigError, accounts_of
 
