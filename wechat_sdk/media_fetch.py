@@ -184,11 +184,17 @@ def _read(
 
 class _Deadline:
     """The whole fetch's deadline: when it passes, every connection of the fetch is shut
-    (a read waiting on one returns), and :attr:`expired` says why the fetch failed."""
+    (a read waiting on one returns), and :attr:`expired` says why the fetch failed.
+
+    It keeps a duplicate of each connection's socket: https wraps the socket it was given
+    in TLS, which detaches that socket object (it no longer has a file descriptor), while
+    the duplicate still names the same connection, and shutting it down shuts that
+    connection, TLS handshake included. The duplicates are closed when the fetch ends."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expired = False
+        self._ended = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
@@ -200,21 +206,33 @@ class _Deadline:
 
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
+        with self._lock:  # (so no shutdown can meet a duplicate being closed)
+            self._ended = True
+            sockets, self._sockets = self._sockets, []
+            for sock in sockets:
+                sock.close()
 
     def _expire(self) -> None:
         with self._lock:
+            if self._ended:  # (the fetch ended as the timer fired: it was in time)
+                return
             self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def add(self, sock: socket.socket) -> None:
         """Watch a new connection (closed at once past the deadline)."""
+        try:
+            watched = sock.dup()
+        except OSError:
+            sock.close()
+            raise
         with self._lock:
             if not self.expired:
-                self._sockets.append(sock)
+                self._sockets.append(watched)
                 return
+        watched.close()
         sock.close()
         raise OSError("the fetch is out of time")
 

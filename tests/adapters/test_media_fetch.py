@@ -6,16 +6,24 @@ Every server here is on 127.0.0.1, which the default refuses; tests that need a
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
+import itertools
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from local_http import Answer, serving
 
 from wechat_sdk import media_fetch
@@ -261,33 +269,88 @@ def test_a_response_that_is_not_http_is_a_failed_fetch() -> None:
         listener.close()
 
 
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@dataclass
+class Drip:
+    url: str
+    #: set when a send failed: the client went away (its connection was shut)
+    client_gone: threading.Event
+
+
 @contextlib.contextmanager
-def dripping(head: bytes, drips: int = 400) -> Iterator[str]:
+def dripping(head: bytes, tls: ssl.SSLContext | None = None) -> Iterator[Drip]:
     """A server that sends ``head`` line by line, then a byte at a time, each well within
-    the read timeout, for far longer than the fetch may take (then it stops)."""
+    the read timeout, until the test ends (it never stops on its own)."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)  # (a bound for a client that never comes, not a test of time)
     stop = threading.Event()
+    client_gone = threading.Event()
 
     def drip() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.recv(4096)
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with contextlib.ExitStack() as closing:
+            closing.enter_context(conn)
             try:
-                for line in head.splitlines(keepends=True):
-                    conn.sendall(line)
-                    if stop.wait(0.05):
-                        return
-                for _ in range(drips):
-                    conn.sendall(b"x")
-                    if stop.wait(0.05):
-                        return
-            except OSError:
+                if tls is not None:
+                    conn = closing.enter_context(tls.wrap_socket(conn, server_side=True))
+                conn.recv(4096)
+            except OSError:  # (the handshake or the request cut: the client went away)
+                client_gone.set()
                 return
+            for piece in itertools.chain(head.splitlines(keepends=True), itertools.repeat(b"x")):
+                if stop.wait(0.05):
+                    return
+                try:
+                    conn.sendall(piece)
+                except OSError:
+                    client_gone.set()
+                    return
 
     thread = threading.Thread(target=drip, daemon=True)
     thread.start()
+    scheme = "https" if tls is not None else "http"
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield Drip(f"{scheme}://127.0.0.1:{listener.getsockname()[1]}", client_gone)
     finally:
         stop.set()
         thread.join(5)
@@ -299,12 +362,42 @@ SLOW_HEAD = b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Slow-%d: 1\r\n" % i for i in r
 
 
 @pytest.mark.usefixtures("only_127_0_0_1_is_public")
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("allow_private", [False, True])
 @pytest.mark.parametrize("head", [SLOW_BODY, SLOW_HEAD], ids=["body", "headers"])
-def test_a_slow_drip_is_cut_at_the_whole_fetchs_deadline(head: bytes, allow_private: bool) -> None:
+def test_a_slow_drip_is_cut_at_the_whole_fetchs_deadline(
+    head: bytes,
+    allow_private: bool,
+    scheme: str,
+    self_signed: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Each byte comes well within the read timeout; the whole download may still not take
-    forever (a drip would hold the turn, and its thread, for hours)."""
-    with dripping(head) as url, pytest.raises(FetchFailed) as failed:
-        fetch_url(f"{url}/f?sig=SECRET", 10**6, timeout=5, total_s=0.5, allow_private=allow_private)
-    assert failed.value.code == "fetch_failed"
-    assert "within 0.5 s" in str(failed.value) and "SECRET" not in str(failed.value)
+    forever (a drip would hold the turn, and its thread, for hours). The server drips
+    until the test ends: only the deadline shutting the connection ends the fetch, and the
+    server sees its client go (over TLS too: the TLS socket is not the one first made)."""
+    tls: ssl.SSLContext | None = None
+    if scheme == "https":
+        cert, key = self_signed
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # (read by fetch_url's TLS context)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+    outcome: list[BaseException] = []
+
+    def fetch(url: str) -> None:
+        try:
+            fetch_url(url, 10**6, timeout=5, total_s=0.5, allow_private=allow_private)
+        except BaseException as exc:  # (kept for the test; no exception is a failure too)
+            outcome.append(exc)
+
+    with dripping(head, tls) as server:
+        fetching = threading.Thread(target=fetch, args=(f"{server.url}/f?sig=SECRET",), daemon=True)
+        fetching.start()
+        cut = server.client_gone.wait(30)  # (a bound on waiting for it, not on the fetch)
+    fetching.join(30)  # (the server has stopped: an uncut fetch ends now too)
+    assert cut, "the whole fetch's deadline did not shut the connection"
+    assert not fetching.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], FetchFailed), outcome
+    failed = outcome[0]
+    assert failed.code == "fetch_failed"
+    assert "within 0.5 s" in str(failed) and "SECRET" not in str(failed)
