@@ -149,6 +149,10 @@ class Turns:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def _turn_ended(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        del self._queued[task]
+
     def answer(
         self,
         turn: AgentTurn,
@@ -177,8 +181,8 @@ class Turns:
         mark = mark_position()
         task = asyncio.get_running_loop().create_task(self._answer(turn, mark, progress))
         self._queued[task] = (turn, progress)
-        task.add_done_callback(self._queued.pop)
-        self.track(task)
+        self.tasks.add(task)  # (tracked as track() does, with one callback for both)
+        task.add_done_callback(self._turn_ended)
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
