@@ -5,6 +5,7 @@ Part of the simulator, which it runs on; the CLI imports it when the command run
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import re
@@ -23,6 +24,7 @@ from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import AgentTurn, Reply
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.qr import QR_URL_BASE
+from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.pairing.service import PairingError
 from wechat_sdk.puppet import OutboundFile, ScanStatus
 from wechat_sdk.transcript import format_entry
@@ -103,7 +105,10 @@ def _weather_model(body: dict[str, Any]) -> ModelStep:
     return ModelStep(tool_calls=[("weather", {"city": "Hangzhou"})])
 
 
-async def _assistant_chapter(world: SimulatedWeChat, state: Path, console: Console) -> None:
+async def _assistant_chapter(
+    world: SimulatedWeChat, state: Path, console: Console
+) -> list[AccountStatus]:
+    """Chapter 8, on a gateway of its own; its account's status at the end."""
     from wechat_sdk.assistants import ConfiguredAssistant
 
     world.add_account("ai", name="Assistant")
@@ -133,6 +138,7 @@ async def _assistant_chapter(world: SimulatedWeChat, state: Path, console: Conso
             f"[dim]   the model called {call['name']}({call['arguments']}) and got "
             f"{weather('Hangzhou')!r}, then answered[/]"
         )
+        return [dataclasses.replace(s) for s in gateway.status()]  # (as it is now)
     finally:
         await gateway.close()
 
@@ -260,11 +266,13 @@ async def run_demo(console: Console, *, interactive: bool = False, seed: int = 0
 
             chapter("8. An assistant from the config calls a tool (a fake model, offline)")
             gw_log.removeHandler(handler)  # (its account's QR login was shown in 1.)
-            await _assistant_chapter(world, Path(tmp) / "ai", console)
+            assistant = await _assistant_chapter(world, Path(tmp) / "ai", console)
             show_new()
             if interactive:
                 await _interactive(world, gateway, console, show_new)
-            status = ", ".join(f"{s.account}: {s.state}, {s.sent} sent" for s in gateway.status())
+            status = ", ".join(
+                f"{s.account}: {s.state}, {s.sent} sent" for s in [*gateway.status(), *assistant]
+            )
             console.print(
                 f"\n[bold green]Done.[/] {status}. {world.elapsed:.0f} s of virtual time."
             )

@@ -60,6 +60,10 @@ def test_the_demo_written_to_a_file_keeps_each_link_on_one_line() -> None:
     links = [line for line in out.splitlines() if "Scan QR Code at:" in line]
     assert len(links) == 2
     assert all(re.search(r"https://wechaty\.js\.org/qrcode/\S+-[0-9a-f]{8}$", x) for x in links)
+    # the closing line names every account the demo ran, chapter 8's assistant too
+    assert re.search(
+        r"^Done\. default: ready, \d+ sent, work: ready, 1 sent, ai: ready, 1 sent\.", out, re.M
+    )
 
 
 @pytest.fixture
