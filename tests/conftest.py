@@ -34,17 +34,19 @@ settings.load_profile("wechat-sdk")
 
 @pytest.fixture(autouse=True)
 def _wechat_sdk_logger_restored() -> Iterator[None]:
-    """The ``wechat_sdk`` logger's handlers, level and propagation put back after each test
-    (``configure_logging``, run by an in-process ``gateway run``, replaces them)."""
-    logger = logging.getLogger("wechat_sdk")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    """The ``wechat_sdk`` and ``simulator`` loggers' handlers, level and propagation put
+    back after each test (``configure_logging``, run by an in-process ``gateway run``,
+    replaces them)."""
+    loggers = [logging.getLogger(name) for name in ("wechat_sdk", "simulator")]
+    saved = [(list(g.handlers), g.level, g.propagate) for g in loggers]
     yield
-    for handler in logger.handlers:
-        if handler not in handlers:
-            handler.close()
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-    logger.propagate = propagate
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def _free_port() -> int:

@@ -297,3 +297,18 @@ def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
         assert second.wait_exit() == 0
     finally:
         second.kill()
+
+
+def test_gateway_run_shows_the_simulators_warnings_as_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the simulator is gateway run's default puppet: its lines (a bad inbox file) came
+    # bare, without the time, level and account of every other line
+    import logging
+
+    from wechat_sdk.gateway.service import configure_logging
+
+    configure_logging()
+    logging.getLogger("simulator").warning("ignoring inbox file m.json: not JSON")
+    err = capsys.readouterr().err
+    assert re.search(r"^\d\d:\d\d:\d\d WARNING +\[-\] ignoring inbox file m\.json", err, re.M)

@@ -91,8 +91,12 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+#: the loggers ``gateway run`` shows: the SDK's, and the simulator's (its default puppet)
+LOGGERS = ("wechat_sdk", "simulator")
+
+
 def configure_logging(fmt: str = "human", level: str = "info") -> None:
-    """Logs to stderr; the account id is on every line."""
+    """Logs to stderr, the SDK's and its simulator's; the account id is on every line."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_AccountField())
     if fmt == "json":
@@ -101,10 +105,11 @@ def configure_logging(fmt: str = "human", level: str = "info") -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s [%(account)s] %(message)s", "%H:%M:%S")
         )
-    root = logging.getLogger("wechat_sdk")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
 
 
 def load_agent(spec: str) -> Agent:
