@@ -95,6 +95,22 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records]
 
 
+def refusing_the_next_add(store: SqliteStore) -> list[object]:
+    """The store's outbox refuses its next write of items (a moment of SQLITE_BUSY, a
+    full disk freed since), then takes them again; the list says what it refused."""
+    real_add = store.outbox.add
+    refused: list[object] = []
+
+    def add_once_refused(items: Any) -> Any:
+        if not refused:
+            refused.append(items)
+            raise OSError("database is locked")
+        return real_add(items)
+
+    store.outbox.add = add_once_refused  # type: ignore[method-assign]
+    return refused
+
+
 async def first_run_cut_mid_reply(
     world: SimulatedWeChat, state: Path, agent: Agent, *, after_s: float = 3, **keys: Any
 ) -> list[str]:
@@ -747,7 +763,7 @@ async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
 
 
 async def test_a_turn_the_stop_could_not_journal_is_kept_when_cut_once_the_store_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
 ) -> None:
     """The store refuses the turn's journal as the stop begins (a moment of SQLITE_BUSY,
     a full disk freed since); when the grace period ends and the turn is cut, it is kept
@@ -760,18 +776,8 @@ async def test_a_turn_the_stop_could_not_journal_is_kept_when_cut_once_the_store
     await world.login()
     await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
     await world.clock.advance(1)
-    real_add = store.outbox.add
-    refused: list[object] = []
-
-    def add_once_refused(items: Any) -> Any:
-        if not refused:
-            refused.append(items)
-            raise OSError("database is locked")
-        return real_add(items)
-
-    monkeypatch.setattr(store.outbox, "add", add_once_refused)
+    refused = refusing_the_next_add(store)
     await world.drive(gw.close(grace_s=5))
-    monkeypatch.undo()
     assert refused  # the journal's write was refused
     assert [i.kind for i in outbox_rows(state)] == ["turn"]
 
@@ -824,16 +830,7 @@ async def test_a_reply_whose_journal_was_refused_at_the_stop_still_goes_out_in_t
     await world.login()
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)  # the reply is going out, paced
-    real_add = store.outbox.add
-    refused: list[object] = []
-
-    def add_once_refused(items: Any) -> Any:
-        if not refused:
-            refused.append(items)
-            raise OSError("database is locked")
-        return real_add(items)
-
-    store.outbox.add = add_once_refused  # type: ignore[method-assign]
+    refused = refusing_the_next_add(store)
     await world.drive(gw.close(grace_s=60))
     assert refused
     assert world.texts(to="wxid_alice") == CHUNKS
@@ -884,7 +881,7 @@ async def test_a_file_that_cannot_be_marked_at_the_stop_is_kept_not_deleted(
 
 
 async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
 ) -> None:
     # the journal's write refused as the stop began, the grace ends with the reply half
     # sent: the rest is written then ("17 kept" was logged with nothing in the store)
@@ -895,16 +892,7 @@ async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
     await world.login()
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)
-    real_add = store.outbox.add
-    refused: list[object] = []
-
-    def add_once_refused(items: Any) -> Any:
-        if not refused:
-            refused.append(items)
-            raise OSError("database is locked")
-        return real_add(items)
-
-    store.outbox.add = add_once_refused  # type: ignore[method-assign]
+    refused = refusing_the_next_add(store)
     await world.drive(gw.close(grace_s=2))
     sent_before = world.texts(to="wxid_alice")
     assert refused and len(sent_before) < len(CHUNKS)
