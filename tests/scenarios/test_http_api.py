@@ -24,6 +24,7 @@ from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
+from wechat_sdk.http.routes import IDEMPOTENCY_TTL_S
 from wechat_sdk.http.server import MAX_BODY_BYTES
 from wechat_sdk.puppet import ReplyWindow, WindowClosed
 
@@ -155,6 +156,42 @@ async def test_an_idempotency_key_sends_once_and_answers_again(
     )
     assert (code, body["code"]) == (422, "idempotency_key_reused")
     assert wechat.world.texts(to="wxid_alice") == ["your order shipped"]
+
+
+async def test_idempotency_keys_are_purged_once_a_minute_and_forgotten_after_24_h(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    # a purge read every key on Redis, at every keyed request; now at most once a minute,
+    # and a key past its 24 h that the last purge missed is forgotten when it comes again
+    gw = await wechat.gateway(echo, **API)
+    store = gw.store.idempotency
+    purges: list[float] = []
+    real_purge = store.purge
+
+    def purge(before: float) -> int:
+        purges.append(before)
+        return real_purge(before)
+
+    store.purge = purge  # type: ignore[method-assign]
+
+    async def send(key: str, text: str) -> int:
+        headers = {**AUTH, "Idempotency-Key": key}
+        message = {"to": "wxid_alice", "text": text}
+        code, _, _ = await call(
+            wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+        )
+        return code
+
+    assert await send("k", "once") == 200
+    assert await send("k2", "twice") == 200
+    assert len(purges) == 1  # the second request came within the minute
+    await wechat.world.advance(IDEMPOTENCY_TTL_S - 30)
+    assert await send("k3", "a day later") == 200  # a purge: "k" is not 24 h old yet
+    assert len(purges) == 2
+    await wechat.world.advance(40)  # "k" is past 24 h now; the last purge was 40 s ago
+    assert await send("k", "once") == 200
+    assert len(purges) == 2
+    assert wechat.world.texts(to="wxid_alice") == ["once", "twice", "a day later", "once"]
 
 
 async def test_the_idempotency_key_outlives_a_restart(

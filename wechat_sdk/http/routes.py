@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -49,6 +50,10 @@ __all__ = ["API_ROUTES", "IDEMPOTENCY_TTL_S", "ApiError", "ApiHandlers", "Route"
 
 #: Seconds an ``Idempotency-Key`` is remembered.
 IDEMPOTENCY_TTL_S = 86_400.0
+#: keys past their time are forgotten at most this often (on Redis a purge reads every
+#: key: once per keyed request, a busy API read them all each time); one found past its
+#: time before that is forgotten when it comes again
+IDEMPOTENCY_PURGE_EVERY_S = 60.0
 _MAX_KEY_CHARS = 255
 
 M = TypeVar("M", bound=BaseModel)
@@ -214,6 +219,8 @@ class ApiHandlers:
         self._deliveries: dict[asyncio.Task[str], str] = {}
         #: a stop began: new sends are refused
         self._stopping = False
+        #: when keys past IDEMPOTENCY_TTL_S were last forgotten (clock time)
+        self._purged_at = -math.inf
 
     def accept_sends(self) -> None:
         """The gateway (re)started: sends are taken again."""
@@ -270,8 +277,13 @@ class ApiHandlers:
         store = self.gateway.store.idempotency
         now = self.gateway.clock.now()
         fingerprint = hashlib.sha256(b"POST /v1/messages\n" + raw).hexdigest()
-        store.purge(now - IDEMPOTENCY_TTL_S)
+        if now - self._purged_at >= IDEMPOTENCY_PURGE_EVERY_S:
+            store.purge(now - IDEMPOTENCY_TTL_S)
+            self._purged_at = now
         known = store.claim(key, fingerprint, now)
+        if known is not None and known.created_at < now - IDEMPOTENCY_TTL_S:
+            store.release(key)  # past its time, not purged yet: the request is a new one
+            known = store.claim(key, fingerprint, now)
         if known is not None:
             if known.fingerprint != fingerprint:
                 raise ApiError(
