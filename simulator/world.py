@@ -254,14 +254,20 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             )
         options = getattr(settings, "puppetOptions", None)
         extra = getattr(options, "model_extra", None) or {}
-        if "scanAfterMs" in extra:
-            sim.auto_scan_s = _scan_after(extra["scanAfterMs"], account)
-        # (a reloaded config without it: the account reads no inbox any more)
+        # (a reloaded config without one of these options: the world's default, or none)
+        sim.auto_scan_s = (
+            _scan_after(extra["scanAfterMs"], account)
+            if "scanAfterMs" in extra
+            else self.auto_scan_s
+        )
         sim.inbox = _path_option(extra["inbox"], account, "inbox") if "inbox" in extra else None
         if sim.inbox is not None:
             _own_inbox(sim, self.accounts.values(), account)
-        if "transcript" in extra:
-            sim.transcript_file = _path_option(extra["transcript"], account, "transcript")
+        sim.transcript_file = (
+            _path_option(extra["transcript"], account, "transcript")
+            if "transcript" in extra
+            else None
+        )
         puppet = SimulatedPuppet(self, sim)
         sim.puppet = puppet
         return puppet

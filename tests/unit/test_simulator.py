@@ -541,3 +541,24 @@ def test_two_accounts_reading_one_inbox_folder_is_a_config_error(tmp_path: Path)
     [problem] = refused.value.problems
     assert problem.path == "channels.wechat.puppetOptions.inbox"
     assert "account 'a' reads the same folder" in problem.message
+
+
+def test_options_a_reloaded_config_no_longer_sets_are_dropped(tmp_path: Path) -> None:
+    # a gateway's reload makes the account's puppet again: an option the new config does
+    # not set is the world's default again, not the old config's value
+    from wechat_sdk.config import parse_config
+    from wechat_sdk.config.loader import accounts_of
+
+    def account(options: dict[str, object]) -> object:
+        text = json.dumps(
+            {"channels": {"wechat": {"puppet": "simulator", "puppetOptions": options}}}
+        )
+        return accounts_of(parse_config(text)).accounts["default"]
+
+    world = SimulatedWeChat(seed=0, auto_scan_s=0.5)
+    transcript = tmp_path / "transcript.jsonl"
+    world.puppet_factory(account({"transcript": str(transcript), "scanAfterMs": 5000}))
+    sim = world.accounts["default"]
+    assert (sim.transcript_file, sim.auto_scan_s) == (transcript, 5.0)
+    world.puppet_factory(account({}))
+    assert (sim.transcript_file, sim.auto_scan_s, sim.inbox) == (None, 0.5, None)
