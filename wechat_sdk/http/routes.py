@@ -282,7 +282,10 @@ class ApiHandlers:
             self._purged_at = now
         known = store.claim(key, fingerprint, now)
         if known is not None and known.created_at < now - IDEMPOTENCY_TTL_S:
-            store.release(key)  # past its time, not purged yet: the request is a new one
+            # past its time, not purged yet: purged now (by age, in one step: a key another
+            # gateway has just claimed again is new, and stays), and the request is new
+            store.purge(now - IDEMPOTENCY_TTL_S)
+            self._purged_at = now
             known = store.claim(key, fingerprint, now)
         if known is not None:
             if known.fingerprint != fingerprint:

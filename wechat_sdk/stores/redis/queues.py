@@ -309,12 +309,28 @@ class RedisWebhookQueue:
         return sorted(rows, key=lambda r: r.id)
 
 
+#: forget the keys first used before ARGV[1], in one step: a key claimed again meanwhile by
+#: another gateway (its record new) is never taken for the old one
+_PURGE_KEYS: Final = """
+local rows = redis.call('HGETALL', KEYS[1])
+local before = tonumber(ARGV[1])
+local gone = 0
+for i = 1, #rows, 2 do
+  if tonumber(cjson.decode(rows[i + 1])[2]) < before then
+    gone = gone + redis.call('HDEL', KEYS[1], rows[i])
+  end
+end
+return gone
+"""
+
+
 class RedisIdempotencyStore:
     """:class:`~wechat_sdk.stores.base.IdempotencyStore` in one Redis hash."""
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self._r = client
         self._k = keys
+        self._purge = client.register_script(_PURGE_KEYS)
 
     def claim(self, key: str, fingerprint: str, now: float) -> IdempotentRequest | None:
         """See :meth:`IdempotencyStore.claim` (HSETNX: one claimant wins)."""
@@ -347,7 +363,5 @@ class RedisIdempotencyStore:
         self._r.hdel(self._k.idempotency, key)
 
     def purge(self, before: float) -> int:
-        """See :meth:`IdempotencyStore.purge`."""
-        rows: dict[str, str] = self._r.hgetall(self._k.idempotency)  # type: ignore[assignment]
-        old = [k for k, raw in rows.items() if idempotent_from_json(k, raw).created_at < before]
-        return int(self._r.hdel(self._k.idempotency, *old)) if old else 0  # type: ignore[arg-type]
+        """See :meth:`IdempotencyStore.purge` (one script: atomic)."""
+        return int(self._purge(keys=[self._k.idempotency], args=[repr(before)]))
