@@ -427,3 +427,28 @@ async def test_a_send_under_way_that_never_lands_is_cut_as_uncertain(
     assert cut.value.outcome == "uncertain"
     assert "may or may not have gone out" in caplog.text
     assert sender.stats.sent == 0
+
+
+async def test_a_task_begun_while_the_sends_land_is_cut_with_the_rest() -> None:
+    # a stop's end: the grace is over, the sends under way land (seconds, maybe), and a
+    # turn that began meanwhile was left running, neither finished nor cut
+    from wechat_sdk.clock import RealClock
+    from wechat_sdk.outbound.delivery import finish_or_cut
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def begin() -> asyncio.Task[None]:
+        task = asyncio.ensure_future(asyncio.sleep(3600))
+        tasks.add(task)
+        return task
+
+    class Landing:
+        later: asyncio.Task[None] | None = None
+
+        async def sends_landed(self) -> None:
+            self.later = begin()  # a message taken while the sends landed
+
+    first, sender = begin(), Landing()
+    await finish_or_cut(tasks, 0.0, RealClock(), [sender])  # type: ignore[list-item]
+    assert first.cancelled()
+    assert sender.later is not None and sender.later.cancelled()

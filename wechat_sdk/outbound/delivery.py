@@ -441,10 +441,11 @@ async def finish_or_cut(
                 finished.cancel()
     finally:
         grace.cancel()
-    cut = [t for t in tasks if not t.done()]
-    if not cut:
+    if all(t.done() for t in tasks):
         return
     await asyncio.gather(*(sender.sends_landed() for sender in senders))
-    for task in cut:
-        task.cancel()
-    await asyncio.gather(*cut, return_exceptions=True)
+    # read again after each round: one may have begun while the sends landed
+    while cut := [t for t in tasks if not t.done()]:
+        for task in cut:
+            task.cancel()
+        await asyncio.gather(*cut, return_exceptions=True)
