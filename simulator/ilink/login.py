@@ -95,7 +95,8 @@ class QrBook:
             if q is not None and q.status == "wait"
         ]
         own = [q for q in live if q.account_id == account_id]
-        free = [q for q in live if q.account_id is None]
+        # (a code asked with another account's token is that account's client's)
+        free = [q for q in live if q.account_id is None and self._tied_to(q) in (None, account_id)]
         first = own or free
         return first[0] if first else None
 

@@ -927,3 +927,26 @@ async def test_world_login_of_an_account_logged_in_leaves_another_clients_code_a
         await world.login("two", within_s=1)  # "two"'s own phone takes it
         assert world.ilink_state.qr.codes[other["qrcode"]].status == "confirmed"
         assert world.ilink_state.qr.codes[other["qrcode"]].account_id == "two"
+
+
+async def test_world_login_of_an_account_not_logged_in_leaves_a_code_tied_to_another(
+    http: aiohttp.ClientSession,
+) -> None:
+    # a code asked with "one"'s token is "one"'s client's: "two"'s phone takes the free one
+    world = SimulatedWeChat(seed=3, clock=RealClock())
+    world.add_account("one", transport="ilink")
+    world.add_account("two", transport="ilink")
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        running = Client(http, server.base_url)
+        await running.login(world, "one")
+        tied = await Client(http, server.base_url).post(
+            "get_bot_qrcode?bot_type=3", {"local_token_list": [running.token]}
+        )
+        free = await Client(http, server.base_url).post("get_bot_qrcode?bot_type=3", {})
+        await world.login("two", within_s=1)
+        codes = world.ilink_state.qr.codes
+        assert codes[tied["qrcode"]].status == "wait"
+        assert (codes[free["qrcode"]].status, codes[free["qrcode"]].account_id) == (
+            "confirmed",
+            "two",
+        )
