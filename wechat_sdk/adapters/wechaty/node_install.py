@@ -160,7 +160,8 @@ async def _npm(npm: str, cwd: Path, packages: list[str]) -> None:
         out, _ = await proc.communicate()
     except BaseException:  # a stop (cancelled) while npm runs: npm does not outlive it,
         # nor does anything it started (a launcher's node, a git)
-        with contextlib.suppress(ProcessLookupError):
+        # (PermissionError: macOS says so of a group left with zombies only)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         raise
