@@ -95,6 +95,21 @@ def logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records]
 
 
+async def replying_long(
+    tmp_path: Path,
+) -> tuple[SimulatedWeChat, Path, SqliteStore, Gateway]:
+    """A gateway on a SQLite store of its own (for a test to make it refuse writes), its
+    reply to "long" going out, paced."""
+    world, state = new_world(), tmp_path / "state"
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    gw = make_gateway(world, state, Bot(world), store=store)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)
+    return world, state, store, gw
+
+
 def refusing_the_next_add(store: SqliteStore) -> list[object]:
     """The store's outbox refuses its next write of items (a moment of SQLITE_BUSY, a
     full disk freed since), then takes them again; the list says what it refused."""
@@ -654,13 +669,7 @@ async def test_a_reply_whose_journal_cannot_be_marked_during_a_stop_is_not_sent_
     and left pending, the next start would send it a second time."""
     import sqlite3
 
-    world, state = new_world(), tmp_path / "state"
-    store = SqliteStore.in_state_dir(state, clock=world.clock)
-    gw = make_gateway(world, state, Bot(world), store=store)
-    await gw.start()
-    await world.login()
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # the reply is going out, paced
+    world, state, store, gw = await replying_long(tmp_path)
     stopping = asyncio.ensure_future(gw.close(grace_s=30))
     await world.clock.advance(0.5)  # the stop journaled the rest of the reply
     assert outbox_rows(state)
@@ -823,13 +832,7 @@ async def test_a_reply_whose_journal_was_refused_at_the_stop_still_goes_out_in_t
 ) -> None:
     # nothing of it is in the store, so nothing can go out twice: its messages go out
     # as they would without a stop (they were held back, and lost)
-    world, state = new_world(), tmp_path / "state"
-    store = SqliteStore.in_state_dir(state, clock=world.clock)
-    gw = make_gateway(world, state, Bot(world), store=store)
-    await gw.start()
-    await world.login()
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # the reply is going out, paced
+    world, state, store, gw = await replying_long(tmp_path)
     refused = refusing_the_next_add(store)
     await world.drive(gw.close(grace_s=60))
     assert refused
@@ -885,13 +888,7 @@ async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
 ) -> None:
     # the journal's write refused as the stop began, the grace ends with the reply half
     # sent: the rest is written then ("17 kept" was logged with nothing in the store)
-    world, state = new_world(), tmp_path / "state"
-    store = SqliteStore.in_state_dir(state, clock=world.clock)
-    gw = make_gateway(world, state, Bot(world), store=store)
-    await gw.start()
-    await world.login()
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)
+    world, state, store, gw = await replying_long(tmp_path)
     refused = refusing_the_next_add(store)
     await world.drive(gw.close(grace_s=2))
     sent_before = world.texts(to="wxid_alice")
