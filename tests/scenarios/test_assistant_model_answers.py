@@ -108,6 +108,28 @@ async def servers() -> AsyncIterator[Servers]:
         await server.close()
 
 
+async def calls_asked(response: web.StreamResponse) -> web.StreamResponse:
+    """The end of a streamed answer that asked for tool calls."""
+    await response.write(event({}, "tool_calls"))
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
+def forecast_tool(gw: Gateway, answer: str = "sunny") -> list[str]:
+    """A ``forecast(city)`` tool on ``gw`` answering ``answer`` (``{city}`` filled); the
+    cities it was run for."""
+    ran: list[str] = []
+
+    def forecast(city: str) -> str:
+        """The forecast for a city."""
+        ran.append(city)
+        return answer.format(city=city)
+
+    gw.tools.register("forecast", forecast)
+    return ran
+
+
 async def start(
     wechat: WeChatHarness, server: ModelServer, agent: dict[str, Any] | None = None
 ) -> Gateway:
@@ -236,10 +258,7 @@ def calling_forecast(names: list[str]) -> Answer:
             if i == 0:
                 piece |= {"id": "call_1", "type": "function"}
             await response.write(event({"tool_calls": [piece]}))
-        await response.write(event({}, "tool_calls"))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+        return await calls_asked(response)
 
     return answer
 
@@ -257,14 +276,7 @@ async def test_a_tool_call_streamed_in_pieces_calls_the_tool_by_its_name(
 ) -> None:
     server = servers(calling_forecast(names))
     gw = await start(wechat, server)
-    ran: list[str] = []
-
-    def forecast(city: str) -> str:
-        """The forecast for a city."""
-        ran.append(city)
-        return "sunny"
-
-    gw.tools.register("forecast", forecast)
+    ran = forecast_tool(gw)
     await say(wechat, gw, "wxid_alice", "Paris?")
     assert ran == ["Paris"]
     assert tool_replies(server.requests[1]) == ["sunny"]
@@ -291,21 +303,11 @@ async def test_parallel_calls_all_numbered_0_are_told_apart_by_their_ids(
             for part in (arguments[:5], arguments[5:]):
                 piece = {"index": 0, "function": {"arguments": part}}
                 await response.write(event({"tool_calls": [piece]}))
-        await response.write(event({}, "tool_calls"))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+        return await calls_asked(response)
 
     server = servers(answer)
     gw = await start(wechat, server)
-    ran: list[str] = []
-
-    def forecast(city: str) -> str:
-        """The forecast for a city."""
-        ran.append(city)
-        return f"sunny in {city}"
-
-    gw.tools.register("forecast", forecast)
+    ran = forecast_tool(gw, "sunny in {city}")
     await say(wechat, gw, "wxid_alice", "Paris and Oslo?")
     assert ran == ["Paris", "Oslo"]
     assert wechat.world.texts(to="wxid_alice") == ["sunny in Paris / sunny in Oslo"]
@@ -327,21 +329,11 @@ async def test_an_answer_asking_for_too_many_tool_calls_runs_the_first_16_only(
             head = {"index": n, "id": f"call_{n}", "type": "function"}
             function = {"name": "forecast", "arguments": json.dumps({"city": f"c{n}"})}
             await response.write(event({"tool_calls": [{**head, "function": function}]}))
-        await response.write(event({}, "tool_calls"))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+        return await calls_asked(response)
 
     server = servers(answer)
     gw = await start(wechat, server)
-    ran: list[str] = []
-
-    def forecast(city: str) -> str:
-        """The forecast for a city."""
-        ran.append(city)
-        return "sunny"
-
-    gw.tools.register("forecast", forecast)
+    ran = forecast_tool(gw)
     caplog.set_level(logging.INFO, "wechat_sdk")
     await say(wechat, gw, "wxid_alice", "everywhere?")
     assert ran == [f"c{n}" for n in range(16)]
@@ -567,21 +559,11 @@ async def test_odd_tool_calls_are_refused_or_sent_back_logged_and_never_run(
             await response.write(event({"tool_calls": [{**head, "function": {"name": name}}]}))
             piece = {"index": index, "function": {"arguments": arguments}}
             await response.write(event({"tool_calls": [piece]}))
-        await response.write(event({}, "tool_calls"))
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
+        return await calls_asked(response)
 
     server = servers(answer)
     gw = await start(wechat, server)
-    ran: list[str] = []
-
-    def forecast(city: str) -> str:
-        """The forecast for a city."""
-        ran.append(city)
-        return "sunny"
-
-    gw.tools.register("forecast", forecast)
+    ran = forecast_tool(gw)
     caplog.set_level(logging.INFO, "wechat_sdk")
     await say(wechat, gw, "wxid_alice", "Paris?")
     assert ran == []
