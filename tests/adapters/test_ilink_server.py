@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import hashlib
 import json
@@ -896,17 +897,26 @@ async def test_codes_asked_at_once_on_the_shared_base_log_in_different_accounts(
         assert all(world.ilink_state.bot_for_token(t) is not None for t in tokens)
 
 
-async def test_world_login_of_an_account_logged_in_leaves_another_clients_code_alone(
+@contextlib.asynccontextmanager
+async def one_logged_in(
     http: aiohttp.ClientSession,
-) -> None:
-    # two accounts on the shared base: "one"'s client runs, "two"'s shows a code. Scanned
-    # as "one", that code would end the running client's token (and "two" never logs in)
+) -> AsyncIterator[tuple[SimulatedWeChat, ILinkServer, Client]]:
+    """Two iLink accounts on one server's shared base, "one" logged in by a running client."""
     world = SimulatedWeChat(seed=3, clock=RealClock())
     world.add_account("one", transport="ilink")
     world.add_account("two", transport="ilink")
     async with await world.ilink_server(poll_hold_s=0.3) as server:
         running = Client(http, server.base_url)
         await running.login(world, "one")
+        yield world, server, running
+
+
+async def test_world_login_of_an_account_logged_in_leaves_another_clients_code_alone(
+    http: aiohttp.ClientSession,
+) -> None:
+    # two accounts on the shared base: "one"'s client runs, "two"'s shows a code. Scanned
+    # as "one", that code would end the running client's token (and "two" never logs in)
+    async with one_logged_in(http) as (world, server, running):
         other = await Client(http, server.base_url).post("get_bot_qrcode?bot_type=3", {})
         assert await world.login("one", within_s=1) is None  # nothing of its own to scan
         assert world.ilink_state.qr.codes[other["qrcode"]].status == "wait"
@@ -933,12 +943,7 @@ async def test_world_login_of_an_account_not_logged_in_leaves_a_code_tied_to_ano
     http: aiohttp.ClientSession,
 ) -> None:
     # a code asked with "one"'s token is "one"'s client's: "two"'s phone takes the free one
-    world = SimulatedWeChat(seed=3, clock=RealClock())
-    world.add_account("one", transport="ilink")
-    world.add_account("two", transport="ilink")
-    async with await world.ilink_server(poll_hold_s=0.3) as server:
-        running = Client(http, server.base_url)
-        await running.login(world, "one")
+    async with one_logged_in(http) as (world, server, running):
         tied = await Client(http, server.base_url).post(
             "get_bot_qrcode?bot_type=3", {"local_token_list": [running.token]}
         )
