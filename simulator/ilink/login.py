@@ -89,11 +89,7 @@ class QrBook:
 
     def waiting(self, account_id: str) -> QrCode | None:
         """The code the account's owner would scan now: its own, else the oldest free one."""
-        live = [
-            q
-            for q in (self.status(c) for c in list(self.codes))
-            if q is not None and q.status == "wait"
-        ]
+        live = self._waiting_codes()
         own = [q for q in live if q.account_id == account_id]
         # (a code asked with another account's token is that account's client's)
         free = [q for q in live if q.account_id is None and self._tied_to(q) in (None, account_id)]
@@ -108,11 +104,7 @@ class QrBook:
         account. Another one's client may be showing a free code (for its first login, or
         after its own bot logged out): scanned as this account, it would log the wrong
         account in and end the token this account's running client holds."""
-        live = [
-            q
-            for q in (self.status(c) for c in list(self.codes))
-            if q is not None and q.status == "wait"
-        ]
+        live = self._waiting_codes()
         own = [q for q in live if self._tied_to(q) == account_id]
         if own:
             return own[0]
@@ -123,6 +115,14 @@ class QrBook:
         ]
         free = [q for q in live if self._tied_to(q) is None]
         return free[0] if free and not others else None
+
+    def _waiting_codes(self) -> list[QrCode]:
+        """The codes shown and not scanned yet (expired ones marked so), oldest first."""
+        return [
+            q
+            for q in (self.status(c) for c in list(self.codes))
+            if q is not None and q.status == "wait"
+        ]
 
     def _tied_to(self, qr: QrCode) -> str | None:
         """The account a code is for: the one it was asked or given for, else the one whose
