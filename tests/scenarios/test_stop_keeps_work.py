@@ -732,6 +732,104 @@ async def test_a_kill_while_a_send_is_with_the_puppet_at_the_stop_does_not_send_
         await second.close()
 
 
+async def test_a_kill_right_after_the_stop_journaled_the_reply_does_not_send_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal the stop writes holds the message with the puppet as ``sending`` from
+    its first write: a kill just after that write (before any other) must not leave it
+    ``pending``, or the next process sends it a second time."""
+    import shutil
+
+    world, state, store, gw = await replying_long(tmp_path)
+    world.fault("slow_send", seconds=20)
+    await world.clock.advance(1.5)  # the next message is with the puppet
+    sent_before = world.texts(to="wxid_alice")
+    killed = tmp_path / "killed"
+    real_add = store.outbox.add
+
+    def add_then_killed(items: Any) -> Any:
+        added = real_add(items)
+        if not killed.exists() and any(i.kind == "text" for i in items):
+            shutil.copytree(state, killed)  # a kill right after this write
+        return added
+
+    monkeypatch.setattr(store.outbox, "add", add_then_killed)
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    assert killed.exists()
+    await world.drive(stopping)  # (the send with the puppet went out: WeChat had it)
+    in_flight = CHUNKS[len(sent_before)]
+    assert world.texts(to="wxid_alice")[len(sent_before)] == in_flight
+
+    after = new_world()
+    second = make_gateway(after, killed, Bot(after))
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert [*sent_before, in_flight, *after.texts(to="wxid_alice")] == CHUNKS
+    finally:
+        await second.close()
+
+
+async def test_a_kill_as_a_stop_journals_the_reply_of_a_kept_turn_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept turn, asked again after a restart, is answered; a second stop begins while
+    the reply goes out, and its journal's first write is all a kill leaves: the rest of
+    the reply still goes out after the next start (the reply is written before the kept
+    turn it stands for is deleted, not after: that order lost both)."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+
+    async def thinking(turn: AgentTurn) -> str:
+        await world.clock.sleep(60)
+        return LONG
+
+    gw = make_gateway(world, state, thinking)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=2))
+    assert [i.kind for i in outbox_rows(state)] == ["turn"]
+
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    second = make_gateway(world, state, Bot(world), store=store)
+    await second.start()
+    await world.clock.advance(2.5)  # the kept turn is answered, its reply going out, paced
+    assert 0 < len(world.texts(to="wxid_alice")) < len(CHUNKS)
+    killed, sent_before = tmp_path / "killed", []
+
+    def then_killed(write: Any) -> Any:
+        def written(*args: Any) -> Any:
+            done = write(*args)
+            if not killed.exists():  # a kill right after the first write:
+                shutil.copytree(state, killed)  # what it leaves on disk
+                sent_before.extend(world.texts(to="wxid_alice"))  # and what went out
+            return done
+
+        return written
+
+    monkeypatch.setattr(store.outbox, "add", then_killed(store.outbox.add))
+    monkeypatch.setattr(store.outbox, "delete", then_killed(store.outbox.delete))
+    stopping = asyncio.ensure_future(second.close(grace_s=30))
+    await world.clock.advance(0.5)
+    assert killed.exists()
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    after = new_world()
+    third = make_gateway(after, killed, Bot(after))
+    await third.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        assert [*sent_before, *after.texts(to="wxid_alice")] == CHUNKS
+    finally:
+        await third.close()
+
+
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     tmp_path: Path,
 ) -> None:

@@ -436,12 +436,13 @@ def test_outbox_round_trips_every_kind_of_item(store: Any, tmp_path: Path) -> No
     assert store.outbox.items("default") == added
 
 
-def test_outbox_keeps_waiting_items_waiting_and_any_other_state_pending(store: Any) -> None:
-    # "waiting": a message a reply window did not take, for the user's next message
+def test_outbox_adds_each_item_in_the_state_it_was_given(store: Any) -> None:
+    # "waiting": a message a reply window did not take, for the user's next message;
+    # "sending": the message with the puppet when a stop journals its reply
     added = store.outbox.add(
         [replace(kept("a"), state="waiting"), replace(kept("b"), state="sending"), kept("c")]
     )
-    assert [a.state for a in added] == ["waiting", "pending", "pending"]
+    assert [a.state for a in added] == ["waiting", "sending", "pending"]
     assert store.outbox.items("default") == added
     store.outbox.set_state(added[0].id, "sending")
     store.outbox.set_state(added[0].id, "waiting")  # a cut send that did not go out

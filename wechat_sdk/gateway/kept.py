@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -457,13 +458,10 @@ class TurnJournal:
             else:
                 self.turn_item = self._add_turn()
         else:
-            if already is not None:  # its reply now stands for it
-                kept._write(lambda o: o.delete(already.id), "a kept turn")
-            self.added(progress.plan.pending)
-            # the message with the puppet now may be going out: never sent again
-            handed = self.holds(progress.plan.handed) if progress.plan.handed is not None else None
-            if handed is not None:
-                kept._write(lambda o: o.set_state(handed.id, "sending"), "a message")
+            self.turn_item = already  # its reply now stands for it (deleted once written)
+            # the message with the puppet now may be going out: written ``sending`` with
+            # the rest (one write: a kill between two would leave it pending, sent twice)
+            self.added(progress.plan.pending, sending=progress.plan.handed)
         progress.plan.watcher = self
 
     def written(self) -> bool:
@@ -480,10 +478,17 @@ class TurnJournal:
         """The agent answered: its reply's messages will stand for the turn (the turn item
         goes once the first of them is written)."""
 
-    def added(self, messages: Sequence[OutboundMessage]) -> None:
+    def added(
+        self, messages: Sequence[OutboundMessage], sending: OutboundMessage | None = None
+    ) -> None:
+        """Messages of the reply to journal (``sending``: the one with the puppet now)."""
         if not messages:
             return
         rows = kept_messages(self.turn, list(messages), self.kept.clock.now())
+        rows = [
+            dataclasses.replace(row, state="sending") if m is sending else row
+            for m, row in zip(messages, rows, strict=True)
+        ]
         added: list[OutboxItem] = []
         if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
             self.items.extend(zip(messages, added, strict=True))

@@ -234,8 +234,9 @@ class OutboxStore(Protocol):
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """Append ``items`` in their order, in one transaction; return them with their
-        ``id`` (increasing in that order) and ``state="pending"`` (``"waiting"`` kept as
-        it is)."""
+        ``id`` (increasing in that order), each in the state it was given (``"pending"``
+        unless said: a stop journals the message with the puppet as ``"sending"`` in the
+        same write as the rest of its reply)."""
         ...
 
     def items(self, account_id: str) -> list[OutboxItem]:

@@ -215,7 +215,7 @@ class MemoryOutboxStore:
         """See :meth:`OutboxStore.add`."""
         added = []
         for item in items:
-            kept = dataclasses.replace(item, id=self._next_id, state=_added_state(item))
+            kept = dataclasses.replace(item, id=self._next_id)
             self._next_id += 1
             self._items[kept.id] = kept
             added.append(kept)
@@ -362,8 +362,3 @@ class MemoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _added_state(item: OutboxItem) -> OutboxState:
-    """An item's state as the outbox adds it: ``"pending"``, or ``"waiting"`` kept."""
-    return "waiting" if item.state == "waiting" else "pending"

@@ -114,9 +114,6 @@ class RedisOutboxStore:
         """See :meth:`OutboxStore.add` (one Lua script, the ids taken in it)."""
         if not items:
             return []
-        states: list[OutboxState] = [
-            "waiting" if i.state == "waiting" else "pending" for i in items
-        ]
         k = self._k
         first = int(
             self._add(
@@ -129,18 +126,11 @@ class RedisOutboxStore:
                 ],
                 [
                     len(items),
-                    *(
-                        part
-                        for i, state in zip(items, states, strict=True)
-                        for part in (*_around_id(dataclasses.replace(i, state=state)), state)
-                    ),
+                    *(part for i in items for part in (*_around_id(i), i.state)),
                 ],
             )
         )
-        return [
-            dataclasses.replace(i, id=first + n, state=state)
-            for n, (i, state) in enumerate(zip(items, states, strict=True))
-        ]
+        return [dataclasses.replace(i, id=first + n) for n, i in enumerate(items)]
 
     def items(self, account_id: str) -> list[OutboxItem]:
         """See :meth:`OutboxStore.items`."""

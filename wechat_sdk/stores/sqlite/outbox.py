@@ -96,7 +96,6 @@ class SqliteOutboxStore:
             self._last_id = max(self._last_id, _sequence(conn))
             for item in items:
                 f = item.file
-                state: OutboxState = "waiting" if item.state == "waiting" else "pending"
                 # (the id given, not AUTOINCREMENT's: that may give again an id a queued
                 # item had that was deleted before it was written)
                 self._last_id += 1
@@ -109,7 +108,7 @@ class SqliteOutboxStore:
                         item.account_id,
                         item.conversation_id,
                         item.kind,
-                        state,
+                        item.state,
                         item.created_at,
                         int(item.dm),
                         item.text,
@@ -124,7 +123,7 @@ class SqliteOutboxStore:
                         item.turn,
                     ),
                 )
-                added.append(dataclasses.replace(item, id=self._last_id, state=state))
+                added.append(dataclasses.replace(item, id=self._last_id))
         return added
 
     def _queue(self, item: OutboxItem) -> OutboxItem:
