@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -91,3 +92,22 @@ async def test_account_is_taken_as_written_in_any_letter_case(wechat: WeChatHarn
     assert bad.exit_code == 2
     assert "Invalid value for '--account'" in bad.output
     assert "use 1-64 characters from a-z, 0-9, _ and -" in bad.output
+
+
+async def test_list_for_an_account_the_config_lacks_says_so(
+    wechat: WeChatHarness, tmp_path: Path
+) -> None:
+    # a mistyped --account listed "no pending pairing requests", as if all were well
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    config = tmp_path / "config.json5"
+    config.write_text("{channels: {wechat: {accounts: {default: {}, work: {}}}}}")
+    where = ["--state-dir", str(wechat.state_dir), "--config", str(config)]
+    for args in (["--account", "wrok"], ["--account", "wrok", "--json"]):
+        bad = CliRunner().invoke(cli, ["pairing", "list", *args, *where])
+        assert bad.exit_code == 2, bad.output
+        assert "no account 'wrok' in the config (accounts: default, work)" in bad.output
+    listed = CliRunner().invoke(cli, ["pairing", "list", "--account", "work", *where])
+    assert listed.exit_code == 0 and "no pending pairing requests" in listed.output
+    listed = CliRunner().invoke(cli, ["pairing", "list", "--account", "default", *where])
+    assert listed.exit_code == 0 and "wxid_stranger" in listed.output

@@ -62,6 +62,24 @@ def _redis_config(config_file: Path | None) -> tuple[str, str] | None:
     return store.url, store.namespace
 
 
+def _account_in_config(config_file: Path | None, account: str) -> None:
+    """A usage error when the config (there is one, and it reads) has no such account: a
+    mistyped ``--account`` must not read as "nothing pending"."""
+    from wechat_sdk.config import ConfigError, accounts_of, config_path, load_config
+
+    if not config_path(config_file).exists():
+        return  # (no config here: the store is all there is to go by)
+    try:
+        accounts = accounts_of(load_config(config_file)).accounts
+    except ConfigError:
+        return  # (said when the state directory was looked up)
+    if account not in accounts:
+        names = ", ".join(sorted(accounts))
+        raise click.BadParameter(
+            f"no account {account!r} in the config (accounts: {names})", param_hint="--account"
+        )
+
+
 @cli.group("pairing")
 def pairing_group() -> None:
     """Pending DM pairing requests: list, approve, deny."""
@@ -85,6 +103,8 @@ def pairing_list(
         requests = service.list(account)
     finally:
         store.close()
+    if account is not None and not requests:
+        _account_in_config(config_file, account)
     rows = [
         {
             "code": r.code,
