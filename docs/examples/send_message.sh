@@ -10,10 +10,11 @@ BODY=$(python3 -c 'import json, sys; print(json.dumps({"to": sys.argv[1], "text"
   "${WECHAT_TO:-wxid_owner}" "$TEXT")
 
 # Idempotency-Key: if this script runs again for the same day, nothing is sent twice
-curl --fail-with-body --silent --show-error \
+# (--write-out: a newline after the answer, so curl's own error line on a failure starts
+# a line of its own)
+curl --fail-with-body --silent --show-error --write-out '\n' \
   -H "Authorization: Bearer $WECHAT_API_TOKEN" \
   -H "Content-Type: application/json" \
   -H "Idempotency-Key: backup-$(date +%F)" \
   -d "$BODY" \
   "$API/v1/messages"
-echo

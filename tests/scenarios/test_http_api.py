@@ -613,6 +613,24 @@ async def test_the_docs_curl_script_sends_once_a_day(wechat: WeChatHarness) -> N
     assert wechat.world.texts(to="wxid_alice") == ["Backup done: 3 GB"]  # once
 
 
+async def test_the_docs_curl_script_ends_its_error_answer_with_a_newline(
+    wechat: WeChatHarness,
+) -> None:
+    """A refused request: the script exits non-zero with the API's JSON error on a line
+    of its own (curl's own error line, on stderr, must not run into it)."""
+    gw = await wechat.gateway(echo, **API)
+    assert gw.http is not None and gw.http.api_url
+    env = {**os.environ, "WECHAT_API": gw.http.api_url, "WECHAT_API_TOKEN": "wrong"}
+    process = await asyncio.create_subprocess_exec(
+        "sh", str(SEND_SCRIPT), "hi", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode != 0
+    assert out.endswith(b"}\n")
+    assert "token" in json.loads(out)["error"]
+    assert wechat.world.texts() == []
+
+
 async def test_a_restart_turns_the_api_on_and_off(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:
