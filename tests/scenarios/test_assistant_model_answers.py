@@ -571,6 +571,12 @@ async def test_odd_tool_calls_are_refused_or_sent_back_logged_and_never_run(
     assert len(replies) == 4
     assert all("not available" in r for r in replies[:3])
     assert "bad arguments" in replies[3] and "not JSON" in replies[3]
+    assert """(the arguments were: '{"city": "Par')""" in replies[3]
+    # the calls as given back: JSON objects (vLLM and llama.cpp parse them, and would
+    # refuse the request), the bad one as {}
+    (asked,) = [m for m in server.requests[1]["messages"] if m.get("tool_calls")]
+    given = [c["function"]["arguments"] for c in asked["tool_calls"]]
+    assert given == ['{"city": "Paris"}'] * 3 + ["{}"]
     assert caplog.text.count("reason=tool_not_allowed") == 3
     assert "tool 'forecast' called with bad arguments" in caplog.text
     assert "reason=tool_bad_arguments" in caplog.text

@@ -222,7 +222,7 @@ class ChatModel:
                         {
                             "id": c["id"],
                             "type": "function",
-                            "function": {"name": c["name"], "arguments": c["arguments"] or "{}"},
+                            "function": {"name": c["name"], "arguments": _given_back(c)},
                         }
                         for c in calls
                     ],
@@ -239,6 +239,8 @@ class ChatModel:
             for n, call in enumerate(calls):
                 if n < MAX_CALLS_PER_ROUND:
                     text = (await tools.call(call["name"], call["arguments"])).text
+                    if _given_back(call) != (call["arguments"] or "{}"):
+                        text += f" (the arguments were: {call['arguments'][:300]!r})"
                 else:
                     text = (
                         f"error: not run: at most {MAX_CALLS_PER_ROUND} tool calls of one "
@@ -391,6 +393,17 @@ class ChatModel:
         for secret in self._secrets:
             detail = detail.replace(secret, "***")
         return ModelFailed(reason, detail[:DETAIL_MAX_CHARS])
+
+
+def _given_back(call: dict[str, str]) -> str:
+    """A call's arguments as the history gives them back to the model: ``{}`` in place of
+    text that is no JSON object (servers that render calls with a chat template, vLLM's
+    and llama.cpp's, parse them and would fail every later request of the turn; the
+    call's tool reply quotes what the model sent)."""
+    try:
+        return call["arguments"] if isinstance(json.loads(call["arguments"]), dict) else "{}"
+    except (ValueError, RecursionError):
+        return "{}"
 
 
 def _message(exc: Any) -> str:
