@@ -830,6 +830,80 @@ async def test_a_kill_as_a_stop_journals_the_reply_of_a_kept_turn_loses_nothing(
         await third.close()
 
 
+async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Path) -> None:
+    """A stranger writes while a stop lets a long reply finish: the pairing code waits for
+    its pacing, and a kill then must not lose it (the request is made: writing again gets
+    no code for an hour). The next process sends it, once."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    keys = {
+        "dmPolicy": "pairing",
+        "allowFrom": ["wxid_alice"],
+        "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
+    }
+    gw = make_gateway(world, state, Bot(world), **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert world.texts(to="wxid_stranger") == []
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    after = new_world()
+    second = make_gateway(after, killed, Bot(after), **keys)
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        reply = after.texts(to="wxid_stranger")  # (in chunks: textChunkLimit is 100)
+        assert "\n".join(reply).count("Pairing code") == 1
+        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
+        await after.say("wxid_stranger", "hello again?")  # pending: nothing more
+        assert after.texts(to="wxid_stranger") == reply
+    finally:
+        await second.close()
+
+
+async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The grace period ends while a stranger's pairing reply goes out in chunks: the next
+    start sends the chunks that had not gone out, not the whole reply again."""
+    world, state = new_world(), tmp_path / "state"
+    keys = {
+        "dmPolicy": "pairing",
+        "allowFrom": ["wxid_alice"],
+        "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
+    }
+    gw = make_gateway(world, state, Bot(world), **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=3))
+    before = world.texts(to="wxid_stranger")
+    assert 0 < len(before) < 5
+
+    second = make_gateway(world, state, Bot(world), **keys)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        reply = world.texts(to="wxid_stranger")
+        assert len(reply) == 5 and reply[: len(before)] == before
+        assert "\n".join(reply).count("Pairing code") == 1
+        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
+    finally:
+        await second.close()
+
+
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     tmp_path: Path,
 ) -> None:

@@ -121,7 +121,27 @@ class KeptWork:
 
     def journal(self, turn: AgentTurn, progress: TurnProgress) -> TurnJournal:
         """Write a turn in flight to the outbox as a stop begins (kept true as it goes on)."""
-        return TurnJournal(self, turn, progress)
+        return TurnJournal(self, turn, progress, turn.conversation_id)
+
+    def journal_text(self, to: str, progress: TurnProgress) -> TurnJournal:
+        """Write a text in flight (see :meth:`Turns.send_soon`) to the outbox as a stop
+        begins, as a turn's reply is (its messages once they are known)."""
+        return TurnJournal(self, None, progress, to)
+
+    def keep_cut_text(self, to: str, text: str, progress: TurnProgress, handed: bool) -> None:
+        """Keep what a stop left of a text (see :meth:`Turns.send_soon`); ``handed``: the
+        cut came while the puppet had a message of it."""
+        journal, plan = progress.journal, progress.plan
+        if not (handed or progress.sent or plan.pending):  # cut before it began to go out
+            if journal is None or not journal.written():
+                self.keep_text(to, text)
+            return
+        if journal is not None:
+            journal.cut()
+        unwritten = [m for m in plan.pending if journal is None or journal.holds(m) is None]
+        if unwritten:
+            items = kept_messages(self.account_id, to, unwritten, self.clock.now())
+            self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
 
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep what a stop left of ``turn``."""
@@ -160,7 +180,9 @@ class KeptWork:
             unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
             done = True
             if unwritten:
-                items = kept_messages(turn, unwritten, self.clock.now())
+                items = kept_messages(
+                    turn.account_id, conversation, unwritten, self.clock.now(), turn
+                )
                 done = self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
             if done:
                 self.log.warning(
@@ -439,9 +461,17 @@ class TurnJournal:
     within the grace period, what it left is deleted.
     """
 
-    def __init__(self, kept: KeptWork, turn: AgentTurn, progress: TurnProgress) -> None:
+    def __init__(
+        self,
+        kept: KeptWork,
+        turn: AgentTurn | None,
+        progress: TurnProgress,
+        conversation_id: str,
+    ) -> None:
         self.kept = kept
+        #: None for a text that answers no turn (its progress is answered from the start)
         self.turn = turn
+        self.conversation_id = conversation_id
         self.progress = progress
         self.turn_item: OutboxItem | None = None
         self.items: list[tuple[OutboundMessage, OutboxItem]] = []
@@ -469,6 +499,7 @@ class TurnJournal:
         return self.turn_item is not None or bool(self.items)
 
     def _add_turn(self) -> OutboxItem | None:
+        assert self.turn is not None, "a text is answered from the start"
         item = kept_turn(self.turn, self.kept.clock.now())
         added: list[OutboxItem] = []
         self.kept._write(lambda o: added.extend(o.add([item])), "a turn")
@@ -484,7 +515,13 @@ class TurnJournal:
         """Messages of the reply to journal (``sending``: the one with the puppet now)."""
         if not messages:
             return
-        rows = kept_messages(self.turn, list(messages), self.kept.clock.now())
+        rows = kept_messages(
+            self.kept.account_id if self.turn is None else self.turn.account_id,
+            self.conversation_id,
+            list(messages),
+            self.kept.clock.now(),
+            self.turn,
+        )
         rows = [
             dataclasses.replace(row, state="sending") if m is sending else row
             for m, row in zip(messages, rows, strict=True)
@@ -517,7 +554,7 @@ class TurnJournal:
             "could not mark a message of the reply to %s as being sent in the store's "
             "outbox (%s): not sent now; what is kept of the turn goes out after a restart "
             "(never twice)",
-            self.turn.conversation_id,
+            self.conversation_id,
             error,
         )
         raise DeliveryFailed(f"not sent: {error}", code="store_failed")

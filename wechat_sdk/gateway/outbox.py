@@ -39,19 +39,27 @@ OUTBOX_MAX_AGE_S = 24 * 3600.0
 _TURN_FORMAT = 1
 
 
-def kept_messages(turn: AgentTurn, messages: list[OutboundMessage], now: float) -> list[OutboxItem]:
-    """Outbox items for the messages of ``turn``'s reply that did not go out, in order."""
+def kept_messages(
+    account_id: str,
+    conversation_id: str,
+    messages: list[OutboundMessage],
+    now: float,
+    turn: AgentTurn | None = None,
+) -> list[OutboxItem]:
+    """Outbox items for the messages that did not go out, in order: of ``turn``'s reply,
+    or of a text that answers no turn (a pairing code)."""
     return [
         OutboxItem(
-            account_id=turn.account_id,
-            conversation_id=turn.conversation_id,
+            account_id=account_id,
+            conversation_id=conversation_id,
             kind="file" if m.file is not None else "text",
             created_at=now,
             text=m.text,
             mention_ids=m.mention_ids,
             file=m.file,
-            turn=turn.message_id or None,  # (the message it answers: see kept._answered)
-            dm=turn.chat_type == "direct",
+            # (the message it answers: see kept._answered)
+            turn=turn.message_id or None if turn is not None else None,
+            dm=turn is not None and turn.chat_type == "direct",
         )
         for m in messages
     ]

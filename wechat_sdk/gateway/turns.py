@@ -93,7 +93,9 @@ class CutTurns(Protocol):
 
     def journal(self, turn: AgentTurn, progress: TurnProgress) -> Journal: ...
 
-    def keep_text(self, to: str, text: str) -> None: ...
+    def journal_text(self, to: str, progress: TurnProgress) -> Journal: ...
+
+    def keep_cut_text(self, to: str, text: str, progress: TurnProgress, handed: bool) -> None: ...
 
     def message_done(self, item: OutboxItem) -> bool: ...
 
@@ -138,6 +140,8 @@ class Turns:
         #: every turn from :meth:`answer` until its task ends (waiting for its
         #: conversation included), with how far it got
         self._queued: dict[asyncio.Task[Any], tuple[AgentTurn, TurnProgress]] = {}
+        #: the texts of :meth:`send_soon` until their task ends: to whom, how far
+        self._texts: dict[asyncio.Task[Any], tuple[str, TurnProgress]] = {}
         #: a stop is letting the turns in flight finish (see settle)
         self._settling = False
         #: write every turn to the outbox as it begins, not only at a stop (an account
@@ -186,19 +190,30 @@ class Turns:
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
-        dedupe mark so far is durable."""
+        dedupe mark so far is durable. Once a stop began it is journaled as a turn's reply
+        is (a kill in the grace period must not lose it); what a cut leaves is kept."""
+        progress = TurnProgress(answered=True)  # (no agent to ask: a turn's reply at once)
 
         async def send() -> None:
             try:
                 await self._marks_durable(None)
                 with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
-                    await self.outbound.deliver(to, Reply(text=text))
+                    await self.outbound.deliver(
+                        to, Reply(text=text), sent=progress.sent, plan=progress.plan
+                    )
             except asyncio.CancelledError as cut:
-                if not isinstance(cut, SendCut):  # it did not go out: kept for the restart
-                    self._cut.keep_text(to, text)
+                # (SendCut: the message with the puppet went out, or maybe did)
+                self._cut.keep_cut_text(to, text, progress, handed=isinstance(cut, SendCut))
                 raise
+            if progress.journal is not None:
+                progress.journal.close()
 
-        self.track(asyncio.get_running_loop().create_task(send()))
+        if self._settling:
+            progress.journal = self._cut.journal_text(to, progress)
+        task = asyncio.get_running_loop().create_task(send())
+        self._texts[task] = (to, progress)
+        task.add_done_callback(self._texts.pop)
+        self.track(task)
 
     async def _answer(self, turn: AgentTurn, mark: int | None, progress: TurnProgress) -> None:
         try:
@@ -312,6 +327,9 @@ class Turns:
             for turn, progress in [*self._active.values(), *self._queued.values()]:
                 if progress.journal is None:
                     progress.journal = self._cut.journal(turn, progress)
+            for to, progress in self._texts.values():  # and the texts (pairing codes)
+                if progress.journal is None:
+                    progress.journal = self._cut.journal_text(to, progress)
             await finish_or_cut(self.tasks, grace_s, self.clock, [sender])
         finally:
             self._settling = False
