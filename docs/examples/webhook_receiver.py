@@ -23,7 +23,7 @@ async def wechat_events(request: web.Request) -> web.Response:
     if event["type"] == "pairing.requested":
         data = event["data"]
         print(f"{data['senderName']} ({data['senderId']}) asks to talk: code {data['code']}")
-    return web.Response(status=204)  # any 2xx: taken; anything else: sent again later
+    return web.Response(status=204)  # 2xx: taken; 410: send no more; else: sent again later
 
 
 app = web.Application()

@@ -363,3 +363,99 @@ async def test_an_answer_with_retry_after_is_honoured() -> None:
     finally:
         await dispatcher.close()
         await receiver.close()
+
+
+async def test_an_endpoint_answering_410_gone_is_sent_nothing_more(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Standard Webhooks: 410 Gone is the consumer disabling the endpoint. That event is
+    # not retried, the endpoint's other queued events are dropped with one error line,
+    # and nothing more is queued for it; another endpoint gets everything as before
+    caplog.set_level(logging.INFO)
+    clock = VirtualClock()
+    store = MemoryStore()
+    gone = await Receiver(whsec(3)).start()
+    other = await Receiver(whsec(4)).start()
+    gone.answers = [410, 410]
+    url = gone.url + "?token=URL-SECRET-2"  # (the logs name its origin only)
+    endpoints = [
+        WebhookEndpoint(url=url, secret=gone.secret),
+        WebhookEndpoint(url=other.url, secret=other.secret),
+    ]
+    dispatcher = WebhookDispatcher(endpoints, store.webhooks, clock)
+    started = clock.now()
+    for n in range(3):
+        dispatcher.publish("account.ready", {"accountId": f"a{n}"})
+    dispatcher.start()
+    try:
+        await eventually(lambda: "reason=webhook_disabled" in caplog.text)
+        assert store.webhooks.pending(url) == []
+        assert dispatcher.gone == {url: started}
+        (line,) = [r.getMessage() for r in caplog.records if "webhook_disabled" in r.getMessage()]
+        first = gone.received[0].headers["webhook-id"]
+        port = gone.server.port
+        assert line == (
+            f"webhook {first} (account.ready) to http://127.0.0.1:{port} answered 410 Gone: "
+            "not retried, 2 other queued event(s) for it dropped, and nothing more is sent "
+            "to it until the gateway restarts reason=webhook_disabled"
+        )
+        dispatcher.publish("account.ready", {"accountId": "later"})
+        await other.wait_for(4)
+        assert store.webhooks.pending(url) == []  # not queued for it
+        await clock.advance(sum(RETRY_SCHEDULE_S))  # the whole retry schedule later
+        assert len(gone.received) == 1
+        assert [e["data"]["accountId"] for e in other.events()] == ["a0", "a1", "a2", "later"]
+    finally:
+        await dispatcher.close()
+        await gone.close()
+        await other.close()
+
+
+async def test_a_reload_sends_again_to_an_endpoint_that_said_gone(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    receiver.answers = [410]
+    gw = await wechat.gateway(
+        echo, dmPolicy="open", allowFrom=["*"], **hooks(receiver, events=["reply.sent"])
+    )
+    await wechat.world.say("wxid_alice", "one")
+    await wechat.world.run_until_idle()
+    await receiver.wait_attempts(1)
+    await eventually(lambda: not gw.store.webhooks.pending())
+    await wechat.world.say("wxid_alice", "two")  # not queued: the endpoint said Gone
+    await wechat.world.run_until_idle()
+    assert gw.store.webhooks.pending() == []
+    await wechat.world.advance(sum(RETRY_SCHEDULE_S))
+    assert len(receiver.received) == 1
+    # the user fixed the endpoint and reloads the same config (`gateway restart`)
+    await gw.reload(gw.config)
+    await wechat.world.login()
+    await wechat.world.say("wxid_alice", "three")
+    await wechat.world.run_until_idle()
+    (event,) = await receiver.wait_for(1, "reply.sent")
+    assert event["data"]["text"] == "echo: three"
+
+
+async def test_the_next_start_sends_again_to_an_endpoint_that_said_gone(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    # what it said Gone to, and what was queued with it, stays dropped (the SQLite queue);
+    # a new start with the same config sends the new events to it again
+    receiver.answers = [410]
+    config = hooks(receiver, events=["message.received", "reply.sent"])
+    gw = await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+    await wechat.world.say("wxid_alice", "one")
+    await wechat.world.run_until_idle()
+    await receiver.wait_attempts(1)
+    await eventually(lambda: not gw.store.webhooks.pending())
+    await gw.close()
+
+    gw = await wechat.gateway(echo, dmPolicy="open", allowFrom=["*"], **config)
+    await wechat.world.say("wxid_alice", "two")
+    await wechat.world.run_until_idle()
+    events = await receiver.wait_for(2)
+    assert [(e["type"], e["data"]["text"]) for e in events] == [
+        ("message.received", "two"),
+        ("reply.sent", "echo: two"),
+    ]
+    assert len(receiver.received) == 3  # the one Gone, then these two

@@ -5,6 +5,8 @@ it; a delivery claimed by a gateway that died goes out once its claim ended."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -102,3 +104,39 @@ async def test_a_gateway_without_an_endpoint_leaves_its_events_to_the_gateways_w
         await restarted.close()
         await queuing.close()
     assert event["data"]["accountId"] == "support1"
+
+
+async def test_an_endpoint_gone_is_dropped_for_every_gateway_and_each_stops_once_told(
+    receiver: Receiver, stores: list[RedisStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    # 410 Gone to one gateway drops the endpoint's queue in Redis, what the other gateway
+    # queued included; the told gateway queues nothing more for it, the other goes on
+    # until it is told too (by its own next POST)
+    caplog.set_level(logging.INFO)
+    receiver.answers = [410] * 10
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    told, other = (
+        WebhookDispatcher([endpoint], s.webhooks, RealClock(), shared=True) for s in stores
+    )
+    for n in range(3):  # queued by both, not started
+        (told, other)[n % 2].publish("account.ready", {"accountId": f"a{n}"})
+    told.start()
+    try:
+        await eventually(lambda: not stores[1].webhooks.pending())
+        assert len(receiver.received) == 1
+        told.publish("account.ready", {"accountId": "told"})
+        assert stores[0].webhooks.pending() == []  # not queued by the gateway told
+        other.publish("account.ready", {"accountId": "other"})
+        assert len(stores[0].webhooks.pending()) == 1  # the other was not told yet
+        other.start()
+        await eventually(lambda: not stores[0].webhooks.pending())
+    finally:
+        await told.close()
+        await other.close()
+    sent = [json.loads(r.body)["data"]["accountId"] for r in receiver.received]
+    assert sent == ["a0", "other"]  # one POST each gateway, the rest dropped unsent
+    assert list(told.gone) == list(other.gone) == [receiver.url]
+    lines = [r.getMessage() for r in caplog.records if "reason=webhook_disabled" in r.getMessage()]
+    assert len(lines) == 2
+    assert "not retried, 2 other queued event(s) for it dropped" in lines[0]
+    assert "not retried, 0 other queued event(s) for it dropped" in lines[1]

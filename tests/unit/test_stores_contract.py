@@ -623,6 +623,23 @@ def test_webhook_delete_forgets_a_delivery_once(store: Any) -> None:
     assert store.webhooks.pending() == []
 
 
+def test_webhook_delete_endpoint_forgets_that_endpoints_deliveries_only(store: Any) -> None:
+    # (its endpoint answered 410 Gone): the one under way (claimed) goes too, and a
+    # failed attempt recorded after cannot bring it back
+    first, _, other = store.webhooks.add(
+        [delivery(1), delivery(2, due=T0 + 60), delivery(3, "https://b.example/")]
+    )
+    (claimed,) = store.webhooks.claim_due(first.endpoint, T0, hold_s=30)
+    assert store.webhooks.delete_endpoint(first.endpoint) == 2
+    store.webhooks.retry_later(claimed.id, attempts=1, next_attempt_at=T0 + 5, last_error="x")
+    assert store.webhooks.pending() == [other]
+    assert store.webhooks.next_attempt_at(first.endpoint) is None
+    assert store.webhooks.claim_due(first.endpoint, T0 + 3600, hold_s=30) == []
+    assert store.webhooks.delete_endpoint(first.endpoint) == 0
+    (later,) = store.webhooks.add([delivery(4)])  # queued again afterwards: kept
+    assert store.webhooks.pending(first.endpoint) == [later]
+
+
 # --- idempotency keys -------------------------------------------------------------------------
 
 

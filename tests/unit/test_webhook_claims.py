@@ -74,3 +74,18 @@ def test_a_delivery_deleted_while_claimed_is_not_claimed_again(
     assert a.delete(d.id) is True  # its endpoint took it
     assert b.claim_due(URL, T0 + 60, hold_s=30) == []
     assert b.next_attempt_at(URL) is None
+
+
+def test_an_endpoint_dropped_by_one_gateway_is_dropped_for_the_other_its_claims_too(
+    gateways: tuple[Any, Any],
+) -> None:
+    # (410 Gone): a delivery the other gateway is POSTing cannot come back by its retry
+    a, b = gateways
+    first, _ = a.add([delivery(1), delivery(2)])
+    (elsewhere,) = a.add([WebhookDelivery("https://b.example/", "msg_3", "x", "{}", T0, T0)])
+    assert b.claim_due(URL, T0, hold_s=30) == [first]
+    assert a.delete_endpoint(URL) == 2
+    b.retry_later(first.id, attempts=1, next_attempt_at=T0 + 5, last_error="HTTP 503")
+    assert b.delete(first.id) is False
+    assert a.claim_due(URL, T0 + 60, hold_s=30) == b.claim_due(URL, T0 + 60, hold_s=30) == []
+    assert a.pending() == b.pending() == [elsewhere]

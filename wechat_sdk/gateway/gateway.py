@@ -392,6 +392,8 @@ class Gateway:
                 endpoints, self.store.webhooks, self.clock, shared=shared
             )
             self.webhooks.start()
+        elif self.webhooks is not None:  # kept through a reload (the same endpoints)
+            self.webhooks.resume_gone()  # (the user may have fixed one that said 410 Gone)
         dispatcher = self.webhooks
         self.events = (
             GatewayEvents(dispatcher.publish, dispatcher.wanted)

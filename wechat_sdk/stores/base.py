@@ -315,6 +315,13 @@ class WebhookQueue(Protocol):
         """Forget a delivery (its endpoint took it, or it was given up); True if it was there."""
         ...
 
+    def delete_endpoint(self, endpoint: str) -> int:
+        """Forget every delivery queued for ``endpoint`` (it answered ``410 Gone``), in one
+        step; how many there were. On a shared queue that is every gateway's, those claimed
+        included: the claim's holder then finds its delivery gone (its :meth:`delete` or
+        :meth:`retry_later` changes nothing)."""
+        ...
+
     def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
         """The deliveries queued (for one endpoint, or all), in the order added."""
         ...

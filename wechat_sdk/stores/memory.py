@@ -287,6 +287,13 @@ class MemoryWebhookQueue:
         """See :meth:`WebhookQueue.delete`."""
         return self._rows.pop(delivery_id, None) is not None
 
+    def delete_endpoint(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.delete_endpoint`."""
+        ids = [i for i, r in self._rows.items() if r.endpoint == endpoint]
+        for i in ids:
+            del self._rows[i]
+        return len(ids)
+
     def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
         """See :meth:`WebhookQueue.pending`."""
         return [r for r in self._rows.values() if endpoint is None or r.endpoint == endpoint]

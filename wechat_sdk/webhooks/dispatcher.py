@@ -2,14 +2,18 @@
 
 - At least once: an event is written to the store's webhook queue (one row per endpoint
   that subscribed to it) before anything else happens to it, and deleted only once its
-  endpoint answered 2xx, or after its last retry. What is queued at a stop is sent after
-  the next start (on the SQLite store).
+  endpoint answered 2xx (or 410 Gone), or after its last retry. What is queued at a stop
+  is sent after the next start (on the SQLite store).
 - Signed per Standard Webhooks (:mod:`wechat_sdk.webhooks.signing`); the ``webhook-id`` is
   the queue row's, the same on every retry.
-- Retried on any other answer, a timeout or a refused connection, on the schedule
+- Retried on any other answer (but 410), a timeout or a refused connection, on the schedule
   :data:`RETRY_SCHEDULE_S` (about 28 hours in all), then given up with an error line. An
   answer with ``Retry-After`` (seconds or an HTTP date) is retried no sooner than it says
   (capped to the schedule's longest wait), and nothing else goes to its endpoint before.
+- ``410 Gone`` disables the endpoint, as Standard Webhooks asks: that event is not
+  retried, the endpoint's queued events are dropped (for every gateway sharing the queue),
+  and this dispatcher queues and sends nothing more to it until :meth:`resume_gone` (a
+  reload of the gateway's config) or a new dispatcher (the gateway's next start).
 - One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
   the gateway's messages never wait for a webhook (queueing is a store write).
 - Once across gateways: each delivery is claimed from the queue before it is POSTed
@@ -26,8 +30,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from wechat_sdk.clock import BACKGROUND, Clock
 from wechat_sdk.config.integrations import WebhookEndpoint, origin_of
@@ -94,6 +99,16 @@ def retry_after_s(value: str | None, now: float) -> float | None:
     return None if when is None else max(0.0, when - now)
 
 
+class _Answer(NamedTuple):
+    """How an attempt went: ``error`` is None when the endpoint took it (2xx), else why
+    not; ``status`` the HTTP status when there was an answer; ``retry_after`` the seconds
+    its ``Retry-After`` asked to wait, if it sent one."""
+
+    error: str | None
+    status: int | None = None
+    retry_after: float | None = None
+
+
 class WebhookDispatcher:
     """Queues events for the configured endpoints and delivers them, one task per endpoint.
 
@@ -130,8 +145,16 @@ class WebhookDispatcher:
         self._wake: dict[str, asyncio.Event] = {url: asyncio.Event() for url in self.endpoints}
         #: when an endpoint that answered ``Retry-After`` may be sent to again
         self._resume_at: dict[str, float] = {}
+        #: the endpoints that answered ``410 Gone``, and when (the clock's time)
+        self._gone: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def gone(self) -> Mapping[str, float]:
+        """The endpoints (their URLs) that answered ``410 Gone``, and when (the clock's
+        time): nothing is queued for them or sent to them until :meth:`resume_gone`."""
+        return dict(self._gone)
 
     @property
     def wanted(self) -> frozenset[str]:
@@ -148,7 +171,7 @@ class WebhookDispatcher:
         rows = [
             WebhookDelivery(url, new_message_id(), event_type, body, now, now)
             for url, endpoint in self.endpoints.items()
-            if endpoint.wants(event_type)
+            if endpoint.wants(event_type) and url not in self._gone
         ]
         if not rows:
             return
@@ -178,9 +201,20 @@ class WebhookDispatcher:
                 where,
                 extra={"account": "-"},
             )
-        loop = asyncio.get_running_loop()
         for url in self.endpoints:
-            self._tasks.append(loop.create_task(self._run(url), name=f"webhook:{origin(url)}"))
+            self._start_task(url)
+
+    def resume_gone(self) -> None:
+        """Queue and send again to the endpoints that answered ``410 Gone`` (the gateway's
+        config was reloaded: the user may have fixed them). Their task ended with the
+        answer, so each gets a new one."""
+        gone, self._gone = self._gone, {}
+        for url in gone:
+            self._start_task(url)
+
+    def _start_task(self, url: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(url), name=f"webhook:{origin(url)}")
+        self._tasks.append(task)
 
     async def close(self) -> None:
         """Stop delivering (what is queued stays queued) and close the HTTP session."""
@@ -199,7 +233,7 @@ class WebhookDispatcher:
     async def _run(self, url: str) -> None:
         BACKGROUND.set(True)  # on a virtual clock, a retry's wait keeps no world busy
         wake = self._wake[url]
-        while True:
+        while url not in self._gone:  # (410 Gone: this endpoint's task ends)
             wake.clear()
             try:
                 held = self._resume_at.get(url, 0.0) - self.clock.now()
@@ -242,7 +276,10 @@ class WebhookDispatcher:
                 w.cancel()
 
     async def _deliver(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
-        error, retry_after = await self._attempt(endpoint, delivery)
+        error, status, retry_after = await self._attempt(endpoint, delivery)
+        if status == HTTPStatus.GONE:
+            self._disable(endpoint.url, delivery)
+            return
         if retry_after is not None:  # (capped: a year's Retry-After must not park it)
             retry_after = min(retry_after, max(self.schedule))
             self._resume_at[endpoint.url] = self.clock.now() + retry_after
@@ -283,11 +320,27 @@ class WebhookDispatcher:
             extra={"account": "-"},
         )
 
-    async def _attempt(
-        self, endpoint: WebhookEndpoint, delivery: WebhookDelivery
-    ) -> tuple[str | None, float | None]:
-        """POST one delivery; None when the endpoint took it (2xx), else why not; and the
-        seconds its ``Retry-After`` asked to wait, if it sent one."""
+    def _disable(self, url: str, delivery: WebhookDelivery) -> None:
+        """The endpoint answered ``410 Gone`` to ``delivery``: its consumer wants nothing
+        more (Standard Webhooks). Its queue is dropped before the endpoint is marked gone:
+        when the store fails, what it still holds for the endpoint is attempted again
+        after the pause, and a 410 to that does this again."""
+        self.queue.delete(delivery.id)
+        others = self.queue.delete_endpoint(url)
+        self._gone[url] = self.clock.now()  # (publish() queues nothing more for it)
+        log.error(
+            "webhook %s (%s) to %s answered 410 Gone: not retried, %d other queued event(s) "
+            "for it dropped, and nothing more is sent to it until the gateway restarts "
+            "reason=webhook_disabled",
+            delivery.message_id,
+            delivery.event_type,
+            origin(url),
+            others,
+            extra={"account": "-"},
+        )
+
+    async def _attempt(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> _Answer:
+        """POST one delivery, and how it went."""
         import aiohttp
 
         # ("replace": a row queued before event_body replaced what UTF-8 cannot encode)
@@ -304,14 +357,14 @@ class WebhookDispatcher:
                 endpoint.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 if 200 <= response.status < 300:
-                    return None, None
+                    return _Answer(None, response.status)
                 retry_after = retry_after_s(response.headers.get("Retry-After"), self.wall_time())
-                return f"HTTP {response.status}", retry_after
+                return _Answer(f"HTTP {response.status}", response.status, retry_after)
         except TimeoutError:
-            return f"no answer within {self.attempt_timeout_s:g} s", None
+            return _Answer(f"no answer within {self.attempt_timeout_s:g} s")
         except aiohttp.ClientError as exc:
             # its text may repeat the whole URL (a token in its query): the class only
             # (the log line names the origin), and for a connection that failed, why
             cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
             why = f" ({cause.strerror})" if cause and cause.strerror else ""
-            return type(exc).__name__ + why, None
+            return _Answer(type(exc).__name__ + why)

@@ -194,6 +194,18 @@ end
 return claimed
 """
 
+# KEYS: the deliveries, the endpoint's sorted set. Every delivery of the endpoint, claimed
+# or not, gone in one step (a gateway adding one meanwhile adds it after, or before).
+_DELETE_ENDPOINT: Final = """
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+local gone = 0
+for i = 1, #ids do
+  gone = gone + redis.call('HDEL', KEYS[1], ids[i])
+end
+redis.call('DEL', KEYS[2])
+return gone
+"""
+
 
 class RedisWebhookQueue:
     """:class:`~wechat_sdk.stores.base.WebhookQueue` in Redis (keys: ``webhooks:*``).
@@ -206,6 +218,7 @@ class RedisWebhookQueue:
         self._r = client
         self._k = keys
         self._claim_due = client.register_script(_CLAIM_DUE)
+        self._delete_endpoint = client.register_script(_DELETE_ENDPOINT)
 
     def add(self, deliveries: Sequence[WebhookDelivery]) -> list[WebhookDelivery]:
         """See :meth:`WebhookQueue.add` (one MULTI/EXEC)."""
@@ -287,6 +300,12 @@ class RedisWebhookQueue:
 
         done: bool = transact(self._r, change, self._k.webhook_rows)
         return done
+
+    def delete_endpoint(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.delete_endpoint` (one script: atomic, for every gateway)."""
+        return int(
+            self._delete_endpoint(keys=[self._k.webhook_rows, self._k.webhook_due(endpoint)])
+        )
 
     def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
         """See :meth:`WebhookQueue.pending`."""

@@ -111,6 +111,15 @@ class SqliteWebhookQueue:
             )
             return cur.rowcount > 0
 
+    def delete_endpoint(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.delete_endpoint` (one transaction)."""
+        with self._db.write() as conn:
+            cur = conn.execute(
+                "DELETE FROM webhook_queue WHERE channel = ? AND endpoint = ?",
+                (self.channel, endpoint),
+            )
+            return cur.rowcount
+
     def pending(self, endpoint: str | None = None) -> list[WebhookDelivery]:
         """See :meth:`WebhookQueue.pending`."""
         if endpoint is None:
