@@ -238,3 +238,34 @@ def test_outbox_items_of_an_account_with_a_colon_in_its_id_are_deleted_for_good(
         assert store.outbox.items(odd) == []
     finally:
         store.close()
+
+
+def test_idempotency_keys_are_purged_by_time_those_of_an_older_gateway_too(
+    redis_url: str, redis_namespace: str
+) -> None:
+    # a purge reads the keys it forgets from a time index, not every record; records an
+    # older gateway wrote (no index) are indexed by the first purge, and purged when old
+    import json
+
+    import redis
+
+    store = redis_store(redis_url, redis_namespace)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    records, since = store.keys.idempotency, store.keys.idempotency_since
+    try:
+        raw.hset(records, "older-old", json.dumps(["fp", T0, 200, "{}"]))
+        raw.hset(records, "older-new", json.dumps(["fp", T0 + 100, 200, "{}"]))
+        store.idempotency.claim("old", "fp", T0 + 10)
+        store.idempotency.claim("new", "fp", T0 + 100)
+        store.idempotency.claim("released", "fp", T0)
+        store.idempotency.release("released")
+        assert store.idempotency.purge(T0 + 50) == 2
+        assert sorted(raw.hkeys(records)) == ["new", "older-new"]
+        assert sorted(raw.zrange(since, 0, -1)) == ["new", "older-new"]
+        assert store.idempotency.purge(T0 + 50) == 0
+        assert store.idempotency.claim("old", "fp2", T0 + 200) is None  # new again
+        known = store.idempotency.claim("older-new", "other", T0 + 200)
+        assert known is not None and known.created_at == T0 + 100
+    finally:
+        raw.close()
+        store.close()

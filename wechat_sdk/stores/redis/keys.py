@@ -103,3 +103,8 @@ class Keys:
     def idempotency(self) -> str:
         """hash: Idempotency-Key -> the request's record (JSON)"""
         return f"{self.prefix}idempotency"
+
+    @property
+    def idempotency_since(self) -> str:
+        """zset: the Idempotency-Keys, scored by when first used (what a purge reads)"""
+        return f"{self.prefix}idempotency:since"

@@ -318,38 +318,53 @@ class RedisWebhookQueue:
         return sorted(rows, key=lambda r: r.id)
 
 
-#: forget the keys first used before ARGV[1], in one step: a key claimed again meanwhile by
-#: another gateway (its record new) is never taken for the old one
+# KEYS: the records, the keys by time. ARGV: the key, its record, when. A new key's record
+# and its place in time, or the known key's record.
+_CLAIM_KEY: Final = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return false
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
+# KEYS: the records, the keys by time. ARGV: the time. Forget the keys first used before
+# it, in one step, reading only those (a key claimed again meanwhile is after it). Keys a
+# gateway older than the time index wrote have a record only: a first purge indexes them.
 _PURGE_KEYS: Final = """
-local rows = redis.call('HGETALL', KEYS[1])
-local before = tonumber(ARGV[1])
-local gone = 0
-for i = 1, #rows, 2 do
-  if tonumber(cjson.decode(rows[i + 1])[2]) < before then
-    gone = gone + redis.call('HDEL', KEYS[1], rows[i])
+if redis.call('HLEN', KEYS[1]) > redis.call('ZCARD', KEYS[2]) then
+  local rows = redis.call('HGETALL', KEYS[1])
+  for i = 1, #rows, 2 do
+    redis.call('ZADD', KEYS[2], 'NX', cjson.decode(rows[i + 1])[2], rows[i])
   end
 end
+local before = '(' .. ARGV[1]
+local keys = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', before)
+local gone = 0
+for i = 1, #keys do
+  gone = gone + redis.call('HDEL', KEYS[1], keys[i])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', before)
 return gone
 """
 
 
 class RedisIdempotencyStore:
-    """:class:`~wechat_sdk.stores.base.IdempotencyStore` in one Redis hash."""
+    """:class:`~wechat_sdk.stores.base.IdempotencyStore` in Redis: a hash of the records,
+    and the keys in a sorted set by when first used, for the purge."""
 
     def __init__(self, client: Redis, keys: Keys) -> None:
         self._r = client
         self._k = keys
+        self._keys = [keys.idempotency, keys.idempotency_since]
+        self._claim = client.register_script(_CLAIM_KEY)
         self._purge = client.register_script(_PURGE_KEYS)
 
     def claim(self, key: str, fingerprint: str, now: float) -> IdempotentRequest | None:
-        """See :meth:`IdempotencyStore.claim` (HSETNX: one claimant wins)."""
+        """See :meth:`IdempotencyStore.claim` (one script: one claimant wins)."""
         fresh = idempotent_to_json(IdempotentRequest(key, fingerprint, now))
-        while True:
-            if self._r.hsetnx(self._k.idempotency, key, fresh):
-                return None
-            raw = self._r.hget(self._k.idempotency, key)
-            if raw is not None:  # (else released meanwhile: claim it again)
-                return idempotent_from_json(key, raw)  # type: ignore[arg-type]
+        raw = self._claim(keys=self._keys, args=[key, fresh, repr(now)])
+        return None if raw is None else idempotent_from_json(key, raw)
 
     def finish(self, key: str, status: int, response: str) -> None:
         """See :meth:`IdempotencyStore.finish`."""
@@ -369,8 +384,12 @@ class RedisIdempotencyStore:
 
     def release(self, key: str) -> None:
         """See :meth:`IdempotencyStore.release`."""
-        self._r.hdel(self._k.idempotency, key)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hdel(self._k.idempotency, key)
+        pipe.zrem(self._k.idempotency_since, key)
+        pipe.execute()
 
     def purge(self, before: float) -> int:
-        """See :meth:`IdempotencyStore.purge` (one script: atomic)."""
-        return int(self._purge(keys=[self._k.idempotency], args=[repr(before)]))
+        """See :meth:`IdempotencyStore.purge` (one script: atomic; it reads only the keys
+        it forgets)."""
+        return int(self._purge(keys=self._keys, args=[repr(before)]))
