@@ -31,7 +31,9 @@ The API (names kept stable for the iLink adapter and the gateway):
 - Inbound: ``await world.say("alice@im.wechat", "hi", account="bot")`` (and ``media=``,
   ``kind=``, ``age_s=`` as for any account) queues the message for ``getupdates``; media
   are put on the CDN encrypted, with their key in the item (voice: ``voice_item.text`` is
-  the said text, the server's transcript).
+  the said text, the server's transcript). A quote (``quote=``) carries the quoted text
+  cut, or the quoted file's item. ``with world.ilink_state.bot("bot").one_message():``
+  makes what one user says within it one message of all its items.
 - Outbound: each accepted ``sendmessage`` is in ``world.transcript`` /
   ``world.sent(...)`` / ``world.texts(...)`` like any puppet's send, media decrypted from
   the CDN (a bot's voice item is accepted and dropped, as the real server does). A

@@ -17,7 +17,8 @@ why. See docs/simulator-server.md.
 - ``POST /sim/messages`` ``{"from": "alice@im.wechat", "account": "bot", "text": "hi"}``,
   optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``,
   ``age_s`` (said that many seconds ago) and ``quote`` (the ``message_id`` of a message it
-  quotes): a user writes to a bot.
+  quotes): a user writes to a bot. ``together``: more messages (``text``, ``media``,
+  ``quote``) said with it, as one iLink message of all their items.
 - ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries;
   ``since=N`` skips the first N, and ``wait_ms=M`` waits up to M ms for one more);
   ``GET /sim/transcript``: everything, in and out; ``GET /sim/files/{message_id}``: the
@@ -94,6 +95,14 @@ class _Media(_Body):
     mime: str | None = None
 
 
+class _Also(_Body):
+    """A message said together with another, in the same iLink message."""
+
+    text: str = ""
+    media: _Media | None = None
+    quote: str | None = None
+
+
 class _Say(_Body):
     sender: str = Field(alias="from", min_length=1)
     account: str
@@ -103,6 +112,7 @@ class _Say(_Body):
     age_s: float = Field(0.0, ge=0)
     quote: str | None = None
     room: str | None = None
+    together: list[_Also] = []
 
     @field_validator("room")
     @classmethod
@@ -265,17 +275,31 @@ def add_control_routes(server: ILinkServer) -> None:
         if not world._is_ilink(body.account):
             return _fail(400, f"account: {_not_ilink(body.account)}")
         media = body.media.model_dump(exclude_none=True) if body.media is not None else None
+        bot = world.ilink_state.bot(body.account)
+        unknown = [a.quote for a in body.together if a.quote and a.quote not in world._messages]
+        if unknown:  # (refused before any of them is said)
+            return _fail(400, f"together: no message {unknown[0]!r} to quote")
         try:
-            ids = await world.say(
-                body.sender,
-                body.text,
-                account=body.account,
-                media=media,
-                kind=body.kind,
-                age_s=body.age_s,
-                quote=body.quote,
-                settle=False,
-            )
+            with bot.one_message() if body.together else contextlib.nullcontext():
+                ids = await world.say(
+                    body.sender,
+                    body.text,
+                    account=body.account,
+                    media=media,
+                    kind=body.kind,
+                    age_s=body.age_s,
+                    quote=body.quote,
+                    settle=False,
+                )
+                for also in body.together:
+                    ids += await world.say(
+                        body.sender,
+                        also.text,
+                        account=body.account,
+                        media=also.media.model_dump(exclude_none=True) if also.media else None,
+                        quote=also.quote,
+                        settle=False,
+                    )
         except (ValueError, TypeError) as exc:
             return _fail(400, str(exc))
         except KeyError as exc:

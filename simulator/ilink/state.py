@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import secrets
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -84,6 +87,9 @@ class Queued:
     seq: int
     message_id: str  # the world's id
     not_before: float
+    #: the world's messages said with it, whose items it carries after its own
+    #: (:meth:`ILinkBot.one_message`)
+    also: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -108,6 +114,9 @@ class ILinkBot:
     silent_until: float = 0.0
     slow_poll_s: float = 40.0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: while :meth:`one_message` is open: a list, holding the delivery its messages join
+    #: once the first is said
+    joining: list[Queued] | None = None
 
     @property
     def sim(self) -> SimAccount:
@@ -162,18 +171,46 @@ class ILinkBot:
             world._log(self.sim, "not_delivered", message_id=message_id, reason="group")
             return
         peer = message.talker_id
+        joined = self.joining[0] if self.joining else None
+        if joined is not None and world._messages[joined.message_id].talker_id != peer:
+            raise ValueError(f"one_message() is one user's: not {peer!r} too")
         self.window(peer).user_wrote(message.timestamp)
         self.context_token(peer)
         now = world.time.now()
+        if joined is not None:  # one message of several, held until the block ends
+            joined.also.append(message_id)
+            return
+        if self.joining is not None:
+            self.joining.append(self._enqueue(message_id, math.inf))
+            return
         self._enqueue(message_id, now)
         if duplicate:
             world._log(self.sim, "fault", kind="duplicate_next", message_id=message_id)
             self._enqueue(message_id, now + DUPLICATE_AFTER_S)
         self.notify()
 
-    def _enqueue(self, message_id: str, not_before: float) -> None:
-        self.queue.append(Queued(self.next_seq, message_id, not_before))
+    @contextlib.contextmanager
+    def one_message(self) -> Iterator[None]:
+        """The user messages said to this bot within the block (by one user) reach it as
+        **one** iLink message: the first one's ``message_id``, and the items of each in the
+        order said (a voice and an image, say). It is held back until the block ends (no
+        poll gets it half made); a ``duplicate_next`` fault does not apply within it."""
+        if self.joining is not None:
+            raise RuntimeError(f"{self.account_id}: one_message() is open already")
+        self.joining = []
+        try:
+            yield
+        finally:
+            held, self.joining = self.joining, None
+            for queued in held:
+                queued.not_before = self.state.world.time.now()
+                self.notify()
+
+    def _enqueue(self, message_id: str, not_before: float) -> Queued:
+        queued = Queued(self.next_seq, message_id, not_before)
+        self.queue.append(queued)
         self.next_seq += 1
+        return queued
 
     def window(self, peer: str) -> ReplyWindow:
         window = self.windows.get(peer)

@@ -53,20 +53,11 @@ class WireError(ValueError):
 
 
 def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
-    """A user message as ``getupdates`` gives it (its media put on the CDN, encrypted)."""
+    """A user message as ``getupdates`` gives it (its media put on the CDN, encrypted);
+    the messages said with it (:meth:`ILinkBot.one_message`) add their items to it."""
     state = bot.state
-    world = state.world
-    message = world._messages[queued.message_id]
-    items: list[dict[str, Any]] = []
-    data = world._files.get(message.id)
-    if message.file is not None and data is not None:
-        items.append(_media_item(bot, message.kind, message.id, message.text, data))
-        if message.text and message.kind is not MessageKind.AUDIO:
-            items.insert(0, {"type": ITEM_TEXT, "text_item": {"text": message.text}})
-    else:
-        items.append({"type": ITEM_TEXT, "text_item": {"text": message.text}})
-    if message.quoted_id is not None:
-        items[0]["ref_msg"] = _ref(bot, message.quoted_id)
+    message = state.world._messages[queued.message_id]
+    items = [item for mid in (queued.message_id, *queued.also) for item in _items(bot, mid)]
     created_ms = int(message.timestamp * 1000)
     for item in items:
         item["create_time_ms"] = created_ms
@@ -84,11 +75,35 @@ def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
     }
 
 
+def _items(bot: ILinkBot, message_id: str) -> list[dict[str, Any]]:
+    """A world message's items: its text (a voice's is its transcript, in the voice item),
+    its file, and its quote on the first."""
+    world = bot.state.world
+    message = world._messages[message_id]
+    items: list[dict[str, Any]] = []
+    data = world._files.get(message.id)
+    if message.file is not None and data is not None:
+        items.append(_media_item(bot, message.kind, message.id, message.text, data))
+        if message.text and message.kind is not MessageKind.AUDIO:
+            items.insert(0, {"type": ITEM_TEXT, "text_item": {"text": message.text}})
+    else:
+        items.append({"type": ITEM_TEXT, "text_item": {"text": message.text}})
+    if message.quoted_id is not None:
+        items[0]["ref_msg"] = _ref(bot, message.quoted_id)
+    return items
+
+
 def _ref(bot: ILinkBot, quoted_id: str) -> dict[str, Any]:
-    """A quote as iLink sends it: the quoted message's id, and its text cut short."""
-    quoted = bot.state.world._messages[quoted_id]
-    cut = {"type": ITEM_TEXT, "text_item": {"text": quoted.text[:QUOTE_CHARS]}}
-    return {"svr_id": bot.state.wire_id(quoted_id), "title": "", "message_item": cut}
+    """A quote as iLink sends it: the quoted message's id, and its text cut short, or its
+    file's item (the file on the CDN, as Tencent's client downloads it from a quote)."""
+    world = bot.state.world
+    quoted = world._messages[quoted_id]
+    data = world._files.get(quoted_id)
+    if quoted.file is not None and data is not None:
+        item = _media_item(bot, quoted.kind, quoted_id, quoted.text, data)
+    else:
+        item = {"type": ITEM_TEXT, "text_item": {"text": quoted.text[:QUOTE_CHARS]}}
+    return {"svr_id": bot.state.wire_id(quoted_id), "title": "", "message_item": item}
 
 
 def _media_item(

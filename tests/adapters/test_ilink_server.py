@@ -470,6 +470,59 @@ async def test_a_voice_message_carries_its_transcript_and_an_image_its_hex_key(
     assert plain == world.message_data(img_ids[0])
 
 
+async def test_messages_said_as_one_reach_the_bot_as_one_message_of_all_their_items(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    bot = world.ilink_state.bot("bot")
+    with bot.one_message():
+        [voice] = await world.say(ALICE, "ripe?", account="bot", media={"kind": "audio"})
+        await world.say(ALICE, "see", account="bot", media={"kind": "image"}, settle=False)
+        assert (await client.poll())["msgs"] == []  # held back until the block ends
+        with pytest.raises(ValueError, match="one_message"):
+            await world.say("bob@im.wechat", "me too", account="bot")  # one user's only
+    [msg] = (await client.poll())["msgs"]
+    assert msg["message_id"] == world.ilink_state.wire_id(voice)
+    assert [i["type"] for i in msg["item_list"]] == [3, 1, 2]  # voice, text, image
+    with pytest.raises(RuntimeError, match="open already"), bot.one_message(), bot.one_message():
+        pass
+
+
+async def test_the_control_api_says_messages_together_as_one(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    said = {
+        "from": ALICE,
+        "account": "bot",
+        "text": "which?",
+        "together": [{"media": {"kind": "file", "name": "a.pdf"}}, {"media": {"kind": "video"}}],
+    }
+    bad = {**said, "together": [{"text": "?", "quote": "nope"}]}
+    async with http.post(f"{server.base_url}sim/messages", json=bad) as resp:
+        assert resp.status == 400 and "nope" in (await resp.json())["error"]
+    async with http.post(f"{server.base_url}sim/messages", json=said) as resp:
+        assert resp.status == 201 and len((await resp.json())["message_ids"]) == 3
+    [msg] = (await client.poll())["msgs"]  # (the refused one said nothing)
+    assert [i["type"] for i in msg["item_list"]] == [1, 4, 5]
+
+
+async def test_a_quote_of_a_media_message_carries_its_media_item(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    [image] = await world.say(ALICE, account="bot", media={"kind": "image"}, settle=False)
+    await world.say(ALICE, "what is it?", account="bot", quote=image, settle=False)
+    _, quoting = (await client.poll())["msgs"]
+    [item] = quoting["item_list"]
+    assert item["text_item"]["text"] == "what is it?"
+    assert item["ref_msg"]["svr_id"] == world.ilink_state.wire_id(image)
+    quoted = item["ref_msg"]["message_item"]["image_item"]
+    async with http.get(quoted["media"]["full_url"]) as resp:
+        plain = decrypt(await resp.read(), bytes.fromhex(quoted["aeskey"]))
+    assert plain == world.message_data(image)
+
+
 async def test_the_cdn_refuses_an_upload_that_does_not_match_its_announcement(
     world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
 ) -> None:

@@ -120,6 +120,66 @@ def test_a_quote_names_the_quoted_message_and_its_cut_text() -> None:
     assert got.message.quoted_text == "the begin"
 
 
+def media_at(query: str, **fields: object) -> dict[str, object]:
+    return {"media": {"encrypt_query_param": query, "aes_key": "k"}, **fields}
+
+
+def test_of_several_media_items_the_file_is_picked_as_tencents_client_picks_it() -> None:
+    voice = {"type": 3, "voice_item": media_at("qv", text="look at this")}
+    file = {"type": 4, "file_item": media_at("qf", file_name="a.pdf")}
+    video = {"type": 5, "video_item": media_at("qm")}
+    image = {"type": 2, "image_item": media_at("qi")}
+    got = read(wire(voice, file, video, image))
+    assert got.message.kind is MessageKind.IMAGE  # image > video > file > voice
+    assert got.media is not None and got.media.query_param == "qi"
+    assert got.message.text == "look at this"  # the voice's transcript stays the text
+    assert got.notes == ()  # the other items are no odd message
+    assert read(wire(voice, file, video)).message.kind is MessageKind.VIDEO
+    assert read(wire(voice, file)).message.kind is MessageKind.ATTACHMENT
+
+
+def test_a_media_item_naming_no_address_gives_way_to_one_that_does() -> None:
+    nowhere = {"type": 2, "image_item": {"media": {"aes_key": "k"}}}
+    file = {"type": 4, "file_item": media_at("qf", file_name="a.pdf")}
+    got = read(wire(nowhere, file))
+    assert got.message.kind is MessageKind.ATTACHMENT
+    assert got.media is not None and got.media.query_param == "qf"
+    alone = read(wire(nowhere))  # the only one: still the file (its download says why not)
+    assert alone.message.kind is MessageKind.IMAGE
+
+
+def test_a_text_quoting_an_image_carries_the_quoted_image_as_its_file() -> None:
+    quoted = {"type": 2, "image_item": media_at("qi", aeskey=KEY.hex(), mid_size=900)}
+    ref = {"svr_id": 555, "title": "", "message_item": quoted}
+    got = read(wire({"type": 1, "text_item": {"text": "what is this?"}, "ref_msg": ref}))
+    assert got.message.kind is MessageKind.IMAGE
+    assert got.media is not None and (got.media.query_param, got.media.hex_key) == (
+        "qi",
+        KEY.hex(),
+    )
+    assert got.message.file is not None and got.message.file.name == "image-7001.jpg"
+    assert got.message.text == "what is this?"
+    assert (got.message.quoted_id, got.message.quoted_text) == ("555", "[image]")
+    # a message with a file of its own keeps it; the quote is then only said
+    own = {"type": 4, "file_item": media_at("qf", file_name="mine.pdf")}
+    both = read(wire({"type": 1, "text_item": {"text": "and this"}, "ref_msg": ref}, own))
+    assert both.media is not None and both.media.query_param == "qf"
+    assert both.message.quoted_text == "[image]"
+    file_ref = {**ref, "message_item": {"type": 4, "file_item": media_at("q", file_name="b.pdf")}}
+    quoting_file = read(wire({"type": 1, "text_item": {"text": "?"}, "ref_msg": file_ref}))
+    assert quoting_file.message.kind is MessageKind.ATTACHMENT
+    assert quoting_file.message.quoted_text == "[file: b.pdf]"
+    voice = {"type": 3, "voice_item": media_at("qv", encode_type=6, text="at five")}
+    quoting_voice = read(
+        wire({"type": 1, "text_item": {"text": "when?"}, "ref_msg": {**ref, "message_item": voice}})
+    )
+    # (a file: the gateway would read the user's "when?" as an audio message's transcript)
+    assert quoting_voice.message.kind is MessageKind.ATTACHMENT
+    assert quoting_voice.message.file is not None
+    assert quoting_voice.message.file.name == "voice-7001.silk"
+    assert quoting_voice.message.quoted_text == "at five"
+
+
 def test_a_message_of_the_wrong_shape_is_refused_with_where() -> None:
     with pytest.raises(ValueError, match="item_list"):
         parse_message({"message_id": 1, "item_list": "not a list"})

@@ -198,56 +198,37 @@ def message_id_of(msg: WeixinMessage) -> str:
 
 
 def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
-    """The port's view of one delivered message."""
+    """The port's view of one delivered message: its texts (a voice's transcript among
+    them), and one file, chosen as Tencent's client chooses it (:func:`_file_item`)."""
     mid = message_id_of(msg)
     from_user = msg.message_type != 2  # a missing type is read as a user's (the usual case)
     sender = msg.from_user_id or ""
     peer = sender if from_user else (msg.to_user_id or "")
     notes: list[str] = []
     texts: list[str] = []
-    kind = MessageKind.TEXT
-    media: MediaRef | None = None
-    info: FileInfo | None = None
     quote_excerpt: str | None = None
-    for item in msg.item_list or ():
+    items = msg.item_list or []
+    for item in items:
         if item.ref_msg is not None and quote_excerpt is None:
             quote_excerpt = _ref_excerpt(item.ref_msg)
         if item.type == ITEM_TEXT and item.text_item is not None:
             texts.append(item.text_item.text or "")
-        elif item.type == ITEM_VOICE and item.voice_item is not None and media is None:
-            voice = item.voice_item
-            if voice.text:
-                texts.append(voice.text)  # the server's transcript: the agent reads this
-            kind, media = MessageKind.AUDIO, _ref("voice", voice.media)
-            ext = _VOICE_EXT.get(voice.encode_type or 6, "silk")
-            info = FileInfo(
-                name=f"voice-{mid}.{ext}",
-                size=0,
-                mime=_VOICE_MIME.get(voice.encode_type or 6),
-                duration_s=(voice.playtime / 1000) if voice.playtime else None,
-            )
-        elif item.type == ITEM_IMAGE and item.image_item is not None and media is None:
-            image = item.image_item
-            kind = MessageKind.IMAGE
-            media = _ref("image", image.media, hex_key=image.aeskey)
-            info = FileInfo(name=f"image-{mid}.jpg", size=image.mid_size or 0)
-        elif item.type == ITEM_FILE and item.file_item is not None and media is None:
-            file = item.file_item
-            kind, media = MessageKind.ATTACHMENT, _ref("file", file.media)
-            info = FileInfo(name=file.file_name or f"file-{mid}", size=_length(file.len))
-        elif item.type == ITEM_VIDEO and item.video_item is not None and media is None:
-            video = item.video_item
-            kind, media = MessageKind.VIDEO, _ref("video", video.media)
-            duration = video.play_length
-            info = FileInfo(
-                name=f"video-{mid}.mp4",
-                size=video.video_size or 0,
-                duration_s=float(duration) if duration else None,
-            )
+        elif item.type == ITEM_VOICE and item.voice_item is not None:
+            if item.voice_item.text:
+                texts.append(item.voice_item.text)  # the server's transcript: the agent reads it
         elif item.type not in (ITEM_TEXT, ITEM_IMAGE, ITEM_VOICE, ITEM_FILE, ITEM_VIDEO):
             notes.append(f"an item of unknown type {item.type} skipped")
-        else:
+        elif _content(item) is None:
             notes.append(f"an item of type {item.type} without its content skipped")
+    kind, media, info = MessageKind.TEXT, None, None
+    chosen = _file_item(items)
+    if chosen is not None:
+        kind, media, info = _file_of(chosen, mid)
+        if kind is MessageKind.AUDIO and not any(chosen is i for i in items):
+            # a quoted voice goes as a file: the gateway reads the text of an audio message
+            # as the voice's transcript, and this text is the user's own (its transcript is
+            # the quote's text)
+            kind = MessageKind.ATTACHMENT
     text = "\n".join(t for t in texts if t)
     if len(text) > MAX_TEXT_CHARS:
         notes.append(f"a text of {len(text)} characters cut to {MAX_TEXT_CHARS}")
@@ -279,6 +260,84 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
     )
 
 
+#: which media item is the message's file when it has several (Tencent's client's order)
+_PRECEDENCE = (ITEM_IMAGE, ITEM_VIDEO, ITEM_FILE, ITEM_VOICE)
+#: what a quote of a media item says of it, when it carries no text
+_LABELS = {ITEM_IMAGE: "[image]", ITEM_VIDEO: "[video]", ITEM_FILE: "[file]", ITEM_VOICE: "[voice]"}
+
+
+def _content(item: MessageItem) -> ImageItem | VoiceItem | FileItem | VideoItem | None:
+    """A media item's content (its ``*_item`` of its type); None for any other item."""
+    by_type = {
+        ITEM_IMAGE: item.image_item,
+        ITEM_VOICE: item.voice_item,
+        ITEM_FILE: item.file_item,
+        ITEM_VIDEO: item.video_item,
+    }
+    return by_type.get(item.type) if item.type is not None else None
+
+
+def _addressed(item: MessageItem) -> bool:
+    """Whether a media item says where its file is (a query parameter or a URL)."""
+    content = _content(item)
+    media = content.media if content is not None else None
+    return media is not None and bool(media.encrypt_query_param or media.full_url)
+
+
+def _file_item(items: list[MessageItem]) -> MessageItem | None:
+    """The media item whose file the message carries, picked as Tencent's client picks it:
+    of the items that say where their file is, the first image, else video, else file,
+    else voice; a message with none gets the media item its first quoting text carries
+    (the quoted file, for the agent to read along); else, its first media item by that
+    order (naming no address: its download fails, with a note to the agent).
+
+    (A voice with its transcript counts: the agent gets its audio beside the transcript,
+    where Tencent's client gives the transcript alone.)"""
+    own = sorted(
+        (i for i in items if _content(i) is not None),
+        key=lambda i: _PRECEDENCE.index(i.type or 0),  # (sorted keeps the items' order)
+    )
+    addressed = next((i for i in own if _addressed(i)), None)
+    if addressed is not None:
+        return addressed
+    for item in items:
+        quoted = item.ref_msg.message_item if item.ref_msg is not None else None
+        if item.type == ITEM_TEXT and quoted is not None and _content(quoted) is not None:
+            return quoted
+    return own[0] if own else None
+
+
+def _file_of(item: MessageItem, mid: str) -> tuple[MessageKind, MediaRef, FileInfo]:
+    """A media item's kind, where its file is, and what is known of it (the names are
+    ours, by the message's id; a file keeps its name, made safe when it is saved)."""
+    if item.type == ITEM_VOICE and item.voice_item is not None:
+        voice = item.voice_item
+        ext = _VOICE_EXT.get(voice.encode_type or 6, "silk")
+        info = FileInfo(
+            name=f"voice-{mid}.{ext}",
+            size=0,
+            mime=_VOICE_MIME.get(voice.encode_type or 6),
+            duration_s=(voice.playtime / 1000) if voice.playtime else None,
+        )
+        return MessageKind.AUDIO, _ref("voice", voice.media), info
+    if item.type == ITEM_IMAGE and item.image_item is not None:
+        image = item.image_item
+        info = FileInfo(name=f"image-{mid}.jpg", size=image.mid_size or 0)
+        return MessageKind.IMAGE, _ref("image", image.media, hex_key=image.aeskey), info
+    if item.type == ITEM_FILE and item.file_item is not None:
+        file = item.file_item
+        info = FileInfo(name=file.file_name or f"file-{mid}", size=_length(file.len))
+        return MessageKind.ATTACHMENT, _ref("file", file.media), info
+    video = item.video_item or VideoItem()  # (the only kind left)
+    duration = video.play_length
+    info = FileInfo(
+        name=f"video-{mid}.mp4",
+        size=video.video_size or 0,
+        duration_s=float(duration) if duration else None,
+    )
+    return MessageKind.VIDEO, _ref("video", video.media), info
+
+
 def _length(text: str | None) -> int:
     """A file item's ``len`` (a decimal string); 0 (not known) when it is no plain number."""
     if text and text.isascii() and text.isdigit() and len(text) <= _MAX_LEN_DIGITS:
@@ -304,7 +363,13 @@ def _ref_excerpt(ref: RefMessage) -> str | None:
             return item.text_item.text
         if item.voice_item is not None and item.voice_item.text:
             return item.voice_item.text
-    return ref.title or None
+    if ref.title:
+        return ref.title
+    if item is None or _content(item) is None:
+        return None
+    # a quoted image, video or file: say what it is (the agent may get it as the file)
+    name = item.file_item.file_name if item.file_item is not None else None
+    return f"[file: {name}]" if item.type == ITEM_FILE and name else _LABELS[item.type or 0]
 
 
 def _quoted_id(msg: WeixinMessage) -> str | None:
