@@ -33,8 +33,13 @@ class Cut:
     def __init__(self, journal_written: bool) -> None:
         self.journal_written = journal_written
         self.taken_out: list[OutboxItem] = []
+        self.texts_journaled: list[str] = []
 
     def journal(self, turn: AgentTurn, progress: Any) -> Journal:
+        return Journal(self.journal_written)
+
+    def journal_text(self, to: str, progress: Any) -> Journal:
+        self.texts_journaled.append(to)
         return Journal(self.journal_written)
 
     def message_done(self, item: OutboxItem) -> bool:
@@ -86,5 +91,15 @@ async def test_a_turn_whose_journal_is_in_the_store_takes_its_message_out() -> N
     t.answer(TURN, lambda: 1, MESSAGE)
     assert cut.taken_out == [MESSAGE]
     assert len(t.tasks) == 1
+    for task in t.tasks:
+        task.cancel()
+
+
+async def test_a_pairing_code_is_journaled_as_it_is_queued() -> None:
+    # the gateway that takes the account over after a kill -9 sends it: not lost
+    cut = Cut(journal_written=True)
+    t = turns(cut)
+    t.send_soon("wxid_stranger", "Pairing code: ABCD2345")
+    assert cut.texts_journaled == ["wxid_stranger"]
     for task in t.tasks:
         task.cancel()

@@ -190,8 +190,9 @@ class Turns:
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
-        dedupe mark so far is durable. Once a stop began it is journaled as a turn's reply
-        is (a kill in the grace period must not lose it); what a cut leaves is kept."""
+        dedupe mark so far is durable. Once a stop began (or always, on an account held by
+        lease) it is journaled as a turn's reply is (a kill must not lose it); what a cut
+        leaves is kept."""
         progress = TurnProgress(answered=True)  # (no agent to ask: a turn's reply at once)
 
         async def send() -> None:
@@ -208,7 +209,7 @@ class Turns:
             if progress.journal is not None:
                 progress.journal.close()
 
-        if self._settling:
+        if self.journal_every_turn or self._settling:
             progress.journal = self._cut.journal_text(to, progress)
         task = asyncio.get_running_loop().create_task(send())
         self._texts[task] = (to, progress)
