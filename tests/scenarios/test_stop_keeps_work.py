@@ -904,6 +904,79 @@ async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_
         await second.close()
 
 
+NOTIFYING = {
+    "dmPolicy": "pairing",
+    "allowFrom": ["wxid_alice"],
+    "pairingNotify": "wxid_alice",  # the owner is told of each new request
+    "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
+}
+
+
+async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
+    tmp_path: Path,
+) -> None:
+    """The agent answered, but the reply waits for its conversation (the owner's notice
+    of a pairing request is going out to the same person) when the grace period ends:
+    it is kept and goes out after the restart (it was lost: nothing of it was planned)."""
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code goes out; the notice to alice waits, paced
+    await world.say("wxid_alice", "ping", settle=False)
+    await world.clock.advance(0.1)  # answered at once: the reply waits behind the notice
+    await world.drive(gw.close(grace_s=0.5))
+    assert "echo ping" not in world.texts(to="wxid_alice")
+
+    second = make_gateway(world, state, Bot(world), **NOTIFYING)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        texts = world.texts(to="wxid_alice")
+        assert texts.count("echo ping") == 1
+        assert "\n".join(texts).count("wants to talk to the bot") == 1
+    finally:
+        await second.close()
+
+
+async def test_a_kill_loses_neither_the_owners_notice_nor_the_reply_behind_it(
+    tmp_path: Path,
+) -> None:
+    """The same, killed in the grace period instead: the notice (not planned yet when the
+    stop began: it waited for the conversation) and the reply are both in the outbox."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # alice's long reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the notice to alice waits behind her reply
+    stopping = asyncio.ensure_future(gw.close(grace_s=60))
+    await world.clock.advance(0.5)
+    killed, sent_before = tmp_path / "killed", world.texts(to="wxid_alice")
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert not any("wxid_stranger" in t for t in sent_before)
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    after = new_world()
+    second = make_gateway(after, killed, Bot(after), **NOTIFYING)
+    await second.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        texts = [*sent_before, *after.texts(to="wxid_alice")]
+        assert [t for t in texts if t in CHUNKS] == CHUNKS
+        notice = [t for t in texts if t not in CHUNKS]  # (in chunks: textChunkLimit 100)
+        assert "\n".join(notice).count("wants to talk to the bot") == 1
+        assert notice[-1].startswith("Deny:") and len(notice) == len(set(notice))
+    finally:
+        await second.close()
+
+
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     tmp_path: Path,
 ) -> None:

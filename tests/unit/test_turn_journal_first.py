@@ -33,13 +33,15 @@ class Cut:
     def __init__(self, journal_written: bool) -> None:
         self.journal_written = journal_written
         self.taken_out: list[OutboxItem] = []
-        self.texts_journaled: list[str] = []
+        self.texts_journaled: list[tuple[str, str, bool]] = []
 
     def journal(self, turn: AgentTurn, progress: Any) -> Journal:
         return Journal(self.journal_written)
 
     def journal_text(self, to: str, progress: Any) -> Journal:
-        self.texts_journaled.append(to)
+        # (the journal writes the text's messages from progress.reply at once: see the
+        # stop scenarios, test_stop_keeps_work.py)
+        self.texts_journaled.append((to, progress.reply.text, progress.plan.began))
         return Journal(self.journal_written)
 
     def message_done(self, item: OutboxItem) -> bool:
@@ -100,6 +102,6 @@ async def test_a_pairing_code_is_journaled_as_it_is_queued() -> None:
     cut = Cut(journal_written=True)
     t = turns(cut)
     t.send_soon("wxid_stranger", "Pairing code: ABCD2345")
-    assert cut.texts_journaled == ["wxid_stranger"]
+    assert cut.texts_journaled == [("wxid_stranger", "Pairing code: ABCD2345", False)]
     for task in t.tasks:
         task.cancel()

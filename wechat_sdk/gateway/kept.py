@@ -144,14 +144,15 @@ class KeptWork:
             self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
 
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
-        """Keep what a stop left of ``turn``."""
-        if progress.journal is not None:
-            # written when the stop began and kept true since: only a send cut without
-            # having gone out is pending again
-            progress.journal.cut()
+        """Keep what a stop left of ``turn``. A journal (written when the stop began, and
+        kept true since) holds it already: only a send cut without having gone out is
+        pending again."""
+        journal = progress.journal
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
-            if progress.journal is not None and progress.journal.written():
+            if journal is not None:
+                journal.cut()
+            if journal is not None and journal.written():
                 self._log_kept_turn(turn)
             elif not self._keep_turn(turn, progress.kept):  # (its journal was refused: now)
                 turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
@@ -163,10 +164,13 @@ class KeptWork:
                 "(what it said is sent or kept)",
                 conversation,
             )
-        answered = progress.kept
-        if answered is not None and progress.journal is None:  # a kept turn, answered
-            self._write(lambda o: o.delete(answered.id), "a kept turn")
         rest = progress.plan.pending
+        if not progress.plan.began and progress.reply is not None:
+            # cut before its delivery planned it (it waited for its conversation): all of
+            # it, as the journal wrote it, or as the delivery would have planned it
+            rest = (journal.unplanned() if journal is not None else []) or (
+                self.outbound.messages(progress.reply)
+            )
         if not rest:
             self.log.info(
                 "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
@@ -176,7 +180,6 @@ class KeptWork:
         else:
             # what the journal holds is kept already; the rest (its write refused, or no
             # journal) is written now
-            journal = progress.journal
             unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
             done = True
             if unwritten:
@@ -192,6 +195,13 @@ class KeptWork:
                     len(progress.sent),
                     len(rest),
                 )
+        # the reply stands for the turn now (a kept turn asked again goes, after the
+        # reply's messages are written: see _answered)
+        if journal is not None:
+            journal.cut()
+        elif progress.kept is not None:
+            answered = progress.kept
+            self._write(lambda o: o.delete(answered.id), "a kept turn")
         turns.record_dm(turn, progress.sent)
 
     def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
@@ -479,6 +489,9 @@ class TurnJournal:
         #: turn goes out (left ``pending``, it could go out twice); what the journal holds
         #: is for the next start
         self.unkept = False
+        #: ``items`` are a whole reply's messages written before its delivery planned them
+        #: (the delivery's own messages take their rows over: see added)
+        self.early = False
         already = progress.kept  # a kept turn asked again: it is in the outbox already
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
@@ -489,9 +502,10 @@ class TurnJournal:
                 self.turn_item = self._add_turn()
         else:
             self.turn_item = already  # its reply now stands for it (deleted once written)
-            # the message with the puppet now may be going out: written ``sending`` with
-            # the rest (one write: a kill between two would leave it pending, sent twice)
-            self.added(progress.plan.pending, sending=progress.plan.handed)
+            if not self._add_unplanned():
+                # the message with the puppet now may be going out: written ``sending``
+                # with the rest (one write: a kill between two would leave it pending)
+                self.added(progress.plan.pending, sending=progress.plan.handed)
         progress.plan.watcher = self
 
     def written(self) -> bool:
@@ -506,13 +520,41 @@ class TurnJournal:
         return added[0] if added else None
 
     def answered(self) -> None:
-        """The agent answered: its reply's messages will stand for the turn (the turn item
-        goes once the first of them is written)."""
+        """The agent answered: its reply's messages stand for the turn from now on (the
+        turn item goes once they are written): a whole reply's at once, a stream's as its
+        blocks come."""
+        self._add_unplanned()
+
+    def _add_unplanned(self) -> bool:
+        """A whole reply its delivery has not planned yet (it waits for its dedupe mark,
+        or for its conversation, behind another reply): its messages written now, as the
+        delivery will plan them; False when there is none."""
+        reply = self.progress.reply
+        if reply is None or self.progress.plan.began:
+            return False
+        self.added(self.kept.outbound.messages(reply))
+        self.early = bool(self.items)
+        return True
+
+    def unplanned(self) -> list[OutboundMessage]:
+        """See :meth:`Journal.unplanned`."""
+        return [m for m, _ in self.items] if self.early else []
 
     def added(
         self, messages: Sequence[OutboundMessage], sending: OutboundMessage | None = None
     ) -> None:
         """Messages of the reply to journal (``sending``: the one with the puppet now)."""
+        if self.early:  # written before the delivery planned them: the same, in order?
+            self.early = False
+            early = self.items
+            if [m for m, _ in early] == list(messages):
+                self.items = [(m, item) for m, (_, item) in zip(messages, early, strict=True)]
+                return
+            # planned otherwise (a reply window packed it): those rows go first (a kill
+            # between the two writes loses them, never sends them twice)
+            self.items = []
+            for _, item in early:
+                self.kept._write(functools.partial(_delete, item), "a message")
         if not messages:
             return
         rows = kept_messages(
@@ -567,9 +609,13 @@ class TurnJournal:
 
     def cut(self) -> None:
         """The turn was cut: a message whose send was cut without going out (it is still
-        in the plan) is pending again."""
+        in the plan) is pending again; once the agent answered, its reply stands for the
+        turn (a kept turn asked again goes)."""
         for _, item in self.items:
             self.kept._write(functools.partial(_set_pending, item), "a message")
+        stream = self.progress.stream
+        if self.progress.answered and (stream is None or stream.produced):
+            self._drop_turn_item()
         self.progress.plan.watcher = None
 
     def close(self) -> None:

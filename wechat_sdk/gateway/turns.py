@@ -59,6 +59,9 @@ class TurnProgress:
     kept: OutboxItem | None = None
     #: the agent returned (a reply, a stream, or nothing)
     answered: bool = False
+    #: what it returned, when a whole reply (a text of send_soon's too): what a journal
+    #: written before the delivery planned its messages keeps
+    reply: Reply | None = None
     stream: WatchedStream | None = None
     #: text messages that went out
     sent: list[str] = field(default_factory=list)
@@ -79,6 +82,11 @@ class Journal(Protocol):
 
     def holds(self, message: OutboundMessage) -> OutboxItem | None:
         """The outbox item of a message of the reply, when the journal holds it."""
+        ...
+
+    def unplanned(self) -> list[OutboundMessage]:
+        """The whole reply's messages, written before its delivery planned them (none
+        once it has)."""
         ...
 
     def cut(self) -> None: ...
@@ -193,14 +201,15 @@ class Turns:
         dedupe mark so far is durable. Once a stop began (or always, on an account held by
         lease) it is journaled as a turn's reply is (a kill must not lose it); what a cut
         leaves is kept."""
-        progress = TurnProgress(answered=True)  # (no agent to ask: a turn's reply at once)
+        # (no agent to ask: a turn answered at once)
+        progress = TurnProgress(answered=True, reply=Reply(text=text))
 
         async def send() -> None:
             try:
                 await self._marks_durable(None)
                 with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
                     await self.outbound.deliver(
-                        to, Reply(text=text), sent=progress.sent, plan=progress.plan
+                        to, progress.reply or Reply(), sent=progress.sent, plan=progress.plan
                     )
             except asyncio.CancelledError as cut:
                 # (SendCut: the message with the puppet went out, or maybe did)
@@ -263,6 +272,8 @@ class Turns:
         try:
             reply = await resolve_agent_result(self.agent(turn))
             progress.answered = True
+            if isinstance(reply, Reply):
+                progress.reply = reply
             if progress.journal is not None:
                 progress.journal.answered()
             if reply is not None:

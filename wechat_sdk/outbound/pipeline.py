@@ -60,6 +60,8 @@ class ReplyPlan:
     """
 
     def __init__(self) -> None:
+        #: messages were added (the reply's delivery has planned it)
+        self.began = False
         self.pending: list[OutboundMessage] = []
         #: the message handed to the puppet last and not done yet (it may be going out
         #: now: a journal written meanwhile marks it ``sending``)
@@ -69,6 +71,7 @@ class ReplyPlan:
         self.typing: Typing | None = None
 
     def add(self, messages: Sequence[OutboundMessage]) -> None:
+        self.began = True
         self.pending.extend(messages)
         if self.watcher is not None and messages:
             self.watcher.added(messages)
@@ -177,7 +180,7 @@ class Outbound:
                 if isinstance(reply, Reply):
                     await self._send_all(
                         conversation_id,
-                        self._messages(reply),
+                        self.messages(reply),
                         sent,
                         plan,
                         files_sent=files_sent,
@@ -239,8 +242,9 @@ class Outbound:
             self.waiting.keep(conversation_id, later)
         return now
 
-    def _messages(self, reply: Reply) -> list[OutboundMessage]:
-        """The reply as WeChat messages: the text's chunks, then each file on its own."""
+    def messages(self, reply: Reply) -> list[OutboundMessage]:
+        """The reply as WeChat messages: the text's chunks, then each file on its own (as
+        :meth:`deliver` plans them, but for a reply window's packing)."""
         messages: list[OutboundMessage] = []
         if reply.text and reply.text.strip():
             messages = self._text_messages(reply.text, reply.mention_ids)

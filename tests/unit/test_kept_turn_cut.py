@@ -1,0 +1,98 @@
+"""A kept turn asked again after a restart, answered, then cut by another stop before its
+reply was planned: the reply stands for it, so its item leaves the outbox (it was left
+``sending``, and the next start dropped it with a crash's warning)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.clock import VirtualClock
+from wechat_sdk.gateway.kept import KeptWork
+from wechat_sdk.gateway.outbox import kept_turn
+from wechat_sdk.gateway.turns import TurnProgress
+from wechat_sdk.stores import MemoryStore
+
+TURN = AgentTurn("default", "direct", "wxid_alice", "Alice", "hi", message_id="m-1")
+
+
+class Recording:
+    """The turns' side a cut tells: the DM history it records."""
+
+    def __init__(self) -> None:
+        self.recorded: list[Any] = []
+
+    def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
+        self.recorded.append((turn.message_id, parts))
+
+
+def test_a_kept_turn_answered_and_cut_before_its_reply_was_planned_leaves_no_item() -> None:
+    store = MemoryStore()
+    kept = KeptWork(
+        account_id="default",
+        outbox=store.outbox,
+        outbound=Any,  # type: ignore[arg-type]  # (not asked: the reply is not a whole one)
+        history=Any,  # type: ignore[arg-type]
+        tools=Any,  # type: ignore[arg-type]
+        recheck=lambda turn: turn,
+        clock=VirtualClock(),
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+    )
+    (item,) = store.outbox.add([kept_turn(TURN, 0.0)])
+    store.outbox.set_state(item.id, "sending")  # as _rerun marks it while the agent runs
+    progress = TurnProgress(kept=item, answered=True)
+    progress.journal = kept.journal(TURN, progress)  # the stop begins
+    turns = Recording()
+    kept.keep_cut_turn(TURN, progress, turns)  # type: ignore[arg-type]
+    assert store.outbox.items("default") == []
+    assert turns.recorded == [("m-1", [])]
+
+
+class Chunking:
+    """The outbound's side a journal asks: a reply's messages, one per line."""
+
+    def messages(self, reply: Any) -> list[Any]:
+        from wechat_sdk.outbound.pipeline import OutboundMessage
+
+        return [OutboundMessage(line) for line in reply.text.split("\n")]
+
+
+def journaling(store: MemoryStore) -> KeptWork:
+    return KeptWork(
+        account_id="default",
+        outbox=store.outbox,
+        outbound=Chunking(),  # type: ignore[arg-type]
+        history=Any,  # type: ignore[arg-type]
+        tools=Any,  # type: ignore[arg-type]
+        recheck=lambda turn: turn,
+        clock=VirtualClock(),
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+    )
+
+
+def test_a_reply_journaled_before_its_delivery_planned_it_is_written_once() -> None:
+    """The stop journals a whole reply still waiting for its conversation; when its
+    delivery then plans the same messages, they take the rows over (no second write);
+    planned otherwise (a reply window packed them), the rows are replaced."""
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.outbound.pipeline import OutboundMessage
+
+    for planned, texts in [
+        ([OutboundMessage("one"), OutboundMessage("two")], ["one", "two"]),
+        ([OutboundMessage("one\n\ntwo")], ["one\n\ntwo"]),
+    ]:
+        store = MemoryStore()
+        progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo"))
+        journal = journaling(store).journal(TURN, progress)
+        early = store.outbox.items("default")
+        assert [i.text for i in early] == ["one", "two"]
+        assert journal.unplanned() == [OutboundMessage("one"), OutboundMessage("two")]
+        progress.plan.add(planned)  # the delivery plans it (the journal watches)
+        assert [i.text for i in store.outbox.items("default")] == texts
+        assert journal.unplanned() == []
+        assert all(journal.holds(m) is not None for m in planned)
+        if planned[0].text == "one":
+            assert store.outbox.items("default") == early  # the same rows
+        journal.close()
+        assert store.outbox.items("default") == []
