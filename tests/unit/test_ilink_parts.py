@@ -113,6 +113,17 @@ def test_a_ten_megabyte_text_is_cut_with_a_note() -> None:
     assert "cut to" in got.notes[0]
 
 
+def test_a_ten_megabyte_quote_is_cut_with_a_note_too() -> None:
+    # the quoted text (the server's, when our history lacks the message) went to the
+    # agent whole: a 10 MB quote in every turn's context
+    ref = {"message_item": {"type": 1, "text_item": {"text": "q" * 10_000_000}}}
+    got = read(wire({"type": 1, "text_item": {"text": "this?"}, "ref_msg": ref}))
+    assert got.message.quoted_text is not None
+    assert len(got.message.quoted_text) < MAX_TEXT_CHARS + 100
+    assert got.message.quoted_text.endswith(f"[cut: {10_000_000 - MAX_TEXT_CHARS} characters more]")
+    assert got.message.text == "this?" and "a quote of" in got.notes[0]
+
+
 def test_a_quote_names_the_quoted_message_and_its_cut_text() -> None:
     ref = {"svr_id": 555, "message_item": {"type": 1, "text_item": {"text": "the begin"}}}
     got = read(wire({"type": 1, "text_item": {"text": "what?"}, "ref_msg": ref}))

@@ -229,10 +229,9 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
             # as the voice's transcript, and this text is the user's own (its transcript is
             # the quote's text)
             kind = MessageKind.ATTACHMENT
-    text = "\n".join(t for t in texts if t)
-    if len(text) > MAX_TEXT_CHARS:
-        notes.append(f"a text of {len(text)} characters cut to {MAX_TEXT_CHARS}")
-        text = text[:MAX_TEXT_CHARS] + f"\n[cut: {len(text) - MAX_TEXT_CHARS} characters more]"
+    text = _cut(("\n".join(t for t in texts if t)), "a text", notes)
+    if quote_excerpt is not None:
+        quote_excerpt = _cut(quote_excerpt, "a quote", notes)
     if media is None and not text:
         kind = MessageKind.UNKNOWN
     if msg.group_id:  # an iLink bot is in no group: never answered as if it were a DM
@@ -336,6 +335,14 @@ def _file_of(item: MessageItem, mid: str) -> tuple[MessageKind, MediaRef, FileIn
         duration_s=float(duration) if duration else None,
     )
     return MessageKind.VIDEO, _ref("video", video.media), info
+
+
+def _cut(text: str, what: str, notes: list[str]) -> str:
+    """``text`` cut to :data:`MAX_TEXT_CHARS` (with a note) when longer."""
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    notes.append(f"{what} of {len(text)} characters cut to {MAX_TEXT_CHARS}")
+    return text[:MAX_TEXT_CHARS] + f"\n[cut: {len(text) - MAX_TEXT_CHARS} characters more]"
 
 
 def _length(text: str | None) -> int:
