@@ -462,3 +462,15 @@ def test_calls_go_through_the_environments_proxy_unless_no_proxy_names_the_host(
     )
     assert api.proxy_for("https://sim.internal/ilink/bot/getupdates") is None
     assert api.proxy_for("http://127.0.0.1:8710/") is None  # no HTTP proxy given
+
+
+def test_a_voice_beside_typed_text_goes_as_a_file_its_transcript_not_taken_for_all() -> None:
+    # the gateway takes an audio message's whole text as the voice's transcript: the
+    # typed note was given to the agent as what the voice said
+    media = {"encrypt_query_param": "q", "aes_key": "k"}
+    voice = {"type": 3, "voice_item": {"text": "the spoken words", "media": media}}
+    got = read(wire({"type": 1, "text_item": {"text": "my typed note"}}, voice))
+    assert got.message.kind is MessageKind.ATTACHMENT
+    assert got.message.text == "my typed note\nthe spoken words"
+    alone = read(wire(voice))
+    assert alone.message.kind is MessageKind.AUDIO and alone.message.text == "the spoken words"

@@ -224,10 +224,10 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
     chosen = _file_item(items)
     if chosen is not None:
         kind, media, info = _file_of(chosen, mid)
-        if kind is MessageKind.AUDIO and not any(chosen is i for i in items):
-            # a quoted voice goes as a file: the gateway reads the text of an audio message
-            # as the voice's transcript, and this text is the user's own (its transcript is
-            # the quote's text)
+        spoken = chosen.voice_item.text if chosen.voice_item is not None else None
+        if kind is MessageKind.AUDIO and [t for t in texts if t] != ([spoken] if spoken else []):
+            # the gateway reads the text of an audio message as the voice's transcript: a
+            # voice quoted, or beside typed text, goes as a file (the text is not all its)
             kind = MessageKind.ATTACHMENT
     text = _cut(("\n".join(t for t in texts if t)), "a text", notes)
     if quote_excerpt is not None:
