@@ -156,6 +156,15 @@ async def test_an_idempotency_key_sends_once_and_answers_again(
     )
     assert (code, body["code"]) == (422, "idempotency_key_reused")
     assert wechat.world.texts(to="wxid_alice") == ["your order shipped"]
+    # the same request written another way (keys in another order, other spacing) is
+    # the same request: answered again, not refused as another one
+    reordered = b'{ "text": "your order shipped",\n  "to": "wxid_alice" }'
+    json_headers = {**headers, "Content-Type": "application/json"}
+    code, body, replayed = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=json_headers, data=reordered
+    )
+    assert (code, body) == (200, first[1]) and replayed.get("Idempotent-Replayed") == "true"
+    assert wechat.world.texts(to="wxid_alice") == ["your order shipped"]
 
 
 async def test_idempotency_keys_are_purged_once_a_minute_and_forgotten_after_24_h(

@@ -276,7 +276,10 @@ class ApiHandlers:
         message = parse_body(MessageRequest, raw)  # (a bad body claims no key)
         store = self.gateway.store.idempotency
         now = self.gateway.clock.now()
-        fingerprint = hashlib.sha256(b"POST /v1/messages\n" + raw).hexdigest()
+        # what the request means, not its bytes: a retry whose JSON has its keys in another
+        # order (or other spacing) is the same request
+        fingerprint = _fingerprint(message.model_dump_json().encode())
+        said_as = _fingerprint(raw)  # (how keys were told apart before: a retry across an upgrade)
         if now - self._purged_at >= IDEMPOTENCY_PURGE_EVERY_S:
             store.purge(now - IDEMPOTENCY_TTL_S)
             self._purged_at = now
@@ -288,7 +291,7 @@ class ApiHandlers:
             self._purged_at = now
             known = store.claim(key, fingerprint, now)
         if known is not None:
-            if known.fingerprint != fingerprint:
+            if known.fingerprint not in (fingerprint, said_as):
                 raise ApiError(
                     422,
                     "idempotency_key_reused",
@@ -574,3 +577,8 @@ class ApiHandlers:
             raise ApiError(404, "pairing_error", str(exc)) from None
         out = Denied(code=denied.code, accountId=denied.account_id, senderId=denied.sender_id)
         return web.json_response(out.model_dump())
+
+
+def _fingerprint(body: bytes) -> str:
+    """What an Idempotency-Key's request is recognised by (a digest of its body)."""
+    return hashlib.sha256(b"POST /v1/messages\n" + body).hexdigest()
