@@ -8,6 +8,7 @@ to the same simulated WeChat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -84,6 +85,21 @@ def new_world() -> SimulatedWeChat:
     world = SimulatedWeChat(seed=0)
     world.add_account("default")
     return world
+
+
+@contextlib.asynccontextmanager
+async def restarted_from(state: Path, **keys: Any) -> AsyncIterator[SimulatedWeChat]:
+    """The next process on ``state`` (what a kill left), in a world of its own, logged in
+    and run until idle: the world says what it sent."""
+    after = new_world()
+    gateway = make_gateway(after, state, Bot(after), **keys)
+    await gateway.start()
+    await after.login()
+    await after.run_until_idle()
+    try:
+        yield after
+    finally:
+        await gateway.close()
 
 
 def outbox_rows(state: Path) -> list[OutboxItem]:
@@ -649,15 +665,8 @@ async def test_a_kill_during_the_grace_period_loses_nothing_and_repeats_nothing(
     assert 0 < len(sent_before) < len(CHUNKS)
     await world.drive(stopping)  # (this process is gone: what it does next is not counted)
 
-    after = new_world()
-    second = make_gateway(after, killed, Bot(after))
-    await second.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed) as after:
         assert sent_before + after.texts(to="wxid_alice") == CHUNKS
-    finally:
-        await second.close()
 
 
 async def test_a_reply_whose_journal_cannot_be_marked_during_a_stop_is_not_sent_twice(
@@ -720,16 +729,9 @@ async def test_a_kill_while_a_send_is_with_the_puppet_at_the_stop_does_not_send_
     in_flight = CHUNKS[len(sent_before)]
     assert world.texts(to="wxid_alice")[len(sent_before)] == in_flight
 
-    after = new_world()
-    second = make_gateway(after, killed, Bot(after))
-    await second.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed) as after:
         assert in_flight not in after.texts(to="wxid_alice")
         assert [*sent_before, in_flight, *after.texts(to="wxid_alice")] == CHUNKS
-    finally:
-        await second.close()
 
 
 async def test_a_kill_right_after_the_stop_journaled_the_reply_does_not_send_twice(
@@ -761,15 +763,8 @@ async def test_a_kill_right_after_the_stop_journaled_the_reply_does_not_send_twi
     in_flight = CHUNKS[len(sent_before)]
     assert world.texts(to="wxid_alice")[len(sent_before)] == in_flight
 
-    after = new_world()
-    second = make_gateway(after, killed, Bot(after))
-    await second.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed) as after:
         assert [*sent_before, in_flight, *after.texts(to="wxid_alice")] == CHUNKS
-    finally:
-        await second.close()
 
 
 async def test_a_kill_as_a_stop_journals_the_reply_of_a_kept_turn_loses_nothing(
@@ -819,15 +814,8 @@ async def test_a_kill_as_a_stop_journals_the_reply_of_a_kept_turn_loses_nothing(
     assert killed.exists()
     await world.drive(stopping)  # (this process is gone: what it does next is not counted)
 
-    after = new_world()
-    third = make_gateway(after, killed, Bot(after))
-    await third.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed) as after:
         assert [*sent_before, *after.texts(to="wxid_alice")] == CHUNKS
-    finally:
-        await third.close()
 
 
 async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Path) -> None:
@@ -856,19 +844,12 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
     assert world.texts(to="wxid_stranger") == []
     await world.drive(stopping)  # (this process is gone: what it does next is not counted)
 
-    after = new_world()
-    second = make_gateway(after, killed, Bot(after), **keys)
-    await second.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed, **keys) as after:
         reply = after.texts(to="wxid_stranger")  # (in chunks: textChunkLimit is 100)
         assert "\n".join(reply).count("Pairing code") == 1
         assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
         await after.say("wxid_stranger", "hello again?")  # pending: nothing more
         assert after.texts(to="wxid_stranger") == reply
-    finally:
-        await second.close()
 
 
 async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_restart(
@@ -962,19 +943,12 @@ async def test_a_kill_loses_neither_the_owners_notice_nor_the_reply_behind_it(
     assert not any("wxid_stranger" in t for t in sent_before)
     await world.drive(stopping)  # (this process is gone: what it does next is not counted)
 
-    after = new_world()
-    second = make_gateway(after, killed, Bot(after), **NOTIFYING)
-    await second.start()
-    await after.login()
-    await after.run_until_idle()
-    try:
+    async with restarted_from(killed, **NOTIFYING) as after:
         texts = [*sent_before, *after.texts(to="wxid_alice")]
         assert [t for t in texts if t in CHUNKS] == CHUNKS
         notice = [t for t in texts if t not in CHUNKS]  # (in chunks: textChunkLimit 100)
         assert "\n".join(notice).count("wants to talk to the bot") == 1
         assert notice[-1].startswith("Deny:") and len(notice) == len(set(notice))
-    finally:
-        await second.close()
 
 
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
