@@ -917,6 +917,7 @@ async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
         texts = world.texts(to="wxid_alice")
         assert texts.count("echo ping") == 1
         assert "\n".join(texts).count("wants to talk to the bot") == 1
+        assert texts[-1] == "echo ping"  # after the notice it waited behind, as it would have
     finally:
         await second.close()
 
@@ -949,6 +950,71 @@ async def test_a_kill_loses_neither_the_owners_notice_nor_the_reply_behind_it(
         notice = [t for t in texts if t not in CHUNKS]  # (in chunks: textChunkLimit 100)
         assert "\n".join(notice).count("wants to talk to the bot") == 1
         assert notice[-1].startswith("Deny:") and len(notice) == len(set(notice))
+
+
+async def test_a_kept_turn_asked_again_during_a_grace_period_survives_a_kill(
+    tmp_path: Path,
+) -> None:
+    """A restart takes up a kept reply and a kept turn; a stop begins while the reply's
+    rest goes out, and the turn is asked again during the grace period: a kill then must
+    not lose it (it was marked as being sent and never journaled: the next start dropped
+    it as a crash's)."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world))
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.say("wxid_alice", "slow", settle=False)  # waits behind "long"
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=1))
+    assert {i.kind for i in outbox_rows(state)} == {"text", "turn"}
+
+    second = make_gateway(world, state, Bot(world))
+    await second.start()
+    await world.clock.advance(1)  # the kept rest is going out, paced
+    stopping = asyncio.ensure_future(second.close(grace_s=120))
+    await world.clock.advance(40)  # the rest went out; "slow" is asked again, thinking
+    assert world.texts(to="wxid_alice")[-1] == CHUNKS[-1]
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    async with restarted_from(killed) as after:
+        assert after.texts(to="wxid_alice") == ["thought it over"]
+
+
+async def test_an_error_notice_waiting_for_its_conversation_is_kept_by_a_stop(
+    tmp_path: Path,
+) -> None:
+    """The agent failed while the owner's notice held the conversation: the error notice
+    that answers the message waits, and a stop then keeps it (it was lost)."""
+
+    async def failing(turn: AgentTurn) -> str:
+        if turn.text == "ping":
+            raise RuntimeError("the model is down")
+        return f"echo {turn.text}"
+
+    world, state = new_world(), tmp_path / "state"
+    keys = {**NOTIFYING, "errorNotice": "Sorry, something went wrong."}
+    gw = make_gateway(world, state, failing, **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the notice to alice waits, paced
+    await world.say("wxid_alice", "ping", settle=False)
+    await world.clock.advance(0.1)  # the agent failed: its notice waits behind
+    await world.drive(gw.close(grace_s=0.5))
+    assert "Sorry, something went wrong." not in world.texts(to="wxid_alice")
+
+    second = make_gateway(world, state, failing, **keys)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice")[-1] == "Sorry, something went wrong."
+    finally:
+        await second.close()
 
 
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(

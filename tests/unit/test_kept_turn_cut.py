@@ -1,6 +1,7 @@
-"""A kept turn asked again after a restart, answered, then cut by another stop before its
-reply was planned: the reply stands for it, so its item leaves the outbox (it was left
-``sending``, and the next start dropped it with a crash's warning)."""
+"""How a stop's journal keeps a turn: a kept turn asked again after a restart, answered
+(nothing planned to send yet), then cut by another stop leaves the outbox, its reply
+standing for it (it was left ``sending``, and the next start dropped it with a crash's
+warning); a whole reply is written as soon as it is known."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class Recording:
         self.recorded.append((turn.message_id, parts))
 
 
-def test_a_kept_turn_answered_and_cut_before_its_reply_was_planned_leaves_no_item() -> None:
+def test_a_kept_turn_answered_with_nothing_to_send_yet_and_cut_leaves_no_item() -> None:
     store = MemoryStore()
     kept = KeptWork(
         account_id="default",
@@ -50,7 +51,14 @@ def test_a_kept_turn_answered_and_cut_before_its_reply_was_planned_leaves_no_ite
 
 
 class Chunking:
-    """The outbound's side a journal asks: a reply's messages, one per line."""
+    """The outbound's side a journal asks: a reply's messages, one per line; a reply
+    window (iLink) or none."""
+
+    def __init__(self, window: Any = None) -> None:
+        self._window = window
+
+    def window(self, conversation_id: str) -> Any:
+        return self._window
 
     def messages(self, reply: Any) -> list[Any]:
         from wechat_sdk.outbound.pipeline import OutboundMessage
@@ -58,11 +66,11 @@ class Chunking:
         return [OutboundMessage(line) for line in reply.text.split("\n")]
 
 
-def journaling(store: MemoryStore) -> KeptWork:
+def journaling(store: MemoryStore, window: Any = None) -> KeptWork:
     return KeptWork(
         account_id="default",
         outbox=store.outbox,
-        outbound=Chunking(),  # type: ignore[arg-type]
+        outbound=Chunking(window),  # type: ignore[arg-type]
         history=Any,  # type: ignore[arg-type]
         tools=Any,  # type: ignore[arg-type]
         recheck=lambda turn: turn,
@@ -96,3 +104,48 @@ def test_a_reply_journaled_before_its_delivery_planned_it_is_written_once() -> N
             assert store.outbox.items("default") == early  # the same rows
         journal.close()
         assert store.outbox.items("default") == []
+
+
+def test_a_reply_to_a_conversation_with_a_reply_window_is_journaled_once_planned() -> None:
+    """On iLink a reply window packs a reply as it is planned (what does not fit waits in
+    the outbox): rows written before could only be swapped for the planned ones in
+    several writes, so none are; the planned messages are journaled as they come."""
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.outbound.pipeline import OutboundMessage
+
+    store = MemoryStore()
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo"))
+    journal = journaling(store, window=object()).journal(TURN, progress)
+    assert store.outbox.items("default") == [] and journal.unplanned() == []
+    progress.plan.add([OutboundMessage("one\n\ntwo")])
+    assert [i.text for i in store.outbox.items("default")] == ["one\n\ntwo"]
+
+
+async def test_a_message_whose_reply_is_kept_is_not_taken_in_again_at_the_next_start() -> None:
+    """A process that died between writing a reply's rows and taking its message's
+    journal out left both: the reply stands for the message, which taken in again would
+    be answered twice."""
+    import asyncio
+
+    from wechat_sdk.gateway.outbox import journaled_message, kept_messages
+    from wechat_sdk.outbound.pipeline import OutboundMessage
+    from wechat_sdk.puppet import Message, MessageKind
+
+    from wechat_sdk.keyed_locks import KeyedLocks
+
+    class Turns:
+        conversations = KeyedLocks()
+
+    store = MemoryStore()
+    kept = journaling(store)
+    now = kept.clock.now()
+    message = Message(id="m-1", kind=MessageKind.TEXT, talker_id="wxid_alice", text="hi")
+    store.outbox.add([journaled_message("default", message, now)])
+    reply = kept_messages("default", "wxid_alice", [OutboundMessage("hello")], now, TURN)
+    store.outbox.add(reply)
+    kept.take_up(Turns(), asyncio.Event())  # type: ignore[arg-type]
+    try:
+        assert kept.take_arrived() == []
+        assert [i.kind for i in store.outbox.items("default")] == ["text"]
+    finally:
+        kept.cancel_waiting()

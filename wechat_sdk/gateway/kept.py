@@ -284,8 +284,9 @@ class KeptWork:
     def _arrived(self, arrived: list[OutboxItem], items: list[OutboxItem]) -> list[OutboxItem]:
         """The messages to take through the inbound steps again: each once, unless a
         kept turn already stands for it (the process died between writing the turn and
+        taking the message out), or its reply (it died between writing the reply and
         taking the message out), or it is too old."""
-        done = {message_id_of(i) for i in items if i.kind == "turn"}
+        done = {message_id_of(i) for i in items if i.kind == "turn"} | _answered(items)
         again: list[OutboxItem] = []
         for item in arrived:
             message_id = message_id_of(item)
@@ -531,6 +532,12 @@ class TurnJournal:
         delivery will plan them; False when there is none."""
         reply = self.progress.reply
         if reply is None or self.progress.plan.began:
+            return False
+        if self.kept.outbound.window(self.conversation_id) is not None:
+            # a reply window packs the reply as it is planned, and what does not fit
+            # waits in the outbox: rows written before could only be swapped for those
+            # in several writes (a kill between them: sent twice, or lost). Kept at a
+            # cut instead (keep_cut_turn), as the delivery would have planned it
             return False
         self.added(self.kept.outbound.messages(reply))
         self.early = bool(self.items)

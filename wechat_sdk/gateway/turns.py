@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,10 @@ class WatchedStream:
         return piece
 
 
+#: numbers the turns and texts in the order they come (see TurnProgress.order)
+_ORDER = itertools.count()
+
+
 @dataclass
 class TurnProgress:
     """How far a turn got: what a stop that cuts it keeps."""
@@ -69,6 +74,8 @@ class TurnProgress:
     plan: ReplyPlan = field(default_factory=ReplyPlan)
     #: set once a stop began: the turn as written to the outbox, kept true as it goes on
     journal: Journal | None = None
+    #: when it came, among the account's turns and texts (a stop journals them in order)
+    order: int = field(default_factory=lambda: next(_ORDER))
 
 
 class Journal(Protocol):
@@ -242,7 +249,8 @@ class Turns:
         """Ask the agent and deliver its reply (the conversation is held)."""
         key = asyncio.current_task()
         self._active[key] = (turn, progress)
-        if self.journal_every_turn and progress.journal is None:
+        # (a kept turn asked again begins here: once a stop began, it is written too)
+        if (self.journal_every_turn or self._settling) and progress.journal is None:
             progress.journal = self._cut.journal(turn, progress)
         try:
             await self._reply(turn, progress, mark)
@@ -294,16 +302,19 @@ class Turns:
         except DeliveryFailed:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
-            progress.answered = True  # with an error: a stop now has nothing to keep
+            progress.answered = True  # with an error: the notice stands for the reply
+            notice = self.account.settings.errorNotice
+            progress.reply = Reply(text=notice) if notice else None
             if progress.journal is not None:
                 progress.journal.answered()
             self._on_error(f"agent error: {type(exc).__name__}: {exc}")
             self.log.exception("agent failed on message %s", turn.message_id)
-            notice = self.account.settings.errorNotice
-            if notice:
+            if progress.reply is not None:
                 with contextlib.suppress(DeliveryFailed):
                     await self._marks_durable(mark)
-                    await self.outbound.deliver(conversation, Reply(text=notice), typing=typing)
+                    await self.outbound.deliver(
+                        conversation, progress.reply, plan=progress.plan, typing=typing
+                    )
 
     def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""
@@ -335,13 +346,20 @@ class Turns:
         sender.stop_began()
         self._settling = True  # a turn that begins from now on is written as it begins
         try:
-            # those being answered, and those waiting behind another turn
-            for turn, progress in [*self._active.values(), *self._queued.values()]:
+            # those being answered, those waiting behind another turn, and the texts
+            # (pairing codes), in the order they came: what the next start sends of each
+            # conversation goes in that order
+            in_flight: list[tuple[TurnProgress, AgentTurn | str]] = [
+                *((p, t) for t, p in [*self._active.values(), *self._queued.values()]),
+                *((p, to) for to, p in self._texts.values()),
+            ]
+            for progress, what in sorted(in_flight, key=lambda e: e[0].order):
                 if progress.journal is None:
-                    progress.journal = self._cut.journal(turn, progress)
-            for to, progress in self._texts.values():  # and the texts (pairing codes)
-                if progress.journal is None:
-                    progress.journal = self._cut.journal_text(to, progress)
+                    progress.journal = (
+                        self._cut.journal(what, progress)
+                        if isinstance(what, AgentTurn)
+                        else self._cut.journal_text(what, progress)
+                    )
             await finish_or_cut(self.tasks, grace_s, self.clock, [sender])
         finally:
             self._settling = False
