@@ -1017,6 +1017,106 @@ async def test_an_error_notice_waiting_for_its_conversation_is_kept_by_a_stop(
         await second.close()
 
 
+async def test_what_a_stop_keeps_goes_out_in_the_order_it_would_have(tmp_path: Path) -> None:
+    """A turn that came first but was answered later waits behind the owner's notice that
+    came after it: the next start sends the rest of the notice, then the reply (it sent
+    the reply in the middle of the notice, by the order they came)."""
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
+    await world.clock.advance(58)
+    await world.say("wxid_stranger", "hello?", settle=False)  # the notice to alice, paced
+    await world.clock.advance(2.1)  # "slow" is answered: its reply waits behind the notice
+    await world.drive(gw.close(grace_s=0.5))
+    before = world.texts(to="wxid_alice")
+    assert "thought it over" not in before and "Deny:" not in "\n".join(before)
+
+    second = make_gateway(world, state, Bot(world), **NOTIFYING)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        texts = world.texts(to="wxid_alice")
+        assert texts[-1] == "thought it over" and texts[-2].startswith("Deny:")
+        assert "\n".join(texts).count("wants to talk to the bot") == 1
+    finally:
+        await second.close()
+
+
+async def test_an_error_notice_with_the_puppet_at_a_kill_is_not_followed_by_another_answer(
+    tmp_path: Path,
+) -> None:
+    """A streaming agent failed before saying a word: its error notice is with the puppet
+    when a stop begins, and the process is killed. The notice stands for the reply: the
+    next process neither asks the agent again nor answers a second time."""
+    import shutil
+
+    async def failing(turn: AgentTurn) -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[str]:
+            raise RuntimeError("the model is down")
+            yield ""  # (an async generator)
+
+        return stream()
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, failing, errorNotice="Sorry, something went wrong.")
+    await gw.start()
+    await world.login()
+    world.fault("slow_send", seconds=20)
+    await world.say("wxid_alice", "hi", settle=False)
+    await world.clock.advance(1)  # the notice is with the puppet
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    async with restarted_from(killed) as after:
+        assert after.texts(to="wxid_alice") == []  # (the notice went, or maybe: never twice)
+
+
+async def test_a_kept_turn_asked_again_in_a_grace_period_is_never_marked_sending_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept turn asked again once a stop began is journaled as it begins, pending: it
+    is not first marked ``sending`` (a kill right after that write made the next start
+    drop it)."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = make_gateway(world, state, Bot(world))
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "long", settle=False)
+    await world.say("wxid_alice", "slow", settle=False)  # waits behind "long"
+    await world.clock.advance(1)
+    await world.drive(gw.close(grace_s=1))
+
+    store = SqliteStore.in_state_dir(state, clock=world.clock)
+    turn_ids = {i.id for i in store.outbox.items("default") if i.kind == "turn"}
+    killed = tmp_path / "killed"
+    real_set_state = store.outbox.set_state
+
+    def set_state_then_killed(item_id: int, state_: Any) -> None:
+        real_set_state(item_id, state_)
+        if item_id in turn_ids and state_ == "sending" and not killed.exists():
+            shutil.copytree(state, killed)  # a kill right after this write
+
+    monkeypatch.setattr(store.outbox, "set_state", set_state_then_killed)
+    second = make_gateway(world, state, Bot(world), store=store)
+    await second.start()
+    await world.clock.advance(1)  # the kept rest is going out, paced
+    stopping = asyncio.ensure_future(second.close(grace_s=120))
+    await world.clock.advance(40)  # the rest went out; "slow" is asked again, thinking
+    if not killed.exists():
+        shutil.copytree(state, killed)
+    await world.drive(stopping)
+
+    async with restarted_from(killed) as after:
+        assert after.texts(to="wxid_alice") == ["thought it over"]
+
+
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     tmp_path: Path,
 ) -> None:

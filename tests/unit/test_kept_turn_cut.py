@@ -5,10 +5,11 @@ warning); a whole reply is written as soon as it is known."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
-from wechat_sdk.agent import AgentTurn
+from wechat_sdk.agent import AgentTurn, ToolRegistry
 from wechat_sdk.clock import VirtualClock
 from wechat_sdk.gateway.kept import KeptWork
 from wechat_sdk.gateway.outbox import kept_turn
@@ -54,6 +55,8 @@ class Chunking:
     """The outbound's side a journal asks: a reply's messages, one per line; a reply
     window (iLink) or none."""
 
+    waiting = None
+
     def __init__(self, window: Any = None) -> None:
         self._window = window
 
@@ -72,7 +75,7 @@ def journaling(store: MemoryStore, window: Any = None) -> KeptWork:
         outbox=store.outbox,
         outbound=Chunking(window),  # type: ignore[arg-type]
         history=Any,  # type: ignore[arg-type]
-        tools=Any,  # type: ignore[arg-type]
+        tools=ToolRegistry(),
         recheck=lambda turn: turn,
         clock=VirtualClock(),
         log=logging.LoggerAdapter(logging.getLogger("test")),
@@ -128,10 +131,9 @@ async def test_a_message_whose_reply_is_kept_is_not_taken_in_again_at_the_next_s
     import asyncio
 
     from wechat_sdk.gateway.outbox import journaled_message, kept_messages
+    from wechat_sdk.keyed_locks import KeyedLocks
     from wechat_sdk.outbound.pipeline import OutboundMessage
     from wechat_sdk.puppet import Message, MessageKind
-
-    from wechat_sdk.keyed_locks import KeyedLocks
 
     class Turns:
         conversations = KeyedLocks()
@@ -149,3 +151,32 @@ async def test_a_message_whose_reply_is_kept_is_not_taken_in_again_at_the_next_s
         assert [i.kind for i in store.outbox.items("default")] == ["text"]
     finally:
         kept.cancel_waiting()
+
+
+async def test_a_kept_turn_whose_reply_waits_for_the_user_is_not_asked_again() -> None:
+    """A process that died between keeping the part of a reply a reply window did not
+    take (``waiting``, marked with the message it answers) and taking the turn's own item
+    out left both: the waiting part stands for the turn, which asked again would be
+    answered twice."""
+    import asyncio
+
+    from wechat_sdk.keyed_locks import KeyedLocks
+    from wechat_sdk.stores.base import OutboxItem
+
+    class Turns:
+        conversations = KeyedLocks()
+        journals_now = False
+
+        def track(self, task: Any) -> None: ...
+
+    store = MemoryStore()
+    kept = journaling(store)
+    now = kept.clock.now()
+    store.outbox.add([kept_turn(TURN, now)])
+    rest = OutboxItem("default", "wxid_alice", "text", now, text="the rest", turn="m-1")
+    store.outbox.add([dataclasses.replace(rest, state="waiting")])
+    ready = asyncio.Event()
+    ready.set()
+    kept.take_up(Turns(), ready)  # type: ignore[arg-type]
+    await asyncio.gather(*kept.waiting)  # (the conversation's kept work, taken up)
+    assert [(i.kind, i.state) for i in store.outbox.items("default")] == [("text", "waiting")]

@@ -268,7 +268,9 @@ class KeptWork:
             conversations.setdefault(item.conversation_id, []).append(item)
         loop = asyncio.get_running_loop()
         for conversation, kept in conversations.items():
-            task = loop.create_task(self._resume(turns, ready, conversation, kept))
+            task = loop.create_task(
+                self._resume(turns, ready, conversation, kept, _answered(items))
+            )
             self.waiting.add(task)
             task.add_done_callback(self.waiting.discard)
         if conversations:
@@ -309,9 +311,15 @@ class KeptWork:
             task.cancel()
 
     async def _resume(
-        self, turns: Turns, ready: asyncio.Event, conversation: str, items: list[OutboxItem]
+        self,
+        turns: Turns,
+        ready: asyncio.Event,
+        conversation: str,
+        items: list[OutboxItem],
+        answered: set[str],
     ) -> None:
-        """Send one conversation's kept messages, then answer its kept turns."""
+        """Send one conversation's kept messages, then answer its kept turns (but those
+        ``answered``: whose reply is kept, waiting for the user's next message included)."""
         async with turns.conversations.hold(conversation):  # at once: no new turn comes first
             await ready.wait()
             task = asyncio.current_task()
@@ -322,10 +330,15 @@ class KeptWork:
                 messages = [
                     (message_of(i), i) for i in items if i.kind != "turn" and not self._too_old(i)
                 ]
-                if messages:
+                waiting = self.outbound.waiting
+                if messages and waiting is not None and self.outbound.window(conversation):
+                    # a reply window: they go as it takes them, the rest once the user
+                    # writes again (sent at once, they could overflow it and be lost)
+                    waiting.adopt([i for _, i in messages])
+                    await self.send_waiting(turns, conversation)
+                elif messages:
                     await self._send_kept(turns, conversation, messages)
                 kept_turns = []
-                answered = _answered(items)
                 for item in items:
                     if item.kind == "turn":
                         if message_id_of(item) in answered:
@@ -437,7 +450,9 @@ class KeptWork:
             return
         turn = checked
         # marked while it runs: if the process dies meanwhile, the next start drops it
-        self.outbox.set_state(item.id, "sending")
+        # (unless it is journaled as it begins: a stop under way, or a lease)
+        if not turns.journals_now:
+            self.outbox.set_state(item.id, "sending")
         progress = TurnProgress(kept=item)
         try:
             await turns.reply(turn, progress, None)

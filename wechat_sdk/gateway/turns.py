@@ -249,6 +249,7 @@ class Turns:
         """Ask the agent and deliver its reply (the conversation is held)."""
         key = asyncio.current_task()
         self._active[key] = (turn, progress)
+        progress.plan.answers = turn.message_id or None
         # (a kept turn asked again begins here: once a stop began, it is written too)
         if (self.journal_every_turn or self._settling) and progress.journal is None:
             progress.journal = self._cut.journal(turn, progress)
@@ -303,6 +304,8 @@ class Turns:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
             progress.answered = True  # with an error: the notice stands for the reply
+            if progress.stream is not None and not progress.stream.produced:
+                progress.stream = None  # (it said nothing: nothing of it to keep)
             notice = self.account.settings.errorNotice
             progress.reply = Reply(text=notice) if notice else None
             if progress.journal is not None:
@@ -347,13 +350,13 @@ class Turns:
         self._settling = True  # a turn that begins from now on is written as it begins
         try:
             # those being answered, those waiting behind another turn, and the texts
-            # (pairing codes), in the order they came: what the next start sends of each
-            # conversation goes in that order
+            # (pairing codes): those that asked for their conversation in that order (as
+            # they would have gone out), then the others in the order they came
             in_flight: list[tuple[TurnProgress, AgentTurn | str]] = [
                 *((p, t) for t, p in [*self._active.values(), *self._queued.values()]),
                 *((p, to) for to, p in self._texts.values()),
             ]
-            for progress, what in sorted(in_flight, key=lambda e: e[0].order):
+            for progress, what in sorted(in_flight, key=_going_order):
                 if progress.journal is None:
                     progress.journal = (
                         self._cut.journal(what, progress)
@@ -365,6 +368,18 @@ class Turns:
             self._settling = False
             sender.stop_began(False)
 
+    @property
+    def journals_now(self) -> bool:
+        """Whether a turn that begins now is written to the outbox as it begins."""
+        return self.journal_every_turn or self._settling
+
     async def wait_idle(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def _going_order(entry: tuple[TurnProgress, AgentTurn | str]) -> tuple[bool, int, int]:
+    """Where a turn or text in flight stands in the order things go out."""
+    progress = entry[0]
+    queued = progress.plan.queued
+    return (queued is None, queued or 0, progress.order)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
@@ -39,6 +40,9 @@ log = logging.getLogger("wechat_sdk.outbound")
 
 FETCH_TIMEOUT_S = media_fetch.FETCH_TIMEOUT_S
 
+#: numbers the deliveries as they ask for their conversation (ReplyPlan.queued)
+_QUEUED = itertools.count()
+
 
 class PlanWatcher(Protocol):
     """Told how a reply's messages go out (a stopping gateway journals them)."""
@@ -62,6 +66,12 @@ class ReplyPlan:
     def __init__(self) -> None:
         #: messages were added (the reply's delivery has planned it)
         self.began = False
+        #: its place in the queue for its conversation, once its delivery asked for it
+        #: (the order in which what a stop keeps would have gone out)
+        self.queued: int | None = None
+        #: the id of the message the reply answers (what a reply window keeps of it for
+        #: later is marked with it: see kept._answered)
+        self.answers: str | None = None
         self.pending: list[OutboundMessage] = []
         #: the message handed to the puppet last and not done yet (it may be going out
         #: now: a journal written meanwhile marks it ``sending``)
@@ -175,6 +185,7 @@ class Outbound:
         plan = ReplyPlan() if plan is None else plan
         if typing is not None:
             plan.typing = typing
+        plan.queued = next(_QUEUED)  # (the conversation is taken in this order)
         async with self.replying(conversation_id):
             try:
                 if isinstance(reply, Reply):
@@ -225,7 +236,7 @@ class Outbound:
         raise WindowClosed("reply window closed: the user has not written in 24 h", transient=False)
 
     def _fit_window(
-        self, conversation_id: str, messages: list[OutboundMessage]
+        self, conversation_id: str, messages: list[OutboundMessage], answers: str | None
     ) -> list[OutboundMessage]:
         """What of ``messages`` goes out now; the rest waits for the user's next message."""
         window = self.window(conversation_id)
@@ -239,7 +250,7 @@ class Outbound:
                     f"reply window full: {len(later)} message(s) not sent",
                     "window_closed",
                 )
-            self.waiting.keep(conversation_id, later)
+            self.waiting.keep(conversation_id, later, answers=answers)
         return now
 
     def messages(self, reply: Reply) -> list[OutboundMessage]:
@@ -273,7 +284,7 @@ class Outbound:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply, and so does a logout (nothing more can go)
-        messages = self._fit_window(conversation_id, list(messages))
+        messages = self._fit_window(conversation_id, list(messages), plan.answers)
         plan.add(messages)
         first_failure: DeliveryFailed | None = None
         for message in messages:

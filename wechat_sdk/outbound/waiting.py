@@ -36,9 +36,16 @@ class WaitingForUser:
         #: conversations with messages waiting (read from the store on first use)
         self._conversations: set[str] | None = None
 
-    def keep(self, conversation_id: str, messages: Sequence[OutboundMessage]) -> bool:
+    def keep(
+        self,
+        conversation_id: str,
+        messages: Sequence[OutboundMessage],
+        *,
+        answers: str | None = None,
+    ) -> bool:
         """Keep ``messages`` (in order) until the user writes again; False when the store
-        refused them (logged: they are lost)."""
+        refused them (logged: they are lost). ``answers``: the id of the message they
+        answer (a kept turn of it is answered: see the gateway's kept work)."""
         if not messages:
             return True
         now = self.clock.now()
@@ -53,6 +60,7 @@ class WaitingForUser:
                 file=m.file,
                 dm=True,
                 state="waiting",
+                turn=answers,
             )
             for m in messages
         ]
@@ -74,6 +82,13 @@ class WaitingForUser:
             conversation_id,
         )
         return True
+
+    def adopt(self, items: Sequence[OutboxItem]) -> None:
+        """Kept messages (a stop's, taken up at a start) wait like those of a full reply
+        window: each marked ``waiting`` (what the window takes goes at once)."""
+        for item in items:
+            self.outbox.set_state(item.id, "waiting")
+            self._known().add(item.conversation_id)
 
     def has(self, conversation_id: str) -> bool:
         """Whether messages to this conversation are waiting (no store read after the
