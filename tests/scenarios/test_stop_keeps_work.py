@@ -1117,6 +1117,42 @@ async def test_a_kept_turn_asked_again_in_a_grace_period_is_never_marked_sending
         assert after.texts(to="wxid_alice") == ["thought it over"]
 
 
+async def test_an_error_notice_after_a_stream_that_said_something_is_kept_by_a_stop(
+    tmp_path: Path,
+) -> None:
+    """A stream sent a block, then failed; the owner's notice took the conversation
+    meanwhile, and the error notice waits behind it when the grace period ends: the
+    error notice is kept (it was lost: the stream's plan had begun, and stood for it)."""
+
+    async def stream_then_fail(turn: AgentTurn) -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[str]:
+            yield "Here is the first part.\n\n"
+            await world.clock.sleep(5)  # the owner's notice takes the conversation meanwhile
+            raise RuntimeError("the model is down")
+
+        return stream()
+
+    world, state = new_world(), tmp_path / "state"
+    keys = {**NOTIFYING, "errorNotice": "Sorry, something went wrong.", "blockStreaming": True}
+    gw = make_gateway(world, state, stream_then_fail, **keys)
+    await gw.start()
+    await world.login()
+    await world.say("wxid_alice", "tell me", settle=False)
+    await world.clock.advance(1)  # the first block went out
+    await world.say("wxid_stranger", "hello?", settle=False)  # the notice to alice
+    await world.clock.advance(4.6)  # the stream failed: its error notice waits
+    await world.drive(gw.close(grace_s=0.5))
+    assert "Sorry, something went wrong." not in world.texts(to="wxid_alice")
+
+    second = make_gateway(world, state, Bot(world), **keys)
+    await second.start()
+    await world.run_until_idle()
+    try:
+        assert world.texts(to="wxid_alice").count("Sorry, something went wrong.") == 1
+    finally:
+        await second.close()
+
+
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from wechat_sdk.clock import VirtualClock
 from wechat_sdk.gateway.kept import KeptWork
 from wechat_sdk.gateway.outbox import kept_turn
 from wechat_sdk.gateway.turns import TurnProgress
+from wechat_sdk.outbound.pipeline import OutboundMessage
 from wechat_sdk.stores import MemoryStore
 
 TURN = AgentTurn("default", "direct", "wxid_alice", "Alice", "hi", message_id="m-1")
@@ -180,3 +181,151 @@ async def test_a_kept_turn_whose_reply_waits_for_the_user_is_not_asked_again() -
     kept.take_up(Turns(), ready)  # type: ignore[arg-type]
     await asyncio.gather(*kept.waiting)  # (the conversation's kept work, taken up)
     assert [(i.kind, i.state) for i in store.outbox.items("default")] == [("text", "waiting")]
+
+
+class Windowed(Chunking):
+    """A conversation whose reply window takes two messages now."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        from wechat_sdk.outbound.waiting import WaitingForUser
+
+        super().__init__(window=object())
+        self.waiting = WaitingForUser(  # type: ignore[assignment]
+            store.outbox, "default", VirtualClock(), logging.getLogger("test")
+        )
+
+    def fit(self, conversation_id: str, messages: list[Any]) -> tuple[list[Any], list[Any]]:
+        return messages[:2], messages[2:]
+
+
+def test_a_reply_cut_before_its_window_fitted_it_keeps_its_room_and_its_rest_in_one_write() -> None:
+    """On iLink a reply cut while it waited for its conversation is kept as the reply
+    window would have taken it: what fits now goes at the next start, the rest waits for
+    the user's next message, marked with the message it answers, written after it in the
+    same write (rows written apart: a kill between them lost the first part)."""
+    from wechat_sdk.agent import Reply
+
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    writes: list[int] = []
+    real_add = store.outbox.add
+    store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
+    kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
+    rows = store.outbox.items("default")
+    assert [(i.text, i.state, i.turn) for i in rows] == [
+        ("one", "pending", "m-1"),
+        ("two", "pending", "m-1"),
+        ("three", "waiting", "m-1"),
+    ]
+    assert writes == [3]
+    assert kept.outbound.waiting.has("wxid_alice")  # type: ignore[attr-defined]
+
+
+def test_no_message_goes_out_while_the_turn_it_answers_is_still_in_the_outbox() -> None:
+    """A full disk: the reply's rows and the delete of the kept turn's own item are both
+    refused. The reply does not go out now (the next start would ask the agent again and
+    answer twice); the turn stays kept."""
+    import pytest
+
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.outbound.delivery import DeliveryFailed
+    from wechat_sdk.outbound.pipeline import OutboundMessage
+
+    store = MemoryStore()
+    kept = journaling(store)
+    (item,) = store.outbox.add([kept_turn(TURN, kept.clock.now())])
+    progress = TurnProgress(kept=item)
+    journal = kept.journal(TURN, progress)  # the stop began while the agent thought
+
+    def full(*_: Any) -> Any:
+        raise OSError("database or disk is full")
+
+    store.outbox.add = full  # type: ignore[method-assign]
+    store.outbox.delete = full  # type: ignore[method-assign]
+    progress.answered, progress.reply = True, Reply(text="one")
+    journal.answered()
+    message = OutboundMessage("one")
+    progress.plan.add([message])
+    with pytest.raises(DeliveryFailed) as failed:
+        progress.plan.going(message)
+    assert failed.value.code == "store_failed"
+    assert [i.kind for i in store.outbox.items("default")] == ["turn"]
+
+
+async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() -> None:
+    """A kept turn is a message the user wrote: what an earlier reply window could not
+    take goes out first, as before any turn's answer (it was left waiting while the
+    kept turn was answered)."""
+    import asyncio
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    from wechat_sdk.keyed_locks import KeyedLocks
+    from wechat_sdk.outbound.waiting import WaitingForUser
+    from wechat_sdk.puppet import ReplyWindow
+
+    said: list[str] = []
+    store = MemoryStore()
+
+    class Open(Chunking):
+        def __init__(self) -> None:
+            super().__init__(ReplyWindow(remaining=10, closes_at=float("inf")))
+            self.waiting = WaitingForUser(  # type: ignore[assignment]
+                store.outbox, "default", VirtualClock(), logging.getLogger("test")
+            )
+
+        @contextlib.asynccontextmanager
+        async def replying(self, conversation_id: str) -> AsyncIterator[None]:
+            yield
+
+        async def send_message(self, to: str, message: Any, sent: Any, **_: Any) -> None:
+            said.append(message.text)
+
+    class Turns:
+        conversations = KeyedLocks()
+        journals_now = False
+
+        def track(self, task: Any) -> None: ...
+
+        async def reply(self, turn: AgentTurn, progress: Any, mark: Any) -> None:
+            said.append(f"answer to {turn.text}")
+
+        def answer_entry(self, text: str) -> Any: ...
+
+    kept = journaling(store)
+    kept.outbound = Open()  # type: ignore[assignment]
+    kept.history = type("History", (), {"record_dm_reply": lambda *a: None})()  # type: ignore[assignment]
+    kept.outbound.waiting.keep("wxid_alice", [OutboundMessage("the rest")], answers="m-0")  # type: ignore[attr-defined]
+    store.outbox.add([kept_turn(TURN, kept.clock.now())])
+    ready = asyncio.Event()
+    ready.set()
+    kept.take_up(Turns(), ready)  # type: ignore[arg-type]
+    await asyncio.gather(*kept.waiting)
+    assert said == ["the rest", "answer to hi"]
+
+
+def test_a_journaled_reply_and_what_its_window_leaves_for_later_are_one_write() -> None:
+    """While a stop journals a turn, the reply window's part for later is written in the
+    same write as the part that goes now, after it (the later part written first, a kill
+    before the journal's write lost the first: the later part stood for the turn)."""
+    from wechat_sdk.agent import Reply
+
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    writes: list[int] = []
+    real_add = store.outbox.add
+    store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
+    kept.journal(TURN, progress)
+    assert writes == []  # (a reply window: nothing before the delivery plans it)
+    progress.plan.add([OutboundMessage("one"), OutboundMessage("two")], [OutboundMessage("3")])
+    assert writes == [3]
+    rows = store.outbox.items("default")
+    assert [(i.text, i.state, i.turn) for i in rows] == [
+        ("one", "pending", "m-1"),
+        ("two", "pending", "m-1"),
+        ("3", "waiting", "m-1"),
+    ]

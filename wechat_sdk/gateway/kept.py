@@ -165,13 +165,18 @@ class KeptWork:
                 conversation,
             )
         rest = progress.plan.pending
+        later: list[OutboundMessage] = []
         if not progress.plan.began and progress.reply is not None:
             # cut before its delivery planned it (it waited for its conversation): all of
-            # it, as the journal wrote it, or as the delivery would have planned it
-            rest = (journal.unplanned() if journal is not None else []) or (
-                self.outbound.messages(progress.reply)
-            )
-        if not rest:
+            # it, as the journal wrote it, or as the delivery would have planned it (a
+            # reply window's room now, the rest for the user's next message)
+            rest = journal.unplanned() if journal is not None else []
+            if not rest:
+                with contextlib.suppress(DeliveryFailed):  # (no room kept: it said so)
+                    rest, later = self.outbound.fit(
+                        conversation, self.outbound.messages(progress.reply)
+                    )
+        if not rest and not later:
             self.log.info(
                 "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
                 conversation,
@@ -182,11 +187,16 @@ class KeptWork:
             # journal) is written now
             unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
             done = True
-            if unwritten:
+            if unwritten or later:
                 items = kept_messages(
                     turn.account_id, conversation, unwritten, self.clock.now(), turn
                 )
-                done = self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
+                waiting = self.outbound.waiting
+                if later and waiting is not None:  # (after the rest, in the same write)
+                    items += waiting.rows(conversation, later, answers=turn.message_id or None)
+                done = self._write(lambda o: o.add(items), f"{len(items)} message(s)")
+                if done and later and waiting is not None:
+                    waiting.kept(conversation, len(later))
             if done:
                 self.log.warning(
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
@@ -330,13 +340,7 @@ class KeptWork:
                 messages = [
                     (message_of(i), i) for i in items if i.kind != "turn" and not self._too_old(i)
                 ]
-                waiting = self.outbound.waiting
-                if messages and waiting is not None and self.outbound.window(conversation):
-                    # a reply window: they go as it takes them, the rest once the user
-                    # writes again (sent at once, they could overflow it and be lost)
-                    waiting.adopt([i for _, i in messages])
-                    await self.send_waiting(turns, conversation)
-                elif messages:
+                if messages:  # (kept within a reply window's room: see keep_cut_turn)
                     await self._send_kept(turns, conversation, messages)
                 kept_turns = []
                 for item in items:
@@ -348,6 +352,9 @@ class KeptWork:
                         if turn is not None:
                             kept_turns.append((turn.timestamp, item.id, turn, item))
                 for _, _, turn, item in sorted(kept_turns, key=lambda t: t[:2]):
+                    # the user wrote: what an earlier reply window could not take goes
+                    # first, as before any turn (Turns._answer)
+                    await self.send_waiting(turns, conversation)
                     await self._rerun(turns, turn, item)
             except Exception as exc:  # a store failure: what is left stays kept
                 self.log.error("could not take up the kept work for %s: %s", conversation, exc)
@@ -563,9 +570,15 @@ class TurnJournal:
         return [m for m, _ in self.items] if self.early else []
 
     def added(
-        self, messages: Sequence[OutboundMessage], sending: OutboundMessage | None = None
+        self,
+        messages: Sequence[OutboundMessage],
+        later: Sequence[OutboundMessage] = (),
+        sending: OutboundMessage | None = None,
     ) -> None:
-        """Messages of the reply to journal (``sending``: the one with the puppet now)."""
+        """Messages of the reply to journal (``sending``: the one with the puppet now), and
+        those a reply window leaves for the user's next message (``later``), written with
+        them in one step, after them (a kill between two writes lost the first part, the
+        later one standing for the turn)."""
         if self.early:  # written before the delivery planned them: the same, in order?
             self.early = False
             early = self.items
@@ -577,7 +590,7 @@ class TurnJournal:
             self.items = []
             for _, item in early:
                 self.kept._write(functools.partial(_delete, item), "a message")
-        if not messages:
+        if not messages and not later:
             return
         rows = kept_messages(
             self.kept.account_id if self.turn is None else self.turn.account_id,
@@ -590,9 +603,15 @@ class TurnJournal:
             dataclasses.replace(row, state="sending") if m is sending else row
             for m, row in zip(messages, rows, strict=True)
         ]
+        waiting = self.kept.outbound.waiting
+        answers = self.turn.message_id or None if self.turn is not None else None
+        if later and waiting is not None:
+            rows += waiting.rows(self.conversation_id, later, answers=answers)
         added: list[OutboxItem] = []
         if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
-            self.items.extend(zip(messages, added, strict=True))
+            self.items.extend(zip(messages, added, strict=False))  # (the journal's own)
+            if later and waiting is not None:
+                waiting.kept(self.conversation_id, len(later))
         # the reply stands for the turn from now on, written or not: the turn asked again
         # after a kill would be answered twice (messages not written go out as they come,
         # and only a cut keeps them, see KeptWork.keep_cut_turn)
@@ -605,6 +624,10 @@ class TurnJournal:
         item = self.holds(message)
         if self.unkept:
             error = "an earlier message of the reply could not be marked"
+        elif self.turn_item is not None and self.progress.answered:
+            # the turn is still in the outbox: the next start would ask the agent again
+            self.unkept = True
+            error = "the turn's own entry could not be taken out"
         elif item is None:
             return
         else:
@@ -654,9 +677,11 @@ class TurnJournal:
         self.progress.plan.watcher = None
 
     def _drop_turn_item(self) -> None:
-        if self.turn_item is not None:
-            item, self.turn_item = self.turn_item, None
-            self.kept._write(lambda o: o.delete(item.id), "a kept turn")
+        """The turn's own item goes (its reply stands for it); one the store would not
+        delete stays, and nothing of the reply goes out while it does (see going)."""
+        item = self.turn_item
+        if item is not None and self.kept._write(lambda o: o.delete(item.id), "a kept turn"):
+            self.turn_item = None
 
     def holds(self, message: OutboundMessage) -> OutboxItem | None:
         """The outbox item of ``message``, when the journal holds it."""

@@ -308,6 +308,12 @@ class Turns:
                 progress.stream = None  # (it said nothing: nothing of it to keep)
             notice = self.account.settings.errorNotice
             progress.reply = Reply(text=notice) if notice else None
+            if progress.plan.began and progress.reply is not None:
+                # a reply of its own after what the stream sent: planned afresh (a stop
+                # journals it as it does any reply not planned yet)
+                fresh = ReplyPlan()
+                fresh.watcher, fresh.answers = progress.plan.watcher, progress.plan.answers
+                progress.plan = fresh
             if progress.journal is not None:
                 progress.journal.answered()
             self._on_error(f"agent error: {type(exc).__name__}: {exc}")

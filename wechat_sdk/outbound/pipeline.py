@@ -47,7 +47,11 @@ _QUEUED = itertools.count()
 class PlanWatcher(Protocol):
     """Told how a reply's messages go out (a stopping gateway journals them)."""
 
-    def added(self, messages: Sequence[OutboundMessage]) -> None: ...
+    def added(
+        self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage] = ()
+    ) -> None:
+        """``messages`` go out; ``later`` (a reply window did not take them) wait for the
+        user's next message: the watcher writes them to wait."""
 
     def going(self, message: OutboundMessage) -> None: ...
 
@@ -80,11 +84,13 @@ class ReplyPlan:
         #: the turn's "typing...", told when a message goes (see Outbound.deliver)
         self.typing: Typing | None = None
 
-    def add(self, messages: Sequence[OutboundMessage]) -> None:
+    def add(
+        self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage] = ()
+    ) -> None:
         self.began = True
         self.pending.extend(messages)
-        if self.watcher is not None and messages:
-            self.watcher.added(messages)
+        if self.watcher is not None and (messages or later):
+            self.watcher.added(messages, later)
 
     def going(self, message: OutboundMessage) -> None:
         if self.typing is not None:
@@ -235,23 +241,23 @@ class Outbound:
             )
         raise WindowClosed("reply window closed: the user has not written in 24 h", transient=False)
 
-    def _fit_window(
-        self, conversation_id: str, messages: list[OutboundMessage], answers: str | None
-    ) -> list[OutboundMessage]:
-        """What of ``messages`` goes out now; the rest waits for the user's next message."""
+    def fit(
+        self, conversation_id: str, messages: list[OutboundMessage]
+    ) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
+        """What of ``messages`` goes out now, and what waits for the user's next message
+        (a reply window: packed, with the notice that more follows; with none, all now).
+        Nothing is written here."""
         window = self.window(conversation_id)
         if window is None:
-            return messages
+            return messages, []
         now, later = fit_window(messages, window, self.clock.now())
-        if later:
-            if self.waiting is None:
-                raise self.sender.failure(
-                    conversation_id,
-                    f"reply window full: {len(later)} message(s) not sent",
-                    "window_closed",
-                )
-            self.waiting.keep(conversation_id, later, answers=answers)
-        return now
+        if later and self.waiting is None:
+            raise self.sender.failure(
+                conversation_id,
+                f"reply window full: {len(later)} message(s) not sent",
+                "window_closed",
+            )
+        return now, later
 
     def messages(self, reply: Reply) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own (as
@@ -284,8 +290,13 @@ class Outbound:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply, and so does a logout (nothing more can go)
-        messages = self._fit_window(conversation_id, list(messages), plan.answers)
-        plan.add(messages)
+        messages, later = self.fit(conversation_id, list(messages))
+        if later and plan.watcher is not None:
+            plan.add(messages, later=later)  # (a journal writes both in one step)
+        else:
+            if later and self.waiting is not None:
+                self.waiting.keep(conversation_id, later, answers=plan.answers)
+            plan.add(messages)
         first_failure: DeliveryFailed | None = None
         for message in messages:
             try:

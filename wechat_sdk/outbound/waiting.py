@@ -48,8 +48,31 @@ class WaitingForUser:
         answer (a kept turn of it is answered: see the gateway's kept work)."""
         if not messages:
             return True
+        items = self.rows(conversation_id, messages, answers=answers)
+        try:
+            self.outbox.add(items)
+        except Exception as exc:
+            self.log.error(
+                "could not keep %d message(s) to %s for the user's next message: %s: lost",
+                len(items),
+                conversation_id,
+                exc,
+            )
+            return False
+        self.kept(conversation_id, len(items))
+        return True
+
+    def rows(
+        self,
+        conversation_id: str,
+        messages: Sequence[OutboundMessage],
+        *,
+        answers: str | None = None,
+    ) -> list[OutboxItem]:
+        """The outbox rows that keep ``messages`` for the user's next message (for a
+        caller that writes them with others, in one step: then :meth:`kept`)."""
         now = self.clock.now()
-        items = [
+        return [
             OutboxItem(
                 account_id=self.account_id,
                 conversation_id=conversation_id,
@@ -64,31 +87,16 @@ class WaitingForUser:
             )
             for m in messages
         ]
-        try:
-            self.outbox.add(items)
-        except Exception as exc:
-            self.log.error(
-                "could not keep %d message(s) to %s for the user's next message: %s: lost",
-                len(items),
-                conversation_id,
-                exc,
-            )
-            return False
+
+    def kept(self, conversation_id: str, count: int) -> None:
+        """``count`` messages to the conversation were written to wait (see :meth:`rows`)."""
         self._known().add(conversation_id)
         self.log.info(
             "reply window full: %d message(s) to %s wait for the user's next message "
             "reason=window_full",
-            len(items),
+            count,
             conversation_id,
         )
-        return True
-
-    def adopt(self, items: Sequence[OutboxItem]) -> None:
-        """Kept messages (a stop's, taken up at a start) wait like those of a full reply
-        window: each marked ``waiting`` (what the window takes goes at once)."""
-        for item in items:
-            self.outbox.set_state(item.id, "waiting")
-            self._known().add(item.conversation_id)
 
     def has(self, conversation_id: str) -> bool:
         """Whether messages to this conversation are waiting (no store read after the
