@@ -8,6 +8,7 @@ the whole turn."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, Gateway, WindowClosed
 from wechat_sdk.clock import RealClock
 from wechat_sdk.outbound.window import MORE_NOTICE
-from wechat_sdk.stores import SqliteStore
+from wechat_sdk.stores import OutboxItem, SqliteStore
 
 pytestmark = pytest.mark.slow  # real HTTP on the real clock
 
@@ -120,6 +121,36 @@ async def test_what_waits_for_the_user_survives_a_restart_and_not_sent_at_start(
             *LONG.split("\n\n")[9:],
             "short: go on",
         ]
+    finally:
+        await gateway.close()
+
+
+async def test_kept_messages_the_window_refuses_at_a_start_wait_for_the_user(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    """What a stop kept goes out at the next start as far as the reply window takes it;
+    what the window refuses (it filled, or a day passed while the gateway was down) waits
+    for the user's next message, in order (it was deleted as failed: lost)."""
+    gateway = await start(world, long_then_short, tmp_path)
+    await world.say(ALICE, "hi", settle=False)
+    await until("the answer", lambda: texts(world) == ["short: hi"])
+    await gateway.close()
+    with SqliteStore.in_state_dir(tmp_path) as store:  # what a stop kept: twelve messages
+        kept = [
+            OutboxItem("default", ALICE, "text", time.time(), text=f"kept {i}", dm=True)
+            for i in range(12)
+        ]
+        store.outbox.add(kept)
+
+    gateway = world.gateway(CONFIG, long_then_short, state_dir=tmp_path)
+    await gateway.start()
+    try:
+        await until("the window's room", lambda: len(texts(world)) == 10)
+        await asyncio.sleep(0.3)
+        assert texts(world)[1:] == [f"kept {i}" for i in range(9)]  # the window is full
+        await world.say(ALICE, "go on", settle=False)
+        await until("the rest, then the answer", lambda: len(texts(world)) == 14)
+        assert texts(world)[10:] == ["kept 9", "kept 10", "kept 11", "short: go on"]
     finally:
         await gateway.close()
 

@@ -401,11 +401,15 @@ class KeptWork:
         sent: list[str] = []
         try:
             async with self.outbound.replying(conversation):
-                for message, item in messages:
+                for n, (message, item) in enumerate(messages):
                     if item is None:
                         with contextlib.suppress(DeliveryFailed):
                             await self.outbound.send_message(conversation, message, [])
                         continue
+                    window = self.outbound.window(conversation)
+                    closed = window is not None and not is_open(window, self.clock.now())
+                    if closed and self._wait([i for _, i in messages[n:]]):
+                        return  # the reply window is full: the rest waits for the user
                     # marked as it is handed to the puppet (after pacing): if the process
                     # dies while it goes out, it is dropped at the next start rather than
                     # maybe sent twice
@@ -413,8 +417,11 @@ class KeptWork:
                     going = functools.partial(self.outbox.set_state, item.id, "sending")
                     try:
                         await self.outbound.send_message(conversation, message, sent, going=going)
-                    except DeliveryFailed:
-                        pass  # the sender logged it: not kept (like any failed reply)
+                    except DeliveryFailed as exc:
+                        # (the window closed while it waited for its pacing)
+                        if exc.code == "window_closed" and self._wait([i for _, i in messages[n:]]):
+                            return
+                        # (otherwise the sender logged it: not kept, like any failed reply)
                     except asyncio.CancelledError as cut:
                         if isinstance(cut, SendCut):  # it went out, or maybe: not again
                             self.outbox.delete(item.id)
@@ -425,6 +432,19 @@ class KeptWork:
         finally:
             if sent and any(item is not None and item.dm for _, item in messages):
                 self.history.record_dm_reply(conversation, turns.answer_entry("\n\n".join(sent)))
+
+    def _wait(self, items: Sequence[OutboxItem | None]) -> bool:
+        """Kept messages a closed reply window refused (iLink: it was full, or a day
+        passed while the gateway was down) wait for the user's next message, in order,
+        rather than be lost; False when there is no such place (they fail as before)."""
+        waiting = self.outbound.waiting
+        rows = [i for i in items if i is not None]
+        if waiting is None or not rows:
+            return False
+        for item in rows:
+            self._write(functools.partial(_set_waiting, item), "a message")
+        waiting.kept(rows[0].conversation_id, len(rows))
+        return True
 
     def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
         if self._too_old(item):
@@ -690,3 +710,7 @@ class TurnJournal:
 
 def _set_pending(item: OutboxItem, outbox: OutboxStore) -> None:
     outbox.set_state(item.id, "pending")
+
+
+def _set_waiting(item: OutboxItem, outbox: OutboxStore) -> None:
+    outbox.set_state(item.id, "waiting")
