@@ -33,7 +33,7 @@ from wechat_sdk.gateway.outbox import (
     message_of,
     turn_from_json,
 )
-from wechat_sdk.gateway.turns import TurnProgress, Turns
+from wechat_sdk.gateway.turns import Journal, TurnProgress, Turns
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
@@ -138,10 +138,31 @@ class KeptWork:
             return
         if journal is not None:
             journal.cut()
-        unwritten = [m for m in plan.pending if journal is None or journal.holds(m) is None]
-        if unwritten:
-            items = kept_messages(self.account_id, to, unwritten, self.clock.now())
-            self._write(lambda o: o.add(items), f"{len(unwritten)} message(s)")
+        self._keep_unwritten(to, plan.pending, journal)
+
+    def _keep_unwritten(
+        self,
+        conversation: str,
+        rest: list[OutboundMessage],
+        journal: Journal | None,
+        turn: AgentTurn | None = None,
+        later: list[OutboundMessage] | None = None,
+    ) -> bool:
+        """Write what a cut left that the journal does not hold (its write refused, or no
+        journal), and what a reply window leaves for the user's next message (``later``,
+        after it, in the same write); False when the store refused it."""
+        unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
+        if not unwritten and not later:
+            return True
+        items = kept_messages(self.account_id, conversation, unwritten, self.clock.now(), turn)
+        waiting = self.outbound.waiting
+        if later and waiting is not None:
+            answers = turn.message_id or None if turn is not None else None
+            items += waiting.rows(conversation, later, answers=answers)
+        done = self._write(lambda o: o.add(items), f"{len(items)} message(s)")
+        if done and later and waiting is not None:
+            waiting.kept(conversation, len(later))
+        return done
 
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep what a stop left of ``turn``. A journal (written when the stop began, and
@@ -183,21 +204,8 @@ class KeptWork:
                 len(progress.sent),
             )
         else:
-            # what the journal holds is kept already; the rest (its write refused, or no
-            # journal) is written now
-            unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
-            done = True
-            if unwritten or later:
-                items = kept_messages(
-                    turn.account_id, conversation, unwritten, self.clock.now(), turn
-                )
-                waiting = self.outbound.waiting
-                if later and waiting is not None:  # (after the rest, in the same write)
-                    items += waiting.rows(conversation, later, answers=turn.message_id or None)
-                done = self._write(lambda o: o.add(items), f"{len(items)} message(s)")
-                if done and later and waiting is not None:
-                    waiting.kept(conversation, len(later))
-            if done:
+            # what the journal holds is kept already; the rest is written now
+            if self._keep_unwritten(conversation, rest, journal, turn, later):
                 self.log.warning(
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
                     "%d kept in the store: they go out after a restart)",
