@@ -66,6 +66,17 @@ async def call(
     return await wechat.world.drive(go())
 
 
+async def raw_http(port: int, request: bytes) -> bytes:
+    """``request``'s bytes as written, to the API on ``port``; its whole answer (headers no
+    HTTP client would send, such as bytes that are not UTF-8)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
 async def test_no_token_or_a_wrong_one_is_refused_with_401(
     wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -706,18 +717,11 @@ async def test_an_authorization_header_not_in_utf8_gets_401_not_500(
     assert gw.http is not None and gw.http.api_port is not None
     port = gw.http.api_port
 
-    async def raw() -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"GET /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
-            b"Connection: close\r\n\r\n"
-        )
-        await writer.drain()
-        answer = await reader.read()
-        writer.close()
-        return answer
-
-    answer = await wechat.world.drive(raw())
+    request = (
+        b"GET /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    answer = await wechat.world.drive(raw_http(port, request))
     assert answer.startswith(b"HTTP/1.1 401 ")
     assert b'"code": "unauthorized"' in answer
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
@@ -733,8 +737,8 @@ async def test_an_idempotency_key_not_in_utf8_gets_400_not_500(
     body = json.dumps({"to": "wxid_alice", "text": "hi"}).encode()
 
     async def raw(key: bytes) -> bytes:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
+        return await raw_http(
+            port,
             b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
             + TOKEN.encode()
             + b"\r\nIdempotency-Key: "
@@ -742,12 +746,8 @@ async def test_an_idempotency_key_not_in_utf8_gets_400_not_500(
             + b"\r\nContent-Type: application/json\r\nContent-Length: "
             + str(len(body)).encode()
             + b"\r\nConnection: close\r\n\r\n"
-            + body
+            + body,
         )
-        await writer.drain()
-        answer = await reader.read()
-        writer.close()
-        return answer
 
     for key in (b"caf\xe9", b"\xff\xfe"):
         answer = await wechat.world.drive(raw(key))

@@ -34,6 +34,12 @@ from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores import OutboxItem, SqliteStore
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
+#: alice may talk to the bot, strangers get a pairing code; one message a second, no burst
+PAIRING: dict[str, Any] = {
+    "dmPolicy": "pairing",
+    "allowFrom": ["wxid_alice"],
+    "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
+}
 PACED: dict[str, Any] = {
     "textChunkLimit": 100,
     "pacing": {"perSecond": 1, "burst": 5, "chunkGapMs": 1000, "jitterMs": 0},
@@ -81,6 +87,14 @@ def make_gateway(
     )
 
 
+async def started(world: SimulatedWeChat, state: Path, agent: Agent, **keys: Any) -> Gateway:
+    """A gateway on ``state``, started and logged in."""
+    gw = make_gateway(world, state, agent, **keys)
+    await gw.start()
+    await world.login()
+    return gw
+
+
 def new_world() -> SimulatedWeChat:
     world = SimulatedWeChat(seed=0)
     world.add_account("default")
@@ -118,9 +132,7 @@ async def replying_long(
     reply to "long" going out, paced."""
     world, state = new_world(), tmp_path / "state"
     store = SqliteStore.in_state_dir(state, clock=world.clock)
-    gw = make_gateway(world, state, Bot(world), store=store)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world), store=store)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)
     return world, state, store, gw
@@ -147,9 +159,7 @@ async def first_run_cut_mid_reply(
 ) -> list[str]:
     """A gateway answers "long" and is stopped (grace 2 s) ``after_s`` into the reply;
     returns what went out."""
-    gw = make_gateway(world, state, agent, **keys)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, agent, **keys)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(after_s)
     await world.drive(gw.close(grace_s=2))
@@ -225,9 +235,7 @@ async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_resta
 ) -> None:
     world, state = new_world(), tmp_path / "state"
     bot = Bot(world)
-    gw = make_gateway(world, state, bot)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot)
     await world.say("wxid_alice", "hello")  # some DM history first
     await world.say("wxid_alice", "slow", settle=False)
     await world.clock.advance(1)  # the agent thinks for a minute
@@ -265,9 +273,7 @@ async def test_a_turn_whose_reply_was_kept_too_is_not_asked_again(tmp_path: Path
     (it would answer twice). A turn kept without its reply is still asked."""
     world, state = new_world(), tmp_path / "state"
     bot = Bot(world)
-    gw = make_gateway(world, state, bot)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot)
     await world.say("wxid_alice", "slow", settle=False)
     await world.say("wxid_bob", "slow", settle=False)
     await world.clock.advance(1)
@@ -295,9 +301,7 @@ async def test_a_turn_waiting_behind_a_cut_reply_is_kept_and_answered_after_its_
 ) -> None:
     world, state = new_world(), tmp_path / "state"
     bot = Bot(world)
-    gw = make_gateway(world, state, bot)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)
     await world.say("wxid_alice", "and then?", settle=False)  # waits for the long reply
@@ -383,9 +387,7 @@ async def test_an_item_left_sending_by_a_crash_is_dropped_not_sent_again(
         # the process died while "part one" was with the puppet: it may have gone out
         store.outbox.set_state(maybe.id, "sending")
 
-    gw = make_gateway(world, state, Bot(world))
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world))
     try:
         assert world.texts(to="wxid_alice") == ["part two"]
         assert outbox_rows(state) == []
@@ -419,9 +421,7 @@ async def test_kept_work_older_than_a_day_is_dropped_not_sent_late(
             ]
         )
     bot = Bot(world)
-    gw = make_gateway(world, state, bot)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot)
     try:
         assert world.texts(to="wxid_alice") == ["recent"]
         assert world.texts(to="wxid_bob") == []
@@ -466,9 +466,7 @@ async def test_a_cut_stream_keeps_what_the_agent_had_said(
             await world.clock.sleep(0.1)
 
     keys: dict[str, Any] = {"draftChunk": {"minChars": 50, "maxChars": 80, "idleMs": 100_000}}
-    gw = make_gateway(world, state, streaming, **keys)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, streaming, **keys)
     await world.say("wxid_alice", "stream", settle=False)
     await world.clock.advance(5)
     await world.drive(gw.close(grace_s=2))
@@ -499,9 +497,7 @@ async def test_a_stream_cut_before_it_said_anything_is_asked_again(tmp_path: Pat
         yield "Here it is."
 
     keys: dict[str, Any] = {"draftChunk": {"minChars": 5, "maxChars": 80}}
-    gw = make_gateway(world, state, streaming, **keys)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, streaming, **keys)
     await world.say("wxid_alice", "stream", settle=False)
     await world.clock.advance(1)
     await world.drive(gw.close(grace_s=2))
@@ -526,9 +522,7 @@ async def test_group_replies_keep_their_mention_on_the_kept_first_chunk(tmp_path
             return f"echo {turn.text}"
         return Reply(text=LONG, mention_ids=[turn.sender_id])
 
-    gw = make_gateway(world, state, agent, pacing={"perSecond": 0.1, "burst": 1, "jitterMs": 0})
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, agent, pacing={"perSecond": 0.1, "burst": 1, "jitterMs": 0})
     await world.say("wxid_bob", "hi")  # takes the only token: the next send waits 10 s
     await world.say("wxid_alice", "long", room="r1@chatroom", mention=True, settle=False)
     await world.clock.advance(0.5)  # the first chunk waits for its pacing turn
@@ -652,9 +646,7 @@ async def test_a_kill_during_the_grace_period_loses_nothing_and_repeats_nothing(
 
     world, state = new_world(), tmp_path / "state"
     bot = Bot(world)
-    gw = make_gateway(world, state, bot)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)  # the reply is going out, paced
     stopping = asyncio.ensure_future(gw.close(grace_s=30))
@@ -712,9 +704,7 @@ async def test_a_kill_while_a_send_is_with_the_puppet_at_the_stop_does_not_send_
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world))
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world))
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)  # the reply is going out, paced
     world.fault("slow_send", seconds=20)
@@ -782,9 +772,7 @@ async def test_a_kill_as_a_stop_journals_the_reply_of_a_kept_turn_loses_nothing(
         await world.clock.sleep(60)
         return LONG
 
-    gw = make_gateway(world, state, thinking)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, thinking)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)
     await world.drive(gw.close(grace_s=2))
@@ -825,14 +813,8 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    keys = {
-        "dmPolicy": "pairing",
-        "allowFrom": ["wxid_alice"],
-        "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
-    }
-    gw = make_gateway(world, state, Bot(world), **keys)
-    await gw.start()
-    await world.login()
+    keys = PAIRING
+    gw = await started(world, state, Bot(world), **keys)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)  # the reply is going out, paced
     stopping = asyncio.ensure_future(gw.close(grace_s=30))
@@ -858,14 +840,8 @@ async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_
     """The grace period ends while a stranger's pairing reply goes out in chunks: the next
     start sends the chunks that had not gone out, not the whole reply again."""
     world, state = new_world(), tmp_path / "state"
-    keys = {
-        "dmPolicy": "pairing",
-        "allowFrom": ["wxid_alice"],
-        "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
-    }
-    gw = make_gateway(world, state, Bot(world), **keys)
-    await gw.start()
-    await world.login()
+    keys = PAIRING
+    gw = await started(world, state, Bot(world), **keys)
     await world.say("wxid_alice", "long", settle=False)
     await world.say("wxid_stranger", "hello?", settle=False)
     await world.clock.advance(1)
@@ -885,12 +861,7 @@ async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_
         await second.close()
 
 
-NOTIFYING = {
-    "dmPolicy": "pairing",
-    "allowFrom": ["wxid_alice"],
-    "pairingNotify": "wxid_alice",  # the owner is told of each new request
-    "pacing": {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0},
-}
+NOTIFYING = {**PAIRING, "pairingNotify": "wxid_alice"}  # the owner is told of each request
 
 
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
@@ -900,9 +871,7 @@ async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     of a pairing request is going out to the same person) when the grace period ends:
     it is kept and goes out after the restart (it was lost: nothing of it was planned)."""
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world), **NOTIFYING)
     await world.say("wxid_stranger", "hello?", settle=False)
     await world.clock.advance(0.1)  # the code goes out; the notice to alice waits, paced
     await world.say("wxid_alice", "ping", settle=False)
@@ -930,9 +899,7 @@ async def test_a_kill_loses_neither_the_owners_notice_nor_the_reply_behind_it(
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world), **NOTIFYING)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)  # alice's long reply is going out, paced
     await world.say("wxid_stranger", "hello?", settle=False)
@@ -962,9 +929,7 @@ async def test_a_kept_turn_asked_again_during_a_grace_period_survives_a_kill(
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world))
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world))
     await world.say("wxid_alice", "long", settle=False)
     await world.say("wxid_alice", "slow", settle=False)  # waits behind "long"
     await world.clock.advance(1)
@@ -998,9 +963,7 @@ async def test_an_error_notice_waiting_for_its_conversation_is_kept_by_a_stop(
 
     world, state = new_world(), tmp_path / "state"
     keys = {**NOTIFYING, "errorNotice": "Sorry, something went wrong."}
-    gw = make_gateway(world, state, failing, **keys)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, failing, **keys)
     await world.say("wxid_stranger", "hello?", settle=False)
     await world.clock.advance(0.1)  # the notice to alice waits, paced
     await world.say("wxid_alice", "ping", settle=False)
@@ -1022,9 +985,7 @@ async def test_what_a_stop_keeps_goes_out_in_the_order_it_would_have(tmp_path: P
     came after it: the next start sends the rest of the notice, then the reply (it sent
     the reply in the middle of the notice, by the order they came)."""
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world), **NOTIFYING)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world), **NOTIFYING)
     await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
     await world.clock.advance(58)
     await world.say("wxid_stranger", "hello?", settle=False)  # the notice to alice, paced
@@ -1060,9 +1021,7 @@ async def test_an_error_notice_with_the_puppet_at_a_kill_is_not_followed_by_anot
         return stream()
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, failing, errorNotice="Sorry, something went wrong.")
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, failing, errorNotice="Sorry, something went wrong.")
     world.fault("slow_send", seconds=20)
     await world.say("wxid_alice", "hi", settle=False)
     await world.clock.advance(1)  # the notice is with the puppet
@@ -1085,9 +1044,7 @@ async def test_a_kept_turn_asked_again_in_a_grace_period_is_never_marked_sending
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world))
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world))
     await world.say("wxid_alice", "long", settle=False)
     await world.say("wxid_alice", "slow", settle=False)  # waits behind "long"
     await world.clock.advance(1)
@@ -1134,9 +1091,7 @@ async def test_an_error_notice_after_a_stream_that_said_something_is_kept_by_a_s
 
     world, state = new_world(), tmp_path / "state"
     keys = {**NOTIFYING, "errorNotice": "Sorry, something went wrong.", "blockStreaming": True}
-    gw = make_gateway(world, state, stream_then_fail, **keys)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, stream_then_fail, **keys)
     await world.say("wxid_alice", "tell me", settle=False)
     await world.clock.advance(1)  # the first block went out
     await world.say("wxid_stranger", "hello?", settle=False)  # the notice to alice
@@ -1164,9 +1119,7 @@ async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
     import shutil
 
     world, state = new_world(), tmp_path / "state"
-    gw = make_gateway(world, state, Bot(world))
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world))
     await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
     await world.clock.advance(1)
     await world.say("wxid_alice", "and then?", settle=False)  # waits behind "slow"
@@ -1201,9 +1154,7 @@ async def test_a_turn_the_stop_could_not_journal_is_kept_when_cut_once_the_store
     the store: lost."""
     world, state = new_world(), tmp_path / "state"
     store = SqliteStore.in_state_dir(state, clock=world.clock)
-    gw = make_gateway(world, state, Bot(world), store=store)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, Bot(world), store=store)
     await world.say("wxid_alice", "slow", settle=False)  # the agent thinks for a minute
     await world.clock.advance(1)
     refused = refusing_the_next_add(store)
@@ -1234,9 +1185,7 @@ async def test_a_message_taken_during_the_grace_period_is_answered_in_it(
         await world.clock.sleep(2)
         return f"done {turn.text}"
 
-    gw = make_gateway(world, state, thinker)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, thinker)
     await world.say("wxid_alice", "first", settle=False)
     await world.clock.advance(0.5)
     stopping = asyncio.ensure_future(gw.close(grace_s=30))
@@ -1272,9 +1221,7 @@ async def test_a_file_that_cannot_be_marked_at_the_stop_is_kept_not_deleted(
     store = SqliteStore.in_state_dir(state, clock=world.clock)
     chart = OutboundFile(name="chart.png", kind="image", data=PNG, mime="image/png")
     bot = Bot(world, Reply(text=LONG, files=[chart]))
-    gw = make_gateway(world, state, bot, store=store)
-    await gw.start()
-    await world.login()
+    gw = await started(world, state, bot, store=store)
     await world.say("wxid_alice", "long", settle=False)
     await world.clock.advance(1)
     stopping = asyncio.ensure_future(gw.close(grace_s=60))

@@ -198,6 +198,14 @@ class Windowed(Chunking):
         return messages[:2], messages[2:]
 
 
+def counting_writes(store: MemoryStore) -> list[int]:
+    """The number of rows of each write to the store's outbox, from now on."""
+    writes: list[int] = []
+    real_add = store.outbox.add
+    store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    return writes
+
+
 def test_a_reply_cut_before_its_window_fitted_it_keeps_its_room_and_its_rest_in_one_write() -> None:
     """On iLink a reply cut while it waited for its conversation is kept as the reply
     window would have taken it: what fits now goes at the next start, the rest waits for
@@ -208,9 +216,7 @@ def test_a_reply_cut_before_its_window_fitted_it_keeps_its_room_and_its_rest_in_
     store = MemoryStore()
     kept = journaling(store)
     kept.outbound = Windowed(store)  # type: ignore[assignment]
-    writes: list[int] = []
-    real_add = store.outbox.add
-    store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    writes = counting_writes(store)
     progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
     kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
     rows = store.outbox.items("default")
@@ -315,9 +321,7 @@ def test_a_journaled_reply_and_what_its_window_leaves_for_later_are_one_write() 
     store = MemoryStore()
     kept = journaling(store)
     kept.outbound = Windowed(store)  # type: ignore[assignment]
-    writes: list[int] = []
-    real_add = store.outbox.add
-    store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    writes = counting_writes(store)
     progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
     kept.journal(TURN, progress)
     assert writes == []  # (a reply window: nothing before the delivery plans it)
