@@ -282,3 +282,35 @@ async def test_a_streamed_reply_keeps_the_last_place_for_the_rest_of_the_stream(
         assert "\n\n".join(sent).split("\n\n") == blocks
     finally:
         await gateway.close()
+
+
+async def test_what_a_failing_stream_said_before_it_failed_goes_out_in_the_last_place(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    """The agent fails after its blocks reached the window's last place: what it said
+    goes out there (it was held back for the end of the stream), then the error notice
+    waits for the user's next message."""
+    blocks = [f"block {i} " + "y" * 100 for i in range(12)]
+
+    async def failing(turn: AgentTurn) -> AsyncIterator[str]:
+        for block in blocks:
+            yield block + "\n\n"
+        raise RuntimeError("the model went away")
+
+    wechat = {
+        **CONFIG["channels"]["wechat"],
+        "blockStreaming": True,
+        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
+    }
+    gateway = world.gateway({"channels": {"wechat": wechat}}, failing, state_dir=tmp_path)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    try:
+        await world.say(ALICE, "stream it", settle=False)
+        await until("ten messages", lambda: len(texts(world)) == 10)
+        await asyncio.sleep(0.3)
+        sent = texts(world)
+        assert len(sent) == 10
+        assert "\n\n".join(sent).split("\n\n") == blocks  # nothing the agent said lost
+    finally:
+        await gateway.close()

@@ -229,10 +229,12 @@ def test_a_reply_cut_before_its_window_fitted_it_keeps_its_room_and_its_rest_in_
     assert kept.outbound.waiting.has("wxid_alice")  # type: ignore[attr-defined]
 
 
-def test_no_message_goes_out_while_the_turn_it_answers_is_still_in_the_outbox() -> None:
+def test_no_message_goes_out_while_the_turn_it_answers_is_still_in_the_outbox(
+    caplog: Any,
+) -> None:
     """A full disk: the reply's rows and the delete of the kept turn's own item are both
     refused. The reply does not go out now (the next start would ask the agent again and
-    answer twice); the turn stays kept."""
+    answer twice); the turn stays kept, and the log says so."""
     import pytest
 
     from wechat_sdk.agent import Reply
@@ -258,6 +260,10 @@ def test_no_message_goes_out_while_the_turn_it_answers_is_still_in_the_outbox() 
         progress.plan.going(message)
     assert failed.value.code == "store_failed"
     assert [i.kind for i in store.outbox.items("default")] == ["turn"]
+    assert "could not take a kept turn out of the store's outbox" in caplog.text
+    assert "a kept turn in the store's outbox: database or disk is full: dropped" not in (
+        caplog.text
+    )
 
 
 async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() -> None:
@@ -333,3 +339,72 @@ def test_a_journaled_reply_and_what_its_window_leaves_for_later_are_one_write() 
         ("two", "pending", "m-1"),
         ("3", "waiting", "m-1"),
     ]
+
+
+def test_a_reply_never_planned_that_cannot_be_kept_at_a_cut_keeps_its_turn_instead() -> None:
+    """A full disk at the cut: the rows of a reply still waiting for its conversation
+    (nothing of it went out) are refused. The turn stays kept, to ask the agent again
+    after a restart (the message was lost: its turn item was taken out), journaled or
+    not (a kept turn asked again without a journal keeps its item)."""
+    from wechat_sdk.agent import Reply
+
+    for journaled in (True, False):
+        store = MemoryStore()
+        kept = journaling(store)
+        kept.outbound = Windowed(store)  # type: ignore[assignment]
+        (item,) = store.outbox.add([kept_turn(TURN, kept.clock.now())])
+        store.outbox.set_state(item.id, "sending")  # as _rerun marks it while the agent runs
+        progress = TurnProgress(kept=item)
+        if journaled:
+            progress.journal = kept.journal(TURN, progress)  # the stop began
+        progress.answered, progress.reply = True, Reply(text="one\ntwo\nthree")
+        if progress.journal is not None:
+            progress.journal.answered()  # (a reply window: nothing written before planning)
+
+        def full(*_: Any) -> Any:
+            raise OSError("database or disk is full")
+
+        store.outbox.add = full  # type: ignore[method-assign]
+        turns = Recording()
+        kept.keep_cut_turn(TURN, progress, turns)  # type: ignore[arg-type]
+        rows = store.outbox.items("default")
+        assert [(i.kind, i.state) for i in rows] == [("turn", "pending")], journaled
+        assert turns.recorded == []  # asked again after the restart, recorded then
+
+
+async def test_a_cut_says_what_it_kept_for_later_and_no_cut_stream_after_a_failed_one(
+    caplog: Any,
+) -> None:
+    """The log of a cut counts what waits for the user's next message too, and says the
+    reply stream was cut only when it was (not after the agent's stream failed)."""
+    from collections.abc import AsyncIterator
+
+    import pytest
+
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.gateway.turns import WatchedStream
+
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
+    with caplog.at_level(logging.INFO):
+        kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
+    assert "2 kept in the store: they go out after a restart, 1 more after the user's " in (
+        caplog.text
+    )
+
+    async def failing() -> AsyncIterator[str]:
+        yield "said"
+        raise RuntimeError("the model went away")
+
+    stream = WatchedStream(failing())
+    assert await stream.__anext__() == "said"
+    with pytest.raises(RuntimeError):
+        await stream.__anext__()
+    caplog.clear()
+    failed = TurnProgress(answered=True, stream=stream)
+    with caplog.at_level(logging.INFO):
+        journaling(MemoryStore()).keep_cut_turn(TURN, failed, Recording())  # type: ignore[arg-type]
+    assert "stopped at the end of the reply" in caplog.text
+    assert "was cut" not in caplog.text

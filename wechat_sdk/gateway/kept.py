@@ -171,15 +171,10 @@ class KeptWork:
         journal = progress.journal
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
-            if journal is not None:
-                journal.cut()
-            if journal is not None and journal.written():
-                self._log_kept_turn(turn)
-            elif not self._keep_turn(turn, progress.kept):  # (its journal was refused: now)
-                turns.record_dm(turn, [])  # dropped: remembered like an unanswered turn
+            self._keep_asking(turn, progress, turns)
             return
         conversation = turn.conversation_id
-        if stream is not None and not stream.ended:
+        if stream is not None and not stream.ended and not stream.failed:
             self.log.warning(
                 "the reply stream to %s was cut: what the agent had not said yet is lost "
                 "(what it said is sent or kept)",
@@ -208,19 +203,36 @@ class KeptWork:
             if self._keep_unwritten(conversation, rest, journal, turn, later):
                 self.log.warning(
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
-                    "%d kept in the store: they go out after a restart)",
+                    "%d kept in the store: they go out after a restart%s)",
                     conversation,
                     len(progress.sent),
                     len(rest),
+                    f", {len(later)} more after the user's next message" if later else "",
                 )
+            elif not progress.plan.began and not progress.sent:
+                # nothing of the reply went out: the turn, kept, stands for it instead
+                self._keep_asking(turn, progress, turns)
+                return
         # the reply stands for the turn now (a kept turn asked again goes, after the
         # reply's messages are written: see _answered)
         if journal is not None:
             journal.cut()
         elif progress.kept is not None:
             answered = progress.kept
-            self._write(lambda o: o.delete(answered.id), "a kept turn")
+            self._take_out(answered, "a kept turn")
         turns.record_dm(turn, progress.sent)
+
+    def _keep_asking(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
+        """Keep the turn, to ask the agent again after a restart (nothing of a reply to it
+        went out); dropped when even that is refused (remembered like an unanswered
+        turn)."""
+        journal = progress.journal
+        if journal is not None:
+            journal.cut(reply_stands=False)
+        if journal is not None and journal.written():
+            self._log_kept_turn(turn)
+        elif not self._keep_turn(turn, progress.kept):  # (its journal was refused: now)
+            turns.record_dm(turn, [])
 
     def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
         """The agent had not answered: keep the turn, to ask again after a restart.
@@ -248,6 +260,17 @@ class KeptWork:
             write(self.outbox)
         except Exception as exc:
             self.log.error("could not keep %s in the store's outbox: %s: dropped", what, exc)
+            return False
+        return True
+
+    def _take_out(self, item: OutboxItem, what: str) -> bool:
+        """Delete ``item`` from the outbox; a failure is logged (it stays there)."""
+        try:
+            self.outbox.delete(item.id)
+        except Exception as exc:
+            self.log.error(
+                "could not take %s out of the store's outbox: %s (it stays there)", what, exc
+            )
             return False
         return True
 
@@ -281,7 +304,7 @@ class KeptWork:
                     item.kind,
                     item.conversation_id,
                 )
-                self._write(functools.partial(_delete, item), "a dropped item")
+                self._take_out(item, "a dropped item")
                 continue
             conversations.setdefault(item.conversation_id, []).append(item)
         loop = asyncio.get_running_loop()
@@ -311,7 +334,7 @@ class KeptWork:
         for item in arrived:
             message_id = message_id_of(item)
             if message_id is None or message_id in done:
-                self._write(functools.partial(_delete, item), "a message's journal")
+                self._take_out(item, "a message's journal")
             elif not self._too_old(item):
                 done.add(message_id)
                 again.append(item)
@@ -354,7 +377,7 @@ class KeptWork:
                 for item in items:
                     if item.kind == "turn":
                         if message_id_of(item) in answered:
-                            self._write(functools.partial(_delete, item), "an answered turn")
+                            self._take_out(item, "an answered turn")
                             continue
                         turn = self._kept_turn(item)
                         if turn is not None:
@@ -395,7 +418,7 @@ class KeptWork:
             age / 3600,
             OUTBOX_MAX_AGE_S / 3600,
         )
-        self._write(lambda o: o.delete(item.id), "an old item")
+        self._take_out(item, "an old item")
         return True
 
     async def _send_kept(
@@ -463,7 +486,7 @@ class KeptWork:
             self.log.error(
                 "kept turn for %s cannot be read (%s): dropped", item.conversation_id, exc
             )
-            self._write(lambda o: o.delete(item.id), "an unreadable turn")
+            self._take_out(item, "an unreadable turn")
             return None
 
     async def _rerun(self, turns: Turns, turn: AgentTurn, item: OutboxItem) -> None:
@@ -495,10 +518,6 @@ class KeptWork:
             self.keep_cut_turn(turn, progress, turns)
             raise
         self.outbox.delete(item.id)
-
-
-def _delete(item: OutboxItem, outbox: OutboxStore) -> None:
-    outbox.delete(item.id)
 
 
 def _answered(items: list[OutboxItem]) -> set[str]:
@@ -617,7 +636,7 @@ class TurnJournal:
             # between the two writes loses them, never sends them twice)
             self.items = []
             for _, item in early:
-                self.kept._write(functools.partial(_delete, item), "a message")
+                self.kept._take_out(item, "a message")
         if not messages and not later:
             return
         rows = kept_messages(
@@ -678,16 +697,17 @@ class TurnJournal:
         item = self.holds(message)
         if item is not None and not self.unkept:  # (unkept: what it holds stays)
             self.items = [(m, i) for m, i in self.items if i is not item]
-            self.kept._write(lambda o: o.delete(item.id), "a message")
+            self.kept._take_out(item, "a message")
 
-    def cut(self) -> None:
+    def cut(self, *, reply_stands: bool = True) -> None:
         """The turn was cut: a message whose send was cut without going out (it is still
         in the plan) is pending again; once the agent answered, its reply stands for the
-        turn (a kept turn asked again goes)."""
+        turn (a kept turn asked again goes), unless it could not be kept
+        (``reply_stands`` False: the turn stays, to be asked again)."""
         for _, item in self.items:
             self.kept._write(functools.partial(_set_pending, item), "a message")
         stream = self.progress.stream
-        if self.progress.answered and (stream is None or stream.produced):
+        if reply_stands and self.progress.answered and (stream is None or stream.produced):
             self._drop_turn_item()
         self.progress.plan.watcher = None
 
@@ -700,7 +720,7 @@ class TurnJournal:
             return
         self._drop_turn_item()
         for _, item in self.items:
-            self.kept._write(functools.partial(_delete, item), "a message")
+            self.kept._take_out(item, "a message")
         self.items = []
         self.progress.plan.watcher = None
 
@@ -708,7 +728,7 @@ class TurnJournal:
         """The turn's own item goes (its reply stands for it); one the store would not
         delete stays, and nothing of the reply goes out while it does (see going)."""
         item = self.turn_item
-        if item is not None and self.kept._write(lambda o: o.delete(item.id), "a kept turn"):
+        if item is not None and self.kept._take_out(item, "a kept turn"):
             self.turn_item = None
 
     def holds(self, message: OutboundMessage) -> OutboxItem | None:

@@ -31,12 +31,14 @@ __all__ = ["TurnProgress", "Turns", "WatchedStream"]
 
 
 class WatchedStream:
-    """A streaming agent's reply, noting whether it said anything and whether it ended."""
+    """A streaming agent's reply, noting whether it said anything and whether it ended
+    (or failed)."""
 
     def __init__(self, source: AsyncIterator[str]) -> None:
         self._source = source
         self.produced = False
         self.ended = False
+        self.failed = False
 
     def __aiter__(self) -> WatchedStream:
         return self
@@ -46,6 +48,9 @@ class WatchedStream:
             piece = await self._source.__anext__()
         except StopAsyncIteration:
             self.ended = True
+            raise
+        except Exception:
+            self.failed = True
             raise
         if not self.produced and piece.strip():
             self.produced = True
@@ -96,7 +101,10 @@ class Journal(Protocol):
         once it has)."""
         ...
 
-    def cut(self) -> None: ...
+    def cut(self, *, reply_stands: bool = True) -> None:
+        """The turn was cut (``reply_stands`` False: its reply could not be kept, the
+        turn stays kept instead)."""
+        ...
 
     def close(self) -> None: ...
 

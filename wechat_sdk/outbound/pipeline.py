@@ -418,6 +418,10 @@ class Outbound:
             if buffered.strip():
                 plan.add(self._text_messages(buffered))
             raise
+        except Exception:
+            if tail:  # what the agent said before it failed goes first, as above
+                await send("\n\n".join(tail))
+            raise
         if tail:
             await send("\n\n".join(tail))
 
