@@ -65,8 +65,9 @@ class FetchFailed(Exception):
 
 def is_public_address(address: str) -> bool:
     """Whether an IP address may be fetched from for a peer: not loopback, private,
-    link-local, reserved, multicast or unspecified. An IPv4 address inside IPv6 is judged
-    as IPv4: mapped (``::ffff:10.0.0.1``), behind the NAT64 prefix (``64:ff9b::/96``), or
+    link-local, reserved, multicast, unspecified, an IETF protocol assignment
+    (``192.0.0.0/24``) or IPv6 site-local. An IPv4 address inside IPv6 is judged as IPv4:
+    mapped (``::ffff:10.0.0.1``), behind the NAT64 prefix (``64:ff9b::/96``), or
     in a 6to4 address (``2002::/16``, which a relay unwraps to its IPv4 address); Teredo
     addresses (``2001::/32``, tunnels) are refused.
 
@@ -92,11 +93,15 @@ def is_public_address(address: str) -> bool:
         or ip.is_reserved
         or ip.is_multicast
         or ip.is_unspecified
+        or any(ip in network for network in _INTERNAL)
     )
 
 
 #: the well-known NAT64 prefix: its addresses are IPv4 addresses, reached through a gateway
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+#: internal ranges Python's flags leave out: IETF protocol assignments, and IPv6
+#: site-local addresses (deprecated, still routed inside some networks)
+_INTERNAL = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("fec0::/10"))
 
 
 def fetch_url(

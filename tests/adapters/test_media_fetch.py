@@ -71,6 +71,8 @@ def only_127_0_0_1_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
         "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
         "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
         "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+        "fec0::1",  # IPv6 site-local (deprecated, still routed inside some networks)
+        "192.0.0.8",  # IETF protocol assignments
     ],
 )
 def test_internal_addresses_are_not_public(address: str) -> None:

@@ -228,6 +228,26 @@ def test_a_webhook_agent_needs_its_url_and_a_whsec_secret() -> None:
         assert "hunter2" not in str(info.value)
 
 
+async def test_a_file_url_that_cannot_be_fetched_cannot_forge_a_log_line(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "\u2028ERROR gateway: account default logged out reason=session_expired\x1b[1A"
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        file = {"name": "x.pdf", "url": "http://127.0.0.1:9/a" + forged}
+        return web.json_response({"text": "here", "files": [file]})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint)
+    with caplog.at_level(logging.WARNING, "wechat_sdk"):
+        await wechat.world.say("wxid_alice", "send me the file")
+        await answered(wechat, gw)
+    (line,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert "\u2028" not in line and "\x1b" not in line
+    assert "\\u2028ERROR" in line  # shown escaped
+    await gw.close()
+
+
 async def test_a_file_url_in_the_answer_is_fetched_from_public_addresses_only(
     wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:

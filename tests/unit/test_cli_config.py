@@ -117,6 +117,22 @@ def test_config_check_masks_every_secret_a_puppet_takes(tmp_path: Path) -> None:
         assert "wx123" in out and "https://puppet.example:8788/x" in out
 
 
+def test_config_check_masks_a_key_in_the_agents_base_url(tmp_path: Path) -> None:
+    """A proxy's password or an ``api-key`` query in ``agent.baseUrl`` is a key: the
+    summary shows the endpoint's origin and path only."""
+    file = tmp_path / "agent.json5"
+    file.write_text(
+        """{ channels: { wechat: { puppet: "ilink", agent: { provider: "openai", model: "m",
+        baseUrl: "https://proxyuser:PROXY-PASSWORD@llm.example.com/v1?api-key=AZURE-KEY" },
+        } } }"""
+    )
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(cli, ["config", "check", "--config", str(file), *extra])
+        assert result.exit_code == 0, result.output
+        assert "https://llm.example.com/v1" in result.output
+        assert "PROXY-PASSWORD" not in result.output and "AZURE-KEY" not in result.output
+
+
 def test_config_check_json_parses_and_masks_the_token(valid_file: Path) -> None:
     result = run("config", "check", "--config", str(valid_file), "--json")
     assert result.exit_code == 0, output_of(result)

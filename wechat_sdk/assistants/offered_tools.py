@@ -152,41 +152,53 @@ def tools_for_turn(
         offered.append(_python_tool(turn, name, turn.tools[name]))
         taken.add(name)
     permitted: list[tuple[McpServer, McpTool]] = []
+    servers = list(servers)
+    keys = frozenset(server.key for server in servers)
     for server in servers:
         for tool in server.tools:
-            if not tool_permitted(rule, _rule_names(tool)):
+            if not tool_permitted(rule, _rule_names(tool, keys)):
                 continue
             name = _model_name(tool, taken)
             taken.add(name)
             offered.append(_mcp_tool(server, tool, name))
             permitted.append((server, tool))
     if rule is not None:
-        _warn_ambiguous(rule, permitted, turn.account_id, where)
+        _warn_ambiguous(rule, permitted, keys, turn.account_id, where)
     return TurnTools(offered, account_id=turn.account_id, where=where)
 
 
-def _rule_names(tool: McpTool) -> tuple[str, ...]:
+def _rule_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
     """The names an allow or deny entry may give an MCP tool: its own name (any server's
     tool of that name), the name the model sees (alone, or prefixed when another tool has
     it), ``server__tool`` (that server's tool only), and its server's key (all its tools).
+    ``keys``: the account's MCP servers (see :func:`_bare_names`).
 
-    >>> _rule_names(McpTool("docs", "run.shell", "", {}))
+    >>> _rule_names(McpTool("docs", "run.shell", "", {}), frozenset({"docs"}))
     ('run.shell', 'run_shell', 'docs__run.shell', 'docs__run_shell', 'docs')
     """
-    own = _bare_names(tool)
+    own = _bare_names(tool, keys)
     prefixed = f"{tool.server}__{tool.name}"
     names = (*own, prefixed, _api_name(prefixed), tool.server)
     return tuple(dict.fromkeys(names))  # (in order, each once)
 
 
-def _bare_names(tool: McpTool) -> tuple[str, ...]:
-    """A tool's names that any server's tool may share: its own, and as the model sees it."""
-    return tuple(dict.fromkeys((tool.name, _api_name(tool.name) or "tool")))
+def _bare_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
+    """A tool's names that any server's tool may share: its own, and as the model sees it;
+    but for a name that is another of ``keys`` (a server's key), or begins with one and
+    ``__``: such an entry means that server's tools only, never this one.
+
+    >>> _bare_names(McpTool("home", "docs__read_file", "", {}), frozenset({"docs", "home"}))
+    ()
+    """
+    names = dict.fromkeys((tool.name, _api_name(tool.name) or "tool"))
+    # (the part before "__": the whole name when it has none)
+    return tuple(n for n in names if n.partition("__")[0] not in keys - {tool.server})
 
 
 def _warn_ambiguous(
     rule: frozenset[str],
     permitted: list[tuple[McpServer, McpTool]],
+    keys: frozenset[str],
     account_id: str,
     where: str,
 ) -> None:
@@ -196,7 +208,7 @@ def _warn_ambiguous(
         return  # a deny-only rule: its entries allow nothing
     servers_of: dict[str, dict[str, McpServer]] = {}
     for server, tool in permitted:
-        for name in _bare_names(tool):
+        for name in _bare_names(tool, keys):
             if name in rule:
                 servers_of.setdefault(name, {})[server.key] = server
     for entry, servers in sorted(servers_of.items()):
@@ -205,14 +217,14 @@ def _warn_ambiguous(
             continue
         for server in servers.values():
             server.ambiguous_entries_warned.add(key)
-        keys = sorted(servers)
+        having = sorted(servers)
         log.warning(
             "tool rule entry '%s' (%s) allows the tools of that name of several MCP servers "
             "(%s): write %s to allow one of them reason=tool_rule_ambiguous",
             shown(entry),
             shown(where),
-            ", ".join(shown(k) for k in keys),
-            shown(f"{keys[0]}__{entry}"),
+            ", ".join(shown(k) for k in having),
+            shown(f"{having[0]}__{entry}"),
             extra={"account": account_id},
         )
 

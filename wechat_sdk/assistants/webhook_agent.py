@@ -256,7 +256,7 @@ class WebhookAgent:
                         "files[%d] of the webhook agent's answer ('%s') left out: %s reason=%s",
                         index,
                         shown(f.name),
-                        exc,
+                        shown(exc, 300),  # (its URL and the server's words: a peer's)
                         exc.code,
                         extra={"account": account_id},
                     )

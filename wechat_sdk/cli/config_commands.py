@@ -149,7 +149,7 @@ def _changed_settings(account: ResolvedAccount) -> dict[str, Any]:
 
 
 def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
-    from wechat_sdk.config.integrations import origin_of
+    from wechat_sdk.config.integrations import origin_of, without_query
 
     if agent.provider == "webhook":
         # the url's origin only: its path or query may hold a token (as in the webhooks'
@@ -158,7 +158,8 @@ def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
     return {
         "provider": agent.provider,
         "model": agent.model,
-        "baseUrl": agent.baseUrl or "https://api.openai.com/v1",
+        # (a user and password in it, or a query, may be a key: as the assistant treats it)
+        "baseUrl": without_query(agent.baseUrl or "https://api.openai.com/v1"),
         "mcpServers": sorted(agent.mcpServers),
     }
 

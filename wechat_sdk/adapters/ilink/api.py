@@ -327,8 +327,12 @@ class ILinkApi:
         headers = {"Content-Type": "application/octet-stream"}
         try:
             async with asyncio.timeout(CALL_S + len(ciphertext) / 200_000):
-                async with self.session.post(
-                    url, data=ciphertext, headers=headers, proxy=self.proxy_for(url)
+                async with self.session.post(  # (a redirect is refused: not followed)
+                    url,
+                    data=ciphertext,
+                    headers=headers,
+                    proxy=self.proxy_for(url),
+                    allow_redirects=False,
                 ) as resp:
                     await resp.read()
                     param = resp.headers.get("x-encrypted-param")

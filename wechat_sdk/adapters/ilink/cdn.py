@@ -38,6 +38,9 @@ UPLOAD_ATTEMPTS = 3
 CHUNK = 64 * 1024
 #: seconds a download may wait for its next bytes
 READ_S = 30.0
+#: redirects a download follows, each on the configured hosts only
+REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 
 
 class CdnFailed(PuppetError):
@@ -188,18 +191,29 @@ async def _fetched(
     received = 0
     timeout = aiohttp.ClientTimeout(sock_connect=READ_S, sock_read=READ_S)
     try:
-        async with api.session.get(url, timeout=timeout, proxy=api.proxy_for(url)) as resp:
-            if resp.status != 200:
-                raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
-            length = resp.content_length
-            if length is not None and length > cap:
-                padding_bytes = 16 if cap > max_bytes else 0  # (ciphertext: about its file)
-                raise FileTooLarge(max(length - padding_bytes, max_bytes + 1), max_bytes)
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                received += len(chunk)
-                if received > cap:
-                    raise FileTooLarge(received, max_bytes)
-                yield chunk
+        for _ in range(REDIRECTS + 1):
+            async with api.session.get(
+                url, timeout=timeout, proxy=api.proxy_for(url), allow_redirects=False
+            ) as resp:
+                if resp.status in _REDIRECT_STATUSES:
+                    # followed only on the configured hosts, as the first address was
+                    url = urllib.parse.urljoin(url, resp.headers.get("Location", ""))
+                    if not _same_host(url, (api.cdn_base_url, api.base_url)):
+                        raise CdnFailed("CDN download redirected off the configured CDN")
+                    continue
+                if resp.status != 200:
+                    raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
+                length = resp.content_length
+                if length is not None and length > cap:
+                    padding_bytes = 16 if cap > max_bytes else 0  # (ciphertext: its file's)
+                    raise FileTooLarge(max(length - padding_bytes, max_bytes + 1), max_bytes)
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    received += len(chunk)
+                    if received > cap:
+                        raise FileTooLarge(received, max_bytes)
+                    yield chunk
+                return
+        raise CdnFailed(f"CDN download redirected more than {REDIRECTS} times")
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise CdnFailed(f"CDN download failed: {type(exc).__name__}") from None
 

@@ -1,0 +1,69 @@
+"""iLink CDN downloads follow a redirect only to the configured hosts (the CDN's, the
+API's), as the first address is chosen: a CDN answering with a redirect to another host,
+an internal one say, is not followed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from wechat_sdk.adapters.ilink import cdn
+from wechat_sdk.adapters.ilink.api import ILinkApi
+from wechat_sdk.adapters.ilink.wire import MediaRef
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def serving(handler: Handler) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def downloaded(cdn_handler: Handler) -> AsyncIterator[bytes]:
+    runner, base = await serving(cdn_handler)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = ILinkApi(session, base, f"{base}/c2c")
+            async for chunk in cdn.download(api, MediaRef("image", "param", None, None), 10_000):
+                yield chunk
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_redirect_off_the_cdn_is_not_followed() -> None:
+    asked: list[str] = []
+
+    async def internal(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=b"instance metadata")
+
+    inner, inner_base = await serving(internal)
+
+    async def redirecting(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{inner_base}/latest/meta-data/")
+
+    try:
+        with pytest.raises(cdn.CdnFailed, match="redirected off the configured CDN"):
+            async for _ in downloaded(redirecting):
+                pass
+        assert asked == []
+    finally:
+        await inner.cleanup()
+
+
+async def test_a_redirect_on_the_cdn_is_followed() -> None:
+    async def moving(request: web.Request) -> web.Response:
+        if request.path == "/c2c/download":
+            raise web.HTTPTemporaryRedirect("/c2c/elsewhere")
+        return web.Response(body=b"\x89PNG picture")
+
+    assert b"".join([c async for c in downloaded(moving)]) == b"\x89PNG picture"
