@@ -543,6 +543,7 @@ async def test_the_openapi_document_is_valid_and_names_every_route(
     assert {
         ("POST", "/v1/messages"),
         ("GET", "/v1/accounts"),
+        ("GET", "/v1/webhooks"),
         ("GET", "/v1/pairing"),
         ("POST", "/v1/pairing/{code}/approve"),
         ("POST", "/v1/pairing/{code}/deny"),

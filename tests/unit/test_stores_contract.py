@@ -640,6 +640,23 @@ def test_webhook_delete_endpoint_forgets_that_endpoints_deliveries_only(store: A
     assert store.webhooks.pending(first.endpoint) == [later]
 
 
+def test_webhook_count_is_per_endpoint_claimed_and_retried_ones_included(store: Any) -> None:
+    first, second, _ = store.webhooks.add(
+        [delivery(1), delivery(2, due=T0 + 60), delivery(3, "https://b.example/")]
+    )
+    assert store.webhooks.count(first.endpoint) == 2
+    assert store.webhooks.count("https://b.example/") == 1
+    assert store.webhooks.count("https://nobody.example/") == 0
+    (claimed,) = store.webhooks.claim_due(first.endpoint, T0, hold_s=30)
+    store.webhooks.retry_later(claimed.id, attempts=1, next_attempt_at=T0 + 5, last_error="x")
+    assert store.webhooks.count(first.endpoint) == 2  # under way or waiting: still queued
+    store.webhooks.delete(second.id)
+    assert store.webhooks.count(first.endpoint) == 1
+    store.webhooks.delete_endpoint(first.endpoint)
+    assert store.webhooks.count(first.endpoint) == 0
+    assert store.webhooks.count("https://b.example/") == 1
+
+
 # --- idempotency keys -------------------------------------------------------------------------
 
 

@@ -129,13 +129,16 @@ def gateway_run(
 @_with_state
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bool) -> None:
-    """Per-account status of the running gateway (exit 3 when none is running). With
-    store.kind "redis": every account of the cluster and the gateway holding it, from any
-    machine that reaches Redis (--state-dir alone asks that directory's gateway)."""
+    """Per-account status of the running gateway, and its webhook endpoints' state (exit 3
+    when none is running). With store.kind "redis": every account of the cluster and the
+    gateway holding it, from any machine that reaches Redis (--state-dir alone asks that
+    directory's gateway, which also shows its webhook endpoints)."""
     import datetime
 
     # --state-dir alone asks the gateway of that directory (no config read: a quick look)
     cluster = _cluster_config(config_file) if config_file or state_dir is None else None
+    #: the webhook endpoints' state: a gateway's own, so None when read from Redis
+    webhooks: list[dict[str, Any]] | None = None
     if cluster is not None:
         from wechat_sdk.cluster.status import cluster_status
         from wechat_sdk.stores.redis import RedisUnavailable
@@ -146,8 +149,10 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
             _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
             raise SystemExit(1) from None
     else:
-        accounts = _control(config_file, state_dir, {"cmd": "status"})["accounts"]
-    if as_json:
+        answer = _control(config_file, state_dir, {"cmd": "status"})
+        accounts = answer["accounts"]
+        webhooks = answer.get("webhooks")  # (a gateway of an older version has none)
+    if as_json:  # (the accounts, as ever: the endpoints' JSON is GET /v1/webhooks)
         click.echo(json.dumps(accounts, ensure_ascii=False, indent=2))
         return
     from rich.cells import cell_len  # the table's imports: --json does without them
@@ -196,6 +201,21 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
         # names and states as written (a WeChat name may hold brackets), not markup
         table.add_row(*(Text(c) for c in row), Text(error_cell(a["last_error"], room)))
     console.print(table)
+    if webhooks:
+        endpoints = Table(title="Webhook endpoints", title_justify="left")
+        for col in ("#", "endpoint", "state", "queued", "last failure", "at"):
+            endpoints.add_column(col)
+        for w in webhooks:
+            cells = (
+                str(w["index"]),
+                w["endpoint"],
+                WEBHOOK_STATE_WORDS.get(w["state"], w["state"]),
+                str(w["queued"]),
+                w["last_failure"] or "-",
+                when(w["last_failure_at"]),
+            )
+            endpoints.add_row(*(Text(c) for c in cells))
+        console.print(endpoints)
 
 
 def _cluster_config(config_file: Path | None) -> Any:
@@ -208,6 +228,13 @@ def _cluster_config(config_file: Path | None) -> Any:
         return None
     return config if config.channels.wechat.store.kind == "redis" else None
 
+
+#: how the status table says a webhook endpoint's state
+WEBHOOK_STATE_WORDS = {
+    "delivering": "delivering",
+    "retrying": "retrying after failures",
+    "disabled": "disabled: 410 Gone, until a restart",
+}
 
 #: the least room `gateway status` gives an account's last error (a narrower terminal wraps)
 ERROR_CELL_MIN = 30

@@ -38,6 +38,7 @@ from wechat_sdk.stores.base import Store
 from wechat_sdk.stores.configured import open_store
 from wechat_sdk.stores.redis.store import FencedRedisStore, RedisStore
 from wechat_sdk.webhooks.dispatcher import WebhookDispatcher
+from wechat_sdk.webhooks.status import WebhookStatus
 
 if TYPE_CHECKING:
     from wechat_sdk.cluster.coordinator import ClusterCoordinator
@@ -476,6 +477,11 @@ class Gateway:
             else:
                 out.append(runner.refresh_status())
         return out
+
+    def webhook_status(self) -> list[WebhookStatus]:
+        """Each webhook endpoint's state (no URL's path, query or user info, no secret);
+        empty without ``channels.wechat.webhooks``."""
+        return self.webhooks.status() if self.webhooks is not None else []
 
 
 def state_dir_of(config: Config, state_dir: str | Path | None = None) -> Path:

@@ -39,6 +39,7 @@ __all__ = [
     "configure_logging",
     "load_agent",
     "serve",
+    "status_answer",
     "tune_gc",
 ]
 
@@ -188,6 +189,15 @@ def agent_from_config(
     return configured_assistant(config, media_link=media_link) or BUILTIN_AGENTS["echo"]
 
 
+def status_answer(gateway: Gateway) -> dict[str, Any]:
+    """What ``gateway status`` is answered: each account's status and each webhook
+    endpoint's state (no secrets)."""
+    return {
+        "accounts": [s.to_json() for s in gateway.status()],
+        "webhooks": [w.to_json() for w in gateway.webhook_status()],
+    }
+
+
 async def serve(
     config_file: Path | None,
     state_dir: Path | None,
@@ -229,7 +239,7 @@ async def serve(
     async def handle(request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "status":
-            return {"ok": True, "accounts": [s.to_json() for s in gateway.status()]}
+            return {"ok": True, **status_answer(gateway)}
         if cmd == "stop":
             stop.set()
             return {"ok": True}

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from wechat_sdk.webhooks.status import EndpointState
+
 __all__ = [
     "Account",
     "AccountList",
@@ -28,6 +30,8 @@ __all__ = [
     "ReadinessAccount",
     "VerifyCodeAnswer",
     "VerifyCodeRequest",
+    "WebhookEndpointOut",
+    "WebhookList",
 ]
 
 
@@ -136,6 +140,30 @@ class Account(BaseModel):
 
 class AccountList(BaseModel):
     accounts: list[Account]
+
+
+class WebhookEndpointOut(BaseModel):
+    """One webhook endpoint's state: named by its origin only (its path, query and user
+    info may hold a token; its secret never shows)."""
+
+    index: int = Field(description="its place in channels.wechat.webhooks (from 0)")
+    endpoint: str = Field(description="its scheme, host and port")
+    state: EndpointState = Field(
+        description="delivering: its last attempt was taken, or none failed yet; retrying: "
+        "its last attempt failed, and its events are retried on the schedule; disabled: it "
+        "answered 410 Gone, and nothing more is sent to it until the gateway restarts"
+    )
+    queued: int = Field(description="its events waiting in the store's webhook queue")
+    lastFailure: str | None = Field(
+        description="why its last failed attempt failed (HTTP 503, no answer within 15 s...)"
+    )
+    lastFailureAt: float | None = Field(
+        description="when that was (epoch seconds); this gateway's, since it started"
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookEndpointOut]
 
 
 class PairingRequestOut(BaseModel):

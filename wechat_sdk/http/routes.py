@@ -37,6 +37,8 @@ from wechat_sdk.http.models import (
     PairingRequestOut,
     VerifyCodeAnswer,
     VerifyCodeRequest,
+    WebhookEndpointOut,
+    WebhookList,
 )
 from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
@@ -166,6 +168,13 @@ API_ROUTES: tuple[Route, ...] = (
         "Give an iLink login the number the phone shows (when the account's state asks for it)",
         {200: VerifyCodeAnswer},
         request=VerifyCodeRequest,
+    ),
+    Route(
+        "GET",
+        "/v1/webhooks",
+        "list_webhooks",
+        "Every webhook endpoint's state: delivering, retrying or disabled, and its queue",
+        {200: WebhookList},
     ),
     Route(
         "GET",
@@ -530,6 +539,22 @@ class ApiHandlers:
             accountId=account, outcome=outcome, message=OUTCOME_WORDS[outcome]
         )
         return web.json_response(answer.model_dump())
+
+    # ------------------------------------------------------------ webhooks
+
+    async def list_webhooks(self, request: web.Request) -> web.StreamResponse:
+        webhooks = [
+            WebhookEndpointOut(
+                index=w.index,
+                endpoint=w.endpoint,
+                state=w.state,
+                queued=w.queued,
+                lastFailure=w.last_failure,
+                lastFailureAt=w.last_failure_at,
+            )
+            for w in self.gateway.webhook_status()
+        ]
+        return web.json_response(WebhookList(webhooks=webhooks).model_dump())
 
     # ------------------------------------------------------------ pairing
 

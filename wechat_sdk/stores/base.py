@@ -326,6 +326,11 @@ class WebhookQueue(Protocol):
         """The deliveries queued (for one endpoint, or all), in the order added."""
         ...
 
+    def count(self, endpoint: str) -> int:
+        """How many deliveries are queued for ``endpoint`` (claimed ones included), without
+        reading them."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotentRequest:

@@ -298,6 +298,10 @@ class MemoryWebhookQueue:
         """See :meth:`WebhookQueue.pending`."""
         return [r for r in self._rows.values() if endpoint is None or r.endpoint == endpoint]
 
+    def count(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.count`."""
+        return sum(1 for r in self._rows.values() if r.endpoint == endpoint)
+
 
 class MemoryIdempotencyStore:
     """:class:`~wechat_sdk.stores.base.IdempotencyStore` in a dict (gone at exit)."""

@@ -14,6 +14,8 @@
   retried, the endpoint's queued events are dropped (for every gateway sharing the queue),
   and this dispatcher queues and sends nothing more to it until :meth:`resume_gone` (a
   reload of the gateway's config) or a new dispatcher (the gateway's next start).
+- Each endpoint's state (delivering, retrying, disabled by 410) and its last failure are
+  kept in memory, per dispatcher: :meth:`status`, with what the queue holds for it.
 - One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
   the gateway's messages never wait for a webhook (queueing is a store write).
 - Once across gateways: each delivery is claimed from the queue before it is POSTed
@@ -40,6 +42,7 @@ from wechat_sdk.events import EVENT_TYPES, iso_time
 from wechat_sdk.http_date import http_date
 from wechat_sdk.stores.base import WebhookDelivery, WebhookQueue
 from wechat_sdk.webhooks.signing import new_message_id, signed_headers
+from wechat_sdk.webhooks.status import EndpointState, WebhookStatus
 
 if TYPE_CHECKING:
     import aiohttp
@@ -147,6 +150,10 @@ class WebhookDispatcher:
         self._resume_at: dict[str, float] = {}
         #: the endpoints that answered ``410 Gone``, and when (the clock's time)
         self._gone: dict[str, float] = {}
+        #: each endpoint's last failed attempt: why, and when (the clock's time)
+        self._last_failure: dict[str, tuple[str, float]] = {}
+        #: the endpoints whose last attempt failed (their events wait for a retry)
+        self._failing: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -155,6 +162,31 @@ class WebhookDispatcher:
         """The endpoints (their URLs) that answered ``410 Gone``, and when (the clock's
         time): nothing is queued for them or sent to them until :meth:`resume_gone`."""
         return dict(self._gone)
+
+    def status(self) -> list[WebhookStatus]:
+        """Each endpoint's state, in the config's order (no URL's path, query or user
+        info, no secret): this dispatcher's view, and what the queue holds for it."""
+        out = []
+        for index, url in enumerate(self.endpoints):
+            state: EndpointState = (
+                "disabled"
+                if url in self._gone
+                else "retrying"
+                if url in self._failing
+                else "delivering"
+            )
+            why, at = self._last_failure.get(url, (None, None))
+            out.append(
+                WebhookStatus(
+                    index=index,
+                    endpoint=origin(url),
+                    state=state,
+                    queued=self.queue.count(url),
+                    last_failure=why,
+                    last_failure_at=at,
+                )
+            )
+        return out
 
     @property
     def wanted(self) -> frozenset[str]:
@@ -277,6 +309,11 @@ class WebhookDispatcher:
 
     async def _deliver(self, endpoint: WebhookEndpoint, delivery: WebhookDelivery) -> None:
         error, status, retry_after = await self._attempt(endpoint, delivery)
+        if error is None:
+            self._failing.discard(endpoint.url)
+        else:
+            self._last_failure[endpoint.url] = (error, self.clock.now())
+            self._failing.add(endpoint.url)
         if status == HTTPStatus.GONE:
             self._disable(endpoint.url, delivery)
             return
@@ -328,6 +365,7 @@ class WebhookDispatcher:
         self.queue.delete(delivery.id)
         others = self.queue.delete_endpoint(url)
         self._gone[url] = self.clock.now()  # (publish() queues nothing more for it)
+        self._failing.discard(url)  # (nothing of it is left to retry)
         log.error(
             "webhook %s (%s) to %s answered 410 Gone: not retried, %d other queued event(s) "
             "for it dropped, and nothing more is sent to it until the gateway restarts "

@@ -317,6 +317,11 @@ class RedisWebhookQueue:
             rows = [webhook_from_json(v) for v in values]
         return sorted(rows, key=lambda r: r.id)
 
+    def count(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.count` (the endpoint's sorted set: claimed ones keep
+        their place in it)."""
+        return int(self._r.zcard(self._k.webhook_due(endpoint)))  # type: ignore[arg-type]
+
 
 # KEYS: the records, the keys by time. ARGV: the key, its record, when. A new key's record
 # and its place in time, or the known key's record.

@@ -135,6 +135,14 @@ class SqliteWebhookQueue:
             )
         return [_delivery(r) for r in rows]
 
+    def count(self, endpoint: str) -> int:
+        """See :meth:`WebhookQueue.count`."""
+        rows = self._db.read(
+            "SELECT COUNT(*) FROM webhook_queue WHERE channel = ? AND endpoint = ?",
+            (self.channel, endpoint),
+        )
+        return int(rows[0][0])
+
 
 class SqliteIdempotencyStore:
     """:class:`~wechat_sdk.stores.base.IdempotencyStore` over the shared database."""
