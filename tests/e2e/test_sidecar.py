@@ -145,6 +145,40 @@ async def test_a_crashed_sidecar_is_started_again_and_the_account_comes_back(
     assert puppet.sidecar.pid is not None and not alive(puppet.sidecar.pid)
 
 
+async def test_killed_sidecars_leave_no_file_box_registry_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Puppet Service keeps the files it passes on in file-box's registry, by default
+    ``file-box-urn-registry.<pid>`` in the system's temp dir, which only a clean exit
+    removes: a killed sidecar (with its gateway, or alone) left one there each time."""
+    from mock_peer import mock_sidecar
+
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))  # Node's os.tmpdir()
+    state = tmp_path / "state"
+
+    with_its_gateway = mock_sidecar(state)  # the gateway is killed, and the kernel kills
+    await with_its_gateway.start()  # the sidecar: no stop() runs
+    assert with_its_gateway.process is not None
+    with_its_gateway.process.kill()
+    await with_its_gateway.process.wait()
+
+    alone = mock_sidecar(state)  # the next gateway's sidecar for the account, which crashes
+    try:
+        await alone.start()
+        assert alone.process is not None
+        alone.process.kill()
+        await alone.process.wait()
+        await alone.stop()  # what the gateway does before it starts another
+
+        assert sorted(p.name for p in system_tmp.iterdir()) == []
+        assert sorted(str(p.relative_to(state)) for p in state.rglob("*file-box*")) == []
+    finally:
+        await alone.stop()
+        await with_its_gateway.stop()
+
+
 # ---------------------------------------------------------------- wechaty-puppet-wechat's browser
 
 GOING_LIVE = Path(__file__).resolve().parents[2] / "docs/examples/config/going-live-wechat.json5"

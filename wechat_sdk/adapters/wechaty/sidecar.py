@@ -14,7 +14,9 @@ the sidecar starts, saved as it changes), so another gateway resumes the session
 
 The sidecar never outlives the gateway: it exits when its stdin closes (the gateway
 stopped or died) and, on Linux, the kernel kills it when the gateway's process dies
-(``PR_SET_PDEATHSIG``).
+(``PR_SET_PDEATHSIG``). The files Puppet Service passes on (file-box's registry) are kept
+in the account's directory, not the system's temp dir, emptied at each start and stop
+(:attr:`Sidecar.file_box_dir`): killed sidecars leave nothing in /tmp, and nothing piles up.
 
 ``wechaty-puppet-wechat`` drives a Chromium through puppeteer, and since install scripts
 do not run, puppeteer never downloads one: without ``puppetOptions.endpoint`` (the
@@ -224,12 +226,27 @@ class Sidecar:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
+    @property
+    def file_box_dir(self) -> Path:
+        """Where the sidecar keeps the files Puppet Service passes on (file-box's registry).
+
+        By default file-box keeps them in ``file-box-urn-registry.<pid>`` in the system's
+        temp dir, which only a clean exit removes: every killed sidecar left one there. Here
+        it is emptied before each start (what a killed gateway's sidecar left) and after
+        each stop (a killed sidecar's).
+        """
+        return self.account_dir / "file-box"
+
+    async def _empty_file_box_dir(self) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.file_box_dir, ignore_errors=True)
+
     async def start(self) -> ServiceConnection:
         modules = await ensure_installed(
             node_cache_dir(self.state_dir), self.puppet, logger=self._log
         )
         node = require_tool("node")
         await asyncio.to_thread(self.account_dir.mkdir, parents=True, exist_ok=True, mode=0o700)
+        await self._empty_file_box_dir()
         if self.memory_card is not None:  # the session another gateway saved, if one did
             await self.memory_card.restore()
         self.token = self.want_token or f"insecure_{secrets.token_hex(16)}"
@@ -254,6 +271,7 @@ class Sidecar:
                 "WECHAT_SDK_TOKEN": self.token,
                 "WECHAT_SDK_TLS": "1" if self.tls else "0",
                 "WECHAT_SDK_MEMORY": str(self.account_dir / "wechaty"),
+                "WECHAT_SDK_FILE_BOX_DIR": str(self.file_box_dir),
                 "WECHAT_SDK_TEST_CONTROL": "1" if self.test_control else "0",
             }
             script = SIDECAR_DIR / "sidecar.cjs"
@@ -351,6 +369,7 @@ class Sidecar:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        await self._empty_file_box_dir()
         if self._stderr_task is not None:
             self._stderr_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -11,6 +11,8 @@
  *   WECHAT_SDK_TOKEN           the random insecure_ token clients must present
  *   WECHAT_SDK_TLS             "1": TLS with Wechaty's built-in insecure certificate
  *   WECHAT_SDK_MEMORY          path (without suffix) of the puppet's memory card (login state)
+ *   WECHAT_SDK_FILE_BOX_DIR    directory of file-box's registry, the files Puppet Service passes
+ *                              on (default: os.tmpdir()/file-box-urn-registry.<pid>)
  *   WECHAT_SDK_TEST_CONTROL    "1": with wechaty-puppet-mock only, an HTTP control channel
  *                              on 127.0.0.1 for tests to drive the mock's Mocker
  *
@@ -56,11 +58,11 @@ function fail (message) {
 
 if (!port || !token) fail('WECHAT_SDK_PORT and WECHAT_SDK_TOKEN are required')
 
-let PuppetServer, MemoryCard, FileBox
+let PuppetServer, MemoryCard, FileBox, UniformResourceNameRegistry
 try {
   ({ PuppetServer } = require('wechaty-puppet-service'));
   ({ MemoryCard } = require('memory-card'));
-  ({ FileBox } = require('file-box'))
+  ({ FileBox, UniformResourceNameRegistry } = require('file-box'))
 } catch (e) {
   fail(`the sidecar's npm packages are missing: ${e.message}`)
 }
@@ -131,6 +133,13 @@ async function main () {
     token,
     tls: { disable: !useTls },
   })
+  if (env.WECHAT_SDK_FILE_BOX_DIR) {
+    // PuppetServer.start() makes its registry (in os.tmpdir()) only when it has none;
+    // server.stop() and the exit remove it, a kill does not: the gateway empties this one
+    const registry = new UniformResourceNameRegistry({ storeDir: env.WECHAT_SDK_FILE_BOX_DIR })
+    await registry.init()
+    server.urnRegistry = registry
+  }
   await server.start()
   const listening = { event: 'listening', port, tls: useTls, puppet: puppetName }
   if (controlPort) listening.control = controlPort
