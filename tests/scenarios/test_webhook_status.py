@@ -1,7 +1,7 @@
 """What a user sees of the webhook endpoints: `wechat-sdk gateway status` (its table;
-`--json` stays the accounts' list) and the HTTP API's `GET /v1/webhooks`, for an endpoint that takes its events, one
-failing and retried, and one disabled by `410 Gone`; never a URL's path, query or user
-info, never a signing secret."""
+`--json` stays the accounts' list) and the HTTP API's `GET /v1/webhooks`, for an
+endpoint that takes its events, one failing and retried, and one disabled by `410 Gone`;
+never a URL's path, query or user info, never a signing secret."""
 
 from __future__ import annotations
 

@@ -81,6 +81,7 @@ WRITES: dict[str, Callable[[Any], object]] = {
     "outbox add": lambda s: s.outbox.add([item("again")]),
     "outbox set_state": lambda s: s.outbox.set_state(s.outbox.items("acc")[0].id, "sending"),
     "outbox delete": lambda s: s.outbox.delete(s.outbox.items("acc")[0].id),
+    "outbox replace": lambda s: s.outbox.replace(s.outbox.items("acc")[:1], [item("one")]),
     "history append": lambda s: s.history.append("acc", "alice", entry(9), 50),
     "history clear": lambda s: s.history.clear("acc", "alice"),
     "dedupe mark": lambda s: s.dedupe.check_and_add("acc", "m9", T0, 3600),
@@ -374,6 +375,8 @@ async def test_a_store_not_on_redis_under_a_lease_fences_its_outbox_by_the_lease
     guard.lose()
     with pytest.raises(LeaseLost):
         held.outbox.add([item("two")])
+    with pytest.raises(LeaseLost):
+        held.outbox.replace(memory.outbox.items("acc"), [item("two")])
     assert [i.text for i in memory.outbox.items("acc")] == ["one"]
     held.history.append("acc", "alice", entry(1), 50)
     assert memory.history.get("acc", "alice") == [entry(1)]

@@ -110,19 +110,22 @@ def test_a_reply_journaled_before_its_delivery_planned_it_is_written_once() -> N
         assert store.outbox.items("default") == []
 
 
-def test_a_reply_to_a_conversation_with_a_reply_window_is_journaled_once_planned() -> None:
-    """On iLink a reply window packs a reply as it is planned (what does not fit waits in
-    the outbox): rows written before could only be swapped for the planned ones in
-    several writes, so none are; the planned messages are journaled as they come."""
+def test_a_reply_to_a_conversation_with_a_reply_window_is_journaled_at_once() -> None:
+    """On iLink a reply window packs a reply as it is planned: the reply is journaled as
+    soon as it is known (a kill while it waits for its conversation loses nothing), and
+    its rows are swapped for the packed ones in one write when it is planned."""
     from wechat_sdk.agent import Reply
     from wechat_sdk.outbound.pipeline import OutboundMessage
 
     store = MemoryStore()
+    writes = counting_writes(store)
     progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo"))
     journal = journaling(store, window=object()).journal(TURN, progress)
-    assert store.outbox.items("default") == [] and journal.unplanned() == []
+    assert [i.text for i in store.outbox.items("default")] == ["one", "two"]
+    assert journal.unplanned() == [OutboundMessage("one"), OutboundMessage("two")]
     progress.plan.add([OutboundMessage("one\n\ntwo")])
     assert [i.text for i in store.outbox.items("default")] == ["one\n\ntwo"]
+    assert writes == [2, 1]
 
 
 async def test_a_message_whose_reply_is_kept_is_not_taken_in_again_at_the_next_start() -> None:
@@ -199,10 +202,11 @@ class Windowed(Chunking):
 
 
 def counting_writes(store: MemoryStore) -> list[int]:
-    """The number of rows of each write to the store's outbox, from now on."""
+    """The number of rows each write adds to the store's outbox, from now on."""
     writes: list[int] = []
-    real_add = store.outbox.add
+    real_add, real_replace = store.outbox.add, store.outbox.replace
     store.outbox.add = lambda items: writes.append(len(items)) or real_add(items)  # type: ignore[method-assign]
+    store.outbox.replace = lambda old, new: writes.append(len(new)) or real_replace(old, new)  # type: ignore[method-assign]
     return writes
 
 
@@ -250,7 +254,7 @@ def test_no_message_goes_out_while_the_turn_it_answers_is_still_in_the_outbox(
     def full(*_: Any) -> Any:
         raise OSError("database or disk is full")
 
-    store.outbox.add = full  # type: ignore[method-assign]
+    store.outbox.add = store.outbox.replace = full  # type: ignore[method-assign]
     store.outbox.delete = full  # type: ignore[method-assign]
     progress.answered, progress.reply = True, Reply(text="one")
     journal.answered()
@@ -330,9 +334,9 @@ def test_a_journaled_reply_and_what_its_window_leaves_for_later_are_one_write() 
     writes = counting_writes(store)
     progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
     kept.journal(TURN, progress)
-    assert writes == []  # (a reply window: nothing before the delivery plans it)
+    assert writes == [3]  # the whole reply, as soon as the stop began
     progress.plan.add([OutboundMessage("one"), OutboundMessage("two")], [OutboundMessage("3")])
-    assert writes == [3]
+    assert writes == [3, 3]  # swapped for the planned rows and the later part, in one write
     rows = store.outbox.items("default")
     assert [(i.text, i.state, i.turn) for i in rows] == [
         ("one", "pending", "m-1"),
@@ -357,14 +361,14 @@ def test_a_reply_never_planned_that_cannot_be_kept_at_a_cut_keeps_its_turn_inste
         progress = TurnProgress(kept=item)
         if journaled:
             progress.journal = kept.journal(TURN, progress)  # the stop began
-        progress.answered, progress.reply = True, Reply(text="one\ntwo\nthree")
-        if progress.journal is not None:
-            progress.journal.answered()  # (a reply window: nothing written before planning)
 
         def full(*_: Any) -> Any:
             raise OSError("database or disk is full")
 
-        store.outbox.add = full  # type: ignore[method-assign]
+        store.outbox.add = store.outbox.replace = full  # type: ignore[method-assign]
+        progress.answered, progress.reply = True, Reply(text="one\ntwo\nthree")
+        if progress.journal is not None:
+            progress.journal.answered()  # (refused: the turn stands for the reply)
         turns = Recording()
         kept.keep_cut_turn(TURN, progress, turns)  # type: ignore[arg-type]
         rows = store.outbox.items("default")
@@ -408,3 +412,109 @@ async def test_a_cut_says_what_it_kept_for_later_and_no_cut_stream_after_a_faile
         journaling(MemoryStore()).keep_cut_turn(TURN, failed, Recording())  # type: ignore[arg-type]
     assert "stopped at the end of the reply" in caplog.text
     assert "was cut" not in caplog.text
+
+
+def test_a_reply_whose_rows_cannot_be_swapped_for_the_planned_ones_does_not_go_out() -> None:
+    """The store refuses the swap of a reply's early rows for the packed ones: the early
+    rows stay and stand for the reply, which does not go out now (after a restart they
+    would send it a second time), nor are they taken out when the turn ends."""
+    import pytest
+
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.outbound.delivery import DeliveryFailed
+
+    store = MemoryStore()
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo"))
+    journal = journaling(store, window=object()).journal(TURN, progress)
+    early = store.outbox.items("default")
+
+    def full(*_: Any) -> Any:
+        raise OSError("database or disk is full")
+
+    store.outbox.replace = full  # type: ignore[method-assign]
+    packed = OutboundMessage("one\n\ntwo")
+    progress.plan.add([packed])
+    with pytest.raises(DeliveryFailed) as failed:
+        progress.plan.going(packed)
+    assert failed.value.code == "store_failed"
+    journal.close()
+    assert store.outbox.items("default") == early
+
+
+def rows(*texts_and_turns: tuple[str, str]) -> list[Any]:
+    from wechat_sdk.stores.base import OutboxItem
+
+    return [
+        OutboxItem("default", "wxid_alice", "text", 0.0, text=text, turn=turn, id=n)
+        for n, (text, turn) in enumerate(texts_and_turns, start=1)
+    ]
+
+
+def test_kept_messages_joining_those_waiting_go_before_their_own_replys_later_part() -> None:
+    """Kept messages a closed window refused join the messages waiting for the user: each
+    goes before the part of its own reply that waits already (written first, as the
+    reply went out), and after what waits for the replies before it."""
+    from wechat_sdk.gateway.kept import _waiting_order
+
+    def texts(order: Any) -> list[str] | None:
+        return None if order is None else [i.text for i in order]
+
+    a_later, b_later, a_now, b_now, c_now = rows(
+        ("a later", "a"), ("b later", "b"), ("a now", "a"), ("b now", "b"), ("c now", "c")
+    )
+    assert texts(_waiting_order([a_now], [a_later, b_later])) == ["a now", "a later", "b later"]
+    assert texts(_waiting_order([a_now, b_now], [a_later, b_later])) == [
+        "a now",
+        "a later",
+        "b now",
+        "b later",
+    ]
+    assert texts(_waiting_order([a_now, c_now], [a_later])) == ["a now", "a later", "c now"]
+    assert _waiting_order([c_now], [a_later, b_later]) is None  # appended: in order already
+    assert _waiting_order([a_later], [b_later]) is None
+    assert all(i.state == "waiting" for i in _waiting_order([a_now], [a_later]) or [])
+
+
+def test_a_closed_window_at_the_start_puts_a_kept_message_before_its_replys_later_part() -> None:
+    """The rest of a reply cut by a stop, refused by a window closed at the next start,
+    waits before the part of the same reply the window had already left for later (one
+    write: a kill in between loses nothing, sends nothing twice)."""
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    store.outbox.add(
+        kept.outbound.waiting.rows("wxid_alice", [OutboundMessage("3")], answers="m-1")  # type: ignore[attr-defined]
+    )
+    cut = store.outbox.add(
+        [dataclasses.replace(r, turn="m-1", id=0) for r in rows(("1", "m-1"), ("2", "m-1"))]
+    )
+    writes = counting_writes(store)
+    assert kept._wait(cut)
+    assert [(i.text, i.state) for i in store.outbox.items("default")] == [
+        ("1", "waiting"),
+        ("2", "waiting"),
+        ("3", "waiting"),
+    ]
+    assert writes == [3]
+
+
+def test_a_journaled_reply_cut_before_its_window_fitted_it_is_swapped_for_the_fitted_one() -> None:
+    """On iLink the reply written as the agent gave it, cut before it was planned, is kept
+    as the reply window would take it: its rows swapped, in one write, for the part that
+    fits now and the part that waits for the user's next message."""
+    from wechat_sdk.agent import Reply
+
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
+    progress.journal = kept.journal(TURN, progress)
+    assert [i.text for i in store.outbox.items("default")] == ["one", "two", "three"]
+    writes = counting_writes(store)
+    kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
+    assert [(i.text, i.state) for i in store.outbox.items("default")] == [
+        ("one", "pending"),
+        ("two", "pending"),
+        ("three", "waiting"),
+    ]
+    assert writes == [3]

@@ -488,6 +488,25 @@ def test_outbox_delete_forgets_an_item_once(store: Any) -> None:
     assert outbox.items("default") == [b]
 
 
+def test_outbox_replace_swaps_items_in_one_write(store: Any) -> None:
+    """Some items out and others in, in one step (a reply's rows swapped for the ones its
+    delivery planned): the new ones after every item there, in their order and states."""
+    outbox = store.outbox
+    a, _, c = outbox.add([kept("a"), kept("b"), kept("c")])
+    other = outbox.add([kept("w", account="work")])
+    new = outbox.replace([a, c], [kept("ac"), kept("later", state="waiting")])
+    assert [i.text for i in new] == ["ac", "later"] and new[0].id > c.id < new[1].id
+    assert [(i.text, i.state) for i in outbox.items("default")] == [
+        ("b", "pending"),
+        ("ac", "pending"),
+        ("later", "waiting"),
+    ]
+    assert outbox.items("work") == other
+    assert outbox.replace([new[1]], []) == [] and outbox.delete(new[1].id) is False
+    assert outbox.replace([], []) == []
+    assert [i.text for i in outbox.items("default")] == ["b", "ac"]
+
+
 # --- dedupe marks: position and durability ----------------------------------------------
 
 

@@ -218,6 +218,10 @@ class FencedOutbox:
         self._fence()
         return self._outbox.delete(item_id)
 
+    def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
+        self._fence()
+        return self._outbox.replace(old, new)
+
 
 class StatusWriter:
     """Writes the status of each account this gateway holds (``gateway status`` reads

@@ -19,10 +19,11 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 
-from wechat_sdk.agent import AgentTurn, ToolRegistry
+from wechat_sdk.agent import AgentTurn, Reply, ToolRegistry
 from wechat_sdk.clock import Clock
 from wechat_sdk.gateway.outbox import (
     OUTBOX_MAX_AGE_S,
@@ -182,17 +183,10 @@ class KeptWork:
             )
         rest = progress.plan.pending
         later: list[OutboundMessage] = []
+        waits = 0  # of its messages, those left for the user's next message
         if not progress.plan.began and progress.reply is not None:
-            # cut before its delivery planned it (it waited for its conversation): all of
-            # it, as the journal wrote it, or as the delivery would have planned it (a
-            # reply window's room now, the rest for the user's next message)
-            rest = journal.unplanned() if journal is not None else []
-            if not rest:
-                with contextlib.suppress(DeliveryFailed):  # (no room kept: it said so)
-                    rest, later = self.outbound.fit(
-                        conversation, self.outbound.messages(progress.reply)
-                    )
-        if not rest and not later:
+            rest, later, waits = self._unplanned(conversation, progress.reply, journal)
+        if not rest and not waits:
             self.log.info(
                 "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
                 conversation,
@@ -207,7 +201,7 @@ class KeptWork:
                     conversation,
                     len(progress.sent),
                     len(rest),
-                    f", {len(later)} more after the user's next message" if later else "",
+                    f", {waits} more after the user's next message" if waits else "",
                 )
             elif not progress.plan.began and not progress.sent:
                 # nothing of the reply went out: the turn, kept, stands for it instead
@@ -221,6 +215,26 @@ class KeptWork:
             answered = progress.kept
             self._take_out(answered, "a kept turn")
         turns.record_dm(turn, progress.sent)
+
+    def _unplanned(
+        self, conversation: str, reply: Reply, journal: Journal | None
+    ) -> tuple[list[OutboundMessage], list[OutboundMessage], int]:
+        """A reply cut before its delivery planned it (it waited for its conversation),
+        all of it: as the journal wrote it, or as the delivery would have planned it (a
+        reply window's room now, the rest for the user's next message). Returns its
+        messages to keep now, those for later still to be written, and how many wait."""
+        early = journal.unplanned() if journal is not None else []
+        if early and self.outbound.window(conversation) is None:
+            return early, [], 0
+        later: list[OutboundMessage] = []
+        rest = early
+        with contextlib.suppress(DeliveryFailed):  # (no room kept: it said so)
+            rest, later = self.outbound.fit(conversation, self.outbound.messages(reply))
+        if not early or journal is None:
+            return rest, later, len(later)
+        # the rows written as the agent answered, swapped for these in one write (refused:
+        # those rows stand for the reply)
+        return (rest, [], len(later)) if journal.replan(rest, later) else (early, [], 0)
 
     def _keep_asking(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep the turn, to ask the agent again after a restart (nothing of a reply to it
@@ -472,9 +486,16 @@ class KeptWork:
         rows = [i for i in items if i is not None]
         if waiting is None or not rows:
             return False
-        for item in rows:
-            self._write(functools.partial(_set_waiting, item), "a message")
-        waiting.kept(rows[0].conversation_id, len(rows))
+        conversation = rows[0].conversation_id
+        ids = {r.id for r in rows}
+        already = [i for i in waiting.items(conversation) if i.id not in ids]
+        order = _waiting_order(rows, already)
+        if order is None:
+            for item in rows:
+                self._write(functools.partial(_set_waiting, item), "a message")
+        else:  # (what of their replies waits already goes after them: rewritten in order)
+            self._write(lambda o: o.replace([*rows, *already], order), f"{len(order)} message(s)")
+        waiting.kept(conversation, len(rows))
         return True
 
     def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
@@ -602,19 +623,20 @@ class TurnJournal:
         reply = self.progress.reply
         if reply is None or self.progress.plan.began:
             return False
-        if self.kept.outbound.window(self.conversation_id) is not None:
-            # a reply window packs the reply as it is planned, and what does not fit
-            # waits in the outbox: rows written before could only be swapped for those
-            # in several writes (a kill between them: sent twice, or lost). Kept at a
-            # cut instead (keep_cut_turn), as the delivery would have planned it
-            return False
-        self.added(self.kept.outbound.messages(reply))
-        self.early = bool(self.items)
+        # (a reply window may pack it otherwise as it is planned: the rows are then
+        # swapped for the planned ones, and what waits for the user, in one write)
+        if self._write_rows(self.kept.outbound.messages(reply)):
+            self._drop_turn_item()  # (not written: the turn stands for it until planned)
+            self.early = bool(self.items)
         return True
 
     def unplanned(self) -> list[OutboundMessage]:
         """See :meth:`Journal.unplanned`."""
         return [m for m, _ in self.items] if self.early else []
+
+    def replan(self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage]) -> bool:
+        """See :meth:`Journal.replan`."""
+        return self._write_rows(messages, later)
 
     def added(
         self,
@@ -626,19 +648,30 @@ class TurnJournal:
         those a reply window leaves for the user's next message (``later``), written with
         them in one step, after them (a kill between two writes lost the first part, the
         later one standing for the turn)."""
+        self._write_rows(messages, later, sending)
+        # the reply stands for the turn from now on, written or not: the turn asked again
+        # after a kill would be answered twice (messages not written go out as they come,
+        # and only a cut keeps them, see KeptWork.keep_cut_turn)
+        self._drop_turn_item()
+
+    def _write_rows(
+        self,
+        messages: Sequence[OutboundMessage],
+        later: Sequence[OutboundMessage] = (),
+        sending: OutboundMessage | None = None,
+    ) -> bool:
+        """See :meth:`added`; False when the store refused the rows."""
+        early: list[tuple[OutboundMessage, OutboxItem]] = []
         if self.early:  # written before the delivery planned them: the same, in order?
             self.early = False
-            early = self.items
-            if [m for m, _ in early] == list(messages):
+            early, self.items = self.items, []
+            if [m for m, _ in early] == list(messages) and not later:
                 self.items = [(m, item) for m, (_, item) in zip(messages, early, strict=True)]
-                return
-            # planned otherwise (a reply window packed it): those rows go first (a kill
-            # between the two writes loses them, never sends them twice)
-            self.items = []
-            for _, item in early:
-                self.kept._take_out(item, "a message")
-        if not messages and not later:
-            return
+                return True
+            # planned otherwise (a reply window packed it): those rows are swapped for
+            # the planned ones below, in the same write
+        if not messages and not later and not early:
+            return True
         rows = kept_messages(
             self.kept.account_id if self.turn is None else self.turn.account_id,
             self.conversation_id,
@@ -655,14 +688,21 @@ class TurnJournal:
         if later and waiting is not None:
             rows += waiting.rows(self.conversation_id, later, answers=answers)
         added: list[OutboxItem] = []
-        if self.kept._write(lambda o: added.extend(o.add(rows)), f"{len(rows)} message(s)"):
+        old = [item for _, item in early]
+
+        def write(outbox: OutboxStore) -> None:
+            added.extend(outbox.replace(old, rows) if old else outbox.add(rows))
+
+        if self.kept._write(write, f"{len(rows)} message(s)"):
             self.items.extend(zip(messages, added, strict=False))  # (the journal's own)
             if later and waiting is not None:
                 waiting.kept(self.conversation_id, len(later))
-        # the reply stands for the turn from now on, written or not: the turn asked again
-        # after a kill would be answered twice (messages not written go out as they come,
-        # and only a cut keeps them, see KeptWork.keep_cut_turn)
-        self._drop_turn_item()
+            return True
+        if early:
+            # the rows written before stay, standing for the reply: it does not go out
+            # now (after a restart it would go twice), but from them
+            self.items, self.unkept = early, True
+        return False
 
     def going(self, message: OutboundMessage) -> None:
         """The message is handed to the puppet now: marked ``sending`` first. One that
@@ -734,6 +774,35 @@ class TurnJournal:
     def holds(self, message: OutboundMessage) -> OutboxItem | None:
         """The outbox item of ``message``, when the journal holds it."""
         return next((i for m, i in self.items if m is message), None)
+
+
+def _waiting_order(rows: list[OutboxItem], already: list[OutboxItem]) -> list[OutboxItem] | None:
+    """Kept messages ``rows`` (in order) joining the conversation's messages ``already``
+    waiting for the user: all of them as they should wait, when a reply's part already
+    waiting must go after its part in ``rows`` (it was written first: a window left it
+    for later as the reply went out, and a stop kept the rest); None when setting them
+    waiting where they are keeps the order. A part waiting for a reply of none of
+    ``rows`` stays where it is relative to theirs."""
+    answering = {r.turn for r in rows if r.turn is not None}
+    if not any(w.turn in answering for w in already):
+        return None
+    order: list[OutboxItem] = []
+    left = list(already)
+    placed: set[str | None] = set()
+    for turn, group in itertools.groupby(rows, key=lambda r: r.turn):
+        later = next((n for n, w in enumerate(left) if turn is not None and w.turn == turn), None)
+        if later is None:  # nothing of its reply waits: after what waits for those before
+            while left and left[0].turn in placed:
+                order.append(left.pop(0))
+        else:
+            order += left[:later]
+            del left[:later]
+        order += group
+        placed.add(turn)
+    order += left
+    if [i.id for i in order] == sorted(i.id for i in (*rows, *already)):
+        return None  # (waiting, they go in the order they were written)
+    return [dataclasses.replace(i, state="waiting") for i in order]
 
 
 def _set_pending(item: OutboxItem, outbox: OutboxStore) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -99,6 +99,13 @@ class Journal(Protocol):
     def unplanned(self) -> list[OutboundMessage]:
         """The whole reply's messages, written before its delivery planned them (none
         once it has)."""
+        ...
+
+    def replan(self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage]) -> bool:
+        """A reply cut before its delivery planned it, kept as the delivery would have
+        planned it: :meth:`unplanned`'s rows swapped for ``messages`` and those for the
+        user's next message (``later``) in one write; False when the store refused (those
+        rows stay, standing for the reply)."""
         ...
 
     def cut(self, *, reply_stands: bool = True) -> None:

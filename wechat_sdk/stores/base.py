@@ -251,6 +251,12 @@ class OutboxStore(Protocol):
         """Forget an item (done with it); True if it was there."""
         ...
 
+    def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """Forget ``old`` and append ``new`` (as :meth:`add` does), in one transaction: a
+        reply's rows swapped for the ones its delivery planned, with no moment where
+        neither is kept (a kill then lost the reply) or both are (it went out twice)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookDelivery:

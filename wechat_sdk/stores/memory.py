@@ -213,13 +213,7 @@ class MemoryOutboxStore:
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """See :meth:`OutboxStore.add`."""
-        added = []
-        for item in items:
-            kept = dataclasses.replace(item, id=self._next_id)
-            self._next_id += 1
-            self._items[kept.id] = kept
-            added.append(kept)
-        return added
+        return self._append(items)
 
     def items(self, account_id: str) -> list[OutboxItem]:
         """See :meth:`OutboxStore.items`."""
@@ -234,6 +228,21 @@ class MemoryOutboxStore:
     def delete(self, item_id: int) -> bool:
         """See :meth:`OutboxStore.delete`."""
         return self._items.pop(item_id, None) is not None
+
+    def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.replace`."""
+        for item in old:
+            self._items.pop(item.id, None)
+        return self._append(new)
+
+    def _append(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        added = []
+        for item in items:
+            kept = dataclasses.replace(item, id=self._next_id)
+            self._next_id += 1
+            self._items[kept.id] = kept
+            added.append(kept)
+        return added
 
 
 class MemoryWebhookQueue:

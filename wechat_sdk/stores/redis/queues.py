@@ -39,16 +39,23 @@ def _ids(client: Redis, keys: Keys, n: int) -> range:
     return range(last - n + 1, last + 1)
 
 
-# KEYS: the items, their states, the sequence, each item's account's sorted set.
-# ARGV: how many items, then each item's JSON before and after its id, and its state.
-# The ids are taken here (the write and its ids one step). Returns the first id.
+# KEYS: the items, their states, the sequence, each new item's account's sorted set,
+# then each old item's. ARGV: how many new items, how many old, then each new item's JSON
+# before and after its id and its state, then each old item's id. The old ones go and the
+# new ones come in one step, their ids taken here. Returns the first new id.
 _ADD: Final = """
-local n = tonumber(ARGV[1])
+local n, m = tonumber(ARGV[1]), tonumber(ARGV[2])
+for j = 1, m do
+  local id = ARGV[2 + 3 * n + j]
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3 + n + j], id)
+end
 local first = redis.call('INCRBY', KEYS[3], n) - n + 1
 for i = 1, n do
   local id = tostring(first + i - 1)
-  redis.call('HSET', KEYS[1], id, ARGV[3 * i - 1] .. '"id": ' .. id .. ARGV[3 * i])
-  redis.call('HSET', KEYS[2], id, ARGV[3 * i + 1])
+  redis.call('HSET', KEYS[1], id, ARGV[3 * i] .. '"id": ' .. id .. ARGV[3 * i + 1])
+  redis.call('HSET', KEYS[2], id, ARGV[3 * i + 2])
   redis.call('ZADD', KEYS[3 + i], id, id)
 end
 return first
@@ -112,7 +119,11 @@ class RedisOutboxStore:
 
     def add(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """See :meth:`OutboxStore.add` (one Lua script, the ids taken in it)."""
-        if not items:
+        return self.replace((), items)
+
+    def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.replace` (one Lua script, as :meth:`add`)."""
+        if not old and not new:
             return []
         k = self._k
         first = int(
@@ -122,15 +133,17 @@ class RedisOutboxStore:
                     k.outbox_items,
                     k.outbox_states,
                     k.sequence,
-                    *(k.outbox_account(i.account_id) for i in items),
+                    *(k.outbox_account(i.account_id) for i in (*new, *old)),
                 ],
                 [
-                    len(items),
-                    *(part for i in items for part in (*_around_id(i), i.state)),
+                    len(new),
+                    len(old),
+                    *(part for i in new for part in (*_around_id(i), i.state)),
+                    *(str(i.id) for i in old),
                 ],
             )
         )
-        return [dataclasses.replace(i, id=first + n) for n, i in enumerate(items)]
+        return [dataclasses.replace(i, id=first + n) for n, i in enumerate(new)]
 
     def items(self, account_id: str) -> list[OutboxItem]:
         """See :meth:`OutboxStore.items`."""

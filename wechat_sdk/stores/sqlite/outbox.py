@@ -91,8 +91,24 @@ class SqliteOutboxStore:
         are queued for the next commit of the dedupe marks)."""
         if len(items) == 1 and items[0].kind == "message":
             return [self._queue(items[0])]
-        added = []
         with self._db.write() as conn:
+            return self._insert(conn, items)
+
+    def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """See :meth:`OutboxStore.replace` (one transaction; an old ``"message"`` item
+        still queued is dropped from the queue)."""
+        gone = [i.id for i in old if self._q.add.pop(i.id, None) is None]
+        self._written.difference_update(gone)
+        with self._db.write() as conn:
+            conn.executemany(
+                "DELETE FROM outbox WHERE channel = ? AND seq = ?",
+                [(self.channel, i) for i in gone],
+            )
+            return self._insert(conn, new)
+
+    def _insert(self, conn: sqlite3.Connection, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        added = []
+        if items:
             self._last_id = max(self._last_id, _sequence(conn))
             for item in items:
                 f = item.file
