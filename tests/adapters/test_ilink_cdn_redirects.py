@@ -67,3 +67,27 @@ async def test_a_redirect_on_the_cdn_is_followed() -> None:
         return web.Response(body=b"\x89PNG picture")
 
     assert b"".join([c async for c in downloaded(moving)]) == b"\x89PNG picture"
+
+
+async def test_a_redirect_without_a_location_is_a_clear_error_asked_once() -> None:
+    asked: list[str] = []
+
+    async def nowhere(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(status=302)
+
+    with pytest.raises(cdn.CdnFailed, match="HTTP 302, no Location"):
+        async for _ in downloaded(nowhere):
+            pass
+    assert asked == ["/c2c/download"]
+
+
+def test_a_redirect_from_https_to_plain_http_is_not_followed() -> None:
+    from wechat_sdk.adapters.ilink.cdn import _redirected
+
+    hosts = ("https://cdn.example",)
+    with pytest.raises(cdn.CdnFailed, match="from https to plain http"):
+        _redirected("https://cdn.example/download?q=1", "http://cdn.example/x", 302, hosts)
+    assert _redirected("https://cdn.example/d", "https://cdn.example/x", 307, hosts) == (
+        "https://cdn.example/x"
+    )

@@ -314,3 +314,34 @@ async def test_what_a_failing_stream_said_before_it_failed_goes_out_in_the_last_
         assert "\n\n".join(sent).split("\n\n") == blocks  # nothing the agent said lost
     finally:
         await gateway.close()
+
+
+async def test_a_failing_stream_whose_held_blocks_cannot_be_sent_still_reports_the_agent(
+    world: SimulatedWeChat, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The blocks held for the window's last place fail to go out as the agent fails: the
+    send failure is the sender's to log; the agent's failure is still the turn's (logged,
+    and its errorNotice tried)."""
+    blocks = [f"block {i} " + "y" * 100 for i in range(12)]
+
+    async def failing(turn: AgentTurn) -> AsyncIterator[str]:
+        for block in blocks:
+            yield block + "\n\n"
+        await asyncio.sleep(0.3)  # the nine blocks before the last place went out
+        world.fault("send_fail_permanent", count=5)  # the held blocks' send fails
+        raise RuntimeError("the model went away")
+
+    wechat = {
+        **CONFIG["channels"]["wechat"],
+        "blockStreaming": True,
+        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
+    }
+    gateway = world.gateway({"channels": {"wechat": wechat}}, failing, state_dir=tmp_path)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    try:
+        await world.say(ALICE, "stream it", settle=False)
+        await until("nine messages", lambda: len(texts(world)) >= 9)
+        await until("the agent's failure", lambda: "agent failed on message" in caplog.text)
+    finally:
+        await gateway.close()

@@ -199,3 +199,31 @@ async def test_an_endpoint_that_takes_its_events_again_is_delivering(
     await eventually(lambda: gw.webhook_status()[1].queued == 0)
     back = gw.webhook_status()[1]
     assert (back.state, back.last_failure) == ("delivering", "HTTP 503")
+
+
+async def test_an_endpoint_whose_last_event_was_given_up_is_failing_not_retrying() -> None:
+    """Every attempt of its only event failed: nothing of it waits for another, so it is
+    ``failing`` (``retrying`` says its events wait for their next attempt)."""
+    from wechat_sdk.clock import VirtualClock
+    from wechat_sdk.config.integrations import WebhookEndpoint
+    from wechat_sdk.stores import MemoryStore
+    from wechat_sdk.webhooks import WebhookDispatcher
+
+    clock, store = VirtualClock(), MemoryStore()
+    receiver = await Receiver(whsec(3)).start()
+    receiver.answers = [500, 500]
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, clock, schedule=(0, 1))
+    dispatcher.start()
+    try:
+        dispatcher.publish("account.ready", {"accountId": "default"})
+        await receiver.wait_attempts(1)
+        await eventually(lambda: dispatcher.status()[0].state == "retrying")
+        await clock.advance(1)
+        await receiver.wait_attempts(2)
+        await eventually(lambda: not store.webhooks.pending())  # given up
+        (status,) = dispatcher.status()
+        assert (status.state, status.queued, status.last_failure) == ("failing", 0, "HTTP 500")
+    finally:
+        await dispatcher.close()
+        await receiver.close()

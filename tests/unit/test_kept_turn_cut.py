@@ -518,3 +518,29 @@ def test_a_journaled_reply_cut_before_its_window_fitted_it_is_swapped_for_the_fi
         ("three", "waiting"),
     ]
     assert writes == [3]
+
+
+def test_a_kept_turn_answered_before_the_stop_whose_reply_cannot_be_kept_is_pending_again(
+    caplog: Any,
+) -> None:
+    """A kept turn asked again (marked ``sending`` while the agent ran) was answered when
+    the stop began; the store refuses the reply's rows: the turn is kept to be asked
+    again, ``pending`` (left ``sending``, the next start dropped it as a crash's)."""
+    from wechat_sdk.agent import Reply
+
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    (item,) = store.outbox.add([kept_turn(TURN, kept.clock.now())])
+    store.outbox.set_state(item.id, "sending")  # as _rerun marks it while the agent runs
+
+    def full(*_: Any) -> Any:
+        raise OSError("database or disk is full")
+
+    store.outbox.add = store.outbox.replace = full  # type: ignore[method-assign]
+    progress = TurnProgress(kept=item, answered=True, reply=Reply(text="one\ntwo\nthree"))
+    progress.journal = kept.journal(TURN, progress)  # the stop began after the answer
+    with caplog.at_level(logging.WARNING):
+        kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
+    assert [(i.kind, i.state) for i in store.outbox.items("default")] == [("turn", "pending")]
+    assert "the reply to message m-1 from wxid_alice could not be kept" in caplog.text

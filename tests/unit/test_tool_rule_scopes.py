@@ -1,6 +1,7 @@
-"""A group's tool rule entry that names an MCP server (``docs``: all its tools) or one
+"""A group's allow entry that names an MCP server (``docs``: all its tools) or one
 server's tool (``docs__read_file``) means that server only: another server's tool whose
-own name is the entry is not offered by it (nor denied by it)."""
+own name is the entry is not offered by it. A deny entry is read broadly: it denies such
+a tool too (a deny never fails open)."""
 
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ def test_an_entry_naming_a_server_or_its_tool_offers_that_servers_tools_only() -
     home = server("home", "docs", "docs__read_file", "wipe_disk")
     assert offered(["docs__read_file"], docs, home) == {"docs/read_file"}
     assert offered(["docs"], docs, home) == {"docs/read_file", "docs/search"}
-    # a deny entry means the same: the other server's tool of that name is not denied
+    # a deny entry is read broadly: the other server's tool of that name is denied too
     denied = offered({"allow": ["home"], "deny": ["docs__read_file"]}, docs, home)
-    assert denied == {"home/docs", "home/docs__read_file", "home/wipe_disk"}
+    assert denied == {"home/docs", "home/wipe_disk"}
+    assert offered({"deny": ["docs"]}, docs, home) == {"home/docs__read_file", "home/wipe_disk"}
 
 
 def test_a_tool_name_that_is_no_server_key_still_matches_on_any_server() -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger("wechat_sdk.assistant")
 MAX_RESULT_CHARS = 100_000
 
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
+_NO_KEYS: frozenset[str] = frozenset()
 
 Runner = Callable[[str], Awaitable[str]]
 
@@ -156,7 +157,8 @@ def tools_for_turn(
     keys = frozenset(server.key for server in servers)
     for server in servers:
         for tool in server.tools:
-            if not tool_permitted(rule, _rule_names(tool, keys)):
+            # (a deny entry also by the tool's own names, whatever a server is called)
+            if not tool_permitted(rule, _rule_names(tool, keys), _rule_names(tool, _NO_KEYS)):
                 continue
             name = _model_name(tool, taken)
             taken.add(name)

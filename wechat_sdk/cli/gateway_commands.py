@@ -202,6 +202,8 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
         table.add_row(*(Text(c) for c in row), Text(error_cell(a["last_error"], room)))
     console.print(table)
     if webhooks:
+        from wechat_sdk.webhooks.status import STATE_WORDS
+
         endpoints = Table(title="Webhook endpoints", title_justify="left")
         for col in ("#", "endpoint", "state", "queued", "last failure", "at"):
             endpoints.add_column(col)
@@ -209,7 +211,7 @@ def gateway_status(config_file: Path | None, state_dir: Path | None, as_json: bo
             cells = (
                 str(w["index"]),
                 w["endpoint"],
-                WEBHOOK_STATE_WORDS.get(w["state"], w["state"]),
+                STATE_WORDS.get(w["state"], w["state"]),
                 str(w["queued"]),
                 w["last_failure"] or "-",
                 when(w["last_failure_at"]),
@@ -228,13 +230,6 @@ def _cluster_config(config_file: Path | None) -> Any:
         return None
     return config if config.channels.wechat.store.kind == "redis" else None
 
-
-#: how the status table says a webhook endpoint's state
-WEBHOOK_STATE_WORDS = {
-    "delivering": "delivering",
-    "retrying": "retrying after failures",
-    "disabled": "disabled: 410 Gone, until a restart",
-}
 
 #: the least room `gateway status` gives an account's last error (a narrower terminal wraps)
 ERROR_CELL_MIN = 30

@@ -244,26 +244,29 @@ class KeptWork:
         if journal is not None:
             journal.cut(reply_stands=False)
         if journal is not None and journal.written():
-            self._log_kept_turn(turn)
-        elif not self._keep_turn(turn, progress.kept):  # (its journal was refused: now)
+            self._log_kept_turn(turn, progress.answered)
+        elif not self._keep_turn(turn, progress.kept, progress.answered):  # (now: see journal)
             turns.record_dm(turn, [])
 
-    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None) -> bool:
-        """The agent had not answered: keep the turn, to ask again after a restart.
-        False when it could not be kept (it is dropped)."""
+    def _keep_turn(self, turn: AgentTurn, kept: OutboxItem | None, answered: bool = False) -> bool:
+        """Keep the turn, to ask again after a restart (the agent had not answered, or its
+        reply could not be kept). False when it could not be kept (it is dropped)."""
         if kept is not None:  # a kept turn cut again: it stays kept, as it was
             done = self._write(lambda o: o.set_state(kept.id, "pending"), "a kept turn")
         else:
             item = kept_turn(turn, self.clock.now())
             done = self._write(lambda o: o.add([item]), "a turn")
         if done:
-            self._log_kept_turn(turn)
+            self._log_kept_turn(turn, answered)
         return done
 
-    def _log_kept_turn(self, turn: AgentTurn) -> None:
+    def _log_kept_turn(self, turn: AgentTurn, answered: bool = False) -> None:
         self.log.warning(
             "stopped before the agent answered message %s from %s: 1 turn kept in the "
-            "store, the agent is asked again after a restart",
+            "store, the agent is asked again after a restart"
+            if not answered
+            else "stopped, and the reply to message %s from %s could not be kept in the "
+            "store: 1 turn kept instead, the agent is asked again after a restart",
             turn.message_id,
             turn.sender_id,
         )
@@ -749,6 +752,8 @@ class TurnJournal:
         stream = self.progress.stream
         if reply_stands and self.progress.answered and (stream is None or stream.produced):
             self._drop_turn_item()
+        elif self.turn_item is not None:  # to be asked again (a kept one was sending)
+            self.kept._write(functools.partial(_set_pending, self.turn_item), "a kept turn")
         self.progress.plan.watcher = None
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from wechat_sdk.webhooks.status import EndpointState
+from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
 
 __all__ = [
     "Account",
@@ -149,9 +149,7 @@ class WebhookEndpointOut(BaseModel):
     index: int = Field(description="its place in channels.wechat.webhooks (from 0)")
     endpoint: str = Field(description="its scheme, host and port")
     state: EndpointState = Field(
-        description="delivering: its last attempt was taken, or none failed yet; retrying: "
-        "its last attempt failed, and its events are retried on the schedule; disabled: it "
-        "answered 410 Gone, and nothing more is sent to it until the gateway restarts"
+        description="; ".join(f"{state}: {meaning}" for state, meaning in STATE_MEANINGS.items())
     )
     queued: int = Field(description="its events waiting in the store's webhook queue")
     lastFailure: str | None = Field(

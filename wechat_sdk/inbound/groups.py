@@ -95,15 +95,21 @@ def allowed_tool_names(
     return known & rule_tools
 
 
-def tool_permitted(rule_tools: frozenset[str] | None, names: Iterable[str]) -> bool:
+def tool_permitted(
+    rule_tools: frozenset[str] | None,
+    names: Iterable[str],
+    denied_by: Iterable[str] | None = None,
+) -> bool:
     """Whether a tool known by any of ``names`` (its own name, the key of the MCP server
     it comes from) is allowed by a resolved rule: listed under one of them, or, under a
-    deny-only policy, denied under none."""
+    deny-only policy, denied under none. ``denied_by``: the names a deny entry may give
+    it, when more than ``names`` (a deny entry is read broadly)."""
     if rule_tools is None:
         return True
     wanted = frozenset(names)
+    unwanted = wanted if denied_by is None else wanted | frozenset(denied_by)
     if isinstance(rule_tools, _DenyOnly):
-        return not (wanted & rule_tools)
-    if isinstance(rule_tools, _Allowed) and wanted & rule_tools.deny:
+        return not (unwanted & rule_tools)
+    if isinstance(rule_tools, _Allowed) and unwanted & rule_tools.deny:
         return False
     return bool(wanted & rule_tools)

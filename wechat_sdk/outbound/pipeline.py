@@ -12,6 +12,7 @@ keeps them in its outbox and sends them after a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -386,8 +387,9 @@ class Outbound:
                     plan.add(self._text_messages("".join(parts)))
                 raise
             except Exception:
-                if parts:
-                    await send("".join(parts))
+                if parts:  # (a send failure is the sender's to log: the agent's is raised)
+                    with contextlib.suppress(DeliveryFailed):
+                        await send("".join(parts))
                 raise
             await send("".join(parts))
             return
@@ -420,7 +422,8 @@ class Outbound:
             raise
         except Exception:
             if tail:  # what the agent said before it failed goes first, as above
-                await send("\n\n".join(tail))
+                with contextlib.suppress(DeliveryFailed):
+                    await send("\n\n".join(tail))
             raise
         if tail:
             await send("\n\n".join(tail))

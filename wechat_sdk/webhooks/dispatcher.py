@@ -14,7 +14,7 @@
   retried, the endpoint's queued events are dropped (for every gateway sharing the queue),
   and this dispatcher queues and sends nothing more to it until :meth:`resume_gone` (a
   reload of the gateway's config) or a new dispatcher (the gateway's next start).
-- Each endpoint's state (delivering, retrying, disabled by 410) and its last failure are
+- Each endpoint's state (delivering, retrying, failing, disabled by 410) and its last failure are
   kept in memory, per dispatcher: :meth:`status`, with what the queue holds for it.
 - One task per endpoint: a slow or dead endpoint holds up nothing but its own queue, and
   the gateway's messages never wait for a webhook (queueing is a store write).
@@ -42,7 +42,7 @@ from wechat_sdk.events import EVENT_TYPES, iso_time
 from wechat_sdk.http_date import http_date
 from wechat_sdk.stores.base import WebhookDelivery, WebhookQueue
 from wechat_sdk.webhooks.signing import new_message_id, signed_headers
-from wechat_sdk.webhooks.status import EndpointState, WebhookStatus
+from wechat_sdk.webhooks.status import WebhookStatus, endpoint_state
 
 if TYPE_CHECKING:
     import aiohttp
@@ -168,12 +168,9 @@ class WebhookDispatcher:
         info, no secret): this dispatcher's view, and what the queue holds for it."""
         out = []
         for index, url in enumerate(self.endpoints):
-            state: EndpointState = (
-                "disabled"
-                if url in self._gone
-                else "retrying"
-                if url in self._failing
-                else "delivering"
+            queued = self.queue.count(url)
+            state = endpoint_state(
+                gone=url in self._gone, failing=url in self._failing, queued=queued
             )
             why, at = self._last_failure.get(url, (None, None))
             out.append(
@@ -181,7 +178,7 @@ class WebhookDispatcher:
                     index=index,
                     endpoint=origin(url),
                     state=state,
-                    queued=self.queue.count(url),
+                    queued=queued,
                     last_failure=why,
                     last_failure_at=at,
                 )

@@ -7,12 +7,36 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["EndpointState", "WebhookStatus"]
+__all__ = ["STATE_MEANINGS", "STATE_WORDS", "EndpointState", "WebhookStatus", "endpoint_state"]
 
-#: ``delivering``: its last attempt was taken (or none failed yet); ``retrying``: its last
-#: attempt failed, and its events are retried on the schedule; ``disabled``: it answered
-#: ``410 Gone``, and nothing is queued for it or sent to it until a reload or restart
-EndpointState = Literal["delivering", "retrying", "disabled"]
+EndpointState = Literal["delivering", "retrying", "failing", "disabled"]
+
+#: what each state means (the HTTP API's description of it)
+STATE_MEANINGS: dict[EndpointState, str] = {
+    "delivering": "its last attempt was taken, or none failed yet",
+    "retrying": "its last attempt failed, and its events wait for their next attempt",
+    "failing": "its last attempt failed and was its last: that event was given up, "
+    "and nothing of it waits",
+    "disabled": "it answered 410 Gone: nothing is queued for it or sent to it until a "
+    "reload or restart",
+}
+
+#: how ``gateway status`` says each state
+STATE_WORDS: dict[EndpointState, str] = {
+    "delivering": "delivering",
+    "retrying": "retrying after failures",
+    "failing": "failing: its last event was given up",
+    "disabled": "disabled: 410 Gone, until a restart",
+}
+
+
+def endpoint_state(*, gone: bool, failing: bool, queued: int) -> EndpointState:
+    """An endpoint's state from what its dispatcher knows of it."""
+    if gone:
+        return "disabled"
+    if failing:
+        return "retrying" if queued else "failing"
+    return "delivering"
 
 
 @dataclass(frozen=True)

@@ -196,10 +196,8 @@ async def _fetched(
                 url, timeout=timeout, proxy=api.proxy_for(url), allow_redirects=False
             ) as resp:
                 if resp.status in _REDIRECT_STATUSES:
-                    # followed only on the configured hosts, as the first address was
-                    url = urllib.parse.urljoin(url, resp.headers.get("Location", ""))
-                    if not _same_host(url, (api.cdn_base_url, api.base_url)):
-                        raise CdnFailed("CDN download redirected off the configured CDN")
+                    location = resp.headers.get("Location")
+                    url = _redirected(url, location, resp.status, (api.cdn_base_url, api.base_url))
                     continue
                 if resp.status != 200:
                     raise CdnFailed(f"CDN download refused: HTTP {resp.status}")
@@ -216,6 +214,23 @@ async def _fetched(
         raise CdnFailed(f"CDN download redirected more than {REDIRECTS} times")
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise CdnFailed(f"CDN download failed: {type(exc).__name__}") from None
+
+
+def _redirected(url: str, location: str | None, status: int, hosts: tuple[str, ...]) -> str:
+    """Where a CDN download's redirect from ``url`` leads: followed only on ``hosts`` (the
+    configured CDN's and API's, as the first address was), never from https to http.
+
+    >>> _redirected("https://cdn.example/a", "/b", 302, ("https://cdn.example",))
+    'https://cdn.example/b'
+    """
+    if not location:
+        raise CdnFailed(f"CDN download refused: HTTP {status}, no Location")
+    target = urllib.parse.urljoin(url, location)
+    if not _same_host(target, hosts):
+        raise CdnFailed("CDN download redirected off the configured CDN")
+    if url.startswith("https:") and not target.startswith("https:"):
+        raise CdnFailed("CDN download redirected from https to plain http")
+    return target
 
 
 def _same_host(url: str, bases: tuple[str, ...]) -> bool:
