@@ -834,6 +834,35 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
         assert after.texts(to="wxid_stranger") == reply
 
 
+async def test_a_pairing_code_is_in_the_outbox_before_its_message_leaves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a stop a stranger's message gets a pairing code: the code is written before
+    the message's own journal is taken out (a kill between the two lost the code: the
+    message marked, the request made, writing again gets no code)."""
+    from wechat_sdk.gateway.kept import KeptWork
+
+    at_done: list[list[str]] = []
+    real_done = KeptWork.message_done
+
+    def message_done(self: KeptWork, item: OutboxItem) -> bool:
+        if item.conversation_id == "wxid_stranger":  # (a kill right here)
+            at_done.append([i.text or i.kind for i in self.outbox.items(self.account_id)])
+        return real_done(self, item)
+
+    monkeypatch.setattr(KeptWork, "message_done", message_done)
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **PAIRING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.drive(stopping)
+    (outbox,) = at_done
+    assert any("Pairing code" in text for text in outbox), outbox
+
+
 async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_restart(
     tmp_path: Path,
 ) -> None:

@@ -169,6 +169,23 @@ async def test_drop_replayed_uses_the_connect_time_with_a_grace(rig: Rig) -> Non
     assert await p.drop_replayed(Inbound(msg("x", ts=now + 5))) is None
 
 
+async def test_a_message_handed_on_again_an_hour_later_is_never_answered_twice(rig: Rig) -> None:
+    """A transport hands a message on again (iLink: those of the last hour, at a start):
+    at the very edge of the hour its dedupe mark is gone, and it is too old; one a moment
+    younger is still a duplicate."""
+    p = rig.pipeline()
+    p.connected(rig.clock.now() - 7200)  # first served long ago: no history
+    said = rig.clock.now()
+    edge, younger = msg("wxid_alice", id="edge", ts=said), msg("wxid_alice", id="young", ts=said)
+    assert await p.drop_duplicate(Inbound(edge)) is None  # answered then
+    await rig.clock.advance(1)
+    assert await p.drop_duplicate(Inbound(younger)) is None
+    await rig.clock.advance(3599)  # the hour since "edge" was said and marked
+    first = await p.drop_duplicate(Inbound(edge)) or await p.drop_replayed(Inbound(edge))
+    assert first is not None and first.reason == "too_old"
+    assert await p.drop_duplicate(Inbound(younger)) == Drop("duplicate")
+
+
 # ---------------------------------------------------------------- describe
 
 

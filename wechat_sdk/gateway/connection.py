@@ -388,10 +388,12 @@ class Connection:
                 self.kept.message_done(item)
                 raise
         if isinstance(result, Drop):
+            # sent in tasks (the reading of events goes on); journaled, where they are,
+            # before the message's own entry goes (a kill between: nothing lost)
+            for to, text in result.replies:
+                self.turns.send_soon(to, text)
             if item is not None:
                 self.kept.message_done(item)
-            for to, text in result.replies:  # sent in tasks: the reading of events goes on
-                self.turns.send_soon(to, text)
             if result.reason not in ("self", "unreadable"):
                 self.status.last_inbound = self.clock.now()
             if self.events.wanted:

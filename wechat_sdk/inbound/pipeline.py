@@ -33,9 +33,11 @@ __all__ = ["REPLAY_GRACE_S", "Drop", "Inbound", "InboundPipeline"]
 log = logging.getLogger("wechat_sdk.inbound")
 
 REPLAY_GRACE_S = 30.0
-#: A message that came while the gateway was away and is older than this when it arrives
-#: is not answered, with a warning: the dedupe window (DEDUPE_TTL_S) no longer tells
-#: whether it was answered before, and nothing is ever answered twice.
+#: A message that came while the gateway was away and is this old or older when it
+#: arrives is not answered, with a warning: the dedupe window (DEDUPE_TTL_S) no longer
+#: tells whether it was answered before, and nothing is ever answered twice. (A younger
+#: one answered before was marked no earlier than it was said: its mark is still there,
+#: so a transport may hand on again every message of the last hour.)
 DEDUPE_TTL_S = 3600.0
 REPLAY_MAX_AGE_S = DEDUPE_TTL_S
 
@@ -215,7 +217,7 @@ class InboundPipeline:
         if timestamp < since - REPLAY_GRACE_S:
             return Drop("replayed", f"sent {since - timestamp:.0f}s before the first login")
         age = self.clock.now() - timestamp
-        if age > REPLAY_MAX_AGE_S:
+        if age >= REPLAY_MAX_AGE_S:
             log.warning(
                 "message %s from %s is %.1f h old (it came while the account was away): "
                 "not answered account=%s reason=too_old",

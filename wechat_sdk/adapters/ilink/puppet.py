@@ -60,9 +60,10 @@ __all__ = ["ILinkOptions", "ILinkPuppet", "clock_offset", "said_at"]
 log = logging.getLogger("wechat_sdk.adapters.ilink")
 
 HEARTBEAT_EVERY_S = 15.0
-#: a start re-emits the user messages recorded this recently (the gateway's dedupe, one
-#: hour, drops those it already handled; older ones it would not answer anyway)
-REPLAY_S = 3000.0
+#: a start re-emits the user messages said this recently: those a killed process recorded
+#: but never took in are answered (the gateway answers them up to an hour old, and its
+#: dedupe drops those it already handled; older ones it would not answer)
+REPLAY_S = 3600.0
 #: recorded messages are forgotten after this long (quotes of older ones show their cut text)
 KEEP_S = 30 * 86400.0
 PRUNE_EVERY_S = 86400.0
