@@ -465,6 +465,32 @@ async def test_what_a_reply_window_does_not_take_is_reported_waiting(
     assert body["waiting"] >= 1  # the rest goes out after the user's next message
 
 
+async def test_two_sends_at_once_each_report_only_their_own_waiting_messages(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """Two API sends to one conversation at once, each longer than its reply window takes:
+    the second waits for the first; each answer counts the messages it kept for later,
+    not the other's."""
+    gw = await windowed_gateway(wechat, textChunkLimit=50)
+    assert gw.http is not None and gw.http.api_url
+    long = " ".join(f"Sentence number {n} of the long note." for n in range(6))
+    short = " ".join(f"Sentence number {n} of the short note." for n in range(3))
+
+    async def send(text: str) -> Any:
+        url = gw.http.api_url + "/v1/messages"  # type: ignore[union-attr]
+        async with http.post(url, headers=AUTH, json={"to": "wxid_narrow", "text": text}) as r:
+            assert r.status == 200
+            return await r.json()
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(send(long), send(short)))
+
+    answers = await wechat.world.drive(both())
+    waiting = [i for i in gw.store.outbox.items("default") if i.state == "waiting"]
+    assert all(a["waiting"] >= 1 for a in answers)
+    assert sum(a["waiting"] for a in answers) == len(waiting)
+
+
 async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

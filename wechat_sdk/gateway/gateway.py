@@ -29,6 +29,7 @@ from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.pipeline import InboundPipeline
 from wechat_sdk.outbound.delivery import Sender
+from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.outbound.waiting import WaitingForUser
@@ -433,6 +434,7 @@ class Gateway:
         room: str | None = None,
         sent: list[str] | None = None,
         files_sent: list[str] | None = None,
+        waiting: list[OutboundMessage] | None = None,
     ) -> str:
         """Send proactively to a contact (``to``) or a group (``room``).
 
@@ -449,7 +451,8 @@ class Gateway:
         On a transport with reply windows (iLink), raises
         :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed (nothing is
         sent); a message longer than what the window still takes is packed, and what
-        does not fit goes out after the user's next message.
+        does not fit goes out after the user's next message (pass ``waiting``, a list, to
+        learn those messages).
         """
         conversation = room or to
         if not conversation:
@@ -458,7 +461,12 @@ class Gateway:
         outbound = self._runner(account).outbound
         outbound.check_window(conversation)  # a closed reply window: WindowClosed
         return await outbound.deliver(
-            conversation, reply, sent=sent, files_sent=files_sent, wait_for_login=False
+            conversation,
+            reply,
+            sent=sent,
+            files_sent=files_sent,
+            waiting=waiting,
+            wait_for_login=False,
         )
 
     def status(self) -> list[AccountStatus]:

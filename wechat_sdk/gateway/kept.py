@@ -646,16 +646,17 @@ class TurnJournal:
         messages: Sequence[OutboundMessage],
         later: Sequence[OutboundMessage] = (),
         sending: OutboundMessage | None = None,
-    ) -> None:
+    ) -> bool:
         """Messages of the reply to journal (``sending``: the one with the puppet now), and
         those a reply window leaves for the user's next message (``later``), written with
         them in one step, after them (a kill between two writes lost the first part, the
-        later one standing for the turn)."""
-        self._write_rows(messages, later, sending)
+        later one standing for the turn). False when the store refused them."""
+        written = self._write_rows(messages, later, sending)
         # the reply stands for the turn from now on, written or not: the turn asked again
         # after a kill would be answered twice (messages not written go out as they come,
         # and only a cut keeps them, see KeptWork.keep_cut_turn)
         self._drop_turn_item()
+        return written
 
     def _write_rows(
         self,

@@ -42,6 +42,7 @@ from wechat_sdk.http.models import (
 )
 from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
+from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.pairing.service import PairingError
 from wechat_sdk.puppet import OutboundFile, WindowClosed
 
@@ -372,9 +373,9 @@ class ApiHandlers:
             files=files,
             mention_ids=(message.to,) if message.room else (),
         )
-        waiting_before = self._waiting(account_id, conversation)
         texts: list[str] = []
         names: list[str] = []
+        waiting: list[OutboundMessage] = []  # (a reply window's overflow, kept for later)
         cut_uncertain: list[SendCut] = []
 
         async def deliver() -> str:
@@ -386,6 +387,7 @@ class ApiHandlers:
                     room=conversation,
                     sent=texts,
                     files_sent=names,
+                    waiting=waiting,
                 )
             except SendCut as cut:  # (a stop cut it: the message it had may have gone)
                 if cut.outcome == "uncertain":
@@ -401,7 +403,7 @@ class ApiHandlers:
         except DeliveryFailed as exc:
             sent, went = exc.sent or None, exc.files
             # a reply window's overflow was kept before the failure: it goes out later
-            kept = sum(self._kept_since(account_id, conversation, waiting_before))
+            kept = len(waiting)
             unknown = exc.code == "outcome_unknown"  # (it may have gone out)
             before = "the logout" if exc.code == "not_logged_in" else "it failed"
             what = went_out_words(sent, went, unknown, before=before) + _kept_words(kept)
@@ -434,7 +436,7 @@ class ApiHandlers:
                 raise  # this request itself was cancelled
             # cut by a stop (stop_sends): answered with what went out
             sent = "\n\n".join(texts) or None
-            kept = sum(self._kept_since(account_id, conversation, waiting_before))
+            kept = len(waiting)
             what = went_out_words(sent, names, bool(cut_uncertain), before="the stop")
             what += _kept_words(kept)
             log.warning(
@@ -454,33 +456,14 @@ class ApiHandlers:
             ) from None
         finally:
             del self._deliveries[delivery]
-        waiting, waiting_files = self._kept_since(account_id, conversation, waiting_before)
         body = MessageSent(
             accountId=account_id,
             conversationId=conversation,
             text=text,
-            files=len(files) - waiting_files,
-            waiting=waiting,
+            files=len(files) - sum(1 for m in waiting if m.file is not None),
+            waiting=len(waiting),
         )
         return 200, body.model_dump()
-
-    def _kept_since(
-        self, account_id: str, conversation: str, before: tuple[int, int]
-    ) -> tuple[int, int]:
-        """Texts and files kept to go out later (a reply window's overflow) since
-        ``before`` (what :meth:`_waiting` gave then)."""
-        after = self._waiting(account_id, conversation)
-        return max(0, after[0] - before[0]), max(0, after[1] - before[1])
-
-    def _waiting(self, account_id: str, conversation: str) -> tuple[int, int]:
-        """The conversation's messages, and files among them, waiting for the user's next
-        message (what an iLink reply window did not take)."""
-        items = [
-            i
-            for i in self.gateway.store.outbox.items(account_id)
-            if i.conversation_id == conversation and i.state == "waiting"
-        ]
-        return len(items), sum(1 for i in items if i.kind == "file")
 
     @staticmethod
     def _file(index: int, f: Any) -> OutboundFile:

@@ -50,9 +50,10 @@ class PlanWatcher(Protocol):
 
     def added(
         self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage] = ()
-    ) -> None:
+    ) -> bool:
         """``messages`` go out; ``later`` (a reply window did not take them) wait for the
-        user's next message: the watcher writes them to wait."""
+        user's next message: the watcher writes them to wait. False when its write was
+        refused."""
 
     def going(self, message: OutboundMessage) -> None: ...
 
@@ -84,14 +85,17 @@ class ReplyPlan:
         self.watcher: PlanWatcher | None = None
         #: the turn's "typing...", told when a message goes (see Outbound.deliver)
         self.typing: Typing | None = None
+        #: its messages a reply window left, kept for the user's next message
+        self.waiting: list[OutboundMessage] = []
 
     def add(
         self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage] = ()
     ) -> None:
         self.began = True
         self.pending.extend(messages)
-        if self.watcher is not None and (messages or later):
-            self.watcher.added(messages, later)
+        watcher = self.watcher
+        if watcher is not None and (messages or later) and watcher.added(messages, later):
+            self.waiting.extend(later)  # (written by the watcher, with the messages)
 
     def going(self, message: OutboundMessage) -> None:
         if self.typing is not None:
@@ -168,6 +172,7 @@ class Outbound:
         plan: ReplyPlan | None = None,
         typing: Typing | None = None,
         files_sent: list[str] | None = None,
+        waiting: list[OutboundMessage] | None = None,
         wait_for_login: bool = True,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
@@ -181,7 +186,9 @@ class Outbound:
         leaves the plan without going to ``sent``. Pass the turn's ``typing`` (from
         :meth:`typing`) to have it told when the reply's first message goes: typing not
         shown by then is not shown (it would follow the reply). ``files_sent`` (a list)
-        learns the name of each file that went out, as ``sent`` does for texts.
+        learns the name of each file that went out, as ``sent`` does for texts;
+        ``waiting`` (a list) each message of it a reply window left, kept for the user's
+        next message.
 
         A reply waits across a logout and goes out after the next login;
         ``wait_for_login=False`` (a proactive send: nobody is waiting for it in WeChat, its
@@ -190,6 +197,8 @@ class Outbound:
         sent = [] if sent is None else sent
         files_sent = [] if files_sent is None else files_sent
         plan = ReplyPlan() if plan is None else plan
+        if waiting is not None:
+            plan.waiting = waiting
         if typing is not None:
             plan.typing = typing
         plan.queued = next(_QUEUED)  # (the conversation is taken in this order)
@@ -295,9 +304,12 @@ class Outbound:
         if later and plan.watcher is not None:
             plan.add(messages, later=later)  # (a journal writes both in one step)
         else:
-            if later and self.waiting is not None:
-                self.waiting.keep(conversation_id, later, answers=plan.answers)
+            kept = self.waiting is not None and self.waiting.keep(
+                conversation_id, later, answers=plan.answers
+            )
             plan.add(messages)
+            if kept:
+                plan.waiting.extend(later)
         first_failure: DeliveryFailed | None = None
         for message in messages:
             try:
