@@ -498,10 +498,10 @@ def test_a_closed_window_at_the_start_puts_a_kept_message_before_its_replys_late
     assert writes == [3]
 
 
-def test_a_journaled_reply_cut_before_its_window_fitted_it_is_swapped_for_the_fitted_one() -> None:
+def test_a_journaled_reply_cut_before_it_was_planned_keeps_its_rows_where_they_stand() -> None:
     """On iLink the reply written as the agent gave it, cut before it was planned, is kept
-    as the reply window would take it: its rows swapped, in one write, for the part that
-    fits now and the part that waits for the user's next message."""
+    as written: its rows keep their place among what else the stop journaled for the
+    conversation (no second write)."""
     from wechat_sdk.agent import Reply
 
     store = MemoryStore()
@@ -509,15 +509,36 @@ def test_a_journaled_reply_cut_before_its_window_fitted_it_is_swapped_for_the_fi
     kept.outbound = Windowed(store)  # type: ignore[assignment]
     progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo\nthree"))
     progress.journal = kept.journal(TURN, progress)
-    assert [i.text for i in store.outbox.items("default")] == ["one", "two", "three"]
+    written = store.outbox.items("default")
+    assert [i.text for i in written] == ["one", "two", "three"]
     writes = counting_writes(store)
+    kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
+    assert store.outbox.items("default") == written and writes == []
+
+
+def test_a_reply_whose_refused_swap_left_its_early_rows_is_kept_once_at_a_cut() -> None:
+    """The swap of the early rows for the packed message was refused (a busy store, for a
+    moment): those rows stand for the reply; the cut, while the packed message waits for
+    its pacing, writes nothing more (the reply stood twice, and went out twice)."""
+    from wechat_sdk.agent import Reply
+
+    store = MemoryStore()
+    progress = TurnProgress(answered=True, reply=Reply(text="one\ntwo"))
+    kept = journaling(store, window=object())
+    progress.journal = kept.journal(TURN, progress)
+    real_replace = store.outbox.replace
+
+    def busy(*_: Any) -> Any:
+        raise OSError("database is locked")
+
+    store.outbox.replace = busy  # type: ignore[method-assign]
+    progress.plan.add([OutboundMessage("one\n\ntwo")])
+    store.outbox.replace = real_replace  # type: ignore[method-assign]
     kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
     assert [(i.text, i.state) for i in store.outbox.items("default")] == [
         ("one", "pending"),
         ("two", "pending"),
-        ("three", "waiting"),
     ]
-    assert writes == [3]
 
 
 def test_a_kept_turn_answered_before_the_stop_whose_reply_cannot_be_kept_is_pending_again(

@@ -905,3 +905,31 @@ async def test_a_fast_disks_fsync_runs_on_the_event_loop_and_a_slow_ones_in_a_th
         on_loop = [t == loop_thread for t in threads]
         assert on_loop == [False, True, True, False, False, True]
         assert committed_marks(db_path) == {f"m{n}" for n in range(1, 7)}
+
+
+async def test_a_refused_replace_changes_nothing_not_even_the_queued_items(tmp_path: Path) -> None:
+    """A message's journal entry (written behind, still queued) swapped out by a replace
+    the disk refuses: the replace raises, and the entry is still there (one transaction:
+    refused, nothing changed)."""
+    from typing import Any
+
+    from wechat_sdk.stores.base import OutboxItem
+
+    store = SqliteStore(tmp_path / "wechat-sdk.sqlite3")
+    try:
+        outbox = store.outbox
+        (queued,) = outbox.add(
+            [OutboxItem("default", "wxid_alice", "message", 1.0, turn="m-1", dm=True)]
+        )
+        real = outbox._insert
+
+        def full(*_: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        outbox._insert = full  # type: ignore[method-assign]
+        with pytest.raises(sqlite3.OperationalError):
+            outbox.replace([queued], [OutboxItem("default", "wxid_alice", "text", 1.0, text="x")])
+        outbox._insert = real  # type: ignore[method-assign]
+        assert [(i.kind, i.turn) for i in outbox.items("default")] == [("message", "m-1")]
+    finally:
+        store.close()

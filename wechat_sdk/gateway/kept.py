@@ -152,6 +152,8 @@ class KeptWork:
         """Write what a cut left that the journal does not hold (its write refused, or no
         journal), and what a reply window leaves for the user's next message (``later``,
         after it, in the same write); False when the store refused it."""
+        if journal is not None and journal.holds_reply():
+            return True  # (its rows stand for the whole reply, as written before planning)
         unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
         if not unwritten and not later:
             return True
@@ -220,21 +222,18 @@ class KeptWork:
         self, conversation: str, reply: Reply, journal: Journal | None
     ) -> tuple[list[OutboundMessage], list[OutboundMessage], int]:
         """A reply cut before its delivery planned it (it waited for its conversation),
-        all of it: as the journal wrote it, or as the delivery would have planned it (a
-        reply window's room now, the rest for the user's next message). Returns its
-        messages to keep now, those for later still to be written, and how many wait."""
+        all of it: as the journal wrote it (where it stands among what else is kept for
+        the conversation), else as the delivery would have planned it (a reply window's
+        room now, the rest for the user's next message). Returns its messages to keep now,
+        those for later, and how many wait."""
         early = journal.unplanned() if journal is not None else []
-        if early and self.outbound.window(conversation) is None:
+        if early:
             return early, [], 0
         later: list[OutboundMessage] = []
-        rest = early
+        rest: list[OutboundMessage] = []
         with contextlib.suppress(DeliveryFailed):  # (no room kept: it said so)
             rest, later = self.outbound.fit(conversation, self.outbound.messages(reply))
-        if not early or journal is None:
-            return rest, later, len(later)
-        # the rows written as the agent answered, swapped for these in one write (refused:
-        # those rows stand for the reply)
-        return (rest, [], len(later)) if journal.replan(rest, later) else (early, [], 0)
+        return rest, later, len(later)
 
     def _keep_asking(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep the turn, to ask the agent again after a restart (nothing of a reply to it
@@ -586,6 +585,8 @@ class TurnJournal:
         #: ``items`` are a whole reply's messages written before its delivery planned them
         #: (the delivery's own messages take their rows over: see added)
         self.early = False
+        #: ``items`` stand for the whole reply, planned otherwise (see holds_reply)
+        self.whole = False
         already = progress.kept  # a kept turn asked again: it is in the outbox already
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
@@ -636,10 +637,6 @@ class TurnJournal:
     def unplanned(self) -> list[OutboundMessage]:
         """See :meth:`Journal.unplanned`."""
         return [m for m, _ in self.items] if self.early else []
-
-    def replan(self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage]) -> bool:
-        """See :meth:`Journal.replan`."""
-        return self._write_rows(messages, later)
 
     def added(
         self,
@@ -703,9 +700,9 @@ class TurnJournal:
                 waiting.kept(self.conversation_id, len(later))
             return True
         if early:
-            # the rows written before stay, standing for the reply: it does not go out
-            # now (after a restart it would go twice), but from them
-            self.items, self.unkept = early, True
+            # the rows written before stay, standing for the whole reply: it does not go
+            # out now (after a restart it would go twice), but from them
+            self.items, self.unkept, self.whole = early, True, True
         return False
 
     def going(self, message: OutboundMessage) -> None:
@@ -780,6 +777,10 @@ class TurnJournal:
     def holds(self, message: OutboundMessage) -> OutboxItem | None:
         """The outbox item of ``message``, when the journal holds it."""
         return next((i for m, i in self.items if m is message), None)
+
+    def holds_reply(self) -> bool:
+        """See :meth:`Journal.holds_reply`."""
+        return self.whole
 
 
 def _waiting_order(rows: list[OutboxItem], already: list[OutboxItem]) -> list[OutboxItem] | None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -101,11 +101,10 @@ class Journal(Protocol):
         once it has)."""
         ...
 
-    def replan(self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage]) -> bool:
-        """A reply cut before its delivery planned it, kept as the delivery would have
-        planned it: :meth:`unplanned`'s rows swapped for ``messages`` and those for the
-        user's next message (``later``) in one write; False when the store refused (those
-        rows stay, standing for the reply)."""
+    def holds_reply(self) -> bool:
+        """Its rows stand for the whole reply (written before the delivery planned it
+        otherwise, and the swap for the planned ones refused): nothing of the reply is
+        written again."""
         ...
 
     def cut(self, *, reply_stands: bool = True) -> None:

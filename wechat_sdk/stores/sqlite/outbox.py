@@ -97,14 +97,18 @@ class SqliteOutboxStore:
     def replace(self, old: Sequence[OutboxItem], new: Sequence[OutboxItem]) -> list[OutboxItem]:
         """See :meth:`OutboxStore.replace` (one transaction; an old ``"message"`` item
         still queued is dropped from the queue)."""
-        gone = [i.id for i in old if self._q.add.pop(i.id, None) is None]
-        self._written.difference_update(gone)
+        queued = [i.id for i in old if i.id in self._q.add]
+        gone = [i.id for i in old if i.id not in self._q.add]
         with self._db.write() as conn:
             conn.executemany(
                 "DELETE FROM outbox WHERE channel = ? AND seq = ?",
                 [(self.channel, i) for i in gone],
             )
-            return self._insert(conn, new)
+            added = self._insert(conn, new)
+        for item_id in queued:  # (once the transaction is committed: else nothing changed)
+            self._q.add.pop(item_id, None)
+        self._written.difference_update(gone)
+        return added
 
     def _insert(self, conn: sqlite3.Connection, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         added = []
