@@ -565,3 +565,23 @@ def test_a_kept_turn_answered_before_the_stop_whose_reply_cannot_be_kept_is_pend
         kept.keep_cut_turn(TURN, progress, Recording())  # type: ignore[arg-type]
     assert [(i.kind, i.state) for i in store.outbox.items("default")] == [("turn", "pending")]
     assert "the reply to message m-1 from wxid_alice could not be kept" in caplog.text
+
+
+def test_kept_messages_a_refused_write_leaves_pending_are_not_said_to_wait(caplog: Any) -> None:
+    """A closed window refused kept messages at a start, and the store refused to set
+    them waiting: they stay kept as they were (they go at the next start), and the log
+    says so, not that they wait for the user."""
+    store = MemoryStore()
+    kept = journaling(store)
+    kept.outbound = Windowed(store)  # type: ignore[assignment]
+    cut = store.outbox.add([dataclasses.replace(r, id=0) for r in rows(("1", "m-1"))])
+
+    def busy(*_: Any) -> Any:
+        raise OSError("database is locked")
+
+    store.outbox.set_state = busy  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO):
+        assert kept._wait(cut)
+    assert [i.state for i in store.outbox.items("default")] == ["pending"]
+    assert "it stays kept as it was, to go out at the next start" in caplog.text
+    assert "wait for the user's next message" not in caplog.text

@@ -270,12 +270,15 @@ class KeptWork:
             turn.sender_id,
         )
 
-    def _write(self, write: Callable[[OutboxStore], object], what: str) -> bool:
-        """One outbox write; a failure is logged (what it was about is then lost)."""
+    def _write(
+        self, write: Callable[[OutboxStore], object], what: str, then: str = "dropped"
+    ) -> bool:
+        """One outbox write; a failure is logged with what then becomes of it (``then``:
+        by default it is lost)."""
         try:
             write(self.outbox)
         except Exception as exc:
-            self.log.error("could not keep %s in the store's outbox: %s: dropped", what, exc)
+            self.log.error("could not keep %s in the store's outbox: %s: %s", what, exc, then)
             return False
         return True
 
@@ -492,12 +495,17 @@ class KeptWork:
         ids = {r.id for r in rows}
         already = [i for i in waiting.items(conversation) if i.id not in ids]
         order = _waiting_order(rows, already)
+        then = "it stays kept as it was, to go out at the next start"
         if order is None:
-            for item in rows:
-                self._write(functools.partial(_set_waiting, item), "a message")
+            done = [
+                self._write(functools.partial(_set_waiting, item), "a message", then)
+                for item in rows
+            ]
         else:  # (what of their replies waits already goes after them: rewritten in order)
-            self._write(lambda o: o.replace([*rows, *already], order), f"{len(order)} message(s)")
-        waiting.kept(conversation, len(rows))
+            write = functools.partial(_replace, [*rows, *already], order)
+            done = [self._write(write, f"{len(order)} message(s)", then)]
+        if all(done):
+            waiting.kept(conversation, len(rows))
         return True
 
     def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
@@ -810,6 +818,10 @@ def _waiting_order(rows: list[OutboxItem], already: list[OutboxItem]) -> list[Ou
     if [i.id for i in order] == sorted(i.id for i in (*rows, *already)):
         return None  # (waiting, they go in the order they were written)
     return [dataclasses.replace(i, state="waiting") for i in order]
+
+
+def _replace(old: list[OutboxItem], new: list[OutboxItem], outbox: OutboxStore) -> None:
+    outbox.replace(old, new)
 
 
 def _set_pending(item: OutboxItem, outbox: OutboxStore) -> None:

@@ -304,8 +304,10 @@ class Outbound:
         if later and plan.watcher is not None:
             plan.add(messages, later=later)  # (a journal writes both in one step)
         else:
-            kept = self.waiting is not None and self.waiting.keep(
-                conversation_id, later, answers=plan.answers
+            kept = (
+                bool(later)
+                and self.waiting is not None
+                and self.waiting.keep(conversation_id, later, answers=plan.answers)
             )
             plan.add(messages)
             if kept:
