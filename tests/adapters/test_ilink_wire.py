@@ -553,3 +553,24 @@ async def test_a_send_the_lease_no_longer_allows_never_reaches_the_server(
         asked = run.script.asked("sendmessage")
         sent = [r.body["msg"]["item_list"][0]["text_item"]["text"] for r in asked]
     assert sent == ["allowed"]
+
+
+async def test_a_text_that_went_out_is_sent_even_if_its_record_is_refused(
+    run: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    """iLink took the message; the store then refuses its record (the window's count, the
+    sent message for quotes): the send is reported sent (it went), and the refusal is
+    logged; the window still counts it."""
+    run.script.batch(msg(1, text("hi")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    assert run.puppet._state is not None
+
+    async def refused(*_: Any) -> None:
+        raise RuntimeError("the account's lease was lost")
+
+    run.puppet._state.sent = refused  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR):
+        message_id = await run.puppet.send_text(ALICE, "hello Alice")
+    assert message_id and len(run.script.asked("sendmessage")) == 1
+    assert "could not record" in caplog.text
+    assert run.puppet.reply_window(ALICE).remaining == 9  # type: ignore[union-attr]

@@ -157,7 +157,17 @@ class Sender:
         at = self.clock.now()
         counted = self.windows.get(peer) or PeerWindow(None, 0)
         self.windows[peer] = PeerWindow(counted.user_at, counted.bot_sent + 1)
-        await self.state.sent(peer, message_id, text, at)
+        try:
+            await self.state.sent(peer, message_id, text, at)
+        except Exception as exc:  # it went out: so it is reported (never sent again)
+            self.log.error(
+                "could not record the %s sent to %s in the iLink state: %s (it went out; "
+                "after a restart the reply window may count one message fewer) "
+                "reason=ilink_state_error",
+                what,
+                peer,
+                exc,
+            )
         self.on_sent(message_id, peer, text, what)
         return message_id
 
