@@ -491,6 +491,31 @@ async def test_two_sends_at_once_each_report_only_their_own_waiting_messages(
     assert sum(a["waiting"] for a in answers) == len(waiting)
 
 
+async def test_what_a_window_leaves_and_the_store_refuses_fails_the_send_before_it_goes(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """A text and a file for a window that takes one message more: the file is to wait,
+    and the store refuses to keep it. Nothing goes (the text would have said more
+    follows), and the answer says so: not a 200 counting the file as sent."""
+    gw = await windowed_gateway(wechat, textChunkLimit=50)
+    waiting = gw.runners["default"].outbound.waiting
+    assert waiting is not None
+
+    def full(items: Any) -> Any:
+        raise OSError("database or disk is full")
+
+    waiting.outbox.add = full  # type: ignore[method-assign]
+    data = base64.b64encode(b"hello").decode()
+    message = {
+        "to": "wxid_narrow",
+        "text": "short note",
+        "files": [{"name": "a.txt", "data": data}],
+    }
+    code, body, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=message)
+    assert code == 502 and "could not be kept in the store: none sent" in body["error"]
+    assert wechat.world.sent(to="wxid_narrow") == []
+
+
 async def test_a_closed_reply_window_is_a_clear_409_and_nothing_is_sent(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

@@ -583,5 +583,5 @@ def test_kept_messages_a_refused_write_leaves_pending_are_not_said_to_wait(caplo
     with caplog.at_level(logging.INFO):
         assert kept._wait(cut)
     assert [i.state for i in store.outbox.items("default")] == ["pending"]
-    assert "it stays kept as it was, to go out at the next start" in caplog.text
+    assert "left as it was (kept: it goes out at the next start" in caplog.text
     assert "wait for the user's next message" not in caplog.text

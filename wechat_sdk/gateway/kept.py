@@ -495,7 +495,10 @@ class KeptWork:
         ids = {r.id for r in rows}
         already = [i for i in waiting.items(conversation) if i.id not in ids]
         order = _waiting_order(rows, already)
-        then = "it stays kept as it was, to go out at the next start"
+        then = (
+            "left as it was (kept: it goes out at the next start, but for one marked as "
+            "being sent, which is dropped then)"
+        )
         if order is None:
             done = [
                 self._write(functools.partial(_set_waiting, item), "a message", then)

@@ -460,7 +460,7 @@ class ApiHandlers:
             accountId=account_id,
             conversationId=conversation,
             text=text,
-            files=len(files) - sum(1 for m in waiting if m.file is not None),
+            files=len(names),
             waiting=len(waiting),
         )
         return 200, body.model_dump()

@@ -90,12 +90,19 @@ class ReplyPlan:
 
     def add(
         self, messages: Sequence[OutboundMessage], later: Sequence[OutboundMessage] = ()
-    ) -> None:
+    ) -> bool:
+        """``messages`` planned; ``later`` (given only with a watcher, which writes them
+        with the messages) kept for the user's next message. False when the watcher
+        could not write them."""
         self.began = True
         self.pending.extend(messages)
         watcher = self.watcher
-        if watcher is not None and (messages or later) and watcher.added(messages, later):
-            self.waiting.extend(later)  # (written by the watcher, with the messages)
+        if watcher is None or not (messages or later):
+            return True
+        if not watcher.added(messages, later):
+            return False
+        self.waiting.extend(later)
+        return True
 
     def going(self, message: OutboundMessage) -> None:
         if self.typing is not None:
@@ -301,17 +308,16 @@ class Outbound:
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply, and so does a logout (nothing more can go)
         messages, later = self.fit(conversation_id, list(messages))
-        if later and plan.watcher is not None:
-            plan.add(messages, later=later)  # (a journal writes both in one step)
-        else:
-            kept = (
-                bool(later)
-                and self.waiting is not None
-                and self.waiting.keep(conversation_id, later, answers=plan.answers)
-            )
+        if not later:
             plan.add(messages)
-            if kept:
-                plan.waiting.extend(later)
+        elif not self._keep_for_later(conversation_id, messages, later, plan):
+            # none goes: the last would say more follows, and the rest would never come
+            raise self.sender.failure(
+                conversation_id,
+                f"the reply window is full and the {len(later)} message(s) left for the "
+                "user's next message could not be kept in the store: none sent",
+                "store_failed",
+            )
         first_failure: DeliveryFailed | None = None
         for message in messages:
             try:
@@ -335,6 +341,24 @@ class Outbound:
             plan.done(message)
         if first_failure is not None:
             raise first_failure
+
+    def _keep_for_later(
+        self,
+        conversation_id: str,
+        messages: list[OutboundMessage],
+        later: list[OutboundMessage],
+        plan: ReplyPlan,
+    ) -> bool:
+        """Keep what the reply window leaves for the user's next message (a journal writes
+        it with the messages that go now, in one step); False when the store refused."""
+        if plan.watcher is not None:
+            return plan.add(messages, later=later)
+        assert self.waiting is not None  # (fit: no room kept, no later part)
+        if not self.waiting.keep(conversation_id, later, answers=plan.answers):
+            return False
+        plan.waiting.extend(later)
+        plan.add(messages)
+        return True
 
     async def send_message(
         self,
