@@ -255,6 +255,19 @@ async def test_a_reply_ready_at_once_goes_without_typing_that_would_follow_it(
         await gateway.close()
 
 
+async def streaming_gateway(world: SimulatedWeChat, agent: Any, state_dir: Path) -> Gateway:
+    """A gateway streaming its replies in blocks (of 50-200 characters), logged in."""
+    wechat = {
+        **CONFIG["channels"]["wechat"],
+        "blockStreaming": True,
+        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
+    }
+    gateway = world.gateway({"channels": {"wechat": wechat}}, agent, state_dir=state_dir)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    return gateway
+
+
 async def test_a_streamed_reply_keeps_the_last_place_for_the_rest_of_the_stream(
     world: SimulatedWeChat, tmp_path: Path
 ) -> None:
@@ -264,14 +277,7 @@ async def test_a_streamed_reply_keeps_the_last_place_for_the_rest_of_the_stream(
         for block in blocks:
             yield block + "\n\n"
 
-    wechat = {
-        **CONFIG["channels"]["wechat"],
-        "blockStreaming": True,
-        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
-    }
-    gateway = world.gateway({"channels": {"wechat": wechat}}, streaming, state_dir=tmp_path)
-    await gateway.start()
-    await world.login("default", within_s=15)
+    gateway = await streaming_gateway(world, streaming, tmp_path)
     try:
         await world.say(ALICE, "stream it", settle=False)
         await until("ten messages", lambda: len(texts(world)) == 10)
@@ -297,14 +303,7 @@ async def test_what_a_failing_stream_said_before_it_failed_goes_out_in_the_last_
             yield block + "\n\n"
         raise RuntimeError("the model went away")
 
-    wechat = {
-        **CONFIG["channels"]["wechat"],
-        "blockStreaming": True,
-        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
-    }
-    gateway = world.gateway({"channels": {"wechat": wechat}}, failing, state_dir=tmp_path)
-    await gateway.start()
-    await world.login("default", within_s=15)
+    gateway = await streaming_gateway(world, failing, tmp_path)
     try:
         await world.say(ALICE, "stream it", settle=False)
         await until("ten messages", lambda: len(texts(world)) == 10)
@@ -331,14 +330,7 @@ async def test_a_failing_stream_whose_held_blocks_cannot_be_sent_still_reports_t
         world.fault("send_fail_permanent", count=5)  # the held blocks' send fails
         raise RuntimeError("the model went away")
 
-    wechat = {
-        **CONFIG["channels"]["wechat"],
-        "blockStreaming": True,
-        "draftChunk": {"minChars": 50, "maxChars": 200, "breakPreference": "paragraph"},
-    }
-    gateway = world.gateway({"channels": {"wechat": wechat}}, failing, state_dir=tmp_path)
-    await gateway.start()
-    await world.login("default", within_s=15)
+    gateway = await streaming_gateway(world, failing, tmp_path)
     try:
         await world.say(ALICE, "stream it", settle=False)
         await until("nine messages", lambda: len(texts(world)) >= 9)
