@@ -174,7 +174,7 @@ API_ROUTES: tuple[Route, ...] = (
         "GET",
         "/v1/webhooks",
         "list_webhooks",
-        "Every webhook endpoint's state: delivering, retrying or disabled, and its queue",
+        "Every webhook endpoint's state: delivering, retrying, failing or disabled, and its queue",
         {200: WebhookList},
     ),
     Route(
