@@ -17,8 +17,10 @@ PY = "3.11"
 @nox.session(python=PY)
 def tests(session: nox.Session) -> None:
     """pytest: unit, scenario and adapter tests (the simulator; no Node needed). The Redis
-    store's tests start their own redis-server (Debian's, installed here when missing)."""
+    store's tests start their own redis-server, and the sidecar's browser tests drive
+    Chromium (Debian's, each installed here when missing)."""
     _redis_server(session)
+    _chromium(session)  # (the sidecar's browser tests drive it)
     session.install("-e", ".[test]")
     session.run(
         "pytest",
@@ -67,6 +69,7 @@ def e2e(session: nox.Session) -> None:
     ``wechat-sdk simulator serve``. The assistant's scenarios run a real MCP server from
     PyPI, mcp-server-time (its last releases on mcp 1.x).
     """
+    _chromium(session)  # (wechaty-puppet-wechat's tests drive it)
     session.install("-e", ".[test]", "mcp-server-time>=2026.1.26,<2026.9")
     session.run(
         "pytest",
