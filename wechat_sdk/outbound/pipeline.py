@@ -458,6 +458,8 @@ class Outbound:
             if buffered.strip():
                 plan.add(self._text_messages(buffered))
             raise
+        except DeliveryFailed:
+            raise  # (a send failed: nothing more goes)
         except Exception:
             if tail:  # what the agent said before it failed goes first, as above
                 with contextlib.suppress(DeliveryFailed):
