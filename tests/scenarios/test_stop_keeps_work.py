@@ -116,6 +116,21 @@ async def restarted_from(state: Path, **keys: Any) -> AsyncIterator[SimulatedWeC
         await gateway.close()
 
 
+@contextlib.asynccontextmanager
+async def next_process(
+    world: SimulatedWeChat, state: Path, agent: Any, **keys: Any
+) -> AsyncIterator[Gateway]:
+    """The next process on ``state`` (what a stop left), in the same world, started and run
+    until idle; closed after."""
+    gateway = make_gateway(world, state, agent, **keys)
+    await gateway.start()
+    await world.run_until_idle()
+    try:
+        yield gateway
+    finally:
+        await gateway.close()
+
+
 def outbox_rows(state: Path) -> list[OutboxItem]:
     with SqliteStore.in_state_dir(state) as store:
         return store.outbox.items("default")
@@ -183,10 +198,7 @@ async def test_the_rest_of_a_cut_reply_goes_out_once_in_order_after_a_restart(
         for m in logged(caplog)
     )
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         assert world.texts(to="wxid_alice") == CHUNKS  # the rest, once, in order
         assert bot.texts() == ["long"]  # the message itself is not answered again
         assert outbox_rows(state) == []
@@ -202,8 +214,6 @@ async def test_the_rest_of_a_cut_reply_goes_out_once_in_order_after_a_restart(
             ("assistant", "\n\n".join(cut)),
             ("assistant", "\n\n".join(CHUNKS[len(cut) :])),
         ]
-    finally:
-        await second.close()
 
 
 async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> None:
@@ -216,18 +226,13 @@ async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> N
     cut = await first_run_cut_mid_reply(world, state, bot)
     assert [i.kind for i in outbox_rows(state)][-2:] == ["file", "file"]
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         sent = world.sent(to="wxid_alice")
         assert [e.text for e in sent[: len(CHUNKS)]] == CHUNKS
         assert len(cut) < len(CHUNKS)
         media = [e.media for e in sent[len(CHUNKS) :]]
         assert [(m or {}).get("name") for m in media] == ["chart.png", "note.txt"]
         assert [(m or {}).get("size") for m in media] == [len(PNG), len("日本語".encode())]
-    finally:
-        await second.close()
 
 
 async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_restart(
@@ -245,10 +250,7 @@ async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_resta
     assert kept.kind == "turn" and kept.dm
     assert any("1 turn kept in the store, the agent is asked again" in m for m in logged(caplog))
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         assert world.texts(to="wxid_alice") == ["echo hello", "thought it over"]
         first, again = bot.asked[1], bot.asked[2]
         assert again.text == "slow" and again.message_id == first.message_id
@@ -263,8 +265,6 @@ async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_resta
             ("assistant", "thought it over"),
         ]
         assert bot.texts().count("slow") == 2
-    finally:
-        await second.close()
 
 
 async def test_a_turn_whose_reply_was_kept_too_is_not_asked_again(tmp_path: Path) -> None:
@@ -284,16 +284,11 @@ async def test_a_turn_whose_reply_was_kept_too_is_not_asked_again(tmp_path: Path
         reply = OutboxItem("default", "wxid_alice", "text", world.clock.now(), text="kept reply")
         store.outbox.add([replace(reply, dm=True, turn=message_id_of(alice))])
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         assert world.texts(to="wxid_alice") == ["kept reply"]
         assert world.texts(to="wxid_bob") == ["thought it over"]
         assert [t.sender_id for t in bot.asked] == ["wxid_alice", "wxid_bob", "wxid_bob"]
         assert outbox_rows(state) == []
-    finally:
-        await second.close()
 
 
 async def test_a_turn_waiting_behind_a_cut_reply_is_kept_and_answered_after_its_rest(
@@ -312,14 +307,9 @@ async def test_a_turn_waiting_behind_a_cut_reply_is_kept_and_answered_after_its_
     assert [i.text for i in rows if i.kind == "text"] == CHUNKS[len(world.texts()) :]
     assert bot.texts() == ["long"]
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         assert world.texts(to="wxid_alice") == [*CHUNKS, "echo and then?"]
         assert bot.texts() == ["long", "and then?"]
-    finally:
-        await second.close()
 
 
 async def test_kept_messages_go_before_a_new_reply_to_the_same_conversation(
@@ -334,18 +324,13 @@ async def test_kept_messages_go_before_a_new_reply_to_the_same_conversation(
     await world.say("wxid_alice", "hello?", settle=False)
     await world.say("wxid_bob", "hi", settle=False)
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         assert world.texts(to="wxid_alice") == [*CHUNKS, "echo are you there?", "echo hello?"]
         assert len(cut) < len(CHUNKS)
         # another conversation is not held up by alice's kept messages
         bob = world.sent(to="wxid_bob")[0].t
         rest_done = world.sent(to="wxid_alice")[len(CHUNKS) - 1].t
         assert bob < rest_done
-    finally:
-        await second.close()
 
 
 async def test_a_stop_during_the_resend_keeps_what_is_still_left(tmp_path: Path) -> None:
@@ -477,13 +462,8 @@ async def test_a_cut_stream_keeps_what_the_agent_had_said(
     assert " ".join([*before, *kept]) == said
     assert any("the reply stream to wxid_alice was cut" in m for m in logged(caplog))
 
-    second = make_gateway(world, state, streaming, **keys)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, streaming, **keys):
         assert " ".join(world.texts(to="wxid_alice")) == said  # the rest of what it said
-    finally:
-        await second.close()
 
 
 async def test_a_stream_cut_before_it_said_anything_is_asked_again(tmp_path: Path) -> None:
@@ -503,14 +483,9 @@ async def test_a_stream_cut_before_it_said_anything_is_asked_again(tmp_path: Pat
     await world.drive(gw.close(grace_s=2))
     assert [i.kind for i in outbox_rows(state)] == ["turn"]
 
-    second = make_gateway(world, state, streaming, **keys)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, streaming, **keys):
         assert world.texts(to="wxid_alice") == ["Here it is."]
         assert calls == ["stream", "stream"]
-    finally:
-        await second.close()
 
 
 async def test_group_replies_keep_their_mention_on_the_kept_first_chunk(tmp_path: Path) -> None:
@@ -532,16 +507,11 @@ async def test_group_replies_keep_their_mention_on_the_kept_first_chunk(tmp_path
     assert first.mention_ids == ("wxid_alice",) and not first.dm
     assert all(o.mention_ids == () for o in others)
 
-    second = make_gateway(world, state, agent)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, agent):
         assert world.texts(room="r1@chatroom") == CHUNKS
         first_out, second_out = world.sent(room="r1@chatroom")[:2]
         assert world.message_payload(first_out.message_id).mention_ids == ("wxid_alice",)
         assert world.message_payload(second_out.message_id).mention_ids == ()
-    finally:
-        await second.close()
 
 
 def test_a_turn_round_trips_through_json_with_its_media_and_history(tmp_path: Path) -> None:
@@ -685,13 +655,8 @@ async def test_a_reply_whose_journal_cannot_be_marked_during_a_stop_is_not_sent_
     assert world.texts(to="wxid_alice")
     assert any("not sent now" in m for m in logged(caplog))
 
-    second = make_gateway(world, state, Bot(world))
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world)):
         assert world.texts(to="wxid_alice") == CHUNKS
-    finally:
-        await second.close()
 
 
 async def test_a_kill_while_a_send_is_with_the_puppet_at_the_stop_does_not_send_it_twice(
@@ -878,16 +843,11 @@ async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_
     before = world.texts(to="wxid_stranger")
     assert 0 < len(before) < 5
 
-    second = make_gateway(world, state, Bot(world), **keys)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world), **keys):
         reply = world.texts(to="wxid_stranger")
         assert len(reply) == 5 and reply[: len(before)] == before
         assert "\n".join(reply).count("Pairing code") == 1
         assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
-    finally:
-        await second.close()
 
 
 NOTIFYING = {**PAIRING, "pairingNotify": "wxid_alice"}  # the owner is told of each request
@@ -908,16 +868,11 @@ async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     await world.drive(gw.close(grace_s=0.5))
     assert "echo ping" not in world.texts(to="wxid_alice")
 
-    second = make_gateway(world, state, Bot(world), **NOTIFYING)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world), **NOTIFYING):
         texts = world.texts(to="wxid_alice")
         assert texts.count("echo ping") == 1
         assert "\n".join(texts).count("wants to talk to the bot") == 1
         assert texts[-1] == "echo ping"  # after the notice it waited behind, as it would have
-    finally:
-        await second.close()
 
 
 async def test_a_kill_loses_neither_the_owners_notice_nor_the_reply_behind_it(
@@ -1000,13 +955,8 @@ async def test_an_error_notice_waiting_for_its_conversation_is_kept_by_a_stop(
     await world.drive(gw.close(grace_s=0.5))
     assert "Sorry, something went wrong." not in world.texts(to="wxid_alice")
 
-    second = make_gateway(world, state, failing, **keys)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, failing, **keys):
         assert world.texts(to="wxid_alice")[-1] == "Sorry, something went wrong."
-    finally:
-        await second.close()
 
 
 async def test_what_a_stop_keeps_goes_out_in_the_order_it_would_have(tmp_path: Path) -> None:
@@ -1023,15 +973,10 @@ async def test_what_a_stop_keeps_goes_out_in_the_order_it_would_have(tmp_path: P
     before = world.texts(to="wxid_alice")
     assert "thought it over" not in before and "Deny:" not in "\n".join(before)
 
-    second = make_gateway(world, state, Bot(world), **NOTIFYING)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world), **NOTIFYING):
         texts = world.texts(to="wxid_alice")
         assert texts[-1] == "thought it over" and texts[-2].startswith("Deny:")
         assert "\n".join(texts).count("wants to talk to the bot") == 1
-    finally:
-        await second.close()
 
 
 async def test_an_error_notice_with_the_puppet_at_a_kill_is_not_followed_by_another_answer(
@@ -1128,13 +1073,8 @@ async def test_an_error_notice_after_a_stream_that_said_something_is_kept_by_a_s
     await world.drive(gw.close(grace_s=0.5))
     assert "Sorry, something went wrong." not in world.texts(to="wxid_alice")
 
-    second = make_gateway(world, state, Bot(world), **keys)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world), **keys):
         assert world.texts(to="wxid_alice").count("Sorry, something went wrong.") == 1
-    finally:
-        await second.close()
 
 
 async def test_a_kill_during_the_grace_period_loses_no_turn_waiting_or_arriving(
@@ -1270,14 +1210,9 @@ async def test_a_file_that_cannot_be_marked_at_the_stop_is_kept_not_deleted(
     assert [e.media for e in world.sent(to="wxid_alice") if e.media] == []
     assert [i.kind for i in outbox_rows(state)] == ["file"]
 
-    second = make_gateway(world, state, bot)
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, bot):
         media = [e.media for e in world.sent(to="wxid_alice") if e.media]
         assert [(m or {}).get("name") for m in media] == ["chart.png"]
-    finally:
-        await second.close()
 
 
 async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
@@ -1292,10 +1227,5 @@ async def test_a_cut_reply_whose_journal_was_refused_is_kept_when_cut(
     assert refused and len(sent_before) < len(CHUNKS)
     assert len(outbox_rows(state)) == len(CHUNKS) - len(sent_before)
 
-    second = make_gateway(world, state, Bot(world))
-    await second.start()
-    await world.run_until_idle()
-    try:
+    async with next_process(world, state, Bot(world)):
         assert world.texts(to="wxid_alice") == CHUNKS
-    finally:
-        await second.close()
