@@ -85,17 +85,11 @@ class KeptWork:
     def message_done(self, item: OutboxItem) -> bool:
         """The message's steps ended: it was dropped, or its turn stands for it now (the
         turn's journal, or its reply). False when the store refused (logged)."""
-        try:
-            self.outbox.delete(item.id)
-        except Exception as exc:
-            self.log.error(
-                "could not take message %s out of the store's outbox: %s (it stays there: "
-                "taken through the inbound steps again at the account's next start)",
-                message_id_of(item),
-                exc,
-            )
-            return False
-        return True
+        return self._take_out(
+            item,
+            f"message {message_id_of(item)}",
+            "it stays there: taken through the inbound steps again at the account's next start",
+        )
 
     def take_arrived(self) -> list[OutboxItem]:
         """The messages the last process left in the inbound steps, once (see take_up)."""
@@ -282,14 +276,13 @@ class KeptWork:
             return False
         return True
 
-    def _take_out(self, item: OutboxItem, what: str) -> bool:
-        """Delete ``item`` from the outbox; a failure is logged (it stays there)."""
+    def _take_out(self, item: OutboxItem, what: str, then: str = "it stays there") -> bool:
+        """Delete ``item`` from the outbox; a failure is logged with what then becomes of
+        it."""
         try:
             self.outbox.delete(item.id)
         except Exception as exc:
-            self.log.error(
-                "could not take %s out of the store's outbox: %s (it stays there)", what, exc
-            )
+            self.log.error("could not take %s out of the store's outbox: %s (%s)", what, exc, then)
             return False
         return True
 
