@@ -378,6 +378,6 @@ async def test_a_journaled_message_that_fails_its_second_pass_leaves_the_others_
         assert world.texts(to="wxid_alice") == []
         assert len(world.texts(to="wxid_bob")) == 1
         assert second.store.outbox.items("default") == []
-        assert "reason=journal_replay_failed" in caplog.text
+        assert "reason=intake_failed" in caplog.text
     finally:
         await second.close()

@@ -38,6 +38,7 @@ from wechat_sdk.puppet import (
     HeartbeatEvent,
     LoginEvent,
     LogoutEvent,
+    Message,
     MessageEvent,
     Puppet,
     PuppetEvent,
@@ -49,10 +50,13 @@ from wechat_sdk.puppet import (
 )
 from wechat_sdk.stores.base import OutboxItem
 
-__all__ = ["HEARTBEAT_TIMEOUT_S", "Backoff", "Connection"]
+__all__ = ["HEARTBEAT_TIMEOUT_S", "INTAKE_RETRY_S", "Backoff", "Connection"]
 
 HEARTBEAT_TIMEOUT_S = 60.0
 STABLE_AFTER_S = 300.0
+#: the waits before a message whose inbound steps raised is tried again (a store
+#: unreachable for a while: a Redis failover, a full disk); after the last, it is dropped
+INTAKE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
 class Backoff:
@@ -113,6 +117,8 @@ class Connection:
         self.kept = kept
         #: what the last process left in the pipeline, taken through it again once ready
         self._arrived: list[OutboxItem] = []
+        #: messages whose inbound steps raised, by id: each waits to be tried again
+        self._taking_in_later: dict[str, asyncio.Task[None]] = {}
         self.mark_position = mark_position
         #: set while logged in: sends wait for it (replies outlast a logout)
         self.logged_in = logged_in
@@ -154,6 +160,14 @@ class Connection:
                 self.inbound.mark_seen(message_id_of(item) or "")
             except Exception as exc:
                 self.log.error("could not mark message %s as seen: %s", item.turn, exc)
+        try:
+            await self._run()
+        finally:  # what waits to be taken in again stays journaled for the next start
+            for task in self._taking_in_later.values():
+                task.cancel()
+            self._taking_in_later.clear()
+
+    async def _run(self) -> None:
         first = True
         while not self.stopping:
             self.set_lifecycle("starting" if first else "reconnecting")
@@ -267,15 +281,7 @@ class Connection:
                 )
             arrived, self._arrived = self._arrived, []
             for item in arrived:  # left in the pipeline by the last process
-                try:
-                    await self._on_message(message_id_of(item) or "", journaled=item)
-                except Exception as exc:  # (a bug in a step: dropped) the others go on
-                    self.log.error(
-                        "could not take message %s in again: %s (dropped; the others left "
-                        "with it go on) reason=journal_replay_failed",
-                        message_id_of(item),
-                        exc,
-                    )
+                await self._on_message(message_id_of(item) or "", journaled=item)
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
             self._logged_out = True
@@ -374,19 +380,84 @@ class Connection:
     async def _on_message(self, message_id: str, journaled: OutboxItem | None = None) -> None:
         """Take a message through the pipeline; ``journaled``: one the last process left
         in it (journaled in the outbox), taken through it again."""
+        if message_id in self._taking_in_later:  # WeChat delivering it again meanwhile
+            self.inbound.dropped(message_id, Drop("duplicate", "to be taken in again"))
+            return
         loaded = await self.inbound.drop_self(message_id)
-        item = journaled
-        result: AgentTurn | Drop
         if isinstance(loaded, Drop):
-            result = self.inbound.dropped(message_id, loaded)
-        else:
+            await self._taken_in(message_id, journaled, self.inbound.dropped(message_id, loaded))
+            return
+        await self._take_in(loaded, journaled, marked=journaled is not None)
+
+    async def _take_in(
+        self, message: Message, item: OutboxItem | None, marked: bool, tries: int = 0
+    ) -> None:
+        """The inbound steps, the ``tries``-th time. ``item``: the message's journal entry,
+        once made; ``marked``: its dedupe mark is this delivery's (recorded by an earlier
+        pass, or the last process's, marked at the start), so that step is left out; a
+        delivery not past it yet is checked (WeChat delivering a message answered before
+        is a duplicate, whenever its check went through). A step that raises (the store
+        unreachable, a bug) leaves it journaled, to be tried again (:data:`INTAKE_RETRY_S`);
+        a cancellation (a stop, a kill) too."""
+        result: AgentTurn | Drop
+        try:
             if item is None:  # before its dedupe mark: a kill from here on leaves it there
-                item = self.kept.journal_message(loaded)
-            try:
-                result = await self.inbound.go_through(loaded, again=journaled is not None)
-            except Exception:  # (a cancellation, a stop's or a kill's, leaves it journaled)
+                item = self.kept.journal_message(message)
+            if not marked and self.inbound.mark_seen(message.id):
+                result = self.inbound.dropped(message.id, Drop("duplicate"))
+            else:
+                marked = True
+                result = await self.inbound.go_through(message, again=True)
+        except Exception as exc:
+            self._take_in_later(message, item, marked, tries + 1, exc)
+            return
+        await self._taken_in(message.id, item, result)
+
+    def _take_in_later(
+        self, message: Message, item: OutboxItem | None, marked: bool, tries: int, exc: Exception
+    ) -> None:
+        """A pass through the steps raised: the message is tried again after a while,
+        in a task of its own (the events go on; WeChat delivering it again meanwhile is a
+        duplicate), until it has had its tries. The task stays known until its pass ends,
+        so that a stop cancels it wherever it is."""
+        if tries > len(INTAKE_RETRY_S):
+            self.log.error(
+                "could not take message %s from %s in: %s (%d tries: dropped) reason=intake_failed",
+                message.id,
+                message.talker_id,
+                exc,
+                tries,
+            )
+            if item is not None:
                 self.kept.message_done(item)
-                raise
+            return
+        delay = INTAKE_RETRY_S[tries - 1]
+        self.status.last_error = f"could not take a message in: {type(exc).__name__}: {exc}"
+        self.log.warning(
+            "could not take message %s from %s in: %s (%s; tried again in %.0f s) "
+            "reason=intake_retry",
+            message.id,
+            message.talker_id,
+            exc,
+            "journaled" if item is not None else "not journaled: the store refused it",
+            delay,
+        )
+
+        async def again() -> None:
+            me = asyncio.current_task()
+            try:
+                await self.clock.sleep(delay)
+                await self._take_in(message, item, marked, tries)
+            finally:  # (unless a next try took its place)
+                if self._taking_in_later.get(message.id) is me:
+                    del self._taking_in_later[message.id]
+
+        self._taking_in_later[message.id] = asyncio.get_running_loop().create_task(again())
+
+    async def _taken_in(
+        self, message_id: str, item: OutboxItem | None, result: AgentTurn | Drop
+    ) -> None:
+        """The message is through the steps: dropped, or a turn to answer."""
         if isinstance(result, Drop):
             # sent in tasks (the reading of events goes on); journaled, where they are,
             # before the message's own entry goes (a kill between: nothing lost)
@@ -420,9 +491,12 @@ class Connection:
         messages, a duplicate and an unreadable one are no news."""
         if drop.reason == "pairing_required" and drop.replies:
             sender = drop.replies[0][0]  # (the code goes to the sender first)
-            request = self.inbound.pairing.store.get_request_for_sender(
-                self.account.pairing_id, sender
-            )
+            try:
+                request = self.inbound.pairing.store.get_request_for_sender(
+                    self.account.pairing_id, sender
+                )
+            except Exception:  # (news only: the code went out)
+                request = None
             if request is not None:
                 self.events.pairing_requested(
                     self.account.id,

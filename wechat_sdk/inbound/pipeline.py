@@ -156,10 +156,13 @@ class InboundPipeline:
                 return self.dropped(message.id, drop)
         return self._turn(item)
 
-    def mark_seen(self, message_id: str) -> None:
-        """Record the dedupe mark of a message taken through the steps again (:meth:`go_through`
-        with ``again``): WeChat delivering it once more is then a duplicate."""
-        self.dedupe.check_and_add(self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S)
+    def mark_seen(self, message_id: str) -> bool:
+        """Record the dedupe mark of a message (then taken through the steps with
+        ``again``): WeChat delivering it once more is then a duplicate. True when it was
+        marked already (within the dedupe window)."""
+        return self.dedupe.check_and_add(
+            self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S
+        )
 
     def dropped(self, message_id: str, drop: Drop) -> Drop:
         """Count and log (at debug) the drop of a message; returns it."""

@@ -1,0 +1,322 @@
+"""A message whose inbound steps raise (the store unreachable for a moment: a Redis
+failover, a full disk; or a bug in a step) is not lost: it stays journaled and is taken
+through the steps again a while later (``INTAKE_RETRY_S``), answered once, while the
+account's other messages go on. One that never gets through is dropped after its last
+try, and says so; a stop while it waits keeps it for the next start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulator.world import SimulatedWeChat
+from wechat_sdk.agent import AgentTurn
+from wechat_sdk.config import parse_config
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.gateway.connection import INTAKE_RETRY_S
+from wechat_sdk.puppet import MessageEvent
+from wechat_sdk.stores import MemoryStore, SqliteStore
+
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
+
+
+class Bot:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, turn: AgentTurn) -> str:
+        self.asked.append(turn.message_id)
+        return f"got {turn.text}"
+
+
+class Blinking:
+    """A store part whose ``method`` raises for its next ``times`` calls, as a store
+    that cannot be reached for a moment does; the rest passes through."""
+
+    def __init__(self, part: Any, method: str, times: int) -> None:
+        self._part, self._method, self.times = part, method, times
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._part, name)
+        if name != self._method:
+            return real
+
+        def blinking(*args: Any, **kwargs: Any) -> Any:
+            if self.times > 0:
+                self.times -= 1
+                raise ConnectionError("the store cannot be reached")
+            return real(*args, **kwargs)
+
+        return blinking
+
+
+def gateway(world: SimulatedWeChat, bot: Bot, state: Path, store: Any) -> Gateway:
+    return Gateway(
+        parse_config(json.dumps({"channels": {"wechat": OPEN}})),
+        agent=bot,
+        puppet_factory=world.puppet_factory,
+        state_dir=state,
+        clock=world.clock,
+        rng=world.rng_for("gateway"),
+        show_terminal_qr=False,
+        store=store,
+    )
+
+
+async def started(tmp_path: Path, store: Any, bot: Bot) -> tuple[SimulatedWeChat, Gateway]:
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    gw = gateway(world, bot, tmp_path / "state", store)
+    await gw.start()
+    await world.login()
+    return world, gw
+
+
+@pytest.mark.parametrize("part", ["dedupe", "outbox"])
+async def test_a_message_the_store_refused_on_its_way_in_is_answered_once_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, part: str
+) -> None:
+    """The dedupe check raising (before the mark is recorded), or the journal refusing
+    the message: it used to be dropped (and the puppet restarted); now it is answered
+    at the next try, once, and nothing stays journaled."""
+    store = MemoryStore()
+    method = "check_and_add" if part == "dedupe" else "add"
+    blinking = Blinking(getattr(store, part), method, times=0)
+    setattr(store, part, blinking)
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    blinking.times = 1
+    try:
+        (message,) = await world.say("wxid_alice", "hello", settle=False)
+        await world.clock.settle()
+        assert blinking.times == 0 and bot.asked == []
+        assert "reason=intake_retry" in caplog.text
+        await world.clock.advance(INTAKE_RETRY_S[0])
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        await world.say("wxid_alice", "and again")  # (the account went on as before)
+        assert world.texts(to="wxid_alice") == ["got hello", "got and again"]
+        assert gw.status()[0].reconnects == 0
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()
+
+
+async def test_a_step_that_raises_after_the_mark_does_not_lose_the_message(
+    tmp_path: Path,
+) -> None:
+    """The mark is recorded, then a later step raises: the next try leaves the dedupe
+    check out (it would call the message a duplicate of itself) and answers it; WeChat
+    delivering it again meanwhile, or after, is a duplicate."""
+    store = MemoryStore()
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    inbound = gw.runners["default"].inbound
+    real = inbound.describe
+    failures = [ConnectionError("the contact service is down")]
+
+    async def describe(item: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(item)
+
+    inbound.steps = tuple(describe if step == real else step for step in inbound.steps)
+    try:
+        (message,) = await world.say("wxid_alice", "hello", settle=False)
+        await world.clock.settle()
+        assert bot.asked == [] and not failures
+        puppet = world.accounts["default"].puppet
+        assert puppet is not None
+        puppet.emit(MessageEvent(message))  # delivered again while it waits
+        await world.clock.settle()
+        await world.run_until_idle()
+        puppet.emit(MessageEvent(message))  # and after
+        await world.run_until_idle()
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert gw.status()[0].drops.get("duplicate") == 2
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()
+
+
+async def test_a_message_that_never_gets_through_is_dropped_after_its_tries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a step: tried ``1 + len(INTAKE_RETRY_S)`` times, then dropped, said in
+    the log, and taken out of the journal; another sender is answered meanwhile."""
+    from wechat_sdk.inbound.pipeline import InboundPipeline
+
+    store = MemoryStore()
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    real = InboundPipeline.go_through
+    tries: list[str] = []
+
+    async def go_through(self: InboundPipeline, message: Any, *, again: bool = False) -> Any:
+        if message.talker_id == "wxid_alice":
+            tries.append(message.id)
+            raise RuntimeError("a bug in a step")
+        return await real(self, message, again=again)
+
+    monkeypatch.setattr(InboundPipeline, "go_through", go_through)
+    try:
+        await world.say("wxid_alice", "hello", settle=False)
+        await world.clock.settle()
+        (other,) = await world.say("wxid_bob", "hi")
+        assert bot.asked == [other]
+        await world.run_until_idle()
+        assert len(tries) == 1 + len(INTAKE_RETRY_S)
+        assert world.texts(to="wxid_alice") == []
+        assert "reason=intake_failed" in caplog.text
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()
+
+
+async def test_a_stop_while_a_message_waits_for_its_next_try_keeps_it(tmp_path: Path) -> None:
+    """The store cannot be reached at the stop either: the message stays journaled, and
+    the next start answers it, once."""
+    store = MemoryStore()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    blinking.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    assert blinking.times == 0
+    await first.close()
+    assert [i.kind for i in store.outbox.items("default")] == ["message"]
+    assert bot.asked == [] and world.texts(to="wxid_alice") == []
+
+    second = gateway(world, bot, tmp_path / "state", store)
+    await second.start()
+    await world.login()
+    await world.run_until_idle()
+    try:
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert store.outbox.items("default") == []
+    finally:
+        await second.close()
+
+
+async def test_an_answered_message_delivered_again_while_its_check_raises_is_not_answered_again(
+    tmp_path: Path,
+) -> None:
+    """A puppet redelivers after a reconnect (iLink hands on the last hour at a start)
+    while the dedupe check raises: the next try checks it (it never got past the check),
+    and finds it answered: a duplicate."""
+    store = MemoryStore()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    try:
+        (message,) = await world.say("wxid_alice", "hello")
+        blinking.times = 1
+        puppet = world.accounts["default"].puppet
+        assert puppet is not None
+        puppet.emit(MessageEvent(message))
+        await world.clock.settle()
+        assert blinking.times == 0
+        await world.run_until_idle()
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert gw.status()[0].drops.get("duplicate") == 1
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()
+
+
+def slow_second_try(gw: Gateway, world: SimulatedWeChat) -> list[str]:
+    """The contact look-up raises at its first call and takes 30 s at its second (a
+    Puppet Service coming back slowly); returns the ids it was called for."""
+    inbound = gw.runners["default"].inbound
+    real = inbound.describe
+    calls: list[str] = []
+
+    async def describe(item: Any) -> Any:
+        calls.append(item.message.id)
+        if len(calls) == 1:
+            raise ConnectionError("the contact service is down")
+        if len(calls) == 2:
+            await world.clock.sleep(30.0)
+        return await real(item)
+
+    inbound.steps = tuple(describe if step == real else step for step in inbound.steps)
+    return calls
+
+
+@pytest.mark.parametrize("how", ["stop, then start", "restart"])
+async def test_a_try_under_way_at_a_stop_ends_with_it_and_the_message_is_answered_once(
+    tmp_path: Path, how: str
+) -> None:
+    """A stop (or ``gateway restart``) while the message's second try is in its steps:
+    the try ends with the account (it used to go on, take the message out of the journal
+    and ask the agent with no puppet to answer through: lost, or asked twice), the
+    message stays journaled, and the account's next start answers it once."""
+    store = MemoryStore()
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    calls = slow_second_try(gw, world)
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    await world.clock.advance(INTAKE_RETRY_S[0] + 0.5)  # the second try is under way
+    assert len(calls) == 2
+    old = gw.runners["default"]
+    try:
+        if how == "restart":
+            await gw.reload(parse_config(json.dumps({"channels": {"wechat": OPEN}})))
+        else:
+            await gw.stop()
+            assert [i.kind for i in store.outbox.items("default")] == ["message"]
+            await world.clock.advance(40.0)  # (the cut try would have ended by now)
+            assert [i.kind for i in store.outbox.items("default")] == ["message"]
+            await gw.start()
+        await world.login()
+        await world.advance(60.0)
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert store.outbox.items("default") == []
+        assert not [t for t in old.turns.tasks if not t.done()]
+    finally:
+        await gw.close()
+
+
+async def test_ilink_hands_on_the_last_hour_at_a_start_while_the_check_raises_none_answered_twice(
+    tmp_path: Path,
+) -> None:
+    """iLink gives the gateway the last hour's messages again at each start; the dedupe
+    check raising for them (the store blinking as the account starts) has them tried
+    again, checked, and dropped as the duplicates they are."""
+    world = SimulatedWeChat(seed=3)
+    world.add_account("default", transport="ilink")
+    alice = world.add_contact("alice@im.wechat", "Alice").id
+    config = {"channels": {"wechat": {**OPEN, "puppet": "ilink"}}}
+    bot = Bot()
+    try:
+        async with world.gateway(config, bot, state_dir=tmp_path):
+            await world.login()
+            for text in ("one", "two", "three"):
+                await world.say(alice, text)
+            await world.run_until_idle()
+        answered = ["got one", "got two", "got three"]
+        assert [e.text for e in world.sent(to=alice)] == answered
+
+        store = SqliteStore.in_state_dir(tmp_path)
+        blinking = Blinking(store.dedupe, "check_and_add", times=3)
+        store.dedupe = blinking  # type: ignore[assignment]
+        async with world.gateway(config, bot, state_dir=tmp_path, store=store) as again:
+            await world.run_until_idle()
+            await world.advance(max(INTAKE_RETRY_S))
+            assert blinking.times == 0  # (each of the three was checked, and raised)
+            assert [e.text for e in world.sent(to=alice)] == answered
+            assert again.status()[0].drops.get("duplicate") == 3
+        store.close()
+    finally:
+        await world.close()
