@@ -14,7 +14,7 @@ from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
 from wechat_sdk.adapters.ilink.service import ilink_options
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
-from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, SqliteILinkState
+from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, PeerWindow, SqliteILinkState
 from wechat_sdk.adapters.ilink.wire import MAX_TEXT_CHARS, parse_message, read_message
 from wechat_sdk.clock import RealClock
 from wechat_sdk.config import ConfigError, accounts_of, parse_config
@@ -396,17 +396,21 @@ async def test_a_running_account_forgets_messages_older_than_30_days_once_a_day(
     t0 = clock.now()
     state = SqliteILinkState.in_dir(tmp_path, "bot", clock)
     await state.record([delivered("old", t0 - ilink_puppet.KEEP_S + 3600)], "c")
+    window = PeerWindow(t0 - ilink_puppet.KEEP_S + 3600, 0)
     options = ilink_puppet.ILinkOptions("http://127.0.0.1:9", "http://127.0.0.1:9/c2c", "t/1")
     made = ilink_puppet.ILinkPuppet(
         account_id="bot", account_dir=tmp_path, options=options, clock=clock
     )
     made._state = state  # (a started account's; no server needed for this)
+    made._windows.update(await state.windows())
+    assert made._windows == {ALICE: window}
     beating = asyncio.ensure_future(made._heartbeats())
     try:
         await clock.advance(ilink_puppet.PRUNE_EVERY_S - 3600)  # under a day: kept
         assert await state.entry("old") is not None
         await clock.advance(2 * 3600)  # a day went by: it is over 30 days old now
         assert await state.entry("old") is None
+        assert await state.windows() == {} and made._windows == {}  # its sender with it
     finally:
         beating.cancel()
         await state.close()

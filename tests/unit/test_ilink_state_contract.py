@@ -115,6 +115,22 @@ async def test_recent_user_messages_oldest_first_and_prune(state: Any) -> None:
     assert await state.window("alice") == PeerWindow(T0 + 3, 1)  # peers stay
 
 
+async def test_prune_forgets_the_peers_not_heard_from_since(state: Any) -> None:
+    """A peer whose last message is older than the horizon loses its token and its
+    window (no row left for each person who ever wrote); the others keep theirs."""
+    await state.record([said(1, "old", T0 + 1, "t-old"), said(2, "alice", T0 + 3, "t-a")], "c")
+    await state.sent("old", "b1", "answer", T0 + 1)
+    await state.sent("alice", "b2", "answer", T0 + 3)
+    await state.prune(T0 + 2)
+    assert await state.windows() == {"alice": PeerWindow(T0 + 3, 1)}
+    assert await state.context_token("old") is None
+    assert await state.window("old") == PeerWindow(None, 0)
+    assert await state.context_token("alice") == "t-a"
+    await state.record([said(3, "old", T0 + 4, "t-new")], "c2")  # they write again
+    assert await state.window("old") == PeerWindow(T0 + 4, 0)
+    assert await state.context_token("old") == "t-new"
+
+
 async def test_what_is_flushed_is_there_for_the_next_start(state: Any, opener: Opener) -> None:
     await state.flush()  # nothing written yet: nothing to do, no error
     await state.record([said(1)], "c1")

@@ -540,8 +540,9 @@ class ILinkPuppet:
         self._emit(LogoutEvent(me or "", reason))
 
     async def _heartbeats(self) -> None:
-        """A heartbeat every HEARTBEAT_EVERY_S; old messages forgotten once a day (and at
-        each start), so a gateway that runs for months keeps KEEP_S of them."""
+        """A heartbeat every HEARTBEAT_EVERY_S; old messages, and the peers not heard
+        from since, forgotten once a day (and at each start), so a gateway that runs for
+        months keeps KEEP_S of them."""
         BACKGROUND.set(True)
         pruned = self.clock.now()
         while True:
@@ -553,6 +554,10 @@ class ILinkPuppet:
                     await self._state.prune(pruned - KEEP_S)
                 except Exception as exc:  # (a lease lost: the poll says it and stops)
                     self._log.warning("could not forget old iLink messages: %s", exc)
+                    continue
+                for peer, window in list(self._windows.items()):  # (as the state did)
+                    if window.user_at is not None and window.user_at < pruned - KEEP_S:
+                        del self._windows[peer]
 
     # ------------------------------------------------------------ payloads
 

@@ -11,6 +11,7 @@ Keys, each ``<namespace>:<channel>:transport:ilink:<account>:<name>``
 - ``messages``: hash, message id -> JSON ``[peer, from_user, at, raw, text, seq]``;
   ``messages-at``: sorted set of the ids by when said (pruned after ``KEEP_S``)
 - ``peer-token``, ``peer-user-at``, ``peer-bot-sent``: hashes by peer, the reply window
+  (a peer not heard from for ``KEEP_S`` pruned with the messages)
 
 Each write is one Lua script (atomic, one round trip): a batch and its cursor together,
 a message id recorded before staying a duplicate, acknowledged by Redis before the adapter
@@ -83,11 +84,21 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[2])
 return 0
 """
 
-# KEYS: messages, messages-at. ARGV: before when (excluded).
+# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent. ARGV: before
+# when (excluded). The peers whose last message is older go with the messages.
 _PRUNE: Final = """
+local before = tonumber(ARGV[1])
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 for i = 1, #old do redis.call('HDEL', KEYS[1], old[i]) end
 if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1]) end
+local peers = redis.call('HGETALL', KEYS[4])
+for i = 1, #peers, 2 do
+  if tonumber(peers[i + 1]) < before then
+    redis.call('HDEL', KEYS[3], peers[i])
+    redis.call('HDEL', KEYS[4], peers[i])
+    redis.call('HDEL', KEYS[5], peers[i])
+  end
+end
 return #old
 """
 
@@ -221,7 +232,8 @@ class RedisILinkState:
         )
 
     async def prune(self, before: float) -> None:
-        await self._prune(self._fence, [self._messages, self._at], [repr(float(before))])
+        keys = [self._messages, self._at, self._token, self._user_at, self._bot_sent]
+        await self._prune(self._fence, keys, [repr(float(before))])
 
     async def flush(self) -> None:
         """Nothing to do: each write is acknowledged by Redis (its own persistence

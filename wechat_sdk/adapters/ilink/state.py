@@ -116,7 +116,9 @@ class ILinkState(Protocol):
         ...
 
     async def prune(self, before: float) -> None:
-        """Forget messages recorded before ``before`` (peers' tokens and windows stay)."""
+        """Forget messages recorded before ``before``, and the peers (their context
+        token, their window) whose last message is older: their window closed long ago,
+        and their next message brings a new token."""
         ...
 
     async def close(self) -> None: ...
@@ -337,6 +339,9 @@ class SqliteILinkState:
     async def prune(self, before: float) -> None:
         with self._db.transaction() as db:
             db.execute(f"DELETE FROM ilink_messages WHERE {_KEY} AND at < ?", (*self._key, before))
+            db.execute(
+                f"DELETE FROM ilink_peers WHERE {_KEY} AND user_at < ?", (*self._key, before)
+            )
 
     async def close(self) -> None:
         if self._owned:
