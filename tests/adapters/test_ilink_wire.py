@@ -553,6 +553,19 @@ async def test_a_send_the_lease_no_longer_allows_never_reaches_the_server(
         asked = run.script.asked("sendmessage")
         sent = [r.body["msg"]["item_list"][0]["text_item"]["text"] for r in asked]
     assert sent == ["allowed"]
+    # nor does its stop tell the server the bot stopped: another gateway runs it now
+    assert script.asked("msg/notifystop") == []
+
+
+async def test_a_stop_tells_the_server_the_bot_stopped_while_it_holds_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        scripted() as script,
+        running(tmp_path, monkeypatch, script, before_send=lambda: None),
+    ):
+        pass
+    assert len(script.asked("msg/notifystop")) == 1
 
 
 async def test_a_text_that_went_out_is_sent_even_if_its_record_is_refused(

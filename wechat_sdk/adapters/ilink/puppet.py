@@ -229,7 +229,9 @@ class ILinkPuppet:
 
     async def stop(self) -> None:
         if self._api is not None and self._api.token and self._self_id is not None:
-            with contextlib.suppress(ILinkError):
+            with contextlib.suppress(ILinkError, SendError):
+                if self._before_send is not None:  # (another gateway may run it now)
+                    self._before_send()
                 await self._api.notify("notifystop")
         await self._close()
 
