@@ -171,6 +171,18 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
                 missing[:] = [(n, user) for n, user, _ in said if (n, user) not in got]
                 return not missing
 
+            async def answered_in_full(round_: int) -> bool:
+                """Every chunk of each answer to the round's messages arrived (a reply's
+                chunks go one after the other: its first alone is not the whole of it)."""
+                got = await answers()
+                missing[:] = [
+                    (n, user)
+                    for n, user, text in said
+                    if user.startswith(f"u{round_}-")
+                    and "".join(got.get((n, user), [])).replace(" ", "") != text
+                ]
+                return not missing
+
             for name in ("g1", "g2", "g3"):
                 cluster.start(name)
             await until("every account logged in", all_logged_in, SLOW_S)
@@ -234,6 +246,8 @@ async def test_three_gateways_answer_every_message_once_through_kill_pause_and_s
             cluster.procs[paused].wait(30)
             await say(5)
             await until("every message answered after a clean stop", all_answered, SLOW_S)
+            # (said after the stop: nothing of theirs was under way at a kill or a pause)
+            await until("those answered in full", lambda: answered_in_full(5), SLOW_S)
 
             # the paused gateway, woken, wrote nothing for the accounts it had lost (every
             # write is fenced by the lease): each message said during and after the pause
