@@ -172,6 +172,7 @@ async def test_a_message_that_never_gets_through_is_dropped_after_its_tries(
         assert len(tries) == 1 + len(INTAKE_RETRY_S)
         assert world.texts(to="wxid_alice") == []
         assert "reason=intake_failed" in caplog.text
+        assert gw.status()[0].drops.get("intake_failed") == 1
         assert store.outbox.items("default") == []
     finally:
         await gw.close()
@@ -320,3 +321,146 @@ async def test_ilink_hands_on_the_last_hour_at_a_start_while_the_check_raises_no
         store.close()
     finally:
         await world.close()
+
+
+class RaisingAt(Blinking):
+    """``method`` raises at these calls (counted from 1, from when ``counting`` is set)."""
+
+    def __init__(self, part: Any, method: str, calls: set[int]) -> None:
+        super().__init__(part, method, times=0)
+        self.calls, self.counted, self.counting = calls, 0, False
+
+    def __getattr__(self, name: str) -> Any:
+        real = super().__getattr__(name)
+        if name != self._method or not self.counting:
+            return real
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counted += 1
+            if self.counted in self.calls:
+                raise ConnectionError("the store cannot be reached")
+            return real(*args, **kwargs)
+
+        return counted
+
+
+@pytest.mark.parametrize(
+    "raising",
+    [{1}, {2}, {1, 2}],
+    ids=["its mark at the start", "the replayed copy's check", "both"],
+)
+async def test_a_message_left_journaled_is_answered_once_whichever_check_raises_at_the_start(
+    tmp_path: Path, raising: set[int]
+) -> None:
+    """A stop left a message journaled, never marked (its check had raised); at the next
+    start the store blinks again: at the start's mark of it (1), or at the check of the
+    copy WeChat replays at login (2). The copy waits for the journaled one, which is
+    answered once, and marked: WeChat delivering it again later is a duplicate."""
+    store = MemoryStore()
+    dedupe = RaisingAt(store.dedupe, "check_and_add", raising)
+    store.dedupe = dedupe  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    dedupe.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    await first.close()
+    assert [i.kind for i in store.outbox.items("default")] == ["message"]
+
+    dedupe.counting = True
+    second = gateway(world, bot, tmp_path / "state", store)
+    await second.start()
+    await world.login()
+    await world.advance(max(INTAKE_RETRY_S))
+    try:
+        assert dedupe.counted >= 1
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert store.outbox.items("default") == []
+        puppet = world.accounts["default"].puppet
+        assert puppet is not None
+        puppet.emit(MessageEvent(message))
+        await world.run_until_idle()
+        assert bot.asked == [message]
+    finally:
+        await second.close()
+
+
+async def test_a_try_waits_while_the_account_reconnects(tmp_path: Path) -> None:
+    """The same failover that made the check raise ends the iLink poll: the account
+    reconnects, and the try waits for it to be ready again (it used to run with the
+    puppet stopped: the picture could not be downloaded and the agent got a note)."""
+    world = SimulatedWeChat(seed=3)
+    world.add_account("default", transport="ilink")
+    alice = world.add_contact("alice@im.wechat", "Alice").id
+    config = {"channels": {"wechat": {**OPEN, "puppet": "ilink"}}}
+    store = MemoryStore()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking  # type: ignore[assignment]
+    turns: list[AgentTurn] = []
+
+    async def files(turn: AgentTurn) -> str:
+        turns.append(turn)
+        return f"got {len([m for m in turn.media if m.path is not None])} file(s)"
+
+    picture = {"kind": "image", "name": "cat.png", "size": 4000}
+    try:
+        async with world.gateway(config, files, state_dir=tmp_path, store=store) as gw:
+            await world.login()
+            await world.run_until_idle()
+            blinking.times = 1
+            await world.say(alice, "look", media=picture, settle=False)
+            for _ in range(200):
+                await world.clock.advance(0.01)
+                if blinking.times == 0:
+                    break
+            assert blinking.times == 0
+            await world.clock.advance(0.5)
+            puppet: Any = gw.runners["default"].puppet
+            puppet._end()  # the poll stopped (a state write refused): the stream ends
+            await world.advance(60.0)
+            assert gw.status()[0].reconnects == 1
+            assert len(turns) == 1
+            assert world.texts(to=alice) == ["got 1 file(s)"]
+    finally:
+        await world.close()
+
+
+class AnswerLost:
+    """A dedupe store whose check's answer is lost once after it was recorded (a
+    timeout from Redis after its script ran)."""
+
+    def __init__(self, part: Any) -> None:
+        self._part, self.times = part, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part, name)
+
+    def check_and_add(self, *args: Any, **kwargs: Any) -> bool:
+        seen: bool = self._part.check_and_add(*args, **kwargs)
+        if self.times > 0:
+            self.times -= 1
+            raise TimeoutError("Timeout reading from socket")
+        return seen
+
+
+async def test_a_check_whose_answer_was_lost_is_said_not_silently_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a try cannot tell apart: its own earlier check recorded the mark, or WeChat
+    delivered a message answered before. Taken for a duplicate (never twice), and said
+    at warning, not only counted."""
+    store = MemoryStore()
+    lossy = AnswerLost(store.dedupe)
+    store.dedupe = lossy  # type: ignore[assignment]
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    try:
+        lossy.times = 1
+        (message,) = await world.say("wxid_alice", "hello", settle=False)
+        await world.advance(max(INTAKE_RETRY_S))
+        assert bot.asked == []
+        assert f"message {message} from wxid_alice was marked as seen before" in caplog.text
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()

@@ -119,6 +119,11 @@ class Connection:
         self._arrived: list[OutboxItem] = []
         #: messages whose inbound steps raised, by id: each waits to be tried again
         self._taking_in_later: dict[str, asyncio.Task[None]] = {}
+        #: set while the puppet is ready (not reconnecting, not logged out): a try waits
+        #: for it, as the steps need the puppet (a download, a look-up)
+        self._up = asyncio.Event()
+        #: messages the last process left journaled whose mark failed at the start
+        self._unmarked: set[str] = set()
         self.mark_position = mark_position
         #: set while logged in: sends wait for it (replies outlast a logout)
         self.logged_in = logged_in
@@ -155,17 +160,24 @@ class Connection:
     async def run(self) -> None:
         """Start the puppet and read its events, reconnecting, until stopped or failed."""
         self._arrived = self.kept.take_arrived()
+        self._unmarked.clear()
         for item in self._arrived:  # marked before the puppet starts: a copy is a duplicate
             try:
                 self.inbound.mark_seen(message_id_of(item) or "")
-            except Exception as exc:
+            except Exception as exc:  # (marked when it is taken in)
+                self._unmarked.add(message_id_of(item) or "")
                 self.log.error("could not mark message %s as seen: %s", item.turn, exc)
         try:
             await self._run()
-        finally:  # what waits to be taken in again stays journaled for the next start
-            for task in self._taking_in_later.values():
-                task.cancel()
-            self._taking_in_later.clear()
+        finally:
+            self.stop_taking_in()
+
+    def stop_taking_in(self) -> None:
+        """End the tries waiting or under way (a stop): what they were for stays
+        journaled, for the next start."""
+        for task in self._taking_in_later.values():
+            task.cancel()
+        self._taking_in_later.clear()
 
     async def _run(self) -> None:
         first = True
@@ -189,6 +201,8 @@ class Connection:
             except Exception as exc:  # a broken link or a puppet bug: reconnect
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 self.log.warning("puppet error: %s", exc)
+            finally:
+                self._up.clear()  # (until the next ReadyEvent)
             if self.stopping:
                 return
             with contextlib.suppress(Exception):
@@ -273,6 +287,7 @@ class Connection:
             self._ready_at = self.clock.now()
             self.set_lifecycle("ready")
             self.ready.set()  # kept work goes out now
+            self._up.set()
             self._was_ready = True
             if not self._ready_told:  # once per login, not after each reconnect
                 self._ready_told = True
@@ -284,6 +299,7 @@ class Connection:
                 await self._on_message(message_id_of(item) or "", journaled=item)
         elif isinstance(event, LogoutEvent):
             self.logged_in.clear()
+            self._up.clear()
             self._logged_out = True
             self._ready_told = False
             self.status.user_id = None
@@ -380,7 +396,10 @@ class Connection:
     async def _on_message(self, message_id: str, journaled: OutboxItem | None = None) -> None:
         """Take a message through the pipeline; ``journaled``: one the last process left
         in it (journaled in the outbox), taken through it again."""
-        if message_id in self._taking_in_later:  # WeChat delivering it again meanwhile
+        if journaled is None and (
+            message_id in self._taking_in_later  # WeChat delivering it again meanwhile
+            or any(message_id_of(i) == message_id for i in self._arrived)  # (once ready)
+        ):
             self.inbound.dropped(message_id, Drop("duplicate", "to be taken in again"))
             return
         loaded = await self.inbound.drop_self(message_id)
@@ -405,15 +424,25 @@ class Connection:
                 item = self.kept.journal_message(message)
             if not marked and self.inbound.mark_seen(message.id):
                 result = self.inbound.dropped(message.id, Drop("duplicate"))
+                if tries:  # (its own check may have recorded the mark before it raised)
+                    self.log.warning(
+                        "message %s from %s was marked as seen before this try: taken for a "
+                        "duplicate, not answered reason=duplicate",
+                        message.id,
+                        message.talker_id,
+                    )
             else:
+                if message.id in self._unmarked:  # (the last process's, its mark failed)
+                    self.inbound.mark_seen(message.id)
+                    self._unmarked.discard(message.id)
                 marked = True
                 result = await self.inbound.go_through(message, again=True)
         except Exception as exc:
-            self._take_in_later(message, item, marked, tries + 1, exc)
+            await self._take_in_later(message, item, marked, tries + 1, exc)
             return
         await self._taken_in(message.id, item, result)
 
-    def _take_in_later(
+    async def _take_in_later(
         self, message: Message, item: OutboxItem | None, marked: bool, tries: int, exc: Exception
     ) -> None:
         """A pass through the steps raised: the message is tried again after a while,
@@ -428,8 +457,8 @@ class Connection:
                 exc,
                 tries,
             )
-            if item is not None:
-                self.kept.message_done(item)
+            drop = Drop("intake_failed", f"{type(exc).__name__}: {exc}")
+            await self._taken_in(message.id, item, self.inbound.dropped(message.id, drop))
             return
         delay = INTAKE_RETRY_S[tries - 1]
         self.status.last_error = f"could not take a message in: {type(exc).__name__}: {exc}"
@@ -447,6 +476,7 @@ class Connection:
             me = asyncio.current_task()
             try:
                 await self.clock.sleep(delay)
+                await self._up.wait()
                 await self._take_in(message, item, marked, tries)
             finally:  # (unless a next try took its place)
                 if self._taking_in_later.get(message.id) is me:

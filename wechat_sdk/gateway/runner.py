@@ -134,6 +134,7 @@ class AccountRunner:
         itself when the agent had not answered yet.
         """
         self.connection.stopping = True
+        self.connection.stop_taking_in()  # (what they were for stays journaled)
         self.kept.cancel_waiting()  # kept work still waiting for the login: not started
         await self.turns.settle(grace_s)
         if self._task is not None:
