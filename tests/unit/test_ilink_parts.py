@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import stat
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
+from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.service import ilink_options
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
 from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, PeerWindow, SqliteILinkState
@@ -404,6 +406,16 @@ async def test_a_running_account_forgets_messages_older_than_30_days_once_a_day(
     made._state = state  # (a started account's; no server needed for this)
     made._windows.update(await state.windows())
     assert made._windows == {ALICE: window}
+    sender = made._sender = Sender(
+        api=None,  # type: ignore[arg-type]  # (nothing is sent here)
+        state=state,
+        clock=clock,
+        log=logging.LoggerAdapter(logging.getLogger("test")),
+        windows=made._windows,
+        on_sent=lambda *_: None,
+        on_expired=lambda: None,
+    )
+    sender.begun[ALICE], sender.tickets[ALICE], sender.in_flight[ALICE] = 3, ("t", t0), 0
     beating = asyncio.ensure_future(made._heartbeats())
     try:
         await clock.advance(ilink_puppet.PRUNE_EVERY_S - 3600)  # under a day: kept
@@ -411,6 +423,7 @@ async def test_a_running_account_forgets_messages_older_than_30_days_once_a_day(
         await clock.advance(2 * 3600)  # a day went by: it is over 30 days old now
         assert await state.entry("old") is None
         assert await state.windows() == {} and made._windows == {}  # its sender with it
+        assert (sender.begun, sender.tickets, sender.in_flight) == ({}, {}, {})
     finally:
         beating.cancel()
         await state.close()

@@ -560,6 +560,8 @@ class ILinkPuppet:
                 for peer, window in list(self._windows.items()):  # (as the state did)
                     if window.user_at is not None and window.user_at < pruned - KEEP_S:
                         del self._windows[peer]
+                        if self._sender is not None:
+                            self._sender.forget(peer)
 
     # ------------------------------------------------------------ payloads
 

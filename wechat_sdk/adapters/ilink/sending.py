@@ -93,6 +93,15 @@ class Sender:
     def window(self, peer: str) -> ReplyWindow:
         return window_of(self.windows.get(peer), self.in_flight.get(peer, 0))
 
+    def forget(self, peer: str) -> None:
+        """A peer not heard from for long (pruned with the state): what is kept of it
+        here goes too, but a send under way."""
+        self.windows.pop(peer, None)
+        self.begun.pop(peer, None)
+        self.tickets.pop(peer, None)
+        if not self.in_flight.get(peer):
+            self.in_flight.pop(peer, None)
+
     async def send_text(self, peer: str, text: str) -> str:
         item = {"type": ITEM_TEXT, "text_item": {"text": text}}
         return await self._send(peer, item, text, "text")
