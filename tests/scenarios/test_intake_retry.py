@@ -464,3 +464,49 @@ async def test_a_check_whose_answer_was_lost_is_said_not_silently_dropped(
         assert store.outbox.items("default") == []
     finally:
         await gw.close()
+
+
+class WrittenThenLost:
+    """An outbox whose ``add`` reaches the store, then raises once (a timeout from
+    Redis after it wrote)."""
+
+    def __init__(self, part: Any) -> None:
+        self._part, self.times = part, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part, name)
+
+    def add(self, items: Any) -> Any:
+        added = self._part.add(items)
+        if self.times > 0:
+            self.times -= 1
+            raise TimeoutError("Timeout reading from socket")
+        return added
+
+
+async def test_a_journal_write_that_reached_the_store_before_it_raised_is_used_not_doubled(
+    tmp_path: Path,
+) -> None:
+    """The next try finds the entry its first try wrote, and takes it out when through:
+    a second entry left behind was taken in at the next start and answered again."""
+    store = MemoryStore()
+    lossy = WrittenThenLost(store.outbox)
+    store.outbox = lossy  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    lossy.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.advance(max(INTAKE_RETRY_S))
+    assert bot.asked == [message]
+    assert store.outbox.items("default") == []
+    await first.close()
+
+    second = gateway(world, bot, tmp_path / "state", store)
+    await second.start()
+    await world.login()
+    await world.run_until_idle()
+    try:
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+    finally:
+        await second.close()

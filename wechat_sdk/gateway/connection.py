@@ -420,6 +420,8 @@ class Connection:
         a cancellation (a stop, a kill) too."""
         result: AgentTurn | Drop
         try:
+            if item is None and tries:  # (the write that raised may have reached the store)
+                item = self.kept.journaled(message.id)
             if item is None:  # before its dedupe mark: a kill from here on leaves it there
                 item = self.kept.journal_message(message)
             if not marked and self.inbound.mark_seen(message.id):

@@ -82,6 +82,14 @@ class KeptWork:
         item = journaled_message(self.account_id, message, self.clock.now())
         return self.outbox.add([item])[0]
 
+    def journaled(self, message_id: str) -> OutboxItem | None:
+        """The message's journal entry, if the store has one (a write that raised may
+        have reached it); raises what the store raised."""
+        for item in self.outbox.items(self.account_id):
+            if item.kind == "message" and item.turn == message_id:
+                return item
+        return None
+
     def message_done(self, item: OutboxItem) -> bool:
         """The message's steps ended: it was dropped, or its turn stands for it now (the
         turn's journal, or its reply). False when the store refused (logged)."""
