@@ -6,6 +6,7 @@ try, and says so; a stop while it waits keeps it for the next start."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.connection import INTAKE_RETRY_S
-from wechat_sdk.puppet import MessageEvent
-from wechat_sdk.stores import MemoryStore, SqliteStore
+from wechat_sdk.puppet import LogoutEvent, MessageEvent
+from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
 
@@ -510,3 +511,151 @@ async def test_a_journal_write_that_reached_the_store_before_it_raised_is_used_n
         assert world.texts(to="wxid_alice") == ["got hello"]
     finally:
         await second.close()
+
+
+async def test_a_message_whose_turn_the_store_would_not_let_begin_is_tried_again(
+    tmp_path: Path,
+) -> None:
+    """The steps went through, but the store refused to take the message out of the
+    journal as its turn began: not answered then (it would be again at the next
+    start), tried again a second later and answered once (it used to wait for the
+    next start, and one more than an hour or a day later dropped it as too old)."""
+    store = MemoryStore()
+    deletes = Blinking(store.outbox, "delete", times=0)
+    store.outbox = deletes  # type: ignore[assignment]
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    try:
+        deletes.times = 1
+        (message,) = await world.say("wxid_alice", "hello", settle=False)
+        await world.clock.settle()
+        assert deletes.times == 0 and bot.asked == []
+        await world.advance(INTAKE_RETRY_S[0])
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
+        assert store.outbox.items("default") == []
+    finally:
+        await gw.close()
+
+
+async def test_a_try_finds_its_own_journal_entry_not_an_older_one_of_the_message(
+    tmp_path: Path,
+) -> None:
+    """An older entry of the same message stays for what it was left for (a start
+    that could not read it, say): a copy whose journal write reached the store before
+    it raised finds its own entry (the same time), not that one."""
+    store = MemoryStore()
+    lossy = WrittenThenLost(store.outbox)
+    store.outbox = lossy  # type: ignore[assignment]
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    try:
+        (message,) = await world.say("wxid_alice", "hello")
+        earlier = world.clock.now() - 60
+        store.outbox.add([OutboxItem("default", "wxid_alice", "message", earlier, turn=message)])
+        await world.clock.advance(5)
+        lossy.times = 1
+        puppet = world.accounts["default"].puppet
+        assert puppet is not None
+        puppet.emit(MessageEvent(message))  # a copy; its journal write raises once
+        await world.advance(max(INTAKE_RETRY_S))
+        assert bot.asked == [message]
+        assert [i.created_at for i in store.outbox.items("default")] == [earlier]
+    finally:
+        await gw.close()
+
+
+class SlowForBob(Bot):
+    """Takes 5 s (of the world's clock) to answer Bob: a turn in flight at a stop."""
+
+    def __init__(self, world: SimulatedWeChat) -> None:
+        super().__init__()
+        self.world = world
+
+    async def __call__(self, turn: AgentTurn) -> str:
+        if turn.sender_id == "wxid_bob":
+            await self.world.clock.sleep(5.0)
+        return await super().__call__(turn)
+
+
+async def test_a_copy_said_during_a_stops_grace_period_waits_for_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The stop ended the message's tries; events are still read while the stop waits
+    for Bob's turn: WeChat delivering the message again then is a duplicate (it used to
+    be answered then, and the journaled one again at the next start)."""
+    store = MemoryStore()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking  # type: ignore[assignment]
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    bot = SlowForBob(world)
+    first = gateway(world, bot, tmp_path / "state", store)
+    await first.start()
+    await world.login()
+    await world.say("wxid_bob", "slow", settle=False)
+    await world.clock.settle()
+    blinking.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    stopping = asyncio.ensure_future(first.stop())
+    await world.clock.settle()
+    puppet = world.accounts["default"].puppet
+    assert puppet is not None
+    puppet.emit(MessageEvent(message))
+    await world.clock.settle()
+    while not stopping.done():
+        await world.clock.advance(1.0)
+    await first.close()
+    assert message not in bot.asked
+
+    second = gateway(world, bot, tmp_path / "state", store)
+    await second.start()
+    await world.login()
+    await world.run_until_idle()
+    try:
+        assert bot.asked.count(message) == 1
+        assert world.texts(to="wxid_alice") == ["got hello"]
+    finally:
+        await second.close()
+
+
+async def test_a_try_waits_while_the_account_waits_for_a_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session that ended with a new QR code and no logout: the account is not ready,
+    and the try waits for the next login."""
+    from wechat_sdk.inbound.pipeline import InboundPipeline
+
+    store = MemoryStore()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, gw = await started(tmp_path, store, bot)
+    status = gw.runners["default"].status
+    seen: list[str] = []
+    real = InboundPipeline.go_through
+
+    async def go_through(self: Any, message: Any, *, again: bool = False) -> Any:
+        seen.append(status.lifecycle)
+        return await real(self, message, again=again)
+
+    monkeypatch.setattr(InboundPipeline, "go_through", go_through)
+    puppet: Any = world.accounts["default"].puppet
+    emit = puppet.emit
+    puppet.emit = lambda e: None if isinstance(e, LogoutEvent) else emit(e)
+    try:
+        blinking.times = 1
+        (message,) = await world.say("wxid_alice", "hello", settle=False)
+        await world.clock.settle()
+        puppet.forced_logout("session ended")  # a new QR code follows, no logout event
+        await world.clock.settle()
+        assert status.lifecycle == "waiting_for_scan"
+        await world.clock.advance(INTAKE_RETRY_S[0] + 0.5)
+        assert seen == []
+        await world.login()
+        await world.run_until_idle()
+        assert seen == ["ready"]
+        assert bot.asked == [message]
+    finally:
+        await world.drive(gw.close())

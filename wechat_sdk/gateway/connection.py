@@ -18,6 +18,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,8 @@ class Connection:
         self._up = asyncio.Event()
         #: messages the last process left journaled whose mark failed at the start
         self._unmarked: set[str] = set()
+        #: messages whose tries a stop ended (journaled, for the next start)
+        self._tries_ended: set[str] = set()
         self.mark_position = mark_position
         #: set while logged in: sends wait for it (replies outlast a logout)
         self.logged_in = logged_in
@@ -161,6 +164,7 @@ class Connection:
         """Start the puppet and read its events, reconnecting, until stopped or failed."""
         self._arrived = self.kept.take_arrived()
         self._unmarked.clear()
+        self._tries_ended.clear()  # (what they were for is in _arrived now)
         for item in self._arrived:  # marked before the puppet starts: a copy is a duplicate
             try:
                 self.inbound.mark_seen(message_id_of(item) or "")
@@ -174,9 +178,10 @@ class Connection:
 
     def stop_taking_in(self) -> None:
         """End the tries waiting or under way (a stop): what they were for stays
-        journaled, for the next start."""
-        for task in self._taking_in_later.values():
+        journaled, for the next start; a copy WeChat delivers meanwhile is a duplicate."""
+        for message_id, task in self._taking_in_later.items():
             task.cancel()
+            self._tries_ended.add(message_id)
         self._taking_in_later.clear()
 
     async def _run(self) -> None:
@@ -358,6 +363,7 @@ class Connection:
             ScanStatus.UNKNOWN,
             ScanStatus.TIMEOUT,
         ):
+            self._up.clear()  # a QR code to scan: not ready (tries wait for the login)
             url = qr_page_url(event.qrcode)
             self.status.qr_url = url
             self.log.info("[WeChat] Scan QR Code at: %s", url)
@@ -398,6 +404,7 @@ class Connection:
         in it (journaled in the outbox), taken through it again."""
         if journaled is None and (
             message_id in self._taking_in_later  # WeChat delivering it again meanwhile
+            or message_id in self._tries_ended  # (a stop ended its tries: journaled)
             or any(message_id_of(i) == message_id for i in self._arrived)  # (once ready)
         ):
             self.inbound.dropped(message_id, Drop("duplicate", "to be taken in again"))
@@ -406,27 +413,25 @@ class Connection:
         if isinstance(loaded, Drop):
             await self._taken_in(message_id, journaled, self.inbound.dropped(message_id, loaded))
             return
-        await self._take_in(loaded, journaled, marked=journaled is not None)
+        await self._take_in(_Intake(loaded, journaled, marked=journaled is not None))
 
-    async def _take_in(
-        self, message: Message, item: OutboxItem | None, marked: bool, tries: int = 0
-    ) -> None:
-        """The inbound steps, the ``tries``-th time. ``item``: the message's journal entry,
-        once made; ``marked``: its dedupe mark is this delivery's (recorded by an earlier
-        pass, or the last process's, marked at the start), so that step is left out; a
-        delivery not past it yet is checked (WeChat delivering a message answered before
-        is a duplicate, whenever its check went through). A step that raises (the store
-        unreachable, a bug) leaves it journaled, to be tried again (:data:`INTAKE_RETRY_S`);
-        a cancellation (a stop, a kill) too."""
+    async def _take_in(self, intake: _Intake) -> None:
+        """The inbound steps, once more. A step that raises (the store unreachable, a bug)
+        leaves the message journaled, to be tried again (:data:`INTAKE_RETRY_S`), as does
+        a turn the store would not let stand for it; a cancellation (a stop, a kill)
+        leaves it journaled too."""
+        message = intake.message
         result: AgentTurn | Drop
         try:
-            if item is None and tries:  # (the write that raised may have reached the store)
-                item = self.kept.journaled(message.id)
-            if item is None:  # before its dedupe mark: a kill from here on leaves it there
-                item = self.kept.journal_message(message)
-            if not marked and self.inbound.mark_seen(message.id):
+            if intake.entry is None and intake.written is not None:
+                # the write that raised may have reached the store: its entry, not another
+                intake.entry = self.kept.journaled(intake.written)
+            if intake.entry is None:  # before its dedupe mark: a kill from here on leaves it
+                intake.written = self.kept.journal_entry(message)
+                intake.entry = self.kept.write_entry(intake.written)
+            if not intake.marked and self.inbound.mark_seen(message.id):
                 result = self.inbound.dropped(message.id, Drop("duplicate"))
-                if tries:  # (its own check may have recorded the mark before it raised)
+                if intake.tries:  # (its own check may have recorded the mark, then raised)
                     self.log.warning(
                         "message %s from %s was marked as seen before this try: taken for a "
                         "duplicate, not answered reason=duplicate",
@@ -437,40 +442,41 @@ class Connection:
                 if message.id in self._unmarked:  # (the last process's, its mark failed)
                     self.inbound.mark_seen(message.id)
                     self._unmarked.discard(message.id)
-                marked = True
+                intake.marked = True
                 result = await self.inbound.go_through(message, again=True)
         except Exception as exc:
-            await self._take_in_later(message, item, marked, tries + 1, exc)
+            await self._take_in_later(intake, f"{type(exc).__name__}: {exc}")
             return
-        await self._taken_in(message.id, item, result)
+        if not await self._taken_in(message.id, intake.entry, result):
+            await self._take_in_later(intake, "the store would not let its turn stand for it")
 
-    async def _take_in_later(
-        self, message: Message, item: OutboxItem | None, marked: bool, tries: int, exc: Exception
-    ) -> None:
-        """A pass through the steps raised: the message is tried again after a while,
-        in a task of its own (the events go on; WeChat delivering it again meanwhile is a
+    async def _take_in_later(self, intake: _Intake, why: str) -> None:
+        """A pass through the steps failed: the message is tried again after a while, in
+        a task of its own (the events go on; WeChat delivering it again meanwhile is a
         duplicate), until it has had its tries. The task stays known until its pass ends,
         so that a stop cancels it wherever it is."""
-        if tries > len(INTAKE_RETRY_S):
+        message = intake.message
+        intake.tries += 1
+        if intake.tries > len(INTAKE_RETRY_S):
             self.log.error(
                 "could not take message %s from %s in: %s (%d tries: dropped) reason=intake_failed",
                 message.id,
                 message.talker_id,
-                exc,
-                tries,
+                why,
+                intake.tries,
             )
-            drop = Drop("intake_failed", f"{type(exc).__name__}: {exc}")
-            await self._taken_in(message.id, item, self.inbound.dropped(message.id, drop))
+            drop = self.inbound.dropped(message.id, Drop("intake_failed", why))
+            await self._taken_in(message.id, intake.entry, drop)
             return
-        delay = INTAKE_RETRY_S[tries - 1]
-        self.status.last_error = f"could not take a message in: {type(exc).__name__}: {exc}"
+        delay = INTAKE_RETRY_S[intake.tries - 1]
+        self.status.last_error = f"could not take a message in: {why}"
         self.log.warning(
             "could not take message %s from %s in: %s (%s; tried again in %.0f s) "
             "reason=intake_retry",
             message.id,
             message.talker_id,
-            exc,
-            "journaled" if item is not None else "not journaled: the store refused it",
+            why,
+            "journaled" if intake.entry is not None else "not journaled: the store refused it",
             delay,
         )
 
@@ -479,7 +485,7 @@ class Connection:
             try:
                 await self.clock.sleep(delay)
                 await self._up.wait()
-                await self._take_in(message, item, marked, tries)
+                await self._take_in(intake)
             finally:  # (unless a next try took its place)
                 if self._taking_in_later.get(message.id) is me:
                     del self._taking_in_later[message.id]
@@ -488,8 +494,9 @@ class Connection:
 
     async def _taken_in(
         self, message_id: str, item: OutboxItem | None, result: AgentTurn | Drop
-    ) -> None:
-        """The message is through the steps: dropped, or a turn to answer."""
+    ) -> bool:
+        """The message is through the steps: dropped, or a turn to answer. False when the
+        store would not let the turn stand for it (it stays journaled)."""
         if isinstance(result, Drop):
             # sent in tasks (the reading of events goes on); journaled, where they are,
             # before the message's own entry goes (a kill between: nothing lost)
@@ -501,11 +508,12 @@ class Connection:
                 self.status.last_inbound = self.clock.now()
             if self.events.wanted:
                 await self._tell_drop(message_id, result)
-            return
+            return True
         self.status.last_inbound = self.clock.now()
         # the reply's sends need this message's dedupe mark (and its taking out of the
         # outbox) durable, not later ones
-        self.turns.answer(result, self.mark_position, item)
+        if not self.turns.answer(result, self.mark_position, item):
+            return False
         self.events.message_received(
             self.account.id,
             message_id=result.message_id,
@@ -516,6 +524,7 @@ class Connection:
             text=result.text,
             decision="answered",
         )
+        return True
 
     async def _tell_drop(self, message_id: str, drop: Drop) -> None:
         """The events of a dropped message: message.received with its reason, and
@@ -563,3 +572,19 @@ class Connection:
 
 class _LoginFailed(Exception):
     pass
+
+
+@dataclass
+class _Intake:
+    """A message on its way in, across its tries."""
+
+    message: Message
+    #: its journal entry, once in the store
+    entry: OutboxItem | None
+    #: past its dedupe check: this delivery's mark (or the last process's) is recorded,
+    #: so the check is left out (it would call the message a duplicate of itself); a
+    #: delivery not past it is checked (a message answered before is a duplicate)
+    marked: bool
+    tries: int = 0
+    #: the entry a journal write was to make (found in the store if it raised after it)
+    written: OutboxItem | None = None

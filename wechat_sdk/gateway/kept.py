@@ -8,7 +8,7 @@ account is ready, before anything new goes to their conversation, and then asks 
 again about the kept turns. :mod:`wechat_sdk.gateway.outbox` turns these into rows and back.
 
 Each message is also journaled here while it goes through the inbound steps, from before
-its dedupe mark until the steps end (:meth:`KeptWork.journal_message`): a process killed
+its dedupe mark until the steps end (:meth:`KeptWork.write_entry`): a process killed
 meanwhile (a media download, a contact look-up) leaves it here, and the next start takes
 it through the steps again (:meth:`KeptWork.take_arrived`) instead of losing it to its mark.
 """
@@ -76,17 +76,22 @@ class KeptWork:
 
     # ------------------------------------------------------------ messages coming in
 
-    def journal_message(self, message: Message) -> OutboxItem:
-        """Journal a message before its dedupe mark (raises what the store raised: the
-        message then goes no further, and is not marked)."""
-        item = journaled_message(self.account_id, message, self.clock.now())
-        return self.outbox.add([item])[0]
+    def journal_entry(self, message: Message) -> OutboxItem:
+        """The journal entry of a message on its way in (not written yet)."""
+        return journaled_message(self.account_id, message, self.clock.now())
 
-    def journaled(self, message_id: str) -> OutboxItem | None:
-        """The message's journal entry, if the store has one (a write that raised may
-        have reached it); raises what the store raised."""
+    def write_entry(self, entry: OutboxItem) -> OutboxItem:
+        """Write a message's journal entry, before its dedupe mark (raises what the store
+        raised: the message then goes no further, and is not marked)."""
+        return self.outbox.add([entry])[0]
+
+    def journaled(self, entry: OutboxItem) -> OutboxItem | None:
+        """The entry a write of ``entry`` made, if it reached the store before it raised
+        (the same message, the same time: not an older entry of the same message, which
+        stays for what it was left for); raises what the store raised."""
         for item in self.outbox.items(self.account_id):
-            if item.kind == "message" and item.turn == message_id:
+            same = item.turn == entry.turn and item.created_at == entry.created_at
+            if item.kind == "message" and same:
                 return item
         return None
 
@@ -96,7 +101,8 @@ class KeptWork:
         return self._take_out(
             item,
             f"message {message_id_of(item)}",
-            "it stays there: taken through the inbound steps again at the account's next start",
+            "it stays there: taken through the inbound steps again, by a try for a turn, "
+            "or at the account's next start",
         )
 
     def take_arrived(self) -> list[OutboxItem]:

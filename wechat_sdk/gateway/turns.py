@@ -191,7 +191,7 @@ class Turns:
         turn: AgentTurn,
         mark_position: Callable[[], int | None],
         message: OutboxItem | None = None,
-    ) -> None:
+    ) -> bool:
         """Answer ``turn`` in a task of its own. ``message``: the turn's message as the
         outbox journaled it in the inbound steps; the turn stands for it from now on (its
         journal first, when every turn is journaled), so it is taken out. Then
@@ -199,7 +199,7 @@ class Turns:
         before the message's dedupe mark and its taking out are durable, so a crash never
         makes the message look new again, nor leaves it journaled, after something was
         sent for it. A message the store would not take out is not answered now: it stays
-        journaled, for the account's next start (never answered twice)."""
+        journaled (never answered twice), and False says so."""
         progress = TurnProgress()
         # written before anything else can happen to it: by lease, or a stop under way
         # (a kill before the grace period ends must not lose it)
@@ -207,15 +207,16 @@ class Turns:
             progress.journal = self._cut.journal(turn, progress)
             if message is not None and not progress.journal.written():
                 # the turn's journal did not reach the store: the message's entry stays
-                # for it (the next start takes it in again; never answered twice)
-                return
+                # for it (taken in again; never answered twice)
+                return False
         if message is not None and not self._cut.message_done(message):
-            return
+            return False
         mark = mark_position()
         task = asyncio.get_running_loop().create_task(self._answer(turn, mark, progress))
         self._queued[task] = (turn, progress)
         self.tasks.add(task)  # (tracked as track() does, with one callback for both)
         task.add_done_callback(self._turn_ended)
+        return True
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
