@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,22 @@ def gateway(world: SimulatedWeChat, bot: Bot, state: Path, store: Any) -> Gatewa
         show_terminal_qr=False,
         store=store,
     )
+
+
+@asynccontextmanager
+async def next_start(
+    world: SimulatedWeChat, bot: Bot, tmp_path: Path, store: Any
+) -> AsyncIterator[Gateway]:
+    """The account's next start on the same store (another gateway), logged in, run
+    through the longest of the tries' waits; closed after."""
+    again = gateway(world, bot, tmp_path / "state", store)
+    await again.start()
+    try:
+        await world.login()
+        await world.advance(max(INTAKE_RETRY_S))
+        yield again
+    finally:
+        await again.close()
 
 
 async def started(tmp_path: Path, store: Any, bot: Bot) -> tuple[SimulatedWeChat, Gateway]:
@@ -195,16 +213,10 @@ async def test_a_stop_while_a_message_waits_for_its_next_try_keeps_it(tmp_path: 
     assert [i.kind for i in store.outbox.items("default")] == ["message"]
     assert bot.asked == [] and world.texts(to="wxid_alice") == []
 
-    second = gateway(world, bot, tmp_path / "state", store)
-    await second.start()
-    await world.login()
-    await world.run_until_idle()
-    try:
+    async with next_start(world, bot, tmp_path, store):
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
         assert store.outbox.items("default") == []
-    finally:
-        await second.close()
 
 
 async def test_an_answered_message_delivered_again_while_its_check_raises_is_not_answered_again(
@@ -369,11 +381,7 @@ async def test_a_message_left_journaled_is_answered_once_whichever_check_raises_
     assert [i.kind for i in store.outbox.items("default")] == ["message"]
 
     dedupe.counting = True
-    second = gateway(world, bot, tmp_path / "state", store)
-    await second.start()
-    await world.login()
-    await world.advance(max(INTAKE_RETRY_S))
-    try:
+    async with next_start(world, bot, tmp_path, store):
         assert dedupe.counted >= 1
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
@@ -383,8 +391,6 @@ async def test_a_message_left_journaled_is_answered_once_whichever_check_raises_
         puppet.emit(MessageEvent(message))
         await world.run_until_idle()
         assert bot.asked == [message]
-    finally:
-        await second.close()
 
 
 async def test_a_try_waits_while_the_account_reconnects(tmp_path: Path) -> None:
@@ -428,21 +434,25 @@ async def test_a_try_waits_while_the_account_reconnects(tmp_path: Path) -> None:
 
 
 class AnswerLost:
-    """A dedupe store whose check's answer is lost once after it was recorded (a
-    timeout from Redis after its script ran)."""
+    """A store part whose ``method`` reaches the store, then raises for its next
+    ``times`` calls (a timeout from Redis after its script or its write ran)."""
 
-    def __init__(self, part: Any) -> None:
-        self._part, self.times = part, 0
+    def __init__(self, part: Any, method: str) -> None:
+        self._part, self._method, self.times = part, method, 0
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._part, name)
+        real = getattr(self._part, name)
+        if name != self._method:
+            return real
 
-    def check_and_add(self, *args: Any, **kwargs: Any) -> bool:
-        seen: bool = self._part.check_and_add(*args, **kwargs)
-        if self.times > 0:
-            self.times -= 1
-            raise TimeoutError("Timeout reading from socket")
-        return seen
+        def lost(*args: Any, **kwargs: Any) -> Any:
+            answer = real(*args, **kwargs)
+            if self.times > 0:
+                self.times -= 1
+                raise TimeoutError("Timeout reading from socket")
+            return answer
+
+        return lost
 
 
 async def test_a_check_whose_answer_was_lost_is_said_not_silently_dropped(
@@ -452,7 +462,7 @@ async def test_a_check_whose_answer_was_lost_is_said_not_silently_dropped(
     delivered a message answered before. Taken for a duplicate (never twice), and said
     at warning, not only counted."""
     store = MemoryStore()
-    lossy = AnswerLost(store.dedupe)
+    lossy = AnswerLost(store.dedupe, "check_and_add")
     store.dedupe = lossy  # type: ignore[assignment]
     bot = Bot()
     world, gw = await started(tmp_path, store, bot)
@@ -467,31 +477,13 @@ async def test_a_check_whose_answer_was_lost_is_said_not_silently_dropped(
         await gw.close()
 
 
-class WrittenThenLost:
-    """An outbox whose ``add`` reaches the store, then raises once (a timeout from
-    Redis after it wrote)."""
-
-    def __init__(self, part: Any) -> None:
-        self._part, self.times = part, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._part, name)
-
-    def add(self, items: Any) -> Any:
-        added = self._part.add(items)
-        if self.times > 0:
-            self.times -= 1
-            raise TimeoutError("Timeout reading from socket")
-        return added
-
-
 async def test_a_journal_write_that_reached_the_store_before_it_raised_is_used_not_doubled(
     tmp_path: Path,
 ) -> None:
     """The next try finds the entry its first try wrote, and takes it out when through:
     a second entry left behind was taken in at the next start and answered again."""
     store = MemoryStore()
-    lossy = WrittenThenLost(store.outbox)
+    lossy = AnswerLost(store.outbox, "add")
     store.outbox = lossy  # type: ignore[assignment]
     bot = Bot()
     world, first = await started(tmp_path, store, bot)
@@ -502,15 +494,9 @@ async def test_a_journal_write_that_reached_the_store_before_it_raised_is_used_n
     assert store.outbox.items("default") == []
     await first.close()
 
-    second = gateway(world, bot, tmp_path / "state", store)
-    await second.start()
-    await world.login()
-    await world.run_until_idle()
-    try:
+    async with next_start(world, bot, tmp_path, store):
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
-    finally:
-        await second.close()
 
 
 async def test_a_message_whose_turn_the_store_would_not_let_begin_is_tried_again(
@@ -545,7 +531,7 @@ async def test_a_try_finds_its_own_journal_entry_not_an_older_one_of_the_message
     that could not read it, say): a copy whose journal write reached the store before
     it raised finds its own entry (the same time), not that one."""
     store = MemoryStore()
-    lossy = WrittenThenLost(store.outbox)
+    lossy = AnswerLost(store.outbox, "add")
     store.outbox = lossy  # type: ignore[assignment]
     bot = Bot()
     world, gw = await started(tmp_path, store, bot)
@@ -609,15 +595,9 @@ async def test_a_copy_said_during_a_stops_grace_period_waits_for_the_next_start(
     await first.close()
     assert message not in bot.asked
 
-    second = gateway(world, bot, tmp_path / "state", store)
-    await second.start()
-    await world.login()
-    await world.run_until_idle()
-    try:
+    async with next_start(world, bot, tmp_path, store):
         assert bot.asked.count(message) == 1
         assert world.texts(to="wxid_alice") == ["got hello"]
-    finally:
-        await second.close()
 
 
 async def test_a_try_waits_while_the_account_waits_for_a_scan(
