@@ -639,3 +639,49 @@ async def test_a_try_waits_while_the_account_waits_for_a_scan(
         assert bot.asked == [message]
     finally:
         await world.drive(gw.close())
+
+
+class RefusingMessageDeletes:
+    """An outbox that refuses, ``times`` times, to take a message's journal entry out
+    (other deletes go through)."""
+
+    def __init__(self, part: Any) -> None:
+        self._part, self.times = part, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part, name)
+
+    def delete(self, item_id: int) -> bool:
+        kinds = {i.id: i.kind for i in self._part.items("default")}
+        if self.times > 0 and kinds.get(item_id) == "message":
+            self.times -= 1
+            raise ConnectionError("the store cannot be reached")
+        done: bool = self._part.delete(item_id)
+        return done
+
+
+async def test_a_turn_journaled_as_it_began_is_taken_out_when_its_message_could_not_be(
+    tmp_path: Path,
+) -> None:
+    """Every turn is journaled as it begins (an account held by lease): when the store
+    then refuses to take the message's entry out, the turn's entry goes too, and the
+    next try journals the turn again; one entry stood for the message, never two (the
+    turn left behind was asked again at the next start: answered twice)."""
+    store = MemoryStore()
+    refusing = RefusingMessageDeletes(store.outbox)
+    store.outbox = refusing  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    first.runners["default"].turns.journal_every_turn = True
+    refusing.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    assert refusing.times == 0 and bot.asked == []
+    await world.advance(INTAKE_RETRY_S[0])
+    assert bot.asked == [message]
+    assert store.outbox.items("default") == []
+    await first.close()
+
+    async with next_start(world, bot, tmp_path, store):
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]

@@ -496,7 +496,8 @@ class Connection:
         self, message_id: str, item: OutboxItem | None, result: AgentTurn | Drop
     ) -> bool:
         """The message is through the steps: dropped, or a turn to answer. False when the
-        store would not let the turn stand for it (it stays journaled)."""
+        store would not let the turn stand for it and nothing else does (it stays
+        journaled: to be tried again)."""
         if isinstance(result, Drop):
             # sent in tasks (the reading of events goes on); journaled, where they are,
             # before the message's own entry goes (a kill between: nothing lost)
@@ -512,8 +513,9 @@ class Connection:
         self.status.last_inbound = self.clock.now()
         # the reply's sends need this message's dedupe mark (and its taking out of the
         # outbox) durable, not later ones
-        if not self.turns.answer(result, self.mark_position, item):
-            return False
+        begun = self.turns.answer(result, self.mark_position, item)
+        if begun != "answering":  # (one the turn's journal stands for: the next start)
+            return begun == "kept"
         self.events.message_received(
             self.account.id,
             message_id=result.message_id,

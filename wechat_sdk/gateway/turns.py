@@ -14,7 +14,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
 from wechat_sdk.clock import Clock
@@ -27,7 +27,10 @@ from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.stores.base import OutboxItem
 
-__all__ = ["TurnProgress", "Turns", "WatchedStream"]
+__all__ = ["Begun", "TurnProgress", "Turns", "WatchedStream"]
+
+#: what became of a turn handed to :meth:`Turns.answer`
+Begun = Literal["answering", "refused", "kept"]
 
 
 class WatchedStream:
@@ -191,7 +194,7 @@ class Turns:
         turn: AgentTurn,
         mark_position: Callable[[], int | None],
         message: OutboxItem | None = None,
-    ) -> bool:
+    ) -> Begun:
         """Answer ``turn`` in a task of its own. ``message``: the turn's message as the
         outbox journaled it in the inbound steps; the turn stands for it from now on (its
         journal first, when every turn is journaled), so it is taken out. Then
@@ -199,7 +202,9 @@ class Turns:
         before the message's dedupe mark and its taking out are durable, so a crash never
         makes the message look new again, nor leaves it journaled, after something was
         sent for it. A message the store would not take out is not answered now: it stays
-        journaled (never answered twice), and False says so."""
+        journaled (never answered twice): ``"refused"`` (nothing else stands for it: to
+        be tried again), or ``"kept"`` (the turn's journal, which the store would not take
+        out either, stands for it at the next start)."""
         progress = TurnProgress()
         # written before anything else can happen to it: by lease, or a stop under way
         # (a kill before the grace period ends must not lose it)
@@ -208,15 +213,20 @@ class Turns:
             if message is not None and not progress.journal.written():
                 # the turn's journal did not reach the store: the message's entry stays
                 # for it (taken in again; never answered twice)
-                return False
+                return "refused"
         if message is not None and not self._cut.message_done(message):
-            return False
+            journal = progress.journal
+            if journal is not None:  # (two entries must not stand for the message)
+                journal.close()
+                if journal.written():  # the store would not take the turn's out either:
+                    return "kept"  # the next start finds it, and drops the message's
+            return "refused"
         mark = mark_position()
         task = asyncio.get_running_loop().create_task(self._answer(turn, mark, progress))
         self._queued[task] = (turn, progress)
         self.tasks.add(task)  # (tracked as track() does, with one callback for both)
         task.add_done_callback(self._turn_ended)
-        return True
+        return "answering"
 
     def send_soon(self, to: str, text: str) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
