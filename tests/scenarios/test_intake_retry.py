@@ -69,6 +69,13 @@ def gateway(world: SimulatedWeChat, bot: Bot, state: Path, store: Any) -> Gatewa
     )
 
 
+def deliver_again(world: SimulatedWeChat, message: str) -> None:
+    """WeChat delivers the message again (a puppet after a reconnect)."""
+    puppet = world.accounts["default"].puppet
+    assert puppet is not None
+    puppet.emit(MessageEvent(message))
+
+
 @asynccontextmanager
 async def next_start(
     world: SimulatedWeChat, bot: Bot, tmp_path: Path, store: Any
@@ -147,12 +154,10 @@ async def test_a_step_that_raises_after_the_mark_does_not_lose_the_message(
         (message,) = await world.say("wxid_alice", "hello", settle=False)
         await world.clock.settle()
         assert bot.asked == [] and not failures
-        puppet = world.accounts["default"].puppet
-        assert puppet is not None
-        puppet.emit(MessageEvent(message))  # delivered again while it waits
+        deliver_again(world, message)  # while it waits
         await world.clock.settle()
         await world.run_until_idle()
-        puppet.emit(MessageEvent(message))  # and after
+        deliver_again(world, message)  # and after
         await world.run_until_idle()
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
@@ -233,9 +238,7 @@ async def test_an_answered_message_delivered_again_while_its_check_raises_is_not
     try:
         (message,) = await world.say("wxid_alice", "hello")
         blinking.times = 1
-        puppet = world.accounts["default"].puppet
-        assert puppet is not None
-        puppet.emit(MessageEvent(message))
+        deliver_again(world, message)
         await world.clock.settle()
         assert blinking.times == 0
         await world.run_until_idle()
@@ -386,9 +389,7 @@ async def test_a_message_left_journaled_is_answered_once_whichever_check_raises_
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
         assert store.outbox.items("default") == []
-        puppet = world.accounts["default"].puppet
-        assert puppet is not None
-        puppet.emit(MessageEvent(message))
+        deliver_again(world, message)
         await world.run_until_idle()
         assert bot.asked == [message]
 
@@ -541,9 +542,7 @@ async def test_a_try_finds_its_own_journal_entry_not_an_older_one_of_the_message
         store.outbox.add([OutboxItem("default", "wxid_alice", "message", earlier, turn=message)])
         await world.clock.advance(5)
         lossy.times = 1
-        puppet = world.accounts["default"].puppet
-        assert puppet is not None
-        puppet.emit(MessageEvent(message))  # a copy; its journal write raises once
+        deliver_again(world, message)  # a copy; its journal write raises once
         await world.advance(max(INTAKE_RETRY_S))
         assert bot.asked == [message]
         assert [i.created_at for i in store.outbox.items("default")] == [earlier]
@@ -586,9 +585,7 @@ async def test_a_copy_said_during_a_stops_grace_period_waits_for_the_next_start(
     await world.clock.settle()
     stopping = asyncio.ensure_future(first.stop())
     await world.clock.settle()
-    puppet = world.accounts["default"].puppet
-    assert puppet is not None
-    puppet.emit(MessageEvent(message))
+    deliver_again(world, message)
     await world.clock.settle()
     while not stopping.done():
         await world.clock.advance(1.0)
