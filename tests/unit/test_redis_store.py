@@ -269,3 +269,22 @@ def test_idempotency_keys_are_purged_by_time_those_of_an_older_gateway_too(
     finally:
         raw.close()
         store.close()
+
+
+def test_a_marks_claim_is_forgotten_with_it(redis_url: str, redis_namespace: str) -> None:
+    """The claims hash holds no more than the marks: a claim goes when its mark expires
+    or the bound forgets it (it would otherwise grow by one a message, for good)."""
+    from wechat_sdk.stores.redis import RedisStore
+
+    store = RedisStore(redis_url, namespace=redis_namespace, dedupe_max_entries=3)
+    try:
+        d, claims = store.dedupe, store.keys.dedupe_claims("default")
+        for i in range(10):  # the bound forgets the oldest
+            d.check_and_add("default", f"m{i}", T0 + i, 3600, f"claim-{i}")
+        assert sorted(store.client.hkeys(claims)) == ["m7", "m8", "m9"]
+        d.check_and_add("default", "m10", T0 + 7200, 3600, "claim-10")  # the rest expired
+        assert store.client.hgetall(claims) == {"m10": "claim-10"}
+        d.check_and_add("default", "m10", T0 + 10_900, 3600)  # expired, marked anew: no claim
+        assert store.client.hgetall(claims) == {}
+    finally:
+        store.close()

@@ -347,6 +347,32 @@ def test_dedupe_within_ttl(store: Any) -> None:
     assert d.check_and_add("default", "m2", T0 + 61, 60) is False
 
 
+def test_a_check_asked_again_with_its_claim_is_not_its_own_duplicate(store: Any) -> None:
+    """A check whose answer was lost after the store recorded the mark (a timeout from
+    Redis after its script ran), asked again with the same claim, is not a duplicate;
+    another claim's check, or one without a claim, is; the mark keeps its first time."""
+    d = store.dedupe
+    assert d.check_and_add("default", "m1", T0, 60, "try-a") is False
+    assert d.check_and_add("default", "m1", T0 + 5, 60, "try-a") is False
+    assert d.check_and_add("default", "m1", T0 + 6, 60, "try-b") is True
+    assert d.check_and_add("default", "m1", T0 + 7, 60) is True
+    assert d.check_and_add("work", "m1", T0 + 8, 60, "try-b") is False  # (another account)
+    assert d.check_and_add("default", "m1", T0 + 59, 60, "try-b") is True
+    assert d.check_and_add("default", "m1", T0 + 60, 60, "try-b") is False  # (its window)
+    assert d.check_and_add("default", "m1", T0 + 61, 60, "try-a") is True  # (now try-b's)
+    assert d.check_and_add("default", "m2", T0, 60) is False
+    assert d.check_and_add("default", "m2", T0 + 1, 60) is True  # (no claim: none matches)
+
+
+def test_a_claim_goes_with_its_mark_when_the_bound_forgets_it(make_store: MakeStore) -> None:
+    d = make_store(dedupe_max_entries=2).dedupe
+    assert d.check_and_add("default", "m1", T0, 3600, "a") is False
+    d.check_and_add("default", "m2", T0 + 1, 3600, "b")
+    d.check_and_add("default", "m3", T0 + 2, 3600, "c")  # m1 forgotten
+    assert d.check_and_add("default", "m1", T0 + 3, 3600, "d") is False
+    assert d.check_and_add("default", "m1", T0 + 4, 3600, "a") is True
+
+
 def test_dedupe_accounts_are_separate(store: Any) -> None:
     assert store.dedupe.check_and_add("default", "m1", T0, 60) is False
     assert store.dedupe.check_and_add("work", "m1", T0, 60) is False

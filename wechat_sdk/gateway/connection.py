@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -429,15 +430,10 @@ class Connection:
             if intake.entry is None:  # before its dedupe mark: a kill from here on leaves it
                 intake.written = self.kept.journal_entry(message)
                 intake.entry = self.kept.write_entry(intake.written)
-            if not intake.marked and self.inbound.mark_seen(message.id):
+            # (a try's own earlier check may have recorded the mark, then raised: the
+            # claim tells it from another delivery's)
+            if not intake.marked and self.inbound.mark_seen(message.id, intake.claim):
                 result = self.inbound.dropped(message.id, Drop("duplicate"))
-                if intake.tries:  # (its own check may have recorded the mark, then raised)
-                    self.log.warning(
-                        "message %s from %s was marked as seen before this try: taken for a "
-                        "duplicate, not answered reason=duplicate",
-                        message.id,
-                        message.talker_id,
-                    )
             else:
                 if message.id in self._unmarked:  # (the last process's, its mark failed)
                     self.inbound.mark_seen(message.id)
@@ -590,3 +586,5 @@ class _Intake:
     tries: int = 0
     #: the entry a journal write was to make (found in the store if it raised after it)
     written: OutboxItem | None = None
+    #: this delivery's claim on its dedupe mark, the same at each try
+    claim: str = field(default_factory=lambda: secrets.token_hex(8))

@@ -156,12 +156,14 @@ class InboundPipeline:
                 return self.dropped(message.id, drop)
         return self._turn(item)
 
-    def mark_seen(self, message_id: str) -> bool:
+    def mark_seen(self, message_id: str, claim: str = "") -> bool:
         """Record the dedupe mark of a message (then taken through the steps with
         ``again``): WeChat delivering it once more is then a duplicate. True when it was
-        marked already (within the dedupe window)."""
+        marked already (within the dedupe window), but not by a check of the same
+        ``claim`` (one delivery's, across its tries: see
+        :meth:`~wechat_sdk.stores.base.DedupeStore.check_and_add`)."""
         return self.dedupe.check_and_add(
-            self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S
+            self.account.id, message_id, self.clock.now(), DEDUPE_TTL_S, claim
         )
 
     def dropped(self, message_id: str, drop: Drop) -> Drop:

@@ -170,11 +170,19 @@ class HistoryStore(Protocol):
 class DedupeStore(Protocol):
     """Recently seen message ids per account, bounded (oldest forgotten first)."""
 
-    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+    def check_and_add(
+        self, account_id: str, message_id: str, now: float, ttl: float, claim: str = ""
+    ) -> bool:
         """True if ``message_id`` was recorded less than ``ttl`` seconds before ``now``.
 
         Otherwise record it as seen at ``now`` and return False. A duplicate does
         not extend its own window.
+
+        ``claim``: who checks (one delivery of a message, across its tries; "" for
+        none). A mark recorded with the same non-empty claim is not a duplicate of its
+        own check: a check whose answer was lost after the store recorded its mark (a
+        timeout from Redis after its script ran) gets False again when tried again, and
+        the mark keeps its time. Claims are one process's: they need not outlive it.
         """
         ...
 

@@ -179,24 +179,27 @@ class MemoryDedupeStore:
             raise ValueError("max_entries must be at least 1")
         self.channel = channel
         self.max_entries = max_entries
-        self._seen: dict[str, OrderedDict[str, float]] = {}
+        #: each account's marks: message id to the time it was seen and its claim
+        self._seen: dict[str, OrderedDict[str, tuple[float, str]]] = {}
         #: marks recorded so far (the store's mark position)
         self.recorded = 0
 
-    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+    def check_and_add(
+        self, account_id: str, message_id: str, now: float, ttl: float, claim: str = ""
+    ) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
         seen = self._seen.setdefault(account_id, OrderedDict())
-        at = seen.get(message_id)
-        if at is not None and now - at < ttl:
-            return True
+        mark = seen.get(message_id)
+        if mark is not None and now - mark[0] < ttl:
+            return not (claim and mark[1] == claim)
         seen.pop(message_id, None)
         # Oldest first: drop the expired head cheaply, then enforce the bound.
         while seen:
-            first_at = next(iter(seen.values()))
+            first_at = next(iter(seen.values()))[0]
             if now - first_at < ttl:
                 break
             seen.popitem(last=False)
-        seen[message_id] = now
+        seen[message_id] = (now, claim)
         while len(seen) > self.max_entries:
             seen.popitem(last=False)
         self.recorded += 1

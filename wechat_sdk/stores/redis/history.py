@@ -39,15 +39,21 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 0
 """
 
-# KEYS: the account's seen times, their order, the sequence.
-# ARGV: the message id, now, the ttl, the bound. Returns 1 for a duplicate.
+# KEYS: the account's seen times, their order, the sequence, the marks' claims.
+# ARGV: the message id, now, the ttl, the bound, the claim ("": none). Returns 1 for a
+# duplicate (a mark of the same claim is none: its check's answer was lost, and it is
+# asked again).
 _CHECK_AND_ADD: Final = """
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local at = redis.call('HGET', KEYS[1], ARGV[1])
-if at and now - tonumber(at) < ttl then return 1 end
+if at and now - tonumber(at) < ttl then
+  if ARGV[5] ~= '' and redis.call('HGET', KEYS[4], ARGV[1]) == ARGV[5] then return 0 end
+  return 1
+end
 if at then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
 end
 while true do
   local head = redis.call('ZRANGE', KEYS[2], 0, 0)
@@ -56,13 +62,18 @@ while true do
   if head_at and now - tonumber(head_at) < ttl then break end
   redis.call('ZREM', KEYS[2], head[1])
   redis.call('HDEL', KEYS[1], head[1])
+  redis.call('HDEL', KEYS[4], head[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[5]) end
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 if over > 0 then
   local old = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #old, 2 do redis.call('HDEL', KEYS[1], old[i]) end
+  for i = 1, #old, 2 do
+    redis.call('HDEL', KEYS[1], old[i])
+    redis.call('HDEL', KEYS[4], old[i])
+  end
 end
 return 0
 """
@@ -151,14 +162,22 @@ class RedisDedupeStore:
         view.fence = fence
         return view
 
-    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+    def check_and_add(
+        self, account_id: str, message_id: str, now: float, ttl: float, claim: str = ""
+    ) -> bool:
         """See :meth:`DedupeStore.check_and_add` (atomic: two gateways checking the same
-        message at once, one of them sees a duplicate)."""
+        message at once, one of them sees a duplicate; the claims of the marks in a hash
+        of their own, beside their times, which gateways older than claims read)."""
         k = self._k
         seen = self._check(
             self.fence,
-            [k.dedupe_seen(account_id), k.dedupe_order(account_id), k.sequence],
-            [message_id, repr(float(now)), repr(float(ttl)), self.max_entries],
+            [
+                k.dedupe_seen(account_id),
+                k.dedupe_order(account_id),
+                k.sequence,
+                k.dedupe_claims(account_id),
+            ],
+            [message_id, repr(float(now)), repr(float(ttl)), self.max_entries, claim],
         )
         if seen:
             return True

@@ -69,6 +69,11 @@ class Keys:
         """zset: message ids, scored in the order recorded"""
         return f"{self.prefix}dedupe:{escape(account_id)}:order"
 
+    def dedupe_claims(self, account_id: str) -> str:
+        """hash: message id -> the claim of the check that recorded it (see
+        :meth:`~wechat_sdk.stores.base.DedupeStore.check_and_add`)"""
+        return f"{self.prefix}dedupe:{escape(account_id)}:claims"
+
     # outbox
     @property
     def outbox_items(self) -> str:

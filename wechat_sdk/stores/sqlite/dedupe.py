@@ -3,6 +3,7 @@
 Each account's marks are read on its first use, oldest first; then checks are answered
 from memory and new marks are queued for the next commit. Every new mark moves the
 database's mark position on (see :meth:`~wechat_sdk.stores.base.Store.mark_position`).
+A mark's claim is kept in memory only (a claim is one process's).
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class SqliteDedupeStore:
         self._db = db
         self.max_entries = max_entries
         self.channel = channel
-        self._seen: dict[str, OrderedDict[str, float]] = {}
+        #: each account's marks: message id to the time it was seen and its claim
+        self._seen: dict[str, OrderedDict[str, tuple[float, str]]] = {}
         self._q = _DedupeBatch()
         db.register(self)
 
-    def _account(self, account_id: str) -> OrderedDict[str, float]:
+    def _account(self, account_id: str) -> OrderedDict[str, tuple[float, str]]:
         seen = self._seen.get(account_id)
         if seen is None:
             rows = self._db.read(
@@ -53,26 +55,28 @@ class SqliteDedupeStore:
                 "ORDER BY seq",
                 (self.channel, account_id),
             )
-            seen = self._seen[account_id] = OrderedDict(rows)
+            seen = self._seen[account_id] = OrderedDict((m, (at, "")) for m, at in rows)
         return seen
 
-    def check_and_add(self, account_id: str, message_id: str, now: float, ttl: float) -> bool:
+    def check_and_add(
+        self, account_id: str, message_id: str, now: float, ttl: float, claim: str = ""
+    ) -> bool:
         """See :meth:`DedupeStore.check_and_add`."""
         message_id = storable(message_id)
         seen = self._account(account_id)
-        at = seen.get(message_id)
-        if at is not None and now - at < ttl:
-            return True
-        if at is not None:
+        mark = seen.get(message_id)
+        if mark is not None and now - mark[0] < ttl:
+            return not (claim and mark[1] == claim)
+        if mark is not None:
             del seen[message_id]
         # oldest first: drop the expired head, then enforce the bound
         while seen:
             first = next(iter(seen))
-            if now - seen[first] < ttl:
+            if now - seen[first][0] < ttl:
                 break
             del seen[first]
             self._forget(account_id, first)
-        seen[message_id] = now
+        seen[message_id] = (now, claim)
         k = (account_id, message_id)
         q = self._q
         q.delete.pop(k, None)
