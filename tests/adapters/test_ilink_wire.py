@@ -587,3 +587,26 @@ async def test_a_text_that_went_out_is_sent_even_if_its_record_is_refused(
     assert message_id and len(run.script.asked("sendmessage")) == 1
     assert "could not record" in caplog.text
     assert run.puppet.reply_window(ALICE).remaining == 9  # type: ignore[union-attr]
+
+
+async def test_an_empty_context_token_keeps_the_peers_last_one(run: Run) -> None:
+    """An empty token is none: the log says the peer's last one is kept, and it is (it
+    was replaced by "", which the server refuses on the next reply)."""
+    run.script.batch(msg(1, text("first")), cursor="c1")
+    run.script.batch(msg(2, text("second"), context_token=""), cursor="c2")
+    await run.until("both", lambda: {"1", "2"} <= set(run.log.message_ids()))
+    assert any("no context_token (the peer's last one is kept)" in e for e in run.errors())
+    await run.puppet.send_text(ALICE, "answer")
+    assert run.script.asked("sendmessage")[0].body["msg"]["context_token"] == "ctx-1"
+
+
+async def test_a_skipped_group_message_leaves_the_direct_chats_token_alone(run: Run) -> None:
+    run.script.batch(msg(1, text("dm")), cursor="c1")
+    run.script.batch(
+        msg(2, text("in a group"), group_id="g1@chatroom", context_token="ctx-group"),
+        cursor="c2",
+    )
+    await run.until("the dm", lambda: "1" in run.log.message_ids())
+    await run.until("the group note", lambda: any("group message" in e for e in run.errors()))
+    await run.puppet.send_text(ALICE, "answer")
+    assert run.script.asked("sendmessage")[0].body["msg"]["context_token"] == "ctx-1"

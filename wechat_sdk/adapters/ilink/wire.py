@@ -254,9 +254,10 @@ def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
         quoted_id=quoted_id,
         quoted_text=quote_excerpt,
     )
-    return ReadMessage(
-        message, media, peer, msg.context_token, from_user, quote_excerpt, tuple(notes)
-    )
+    # an empty token is none (the peer's last one is kept), and a group message's is not
+    # the direct chat's
+    token = None if msg.group_id else (msg.context_token or None)
+    return ReadMessage(message, media, peer, token, from_user, quote_excerpt, tuple(notes))
 
 
 #: which media item is the message's file when it has several (Tencent's client's order)
