@@ -291,6 +291,10 @@ async def test_a_send_whose_answer_was_lost_is_final_and_went_out_once(
     assert (lost.value.code, lost.value.transient) == ("outcome_unknown", False)
     assert "not sent again" in str(lost.value)
     assert world.texts(to=ALICE) == ["maybe"]
+    # it went out, as far as anyone can tell: it takes its place in the reply window (the
+    # server counted it; the tenth send after it would be refused)
+    window = bot.puppet.reply_window(ALICE)
+    assert window is not None and window.remaining == 9
 
 
 async def test_an_image_and_a_voice_reply_go_out_through_the_cdn(

@@ -177,6 +177,36 @@ async def test_a_reply_of_many_short_chunks_is_packed_into_fewer_messages(
         await gateway.close()
 
 
+async def test_after_a_send_whose_answer_was_lost_an_overflow_is_kept_not_lost(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    """A send whose answer was lost may have gone out (it did here): it takes its place in
+    the window, so a reply planned after it fits the places the server has left, and what
+    does not fit waits for the user. It was planned on one place too many: its last
+    message was refused by the server and lost, with no word that more would follow."""
+
+    async def short(turn: AgentTurn) -> str:
+        return f"short: {turn.text}"
+
+    nine = "\n\n".join(LONG.split("\n\n")[:9])  # nine parts, no two in one message
+    gateway = await start(world, short, tmp_path)
+    try:
+        await world.say(ALICE, "hi", settle=False)
+        await until("the answer", lambda: texts(world) == ["short: hi"])
+        world.fault("send_lost_reply", account="default")
+        with pytest.raises(Exception, match="may or may not have gone out"):
+            await gateway.send(ALICE, "ping")
+        assert texts(world) == ["short: hi", "ping"]  # two of the window's ten places
+        waiting: list[Any] = []
+        await gateway.send(ALICE, nine, waiting=waiting)
+        went = texts(world)[2:]
+        assert len(went) == 8 and went[-1].endswith(MORE_NOTICE)
+        assert [t[:7] for t in went[:7]] == [f"part {i}:" for i in range(7)]
+        assert len(waiting) == 2
+    finally:
+        await gateway.close()
+
+
 async def test_a_proactive_send_to_a_closed_window_raises_and_sends_nothing(
     world: SimulatedWeChat, tmp_path: Path
 ) -> None:

@@ -159,26 +159,38 @@ class Sender:
                 "item_list": [item],
                 "context_token": token,
             }
-            answer = await self._post(msg, what)
+            unknown: SendError | None = None
+            try:
+                answer = await self._post(msg, what)
+            except SendError as exc:
+                if exc.code != "outcome_unknown":
+                    raise
+                unknown, answer = exc, {}  # it may have gone out: it takes its place
         finally:
             self.in_flight[peer] -= 1
         message_id = str(answer.get("message_id") or "") or str(msg["client_id"])
-        at = self.clock.now()
+        await self._count(peer, message_id, text, what)
+        if unknown is not None:
+            raise unknown
+        self.on_sent(message_id, peer, text, what)
+        return message_id
+
+    async def _count(self, peer: str, message_id: str, text: str, what: str) -> None:
+        """A message that went out (or may have) takes a place in the peer's reply window,
+        here and in the state."""
         counted = self.windows.get(peer) or PeerWindow(None, 0)
         self.windows[peer] = PeerWindow(counted.user_at, counted.bot_sent + 1)
         try:
-            await self.state.sent(peer, message_id, text, at)
-        except Exception as exc:  # it went out: so it is reported (never sent again)
+            await self.state.sent(peer, message_id, text, self.clock.now())
+        except Exception as exc:  # it went out (or may have): never sent again
             self.log.error(
-                "could not record the %s sent to %s in the iLink state: %s (it went out; "
-                "after a restart the reply window may count one message fewer) "
+                "could not record the %s sent to %s in the iLink state: %s (it went out, "
+                "or may have; after a restart the reply window may count one message fewer) "
                 "reason=ilink_state_error",
                 what,
                 peer,
                 exc,
             )
-        self.on_sent(message_id, peer, text, what)
-        return message_id
 
     async def _post(self, msg: dict[str, Any], what: str) -> dict[str, Any]:
         """``sendmessage``; after a rate limit (nothing was taken) again, with the same
