@@ -262,6 +262,7 @@ class ILinkApi:
 
     def scrub(self, text: str) -> str:
         text = _TOKEN_FIELD.sub(r'"\1":"***"', text)
+        text = _TOKEN_LIST.sub(r'"\1":["***"]', text)
         if self.token:
             text = text.replace(self.token, "***")
         return text
@@ -357,7 +358,11 @@ class ILinkApi:
         return f"{self.cdn_base_url.rstrip('/')}/download?{query}"
 
 
-_TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\s*"[^"]*"')
+#: a secret's field in a JSON text, its value to its closing quote or to the end of a
+#: text cut before it (an answer cut short: its excerpt must not show half a token)
+_TOKEN_FIELD = re.compile(r'"(bot_token|token|context_token|typing_ticket)"\s*:\s*"[^"]*"?')
+#: the earlier tokens a QR login sends (an error page may echo the request)
+_TOKEN_LIST = re.compile(r'"(local_token_list)"\s*:\s*\[[^\]]*\]?')
 
 
 @functools.lru_cache(maxsize=256)
