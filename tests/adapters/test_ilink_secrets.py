@@ -62,7 +62,7 @@ async def test_a_qr_status_answer_cut_in_its_token_never_shows_the_token(
 
 def test_an_echoed_request_never_shows_the_earlier_tokens() -> None:
     api = ILinkApi(
-        None,  # type: ignore[arg-type]  (no call is made)
+        None,  # type: ignore[arg-type]  # (no call is made)
         "https://ilinkai.weixin.qq.com",
         "https://novac2c.cdn.weixin.qq.com/c2c",
     )

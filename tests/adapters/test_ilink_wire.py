@@ -610,3 +610,22 @@ async def test_a_skipped_group_message_leaves_the_direct_chats_token_alone(run: 
     await run.until("the group note", lambda: any("group message" in e for e in run.errors()))
     await run.puppet.send_text(ALICE, "answer")
     assert run.script.asked("sendmessage")[0].body["msg"]["context_token"] == "ctx-1"
+
+
+async def test_an_answer_whose_msgs_is_not_a_list_is_said_and_the_cursor_stays(
+    run: Run,
+) -> None:
+    """It was taken for "no messages": not a word, and the cursor moved past whatever it
+    held."""
+    body = {
+        "ret": 0,
+        "msgs": {"0": msg(1, text("lost?"))},
+        "get_updates_buf": "c1",
+        "longpolling_timeout_ms": 500,
+    }
+    run.script.updates.put_nowait((200, json.dumps(body).encode()))
+    run.script.batch(msg(2, text("after")), cursor="c2")
+    await run.until("the next message", lambda: "2" in run.log.message_ids())
+    assert any("msgs is a dict, not a list" in e for e in run.errors())
+    polls = [r.body["get_updates_buf"] for r in run.script.asked("getupdates")]
+    assert "c1" not in polls

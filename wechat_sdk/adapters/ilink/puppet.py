@@ -422,14 +422,19 @@ class ILinkPuppet:
             except (BadAnswer, ApiError) as exc:
                 failures = await self._failed(failures, exc)
                 continue
+            msgs = answer.body.get("msgs")
+            if not isinstance(msgs, list | None):  # what it holds cannot be read: the
+                # cursor stays where it was, and the server is asked again
+                bad = BadAnswer(f"getupdates: msgs is a {type(msgs).__name__}, not a list")
+                failures = await self._failed(failures, bad)
+                continue
             if failures:
                 self._log.info("getupdates answers again after %d failures", failures)
                 failures = 0
             timeout_s = poll_timeout(answer.body.get("longpolling_timeout_ms"), timeout_s)
             buf = answer.body.get("get_updates_buf")
             new_cursor = buf if isinstance(buf, str) and buf else None
-            msgs = answer.body.get("msgs")
-            batch = self._batch(msgs if isinstance(msgs, list) else [], answer.server_time)
+            batch = self._batch(msgs or [], answer.server_time)
             if not batch and new_cursor in (None, cursor):
                 # an empty poll that moves nothing: no write (an idle account polls twice a
                 # minute, and each write is a durable commit)
