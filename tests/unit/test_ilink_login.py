@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from wechat_sdk.adapters.ilink.api import ApiError
+from wechat_sdk.adapters.ilink.api import ApiError, TimedOut, Unreachable
 from wechat_sdk.adapters.ilink.login import (
     STATUS_FAILURES,
     LoginGaveUp,
@@ -290,3 +290,20 @@ async def test_a_status_call_failing_again_and_again_gives_a_new_code() -> None:
     assert got.bot_id == "b@im.bot"
     assert ScanStatus.TIMEOUT in scans(events)
     assert api.codes == 2
+
+
+async def test_a_status_call_that_cannot_connect_is_said_and_counted_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only a long poll that ran out means "still waiting": a connection refused or dropped
+    at every call was read as that too, forever, without a word (and the code never
+    counted against qrMaxTimeouts)."""
+    refused = [Unreachable("get_qrcode_status: connection refused")] * STATUS_FAILURES
+    ran_out = TimedOut("get_qrcode_status: no answer within 40 s")
+    api = ScriptedApi([ran_out, *refused, CONFIRMED])
+    with caplog.at_level(logging.WARNING):
+        got, events, _ = await login(api)
+    assert got.bot_id == "b@im.bot"
+    assert ScanStatus.TIMEOUT in scans(events) and api.codes == 2
+    said = [r.getMessage() for r in caplog.records if "status call failed" in r.getMessage()]
+    assert len(said) == STATUS_FAILURES and "connection refused" in said[0]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wechat_sdk.adapters.ilink.api import ILinkApi, ILinkError, Unreachable
+from wechat_sdk.adapters.ilink.api import ILinkApi, ILinkError, TimedOut
 from wechat_sdk.adapters.ilink.session import KeptLogin
 from wechat_sdk.clock import Clock
 from wechat_sdk.logtext import shown
@@ -199,10 +199,10 @@ async def _login(
     while True:
         try:
             answer = await api.get_qrcode_status(code.code, poll_base, verify_code=number)
-        except Unreachable:
+        except TimedOut:
             answer = {"status": "wait"}  # a long poll that ran out: still waiting
             heard = False
-        except ILinkError as exc:
+        except ILinkError as exc:  # (a connection refused or dropped among them)
             failed += 1
             log.warning("iLink login: the status call failed: %s (asking again)", exc)
             await clock.sleep(RETRY_S)
