@@ -43,17 +43,21 @@ async def test_the_service_clients_log_lines_name_the_account(
     assert set(accounts_of(caplog, "wechat_sdk.adapters.wechaty")) == {"work"}
 
 
-async def test_the_media_savers_log_lines_name_the_account(
+async def test_a_failed_download_is_one_line_naming_the_account_and_its_last_error(
     wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent = Recorder()
-    await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
-    caplog.set_level(logging.WARNING, logger="wechat_sdk.inbound.media")
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+    caplog.set_level(logging.INFO, logger="wechat_sdk")
 
-    await wechat.world.say("wxid_alice", kind="image")  # an image whose file is missing
+    (message,) = await wechat.world.say("wxid_alice", kind="image")  # its file is missing
 
-    assert "media download failed" in caplog.text
-    assert set(accounts_of(caplog, "wechat_sdk.inbound.media")) == {"default"}
+    lines = [r.getMessage() for r in caplog.records if message in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"media of message {message} not downloaded")
+    assert lines[0].endswith("account=default reason=media_failed")
+    assert [r.levelname for r in caplog.records if message in r.getMessage()] == ["WARNING"]
+    last_error = gw.status()[0].last_error
+    assert last_error is not None and last_error.startswith(f"media of message {message}")
 
 
 async def test_the_service_clients_log_lines_cut_what_the_peer_sent(

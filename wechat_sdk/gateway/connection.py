@@ -132,6 +132,7 @@ class Connection:
         #: set while logged in: sends wait for it (replies outlast a logout)
         self.logged_in = logged_in
         self.status = status
+        inbound.on_error = self._error
         self.backoff = Backoff(rng)
         self.state_dir = state_dir
         self.show_terminal_qr = show_terminal_qr
@@ -154,6 +155,10 @@ class Connection:
         #: asks a person for the number the phone shows, when the login waits for it
         #: (the terminal, under ``gateway run``); None: the control plane only
         self.code_prompt: CodePrompt | None = None
+
+    def _error(self, why: str) -> None:
+        """Something went wrong that the account goes on after (its last error)."""
+        self.status.last_error = why
 
     def set_lifecycle(self, lifecycle: Lifecycle, detail: str = "") -> None:
         if self.status.lifecycle != lifecycle or self.status.detail != detail:

@@ -62,11 +62,9 @@ class MediaSaver:
         self.legacy = legacy
         self._pruned_at: float | None = None
 
-    async def fetch(
-        self, puppet: Puppet, message: Message, max_bytes: int, *, account_id: str = "-"
-    ) -> MediaItem:
-        """Download the message's file, or describe why not (too large, failed).
-        ``account_id``: the account it came to, named on the log lines."""
+    async def fetch(self, puppet: Puppet, message: Message, max_bytes: int) -> MediaItem:
+        """Download the message's file, or describe why not (too large, failed: the
+        caller says it)."""
         info = message.file
         kind = message.kind.media_item_kind
         name = info.name if info else f"{message.id}.bin"
@@ -101,14 +99,8 @@ class MediaSaver:
                 duration,
                 note=_too_large(max(size, exc.size), max_bytes),
             )
-        except Exception as exc:
+        except Exception as exc:  # (the inbound step says it, with the note)
             path.unlink(missing_ok=True)
-            log.warning(
-                "media download failed for message %s: %s",
-                shown(message.id),
-                shown(exc, 200),
-                extra={"account": account_id},
-            )
             return MediaItem(
                 kind,
                 None,

@@ -110,6 +110,8 @@ class InboundPipeline:
         #: even when they arrived while it was away (logged out, stopped)
         self._serving_since = serving_since
         self._on_first_login = on_first_login
+        #: told what went wrong for a message that still goes on (the account's last error)
+        self.on_error: Callable[[str], None] = lambda _why: None
         self.drops: dict[str, int] = {}
         #: after ``drop_self``, which comes first and loads the message
         self.steps: tuple[Step, ...] = (
@@ -392,22 +394,19 @@ class InboundPipeline:
             # mediaMaxAgeHours: old inbound files go when new ones come (at most hourly)
             max_age_s = self.account.settings.mediaMaxAgeHours * 3600.0
             self.media.maybe_prune(max_age_s, account_id=self.account.id)
-            saved = await self.media.fetch(
-                self.puppet, m, self.account.media_max_bytes, account_id=self.account.id
-            )
+            saved = await self.media.fetch(self.puppet, m, self.account.media_max_bytes)
             if saved.note:
-                reason = (
-                    "too_large"
-                    if saved.path is None and "too large" in saved.note
-                    else ("media_failed")
-                )
-                log.info(
+                too_large = saved.path is None and "too large" in saved.note
+                log.log(
+                    logging.INFO if too_large else logging.WARNING,
                     "media of message %s not downloaded: %s account=%s reason=%s",
                     shown(m.id),
                     shown(saved.note, 200),
                     self.account.id,
-                    reason,
+                    "too_large" if too_large else "media_failed",
                 )
+                if not too_large:  # (a cap the config sets is no error)
+                    self.on_error(f"media of message {m.id} not downloaded: {saved.note}")
             if m.kind is MessageKind.AUDIO and m.text.strip():
                 # the transport's transcript of a voice message (iLink gives one)
                 saved = dataclasses.replace(saved, transcript=m.text.strip())
