@@ -57,6 +57,66 @@ def test_an_mcp_server_needs_a_command_or_a_url() -> None:
     assert "Zq9SECRET" not in found[2]  # (a url may hold a key: never repeated)
 
 
+def agent_problems_of(agent: dict[str, object], env: dict[str, str] | None = None) -> list[str]:
+    return problems(json.dumps({"channels": {"wechat": {"agent": agent}}}), env)
+
+
+@pytest.mark.parametrize("base_url", ["127.0.0.1:11434/v1", "localhost:11434/v1", "ftp://h/v1"])
+def test_a_base_url_no_http_client_can_use_names_its_key(base_url: str) -> None:
+    """It failed at every message, as "cannot reach ://127.0.0.1:11434/v1"."""
+    (said,) = agent_problems_of({"model": "m", "baseUrl": base_url})
+    assert said.startswith("channels.wechat.agent.baseUrl: ")
+    assert "http://" in said
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"mcpServers": {"docs": {"url": "https://mcp.example.com/mcp"}}},
+        {"dmTools": ["add"]},
+        {"systemPrompt": "Be brief."},
+        {"apiKey": "sk-test-0123456789"},
+        {"baseUrl": "https://api.example.com/v1"},
+        {"maxToolRounds": 2},
+    ],
+    ids=lambda e: next(iter(e)),
+)
+def test_a_key_a_webhook_agent_never_reads_is_refused_there(extra: dict[str, object]) -> None:
+    """They were taken, and did nothing: MCP servers on a webhook agent gave no tools."""
+    secret = "whsec_" + "WFla" * 8
+    webhook = {"provider": "webhook", "url": "https://hook.example.com/a", "secret": secret}
+    (key,) = extra
+    assert agent_problems_of({**webhook, **extra}) == [
+        f'channels.wechat.agent.{key}: {key} goes with provider "openai"; a webhook agent '
+        "reads url, secret, timeout and headers"
+    ]
+    # what it reads is taken
+    mine = {**webhook, "timeout": 10, "headers": {"x-a": "b"}}
+    parse_config(json.dumps({"channels": {"wechat": {"agent": mine}}}))
+
+
+def test_a_header_or_api_key_with_a_line_break_is_refused_without_repeating_it() -> None:
+    """A token read from a file often ends with a line break: the HTTP client refused to
+    send it, and its error, repeating the header, reached the log and the status."""
+    token = "n8n-header-token-0123456789"
+    said = agent_problems_of(
+        {
+            "model": "m",
+            "apiKey": "${KEY}",
+            "headers": {"Authorization": f"Bearer {token}\n"},
+            "mcpServers": {"docs": {"url": "https://m.example/mcp", "headers": {"X-K": "a\rb"}}},
+        },
+        env={"KEY": "sk-0123456789\n"},
+    )
+    assert [p.split(":")[0] for p in said] == [
+        "channels.wechat.agent.apiKey",
+        "channels.wechat.agent.headers.Authorization",
+        "channels.wechat.agent.mcpServers.docs.headers.X-K",
+    ]
+    assert all("line break" in p for p in said)
+    assert token not in "".join(said) and "sk-0123456789" not in "".join(said)
+
+
 def test_the_api_key_comes_from_the_environment_and_stays_secret() -> None:
     config = parse_config(
         '{channels: {wechat: {agent: {model: "m", apiKey: "${MY_KEY}"}}}}',

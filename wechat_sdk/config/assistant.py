@@ -8,10 +8,12 @@ own ``agent`` block replaces the top-level one (shallow, as every key).
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,6 +41,45 @@ DEFAULT_USER_KEY = "wechat:{accountId}:{conversationId}"
 
 Provider = Literal["openai", "webhook"]
 
+#: what no HTTP header may hold: a line break, NUL or another control character
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _one_line(value: str) -> str:
+    """A header's value (a token, an API key): one line, or what says where to look. The
+    value itself is never repeated (it is a secret, as often as not)."""
+    if _CONTROL.search(value):
+        raise ValueError(
+            "holds a line break or another control character, which no HTTP header may "
+            "hold (a secret read from a file often ends with a line break): remove it"
+        )
+    return value
+
+
+def _one_line_secret(value: SecretStr) -> SecretStr:
+    _one_line(value.get_secret_value())
+    return value
+
+
+#: HTTP headers by name, each value one line
+Headers = dict[str, Annotated[str, AfterValidator(_one_line)]]
+#: keys only provider "openai" reads (a webhook agent reads url, secret, timeout, headers)
+_OPENAI_ONLY = (
+    "baseUrl",
+    "apiKey",
+    "systemPrompt",
+    "temperature",
+    "maxTokens",
+    "maxRetries",
+    "user",
+    "vision",
+    "visionMaxMb",
+    "maxToolRounds",
+    "dmTools",
+    "failureText",
+    "mcpServers",
+)
+
 
 class Strict(BaseModel):
     # as models.py's: unknown keys are refused (a typo must not silently do nothing)
@@ -59,7 +100,7 @@ class McpServerConfig(Strict):
         default_factory=dict, description="environment variables added for it (stdio)"
     )
     url: str | None = Field(None, description="address of a streamable HTTP MCP server")
-    headers: dict[str, str] = Field(
+    headers: Headers = Field(
         default_factory=dict, description="HTTP headers sent to it (a token, say; never logged)"
     )
 
@@ -100,7 +141,7 @@ class AgentConfig(Strict):
     baseUrl: str | None = Field(
         None, description="the API's base URL (unset: https://api.openai.com/v1)"
     )
-    apiKey: SecretStr | None = Field(
+    apiKey: Annotated[SecretStr, AfterValidator(_one_line_secret)] | None = Field(
         None,
         description="API key (a secret: never logged); unset: $OPENAI_API_KEY, else none "
         '(a local server needs none); "${VAR}" takes it from another variable',
@@ -123,7 +164,7 @@ class AgentConfig(Strict):
     maxRetries: int = Field(
         2, ge=0, le=10, description="retries of a timeout, 429 or 5xx, with backoff"
     )
-    headers: dict[str, str] = Field(
+    headers: Headers = Field(
         default_factory=dict,
         description="extra HTTP headers (OpenClaw's x-openclaw-agent-id, say); "
         "{accountId}, {conversationId} and {chatType} are filled in per conversation",
@@ -176,6 +217,25 @@ class AgentConfig(Strict):
             problem = check_whsec(value.get_secret_value())
             if problem is not None:
                 raise ValueError(problem)
+        return value
+
+    @field_validator(*_OPENAI_ONLY)
+    @classmethod
+    def _openai_only(cls, value: Any, info: ValidationInfo) -> Any:
+        # a webhook agent never reads them: one set there would silently do nothing
+        key = info.field_name
+        assert key is not None
+        if info.data.get("provider", "openai") != "openai":
+            default = cls.model_fields[key].get_default(call_default_factory=True)
+            if value != default:
+                raise ValueError(
+                    f'{key} goes with provider "openai"; a webhook agent reads url, secret, '
+                    "timeout and headers"
+                )
+        if key == "baseUrl" and isinstance(value, str):
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("baseUrl must start with http:// or https://")
+            http_url(value)  # a host and port an HTTP client can use
         return value
 
 
