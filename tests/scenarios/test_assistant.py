@@ -392,6 +392,24 @@ async def test_a_python_tool_gets_checked_arguments(
     assert wechat.world.texts(to="wxid_alice") == ["done: 3 sunny days in Paris"]
 
 
+async def test_python_tools_are_offered_under_names_the_api_takes_and_called_by_them(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """OpenAI refuses a tool name outside ``[a-zA-Z0-9_-]{1,64}`` (HTTP 400): a Python tool
+    named ``weather.today`` failed every turn it was offered in. Two that read the same
+    once cleaned up are told apart."""
+    model.script = calling("weather_today_2", {"city": "Paris"})
+    gw, _ = await start(wechat, model)
+    calls: list[str] = []
+    gw.tools.register("weather.today", lambda city: calls.append(f"dot {city}") or "a")
+    gw.tools.register("weather today", lambda city: calls.append(f"space {city}") or "b")
+    await say(wechat, gw, "wxid_alice", "weather?")
+    names = [t["function"]["name"] for t in model.requests[0]["tools"]]
+    assert names == ["weather_today", "weather_today_2"]  # (in the registry's order)
+    assert calls == ["dot Paris"]
+    assert wechat.world.texts(to="wxid_alice") == ["done: a"]
+
+
 async def test_bad_tool_arguments_are_sent_back_not_run(
     wechat: WeChatHarness, model: FakeModel
 ) -> None:

@@ -150,8 +150,9 @@ def tools_for_turn(
     for name in turn.tools.names:
         if dm_tools is not None and turn.room_id is None and name not in dm_tools:
             continue
-        offered.append(_python_tool(turn, name, turn.tools[name]))
-        taken.add(name)
+        offered_as = _unique(_api_name(name) or "tool", taken)
+        taken.add(offered_as)
+        offered.append(_python_tool(turn, name, turn.tools[name], offered_as))
     permitted: list[tuple[McpServer, McpTool]] = []
     servers = list(servers)
     keys = frozenset(server.key for server in servers)
@@ -231,7 +232,10 @@ def _warn_ambiguous(
         )
 
 
-def _python_tool(turn: AgentTurn, name: str, func: Callable[..., Any]) -> OfferedTool:
+def _python_tool(
+    turn: AgentTurn, name: str, func: Callable[..., Any], offered_as: str
+) -> OfferedTool:
+    """The registry's tool ``name``, offered to the model as ``offered_as``."""
     spec = describe_python_tool(func)
 
     async def run(arguments: str) -> str:
@@ -239,7 +243,7 @@ def _python_tool(turn: AgentTurn, name: str, func: Callable[..., Any]) -> Offere
         result = await turn.tools.call(name, **kwargs)
         return result if isinstance(result, str) else _as_text(result)
 
-    return OfferedTool(name, spec.description, spec.parameters, "python", run)
+    return OfferedTool(offered_as, spec.description, spec.parameters, "python", run)
 
 
 def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
@@ -263,7 +267,18 @@ def _model_name(tool: McpTool, taken: set[str]) -> str:
     name = _api_name(tool.name) or "tool"
     if name in taken:
         name = _api_name(f"{tool.server}__{tool.name}")
-    return name
+    return _unique(name, taken)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or with ``_2``, ``_3``, ... at its end (within 64) until no tool has it."""
+    n = 1
+    candidate = name
+    while candidate in taken:
+        n += 1
+        suffix = f"_{n}"
+        candidate = name[: 64 - len(suffix)] + suffix
+    return candidate
 
 
 def _api_name(text: str) -> str:
