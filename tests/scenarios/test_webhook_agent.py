@@ -184,6 +184,28 @@ async def test_a_streamed_answer_goes_out_in_blocks(
     assert " ".join(s.strip() for s in sent).split() == " ".join(paragraphs).split()
 
 
+async def test_a_done_data_ends_a_stream_and_textless_json_is_said_not_sent(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OpenAI-style ``data: [DONE]`` went to the user as the text "[DONE]", and JSON
+    events without ``text`` (a Dify stream's ``answer``) were skipped without a word."""
+
+    async def stream(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for data in ('{"text": "Hello"}', '{"answer": " there"}', '{"answer": "!"}', "[DONE]"):
+            await response.write(f"data: {data}\n\n".encode())
+        return response
+
+    endpoint.answer = stream
+    gw = await gateway(wechat, endpoint)
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["Hello"]
+    said = [r.getMessage() for r in caplog.records if "reason=textless_event" in r.getMessage()]
+    assert len(said) == 1
+
+
 async def test_media_come_as_short_lived_signed_links(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

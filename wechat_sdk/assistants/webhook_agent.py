@@ -270,6 +270,7 @@ class WebhookAgent:
 
         counted = _CountedStream(response, self.answer_max_bytes)
         events = EventSource(counted).aiter_sse()  # type: ignore[arg-type]
+        textless = False  # (said once a stream)
         try:
             while True:
                 # each wait within the budget, not one around the loop: that would span
@@ -278,12 +279,21 @@ class WebhookAgent:
                 if event is None:
                     return
                 counted.event_read()
-                if event.event == "done":
+                # (an OpenAI-style "data: [DONE]" ends it too: never sent as text)
+                if event.event == "done" or event.data == "[DONE]":
                     return
                 if event.event == "error":
                     raise WebhookAgentError(f"the agent's stream failed: {event.data[:200]}")
                 piece = _piece(event.data)
-                if piece:
+                if piece is None:
+                    if not textless:
+                        log.warning(
+                            'the agent\'s stream sent a JSON event without "text" '
+                            "(skipped; each event's data is plain text, or JSON with "
+                            '"text": see docs/webhooks.md) reason=textless_event'
+                        )
+                    textless = True
+                elif piece:
                     yield piece
         finally:
             with contextlib.suppress(Exception):
@@ -315,14 +325,14 @@ class _CountedStream:
             yield text
 
 
-def _piece(data: str) -> str:
-    """An event's text: its data, or the ``text`` of a JSON object."""
+def _piece(data: str) -> str | None:
+    """An event's text: its data, or the ``text`` of a JSON object (None: it has none)."""
     if data.startswith("{"):
         with contextlib.suppress(ValueError):
             value = json.loads(data)
             if isinstance(value, dict):
                 text = value.get("text")
-                return text if isinstance(text, str) else ""
+                return text if isinstance(text, str) else None
     return data
 
 
