@@ -288,9 +288,9 @@ class WebhookAgent:
                 if piece is None:
                     if not textless:
                         log.warning(
-                            'the agent\'s stream sent a JSON event without "text" '
+                            "the agent's stream sent a JSON event without 'text' "
                             "(skipped; each event's data is plain text, or JSON with "
-                            '"text": see docs/webhooks.md) reason=textless_event'
+                            "'text': see docs/webhooks.md) reason=textless_event"
                         )
                     textless = True
                 elif piece:
