@@ -323,6 +323,20 @@ async def test_typing_is_shown_and_cancelled(
     assert typing == [1, 2]
 
 
+async def test_a_typing_ticket_the_server_no_longer_takes_is_asked_for_again(
+    world: SimulatedWeChat, bots: Callable[..., Bot]
+) -> None:
+    """It was kept for an hour: typing was refused (and not shown) until then."""
+    bot = await logged_in(world, bots())
+    await said(world, bot, "think hard")
+    await bot.puppet.set_typing(ALICE, True)
+    world.ilink_state.bot("bot").typing_tickets.clear()  # the server's tickets renewed
+    await bot.puppet.set_typing(ALICE, False)  # refused: its ticket is old
+    await bot.puppet.set_typing(ALICE, True)
+    typing = [e["status"] for e in world.events_log if e["event"] == "typing"]
+    assert typing == [1, 1]
+
+
 async def test_typing_is_not_shown_after_a_message_sent_while_its_ticket_was_asked_for(
     world: SimulatedWeChat, bots: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -245,6 +245,8 @@ class Sender:
             if ticket:
                 await self.api.send_typing(peer, ticket, typing)
         except Exception as exc:  # a courtesy: never a reason to fail a reply
+            if isinstance(exc, ApiError):  # (a ticket the server no longer takes, say)
+                self.tickets.pop(peer, None)  # the next typing asks for a new one
             self.log.debug("typing not shown to %s: %s", peer, exc)
 
     async def _ticket(self, peer: str) -> str | None:
