@@ -127,6 +127,24 @@ async def test_mention_by_room_alias_is_answered(
     assert len(agent.turns) == 1
 
 
+async def test_a_room_alias_that_cannot_be_looked_up_still_lets_a_mention_by_id_through(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    """The alias is one more name to look for: its look-up failing (a Puppet Service's
+    room member call) made every group message of the room fail its inbound steps, tried
+    again and again, then dropped: never answered, mentioned by id or not."""
+    agent = Recorder()
+    await wechat.gateway(agent)
+    puppet = wechat.world.puppet("default")
+
+    async def broken_alias(room_id: str, contact_id: str) -> str | None:
+        raise RuntimeError("RoomMemberPayload: member not found")
+
+    puppet.room_alias = broken_alias  # type: ignore[method-assign]
+    await wechat.world.say("wxid_alice", "ping", room=R1, mention="ids")
+    assert [t.text for t in agent.turns] == ["ping"]
+
+
 async def test_mention_of_someone_else_with_a_longer_name_is_not_a_mention(
     wechat: WeChatHarness, rooms: tuple[str, str]
 ) -> None:

@@ -369,10 +369,11 @@ class InboundPipeline:
             return None
         names = [self.account.settings.name]
         bot_id = self.self_id
-        if bot_id is not None:
+        if bot_id is not None:  # (more names to look for: one that cannot be had is none)
             with contextlib.suppress(Exception):
                 names.append((await self.puppet.contact(bot_id)).name)
-            names.append(await self.puppet.room_alias(m.room_id, bot_id))
+            with contextlib.suppress(Exception):
+                names.append(await self.puppet.room_alias(m.room_id, bot_id))
         item.mentioned = is_mentioned(
             m.text,
             m.mention_ids,
