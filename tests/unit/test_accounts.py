@@ -110,7 +110,9 @@ def test_normalize_account_id_accepts_allowed_ids(raw: str) -> None:
     assert normalize_account_id(raw) == raw.lower()
 
 
-@pytest.mark.parametrize("raw", ["", "Bad Id", "x" * 65, "a.b", "é", "a/b"])
+@pytest.mark.parametrize(
+    "raw", ["", "Bad Id", "x" * 65, "a.b", "é", "a/b", " work", "work ", "work\t", "\nwork"]
+)
 def test_normalize_account_id_rejects_other_ids(raw: str) -> None:
     with pytest.raises(ValueError, match="not allowed"):
         normalize_account_id(raw)
@@ -120,6 +122,10 @@ def test_bad_account_id_is_not_silently_renamed() -> None:
     with pytest.raises(ConfigError) as info:
         resolve('{accounts: {"my account": {}}}')
     assert "channels.wechat.accounts.my account" in str(info.value)
+    # nor stripped: " work" became "work", and beside a "work" was "the same as another"
+    with pytest.raises(ConfigError) as info:
+        resolve('{accounts: {" work": {}, work: {}}}')
+    assert "channels.wechat.accounts. work: account id ' work' is not allowed" in str(info.value)
 
 
 # ---------------------------------------------------------------- enabled

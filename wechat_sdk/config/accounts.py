@@ -30,7 +30,7 @@ _BASE = "channels.wechat"
 
 def normalize_account_id(raw: str) -> str:
     """Lowercase ``raw``; raise ValueError when it is not ``[a-z0-9_-]{1,64}`` then."""
-    candidate = raw.strip().lower()
+    candidate = raw.lower()  # (never stripped: a key that is not an id is no id)
     if not _ACCOUNT_ID.fullmatch(candidate):
         raise ValueError(
             f"account id {raw!r} is not allowed: use 1-64 characters from a-z, 0-9, _ and -"
