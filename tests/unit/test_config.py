@@ -131,6 +131,22 @@ def test_env_var_in_a_list_is_substituted() -> None:
     assert config.channels.wechat.allowFrom == ["wxid_me", "wxid_b"]
 
 
+def test_env_var_in_a_key_is_substituted() -> None:
+    """ "In any string": a room id kept out of the file stayed "${ROOM}", a group that
+    does not exist, and under an open policy the map made every real group unheard."""
+    config = wechat(
+        '{groups: {"${ROOM}": {requireMention: false}, "$${LIT}": {}}}',
+        env={"ROOM": "123@chatroom"},
+    )
+    assert sorted(config.channels.wechat.groups) == ["${LIT}", "123@chatroom"]
+    with pytest.raises(ConfigError) as info:
+        wechat('{groups: {"${A}": {}, "${B}": {}}}', env={"A": "r@chatroom", "B": "r@chatroom"})
+    assert [str(p) for p in info.value.problems] == [
+        "channels.wechat.groups.${B}: is 'r@chatroom' once its variables are replaced, as "
+        "another key is"
+    ]
+
+
 def test_double_dollar_is_a_literal() -> None:
     config = wechat('{name: "$${BOT_NAME}"}', env={"BOT_NAME": "Bob"})
     assert config.channels.wechat.name == "${BOT_NAME}"

@@ -176,8 +176,19 @@ def _substitute(
             return env[name]
 
         return _VAR.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _substitute(v, (*path, str(k)), env, problems) for k, v in value.items()}
+    if isinstance(value, dict):  # (keys are strings too: a room id kept out of the file)
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = _substitute(k, (*path, str(k)), env, problems) if isinstance(k, str) else k
+            if key in out:
+                problems.append(
+                    ConfigProblem(
+                        ".".join((*path, str(k))),
+                        f"is {key!r} once its variables are replaced, as another key is",
+                    )
+                )
+            out[key] = _substitute(v, (*path, str(k)), env, problems)
+        return out
     if isinstance(value, list):
         return [_substitute(v, (*path, str(i)), env, problems) for i, v in enumerate(value)]
     return value
