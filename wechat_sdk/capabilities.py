@@ -23,6 +23,10 @@ _ALIASES = {
 }
 
 
+#: capabilities the seed's matrix does not have (left out of a dict when absent)
+_BEYOND_THE_SEED = frozenset({"typing"})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Capabilities:
     """What WeChat can do through one transport (:data:`CAPABILITIES`: Wechaty, the seed's
@@ -47,6 +51,8 @@ class Capabilities:
 
     def model_dump(self, *, by_alias: bool = False) -> dict[str, Any]:
         """The matrix as a dict (lists for sequences); ``by_alias`` gives the seed's keys.
+        A capability beyond the seed's matrix (``typing``) is there only when the
+        transport has it: :data:`CAPABILITIES`' dict is the seed's block, key for key.
 
         Named as pydantic names it (``Capabilities`` was a pydantic model), so callers of
         ``CAPABILITIES.model_dump(by_alias=True)`` are unchanged.
@@ -54,6 +60,8 @@ class Capabilities:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _BEYOND_THE_SEED and not value:
+                continue
             key = _ALIASES.get(f.name, f.name) if by_alias else f.name
             out[key] = list(value) if isinstance(value, tuple) else value
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -284,6 +285,27 @@ def test_channels_capabilities_table_lists_every_capability() -> None:
     for key in CAPABILITIES.model_dump(by_alias=True):
         assert key in out
     assert "direct, group" in out
+    assert re.search(r"typing\s+│ no", out)  # (beyond the seed's matrix: said to a person)
+
+
+def test_channels_capabilities_json_is_the_seeds_block_key_for_key() -> None:
+    """ARCHITECTURE.md: CAPABILITIES.model_dump(by_alias=True) == the seed's JSON; it had
+    a typing key the seed's block does not have."""
+    seed = {
+        "chatTypes": ["direct", "group"],
+        "polls": False,
+        "reactions": False,
+        "edit": False,
+        "unsend": False,
+        "reply": True,
+        "effects": False,
+        "groupManagement": False,
+        "threads": False,
+        "media": True,
+        "nativeCommands": False,
+        "blockStreaming": True,
+    }
+    assert json.loads(run("channels", "capabilities", "--json").stdout) == seed
 
 
 def test_channels_capabilities_json_equals_the_matrix() -> None:

@@ -100,7 +100,8 @@ def channels_capabilities(as_json: bool, account_id: str | None, config_file: Pa
     table = Table(title=title, title_justify="left")
     table.add_column("capability")
     table.add_column("supported")
-    for key, value in data.items():
+    # (typing, beyond the seed's matrix, said either way to a person)
+    for key, value in {**data, "typing": caps.typing}.items():
         shown = ", ".join(value) if isinstance(value, list) else ("yes" if value else "no")
         table.add_row(key, shown)
     _out().print(table)
