@@ -37,9 +37,13 @@ def config_text(**keys: Any) -> str:
     return json.dumps({"channels": {"wechat": wechat}})
 
 
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str | Path, config_env: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own; ``config_env``: the config named by
+    ``WECHAT_SDK_CONFIG`` (else none is)."""
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("WECHAT_SDK_CONFIG", None)
+    if config_env is not None:
+        env["WECHAT_SDK_CONFIG"] = str(config_env)
     return subprocess.run(
         [sys.executable, "-m", "wechat_sdk", *map(str, args)],
         capture_output=True,
@@ -172,6 +176,29 @@ def test_run_status_health_and_stop(gateway: Running) -> None:
     assert not (gateway.state / "control.sock").exists()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port[1]}/healthz", timeout=5)
+
+
+def test_a_config_wrong_elsewhere_still_names_the_running_gateway_by_its_state_dir(
+    gateway: Running,
+) -> None:
+    """The CLI finds the gateway by the config's stateDir: a config edited wrong (the
+    restart it is for is refused by the gateway, with its problems) sent it to the default
+    directory ("no gateway is running") or stopped at its own config error."""
+    state = str(gateway.state)
+    gateway.config.write_text(config_text(stateDir=state))
+    gateway.start()
+    gateway.wait_ready()
+    gateway.config.write_text(config_text(stateDir=state, dmPolicy="sometimes"))
+    for how in ({"config_env": gateway.config}, {}):
+        flag: tuple[str | Path, ...] = () if how else ("--config", gateway.config)
+        refused = cli("gateway", "restart", *flag, **how)
+        assert refused.returncode == 1, refused.stderr
+        assert "invalid config, the running gateway keeps the old one" in refused.stderr
+        status = cli("gateway", "status", "--json", *flag, **how)
+        assert status.returncode == 0 and json.loads(status.stdout)[0]["state"] == "ready"
+    gateway.config.write_text("{ channels: ")  # not even JSON5: said, not guessed at
+    broken = cli("gateway", "status", "--config", gateway.config)
+    assert broken.returncode != 3 and "config error" in broken.stderr, broken.stderr
 
 
 def test_restart_refuses_an_invalid_config_and_applies_a_valid_one(gateway: Running) -> None:

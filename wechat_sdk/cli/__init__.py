@@ -82,16 +82,18 @@ def main(argv: list[str] | None = None) -> None:
 def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
     if state_dir is not None:
         return state_dir.expanduser()
-    from wechat_sdk.config import ConfigError, load_config  # pydantic: only when needed
+    from wechat_sdk.config import ConfigError, config_path  # pydantic: only when needed
+    from wechat_sdk.config.loader import load_state_dir
     from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
 
+    # (only its stateDir: a config wrong elsewhere still names the running gateway's
+    # directory, which then refuses it for a restart, with its problems)
     try:
-        config = load_config(config_file)
-        configured = config.channels.wechat.stateDir
+        configured = load_state_dir(config_file)
     except ConfigError as exc:
-        if config_file is not None:
+        if config_file is not None or config_path(None).exists():
             fail_config(exc)
-        configured = None
+        configured = None  # no config file: the default directory
     return Path(configured or DEFAULT_STATE_DIR).expanduser()
 
 

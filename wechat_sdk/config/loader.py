@@ -46,6 +46,34 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate a config file (see `config_path` for which one)."""
+    file, text = _read(path)
+    return parse_config(text, source=str(file))
+
+
+def load_state_dir(path: str | os.PathLike[str] | None = None) -> str | None:
+    """The ``channels.wechat.stateDir`` of a config file, its variables replaced, however
+    wrong the rest of it is (the CLI finds a running gateway by it, to tell it that its
+    new config is refused); None when it sets none. Raises `ConfigError` when the file
+    cannot be read or parsed, or its stateDir cannot be used."""
+    file, text = _read(path)
+    data = _parse_json5(text, str(file))
+    channels = data.get("channels") if isinstance(data, dict) else None
+    wechat = channels.get("wechat") if isinstance(channels, dict) else None
+    raw = wechat.get("stateDir") if isinstance(wechat, dict) else None
+    if raw is None:
+        return None
+    where = "channels.wechat.stateDir"
+    problems: list[ConfigProblem] = []
+    value = _substitute(raw, tuple(where.split(".")), os.environ, problems)
+    if not isinstance(value, str):
+        problems.append(ConfigProblem(where, f"expected a string, got {_type_name(value)}"))
+    if problems:
+        raise ConfigError(problems, source=str(file))
+    return str(value)
+
+
+def _read(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
+    """A config file's path (see `config_path`) and its text."""
     file = config_path(path)
     try:
         with file.open("rb") as f:
@@ -76,7 +104,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError.single("", f"cannot read {file}: {exc.strerror}") from None
-    return parse_config(text, source=str(file))
+    return file, text
 
 
 def parse_config(
