@@ -37,6 +37,23 @@ def pairing_request(code: str, sender: str = "wxid_alice") -> PairingRequest:
         ('{kind: "memory", namespace: "x"}', "channels.wechat.store", "namespace is for"),
         ('{kind: "redi"}', "channels.wechat.store.kind", 'did you mean "redis"'),
         ('{kind: "redis", url: "redis://"}', "channels.wechat.store.url", "names no host"),
+        # config check said OK; every command that opened the store failed without the key
+        # (gateway run) or with a traceback (pairing list)
+        (
+            '{kind: "redis", url: "redis://:hunter2@db:99999999/0"}',
+            "channels.wechat.store.url",
+            "the Redis client can use: Port out of range",
+        ),
+        (
+            '{kind: "redis", url: "redis://db:abc/0"}',
+            "channels.wechat.store.url",
+            "the port is not a number",
+        ),
+        (
+            '{kind: "redis", url: "unix:///run/redis.sock?db=x"}',
+            "channels.wechat.store.url",
+            "Invalid value for 'db'",
+        ),
     ],
 )
 def test_a_wrong_store_block_names_its_path_and_what_to_write(
@@ -46,7 +63,7 @@ def test_a_wrong_store_block_names_its_path_and_what_to_write(
         parse_config(f"{{channels: {{wechat: {{store: {block}}}}}}}")
     (problem,) = err.value.problems
     assert problem.path == path
-    assert words in problem.message
+    assert words in problem.message and "hunter2" not in problem.message
 
 
 def test_the_store_block_is_top_level_only_and_sqlite_by_default() -> None:

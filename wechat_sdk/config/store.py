@@ -100,6 +100,15 @@ class StoreConfig(BaseModel):
             raise ValueError("names no host: write it as redis://host:6379/0")
         if parts.scheme == "unix" and not parts.path:
             raise ValueError("names no socket: write it as unix:///path/to/redis.sock")
+        from redis.connection import parse_url  # (redis: only for a config that uses it)
+
+        try:  # its port, database and options, as the client will read them
+            parse_url(value)
+        except ValueError as exc:
+            why = str(exc)
+            if why.startswith("Port could not be cast"):  # (it repeats what was written)
+                why = "the port is not a number"
+            raise ValueError(f"is not a URL the Redis client can use: {why}") from None
         return value
 
     @model_validator(mode="after")
