@@ -103,7 +103,7 @@ class StoreConfig(BaseModel):
         from redis.connection import parse_url  # (redis: only for a config that uses it)
 
         try:  # its port, database and options, as the client will read them
-            parse_url(value)
+            parse_url(value)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             why = str(exc)
             if why.startswith("Port could not be cast"):  # (it repeats what was written)
