@@ -465,6 +465,15 @@ def test_allowlist_with_empty_allow_from_is_an_error() -> None:
     assert "allowlist" in str(err)
 
 
+def test_an_empty_group_allow_from_is_an_error_unless_groups_are_off() -> None:
+    """It answered no group message, without a word (an empty DM allowlist is an error)."""
+    err = error_of('{groupPolicy: "allowlist", groups: {"*": {}}, groupAllowFrom: []}')
+    assert str(err).startswith("channels.wechat.groupAllowFrom: groupAllowFrom allows no")
+    err = error_of("{accounts: {work: {groupAllowFrom: []}}}")
+    assert "channels.wechat.accounts.work.groupAllowFrom: " in str(err)
+    wechat('{groupPolicy: "disabled", groupAllowFrom: []}')  # (groups are off anyway)
+
+
 def test_numbers_and_bools_written_as_strings_are_accepted_for_env_substitution() -> None:
     config = wechat('{historyLimit: "${N}", qrCode: "${Q}"}', env={"N": "5", "Q": "false"})
     assert (config.channels.wechat.historyLimit, config.channels.wechat.qrCode) == (5, False)

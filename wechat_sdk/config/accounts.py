@@ -300,6 +300,16 @@ def _check_account(account: ResolvedAccount) -> list[ConfigProblem]:
                 '(or use dmPolicy "pairing")',
             )
         )
+    nobody = s.groupAllowFrom is not None and not AllowList(s.groupAllowFrom)
+    if nobody and s.groupPolicy != "disabled":
+        out.append(
+            ConfigProblem(
+                account.key_path("groupAllowFrom"),
+                "groupAllowFrom allows no sender: no group message would be answered "
+                "(list contact ids, or leave it out to answer any member; "
+                'groupPolicy "disabled" turns groups off)',
+            )
+        )
     for key, why in _GATEWAY_WIDE.items():
         if key in account.own_keys:
             out.append(
