@@ -101,13 +101,14 @@ def account_id_option(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> str | None:
     """An ``--account`` value as the account id it names: account ids are lowercased
-    (``Work`` is the account ``work``); one that is no possible id is a usage error."""
+    (``Work`` is the account ``work``), and what a shell gave around it is no part of it;
+    one that is no possible id is a usage error."""
     if value is None:
         return None
     from wechat_sdk.config.accounts import normalize_account_id
 
     try:
-        return normalize_account_id(value)
+        return normalize_account_id(value.strip())
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -24,7 +24,7 @@ def _account_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
     """``--accounts A,B`` as the account ids it names (lowercased, blanks skipped)."""
     if value is None:
         return None
-    ids = [account_id_option(ctx, param, a.strip()) for a in value.split(",") if a.strip()]
+    ids = [account_id_option(ctx, param, a) for a in value.split(",") if a.strip()]
     if not ids:
         raise click.BadParameter(
             f"names no account ({value!r}): give account ids separated by commas, "
