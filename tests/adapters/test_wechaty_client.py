@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +30,8 @@ from wechat_sdk.adapters.wechaty.client import (
     ServiceUnavailable,
     message_kind,
 )
+from wechat_sdk.clock import RealClock
+from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.puppet import (
     DirtyEvent,
     FileTooLarge,
@@ -652,6 +655,31 @@ async def test_files_inline_and_by_uuid_stream_with_the_cap(server: tuple[Script
     assert err.value.cap == 25_000
     assert sum(map(len, got)) <= 25_000
     await client.stop()
+
+
+async def test_a_file_that_ends_before_its_declared_size_is_no_file(
+    server: tuple[Script, str], tmp_path: Path
+) -> None:
+    """The Download stream ended after 10,000 of the 30,000 bytes its FileBox declared:
+    the cut file was saved and handed to the agent as the file, without a word."""
+    script, endpoint = server
+    script.messages["f1"] = pb.MessagePayloadResponse(id="f1", talker_id="wxid_a", type=1)
+    script.files["f1"] = json.dumps({"type": 7, "uuid": "u1", "name": "r.pdf", "size": 30_000})
+    script.downloads["u1"] = b"%PDF" + b"x" * 9_996
+    inline = base64.b64encode(b"short").decode()
+    script.messages["f2"] = pb.MessagePayloadResponse(id="f2", talker_id="wxid_a", type=1)
+    script.files["f2"] = json.dumps({"type": 1, "base64": inline, "name": "n.txt", "size": 9})
+    client = client_for(endpoint)
+    await client.start()
+    try:
+        saver = MediaSaver(tmp_path / "media", RealClock())
+        for message_id in ("f1", "f2"):
+            item = await saver.fetch(client, await client.message(message_id), 10**7)
+            assert item.path is None and item.note is not None
+            assert "ended after" in item.note
+        assert not [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
+    finally:
+        await client.stop()
 
 
 async def test_a_url_filebox_on_an_internal_address_is_refused_unless_allowed(

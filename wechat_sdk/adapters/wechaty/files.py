@@ -66,6 +66,7 @@ async def download(
         data = ref.inline_bytes()
         if len(data) > max_bytes:
             raise FileTooLarge(len(data), max_bytes)
+        _whole(len(data), ref.size)
         for i in range(0, len(data), CHUNK_BYTES):
             yield data[i : i + CHUNK_BYTES]
         return
@@ -87,8 +88,16 @@ async def download(
                 raise FileTooLarge(total + len(chunk), max_bytes)
             total += len(chunk)
             yield chunk
+        _whole(total, ref.size)
     finally:
         call.cancel()
+
+
+def _whole(got: int, declared: int | None) -> None:
+    """A file that ended before the size its FileBox declared is cut, not the file: never
+    handed on as if it were whole."""
+    if declared is not None and got < declared:
+        raise PuppetError(f"the file ended after {got} of its {declared} bytes")
 
 
 async def _fetch_url(url: str, max_bytes: int, allow_private_hosts: bool) -> bytes:
