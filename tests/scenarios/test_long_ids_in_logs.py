@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from simulator import Recorder, SimulatedWeChat
 from wechat_sdk.logtext import shown
+from wechat_sdk.stores import MemoryStore
 
 HUGE = "x" * 100_000
 MOST = 400  # characters a log line may take (a line's own words, and a few cut values)
@@ -55,4 +57,35 @@ async def test_a_100_kb_message_id_is_logged_cut(
     finally:
         await gw.close()
     assert any(HUGE[:50] in r.getMessage() for r in caplog.records)  # the ids are logged
-    assert long_lines(caplog, "wechat_sdk.inbound") == []
+    assert long_lines(caplog, "wechat_sdk") == []
+
+
+async def test_a_100_kb_message_id_taken_in_again_is_logged_cut(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The intake's retry lines (a store unreachable for a moment) wrote the id whole."""
+    world = SimulatedWeChat(seed=0, run_tag=HUGE)
+    world.add_account("default")
+    store = MemoryStore()
+    check = store.dedupe.check_and_add
+    failures = [ConnectionError("the store cannot be reached " + HUGE)]
+
+    def blinking(*args: Any) -> bool:
+        if failures:
+            raise failures.pop()
+        return check(*args)
+
+    store.dedupe.check_and_add = blinking  # type: ignore[method-assign]
+    config = {"channels": {"wechat": {"dmPolicy": "open", "allowFrom": ["*"]}}}
+    gw = world.gateway(config, Recorder(), state_dir=tmp_path / "state", store=store)
+    await gw.start()
+    try:
+        await world.login("default")
+        caplog.set_level(logging.DEBUG, logger="wechat_sdk")
+        await world.say("wxid_alice", "hello", settle=False)
+        await world.advance(5)
+    finally:
+        await gw.close()
+    assert "reason=intake_retry" in caplog.text
+    assert long_lines(caplog, "wechat_sdk") == []
+    assert len(gw.status()[0].last_error or "") <= 500

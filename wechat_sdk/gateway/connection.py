@@ -35,6 +35,7 @@ from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
 from wechat_sdk.gateway.verify_code import ASKED, WRONG, CodePrompt
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
+from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import (
     ErrorEvent,
     HeartbeatEvent,
@@ -176,7 +177,9 @@ class Connection:
                 self.inbound.mark_seen(message_id_of(item) or "")
             except Exception as exc:  # (marked when it is taken in)
                 self._unmarked.add(message_id_of(item) or "")
-                self.log.error("could not mark message %s as seen: %s", item.turn, exc)
+                self.log.error(
+                    "could not mark message %s as seen: %s", shown(item.turn), shown(exc, 300)
+                )
         try:
             await self._run()
         finally:
@@ -210,8 +213,8 @@ class Connection:
                     await self.puppet.stop()
                 return
             except Exception as exc:  # a broken link or a puppet bug: reconnect
-                self.status.last_error = f"{type(exc).__name__}: {exc}"
-                self.log.warning("puppet error: %s", exc)
+                self.status.last_error = shown(f"{type(exc).__name__}: {exc}", 500)
+                self.log.warning("puppet error: %s", shown(exc, 300))
             finally:
                 self._up.clear()  # (until the next ReadyEvent)
             if self.stopping:
@@ -317,15 +320,15 @@ class Connection:
             self.set_lifecycle("logged_out", event.reason)
             self.log.warning(
                 "logged out%s: scan a new QR code to log in again",
-                f" ({event.reason})" if event.reason else "",
+                f" ({shown(event.reason, 200)})" if event.reason else "",
             )
             if "expired" in event.reason.lower():  # (iLink's -14: not the user's doing)
                 self.events.account_session_expired(self.account.id, qr_url=None)
             else:
                 self.events.account_logged_out(self.account.id, reason=event.reason)
         elif isinstance(event, ErrorEvent):
-            self.status.last_error = event.message
-            self.log.warning("puppet reported an error: %s", event.message)
+            self.status.last_error = shown(event.message, 500)
+            self.log.warning("puppet reported an error: %s", shown(event.message, 300))
         elif isinstance(event, HeartbeatEvent):
             pass
 
@@ -403,7 +406,9 @@ class Connection:
         self.echoes.logged_in(event.contact_id)
         self.inbound.connected(self.clock.now())
         self.logged_in.set()
-        self.log.info("logged in as %s (%s)", self.status.user_name or "?", event.contact_id)
+        self.log.info(
+            "logged in as %s (%s)", shown(self.status.user_name or "?"), shown(event.contact_id)
+        )
 
     async def _on_message(self, message_id: str, journaled: OutboxItem | None = None) -> None:
         """Take a message through the pipeline; ``journaled``: one the last process left
@@ -461,22 +466,22 @@ class Connection:
         if intake.tries > len(INTAKE_RETRY_S):
             self.log.error(
                 "could not take message %s from %s in: %s (%d tries: dropped) reason=intake_failed",
-                message.id,
-                message.talker_id,
-                why,
+                shown(message.id),
+                shown(message.talker_id),
+                shown(why, 200),
                 intake.tries,
             )
             drop = self.inbound.dropped(message.id, Drop("intake_failed", why))
             await self._taken_in(message.id, intake.entry, drop)
             return
         delay = INTAKE_RETRY_S[intake.tries - 1]
-        self.status.last_error = f"could not take a message in: {why}"
+        self.status.last_error = shown(f"could not take a message in: {why}", 500)
         self.log.warning(
             "could not take message %s from %s in: %s (%s; tried again in %.0f s) "
             "reason=intake_retry",
-            message.id,
-            message.talker_id,
-            why,
+            shown(message.id),
+            shown(message.talker_id),
+            shown(why, 200),
             "journaled" if intake.entry is not None else "not journaled: the store refused it",
             delay,
         )
