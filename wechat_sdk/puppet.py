@@ -22,6 +22,7 @@ __all__ = [
     "FileInfo",
     "FileTooLarge",
     "HeartbeatEvent",
+    "HoldsEventsBack",
     "LoginEvent",
     "LogoutEvent",
     "MediaWord",
@@ -480,6 +481,20 @@ def verify_number(code: str) -> str:
     if not _NUMBER.fullmatch(number):
         raise ValueError("give the number the phone shows: digits only, e.g. 123456")
     return number
+
+
+@runtime_checkable
+class HoldsEventsBack(Protocol):
+    """A puppet that may hand an event over after later ones (the Wechaty client: a
+    message waits for its payload, and the events behind it go on after a while).
+
+    Not part of :class:`Puppet`: delivery asks it, with ``isinstance``, before it takes an
+    event stream that went on without a send's echo as proof the send did not go out.
+    """
+
+    def events_held_back(self) -> int:
+        """Events read from the stream, not handed over yet, that later ones overtook."""
+        ...
 
 
 @runtime_checkable

@@ -26,7 +26,14 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.echoes import EchoLedger, file_key, text_key
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.outbound.pacing import Pacer
-from wechat_sdk.puppet import OutboundFile, Puppet, PuppetError, SendError, SendOutcomeUnknown
+from wechat_sdk.puppet import (
+    HoldsEventsBack,
+    OutboundFile,
+    Puppet,
+    PuppetError,
+    SendError,
+    SendOutcomeUnknown,
+)
 
 __all__ = [
     "CUT_SEND_WAIT_S",
@@ -361,12 +368,18 @@ class Sender:
             now_generation, now_events = self.echoes.stream_position()
             if now_generation != generation:
                 return None  # the stream broke meanwhile: what it carried is gone
-            if waited >= ECHO_WAIT_S and now_events > events:
+            if waited >= ECHO_WAIT_S and now_events > events and not self._held_back():
                 return False
             if waited >= ECHO_EVIDENCE_MAX_S:
                 return None
             await self.clock.sleep(0.5)
             waited += 0.5
+
+    def _held_back(self) -> bool:
+        """An event that came before the ones seen since is still held back by the
+        puppet: the echo may be that one (its events are not in the stream's order)."""
+        puppet = self.puppet
+        return isinstance(puppet, HoldsEventsBack) and puppet.events_held_back() > 0
 
     def _ok(self) -> None:
         self.stats.sent += 1

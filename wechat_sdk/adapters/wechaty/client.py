@@ -247,6 +247,11 @@ class PuppetServiceClient:
             if isinstance(kind, BaseException):
                 return False
 
+    def events_held_back(self) -> int:
+        """See :class:`~wechat_sdk.puppet.HoldsEventsBack`: messages whose payload is
+        still loading that later events overtook."""
+        return self._window.overtaken() if self._window is not None else 0
+
     async def stop(self) -> None:
         """Detach: close the event stream and the channel (the session stays logged in)."""
         await self._detach()

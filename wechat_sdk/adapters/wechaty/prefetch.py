@@ -45,6 +45,8 @@ class PrefetchWindow(Generic[T]):
         #: the items not handed over yet, by the task that will, in the order added
         self._pending: dict[asyncio.Task[None], T] = {}
         self._last: asyncio.Task[None] | None = None
+        #: items not handed over yet that a later one overtook (its patience ran out)
+        self._overtaken: set[asyncio.Task[None]] = set()
 
     async def add(
         self, item: T, fetch: Callable[[], asyncio.Future[Any] | None] | None = None
@@ -58,6 +60,11 @@ class PrefetchWindow(Generic[T]):
         self._pending[task] = item
         self._last = task
 
+    def overtaken(self) -> int:
+        """Items still held (their fetch not done) that later ones were handed over
+        before: the gateway has seen events that came after them."""
+        return len(self._overtaken)
+
     async def drain(self) -> None:
         """Wait until every item added is handed over."""
         while self._pending:
@@ -67,6 +74,7 @@ class PrefetchWindow(Generic[T]):
         """Hand every item over now, in order, fetched or not (the client is stopping)."""
         pending = list(self._pending.items())
         self._pending.clear()
+        self._overtaken.clear()
         for task, _item in pending:
             task.cancel()
         if pending:
@@ -80,10 +88,16 @@ class PrefetchWindow(Generic[T]):
         # (asyncio.wait, not await: a handover cancelled by close() leaves the fetch running)
         if fetch is not None and not fetch.done():
             await asyncio.wait([fetch])
+        task = asyncio.current_task()
         if before is not None and not before.done():
             await asyncio.wait([before], timeout=self.patience_s)
+            if not before.done():  # this one goes first: every item before it is overtaken
+                for earlier in self._pending:
+                    if earlier is task:
+                        break
+                    self._overtaken.add(earlier)
         self.out.put_nowait(item)
         self._room.release()
-        task = asyncio.current_task()
         if task is not None:
             self._pending.pop(task, None)
+            self._overtaken.discard(task)
