@@ -185,8 +185,8 @@ class WeChatHarness:
 
         ``config`` is a whole config (model, dict or JSON5 text); keyword arguments are
         ``channels.wechat`` keys (``dmPolicy="open", allowFrom=["*"]``), laid over a dict
-        config's. Without ``accounts`` among them, the gateway runs every bot account of
-        the world (an iLink one with ``puppet: "ilink"``).
+        config's. Without ``accounts`` among them (or in a dict config), the gateway runs
+        every bot account of the world (an iLink one with ``puppet: "ilink"``).
         """
         gw = self.world.gateway(self._config(config, wechat), agent, state_dir=self.state_dir)
         self.gateways.append(gw)
@@ -201,15 +201,16 @@ class WeChatHarness:
     ) -> Config | dict[str, Any] | str:
         if config is None:
             return {"channels": {"wechat": self._with_world_accounts(wechat)}}
-        if not wechat:
-            return config
         if not isinstance(config, dict):
-            raise TypeError(
-                "keyword arguments are laid over a dict config only: put "
-                f"{', '.join(sorted(wechat))} in the config itself"
-            )
+            if wechat:
+                raise TypeError(
+                    "keyword arguments are laid over a dict config only: put "
+                    f"{', '.join(sorted(wechat))} in the config itself"
+                )
+            return config  # (JSON5 text or a Config: as written)
         channels = dict(config.get("channels") or {})
-        channels["wechat"] = {**(channels.get("wechat") or {}), **wechat}
+        laid = {**(channels.get("wechat") or {}), **wechat}
+        channels["wechat"] = self._with_world_accounts(laid)
         return {**config, "channels": channels}
 
     def _with_world_accounts(self, wechat: dict[str, Any]) -> dict[str, Any]:

@@ -67,3 +67,21 @@ async def test_every_bot_account_of_the_world_runs(tmp_path: Path) -> None:
         assert replies == {a: f"you said to {a}" for a in ("work", "home", "dms")}
     finally:
         await harness.close()
+
+
+@pytest.mark.parametrize("keys", [{}, {"allowFrom": ["*"]}])
+async def test_every_bot_account_runs_with_a_dict_config_too(
+    tmp_path: Path, keys: dict[str, object]
+) -> None:
+    """A dict config without accounts ran the default account only: a message said to
+    another of the world's accounts sat unread, without a word."""
+    world = world_with("default", "work")
+    harness = WeChatHarness(world, tmp_path)
+    wechat: dict[str, object] = {"dmPolicy": "open", "allowFrom": ["*"]}
+    try:
+        gw = await harness.gateway(echo, {"channels": {"wechat": wechat}}, **keys)
+        assert sorted(gw.runners) == ["default", "work"]
+        await world.say("wxid_alice", "hi", account="work")
+        assert world.texts(to="wxid_alice", account="work") == ["you said hi"]
+    finally:
+        await harness.close()
