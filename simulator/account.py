@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("simulator")
 
 REPLAY_AT_LOGIN = 5
+#: seconds a send takes under the slow_send fault, unless the fault says
+SLOW_SEND_S = 5.0
 
 
 @dataclass
@@ -34,7 +36,7 @@ class SimAccount:
     history: deque[str] = field(default_factory=lambda: deque(maxlen=REPLAY_AT_LOGIN))
     offline: list[str] = field(default_factory=list)  # message ids waiting for a connection
     faults: dict[str, int] = field(default_factory=dict)
-    slow_send_s: float = 5.0
+    slow_send_s: float = SLOW_SEND_S
     auto_scan_s: float | None = None  # the simulated phone scans each new QR after this
     inbox: Path | None = None  # puppetOptions.inbox: JSON files here are messages to it
     transcript_file: Path | None = None  # puppetOptions.transcript: its messages, as JSON lines

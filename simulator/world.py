@@ -24,8 +24,16 @@ from typing import Any, Literal, TypeVar, get_args
 
 from faker import Faker
 
-from simulator.account import REPLAY_AT_LOGIN, SimAccount, _own_inbox, _path_option, _scan_after
+from simulator.account import (
+    REPLAY_AT_LOGIN,
+    SLOW_SEND_S,
+    SimAccount,
+    _own_inbox,
+    _path_option,
+    _scan_after,
+)
 from simulator.ilink.serving import ILinkServing
+from simulator.ilink.state import SLOW_POLL_S
 from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_media
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
 from simulator.session import SESSION_FILE, SessionCard
@@ -562,10 +570,11 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         sim = self.accounts[account]
         self._log(sim, "fault", kind=kind, count=count)
-        if kind == "slow_send" and seconds is not None:
-            sim.slow_send_s = seconds
-        if kind == "slow_poll" and seconds is not None and sim.transport == "ilink":
-            self.ilink_state.bot(account).slow_poll_s = seconds
+        # (each fault its own seconds: one given before does not stay for the next)
+        if kind == "slow_send":
+            sim.slow_send_s = SLOW_SEND_S if seconds is None else seconds
+        if kind == "slow_poll" and sim.transport == "ilink":
+            self.ilink_state.bot(account).slow_poll_s = SLOW_POLL_S if seconds is None else seconds
         if sim.transport == "ilink" and kind in ("disconnect", "heartbeat_silence", "logout"):
             self.ilink_state.bot(account).fault_now(kind, seconds)
         elif kind == "disconnect":

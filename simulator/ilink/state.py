@@ -46,6 +46,8 @@ log = logging.getLogger("simulator.ilink")
 DUPLICATE_AFTER_S = 3.0
 #: how long the heartbeat_silence fault keeps polls empty, by default
 SILENCE_S = 60.0
+#: seconds getupdates is held under the slow_poll fault, unless the fault says
+SLOW_POLL_S = 40.0
 #: first number of the world's messages on the wire (uint64, past what a double holds)
 WIRE_ID_BASE = 7_300_000_000_000_000_000
 
@@ -112,7 +114,7 @@ class ILinkBot:
     poll_generation: int = 0
     disconnects: int = 0  # bumped by the disconnect fault: open polls are cut
     silent_until: float = 0.0
-    slow_poll_s: float = 40.0
+    slow_poll_s: float = SLOW_POLL_S
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     #: while :meth:`one_message` is open: a list, holding the delivery its messages join
     #: once the first is said

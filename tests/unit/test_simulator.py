@@ -562,3 +562,17 @@ def test_options_a_reloaded_config_no_longer_sets_are_dropped(tmp_path: Path) ->
     assert (sim.transcript_file, sim.auto_scan_s) == (transcript, 5.0)
     world.puppet_factory(account({}))
     assert (sim.transcript_file, sim.auto_scan_s, sim.inbox) == (None, 0.5, None)
+
+
+def test_a_faults_seconds_are_its_own_not_the_next_ones() -> None:
+    """fault("slow_send", seconds=30), then fault("slow_send"): the second took 30 s too,
+    not its default; slow_poll the same."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    world.add_account("dms", transport="ilink")
+    world.fault("slow_send", seconds=30)
+    world.fault("slow_send")
+    assert world.accounts["default"].slow_send_s == 5.0
+    world.fault("slow_poll", account="dms", seconds=90)
+    world.fault("slow_poll", account="dms")
+    assert world.ilink_state.bot("dms").slow_poll_s == 40.0
