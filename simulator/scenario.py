@@ -224,8 +224,9 @@ def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:
             config = parse_config(json.dumps(raw_config))
         except ConfigError as exc:
             problems.extend(f"config.{p.path}: {p.message}" for p in exc.problems)
-    if scenario is not None and config is not None:
-        problems.extend(_check_references(scenario, steps, config))
+    world = scenario.world if scenario is not None else _world_alone(data.get("world", {}))
+    if world is not None and config is not None:  # (a bad agent name hides none of these)
+        problems.extend(_check_references(world, steps, config))
     if problems or scenario is None or config is None:
         raise ScenarioError("\n".join(sorted(problems, key=_order)))
     return scenario, [step for _, step in steps], config
@@ -250,17 +251,25 @@ def _step_hint(raw: dict[str, Any]) -> str:
     return did_you_mean(str(next(iter(raw))), list(_STEP_MODELS))
 
 
+def _world_alone(raw: Any) -> WorldSpec | None:
+    """The ``world`` block, valid on its own (its problems are said with the scenario's)."""
+    try:
+        return WorldSpec.model_validate(raw)
+    except ValidationError:
+        return None
+
+
 def _check_references(
-    scenario: Scenario, steps: list[tuple[int, BaseModel]], config: Config
+    world: WorldSpec, steps: list[tuple[int, BaseModel]], config: Config
 ) -> list[str]:
     """The accounts and rooms the world and the steps name must exist: the world's accounts
     are the config's enabled accounts, its rooms those of ``world.rooms``."""
     configured = accounts_of(config)
     enabled = {a.id: a for a in configured.enabled}
     names = ", ".join(enabled) or "(none)"
-    rooms = [r.id for r in scenario.world.rooms]
+    rooms = [r.id for r in world.rooms]
     out: list[str] = []
-    for n, spec in enumerate(scenario.world.accounts):
+    for n, spec in enumerate(world.accounts):
         if spec.id not in configured.accounts:
             out.append(
                 f"world.accounts.{n}.id: {spec.id!r} is not an account of config: add it "

@@ -182,6 +182,29 @@ def test_every_problem_in_one_pass_with_did_you_mean(tmp_path: Path) -> None:
     ]
 
 
+def test_a_bad_top_level_field_hides_no_account_or_room_problem(tmp_path: Path) -> None:
+    """A misspelt agent (or a step that is no object) made the whole scenario invalid,
+    and the accounts and rooms the steps name went unchecked: fixed in rounds."""
+    code, out = run(
+        write(
+            tmp_path,
+            '{ agent: "ech", steps: [{ login: "nope" }, { say: { from: "a", room: "zz" } }, "x"] }',
+        )
+    )
+    assert code == 2, out
+    lines = [line.strip().partition(":")[0] for line in out.splitlines()[1:]]
+    assert lines == ["agent", "steps.0.login", "steps.1.say.room", "steps.2"]
+
+
+def test_a_file_that_is_not_utf8_is_an_invalid_scenario(tmp_path: Path) -> None:
+    """It was a traceback and exit 1, which CI reads as an expectation that failed."""
+    path = tmp_path / "latin1.json5"
+    path.write_bytes('{ steps: [{ say: { from: "a", text: "café" } }] }'.encode("latin-1"))
+    code, out = run(path)
+    assert code == 2, out
+    assert "the file is not UTF-8 text" in out
+
+
 def test_json_output_of_an_invalid_scenario_has_the_documented_shape(tmp_path: Path) -> None:
     code, out = run(write(tmp_path, '{ steps: [{ login: "nope" }] }'), "--json")
     assert code == 2

@@ -36,7 +36,12 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
     from wechat_sdk.idle_loop import new_event_loop
 
     try:
-        text = scenario.read_text(encoding="utf-8")
+        try:
+            text = scenario.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(
+                f"(scenario): the file is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
         # the world's virtual clock settles exactly on a loop that says when it is idle
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             result = runner.run(run_scenario(text, seed=seed))
