@@ -169,6 +169,20 @@ async def test_drop_replayed_uses_the_connect_time_with_a_grace(rig: Rig) -> Non
     assert await p.drop_replayed(Inbound(msg("x", ts=now + 5))) is None
 
 
+async def test_a_message_without_a_time_is_taken_as_said_on_arrival_and_said(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A payload without a time (a Puppet Service's, with neither receive_time nor the
+    old timestamp) was dropped as history said in 1970, without a word: a puppet that
+    never sends one had every message dropped."""
+    p = rig.pipeline()
+    p.connected(rig.clock.now())
+    item = Inbound(msg("wxid_alice", ts=0.0))
+    assert await p.drop_replayed(item) is None
+    assert item.message.timestamp == rig.clock.now()
+    assert "message m1 from wxid_alice has no time: taken as sent now" in caplog.text
+
+
 async def test_a_message_handed_on_again_an_hour_later_is_never_answered_twice(rig: Rig) -> None:
     """A transport hands a message on again (iLink: those of the last hour, at a start):
     at the very edge of the hour its dedupe mark is gone, and it is too old; one a moment

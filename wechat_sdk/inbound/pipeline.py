@@ -220,6 +220,16 @@ class InboundPipeline:
         than REPLAY_MAX_AGE_S, which is skipped with a warning."""
         since = self._serving_since
         timestamp = item.message.timestamp
+        if timestamp <= 0:  # the transport gave no time (a payload without one): it was
+            # dropped as history said in 1970, without a word; taken as said on arrival
+            log.warning(
+                "message %s from %s has no time: taken as sent now account=%s reason=odd_message",
+                shown(item.message.id),
+                shown(item.message.talker_id),
+                self.account.id,
+            )
+            item.message = dataclasses.replace(item.message, timestamp=self.clock.now())
+            return None
         if since is None:
             return None
         if timestamp < since - REPLAY_GRACE_S:
