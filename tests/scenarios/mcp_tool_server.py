@@ -7,6 +7,7 @@ and never answers (a program stuck before it serves).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -27,6 +28,13 @@ def add(a: int, b: int) -> str:
 def secret_word() -> str:
     """The word of the day (only some groups may know it)."""
     return "pineapple"
+
+
+@server.tool()
+async def pause(seconds: float) -> str:
+    """Answer after a while (a slow tool)."""
+    await asyncio.sleep(seconds)
+    return f"paused {seconds:g} s"
 
 
 @server.tool()

@@ -229,7 +229,16 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
     await say(wechat, gw, "wxid_carol", "the word?", room="sums@chatroom")
     await say(wechat, gw, "wxid_alice", "the word?")  # a DM: every tool
     all_tools, sums, dm = (model.requests[i] for i in (0, 2, 4))
-    every = {"add", "secret_word", "process_id", "run_shell", "long_text", "learn_tool", "crash"}
+    every = {
+        "add",
+        "secret_word",
+        "process_id",
+        "run_shell",
+        "long_text",
+        "learn_tool",
+        "crash",
+        "pause",
+    }
     assert offered(all_tools) == every
     assert offered(sums) == {"add", "weather"}
     assert offered(dm) == every | {"weather"}
@@ -539,6 +548,34 @@ async def test_mcp_servers_start_with_the_gateway_and_stop_with_it(
     await gw.close()
     assert not server.up
     assert not _alive(pid)
+
+
+async def test_an_mcp_server_two_accounts_share_keeps_each_accounts_timeout(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """The server both accounts' agent blocks name was started once, with the first
+    account's agent.timeout: the other account's calls were timed by it."""
+    wechat.world.add_account("work")
+    base_url = await model.serve()
+    block: dict[str, Any] = {
+        "baseUrl": base_url,
+        "apiKey": KEY,
+        "model": "test-model",
+        "maxRetries": 0,
+        "mcpServers": {"tools": {"command": sys.executable, "args": [TOOL_SERVER]}},
+    }
+    accounts = {
+        "default": {"agent": {**block, "timeout": 60}},
+        "work": {"agent": {**block, "timeout": 1.5}},
+    }
+    assistant = ConfiguredAssistant()
+    gw = await wechat.gateway(assistant, {"channels": {"wechat": {**OPEN, "accounts": accounts}}})
+    model.script = calling("pause", {"seconds": 3})
+    await say(wechat, gw, "wxid_alice", "slow one", account="default")
+    await say(wechat, gw, "wxid_alice", "slow one", account="work")
+    assert wechat.world.texts(to="wxid_alice", account="default") == ["done: paused 3 s"]
+    (said,) = wechat.world.texts(to="wxid_alice", account="work")
+    assert "did not answer within 1.5 s" in said
 
 
 async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: FakeModel) -> None:

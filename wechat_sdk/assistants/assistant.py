@@ -62,7 +62,7 @@ class ConfiguredAssistant:
         self._models: dict[str, ChatModel] = {}
         self._account_servers: dict[str, list[McpServer]] = {}
         #: every MCP server by (key, its settings): one process for the accounts sharing it
-        self._servers: dict[tuple[str, str], McpServer] = {}
+        self._servers: dict[tuple[str, str, float], McpServer] = {}
         #: told of each model failure (ReportsFailures: the gateway's account status)
         self.on_failure: Callable[[str, str], None] | None = None
 
@@ -104,7 +104,8 @@ class ConfiguredAssistant:
             model.client  # noqa: B018 (made now: importing openai takes a while)
             servers = []
             for key, server_config in agent.mcpServers.items():
-                ident = (key, server_config.model_dump_json())
+                # (one process for the accounts that name it alike, each timeout its own)
+                ident = (key, server_config.model_dump_json(), agent.timeout)
                 server = self._servers.get(ident)
                 if server is None:
                     server = McpServer(key, server_config, call_timeout_s=agent.timeout)
