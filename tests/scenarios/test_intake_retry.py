@@ -57,16 +57,15 @@ class Blinking:
 
 
 def gateway(world: SimulatedWeChat, bot: Bot, state: Path, store: Any) -> Gateway:
-    return Gateway(
-        parse_config(json.dumps({"channels": {"wechat": OPEN}})),
-        agent=bot,
-        puppet_factory=world.puppet_factory,
-        state_dir=state,
-        clock=world.clock,
-        rng=world.rng_for("gateway"),
-        show_terminal_qr=False,
-        store=store,
-    )
+    return world.gateway({"channels": {"wechat": OPEN}}, bot, state_dir=state, store=store)
+
+
+def answered_once(world: SimulatedWeChat, bot: Bot, store: Any, message: str) -> None:
+    """The message was asked of the agent once, its reply went out once, and nothing of
+    it is left in the journal."""
+    assert bot.asked == [message]
+    assert world.texts(to="wxid_alice") == ["got hello"]
+    assert store.outbox.items("default") == []
 
 
 def deliver_again(world: SimulatedWeChat, message: str) -> None:
@@ -219,9 +218,7 @@ async def test_a_stop_while_a_message_waits_for_its_next_try_keeps_it(tmp_path: 
     assert bot.asked == [] and world.texts(to="wxid_alice") == []
 
     async with next_start(world, bot, tmp_path, store):
-        assert bot.asked == [message]
-        assert world.texts(to="wxid_alice") == ["got hello"]
-        assert store.outbox.items("default") == []
+        answered_once(world, bot, store, message)
 
 
 async def test_an_answered_message_delivered_again_while_its_check_raises_is_not_answered_again(
@@ -297,9 +294,7 @@ async def test_a_try_under_way_at_a_stop_ends_with_it_and_the_message_is_answere
             await gw.start()
         await world.login()
         await world.advance(60.0)
-        assert bot.asked == [message]
-        assert world.texts(to="wxid_alice") == ["got hello"]
-        assert store.outbox.items("default") == []
+        answered_once(world, bot, store, message)
         assert not [t for t in old.turns.tasks if not t.done()]
     finally:
         await gw.close()
@@ -386,9 +381,7 @@ async def test_a_message_left_journaled_is_answered_once_whichever_check_raises_
     dedupe.counting = True
     async with next_start(world, bot, tmp_path, store):
         assert dedupe.counted >= 1
-        assert bot.asked == [message]
-        assert world.texts(to="wxid_alice") == ["got hello"]
-        assert store.outbox.items("default") == []
+        answered_once(world, bot, store, message)
         deliver_again(world, message)
         await world.run_until_idle()
         assert bot.asked == [message]
@@ -538,9 +531,7 @@ async def test_a_message_whose_turn_the_store_would_not_let_begin_is_tried_again
         await world.clock.settle()
         assert deletes.times == 0 and bot.asked == []
         await world.advance(INTAKE_RETRY_S[0])
-        assert bot.asked == [message]
-        assert world.texts(to="wxid_alice") == ["got hello"]
-        assert store.outbox.items("default") == []
+        answered_once(world, bot, store, message)
     finally:
         await gw.close()
 

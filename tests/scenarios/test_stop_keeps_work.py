@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -21,7 +20,6 @@ import pytest
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import Agent, AgentTurn, Reply
-from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.outbox import (
     OUTBOX_MAX_AGE_S,
@@ -74,17 +72,8 @@ class Bot:
 def make_gateway(
     world: SimulatedWeChat, state: Path, agent: Agent, *, store: Any = None, **keys: Any
 ) -> Gateway:
-    config = parse_config(json.dumps({"channels": {"wechat": {**OPEN, **PACED, **keys}}}))
-    return Gateway(
-        config,
-        agent=agent,
-        puppet_factory=world.puppet_factory,
-        state_dir=state,
-        clock=world.clock,
-        rng=world.rng_for("gateway"),
-        show_terminal_qr=False,
-        store=store,
-    )
+    config = {"channels": {"wechat": {**OPEN, **PACED, **keys}}}
+    return world.gateway(config, agent, state_dir=state, store=store)
 
 
 async def started(world: SimulatedWeChat, state: Path, agent: Agent, **keys: Any) -> Gateway:
