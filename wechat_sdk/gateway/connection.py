@@ -158,8 +158,9 @@ class Connection:
         self.code_prompt: CodePrompt | None = None
 
     def _error(self, why: str) -> None:
-        """Something went wrong that the account goes on after (its last error)."""
-        self.status.last_error = why
+        """Something went wrong that the account goes on after: its last error, cut to
+        what a status shows (a peer or a puppet can make it long)."""
+        self.status.last_error = shown(why, 500)
 
     def set_lifecycle(self, lifecycle: Lifecycle, detail: str = "") -> None:
         if self.status.lifecycle != lifecycle or self.status.detail != detail:
@@ -206,14 +207,14 @@ class Connection:
                 raise
             except _LinkDead:
                 self.log.warning("no heartbeat for %.0f s: reconnecting", HEARTBEAT_TIMEOUT_S)
-                self.status.last_error = "heartbeat timeout"
+                self._error("heartbeat timeout")
             except _LoginFailed:
                 self.set_lifecycle("failed", "login timed out")
                 with contextlib.suppress(Exception):
                     await self.puppet.stop()
                 return
             except Exception as exc:  # a broken link or a puppet bug: reconnect
-                self.status.last_error = shown(f"{type(exc).__name__}: {exc}", 500)
+                self._error(f"{type(exc).__name__}: {exc}")
                 self.log.warning("puppet error: %s", shown(exc, 300))
             finally:
                 self._up.clear()  # (until the next ReadyEvent)
@@ -250,7 +251,7 @@ class Connection:
                 if event is None:
                     if not self.stopping:
                         self.log.warning("event stream ended")
-                        self.status.last_error = "connection lost"
+                        self._error("connection lost")
                     return
                 await self._handle(event)
         finally:
@@ -327,7 +328,7 @@ class Connection:
             else:
                 self.events.account_logged_out(self.account.id, reason=event.reason)
         elif isinstance(event, ErrorEvent):
-            self.status.last_error = shown(event.message, 500)
+            self._error(event.message)
             self.log.warning("puppet reported an error: %s", shown(event.message, 300))
         elif isinstance(event, HeartbeatEvent):
             pass
@@ -337,7 +338,7 @@ class Connection:
         says where to give it, and the terminal (under ``gateway run``) asks for it."""
         account = self.account.id
         if event.state == "blocked":
-            self.status.last_error = "too many wrong numbers: a new QR code follows"
+            self._error("too many wrong numbers: a new QR code follows")
             self.log.warning("too many wrong numbers: the QR code is blocked; a new one follows")
             if self.code_prompt is not None:
                 self.code_prompt.cancel(account)
@@ -475,7 +476,7 @@ class Connection:
             await self._taken_in(message.id, intake.entry, drop)
             return
         delay = INTAKE_RETRY_S[intake.tries - 1]
-        self.status.last_error = shown(f"could not take a message in: {why}", 500)
+        self._error(f"could not take a message in: {why}")
         self.log.warning(
             "could not take message %s from %s in: %s (%s; tried again in %.0f s) "
             "reason=intake_retry",
