@@ -19,6 +19,8 @@ from wechat_sdk.outbound.markdown import format_reply, to_plain
         ("***both*** at once", "both at once"),
         ("**bold with _inner_ em**", "bold with inner em"),
         ("~~struck~~ out", "struck out"),
+        ("这是*重点*内容", "这是重点内容"),
+        ("这是**重点**内容", "这是重点内容"),
     ],
 )
 def test_emphasis_markers_are_removed(source: str, plain: str) -> None:
@@ -33,6 +35,9 @@ def test_emphasis_markers_are_removed(source: str, plain: str) -> None:
         "2 * 3 * 4 = 24",
         "a * b",
         "price_1 and price_2",
+        "2*3*4 = 24",
+        "x*y*z and 2*3 and 4*5",
+        "2**3**4",
     ],
 )
 def test_identifiers_and_arithmetic_are_not_emphasis(text: str) -> None:

@@ -43,13 +43,19 @@ _BARE_URL: Final = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+")
 # "2 * 3 * 4" stays; underscores also need no word character outside, so snake_case stays,
 # and no ".name" right after, so __init__.py stays (CommonMark would embolden it). A span
 # never holds its own marker (it closes at the nearest one, as in CommonMark): an opener
-# without a closer stops at the next marker, so the rules take linear time.
+# without a closer stops at the next marker, so the rules take linear time. Stars between
+# ASCII letters or digits are arithmetic, not emphasis ("2*3*4", "x**2**y"), where
+# CommonMark would emphasise inside the word; between Chinese characters they are emphasis.
 _STRIKE: Final = re.compile(r"~~(?=\S)(?P<x>(?:[^~]|~(?!~))+?)(?<=\S)~~")
-_BOLD_STAR: Final = re.compile(r"\*\*(?=[^\s*])(?P<x>(?:[^*]|\*(?!\*))+?)(?<=[^\s*])\*\*")
+_BOLD_STAR: Final = re.compile(
+    r"(?<![0-9A-Za-z])\*\*(?=[^\s*])(?P<x>(?:[^*]|\*(?!\*))+?)(?<=[^\s*])\*\*(?![0-9A-Za-z])"
+)
 _BOLD_UNDER: Final = re.compile(
     r"(?<![\w_])__(?=[^\s_])(?P<x>(?:[^_]|_(?!_))+?)(?<=[^\s_])__(?![\w_]|\.\w)"
 )
-_ITALIC_STAR: Final = re.compile(r"(?<!\*)\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?!\*)")
+_ITALIC_STAR: Final = re.compile(
+    r"(?<![0-9A-Za-z*])\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?![0-9A-Za-z*])"
+)
 _ITALIC_UNDER: Final = re.compile(r"(?<![\w_])_(?=[^\s_])(?P<x>[^_]+?)(?<=[^\s_])_(?![\w_]|\.\w)")
 
 # Private-use characters mark protected spans while the emphasis rules run.
