@@ -262,6 +262,12 @@ def test_a_message_without_an_id_gets_the_same_digest_each_time() -> None:
     data = wire({"type": 1, "text_item": {"text": "hi"}}, message_id=None)
     assert read(data).message.id == read(dict(data)).message.id
     assert read(data).message.id.startswith("ilink-")
+    # delivered again: its place in the stream and its reply token are the delivery's
+    again = {**data, "seq": 42, "context_token": "ctx-2"}
+    assert read(again).message.id == read(data).message.id
+    # another message: another id
+    later = {**data, "create_time_ms": 1_700_000_000_001}
+    assert read(later).message.id != read(data).message.id
 
 
 # ---------------------------------------------------------------- AES

@@ -185,14 +185,17 @@ class ReadMessage:
 
 def message_id_of(msg: WeixinMessage) -> str:
     """The message's id: ``message_id``, else an item's ``msg_id``, else a digest of the
-    message itself (the same message delivered twice has the same digest)."""
+    message itself (the same message delivered twice has the same digest: its ``seq`` and
+    ``context_token``, which belong to the delivery, are left out)."""
     if msg.message_id and msg.message_id.strip():
         return msg.message_id.strip()
     for item in msg.item_list or ():
         if item.msg_id and item.msg_id.strip():
             return item.msg_id.strip()
     digest = hashlib.sha256(
-        json.dumps(msg.model_dump(mode="json"), sort_keys=True).encode()
+        json.dumps(
+            msg.model_dump(mode="json", exclude={"seq", "context_token"}), sort_keys=True
+        ).encode()
     ).hexdigest()
     return f"ilink-{digest[:24]}"
 
