@@ -87,6 +87,12 @@ class _Discovery(BaseHTTPRequestHandler):
         elif token == "broken":
             body = b"<html>oops"
             self.send_response(200)
+        elif token == "garbled":  # bytes that are not UTF-8
+            body = b'{"host": "\xff\xfe", "port": 8788}'
+            self.send_response(200)
+        elif token == "deep":  # JSON nested past what the parser takes
+            body = b"[" * 60000
+            self.send_response(200)
         else:
             body = b"{}"
             self.send_response(404)
@@ -116,6 +122,15 @@ async def test_discovery_of_an_unknown_token_says_what_to_do(discovery: str) -> 
     assert "SECRET" not in str(err.value)
     with pytest.raises(ServiceUnavailable, match="failed"):
         await discover_endpoint(discovery, "broken")
+
+
+async def test_a_garbled_discovery_reply_is_one_clear_error(discovery: str) -> None:
+    for token in ("broken", "garbled", "deep"):
+        with pytest.raises(ServiceUnavailable) as err:
+            await discover_endpoint(discovery, token)
+        said = str(err.value)
+        assert f"the discovery service at {discovery} " in said
+        assert "not JSON" in said and "check puppetOptions.discoveryUrl" in said
 
 
 async def test_a_service_without_endpoint_is_resolved_by_discovery_at_start(

@@ -141,14 +141,15 @@ async def discover_endpoint(discovery_url: str, token: str) -> str:
     """Ask Wechaty's discovery service where the token's Puppet Service runs."""
     url = f"{discovery_url}/v0/hosties/{urllib.parse.quote(token, safe='')}"
 
-    def get() -> Any:
+    def get() -> bytes:
         request = urllib.request.Request(url, headers={"User-Agent": "wechat-sdk"})
         with urllib.request.urlopen(request, timeout=DISCOVERY_TIMEOUT_S) as response:
-            return json.loads(response.read(64 * 1024))
+            body: bytes = response.read(64 * 1024)
+            return body
 
     where = discovery_url  # never the URL with the token in it
     try:
-        found = await asyncio.to_thread(get)
+        body = await asyncio.to_thread(get)
     except urllib.error.HTTPError as exc:
         if 400 <= exc.code < 500:
             raise ServiceUnavailable(
@@ -158,8 +159,17 @@ async def discover_endpoint(discovery_url: str, token: str) -> str:
         raise ServiceUnavailable(
             f"the discovery service at {where} failed (HTTP {exc.code})"
         ) from None
-    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+    except (urllib.error.URLError, OSError) as exc:
         raise ServiceUnavailable(f"the discovery service at {where} failed: {exc}") from None
+    try:
+        found: Any = json.loads(body.decode("utf-8"))
+    # bad wire data: bytes that are not UTF-8, text that is not JSON, or JSON nested
+    # deeper than the parser goes
+    except (ValueError, RecursionError):
+        raise ServiceUnavailable(
+            f"the discovery service at {where} failed: its answer is not JSON: "
+            "check puppetOptions.discoveryUrl, or set puppetOptions.endpoint"
+        ) from None
     if not isinstance(found, dict):
         raise ServiceUnavailable(f"the discovery service at {where} gave no address")
     host, port = found.get("host") or found.get("ip"), found.get("port")
