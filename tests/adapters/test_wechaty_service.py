@@ -46,6 +46,46 @@ def test_token_and_endpoint_from_the_environment_like_wechaty() -> None:
     assert (s.token, s.endpoint, s.tls) == ("insecure_env", "10.0.0.2:9000", False)
 
 
+@pytest.mark.parametrize(
+    ("token", "what"),
+    [
+        ("SECRET_caf\u00e9", "its character 11 is not ASCII"),
+        ("SECRET_abc\n", "its character 11 is a control character"),
+        ("SECRET\tabc", "its character 7 is a control character"),
+        ("SECRET_abc\x7f", "its character 11 is a control character"),
+    ],
+)
+def test_a_token_grpc_cannot_carry_is_a_config_error_at_its_key(token: str, what: str) -> None:
+    # gRPC said only "INTERNAL: Invalid metadata" on every connection attempt
+    with pytest.raises(ConfigError) as err:
+        settings({"token": token, "endpoint": "h:1"})
+    said = str(err.value)
+    assert said.startswith("channels.wechat.puppetOptions.token: ")
+    assert what in said and "printable ASCII" in said
+    assert "SECRET" not in said
+    # from the environment, the variable is named
+    with pytest.raises(ConfigError, match="WECHATY_PUPPET_SERVICE_TOKEN") as err:
+        settings({"endpoint": "h:1"}, {"WECHATY_PUPPET_SERVICE_TOKEN": token})
+    assert "SECRET" not in str(err.value)
+
+
+def test_config_check_names_the_key_of_a_token_grpc_cannot_carry(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from wechat_sdk.cli import cli
+
+    cfg = tmp_path / "c.json5"
+    cfg.write_text(
+        '{channels: {wechat: {accounts: {work: {puppet: "wechaty-puppet-service",'
+        ' puppetOptions: {token: "SECRET\u00e9", endpoint: "127.0.0.1:8788"}}}}}}'
+    )
+    result = CliRunner().invoke(cli, ["config", "check", "--config", str(cfg)])
+    assert result.exit_code != 0
+    assert "channels.wechat.accounts.work.puppetOptions.token: " in result.output
+    assert "not ASCII" in result.output
+    assert "SECRET" not in result.output
+
+
 def test_tls_defaults_and_options(tmp_path: Path) -> None:
     s = settings({"token": "insecure_abc", "endpoint": "h:1"})
     assert (s.tls, s.server_name, s.ca_file) == (True, "insecure", None)

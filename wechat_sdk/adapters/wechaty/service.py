@@ -93,6 +93,7 @@ def service_settings(
             'puppet "wechaty-puppet-service" needs a token: set puppetOptions.token '
             "(or WECHATY_PUPPET_SERVICE_TOKEN)",
         )
+    _check_token(token, f"{key_path}.token", from_env=not options.token)
     endpoint = options.endpoint or env.get("WECHATY_PUPPET_SERVICE_ENDPOINT") or None
     if endpoint is not None:
         _check_endpoint(endpoint, f"{key_path}.endpoint")
@@ -129,6 +130,21 @@ def service_settings(
         ca_file=ca_file,
         server_name=server_name,
     )
+
+
+def _check_token(token: str, path: str, *, from_env: bool) -> None:
+    """gRPC metadata carries printable ASCII only: anything else fails every call with
+    gRPC's bare "Invalid metadata". The error says where, never the token."""
+    for n, char in enumerate(token, 1):
+        if " " <= char <= "~":
+            continue
+        what = "is not ASCII" if ord(char) > 0x7F else "is a control character"
+        where = " (it is set by WECHATY_PUPPET_SERVICE_TOKEN)" if from_env else ""
+        raise ConfigError.single(
+            path,
+            "the token cannot be sent as gRPC metadata, which carries printable ASCII only: "
+            f"its character {n} {what}; copy the token again{where}",
+        )
 
 
 def _check_endpoint(endpoint: str, path: str) -> None:
