@@ -570,6 +570,66 @@ async def test_accounts_and_pairing_approve_and_deny(
     assert body == {"requests": []}
 
 
+async def test_account_ids_are_asked_for_as_on_the_cli_in_any_case(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    # the CLI's --account Default is the account "default"; the API answered 404
+    gw = await wechat.gateway(echo, **API)
+    world = wechat.world
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/messages",
+        json={"to": "wxid_alice", "text": "hi", "account": " Default "},
+    )
+    assert (code, body["accountId"]) == (200, "default")
+    assert world.texts(to="wxid_alice") == ["hi"]
+
+    await world.say("wxid_bob", "hi")
+    code, body, _ = await call(
+        wechat, http, gw, "GET", "/v1/pairing", params={"account": "DEFAULT"}
+    )
+    (bob,) = body["requests"]
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        f"/v1/pairing/{bob['code']}/approve",
+        json={"account": "Default"},
+    )
+    assert (code, body["accountId"]) == (200, "default")
+
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/accounts/Default/login/verify-code",
+        json={"code": "482137"},
+    )
+    assert body["code"] != "account_not_running" and "'default'" in body["error"]
+
+    # an id no account can have is the request's fault, said as the CLI says it
+    code, body, _ = await call(
+        wechat,
+        http,
+        gw,
+        "POST",
+        "/v1/messages",
+        json={"to": "wxid_alice", "text": "hi", "account": "work account"},
+    )
+    assert (code, body["code"]) == (400, "invalid_request")
+    assert "account id 'work account' is not allowed" in body["error"]
+    code, body, _ = await call(
+        wechat, http, gw, "GET", "/v1/pairing", params={"account": "work account"}
+    )
+    assert (code, body["code"]) == (400, "invalid_request")
+    assert world.texts(to="wxid_alice") == ["hi"]
+
+
 async def test_approve_with_notify_tells_the_sender(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

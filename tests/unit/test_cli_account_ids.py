@@ -63,3 +63,12 @@ def test_gateway_run_accounts_with_an_impossible_id_is_a_usage_error(
     assert result.exit_code == 2, result.output
     assert "use 1-64 characters from a-z, 0-9, _ and -" in result.output
     assert served == []
+
+
+def test_channels_capabilities_takes_its_account_as_every_other_command(tmp_path: Path) -> None:
+    # " Work " was refused as no possible id, where every other --account takes it
+    config = tmp_path / "config.json5"
+    config.write_text('{channels: {wechat: {puppet: "simulator", accounts: {Work: {}, home: {}}}}}')
+    args = ["channels", "capabilities", "--json", "--config", str(config), "--account", " Work "]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output

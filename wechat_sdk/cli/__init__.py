@@ -100,15 +100,14 @@ def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
 def account_id_option(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> str | None:
-    """An ``--account`` value as the account id it names: account ids are lowercased
-    (``Work`` is the account ``work``), and what a shell gave around it is no part of it;
-    one that is no possible id is a usage error."""
+    """An ``--account`` value as the account id it names (:func:`asked_account_id`, the
+    HTTP API's rule too); one that is no possible id is a usage error."""
     if value is None:
         return None
-    from wechat_sdk.config.accounts import normalize_account_id
+    from wechat_sdk.config.accounts import asked_account_id
 
     try:
-        return normalize_account_id(value.strip())
+        return asked_account_id(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

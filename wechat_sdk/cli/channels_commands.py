@@ -55,6 +55,7 @@ def channels_verify_code(
 @click.option(
     "--account",
     "account_id",
+    callback=account_id_option,
     help="Show this account's matrix (its transport's: iLink accounts are direct chats only).",
 )
 @click.option(
@@ -73,25 +74,21 @@ def channels_capabilities(as_json: bool, account_id: str | None, config_file: Pa
     caps = CAPABILITIES
     if account_id is not None:
         from wechat_sdk.config import ConfigError, accounts_of, load_config
-        from wechat_sdk.config.accounts import normalize_account_id
         from wechat_sdk.puppets import capabilities_of
 
         try:
             accounts = accounts_of(load_config(config_file))
-            wanted = normalize_account_id(account_id)
-            if wanted not in accounts.accounts:
+            if account_id not in accounts.accounts:
                 names = ", ".join(sorted(accounts.accounts))
                 raise click.BadParameter(
                     f"no account {account_id!r} in the config (accounts: {names})",
                     param_hint="--account",
                 )
-            account = accounts[wanted]
+            account = accounts[account_id]
             caps = capabilities_of(account)
         except ConfigError as exc:
             fail_config(exc)
             return
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--account") from None
         title += f": account {account.id} (puppet {account.settings.puppet})"
     data = caps.model_dump(by_alias=True)
     if as_json:

@@ -4,6 +4,7 @@ from wechat_sdk.config.accounts import (
     DEFAULT_ACCOUNT_ID,
     AccountSet,
     ResolvedAccount,
+    asked_account_id,
     normalize_account_id,
     resolve_accounts,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "ToolPolicy",
     "WechatConfig",
     "accounts_of",
+    "asked_account_id",
     "config_path",
     "did_you_mean",
     "load_config",

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "AccountSet",
     "ResolvedAccount",
+    "asked_account_id",
     "normalize_account_id",
     "resolve_accounts",
 ]
@@ -36,6 +37,13 @@ def normalize_account_id(raw: str) -> str:
             f"account id {raw!r} is not allowed: use 1-64 characters from a-z, 0-9, _ and -"
         )
     return candidate
+
+
+def asked_account_id(raw: str) -> str:
+    """The account a person names (a CLI ``--account``, an HTTP request): whitespace around
+    it dropped, then :func:`normalize_account_id` (``" Work "`` is the account ``work``).
+    Raise ValueError when it can be no account's id."""
+    return normalize_account_id(raw.strip())
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,11 +6,22 @@ Key names are camelCase, as in the config and the webhook events.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
+
+#: an account id in a request: any case, spaces around it dropped, as on the CLI
+AskedAccountId = Annotated[str, AfterValidator(asked_account_id)]
 
 __all__ = [
     "Account",
@@ -72,8 +83,8 @@ class MessageRequest(_In):
     room: str | None = Field(
         None, min_length=1, description="room id: send in this group, mentioning `to`"
     )
-    account: str | None = Field(
-        None, description="the account that sends (default: the default account)"
+    account: AskedAccountId | None = Field(
+        None, description="the account that sends (default: the default account); any case"
     )
     text: str | None = Field(None, description="text; long text goes in several messages")
     files: list[FileIn] = Field(
@@ -182,14 +193,18 @@ class PairingList(BaseModel):
 class ApproveRequest(_In):
     """``POST /v1/pairing/{code}/approve`` (the body is optional)."""
 
-    account: str | None = Field(None, description="refuse a code of another account")
+    account: AskedAccountId | None = Field(
+        None, description="refuse a code of another account; any case"
+    )
     notify: bool = Field(False, description="tell the sender they were approved")
 
 
 class DenyRequest(_In):
     """``POST /v1/pairing/{code}/deny`` (the body is optional)."""
 
-    account: str | None = Field(None, description="refuse a code of another account")
+    account: AskedAccountId | None = Field(
+        None, description="refuse a code of another account; any case"
+    )
 
 
 class Approved(BaseModel):

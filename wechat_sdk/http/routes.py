@@ -23,6 +23,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from wechat_sdk.agent import Reply
+from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.http.models import (
     Account,
     AccountList,
@@ -183,7 +184,7 @@ API_ROUTES: tuple[Route, ...] = (
         "list_pairing",
         "Pending pairing requests, oldest first",
         {200: PairingList},
-        query={"account": "only this account's requests"},
+        query={"account": "only this account's requests (any case)"},
     ),
     Route(
         "POST",
@@ -204,6 +205,15 @@ API_ROUTES: tuple[Route, ...] = (
         request_optional=True,
     ),
 )
+
+
+def asked_account(raw: str, where: str) -> str:
+    """An account id from a request's path or query, by the rule its bodies' ids follow
+    (:data:`~wechat_sdk.http.models.AskedAccountId`, the CLI's too)."""
+    try:
+        return asked_account_id(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_request", f"{where}: {exc}") from None
 
 
 def parse_body(model: type[M], raw: bytes, *, optional: bool = False) -> M:
@@ -512,7 +522,7 @@ class ApiHandlers:
         )
 
         body = parse_body(VerifyCodeRequest, await request.read())
-        account = request.match_info["id"]
+        account = asked_account(request.match_info["id"], "id")
         try:
             outcome = await submit_verify_code(self.gateway, account, body.code)
         except VerifyCodeProblem as exc:
@@ -543,6 +553,8 @@ class ApiHandlers:
 
     async def list_pairing(self, request: web.Request) -> web.StreamResponse:
         account = request.query.get("account")
+        if account is not None:
+            account = asked_account(account, "account")
         requests = [
             PairingRequestOut(
                 code=r.code,
