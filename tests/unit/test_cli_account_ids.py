@@ -72,3 +72,20 @@ def test_channels_capabilities_takes_its_account_as_every_other_command(tmp_path
     args = ["channels", "capabilities", "--json", "--config", str(config), "--account", " Work "]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+
+
+def test_gateway_run_accounts_naming_an_unknown_account_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it exited 1, as a failed run, where every other wrong option exits 2
+    from wechat_sdk.gateway import Gateway
+
+    async def start(self: Gateway) -> None:
+        raise AssertionError("a gateway started with an unknown account in --accounts")
+
+    monkeypatch.setattr(Gateway, "start", start)
+    result = run(tmp_path, "work,Nope")
+    assert result.exit_code == 2, result.output
+    assert "Usage: " in result.output
+    assert "--accounts names nope, not an account of the config" in result.output
+    assert "(its accounts: work, home)" in result.output

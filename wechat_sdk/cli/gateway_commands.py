@@ -96,6 +96,7 @@ def gateway_run(
 
     from wechat_sdk.config import ConfigError
     from wechat_sdk.gateway.control import ControlError
+    from wechat_sdk.gateway.gateway import UnknownAccounts
     from wechat_sdk.gateway.service import configure_logging, load_agent, serve
     from wechat_sdk.stores.redis import RedisUnavailable
 
@@ -119,6 +120,8 @@ def gateway_run(
     except ConfigError as exc:
         fail_config(exc)
         return
+    except UnknownAccounts as exc:  # (known once the config is read: a usage error still)
+        raise click.UsageError(str(exc)) from None
     except (ControlError, RedisUnavailable, ValueError) as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None

@@ -48,11 +48,28 @@ if TYPE_CHECKING:
     from wechat_sdk.http.media_links import MediaLinks
     from wechat_sdk.http.server import GatewayHttp
 
-__all__ = ["DEFAULT_STATE_DIR", "Gateway", "PairingAPI", "PuppetFactory", "state_dir_of"]
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "Gateway",
+    "PairingAPI",
+    "PuppetFactory",
+    "UnknownAccounts",
+    "state_dir_of",
+]
 
 log = logging.getLogger("wechat_sdk.gateway")
 
 PuppetFactory = Callable[[ResolvedAccount], Puppet]
+
+
+class UnknownAccounts(ValueError):
+    """``only_accounts`` (``--accounts``) names ids that are no account of the config."""
+
+    def __init__(self, unknown: Sequence[str], configured: Sequence[str]) -> None:
+        super().__init__(
+            f"--accounts names {', '.join(unknown)}, not an account of the config "
+            f"(its accounts: {', '.join(configured)})"
+        )
 
 
 class Gateway:
@@ -87,10 +104,7 @@ class Gateway:
             log.warning(warning, extra={"account": "-"})
         unknown = [a for a in only_accounts or () if a not in self.accounts.accounts]
         if unknown:
-            raise ValueError(
-                f"--accounts names {', '.join(unknown)}, not an account of the config "
-                f"(its accounts: {', '.join(self.accounts.accounts)})"
-            )
+            raise UnknownAccounts(unknown, list(self.accounts.accounts))
         self.only_accounts = list(only_accounts) if only_accounts is not None else None
         #: with ``store.kind: "redis"``, while started: the accounts this gateway holds
         self.cluster: ClusterCoordinator | None = None
