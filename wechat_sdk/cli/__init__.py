@@ -14,8 +14,9 @@ module): ``config_commands``, ``channels_commands``, ``pairing_commands``,
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -130,25 +131,30 @@ def _control(
         raise SystemExit(1) from None
 
 
-_state_options = [
-    click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Config file (its stateDir is used).",
-    ),
-    click.option(
-        "--state-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="State directory (default: stateDir of the config, else ~/.clawdbot/wechat).",
-    ),
-]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _with_state(f: Any) -> Any:
-    for option in reversed(_state_options):
-        f = option(f)
-    return f
+def _state_options(config_help: str = "Config file (its stateDir is used).") -> Callable[[F], F]:
+    """The ``--config`` and ``--state-dir`` options (``config_help`` for a command that
+    uses more of the config than its stateDir)."""
+
+    def add(f: F) -> F:
+        f = click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="State directory (default: stateDir of the config, else ~/.clawdbot/wechat).",
+        )(f)
+        return click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=config_help,
+        )(f)
+
+    return add
+
+
+_with_state = _state_options()
 
 
 # ---------------------------------------------------------------- the command groups

@@ -13,6 +13,7 @@ from wechat_sdk.cli import (
     _err,
     _escape,
     _out,
+    _state_options,
     _with_state,
     account_id_option,
     cli,
@@ -39,7 +40,9 @@ def gateway_group() -> None:
 
 
 @gateway_group.command("run")
-@_with_state
+@_state_options(
+    config_help="The config to run (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5)."
+)
 @click.option(
     "--agent",
     "agent_spec",
