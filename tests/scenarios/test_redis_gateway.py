@@ -143,3 +143,18 @@ async def test_accounts_limits_a_gateway_to_some_accounts(
         assert gw.cluster is not None and list(gw.cluster.held) == ["work"]
         status = {s.account: s.lifecycle for s in gw.status()}
         assert status["default"] == "stopped"  # left for a gateway that may run it
+
+
+async def test_a_message_with_half_an_emoji_is_answered_on_redis(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str
+) -> None:
+    """Text UTF-8 cannot encode (a lone surrogate, as a cut JSON escape gives) is kept with
+    "?" in its place, as on SQLite: it was refused at each write, and the message dropped
+    after its tries."""
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    agent = Recorder()
+    await wechat.gateway(agent, config)
+    world: SimulatedWeChat = wechat.world
+    await world.say("wxid_alice", "half \ud83d emoji")
+    await replied(world, "wxid_alice", 1)
+    assert [t.text for t in agent.turns] == ["half \ud83d emoji"]

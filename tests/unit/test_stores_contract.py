@@ -337,6 +337,21 @@ def test_history_default_bound_is_1000(make_store: MakeStore) -> None:
 # --- dedupe -----------------------------------------------------------------------------
 
 
+def test_text_utf8_cannot_encode_is_kept_not_refused(store: Any) -> None:
+    # half an emoji (a lone surrogate, as a cut JSON escape gives) from a peer: every
+    # store takes it (the SQLite and Redis ones keep "?" in its place), never an error
+    # that would leave the message unanswered
+    half = "half \ud83d emoji"
+    store.history.append("default", "wxid_alice", entry(half), 10)
+    (kept_entry,) = store.history.get("default", "wxid_alice")
+    assert kept_entry.text in (half, "half ? emoji")
+    assert store.dedupe.check_and_add("default", "m\ud83d", T0, 60, claim="c") is False
+    assert store.dedupe.check_and_add("default", "m\ud83d", T0 + 1, 60, claim="d") is True
+    (added,) = store.outbox.add([kept(half)])
+    assert store.outbox.items("default")[0].text in (half, "half ? emoji")
+    store.outbox.delete(added.id)
+
+
 def test_dedupe_within_ttl(store: Any) -> None:
     d = store.dedupe
     assert d.check_and_add("default", "m1", T0, 60) is False

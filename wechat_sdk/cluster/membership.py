@@ -33,13 +33,11 @@ async def join_cluster(
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
-    from wechat_sdk.stores.redis.store import unreachable
+    from wechat_sdk.stores.redis.store import client_options, unreachable
 
     store = gateway.config.channels.wechat.store
     assert store.url is not None
-    client = Redis.from_url(
-        store.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-    )
+    client = Redis.from_url(store.url, **client_options(5))
     accounts = [a.id for a in gateway.accounts.enabled if only is None or a.id in only]
 
     async def start_account(account_id: str, guard: LeaseGuard) -> Callable[[], dict[str, Any]]:

@@ -158,10 +158,10 @@ class RedisILinkState:
         self._token, self._user_at = key("peer-token"), key("peer-user-at")
         self._bot_sent, self._seq = key("peer-bot-sent"), key("seq")
         self._fence = _fence(shared, account_id)
+        from wechat_sdk.stores.redis.store import client_options
+
         # (typed Any: redis-py's stubs give every command "Awaitable[T] | T")
-        self._r: Any = AsyncRedis.from_url(
-            shared.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-        )
+        self._r: Any = AsyncRedis.from_url(shared.url, **client_options(5))
         self._record = AsyncWriteScript(self._r, _RECORD, "iLink state write")
         self._sent = AsyncWriteScript(self._r, _SENT, "iLink state write")
         self._prune = AsyncWriteScript(self._r, _PRUNE, "iLink state write")

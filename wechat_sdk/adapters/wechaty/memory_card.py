@@ -94,10 +94,10 @@ class RedisMemoryCard:
             if shared.lease_key is not None and shared.lease_value is not None
             else None
         )
+        from wechat_sdk.stores.redis.store import client_options
+
         # (typed Any: redis-py's stubs give every command "Awaitable[T] | T")
-        self._r: Any = AsyncRedis.from_url(
-            shared.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
-        )
+        self._r: Any = AsyncRedis.from_url(shared.url, **client_options(5))
         self._save = AsyncWriteScript(self._r, _SAVE, "memory card write")
         #: the card as Redis has it from this gateway (or gave it): what needs no save
         self._saved: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wechat_sdk.config.store import shown_url
 from wechat_sdk.stores.base import CHANNEL, DEFAULT_DEDUPE_MAX_ENTRIES, DEFAULT_MAX_CONVERSATIONS
@@ -19,7 +19,14 @@ from wechat_sdk.stores.redis.queues import (
 if TYPE_CHECKING:
     from redis import Redis
 
-__all__ = ["FencedRedisStore", "RedisStore", "RedisUnavailable", "connect", "unreachable"]
+__all__ = [
+    "FencedRedisStore",
+    "RedisStore",
+    "RedisUnavailable",
+    "client_options",
+    "connect",
+    "unreachable",
+]
 
 #: seconds a connection or a command may take before the store says Redis is unreachable
 SOCKET_TIMEOUT_S = 5.0
@@ -35,17 +42,24 @@ class RedisUnavailable(ConnectionError):
     """The Redis server cannot be reached (its URL shown without the password)."""
 
 
+def client_options(timeout_s: float) -> dict[str, Any]:
+    """How every Redis client of the gateway is made: text in and out, and text UTF-8
+    cannot encode (half an emoji from a cut JSON escape) stored with "?" in its place,
+    as the SQLite store keeps it, rather than refused (a message never answered)."""
+    return {
+        "decode_responses": True,
+        "encoding_errors": "replace",
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+    }
+
+
 def connect(url: str, *, timeout_s: float = SOCKET_TIMEOUT_S) -> Redis:
     """A client for ``url`` that answered a PING, or :class:`RedisUnavailable` saying
     what to check. redis-py is imported here, when a Redis store is first asked for."""
     import redis
 
-    client = redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-    )
+    client = redis.Redis.from_url(url, **client_options(timeout_s))
     try:
         client.ping()
     except redis.RedisError as exc:
