@@ -344,6 +344,51 @@ async def test_an_answer_asking_for_too_many_tool_calls_runs_the_first_16_only(
     assert wechat.world.texts(to="wxid_alice") == ["16 ran, 24 not"]
 
 
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        pytest.param("Let me look that up.", ["Let me look that up."], id="with-text"),
+        pytest.param("", [NOTICE], id="without-text"),
+    ],
+)
+async def test_a_call_when_no_tool_is_offered_is_refused_and_its_text_still_said(
+    wechat: WeChatHarness,
+    servers: Servers,
+    caplog: pytest.LogCaptureFixture,
+    text: str,
+    sent: list[str],
+) -> None:
+    """Some OpenAI-compatible servers invent a call when offered no tools: it is refused
+    as any call to a tool not offered, the text said with it is the answer, and an answer
+    that is only the call gets the notice, saying why (not "after 0 rounds")."""
+
+    async def answer(request: web.Request, bodies: list[dict[str, Any]]) -> web.StreamResponse:
+        response = await streaming(request)
+        if text:
+            await response.write(event({"content": text}))
+        head = {"index": 0, "id": "call_1", "type": "function"}
+        function = {"name": "web_search", "arguments": '{"q": "weather"}'}
+        await response.write(event({"tool_calls": [{**head, "function": function}]}))
+        return await calls_asked(response)
+
+    server = servers(answer)
+    gw = await start(wechat, server)
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "weather?")
+    assert "tools" not in server.requests[0]
+    assert len(server.requests) == 1  # (a history with the call would need its tool)
+    assert wechat.world.texts(to="wxid_alice") == sent
+    assert "tool refused: 'web_search' is not offered here" in caplog.text
+    assert "reason=tool_not_allowed" in caplog.text
+    assert "tool_rounds_exhausted" not in caplog.text and "round(s)" not in caplog.text
+    (status,) = gw.status()
+    if text:
+        assert status.last_error is None
+    else:
+        assert "reason=tool_not_offered" in caplog.text
+        assert status.last_error is not None and "no tool is offered" in status.last_error
+
+
 # ---------------------------------------------------------------- a stream that ends early
 
 

@@ -200,7 +200,19 @@ class ChatModel:
                         extra={"account": turn.account_id},
                     )
                 return
-            if last or not schemas:
+            if not schemas:
+                # offered none (some servers invent a call anyway): each is refused as any
+                # call to a tool not offered, but cannot be given back (a history with
+                # calls needs their tools described): what the model said is the answer
+                for call in result.calls[:MAX_CALLS_PER_ROUND]:
+                    await tools.call(call["name"], call["arguments"])
+                if not said:
+                    raise ModelFailed(
+                        "tool_not_offered",
+                        "the model answered only with a tool call, and no tool is offered here",
+                    )
+                return
+            if last:
                 log.warning(
                     "the model asked for tools after %d round(s), the most allowed "
                     "(agent.maxToolRounds) reason=tool_rounds_exhausted",
