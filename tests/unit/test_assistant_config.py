@@ -151,6 +151,27 @@ def test_without_an_api_key_the_environment_one_is_used(monkeypatch: pytest.Monk
     assert ChatModel(AgentConfig(model="m")).api_key() is None
 
 
+def test_an_environment_api_key_with_a_line_break_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$OPENAI_API_KEY read from a file often ends with a line break: the HTTP client
+    refused to send it, every turn, as "cannot reach" the server (model_unreachable)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789\n")
+    code, out = check(tmp_path, '{channels: {wechat: {puppet: "simulator", agent: {model: "m"}}}}')
+    assert code != 0
+    assert "channels.wechat.agent.apiKey" in out and "$OPENAI_API_KEY" in out
+    assert "line break" in out and "sk-env-0123456789" not in out
+    with pytest.raises(ValueError, match="OPENAI_API_KEY") as info:
+        ChatModel(AgentConfig(model="m"))  # (a program starting the assistant itself)
+    assert "sk-env" not in str(info.value)
+    # an apiKey of the config's own is the key: the variable is not read
+    code, out = check(
+        tmp_path,
+        '{channels: {wechat: {puppet: "simulator", agent: {model: "m", apiKey: "sk-abcdef123"}}}}',
+    )
+    assert code == 0, out
+
+
 def test_the_reference_lists_the_agent_keys() -> None:
     keys = {row[0] for row in reference_rows()}
     assert {

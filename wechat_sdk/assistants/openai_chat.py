@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -160,10 +159,8 @@ class ChatModel:
         return self._client
 
     def api_key(self) -> str | None:
-        """``apiKey``, else ``$OPENAI_API_KEY`` (as the openai SDK reads it), else none."""
-        if self.config.apiKey is not None:
-            return self.config.apiKey.get_secret_value()
-        return os.environ.get("OPENAI_API_KEY") or None
+        """The key (:meth:`AgentConfig.api_key`): ``apiKey``, else ``$OPENAI_API_KEY``."""
+        return self.config.api_key()
 
     async def aclose(self) -> None:
         if self._client is not None:

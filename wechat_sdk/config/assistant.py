@@ -41,6 +41,9 @@ DEFAULT_USER_KEY = "wechat:{accountId}:{conversationId}"
 
 Provider = Literal["openai", "webhook"]
 
+#: where the key comes from when ``apiKey`` is not set (where the openai SDK reads it)
+API_KEY_VARIABLE = "OPENAI_API_KEY"
+
 #: what no HTTP header may hold: a line break, NUL or another control character
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -196,6 +199,22 @@ class AgentConfig(Strict):
         "(a group's tools entry may name the key: all its tools)",
     )
 
+    def api_key(self) -> str | None:
+        """``apiKey``, else ``$OPENAI_API_KEY`` (as the openai SDK reads it), else none.
+        Raises ValueError, naming the variable (never its value), when it holds what no
+        HTTP header may (``apiKey`` is checked as the config is read)."""
+        if self.apiKey is not None:
+            return self.apiKey.get_secret_value()
+        key = os.environ.get(API_KEY_VARIABLE) or None
+        if key is not None:
+            try:
+                _one_line(key)
+            except ValueError as exc:
+                raise ValueError(
+                    f"not set, so the key comes from ${API_KEY_VARIABLE}: it {exc}"
+                ) from None
+        return key
+
     @field_validator("model", "url", "secret")
     @classmethod
     def _keys_of_the_provider(cls, value: object, info: ValidationInfo) -> object:
@@ -240,9 +259,15 @@ class AgentConfig(Strict):
 
 
 def agent_problems(agent: AgentConfig, key_path: str) -> list[ConfigProblem]:
-    """What keeps an agent block from working on this machine: an MCP ``command`` that is
-    not a program here. ``key_path`` is where the block was written."""
+    """What keeps an agent block from working on this machine: a key from the environment
+    that no HTTP header may hold, an MCP ``command`` that is not a program here.
+    ``key_path`` is where the block was written."""
     out: list[ConfigProblem] = []
+    if agent.provider == "openai":
+        try:
+            agent.api_key()
+        except ValueError as exc:
+            out.append(ConfigProblem(f"{key_path}.apiKey", str(exc)))
     for name, server in agent.mcpServers.items():
         command = server.command
         if command is None:
