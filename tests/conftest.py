@@ -7,9 +7,10 @@ namespace from ``redis_namespace``, so tests never see each other's keys. Withou
 installs it) the tests that need it are skipped, saying so, unless
 ``WECHAT_SDK_REDIS_REQUIRED=1`` (set by nox) makes that a failure.
 
-Also for every test: the ``wechat_sdk`` logger as it was before it (an in-process
-``gateway run`` configures it for stderr, not propagating), and Hypothesis without its
-200 ms deadline per example (a busy machine is no failure; speed is not what is tested).
+Also for every test: the ``wechat_sdk`` logger and the libraries' as they were before it
+(an in-process ``gateway run`` configures them for stderr, not propagating), and
+Hypothesis without its 200 ms deadline per example (a busy machine is no failure; speed
+is not what is tested).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ settings.load_profile("wechat-sdk")
 @pytest.fixture(autouse=True)
 def _wechat_sdk_logger_restored() -> Iterator[None]:
     """The ``wechat_sdk`` and ``simulator`` loggers' handlers, level and propagation put
-    back after each test (``configure_logging``, run by an in-process ``gateway run``,
-    replaces them)."""
-    loggers = [logging.getLogger(name) for name in ("wechat_sdk", "simulator")]
+    back after each test, and the libraries' (``configure_logging``, run by an in-process
+    ``gateway run``, replaces them)."""
+    from wechat_sdk.gateway.service import LIBRARY_LOGGERS, LOGGERS
+
+    loggers = [logging.getLogger(name) for name in (*LOGGERS, *LIBRARY_LOGGERS)]
     saved = [(list(g.handlers), g.level, g.propagate) for g in loggers]
     yield
     for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):

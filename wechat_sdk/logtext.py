@@ -3,17 +3,33 @@
 A peer can send a 100 KB message id or a name with line breaks in it: :func:`shown` gives
 at most ``limit`` characters, cut with an ellipsis, with control characters escaped, so
 that one message can neither flood the log nor forge a line of it.
+
+A library's own log text (the mcp SDK's, httpx's) may repeat a server's URL with its key,
+or a request's headers: :func:`without_secrets` cuts URLs to their origin and masks
+credentials, for the lines the gateway does not write itself.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["shown"]
+__all__ = ["shown", "without_secrets"]
 
 # C0 and C1 controls (a newline, a carriage return, an escape sequence) and the Unicode
 # line and paragraph separators: each would start a new line, or restyle one, in a log
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+#: a URL (its user part, path and query may hold a key), without a closing stop or comma
+_URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]*[^\s'"<>.,;:!?)\]]""")
+#: an authorization scheme's credentials: ``Bearer sk-...``
+_CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)[^\s'",;]+""")
+#: a value named as a secret (``api-key: ...``, ``'token': '...'``, ``password=...``), but
+#: for one that begins with a scheme (masked by _CREDENTIALS)
+_NAMED = re.compile(
+    r"""(?i)\b([\w-]*(?:key|token|secret|passw(?:or)?d|auth)[\w-]*['"]?\s*[:=]\s*['"]?)"""
+    r"""(?!(?:bearer|basic)\s)[^\s'",;&}]+"""
+)
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -26,3 +42,17 @@ def shown(text: object, limit: int = 80) -> str:
     s = str(text)[: limit + 1]  # never more than is shown: escaping only makes it longer
     s = _CONTROL.sub(_escaped, s)
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def without_secrets(text: str, limit: int = 500) -> str:
+    """``text`` (a library's log line) as the log may show it: each URL cut to its origin,
+    credentials masked, then :func:`shown` (``limit`` characters, controls escaped).
+
+    >>> without_secrets("401 for url 'https://u:pw@m.example/mcp?key=k1' Bearer sk-1")
+    "401 for url 'https://m.example' Bearer ***"
+    """
+    from wechat_sdk.config.integrations import origin_of
+
+    text = _URL.sub(lambda m: origin_of(m.group()), text)
+    text = _CREDENTIALS.sub(r"\1\2***", text)
+    return shown(_NAMED.sub(r"\1***", text), limit)

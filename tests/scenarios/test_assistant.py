@@ -775,6 +775,50 @@ async def test_an_mcp_server_refusing_never_shows_its_url_key_or_token(
     assert not any(s in caplog.text for s in ("0123456789", "key=", "bob"))
 
 
+async def test_the_mcp_sdks_own_errors_are_gateway_lines_without_its_url_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server that takes ``initialize`` and refuses the next POST (401): the mcp SDK
+    logs its error with a traceback repeating the URL; it went to stderr bare, outside the
+    JSON log, with the URL's token."""
+    from aiohttp import web
+
+    from wechat_sdk.gateway.service import configure_logging
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json() if request.method == "POST" else {}
+        if body.get("method") != "initialize":
+            return web.Response(status=401, text="token expired")
+        result = {
+            "protocolVersion": body["params"]["protocolVersion"],
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "refusing", "version": "1"},
+        }
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": result})
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    configure_logging("json")
+    config = McpServerConfig(url=f"http://127.0.0.1:{port}/mcp?token=tok-0123456789")
+    server = McpServer("remote", config, call_timeout_s=5)
+    try:
+        await server.start(30)  # (returns when the first try failed)
+    finally:
+        await server.aclose()
+        await runner.cleanup()
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines()]  # (each line JSON)
+    (mcp,) = [line for line in lines if line["logger"].startswith("mcp.")]
+    assert mcp["level"] == "error" and "error" not in mcp  # (no traceback)
+    assert f"401 Unauthorized' for url 'http://127.0.0.1:{port}'" in mcp["message"]
+    assert "0123456789" not in err
+
+
 async def test_a_password_in_base_url_never_shows(
     wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
 ) -> None:

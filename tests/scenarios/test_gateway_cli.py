@@ -339,3 +339,36 @@ def test_gateway_run_shows_the_simulators_warnings_as_its_own(
     logging.getLogger("simulator").warning("ignoring inbox file m.json: not JSON")
     err = capsys.readouterr().err
     assert re.search(r"^\d\d:\d\d:\d\d WARNING +\[-\] ignoring inbox file m\.json", err, re.M)
+
+
+def test_gateway_run_shows_the_libraries_warnings_on_its_lines_without_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the libraries the gateway uses (mcp, openai, httpx, aiohttp) logged through Python's
+    # last resort: bare lines, JSON or not, a traceback, a server's URL with its key
+    import logging
+
+    from wechat_sdk.gateway.service import configure_logging
+
+    configure_logging("human", "debug")
+    logging.getLogger("openai").setLevel(logging.DEBUG)  # (what OPENAI_LOG=debug does)
+    url = "https://bob:pw-0123456789@api.example.com/v1/chat/completions?key=k-0123456789"
+    headers = {"Authorization": "Bearer sk-0123456789", "x-api-key": "k-0123456789"}
+    logging.getLogger("openai._base_client").debug("Request options: %s", {"headers": headers})
+    logging.getLogger("httpx").info('HTTP Request: POST %s "HTTP/1.1 200 OK"', url)
+    logging.getLogger("aiohttp.client").warning("Unclosed connection to %s, %s", url, headers)
+    try:
+        raise ValueError(f"Client error '401 Unauthorized' for url '{url}'\nmore")
+    except ValueError:
+        logging.getLogger("mcp.client.streamable_http").exception("Error in post_writer")
+    err = capsys.readouterr().err
+    assert "Request options" not in err and "HTTP Request" not in err  # (debug, info)
+    lines = err.splitlines()
+    assert len(lines) == 2 and "Traceback" not in err
+    assert re.match(r"\d\d:\d\d:\d\d WARNING +\[-\] aiohttp\.client: Unclosed connection", lines[0])
+    assert "to https://api.example.com, {'Authorization': 'Bearer ***', 'x-api-key': '***'}" in err
+    assert lines[1].endswith(
+        "ERROR   [-] mcp.client.streamable_http: Error in post_writer "
+        "(ValueError: Client error '401 Unauthorized' for url 'https://api.example.com')"
+    )
+    assert "0123456789" not in err

@@ -30,6 +30,7 @@ from wechat_sdk.config import (
 from wechat_sdk.gateway.control import ControlServer
 from wechat_sdk.gateway.gateway import Gateway, state_dir_of
 from wechat_sdk.http.media_links import MediaLinks
+from wechat_sdk.logtext import without_secrets
 
 __all__ = [
     "GC_GEN0_THRESHOLD",
@@ -78,6 +79,22 @@ class _AccountField(logging.Filter):
         return True
 
 
+class _LibraryRecord(logging.Filter):
+    """A library's record as one line of the gateway's log: its error's type and first
+    line in place of a traceback, URLs cut to their origin and credentials masked (its
+    text may repeat a server's URL with its key, or a request's headers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            lines = str(error).strip().splitlines()
+            text += f" ({type(error).__name__}{': ' + lines[0] if lines else ''})"
+        record.msg, record.args = without_secrets(text), None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -94,23 +111,35 @@ class _JsonFormatter(logging.Formatter):
 
 #: the loggers ``gateway run`` shows: the SDK's, and the simulator's (its default puppet)
 LOGGERS = ("wechat_sdk", "simulator")
+#: the libraries whose warnings and errors it shows on the same lines, by their logger's
+#: name (their debug and info lines never: they show each request, its URL and headers)
+LIBRARY_LOGGERS = ("mcp", "openai", "httpx", "httpcore", "aiohttp", "redis", "grpc")
 
 
 def configure_logging(fmt: str = "human", level: str = "info") -> None:
-    """Logs to stderr, the SDK's and its simulator's; the account id is on every line."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_AccountField())
+    """Logs to stderr, the SDK's and its simulator's; the account id is on every line.
+    The libraries' warnings and errors too, each as one line naming its logger, without
+    keys (:func:`~wechat_sdk.logtext.without_secrets`)."""
+    own = logging.StreamHandler(sys.stderr)
+    own.addFilter(_AccountField())
+    library = logging.StreamHandler(sys.stderr)
+    library.addFilter(_AccountField())
+    library.addFilter(_LibraryRecord())
+    # (the handler's level, not only the loggers': OPENAI_LOG=debug sets openai's own)
+    library.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        own.setFormatter(_JsonFormatter())
+        library.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s [%(account)s] %(message)s", "%H:%M:%S")
-        )
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
+        line = "%(asctime)s %(levelname)-7s [%(account)s] "
+        own.setFormatter(logging.Formatter(line + "%(message)s", "%H:%M:%S"))
+        library.setFormatter(logging.Formatter(line + "%(name)s: %(message)s", "%H:%M:%S"))
+    for names, handler in ((LOGGERS, own), (LIBRARY_LOGGERS, library)):
+        for name in names:
+            logger = logging.getLogger(name)
+            logger.handlers[:] = [handler]
+            logger.setLevel(max(logging.getLevelName(level.upper()), handler.level))
+            logger.propagate = False
 
 
 def load_agent(spec: str) -> Agent:
