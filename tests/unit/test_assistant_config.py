@@ -117,6 +117,35 @@ def test_a_header_or_api_key_with_a_line_break_is_refused_without_repeating_it()
     assert token not in "".join(said) and "sk-0123456789" not in "".join(said)
 
 
+def test_a_header_or_api_key_the_http_client_cannot_send_is_refused_without_repeating_it() -> (
+    None
+):
+    """A pasted token with a space after it passed, then every turn failed at the HTTP
+    client, whose error repeats the whole header (the token) into the log and status."""
+    token = "n8n-header-token-0123456789"
+    said = agent_problems_of(
+        {
+            "model": "m",
+            "apiKey": "sk-0123456789 ",
+            "headers": {"Authorization": f"Bearer {token} ", "X-Name": "Zoë"},
+            "mcpServers": {"docs": {"url": "https://m.example/mcp", "headers": {"X-K": " k"}}},
+        }
+    )
+    assert [p.split(":")[0] for p in said] == [
+        "channels.wechat.agent.apiKey",
+        "channels.wechat.agent.headers.Authorization",
+        "channels.wechat.agent.headers.X-Name",
+        "channels.wechat.agent.mcpServers.docs.headers.X-K",
+    ]
+    assert "not ASCII (its character 3)" in said[2]
+    assert all("space" in p for p in said[:2] + said[3:])
+    assert token not in "".join(said) and "sk-0123456789" not in "".join(said)
+    # a space or tab inside a value is a header's own ("Bearer x")
+    agent = {"model": "m", "headers": {"Authorization": "Bearer\tx y"}}
+    config = parse_config(json.dumps({"channels": {"wechat": {"agent": agent}}}), env={})
+    assert accounts_of(config).default.settings.agent.headers["Authorization"] == "Bearer\tx y"
+
+
 def test_the_api_key_comes_from_the_environment_and_stays_secret() -> None:
     config = parse_config(
         '{channels: {wechat: {agent: {model: "m", apiKey: "${MY_KEY}"}}}}',

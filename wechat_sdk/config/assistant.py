@@ -49,12 +49,24 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _one_line(value: str) -> str:
-    """A header's value (a token, an API key): one line, or what says where to look. The
-    value itself is never repeated (it is a secret, as often as not)."""
+    """A header's value (a token, an API key) as the HTTP client can send it, or what says
+    where to look: one line, ASCII, nothing blank around it. The value itself is never
+    repeated (it is a secret, as often as not)."""
     if _CONTROL.search(value):
         raise ValueError(
             "holds a line break or another control character, which no HTTP header may "
             "hold (a secret read from a file often ends with a line break): remove it"
+        )
+    if not value.isascii():
+        at = next(n for n, char in enumerate(value, 1) if not char.isascii())
+        raise ValueError(
+            f"holds a character that is not ASCII (its character {at}), which an HTTP "
+            "header cannot carry: copy the value again"
+        )
+    if value != value.strip(" \t"):
+        raise ValueError(
+            "begins or ends with a space, which no HTTP header value may (a pasted secret "
+            "often does): remove it"
         )
     return value
 
