@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,8 @@ def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
 
 def check_media(media: dict[str, Any]) -> None:
     """ValueError unless ``media`` (``world.say(media=...)``) has a kind the simulator
-    knows (``file`` when left out) and a size that is a whole number of bytes, 0 or more."""
+    knows (``file`` when left out), a size that is a whole number of bytes, 0 or more, and
+    a duration (if any) that is a finite number of seconds, 0 or more."""
     kind = media.get("kind", "file")
     if kind not in KIND_DEFAULTS:
         raise ValueError(
@@ -42,6 +44,28 @@ def check_media(media: dict[str, Any]) -> None:
     size = media.get("size", 1024)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"media size must be a whole number of bytes, 0 or more; got {size!r}")
+    duration = media.get("duration")
+    if duration is not None and not _seconds(duration):
+        raise ValueError(
+            f"media duration must be a finite number of seconds, 0 or more; got {duration!r}"
+        )
+
+
+def check_age(age_s: Any) -> None:
+    """ValueError unless ``age_s`` (``world.say(age_s=...)``, said that long ago) is a
+    finite number of seconds, 0 or more."""
+    if not _seconds(age_s):
+        raise ValueError(f"age_s must be a finite number of seconds, 0 or more; got {age_s!r}")
+
+
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a finite number, 0 or more (NaN and Infinity are not)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 class MessageStore:

@@ -32,14 +32,15 @@ class ScenarioError(ValueError):
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # (JSON5 has NaN and Infinity: no step takes them)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Media(_M):
     kind: MediaWord
     name: str | None = None
     size: int = Field(1024, ge=0)
-    duration: float | None = None
+    duration: float | None = Field(None, ge=0)
 
 
 class ContactSpec(_M):

@@ -34,7 +34,7 @@ from simulator.account import (
 )
 from simulator.ilink.serving import ILinkServing
 from simulator.ilink.state import SLOW_POLL_S
-from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_media
+from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_age, check_media
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
 from simulator.session import SESSION_FILE, SessionCard
 from simulator.transcript import TranscriptEntry
@@ -468,8 +468,9 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         """
         if quote is not None and quote not in self._messages:
             raise KeyError(f"no message {quote!r} to quote")
+        check_age(age_s)  # (these before the sender becomes a contact)
         if media is not None:
-            check_media(media)  # (before the sender becomes a contact)
+            check_media(media)
         if sender not in self.contacts:
             self.add_contact(sender)
         targets = self._targets(room, account)

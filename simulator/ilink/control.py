@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.ilink.wire import NotJson, json_text, read_json_object
 from simulator.validation import problems
 from simulator.world import FAULT_KINDS
 from wechat_sdk.puppet import MediaWord, MessageKind
@@ -170,25 +170,22 @@ def _valid(model: type[_M], data: Any) -> _M:
 
 def _error(status: int, error: str) -> web.HTTPException:
     cls = web.HTTPNotFound if status == 404 else web.HTTPBadRequest
-    return cls(text=json.dumps({"error": error}), content_type="application/json")
+    return cls(text=json_text({"error": error}), content_type="application/json")
+
+
+def _answer(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=json_text)
 
 
 def _fail(status: int, error: str) -> web.Response:
-    return web.json_response({"error": error}, status=status)
+    return _answer({"error": error}, status)
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text='{"error": "the body is not JSON"}', content_type="application/json"
-        ) from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text='{"error": "the body must be a JSON object"}', content_type="application/json"
-        )
-    return body
+        return read_json_object(await request.read())
+    except NotJson as exc:
+        raise _error(400, str(exc)) from None
 
 
 def add_control_routes(server: ILinkServer) -> None:
@@ -209,13 +206,13 @@ def add_control_routes(server: ILinkServer) -> None:
         }
 
     async def index(request: web.Request) -> web.Response:
-        return web.json_response(
+        return _answer(
             {"base_url": server.base_url, "cdn_base_url": server.cdn_base_url, "routes": ROUTES}
         )
 
     async def accounts(request: web.Request) -> web.Response:
         ids = [a.id for a in world.accounts.values() if a.transport == "ilink"]
-        return web.json_response([account_json(i) for i in ids])
+        return _answer([account_json(i) for i in ids])
 
     async def add_account(request: web.Request) -> web.Response:
         body = _valid(_NewAccount, await _body(request))
@@ -224,7 +221,7 @@ def add_control_routes(server: ILinkServer) -> None:
         if known is not None and known.transport != "ilink":
             return _fail(409, f"account {account_id!r} exists and is not an iLink account")
         world.add_account(account_id, name=name, transport="ilink")
-        return web.json_response(account_json(account_id), status=201)
+        return _answer(account_json(account_id), status=201)
 
     async def phone(request: web.Request) -> web.Response:
         account_id, action = request.match_info["id"], request.match_info["action"]
@@ -247,17 +244,17 @@ def add_control_routes(server: ILinkServer) -> None:
                 getattr(world, action)(account_id)
         except RuntimeError as exc:
             return _fail(409, str(exc))
-        return web.json_response(account_json(account_id))
+        return _answer(account_json(account_id))
 
     async def phone_screen(request: web.Request) -> web.Response:
         account_id = request.match_info["id"]
         if not world._is_ilink(account_id):
             return _fail(404, f"no iLink account {account_id!r}")
-        return web.json_response({"account": account_id, "shows": state.qr.shown(account_id)})
+        return _answer({"account": account_id, "shows": state.qr.shown(account_id)})
 
     async def qrcodes(request: web.Request) -> web.Response:
         codes = [state.qr.status(c) for c in list(state.qr.codes)]
-        return web.json_response(
+        return _answer(
             [
                 {
                     "qrcode": q.code,
@@ -304,7 +301,7 @@ def add_control_routes(server: ILinkServer) -> None:
             return _fail(400, str(exc))
         except KeyError as exc:
             return _fail(400, str(exc.args[0]))
-        return web.json_response({"message_ids": ids}, status=201)
+        return _answer({"message_ids": ids}, status=201)
 
     def _not_ilink(account_id: str) -> str:
         ilink = [a.id for a in world.accounts.values() if a.transport == "ilink"]
@@ -326,10 +323,10 @@ def add_control_routes(server: ILinkServer) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.sent_changed.wait(), left)
             entries = world.sent(to=to, account=account, since=since)
-        return web.json_response([_entry(e) for e in entries])
+        return _answer([_entry(e) for e in entries])
 
     async def transcript(request: web.Request) -> web.Response:
-        return web.json_response([_entry(e) for e in world.transcript])
+        return _answer([_entry(e) for e in world.transcript])
 
     async def file(request: web.Request) -> web.Response:
         try:
@@ -351,13 +348,11 @@ def add_control_routes(server: ILinkServer) -> None:
             world.fault(body.kind, body.account, body.count, seconds=body.seconds)
         except ValueError as exc:
             return _fail(400, str(exc))
-        return web.json_response({"ok": True})
+        return _answer({"ok": True})
 
     async def events(request: web.Request) -> web.Response:
         since = _valid(_Events, dict(request.query)).since
-        return web.json_response(
-            {"events": world.events_log[since:], "next": len(world.events_log)}
-        )
+        return _answer({"events": world.events_log[since:], "next": len(world.events_log)})
 
     router = server.app.router
     router.add_get("/sim/", index)

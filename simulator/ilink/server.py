@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,14 @@ from aiohttp import web
 
 from simulator.ilink.cdn import CdnError, PendingUpload
 from simulator.ilink.state import ILinkBot, ILinkState, wait_changed
-from simulator.ilink.wire import WireError, inbound_message, read_outbound
+from simulator.ilink.wire import (
+    NotJson,
+    WireError,
+    inbound_message,
+    json_text,
+    read_json_object,
+    read_outbound,
+)
 
 if TYPE_CHECKING:
     from simulator.world import SimulatedWeChat
@@ -77,7 +83,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _answer(body: Json, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return web.json_response(body, status=status, dumps=json_text)
 
 
 def _error(ret: int, errmsg: str, status: int = 200) -> web.Response:
@@ -246,14 +252,10 @@ class ILinkServer:
     # -------------------------------------------------------- request checks
 
     async def _json(self, request: web.Request) -> Json:
-        raw = await request.read()
         try:
-            body = json.loads(raw) if raw else {}
-        except (ValueError, RecursionError):  # (nested deeper than Python's parser goes)
-            raise _Refused(_error(REFUSED, "the body is not JSON", 400)) from None
-        if not isinstance(body, dict):
-            raise _Refused(_error(REFUSED, "the body must be a JSON object", 400))
-        return body
+            return read_json_object(await request.read())
+        except NotJson as exc:
+            raise _Refused(_error(REFUSED, str(exc), 400)) from None
 
     def _bot(self, request: web.Request) -> tuple[ILinkBot, str]:
         if request.headers.get("AuthorizationType") != "ilink_bot_token":

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,9 +26,12 @@ __all__ = [
     "ITEM_VIDEO",
     "ITEM_VOICE",
     "MAX_TEXT_CHARS",
+    "NotJson",
     "OutItem",
     "WireError",
     "inbound_message",
+    "json_text",
+    "read_json_object",
     "read_outbound",
 ]
 
@@ -50,6 +55,54 @@ _MEDIA_ITEMS = {
 
 class WireError(ValueError):
     """A request the server refuses; the message is its ``errmsg``."""
+
+
+class NotJson(ValueError):
+    """A request body the server does not read; the message says what to change."""
+
+
+def read_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body (empty: ``{}``) as a JSON object, read as every language reads JSON.
+
+    :class:`NotJson` when it is not JSON (or nested deeper than Python's parser goes), not
+    an object, or holds NaN or Infinity: Python's json reads those and other languages'
+    parsers do not, so the simulator takes none and never hands one back to a client.
+    """
+    try:
+        body = json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):
+        raise NotJson("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise NotJson("the body must be a JSON object")
+    where = _not_finite(body)
+    if where is not None:
+        path, value = where
+        raise NotJson(f"{path}: {json.dumps(value)} is not standard JSON: send a finite number")
+    return body
+
+
+def _not_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The dotted path and value of the first NaN or Infinity in parsed JSON, if any (a
+    number past a double's range, ``1e400``, reads as Infinity)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "(body)", value)
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _not_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def json_text(data: Any) -> str:
+    """``data`` as the JSON text of an answer: standard JSON, never NaN or Infinity (a
+    ValueError here is a bug of the simulator, answered 500, not a malformed answer)."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
 
 
 def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:

@@ -4,6 +4,7 @@ naming the key's dotted path and what to change, never a silent default."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -81,6 +82,49 @@ async def test_media_must_be_a_kind_the_simulator_knows_and_a_size(
     said = {"from": ALICE, "account": "bot", "text": "x", "media": media}
     assert says in await error(http, "POST", f"{base}sim/messages", said)
     assert world.transcript == []
+
+
+def standard_json(text: str) -> Any:
+    """``text`` read as a parser of another language reads it: no NaN, no Infinity."""
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"{word} is not standard JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("route", "raw", "says"),
+    [
+        ("sim/messages", '{"from": "alice@im.wechat", "account": "bot", "age_s": Infinity}',
+         "age_s: Infinity is not standard JSON: send a finite number"),
+        ("sim/messages", '{"from": "alice@im.wechat", "account": "bot", '
+         '"together": [{"media": {"kind": "audio", "duration": NaN}}]}',
+         "together.0.media.duration: NaN is not standard JSON: send a finite number"),
+        ("sim/messages", '{"from": "alice@im.wechat", "account": "bot", "age_s": 1e400}',
+         "age_s: Infinity is not standard JSON: send a finite number"),
+        ("sim/faults", '{"kind": "slow_send", "account": "bot", "seconds": -Infinity}',
+         "seconds: -Infinity is not standard JSON: send a finite number"),
+    ],
+)  # fmt: skip
+async def test_nan_and_infinity_in_a_body_are_refused_by_name(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession, route: str, raw: str, says: str
+) -> None:
+    """Python's json reads NaN and Infinity, other languages' parsers do not: the
+    simulator takes none, so it never hands them back."""
+    async with http.post(f"{base}{route}", data=raw) as resp:
+        assert resp.status == 400
+        assert standard_json(await resp.text()) == {"error": says}
+    assert world.transcript == []
+    assert not any(e["event"] == "fault" for e in world.events_log)
+
+
+async def test_deeply_nested_json_is_refused_as_not_json(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(f"{base}sim/messages", data="[" * 100_000 + "]" * 100_000) as resp:
+        assert resp.status == 400
+        assert await resp.json() == {"error": "the body is not JSON"}
 
 
 async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
@@ -176,4 +220,14 @@ async def test_world_say_refuses_a_media_kind_it_does_not_know() -> None:
         await world.say("wxid_a", "x", media={"kind": "gif"})
     with pytest.raises(ValueError, match="media size must be a whole number"):
         await world.say("wxid_a", "x", media={"kind": "image", "size": "big"})
+    assert world.transcript == [] and "wxid_a" not in world.contacts
+
+
+async def test_world_say_refuses_an_age_or_duration_that_is_not_a_finite_number() -> None:
+    world = SimulatedWeChat(seed=1)
+    world.add_account("default")
+    with pytest.raises(ValueError, match="age_s must be a finite number of seconds"):
+        await world.say("wxid_a", "x", age_s=float("inf"))
+    with pytest.raises(ValueError, match="media duration must be a finite number of seconds"):
+        await world.say("wxid_a", "x", media={"kind": "audio", "duration": float("nan")})
     assert world.transcript == [] and "wxid_a" not in world.contacts

@@ -742,6 +742,26 @@ async def test_bad_requests_are_answered_with_what_to_change(
     assert client.token not in json.dumps(world.events_log)
 
 
+async def test_nan_or_infinity_in_a_calls_body_is_refused_as_no_real_server_reads_it(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    raw = json.dumps(
+        {"msg": {"to_user_id": ALICE, "client_id": "c1", "message_type": 2,
+                 "context_token": msg["context_token"], "item_list": ["VOICE"]}}
+    ).replace('"VOICE"', '{"type": 3, "voice_item": {"playtime": Infinity}}')  # fmt: skip
+    async with http.post(
+        f"{server.base_url}ilink/bot/sendmessage", data=raw, headers=client.headers()
+    ) as resp:
+        assert resp.status == 400
+        answer = await resp.json()
+    assert answer["errmsg"] == (
+        "msg.item_list.0.voice_item.playtime: Infinity is not standard JSON: send a finite number"
+    )
+    assert world.sent() == []
+
+
 async def test_malformed_items_are_answered_with_what_is_wrong(
     world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
 ) -> None:

@@ -158,6 +158,29 @@ def test_slow_poll_on_a_puppet_account_is_invalid(tmp_path: Path) -> None:
     assert "steps.1.fault.kind: slow_poll applies to iLink accounts only" in out
 
 
+def test_media_the_simulator_cannot_make_is_invalid_at_load_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    code, out = run(
+        write(
+            tmp_path,
+            f"""{{ {OPEN}, steps: [
+              {{ login: "default" }},
+              {{ say: {{ from: "a", media: {{ kind: "audio", duration: -1 }} }} }},
+              {{ say: {{ from: "a", media: {{ kind: "audio", duration: NaN }} }} }},
+              {{ advance: Infinity }},
+            ] }}""",
+        )
+    )
+    assert code == 2, out
+    lines = [line.strip() for line in out.splitlines()[1:]]
+    assert lines == [
+        "steps.1.say.media.duration: input should be greater than or equal to 0, got -1",
+        "steps.2.say.media.duration: Input should be a finite number, got nan",
+        "steps.3.advance: Input should be a finite number, got inf",
+    ]
+
+
 def test_every_problem_in_one_pass_with_did_you_mean(tmp_path: Path) -> None:
     code, out = run(
         write(
