@@ -9,7 +9,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from simulator.media import KIND_DEFAULTS, make_media_bytes
+from simulator.media import KIND_DEFAULTS, MAX_MEDIA_BYTES, make_media_bytes
 from simulator.transcript import TranscriptEntry
 from wechat_sdk.clock import Clock
 from wechat_sdk.puppet import FileInfo, Message, MessageKind, PuppetError
@@ -33,8 +33,9 @@ def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
 
 def check_media(media: dict[str, Any]) -> None:
     """ValueError unless ``media`` (``world.say(media=...)``) has a kind the simulator
-    knows (``file`` when left out), a size that is a whole number of bytes, 0 or more, and
-    a duration (if any) that is a finite number of seconds, 0 or more."""
+    knows (``file`` when left out), a size that is a whole number of bytes, 0 to
+    :data:`~simulator.media.MAX_MEDIA_BYTES`, and a duration (if any) that is a finite
+    number of seconds, 0 or more."""
     kind = media.get("kind", "file")
     if kind not in KIND_DEFAULTS:
         raise ValueError(
@@ -42,8 +43,11 @@ def check_media(media: dict[str, Any]) -> None:
             f"{', '.join(KIND_DEFAULTS)}"
         )
     size = media.get("size", 1024)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValueError(f"media size must be a whole number of bytes, 0 or more; got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_MEDIA_BYTES:
+        raise ValueError(
+            f"media size must be a whole number of bytes, 0 to {MAX_MEDIA_BYTES} (100 MiB, "
+            f"the largest file the simulator makes); got {size!r}"
+        )
     duration = media.get("duration")
     if duration is not None and not _seconds(duration):
         raise ValueError(

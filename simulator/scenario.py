@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import json5
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from simulator.media import MAX_MEDIA_BYTES
 from simulator.validation import problems as problems_of
 from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent
@@ -39,7 +40,7 @@ class _M(BaseModel):
 class Media(_M):
     kind: MediaWord
     name: str | None = None
-    size: int = Field(1024, ge=0)
+    size: int = Field(1024, ge=0, le=MAX_MEDIA_BYTES)
     duration: float | None = Field(None, ge=0)
 
 

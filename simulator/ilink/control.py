@@ -39,6 +39,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.ilink.wire import NotJson, json_text, read_json_object
+from simulator.media import MAX_MEDIA_BYTES
 from simulator.validation import problems
 from simulator.world import FAULT_KINDS
 from wechat_sdk.puppet import MediaWord, MessageKind
@@ -90,7 +91,7 @@ class _Phone(_Body):
 class _Media(_Body):
     kind: MediaWord = "file"
     name: str | None = None
-    size: int = Field(1024, ge=0)
+    size: int = Field(1024, ge=0, le=MAX_MEDIA_BYTES)
     duration: float | None = Field(None, ge=0)
     mime: str | None = None
 

@@ -69,6 +69,10 @@ async def test_a_typo_in_a_message_is_refused_not_sent_empty(
         ({"kind": "imag"}, 'got "imag" (did you mean "image"?)'),
         ({"kind": "image", "size": "big"}, 'media.size: expected a whole number, got "big"'),
         ({"kind": "image", "size": -1}, "media.size: input should be greater than or equal to 0"),
+        (
+            {"kind": "file", "size": 10**12},
+            "media.size: input should be less than or equal to 104857600, got 1000000000000",
+        ),
         ({"kind": "image", "sise": 10}, 'media.sise: unknown key (did you mean "size"?)'),
     ],
 )
@@ -220,6 +224,8 @@ async def test_world_say_refuses_a_media_kind_it_does_not_know() -> None:
         await world.say("wxid_a", "x", media={"kind": "gif"})
     with pytest.raises(ValueError, match="media size must be a whole number"):
         await world.say("wxid_a", "x", media={"kind": "image", "size": "big"})
+    with pytest.raises(ValueError, match=r"0 to 104857600 \(100 MiB, the largest file"):
+        await world.say("wxid_a", "x", media={"kind": "file", "size": 100 * 1024 * 1024 + 1})
     assert world.transcript == [] and "wxid_a" not in world.contacts
 
 

@@ -169,6 +169,7 @@ def test_media_the_simulator_cannot_make_is_invalid_at_load_not_a_traceback(
               {{ say: {{ from: "a", media: {{ kind: "audio", duration: -1 }} }} }},
               {{ say: {{ from: "a", media: {{ kind: "audio", duration: NaN }} }} }},
               {{ advance: Infinity }},
+              {{ say: {{ from: "a", media: {{ kind: "file", size: 1000000000000 }} }} }},
             ] }}""",
         )
     )
@@ -178,6 +179,8 @@ def test_media_the_simulator_cannot_make_is_invalid_at_load_not_a_traceback(
         "steps.1.say.media.duration: input should be greater than or equal to 0, got -1",
         "steps.2.say.media.duration: Input should be a finite number, got nan",
         "steps.3.advance: Input should be a finite number, got inf",
+        "steps.4.say.media.size: input should be less than or equal to 104857600, "
+        "got 1000000000000",
     ]
 
 
