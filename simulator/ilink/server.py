@@ -151,12 +151,17 @@ class ILinkServer:
     @property
     def base_url(self) -> str:
         """The API base a client is given (``baseUrl``), with its trailing slash."""
-        return f"http://{self.host}:{self.port}/"
+        return f"http://{self._address}/"
 
     @property
     def cdn_base_url(self) -> str:
         """The CDN base a client is given (``cdnBaseUrl``), without a trailing slash."""
-        return f"http://{self.host}:{self.port}/c2c"
+        return f"http://{self._address}/c2c"
+
+    @property
+    def _address(self) -> str:
+        """``host:port`` as a URL writes it (an IPv6 address in brackets: ``[::1]:8710``)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def base_url_for(self, account_id: str) -> str:
         """An API base whose QR codes log in ``account_id`` (one per account of a gateway)."""
@@ -169,7 +174,8 @@ class ILinkServer:
         Connections made in between wait in the socket's backlog, so a puppet factory
         (which cannot await) can give its puppet the URL before the server runs.
         """
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # ("::1" is IPv6)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))

@@ -117,20 +117,59 @@ async def test_the_control_api_says_what_to_change(served: str) -> None:
             assert (await resp.json())["error"] == "the body is not JSON"
 
 
-async def test_a_port_already_taken_is_one_clear_error() -> None:
+def has_ipv6_loopback() -> bool:
     import socket
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+async def test_it_serves_on_the_ipv6_loopback_with_the_address_bracketed() -> None:
+    async with serve_process("--host", "::1", "--poll-hold-ms", "300") as simulator:
+        base = simulator.base_url
+        assert base.startswith("http://[::1]:")
+        async with aiohttp.ClientSession() as http:
+            status, index = await call(http, "GET", f"{base}sim/")
+            assert status == 200 and index["cdn_base_url"] == f"{base}c2c"
+            _, [account] = await call(http, "GET", f"{base}sim/accounts")
+            assert account["base_url"] == f"{base}a/bot/"
+            _, qr = await call(http, "POST", f"{base}ilink/bot/get_bot_qrcode?bot_type=3", {})
+            assert qr["ret"] == 0
+    assert simulator.process.returncode == 0, simulator.output
+    assert f"curl -X POST {base}sim/messages" in simulator.output
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        pytest.param(
+            "::1",
+            "[::1]",
+            marks=pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback"),
+        ),
+    ],
+)
+async def test_a_port_already_taken_is_one_clear_error(host: str, shown: str) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as taken:
+        taken.bind((host, 0))
         taken.listen(1)
         port = taken.getsockname()[1]
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wechat_sdk", "simulator", "serve", "--port", str(port),
+            sys.executable, "-m", "wechat_sdk", "simulator", "serve",
+            "--host", host, "--port", str(port),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 1
-    assert f"cannot serve on 127.0.0.1:{port}" in err.decode()
+    assert f"cannot serve on {shown}:{port}" in err.decode()
     assert "Traceback" not in err.decode() + out.decode()
 
 

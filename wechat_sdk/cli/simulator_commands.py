@@ -160,5 +160,6 @@ def simulator_serve(
             )
         )
     except OSError as exc:  # the port is taken, the address is not this machine's
-        _err().print(f"[bold red]cannot serve on {_escape(host)}:{port}:[/] {_escape(exc)}")
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # (IPv6: [::1]:8710)
+        _err().print(f"[bold red]cannot serve on {_escape(where)}:[/] {_escape(exc)}")
         raise SystemExit(1) from None
