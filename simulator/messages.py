@@ -49,7 +49,7 @@ def check_media(media: dict[str, Any]) -> None:
             f"the largest file the simulator makes); got {size!r}"
         )
     duration = media.get("duration")
-    if duration is not None and not _seconds(duration):
+    if duration is not None and not finite_seconds(duration):
         raise ValueError(
             f"media duration must be a finite number of seconds, 0 or more; got {duration!r}"
         )
@@ -58,11 +58,11 @@ def check_media(media: dict[str, Any]) -> None:
 def check_age(age_s: Any) -> None:
     """ValueError unless ``age_s`` (``world.say(age_s=...)``, said that long ago) is a
     finite number of seconds, 0 or more."""
-    if not _seconds(age_s):
+    if not finite_seconds(age_s):
         raise ValueError(f"age_s must be a finite number of seconds, 0 or more; got {age_s!r}")
 
 
-def _seconds(value: Any) -> bool:
+def finite_seconds(value: Any) -> bool:
     """Whether ``value`` is a finite number, 0 or more (NaN and Infinity are not)."""
     return (
         isinstance(value, int | float)

@@ -34,7 +34,14 @@ from simulator.account import (
 )
 from simulator.ilink.serving import ILinkServing
 from simulator.ilink.state import SLOW_POLL_S
-from simulator.messages import AT_ALL, MENTION_SPACE, MessageStore, check_age, check_media
+from simulator.messages import (
+    AT_ALL,
+    MENTION_SPACE,
+    MessageStore,
+    check_age,
+    check_media,
+    finite_seconds,
+)
 from simulator.puppet import DOWNLOAD_CHUNK, HEARTBEAT_EVERY_S, INBOX_POLL_S, SimulatedPuppet
 from simulator.session import SESSION_FILE, SessionCard
 from simulator.transcript import TranscriptEntry
@@ -566,9 +573,18 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         :mod:`simulator.ilink`) ``logout`` expires the session (errcode -14),
         ``rate_limit`` answers ``ret -2``, ``slow_poll`` holds ``getupdates`` for
         ``seconds`` (default 40) and ``heartbeat_silence`` lets polls answer nothing for
-        ``seconds`` (default 60); ``slow_poll`` does nothing to other accounts."""
+        ``seconds`` (default 60); ``slow_poll`` does nothing to other accounts. ValueError
+        for a ``count`` that is not a whole number, 1 or more, or ``seconds`` that are not
+        a finite number, 0 or more."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(
+                "count must be a whole number, 1 or more (how many operations the fault "
+                f"affects); got {count!r}"
+            )
+        if seconds is not None and not finite_seconds(seconds):
+            raise ValueError(f"seconds must be a finite number, 0 or more; got {seconds!r}")
         sim = self.accounts[account]
         self._log(sim, "fault", kind=kind, count=count)
         # (each fault its own seconds: one given before does not stay for the next)

@@ -576,3 +576,27 @@ def test_a_faults_seconds_are_its_own_not_the_next_ones() -> None:
     world.fault("slow_poll", account="dms", seconds=90)
     world.fault("slow_poll", account="dms")
     assert world.ilink_state.bot("dms").slow_poll_s == 40.0
+
+
+@pytest.mark.parametrize("count", [0, -3, 1.5, True, "2"])
+def test_a_fault_count_that_is_not_a_whole_number_1_or_more_is_refused(count: object) -> None:
+    """A count of 0 or less was added to the pending faults and ate the next ones given;
+    a float or a bool was taken as a number of operations."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    with pytest.raises(ValueError, match=r"count must be a whole number, 1 or more \(how many"):
+        world.fault("send_fail", count=count)  # type: ignore[arg-type]
+    assert world.accounts["default"].faults == {} and world.events_log == []
+    world.fault("send_fail")
+    assert world.accounts["default"].faults == {"send_fail": 1}
+
+
+@pytest.mark.parametrize("seconds", [-1, float("nan"), float("inf"), True, "5"])
+def test_a_fault_seconds_that_is_not_a_finite_number_0_or_more_is_refused(
+    seconds: object,
+) -> None:
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    with pytest.raises(ValueError, match="seconds must be a finite number, 0 or more"):
+        world.fault("slow_send", seconds=seconds)  # type: ignore[arg-type]
+    assert world.accounts["default"].faults == {} and world.events_log == []
