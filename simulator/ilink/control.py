@@ -6,7 +6,8 @@ why. See docs/simulator-server.md.
 
 - ``GET /sim/`` this list.
 - ``GET /sim/accounts``; ``POST /sim/accounts`` ``{"id": "bot", "name": "..."}``: iLink bot
-  accounts (``bot_id`` is the ``ilink_bot_id``, ``owner`` the user who scans for it).
+  accounts (``bot_id`` is the ``ilink_bot_id``, ``owner`` the user who scans for it); an
+  id the world has already is a 409.
 - ``POST /sim/accounts/{id}/scan``, ``.../confirm``, ``.../cancel``, ``.../login`` (scan and
   confirm): the owner's phone, on the QR code a client asked for. ``confirm`` and ``login``
   take ``{"verify_code": true}``: the phone asks for the number it shows (the answer's
@@ -221,6 +222,12 @@ def add_control_routes(server: ILinkServer) -> None:
         known = world.accounts.get(account_id)
         if known is not None and known.transport != "ilink":
             return _fail(409, f"account {account_id!r} exists and is not an iLink account")
+        if known is not None:
+            return _fail(
+                409,
+                f"account {account_id!r} exists already (GET /sim/accounts shows it): "
+                "give a new account another id",
+            )
         world.add_account(account_id, name=name, transport="ilink")
         return _answer(account_json(account_id), status=201)
 

@@ -220,6 +220,22 @@ async def test_account_and_phone_bodies_refuse_unknown_keys(
     assert text == 'verifycode: unknown key (did you mean "verify_code"?)'
 
 
+async def test_adding_an_account_that_exists_is_a_conflict_and_changes_nothing(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
+) -> None:
+    status, answer = await call(http, "POST", f"{base}sim/accounts", {"id": "bot", "name": "X"})
+    assert (status, answer) == (
+        409,
+        {"error": "account 'bot' exists already (GET /sim/accounts shows it): "
+                  "give a new account another id"},
+    )  # fmt: skip
+    assert world.accounts["bot"].name == "Bot bot"
+    status, answer = await call(http, "POST", f"{base}sim/accounts", {"id": "classic"})
+    assert status == 409 and "is not an iLink account" in answer["error"]
+    status, made = await call(http, "POST", f"{base}sim/accounts", {"id": "bot2", "name": "Y"})
+    assert (status, made["id"], made["name"]) == (201, "bot2", "Y")
+
+
 async def test_world_say_refuses_a_media_kind_it_does_not_know() -> None:
     world = SimulatedWeChat(seed=1)
     world.add_account("default")
