@@ -6,12 +6,13 @@ import random
 import struct
 import zlib
 
-__all__ = ["KIND_DEFAULTS", "MAX_MEDIA_BYTES", "make_media_bytes"]
+__all__ = ["KIND_DEFAULTS", "MAX_DURATION_S", "MAX_MEDIA_BYTES", "make_media_bytes"]
 
-#: the largest file a user of the world sends (the bytes are made in memory): over the
-#: gateway's default ``mediaMaxMb`` (30), so a test of that cap fits, and WeChat's own
-#: classic 100 MB cap on a file
+#: the largest file a user of the world sends (its bytes are made in memory): well over
+#: the gateway's default ``mediaMaxMb`` (30), so a test of that cap fits
 MAX_MEDIA_BYTES = 100 * 1024 * 1024
+#: the longest voice or video a user sends, in seconds: a day
+MAX_DURATION_S = 86_400
 
 # kind -> (default file name, MIME type)
 KIND_DEFAULTS: dict[str, tuple[str, str]] = {

@@ -9,7 +9,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from simulator.media import KIND_DEFAULTS, MAX_MEDIA_BYTES, make_media_bytes
+from simulator.media import KIND_DEFAULTS, MAX_DURATION_S, MAX_MEDIA_BYTES, make_media_bytes
 from simulator.transcript import TranscriptEntry
 from wechat_sdk.clock import Clock
 from wechat_sdk.puppet import FileInfo, Message, MessageKind, PuppetError
@@ -22,6 +22,9 @@ log = logging.getLogger("simulator")
 
 MENTION_SPACE = "\u2005"
 AT_ALL = "@所有人"
+#: the oldest a message said may be (``age_s``): ten years (its time in milliseconds, an
+#: integer on the wire, stays one every client reads)
+MAX_AGE_S = 10 * 365 * 86_400
 
 
 def _media_json(info: FileInfo, kind: MessageKind) -> dict[str, Any]:
@@ -35,7 +38,7 @@ def check_media(media: dict[str, Any]) -> None:
     """ValueError unless ``media`` (``world.say(media=...)``) has a kind the simulator
     knows (``file`` when left out), a size that is a whole number of bytes, 0 to
     :data:`~simulator.media.MAX_MEDIA_BYTES`, and a duration (if any) that is a finite
-    number of seconds, 0 or more."""
+    number of seconds, 0 to :data:`~simulator.media.MAX_DURATION_S`."""
     kind = media.get("kind", "file")
     if kind not in KIND_DEFAULTS:
         raise ValueError(
@@ -49,26 +52,29 @@ def check_media(media: dict[str, Any]) -> None:
             f"the largest file the simulator makes); got {size!r}"
         )
     duration = media.get("duration")
-    if duration is not None and not finite_seconds(duration):
+    if duration is not None and not finite_seconds(duration, MAX_DURATION_S):
         raise ValueError(
-            f"media duration must be a finite number of seconds, 0 or more; got {duration!r}"
+            f"media duration must be a finite number of seconds, 0 to {MAX_DURATION_S} "
+            f"(a day); got {duration!r}"
         )
 
 
 def check_age(age_s: Any) -> None:
     """ValueError unless ``age_s`` (``world.say(age_s=...)``, said that long ago) is a
-    finite number of seconds, 0 or more."""
-    if not finite_seconds(age_s):
-        raise ValueError(f"age_s must be a finite number of seconds, 0 or more; got {age_s!r}")
+    finite number of seconds, 0 to :data:`MAX_AGE_S`."""
+    if not finite_seconds(age_s, MAX_AGE_S):
+        raise ValueError(
+            f"age_s must be a finite number of seconds, 0 to {MAX_AGE_S} (ten years); got {age_s!r}"
+        )
 
 
-def finite_seconds(value: Any) -> bool:
-    """Whether ``value`` is a finite number, 0 or more (NaN and Infinity are not)."""
+def finite_seconds(value: Any, most: float = math.inf) -> bool:
+    """Whether ``value`` is a finite number, 0 to ``most`` (NaN and Infinity are not)."""
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value >= 0
+        and 0 <= value <= most
     )
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import json5
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from simulator.media import MAX_MEDIA_BYTES
+from simulator.media import MAX_DURATION_S, MAX_MEDIA_BYTES
 from simulator.validation import problems as problems_of
 from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent
@@ -41,7 +41,7 @@ class Media(_M):
     kind: MediaWord
     name: str | None = None
     size: int = Field(1024, ge=0, le=MAX_MEDIA_BYTES)
-    duration: float | None = Field(None, ge=0)
+    duration: float | None = Field(None, ge=0, le=MAX_DURATION_S)
 
 
 class ContactSpec(_M):

@@ -40,7 +40,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from simulator.ilink.wire import NotJson, json_text, read_json_object
-from simulator.media import MAX_MEDIA_BYTES
+from simulator.media import MAX_DURATION_S, MAX_MEDIA_BYTES
+from simulator.messages import MAX_AGE_S
 from simulator.validation import problems
 from simulator.world import FAULT_KINDS
 from wechat_sdk.puppet import MediaWord, MessageKind
@@ -93,7 +94,7 @@ class _Media(_Body):
     kind: MediaWord = "file"
     name: str | None = None
     size: int = Field(1024, ge=0, le=MAX_MEDIA_BYTES)
-    duration: float | None = Field(None, ge=0)
+    duration: float | None = Field(None, ge=0, le=MAX_DURATION_S)
     mime: str | None = None
 
 
@@ -111,7 +112,7 @@ class _Say(_Body):
     text: str = ""
     media: _Media | None = None
     kind: Literal[tuple(k.value for k in MessageKind)] | None = None  # type: ignore[valid-type]
-    age_s: float = Field(0.0, ge=0)
+    age_s: float = Field(0.0, ge=0, le=MAX_AGE_S)
     quote: str | None = None
     room: str | None = None
     together: list[_Also] = []

@@ -74,6 +74,10 @@ async def test_a_typo_in_a_message_is_refused_not_sent_empty(
             "media.size: input should be less than or equal to 104857600, got 1000000000000",
         ),
         ({"kind": "image", "sise": 10}, 'media.sise: unknown key (did you mean "size"?)'),
+        (
+            {"kind": "audio", "duration": 1e306},
+            "media.duration: input should be less than or equal to 86400",
+        ),
     ],
 )
 async def test_media_must_be_a_kind_the_simulator_knows_and_a_size(
@@ -129,6 +133,17 @@ async def test_deeply_nested_json_is_refused_as_not_json(
     async with http.post(f"{base}sim/messages", data="[" * 100_000 + "]" * 100_000) as resp:
         assert resp.status == 400
         assert await resp.json() == {"error": "the body is not JSON"}
+
+
+async def test_a_message_older_than_ten_years_is_refused(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
+) -> None:
+    """A huge age (1e308) made the message's time overflow, and every poll of its bot
+    answered 500 from then on."""
+    said = {"from": ALICE, "account": "bot", "text": "x", "age_s": 1e308}
+    text = await error(http, "POST", f"{base}sim/messages", said)
+    assert text.startswith("age_s: input should be less than or equal to 315360000")
+    assert world.transcript == []
 
 
 async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
@@ -255,4 +270,8 @@ async def test_world_say_refuses_an_age_or_duration_that_is_not_a_finite_number(
         await world.say("wxid_a", "x", age_s=float("inf"))
     with pytest.raises(ValueError, match="media duration must be a finite number of seconds"):
         await world.say("wxid_a", "x", media={"kind": "audio", "duration": float("nan")})
+    with pytest.raises(ValueError, match=r"age_s must be .* 0 to 315360000 \(ten years\)"):
+        await world.say("wxid_a", "x", age_s=1e308)
+    with pytest.raises(ValueError, match=r"duration must be .* 0 to 86400 \(a day\)"):
+        await world.say("wxid_a", "x", media={"kind": "audio", "duration": 1e306})
     assert world.transcript == [] and "wxid_a" not in world.contacts
