@@ -8,6 +8,7 @@ the whole turn."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -93,6 +94,37 @@ async def test_a_reply_over_the_window_sends_ten_and_the_rest_after_the_next_mes
         await world.say(ALICE, "and then?", settle=False)
         await until("the rest, then the answer", lambda: len(texts(world)) == 14)
         assert texts(world)[10:] == [*LONG.split("\n\n")[9:], "short: and then?"]
+    finally:
+        await gateway.close()
+
+
+async def test_what_went_of_a_reply_and_its_rest_after_the_next_message_are_events(
+    world: SimulatedWeChat, tmp_path: Path
+) -> None:
+    """``reply.sent`` says what went out each time: the ten places of the window, then
+    the rest after the user's next message (it was no event), then the next answer."""
+    hook = {"url": "http://127.0.0.1:9/hook", "secret": "whsec_" + "QUFB" * 10 + "QUE="}
+    config = {"channels": {"wechat": {**CONFIG["channels"]["wechat"], "webhooks": [hook]}}}
+
+    def replies() -> list[dict[str, Any]]:
+        with SqliteStore.in_state_dir(tmp_path) as store:
+            sent = [json.loads(d.body) for d in store.webhooks.pending()]
+        return [e["data"] for e in sent if e["type"] == "reply.sent"]
+
+    gateway = world.gateway(config, long_then_short, state_dir=tmp_path)
+    await gateway.start()
+    await world.login("default", within_s=15)
+    try:
+        await world.say(ALICE, "tell me everything", settle=False)
+        await until("ten messages and their event", lambda: len(replies()) == 1)
+        (first,) = replies()
+        assert first["messages"] == 10 and first["text"] == "\n\n".join(texts(world))
+        await world.say(ALICE, "and then?", settle=False)
+        await until("two more events", lambda: len(replies()) == 3)
+        _, rest, answer = replies()
+        assert rest["inReplyTo"] == first["inReplyTo"]
+        assert rest["text"] == "\n\n".join(LONG.split("\n\n")[9:]) and rest["messages"] == 3
+        assert answer["text"] == "short: and then?"
     finally:
         await gateway.close()
 

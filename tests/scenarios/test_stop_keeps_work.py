@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -203,6 +204,41 @@ async def test_the_rest_of_a_cut_reply_goes_out_once_in_order_after_a_restart(
             ("assistant", "\n\n".join(cut)),
             ("assistant", "\n\n".join(CHUNKS[len(cut) :])),
         ]
+
+
+async def test_each_part_of_a_cut_reply_is_a_reply_sent_event_when_it_goes(
+    tmp_path: Path,
+) -> None:
+    """The webhook endpoints learn what went out of a reply a stop cut, and of its rest
+    when the next start sends it: neither was an event."""
+    hooks = {
+        "webhooks": [
+            {
+                "url": "http://127.0.0.1:9/hook",  # (refused: the events stay queued)
+                "secret": "whsec_" + "QUFB" * 10 + "QUE=",
+                "events": ["reply.sent"],
+            }
+        ]
+    }
+
+    def events() -> list[dict[str, Any]]:
+        with SqliteStore.in_state_dir(state) as store:
+            return [json.loads(d.body)["data"] for d in store.webhooks.pending()]
+
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    cut = await first_run_cut_mid_reply(world, state, bot, **hooks)
+    (first,) = events()
+    assert (first["text"], first["messages"]) == ("\n\n".join(cut), len(cut))
+    async with next_process(world, state, bot, **hooks):
+        assert world.texts(to="wxid_alice") == CHUNKS
+    first_again, rest = events()
+    assert first_again == first
+    assert (rest["text"], rest["messages"]) == (
+        "\n\n".join(CHUNKS[len(cut) :]),
+        len(CHUNKS) - len(cut),
+    )
+    assert rest["inReplyTo"] == first["inReplyTo"] != ""
 
 
 async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> None:

@@ -454,8 +454,12 @@ class KeptWork:
         messages: Sequence[tuple[OutboundMessage, OutboxItem | None]],
     ) -> None:
         """Send kept messages in order, paced and retried like any reply; each leaves the
-        outbox as it goes (a message with no item, the window's notice, just goes)."""
+        outbox as it goes (a message with no item, the window's notice, just goes). What
+        went of each reply is its ``reply.sent`` event (the rest of a reply a stop cut, or
+        an iLink reply window held back)."""
         sent: list[str] = []
+        #: the message each reply answers: the texts and file names of it that went
+        went: dict[str, tuple[list[str], list[str]]] = {}
         try:
             async with self.outbound.replying(conversation):
                 for n, (message, item) in enumerate(messages):
@@ -472,8 +476,12 @@ class KeptWork:
                     # maybe sent twice
                     state = item.state
                     going = functools.partial(self.outbox.set_state, item.id, "sending")
+                    texts, files = went.setdefault(item.turn or "", ([], []))
+                    before = len(sent)
                     try:
-                        await self.outbound.send_message(conversation, message, sent, going=going)
+                        await self.outbound.send_message(
+                            conversation, message, sent, going=going, files_sent=files
+                        )
                     except DeliveryFailed as exc:
                         # (the window closed while it waited for its pacing)
                         if exc.code == "window_closed" and self._wait([i for _, i in messages[n:]]):
@@ -485,10 +493,22 @@ class KeptWork:
                         else:  # it did not go out: still kept, as it was
                             self.outbox.set_state(item.id, state)
                         raise
+                    finally:
+                        texts.extend(sent[before:])
                     self.outbox.delete(item.id)
         finally:
             if sent and any(item is not None and item.dm for _, item in messages):
                 self.history.record_dm_reply(conversation, turns.answer_entry("\n\n".join(sent)))
+            for in_reply_to, (texts, files) in went.items():
+                if in_reply_to:  # (a text that answers no message: a pairing code)
+                    turns.events.reply_sent(
+                        turns.account.id,
+                        conversation_id=conversation,
+                        in_reply_to=in_reply_to,
+                        text="\n\n".join(texts),
+                        messages=len(texts),
+                        files=len(files),
+                    )
 
     def _wait(self, items: Sequence[OutboxItem | None]) -> bool:
         """Kept messages a closed reply window refused (iLink: it was full, or a day

@@ -314,17 +314,27 @@ class Turns:
                 if not isinstance(reply, Reply):
                     reply = progress.stream = WatchedStream(reply)
                 await self._marks_durable(mark)
-                text = await self.outbound.deliver(
-                    conversation, reply, sent=parts, plan=progress.plan, typing=typing
-                )
-                self.events.reply_sent(
-                    self.account.id,
-                    conversation_id=conversation,
-                    in_reply_to=turn.message_id,
-                    text=text,
-                    messages=len(parts),
-                    files=len(reply.files) if isinstance(reply, Reply) else 0,
-                )
+                files: list[str] = []
+                try:
+                    await self.outbound.deliver(
+                        conversation,
+                        reply,
+                        sent=parts,
+                        plan=progress.plan,
+                        typing=typing,
+                        files_sent=files,
+                    )
+                finally:
+                    # what went out, all of the reply or not (a failure or a stop cut it;
+                    # what a stop kept is an event of its own when it goes: KeptWork)
+                    self.events.reply_sent(
+                        self.account.id,
+                        conversation_id=conversation,
+                        in_reply_to=turn.message_id,
+                        text="\n\n".join(parts),
+                        messages=len(parts),
+                        files=len(files),
+                    )
         except DeliveryFailed:
             pass  # the sender logged it and recorded it as last_error (on_failure)
         except Exception as exc:
