@@ -419,9 +419,13 @@ async def test_a_streamed_event_over_the_size_cap_is_a_failure_not_buffered(
         ({"files": [{"name": "a.txt", "data": "aGk=", "mime": 5}]}, "mime must be a string"),
         ({"files": [{"name": "a.txt", "url": 5}]}, "url must be a string"),
         ({"files": [{"name": "a.txt", "data": 5}]}, "data is not valid base64"),
-        (
-            {"files": [{"name": "v.silk", "data": "aGk=", "kind": "audio", "durationS": True}]},
-            "durationS must be a number",
+        *(
+            (
+                {"files": [{"name": "v.silk", "data": "aGk=", "kind": "audio", "durationS": d}]},
+                "durationS must be a finite number of seconds, 0 or more",
+            )
+            # (NaN made the voice file fail on a Wechaty puppet: it cannot be a whole number)
+            for d in (True, float("nan"), float("inf"), -1)
         ),
     ],
 )

@@ -34,6 +34,7 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -376,9 +377,11 @@ def _file(index: int, f: Any) -> OutboundFile:
     if mime is not None and not isinstance(mime, str):
         raise WebhookAgentError(f"{where}: mime must be a string")
     if duration is not None and (
-        isinstance(duration, bool) or not isinstance(duration, int | float)
+        isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not 0 <= duration < math.inf  # (NaN too: JSON from Python may hold it)
     ):
-        raise WebhookAgentError(f"{where}: durationS must be a number (seconds)")
+        raise WebhookAgentError(f"{where}: durationS must be a finite number of seconds, 0 or more")
     raw = None
     if data is not None:
         try:
