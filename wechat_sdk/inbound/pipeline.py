@@ -22,7 +22,7 @@ from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
-from wechat_sdk.inbound.mentions import AT_ALL_NAMES, is_mentioned, strip_leading_mention
+from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
 from wechat_sdk.logtext import shown
 from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
 from wechat_sdk.puppet import Message, MessageKind, Puppet
@@ -384,12 +384,13 @@ class InboundPipeline:
                 names.append((await self.puppet.contact(bot_id)).name)
             with contextlib.suppress(Exception):
                 names.append(await self.puppet.room_alias(m.room_id, bot_id))
-        mention_all = self.account.settings.mentionAll
         item.mentioned = is_mentioned(
-            m.text, m.mention_ids, bot_id, names, mention_all_counts=mention_all
+            m.text,
+            m.mention_ids,
+            bot_id,
+            names,
+            mention_all_counts=self.account.settings.mentionAll,
         )
-        if mention_all:  # (an @所有人 that counts addresses the bot as its @name does)
-            names.extend(AT_ALL_NAMES)
         item.text = strip_leading_mention(m.text, names) if item.mentioned else m.text.strip()
         assert item.rule is not None
         if item.rule.require_mention and not item.mentioned:
