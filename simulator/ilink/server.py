@@ -17,7 +17,8 @@ and ``errmsg``: ``-14`` "session timeout" for a token that is not (or no longer)
 a closed reply window starts with "reply window closed"). A body that is not JSON is an
 HTTP 400 with the same JSON shape; an unknown path is a 404. An error of the simulator
 itself while it answers an API call is an HTTP 500 with the same JSON shape (``ret`` -1,
-the error in ``errmsg``) and a log line with its traceback, never an HTML page.
+the error in ``errmsg``) and a log line with its traceback, never an HTML page; under
+``sim/`` it is an HTTP 500 with the control API's ``{"error": ...}``.
 
 Every answer carries a ``Date`` header read from the world's clock (virtual in tests), as
 a real server's is read from its own: a client reads message times by it.
@@ -77,6 +78,8 @@ CLIENT_IDS_KEPT = 10_000
 MAX_UPLOAD_BYTES = 110 * 1024 * 1024
 #: where the bot API's routes are (``/ilink/bot/...`` and ``/a/<account>/ilink/bot/...``)
 API_PATH = "/ilink/bot/"
+#: where the control API's routes are
+CONTROL_PATH = "/sim/"
 
 Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -243,17 +246,21 @@ class ILinkServer:
 
     @web.middleware
     async def _caught(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """An API call the simulator fails to answer (a bug, or a request shaped in a way
-        no check foresaw) gets iLink's JSON saying so, for a client in any language."""
+        """An API or control call the simulator fails to answer (a bug, or a request shaped
+        in a way no check foresaw) gets JSON saying so, for a client in any language:
+        iLink's shape under ``/ilink/bot/``, the control API's ``{"error": ...}`` under
+        ``/sim/``."""
         try:
             return await handler(request)
         except web.HTTPException:  # (a 404, a 405: aiohttp's own answers)
             raise
         except Exception as exc:
-            if API_PATH not in request.path:
+            control = request.path.startswith(CONTROL_PATH)
+            if API_PATH not in request.path and not control:
                 raise
             log.exception("iLink %s failed: %s", request.path, exc)
-            return _error(REFUSED, f"the simulator failed: {type(exc).__name__}: {exc}", 500)
+            failed = f"the simulator failed: {type(exc).__name__}: {exc}"
+            return _answer({"error": failed}, 500) if control else _error(REFUSED, failed, 500)
 
     # -------------------------------------------------------- request checks
 

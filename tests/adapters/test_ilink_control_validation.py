@@ -5,6 +5,7 @@ naming the key's dotted path and what to change, never a silent default."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -249,6 +250,24 @@ async def test_adding_an_account_that_exists_is_a_conflict_and_changes_nothing(
     assert status == 409 and "is not an iLink account" in answer["error"]
     status, made = await call(http, "POST", f"{base}sim/accounts", {"id": "bot2", "name": "Y"})
     assert (status, made["id"], made["name"]) == (201, "bot2", "Y")
+
+
+async def test_a_bug_behind_a_control_route_is_answered_as_json_and_logged(
+    world: SimulatedWeChat,
+    base: str,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug in the simulator")
+
+    monkeypatch.setattr(world, "sent", broken)
+    with caplog.at_level(logging.ERROR, logger="simulator.ilink"):
+        status, answer = await call(http, "GET", f"{base}sim/sent?account=bot")
+    assert status == 500
+    assert answer == {"error": "the simulator failed: RuntimeError: a bug in the simulator"}
+    assert any("/sim/sent" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
 async def test_world_say_refuses_a_media_kind_it_does_not_know() -> None:
