@@ -2,7 +2,7 @@
 language uses to play the world (the bot's owner and its users) around an iLink client.
 
 JSON in and out; a request the world cannot do is a 4xx with ``{"error": "..."}`` saying
-why. See docs/simulator-server.md.
+why (a bug of the simulator, a 500 with the same shape). See docs/simulator-server.md.
 
 - ``GET /sim/`` this list.
 - ``GET /sim/accounts``; ``POST /sim/accounts`` ``{"id": "bot", "name": "..."}``: iLink bot
@@ -21,13 +21,15 @@ why. See docs/simulator-server.md.
   quotes): a user writes to a bot. ``together``: more messages (``text``, ``media``,
   ``quote``) said with it, as one iLink message of all their items.
 - ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries;
-  ``since=N`` skips the first N, and ``wait_ms=M`` waits up to M ms for one more);
+  ``since=N`` skips the first N, and ``wait_ms=M``, when there is none past N, waits
+  up to M ms, at most 60 s, for the next one);
   ``GET /sim/transcript``: everything, in and out; ``GET /sim/files/{message_id}``: the
   bytes of a message's file (decrypted).
 - ``POST /sim/faults`` ``{"kind": "rate_limit", "account": "bot", "count": 1}`` (and
   ``seconds``): see :meth:`SimulatedWeChat.fault`.
 - ``GET /sim/events?since=N``: the world's event log from entry N (logins, faults,
-  typing, refused sends, replaced polls).
+  typing, refused sends, replaced polls), as ``{"events": [...], "next": M}``: ``next``
+  is the ``since`` that reads only the entries after these.
 """
 
 from __future__ import annotations
