@@ -117,9 +117,7 @@ def test_a_header_or_api_key_with_a_line_break_is_refused_without_repeating_it()
     assert token not in "".join(said) and "sk-0123456789" not in "".join(said)
 
 
-def test_a_header_or_api_key_the_http_client_cannot_send_is_refused_without_repeating_it() -> (
-    None
-):
+def test_a_header_or_api_key_the_http_client_cannot_send_is_refused_without_repeating_it() -> None:
     """A pasted token with a space after it passed, then every turn failed at the HTTP
     client, whose error repeats the whole header (the token) into the log and status."""
     token = "n8n-header-token-0123456789"
