@@ -502,7 +502,7 @@ class KeptWork:
             for in_reply_to, (texts, files) in went.items():
                 if in_reply_to:  # (a text that answers no message: a pairing code)
                     turns.events.reply_sent(
-                        turns.account.id,
+                        self.account_id,
                         conversation_id=conversation,
                         in_reply_to=in_reply_to,
                         text="\n\n".join(texts),
