@@ -278,7 +278,7 @@ async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() 
     import contextlib
     from collections.abc import AsyncIterator
 
-    from wechat_sdk.events import Events
+    from wechat_sdk.events import GatewayEvents
     from wechat_sdk.keyed_locks import KeyedLocks
     from wechat_sdk.outbound.waiting import WaitingForUser
     from wechat_sdk.puppet import ReplyWindow
@@ -303,7 +303,7 @@ async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() 
     class Turns:
         conversations = KeyedLocks()
         journals_now = False
-        events = Events()  # (none wanted: reply.sent of "the rest" is no event)
+        events = GatewayEvents()  # (none wanted: reply.sent of "the rest" is no event)
 
         def track(self, task: Any) -> None: ...
 
