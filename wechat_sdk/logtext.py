@@ -24,12 +24,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]*[^\s'"<>.,;:!?)\]]""")
 #: an authorization scheme's credentials: ``Bearer sk-...``
 _CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)[^\s'",;]+""")
-#: a value named as a secret (``api-key: ...``, ``'token': '...'``, ``password=...``), but
-#: for one that begins with a scheme (masked by _CREDENTIALS)
+#: a name, its separator and its value (``api-key: ...``, ``'token': '...'``): a name is
+#: tried only where a word begins, so the time is linear in the text's length
 _NAMED = re.compile(
-    r"""(?i)\b([\w-]*(?:key|token|secret|passw(?:or)?d|auth)[\w-]*['"]?\s*[:=]\s*['"]?)"""
-    r"""(?!(?:bearer|basic)\s)[^\s'",;&}]+"""
+    r"""(?<![\w-])([\w-]+)(['"]?[ \t]*[:=][ \t]*['"]?)([^\s'",;&}]+(?:[ \t]+[^\s'",;&}]+)*)"""
 )
+#: names whose value is a secret; an authorization's is all of it (``Wechaty <token>``)
+_SECRET_NAME = re.compile(r"(?i)key|token|secret|passw(?:or)?d|auth")
+_WHOLE_VALUE = re.compile(r"(?i)authori[sz]ation")
+#: the most of a line the rules read: they cut it to far less (:func:`without_secrets`)
+_READ_MAX = 4000
+
+
+def _masked(m: re.Match[str]) -> str:
+    name, separator, value = m.groups()
+    if not _SECRET_NAME.search(name):
+        return m[0]
+    if _WHOLE_VALUE.search(name):
+        return f"{name}{separator}***"
+    first = value.split(maxsplit=1)[0]
+    if first.lower() in ("bearer", "basic"):
+        return m[0]  # (a scheme: _CREDENTIALS masks what follows it)
+    return f"{name}{separator}***{value[len(first) :]}"
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -53,6 +69,6 @@ def without_secrets(text: str, limit: int = 500) -> str:
     """
     from wechat_sdk.config.integrations import origin_of
 
-    text = _URL.sub(lambda m: origin_of(m.group()), text)
-    text = _CREDENTIALS.sub(r"\1\2***", text)
-    return shown(_NAMED.sub(r"\1***", text), limit)
+    text = _URL.sub(lambda m: origin_of(m.group()), text[:_READ_MAX])
+    text = _NAMED.sub(_masked, text)
+    return shown(_CREDENTIALS.sub(r"\1\2***", text), limit)

@@ -366,9 +366,29 @@ def test_gateway_run_shows_the_libraries_warnings_on_its_lines_without_keys(
     lines = err.splitlines()
     assert len(lines) == 2 and "Traceback" not in err
     assert re.match(r"\d\d:\d\d:\d\d WARNING +\[-\] aiohttp\.client: Unclosed connection", lines[0])
-    assert "to https://api.example.com, {'Authorization': 'Bearer ***', 'x-api-key': '***'}" in err
+    assert "to https://api.example.com, {'Authorization': '***', 'x-api-key': '***'}" in err
     assert lines[1].endswith(
         "ERROR   [-] mcp.client.streamable_http: Error in post_writer "
         "(ValueError: Client error '401 Unauthorized' for url 'https://api.example.com')"
     )
     assert "0123456789" not in err
+
+
+def test_a_library_line_names_the_cause_in_a_group_and_a_bad_one_never_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from wechat_sdk.gateway.service import configure_logging
+
+    configure_logging("human", "info")
+    try:  # (the mcp SDK's errors come out of anyio's task groups)
+        raise ExceptionGroup("unhandled errors in a TaskGroup", [ConnectionRefusedError("no")])
+    except ExceptionGroup:
+        logging.getLogger("mcp.client.streamable_http").exception("Error in post_writer")
+    logging.getLogger("httpx").warning("bad %s", 1, 2)  # (a library's own mistake)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("Error in post_writer (ConnectionRefusedError: no)")
+    assert "a warning line that could not be shown" in lines[1]
+    with pytest.raises(ValueError, match="unknown log level 'loud'"):
+        configure_logging("human", "loud")

@@ -85,12 +85,19 @@ class _LibraryRecord(logging.Filter):
     text may repeat a server's URL with its key, or a request's headers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if record.exc_info is not None and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            lines = str(error).strip().splitlines()
-            text += f" ({type(error).__name__}{': ' + lines[0] if lines else ''})"
-        record.msg, record.args = without_secrets(text), None
+        # (a filter's error would be raised into the library's own call: never)
+        try:
+            text = record.getMessage()
+            if record.exc_info is not None and record.exc_info[1] is not None:
+                error: BaseException = record.exc_info[1]
+                while isinstance(error, BaseExceptionGroup) and error.exceptions:
+                    error = error.exceptions[0]  # (anyio's task groups: the first cause)
+                lines = str(error).strip().splitlines()
+                text += f" ({type(error).__name__}{': ' + lines[0] if lines else ''})"
+            text = without_secrets(text)
+        except Exception as exc:
+            text = f"(a {record.levelname.lower()} line that could not be shown: {exc!r:.80})"
+        record.msg, record.args = text, None
         record.exc_info = record.exc_text = record.stack_info = None
         return True
 
@@ -120,13 +127,16 @@ def configure_logging(fmt: str = "human", level: str = "info") -> None:
     """Logs to stderr, the SDK's and its simulator's; the account id is on every line.
     The libraries' warnings and errors too, each as one line naming its logger, without
     keys (:func:`~wechat_sdk.logtext.without_secrets`)."""
+    wanted = logging.getLevelNamesMapping().get(level.upper())
+    if wanted is None:
+        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
     own = logging.StreamHandler(sys.stderr)
     own.addFilter(_AccountField())
     library = logging.StreamHandler(sys.stderr)
     library.addFilter(_AccountField())
     library.addFilter(_LibraryRecord())
     # (the handler's level, not only the loggers': OPENAI_LOG=debug sets openai's own)
-    library.setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
+    library.setLevel(max(logging.WARNING, wanted))
     if fmt == "json":
         own.setFormatter(_JsonFormatter())
         library.setFormatter(_JsonFormatter())
@@ -138,7 +148,7 @@ def configure_logging(fmt: str = "human", level: str = "info") -> None:
         for name in names:
             logger = logging.getLogger(name)
             logger.handlers[:] = [handler]
-            logger.setLevel(max(logging.getLevelName(level.upper()), handler.level))
+            logger.setLevel(max(wanted, handler.level))
             logger.propagate = False
 
 
