@@ -21,6 +21,10 @@ from wechat_sdk.outbound.markdown import format_reply, to_plain
         ("~~struck~~ out", "struck out"),
         ("这是*重点*内容", "这是重点内容"),
         ("这是**重点**内容", "这是重点内容"),
+        # an ASCII letter on one side only: emphasis (mixed Chinese and English)
+        ("AI**很重要**", "AI很重要"),
+        ("第3**条**规则", "第3条规则"),
+        ("the **API**s", "the APIs"),
     ],
 )
 def test_emphasis_markers_are_removed(source: str, plain: str) -> None:
@@ -38,6 +42,7 @@ def test_emphasis_markers_are_removed(source: str, plain: str) -> None:
         "2*3*4 = 24",
         "x*y*z and 2*3 and 4*5",
         "2**3**4",
+        "x**2**y and a*b*c*d",
     ],
 )
 def test_identifiers_and_arithmetic_are_not_emphasis(text: str) -> None:

@@ -43,19 +43,16 @@ _BARE_URL: Final = re.compile(r"(?:https?://|www\.)[^\s<>()\[\]]+")
 # "2 * 3 * 4" stays; underscores also need no word character outside, so snake_case stays,
 # and no ".name" right after, so __init__.py stays (CommonMark would embolden it). A span
 # never holds its own marker (it closes at the nearest one, as in CommonMark): an opener
-# without a closer stops at the next marker, so the rules take linear time. Stars between
-# ASCII letters or digits are arithmetic, not emphasis ("2*3*4", "x**2**y"), where
-# CommonMark would emphasise inside the word; between Chinese characters they are emphasis.
+# without a closer stops at the next marker, so the rules take linear time. Stars with an
+# ASCII letter or digit on both sides, at the opener and at the closer, are arithmetic,
+# not emphasis ("2*3*4", "x**2**y"), where CommonMark would emphasise inside the word;
+# "**API**s" and "AI**很重要**" are emphasis (:func:`_unless_arithmetic`).
 _STRIKE: Final = re.compile(r"~~(?=\S)(?P<x>(?:[^~]|~(?!~))+?)(?<=\S)~~")
-_BOLD_STAR: Final = re.compile(
-    r"(?<![0-9A-Za-z])\*\*(?=[^\s*])(?P<x>(?:[^*]|\*(?!\*))+?)(?<=[^\s*])\*\*(?![0-9A-Za-z])"
-)
+_BOLD_STAR: Final = re.compile(r"\*\*(?=[^\s*])(?P<x>(?:[^*]|\*(?!\*))+?)(?<=[^\s*])\*\*")
 _BOLD_UNDER: Final = re.compile(
     r"(?<![\w_])__(?=[^\s_])(?P<x>(?:[^_]|_(?!_))+?)(?<=[^\s_])__(?![\w_]|\.\w)"
 )
-_ITALIC_STAR: Final = re.compile(
-    r"(?<![0-9A-Za-z*])\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?![0-9A-Za-z*])"
-)
+_ITALIC_STAR: Final = re.compile(r"(?<!\*)\*(?=[^\s*])(?P<x>[^*]+?)(?<=[^\s*])\*(?!\*)")
 _ITALIC_UNDER: Final = re.compile(r"(?<![\w_])_(?=[^\s_])(?P<x>[^_]+?)(?<=[^\s_])_(?![\w_]|\.\w)")
 
 # Private-use characters mark protected spans while the emphasis rules run.
@@ -224,11 +221,33 @@ def _render_link(label: str, url: str) -> str:
 _EMPHASIS_LAYERS: Final = 3
 
 
+def _inner(m: re.Match[str]) -> str:
+    return m["x"]
+
+
+def _between_ascii(text: str, before: int, after: int) -> bool:
+    """Whether ``text[before]`` and ``text[after]`` are both ASCII letters or digits."""
+    if before < 0 or after >= len(text):
+        return False
+    pair = text[before] + text[after]
+    return pair.isascii() and pair.isalnum()
+
+
+def _unless_arithmetic(m: re.Match[str]) -> str:
+    """A star span's text, or the span as written when both its markers sit between
+    ASCII letters or digits ("2*3*4", "x**2**y")."""
+    text, start, end, size = m.string, m.start(), m.end(), m.start("x") - m.start()
+    if _between_ascii(text, start - 1, start + size) and _between_ascii(text, end - size - 1, end):
+        return m[0]
+    return m["x"]
+
+
 def _emphasis(text: str) -> str:
     for pattern in (_STRIKE, _BOLD_STAR, _BOLD_UNDER, _ITALIC_STAR, _ITALIC_UNDER):
+        unmark = _unless_arithmetic if pattern in (_BOLD_STAR, _ITALIC_STAR) else _inner
         # Repeat so nested markers (***x***, **_x_**) are peeled one layer at a time.
         for _ in range(_EMPHASIS_LAYERS):
-            new = pattern.sub(lambda m: m["x"], text)
+            new = pattern.sub(unmark, text)
             if new == text:
                 break
             text = new
