@@ -268,6 +268,9 @@ def test_a_message_without_an_id_gets_the_same_digest_each_time() -> None:
     # another message: another id
     later = {**data, "create_time_ms": 1_700_000_000_001}
     assert read(later).message.id != read(data).message.id
+    # without a time, its place in the stream is what tells two alike "好" apart
+    timeless = {**data, "create_time_ms": None, "seq": 1}
+    assert read({**timeless, "seq": 2}).message.id != read(timeless).message.id
 
 
 # ---------------------------------------------------------------- AES

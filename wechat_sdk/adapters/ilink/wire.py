@@ -185,8 +185,9 @@ class ReadMessage:
 
 def message_id_of(msg: WeixinMessage) -> str:
     """The message's id: ``message_id``, else an item's ``msg_id``, else a digest of the
-    message itself (the same message delivered twice has the same digest: its ``seq`` and
-    ``context_token``, which belong to the delivery, are left out)."""
+    message itself (the same message delivered twice has the same digest: its
+    ``context_token``, which belongs to the delivery, is left out, and so is its ``seq``
+    when its time tells it from another message of the same text)."""
     if msg.message_id and msg.message_id.strip():
         return msg.message_id.strip()
     for item in msg.item_list or ():
@@ -194,7 +195,11 @@ def message_id_of(msg: WeixinMessage) -> str:
             return item.msg_id.strip()
     digest = hashlib.sha256(
         json.dumps(
-            msg.model_dump(mode="json", exclude={"seq", "context_token"}), sort_keys=True
+            msg.model_dump(
+                mode="json",
+                exclude={"context_token", "seq"} if msg.create_time_ms else {"context_token"},
+            ),
+            sort_keys=True,
         ).encode()
     ).hexdigest()
     return f"ilink-{digest[:24]}"
