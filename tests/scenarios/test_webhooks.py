@@ -459,3 +459,33 @@ async def test_the_next_start_sends_again_to_an_endpoint_that_said_gone(
         ("reply.sent", "echo: two"),
     ]
     assert len(receiver.received) == 3  # the one Gone, then these two
+
+
+async def test_a_reply_a_failure_cuts_partway_is_an_event_for_what_went(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    async def two_parts(turn: AgentTurn) -> str:
+        return "first part\n\nsecond part"
+
+    pacing = {"perSecond": 0.1, "burst": 1, "jitterMs": 0}  # (the second 10 s after)
+    await wechat.gateway(
+        two_parts,
+        allowFrom=["wxid_alice"],
+        pacing=pacing,
+        textChunkLimit=12,
+        chunkMode="newline",
+        **hooks(receiver),
+    )
+    world = wechat.world
+    await world.say("wxid_alice", "hello", settle=False)
+    for _ in range(5):  # the first part goes (the clock alone: not on to idle)
+        await world.clock.advance(1)
+        if world.texts(to="wxid_alice"):
+            break
+    world.fault("send_fail_permanent")  # then the second's send is refused for good
+    await world.run_until_idle()
+    assert world.texts(to="wxid_alice") == ["first part"]
+    await receiver.wait_for(1, "delivery.failed")
+    await receiver.wait_for(1, "reply.sent")
+    (reply,) = receiver.events("reply.sent")
+    assert (reply["data"]["text"], reply["data"]["messages"]) == ("first part", 1)
