@@ -489,3 +489,29 @@ async def test_a_reply_a_failure_cuts_partway_is_an_event_for_what_went(
     await receiver.wait_for(1, "reply.sent")
     (reply,) = receiver.events("reply.sent")
     assert (reply["data"]["text"], reply["data"]["messages"]) == ("first part", 1)
+
+
+async def test_reply_sent_counts_the_files_that_went_not_those_the_reply_had(
+    wechat: WeChatHarness, receiver: Receiver
+) -> None:
+    from wechat_sdk.agent import Reply
+    from wechat_sdk.puppet import OutboundFile
+
+    async def text_and_file(turn: AgentTurn) -> Reply:
+        file = OutboundFile(name="a.txt", kind="file", data=b"hi", mime="text/plain")
+        return Reply(text="here it is", files=[file])
+
+    pacing = {"perSecond": 0.1, "burst": 1, "jitterMs": 0}  # (the file 10 s after)
+    await wechat.gateway(text_and_file, allowFrom=["wxid_alice"], pacing=pacing, **hooks(receiver))
+    world = wechat.world
+    await world.say("wxid_alice", "hello", settle=False)
+    for _ in range(5):  # the text goes (the clock alone: not on to idle)
+        await world.clock.advance(1)
+        if world.texts(to="wxid_alice"):
+            break
+    world.fault("send_fail_permanent")  # then the file's send is refused for good
+    await world.run_until_idle()
+    assert [e.media for e in world.sent(to="wxid_alice")] == [None]
+    await receiver.wait_for(1, "reply.sent")
+    (reply,) = receiver.events("reply.sent")
+    assert (reply["data"]["text"], reply["data"]["files"]) == ("here it is", 0)
