@@ -98,8 +98,9 @@ class Approve(_M):
 class Fault(_M):
     kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
     account: str = "default"
-    count: int = Field(1, ge=1)
-    seconds: float | None = Field(None, ge=0)
+    # strict: true or "2" is no count (as the control API and world.fault refuse them)
+    count: int = Field(1, ge=1, strict=True)
+    seconds: float | None = Field(None, ge=0, strict=True)
 
 
 class Restart(_M):

@@ -208,6 +208,33 @@ def test_every_problem_in_one_pass_with_did_you_mean(tmp_path: Path) -> None:
     ]
 
 
+def test_a_fault_count_or_seconds_that_is_not_a_number_is_invalid(tmp_path: Path) -> None:
+    """``count: true`` was one fault and ``count: "2"`` two, ``seconds: "5"`` five seconds:
+    a scenario's numbers are numbers, as the control API's and world.fault's are."""
+    code, out = run(
+        write(
+            tmp_path,
+            """{ steps: [
+              { fault: { kind: "send_fail", count: true } },
+              { fault: { kind: "send_fail", count: "2" } },
+              { fault: { kind: "send_fail", count: 2.0 } },
+              { fault: { kind: "slow_send", seconds: "5" } },
+              { fault: { kind: "slow_send", seconds: false } },
+              { fault: { kind: "slow_send", count: 2, seconds: 5 } },
+            ] }""",
+        )
+    )
+    assert code == 2, out
+    lines = [line.strip() for line in out.splitlines()[1:]]
+    assert lines == [
+        "steps.0.fault.count: expected a whole number, got true",
+        'steps.1.fault.count: expected a whole number, got "2"',
+        "steps.2.fault.count: expected a whole number, got 2.0",
+        'steps.3.fault.seconds: expected a number, got "5"',
+        "steps.4.fault.seconds: expected a number, got false",
+    ]
+
+
 def test_a_bad_top_level_field_hides_no_account_or_room_problem(tmp_path: Path) -> None:
     """A misspelt agent (or a step that is no object) made the whole scenario invalid,
     and the accounts and rooms the steps name went unchecked: fixed in rounds."""
