@@ -223,17 +223,20 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         *,
         wxid: str | None = None,
         name: str | None = None,
-        transport: Literal["puppet", "ilink"] = "puppet",
+        transport: Literal["puppet", "ilink"] | None = None,
     ) -> SimAccount:
         """A bot account (a WeChat login the gateway runs).
 
         ``transport="ilink"``: a bot of WeChat's official bot API, served over HTTP by
-        :meth:`ilink_server` (its ``wxid`` is its ``ilink_bot_id``, ``<12 hex>@im.bot``).
+        :meth:`ilink_server` (its ``wxid`` is its ``ilink_bot_id``, ``<12 hex>@im.bot``);
+        ``"puppet"`` (the default): a simulator puppet. An ``id`` the world has already
+        gives that account back when ``name`` and ``transport`` are left out or are its
+        own; another name or transport is a ValueError (the account is not changed).
         """
-        if id in self.accounts:
-            return self.accounts[id]
-        if transport not in ("puppet", "ilink"):
+        if transport not in (None, "puppet", "ilink"):
             raise ValueError(f'transport must be "puppet" or "ilink", not {transport!r}')
+        if id in self.accounts:
+            return self._known_account(id, name, transport)
         if transport == "ilink":
             return self._add_ilink_account(id, wxid, name)
         account = SimAccount(id=id, wxid=wxid or f"wxid_bot_{id}", name=name or f"Bot {id}")
@@ -246,6 +249,24 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         self.accounts[id] = account
         self.contacts[account.wxid] = Contact(account.wxid, account.name)
         return account
+
+    def _known_account(self, id: str, name: str | None, transport: str | None) -> SimAccount:
+        """The account ``id`` the world has, when the ``name`` and ``transport`` asked for
+        (if any) are its own; else a ValueError saying what it is."""
+        known = self.accounts[id]
+        other_name = name is not None and name != known.name
+        other_transport = transport is not None and transport != known.transport
+        if not other_name and not other_transport:
+            return known
+        what = {"puppet": "a simulator puppet", "ilink": "an iLink bot"}
+        asked = [f"named {name!r}"] if other_name else []
+        if other_transport:
+            asked.append(f"as {what[str(transport)]}")
+        raise ValueError(
+            f"account {id!r} exists already, named {known.name!r}, as "
+            f"{what[known.transport]}, not {' and '.join(asked)}: leave name and transport "
+            "out to get it, or give the new account another id"
+        )
 
     def session_card(self, account_id: str) -> SessionCard | None:
         """Where an account's login is kept, when the world keeps logins on disk."""

@@ -600,3 +600,21 @@ def test_a_fault_seconds_that_is_not_a_finite_number_0_or_more_is_refused(
     with pytest.raises(ValueError, match="seconds must be a finite number, 0 or more"):
         world.fault("slow_send", seconds=seconds)  # type: ignore[arg-type]
     assert world.accounts["default"].faults == {} and world.events_log == []
+
+
+def test_adding_an_account_again_gives_it_back_unless_asked_otherwise() -> None:
+    """A different name or transport for an id the world has was ignored: the caller got
+    the old account and believed it had the one it asked for."""
+    world = SimulatedWeChat(seed=1)
+    helper = world.add_account("default", name="Helper")
+    assert world.add_account("default") is helper
+    assert world.add_account("default", name="Helper", transport="puppet") is helper
+    with pytest.raises(ValueError, match="account 'default' exists already, named 'Helper'"):
+        world.add_account("default", name="Other")
+    with pytest.raises(ValueError, match="as a simulator puppet, not as an iLink bot"):
+        world.add_account("default", transport="ilink")
+    bot = world.add_account("bot", transport="ilink")
+    assert world.add_account("bot") is bot
+    with pytest.raises(ValueError, match="as an iLink bot, not as a simulator puppet"):
+        world.add_account("bot", transport="puppet")
+    assert (helper.name, helper.transport, bot.transport) == ("Helper", "puppet", "ilink")
