@@ -16,9 +16,10 @@ why (a bug of the simulator, a 500 with the same shape). See docs/simulator-serv
   the login asks for, or null).
 - ``GET /sim/qrcodes``: the codes handed out and their status.
 - ``POST /sim/messages`` ``{"from": "alice@im.wechat", "account": "bot", "text": "hi"}``,
-  optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``,
-  ``age_s`` (said that many seconds ago) and ``quote`` (the ``message_id`` of a message it
-  quotes): a user writes to a bot. ``together``: more messages (``text``, ``media``,
+  optional ``media`` (``{"kind": "image", "name": "a.png", "size": 40000}``), ``kind``
+  (the message's own: ``text``, or its media's; iLink has no item for another),
+  ``age_s`` (said that many seconds ago) and ``quote`` (the ``message_id`` of a message
+  it quotes): a user writes to a bot. ``together``: more messages (``text``, ``media``,
   ``quote``) said with it, as one iLink message of all their items.
 - ``GET /sim/sent?account=bot&to=alice@im.wechat``: what bots sent (transcript entries;
   ``since=N`` skips the first N, and ``wait_ms=M``, when there is none past N, waits
@@ -39,7 +40,14 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from simulator.ilink.wire import NotJson, json_text, read_json_object
 from simulator.media import MAX_DURATION_S, MAX_MEDIA_BYTES
@@ -128,6 +136,34 @@ class _Say(_Body):
                 "leave room out"
             )
         return room
+
+    @field_validator("kind")
+    @classmethod
+    def _the_kind_it_is(cls, kind: str | None, info: ValidationInfo) -> str | None:
+        """A kind the bot gets: iLink's items are text and files, so a message is a text,
+        or its media's kind (anything else reached the bot as a text all the same)."""
+        if kind is None or "media" not in info.data:  # (media wrong: said on its own)
+            return kind
+        media: _Media | None = info.data["media"]
+        if media is not None:
+            made = MessageKind.from_media_word(media.kind)
+            if kind != made:
+                raise ValueError(
+                    f'"{kind}" is not this message\'s kind: its media.kind "{media.kind}" '
+                    f'makes it "{made}"; leave kind out'
+                )
+        elif MessageKind(kind).has_file:
+            raise ValueError(
+                f'a message of kind "{kind}" carries a file: give media '
+                f'{{"kind": "{MessageKind(kind).media_word}"}}, or leave kind out, and the '
+                "message is a text"
+            )
+        elif kind != MessageKind.TEXT:
+            raise ValueError(
+                f'iLink has no item for a message of kind "{kind}" (its items are text, '
+                "image, voice, file and video): leave kind out, and the message is a text"
+            )
+        return kind
 
 
 class _Fault(_Body):

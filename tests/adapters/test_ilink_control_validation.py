@@ -156,6 +156,55 @@ async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
     assert world.transcript == []
 
 
+@pytest.mark.parametrize(
+    ("said", "says"),
+    [
+        ({"kind": "location"},
+         'kind: iLink has no item for a message of kind "location" (its items are text, image, '
+         "voice, file and video): leave kind out, and the message is a text"),
+        ({"kind": "image"},
+         'kind: a message of kind "image" carries a file: give media {"kind": "image"}, or leave '
+         "kind out, and the message is a text"),
+        ({"kind": "attachment"}, 'give media {"kind": "file"}'),
+        ({"kind": "video", "media": {"kind": "image"}},
+         'kind: "video" is not this message\'s kind: its media.kind "image" makes it '
+         '"image"; leave kind out'),
+        ({"kind": "text", "media": {"kind": "file"}}, 'media.kind "file" makes it "attachment"'),
+    ],
+)  # fmt: skip
+async def test_a_kind_the_bot_would_not_get_is_refused(
+    world: SimulatedWeChat,
+    base: str,
+    http: aiohttp.ClientSession,
+    said: dict[str, Any],
+    says: str,
+) -> None:
+    """``kind`` changed nothing an iLink bot gets (a location arrived as a text item, an
+    image without a file too): a test that asked for one tested something else."""
+    body = {"from": ALICE, "account": "bot", "text": "x", **said}
+    assert says in await error(http, "POST", f"{base}sim/messages", body)
+    assert world.transcript == []
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        {"kind": "text"},
+        {"kind": "image", "media": {"kind": "image"}},
+        {"kind": "attachment", "media": {"kind": "file"}},
+        {"kind": "emoticon", "media": {"kind": "emoticon"}},
+    ],
+)
+async def test_a_kind_that_is_the_message_s_own_is_taken(
+    world: SimulatedWeChat, base: str, http: aiohttp.ClientSession, said: dict[str, Any]
+) -> None:
+    status, made = await call(
+        http, "POST", f"{base}sim/messages", {"from": ALICE, "account": "bot", **said}
+    )
+    assert status == 201, made
+    assert world._messages[made["message_ids"][0]].kind == said["kind"]
+
+
 async def test_what_was_accepted_before_still_is(
     world: SimulatedWeChat, base: str, http: aiohttp.ClientSession
 ) -> None:
