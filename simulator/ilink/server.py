@@ -15,10 +15,12 @@ Answers as the real server gives them: HTTP 200 with ``ret`` 0, or ``ret``/``err
 and ``errmsg``: ``-14`` "session timeout" for a token that is not (or no longer) valid,
 ``-2`` "rate limited", ``-1`` for a request the server refuses (the ``errmsg`` says why:
 a closed reply window starts with "reply window closed"). A body that is not JSON is an
-HTTP 400 with the same JSON shape; an unknown path is a 404. An error of the simulator
-itself while it answers an API call is an HTTP 500 with the same JSON shape (``ret`` -1,
-the error in ``errmsg``) and a log line with its traceback, never an HTML page; under
-``sim/`` it is an HTTP 500 with the control API's ``{"error": ...}``.
+HTTP 400 with the same JSON shape; an unknown path is a 404. The CDN says why it refuses
+in its answer's ``x-error-message`` header (as Tencent's CDN does: its client reads it).
+An error of the simulator itself is an HTTP 500 and a log line with its traceback, never
+an HTML page, and a body over :data:`MAX_UPLOAD_BYTES` an HTTP 413, each in the shape of
+the part of the server asked: iLink's JSON (``ret`` -1, the error in ``errmsg``), the
+CDN's ``x-error-message``, or the control API's ``{"error": ...}`` under ``sim/``.
 
 Every answer carries a ``Date`` header read from the world's clock (virtual in tests), as
 a real server's is read from its own: a client reads message times by it.
@@ -46,6 +48,7 @@ from simulator.ilink.wire import (
     read_json_object,
     read_outbound,
 )
+from wechat_sdk.logtext import shown
 
 if TYPE_CHECKING:
     from simulator.world import SimulatedWeChat
@@ -76,10 +79,12 @@ QR_HOLD_S = 25.0
 CLIENT_IDS_KEPT = 10_000
 #: the largest CDN upload taken (bytes)
 MAX_UPLOAD_BYTES = 110 * 1024 * 1024
-#: where the bot API's routes are (``/ilink/bot/...`` and ``/a/<account>/ilink/bot/...``)
-API_PATH = "/ilink/bot/"
 #: where the control API's routes are
 CONTROL_PATH = "/sim/"
+#: where the CDN's routes are
+CDN_PATH = "/c2c/"
+#: the longest ``x-error-message`` the CDN writes
+CDN_ERROR_CHARS = 500
 
 Json = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +96,25 @@ def _answer(body: Json, status: int = 200) -> web.Response:
 
 def _error(ret: int, errmsg: str, status: int = 200) -> web.Response:
     return _answer({"ret": ret, "errcode": ret, "errmsg": errmsg}, status)
+
+
+def _cdn_error(status: int, why: str) -> web.Response:
+    """A CDN refusal: why, in the ``x-error-message`` header (its control characters
+    escaped: a line break would break the header) and as the text."""
+    return web.Response(
+        status=status, text=why, headers={"x-error-message": shown(why, CDN_ERROR_CHARS)}
+    )
+
+
+def _failed(path: str, status: int, why: str) -> web.Response:
+    """An error answered in the shape of the part of the server ``path`` is in: the
+    control API's ``{"error": ...}``, the CDN's ``x-error-message``, else (an API call:
+    ``/ilink/bot/...`` or ``/a/<account>/ilink/bot/...``) iLink's JSON."""
+    if path.startswith(CONTROL_PATH):
+        return _answer({"error": why}, status)
+    if path.startswith(CDN_PATH):
+        return _cdn_error(status, why)
+    return _error(REFUSED, why, status)
 
 
 class _Refused(Exception):
@@ -246,21 +270,19 @@ class ILinkServer:
 
     @web.middleware
     async def _caught(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """An API or control call the simulator fails to answer (a bug, or a request shaped
-        in a way no check foresaw) gets JSON saying so, for a client in any language:
-        iLink's shape under ``/ilink/bot/``, the control API's ``{"error": ...}`` under
-        ``/sim/``."""
+        """A call the simulator fails to answer (a bug, or a request shaped in a way no
+        check foresaw), or whose body is over :data:`MAX_UPLOAD_BYTES`, is answered in the
+        shape of the part of the server it asked (:func:`_failed`), for a client in any
+        language, not with aiohttp's plain text."""
         try:
             return await handler(request)
+        except web.HTTPRequestEntityTooLarge as too_large:
+            return _failed(request.path, too_large.status, too_large.text or too_large.reason)
         except web.HTTPException:  # (a 404, a 405: aiohttp's own answers)
             raise
         except Exception as exc:
-            control = request.path.startswith(CONTROL_PATH)
-            if API_PATH not in request.path and not control:
-                raise
             log.exception("iLink %s failed: %s", request.path, exc)
-            failed = f"the simulator failed: {type(exc).__name__}: {exc}"
-            return _answer({"error": failed}, 500) if control else _error(REFUSED, failed, 500)
+            return _failed(request.path, 500, f"the simulator failed: {type(exc).__name__}: {exc}")
 
     # -------------------------------------------------------- request checks
 
@@ -511,13 +533,13 @@ class ILinkServer:
         try:
             download = self.state.cdn.receive(param, filekey, body)
         except CdnError as exc:
-            return web.Response(status=400, text=str(exc), headers={"x-error-message": str(exc)})
+            return _cdn_error(400, str(exc))
         return web.Response(status=200, headers={"x-encrypted-param": download})
 
     async def cdn_download(self, request: web.Request) -> web.Response:
         data = self.state.cdn.ciphertext(request.query.get("encrypted_query_param", ""))
         if data is None:
-            return web.Response(status=404, text="no such file on the CDN")
+            return _cdn_error(404, "no such file on the CDN")
         return web.Response(body=data, content_type="application/octet-stream")
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
+from simulator.ilink import server as server_module
 from simulator.ilink.cdn import decrypt, encrypt, padded_size
 from wechat_sdk.clock import RealClock
 
@@ -552,6 +553,57 @@ async def test_the_cdn_refuses_an_upload_that_does_not_match_its_announcement(
     assert bad["ret"] == -1 and "to_user_id" in bad["errmsg"]
     async with http.get(f"{server.cdn_base_url}/download?encrypted_query_param=nope") as resp:
         assert resp.status == 404
+
+
+async def test_every_cdn_error_says_why_in_x_error_message(
+    world: SimulatedWeChat,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The header Tencent's client (and ours) reads for why the CDN refused: an upload
+    too large (aiohttp's plain 413) and a bug of the simulator (aiohttp's plain 500 page)
+    had none."""
+    monkeypatch.setattr(server_module, "MAX_UPLOAD_BYTES", 1024)
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        upload = f"{server.cdn_base_url}/upload?encrypted_query_param=p&filekey=k"
+        async with http.post(upload, data=bytes(4096)) as resp:
+            assert resp.status == 413
+            why = resp.headers["x-error-message"]
+            assert why.startswith("Maximum request body size 1024 exceeded")
+            assert await resp.text() == why
+        download = f"{server.cdn_base_url}/download?encrypted_query_param=nope"
+        async with http.get(download) as resp:
+            why = resp.headers["x-error-message"]
+            assert (resp.status, why) == (404, "no such file on the CDN")
+
+        def broken(*args: object) -> object:
+            raise RuntimeError("a bug in the simulator")
+
+        monkeypatch.setattr(world.ilink_state.cdn, "ciphertext", broken)
+        with caplog.at_level(logging.ERROR, logger="simulator.ilink"):
+            async with http.get(download) as resp:
+                assert resp.status == 500
+                why = resp.headers["x-error-message"]
+                assert why == "the simulator failed: RuntimeError: a bug in the simulator"
+                assert await resp.text() == why
+        assert any("/c2c/download" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_a_body_too_large_for_an_api_or_control_call_is_answered_in_its_shape(
+    world: SimulatedWeChat, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "MAX_UPLOAD_BYTES", 1024)
+    big = json.dumps({"text": "x" * 4096})
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        async with http.post(f"{server.base_url}ilink/bot/get_bot_qrcode", data=big) as resp:
+            answer = await resp.json()
+            assert (resp.status, answer["ret"]) == (413, -1)
+            assert answer["errmsg"].startswith("Maximum request body size 1024 exceeded")
+        async with http.post(f"{server.base_url}sim/messages", data=big) as resp:
+            answer = await resp.json()
+            assert resp.status == 413
+            assert answer["error"].startswith("Maximum request body size 1024 exceeded")
 
 
 async def test_an_image_or_video_upload_names_its_thumbnail_or_says_it_needs_none(
