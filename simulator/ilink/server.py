@@ -416,7 +416,7 @@ class ILinkServer:
             }
         )
 
-    async def sendmessage(self, request: web.Request) -> web.Response:
+    async def sendmessage(self, request: web.Request) -> web.StreamResponse:
         try:
             bot, _, body = await self._call(request)
         except _Refused as refused:
@@ -458,9 +458,7 @@ class ILinkServer:
         changed, self.sent_changed = self.sent_changed, asyncio.Event()
         changed.set()
         if sim.faults and world._take_fault(sim, "send_lost_reply"):
-            if request.transport is not None:
-                request.transport.close()  # accepted, but the answer never arrives
-            return _error(REFUSED, "connection reset", 502)
+            return _unanswered(request)  # accepted, but the answer never arrives
         return _answer({"ret": 0, "message_id": wire_id})
 
     async def getconfig(self, request: web.Request) -> web.Response:
@@ -541,6 +539,15 @@ class ILinkServer:
         if data is None:
             return _cdn_error(404, "no such file on the CDN")
         return web.Response(body=data, content_type="application/octet-stream")
+
+
+def _unanswered(request: web.Request) -> web.StreamResponse:
+    """No answer: the connection is closed before a byte of one, and the client sees it
+    dropped, with no status. (A handler must return a response; aiohttp finds the
+    connection closed and writes none of this one.)"""
+    if request.transport is not None:
+        request.transport.close()
+    return web.StreamResponse()
 
 
 def _never() -> asyncio.Event:

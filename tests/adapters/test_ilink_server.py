@@ -772,6 +772,45 @@ async def test_a_retry_under_the_same_client_id_is_answered_and_not_sent_twice(
     assert other["message_id"] != again["message_id"]
 
 
+async def test_a_lost_reply_is_the_connection_closed_before_any_byte_of_an_answer(
+    world: SimulatedWeChat,
+    server: ILinkServer,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a client in any language sees of send_lost_reply: no status line, no byte, the
+    connection closed; the message went out all the same, and nothing is logged."""
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    world.fault("send_lost_reply", "bot")
+    body = json.dumps(
+        {
+            "msg": {
+                "to_user_id": ALICE,
+                "context_token": msg["context_token"],
+                "client_id": "c-raw",
+                "message_type": 2,
+                "item_list": [{"type": 1, "text_item": {"text": "went out"}}],
+            }
+        }
+    ).encode()
+    head = (
+        f"POST /ilink/bot/sendmessage HTTP/1.1\r\nHost: {server.host}\r\n"
+        "Content-Type: application/json\r\nAuthorizationType: ilink_bot_token\r\n"
+        f"Authorization: Bearer {client.token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with caplog.at_level(logging.DEBUG):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(head.encode() + body)
+            answer = await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+    assert answer == b""
+    assert world.texts(to=ALICE) == ["went out"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 # ------------------------------------------------------------------ bad requests
 
 
