@@ -44,3 +44,28 @@ def node_cache() -> Iterator[Path]:
         os.environ.pop("WECHAT_SDK_NODE_CACHE", None)
     else:
         os.environ["WECHAT_SDK_NODE_CACHE"] = old
+
+
+OPENCLAW_TMP = Path("/tmp/openclaw")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def node_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Node processes' temp files stay in the run's own directory, not in /tmp.
+
+    Node's ``os.tmpdir()`` reads ``TMPDIR``: puppeteer's browser profiles
+    (``puppeteer_dev_profile-*``, left behind when a sidecar is killed) and file-box's
+    registry go there. The openclaw peer of Tencent's client always makes
+    ``/tmp/openclaw`` for its log (a fixed path, no setting moves it): removed after the
+    run when it was not there before."""
+    temp = tmp_path_factory.mktemp("node-tmp")
+    old = os.environ.get("TMPDIR")
+    openclaw_was_there = OPENCLAW_TMP.exists()
+    os.environ["TMPDIR"] = str(temp)
+    yield temp
+    if old is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = old
+    if not openclaw_was_there:
+        shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
