@@ -135,7 +135,7 @@ async def test_accounts_limits_a_gateway_to_some_accounts(
     config = redis_config(
         redis_url, redis_namespace, accounts={"default": {}, "work": {}}, dmPolicy="open"
     )
-    with pytest.raises(ValueError, match="--accounts names nope"):
+    with pytest.raises(ValueError, match="only_accounts names nope"):
         world.gateway(config, Recorder(), state_dir=tmp_path / "x", only_accounts=["nope"])
     gw = world.gateway(config, Recorder(), state_dir=tmp_path / "g", only_accounts=["work"])
     async with gw:

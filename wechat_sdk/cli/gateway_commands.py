@@ -124,7 +124,7 @@ def gateway_run(
         fail_config(exc)
         return
     except UnknownAccounts as exc:  # (known once the config is read: a usage error still)
-        raise click.UsageError(str(exc)) from None
+        raise click.UsageError(exc.named_by("--accounts")) from None
     except (ControlError, RedisUnavailable, ValueError) as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
         raise SystemExit(1) from None

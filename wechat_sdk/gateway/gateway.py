@@ -63,12 +63,20 @@ PuppetFactory = Callable[[ResolvedAccount], Puppet]
 
 
 class UnknownAccounts(ValueError):
-    """``only_accounts`` (``--accounts``) names ids that are no account of the config."""
+    """``only_accounts`` names ids that are no account of the config (``unknown``; the
+    config's are ``configured``)."""
 
     def __init__(self, unknown: Sequence[str], configured: Sequence[str]) -> None:
-        super().__init__(
-            f"--accounts names {', '.join(unknown)}, not an account of the config "
-            f"(its accounts: {', '.join(configured)})"
+        self.unknown = list(unknown)
+        self.configured = list(configured)
+        super().__init__(self.named_by("only_accounts"))
+
+    def named_by(self, what: str) -> str:
+        """The error as said to whoever named the ids through ``what`` (the CLI says
+        ``--accounts``, the option its user typed)."""
+        return (
+            f"{what} names {', '.join(self.unknown)}, not an account of the config "
+            f"(its accounts: {', '.join(self.configured)})"
         )
 
 
