@@ -271,3 +271,19 @@ def test_challenge_uses_configured_ttl(clock: VirtualClock) -> None:
     p = Pairing(MemoryPairingStore(), clock, ttl_s=60)
     r = new_request(p, "wxid_a")
     assert r.expires_at == clock.now() + 60
+
+
+def test_an_owner_names_an_account_as_the_cli_and_the_http_api_take_it(
+    pairing: Pairing,
+) -> None:
+    # " Work " and "WORK" matched no request of "work": an empty list, "belongs to account
+    # "work", not "WORK"" (asked_account_id is the one rule, as for --account)
+    alice = new_request(pairing, "wxid_alice", account="work")
+    bob = new_request(pairing, "wxid_bob", account="work")
+    assert pairing.list(" Work ") == [alice, bob]
+    assert pairing.approve(alice.code, account_id="WORK").account_id == "work"
+    assert pairing.deny(bob.code, account_id="Work") == bob
+    assert [a.sender_id for a in pairing.approved(" work")] == ["wxid_alice"]
+    assert pairing.revoke("Work ", "wxid_alice") is True
+    with pytest.raises(ValueError, match="use 1-64 characters from a-z, 0-9, _ and -"):
+        pairing.list("my work")

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, cast
 from wechat_sdk.agent import Agent, AgentLifecycle, Reply, ReportsFailures, ToolRegistry
 from wechat_sdk.clock import Clock, RealClock
 from wechat_sdk.cluster.fence import FencedPuppet, held_store
-from wechat_sdk.config import AccountSet, Config, ConfigError, ResolvedAccount, accounts_of
+from wechat_sdk.config import (
+    AccountSet,
+    Config,
+    ConfigError,
+    ResolvedAccount,
+    accounts_of,
+    asked_account_id,
+)
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
@@ -110,10 +117,12 @@ class Gateway:
         self.accounts: AccountSet = accounts_of(config)
         for warning in self.accounts.warnings:
             log.warning(warning, extra={"account": "-"})
-        unknown = [a for a in only_accounts or () if a not in self.accounts.accounts]
+        named = None if only_accounts is None else [asked_account_id(a) for a in only_accounts]
+        unknown = [a for a in named or () if a not in self.accounts.accounts]
         if unknown:
             raise UnknownAccounts(unknown, list(self.accounts.accounts))
-        self.only_accounts = list(only_accounts) if only_accounts is not None else None
+        #: the accounts ``only_accounts`` names (ids as the CLI takes them), or None: all
+        self.only_accounts = named
         #: with ``store.kind: "redis"``, while started: the accounts this gateway holds
         self.cluster: ClusterCoordinator | None = None
         self._gateway_id = gateway_id
@@ -438,7 +447,9 @@ class Gateway:
     # ------------------------------------------------------------ use
 
     def _runner(self, account_id: str | None = None) -> AccountRunner:
-        account_id = account_id or self.accounts.default_id
+        """The runner of the account a caller names (as the CLI takes it: ``" Work "`` is
+        ``work``), the default one for None; KeyError when it is not running."""
+        account_id = asked_account_id(account_id) if account_id else self.accounts.default_id
         try:
             return self.runners[account_id]
         except KeyError:
@@ -460,8 +471,10 @@ class Gateway:
     ) -> str:
         """Send proactively to a contact (``to``) or a group (``room``).
 
-        Goes through the default account unless ``account`` is given; paced and retried
-        like every reply. Returns the text that went out. Pass ``sent`` and
+        Goes through the default account unless ``account`` is given (taken as the CLI
+        takes ``--account``: ``" Work "`` is ``work``; an id no account can have is a
+        ValueError, an account not running a KeyError); paced and retried like every
+        reply. Returns the text that went out. Pass ``sent`` and
         ``files_sent`` (lists) to learn what went out even when this raises: each text
         message, and each file's name, as soon as WeChat took it.
 

@@ -19,7 +19,8 @@ class PairingAPI:
     """Pairing requests of a running gateway: list, approve, deny, revoke.
 
     Changes reach the running gateway at once (the next message is checked against the
-    store). ``approve(..., notify=True)`` tells the sender they were approved.
+    store). ``approve(..., notify=True)`` tells the sender they were approved. An
+    ``account`` is taken as the CLI takes ``--account`` (``" Work "`` is ``work``).
     """
 
     def __init__(self, gateway: Gateway) -> None:

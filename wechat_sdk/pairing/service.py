@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from wechat_sdk.clock import Clock
+from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.pairing.codes import new_code, normalize_code
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, PairingStore
 
@@ -124,7 +125,10 @@ def approved_message(bot_name: str) -> str:
 class Pairing:
     """Pairing decisions and owner commands over a :class:`PairingStore`.
 
-    ``clock`` gives the time of every decision (the virtual clock in tests).
+    ``clock`` gives the time of every decision (the virtual clock in tests). The owner
+    commands (list, approve, deny, revoke, approved) take an account id as the CLI and the
+    HTTP API do (:func:`~wechat_sdk.config.asked_account_id`: ``" Work "`` is ``work``; one
+    that can be no account's id is a ValueError).
     """
 
     def __init__(
@@ -181,7 +185,7 @@ class Pairing:
     def list(self, account_id: str | None = None) -> builtins.list[PairingRequest]:
         """Live pending requests, oldest first (every account's when ``account_id`` is None)."""
         now = self.clock.now()
-        return [r for r in self.store.list_requests(account_id) if r.is_live(now)]
+        return [r for r in self.store.list_requests(_asked(account_id)) if r.is_live(now)]
 
     def _live_request(self, code: str, account_id: str | None) -> PairingRequest:
         norm = normalize_code(code)
@@ -213,6 +217,7 @@ class Pairing:
         Raises :class:`PairingError` for an unknown or expired code, or one of another
         account when ``account_id`` is given.
         """
+        account_id = _asked(account_id)
         req = self._live_request(code, account_id)
         approved = self.store.approve_request(req.code, self.clock.now(), req.account_id)
         if approved is None:  # expired or handled by another process meanwhile
@@ -222,7 +227,7 @@ class Pairing:
 
     def deny(self, code: str, account_id: str | None = None) -> PairingRequest:
         """Delete a live request; the sender stays unapproved. Errors as :meth:`approve`."""
-        req = self._live_request(code, account_id)
+        req = self._live_request(code, _asked(account_id))
         deleted = self.store.delete_request(req.code)
         if deleted is None:
             raise PairingError(f'pairing request "{req.code}" was just handled elsewhere')
@@ -230,8 +235,13 @@ class Pairing:
 
     def revoke(self, account_id: str, sender_id: str) -> bool:
         """Withdraw an approval; True if the sender was approved."""
-        return self.store.remove_approved(account_id, sender_id)
+        return self.store.remove_approved(asked_account_id(account_id), sender_id)
 
     def approved(self, account_id: str) -> builtins.list[ApprovedSender]:
         """The account's approved senders, oldest approval first."""
-        return self.store.list_approved(account_id)
+        return self.store.list_approved(asked_account_id(account_id))
+
+
+def _asked(account_id: str | None) -> str | None:
+    """An owner's account id, or None for every account (or the code's own)."""
+    return None if account_id is None else asked_account_id(account_id)
