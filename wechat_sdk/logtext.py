@@ -22,30 +22,59 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 #: a URL (its user part, path and query may hold a key), without a closing stop or comma
 _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]*[^\s'"<>.,;:!?)\]]""")
-#: an authorization scheme's credentials: ``Bearer sk-...``
-_CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)[^\s'",;]+""")
-#: a name, its separator and its value (``api-key: ...``, ``'token': '...'``): a name is
-#: tried only where a word begins, so the time is linear in the text's length
-_NAMED = re.compile(
-    r"""(?<![\w-])([\w-]+)(['"]?[ \t]*[:=][ \t]*['"]?)([^\s'",;&}]+(?:[ \t]+[^\s'",;&}]+)*)"""
+#: an authorization scheme and the word after it: ``Bearer sk-...``, ``Basic dXNl...``
+_CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)([^\s'",;]+)""")
+#: what an issued credential holds and a word of prose does not ("a basic question"): a
+#: digit, a symbol of base64 or of a token, or a capital after a small letter
+_ISSUED = re.compile(r"[0-9+/=._~-]|[a-z][A-Z]")
+_ISSUED_LENGTH = 20  # (or a run of letters longer than a word of prose)
+#: a name's separator: ``: ``, ``=``, ``': '``
+_SEPARATOR = r"""(['"]?[ \t]*[:=][ \t]*['"]?)"""
+#: a name ending in authorization and its value, all of it whatever its scheme
+#: (``Wechaty <token>``), over spaces
+_AUTHORIZATION = re.compile(
+    r"""(?i)(?<![\w-])([\w-]*authori[sz]ation)""" + _SEPARATOR + r"""[^\s'",;&}]+"""
+    r"""(?:[ \t]+[^\s'",;&}]+)*"""
 )
-#: names whose value is a secret; an authorization's is all of it (``Wechaty <token>``)
-_SECRET_NAME = re.compile(r"(?i)key|token|secret|passw(?:or)?d|auth")
-_WHOLE_VALUE = re.compile(r"(?i)authori[sz]ation")
+#: a name, its separator and its value's first word, after a scheme (``api-key: ...``,
+#: ``'token': 'Bearer ...'``): a name is tried only where a word begins, so the time is
+#: linear in the text's length, and the next name is tried after that word
+_NAMED = re.compile(
+    r"""(?<![\w-])([\w-]+)""" + _SEPARATOR + r"""((?i:(?:bearer|basic)[ \t]+)?[^\s'",;&}]+)"""
+)
+#: the words of a name: ``x-api-key``, ``api_key``, ``apiKey`` and ``APIKey`` end in ``key``
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")
+#: a name's last word (what its value is) that makes the value a secret: ``token``,
+#: ``client_secret``, ``apikey``; not ``monkey``, ``author`` nor ``token_count``
+_SECRET_WORD = re.compile(
+    r"(?:api|access|auth|refresh|id|session|client|private|secret|master)?"
+    r"(?:key|token|secret|passw(?:or)?d|passphrase|auth|credentials?)"
+)
+#: a scheme at the start of a secret's value: its name stays, the word after it is masked
+_SCHEME = re.compile(r"(?i)(?:bearer|basic)[ \t]+")
 #: the most of a line the rules read: they cut it to far less (:func:`without_secrets`)
 _READ_MAX = 4000
 
 
+def _secret_name(name: str) -> bool:
+    words = _WORDS.findall(name)
+    return bool(words) and _SECRET_WORD.fullmatch(words[-1].lower()) is not None
+
+
 def _masked(m: re.Match[str]) -> str:
     name, separator, value = m.groups()
-    if not _SECRET_NAME.search(name):
+    if not _secret_name(name):
         return m[0]
-    if _WHOLE_VALUE.search(name):
-        return f"{name}{separator}***"
-    first = value.split(maxsplit=1)[0]
-    if first.lower() in ("bearer", "basic"):
-        return m[0]  # (a scheme: _CREDENTIALS masks what follows it)
-    return f"{name}{separator}***{value[len(first) :]}"
+    scheme = _SCHEME.match(value)
+    kept = scheme.end() if scheme else 0
+    return f"{name}{separator}{value[:kept]}***"
+
+
+def _scheme_masked(m: re.Match[str]) -> str:
+    scheme, space, word = m.groups()
+    if _ISSUED.search(word) or len(word) >= _ISSUED_LENGTH:
+        return f"{scheme}{space}***"
+    return m[0]
 
 
 def _escaped(match: re.Match[str]) -> str:
@@ -70,5 +99,6 @@ def without_secrets(text: str, limit: int = 500) -> str:
     from wechat_sdk.config.integrations import origin_of
 
     text = _URL.sub(lambda m: origin_of(m.group()), text[:_READ_MAX])
+    text = _AUTHORIZATION.sub(r"\1\2***", text)
     text = _NAMED.sub(_masked, text)
-    return shown(_CREDENTIALS.sub(r"\1\2***", text), limit)
+    return shown(_CREDENTIALS.sub(_scheme_masked, text), limit)

@@ -30,7 +30,59 @@ def test_a_library_line_shows_no_secret(line: str, shown: str) -> None:
     assert without_secrets(line) == shown
 
 
-@pytest.mark.parametrize("line", ["key-" * 5000, "x " + "api-key-" * 2500, "a-" * 50_000])
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("apiKey: sk-1, X-Api-Key: sk-2", "apiKey: ***, X-Api-Key: ***"),
+        (
+            "APIKEY=sk-3 accessToken=t-4 client_secret=s-5",
+            "APIKEY=*** accessToken=*** client_secret=***",
+        ),
+        ("proxy-authorization: Basic dXNlcjpwYXNz", "proxy-authorization: ***"),
+        ("auth: user:pw, passwd=pw2", "auth: ***, passwd=***"),
+        # a secret after another name's value: "user=bob password=hunter2" showed it
+        ("user=bob password=hunter2 retry=1 token=t-6", "user=bob password=*** retry=1 token=***"),
+        ("headers: Authorization: Wechaty tok-7", "headers: Authorization: ***"),
+        ("proxyAuthorization: Basic dXNlcjpwYXNzcw==", "proxyAuthorization: ***"),
+        ("api_key: Bearer abc, token: Basic xyz", "api_key: Bearer ***, token: Basic ***"),
+        ("Authorization failed: Bearer eyJhbGciOi.e30.sig", "Authorization failed: Bearer ***"),
+        ("basic dXNlcjpwYXNz", "basic ***"),
+        ("Bearer abcdefghijklmnopqrstuvwxyz", "Bearer ***"),
+    ],
+)
+def test_a_credential_in_any_usual_spelling_is_masked(line: str, shown: str) -> None:
+    assert without_secrets(line) == shown
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a secret's name inside another word: "monkey: ***" (key), "author: ***" (auth)
+        "monkey: 3, turkey=1, hotkey=F1, keyboard=us",
+        "author: Jane, tokenizer: bpe, secretary: Bob, passwordless: true",
+        # a name that only starts with one: its last word says what the value is
+        "token_count: 512, key_id=7, auth_url: local, password_policy=strict",
+        # a scheme's name as a word of prose: "a basic ***"
+        "a basic question, a bearer of bad news",
+        "Basic auth failed; Bearer Token required",
+    ],
+)
+def test_a_word_that_only_looks_like_a_secret_is_shown(line: str) -> None:
+    assert without_secrets(line) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "key-" * 5000,
+        "x " + "api-key-" * 2500,
+        "a-" * 50_000,
+        "basic " * 10_000,
+        "x " + "authorization-" * 5000,
+        "x " + "monkeyKey" * 5000 + ": 1",
+        "Bearer " + " " * 50_000 + "x",
+    ],
+)
 def test_a_long_line_is_read_once_and_cut(line: str) -> None:
     # (names are tried only where a word begins: such a line took minutes to mask)
     out = without_secrets(line, limit=100)
