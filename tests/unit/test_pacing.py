@@ -155,3 +155,17 @@ async def _drive(clock: VirtualClock, coro: object) -> None:
 def test_per_second_must_be_positive() -> None:
     with pytest.raises(ValueError, match="per_second"):
         Pacer(VirtualClock(START), per_second=0)
+
+
+async def test_a_huge_rate_is_as_good_as_no_limit_and_breaks_nothing() -> None:
+    # (pacing.perSecond has no upper bound, by design: docs/replies.md; the largest finite
+    # float overflows the refill to infinity, which the bucket caps at burst)
+    clock = VirtualClock(START)
+    pacer = Pacer(clock, per_second=1e308, burst=1)
+    await clock.advance(5)
+    log: list[tuple[str, float]] = []
+    tasks = [_record(pacer, clock, log, f"c{i % 3}") for i in range(100)]
+    await clock.run_until_idle()
+    await asyncio.gather(*tasks)
+    assert pacer.granted == 100
+    assert max(t for _, t in log) < 5.2  # a millisecond's wait at most between two

@@ -122,7 +122,11 @@ class DraftChunkConfig(_Strict):
 class PacingConfig(_Strict):
     """Per-account send rate limit (anti-ban)."""
 
-    perSecond: float = Field(1.0, gt=0, description="sustained messages per second")
+    perSecond: float = Field(
+        1.0,
+        gt=0,
+        description="sustained messages per second (no upper limit: WeChat tolerates about 1)",
+    )
     burst: int = Field(5, ge=1, description="messages that may go at once after a quiet period")
     chunkGapMs: int = Field(1000, ge=0, description="minimum gap between chunks of one reply")
     jitterMs: int = Field(300, ge=0, description="random extra delay, up to this much")
