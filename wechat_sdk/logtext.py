@@ -25,7 +25,9 @@ _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]*[^\s'"<>.,;:!?)\]]""
 #: an authorization scheme and the word after it: ``Bearer sk-...``, ``Basic dXNl...``
 _CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)([^\s'",;]+)""")
 #: what an issued credential holds and a word of prose does not ("a basic question"): a
-#: digit, a symbol of base64 or of a token, or a capital after a small letter
+#: digit, a symbol of base64 or of a token, or a capital after a small letter (asked only
+#: after a scheme written in small letters: after ``Bearer``, as a header writes it, the
+#: word is masked whatever it is)
 _ISSUED = re.compile(r"[0-9+/=._~-]|[a-z][A-Z]")
 _ISSUED_LENGTH = 20  # (or a run of letters longer than a word of prose)
 #: a name's separator: ``: ``, ``=``, ``': '``
@@ -72,7 +74,7 @@ def _masked(m: re.Match[str]) -> str:
 
 def _scheme_masked(m: re.Match[str]) -> str:
     scheme, space, word = m.groups()
-    if _ISSUED.search(word) or len(word) >= _ISSUED_LENGTH:
+    if not scheme.islower() or _ISSUED.search(word) or len(word) >= _ISSUED_LENGTH:
         return f"{scheme}{space}***"
     return m[0]
 
