@@ -38,7 +38,9 @@ __all__ = [
 ITEM_TEXT, ITEM_IMAGE, ITEM_VOICE, ITEM_FILE, ITEM_VIDEO = 1, 2, 3, 4, 5
 MESSAGE_TYPE_USER, MESSAGE_TYPE_BOT = 1, 2
 MESSAGE_STATE_FINISH = 2
-#: the longest text item the server takes
+#: the longest text item the server takes, in UTF-16 code units (JavaScript's string
+#: length: Tencent's client cuts its messages at 4000 of them, where an emoji beyond the
+#: BMP counts 2)
 MAX_TEXT_CHARS = 4000
 #: how much of a quoted message's text a quote carries (iLink's quotes arrive cut)
 QUOTE_CHARS = 20
@@ -262,8 +264,9 @@ def _read_item(bot: ILinkBot, item: object) -> OutItem:
         text = text_item.get("text") if isinstance(text_item, dict) else None
         if not isinstance(text, str) or not text:
             raise WireError("a text item needs text_item.text (text_item an object)")
-        if len(text) > MAX_TEXT_CHARS:
-            raise WireError(f"text_item.text is {len(text)} characters, over {MAX_TEXT_CHARS}")
+        units = len(text.encode("utf-16-le", "surrogatepass")) // 2
+        if units > MAX_TEXT_CHARS:
+            raise WireError(f"text_item.text is {units} UTF-16 units long, over {MAX_TEXT_CHARS}")
         return OutItem(text=text)
     if kind not in _MEDIA_ITEMS:
         raise WireError(f"unknown item type {shown(kind)}")

@@ -356,13 +356,19 @@ async def test_a_reply_needs_the_users_own_context_token(
     assert world.texts() == []
 
 
-async def test_text_over_4000_characters_is_refused(
+async def test_text_over_4000_utf16_units_is_refused(
     world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
 ) -> None:
+    """Counted as Tencent's client counts (JavaScript's string length): an emoji beyond
+    the BMP is 2 units, so 2,001 of them are over (4,002), though 2,001 characters."""
     client = await logged_in(world, server, http)
     msg = await first_message(world, client)
-    assert (await client.send_text(ALICE, "x" * 4001, msg["context_token"]))["ret"] == -1
-    assert (await client.send_text(ALICE, "x" * 4000, msg["context_token"]))["ret"] == 0
+    token = msg["context_token"]
+    assert (await client.send_text(ALICE, "x" * 4001, token))["ret"] == -1
+    over = await client.send_text(ALICE, "\N{GRINNING FACE}" * 2001, token)
+    assert over["ret"] == -1 and "4002 UTF-16 units" in over["errmsg"]
+    assert (await client.send_text(ALICE, "\N{GRINNING FACE}" * 2000, token))["ret"] == 0
+    assert (await client.send_text(ALICE, "x" * 4000, token))["ret"] == 0
 
 
 # ------------------------------------------------------------------ media
