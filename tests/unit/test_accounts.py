@@ -66,6 +66,13 @@ def test_account_without_a_key_gets_the_default_not_another_accounts_value() -> 
     assert accounts["b"].settings.textChunkLimit == 2048
 
 
+def test_an_ilink_account_counts_its_text_in_utf16_units_as_tencents_client() -> None:
+    accounts = resolve('{accounts: {dm: {puppet: "ilink"}, wx: {}}}')
+    assert accounts["dm"].text_units == "utf16"
+    assert accounts["dm"].settings.textChunkLimit == 4000
+    assert accounts["wx"].text_units == "code_points"  # (the seed's count: characters)
+
+
 def test_account_groups_replace_top_level_groups_without_deep_merge() -> None:
     accounts = resolve(
         '{groups: {"*": {requireMention: true}, g1: {tools: ["a"]}}, '

@@ -80,6 +80,14 @@ async def test_buffer_over_max_chars_is_cut_at_a_paragraph_break() -> None:
     assert sent[0][0] == 0.0  # cut as soon as the buffer passed max_chars, no waiting
 
 
+async def test_max_chars_counted_in_utf16_units_cuts_an_emoji_stream_by_them() -> None:
+    clock = VirtualClock()
+    script = [(0, "👍" * 30 + " "), (0, "👍" * 30 + " "), (0, "👍" * 30)]
+    coalescer = make(clock, max_chars=100, units="utf16")
+    sent = await run_blocks(clock, coalescer, scripted(clock, script))
+    assert [block for _, block in sent] == ["👍" * 30, "👍" * 30, "👍" * 30]
+
+
 async def test_sentence_preference_cuts_at_the_last_sentence_end() -> None:
     text = "Para one.\n\nTwo sentences here. And more text follows on and on"
     clock = VirtualClock()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wechat_sdk.outbound import chunking
-from wechat_sdk.outbound.chunking import chunk_text, find_break
+from wechat_sdk.outbound.chunking import chunk_text, find_break, text_length
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"  # one grapheme, seven code points
 RAINBOW_FLAG = "🏳\ufe0f\u200d🌈"
@@ -160,6 +160,50 @@ def test_hard_break_keeps_combining_sequences_and_modifiers() -> None:
     text = (E_ACUTE * 5) + THUMBS + RAINBOW_FLAG
     chunks = chunk_text(text, 7)
     assert chunks == [E_ACUTE * 3, E_ACUTE * 2 + THUMBS, RAINBOW_FLAG]
+
+
+def utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_utf16_units_count_an_emoji_beyond_the_bmp_as_two() -> None:
+    """iLink's limit, as Tencent's client counts it (JavaScript's string length)."""
+    assert text_length("好👍", "utf16") == 3
+    assert text_length("好👍") == 2  # (code points: the default)
+    assert text_length(FAMILY, "utf16") == 11
+    with pytest.raises(ValueError, match="'code_points' or 'utf16'"):
+        text_length("x", "bytes")
+    with pytest.raises(ValueError, match="'code_points' or 'utf16'"):
+        chunk_text("x" * 10, 5, units="bytes")
+
+
+def test_a_text_that_fits_in_code_points_but_not_in_utf16_units_is_cut() -> None:
+    text = "👍" * 3000  # 3,000 characters, 6,000 units
+    assert chunk_text(text, 4000) == [text]
+    assert chunk_text(text, 4000, units="utf16") == ["👍" * 2000, "👍" * 1000]
+
+
+def test_a_cut_by_utf16_units_keeps_graphemes_whole() -> None:
+    text = "x" * 9 + FAMILY * 3  # a family is 11 units
+    assert chunk_text(text, 19, units="utf16") == ["x" * 9, FAMILY, FAMILY, FAMILY]
+    assert chunk_text("🇨🇳🇺🇸🇬🇧", 9, units="utf16") == ["🇨🇳🇺🇸", "🇬🇧"]
+
+
+def test_utf16_units_in_newline_mode_and_in_a_reopened_fence() -> None:
+    paragraphs = "\n\n".join(["👍" * 30, "好" * 30, "👍" * 30])
+    assert chunk_text(paragraphs, 100, "newline", "utf16") == [
+        "👍" * 30 + "\n\n" + "好" * 30,
+        "👍" * 30,
+    ]
+    code = "```\n" + "\n".join("👍" * 10 for _ in range(12)) + "\n```"
+    chunks = chunk_text(code, 100, units="utf16")
+    assert len(chunks) > 1 and all(utf16(c) <= 100 for c in chunks)
+    assert all(c.startswith("```\n") and c.endswith("\n```") for c in chunks)
+
+
+def test_an_emoji_wider_than_a_limit_of_one_unit_still_goes() -> None:
+    # (no cut can fit: the chunker still moves on, one character a chunk)
+    assert chunk_text("👍👍", 1, units="utf16") == ["👍", "👍"]
 
 
 def test_leading_and_trailing_whitespace_at_breaks_is_dropped() -> None:
@@ -375,6 +419,21 @@ def test_a_fence_is_only_cut_when_no_break_outside_it_fits(text: str, limit: int
         # Cut inside a fence: the whole window must lie inside that one fence, so no
         # fence-free break (not even a hard one) was available.
         assert any(a <= start and b > window_end for a, b in fences), (start, window_end)
+
+
+@_SETTINGS
+@given(_DOCUMENT, _LIMIT)
+def test_by_utf16_units_every_chunk_fits_and_nothing_is_lost_or_split(
+    text: str, limit: int
+) -> None:
+    chunks = chunk_text(text, limit, units="utf16")
+    assert all(0 < utf16(chunk) <= limit and chunk == chunk.strip() for chunk in chunks)
+    cuts = boundaries(text)
+    for chunk, (start, end, prefix, suffix) in zip(chunks, locate(text, chunks), strict=True):
+        assert chunk == prefix + text[start:end] + suffix
+        assert start in cuts and end in cuts, (start, end)
+    for chunk in chunk_text(text, limit, "newline", "utf16"):
+        assert 0 < utf16(chunk) <= limit
 
 
 @_SETTINGS

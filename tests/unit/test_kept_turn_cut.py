@@ -293,6 +293,11 @@ async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() 
                 store.outbox, "default", VirtualClock(), logging.getLogger("test")
             )
 
+        def fit(
+            self, conversation_id: str, messages: list[Any], *, pack: bool = True
+        ) -> tuple[list[Any], list[Any]]:
+            return messages, []  # (ten places: all goes)
+
         @contextlib.asynccontextmanager
         async def replying(self, conversation_id: str) -> AsyncIterator[None]:
             yield

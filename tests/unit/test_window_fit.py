@@ -18,6 +18,16 @@ def text(t: str, mentions: tuple[str, ...] = ()) -> OutboundMessage:
     return OutboundMessage(t, mentions)
 
 
+def test_packing_counts_in_the_accounts_units() -> None:
+    """iLink counts UTF-16 units: two chunks of 30 emoji (60 units each) are not packed
+    into a message of 100, though they are 62 characters together."""
+    messages = [text("👍" * 30) for _ in range(3)]
+    assert fit_window(messages, window(2), NOW) == ([text("\n\n".join(["👍" * 30] * 3))], [])
+    now, later = fit_window(messages, window(2), NOW, units="utf16")
+    assert now == [text("👍" * 30), text("👍" * 30 + "\n\n" + MORE_NOTICE)]
+    assert later == [text("👍" * 30)]
+
+
 def test_a_reply_that_fits_goes_as_it_is() -> None:
     messages = [text("a"), text("b")]
     assert fit_window(messages, window(2), NOW) == (messages, [])

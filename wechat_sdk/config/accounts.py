@@ -88,6 +88,13 @@ class ResolvedAccount:
         return min(self.settings.draftChunk.minChars, self.draft_max_chars)
 
     @property
+    def text_units(self) -> str:
+        """How the account's transport counts a message's length (``textChunkLimit``,
+        blocks, a reply window's packing): ``"utf16"`` on iLink, else ``"code_points"``
+        (see :data:`~wechat_sdk.outbound.chunking.TEXT_UNITS`)."""
+        return TEXT_UNITS_BY_PUPPET.get(self.settings.puppet, "code_points")
+
+    @property
     def pairing_id(self) -> str:
         """The account whose pairing list (codes, approvals) this one uses
         (``pairingAccount``; by default its own)."""
@@ -136,6 +143,10 @@ _BLOCK_ONLY = set(WechatConfig.model_fields) - set(AccountConfig.model_fields)
 #: defaults that depend on the account's transport, by ``puppet`` (a key set anywhere wins):
 #: iLink messages hold 4,000 characters, where the seed's default is 2,048
 TRANSPORT_DEFAULTS: dict[str, dict[str, object]] = {"ilink": {"textChunkLimit": 4000}}
+#: how a transport counts a message's length, by ``puppet`` (any other: code points):
+#: Tencent's client cuts iLink messages at 4000 in JavaScript's string length, UTF-16 code
+#: units, where an emoji beyond the BMP is 2
+TEXT_UNITS_BY_PUPPET: dict[str, str] = {"ilink": "utf16"}
 #: transports with direct chats only (iLink bots cannot be in groups), by ``puppet``
 DIRECT_ONLY_PUPPETS = frozenset({"ilink"})
 #: the settings only groups read

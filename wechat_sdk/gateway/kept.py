@@ -39,7 +39,7 @@ from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
-from wechat_sdk.outbound.window import NOTICE, fit_window, is_open
+from wechat_sdk.outbound.window import NOTICE, is_open
 from wechat_sdk.puppet import Message
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
@@ -427,7 +427,7 @@ class KeptWork:
         if window is None or not is_open(window, self.clock.now()):
             return
         items = [i for i in waiting.items(conversation) if not self._too_old(i)]
-        now, _ = fit_window([message_of(i) for i in items], window, self.clock.now(), pack=False)
+        now, _ = self.outbound.fit(conversation, [message_of(i) for i in items], pack=False)
         going: list[tuple[OutboundMessage, OutboxItem | None]] = [
             (m, None if m is NOTICE else items[n]) for n, m in enumerate(now)
         ]

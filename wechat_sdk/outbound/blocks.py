@@ -21,7 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from wechat_sdk.clock import Clock
-from wechat_sdk.outbound.chunking import BREAK_PREFERENCES, cut_chunks, open_fence_start
+from wechat_sdk.outbound.chunking import (
+    BREAK_PREFERENCES,
+    cut_chunks,
+    open_fence_start,
+    text_length,
+)
 
 __all__ = ["BlockCoalescer"]
 
@@ -40,7 +45,9 @@ async def _next_piece(source: AsyncIterator[str]) -> _Next:
 
 
 class BlockCoalescer:
-    """Turns a stream of text pieces into blocks of ``min_chars``..``max_chars`` characters."""
+    """Turns a stream of text pieces into blocks of ``min_chars``..``max_chars`` characters
+    (``max_chars`` counted in ``units``, as :func:`~wechat_sdk.outbound.chunking.chunk_text`
+    counts its limit)."""
 
     def __init__(
         self,
@@ -50,6 +57,7 @@ class BlockCoalescer:
         idle_ms: int,
         break_preference: str = "paragraph",
         clock: Clock,
+        units: str = "code_points",
     ) -> None:
         if max_chars < 1:
             raise ValueError(f"max_chars must be at least 1, got {max_chars}; raise it")
@@ -68,6 +76,8 @@ class BlockCoalescer:
         self.max_chars = max_chars
         self.idle_ms = idle_ms
         self.break_preference = break_preference
+        text_length("", units)  # (an unknown unit is refused here, not mid-stream)
+        self.units = units
         self._clock = clock
         self._buf = ""
         self._pos = 0  # start of unsent text in _buf; cuts move it, no re-slicing per cut
@@ -127,7 +137,7 @@ class BlockCoalescer:
         return pending.done()
 
     def _buffered(self) -> int:
-        return len(self._reopen) + len(self._buf) - self._pos
+        return text_length(self.unsent_text, self.units)
 
     def _idle_sendable(self) -> int:
         """How much of the unsent text a pause may send: not a fence still open."""
@@ -152,7 +162,7 @@ class BlockCoalescer:
         if self._buffered() > self.max_chars:
             text = self.unsent_text
             self._buf, self._pos, self._reopen = text, 0, ""
-            chunks = cut_chunks(text, self.max_chars, self.break_preference)
+            chunks = cut_chunks(text, self.max_chars, self.break_preference, self.units)
             # The last chunk is the rest, which waits for more text.
             for chunk, following in itertools.pairwise(chunks):
                 # Moved on before the await: a cancelled emit leaves only the rest unsent.

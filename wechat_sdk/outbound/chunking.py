@@ -6,9 +6,12 @@ break at a grapheme-cluster boundary. The LAST break of the best class inside th
 wins. Fenced code blocks are kept whole when they fit; a fence longer than the limit is
 closed at the end of a chunk and reopened (same opening line) at the start of the next.
 
-Lengths are code points. The work is linear in the text: fences are found with one regex
-pass, and every other search runs backwards inside one window of at most ``limit``
-characters, so no character is examined more than a bounded number of times.
+Lengths are code points, or UTF-16 code units for a transport that counts those
+(``units="utf16"``: iLink, as Tencent's client counts JavaScript's string length, where an
+emoji beyond the BMP is 2); either way a cut falls between two graphemes. The work is
+linear in the text: fences are found with one regex pass, and every other search runs
+backwards inside one window of at most ``limit`` characters, so no character is examined
+more than a bounded number of times.
 """
 
 from __future__ import annotations
@@ -22,15 +25,20 @@ import regex
 __all__ = [
     "BREAK_PREFERENCES",
     "CHUNK_MODES",
+    "TEXT_UNITS",
     "Chunk",
     "chunk_text",
     "cut_chunks",
     "find_break",
     "open_fence_start",
+    "text_length",
 ]
 
 #: Accepted values of ``mode`` for :func:`chunk_text`.
 CHUNK_MODES: Final = ("length", "newline")
+#: How a length is counted (``units`` of :func:`chunk_text` and :func:`text_length`):
+#: characters (code points), or UTF-16 code units (JavaScript's string length).
+TEXT_UNITS: Final = ("code_points", "utf16")
 #: Accepted values of ``prefer`` for :func:`find_break`.
 BREAK_PREFERENCES: Final = ("paragraph", "newline", "sentence")
 
@@ -69,6 +77,50 @@ _ONE_CLUSTER: Final = regex.compile(r"\X")
 
 _WS_RUN: Final = re.compile(f"[{_WS}]*")
 _PARA_FWD: Final = re.compile(rf"\n[{_WS_NO_NL}]*\n")
+# Code points beyond the BMP: two UTF-16 code units each.
+_ASTRAL: Final = re.compile("[\U00010000-\U0010ffff]")
+
+
+def text_length(text: str, units: str = "code_points") -> int:
+    """``text``'s length in ``units`` (one of :data:`TEXT_UNITS`)."""
+    if units == "code_points":
+        return len(text)
+    if units == "utf16":
+        # (surrogatepass: a lone surrogate, which a str may hold, is one unit)
+        return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    raise ValueError(f"unknown text units {units!r}: use 'code_points' or 'utf16'")
+
+
+class _Measure:
+    """Lengths of the pieces of one text in ``units``, by position (code points)."""
+
+    def __init__(self, text: str, units: str) -> None:
+        text_length("", units)  # (an unknown unit is refused here, before any work)
+        self.units = units
+        # where the two-unit characters are (none counted by code points)
+        self._wide = [m.start() for m in _ASTRAL.finditer(text)] if units == "utf16" else []
+
+    def size(self, piece: str) -> int:
+        return text_length(piece, self.units)
+
+    def width(self, start: int, end: int) -> int:
+        """The length of ``text[start:end]``."""
+        wide = self._wide
+        return end - start + bisect.bisect_left(wide, end) - bisect.bisect_left(wide, start)
+
+    def reach(self, start: int, room: int) -> int:
+        """The furthest ``end`` with ``width(start, end) <= room`` (``start`` itself when
+        even the first character is wider than the room)."""
+        if not self._wide:
+            return start + room
+        lo, hi = start, start + max(room, 0)
+        while lo < hi:  # the width grows with the end: the last end that fits
+            mid = (lo + hi + 1) // 2
+            if self.width(start, mid) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
 
 class _Fence(NamedTuple):
@@ -101,21 +153,26 @@ class Chunk(NamedTuple):
     reopen: str  # the fence opening line put in front of it ("" unless it continues a fence)
 
 
-def chunk_text(text: str, limit: int = 2048, mode: str = "length") -> list[str]:
-    """Split ``text`` into chunks of at most ``limit`` code points (``mode``: length|newline)."""
+def chunk_text(
+    text: str, limit: int = 2048, mode: str = "length", units: str = "code_points"
+) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` ``units`` (``mode``: length|newline;
+    ``units``: code_points|utf16, see :data:`TEXT_UNITS`)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be an integer of at least 1, got {limit!r}; raise it")
     if mode not in CHUNK_MODES:
         raise ValueError(f"unknown chunk mode {mode!r}: use 'length' or 'newline'")
-    if len(text) <= limit:
+    if text_length(text, units) <= limit:
         stripped = text.strip()
         return [stripped] if stripped else []
     if mode == "newline":
-        return _chunk_paragraphs(text, limit)
-    return _chunk_length(text, limit)
+        return _chunk_paragraphs(text, limit, units)
+    return _chunk_length(text, limit, units)
 
 
-def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
+def cut_chunks(
+    text: str, limit: int, prefer: str = "paragraph", units: str = "code_points"
+) -> list[Chunk]:
     """``text`` cut as :func:`chunk_text` cuts it (length mode), trying ``prefer`` first
     outside fenced code.
 
@@ -123,6 +180,7 @@ def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
     whitespace was left). For a text that is still growing (a stream), every chunk but the
     last is final, and ``last.reopen + text[last.begin:]`` is the rest to cut again once
     more text came: a fence is then closed and reopened exactly as in the whole text.
+    ``limit`` is counted in ``units`` (see :data:`TEXT_UNITS`).
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit!r}; raise it")
@@ -130,7 +188,8 @@ def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
         raise ValueError(
             f"unknown break preference {prefer!r}: use 'paragraph', 'newline' or 'sentence'"
         )
-    fences = _scan_fences(text, limit)
+    measure = _Measure(text, units)
+    fences = _scan_fences(text, limit, units)
     starts = [f.start for f in fences]
     end_text = len(text)
     while end_text > 0 and text[end_text - 1].isspace():
@@ -139,15 +198,18 @@ def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
     begin, solid = _next_start(text, 0, limit, fences, starts)
     prefix = ""  # the first chunk never continues a fence
     while solid < end_text:
-        if len(prefix) + end_text - begin <= limit:
+        room = limit - measure.size(prefix)
+        if measure.width(begin, end_text) <= room:
             chunks.append(Chunk(prefix + text[begin:end_text], begin, prefix))
             return chunks
-        hi = begin + limit - len(prefix)
+        hi = measure.reach(begin, room)
         cut, close = _cut(text, fences, starts, begin, solid, hi, prefer)
         chunk = prefix + text[begin:cut].rstrip() + close
-        if len(chunk) > limit or not text[begin:cut].strip():
-            # Safety net for degenerate inputs (a huge fence line, tiny limits): plain cut.
-            begin, cut, prefix = solid, min(solid + limit, end_text), ""
+        if measure.size(chunk) > limit or not text[begin:cut].strip():
+            # Safety net for degenerate inputs (a huge fence line, tiny limits): plain cut,
+            # of one character at least (an emoji of 2 units under a limit of 1)
+            cut = min(max(measure.reach(solid, limit), solid + 1), end_text)
+            begin, prefix = solid, ""
             chunk = text[solid:cut].rstrip()
         chunks.append(Chunk(chunk, begin, prefix))
         begin, solid = _next_start(text, cut, limit, fences, starts)
@@ -161,7 +223,7 @@ def cut_chunks(text: str, limit: int, prefer: str = "paragraph") -> list[Chunk]:
 def open_fence_start(text: str) -> int:
     """Where the fenced code block that ``text`` leaves open starts (``len(text)`` when
     every fence in it is closed): what comes before it can be sent without breaking code."""
-    fences = _scan_fences(text, len(text))
+    fences = _scan_fences(text, len(text), "code_points")
     if fences and not fences[-1].closed:
         return fences[-1].start
     return len(text)
@@ -238,7 +300,7 @@ def _last_boundary(text: str, known: int, hi: int) -> int:
     return hi if whole_end <= hi else cluster_start
 
 
-def _scan_fences(text: str, limit: int) -> list[_Fence]:
+def _scan_fences(text: str, limit: int, units: str) -> list[_Fence]:
     """All fenced code blocks, in order, found with one pass over runs of fence characters."""
     fences: list[_Fence] = []
     opened: _FenceLine | None = None
@@ -260,10 +322,10 @@ def _scan_fences(text: str, limit: int) -> list[_Fence]:
             and len(line.marker) >= len(opened.marker)
             and not line.rest.strip()
         ):
-            fences.append(_make_fence(text, opened, line.line_start, line.end, limit, True))
+            fences.append(_make_fence(text, opened, line.line_start, line.end, limit, units, True))
             opened = None
     if opened is not None:
-        fences.append(_make_fence(text, opened, len(text), len(text), limit, False))
+        fences.append(_make_fence(text, opened, len(text), len(text), limit, units, False))
     return fences
 
 
@@ -288,7 +350,13 @@ def _fence_runs(text: str) -> list[tuple[int, int]]:
 
 
 def _make_fence(
-    text: str, opened: _FenceLine, close_line: int, close_end: int, limit: int, closed: bool
+    text: str,
+    opened: _FenceLine,
+    close_line: int,
+    close_end: int,
+    limit: int,
+    units: str,
+    closed: bool,
 ) -> _Fence:
     content_start = min(opened.end + 1, close_line)
     # Walk the whitespace at both ends instead of stripping a copy of the whole content.
@@ -298,7 +366,7 @@ def _make_fence(
         code_end -= 1
     reopen = (opened.marker + opened.rest).strip() + "\n"
     close = "\n" + opened.marker
-    if len(reopen) + len(close) > limit // 2:
+    if text_length(reopen + close, units) > limit // 2:
         # Reopening would eat most of every chunk: treat the fence as plain text to cut.
         reopen, close = "", ""
     return _Fence(opened.start, close_end, first_code, code_end, reopen, close, closed)
@@ -346,6 +414,8 @@ def _cut(
     first, whatever ``prefer`` says).
 
     Returns the cut and the closing line to append when the cut falls inside a fence.
+    (Its room is found by stepping back from ``hi`` as many characters as the closing line
+    has: that line is ASCII, and any character stepped over is at least one unit.)
     """
     lo = solid + 1
     segments = _free_segments(fences, starts, lo, hi)
@@ -379,9 +449,9 @@ def _cut(
     return (boundary if boundary > solid else max(room_end, lo)), close
 
 
-def _chunk_length(text: str, limit: int) -> list[str]:
+def _chunk_length(text: str, limit: int, units: str) -> list[str]:
     """Length mode: cut windows of ``limit`` at the best break, fence-aware."""
-    return [chunk.text for chunk in cut_chunks(text, limit) if chunk.text]
+    return [chunk.text for chunk in cut_chunks(text, limit, units=units) if chunk.text]
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -417,9 +487,9 @@ def _next_start(
     return begin, solid
 
 
-def _chunk_paragraphs(text: str, limit: int) -> list[str]:
+def _chunk_paragraphs(text: str, limit: int, units: str) -> list[str]:
     """Newline mode: pack whole paragraphs, length-split only an oversized one."""
-    fences = _scan_fences(text, limit)
+    fences = _scan_fences(text, limit, units)
     paragraphs: list[str] = []
     last = 0
     i = 0
@@ -440,16 +510,17 @@ def _chunk_paragraphs(text: str, limit: int) -> list[str]:
         para = raw.strip()
         if not para:
             continue
-        if len(para) > limit:
+        length = text_length(para, units)
+        if length > limit:
             if pack:
                 chunks.append("\n\n".join(pack))
                 pack, size = [], 0
-            chunks.extend(_chunk_length(para, limit))
+            chunks.extend(_chunk_length(para, limit, units))
             continue
-        extra = len(para) + (2 if pack else 0)
+        extra = length + (2 if pack else 0)
         if pack and size + extra > limit:
             chunks.append("\n\n".join(pack))
-            pack, size = [para], len(para)
+            pack, size = [para], length
         else:
             pack.append(para)
             size += extra

@@ -259,15 +259,17 @@ class Outbound:
         raise WindowClosed("reply window closed: the user has not written in 24 h", transient=False)
 
     def fit(
-        self, conversation_id: str, messages: list[OutboundMessage]
+        self, conversation_id: str, messages: list[OutboundMessage], *, pack: bool = True
     ) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
         """What of ``messages`` goes out now, and what waits for the user's next message
-        (a reply window: packed, with the notice that more follows; with none, all now).
-        Nothing is written here."""
+        (a reply window: packed unless ``pack`` is false, with the notice that more
+        follows; with none, all now). Nothing is written here."""
         window = self.window(conversation_id)
         if window is None:
             return messages, []
-        now, later = fit_window(messages, window, self.clock.now())
+        now, later = fit_window(
+            messages, window, self.clock.now(), pack=pack, units=self.account.text_units
+        )
         if later and self.waiting is None:
             raise self.sender.failure(
                 conversation_id,
@@ -288,10 +290,10 @@ class Outbound:
     def _text_messages(self, text: str, mention_ids: tuple[str, ...] = ()) -> list[OutboundMessage]:
         s = self.account.settings
         formatted = format_reply(text, s.markdown)
+        chunks = chunk_text(formatted, s.textChunkLimit, s.chunkMode, self.account.text_units)
         # mention once, on the first chunk
         return [
-            OutboundMessage(chunk, mention_ids if i == 0 else ())
-            for i, chunk in enumerate(chunk_text(formatted, s.textChunkLimit, s.chunkMode))
+            OutboundMessage(chunk, mention_ids if i == 0 else ()) for i, chunk in enumerate(chunks)
         ]
 
     async def _send_all(
@@ -437,6 +439,7 @@ class Outbound:
             idle_ms=s.draftChunk.idleMs,
             break_preference=s.draftChunk.breakPreference,
             clock=self.clock,
+            units=self.account.text_units,
         )
 
         # with a reply window, the last place it has is kept for the end of the stream:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from wechat_sdk.outbound.chunking import text_length
 from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.puppet import ReplyWindow
 
@@ -27,7 +28,8 @@ MORE_NOTICE = "(more after your next message)"
 #: the notice as a message of its own (when the last place's message cannot take it):
 #: :func:`fit_window` gives this very object
 NOTICE = OutboundMessage(MORE_NOTICE)
-#: between two text chunks packed into one message
+#: between two text chunks packed into one message (it and the notice are ASCII: as long
+#: in any units)
 _JOIN = "\n\n"
 
 
@@ -37,16 +39,23 @@ def is_open(window: ReplyWindow, now: float) -> bool:
 
 
 def fit_window(
-    messages: Sequence[OutboundMessage], window: ReplyWindow, now: float, *, pack: bool = True
+    messages: Sequence[OutboundMessage],
+    window: ReplyWindow,
+    now: float,
+    *,
+    pack: bool = True,
+    units: str = "code_points",
 ) -> tuple[list[OutboundMessage], list[OutboundMessage]]:
     """Split a reply's messages into what goes out now and what waits for the user's next
     message, packing text first so that as much as possible goes out now, in order.
 
     What waits is packed too. Messages that go out now are those given (joined unless
     ``pack`` is false, when the n-th of them is the n-th given), in order; the last may
-    carry :data:`MORE_NOTICE`, or be :data:`NOTICE` itself.
+    carry :data:`MORE_NOTICE`, or be :data:`NOTICE` itself. ``window.max_chars`` is counted
+    in ``units``, as the account's ``textChunkLimit`` is
+    (:data:`~wechat_sdk.outbound.chunking.TEXT_UNITS`).
     """
-    packed = _pack(messages, window.max_chars) if pack else list(messages)
+    packed = _pack(messages, window.max_chars, units) if pack else list(messages)
     if not is_open(window, now):
         return [], packed
     if len(messages) <= window.remaining:
@@ -55,7 +64,7 @@ def fit_window(
         return packed, []
     now_part, later = packed[: window.remaining], packed[window.remaining :]
     last = now_part[-1]
-    if last.text is not None and len(last.text) + len(_JOIN) + len(MORE_NOTICE) <= (
+    if last.text is not None and text_length(last.text, units) + len(_JOIN + MORE_NOTICE) <= (
         window.max_chars
     ):
         now_part[-1] = OutboundMessage(last.text + _JOIN + MORE_NOTICE, last.mention_ids)
@@ -65,7 +74,7 @@ def fit_window(
     return now_part, later
 
 
-def _pack(messages: Sequence[OutboundMessage], max_chars: int) -> list[OutboundMessage]:
+def _pack(messages: Sequence[OutboundMessage], max_chars: int, units: str) -> list[OutboundMessage]:
     """Adjacent text messages joined while they fit in ``max_chars``; files as they are."""
     packed: list[OutboundMessage] = []
     for message in messages:
@@ -75,7 +84,8 @@ def _pack(messages: Sequence[OutboundMessage], max_chars: int) -> list[OutboundM
             and prev is not None
             and prev.text is not None
             and not message.mention_ids
-            and len(prev.text) + len(_JOIN) + len(message.text) <= max_chars
+            and text_length(prev.text, units) + len(_JOIN) + text_length(message.text, units)
+            <= max_chars
         ):
             packed[-1] = OutboundMessage(prev.text + _JOIN + message.text, prev.mention_ids)
         else:
