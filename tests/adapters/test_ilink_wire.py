@@ -612,6 +612,28 @@ async def test_a_skipped_group_message_leaves_the_direct_chats_token_alone(run: 
     assert run.script.asked("sendmessage")[0].body["msg"]["context_token"] == "ctx-1"
 
 
+async def test_a_group_message_leaves_the_senders_reply_window_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window is the user's direct chat's: a group message (never delivered to a bot,
+    as far as anyone knows) neither gives back the places used nor moves its 24 h, and
+    after a restart neither (the window as kept)."""
+    said = int(time.time() * 1000) - 600_000  # ten minutes ago
+    async with scripted() as script:
+        async with running(tmp_path, monkeypatch, script) as run:
+            script.batch(msg(1, text("dm"), create_time_ms=said), cursor="c1")
+            await run.until("the dm", lambda: "1" in run.log.message_ids())
+            for n in range(3):
+                await run.puppet.send_text(ALICE, f"answer {n}")
+            before = run.puppet.reply_window(ALICE)
+            assert before is not None and before.remaining == 7
+            script.batch(msg(2, text("in a group"), group_id="g1@chatroom"), cursor="c2")
+            await run.until("the group note", lambda: any("group" in e for e in run.errors()))
+            assert run.puppet.reply_window(ALICE) == before
+        async with running(tmp_path, monkeypatch, script) as again:
+            assert again.puppet.reply_window(ALICE) == before
+
+
 async def test_an_answer_whose_msgs_is_not_a_list_is_said_and_the_cursor_stays(
     run: Run,
 ) -> None:

@@ -104,6 +104,19 @@ async def test_windows_count_the_bots_messages_since_the_users_last(state: Any) 
     assert own is not None and own.text == "answer" and not own.from_user
 
 
+async def test_a_group_message_is_recorded_but_renews_no_window(state: Any) -> None:
+    """The window is the user's direct chat's: a message of theirs in a group leaves it,
+    places used and time, as it was (and a group's token is none: the wire drops it)."""
+    await state.record([said(1, at=T0, token="t1")], "c1")
+    await state.sent("alice", "b1", "answer", T0 + 1)
+    in_group = Delivered("m2", "alice", '{"n": 2}', "text 2", True, None, T0 + 10, in_group=True)
+    assert await state.record([in_group], "c2") == ["m2"]
+    assert await state.window("alice") == PeerWindow(T0, 1)
+    assert await state.windows() == {"alice": PeerWindow(T0, 1)}
+    stored = await state.entry("m2")
+    assert stored is not None and stored.from_user
+
+
 async def test_recent_user_messages_oldest_first_and_prune(state: Any) -> None:
     await state.record([said(1, at=T0 + 2), said(2, at=T0 + 1), said(3, at=T0 + 3)], "c")
     await state.sent("alice", "b1", "answer", T0 + 2)

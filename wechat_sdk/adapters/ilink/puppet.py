@@ -443,11 +443,14 @@ class ILinkPuppet:
             added = await self._state.record([d for d, _ in batch], new_cursor)
             self._taken.clear()
             cursor = new_cursor or cursor
-            reads = {d.id: r for d, r in batch}
+            by_id: dict[str, tuple[Delivered, ReadMessage]] = {}
+            for d, r in batch:  # (an id twice in the batch: its first, the one recorded)
+                by_id.setdefault(d.id, (d, r))
             for message_id in added:
-                read = await self._payloads_().keep(reads[message_id])
-                if read.from_user:
-                    at = next(d.at for d, _ in batch if d.id == message_id)
+                delivered, read = by_id[message_id]
+                read = await self._payloads_().keep(read)
+                if delivered.opens_window:
+                    at = delivered.at
                     counted = self._windows.get(read.peer_id)
                     if counted is None or counted.user_at is None or at >= counted.user_at:
                         self._windows[read.peer_id] = PeerWindow(at, 0)
@@ -488,7 +491,8 @@ class ILinkPuppet:
     ) -> tuple[Delivered, ReadMessage]:
         """One message of a batch, read, and stamped with when it was said on our clock
         (its window opens then, and the gateway reads that time)."""
-        read = read_message(parse_message(data), bot_id=self._self_id)
+        parsed = parse_message(data)
+        read = read_message(parsed, bot_id=self._self_id)
         at = said_at(read.message.timestamp, now=now, server_offset=server_offset)
         read = dataclasses.replace(read, message=dataclasses.replace(read.message, timestamp=at))
         raw = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -500,6 +504,7 @@ class ILinkPuppet:
             read.from_user,
             read.context_token,
             at,
+            in_group=bool(parsed.group_id),
         )
         return delivered, read
 

@@ -47,7 +47,8 @@ PUPPET = "ilink"
 
 # KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent, seq, cursor.
 # ARGV: how many messages, the cursor ('' keeps it), then per message: its id, its row,
-# its peer, '1' when from the user, '1' when it has a token, the token, when said.
+# its peer, '1' when it opens the peer's window (Delivered.opens_window), '1' when it has a
+# token, the token, when said.
 # Returns the ids recorded now (one recorded before is a duplicate, left out).
 _RECORD: Final = """
 local n = tonumber(ARGV[1])
@@ -176,7 +177,7 @@ class RedisILinkState:
                 d.id,
                 _row(d.peer, d.from_user, d.at, d.raw, d.text),
                 d.peer,
-                "1" if d.from_user else "0",
+                "1" if d.opens_window else "0",
                 "0" if d.context_token is None else "1",
                 d.context_token or "",
                 repr(float(d.at)),

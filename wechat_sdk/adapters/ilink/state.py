@@ -52,6 +52,13 @@ class Delivered:
     from_user: bool
     context_token: str | None
     at: float  # when it was said (the window opens then)
+    in_group: bool = False  # said in a group (iLink bots are in none: it is not answered)
+
+    @property
+    def opens_window(self) -> bool:
+        """Whether it renews its peer's reply window: a user's message in their direct
+        chat does; a group's is not that chat's (nor the bot's own)."""
+        return self.from_user and not self.in_group
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +264,7 @@ class SqliteILinkState:
                 if cur.rowcount == 0:
                     continue  # delivered before: a duplicate
                 added.append(d.id)
-                if not d.from_user:
+                if not d.opens_window:
                     continue
                 db.execute(
                     "INSERT INTO ilink_peers "
