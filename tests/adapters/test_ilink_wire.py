@@ -22,6 +22,7 @@ from ilink_script import Script, scripted
 from puppet_contract import EventLog
 
 from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import puppet as ilink_puppet
 from wechat_sdk.adapters.ilink.api import ILinkApi
 from wechat_sdk.adapters.ilink.cdn import CdnFailed
@@ -208,6 +209,29 @@ async def test_a_bad_answer_is_one_log_line_and_polling_goes_on(
     lines = [r.getMessage() for r in caplog.records if "getupdates failed" in r.getMessage()]
     assert len(lines) == 1 and "reason=poll_failed" in lines[0]
     assert TOKEN not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_over_the_size_cap_is_one_line_that_says_so_and_the_cursor_stays(
+    run: Run, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``getupdates`` answer over 64 MB (1 MB here) is not read: its messages and its
+    cursor with it, so the account cannot move past it; the line names the call and the
+    cap, and the account goes on once the server answers with less."""
+    caplog.set_level(logging.DEBUG, logger="wechat_sdk")
+    monkeypatch.setattr(ilink_api, "MAX_ANSWER_BYTES", 1024 * 1024)
+    huge = {"ret": 0, "msgs": [msg(1, text("x" * 1_100_000))], "get_updates_buf": "c1"}
+    run.script.raw(json.dumps(huge).encode())
+    run.script.batch(msg(2, text("after it")), cursor="c2")
+    await run.until("the next message", lambda: "2" in run.log.message_ids())
+    (error,) = run.errors()
+    assert error == (
+        "getupdates failed (1 in a row): ilink/bot/getupdates: the answer is over 1 MB "
+        "(the most the gateway reads): not read; polling again reason=poll_failed"
+    )
+    lines = [r.getMessage() for r in caplog.records if "getupdates failed" in r.getMessage()]
+    assert len(lines) == 1
+    polls = [r.body["get_updates_buf"] for r in run.script.asked("getupdates")]
+    assert "c1" not in polls and "1" not in run.log.message_ids()
 
 
 async def test_a_message_without_a_context_token_is_answered_with_the_last_one(run: Run) -> None:

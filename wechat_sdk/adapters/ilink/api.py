@@ -220,7 +220,7 @@ class ILinkApi:
                 async with self.session.request(
                     method, url, data=data, headers=headers, proxy=self.proxy_for(url)
                 ) as resp:
-                    raw = await _read_capped(resp)
+                    raw = await _read_capped(resp, name)
                     status = resp.status
                     date = resp.headers.get("Date")
                     retry_after = "Retry-After" in resp.headers
@@ -407,12 +407,15 @@ def _int(value: object) -> int | None:
     return None
 
 
-async def _read_capped(resp: aiohttp.ClientResponse) -> bytes:
+async def _read_capped(resp: aiohttp.ClientResponse, name: str) -> bytes:
     chunks: list[bytes] = []
     total = 0
     async for chunk in resp.content.iter_chunked(64 * 1024):
         total += len(chunk)
         if total > MAX_ANSWER_BYTES:
-            raise BadAnswer(f"the answer is over {MAX_ANSWER_BYTES // (1024 * 1024)} MB")
+            cap = MAX_ANSWER_BYTES // (1024 * 1024)
+            raise BadAnswer(
+                f"{name}: the answer is over {cap} MB (the most the gateway reads): not read"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
