@@ -404,6 +404,20 @@ def test_dedupe_is_bounded_oldest_evicted(make_store: MakeStore) -> None:
     assert d.check_and_add("default", "m1", T0 + 10, 3600) is False  # was evicted
 
 
+def test_an_hour_of_more_than_ten_thousand_messages_keeps_every_mark(store: Any) -> None:
+    """Marks go by age (the dedupe window: an hour); the default bound is only memory's
+    safety, far above what an account takes in an hour. Under a bound of 10,000 an
+    account taking more within the hour lost the marks of its first messages, and iLink,
+    which hands on the messages of the last hour again at a start, had them answered
+    twice."""
+    d = store.dedupe
+    for i in range(10_001):
+        assert d.check_and_add("default", f"m{i}", T0 + i * 0.3, 3600) is False
+    later = T0 + 3001  # within the hour of the first
+    assert d.check_and_add("default", "m0", later, 3600) is True
+    assert d.check_and_add("default", "m1", later, 3600) is True
+
+
 def test_dedupe_bound_is_per_account(make_store: MakeStore) -> None:
     d = make_store(dedupe_max_entries=2).dedupe
     d.check_and_add("default", "a", T0, 3600)

@@ -37,8 +37,8 @@ REPLAY_GRACE_S = 30.0
 #: arrives is not answered, with a warning: the dedupe window (DEDUPE_TTL_S) no longer
 #: tells whether it was answered before, and nothing is ever answered twice. (A younger
 #: one answered before was marked no earlier than it was said: its mark is still there,
-#: unless the account's marks outgrew the store's bound within the hour, so a transport
-#: may hand on again every message of the last hour.)
+#: unless the account's marks outgrew the store's bound within the hour, 100,000 by
+#: default, so a transport may hand on again every message of the last hour.)
 DEDUPE_TTL_S = 3600.0
 REPLAY_MAX_AGE_S = DEDUPE_TTL_S
 
