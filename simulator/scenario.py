@@ -33,8 +33,11 @@ class ScenarioError(ValueError):
 
 
 class _M(BaseModel):
-    # (JSON5 has NaN and Infinity: no step takes them)
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    # strict: every field takes the JSON type it documents ("3" is no number, 1 or "yes" no
+    # boolean), as the control API's bodies do; JSON5 has NaN and Infinity: no step takes them
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, allow_inf_nan=False, strict=True
+    )
 
 
 class Media(_M):
@@ -80,13 +83,23 @@ class Say(_M):
     media: Media | None = None
 
 
+class MediaMatch(_M):
+    """The fields of an outbound file an expectation names (as the transcript shows them)."""
+
+    kind: MediaWord | None = None
+    name: str | None = None
+    size: int | None = None
+    mime: str | None = None
+    duration: float | None = None
+
+
 class Match(_M):
     to: str | None = None
     room: str | None = None
     account: str | None = None
     contains: str | None = None
     equals: str | None = None
-    media: dict[str, Any] | None = None
+    media: MediaMatch | None = None
 
 
 class Approve(_M):
@@ -98,9 +111,8 @@ class Approve(_M):
 class Fault(_M):
     kind: Literal[FAULT_KINDS]  # type: ignore[valid-type]
     account: str = "default"
-    # strict: true or "2" is no count (as the control API and world.fault refuse them)
-    count: int = Field(1, ge=1, strict=True)
-    seconds: float | None = Field(None, ge=0, strict=True)
+    count: int = Field(1, ge=1)
+    seconds: float | None = Field(None, ge=0)
 
 
 class Restart(_M):
@@ -461,7 +473,8 @@ def _find(transcript: list[TranscriptEntry], m: Match, matched: set[int]) -> int
         if m.equals is not None and e.text != m.equals:
             continue
         if m.media is not None and (
-            e.media is None or any(e.media.get(k) != v for k, v in m.media.items())
+            e.media is None
+            or any(e.media.get(k) != v for k, v in m.media.model_dump(exclude_none=True).items())
         ):
             continue
         return idx

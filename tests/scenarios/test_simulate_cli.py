@@ -235,6 +235,89 @@ def test_a_fault_count_or_seconds_that_is_not_a_number_is_invalid(tmp_path: Path
     ]
 
 
+def test_a_value_of_another_type_is_invalid_in_every_field(tmp_path: Path) -> None:
+    """``seed: "3"`` was seed 3, ``advance: "60"`` a minute, ``media.size: "10"`` ten bytes,
+    ``mentionIds: "yes"`` and ``notify: 1`` true: every field of the format takes the type
+    it documents (a number a JSON number, a boolean true or false, a list a list)."""
+    code, out = run(
+        write(
+            tmp_path,
+            """{ seed: "3",
+              world: {
+                mentionIds: "yes", mentionText: 1,
+                rooms: [{ id: "r@chatroom", members: ["a"] }],
+              },
+              steps: [
+              { advance: "60" },
+              { advance: true },
+              { say: { from: "a", media: { kind: "image", size: "10" } } },
+              { say: { from: "a", media: { kind: "image", size: 10.0 } } },
+              { say: { from: "a", media: { kind: "audio", duration: "2" } } },
+              { say: { from: "a", room: "r@chatroom", mention: "yes" } },
+              { say: { from: "a", room: "r@chatroom", mention: 1, mentionAll: "true" } },
+              { approve: { from: "a", notify: 1 } },
+              { expect: { media: { kind: "image", size: "10" } } },
+              { expectNone: { media: { knd: "image" } } },
+            ] }""",
+        )
+    )
+    assert code == 2, out
+    lines = [line.strip() for line in out.splitlines()[1:]]
+    assert lines == [
+        'seed: expected a whole number, got "3"',
+        'world.mentionIds: expected true or false, got "yes"',
+        "world.mentionText: expected true or false, got 1",
+        'steps.0.advance: expected a number, got "60"',
+        "steps.1.advance: expected a number, got true",
+        'steps.2.say.media.size: expected a whole number, got "10"',
+        "steps.3.say.media.size: expected a whole number, got 10.0",
+        'steps.4.say.media.duration: expected a number, got "2"',
+        'steps.5.say.mention: expected true or false or one of ids|text, got "yes"',
+        "steps.6.say.mention: expected true or false or one of ids|text, got 1",
+        'steps.6.say.mentionAll: expected true or false, got "true"',
+        "steps.7.approve.notify: expected true or false, got 1",
+        'steps.8.expect.media.size: expected a whole number, got "10"',
+        'steps.9.expectNone.media.knd: unknown key (did you mean "kind"?)',
+    ]
+
+
+def test_the_documented_values_of_every_field_are_taken(tmp_path: Path) -> None:
+    """Strict types refuse no value the format documents: an integer for a number of
+    seconds, a mention of "ids" or "text", an expected file by each of its fields."""
+    code, out = run(
+        write(
+            tmp_path,
+            """{ config: { channels: { wechat: { dmPolicy: "pairing" } } }, seed: 3,
+              agent: "echo",
+              world: {
+                mentionIds: true, mentionText: false,
+                contacts: [{ id: "a", name: "A" }],
+                rooms: [{ id: "r@chatroom", topic: "T", members: ["a"], aliases: { a: "Al" } }],
+                accounts: [{ id: "default", name: "Bot", wxid: "wxid_bot" }],
+              },
+              steps: [
+              { login: "default" },
+              { say: { from: "a", text: "x", media: { kind: "audio", name: "v.silk",
+                       size: 300, duration: 2 } } },
+              { expect: { to: "a", account: "default", contains: "pairing" } },
+              { approve: { from: "a", account: "default", notify: false } },
+              { say: { from: "a", room: "r@chatroom", text: "hi", mention: "ids",
+                       mentionAll: false, account: "default" } },
+              { expect: { room: "r@chatroom", equals: "hi" } },
+              { expectNone: { media: { kind: "audio", name: "v.silk", size: 300,
+                                       mime: "audio/silk", duration: 2.5 } } },
+              { advance: 60 },
+              { advance: 0.5 },
+              { fault: { kind: "slow_send", account: "default", count: 1, seconds: 2 } },
+              { restart: {} },
+            ] }""",
+        ),
+        "--json",
+    )
+    assert code == 0, out
+    assert json.loads(out)["ok"] is True
+
+
 def test_a_bad_top_level_field_hides_no_account_or_room_problem(tmp_path: Path) -> None:
     """A misspelt agent (or a step that is no object) made the whole scenario invalid,
     and the accounts and rooms the steps name went unchecked: fixed in rounds."""
