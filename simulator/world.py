@@ -34,6 +34,7 @@ from simulator.account import (
 )
 from simulator.ilink.serving import ILinkServing
 from simulator.ilink.state import SLOW_POLL_S
+from simulator.ilink.wire import check_kind
 from simulator.messages import (
     AT_ALL,
     MENTION_SPACE,
@@ -492,16 +493,21 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         only one form. ``media={"kind": "image", "name": "a.png", "size": 40000}`` attaches a
         real file of that size. ``quote``: the id of a message this one quotes (a
         transcript entry's ``message_id``; an iLink account gets it cut, as iLink sends
-        quotes). Returns the delivered message ids (one per receiving account).
+        quotes). ``kind``: a :class:`~wechat_sdk.puppet.MessageKind` word; to an iLink
+        account only the message's own (text, or its media's: iLink's items are text and
+        files), else ValueError (:func:`~simulator.ilink.wire.check_kind`). Returns the
+        delivered message ids (one per receiving account).
         """
         if quote is not None and quote not in self._messages:
             raise KeyError(f"no message {quote!r} to quote")
         check_age(age_s)  # (these before the sender becomes a contact)
         if media is not None:
             check_media(media)
+        targets = self._targets(room, account)
+        if any(sim.transport == "ilink" for sim in targets):
+            check_kind(kind, None if media is None else str(media.get("kind", "file")))
         if sender not in self.contacts:
             self.add_contact(sender)
-        targets = self._targets(room, account)
         ids = []
         for sim in targets:
             msg_id = self._make_message(

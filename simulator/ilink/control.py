@@ -49,7 +49,7 @@ from pydantic import (
     field_validator,
 )
 
-from simulator.ilink.wire import NotJson, json_text, read_json_object
+from simulator.ilink.wire import NotJson, check_kind, json_text, read_json_object
 from simulator.media import MAX_DURATION_S, MAX_MEDIA_BYTES
 from simulator.messages import MAX_AGE_S
 from simulator.validation import problems
@@ -140,29 +140,11 @@ class _Say(_Body):
     @field_validator("kind")
     @classmethod
     def _the_kind_it_is(cls, kind: str | None, info: ValidationInfo) -> str | None:
-        """A kind the bot gets: iLink's items are text and files, so a message is a text,
-        or its media's kind (anything else reached the bot as a text all the same)."""
-        if kind is None or "media" not in info.data:  # (media wrong: said on its own)
-            return kind
-        media: _Media | None = info.data["media"]
-        if media is not None:
-            made = MessageKind.from_media_word(media.kind)
-            if kind != made:
-                raise ValueError(
-                    f'"{kind}" is not this message\'s kind: its media.kind "{media.kind}" '
-                    f'makes it "{made}"; leave kind out'
-                )
-        elif MessageKind(kind).has_file:
-            raise ValueError(
-                f'a message of kind "{kind}" carries a file: give media '
-                f'{{"kind": "{MessageKind(kind).media_word}"}}, or leave kind out, and the '
-                "message is a text"
-            )
-        elif kind != MessageKind.TEXT:
-            raise ValueError(
-                f'iLink has no item for a message of kind "{kind}" (its items are text, '
-                "image, voice, file and video): leave kind out, and the message is a text"
-            )
+        """A kind the bot gets (:func:`~simulator.ilink.wire.check_kind`, the rule
+        ``world.say`` keeps too), said here with the body's other problems."""
+        if "media" in info.data:  # (media wrong: said on its own)
+            media: _Media | None = info.data["media"]
+            check_kind(kind, media.kind if media is not None else None)
         return kind
 
 

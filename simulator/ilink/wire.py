@@ -29,6 +29,7 @@ __all__ = [
     "NotJson",
     "OutItem",
     "WireError",
+    "check_kind",
     "inbound_message",
     "json_text",
     "read_json_object",
@@ -128,6 +129,35 @@ def inbound_message(bot: ILinkBot, queued: Queued) -> dict[str, Any]:
         "item_list": items,
         "context_token": bot.context_token(message.talker_id),
     }
+
+
+def check_kind(kind: str | None, media_kind: str | None) -> None:
+    """ValueError unless a message said to an iLink bot with ``kind`` (a
+    :class:`~wechat_sdk.puppet.MessageKind` word, or None) and a file of ``media_kind``
+    (a media word, or None) is what the bot gets (:func:`_items`): iLink's items are text
+    and files, so a message is a text, or its file's kind; anything else reached the bot as
+    a text all the same. ``world.say`` and the control API's ``POST /sim/messages`` both
+    ask it."""
+    if kind is None:
+        return
+    if media_kind is not None:
+        made = MessageKind.from_media_word(media_kind)
+        if kind != made:
+            raise ValueError(
+                f'"{kind}" is not this message\'s kind: its media.kind "{media_kind}" '
+                f'makes it "{made}"; leave kind out'
+            )
+    elif MessageKind(kind).has_file:
+        raise ValueError(
+            f'a message of kind "{kind}" carries a file: give media '
+            f'{{"kind": "{MessageKind(kind).media_word}"}}, or leave kind out, and the '
+            "message is a text"
+        )
+    elif kind != MessageKind.TEXT:
+        raise ValueError(
+            f'iLink has no item for a message of kind "{kind}" (its items are text, '
+            "image, voice, file and video): leave kind out, and the message is a text"
+        )
 
 
 def _items(bot: ILinkBot, message_id: str) -> list[dict[str, Any]]:

@@ -156,9 +156,9 @@ async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
     assert world.transcript == []
 
 
-@pytest.mark.parametrize(
-    ("said", "says"),
-    [
+#: kinds an iLink bot would not get, said with what each says (``world.say`` and the
+#: control API keep one rule: the control API names the key, ``kind: ``)
+KINDS_REFUSED = [
         ({"kind": "location"},
          'kind: iLink has no item for a message of kind "location" (its items are text, image, '
          "voice, file and video): leave kind out, and the message is a text"),
@@ -170,8 +170,18 @@ async def test_a_room_for_an_ilink_account_is_refused_with_the_reason(
          'kind: "video" is not this message\'s kind: its media.kind "image" makes it '
          '"image"; leave kind out'),
         ({"kind": "text", "media": {"kind": "file"}}, 'media.kind "file" makes it "attachment"'),
-    ],
-)  # fmt: skip
+]  # fmt: skip
+
+#: kinds that are the message's own: taken by both
+KINDS_TAKEN = [
+    {"kind": "text"},
+    {"kind": "image", "media": {"kind": "image"}},
+    {"kind": "attachment", "media": {"kind": "file"}},
+    {"kind": "emoticon", "media": {"kind": "emoticon"}},
+]
+
+
+@pytest.mark.parametrize(("said", "says"), KINDS_REFUSED)
 async def test_a_kind_the_bot_would_not_get_is_refused(
     world: SimulatedWeChat,
     base: str,
@@ -186,15 +196,35 @@ async def test_a_kind_the_bot_would_not_get_is_refused(
     assert world.transcript == []
 
 
-@pytest.mark.parametrize(
-    "said",
-    [
-        {"kind": "text"},
-        {"kind": "image", "media": {"kind": "image"}},
-        {"kind": "attachment", "media": {"kind": "file"}},
-        {"kind": "emoticon", "media": {"kind": "emoticon"}},
-    ],
-)
+@pytest.mark.parametrize(("said", "says"), KINDS_REFUSED)
+async def test_world_say_refuses_the_same_kinds_to_an_ilink_account(
+    world: SimulatedWeChat, said: dict[str, Any], says: str
+) -> None:
+    """In Python, ``world.say(kind="location")`` to an iLink account arrived as a text
+    item (the control API refused it): the same rule, a ValueError that names kind."""
+    with pytest.raises(ValueError) as refused:
+        await world.say(ALICE, "x", account="bot", **said)
+    assert says.removeprefix("kind: ") in str(refused.value)
+    assert world.transcript == [] and ALICE not in world.contacts
+
+
+@pytest.mark.parametrize("said", KINDS_TAKEN)
+async def test_world_say_takes_a_kind_that_is_the_message_s_own(
+    world: SimulatedWeChat, said: dict[str, Any]
+) -> None:
+    (made,) = await world.say(ALICE, account="bot", settle=False, **said)
+    assert world._messages[made].kind == said["kind"]
+
+
+async def test_a_puppet_account_still_gets_any_kind(world: SimulatedWeChat) -> None:
+    """Wechaty has a message for every kind (a location, an image whose file is missing):
+    the rule is iLink's."""
+    for kind in ("location", "image"):
+        (made,) = await world.say(ALICE, account="classic", kind=kind, settle=False)
+        assert world._messages[made].kind == kind
+
+
+@pytest.mark.parametrize("said", KINDS_TAKEN)
 async def test_a_kind_that_is_the_message_s_own_is_taken(
     world: SimulatedWeChat, base: str, http: aiohttp.ClientSession, said: dict[str, Any]
 ) -> None:
