@@ -117,6 +117,22 @@ def _failed(path: str, status: int, why: str) -> web.Response:
     return _error(REFUSED, why, status)
 
 
+def _no_route(request: web.Request, missing: web.HTTPException) -> web.Response:
+    """aiohttp's 404 (no route has the path) or 405 (the route takes other methods), said
+    in the shape of the part asked (:func:`_failed`) with what to call instead."""
+    asked = f"{request.method} {request.path}"
+    if isinstance(missing, web.HTTPMethodNotAllowed):
+        allowed = sorted(missing.allowed_methods)
+        response = _failed(request.path, 405, f"{asked}: the route takes {', '.join(allowed)}")
+        response.headers["Allow"] = ",".join(allowed)
+        return response
+    if request.path.startswith(CDN_PATH):
+        routes = f"the CDN's routes are POST {CDN_PATH}upload and GET {CDN_PATH}download"
+    else:
+        routes = f"GET {CONTROL_PATH} lists the routes"
+    return _failed(request.path, missing.status, f"no route {asked}: {routes}")
+
+
 class _Refused(Exception):
     """Answer this request with ``response`` (raised from the checks of a handler)."""
 
@@ -271,14 +287,22 @@ class ILinkServer:
     @web.middleware
     async def _caught(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """A call the simulator fails to answer (a bug, or a request shaped in a way no
-        check foresaw), or whose body is over :data:`MAX_UPLOAD_BYTES`, is answered in the
-        shape of the part of the server it asked (:func:`_failed`), for a client in any
-        language, not with aiohttp's plain text."""
+        check foresaw), whose body is over :data:`MAX_UPLOAD_BYTES`, or to a path of the
+        control API or the CDN that no route has, is answered in the shape of the part of
+        the server it asked (:func:`_failed`), for a client in any language, not with
+        aiohttp's plain text."""
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge as too_large:
             return _failed(request.path, too_large.status, too_large.text or too_large.reason)
-        except web.HTTPException:  # (a 404, a 405: aiohttp's own answers)
+        except web.HTTPException as exc:
+            # aiohttp's own 404 or 405 (no route) in the parts whose answers have a shape the
+            # simulator chose; a route's own 404 is answered as raised, and an unknown path
+            # of the iLink API as aiohttp does (what Tencent's server answers there is unknown)
+            if exc is request.match_info.http_exception and request.path.startswith(
+                (CONTROL_PATH, CDN_PATH)
+            ):
+                return _no_route(request, exc)
             raise
         except Exception as exc:
             log.exception("iLink %s failed: %s", request.path, exc)

@@ -612,6 +612,38 @@ async def test_a_body_too_large_for_an_api_or_control_call_is_answered_in_its_sh
             assert answer["error"].startswith("Maximum request body size 1024 exceeded")
 
 
+async def test_a_path_no_route_has_is_answered_in_its_part_s_shape(
+    server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    """A path under /sim/ or /c2c/ that no route has (or a method the route does not take)
+    was aiohttp's plain-text 404 or 405, where every other answer there is the control
+    API's JSON or the CDN's x-error-message: a client read "404: Not Found" as no JSON."""
+    base, cdn = server.base_url, server.cdn_base_url
+    for method, url, status, says in [
+        ("GET", f"{base}sim/nope", 404, "no route GET /sim/nope: GET /sim/ lists the routes"),
+        ("POST", f"{base}sim/accounts/bot/jump", 404, "no route POST /sim/accounts/bot/jump"),
+        ("GET", f"{base}sim/messages", 405, "GET /sim/messages: the route takes POST"),
+    ]:
+        async with http.request(method, url) as resp:
+            assert resp.status == status, await resp.text()
+            assert resp.content_type == "application/json"
+            assert (await resp.json())["error"].startswith(says)
+            if status == 405:
+                assert resp.headers["Allow"] == "POST"
+    for method, url, status, says in [
+        ("GET", f"{cdn}/nope", 404, "no route GET /c2c/nope: the CDN's routes are POST "
+         "/c2c/upload and GET /c2c/download"),
+        ("GET", f"{cdn}/upload", 405, "GET /c2c/upload: the route takes POST"),
+    ]:  # fmt: skip
+        async with http.request(method, url) as resp:
+            assert resp.status == status, await resp.text()
+            assert resp.headers["x-error-message"] == says
+            assert await resp.text() == says
+    # a route's own 404 is its own
+    async with http.get(f"{base}sim/files/nope") as resp:
+        assert (resp.status, await resp.json()) == (404, {"error": "no such message"})
+
+
 async def test_an_image_or_video_upload_names_its_thumbnail_or_says_it_needs_none(
     world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
 ) -> None:
