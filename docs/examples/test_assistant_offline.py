@@ -1,14 +1,15 @@
 """The "Connect your assistant" page: the assistant of a config, tested offline on the
 simulator with a fake model that calls a Python tool."""
 
+# --8<-- [start:test]
 from pathlib import Path
 
 import json5
 
-# --8<-- [start:test]
 from simulator.fake_model import FakeModel, ModelStep
 from wechat_sdk.assistants import ConfiguredAssistant
 
+# the Ollama example above, saved as config/assistant-ollama.json5 next to this test
 CONFIG = Path(__file__).parent / "config" / "assistant-ollama.json5"
 
 

@@ -130,6 +130,53 @@ def test_the_examples_pass_under_pytest(tmp_path: Path) -> None:
     assert re.search(rf"^{expected} passed", result.stdout, re.M), result.stdout
 
 
+def shown_test_files() -> dict[str, str]:
+    """What a reader who copies a page's blocks of one test file into one file gets: the
+    sections in the page's order, by a name of that page and file. A fragment from inside a
+    function (a section that starts indented) is left out: it shows a call, not a file."""
+    files: dict[str, str] = {}
+    for page in pages():
+        for lang, body in fenced_blocks(page.read_text(encoding="utf-8")):
+            for line in body.splitlines() if lang in ("python", "py") else []:
+                m = SNIPPET.match(line.strip())
+                if not (m and m["section"] and Path(m["path"]).name.startswith("test_")):
+                    continue
+                source = (ROOT / m["path"]).read_text(encoding="utf-8")
+                start = source.index(f"# --8<-- [start:{m['section']}]\n")
+                end = source.index(f"# --8<-- [end:{m['section']}]")
+                code = source[start:end].split("\n", 1)[1]
+                if code.lstrip("\n")[:1].isspace():
+                    continue
+                name = f"test_{page.stem.replace('-', '_')}__{Path(m['path']).stem[5:]}.py"
+                files[name] = files.get(name, "") + code
+    return files
+
+
+@pytest.mark.slow
+def test_the_test_blocks_a_page_shows_run_as_copied(tmp_path: Path) -> None:
+    """A page's blocks of one test file, copied in the page's order into one file, pass:
+    each block's imports and names come with it or before it on the page."""
+    files = shown_test_files()
+    assert "test_assistant__assistant_offline.py" in files
+    assert "test_simulator_server__ilink_simulator.py" in files
+    shutil.copytree(EXAMPLES / "config", tmp_path / "config")  # the configs they read
+    for name, code in files.items():
+        (tmp_path / name).write_text(code, encoding="utf-8")
+    expected = sum(len(re.findall(r"^(?:async )?def test_", c, re.M)) for c in files.values())
+    env = {k: v for k, v in ENV.items() if not k.startswith("PYTEST_")}
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider", *sorted(files)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(rf"^{expected} passed", result.stdout, re.M), result.stdout
+
+
 def test_run_mybot_prints_what_the_first_bot_page_shows() -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "run_mybot.py")],
