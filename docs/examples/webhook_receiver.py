@@ -6,8 +6,10 @@ import os
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
 
-# the endpoint's secret, as in channels.wechat.webhooks: [{url, secret: "whsec_..."}]
-webhook = Webhook(os.environ.get("WEBHOOK_SECRET", "whsec_" + "QUJD" * 8))
+# the endpoint's secret, as in channels.wechat.webhooks: [{url, secret: "whsec_..."}];
+# by default the one of the example config's endpoint http://127.0.0.1:8787/wechat-events
+SECRET = os.environ.get("WEBHOOK_SECRET", "whsec_QUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJDQUJD")
+webhook = Webhook(SECRET)
 seen: set[str] = set()  # webhook-ids handled: an event may come twice (at least once)
 
 
@@ -35,15 +37,22 @@ if __name__ == "__main__":
 
 
 import asyncio  # noqa: E402  (the test below the shown example)
+from pathlib import Path  # noqa: E402
 
+import json5  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
+
+PAGE_CONFIG = Path(__file__).parent / "config" / "webhooks.json5"
 
 
 async def test_the_receiver_hears_of_a_pairing_request(wechat, capsys):
+    # the page's endpoint for this receiver, with its secret: the receiver's default one
+    hooks = json5.loads(PAGE_CONFIG.read_text(encoding="utf-8"))["channels"]["wechat"]["webhooks"]
+    (ours,) = [h for h in hooks if h["url"] == "http://127.0.0.1:8787/wechat-events"]
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        hook = {"url": str(server.make_url("/wechat-events")), "secret": "whsec_" + "QUJD" * 8}
+        hook = {"url": str(server.make_url("/wechat-events")), "secret": ours["secret"]}
         gateway = await wechat.gateway(lambda turn: "hi", webhooks=[hook])
         wechat.world.add_contact("wxid_bob", "Bob")
         await wechat.world.say("wxid_bob", "hello?")
