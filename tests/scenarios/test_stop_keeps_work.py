@@ -824,6 +824,33 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
         assert after.texts(to="wxid_stranger") == reply
 
 
+async def test_a_pairing_code_queued_before_the_stop_survives_a_kill_in_its_grace_period(
+    tmp_path: Path,
+) -> None:
+    """The code was made before the stop began and still waits for its pacing when it
+    begins: the stop journals it with the turns in flight, so a kill in the grace period
+    leaves it in the outbox (it used to be kept only when the grace period ran out)."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **PAIRING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    stopping = asyncio.ensure_future(gw.close(grace_s=30))
+    await world.clock.advance(0.5)
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert world.texts(to="wxid_stranger") == []
+    await world.drive(stopping)  # (this process is gone: what it does next is not counted)
+
+    async with restarted_from(killed, **PAIRING) as after:
+        reply = after.texts(to="wxid_stranger")
+        assert "\n".join(reply).count("Pairing code") == 1
+        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
+
+
 async def test_a_pairing_code_is_in_the_outbox_before_its_message_leaves_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
