@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -219,6 +219,102 @@ async def test_a_stop_while_a_message_waits_for_its_next_try_keeps_it(tmp_path: 
 
     async with next_start(world, bot, tmp_path, store):
         answered_once(world, bot, store, message)
+
+
+def reopening(
+    kind: str, tmp_path: Path, world: SimulatedWeChat, request: pytest.FixtureRequest
+) -> Callable[[], Any]:
+    """Opens a store of ``kind`` on the same data at each call (the next process's, after
+    a gateway closed its own); the in-memory one is the same store each time."""
+    if kind == "memory":
+        memory = MemoryStore()
+        return lambda: memory
+    if kind == "sqlite":
+        return lambda: SqliteStore(tmp_path / "store.db", clock=world.clock)
+    from wechat_sdk.stores.redis import RedisStore
+
+    url, namespace = (
+        request.getfixturevalue("redis_url"),
+        request.getfixturevalue("redis_namespace"),
+    )
+    return lambda: RedisStore(url, namespace=namespace)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+async def test_a_message_the_store_would_not_journal_is_journaled_by_the_stop_that_ends_its_tries(
+    tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture, kind: str
+) -> None:
+    """The journal's own write was refused (Redis down for a moment), and the stop comes
+    while the message waits for its next try, the store answering again: the stop writes
+    its journal, so the next start answers it, once. It was lost (Wechaty never delivers
+    a message again)."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    reopen = reopening(kind, tmp_path, world, request)
+    store = reopen()
+    blinking = Blinking(store.outbox, "add", times=0)
+    store.outbox = blinking
+    bot = Bot()
+    first = gateway(world, bot, tmp_path / "state", store)
+    await first.start()
+    await world.login()
+    blinking.times = 1
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    assert blinking.times == 0 and "not journaled: the store refused it" in caplog.text
+    await first.close()
+    assert bot.asked == [] and world.texts(to="wxid_alice") == []
+
+    again = reopen()
+    assert [i.kind for i in again.outbox.items("default")] == ["message"]
+    async with next_start(world, bot, tmp_path, again):
+        answered_once(world, bot, again, message)
+    again.close()
+
+
+async def test_a_message_the_store_would_not_journal_even_at_the_stop_is_named_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store still refuses at the stop: the message is lost (Wechaty never delivers it
+    again), and one error line says which, and from whom (never its text)."""
+    store = MemoryStore()
+    blinking = Blinking(store.outbox, "add", times=0)
+    store.outbox = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    blinking.times = 2  # its first try, and the stop's
+    (message,) = await world.say("wxid_alice", "a secret", settle=False)
+    await world.clock.settle()
+    await first.close()
+    assert blinking.times == 0 and store.outbox.items("default") == []
+    (line,) = [r for r in caplog.records if "reason=intake_lost" in r.getMessage()]
+    assert line.levelname == "ERROR"
+    assert message in line.getMessage() and "wxid_alice" in line.getMessage()
+    assert "secret" not in line.getMessage()
+
+
+async def test_a_copy_of_an_answered_message_the_stop_journals_is_not_answered_again(
+    tmp_path: Path,
+) -> None:
+    """WeChat delivers an answered message again while the journal is refused: the stop
+    that ends its tries journals it and checks it, finds it a duplicate, and keeps
+    nothing of it (the next start answering it again)."""
+    store = MemoryStore()
+    blinking = Blinking(store.outbox, "add", times=0)
+    store.outbox = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    (message,) = await world.say("wxid_alice", "hello")
+    blinking.times = 1
+    deliver_again(world, message)
+    await world.clock.settle()
+    assert blinking.times == 0
+    await first.close()
+    assert store.outbox.items("default") == []
+
+    async with next_start(world, bot, tmp_path, store):
+        assert bot.asked == [message]
+        assert world.texts(to="wxid_alice") == ["got hello"]
 
 
 async def test_an_answered_message_delivered_again_while_its_check_raises_is_not_answered_again(

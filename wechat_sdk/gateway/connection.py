@@ -120,8 +120,9 @@ class Connection:
         self.kept = kept
         #: what the last process left in the pipeline, taken through it again once ready
         self._arrived: list[OutboxItem] = []
-        #: messages whose inbound steps raised, by id: each waits to be tried again
-        self._taking_in_later: dict[str, asyncio.Task[None]] = {}
+        #: messages whose inbound steps raised, by id: each waits to be tried again (the
+        #: task of its next try, and the message across its tries)
+        self._taking_in_later: dict[str, tuple[asyncio.Task[None], _Intake]] = {}
         #: set while the puppet is ready (not reconnecting, not logged out): a try waits
         #: for it, as the steps need the puppet (a download, a look-up)
         self._up = asyncio.Event()
@@ -188,11 +189,41 @@ class Connection:
 
     def stop_taking_in(self) -> None:
         """End the tries waiting or under way (a stop): what they were for stays
-        journaled, for the next start; a copy WeChat delivers meanwhile is a duplicate."""
-        for message_id, task in self._taking_in_later.items():
+        journaled, for the next start (one the store would not journal is journaled
+        now, if it will); a copy WeChat delivers meanwhile is a duplicate."""
+        for message_id, (task, intake) in self._taking_in_later.items():
             task.cancel()
             self._tries_ended.add(message_id)
+            # (not one its last try gave up: dropped, being said so)
+            if intake.entry is None and intake.tries <= len(INTAKE_RETRY_S):
+                self._journal_at_stop(intake)
         self._taking_in_later.clear()
+
+    def _journal_at_stop(self, intake: _Intake) -> None:
+        """A stop ends the tries of a message the store would not journal: it is
+        journaled now, and checked, as its next try would have begun (the store may
+        answer again by now), so that the next start takes it in; Wechaty never delivers
+        it again. One the store still refuses is lost: said once, by its id (never its
+        text)."""
+        message = intake.message
+        try:
+            new = self._journal_and_check(intake)
+        except Exception as exc:
+            if intake.entry is not None:
+                return  # journaled, not checked: the next start marks it and takes it in
+            self.log.error(
+                "could not keep message %s from %s for the next start: %s (the store "
+                "refused its journal at each try: lost, unless WeChat delivers it again) "
+                "reason=intake_lost",
+                shown(message.id),
+                shown(message.talker_id),
+                shown(f"{type(exc).__name__}: {exc}", 200),
+            )
+            return
+        if not new:  # answered before: nothing to keep
+            self.inbound.dropped(message.id, Drop("duplicate"))
+            if intake.entry is not None:
+                self.kept.message_done(intake.entry)
 
     async def _run(self) -> None:
         first = True
@@ -435,27 +466,36 @@ class Connection:
         message = intake.message
         result: AgentTurn | Drop
         try:
-            if intake.entry is None and intake.written is not None:
-                # the write that raised may have reached the store: its entry, not another
-                intake.entry = self.kept.journaled(intake.written)
-            if intake.entry is None:  # before its dedupe mark: a kill from here on leaves it
-                intake.written = self.kept.journal_entry(message)
-                intake.entry = self.kept.write_entry(intake.written)
-            # (a try's own earlier check may have recorded the mark, then raised: the
-            # claim tells it from another delivery's)
-            if not intake.marked and self.inbound.mark_seen(message.id, intake.claim):
-                result = self.inbound.dropped(message.id, Drop("duplicate"))
-            else:
-                if message.id in self._unmarked:  # (the last process's, its mark failed)
-                    self.inbound.mark_seen(message.id)
-                    self._unmarked.discard(message.id)
-                intake.marked = True
+            if self._journal_and_check(intake):
                 result = await self.inbound.go_through(message, again=True)
+            else:
+                result = self.inbound.dropped(message.id, Drop("duplicate"))
         except Exception as exc:
             await self._take_in_later(intake, f"{type(exc).__name__}: {exc}")
             return
         if not await self._taken_in(message.id, intake.entry, result):
             await self._take_in_later(intake, "the store would not let its turn stand for it")
+
+    def _journal_and_check(self, intake: _Intake) -> bool:
+        """A try's first part: the message journaled (if it is not yet), then its dedupe
+        mark checked and recorded (if it is not yet). False when it is a duplicate;
+        raises what the store raised."""
+        message = intake.message
+        if intake.entry is None and intake.written is not None:
+            # the write that raised may have reached the store: its entry, not another
+            intake.entry = self.kept.journaled(intake.written)
+        if intake.entry is None:  # before its dedupe mark: a kill from here on leaves it
+            intake.written = self.kept.journal_entry(message)
+            intake.entry = self.kept.write_entry(intake.written)
+        # (a try's own earlier check may have recorded the mark, then raised: the claim
+        # tells it from another delivery's)
+        if not intake.marked and self.inbound.mark_seen(message.id, intake.claim):
+            return False
+        if message.id in self._unmarked:  # (the last process's, its mark failed)
+            self.inbound.mark_seen(message.id)
+            self._unmarked.discard(message.id)
+        intake.marked = True
+        return True
 
     async def _take_in_later(self, intake: _Intake, why: str) -> None:
         """A pass through the steps failed: the message is tried again after a while, in
@@ -494,10 +534,12 @@ class Connection:
                 await self._up.wait()
                 await self._take_in(intake)
             finally:  # (unless a next try took its place)
-                if self._taking_in_later.get(message.id) is me:
+                held = self._taking_in_later.get(message.id)
+                if held is not None and held[0] is me:
                     del self._taking_in_later[message.id]
 
-        self._taking_in_later[message.id] = asyncio.get_running_loop().create_task(again())
+        task = asyncio.get_running_loop().create_task(again())
+        self._taking_in_later[message.id] = (task, intake)
 
     async def _taken_in(
         self, message_id: str, item: OutboxItem | None, result: AgentTurn | Drop
