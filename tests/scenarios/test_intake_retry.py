@@ -293,6 +293,28 @@ async def test_a_message_the_store_would_not_journal_even_at_the_stop_is_named_i
     assert "secret" not in line.getMessage()
 
 
+async def test_a_stop_tries_the_store_once_for_the_messages_it_would_not_journal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two messages wait for the store; it refuses the stop's try for the first: the
+    second is not tried (a store that hangs would hold the stop for its timeout at each
+    message), and each is named lost."""
+    store = MemoryStore()
+    blinking = Blinking(store.outbox, "add", times=0)
+    store.outbox = blinking  # type: ignore[assignment]
+    bot = Bot()
+    world, first = await started(tmp_path, store, bot)
+    blinking.times = 3  # the two first tries, and the stop's first
+    (one,) = await world.say("wxid_alice", "one", settle=False)
+    (two,) = await world.say("wxid_bob", "two", settle=False)
+    await world.clock.settle()
+    await first.close()
+    assert blinking.times == 0 and store.outbox.items("default") == []
+    lost = [r.getMessage() for r in caplog.records if "reason=intake_lost" in r.getMessage()]
+    assert len(lost) == 2
+    assert any(one in line for line in lost) and any(two in line for line in lost)
+
+
 async def test_a_copy_of_an_answered_message_the_stop_journals_is_not_answered_again(
     tmp_path: Path,
 ) -> None:

@@ -191,26 +191,30 @@ class Connection:
         """End the tries waiting or under way (a stop): what they were for stays
         journaled, for the next start (one the store would not journal is journaled
         now, if it will); a copy WeChat delivers meanwhile is a duplicate."""
+        refused: Exception | None = None
         for message_id, (task, intake) in self._taking_in_later.items():
             task.cancel()
             self._tries_ended.add(message_id)
             # (not one its last try gave up: dropped, being said so)
             if intake.entry is None and intake.tries <= len(INTAKE_RETRY_S):
-                self._journal_at_stop(intake)
+                refused = self._journal_at_stop(intake, refused)
         self._taking_in_later.clear()
 
-    def _journal_at_stop(self, intake: _Intake) -> None:
+    def _journal_at_stop(self, intake: _Intake, refused: Exception | None) -> Exception | None:
         """A stop ends the tries of a message the store would not journal: it is
         journaled now, and checked, as its next try would have begun (the store may
         answer again by now), so that the next start takes it in; Wechaty never delivers
         it again. One the store still refuses is lost: said once, by its id (never its
-        text)."""
+        text). Once the store refused one at this stop (``refused``), the rest are not
+        tried: a store that hangs would hold the stop for its timeout at each."""
         message = intake.message
         try:
+            if refused is not None:
+                raise refused
             new = self._journal_and_check(intake)
         except Exception as exc:
             if intake.entry is not None:
-                return  # journaled, not checked: the next start marks it and takes it in
+                return exc  # journaled, not checked: the next start marks it, takes it in
             self.log.error(
                 "could not keep message %s from %s for the next start: %s (the store "
                 "refused its journal at each try: lost, unless WeChat delivers it again) "
@@ -219,11 +223,12 @@ class Connection:
                 shown(message.talker_id),
                 shown(f"{type(exc).__name__}: {exc}", 200),
             )
-            return
+            return exc
         if not new:  # answered before: nothing to keep
             self.inbound.dropped(message.id, Drop("duplicate"))
             if intake.entry is not None:
                 self.kept.message_done(intake.entry)
+        return None
 
     async def _run(self) -> None:
         first = True
