@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -39,6 +40,7 @@ class AgentEndpoint:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.turns: list[dict[str, Any]] = []
+        self.ids: list[str] = []  # each request's webhook-id
         app = web.Application()
         app.router.add_post("/agent", self._handle)
         self.server = TestServer(app, host="127.0.0.1")
@@ -47,6 +49,7 @@ class AgentEndpoint:
         body = await request.read()
         turn = Webhook(SECRET).verify(body, dict(request.headers))  # raises when unsigned
         self.turns.append(turn)
+        self.ids.append(request.headers["webhook-id"])
         return await self.answer(request, turn)
 
 
@@ -128,6 +131,41 @@ async def test_the_endpoint_answers_with_json_text(
         "direct",
     )
     assert [h["text"] for h in data["history"]] == ["hello", "hook got: hello"]
+
+
+async def test_a_turn_asked_again_after_a_restart_has_the_same_webhook_id(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    # the endpoint is still thinking when the gateway stops: the turn is kept and asked
+    # again by the next process; a receiver that dedupes on webhook-id (Standard Webhooks)
+    # sees it as the same turn, and a new message as a new one
+    thinking = asyncio.Event()
+
+    async def slow_once(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        if turn["data"]["text"] == "slow" and not thinking.is_set():
+            thinking.set()
+            await asyncio.Event().wait()  # (cut by the stop)
+        return web.json_response({"text": f"hook got: {turn['data']['text']}"})
+
+    endpoint.answer = slow_once
+    first = await gateway(wechat, endpoint)
+    world = wechat.world
+    await world.say("wxid_alice", "slow", settle=False)
+    await world.drive(thinking.wait())
+    await world.drive(first.close(grace_s=2))
+    assert world.texts(to="wxid_alice") == []
+
+    second = await gateway(wechat, endpoint)
+    await answered(wechat, second)
+    await world.say("wxid_alice", "and now")
+    await answered(wechat, second)
+    assert world.texts(to="wxid_alice") == ["hook got: slow", "hook got: and now"]
+    asked, again, new = endpoint.ids
+    assert again == asked
+    assert new != asked
+    assert all(re.fullmatch(r"msg_[0-9a-f]{32}", i) for i in endpoint.ids)
+    turns = endpoint.turns
+    assert turns[0]["data"]["messageId"] == turns[1]["data"]["messageId"]
 
 
 async def test_nothing_and_files_and_a_failure(

@@ -1,7 +1,8 @@
 """An assistant behind any URL: ``agent: {provider: "webhook", url, secret}``.
 
 Each turn is POSTed to ``url`` as JSON, signed like the gateway's webhooks (Standard
-Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` under ``secret``), in
+Webhooks: ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` under ``secret``; the
+id made from the account and message ids, the same when a kept turn is asked again), in
 the shape ``{"type": "agent.turn", "timestamp", "data": {...}}`` (:func:`turn_payload`):
 the text, the sender, the chat, the history, and the media as short-lived signed links
 served by the gateway's API server. What the endpoint answers is sent back:
@@ -47,7 +48,7 @@ from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.events import iso_time
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import OutboundFile
-from wechat_sdk.webhooks.signing import new_message_id, signed_headers
+from wechat_sdk.webhooks.signing import signed_headers, turn_message_id
 
 if TYPE_CHECKING:
     import httpx
@@ -174,7 +175,9 @@ class WebhookAgent:
         )
         headers = {
             **self.headers,
-            **signed_headers(self._secret, new_message_id(), body, time.time()),
+            **signed_headers(
+                self._secret, turn_message_id(turn.account_id, turn.message_id), body, time.time()
+            ),
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
         }
