@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -661,6 +662,10 @@ async def test_the_openapi_document_is_valid_and_names_every_route(
         ("POST", "/v1/accounts/{id}/login/verify-code"),
         ("GET", "/v1/openapi.json"),
     } <= routes
+    for path, ops in doc["paths"].items():  # the store failing: one rule, every route
+        for method, op in ops.items():
+            if path not in ("/healthz", "/v1/openapi.json"):  # (neither reads the store)
+                assert "store_unavailable" in op["responses"]["503"]["description"], (method, path)
     verify = doc["paths"]["/v1/accounts/{id}/login/verify-code"]["post"]
     assert {"200", "400", "404", "409"} <= set(verify["responses"])
     assert doc["components"]["schemas"]["VerifyCodeRequest"]["required"] == ["code"]
@@ -1018,3 +1023,66 @@ async def test_a_reload_changing_the_api_gives_its_sends_the_grace(
     await wechat.world.drive(reloads[0])
     assert code == 200  # (a paced send of six paragraphs: it finished within the grace)
     assert len(wechat.world.texts(to="wxid_alice")) == 6
+
+
+async def test_a_store_that_cannot_be_reached_is_a_503_store_unavailable_on_every_route(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    own_redis: Any,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Redis down: each route that reads or writes the store says so, as the one rule has
+    # it (503, code store_unavailable, what to check), not a 500 "internal error"
+    store = {"kind": "redis", "url": own_redis.url, "namespace": redis_namespace}
+    hook = {"url": "http://127.0.0.1:9/hook", "secret": whsec(1), "events": ["reply.sent"]}
+    gw = await wechat.gateway(echo, store=store, webhooks=[hook], **API)
+    own_redis.kill()
+    keyed = {**AUTH, "Idempotency-Key": "k-redis-down"}
+    for method, path, kwargs in (
+        ("GET", "/v1/webhooks", {}),
+        ("GET", "/v1/pairing", {}),
+        ("GET", "/v1/accounts", {}),
+        ("GET", "/readyz", {}),
+        ("POST", "/v1/pairing/ABCDEFGH/approve", {}),
+        ("POST", "/v1/pairing/ABCDEFGH/deny", {}),
+        ("POST", "/v1/messages", {"headers": keyed, "json": {"to": "wxid_alice", "text": "hi"}}),
+    ):
+        code, body, headers = await call(wechat, http, gw, method, path, **kwargs)
+        assert (code, body["code"]) == (503, "store_unavailable"), (path, body)
+        assert f"cannot reach the Redis server at {own_redis.url}" in body["error"], body
+        assert "channels.wechat.store.url" in body["error"]
+        assert headers["Content-Type"].startswith("application/json")
+    assert wechat.world.sent(to="wxid_alice") == []
+    assert "HTTP GET /v1/webhooks failed" not in caplog.text  # (not logged as a bug)
+
+    own_redis.restart()
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/webhooks")
+    assert code == 200 and [w["state"] for w in body["webhooks"]] == ["delivering"]
+
+
+async def test_a_keyed_send_that_went_out_is_answered_so_when_its_key_cannot_be_kept(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the message went out, then the store refused to keep the answer for the key: the
+    # answer is what went out (a 503 "try again" would invite a second send), and the key
+    # stays claimed, so a retry with it is refused, never sent again
+    gw = await wechat.gateway(echo, **API)
+    store = gw.store.idempotency
+
+    def finish(key: str, status: int, response: str) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.finish = finish  # type: ignore[method-assign]
+    headers = {**AUTH, "Idempotency-Key": "k-disk"}
+    message = {"to": "wxid_alice", "text": "once"}
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert (code, body["text"]) == (200, "once")
+    assert "not kept for its Idempotency-Key" in caplog.text
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert (code, body["code"]) == (409, "request_in_progress")
+    assert wechat.world.texts(to="wxid_alice") == ["once"]

@@ -120,7 +120,8 @@ class ErrorBody(BaseModel):
         description="unauthorized, not_found, method_not_allowed, invalid_request, "
         "body_too_large, account_not_running, account_not_ready, window_closed, "
         "delivery_failed, idempotency_key_reused, request_in_progress, pairing_error, "
-        "verify_code_not_asked, verify_code_not_supported, gateway_stopping"
+        "verify_code_not_asked, verify_code_not_supported, gateway_stopping, "
+        "store_unavailable, internal"
     )
     sent: str | None = Field(
         None, description="on a failed send: the text that went out before it failed"

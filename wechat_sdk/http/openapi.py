@@ -33,6 +33,10 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": _json_content(ErrorBody)}
 
 
+#: what any route may answer when the store fails under it (one rule: the server's)
+_STORE_UNAVAILABLE = "the store could not be used (store_unavailable: Redis unreachable, say)"
+
+
 def _operation(route: Route) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -66,6 +70,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.request is not None:
         responses["400"] = _error("the body is not valid: the message says what to change")
         responses["413"] = _error("the body is too large")
+    responses["503"] = _error(_STORE_UNAVAILABLE)
     if route.name == "send_message":
         responses["404"] = _error("the account is not running")
         responses["409"] = _error(
@@ -76,7 +81,8 @@ def _operation(route: Route) -> dict[str, Any]:
         responses["502"] = _error("WeChat did not take the message (delivery_failed)")
         responses["503"] = _error(
             "the account is not logged in, or logged out while sending (account_not_ready), "
-            "or the gateway is stopping (gateway_stopping); sent and sentFiles say what went out"
+            "or the gateway is stopping (gateway_stopping); sent and sentFiles say what went "
+            "out. Or, before anything is sent, " + _STORE_UNAVAILABLE
         )
     if route.name == "verify_code":
         responses["404"] = _error("the account is not running (account_not_running)")
@@ -145,7 +151,14 @@ def openapi_document() -> dict[str, Any]:
             "security": [],
             "responses": {
                 "200": {"description": "ready", "content": _json_content(Readiness)},
-                "503": {"description": "not ready", "content": _json_content(Readiness)},
+                "503": {
+                    "description": "not ready (a Readiness body); or " + _STORE_UNAVAILABLE,
+                    "content": {
+                        "application/json": {
+                            "schema": {"oneOf": [_ref(Readiness), _ref(ErrorBody)]}
+                        }
+                    },
+                },
             },
         }
     }

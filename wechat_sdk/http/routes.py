@@ -46,11 +46,19 @@ from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.pairing.service import PairingError
 from wechat_sdk.puppet import OutboundFile, WindowClosed
+from wechat_sdk.stores.configured import store_failure
 
 if TYPE_CHECKING:
     from wechat_sdk.gateway.gateway import Gateway
 
-__all__ = ["API_ROUTES", "IDEMPOTENCY_TTL_S", "ApiError", "ApiHandlers", "Route"]
+__all__ = [
+    "API_ROUTES",
+    "IDEMPOTENCY_TTL_S",
+    "ApiError",
+    "ApiHandlers",
+    "Route",
+    "store_unavailable",
+]
 
 #: Seconds an ``Idempotency-Key`` is remembered.
 IDEMPOTENCY_TTL_S = 86_400.0
@@ -102,6 +110,18 @@ class ApiError(Exception):
         return ErrorBody(
             error=str(self), code=self.code, sent=self.sent, sentFiles=self.sent_files
         ).model_dump(exclude_none=True)
+
+
+def store_unavailable(exc: BaseException, gateway: Gateway) -> ApiError | None:
+    """The answer to a request whose store call raised ``exc``, when that is the store
+    failing (Redis unreachable, say): 503 ``store_unavailable``, saying why and what to
+    check. None for any other error (a bug: answered 500)."""
+    words = store_failure(exc, gateway.config.channels.wechat.store.url)
+    if words is None:
+        return None
+    return ApiError(
+        503, "store_unavailable", f"the store could not be used: {words}; try again once it is back"
+    )
 
 
 def went_out_words(
@@ -327,18 +347,44 @@ class ApiHandlers:
             response = web.json_response(text=known.response, status=known.status)
             response.headers["Idempotent-Replayed"] = "true"
             return response
+        account = message.account or self.gateway.accounts.default_id
         try:
             status, body = await self._send(message)
         except ApiError as exc:
-            if exc.went_out:  # something went out: a retry gets this answer, nothing again
-                store.finish(key, exc.status, json.dumps(exc.body()))
-            else:  # nothing went out: a retry may try again
-                store.release(key)
+            # something went out: a retry gets this answer, nothing again; nothing went
+            # out: a retry may try again
+            answer = (exc.status, exc.body()) if exc.went_out else None
+            self._keep_outcome(key, answer, account)
             raise
         # (cut by a stop, or a bug: whether it went out is unknown, so the key stays
         # claimed, and a retry is refused rather than sent twice)
-        store.finish(key, status, json.dumps(body))
+        self._keep_outcome(key, (status, body), account)
         return web.json_response(body, status=status)
+
+    def _keep_outcome(
+        self, key: str, answer: tuple[int, dict[str, Any]] | None, account: str
+    ) -> None:
+        """Keep a keyed send's ``answer`` for its retries (None: free the key). A store
+        that fails now leaves the key claimed (a retry is refused as under way, never sent
+        again) and the send is answered all the same: its outcome is what its caller needs,
+        and a store error in its place would invite a second send."""
+        store = self.gateway.store.idempotency
+        try:
+            if answer is None:
+                store.release(key)
+            else:
+                store.finish(key, answer[0], json.dumps(answer[1]))
+        except Exception as exc:
+            unavailable = store_unavailable(exc, self.gateway)
+            if unavailable is None:
+                raise
+            log.warning(
+                "the answer to an API send was not kept for its Idempotency-Key: %s (a "
+                "retry with that key is answered 409 request_in_progress, never sent "
+                "again) account=%s reason=store_unavailable",
+                unavailable,
+                account,
+            )
 
     async def _send(self, message: MessageRequest) -> tuple[int, dict[str, Any]]:
         gateway = self.gateway

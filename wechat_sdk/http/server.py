@@ -10,7 +10,8 @@ What it serves depends on the config:
   listens on both (the health port on 127.0.0.1), the API still behind its token.
 
 Every answer is JSON; every error has the one shape ``{"error", "code"}``
-(:class:`~wechat_sdk.http.models.ErrorBody`). Request bodies are capped at
+(:class:`~wechat_sdk.http.models.ErrorBody`); a store that fails under a request (Redis
+unreachable) is ``503 store_unavailable``, on every route. Request bodies are capped at
 :data:`MAX_BODY_BYTES`. Tokens are compared in constant time and never logged.
 """
 
@@ -31,7 +32,7 @@ from wechat_sdk.config.integrations import ApiConfig
 from wechat_sdk.gateway.health import HEALTH_HOST, readiness
 from wechat_sdk.http.media_links import MediaLinks
 from wechat_sdk.http.openapi import openapi_document
-from wechat_sdk.http.routes import API_ROUTES, ApiError, ApiHandlers
+from wechat_sdk.http.routes import API_ROUTES, ApiError, ApiHandlers, store_unavailable
 
 if TYPE_CHECKING:
     from wechat_sdk.gateway.gateway import Gateway
@@ -170,7 +171,13 @@ class GatewayHttp:
             return _error(exc)
         except web.HTTPException as exc:
             return _error(self._http_error(request, exc), exc.headers)
-        except Exception:  # a bug: answered, logged, the server goes on
+        except Exception as exc:
+            unavailable = store_unavailable(exc, self.gateway)
+            if unavailable is not None:
+                # not a bug: no traceback (a Redis outage is logged by the cluster loop,
+                # reason=redis_unreachable)
+                return _error(unavailable)
+            # a bug: answered, logged, the server goes on
             log.exception("HTTP %s %s failed", request.method, request.path)
             return _error(ApiError(500, "internal", "internal error (see the gateway's log)"))
 

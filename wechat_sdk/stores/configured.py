@@ -1,8 +1,9 @@
 """The store a config names (``channels.wechat.store``), opened: one rule for the gateway
-and the CLI."""
+and the CLI; and what a failure of it says."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,7 @@ from wechat_sdk.stores.base import Store
 if TYPE_CHECKING:
     from wechat_sdk.config.models import WechatConfig
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "store_failure"]
 
 
 def open_store(wechat: WechatConfig, state_dir: Path, clock: Clock | None = None) -> Store:
@@ -37,3 +38,26 @@ def open_store(wechat: WechatConfig, state_dir: Path, clock: Clock | None = None
     return SqliteStore.in_state_dir(
         state_dir, clock=clock, history_cache_conversations=wechat.historyCacheConversations
     )
+
+
+def store_failure(exc: BaseException, url: str | None) -> str | None:
+    """What ``exc``, raised by a store call, says when the store itself failed (Redis
+    unreachable, full or refusing a command; SQLite locked, or its disk full or failing),
+    in words naming what to check; None for any other error (a bug). ``url`` is the Redis
+    store's (``channels.wechat.store.url``), shown without its password."""
+    from redis.exceptions import RedisError  # (on an error's path only)
+
+    from wechat_sdk.stores.redis.store import RedisUnavailable, unreachable, unreachable_reason
+
+    if isinstance(exc, RedisUnavailable):
+        return str(exc)
+    if isinstance(exc, RedisError):
+        if url is None:  # (a store the gateway was given, not the config's)
+            return f"the Redis store failed: {unreachable_reason(exc)}"
+        return str(unreachable(url, exc))
+    if isinstance(exc, sqlite3.OperationalError):
+        return (
+            f"the SQLite store could not be read or written: {exc} (check the state "
+            "directory's disk: its free space and permissions)"
+        )
+    return None
