@@ -158,3 +158,77 @@ async def test_a_message_with_half_an_emoji_is_answered_on_redis(
     await world.say("wxid_alice", "half \ud83d emoji")
     await replied(world, "wxid_alice", 1)
     assert [t.text for t in agent.turns] == ["half \ud83d emoji"]
+
+
+async def test_the_http_api_on_two_gateways_answers_for_the_accounts_each_holds(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    """docs/cluster.md, "The HTTP API on several gateways": a gateway answers a send about
+    an account another gateway holds 404 account_not_running, nothing sent and its key
+    freed; pairing and idempotency keys are shared; the accounts it does not hold show as
+    stopped, and its /readyz counts them."""
+    import aiohttp
+
+    world: SimulatedWeChat = wechat.world
+    world.add_account("work")
+    token = "cluster-api-token-0123456789"
+    config = redis_config(
+        redis_url,
+        redis_namespace,
+        accounts={"default": {}, "work": {}},
+        dmPolicy="pairing",
+        api={"port": 0, "token": token},
+    )
+    here = world.gateway(config, Recorder(), state_dir=tmp_path / "a", only_accounts=["default"])
+    there = world.gateway(config, Recorder(), state_dir=tmp_path / "b", only_accounts=["work"])
+    wechat.gateways += [here, there]
+    await here.start()
+    await there.start()
+    await world.login("default")
+    await world.login("work")
+    await world.say("wxid_bob", "hi", account="work")  # a pairing request of "work"
+    auth = {"Authorization": f"Bearer {token}"}
+    send = {"to": "wxid_bob", "text": "your order shipped", "account": "work"}
+    keyed = {**auth, "Idempotency-Key": "order-7"}
+
+    async with aiohttp.ClientSession() as http:
+
+        async def call(gw: Any, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+            async def go() -> tuple[int, Any]:
+                kwargs.setdefault("headers", auth)
+                async with http.request(method, gw.http.api_url + path, **kwargs) as response:
+                    return response.status, await response.json()
+
+            return await world.drive(go())
+
+        code, body = await call(here, "POST", "/v1/messages", json=send, headers=keyed)
+        assert (code, body["code"]) == (404, "account_not_running")
+        assert body["error"] == (
+            "account 'work' is not running (running: default); nothing was sent"
+        )
+        code, body = await call(
+            here, "POST", "/v1/accounts/work/login/verify-code", json={"code": "123456"}
+        )
+        assert (code, body["code"]) == (404, "account_not_running")
+        # the key was freed: the same request, with the same key, goes from its holder
+        assert (await call(there, "POST", "/v1/messages", json=send, headers=keyed))[0] == 200
+        # and a retry landing on the other gateway gets the first answer, nothing again
+        code, body = await call(here, "POST", "/v1/messages", json=send, headers=keyed)
+        assert (code, body["text"]) == (200, "your order shipped")
+        assert world.texts(to="wxid_bob")[1:] == ["your order shipped"]
+
+        code, body = await call(here, "GET", "/v1/accounts")
+        states = {a["accountId"]: (a["lifecycle"], a["state"]) for a in body["accounts"]}
+        assert states == {"default": ("ready", "ready"), "work": ("stopped", "stopped")}
+        code, body = await call(here, "GET", "/readyz")
+        assert (code, body["reason"]) == (503, "not ready: work (stopped)")
+
+        code, body = await call(here, "GET", "/v1/pairing")
+        (request,) = body["requests"]
+        assert request["accountId"] == "work"
+        code, body = await call(
+            here, "POST", f"/v1/pairing/{request['code']}/approve", json={"notify": True}
+        )
+        assert (code, body["senderId"], body["notified"]) == (200, "wxid_bob", False)
+    await world.say("wxid_bob", "am I in?", account="work")
+    await replied(world, "wxid_bob", 3)  # answered by the gateway holding "work"
