@@ -109,6 +109,35 @@ async def test_readyz_waits_for_every_enabled_account_and_ignores_disabled_ones(
     assert code == 200 and body["ready"] is True
 
 
+async def test_readyz_counts_only_the_accounts_this_gateway_runs(
+    wechat: WeChatHarness, tmp_path: Path
+) -> None:
+    """``gateway run --accounts home``: the accounts it does not run are listed (stopped)
+    and do not hold its readiness back (it answered 503 as long as it ran)."""
+    wechat.world.add_account("work")
+    config = {
+        "channels": {
+            "wechat": {
+                **HEALTH,
+                "defaultAccountId": "home",
+                "accounts": {"home": {}, "work": {}},
+            }
+        }
+    }
+    gw = wechat.world.gateway(config, echo, state_dir=tmp_path, only_accounts=["home"])
+    wechat.gateways.append(gw)
+    await gw.start()
+    code, body = await get(gw, "/readyz")
+    assert (code, body["reason"]) == (503, "not ready: home (waiting_for_scan)")
+    await wechat.world.login("home")
+    code, body = await get(gw, "/readyz")
+    assert (code, body["ready"]) == (200, True)
+    assert {a["account"]: a["lifecycle"] for a in body["accounts"]} == {
+        "home": "ready",
+        "work": "stopped",
+    }
+
+
 async def test_no_secret_in_the_readiness_body(wechat: WeChatHarness) -> None:
     secret = "puppet_service_token_do_not_leak"
     gw = await wechat.gateway(echo, puppetOptions={"token": secret}, **HEALTH)
@@ -205,3 +234,18 @@ async def test_serve_that_cannot_start_says_so_without_a_stopping_line(
             await serve(config, tmp_path / "state", echo)
     assert "gateway stopped" in caplog.text
     assert "in-flight replies" not in caplog.text  # nothing was running to wait for
+
+
+def test_a_cluster_gateway_holding_no_account_is_ready_and_says_why() -> None:
+    """More gateways than accounts: the one holding none stands by, ready to take one up
+    (a readiness probe failing it forever would hold a rolling deploy back)."""
+    from wechat_sdk.gateway.health import readiness
+    from wechat_sdk.gateway.status import AccountStatus
+
+    statuses = [AccountStatus(account="default", lifecycle="stopped")]
+    ready, body = readiness(statuses, {"default"}, set(), cluster=True)
+    assert ready and body["reason"] == (
+        "holds no account now: the cluster's other gateways hold them"
+    )
+    ready, body = readiness(statuses, {"default"}, set())
+    assert not ready and body["reason"] == "no enabled WeChat account"

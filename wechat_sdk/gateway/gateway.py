@@ -309,8 +309,9 @@ class Gateway:
 
             self.cluster = await join_cluster(self, self.only_accounts, gateway_id=self._gateway_id)
         else:
+            runs = self.runs()
             for account in self.accounts.enabled:
-                if self.only_accounts is None or account.id in self.only_accounts:
+                if account.id in runs:
                     self.build_account(account).start()
         if not self.accounts.enabled:
             log.warning("no enabled WeChat account in the config", extra={"account": "-"})
@@ -503,6 +504,17 @@ class Gateway:
             waiting=waiting,
             wait_for_login=False,
         )
+
+    def runs(self) -> set[str]:
+        """The ids of the accounts this gateway runs: the enabled ones (those
+        ``only_accounts`` names, when given); in a cluster, those it holds now."""
+        if self.cluster is not None:
+            return set(self.cluster.held)
+        return {
+            a.id
+            for a in self.accounts.enabled
+            if self.only_accounts is None or a.id in self.only_accounts
+        }
 
     def status(self) -> list[AccountStatus]:
         """Per-account status (no secrets)."""

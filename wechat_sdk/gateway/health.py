@@ -2,8 +2,9 @@
 HTTP server (:mod:`wechat_sdk.http.server`), with the API when ``channels.wechat.api`` is set.
 
 - ``GET /healthz``: 200 while the process serves at all (liveness).
-- ``GET /readyz``: 200 when every enabled account is ``ready``, else 503 (readiness), with
-  each account's state in the body.
+- ``GET /readyz``: 200 when every account this gateway runs is ``ready``, else 503
+  (readiness), with each account's state in the body. The accounts it runs: the enabled
+  ones (those ``--accounts`` names, when given); in a cluster, those it holds.
 
 Bodies are JSON and hold account ids and lifecycle states only, never secrets.
 """
@@ -20,10 +21,15 @@ __all__ = ["HEALTH_HOST", "readiness"]
 HEALTH_HOST = "127.0.0.1"
 
 
-def readiness(statuses: list[AccountStatus], enabled: set[str]) -> tuple[bool, dict[str, Any]]:
-    """Whether every enabled account is ready, and the JSON body saying so.
+def readiness(
+    statuses: list[AccountStatus], enabled: set[str], runs: set[str], *, cluster: bool = False
+) -> tuple[bool, dict[str, Any]]:
+    """Whether every account this gateway runs (``runs``) is ready, and the JSON body
+    saying so.
 
-    A gateway without an enabled account is not ready: nothing would answer.
+    A gateway that runs no account is not ready (nothing would answer), unless it is a
+    gateway of a cluster: the others hold the accounts, and it takes one up when one of
+    them stops.
     """
     accounts = [
         {
@@ -34,11 +40,15 @@ def readiness(statuses: list[AccountStatus], enabled: set[str]) -> tuple[bool, d
         }
         for s in statuses
     ]
-    live = [a for a in accounts if a["enabled"]]
-    ready = bool(live) and all(a["lifecycle"] == "ready" for a in live)
+    live = [a for a in accounts if a["account"] in runs]
+    ready = all(a["lifecycle"] == "ready" for a in live) and (bool(live) or cluster)
     body: dict[str, Any] = {"ready": ready, "accounts": accounts}
     if not live:
-        body["reason"] = "no enabled WeChat account"
+        body["reason"] = (
+            "holds no account now: the cluster's other gateways hold them"
+            if cluster
+            else "no enabled WeChat account"
+        )
     elif not ready:
         waiting = [f"{a['account']} ({a['state']})" for a in live if a["lifecycle"] != "ready"]
         body["reason"] = "not ready: " + ", ".join(waiting)

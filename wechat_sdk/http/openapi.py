@@ -147,7 +147,7 @@ def openapi_document() -> dict[str, Any]:
     paths["/readyz"] = {
         "get": {
             "operationId": "readyz",
-            "summary": "Readiness: 200 when every enabled account is ready, else 503 (no token)",
+            "summary": "Readiness: 200 when the accounts this gateway runs are ready (no token)",
             "security": [],
             "responses": {
                 "200": {"description": "ready", "content": _json_content(Readiness)},

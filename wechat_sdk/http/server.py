@@ -227,7 +227,12 @@ class GatewayHttp:
 
     async def _readyz(self, request: web.Request) -> web.StreamResponse:
         gw = self.gateway
-        ready, body = readiness(gw.status(), {a.id for a in gw.accounts.enabled})
+        ready, body = readiness(
+            gw.status(),
+            {a.id for a in gw.accounts.enabled},
+            gw.runs(),
+            cluster=gw.cluster is not None,
+        )
         return _json(body, 200 if ready else 503)
 
     # ------------------------------------------------------------ the rest
