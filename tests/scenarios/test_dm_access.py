@@ -297,3 +297,19 @@ async def test_pairing_message_template_override(wechat: WeChatHarness) -> None:
         text,
     )
     assert found is not None, text
+
+
+async def test_pairing_notify_is_written_as_an_allow_from_entry(wechat: WeChatHarness) -> None:
+    # "wechat:wxid_owner" (as allowFrom takes it) sent the notice to a contact named
+    # "wechat:wxid_owner", which does not exist: the owner was never told, without a word
+    agent = Recorder()
+    await wechat.gateway(
+        agent, allowFrom=["wechat:wxid_owner"], pairingNotify=" WeChat:wxid_owner "
+    )
+    world = wechat.world
+
+    await world.say("wxid_stranger", "hi")
+
+    code = code_in(world.texts(to="wxid_stranger")[0])
+    (notice,) = world.texts(to="wxid_owner")
+    assert code in notice

@@ -722,3 +722,19 @@ def test_random_bytes_loaded_from_a_file_give_only_config_errors(data: bytes) ->
             load_config(file)
         except ConfigError as exc:
             assert exc.problems
+
+
+@pytest.mark.parametrize("value", ['""', '"  "', '"*"', '"wx:"', '"wechat: * "'])
+def test_pairing_notify_names_one_contact(value: str) -> None:
+    # an empty one sent nothing, "*" sent the notice to a contact "*": both silently
+    error = error_of(f"{{pairingNotify: {value}}}")
+    (problem,) = error.problems
+    assert problem.path == "channels.wechat.pairingNotify"
+    assert "one contact id" in problem.message
+    error = error_of(f"{{accounts: {{work: {{pairingNotify: {value}}}}}}}")
+    assert error.problems[0].path == "channels.wechat.accounts.work.pairingNotify"
+
+
+def test_pairing_notify_is_normalised_as_allow_from_entries_are() -> None:
+    (account,) = accounts_of(wechat('{pairingNotify: " WeChat:wxid_owner "}')).enabled
+    assert account.settings.pairingNotify == "wxid_owner"

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from wechat_sdk.config.allow_from import WILDCARD, normalize_allow_entry
 from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoints
 from wechat_sdk.config.store import StoreConfig
@@ -206,7 +207,9 @@ class AccountConfig(_Strict):
         "are always fetched)",
     )
     pairingNotify: str | None = Field(
-        None, description="contact id told of each new pairing request"
+        None,
+        description="contact id told of each new pairing request (a wechat: or wx: prefix "
+        "is dropped, as in allowFrom)",
     )
     pairingMessage: str | None = Field(
         None,
@@ -235,6 +238,19 @@ class AccountConfig(_Strict):
                 if isinstance(entry, bool) or not isinstance(entry, str | int):
                     raise ValueError(f"entries must be contact ids (strings), got {entry!r}")
         return value
+
+    @field_validator("pairingNotify")
+    @classmethod
+    def _one_contact(cls, value: str | None) -> str | None:
+        # written as an allowFrom entry is (the owner's id is often copied from there); an
+        # empty one or "*" would tell nobody, silently
+        contact = None if value is None else normalize_allow_entry(value)
+        if contact is not None and contact in ("", WILDCARD):
+            raise ValueError(
+                f"expected one contact id (the owner's wxid, told of each new pairing "
+                f'request), got "{value}": write the id, or leave pairingNotify out'
+            )
+        return contact
 
     @field_validator("pairingMessage")
     @classmethod
