@@ -738,3 +738,14 @@ def test_pairing_notify_names_one_contact(value: str) -> None:
 def test_pairing_notify_is_normalised_as_allow_from_entries_are() -> None:
     (account,) = accounts_of(wechat('{pairingNotify: " WeChat:wxid_owner "}')).enabled
     assert account.settings.pairingNotify == "wxid_owner"
+
+
+def test_default_account_written_under_both_of_its_names_says_to_keep_one() -> None:
+    # it said 'channels.wechat.defaultAccount: unknown key (did you mean "defaultAccount"?)'
+    error = error_of('{defaultAccountId: "a", defaultAccount: "b", accounts: {a: {}, b: {}}}')
+    (problem,) = error.problems
+    assert problem.path == "channels.wechat.defaultAccount"
+    assert problem.message == (
+        "defaultAccount and defaultAccountId are two names of one key, and both are "
+        "written: keep one"
+    )

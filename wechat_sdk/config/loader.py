@@ -362,7 +362,8 @@ class _DictOf:
         self.model_fields: dict[str, Any] = {}
 
 
-def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
+def _model_at(loc: list[str], root: Any = Config) -> Any:
+    """The model holding the key ``loc[-1]``, or None when there is none."""
     model: Any = root
     for part in loc[:-1]:
         if isinstance(model, _DictOf):
@@ -370,19 +371,21 @@ def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
             continue
         fields = getattr(model, "model_fields", None)
         if not fields:
-            return []
+            return None
         if part.isdigit() and part not in fields:  # an item of a list of models (steps.0)
             continue
         by_key = {info.alias or name: info for name, info in fields.items()}
         info = fields.get(part) or by_key.get(part)
         if info is None:
-            return []
+            return None
         model = _model_of(info.annotation)
         if model is None:
-            return []
-    if isinstance(model, _DictOf):
-        return []
-    fields = getattr(model, "model_fields", {})
+            return None
+    return None if isinstance(model, _DictOf) else model
+
+
+def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
+    fields = getattr(_model_at(loc, root), "model_fields", {})
     names = []
     for name, info in fields.items():
         names.append(info.alias or name)
@@ -391,6 +394,17 @@ def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
             if isinstance(choice, str):
                 names.append(choice)
     return names
+
+
+def _other_names(loc: list[str], root: Any = Config) -> list[str]:
+    """Every name of the key ``loc[-1]`` is one name of (``defaultAccount``,
+    ``defaultAccountId``), when it is an alias; else nothing."""
+    fields = getattr(_model_at(loc, root), "model_fields", {})
+    for info in fields.values():
+        choices = getattr(info.validation_alias, "choices", None) or []
+        if loc[-1] in choices:
+            return sorted(c for c in choices if isinstance(c, str))
+    return []
 
 
 #: maps whose every value is a secret (an Authorization header, a token in a program's
@@ -440,6 +454,9 @@ def _message(err: Any, loc: list[str], root: Any = Config, *, list_known: bool =
     secret = _is_secret(loc, root)
     show = _type_name if secret else _show
     if kind == "extra_forbidden":
+        names = _other_names(loc, root)
+        if names:  # (a key's alias, beside the key: the one pydantic took is the other)
+            return f"{' and '.join(names)} are two names of one key, and both are written: keep one"
         known = _known_keys(loc, root)
         hint = did_you_mean(loc[-1], known)
         if not hint and list_known and known:
