@@ -421,9 +421,8 @@ async def _run_step(
             return f"step {i} (say): {exc.args[0]}"
     elif isinstance(step, ApproveStep):
         a = step.approve
-        # the list the account keeps, or the one it shares (pairingAccount)
-        list_id = None if a.account is None else gateway.accounts[a.account].pairing_id
-        pending = [r for r in gateway.pairing.list(list_id) if r.sender_id == a.sender]
+        # (an account names the list it keeps, or the one it shares: pairingAccount)
+        pending = [r for r in gateway.pairing.list(a.account) if r.sender_id == a.sender]
         if not pending:
             return f"step {i} (approve): no pending pairing request from {a.sender}"
         await world.drive(

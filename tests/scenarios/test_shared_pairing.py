@@ -3,13 +3,20 @@ talk to every account that shares it, and the code they get says where to approv
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import json5
 import pytest
+from click.testing import CliRunner
 
 from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, ConfigError, parse_config
+from wechat_sdk.cli import cli
+from wechat_sdk.clock import RealClock
+from wechat_sdk.pairing.service import Pairing
+from wechat_sdk.stores.sqlite import SqliteStore
 
 CONFIG = """{ channels: { wechat: {
     pacing: false,
@@ -95,3 +102,66 @@ async def test_a_scenario_approves_on_the_list_the_named_account_shares() -> Non
     )
     result = await run_scenario(text)
     assert result.ok, result.failures
+
+
+async def test_the_owner_reaches_a_shared_list_through_any_account_sharing_it(
+    tmp_path: Path,
+) -> None:
+    # gateway.pairing looked in dm's own rows, empty when dm shares groups': list("dm")
+    # and approved("dm") were empty, and revoke("dm", ...) answered False while the
+    # stranger went on talking to dm
+    world = SimulatedWeChat(seed=8, start=time.time())
+    for account in ("groups", "dm", "alone"):
+        world.add_account(account)
+    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
+    async with gateway:
+        for account in ("groups", "dm", "alone"):
+            await world.login(account)
+        await world.say(stranger, "hello", account="dm")
+        (request,) = gateway.pairing.list("dm")
+        assert request.account_id == "groups"
+        assert gateway.pairing.list("alone") == []
+        config = _config_file(tmp_path)
+        listed = CliRunner().invoke(
+            cli, ["pairing", "list", "--account", "dm", "--json", "--config", str(config)]
+        )
+        assert [r["code"] for r in json.loads(listed.output)] == [request.code], listed.output
+
+        approved = await gateway.pairing.approve(request.code, account="dm")
+        assert approved.account_id == "groups"
+        assert [a.sender_id for a in gateway.pairing.approved("dm")] == [stranger]
+        await world.say(stranger, "in", account="dm")
+
+        assert gateway.pairing.revoke("dm", stranger) is True
+        assert gateway.pairing.approved("groups") == []
+        await world.say(stranger, "still in?", account="dm")
+        await world.run_until_idle()
+        await gateway.wait_idle()
+    texts = world.texts(to=stranger)
+    assert texts[1] == "dm: in"
+    assert len(texts) == 3 and "pairing approve" in texts[2]  # a new code, no answer
+
+
+def _config_file(state_dir: Path) -> Path:
+    """CONFIG in a file, its stateDir ``state_dir``."""
+    config = state_dir / "config.json5"
+    config.write_text(
+        CONFIG.replace("pacing: false,", f"pacing: false, stateDir: {json.dumps(str(state_dir))},")
+    )
+    return config
+
+
+def test_the_cli_denies_on_the_list_an_account_shares(tmp_path: Path) -> None:
+    config = _config_file(tmp_path)
+    store = SqliteStore.in_state_dir(tmp_path)
+    try:
+        Pairing(store.pairing, RealClock()).challenge("groups", "wxid_stranger", "Stranger")
+        (request,) = store.pairing.list_requests("groups")
+    finally:
+        store.close()
+    denied = CliRunner().invoke(
+        cli, ["pairing", "deny", request.code, "--account", "dm", "--config", str(config)]
+    )
+    assert denied.exit_code == 0, denied.output
+    assert "denied wxid_stranger on account groups" in denied.output

@@ -35,6 +35,7 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
 
     directory = _state_dir(config_file, state_dir)
     redis = _redis_config(config_file)
+    lists = _pairing_lists(config_file)
     store: Store
     if redis is not None:
         from wechat_sdk.stores.redis import RedisStore, RedisUnavailable
@@ -46,7 +47,7 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
             raise SystemExit(1) from None
     else:
         store = SqliteStore.in_state_dir(directory)
-    return Pairing(store.pairing, RealClock()), store, directory
+    return Pairing(store.pairing, RealClock(), lists=lists), store, directory
 
 
 def _redis_config(config_file: Path | None) -> tuple[str, str] | None:
@@ -60,6 +61,20 @@ def _redis_config(config_file: Path | None) -> tuple[str, str] | None:
     if store.kind != "redis" or store.url is None:
         return None
     return store.url, store.namespace
+
+
+def _pairing_lists(config_file: Path | None) -> dict[str, str]:
+    """Each account of the config (there is one, and it reads) and the account whose
+    pairing list it uses (``pairingAccount``), so that ``--account`` names either."""
+    from wechat_sdk.config import ConfigError, accounts_of, config_path, load_config
+
+    if not config_path(config_file).exists():
+        return {}
+    try:
+        accounts = accounts_of(load_config(config_file)).accounts
+    except ConfigError:
+        return {}  # (said when the state directory was looked up)
+    return {a.id: a.pairing_id for a in accounts.values()}
 
 
 def _account_in_config(config_file: Path | None, account: str) -> None:

@@ -169,7 +169,8 @@ class Gateway:
 
     def _pairing_service(self) -> Pairing:
         code_rng = self._rng if self._rng is not None else None
-        return Pairing(self.store.pairing, self.clock, code_rng=code_rng)
+        lists = {a.id: a.pairing_id for a in self.accounts.accounts.values()}
+        return Pairing(self.store.pairing, self.clock, code_rng=code_rng, lists=lists)
 
     def build_account(
         self, account: ResolvedAccount, guard: LeaseGuard | None = None

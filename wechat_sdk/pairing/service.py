@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -128,7 +129,9 @@ class Pairing:
     ``clock`` gives the time of every decision (the virtual clock in tests). The owner
     commands (list, approve, deny, revoke, approved) take an account id as the CLI and the
     HTTP API do (:func:`~wechat_sdk.config.asked_account_id`: ``" Work "`` is ``work``; one
-    that can be no account's id is a ValueError).
+    that can be no account's id is a ValueError). ``lists`` maps an account to the one
+    whose pairing list it shares (``pairingAccount``): an owner command naming the account
+    works on that list, the one its strangers' codes and approvals are kept in.
     """
 
     def __init__(
@@ -139,8 +142,10 @@ class Pairing:
         max_pending: int = DEFAULT_MAX_PENDING,
         ttl_s: float = DEFAULT_TTL_S,
         code_rng: random.Random | None = None,
+        lists: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
+        self._lists = dict(lists or {})
         self.clock = clock
         self.max_pending = max_pending
         self.ttl_s = ttl_s
@@ -185,7 +190,8 @@ class Pairing:
     def list(self, account_id: str | None = None) -> builtins.list[PairingRequest]:
         """Live pending requests, oldest first (every account's when ``account_id`` is None)."""
         now = self.clock.now()
-        return [r for r in self.store.list_requests(_asked(account_id)) if r.is_live(now)]
+        asked = self._lists_of(account_id)
+        return [r for r in self.store.list_requests(asked) if r.is_live(now)]
 
     def _live_request(self, code: str, account_id: str | None) -> PairingRequest:
         norm = normalize_code(code)
@@ -217,7 +223,7 @@ class Pairing:
         Raises :class:`PairingError` for an unknown or expired code, or one of another
         account when ``account_id`` is given.
         """
-        account_id = _asked(account_id)
+        account_id = self._lists_of(account_id)
         req = self._live_request(code, account_id)
         approved = self.store.approve_request(req.code, self.clock.now(), req.account_id)
         if approved is None:  # expired or handled by another process meanwhile
@@ -227,7 +233,7 @@ class Pairing:
 
     def deny(self, code: str, account_id: str | None = None) -> PairingRequest:
         """Delete a live request; the sender stays unapproved. Errors as :meth:`approve`."""
-        req = self._live_request(code, _asked(account_id))
+        req = self._live_request(code, self._lists_of(account_id))
         deleted = self.store.delete_request(req.code)
         if deleted is None:
             raise PairingError(f'pairing request "{req.code}" was just handled elsewhere')
@@ -235,13 +241,18 @@ class Pairing:
 
     def revoke(self, account_id: str, sender_id: str) -> bool:
         """Withdraw an approval; True if the sender was approved."""
-        return self.store.remove_approved(asked_account_id(account_id), sender_id)
+        return self.store.remove_approved(self._list_of(account_id), sender_id)
 
     def approved(self, account_id: str) -> builtins.list[ApprovedSender]:
         """The account's approved senders, oldest approval first."""
-        return self.store.list_approved(asked_account_id(account_id))
+        return self.store.list_approved(self._list_of(account_id))
 
+    def _list_of(self, account_id: str) -> str:
+        """The pairing list an owner's account id names: the one the account shares, or
+        its own."""
+        asked = asked_account_id(account_id)
+        return self._lists.get(asked, asked)
 
-def _asked(account_id: str | None) -> str | None:
-    """An owner's account id, or None for every account (or the code's own)."""
-    return None if account_id is None else asked_account_id(account_id)
+    def _lists_of(self, account_id: str | None) -> str | None:
+        """As :meth:`_list_of`; None (every account, or the code's own) stays None."""
+        return None if account_id is None else self._list_of(account_id)
