@@ -165,3 +165,19 @@ def test_the_cli_denies_on_the_list_an_account_shares(tmp_path: Path) -> None:
     )
     assert denied.exit_code == 0, denied.output
     assert "denied wxid_stranger on account groups" in denied.output
+
+
+def test_two_accounts_naming_each_other_are_told_to_let_one_keep_the_list() -> None:
+    # each was told to name itself ("shares the pairing list of 'a': name 'a' here", and
+    # the reverse): doing both shares nothing
+    with pytest.raises(ConfigError) as error:
+        parse_config(
+            '{ channels: { wechat: { accounts: { a: { pairingAccount: "b" }, '
+            'b: { pairingAccount: "a" } } } } }'
+        )
+    (problem,) = error.value.problems
+    assert problem.path == "channels.wechat.accounts.a.pairingAccount"
+    assert problem.message == (
+        "accounts 'a' and 'b' name each other's pairing list: one of them keeps its own "
+        "(remove pairingAccount from it, and the other shares that list)"
+    )

@@ -245,11 +245,25 @@ def resolve_accounts(cfg: WechatConfig) -> AccountSet:
 def _check_pairing_accounts(accounts: dict[str, ResolvedAccount]) -> list[ConfigProblem]:
     """``pairingAccount`` names another account, which keeps its own pairing list."""
     out: list[ConfigProblem] = []
+    told: set[frozenset[str]] = set()  # (a pair naming each other: one problem)
     for account in accounts.values():
         wanted = account.settings.pairingAccount
         if wanted is None:
             continue
         target = accounts.get(wanted.strip().lower())
+        if target is not None and target.id != account.id and target.pairing_id == account.id:
+            pair = frozenset((account.id, target.id))
+            if pair not in told:
+                told.add(pair)
+                out.append(
+                    ConfigProblem(
+                        account.key_path("pairingAccount"),
+                        f"accounts {account.id!r} and {target.id!r} name each other's pairing "
+                        "list: one of them keeps its own (remove pairingAccount from it, and "
+                        "the other shares that list)",
+                    )
+                )
+            continue
         if target is None:
             names = ", ".join(sorted(accounts))
             out.append(
