@@ -309,3 +309,28 @@ def test_state_dir_under_an_account_is_refused_with_where_to_move_it() -> None:
         accounts_of(parse_config(text, env={}))
     assert "channels.wechat.accounts.work.stateDir: stateDir is gateway-wide" in str(info.value)
     assert "move it to channels.wechat.stateDir" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("store", '{kind: "memory"}'),
+        ("webhooks", "[]"),
+        ("api", "{}"),
+        ("historyCacheConversations", "10"),
+        ("defaultAccountId", '"a"'),
+        ("defaultAccount", '"a"'),
+        ("accounts", "{}"),
+    ],
+)
+def test_a_key_of_the_whole_block_under_an_account_says_where_it_goes(key: str, value: str) -> None:
+    # it said "unknown key" (accounts: 'did you mean "pairingAccount"?'), not where to
+    # write it
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"{{channels: {{wechat: {{accounts: {{a: {{{key}: {value}}}}}}}}}}}")
+    (problem,) = err.value.problems
+    assert problem.path == f"channels.wechat.accounts.a.{key}"
+    assert problem.message == (
+        f"unknown key in an account: {key} is written once, for every account: move it "
+        f"to channels.wechat.{key}"
+    )

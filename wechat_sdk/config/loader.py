@@ -14,7 +14,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from wechat_sdk.config.accounts import AccountSet, resolve_accounts
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
 from wechat_sdk.config.locate import key_lines
-from wechat_sdk.config.models import Config
+from wechat_sdk.config.models import AccountConfig, Config, WechatConfig
 
 __all__ = [
     "CONFIG_ENV",
@@ -384,6 +384,14 @@ def _model_at(loc: list[str], root: Any = Config) -> Any:
     return None if isinstance(model, _DictOf) else model
 
 
+def _block_only_keys() -> frozenset[str]:
+    """The keys of ``channels.wechat`` that no account may set (``store``, ``accounts``,
+    ``defaultAccountId`` and its alias...)."""
+    return frozenset(_known_keys(["x"], WechatConfig)) - frozenset(
+        _known_keys(["x"], AccountConfig)
+    )
+
+
 def _known_keys(loc: list[str], root: Any = Config) -> list[str]:
     fields = getattr(_model_at(loc, root), "model_fields", {})
     names = []
@@ -457,6 +465,11 @@ def _message(err: Any, loc: list[str], root: Any = Config, *, list_known: bool =
         names = _other_names(loc, root)
         if names:  # (a key's alias, beside the key: the one pydantic took is the other)
             return f"{' and '.join(names)} are two names of one key, and both are written: keep one"
+        if _model_at(loc, root) is AccountConfig and loc[-1] in _block_only_keys():
+            return (
+                f"unknown key in an account: {loc[-1]} is written once, for every account: "
+                f"move it to channels.wechat.{loc[-1]}"
+            )
         known = _known_keys(loc, root)
         hint = did_you_mean(loc[-1], known)
         if not hint and list_known and known:
