@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -272,6 +273,7 @@ class Turns:
 
     async def reply(self, turn: AgentTurn, progress: TurnProgress, mark: int | None) -> None:
         """Ask the agent and deliver its reply (the conversation is held)."""
+        turn = self.with_dm_history(turn)
         key = asyncio.current_task()
         self._active[key] = (turn, progress)
         progress.plan.answers = turn.message_id or None
@@ -359,6 +361,14 @@ class Turns:
                     await self.outbound.deliver(
                         conversation, progress.reply, plan=progress.plan, typing=typing
                     )
+
+    def with_dm_history(self, turn: AgentTurn) -> AgentTurn:
+        """A DM turn with its conversation's history as it stands now, the conversation
+        held: the turns before it are answered and recorded by then (a message that came
+        while the last one was being answered waited for it, and knows it)."""
+        if turn.chat_type != "direct":
+            return turn  # (a group's history is taken as its message comes: the pipeline)
+        return dataclasses.replace(turn, history=self.history.dm(turn.sender_id))
 
     def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""

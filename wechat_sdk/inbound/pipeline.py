@@ -441,7 +441,9 @@ class InboundPipeline:
             )
             where = f"group {m.room_id}"
         else:
-            history = self.history.dm(m.talker_id)
+            # read when the turn is answered, the conversation held (Turns.with_dm_history):
+            # the turn before it may still be under way now
+            history = ()
             tool_names = self.tools.names
             where = f"DM with {m.talker_id}"
         return AgentTurn(

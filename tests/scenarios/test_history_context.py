@@ -1,0 +1,40 @@
+"""What the agent is handed as context: the history of the conversation as it stands
+when the turn is answered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.pytest_plugin import WeChatHarness
+from wechat_sdk.agent import AgentTurn
+
+OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
+
+
+def roles_and_texts(turn: AgentTurn) -> list[tuple[str, str]]:
+    return [(h.role, h.text) for h in turn.history]
+
+
+async def test_a_dm_that_came_while_the_last_one_was_answered_gets_that_turn_as_history(
+    wechat: WeChatHarness,
+) -> None:
+    """Two messages in a row: the second waits for the first's turn (one turn at a time
+    per conversation), and is answered knowing it (it came with no history)."""
+    world = wechat.world
+    turns: list[AgentTurn] = []
+
+    async def thinking(turn: AgentTurn) -> str:
+        turns.append(turn)
+        await world.clock.sleep(5)
+        return f"echo: {turn.text}"
+
+    await wechat.gateway(thinking, **OPEN)
+    await world.say("wxid_alice", "my name is Bob", settle=False)
+    await world.say("wxid_alice", "what is my name?", settle=False)
+    await world.run_until_idle()
+
+    assert [t.text for t in turns] == ["my name is Bob", "what is my name?"]
+    assert roles_and_texts(turns[1]) == [
+        ("user", "my name is Bob"),
+        ("assistant", "echo: my name is Bob"),
+    ]
