@@ -1,10 +1,11 @@
 """What the agent is handed as context: the history of the conversation as it stands
-when the turn is answered."""
+when the turn is answered, a file sent without text named in it."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 
@@ -38,3 +39,29 @@ async def test_a_dm_that_came_while_the_last_one_was_answered_gets_that_turn_as_
         ("user", "my name is Bob"),
         ("assistant", "echo: my name is Bob"),
     ]
+
+
+async def test_a_file_sent_without_text_is_named_in_history(wechat: WeChatHarness) -> None:
+    """An image, a file or a voice sent alone has no text: its history entry names it
+    (an empty entry told the agent nothing, and a model was given its own reply to it
+    with no message before it)."""
+    world = wechat.world
+    world.add_room(id="r1@chatroom", topic="Room")
+    agent = Recorder()
+    await wechat.gateway(agent, **OPEN)
+    await world.say("wxid_alice", media={"kind": "image", "name": "cat.png", "size": 100})
+    await world.say("wxid_alice", "call me", media={"kind": "audio", "duration": 2.0})
+    await world.say("wxid_alice", "and?")
+    await world.say(
+        "wxid_bob", room="r1@chatroom", media={"kind": "file", "name": "plan.pdf", "size": 10}
+    )
+    await world.say("wxid_bob", "look", room="r1@chatroom", mention=True)
+
+    dm, group = agent.turns[2], agent.turns[3]
+    assert roles_and_texts(dm) == [
+        ("user", "[image: cat.png]"),
+        ("assistant", "echo:"),
+        ("user", "call me"),  # a voice's transcript is its text
+        ("assistant", "echo: call me"),
+    ]
+    assert [h.text for h in group.history] == ["[file: plan.pdf]"]

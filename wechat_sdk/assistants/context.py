@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem
+from wechat_sdk.inbound.history import media_note
 
 __all__ = ["turn_messages"]
 
@@ -115,10 +116,9 @@ def _read_capped(path: Path, max_bytes: int) -> bytes | None:
 
 
 def _media_note(item: MediaItem) -> str:
-    what = {"voice": "voice message", "audio": "voice message"}.get(item.kind, item.kind)
     details = [item.name] if item.name else []
     if item.duration_s:
         details.append(f"{item.duration_s:g} s")
     if item.note:
         details.append(item.note)
-    return f"[{what}{': ' + ', '.join(details) if details else ''}]"
+    return media_note(item.kind, details)

@@ -21,7 +21,7 @@ from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agen
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
-from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.history import HistoryBook, entry_text
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
@@ -374,8 +374,10 @@ class Turns:
         """Remember a DM turn with what went out of its reply (even if a part failed)."""
         if turn.chat_type != "direct":
             return
+        file = turn.media[0] if turn.media else None
+        text = entry_text(turn.text, file.kind if file else None, file.name if file else "")
         user = HistoryEntry(
-            "user", turn.sender_id, turn.sender_name, turn.text, turn.timestamp, turn.message_id
+            "user", turn.sender_id, turn.sender_name, text, turn.timestamp, turn.message_id
         )
         sent_text = "\n\n".join(parts)
         self.history.record_dm_turn(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import HistoryStore
 
-__all__ = ["HistoryBook", "dm_key", "group_key"]
+__all__ = ["HistoryBook", "dm_key", "entry_text", "group_key", "media_note"]
 
 
 def group_key(room_id: str) -> str:
@@ -14,6 +16,22 @@ def group_key(room_id: str) -> str:
 
 def dm_key(contact_id: str) -> str:
     return f"dm:{contact_id}"
+
+
+def media_note(kind: str, details: Iterable[str] = ()) -> str:
+    """How a file is named in the text the agent reads (``kind`` a MediaItem's):
+    ``[image: cat.png]``, ``[voice message: v.silk, 3 s]``, ``[file]``."""
+    what = "voice message" if kind in ("voice", "audio") else kind
+    said = ", ".join(details)
+    return f"[{what}: {said}]" if said else f"[{what}]"
+
+
+def entry_text(text: str, file_kind: str | None, file_name: str) -> str:
+    """A history entry's text: the message's; for a file sent without text, the file
+    named (an empty entry would tell the agent nothing of it)."""
+    if text or file_kind is None:
+        return text
+    return media_note(file_kind, [file_name] if file_name else [])
 
 
 class HistoryBook:

@@ -20,7 +20,7 @@ from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.config.templates import fill_template
 from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
-from wechat_sdk.inbound.history import HistoryBook
+from wechat_sdk.inbound.history import HistoryBook, entry_text
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
 from wechat_sdk.logtext import shown
@@ -428,9 +428,9 @@ class InboundPipeline:
 
     def _entry(self, item: Inbound) -> HistoryEntry:
         m = item.message
-        return HistoryEntry(
-            "user", m.talker_id, item.sender_name, item.text or m.text, m.timestamp, m.id
-        )
+        kind = m.kind.media_item_kind if m.kind.has_file or m.file is not None else None
+        text = entry_text(item.text or m.text, kind, m.file.name if m.file else "")
+        return HistoryEntry("user", m.talker_id, item.sender_name, text, m.timestamp, m.id)
 
     def _turn(self, item: Inbound) -> AgentTurn:
         m = item.message
