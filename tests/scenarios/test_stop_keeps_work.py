@@ -196,13 +196,33 @@ async def test_the_rest_of_a_cut_reply_goes_out_once_in_order_after_a_restart(
         times = [e.t for e in world.sent(to="wxid_alice")[len(cut) :]]
         assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(times))
 
-        # DM history: the part sent before the stop and the rest, after the user turn
+        # DM history: the turn whole, as if no stop had cut its reply
         await world.say("wxid_alice", "thanks")
         history = [(h.role, h.text) for h in bot.asked[-1].history]
-        assert history == [
+        assert history == [("user", "long"), ("assistant", "\n\n".join(CHUNKS))]
+
+
+async def test_the_rest_of_a_cut_reply_keeps_its_turn_whole_in_a_full_dm_history(
+    tmp_path: Path,
+) -> None:
+    """A conversation whose history is full (here one turn): the rest of a cut reply,
+    sent after the restart, joins the part sent before, and the user's message it answers
+    stays (an entry of its own, two replies in a row, cut the history to its newest
+    entries, and lost it)."""
+    world, state = new_world(), tmp_path / "state"
+    bot = Bot(world)
+    cut = await first_run_cut_mid_reply(world, state, bot, dmHistoryLimit=1)
+    async with next_process(world, state, bot, dmHistoryLimit=1):
+        await world.say("wxid_alice", "thanks")
+        assert len(cut) < len(CHUNKS)
+        assert [(h.role, h.text) for h in bot.asked[-1].history] == [
             ("user", "long"),
-            ("assistant", "\n\n".join(cut)),
-            ("assistant", "\n\n".join(CHUNKS[len(cut) :])),
+            ("assistant", "\n\n".join(CHUNKS)),
+        ]
+        await world.say("wxid_alice", "bye")
+        assert [(h.role, h.text) for h in bot.asked[-1].history] == [
+            ("user", "thanks"),
+            ("assistant", "echo thanks"),
         ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from wechat_sdk.agent import HistoryEntry
@@ -91,25 +92,36 @@ class HistoryBook:
         self._trim_dm(key)
 
     def record_dm_reply(self, contact_id: str, reply: HistoryEntry) -> None:
-        """Add a reply on its own, after the turn it answers: the rest of a reply that a
-        stop cut short and that went out after the restart."""
+        """Add what went out of a reply after the turn it answers was recorded: the rest
+        of a reply that a stop cut short, sent after the restart (or that waited for the
+        user's next message). It joins the part of that reply recorded with the turn (the
+        last entry, when the bot's), as if no stop had cut it: the turn stays whole, and
+        a full history, cut to its newest entries, keeps the user's message it answers."""
         if self._dm_limit <= 0:
             return
         key = dm_key(contact_id)
-        self._whole_turns.discard(key)  # two replies in a row: no longer whole turns
-        self._store.append(self._account, key, reply, self._dm_limit * 2)
+        entries = self._store.get(self._account, key)
+        if entries and entries[-1].role == "assistant":
+            begun = entries[-1]
+            whole = dataclasses.replace(begun, text=f"{begun.text}\n\n{reply.text}")
+            self._rewrite(key, [*entries[:-1], whole])
+        else:  # nothing of it went out before: it is the turn's reply
+            self._store.append(self._account, key, reply, self._dm_limit * 2)
+        self._whole_turns.discard(key)
         self._trim_dm(key)
 
+    def _rewrite(self, key: str, entries: list[HistoryEntry]) -> None:
+        self._store.clear(self._account, key)
+        for e in entries:
+            self._store.append(self._account, key, e, self._dm_limit * 2)
+
     def _trim_dm(self, key: str) -> None:
-        limit = self._dm_limit * 2
         entries = self._store.get(self._account, key)
         users = [e for e in entries if e.role == "user"]
         if len(users) > self._dm_limit:  # trim to whole turns
             cutoff = users[len(users) - self._dm_limit]
             keep = entries[entries.index(cutoff) :]
-            self._store.clear(self._account, key)
-            for e in keep:
-                self._store.append(self._account, key, e, limit)
+            self._rewrite(key, keep)
             entries = keep
         if _whole_turns(entries):
             self._know_whole_turns(key)
