@@ -134,6 +134,24 @@ async def test_the_kept_login_is_used_at_the_next_start_without_a_scan(
     assert [e.contact_id for e in second.log.of(LoginEvent)] == [me]
 
 
+async def test_a_login_kept_before_its_server_was_recorded_is_used_and_recorded(
+    world: SimulatedWeChat, server: ILinkServer, bots: Callable[..., Bot], tmp_path: Path
+) -> None:
+    """After an upgrade, a login kept by a version that did not record its server is
+    taken for the configured server's (no scan), and recorded so: a later change of
+    ``baseUrl`` is then seen."""
+    first = await logged_in(world, bots())
+    await first.stop()
+    kept = tmp_path / "accounts" / "bot" / SESSION_FILE
+    data = json.loads(kept.read_text(encoding="utf-8"))
+    data.pop("server", None)  # as an earlier version kept it
+    kept.write_text(json.dumps(data), encoding="utf-8")
+    second = await bots().start()
+    await second.until("ready", lambda: bool(second.log.of(ReadyEvent)))
+    assert second.log.of(ScanEvent) == []
+    assert SessionFile(kept.parent).server() == server.base_url.rstrip("/")
+
+
 async def test_an_expired_session_logs_out_and_a_new_qr_login_starts(
     world: SimulatedWeChat, bots: Callable[..., Bot]
 ) -> None:

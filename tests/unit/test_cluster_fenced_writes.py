@@ -202,13 +202,18 @@ async def test_a_stale_holders_ilink_state_and_login_writes_are_refused(
             stale.record([said(2, T0 + 5)], "c2"),  # the cursor, a token, a window
             stale.sent("alice", "b1", "answer", T0 + 6),  # a window's count
             stale.prune(T0 + 100),
+            stale.forget_all(),  # (a server change seen by a gateway that lost the lease)
         ]
         for write in refused:
             with pytest.raises(LeaseLost) as err:
                 await write
             assert err.value.reason == "lease_lost"
         assert told == ["lost"] * len(refused)
-        for login_write in (stale_login.expire, lambda: stale_login.keep(KeptLogin("b", "x"))):
+        for login_write in (
+            stale_login.expire,
+            lambda: stale_login.keep(KeptLogin("b", "x")),
+            lambda: stale_login.moved("https://elsewhere.example"),
+        ):
             with pytest.raises(LeaseLost):
                 login_write()
         assert snapshot(store) == before

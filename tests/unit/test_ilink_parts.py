@@ -15,7 +15,7 @@ from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
 from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.service import ilink_options
-from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
+from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile, server_of
 from wechat_sdk.adapters.ilink.state import OWN_FILE, Delivered, PeerWindow, SqliteILinkState
 from wechat_sdk.adapters.ilink.wire import MAX_TEXT_CHARS, parse_message, read_message
 from wechat_sdk.clock import RealClock
@@ -342,6 +342,27 @@ def test_an_expired_login_becomes_an_earlier_token(tmp_path: Path) -> None:
     sessions.keep(KeptLogin(BOT, "new-token"))
     assert sessions.load() == (KeptLogin(BOT, "new-token"), ["old-token"])
     assert stat.S_IMODE(sessions.path.stat().st_mode) == 0o600
+
+
+def test_the_server_of_the_kept_logins_is_recorded_and_a_move_drops_them(tmp_path: Path) -> None:
+    sessions = SessionFile(tmp_path)
+    assert sessions.server() is None
+    sessions.keep(KeptLogin(BOT, "old-token"), "https://old.example")
+    sessions.expire()  # (expire and forget keep the record)
+    sessions.keep(KeptLogin(BOT, "token"))
+    assert sessions.server() == "https://old.example"
+    assert sessions.load() == (KeptLogin(BOT, "token"), ["old-token"])
+    sessions.moved("https://new.example")
+    assert sessions.server() == "https://new.example"
+    assert sessions.load() == (None, [])  # neither the login nor an earlier token stays
+    assert "old-token" not in sessions.path.read_text(encoding="utf-8")
+
+
+def test_the_server_is_named_without_a_password_or_a_trailing_slash() -> None:
+    assert server_of(" https://user:secret@ilink.example:8443/v1/ ") == (
+        "https://ilink.example:8443/v1"
+    )
+    assert server_of("http://127.0.0.1:8710/") == server_of("http://127.0.0.1:8710")
 
 
 def test_a_broken_session_file_means_no_login(tmp_path: Path) -> None:

@@ -144,6 +144,24 @@ async def test_prune_forgets_the_peers_not_heard_from_since(state: Any) -> None:
     assert await state.context_token("old") == "t-new"
 
 
+async def test_forget_all_leaves_nothing_of_the_old_server(state: Any) -> None:
+    """The configured server changed: its cursor, messages, context tokens and windows
+    are forgotten; what the new server gives is then recorded as at a first start."""
+    await state.record([said(1, at=T0, token="t1"), said(2, "bob", T0, "t2")], "c1")
+    await state.sent("alice", "b1", "answer", T0 + 1)
+    await state.forget_all()
+    assert await state.cursor() == ""
+    assert await state.recent(0) == []
+    assert await state.entry("m1") is None and await state.entry("b1") is None
+    assert await state.windows() == {}
+    assert await state.context_token("alice") is None
+    assert await state.window("alice") == PeerWindow(None, 0)
+    assert await state.record([said(1, at=T0 + 5, token="n1")], "n") == ["m1"]  # not a duplicate
+    assert await state.cursor() == "n"
+    assert await state.context_token("alice") == "n1"
+    assert await state.recent(0) == ["m1"]
+
+
 async def test_what_is_flushed_is_there_for_the_next_start(state: Any, opener: Opener) -> None:
     await state.flush()  # nothing written yet: nothing to do, no error
     await state.record([said(1)], "c1")

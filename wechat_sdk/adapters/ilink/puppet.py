@@ -30,7 +30,7 @@ from wechat_sdk.adapters.ilink.api import (
 from wechat_sdk.adapters.ilink.login import LoginGaveUp, VerifyCodes, qr_login
 from wechat_sdk.adapters.ilink.payloads import Payloads
 from wechat_sdk.adapters.ilink.sending import Sender
-from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
+from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile, server_of
 from wechat_sdk.adapters.ilink.state import Delivered, ILinkState, PeerWindow, SqliteILinkState
 from wechat_sdk.adapters.ilink.wire import ReadMessage, parse_message, read_message
 from wechat_sdk.capabilities import ILINK_CAPABILITIES, Capabilities
@@ -211,6 +211,7 @@ class ILinkPuppet:
         )
         state = self._open_state()
         self._state = state
+        await self._forget_another_server(state)
         await state.prune(self.clock.now() - KEEP_S)
         self._windows = await state.windows()
         self._payloads = Payloads(state)
@@ -330,6 +331,34 @@ class ILinkPuppet:
                 self._log.exception("iLink polling stopped: %s", exc)
             self._end()
 
+    async def _forget_another_server(self, state: ILinkState) -> None:
+        """What is kept from another server than the one ``baseUrl`` names now is not used
+        there: the login and its earlier tokens, the long poll's cursor, the messages and
+        the peers (their context tokens and windows) are dropped, and a QR login follows.
+        The state goes first, durably: a crash before the login's record drops it again
+        at the next start. A login kept before its server was recorded is taken for this
+        one's (no scan after an upgrade), and recorded so."""
+        configured = server_of(self.options.base_url)
+        recorded = self._sessions.server()
+        if recorded == configured:
+            return
+        if recorded is None:
+            kept, _ = self._sessions.load()
+            if kept is not None:
+                self._sessions.keep(kept, configured)
+            return
+        self._log.warning(
+            "account %s: the kept iLink login is from %s, but baseUrl is now %s: it is not "
+            "used, nor that server's long-poll cursor and context tokens; a new QR login "
+            "starts reason=ilink_server_changed",
+            self.account_id,
+            recorded,
+            configured,
+        )
+        await state.forget_all()
+        await state.flush()
+        self._sessions.moved(configured)
+
     async def _checked(self, kept: KeptLogin) -> KeptLogin | None:
         """The kept login, if the server still takes its token."""
         api = self._use(kept)
@@ -361,7 +390,7 @@ class ILinkPuppet:
             kept=kept,
             codes=self._codes,
         )
-        self._sessions.keep(login)
+        self._sessions.keep(login, server_of(self.options.base_url))
         self._use(login)
         with contextlib.suppress(ILinkError):
             await self._api.notify("notifystart")

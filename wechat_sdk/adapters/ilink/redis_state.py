@@ -103,6 +103,13 @@ end
 return #old
 """
 
+# KEYS: cursor, messages, messages-at, peer-token, peer-user-at, peer-bot-sent (a fenced
+# script has the lease key after them: they are named, not counted).
+_FORGET: Final = """
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+return 0
+"""
+
 # KEYS: session. ARGV: the login (JSON).
 _KEEP: Final = """
 redis.call('SET', KEYS[1], ARGV[1])
@@ -166,6 +173,7 @@ class RedisILinkState:
         self._record = AsyncWriteScript(self._r, _RECORD, "iLink state write")
         self._sent = AsyncWriteScript(self._r, _SENT, "iLink state write")
         self._prune = AsyncWriteScript(self._r, _PRUNE, "iLink state write")
+        self._forget = AsyncWriteScript(self._r, _FORGET, "iLink state write")
 
     async def cursor(self) -> str:
         return str(await self._r.get(self._cursor) or "")
@@ -235,6 +243,11 @@ class RedisILinkState:
     async def prune(self, before: float) -> None:
         keys = [self._messages, self._at, self._token, self._user_at, self._bot_sent]
         await self._prune(self._fence, keys, [repr(float(before))])
+
+    async def forget_all(self) -> None:
+        # (seq stays: it only orders the rows, and goes on counting from where it was)
+        keys = [self._cursor, self._messages, self._at, self._token, self._user_at]
+        await self._forget(self._fence, [*keys, self._bot_sent], [])
 
     async def flush(self) -> None:
         """Nothing to do: each write is acknowledged by Redis (its own persistence

@@ -4,6 +4,11 @@
 same mode and renamed over the old one): the bot token, the bot's and its owner's ids, and
 the API base the login named. A login that expired stays as an *earlier token* (iLink's
 ``local_token_list`` on the next QR code) and is no longer used.
+
+It also records the configured ``baseUrl`` its logins came from (``server``): a login, and
+the earlier tokens, belong to the server that gave them. A file kept before that was
+recorded has none (:meth:`SessionFile.server` is None) and is taken for the configured
+server's.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SESSION_FILE", "KeptLogin", "SessionFile"]
+from wechat_sdk.config.integrations import without_query
+
+__all__ = ["SESSION_FILE", "KeptLogin", "SessionFile", "server_of"]
 
 SESSION_FILE = "ilink-session.json"
 _EARLIER_KEPT = 10
@@ -30,6 +37,16 @@ class KeptLogin:
     base_url: str | None = None
 
 
+def server_of(base_url: str) -> str:
+    """What names a configured ``baseUrl``'s server, as the kept login records it: its
+    origin and path, without a user part (it may hold a password) or a trailing slash.
+
+    >>> server_of("https://user:pw@ilinkai.example.com/v1/")
+    'https://ilinkai.example.com/v1'
+    """
+    return without_query(base_url.strip()).rstrip("/")
+
+
 class SessionFile:
     """Reads and writes one account's kept login."""
 
@@ -38,13 +55,11 @@ class SessionFile:
 
     def load(self) -> tuple[KeptLogin | None, list[str]]:
         """The kept login (None when there is none or it expired) and earlier tokens."""
-        try:
-            data = json.loads(self._read())
-        except (OSError, ValueError):
+        data = self._data()
+        if data is None:
             return None, []
-        if not isinstance(data, dict):
-            return None, []
-        earlier = [t for t in data.get("earlier_tokens", []) if isinstance(t, str) and t]
+        kept = data.get("earlier_tokens")
+        earlier = [t for t in kept if isinstance(t, str) and t] if isinstance(kept, list) else []
         login = data.get("login")
         if not isinstance(login, dict):
             return None, earlier
@@ -63,11 +78,20 @@ class SessionFile:
             earlier,
         )
 
-    def keep(self, login: KeptLogin) -> None:
-        """Keep a new login (the earlier tokens stay for ``local_token_list``)."""
+    def server(self) -> str | None:
+        """The server (:func:`server_of` its configured ``baseUrl``) the kept logins came
+        from; None when none is recorded (no file, or one kept before it was)."""
+        data = self._data()
+        server = None if data is None else data.get("server")
+        return server if isinstance(server, str) and server else None
+
+    def keep(self, login: KeptLogin, server: str | None = None) -> None:
+        """Keep a new login, from ``server`` (the earlier tokens stay for
+        ``local_token_list``; None: the server recorded stays)."""
         _, earlier = self.load()
         self._write(
             {
+                "server": server or self.server(),
                 "login": {
                     "bot_id": login.bot_id,
                     "token": login.token,
@@ -83,7 +107,7 @@ class SessionFile:
         login, earlier = self.load()
         if login is not None:
             earlier = [login.token, *(t for t in earlier if t != login.token)][:_EARLIER_KEPT]
-        self._write({"login": None, "earlier_tokens": earlier})
+        self._write({"server": self.server(), "login": None, "earlier_tokens": earlier})
 
     def forget(self) -> None:
         """The bot logged out: its login is dropped, and its token is not kept as an
@@ -92,7 +116,21 @@ class SessionFile:
         login, earlier = self.load()
         if login is not None:
             earlier = [t for t in earlier if t != login.token]
-        self._write({"login": None, "earlier_tokens": earlier})
+        self._write({"server": self.server(), "login": None, "earlier_tokens": earlier})
+
+    def moved(self, server: str) -> None:
+        """The configured server is another one now: the kept login and the earlier
+        tokens are dropped (they are the old server's: none is used, or offered, on this
+        one), and ``server`` recorded."""
+        self._write({"server": server, "login": None, "earlier_tokens": []})
+
+    def _data(self) -> dict[str, object] | None:
+        """The kept JSON object (None when there is none, or it cannot be read)."""
+        try:
+            data = json.loads(self._read())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def _read(self) -> str:
         """The kept JSON (OSError when there is none)."""

@@ -128,6 +128,11 @@ class ILinkState(Protocol):
         and their next message brings a new token."""
         ...
 
+    async def forget_all(self) -> None:
+        """Forget the cursor, every message and every peer (their context tokens and
+        windows): the configured server is another one now, and none of it is its."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -349,6 +354,11 @@ class SqliteILinkState:
             db.execute(
                 f"DELETE FROM ilink_peers WHERE {_KEY} AND user_at < ?", (*self._key, before)
             )
+
+    async def forget_all(self) -> None:
+        with self._db.transaction() as db:
+            for table in ("ilink_cursors", "ilink_messages", "ilink_peers"):
+                db.execute(f"DELETE FROM {table} WHERE {_KEY}", self._key)
 
     async def close(self) -> None:
         if self._owned:
