@@ -69,6 +69,10 @@ KEEP_S = 30 * 86400.0
 PRUNE_EVERY_S = 86400.0
 #: waits after a failed poll: a short one, and a long one after FAILURES_BEFORE_LONG
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
+#: polls in a row that got no answer at all (no connection) before the link counts as
+#: down: the event stream ends, and the gateway shows the account reconnecting (as for
+#: any link) and starts it again after its backoff
+UNANSWERED_BEFORE_DOWN = 3
 #: with no ``Date`` header to read the server's clock by, a message's time is its own
 #: (``create_time_ms``) unless it is this far from ours
 CLOCK_SKEW_S = 300.0
@@ -81,6 +85,11 @@ DATE_RESOLUTION_S = 2.0
 POLL_HINT_MS = (5_000, 120_000)
 #: how long a number given to the login waits for the server's word on it
 VERIFY_ANSWER_S = 15.0
+
+
+class _LinkDown(Exception):
+    """The iLink server gives no answer at all (a refused or dropped connection): the
+    link is down."""
 
 
 @dataclass(frozen=True)
@@ -319,6 +328,9 @@ class ILinkPuppet:
             self._log.error("%s reason=login_gave_up", exc)
             self._emit(ErrorEvent(str(exc), fatal=True))
             self._end()
+        except _LinkDown as exc:  # as a dropped link of any puppet: the gateway reconnects
+            self._log.warning("%s: the link is down reason=ilink_unreachable", exc)
+            self._end()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -372,7 +384,11 @@ class ILinkPuppet:
             self._sessions.expire()
             self._emit(LogoutEvent(kept.bot_id, "session expired"))
             return None
-        except ILinkError as exc:  # the poll will tell: no reason to log in again
+        except ILinkError as exc:
+            if isinstance(exc, Unreachable) and not isinstance(exc, TimedOut):
+                # no answer at all: the account is not ready before the server answers
+                raise _LinkDown(f"the iLink server did not answer notifystart ({exc})") from None
+            # an answer (or a slow one): the poll will tell, no reason to log in again
             self._log.info("notifystart failed (%s): polling anyway", exc)
         return kept
 
@@ -437,6 +453,7 @@ class ILinkPuppet:
         cursor = await self._state.cursor()
         timeout_s = LONG_POLL_S
         failures = 0
+        unanswered = 0  # of the failures in a row, those with no answer at all
         while True:
             try:
                 answer = await self._api.get_updates(cursor, timeout_s + 5)
@@ -446,11 +463,19 @@ class ILinkPuppet:
             except TimedOut:
                 continue  # a long poll the server did not end: ask again
             except Unreachable as exc:
+                unanswered += 1
+                if unanswered >= UNANSWERED_BEFORE_DOWN:
+                    raise _LinkDown(
+                        f"the iLink server did not answer {unanswered} polls in a row "
+                        f"(the last: {exc})"
+                    ) from None
                 failures = await self._failed(failures, exc)
                 continue
             except (BadAnswer, ApiError) as exc:
+                unanswered = 0  # an answer, if a bad one: the server is there
                 failures = await self._failed(failures, exc)
                 continue
+            unanswered = 0
             msgs = answer.body.get("msgs")
             if not isinstance(msgs, list | None):  # what it holds cannot be read: the
                 # cursor stays where it was, and the server is asked again
