@@ -111,3 +111,75 @@ async def test_list_for_an_account_the_config_lacks_says_so(
     assert listed.exit_code == 0 and "no pending pairing requests" in listed.output
     listed = CliRunner().invoke(cli, ["pairing", "list", "--account", "default", *where])
     assert listed.exit_code == 0 and "wxid_stranger" in listed.output
+
+
+async def test_the_command_in_the_pairing_reply_says_where_it_looked_when_the_code_is_not_there(
+    wechat: WeChatHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway runs with a config whose stateDir is not the default; the pairing reply
+    tells the owner to run ``wechat-sdk pairing approve CODE``, which (without --config)
+    looks in the default state directory: its error names the directory it looked in and
+    how to point it at the gateway's (--config)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WECHAT_SDK_CONFIG", raising=False)
+    config = tmp_path / "rehearsal.json5"
+    config.write_text(f'{{channels: {{wechat: {{stateDir: "{wechat.state_dir}"}}}}}}')
+    await wechat.gateway(echo)
+    await wechat.world.say("wxid_stranger", "hello")
+    (reply,) = wechat.world.texts(to="wxid_stranger")
+    command = next(line for line in reply.splitlines() if line.startswith("wechat-sdk pairing"))
+    assert command.split()[:3] == ["wechat-sdk", "pairing", "approve"]  # (as the reply says)
+
+    as_told = CliRunner().invoke(cli, command.split()[1:])
+    assert as_told.exit_code == 1
+    said = " ".join(as_told.output.split())  # (as one line, however the console wrapped it)
+    assert "no pending pairing request" in said
+    default_dir = home / ".clawdbot" / "wechat"
+    assert f"looked in the state directory {default_dir}" in said
+    assert f"no config at {home / '.clawdbot' / 'config.json5'}" in said
+    assert "--config" in said
+
+    pointed = CliRunner().invoke(cli, [*command.split()[1:], "--config", str(config)])
+    assert pointed.exit_code == 0, pointed.output
+    assert "approved wxid_stranger on account default" in pointed.output
+
+
+@pytest.mark.parametrize("how", ["state-dir", "config-without-state-dir", "config", "redis"])
+def test_a_code_not_found_names_the_store_looked_in(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WECHAT_SDK_CONFIG", raising=False)
+    config = tmp_path / "bot.json5"
+    state = tmp_path / "state"
+    args = ["pairing", "deny", "ABCD2345"]
+    if how == "state-dir":
+        args += ["--state-dir", str(state)]
+        expected = f"looked in the state directory {state} (--state-dir)"
+    elif how == "config-without-state-dir":
+        config.write_text("{channels: {wechat: {}}}")
+        args += ["--config", str(config)]
+        default = home / ".clawdbot" / "wechat"
+        expected = f"the state directory {default} (the default: {config} sets no stateDir)"
+    elif how == "config":
+        config.write_text(f'{{channels: {{wechat: {{stateDir: "{state}"}}}}}}')
+        args += ["--config", str(config)]
+        expected = f"looked in the state directory {state} (stateDir of {config})"
+    else:
+        url = request.getfixturevalue("redis_url")
+        namespace = request.getfixturevalue("redis_namespace")
+        config.write_text(
+            f'{{channels: {{wechat: {{store: {{kind: "redis", url: "{url}", '
+            f'namespace: "{namespace}"}}}}}}}}'
+        )
+        args += ["--config", str(config)]
+        origin = url.rsplit("/", 1)[0]  # (its origin: a password in it is never shown)
+        expected = f"looked in the Redis store at {origin} (namespace {namespace}) of {config}"
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert 'no pending pairing request with code "ABCD2345"' in said
+    assert expected in said
+    assert "name it with --config PATH" in said

@@ -77,6 +77,31 @@ def _pairing_lists(config_file: Path | None) -> dict[str, str]:
     return {a.id: a.pairing_id for a in accounts.values()}
 
 
+def _looked_in(config_file: Path | None, state_dir: Path | None, directory: Path) -> str:
+    """Which store a pairing command read, and why that one, with how to name another: a
+    code the gateway gave may be in the store of a gateway run with another config."""
+    from wechat_sdk.config import config_path
+    from wechat_sdk.config.integrations import origin_of
+    from wechat_sdk.config.loader import load_state_dir
+
+    config = config_path(config_file)
+    redis = _redis_config(config_file)
+    if redis is not None:
+        place = f"the Redis store at {origin_of(redis[0])} (namespace {redis[1]}) of {config}"
+    elif state_dir is not None:
+        place = f"the state directory {directory} (--state-dir)"
+    elif not config.exists():
+        place = f"the state directory {directory} (the default: no config at {config})"
+    elif load_state_dir(config_file) is None:
+        place = f"the state directory {directory} (the default: {config} sets no stateDir)"
+    else:
+        place = f"the state directory {directory} (stateDir of {config})"
+    return (
+        f"looked in {place}; if the gateway runs with another config, name it with "
+        "--config PATH (or its state directory with --state-dir DIR)"
+    )
+
+
 def _account_in_config(config_file: Path | None, account: str) -> None:
     """A usage error when the config (there is one, and it reads) has no such account: a
     mistyped ``--account`` must not read as "nothing pending"."""
@@ -113,7 +138,7 @@ def pairing_list(
     from rich.table import Table
     from rich.text import Text
 
-    service, store, _ = _pairing(config_file, state_dir)
+    service, store, directory = _pairing(config_file, state_dir)
     try:
         requests = service.list(account)
     finally:
@@ -136,6 +161,7 @@ def pairing_list(
         return
     if not rows:
         _out().print("no pending pairing requests")
+        _out().print(_looked_in(config_file, state_dir, directory), markup=False)
         return
     table = Table(title="Pending pairing requests", title_justify="left")
     for col in ("code", "account", "sender", "name", "expires in"):
@@ -153,14 +179,16 @@ def _decisions(
     config_file: Path | None, state_dir: Path | None
 ) -> Iterator[tuple[Pairing, Store, Path]]:
     """The pairing service on the store, closed after; a PairingError ends the command
-    (exit 1)."""
-    from wechat_sdk.pairing.service import PairingError
+    (exit 1), saying which store was read when the code is not in it."""
+    from wechat_sdk.pairing.service import NoPendingRequest, PairingError
 
     service, store, directory = _pairing(config_file, state_dir)
     try:
         yield service, store, directory
     except PairingError as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        if isinstance(exc, NoPendingRequest):
+            _err().print(_looked_in(config_file, state_dir, directory), markup=False)
         raise SystemExit(1) from None
     finally:
         store.close()

@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_PENDING",
     "DEFAULT_TTL_S",
     "Challenge",
+    "NoPendingRequest",
     "Pairing",
     "PairingError",
     "approve_command",
@@ -42,6 +43,11 @@ _CLI = "wechat-sdk pairing"
 
 class PairingError(Exception):
     """A pairing command could not be carried out; the message says what to do."""
+
+
+class NoPendingRequest(PairingError):
+    """No request has that code in this store (never made here, or purged once expired):
+    the CLI then says which store it looked in, as it may be another gateway's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +205,7 @@ class Pairing:
         list_cmd = f"{_CLI} list{_account_flag(account_id)}"
         ttl = _duration(self.ttl_s)
         if req is None:
-            raise PairingError(
+            raise NoPendingRequest(
                 f'no pending pairing request with code "{norm}" '
                 f"(codes expire after {ttl}; list them with: {list_cmd})"
             )
