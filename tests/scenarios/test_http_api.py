@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -1059,6 +1060,58 @@ async def test_a_store_that_cannot_be_reached_is_a_503_store_unavailable_on_ever
     own_redis.restart()
     code, body, _ = await call(wechat, http, gw, "GET", "/v1/webhooks")
     assert code == 200 and [w["state"] for w in body["webhooks"]] == ["delivering"]
+
+
+async def test_a_send_while_redis_is_down_is_answered_503_within_the_lease_ttl(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    own_redis: Any,
+    redis_namespace: str,
+) -> None:
+    # a request is always answered: with Redis down, a send (no Idempotency-Key, so no
+    # store call of its own) waits for the account's lease at most leaseTtlS, then is
+    # 503 store_unavailable, nothing sent (it waited until Redis came back, or forever)
+    ttl = 2.0
+    store = {"kind": "redis", "url": own_redis.url, "namespace": redis_namespace}
+    gw = await wechat.gateway(echo, store={**store, "leaseTtlS": ttl}, **API)
+    own_redis.kill()
+    began = time.monotonic()
+    code, body, _ = await asyncio.wait_for(
+        call(wechat, http, gw, "POST", "/v1/messages", json={"to": "wxid_alice", "text": "hi"}),
+        ttl + 15,
+    )
+    waited = time.monotonic() - began
+    assert (code, body["code"]) == (503, "store_unavailable"), body
+    assert f"cannot reach the Redis server at {own_redis.url}" in body["error"], body
+    assert "; nothing was sent; try again once it is back" in body["error"], body
+    assert "sent" not in body
+    assert waited < ttl + 3  # the lease's TTL, and the slack of a busy machine
+    assert wechat.world.sent(to="wxid_alice") == []
+    own_redis.restart()
+
+
+async def test_a_send_that_redis_fails_part_way_says_what_went_out(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    own_redis: Any,
+    redis_namespace: str,
+) -> None:
+    # Redis goes down after two of the six messages went out: the third waits for the
+    # lease at most leaseTtlS, then the send is answered with what went out, the rest
+    # not sent
+    store = {"kind": "redis", "url": own_redis.url, "namespace": redis_namespace}
+    gw = await wechat.gateway(echo, store={**store, "leaseTtlS": 2}, **PACED, **API)
+
+    async def redis_down() -> None:
+        own_redis.kill()
+
+    code, body = await asyncio.wait_for(post_while(wechat, http, gw, AUTH, redis_down), 20)
+    sent = wechat.world.texts(to="wxid_alice")
+    assert (code, body["code"]) == (503, "store_unavailable"), body
+    assert body["sent"] == "\n\n".join(sent) and 2 <= len(sent) < 6
+    assert "; sent before it failed: " in body["error"], body
+    assert body["error"].endswith("; send what is missing once it is back"), body
+    own_redis.restart()
 
 
 async def test_a_keyed_send_that_went_out_is_answered_so_when_its_key_cannot_be_kept(

@@ -232,3 +232,27 @@ async def test_the_http_api_on_two_gateways_answers_for_the_accounts_each_holds(
         assert (code, body["senderId"], body["notified"]) == (200, "wxid_bob", False)
     await world.say("wxid_bob", "am I in?", account="work")
     await replied(world, "wxid_bob", 3)  # answered by the gateway holding "work"
+
+
+async def test_gateway_send_while_redis_is_down_fails_within_the_lease_ttl(
+    wechat: WeChatHarness, own_redis: Any, redis_namespace: str
+) -> None:
+    """docs/replies.md, "Proactive sends": its caller waits for the answer, so with Redis
+    down it waits for the account's lease at most leaseTtlS, then raises DeliveryFailed
+    (store_unavailable), nothing sent; before, it waited until Redis came back."""
+    from wechat_sdk.outbound.delivery import DeliveryFailed
+
+    config = redis_config(own_redis.url, redis_namespace)
+    config["channels"]["wechat"]["store"]["leaseTtlS"] = 2
+    gw = await wechat.gateway(Recorder(), config)
+    own_redis.kill()
+    sent: list[str] = []
+    began = time.monotonic()
+    with pytest.raises(DeliveryFailed) as failed:
+        await asyncio.wait_for(wechat.world.drive(gw.send("wxid_bob", "hi", sent=sent)), 17)
+    assert time.monotonic() - began < 2 + 3  # the lease's TTL, and a busy machine's slack
+    assert failed.value.code == "store_unavailable"
+    assert "the account's lease could not be confirmed in Redis within 2 s" in str(failed.value)
+    assert "Error 111 connecting to" in str(failed.value), failed.value
+    assert sent == [] and wechat.world.sent(to="wxid_bob") == []
+    own_redis.restart()

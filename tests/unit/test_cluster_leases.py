@@ -116,6 +116,54 @@ async def test_a_send_waits_while_the_lease_is_unconfirmed(aclient: Any, keys: L
     assert puppet.sent == ["hi"]
 
 
+async def test_a_proactive_send_waits_for_the_lease_at_most_its_ttl(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A send whose caller waits for its answer (Gateway.send, the HTTP API) waits for the
+    lease only as long as the TTL: confirmed meanwhile, it goes out; not by then, it is
+    refused for good (store_unavailable), saying why, and nothing goes out."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from wechat_sdk.outbound.delivery import proactive
+
+    clock = RealClock()
+    a = Leases(aclient, keys, "gw-a", ttl_s=10)  # (in Redis all along: the renewals are ours)
+    lease = await a.acquire("acc")
+    assert lease is not None
+    guard = LeaseGuard(lease, a, clock, 0.5)
+    puppet = Recording()
+    fenced: Any = FencedPuppet(puppet, guard)
+    guard.valid_until = clock.now()  # Redis has not confirmed it for a while
+    with proactive():
+        sending = asyncio.ensure_future(fenced.send_text("alice", "in time"))
+    await asyncio.sleep(0.1)
+    assert not sending.done()
+    guard.confirmed(clock.now())  # a renewal within the TTL: it goes
+    await asyncio.wait_for(sending, 5)
+    assert puppet.sent == ["in time"]
+
+    guard.valid_until = clock.now()
+    guard.failure = RedisConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+    began = clock.now()
+    with proactive(), pytest.raises(SendError) as refused:
+        await asyncio.wait_for(fenced.send_text("alice", "too late"), 5)
+    assert 0.5 <= clock.now() - began < 1.5
+    assert refused.value.code == "store_unavailable" and not refused.value.transient
+    assert str(refused.value) == (
+        "the account's lease could not be confirmed in Redis within 0.5 s (Error 111 "
+        "connecting to redis:6379. Connection refused.): not sent"
+    )
+    assert refused.value.__cause__ is guard.failure
+    assert puppet.sent == ["in time"]
+    # a reply (nobody waits for its answer but the user) still waits for the lease
+    replying = asyncio.ensure_future(fenced.send_text("alice", "the reply"))
+    await asyncio.sleep(0.7)
+    assert not replying.done()
+    guard.confirmed(clock.now())
+    await asyncio.wait_for(replying, 5)
+    assert puppet.sent == ["in time", "the reply"]
+
+
 async def test_gateways_share_the_accounts_and_a_clean_stop_hands_over_at_once(
     aclient: Any, keys: LeaseKeys
 ) -> None:

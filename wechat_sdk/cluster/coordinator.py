@@ -15,11 +15,12 @@ gateway that may run it, whatever its share (the shares of gateways limited to d
 accounts may not fit every account): kept there, neither counted in its share nor handed
 over again, until the gateways alive change, so none bounces between two.
 
-Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`), and
-accounts keep what they hold; when Redis answers again, a lease that is still ours goes
-on, one that expired meanwhile stops its account. A Redis that came back empty (restarted
-without persistence) is said once, at error level. A Redis that answers with an error (full:
-maxmemory reached) is reachable: said as such, once a minute.
+Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`; a
+proactive send at most the TTL), and accounts keep what they hold; when Redis answers
+again, a lease that is still ours goes on, one that expired meanwhile stops its account. A
+Redis that came back empty (restarted without persistence) is said once, at error level. A
+Redis that answers with an error (full: maxmemory reached) is reachable: said as such, once
+a minute.
 """
 
 from __future__ import annotations
@@ -396,8 +397,15 @@ class ClusterCoordinator:
         await asyncio.gather(*(self._renew_one(a, h) for a, h in list(self.held.items())))
 
     async def _renew_one(self, account_id: str, held: HeldAccount) -> None:
+        from redis.exceptions import RedisError
+
         asked = self.clock.now()
-        if await self.leases.renew(held.guard.lease):
+        try:
+            renewed = await self.leases.renew(held.guard.lease)
+        except (RedisError, OSError) as exc:
+            held.guard.failure = exc  # (what a proactive send that stops waiting says)
+            raise
+        if renewed:
             held.guard.confirmed(asked)
             held.renewed_at = asked
             return

@@ -2,9 +2,10 @@
 
 A send goes out only while this gateway holds the account's lease, confirmed by Redis
 within the lease's time to live and checked in Redis (its fencing token) right before
-it (:class:`FencedPuppet`). Every write for the account (history, dedupe marks, outbox,
-the transport's session state, its status) is refused by Redis itself unless the lease
-key still holds this gateway's lease, in the same Lua script as the write
+it (:class:`FencedPuppet`); a proactive send, whose caller waits for its answer, waits
+for that at most the lease's TTL. Every write for the account (history, dedupe marks,
+outbox, the transport's session state, its status) is refused by Redis itself unless the
+lease key still holds this gateway's lease, in the same Lua script as the write
 (:mod:`wechat_sdk.stores.redis.fencing`; :func:`held_store` gives the store so fenced).
 A refused write raises :class:`LeaseLost` and stops the account here.
 """
@@ -15,10 +16,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from wechat_sdk.outbound.delivery import is_proactive
 from wechat_sdk.puppet import OutboundFile, SendError
 from wechat_sdk.stores.base import OutboxItem, OutboxState, OutboxStore, Store
 from wechat_sdk.stores.redis.fencing import Fence, LeaseLost
-from wechat_sdk.stores.redis.store import RedisStore
+from wechat_sdk.stores.redis.store import RedisStore, unreachable_reason
 
 if TYPE_CHECKING:
     from wechat_sdk.clock import Clock
@@ -62,6 +64,9 @@ class LeaseGuard:
         self.ttl_s = ttl_s
         self.valid_until = clock.now() + ttl_s * (1 - _MARGIN)
         self.lost = False
+        #: why Redis last failed to confirm the lease (a renewal's error, or a check's),
+        #: until it confirms it again: what a proactive send that stops waiting says
+        self.failure: BaseException | None = None
         self._renewed = asyncio.Event()
         #: told when Redis refused a write of this lease (the coordinator stops the
         #: account at once, as when a renewal finds the lease gone)
@@ -86,19 +91,47 @@ class LeaseGuard:
     def confirmed(self, asked_at: float) -> None:
         """Redis said the lease is ours, in answer to a request made at ``asked_at``."""
         self.valid_until = asked_at + self.ttl_s * (1 - _MARGIN)
+        self.failure = None
         self._renewed.set()
         self._renewed = asyncio.Event()
 
     def valid(self) -> bool:
         return not self.lost and self.clock.now() < self.valid_until
 
-    async def wait_valid(self) -> None:
-        """Return once the lease is confirmed valid; SendError when it was lost."""
+    async def wait_valid(self, until: float | None = None) -> None:
+        """Return once the lease is confirmed valid; SendError when it was lost, or
+        (``store_unavailable``) when it is still not confirmed at ``until`` (clock time)."""
         while not self.valid():
             if self.lost:
                 raise _lease_lost()
             renewed = self._renewed
-            await renewed.wait()
+            if until is None:
+                await renewed.wait()
+                continue
+            left = until - self.clock.now()
+            if left <= 0:
+                raise self._unconfirmed()
+            woken = asyncio.ensure_future(renewed.wait())
+            waited = asyncio.ensure_future(self.clock.sleep(left))
+            try:
+                await asyncio.wait({woken, waited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                waited.cancel()
+
+    def _unconfirmed(self) -> SendError:
+        """A proactive send's wait is over: not sent, saying why Redis did not confirm."""
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        cause = self.failure or RedisTimeoutError("no answer from Redis")
+        error = SendError(
+            f"the account's lease could not be confirmed in Redis within {self.ttl_s:g} s "
+            f"({unreachable_reason(cause)}): not sent",
+            transient=False,
+            code="store_unavailable",
+        )
+        error.__cause__ = cause  # (the store's own error: the HTTP API words it by its rule)
+        return error
 
     def check_here(self) -> None:
         """Right before a send's request leaves, by this gateway's clock alone (no round
@@ -121,17 +154,26 @@ class LeaseGuard:
         self._renewed.set()
 
     async def check(self) -> None:
-        """Before a send: valid here, and still this lease in Redis (the fencing token)."""
+        """Before a send: valid here, and still this lease in Redis (the fencing token).
+
+        A reply waits for the lease as long as it takes. A proactive send (its caller
+        waits for the answer: :func:`~wechat_sdk.outbound.delivery.proactive`) waits at
+        most the TTL: a lease Redis could not confirm for that long has expired there, so
+        the send could never go out from this gateway; it is refused for good
+        (``store_unavailable``), not sent.
+        """
         from redis.exceptions import RedisError
 
+        until = self.clock.now() + self.ttl_s if is_proactive() else None
         while True:
-            await self.wait_valid()
+            await self.wait_valid(until)
             try:
                 holds = await self.leases.holds(self.lease)
                 break
-            except (RedisError, OSError):
+            except (RedisError, OSError) as exc:
                 # Redis unreachable or stalled: wait for the next confirmation, ask again
                 # (until the lease is confirmed ours, or lost: never a send unchecked)
+                self.failure = exc
                 self.valid_until = min(self.valid_until, self.clock.now())
         if not holds:
             self.lose()

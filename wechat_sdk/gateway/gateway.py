@@ -483,7 +483,10 @@ class Gateway:
         Unlike a reply, it does not wait for a login: with the account not logged in, or
         logged out part way, it raises
         :class:`~wechat_sdk.outbound.delivery.DeliveryFailed` with code ``not_logged_in``
-        (its ``sent`` and ``files`` say what went out before).
+        (its ``sent`` and ``files`` say what went out before). On a Redis store (a
+        cluster), each message waits for Redis to confirm the account's lease, at most
+        ``store.leaseTtlS``: then it raises ``DeliveryFailed`` with code
+        ``store_unavailable`` (that message and the rest not sent).
 
         On a transport with reply windows (iLink), raises
         :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed (nothing is

@@ -112,15 +112,32 @@ class ApiError(Exception):
         ).model_dump(exclude_none=True)
 
 
-def store_unavailable(exc: BaseException, gateway: Gateway) -> ApiError | None:
+def store_unavailable(
+    exc: BaseException,
+    gateway: Gateway,
+    *,
+    what: str = "",
+    sent: str | None = None,
+    sent_files: list[str] | None = None,
+    kept: int = 0,
+) -> ApiError | None:
     """The answer to a request whose store call raised ``exc``, when that is the store
     failing (Redis unreachable, say): 503 ``store_unavailable``, saying why and what to
-    check. None for any other error (a bug: answered 500)."""
+    check (and ``what`` the request did, for a send: what went out). None for any other
+    error (a bug: answered 500)."""
     words = store_failure(exc, gateway.config.channels.wechat.store.url)
     if words is None:
         return None
+    did = f"; {what}" if what else ""
+    # (a retry of a send that went out in part would send that part twice)
+    then = "send what is missing" if sent or sent_files or kept else "try again"
     return ApiError(
-        503, "store_unavailable", f"the store could not be used: {words}; try again once it is back"
+        503,
+        "store_unavailable",
+        f"the store could not be used: {words}{did}; {then} once it is back",
+        sent=sent,
+        sent_files=sent_files,
+        kept=kept,
     )
 
 
@@ -467,6 +484,14 @@ class ApiHandlers:
                 raise ApiError(
                     409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went, kept=kept
                 ) from None
+            if exc.code == "store_unavailable":
+                # the account's lease could not be confirmed (Redis unreachable): worded
+                # by the store's rule, from the store's own error under the refusal
+                unavailable = store_unavailable(
+                    _root(exc), gateway, what=what, sent=sent, sent_files=went, kept=kept
+                )
+                if unavailable is not None:
+                    raise unavailable from None
             if exc.code == "not_logged_in":
                 raise ApiError(
                     503,
@@ -643,6 +668,13 @@ class ApiHandlers:
             raise ApiError(404, "pairing_error", str(exc)) from None
         out = Denied(code=denied.code, accountId=denied.account_id, senderId=denied.sender_id)
         return web.json_response(out.model_dump())
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The first error of ``exc``'s chain of causes (``raise ... from``)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def _fingerprint(body: bytes) -> str:

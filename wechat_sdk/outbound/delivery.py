@@ -17,8 +17,10 @@ out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable, Collection, Coroutine, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +44,8 @@ __all__ = [
     "SendCut",
     "Sender",
     "finish_or_cut",
+    "is_proactive",
+    "proactive",
 ]
 
 log = logging.getLogger("wechat_sdk.outbound")
@@ -58,6 +62,28 @@ ECHO_EVIDENCE_MAX_S = 90.0
 #: to the puppet may still take when its task is cancelled; after that it is abandoned and
 #: its outcome is unknown.
 CUT_SEND_WAIT_S = 30.0
+
+# a context variable: the send reaches a puppet (or the cluster's fence around it) through
+# the Puppet protocol, which has no room for it
+_PROACTIVE: ContextVar[bool] = ContextVar("wechat_sdk_proactive_send", default=False)
+
+
+@contextlib.contextmanager
+def proactive(caller_waits: bool = True) -> Iterator[None]:
+    """The sends made inside are proactive (``Gateway.send``, the HTTP API, a pairing
+    notice): their caller waits for the answer, so what would hold a send back (a
+    cluster's lease not confirmed: :mod:`wechat_sdk.cluster.fence`) holds it only so
+    long. ``caller_waits=False``: a reply's sends (they wait as long as it takes)."""
+    token = _PROACTIVE.set(caller_waits)
+    try:
+        yield
+    finally:
+        _PROACTIVE.reset(token)
+
+
+def is_proactive() -> bool:
+    """Whether the send under way is a proactive one (see :func:`proactive`)."""
+    return _PROACTIVE.get()
 
 
 class SendCut(asyncio.CancelledError):
@@ -166,10 +192,12 @@ class Sender:
     ) -> None:
         """Send a text. ``going`` is called right before each attempt hands it to the
         puppet (after pacing). With the account logged out, the text waits for the next
-        login, or with ``wait_for_login=False`` fails at once (code ``not_logged_in``)."""
-        await self._deliver(
-            conversation_id, text_key(text), text, None, mention_ids, going, wait_for_login
-        )
+        login, or with ``wait_for_login=False`` (a proactive send) fails at once (code
+        ``not_logged_in``)."""
+        with proactive(not wait_for_login):
+            await self._deliver(
+                conversation_id, text_key(text), text, None, mention_ids, going, wait_for_login
+            )
 
     async def send_file(
         self,
@@ -180,9 +208,10 @@ class Sender:
         wait_for_login: bool = True,
     ) -> None:
         """Send a file (``going`` and ``wait_for_login`` as for :meth:`send_text`)."""
-        await self._deliver(
-            conversation_id, file_key(file.name), None, file, (), going, wait_for_login
-        )
+        with proactive(not wait_for_login):
+            await self._deliver(
+                conversation_id, file_key(file.name), None, file, (), going, wait_for_login
+            )
 
     async def _deliver(
         self,

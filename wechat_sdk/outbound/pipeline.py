@@ -308,7 +308,8 @@ class Outbound:
     ) -> None:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
-        # chunk that fails ends the reply, and so does a logout (nothing more can go)
+        # chunk that fails ends the reply, and so do a logout and a store that cannot be
+        # used (nothing more can go)
         messages, later = self.fit(conversation_id, list(messages))
         if not later:
             plan.add(messages)
@@ -332,8 +333,13 @@ class Outbound:
                     wait_for_login=wait_for_login,
                 )
             except DeliveryFailed as exc:
-                # (store_failed: its journal could not be kept true, nothing more goes)
-                if message.file is None or exc.code in ("not_logged_in", "store_failed"):
+                # (store_failed: its journal could not be kept true; store_unavailable: a
+                # proactive send's lease could not be confirmed; nothing more goes)
+                if message.file is None or exc.code in (
+                    "not_logged_in",
+                    "store_failed",
+                    "store_unavailable",
+                ):
                     raise
                 first_failure = first_failure or exc
             except asyncio.CancelledError as cut:
