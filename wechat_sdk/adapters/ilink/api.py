@@ -42,6 +42,7 @@ __all__ = [
     "BadAnswer",
     "ILinkApi",
     "ILinkError",
+    "NotConnected",
     "RateLimited",
     "SessionExpired",
     "TimedOut",
@@ -73,6 +74,11 @@ class ILinkError(PuppetError):
 
 class Unreachable(ILinkError):
     """No answer: the connection failed or the call timed out (it may have been received)."""
+
+
+class NotConnected(Unreachable):
+    """The connection could not be made (refused, no route, the name not resolved): the
+    call never left, so nothing of it was received."""
 
 
 class TimedOut(Unreachable):
@@ -226,6 +232,10 @@ class ILinkApi:
                     retry_after = "Retry-After" in resp.headers
         except TimeoutError:
             raise TimedOut(f"{name}: no answer within {timeout_s:.0f} s") from None
+        except aiohttp.ClientConnectorError as exc:  # (a proxy's own refusal too)
+            raise NotConnected(
+                f"{name}: {self.scrub(type(exc).__name__ + ': ' + str(exc))}"
+            ) from None
         except aiohttp.ClientError as exc:
             raise Unreachable(
                 f"{name}: {self.scrub(type(exc).__name__ + ': ' + str(exc))}"

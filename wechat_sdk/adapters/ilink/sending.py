@@ -8,7 +8,9 @@ What a failed send means:
   :class:`~wechat_sdk.puppet.SendError`): an HTTP 4xx, or a 503 that is iLink's own (its
   JSON) or asks to come back (``Retry-After``); iLink's own refusals (``ret``/``errcode``)
   are final, and not taken either;
-- may have been taken: the answer lost (no connection, a timeout), an answer that is not
+- not sent at all: the connection could not be made (refused, no route): a transient
+  :class:`~wechat_sdk.puppet.SendError`, tried again as any network error;
+- may have been taken: the answer lost (a connection cut, a timeout), an answer that is not
   iLink's JSON, or another HTTP 5xx. A 502 or a 504 is what a proxy or a load balancer
   answers when it gave up waiting on a server that may well have taken the message, a
   proxy's bare 503 may come after it forwarded the request (Envoy's "upstream reset"), and
@@ -36,6 +38,7 @@ from wechat_sdk.adapters.ilink.api import (
     ApiError,
     BadAnswer,
     ILinkApi,
+    NotConnected,
     RateLimited,
     SessionExpired,
     Unreachable,
@@ -212,6 +215,8 @@ class Sender:
                 if exc.not_taken:
                     raise SendError(f"iLink did not take the {what}: {exc}") from exc
                 raise _unknown(what, exc) from exc
+            except NotConnected as exc:  # it never left: sent again, as any network error
+                raise SendError(f"the {what} was not sent: {exc}") from exc
             except Unreachable as exc:  # it may have been taken: not sent a second time
                 raise _unknown(what, exc) from exc
             except ApiError as exc:
