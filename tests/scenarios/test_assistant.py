@@ -336,6 +336,39 @@ async def test_a_deny_by_the_name_the_model_sees_denies_the_tool(
     assert tool_replies(model.requests[3]) == ["ran id"]
 
 
+async def test_a_python_tool_is_named_in_rules_by_the_name_the_model_sees_too(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """A Python tool registered as ``weather.today`` is offered as ``weather_today``: a
+    deny by that name let it through (offered and run), and an allow by it or a
+    ``dmTools`` entry did not offer it, where an MCP tool is named either way."""
+    world = wechat.world
+    for room in ("safe@chatroom", "open@chatroom"):
+        world.add_room(room, topic=room, members=["wxid_carol"])
+    model.script = calling("weather_today", {"city": "Paris"})
+    gw, _ = await start(
+        wechat,
+        model,
+        agent={"dmTools": ["weather_today"]},
+        groups={
+            "safe@chatroom": {"requireMention": False, "tools": {"deny": ["weather_today"]}},
+            "open@chatroom": {"requireMention": False, "tools": ["weather_today"]},
+        },
+    )
+    ran: list[str] = []
+    gw.tools.register("weather.today", lambda city: ran.append(city) or "sunny")
+    gw.tools.register("search", lambda query: "found")
+    await say(wechat, gw, "wxid_carol", "weather?", room="safe@chatroom")
+    assert offered(model.requests[0]) == {"search"}
+    (refusal,) = tool_replies(model.requests[1])
+    assert "not available" in refusal and ran == []
+    await say(wechat, gw, "wxid_carol", "weather?", room="open@chatroom")
+    assert offered(model.requests[2]) == {"weather_today"}
+    await say(wechat, gw, "wxid_alice", "weather?")  # a DM, dmTools naming it so
+    assert offered(model.requests[4]) == {"weather_today"}
+    assert ran == ["Paris", "Paris"]
+
+
 async def test_a_huge_tool_result_is_cut_with_a_note(
     wechat: WeChatHarness, model: FakeModel
 ) -> None:

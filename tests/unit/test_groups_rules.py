@@ -124,3 +124,16 @@ def test_tools_are_resolved_even_for_a_denied_group() -> None:
 def test_allowed_tool_names_only_returns_registered_tools() -> None:
     assert allowed_tool_names(frozenset({"weather", "ghost"}), ["weather"]) == {"weather"}
     assert allowed_tool_names(None, []) == frozenset()
+
+
+def test_a_registered_tool_is_named_by_the_name_the_model_sees_too() -> None:
+    """``weather.today`` is offered to a model as ``weather_today``: a rule naming it so
+    means it (a deny by that name let it through)."""
+    registered = ["weather.today", "search"]
+    deny = resolve_group(settings(groups={R1: {"tools": {"deny": ["weather_today"]}}}), R1)
+    assert allowed_tool_names(deny.tools, registered) == {"search"}
+    allow = resolve_group(settings(groups={R1: {"tools": ["weather_today"]}}), R1)
+    assert allowed_tool_names(allow.tools, registered) == {"weather.today"}
+    both = {"allow": ["weather_today"], "deny": ["weather.today"]}
+    denied = resolve_group(settings(groups={R1: {"tools": both}}), R1)
+    assert allowed_tool_names(denied.tools, registered) == set()

@@ -15,7 +15,6 @@ cut): it goes into every later request of the turn.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,12 @@ from wechat_sdk.agent import AgentTurn, ToolNotAllowed
 from wechat_sdk.assistants.mcp_tools import McpServer, McpTool, McpToolFailed
 from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
 from wechat_sdk.config.accounts import ResolvedAccount
-from wechat_sdk.inbound.groups import resolve_group, tool_permitted
+from wechat_sdk.inbound.groups import (
+    api_tool_name,
+    python_tool_names,
+    resolve_group,
+    tool_permitted,
+)
 from wechat_sdk.logtext import shown
 
 __all__ = ["MAX_RESULT_CHARS", "OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
@@ -35,7 +39,6 @@ log = logging.getLogger("wechat_sdk.assistant")
 #: longest text of a message, ``MAX_TEXT_CHARS`` of iLink: it rides in every later request)
 MAX_RESULT_CHARS = 100_000
 
-_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 _NO_KEYS: frozenset[str] = frozenset()
 
 Runner = Callable[[str], Awaitable[str]]
@@ -148,9 +151,10 @@ def tools_for_turn(
     offered: list[OfferedTool] = []
     taken: set[str] = set()
     for name in turn.tools.names:
-        if dm_tools is not None and turn.room_id is None and name not in dm_tools:
+        # (a group's rule chose them already, where the turn began: turn.tools)
+        if turn.room_id is None and not tool_permitted(rule, python_tool_names(name)):
             continue
-        offered_as = _unique(_api_name(name) or "tool", taken)
+        offered_as = _unique(api_tool_name(name) or "tool", taken)
         taken.add(offered_as)
         offered.append(_python_tool(turn, name, turn.tools[name], offered_as))
     permitted: list[tuple[McpServer, McpTool]] = []
@@ -181,7 +185,7 @@ def _rule_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
     """
     own = _bare_names(tool, keys)
     prefixed = f"{tool.server}__{tool.name}"
-    names = (*own, prefixed, _api_name(prefixed), tool.server)
+    names = (*own, prefixed, api_tool_name(prefixed), tool.server)
     return tuple(dict.fromkeys(names))  # (in order, each once)
 
 
@@ -193,7 +197,7 @@ def _bare_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
     >>> _bare_names(McpTool("home", "docs__read_file", "", {}), frozenset({"docs", "home"}))
     ()
     """
-    names = dict.fromkeys((tool.name, _api_name(tool.name) or "tool"))
+    names = dict.fromkeys((tool.name, api_tool_name(tool.name) or "tool"))
     # (the part before "__": the whole name when it has none)
     return tuple(n for n in names if n.partition("__")[0] not in keys - {tool.server})
 
@@ -264,9 +268,9 @@ def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
 def _model_name(tool: McpTool, taken: set[str]) -> str:
     """The tool's name as the API allows it (letters, digits, _ and -, at most 64);
     prefixed with its server's key when another tool has it already."""
-    name = _api_name(tool.name) or "tool"
+    name = api_tool_name(tool.name) or "tool"
     if name in taken:
-        name = _api_name(f"{tool.server}__{tool.name}")
+        name = api_tool_name(f"{tool.server}__{tool.name}")
     return _unique(name, taken)
 
 
@@ -279,11 +283,6 @@ def _unique(name: str, taken: set[str]) -> str:
         suffix = f"_{n}"
         candidate = name[: 64 - len(suffix)] + suffix
     return candidate
-
-
-def _api_name(text: str) -> str:
-    """``text`` as a tool name the API takes: letters, digits, _ and -, at most 64."""
-    return _NAME.sub("_", text)[:64]
 
 
 def _capped(text: str) -> str:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from wechat_sdk.config.models import AccountConfig, GroupConfig, ToolPolicy
 
-__all__ = ["GroupRule", "allowed_tool_names", "resolve_group", "tool_permitted"]
+__all__ = [
+    "GroupRule",
+    "allowed_tool_names",
+    "api_tool_name",
+    "python_tool_names",
+    "resolve_group",
+    "tool_permitted",
+]
 
 WILDCARD = "*"
+_NOT_IN_API_NAMES = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +92,29 @@ def _deny(rule: GroupRule, reason: str) -> GroupRule:
     return GroupRule(False, reason, rule.require_mention, rule.tools)
 
 
+def api_tool_name(text: str) -> str:
+    """``text`` as a tool name the Chat Completions API takes (letters, digits, _ and -,
+    at most 64): the name the model sees a tool by, which a rule may name it by too.
+
+    >>> api_tool_name("weather.today")
+    'weather_today'
+    """
+    return _NOT_IN_API_NAMES.sub("_", text)[:64]
+
+
 def allowed_tool_names(
     rule_tools: frozenset[str] | None, registered: Iterable[str]
 ) -> frozenset[str]:
-    """Registered tools allowed by a resolved rule."""
+    """Registered tools allowed by a resolved rule, each named in it by its registered
+    name or by the name the model sees it by (a deny by either denies it)."""
     known = frozenset(registered)
-    if rule_tools is None:
-        return known
-    if isinstance(rule_tools, _DenyOnly):
-        return known - rule_tools
-    return known & rule_tools
+    return frozenset(n for n in known if tool_permitted(rule_tools, python_tool_names(n)))
+
+
+def python_tool_names(name: str) -> tuple[str, ...]:
+    """The names a rule may give a registered (Python) tool: its own, and the name the
+    model sees (``weather.today`` is ``weather_today``)."""
+    return tuple(dict.fromkeys((name, api_tool_name(name) or "tool")))
 
 
 def tool_permitted(
