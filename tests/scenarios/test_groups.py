@@ -280,6 +280,25 @@ async def test_group_allow_from_limits_senders(
     assert gw.status()[0].drops.get("sender_not_allowed") == 1
 
 
+async def test_group_allow_from_limits_senders_under_the_open_policy_too(
+    wechat: WeChatHarness, rooms: tuple[str, str]
+) -> None:
+    """groupAllowFrom is no allowlist-only key (as its reference line said): under the
+    default ``open`` policy it still decides who is answered, and a stranger's message is
+    not kept as history either."""
+    agent = Recorder()
+    gw = await wechat.gateway(agent, groupAllowFrom=["wxid_alice"])
+    world = wechat.world
+
+    await world.say("wxid_bob", "me?", room=R1, mention=True)
+    await world.say("wxid_bob", "and me", room=R1)
+    await world.say("wxid_alice", "me!", room=R1, mention=True)
+
+    (turn,) = agent.turns
+    assert turn.sender_id == "wxid_alice" and turn.history == ()
+    assert gw.status()[0].drops.get("sender_not_allowed") == 2
+
+
 async def test_groups_never_consult_the_pairing_store(
     wechat: WeChatHarness, rooms: tuple[str, str]
 ) -> None:

@@ -169,7 +169,8 @@ class AccountConfig(_Strict):
     )
     groupPolicy: GroupPolicy = Field("open", description="which groups the bot listens to")
     groupAllowFrom: list[AllowEntry] | None = Field(
-        None, description="senders allowed in groups (allowlist policy)"
+        None,
+        description="senders answered in groups, under every groupPolicy (unset: every member)",
     )
     groups: dict[str, GroupConfig] = Field(
         default_factory=dict, description='per-group settings by room id, or "*" for all'
