@@ -650,6 +650,44 @@ async def test_kept_turns_are_checked_again_under_the_config_in_force(tmp_path: 
         await second.close()
 
 
+async def test_a_kept_group_turn_without_the_mention_the_config_now_needs_is_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A group turn kept while its group needed no mention, and a restart under a config
+    that needs one: the turn did not mention the bot, so it is not answered, as a new
+    message like it would not be; a kept turn that did mention the bot still is."""
+    world, state = new_world(), tmp_path / "state"
+    world.add_room("r1@chatroom", "Team", ["wxid_alice", "wxid_bob", "wxid_bot_default"])
+    asked: list[str] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        asked.append(turn.text)
+        await world.clock.sleep(60)
+        return f"done {turn.text}"
+
+    first = make_gateway(world, state, agent, groups={"*": {"requireMention": False}})
+    await first.start()
+    await world.login()
+    await world.say("wxid_bob", "plan the trip", room="r1@chatroom", settle=False)
+    await world.say("wxid_alice", "and the hotel", room="r1@chatroom", mention=True, settle=False)
+    await world.clock.advance(1)
+    await world.drive(first.close(grace_s=2))
+    assert asked == ["plan the trip"]  # (the other waited behind it: both are kept)
+    asked.clear()
+
+    second = make_gateway(world, state, agent)  # requireMention: true, the default
+    await second.start()
+    try:
+        with caplog.at_level(logging.WARNING, "wechat_sdk"):
+            await world.run_until_idle()
+        assert asked == ["and the hotel"]
+        assert world.texts(room="r1@chatroom") == ["done and the hotel"]
+        assert "reason=no_mention" in caplog.text
+        assert outbox_rows(state) == []
+    finally:
+        await second.close()
+
+
 @pytest.mark.parametrize("killed_after_s", [0.5, 2.5, 4.5])
 async def test_a_kill_during_the_grace_period_loses_nothing_and_repeats_nothing(
     tmp_path: Path, killed_after_s: float

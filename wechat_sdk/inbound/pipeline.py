@@ -286,8 +286,9 @@ class InboundPipeline:
 
     def recheck(self, turn: AgentTurn) -> AgentTurn | Drop:
         """A turn kept across a restart, under the config in force now: its sender must
-        still be let in (no pairing code is sent for it), and it keeps only the tools
-        that are still allowed where it was said."""
+        still be let in (no pairing code is sent for it), a group turn must have mentioned
+        the bot if its group now needs that, and it keeps only the tools that are still
+        allowed where it was said."""
         if turn.room_id is None:
             drop = self._dm_access(turn.sender_id)
             if drop is not None:
@@ -301,6 +302,8 @@ class InboundPipeline:
             group_allow = self.account.group_allow_from
             if group_allow is not None and not group_allow.allows(turn.sender_id):
                 return Drop("sender_not_allowed")
+            if rule.require_mention and not turn.mentioned:
+                return Drop("no_mention")
             names = allowed_tool_names(rule.tools, self.tools.names)
             where = f"group {turn.room_id}"
         kept = names & frozenset(turn.tools.names)
