@@ -282,3 +282,24 @@ def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out.splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("block", "path"),
+    [
+        ('store: "redis://:pw-0123456789@db:6379/0"', "store"),
+        ('api: "tok-0123456789abcdef"', "api"),
+        ('webhooks: ["https://hooks.example/in?token=tok-0123456789"]', "webhooks.0"),
+        (
+            'agent: {model: "m", mcpServers: {r: "https://m.example/?key=key-0123456789"}}',
+            "agent.mcpServers.r",
+        ),
+        ('puppetOptions: "tok-0123456789"', "puppetOptions"),
+    ],
+)
+def test_a_string_where_a_block_goes_is_named_by_its_type_only(block: str, path: str) -> None:
+    """A block written as its one secret (the Redis URL for ``store``, the token for
+    ``api``) was repeated whole in the message."""
+    (said,) = problems(f"{{channels: {{wechat: {{{block}}}}}}}")
+    assert said.startswith(f"channels.wechat.{path}: expected an object {{...}}, got a string")
+    assert "0123456789" not in said

@@ -491,10 +491,12 @@ def _message(err: Any, loc: list[str], root: Any = Config, *, list_known: bool =
         return f"expected true or false, got {show(given)}"
     if kind == "string_type":
         return f"expected a string, got {show(given)}"
+    # a block written as a string is most often its one secret (the Redis URL for store,
+    # the token for api, an MCP server's URL with its key): named by its type only
     if kind == "list_type":
-        return f"expected a list [...], got {show(given)}"
+        return f"expected a list [...], got {_type_name(given)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected an object {{...}}, got {show(given)}"
+        return f"expected an object {{...}}, got {_type_name(given)}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{err['msg'].lower()}, got {show(given)}"
     if kind == "value_error":
