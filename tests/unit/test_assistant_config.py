@@ -284,6 +284,29 @@ def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:
     assert json.loads(out.splitlines()[-1]) == []
 
 
+def test_the_repr_of_a_config_holds_no_header_url_key_or_environment_value() -> None:
+    """``repr(config)`` (a traceback's locals, a ``print`` while debugging) showed the
+    headers' values, an MCP server's URL with its key and its environment."""
+    agent = {
+        "model": "m",
+        "headers": {"Authorization": "Bearer hdr-0123456789", "x-org": "org-0123456789"},
+        "mcpServers": {
+            "remote": {
+                "url": "https://u:pw-0123456789@mcp.example/mcp?key=key-0123456789",
+                "headers": {"x-api-key": "mcphdr-0123456789"},
+            },
+            "local": {"command": "python3", "env": {"GITHUB_TOKEN": "env-0123456789"}},
+        },
+    }
+    puppet = {"endpoint": "127.0.0.1:8788", "padlocalToken": "opt-0123456789", "name": "x"}
+    wechat = {"agent": agent, "puppetOptions": puppet}
+    config = parse_config(json.dumps({"channels": {"wechat": wechat}}), env={})
+    shown = repr(config) + str(config) + repr(accounts_of(config).default)
+    assert "0123456789" not in shown
+    assert "mcpServers={'remote': McpServerConfig(command=None" in shown  # (still a repr)
+    assert "endpoint='127.0.0.1:8788'" in shown and "name='x'" in shown
+
+
 @pytest.mark.parametrize(
     ("block", "path"),
     [

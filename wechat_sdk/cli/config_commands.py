@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,6 @@ from wechat_sdk.cli import _err, _escape, _out, cli, fail_config
 if TYPE_CHECKING:
     from wechat_sdk.config import ResolvedAccount
     from wechat_sdk.config.assistant import AgentConfig
-
-#: what a key holding a secret is called, in any puppet's options (``token``,
-#: ``appSecret``, ``encodingAESKey``, ``password``, ``passphrase``, ``apiKey``, ``authCode``,
-#: ``cookie``, ``credentials``...): masking an option that is no secret costs nothing
-SECRET_KEY_NAME = re.compile(r"token|secret|pass|key|auth|cookie|credential", re.IGNORECASE)
 
 
 @cli.group("config")
@@ -165,8 +159,10 @@ def _agent_summary(agent: AgentConfig) -> dict[str, Any]:
 
 
 def mask_secrets(value: Any) -> Any:
-    """Replace every secret value (a key named as :data:`SECRET_KEY_NAME` says) with
-    ``"***"``."""
+    """Replace every secret value (a key named as
+    :data:`~wechat_sdk.config.models.SECRET_KEY_NAME` says) with ``"***"``."""
+    from wechat_sdk.config.models import SECRET_KEY_NAME
+
     if isinstance(value, dict):
         return {
             k: ("***" if SECRET_KEY_NAME.search(k) and v else mask_secrets(v))

@@ -111,12 +111,17 @@ class McpServerConfig(Strict):
         None, description="program to run (stdio), found on PATH unless a path is given"
     )
     args: list[str] = Field(default_factory=list, description="its arguments (stdio)")
+    # (env, url and headers hold its keys: never in a repr, nor repeated by a message)
     env: dict[str, str] = Field(
-        default_factory=dict, description="environment variables added for it (stdio)"
+        default_factory=dict,
+        description="environment variables added for it (stdio)",
+        repr=False,
     )
-    url: str | None = Field(None, description="address of a streamable HTTP MCP server")
+    url: str | None = Field(None, description="address of a streamable HTTP MCP server", repr=False)
     headers: Headers = Field(
-        default_factory=dict, description="HTTP headers sent to it (a token, say; never logged)"
+        default_factory=dict,
+        description="HTTP headers sent to it (a token, say; never logged)",
+        repr=False,
     )
 
     @model_validator(mode="after")
@@ -183,6 +188,7 @@ class AgentConfig(Strict):
         default_factory=dict,
         description="extra HTTP headers (OpenClaw's x-openclaw-agent-id, say); "
         "{accountId}, {conversationId} and {chatType} are filled in per conversation",
+        repr=False,  # (a token, as often as not)
     )
     user: str | Literal[False] = Field(
         DEFAULT_USER_KEY,

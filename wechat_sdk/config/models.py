@@ -7,7 +7,9 @@ because they apply to each account after inheritance.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
@@ -56,10 +58,23 @@ class TlsOptions(_Strict):
     )
 
 
+#: what a key holding a secret is called, in any puppet's options (``token``,
+#: ``appSecret``, ``encodingAESKey``, ``password``, ``passphrase``, ``apiKey``, ``authCode``,
+#: ``cookie``, ``credentials``...): masking an option that is no secret costs nothing
+SECRET_KEY_NAME = re.compile(r"token|secret|pass|key|auth|cookie|credential", re.IGNORECASE)
+
+
 class PuppetOptions(BaseModel):
     """Options of the puppet. Keys not listed here are handed to a Node puppet as they are."""
 
     model_config = ConfigDict(extra="allow")
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # a Node puppet's own option may be its token: its value shown as config check
+        # shows it (pydantic's repr=False cannot name a key that is not declared)
+        for name, value in super().__repr_args__():
+            secret = name is not None and SECRET_KEY_NAME.search(name) and value
+            yield name, "***" if secret else value
 
     endpoint: str | None = Field(None, description='Puppet Service address "host:port"')
     token: str | None = Field(
