@@ -12,8 +12,9 @@ credentials, for the lines the gateway does not write itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-__all__ = ["shown", "without_secrets"]
+__all__ = ["secret_forms", "shown", "without_secrets"]
 
 # C0 and C1 controls (a newline, a carriage return, an escape sequence) and the Unicode
 # line and paragraph separators: each would start a new line, or restyle one, in a log
@@ -56,6 +57,8 @@ _SECRET_WORD = re.compile(
 _SCHEME = re.compile(r"(?i)(?:bearer|basic)[ \t]+")
 #: the most of a line the rules read: they cut it to far less (:func:`without_secrets`)
 _READ_MAX = 4000
+#: the shortest value :func:`secret_forms` gives: a shorter one would mask common words
+_SECRET_MIN_CHARS = 6
 
 
 def _secret_name(name: str) -> bool:
@@ -104,3 +107,22 @@ def without_secrets(text: str, limit: int = 500) -> str:
     text = _AUTHORIZATION.sub(r"\1\2***", text)
     text = _NAMED.sub(_masked, text)
     return shown(_CREDENTIALS.sub(_scheme_masked, text), limit)
+
+
+def secret_forms(values: Iterable[str]) -> list[str]:
+    """The forms in which ``values`` (a key, header values) may come back in an error, to
+    replace with ``***``: each value whole, and a header's credential without its scheme,
+    whatever the scheme (``Bearer sk-1`` -> ``sk-1``: a server's 401 repeats the key it
+    got). Longest first (a key inside a longer value is replaced with it), none under 6
+    characters.
+
+    >>> secret_forms(["Bearer sk-0123456789", "no"])
+    ['Bearer sk-0123456789', 'sk-0123456789']
+    """
+    forms: set[str] = set()
+    for value in values:
+        forms.add(value)
+        words = value.split(None, 1)
+        if len(words) == 2:
+            forms.add(words[1].strip())
+    return sorted((f for f in forms if len(f) >= _SECRET_MIN_CHARS), key=len, reverse=True)

@@ -566,6 +566,23 @@ async def test_the_api_key_never_shows(
     assert all(KEY not in text for text in shown)
 
 
+async def test_a_key_sent_in_a_header_never_shows(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key given as ``headers: {Authorization: "Bearer ..."}`` (a proxy's, Azure's):
+    the server's 401 repeats the key without its scheme, which the log, the status and the
+    HTTP API showed."""
+    model.script = [ModelStep(status=401)]
+    header_key = "hdr-key-0123456789"
+    gw, _ = await start(wechat, model, agent={"headers": {"Authorization": f"Bearer {header_key}"}})
+    caplog.set_level(logging.DEBUG, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert "Incorrect API key provided: ***" in caplog.text
+    shown = [caplog.text, json.dumps([s.to_json() for s in gw.status()])]
+    assert all(header_key not in text for text in shown)
+
+
 # ---------------------------------------------------------------- MCP servers
 
 

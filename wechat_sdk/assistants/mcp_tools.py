@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from wechat_sdk.config.assistant import McpServerConfig
 from wechat_sdk.config.integrations import origin_of
+from wechat_sdk.logtext import secret_forms
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -230,7 +231,7 @@ class McpServer:
         else:
             secrets = []
         secrets += [*config.headers.values(), *config.env.values()]
-        for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+        for secret in secret_forms(secrets):
             text = text.replace(secret, "***")
         return text
 

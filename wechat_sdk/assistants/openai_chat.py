@@ -27,6 +27,7 @@ from wechat_sdk.assistants.offered_tools import TurnTools
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.integrations import without_query
+from wechat_sdk.logtext import secret_forms
 
 if TYPE_CHECKING:
     import httpx
@@ -141,7 +142,7 @@ class ChatModel:
         #: values redacted from anything logged (the key, header values such as tokens)
         # (a header with a placeholder is filled per turn: its written parts are redacted)
         parts = [p for v in config.headers.values() for p in _PLACEHOLDER.split(v)]
-        self._secrets = [s for s in (secret, *config.headers.values(), *parts) if len(s) >= 6]
+        self._secrets = secret_forms([secret, *config.headers.values(), *parts])
 
     @property
     def client(self) -> AsyncOpenAI:
