@@ -6,15 +6,19 @@ that one message can neither flood the log nor forge a line of it.
 
 A library's own log text (the mcp SDK's, httpx's) may repeat a server's URL with its key,
 or a request's headers: :func:`without_secrets` cuts URLs to their origin and masks
-credentials, for the lines the gateway does not write itself.
+credentials, for the lines the gateway does not write itself. In a program that shows
+those libraries' lines itself (``logging.basicConfig(level=logging.DEBUG)``),
+:func:`hide_in_library_logs` masks the config's keys in the lines that name requests.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
-__all__ = ["secret_forms", "shown", "without_secrets"]
+__all__ = ["hide_in_library_logs", "secret_forms", "shown", "url_secrets", "without_secrets"]
 
 # C0 and C1 controls (a newline, a carriage return, an escape sequence) and the Unicode
 # line and paragraph separators: each would start a new line, or restyle one, in a log
@@ -126,3 +130,66 @@ def secret_forms(values: Iterable[str]) -> list[str]:
         if len(words) == 2:
             forms.add(words[1].strip())
     return sorted((f for f in forms if len(f) >= _SECRET_MIN_CHARS), key=len, reverse=True)
+
+
+def url_secrets(url: str) -> list[str]:
+    """What a URL may hold of a key: its user part (``user:password``) and its query."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    return [parts.netloc.rpartition("@")[0], parts.query]
+
+
+#: the loggers that name each request, its URL or its headers, by the name each logs under
+#: (a logger's filter sees only the records made on it, not those of the loggers below it)
+_REQUEST_LOGGERS = (
+    "httpx",  # INFO: "HTTP Request: POST <url>"
+    "openai._base_client",  # DEBUG: "Request options: {... 'headers': ...}"
+    "mcp.client.streamable_http",  # DEBUG: "Connecting to StreamableHTTP endpoint: <url>"
+    "mcp.client.sse",
+)
+
+
+class _KnownSecrets(logging.Filter):
+    """Masks the config's secrets in a library's record, for whatever handler shows it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (a tuple replaced whole: a thread's record never sees it half updated)
+        self.secrets: tuple[str, ...] = ()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = self.secrets
+        if not secrets:
+            return True
+        # (a filter's error would be raised into the library's own call: never)
+        try:
+            text = record.getMessage()
+        except Exception:
+            return True
+        masked = text
+        for secret in secrets:
+            masked = masked.replace(secret, "***")
+        if masked != text:
+            record.msg, record.args = masked, None
+        return True
+
+
+_KNOWN_SECRETS = _KnownSecrets()
+
+
+def hide_in_library_logs(values: Iterable[str]) -> None:
+    """Mask ``values`` (in their :func:`secret_forms`) in the lines of the libraries that
+    name each request (httpx's, the openai and mcp SDKs'), whatever shows those lines: a
+    program's own ``logging.basicConfig(level=logging.DEBUG)`` shows them all. Called by
+    each client the config builds, with its keys, headers' values and URLs' secrets."""
+    forms = set(secret_forms(values))
+    if forms <= set(_KNOWN_SECRETS.secrets):
+        return
+    joined = forms | set(_KNOWN_SECRETS.secrets)
+    _KNOWN_SECRETS.secrets = tuple(sorted(joined, key=len, reverse=True))
+    for name in _REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if _KNOWN_SECRETS not in logger.filters:
+            logger.addFilter(_KNOWN_SECRETS)

@@ -748,6 +748,34 @@ async def test_an_mcp_server_over_streamable_http(
     assert wechat.world.texts(to="wxid_alice") == ["sum: 42"]
 
 
+async def test_the_libraries_request_lines_hold_no_key_of_the_config(
+    wechat: WeChatHarness, model: FakeModel, http_tool_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A program that logs everything (``logging.basicConfig(level=logging.DEBUG)``): httpx's
+    INFO line named each request's URL with its user, password and query, the mcp SDK's
+    DEBUG line the server's URL, and the openai SDK's DEBUG line the request's headers (it
+    hides Authorization only)."""
+    caplog.set_level(logging.DEBUG)  # (every logger, the libraries' too)
+    model.script = calling("add", {"a": 20, "b": 22}, then="sum")
+    base_url = (await model.serve()).replace("http://", "http://bob:pw-0123456789@")
+    remote = {
+        "url": http_tool_server.replace("http://", "http://amy:mcppw-0123456789@")
+        + "?key=mcpkey-0123456789",
+        "headers": {"x-token": "mcphdr-0123456789"},
+    }
+    agent = {
+        "baseUrl": base_url,
+        "headers": {"x-api-key": "hdr-0123456789", "x-org": "Token org-0123456789"},
+        "mcpServers": {"remote": remote},
+    }
+    gw, _ = await start(wechat, model, agent=agent)
+    await say(wechat, gw, "wxid_alice", "20 + 22?")
+    assert wechat.world.texts(to="wxid_alice") == ["sum: 42"]
+    for library in ("httpx", "openai._base_client", "mcp.client.streamable_http"):
+        assert any(r.name == library for r in caplog.records), library  # (it did log)
+    assert "0123456789" not in caplog.text
+
+
 def _alive(pid: int) -> bool:
     import os
 

@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from wechat_sdk.config.assistant import McpServerConfig
 from wechat_sdk.config.integrations import origin_of
-from wechat_sdk.logtext import secret_forms
+from wechat_sdk.logtext import hide_in_library_logs, secret_forms, url_secrets
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -75,6 +74,7 @@ class McpServer:
     ) -> None:
         self.key = key
         self.config = config
+        hide_in_library_logs(_secrets_of(config))
         self.call_timeout_s = call_timeout_s
         self.ping_every_s = ping_every_s
         self.tools: tuple[McpTool, ...] = ()
@@ -226,12 +226,7 @@ class McpServer:
         if config.url is not None:
             for form in dict.fromkeys((config.url, _httpx_url(config.url))):
                 text = text.replace(form, origin_of(config.url))
-            parts = urlsplit(config.url)
-            secrets = [parts.query, parts.netloc.rpartition("@")[0]]
-        else:
-            secrets = []
-        secrets += [*config.headers.values(), *config.env.values()]
-        for secret in secret_forms(secrets):
+        for secret in secret_forms(_secrets_of(config)):
             text = text.replace(secret, "***")
         return text
 
@@ -402,3 +397,14 @@ def _httpx_url(url: str) -> str:
         return str(httpx.URL(url))
     except (httpx.InvalidURL, ValueError):
         return url
+
+
+def _secrets_of(config: McpServerConfig) -> list[str]:
+    """What of a server's config is a key: its URL's user part and query (as written and
+    as httpx writes them), its headers' and environment's values."""
+    urls = [] if config.url is None else [config.url, _httpx_url(config.url)]
+    return [
+        *(s for url in urls for s in url_secrets(url)),
+        *config.headers.values(),
+        *config.env.values(),
+    ]

@@ -27,7 +27,7 @@ from wechat_sdk.assistants.offered_tools import TurnTools
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.integrations import without_query
-from wechat_sdk.logtext import secret_forms
+from wechat_sdk.logtext import hide_in_library_logs, secret_forms, url_secrets
 
 if TYPE_CHECKING:
     import httpx
@@ -143,6 +143,8 @@ class ChatModel:
         # (a header with a placeholder is filled per turn: its written parts are redacted)
         parts = [p for v in config.headers.values() for p in _PLACEHOLDER.split(v)]
         self._secrets = secret_forms([secret, *config.headers.values(), *parts])
+        base_url = config.baseUrl or ""
+        hide_in_library_logs([*self._secrets, *url_secrets(base_url)])
 
     @property
     def client(self) -> AsyncOpenAI:

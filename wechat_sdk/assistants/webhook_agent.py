@@ -46,7 +46,7 @@ from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentResult, AgentTurn, Reply
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.events import iso_time
-from wechat_sdk.logtext import shown
+from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.webhooks.signing import signed_headers, turn_message_id
 
@@ -145,6 +145,7 @@ class WebhookAgent:
         self._secret = secret
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        hide_in_library_logs([*url_secrets(url), *self.headers.values()])
         self.media_link = media_link
         self.allow_private = allow_private
         self.max_bytes = max_bytes
