@@ -137,3 +137,25 @@ def test_a_registered_tool_is_named_by_the_name_the_model_sees_too() -> None:
     both = {"allow": ["weather_today"], "deny": ["weather.today"]}
     denied = resolve_group(settings(groups={R1: {"tools": both}}), R1)
     assert allowed_tool_names(denied.tools, registered) == set()
+
+
+@pytest.mark.parametrize(
+    ("tools", "expected"),
+    [
+        # "*" names every tool: a deny of it denied none (it was read as a tool's name)
+        ({"deny": ["*"]}, set()),
+        ({"allow": ["*"]}, {"shell", "search", "weather.today"}),
+        (["*"], {"shell", "search", "weather.today"}),
+        ({"allow": ["*"], "deny": ["shell"]}, {"search", "weather.today"}),
+        ({"allow": ["*"], "deny": ["*"]}, set()),
+        # a deny is read in any letter case: "Shell" let shell through
+        ({"deny": ["Shell"]}, {"search", "weather.today"}),
+        ({"allow": ["search", "shell"], "deny": ["SHELL"]}, {"search"}),
+        # an allow is exact: it offers nothing it does not name
+        ({"allow": ["Search"]}, set()),
+    ],
+)
+def test_every_tool_and_a_deny_in_another_case(tools: Any, expected: set[str]) -> None:
+    registered = ["shell", "search", "weather.today"]
+    rule = resolve_group(settings(groups={R1: {"tools": tools}}), R1)
+    assert allowed_tool_names(rule.tools, registered) == expected

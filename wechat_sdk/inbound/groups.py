@@ -79,6 +79,20 @@ class _Allowed(frozenset[str]):
     deny: frozenset[str] = frozenset()
 
 
+#: a rule's name for every tool: ``allow: ["*"]`` allows each, ``deny: ["*"]`` denies each
+EVERY_TOOL = "*"
+
+
+def _denied(unwanted: frozenset[str], deny: frozenset[str]) -> bool:
+    """A deny entry is read broadly: ``*`` denies every tool, and a name denies the tool
+    in any letter case (``Shell`` denies ``shell``: a deny that missed by a capital
+    would let the tool through)."""
+    if EVERY_TOOL in deny:
+        return True
+    folded = {d.casefold() for d in deny}
+    return any(n.casefold() in folded for n in unwanted)
+
+
 def _first(exact: GroupConfig | None, star: GroupConfig | None, key: str) -> object:
     for entry in (exact, star):
         if entry is not None and key in entry.model_fields_set:
@@ -131,7 +145,7 @@ def tool_permitted(
     wanted = frozenset(names)
     unwanted = wanted if denied_by is None else wanted | frozenset(denied_by)
     if isinstance(rule_tools, _DenyOnly):
-        return not (unwanted & rule_tools)
-    if isinstance(rule_tools, _Allowed) and unwanted & rule_tools.deny:
+        return not _denied(unwanted, rule_tools)
+    if isinstance(rule_tools, _Allowed) and _denied(unwanted, rule_tools.deny):
         return False
-    return bool(wanted & rule_tools)
+    return EVERY_TOOL in rule_tools or bool(wanted & rule_tools)
