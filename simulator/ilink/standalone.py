@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable, Iterable
 
 from simulator.ilink.server import POLL_HOLD_S, ILinkServer
+from simulator.ilink.state import process_id_base
 from simulator.world import SimulatedWeChat
 from wechat_sdk.clock import RealClock
 
@@ -68,6 +69,9 @@ async def serve(
     """Serve until SIGINT or SIGTERM (or cancelled). ``scan_after_s``: the owner's phone
     scans and confirms each QR code after this many seconds (default: only when told)."""
     world = SimulatedWeChat(seed=seed, clock=RealClock(), auto_scan_s=scan_after_s)
+    # numbers of its own: a client that outlives this process (a gateway rehearsing) takes
+    # the next one's messages for new ones, not for those it had from this one
+    world.ilink_state.id_base = process_id_base()
     for account_id in accounts:
         world.add_account(account_id, transport="ilink")
     server = await world.ilink_server(host=host, port=port, poll_hold_s=poll_hold_s)

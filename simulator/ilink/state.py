@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,15 @@ if TYPE_CHECKING:
     from simulator.ilink.server import ILinkServer
     from simulator.world import SimulatedWeChat
 
-__all__ = ["DUPLICATE_AFTER_S", "ILinkBot", "ILinkState", "Queued", "bot_id_for", "wait_changed"]
+__all__ = [
+    "DUPLICATE_AFTER_S",
+    "ILinkBot",
+    "ILinkState",
+    "Queued",
+    "bot_id_for",
+    "process_id_base",
+    "wait_changed",
+]
 
 log = logging.getLogger("simulator.ilink")
 
@@ -48,8 +57,18 @@ DUPLICATE_AFTER_S = 3.0
 SILENCE_S = 60.0
 #: seconds getupdates is held under the slow_poll fault, unless the fault says
 SLOW_POLL_S = 40.0
-#: first number of the world's messages on the wire (uint64, past what a double holds)
+#: where a world numbers its messages on the wire (uint64, past what a double holds)
 WIRE_ID_BASE = 7_300_000_000_000_000_000
+
+
+def process_id_base() -> int:
+    """Where a server alone in its process (``simulator serve``) numbers its messages:
+    past :data:`WIRE_ID_BASE` by the time it starts, in tens of nanoseconds. A process
+    started later numbers past every id an earlier one gave (that one would have to give
+    over 100 ids each microsecond it ran to reach it), so a client that outlives a
+    restart of the server never takes a new message for one it had. Below 2**63 for six
+    centuries: a store that keeps ids as signed 64-bit numbers reads them."""
+    return WIRE_ID_BASE + time.time_ns() // 10
 
 
 def bot_id_for(seed: int, account_id: str) -> str:
@@ -233,7 +252,10 @@ class ILinkBot:
         return ticket
 
     def cursor(self, seq: int) -> str:
-        raw = json.dumps({"bot": self.sim.wxid, "seq": seq}, separators=(",", ":"))
+        # the id base too: the cursor of another run of the server, whose numbers start
+        # alike, is foreign (it would acknowledge messages its client never had)
+        mark = {"bot": self.sim.wxid, "base": self.state.id_base, "seq": seq}
+        raw = json.dumps(mark, separators=(",", ":"))
         return base64.b64encode(raw.encode()).decode()
 
     def read_cursor(self, buf: str) -> int:
@@ -243,7 +265,8 @@ class ILinkBot:
             return self.acked
         try:
             data = json.loads(base64.b64decode(buf, validate=True))
-            seq = data["seq"] if data.get("bot") == self.sim.wxid else None
+            ours = data.get("bot") == self.sim.wxid and data.get("base") == self.state.id_base
+            seq = data["seq"] if ours else None
         except (ValueError, binascii.Error, TypeError, KeyError, AttributeError, RecursionError):
             seq = None
         if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < self.next_seq:
@@ -272,6 +295,10 @@ class ILinkState:
         self.tokens: dict[str, str] = {}  # live token -> account id
         self.qr = QrBook(self)
         self.cdn = CdnStore()
+        #: where the wire ids of the world's messages start (and what its cursors name):
+        #: the same in every world, so in-process runs are deterministic; ``simulator
+        #: serve`` sets one of its own (:func:`process_id_base`)
+        self.id_base = WIRE_ID_BASE
         self._wire_ids: dict[str, int] = {}
         self._world_ids: dict[int, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -301,7 +328,7 @@ class ILinkState:
         """The uint64 ``message_id`` of a world message on the wire."""
         n = self._wire_ids.get(message_id)
         if n is None:
-            n = WIRE_ID_BASE + len(self._wire_ids) + 1
+            n = self.id_base + len(self._wire_ids) + 1
             self._wire_ids[message_id] = n
             self._world_ids[n] = message_id
         return n

@@ -22,6 +22,7 @@ from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
 from simulator.ilink import server as server_module
 from simulator.ilink.cdn import decrypt, encrypt, padded_size
+from simulator.ilink.state import WIRE_ID_BASE, process_id_base
 from wechat_sdk.clock import RealClock
 
 ALICE = "alice@im.wechat"
@@ -1034,9 +1035,26 @@ async def test_a_cursor_this_server_never_gave_starts_after_the_acknowledged_mes
     first = await client.poll()
     await client.poll(first["get_updates_buf"])  # acknowledges "one"
     await world.say(ALICE, "two", account="bot", settle=False)
-    for garbage in ("not base64!", base64.b64encode(b'{"bot": "other@im.bot", "seq": 1}').decode()):
+    # the same bot and number from another run of the server (``simulator serve`` again)
+    mark = json.loads(base64.b64decode(first["get_updates_buf"]))
+    other_run = {**mark, "base": mark["base"] + 10**12}
+    for garbage in (
+        "not base64!",
+        base64.b64encode(b'{"bot": "other@im.bot", "seq": 1}').decode(),
+        base64.b64encode(json.dumps(other_run).encode()).decode(),
+    ):
         got = await client.poll(garbage)
         assert [m["item_list"][0]["text_item"]["text"] for m in got["msgs"]] == ["two"]
+
+
+async def test_a_world_numbers_its_messages_alike_in_every_run(
+    world: SimulatedWeChat, server: ILinkServer, http: aiohttp.ClientSession
+) -> None:
+    client = await logged_in(world, server, http)
+    msg = await first_message(world, client)
+    assert msg["message_id"] == WIRE_ID_BASE + 1  # deterministic in process
+    # (``simulator serve`` starts each process's numbers past the ones before)
+    assert WIRE_ID_BASE < process_id_base() <= process_id_base() < 2**63
 
 
 async def test_a_quote_arrives_cut_with_the_quoted_messages_id(
