@@ -83,6 +83,8 @@ DATE_RESOLUTION_S = 2.0
 #: an idle account would hammer the server; over 2 min a connection a proxy or a NAT
 #: dropped without a word would go unnoticed that long (Tencent's server suggests 35 s)
 POLL_HINT_MS = (5_000, 120_000)
+#: how long a long poll waits for its answer past the server's hold (the answer's way back)
+POLL_MARGIN_S = 5.0
 #: how long a number given to the login waits for the server's word on it
 VERIFY_ANSWER_S = 15.0
 
@@ -456,7 +458,7 @@ class ILinkPuppet:
         unanswered = 0  # of the failures in a row, those with no answer at all
         while True:
             try:
-                answer = await self._api.get_updates(cursor, timeout_s + 5)
+                answer = await self._api.get_updates(cursor, timeout_s + POLL_MARGIN_S)
             except SessionExpired:
                 self._expired_now()
                 return
