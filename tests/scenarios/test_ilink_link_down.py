@@ -1,6 +1,7 @@
-"""An iLink account whose server stops answering (every poll refused) is not ``ready``: it
-shows ``reconnecting``, as any account whose link is down, until the server answers
-again; then it is ``ready`` with its kept login (no QR code) and answers as before."""
+"""An iLink account whose server stops answering (every poll refused, or taken and never
+answered) is not ``ready``: it shows ``reconnecting``, as any account whose link is down,
+until the server answers again; then it is ``ready`` with its kept login (no QR code) and
+answers as before. Long polls that end in their time, answered or not, are healthy."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Gateway, parse_config
+from simulator.ilink import server as server_module
+from wechat_sdk import AgentTurn, Config, Gateway, parse_config
+from wechat_sdk.adapters.ilink import puppet as ilink_puppet
 from wechat_sdk.clock import RealClock
 
 ALICE = "alice@im.wechat"
@@ -21,6 +24,16 @@ ALICE = "alice@im.wechat"
 
 async def agent(turn: AgentTurn) -> str:
     return f"echo: {turn.text}"
+
+
+def ilink_config(server: ILinkServer) -> Config:
+    return parse_config(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "ilink",
+            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
+        }} }} }}"""
+    )
 
 
 async def test_an_account_whose_ilink_server_does_not_answer_is_reconnecting(
@@ -31,13 +44,7 @@ async def test_an_account_whose_ilink_server_does_not_answer_is_reconnecting(
     world.add_account("default", transport="ilink")
     world.add_contact(ALICE, name="Alice")
     server = await world.ilink_server(poll_hold_s=0.3)
-    config = parse_config(
-        f"""{{ channels: {{ wechat: {{
-            puppet: "ilink",
-            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
-        }} }} }}"""
-    )
+    config = ilink_config(server)
     back: ILinkServer | None = None
     try:
         async with Gateway(config, agent=agent, state_dir=tmp_path) as gateway:
@@ -64,3 +71,74 @@ async def test_an_account_whose_ilink_server_does_not_answer_is_reconnecting(
     finally:
         if back is not None:
             await back.close()
+
+
+#: (faster than the real server's 35 s: the server holds polls 0.3 s, says so, and the
+#: puppet waits 0.5 s more for each answer)
+QUICK_HOLD_MS, QUICK_MARGIN_S = 300, 0.5
+
+
+def quick_polls(monkeypatch: pytest.MonkeyPatch, longest_ms: int = 120_000) -> None:
+    monkeypatch.setattr(server_module, "LONGPOLL_TIMEOUT_MS", QUICK_HOLD_MS)
+    monkeypatch.setattr(ilink_puppet, "POLL_HINT_MS", (100, longest_ms))
+    monkeypatch.setattr(ilink_puppet, "POLL_MARGIN_S", QUICK_MARGIN_S)
+
+
+async def test_an_account_whose_ilink_server_takes_polls_and_never_answers_is_reconnecting(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    quick_polls(monkeypatch)
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    async with (
+        await world.ilink_server(poll_hold_s=QUICK_HOLD_MS / 1000) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        for _ in range(10):  # long polls that end empty, in their time: healthy
+            await asyncio.sleep(0.2)
+            assert gateway.status()[0].lifecycle == "ready"
+
+        # the server takes the next 3 polls and answers none within its own hold (and
+        # the margin): hung
+        world.fault("slow_poll", "default", count=3, seconds=3 * QUICK_MARGIN_S)
+        await until("reconnecting", lambda: gateway.status()[0].lifecycle == "reconnecting", 20)
+        lines = [r.getMessage() for r in caplog.records]
+        assert any(
+            "did not answer 3 polls in a row" in line and "reason=ilink_unreachable" in line
+            for line in lines
+        ), lines
+
+        # it answers again: ready, with its kept login, and answering
+        await until("ready again", lambda: gateway.status()[0].lifecycle == "ready", 30)
+        assert gateway.status()[0].qr_url is None
+        await world.say(ALICE, "still there?", account="default", settle=False)
+        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: still there?"])
+
+
+async def test_polls_that_the_server_holds_past_the_longest_wait_are_healthy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the server says it holds polls longer than the puppet waits (a hint over the
+    # longest of POLL_HINT_MS, cut down to it): a poll that ends unanswered is normal
+    caplog.set_level(logging.INFO)
+    quick_polls(monkeypatch, longest_ms=QUICK_HOLD_MS // 3)
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    hold_s = 3 * QUICK_MARGIN_S  # (each poll cut at 0.1 + 0.5 s)
+    async with (
+        await world.ilink_server(poll_hold_s=hold_s) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        for _ in range(25):  # 5 s: polls cut by the puppet, never answered
+            await asyncio.sleep(0.2)
+            assert gateway.status()[0].lifecycle == "ready"
+        await world.say(ALICE, "hello", account="default", settle=False)
+        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: hello"])
+    assert not [r for r in caplog.records if "getupdates failed" in r.getMessage()]

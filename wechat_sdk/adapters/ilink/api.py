@@ -82,7 +82,8 @@ class NotConnected(Unreachable):
 
 
 class TimedOut(Unreachable):
-    """No answer within the call's time (a long poll the server did not end: normal)."""
+    """No answer within the call's time (a long poll waits the server's own hold and a
+    margin: the server did not end it)."""
 
 
 class BadAnswer(ILinkError):

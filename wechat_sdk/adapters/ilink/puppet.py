@@ -69,9 +69,10 @@ KEEP_S = 30 * 86400.0
 PRUNE_EVERY_S = 86400.0
 #: waits after a failed poll: a short one, and a long one after FAILURES_BEFORE_LONG
 RETRY_S, LONG_RETRY_S, FAILURES_BEFORE_LONG = 2.0, 30.0, 3
-#: polls in a row that got no answer at all (no connection) before the link counts as
-#: down: the event stream ends, and the gateway shows the account reconnecting (as for
-#: any link) and starts it again after its backoff
+#: polls in a row that got no answer at all (no connection, or none within the server's
+#: own hold and POLL_MARGIN_S) before the link counts as down: the event stream ends, and
+#: the gateway shows the account reconnecting (as for any link) and starts it again after
+#: its backoff
 UNANSWERED_BEFORE_DOWN = 3
 #: with no ``Date`` header to read the server's clock by, a message's time is its own
 #: (``create_time_ms``) unless it is this far from ours
@@ -90,8 +91,8 @@ VERIFY_ANSWER_S = 15.0
 
 
 class _LinkDown(Exception):
-    """The iLink server gives no answer at all (a refused or dropped connection): the
-    link is down."""
+    """The iLink server gives no answer at all (a refused or dropped connection, or a
+    server that takes polls and answers none): the link is down."""
 
 
 @dataclass(frozen=True)
@@ -139,13 +140,24 @@ def clock_offset(kept: float | None, *, now: float, server_time: float | None) -
     return reading
 
 
-def poll_timeout(hint_ms: object, current_s: float) -> float:
-    """The next long poll's wait (seconds): the server's hint within :data:`POLL_HINT_MS`
-    (clamped as an integer: a hint past any float must not overflow), else ``current_s``."""
+@dataclass(frozen=True)
+class PollHold:
+    """How long the server holds a long poll, as the puppet waits for it (seconds, before
+    :data:`POLL_MARGIN_S`), and whether that is the server's whole hold: not when its
+    hint is over the longest of :data:`POLL_HINT_MS`, cut down to it. Before any hint:
+    iLink's 35 s."""
+
+    seconds: float = LONG_POLL_S
+    whole: bool = True
+
+
+def poll_hold(hint_ms: object, current: PollHold) -> PollHold:
+    """The next long poll's hold: the server's hint within :data:`POLL_HINT_MS` (clamped
+    as an integer: a hint past any float must not overflow), else ``current``."""
     if not isinstance(hint_ms, int) or isinstance(hint_ms, bool) or hint_ms <= 0:
-        return current_s
+        return current
     shortest, longest = POLL_HINT_MS
-    return min(max(hint_ms, shortest), longest) / 1000
+    return PollHold(min(max(hint_ms, shortest), longest) / 1000, whole=hint_ms <= longest)
 
 
 class ILinkPuppet:
@@ -453,18 +465,20 @@ class ILinkPuppet:
         # committed but maybe not on disk: on disk before the server hears it
         await self._state.flush()
         cursor = await self._state.cursor()
-        timeout_s = LONG_POLL_S
+        hold = PollHold()
         failures = 0
         unanswered = 0  # of the failures in a row, those with no answer at all
         while True:
             try:
-                answer = await self._api.get_updates(cursor, timeout_s + POLL_MARGIN_S)
+                answer = await self._api.get_updates(cursor, hold.seconds + POLL_MARGIN_S)
             except SessionExpired:
                 self._expired_now()
                 return
-            except TimedOut:
-                continue  # a long poll the server did not end: ask again
             except Unreachable as exc:
+                if isinstance(exc, TimedOut) and not hold.whole:
+                    continue  # a poll the server holds longer than we wait, cut: ask again
+                # no answer at all: a refused or dropped connection, or none within the
+                # server's own hold and the margin (it ends an empty poll in its time)
                 unanswered += 1
                 if unanswered >= UNANSWERED_BEFORE_DOWN:
                     raise _LinkDown(
@@ -487,7 +501,7 @@ class ILinkPuppet:
             if failures:
                 self._log.info("getupdates answers again after %d failures", failures)
                 failures = 0
-            timeout_s = poll_timeout(answer.body.get("longpolling_timeout_ms"), timeout_s)
+            hold = poll_hold(answer.body.get("longpolling_timeout_ms"), hold)
             buf = answer.body.get("get_updates_buf")
             new_cursor = buf if isinstance(buf, str) and buf else None
             batch = self._batch(msgs or [], answer.server_time)
