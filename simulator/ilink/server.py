@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,8 @@ log = logging.getLogger("simulator.ilink")
 SESSION_EXPIRED = -14
 RATE_LIMITED = -2
 REFUSED = -1
-#: what getupdates suggests as the client's next long-poll timeout
+#: what getupdates suggests as the client's next long-poll timeout (at least the server's
+#: own hold and 5 s more: a client waiting that long never gives up on a poll held longer)
 LONGPOLL_TIMEOUT_MS = 35_000
 #: how long getupdates holds a request with nothing to give (under the suggestion)
 POLL_HOLD_S = 30.0
@@ -428,6 +430,12 @@ class ILinkServer:
                 until = min(until, due)
             await wait_changed(clock, changed, until - now)
 
+    @property
+    def longpolling_timeout_ms(self) -> int:
+        """What ``getupdates`` suggests as the client's next long-poll timeout: 35 s, or
+        the hold and 5 s more when the hold is longer."""
+        return max(LONGPOLL_TIMEOUT_MS, math.ceil(self.poll_hold_s * 1000) + 5000)
+
     def _updates(self, bot: ILinkBot, after: int, ready: list[Any]) -> web.Response:
         msgs = [inbound_message(bot, q) for q in ready]
         last = ready[-1].seq if ready else after
@@ -436,7 +444,7 @@ class ILinkServer:
                 "ret": 0,
                 "msgs": msgs,
                 "get_updates_buf": bot.cursor(last),
-                "longpolling_timeout_ms": LONGPOLL_TIMEOUT_MS,
+                "longpolling_timeout_ms": self.longpolling_timeout_ms,
             }
         )
 
