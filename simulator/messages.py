@@ -3,6 +3,7 @@ through its puppet), kept, looked up, and written to the transcript."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -98,6 +99,12 @@ class MessageStore:
         def elapsed(self) -> float: ...
 
         def _next_id(self, prefix: str) -> str: ...
+
+        def _bots_in(self, room: _SimRoom) -> list[SimAccount]: ...
+
+        def _bot_with_id(self, wxid: str) -> SimAccount | None: ...
+
+        def _deliver(self, sim: SimAccount, msg_id: str) -> None: ...
 
     def _make_message(
         self,
@@ -228,7 +235,45 @@ class MessageStore:
             sim,
             TranscriptEntry(self.elapsed, "out", sim.id, sim.wxid, to, room, text, media, msg_id),
         )
+        self._other_bots_hear(sim, message, media, data)
         return msg_id
+
+    def _other_bots_hear(
+        self, sender: SimAccount, message: Message, media: dict[str, Any] | None, data: bytes | None
+    ) -> None:
+        """A bot's message reaches the world's other bot accounts it is said to, as anyone's
+        does in WeChat: in a room, every other bot account of it; a DM to another bot
+        account, that one. Each gets a message of its own (its own id) from the sending
+        bot. (Puppet accounts only: iLink bots are in no group, and hear their users.)"""
+        if message.room_id is not None:
+            room = self.rooms[message.room_id]
+            hearing = [b for b in self._bots_in(room) if b is not sender]
+        elif message.listener_id is not None:
+            bot = self._bot_with_id(message.listener_id)
+            hearing = [bot] if bot is not None and bot is not sender else []
+        else:
+            return
+        for sim in hearing:
+            if sim.transport == "ilink":
+                continue
+            msg_id = self._next_id(self._msg_prefix)
+            self._messages[msg_id] = dataclasses.replace(message, id=msg_id)
+            if data is not None:
+                self._files[msg_id] = data
+            sim.history.append(msg_id)
+            entry = TranscriptEntry(
+                self.elapsed,
+                "in",
+                sim.id,
+                sender.wxid,
+                message.listener_id,
+                message.room_id,
+                message.text or None,
+                media,
+                msg_id,
+            )
+            self._record(sim, entry)
+            self._deliver(sim, msg_id)
 
     def _record(self, sim: SimAccount, entry: TranscriptEntry) -> None:
         self.transcript.append(entry)

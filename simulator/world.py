@@ -210,7 +210,8 @@ class SimulatedWeChat(MessageStore, ILinkServing):
         members: Iterable[str] = (),
         aliases: dict[str, str] | None = None,
     ) -> Room:
-        """A group. Bot accounts are members of every room unless listed otherwise."""
+        """A group. Bot accounts are members of every room unless listed otherwise; what
+        one sends to it reaches its other bot accounts, as in WeChat."""
         rid = id or f"{self._next_id('')}@chatroom"
         room = _SimRoom(
             rid, topic or self._fake("catch_phrase"), list(members), dict(aliases or {})
@@ -541,9 +542,17 @@ class SimulatedWeChat(MessageStore, ILinkServing):
             if not self.accounts:
                 raise KeyError("the world has no bot account: add_account() first")
             return [self.accounts[sorted(self.accounts)[0]]]
-        r = self.rooms[room]
-        bots = [a for a in self.accounts.values() if a.wxid in r.members]
+        return self._bots_in(self.rooms[room])
+
+    def _bots_in(self, room: _SimRoom) -> list[SimAccount]:
+        """The bot accounts in a room: those its members name, or every one when it names
+        none."""
+        bots = [a for a in self.accounts.values() if a.wxid in room.members]
         return bots or list(self.accounts.values())
+
+    def _bot_with_id(self, wxid: str) -> SimAccount | None:
+        """The bot account whose WeChat id this is, if any."""
+        return next((a for a in self.accounts.values() if a.wxid == wxid), None)
 
     def add_past_message(
         self,
@@ -644,7 +653,7 @@ class SimulatedWeChat(MessageStore, ILinkServing):
 
     def _room_payload(self, room: _SimRoom) -> Room:
         members = list(room.members)
-        for sim in self.accounts.values():
+        for sim in self._bots_in(room):
             if sim.wxid not in members:
                 members.append(sim.wxid)
         return Room(room.id, room.topic, tuple(members))

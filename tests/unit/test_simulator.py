@@ -414,6 +414,63 @@ async def test_a_dm_never_carries_a_mention(
     assert (msg.text, msg.mention_ids, msg.room_id) == ("hi", (), None)
 
 
+# ---------------------------------------------------------------- bots in one room
+
+
+async def test_a_bots_room_message_reaches_the_other_bots_of_the_room() -> None:
+    # in WeChat every member of a group gets its messages, bot accounts too: another bot
+    # of the room hears one bot's message (from that bot's id), a bot outside it does not;
+    # and a bot's DM to another bot account reaches it
+    world = SimulatedWeChat(seed=3)
+    for account in ("a", "b", "c"):
+        world.add_account(account)
+    world.add_room(id="r1@chatroom", members=["wxid_erin", "wxid_bot_a", "wxid_bot_b"])
+    puppets = {account: world.puppet_factory(account) for account in ("a", "b", "c")}
+    heard = {account: Events(puppet) for account, puppet in puppets.items()}
+    try:
+        for account, puppet in puppets.items():
+            await start(puppet, heard[account], world)
+            await world.login(account)
+        before = {account: len(events.message_ids()) for account, events in heard.items()}
+        sent = await puppets["a"].send_text("r1@chatroom", "hello all", ("wxid_erin",))
+        await world.run_until_idle()
+
+        new = {a: events.message_ids()[before[a] :] for a, events in heard.items()}
+        assert new["a"] == [sent]  # the sender: its own echo
+        assert new["c"] == []  # not a member
+        (to_b,) = new["b"]
+        message = await puppets["b"].message(to_b)
+        assert to_b != sent
+        assert (message.talker_id, message.room_id, message.text) == (
+            "wxid_bot_a",
+            "r1@chatroom",
+            "hello all",
+        )
+        assert message.mention_ids == ("wxid_erin",)
+        (entry,) = [e for e in world.transcript if e.direction == "in"]
+        assert (entry.account, entry.sender, entry.room, entry.message_id) == (
+            "b",
+            "wxid_bot_a",
+            "r1@chatroom",
+            to_b,
+        )
+        # a DM to another bot reaches that bot, and only it
+        await puppets["a"].send_text("wxid_bot_b", "psst")
+        await world.run_until_idle()
+        assert heard["c"].message_ids()[before["c"] :] == []
+        dm = await puppets["b"].message(heard["b"].message_ids()[-1])
+        assert (dm.talker_id, dm.listener_id, dm.room_id, dm.text) == (
+            "wxid_bot_a",
+            "wxid_bot_b",
+            None,
+            "psst",
+        )
+    finally:
+        for account, puppet in puppets.items():
+            await puppet.stop()
+            await heard[account].close()
+
+
 # ---------------------------------------------------------------- names
 
 
