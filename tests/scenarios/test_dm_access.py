@@ -313,3 +313,23 @@ async def test_pairing_notify_is_written_as_an_allow_from_entry(wechat: WeChatHa
     code = code_in(world.texts(to="wxid_stranger")[0])
     (notice,) = world.texts(to="wxid_owner")
     assert code in notice
+
+
+async def test_a_dm_from_another_account_of_the_gateway_is_not_answered(
+    wechat: WeChatHarness,
+) -> None:
+    # one bot sending to the other (a proactive send, a tool): answered, the answer was
+    # answered back, for ever; and under pairing each would send the other a code
+    world = wechat.world
+    world.add_account("b")
+    agent = Recorder()
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+
+    await world.drive(gw.send("wxid_bot_b", "hello b", account="default"))
+    await world.clock.advance(300)  # bounded: bots answering each other never go idle
+
+    assert [(e.account, e.to, e.text) for e in world.sent()] == [
+        ("default", "wxid_bot_b", "hello b")
+    ]
+    assert agent.turns == []
+    assert next(s.drops for s in gw.status() if s.account == "b") == {"own_account": 1}

@@ -398,3 +398,66 @@ async def test_dm_turns_get_every_registered_tool(
 
     assert agent.names == [["search", "shell", "weather"], []]
     assert agent.refused == ["weather", "search", "shell"]
+
+
+# ---------------------------------------------------------------- several accounts
+
+
+TEAM = "team@chatroom"
+
+
+@pytest.fixture
+def two_bots(wechat: WeChatHarness) -> str:
+    """The accounts ``default`` and ``b`` of one gateway, both in the group TEAM."""
+    wechat.world.add_account("b")
+    wechat.world.add_room(TEAM, "Team", ["wxid_alice", BOT, "wxid_bot_b"])
+    return TEAM
+
+
+def drops(gw: Any, account: str) -> dict[str, int]:
+    return next(s.drops for s in gw.status() if s.account == account)
+
+
+async def test_two_accounts_in_one_group_answer_the_user_and_never_each_other(
+    wechat: WeChatHarness, two_bots: str
+) -> None:
+    # each bot gets the other's reply, as in WeChat: taken for a user's message, it was
+    # answered, and that answer too, for ever
+    agent = Recorder()
+    gw = await wechat.gateway(agent, groups={"*": {"requireMention": False}})
+    world = wechat.world
+
+    await world.say("wxid_alice", "hello bots", room=TEAM, settle=False)
+    await world.clock.advance(300)  # bounded: bots answering each other never go idle
+
+    assert sorted((e.account, e.text) for e in world.sent(room=TEAM)) == [
+        ("b", "echo: hello bots"),
+        ("default", "echo: hello bots"),
+    ]
+    assert [t.sender_id for t in agent.turns] == ["wxid_alice", "wxid_alice"]
+    assert drops(gw, "default")["own_account"] == drops(gw, "b")["own_account"] == 1
+    await world.run_until_idle()
+    assert len(world.sent(room=TEAM)) == 2
+
+
+async def test_another_accounts_group_message_is_kept_as_history(
+    wechat: WeChatHarness, two_bots: str
+) -> None:
+    # never answered, even when it mentions the bot; but what one bot said in the group is
+    # context for the other, as any member's unanswered message
+    agent = Recorder()
+    await wechat.gateway(agent)
+    world = wechat.world
+
+    await world.say("wxid_alice", "who is on call?", room=TEAM, account="default", mention=True)
+    await world.drive(wechat.gateways[0].send(None, "@Bot b are you?", room=TEAM))
+    await world.say("wxid_alice", "so?", room=TEAM, account="b", mention=True)
+
+    assert [(t.account_id, t.text) for t in agent.turns] == [
+        ("default", "who is on call?"),
+        ("b", "so?"),
+    ]
+    assert [(h.sender_id, h.text) for h in agent.turns[1].history] == [
+        (BOT, "echo: who is on call?"),
+        (BOT, "@Bot b are you?"),
+    ]

@@ -20,6 +20,7 @@ from wechat_sdk.inbound.groups import resolve_group
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.pipeline import REPLAY_GRACE_S, Drop, Inbound, InboundPipeline
+from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Message, MessageKind
 from wechat_sdk.stores.memory import MemoryStore
@@ -212,6 +213,46 @@ async def test_describe_fills_names_and_falls_back_to_the_id(rig: Rig) -> None:
     unknown = Inbound(msg("wxid_nobody", room="ghost@chatroom"))
     assert await p.describe(unknown) is None
     assert (unknown.sender_name, unknown.room_topic) == ("wxid_nobody", None)
+
+
+# ---------------------------------------------------------------- own accounts
+
+
+async def test_check_own_account_drops_a_dm_and_marks_a_group_message(rig: Rig) -> None:
+    own = OwnAccounts()
+    own.logged_in("default", BOT)
+    own.logged_in("work", "wxid_work")
+    p = rig.pipeline(dmPolicy="pairing")
+    p.own_accounts = own
+    assert await p.check_own_account(Inbound(msg("wxid_work"))) == Drop(
+        "own_account", "a DM from account work"
+    )
+    group = Inbound(msg("wxid_work", room=R1))
+    assert await p.check_own_account(group) is None  # the group checks go on
+    assert group.own_account == "work"
+    for sender in ("wxid_alice", BOT):  # a user; the account's own id (drop_self's)
+        assert await p.check_own_account(Inbound(msg(sender))) is None
+
+
+async def test_a_group_message_of_another_account_is_history_even_mentioning_the_bot(
+    rig: Rig,
+) -> None:
+    p = rig.pipeline(groups={"*": {"requireMention": False}})
+    item = group_item(p, msg("wxid_work", f"@{BOT}\u2005 are you there?", room=R1, ts=5.0))
+    item.own_account = "work"
+    assert await p.check_mention(item) == Drop("own_account", "a group message from account work")
+    (entry,) = p.history.take_group(R1)
+    assert (entry.sender_id, entry.text) == ("wxid_work", f"@{BOT}\u2005 are you there?")
+
+
+def test_own_accounts_follow_logins_and_the_config() -> None:
+    own = OwnAccounts()
+    own.logged_in("a", "wxid_1")
+    own.logged_in("b", "wxid_2")
+    own.logged_in("a", "wxid_3")  # logged in as another WeChat user: wxid_1 is nobody's
+    assert [own.account_of(i) for i in ("wxid_1", "wxid_2", "wxid_3")] == [None, "b", "a"]
+    own.keep_only(["a"])  # b left the config
+    assert (own.account_of("wxid_2"), own.account_of("wxid_3")) == (None, "a")
 
 
 # ---------------------------------------------------------------- DM policy

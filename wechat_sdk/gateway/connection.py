@@ -441,6 +441,7 @@ class Connection:
         except Exception:
             self.status.user_name = None
         self.echoes.logged_in(event.contact_id)
+        self.inbound.own_accounts.logged_in(self.account.id, event.contact_id)
         self.inbound.connected(self.clock.now())
         self.logged_in.set()
         self.log.info(

@@ -40,6 +40,7 @@ from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.outbound.pacing import Pacer
 from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.outbound.waiting import WaitingForUser
+from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.pairing.service import Pairing
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import Store
@@ -138,6 +139,8 @@ class Gateway:
         self.code_prompt: CodePrompt | None = None
         self.tools = ToolRegistry()
         self.runners: dict[str, AccountRunner] = {}
+        #: the WeChat id of each account (of the cluster's too): no user's messages
+        self.own_accounts = OwnAccounts()
         self._started = False
         self.pairing = PairingAPI(self)
         #: the HTTP server (health endpoints, the API), while it runs
@@ -252,6 +255,7 @@ class Gateway:
             media=media,
             tools=self.tools,
             echoes=echoes,
+            own_accounts=self.own_accounts,
             serving_since=since,
             on_first_login=keep_since,
         )
@@ -383,6 +387,7 @@ class Gateway:
         self.config = config
         self.accounts = accounts
         self.runners = {}
+        self.own_accounts.keep_only([a.id for a in accounts.enabled])
         await self.start()
 
     async def _start_http(self) -> None:

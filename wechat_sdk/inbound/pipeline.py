@@ -3,7 +3,8 @@
 Each step looks at the message and either lets it through or drops it with a reason code
 (logged at debug). The order is the channel's rule order (CHANNEL_SEMANTICS.md section 3):
 
-    self -> duplicate -> replayed -> dm policy / pairing -> group policy -> mention -> media
+    self -> duplicate -> replayed -> own account (a DM) -> dm policy / pairing
+         -> group policy -> mention (or own account: a group message) -> media
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from wechat_sdk.inbound.history import HistoryBook, entry_text
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
 from wechat_sdk.logtext import shown
+from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
 from wechat_sdk.puppet import Message, MessageKind, Puppet
 from wechat_sdk.stores.base import DedupeStore
@@ -65,6 +67,8 @@ class Inbound:
     text: str = ""
     rule: GroupRule | None = None
     media: list[MediaItem] = field(default_factory=list)
+    #: the sender is this other account of the gateway (never answered)
+    own_account: str | None = None
 
     @property
     def is_group(self) -> bool:
@@ -92,6 +96,7 @@ class InboundPipeline:
         media: MediaSaver,
         tools: ToolRegistry,
         echoes: EchoLedger,
+        own_accounts: OwnAccounts | None = None,
         serving_since: float | None = None,
         on_first_login: Callable[[float], None] | None = None,
     ) -> None:
@@ -105,6 +110,8 @@ class InboundPipeline:
         self.media = media
         self.tools = tools
         self.echoes = echoes
+        #: the WeChat ids of the gateway's accounts (the gateway's; by default, of none)
+        self.own_accounts = own_accounts if own_accounts is not None else OwnAccounts()
         #: when the gateway first served this account (kept across restarts): older
         #: messages are history WeChat replays at login; later ones are new to the gateway
         #: even when they arrived while it was away (logged out, stopped)
@@ -118,6 +125,7 @@ class InboundPipeline:
             self.drop_duplicate,
             self.drop_replayed,
             self.describe,
+            self.check_own_account,
             self.check_dm,
             self.check_group,
             self.check_mention,
@@ -261,6 +269,20 @@ class InboundPipeline:
                 item.room_topic = None
         return None
 
+    async def check_own_account(self, item: Inbound) -> Drop | None:
+        """A message from another account of the gateway is never answered: two bots that
+        answered each other would never stop (WeChat gives each the other's group messages).
+        A DM from one is dropped here, before a pairing code could be sent to it; a group
+        message goes on through the group checks, to be kept as history at the mention
+        step, as an unmentioned message is (what one bot said is context for the other)."""
+        other = self.own_accounts.account_of(item.message.talker_id)
+        if other is None or other == self.account.id:
+            return None
+        if not item.is_group:
+            return Drop("own_account", f"a DM from account {other}")
+        item.own_account = other
+        return None
+
     async def check_dm(self, item: Inbound) -> Drop | None:
         """dmPolicy: disabled | open | allowlist | pairing (with the pairing challenge)."""
         if item.is_group:
@@ -376,10 +398,15 @@ class InboundPipeline:
         return None
 
     async def check_mention(self, item: Inbound) -> Drop | None:
-        """requireMention: unmentioned group messages are kept as history, not answered."""
+        """requireMention: unmentioned group messages are kept as history, not answered;
+        so is a message of another account of the gateway, mentioned or not."""
         m = item.message
         if m.room_id is None:
             return None
+        if item.own_account is not None:  # (its text as said: whom it mentions is context)
+            item.text = m.text.strip()
+            self.history.note_unanswered(m.room_id, self._entry(item))
+            return Drop("own_account", f"a group message from account {item.own_account}")
         names = [self.account.settings.name]
         bot_id = self.self_id
         if bot_id is not None:  # (more names to look for: one that cannot be had is none)
