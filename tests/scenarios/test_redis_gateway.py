@@ -256,3 +256,64 @@ async def test_gateway_send_while_redis_is_down_fails_within_the_lease_ttl(
     assert "Error 111 connecting to" in str(failed.value), failed.value
     assert sent == [] and wechat.world.sent(to="wxid_bob") == []
     own_redis.restart()
+
+
+async def test_two_accounts_on_two_gateways_in_one_group_never_answer_each_other(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, tmp_path: Path
+) -> None:
+    """docs/groups.md, "Several accounts in one group": a gateway knows the WeChat id of an
+    account another gateway holds from the status it writes to Redis, and does not answer
+    its messages (each bot answered the other's reply, for ever)."""
+    world: SimulatedWeChat = wechat.world
+    world.add_account("b")
+    world.add_room("team@chatroom", "Team", ["wxid_alice", "wxid_bot_default", "wxid_bot_b"])
+    config = redis_config(
+        redis_url,
+        redis_namespace,
+        accounts={"default": {}, "b": {}},
+        groups={"*": {"requireMention": False}},
+    )
+    agents = {"default": Recorder(), "b": Recorder()}
+    gateways = [
+        world.gateway(config, agents[a], state_dir=tmp_path / a, only_accounts=[a]) for a in agents
+    ]
+    wechat.gateways += gateways
+    for gw in gateways:
+        await gw.start()
+    await world.login("default")
+    await world.login("b")
+    # each gateway's cluster loop writes its account's status every second, and reads
+    # the other's
+    here, there = gateways
+    for _ in range(1500):
+        if here.own_accounts.account_of("wxid_bot_b") and there.own_accounts.account_of(
+            "wxid_bot_default"
+        ):
+            break
+        await asyncio.sleep(0.01)
+        await world.run_until_idle(limit=60)
+
+    await world.say("wxid_alice", "hello bots", room="team@chatroom", settle=False)
+    await replied_in(world, "team@chatroom", 2)
+    for _ in range(100):  # a second more: any answer to the other bot would be out
+        await asyncio.sleep(0.01)
+        await world.run_until_idle(limit=60)
+    assert sorted((e.account, e.text) for e in world.sent(room="team@chatroom")) == [
+        ("b", "echo: hello bots"),
+        ("default", "echo: hello bots"),
+    ]
+    assert [[t.sender_id for t in agent.turns] for agent in agents.values()] == [
+        ["wxid_alice"],
+        ["wxid_alice"],
+    ]
+
+
+async def replied_in(world: SimulatedWeChat, room: str, count: int) -> None:
+    """Wait (in real time, up to 10 s) until ``room`` got ``count`` messages (see
+    :func:`replied`)."""
+    for _ in range(1000):
+        if len(world.texts(room=room)) >= count:
+            return
+        await asyncio.sleep(0.01)
+        await world.run_until_idle(limit=60)
+    raise AssertionError(f"{room} never got {count} message(s): {world.texts(room=room)}")

@@ -387,3 +387,46 @@ async def test_a_full_redis_at_start_says_so(own_redis: Any, redis_namespace: st
     finally:
         await client.config_set("maxmemory", 0)
         await client.aclose()
+
+
+async def test_a_round_learns_the_wechat_ids_of_the_accounts_others_hold(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """From the statuses the other gateways wrote: one without an id (still starting),
+    one that is not JSON, and an account nobody holds teach nothing; nor does a round
+    fail on them."""
+    from redis.asyncio import Redis
+
+    from wechat_sdk.own_accounts import OwnAccounts
+
+    async def start_account(account_id: str, guard: LeaseGuard) -> Any:
+        return lambda: {}
+
+    async def stop_account(account_id: str, grace_s: float) -> None:
+        pass
+
+    own = OwnAccounts()
+    coordinator = ClusterCoordinator(
+        Redis(connection_pool=aclient.connection_pool),
+        keys,
+        ["mine"],
+        start_account=start_account,
+        stop_account=stop_account,
+        clock=RealClock(),
+        gateway_id="gw-a",
+        peers=["mine", "theirs", "starting", "garbled", "unheld"],
+        own_accounts=own,
+    )
+    statuses = {
+        "theirs": json.dumps({"holder": "gw-b", "user_id": "wxid_theirs"}),
+        "starting": json.dumps({"holder": "gw-b"}),
+        "garbled": "{not json",
+    }
+    for account_id, status in statuses.items():
+        await aclient.set(keys.status(account_id), status, px=30_000)
+    try:
+        await coordinator.start()
+        assert set(coordinator.held) == {"mine"}
+        assert own.account_of("wxid_theirs") == "theirs"
+    finally:
+        await coordinator.stop(0)

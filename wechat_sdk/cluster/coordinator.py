@@ -13,7 +13,9 @@ run it; a gateway's share is its sum, rounded up (gateways that all run the same
 the accounts divided by the gateways). An account left unheld for a round is taken by any
 gateway that may run it, whatever its share (the shares of gateways limited to different
 accounts may not fit every account): kept there, neither counted in its share nor handed
-over again, until the gateways alive change, so none bounces between two.
+over again, until the gateways alive change, so none bounces between two. Each round also
+reads the statuses the other gateways wrote, for the WeChat id of each account they hold:
+a message from one of those is no user's (:class:`~wechat_sdk.own_accounts.OwnAccounts`).
 
 Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`; a
 proactive send at most the TTL), and accounts keep what they hold; when Redis answers
@@ -42,6 +44,7 @@ from typing import Any
 from wechat_sdk.clock import Clock
 from wechat_sdk.cluster.fence import LeaseGuard, StatusWriter
 from wechat_sdk.cluster.leases import LEASE_TTL_S, Lease, LeaseKeys, Leases
+from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.puppets import SharedRedis
 
 __all__ = ["ClusterCoordinator", "HeldAccount", "default_gateway_id"]
@@ -85,7 +88,8 @@ class ClusterCoordinator:
 
     ``start_account(id, guard)`` starts an account (returning a function giving its status
     as JSON); ``stop_account(id, grace_s)`` stops it (what it holds kept in the shared
-    store, for the next holder).
+    store, for the next holder). ``own_accounts`` learns the WeChat id of each of
+    ``peers`` (the cluster's accounts) another gateway holds, from its status.
     """
 
     def __init__(
@@ -100,10 +104,14 @@ class ClusterCoordinator:
         gateway_id: str | None = None,
         ttl_s: float = LEASE_TTL_S,
         tick_s: float = TICK_S,
+        peers: Sequence[str] = (),
+        own_accounts: OwnAccounts | None = None,
     ) -> None:
         self._r = client
         self.keys = keys
         self.accounts = list(accounts)
+        self.peers = list(peers)
+        self.own_accounts = own_accounts
         self.gateway_id = gateway_id or default_gateway_id()
         self.ttl_s = ttl_s
         self.tick_s = tick_s
@@ -315,6 +323,7 @@ class ClusterCoordinator:
                 await self._take(lease)
         await self._hand_over_extra(share, runners)
         await self._write_status()
+        await self._learn_peer_ids()
 
     async def _say_alive(self) -> dict[str, int]:
         """Say this gateway is alive and which accounts it may run; each of its accounts
@@ -501,6 +510,23 @@ class ClusterCoordinator:
             for held in self.held.values()
         }
         await self._statuses.write(rows, self.ttl_s)  # each only while its lease is ours
+
+    async def _learn_peer_ids(self) -> None:
+        """The WeChat id of each account another gateway holds, from the status it wrote
+        (one read a round, for every such account)."""
+        others = [a for a in self.peers if a not in self.held]
+        if self.own_accounts is None or not others:
+            return
+        values = await self._r.mget([self.keys.status(a) for a in others])
+        for account_id, value in zip(others, values, strict=True):
+            if value is None:  # nobody holds it, or its holder has not written yet
+                continue
+            try:
+                user_id = json.loads(value).get("user_id")
+            except (ValueError, AttributeError):  # (not a status: nothing to learn)
+                continue
+            if isinstance(user_id, str) and user_id:
+                self.own_accounts.logged_in(account_id, user_id)
 
     async def _check_epoch(self) -> None:
         """A random id kept in Redis: when it is gone while we knew it, Redis restarted

@@ -59,6 +59,8 @@ async def join_cluster(
         clock=RealClock(),
         gateway_id=gateway_id,
         ttl_s=store.leaseTtlS,
+        peers=[a.id for a in gateway.accounts.enabled],
+        own_accounts=gateway.own_accounts,
     )
     gateway.cluster = coordinator  # (its puppets are made as it takes the first accounts)
     try:
