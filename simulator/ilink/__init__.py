@@ -52,8 +52,8 @@ The API (names kept stable for the iLink adapter and the gateway):
 
 Time is the world's: long polls wait on ``world.time`` (as background sleepers on a
 virtual clock, so ``run_until_idle`` never waits for them), hold for ``poll_hold_s``
-(default 30 s) and suggest ``longpolling_timeout_ms`` 35000 (or the hold and 5 s more,
-when it is longer).
+(default 30 s) and suggest ``longpolling_timeout_ms`` 35000 (or the hold, when it is
+longer).
 """
 
 from typing import TYPE_CHECKING, Any

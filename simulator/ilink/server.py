@@ -71,7 +71,7 @@ SESSION_EXPIRED = -14
 RATE_LIMITED = -2
 REFUSED = -1
 #: what getupdates suggests as the client's next long-poll timeout (at least the server's
-#: own hold and 5 s more: a client waiting that long never gives up on a poll held longer)
+#: own hold: a client waiting that long, and its margin, never gives up on a held poll)
 LONGPOLL_TIMEOUT_MS = 35_000
 #: how long getupdates holds a request with nothing to give (under the suggestion)
 POLL_HOLD_S = 30.0
@@ -433,8 +433,8 @@ class ILinkServer:
     @property
     def longpolling_timeout_ms(self) -> int:
         """What ``getupdates`` suggests as the client's next long-poll timeout: 35 s, or
-        the hold and 5 s more when the hold is longer."""
-        return max(LONGPOLL_TIMEOUT_MS, math.ceil(self.poll_hold_s * 1000) + 5000)
+        the hold when it is longer."""
+        return max(LONGPOLL_TIMEOUT_MS, math.ceil(self.poll_hold_s * 1000))
 
     def _updates(self, bot: ILinkBot, after: int, ready: list[Any]) -> web.Response:
         msgs = [inbound_message(bot, q) for q in ready]
