@@ -45,8 +45,10 @@ DEFAULT_MAX_CONVERSATIONS = 1000
 
 #: Default bound on remembered message ids per account: memory's safety only (marks go by
 #: age, the dedupe window's hour, and a transport may hand on every message of that hour
-#: again at a start, as iLink does): an hour of 28 messages a second; at most about 23 MB
-#: of marks in memory (memory and SQLite stores), 31 MB on a Redis server.
+#: again at a start, as iLink does): an hour of 28 messages a second; about 30 MB of
+#: live marks in memory at the cap (memory and SQLite stores: 160 MB more resident memory
+#: in bench/bench_gateway.py rss, whose 100,000 messages come within the hour), 31 MB on a
+#: Redis server.
 DEFAULT_DEDUPE_MAX_ENTRIES = 100_000
 
 
