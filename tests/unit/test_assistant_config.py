@@ -284,6 +284,9 @@ def test_importing_the_assistant_loads_neither_openai_nor_mcp() -> None:
     assert json.loads(out.splitlines()[-1]) == []
 
 
+WHSEC = "whsec_" + "WFla" * 8
+
+
 def test_the_repr_of_a_config_holds_no_header_url_key_or_environment_value() -> None:
     """``repr(config)`` (a traceback's locals, a ``print`` while debugging) showed the
     headers' values, an MCP server's URL with its key and its environment."""
@@ -299,9 +302,20 @@ def test_the_repr_of_a_config_holds_no_header_url_key_or_environment_value() -> 
         },
     }
     puppet = {"endpoint": "127.0.0.1:8788", "padlocalToken": "opt-0123456789", "name": "x"}
-    wechat = {"agent": agent, "puppetOptions": puppet}
+    hooks = [{"url": "https://hooks.example/in?token=hook-0123456789", "secret": WHSEC}]
+    wechat = {"agent": agent, "puppetOptions": puppet, "webhooks": hooks}
     config = parse_config(json.dumps({"channels": {"wechat": wechat}}), env={})
     shown = repr(config) + str(config) + repr(accounts_of(config).default)
+    # the model's base URL and a webhook agent's URL hold keys as well
+    for other in (
+        {"model": "m", "baseUrl": "https://u:base-0123456789@llm.example/v1?key=k-0123456789"},
+        {
+            "provider": "webhook",
+            "url": "https://agent.example/t?key=url-0123456789",
+            "secret": WHSEC,
+        },
+    ):
+        shown += repr(parse_config(json.dumps({"channels": {"wechat": {"agent": other}}}), env={}))
     assert "0123456789" not in shown
     assert "mcpServers={'remote': McpServerConfig(command=None" in shown  # (still a repr)
     assert "endpoint='127.0.0.1:8788'" in shown and "name='x'" in shown

@@ -150,16 +150,16 @@ class AgentConfig(Strict):
         description='"openai": the Chat Completions API and servers compatible with it; '
         '"webhook": POST each turn to url, signed with secret (docs/webhooks.md)',
     )
-    url: str | None = Field(
-        None, description="provider webhook: the endpoint each turn is POSTed to"
+    url: str | None = Field(  # (repr=False: its query may hold a key)
+        None, description="provider webhook: the endpoint each turn is POSTed to", repr=False
     )
     secret: SecretStr | None = Field(
         None,
         description="provider webhook: the whsec_ secret the turns are signed with (a secret: "
         "never logged)",
     )
-    baseUrl: str | None = Field(
-        None, description="the API's base URL (unset: https://api.openai.com/v1)"
+    baseUrl: str | None = Field(  # (repr=False: its user part or query may hold a key)
+        None, description="the API's base URL (unset: https://api.openai.com/v1)", repr=False
     )
     apiKey: Annotated[SecretStr, AfterValidator(_one_line_secret)] | None = Field(
         None,

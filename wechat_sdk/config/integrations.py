@@ -109,7 +109,7 @@ class _Strict(BaseModel):
 class WebhookEndpoint(_Strict):
     """One endpoint the gateway POSTs events to."""
 
-    url: str = Field(description="the endpoint (http or https)")
+    url: str = Field(description="the endpoint (http or https)", repr=False)  # (a query key)
     secret: str = Field(
         description="its signing secret, whsec_ and base64 (a secret: never logged)", repr=False
     )
