@@ -1135,3 +1135,28 @@ async def test_a_keyed_send_that_went_out_is_answered_so_when_its_key_cannot_be_
     )
     assert (code, body["code"]) == (409, "request_in_progress")
     assert wechat.world.texts(to="wxid_alice") == ["once"]
+
+
+async def test_a_keyed_send_whose_key_cannot_be_freed_says_to_use_a_new_key(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    # nothing went out (the account is not logged in) and the store fails to free the key:
+    # "try again" with the same key would be refused as under way for a day, so the answer
+    # says to use a new one
+    gw = await wechat.gateway(echo, login=False, **API)
+    store = gw.store.idempotency
+
+    def release(key: str) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.release = release  # type: ignore[method-assign]
+    headers = {**AUTH, "Idempotency-Key": "k-stuck"}
+    message = {"to": "wxid_alice", "text": "once"}
+    code, body, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", headers=headers, json=message
+    )
+    assert (code, body["code"]) == (503, "account_not_ready")
+    assert body["error"].endswith(
+        "; this Idempotency-Key could not be freed (the store failed): retry with a new key"
+    )
+    assert wechat.world.texts(to="wxid_alice") == []

@@ -371,7 +371,12 @@ class ApiHandlers:
             # something went out: a retry gets this answer, nothing again; nothing went
             # out: a retry may try again
             answer = (exc.status, exc.body()) if exc.went_out else None
-            self._keep_outcome(key, answer, account)
+            if not self._keep_outcome(key, answer, account) and answer is None:
+                # (the key stays claimed: a retry with it would be refused as under way)
+                exc.args = (
+                    f"{exc}; this Idempotency-Key could not be freed (the store failed): "
+                    "retry with a new key",
+                )
             raise
         # (cut by a stop, or a bug: whether it went out is unknown, so the key stays
         # claimed, and a retry is refused rather than sent twice)
@@ -380,11 +385,12 @@ class ApiHandlers:
 
     def _keep_outcome(
         self, key: str, answer: tuple[int, dict[str, Any]] | None, account: str
-    ) -> None:
-        """Keep a keyed send's ``answer`` for its retries (None: free the key). A store
-        that fails now leaves the key claimed (a retry is refused as under way, never sent
-        again) and the send is answered all the same: its outcome is what its caller needs,
-        and a store error in its place would invite a second send."""
+    ) -> bool:
+        """Keep a keyed send's ``answer`` for its retries (None: free the key); False when
+        the store failed. A store that fails now leaves the key claimed (a retry is
+        refused as under way, never sent again) and the send is answered all the same: its
+        outcome is what its caller needs, and a store error in its place would invite a
+        second send."""
         store = self.gateway.store.idempotency
         try:
             if answer is None:
@@ -402,6 +408,8 @@ class ApiHandlers:
                 unavailable,
                 account,
             )
+            return False
+        return True
 
     async def _send(self, message: MessageRequest) -> tuple[int, dict[str, Any]]:
         gateway = self.gateway
