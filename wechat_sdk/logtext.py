@@ -51,11 +51,17 @@ _NAMED = re.compile(
 )
 #: the words of a name: ``x-api-key``, ``api_key``, ``apiKey`` and ``APIKey`` end in ``key``
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")
-#: a name's last word (what its value is) that makes the value a secret: ``token``,
-#: ``client_secret``, ``apikey``; not ``monkey``, ``author`` nor ``token_count``
+#: a word of a name that makes its value a secret: ``token``, ``client_secret``,
+#: ``apikey``, ``api_keys``; not ``monkey``, ``author`` nor ``tokenizer``
 _SECRET_WORD = re.compile(
     r"(?:api|access|auth|refresh|id|session|client|private|secret|master)?"
-    r"(?:key|token|secret|passw(?:or)?d|passphrase|auth|credentials?)"
+    r"(?:key|token|secret|passw(?:or)?d|passphrase|auth|credential)s?"
+)
+#: a name's last word that says its value is about a secret, not the secret:
+#: ``token_count``, ``key_id``, ``auth_url``, ``password_policy``
+_ABOUT_A_SECRET = re.compile(
+    r"counts?|ids?|urls?|uri|polic(?:y|ies)|types?|names?|len(?:gth)?|size|limits?|path|file"
+    r"|dir|kind|version|format|ttl|expiry|expires|usage|mode|enabled|required"
 )
 #: a scheme at the start of a secret's value: its name stays, the word after it is masked
 _SCHEME = re.compile(r"(?i)(?:bearer|basic)[ \t]+")
@@ -66,8 +72,10 @@ _SECRET_MIN_CHARS = 6
 
 
 def _secret_name(name: str) -> bool:
-    words = _WORDS.findall(name)
-    return bool(words) and _SECRET_WORD.fullmatch(words[-1].lower()) is not None
+    words = [w.lower() for w in _WORDS.findall(name)]
+    if not words or _ABOUT_A_SECRET.fullmatch(words[-1]):
+        return False
+    return any(_SECRET_WORD.fullmatch(w) is not None for w in words)
 
 
 def _masked(m: re.Match[str]) -> str:

@@ -48,6 +48,15 @@ def test_a_library_line_shows_no_secret(line: str, shown: str) -> None:
         ("Authorization failed: Bearer eyJhbGciOi.e30.sig", "Authorization failed: Bearer ***"),
         ("basic dXNlcjpwYXNz", "basic ***"),
         ("Bearer abcdefghijklmnopqrstuvwxyz", "Bearer ***"),
+        # a plural, or a secret's word before another (secret_value), is a secret too
+        (
+            "api_keys=k1 apiKeys: k2 tokens: t3 passwords=p4",
+            "api_keys=*** apiKeys: *** tokens: *** passwords=***",
+        ),
+        (
+            "secret_value=v5, tokenValue=v6, auth_header=h7",
+            "secret_value=***, tokenValue=***, auth_header=***",
+        ),
         # after a scheme written as a header writes it, any word: a token may be all letters
         ("sent Bearer mysecrettoken", "sent Bearer ***"),
         ("Basic auth failed; Bearer Token required", "Basic *** failed; Bearer *** required"),
