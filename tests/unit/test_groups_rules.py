@@ -159,3 +159,13 @@ def test_every_tool_and_a_deny_in_another_case(tools: Any, expected: set[str]) -
     registered = ["shell", "search", "weather.today"]
     rule = resolve_group(settings(groups={R1: {"tools": tools}}), R1)
     assert allowed_tool_names(rule.tools, registered) == expected
+
+
+def test_a_rule_naming_a_registered_tool_means_that_one_not_another_seen_so() -> None:
+    """``weather.today`` is seen as ``weather_today``; with a tool registered under that
+    very name too, a rule naming ``weather_today`` means that tool only (it offered both)."""
+    registered = ["weather.today", "weather_today"]
+    allow = resolve_group(settings(groups={R1: {"tools": ["weather_today"]}}), R1)
+    assert allowed_tool_names(allow.tools, registered) == {"weather_today"}
+    deny = resolve_group(settings(groups={R1: {"tools": {"deny": ["weather_today"]}}}), R1)
+    assert allowed_tool_names(deny.tools, registered) == {"weather.today"}

@@ -152,7 +152,8 @@ def tools_for_turn(
     taken: set[str] = set()
     for name in turn.tools.names:
         # (a group's rule chose them already, where the turn began: turn.tools)
-        if turn.room_id is None and not tool_permitted(rule, python_tool_names(name)):
+        names = python_tool_names(name, turn.tools.names)
+        if turn.room_id is None and not tool_permitted(rule, names):
             continue
         offered_as = _unique(api_tool_name(name) or "tool", taken)
         taken.add(offered_as)

@@ -122,13 +122,17 @@ def allowed_tool_names(
     """Registered tools allowed by a resolved rule, each named in it by its registered
     name or by the name the model sees it by (a deny by either denies it)."""
     known = frozenset(registered)
-    return frozenset(n for n in known if tool_permitted(rule_tools, python_tool_names(n)))
+    return frozenset(n for n in known if tool_permitted(rule_tools, python_tool_names(n, known)))
 
 
-def python_tool_names(name: str) -> tuple[str, ...]:
+def python_tool_names(name: str, registered: Iterable[str] = ()) -> tuple[str, ...]:
     """The names a rule may give a registered (Python) tool: its own, and the name the
-    model sees (``weather.today`` is ``weather_today``)."""
-    return tuple(dict.fromkeys((name, api_tool_name(name) or "tool")))
+    model sees (``weather.today`` is ``weather_today``), unless another tool of
+    ``registered`` has that name (a rule naming it means that one, and only that one)."""
+    seen_as = api_tool_name(name) or "tool"
+    if seen_as != name and seen_as in frozenset(registered):
+        return (name,)
+    return tuple(dict.fromkeys((name, seen_as)))
 
 
 def tool_permitted(
