@@ -933,3 +933,24 @@ async def test_a_refused_replace_changes_nothing_not_even_the_queued_items(tmp_p
         assert [(i.kind, i.turn) for i in outbox.items("default")] == [("message", "m-1")]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "a_store_failure"),
+    [
+        ("database is locked", True),
+        ("database or disk is full", True),
+        ("disk I/O error", True),
+        ("attempt to write a readonly database", True),
+        ("unable to open database file", True),
+        ("no such table: outbox", False),  # a bug: said as one, with its traceback
+        ('near "SELEC": syntax error', False),
+    ],
+)
+def test_a_sqlite_error_is_a_store_failure_only_when_the_database_failed(
+    error: str, a_store_failure: bool
+) -> None:
+    from wechat_sdk.stores.configured import store_failure
+
+    said = store_failure(sqlite3.OperationalError(error), None)
+    assert (said is not None) == a_store_failure

@@ -3,6 +3,7 @@ and the CLI; and what a failure of it says."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,15 @@ def open_store(wechat: WechatConfig, state_dir: Path, clock: Clock | None = None
     )
 
 
+#: what SQLite says when the database failed (locked by another process, its disk full or
+#: failing, its file gone or not writable), not a statement's own error ("no such table":
+#: a bug, reported as one)
+_SQLITE_FAILED = re.compile(
+    r"locked|busy|disk|full|I/O|readonly|read-only|unable to open|not a database|malformed",
+    re.IGNORECASE,
+)
+
+
 def store_failure(exc: BaseException, url: str | None) -> str | None:
     """What ``exc``, raised by a store call, says when the store itself failed (Redis
     unreachable, full or refusing a command; SQLite locked, or its disk full or failing),
@@ -55,7 +65,7 @@ def store_failure(exc: BaseException, url: str | None) -> str | None:
         if url is None:  # (a store the gateway was given, not the config's)
             return f"the Redis store failed: {unreachable_reason(exc)}"
         return str(unreachable(url, exc))
-    if isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, sqlite3.OperationalError) and _SQLITE_FAILED.search(str(exc)):
         return (
             f"the SQLite store could not be read or written: {exc} (check the state "
             "directory's disk: its free space and permissions)"
