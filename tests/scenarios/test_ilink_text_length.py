@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import regex
+from ilink_worlds import ilink_world
 from waiting import until
 
 from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, Gateway
-from wechat_sdk.clock import RealClock
 from wechat_sdk.stores import SqliteStore
 
 pytestmark = pytest.mark.slow  # real HTTP on the real clock
@@ -49,15 +49,8 @@ def config(**more: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def world() -> AsyncIterator[SimulatedWeChat]:
-    made = SimulatedWeChat(seed=3, clock=RealClock())
-    made.add_account("default", transport="ilink")
-    made.add_contact(ALICE, "Alice")
-    try:
+    async with ilink_world(3, {ALICE: "Alice"}) as made:
         yield made
-    finally:
-        server = made.ilink_state.server
-        if server is not None:
-            await server.close()
 
 
 async def answered(world: SimulatedWeChat, agent: Any, state_dir: Path, **more: Any) -> list[str]:

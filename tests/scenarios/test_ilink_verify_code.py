@@ -12,12 +12,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from ilink_worlds import ilink_world
 from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk import AgentTurn, Gateway
-from wechat_sdk.clock import RealClock
 
 pytestmark = pytest.mark.slow  # real HTTP on the real clock
 
@@ -44,15 +44,8 @@ async def echo(turn: AgentTurn) -> str:
 
 @pytest.fixture
 async def world() -> AsyncIterator[SimulatedWeChat]:
-    made = SimulatedWeChat(seed=5, clock=RealClock())
-    made.add_account("default", transport="ilink")
-    made.add_contact(ALICE, "Alice")
-    try:
+    async with ilink_world(5, {ALICE: "Alice"}) as made:
         yield made
-    finally:
-        server = made.ilink_state.server
-        if server is not None:
-            await server.close()
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ilink_worlds import ilink_world
 from waiting import until
 
 from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, Gateway, WindowClosed
-from wechat_sdk.clock import RealClock
 from wechat_sdk.outbound.window import MORE_NOTICE
 from wechat_sdk.stores import OutboxItem, SqliteStore
 
@@ -43,14 +43,6 @@ CONFIG = {
 LONG = "\n\n".join(f"part {i}: " + "x" * 3_970 for i in range(12))
 
 
-def make_world() -> SimulatedWeChat:
-    world = SimulatedWeChat(seed=3, clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, "Alice")
-    world.add_contact(BOB, "Bob")
-    return world
-
-
 async def start(world: SimulatedWeChat, agent: Any, state_dir: Path) -> Gateway:
     gateway = world.gateway(CONFIG, agent, state_dir=state_dir)
     await gateway.start()
@@ -61,13 +53,8 @@ async def start(world: SimulatedWeChat, agent: Any, state_dir: Path) -> Gateway:
 
 @pytest.fixture
 async def world() -> AsyncIterator[SimulatedWeChat]:
-    made = make_world()
-    try:
+    async with ilink_world(3, {ALICE: "Alice", BOB: "Bob"}) as made:
         yield made
-    finally:
-        server = made.ilink_state.server
-        if server is not None:
-            await server.close()
 
 
 async def long_then_short(turn: AgentTurn) -> str:
