@@ -37,13 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def node_cache() -> Iterator[Path]:
     """One npm install for the whole run, kept in build/ between runs."""
     cache = Path(os.environ.get("WECHAT_SDK_NODE_CACHE", ROOT / "build" / "node-cache"))
-    old = os.environ.get("WECHAT_SDK_NODE_CACHE")
-    os.environ["WECHAT_SDK_NODE_CACHE"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("WECHAT_SDK_NODE_CACHE", None)
-    else:
-        os.environ["WECHAT_SDK_NODE_CACHE"] = old
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("WECHAT_SDK_NODE_CACHE", str(cache))
+        yield cache
 
 
 OPENCLAW_TMP = Path("/tmp/openclaw")
@@ -59,13 +55,9 @@ def node_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ``/tmp/openclaw`` for its log (a fixed path, no setting moves it): removed after the
     run when it was not there before."""
     temp = tmp_path_factory.mktemp("node-tmp")
-    old = os.environ.get("TMPDIR")
     openclaw_was_there = OPENCLAW_TMP.exists()
-    os.environ["TMPDIR"] = str(temp)
-    yield temp
-    if old is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = old
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TMPDIR", str(temp))
+        yield temp
     if not openclaw_was_there:
         shutil.rmtree(OPENCLAW_TMP, ignore_errors=True)
