@@ -461,3 +461,19 @@ async def test_another_accounts_group_message_is_kept_as_history(
         (BOT, "echo: who is on call?"),
         (BOT, "@Bot b are you?"),
     ]
+
+
+async def test_a_groups_key_that_is_the_groups_name_is_said_once_with_its_id(
+    wechat: WeChatHarness, rooms: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the user keyed the group by the name they see in WeChat: its settings never apply
+    groups = {"*": {"requireMention": True}, "Room one": {"requireMention": False}}
+    await wechat.gateway(Recorder(), groups=groups)
+    with caplog.at_level(logging.WARNING, logger="wechat_sdk.inbound"):
+        await wechat.world.say("wxid_alice", "anyone?", room=R1)
+        await wechat.world.say("wxid_alice", "hello?", room=R1)
+        await wechat.world.say("wxid_alice", "in two", room=R2)
+    told = [r.getMessage() for r in caplog.records if "group_key_is_name" in r.getMessage()]
+    assert len(told) == 1
+    assert "'Room one'" in told[0] and R1 in told[0]
+    assert wechat.world.sent() == []  # a name is not taken for the id: still by "*"

@@ -20,7 +20,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.config.templates import fill_template
 from wechat_sdk.echoes import EchoLedger
-from wechat_sdk.inbound.groups import GroupRule, allowed_tool_names, resolve_group
+from wechat_sdk.inbound.groups import WILDCARD, GroupRule, allowed_tool_names, resolve_group
 from wechat_sdk.inbound.history import HistoryBook, entry_text
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
@@ -120,6 +120,8 @@ class InboundPipeline:
         #: told what went wrong for a message that still goes on (the account's last error)
         self.on_error: Callable[[str], None] = lambda _why: None
         self.drops: dict[str, int] = {}
+        #: ``groups`` keys said to be a group's name, not its id (once each)
+        self._names_told: set[tuple[str, str]] = set()
         #: after ``drop_self``, which comes first and loads the message
         self.steps: tuple[Step, ...] = (
             self.drop_duplicate,
@@ -390,12 +392,31 @@ class InboundPipeline:
             return None
         rule = resolve_group(self.account.settings, m.room_id)
         item.rule = rule
+        self._tell_name_key(m.room_id, item.room_topic)
         if not rule.allowed:
             return Drop(rule.reason)
         group_allow = self.account.group_allow_from
         if group_allow is not None and not group_allow.allows(m.talker_id):
             return Drop("sender_not_allowed")
         return None
+
+    def _tell_name_key(self, room_id: str, topic: str | None) -> None:
+        """A ``groups`` key that is this group's name (not its id) never applies to it:
+        said once, with the id to write instead (a name is not used as a key: it changes,
+        and two groups may share one)."""
+        groups = self.account.settings.groups
+        if topic is None or topic == WILDCARD or room_id in groups or topic not in groups:
+            return
+        if (topic, room_id) in self._names_told:
+            return
+        self._names_told.add((topic, room_id))
+        log.warning(
+            "groups key %r is the name of group %s, not its id: its settings do not apply "
+            "to that group; write the id as the key account=%s reason=group_key_is_name",
+            shown(topic),
+            shown(room_id),
+            self.account.id,
+        )
 
     async def check_mention(self, item: Inbound) -> Drop | None:
         """requireMention: unmentioned group messages are kept as history, not answered;
