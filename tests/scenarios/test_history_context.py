@@ -7,9 +7,13 @@ from typing import Any
 
 from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
-from wechat_sdk.agent import AgentTurn
+from wechat_sdk.agent import AgentTurn, Reply
+from wechat_sdk.puppet import OutboundFile
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"], "pacing": False}
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 def roles_and_texts(turn: AgentTurn) -> list[tuple[str, str]]:
@@ -65,3 +69,36 @@ async def test_a_file_sent_without_text_is_named_in_history(wechat: WeChatHarnes
         ("assistant", "echo: call me"),
     ]
     assert [h.text for h in group.history] == ["[file: plan.pdf]"]
+
+
+async def test_a_reply_of_files_only_is_named_in_history_as_it_went_out(
+    wechat: WeChatHarness,
+) -> None:
+    """A reply that is only files left no assistant entry: the next turn did not know the
+    bot had sent anything. Each file that went out is named as a user's file is; one that
+    was refused (a voice without its duration) is not; a caption is followed by its files."""
+    world = wechat.world
+    chart = OutboundFile(name="chart.png", kind="image", data=PNG)
+    replies = {
+        "chart?": Reply(
+            files=[OutboundFile(name="v.silk", kind="audio", data=b"#!SILK_V3"), chart]
+        ),
+        "notes?": Reply(text="Here they are", files=[OutboundFile(name="notes.txt", data=b"x")]),
+    }
+    turns: list[AgentTurn] = []
+
+    async def agent(turn: AgentTurn) -> str | Reply:
+        turns.append(turn)
+        return replies.get(turn.text, "ok")
+
+    await wechat.gateway(agent, **OPEN)
+    for text in ("chart?", "notes?", "thanks"):
+        await world.say("wxid_alice", text)
+
+    assert [e.media and e.media["name"] for e in world.sent(to="wxid_alice")][:1] == ["chart.png"]
+    assert roles_and_texts(turns[2]) == [
+        ("user", "chart?"),
+        ("assistant", "[image: chart.png]"),
+        ("user", "notes?"),
+        ("assistant", "Here they are\n\n[file: notes.txt]"),
+    ]

@@ -280,6 +280,29 @@ async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> N
         assert [(m or {}).get("size") for m in media] == [len(PNG), len("日本語".encode())]
 
 
+async def test_a_cut_reply_of_files_only_is_one_history_entry_naming_each_file(
+    tmp_path: Path,
+) -> None:
+    """The files that went before the stop and those sent after the restart are one
+    assistant entry, each named (a reply of files only left no entry at all)."""
+    world, state = new_world(), tmp_path / "state"
+    names = [f"page{n}.png" for n in range(1, 7)]
+    files = [OutboundFile(name=n, kind="image", data=PNG, mime="image/png") for n in names]
+    bot = Bot(world, Reply(files=files))
+    one_a_second = {"perSecond": 1, "burst": 1, "chunkGapMs": 0, "jitterMs": 0}
+    await first_run_cut_mid_reply(world, state, bot, after_s=1.5, pacing=one_a_second)
+    went_before = len(world.sent(to="wxid_alice"))
+    assert 0 < went_before < len(names)
+
+    async with next_process(world, state, bot, pacing=one_a_second):
+        assert [e.media and e.media["name"] for e in world.sent(to="wxid_alice")] == names
+        await world.say("wxid_alice", "thanks")
+        assert [(h.role, h.text) for h in bot.asked[-1].history] == [
+            ("user", "long"),
+            ("assistant", "\n\n".join(f"[image: {n}]" for n in names)),
+        ]
+
+
 async def test_a_turn_cut_before_its_agent_answered_is_asked_again_after_a_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

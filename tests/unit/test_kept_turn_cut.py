@@ -26,7 +26,7 @@ class Recording:
     def __init__(self) -> None:
         self.recorded: list[Any] = []
 
-    def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
+    def record_dm(self, turn: AgentTurn, parts: list[str], files: Any = ()) -> None:
         self.recorded.append((turn.message_id, parts))
 
 
@@ -315,7 +315,7 @@ async def test_what_waits_for_the_user_goes_before_a_kept_turn_is_asked_again() 
         async def reply(self, turn: AgentTurn, progress: Any, mark: Any) -> None:
             said.append(f"answer to {turn.text}")
 
-        def answer_entry(self, text: str) -> Any: ...
+        def answer_entry(self, texts: Any, files: Any = ()) -> Any: ...
 
     kept = journaling(store)
     kept.outbound = Open()  # type: ignore[assignment]

@@ -40,7 +40,7 @@ from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.outbound.window import NOTICE, is_open
-from wechat_sdk.puppet import Message
+from wechat_sdk.puppet import Message, OutboundFile
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
 
 __all__ = ["KeptWork"]
@@ -224,7 +224,7 @@ class KeptWork:
         elif progress.kept is not None:
             answered = progress.kept
             self._take_out(answered, "a kept turn")
-        turns.record_dm(turn, progress.sent)
+        turns.record_dm(turn, progress.sent, progress.files_sent)
 
     def _unplanned(
         self, conversation: str, reply: Reply, journal: Journal | None
@@ -458,6 +458,7 @@ class KeptWork:
         went of each reply is its ``reply.sent`` event (the rest of a reply a stop cut, or
         an iLink reply window held back)."""
         sent: list[str] = []
+        files_sent: list[OutboundFile] = []  # (for history: each file by its kind)
         #: the message each reply answers: the texts and file names of it that went
         went: dict[str, tuple[list[str], list[str]]] = {}
         try:
@@ -477,7 +478,7 @@ class KeptWork:
                     state = item.state
                     going = functools.partial(self.outbox.set_state, item.id, "sending")
                     texts, files = went.setdefault(item.turn or "", ([], []))
-                    before = len(sent)
+                    before, files_before = len(sent), len(files)
                     try:
                         await self.outbound.send_message(
                             conversation, message, sent, going=going, files_sent=files
@@ -495,10 +496,13 @@ class KeptWork:
                         raise
                     finally:
                         texts.extend(sent[before:])
+                        if message.file is not None and len(files) > files_before:
+                            files_sent.append(message.file)
                     self.outbox.delete(item.id)
         finally:
-            if sent and any(item is not None and item.dm for _, item in messages):
-                self.history.record_dm_reply(conversation, turns.answer_entry("\n\n".join(sent)))
+            entry = turns.answer_entry(sent, files_sent)
+            if entry is not None and any(item is not None and item.dm for _, item in messages):
+                self.history.record_dm_reply(conversation, entry)
             for in_reply_to, (texts, files) in went.items():
                 if in_reply_to:  # (a text that answers no message: a pairing code)
                     turns.events.reply_sent(

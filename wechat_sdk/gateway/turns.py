@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -21,11 +21,12 @@ from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agen
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
-from wechat_sdk.inbound.history import HistoryBook, entry_text
+from wechat_sdk.inbound.history import HistoryBook, entry_text, reply_text
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
+from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores.base import OutboxItem
 
 __all__ = ["Begun", "TurnProgress", "Turns", "WatchedStream"]
@@ -79,6 +80,8 @@ class TurnProgress:
     stream: WatchedStream | None = None
     #: text messages that went out
     sent: list[str] = field(default_factory=list)
+    #: files of the reply that went out
+    files_sent: list[OutboundFile] = field(default_factory=list)
     #: messages of the reply not sent yet (what a cut delivery leaves)
     plan: ReplyPlan = field(default_factory=ReplyPlan)
     #: set once a stop began: the turn as written to the outbox, kept true as it goes on
@@ -294,7 +297,7 @@ class Turns:
         parts = progress.sent
         async with self.outbound.typing(conversation) as typing:  # the whole turn
             await self._answer_and_deliver(turn, progress, mark, parts, typing)
-        self.record_dm(turn, parts)
+        self.record_dm(turn, parts, progress.files_sent)
 
     async def _answer_and_deliver(
         self,
@@ -327,6 +330,8 @@ class Turns:
                         files_sent=files,
                     )
                 finally:
+                    if isinstance(reply, Reply):  # (for history: each file by its kind)
+                        progress.files_sent = _files_that_went(reply.files, files)
                     # what went out, all of the reply or not (a failure or a stop cut it;
                     # what a stop kept is an event of its own when it goes: KeptWork)
                     self.events.reply_sent(
@@ -370,8 +375,11 @@ class Turns:
             return turn  # (a group's history is taken as its message comes: the pipeline)
         return dataclasses.replace(turn, history=self.history.dm(turn.sender_id))
 
-    def record_dm(self, turn: AgentTurn, parts: list[str]) -> None:
-        """Remember a DM turn with what went out of its reply (even if a part failed)."""
+    def record_dm(
+        self, turn: AgentTurn, parts: list[str], files: Iterable[OutboundFile] = ()
+    ) -> None:
+        """Remember a DM turn with what went out of its reply, its texts (``parts``) and
+        files (even if a part failed)."""
         if turn.chat_type != "direct":
             return
         file = turn.media[0] if turn.media else None
@@ -379,13 +387,16 @@ class Turns:
         user = HistoryEntry(
             "user", turn.sender_id, turn.sender_name, text, turn.timestamp, turn.message_id
         )
-        sent_text = "\n\n".join(parts)
-        self.history.record_dm_turn(
-            turn.sender_id, user, self.answer_entry(sent_text) if sent_text else None
-        )
+        self.history.record_dm_turn(turn.sender_id, user, self.answer_entry(parts, files))
 
-    def answer_entry(self, text: str) -> HistoryEntry:
-        """The history entry of what the bot said."""
+    def answer_entry(
+        self, texts: Sequence[str], files: Iterable[OutboundFile] = ()
+    ) -> HistoryEntry | None:
+        """The history entry of what the bot said: the texts and files that went out
+        (None: nothing did)."""
+        text = reply_text(texts, [(f.kind, f.name) for f in files])
+        if not text:
+            return None
         return HistoryEntry(
             "assistant", self._self_id() or "", self.account.display_name, text, self.clock.now()
         )
@@ -429,6 +440,16 @@ class Turns:
     async def wait_idle(self) -> None:
         while self.tasks:
             await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def _files_that_went(files: Sequence[OutboundFile], names: Sequence[str]) -> list[OutboundFile]:
+    """The files of a reply that went out, from their names (``files_sent``): they go in
+    the reply's order, one refused skipped."""
+    went: list[OutboundFile] = []
+    left = iter(files)
+    for name in names:
+        went.extend(itertools.islice((f for f in left if f.name == name), 1))
+    return went
 
 
 def _going_order(entry: tuple[TurnProgress, AgentTurn | str]) -> tuple[bool, int, int]:

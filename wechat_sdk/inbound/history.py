@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import HistoryStore
 
-__all__ = ["HistoryBook", "dm_key", "entry_text", "group_key", "media_note"]
+__all__ = ["HistoryBook", "dm_key", "entry_text", "group_key", "media_note", "reply_text"]
 
 
 def group_key(room_id: str) -> str:
@@ -33,6 +33,14 @@ def entry_text(text: str, file_kind: str | None, file_name: str) -> str:
     if text or file_kind is None:
         return text
     return media_note(file_kind, [file_name] if file_name else [])
+
+
+def reply_text(texts: Iterable[str], files: Iterable[tuple[str, str]] = ()) -> str:
+    """A reply's history text: the messages of it that went out, joined by a blank line,
+    each text as sent and each file (``(kind, name)``: a message without text of its own)
+    named as :func:`entry_text` names a user's; ``""`` when nothing went out."""
+    named = (entry_text("", kind, name) for kind, name in files)
+    return "\n\n".join([*texts, *named])
 
 
 class HistoryBook:
