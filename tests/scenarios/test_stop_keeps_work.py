@@ -281,7 +281,7 @@ async def test_files_of_a_cut_reply_are_kept_after_its_text(tmp_path: Path) -> N
 
 
 async def test_a_cut_reply_of_files_only_is_one_history_entry_naming_each_file(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The files that went before the stop and those sent after the restart are one
     assistant entry, each named (a reply of files only left no entry at all)."""
@@ -293,6 +293,9 @@ async def test_a_cut_reply_of_files_only_is_one_history_entry_naming_each_file(
     await first_run_cut_mid_reply(world, state, bot, after_s=1.5, pacing=one_a_second)
     went_before = len(world.sent(to="wxid_alice"))
     assert 0 < went_before < len(names)
+    # the files that went count as messages sent (they said 0)
+    rest = len(names) - went_before
+    assert any(f"({went_before} message(s) sent, {rest} kept" in m for m in logged(caplog))
 
     async with next_process(world, state, bot, pacing=one_a_second):
         assert [e.media and e.media["name"] for e in world.sent(to="wxid_alice")] == names

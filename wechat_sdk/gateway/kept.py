@@ -196,11 +196,12 @@ class KeptWork:
         waits = 0  # of its messages, those left for the user's next message
         if not progress.plan.began and progress.reply is not None:
             rest, later, waits = self._unplanned(conversation, progress.reply, journal)
+        went = len(progress.sent) + len(progress.files_sent)  # (its texts and files)
         if not rest and not waits:
             self.log.info(
                 "stopped at the end of the reply to %s (%d message(s) sent, nothing left)",
                 conversation,
-                len(progress.sent),
+                went,
             )
         else:
             # what the journal holds is kept already; the rest is written now
@@ -209,7 +210,7 @@ class KeptWork:
                     "stopped before the whole reply to %s went out (%d message(s) sent, "
                     "%d kept in the store: they go out after a restart%s)",
                     conversation,
-                    len(progress.sent),
+                    went,
                     len(rest),
                     f", {waits} more after the user's next message" if waits else "",
                 )
