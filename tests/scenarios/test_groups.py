@@ -72,8 +72,10 @@ async def test_history_limit_zero_keeps_no_group_history(
     wechat: WeChatHarness, rooms: tuple[str, str]
 ) -> None:
     agent = Recorder()
-    await wechat.gateway(agent, historyLimit=0)
+    gw = await wechat.gateway(agent, historyLimit=0)
     await wechat.world.say("wxid_alice", "context", room=R1)
+    # nothing is stored either (not only handed over): the store has no entry to clear
+    assert gw.store.history.get("default", f"group:{R1}") == []
     await wechat.world.say("wxid_alice", "go", room=R1, mention=True)
     assert agent.turns[0].history == ()
 
