@@ -310,6 +310,50 @@ async def test_a_bare_name_two_servers_have_allows_both_with_one_warning(
     assert "'add'" in warnings[0] and "more__add" in warnings[0]
 
 
+async def test_a_rule_naming_a_python_tool_means_it_not_an_mcp_tool_of_that_name_too(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Python tool ``add`` and the MCP server's ``add``: an entry ``add`` (a group's
+    rule, ``dmTools``) means the Python tool, as the name the model sees it by; it allowed
+    the MCP one too, silently (offered as ``tools__add``). That one is named
+    ``tools__add`` (or ``tools``); the log says so, once."""
+    world = wechat.world
+    for room in ("sums@chatroom", "both@chatroom"):
+        world.add_room(room, topic=room, members=["wxid_carol"])
+    model.script = calling("add", {"a": 1, "b": 2})
+    gw, _ = await start(
+        wechat,
+        model,
+        tools_server=True,
+        agent={"dmTools": ["add"]},
+        groups={
+            "sums@chatroom": {"requireMention": False, "tools": ["add"]},
+            "both@chatroom": {"requireMention": False, "tools": ["add", "tools__add"]},
+        },
+    )
+
+    def add(a: int, b: int) -> str:
+        """Add two numbers, in Python."""
+        return f"python says {a + b}"
+
+    gw.tools.register("add", add)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_carol", "1 + 2?", room="sums@chatroom")
+    await say(wechat, gw, "wxid_carol", "1 + 2?", room="sums@chatroom")
+    await say(wechat, gw, "wxid_alice", "1 + 2?")  # a DM: dmTools names it so
+    await say(wechat, gw, "wxid_carol", "1 + 2?", room="both@chatroom")
+    sums, dm, both = (model.requests[i] for i in (0, 4, 6))
+    assert offered(sums) == offered(dm) == {"add"}
+    assert tool_replies(model.requests[1]) == ["python says 3"]
+    assert offered(both) == {"add", "tools__add"}  # each named: both, no warning
+    warnings = [r.getMessage() for r in caplog.records if "tool_rule_ambiguous" in r.getMessage()]
+    assert warnings == [
+        "tool rule entry 'add' (group sums@chatroom) allows the Python tool of that name "
+        "only, not the tool of that name of MCP server tools: write tools__add to allow "
+        "it too reason=tool_rule_ambiguous"
+    ]
+
+
 async def test_a_deny_by_the_name_the_model_sees_denies_the_tool(
     wechat: WeChatHarness, model: FakeModel
 ) -> None:

@@ -5,8 +5,10 @@ ones the conversation allows: ``turn.tools``) and the tools of the configured MC
 servers, filtered here by the same rule: a group's ``tools`` entry names a tool (an MCP
 tool by its own name on any server, by the name the model sees, or as ``server__tool``
 for that server's tool only), or an MCP server's key meaning all its tools; DMs get
-every tool unless ``agent.dmTools`` narrows them. A call to a tool that was not offered
-is refused and never run: the model is told, and the log says ``tool_not_allowed``.
+every tool unless ``agent.dmTools`` narrows them. An allow entry naming a Python tool
+offered means it only, not also an MCP tool of that name (warned once). A call to a tool
+that was not offered is refused and never run: the model is told, and the log says
+``tool_not_allowed``.
 
 A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
 cut): it goes into every later request of the turn.
@@ -150,63 +152,85 @@ def tools_for_turn(
         where = f"DM with {turn.sender_id}"
     offered: list[OfferedTool] = []
     taken: set[str] = set()
+    #: the names a rule gives the Python tools offered: an allow entry of one of them
+    #: means that tool, not also an MCP tool of that name
+    python_names: set[str] = set()
     for name in turn.tools.names:
         # (a group's rule chose them already, where the turn began: turn.tools)
         names = python_tool_names(name, turn.tools.names)
         if turn.room_id is None and not tool_permitted(rule, names):
             continue
+        python_names.update(names)
         offered_as = _unique(api_tool_name(name) or "tool", taken)
         taken.add(offered_as)
         offered.append(_python_tool(turn, name, turn.tools[name], offered_as))
     permitted: list[tuple[McpServer, McpTool]] = []
+    #: MCP tools an allow entry naming a Python tool would have given too
+    shadowed: list[tuple[McpServer, McpTool]] = []
     servers = list(servers)
     keys = frozenset(server.key for server in servers)
+    python = frozenset(python_names)
     for server in servers:
         for tool in server.tools:
             # (a deny entry also by the tool's own names, whatever a server is called)
-            if not tool_permitted(rule, _rule_names(tool, keys), _rule_names(tool, _NO_KEYS)):
+            denied_by = _rule_names(tool, _NO_KEYS)
+            if not tool_permitted(rule, _rule_names(tool, keys, python), denied_by):
+                if python and tool_permitted(rule, _rule_names(tool, keys), denied_by):
+                    shadowed.append((server, tool))
                 continue
             name = _model_name(tool, taken)
             taken.add(name)
             offered.append(_mcp_tool(server, tool, name))
             permitted.append((server, tool))
     if rule is not None:
-        _warn_ambiguous(rule, permitted, keys, turn.account_id, where)
+        _warn_ambiguous(rule, permitted, keys, python, turn.account_id, where)
+        _warn_python_named(rule, shadowed, keys, python, turn.account_id, where)
     return TurnTools(offered, account_id=turn.account_id, where=where)
 
 
-def _rule_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
+def _rule_names(
+    tool: McpTool, keys: frozenset[str], python: frozenset[str] = _NO_KEYS
+) -> tuple[str, ...]:
     """The names an allow or deny entry may give an MCP tool: its own name (any server's
     tool of that name), the name the model sees (alone, or prefixed when another tool has
     it), ``server__tool`` (that server's tool only), and its server's key (all its tools).
-    ``keys``: the account's MCP servers (see :func:`_bare_names`).
+    ``keys``: the account's MCP servers, ``python`` the names of the Python tools offered
+    (see :func:`_bare_names`).
 
     >>> _rule_names(McpTool("docs", "run.shell", "", {}), frozenset({"docs"}))
     ('run.shell', 'run_shell', 'docs__run.shell', 'docs__run_shell', 'docs')
     """
-    own = _bare_names(tool, keys)
+    own = _bare_names(tool, keys, python)
     prefixed = f"{tool.server}__{tool.name}"
     names = (*own, prefixed, api_tool_name(prefixed), tool.server)
     return tuple(dict.fromkeys(names))  # (in order, each once)
 
 
-def _bare_names(tool: McpTool, keys: frozenset[str]) -> tuple[str, ...]:
+def _bare_names(
+    tool: McpTool, keys: frozenset[str], python: frozenset[str] = _NO_KEYS
+) -> tuple[str, ...]:
     """A tool's names that any server's tool may share: its own, and as the model sees it;
     but for a name that is another of ``keys`` (a server's key), or begins with one and
-    ``__``: such an entry means that server's tools only, never this one.
+    ``__``: such an entry means that server's tools only, never this one; and for a name
+    of ``python`` (a Python tool's): such an entry means that tool only.
 
     >>> _bare_names(McpTool("home", "docs__read_file", "", {}), frozenset({"docs", "home"}))
+    ()
+    >>> _bare_names(McpTool("home", "add", "", {}), frozenset({"home"}), frozenset({"add"}))
     ()
     """
     names = dict.fromkeys((tool.name, api_tool_name(tool.name) or "tool"))
     # (the part before "__": the whole name when it has none)
-    return tuple(n for n in names if n.partition("__")[0] not in keys - {tool.server})
+    return tuple(
+        n for n in names if n not in python and n.partition("__")[0] not in keys - {tool.server}
+    )
 
 
 def _warn_ambiguous(
     rule: frozenset[str],
     permitted: list[tuple[McpServer, McpTool]],
     keys: frozenset[str],
+    python: frozenset[str],
     account_id: str,
     where: str,
 ) -> None:
@@ -216,15 +240,12 @@ def _warn_ambiguous(
         return  # a deny-only rule: its entries allow nothing
     servers_of: dict[str, dict[str, McpServer]] = {}
     for server, tool in permitted:
-        for name in _bare_names(tool, keys):
+        for name in _bare_names(tool, keys, python):
             if name in rule:
                 servers_of.setdefault(name, {})[server.key] = server
     for entry, servers in sorted(servers_of.items()):
-        key = (account_id, entry)
-        if len(servers) < 2 or all(key in s.ambiguous_entries_warned for s in servers.values()):
+        if len(servers) < 2 or not _first_warning(account_id, entry, servers):
             continue
-        for server in servers.values():
-            server.ambiguous_entries_warned.add(key)
         having = sorted(servers)
         log.warning(
             "tool rule entry '%s' (%s) allows the tools of that name of several MCP servers "
@@ -235,6 +256,48 @@ def _warn_ambiguous(
             shown(f"{having[0]}__{entry}"),
             extra={"account": account_id},
         )
+
+
+def _warn_python_named(
+    rule: frozenset[str],
+    shadowed: list[tuple[McpServer, McpTool]],
+    keys: frozenset[str],
+    python: frozenset[str],
+    account_id: str,
+    where: str,
+) -> None:
+    """Warn (once while these servers run) of an allow entry naming a Python tool that
+    an MCP server has a tool of that name too: the entry means the Python tool only."""
+    servers_of: dict[str, dict[str, McpServer]] = {}
+    for server, tool in shadowed:
+        for name in _bare_names(tool, keys):
+            if name in rule and name in python:
+                servers_of.setdefault(name, {})[server.key] = server
+    for entry, servers in sorted(servers_of.items()):
+        if not _first_warning(account_id, entry, servers):
+            continue
+        having = sorted(servers)
+        log.warning(
+            "tool rule entry '%s' (%s) allows the Python tool of that name only, not the "
+            "tool of that name of MCP server %s: write %s to allow it too "
+            "reason=tool_rule_ambiguous",
+            shown(entry),
+            shown(where),
+            ", ".join(shown(k) for k in having),
+            " or ".join(shown(f"{k}__{entry}") for k in having),
+            extra={"account": account_id},
+        )
+
+
+def _first_warning(account_id: str, entry: str, servers: dict[str, McpServer]) -> bool:
+    """Whether the warning of a rule entry of the account naming tools of ``servers`` is
+    due now (once while those servers run), marked as given."""
+    key = (account_id, entry)
+    if all(key in s.ambiguous_entries_warned for s in servers.values()):
+        return False
+    for server in servers.values():
+        server.ambiguous_entries_warned.add(key)
+    return True
 
 
 def _python_tool(
