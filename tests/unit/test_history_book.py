@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wechat_sdk.agent import HistoryEntry
-from wechat_sdk.inbound.history import HistoryBook, dm_key
+from wechat_sdk.inbound.history import HistoryBook, dm_key, group_key
 from wechat_sdk.stores.memory import MemoryHistoryStore
 
 
@@ -40,3 +40,15 @@ def test_record_dm_turn_trims_exactly_as_before(turns: list[bool], limit: int) -
         book.record_dm_turn("wxid_a", user, reply)
         got = [(e.role, e.text) for e in store.get("default", dm_key("wxid_a"))]
         assert got == reference(turns[: i + 1], limit)
+
+
+def test_a_limit_of_zero_deletes_what_an_earlier_limit_kept_at_the_next_message() -> None:
+    # history kept while the limits were 10, then both set to 0: "keeps no history at all"
+    store = MemoryHistoryStore()
+    before = HistoryBook(store, "default", group_limit=10, dm_limit=10)
+    before.record_dm_turn("wxid_a", HistoryEntry("user", "wxid_a", "A", "my secret", 1.0), None)
+    before.note_unanswered("r1@chatroom", HistoryEntry("user", "wxid_b", "B", "psst", 1.0))
+    after = HistoryBook(store, "default", group_limit=0, dm_limit=0)
+    assert after.dm("wxid_a") == () and after.take_group("r1@chatroom") == ()
+    assert store.get("default", dm_key("wxid_a")) == []
+    assert store.get("default", group_key("r1@chatroom")) == []

@@ -65,18 +65,20 @@ class HistoryBook:
 
     def take_group(self, room_id: str) -> tuple[HistoryEntry, ...]:
         """The pending group history; cleared, since it is being answered now."""
-        if self._group_limit <= 0:
-            return ()
         key = group_key(room_id)
+        if self._group_limit <= 0:
+            self._store.clear(self._account, key)  # (kept under an earlier limit)
+            return ()
         entries = tuple(self._store.get(self._account, key))
         if entries:
             self._store.clear(self._account, key)
         return entries
 
     def dm(self, contact_id: str) -> tuple[HistoryEntry, ...]:
-        if self._dm_limit <= 0:
-            return ()
         key = dm_key(contact_id)
+        if self._dm_limit <= 0:
+            self._store.clear(self._account, key)  # (kept under an earlier limit)
+            return ()
         entries = tuple(self._store.get(self._account, key))
         if not entries:
             self._know_whole_turns(key)  # an empty conversation holds whole turns only
