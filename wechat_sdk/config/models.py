@@ -230,7 +230,7 @@ class AccountConfig(_Strict):
     pairingMessage: str | None = Field(
         None,
         description="text sent to a stranger; {code}, {senderId}, {botName} and {command} "
-        "are filled in",
+        "are filled in (it must show {code}, or {command}, which holds it)",
     )
     errorNotice: str | Literal[False] = Field(
         "Sorry, something went wrong while answering. Please try again.",

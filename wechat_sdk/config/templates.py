@@ -4,7 +4,9 @@ filled without ``str.format``'s attribute and index access.
 A template is ``str.format`` text: ``{field}`` or ``{field:spec}`` for one of the named
 fields, ``{{`` and ``}}`` for literal braces. A field may be padded or cut
 (``{code:>10}``, ``{senderId:.20}``); nothing else is allowed: no positional fields, no
-``.attribute`` or ``[index]``, no ``!r`` conversions, no number formats.
+``.attribute`` or ``[index]``, no ``!r`` conversions, no number formats. A template with
+the pairing fields must show the code whole (``{code}``, or ``{command}``, which holds
+it, without a precision): the stranger has nothing else to pair with.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ __all__ = ["PAIRING_FIELDS", "fill_template", "template_problem"]
 #: the fields of ``pairingMessage``, in the order they are named in messages
 PAIRING_FIELDS = ("code", "senderId", "botName", "command")
 
+#: the fields that show the pairing code: a template must have one of them, whole
+_CODE_FIELDS = ("code", "command")
+
 # [[fill]align][width][.precision][s]: text padding and cutting only
-_SPEC = re.compile(r"(?:.?[<>^])?(?P<width>\d{1,4})?(?:\.\d{1,6})?s?", re.DOTALL)
+_SPEC = re.compile(r"(?:.?[<>^])?(?P<width>\d{1,4})?(?P<precision>\.\d{1,6})?s?", re.DOTALL)
 _MAX_WIDTH = 200
 
 
@@ -31,6 +36,8 @@ def template_problem(template: str, fields: tuple[str, ...] = PAIRING_FIELDS) ->
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"invalid template: {exc}; {hint}"
+    shows_code = False
+    cut: str | None = None  # a code field with a precision: it may cut the code
     for _literal, name, spec, conversion in parts:
         if name is None:
             continue
@@ -51,12 +58,29 @@ def template_problem(template: str, fields: tuple[str, ...] = PAIRING_FIELDS) ->
                 f"invalid template: {shown} has a format spec that is not text padding "
                 f"(allowed: alignment, width up to {_MAX_WIDTH}, .precision); {hint}"
             )
+        if name in _CODE_FIELDS:
+            if spec and _cuts(spec):
+                cut = cut or shown
+            else:
+                shows_code = True
+    if not shows_code and any(name in fields for name in _CODE_FIELDS):
+        why = f" ({cut} may cut it: no precision)" if cut else ""
+        return (
+            "invalid template: it has no {code}, so a stranger gets no code to pair with: "
+            f"add {{code}} (or {{command}}, which holds it), whole{why}; {hint}"
+        )
     return None
 
 
 def _harmless_spec(spec: str) -> bool:
     m = _SPEC.fullmatch(spec)
     return m is not None and int(m.group("width") or 0) <= _MAX_WIDTH
+
+
+def _cuts(spec: str) -> bool:
+    """Whether a (harmless) format spec has a precision, which may cut the text."""
+    m = _SPEC.fullmatch(spec)
+    return m is not None and m.group("precision") is not None
 
 
 def fill_template(template: str, values: Mapping[str, str]) -> str:
