@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from simulator import SimulatedWeChat
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.cli import cli
+from wechat_sdk.stores.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -26,6 +30,26 @@ def wechat_world() -> SimulatedWeChat:
 
 async def echo(turn: AgentTurn) -> str:
     return f"echo {turn.text}"
+
+
+def wechat_sdk(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """``wechat-sdk ARGS`` as a user runs it: a process of its own, ``home`` its HOME (the
+    default config and state directory are there), no config named by the environment."""
+    env = {**os.environ, "HOME": str(home), "NO_COLOR": "1"}
+    env.pop("WECHAT_SDK_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "wechat_sdk", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+def said(result: subprocess.CompletedProcess[str]) -> str:
+    """What a command printed, as one line (however the console wrapped it)."""
+    return " ".join((result.stdout + result.stderr).split())
 
 
 async def test_cli_list_and_approve_while_gateway_runs(wechat: WeChatHarness) -> None:
@@ -134,9 +158,9 @@ async def test_the_command_in_the_pairing_reply_says_where_it_looked_when_the_co
     as_told = CliRunner().invoke(cli, command.split()[1:])
     assert as_told.exit_code == 1
     said = " ".join(as_told.output.split())  # (as one line, however the console wrapped it)
-    assert "no pending pairing request" in said
     default_dir = home / ".clawdbot" / "wechat"
-    assert f"looked in the state directory {default_dir}" in said
+    assert f"no pairing store in the state directory {default_dir}" in said
+    assert not default_dir.exists()
     assert f"no config at {home / '.clawdbot' / 'config.json5'}" in said
     assert "--config" in said
 
@@ -155,6 +179,8 @@ def test_a_code_not_found_names_the_store_looked_in(
     config = tmp_path / "bot.json5"
     state = tmp_path / "state"
     args = ["pairing", "deny", "ABCD2345"]
+    for directory in (state, home / ".clawdbot" / "wechat"):  # (a store with no such code)
+        SqliteStore.in_state_dir(directory).close()
     if how == "state-dir":
         args += ["--state-dir", str(state)]
         expected = f"looked in the state directory {state} (--state-dir)"
@@ -183,3 +209,45 @@ def test_a_code_not_found_names_the_store_looked_in(
     assert 'no pending pairing request with code "ABCD2345"' in said
     assert expected in said
     assert "name it with --config PATH" in said
+
+
+@pytest.mark.parametrize(
+    "command", [["list"], ["list", "--json"], ["approve", "ABCD2345"], ["deny", "ABCD2345"]]
+)
+def test_a_pairing_command_where_no_store_is_makes_none_and_says_so(
+    command: list[str], tmp_path: Path
+) -> None:
+    # each made an empty store where it looked (a mistyped --state-dir got a new
+    # directory and database) and answered as if that were the gateway's
+    state = tmp_path / "not-the-gateways"
+    result = wechat_sdk("pairing", *command, "--state-dir", state, home=tmp_path / "home")
+    assert not state.exists()
+    assert not (tmp_path / "home").exists()
+    assert (
+        f"no pairing store in the state directory {state} (--state-dir); if the gateway "
+        "runs with another config, name it with --config PATH (or its state directory "
+        "with --state-dir DIR)"
+    ) in said(result)
+    if command[0] == "list":  # nothing pending here, and where it looked
+        assert result.returncode == 0, said(result)
+        if "--json" in command:
+            assert json.loads(result.stdout) == []
+    else:
+        assert result.returncode == 1, said(result)
+        assert "approved" not in said(result) and "denied" not in said(result)
+
+
+def test_the_default_state_directory_gets_no_store_from_a_pairing_command(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    (home / ".clawdbot").mkdir(parents=True)
+    result = wechat_sdk("pairing", "approve", "ABCD2345", home=home)
+    assert result.returncode == 1
+    assert list((home / ".clawdbot").iterdir()) == []
+    default = home / ".clawdbot" / "wechat"
+    config = home / ".clawdbot" / "config.json5"
+    assert (
+        f"no pairing store in the state directory {default} (the default: no config at "
+        f"{config}); if the gateway runs with another config, name it with --config PATH"
+    ) in said(result)

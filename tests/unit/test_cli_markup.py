@@ -40,6 +40,7 @@ def pending_request(state: Path) -> str:
 
 
 def test_approving_a_code_in_brackets_says_there_is_no_such_code(tmp_path: Path) -> None:
+    SqliteStore.in_state_dir(tmp_path).close()  # (a store without that code)
     result = invoke("pairing", "approve", "[/]", "--state-dir", str(tmp_path))
     no_crash(result)
     assert result.exit_code == 1
@@ -47,6 +48,7 @@ def test_approving_a_code_in_brackets_says_there_is_no_such_code(tmp_path: Path)
 
 
 def test_deny_of_a_code_in_brackets_says_there_is_no_such_code(tmp_path: Path) -> None:
+    SqliteStore.in_state_dir(tmp_path).close()  # (a store without that code)
     result = invoke("pairing", "deny", "x[/]", "--state-dir", str(tmp_path))
     no_crash(result)
     assert result.exit_code == 1

@@ -25,13 +25,18 @@ if TYPE_CHECKING:
     from wechat_sdk.stores.base import ApprovedSender, Store
 
 
+class _NoStore(Exception):
+    """No store where a pairing command looked: it makes none there (a mistyped place
+    must not become an empty store that answers as if it were the gateway's)."""
+
+
 def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
     """The pairing service on the gateway's store: the Redis server the config names
     (``store.kind: "redis"``: from any machine that reaches it), else the state
-    directory's SQLite file."""
+    directory's SQLite file (:class:`_NoStore` when there is none)."""
     from wechat_sdk.clock import RealClock
     from wechat_sdk.pairing.service import Pairing
-    from wechat_sdk.stores.sqlite import SqliteStore
+    from wechat_sdk.stores.sqlite import DEFAULT_DB_NAME, SqliteStore
 
     directory = _state_dir(config_file, state_dir)
     redis = _redis_config(config_file)
@@ -46,6 +51,9 @@ def _pairing(config_file: Path | None, state_dir: Path | None) -> Any:
             _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
             raise SystemExit(1) from None
     else:
+        if not (directory / DEFAULT_DB_NAME).exists():
+            place = _store_place(config_file, state_dir, directory)
+            raise _NoStore(f"no pairing store in {place}; {_ANOTHER_STORE}")
         store = SqliteStore.in_state_dir(directory)
     return Pairing(store.pairing, RealClock(), lists=lists), store, directory
 
@@ -77,9 +85,21 @@ def _pairing_lists(config_file: Path | None) -> dict[str, str]:
     return {a.id: a.pairing_id for a in accounts.values()}
 
 
+#: how to name the store of a gateway run with another config
+_ANOTHER_STORE = (
+    "if the gateway runs with another config, name it with --config PATH (or its state "
+    "directory with --state-dir DIR)"
+)
+
+
 def _looked_in(config_file: Path | None, state_dir: Path | None, directory: Path) -> str:
     """Which store a pairing command read, and why that one, with how to name another: a
     code the gateway gave may be in the store of a gateway run with another config."""
+    return f"looked in {_store_place(config_file, state_dir, directory)}; {_ANOTHER_STORE}"
+
+
+def _store_place(config_file: Path | None, state_dir: Path | None, directory: Path) -> str:
+    """The store a pairing command reads, and why that one."""
     from wechat_sdk.config import config_path
     from wechat_sdk.config.integrations import origin_of
     from wechat_sdk.config.loader import load_state_dir
@@ -96,10 +116,7 @@ def _looked_in(config_file: Path | None, state_dir: Path | None, directory: Path
         place = f"the state directory {directory} (the default: {config} sets no stateDir)"
     else:
         place = f"the state directory {directory} (stateDir of {config})"
-    return (
-        f"looked in {place}; if the gateway runs with another config, name it with "
-        "--config PATH (or its state directory with --state-dir DIR)"
-    )
+    return place
 
 
 def _account_in_config(config_file: Path | None, account: str) -> None:
@@ -138,7 +155,17 @@ def pairing_list(
     from rich.table import Table
     from rich.text import Text
 
-    service, store, directory = _pairing(config_file, state_dir)
+    try:
+        service, store, directory = _pairing(config_file, state_dir)
+    except _NoStore as exc:
+        if account is not None:
+            _account_in_config(config_file, account)
+        if as_json:  # (the JSON stays JSON: the note goes to stderr)
+            click.echo("[]")
+            _err().print(str(exc), markup=False)
+        else:
+            _out().print(str(exc), markup=False)
+        return
     try:
         requests = service.list(account)
     finally:
@@ -179,10 +206,15 @@ def _decisions(
     config_file: Path | None, state_dir: Path | None
 ) -> Iterator[tuple[Pairing, Store, Path]]:
     """The pairing service on the store, closed after; a PairingError ends the command
-    (exit 1), saying which store was read when the code is not in it."""
+    (exit 1), saying which store was read when the code is not in it, as does finding no
+    store at all."""
     from wechat_sdk.pairing.service import NoPendingRequest, PairingError
 
-    service, store, directory = _pairing(config_file, state_dir)
+    try:
+        service, store, directory = _pairing(config_file, state_dir)
+    except _NoStore as exc:
+        _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
+        raise SystemExit(1) from None
     try:
         yield service, store, directory
     except PairingError as exc:
