@@ -212,7 +212,14 @@ def test_a_code_not_found_names_the_store_looked_in(
 
 
 @pytest.mark.parametrize(
-    "command", [["list"], ["list", "--json"], ["approve", "ABCD2345"], ["deny", "ABCD2345"]]
+    "command",
+    [
+        ["list"],
+        ["list", "--json"],
+        ["approve", "ABCD2345"],
+        ["deny", "ABCD2345"],
+        ["revoke", "wxid_kim"],
+    ],
 )
 def test_a_pairing_command_where_no_store_is_makes_none_and_says_so(
     command: list[str], tmp_path: Path
@@ -234,7 +241,7 @@ def test_a_pairing_command_where_no_store_is_makes_none_and_says_so(
             assert json.loads(result.stdout) == []
     else:
         assert result.returncode == 1, said(result)
-        assert "approved" not in said(result) and "denied" not in said(result)
+        assert not any(w in said(result) for w in ("approved ", "denied ", "revoked "))
 
 
 def test_the_default_state_directory_gets_no_store_from_a_pairing_command(
@@ -251,3 +258,65 @@ def test_the_default_state_directory_gets_no_store_from_a_pairing_command(
         f"no pairing store in the state directory {default} (the default: no config at "
         f"{config}); if the gateway runs with another config, name it with --config PATH"
     ) in said(result)
+
+
+def test_revoke_withdraws_an_approval_from_the_command_line(tmp_path: Path) -> None:
+    """``pairing revoke`` is what ``gateway.pairing.revoke`` is: the sender written as in
+    allowFrom, the account as --account takes it; a sender not approved is an error."""
+    state, home = tmp_path / "state", tmp_path / "home"
+    with SqliteStore.in_state_dir(state) as store:
+        store.pairing.add_approved("default", "wxid_kim", time.time())
+        store.pairing.add_approved("work", "wxid_kim", time.time())
+
+    revoked = wechat_sdk("pairing", "revoke", " WeChat:wxid_kim ", "--state-dir", state, home=home)
+    assert revoked.returncode == 0, said(revoked)
+    assert "revoked wxid_kim on account default" in said(revoked)
+    with SqliteStore.in_state_dir(state) as store:
+        assert not store.pairing.is_approved("default", "wxid_kim")
+        assert store.pairing.is_approved("work", "wxid_kim")  # another account's approval
+
+    again = wechat_sdk("pairing", "revoke", "wxid_kim", "--state-dir", state, home=home)
+    assert again.returncode == 1
+    assert "wxid_kim is not an approved sender on account default" in said(again)
+
+    work = ["--account", " Work ", "--state-dir", state]
+    assert wechat_sdk("pairing", "revoke", "wx:wxid_kim", *work, home=home).returncode == 0
+    with SqliteStore.in_state_dir(state) as store:
+        assert not store.pairing.is_approved("work", "wxid_kim")
+
+    nobody = wechat_sdk("pairing", "revoke", "*", "--state-dir", state, home=home)
+    assert nobody.returncode == 1
+    assert "expected one sender's WeChat id" in said(nobody)
+
+
+def test_revoke_on_an_account_sharing_a_list_works_on_that_list(tmp_path: Path) -> None:
+    config = tmp_path / "config.json5"
+    config.write_text(
+        json.dumps(
+            {
+                "channels": {
+                    "wechat": {
+                        "stateDir": str(tmp_path / "state"),
+                        "defaultAccountId": "groups",
+                        "accounts": {"groups": {}, "dm": {"pairingAccount": "groups"}},
+                    }
+                }
+            }
+        )
+    )
+    with SqliteStore.in_state_dir(tmp_path / "state") as store:
+        store.pairing.add_approved("groups", "wxid_kim", time.time())
+    home = tmp_path / "home"
+    typo = wechat_sdk(
+        "pairing", "revoke", "wxid_kim", "--account", "gruops", "--config", config, home=home
+    )
+    assert typo.returncode == 2
+    assert "no account 'gruops' in the config (accounts: dm, groups)" in said(typo)
+
+    result = wechat_sdk(
+        "pairing", "revoke", "wxid_kim", "--account", "dm", "--config", config, home=home
+    )
+    assert result.returncode == 0, said(result)
+    assert "revoked wxid_kim on account groups" in said(result)
+    with SqliteStore.in_state_dir(tmp_path / "state") as store:
+        assert not store.pairing.is_approved("groups", "wxid_kim")

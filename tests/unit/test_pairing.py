@@ -207,6 +207,22 @@ def test_revoke(pairing: Pairing) -> None:
     assert pairing.challenge("default", "wxid_alice", "Alice").outcome == "new"
 
 
+@pytest.mark.parametrize("written", [" wxid_alice ", "WeChat:wxid_alice", "wx: wxid_alice"])
+def test_revoke_takes_the_sender_as_allow_from_takes_an_entry(
+    pairing: Pairing, written: str
+) -> None:
+    # the id as the owner copies it from allowFrom ("wechat:wxid_alice") found no approval
+    pairing.approve(new_request(pairing, "wxid_alice").code)
+    assert pairing.revoke("default", written) is True
+    assert not pairing.is_approved("default", "wxid_alice")
+
+
+@pytest.mark.parametrize("written", ["", "  ", "*", "wechat:"])
+def test_revoke_wants_one_sender(pairing: Pairing, written: str) -> None:
+    with pytest.raises(PairingError, match="expected one sender's WeChat id"):
+        pairing.revoke("default", written)
+
+
 def test_account_scoping(pairing: Pairing) -> None:
     r = new_request(pairing, "wxid_alice", account="work")
     new_request(pairing, "wxid_bob", account="default")

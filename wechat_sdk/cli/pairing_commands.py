@@ -21,6 +21,7 @@ from wechat_sdk.cli import (
 )
 
 if TYPE_CHECKING:
+    from wechat_sdk.config import AccountSet
     from wechat_sdk.pairing.service import Pairing
     from wechat_sdk.stores.base import ApprovedSender, Store
 
@@ -71,18 +72,27 @@ def _redis_config(config_file: Path | None) -> tuple[str, str] | None:
     return store.url, store.namespace
 
 
-def _pairing_lists(config_file: Path | None) -> dict[str, str]:
-    """Each account of the config (there is one, and it reads) and the account whose
-    pairing list it uses (``pairingAccount``), so that ``--account`` names either."""
+def _config_accounts(config_file: Path | None) -> AccountSet | None:
+    """The accounts of the config, when there is one and it reads (a broken one was said
+    when the state directory was looked up); None otherwise: the store is all there is
+    to go by."""
     from wechat_sdk.config import ConfigError, accounts_of, config_path, load_config
 
     if not config_path(config_file).exists():
-        return {}
+        return None
     try:
-        accounts = accounts_of(load_config(config_file)).accounts
+        return accounts_of(load_config(config_file))
     except ConfigError:
-        return {}  # (said when the state directory was looked up)
-    return {a.id: a.pairing_id for a in accounts.values()}
+        return None
+
+
+def _pairing_lists(config_file: Path | None) -> dict[str, str]:
+    """Each account of the config and the account whose pairing list it uses
+    (``pairingAccount``), so that ``--account`` names either."""
+    accounts = _config_accounts(config_file)
+    if accounts is None:
+        return {}
+    return {a.id: a.pairing_id for a in accounts.accounts.values()}
 
 
 #: how to name the store of a gateway run with another config
@@ -122,16 +132,9 @@ def _store_place(config_file: Path | None, state_dir: Path | None, directory: Pa
 def _account_in_config(config_file: Path | None, account: str) -> None:
     """A usage error when the config (there is one, and it reads) has no such account: a
     mistyped ``--account`` must not read as "nothing pending"."""
-    from wechat_sdk.config import ConfigError, accounts_of, config_path, load_config
-
-    if not config_path(config_file).exists():
-        return  # (no config here: the store is all there is to go by)
-    try:
-        accounts = accounts_of(load_config(config_file)).accounts
-    except ConfigError:
-        return  # (said when the state directory was looked up)
-    if account not in accounts:
-        names = ", ".join(sorted(accounts))
+    config = _config_accounts(config_file)
+    if config is not None and account not in config.accounts:
+        names = ", ".join(sorted(config.accounts))
         raise click.BadParameter(
             f"no account {account!r} in the config (accounts: {names})", param_hint="--account"
         )
@@ -139,7 +142,7 @@ def _account_in_config(config_file: Path | None, account: str) -> None:
 
 @cli.group("pairing")
 def pairing_group() -> None:
-    """Pending DM pairing requests: list, approve, deny."""
+    """DM pairing: list, approve and deny pending requests; revoke an approval."""
 
 
 @pairing_group.command("list")
@@ -333,3 +336,42 @@ def pairing_deny(
     with _decisions(config_file, state_dir) as (service, _, _):
         denied = service.deny(code, account)
     _out().print(f"denied {denied.sender_id} on account {denied.account_id}", markup=False)
+
+
+@pairing_group.command("revoke")
+@click.argument("sender")
+@click.option(
+    "--account",
+    default=None,
+    help="The account whose approval goes (default: the config's default account).",
+    callback=account_id_option,
+)
+@_with_state
+def pairing_revoke(
+    sender: str, account: str | None, config_file: Path | None, state_dir: Path | None
+) -> None:
+    """Withdraw an approval: the sender's next DM gets a pairing code again.
+
+    SENDER is a WeChat id written as in allowFrom (wxid_kim, wechat:wxid_kim).
+    """
+    from wechat_sdk.config import DEFAULT_ACCOUNT_ID
+    from wechat_sdk.config.allow_from import normalize_allow_entry
+
+    if account is not None:
+        _account_in_config(config_file, account)
+    else:
+        config = _config_accounts(config_file)
+        account = config.default_id if config is not None else DEFAULT_ACCOUNT_ID
+    owner = _pairing_lists(config_file).get(account, account)  # (a shared list's account)
+    with _decisions(config_file, state_dir) as (service, _, directory):
+        revoked = service.revoke(account, sender)
+    shown = normalize_allow_entry(sender)
+    if not revoked:
+        _err().print(
+            f"[red]error:[/] {_escape(shown)} is not an approved sender on account {owner} "
+            "(nothing to revoke)",
+            markup=True,
+        )
+        _err().print(_looked_in(config_file, state_dir, directory), markup=False)
+        raise SystemExit(1)
+    _out().print(f"revoked {shown} on account {owner}", markup=False)

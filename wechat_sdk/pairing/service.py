@@ -16,6 +16,7 @@ from typing import Literal
 
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.config.allow_from import WILDCARD, normalize_allow_entry
 from wechat_sdk.pairing.codes import new_code, normalize_code
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, PairingStore
 
@@ -246,8 +247,17 @@ class Pairing:
         return deleted
 
     def revoke(self, account_id: str, sender_id: str) -> bool:
-        """Withdraw an approval; True if the sender was approved."""
-        return self.store.remove_approved(self._list_of(account_id), sender_id)
+        """Withdraw an approval; True if the sender was approved.
+
+        ``sender_id`` is taken as an ``allowFrom`` entry is (``" wechat:wxid_kim"`` is
+        ``wxid_kim``); an empty one or ``"*"`` is a :class:`PairingError`.
+        """
+        sender = normalize_allow_entry(sender_id)
+        if sender in ("", WILDCARD):
+            raise PairingError(
+                f"expected one sender's WeChat id (as in allowFrom), got {sender_id!r}"
+            )
+        return self.store.remove_approved(self._list_of(account_id), sender)
 
     def approved(self, account_id: str) -> builtins.list[ApprovedSender]:
         """The account's approved senders, oldest approval first."""
