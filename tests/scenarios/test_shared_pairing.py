@@ -181,3 +181,36 @@ def test_two_accounts_naming_each_other_are_told_to_let_one_keep_the_list() -> N
         "accounts 'a' and 'b' name each other's pairing list: one of them keeps its own "
         "(remove pairingAccount from it, and the other shares that list)"
     )
+
+
+async def test_a_list_shared_from_a_disabled_account_keeps_working(tmp_path: Path) -> None:
+    """An account sharing the pairing list of a disabled account (stopped for a while, say)
+    goes on using that list: the stranger's code is kept there and names it, the owner
+    approves it through either account, and the approval lets the stranger in. Only
+    ``notify`` cannot tell them: the account that owns the list does not run."""
+    config = """{ channels: { wechat: {
+        pacing: false,
+        defaultAccountId: "dm",
+        accounts: { groups: { enabled: false }, dm: { pairingAccount: "groups" } },
+    } } }"""
+    parse_config(config)  # (no config error)
+    world = SimulatedWeChat(seed=8, start=time.time())
+    for account in ("groups", "dm"):
+        world.add_account(account)
+    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    gateway = world.gateway(config, agent, state_dir=tmp_path)
+    async with gateway:
+        assert list(gateway.runners) == ["dm"]
+        await world.login("dm")
+        await world.say(stranger, "hello", account="dm")
+        (code_text,) = world.texts(to=stranger)
+        (request,) = gateway.pairing.list("dm")
+        assert request.account_id == "groups"
+        assert f"wechat-sdk pairing approve {request.code} --account groups" in code_text
+
+        approved = await gateway.pairing.approve(request.code, account="dm", notify=True)
+        assert approved.account_id == "groups"
+        await world.say(stranger, "again", account="dm")
+        await world.run_until_idle()
+        await gateway.wait_idle()
+    assert world.texts(to=stranger)[1:] == ["dm: again"]  # (no "you're approved" note)
