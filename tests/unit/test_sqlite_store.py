@@ -725,10 +725,35 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
         assert s.outbox.items("default") == [item]
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"pairing_requests", "approved_senders", "history_entries", "dedupe"} < tables
         assert {"outbox", "webhook_queue", "idempotency_keys"} <= tables
+    finally:
+        raw.close()
+
+
+def test_a_version_3_file_keeps_its_outbox_and_gets_the_pairing_code_column(
+    db_path: Path,
+) -> None:
+    with SqliteStore(db_path) as s:
+        (old,) = s.outbox.add([OutboxItem("default", "wxid_a", "text", T0, text="rest")])
+    # what wechat-sdk with schema version 3 left: an outbox without the pairing_code column
+    raw = sqlite3.connect(db_path)
+    raw.execute("ALTER TABLE outbox DROP COLUMN pairing_code")
+    raw.execute("PRAGMA user_version = 3")
+    raw.commit()
+    raw.close()
+
+    with SqliteStore(db_path) as s:
+        assert s.outbox.items("default") == [old]
+        item = OutboxItem("default", "wxid_k", "text", T0, text="code", pairing_code="ABCD2345")
+        (added,) = s.outbox.add([item])
+        assert s.outbox.items("default") == [old, added]
+        assert added.pairing_code == "ABCD2345"
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         raw.close()
 

@@ -212,6 +212,9 @@ class OutboxItem:
     dedupe mark and deleted when the steps end (it was dropped, or its turn stands for
     it): one a dead process left is taken through the steps again at the next start.
     ``dm``: the item belongs to a DM turn (what goes out joins the DM history).
+    ``pairing_code``: for a text of a pairing request (the code to the stranger, the
+    owner's notice of it), that request's code: it goes out only while the request is
+    pending (not once it expired, or was approved or denied meanwhile).
     ``id`` is given by the store (0 before it is added); items are kept in the order
     they were added. ``state`` is ``"sending"`` from just before an item is worked on
     until it is deleted: an item still ``"sending"`` at the next start may or may not have
@@ -231,6 +234,7 @@ class OutboxItem:
     dm: bool = False
     id: int = 0
     state: OutboxState = "pending"
+    pairing_code: str | None = None
 
 
 class OutboxStore(Protocol):

@@ -80,6 +80,7 @@ def item_to_json(item: OutboxItem) -> str:
             "mention_ids": list(item.mention_ids),
             "file": _file_to_dict(item.file) if item.file is not None else None,
             "turn": item.turn,
+            "pairing_code": item.pairing_code,
         },
         ensure_ascii=False,
     )
@@ -99,6 +100,7 @@ def item_from_json(raw: str | bytes) -> OutboxItem:
         mention_ids=tuple(d["mention_ids"]),
         file=_file_from_dict(d["file"]) if d["file"] is not None else None,
         turn=d["turn"],
+        pairing_code=d.get("pairing_code"),  # (not in an item an earlier build kept)
     )
 
 

@@ -48,7 +48,7 @@ INLINE_FSYNC_MAX_S: Final = 0.002
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
 
 #: The schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS pairing_requests (
@@ -154,6 +154,11 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     response    TEXT,
     PRIMARY KEY (channel, key)
 );
+"""
+
+# version 4: the pairing code of a kept pairing text (not sent once its request is gone)
+_SCHEMA_V4: Final = """
+ALTER TABLE outbox ADD COLUMN pairing_code TEXT;
 """
 
 #: Indexes that only per-message queries used: history and dedupe are read once per
@@ -387,6 +392,8 @@ class Database:
                 run_script(conn, _SCHEMA_V2)
             if version < 3:
                 run_script(conn, _SCHEMA_V3)
+            if version < 4:
+                run_script(conn, _SCHEMA_V4)
             # (a version 2 file of an early build may still have them)
             run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:

@@ -1,4 +1,5 @@
-"""The outbox in the database: what a stop kept for the next start (schema version 2).
+"""The outbox in the database: what a stop kept for the next start (schema version 2; its
+``pairing_code`` column, version 4).
 
 Every write is its own immediate transaction, durable when the call returns: it happens at
 a stop and around the sends of kept messages, never on the hot path. Except for the
@@ -25,7 +26,8 @@ __all__ = ["SqliteOutboxStore"]
 
 _OUTBOX_COLS: Final = (
     "seq, account_id, conversation_id, kind, state, created_at, dm, text, mention_ids, "
-    "file_name, file_kind, file_mime, file_duration, file_data, file_path, file_url, turn"
+    "file_name, file_kind, file_mime, file_duration, file_data, file_path, file_url, turn, "
+    "pairing_code"
 )
 
 
@@ -53,6 +55,7 @@ def _outbox_item(row: Any) -> OutboxItem:
         mention_ids=tuple(json.loads(row[8])),
         file=file,
         turn=row[16],
+        pairing_code=row[17],
     )
 
 
@@ -121,7 +124,7 @@ class SqliteOutboxStore:
                 self._last_id += 1
                 conn.execute(
                     f"INSERT INTO outbox (channel, {_OUTBOX_COLS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.channel,
                         self._last_id,
@@ -141,6 +144,7 @@ class SqliteOutboxStore:
                         storable(str(f.path)) if f and f.path is not None else None,
                         storable(f.url) if f and f.url is not None else None,
                         None if item.turn is None else storable(item.turn),
+                        item.pairing_code,
                     ),
                 )
                 added.append(dataclasses.replace(item, id=self._last_id))
