@@ -989,6 +989,46 @@ async def test_a_pairing_code_cut_partway_by_a_stop_sends_only_its_rest_after_a_
 NOTIFYING = {**PAIRING, "pairingNotify": "wxid_alice"}  # the owner is told of each request
 
 
+async def test_a_kept_pairing_code_whose_request_expired_is_not_sent_after_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop keeps a stranger's code (and the owner's notice of it); the gateway comes
+    back after the request expired: the code no longer works, so neither goes out (the
+    stranger writing again gets a fresh one), said once in the log. The rest of the owner's
+    reply kept with them still goes."""
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **NOTIFYING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # alice's reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    await world.drive(gw.close(grace_s=0.5))
+    assert world.texts(to="wxid_stranger") == []
+    rows = outbox_rows(state)
+    kept = "\n".join(i.text or "" for i in rows)
+    assert "Pairing code" in kept and "wants to talk to the bot" in kept
+    (old_code,) = {i.pairing_code for i in rows if i.pairing_code is not None}
+    told_alice = len(world.texts(to="wxid_alice"))
+    await world.clock.advance(3600)  # the gateway is away for an hour: the request expires
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wechat_sdk"):
+        async with next_process(world, state, Bot(world), **NOTIFYING) as gateway:
+            assert world.texts(to="wxid_stranger") == []
+            to_alice = world.texts(to="wxid_alice")[told_alice:]
+            assert to_alice and all(t in CHUNKS for t in to_alice)  # her reply's rest only
+            assert outbox_rows(state) == []
+            assert gateway.pairing.list() == []
+
+            await world.say("wxid_stranger", "anyone?")  # a new request, a new code
+            fresh = "\n".join(world.texts(to="wxid_stranger"))  # (in chunks)
+            (request,) = gateway.pairing.list()
+            assert request.code in fresh and "Pairing code" in fresh
+    (record,) = [r for r in caplog.records if "reason=pairing_not_pending" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert f"kept messages of pairing request {old_code} not sent" in record.getMessage()
+
+
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     tmp_path: Path,
 ) -> None:

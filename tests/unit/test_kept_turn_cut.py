@@ -39,6 +39,7 @@ def test_a_kept_turn_answered_with_nothing_to_send_yet_and_cut_leaves_no_item() 
         history=Any,  # type: ignore[arg-type]
         tools=Any,  # type: ignore[arg-type]
         recheck=lambda turn: turn,
+        pairing_pending=lambda code: True,
         clock=VirtualClock(),
         log=logging.LoggerAdapter(logging.getLogger("test")),
     )
@@ -78,6 +79,7 @@ def journaling(store: MemoryStore, window: Any = None) -> KeptWork:
         history=Any,  # type: ignore[arg-type]
         tools=ToolRegistry(),
         recheck=lambda turn: turn,
+        pairing_pending=lambda code: True,
         clock=VirtualClock(),
         log=logging.LoggerAdapter(logging.getLogger("test")),
     )

@@ -223,6 +223,19 @@ def test_revoke_wants_one_sender(pairing: Pairing, written: str) -> None:
         pairing.revoke("default", written)
 
 
+async def test_a_code_is_pending_until_it_expires_or_is_approved_or_denied(
+    pairing: Pairing, clock: VirtualClock
+) -> None:
+    approved, denied, expiring = (new_request(pairing, s) for s in ("wxid_a", "wxid_b", "wxid_c"))
+    assert all(pairing.is_pending(r.code) for r in (approved, denied, expiring))
+    assert pairing.is_pending(approved.code.lower())
+    pairing.approve(approved.code)
+    pairing.deny(denied.code)
+    await clock.advance(3600)
+    assert not any(pairing.is_pending(r.code) for r in (approved, denied, expiring))
+    assert not pairing.is_pending("ABCD2345")
+
+
 def test_account_scoping(pairing: Pairing) -> None:
     r = new_request(pairing, "wxid_alice", account="work")
     new_request(pairing, "wxid_bob", account="default")

@@ -557,7 +557,7 @@ class Connection:
             # sent in tasks (the reading of events goes on); journaled, where they are,
             # before the message's own entry goes (a kill between: nothing lost)
             for to, text in result.replies:
-                self.turns.send_soon(to, text)
+                self.turns.send_soon(to, text, pairing_code=result.pairing_code)
             if item is not None:
                 self.kept.message_done(item)
             if result.reason not in ("self", "unreadable"):

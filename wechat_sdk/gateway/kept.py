@@ -58,6 +58,7 @@ class KeptWork:
         history: HistoryBook,
         tools: ToolRegistry,
         recheck: Callable[[AgentTurn], AgentTurn | Drop],
+        pairing_pending: Callable[[str], bool],
         clock: Clock,
         log: logging.LoggerAdapter[logging.Logger],
     ) -> None:
@@ -67,8 +68,12 @@ class KeptWork:
         self.history = history
         self.tools = tools
         self.recheck = recheck
+        #: whether the pairing request with a code is still pending (its kept texts go)
+        self.pairing_pending = pairing_pending
         self.clock = clock
         self.log = log
+        #: the codes of pairing requests whose kept texts were dropped (said once each)
+        self._gone_codes: set[str] = set()
         #: taking up the last stop's work, per conversation, until the account is ready
         self.waiting: set[asyncio.Task[None]] = set()
         #: messages the last process left in the inbound steps, for the connection
@@ -112,14 +117,16 @@ class KeptWork:
 
     # ------------------------------------------------------------ keeping
 
-    def keep_text(self, to: str, text: str) -> None:
-        """Keep a text a stop cut before it went out (a pairing code, an owner's notice)."""
+    def keep_text(self, to: str, text: str, pairing_code: str | None = None) -> None:
+        """Keep a text a stop cut before it went out (a pairing code, an owner's notice:
+        ``pairing_code``, its request's)."""
         item = OutboxItem(
             account_id=self.account_id,
             conversation_id=to,
             kind="text",
             created_at=self.clock.now(),
             text=text,
+            pairing_code=pairing_code,
         )
         if self._write(lambda o: o.add([item]), "a message"):
             self.log.warning(
@@ -143,11 +150,11 @@ class KeptWork:
         journal, plan = progress.journal, progress.plan
         if not (handed or progress.sent or plan.pending):  # cut before it began to go out
             if journal is None or not journal.written():
-                self.keep_text(to, text)
+                self.keep_text(to, text, progress.pairing_code)
             return
         if journal is not None:
             journal.cut()
-        self._keep_unwritten(to, plan.pending, journal)
+        self._keep_unwritten(to, plan.pending, journal, pairing_code=progress.pairing_code)
 
     def _keep_unwritten(
         self,
@@ -156,16 +163,20 @@ class KeptWork:
         journal: Journal | None,
         turn: AgentTurn | None = None,
         later: list[OutboundMessage] | None = None,
+        *,
+        pairing_code: str | None = None,
     ) -> bool:
         """Write what a cut left that the journal does not hold (its write refused, or no
         journal), and what a reply window leaves for the user's next message (``later``,
-        after it, in the same write); False when the store refused it."""
+        after it, in the same write); False when the store refused it. ``pairing_code``:
+        of a text of a pairing request."""
         if journal is not None and journal.holds_reply():
             return True  # (its rows stand for the whole reply, as written before planning)
         unwritten = [m for m in rest if journal is None or journal.holds(m) is None]
         if not unwritten and not later:
             return True
-        items = kept_messages(self.account_id, conversation, unwritten, self.clock.now(), turn)
+        now = self.clock.now()
+        items = kept_messages(self.account_id, conversation, unwritten, now, turn, pairing_code)
         waiting = self.outbound.waiting
         if later and waiting is not None:
             answers = turn.message_id or None if turn is not None else None
@@ -396,7 +407,9 @@ class KeptWork:
             turns.track(task)  # in flight from now on: a stop gives it the grace period
             try:
                 messages = [
-                    (message_of(i), i) for i in items if i.kind != "turn" and not self._too_old(i)
+                    (message_of(i), i)
+                    for i in items
+                    if i.kind != "turn" and not self._too_old(i) and self._pairing_pending(i)
                 ]
                 if messages:  # (kept within a reply window's room: see keep_cut_turn)
                     await self._send_kept(turns, conversation, messages)
@@ -447,6 +460,24 @@ class KeptWork:
         )
         self._take_out(item, "an old item")
         return True
+
+    def _pairing_pending(self, item: OutboxItem) -> bool:
+        """False for a text of a pairing request no longer pending (it expired while the
+        gateway was away, or the owner approved or denied it): its code no longer works,
+        so it is dropped (the sender gets a new code by writing again), said once a code."""
+        code = item.pairing_code
+        if code is None or self.pairing_pending(code):
+            return True
+        if code not in self._gone_codes:
+            self._gone_codes.add(code)
+            self.log.info(
+                "kept messages of pairing request %s not sent: it is no longer pending (it "
+                "expired, and the sender gets a new code by writing again; or it was "
+                "approved or denied meanwhile) reason=pairing_not_pending",
+                code,
+            )
+        self._take_out(item, "a kept pairing message")
+        return False
 
     async def _send_kept(
         self,
@@ -722,6 +753,7 @@ class TurnJournal:
             list(messages),
             self.kept.clock.now(),
             self.turn,
+            self.progress.pairing_code,
         )
         rows = [
             dataclasses.replace(row, state="sending") if m is sending else row

@@ -45,9 +45,11 @@ def kept_messages(
     messages: list[OutboundMessage],
     now: float,
     turn: AgentTurn | None = None,
+    pairing_code: str | None = None,
 ) -> list[OutboxItem]:
     """Outbox items for the messages that did not go out, in order: of ``turn``'s reply,
-    or of a text that answers no turn (a pairing code)."""
+    or of a text that answers no turn (a pairing code, an owner's notice: its request's
+    ``pairing_code``)."""
     return [
         OutboxItem(
             account_id=account_id,
@@ -60,6 +62,7 @@ def kept_messages(
             # (the message it answers: see kept._answered)
             turn=turn.message_id or None if turn is not None else None,
             dm=turn is not None and turn.chat_type == "direct",
+            pairing_code=pairing_code,
         )
         for m in messages
     ]

@@ -73,6 +73,7 @@ class AccountRunner:
             history=history,
             tools=tools,
             recheck=inbound.recheck,
+            pairing_pending=inbound.pairing.is_pending,
             clock=clock,
             log=log,
         )

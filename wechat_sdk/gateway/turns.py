@@ -88,6 +88,8 @@ class TurnProgress:
     journal: Journal | None = None
     #: when it came, among the account's turns and texts (a stop journals them in order)
     order: int = field(default_factory=lambda: next(_ORDER))
+    #: a text of a pairing request (see send_soon): its code, kept with what a stop keeps
+    pairing_code: str | None = None
 
 
 class Journal(Protocol):
@@ -232,13 +234,14 @@ class Turns:
         task.add_done_callback(self._turn_ended)
         return "answering"
 
-    def send_soon(self, to: str, text: str) -> None:
+    def send_soon(self, to: str, text: str, *, pairing_code: str | None = None) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
         dedupe mark so far is durable. Once a stop began (or always, on an account held by
         lease) it is journaled as a turn's reply is (a kill must not lose it); what a cut
-        leaves is kept."""
+        leaves is kept, with ``pairing_code``: the code of the pairing request the text is
+        about (the next start sends it only while that request is pending)."""
         # (no agent to ask: a turn answered at once)
-        progress = TurnProgress(answered=True, reply=Reply(text=text))
+        progress = TurnProgress(answered=True, reply=Reply(text=text), pairing_code=pairing_code)
 
         async def send() -> None:
             try:

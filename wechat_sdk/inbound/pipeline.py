@@ -54,6 +54,8 @@ class Drop:
     reason: str
     detail: str = ""
     replies: tuple[tuple[str, str], ...] = ()
+    #: the code of the pairing request ``replies`` are about
+    pairing_code: str | None = None
 
 
 @dataclass
@@ -291,7 +293,7 @@ class InboundPipeline:
             return None
         drop = self._dm_access(item.message.talker_id)
         if drop is not None and drop.reason == "pairing_required":
-            return Drop("pairing_required", replies=self._challenge(item))
+            return self._challenge(item)
         return drop
 
     def _dm_access(self, sender: str) -> Drop | None:
@@ -333,9 +335,9 @@ class InboundPipeline:
         kept = names & frozenset(turn.tools.names)
         return dataclasses.replace(turn, tools=self.tools.allowed(kept, where=where))
 
-    def _challenge(self, item: Inbound) -> tuple[tuple[str, str], ...]:
-        """A new pairing request for the sender: the code to send them (and the owner's
-        notice), or nothing (one reply per request: no spam)."""
+    def _challenge(self, item: Inbound) -> Drop:
+        """A new pairing request for the sender: the drop with the code to send them (and
+        the owner's notice), or with nothing (one reply per request: no spam)."""
         sender = item.message.talker_id
         result = self.pairing.challenge(self.account.pairing_id, sender, item.sender_name)
         if result.outcome == "capped":
@@ -346,9 +348,9 @@ class InboundPipeline:
                 self.pairing.max_pending,
                 self.account.id,
             )
-            return ()
+            return Drop("pairing_required")
         if result.outcome != "new" or result.request is None:
-            return ()
+            return Drop("pairing_required")
         code = result.request.code
         log.info(
             "new pairing request from %s (%s) code=%s account=%s",
@@ -361,7 +363,7 @@ class InboundPipeline:
         notify = self.account.settings.pairingNotify
         if notify:
             replies.append((notify, owner_notice(result.request, self.default_account_id)))
-        return tuple(replies)
+        return Drop("pairing_required", replies=tuple(replies), pairing_code=code)
 
     def _pairing_text(self, sender: str, code: str) -> str:
         s = self.account.settings

@@ -162,6 +162,12 @@ class Pairing:
         """True if the owner approved this sender on this account."""
         return self.store.is_approved(account_id, sender_id)
 
+    def is_pending(self, code: str) -> bool:
+        """True while the request with ``code`` waits for the owner: not expired, nor
+        approved or denied (a code kept by a stop is sent only then)."""
+        request = self.store.get_request_by_code(normalize_code(code))
+        return request is not None and request.is_live(self.clock.now())
+
     def challenge(self, account_id: str, sender_id: str, sender_name: str) -> Challenge:
         """Decide what to do about a DM from a sender who is not allowed.
 
