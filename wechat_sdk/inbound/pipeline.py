@@ -26,7 +26,7 @@ from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
 from wechat_sdk.logtext import shown
 from wechat_sdk.own_accounts import OwnAccounts
-from wechat_sdk.pairing.service import Pairing, owner_notice, pairing_message
+from wechat_sdk.pairing.service import Pairing, approve_command, owner_notice, pairing_message
 from wechat_sdk.puppet import Message, MessageKind, Puppet
 from wechat_sdk.stores.base import DedupeStore
 
@@ -372,14 +372,11 @@ class InboundPipeline:
             self.account.display_name, sender, code, pairing_id, self.default_account_id
         )
         if s.pairingMessage:
-            command = f"wechat-sdk pairing approve {code}" + (
-                f" --account {pairing_id}" if pairing_id != self.default_account_id else ""
-            )
             values = {
                 "code": code,
                 "senderId": sender,
                 "botName": self.account.display_name,
-                "command": command,
+                "command": approve_command(code, pairing_id, self.default_account_id),
             }
             try:
                 text = fill_template(s.pairingMessage, values)
