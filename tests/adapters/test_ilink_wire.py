@@ -20,11 +20,12 @@ import aiohttp
 import pytest
 from ilink_script import Script, scripted
 from puppet_contract import EventLog
+from silent_servers import connects_hang, never_answers
 
 from wechat_sdk.adapters.ilink import aes
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import puppet as ilink_puppet
-from wechat_sdk.adapters.ilink.api import ILinkApi
+from wechat_sdk.adapters.ilink.api import ILinkApi, NotConnected, TimedOut
 from wechat_sdk.adapters.ilink.cdn import CdnFailed
 from wechat_sdk.adapters.ilink.puppet import ILinkOptions, ILinkPuppet
 from wechat_sdk.adapters.ilink.session import KeptLogin, SessionFile
@@ -400,6 +401,32 @@ async def test_an_http_error_to_a_send_is_never_sent_twice_when_it_may_have_gone
         await run.puppet.send_text(ALICE, "the answer")
     assert (failed.value.code, failed.value.transient) == (code, transient)
     assert len(run.script.asked("sendmessage")) == 1
+
+
+async def test_a_send_whose_connect_never_completes_was_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (the server's address swallows the SYN: nothing left, so it may be sent again)
+    monkeypatch.setattr(ilink_api, "CONNECT_S", 0.3)
+    async with aiohttp.ClientSession() as http, connects_hang() as port:
+        base = f"http://127.0.0.1:{port}"
+        api = ILinkApi(http, base, f"{base}/c2c", token=TOKEN)
+        with pytest.raises(NotConnected) as hung:
+            await api.send_message({"to_user_id": ALICE})
+    assert "no connection" in str(hung.value) and TOKEN not in str(hung.value)
+
+
+async def test_a_send_written_and_never_answered_may_have_gone_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # connected, the request written: the server may have taken it, whatever the wait
+    monkeypatch.setattr(ilink_api, "CONNECT_S", 0.3)
+    monkeypatch.setattr(ilink_api, "CALL_S", 0.6)
+    async with aiohttp.ClientSession() as http, never_answers() as port:
+        base = f"http://127.0.0.1:{port}"
+        api = ILinkApi(http, base, f"{base}/c2c", token=TOKEN)
+        with pytest.raises(TimedOut):
+            await api.send_message({"to_user_id": ALICE})
 
 
 async def test_a_ten_megabyte_text_arrives_cut_with_a_note(run: Run) -> None:

@@ -1,20 +1,36 @@
-"""A reply whose ``sendmessage`` finds the iLink server refusing connections: nothing
-left the gateway (the connection was never made), so it is sent again once the server
-answers, once; an answer lost after the request went stays ``outcome_unknown``."""
+"""A reply whose ``sendmessage`` finds the iLink server refusing connections, or its
+address swallowing them (a connect that never completes): nothing left the gateway (the
+connection was never made), so it is sent again once the server answers, once; an
+answer lost after the request went stays ``outcome_unknown``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from pathlib import Path
 
+import pytest
+from silent_servers import connects_hang
 from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Gateway, parse_config
+from wechat_sdk import AgentTurn, Config, Gateway, parse_config
+from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.clock import RealClock
 
 ALICE = "alice@im.wechat"
+
+
+def ilink_config(server: ILinkServer) -> Config:
+    return parse_config(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "ilink",
+            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
+        }} }} }}"""
+    )
 
 
 async def test_a_reply_the_server_refused_to_connect_for_goes_when_it_is_back(
@@ -38,15 +54,8 @@ async def test_a_reply_the_server_refused_to_connect_for_goes_when_it_is_back(
         asyncio.get_running_loop().create_task(again())
         return f"echo: {turn.text}"
 
-    config = parse_config(
-        f"""{{ channels: {{ wechat: {{
-            puppet: "ilink",
-            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
-        }} }} }}"""
-    )
     try:
-        async with Gateway(config, agent=agent, state_dir=tmp_path) as gateway:
+        async with Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway:
             await world.login("default")
             await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
             await world.say(ALICE, "are you there?", account="default", settle=False)
@@ -56,3 +65,41 @@ async def test_a_reply_the_server_refused_to_connect_for_goes_when_it_is_back(
     finally:
         for restarted in back:
             await restarted.close()
+
+
+async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the server's address swallows each SYN while the answer is made: the send's
+    # connect never completes, so nothing left; it is not given up as may-have-gone-out
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(ilink_api, "CONNECT_S", 0.5)
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    server = await world.ilink_server(poll_hold_s=0.3)
+    hung = contextlib.AsyncExitStack()
+
+    async def agent(turn: AgentTurn) -> str:
+        await server.close()
+        await hung.enter_async_context(connects_hang(server.port))
+        return f"echo: {turn.text}"
+
+    def send_failed() -> bool:
+        return any("send failed" in r.getMessage() for r in caplog.records)
+
+    back = ILinkServer(world, poll_hold_s=0.3)
+    try:
+        async with Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "are you there?", account="default", settle=False)
+            await until("the send's first attempt ended", send_failed, 60)
+            await hung.aclose()
+            await back.start(port=server.port)  # the server answers again
+            await until("the answer", lambda: world.texts(to=ALICE) != [], 60)
+            await asyncio.sleep(1.0)  # (and nothing more comes)
+            assert world.texts(to=ALICE) == ["echo: are you there?"]
+    finally:
+        await hung.aclose()
+        await back.close()

@@ -64,6 +64,11 @@ RATE_LIMITED = -2
 LONG_POLL_S = 35.0
 CALL_S = 15.0
 LIGHT_CALL_S = 10.0
+#: seconds a call's connection may take to be made (the name resolved, TCP, a proxy's
+#: tunnel, TLS), under each call's own time: a connect that does not complete in it
+#: sent nothing (:class:`NotConnected`), where the call's timeout may come after the
+#: request was written
+CONNECT_S = 5.0
 #: an answer larger than this is refused (a server gone wrong must not fill memory)
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
@@ -77,8 +82,9 @@ class Unreachable(ILinkError):
 
 
 class NotConnected(Unreachable):
-    """The connection could not be made (refused, no route, the name not resolved): the
-    call never left, so nothing of it was received."""
+    """The connection could not be made (refused, no route, the name not resolved, or
+    not made within :data:`CONNECT_S`): the call never left, so nothing of it was
+    received."""
 
 
 class TimedOut(Unreachable):
@@ -225,12 +231,19 @@ class ILinkApi:
         try:
             async with asyncio.timeout(timeout_s):
                 async with self.session.request(
-                    method, url, data=data, headers=headers, proxy=self.proxy_for(url)
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    proxy=self.proxy_for(url),
+                    timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_S),
                 ) as resp:
                     raw = await _read_capped(resp, name)
                     status = resp.status
                     date = resp.headers.get("Date")
                     retry_after = "Retry-After" in resp.headers
+        except aiohttp.ConnectionTimeoutError:  # (a TimeoutError too: caught before it)
+            raise NotConnected(f"{name}: no connection within {CONNECT_S:g} s") from None
         except TimeoutError:
             raise TimedOut(f"{name}: no answer within {timeout_s:.0f} s") from None
         except aiohttp.ClientConnectorError as exc:  # (a proxy's own refusal too)
@@ -313,7 +326,7 @@ class ILinkApi:
         )
 
     async def send_message(self, msg: dict[str, Any]) -> dict[str, Any]:
-        return await self.post("ilink/bot/sendmessage", {"msg": msg})
+        return await self.post("ilink/bot/sendmessage", {"msg": msg}, timeout_s=CALL_S)
 
     async def get_config(self, user_id: str, context_token: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"ilink_user_id": user_id}

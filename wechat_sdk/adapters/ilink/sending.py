@@ -8,14 +8,15 @@ What a failed send means:
   :class:`~wechat_sdk.puppet.SendError`): an HTTP 4xx, or a 503 that is iLink's own (its
   JSON) or asks to come back (``Retry-After``); iLink's own refusals (``ret``/``errcode``)
   are final, and not taken either;
-- not sent at all: the connection could not be made (refused, no route): a transient
+- not sent at all: the connection could not be made (refused, no route, or not made
+  within :data:`~wechat_sdk.adapters.ilink.api.CONNECT_S`): a transient
   :class:`~wechat_sdk.puppet.SendError`, tried again as any network error;
-- may have been taken: the answer lost (a connection cut, a timeout), an answer that is not
-  iLink's JSON, or another HTTP 5xx. A 502 or a 504 is what a proxy or a load balancer
-  answers when it gave up waiting on a server that may well have taken the message, a
-  proxy's bare 503 may come after it forwarded the request (Envoy's "upstream reset"), and
-  a 500 may come after the message was kept. Such a send is never sent
-  again: iLink gives the bot no echo of its own messages, so no later evidence could
+- may have been taken: the answer lost (a connection cut, a timeout once connected), an
+  answer that is not iLink's JSON, or another HTTP 5xx. A 502 or a 504 is what a proxy or
+  a load balancer answers when it gave up waiting on a server that may well have taken
+  the message, a proxy's bare 503 may come after it forwarded the request (Envoy's
+  "upstream reset"), and a 500 may come after the message was kept. Such a send is never
+  sent again: iLink gives the bot no echo of its own messages, so no later evidence could
   settle it, and it is a final :class:`~wechat_sdk.puppet.SendError` with the code
   ``outcome_unknown`` (sending it again, under a new ``client_id``, could deliver it twice).
 
