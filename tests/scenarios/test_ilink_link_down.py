@@ -10,12 +10,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from silent_servers import never_answers
 from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
 from simulator.ilink import server as server_module
 from wechat_sdk import AgentTurn, Config, Gateway, parse_config
+from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import puppet as ilink_puppet
 from wechat_sdk.clock import RealClock
 
@@ -117,6 +119,49 @@ async def test_an_account_whose_ilink_server_takes_polls_and_never_answers_is_re
         assert gateway.status()[0].qr_url is None
         await world.say(ALICE, "still there?", account="default", settle=False)
         await until("the answer", lambda: world.texts(to=ALICE) == ["echo: still there?"])
+
+
+async def test_an_account_whose_ilink_server_hangs_on_every_call_is_never_ready_until_it_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a hung server takes every call (polls, and notifystart at the next start) and
+    # answers none: the account stays reconnecting, never ready between two starts
+    caplog.set_level(logging.INFO)
+    quick_polls(monkeypatch)
+    monkeypatch.setattr(ilink_api, "LIGHT_CALL_S", 2 * QUICK_MARGIN_S)
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    server = await world.ilink_server(poll_hold_s=QUICK_HOLD_MS / 1000)
+    back = ILinkServer(world, poll_hold_s=QUICK_HOLD_MS / 1000)
+    try:
+        async with Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await server.close()
+            seen: list[str] = []
+
+            def started_again_or_ready() -> bool:
+                status = gateway.status()[0]
+                seen.append(status.lifecycle)
+                return status.reconnects >= 2 or status.lifecycle == "ready"
+
+            async with never_answers(server.port):
+                await until("reconnecting", lambda: gateway.status()[0].lifecycle != "ready", 20)
+                await until("a start that fails too", started_again_or_ready, 60)
+            assert "ready" not in seen, sorted(set(seen))
+            lines = [r.getMessage() for r in caplog.records]
+            assert any("did not answer notifystart" in line for line in lines), lines
+
+            await back.start(port=server.port)  # it answers again: ready, kept login
+            await until("ready again", lambda: gateway.status()[0].lifecycle == "ready", 30)
+            assert gateway.status()[0].qr_url is None
+            await world.say(ALICE, "still there?", account="default", settle=False)
+            await until("the answer", lambda: world.texts(to=ALICE) == ["echo: still there?"])
+        scans = [r for r in caplog.records if "Scan QR Code at" in r.getMessage()]
+        assert len(scans) == 1
+    finally:
+        await back.close()
 
 
 async def test_polls_that_the_server_holds_past_the_longest_wait_are_healthy(

@@ -398,11 +398,12 @@ class ILinkPuppet:
             self._sessions.expire()
             self._emit(LogoutEvent(kept.bot_id, "session expired"))
             return None
+        except Unreachable as exc:
+            # no answer at all (none within the call's time either: a hung server takes
+            # calls and answers none): the account is not ready before the server answers
+            raise _LinkDown(f"the iLink server did not answer notifystart ({exc})") from None
         except ILinkError as exc:
-            if isinstance(exc, Unreachable) and not isinstance(exc, TimedOut):
-                # no answer at all: the account is not ready before the server answers
-                raise _LinkDown(f"the iLink server did not answer notifystart ({exc})") from None
-            # an answer (or a slow one): the poll will tell, no reason to log in again
+            # an answer, if a bad one: the poll will tell, no reason to log in again
             self._log.info("notifystart failed (%s): polling anyway", exc)
         return kept
 
