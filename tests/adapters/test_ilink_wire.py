@@ -458,6 +458,24 @@ async def test_a_quote_of_the_bots_message_gives_its_whole_text(run: Run) -> Non
     assert message.quoted_text == answer
 
 
+async def test_a_quote_naming_another_users_message_gives_none_of_its_text(run: Run) -> None:
+    # Bob's quote names the id of a message in Alice's chat (hers, and the bot's answer
+    # to her): the agent must get nothing of that chat, only what Bob's message carries
+    bob = "bob@im.wechat"
+    secret = "Alice's secret: the door code is 4711"
+    run.script.batch(msg(1, text(secret)), cursor="c1")
+    await run.until("Alice's message", lambda: "1" in run.log.message_ids())
+    answer_id = await run.puppet.send_text(ALICE, "Noted, Alice: the door code is 4711.")
+    for mid, quoted in ((2, 1), (3, int(answer_id or 0))):
+        quote = {"svr_id": quoted, "message_item": text("hm")}
+        quoting = msg(mid, {**text("what was that?"), "ref_msg": quote}, from_user_id=bob)
+        run.script.batch(quoting, cursor=f"c{mid}")
+        await run.until("Bob's quote", lambda mid=mid: str(mid) in run.log.message_ids())
+        message = await run.puppet.message(str(mid))
+        assert message.talker_id == bob
+        assert message.quoted_text == "hm"  # what Bob's own message carries of it
+
+
 def file_msg(mid: int, query: str, key: bytes, size: int, **media: Any) -> dict[str, Any]:
     aes_key = base64.b64encode(key.hex().encode()).decode()
     item = {

@@ -72,12 +72,14 @@ class Payloads:
         self._remember(ReadMessage(own, None, peer, None, False, None))
 
     async def _quoting(self, read: ReadMessage) -> ReadMessage:
-        """A quote's text from the recorded history (iLink's copy of it arrives cut)."""
+        """A quote's text from the recorded history (iLink's copy of it arrives cut), of
+        the quoting message's own chat only: a quote naming a message of another chat
+        (its id is all a quote says) must not bring that chat's text to this one."""
         quoted = read.message.quoted_id
         if quoted is None:
             return read
         stored = await self.state.entry(quoted)
-        if stored is None or not stored.text:
+        if stored is None or not stored.text or stored.peer != read.peer_id:
             return read
         message = dataclasses.replace(read.message, quoted_text=stored.text)
         return dataclasses.replace(read, message=message)
