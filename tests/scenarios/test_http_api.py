@@ -497,13 +497,14 @@ async def test_what_a_window_leaves_and_the_store_refuses_fails_the_send_before_
 ) -> None:
     """A text and a file for a window that takes one message more: the file is to wait,
     and the store refuses to keep it. Nothing goes (the text would have said more
-    follows), and the answer says so: not a 200 counting the file as sent."""
+    follows), and the answer says so: not a 200 counting the file as sent, but the
+    store's failure, as everywhere in the API (503 store_unavailable)."""
     gw = await windowed_gateway(wechat, textChunkLimit=50)
     waiting = gw.runners["default"].outbound.waiting
     assert waiting is not None
 
     def full(items: Any) -> Any:
-        raise OSError("database or disk is full")
+        raise sqlite3.OperationalError("database or disk is full")
 
     waiting.outbox.add = full  # type: ignore[method-assign]
     data = base64.b64encode(b"hello").decode()
@@ -513,7 +514,9 @@ async def test_what_a_window_leaves_and_the_store_refuses_fails_the_send_before_
         "files": [{"name": "a.txt", "data": data}],
     }
     code, body, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=message)
-    assert code == 502 and "could not be kept in the store: none sent" in body["error"]
+    assert (code, body["code"]) == (503, "store_unavailable")
+    assert "database or disk is full" in body["error"] and "nothing was sent" in body["error"]
+    assert "sent" not in body and "sentFiles" not in body
     assert wechat.world.sent(to="wxid_narrow") == []
 
 

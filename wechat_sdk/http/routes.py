@@ -492,9 +492,11 @@ class ApiHandlers:
                 raise ApiError(
                     409, "window_closed", f"{exc}; {what}", sent=sent, sent_files=went, kept=kept
                 ) from None
-            if exc.code == "store_unavailable":
-                # the account's lease could not be confirmed (Redis unreachable): worded
-                # by the store's rule, from the store's own error under the refusal
+            if exc.code in ("store_unavailable", "store_failed"):
+                # the store failed under the send (the account's lease could not be
+                # confirmed, Redis unreachable; what a reply window left for the user's
+                # next message could not be kept): worded by the store's rule, from the
+                # store's own error under the refusal
                 unavailable = store_unavailable(
                     _root(exc), gateway, what=what, sent=sent, sent_files=went, kept=kept
                 )

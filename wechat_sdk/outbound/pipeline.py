@@ -311,16 +311,10 @@ class Outbound:
         # chunk that fails ends the reply, and so do a logout and a store that cannot be
         # used (nothing more can go)
         messages, later = self.fit(conversation_id, list(messages))
-        if not later:
+        if later:
+            self._keep_for_later(conversation_id, messages, later, plan)
+        else:
             plan.add(messages)
-        elif not self._keep_for_later(conversation_id, messages, later, plan):
-            # none goes: the last would say more follows, and the rest would never come
-            raise self.sender.failure(
-                conversation_id,
-                f"the reply window is full and the {len(later)} message(s) left for the "
-                "user's next message could not be kept in the store: none sent",
-                "store_failed",
-            )
         first_failure: DeliveryFailed | None = None
         for message in messages:
             try:
@@ -356,17 +350,33 @@ class Outbound:
         messages: list[OutboundMessage],
         later: list[OutboundMessage],
         plan: ReplyPlan,
-    ) -> bool:
+    ) -> None:
         """Keep what the reply window leaves for the user's next message (a journal writes
-        it with the messages that go now, in one step); False when the store refused."""
+        it with the messages that go now, in one step), and plan ``messages``. When the
+        store refuses, none goes (the last would say more follows, and the rest would
+        never come): :class:`DeliveryFailed` ``store_failed``, raised from the store's
+        error (the HTTP API answers by it)."""
+        refused: Exception | None = None
         if plan.watcher is not None:
-            return plan.add(messages, later=later)
-        assert self.waiting is not None  # (fit: no room kept, no later part)
-        if not self.waiting.keep(conversation_id, later, answers=plan.answers):
-            return False
-        plan.waiting.extend(later)
-        plan.add(messages)
-        return True
+            if plan.add(messages, later=later):
+                return
+        else:
+            assert self.waiting is not None  # (fit: no room kept, no later part)
+            try:
+                self.waiting.keep(conversation_id, later, answers=plan.answers)
+            except Exception as exc:
+                refused = exc
+            else:
+                plan.waiting.extend(later)
+                plan.add(messages)
+                return
+        why = f" ({type(refused).__name__}: {refused})" if refused is not None else ""
+        raise self.sender.failure(
+            conversation_id,
+            f"the reply window is full and the {len(later)} message(s) left for the "
+            f"user's next message could not be kept in the store{why}: none sent",
+            "store_failed",
+        ) from refused
 
     async def send_message(
         self,

@@ -42,25 +42,15 @@ class WaitingForUser:
         messages: Sequence[OutboundMessage],
         *,
         answers: str | None = None,
-    ) -> bool:
-        """Keep ``messages`` (in order) until the user writes again; False when the store
-        refused them (logged: they are lost). ``answers``: the id of the message they
+    ) -> None:
+        """Keep ``messages`` (in order) until the user writes again; raises the store's
+        error when it refused them (none is kept). ``answers``: the id of the message they
         answer (a kept turn of it is answered: see the gateway's kept work)."""
         if not messages:
-            return True
+            return
         items = self.rows(conversation_id, messages, answers=answers)
-        try:
-            self.outbox.add(items)
-        except Exception as exc:
-            self.log.error(
-                "could not keep %d message(s) to %s for the user's next message: %s: lost",
-                len(items),
-                conversation_id,
-                exc,
-            )
-            return False
+        self.outbox.add(items)
         self.kept(conversation_id, len(items))
-        return True
 
     def rows(
         self,
