@@ -411,6 +411,50 @@ async def test_bad_bodies_get_400_and_too_large_ones_413(
     assert wechat.world.sent() == []
 
 
+async def test_a_voice_file_without_its_length_is_refused_before_the_text_goes(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """A voice message (kind audio) needs durationS: a body without it was taken, its text
+    sent, then answered 502 (naming ``duration_s``), so the corrected retry sent the text a
+    second time."""
+    gw = await wechat.gateway(echo, **API)
+    voice = {"name": "note.silk", "kind": "audio", "data": base64.b64encode(b"v").decode()}
+    body = {"to": "wxid_alice", "text": "listen:", "files": [voice]}
+    headers = {**AUTH, "Idempotency-Key": "voice-1"}
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json=body, headers=headers
+    )
+    assert (code, answer["code"]) == (400, "invalid_request"), answer
+    assert "files.0" in answer["error"] and "durationS" in answer["error"]
+    assert wechat.world.sent() == []
+    # corrected, with the same key: sent once
+    body["files"] = [{**voice, "durationS": 3}]
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json=body, headers=headers
+    )
+    assert code == 200, answer
+    await wechat.world.run_until_idle()
+    assert wechat.world.texts(to="wxid_alice") == ["listen:"]
+
+
+async def test_a_file_url_that_is_no_url_is_a_400_not_a_500(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``http://[::1/x`` (a bracket left open) was answered 500 internal, with a traceback
+    in the log, and a keyed send kept its key claimed as if under way."""
+    gw = await wechat.gateway(echo, **API)
+    headers = {**AUTH, "Idempotency-Key": "bad-url-1"}
+    for url in ("http://[::1/report.pdf", "http://files.example.com:99999/a.pdf", "https:///a"):
+        body = {"to": "wxid_alice", "text": "here", "files": [{"name": "a.pdf", "url": url}]}
+        code, answer, _ = await call(
+            wechat, http, gw, "POST", "/v1/messages", json=body, headers=headers
+        )
+        assert (code, answer["code"]) == (400, "invalid_request"), (url, answer)
+        assert "files.0" in answer["error"] and "url" in answer["error"]
+    assert "Traceback" not in caplog.text
+    assert wechat.world.sent() == []
+
+
 class WindowedPuppet:
     """The simulator's puppet, with reply windows: closed for wxid_closed; wxid_closing's
     closes as the send is made."""

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.config.integrations import http_url
 from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
 
 #: an account id in a request: any case, spaces around it dropped, as on the CLI
@@ -58,17 +59,29 @@ class FileIn(_In):
     kind: Literal["image", "video", "audio", "file"] = Field(
         "file", description="how WeChat shows it (audio: a voice message, needs durationS)"
     )
-    url: str | None = Field(None, description="where the gateway downloads it from")
+    url: str | None = Field(
+        None, description="where the gateway downloads it from (an http or https URL)"
+    )
     data: str | None = Field(None, description="its bytes, base64")
     mime: str | None = Field(None, description="MIME type (guessed from the name if unset)")
-    durationS: float | None = Field(None, gt=0, description="length of a voice or video")
+    durationS: float | None = Field(
+        None, gt=0, description="length of a voice or video, in seconds (a voice needs it)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # (a URL no client can fetch is the caller's to fix: refused before anything goes)
+        return None if url is None else http_url(url)
 
     @model_validator(mode="after")
     def _one_source(self) -> FileIn:
         if (self.url is None) == (self.data is None):
             raise ValueError("give the file's url or its data (base64), one of them")
-        if self.url is not None and not self.url.startswith(("http://", "https://")):
-            raise ValueError("url must start with http:// or https://")
+        if self.kind == "audio" and self.durationS is None:
+            # (WeChat refuses a voice message without its length; checked here, the text
+            # of the request would go out before its file failed)
+            raise ValueError("a voice message (kind audio) needs durationS, its length in seconds")
         return self
 
 
