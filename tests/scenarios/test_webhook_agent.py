@@ -354,6 +354,28 @@ async def test_a_file_url_in_the_answer_is_fetched_from_public_addresses_only(
     await server.close()
 
 
+async def test_a_file_url_that_is_no_url_is_left_out_and_the_rest_goes(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file url that cannot even be parsed (``http://[::1/x``: a bracket left open) failed
+    the whole answer (the errorNotice went, not the text), where a file that cannot be
+    fetched is left out."""
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        file = {"name": "chart.png", "url": "http://[::1/chart.png?key=k-123"}
+        return web.json_response({"text": "here is the chart", "files": [file]})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    with caplog.at_level(logging.WARNING, "wechat_sdk"):
+        await wechat.world.say("wxid_alice", "chart please")
+        await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["here is the chart"]
+    (line,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert "files[0] of the webhook agent's answer ('chart.png')" in line
+    assert "reason=fetch_failed" in line and "k-123" not in line
+
+
 async def test_a_message_with_half_an_emoji_still_reaches_the_endpoint(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

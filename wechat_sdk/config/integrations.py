@@ -194,19 +194,39 @@ def _distinct_urls(endpoints: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
 
 def origin_of(url: str) -> str:
     """A URL's scheme, host and port (what messages and logs name an endpoint by: its path
-    and query may hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    and query may hold a token). Never raises (see :func:`without_query`)."""
+    scheme, netloc, _path = _scheme_netloc_path(url)
+    return f"{scheme}://{netloc.rpartition('@')[2]}"
 
 
 def without_query(url: str) -> str:
     """A URL's origin and path, without its query or fragment (what messages name a
-    fetched file by: a signed URL's query is its key, ``X-Amz-Signature`` say).
+    fetched file by: a signed URL's query is its key, ``X-Amz-Signature`` say). Never
+    raises: a URL a peer or an endpoint gave may be no URL at all (``http://[::1/x``),
+    and naming it must not fail what was being done with it.
 
     >>> without_query("https://u:pw@s3.example.com/b/report.pdf?X-Amz-Signature=abc")
     'https://s3.example.com/b/report.pdf'
+    >>> without_query("http://[::1/a.png?key=k")
+    'http://[::1/a.png'
     """
-    return origin_of(url) + urlsplit(url).path
+    scheme, netloc, path = _scheme_netloc_path(url)
+    return f"{scheme}://{netloc.rpartition('@')[2]}{path}"
+
+
+#: a URL's scheme, authority and path, as RFC 3986 (appendix B) splits any string
+_URL_PARTS = re.compile(r"(?:([^:/?#]*):)?(?://([^/?#]*))?([^?#]*)")
+
+
+def _scheme_netloc_path(url: str) -> tuple[str, str, str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # (urlsplit checks a bracketed host: split by the RFC's rule)
+        match = _URL_PARTS.match(url)
+        assert match is not None  # (every part is optional: any string matches)
+        scheme, netloc, path = match.groups()
+        return (scheme or "").lower(), netloc or "", path
+    return parts.scheme, parts.netloc, parts.path
 
 
 #: ``channels.wechat.webhooks``: each url once
