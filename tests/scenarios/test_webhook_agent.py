@@ -244,6 +244,28 @@ async def test_a_done_data_ends_a_stream_and_textless_json_is_said_not_sent(
     assert len(said) == 1
 
 
+async def test_an_answer_with_neither_text_nor_files_but_other_keys_is_a_failure_naming_them(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    """An n8n agent's ``{"output": ...}`` or Dify's ``{"answer": ...}`` was taken for
+    "nothing to say": the bot stayed silent and no line said why. ``{}`` still is nothing."""
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        if turn["data"]["text"] == "quiet":
+            return web.json_response({})
+        return web.json_response({"output": "Hello from n8n", "sessionId": "s-1"})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    for text in ("quiet", "hi"):
+        await wechat.world.say("wxid_alice", text)
+        await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["sorry, try later"]
+    error = gw.status()[0].last_error or ""
+    assert "WebhookAgentError" in error and "output, sessionId" in error, error
+    assert '"text"' in error
+
+
 async def test_media_come_as_short_lived_signed_links(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

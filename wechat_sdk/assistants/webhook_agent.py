@@ -353,6 +353,13 @@ def _reply(raw: bytes) -> Reply | None:
         ) from None
     if not isinstance(answer, dict):
         raise WebhookAgentError('the agent\'s answer must be a JSON object {"text", "files"}')
+    if answer and "text" not in answer and "files" not in answer:
+        # (an n8n agent's "output", Dify's "answer": not silence, a flow to fix)
+        raise WebhookAgentError(
+            'the agent\'s answer has neither "text" nor "files" (its keys: '
+            f'{shown(", ".join(answer), 100)}): answer {{"text": "..."}}, or {{}} or 204 '
+            "to say nothing"
+        )
     text = answer.get("text")
     if text is not None and not isinstance(text, str):
         raise WebhookAgentError('"text" of the agent\'s answer must be a string')
