@@ -152,6 +152,32 @@ async def test_a_file_by_data_and_a_group_message_with_a_mention(
     assert file.media is not None and file.media["name"] == "notes.txt"
 
 
+async def test_a_files_data_as_base64_tools_write_it_in_lines_is_taken(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """``base64 report.pdf`` (GNU coreutils), ``openssl base64`` and MIME encoders break
+    their output into lines of 76 or 64 characters: it was refused as "not valid base64"."""
+    gw = await wechat.gateway(echo, **API)
+    report = bytes(range(256)) * 2
+    one_line = base64.b64encode(report).decode()
+    for wrapped in (
+        "\n".join(one_line[i : i + 76] for i in range(0, len(one_line), 76)) + "\n",
+        "\r\n".join(one_line[i : i + 64] for i in range(0, len(one_line), 64)),
+    ):
+        file = {"name": "report.bin", "data": wrapped}
+        body = {"to": "wxid_alice", "files": [file]}
+        code, answer, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=body)
+        assert code == 200 and answer["files"] == 1, answer
+    sizes = [e.media["size"] for e in wechat.world.sent(to="wxid_alice") if e.media]
+    assert sizes == [len(report), len(report)]
+    # what is not base64 is still refused, line breaks or not
+    file = {"name": "report.bin", "data": one_line[:76] + "\n*not base64*"}
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json={"to": "wxid_alice", "files": [file]}
+    )
+    assert (code, answer["error"]) == (400, "files.0.data: not valid base64")
+
+
 async def test_an_idempotency_key_sends_once_and_answers_again(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

@@ -193,6 +193,27 @@ async def test_nothing_and_files_and_a_failure(
     ]
 
 
+async def test_a_files_data_in_lines_of_base64_is_sent(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    """Base64 broken into lines (as MIME encoders, Java's among them, and ``base64`` write
+    it) failed the whole answer as "not valid base64"."""
+    report = bytes(range(256)) * 2
+    one_line = base64.b64encode(report).decode()
+    wrapped = "\r\n".join(one_line[i : i + 76] for i in range(0, len(one_line), 76))
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        file = {"name": "report.bin", "data": wrapped}
+        return web.json_response({"text": "the report", "files": [file]})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "report please")
+    await answered(wechat, gw)
+    sent = wechat.world.sent(to="wxid_alice")
+    assert [e.media["size"] if e.media else e.text for e in sent] == ["the report", len(report)]
+
+
 async def test_a_streamed_answer_goes_out_in_blocks(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

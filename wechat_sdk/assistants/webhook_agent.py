@@ -30,8 +30,6 @@ goes.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -46,6 +44,7 @@ from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentResult, AgentTurn, Reply
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.events import iso_time
+from wechat_sdk.file_data import file_data
 from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.webhooks.signing import signed_headers, turn_message_id
@@ -395,10 +394,12 @@ def _file(index: int, f: Any) -> OutboundFile:
         raise WebhookAgentError(f"{where}: durationS must be a finite number of seconds, 0 or more")
     raw = None
     if data is not None:
+        if not isinstance(data, str):
+            raise WebhookAgentError(f"{where}: data is not valid base64")
         try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise WebhookAgentError(f"{where}: data is not valid base64") from None
+            raw = file_data(data)
+        except ValueError as exc:
+            raise WebhookAgentError(f"{where}: data is {exc}") from None
     return OutboundFile(
         name=f["name"],
         kind=kind,

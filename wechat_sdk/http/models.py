@@ -62,7 +62,9 @@ class FileIn(_In):
     url: str | None = Field(
         None, description="where the gateway downloads it from (an http or https URL)"
     )
-    data: str | None = Field(None, description="its bytes, base64")
+    data: str | None = Field(
+        None, description="its bytes, base64 (in lines or not, as base64 tools write it)"
+    )
     mime: str | None = Field(None, description="MIME type (guessed from the name if unset)")
     durationS: float | None = Field(
         None, gt=0, description="length of a voice or video, in seconds (a voice needs it)"

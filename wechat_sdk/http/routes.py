@@ -8,8 +8,6 @@ the server answers in the one JSON shape (:class:`~wechat_sdk.http.models.ErrorB
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.file_data import file_data
 from wechat_sdk.http.models import (
     Account,
     AccountList,
@@ -561,11 +560,9 @@ class ApiHandlers:
         data = None
         if f.data is not None:
             try:
-                data = base64.b64decode(f.data, validate=True)
-            except (binascii.Error, ValueError):
-                raise ApiError(
-                    400, "invalid_request", f"files.{index}.data: not valid base64"
-                ) from None
+                data = file_data(f.data)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_request", f"files.{index}.data: {exc}") from None
         return OutboundFile(
             name=f.name, kind=f.kind, data=data, url=f.url, mime=f.mime, duration_s=f.durationS
         )
