@@ -67,7 +67,10 @@ _BRACKETED = re.compile(r"(?:[^@]*@)?\[([^\]]*)\](?::[0-9]*)?")
 def http_url(url: str) -> str:
     """``url`` if it is an http(s) URL an HTTP client can use: a valid host, a port from 1
     to 65535. The problem's words never repeat the URL (its query may hold a token)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # ("Invalid IPv6 URL": a bracket left open)
+        raise ValueError(f"is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL with a host")
     try:
