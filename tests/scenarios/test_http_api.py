@@ -1237,3 +1237,24 @@ async def test_a_keyed_send_whose_key_cannot_be_freed_says_to_use_a_new_key(
         "; this Idempotency-Key could not be freed (the store failed): retry with a new key"
     )
     assert wechat.world.texts(to="wxid_alice") == []
+
+
+async def test_a_blank_recipient_or_a_text_over_the_cap_is_a_400_and_nothing_goes(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """``"to": "  "`` was sent to WeChat as an id; an 8 MiB text became thousands of paced
+    messages going on for hours after the caller gave up."""
+    gw = await wechat.gateway(echo, **API)
+    for body, says in (
+        ({"to": "  ", "text": "hi"}, "to: "),
+        ({"to": "wxid_alice", "room": " ", "text": "hi"}, "room: "),
+        ({"to": "wxid_alice", "text": "x" * 100_001}, "text: "),
+    ):
+        code, answer, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=body)
+        assert (code, answer["code"]) == (400, "invalid_request"), answer
+        assert answer["error"].startswith(says), answer
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", json={"to": " wxid_alice ", "text": "hi"}
+    )
+    assert code == 200, answer
+    assert wechat.world.texts(to="wxid_alice") == ["hi"]

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -23,6 +24,11 @@ from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
 
 #: an account id in a request: any case, spaces around it dropped, as on the CLI
 AskedAccountId = Annotated[str, AfterValidator(asked_account_id)]
+#: a contact or room id in a request: spaces around it dropped, none left is no id
+WeChatId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: the most text one send takes: a longer one (thousands of paced messages, for hours
+#: after the caller gave up) goes as a file
+MAX_SEND_TEXT_CHARS = 100_000
 
 __all__ = [
     "Account",
@@ -94,14 +100,17 @@ class MessageRequest(_In):
     to that group and mentions ``to``, a member of it.
     """
 
-    to: str = Field(min_length=1, description="contact id, or room id")
-    room: str | None = Field(
-        None, min_length=1, description="room id: send in this group, mentioning `to`"
-    )
+    to: WeChatId = Field(description="contact id, or room id")
+    room: WeChatId | None = Field(None, description="room id: send in this group, mentioning `to`")
     account: AskedAccountId | None = Field(
         None, description="the account that sends (default: the default account); any case"
     )
-    text: str | None = Field(None, description="text; long text goes in several messages")
+    text: str | None = Field(
+        None,
+        max_length=MAX_SEND_TEXT_CHARS,
+        description="text; long text goes in several messages (at most 100,000 characters: "
+        "send a longer one as a file)",
+    )
     files: list[FileIn] = Field(
         default_factory=list, description="files, each its own message, after the text"
     )
