@@ -3,8 +3,11 @@ history exactly the part of the reply that did reach WeChat. Time is virtual."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from simulator.pytest_plugin import WeChatHarness
 from simulator.world import SimulatedWeChat
@@ -134,3 +137,36 @@ async def test_permanent_failure_of_a_later_block_keeps_the_earlier_one_in_histo
         ("user", "go"),
         ("assistant", "The first block is long enough to go out."),
     ]
+
+
+async def test_a_failed_sends_log_line_names_its_account(
+    wechat: WeChatHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `gateway run`'s log: "[-]" where the account should be, on the lines of the account's
+    # work that name no account of their own (send failed for good, a library's warning)
+    from wechat_sdk.gateway.service import configure_logging
+
+    configure_logging("json")
+    gw = await wechat.gateway(Scripted({"wxid_alice": "pong"}), errorNotice=False, **OPEN)
+    wechat.world.fault("send_fail_permanent")
+    await wechat.world.say("wxid_alice", "ping")
+    assert "cannot receive" in last_error(gw)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (failed,) = [line for line in lines if "send failed for good" in line["message"]]
+    assert failed["account"] == "default"
+
+
+async def test_a_failed_proactive_sends_log_line_names_its_account(
+    wechat: WeChatHarness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wechat_sdk.gateway.service import configure_logging
+    from wechat_sdk.outbound.delivery import DeliveryFailed
+
+    configure_logging("json")
+    gw = await wechat.gateway(Scripted({}), errorNotice=False, **OPEN)
+    wechat.world.fault("send_fail_permanent")
+    with pytest.raises(DeliveryFailed):
+        await wechat.world.drive(gw.send("wxid_alice", "the backup is done"))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (failed,) = [line for line in lines if "send failed for good" in line["message"]]
+    assert failed["account"] == "default"

@@ -30,7 +30,7 @@ from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
 from wechat_sdk.gateway.pairing_api import PairingAPI
-from wechat_sdk.gateway.runner import AccountRunner
+from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK, AccountRunner
 from wechat_sdk.gateway.status import AccountStatus
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.media import MediaSaver
@@ -503,16 +503,21 @@ class Gateway:
         if not conversation:
             raise ValueError("send() needs a contact id (to) or a room id (room)")
         reply = message if isinstance(message, Reply) else Reply(text=message)
-        outbound = self._runner(account).outbound
+        runner = self._runner(account)
+        outbound = runner.outbound
         outbound.check_window(conversation)  # a closed reply window: WindowClosed
-        return await outbound.deliver(
-            conversation,
-            reply,
-            sent=sent,
-            files_sent=files_sent,
-            waiting=waiting,
-            wait_for_login=False,
-        )
+        named = ACCOUNT_OF_TASK.set(runner.account.id)  # (the caller's task: its lines)
+        try:
+            return await outbound.deliver(
+                conversation,
+                reply,
+                sent=sent,
+                files_sent=files_sent,
+                waiting=waiting,
+                wait_for_login=False,
+            )
+        finally:
+            ACCOUNT_OF_TASK.reset(named)
 
     def runs(self) -> set[str]:
         """The ids of the accounts this gateway runs: the enabled ones (those

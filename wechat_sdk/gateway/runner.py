@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -30,7 +31,13 @@ from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import OutboxStore
 
-__all__ = ["AccountRunner"]
+__all__ = ["ACCOUNT_OF_TASK", "AccountRunner"]
+
+#: the account whose work the running task does (its tasks, and the tasks they start): a
+#: log line of the gateway that names no account of its own is shown with it
+ACCOUNT_OF_TASK: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "wechat_sdk_account_of_task", default="-"
+)
 
 
 class AccountRunner:
@@ -120,9 +127,12 @@ class AccountRunner:
     def start(self) -> None:
         self.connection.stopping = False
         self.connection.ready = asyncio.Event()
-        self.kept.take_up(self.turns, self.connection.ready)  # before any new message
+        context = contextvars.copy_context()  # (the account's tasks start in it)
+        context.run(ACCOUNT_OF_TASK.set, self.account.id)
+        # before any new message
+        context.run(self.kept.take_up, self.turns, self.connection.ready)
         self._task = asyncio.get_running_loop().create_task(
-            self.connection.run(), name=f"account:{self.account.id}"
+            self.connection.run(), name=f"account:{self.account.id}", context=context
         )
 
     async def stop(self, grace_s: float = 10.0) -> None:

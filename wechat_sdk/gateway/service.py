@@ -29,6 +29,7 @@ from wechat_sdk.config import (
 )
 from wechat_sdk.gateway.control import ControlServer
 from wechat_sdk.gateway.gateway import Gateway, state_dir_of
+from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
 from wechat_sdk.http.media_links import MediaLinks
 from wechat_sdk.logtext import without_secrets
 
@@ -73,9 +74,12 @@ def tune_gc() -> None:
 
 
 class _AccountField(logging.Filter):
+    """The account on every line: the record's own, else the account whose task logged it
+    (a library's line, a module's line such as ``send failed for good``), else ``-``."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "account"):
-            record.account = "-"
+            record.account = ACCOUNT_OF_TASK.get()
         return True
 
 
