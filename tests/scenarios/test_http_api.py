@@ -27,6 +27,7 @@ from wechat_sdk.config import ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.http.routes import IDEMPOTENCY_TTL_S
 from wechat_sdk.http.server import MAX_BODY_BYTES
+from wechat_sdk.outbound.window import MORE_NOTICE
 from wechat_sdk.puppet import ReplyWindow, WindowClosed
 
 TOKEN = "test-token-0123456789abcdef"
@@ -564,6 +565,34 @@ async def test_two_sends_at_once_each_report_only_their_own_waiting_messages(
     waiting = [i for i in gw.store.outbox.items("default") if i.state == "waiting"]
     assert all(a["waiting"] >= 1 for a in answers)
     assert sum(a["waiting"] for a in answers) == len(waiting)
+
+
+async def test_what_a_send_leaves_for_the_users_next_message_is_not_dm_history(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """What the bot sends on its own is not DM history (docs/history.md): the part of an
+    API send a reply window left for the user's next message was added to the bot's last
+    reply in history when it went, as if that reply had said it."""
+    gw = await windowed_gateway(wechat, textChunkLimit=50, dmPolicy="open", allowFrom=["*"])
+    asked: list[AgentTurn] = []
+
+    async def recording(turn: AgentTurn) -> str:
+        asked.append(turn)
+        return f"echo: {turn.text}"
+
+    gw.runners["default"].turns.agent = recording
+    await wechat.world.say("wxid_narrow", "hi")
+    file = {"name": "notes.txt", "data": base64.b64encode(b"notes").decode()}
+    message = {"to": "wxid_narrow", "text": "your notes", "files": [file]}
+    code, body, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=message)
+    assert (code, body["waiting"]) == (200, 1)  # the file waits
+    await wechat.world.say("wxid_narrow", "again")
+    went = [e.media["name"] if e.media else e.text for e in wechat.world.sent(to="wxid_narrow")]
+    assert went == ["echo: hi", f"your notes\n\n{MORE_NOTICE}", "notes.txt", "echo: again"]
+    assert [(h.role, h.text) for h in asked[-1].history] == [
+        ("user", "hi"),
+        ("assistant", "echo: hi"),
+    ]
 
 
 async def test_what_a_window_leaves_and_the_store_refuses_fails_the_send_before_it_goes(

@@ -45,7 +45,9 @@ class WaitingForUser:
     ) -> None:
         """Keep ``messages`` (in order) until the user writes again; raises the store's
         error when it refused them (none is kept). ``answers``: the id of the message they
-        answer (a kept turn of it is answered: see the gateway's kept work)."""
+        answer (a kept turn of it is answered: see the gateway's kept work); None for a
+        send of the bot's own (``gateway.send``, the HTTP API, a pairing code), which is no
+        DM history."""
         if not messages:
             return
         items = self.rows(conversation_id, messages, answers=answers)
@@ -71,7 +73,7 @@ class WaitingForUser:
                 text=m.text,
                 mention_ids=m.mention_ids,
                 file=m.file,
-                dm=True,
+                dm=answers is not None,  # (a reply's: it joins the DM history as it goes)
                 state="waiting",
                 turn=answers,
             )
