@@ -231,8 +231,10 @@ async def test_a_code_is_pending_until_it_expires_or_is_approved_or_denied(
     assert pairing.is_pending(approved.code.lower())
     pairing.approve(approved.code)
     pairing.deny(denied.code)
+    assert not pairing.is_pending(approved.code) and not pairing.is_pending(denied.code)
+    assert pairing.is_pending(expiring.code)  # (before its hour is up)
     await clock.advance(3600)
-    assert not any(pairing.is_pending(r.code) for r in (approved, denied, expiring))
+    assert not pairing.is_pending(expiring.code)
     assert not pairing.is_pending("ABCD2345")
 
 
