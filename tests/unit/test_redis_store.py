@@ -305,3 +305,19 @@ def test_a_marks_claim_is_forgotten_with_it(redis_url: str, redis_namespace: str
         assert store.client.hgetall(claims) == {}
     finally:
         store.close()
+
+
+def test_an_outbox_item_an_earlier_build_kept_reads_without_a_pairing_code() -> None:
+    # what a gateway of schema 3's time wrote (no "pairing_code"): a rolling upgrade, or a
+    # restart on a newer build, reads it as a text of no pairing request, sent as before
+    from wechat_sdk.stores.redis.codec import item_from_json
+
+    raw = (
+        '{"id": 7, "account_id": "default", "conversation_id": "wxid_kim", "kind": "text", '
+        '"state": "pending", "created_at": 1.5, "dm": false, "text": "Pairing code: X", '
+        '"mention_ids": [], "file": null, "turn": null}'
+    )
+    item = item_from_json(raw)
+    assert item == OutboxItem(
+        "default", "wxid_kim", "text", 1.5, text="Pairing code: X", id=7, pairing_code=None
+    )
