@@ -52,3 +52,23 @@ def test_a_limit_of_zero_deletes_what_an_earlier_limit_kept_at_the_next_message(
     assert after.dm("wxid_a") == () and after.take_group("r1@chatroom") == ()
     assert store.get("default", dm_key("wxid_a")) == []
     assert store.get("default", group_key("r1@chatroom")) == []
+
+
+class CountingStore(MemoryHistoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletes: list[str] = []
+
+    def clear(self, account_id: str, key: str) -> None:
+        self.deletes.append(key)
+        super().clear(account_id, key)
+
+
+def test_a_limit_of_zero_deletes_a_conversations_history_once() -> None:
+    # (on Redis each delete is a round trip: one a message would cost every DM turn)
+    store = CountingStore()
+    book = HistoryBook(store, "default", group_limit=0, dm_limit=0)
+    for _ in range(3):
+        book.dm("wxid_a")
+        book.take_group("r1@chatroom")
+    assert store.deletes == [dm_key("wxid_a"), group_key("r1@chatroom")]

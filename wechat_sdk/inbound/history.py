@@ -57,6 +57,9 @@ class HistoryBook:
         # reply...): appending one more such turn keeps them so (the store keeps the
         # 2 * dm_limit newest entries), so they need no read-back to trim
         self._whole_turns: set[str] = set()
+        # conversations whose history kept under an earlier limit this book deleted (a
+        # limit of 0): nothing is written to them since, so once is enough
+        self._emptied: set[str] = set()
 
     def note_unanswered(self, room_id: str, entry: HistoryEntry) -> None:
         """Keep a group message that was not answered, as context for the next answer."""
@@ -67,7 +70,7 @@ class HistoryBook:
         """The pending group history; cleared, since it is being answered now."""
         key = group_key(room_id)
         if self._group_limit <= 0:
-            self._store.clear(self._account, key)  # (kept under an earlier limit)
+            self._empty(key)
             return ()
         entries = tuple(self._store.get(self._account, key))
         if entries:
@@ -77,7 +80,7 @@ class HistoryBook:
     def dm(self, contact_id: str) -> tuple[HistoryEntry, ...]:
         key = dm_key(contact_id)
         if self._dm_limit <= 0:
-            self._store.clear(self._account, key)  # (kept under an earlier limit)
+            self._empty(key)
             return ()
         entries = tuple(self._store.get(self._account, key))
         if not entries:
@@ -119,6 +122,15 @@ class HistoryBook:
             self._store.append(self._account, key, reply, self._dm_limit * 2)
         self._whole_turns.discard(key)
         self._trim_dm(key)
+
+    def _empty(self, key: str) -> None:
+        """Delete what an earlier limit kept of a conversation (a limit of 0 keeps none),
+        once (a store round trip a message, on Redis, otherwise)."""
+        if key not in self._emptied:
+            self._store.clear(self._account, key)
+            if len(self._emptied) >= _MAX_KNOWN:
+                self._emptied.clear()  # (forgetting costs one more delete)
+            self._emptied.add(key)
 
     def _rewrite(self, key: str, entries: list[HistoryEntry]) -> None:
         self._store.clear(self._account, key)
