@@ -153,6 +153,27 @@ async def test_traversal_file_name_is_saved_inside_media_inbound(
     assert not (wechat.state_dir / "etc").exists()
 
 
+async def test_a_long_name_of_wide_letters_is_saved_and_its_message_reaches_the_agent(
+    wechat: WeChatHarness,
+) -> None:
+    # 100 letters of 4 bytes each in UTF-8: cut to 80 characters, the name was 316 bytes,
+    # over the 255 a file system takes; the message (its text too) never reached the agent
+    agent = Recorder()
+    await wechat.gateway(agent, **OPEN)
+    name = "\U0001d400" * 100 + ".pdf"
+
+    await wechat.world.say(
+        "wxid_alice", "my file", media={"kind": "file", "name": name, "size": 300}
+    )
+
+    (turn,) = agent.turns
+    (item,) = turn.media
+    assert turn.text == "my file"
+    assert item.note is None and item.path is not None and item.path.is_file()
+    assert item.path.name.startswith("\U0001d400") and item.path.suffix == ".pdf"
+    assert item.name == name  # the name as sent, for display
+
+
 async def test_dm_history_gives_earlier_turns_with_replies_bounded_by_dm_history_limit(
     wechat: WeChatHarness,
 ) -> None:

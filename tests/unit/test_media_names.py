@@ -20,6 +20,9 @@ def check_safe(name: str, max_len: int = 80) -> None:
     assert ".." not in name
     assert not name.startswith(".")
     assert len(name) <= max_len
+    # 120 bytes (docs/media.md): with the random suffix, within what every file system
+    # takes (255 bytes on ext4, 143 on eCryptfs)
+    assert len(name.encode()) <= 120
     assert all(ch.isprintable() for ch in name)
 
 
@@ -30,6 +33,9 @@ def check_safe(name: str, max_len: int = 80) -> None:
 @example("x" * 200 + ".tar.gz")
 @example("." * 90 + "a")
 @example("a" * 69 + "..b" + ".txt")
+@example("\U0001d400" * 100)  # letters of 4 bytes each in UTF-8 (mathematical bold A)
+@example("\U00020000" * 70 + "." + "\U00020000" * 10)  # a CJK name with a CJK extension
+@example("报告" * 60 + ".docx")
 def test_safe_name_never_chooses_a_path(name: str) -> None:
     check_safe(safe_name(name))
 

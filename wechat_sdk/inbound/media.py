@@ -14,7 +14,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import FileTooLarge, Message, Puppet
 
-__all__ = ["MediaSaver", "safe_name", "sniff_mime"]
+__all__ = ["MAX_NAME_BYTES", "MediaSaver", "safe_name", "sniff_mime"]
 
 log = logging.getLogger("wechat_sdk.inbound.media")
 
@@ -22,8 +22,14 @@ _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 _DOTS = re.compile(r"\.{2,}")  # "a..b" is no traversal, but keep names free of ".."
 
 
+#: bytes of a saved name before its random suffix: a file system counts a name's bytes
+#: (255 on ext4, 143 on eCryptfs), and a letter may take 4 of them in UTF-8
+MAX_NAME_BYTES = 120
+
+
 def safe_name(name: str, *, max_len: int = 80) -> str:
-    """A file name that cannot choose a path: no separators, no dot-files, no control chars."""
+    """A file name that cannot choose a path: no separators, no dot-files, no control
+    chars; at most ``max_len`` characters and :data:`MAX_NAME_BYTES` bytes in UTF-8."""
     base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
     base = _DOTS.sub(".", _UNSAFE.sub("_", base)).strip("._") or "file"
@@ -31,8 +37,14 @@ def safe_name(name: str, *, max_len: int = 80) -> str:
     if not dot:
         stem, ext = base, ""
     ext = ext[:10]
-    stem = stem[: max_len - len(ext) - 1].rstrip(".") or "file"
+    room = MAX_NAME_BYTES - len(ext.encode()) - 1
+    stem = _utf8_cut(stem[: max_len - len(ext) - 1], room).rstrip(".") or "file"
     return f"{stem}.{ext}" if ext else stem
+
+
+def _utf8_cut(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a character."""
+    return text.encode()[:max_bytes].decode("utf-8", "ignore")
 
 
 def sniff_mime(head: bytes, fallback: str | None = None) -> str:
