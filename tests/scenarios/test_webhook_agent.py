@@ -310,6 +310,33 @@ async def test_media_come_as_short_lived_signed_links(
             assert response.status == 404  # expired
 
 
+async def test_a_media_link_serves_the_type_sniffed_from_the_bytes_never_the_names(
+    wechat: WeChatHarness, endpoint: AgentEndpoint
+) -> None:
+    # a peer's "page.html" was served as text/html (and "pic.svg" as image/svg+xml), by its
+    # name: opened in a browser, a page the peer wrote ran on the gateway's API origin
+    gw = await gateway(wechat, endpoint)
+    world = wechat.world
+    for name in ("page.html", "pic.svg"):
+        await world.say("wxid_alice", "", media={"kind": "file", "name": name, "size": 2048})
+        await answered(wechat, gw)
+    folder = wechat.state_dir / "media" / "inbound" / "default"
+    (svg,) = folder.glob("pic-*.svg")
+    svg.write_bytes(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    async with aiohttp.ClientSession() as http:
+        served = []
+        for turn in endpoint.turns:
+            (item,) = turn["data"]["media"]
+            async with http.get(item["url"]) as response:
+                assert response.status == 200
+                headers = response.headers
+                served.append((headers["Content-Type"], headers.get("X-Content-Type-Options")))
+    # the simulator's "page.html" is a PDF: served as such (the agent's mime); the script
+    # the peer would have sent as "pic.svg", of no type the sniffing knows, as bytes
+    assert endpoint.turns[0]["data"]["media"][0]["mime"] == "application/pdf"
+    assert served == [("application/pdf", "nosniff"), ("application/octet-stream", "nosniff")]
+
+
 def test_a_webhook_agent_needs_its_url_and_a_whsec_secret() -> None:
     for agent, says in (
         (

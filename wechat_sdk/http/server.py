@@ -24,6 +24,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from wechat_sdk.gateway.health import HEALTH_HOST, readiness
 from wechat_sdk.http.media_links import MediaLinks
 from wechat_sdk.http.openapi import openapi_document
 from wechat_sdk.http.routes import API_ROUTES, ApiError, ApiHandlers, store_unavailable
+from wechat_sdk.inbound.media import SNIFF_BYTES, sniff_mime
 
 if TYPE_CHECKING:
     from wechat_sdk.gateway.gateway import Gateway
@@ -248,7 +250,22 @@ class GatewayHttp:
             raise ApiError(
                 404, "not_found", "no such media link, or it expired (links last 10 minutes)"
             )
-        return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+        # the type sniffed from the bytes (MediaItem.mime's when they are known), never
+        # the one of the name a peer chose: a "page.html" served as text/html, opened in
+        # a browser, would run the peer's script on this origin
+        mime = await asyncio.to_thread(_sniffed, path)
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Type": mime,
+            "X-Content-Type-Options": "nosniff",
+        }
+        return web.FileResponse(path, headers=headers)
+
+
+def _sniffed(path: Path) -> str:
+    """The MIME type of the file's first bytes (``application/octet-stream`` when unknown)."""
+    with path.open("rb") as f:
+        return sniff_mime(f.read(SNIFF_BYTES))
 
 
 class PortError(OSError):

@@ -14,7 +14,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import FileTooLarge, Message, Puppet
 
-__all__ = ["MAX_NAME_BYTES", "MediaSaver", "safe_name", "sniff_mime"]
+__all__ = ["MAX_NAME_BYTES", "SNIFF_BYTES", "MediaSaver", "safe_name", "sniff_mime"]
 
 log = logging.getLogger("wechat_sdk.inbound.media")
 
@@ -45,6 +45,10 @@ def safe_name(name: str, *, max_len: int = 80) -> str:
 def _utf8_cut(text: str, max_bytes: int) -> str:
     """``text`` cut to at most ``max_bytes`` bytes of UTF-8, never inside a character."""
     return text.encode()[:max_bytes].decode("utf-8", "ignore")
+
+
+#: the first bytes of a file that tell its type (all that filetype reads)
+SNIFF_BYTES = 262
 
 
 def sniff_mime(head: bytes, fallback: str | None = None) -> str:
@@ -97,8 +101,8 @@ class MediaSaver:
                     written += len(chunk)
                     if written > max_bytes:  # never keep more than the cap
                         raise FileTooLarge(written, max_bytes)
-                    if len(head) < 262:
-                        head += chunk[: 262 - len(head)]
+                    if len(head) < SNIFF_BYTES:
+                        head += chunk[: SNIFF_BYTES - len(head)]
                     out.write(chunk)
         except FileTooLarge as exc:
             path.unlink(missing_ok=True)
