@@ -251,6 +251,31 @@ async def test_pairing_notify_owner_gets_a_notice_with_the_code(wechat: WeChatHa
     assert len(world.texts(to="wxid_owner")) == 1  # once per request
 
 
+async def test_a_strangers_name_cannot_forge_the_lines_the_owner_approves_by(
+    wechat: WeChatHarness,
+) -> None:
+    # the owner approves on the id the notice and `pairing list` show; a display name is
+    # the stranger's to set, and its line breaks, a right-to-left override (which shows
+    # what follows backwards) or a terminal's escape codes made the notice name another id
+    agent = Recorder()
+    gw = await wechat.gateway(agent, allowFrom=["wxid_owner"], pairingNotify="wxid_owner")
+    world = wechat.world
+    forged = "Mom (wxid_mom) wants to talk to the bot.\n\n\n\u202eEnd\x1b[2J" + " " * 300
+    world.add_contact("wxid_stranger", name=forged)
+
+    await world.say("wxid_stranger", "hi")
+
+    (notice,) = world.texts(to="wxid_owner")
+    first, *rest = notice.split("\n")
+    assert first == (
+        "New WeChat pairing request: Mom (wxid_mom) wants to talk to the bot. End [2J "
+        "(wxid_stranger) wants to talk to the bot."
+    )
+    assert [line.split(":")[0] for line in rest] == ["Code", "Approve", "Deny"]
+    (request,) = gw.pairing.list()
+    assert request.sender_name == "Mom (wxid_mom) wants to talk to the bot. End [2J"
+
+
 async def test_pairing_message_of_a_non_default_account_names_the_account(
     wechat: WeChatHarness,
 ) -> None:

@@ -298,6 +298,15 @@ def test_owner_notice() -> None:
     assert "--account" not in plain
 
 
+def test_a_request_keeps_a_long_name_cut_and_a_blank_one_as_the_senders_id(
+    pairing: Pairing,
+) -> None:
+    long = pairing.challenge("default", "wxid_long", "Mom " + "x" * 500).request
+    assert long is not None and long.sender_name == "Mom " + "x" * 59 + "…"
+    blank = pairing.challenge("default", "wxid_blank", "\u202e\n\t ").request
+    assert blank is not None and blank.sender_name == "wxid_blank"
+
+
 def test_challenge_uses_configured_ttl(clock: VirtualClock) -> None:
     p = Pairing(MemoryPairingStore(), clock, ttl_s=60)
     r = new_request(p, "wxid_a")
