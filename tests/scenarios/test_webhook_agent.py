@@ -193,6 +193,30 @@ async def test_nothing_and_files_and_a_failure(
     ]
 
 
+async def test_an_answer_listing_many_files_sends_the_first_ten(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every file of an answer is held whole until it is sent, and an endpoint a chat
+    partner steers could list thousands (each up to mediaMaxMb)."""
+    data = base64.b64encode(b"page").decode()
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        files = [{"name": f"p{n}.txt", "data": data} for n in range(12)]
+        return web.json_response({"text": "the pages", "files": files})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint)
+    with caplog.at_level(logging.WARNING, "wechat_sdk"):
+        await wechat.world.say("wxid_alice", "pages please")
+        await answered(wechat, gw)
+    sent = wechat.world.sent(to="wxid_alice")
+    assert [e.media["name"] if e.media else e.text for e in sent] == [
+        "the pages",
+        *(f"p{n}.txt" for n in range(10)),
+    ]
+    assert "has 12 files: the first 10 go" in caplog.text
+
+
 async def test_a_files_data_in_lines_of_base64_is_sent(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

@@ -60,6 +60,8 @@ T = TypeVar("T")
 
 MediaLink = Callable[[Path], "str | None"]
 _FILE_KINDS = ("image", "video", "audio", "file")
+#: the most files of one answer that go (each is fetched and held whole until it is sent)
+MAX_ANSWER_FILES = 10
 
 
 class WebhookAgentError(RuntimeError):
@@ -241,7 +243,18 @@ class WebhookAgent:
 
     async def _fetched(self, reply: Reply | None, account_id: str) -> Reply | None:
         """``reply`` with each file given by url fetched (see the class); one that cannot
-        be fetched is left out with a warning, the rest of the answer goes."""
+        be fetched is left out with a warning, the rest of the answer goes. Of an answer
+        with more than :data:`MAX_ANSWER_FILES` files, the first go (each is held whole
+        until sent, and an answer a chat partner steers could list thousands)."""
+        if reply is not None and len(reply.files) > MAX_ANSWER_FILES:
+            log.warning(
+                "the webhook agent's answer has %d files: the first %d go, the rest are "
+                "left out reason=too_many_files",
+                len(reply.files),
+                MAX_ANSWER_FILES,
+                extra={"account": account_id},
+            )
+            reply = replace(reply, files=reply.files[:MAX_ANSWER_FILES])
         if reply is None or all(f.url is None for f in reply.files):
             return reply
         files = []
