@@ -3,6 +3,7 @@ simulator's puppet (logged in, its event stream left unread)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -481,3 +482,23 @@ async def test_fetch_media_prunes_by_media_max_age_hours(rig: Rig) -> None:
     assert old_path is not None and new_path is not None
     assert not old_path.exists()
     assert new_path.exists()
+
+
+async def test_a_download_a_stop_cuts_leaves_no_part_of_the_file(rig: Rig) -> None:
+    # (the message is taken in again at the next start: the part would stay until pruned)
+    started = asyncio.Event()
+
+    class Stalling:
+        async def download(self, message_id: str, max_bytes: int) -> AsyncIterator[bytes]:
+            yield b"the first part"
+            started.set()
+            await asyncio.Event().wait()  # the rest never comes
+
+    saver = MediaSaver(rig.media_dir, rig.clock)
+    message = await rig.message("a", media={"kind": "file"})
+    task = asyncio.create_task(saver.fetch(Stalling(), message, 10**6))  # type: ignore[arg-type]
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list(rig.media_dir.iterdir()) == []

@@ -126,6 +126,9 @@ class MediaSaver:
                 duration,
                 note=f"the file could not be downloaded ({exc})",
             )
+        except BaseException:  # a stop cut it: the message is taken in again, the part gone
+            path.unlink(missing_ok=True)
+            raise
         now = self.clock.now()
         os.utime(path, (now, now))
         mime = sniff_mime(head, info.mime if info else None)
