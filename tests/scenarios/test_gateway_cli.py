@@ -68,11 +68,15 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
 class Running:
     """A `wechat-sdk gateway run` process with its stderr in a file."""
 
-    def __init__(self, tmp_path: Path, name: str = "run", *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, name: str = "run", *args: str, state_dir_option: bool = True
+    ) -> None:
         self.config = tmp_path / "config.json5"
         self.state = tmp_path / "state"
         self.log = tmp_path / f"{name}.log"
         self.args = args  # more options of `gateway run`
+        #: False: no --state-dir (the config's stateDir says where the state is)
+        self.state_dir_option = state_dir_option
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Running:
@@ -88,8 +92,7 @@ class Running:
                     "run",
                     "--config",
                     str(self.config),
-                    "--state-dir",
-                    str(self.state),
+                    *(("--state-dir", str(self.state)) if self.state_dir_option else ()),
                     *self.args,
                 ],
                 stdout=subprocess.DEVNULL,
@@ -229,6 +232,37 @@ def test_restart_refuses_an_invalid_config_and_applies_a_valid_one(gateway: Runn
 
     assert cli("gateway", "stop", "--state-dir", gateway.state).returncode == 0
     assert gateway.wait_exit() == 0
+
+
+def test_restart_refuses_a_new_state_dir_or_store_and_the_gateway_keeps_running(
+    tmp_path: Path,
+) -> None:
+    """The state directory and the store are opened once, at the start: a restart took a
+    config that moved them and went on in the old directory, where status, stop and
+    pairing with that config no longer found it, or stopped every account (a Redis store)."""
+    running = Running(tmp_path, state_dir_option=False)
+    state = str(running.state)
+    running.config.write_text(config_text(stateDir=state))
+    running.start()
+    try:
+        running.wait_ready()
+        redis = {"kind": "redis", "url": "redis://127.0.0.1:9/0"}
+        moved = {"stateDir": str(tmp_path / "elsewhere")}
+        for change in (moved, {"stateDir": state, "store": redis}):
+            running.config.write_text(config_text(**change))
+            refused = cli("gateway", "restart", "--state-dir", running.state)
+            assert refused.returncode == 1, refused.stderr
+            assert "the running gateway keeps the old one" in refused.stderr
+            key = "store" if "store" in change else "stateDir"
+            assert f"channels.wechat.{key}: a restart cannot change it" in refused.stderr
+            assert "stop the gateway and run it again" in refused.stderr
+            assert len(running.wait_ready()) == 1  # still running, on the old config
+        assert not (tmp_path / "elsewhere").exists()
+        running.config.write_text(config_text(stateDir=state))
+        assert cli("gateway", "stop", "--config", running.config).returncode == 0
+        assert running.wait_exit() == 0
+    finally:
+        running.kill()
 
 
 def test_sigterm_stops_gracefully_and_the_next_process_needs_no_scan(

@@ -22,6 +22,7 @@ from wechat_sdk.config import (
     AccountSet,
     Config,
     ConfigError,
+    ConfigProblem,
     ResolvedAccount,
     accounts_of,
     asked_account_id,
@@ -131,7 +132,11 @@ class Gateway:
         self.clock: Clock = clock or RealClock()
         self.puppet_factory = puppet_factory or default_puppet_factory(self)
         self.state_dir: Path = state_dir_of(config, state_dir)
+        #: the ``state_dir`` given (it wins over the config's stateDir at a reload too)
+        self._state_dir_given = state_dir
         self._store = store
+        #: whether the store is the config's (opened from its ``store`` block), not given
+        self._store_from_config = store is None
         self._rng = rng
         self.show_terminal_qr = show_terminal_qr
         #: asks a person for the number the phone shows when an iLink login waits for it
@@ -362,8 +367,10 @@ class Gateway:
 
     async def reload(self, config: Config, grace_s: float = 10.0) -> None:
         """Apply a new config: accounts are restarted (their replies in flight get
-        ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError."""
+        ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError, and so does
+        one that changes the state directory or the store (opened once, at the start)."""
         accounts = accounts_of(config)  # raises before anything is touched
+        self._check_reloadable(config)
         old, new = self.config.channels.wechat, config.channels.wechat
         if (new.health, new.api) != (old.health, old.api):
             # the new ports first: one that cannot be used is refused like an invalid
@@ -389,6 +396,34 @@ class Gateway:
         self.runners = {}
         self.own_accounts.keep_only([a.id for a in accounts.enabled])
         await self.start()
+
+    def _check_reloadable(self, config: Config) -> None:
+        """Raise ConfigError when ``config`` changes what is opened once, at the start: the
+        state directory, and the store made from the config (its block, and the SQLite
+        store's history cache). A reload would keep the old ones, silently."""
+        old, new = self.config.channels.wechat, config.channels.wechat
+        changed = []  # (each key, and what the running gateway has)
+        if state_dir_of(config, self._state_dir_given) != self.state_dir:
+            in_use = f"the running gateway's state directory is {self.state_dir}"
+            changed.append(("stateDir", in_use))
+        if self._store_from_config:
+            if new.store != old.store:
+                shown = " ".join(old.store.shown().values())  # (no password in it)
+                changed.append(("store", f"the running gateway's store is {shown}"))
+            if new.historyCacheConversations != old.historyCacheConversations:
+                kept = old.historyCacheConversations
+                changed.append(("historyCacheConversations", f"the running gateway's is {kept}"))
+        if changed:
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        f"channels.wechat.{key}",
+                        f"a restart cannot change it ({in_use}): stop the gateway and run "
+                        "it again to use the new one, or put the old one back",
+                    )
+                    for key, in_use in changed
+                ]
+            )
 
     async def _start_http(self) -> None:
         wechat = self.config.channels.wechat

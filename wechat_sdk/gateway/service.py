@@ -296,6 +296,7 @@ async def serve(
                         return {"ok": False, "error": "the gateway is stopping: not restarted"}
                     await gateway.reload(new, grace_s)
             except ConfigError as exc:
+                exc = located(exc, config_file)  # (the reload's own problems: their lines)
                 log.error("restart refused, the running config is kept:\n%s", exc.render())
                 return {
                     "ok": False,
