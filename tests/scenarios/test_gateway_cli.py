@@ -204,6 +204,26 @@ def test_a_config_wrong_elsewhere_still_names_the_running_gateway_by_its_state_d
     assert broken.returncode != 3 and "config error" in broken.stderr, broken.stderr
 
 
+@pytest.mark.parametrize("where", ["a file", "under a file", "too long for a socket"])
+def test_a_state_directory_that_cannot_be_used_is_said_without_a_traceback(
+    tmp_path: Path, where: str
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a folder")
+    state = {
+        "a file": notes,
+        "under a file": notes / "state",
+        "too long for a socket": tmp_path / ("x" * 120),  # (a Unix socket's path: ~107 bytes)
+    }[where]
+    config = tmp_path / "config.json5"
+    config.write_text(config_text(stateDir=str(state)))
+    result = cli("gateway", "run", "--config", config)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"error: cannot use the state directory {state}" in result.stderr
+    assert "choose another with --state-dir DIR or the config's stateDir" in result.stderr
+
+
 def test_restart_refuses_an_invalid_config_and_applies_a_valid_one(gateway: Running) -> None:
     gateway.start()
     gateway.wait_ready()

@@ -37,6 +37,8 @@ SOCKET_NAME = "control.sock"
 IDLE_TIMEOUT_S = 10.0
 #: clients served at once; another is answered "busy" and hung up on
 MAX_CLIENTS = 16
+#: the longest path a Unix socket is bound to (Linux's sun_path is 108 bytes with its NUL)
+MAX_SOCKET_PATH = 107
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -72,17 +74,30 @@ class ControlServer:
     async def start(self) -> None:
         import asyncio  # here, not at the top: the CLI's control_request does without it
 
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            why = "it is not a directory" if directory.is_file() else exc.strerror or str(exc)
+            raise _unusable(directory, why) from None
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:  # (bind says only "too long")
+            raise _unusable(
+                directory,
+                f"its path is too long for the gateway's control socket, {self.path} "
+                f"(a Unix socket's path has at most {MAX_SOCKET_PATH} bytes)",
+            )
         if self.path.exists():
             if _alive(self.path):
                 raise ControlError(
-                    f"a gateway is already running on {self.path.parent} "
+                    f"a gateway is already running on {directory} "
                     "(stop it with: wechat-sdk gateway stop)"
                 )
             self.path.unlink()
         old = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        except OSError as exc:  # (a read-only file system, say)
+            raise _unusable(directory, exc.strerror or str(exc)) from None
         finally:
             os.umask(old)
         self.path.chmod(0o600)
@@ -133,6 +148,14 @@ class ControlServer:
             await _answer(writer, response)
         finally:
             self._clients.discard(writer)
+
+
+def _unusable(directory: Path, why: str) -> ControlError:
+    """The gateway cannot keep its state (and its control socket) in ``directory``."""
+    return ControlError(
+        f"cannot use the state directory {directory}: {why}; choose another with "
+        "--state-dir DIR or the config's stateDir"
+    )
 
 
 async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any] | None) -> None:
