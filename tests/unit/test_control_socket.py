@@ -157,3 +157,31 @@ async def test_a_stop_during_a_restart_waits_for_it_before_closing(
     assert await serving == 0
     await restarting
     assert order == ["reload", "reloaded", "close"]
+
+
+async def test_a_request_that_takes_longer_than_the_clients_timeout_is_still_answered(
+    short_dir: Path,
+) -> None:
+    """`gateway restart` waits for the replies in flight (up to --grace, which may be a
+    minute): the client gave up after its 30 s ("the gateway did not answer"), exit 1,
+    while the restart went on and succeeded. The gateway says it is still working."""
+    from wechat_sdk.gateway.control import control_request
+
+    release = asyncio.Event()
+
+    async def slow(request: dict[str, Any]) -> dict[str, Any]:
+        await release.wait()
+        return {"ok": True, "done": request.get("cmd")}
+
+    server = ControlServer(short_dir, slow, keepalive_s=0.05)
+    await server.start()
+    try:
+        asking = asyncio.ensure_future(
+            asyncio.to_thread(control_request, short_dir, {"cmd": "restart"}, timeout=1.0)
+        )
+        await asyncio.sleep(2.5)  # more than the client's timeout
+        assert not asking.done()
+        release.set()
+        assert (await asking)["done"] == "restart"
+    finally:
+        await server.stop()

@@ -1,7 +1,8 @@
 """The control socket: `wechat-sdk gateway status|restart|stop` talk to a running gateway.
 
 A Unix socket ``<stateDir>/control.sock`` (mode 0600, directory 0700): one JSON request
-line, one JSON response line. Only the owner of the state directory can connect. A client
+line, one JSON response line (after a ``{"working": true}`` line every KEEPALIVE_S while
+the request is handled). Only the owner of the state directory can connect. A client
 has IDLE_TIMEOUT_S to send its request, MAX_CLIENTS are served at once (more are told the
 gateway is busy), and one that goes away without a request is no error.
 """
@@ -37,6 +38,11 @@ SOCKET_NAME = "control.sock"
 IDLE_TIMEOUT_S = 10.0
 #: clients served at once; another is answered "busy" and hung up on
 MAX_CLIENTS = 16
+#: seconds between two "still working" lines while a request is handled (a restart waits
+#: for the replies in flight, up to --grace): a client waits as long as they come
+KEEPALIVE_S = 5.0
+#: the line that says it, before the answer
+WORKING = b'{"working": true}'
 #: the longest path a Unix socket is bound to (Linux's sun_path is 108 bytes with its NUL)
 MAX_SOCKET_PATH = 107
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -63,11 +69,13 @@ class ControlServer:
         *,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
         max_clients: int = MAX_CLIENTS,
+        keepalive_s: float = KEEPALIVE_S,
     ) -> None:
         self.path = state_dir / SOCKET_NAME
         self.handler = handler
         self.idle_timeout_s = idle_timeout_s
         self.max_clients = max_clients
+        self.keepalive_s = keepalive_s
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
 
@@ -142,12 +150,40 @@ class ControlServer:
                 request = json.loads(line)
                 if not isinstance(request, dict):
                     raise ValueError("not an object")
-                response = await self.handler(request)
+                response = await self._handled(request, writer)
             except Exception as exc:  # a bad request never takes the gateway down
                 response = {"ok": False, "error": str(exc)}
             await _answer(writer, response)
         finally:
             self._clients.discard(writer)
+
+    async def _handled(
+        self, request: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        """The handler's answer to ``request``. While it works, the client is told so
+        every :attr:`keepalive_s`, so that it waits for a long one (a restart) and still
+        gives up on a gateway that hangs."""
+        import asyncio
+
+        keepalive = asyncio.ensure_future(self._keep_alive(writer))
+        try:
+            return await self.handler(request)
+        finally:
+            keepalive.cancel()
+
+    async def _keep_alive(self, writer: asyncio.StreamWriter) -> None:
+        import asyncio
+
+        while True:
+            await asyncio.sleep(self.keepalive_s)
+            if writer.is_closing():  # (a client that went away: the work goes on)
+                return
+            try:
+                writer.write(WORKING + b"\n")
+                await writer.drain()
+            except OSError as exc:
+                log.debug("control client gone while its request was handled: %s", exc)
+                return
 
 
 def _unusable(directory: Path, why: str) -> ControlError:
@@ -203,7 +239,8 @@ def control_request(
         data = b""
         try:
             s.sendall(json.dumps(request).encode() + b"\n")
-            while not data.endswith(b"\n"):
+            # (each recv waits up to the timeout: a "still working" line starts it again)
+            while not data.endswith(b"\n") or data.rstrip(b"\n").endswith(WORKING):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -212,6 +249,7 @@ def control_request(
             raise ControlError(f"the gateway did not answer within {timeout:.0f} s") from None
         except OSError as exc:  # (it stopped while answering)
             raise ControlError(f"the gateway did not answer: {exc}") from None
+    data = b"\n".join(line for line in data.splitlines() if line != WORKING)
     try:
         response: dict[str, Any] = json.loads(data)
     except ValueError:
