@@ -89,3 +89,24 @@ def test_gateway_run_accounts_naming_an_unknown_account_is_a_usage_error(
     assert "Usage: " in result.output
     assert "--accounts names nope, not an account of the config" in result.output
     assert "(its accounts: work, home)" in result.output
+
+
+def test_gateway_run_accounts_naming_a_disabled_account_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it ran a gateway that ran nothing, without a word ("gateway running: 0 account(s)")
+    from wechat_sdk.gateway import Gateway
+
+    async def start(self: Gateway) -> None:
+        raise AssertionError("a gateway started with a disabled account in --accounts")
+
+    monkeypatch.setattr(Gateway, "start", start)
+    config = tmp_path / "config.json5"
+    config.write_text(
+        '{channels: {wechat: {puppet: "simulator", accounts: {work: {}, off: {enabled: false}}}}}'
+    )
+    args = ["gateway", "run", "--config", str(config), "--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(cli, [*args, "--accounts", "work,off"])
+    assert result.exit_code == 2, result.output
+    assert "--accounts names off, disabled in the config (enabled: false)" in result.output
+    assert "enable it there, or leave it out of --accounts" in result.output

@@ -80,8 +80,8 @@ def gateway_group() -> None:
     default=None,
     callback=_account_ids,
     metavar="A,B",
-    help="Run only these accounts (comma-separated ids). With store.kind redis, the "
-    "accounts this gateway competes for; by default every enabled account.",
+    help="Run only these enabled accounts (comma-separated ids). With store.kind redis, "
+    "the accounts this gateway competes for; by default every enabled account.",
 )
 def gateway_run(
     config_file: Path | None,

@@ -73,20 +73,32 @@ PuppetFactory = Callable[[ResolvedAccount], Puppet]
 
 class UnknownAccounts(ValueError):
     """``only_accounts`` names ids that are no account of the config (``unknown``; the
-    config's are ``configured``)."""
+    config's are ``configured``), or accounts it disables (``disabled``): a gateway that
+    would not run them."""
 
-    def __init__(self, unknown: Sequence[str], configured: Sequence[str]) -> None:
+    def __init__(
+        self, unknown: Sequence[str], configured: Sequence[str], disabled: Sequence[str] = ()
+    ) -> None:
         self.unknown = list(unknown)
         self.configured = list(configured)
+        self.disabled = list(disabled)
         super().__init__(self.named_by("only_accounts"))
 
     def named_by(self, what: str) -> str:
         """The error as said to whoever named the ids through ``what`` (the CLI says
         ``--accounts``, the option its user typed)."""
-        return (
-            f"{what} names {', '.join(self.unknown)}, not an account of the config "
-            f"(its accounts: {', '.join(self.configured)})"
-        )
+        said = []
+        if self.unknown:
+            said.append(
+                f"{what} names {', '.join(self.unknown)}, not an account of the config "
+                f"(its accounts: {', '.join(self.configured)})"
+            )
+        if self.disabled:
+            said.append(
+                f"{what} names {', '.join(self.disabled)}, disabled in the config (enabled: "
+                f"false): enable it there, or leave it out of {what}"
+            )
+        return "; ".join(said)
 
 
 class Gateway:
@@ -121,8 +133,10 @@ class Gateway:
             log.warning(warning, extra={"account": "-"})
         named = None if only_accounts is None else [asked_account_id(a) for a in only_accounts]
         unknown = [a for a in named or () if a not in self.accounts.accounts]
-        if unknown:
-            raise UnknownAccounts(unknown, list(self.accounts.accounts))
+        enabled = {a.id for a in self.accounts.enabled}
+        disabled = [a for a in named or () if a in self.accounts.accounts and a not in enabled]
+        if unknown or disabled:
+            raise UnknownAccounts(unknown, list(self.accounts.accounts), disabled)
         #: the accounts ``only_accounts`` names (ids as the CLI takes them), or None: all
         self.only_accounts = named
         #: with ``store.kind: "redis"``, while started: the accounts this gateway holds
