@@ -174,14 +174,38 @@ def load_agent(spec: str) -> Agent:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name is None or not _names_part_of(module_name, exc.name):
+            raise ValueError(_import_failed(spec, module_name, exc)) from None
         raise ValueError(
             f"cannot load the agent {spec!r}: no module {exc.name!r} (run from the folder "
             f"that holds {module_name.replace('.', '/')}.py, or install it)"
         ) from exc
+    except Exception as exc:  # the module's own code failed: a bug in it, a variable unset
+        raise ValueError(_import_failed(spec, module_name, exc)) from None
     agent = getattr(module, attr, None)
     if agent is None or not callable(agent):
         raise ValueError(f"cannot load the agent {spec!r}: {module_name} has no function {attr!r}")
     return cast(Agent, agent)
+
+
+def _names_part_of(module_name: str, missing: str) -> bool:
+    """Whether ``missing`` (a module not found) is ``module_name`` or a package of it:
+    the agent's own module is not there, not one that it imports."""
+    return module_name == missing or module_name.startswith(missing + ".")
+
+
+def _import_failed(spec: str, module_name: str, exc: BaseException) -> str:
+    """Why importing the agent's module failed, with where in the user's files (the
+    frames of Python's import machinery and of load_agent left out)."""
+    import traceback
+
+    machinery = ("<frozen importlib", importlib.__file__ or "<no importlib file>", __file__)
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(machinery)
+    ]
+    where = "".join(traceback.format_list(frames))
+    what = "".join(traceback.format_exception_only(exc))  # (a SyntaxError: file, line, caret)
+    return f"cannot load the agent {spec!r}: importing {module_name} raised\n{where}{what}".rstrip()
 
 
 def check_puppets(
