@@ -74,6 +74,28 @@ def test_pacing_true_is_an_error() -> None:
     assert "channels.wechat.pacing" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ("{textChunkLimit: true}", "channels.wechat.textChunkLimit"),
+        ("{pacing: {perSecond: false}}", "channels.wechat.pacing.perSecond"),
+        ("{accounts: {a: {mediaMaxMb: true}}}", "channels.wechat.accounts.a.mediaMaxMb"),
+        ("{agent: {provider: 'openai', model: 'm', temperature: true}}", "temperature"),
+        ("{api: {port: true}}", "channels.wechat.api.port"),
+        ("{store: {kind: 'redis', url: 'redis://h', leaseTtlS: true}}", "leaseTtlS"),
+    ],
+)
+def test_true_or_false_where_a_number_goes_is_an_error(body: str, path: str) -> None:
+    # (they were taken as 1 and 0: textChunkLimit: true cut every reply into letters)
+    err = str(error_of(body))
+    assert path in err and "expected a number, got" in err
+
+
+def test_a_number_from_a_variable_is_still_taken() -> None:
+    settings = accounts_of(wechat('{textChunkLimit: "${LIMIT}"}', {"LIMIT": "500"}))
+    assert settings.default.settings.textChunkLimit == 500
+
+
 def test_other_channels_and_sections_are_left_alone() -> None:
     config = parse_config(
         "{agents: {x: 1}, channels: {telegram: {token: 'x'}, wechat: {}}}", env={}

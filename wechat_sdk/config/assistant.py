@@ -14,8 +14,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -26,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from wechat_sdk.config.errors import ConfigProblem
 from wechat_sdk.config.integrations import check_whsec, http_url
+from wechat_sdk.config.strict import StrictModel
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -96,14 +95,7 @@ _OPENAI_ONLY = (
 )
 
 
-class Strict(BaseModel):
-    # as models.py's: unknown keys are refused (a typo must not silently do nothing)
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
-    )
-
-
-class McpServerConfig(Strict):
+class McpServerConfig(StrictModel):
     """One MCP server: a program started by the gateway (``command``) or a streamable
     HTTP server (``url``)."""
 
@@ -141,7 +133,7 @@ class McpServerConfig(Strict):
         return self
 
 
-class AgentConfig(Strict):
+class AgentConfig(StrictModel):
     """The assistant that answers: a model behind the OpenAI Chat Completions API (OpenAI,
     Ollama, vLLM, LM Studio, DeepSeek, Qwen, OpenClaw's ``/v1``, ...) and MCP tools."""
 

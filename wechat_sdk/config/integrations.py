@@ -17,8 +17,9 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
+from wechat_sdk.config.strict import StrictModel
 from wechat_sdk.events import EVENT_TYPES
 
 __all__ = [
@@ -102,14 +103,7 @@ def http_url(url: str) -> str:
     return url
 
 
-class _Strict(BaseModel):
-    # as models.py's: unknown keys are refused (a typo must not silently do nothing)
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
-    )
-
-
-class WebhookEndpoint(_Strict):
+class WebhookEndpoint(StrictModel):
     """One endpoint the gateway POSTs events to."""
 
     url: str = Field(description="the endpoint (http or https)", repr=False)  # (a query key)
@@ -151,7 +145,7 @@ class WebhookEndpoint(_Strict):
         return "*" in self.events or event_type in self.events
 
 
-class ApiConfig(_Strict):
+class ApiConfig(StrictModel):
     """The HTTP API: sends in, account status, pairing (bearer token)."""
 
     port: int = Field(ge=0, le=65535, description="TCP port (0: a free port, named in the log)")

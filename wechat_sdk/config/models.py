@@ -17,6 +17,7 @@ from wechat_sdk.config.allow_from import WILDCARD, normalize_allow_entry
 from wechat_sdk.config.assistant import AgentConfig
 from wechat_sdk.config.integrations import ApiConfig, WebhookEndpoints
 from wechat_sdk.config.store import StoreConfig
+from wechat_sdk.config.strict import StrictModel
 from wechat_sdk.config.templates import template_problem
 
 __all__ = [
@@ -43,13 +44,7 @@ BreakPreference = Literal["paragraph", "newline", "sentence"]
 AllowEntry = Annotated[str | int, Field(description='a WeChat contact id (wxid), or "*"')]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
-    )
-
-
-class TlsOptions(_Strict):
+class TlsOptions(StrictModel):
     """TLS for a Puppet Service connection."""
 
     caFile: str | None = Field(None, description="PEM file of the CA that signed the server")
@@ -103,7 +98,7 @@ class PuppetOptions(BaseModel):
     )
 
 
-class ToolPolicy(_Strict):
+class ToolPolicy(StrictModel):
     """OpenClaw's tool policy form: ``{allow, alsoAllow, deny}``."""
 
     allow: list[str] | None = Field(None, description="the tools allowed (None: all registered)")
@@ -111,7 +106,7 @@ class ToolPolicy(_Strict):
     deny: list[str] = Field(default_factory=list, description="removed last; wins over allow")
 
 
-class GroupConfig(_Strict):
+class GroupConfig(StrictModel):
     """Settings of one group (or of every group, under ``"*"``)."""
 
     requireMention: bool | None = Field(
@@ -124,7 +119,7 @@ class GroupConfig(_Strict):
     enabled: bool | None = Field(None, description="false ignores this group entirely")
 
 
-class DraftChunkConfig(_Strict):
+class DraftChunkConfig(StrictModel):
     """Block sizes when streaming a reply in blocks."""
 
     minChars: int = Field(200, ge=1, description="smallest block sent on an idle pause")
@@ -135,7 +130,7 @@ class DraftChunkConfig(_Strict):
     )
 
 
-class PacingConfig(_Strict):
+class PacingConfig(StrictModel):
     """Per-account send rate limit (anti-ban)."""
 
     perSecond: float = Field(
@@ -148,7 +143,7 @@ class PacingConfig(_Strict):
     jitterMs: int = Field(300, ge=0, description="random extra delay, up to this much")
 
 
-class HealthConfig(_Strict):
+class HealthConfig(StrictModel):
     """Optional HTTP health endpoints (/healthz, /readyz) on 127.0.0.1."""
 
     port: int = Field(
@@ -156,7 +151,7 @@ class HealthConfig(_Strict):
     )
 
 
-class AccountConfig(_Strict):
+class AccountConfig(StrictModel):
     """Every key an account may set. The top level of ``channels.wechat`` sets the same
     keys for all accounts; an account's own keys override them (shallow)."""
 

@@ -14,7 +14,9 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from wechat_sdk.config.strict import StrictModel
 
 __all__ = ["REDIS_SCHEMES", "StoreConfig", "shown_url"]
 
@@ -46,12 +48,8 @@ def shown_url(url: str) -> str:
     return shown.replace(f"//{parts.netloc}", f"//{user}:***@{host}", 1)
 
 
-class StoreConfig(BaseModel):
+class StoreConfig(StrictModel):
     """Where the gateway keeps pairing, history, dedupe marks, the outbox and the queues."""
-
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=False, validate_default=True, allow_inf_nan=False
-    )
 
     kind: StoreKind = Field(
         "sqlite",
