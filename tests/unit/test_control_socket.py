@@ -185,3 +185,25 @@ async def test_a_request_that_takes_longer_than_the_clients_timeout_is_still_ans
         assert (await asking)["done"] == "restart"
     finally:
         await server.stop()
+
+
+async def test_a_second_gateway_on_the_directory_is_refused_even_before_the_first_has_its_socket(
+    short_dir: Path,
+) -> None:
+    # two gateways started at the same moment both found no socket and both ran (on one
+    # store, answering every message twice): the directory's lock decides
+    from wechat_sdk.gateway.control import ControlError
+
+    first = ControlServer(short_dir, handle)
+    await first.start()
+    first.path.unlink()  # (as if it had not bound it yet)
+    second = ControlServer(short_dir, handle)
+    with pytest.raises(ControlError, match="a gateway is already running"):
+        await second.start()
+    await first.stop()
+    third = ControlServer(short_dir, handle)  # the first gone: the directory is free
+    await third.start()
+    try:
+        assert (await ask(third.path, b'{"cmd": "status"}\n')).startswith(b'{"ok": true')
+    finally:
+        await third.stop()

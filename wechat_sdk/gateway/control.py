@@ -10,6 +10,7 @@ gateway is busy), and one that goes away without a request is no error.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -43,6 +44,9 @@ MAX_CLIENTS = 16
 KEEPALIVE_S = 5.0
 #: the line that says it, before the answer
 WORKING = b'{"working": true}'
+#: the file a running gateway holds locked (flock): one gateway a state directory, even
+#: when two start at the same moment (both would find no socket, and bind one each)
+LOCK_NAME = "gateway.lock"
 #: the longest path a Unix socket is bound to (Linux's sun_path is 108 bytes with its NUL)
 MAX_SOCKET_PATH = 107
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -78,6 +82,8 @@ class ControlServer:
         self.keepalive_s = keepalive_s
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        #: the lock file's descriptor while this gateway holds the state directory
+        self._lock: int | None = None
 
     async def start(self) -> None:
         import asyncio  # here, not at the top: the CLI's control_request does without it
@@ -94,21 +100,22 @@ class ControlServer:
                 f"its path is too long for the gateway's control socket, {self.path} "
                 f"(a Unix socket's path has at most {MAX_SOCKET_PATH} bytes)",
             )
-        if self.path.exists():
-            if _alive(self.path):
-                raise ControlError(
-                    f"a gateway is already running on {directory} "
-                    "(stop it with: wechat-sdk gateway stop)"
-                )
-            self.path.unlink()
-        old = os.umask(0o177)
+        self._lock = _hold(directory)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
-        except OSError as exc:  # (a read-only file system, say)
-            raise _unusable(directory, exc.strerror or str(exc)) from None
-        finally:
-            os.umask(old)
-        self.path.chmod(0o600)
+            # (a socket left by a gateway that died: this one holds the directory now)
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            old = os.umask(0o177)
+            try:
+                self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            except OSError as exc:  # (a read-only file system, say)
+                raise _unusable(directory, exc.strerror or str(exc)) from None
+            finally:
+                os.umask(old)
+            self.path.chmod(0o600)
+        except BaseException:
+            self._release()
+            raise
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -120,6 +127,12 @@ class ControlServer:
             self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # (the lock goes with it)
+            self._lock = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client: one request line, one answer. Nothing a client does (say nothing,
@@ -208,13 +221,21 @@ async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any] | None)
             await writer.wait_closed()
 
 
-def _alive(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(str(path))
-            return True
-        except OSError:
-            return False
+def _hold(directory: Path) -> int:
+    """Lock the state directory's lock file for this gateway (its descriptor, held until
+    the gateway stops; the system lets it go when the process ends, however it ends)."""
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _unusable(directory, exc.strerror or str(exc)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ControlError(
+            f"a gateway is already running on {directory} (stop it with: wechat-sdk gateway stop)"
+        ) from None
+    return fd
 
 
 def control_request(
