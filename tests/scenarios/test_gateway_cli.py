@@ -380,6 +380,41 @@ def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
         second.kill()
 
 
+def test_a_second_signal_while_stopping_is_said_and_the_stop_goes_on(tmp_path: Path) -> None:
+    # a second Ctrl-C during the grace was ignored without a word: it looked like a hang
+    inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
+    inbox.mkdir()
+    (tmp_path / "longbot.py").write_text(LONGBOT)
+    (tmp_path / "config.json5").write_text(
+        config_text(
+            puppetOptions={"scanAfterMs": 200, "inbox": str(inbox), "transcript": str(transcript)},
+            textChunkLimit=40,
+            pacing={"perSecond": 2, "burst": 1, "chunkGapMs": 500, "jitterMs": 0},
+        )
+    )
+    running = Running(tmp_path, "twice", "--agent", "longbot:agent", "--grace", "2").start()
+    try:
+        running.wait_ready()
+        (inbox / "long.tmp").write_text(json.dumps({"from": "wxid_alice", "text": "long"}))
+        (inbox / "long.tmp").rename(inbox / "long.json")
+        wait_for("a part sent", lambda: len(sent_texts(transcript)) >= 1)
+        assert running.proc is not None
+        running.proc.send_signal(signal.SIGINT)
+        wait_for("stopping", lambda: "stopping: in-flight replies" in running.stderr())
+        running.proc.send_signal(signal.SIGINT)
+        assert running.wait_exit() == 0
+    finally:
+        running.kill()
+    log = running.stderr()
+    assert "already stopping: in-flight replies get up to 2 s in all" in log
+    assert "gateway stopped" in log
+
+
+def test_grace_must_be_a_number_of_seconds() -> None:
+    result = cli("gateway", "run", "--grace", "nan")
+    assert result.returncode == 2 and "--grace" in result.stderr
+
+
 def test_gateway_run_shows_the_simulators_warnings_as_its_own(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ def _account_ids(ctx: click.Context, param: click.Parameter, value: str | None) 
             "e.g. --accounts work,home, or leave --accounts out to run every enabled account"
         )
     return [a for a in ids if a is not None]
+
+
+def _seconds(value: float) -> float:
+    """A number of seconds (``nan`` and ``inf`` pass FloatRange: no wait lasts them)."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds: give one, e.g. 30")
+    return value
 
 
 @cli.group("gateway")
@@ -68,6 +76,7 @@ def gateway_group() -> None:
     "--grace",
     "grace_s",
     type=click.FloatRange(min=0),
+    callback=lambda _ctx, _param, value: _seconds(value),
     default=10.0,
     show_default=True,
     metavar="SECONDS",

@@ -357,9 +357,19 @@ async def serve(
     control = ControlServer(gateway.state_dir, handle)
     await control.start()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():  # (a second Ctrl-C: said, so that it is not taken for a hang)
+            log.warning(
+                "already stopping: in-flight replies get up to %g s in all; what is left "
+                "then is kept for the next start",
+                grace_s,
+            )
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     started = False
     try:
         async with changing:
