@@ -96,6 +96,20 @@ def test_a_number_from_a_variable_is_still_taken() -> None:
     assert settings.default.settings.textChunkLimit == 500
 
 
+def test_a_key_written_twice_in_one_object_is_an_error_naming_both_lines() -> None:
+    # json5 keeps the last: an allowlist written first and "open" further down meant open
+    text = (
+        '{channels: {wechat: {\n dmPolicy: "allowlist",\n allowFrom: ["wxid_a"],\n'
+        ' "dmPolicy": "open",\n}}}'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    (problem,) = info.value.problems
+    assert problem.path == "channels.wechat.dmPolicy"
+    assert "written twice in one object (lines 2 and 4)" in problem.message
+    assert problem.line == 4
+
+
 def test_other_channels_and_sections_are_left_alone() -> None:
     config = parse_config(
         "{agents: {x: 1}, channels: {telegram: {token: 'x'}, wechat: {}}}", env={}

@@ -13,7 +13,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from wechat_sdk.config.accounts import AccountSet, resolve_accounts
 from wechat_sdk.config.errors import ConfigError, ConfigProblem
-from wechat_sdk.config.locate import key_lines
+from wechat_sdk.config.locate import duplicate_keys, key_lines
 from wechat_sdk.config.models import AccountConfig, Config, WechatConfig
 
 __all__ = [
@@ -116,7 +116,15 @@ def parse_config(
     """
     data = _parse_json5(text, source)
     lines = key_lines(text)
-    problems: list[ConfigProblem] = []
+    problems = [
+        ConfigProblem(
+            path,
+            f"written twice in one object ({_lines(first, then)}): the second would replace "
+            "the first without a word; keep one",
+            then,
+        )
+        for path, first, then in duplicate_keys(text)
+    ]
     data = _substitute(data, (), os.environ if env is None else env, problems)
     if not isinstance(data, dict):
         problems.append(
@@ -176,6 +184,10 @@ def _parse_json5(text: str, source: str | None) -> Any:
         raise ConfigError(
             [ConfigProblem("", "invalid JSON5: nested too deeply")], source=source
         ) from None
+
+
+def _lines(first: int, then: int) -> str:
+    return f"line {first}" if first == then else f"lines {first} and {then}"
 
 
 def _printable(text: str) -> str:

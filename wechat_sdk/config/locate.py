@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["key_lines"]
+__all__ = ["duplicate_keys", "key_lines"]
 
 _TOKEN = re.compile(
     r"""
@@ -25,7 +25,22 @@ _TOKEN = re.compile(
 
 def key_lines(text: str) -> dict[str, int]:
     """Map each dotted path (keys and list indexes) to the 1-based line where it starts."""
+    return _walk(text)[0]
+
+
+def duplicate_keys(text: str) -> list[tuple[str, int, int]]:
+    """Each key written twice in one object (json5 keeps the last, silently): its dotted
+    path, the line of its first writing and of the next.
+
+    >>> duplicate_keys("{a: {b: 1,\n b: 2}}")
+    [('a.b', 1, 2)]
+    """
+    return _walk(text)[1]
+
+
+def _walk(text: str) -> tuple[dict[str, int], list[tuple[str, int, int]]]:
     lines: dict[str, int] = {}
+    twice: list[tuple[str, int, int]] = []
     stack: list[_Frame] = []
     path: list[str] = []
     line = 1
@@ -66,20 +81,24 @@ def key_lines(text: str) -> dict[str, int]:
             top.index += 1
         elif top is not None and top.key is None:  # a key
             key = tok[1:-1] if kind == "string" else tok
+            if key in top.keys:
+                twice.append((".".join([*path, key]), top.keys[key], start_line))
+            top.keys.setdefault(key, start_line)
             _enter(path, lines, key, start_line)
             top.key = key
         # else: a scalar value of the current key
-    return lines
+    return lines, twice
 
 
 class _Frame:
-    __slots__ = ("entered", "index", "is_list", "key")
+    __slots__ = ("entered", "index", "is_list", "key", "keys")
 
     def __init__(self, *, is_list: bool, entered: bool) -> None:
         self.is_list = is_list
         self.entered = entered  # pushed a list index onto the path
         self.index = 0
         self.key: str | None = None
+        self.keys: dict[str, int] = {}  # (an object's keys so far, and their lines)
 
 
 def _enter(path: list[str], lines: dict[str, int], key: str, line: int) -> None:
