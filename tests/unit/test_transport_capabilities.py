@@ -95,3 +95,14 @@ def test_channels_capabilities_for_an_unknown_account_names_the_accounts(tmp_pat
     )
     assert result.exit_code != 0
     assert "no account 'work' in the config (accounts: dm, groups)" in result.output
+
+
+def test_channels_capabilities_with_a_config_alone_shows_its_default_accounts(
+    tmp_path: Path,
+) -> None:
+    # --config without --account printed the seed's matrix, the file ignored
+    config = tmp_path / "config.json5"
+    config.write_text(MIXED.replace('defaultAccountId: "groups"', 'defaultAccountId: "dm"'))
+    result = CliRunner().invoke(cli, ["channels", "capabilities", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "account dm (puppet ilink)" in result.stdout

@@ -62,22 +62,25 @@ def channels_verify_code(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file, with --account (default: $WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5).",
+    help="Config file: its --account's matrix, or its default account's (default: "
+    "$WECHAT_SDK_CONFIG or ~/.clawdbot/config.json5, with --account).",
 )
 def channels_capabilities(as_json: bool, account_id: str | None, config_file: Path | None) -> None:
-    """Print the capability matrix (the seed's, Wechaty's; or an account's with --account)."""
+    """Print the capability matrix (the seed's, Wechaty's; or an account's with --account,
+    the default account's with --config alone)."""
     from rich.table import Table  # imported when first needed (start-up time)
 
     from wechat_sdk.capabilities import CAPABILITIES
 
     title = "WeChat channel capabilities"
     caps = CAPABILITIES
-    if account_id is not None:
+    if account_id is not None or config_file is not None:
         from wechat_sdk.config import ConfigError, accounts_of, load_config
         from wechat_sdk.puppets import capabilities_of
 
         try:
             accounts = accounts_of(load_config(config_file))
+            account_id = account_id if account_id is not None else accounts.default_id
             if account_id not in accounts.accounts:
                 names = ", ".join(sorted(accounts.accounts))
                 raise click.BadParameter(
