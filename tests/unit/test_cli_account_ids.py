@@ -110,3 +110,11 @@ def test_gateway_run_accounts_naming_a_disabled_account_is_a_usage_error(
     assert result.exit_code == 2, result.output
     assert "--accounts names off, disabled in the config (enabled: false)" in result.output
     assert "enable it there, or leave it out of --accounts" in result.output
+
+
+@pytest.mark.parametrize("account", ["", "a b", "bot/1"])
+def test_simulator_serve_refuses_an_account_id_its_urls_cannot_carry(account: str) -> None:
+    # (it served them, and printed curl lines with /sim/accounts/a b/login that did not work)
+    result = CliRunner().invoke(cli, ["simulator", "serve", "--port", "0", "--account", account])
+    assert result.exit_code == 2
+    assert "Invalid value for '--account'" in result.output

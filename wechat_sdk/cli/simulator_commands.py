@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from wechat_sdk.cli import _err, _escape, _out, cli
+from wechat_sdk.cli import _err, _escape, _out, account_id_option, cli
 
 
 @cli.command("simulate")
@@ -104,7 +104,9 @@ def simulator_group() -> None:
     "--account",
     "accounts",
     multiple=True,
-    help="An iLink bot account to create at start (repeatable; default: one named bot).",
+    callback=lambda ctx, param, values: tuple(account_id_option(ctx, param, v) for v in values),
+    help="An iLink bot account to create at start (repeatable; default: one named bot); "
+    "an id as the config's (letters, digits, _ and -).",
 )
 @click.option(
     "--poll-hold-ms",
