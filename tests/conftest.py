@@ -59,24 +59,27 @@ def _free_port() -> int:
 
 
 def start_redis_server(
-    directory: Path, port: int | None = None
+    directory: Path, port: int | None = None, *, appendonly: bool = False
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """A ``redis-server`` on 127.0.0.1 answering PING (persistence off), and its port
-    (a free one unless given; tried again on another if it was taken meanwhile)."""
+    """A ``redis-server`` on 127.0.0.1 answering PING (persistence off, or with
+    ``appendonly`` every write kept in its append-only file in ``directory``), and its
+    port (a free one unless given; tried again on another if it was taken meanwhile)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise FileNotFoundError("redis-server")
     if port is not None:
-        return _redis_server(exe, directory, port)
+        return _redis_server(exe, directory, port, appendonly)
     for _ in range(3):
         try:
-            return _redis_server(exe, directory, _free_port())
+            return _redis_server(exe, directory, _free_port(), appendonly)
         except RuntimeError as exc:
             error = exc
     raise error
 
 
-def _redis_server(exe: str, directory: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
+def _redis_server(
+    exe: str, directory: Path, port: int, appendonly: bool
+) -> tuple[subprocess.Popen[bytes], int]:
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
@@ -88,7 +91,9 @@ def _redis_server(exe: str, directory: Path, port: int) -> tuple[subprocess.Pope
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if appendonly else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(directory),
             "--daemonize",
@@ -157,16 +162,27 @@ class RedisServer:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        #: every write kept on disk (see keep_data): a restart finds it again
+        self.appendonly = False
         self.proc, self.port = start_redis_server(directory)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
+    def keep_data(self) -> None:
+        """From now on every write is kept in the append-only file (``appendfsync
+        always``), so that :meth:`kill` then :meth:`restart` finds the data again, as a
+        production Redis set up as docs/cluster.md says does."""
+        self.appendonly = True
+        self.proc.kill()
+        self.proc.wait()
+        self.proc, _ = start_redis_server(self.directory, self.port, appendonly=True)
+
     def kill(self) -> None:
-        """Gone at once, with its data (it keeps none on disk)."""
+        """Gone at once (its data with it, unless it keeps it: keep_data)."""
         self.proc.kill()
         self.proc.wait()
 
     def restart(self) -> None:
-        self.proc, _ = start_redis_server(self.directory, self.port)
+        self.proc, _ = start_redis_server(self.directory, self.port, appendonly=self.appendonly)
 
 
 @pytest.fixture

@@ -315,3 +315,41 @@ async def replied_in(world: SimulatedWeChat, room: str, count: int) -> None:
         await asyncio.sleep(0.01)
         await world.run_until_idle(limit=60)
     raise AssertionError(f"{room} never got {count} message(s): {world.texts(room=room)}")
+
+
+async def test_a_reply_cut_by_a_redis_outage_goes_on_once_redis_answers_again(
+    wechat: WeChatHarness, own_redis: Any, redis_namespace: str
+) -> None:
+    """docs/cluster.md, "What happens when": with Redis unreachable for a moment (a restart
+    that keeps its data, the account's lease still this gateway's), replies wait and go on
+    when it answers again. They were given up "until a restart" instead: the rest of the
+    reply under way, and the next message of the same person, were never sent while the
+    gateway ran on."""
+    from wechat_sdk.agent import AgentTurn
+
+    own_redis.keep_data()
+    world: SimulatedWeChat = wechat.world
+    go = asyncio.Event()
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "one":
+            await go.wait()
+            own_redis.kill()  # Redis goes away as the reply is about to go out
+        return f"{turn.text}: first part\n\n{turn.text}: second part"
+
+    config = redis_config(
+        own_redis.url, redis_namespace, dmPolicy="open", allowFrom=["*"], textChunkLimit=20
+    )
+    await wechat.gateway(agent, config)
+    await world.say("wxid_alice", "one")
+    await world.say("wxid_alice", "two")  # waits behind the reply to "one"
+    go.set()
+    await asyncio.sleep(1.0)  # (real time: the store's calls fail meanwhile)
+    own_redis.restart()  # back, with its data: the lease (15 s) is still this gateway's
+    await replied(world, "wxid_alice", 4)
+    assert world.texts(to="wxid_alice") == [
+        "one: first part",
+        "one: second part",
+        "two: first part",
+        "two: second part",
+    ]
