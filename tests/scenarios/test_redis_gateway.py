@@ -318,21 +318,23 @@ async def replied_in(world: SimulatedWeChat, room: str, count: int) -> None:
 
 
 async def test_a_reply_cut_by_a_redis_outage_goes_on_once_redis_answers_again(
-    wechat: WeChatHarness, own_redis: Any, redis_namespace: str
+    wechat: WeChatHarness, own_redis: Any, redis_namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """docs/cluster.md, "What happens when": with Redis unreachable for a moment (a restart
     that keeps its data, the account's lease still this gateway's), replies wait and go on
     when it answers again. They were given up "until a restart" instead: the rest of the
-    reply under way, and the next message of the same person, were never sent while the
-    gateway ran on."""
+    reply under way was never sent while the gateway ran on. Now the account is handed
+    over once Redis answers, and its next start (here) takes up what waited."""
     from wechat_sdk.agent import AgentTurn
 
     own_redis.keep_data()
     world: SimulatedWeChat = wechat.world
     go = asyncio.Event()
+    asked: list[str] = []
 
     async def agent(turn: AgentTurn) -> str:
-        if turn.text == "one":
+        asked.append(turn.text)
+        if asked == ["one"]:
             await go.wait()
             own_redis.kill()  # Redis goes away as the reply is about to go out
         return f"{turn.text}: first part\n\n{turn.text}: second part"
@@ -344,12 +346,22 @@ async def test_a_reply_cut_by_a_redis_outage_goes_on_once_redis_answers_again(
     await world.say("wxid_alice", "one")
     await world.say("wxid_alice", "two")  # waits behind the reply to "one"
     go.set()
-    await asyncio.sleep(1.0)  # (real time: the store's calls fail meanwhile)
+    for _ in range(10):  # a second of real time, the reply's pacing let happen meanwhile
+        await asyncio.sleep(0.1)
+        await world.run_until_idle()
     own_redis.restart()  # back, with its data: the lease (15 s) is still this gateway's
     await replied(world, "wxid_alice", 4)
-    assert world.texts(to="wxid_alice") == [
+    texts = world.texts(to="wxid_alice")
+    # each part once, each reply in order ("two" may go first: it was not cut)
+    assert sorted(texts) == [
         "one: first part",
         "one: second part",
         "two: first part",
         "two: second part",
     ]
+    assert texts.index("one: first part") < texts.index("one: second part")
+    assert texts.index("two: first part") < texts.index("two: second part")
+    # the turn the outage broke (its history could not be written) says so, in the log
+    failed = [r.getMessage() for r in caplog.records if "reason=turn_failed" in r.getMessage()]
+    assert failed and "from wxid_alice failed: ConnectionError: Error 111" in failed[0], failed
+    assert "kept in the store: taken up at the account's next start" in failed[0]

@@ -71,6 +71,10 @@ class LeaseGuard:
         #: told when Redis refused a write of this lease (the coordinator stops the
         #: account at once, as when a renewal finds the lease gone)
         self.on_lost: Callable[[], None] | None = None
+        #: a write of the account's store failed, Redis out of reach or full: what its
+        #: work could not write then waits in the store for the account's next start
+        #: (the coordinator starts it again once Redis answers)
+        self.store_failed = False
 
     def fence(self) -> Fence:
         """The lease as a write checks it in Redis (its key, this gateway's value)."""
@@ -79,7 +83,11 @@ class LeaseGuard:
             self.leases.keys.lease(self.lease.account_id),
             self.lease.value,
             on_lost=self._refused,
+            on_failed=self._store_failed,
         )
+
+    def _store_failed(self) -> None:
+        self.store_failed = True
 
     def _refused(self) -> None:
         """Redis refused a write: the lease is another's; sends stop at once."""

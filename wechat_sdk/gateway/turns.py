@@ -23,6 +23,7 @@ from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
 from wechat_sdk.inbound.history import HistoryBook, entry_text, reply_text
 from wechat_sdk.keyed_locks import KeyedLocks
+from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
@@ -276,6 +277,22 @@ class Turns:
             # sending): keep what is left
             self._cut.keep_cut_turn(turn, progress, self)
             raise
+        except Exception as exc:
+            # the store failed under it (Redis out of reach, a full disk): said, not left
+            # for asyncio to print at exit; its journal, when written, stays in the store
+            journal = progress.journal
+            kept = journal is not None and journal.written()
+            error = f"{type(exc).__name__}: {exc}"
+            self._on_error(f"turn failed: {error}")
+            self.log.error(
+                "the turn for message %s from %s failed: %s (%s) reason=turn_failed",
+                shown(turn.message_id),
+                shown(turn.sender_id),
+                shown(error, 200),
+                "kept in the store: taken up at the account's next start"
+                if kept
+                else "nothing of it kept: the rest of its reply is not sent",
+            )
 
     async def reply(self, turn: AgentTurn, progress: TurnProgress, mark: int | None) -> None:
         """Ask the agent and deliver its reply (the conversation is held)."""

@@ -53,18 +53,34 @@ class LeaseLost(RuntimeError):
 class Fence:
     """One held lease, as a write checks it: the account's lease key and the value it
     holds while this gateway holds the lease. ``on_lost`` is told when Redis refused a
-    write (the account then stops here)."""
+    write (the account then stops here); ``on_failed`` when a write failed because Redis
+    could not be reached or was full (what the account's work could not write then is
+    taken up once Redis answers again: docs/cluster.md)."""
 
     account_id: str
     key: str
     value: str
     on_lost: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    on_failed: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     def refused(self, what: str = "write") -> LeaseLost:
         """Redis refused a write: tell ``on_lost``; the error to raise."""
         if self.on_lost is not None:
             self.on_lost()
         return LeaseLost(self.account_id, what)
+
+    def failed(self, exc: BaseException) -> None:
+        """A write raised ``exc``: tell ``on_failed`` when it says Redis was out of reach
+        or full (not a refusal, nor a fault of the write's own)."""
+        if self.on_failed is not None and _outage(exc):
+            self.on_failed()
+
+
+def _outage(exc: BaseException) -> bool:
+    """Redis could not be reached, did not answer in time, or is full."""
+    from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
+
+    return isinstance(exc, ConnectionError | TimeoutError | OutOfMemoryError | OSError)
 
 
 def _is_refusal(exc: BaseException) -> bool:
@@ -94,6 +110,7 @@ class WriteScript:
         except Exception as exc:
             if _is_refusal(exc):
                 raise fence.refused(self.what) from None
+            fence.failed(exc)
             raise
 
 
@@ -116,4 +133,5 @@ class AsyncWriteScript:
         except Exception as exc:
             if _is_refusal(exc):
                 raise fence.refused(self.what) from None
+            fence.failed(exc)
             raise
