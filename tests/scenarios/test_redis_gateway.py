@@ -365,3 +365,55 @@ async def test_a_reply_cut_by_a_redis_outage_goes_on_once_redis_answers_again(
     failed = [r.getMessage() for r in caplog.records if "reason=turn_failed" in r.getMessage()]
     assert failed and "from wxid_alice failed: ConnectionError: Error 111" in failed[0], failed
     assert "kept in the store: taken up at the account's next start" in failed[0]
+
+
+async def test_a_gateway_that_lost_the_lease_says_its_turns_are_the_new_holders(
+    wechat: WeChatHarness, redis_url: str, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/cluster.md: a gateway whose lease another took over (it was paused past it)
+    stops the account. What it had in flight is in the store already, journaled as it
+    went, and the new holder takes it up; the stop can write nothing more (refused). It
+    said otherwise, at error level: "could not keep a kept turn in the store's outbox:
+    ...: dropped", and "1 turn kept in the store, the agent is asked again after a
+    restart", for each turn in flight. Now one line says what happened, and the turn is
+    left in the store as it was, for the new holder."""
+    import logging
+
+    from redis.asyncio import Redis
+
+    from wechat_sdk.agent import AgentTurn
+    from wechat_sdk.cluster.leases import LeaseKeys, Leases
+    from wechat_sdk.stores.redis.keys import Keys
+
+    world: SimulatedWeChat = wechat.world
+    asked = asyncio.Event()
+
+    async def agent(turn: AgentTurn) -> str:
+        asked.set()
+        await asyncio.Event().wait()  # still thinking when the lease moves
+        return "never"
+
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    config["channels"]["wechat"]["store"]["leaseTtlS"] = 2  # renewed every 0.5 s
+    gw = await wechat.gateway(agent, config)
+    await world.say("wxid_alice", "hello?")
+    await asyncio.wait_for(asked.wait(), 10)
+    # another gateway took the account over (this one was paused past its lease)
+    keys = LeaseKeys(Keys("wechat", redis_namespace))
+    other = Redis.from_url(redis_url, decode_responses=True)
+    await other.delete(keys.lease("default"))
+    assert await Leases(other, keys, "gw-b", ttl_s=60).acquire("default") is not None
+    await other.aclose()
+    for _ in range(500):  # (real time: the next renewal finds the lease gone)
+        if gw.cluster is not None and "default" not in gw.cluster.held:
+            break
+        await asyncio.sleep(0.02)
+    assert gw.cluster is not None and "default" not in gw.cluster.held
+    lines = [r for r in caplog.records if r.name == "wechat_sdk.gateway"]
+    assert [r.getMessage() for r in lines if r.levelno >= logging.ERROR] == []
+    said = [r.getMessage() for r in lines if "reason=lease_lost" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("stopped without the account's lease"), said
+    assert not any("asked again after a restart" in r.getMessage() for r in lines)
+    # the turn stays in the store as it was written, for the gateway holding it now
+    kept = [i for i in gw.store.outbox.items("default") if i.kind == "turn"]
+    assert [i.state for i in kept] == ["pending"]

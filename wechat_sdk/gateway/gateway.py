@@ -298,6 +298,8 @@ class Gateway:
             events=self.events,
             # held by lease: each turn written ahead, so that another gateway finishes it
             journal_every_turn=guard is not None,
+            # (a stop without the lease writes nothing: what is written is the new holder's)
+            lease_lost=(lambda: False) if guard is None else (lambda: guard.lost),
         )
         runner.connection.code_prompt = self.code_prompt
         return runner

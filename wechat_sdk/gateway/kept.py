@@ -42,6 +42,7 @@ from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.outbound.window import NOTICE, is_open
 from wechat_sdk.puppet import Message, OutboundFile
 from wechat_sdk.stores.base import OutboxItem, OutboxStore
+from wechat_sdk.stores.redis.fencing import LeaseLost
 
 __all__ = ["KeptWork"]
 
@@ -61,6 +62,7 @@ class KeptWork:
         pairing_pending: Callable[[str], bool],
         clock: Clock,
         log: logging.LoggerAdapter[logging.Logger],
+        lease_lost: Callable[[], bool] = lambda: False,
     ) -> None:
         self.account_id = account_id
         self.outbox = outbox
@@ -74,6 +76,11 @@ class KeptWork:
         self.log = log
         #: the codes of pairing requests whose kept texts were dropped (said once each)
         self._gone_codes: set[str] = set()
+        #: the account's lease is another gateway's now (a cluster): every write here is
+        #: refused, and what the store holds (each turn written as it went) is that
+        #: gateway's to take up; said once (see _left_to_holder)
+        self.lease_lost = lease_lost
+        self._said_left = False
         #: taking up the last stop's work, per conversation, until the account is ready
         self.waiting: set[asyncio.Task[None]] = set()
         #: messages the last process left in the inbound steps, for the connection
@@ -147,6 +154,9 @@ class KeptWork:
     def keep_cut_text(self, to: str, text: str, progress: TurnProgress, handed: bool) -> None:
         """Keep what a stop left of a text (see :meth:`Turns.send_soon`); ``handed``: the
         cut came while the puppet had a message of it."""
+        if self.lease_lost():
+            self._left_to_holder()
+            return
         journal, plan = progress.journal, progress.plan
         if not (handed or progress.sent or plan.pending):  # cut before it began to go out
             if journal is None or not journal.written():
@@ -189,7 +199,10 @@ class KeptWork:
     def keep_cut_turn(self, turn: AgentTurn, progress: TurnProgress, turns: Turns) -> None:
         """Keep what a stop left of ``turn``. A journal (written when the stop began, and
         kept true since) holds it already: only a send cut without having gone out is
-        pending again."""
+        pending again. Without the lease nothing is kept here (see _left_to_holder)."""
+        if self.lease_lost():
+            self._left_to_holder()
+            return
         journal = progress.journal
         stream = progress.stream
         if not progress.answered or (stream is not None and not stream.produced):
@@ -297,6 +310,9 @@ class KeptWork:
         by default it is lost)."""
         try:
             write(self.outbox)
+        except LeaseLost:
+            self._left_to_holder()
+            return False
         except Exception as exc:
             self.log.error("could not keep %s in the store's outbox: %s: %s", what, exc, then)
             return False
@@ -307,10 +323,25 @@ class KeptWork:
         it."""
         try:
             self.outbox.delete(item.id)
+        except LeaseLost:
+            self._left_to_holder()
+            return False
         except Exception as exc:
             self.log.error("could not take %s out of the store's outbox: %s (%s)", what, exc, then)
             return False
         return True
+
+    def _left_to_holder(self) -> None:
+        """Said once: the account's lease is another gateway's, so nothing is kept here;
+        the store holds the turns in flight as they were last written (on a lease each is
+        written as it begins and kept true as it goes), for that gateway."""
+        if not self._said_left:
+            self._said_left = True
+            self.log.warning(
+                "stopped without the account's lease: the turns in flight here stay in the "
+                "store as they were last written, and the gateway holding the account now "
+                "takes them up; nothing more is written here reason=lease_lost"
+            )
 
     # ------------------------------------------------------------ resuming
 

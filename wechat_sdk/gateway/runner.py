@@ -64,6 +64,7 @@ class AccountRunner:
         show_terminal_qr: bool = True,
         events: GatewayEvents | None = None,
         journal_every_turn: bool = False,
+        lease_lost: Callable[[], bool] = lambda: False,
     ) -> None:
         self.account = account
         self.puppet = puppet
@@ -83,6 +84,7 @@ class AccountRunner:
             pairing_pending=inbound.pairing.is_pending,
             clock=clock,
             log=log,
+            lease_lost=lease_lost,
         )
         self.turns = Turns(
             account=account,

@@ -29,6 +29,7 @@ from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores.base import OutboxItem
+from wechat_sdk.stores.redis.fencing import LeaseLost
 
 __all__ = ["Begun", "TurnProgress", "Turns", "WatchedStream"]
 
@@ -277,6 +278,8 @@ class Turns:
             # sending): keep what is left
             self._cut.keep_cut_turn(turn, progress, self)
             raise
+        except LeaseLost:
+            return  # another gateway holds the account: the stop here says so (KeptWork)
         except Exception as exc:
             # the store failed under it (Redis out of reach, a full disk): said, not left
             # for asyncio to print at exit; its journal, when written, stays in the store
