@@ -430,3 +430,45 @@ async def test_a_round_learns_the_wechat_ids_of_the_accounts_others_hold(
         assert own.account_of("wxid_theirs") == "theirs"
     finally:
         await coordinator.stop(0)
+
+
+async def test_a_stop_during_a_hand_over_lets_that_account_stop_and_gives_it_up(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A gateway stopped (or its config reloaded: gateway restart) while it hands an
+    account over to a gateway that just started: that account's stop (its replies in
+    flight, their grace) was cancelled half way, its lease never released (the other
+    gateway waited a whole TTL for it) and, on a reload, its runner was left running.
+    Now the stop lets the hand-over end, then stops the rest."""
+    stopping = asyncio.Event()
+    finish = asyncio.Event()
+    stops: list[tuple[str, str]] = []
+
+    async def slow_stop(account_id: str, grace_s: float) -> None:
+        stopping.set()
+        try:
+            await finish.wait()  # a reply in flight, within its grace
+        except asyncio.CancelledError:
+            stops.append((account_id, "cancelled"))
+            raise
+        stops.append((account_id, "stopped"))
+
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", ["a1", "a2"], ttl_s=30, stop=slow_stop)
+    b = gateways.gateway("B", ["a1", "a2"], ttl_s=30)
+    try:
+        await a.start()
+        assert gateways.running["A"] == {"a1", "a2"}
+        await b.start()  # A now holds more than its share: it hands one over
+        await asyncio.wait_for(stopping.wait(), 10)
+        stopped = asyncio.ensure_future(a.stop(grace_s=5))
+        await asyncio.sleep(0.3)
+        finish.set()
+        await asyncio.wait_for(stopped, 10)
+        assert stops[0][1] == "stopped", stops
+        assert gateways.running["A"] == set()
+        # both released at once: B runs them long before the 30 s TTL
+        assert await gateways.until(lambda: gateways.running["B"] == {"a1", "a2"}, rounds=60)
+    finally:
+        finish.set()
+        await gateways.stop_all()

@@ -134,6 +134,8 @@ class ClusterCoordinator:
         #: finishing within the grace needs its lease confirmed)
         self._renewals_over = False
         self._refusals: set[asyncio.Task[None]] = set()
+        #: hand-overs under way (see _hand_over)
+        self._hand_overs: set[asyncio.Task[None]] = set()
         self._reachable = True
         #: when Redis last refused a command here, to say it once a minute
         self._refused_said_at: float | None = None
@@ -175,8 +177,9 @@ class ClusterCoordinator:
         # gone from the gateways alive first: the others' shares count without this one,
         # so each account is taken as soon as it is released, not after the last
         await self._leave()
-        # an account a refused write is stopping now: that stop ends first (it was lost)
-        await asyncio.gather(*self._refusals, return_exceptions=True)
+        # an account a refused write is stopping now: that stop ends first (it was lost),
+        # and so does a hand-over the round under way had begun (its account released)
+        await asyncio.gather(*self._refusals, *self._hand_overs, return_exceptions=True)
         try:
             # the leases are renewed until each account is stopped and released
             await asyncio.gather(*(self._hand_over(a, grace_s) for a in list(self.held)))
@@ -491,9 +494,18 @@ class ClusterCoordinator:
             await self._renew_one(account_id, held)
 
     async def _hand_over(self, account_id: str, grace_s: float) -> None:
+        """Stop the account (its replies in flight get ``grace_s``), then release its
+        lease. In a task of its own: a stop of the gateway that cancels the round under
+        way waits for it (see stop) instead of cutting the account's stop half way."""
         held = self.held.get(account_id)
         if held is None or account_id in self.stopping:  # (stopped meanwhile: lost)
             return
+        task = asyncio.ensure_future(self._give_up(account_id, held, grace_s))
+        self._hand_overs.add(task)
+        task.add_done_callback(self._hand_overs.discard)
+        await asyncio.shield(task)
+
+    async def _give_up(self, account_id: str, held: HeldAccount, grace_s: float) -> None:
         try:
             # still held while it stops: its lease is renewed through the grace
             await self._stopped(account_id, grace_s)
