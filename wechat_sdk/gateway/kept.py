@@ -41,8 +41,7 @@ from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.outbound.window import NOTICE, is_open
 from wechat_sdk.puppet import Message, OutboundFile
-from wechat_sdk.stores.base import OutboxItem, OutboxStore
-from wechat_sdk.stores.redis.fencing import LeaseLost
+from wechat_sdk.stores.base import LeaseLost, OutboxItem, OutboxStore
 
 __all__ = ["KeptWork"]
 

@@ -28,8 +28,7 @@ from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage, ReplyPlan
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.puppet import OutboundFile
-from wechat_sdk.stores.base import OutboxItem
-from wechat_sdk.stores.redis.fencing import LeaseLost
+from wechat_sdk.stores.base import LeaseLost, OutboxItem
 
 __all__ = ["Begun", "TurnProgress", "Turns", "WatchedStream"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Final, Literal, Protocol, runtime_checkable
 
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.puppet import OutboundFile
@@ -26,6 +26,7 @@ __all__ = [
     "HistoryStore",
     "IdempotencyStore",
     "IdempotentRequest",
+    "LeaseLost",
     "OutboxItem",
     "OutboxKind",
     "OutboxState",
@@ -50,6 +51,23 @@ DEFAULT_MAX_CONVERSATIONS = 1000
 #: in bench/bench_gateway.py rss, whose 100,000 messages come within the hour), 31 MB on a
 #: Redis server.
 DEFAULT_DEDUPE_MAX_ENTRIES = 100_000
+
+
+class LeaseLost(RuntimeError):
+    """A write (or a send) refused: this gateway no longer holds the account's lease
+    (another gateway runs the account now, or the lease expired). Nothing was written.
+    Raised by a store that runs accounts by lease (the Redis store: its fence)."""
+
+    #: the reason code of the log lines and errors that say it
+    reason: Final = "lease_lost"
+
+    def __init__(self, account_id: str, what: str = "write") -> None:
+        super().__init__(
+            f"account {account_id}: this gateway no longer holds the account's lease "
+            f"(another gateway runs it now, or the lease expired): the {what} was refused, "
+            "nothing written; the account stops here reason=lease_lost"
+        )
+        self.account_id = account_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from wechat_sdk.stores.base import LeaseLost
+
 __all__ = ["FENCE_LUA", "AsyncWriteScript", "Fence", "LeaseLost", "WriteScript"]
 
 #: the error a fenced script answers with when the lease is not ours
@@ -31,22 +33,6 @@ if redis.call('GET', KEYS[#KEYS]) ~= ARGV[#ARGV] then
   return redis.error_reply('{_REFUSED} the account is held by another lease')
 end
 """
-
-
-class LeaseLost(RuntimeError):
-    """A write (or a send) refused: this gateway no longer holds the account's lease
-    (another gateway runs the account now, or the lease expired). Nothing was written."""
-
-    #: the reason code of the log lines and errors that say it
-    reason: Final = "lease_lost"
-
-    def __init__(self, account_id: str, what: str = "write") -> None:
-        super().__init__(
-            f"account {account_id}: this gateway no longer holds the account's lease "
-            f"(another gateway runs it now, or the lease expired): the {what} was refused, "
-            "nothing written; the account stops here reason=lease_lost"
-        )
-        self.account_id = account_id
 
 
 @dataclass(frozen=True, slots=True)
