@@ -207,3 +207,46 @@ async def test_a_second_gateway_on_the_directory_is_refused_even_before_the_firs
         assert (await ask(third.path, b'{"cmd": "status"}\n')).startswith(b'{"ok": true')
     finally:
         await third.stop()
+
+
+async def test_the_state_directory_stays_locked_until_the_stopping_gateway_is_done(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop gives the replies in flight the grace, then keeps what is left in the store.
+    The directory's lock went at the start of the stop: a `gateway run` meanwhile (say
+    `gateway stop && gateway run`) started beside it, on the same accounts and store, and
+    took up the kept work before the first had written it."""
+    from wechat_sdk.agent import AgentTurn
+    from wechat_sdk.gateway import Gateway
+    from wechat_sdk.gateway.control import SOCKET_NAME, ControlError, control_request
+    from wechat_sdk.gateway.service import serve
+
+    closing, release = asyncio.Event(), asyncio.Event()
+    real_close = Gateway.close
+
+    async def slow_close(self: Gateway, grace_s: float = 10.0) -> None:
+        closing.set()  # (as if replies in flight took their grace)
+        await release.wait()
+        await real_close(self, grace_s)
+
+    monkeypatch.setattr(Gateway, "close", slow_close)
+
+    async def echo(turn: AgentTurn) -> str:
+        return turn.text
+
+    config = short_dir / "config.json5"
+    config.write_text('{channels: {wechat: {puppet: "simulator"}}}')
+    state = short_dir / "state"
+    serving = asyncio.ensure_future(serve(config, state, echo))
+    await until("the control socket", (state / SOCKET_NAME).exists)
+    assert (await asyncio.to_thread(control_request, state, {"cmd": "stop"}))["ok"]
+    await closing.wait()
+    second = ControlServer(state, handle)
+    try:
+        with pytest.raises(ControlError, match="a gateway is already running"):
+            await second.start()
+    finally:
+        release.set()
+        assert await serving == 0
+    await second.start()  # the first is done: the directory is free
+    await second.stop()

@@ -117,7 +117,10 @@ class ControlServer:
             self._release()
             raise
 
-    async def stop(self) -> None:
+    async def stop_answering(self) -> None:
+        """Close the socket: a stopping gateway takes no more requests. The state directory
+        stays locked until :meth:`stop` (the gateway still finishes its replies and keeps
+        what is left in the store: no other may start on it meanwhile)."""
         if self._server is not None:
             self._server.close()
             for writer in list(self._clients):  # a client still connected: its read ends
@@ -125,8 +128,12 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def stop(self) -> None:
+        """Stop answering (if not yet), and let the state directory go."""
+        await self.stop_answering()
         self._release()
 
     def _release(self) -> None:

@@ -384,8 +384,11 @@ async def serve(
     finally:
         if started:  # (a start that failed has no replies in flight to wait for)
             log.info("stopping: in-flight replies get up to %g s", grace_s)
-        await control.stop()
-        async with changing:
-            await gateway.close(grace_s)
+        await control.stop_answering()
+        try:
+            async with changing:
+                await gateway.close(grace_s)
+        finally:  # (the directory is this gateway's until what is left is kept)
+            await control.stop()
         log.info("gateway stopped")
     return 0
