@@ -110,6 +110,19 @@ def test_a_key_written_twice_in_one_object_is_an_error_naming_both_lines() -> No
     assert problem.line == 4
 
 
+def test_a_key_written_twice_elsewhere_in_the_file_is_left_to_its_owner() -> None:
+    # (the file is shared: another section's JSON5, twice a key or not, is not ours to refuse)
+    text = "{agents: {x: 1, x: 2}, channels: {telegram: {a: 1, a: 2}, wechat: {}}}"
+    assert accounts_of(parse_config(text, env={})).default_id == "default"
+
+
+def test_channels_written_twice_is_an_error_it_may_replace_the_wechat_block() -> None:
+    text = '{channels: {wechat: {dmPolicy: "allowlist"}},\n channels: {wechat: {}}}'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env={})
+    assert [p.path for p in info.value.problems] == ["channels"]
+
+
 def test_other_channels_and_sections_are_left_alone() -> None:
     config = parse_config(
         "{agents: {x: 1}, channels: {telegram: {token: 'x'}, wechat: {}}}", env={}

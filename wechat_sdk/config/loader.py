@@ -124,6 +124,7 @@ def parse_config(
             then,
         )
         for path, first, then in duplicate_keys(text)
+        if _read_here(path)
     ]
     data = _substitute(data, (), os.environ if env is None else env, problems)
     if not isinstance(data, dict):
@@ -184,6 +185,12 @@ def _parse_json5(text: str, source: str | None) -> Any:
         raise ConfigError(
             [ConfigProblem("", "invalid JSON5: nested too deeply")], source=source
         ) from None
+
+
+def _read_here(path: str) -> bool:
+    """Whether ``path`` is ``channels.wechat``, in it, or holds it: the part of the file
+    this SDK reads (the rest belongs to the rest of the gateway)."""
+    return path in ("channels", "channels.wechat") or path.startswith("channels.wechat.")
 
 
 def _lines(first: int, then: int) -> str:
