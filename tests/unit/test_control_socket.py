@@ -250,3 +250,21 @@ async def test_the_state_directory_stays_locked_until_the_stopping_gateway_is_do
         assert await serving == 0
     await second.start()  # the first is done: the directory is free
     await second.stop()
+
+
+async def test_a_state_directory_that_cannot_be_locked_is_said_as_unusable(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (an NFS mount without locks, some FUSE file systems: flock fails there, and the
+    # gateway ended with a Python traceback)
+    import errno
+    import fcntl
+
+    from wechat_sdk.gateway.control import ControlError
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(ControlError, match=r"cannot use the state directory .*No locks available"):
+        await ControlServer(short_dir, handle).start()

@@ -242,6 +242,9 @@ def _hold(directory: Path) -> int:
         raise ControlError(
             f"a gateway is already running on {directory} (stop it with: wechat-sdk gateway stop)"
         ) from None
+    except OSError as exc:  # (a file system without locks: an NFS mount with nolock)
+        os.close(fd)
+        raise _unusable(directory, f"cannot lock {LOCK_NAME} there: {exc.strerror}") from None
     return fd
 
 
