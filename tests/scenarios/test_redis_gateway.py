@@ -367,6 +367,46 @@ async def test_a_reply_cut_by_a_redis_outage_goes_on_once_redis_answers_again(
     assert "kept in the store: taken up at the account's next start" in failed[0]
 
 
+async def test_a_reply_cut_by_a_read_only_redis_goes_on_once_it_takes_writes_again(
+    wechat: WeChatHarness, own_redis: Any, redis_namespace: str
+) -> None:
+    """A managed failover makes the old primary a replica for a moment: writes are refused
+    with READONLY. That is an outage as much as a refused connection: the reply it cut
+    goes on once Redis takes writes again (it waited for a restart, as a refusal)."""
+    from redis import Redis
+
+    from wechat_sdk.agent import AgentTurn
+
+    world: SimulatedWeChat = wechat.world
+    admin = Redis.from_url(own_redis.url)
+    go = asyncio.Event()
+
+    demoted: list[bool] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        await go.wait()
+        if not demoted:  # (the first time: a kept turn is asked again after the hand-over)
+            demoted.append(True)
+            admin.execute_command("REPLICAOF", "127.0.0.1", "9")  # (no primary there)
+        return "one: first part\n\none: second part"
+
+    config = redis_config(
+        own_redis.url, redis_namespace, dmPolicy="open", allowFrom=["*"], textChunkLimit=20
+    )
+    await wechat.gateway(agent, config)
+    await world.say("wxid_alice", "one")
+    go.set()
+    for _ in range(10):
+        await asyncio.sleep(0.1)
+        await world.run_until_idle()
+    admin.execute_command("REPLICAOF", "NO", "ONE")
+    try:
+        await replied(world, "wxid_alice", 2)
+    finally:
+        admin.close()
+    assert world.texts(to="wxid_alice") == ["one: first part", "one: second part"]
+
+
 async def test_a_gateway_that_lost_the_lease_says_its_turns_are_the_new_holders(
     wechat: WeChatHarness, redis_url: str, redis_namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:

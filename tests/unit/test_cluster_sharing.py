@@ -369,6 +369,29 @@ async def test_a_full_redis_is_said_once_as_full_not_as_unreachable(
         await client.aclose()
 
 
+async def test_a_read_only_redis_is_said_as_such_not_as_an_acl_refusal(
+    own_redis: Any, redis_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A managed failover makes the old primary a replica for a moment (READONLY): the
+    log said to check the Redis user's ACL permissions."""
+    from redis.asyncio import Redis
+
+    caplog.set_level(logging.INFO)
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    keys = LeaseKeys(Keys("wechat", redis_namespace))
+    gateways = Gateways(client, keys)
+    cluster = gateways.gateway("A", ["acc"])
+    try:
+        await cluster.start()
+        await client.execute_command("REPLICAOF", "127.0.0.1", "9")  # (no primary there)
+        assert await gateways.until(lambda: "reason=redis_read_only" in caplog.text)
+        assert "check the Redis user's ACL" not in caplog.text
+    finally:
+        await client.execute_command("REPLICAOF", "NO", "ONE")
+        await gateways.stop_all()
+        await client.aclose()
+
+
 async def test_a_full_redis_at_start_says_so(own_redis: Any, redis_namespace: str) -> None:
     from redis.asyncio import Redis
     from redis.exceptions import RedisError

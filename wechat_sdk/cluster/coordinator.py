@@ -239,7 +239,15 @@ class ClusterCoordinator:
         if self._refused_said_at is not None and now - self._refused_said_at < REFUSED_SAID_EVERY_S:
             return
         self._refused_said_at = now
-        if _full(exc):
+        if _read_only(exc):
+            log.error(
+                "Redis takes no writes (it is a replica now: a failover under way, or the "
+                "store's url names a replica): accounts stop sending and keep what they "
+                "hold until it does: %s reason=redis_read_only",
+                _reason(exc),
+                extra={"account": "-"},
+            )
+        elif _full(exc):
             log.error(
                 "Redis is full (maxmemory): it refuses writes, so accounts cannot be taken "
                 "and their writes fail; raise maxmemory in its config, or give it more "
@@ -597,6 +605,12 @@ def _answered(exc: BaseException) -> bool:
     from redis.exceptions import ResponseError
 
     return isinstance(exc, ResponseError)
+
+
+def _read_only(exc: BaseException) -> bool:
+    from redis.exceptions import ReadOnlyError
+
+    return isinstance(exc, ReadOnlyError)
 
 
 def _full(exc: BaseException) -> bool:

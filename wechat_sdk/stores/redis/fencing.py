@@ -63,10 +63,12 @@ class Fence:
 
 
 def _outage(exc: BaseException) -> bool:
-    """Redis could not be reached, did not answer in time, or is full."""
-    from redis.exceptions import ConnectionError, OutOfMemoryError, TimeoutError
+    """Redis could not be reached, did not answer in time, is full, or takes no writes for
+    a moment (a replica: a managed failover demotes the old primary)."""
+    from redis.exceptions import ConnectionError, OutOfMemoryError, ReadOnlyError, TimeoutError
 
-    return isinstance(exc, ConnectionError | TimeoutError | OutOfMemoryError | OSError)
+    outages = ConnectionError | TimeoutError | OutOfMemoryError | ReadOnlyError | OSError
+    return isinstance(exc, outages)
 
 
 def _is_refusal(exc: BaseException) -> bool:
