@@ -324,16 +324,9 @@ async def agent(turn):
 PARTS = [f"Part {i:02d} of the long answer." for i in range(1, 21)]
 
 
-def sent_texts(transcript: Path) -> list[str]:
-    if not transcript.exists():
-        return []
-    lines = [json.loads(line) for line in transcript.read_text().splitlines() if line]
-    return [e["text"] for e in lines if e["direction"] == "out" and e["to"] == "wxid_alice"]
-
-
-def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
-    tmp_path: Path,
-) -> None:
+def long_reply_gateway(tmp_path: Path) -> tuple[Path, Path]:
+    """A config in ``tmp_path`` for ``gateway run --agent longbot:agent`` on the simulator,
+    one part of the long answer a message, paced; its inbox and transcript."""
     inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
     inbox.mkdir()
     (tmp_path / "longbot.py").write_text(LONGBOT)
@@ -344,12 +337,31 @@ def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
             pacing={"perSecond": 2, "burst": 1, "chunkGapMs": 500, "jitterMs": 0},
         )
     )
+    return inbox, transcript
+
+
+def ask_long(inbox: Path) -> None:
+    """Alice asks for the long answer (the file appears whole in the inbox)."""
+    (inbox / "long.tmp").write_text(json.dumps({"from": "wxid_alice", "text": "long"}))
+    (inbox / "long.tmp").rename(inbox / "long.json")
+
+
+def sent_texts(transcript: Path) -> list[str]:
+    if not transcript.exists():
+        return []
+    lines = [json.loads(line) for line in transcript.read_text().splitlines() if line]
+    return [e["text"] for e in lines if e["direction"] == "out" and e["to"] == "wxid_alice"]
+
+
+def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
+    tmp_path: Path,
+) -> None:
+    inbox, transcript = long_reply_gateway(tmp_path)
     args = ("--agent", "longbot:agent", "--grace", "0.5")
     first = Running(tmp_path, "first", *args).start()
     try:
         first.wait_ready()
-        (inbox / "long.tmp").write_text(json.dumps({"from": "wxid_alice", "text": "long"}))
-        (inbox / "long.tmp").rename(inbox / "long.json")
+        ask_long(inbox)
         wait_for("a few parts sent", lambda: len(sent_texts(transcript)) >= 3)
         assert first.proc is not None
         first.proc.send_signal(signal.SIGTERM)
@@ -382,21 +394,11 @@ def test_sigterm_mid_reply_keeps_the_rest_and_the_next_process_sends_it_once(
 
 def test_a_second_signal_while_stopping_is_said_and_the_stop_goes_on(tmp_path: Path) -> None:
     # a second Ctrl-C during the grace was ignored without a word: it looked like a hang
-    inbox, transcript = tmp_path / "inbox", tmp_path / "transcript.jsonl"
-    inbox.mkdir()
-    (tmp_path / "longbot.py").write_text(LONGBOT)
-    (tmp_path / "config.json5").write_text(
-        config_text(
-            puppetOptions={"scanAfterMs": 200, "inbox": str(inbox), "transcript": str(transcript)},
-            textChunkLimit=40,
-            pacing={"perSecond": 2, "burst": 1, "chunkGapMs": 500, "jitterMs": 0},
-        )
-    )
+    inbox, transcript = long_reply_gateway(tmp_path)
     running = Running(tmp_path, "twice", "--agent", "longbot:agent", "--grace", "2").start()
     try:
         running.wait_ready()
-        (inbox / "long.tmp").write_text(json.dumps({"from": "wxid_alice", "text": "long"}))
-        (inbox / "long.tmp").rename(inbox / "long.json")
+        ask_long(inbox)
         wait_for("a part sent", lambda: len(sent_texts(transcript)) >= 1)
         assert running.proc is not None
         running.proc.send_signal(signal.SIGINT)
