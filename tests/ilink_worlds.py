@@ -1,5 +1,6 @@
-"""A world on the real clock whose bot account ``default`` speaks iLink: for the tests
-that run a gateway against the world's iLink server over real HTTP."""
+"""A world on the real clock whose bot account ``default`` speaks iLink, and a gateway's
+config for its server: for the tests that run a gateway against the world's iLink server
+over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from simulator import SimulatedWeChat
+from simulator.ilink import ILinkServer
+from wechat_sdk import Config, parse_config
 from wechat_sdk.clock import RealClock
 
 
@@ -24,3 +27,14 @@ async def ilink_world(seed: int, contacts: dict[str, str]) -> AsyncIterator[Simu
         server = world.ilink_state.server
         if server is not None:
             await server.close()
+
+
+def ilink_config(server: ILinkServer) -> Config:
+    """One iLink account on ``server``, open to everyone, no QR drawn."""
+    return parse_config(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "ilink",
+            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
+        }} }} }}"""
+    )

@@ -10,13 +10,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from ilink_worlds import ilink_config
 from silent_servers import never_answers
 from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
 from simulator.ilink import server as server_module
-from wechat_sdk import AgentTurn, Config, Gateway, parse_config
+from wechat_sdk import AgentTurn, Gateway
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import puppet as ilink_puppet
 from wechat_sdk.clock import RealClock
@@ -26,16 +27,6 @@ ALICE = "alice@im.wechat"
 
 async def agent(turn: AgentTurn) -> str:
     return f"echo: {turn.text}"
-
-
-def ilink_config(server: ILinkServer) -> Config:
-    return parse_config(
-        f"""{{ channels: {{ wechat: {{
-            puppet: "ilink",
-            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
-        }} }} }}"""
-    )
 
 
 async def test_an_account_whose_ilink_server_does_not_answer_is_reconnecting(

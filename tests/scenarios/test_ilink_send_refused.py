@@ -11,26 +11,17 @@ import logging
 from pathlib import Path
 
 import pytest
+from ilink_worlds import ilink_config
 from silent_servers import connects_hang
 from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Config, Gateway, parse_config
+from wechat_sdk import AgentTurn, Gateway
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.clock import RealClock
 
 ALICE = "alice@im.wechat"
-
-
-def ilink_config(server: ILinkServer) -> Config:
-    return parse_config(
-        f"""{{ channels: {{ wechat: {{
-            puppet: "ilink",
-            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false,
-        }} }} }}"""
-    )
 
 
 async def test_a_reply_the_server_refused_to_connect_for_goes_when_it_is_back(
