@@ -91,6 +91,15 @@ def test_true_or_false_where_a_number_goes_is_an_error(body: str, path: str) -> 
     assert path in err and "expected a number, got" in err
 
 
+@pytest.mark.parametrize(
+    ("entry", "said"), [("true", "got true"), ("{id: 'x'}", 'got {"id": "x"}')]
+)
+def test_an_allow_from_entry_that_is_no_id_is_said_as_written(entry: str, said: str) -> None:
+    # ("got True": Python's words for the file's true)
+    err = str(error_of("{allowFrom: [" + entry + "]}"))
+    assert "channels.wechat.allowFrom: entries must be contact ids (strings), " + said in err
+
+
 def test_a_number_from_a_variable_is_still_taken() -> None:
     settings = accounts_of(wechat('{textChunkLimit: "${LIMIT}"}', {"LIMIT": "500"}))
     assert settings.default.settings.textChunkLimit == 500

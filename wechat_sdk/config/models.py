@@ -7,6 +7,7 @@ because they apply to each account after inheritance.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -247,7 +248,8 @@ class AccountConfig(StrictModel):
         if isinstance(value, list):
             for entry in value:
                 if isinstance(entry, bool) or not isinstance(entry, str | int):
-                    raise ValueError(f"entries must be contact ids (strings), got {entry!r}")
+                    shown = json.dumps(entry, ensure_ascii=False, default=str)  # (as written)
+                    raise ValueError(f"entries must be contact ids (strings), got {shown}")
         return value
 
     @field_validator("pairingNotify")
