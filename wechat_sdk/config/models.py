@@ -248,7 +248,10 @@ class AccountConfig(StrictModel):
         if isinstance(value, list):
             for entry in value:
                 if isinstance(entry, bool) or not isinstance(entry, str | int):
-                    shown = json.dumps(entry, ensure_ascii=False, default=str)  # (as written)
+                    # as written (a lone surrogate, half a character, as "?": the message
+                    # must be text pydantic can carry)
+                    shown = json.dumps(entry, ensure_ascii=False, default=str)
+                    shown = shown.encode("utf-8", "replace").decode("utf-8")
                     raise ValueError(f"entries must be contact ids (strings), got {shown}")
         return value
 
