@@ -29,6 +29,15 @@ CONFIG = """{ channels: { wechat: {
 } } }"""
 
 
+def world_of(*accounts: str, now: bool = True) -> tuple[SimulatedWeChat, str]:
+    """A world with these bot accounts and a stranger (its id), its clock starting now
+    (the CLI meets the gateway's rows on the real clock) unless ``now`` is False."""
+    world = SimulatedWeChat(seed=8, start=time.time()) if now else SimulatedWeChat(seed=8)
+    for account in accounts:
+        world.add_account(account)
+    return world, world.add_contact("wxid_stranger", "Stranger").id
+
+
 async def agent(turn: AgentTurn) -> str:
     return f"{turn.account_id}: {turn.text}"
 
@@ -36,10 +45,7 @@ async def agent(turn: AgentTurn) -> str:
 async def test_one_approval_lets_a_stranger_talk_to_every_account_sharing_the_list(
     tmp_path: Path,
 ) -> None:
-    world = SimulatedWeChat(seed=8)
-    for account in ("groups", "dm", "alone"):
-        world.add_account(account)
-    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    world, stranger = world_of("groups", "dm", "alone", now=False)
     gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
     async with gateway:
         for account in ("groups", "dm", "alone"):
@@ -110,10 +116,7 @@ async def test_the_owner_reaches_a_shared_list_through_any_account_sharing_it(
     # gateway.pairing looked in dm's own rows, empty when dm shares groups': list("dm")
     # and approved("dm") were empty, and revoke("dm", ...) answered False while the
     # stranger went on talking to dm
-    world = SimulatedWeChat(seed=8, start=time.time())
-    for account in ("groups", "dm", "alone"):
-        world.add_account(account)
-    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    world, stranger = world_of("groups", "dm", "alone")
     gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
     async with gateway:
         for account in ("groups", "dm", "alone"):
@@ -194,10 +197,7 @@ async def test_a_list_shared_from_a_disabled_account_keeps_working(tmp_path: Pat
         accounts: { groups: { enabled: false }, dm: { pairingAccount: "groups" } },
     } } }"""
     parse_config(config)  # (no config error)
-    world = SimulatedWeChat(seed=8, start=time.time())
-    for account in ("groups", "dm"):
-        world.add_account(account)
-    stranger = world.add_contact("wxid_stranger", "Stranger").id
+    world, stranger = world_of("groups", "dm")
     gateway = world.gateway(config, agent, state_dir=tmp_path)
     async with gateway:
         assert list(gateway.runners) == ["dm"]
