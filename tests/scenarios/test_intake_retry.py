@@ -811,3 +811,74 @@ async def test_a_turn_journaled_as_it_began_is_taken_out_when_its_message_could_
     async with next_start(world, bot, tmp_path, store):
         assert bot.asked == [message]
         assert world.texts(to="wxid_alice") == ["got hello"]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+async def test_an_answered_messages_copy_left_unchecked_by_a_stop_is_not_answered_again(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    """WeChat delivers an answered message again while the dedupe check raises (Redis
+    down for a moment): the copy is journaled but never checked when the stop comes. The
+    next start checks it against the mark of the copy answered before, and drops it (it
+    took every journaled message in as checked: the user got the answer twice)."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    reopen = reopening(kind, tmp_path, world, request)
+    store = reopen()
+    blinking = Blinking(store.dedupe, "check_and_add", times=0)
+    store.dedupe = blinking
+    bot = Bot()
+    first = gateway(world, bot, tmp_path / "state", store)
+    await first.start()
+    await world.login()
+    (message,) = await world.say("wxid_alice", "hello")
+    blinking.times = 1
+    deliver_again(world, message)
+    await world.clock.settle()
+    assert blinking.times == 0
+    await first.close()
+    store.close()
+
+    again = reopen()
+    assert [i.kind for i in again.outbox.items("default")] == ["message"]
+    async with next_start(world, bot, tmp_path, again):
+        answered_once(world, bot, again, message)
+    again.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "redis"])
+async def test_a_message_checked_then_cut_by_a_stop_is_answered_by_the_next_process(
+    tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    """The message's dedupe mark is recorded, then a later step raises and the stop comes
+    while it waits for its next try: the next process (the store opened again) finds
+    the mark its own, not an earlier copy's, and answers it once."""
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    reopen = reopening(kind, tmp_path, world, request)
+    store = reopen()
+    bot = Bot()
+    first = gateway(world, bot, tmp_path / "state", store)
+    await first.start()
+    await world.login()
+    inbound = first.runners["default"].inbound
+    real = inbound.describe
+    failures = [ConnectionError("the contact service is down")]
+
+    async def describe(item: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(item)
+
+    inbound.steps = tuple(describe if step == real else step for step in inbound.steps)
+    (message,) = await world.say("wxid_alice", "hello", settle=False)
+    await world.clock.settle()
+    assert not failures and bot.asked == []
+    await first.close()
+    store.close()
+
+    again = reopen()
+    assert [i.kind for i in again.outbox.items("default")] == ["message"]
+    async with next_start(world, bot, tmp_path, again):
+        answered_once(world, bot, again, message)
+    again.close()

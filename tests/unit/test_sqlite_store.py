@@ -712,6 +712,7 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
     raw.execute("DROP TABLE outbox")
     raw.execute("DROP TABLE webhook_queue")
     raw.execute("DROP TABLE idempotency_keys")
+    raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
@@ -725,7 +726,7 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
         assert s.outbox.items("default") == [item]
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"pairing_requests", "approved_senders", "history_entries", "dedupe"} < tables
         assert {"outbox", "webhook_queue", "idempotency_keys"} <= tables
@@ -741,6 +742,8 @@ def test_a_version_3_file_keeps_its_outbox_and_gets_the_pairing_code_column(
     # what wechat-sdk with schema version 3 left: an outbox without the pairing_code column
     raw = sqlite3.connect(db_path)
     raw.execute("ALTER TABLE outbox DROP COLUMN pairing_code")
+    raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
     raw.execute("PRAGMA user_version = 3")
     raw.commit()
     raw.close()
@@ -751,6 +754,41 @@ def test_a_version_3_file_keeps_its_outbox_and_gets_the_pairing_code_column(
         (added,) = s.outbox.add([item])
         assert s.outbox.items("default") == [old, added]
         assert added.pairing_code == "ABCD2345"
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        raw.close()
+
+
+def test_a_version_4_file_keeps_its_marks_and_journal_and_gets_the_claim_columns(
+    db_path: Path,
+) -> None:
+    with SqliteStore(db_path) as s:
+        s.dedupe.check_and_add("default", "m1", T0, 3600)
+        (old,) = s.outbox.add([OutboxItem("default", "wxid_a", "message", T0, turn="m1")])
+    # what wechat-sdk with schema version 4 left: no claims with marks or journaled messages
+    raw = sqlite3.connect(db_path)
+    raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
+    raw.execute("PRAGMA user_version = 4")
+    raw.commit()
+    raw.close()
+
+    with SqliteStore(db_path) as s:
+        assert s.outbox.items("default") == [old]
+        assert old.claim is None
+        # a mark of unknown claim is another delivery's: a claimed check is a duplicate
+        assert s.dedupe.check_and_add("default", "m1", T0 + 1, 3600, "c-2") is True
+        (new,) = s.outbox.add(
+            [OutboxItem("default", "wxid_a", "message", T0, turn="m2", claim="c")]
+        )
+        assert s.dedupe.check_and_add("default", "m2", T0 + 1, 3600, "c") is False
+    with SqliteStore(db_path) as s:  # the next process: the claims were kept
+        assert s.outbox.items("default") == [old, new]
+        assert new.claim == "c"
+        assert s.dedupe.check_and_add("default", "m2", T0 + 2, 3600, "c") is False
+        assert s.dedupe.check_and_add("default", "m2", T0 + 2, 3600, "other") is True
     raw = sqlite3.connect(db_path)
     try:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

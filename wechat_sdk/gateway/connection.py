@@ -128,6 +128,9 @@ class Connection:
         self._up = asyncio.Event()
         #: messages the last process left journaled whose mark failed at the start
         self._unmarked: set[str] = set()
+        #: messages the last process left journaled that copy one answered before (their
+        #: mark is an earlier delivery's): dropped when they are taken up
+        self._copies: set[str] = set()
         #: messages whose tries a stop ended (journaled, for the next start)
         self._tries_ended: set[str] = set()
         self.mark_position = mark_position
@@ -174,11 +177,16 @@ class Connection:
         self._arrived = self.kept.take_arrived()
         self._unmarked.clear()
         self._tries_ended.clear()  # (what they were for is in _arrived now)
+        self._copies.clear()
         for item in self._arrived:  # marked before the puppet starts: a copy is a duplicate
+            message_id = message_id_of(item) or ""
             try:
-                self.inbound.mark_seen(message_id_of(item) or "")
+                # (its own delivery's mark, journaled with its claim, is not: an earlier
+                # copy's is; an entry of a build before claims is taken in, as it was)
+                if self.inbound.mark_seen(message_id, item.claim or "") and item.claim:
+                    self._copies.add(message_id)
             except Exception as exc:  # (marked when it is taken in)
-                self._unmarked.add(message_id_of(item) or "")
+                self._unmarked.add(message_id)
                 self.log.error(
                     "could not mark message %s as seen: %s", shown(item.turn), shown(exc, 300)
                 )
@@ -458,11 +466,20 @@ class Connection:
         ):
             self.inbound.dropped(message_id, Drop("duplicate", "to be taken in again"))
             return
+        if journaled is not None and message_id in self._copies:
+            self._copies.discard(message_id)
+            drop = Drop("duplicate", "a copy of a message answered before")
+            await self._taken_in(message_id, journaled, self.inbound.dropped(message_id, drop))
+            return
         loaded = await self.inbound.drop_self(message_id)
         if isinstance(loaded, Drop):
             await self._taken_in(message_id, journaled, self.inbound.dropped(message_id, loaded))
             return
-        await self._take_in(_Intake(loaded, journaled, marked=journaled is not None))
+        intake = _Intake(loaded, journaled, marked=journaled is not None)
+        if journaled is not None:  # (its delivery's claim; "" from a build before claims)
+            intake.claim = journaled.claim or ""
+            intake.marked = message_id not in self._unmarked
+        await self._take_in(intake)
 
     async def _take_in(self, intake: _Intake) -> None:
         """The inbound steps, once more. A step that raises (the store unreachable, a bug)
@@ -491,15 +508,14 @@ class Connection:
             # the write that raised may have reached the store: its entry, not another
             intake.entry = self.kept.journaled(intake.written)
         if intake.entry is None:  # before its dedupe mark: a kill from here on leaves it
-            intake.written = self.kept.journal_entry(message)
+            intake.written = self.kept.journal_entry(message, intake.claim)
             intake.entry = self.kept.write_entry(intake.written)
-        # (a try's own earlier check may have recorded the mark, then raised: the claim
-        # tells it from another delivery's)
-        if not intake.marked and self.inbound.mark_seen(message.id, intake.claim):
+        # (a try's own earlier check may have recorded the mark, then raised, or the last
+        # process's: the claim tells it from another delivery's; an entry of a build
+        # before claims has none, and is taken in, as it was)
+        if not intake.marked and self.inbound.mark_seen(message.id, intake.claim) and intake.claim:
             return False
-        if message.id in self._unmarked:  # (the last process's, its mark failed)
-            self.inbound.mark_seen(message.id)
-            self._unmarked.discard(message.id)
+        self._unmarked.discard(message.id)
         intake.marked = True
         return True
 

@@ -87,9 +87,10 @@ class KeptWork:
 
     # ------------------------------------------------------------ messages coming in
 
-    def journal_entry(self, message: Message) -> OutboxItem:
-        """The journal entry of a message on its way in (not written yet)."""
-        return journaled_message(self.account_id, message, self.clock.now())
+    def journal_entry(self, message: Message, claim: str) -> OutboxItem:
+        """The journal entry of a message on its way in (not written yet), with its
+        delivery's ``claim`` on the dedupe mark it is checked against next."""
+        return journaled_message(self.account_id, message, self.clock.now(), claim)
 
     def write_entry(self, entry: OutboxItem) -> OutboxItem:
         """Write a message's journal entry, before its dedupe mark (raises what the store

@@ -80,9 +80,12 @@ def kept_turn(turn: AgentTurn, now: float) -> OutboxItem:
     )
 
 
-def journaled_message(account_id: str, message: Message, now: float) -> OutboxItem:
+def journaled_message(
+    account_id: str, message: Message, now: float, claim: str | None = None
+) -> OutboxItem:
     """An outbox item for a message on its way through the inbound steps: its id (in
-    ``turn``: see :class:`~wechat_sdk.stores.base.OutboxItem`) and its conversation."""
+    ``turn``: see :class:`~wechat_sdk.stores.base.OutboxItem`), its conversation and its
+    delivery's claim on its dedupe mark."""
     return OutboxItem(
         account_id=account_id,
         conversation_id=message.room_id if message.room_id is not None else message.talker_id,
@@ -90,6 +93,7 @@ def journaled_message(account_id: str, message: Message, now: float) -> OutboxIt
         created_at=now,
         turn=message.id,
         dm=message.room_id is None,
+        claim=claim,
     )
 
 

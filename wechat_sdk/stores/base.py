@@ -205,7 +205,9 @@ class DedupeStore(Protocol):
         none). A mark recorded with the same non-empty claim is not a duplicate of its
         own check: a check whose answer was lost after the store recorded its mark (a
         timeout from Redis after its script ran) gets False again when tried again, and
-        the mark keeps its time. Claims are one process's: they need not outlive it.
+        the mark keeps its time. A store keeps a mark's claim as long as the mark: the
+        next process tells the mark of a delivery it takes in again (journaled with its
+        claim: :attr:`OutboxItem.claim`) from an earlier copy's.
         """
         ...
 
@@ -233,6 +235,10 @@ class OutboxItem:
     ``pairing_code``: for a text of a pairing request (the code to the stranger, the
     owner's notice of it), that request's code: it goes out only while the request is
     pending (not once it expired, or was approved or denied meanwhile).
+    ``claim``: for a ``"message"`` item, the claim its delivery's dedupe check records
+    with the mark (see :meth:`DedupeStore.check_and_add`): the next start tells the mark
+    of this delivery (taken in again) from an earlier copy's (a duplicate); None in an
+    item an earlier build kept.
     ``id`` is given by the store (0 before it is added); items are kept in the order
     they were added. ``state`` is ``"sending"`` from just before an item is worked on
     until it is deleted: an item still ``"sending"`` at the next start may or may not have
@@ -253,6 +259,7 @@ class OutboxItem:
     id: int = 0
     state: OutboxState = "pending"
     pairing_code: str | None = None
+    claim: str | None = None
 
 
 class OutboxStore(Protocol):

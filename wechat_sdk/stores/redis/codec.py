@@ -81,6 +81,7 @@ def item_to_json(item: OutboxItem) -> str:
             "file": _file_to_dict(item.file) if item.file is not None else None,
             "turn": item.turn,
             "pairing_code": item.pairing_code,
+            "claim": item.claim,
         },
         ensure_ascii=False,
     )
@@ -101,6 +102,7 @@ def item_from_json(raw: str | bytes) -> OutboxItem:
         file=_file_from_dict(d["file"]) if d["file"] is not None else None,
         turn=d["turn"],
         pairing_code=d.get("pairing_code"),  # (not in an item an earlier build kept)
+        claim=d.get("claim"),  # (nor this)
     )
 
 

@@ -35,8 +35,8 @@ Design:
   directory); the CLI reads and writes pairing rows only.
 - The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
   is opened (version 1 gets the outbox table, version 2 the webhook queue and the
-  idempotency keys, version 3 the outbox's ``pairing_code`` column, their rows
-  untouched).
+  idempotency keys, version 3 the outbox's ``pairing_code`` column, version 4 the
+  ``claim`` columns of the outbox and the dedupe marks, their rows untouched).
 """
 
 from __future__ import annotations

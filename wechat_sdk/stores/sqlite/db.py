@@ -48,7 +48,7 @@ INLINE_FSYNC_MAX_S: Final = 0.002
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
 
 #: The schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS pairing_requests (
@@ -159,6 +159,13 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 # version 4: the pairing code of a kept pairing text (not sent once its request is gone)
 _SCHEMA_V4: Final = """
 ALTER TABLE outbox ADD COLUMN pairing_code TEXT;
+"""
+
+# version 5: the claim of a journaled message and of its dedupe mark (the next start tells
+# the mark of a message it takes in again from an earlier copy's)
+_SCHEMA_V5: Final = """
+ALTER TABLE outbox ADD COLUMN claim TEXT;
+ALTER TABLE dedupe ADD COLUMN claim TEXT;
 """
 
 #: Indexes that only per-message queries used: history and dedupe are read once per
@@ -394,6 +401,8 @@ class Database:
                 run_script(conn, _SCHEMA_V3)
             if version < 4:
                 run_script(conn, _SCHEMA_V4)
+            if version < 5:
+                run_script(conn, _SCHEMA_V5)
             # (a version 2 file of an early build may still have them)
             run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:

@@ -3,7 +3,7 @@
 Each account's marks are read on its first use, oldest first; then checks are answered
 from memory and new marks are queued for the next commit. Every new mark moves the
 database's mark position on (see :meth:`~wechat_sdk.stores.base.Store.mark_position`).
-A mark's claim is kept in memory only (a claim is one process's).
+A mark is written with its claim (schema version 5; "" in a mark written before).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class _DedupeBatch:
     __slots__ = ("add", "delete")
 
     def __init__(self) -> None:
-        self.add: dict[tuple[str, str], float] = {}
+        self.add: dict[tuple[str, str], tuple[float, str]] = {}
         self.delete: dict[tuple[str, str], None] = {}
 
 
@@ -51,11 +51,13 @@ class SqliteDedupeStore:
         seen = self._seen.get(account_id)
         if seen is None:
             rows = self._db.read(
-                "SELECT message_id, seen_at FROM dedupe WHERE channel = ? AND account_id = ? "
-                "ORDER BY seq",
+                "SELECT message_id, seen_at, claim FROM dedupe WHERE channel = ? "
+                "AND account_id = ? ORDER BY seq",
                 (self.channel, account_id),
             )
-            seen = self._seen[account_id] = OrderedDict((m, (at, "")) for m, at in rows)
+            seen = self._seen[account_id] = OrderedDict(
+                (m, (at, claim or "")) for m, at, claim in rows
+            )
         return seen
 
     def check_and_add(
@@ -76,12 +78,12 @@ class SqliteDedupeStore:
                 break
             del seen[first]
             self._forget(account_id, first)
-        seen[message_id] = (now, claim)
+        seen[message_id] = mark = (now, claim)
         k = (account_id, message_id)
         q = self._q
         q.delete.pop(k, None)
         q.add.pop(k, None)  # re-added: it goes to the end
-        q.add[k] = now
+        q.add[k] = mark
         while len(seen) > self.max_entries:
             self._forget(account_id, seen.popitem(last=False)[0])
         self._db.marks_queued += 1
@@ -112,7 +114,7 @@ class SqliteDedupeStore:
         if batch.add:
             # REPLACE: a mark written again gets a new seq (the order of the bound)
             conn.executemany(
-                "INSERT OR REPLACE INTO dedupe (channel, account_id, message_id, seen_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(ch, a, m, t) for (a, m), t in batch.add.items()],
+                "INSERT OR REPLACE INTO dedupe (channel, account_id, message_id, seen_at, "
+                "claim) VALUES (?, ?, ?, ?, ?)",
+                [(ch, a, m, t, c) for (a, m), (t, c) in batch.add.items()],
             )

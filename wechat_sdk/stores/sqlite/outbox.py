@@ -1,5 +1,5 @@
 """The outbox in the database: what a stop kept for the next start (schema version 2; its
-``pairing_code`` column, version 4).
+``pairing_code`` column, version 4; its ``claim`` column, version 5).
 
 Every write is its own immediate transaction, durable when the call returns: it happens at
 a stop and around the sends of kept messages, never on the hot path. Except for the
@@ -27,7 +27,7 @@ __all__ = ["SqliteOutboxStore"]
 _OUTBOX_COLS: Final = (
     "seq, account_id, conversation_id, kind, state, created_at, dm, text, mention_ids, "
     "file_name, file_kind, file_mime, file_duration, file_data, file_path, file_url, turn, "
-    "pairing_code"
+    "pairing_code, claim"
 )
 
 
@@ -56,6 +56,7 @@ def _outbox_item(row: Any) -> OutboxItem:
         file=file,
         turn=row[16],
         pairing_code=row[17],
+        claim=row[18],
     )
 
 
@@ -124,7 +125,7 @@ class SqliteOutboxStore:
                 self._last_id += 1
                 conn.execute(
                     f"INSERT INTO outbox (channel, {_OUTBOX_COLS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.channel,
                         self._last_id,
@@ -145,6 +146,7 @@ class SqliteOutboxStore:
                         storable(f.url) if f and f.url is not None else None,
                         None if item.turn is None else storable(item.turn),
                         item.pairing_code,
+                        item.claim,
                     ),
                 )
                 added.append(dataclasses.replace(item, id=self._last_id))
@@ -160,6 +162,7 @@ class SqliteOutboxStore:
             turn=item.turn,
             dm=item.dm,
             id=self._last_id,
+            claim=item.claim,
         )
         self._q.add[added.id] = added
         self._db.queued()
@@ -215,8 +218,8 @@ class SqliteOutboxStore:
         if batch.add:
             conn.executemany(
                 "INSERT INTO outbox (seq, channel, account_id, conversation_id, kind, state, "
-                "created_at, dm, mention_ids, turn) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, "
-                "'[]', ?)",
+                "created_at, dm, mention_ids, turn, claim) VALUES (?, ?, ?, ?, ?, 'pending', "
+                "?, ?, '[]', ?, ?)",
                 [
                     (
                         i.id,
@@ -227,6 +230,7 @@ class SqliteOutboxStore:
                         i.created_at,
                         int(i.dm),
                         storable(i.turn or ""),
+                        i.claim,
                     )
                     for i in batch.add.values()
                 ],
