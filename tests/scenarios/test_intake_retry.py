@@ -882,3 +882,39 @@ async def test_a_message_checked_then_cut_by_a_stop_is_answered_by_the_next_proc
     async with next_start(world, bot, tmp_path, again):
         answered_once(world, bot, again, message)
     again.close()
+
+
+async def test_a_group_turn_the_store_would_not_let_begin_keeps_the_groups_history(
+    tmp_path: Path,
+) -> None:
+    """A mention in a group whose turn the store would not let begin: the try after it
+    is handed the group's messages said before the mention, as the first would have
+    been (they were cleared by the first try, and the agent answered without them);
+    they are cleared once the turn is taken, so the next mention does not get them."""
+    store = MemoryStore()
+    deletes = Blinking(store.outbox, "delete", times=0)
+    store.outbox = deletes  # type: ignore[assignment]
+    turns: list[AgentTurn] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        turns.append(turn)
+        return "ok"
+
+    world = SimulatedWeChat(seed=0)
+    world.add_account("default")
+    world.add_room(id="r1@chatroom", topic="Room")
+    gw = world.gateway({"channels": {"wechat": OPEN}}, agent, state_dir=tmp_path, store=store)
+    await gw.start()
+    await world.login()
+    try:
+        await world.say("wxid_bob", "the meeting moved to 3pm", room="r1@chatroom")
+        deletes.times = 1
+        await world.say("wxid_alice", "when is it?", room="r1@chatroom", mention=True, settle=False)
+        await world.clock.settle()
+        assert deletes.times == 0 and turns == []
+        await world.advance(INTAKE_RETRY_S[0])
+        assert [[h.text for h in t.history] for t in turns] == [["the meeting moved to 3pm"]]
+        await world.say("wxid_alice", "thanks", room="r1@chatroom", mention=True)
+        assert [[h.text for h in t.history] for t in turns][1] == []
+    finally:
+        await gw.close()

@@ -242,7 +242,7 @@ async def test_a_group_message_of_another_account_is_history_even_mentioning_the
     item = group_item(p, msg("wxid_work", f"@{BOT}\u2005 are you there?", room=R1, ts=5.0))
     item.own_account = "work"
     assert await p.check_mention(item) == Drop("own_account", "a group message from account work")
-    (entry,) = p.history.take_group(R1)
+    (entry,) = p.history.group(R1)
     assert (entry.sender_id, entry.text) == ("wxid_work", f"@{BOT}\u2005 are you there?")
 
 
@@ -336,7 +336,7 @@ async def test_check_mention_keeps_unmentioned_messages_as_history(rig: Rig) -> 
     p = rig.pipeline()
     item = group_item(p, msg("wxid_alice", "  just chatting ", room=R1, ts=5.0))
     assert await p.check_mention(item) == Drop("no_mention")
-    assert p.history.take_group(R1) == (
+    assert p.history.group(R1) == (
         HistoryEntry("user", "wxid_alice", "Alice", "just chatting", 5.0, "m1"),
     )
 
@@ -356,7 +356,7 @@ async def test_check_mention_by_name_alias_config_name_or_id(rig: Rig) -> None:
     by_id = group_item(p, msg("wxid_alice", "four", room=R1, mention_ids=(BOT,)))
     assert await p.check_mention(by_id) is None
     assert by_id.text == "four"
-    assert p.history.take_group(R1) == ()
+    assert p.history.group(R1) == ()
 
 
 async def test_check_mention_not_required(rig: Rig) -> None:

@@ -226,14 +226,32 @@ class Turns:
             if journal is not None:  # (two entries must not stand for the message)
                 journal.close()
                 if journal.written():  # the store would not take the turn's out either:
+                    self._group_history_taken(turn)  # (the journal keeps it)
                     return "kept"  # the next start finds it, and drops the message's
             return "refused"
+        self._group_history_taken(turn)
         mark = mark_position()
         task = asyncio.get_running_loop().create_task(self._answer(turn, mark, progress))
         self._queued[task] = (turn, progress)
         self.tasks.add(task)  # (tracked as track() does, with one callback for both)
         task.add_done_callback(self._turn_ended)
         return "answering"
+
+    def _group_history_taken(self, turn: AgentTurn) -> None:
+        """A group turn was taken: the group's history it was handed goes (it stayed
+        until now: a turn refused is tried again with it). A store that fails here
+        costs the agent nothing: it is handed that history again with the next answer."""
+        if turn.room_id is None or not turn.history:
+            return
+        try:
+            self.history.group_answered(turn.room_id, turn.history)
+        except Exception as exc:
+            self.log.warning(
+                "could not clear the history of group %s: %s (handed to the agent again "
+                "with its next answer) reason=history_failed",
+                shown(turn.room_id),
+                shown(exc, 200),
+            )
 
     def send_soon(self, to: str, text: str, *, pairing_code: str | None = None) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every

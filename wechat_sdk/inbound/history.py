@@ -66,16 +66,28 @@ class HistoryBook:
         if self._group_limit > 0:
             self._store.append(self._account, group_key(room_id), entry, self._group_limit)
 
-    def take_group(self, room_id: str) -> tuple[HistoryEntry, ...]:
-        """The pending group history; cleared, since it is being answered now."""
+    def group(self, room_id: str) -> tuple[HistoryEntry, ...]:
+        """The pending group history, handed to the turn of a message that is answered.
+        It stays until that turn is taken (:meth:`group_answered`): a turn the store
+        would not let begin is tried again, and its next try needs it too."""
         key = group_key(room_id)
         if self._group_limit <= 0:
             self._empty(key)
             return ()
-        entries = tuple(self._store.get(self._account, key))
-        if entries:
-            self._store.clear(self._account, key)
-        return entries
+        return tuple(self._store.get(self._account, key))
+
+    def group_answered(self, room_id: str, handed: Iterable[HistoryEntry]) -> None:
+        """The turn ``handed`` went with was taken: those entries are cleared (each goes
+        to the agent once); one noted after them stays, for the next answer."""
+        gone = set(handed)
+        if not gone:
+            return
+        key = group_key(room_id)
+        entries = self._store.get(self._account, key)
+        self._store.clear(self._account, key)
+        for e in entries:
+            if e not in gone:
+                self._store.append(self._account, key, e, self._group_limit)
 
     def dm(self, contact_id: str) -> tuple[HistoryEntry, ...]:
         key = dm_key(contact_id)

@@ -485,7 +485,7 @@ class InboundPipeline:
     def _turn(self, item: Inbound) -> AgentTurn:
         m = item.message
         if m.room_id is not None:
-            history = self.history.take_group(m.room_id)
+            history = self.history.group(m.room_id)  # (cleared once the turn is taken)
             tool_names = allowed_tool_names(
                 item.rule.tools if item.rule else None, self.tools.names
             )
