@@ -374,6 +374,30 @@ async def test_check_mention_at_all_follows_mention_all(rig: Rig) -> None:
     assert await on.check_mention(group_item(on, msg("a", text, room=R1))) is None
 
 
+#: how Wechaty's puppets (and WeChat, for a client that shows no quotes) write a quote
+#: into the quoting message's text: the quoted message, a rule, then the message's own text
+QUOTED = "「Bob：@Bot default\u2005when is the meeting?」\n- - - - - - - - - - - - - - -\n"
+
+
+async def test_a_mention_inside_a_quote_does_not_wake_the_bot(rig: Rig) -> None:
+    # quoting a message that mentioned the bot, without mentioning it now
+    p = rig.pipeline()
+    item = group_item(p, msg("wxid_alice", f"{QUOTED}it moved to 3pm", room=R1, ts=5.0))
+    assert await p.check_mention(item) == Drop("no_mention")
+    assert not item.mentioned
+    (entry,) = p.history.group(R1)
+    assert entry.text == f"{QUOTED}it moved to 3pm"
+
+
+async def test_a_mention_after_a_quote_counts_and_is_stripped_with_the_quote_kept(
+    rig: Rig,
+) -> None:
+    p = rig.pipeline()
+    item = group_item(p, msg("wxid_alice", f"{QUOTED}@Bot default\u2005is that right?", room=R1))
+    assert await p.check_mention(item) is None
+    assert item.mentioned and item.text == f"{QUOTED}is that right?"
+
+
 # ---------------------------------------------------------------- media
 
 

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wechat_sdk.inbound.mentions import is_mentioned, mentions_all, strip_leading_mention
+from wechat_sdk.inbound.mentions import (
+    is_mentioned,
+    mentions_all,
+    split_quote,
+    strip_leading_mention,
+)
 
 SEPARATORS = ("\u2005", " ")
 
@@ -100,3 +105,13 @@ def test_at_all_is_recognised(text: str) -> None:
 def test_text_that_only_looks_like_at_all_is_not(text: str) -> None:
     assert not mentions_all(text)
     assert not is_mentioned(text, (), "wxid_bot", ["Bot"], mention_all_counts=True)
+
+
+def test_a_quote_written_into_the_text_is_split_from_the_messages_own_text() -> None:
+    rule = "\n- - - - - - - - - - - - - - -\n"
+    assert split_quote(f"「Bob：@Bot hi」{rule}thanks") == (f"「Bob：@Bot hi」{rule}", "thanks")
+    # the quote ends at its first 」 before the rule; the own text may hold one too
+    assert split_quote(f"「Bob：a」{rule}b」{rule}c") == (f"「Bob：a」{rule}", f"b」{rule}c")
+    # not the form a puppet writes (no rule, no 「 first, no Name：): the text as it is
+    for text in ("「Bob：@Bot hi」 thanks", f"x「Bob：hi」{rule}y", f"「@Bot hi」{rule}y", ""):
+        assert split_quote(text) == ("", text)

@@ -23,7 +23,7 @@ from wechat_sdk.echoes import EchoLedger
 from wechat_sdk.inbound.groups import WILDCARD, GroupRule, allowed_tool_names, resolve_group
 from wechat_sdk.inbound.history import HistoryBook, entry_text
 from wechat_sdk.inbound.media import MediaSaver
-from wechat_sdk.inbound.mentions import is_mentioned, strip_leading_mention
+from wechat_sdk.inbound.mentions import is_mentioned, split_quote, strip_leading_mention
 from wechat_sdk.logtext import shown
 from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.pairing.service import Pairing, approve_command, owner_notice, pairing_message
@@ -434,14 +434,19 @@ class InboundPipeline:
                 names.append((await self.puppet.contact(bot_id)).name)
             with contextlib.suppress(Exception):
                 names.append(await self.puppet.room_alias(m.room_id, bot_id))
+        # a mention in a quote (written into the text) is the quoted message's, not this one's
+        quote, own = split_quote(m.text)
         item.mentioned = is_mentioned(
-            m.text,
+            own,
             m.mention_ids,
             bot_id,
             names,
             mention_all_counts=self.account.settings.mentionAll,
         )
-        item.text = strip_leading_mention(m.text, names) if item.mentioned else m.text.strip()
+        if item.mentioned:
+            item.text = (quote + strip_leading_mention(own, names)).strip()
+        else:
+            item.text = m.text.strip()
         assert item.rule is not None
         if item.rule.require_mention and not item.mentioned:
             self.history.note_unanswered(m.room_id, self._entry(item))
