@@ -61,6 +61,15 @@ async def test_idle_pause_does_not_flush_below_min_chars() -> None:
     assert sent == [(10.0, "short and done")]
 
 
+async def test_min_chars_counts_the_characters_a_user_sees() -> None:
+    # a thumbs-up with a skin tone, a family (ZWJ) and a flag: 3 characters on screen,
+    # 2 + 5 + 2 code points; a pause with 3 buffered sends them, one with 2 does not
+    clock = VirtualClock()
+    script = [(0, "👍🏽👨\u200d👩\u200d👧"), (5.0, "🇨🇳"), (5.0, " ok")]
+    sent = await run_blocks(clock, make(clock, min_chars=3), scripted(clock, script))
+    assert sent == [(6.0, "👍🏽👨\u200d👩\u200d👧🇨🇳"), (10.0, "ok")]
+
+
 async def test_pieces_faster_than_idle_ms_are_not_flushed_early() -> None:
     clock = VirtualClock()
     script = [(0.0, "one two three "), (0.9, "four five six "), (0.9, "seven eight nine")]

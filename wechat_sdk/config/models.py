@@ -123,7 +123,12 @@ class GroupConfig(StrictModel):
 class DraftChunkConfig(StrictModel):
     """Block sizes when streaming a reply in blocks."""
 
-    minChars: int = Field(200, ge=1, description="smallest block sent on an idle pause")
+    minChars: int = Field(
+        200,
+        ge=1,
+        description="smallest block sent on an idle pause, in characters as a user sees "
+        "them (an emoji with its skin tone is one)",
+    )
     maxChars: int = Field(800, ge=1, description="largest block (clamped to textChunkLimit)")
     idleMs: int = Field(1000, ge=0, description="pause of the agent that flushes a block")
     breakPreference: BreakPreference = Field(

@@ -2,7 +2,8 @@
 
 WeChat cannot edit or stream a message, so pieces are buffered and sent as blocks: cut at
 the best break once the buffer grows past ``max_chars``, flushed when the agent pauses for
-``idle_ms`` with at least ``min_chars`` buffered, and flushed at the end. Time is read
+``idle_ms`` with at least ``min_chars`` buffered (characters as a user sees them: grapheme
+clusters, an emoji with its skin tone one), and flushed at the end. Time is read
 only through the :class:`~wechat_sdk.clock.Clock` port, so a ``VirtualClock`` drives it.
 
 Cuts are :func:`~wechat_sdk.outbound.chunking.cut_chunks`'s, so a fenced code block is
@@ -24,6 +25,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.outbound.chunking import (
     BREAK_PREFERENCES,
     cut_chunks,
+    grapheme_count,
     open_fence_start,
     text_length,
 )
@@ -46,8 +48,8 @@ async def _next_piece(source: AsyncIterator[str]) -> _Next:
 
 class BlockCoalescer:
     """Turns a stream of text pieces into blocks of ``min_chars``..``max_chars`` characters
-    (``max_chars`` counted in ``units``, as :func:`~wechat_sdk.outbound.chunking.chunk_text`
-    counts its limit)."""
+    (``min_chars`` counted in graphemes, the characters a user sees; ``max_chars`` in
+    ``units``, as :func:`~wechat_sdk.outbound.chunking.chunk_text` counts its limit)."""
 
     def __init__(
         self,
@@ -140,10 +142,11 @@ class BlockCoalescer:
         return text_length(self.unsent_text, self.units)
 
     def _idle_sendable(self) -> int:
-        """How much of the unsent text a pause may send: not a fence still open."""
-        if self._buffered() < max(self.min_chars, 1):
-            return 0  # too little to send anyway: no need to look for fences
-        return _idle_end(self.unsent_text)
+        """How many graphemes of the unsent text a pause may send: not a fence still open."""
+        text = self.unsent_text
+        if len(text) < max(self.min_chars, 1):
+            return 0  # too little to send anyway (no fewer code points than graphemes)
+        return grapheme_count(text[: _idle_end(text)])
 
     def _append(self, piece: str) -> None:
         # Compact before appending so the buffer holds only unsent text (bounded work).

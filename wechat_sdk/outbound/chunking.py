@@ -30,6 +30,7 @@ __all__ = [
     "chunk_text",
     "cut_chunks",
     "find_break",
+    "grapheme_count",
     "open_fence_start",
     "text_length",
 ]
@@ -89,6 +90,12 @@ def text_length(text: str, units: str = "code_points") -> int:
         # (surrogatepass: a lone surrogate, which a str may hold, is one unit)
         return len(text.encode("utf-16-le", "surrogatepass")) // 2
     raise ValueError(f"unknown text units {units!r}: use 'code_points' or 'utf16'")
+
+
+def grapheme_count(text: str) -> int:
+    """How many characters a user sees in ``text``: grapheme clusters (an emoji with
+    its skin tone, a ZWJ family, a flag, a letter with its accents are one each)."""
+    return len(_ONE_CLUSTER.findall(text))
 
 
 class _Measure:
