@@ -255,16 +255,78 @@ async def test_the_state_directory_stays_locked_until_the_stopping_gateway_is_do
 async def test_a_state_directory_that_cannot_be_locked_is_said_as_unusable(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # (an NFS mount without locks, some FUSE file systems: flock fails there, and the
+    # (an NFS mount without locks, some FUSE file systems: locking fails there, and the
     # gateway ended with a Python traceback)
     import errno
     import fcntl
 
     from wechat_sdk.gateway.control import ControlError
 
-    def no_locks(fd: int, operation: int) -> None:
+    def no_locks(fd: int, operation: int, *more: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
     with pytest.raises(ControlError, match=r"cannot use the state directory .*No locks available"):
         await ControlServer(short_dir, handle).start()
+
+
+_GATEWAY_THAT_FORKS = """
+import asyncio, os, sys, time
+from pathlib import Path
+from wechat_sdk.gateway.control import ControlServer
+
+async def handle(request):
+    return {"ok": True}
+
+async def main():
+    await ControlServer(Path(sys.argv[1]), handle).start()
+    child = os.fork()  # an agent's child process, forked without exec
+    if child == 0:
+        os.close(1)  # (the test waits for the gateway's output to end)
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_state_directory_is_free_once_the_gateway_is_killed_though_its_child_lives(
+    short_dir: Path,
+) -> None:
+    """The lock is the gateway process's own: a child it forked (an agent's worker that
+    never execs) does not keep the directory locked after a `kill -9` of the gateway. It
+    did (flock's lock belongs to the open file, which the child shares): no gateway could
+    start on the directory again while the child lived."""
+    import os
+    import signal
+    import sys
+
+    from wechat_sdk.gateway.control import ControlError
+
+    gateway = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _GATEWAY_THAT_FORKS, str(short_dir), stdout=asyncio.subprocess.PIPE
+    )
+    child: int | None = None
+    try:
+        assert gateway.stdout is not None
+        child = int(await gateway.stdout.readline())
+        second = ControlServer(short_dir, handle)
+        with pytest.raises(ControlError, match="a gateway is already running"):
+            await second.start()  # (while the gateway runs, its directory is its own)
+        gateway.kill()
+        await gateway.wait()
+        os.kill(child, 0)  # the child lives on
+        await second.start()
+        try:
+            assert (await ask(second.path, b'{"cmd": "status"}\n')).startswith(b'{"ok": true')
+        finally:
+            await second.stop()
+    finally:
+        if gateway.returncode is None:
+            gateway.kill()
+            await gateway.wait()
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)

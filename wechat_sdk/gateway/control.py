@@ -10,11 +10,13 @@ gateway is busy), and one that goes away without a request is no error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,8 +46,8 @@ MAX_CLIENTS = 16
 KEEPALIVE_S = 5.0
 #: the line that says it, before the answer
 WORKING = b'{"working": true}'
-#: the file a running gateway holds locked (flock): one gateway a state directory, even
-#: when two start at the same moment (both would find no socket, and bind one each)
+#: the file a running gateway holds locked: one gateway a state directory, even when two
+#: start at the same moment (both would find no socket, and bind one each)
 LOCK_NAME = "gateway.lock"
 #: the longest path a Unix socket is bound to (Linux's sun_path is 108 bytes with its NUL)
 MAX_SOCKET_PATH = 107
@@ -82,8 +84,8 @@ class ControlServer:
         self.keepalive_s = keepalive_s
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.StreamWriter] = set()
-        #: the lock file's descriptor while this gateway holds the state directory
-        self._lock: int | None = None
+        #: the state directory's identity while this gateway holds it (see _hold)
+        self._lock: tuple[int, int] | None = None
 
     async def start(self) -> None:
         import asyncio  # here, not at the top: the CLI's control_request does without it
@@ -138,7 +140,7 @@ class ControlServer:
 
     def _release(self) -> None:
         if self._lock is not None:
-            os.close(self._lock)  # (the lock goes with it)
+            _let_go(self._lock)
             self._lock = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -228,24 +230,56 @@ async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any] | None)
             await writer.wait_closed()
 
 
-def _hold(directory: Path) -> int:
-    """Lock the state directory's lock file for this gateway (its descriptor, held until
-    the gateway stops; the system lets it go when the process ends, however it ends)."""
+#: the state directories this process holds (by device and inode), each with its lock
+#: file's one descriptor. The lock is a POSIX record lock (fcntl): the process's own, so
+#: a child it forks (an agent's worker that never execs) does not inherit it, and a kill
+#: of the gateway frees the directory even while the child lives (flock's lock belongs to
+#: the open file, which the child shares). Being the process's, it does not keep out a
+#: second gateway of the same process, and closing any descriptor of the file would let
+#: it go: so this process opens the lock file once, here, and a second holder of the same
+#: process is refused by this table, before it opens the file.
+_HELD: dict[tuple[int, int], int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _hold(directory: Path) -> tuple[int, int]:
+    """Lock the state directory's lock file for this gateway until :func:`_let_go` (the
+    system lets it go when the process ends, however it ends); its identity."""
     try:
-        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        st = directory.stat()
     except OSError as exc:
         raise _unusable(directory, exc.strerror or str(exc)) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ControlError(
-            f"a gateway is already running on {directory} (stop it with: wechat-sdk gateway stop)"
-        ) from None
-    except OSError as exc:  # (a file system without locks: an NFS mount with nolock)
-        os.close(fd)
-        raise _unusable(directory, f"cannot lock {LOCK_NAME} there: {exc.strerror}") from None
-    return fd
+    held = (st.st_dev, st.st_ino)
+    with _HELD_LOCK:
+        if held in _HELD:
+            raise _running(directory)
+        try:
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise _unusable(directory, exc.strerror or str(exc)) from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)  # (no lock of this process's on it: nothing else to let go)
+            if exc.errno in (errno.EACCES, errno.EAGAIN):  # another process holds it
+                raise _running(directory) from None
+            # (a file system without locks: an NFS mount with nolock)
+            why = f"cannot lock {LOCK_NAME} there: {exc.strerror}"
+            raise _unusable(directory, why) from None
+        _HELD[held] = fd
+    return held
+
+
+def _let_go(held: tuple[int, int]) -> None:
+    """Let the state directory :func:`_hold` locked go."""
+    with _HELD_LOCK:
+        os.close(_HELD.pop(held))  # (the lock goes with it)
+
+
+def _running(directory: Path) -> ControlError:
+    return ControlError(
+        f"a gateway is already running on {directory} (stop it with: wechat-sdk gateway stop)"
+    )
 
 
 def control_request(
