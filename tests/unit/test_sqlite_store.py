@@ -1017,3 +1017,29 @@ def test_a_sqlite_error_is_a_store_failure_only_when_the_database_failed(
 
     said = store_failure(sqlite3.OperationalError(error), None)
     assert (said is not None) == a_store_failure
+
+
+async def test_the_committers_lines_name_no_account(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The commit of the queued writes is the store's, for every account: its line shows
+    no account (``-``). It showed the account that happened to write first (the task
+    committing them was started in that account's task, and took its account along)."""
+    import asyncio
+
+    from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
+    from wechat_sdk.gateway.service import _AccountField
+
+    caplog.handler.addFilter(_AccountField())  # (the gateway's log: each line's account)
+    with SqliteStore(db_path) as s:
+        s._db.conn.set_authorizer(_deny_inserts_into("history_entries"))  # e.g. a full disk
+
+        async def work_account() -> None:
+            ACCOUNT_OF_TASK.set("work")
+            s.history.append("work", "dm:a", HistoryEntry("user", "a", "A", "one", T0, "m1"), 10)
+
+        await asyncio.get_running_loop().create_task(work_account())
+        await until(lambda: "could not write history and dedupe marks" in caplog.text)
+        s._db.conn.set_authorizer(None)
+    said = [r for r in caplog.records if "could not write history" in r.getMessage()]
+    assert [getattr(r, "account", None) for r in said] == ["-"]

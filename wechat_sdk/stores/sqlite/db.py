@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import math
@@ -292,7 +293,9 @@ class Database:
         committer = self._committer
         # (one of a loop that ended never runs: replaced)
         if committer is None or committer.done() or committer.get_loop() is not loop:
-            self._committer = loop.create_task(self._commit_later())
+            # (in a context of its own: the commit is the store's, for every account; in
+            # the context of the task that queued first, its lines showed that account)
+            self._committer = loop.create_task(self._commit_later(), context=contextvars.Context())
 
     async def _commit_later(self) -> None:
         BACKGROUND.set(True)  # housekeeping: on a virtual clock it keeps no world busy
