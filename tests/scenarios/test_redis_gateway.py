@@ -457,3 +457,42 @@ async def test_a_gateway_that_lost_the_lease_says_its_turns_are_the_new_holders(
     # the turn stays in the store as it was written, for the gateway holding it now
     kept = [i for i in gw.store.outbox.items("default") if i.kind == "turn"]
     assert [i.state for i in kept] == ["pending"]
+
+
+async def test_a_message_that_could_not_be_marked_as_being_sent_counts_as_a_send_failure(
+    wechat: WeChatHarness,
+    redis_url: str,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a cluster every turn is journaled, and each message is marked as being sent in
+    Redis before it goes. One whose mark fails is not sent now: `gateway status` counts
+    it in the account's send failures and shows it as its last error, as any message not
+    sent. It showed nothing (no failure, no error) while the log said it."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from wechat_sdk.stores.redis.queues import RedisOutboxStore
+
+    real_set_state = RedisOutboxStore.set_state
+
+    def set_state(self: RedisOutboxStore, item_id: int, state: Any) -> None:
+        if state == "sending":
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+        real_set_state(self, item_id, state)
+
+    monkeypatch.setattr(RedisOutboxStore, "set_state", set_state)
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    gw = await wechat.gateway(Recorder(), config)
+    await wechat.world.say("wxid_alice", "hello")
+    for _ in range(500):  # (real time: each send checks the lease in Redis first)
+        if "could not mark a message of the reply" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+        await wechat.world.run_until_idle()
+    assert "could not mark a message of the reply to wxid_alice" in caplog.text
+    assert wechat.world.texts(to="wxid_alice") == []
+    (status,) = gw.status()
+    assert status.send_failures == 1
+    assert status.last_error is not None
+    assert status.last_error.startswith("send to wxid_alice failed: not sent: ConnectionError")

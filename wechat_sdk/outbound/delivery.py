@@ -235,7 +235,14 @@ class Sender:
             started = self.clock.now()
             retry_after: float | None = None
             if going is not None:
-                going()
+                try:
+                    going()
+                except DeliveryFailed as exc:
+                    # the store could not mark it as being sent: not sent now, kept for
+                    # the next start (its own line says so), so no message given up (no
+                    # delivery.failed) but counted as one not sent
+                    self._counted(conversation_id, str(exc))
+                    raise
             try:
                 if file is not None:
                     call = self.puppet.send_file(conversation_id, file)
@@ -444,10 +451,7 @@ class Sender:
         Also used by the outbound pipeline for messages refused before sending (a file
         over the cap, a voice message without its duration), so status counts them too.
         """
-        self.stats.failed += 1
-        self.stats.last_error = f"send to {conversation_id} failed: {error}"
-        if self.on_failure is not None:
-            self.on_failure(self.stats.last_error)
+        self._counted(conversation_id, error)
         log.error(
             "send failed for good: %s account=%s to=%s reason=%s",
             error,
@@ -459,6 +463,13 @@ class Sender:
             self.account_id, conversation_id=conversation_id, reason=code, error=error
         )
         return DeliveryFailed(error, code=code)
+
+    def _counted(self, conversation_id: str, error: str) -> None:
+        """A message not sent, in the account's status: ``send_failures``, ``last_error``."""
+        self.stats.failed += 1
+        self.stats.last_error = f"send to {conversation_id} failed: {error}"
+        if self.on_failure is not None:
+            self.on_failure(self.stats.last_error)
 
 
 async def finish_or_cut(
