@@ -496,3 +496,38 @@ async def test_a_message_that_could_not_be_marked_as_being_sent_counts_as_a_send
     assert status.send_failures == 1
     assert status.last_error is not None
     assert status.last_error.startswith("send to wxid_alice failed: not sent: ConnectionError")
+
+
+async def test_a_turn_broken_by_a_failed_redis_read_goes_on_once_redis_answers(
+    wechat: WeChatHarness,
+    redis_url: str,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/cluster.md, "What happens when": a turn the outage broke waits in the store for
+    the account's next start, which the hand-over brings once Redis answers. A turn broken
+    by a read alone (its conversation's history, no write failed) was not handed over: it
+    waited for a restart of the gateway."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from wechat_sdk.stores.redis.history import RedisHistoryStore
+
+    real_get = RedisHistoryStore.get
+    failed: list[str] = []
+
+    def get(self: RedisHistoryStore, account_id: str, key: str) -> Any:
+        if not failed:  # (the first read: Redis out of reach for a moment)
+            failed.append(key)
+            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+        return real_get(self, account_id, key)
+
+    monkeypatch.setattr(RedisHistoryStore, "get", get)
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    await wechat.gateway(Recorder(), config)
+    await wechat.world.say("wxid_alice", "hello")
+    await replied(wechat.world, "wxid_alice", 1)
+    assert failed and len(wechat.world.texts(to="wxid_alice")) == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("reason=turn_failed" in line for line in lines)
+    assert any("reason=handover_after_outage" in line for line in lines)

@@ -416,19 +416,19 @@ class ClusterCoordinator:
 
     async def _hand_over_after_outage(self) -> None:
         """Hand over each held account a write of which failed while Redis was out of
-        reach or full (it answers again: this round reached it). What its turns could
-        not write then (a reply's mark as being sent, a turn's journal) waits in the
-        store for the account's next start, which the hand-over brings now: here or on
-        another gateway, from the shared session."""
+        reach or full, or a read that broke a turn (it answers again: this round reached
+        it). What its turns could not write then (a reply's mark as being sent, a turn's
+        journal) waits in the store for the account's next start, which the hand-over
+        brings now: here or on another gateway, from the shared session."""
         failed = sorted(
             a for a, h in self.held.items() if h.guard.store_failed and a not in self.stopping
         )
         for account_id in failed:
             log.warning(
-                "a write to Redis failed while it was out of reach or full: the account is "
-                "handed over now that Redis answers, so that what waits in the store for "
-                "its next start goes out (here or on another gateway) "
-                "reason=handover_after_outage",
+                "a write to Redis, or a read that broke a turn, failed while it was out of "
+                "reach or full: the account is handed over now that Redis answers, so that "
+                "what waits in the store for its next start goes out (here or on another "
+                "gateway) reason=handover_after_outage",
                 extra={"account": account_id},
             )
         await asyncio.gather(*(self._hand_over(a, HANDOVER_GRACE_S) for a in failed))

@@ -71,8 +71,9 @@ class LeaseGuard:
         #: told when Redis refused a write of this lease (the coordinator stops the
         #: account at once, as when a renewal finds the lease gone)
         self.on_lost: Callable[[], None] | None = None
-        #: a write of the account's store failed, Redis out of reach or full: what its
-        #: work could not write then waits in the store for the account's next start
+        #: a write of the account's store failed, Redis out of reach or full (or a read
+        #: did and broke a turn: Fence.failed is told either): what its work could not
+        #: write then waits in the store for the account's next start
         #: (the coordinator starts it again once Redis answers)
         self.store_failed = False
 

@@ -300,6 +300,9 @@ class Gateway:
             journal_every_turn=guard is not None,
             # (a stop without the lease writes nothing: what is written is the new holder's)
             lease_lost=(lambda: False) if guard is None else (lambda: guard.lost),
+            # (held by lease: a turn a Redis outage broke, by a read too, is as a failed
+            # write: the account is handed over once Redis answers, and its turn goes on)
+            on_turn_failed=(lambda exc: None) if guard is None else guard.fence().failed,
         )
         runner.connection.code_prompt = self.code_prompt
         return runner

@@ -65,6 +65,7 @@ class AccountRunner:
         events: GatewayEvents | None = None,
         journal_every_turn: bool = False,
         lease_lost: Callable[[], bool] = lambda: False,
+        on_turn_failed: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         self.account = account
         self.puppet = puppet
@@ -99,6 +100,7 @@ class AccountRunner:
             log=log,
             events=events,
             journal_every_turn=journal_every_turn,
+            on_turn_failed=on_turn_failed,
         )
         self.connection = Connection(
             account=account,

@@ -159,6 +159,7 @@ class Turns:
         log: logging.LoggerAdapter[logging.Logger],
         events: GatewayEvents | None = None,
         journal_every_turn: bool = False,
+        on_turn_failed: Callable[[BaseException], None] = lambda exc: None,
     ) -> None:
         self.account = account
         self.events = events or GatewayEvents()
@@ -186,6 +187,10 @@ class Turns:
         #: write every turn to the outbox as it begins, not only at a stop (an account
         #: held by lease: the gateway that takes it over after a kill -9 finishes it)
         self.journal_every_turn = journal_every_turn
+        #: told the error that broke a turn (an account held by lease: a Redis outage,
+        #: be it a read's or a write's, hands the account over once Redis answers, so
+        #: that what its journal kept goes on)
+        self._on_turn_failed = on_turn_failed
 
     def track(self, task: asyncio.Task[Any]) -> None:
         """Count ``task`` as work in flight until it ends (a stop waits for it)."""
@@ -304,6 +309,7 @@ class Turns:
             kept = journal is not None and journal.written()
             error = f"{type(exc).__name__}: {exc}"
             self._on_error(f"turn failed: {error}")
+            self._on_turn_failed(exc)
             self.log.error(
                 "the turn for message %s from %s failed: %s (%s) reason=turn_failed",
                 shown(turn.message_id),
