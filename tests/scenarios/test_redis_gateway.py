@@ -531,3 +531,49 @@ async def test_a_turn_broken_by_a_failed_redis_read_goes_on_once_redis_answers(
     lines = [r.getMessage() for r in caplog.records]
     assert any("reason=turn_failed" in line for line in lines)
     assert any("reason=handover_after_outage" in line for line in lines)
+
+
+async def test_gateways_running_an_account_with_different_configs_say_so_once(
+    wechat: WeChatHarness,
+    redis_url: str,
+    redis_namespace: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/cluster.md, "One config for every gateway": an account behaves as the config
+    of whichever gateway holds it, so two gateways that disagree (one config edited and
+    restarted, the other not) made it answer some strangers and not others as it moved,
+    and nothing said why. Each gateway now says once which account another gateway runs
+    with another config; an account both run alike is not named."""
+    import logging
+
+    world: SimulatedWeChat = wechat.world
+    world.add_account("b")
+
+    def config(allow: list[str]) -> dict[str, Any]:
+        accounts = {"default": {"allowFrom": allow}, "b": {}}
+        return redis_config(redis_url, redis_namespace, accounts=accounts)
+
+    here = world.gateway(config(["wxid_alice"]), Recorder(), state_dir=tmp_path / "here")
+    there = world.gateway(config(["wxid_bob"]), Recorder(), state_dir=tmp_path / "there")
+    wechat.gateways += [here, there]
+    await here.start()
+    await there.start()
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "reason=config_differs" in r.getMessage()]
+
+    for _ in range(300):  # (real time: each gateway's cluster loop looks once a second)
+        if len(said()) >= 2:
+            break
+        await asyncio.sleep(0.01)
+        await world.run_until_idle(limit=60)
+    for _ in range(150):  # a round or more of each: said once, not each round
+        await asyncio.sleep(0.01)
+        await world.run_until_idle(limit=60)
+    assert [getattr(r, "account", None) for r in said()] == ["default", "default"]
+    assert {r.levelno for r in said()} == {logging.WARNING}
+    # each names the other gateway
+    assert here.cluster is not None and there.cluster is not None
+    named = {r.getMessage().split()[1] for r in said()}
+    assert named == {here.cluster.gateway_id, there.cluster.gateway_id}

@@ -495,3 +495,35 @@ async def test_a_stop_during_a_hand_over_lets_that_account_stop_and_gives_it_up(
     finally:
         finish.set()
         await gateways.stop_all()
+
+
+def test_the_config_hash_follows_the_accounts_settings_and_leaves_secrets_out() -> None:
+    """What a gateway publishes of an account's config (docs/cluster.md): it differs when
+    a setting differs, its own or the top level's, and holds nothing of a secret (a
+    token, an API key), so that it tells nothing of one, nor differs by one."""
+    from wechat_sdk.cluster.membership import config_hash
+    from wechat_sdk.config import accounts_of, parse_config
+
+    def hashes(text: str) -> dict[str, str]:
+        accounts = accounts_of(parse_config(text)).enabled
+        return {a.id: config_hash(a) for a in accounts}
+
+    base = hashes(
+        '{channels: {wechat: {puppet: "wechaty-puppet-service", puppetOptions: {token: "t1"},'
+        ' accounts: {a: {allowFrom: ["wxid_x"]}, b: {}}}}}'
+    )
+    other_token = hashes(
+        '{channels: {wechat: {puppet: "wechaty-puppet-service", puppetOptions: {token: "t2"},'
+        ' accounts: {a: {allowFrom: ["wxid_x"]}, b: {}}}}}'
+    )
+    other_allow = hashes(
+        '{channels: {wechat: {puppet: "wechaty-puppet-service", puppetOptions: {token: "t1"},'
+        ' accounts: {a: {allowFrom: ["wxid_y"]}, b: {}}}}}'
+    )
+    other_top = hashes(
+        '{channels: {wechat: {puppet: "wechaty-puppet-service", puppetOptions: {token: "t1"},'
+        ' textChunkLimit: 500, accounts: {a: {allowFrom: ["wxid_x"]}, b: {}}}}}'
+    )
+    assert other_token == base
+    assert other_allow["a"] != base["a"] and other_allow["b"] == base["b"]
+    assert other_top["a"] != base["a"] and other_top["b"] != base["b"]

@@ -17,6 +17,9 @@ over again, until the gateways alive change, so none bounces between two. Each r
 reads the statuses the other gateways wrote, for the WeChat id of each account they hold:
 a message from one of those is no user's (:class:`~wechat_sdk.own_accounts.OwnAccounts`).
 
+Each round also publishes a hash of the config of each account this gateway may run
+(``gateway-configs``), and says once each account another gateway runs by another config.
+
 Redis unreachable: nothing is renewed, so sends wait (:class:`~.fence.LeaseGuard`; a
 proactive send at most the TTL), and accounts keep what they hold; when Redis answers
 again, a lease that is still ours goes on, one that expired meanwhile stops its account. A
@@ -36,7 +39,7 @@ import math
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -44,6 +47,7 @@ from typing import Any
 from wechat_sdk.clock import Clock
 from wechat_sdk.cluster.fence import LeaseGuard, StatusWriter
 from wechat_sdk.cluster.leases import LEASE_TTL_S, Lease, LeaseKeys, Leases
+from wechat_sdk.logtext import shown
 from wechat_sdk.own_accounts import OwnAccounts
 from wechat_sdk.puppets import SharedRedis
 
@@ -106,12 +110,18 @@ class ClusterCoordinator:
         tick_s: float = TICK_S,
         peers: Sequence[str] = (),
         own_accounts: OwnAccounts | None = None,
+        config_hashes: Mapping[str, str] | None = None,
     ) -> None:
         self._r = client
         self.keys = keys
         self.accounts = list(accounts)
         self.peers = list(peers)
         self.own_accounts = own_accounts
+        #: a hash of each account's config, as this gateway runs it (published each round:
+        #: the cluster's gateways compare theirs, see _say_configs_differ)
+        self.config_hashes = {a: h for a, h in (config_hashes or {}).items() if a in accounts}
+        #: (gateway, account, its hash) said to differ from this gateway's: said once
+        self._differs_said: set[tuple[str, str, str]] = set()
         self.gateway_id = gateway_id or default_gateway_id()
         self.ttl_s = ttl_s
         self.tick_s = tick_s
@@ -195,6 +205,7 @@ class ClusterCoordinator:
             pipe = self._r.pipeline(transaction=False)
             pipe.zrem(self.keys.gateways, self.gateway_id)
             pipe.hdel(self.keys.members, self.gateway_id)
+            pipe.hdel(self.keys.configs, self.gateway_id)
             await pipe.execute()
         except Exception as exc:  # its heartbeat ends within the TTL
             log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
@@ -345,11 +356,13 @@ class ClusterCoordinator:
         # one transaction: whoever sees this gateway alive sees which accounts it may run
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self.keys.members, self.gateway_id, json.dumps(self.accounts))
+        pipe.hset(self.keys.configs, self.gateway_id, json.dumps(self.config_hashes))
         pipe.zadd(self.keys.gateways, {self.gateway_id: server_now + self.ttl_s})
         pipe.zremrangebyscore(self.keys.gateways, "-inf", server_now)
         pipe.zrange(self.keys.gateways, 0, -1)
         pipe.hgetall(self.keys.members)
-        *_, alive, published = await pipe.execute()
+        pipe.hgetall(self.keys.configs)
+        *_, alive, published, configs = await pipe.execute()
         members: dict[str, frozenset[str] | None] = {
             # (a gateway that does not say its accounts may run any)
             gateway: frozenset(json.loads(published[gateway])) if gateway in published else None
@@ -358,6 +371,10 @@ class ClusterCoordinator:
         gone = [gateway for gateway in published if gateway not in members]
         if gone:
             await self._r.hdel(self.keys.members, *gone)
+        gone = [gateway for gateway in configs if gateway not in members]
+        if gone:
+            await self._r.hdel(self.keys.configs, *gone)
+        self._say_configs_differ({g: configs[g] for g in members if g in configs})
         if members != self._members:  # gateways came or went: shares are new
             self._members = members
             self._kept.clear()
@@ -369,6 +386,38 @@ class ClusterCoordinator:
                 if accounts is None or account_id in accounts:
                     runners[account_id] += 1
         return runners
+
+    def _say_configs_differ(self, configs: dict[str, str]) -> None:
+        """Say once each account another live gateway runs by another config (``configs``:
+        each gateway's published hashes; one that publishes none, an older build, is not
+        compared). Whichever gateway holds an account runs it by its own config."""
+        for gateway, published in configs.items():
+            if gateway == self.gateway_id:
+                continue
+            try:
+                theirs = json.loads(published)
+            except ValueError:
+                continue
+            if not isinstance(theirs, dict):
+                continue
+            for account_id, mine in self.config_hashes.items():
+                other = theirs.get(account_id)
+                if other is None or other == mine:
+                    continue
+                said = (gateway, account_id, str(other))
+                if said in self._differs_said:
+                    continue
+                self._differs_said.add(said)
+                log.warning(
+                    "gateway %s runs this account by another config (its hash %s, this "
+                    "gateway's %s): the account runs by the config of whichever gateway "
+                    "holds it; give every gateway of the cluster the same config "
+                    "reason=config_differs",
+                    gateway,
+                    shown(str(other), 64),
+                    mine,
+                    extra={"account": account_id},
+                )
 
     async def _unheld_for_a_round(self) -> set[str]:
         """The accounts nobody has held since this gateway's previous round or longer (an

@@ -72,6 +72,11 @@ class LeaseKeys:
         """hash: gateway id -> the accounts it may run (a JSON list; its ``--accounts``)"""
         return f"{self.prefix}gateway-accounts"
 
+    @property
+    def configs(self) -> str:
+        """hash: gateway id -> a hash of each account's config it runs by (a JSON object)"""
+        return f"{self.prefix}gateway-configs"
+
     def status(self, account_id: str) -> str:
         """string: the account's status as its holder last wrote it (JSON, expiring)"""
         return f"{self.prefix}account-status:{escape(account_id)}"

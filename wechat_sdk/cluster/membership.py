@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,13 +12,15 @@ from wechat_sdk.clock import RealClock
 from wechat_sdk.cluster.coordinator import ClusterCoordinator
 from wechat_sdk.cluster.fence import LeaseGuard
 from wechat_sdk.cluster.leases import LeaseKeys
+from wechat_sdk.config.models import SECRET_KEY_NAME
 from wechat_sdk.stores.base import CHANNEL
 from wechat_sdk.stores.redis.keys import Keys
 
 if TYPE_CHECKING:
+    from wechat_sdk.config.accounts import ResolvedAccount
     from wechat_sdk.gateway.gateway import Gateway
 
-__all__ = ["join_cluster"]
+__all__ = ["config_hash", "join_cluster"]
 
 
 async def join_cluster(
@@ -61,6 +65,7 @@ async def join_cluster(
         ttl_s=store.leaseTtlS,
         peers=[a.id for a in gateway.accounts.enabled],
         own_accounts=gateway.own_accounts,
+        config_hashes={a.id: config_hash(a) for a in gateway.accounts.enabled},
     )
     gateway.cluster = coordinator  # (its puppets are made as it takes the first accounts)
     try:
@@ -74,3 +79,23 @@ async def join_cluster(
         await client.aclose()
         raise
     return coordinator
+
+
+def config_hash(account: ResolvedAccount) -> str:
+    """A short hash of the account's effective settings (its own keys over the top
+    level's), each secret's value left out (an option named as one: ``token``,
+    ``apiKey``...): what the gateways of a cluster compare (docs/cluster.md)."""
+    settings = _without_secrets(account.settings.model_dump(mode="json"))
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))  # (ASCII: escaped)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "***" if SECRET_KEY_NAME.search(k) and v else _without_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
