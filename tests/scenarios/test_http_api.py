@@ -109,6 +109,48 @@ async def test_no_token_or_a_wrong_one_is_refused_with_401(
     assert TOKEN not in caplog.text
 
 
+async def test_the_standard_forms_of_the_bearer_header_are_taken(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 7235: the scheme in any case, one or more spaces before the token, spaces
+    around the value; ``Bearer  <token>`` (two spaces) was answered 401."""
+    caplog.set_level(logging.DEBUG)
+    gw = await wechat.gateway(echo, **API)
+    assert gw.http is not None and gw.http.api_port is not None
+    port = gw.http.api_port
+
+    async def status(value: bytes) -> bytes:
+        request = (
+            b"GET /v1/accounts HTTP/1.1\r\nHost: x\r\nAuthorization:"
+            + value
+            + b"\r\nConnection: close\r\n\r\n"
+        )
+        answer = await wechat.world.drive(raw_http(port, request))
+        return answer.split(b"\r\n", 1)[0]
+
+    token = TOKEN.encode()
+    for value in (
+        b" Bearer  " + token,
+        b" bearer " + token,
+        b" BEARER " + token,
+        b" Bearer\t" + token,
+        b"\tBearer " + token + b" \t",
+        b"Bearer " + token,
+    ):
+        assert await status(value) == b"HTTP/1.1 200 OK", value
+    for value in (
+        b" Bearer",
+        b" Bearer ",
+        b" " + token,
+        b" Basic " + token,
+        b" Bearer " + token + b" extra",
+        b" Bearer " + token + b"x",
+        b" Bearer x" + token,
+    ):
+        assert await status(value) == b"HTTP/1.1 401 Unauthorized", value
+    assert TOKEN not in caplog.text
+
+
 async def test_a_message_is_sent_chunked_like_a_reply(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ log = logging.getLogger("wechat_sdk.gateway")
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: an Authorization header's value: its scheme and one token
+_BEARER = re.compile(r"[ \t]*([^ \t]+)[ \t]+([^ \t]+)[ \t]*")
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,10 @@ class GatewayHttp:
     def _check_token(self, request: web.Request) -> None:
         api = self.listen.api
         assert api is not None
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # RFC 7235: the scheme in any case, then one token after spaces (or tabs), with
+        # spaces or tabs around the whole value
+        words = _BEARER.fullmatch(request.headers.get("Authorization", ""))
+        scheme, given = words.groups() if words is not None else ("", "")
         # bytes as they came: a header that is not UTF-8 reaches us surrogate-escaped, and
         # is a wrong token (401), not an error
         given_bytes = given.encode("utf-8", "surrogateescape")
