@@ -480,6 +480,36 @@ async def test_bad_bodies_get_400_and_too_large_ones_413(
     assert wechat.world.sent() == []
 
 
+async def test_a_body_that_is_no_json_object_gets_a_400_saying_what_to_send(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """A form post (``curl -d to=...``, ``requests.post(data=...)``) was answered
+    ``body: Invalid JSON: expected ident at line 1 column 2``."""
+    gw = await wechat.gateway(echo, **API)
+    form = "application/x-www-form-urlencoded"
+    for path, data, content_type, says in (
+        ("/v1/messages", b"to=wxid_alice&text=hi", form, f"it came as {form}"),
+        ("/v1/messages", b"{not json", "application/json", "this one is not JSON"),
+        ("/v1/messages", b'["wxid_alice", "hi"]', "application/json", "this one is an array"),
+        ("/v1/pairing/ABCD1234/approve", b"notify=true", form, f"it came as {form}"),
+        ("/v1/accounts/default/login/verify-code", b"482137", "text/plain", "a number"),
+    ):
+        headers = {**AUTH, "Content-Type": content_type}
+        code, answer, _ = await call(wechat, http, gw, "POST", path, data=data, headers=headers)
+        assert (code, answer["code"]) == (400, "invalid_request"), answer
+        error = answer["error"]
+        assert error.startswith("the body must be a JSON object"), error
+        assert "Content-Type: application/json" in error and says in error, error
+    # JSON sent as a form (curl -d without -H) is JSON all the same: taken
+    body = json.dumps({"to": "wxid_alice", "text": "hi"}).encode()
+    headers = {**AUTH, "Content-Type": form}
+    code, answer, _ = await call(
+        wechat, http, gw, "POST", "/v1/messages", data=body, headers=headers
+    )
+    assert code == 200, answer
+    assert wechat.world.texts(to="wxid_alice") == ["hi"]
+
+
 async def test_a_voice_file_without_its_length_is_refused_before_the_text_goes(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

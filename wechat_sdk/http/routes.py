@@ -252,18 +252,45 @@ def asked_account(raw: str, where: str) -> str:
         raise ApiError(400, "invalid_request", f"{where}: {exc}") from None
 
 
-def parse_body(model: type[M], raw: bytes, *, optional: bool = False) -> M:
-    """``raw`` validated by ``model``; an empty body is ``{}`` when ``optional``."""
+def parse_body(model: type[M], raw: bytes, *, content_type: str = "", optional: bool = False) -> M:
+    """``raw`` validated by ``model``; an empty body is ``{}`` when ``optional``.
+    ``content_type`` (the request's header) is named when the body is no JSON object."""
     if optional and not raw.strip():
         raw = b"{}"
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors(include_url=False, include_input=False):
+        for err in exc.errors(include_url=False):
+            if not err["loc"] and err["type"] in ("json_invalid", "model_type"):
+                # (the body as a whole is not JSON, or no object: a form, say)
+                raise ApiError(400, "invalid_request", _not_an_object(err, content_type))
             where = ".".join(str(p) for p in err["loc"]) or "body"
             problems.append(f"{where}: {err['msg']}")
         raise ApiError(400, "invalid_request", "; ".join(problems)) from None
+
+
+#: what a JSON value that is no object is, by its Python type
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def _not_an_object(err: Any, content_type: str) -> str:
+    """What to send instead of a body that is not a JSON object (a form, say)."""
+    if err["type"] == "json_invalid" and not bytes(err.get("input") or b"").strip():
+        what = "this one is empty"
+    elif err["type"] == "json_invalid":
+        what = f"this one is not JSON: {err.get('ctx', {}).get('error', 'invalid')}"
+    else:
+        value = err.get("input")
+        kind = "true or false" if isinstance(value, bool) else _JSON_KINDS.get(type(value))
+        what = f"this one is {kind or 'null'}"
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        what += f"; it came as {shown(media_type, 100)}"
+    return (
+        f"the body must be a JSON object ({what}): send a JSON object, with the header "
+        "Content-Type: application/json (curl: --json '{...}')"
+    )
 
 
 class ApiHandlers:
@@ -313,7 +340,9 @@ class ApiHandlers:
         raw = await request.read()
         key = request.headers.get("Idempotency-Key")
         if key is None:
-            status, body = await self._send(parse_body(MessageRequest, raw))
+            status, body = await self._send(
+                parse_body(MessageRequest, raw, content_type=_content_type(request))
+            )
             return web.json_response(body, status=status)
         if not 0 < len(key) <= _MAX_KEY_CHARS:
             raise ApiError(
@@ -329,7 +358,9 @@ class ApiHandlers:
                     "Idempotency-Key is not UTF-8: use ASCII letters, digits and dashes "
                     "(a UUID, say)",
                 ) from None
-        message = parse_body(MessageRequest, raw)  # (a bad body claims no key)
+        message = parse_body(
+            MessageRequest, raw, content_type=_content_type(request)
+        )  # (a bad body claims no key)
         store = self.gateway.store.idempotency
         now = self.gateway.clock.now()
         # what the request means, not its bytes: a retry whose JSON has its keys in another
@@ -599,7 +630,9 @@ class ApiHandlers:
             submit_verify_code,
         )
 
-        body = parse_body(VerifyCodeRequest, await request.read())
+        body = parse_body(
+            VerifyCodeRequest, await request.read(), content_type=_content_type(request)
+        )
         account = asked_account(request.match_info["id"], "id")
         try:
             outcome = await submit_verify_code(self.gateway, account, body.code)
@@ -647,7 +680,9 @@ class ApiHandlers:
         return web.json_response(PairingList(requests=requests).model_dump())
 
     async def approve_pairing(self, request: web.Request) -> web.StreamResponse:
-        body = parse_body(ApproveRequest, await request.read(), optional=True)
+        body = parse_body(
+            ApproveRequest, await request.read(), content_type=_content_type(request), optional=True
+        )
         pairing = self.gateway.pairing
         try:
             approved = await pairing.approve(request.match_info["code"], account=body.account)
@@ -668,13 +703,19 @@ class ApiHandlers:
         return web.json_response(out.model_dump())
 
     async def deny_pairing(self, request: web.Request) -> web.StreamResponse:
-        body = parse_body(DenyRequest, await request.read(), optional=True)
+        body = parse_body(
+            DenyRequest, await request.read(), content_type=_content_type(request), optional=True
+        )
         try:
             denied = self.gateway.pairing.deny(request.match_info["code"], account=body.account)
         except PairingError as exc:
             raise ApiError(404, "pairing_error", str(exc)) from None
         out = Denied(code=denied.code, accountId=denied.account_id, senderId=denied.sender_id)
         return web.json_response(out.model_dump())
+
+
+def _content_type(request: web.Request) -> str:
+    return request.headers.get("Content-Type", "")
 
 
 def _root(exc: BaseException) -> BaseException:
