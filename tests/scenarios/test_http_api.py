@@ -809,6 +809,20 @@ async def test_account_ids_are_asked_for_as_on_the_cli_in_any_case(
     assert world.texts(to="wxid_alice") == ["hi"]
 
 
+async def test_a_query_parameter_given_twice_is_a_400_naming_it(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    """``?account=a&account=b`` listed the first account's requests, silently."""
+    gw = await wechat.gateway(echo, **API)
+    await wechat.world.say("wxid_bob", "hi")
+    for query in ("account=default&account=work", "account=default&account=default"):
+        code, body, _ = await call(wechat, http, gw, "GET", f"/v1/pairing?{query}")
+        assert (code, body["code"]) == (400, "invalid_request"), body
+        assert "account" in body["error"] and "2 times" in body["error"], body
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/pairing?account=default")
+    assert code == 200 and len(body["requests"]) == 1
+
+
 async def test_approve_with_notify_tells_the_sender(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

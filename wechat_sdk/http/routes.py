@@ -252,6 +252,20 @@ def asked_account(raw: str, where: str) -> str:
         raise ApiError(400, "invalid_request", f"{where}: {exc}") from None
 
 
+def query_value(request: web.Request, name: str) -> str | None:
+    """The query parameter ``name`` (None: not given); given more than once, a 400 (which
+    one was meant is not for the gateway to guess)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the query parameter {name} is given {len(values)} times: give it once "
+            f"(?{name}=...)",
+        )
+    return values[0] if values else None
+
+
 def parse_body(model: type[M], raw: bytes, *, content_type: str = "", optional: bool = False) -> M:
     """``raw`` validated by ``model``; an empty body is ``{}`` when ``optional``.
     ``content_type`` (the request's header) is named when the body is no JSON object."""
@@ -663,7 +677,7 @@ class ApiHandlers:
     # ------------------------------------------------------------ pairing
 
     async def list_pairing(self, request: web.Request) -> web.StreamResponse:
-        account = request.query.get("account")
+        account = query_value(request, "account")
         if account is not None:
             account = asked_account(account, "account")
         requests = [
