@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.config import ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
+from wechat_sdk.http.openapi import openapi_document
 from wechat_sdk.http.routes import IDEMPOTENCY_TTL_S
 from wechat_sdk.http.server import MAX_BODY_BYTES
 from wechat_sdk.outbound.window import MORE_NOTICE
@@ -65,7 +67,24 @@ async def call(
         ) as response:
             return response.status, await response.json(), dict(response.headers)
 
-    return await wechat.world.drive(go())
+    answer = await wechat.world.drive(go())
+    documented = documented_statuses(method, path)
+    assert documented is None or str(answer[0]) in documented, (
+        f"{method} {path} answered {answer[0]}, which its OpenAPI document does not list "
+        f"({', '.join(documented or ())}): {answer[1]}"
+    )
+    return answer
+
+
+def documented_statuses(method: str, path: str) -> set[str] | None:
+    """The statuses the OpenAPI document lists for the route of ``path`` (None: no route
+    of the document), so that every answer of these tests is checked against it."""
+    path = path.partition("?")[0]
+    for template, operations in openapi_document()["paths"].items():
+        pattern = re.sub(r"\\{\w+\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path) and method.lower() in operations:
+            return set(operations[method.lower()]["responses"])
+    return None
 
 
 async def raw_http(port: int, request: bytes) -> bytes:

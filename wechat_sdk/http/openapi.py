@@ -70,6 +70,11 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.request is not None:
         responses["400"] = _error("the body is not valid: the message says what to change")
         responses["413"] = _error("the body is too large")
+    elif route.query:
+        responses["400"] = _error(
+            "a query parameter is not valid (an account id no account can have), or is "
+            "given twice: the message says which"
+        )
     responses["503"] = _error(_STORE_UNAVAILABLE)
     if route.name == "send_message":
         responses["404"] = _error("the account is not running")

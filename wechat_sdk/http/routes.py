@@ -260,8 +260,7 @@ def query_value(request: web.Request, name: str) -> str | None:
         raise ApiError(
             400,
             "invalid_request",
-            f"the query parameter {name} is given {len(values)} times: give it once "
-            f"(?{name}=...)",
+            f"the query parameter {name} is given {len(values)} times: give it once (?{name}=...)",
         )
     return values[0] if values else None
 
@@ -278,7 +277,7 @@ def parse_body(model: type[M], raw: bytes, *, content_type: str = "", optional: 
         for err in exc.errors(include_url=False):
             if not err["loc"] and err["type"] in ("json_invalid", "model_type"):
                 # (the body as a whole is not JSON, or no object: a form, say)
-                raise ApiError(400, "invalid_request", _not_an_object(err, content_type))
+                raise ApiError(400, "invalid_request", _not_an_object(err, content_type)) from None
             where = ".".join(str(p) for p in err["loc"]) or "body"
             problems.append(f"{where}: {err['msg']}")
         raise ApiError(400, "invalid_request", "; ".join(problems)) from None
