@@ -34,7 +34,7 @@ import urllib.request
 from http.client import HTTPMessage
 from typing import IO, Any, Literal
 
-from wechat_sdk.config.integrations import without_query
+from wechat_sdk.config.integrations import without_credentials, without_query
 
 __all__ = [
     "FETCH_DEADLINE_S",
@@ -122,6 +122,10 @@ def fetch_url(
     shown = without_query(url)
     if _scheme(url) not in ("http", "https"):
         raise FetchFailed(f"cannot fetch {shown!r}: only http and https URLs are allowed")
+    try:
+        without_credentials(url)
+    except ValueError as exc:
+        raise FetchFailed(f"cannot fetch {shown}: its URL {exc}") from None
     watch = _Deadline(total_s)
     handlers: list[urllib.request.BaseHandler] = [
         _HttpOnlyRedirects(),

@@ -105,6 +105,17 @@ def test_only_http_and_https_are_fetched() -> None:
             fetch_url(url, 10_000, allow_private=True)
 
 
+def test_a_url_with_a_user_and_password_is_refused_saying_so_not_fetched() -> None:
+    """A Python agent's ``OutboundFile(url="https://bob:pw@host/a.png")``: urllib took
+    ``bob:pw@host`` for the host's name (``Name or service not known``)."""
+    with serving({"/pic.png": Answer(PNG, headers={"Content-Type": "image/png"})}) as server:
+        url = f"http://bob:pw-0123456789@127.0.0.1:{server.port}/pic.png"
+        with pytest.raises(FetchFailed, match="credentials in URLs are not supported") as refused:
+            fetch_url(url, 10_000, timeout=5, allow_private=True)
+        assert "pw-0123456789" not in str(refused.value)
+        assert server.asked == []
+
+
 def test_the_config_switch_is_off_by_default() -> None:
     assert AccountConfig().mediaFetchAllowPrivate is False
     assert AccountConfig(mediaFetchAllowPrivate=True).mediaFetchAllowPrivate is True

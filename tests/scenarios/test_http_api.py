@@ -577,6 +577,38 @@ async def test_a_file_url_that_is_no_url_is_a_400_not_a_500(
     assert wechat.world.sent() == []
 
 
+async def test_a_file_url_with_a_user_and_password_is_a_400_and_never_fetched(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``https://user:pw@host/a.pdf`` went to urllib, which took ``user:pw@host`` for the
+    host's name: 502 ``Name or service not known``, after the text had gone."""
+    caplog.set_level(logging.DEBUG)
+    asked: list[str] = []
+    app = web.Application()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        asked.append(request.path)
+        return web.Response(body=b"%PDF")
+
+    app.router.add_get("/a.pdf", serve)
+    files = TestServer(app, host="127.0.0.1")
+    await files.start_server()
+    gw = await wechat.gateway(echo, **API)
+    try:
+        for userinfo in ("bob:pw-0123456789@", "bob@", ":pw-0123456789@"):
+            url = f"http://{userinfo}127.0.0.1:{files.port}/a.pdf"
+            body = {"to": "wxid_alice", "text": "here", "files": [{"name": "a.pdf", "url": url}]}
+            code, answer, _ = await call(wechat, http, gw, "POST", "/v1/messages", json=body)
+            assert (code, answer["code"]) == (400, "invalid_request"), answer
+            error = answer["error"]
+            assert error.startswith("files.0.url: ") and "credentials" in error, error
+            assert "data" in error and "pw-0123456789" not in error, error
+    finally:
+        await files.close()
+    assert asked == [] and wechat.world.sent() == []
+    assert "pw-0123456789" not in caplog.text
+
+
 class WindowedPuppet:
     """The simulator's puppet, with reply windows: closed for wxid_closed; wxid_closing's
     closes as the send is made."""

@@ -30,6 +30,7 @@ __all__ = [
     "check_whsec",
     "http_url",
     "origin_of",
+    "without_credentials",
     "without_query",
 ]
 
@@ -100,6 +101,24 @@ def http_url(url: str) -> str:
                 "has a host that is not a valid name (letters, digits, hyphens, underscores "
                 "and dots) or IP address"
             ) from None
+    return url
+
+
+def without_credentials(url: str) -> str:
+    """``url`` if it holds no user name or password (``user:password@``): the gateway
+    sends no credentials from a URL when it fetches a file (urllib would take them for
+    part of the host's name). The words never repeat them.
+
+    >>> without_credentials("https://files.example.com/a.pdf")
+    'https://files.example.com/a.pdf'
+    """
+    _, netloc, _ = _scheme_netloc_path(url)
+    if "@" in netloc:
+        raise ValueError(
+            "has a user name or password in it (user:password@): credentials in URLs are "
+            "not supported; give a URL that needs none (a presigned URL, say), or the "
+            "file's bytes as data (base64)"
+        )
     return url
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from wechat_sdk.config.accounts import asked_account_id
-from wechat_sdk.config.integrations import http_url
+from wechat_sdk.config.integrations import http_url, without_credentials
 from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
 
 #: an account id in a request: any case, spaces around it dropped, as on the CLI
@@ -80,7 +80,7 @@ class FileIn(_In):
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         # (a URL no client can fetch is the caller's to fix: refused before anything goes)
-        return None if url is None else http_url(url)
+        return None if url is None else without_credentials(http_url(url))
 
     @model_validator(mode="after")
     def _one_source(self) -> FileIn:
