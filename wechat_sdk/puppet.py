@@ -46,6 +46,7 @@ __all__ = [
     "VerifyCodeOutcome",
     "WindowClosed",
     "verify_number",
+    "voice_length_problem",
 ]
 
 
@@ -199,6 +200,23 @@ class Room:
     id: str
     topic: str
     member_ids: tuple[str, ...] = ()
+
+
+def voice_length_problem(
+    kind: str, duration_s: float | None, *, key: str = "duration_s"
+) -> str | None:
+    """Why a file cannot go as a voice message (None: it can): WeChat refuses a voice
+    (kind ``audio``) without its length in seconds, more than 0. ``key`` names the length
+    as the caller's input does (the HTTP API's and a webhook agent's ``durationS``).
+
+    >>> voice_length_problem("audio", None, key="durationS")
+    'a voice message (kind audio) needs durationS, its length in seconds (more than 0)'
+    >>> voice_length_problem("audio", 3.5) is None and voice_length_problem("file", None) is None
+    True
+    """
+    if kind == "audio" and not (duration_s is not None and duration_s > 0):
+        return f"a voice message (kind audio) needs {key}, its length in seconds (more than 0)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

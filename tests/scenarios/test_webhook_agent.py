@@ -217,6 +217,26 @@ async def test_an_answer_listing_many_files_sends_the_first_ten(
     assert "has 12 files: the first 10 go" in caplog.text
 
 
+@pytest.mark.parametrize("length", [{}, {"durationS": 0}])
+async def test_a_voice_without_its_length_fails_the_answer_before_its_text_goes(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, length: dict[str, Any]
+) -> None:
+    """The text went out, then the voice failed (``needs duration_s``): the user got half
+    an answer, where the HTTP API checks its files before any text goes."""
+    voice = {"name": "note.silk", "kind": "audio", "data": base64.b64encode(b"v").decode()}
+
+    async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response({"text": "listen:", "files": [{**voice, **length}]})
+
+    endpoint.answer = answer
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    await wechat.world.say("wxid_alice", "a voice please")
+    await answered(wechat, gw)
+    assert [e.text for e in wechat.world.sent(to="wxid_alice")] == ["sorry, try later"]
+    error = gw.status()[0].last_error or ""
+    assert "files[0] of the agent's answer" in error and "durationS" in error, error
+
+
 async def test_a_files_data_in_lines_of_base64_is_sent(
     wechat: WeChatHarness, endpoint: AgentEndpoint
 ) -> None:

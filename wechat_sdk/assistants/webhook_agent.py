@@ -46,7 +46,7 @@ from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.events import iso_time
 from wechat_sdk.file_data import file_data
 from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets
-from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.puppet import OutboundFile, voice_length_problem
 from wechat_sdk.webhooks.signing import signed_headers, turn_message_id
 
 if TYPE_CHECKING:
@@ -405,6 +405,10 @@ def _file(index: int, f: Any) -> OutboundFile:
         or not 0 <= duration < math.inf  # (NaN too: JSON from Python may hold it)
     ):
         raise WebhookAgentError(f"{where}: durationS must be a finite number of seconds, 0 or more")
+    # (checked with the rest of the answer: the text would go out before the file failed)
+    voice_problem = voice_length_problem(kind, duration, key="durationS")
+    if voice_problem is not None:
+        raise WebhookAgentError(f"{where}: {voice_problem}")
     raw = None
     if data is not None:
         if not isinstance(data, str):

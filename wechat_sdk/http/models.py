@@ -20,6 +20,7 @@ from pydantic import (
 
 from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.config.integrations import http_url, without_credentials
+from wechat_sdk.puppet import voice_length_problem
 from wechat_sdk.webhooks.status import STATE_MEANINGS, EndpointState
 
 #: an account id in a request: any case, spaces around it dropped, as on the CLI
@@ -86,10 +87,11 @@ class FileIn(_In):
     def _one_source(self) -> FileIn:
         if (self.url is None) == (self.data is None):
             raise ValueError("give the file's url or its data (base64), one of them")
-        if self.kind == "audio" and self.durationS is None:
-            # (WeChat refuses a voice message without its length; checked here, the text
-            # of the request would go out before its file failed)
-            raise ValueError("a voice message (kind audio) needs durationS, its length in seconds")
+        # (checked here, not only when the file goes: the text of the request would go
+        # out before its file failed)
+        voice_problem = voice_length_problem(self.kind, self.durationS, key="durationS")
+        if voice_problem is not None:
+            raise ValueError(voice_problem)
         return self
 
 

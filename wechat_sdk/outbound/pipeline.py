@@ -33,7 +33,7 @@ from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.outbound.waiting import WaitingForUser
 from wechat_sdk.outbound.window import fit_window, is_open
-from wechat_sdk.puppet import OutboundFile, ReplyWindow, WindowClosed
+from wechat_sdk.puppet import OutboundFile, ReplyWindow, WindowClosed, voice_length_problem
 
 __all__ = ["FETCH_TIMEOUT_S", "Outbound", "OutboundMessage", "fetch_url"]
 
@@ -512,9 +512,10 @@ class Outbound:
         wait_for_login: bool = True,
     ) -> None:
         cap = self.account.media_max_bytes
-        if file.kind == "audio" and not file.duration_s:
+        voice_problem = voice_length_problem(file.kind, file.duration_s)
+        if voice_problem is not None:
             raise self.sender.failure(
-                conversation_id, f"voice file {file.name!r} needs duration_s", "bad_file"
+                conversation_id, f"file {file.name!r}: {voice_problem}", "bad_file"
             )
         if file.data is None and file.path is None:
             if file.url is None:
