@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Agent",
+    "AgentFailed",
     "AgentLifecycle",
     "AgentResult",
     "AgentTurn",
@@ -67,6 +68,29 @@ class HistoryEntry:
     text: str
     timestamp: float
     message_id: str = ""
+
+
+class AgentFailed(RuntimeError):
+    """A failure of the agent that is expected, not a bug: the service it asks refused or
+    could not be reached. The gateway sends the account's ``errorNotice`` and logs one
+    line, ``agent failed on message <id>: <message> reason=<reason>``, without a
+    traceback (any other exception is logged with its traceback). The message is logged:
+    keep secrets and message text out of it.
+
+    Example:
+        ```python
+        async def agent(turn: AgentTurn) -> str:
+            answer = await ask_my_service(turn.text)
+            if answer.status == 503:
+                raise AgentFailed("my service is down (503)", reason="my_service_down")
+            return answer.text
+        ```
+    """
+
+    def __init__(self, message: str, *, reason: str = "agent_failed") -> None:
+        super().__init__(message)
+        #: the log line's reason code
+        self.reason = reason
 
 
 class ToolNotAllowed(PermissionError):

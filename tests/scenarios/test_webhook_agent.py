@@ -193,6 +193,46 @@ async def test_nothing_and_files_and_a_failure(
     ]
 
 
+async def test_an_expected_agent_failure_is_one_line_with_its_reason_no_traceback(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An endpoint answering 500, or gone, was logged with a traceback of the gateway's
+    own code (``agent failed on message ...`` and 30 lines), as if a bug."""
+
+    async def refuse(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        return web.Response(status=500)
+
+    endpoint.answer = refuse
+    gw = await gateway(wechat, endpoint, errorNotice="sorry, try later")
+    caplog.set_level(logging.INFO, "wechat_sdk")
+    await wechat.world.say("wxid_alice", "hi")
+    await answered(wechat, gw)
+    await endpoint.server.close()  # (gone: its port refuses connections)
+    await wechat.world.say("wxid_alice", "still there?")
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == ["sorry, try later"] * 2
+    failed = [r for r in caplog.records if "agent failed on message" in r.getMessage()]
+    assert [r.exc_info for r in failed] == [None, None], caplog.text
+    first, second = (r.getMessage() for r in failed)
+    assert "answered HTTP 500" in first and first.endswith("reason=agent_http_error"), first
+    assert second.endswith("reason=agent_unreachable"), second
+    assert "Traceback" not in caplog.text
+
+
+async def test_an_unexpected_agent_exception_is_logged_with_its_traceback(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def buggy(turn: Any) -> str:
+        return {"a": 1}["b"]  # type: ignore[no-any-return]
+
+    gw = await wechat.gateway(buggy, dmPolicy="open", allowFrom=["*"], errorNotice="oops")
+    await wechat.world.say("wxid_alice", "hi")
+    await wechat.world.drive(gw.wait_idle())
+    assert wechat.world.texts(to="wxid_alice") == ["oops"]
+    (failed,) = [r for r in caplog.records if "agent failed on message" in r.getMessage()]
+    assert failed.levelno == logging.ERROR and failed.exc_info is not None
+
+
 async def test_an_answer_listing_many_files_sends_the_first_ten(
     wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from wechat_sdk.agent import AgentTurn
+from wechat_sdk.agent import AgentFailed, AgentTurn
 from wechat_sdk.assistants.offered_tools import TurnTools
 from wechat_sdk.assistants.time_budget import TimeBudget
 from wechat_sdk.config.assistant import AgentConfig
@@ -48,12 +48,11 @@ DETAIL_MAX_CHARS = 300
 MAX_CALLS_PER_ROUND = 16
 
 
-class ModelFailed(RuntimeError):
+class ModelFailed(AgentFailed):
     """The model gave no usable answer after its retries; ``reason`` is the log's code."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+        super().__init__(detail, reason=reason)
 
 
 class _StreamEnded(Exception):

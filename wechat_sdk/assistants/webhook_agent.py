@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wechat_sdk import media_fetch
-from wechat_sdk.agent import AgentResult, AgentTurn, Reply
+from wechat_sdk.agent import AgentFailed, AgentResult, AgentTurn, Reply
 from wechat_sdk.assistants.time_budget import TimeBudget
+from wechat_sdk.config.integrations import origin_of
 from wechat_sdk.events import iso_time
 from wechat_sdk.file_data import file_data
-from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets
+from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets, without_secrets
 from wechat_sdk.puppet import OutboundFile, voice_length_problem
 from wechat_sdk.webhooks.signing import signed_headers, turn_message_id
 
@@ -64,8 +65,15 @@ _FILE_KINDS = ("image", "video", "audio", "file")
 MAX_ANSWER_FILES = 10
 
 
-class WebhookAgentError(RuntimeError):
-    """The endpoint answered with an error, or with something that is not an answer."""
+class WebhookAgentError(AgentFailed):
+    """The endpoint answered with an error, or with something that is not an answer, or
+    could not be reached. ``reason``: ``agent_http_error`` (a status but 2xx),
+    ``agent_timeout`` (no whole answer within ``agent.timeout``), ``agent_unreachable``
+    (no connection, or it broke), ``agent_stream_error`` (its stream sent an ``error``
+    event), ``agent_bad_answer`` (not an answer: its shape, its size)."""
+
+    def __init__(self, message: str, *, reason: str = "agent_bad_answer") -> None:
+        super().__init__(message, reason=reason)
 
 
 def turn_payload(turn: AgentTurn, media_link: MediaLink | None = None) -> dict[str, Any]:
@@ -194,7 +202,8 @@ class WebhookAgent:
         try:
             if not 200 <= response.status_code < 300:
                 raise WebhookAgentError(
-                    f"the agent's endpoint answered HTTP {response.status_code}"
+                    f"the agent's endpoint answered HTTP {response.status_code}",
+                    reason="agent_http_error",
                 )
             kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
             if kind == "text/event-stream":
@@ -232,13 +241,25 @@ class WebhookAgent:
         return b"".join(parts)
 
     async def _within(self, budget: TimeBudget, waiting: Awaitable[T]) -> T:
-        """``waiting`` within what is left of ``budget``; past it, the answer is late."""
+        """``waiting`` within what is left of ``budget``; past it, the answer is late. A
+        connection that fails (refused, reset, cut mid-answer) is the endpoint's failure."""
+        import httpx
+
         try:
             return await budget.wait(waiting)
         except TimeoutError:
             raise WebhookAgentError(
                 f"the agent's endpoint gave no whole answer within {self.timeout_s:g} s "
-                "(agent.timeout)"
+                "(agent.timeout)",
+                reason="agent_timeout",
+            ) from None
+        except httpx.TransportError as exc:
+            # (httpx's words may repeat the URL, whose path or query may hold a token)
+            why = without_secrets(str(exc) or "no detail", 200)
+            raise WebhookAgentError(
+                f"the connection to the agent's endpoint {origin_of(self.url)} failed "
+                f"({type(exc).__name__}: {why})",
+                reason="agent_unreachable",
             ) from None
 
     async def _fetched(self, reply: Reply | None, account_id: str) -> Reply | None:
@@ -300,7 +321,10 @@ class WebhookAgent:
                 if event.event == "done" or event.data == "[DONE]":
                     return
                 if event.event == "error":
-                    raise WebhookAgentError(f"the agent's stream failed: {event.data[:200]}")
+                    raise WebhookAgentError(
+                        f"the agent's stream failed: {event.data[:200]}",
+                        reason="agent_stream_error",
+                    )
                 piece = _piece(event.data)
                 if piece is None:
                     if not textless:

@@ -17,7 +17,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from wechat_sdk.agent import Agent, AgentTurn, HistoryEntry, Reply, resolve_agent_result
+from wechat_sdk.agent import (
+    Agent,
+    AgentFailed,
+    AgentTurn,
+    HistoryEntry,
+    Reply,
+    resolve_agent_result,
+)
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
@@ -405,7 +412,15 @@ class Turns:
             if progress.journal is not None:
                 progress.journal.answered()
             self._on_error(f"agent error: {type(exc).__name__}: {exc}")
-            self.log.exception("agent failed on message %s", turn.message_id)
+            if isinstance(exc, AgentFailed):  # expected (a service refused): one line
+                self.log.warning(
+                    "agent failed on message %s: %s reason=%s",
+                    shown(turn.message_id),
+                    shown(exc, 300),
+                    exc.reason,
+                )
+            else:  # a bug, in the agent or here: its traceback
+                self.log.exception("agent failed on message %s", turn.message_id)
             if progress.reply is not None:
                 with contextlib.suppress(DeliveryFailed):
                     await self._marks_durable(mark)
