@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -37,12 +37,13 @@ class AgentEndpoint:
     """The assistant's side: checks each request's signature, records its turn, answers
     with ``answer``."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, path: str = "/agent") -> None:
         self.answer = answer
+        self.path = path
         self.turns: list[dict[str, Any]] = []
         self.ids: list[str] = []  # each request's webhook-id
         app = web.Application()
-        app.router.add_post("/agent", self._handle)
+        app.router.add_post(path, self._handle)
         self.server = TestServer(app, host="127.0.0.1")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -83,7 +84,7 @@ async def gateway(
                         "api": {"port": 0, "token": TOKEN},
                         "agent": {
                             "provider": "webhook",
-                            "url": str(endpoint.server.make_url("/agent")),
+                            "url": str(endpoint.server.make_url(endpoint.path)),
                             "secret": SECRET,
                             **(agent_keys or {}),
                         },
@@ -231,6 +232,59 @@ async def test_an_unexpected_agent_exception_is_logged_with_its_traceback(
     assert wechat.world.texts(to="wxid_alice") == ["oops"]
     (failed,) = [r for r in caplog.records if "agent failed on message" in r.getMessage()]
     assert failed.levelno == logging.ERROR and failed.exc_info is not None
+
+
+@contextlib.contextmanager
+def gateway_logging(level: str) -> Iterator[None]:
+    """``gateway run``'s logging (configure_logging) at ``level``; the loggers it sets
+    are put back after."""
+    from wechat_sdk.gateway.service import LIBRARY_LOGGERS, LOGGERS, configure_logging
+
+    loggers = [logging.getLogger(name) for name in (*LOGGERS, *LIBRARY_LOGGERS)]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    configure_logging("human", level)
+    try:
+        yield
+    finally:
+        for lg, handlers, lg_level, propagate in saved:
+            lg.handlers[:], lg.level, lg.propagate = handlers, lg_level, propagate
+
+
+async def test_the_agents_url_path_never_shows_in_the_log(
+    wechat: WeChatHarness, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An n8n webhook's path is its key (``/webhook/<uuid>``): httpx's INFO line ``HTTP
+    Request: POST <url>`` showed it, in a program logging at INFO."""
+    token = "tok-5f0c2b9e1d7a4c3b8a6e"
+
+    async def say_hi(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+        return web.json_response({"text": f"hook got: {turn['data']['text']}"})
+
+    endpoint = AgentEndpoint(say_hi, path=f"/webhook/{token}")
+    await endpoint.server.start_server()
+    try:
+        gw = await gateway(wechat, endpoint)
+        caplog.set_level(logging.INFO)  # (a program's own logging.basicConfig(level=INFO))
+        await wechat.world.say("wxid_alice", "one")
+        await answered(wechat, gw)
+        requests = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+        assert requests and "HTTP Request: POST" in requests[0], caplog.text
+        # (aiohttp.access: the test's endpoint's own log, not the gateway's)
+        logged = [r.getMessage() for r in caplog.records if r.name != "aiohttp.access"]
+        assert not [line for line in logged if token in line]
+        for level in ("info", "debug"):  # gateway run's logging
+            with gateway_logging(level):
+                await wechat.world.say("wxid_alice", level)
+                await answered(wechat, gw)
+            err = capsys.readouterr().err
+            assert token not in err
+            if level == "info":  # (the default: no library's request lines at all)
+                assert "HTTP Request" not in err and "hook got" not in err, err
+        assert wechat.world.texts(to="wxid_alice") == [
+            f"hook got: {t}" for t in ("one", "info", "debug")
+        ]
+    finally:
+        await endpoint.server.close()
 
 
 async def test_an_answer_listing_many_files_sends_the_first_ten(

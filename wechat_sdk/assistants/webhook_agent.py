@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentFailed, AgentResult, AgentTurn, Reply
@@ -154,7 +155,9 @@ class WebhookAgent:
         self._secret = secret
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
-        hide_in_library_logs([*url_secrets(url), *self.headers.values()])
+        # (its path too: an n8n or Zapier webhook's path is its key, and httpx's INFO
+        # line names each request's URL)
+        hide_in_library_logs([*url_secrets(url), _url_path(url), *self.headers.values()])
         self.media_link = media_link
         self.allow_private = allow_private
         self.max_bytes = max_bytes
@@ -364,6 +367,14 @@ class _CountedStream:
                     "(2 x mediaMaxMb + 1 MiB)"
                 )
             yield text
+
+
+def _url_path(url: str) -> str:
+    """The path of the endpoint's URL ("" when it is no URL: config check said so)."""
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return ""
 
 
 def _piece(data: str) -> str | None:
