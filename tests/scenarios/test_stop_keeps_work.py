@@ -21,6 +21,7 @@ import pytest
 
 from simulator.world import SimulatedWeChat
 from wechat_sdk.agent import Agent, AgentTurn, Reply
+from wechat_sdk.config import parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.outbox import (
     OUTBOX_MAX_AGE_S,
@@ -29,7 +30,7 @@ from wechat_sdk.gateway.outbox import (
     turn_to_json,
 )
 from wechat_sdk.outbound.chunking import chunk_text
-from wechat_sdk.puppet import OutboundFile
+from wechat_sdk.puppet import OutboundFile, ReplyWindow
 from wechat_sdk.stores import OutboxItem, SqliteStore
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
@@ -1027,6 +1028,77 @@ async def test_a_kept_pairing_code_whose_request_expired_is_not_sent_after_a_res
     (record,) = [r for r in caplog.records if "reason=pairing_not_pending" in r.getMessage()]
     assert record.levelno == logging.INFO
     assert f"kept messages of pairing request {old_code} not sent" in record.getMessage()
+
+
+class Windows:
+    """The simulator's puppet with reply windows, as iLink's: closed for the ids in
+    ``closed``, open (and roomy) for everyone else."""
+
+    def __init__(self, inner: Any, closed: set[str]) -> None:
+        self._inner = inner
+        self.closed = closed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def reply_window(self, conversation_id: str) -> ReplyWindow | None:
+        if conversation_id in self.closed:
+            return ReplyWindow(remaining=0, closes_at=0.0)
+        return ReplyWindow(remaining=100, closes_at=4_000_000_000.0)
+
+
+async def test_a_kept_pairing_code_left_waiting_by_a_closed_window_is_not_sent_once_approved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop keeps a stranger's code and the owner's notice of it; at the restart their
+    reply windows are closed (iLink), so both wait for each one's next message. The owner
+    approves the request meanwhile: the code no longer works, so neither goes out when they
+    write again (the stranger got "Pairing code ..." before the answer to their message),
+    said in the log; the rest of the owner's own reply kept with them still goes."""
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **NOTIFYING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # alice's reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    await world.drive(gw.close(grace_s=0.5))
+    assert world.texts(to="wxid_stranger") == []
+    (code,) = {i.pairing_code for i in outbox_rows(state) if i.pairing_code is not None}
+    told_alice = len(world.texts(to="wxid_alice"))
+
+    closed = {"wxid_alice", "wxid_stranger"}
+    config = {"channels": {"wechat": {**OPEN, **PACED, **NOTIFYING}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wechat_sdk"):
+        await gateway.start()
+        try:
+            await world.login()
+            await world.run_until_idle()
+            assert world.texts(to="wxid_stranger") == []  # all of it waits for the user
+            assert {i.state for i in outbox_rows(state)} == {"waiting"}
+            await gateway.pairing.approve(code)
+            closed.clear()  # (the windows open as each writes again)
+
+            await world.say("wxid_alice", "hi")
+            to_alice = world.texts(to="wxid_alice")[told_alice:]
+            assert to_alice[-1] == "echo hi"
+            assert not any("wants to talk to the bot" in t for t in to_alice), to_alice
+            assert to_alice[:-1] and all(t in CHUNKS for t in to_alice[:-1])  # her reply's rest
+            await world.say("wxid_stranger", "thanks!")
+            assert world.texts(to="wxid_stranger") == ["echo thanks!"]  # no stale code
+            assert outbox_rows(state) == []
+        finally:
+            await gateway.close()
+    gone = [r for r in caplog.records if "reason=pairing_not_pending" in r.getMessage()]
+    assert gone and f"kept messages of pairing request {code} not sent" in gone[0].getMessage()
 
 
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(

@@ -464,14 +464,22 @@ class KeptWork:
     async def send_waiting(self, turns: Turns, conversation: str) -> None:
         """The user wrote again: send, in order, what an earlier reply window did not
         take, as far as the window opened by this message takes it (the rest, if any,
-        waits again, with the notice that more follows). The conversation is held."""
+        waits again, with the notice that more follows). The conversation is held. Like
+        the kept messages a start sends, a pairing text whose request is no longer
+        pending is dropped, not sent."""
         waiting = self.outbound.waiting
         if waiting is None or not waiting.has(conversation):
             return
         window = self.outbound.window(conversation)
         if window is None or not is_open(window, self.clock.now()):
             return
-        items = [i for i in waiting.items(conversation) if not self._too_old(i)]
+        items = [
+            i
+            for i in waiting.items(conversation)
+            if not self._too_old(i) and self._pairing_pending(i)
+        ]
+        if not items:
+            return
         now, _ = self.outbound.fit(conversation, [message_of(i) for i in items], pack=False)
         going: list[tuple[OutboundMessage, OutboxItem | None]] = [
             (m, None if m is NOTICE else items[n]) for n, m in enumerate(now)
