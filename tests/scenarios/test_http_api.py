@@ -887,6 +887,29 @@ async def test_approve_with_notify_tells_the_sender(
     assert "approved" in wechat.world.texts(to="wxid_bob")[-1]
 
 
+async def test_approve_with_notify_tells_the_sender_through_the_account_they_wrote_to(
+    wechat: WeChatHarness, http: aiohttp.ClientSession
+) -> None:
+    # dm shares groups' pairing list: the note went through groups, an account bob never
+    # wrote to (on iLink it has no reply window with him), or not at all when it was down
+    wechat.world.add_account("groups")
+    wechat.world.add_account("dm")
+    gw = await wechat.gateway(
+        echo,
+        **API,
+        defaultAccountId="groups",
+        accounts={"groups": {}, "dm": {"pairingAccount": "groups"}},
+    )
+    await wechat.world.say("wxid_bob", "hi", account="dm")
+    (request,) = gw.pairing.list()
+    code, body, _ = await call(
+        wechat, http, gw, "POST", f"/v1/pairing/{request.code}/approve", json={"notify": True}
+    )
+    assert code == 200 and body["notified"] is True and body["accountId"] == "groups"
+    assert "approved" in wechat.world.texts(to="wxid_bob", account="dm")[-1]
+    assert wechat.world.texts(account="groups") == []
+
+
 async def test_the_openapi_document_is_valid_and_names_every_route(
     wechat: WeChatHarness, http: aiohttp.ClientSession
 ) -> None:

@@ -3,9 +3,15 @@ talk to every account that shares it, and the code they get says where to approv
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import shutil
+import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import json5
 import pytest
@@ -15,7 +21,11 @@ from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn, ConfigError, parse_config
 from wechat_sdk.cli import cli
 from wechat_sdk.clock import RealClock
+from wechat_sdk.gateway import Gateway
+from wechat_sdk.gateway.control import ControlServer
+from wechat_sdk.gateway.service import pairing_command
 from wechat_sdk.pairing.service import Pairing
+from wechat_sdk.stores import PairingRequest
 from wechat_sdk.stores.sqlite import SqliteStore
 
 CONFIG = """{ channels: { wechat: {
@@ -189,8 +199,9 @@ def test_two_accounts_naming_each_other_are_told_to_let_one_keep_the_list() -> N
 async def test_a_list_shared_from_a_disabled_account_keeps_working(tmp_path: Path) -> None:
     """An account sharing the pairing list of a disabled account (stopped for a while, say)
     goes on using that list: the stranger's code is kept there and names it, the owner
-    approves it through either account, and the approval lets the stranger in. Only
-    ``notify`` cannot tell them: the account that owns the list does not run."""
+    approves it through either account, and the approval lets the stranger in; ``notify``
+    tells them through the account they wrote to (it said nothing: it looked for the
+    account that owns the list, which does not run)."""
     config = """{ channels: { wechat: {
         pacing: false,
         defaultAccountId: "dm",
@@ -213,4 +224,113 @@ async def test_a_list_shared_from_a_disabled_account_keeps_working(tmp_path: Pat
         await world.say(stranger, "again", account="dm")
         await world.run_until_idle()
         await gateway.wait_idle()
-    assert world.texts(to=stranger)[1:] == ["dm: again"]  # (no "you're approved" note)
+    assert world.texts(to=stranger, account="dm")[1:] == [
+        "You're approved: WeChat assistant will answer your messages from now on.",
+        "dm: again",
+    ]
+
+
+@contextlib.asynccontextmanager
+async def controlled(gateway: Gateway) -> AsyncIterator[None]:
+    """The gateway's control socket, answering the pairing commands as ``gateway run``
+    does (the CLI's ``approve`` tells it of the approval, and asks it to ``--notify``)."""
+
+    async def handle(request: dict[str, Any]) -> dict[str, Any]:
+        answer = await pairing_command(gateway, request)
+        return answer if answer is not None else {"ok": False, "error": "not here"}
+
+    control = ControlServer(gateway.state_dir, handle)
+    await control.start()
+    try:
+        yield
+    finally:
+        await control.stop()
+
+
+def short_state_dir() -> Path:
+    """A state directory whose control socket's path is short enough (pytest's tmp_path
+    may be too long for a Unix socket)."""
+    return Path(tempfile.mkdtemp(prefix="pair"))
+
+
+async def approve_in_cli(config: Path, code: str) -> str:
+    """``wechat-sdk pairing approve CODE --notify`` (beside the running gateway): what it
+    said, as one line."""
+    args = ["pairing", "approve", code, "--notify", "--config", str(config)]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+async def test_approve_notify_tells_the_sender_through_the_account_they_wrote_to() -> None:
+    """The stranger wrote to dm, whose codes are kept in groups' list: ``approve --notify``
+    tells them through dm, the account they talk to (it asked groups, which does not run
+    here, and on iLink has no reply window with them: "not notified")."""
+    state = short_state_dir()
+    try:
+        world, stranger = world_of("groups", "dm")
+        config = _config_file(state)
+        gateway = world.gateway(CONFIG, agent, state_dir=state, only_accounts=["dm"])
+        async with gateway, controlled(gateway):
+            await world.login("dm")
+            await world.say(stranger, "hello", account="dm")
+            (request,) = gateway.pairing.list("dm")
+            said = await approve_in_cli(config, request.code)
+            assert "the sender was told" in said and "not notified" not in said
+            await world.run_until_idle()
+        assert world.texts(to=stranger, account="dm")[1:] == [
+            "You're approved: WeChat assistant will answer your messages from now on."
+        ]
+        assert world.texts(account="groups") == []
+    finally:
+        shutil.rmtree(state)
+
+
+async def test_approve_notify_says_when_the_account_the_sender_wrote_to_is_not_running() -> None:
+    """The stranger wrote to dm; the gateway now runs groups only (the list's owner):
+    ``approve --notify`` approves, and says clearly that dm, the account that can tell
+    them, is not running (it told them through groups, an account they never wrote to)."""
+    state = short_state_dir()
+    try:
+        world, stranger = world_of("groups", "dm")
+        config = _config_file(state)
+        first = world.gateway(CONFIG, agent, state_dir=state)
+        async with first:
+            await world.login("dm")
+            await world.say(stranger, "hello", account="dm")
+            (request,) = first.pairing.list("dm")
+        gateway = world.gateway(CONFIG, agent, state_dir=state, only_accounts=["groups"])
+        async with gateway, controlled(gateway):
+            await world.login("groups")
+            said = await approve_in_cli(config, request.code)
+            await world.run_until_idle()
+            assert [a.sender_id for a in gateway.pairing.approved("dm")] == [stranger]
+        assert f"approved {stranger} on account groups" in said
+        assert (
+            "not notified: account 'dm', the one wxid_stranger wrote to, is not running "
+            "(running: groups): only it can tell them"
+        ) in said, said
+        assert world.texts(account="groups") == []
+    finally:
+        shutil.rmtree(state)
+
+
+async def test_a_request_stored_before_the_account_written_to_was_kept_notifies_as_before(
+    tmp_path: Path,
+) -> None:
+    """A request an earlier build stored records no account the sender wrote to:
+    ``notify`` tells them through the account whose list keeps it, as it did."""
+    world, stranger = world_of("groups", "dm")
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
+    async with gateway:
+        await world.login("groups")
+        await world.login("dm")
+        now = world.clock.now()
+        old = PairingRequest("ABCD2345", "groups", stranger, "Stranger", now, now + 3600)
+        gateway.store.pairing.add_request(old)
+        await gateway.pairing.approve("ABCD2345", account="dm", notify=True)
+        await world.run_until_idle()
+    assert world.texts(to=stranger, account="groups") == [
+        "You're approved: WeChat assistant will answer your messages from now on."
+    ]
+    assert world.texts(account="dm") == []

@@ -5,6 +5,7 @@ redis-server from tests/conftest.py)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -321,3 +322,21 @@ def test_an_outbox_item_an_earlier_build_kept_reads_without_a_pairing_code() -> 
     assert item == OutboxItem(
         "default", "wxid_kim", "text", 1.5, text="Pairing code: X", id=7, pairing_code=None
     )
+
+
+def test_a_pairing_request_an_earlier_build_kept_reads_without_the_account_it_came_to() -> None:
+    # what a gateway of schema 4's time wrote (no "received_by"): read as a request said
+    # to the account whose list keeps it, as before (approve --notify tells through it)
+    from wechat_sdk.stores.redis.pairing import _request
+
+    row = {
+        "account_id": "groups",
+        "sender_id": "wxid_kim",
+        "sender_name": "Kim",
+        "created_at": "1.5",
+        "expires_at": "3601.5",
+    }
+    found = _request("ABCD2345", row)
+    assert found == PairingRequest("ABCD2345", "groups", "wxid_kim", "Kim", 1.5, 3601.5)
+    assert found is not None and found.received_by is None
+    assert _request("ABCD2345", {**row, "received_by": "dm"}) == replace(found, received_by="dm")

@@ -713,6 +713,7 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
     raw.execute("DROP TABLE webhook_queue")
     raw.execute("DROP TABLE idempotency_keys")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
+    raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 1")
     raw.commit()
     raw.close()
@@ -744,6 +745,7 @@ def test_a_version_3_file_keeps_its_outbox_and_gets_the_pairing_code_column(
     raw.execute("ALTER TABLE outbox DROP COLUMN pairing_code")
     raw.execute("ALTER TABLE outbox DROP COLUMN claim")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
+    raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 3")
     raw.commit()
     raw.close()
@@ -771,6 +773,7 @@ def test_a_version_4_file_keeps_its_marks_and_journal_and_gets_the_claim_columns
     raw = sqlite3.connect(db_path)
     raw.execute("ALTER TABLE outbox DROP COLUMN claim")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
+    raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 4")
     raw.commit()
     raw.close()
@@ -792,6 +795,36 @@ def test_a_version_4_file_keeps_its_marks_and_journal_and_gets_the_claim_columns
     raw = sqlite3.connect(db_path)
     try:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        raw.close()
+
+
+def test_a_version_4_file_keeps_its_pairing_requests_and_gets_the_received_by_column(
+    db_path: Path,
+) -> None:
+    with SqliteStore(db_path) as s:
+        s.pairing.add_request(req("ABCD2345", "wxid_b", account="groups"))
+        s.pairing.add_approved("groups", "wxid_a", T0)
+    # what wechat-sdk with schema version 4 left: requests without the account they came to
+    raw = sqlite3.connect(db_path)
+    raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
+    raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
+    raw.execute("PRAGMA user_version = 4")
+    raw.commit()
+    raw.close()
+
+    with SqliteStore(db_path) as s:
+        old = s.pairing.get_request_by_code("ABCD2345")
+        assert old == req("ABCD2345", "wxid_b", account="groups")
+        assert old is not None and old.received_by is None
+        assert s.pairing.is_approved("groups", "wxid_a")
+        new = replace(req("EFGH2345", "wxid_c", account="groups"), received_by="dm")
+        s.pairing.add_request(new)
+        assert s.pairing.list_requests("groups") == [old, new]
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     finally:
         raw.close()
 

@@ -109,6 +109,18 @@ def test_request_round_trip_by_code_and_sender(store: Any) -> None:
     assert store.pairing.get_request_for_sender("other", "wxid_alice") is None
 
 
+def test_a_request_keeps_the_account_its_sender_wrote_to(store: Any) -> None:
+    # (a shared pairing list: kept in groups' list, said to dm; approve --notify tells
+    # the sender through dm)
+    r = replace(req("ABCD2345", account="groups"), received_by="dm")
+    store.pairing.add_request(r)
+    assert store.pairing.get_request_by_code("ABCD2345") == r
+    assert store.pairing.get_request_for_sender("groups", "wxid_alice") == r
+    assert store.pairing.list_requests("groups") == [r]
+    assert store.pairing.delete_request("ABCD2345") == r
+    assert req("ABCD2345").received_by is None  # (none recorded: a request of an older build)
+
+
 @pytest.mark.parametrize("typed", ["abcd2345", "AbCd2345", "  abcd2345\n"])
 def test_code_lookup_is_case_insensitive(store: Any, typed: str) -> None:
     store.pairing.add_request(req("ABCD2345"))

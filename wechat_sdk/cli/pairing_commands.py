@@ -288,7 +288,7 @@ def pairing_approve(
     from wechat_sdk.pairing.codes import normalize_code
 
     with _decisions(config_file, state_dir) as (service, store, directory):
-        approved = service.approve(code, account)
+        request, approved = service.approve_request(code, account)
         _out().print(
             f"approved {approved.sender_id} on account {approved.account_id}", markup=False
         )
@@ -308,13 +308,13 @@ def pairing_approve(
             _queue_approved(config_file, store, approved, canonical)
         except ControlError as exc:
             _err().print(f"[yellow]pairing.approved not sent:[/] {_escape(exc)}", markup=True)
-    if notify:
+    if notify:  # through the account the sender wrote to (only it can answer them)
         try:
             control_request(
                 directory,
                 {
                     "cmd": "notify_approved",
-                    "account": approved.account_id,
+                    "account": request.reply_account,
                     "sender": approved.sender_id,
                 },
             )

@@ -6,7 +6,8 @@ import builtins
 from typing import TYPE_CHECKING
 
 from wechat_sdk.agent import Reply
-from wechat_sdk.pairing.service import Pairing, approved_message
+from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.pairing.service import Pairing, PairingError, approved_message
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest
 
 if TYPE_CHECKING:
@@ -19,8 +20,10 @@ class PairingAPI:
     """Pairing requests of a running gateway: list, approve, deny, revoke.
 
     Changes reach the running gateway at once (the next message is checked against the
-    store). ``approve(..., notify=True)`` tells the sender they were approved. An
-    ``account`` is taken as the CLI takes ``--account`` (``" Work "`` is ``work``).
+    store). ``approve(..., notify=True)`` tells the sender they were approved, through the
+    account they wrote to (with ``pairingAccount``, not always the one whose list keeps
+    the request), when it runs. An ``account`` is taken as the CLI takes ``--account``
+    (``" Work "`` is ``work``).
     """
 
     def __init__(self, gateway: Gateway) -> None:
@@ -35,17 +38,35 @@ class PairingAPI:
     async def approve(
         self, code: str, *, account: str | None = None, notify: bool = False
     ) -> ApprovedSender:
-        approved = self._service().approve(code, account)
+        approved, tell_through = self.approve_quietly(code, account=account)
+        if notify and tell_through in self._gateway.runners:
+            await self.notify_approved(tell_through, approved.sender_id)
+        return approved
+
+    def approve_quietly(
+        self, code: str, *, account: str | None = None
+    ) -> tuple[ApprovedSender, str]:
+        """Approve (its ``pairing.approved`` event goes out) without telling the sender:
+        the approval, and the account to tell them through (the one they wrote to; the
+        approval's own for a request stored before wechat-sdk recorded it)."""
+        request, approved = self._service().approve_request(code, account)
         self._gateway.events.pairing_approved(
             approved.account_id, code=code.strip().upper(), sender_id=approved.sender_id
         )
-        if notify and approved.account_id in self._gateway.runners:
-            await self.notify_approved(approved.account_id, approved.sender_id)
-        return approved
+        return approved, request.reply_account
 
     async def notify_approved(self, account: str, sender_id: str) -> None:
-        """Tell an approved sender they were approved, through that (running) account."""
-        runner = self._gateway._runner(account)
+        """Tell an approved sender they were approved, through ``account``: the one they
+        wrote to. A :class:`PairingError` when it is not running (only it can tell them)."""
+        try:
+            runner = self._gateway._runner(account)
+        except KeyError:
+            running = ", ".join(self._gateway.runners) or "none"
+            raise PairingError(
+                f"account {asked_account_id(account)!r}, the one {sender_id} wrote to, is not "
+                f"running (running: {running}): only it can tell them; they are approved "
+                "all the same"
+            ) from None
         # a proactive send: its caller waits, so it never waits for a next login
         await runner.outbound.deliver(
             sender_id,

@@ -265,6 +265,22 @@ def status_answer(gateway: Gateway) -> dict[str, Any]:
     }
 
 
+async def pairing_command(gateway: Gateway, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The control socket's answer to a pairing command of the CLI (``pairing approve``
+    tells the gateway of the approval, for its webhook event, and asks it to tell the
+    sender with ``--notify``); None for another command."""
+    cmd = request.get("cmd")
+    if cmd == "pairing_approved":  # approved by the CLI: the webhook event
+        gateway.events.pairing_approved(
+            str(request["account"]), code=str(request["code"]), sender_id=str(request["sender"])
+        )
+        return {"ok": True}
+    if cmd == "notify_approved":
+        await gateway.pairing.notify_approved(str(request["account"]), str(request["sender"]))
+        return {"ok": True}
+    return None
+
+
 async def serve(
     config_file: Path | None,
     state_dir: Path | None,
@@ -329,14 +345,9 @@ async def serve(
                 }
             log.info("config reloaded and accounts restarted")
             return {"ok": True}
-        if cmd == "pairing_approved":  # approved by the CLI: the webhook event
-            gateway.events.pairing_approved(
-                str(request["account"]), code=str(request["code"]), sender_id=str(request["sender"])
-            )
-            return {"ok": True}
-        if cmd == "notify_approved":
-            await gateway.pairing.notify_approved(str(request["account"]), str(request["sender"]))
-            return {"ok": True}
+        answer = await pairing_command(gateway, request)
+        if answer is not None:
+            return answer
         if cmd == "verify_code":  # the number an iLink login's phone shows (channels verify-code)
             from wechat_sdk.gateway.verify_code import (
                 OUTCOME_WORDS,

@@ -239,7 +239,9 @@ class Approved(BaseModel):
     senderId: str
     approvedAt: float
     notified: bool = Field(
-        description="the sender was told (asked with notify, and the account was ready)"
+        description=(
+            "the sender was told (asked with notify, and the account they wrote to was ready)"
+        )
     )
 
 

@@ -698,14 +698,16 @@ class ApiHandlers:
         )
         pairing = self.gateway.pairing
         try:
-            approved = await pairing.approve(request.match_info["code"], account=body.account)
+            approved, tell_through = pairing.approve_quietly(
+                request.match_info["code"], account=body.account
+            )
         except PairingError as exc:
             raise ApiError(404, "pairing_error", str(exc)) from None
         notified = False
-        runner = self.gateway.runners.get(approved.account_id)
+        runner = self.gateway.runners.get(tell_through)  # (the account the sender wrote to)
         if body.notify and runner is not None and runner.status.lifecycle == "ready":
             with contextlib.suppress(DeliveryFailed):  # (logged out meanwhile: logged too)
-                await pairing.notify_approved(approved.account_id, approved.sender_id)
+                await pairing.notify_approved(tell_through, approved.sender_id)
                 notified = True
         out = Approved(
             accountId=approved.account_id,

@@ -339,7 +339,9 @@ class InboundPipeline:
         """A new pairing request for the sender: the drop with the code to send them (and
         the owner's notice), or with nothing (one reply per request: no spam)."""
         sender = item.message.talker_id
-        result = self.pairing.challenge(self.account.pairing_id, sender, item.sender_name)
+        result = self.pairing.challenge(
+            self.account.pairing_id, sender, item.sender_name, received_by=self.account.id
+        )
         if result.outcome == "capped":
             log.warning(
                 "pairing request from %s ignored: %d requests already pending "

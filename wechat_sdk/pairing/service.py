@@ -187,11 +187,21 @@ class Pairing:
         request = self.store.get_request_by_code(normalize_code(code))
         return request is not None and request.is_live(self.clock.now())
 
-    def challenge(self, account_id: str, sender_id: str, sender_name: str) -> Challenge:
+    def challenge(
+        self,
+        account_id: str,
+        sender_id: str,
+        sender_name: str,
+        *,
+        received_by: str | None = None,
+    ) -> Challenge:
         """Decide what to do about a DM from a sender who is not allowed.
 
-        Expired requests are purged first. Does not check approval: call it only for
-        senders that are neither in ``allowFrom`` nor approved.
+        ``account_id`` is the pairing list's account; ``received_by`` the account the
+        sender wrote to, when another (it shares that list): a new request records it, as
+        the account to tell the sender through. Expired requests are purged first. Does
+        not check approval: call it only for senders that are neither in ``allowFrom``
+        nor approved.
         """
         now = self.clock.now()
         self.store.purge_expired(now)
@@ -210,6 +220,7 @@ class Pairing:
                 sender_name=_one_line(sender_name, sender_id),
                 created_at=now,
                 expires_at=now + self.ttl_s,
+                received_by=received_by or account_id,
             )
             try:
                 self.store.add_request(request)
@@ -255,13 +266,20 @@ class Pairing:
         Raises :class:`PairingError` for an unknown or expired code, or one of another
         account when ``account_id`` is given.
         """
+        return self.approve_request(code, account_id)[1]
+
+    def approve_request(
+        self, code: str, account_id: str | None = None
+    ) -> tuple[PairingRequest, ApprovedSender]:
+        """:meth:`approve`, with the request it approved (its
+        :attr:`~wechat_sdk.stores.base.PairingRequest.reply_account` tells the sender)."""
         account_id = self._lists_of(account_id)
         req = self._live_request(code, account_id)
         approved = self.store.approve_request(req.code, self.clock.now(), req.account_id)
         if approved is None:  # expired or handled by another process meanwhile
             self._live_request(code, account_id)
             raise PairingError(f'pairing request "{req.code}" was just handled elsewhere')
-        return approved
+        return req, approved
 
     def deny(self, code: str, account_id: str | None = None) -> PairingRequest:
         """Delete a live request; the sender stays unapproved. Errors as :meth:`approve`."""

@@ -84,10 +84,20 @@ class PairingRequest:
     sender_name: str
     created_at: float
     expires_at: float
+    #: the account the stranger wrote to, the one that can answer them: another than
+    #: ``account_id`` when it shares that account's pairing list (``pairingAccount``);
+    #: None for a request stored before wechat-sdk recorded it
+    received_by: str | None = None
 
     def is_live(self, now: float) -> bool:
         """True while the request has not expired at ``now``."""
         return now < self.expires_at
+
+    @property
+    def reply_account(self) -> str:
+        """The account to tell the sender through (``approve --notify``): the one they
+        wrote to, or, for a request that does not record it, ``account_id``."""
+        return self.received_by or self.account_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,14 +50,7 @@ class MemoryPairingStore:
         old = self.get_request_for_sender(request.account_id, request.sender_id)
         if old is not None:
             del self._requests[old.code]
-        self._requests[code] = PairingRequest(
-            code=code,
-            account_id=request.account_id,
-            sender_id=request.sender_id,
-            sender_name=request.sender_name,
-            created_at=request.created_at,
-            expires_at=request.expires_at,
-        )
+        self._requests[code] = dataclasses.replace(request, code=code)
 
     def get_request_by_code(self, code: str) -> PairingRequest | None:
         """See :meth:`PairingStore.get_request_by_code`."""

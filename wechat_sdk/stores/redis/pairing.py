@@ -30,6 +30,7 @@ def _request(code: str, row: dict[str, str]) -> PairingRequest | None:
         sender_name=row["sender_name"],
         created_at=float(row["created_at"]),
         expires_at=float(row["expires_at"]),
+        received_by=row.get("received_by"),  # (not in a request an earlier build kept)
     )
 
 
@@ -58,16 +59,16 @@ class RedisPairingStore:
             if old:
                 pipe.delete(k.pairing_request(old))
                 pipe.zrem(k.pairing_codes, old)
-            pipe.hset(
-                k.pairing_request(code),
-                mapping={
-                    "account_id": request.account_id,
-                    "sender_id": request.sender_id,
-                    "sender_name": request.sender_name,
-                    "created_at": repr(request.created_at),
-                    "expires_at": repr(request.expires_at),
-                },
-            )
+            row = {
+                "account_id": request.account_id,
+                "sender_id": request.sender_id,
+                "sender_name": request.sender_name,
+                "created_at": repr(request.created_at),
+                "expires_at": repr(request.expires_at),
+            }
+            if request.received_by is not None:
+                row["received_by"] = request.received_by
+            pipe.hset(k.pairing_request(code), mapping=row)
             pipe.hset(k.pairing_by_sender, field, code)
             pipe.zadd(k.pairing_codes, {code: order})
 

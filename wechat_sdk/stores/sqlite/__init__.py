@@ -36,7 +36,8 @@ Design:
 - The schema version lives in ``PRAGMA user_version``; an older file is migrated when it
   is opened (version 1 gets the outbox table, version 2 the webhook queue and the
   idempotency keys, version 3 the outbox's ``pairing_code`` column, version 4 the
-  ``claim`` columns of the outbox and the dedupe marks, their rows untouched).
+  ``claim`` columns of the outbox and the dedupe marks and the pairing requests'
+  ``received_by`` column, their rows untouched).
 """
 
 from __future__ import annotations

@@ -163,10 +163,13 @@ ALTER TABLE outbox ADD COLUMN pairing_code TEXT;
 """
 
 # version 5: the claim of a journaled message and of its dedupe mark (the next start tells
-# the mark of a message it takes in again from an earlier copy's)
+# the mark of a message it takes in again from an earlier copy's); the account a pairing
+# request's sender wrote to (approve --notify tells them through it; NULL in a request
+# stored before)
 _SCHEMA_V5: Final = """
 ALTER TABLE outbox ADD COLUMN claim TEXT;
 ALTER TABLE dedupe ADD COLUMN claim TEXT;
+ALTER TABLE pairing_requests ADD COLUMN received_by TEXT;
 """
 
 #: Indexes that only per-message queries used: history and dedupe are read once per

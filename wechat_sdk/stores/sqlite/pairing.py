@@ -16,7 +16,7 @@ def _norm(code: str) -> str:
     return code.strip().upper()
 
 
-_REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at"
+_REQ_COLS: Final = "code, account_id, sender_id, sender_name, created_at, expires_at, received_by"
 
 
 def _request(row: Any) -> PairingRequest:
@@ -27,6 +27,7 @@ def _request(row: Any) -> PairingRequest:
         sender_name=row[3],
         created_at=row[4],
         expires_at=row[5],
+        received_by=row[6],
     )
 
 
@@ -53,7 +54,8 @@ class SqlitePairingStore:
                 (self.channel, request.account_id, request.sender_id),
             )
             conn.execute(
-                f"INSERT INTO pairing_requests (channel, {_REQ_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO pairing_requests (channel, {_REQ_COLS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     self.channel,
                     code,
@@ -62,6 +64,7 @@ class SqlitePairingStore:
                     request.sender_name,
                     request.created_at,
                     request.expires_at,
+                    request.received_by,
                 ),
             )
 
