@@ -11,7 +11,7 @@ import pytest
 from simulator import Recorder
 from simulator.pytest_plugin import WeChatHarness
 from wechat_sdk.pairing.codes import ALPHABET, CODE_LENGTH
-from wechat_sdk.pairing.service import Pairing
+from wechat_sdk.pairing.service import Pairing, pairing_message
 from wechat_sdk.stores.sqlite import SqliteStore
 
 CODE_RE = re.compile(rf"Pairing code: ([{ALPHABET}]{{{CODE_LENGTH}}})\b")
@@ -358,3 +358,38 @@ async def test_a_dm_from_another_account_of_the_gateway_is_not_answered(
     ]
     assert agent.turns == []
     assert next(s.drops for s in gw.status() if s.account == "b") == {"own_account": 1}
+
+
+async def test_a_tiny_text_chunk_limit_never_cuts_the_code_or_the_approve_command(
+    wechat: WeChatHarness,
+) -> None:
+    # with textChunkLimit 30 the command was cut mid-line ("wechat-sdk pairing approve" in
+    # one message, "ABCD2345 --account work" in the next): nothing to copy and run
+    agent = Recorder()
+    world = wechat.world
+    world.add_account("work")
+    await wechat.gateway(
+        agent,
+        accounts={"default": {}, "work": {}},
+        textChunkLimit=30,
+        allowFrom=["wxid_owner"],
+        pairingNotify="wxid_owner",
+    )
+    await world.say("wxid_stranger", "hi", account="work")
+    to_stranger = world.texts(to="wxid_stranger")
+    code = code_in("\n".join(to_stranger))
+    command = f"wechat-sdk pairing approve {code} --account work"
+    assert command in to_stranger, to_stranger  # a message of its own, whole
+    assert f"Pairing code: {code}" in "\n".join(to_stranger).split("\n")
+    # each message is whole lines of the text, in order, nothing lost; a line longer than
+    # the limit alone
+    expected = pairing_message("WeChat assistant", "wxid_stranger", code, "work", "default")
+    said = [line for m in to_stranger for line in m.split("\n") if line]
+    assert said == [line for line in expected.split("\n") if line]
+    assert all(len(m) <= 30 or "\n" not in m for m in to_stranger)
+    notice = world.texts(to="wxid_owner")
+    assert f"Approve: {command}" in notice
+    assert f"Deny: wechat-sdk pairing deny {code} --account work" in notice
+
+    await world.say("wxid_owner", "a reply of more than thirty characters, in chunks")
+    assert all(len(m) <= 30 for m in world.texts(to="wxid_owner")[len(notice) :])

@@ -447,3 +447,19 @@ def test_fences_that_fit_are_never_cut(parts: list[str], limit: int) -> None:
         assert sum(is_fence_line(line) for line in lines) % 2 == 0
     # Every chunk is literally in the text: no fence line was added anywhere.
     assert all(not p and not s for _, _, p, s in locate(text, chunk_text(text, limit)))
+
+
+def test_chunk_lines_keeps_lines_whole_and_cuts_only_a_line_over_the_longest() -> None:
+    from wechat_sdk.outbound.chunking import chunk_lines
+
+    text = "Pairing code: Q7MZ4KXP\n\nThey run:\nwechat-sdk pairing approve Q7MZ4KXP --account work"
+    assert chunk_lines(text, 30, 2048) == [
+        "Pairing code: Q7MZ4KXP",
+        "They run:",
+        "wechat-sdk pairing approve Q7MZ4KXP --account work",
+    ]
+    assert chunk_lines(text, 2048, 2048) == [text]
+    assert chunk_lines("short\n" + "word " * 30, 10, 60) == [
+        "short",
+        *chunk_text(("word " * 30).strip(), 60),
+    ]

@@ -65,7 +65,7 @@ class Chunking:
     def window(self, conversation_id: str) -> Any:
         return self._window
 
-    def messages(self, reply: Any) -> list[Any]:
+    def messages(self, reply: Any, whole_lines: bool = False) -> list[Any]:
         from wechat_sdk.outbound.pipeline import OutboundMessage
 
         return [OutboundMessage(line) for line in reply.text.split("\n")]

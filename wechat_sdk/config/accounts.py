@@ -88,6 +88,17 @@ class ResolvedAccount:
         return min(self.settings.draftChunk.minChars, self.draft_max_chars)
 
     @property
+    def longest_line(self) -> int:
+        """The longest line a text cut only between lines (a pairing code's, an owner's
+        notice: see :func:`~wechat_sdk.outbound.chunking.chunk_lines`) sends whole when
+        it is over ``textChunkLimit``: the transport's default ``textChunkLimit`` (what an
+        iLink message holds, 4000; else 2048), or the account's when higher."""
+        default = TRANSPORT_DEFAULTS.get(self.settings.puppet, {}).get("textChunkLimit")
+        if not isinstance(default, int):
+            default = AccountConfig.model_fields["textChunkLimit"].default
+        return max(self.settings.textChunkLimit, default)
+
+    @property
     def text_units(self) -> str:
         """How the account's transport counts a message's length (``textChunkLimit``,
         blocks, a reply window's packing): ``"utf16"`` on iLink, else ``"code_points"``

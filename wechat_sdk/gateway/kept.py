@@ -742,7 +742,9 @@ class TurnJournal:
             return False
         # (a reply window may pack it otherwise as it is planned: the rows are then
         # swapped for the planned ones, and what waits for the user, in one write)
-        if self._write_rows(self.kept.outbound.messages(reply)):
+        # (a text of send_soon, a pairing code's, is cut only between lines)
+        whole_lines = self.turn is None
+        if self._write_rows(self.kept.outbound.messages(reply, whole_lines=whole_lines)):
             self._drop_turn_item()  # (not written: the turn stands for it until planned)
             self.early = bool(self.items)
         return True

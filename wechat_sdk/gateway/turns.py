@@ -279,7 +279,11 @@ class Turns:
                 await self._marks_durable(None)
                 with contextlib.suppress(DeliveryFailed):  # the sender logged and counted it
                     await self.outbound.deliver(
-                        to, progress.reply or Reply(), sent=progress.sent, plan=progress.plan
+                        to,
+                        progress.reply or Reply(),
+                        sent=progress.sent,
+                        plan=progress.plan,
+                        whole_lines=True,  # (its code and approve command never cut)
                     )
             except asyncio.CancelledError as cut:
                 # (SendCut: the message with the puppet went out, or maybe did)

@@ -27,6 +27,7 @@ __all__ = [
     "CHUNK_MODES",
     "TEXT_UNITS",
     "Chunk",
+    "chunk_lines",
     "chunk_text",
     "cut_chunks",
     "find_break",
@@ -175,6 +176,37 @@ def chunk_text(
     if mode == "newline":
         return _chunk_paragraphs(text, limit, units)
     return _chunk_length(text, limit, units)
+
+
+def chunk_lines(text: str, limit: int, longest: int, units: str = "code_points") -> list[str]:
+    """``text`` cut only between lines: each chunk holds as many whole lines as fit in
+    ``limit`` ``units``; a line longer than that is a chunk of its own, whole, up to
+    ``longest`` (only a line longer than ``longest`` is cut, as :func:`chunk_text` cuts).
+    For a text whose lines must stay whole (a pairing code's: its code and the command
+    that approves it). Blank lines between chunks are dropped.
+
+    >>> chunk_lines("Code: Q7MZ\\n\\nRun: approve Q7MZ --account work", 12, 100)
+    ['Code: Q7MZ', 'Run: approve Q7MZ --account work']
+    """
+    groups: list[str] = []
+    current: str | None = None
+    for line in text.split("\n"):
+        joined = line if current is None else f"{current}\n{line}"
+        if current is None or text_length(joined.strip(), units) <= limit:
+            current = joined
+        else:
+            groups.append(current)
+            current = line
+    if current is not None:
+        groups.append(current)
+    chunks: list[str] = []
+    for group in groups:
+        group = group.strip()
+        if text_length(group, units) > longest:
+            chunks.extend(chunk_text(group, longest, units=units))
+        elif group:
+            chunks.append(group)
+    return chunks
 
 
 def cut_chunks(

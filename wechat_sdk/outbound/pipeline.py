@@ -26,7 +26,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.outbound.blocks import BlockCoalescer
-from wechat_sdk.outbound.chunking import chunk_text
+from wechat_sdk.outbound.chunking import chunk_lines, chunk_text
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, Sender
 from wechat_sdk.outbound.markdown import format_reply
 from wechat_sdk.outbound.message import OutboundMessage
@@ -181,6 +181,7 @@ class Outbound:
         files_sent: list[str] | None = None,
         waiting: list[OutboundMessage] | None = None,
         wait_for_login: bool = True,
+        whole_lines: bool = False,
     ) -> str:
         """Send a reply (whole or streamed). Returns the text that went out.
 
@@ -199,7 +200,8 @@ class Outbound:
 
         A reply waits across a logout and goes out after the next login;
         ``wait_for_login=False`` (a proactive send: nobody is waiting for it in WeChat, its
-        caller is) fails at once instead, with code ``not_logged_in``.
+        caller is) fails at once instead, with code ``not_logged_in``. ``whole_lines``:
+        the text is cut only between lines (see :meth:`messages`).
         """
         sent = [] if sent is None else sent
         files_sent = [] if files_sent is None else files_sent
@@ -214,7 +216,7 @@ class Outbound:
                 if isinstance(reply, Reply):
                     await self._send_all(
                         conversation_id,
-                        self.messages(reply),
+                        self.messages(reply, whole_lines=whole_lines),
                         sent,
                         plan,
                         files_sent=files_sent,
@@ -278,19 +280,28 @@ class Outbound:
             )
         return now, later
 
-    def messages(self, reply: Reply) -> list[OutboundMessage]:
+    def messages(self, reply: Reply, *, whole_lines: bool = False) -> list[OutboundMessage]:
         """The reply as WeChat messages: the text's chunks, then each file on its own (as
-        :meth:`deliver` plans them, but for a reply window's packing)."""
+        :meth:`deliver` plans them, but for a reply window's packing). ``whole_lines``
+        (a pairing code's text, an owner's notice of one): the text is cut only between
+        lines, so that its code and approve command are never split (a line longer than
+        ``textChunkLimit`` goes whole: see :func:`chunk_lines`)."""
         messages: list[OutboundMessage] = []
         if reply.text and reply.text.strip():
-            messages = self._text_messages(reply.text, reply.mention_ids)
+            messages = self._text_messages(reply.text, reply.mention_ids, whole_lines)
         messages.extend(OutboundMessage(file=f) for f in reply.files)
         return messages
 
-    def _text_messages(self, text: str, mention_ids: tuple[str, ...] = ()) -> list[OutboundMessage]:
+    def _text_messages(
+        self, text: str, mention_ids: tuple[str, ...] = (), whole_lines: bool = False
+    ) -> list[OutboundMessage]:
         s = self.account.settings
         formatted = format_reply(text, s.markdown)
-        chunks = chunk_text(formatted, s.textChunkLimit, s.chunkMode, self.account.text_units)
+        units = self.account.text_units
+        if whole_lines:
+            chunks = chunk_lines(formatted, s.textChunkLimit, self.account.longest_line, units)
+        else:
+            chunks = chunk_text(formatted, s.textChunkLimit, s.chunkMode, units)
         # mention once, on the first chunk
         return [
             OutboundMessage(chunk, mention_ids if i == 0 else ()) for i, chunk in enumerate(chunks)
