@@ -393,3 +393,20 @@ async def test_a_tiny_text_chunk_limit_never_cuts_the_code_or_the_approve_comman
 
     await world.say("wxid_owner", "a reply of more than thirty characters, in chunks")
     assert all(len(m) <= 30 for m in world.texts(to="wxid_owner")[len(notice) :])
+
+
+async def test_a_pairing_notify_contact_outside_allow_from_is_told_and_not_warned_about(
+    wechat: WeChatHarness,
+) -> None:
+    # the notice is one way (the owner approves with the CLI, never by writing back):
+    # an owner contact outside allowFrom is no config mistake, and is told all the same
+    from wechat_sdk import parse_config
+    from wechat_sdk.config import accounts_of
+
+    config = '{ channels: { wechat: { allowFrom: ["wxid_alice"], pairingNotify: "wxid_owner" } } }'
+    assert accounts_of(parse_config(config)).warnings == ()
+    await wechat.gateway(Recorder(), allowFrom=["wxid_alice"], pairingNotify="wxid_owner")
+    await wechat.world.say("wxid_stranger", "hi")
+    code = code_in(wechat.world.texts(to="wxid_stranger")[0])
+    (notice,) = wechat.world.texts(to="wxid_owner")
+    assert f"Approve: wechat-sdk pairing approve {code}" in notice
