@@ -334,3 +334,27 @@ async def test_a_request_stored_before_the_account_written_to_was_kept_notifies_
         "You're approved: WeChat assistant will answer your messages from now on."
     ]
     assert world.texts(account="dm") == []
+
+
+async def test_python_approve_notify_logs_when_the_account_written_to_is_not_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``gateway.pairing.approve(code, notify=True)`` in Python: the sender wrote to dm,
+    which this gateway does not run; they are approved, and the log says they were not
+    told, and why (it skipped the note without a word)."""
+    world, stranger = world_of("groups", "dm")
+    first = world.gateway(CONFIG, agent, state_dir=tmp_path)
+    async with first:
+        await world.login("dm")
+        await world.say(stranger, "hello", account="dm")
+        (request,) = first.pairing.list("dm")
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path, only_accounts=["groups"])
+    async with gateway:
+        await world.login("groups")
+        await gateway.pairing.approve(request.code, notify=True)
+        await world.run_until_idle()
+        assert [a.sender_id for a in gateway.pairing.approved("dm")] == [stranger]
+    (line,) = [r for r in caplog.records if "not notified" in r.getMessage()]
+    assert line.levelname == "WARNING"
+    assert f"account 'dm', the one {stranger} wrote to, is not running" in line.getMessage()
+    assert world.texts(account="groups") == []

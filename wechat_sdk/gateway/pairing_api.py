@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import TYPE_CHECKING
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.pairing.service import Pairing, PairingError, approved_message
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest
+
+log = logging.getLogger("wechat_sdk.pairing")
 
 if TYPE_CHECKING:
     from wechat_sdk.gateway.gateway import Gateway
@@ -39,8 +42,11 @@ class PairingAPI:
         self, code: str, *, account: str | None = None, notify: bool = False
     ) -> ApprovedSender:
         approved, tell_through = self.approve_quietly(code, account=account)
-        if notify and tell_through in self._gateway.runners:
-            await self.notify_approved(tell_through, approved.sender_id)
+        if notify:
+            try:
+                await self.notify_approved(tell_through, approved.sender_id)
+            except PairingError as exc:  # (approved all the same: said, not raised)
+                log.warning("approved %s; not notified: %s", approved.sender_id, exc)
         return approved
 
     def approve_quietly(
