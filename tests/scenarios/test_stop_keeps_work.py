@@ -1101,6 +1101,45 @@ async def test_a_kept_pairing_code_left_waiting_by_a_closed_window_is_not_sent_o
     assert gone and f"kept messages of pairing request {code} not sent" in gone[0].getMessage()
 
 
+@pytest.mark.parametrize("approved_first", [False, True])
+async def test_an_owners_notice_his_closed_window_holds_goes_after_his_next_message(
+    tmp_path: Path, approved_first: bool
+) -> None:
+    """iLink: the owner has not written to the bot within his reply window when a
+    stranger asks to pair: the notice waits for his next message and goes then, while the
+    request is pending (not once it was approved meanwhile)."""
+    world, state = new_world(), tmp_path / "state"
+    closed = {"wxid_alice"}
+    config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.say("wxid_stranger", "hello?")
+        await world.run_until_idle()
+        assert world.texts(to="wxid_alice") == []  # his window is closed: it waits
+        (request,) = gateway.pairing.list()
+        if approved_first:
+            await gateway.pairing.approve(request.code)
+        closed.clear()  # (his window opens as he writes)
+        await world.say("wxid_alice", "hi")
+        await world.run_until_idle()
+        told = world.texts(to="wxid_alice")
+        notices = [t for t in told if f"Code: {request.code}" in t]
+        assert len(notices) == (0 if approved_first else 1), told
+        assert told[-1] == "echo hi"
+        assert outbox_rows(state) == []
+    finally:
+        await gateway.close()
+
+
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     tmp_path: Path,
 ) -> None:

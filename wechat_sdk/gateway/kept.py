@@ -190,7 +190,7 @@ class KeptWork:
         waiting = self.outbound.waiting
         if later and waiting is not None:
             answers = turn.message_id or None if turn is not None else None
-            items += waiting.rows(conversation, later, answers=answers)
+            items += waiting.rows(conversation, later, answers=answers, pairing_code=pairing_code)
         done = self._write(lambda o: o.add(items), f"{len(items)} message(s)")
         if done and later and waiting is not None:
             waiting.kept(conversation, len(later))
@@ -803,7 +803,12 @@ class TurnJournal:
         waiting = self.kept.outbound.waiting
         answers = self.turn.message_id or None if self.turn is not None else None
         if later and waiting is not None:
-            rows += waiting.rows(self.conversation_id, later, answers=answers)
+            rows += waiting.rows(
+                self.conversation_id,
+                later,
+                answers=answers,
+                pairing_code=self.progress.pairing_code,
+            )
         added: list[OutboxItem] = []
         old = [item for _, item in early]
 

@@ -273,6 +273,7 @@ class Turns:
         about (the next start sends it only while that request is pending)."""
         # (no agent to ask: a turn answered at once)
         progress = TurnProgress(answered=True, reply=Reply(text=text), pairing_code=pairing_code)
+        progress.plan.pairing_code = pairing_code
 
         async def send() -> None:
             try:

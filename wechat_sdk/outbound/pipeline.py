@@ -78,6 +78,9 @@ class ReplyPlan:
         #: the id of the message the reply answers (what a reply window keeps of it for
         #: later is marked with it: see kept._answered)
         self.answers: str | None = None
+        #: for a text of a pairing request (the code, the owner's notice), its code: what
+        #: a reply window keeps of it for later goes only while the request is pending
+        self.pairing_code: str | None = None
         self.pending: list[OutboundMessage] = []
         #: the message handed to the puppet last and not done yet (it may be going out
         #: now: a journal written meanwhile marks it ``sending``)
@@ -374,7 +377,9 @@ class Outbound:
         else:
             assert self.waiting is not None  # (fit: no room kept, no later part)
             try:
-                self.waiting.keep(conversation_id, later, answers=plan.answers)
+                self.waiting.keep(
+                    conversation_id, later, answers=plan.answers, pairing_code=plan.pairing_code
+                )
             except Exception as exc:
                 refused = exc
             else:

@@ -42,15 +42,17 @@ class WaitingForUser:
         messages: Sequence[OutboundMessage],
         *,
         answers: str | None = None,
+        pairing_code: str | None = None,
     ) -> None:
         """Keep ``messages`` (in order) until the user writes again; raises the store's
         error when it refused them (none is kept). ``answers``: the id of the message they
         answer (a kept turn of it is answered: see the gateway's kept work); None for a
         send of the bot's own (``gateway.send``, the HTTP API, a pairing code), which is no
-        DM history."""
+        DM history. ``pairing_code``: for a text of a pairing request, its code (it goes
+        only while the request is pending)."""
         if not messages:
             return
-        items = self.rows(conversation_id, messages, answers=answers)
+        items = self.rows(conversation_id, messages, answers=answers, pairing_code=pairing_code)
         self.outbox.add(items)
         self.kept(conversation_id, len(items))
 
@@ -60,6 +62,7 @@ class WaitingForUser:
         messages: Sequence[OutboundMessage],
         *,
         answers: str | None = None,
+        pairing_code: str | None = None,
     ) -> list[OutboxItem]:
         """The outbox rows that keep ``messages`` for the user's next message (for a
         caller that writes them with others, in one step: then :meth:`kept`)."""
@@ -76,6 +79,7 @@ class WaitingForUser:
                 dm=answers is not None,  # (a reply's: it joins the DM history as it goes)
                 state="waiting",
                 turn=answers,
+                pairing_code=pairing_code,
             )
             for m in messages
         ]
