@@ -63,6 +63,16 @@ async def learn_tool(name: str, ctx: Context) -> str:  # type: ignore[type-arg]
     return f"learned {name}"
 
 
+#: a description as long as some servers write (sequential-thinking's, Sentry's): OpenAI
+#: refuses one over 1024 characters
+GUIDE = "Read this first. " + "Each step of the guide says what to do next. " * 60
+
+
+@server.tool(description=GUIDE)
+def guide() -> str:
+    return "step one"
+
+
 @server.tool()
 def crash() -> str:
     """Exit at once, as a server that dies."""

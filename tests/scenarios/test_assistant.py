@@ -238,6 +238,7 @@ async def test_groups_get_only_the_tools_their_allowlist_names(
         "learn_tool",
         "crash",
         "pause",
+        "guide",
     }
     assert offered(all_tools) == every
     assert offered(sums) == {"add", "weather"}
@@ -441,6 +442,37 @@ async def test_a_huge_tool_result_is_cut_with_a_note(
     (python,) = tool_replies(model.requests[3])
     assert mcp == "A" * MAX_RESULT_CHARS + "\n[cut: 150000 characters more]"
     assert python == "B" * MAX_RESULT_CHARS + "\n[cut: 7 characters more]"
+
+
+async def test_a_tool_with_a_description_over_the_apis_limit_is_offered_with_it_cut(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """OpenAI refuses (HTTP 400) a request with a tool description over 1024 characters:
+    a server describing one tool at length (sequential-thinking, Sentry's) failed every
+    turn it was offered in. Its beginning is given, as a Python tool's."""
+
+    def as_openai(body: dict[str, Any]) -> ModelStep:
+        long = [t for t in body.get("tools", []) if len(t["function"]["description"]) > 1024]
+        return ModelStep(status=400) if long else ModelStep(text="ok")
+
+    model.script = as_openai
+    gw, _ = await start(wechat, model, tools_server=True)
+
+    def manual() -> str:
+        return "page one"
+
+    manual.__doc__ = "The manual. " * 200
+    gw.tools.register("manual", manual)
+    await say(wechat, gw, "wxid_alice", "how do I start?")
+    assert wechat.world.texts(to="wxid_alice") == ["ok"]
+    described = {
+        t["function"]["name"]: t["function"]["description"] for t in model.requests[0]["tools"]
+    }
+    assert len(described["guide"]) == len(described["manual"]) == 1024
+    assert described["guide"].startswith("Read this first. Each step of the guide")
+    assert described["guide"].endswith("…")
+    assert described["manual"].startswith("The manual. The manual.")
+    assert described["add"] == "Add two whole numbers."
 
 
 async def test_text_before_a_tool_call_and_the_answer_are_apart(

@@ -82,7 +82,7 @@ def test_gateway_run_answers_with_the_configs_assistant(tmp_path: Path, model_ur
     finally:
         run.kill()
     log = run.stderr()
-    assert "MCP server 'tools' ready: 8 tool(s)" in log
+    assert "MCP server 'tools' ready: 9 tool(s)" in log
     assert KEY not in log and "Traceback" not in log
 
 

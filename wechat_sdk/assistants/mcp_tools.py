@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from wechat_sdk.assistants.tool_schema import MAX_DESCRIPTION_CHARS
 from wechat_sdk.config.assistant import McpServerConfig
 from wechat_sdk.config.integrations import origin_of
-from wechat_sdk.logtext import hide_in_library_logs, secret_forms, url_secrets
+from wechat_sdk.logtext import hide_in_library_logs, secret_forms, shown, url_secrets
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -363,9 +364,18 @@ async def _list_tools(key: str, session: ClientSession) -> list[McpTool]:
     while True:
         page = await session.list_tools(cursor)
         for tool in page.tools:
-            tools.append(
-                McpTool(key, tool.name, tool.description or "", dict(tool.inputSchema or {}))
-            )
+            description = tool.description or ""
+            if len(description) > MAX_DESCRIPTION_CHARS:
+                log.info(
+                    "MCP server %r: the description of its tool '%s' is %d characters: the "
+                    "model is given its first %d (the most the API takes)",
+                    key,
+                    shown(tool.name),
+                    len(description),
+                    MAX_DESCRIPTION_CHARS,
+                    extra={"account": "-"},
+                )
+            tools.append(McpTool(key, tool.name, description, dict(tool.inputSchema or {})))
         cursor = page.nextCursor
         if not cursor:
             return tools

@@ -11,7 +11,8 @@ that was not offered is refused and never run: the model is told, and the log sa
 ``tool_not_allowed``.
 
 A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
-cut): it goes into every later request of the turn.
+cut): it goes into every later request of the turn. Its description is cut at the
+longest the API takes (:func:`.tool_schema.described`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from typing import Any
 
 from wechat_sdk.agent import AgentTurn, ToolNotAllowed
 from wechat_sdk.assistants.mcp_tools import McpServer, McpTool, McpToolFailed
-from wechat_sdk.assistants.tool_schema import BadToolArguments, describe_python_tool
+from wechat_sdk.assistants.tool_schema import (
+    BadToolArguments,
+    describe_python_tool,
+    described,
+)
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.inbound.groups import (
     api_tool_name,
@@ -62,7 +67,7 @@ class OfferedTool:
             "type": "function",
             "function": {
                 "name": self.name,
-                "description": self.description,
+                "description": described(self.description),
                 "parameters": self.parameters or {"type": "object", "properties": {}},
             },
         }

@@ -21,7 +21,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-__all__ = ["BadToolArguments", "PythonToolSpec", "describe_python_tool"]
+__all__ = [
+    "MAX_DESCRIPTION_CHARS",
+    "BadToolArguments",
+    "PythonToolSpec",
+    "describe_python_tool",
+    "described",
+]
+
+#: the longest tool description OpenAI takes (a longer one fails the request: HTTP 400,
+#: ``string_above_max_length``); an MCP server's or a docstring's is cut to it
+MAX_DESCRIPTION_CHARS = 1024
+
+
+def described(text: str) -> str:
+    """A tool's description as the model is given it: cut to
+    :data:`MAX_DESCRIPTION_CHARS`, ending with ``…`` where it was cut.
+
+    >>> len(described("word " * 1000))
+    1024
+    """
+    if len(text) <= MAX_DESCRIPTION_CHARS:
+        return text
+    return text[: MAX_DESCRIPTION_CHARS - 1] + "…"
 
 
 class BadToolArguments(ValueError):
