@@ -704,6 +704,33 @@ async def test_an_mcp_server_two_accounts_share_keeps_each_accounts_timeout(
     assert "did not answer within 1.5 s" in said
 
 
+async def test_a_python_tool_that_never_returns_is_given_up_at_agent_timeout(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``timeout`` bounds one tool call, as for an MCP tool: an async Python tool stuck on
+    an answer that never comes held the conversation forever (and the user heard
+    nothing). The model is told, and answers without it."""
+    model.script = calling("lookup", {"word": "pineapple"})
+    gw, _ = await start(wechat, model, agent={"timeout": 1.5})
+    cancelled: list[str] = []
+
+    async def lookup(word: str) -> str:
+        """Look a word up in a dictionary that never answers."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.append(word)
+        return "never"
+
+    gw.tools.register("lookup", lookup)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    (said,) = wechat.world.texts(to="wxid_alice")
+    assert "did not answer within 1.5 s" in said
+    assert cancelled == ["pineapple"]
+    assert "tool 'lookup' failed" in caplog.text and "reason=tool_failed" in caplog.text
+
+
 async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: FakeModel) -> None:
     model.script = calling("crash", {})
     gw, assistant = await start(wechat, model, tools_server=True)

@@ -138,7 +138,11 @@ class ConfiguredAssistant:
         agent = model.config
         failure_text = self.failure_text(account)
         tools = tools_for_turn(
-            turn, account, agent.dmTools, self._account_servers.get(turn.account_id, ())
+            turn,
+            account,
+            agent.dmTools,
+            self._account_servers.get(turn.account_id, ()),
+            call_timeout_s=agent.timeout,
         )
         messages = turn_messages(
             turn,

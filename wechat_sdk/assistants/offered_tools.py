@@ -10,13 +10,15 @@ offered means it only, not also an MCP tool of that name (warned once). A call t
 that was not offered is refused and never run: the model is told, and the log says
 ``tool_not_allowed``.
 
-A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
+A call is given up after ``agent.timeout`` (an MCP server's call by the server, an async
+Python tool's here: it is cancelled), and the model told so. A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
 cut): it goes into every later request of the turn. Its description is cut at the
 longest the API takes (:func:`.tool_schema.described`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +51,10 @@ MAX_RESULT_CHARS = 100_000
 _NO_KEYS: frozenset[str] = frozenset()
 
 Runner = Callable[[str], Awaitable[str]]
+
+
+class _ToolTimedOut(Exception):
+    """A Python tool did not return within the call timeout (it was cancelled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,7 @@ class TurnTools:
             return ToolCallOutcome(
                 f"error: the tool {name!r} is not available in this conversation", ran=False
             )
-        except McpToolFailed as exc:
+        except (McpToolFailed, _ToolTimedOut) as exc:
             log.warning(
                 "tool '%s' failed: %s reason=tool_failed",
                 shown(name),
@@ -146,9 +152,11 @@ def tools_for_turn(
     account: ResolvedAccount,
     dm_tools: list[str] | None,
     servers: Iterable[McpServer],
+    *,
+    call_timeout_s: float = 60.0,
 ) -> TurnTools:
-    """The tools this conversation allows: the turn's Python tools, and the tools of the
-    running MCP servers its rule permits."""
+    """The tools this conversation allows: the turn's Python tools (each call given up
+    after ``call_timeout_s``), and the tools of the running MCP servers its rule permits."""
     if turn.room_id is not None:
         rule = resolve_group(account.settings, turn.room_id).tools
         where = f"group {turn.room_id}"
@@ -168,7 +176,7 @@ def tools_for_turn(
         python_names.update(names)
         offered_as = _unique(api_tool_name(name) or "tool", taken)
         taken.add(offered_as)
-        offered.append(_python_tool(turn, name, turn.tools[name], offered_as))
+        offered.append(_python_tool(turn, name, turn.tools[name], offered_as, call_timeout_s))
     permitted: list[tuple[McpServer, McpTool]] = []
     #: MCP tools an allow entry naming a Python tool would have given too
     shadowed: list[tuple[McpServer, McpTool]] = []
@@ -306,14 +314,24 @@ def _first_warning(account_id: str, entry: str, servers: dict[str, McpServer]) -
 
 
 def _python_tool(
-    turn: AgentTurn, name: str, func: Callable[..., Any], offered_as: str
+    turn: AgentTurn, name: str, func: Callable[..., Any], offered_as: str, timeout_s: float
 ) -> OfferedTool:
-    """The registry's tool ``name``, offered to the model as ``offered_as``."""
+    """The registry's tool ``name``, offered to the model as ``offered_as``; an async one
+    is cancelled when it has not returned within ``timeout_s``."""
     spec = describe_python_tool(func)
 
     async def run(arguments: str) -> str:
         kwargs = spec.parse(arguments)
-        result = await turn.tools.call(name, **kwargs)
+        deadline = asyncio.timeout(timeout_s)
+        try:
+            async with deadline:
+                result = await turn.tools.call(name, **kwargs)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the tool's own (a request of its that timed out): its error
+            raise _ToolTimedOut(
+                f"the tool {offered_as!r} did not answer within {timeout_s:g} s"
+            ) from None
         return result if isinstance(result, str) else _as_text(result)
 
     return OfferedTool(offered_as, spec.description, spec.parameters, "python", run)
