@@ -14,8 +14,21 @@ import time
 from pathlib import Path
 
 from mcp.server.fastmcp import Context, FastMCP
+from mcp.types import Tool
 
-server = FastMCP("test-tools", log_level="WARNING")
+
+class ToolServer(FastMCP):  # type: ignore[type-arg]
+    async def list_tools(self) -> list[Tool]:
+        tools = await super().list_tools()
+        for tool in tools:
+            if tool.name == "secret_word":
+                # a tool without arguments as the official Go SDK lists it (FastMCP adds
+                # "properties": {}), as kubernetes-mcp-server's or xiaohongshu-mcp's
+                tool.inputSchema = {"type": "object"}
+        return tools
+
+
+server = ToolServer("test-tools", log_level="WARNING")
 
 
 @server.tool()

@@ -178,6 +178,20 @@ async def test_each_conversation_has_its_own_user_key_and_headers(
 # ---------------------------------------------------------------- tools
 
 
+def openai_refuses(body: dict[str, Any]) -> list[str]:
+    """What OpenAI refuses (HTTP 400) in a request's tools: a description over 1024
+    characters, parameters that are no object schema with ``properties``."""
+    problems = []
+    for tool in body.get("tools", []):
+        function = tool["function"]
+        if len(function.get("description", "")) > 1024:
+            problems.append(f"{function['name']}: string_above_max_length")
+        parameters = function.get("parameters", {})
+        if parameters.get("type") != "object" or "properties" not in parameters:
+            problems.append(f"{function['name']}: object schema missing properties")
+    return problems
+
+
 def calling(name: str, arguments: dict[str, Any], then: str = "done") -> Any:
     """A model that calls ``name`` once, then answers with what the tool said."""
 
@@ -452,8 +466,7 @@ async def test_a_tool_with_a_description_over_the_apis_limit_is_offered_with_it_
     turn it was offered in. Its beginning is given, as a Python tool's."""
 
     def as_openai(body: dict[str, Any]) -> ModelStep:
-        long = [t for t in body.get("tools", []) if len(t["function"]["description"]) > 1024]
-        return ModelStep(status=400) if long else ModelStep(text="ok")
+        return ModelStep(status=400) if openai_refuses(body) else ModelStep(text="ok")
 
     model.script = as_openai
     gw, _ = await start(wechat, model, tools_server=True)
@@ -473,6 +486,25 @@ async def test_a_tool_with_a_description_over_the_apis_limit_is_offered_with_it_
     assert described["guide"].endswith("…")
     assert described["manual"].startswith("The manual. The manual.")
     assert described["add"] == "Add two whole numbers."
+
+
+async def test_an_mcp_tool_listed_with_a_bare_object_schema_is_offered_as_openai_takes_it(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """The official Go SDK lists a tool without arguments as ``{"type": "object"}``;
+    OpenAI refuses a request offering it (HTTP 400, "object schema missing properties"),
+    so every turn with that server's tools failed. It is offered with its ``properties``."""
+    called = calling("secret_word", {})
+
+    def as_openai(body: dict[str, Any]) -> ModelStep:
+        return ModelStep(status=400) if openai_refuses(body) else called(body)
+
+    model.script = as_openai
+    gw, _ = await start(wechat, model, tools_server=True)
+    await say(wechat, gw, "wxid_alice", "the word?")
+    assert wechat.world.texts(to="wxid_alice") == ["done: pineapple"]
+    (word,) = (t for t in model.requests[0]["tools"] if t["function"]["name"] == "secret_word")
+    assert word["function"]["parameters"] == {"type": "object", "properties": {}}
 
 
 async def test_text_before_a_tool_call_and_the_answer_are_apart(

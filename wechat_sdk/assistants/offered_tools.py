@@ -13,7 +13,8 @@ that was not offered is refused and never run: the model is told, and the log sa
 A call is given up after ``agent.timeout`` (an MCP server's call by the server, an async
 Python tool's here: it is cancelled), and the model told so. A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
 cut): it goes into every later request of the turn. Its description is cut at the
-longest the API takes (:func:`.tool_schema.described`).
+longest the API takes (:func:`.tool_schema.described`), and its parameters get the
+``"properties": {}`` it needs when the schema has none.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class OfferedTool:
             "function": {
                 "name": self.name,
                 "description": described(self.description),
-                "parameters": self.parameters or {"type": "object", "properties": {}},
+                # (OpenAI refuses an object schema without properties, HTTP 400: the
+                # official Go SDK lists a tool without arguments as {"type": "object"})
+                "parameters": {"type": "object", "properties": {}, **self.parameters},
             },
         }
 
