@@ -78,6 +78,25 @@ def test_the_failure_notice_is_not_given_back_as_the_models_words() -> None:
     ]
 
 
+def test_the_models_own_words_that_hold_the_notice_stay_as_it_said_them() -> None:
+    """The notice goes at the end of a reply: the same words elsewhere in an answer (a
+    short notice, "稍后再试。", is words a model says too) are the model's, kept."""
+    history = (
+        HistoryEntry("user", "wxid_alice", "Alice", "what if it fails?", 1.0),
+        HistoryEntry("assistant", "bot", "Bot", "如果失败，请稍后再试。明天也可以。", 2.0),
+        HistoryEntry("user", "wxid_alice", "Alice", "ok", 3.0),
+        HistoryEntry("assistant", "bot", "Bot", "好的\n\n稍后再试。", 4.0),
+    )
+    got = messages(dm("third", history=history), failure_text="稍后再试。")
+    assert [m["content"] for m in got[1:]] == [
+        "what if it fails?",
+        "如果失败，请稍后再试。明天也可以。",
+        "ok",
+        "好的",
+        "third",
+    ]
+
+
 def test_a_python_tool_schema_comes_from_its_hints() -> None:
     def forecast(
         city: Annotated[str, Field(description="the city's name")],

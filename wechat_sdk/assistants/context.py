@@ -90,7 +90,8 @@ def _history_message(entry: HistoryEntry, group: bool, failure_text: str | None)
     text = entry.text
     if entry.role == "assistant":
         if failure_text:
-            text = text.replace(failure_text, "").strip()
+            # (it goes at the end of a reply: the same words elsewhere are the model's)
+            text = text.rstrip().removesuffix(failure_text).strip()
         return {"role": "assistant", "content": text} if text.strip() else None
     if not text.strip():
         return None
