@@ -11,10 +11,11 @@ that was not offered is refused and never run: the model is told, and the log sa
 ``tool_not_allowed``.
 
 A call is given up after ``agent.timeout`` (an MCP server's call by the server, an async
-Python tool's here: it is cancelled), and the model told so. A tool's result is cut at :data:`MAX_RESULT_CHARS` (with a note saying how much was
-cut): it goes into every later request of the turn. Its description is cut at the
-longest the API takes (:func:`.tool_schema.described`), and its parameters get the
-``"properties": {}`` it needs when the schema has none.
+Python tool's here: it is cancelled), and the model told so. A tool's result is cut at
+:data:`MAX_RESULT_CHARS` (with a note saying how much was cut): it goes into every later
+request of the turn. Its description is cut at the longest the API takes
+(:func:`.tool_schema.described`), and its parameters get the ``"properties": {}`` it
+needs when the schema has none.
 """
 
 from __future__ import annotations
