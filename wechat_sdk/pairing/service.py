@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import random
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +18,7 @@ from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.config.allow_from import WILDCARD, normalize_allow_entry
 from wechat_sdk.pairing.codes import new_code, normalize_code
+from wechat_sdk.peer_names import one_line_name
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest, PairingStore
 
 __all__ = [
@@ -39,9 +39,6 @@ DEFAULT_MAX_PENDING = 3
 
 #: Seconds a pending request lives.
 DEFAULT_TTL_S = 3600.0
-
-#: Characters of a stranger's display name a request keeps (the owner reads it beside the id).
-NAME_MAX_CHARS = 64
 
 _CLI = "wechat-sdk pairing"
 
@@ -76,21 +73,6 @@ def _duration(seconds: float) -> str:
             n = s // size
             return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
     return f"{s} second" if s == 1 else f"{s} seconds"
-
-
-def _one_line(name: str, sender_id: str) -> str:
-    """A stranger's display name as a request keeps it: one line of plain text, cut to
-    :data:`NAME_MAX_CHARS` (the sender id when nothing is left). The name is theirs to
-    set: its line breaks, format characters (a right-to-left override shows what follows
-    backwards) and escape codes would let it forge the id and code lines the owner
-    approves by, in the notice and in ``pairing list``; each becomes a space.
-
-    >>> _one_line("Mom\\n(wxid_mom)\\u202e", "wxid_x")
-    'Mom (wxid_mom)'
-    """
-    plain = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in name)
-    text = " ".join(plain.split()) or sender_id
-    return text if len(text) <= NAME_MAX_CHARS else text[: NAME_MAX_CHARS - 1] + "…"
 
 
 def _account_flag(account_id: str | None, default_account_id: str | None = None) -> str:
@@ -217,7 +199,7 @@ class Pairing:
                 code=new_code(taken, self._code_rng),
                 account_id=account_id,
                 sender_id=sender_id,
-                sender_name=_one_line(sender_name, sender_id),
+                sender_name=one_line_name(sender_name, sender_id),
                 created_at=now,
                 expires_at=now + self.ttl_s,
                 received_by=received_by or account_id,
