@@ -30,6 +30,7 @@ from wechat_sdk.adapters.wechaty.client import (
     ServiceUnavailable,
     message_kind,
 )
+from wechat_sdk.adapters.wechaty.filebox import FileBoxRef
 from wechat_sdk.clock import RealClock
 from wechat_sdk.inbound.media import MediaSaver
 from wechat_sdk.puppet import (
@@ -655,6 +656,35 @@ async def test_files_inline_and_by_uuid_stream_with_the_cap(server: tuple[Script
     assert err.value.cap == 25_000
     assert sum(map(len, got)) <= 25_000
     await client.stop()
+
+
+async def test_an_inline_file_too_large_is_refused_before_it_is_decoded(
+    server: tuple[Script, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inline (base64) FileBox whose declared size is small but whose base64 holds
+    far more than the cap: it was decoded whole (all of it in memory) before the cap was
+    checked. Its base64 length says it cannot fit: refused as too large, undecoded."""
+    script, endpoint = server
+    body = base64.b64encode(bytes(300_000)).decode()
+    script.messages["big"] = pb.MessagePayloadResponse(id="big", talker_id="a", type=1)
+    script.files["big"] = json.dumps({"type": 1, "base64": body, "name": "b.bin", "size": 10})
+    decoded: list[str] = []
+
+    def spy(self: FileBoxRef) -> bytes:
+        decoded.append(self.name)
+        return base64.b64decode(self.base64 or "")
+
+    monkeypatch.setattr(FileBoxRef, "inline_bytes", spy)
+    client = client_for(endpoint)
+    await client.start()
+    try:
+        with pytest.raises(FileTooLarge) as err:
+            async for _chunk in client.download("big", 10_000):
+                pass
+        assert (err.value.size, err.value.cap) == (300_000, 10_000)
+        assert decoded == []
+    finally:
+        await client.stop()
 
 
 async def test_a_file_that_ends_before_its_declared_size_is_no_file(

@@ -45,6 +45,13 @@ class FileBoxRef:
     base64: str | None = None
     duration_s: float | None = None
 
+    def inline_size(self) -> int:
+        """The size of an inline (base64) box's bytes, from its base64 length: known
+        before decoding, so a box that cannot fit a cap is refused without it."""
+        if self.base64 is None:
+            raise BadFileBox(f"FileBox {self.name!r} is not inline")
+        return _b64_len(self.base64)
+
     def inline_bytes(self) -> bytes:
         """The bytes of an inline (base64) box."""
         if self.base64 is None:

@@ -63,6 +63,10 @@ async def download(
     if ref.size is not None and ref.size > max_bytes:
         raise FileTooLarge(ref.size, max_bytes)
     if ref.type == FileBoxType.BASE64:
+        # the declared size may be smaller than the base64 holds: decode none of it when
+        # it cannot fit
+        if ref.inline_size() > max_bytes:
+            raise FileTooLarge(ref.inline_size(), max_bytes)
         data = ref.inline_bytes()
         if len(data) > max_bytes:
             raise FileTooLarge(len(data), max_bytes)
