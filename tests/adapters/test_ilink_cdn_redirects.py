@@ -1,10 +1,15 @@
 """iLink CDN downloads follow a redirect only to the configured hosts (the CDN's, the
 API's), as the first address is chosen: a CDN answering with a redirect to another host,
-an internal one say, is not followed."""
+an internal one say, is not followed. And a download ends by its deadline, however the
+CDN trickles its bytes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -13,6 +18,9 @@ from aiohttp import web
 from wechat_sdk.adapters.ilink import cdn
 from wechat_sdk.adapters.ilink.api import ILinkApi
 from wechat_sdk.adapters.ilink.wire import MediaRef
+from wechat_sdk.clock import RealClock
+from wechat_sdk.inbound.media import MediaSaver
+from wechat_sdk.puppet import FileInfo, Message, MessageKind
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -91,3 +99,30 @@ def test_a_redirect_from_https_to_plain_http_is_not_followed() -> None:
     assert _redirected("https://cdn.example/d", "https://cdn.example/x", 307, hosts) == (
         "https://cdn.example/x"
     )
+
+
+async def test_a_download_the_cdn_trickles_ends_at_its_deadline_leaving_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A CDN sending a byte now and then, each well within the per-read timeout, kept a
+    download (and the message waiting on it) going for ever. Past the download's
+    deadline it fails like any failed download: no file kept, a note for the agent."""
+    monkeypatch.setattr(cdn, "DOWNLOAD_S", 0.5)
+
+    async def trickling(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                await resp.write(b"x")
+                await asyncio.sleep(0.05)
+        return resp
+
+    puppet = SimpleNamespace(download=lambda _id, max_bytes: downloaded(trickling))
+    message = Message("m1", MessageKind.IMAGE, "wxid_a", file=FileInfo("p.png", 0))
+    saver = MediaSaver(tmp_path / "media", RealClock())
+    async with asyncio.timeout(20):  # (without a deadline it never ends: fail, not hang)
+        item = await saver.fetch(puppet, message, 10_000)  # type: ignore[arg-type]
+    assert item.path is None and item.note is not None
+    assert "could not be downloaded" in item.note and "took longer than 0.5 s" in item.note
+    assert not [p for p in (tmp_path / "media").rglob("*") if p.is_file()]

@@ -11,6 +11,7 @@ one of those hosts, else to the configured CDN with its ``upload_param``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -38,6 +39,10 @@ UPLOAD_ATTEMPTS = 3
 CHUNK = 64 * 1024
 #: seconds a download may wait for its next bytes
 READ_S = 30.0
+#: seconds a whole download may take, redirects included: a CDN trickling its bytes
+#: (each within ``READ_S``) would otherwise hold the message for ever (a 30 MB file
+#: needs about 100 KB/s)
+DOWNLOAD_S = 300.0
 #: redirects a download follows, each on the configured hosts only
 REDIRECTS = 3
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -189,9 +194,15 @@ async def _fetched(
     ``max_bytes``, or its ciphertext's size for that many bytes of plaintext): past it,
     :class:`FileTooLarge`; :class:`CdnFailed` when it cannot be fetched."""
     received = 0
-    timeout = aiohttp.ClientTimeout(sock_connect=READ_S, sock_read=READ_S)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DOWNLOAD_S
     try:
         for _ in range(REDIRECTS + 1):
+            # aiohttp's total covers reading the body too: the deadline holds between
+            # chunks as well
+            timeout = aiohttp.ClientTimeout(
+                total=max(deadline - loop.time(), 0.001), sock_connect=READ_S, sock_read=READ_S
+            )
             async with api.session.get(
                 url, timeout=timeout, proxy=api.proxy_for(url), allow_redirects=False
             ) as resp:
@@ -213,6 +224,8 @@ async def _fetched(
                 return
         raise CdnFailed(f"CDN download redirected more than {REDIRECTS} times")
     except (TimeoutError, aiohttp.ClientError) as exc:
+        if loop.time() >= deadline:
+            raise CdnFailed(f"CDN download took longer than {DOWNLOAD_S:g} s") from None
         raise CdnFailed(f"CDN download failed: {type(exc).__name__}") from None
 
 
