@@ -241,6 +241,30 @@ def test_config_check_missing_file_exits_1_with_the_path(tmp_path: Path) -> None
     assert "Traceback" not in out
 
 
+@pytest.mark.parametrize("case", ["missing", "too large", "a directory", "not UTF-8"])
+def test_a_file_that_cannot_be_read_is_named_in_the_error_header(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other config error says "config error in FILE:"; a missing or too-large
+    file's said only "config error:"."""
+    from wechat_sdk.config.loader import MAX_CONFIG_BYTES
+
+    file = tmp_path / "config.json5"
+    if case == "too large":
+        file.write_text("{}" + " " * MAX_CONFIG_BYTES, encoding="utf-8")
+    elif case == "a directory":
+        file.mkdir()
+    elif case == "not UTF-8":
+        file.write_bytes(b"{channels: \xff}")
+    monkeypatch.setenv("WECHAT_SDK_CONFIG", str(file))  # (--config takes no directory)
+    result = run("config", "check")
+    out = output_of(result)
+    assert result.exit_code == 1, out
+    assert f"config error in {file}:" in out
+    as_json = run("config", "check", "--json")
+    assert json.loads(as_json.stdout)["file"] == str(file)
+
+
 def test_config_check_invalid_json5_exits_1_with_line(tmp_path: Path) -> None:
     file = tmp_path / "broken.json5"
     file.write_text("{\n  channels: {\n    wechat: {,\n}\n", encoding="utf-8")

@@ -73,38 +73,43 @@ def load_state_dir(path: str | os.PathLike[str] | None = None) -> str | None:
 
 
 def _read(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
-    """A config file's path (see `config_path`) and its text."""
+    """A config file's path (see `config_path`) and its text; a `ConfigError` naming the
+    file (as every config error does) when it cannot be read."""
     file = config_path(path)
+    try:
+        return file, _text(file)
+    except ValueError as exc:
+        raise ConfigError.single("", str(exc), source=str(file)) from None
+
+
+def _text(file: Path) -> str:
+    """The text of ``file``; `ValueError` saying why it cannot be read."""
     try:
         with file.open("rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)  # no more: a huge file (or a device) is refused
-        if len(data) > MAX_CONFIG_BYTES:
-            raise ConfigError.single(
-                "",
-                f"{file} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB, the most a config "
-                "file may be: is it the right file?",
-            )
-        text = data.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError.single(
-            "",
+        raise ValueError(
             f"no config file at {file}: create it (for a first run on the simulator: "
             '`{ channels: { wechat: { puppet: "simulator", dmPolicy: "pairing" } } }`), '
-            f"or point to another with --config PATH or ${CONFIG_ENV}",
+            f"or point to another with --config PATH or ${CONFIG_ENV}"
         ) from None
     except IsADirectoryError:
-        raise ConfigError.single("", f"{file} is a directory, not a config file") from None
+        raise ValueError(f"{file} is a directory, not a config file") from None
     except PermissionError:
-        raise ConfigError.single(
-            "", f"cannot read {file}: permission denied (check its owner and mode)"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError.single(
-            "", f"{file} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        raise ValueError(
+            f"cannot read {file}: permission denied (check its owner and mode)"
         ) from None
     except OSError as exc:
-        raise ConfigError.single("", f"cannot read {file}: {exc.strerror}") from None
-    return file, text
+        raise ValueError(f"cannot read {file}: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{file} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB, the most a config "
+            "file may be: is it the right file?"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{file} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
 
 
 def parse_config(
