@@ -25,7 +25,19 @@ from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import MediaWord
 
 # BUILTIN_AGENTS is wechat_sdk.agents' table, re-exported for code that imports it from here
-__all__ = ["BUILTIN_AGENTS", "ScenarioError", "ScenarioResult", "load_scenario", "run_scenario"]
+__all__ = [
+    "BUILTIN_AGENTS",
+    "MAX_SCENARIO_BYTES",
+    "ScenarioError",
+    "ScenarioResult",
+    "load_scenario",
+    "read_scenario",
+    "run_scenario",
+]
+
+#: the largest scenario file read (1 MiB, as a config file: a scenario of thousands of steps
+#: is a few hundred KB; a bigger file is a mistake, and parsing JSON5 takes seconds a MB)
+MAX_SCENARIO_BYTES = 1 << 20
 
 
 class ScenarioError(ValueError):
@@ -195,6 +207,24 @@ class ScenarioResult(BaseModel):
     ok: bool
     failures: list[str]
     transcript: list[dict[str, Any]]
+
+
+def read_scenario(path: Path) -> str:
+    """The text of the scenario file at ``path``; `ScenarioError` naming the file when it is
+    too large or not UTF-8 text."""
+    with path.open("rb") as f:
+        data = f.read(MAX_SCENARIO_BYTES + 1)  # no more: a huge file (or a device) is refused
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            f"(scenario): {path} is larger than {MAX_SCENARIO_BYTES // (1 << 20)} MiB, the most "
+            "a scenario file may be: is it the right file?"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"(scenario): the file is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
 
 
 def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:

@@ -347,3 +347,19 @@ def test_json_output_of_an_invalid_scenario_has_the_documented_shape(tmp_path: P
     data = json.loads(out)
     problem = "steps.0.login: 'nope' is not an account of config (accounts: default)"
     assert data == {"ok": False, "failures": [problem], "transcript": [], "error": [problem]}
+
+
+def test_a_file_over_the_size_limit_is_invalid_naming_it_and_the_limit(tmp_path: Path) -> None:
+    """A scenario file had no size cap: a huge one (or the wrong file) was read whole and
+    parsed for minutes. Over the limit it is refused, as a config file is."""
+    from simulator.scenario import MAX_SCENARIO_BYTES
+
+    body = '{ steps: [{ login: "default" }] }\n'
+    path = write(tmp_path, body + " " * MAX_SCENARIO_BYTES)
+    code, out = run(path, "--json")
+    assert code == 2, out
+    [problem] = json.loads(out)["error"]
+    assert str(path) in problem and "1 MiB" in problem
+    path.write_text(body + " " * (MAX_SCENARIO_BYTES - len(body)), encoding="utf-8")
+    code, out = run(path)
+    assert code == 0, out

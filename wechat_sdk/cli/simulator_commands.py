@@ -32,16 +32,11 @@ def simulate(scenario: Path, as_json: bool, seed: int | None) -> None:
     """Run a scenario file on the simulator. Exit 1 if an expectation failed, 2 if invalid."""
     import asyncio
 
-    from simulator.scenario import ScenarioError, run_scenario
+    from simulator.scenario import ScenarioError, read_scenario, run_scenario
     from wechat_sdk.idle_loop import new_event_loop
 
     try:
-        try:
-            text = scenario.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ScenarioError(
-                f"(scenario): the file is not UTF-8 text (byte {exc.start}): save it as UTF-8"
-            ) from None
+        text = read_scenario(scenario)
         # the world's virtual clock settles exactly on a loop that says when it is idle
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             result = runner.run(run_scenario(text, seed=seed))
