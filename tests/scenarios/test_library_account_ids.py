@@ -10,6 +10,7 @@ import pytest
 
 from simulator import SimulatedWeChat
 from wechat_sdk import AgentTurn
+from wechat_sdk.config import ConfigError, parse_config
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.gateway.gateway import UnknownAccounts
 
@@ -71,3 +72,38 @@ async def test_send_and_pairing_take_an_account_as_the_cli_does(tmp_path: Path) 
         with pytest.raises(KeyError, match="'nope' is not running"):
             await gateway.send("wxid_owner", "hi", account="Nope")
     assert world.texts(to=stranger, account="work")[-1].startswith("You're approved")
+
+
+async def test_a_restart_that_would_run_none_of_the_named_accounts_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A gateway started with --accounts work, given a config that disables work (or no
+    longer has it): the restart stopped work and ran nothing, a gateway "running" with no
+    account. Refused as `gateway run --accounts work` refuses it; work goes on."""
+    world = SimulatedWeChat(seed=4)
+    world.add_account("work")
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path, only_accounts=["work"])
+    async with gateway:
+        await world.login("work")
+        for config, where, said in (
+            (
+                "{channels: {wechat: {accounts: {default: {}, work: {enabled: false}}}}}",
+                "channels.wechat.accounts.work.enabled",
+                "this config disables work",
+            ),
+            (
+                "{channels: {wechat: {accounts: {default: {}}}}}",
+                "channels.wechat.accounts",
+                "work is no account of this config",
+            ),
+        ):
+            with pytest.raises(ConfigError) as error:
+                await gateway.reload(parse_config(config))
+            (problem,) = error.value.problems
+            assert problem.path == where
+            assert "the gateway runs only work (--accounts, only_accounts)" in problem.message
+            assert said in problem.message
+            assert gateway.runs() == {"work"}
+            assert [s.lifecycle for s in gateway.status() if s.account == "work"] == ["ready"]
+        await gateway.reload(parse_config(CONFIG.replace('"pairing"', '"open"')))
+        assert gateway.runs() == {"work"}

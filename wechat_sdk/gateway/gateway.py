@@ -387,9 +387,10 @@ class Gateway:
     async def reload(self, config: Config, grace_s: float = 10.0) -> None:
         """Apply a new config: accounts are restarted (their replies in flight get
         ``grace_s``, as in :meth:`stop`). An invalid one raises ConfigError, and so does
-        one that changes the state directory or the store (opened once, at the start)."""
+        one that changes the state directory or the store (opened once, at the start), or
+        that no longer runs an account ``only_accounts`` names."""
         accounts = accounts_of(config)  # raises before anything is touched
-        self._check_reloadable(config)
+        self._check_reloadable(config, accounts)
         old, new = self.config.channels.wechat, config.channels.wechat
         if (new.health, new.api) != (old.health, old.api):
             # the new ports first: one that cannot be used is refused like an invalid
@@ -416,10 +417,11 @@ class Gateway:
         self.own_accounts.keep_only([a.id for a in accounts.enabled])
         await self.start()
 
-    def _check_reloadable(self, config: Config) -> None:
-        """Raise ConfigError when ``config`` changes what is opened once, at the start: the
-        state directory, and the store made from the config (its block, and the SQLite
-        store's history cache). A reload would keep the old ones, silently."""
+    def _check_reloadable(self, config: Config, accounts: AccountSet) -> None:
+        """Raise ConfigError when ``config`` (its ``accounts``) changes what is opened once,
+        at the start: the state directory, and the store made from the config (its block,
+        and the SQLite store's history cache). A reload would keep the old ones, silently.
+        Or when it no longer runs an account ``only_accounts`` names."""
         old, new = self.config.channels.wechat, config.channels.wechat
         changed = []  # (each key, and what the running gateway has)
         if state_dir_of(config, self._state_dir_given) != self.state_dir:
@@ -432,17 +434,47 @@ class Gateway:
             if new.historyCacheConversations != old.historyCacheConversations:
                 kept = old.historyCacheConversations
                 changed.append(("historyCacheConversations", f"the running gateway's is {kept}"))
-        if changed:
-            raise ConfigError(
-                [
-                    ConfigProblem(
-                        f"channels.wechat.{key}",
-                        f"a restart cannot change it ({in_use}): stop the gateway and run "
-                        "it again to use the new one, or put the old one back",
-                    )
-                    for key, in_use in changed
-                ]
+        problems = [
+            ConfigProblem(
+                f"channels.wechat.{key}",
+                f"a restart cannot change it ({in_use}): stop the gateway and run "
+                "it again to use the new one, or put the old one back",
             )
+            for key, in_use in changed
+        ]
+        problems.extend(self._named_accounts_kept(accounts))
+        if problems:
+            raise ConfigError(problems)
+
+    def _named_accounts_kept(self, accounts: AccountSet) -> list[ConfigProblem]:
+        """The accounts ``only_accounts`` names that ``accounts`` (a new config's) no
+        longer runs, as problems: a restart would stop them and run nothing in their place
+        (``gateway run --accounts`` refuses such a config too)."""
+        if self.only_accounts is None:
+            return []
+        runs = f"the gateway runs only {', '.join(self.only_accounts)} (--accounts, only_accounts)"
+        remedy = "stop the gateway and run it again naming the accounts it should run"
+        enabled = {a.id for a in accounts.enabled}
+        problems = []
+        for name in self.only_accounts:
+            account = accounts.accounts.get(name)
+            if account is None:
+                problems.append(
+                    ConfigProblem(
+                        "channels.wechat.accounts",
+                        f"{runs}: {name} is no account of this config, so a restart would "
+                        f"not run it; put it back, or {remedy}",
+                    )
+                )
+            elif name not in enabled:
+                problems.append(
+                    ConfigProblem(
+                        account.key_path("enabled"),
+                        f"{runs}: this config disables {name}, so a restart would not run "
+                        f"it; enable it, or {remedy}",
+                    )
+                )
+        return problems
 
     async def _start_http(self) -> None:
         wechat = self.config.channels.wechat
