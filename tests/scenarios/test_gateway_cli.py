@@ -277,6 +277,16 @@ def test_restart_refuses_a_new_state_dir_or_store_and_the_gateway_keeps_running(
             assert f"channels.wechat.{key}: a restart cannot change it" in refused.stderr
             assert "stop the gateway and run it again" in refused.stderr
             assert len(running.wait_ready()) == 1  # still running, on the old config
+        # found by the config's new stateDir: said "no gateway is running", where one runs
+        running.config.write_text(config_text(**moved))
+        lost = cli("gateway", "restart", "--config", running.config)
+        assert lost.returncode == 3, lost.stderr
+        said = " ".join(lost.stderr.split())
+        assert f"It looked in {tmp_path / 'elsewhere'}, the stateDir of {running.config}" in said
+        assert "a restart cannot move a gateway to another state directory" in said
+        assert "wechat-sdk gateway stop --state-dir OLD_DIR" in said
+        assert f"wechat-sdk gateway run --config {running.config}" in said
+        assert len(running.wait_ready()) == 1
         assert not (tmp_path / "elsewhere").exists()
         running.config.write_text(config_text(stateDir=state))
         assert cli("gateway", "stop", "--config", running.config).returncode == 0

@@ -98,6 +98,36 @@ def _state_dir(config_file: Path | None, state_dir: Path | None) -> Path:
     return Path(configured or DEFAULT_STATE_DIR).expanduser()
 
 
+def _looked_in(config_file: Path | None, directory: Path, request: dict[str, Any]) -> str | None:
+    """Where a command given no ``--state-dir`` looked for the gateway, as a config file
+    chose it; and, as that config's stateDir may have changed since its gateway started
+    (the CLI cannot know the old one), how to reach or move that gateway."""
+    from wechat_sdk.config import config_path
+    from wechat_sdk.config.loader import load_state_dir
+
+    file = config_path(config_file)
+    if not file.exists():  # (no config: the default directory, as the first line says)
+        return None
+
+    why = (
+        f"the stateDir of {file}"
+        if load_state_dir(file)
+        else f"the default state directory, as {file} sets no stateDir"
+    )
+    if request.get("cmd") == "restart":
+        then = (
+            ", and a restart cannot move a gateway to another state directory: stop it with "
+            "`wechat-sdk gateway stop --state-dir OLD_DIR`, then start it with "
+            f"`wechat-sdk gateway run --config {file}`"
+        )
+    else:
+        then = ": name that directory with --state-dir OLD_DIR"
+    return (
+        f"It looked in {directory}, {why}. A gateway started before that config's stateDir "
+        f"was changed runs on its old state directory{then}."
+    )
+
+
 def account_id_option(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> str | None:
@@ -125,6 +155,9 @@ def _control(
         return control_request(directory, request)
     except NoGateway as exc:
         _err().print(str(exc), markup=False)
+        hint = None if state_dir is not None else _looked_in(config_file, directory, request)
+        if hint:
+            _err().print(hint, markup=False)
         raise SystemExit(3) from None
     except ControlError as exc:
         _err().print(f"[red]error:[/] {_escape(exc)}", markup=True)
