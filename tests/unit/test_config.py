@@ -610,6 +610,25 @@ def test_all_errors_are_reported_at_once() -> None:
     }
 
 
+def test_a_variable_unset_outside_channels_wechat_is_left_alone() -> None:
+    """The rest of the file belongs to the rest of the gateway, which replaces its own
+    variables: an unset one there (another channel's token, say) failed this SDK's whole
+    config, and one set was replaced in a section this SDK does not read."""
+    config = parse_config(
+        """{
+          agents: {model: "${UNSET_MODEL}"},
+          "${UNSET_KEY}": 1,
+          channels: {telegram: {token: "${UNSET_TG}"}, wechat: {name: "${BOT}"}},
+        }""",
+        env={"BOT": "Bob"},
+    )
+    assert config.channels.wechat.name == "Bob"
+    assert config.model_extra == {"agents": {"model": "${UNSET_MODEL}"}, "${UNSET_KEY}": 1}
+    assert config.channels.model_extra == {"telegram": {"token": "${UNSET_TG}"}}
+    err = error_of('{name: "${UNSET_NAME}"}', env={})
+    assert [p.path for p in err.problems] == ["channels.wechat.name"]
+
+
 def test_env_and_type_errors_are_reported_together() -> None:
     err = error_of('{name: "${UNSET_VAR}", qrCode: "maybe"}', env={})
     assert {p.path for p in err.problems} == {"channels.wechat.name", "channels.wechat.qrCode"}

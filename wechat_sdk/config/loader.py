@@ -131,7 +131,7 @@ def parse_config(
         for path, first, then in duplicate_keys(text)
         if _read_here(path)
     ]
-    data = _substitute(data, (), os.environ if env is None else env, problems)
+    data = _substitute_read_part(data, os.environ if env is None else env, problems)
     if not isinstance(data, dict):
         problems.append(
             ConfigProblem("", f"the file must hold an object {{...}}, got {_type_name(data)}")
@@ -205,6 +205,17 @@ def _lines(first: int, then: int) -> str:
 def _printable(text: str) -> str:
     """``text`` with control characters (a newline json5 complains about) escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _substitute_read_part(data: Any, env: Mapping[str, str], problems: list[ConfigProblem]) -> Any:
+    """``data`` with the variables of ``channels.wechat`` replaced: the part of the file
+    this SDK reads. The rest belongs to the rest of the gateway, which replaces its own
+    (one unset there is not this SDK's error), and is left as written."""
+    channels = data.get("channels") if isinstance(data, dict) else None
+    if not isinstance(channels, dict) or "wechat" not in channels:
+        return data
+    wechat = _substitute(channels["wechat"], ("channels", "wechat"), env, problems)
+    return {**data, "channels": {**channels, "wechat": wechat}}
 
 
 def _substitute(
