@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from wechat_sdk.config import (
     CONFIG_ENV,
@@ -22,6 +22,8 @@ from wechat_sdk.config import (
     parse_config,
 )
 from wechat_sdk.config import models as config_models
+from wechat_sdk.config.loader import validation_problems
+from wechat_sdk.config.strict import StrictModel
 
 
 def wechat(body: str, env: dict[str, str] | None = None) -> Config:
@@ -89,6 +91,47 @@ def test_true_or_false_where_a_number_goes_is_an_error(body: str, path: str) -> 
     # (they were taken as 1 and 0: textChunkLimit: true cut every reply into letters)
     err = str(error_of(body))
     assert path in err and "expected a number, got" in err
+
+
+class OptionalLimit(StrictModel):
+    limit: Annotated[int, Field(ge=0)] | None = None
+
+
+class ListOfSizes(StrictModel):
+    sizes: list[int] = Field(default_factory=list)
+
+
+class MapOfWeights(StrictModel):
+    weights: dict[str, Annotated[float, Field(ge=0)]] | None = None
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "said"),
+    [
+        (OptionalLimit, {"limit": True}, "limit: expected a number, got true"),
+        (ListOfSizes, {"sizes": [1, False]}, "sizes: expected a number, got false (at [1])"),
+        (
+            MapOfWeights,
+            {"weights": {"a": 1.5, "b": True}},
+            'weights: expected a number, got true (at "b")',
+        ),
+    ],
+)
+def test_true_or_false_where_a_number_goes_is_an_error_in_every_shape(
+    model: type[StrictModel], data: dict[str, Any], said: str
+) -> None:
+    """A number field written Annotated[int, ...] | None, or numbers in a list or a map,
+    took true as 1: the check looked at a bare int or float (or a union of them) only."""
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    assert [str(p) for p in validation_problems(info.value, model)] == [said]
+
+
+def test_numbers_in_every_shape_are_still_taken() -> None:
+    assert OptionalLimit.model_validate({"limit": "3"}).limit == 3
+    assert OptionalLimit.model_validate({"limit": None}).limit is None
+    assert ListOfSizes.model_validate({"sizes": [1, "2"]}).sizes == [1, 2]
+    assert MapOfWeights.model_validate({"weights": {"a": 1}}).weights == {"a": 1.0}
 
 
 @pytest.mark.parametrize(
