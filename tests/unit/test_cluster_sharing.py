@@ -527,3 +527,23 @@ def test_the_config_hash_follows_the_accounts_settings_and_leaves_secrets_out() 
     assert other_token == base
     assert other_allow["a"] != base["a"] and other_allow["b"] == base["b"]
     assert other_top["a"] != base["a"] and other_top["b"] != base["b"]
+
+
+def test_the_config_hash_leaves_out_what_each_machine_sets_for_itself() -> None:
+    """Two gateways of a cluster cannot share a state directory or a health port (two on
+    one machine must differ in both), and whether a terminal draws the QR code is that
+    machine's: none of it changes how the account answers, so none of it makes the hash
+    differ (every such cluster said config_differs at each start)."""
+    from wechat_sdk.cluster.membership import config_hash
+    from wechat_sdk.config import accounts_of, parse_config
+
+    def hashed(extra: str) -> str:
+        (account,) = accounts_of(
+            parse_config(f'{{channels: {{wechat: {{puppet: "simulator", {extra}}}}}}}')
+        ).enabled
+        return config_hash(account)
+
+    one = hashed('stateDir: "/srv/gw1", health: {port: 8081}, qrCode: true')
+    two = hashed('stateDir: "/srv/gw2", health: {port: 8082}, qrCode: false')
+    assert one == two
+    assert hashed('stateDir: "/srv/gw1", dmPolicy: "open", allowFrom: ["*"]') != one
