@@ -81,11 +81,18 @@ async def join_cluster(
     return coordinator
 
 
+#: settings each machine sets for itself, which do not change how an account answers: two
+#: gateways cannot share a state directory or a health port, and a terminal draws the QR
+#: code or not (left out of :func:`config_hash`)
+MACHINE_KEYS = frozenset({"stateDir", "health", "qrCode"})
+
+
 def config_hash(account: ResolvedAccount) -> str:
     """A short hash of the account's effective settings (its own keys over the top
     level's), each secret's value left out (an option named as one: ``token``,
-    ``apiKey``...): what the gateways of a cluster compare (docs/cluster.md)."""
-    settings = _without_secrets(account.settings.model_dump(mode="json"))
+    ``apiKey``...), and the machine's own settings (:data:`MACHINE_KEYS`): what the
+    gateways of a cluster compare (docs/cluster.md)."""
+    settings = _without_secrets(account.settings.model_dump(mode="json", exclude=set(MACHINE_KEYS)))
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))  # (ASCII: escaped)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
