@@ -1140,6 +1140,83 @@ async def test_an_owners_notice_his_closed_window_holds_goes_after_his_next_mess
         await gateway.close()
 
 
+async def test_a_kept_pairing_code_waiting_for_a_stranger_goes_when_they_write_again(
+    tmp_path: Path,
+) -> None:
+    """A stop keeps a stranger's code; at the restart their reply window is closed (iLink),
+    so it waits for their next message. They write again while the request is pending:
+    that message is not answered (they are not approved), but it opened their window, so
+    the code goes then (it waited until the request expired: the stranger never had it)."""
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **NOTIFYING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # alice's reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    await world.drive(gw.close(grace_s=0.5))
+    assert world.texts(to="wxid_stranger") == []
+    (code,) = {i.pairing_code for i in outbox_rows(state) if i.pairing_code is not None}
+
+    closed = {"wxid_alice", "wxid_stranger"}
+    config = {"channels": {"wechat": {**OPEN, **PACED, **NOTIFYING}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.run_until_idle()
+        assert world.texts(to="wxid_stranger") == []  # it waits for the stranger
+        closed.discard("wxid_stranger")  # (their window opens as they write)
+        await world.say("wxid_stranger", "still there?")
+        await world.advance(60)
+        told = "\n".join(world.texts(to="wxid_stranger"))
+        assert code in told, told
+        assert "echo" not in told  # (not approved: not answered)
+        assert not [i for i in outbox_rows(state) if i.conversation_id == "wxid_stranger"]
+    finally:
+        await gateway.close()
+
+
+async def test_an_owner_not_allowed_to_talk_gets_the_notice_his_window_held_when_he_writes(
+    tmp_path: Path,
+) -> None:
+    """The owner told of requests is not in allowFrom (the notice is one way) and has not
+    written within his reply window: the notice waits; when he writes, his message is
+    not answered (he gets a code of his own, as a stranger), but the notice goes."""
+    world, state = new_world(), tmp_path / "state"
+    closed = {"wxid_owner"}
+    config = {"channels": {"wechat": {**NOTIFYING, "pairingNotify": "wxid_owner"}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.say("wxid_stranger", "hello?")
+        await world.run_until_idle()
+        assert world.texts(to="wxid_owner") == []  # his window is closed: it waits
+        (request,) = gateway.pairing.list()
+        closed.clear()
+        await world.say("wxid_owner", "hi")
+        await world.advance(60)
+        told = world.texts(to="wxid_owner")
+        assert [t for t in told if f"Code: {request.code}" in t], told
+        assert "echo hi" not in told
+    finally:
+        await gateway.close()
+
+
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     tmp_path: Path,
 ) -> None:

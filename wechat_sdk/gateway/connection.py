@@ -498,6 +498,10 @@ class Connection:
             return
         if not await self._taken_in(message.id, intake.entry, result):
             await self._take_in_later(intake, "the store would not let its turn stand for it")
+        elif isinstance(result, Drop) and message.room_id is None and result.reason in _WROTE:
+            # (not answered, but their message opened their reply window: what waits
+            # for it goes, a pairing code, an owner's notice)
+            self.turns.send_waiting_soon(message.talker_id)
 
     def _journal_and_check(self, intake: _Intake) -> bool:
         """A try's first part: the message journaled (if it is not yet), then its dedupe
@@ -641,6 +645,11 @@ class Connection:
             decision="dropped",
             reason=drop.reason,
         )
+
+
+#: the reasons a direct message is dropped that leave it a new message of the user's all
+#: the same (one that opens their reply window, on iLink): not a copy, not history
+_WROTE = frozenset({"dm_disabled", "dm_not_allowed", "pairing_required"})
 
 
 class _LoginFailed(Exception):

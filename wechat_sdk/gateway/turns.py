@@ -300,6 +300,31 @@ class Turns:
         task.add_done_callback(self._texts.pop)
         self.track(task)
 
+    def send_waiting_soon(self, conversation_id: str) -> None:
+        """The user wrote, and is not answered (a stranger whose pairing request is
+        pending, an owner told of requests who may not talk to the bot): their message
+        opened their reply window all the same, so what waits for it (a pairing code, an
+        owner's notice) goes now, in a task of its own, the conversation held."""
+        waiting = self.outbound.waiting
+        if waiting is None or not waiting.has(conversation_id):
+            return
+
+        async def send() -> None:
+            try:
+                async with self.conversations.hold(conversation_id):
+                    await self._cut.send_waiting(self, conversation_id)
+            except (asyncio.CancelledError, LeaseLost):
+                raise  # (what did not go stays waiting in the store)
+            except Exception as exc:  # (DeliveryFailed: the sender logged and counted it)
+                if not isinstance(exc, DeliveryFailed):
+                    self.log.warning(
+                        "could not send what waits for %s: %s (it waits for their next message)",
+                        shown(conversation_id),
+                        shown(f"{type(exc).__name__}: {exc}", 200),
+                    )
+
+        self.track(asyncio.get_running_loop().create_task(send()))
+
     async def _answer(self, turn: AgentTurn, mark: int | None, progress: TurnProgress) -> None:
         try:
             # one turn at a time per conversation keeps history in order
