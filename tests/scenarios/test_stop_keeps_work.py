@@ -31,7 +31,7 @@ from wechat_sdk.gateway.outbox import (
 )
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.puppet import OutboundFile, ReplyWindow
-from wechat_sdk.stores import OutboxItem, SqliteStore
+from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
 #: alice may talk to the bot, strangers get a pairing code; one message a second, no burst
@@ -1213,6 +1213,66 @@ async def test_an_owner_not_allowed_to_talk_gets_the_notice_his_window_held_when
         told = world.texts(to="wxid_owner")
         assert [t for t in told if f"Code: {request.code}" in t], told
         assert "echo hi" not in told
+    finally:
+        await gateway.close()
+
+
+class RefusingSending:
+    """An outbox whose next ``refusals`` marks of an item as being sent raise (the store
+    out of reach for a moment); the rest passes through."""
+
+    def __init__(self, outbox: Any, refusals: int) -> None:
+        self._outbox, self.refusals = outbox, refusals
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._outbox, name)
+
+    def set_state(self, item_id: int, state: str) -> None:
+        if state == "sending" and self.refusals > 0:
+            self.refusals -= 1
+            raise ConnectionError("the store cannot be reached")
+        self._outbox.set_state(item_id, state)
+
+
+async def test_a_waiting_notice_the_store_cannot_mark_stays_kept_and_the_turn_is_answered(
+    tmp_path: Path,
+) -> None:
+    """The owner's notice waits for his window; he writes, and the store cannot mark it
+    as being sent: it is not sent now and stays kept (the next message takes it), and his
+    own message is answered all the same (the store's error failed his whole turn)."""
+    world, state = new_world(), tmp_path / "state"
+    closed = {"wxid_alice"}
+    store = MemoryStore()
+    refusing = RefusingSending(store.outbox, refusals=0)
+    store.outbox = refusing  # type: ignore[assignment]
+    config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        store=store,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.say("wxid_stranger", "hello?")
+        await world.advance(60)  # (the stranger's code went out, paced)
+        (request,) = gateway.pairing.list()
+        closed.clear()
+        refusing.refusals = 1
+        await world.say("wxid_alice", "hi")
+        await world.advance(60)
+        told = world.texts(to="wxid_alice")
+        assert told == ["echo hi"], told
+        assert [i.state for i in store.outbox.items("default")] == ["waiting"]
+        await world.say("wxid_alice", "again")
+        await world.advance(60)
+        told = world.texts(to="wxid_alice")
+        assert f"Code: {request.code}" in told[1] and told[2] == "echo again", told
+        assert store.outbox.items("default") == []
     finally:
         await gateway.close()
 

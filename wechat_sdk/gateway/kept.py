@@ -37,6 +37,7 @@ from wechat_sdk.gateway.outbox import (
 from wechat_sdk.gateway.turns import Journal, TurnProgress, Turns
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.inbound.pipeline import Drop
+from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
 from wechat_sdk.outbound.window import NOTICE, is_open
@@ -547,7 +548,7 @@ class KeptWork:
                     # dies while it goes out, it is dropped at the next start rather than
                     # maybe sent twice
                     state = item.state
-                    going = functools.partial(self.outbox.set_state, item.id, "sending")
+                    going = functools.partial(self._going, item)
                     texts, files = went.setdefault(item.turn or "", ([], []))
                     before, files_before = len(sent), len(files)
                     try:
@@ -558,6 +559,8 @@ class KeptWork:
                         # (the window closed while it waited for its pacing)
                         if exc.code == "window_closed" and self._wait([i for _, i in messages[n:]]):
                             return
+                        if exc.code == "store_failed":  # (not marked: not sent, still kept,
+                            return  # as is the rest, in order, for the next time)
                         # (otherwise the sender logged it: not kept, like any failed reply)
                     except asyncio.CancelledError as cut:
                         if isinstance(cut, SendCut):  # it went out, or maybe: not again
@@ -584,6 +587,22 @@ class KeptWork:
                         messages=len(texts),
                         files=len(files),
                     )
+
+    def _going(self, item: OutboxItem) -> None:
+        """A kept message is handed to the puppet now: marked ``sending`` first. One that
+        cannot be marked does not go out (:class:`DeliveryFailed` ``store_failed``): it
+        stays kept as it was, with the rest after it, for the next time."""
+        try:
+            self.outbox.set_state(item.id, "sending")
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.log.error(
+                "could not mark a kept message to %s as being sent in the store's outbox "
+                "(%s): not sent now; it stays kept, with the rest after it (never twice)",
+                item.conversation_id,
+                shown(error, 200),
+            )
+            raise DeliveryFailed(f"not sent: {error}", code="store_failed") from exc
 
     def _wait(self, items: Sequence[OutboxItem | None]) -> bool:
         """Kept messages a closed reply window refused (iLink: it was full, or a day
