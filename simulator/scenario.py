@@ -210,10 +210,17 @@ class ScenarioResult(BaseModel):
 
 
 def read_scenario(path: Path) -> str:
-    """The text of the scenario file at ``path``; `ScenarioError` naming the file when it is
-    too large or not UTF-8 text."""
-    with path.open("rb") as f:
-        data = f.read(MAX_SCENARIO_BYTES + 1)  # no more: a huge file (or a device) is refused
+    """The text of the scenario file at ``path``; `ScenarioError` naming the file when it
+    cannot be read, is too large or is not UTF-8 text."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_SCENARIO_BYTES + 1)  # no more: a huge file (or a device) is refused
+    except PermissionError:
+        raise ScenarioError(
+            f"(scenario): cannot read {path}: permission denied (check its owner and mode)"
+        ) from None
+    except OSError as exc:  # a directory, a file gone since the command line was checked
+        raise ScenarioError(f"(scenario): cannot read {path}: {exc.strerror}") from None
     if len(data) > MAX_SCENARIO_BYTES:
         raise ScenarioError(
             f"(scenario): {path} is larger than {MAX_SCENARIO_BYTES // (1 << 20)} MiB, the most "
@@ -223,7 +230,7 @@ def read_scenario(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ScenarioError(
-            f"(scenario): the file is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            f"(scenario): {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
         ) from None
 
 

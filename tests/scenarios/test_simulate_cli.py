@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from wechat_sdk.cli import cli
@@ -338,7 +341,36 @@ def test_a_file_that_is_not_utf8_is_an_invalid_scenario(tmp_path: Path) -> None:
     path.write_bytes('{ steps: [{ say: { from: "a", text: "café" } }] }'.encode("latin-1"))
     code, out = run(path)
     assert code == 2, out
-    assert "the file is not UTF-8 text" in out
+    assert "is not UTF-8 text" in out
+    code, out = run(path, "--json")  # its problem names the file, as the other file errors do
+    assert code == 2, out
+    [problem] = json.loads(out)["error"]
+    assert str(path) in problem and "not UTF-8 text" in problem
+
+
+def test_a_file_it_may_not_read_is_an_invalid_scenario_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was a traceback. Root reads any file (and for another user click's own check
+    refuses a file of mode 000 first), so its open is made to fail as root's does where it
+    may not read (a network mount that maps root to nobody)."""
+    path = write(tmp_path, '{ steps: [{ login: "default" }] }')
+    real_open = Path.open
+
+    def open_refused(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_refused)
+    code, out = run(path)
+    assert code == 2, out
+    assert "Traceback" not in out
+    assert f"cannot read {path}: permission denied" in out
+    code, out = run(path, "--json")
+    assert code == 2, out
+    [problem] = json.loads(out)["error"]
+    assert str(path) in problem and "permission denied" in problem
 
 
 def test_json_output_of_an_invalid_scenario_has_the_documented_shape(tmp_path: Path) -> None:
