@@ -79,3 +79,28 @@ def test_the_browser_lines_are_what_the_sidecar_makes_of_node_errors() -> None:
         if "https://wx.qq.com" in line:  # the page writes URL for the address
             line = line.replace("https://wx.qq.com", "URL")
         assert f"puppet error: {line}" in lines
+
+
+def test_the_no_gateway_message_is_quoted_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page quoted the first line only; the second says which state directory the
+    command looked in and why, and how to reach a gateway whose stateDir changed. Run as
+    the page's user: a config at the default path that sets no stateDir."""
+    from click.testing import CliRunner
+
+    from wechat_sdk.cli import cli
+
+    home = tmp_path / "you"
+    (home / ".clawdbot").mkdir(parents=True)
+    (home / ".clawdbot" / "config.json5").write_text(
+        '{ channels: { wechat: { puppet: "simulator" } } }', encoding="utf-8"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WECHAT_SDK_CONFIG", raising=False)
+    result = CliRunner().invoke(cli, ["gateway", "status"])
+    assert result.exit_code == 3, result.output
+    said = result.stderr.replace(str(home), "/home/you").splitlines()
+    assert len(said) == 2, said
+    for line in said:
+        assert line in quoted()
