@@ -559,20 +559,21 @@ async def test_a_file_url_that_is_no_url_is_a_400_not_a_500(
     wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``http://[::1/x`` (a bracket left open) was answered 500 internal, with a traceback
-    in the log, and a keyed send kept its key claimed as if under way."""
+    in the log, and a keyed send kept its key claimed as if under way. The problem is
+    worded as the config's: the field, then what is wrong (not pydantic's "Value error, ")."""
     gw = await wechat.gateway(echo, **API)
     headers = {**AUTH, "Idempotency-Key": "bad-url-1"}
     for url, says in (
         ("http://[::1/report.pdf", "is not a valid URL (Invalid IPv6 URL)"),
-        ("http://files.example.com:99999/a.pdf", "port"),
-        ("https:///a", "with a host"),
+        ("http://files.example.com:99999/a.pdf", "has a port that is not a number"),
+        ("https:///a", "must be an http:// or https:// URL with a host"),
     ):
         body = {"to": "wxid_alice", "text": "here", "files": [{"name": "a.pdf", "url": url}]}
         code, answer, _ = await call(
             wechat, http, gw, "POST", "/v1/messages", json=body, headers=headers
         )
         assert (code, answer["code"]) == (400, "invalid_request"), (url, answer)
-        assert answer["error"].startswith("files.0.url: ") and says in answer["error"], answer
+        assert answer["error"].startswith(f"files.0.url: {says}"), answer
     assert "Traceback" not in caplog.text
     assert wechat.world.sent() == []
 

@@ -294,6 +294,15 @@ def validation_problems(
     return _collapse_unions(out)
 
 
+def error_words(err: Any) -> str:
+    """pydantic's message for ``err``, one of a `ValidationError`'s errors; a validator's
+    `ValueError` in its own words, without the ``Value error, `` pydantic puts before them.
+    The config's problems and the HTTP API's say it so."""
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    return str(err["msg"])
+
+
 def did_you_mean(word: str, choices: list[str]) -> str:
     """`` (did you mean "x"?)`` with the choice closest to ``word``, or "" when none is."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) if choices else []
@@ -535,7 +544,7 @@ def _message(err: Any, loc: list[str], root: Any = Config, *, list_known: bool =
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return f"{err['msg'].lower()}, got {show(given)}"
     if kind == "value_error":
-        return str(err.get("ctx", {}).get("error", err["msg"]))
+        return error_words(err)
     return f"{err['msg']}, got {show(given)}"
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.config.loader import error_words
 from wechat_sdk.file_data import file_data
 from wechat_sdk.http.models import (
     Account,
@@ -279,7 +280,7 @@ def parse_body(model: type[M], raw: bytes, *, content_type: str = "", optional: 
                 # (the body as a whole is not JSON, or no object: a form, say)
                 raise ApiError(400, "invalid_request", _not_an_object(err, content_type)) from None
             where = ".".join(str(p) for p in err["loc"]) or "body"
-            problems.append(f"{where}: {err['msg']}")
+            problems.append(f"{where}: {error_words(err)}")
         raise ApiError(400, "invalid_request", "; ".join(problems)) from None
 
 
