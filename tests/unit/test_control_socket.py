@@ -255,8 +255,8 @@ async def test_the_state_directory_stays_locked_until_the_stopping_gateway_is_do
 async def test_a_state_directory_that_cannot_be_locked_is_said_as_unusable(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # (an NFS mount without locks, some FUSE file systems: locking fails there, and the
-    # gateway ended with a Python traceback)
+    # (an NFS mount whose server's lock service does not answer: locking fails there,
+    # and the gateway ended with a Python traceback)
     import errno
     import fcntl
 

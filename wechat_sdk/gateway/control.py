@@ -263,7 +263,7 @@ def _hold(directory: Path) -> tuple[int, int]:
             os.close(fd)  # (no lock of this process's on it: nothing else to let go)
             if exc.errno in (errno.EACCES, errno.EAGAIN):  # another process holds it
                 raise _running(directory) from None
-            # (a file system without locks: an NFS mount with nolock)
+            # (ENOLCK: locking failed, say an NFS mount whose lock service does not answer)
             why = f"cannot lock {LOCK_NAME} there: {exc.strerror}"
             raise _unusable(directory, why) from None
         _HELD[held] = fd
