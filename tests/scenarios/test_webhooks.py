@@ -515,3 +515,38 @@ async def test_reply_sent_counts_the_files_that_went_not_those_the_reply_had(
     await receiver.wait_for(1, "reply.sent")
     (reply,) = receiver.events("reply.sent")
     assert (reply["data"]["text"], reply["data"]["files"]) == ("here it is", 0)
+
+
+async def test_a_line_of_an_endpoints_delivery_task_names_no_account(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An endpoint's delivery task is the gateway's, for every account: a line logged in
+    it that names no account itself (its store's client, a library) shows ``-``. Started
+    from an account's task (the gateway started or reloaded from there), it showed that
+    account, as the task took the account of the task that created it."""
+    from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
+    from wechat_sdk.gateway.service import _AccountField
+
+    caplog.handler.addFilter(_AccountField())  # (the gateway's log: each line's account)
+    store = MemoryStore()
+    claim_due = store.webhooks.claim_due
+
+    def claim_due_said(*args: Any, **kwargs: Any) -> Any:
+        logging.getLogger("redis").warning("the store's client retried")  # (as a library)
+        return claim_due(*args, **kwargs)
+
+    monkeypatch.setattr(store.webhooks, "claim_due", claim_due_said)
+    endpoint = WebhookEndpoint(url=receiver.url, secret=receiver.secret)
+    dispatcher = WebhookDispatcher([endpoint], store.webhooks, VirtualClock())
+
+    async def in_an_account() -> None:
+        ACCOUNT_OF_TASK.set("work")
+        dispatcher.start()
+
+    try:
+        await asyncio.get_running_loop().create_task(in_an_account())
+        await eventually(lambda: "the store's client retried" in caplog.text)
+    finally:
+        await dispatcher.close()
+    said = [r for r in caplog.records if r.getMessage() == "the store's client retried"]
+    assert {getattr(r, "account", None) for r in said} == {"-"}

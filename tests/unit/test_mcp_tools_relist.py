@@ -4,6 +4,7 @@ its last list; one that does not answer is marked broken (its supervisor restart
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -58,3 +59,32 @@ async def test_no_answer_marks_the_server_broken(answer: Any) -> None:
     made = server()
     await made._list_again(Session(answer))  # type: ignore[arg-type]
     assert not made.up and made._broken.is_set()  # (the supervisor opens a new session)
+
+
+async def test_a_line_of_the_servers_supervisor_names_no_account(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MCP server is every account's that names it: a line logged in its supervisor
+    that names no account itself (the MCP library's, say) shows ``-``. Started from an
+    account's task (the gateway started or reloaded from there), it showed that account."""
+    from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
+    from wechat_sdk.gateway.service import _AccountField
+
+    caplog.handler.addFilter(_AccountField())  # (the gateway's log: each line's account)
+    made = McpServer("tools", McpServerConfig(url="http://127.0.0.1:9/mcp"), call_timeout_s=0.2)
+
+    async def serve_once() -> None:
+        logging.getLogger("mcp.client").warning("the session said something")  # (a library)
+        made._first_try.set()
+        await made._stopping.wait()
+
+    monkeypatch.setattr(made, "_serve_once", serve_once)
+
+    async def in_an_account() -> None:
+        ACCOUNT_OF_TASK.set("work")
+        await made.start(5.0)
+
+    await asyncio.get_running_loop().create_task(in_an_account())
+    await made.aclose()
+    said = [r for r in caplog.records if r.getMessage() == "the session said something"]
+    assert [getattr(r, "account", None) for r in said] == ["-"]

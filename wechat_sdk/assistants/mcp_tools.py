@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -105,8 +106,10 @@ class McpServer:
         """Start the supervisor; wait up to ``wait_s`` for the first connection (or its
         failure: the supervisor keeps trying in the background)."""
         if self._task is None:
+            # (in a context of its own: the server is every account's that names it; in
+            # the context of the task that started it, an account's, its lines showed it)
             self._task = asyncio.get_running_loop().create_task(
-                self._supervise(), name=f"mcp:{self.key}"
+                self._supervise(), name=f"mcp:{self.key}", context=contextvars.Context()
             )
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):

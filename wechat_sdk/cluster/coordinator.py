@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
@@ -170,10 +171,16 @@ class ClusterCoordinator:
         await self._check_epoch()
         await self._round()
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._loop(), name="cluster")
+        # (each in a context of its own: the gateway's, for every account; in the context
+        # of the task that started the gateway, an account's, their lines showed it)
+        self._task = loop.create_task(self._loop(), name="cluster", context=contextvars.Context())
         # renewals in a task of their own: taking accounts up never delays them
-        self._renewing = loop.create_task(self._renew_loop(), name="cluster-renew")
-        self._listening = loop.create_task(self._listen(), name="cluster-listen")
+        self._renewing = loop.create_task(
+            self._renew_loop(), name="cluster-renew", context=contextvars.Context()
+        )
+        self._listening = loop.create_task(
+            self._listen(), name="cluster-listen", context=contextvars.Context()
+        )
 
     async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
         """Stop every held account (replies in flight get ``grace_s``) and release its

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -242,7 +243,11 @@ class WebhookDispatcher:
             self._start_task(url)
 
     def _start_task(self, url: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(url), name=f"webhook:{origin(url)}")
+        # (in a context of its own: it delivers for every account; in the context of the
+        # task that started it, an account's, the lines logged in it showed that account)
+        task = asyncio.get_running_loop().create_task(
+            self._run(url), name=f"webhook:{origin(url)}", context=contextvars.Context()
+        )
         self._tasks.append(task)
 
     async def close(self) -> None:
