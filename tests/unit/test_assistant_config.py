@@ -61,6 +61,34 @@ def agent_problems_of(agent: dict[str, object], env: dict[str, str] | None = Non
     return problems(json.dumps({"channels": {"wechat": {"agent": agent}}}), env)
 
 
+@pytest.mark.parametrize(
+    ("key", "write"),
+    [
+        ("*", "a name such as 'docs'"),
+        ("", "a name such as 'docs'"),
+        ("my__docs", "'my_docs'"),
+        ("docs_", "'docs'"),
+        ("my.docs", "'my_docs'"),
+        ("文档", "a name such as 'docs'"),
+    ],
+)
+def test_an_mcp_server_key_a_tool_rule_cannot_name_plainly_is_refused(key: str, write: str) -> None:
+    """A group's tools entry names a server by its key, and one of its tools as
+    ``<key>__<tool>``: a key "*" (the wildcard of every rule), "" or one holding ``__``
+    made those entries ambiguous, and one with characters a tool name cannot hold was
+    renamed in the names the model sees."""
+    server = {"command": "uvx", "args": ["mcp-server-time"]}
+    (said,) = agent_problems_of({"model": "m", "mcpServers": {key: server, "time": server}})
+    path, _, message = said.partition(": ")
+    assert path == f"channels.wechat.agent.mcpServers.{key}"
+    assert repr(key) in message
+    assert "letters, digits, _ and -" in message
+    assert message.endswith(f"write {write}")
+    # the keys the docs show are taken
+    ok = {"docs": server, "home-files": server, "my_docs2": server, "-x": server}
+    parse_config(json.dumps({"channels": {"wechat": {"agent": {"model": "m", "mcpServers": ok}}}}))
+
+
 @pytest.mark.parametrize("base_url", ["127.0.0.1:11434/v1", "localhost:11434/v1", "ftp://h/v1"])
 def test_a_base_url_no_http_client_can_use_names_its_key(base_url: str) -> None:
     """It failed at every message, as "cannot reach ://127.0.0.1:11434/v1"."""

@@ -133,6 +133,27 @@ class McpServerConfig(StrictModel):
         return self
 
 
+#: an MCP server's key: what a tool name may hold (the model sees a tool as
+#: ``<key>__<tool>`` when two share a name), without the ``__`` that ends it in a rule
+#: entry, nor a ``_`` before that one
+_SERVER_KEY = re.compile(r"(?!.*__)[A-Za-z0-9_-]*[A-Za-z0-9-]")
+
+
+def _server_key(key: str) -> str:
+    """``key`` when a tool rule can name the server by it (``docs``, ``docs__read_file``)
+    and the model's tool names can hold it; otherwise ValueError saying what to write."""
+    if _SERVER_KEY.fullmatch(key):
+        return key
+    fixed = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9_-]+", "_", key)).strip("_")
+    write = repr(fixed) if fixed and fixed != "-" else "a name such as 'docs'"
+    raise ValueError(
+        f"the server key {key!r} cannot be used: tool rules name a server by its key "
+        "(docs) and one of its tools as <key>__<tool> (docs__read_file), where \"*\" means "
+        "every tool; so a key takes letters, digits, _ and - only, without __ and not "
+        f"ending with _: write {write}"
+    )
+
+
 class AgentConfig(StrictModel):
     """The assistant that answers: a model behind the OpenAI Chat Completions API (OpenAI,
     Ollama, vLLM, LM Studio, DeepSeek, Qwen, OpenClaw's ``/v1``, ...) and MCP tools."""
@@ -203,10 +224,10 @@ class AgentConfig(StrictModel):
         description="sent when the model fails after its retries (unset: errorNotice; "
         "false: nothing)",
     )
-    mcpServers: dict[str, McpServerConfig] = Field(
+    mcpServers: dict[Annotated[str, AfterValidator(_server_key)], McpServerConfig] = Field(
         default_factory=dict,
         description="MCP servers whose tools the model may call, by a key of your choice "
-        "(a group's tools entry may name the key: all its tools)",
+        "(letters, digits, _ and -; a group's tools entry may name the key: all its tools)",
     )
 
     def api_key(self) -> str | None:

@@ -328,10 +328,11 @@ _UNION_TAG_PREFIXES = ("function-", "literal[", "list[", "union[", "constrained-
 
 
 def _clean_loc(loc: list[str]) -> list[str]:
-    """Drop pydantic's union-member tags from a location."""
+    """Drop pydantic's union-member tags from a location, and the ``[key]`` it puts after
+    a map's key that is refused (the key is the path)."""
     out = []
     for part in loc:
-        if part in _UNION_TAGS or part.startswith(_UNION_TAG_PREFIXES):
+        if part in _UNION_TAGS or part.startswith(_UNION_TAG_PREFIXES) or part == "[key]":
             continue
         out.append(part)
     return out
