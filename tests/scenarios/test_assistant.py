@@ -150,10 +150,79 @@ async def test_in_a_group_the_model_sees_who_said_what(
     await say(wechat, gw, "wxid_carol", "who brings the map?", room="hike@chatroom")
     await say(wechat, gw, "wxid_dave", "bot, any ideas?", room="hike@chatroom", mention=True)
     (request,) = model.requests
-    users = [m["content"] for m in request["messages"] if m["role"] == "user"]
-    assert users[0] == "Carol: who brings the map?"
-    assert users[-1].startswith("Dave: ") and "any ideas?" in users[-1]
+    (user,) = [m["content"] for m in request["messages"] if m["role"] == "user"]
+    earlier, message = user.split("\n")
+    assert earlier == "Carol: who brings the map?"
+    assert message.startswith("Dave: ") and "any ideas?" in message
     assert '"Hiking"' in request["messages"][0]["content"]
+
+
+def roles_alternate(body: dict[str, Any]) -> bool:
+    """Whether a strict chat template takes the request's messages, as Mistral's and
+    Gemma's do served by vLLM: after the system message, user and assistant alternate,
+    the first a user's (tool results, and the answers that call tools, aside)."""
+    said = [
+        m["role"]
+        for m in body["messages"]
+        if m["role"] in ("user", "assistant") and not m.get("tool_calls")
+    ]
+    return all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(said))
+
+
+def strict_template(answer: str) -> Any:
+    """A model served with a strict chat template: a request whose roles do not alternate
+    is refused (vLLM: HTTP 400, "Conversation roles must alternate user/assistant/...")."""
+
+    def script(body: dict[str, Any]) -> ModelStep:
+        return ModelStep(text=answer) if roles_alternate(body) else ModelStep(status=400)
+
+    return script
+
+
+async def test_a_strict_chat_template_takes_a_groups_unanswered_messages(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """The group's unanswered messages went as consecutive user messages: a Mistral or
+    Gemma model on vLLM refused every answer in a group that had talked before."""
+    world = wechat.world
+    world.add_contact("wxid_carol", name="Carol")
+    world.add_contact("wxid_dave", name="Dave")
+    world.add_room("hike@chatroom", topic="Hiking", members=["wxid_carol", "wxid_dave"])
+    model.script = strict_template("Carol brings it.")
+    gw, _ = await start(wechat, model)
+    await say(wechat, gw, "wxid_carol", "who brings the map?", room="hike@chatroom")
+    await say(wechat, gw, "wxid_dave", "I have no map", room="hike@chatroom")
+    await say(wechat, gw, "wxid_dave", "bot, any ideas?", room="hike@chatroom", mention=True)
+    assert world.texts(room="hike@chatroom") == ["Carol brings it."]
+    (request,) = model.requests
+    assert [m["role"] for m in request["messages"]] == ["system", "user"]
+    # one user message, each message on its own line with its sender's name
+    lines = request["messages"][1]["content"].split("\n")
+    assert lines[:2] == ["Carol: who brings the map?", "Dave: I have no map"]
+    assert lines[2].startswith("Dave: ") and "any ideas?" in lines[2]
+
+
+async def test_a_strict_chat_template_takes_a_dm_history_that_lost_its_first_message(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """With the history cut to its newest turn, and a message the model said nothing to,
+    the history began with the bot's answer: refused by a strict template."""
+    strict = strict_template("Three.")
+
+    def script(body: dict[str, Any]) -> ModelStep:
+        # "two" gets an empty answer: nothing is sent, the turn has no reply
+        first = [ModelStep(text="One."), ModelStep(text="")]
+        n = len(model.requests)
+        return first[n - 1] if n <= len(first) else strict(body)
+
+    model.script = script
+    gw, _ = await start(wechat, model, dmHistoryLimit=1)
+    await say(wechat, gw, "wxid_alice", "one")
+    await say(wechat, gw, "wxid_alice", "two")
+    await say(wechat, gw, "wxid_alice", "three")
+    assert wechat.world.texts(to="wxid_alice") == ["One.", "Three."]
+    messages = model.requests[2]["messages"]
+    assert [(m["role"], m["content"]) for m in messages[1:]] == [("user", "two\nthree")]
 
 
 async def test_each_conversation_has_its_own_user_key_and_headers(

@@ -4,7 +4,9 @@ First the system prompt (with a line saying where the conversation is), then the
 history (a DM's earlier turns; in a group, the messages nobody answered since the bot
 last spoke, each with its sender's name), then the message itself: its text, the text
 it quotes, a voice message's transcript, and its images when vision is on (read from
-the saved file, up to a size cap; a bigger or unreadable one is named instead).
+the saved file, up to a size cap; a bigger or unreadable one is named instead). After
+the system message, user and assistant messages alternate, a user's first, as strict
+chat templates demand (:func:`_alternating`).
 
 A name (a sender's, a group's topic) is its peer's to set, and any member may rename a
 group: each is given on one line and cut
@@ -43,13 +45,57 @@ def turn_messages(
     """The messages of a request for ``turn``. ``failure_text`` (the notice sent when the
     model failed) is taken out of earlier answers: the model did not say it."""
     group = turn.room_id is not None
-    messages: list[Message] = [{"role": "system", "content": _system(turn, system_prompt)}]
+    said: list[Message] = []
     for entry in turn.history:
         message = _history_message(entry, group, failure_text)
         if message is not None:
-            messages.append(message)
-    messages.append({"role": "user", "content": _current(turn, vision, image_max_bytes)})
-    return messages
+            said.append(message)
+    said.append({"role": "user", "content": _current(turn, vision, image_max_bytes)})
+    system = {"role": "system", "content": _system(turn, system_prompt)}
+    return [system, *_alternating(said)]
+
+
+def _alternating(messages: list[Message]) -> list[Message]:
+    """``messages`` as strict chat templates take them (Mistral's, Gemma's: vLLM refuses
+    any other order): user and assistant alternating, a user's first. Messages in a row of
+    one role are one message, each on its own lines (in a group, each line still begins
+    with its sender's name); the bot's words before the first user message are left out:
+    they answered a message that fell out of the history.
+
+    >>> _alternating([{"role": "assistant", "content": "Hi."},
+    ...               {"role": "user", "content": "Carol: a"},
+    ...               {"role": "user", "content": "Dave: b"}])
+    [{'role': 'user', 'content': 'Carol: a\\nDave: b'}]
+    """
+    out: list[Message] = []
+    for message in messages:
+        if not out and message["role"] == "assistant":
+            continue
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = _joined(out[-1], message)
+        else:
+            out.append(message)
+    return out
+
+
+def _joined(first: Message, second: Message) -> Message:
+    """Two messages of one role as one: the texts on their own lines (a user's) or
+    paragraphs (the bot's, as its replies are kept), then the images of both."""
+    texts: list[str] = []
+    images: list[Message] = []
+    for message in (first, second):
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content:
+            if part.get("type") == "text":
+                texts.append(part["text"])
+            else:
+                images.append(part)
+    text = ("\n" if first["role"] == "user" else "\n\n").join(t for t in texts if t)
+    content: str | list[Message] = [{"type": "text", "text": text}, *images] if images else text
+    return {"role": first["role"], "content": content}
 
 
 def _quoted(name: str) -> str:
