@@ -94,8 +94,8 @@ def _joined(first: Message, second: Message) -> Message:
             else:
                 images.append(part)
     text = ("\n" if first["role"] == "user" else "\n\n").join(t for t in texts if t)
-    content: str | list[Message] = [{"type": "text", "text": text}, *images] if images else text
-    return {"role": first["role"], "content": content}
+    joined: str | list[Message] = [{"type": "text", "text": text}, *images] if images else text
+    return {"role": first["role"], "content": joined}
 
 
 def _quoted(name: str) -> str:

@@ -148,7 +148,7 @@ def _server_key(key: str) -> str:
     write = repr(fixed) if fixed and fixed != "-" else "a name such as 'docs'"
     raise ValueError(
         f"the server key {key!r} cannot be used: tool rules name a server by its key "
-        "(docs) and one of its tools as <key>__<tool> (docs__read_file), where \"*\" means "
+        '(docs) and one of its tools as <key>__<tool> (docs__read_file), where "*" means '
         "every tool; so a key takes letters, digits, _ and - only, without __ and not "
         f"ending with _: write {write}"
     )
