@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -830,6 +831,38 @@ async def test_a_python_tool_that_never_returns_is_given_up_at_agent_timeout(
     assert "did not answer within 1.5 s" in said
     assert cancelled == ["pineapple"]
     assert "tool 'lookup' failed" in caplog.text and "reason=tool_failed" in caplog.text
+
+
+async def test_a_sync_python_tool_runs_off_the_loop_and_is_given_up_at_agent_timeout(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sync tool ran on the event loop: one stuck on a blocking call held every
+    conversation of every account, and ``timeout`` could not give it up. It runs in a
+    thread: the model is told it timed out, and its result, when it comes, is dropped."""
+    model.script = calling("lookup", {"word": "pineapple"})
+    gw, _ = await start(wechat, model, agent={"timeout": 1.5})
+    release = threading.Event()
+    returned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def lookup(word: str) -> str:
+        """Look a word up in a dictionary behind a blocking call that hangs."""
+        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
+        loop.call_soon_threadsafe(returned.set)
+        return "a late definition"
+
+    gw.tools.register("lookup", lookup)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    (said,) = wechat.world.texts(to="wxid_alice")
+    assert "did not answer within 1.5 s" in said
+    assert "tool 'lookup' failed" in caplog.text and "reason=tool_failed" in caplog.text
+    release.set()
+    async with asyncio.timeout(10):
+        await returned.wait()
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == [said]  # (its late result dropped)
+    assert len(model.requests) == 2
 
 
 async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: FakeModel) -> None:

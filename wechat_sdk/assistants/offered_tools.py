@@ -10,8 +10,9 @@ offered means it only, not also an MCP tool of that name (warned once). A call t
 that was not offered is refused and never run: the model is told, and the log says
 ``tool_not_allowed``.
 
-A call is given up after ``agent.timeout`` (an MCP server's call by the server, an async
-Python tool's here: it is cancelled), and the model told so. A tool's result is cut at
+A call is given up after ``agent.timeout`` (an MCP server's call by the server, a Python
+tool's here: an async one is cancelled, a sync one, run in a worker thread, left to end
+with its result dropped), and the model told so. A tool's result is cut at
 :data:`MAX_RESULT_CHARS` (with a note saying how much was cut): it goes into every later
 request of the turn. Its description is cut at the longest the API takes
 (:func:`.tool_schema.described`), and its parameters get the ``"properties": {}`` it
@@ -21,6 +22,7 @@ needs when the schema has none.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ Runner = Callable[[str], Awaitable[str]]
 
 
 class _ToolTimedOut(Exception):
-    """A Python tool did not return within the call timeout (it was cancelled)."""
+    """A Python tool did not return within the call timeout (given up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +182,7 @@ def tools_for_turn(
         python_names.update(names)
         offered_as = _unique(api_tool_name(name) or "tool", taken)
         taken.add(offered_as)
-        offered.append(_python_tool(turn, name, turn.tools[name], offered_as, call_timeout_s))
+        offered.append(_python_tool(turn.tools[name], offered_as, call_timeout_s))
     permitted: list[tuple[McpServer, McpTool]] = []
     #: MCP tools an allow entry naming a Python tool would have given too
     shadowed: list[tuple[McpServer, McpTool]] = []
@@ -317,19 +319,28 @@ def _first_warning(account_id: str, entry: str, servers: dict[str, McpServer]) -
     return True
 
 
-def _python_tool(
-    turn: AgentTurn, name: str, func: Callable[..., Any], offered_as: str, timeout_s: float
-) -> OfferedTool:
-    """The registry's tool ``name``, offered to the model as ``offered_as``; an async one
-    is cancelled when it has not returned within ``timeout_s``."""
+def _python_tool(func: Callable[..., Any], offered_as: str, timeout_s: float) -> OfferedTool:
+    """A tool of the registry (``func``), offered to the model as ``offered_as``, given up when
+    it has not returned within ``timeout_s``: an async one is cancelled; a sync one runs
+    in a worker thread (on the event loop it would hold every account while it runs),
+    which cannot be stopped: what it returns after that is dropped."""
     spec = describe_python_tool(func)
+    is_async = inspect.iscoroutinefunction(func)
+
+    async def call(**kwargs: Any) -> Any:
+        if is_async:
+            return await func(**kwargs)
+        result = await asyncio.to_thread(func, **kwargs)
+        if inspect.isawaitable(result):  # (a sync function handing back a coroutine)
+            result = await result
+        return result
 
     async def run(arguments: str) -> str:
         kwargs = spec.parse(arguments)
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
-                result = await turn.tools.call(name, **kwargs)
+                result = await call(**kwargs)
         except TimeoutError:
             if not deadline.expired():
                 raise  # the tool's own (a request of its that timed out): its error
