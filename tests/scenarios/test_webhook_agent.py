@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from silent_servers import never_answers
 from standardwebhooks import Webhook
 from webhook_receiver import whsec
 
@@ -582,6 +583,38 @@ async def test_a_file_url_that_is_no_url_is_left_out_and_the_rest_goes(
     (line,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
     assert "files[0] of the webhook agent's answer ('chart.png')" in line
     assert "reason=fetch_failed" in line and "k-123" not in line
+
+
+async def test_the_files_of_an_answer_are_fetched_within_agent_timeout(
+    wechat: WeChatHarness, endpoint: AgentEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``timeout`` bounds the whole answer: a file the answer names on a server that never
+    answers held the turn (and the conversation's next messages) up to 30 s per file,
+    past it. The text goes; the file, out of time, is left out, and the log says why."""
+    async with never_answers() as port:
+
+        async def answer(request: web.Request, turn: dict[str, Any]) -> web.StreamResponse:
+            file = {"name": "chart.png", "url": f"http://127.0.0.1:{port}/chart.png"}
+            return web.json_response({"text": "here is the chart", "files": [file]})
+
+        endpoint.answer = answer
+        gw = await gateway(
+            wechat,
+            endpoint,
+            {"timeout": 1.5},
+            errorNotice="sorry, try later",
+            mediaFetchAllowPrivate=True,
+        )
+        with caplog.at_level(logging.WARNING, "wechat_sdk"):
+            await wechat.world.say("wxid_alice", "chart please")
+            async with asyncio.timeout(20):
+                await answered(wechat, gw)
+    assert [e.media["name"] if e.media else e.text for e in wechat.world.sent()] == [
+        "here is the chart"
+    ]
+    (line,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert "files[0] of the webhook agent's answer ('chart.png') left out" in line
+    assert "agent.timeout (1.5 s)" in line and "reason=fetch_failed" in line
 
 
 async def test_a_message_with_half_an_emoji_still_reaches_the_endpoint(

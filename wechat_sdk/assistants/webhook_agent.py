@@ -15,7 +15,8 @@ served by the gateway's API server. What the endpoint answers is sent back:
   ``done`` ends it.
 
 Any other status, or no whole answer within ``agent.timeout`` (a stream included: its
-keep-alives do not extend it), is an agent failure (the account's ``errorNotice`` goes out,
+keep-alives do not extend it; the files an answer names by url are fetched within what is
+left of it), is an agent failure (the account's ``errorNotice`` goes out,
 after what a stream had sent). The HTTP client is httpx (which the openai client brings),
 and server-sent events are read by ``httpx-sse``.
 
@@ -23,8 +24,8 @@ A file the answer gives by ``url`` is fetched here, under the rule for what a pe
 (:mod:`wechat_sdk.media_fetch`: public addresses only, each redirect checked), unless the
 account's ``mediaFetchAllowPrivate`` is true: the endpoint is often a service whose answer
 a peer can steer (a Coze or Dify flow), and the gateway must not fetch an internal address
-for it. A file that cannot be fetched is left out, with a warning; the rest of the answer
-goes.
+for it. A file that cannot be fetched, or not within what is left of ``agent.timeout``, is
+left out, with a warning; the rest of the answer goes.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit
 from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentFailed, AgentResult, AgentTurn, Reply
 from wechat_sdk.assistants.time_budget import TimeBudget
-from wechat_sdk.config.integrations import origin_of
+from wechat_sdk.config.integrations import origin_of, without_query
 from wechat_sdk.events import iso_time
 from wechat_sdk.file_data import file_data
 from wechat_sdk.logtext import hide_in_library_logs, shown, url_secrets, without_secrets
@@ -216,7 +217,7 @@ class WebhookAgent:
         finally:
             if not streaming:
                 await response.aclose()
-        return await self._fetched(_reply(raw), turn.account_id)
+        return await self._fetched(_reply(raw), turn.account_id, budget)
 
     @property
     def answer_max_bytes(self) -> int:
@@ -265,11 +266,14 @@ class WebhookAgent:
                 reason="agent_unreachable",
             ) from None
 
-    async def _fetched(self, reply: Reply | None, account_id: str) -> Reply | None:
-        """``reply`` with each file given by url fetched (see the class); one that cannot
-        be fetched is left out with a warning, the rest of the answer goes. Of an answer
-        with more than :data:`MAX_ANSWER_FILES` files, the first go (each is held whole
-        until sent, and an answer a chat partner steers could list thousands)."""
+    async def _fetched(
+        self, reply: Reply | None, account_id: str, budget: TimeBudget
+    ) -> Reply | None:
+        """``reply`` with each file given by url fetched (see the class), within what is
+        left of the turn's ``budget``; one that cannot be fetched (in time) is left out with
+        a warning, the rest of the answer goes. Of an answer with more than
+        :data:`MAX_ANSWER_FILES` files, the first go (each is held whole until sent, and an
+        answer a chat partner steers could list thousands)."""
         if reply is not None and len(reply.files) > MAX_ANSWER_FILES:
             log.warning(
                 "the webhook agent's answer has %d files: the first %d go, the rest are "
@@ -285,13 +289,7 @@ class WebhookAgent:
         for index, f in enumerate(reply.files):
             if f.url is not None:
                 try:
-                    data, mime = await asyncio.to_thread(
-                        media_fetch.fetch_url,
-                        f.url,
-                        self.max_bytes,
-                        media_fetch.FETCH_TIMEOUT_S,
-                        allow_private=self.allow_private,
-                    )
+                    data, mime = await self._fetch(f.url, budget)
                 except media_fetch.FetchFailed as exc:
                     log.warning(
                         "files[%d] of the webhook agent's answer ('%s') left out: %s reason=%s",
@@ -305,6 +303,29 @@ class WebhookAgent:
                 f = replace(f, url=None, data=data, mime=f.mime or mime)
             files.append(f)
         return replace(reply, files=tuple(files))
+
+    async def _fetch(self, url: str, budget: TimeBudget) -> tuple[bytes, str | None]:
+        """The file at ``url`` and its type, fetched within what is left of ``budget`` (the
+        fetch's own deadline ends its thread then); raises FetchFailed."""
+        left = budget.left
+        out_of_time = media_fetch.FetchFailed(
+            f"cannot fetch {without_query(url)}: no time left of agent.timeout "
+            f"({self.timeout_s:g} s), which bounds the whole answer, its files included"
+        )
+        if left <= 0:
+            raise out_of_time
+        fetch = asyncio.to_thread(
+            media_fetch.fetch_url,
+            url,
+            self.max_bytes,
+            min(media_fetch.FETCH_TIMEOUT_S, left),
+            allow_private=self.allow_private,
+            total_s=min(media_fetch.FETCH_DEADLINE_S, left),
+        )
+        try:
+            return await budget.wait(fetch)
+        except TimeoutError:
+            raise out_of_time from None
 
     async def _pieces(self, response: httpx.Response, budget: TimeBudget) -> AsyncIterator[str]:
         from httpx_sse import EventSource

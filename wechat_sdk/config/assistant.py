@@ -192,7 +192,7 @@ class AgentConfig(StrictModel):
         gt=0,
         le=3600,
         description="seconds one request may wait on the server in all, its streamed answer "
-        "included (and one tool call)",
+        "included (and one tool call; a webhook agent's answer, its files' downloads included)",
     )
     maxRetries: int = Field(
         2, ge=0, le=10, description="retries of a timeout, 429 or 5xx, with backoff"
