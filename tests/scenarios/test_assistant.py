@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -1149,3 +1150,40 @@ async def test_a_password_in_base_url_never_shows(
     status = json.dumps([s.to_json() for s in gw.status()])
     assert f"127.0.0.1:{port}" in status
     assert not any("pw-0123456789" in text for text in (caplog.text, status))
+
+
+def test_a_sync_python_tool_that_never_returns_does_not_keep_the_process_from_ending(
+    tmp_path: Path,
+) -> None:
+    """A sync tool stuck for good (a blocking call without a timeout): it is given up at
+    ``agent.timeout``, and the process still ends when its program is done (a stop): its
+    thread is not one the interpreter waits for at exit (the default thread pool's are,
+    so ``gateway stop`` never ended)."""
+    script = tmp_path / "hung_tool.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, threading
+            from wechat_sdk.assistants.offered_tools import _python_tool
+
+            def stuck() -> str:
+                \"\"\"Wait for ever.\"\"\"
+                threading.Event().wait()
+                return "never"
+
+            async def main() -> None:
+                tool = _python_tool(stuck, "stuck", 0.2)
+                try:
+                    await tool.run("{}")
+                except Exception as exc:
+                    print("given up:", exc, flush=True)
+
+            asyncio.run(main())
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "did not answer within 0.2 s" in done.stdout

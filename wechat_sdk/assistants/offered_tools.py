@@ -22,8 +22,12 @@ needs when the schema has none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -322,15 +326,16 @@ def _first_warning(account_id: str, entry: str, servers: dict[str, McpServer]) -
 def _python_tool(func: Callable[..., Any], offered_as: str, timeout_s: float) -> OfferedTool:
     """A tool of the registry (``func``), offered to the model as ``offered_as``, given up when
     it has not returned within ``timeout_s``: an async one is cancelled; a sync one runs
-    in a worker thread (on the event loop it would hold every account while it runs),
-    which cannot be stopped: what it returns after that is dropped."""
+    in a thread of its own (on the event loop it would hold every account while it runs),
+    which cannot be stopped: what it returns after that is dropped (see
+    :func:`_in_own_thread`)."""
     spec = describe_python_tool(func)
     is_async = inspect.iscoroutinefunction(func)
 
     async def call(**kwargs: Any) -> Any:
         if is_async:
             return await func(**kwargs)
-        result = await asyncio.to_thread(func, **kwargs)
+        result = await _in_own_thread(functools.partial(func, **kwargs))
         if inspect.isawaitable(result):  # (a sync function handing back a coroutine)
             result = await result
         return result
@@ -350,6 +355,37 @@ def _python_tool(func: Callable[..., Any], offered_as: str, timeout_s: float) ->
         return result if isinstance(result, str) else _as_text(result)
 
     return OfferedTool(offered_as, spec.description, spec.parameters, "python", run)
+
+
+async def _in_own_thread(call: Callable[[], Any]) -> Any:
+    """``call()`` in a daemon thread of its own (in this task's context, as
+    :func:`asyncio.to_thread` would), its outcome awaited here. Not the default thread
+    pool's: a tool stuck for good would keep one of the workers that media fetches share,
+    and the interpreter waits for those at exit, so a stop would never end."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if outcome.done():  # (given up meanwhile: dropped)
+            return
+        if error is not None:
+            outcome.set_exception(error)
+        else:
+            outcome.set_result(result)
+
+    def work() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = context.run(call)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile)
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="wechat-sdk-tool", daemon=True).start()
+    return await outcome
 
 
 def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
