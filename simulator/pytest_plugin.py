@@ -5,11 +5,11 @@ async def test_my_bot(wechat):
     await wechat.world.say("wxid_alice", "hello")
     assert wechat.world.texts(to="wxid_alice") == ["you said hello"]
 
-The fixtures need no configuration: they run on pytest-asyncio (``wechat-sdk[testing]``
-installs it) in any ``asyncio_mode``. In the default mode, ``strict``, pytest-asyncio runs only
-the tests marked ``asyncio``, so an ``async def`` test that uses ``wechat`` or ``wechat_world``
-gets that mark here; other tests, and the user's own async fixtures, are left to the user's
-pytest-asyncio settings.
+The fixtures need no configuration: they run on pytest-asyncio (wechat-sdk's ``testing``
+extra installs it) in any ``asyncio_mode``. In the default mode, ``strict``, pytest-asyncio
+runs only the tests marked ``asyncio``, so an ``async def`` test that uses ``wechat`` or
+``wechat_world`` gets that mark here; other tests, and the user's own async fixtures, are left
+to the user's pytest-asyncio settings.
 
 pytest-asyncio's event loops are :class:`~wechat_sdk.idle_loop.IdleAwareEventLoop` (asyncio's
 selector loop, which says when it is idle) so the world's virtual clock settles exactly: given
@@ -42,7 +42,7 @@ __all__ = ["WeChatHarness", "wechat", "wechat_world"]
 FIXTURES = frozenset({"wechat", "wechat_world"})
 NO_PYTEST_ASYNCIO = (
     "the wechat fixtures run on pytest-asyncio, which is not active: install it with "
-    "pip install 'wechat-sdk[testing]' (or remove -p no:asyncio)"
+    "pip install pytest-asyncio (or remove -p no:asyncio)"
 )
 # pytest-asyncio (0.24 and later) asks every project for this setting; see pytest_configure
 _LOOP_SCOPE_UNSET = r'The configuration option "asyncio_default_fixture_loop_scope" is unset'
