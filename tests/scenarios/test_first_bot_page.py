@@ -2,7 +2,7 @@
 
 `pytest`: the folder holds only the agent and the test file the page tells the reader to
 save, no pytest configuration, and pytest runs there in this interpreter's environment
-(where wechat-sdk is installed with its test extra, which holds what ``wechat-sdk[testing]``
+(where wechat-sdk is installed with its test extra, which holds what ``.[testing]``
 installs). The run must pass with no warning: the plugin needs no ``asyncio_mode`` and no
 ini file.
 
@@ -58,7 +58,17 @@ def test_the_page_says_which_two_files_to_save() -> None:
     assert files["mybot.py"] == ROOT / "docs" / "examples" / "mybot.py"
     assert files["test_mybot.py"] == ROOT / "docs" / "examples" / "test_mybot.py"
     page = PAGE.read_text(encoding="utf-8")
-    assert "pip install 'wechat-sdk[testing]'" in page
+    assert "python3 -m pip install '.[testing]'" in BASH_BLOCK.findall(page)[0]
+
+
+def test_no_page_tells_to_install_wechat_sdk_from_pypi() -> None:
+    # the `wechat-sdk` on PyPI is another project: `pip install 'wechat-sdk[testing]'` would
+    # install it, without pytest-asyncio and without this SDK
+    from_pypi = re.compile(r"pip install\s+['\"]?wechat-sdk\b")
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"^```(?:bash|sh|shell|console)\n(.*?)^```", text, re.M | re.S):
+            assert not from_pypi.search(block), f"{page.name}: {block}"
 
 
 def test_pytest_passes_in_a_folder_with_only_the_two_files(tmp_path: Path) -> None:
