@@ -58,6 +58,15 @@ async def test_a_paced_call_runs_as_a_task(wechat):
     assert world.texts(to="wxid_alice") == ["good morning"]
 
 
+async def test_drive_awaits_while_the_world_runs(wechat):
+    world = wechat.world
+    gw = await wechat.gateway(agent)
+    # --8<-- [start:drive]
+    await world.drive(gw.send("wxid_alice", "good morning"))
+    # --8<-- [end:drive]
+    assert world.texts(to="wxid_alice") == ["good morning"]
+
+
 async def run_once(tmp_path, seed):
     from simulator.pytest_plugin import WeChatHarness
 
