@@ -139,9 +139,10 @@ async def test_gateway_run_asks_on_the_terminal_and_the_cli_gives_the_number(
             await asyncio.wait_for(gateway.wait(), 30)
             os.close(controller)
     text = log.read_text()
+    # the command the log gives reaches this gateway: it names its state directory
     assert (
         "the phone shows a number: enter it here, or give it with: wechat-sdk channels "
-        "verify-code --account default NUMBER" in text
+        f"verify-code --state-dir {state} --account default NUMBER" in text
     )
     assert "wrong number: the phone shows a number" in text
     assert number not in text and wrong not in text  # what a person needs, not the numbers

@@ -133,6 +133,31 @@ async def test_the_end_of_the_input_says_where_else_to_give_it() -> None:
     ]
 
 
+async def test_the_end_of_the_input_names_the_state_directory_when_not_the_default() -> None:
+    # `channels verify-code` finds the gateway by its state directory: a gateway run on
+    # another one (a rehearsal's stateDir, --state-dir) is reached only with it
+    from pathlib import Path
+
+    from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
+
+    said: dict[str, list[str]] = {}
+    for name, state_dir in (("other", Path("/srv/wechat bot")), ("default", DEFAULT_STATE_DIR)):
+        keyboard, written, login = Keyboard(), list[str](), Login()
+        prompt = TerminalCodePrompt(keyboard.read_line, written.append, state_dir=state_dir)
+        prompt.ask("dm", login, wrong=False)
+        await settle()
+        keyboard.lines.put_nowait(None)
+        await settle()
+        said[name] = written
+    assert said["other"] == [
+        "\nno number read; give it with: wechat-sdk channels verify-code "
+        "--state-dir '/srv/wechat bot' --account dm NUMBER\n"
+    ]
+    assert said["default"] == [
+        "\nno number read; give it with: wechat-sdk channels verify-code --account dm NUMBER\n"
+    ]
+
+
 async def test_one_account_asks_at_a_time() -> None:
     keyboard, login = Keyboard(), Login()
     prompt = TerminalCodePrompt(keyboard.read_line, lambda _: None)
