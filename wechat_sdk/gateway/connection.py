@@ -33,7 +33,7 @@ from wechat_sdk.gateway.outbox import message_id_of
 from wechat_sdk.gateway.qr import qr_page_url, save_qr_png, show_qr
 from wechat_sdk.gateway.status import AccountStatus, Lifecycle
 from wechat_sdk.gateway.turns import Turns
-from wechat_sdk.gateway.verify_code import ASKED, WRONG, CodePrompt
+from wechat_sdk.gateway.verify_code import ASKED, WRONG, CodePrompt, cli_command
 from wechat_sdk.inbound.pipeline import Drop, InboundPipeline
 from wechat_sdk.logtext import shown
 from wechat_sdk.puppet import (
@@ -390,11 +390,11 @@ class Connection:
         wrong = event.state == "wrong"
         self.set_lifecycle("waiting_for_scan", WRONG if wrong else ASKED)
         self.log.warning(
-            "%sthe phone shows a number: enter it%s, or give it with: wechat-sdk channels "
-            "verify-code --account %s NUMBER (or POST /v1/accounts/%s/login/verify-code)",
+            "%sthe phone shows a number: enter it%s, or give it with: %s "
+            "(or POST /v1/accounts/%s/login/verify-code)",
             "wrong number: " if wrong else "",
             " here" if self.code_prompt is not None else "",
-            account,
+            cli_command(account, self.state_dir),
             account,
         )
         if self.code_prompt is not None and isinstance(self.puppet, TakesVerifyCode):

@@ -313,7 +313,7 @@ async def serve(
     if sys.stdin is not None and sys.stdin.isatty():
         from wechat_sdk.gateway.verify_code import TerminalCodePrompt
 
-        gateway.code_prompt = TerminalCodePrompt()
+        gateway.code_prompt = TerminalCodePrompt(state_dir=gateway.state_dir)
     stop = asyncio.Event()
     #: the start, a restart and the stop, one at a time: a restart under way when the stop
     #: comes ends first (it would start accounts on a store the stop closes)

@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
 from wechat_sdk.puppet import TakesVerifyCode, VerifyCodeNotAsked, VerifyCodeOutcome
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ __all__ = [
     "CodePrompt",
     "TerminalCodePrompt",
     "VerifyCodeProblem",
+    "cli_command",
     "read_terminal_line",
     "submit_verify_code",
 ]
@@ -53,6 +57,20 @@ OUTCOME_WORDS: dict[VerifyCodeOutcome, str] = {
     "expired": "the QR code expired before the number was checked: scan the new QR code",
     "pending": "the number was given; the login has not answered yet (see the account's state)",
 }
+
+
+def cli_command(account_id: str, state_dir: Path | None) -> str:
+    """The command that gives the number to a gateway on ``state_dir`` from another shell.
+
+    The CLI finds the running gateway by its state directory, so a gateway on another one
+    than the default (a rehearsal's ``stateDir``, ``--state-dir``) is named with it.
+    """
+    where = ""
+    if state_dir is not None:
+        given = Path(state_dir).expanduser().resolve()
+        if given != DEFAULT_STATE_DIR.expanduser().resolve():
+            where = f"--state-dir {shlex.quote(str(state_dir))} "
+    return f"wechat-sdk channels verify-code {where}--account {account_id} NUMBER"
 
 
 class VerifyCodeProblem(Exception):
@@ -122,14 +140,20 @@ class TerminalCodePrompt:
     One account asks at a time (one keyboard); a number typed goes to the puppet, a wrong
     one is said and asked again (the login says so), and a number given through the API
     or CLI meanwhile ends the question. ``read_line`` and ``write``: the terminal (tests
-    give their own).
+    give their own); ``state_dir``: the gateway's, for the command given when the input
+    ends.
     """
 
     def __init__(
-        self, read_line: ReadLine | None = None, write: Callable[[str], None] | None = None
+        self,
+        read_line: ReadLine | None = None,
+        write: Callable[[str], None] | None = None,
+        *,
+        state_dir: Path | None = None,
     ) -> None:
         self._read = read_line or read_terminal_line
         self._write = write or _write_stdout
+        self._state_dir = state_dir
         self._asking: dict[str, asyncio.Task[None]] = {}
         self._turn: asyncio.Lock | None = None
 
@@ -157,10 +181,8 @@ class TerminalCodePrompt:
             while True:
                 line = await self._read(prompt)
                 if line is None:  # the input ended (Ctrl-D): the control plane still can
-                    self._write(
-                        f"\nno number read; give it with: wechat-sdk channels verify-code "
-                        f"--account {account_id} NUMBER\n"
-                    )
+                    command = cli_command(account_id, self._state_dir)
+                    self._write(f"\nno number read; give it with: {command}\n")
                     return
                 if not line.strip():
                     continue
