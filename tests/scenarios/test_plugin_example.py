@@ -60,17 +60,17 @@ def test_example_passes_under_pytest_through_the_entry_point() -> None:
     assert "1 passed" in result.stdout
 
 
-def test_without_pytest_asyncio_the_failure_names_a_package_pip_can_install(
-    tmp_path: Path,
-) -> None:
+def test_without_pytest_asyncio_the_failure_names_a_package_pip_can_install() -> None:
     # wechat-sdk is not on PyPI (the project of that name there is another one): the advice
     # names pytest-asyncio itself, which is what is missing
-    (tmp_path / "test_my_bot.py").write_text(EXAMPLE.read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio"],
-        cwd=tmp_path,
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            *("-p", "no:asyncio", str(EXAMPLE)),
+        ],
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
