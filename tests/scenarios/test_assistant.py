@@ -1187,3 +1187,18 @@ def test_a_sync_python_tool_that_never_returns_does_not_keep_the_process_from_en
     )
     assert done.returncode == 0, done.stderr
     assert "did not answer within 0.2 s" in done.stdout
+
+
+async def test_a_notice_with_markdown_is_taken_out_of_the_history_as_it_was_sent(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """``failureText`` written with markdown goes out flattened (``markdown: "plain"``):
+    the history holds it as sent, so that is what is taken out of the model's earlier
+    answers (the raw text was looked for, and the notice given to the model as its own)."""
+    model.script = [ModelStep(status=500), ModelStep(status=500), ModelStep(text="Now ok.")]
+    gw, _ = await start(wechat, model, agent={"failureText": "**Sorry**, try again later.  "})
+    await say(wechat, gw, "wxid_alice", "hi")
+    assert wechat.world.texts(to="wxid_alice") == ["Sorry, try again later."]
+    await say(wechat, gw, "wxid_alice", "again")
+    contents = [m["content"] for m in model.requests[-1]["messages"]]
+    assert not any("Sorry" in str(c) for c in contents), contents

@@ -358,3 +358,24 @@ async def test_python_approve_notify_logs_when_the_account_written_to_is_not_run
     assert line.levelname == "WARNING"
     assert f"account 'dm', the one {stranger} wrote to, is not running" in line.getMessage()
     assert world.texts(account="groups") == []
+
+
+async def test_python_approve_notify_on_a_logged_out_account_approves_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The account the stranger wrote to runs but is logged out: the note (a proactive
+    send, which never waits for a next login) cannot go; ``approve(notify=True)`` still
+    returns the approval, and the log says it was not sent (it raised DeliveryFailed after
+    the approval was stored)."""
+    world, stranger = world_of("groups", "dm")
+    gateway = world.gateway(CONFIG, agent, state_dir=tmp_path)
+    async with gateway:
+        await world.login("dm")
+        await world.say(stranger, "hello", account="dm")
+        (request,) = gateway.pairing.list("dm")
+        world.fault("logout", account="dm")
+        await world.run_until_idle()
+        approved = await gateway.pairing.approve(request.code, notify=True)
+        assert approved.sender_id == stranger
+        assert [a.sender_id for a in gateway.pairing.approved("dm")] == [stranger]
+    assert any("not notified" in r.getMessage() for r in caplog.records), caplog.text

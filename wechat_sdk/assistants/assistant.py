@@ -26,6 +26,7 @@ from wechat_sdk.assistants.openai_chat import ChatModel, ModelFailed
 from wechat_sdk.assistants.webhook_agent import MediaLink, WebhookAgent
 from wechat_sdk.config import Config, ResolvedAccount, accounts_of
 from wechat_sdk.logtext import shown
+from wechat_sdk.outbound.markdown import format_reply
 
 if TYPE_CHECKING:
     import httpx
@@ -149,7 +150,8 @@ class ConfiguredAssistant:
             system_prompt=agent.systemPrompt,
             vision=agent.vision,
             image_max_bytes=int(agent.visionMaxMb * 1024 * 1024),
-            failure_text=failure_text or None,
+            # (as it was sent, so as the history holds it: markdown flattened, stripped)
+            failure_text=format_reply(failure_text, account.settings.markdown).strip() or None,
         )
         said = False
         try:

@@ -302,7 +302,7 @@ class Gateway:
             lease_lost=(lambda: False) if guard is None else (lambda: guard.lost),
             # (held by lease: a turn a Redis outage broke, by a read too, is as a failed
             # write: the account is handed over once Redis answers, and its turn goes on)
-            on_turn_failed=(lambda exc: None) if guard is None else guard.fence().failed,
+            on_turn_failed=(lambda exc: None) if guard is None else guard.fence().broke_turn,
         )
         runner.connection.code_prompt = self.code_prompt
         return runner

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
+from wechat_sdk.outbound.delivery import DeliveryFailed
 from wechat_sdk.pairing.service import Pairing, PairingError, approved_message
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest
 
@@ -45,7 +46,7 @@ class PairingAPI:
         if notify:
             try:
                 await self.notify_approved(tell_through, approved.sender_id)
-            except PairingError as exc:  # (approved all the same: said, not raised)
+            except (PairingError, DeliveryFailed) as exc:  # (approved all the same: said)
                 log.warning("approved %s; not notified: %s", approved.sender_id, exc)
         return approved
 

@@ -61,6 +61,15 @@ class Fence:
         if self.on_failed is not None and _outage(exc):
             self.on_failed()
 
+    def broke_turn(self, exc: BaseException) -> None:
+        """A turn failed on ``exc``: as :meth:`failed`, when it is Redis's own error (a
+        read's: a turn may break on one without a failed write). Any other (the agent's
+        timeout, a local file's error) is no outage of Redis."""
+        from redis.exceptions import RedisError
+
+        if isinstance(exc, RedisError):
+            self.failed(exc)
+
 
 def _outage(exc: BaseException) -> bool:
     """Redis could not be reached, did not answer in time, is full, or takes no writes for
