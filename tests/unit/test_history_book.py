@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from wechat_sdk.agent import HistoryEntry
-from wechat_sdk.inbound.history import HistoryBook, dm_key, group_key
+from wechat_sdk.inbound.history import HistoryBook, HistoryLost, dm_key, group_key
 from wechat_sdk.stores.memory import MemoryHistoryStore
 
 
@@ -87,3 +88,59 @@ def test_a_group_history_stays_until_its_turn_is_taken_and_only_what_it_was_hand
     book.note_unanswered("r1@chatroom", later)
     book.group_answered("r1@chatroom", handed)
     assert book.group("r1@chatroom") == (later,)
+
+
+def test_what_was_handed_goes_even_when_the_limit_dropped_some_of_it_meanwhile() -> None:
+    # the turn was handed the three kept; a fourth noted since pushed the oldest out: the
+    # handed ones left go, the fourth stays (not "the first three")
+    store = MemoryHistoryStore()
+    book = HistoryBook(store, "default", group_limit=3, dm_limit=10)
+    said = [HistoryEntry("user", "wxid_b", "B", f"m{i}", float(i), f"m{i}") for i in range(4)]
+    for e in said[:3]:
+        book.note_unanswered("r1@chatroom", e)
+    handed = book.group("r1@chatroom")
+    book.note_unanswered("r1@chatroom", said[3])
+    book.group_answered("r1@chatroom", handed)
+    assert book.group("r1@chatroom") == (said[3],)
+
+
+class StoreOfOld:
+    """A history store written before remove(): append, get and clear only; its appends
+    fail once ``down`` (Redis out of reach for a moment)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryHistoryStore()
+        self.down = False
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        if self.down:
+            raise ConnectionError("Connection refused")
+        self.inner.append(account_id, key, entry, limit)
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        return self.inner.get(account_id, key)
+
+    def clear(self, account_id: str, key: str) -> None:
+        self.inner.clear(account_id, key)
+
+
+def test_a_store_without_remove_is_cleared_as_before_and_says_what_a_failure_lost() -> None:
+    store = StoreOfOld()
+    book = HistoryBook(store, "default", group_limit=10, dm_limit=10)
+    before = HistoryEntry("user", "wxid_b", "B", "the meeting moved", 1.0, "m1")
+    later = HistoryEntry("user", "wxid_c", "C", "to 3pm", 2.0, "m3")
+    book.note_unanswered("r1@chatroom", before)
+    handed = book.group("r1@chatroom")
+    book.note_unanswered("r1@chatroom", later)
+    book.group_answered("r1@chatroom", handed)  # read, cleared, the rest appended again
+    assert book.group("r1@chatroom") == (later,)
+
+    handed = book.group("r1@chatroom")
+    newest = HistoryEntry("user", "wxid_c", "C", "room 2", 3.0, "m4")
+    book.note_unanswered("r1@chatroom", newest)
+    store.down = True  # cleared, then out of reach: the newest cannot be put back
+    with pytest.raises(HistoryLost) as lost:
+        book.group_answered("r1@chatroom", handed)
+    assert lost.value.lost == 1
+    assert isinstance(lost.value.__cause__, ConnectionError)
+    assert book.group("r1@chatroom") == ()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from wechat_sdk.agent import HistoryEntry
+from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.puppet import OutboundFile
 from wechat_sdk.stores import (
     ApprovedSender,
@@ -344,6 +345,113 @@ def test_history_default_bound_is_1000(make_store: MakeStore) -> None:
     assert h.get("default", "k0") == []
     assert texts(h.get("default", "k1")) == ["1"]
     assert texts(h.get("default", "k1000")) == ["1000"]
+
+
+def test_history_remove_takes_out_exactly_the_given_entries(store: Any) -> None:
+    # (a group's history handed to a turn goes once the turn is taken; what was noted
+    # meanwhile stays)
+    h = store.history
+    e = [entry(f"m{i}", T0 + i) for i in range(4)]
+    for x in e:
+        h.append("default", "room", x, 10)
+    h.append("default", "other", e[0], 10)
+    h.append("work", "room", e[0], 10)
+    h.remove("default", "room", [e[0], e[2], entry("never kept")])
+    assert h.get("default", "room") == [e[1], e[3]]
+    assert h.get("default", "other") == [e[0]]  # other conversations, other accounts
+    assert h.get("work", "room") == [e[0]]
+    h.remove("default", "room", [])
+    h.remove("default", "unknown", [e[1]])  # nothing to remove: no error
+    h.remove("nobody", "room", [e[1]])
+    assert h.get("default", "room") == [e[1], e[3]]
+    later = entry("later", T0 + 9)
+    h.append("default", "room", later, 3)  # in order after what is left, the limit kept
+    assert h.get("default", "room") == [e[1], e[3], later]
+    h.append("default", "room", entry("newest", T0 + 10), 3)
+    assert texts(h.get("default", "room")) == ["m3", "later", "newest"]
+    h.remove("default", "room", iter(h.get("default", "room")))  # (any iterable)
+    assert h.get("default", "room") == []
+
+
+def test_history_remove_is_no_use_and_what_it_empties_is_forgotten(make_store: MakeStore) -> None:
+    h = make_store(max_conversations=2).history
+    h.append("default", "a", entry("a1"), 5)
+    h.append("default", "a", entry("a2"), 5)
+    h.append("default", "b", entry("b1"), 5)
+    h.remove("default", "a", [entry("a1")])  # no use: a is still appended to least recently
+    h.append("default", "c", entry("c1"), 5)  # evicts a
+    assert h.get("default", "a") == []
+    assert texts(h.get("default", "b")) == ["b1"]
+    h.remove("default", "b", [entry("b1")])  # emptied: forgotten, its place free
+    h.append("default", "d", entry("d1"), 5)  # c and d: none evicted
+    assert texts(h.get("default", "c")) == ["c1"]
+    assert texts(h.get("default", "d")) == ["d1"]
+    assert h.get("default", "b") == []
+
+
+def test_a_history_removal_that_fails_changes_nothing(store: Any) -> None:
+    h = store.history
+    e = [entry(f"m{i}", T0 + i) for i in range(3)]
+    for x in e:
+        h.append("default", "room", x, 10)
+
+    def handed() -> Iterator[HistoryEntry]:  # the caller fails half way
+        yield e[0]
+        raise ConnectionError("out of reach")
+
+    with pytest.raises(ConnectionError):
+        h.remove("default", "room", handed())
+    assert h.get("default", "room") == e
+
+
+class Outage:
+    """A history store out of reach from its ``at``-th write on (Redis for a moment)."""
+
+    def __init__(self, inner: Any, at: int) -> None:
+        self.inner, self.at, self.writes = inner, at, 0
+
+    def _write(self) -> None:
+        self.writes += 1
+        if self.writes >= self.at:
+            raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+
+    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
+        self._write()
+        self.inner.append(account_id, key, entry, limit)
+
+    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
+        return list(self.inner.get(account_id, key))
+
+    def clear(self, account_id: str, key: str) -> None:
+        self._write()
+        self.inner.clear(account_id, key)
+
+    def remove(self, account_id: str, key: str, entries: Any) -> None:
+        self._write()
+        self.inner.remove(account_id, key, entries)
+
+
+@pytest.mark.parametrize("at", [1, 2])
+def test_a_store_failing_as_a_group_turn_is_taken_loses_no_message(
+    store: Any, at: int
+) -> None:
+    # the store goes out of reach at some write of the clearing: the messages handed to
+    # the turn are cleared or kept (handed again), the one noted after it began is kept
+    room = "r1@chatroom"
+    outage = Outage(store.history, at=99)
+    book = HistoryBook(outage, "default", group_limit=10, dm_limit=10)
+    handed_now = [entry(f"m{i}", T0 + i) for i in range(2)]
+    for x in handed_now:
+        book.note_unanswered(room, x)
+    handed = book.group(room)
+    later = entry("later", T0 + 5)
+    book.note_unanswered(room, later)
+    outage.at, outage.writes = at, 0
+    try:
+        book.group_answered(room, handed)
+    except ConnectionError:
+        pass
+    assert book.group(room) in ((*handed_now, later), (later,))
 
 
 # --- dedupe -----------------------------------------------------------------------------
