@@ -10,7 +10,7 @@ contract.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, runtime_checkable
 
@@ -33,6 +33,7 @@ __all__ = [
     "OutboxStore",
     "PairingRequest",
     "PairingStore",
+    "RemovesHistory",
     "Store",
     "WebhookDelivery",
     "WebhookQueue",
@@ -183,7 +184,8 @@ class HistoryStore(Protocol):
     ``key`` names a conversation within an account (a room id or a contact id).
     At most ``max_conversations`` conversations are tracked per account: when
     appending to a new conversation exceeds it, the conversation appended to least
-    recently is forgotten. Reads do not count as use.
+    recently is forgotten. Reads do not count as use. A store should also remove given
+    entries in one step: :class:`RemovesHistory`.
     """
 
     def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
@@ -197,6 +199,27 @@ class HistoryStore(Protocol):
 
     def clear(self, account_id: str, key: str) -> None:
         """Forget the conversation."""
+        ...
+
+
+@runtime_checkable
+class RemovesHistory(Protocol):
+    """A :class:`HistoryStore` that removes given entries in one step: every store of
+    wechat-sdk (memory, SQLite, Redis) is one, and a store of your own should be.
+
+    Not part of :class:`HistoryStore`, so that a history store written before it still
+    serves: ``isinstance(store, RemovesHistory)`` tells which. A group's history handed to
+    a turn goes with :meth:`remove` once the turn is taken; a store without it is read,
+    cleared, and appended again what stays (messages noted after the turn began), and a
+    failure between that clear and those appends loses them (logged,
+    ``reason=history_failed``).
+    """
+
+    def remove(self, account_id: str, key: str, entries: Iterable[HistoryEntry]) -> None:
+        """Remove every entry of the conversation equal to one of ``entries``, keeping the
+        others in their order; atomically: a removal that fails (``entries`` included)
+        changes nothing. Not a use of the conversation (as reads); one left empty is
+        forgotten. Nothing happens for an unknown conversation or entry."""
         ...
 
 

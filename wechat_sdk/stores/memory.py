@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from wechat_sdk.agent import HistoryEntry
 from wechat_sdk.stores.base import (
@@ -122,7 +122,9 @@ class MemoryPairingStore:
 
 
 class MemoryHistoryStore:
-    """:class:`~wechat_sdk.stores.base.HistoryStore` with an LRU of conversations per account."""
+    """:class:`~wechat_sdk.stores.base.HistoryStore` (and
+    :class:`~wechat_sdk.stores.base.RemovesHistory`) with an LRU of conversations per
+    account."""
 
     def __init__(
         self, max_conversations: int = DEFAULT_MAX_CONVERSATIONS, channel: str = CHANNEL
@@ -160,6 +162,20 @@ class MemoryHistoryStore:
             convs.pop(key, None)
             if not convs:
                 del self._accounts[account_id]
+
+    def remove(self, account_id: str, key: str, entries: Iterable[HistoryEntry]) -> None:
+        """See :meth:`RemovesHistory.remove`."""
+        gone = set(entries)  # (read whole before anything changes)
+        convs = self._accounts.get(account_id)
+        kept = convs.get(key) if convs is not None else None
+        if kept is None or not gone:
+            return
+        left = [e for e in kept if e not in gone]
+        if not left:
+            self.clear(account_id, key)
+        elif len(left) < len(kept):
+            kept.clear()  # (in place: its place in the order of use stays)
+            kept.extend(left)
 
 
 class MemoryDedupeStore:

@@ -1,10 +1,11 @@
-"""Conversation history and the dedupe window in Redis: each append, clear or check one
-Lua script, so it is atomic and costs one round trip; fenced by the account's lease for a
-gateway that holds it (:mod:`wechat_sdk.stores.redis.fencing`)."""
+"""Conversation history and the dedupe window in Redis: each append, clear, removal or
+check one Lua script, so it is atomic and costs one round trip; fenced by the account's
+lease for a gateway that holds it (:mod:`wechat_sdk.stores.redis.fencing`)."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from wechat_sdk.agent import HistoryEntry
@@ -36,6 +37,16 @@ return 0
 _CLEAR: Final = """
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+return 0
+"""
+
+# KEYS: the conversation's list, the account's conversations. ARGV: the conversation, how
+# many entries to remove, then those entries. (LREM takes out every row equal to one; a
+# list left empty is gone, and its conversation with it: not a use otherwise.)
+_REMOVE: Final = """
+local n = tonumber(ARGV[2])
+for i = 3, n + 2 do redis.call('LREM', KEYS[1], 0, ARGV[i]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 0
 """
 
@@ -80,7 +91,8 @@ return 0
 
 
 class RedisHistoryStore:
-    """:class:`~wechat_sdk.stores.base.HistoryStore` in Redis: a list per conversation,
+    """:class:`~wechat_sdk.stores.base.HistoryStore` (and
+    :class:`~wechat_sdk.stores.base.RemovesHistory`) in Redis: a list per conversation,
     a sorted set of each account's conversations by last append (the LRU bound)."""
 
     def __init__(
@@ -93,6 +105,7 @@ class RedisHistoryStore:
         self.max_conversations = max_conversations
         self._append = WriteScript(client, _APPEND, "history write")
         self._clear = WriteScript(client, _CLEAR, "history write")
+        self._remove = WriteScript(client, _REMOVE, "history write")
         #: the lease every write checks (None: unfenced)
         self.fence: Fence | None = None
 
@@ -134,6 +147,18 @@ class RedisHistoryStore:
             self.fence,
             [k.history(account_id, key), k.history_conversations(account_id)],
             [escape(key)],
+        )
+
+    def remove(self, account_id: str, key: str, entries: Iterable[HistoryEntry]) -> None:
+        """See :meth:`RemovesHistory.remove` (one script: atomic, fenced as every write)."""
+        rows = list(dict.fromkeys(map(entry_to_json, entries)))  # (as append wrote them)
+        if not rows:
+            return
+        k = self._k
+        self._remove(
+            self.fence,
+            [k.history(account_id, key), k.history_conversations(account_id)],
+            [escape(key), len(rows), *rows],
         )
 
 

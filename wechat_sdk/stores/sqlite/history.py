@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Final
 
 from wechat_sdk.agent import HistoryEntry
@@ -61,20 +62,22 @@ def _check_entry(entry: HistoryEntry) -> HistoryEntry:
 
 class _HistoryBatch:
     """Queued history writes, per (account, conversation), applied in this order:
-    forgotten conversations (all their rows), new entries, trims (to the newest n),
-    last uses."""
+    forgotten conversations (all their rows), rewritten ones (their entries' rows: the
+    new entries are then all they hold), new entries, trims (to the newest n), last uses."""
 
-    __slots__ = ("forget", "insert", "trim", "used")
+    __slots__ = ("forget", "insert", "rewrite", "trim", "used")
 
     def __init__(self) -> None:
         self.forget: dict[tuple[str, str], None] = {}
+        self.rewrite: dict[tuple[str, str], None] = {}
         self.insert: dict[tuple[str, str], list[HistoryEntry]] = {}
         self.trim: dict[tuple[str, str], int] = {}
         self.used: dict[tuple[str, str], int] = {}
 
 
 class SqliteHistoryStore:
-    """:class:`~wechat_sdk.stores.base.HistoryStore` over the shared database (see the
+    """:class:`~wechat_sdk.stores.base.HistoryStore` (and
+    :class:`~wechat_sdk.stores.base.RemovesHistory`) over the shared database (see the
     module): at most ``cache_conversations`` conversations' entries in memory."""
 
     def __init__(
@@ -126,7 +129,7 @@ class SqliteHistoryStore:
             return entries
         if key not in self._account(account_id):
             return None
-        if ck in self._q.used or self._db.unwritten:
+        if ck in self._q.used or ck in self._q.rewrite or self._db.unwritten:
             self._db.flush()  # (its writes are still queued: the file first gets them)
         rows = self._db.read(
             "SELECT role, sender_id, sender_name, text, timestamp, message_id "
@@ -198,11 +201,36 @@ class SqliteHistoryStore:
             self._forget(account_id, key)
             self._db.queued()
 
+    def remove(self, account_id: str, key: str, entries: Iterable[HistoryEntry]) -> None:
+        """See :meth:`RemovesHistory.remove`: what memory holds changes at once; the
+        conversation's rows are rewritten to it in the next commit (one transaction)."""
+        gone = set(entries)  # (read whole before anything changes)
+        if not gone:
+            return
+        held = self._entries(account_id, key)  # (may read the file: before any change)
+        if held is None:
+            return
+        left = [e for e in held if e not in gone]
+        if not left:
+            self.clear(account_id, key)
+            return
+        if len(left) == len(held):
+            return
+        held[:] = left  # (the cache's list: its place in the order of use stays)
+        ck = (account_id, key)
+        q = self._q
+        if ck not in self._new:  # rows of it may be in the file (or on their way there)
+            q.rewrite[ck] = None
+        q.insert[ck] = list(left)
+        q.trim.pop(ck, None)  # (the rewrite holds no more than memory)
+        self._db.queued()
+
     def _forget(self, account_id: str, key: str) -> None:
         ck = (account_id, key)
         self._cache.pop(ck, None)
         q = self._q
         q.insert.pop(ck, None)
+        q.rewrite.pop(ck, None)
         q.trim.pop(ck, None)
         q.used.pop(ck, None)
         if ck in self._new:
@@ -214,7 +242,7 @@ class SqliteHistoryStore:
 
     def take(self) -> _HistoryBatch | None:
         q = self._q
-        if not (q.forget or q.insert or q.used):
+        if not (q.forget or q.rewrite or q.insert or q.used):
             return None
         self._q = _HistoryBatch()
         self._new.clear()  # on their way to the file
@@ -232,6 +260,11 @@ class SqliteHistoryStore:
                 "DELETE FROM history_conversations WHERE channel = ? AND account_id = ? "
                 "AND conv_key = ?",
                 forget,
+            )
+        if batch.rewrite:
+            conn.executemany(
+                "DELETE FROM history_entries WHERE channel = ? AND account_id = ? AND conv_key = ?",
+                [(ch, a, k) for a, k in batch.rewrite],
             )
         if batch.insert:
             conn.executemany(
