@@ -84,6 +84,7 @@ WRITES: dict[str, Callable[[Any], object]] = {
     "outbox replace": lambda s: s.outbox.replace(s.outbox.items("acc")[:1], [item("one")]),
     "history append": lambda s: s.history.append("acc", "alice", entry(9), 50),
     "history clear": lambda s: s.history.clear("acc", "alice"),
+    "history remove": lambda s: s.history.remove("acc", "alice", [entry(1)]),
     "dedupe mark": lambda s: s.dedupe.check_and_add("acc", "m9", T0, 3600),
     "first login": lambda s: s.keep_serving_since("acc", T0),
 }

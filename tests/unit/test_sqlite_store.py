@@ -594,6 +594,26 @@ async def test_a_conversation_dropped_from_the_history_cache_is_read_back_from_t
         assert [e.text for e in s.history.get("default", "dm:a")] == ["a 1", "a 2", "a 3"]
 
 
+async def test_a_removal_is_written_behind_and_read_back_as_memory_holds_it(
+    db_path: Path,
+) -> None:
+    with SqliteStore(db_path, history_cache_conversations=1) as s:
+        said = [_entry("a", i) for i in range(3)]
+        for e in said:
+            s.history.append("default", "group:a", e, 10)
+        s.history.append("default", "group:b", _entry("b", 0), 10)
+        s._db.flush()
+        s.history.remove("default", "group:a", [said[0], said[2]])
+        assert committed_history(db_path) == ["a 0", "a 1", "a 2", "b 0"]  # (queued)
+        s.history.get("default", "group:b")  # group:a leaves the cache, its rewrite queued
+        assert s.history.get("default", "group:a") == [said[1]]  # the queue first
+        assert committed_history(db_path) == ["b 0", "a 1"]
+        s.history.remove("default", "group:a", [said[1]])  # emptied: forgotten
+    with SqliteStore(db_path) as s:  # and after a restart
+        assert s.history.get("default", "group:a") == []
+        assert s.history.get("default", "group:b") == [_entry("b", 0)]
+
+
 def test_the_history_cache_holds_at_most_its_bound_of_conversations(db_path: Path) -> None:
     with SqliteStore(db_path, history_cache_conversations=3, max_conversations=100) as s:
         for n in range(50):
@@ -625,6 +645,12 @@ _OPS = st.lists(
             st.sampled_from(["default", "work"]),
             st.sampled_from(["dm:a", "dm:b", "group:r"]),
             st.just(0),
+        ),
+        st.tuples(
+            st.just("remove"),
+            st.sampled_from(["default", "work"]),
+            st.sampled_from(["dm:a", "dm:b", "group:r"]),
+            st.integers(0, 15),  # which entries (a bit each, oldest first)
         ),
         st.tuples(
             st.just("mark"),
@@ -668,6 +694,11 @@ def test_write_behind_matches_the_memory_store_across_commits_and_reopens(
                 elif op == "clear":
                     model.history.clear(account, key)
                     store.history.clear(account, key)
+                elif op == "remove":
+                    held = model.history.get(account, key)
+                    gone = [e for i, e in enumerate(held) if arg >> i & 1]
+                    model.history.remove(account, key, gone)
+                    store.history.remove(account, key, gone)
                 elif op == "mark":
                     now += arg
                     expected = model.dedupe.check_and_add(account, key, now, 40)

@@ -28,7 +28,7 @@ from wechat_sdk.agent import (
 from wechat_sdk.clock import Clock
 from wechat_sdk.config.accounts import ResolvedAccount
 from wechat_sdk.events import GatewayEvents
-from wechat_sdk.inbound.history import HistoryBook, entry_text, reply_text
+from wechat_sdk.inbound.history import HistoryBook, HistoryLost, entry_text, reply_text
 from wechat_sdk.keyed_locks import KeyedLocks
 from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut, finish_or_cut
@@ -252,11 +252,21 @@ class Turns:
     def _group_history_taken(self, turn: AgentTurn) -> None:
         """A group turn was taken: the group's history it was handed goes (it stayed
         until now: a turn refused is tried again with it). A store that fails here
-        costs the agent nothing: it is handed that history again with the next answer."""
+        keeps that history whole (one removal): the agent is handed it again with the next
+        answer. A history store without that removal (written before it) may lose the
+        messages noted since the turn began: said so."""
         if turn.room_id is None or not turn.history:
             return
         try:
             self.history.group_answered(turn.room_id, turn.history)
+        except HistoryLost as lost:
+            self.log.warning(
+                "could not put back the history of group %s: %s (%d message(s) noted after "
+                "its turn began lost: the history store has no remove()) reason=history_failed",
+                shown(turn.room_id),
+                shown(lost.__cause__, 200),
+                lost.lost,
+            )
         except Exception as exc:
             self.log.warning(
                 "could not clear the history of group %s: %s (handed to the agent again "

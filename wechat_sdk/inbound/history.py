@@ -6,9 +6,17 @@ import dataclasses
 from collections.abc import Iterable
 
 from wechat_sdk.agent import HistoryEntry
-from wechat_sdk.stores.base import HistoryStore
+from wechat_sdk.stores.base import HistoryStore, RemovesHistory
 
-__all__ = ["HistoryBook", "dm_key", "entry_text", "group_key", "media_note", "reply_text"]
+__all__ = [
+    "HistoryBook",
+    "HistoryLost",
+    "dm_key",
+    "entry_text",
+    "group_key",
+    "media_note",
+    "reply_text",
+]
 
 
 def group_key(room_id: str) -> str:
@@ -41,6 +49,21 @@ def reply_text(texts: Iterable[str], files: Iterable[tuple[str, str]] = ()) -> s
     named as :func:`entry_text` names a user's; ``""`` when nothing went out."""
     named = (entry_text("", kind, name) for kind, name in files)
     return "\n\n".join([*texts, *named])
+
+
+class HistoryLost(RuntimeError):
+    """:meth:`HistoryBook.group_answered` on a history store without ``remove()`` (one
+    written before :class:`~wechat_sdk.stores.base.RemovesHistory`) failed after it
+    cleared the group's history: ``lost`` messages noted after the turn began, which it
+    was putting back, are gone. The error that stopped it is the ``__cause__``."""
+
+    def __init__(self, room_id: str, lost: int) -> None:
+        super().__init__(
+            f"group {room_id}: {lost} message(s) noted after its turn began could not be put "
+            "back in its history (the history store has no remove())"
+        )
+        self.room_id = room_id
+        self.lost = lost
 
 
 class HistoryBook:
@@ -78,16 +101,26 @@ class HistoryBook:
 
     def group_answered(self, room_id: str, handed: Iterable[HistoryEntry]) -> None:
         """The turn ``handed`` went with was taken: those entries are cleared (each goes
-        to the agent once); one noted after them stays, for the next answer."""
+        to the agent once); one noted after them stays, for the next answer.
+
+        In one step of the store (:class:`~wechat_sdk.stores.base.RemovesHistory`): when
+        it raises, the history is as it was, and handed again with the next answer. A
+        store without it is read, cleared and what stays appended again: a failure after
+        the clear raises :class:`HistoryLost`, saying how many messages it lost."""
         gone = set(handed)
         if not gone:
             return
         key = group_key(room_id)
-        entries = self._store.get(self._account, key)
+        if isinstance(self._store, RemovesHistory):
+            self._store.remove(self._account, key, gone)
+            return
+        stays = [e for e in self._store.get(self._account, key) if e not in gone]
         self._store.clear(self._account, key)
-        for e in entries:
-            if e not in gone:
+        for i, e in enumerate(stays):
+            try:
                 self._store.append(self._account, key, e, self._group_limit)
+            except Exception as exc:
+                raise HistoryLost(room_id, len(stays) - i) from exc
 
     def dm(self, contact_id: str) -> tuple[HistoryEntry, ...]:
         key = dm_key(contact_id)
