@@ -451,6 +451,49 @@ def test_a_store_failing_as_a_group_turn_is_taken_loses_no_message(store: Any, a
     assert book.group(room) in ((*handed_now, later), (later,))
 
 
+@pytest.mark.parametrize("at", [1, 2])
+def test_a_store_failing_as_a_cut_reply_joins_its_turn_loses_no_message(
+    store: Any, at: int
+) -> None:
+    # the rest of a reply a stop cut goes out after the restart and joins the part
+    # recorded with its turn; the store goes out of reach at some write of that: the
+    # earlier turns, the user's message and what went of the reply stay (the rest is
+    # added, or not)
+    outage = Outage(store.history, at=99)
+    book = HistoryBook(outage, "default", group_limit=10, dm_limit=10)
+    earlier = [entry("q1", T0), entry("a1", T0 + 1, role="assistant")]
+    book.record_dm_turn("wxid_alice", earlier[0], earlier[1])
+    asked, begun = entry("q2", T0 + 2), entry("first half", T0 + 3, role="assistant")
+    book.record_dm_turn("wxid_alice", asked, begun)
+    outage.at, outage.writes = at, 0
+    with contextlib.suppress(ConnectionError):
+        book.record_dm_reply("wxid_alice", entry("second half", T0 + 9, role="assistant"))
+    got = [e.text for e in book.dm("wxid_alice")]
+    assert got in (
+        ["q1", "a1", "q2", "first half"],
+        ["q1", "a1", "q2", "first half\n\nsecond half"],
+        ["q1", "a1", "q2", "first half", "first half\n\nsecond half"],
+    ), got
+
+
+@pytest.mark.parametrize("at", [1, 2])
+def test_a_store_failing_as_a_dm_history_is_trimmed_loses_no_newer_message(
+    store: Any, at: int
+) -> None:
+    # a turn without a reply (the agent answered nothing) makes the history uneven: it is
+    # read back and cut to the newest dm_limit user turns; the store goes out of reach at
+    # some write of that cut: the newest turns stay
+    outage = Outage(store.history, at=99)
+    book = HistoryBook(outage, "default", group_limit=10, dm_limit=2)
+    book.record_dm_turn("wxid_alice", entry("q1", T0), entry("a1", T0 + 1, role="assistant"))
+    book.record_dm_turn("wxid_alice", entry("q2", T0 + 2), None)
+    outage.at, outage.writes = at + 1, 0  # (the turn's own append first)
+    with contextlib.suppress(ConnectionError):
+        book.record_dm_turn("wxid_alice", entry("q3", T0 + 3), None)
+    got = [e.text for e in book.dm("wxid_alice")]
+    assert got[-2:] == ["q2", "q3"], got
+
+
 # --- dedupe -----------------------------------------------------------------------------
 
 

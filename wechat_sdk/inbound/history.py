@@ -162,7 +162,11 @@ class HistoryBook:
         if entries and entries[-1].role == "assistant":
             begun = entries[-1]
             whole = dataclasses.replace(begun, text=f"{begun.text}\n\n{reply.text}")
-            self._rewrite(key, [*entries[:-1], whole])
+            if isinstance(self._store, RemovesHistory):  # (a failure between: both kept)
+                self._store.append(self._account, key, whole, self._dm_limit * 2 + 1)
+                self._store.remove(self._account, key, [begun])
+            else:
+                self._rewrite(key, [*entries[:-1], whole])
         else:  # nothing of it went out before: it is the turn's reply
             self._store.append(self._account, key, reply, self._dm_limit * 2)
         self._whole_turns.discard(key)
@@ -178,6 +182,9 @@ class HistoryBook:
             self._emptied.add(key)
 
     def _rewrite(self, key: str, entries: list[HistoryEntry]) -> None:
+        """``entries`` as the conversation's history, in a store without
+        :class:`~wechat_sdk.stores.base.RemovesHistory` (a failure after the clear loses
+        what was not appended again)."""
         self._store.clear(self._account, key)
         for e in entries:
             self._store.append(self._account, key, e, self._dm_limit * 2)
@@ -188,7 +195,10 @@ class HistoryBook:
         if len(users) > self._dm_limit:  # trim to whole turns
             cutoff = users[len(users) - self._dm_limit]
             keep = entries[entries.index(cutoff) :]
-            self._rewrite(key, keep)
+            if isinstance(self._store, RemovesHistory):  # (one step: all kept, or cut)
+                self._store.remove(self._account, key, entries[: entries.index(cutoff)])
+            else:
+                self._rewrite(key, keep)
             entries = keep
         if _whole_turns(entries):
             self._know_whole_turns(key)
