@@ -277,8 +277,19 @@ class SimulatedPuppet:
 
     async def _read_inbox(self, inbox: Path) -> None:
         """Messages from outside the process (``puppetOptions.inbox``), said to this account
-        as they appear, every INBOX_POLL_S seconds."""
+        as they appear, every INBOX_POLL_S seconds. A missing folder is made (and its
+        parents); one that cannot be made is a warning, and is looked into again."""
         BACKGROUND.set(True)
+        try:
+            inbox.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            log.warning(
+                "cannot make the inbox folder %s (%s): no message reaches account %r "
+                "through it; make the folder, or set puppetOptions.inbox to a folder that can be made",
+                inbox,
+                exc.strerror or exc,
+                self.account.id,
+            )
         while True:
             for sender, text, room in _take_inbox(inbox):
                 if room is not None and room not in self.world.rooms:

@@ -288,6 +288,46 @@ async def test_simulator_inbox_and_transcript_let_a_test_drive_it_from_outside(
         await gw.close()
 
 
+async def test_a_missing_inbox_folder_is_made_when_the_account_starts(tmp_path: Path) -> None:
+    # it was read as empty without a word: a test's messages dropped nowhere, never answered
+    base = tmp_path / "bot-test"
+    inbox, transcript = base / "inbox", base / "transcript.jsonl"
+    world = SimulatedWeChat(seed=0)
+    options = {"scanAfterMs": 0, "inbox": str(inbox), "transcript": str(transcript)}
+    gw = make_gateway(world, tmp_path / "state", puppet="simulator", puppetOptions=options)
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        assert inbox.is_dir()
+        (inbox / "a.json").write_text(json.dumps({"from": "wxid_alice", "text": "hi"}))
+        await world.advance(1)
+        lines = [json.loads(line) for line in transcript.read_text().splitlines()]
+        assert [(e["direction"], e["text"]) for e in lines] == [("in", "hi"), ("out", "echo hi")]
+    finally:
+        await gw.close()
+
+
+async def test_an_inbox_folder_that_cannot_be_made_is_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    inbox = in_the_way / "inbox"
+    world = SimulatedWeChat(seed=0)
+    options = {"scanAfterMs": 0, "inbox": str(inbox)}
+    gw = make_gateway(world, tmp_path / "state", puppet="simulator", puppetOptions=options)
+    await gw.start()
+    await world.run_until_idle()
+    try:
+        await world.advance(1)  # looked into ten times: one warning
+        warned = [r.getMessage() for r in caplog.records if "inbox" in r.getMessage()]
+        assert len(warned) == 1, warned
+        assert str(inbox) in warned[0] and "make the folder" in warned[0]
+        assert status_of(gw).state == "ready"  # the account runs on
+    finally:
+        await gw.close()
+
+
 async def test_an_inbox_message_to_a_room_makes_the_room_and_is_answered_there(
     tmp_path: Path,
 ) -> None:
