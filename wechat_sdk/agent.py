@@ -158,11 +158,13 @@ class AllowedTools(Mapping[str, ToolFunc]):
         return sorted(self._tools)
 
     async def call(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Call a tool by name (awaiting it when it is async)."""
-        result = self[name](*args, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        """Call a tool by name, as the configured assistant runs one: an async tool is
+        awaited; a sync one runs in a thread of its own, so that a slow one holds no other
+        conversation. Wrap the call in ``asyncio.timeout(...)`` to bound it: a sync tool
+        given up cannot be stopped, and what it returns after that is dropped."""
+        from wechat_sdk.tool_calls import run_tool  # (asyncio: not loaded by the import)
+
+        return await run_tool(self[name], *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

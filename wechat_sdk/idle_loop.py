@@ -32,10 +32,13 @@ class _IdleSignalSelector(selectors.BaseSelector):
     def __init__(self) -> None:
         self._system = selectors.DefaultSelector()
         self._waiters: list[asyncio.Future[None]] = []
+        #: futures another thread will settle (see IdleAwareEventLoop.count_as_work)
+        self.work: set[asyncio.Future[Any]] = set()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        # timeout 0: the loop has callbacks ready or a timer due; not idle
-        if timeout == 0 or not self._waiters:
+        # timeout 0: the loop has callbacks ready or a timer due; not idle. Work in a
+        # thread: wait for it (its outcome wakes the loop) or for the next timer
+        if timeout == 0 or not self._waiters or self.work:
             return self._system.select(timeout)
         events = self._system.select(0)
         if events:  # I/O has arrived (a loopback reply, say): its callbacks run first
@@ -66,6 +69,7 @@ class _IdleSignalSelector(selectors.BaseSelector):
 
     def close(self) -> None:
         self._waiters.clear()  # (the loop is closed: their tasks can run no more)
+        self.work.clear()
         self._system.close()
 
 
@@ -80,13 +84,23 @@ class IdleAwareEventLoop(asyncio.SelectorEventLoop):
         """Return once no callback is ready, no timer is due and no I/O is waiting.
 
         Everything that can run without time passing (on the virtual clock, or real
-        timers further away) has run by then; work that waits for a thread, or for
-        another process to answer, is not seen. A task that never stops yielding
+        timers further away) has run by then; work that waits for a thread (but one
+        counted with :meth:`count_as_work`), or for another process to answer, is not
+        seen. A task that never stops yielding
         (``while True: await asyncio.sleep(0)``) keeps the loop from ever being idle.
         """
         waiter: asyncio.Future[None] = self.create_future()
         self._idle_signal.add_waiter(waiter)
         await waiter
+
+    def count_as_work(self, outcome: asyncio.Future[Any]) -> None:
+        """Count ``outcome``, a future another thread settles (through
+        ``call_soon_threadsafe``), as work in flight until it is done (or cancelled: given
+        up): the loop is not idle meanwhile, so virtual time does not move on while a
+        thread works for a task (a sync tool, :mod:`wechat_sdk.tool_calls`)."""
+        work = self._idle_signal.work
+        work.add(outcome)
+        outcome.add_done_callback(work.discard)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

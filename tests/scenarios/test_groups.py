@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -479,3 +483,68 @@ async def test_a_groups_key_that_is_the_groups_name_is_said_once_with_its_id(
     assert len(told) == 1
     assert "'Room one'" in told[0] and R1 in told[0]
     assert wechat.world.sent() == []  # a name is not taken for the id: still by "*"
+
+
+# ---------------------------------------------------------------- how a tool is run
+
+
+async def test_a_sync_tool_called_by_a_custom_agent_runs_off_the_loop_and_can_be_given_up(
+    wechat: WeChatHarness,
+) -> None:
+    """``turn.tools.call`` ran a sync tool on the event loop: one stuck on a blocking call
+    held every conversation of every account, and a timeout around the call could not
+    give it up. It runs in a thread of its own, as the configured assistant runs it."""
+    release = threading.Event()
+    seen = contextvars.ContextVar("seen", default="")
+    outcomes: list[str] = []
+    answered = asyncio.Event()
+
+    def lookup(word: str) -> str:
+        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
+        return f"{word}: {seen.get()}"
+
+    async def agent(turn: AgentTurn) -> str:
+        seen.set(turn.sender_id)
+        try:
+            async with asyncio.timeout(0.2):  # (real time: the world's is virtual)
+                outcomes.append(await turn.tools.call("lookup", word="pineapple"))
+        except TimeoutError:
+            outcomes.append("given up")
+        answered.set()
+        return "ok"
+
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+    gw.tools.register("lookup", lookup)
+    said = asyncio.ensure_future(wechat.world.say("wxid_alice", "what is a pineapple?"))
+    async with asyncio.timeout(5):
+        await answered.wait()
+    assert outcomes == ["given up"]
+    release.set()
+    await said
+    await gw.wait_idle()
+    assert wechat.world.texts(to="wxid_alice") == ["ok"]
+
+    outcomes.clear()  # released: it answers, in the caller's context
+    await wechat.world.say("wxid_bob", "and now?")
+    assert outcomes == ["pineapple: wxid_bob"]
+    assert wechat.world.texts(to="wxid_bob") == ["ok"]
+
+
+async def test_a_sync_tool_in_its_thread_is_waited_for_by_the_virtual_world(
+    wechat: WeChatHarness,
+) -> None:
+    """The world moves on when the loop has nothing to do; a sync tool running in its
+    thread is work it waits for, so the answer is there when ``say`` returns."""
+
+    def slow(word: str) -> str:
+        time.sleep(0.05)
+        return f"looked up {word}"
+
+    async def agent(turn: AgentTurn) -> str:
+        return str(await turn.tools.call("slow", word=turn.text))
+
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+    gw.tools.register("slow", slow)
+    for n in range(5):
+        await wechat.world.say("wxid_alice", f"w{n}")
+        assert wechat.world.texts(to="wxid_alice")[-1] == f"looked up w{n}"

@@ -22,12 +22,7 @@ needs when the schema has none.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import functools
-import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +42,7 @@ from wechat_sdk.inbound.groups import (
     tool_permitted,
 )
 from wechat_sdk.logtext import shown
+from wechat_sdk.tool_calls import run_tool
 
 __all__ = ["MAX_RESULT_CHARS", "OfferedTool", "ToolCallOutcome", "TurnTools", "tools_for_turn"]
 
@@ -328,24 +324,15 @@ def _python_tool(func: Callable[..., Any], offered_as: str, timeout_s: float) ->
     it has not returned within ``timeout_s``: an async one is cancelled; a sync one runs
     in a thread of its own (on the event loop it would hold every account while it runs),
     which cannot be stopped: what it returns after that is dropped (see
-    :func:`_in_own_thread`)."""
+    :mod:`wechat_sdk.tool_calls`, the one rule for custom agents' ``turn.tools.call`` too)."""
     spec = describe_python_tool(func)
-    is_async = inspect.iscoroutinefunction(func)
-
-    async def call(**kwargs: Any) -> Any:
-        if is_async:
-            return await func(**kwargs)
-        result = await _in_own_thread(functools.partial(func, **kwargs))
-        if inspect.isawaitable(result):  # (a sync function handing back a coroutine)
-            result = await result
-        return result
 
     async def run(arguments: str) -> str:
         kwargs = spec.parse(arguments)
         deadline = asyncio.timeout(timeout_s)
         try:
             async with deadline:
-                result = await call(**kwargs)
+                result = await run_tool(func, **kwargs)
         except TimeoutError:
             if not deadline.expired():
                 raise  # the tool's own (a request of its that timed out): its error
@@ -355,37 +342,6 @@ def _python_tool(func: Callable[..., Any], offered_as: str, timeout_s: float) ->
         return result if isinstance(result, str) else _as_text(result)
 
     return OfferedTool(offered_as, spec.description, spec.parameters, "python", run)
-
-
-async def _in_own_thread(call: Callable[[], Any]) -> Any:
-    """``call()`` in a daemon thread of its own (in this task's context, as
-    :func:`asyncio.to_thread` would), its outcome awaited here. Not the default thread
-    pool's: a tool stuck for good would keep one of the workers that media fetches share,
-    and the interpreter waits for those at exit, so a stop would never end."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[Any] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if outcome.done():  # (given up meanwhile: dropped)
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result)
-
-    def work() -> None:
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            result = context.run(call)
-        except BaseException as exc:
-            error = exc
-        with contextlib.suppress(RuntimeError):  # (the loop closed meanwhile)
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="wechat-sdk-tool", daemon=True).start()
-    return await outcome
 
 
 def _mcp_tool(server: McpServer, tool: McpTool, name: str) -> OfferedTool:
