@@ -232,6 +232,10 @@ def test_restart_refuses_an_invalid_config_and_applies_a_valid_one(gateway: Runn
     second = Running(gateway.config.parent, name="second").start()
     assert second.wait_exit() == 1
     assert "a gateway is already running on" in second.stderr()
+    # the command it gives reaches the running gateway (not on the default directory)
+    assert f"(stop it with: wechat-sdk gateway stop --state-dir {gateway.state})" in (
+        second.stderr()
+    )
 
     gateway.config.write_text(config_text(dmPolicy="sometimes"))
     refused = cli("gateway", "restart", "--state-dir", gateway.state)

@@ -187,6 +187,32 @@ async def test_a_request_that_takes_longer_than_the_clients_timeout_is_still_ans
         await server.stop()
 
 
+@pytest.mark.parametrize("default", [False, True])
+async def test_the_refusal_of_a_second_gateway_names_a_stop_command_that_reaches_the_first(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch, default: bool
+) -> None:
+    # "stop it with: wechat-sdk gateway stop" reached the default state directory only:
+    # for a gateway on another one, it answered "no gateway is running"
+    from wechat_sdk.gateway.control import ControlError
+
+    monkeypatch.setenv("HOME", str(short_dir))  # (the default: ~/.clawdbot/wechat)
+    directory = short_dir / ".clawdbot" / "wechat" if default else short_dir / "my state"
+    directory.mkdir(parents=True)
+    first = ControlServer(directory, handle)
+    await first.start()
+    try:
+        with pytest.raises(ControlError) as refused:
+            await ControlServer(directory, handle).start()
+    finally:
+        await first.stop()
+    stop = (
+        "wechat-sdk gateway stop"
+        if default
+        else f"wechat-sdk gateway stop --state-dir '{directory}'"
+    )
+    assert str(refused.value).endswith(f"(stop it with: {stop})")
+
+
 async def test_a_second_gateway_on_the_directory_is_refused_even_before_the_first_has_its_socket(
     short_dir: Path,
 ) -> None:

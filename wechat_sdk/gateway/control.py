@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ __all__ = [
     "ControlServer",
     "NoGateway",
     "control_request",
+    "state_dir_option",
 ]
 
 #: the state directory when neither the config's stateDir nor --state-dir names one (here,
@@ -278,8 +280,21 @@ def _let_go(held: tuple[int, int]) -> None:
 
 def _running(directory: Path) -> ControlError:
     return ControlError(
-        f"a gateway is already running on {directory} (stop it with: wechat-sdk gateway stop)"
+        f"a gateway is already running on {directory} (stop it with: "
+        f"wechat-sdk gateway stop{state_dir_option(directory)})"
     )
+
+
+def state_dir_option(state_dir: Path | None) -> str:
+    """What a CLI command given in a message needs to reach the gateway on ``state_dir``:
+    ``" --state-dir DIR"``, or nothing for the default one. The CLI finds a running gateway
+    by its state directory, so a command without it would not reach one elsewhere (a
+    rehearsal's ``stateDir``, ``--state-dir``)."""
+    if state_dir is None:
+        return ""
+    if Path(state_dir).expanduser().resolve() == DEFAULT_STATE_DIR.expanduser().resolve():
+        return ""
+    return f" --state-dir {shlex.quote(str(state_dir))}"
 
 
 def control_request(

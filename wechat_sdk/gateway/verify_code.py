@@ -19,13 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from wechat_sdk.gateway.control import DEFAULT_STATE_DIR
+from wechat_sdk.gateway.control import state_dir_option
 from wechat_sdk.puppet import TakesVerifyCode, VerifyCodeNotAsked, VerifyCodeOutcome
 
 if TYPE_CHECKING:
@@ -65,12 +64,8 @@ def cli_command(account_id: str, state_dir: Path | None) -> str:
     The CLI finds the running gateway by its state directory, so a gateway on another one
     than the default (a rehearsal's ``stateDir``, ``--state-dir``) is named with it.
     """
-    where = ""
-    if state_dir is not None:
-        given = Path(state_dir).expanduser().resolve()
-        if given != DEFAULT_STATE_DIR.expanduser().resolve():
-            where = f"--state-dir {shlex.quote(str(state_dir))} "
-    return f"wechat-sdk channels verify-code {where}--account {account_id} NUMBER"
+    where = state_dir_option(state_dir)
+    return f"wechat-sdk channels verify-code{where} --account {account_id} NUMBER"
 
 
 class VerifyCodeProblem(Exception):
