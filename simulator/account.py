@@ -60,6 +60,21 @@ def _scan_after(value: object, account: Any) -> float | None:
     return float(value) / 1000.0
 
 
+def _make_inbox(inbox: Path, account_id: str) -> None:
+    """Make an inbox directory (and its parents) if missing; one that cannot be made is a
+    warning, naming it and what to do."""
+    try:
+        inbox.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning(
+            "cannot make the inbox folder %s (%s): no message reaches account %r through "
+            "it; make the folder, or set puppetOptions.inbox to a folder that can be made",
+            inbox,
+            exc.strerror or exc,
+            account_id,
+        )
+
+
 def _take_inbox(inbox: Path) -> list[tuple[str, str, str | None]]:
     """The messages waiting in an inbox directory, each file read and deleted: every
     ``*.json`` file (in name order) is one message, ``{"from": "wxid_alice", "text": "hi"}``

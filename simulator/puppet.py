@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.account import SimAccount, _take_inbox
+from simulator.account import SimAccount, _make_inbox, _take_inbox
 from wechat_sdk.capabilities import CAPABILITIES, Capabilities
 from wechat_sdk.clock import BACKGROUND
 from wechat_sdk.puppet import (
@@ -280,16 +280,7 @@ class SimulatedPuppet:
         as they appear, every INBOX_POLL_S seconds. A missing folder is made (and its
         parents); one that cannot be made is a warning, and is looked into again."""
         BACKGROUND.set(True)
-        try:
-            inbox.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.warning(
-                "cannot make the inbox folder %s (%s): no message reaches account %r "
-                "through it; make the folder, or set puppetOptions.inbox to a folder that can be made",
-                inbox,
-                exc.strerror or exc,
-                self.account.id,
-            )
+        _make_inbox(inbox, self.account.id)
         while True:
             for sender, text, room in _take_inbox(inbox):
                 if room is not None and room not in self.world.rooms:
