@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry, MediaItem
 from wechat_sdk.assistants.context import turn_messages
@@ -180,6 +180,23 @@ def test_bad_arguments_say_what_is_wrong(raw: str, says: str) -> None:
 
     with pytest.raises(BadToolArguments, match=says):
         describe_python_tool(forecast).parse(raw)
+
+
+def positive(n: int) -> int:
+    """A validator of a tool's parameter (here, where its hints can find it)."""
+    if n < 1:
+        raise ValueError("must be 1 or more")
+    return n
+
+
+def test_a_validators_value_error_is_given_in_its_own_words() -> None:
+    # pydantic's raw message put "Value error, " before them
+    def forecast(days: Annotated[int, AfterValidator(positive)]) -> str:
+        return ""
+
+    with pytest.raises(BadToolArguments) as bad:
+        describe_python_tool(forecast).parse('{"days": 0}')
+    assert str(bad.value) == "days: must be 1 or more"
 
 
 @pytest.mark.parametrize(

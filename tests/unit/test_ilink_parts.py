@@ -198,6 +198,29 @@ def test_a_message_of_the_wrong_shape_is_refused_with_where() -> None:
         parse_message({"message_id": 1, "item_list": "not a list"})
 
 
+def test_a_validators_value_error_in_a_message_is_given_in_its_own_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pydantic's raw message put "Value error, " before them (a validator of the wire's
+    # that raises ValueError: none does today, so one stands in for it)
+    from pydantic import BaseModel, field_validator
+
+    from wechat_sdk.adapters.ilink import wire as wire_module
+
+    class Strict(BaseModel):
+        message_id: str
+
+        @field_validator("message_id")
+        @classmethod
+        def _known(cls, value: str) -> str:
+            raise ValueError("is not an id iLink gives")
+
+    monkeypatch.setattr(wire_module.WeixinMessage, "model_validate", Strict.model_validate)
+    with pytest.raises(ValueError) as bad:
+        parse_message({"message_id": "x"})
+    assert str(bad.value) == "message_id: is not an id iLink gives"
+
+
 @pytest.mark.parametrize(
     "hostile",
     [

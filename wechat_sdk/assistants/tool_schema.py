@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from wechat_sdk.config.loader import error_words
+
 __all__ = [
     "MAX_DESCRIPTION_CHARS",
     "BadToolArguments",
@@ -71,7 +73,7 @@ class PythonToolSpec:
             checked = self.arguments.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {error_words(e)}"
                 for e in exc.errors(include_url=False)
             )
             raise BadToolArguments(problems) from None

@@ -297,7 +297,8 @@ def validation_problems(
 def error_words(err: Any) -> str:
     """pydantic's message for ``err``, one of a `ValidationError`'s errors; a validator's
     `ValueError` in its own words, without the ``Value error, `` pydantic puts before them.
-    The config's problems and the HTTP API's say it so."""
+    The one rule for it: the config's problems, the HTTP API's, a Python tool's bad
+    arguments (told to the model) and an iLink message of the wrong shape say it so."""
     if err["type"] == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
     return str(err["msg"])

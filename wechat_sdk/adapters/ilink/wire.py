@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from wechat_sdk.config.loader import error_words
 from wechat_sdk.puppet import FileInfo, Message, MessageKind
 
 __all__ = [
@@ -155,7 +156,7 @@ def parse_message(data: object) -> WeixinMessage:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the message"
-        raise ValueError(f"{where}: {first['msg']}") from None
+        raise ValueError(f"{where}: {error_words(first)}") from None
 
 
 @dataclass(frozen=True, slots=True)
