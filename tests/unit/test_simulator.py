@@ -675,3 +675,22 @@ def test_adding_an_account_again_gives_it_back_unless_asked_otherwise() -> None:
     with pytest.raises(ValueError, match="as an iLink bot, not as a simulator puppet"):
         world.add_account("bot", transport="puppet")
     assert (helper.name, helper.transport, bot.transport) == ("Helper", "puppet", "ilink")
+
+
+def test_the_simulator_server_page_shows_ilink_servers_every_parameter() -> None:
+    """The page showed ``world.ilink_server(port=0, poll_hold_s=30)``, without ``host``."""
+    import re
+
+    from simulator.ilink.server import POLL_HOLD_S
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "simulator-server.md"
+    (shown,) = re.findall(r"`await world\.ilink_server\((.*?)\)`", page.read_text())
+    given = dict(part.split("=") for part in shown.replace("*, ", "").split(", "))
+    params = inspect.signature(SimulatedWeChat.ilink_server).parameters
+    code = {
+        name: POLL_HOLD_S if p.default is None else p.default
+        for name, p in params.items()
+        if name != "self"
+    }
+    assert list(given) == list(code)
+    assert {k: json.loads(v) for k, v in given.items()} == code
