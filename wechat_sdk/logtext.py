@@ -164,12 +164,13 @@ class _KnownSecrets(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        # (a tuple replaced whole: a thread's record never sees it half updated)
-        self.secrets: tuple[str, ...] = ()
+        # each text to mask and what it becomes, the longest first (a tuple replaced
+        # whole: a thread's record never sees it half updated)
+        self.masks: tuple[tuple[str, str], ...] = ()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self.secrets
-        if not secrets:
+        masks = self.masks
+        if not masks:
             return True
         # (a filter's error would be raised into the library's own call: never)
         try:
@@ -177,8 +178,8 @@ class _KnownSecrets(logging.Filter):
         except Exception:
             return True
         masked = text
-        for secret in secrets:
-            masked = masked.replace(secret, "***")
+        for secret, shown_as in masks:
+            masked = masked.replace(secret, shown_as)
         if masked != text:
             record.msg, record.args = masked, None
         return True
@@ -187,17 +188,36 @@ class _KnownSecrets(logging.Filter):
 _KNOWN_SECRETS = _KnownSecrets()
 
 
-def hide_in_library_logs(values: Iterable[str]) -> None:
+def hide_in_library_logs(values: Iterable[str], *, url_paths: Iterable[str] = ()) -> None:
     """Mask ``values`` (in their :func:`secret_forms`) in the lines of the libraries that
     name each request (httpx's, the openai and mcp SDKs'), whatever shows those lines: a
     program's own ``logging.basicConfig(level=logging.DEBUG)`` shows them all. Called by
-    each client the config builds, with its keys, headers' values and URLs' secrets."""
-    forms = set(secret_forms(values))
-    if forms <= set(_KNOWN_SECRETS.secrets):
+    each client the config builds, with its keys, headers' values and URLs' secrets.
+
+    ``url_paths``: URLs whose path is a key (a webhook's, ``/webhook/<uuid>``): the path
+    is masked where it follows that URL's host (``n8n.example.com/***``), not elsewhere,
+    so that a common path (``/api/chat``) in another server's line is shown."""
+    masks = {form: "***" for form in secret_forms(values)}
+    for url in url_paths:
+        masks.update(_path_mask(url))
+    if masks.items() <= dict(_KNOWN_SECRETS.masks).items():
         return
-    joined = forms | set(_KNOWN_SECRETS.secrets)
-    _KNOWN_SECRETS.secrets = tuple(sorted(joined, key=len, reverse=True))
+    joined = {**dict(_KNOWN_SECRETS.masks), **masks}
+    _KNOWN_SECRETS.masks = tuple(sorted(joined.items(), key=lambda m: len(m[0]), reverse=True))
     for name in _REQUEST_LOGGERS:
         logger = logging.getLogger(name)
         if _KNOWN_SECRETS not in logger.filters:
             logger.addFilter(_KNOWN_SECRETS)
+
+
+def _path_mask(url: str) -> dict[str, str]:
+    """``{"host/path": "host/***"}`` of ``url`` (its host as written, without a user
+    part); nothing when it has no path beyond ``/``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return {}
+    host = parts.netloc.rpartition("@")[2]
+    if not host or len(parts.path) <= 1:
+        return {}
+    return {f"{host}{parts.path}": f"{host}/***"}

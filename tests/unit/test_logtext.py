@@ -98,3 +98,38 @@ def test_a_long_line_is_read_once_and_cut(line: str) -> None:
     # (names are tried only where a word begins: such a line took minutes to mask)
     out = without_secrets(line, limit=100)
     assert len(out) == 100 and out.endswith("…")
+
+
+def test_a_webhook_agents_url_path_is_masked_in_its_requests_lines_only() -> None:
+    """The agent's path (an n8n webhook's key) was masked wherever it showed: a common path
+    (``/api/chat``) then showed as ``***`` in every library's lines, an Ollama's too."""
+    import logging
+
+    from wechat_sdk.assistants.webhook_agent import WebhookAgent
+
+    WebhookAgent("https://N8N.example.com:443/api/chat?tenant=t-5f0c2b9e", secret="whsec_x")
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    lines = {
+        "httpx": 'HTTP Request: POST https://n8n.example.com/api/chat?tenant=t-5f0c2b9e "200 OK"',
+        "openai._base_client": "Request options: {'url': 'http://127.0.0.1:11434/api/chat'}",
+        "mcp.client.streamable_http": "Connecting to StreamableHTTP endpoint: http://h/api/chat",
+    }
+    for name, line in lines.items():
+        logger = logging.getLogger(name)
+        keep = Keep()
+        logger.addHandler(keep)
+        old, logger.level = logger.level, logging.DEBUG
+        try:
+            logger.info("%s", line)
+        finally:
+            logger.removeHandler(keep)
+            logger.setLevel(old)
+    agents, ollamas, mcps = seen
+    assert agents == 'HTTP Request: POST https://n8n.example.com/***?*** "200 OK"'
+    assert ollamas == lines["openai._base_client"]
+    assert mcps == lines["mcp.client.streamable_http"]

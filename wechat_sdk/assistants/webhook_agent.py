@@ -40,7 +40,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from wechat_sdk import media_fetch
 from wechat_sdk.agent import AgentFailed, AgentResult, AgentTurn, Reply
@@ -156,9 +155,11 @@ class WebhookAgent:
         self._secret = secret
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
-        # (its path too: an n8n or Zapier webhook's path is its key, and httpx's INFO
-        # line names each request's URL)
-        hide_in_library_logs([*url_secrets(url), _url_path(url), *self.headers.values()])
+        # (its path too, after its host: an n8n or Zapier webhook's path is its key, and
+        # httpx's INFO line names each request's URL, as httpx writes it)
+        hide_in_library_logs(
+            [*url_secrets(url), *self.headers.values()], url_paths=[url, _as_httpx_writes(url)]
+        )
         self.media_link = media_link
         self.allow_private = allow_private
         self.max_bytes = max_bytes
@@ -390,12 +391,16 @@ class _CountedStream:
             yield text
 
 
-def _url_path(url: str) -> str:
-    """The path of the endpoint's URL ("" when it is no URL: config check said so)."""
+def _as_httpx_writes(url: str) -> str:
+    """``url`` as httpx's log line writes it (host in small letters, no default port,
+    the path percent-encoded); ``url`` itself when httpx takes it for no URL (config
+    check said so)."""
+    import httpx
+
     try:
-        return urlsplit(url).path
-    except ValueError:
-        return ""
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url
 
 
 def _piece(data: str) -> str | None:
