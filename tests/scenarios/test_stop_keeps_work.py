@@ -1277,6 +1277,47 @@ async def test_a_waiting_notice_the_store_cannot_mark_stays_kept_and_the_turn_is
         await gateway.close()
 
 
+async def test_a_reply_waiting_for_a_sender_revoked_meanwhile_is_not_sent_to_them(
+    tmp_path: Path,
+) -> None:
+    """iLink: the agent's reply to an approved sender waits for their next message (their
+    reply window is closed). The owner revokes them meanwhile: their next message is not
+    answered (a stranger's again, who gets a pairing code), and the agent's words that
+    waited do not go to them either (the message opened their window, for the code)."""
+    world, state = new_world(), tmp_path / "state"
+    closed: set[str] = set()
+    config = {"channels": {"wechat": {**PAIRING, "allowFrom": []}}}
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=Bot(world),
+        clock=world.clock,
+        state_dir=state,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.say("wxid_bob", "hello?")
+        await world.run_until_idle()
+        (request,) = gateway.pairing.list()
+        await gateway.pairing.approve(request.code)
+        closed.add("wxid_bob")  # (the agent's reply finds his window closed: it waits)
+        await world.say("wxid_bob", "secret plans")
+        await world.run_until_idle()
+        assert [i.text for i in outbox_rows(state)] == ["echo secret plans"]
+        assert gateway.pairing.revoke("default", "wxid_bob")
+        closed.clear()  # (his window opens as he writes)
+        told = len(world.texts(to="wxid_bob"))
+        await world.say("wxid_bob", "still there?")
+        await world.advance(60)
+        now = world.texts(to="wxid_bob")[told:]
+        assert [t for t in now if "wechat-sdk pairing approve" in t], now  # a new code
+        assert not [t for t in now if "echo" in t], now  # (no longer let in: not his)
+    finally:
+        await gateway.close()
+
+
 async def test_a_reply_waiting_behind_the_owners_notice_is_kept_by_a_stop(
     tmp_path: Path,
 ) -> None:

@@ -462,12 +462,14 @@ class KeptWork:
             except Exception as exc:  # a store failure: what is left stays kept
                 self.log.error("could not take up the kept work for %s: %s", conversation, exc)
 
-    async def send_waiting(self, turns: Turns, conversation: str) -> None:
+    async def send_waiting(self, turns: Turns, conversation: str, *, answered: bool = True) -> None:
         """The user wrote again: send, in order, what an earlier reply window did not
         take, as far as the window opened by this message takes it (the rest, if any,
         waits again, with the notice that more follows). The conversation is held. Like
         the kept messages a start sends, a pairing text whose request is no longer
-        pending is dropped, not sent."""
+        pending is dropped, not sent. A message not ``answered`` (its sender is not let
+        in: a stranger, one revoked meanwhile) lets only the pairing texts go: the
+        agent's words that wait stay waiting (they are not for someone not let in)."""
         waiting = self.outbound.waiting
         if waiting is None or not waiting.has(conversation):
             return
@@ -477,7 +479,9 @@ class KeptWork:
         items = [
             i
             for i in waiting.items(conversation)
-            if not self._too_old(i) and self._pairing_pending(i)
+            if (answered or i.pairing_code is not None)
+            and not self._too_old(i)
+            and self._pairing_pending(i)
         ]
         if not items:
             return

@@ -145,7 +145,9 @@ class CutTurns(Protocol):
 
     def message_done(self, item: OutboxItem) -> bool: ...
 
-    async def send_waiting(self, turns: Turns, conversation_id: str) -> None: ...
+    async def send_waiting(
+        self, turns: Turns, conversation_id: str, *, answered: bool = True
+    ) -> None: ...
 
 
 class Turns:
@@ -314,7 +316,8 @@ class Turns:
         """The user wrote, and is not answered (a stranger whose pairing request is
         pending, an owner told of requests who may not talk to the bot): their message
         opened their reply window all the same, so what waits for it (a pairing code, an
-        owner's notice) goes now, in a task of its own, the conversation held."""
+        owner's notice) goes now, in a task of its own, the conversation held; the agent's
+        words that wait (for one revoked meanwhile) do not."""
         waiting = self.outbound.waiting
         if waiting is None or not waiting.has(conversation_id):
             return
@@ -322,7 +325,7 @@ class Turns:
         async def send() -> None:
             try:
                 async with self.conversations.hold(conversation_id):
-                    await self._cut.send_waiting(self, conversation_id)
+                    await self._cut.send_waiting(self, conversation_id, answered=False)
             except (asyncio.CancelledError, LeaseLost):
                 raise  # (what did not go stays waiting in the store)
             except Exception as exc:  # (DeliveryFailed: the sender logged and counted it)
