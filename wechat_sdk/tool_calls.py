@@ -48,6 +48,10 @@ async def in_own_thread(call: Callable[[], Any]) -> Any:
     def settle(result: Any, error: BaseException | None) -> None:
         if outcome.done():  # (given up meanwhile: dropped)
             return
+        if isinstance(error, StopIteration):  # (a future refuses it: TypeError, unsettled)
+            stopped = RuntimeError("the tool raised StopIteration")
+            stopped.__cause__ = error
+            error = stopped
         if error is not None:
             outcome.set_exception(error)
         else:

@@ -548,3 +548,33 @@ async def test_a_sync_tool_in_its_thread_is_waited_for_by_the_virtual_world(
     for n in range(5):
         await wechat.world.say("wxid_alice", f"w{n}")
         assert wechat.world.texts(to="wxid_alice")[-1] == f"looked up w{n}"
+
+
+async def test_a_sync_tool_raising_stopiteration_fails_its_call_and_the_world_goes_on(
+    wechat: WeChatHarness,
+) -> None:
+    """A sync tool's ``next()`` on an empty iterator raises StopIteration, which asyncio
+    cannot put in a future (TypeError on Python 3.11): its call never ended, and the
+    world, counting the thread's work as in flight, never became idle. It fails as an
+    error of the tool's, that the agent can catch."""
+
+    def first_match(word: str) -> str:
+        return next(w for w in ["apple", "pear"] if w.startswith(word))
+
+    outcomes: list[str] = []
+
+    async def agent(turn: AgentTurn) -> str:
+        try:
+            return str(await turn.tools.call("first_match", word=turn.text))
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+            return "no match"
+
+    gw = await wechat.gateway(agent, dmPolicy="open", allowFrom=["*"])
+    gw.tools.register("first_match", first_match)
+    async with asyncio.timeout(10):  # (real time: without the fix, it never ends)
+        await wechat.world.say("wxid_alice", "kiwi")
+    assert wechat.world.texts(to="wxid_alice") == ["no match"]
+    assert outcomes == ["RuntimeError"]
+    await wechat.world.say("wxid_alice", "pe")
+    assert wechat.world.texts(to="wxid_alice")[-1] == "pear"
