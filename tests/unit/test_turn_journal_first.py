@@ -4,13 +4,15 @@ next start), and the turn is not answered now: never answered twice, never lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from types import SimpleNamespace
 from typing import Any
 
 from wechat_sdk.agent import AgentTurn
 from wechat_sdk.clock import VirtualClock
 from wechat_sdk.gateway.turns import Turns
-from wechat_sdk.stores.base import OutboxItem
+from wechat_sdk.stores.base import LeaseLost, OutboxItem
 
 
 class Journal:
@@ -105,3 +107,26 @@ async def test_a_pairing_code_is_journaled_as_it_is_queued() -> None:
     assert cut.texts_journaled == [("wxid_stranger", "Pairing code: ABCD2345", False)]
     for task in t.tasks:
         task.cancel()
+
+
+class LeaseGone(Cut):
+    async def send_waiting(self, *a: Any, **k: Any) -> None:
+        raise LeaseLost("default", "outbox write")
+
+
+class Waiting:
+    def has(self, conversation_id: str) -> bool:
+        return True
+
+
+async def test_what_waits_let_go_by_a_message_not_answered_ends_quietly_on_a_lost_lease() -> None:
+    """Another gateway took the account over while what waited for a stranger went out:
+    the task ends (as a turn's does: the stop says so), not with the error, which no one
+    awaits (asyncio printed 'Task exception was never retrieved' with its traceback)."""
+    t = turns(LeaseGone(journal_written=True))
+    t.outbound = SimpleNamespace(waiting=Waiting())  # type: ignore[assignment]
+    t.send_waiting_soon("wxid_stranger")
+    (task,) = t.tasks
+    await asyncio.wait([task])
+    assert not task.cancelled()
+    assert task.exception() is None

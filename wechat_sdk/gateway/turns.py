@@ -326,8 +326,8 @@ class Turns:
             try:
                 async with self.conversations.hold(conversation_id):
                     await self._cut.send_waiting(self, conversation_id, answered=False)
-            except (asyncio.CancelledError, LeaseLost):
-                raise  # (what did not go stays waiting in the store)
+            except LeaseLost:  # another gateway holds the account: the stop here says so
+                return  # (what did not go stays waiting in the store, as on a cut)
             except Exception as exc:  # (DeliveryFailed: the sender logged and counted it)
                 if not isinstance(exc, DeliveryFailed):
                     self.log.warning(
