@@ -32,6 +32,7 @@ from wechat_sdk.gateway.outbox import (
 from wechat_sdk.outbound.chunking import chunk_text
 from wechat_sdk.puppet import OutboundFile, ReplyWindow
 from wechat_sdk.stores import MemoryStore, OutboxItem, SqliteStore
+from wechat_sdk.stores.base import LeaseLost
 
 OPEN: dict[str, Any] = {"dmPolicy": "open", "allowFrom": ["*"]}
 #: alice may talk to the bot, strangers get a pairing code; one message a second, no burst
@@ -1273,6 +1274,58 @@ async def test_a_waiting_notice_the_store_cannot_mark_stays_kept_and_the_turn_is
         told = world.texts(to="wxid_alice")
         assert f"Code: {request.code}" in told[1] and told[2] == "echo again", told
         assert store.outbox.items("default") == []
+    finally:
+        await gateway.close()
+
+
+class LeaseGoneSending(RefusingSending):
+    """An outbox whose next mark of an item as being sent is refused: another gateway
+    holds the account now (a fenced Redis write)."""
+
+    def set_state(self, item_id: int, state: str) -> None:
+        if state == "sending" and self.refusals > 0:
+            self.refusals -= 1
+            raise LeaseLost("default", "outbox write")
+        self._outbox.set_state(item_id, state)
+
+
+async def test_a_waiting_notice_whose_mark_finds_the_lease_lost_ends_the_turn_there(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store refuses to mark the owner's waiting notice as being sent because another
+    gateway holds the account now: his turn ends there, as any write refused by the lease
+    ends it (that gateway answers what is kept); the agent is not asked for nothing, and
+    the log does not call it a store that cannot be reached."""
+    world, state = new_world(), tmp_path / "state"
+    closed = {"wxid_alice"}
+    store = MemoryStore()
+    refusing = LeaseGoneSending(store.outbox, refusals=0)
+    store.outbox = refusing  # type: ignore[assignment]
+    config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
+    bot = Bot(world)
+    gateway = Gateway(
+        parse_config(json.dumps(config)),
+        agent=bot,
+        clock=world.clock,
+        state_dir=state,
+        store=store,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+    await gateway.start()
+    try:
+        await world.login()
+        await world.say("wxid_stranger", "hello?")
+        await world.advance(60)  # (the stranger's code went out, paced)
+        closed.clear()
+        refusing.refusals = 1
+        caplog.clear()
+        await world.say("wxid_alice", "hi")
+        await world.advance(60)
+        assert world.texts(to="wxid_alice") == []
+        assert "hi" not in bot.texts()
+        assert [i.state for i in store.outbox.items("default")] == ["waiting"]
+        assert not [m for m in logged(caplog) if "could not mark a kept message" in m]
     finally:
         await gateway.close()
 

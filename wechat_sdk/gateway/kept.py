@@ -595,9 +595,13 @@ class KeptWork:
     def _going(self, item: OutboxItem) -> None:
         """A kept message is handed to the puppet now: marked ``sending`` first. One that
         cannot be marked does not go out (:class:`DeliveryFailed` ``store_failed``): it
-        stays kept as it was, with the rest after it, for the next time."""
+        stays kept as it was, with the rest after it, for the next time. A write the
+        account's lease refused (:class:`LeaseLost`) is raised as it is: the work here
+        ends, and the gateway holding the account now takes up what is kept."""
         try:
             self.outbox.set_state(item.id, "sending")
+        except LeaseLost:
+            raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             self.log.error(
