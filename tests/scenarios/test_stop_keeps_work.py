@@ -1048,6 +1048,27 @@ class Windows:
         return ReplyWindow(remaining=100, closes_at=4_000_000_000.0)
 
 
+def windowed(
+    world: SimulatedWeChat,
+    state: Path,
+    config: dict[str, Any],
+    closed: set[str],
+    agent: Agent,
+    store: Any = None,
+) -> Gateway:
+    """A gateway on ``state`` whose puppet has reply windows (:class:`Windows`), closed
+    for the ids in ``closed``."""
+    return Gateway(
+        parse_config(json.dumps(config)),
+        agent=agent,
+        clock=world.clock,
+        state_dir=state,
+        store=store,
+        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
+        show_terminal_qr=False,
+    )
+
+
 async def test_a_kept_pairing_code_left_waiting_by_a_closed_window_is_not_sent_once_approved(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1069,14 +1090,7 @@ async def test_a_kept_pairing_code_left_waiting_by_a_closed_window_is_not_sent_o
 
     closed = {"wxid_alice", "wxid_stranger"}
     config = {"channels": {"wechat": {**OPEN, **PACED, **NOTIFYING}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="wechat_sdk"):
         await gateway.start()
@@ -1112,14 +1126,7 @@ async def test_an_owners_notice_his_closed_window_holds_goes_after_his_next_mess
     world, state = new_world(), tmp_path / "state"
     closed = {"wxid_alice"}
     config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world))
     await gateway.start()
     try:
         await world.login()
@@ -1160,14 +1167,7 @@ async def test_a_kept_pairing_code_waiting_for_a_stranger_goes_when_they_write_a
 
     closed = {"wxid_alice", "wxid_stranger"}
     config = {"channels": {"wechat": {**OPEN, **PACED, **NOTIFYING}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world))
     await gateway.start()
     try:
         await world.login()
@@ -1193,14 +1193,7 @@ async def test_an_owner_not_allowed_to_talk_gets_the_notice_his_window_held_when
     world, state = new_world(), tmp_path / "state"
     closed = {"wxid_owner"}
     config = {"channels": {"wechat": {**NOTIFYING, "pairingNotify": "wxid_owner"}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world))
     await gateway.start()
     try:
         await world.login()
@@ -1247,15 +1240,7 @@ async def test_a_waiting_notice_the_store_cannot_mark_stays_kept_and_the_turn_is
     refusing = RefusingSending(store.outbox, refusals=0)
     store.outbox = refusing  # type: ignore[assignment]
     config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        store=store,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world), store=store)
     await gateway.start()
     try:
         await world.login()
@@ -1303,15 +1288,7 @@ async def test_a_waiting_notice_whose_mark_finds_the_lease_lost_ends_the_turn_th
     store.outbox = refusing  # type: ignore[assignment]
     config = {"channels": {"wechat": {**OPEN, **NOTIFYING}}}
     bot = Bot(world)
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=bot,
-        clock=world.clock,
-        state_dir=state,
-        store=store,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, bot, store=store)
     await gateway.start()
     try:
         await world.login()
@@ -1340,14 +1317,7 @@ async def test_a_reply_waiting_for_a_sender_revoked_meanwhile_is_not_sent_to_the
     world, state = new_world(), tmp_path / "state"
     closed: set[str] = set()
     config = {"channels": {"wechat": {**PAIRING, "allowFrom": []}}}
-    gateway = Gateway(
-        parse_config(json.dumps(config)),
-        agent=Bot(world),
-        clock=world.clock,
-        state_dir=state,
-        puppet_factory=lambda account: Windows(world.puppet_factory(account), closed),
-        show_terminal_qr=False,
-    )
+    gateway = windowed(world, state, config, closed, Bot(world))
     await gateway.start()
     try:
         await world.login()
