@@ -21,6 +21,7 @@ from simulator.world import FAULT_KINDS, SimulatedWeChat, TranscriptEntry
 from wechat_sdk.agent import Agent
 from wechat_sdk.agents import BUILTIN_AGENTS
 from wechat_sdk.config import Config, ConfigError, accounts_of, did_you_mean, parse_config
+from wechat_sdk.config.loader import read_text
 from wechat_sdk.gateway import Gateway
 from wechat_sdk.puppet import MediaWord
 
@@ -211,27 +212,11 @@ class ScenarioResult(BaseModel):
 
 def read_scenario(path: Path) -> str:
     """The text of the scenario file at ``path``; `ScenarioError` naming the file when it
-    cannot be read, is too large or is not UTF-8 text."""
+    cannot be read, is too large or is not UTF-8 text (the config file's rule)."""
     try:
-        with path.open("rb") as f:
-            data = f.read(MAX_SCENARIO_BYTES + 1)  # no more: a huge file (or a device) is refused
-    except PermissionError:
-        raise ScenarioError(
-            f"(scenario): cannot read {path}: permission denied (check its owner and mode)"
-        ) from None
-    except OSError as exc:  # a directory, a file gone since the command line was checked
-        raise ScenarioError(f"(scenario): cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_SCENARIO_BYTES:
-        raise ScenarioError(
-            f"(scenario): {path} is larger than {MAX_SCENARIO_BYTES // (1 << 20)} MiB, the most "
-            "a scenario file may be: is it the right file?"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            f"(scenario): {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
-        ) from None
+        return read_text(path, kind="scenario", max_bytes=MAX_SCENARIO_BYTES)
+    except ValueError as exc:
+        raise ScenarioError(f"(scenario): {exc}") from None
 
 
 def load_scenario(text: str) -> tuple[Scenario, list[BaseModel], Config]:

@@ -84,27 +84,40 @@ def _read(path: str | os.PathLike[str] | None) -> tuple[Path, str]:
 
 def _text(file: Path) -> str:
     """The text of ``file``; `ValueError` saying why it cannot be read."""
-    try:
-        with file.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)  # no more: a huge file (or a device) is refused
-    except FileNotFoundError:
-        raise ValueError(
+    return read_text(
+        file,
+        kind="config",
+        max_bytes=MAX_CONFIG_BYTES,
+        missing=(
             f"no config file at {file}: create it (for a first run on the simulator: "
             '`{ channels: { wechat: { puppet: "simulator", dmPolicy: "pairing" } } }`), '
             f"or point to another with --config PATH or ${CONFIG_ENV}"
-        ) from None
+        ),
+    )
+
+
+def read_text(file: Path, *, kind: str, max_bytes: int, missing: str | None = None) -> str:
+    """The UTF-8 text of a ``kind`` file (a config, a scenario) of at most ``max_bytes``;
+    `ValueError` saying why it cannot be read and what to do (``missing``: the words for a
+    file that is not there). No more than ``max_bytes`` is read: a huge file, or a device,
+    is refused without filling memory."""
+    try:
+        with file.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ValueError(missing or f"no {kind} file at {file}") from None
     except IsADirectoryError:
-        raise ValueError(f"{file} is a directory, not a config file") from None
+        raise ValueError(f"{file} is a directory, not a {kind} file") from None
     except PermissionError:
         raise ValueError(
             f"cannot read {file}: permission denied (check its owner and mode)"
         ) from None
     except OSError as exc:
         raise ValueError(f"cannot read {file}: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
+    if len(data) > max_bytes:
         raise ValueError(
-            f"{file} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB, the most a config "
-            "file may be: is it the right file?"
+            f"{file} is larger than {max_bytes // (1 << 20)} MiB, the most a {kind} file may "
+            "be: is it the right file?"
         )
     try:
         return data.decode("utf-8")
