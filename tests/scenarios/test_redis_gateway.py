@@ -533,6 +533,42 @@ async def test_a_turn_broken_by_a_failed_redis_read_goes_on_once_redis_answers(
     assert any("reason=handover_after_outage" in line for line in lines)
 
 
+async def test_a_turn_broken_by_an_error_not_redis_s_hands_nothing_over(
+    wechat: WeChatHarness,
+    redis_url: str,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A turn broken by an error that is not Redis's own (Python's TimeoutError, an
+    OSError, as a local file or an agent's call raises) is logged, and Redis answering
+    all along, the account is not handed over (it was: a restart of the account, and of
+    its puppet, for nothing)."""
+    from wechat_sdk.stores.redis.history import RedisHistoryStore
+
+    real_get = RedisHistoryStore.get
+    failed: list[str] = []
+
+    def get(self: RedisHistoryStore, account_id: str, key: str) -> Any:
+        if not failed:
+            failed.append(key)
+            raise TimeoutError("a local step timed out")
+        return real_get(self, account_id, key)
+
+    monkeypatch.setattr(RedisHistoryStore, "get", get)
+    config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
+    gw = await wechat.gateway(Recorder(), config)
+    await wechat.world.say("wxid_alice", "hello")
+    for _ in range(300):  # (three of the cluster's rounds, in real time: a hand-over is one)
+        await asyncio.sleep(0.01)
+        await wechat.world.run_until_idle()
+    assert failed
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("reason=turn_failed" in line for line in lines)
+    assert not any("reason=handover_after_outage" in line for line in lines)
+    assert gw.status()[0].state == "ready"
+
+
 async def test_gateways_running_an_account_with_different_configs_say_so_once(
     wechat: WeChatHarness,
     redis_url: str,
