@@ -381,6 +381,29 @@ async def test_typing_is_not_shown_after_a_message_sent_while_its_ticket_was_ask
     assert [e["status"] for e in world.events_log if e["event"] == "typing"] == [1]
 
 
+async def test_two_clients_polling_with_one_token_do_not_hammer_the_server(
+    world: SimulatedWeChat, server: ILinkServer, bots: Callable[..., Bot], tmp_path: Path
+) -> None:
+    """A second client with the bot's token (a second gateway on a copy of the state
+    directory, Tencent's client beside this one): each poll ends the other's open one at
+    once, with nothing. Each client waits before it polls again, rather than both polling
+    as fast as the server answers."""
+    first = await logged_in(world, bots())
+    other = tmp_path / "copy" / "bot"
+    other.mkdir(parents=True)
+    (other / SESSION_FILE).write_bytes((tmp_path / "accounts" / "bot" / SESSION_FILE).read_bytes())
+    second = Bot(server, other)
+    try:
+        await second.start()
+        await second.until("ready", lambda: bool(second.log.of(ReadyEvent)))
+        await asyncio.sleep(2.0)
+        replaced = sum(1 for e in world.events_log if e["event"] == "poll_replaced")
+    finally:
+        await second.stop()
+    assert replaced < 40
+    assert first.puppet.self_id is not None  # (still logged in: nothing else went wrong)
+
+
 # ---------------------------------------------------------------- secrets
 
 

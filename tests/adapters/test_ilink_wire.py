@@ -445,6 +445,20 @@ async def test_a_message_delivered_twice_is_emitted_once(run: Run) -> None:
     assert run.log.message_ids().count("1") == 1
 
 
+async def test_a_server_giving_the_same_batch_again_at_once_is_not_polled_in_a_loop(
+    run: Run,
+) -> None:
+    # a server that ignores the cursor and answers each poll at once with what it gave
+    # already: every answer after the first brings nothing new, and the next poll waits
+    # (a busy loop would take all 300 answers, and hammer a real server, in a moment)
+    for _ in range(300):
+        run.script.batch(msg(1, text("once")), cursor="c1")
+    await run.until("the message", lambda: "1" in run.log.message_ids())
+    await asyncio.sleep(1.5)
+    assert len(run.script.asked("getupdates")) < 30
+    assert run.log.message_ids().count("1") == 1
+
+
 async def test_a_quote_of_the_bots_message_gives_its_whole_text(run: Run) -> None:
     run.script.batch(msg(1, text("explain")), cursor="c1")
     await run.until("the question", lambda: "1" in run.log.message_ids())
