@@ -86,6 +86,11 @@ DATE_RESOLUTION_S = 2.0
 POLL_HINT_MS = (5_000, 120_000)
 #: how long a long poll waits for its answer past the server's hold (the answer's way back)
 POLL_MARGIN_S = 5.0
+#: the least time from one poll to the next when its answer brought no new message: a
+#: server that ends polls at once (another client polling with the bot's token ends each
+#: one; a server giving the same batch again, its cursor ignored) is asked once a second,
+#: not as fast as it answers. A poll held as iLink holds it (35 s) never waits for it
+MIN_POLL_GAP_S = 1.0
 #: how long a number given to the login waits for the server's word on it
 VERIFY_ANSWER_S = 15.0
 
@@ -469,7 +474,11 @@ class ILinkPuppet:
         hold = PollHold()
         failures = 0
         unanswered = 0  # of the failures in a row, those with no answer at all
+        next_poll = 0.0  # (the clock's time) not before: the last answer brought nothing new
         while True:
+            if (wait := next_poll - self.clock.now()) > 0:
+                await self.clock.sleep(wait)
+            next_poll = self.clock.now() + MIN_POLL_GAP_S
             try:
                 answer = await self._api.get_updates(cursor, hold.seconds + POLL_MARGIN_S)
             except SessionExpired:
@@ -512,6 +521,8 @@ class ILinkPuppet:
                 self._emit(HeartbeatEvent("getupdates"))
                 continue
             added = await self._state.record([d for d, _ in batch], new_cursor)
+            if added:  # (new messages: the next poll goes at once, others may follow)
+                next_poll = 0.0
             self._taken.clear()
             cursor = new_cursor or cursor
             by_id: dict[str, tuple[Delivered, ReadMessage]] = {}
