@@ -281,20 +281,28 @@ async def test_a_rate_limited_send_goes_out_once(
     assert not [e for e in world.events_log if e["event"] == "client_id_reused"]
 
 
-async def test_a_send_rate_limited_every_time_is_a_transient_error_and_went_nowhere(
+async def test_a_send_refused_with_ret_2_every_time_closes_the_window_until_the_user_writes(
     world: SimulatedWeChat, bots: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """iLink answers ``ret -2`` for its rate limit and also when its own reply window for
+    the user is closed (its count or its clock ahead of ours): refused every time, the
+    send is a closed window (nothing sent), and the window stays closed until the user
+    writes, rather than every later message meeting the same refusals."""
     monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
     bot = await logged_in(world, bots())
     await said(world, bot, "hi")
-    world.fault("rate_limit", account="bot", count=sending.SEND_ATTEMPTS)
-    with pytest.raises(SendError) as limited:
+    world.fault("rate_limit", account="bot", count=sending.SEND_ATTEMPTS + 1)
+    with pytest.raises(WindowClosed, match="ret -2") as refused:
         await bot.puppet.send_text(ALICE, "too fast")
-    assert (limited.value.code, limited.value.transient) == ("rate_limited", True)
+    assert refused.value.transient is False
     assert world.texts(to=ALICE) == []
     window = bot.puppet.reply_window(ALICE)
-    assert window is not None and window.remaining == 10  # nothing sent, nothing counted
-    await bot.puppet.send_text(ALICE, "now")
+    assert window is not None and window.remaining == 0
+    with pytest.raises(WindowClosed):  # (not asked of the server again)
+        await bot.puppet.send_text(ALICE, "still?")
+    assert world.accounts["bot"].faults["rate_limit"] == 1
+    await said(world, bot, "are you there?")
+    await bot.puppet.send_text(ALICE, "now")  # (one more ret -2 on the way: waited out)
     assert world.texts(to=ALICE) == ["now"]
 
 

@@ -19,6 +19,7 @@ from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
 from wechat_sdk import AgentTurn, Gateway
 from wechat_sdk.adapters.ilink import api as ilink_api
+from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.clock import RealClock
 
 ALICE = "alice@im.wechat"
@@ -94,3 +95,33 @@ async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_i
     finally:
         await hung.aclose()
         await back.close()
+
+
+async def test_a_reply_ilink_refuses_with_ret_2_every_time_waits_for_the_next_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """iLink's own reply window closed before the gateway's count says (it answers the
+    same ``ret -2`` as for its rate limit): the reply is kept for the user's next message,
+    as one the window did not take, rather than sent again and again and then dropped."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+
+    async def agent(turn: AgentTurn) -> str:
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
+        await world.say(ALICE, "hi", account="default", settle=False)
+        faults = world.accounts["default"].faults
+        await until("the refusals", lambda: faults["rate_limit"] == 0)
+        await asyncio.sleep(2.0)  # (long enough for a retry of the gateway's to go)
+        assert world.texts(to=ALICE) == []
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("both", lambda: world.texts(to=ALICE) == ["echo: hi", "echo: more"], 30)
