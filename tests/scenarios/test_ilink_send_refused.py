@@ -17,7 +17,7 @@ from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Gateway
+from wechat_sdk import AgentTurn, Gateway, WindowClosed
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.clock import RealClock
@@ -97,12 +97,14 @@ async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_i
         await back.close()
 
 
-async def test_a_reply_ilink_refuses_with_ret_2_every_time_waits_for_the_next_message(
+async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_until_they_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """iLink's own reply window closed before the gateway's count says (it answers the
-    same ``ret -2`` as for its rate limit): the reply is kept for the user's next message,
-    as one the window did not take, rather than sent again and again and then dropped."""
+    same ``ret -2`` as for its rate limit): the reply fails after the adapter's five tries
+    (not five more rounds of the gateway's), the window is closed, and a send before the
+    user writes again raises WindowClosed without asking the server; their next message
+    is answered."""
     monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
     world = SimulatedWeChat(clock=RealClock())
     world.add_account("default", transport="ilink")
@@ -123,5 +125,10 @@ async def test_a_reply_ilink_refuses_with_ret_2_every_time_waits_for_the_next_me
         await until("the refusals", lambda: faults["rate_limit"] == 0)
         await asyncio.sleep(2.0)  # (long enough for a retry of the gateway's to go)
         assert world.texts(to=ALICE) == []
+        world.fault("rate_limit", account="default")  # (what the server would answer)
+        with pytest.raises(WindowClosed):
+            await gateway.send(ALICE, "a follow-up")
+        assert faults["rate_limit"] == 1  # (the server was not asked)
+        faults["rate_limit"] = 0
         await world.say(ALICE, "more", account="default", settle=False)
-        await until("both", lambda: world.texts(to=ALICE) == ["echo: hi", "echo: more"], 30)
+        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: more"], 30)

@@ -1,6 +1,11 @@
 """Sending through iLink: the reply window counted, ``sendmessage`` with the peer's
-``context_token``, retried after a rate limit (``ret -2``: nothing was taken) under the
-same ``client_id``, files through the CDN, and the typing indicator.
+``context_token``, retried after a ``ret -2`` (nothing was taken) under the same
+``client_id``, files through the CDN, and the typing indicator.
+
+``ret -2`` is iLink's answer to its rate limit and also to a send its own reply window
+does not allow (its count, or its clock, ahead of ours). A send refused so every time is
+a closed window: :class:`~wechat_sdk.puppet.WindowClosed`, and the peer's window counted
+full until their next message.
 
 What a failed send means:
 
@@ -233,12 +238,22 @@ class Sender:
                     SEND_ATTEMPTS,
                 )
                 await self.clock.sleep(wait)
-        raise SendError(
-            f"{last}, {SEND_ATTEMPTS} times",
-            transient=True,
-            retry_after=RATE_LIMIT_WAITS_S[-1],
-            code="rate_limited",
+        # iLink answers ret -2 for its rate limit, and also when its own reply window for
+        # the user is closed (its count, or its clock, ahead of ours: a message of another
+        # client with the bot's token, a count lost with the state). Refused all along:
+        # the window is closed by the server's word, until the user writes again
+        self.close_window(str(msg["to_user_id"]))
+        raise WindowClosed(
+            f"reply window closed: iLink refused the {what} with ret -2 {SEND_ATTEMPTS} "
+            f"times in {sum(RATE_LIMIT_WAITS_S):g} s ({last}): its window for this user is "
+            "closed, or its rate limit holds; nothing more goes to them before they write again"
         )
+
+    def close_window(self, peer: str) -> None:
+        """The server refuses messages to ``peer``: the window is counted full until their
+        next message (which opens a new one)."""
+        counted = self.windows.get(peer) or PeerWindow(None, 0)
+        self.windows[peer] = PeerWindow(counted.user_at, max(counted.bot_sent, WINDOW_MESSAGES))
 
     async def set_typing(self, peer: str, typing: bool) -> None:
         """Typing shown or cancelled; failures are logged, never raised. Not shown when a
