@@ -86,6 +86,41 @@ def test_config_check_valid_file_exits_0_and_lists_each_account(valid_file: Path
     assert "config OK" in out
 
 
+def test_config_check_shows_the_http_api_and_the_webhooks_without_their_secrets(
+    tmp_path: Path,
+) -> None:
+    """The HTTP API and the webhook endpoints are part of what the gateway will run: the
+    check shows where the API listens and which endpoints get which events (by origin:
+    a path may hold a key), never the token or a secret (it showed neither)."""
+    token = "api-token-0123456789-abcdefghij"
+    secret = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    file = tmp_path / "integrations.json5"
+    file.write_text(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "simulator",
+            api: {{ port: 8790, token: "{token}" }},
+            webhooks: [
+              {{ url: "https://hooks.example.com/key-in-path/abc?sig=1", secret: "{secret}",
+                 events: ["pairing.requested"] }},
+            ],
+        }} }} }}""",
+        encoding="utf-8",
+    )
+    result = run("config", "check", "--config", str(file))
+    out = output_of(result)
+    assert result.exit_code == 0, out
+    assert "api: http://127.0.0.1:8790" in out
+    assert "webhook https://hooks.example.com: pairing.requested" in out
+    for hidden in (token, secret, "key-in-path", "sig=1"):
+        assert hidden not in out
+    shown = json.loads(run("config", "check", "--config", str(file), "--json").stdout)
+    assert shown["api"] == {"url": "http://127.0.0.1:8790", "token": "***"}
+    assert shown["webhooks"] == [
+        {"origin": "https://hooks.example.com", "events": ["pairing.requested"]}
+    ]
+    assert token not in json.dumps(shown) and secret not in json.dumps(shown)
+
+
 def test_config_check_masks_the_puppet_token(valid_file: Path) -> None:
     result = run("config", "check", "--config", str(valid_file))
     out = output_of(result)

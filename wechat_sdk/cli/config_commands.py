@@ -11,7 +11,7 @@ import click
 from wechat_sdk.cli import _err, _escape, _out, cli, fail_config
 
 if TYPE_CHECKING:
-    from wechat_sdk.config import ResolvedAccount
+    from wechat_sdk.config import Config, ResolvedAccount
     from wechat_sdk.config.assistant import AgentConfig
 
 
@@ -46,6 +46,7 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
         fail_config(exc)
         return
     rows = [account_summary(a) for a in accounts.accounts.values()]
+    api, webhooks = _api_summary(config), _webhooks_summary(config)
     if as_json:
         click.echo(
             json.dumps(
@@ -53,6 +54,8 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
                     "ok": True,
                     "defaultAccountId": accounts.default_id,
                     "store": config.channels.wechat.store.shown(),
+                    "api": api,
+                    "webhooks": webhooks,
                     "accounts": rows,
                     "warnings": list(accounts.warnings),
                 },
@@ -78,9 +81,40 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
             out.print(f"  {key}: {shown}", markup=False)
     store = config.channels.wechat.store.shown()
     out.print(f"store: {' '.join(store.values())}", markup=False)  # (no password in it)
+    if api is not None:
+        public = f", reached at {api['publicUrl']}" if "publicUrl" in api else ""
+        out.print(f"api: {api['url']} (bearer token set{public})", markup=False)
+    for hook in webhooks:  # (by origin: a path or query may hold a key)
+        out.print(f"webhook {hook['origin']}: {', '.join(hook['events'])}", markup=False)
     for w in accounts.warnings:
         _err().print(f"[yellow]warning:[/] {_escape(w)}", markup=True)
     out.print("[green]config OK[/]")
+
+
+def _api_summary(config: Config) -> dict[str, str] | None:
+    """Where the HTTP API listens (port 0: a free one, named in the log), its token
+    masked; None when there is none."""
+    from wechat_sdk.config.integrations import origin_of
+
+    api = config.channels.wechat.api
+    if api is None:
+        return None
+    port = str(api.port) if api.port else "(a free port)"
+    shown = {"url": f"http://{api.host}:{port}", "token": "***"}
+    if api.publicUrl is not None:
+        shown["publicUrl"] = origin_of(api.publicUrl)
+    return shown
+
+
+def _webhooks_summary(config: Config) -> list[dict[str, Any]]:
+    """Each webhook endpoint by its origin (its path and query may hold a key; its
+    secret is never shown) and the event types it gets."""
+    from wechat_sdk.config.integrations import origin_of
+
+    return [
+        {"origin": origin_of(hook.url), "events": list(hook.events)}
+        for hook in config.channels.wechat.webhooks
+    ]
 
 
 def _who_may_dm(policy: str, allow_from: list[str]) -> str:
