@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ilink_worlds import ilink_config
@@ -17,7 +18,7 @@ from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Gateway, WindowClosed
+from wechat_sdk import AgentTurn, Config, Gateway, WindowClosed, parse_config
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.clock import RealClock
@@ -101,10 +102,10 @@ async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_unti
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """iLink's own reply window closed before the gateway's count says (it answers the
-    same ``ret -2`` as for its rate limit): the reply fails after the adapter's five tries
-    (not five more rounds of the gateway's), the window is closed, and a send before the
-    user writes again raises WindowClosed without asking the server; their next message
-    is answered."""
+    same ``ret -2`` as for its rate limit): the reply is refused after the adapter's five
+    tries (not five more rounds of the gateway's), the window is closed, and a send before
+    the user writes again raises WindowClosed without asking the server; when they write
+    again, the reply goes, then the answer to their new message."""
     monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
     world = SimulatedWeChat(clock=RealClock())
     world.add_account("default", transport="ilink")
@@ -131,4 +132,64 @@ async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_unti
         assert faults["rate_limit"] == 1  # (the server was not asked)
         faults["rate_limit"] = 0
         await world.say(ALICE, "more", account="default", settle=False)
-        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: more"], 30)
+        await until("the answers", lambda: len(world.texts(to=ALICE)) == 2, 30)
+        assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]
+
+
+async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_next_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """iLink's window closes in the middle of a reply (its second message is refused with
+    ``ret -2`` all along): that message is not given up but waits for the user's next
+    message, as what a full window leaves does, and goes before the answer to it."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    record_out = world.record_out
+
+    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
+        # the server's window closes once the first message went: ret -2 from then on
+        world.fault("rate_limit", account="default", count=100)
+        return record_out(*args, **kwargs)
+
+    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "hi":
+            return "first part of the answer\n\nsecond part of the answer"
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(_short_chunks(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await world.say(ALICE, "hi", account="default", settle=False)
+        faults = world.accounts["default"].faults
+        await until("the refusals", lambda: faults.get("rate_limit") == 100 - sending.SEND_ATTEMPTS)
+        await until("kept", lambda: "reason=window_full" in caplog.text)
+        assert world.texts(to=ALICE) == ["first part of the answer"]
+        assert "send failed for good" not in caplog.text
+        monkeypatch.setattr(world, "record_out", record_out)
+        faults["rate_limit"] = 0
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the answer", lambda: len(world.texts(to=ALICE)) == 3, 30)
+        assert world.texts(to=ALICE) == [
+            "first part of the answer",
+            "second part of the answer",
+            "echo: more",
+        ]
+
+
+def _short_chunks(server: ILinkServer) -> Config:
+    """:func:`ilink_config` with text cut into messages of at most 30 characters."""
+    return parse_config(
+        f"""{{ channels: {{ wechat: {{
+            puppet: "ilink",
+            puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false, textChunkLimit: 30,
+        }} }} }}"""
+    )

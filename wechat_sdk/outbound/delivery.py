@@ -35,6 +35,7 @@ from wechat_sdk.puppet import (
     PuppetError,
     SendError,
     SendOutcomeUnknown,
+    WindowClosed,
 )
 
 __all__ = [
@@ -153,6 +154,11 @@ class Sender:
         #: set while the account is logged in (the connection keeps it): a send waits for
         #: it, so replies outlast a logout and go out after the next login
         self.logged_in = logged_in
+        #: a message a closed reply window refused is kept by the caller for the user's
+        #: next message (the outbound pipeline sets it when it has a place for them): it
+        #: is raised as ``window_closed`` without being given up (no log line, event or
+        #: count of a failure here)
+        self.window_kept = False
         #: a stop is running: sends from now on are shielded tasks
         self._stopping = False
         #: sends awaited in their own task (begun before the stop), and, while a stop
@@ -289,6 +295,8 @@ class Sender:
                     )
                     attempt -= 1
                     continue
+                if isinstance(exc, WindowClosed) and self.window_kept:
+                    raise DeliveryFailed(str(exc), code=exc.code) from exc
                 if not exc.transient:
                     raise self.failure(conversation_id, str(exc), exc.code) from exc
                 error, code, retry_after = str(exc), exc.code, exc.retry_after

@@ -163,6 +163,8 @@ class Outbound:
         #: where what a reply window does not take waits for the user's next message
         #: (without it, such messages fail with ``window_closed``)
         self.waiting = waiting
+        #: (a message the window refuses as it goes waits with the rest: see _send_all)
+        sender.window_kept = waiting is not None
         self._locks = KeyedLocks()
         self._last_chunk: dict[str, float] = {}
         #: each conversation's "typing..." of its last turn (outbound/typing.py)
@@ -323,14 +325,15 @@ class Outbound:
         # each file is its own message, after the text; one that fails does not hold
         # back the others, and the first failure is raised once all were tried; a text
         # chunk that fails ends the reply, and so do a logout and a store that cannot be
-        # used (nothing more can go)
+        # used (nothing more can go); one a closed reply window refused (the server's
+        # closed before ours said so) waits for the user's next message, with the rest
         messages, later = self.fit(conversation_id, list(messages))
         if later:
             self._keep_for_later(conversation_id, messages, later, plan)
         else:
             plan.add(messages)
         first_failure: DeliveryFailed | None = None
-        for message in messages:
+        for n, message in enumerate(messages):
             try:
                 await self.send_message(
                     conversation_id,
@@ -341,6 +344,19 @@ class Outbound:
                     wait_for_login=wait_for_login,
                 )
             except DeliveryFailed as exc:
+                if exc.code == "window_closed" and self.sender.window_kept:
+                    # (a proactive send refused at once: its caller is told, nothing
+                    # kept, as when the window is closed before it: see check_window)
+                    if (n > 0 or wait_for_login) and self._keep_refused(
+                        conversation_id, messages[n:], plan
+                    ):
+                        break
+                    given_up = self.sender.failure(conversation_id, str(exc), exc.code)
+                    if message.file is None:
+                        raise given_up from exc.__cause__
+                    first_failure = first_failure or given_up
+                    plan.done(message)
+                    continue
                 # (store_failed: its journal could not be kept true; store_unavailable: a
                 # proactive send's lease could not be confirmed; nothing more goes)
                 if message.file is None or exc.code in (
@@ -393,6 +409,33 @@ class Outbound:
             f"user's next message could not be kept in the store{why}: none sent",
             "store_failed",
         ) from refused
+
+    def _keep_refused(
+        self, conversation_id: str, rest: Sequence[OutboundMessage], plan: ReplyPlan
+    ) -> bool:
+        """The reply window closed as the reply went (the first message of ``rest`` was
+        refused): ``rest`` waits for the user's next message, in order, as what a full
+        window leaves does (no notice: nothing more may go now). False when there is no
+        place for them here (a stop journals the reply: it is given up, as before).
+        :class:`DeliveryFailed` ``store_failed`` when the store refused them."""
+        if self.waiting is None or plan.watcher is not None:
+            return False
+        try:
+            self.waiting.keep(
+                conversation_id, rest, answers=plan.answers, pairing_code=plan.pairing_code
+            )
+        except Exception as exc:
+            raise self.sender.failure(
+                conversation_id,
+                f"the reply window closed and the {len(rest)} message(s) left for the "
+                f"user's next message could not be kept in the store "
+                f"({type(exc).__name__}: {exc}): not sent",
+                "store_failed",
+            ) from exc
+        plan.waiting.extend(rest)
+        for message in rest:
+            plan.done(message)
+        return True
 
     async def send_message(
         self,
