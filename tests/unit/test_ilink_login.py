@@ -178,6 +178,29 @@ async def test_binded_redirect_keeps_the_kept_login() -> None:
     assert any("already bound" in line for line in said)
 
 
+async def test_binded_redirect_with_no_login_kept_asks_a_new_code_without_earlier_tokens() -> None:
+    """The kept login expired; iLink answers the scan ``binded_redirect`` (the WeChat is
+    bound already, to a token the gateway offered as an earlier one) and gives no new
+    login: not an expired code (one allowed here), but said, and the next code is asked
+    without the earlier tokens, whose scan logs in."""
+    api = ScriptedApi([{"status": "binded_redirect"}, CONFIRMED])
+    got, events, said = await login(api, max_codes=1)
+    assert got.token == "tok"
+    assert api.earlier == [["earlier"], []]
+    assert ScanStatus.TIMEOUT not in scans(events)
+    line = next(line for line in said if "binded_redirect" in line and "expired" in line)
+    assert "scan the new QR code" in line
+    assert not any("its kept login is used" in line for line in said)
+
+
+async def test_binded_redirect_without_earlier_tokens_gives_up_saying_why() -> None:
+    api = ScriptedApi([{"status": "binded_redirect"}, {"status": "binded_redirect"}])
+    with pytest.raises(LoginGaveUp, match="binded_redirect") as gave_up:
+        await login(api, max_codes=3)
+    assert "without a scan" not in str(gave_up.value)
+    assert api.codes == 2
+
+
 async def test_a_confirmation_without_a_token_is_a_new_code() -> None:
     api = ScriptedApi([{"status": "confirmed", "ilink_bot_id": "b@im.bot"}, CONFIRMED])
     got, _, _ = await login(api)

@@ -9,6 +9,12 @@ through ``wait``, ``scaned``, ``confirmed`` (the bot token, ``ilink_bot_id``, it
 and ``binded_redirect``. An expired code is a ``TIMEOUT`` scan event and a new code
 follows, at most ``qrMaxTimeouts`` codes (the gateway counts them as for every puppet).
 
+``binded_redirect`` (Tencent's client: the WeChat that scanned is bound already to one of
+the tokens offered, no new credentials are given, the kept ones stay valid) logs in with
+the kept login. With none kept (it expired: the server bound the scan to its token,
+offered as an earlier one), it is no expired code: a new code is asked without the
+earlier tokens, whose scan gives a new login.
+
 ``need_verifycode``: the phone shows a number, and the login waits for it from one
 source, :class:`VerifyCodes` (a :class:`~wechat_sdk.puppet.VerifyCodeEvent` tells the
 gateway, which asks the person: on the terminal, or through its API and CLI). The next
@@ -51,7 +57,7 @@ STATUS_WORDS = {
     "scaned_but_redirect": "scanned: the login goes on at another iLink host",
     "need_verifycode": "the phone shows a number: the login waits for it to be entered",
     "verify_code_blocked": "too many wrong numbers on the phone: a new QR code follows",
-    "binded_redirect": "this bot is already bound to this gateway: its kept login is used",
+    "binded_redirect": "the WeChat that scanned is already bound to this gateway",
 }
 #: seconds between two status polls when the server answers at once
 POLL_GAP_S = 1.0
@@ -189,7 +195,8 @@ async def _login(
 ) -> KeptLogin:
     api.token = None  # the login's calls carry no token
     expired = 0
-    code = await _new_code(api, clock, emit, log, earlier_tokens)
+    offered = earlier_tokens  # (none once the server said one is bound: see below)
+    code = await _new_code(api, clock, emit, log, offered)
     poll_base = api.base_url
     said: str | None = None
     scanned = False
@@ -255,8 +262,25 @@ async def _login(
         elif status == "binded_redirect":
             if kept is not None:
                 return kept
-            log.error("iLink login: the server says the bot is bound, but no login is kept")
-            status = "expired"
+            # (bound to a token offered as an earlier one, whose login expired here: the
+            # server gives no new login for it; without the earlier tokens it does)
+            if not offered:
+                raise LoginGaveUp(
+                    "login gave up: iLink answered the scan binded_redirect (the WeChat "
+                    "that scanned is bound already) though no earlier token was offered, and "
+                    "gave no login: start the account again to scan a new QR code"
+                )
+            log.warning(
+                "iLink login: binded_redirect: the WeChat that scanned is bound already, to "
+                "a login of this gateway that expired, and iLink gives no new login for it: "
+                "the next QR code is asked without the expired tokens; scan the new QR code "
+                "reason=ilink_already_bound"
+            )
+            offered = []
+            codes.close("expired")
+            code = await _new_code(api, clock, emit, log, offered)
+            poll_base, said, scanned, failed, asked = api.base_url, None, False, 0, False
+            continue
         if status in ("expired", "verify_code_blocked"):
             expired += 1
             number = None
@@ -268,7 +292,7 @@ async def _login(
                 raise LoginGaveUp(
                     f"login gave up: {expired} QR codes expired without a scan (qrMaxTimeouts)"
                 )
-            code = await _new_code(api, clock, emit, log, earlier_tokens)
+            code = await _new_code(api, clock, emit, log, offered)
             poll_base, said, scanned, failed, asked = api.base_url, None, False, 0, False
             continue
         await clock.sleep(POLL_GAP_S)
