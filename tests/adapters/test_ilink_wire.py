@@ -445,6 +445,45 @@ async def test_a_message_delivered_twice_is_emitted_once(run: Run) -> None:
     assert run.log.message_ids().count("1") == 1
 
 
+@pytest.mark.parametrize("same_batch", [False, True], ids=["seconds-later", "same-batch"])
+async def test_a_copy_delivered_again_under_a_new_id_is_taken_in_once(
+    run: Run, caplog: pytest.LogCaptureFixture, same_batch: bool
+) -> None:
+    # iLink sometimes delivers one user message twice, seconds apart, under a new
+    # message_id (and a new context_token): the same sender, time and content
+    caplog.set_level(logging.DEBUG, logger="wechat_sdk.adapters.ilink")
+    said = int(time.time() * 1000)
+    first = msg(1, text("hello"), create_time_ms=said)
+    copy = msg(2, {"msg_id": "item-2", **text("hello")}, create_time_ms=said)
+    if same_batch:
+        run.script.batch(first, copy, msg(3, text("after")), cursor="c1")
+    else:
+        run.script.batch(first, cursor="c1")
+        run.script.batch(copy, cursor="c2")
+        run.script.batch(msg(3, text("after")), cursor="c3")
+    await run.until("the message after", lambda: "3" in run.log.message_ids())
+    assert run.log.message_ids() == ["1", "3"]
+    (line,) = [r.getMessage() for r in caplog.records if "reason=ilink_duplicate" in r.getMessage()]
+    assert "a copy of iLink message 1" in line and "2" in line
+
+
+async def test_alike_messages_without_a_time_or_said_at_other_times_are_all_taken_in(
+    run: Run,
+) -> None:
+    said = int(time.time() * 1000)
+    run.script.batch(
+        msg(1, text("ok"), create_time_ms=None),
+        msg(2, text("ok"), create_time_ms=None),  # no time: never taken for a copy
+        msg(3, text("ok"), create_time_ms=said),
+        msg(4, text("ok"), create_time_ms=said + 1500),  # the same words said again
+        msg(5, text("ok!"), create_time_ms=said),  # other words at the same time
+        msg(6, text("ok"), create_time_ms=said, from_user_id="bob@im.wechat"),
+        cursor="c1",
+    )
+    await run.until("the last", lambda: "6" in run.log.message_ids())
+    assert run.log.message_ids() == ["1", "2", "3", "4", "5", "6"]
+
+
 async def test_a_server_giving_the_same_batch_again_at_once_is_not_polled_in_a_loop(
     run: Run,
 ) -> None:
