@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink import aes, copies
+from wechat_sdk.adapters.ilink.copies import Copies, copy_key
 from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
 from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.service import ilink_options
@@ -544,3 +545,29 @@ def test_a_voice_beside_typed_text_goes_as_a_file_its_transcript_not_taken_for_a
     assert got.message.text == "my typed note\nthe spoken words"
     alone = read(wire(voice))
     assert alone.message.kind is MessageKind.AUDIO and alone.message.text == "the spoken words"
+
+
+def _said(mid: int, text: str, at_ms: int | None = 1_700_000_000_000) -> str | None:
+    data = {"message_id": mid, "from_user_id": "a@im.wechat", "create_time_ms": at_ms}
+    data["item_list"] = [{"type": 1, "msg_id": f"i{mid}", "text_item": {"text": text}}]
+    return copy_key(parse_message(data))
+
+
+def test_a_copy_is_known_within_ten_minutes_of_its_original_only() -> None:
+    seen = Copies()
+    seen.taken(_said(1, "hi"), "1", 0.0)
+    assert seen.original(_said(2, "hi"), "2", 599.0) == "1"
+    assert seen.original(_said(1, "hi"), "1", 599.0) is None  # itself again: the id's
+    assert seen.original(_said(3, "hi!"), "3", 599.0) is None
+    assert seen.original(_said(4, "hi", at_ms=1_700_000_001_000), "4", 599.0) is None
+    assert _said(5, "hi", at_ms=None) is None  # no time: never a copy
+    assert seen.original(_said(2, "hi"), "2", 600.0) is None  # forgotten
+
+
+def test_the_messages_remembered_for_copies_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copies, "MAX_KEPT", 2)
+    seen = Copies()
+    for mid in (1, 2, 3):
+        seen.taken(_said(mid, f"m{mid}"), str(mid), 0.0)
+    assert seen.original(_said(9, "m1"), "9", 1.0) is None  # the oldest, forgotten
+    assert seen.original(_said(9, "m3"), "9", 1.0) == "3"
