@@ -193,3 +193,44 @@ def _short_chunks(server: ILinkServer) -> Config:
             dmPolicy: "open", allowFrom: ["*"], qrCode: false, textChunkLimit: 30,
         }} }} }}"""
     )
+
+
+async def test_a_reply_ilink_refuses_from_its_first_message_waits_in_its_own_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply longer than the reply window (its end waits for the user's next message
+    from the start) whose first message iLink refuses with ``ret -2`` all along: all of it
+    waits, and goes after the user writes again in the order the agent wrote it, not its
+    end first."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    parts = [f"part {n:02d} " + "x" * 1900 for n in range(1, 31)]  # (two a message)
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "hi":
+            return "\n\n".join(parts)
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        world.fault("rate_limit", account="default", count=100)
+        await world.say(ALICE, "hi", account="default", settle=False)
+        faults = world.accounts["default"].faults
+        await until("the refusals", lambda: faults.get("rate_limit") == 100 - sending.SEND_ATTEMPTS)
+        await until("kept", lambda: caplog.text.count("reason=window_full") == 2)
+        assert world.texts(to=ALICE) == []
+        faults["rate_limit"] = 0
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the first window", lambda: len(world.texts(to=ALICE)) >= 10, 30)
+        await asyncio.sleep(1.0)
+        sent = "\n".join(world.texts(to=ALICE))
+        found = [p for p in parts if p in sent]
+        assert found == sorted(found, key=sent.index)
+        assert found[0] == parts[0]

@@ -34,6 +34,7 @@ from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.outbound.waiting import WaitingForUser
 from wechat_sdk.outbound.window import fit_window, is_open
 from wechat_sdk.puppet import OutboundFile, ReplyWindow, WindowClosed, voice_length_problem
+from wechat_sdk.stores.base import OutboxItem
 
 __all__ = ["FETCH_TIMEOUT_S", "Outbound", "OutboundMessage", "fetch_url"]
 
@@ -328,8 +329,9 @@ class Outbound:
         # used (nothing more can go); one a closed reply window refused (the server's
         # closed before ours said so) waits for the user's next message, with the rest
         messages, later = self.fit(conversation_id, list(messages))
+        kept: list[OutboxItem] = []  # (the rows of ``later``, once written here)
         if later:
-            self._keep_for_later(conversation_id, messages, later, plan)
+            kept = self._keep_for_later(conversation_id, messages, later, plan)
         else:
             plan.add(messages)
         first_failure: DeliveryFailed | None = None
@@ -348,7 +350,7 @@ class Outbound:
                     # (a proactive send refused at once: its caller is told, nothing
                     # kept, as when the window is closed before it: see check_window)
                     if (n > 0 or wait_for_login) and self._keep_refused(
-                        conversation_id, messages[n:], plan
+                        conversation_id, messages[n:], plan, later, kept
                     ):
                         break
                     given_up = self.sender.failure(conversation_id, str(exc), exc.code)
@@ -380,20 +382,21 @@ class Outbound:
         messages: list[OutboundMessage],
         later: list[OutboundMessage],
         plan: ReplyPlan,
-    ) -> None:
+    ) -> list[OutboxItem]:
         """Keep what the reply window leaves for the user's next message (a journal writes
-        it with the messages that go now, in one step), and plan ``messages``. When the
+        it with the messages that go now, in one step: then no rows are returned), and
+        plan ``messages``; the rows of ``later`` written here are returned. When the
         store refuses, none goes (the last would say more follows, and the rest would
         never come): :class:`DeliveryFailed` ``store_failed``, raised from the store's
         error (the HTTP API answers by it)."""
         refused: Exception | None = None
         if plan.watcher is not None:
             if plan.add(messages, later=later):
-                return
+                return []
         else:
             assert self.waiting is not None  # (fit: no room kept, no later part)
             try:
-                self.waiting.keep(
+                kept = self.waiting.keep(
                     conversation_id, later, answers=plan.answers, pairing_code=plan.pairing_code
                 )
             except Exception as exc:
@@ -401,7 +404,7 @@ class Outbound:
             else:
                 plan.waiting.extend(later)
                 plan.add(messages)
-                return
+                return kept
         why = f" ({type(refused).__name__}: {refused})" if refused is not None else ""
         raise self.sender.failure(
             conversation_id,
@@ -411,19 +414,37 @@ class Outbound:
         ) from refused
 
     def _keep_refused(
-        self, conversation_id: str, rest: Sequence[OutboundMessage], plan: ReplyPlan
+        self,
+        conversation_id: str,
+        rest: Sequence[OutboundMessage],
+        plan: ReplyPlan,
+        later: Sequence[OutboundMessage],
+        kept: Sequence[OutboxItem],
     ) -> bool:
         """The reply window closed as the reply went (the first message of ``rest`` was
         refused): ``rest`` waits for the user's next message, in order, as what a full
-        window leaves does (no notice: nothing more may go now). False when there is no
-        place for them here (a stop journals the reply: it is given up, as before).
+        window leaves does (no notice: nothing more may go now), before ``later``, the
+        end of the reply the window had left waiting already (its rows ``kept``: they are
+        written again after ``rest``, in one step). False when there is no place for them
+        here (a stop journals the reply: it is given up, as before).
         :class:`DeliveryFailed` ``store_failed`` when the store refused them."""
-        if self.waiting is None or plan.watcher is not None:
+        waiting = self.waiting
+        if waiting is None or plan.watcher is not None:
             return False
         try:
-            self.waiting.keep(
-                conversation_id, rest, answers=plan.answers, pairing_code=plan.pairing_code
-            )
+            if kept:
+                rows = waiting.rows(
+                    conversation_id,
+                    [*rest, *later],
+                    answers=plan.answers,
+                    pairing_code=plan.pairing_code,
+                )
+                waiting.outbox.replace(kept, rows)
+                waiting.kept(conversation_id, len(rest))
+            else:
+                waiting.keep(
+                    conversation_id, rest, answers=plan.answers, pairing_code=plan.pairing_code
+                )
         except Exception as exc:
             raise self.sender.failure(
                 conversation_id,
@@ -432,7 +453,8 @@ class Outbound:
                 f"({type(exc).__name__}: {exc}): not sent",
                 "store_failed",
             ) from exc
-        plan.waiting.extend(rest)
+        at = len(plan.waiting) - len(later) if kept else len(plan.waiting)
+        plan.waiting[at:at] = rest
         for message in rest:
             plan.done(message)
         return True

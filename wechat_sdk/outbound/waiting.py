@@ -43,18 +43,19 @@ class WaitingForUser:
         *,
         answers: str | None = None,
         pairing_code: str | None = None,
-    ) -> None:
-        """Keep ``messages`` (in order) until the user writes again; raises the store's
-        error when it refused them (none is kept). ``answers``: the id of the message they
-        answer (a kept turn of it is answered: see the gateway's kept work); None for a
-        send of the bot's own (``gateway.send``, the HTTP API, a pairing code), which is no
-        DM history. ``pairing_code``: for a text of a pairing request, its code (it goes
-        only while the request is pending)."""
+    ) -> list[OutboxItem]:
+        """Keep ``messages`` (in order) until the user writes again, and return their rows;
+        raises the store's error when it refused them (none is kept). ``answers``: the id
+        of the message they answer (a kept turn of it is answered: see the gateway's kept
+        work); None for a send of the bot's own (``gateway.send``, the HTTP API, a pairing
+        code), which is no DM history. ``pairing_code``: for a text of a pairing request,
+        its code (it goes only while the request is pending)."""
         if not messages:
-            return
+            return []
         items = self.rows(conversation_id, messages, answers=answers, pairing_code=pairing_code)
-        self.outbox.add(items)
+        added = self.outbox.add(items)
         self.kept(conversation_id, len(items))
+        return added
 
     def rows(
         self,
