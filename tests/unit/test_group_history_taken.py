@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import pytest
+from history_stores import StoreOfOld
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry
 from wechat_sdk.clock import VirtualClock
@@ -44,25 +45,6 @@ class Flaky(MemoryHistoryStore):
     def remove(self, account_id: str, key: str, entries: Any) -> None:
         self._check()
         super().remove(account_id, key, entries)
-
-
-class OldFlaky:
-    """A store written before remove(); its appends fail while ``down``."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryHistoryStore()
-        self.down = False
-
-    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
-        if self.down:
-            raise ConnectionError("Connection refused")
-        self.inner.append(account_id, key, entry, limit)
-
-    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
-        return self.inner.get(account_id, key)
-
-    def clear(self, account_id: str, key: str) -> None:
-        self.inner.clear(account_id, key)
 
 
 def turns(book: HistoryBook) -> Turns:
@@ -121,7 +103,7 @@ def test_what_the_warning_says_of_a_store_that_fails_as_a_turn_is_taken_is_true(
 def test_a_store_without_remove_that_fails_after_its_clear_says_what_was_lost(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = OldFlaky()
+    store = StoreOfOld()
     book = HistoryBook(store, "default", group_limit=10, dm_limit=10)
     turn = taken(book)
     store.down = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from history_stores import StoreOfOld
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,26 +103,6 @@ def test_what_was_handed_goes_even_when_the_limit_dropped_some_of_it_meanwhile()
     book.note_unanswered("r1@chatroom", said[3])
     book.group_answered("r1@chatroom", handed)
     assert book.group("r1@chatroom") == (said[3],)
-
-
-class StoreOfOld:
-    """A history store written before remove(): append, get and clear only; its appends
-    fail once ``down`` (Redis out of reach for a moment)."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryHistoryStore()
-        self.down = False
-
-    def append(self, account_id: str, key: str, entry: HistoryEntry, limit: int) -> None:
-        if self.down:
-            raise ConnectionError("Connection refused")
-        self.inner.append(account_id, key, entry, limit)
-
-    def get(self, account_id: str, key: str) -> list[HistoryEntry]:
-        return self.inner.get(account_id, key)
-
-    def clear(self, account_id: str, key: str) -> None:
-        self.inner.clear(account_id, key)
 
 
 def test_a_store_without_remove_is_cleared_as_before_and_says_what_a_failure_lost() -> None:
