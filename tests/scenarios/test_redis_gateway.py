@@ -502,6 +502,24 @@ async def test_a_message_that_could_not_be_marked_as_being_sent_counts_as_a_send
     assert status.last_error.startswith("send to wxid_alice failed: not sent: ConnectionError")
 
 
+def first_history_read_fails(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[str]:
+    """The Redis history store's first read raises ``error`` (the rest read as ever);
+    returns the keys of the reads that raised."""
+    from wechat_sdk.stores.redis.history import RedisHistoryStore
+
+    real_get = RedisHistoryStore.get
+    failed: list[str] = []
+
+    def get(self: RedisHistoryStore, account_id: str, key: str) -> Any:
+        if not failed:
+            failed.append(key)
+            raise error
+        return real_get(self, account_id, key)
+
+    monkeypatch.setattr(RedisHistoryStore, "get", get)
+    return failed
+
+
 async def test_a_turn_broken_by_a_failed_redis_read_goes_on_once_redis_answers(
     wechat: WeChatHarness,
     redis_url: str,
@@ -515,18 +533,8 @@ async def test_a_turn_broken_by_a_failed_redis_read_goes_on_once_redis_answers(
     waited for a restart of the gateway."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from wechat_sdk.stores.redis.history import RedisHistoryStore
-
-    real_get = RedisHistoryStore.get
-    failed: list[str] = []
-
-    def get(self: RedisHistoryStore, account_id: str, key: str) -> Any:
-        if not failed:  # (the first read: Redis out of reach for a moment)
-            failed.append(key)
-            raise RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
-        return real_get(self, account_id, key)
-
-    monkeypatch.setattr(RedisHistoryStore, "get", get)
+    error = RedisConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+    failed = first_history_read_fails(monkeypatch, error)  # (Redis out of reach a moment)
     config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
     await wechat.gateway(Recorder(), config)
     await wechat.world.say("wxid_alice", "hello")
@@ -548,18 +556,7 @@ async def test_a_turn_broken_by_an_error_not_redis_s_hands_nothing_over(
     OSError, as a local file or an agent's call raises) is logged, and Redis answering
     all along, the account is not handed over (it was: a restart of the account, and of
     its puppet, for nothing)."""
-    from wechat_sdk.stores.redis.history import RedisHistoryStore
-
-    real_get = RedisHistoryStore.get
-    failed: list[str] = []
-
-    def get(self: RedisHistoryStore, account_id: str, key: str) -> Any:
-        if not failed:
-            failed.append(key)
-            raise TimeoutError("a local step timed out")
-        return real_get(self, account_id, key)
-
-    monkeypatch.setattr(RedisHistoryStore, "get", get)
+    failed = first_history_read_fails(monkeypatch, TimeoutError("a local step timed out"))
     config = redis_config(redis_url, redis_namespace, dmPolicy="open", allowFrom=["*"])
     gw = await wechat.gateway(Recorder(), config)
     await wechat.world.say("wxid_alice", "hello")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from history_stores import StoreOfOld
+from stub_turns import stub_turns
 
 from wechat_sdk.agent import AgentTurn, HistoryEntry
-from wechat_sdk.clock import VirtualClock
 from wechat_sdk.gateway.turns import Turns
 from wechat_sdk.inbound.history import HistoryBook
 from wechat_sdk.stores.memory import MemoryHistoryStore
@@ -48,22 +48,7 @@ class Flaky(MemoryHistoryStore):
 
 
 def turns(book: HistoryBook) -> Turns:
-    async def durable(upto: int | None) -> None: ...
-
-    async def agent(turn: AgentTurn) -> None: ...
-
-    return Turns(
-        account=Any,  # type: ignore[arg-type]
-        agent=agent,
-        outbound=Any,  # type: ignore[arg-type]
-        history=book,
-        clock=VirtualClock(),
-        self_id=lambda: "bot",
-        marks_durable=durable,
-        on_error=lambda error: None,
-        cut=Any,  # type: ignore[arg-type]
-        log=logging.LoggerAdapter(logging.getLogger("test.turns")),
-    )
+    return stub_turns(history=book)
 
 
 def said(n: int) -> HistoryEntry:

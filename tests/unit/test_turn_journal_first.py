@@ -5,12 +5,12 @@ next start), and the turn is not answered now: never answered twice, never lost.
 from __future__ import annotations
 
 import asyncio
-import logging
 from types import SimpleNamespace
 from typing import Any
 
+from stub_turns import stub_turns
+
 from wechat_sdk.agent import AgentTurn
-from wechat_sdk.clock import VirtualClock
 from wechat_sdk.gateway.turns import Turns
 from wechat_sdk.stores.base import LeaseLost, OutboxItem
 
@@ -58,23 +58,7 @@ class Cut:
 
 
 def turns(cut: Cut) -> Turns:
-    async def durable(upto: int | None) -> None: ...
-
-    async def agent(turn: AgentTurn) -> None: ...
-
-    return Turns(
-        account=Any,  # type: ignore[arg-type]
-        agent=agent,
-        outbound=Any,  # type: ignore[arg-type]
-        history=Any,  # type: ignore[arg-type]
-        clock=VirtualClock(),
-        self_id=lambda: "bot",
-        marks_durable=durable,
-        on_error=lambda error: None,
-        cut=cut,  # type: ignore[arg-type]
-        log=logging.LoggerAdapter(logging.getLogger("test")),
-        journal_every_turn=True,
-    )
+    return stub_turns(cut=cut, journal_every_turn=True)
 
 
 TURN = AgentTurn("default", "direct", "wxid_alice", "Alice", "hi", message_id="m-1")
