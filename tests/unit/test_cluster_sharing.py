@@ -547,3 +547,37 @@ def test_the_config_hash_leaves_out_what_each_machine_sets_for_itself() -> None:
     two = hashed('stateDir: "/srv/gw2", health: {port: 8082}, qrCode: false')
     assert one == two
     assert hashed('stateDir: "/srv/gw1", dmPolicy: "open", allowFrom: ["*"]') != one
+
+
+async def test_a_gateway_slow_to_start_its_accounts_still_gets_its_share(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """C joins A and B (three accounts each) and starts each account slowly (a login on
+    busy cores: its rounds are late). The account A and B hand it while it starts another
+    stays free for more than a round: taken back beyond a share, it would stay there for
+    good (two, two and two never reached). C says each round it has room, so it gets it."""
+
+    async def slow(account_id: str, guard: LeaseGuard) -> None:
+        await asyncio.sleep(0.4)  # (eight of the others' rounds)
+
+    accounts = [f"a{i}" for i in range(6)]
+    gateways = Gateways(aclient, keys)
+    a, b = (gateways.gateway(n, accounts) for n in ("A", "B"))
+    c = gateways.gateway("C", accounts, start=slow)
+    try:
+        await a.start()
+        await b.start()
+        assert await gateways.until(
+            lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
+        ), gateways.running
+        await c.start()
+        even = await gateways.until(
+            lambda: all(len(running) == 2 for running in gateways.running.values())
+        )
+        assert even, gateways.running
+        taken = len(gateways.taken)
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+        assert len(gateways.taken) == taken  # settled: nothing bounces
+    finally:
+        await gateways.stop_all()

@@ -10,10 +10,14 @@ account whose lease it lost.
 
 The fair share: each account counts for ``1/n`` of each of the ``n`` live gateways that may
 run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
-the accounts divided by the gateways). An account left unheld for a round is taken by any
-gateway that may run it, whatever its share (the shares of gateways limited to different
-accounts may not fit every account): kept there, neither counted in its share nor handed
-over again, until the gateways alive change, so none bounces between two. Each round also
+the accounts divided by the gateways). Each round ends by publishing the gateway's room
+(``gateway-rooms``: how many more accounts it takes at its share, and the accounts whose
+start failed there). An account left unheld for a round is taken by any gateway that may
+run it, whatever its share (the shares of gateways limited to different accounts may not
+fit every account), unless another live gateway that may run it has room for it (a gateway
+slow to start its accounts: its rounds are late): kept there, not counted in its share,
+until the gateways alive change or such a gateway says it has room (then handed over to
+it), so none bounces between two and the spread ends even. Each round also
 reads the statuses the other gateways wrote, for the WeChat id of each account they hold:
 a message from one of those is no user's (:class:`~wechat_sdk.own_accounts.OwnAccounts`).
 
@@ -153,8 +157,14 @@ class ClusterCoordinator:
         #: each free account: since when this gateway sees it unheld, and its fencing token
         #: then (a token moved on: another gateway held it meanwhile, between two looks)
         self._unheld_since: dict[str, tuple[float, object]] = {}
-        #: accounts taken beyond the share (nobody else took them): not handed over
+        #: accounts taken beyond the share (nobody else took them): handed over only to a
+        #: gateway that says it has room for them
         self._kept: set[str] = set()
+        #: each other live gateway's room and the accounts it refuses, as last published
+        self._rooms: dict[str, int] = {}
+        self._refuses: dict[str, frozenset[str]] = {}
+        #: accounts whose last start here failed (published: no room here for them)
+        self._failed_here: set[str] = set()
         #: the gateways alive and their accounts, as last read: kept accounts are looked
         #: at afresh when they change
         self._members: dict[str, frozenset[str] | None] = {}
@@ -213,6 +223,7 @@ class ClusterCoordinator:
             pipe.zrem(self.keys.gateways, self.gateway_id)
             pipe.hdel(self.keys.members, self.gateway_id)
             pipe.hdel(self.keys.configs, self.gateway_id)
+            pipe.hdel(self.keys.rooms, self.gateway_id)
             await pipe.execute()
         except Exception as exc:  # its heartbeat ends within the TTL
             log.warning("could not say goodbye to Redis: %s", _reason(exc), extra={"account": "-"})
@@ -334,6 +345,7 @@ class ClusterCoordinator:
         self.holders = await self.leases.holders(self.accounts)
         share = math.ceil(sum(Fraction(1, runners.get(a, 1)) for a in self.accounts))
         overdue = await self._unheld_for_a_round()
+        rooms = dict(self._rooms)  # (what is left of each: one account each room)
         for account_id in self.accounts:
             if self._stopping:
                 break
@@ -342,8 +354,11 @@ class ClusterCoordinator:
             if self.holders.get(account_id) is not None or self._waits_retry(account_id):
                 continue
             beyond_share = len(self.held.keys() - self._kept) >= share
-            # beyond the share: only an account nobody else took (liveness first)
-            if beyond_share and account_id not in overdue:
+            # beyond the share: only an account nobody else took (liveness first) and no
+            # other gateway has room for
+            if beyond_share and (
+                account_id not in overdue or self._room_elsewhere(account_id, rooms)
+            ):
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
@@ -352,6 +367,8 @@ class ClusterCoordinator:
                 await self._take(lease)
         await self._hand_over_after_outage()
         await self._hand_over_extra(share, runners)
+        await self._hand_over_kept(rooms)
+        await self._say_room(share)
         await self._write_status()
         await self._learn_peer_ids()
 
@@ -369,7 +386,8 @@ class ClusterCoordinator:
         pipe.zrange(self.keys.gateways, 0, -1)
         pipe.hgetall(self.keys.members)
         pipe.hgetall(self.keys.configs)
-        *_, alive, published, configs = await pipe.execute()
+        pipe.hgetall(self.keys.rooms)
+        *_, alive, published, configs, rooms = await pipe.execute()
         members: dict[str, frozenset[str] | None] = {
             # (a gateway that does not say its accounts may run any)
             gateway: frozenset(json.loads(published[gateway])) if gateway in published else None
@@ -378,9 +396,11 @@ class ClusterCoordinator:
         gone = [gateway for gateway in published if gateway not in members]
         if gone:
             await self._r.hdel(self.keys.members, *gone)
-        gone = [gateway for gateway in configs if gateway not in members]
-        if gone:
-            await self._r.hdel(self.keys.configs, *gone)
+        for key, hashed in ((self.keys.configs, configs), (self.keys.rooms, rooms)):
+            gone = [gateway for gateway in hashed if gateway not in members]
+            if gone:
+                await self._r.hdel(key, *gone)
+        self._read_rooms({g: rooms[g] for g in members if g in rooms and g != self.gateway_id})
         self._say_configs_differ({g: configs[g] for g in members if g in configs})
         if members != self._members:  # gateways came or went: shares are new
             self._members = members
@@ -446,6 +466,46 @@ class ClusterCoordinator:
             if seen is None or seen[1] != token:
                 self._unheld_since[account_id] = (now, token)
         return {a for a in unheld if now - self._unheld_since[a][0] >= self.tick_s}
+
+    def _read_rooms(self, published: dict[str, str]) -> None:
+        """Each other live gateway's room, as it published it (none: an older build, or its
+        first round under way; taken as no room, the rule before rooms were published)."""
+        self._rooms.clear()
+        self._refuses.clear()
+        for gateway, value in published.items():
+            try:
+                room = json.loads(value)
+                count, refuses = room["room"], room["refuses"]
+            except (ValueError, TypeError, KeyError):
+                continue
+            if isinstance(count, int) and count > 0 and isinstance(refuses, list):
+                self._rooms[gateway] = count
+                self._refuses[gateway] = frozenset(str(a) for a in refuses)
+
+    def _room_elsewhere(self, account_id: str, rooms: dict[str, int]) -> bool:
+        """Another live gateway that may run the account has room for it: that room is
+        counted as taken (``rooms`` holds what is left of each)."""
+        for gateway in sorted(rooms):
+            accounts = self._members.get(gateway)
+            may_run = accounts is None or account_id in accounts
+            if rooms[gateway] > 0 and may_run and account_id not in self._refuses[gateway]:
+                rooms[gateway] -= 1
+                return True
+        return False
+
+    async def _hand_over_kept(self, rooms: dict[str, int]) -> None:
+        """Hand each account kept beyond the share to another gateway that says it has
+        room for it (it was slow to take it: the spread ends even)."""
+        for account_id in sorted(self._kept):
+            movable = account_id in self.held and account_id not in self.stopping
+            if movable and self._room_elsewhere(account_id, rooms):
+                await self._hand_over(account_id, HANDOVER_GRACE_S)
+
+    async def _say_room(self, share: int) -> None:
+        """Publish how many more accounts this gateway takes at its share, and the accounts
+        whose start failed here (no room here for those)."""
+        room = {"room": max(0, share - len(self.held)), "refuses": sorted(self._failed_here)}
+        await self._r.hset(self.keys.rooms, self.gateway_id, json.dumps(room))
 
     def _waits_retry(self, account_id: str) -> bool:
         retry_at = self._retry_at.get(account_id)
@@ -535,6 +595,7 @@ class ClusterCoordinator:
         )
         try:
             held.status = await self._start_account(lease.account_id, guard)
+            self._failed_here.discard(lease.account_id)
         except Exception as exc:  # (a Redis blip while building it, a transport's error)
             log.error(
                 "account could not start: %s; its lease is released (another gateway may "
@@ -544,6 +605,7 @@ class ClusterCoordinator:
                 extra={"account": lease.account_id},
             )
             self._retry_at[lease.account_id] = self.clock.now() + START_RETRY_TICKS * self.tick_s
+            self._failed_here.add(lease.account_id)
             await self._hand_over(lease.account_id, 0.0)
 
     def _write_refused(self, account_id: str, held: HeldAccount) -> None:

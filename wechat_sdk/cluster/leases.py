@@ -77,6 +77,13 @@ class LeaseKeys:
         """hash: gateway id -> a hash of each account's config it runs by (a JSON object)"""
         return f"{self.prefix}gateway-configs"
 
+    @property
+    def rooms(self) -> str:
+        """hash: gateway id -> its room, as its last round left it (a JSON object: ``room``,
+        how many more accounts it takes at its share; ``refuses``, the accounts whose start
+        failed there)"""
+        return f"{self.prefix}gateway-rooms"
+
     def status(self, account_id: str) -> str:
         """string: the account's status as its holder last wrote it (JSON, expiring)"""
         return f"{self.prefix}account-status:{escape(account_id)}"
