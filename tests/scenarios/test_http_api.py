@@ -1292,6 +1292,46 @@ async def test_a_reload_changing_the_api_gives_its_sends_the_grace(
     assert len(wechat.world.texts(to="wxid_alice")) == 6
 
 
+async def test_the_apis_lines_show_no_account_when_an_accounts_task_opened_it(
+    wechat: WeChatHarness,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server took the log context of the task that opened it: a reload run from an
+    account's task (an agent's tool, say) made every later line of the API show that
+    account, though a request is no account's until it names one."""
+    from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
+    from wechat_sdk.gateway.service import _AccountField
+
+    caplog.handler.addFilter(_AccountField())  # (the gateway's log: each line's account)
+    caplog.set_level(logging.INFO, logger="wechat_sdk")
+    gw = await wechat.gateway(echo, **API)
+
+    async def reload_from_the_accounts_task() -> None:
+        ACCOUNT_OF_TASK.set("default")
+        new = {"channels": {"wechat": {"api": {"port": 0, "token": TOKEN + "-new"}}}}
+        await gw.reload(parse_config(json.dumps(new)))
+
+    await wechat.world.drive(asyncio.ensure_future(reload_from_the_accounts_task()))
+
+    def broken() -> list[Any]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(gw, "status", broken)
+    assert gw.http is not None and gw.http.api_url is not None
+    auth = {"Authorization": f"Bearer {TOKEN}-new"}
+    async with http.get(f"{gw.http.api_url}/v1/accounts", headers=auth) as response:
+        assert response.status == 500  # (a bug: logged, with the request)
+    # (the first server's line, the reloaded one's, the request's)
+    said = [
+        (r.getMessage().split(" (")[0], getattr(r, "account", None))
+        for r in caplog.records
+        if r.getMessage().startswith(("HTTP API on", "HTTP GET /v1/accounts failed"))
+    ]
+    assert len(said) == 3 and {account for _, account in said} == {"-"}, said
+
+
 async def test_a_store_that_cannot_be_reached_is_a_503_store_unavailable_on_every_route(
     wechat: WeChatHarness,
     http: aiohttp.ClientSession,

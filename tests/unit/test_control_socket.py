@@ -68,6 +68,35 @@ async def test_clients_that_connect_and_close_leave_no_error(
     assert errors == [], [r.getMessage() for r in errors]
 
 
+async def test_its_requests_lines_show_no_account_whichever_task_opened_it(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server took the log context of the task that opened it: opened from an
+    account's task, each request's lines (a restart's, a status's) showed that account."""
+    from wechat_sdk.gateway.runner import ACCOUNT_OF_TASK
+    from wechat_sdk.gateway.service import _AccountField
+
+    caplog.handler.addFilter(_AccountField())  # (the gateway's log: each line's account)
+
+    async def logging_handle(request: dict[str, Any]) -> dict[str, Any]:
+        logging.getLogger("wechat_sdk.gateway").warning("handled %s", request.get("cmd"))
+        return await handle(request)
+
+    server = ControlServer(short_dir, logging_handle)
+
+    async def open_from_an_accounts_task() -> None:
+        ACCOUNT_OF_TASK.set("work")
+        await server.start()
+
+    await asyncio.get_running_loop().create_task(open_from_an_accounts_task())
+    try:
+        assert b'"echo": "status"' in await ask(server.path, b'{"cmd": "status"}\n')
+    finally:
+        await server.stop()
+    said = [r for r in caplog.records if r.getMessage() == "handled status"]
+    assert [getattr(r, "account", None) for r in said] == ["-"]
+
+
 async def test_an_idle_client_is_hung_up_on(short_dir: Path) -> None:
     server = ControlServer(short_dir, handle, idle_timeout_s=0.2)
     await server.start()
