@@ -90,7 +90,15 @@ class ControlServer:
         self._lock: tuple[int, int] | None = None
 
     async def start(self) -> None:
-        import asyncio  # here, not at the top: the CLI's control_request does without it
+        """Listen on the socket (the state directory locked). Its requests' lines show no
+        account (``-``), whichever task opened it."""
+        # here, not at the top: the CLI's control_request does without them
+        from wechat_sdk.gateway.runner import as_no_account
+
+        await as_no_account(self._start())
+
+    async def _start(self) -> None:
+        import asyncio
 
         directory = self.path.parent
         try:

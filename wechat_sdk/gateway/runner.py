@@ -14,8 +14,9 @@ import contextlib
 import contextvars
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from wechat_sdk.agent import Agent, ToolRegistry
 from wechat_sdk.clock import Clock
@@ -31,13 +32,23 @@ from wechat_sdk.outbound.pipeline import Outbound
 from wechat_sdk.puppet import Puppet
 from wechat_sdk.stores.base import OutboxStore
 
-__all__ = ["ACCOUNT_OF_TASK", "AccountRunner"]
+__all__ = ["ACCOUNT_OF_TASK", "AccountRunner", "as_no_account"]
+
+T = TypeVar("T")
 
 #: the account whose work the running task does (its tasks, and the tasks they start): a
 #: log line of the gateway that names no account of its own is shown with it
 ACCOUNT_OF_TASK: contextvars.ContextVar[str] = contextvars.ContextVar(
     "wechat_sdk_account_of_task", default="-"
 )
+
+
+async def as_no_account(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` in a task of a context of its own, no account's: what it leaves
+    running (a server's listener, the connections it accepts and their tasks) logs with
+    account ``-``, whichever task called it (an account's task that restarts the gateway).
+    A request about one account says so itself (:meth:`Gateway.send`)."""
+    return await asyncio.get_running_loop().create_task(work, context=contextvars.Context())
 
 
 class AccountRunner:

@@ -32,6 +32,7 @@ from aiohttp import web
 
 from wechat_sdk.config.integrations import ApiConfig
 from wechat_sdk.gateway.health import HEALTH_HOST, readiness
+from wechat_sdk.gateway.runner import as_no_account
 from wechat_sdk.http.media_links import MediaLinks
 from wechat_sdk.http.openapi import openapi_document
 from wechat_sdk.http.routes import API_ROUTES, ApiError, ApiHandlers, store_unavailable
@@ -97,7 +98,10 @@ class GatewayHttp:
 
     async def start(self) -> None:
         """Listen. Raises :class:`PortError` (naming the config key) when a port cannot
-        be used."""
+        be used. The server's lines show no account (``-``), whichever task opened it."""
+        await as_no_account(self._start())
+
+    async def _start(self) -> None:
         runner = web.AppRunner(self._app(), access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
