@@ -3,6 +3,8 @@ short (``without_secrets``, for the lines of mcp, httpx, grpc... under ``gateway
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from wechat_sdk.logtext import without_secrets
@@ -100,25 +102,15 @@ def test_a_long_line_is_read_once_and_cut(line: str) -> None:
     assert len(out) == 100 and out.endswith("…")
 
 
-def test_a_webhook_agents_url_path_is_masked_in_its_requests_lines_only() -> None:
-    """The agent's path (an n8n webhook's key) was masked wherever it showed: a common path
-    (``/api/chat``) then showed as ``***`` in every library's lines, an Ollama's too."""
-    import logging
-
-    from wechat_sdk.assistants.webhook_agent import WebhookAgent
-
-    WebhookAgent("https://N8N.example.com:443/api/chat?tenant=t-5f0c2b9e", secret="whsec_x")
+def shown_by_library(lines: dict[str, str]) -> list[str]:
+    """Each of ``lines`` (by the name of the logger that logs it) as a program's own
+    handler is given it (``logging.basicConfig(level=logging.DEBUG)``)."""
     seen: list[str] = []
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             seen.append(record.getMessage())
 
-    lines = {
-        "httpx": 'HTTP Request: POST https://n8n.example.com/api/chat?tenant=t-5f0c2b9e "200 OK"',
-        "openai._base_client": "Request options: {'url': 'http://127.0.0.1:11434/api/chat'}",
-        "mcp.client.streamable_http": "Connecting to StreamableHTTP endpoint: http://h/api/chat",
-    }
     for name, line in lines.items():
         logger = logging.getLogger(name)
         keep = Keep()
@@ -129,7 +121,42 @@ def test_a_webhook_agents_url_path_is_masked_in_its_requests_lines_only() -> Non
         finally:
             logger.removeHandler(keep)
             logger.setLevel(old)
-    agents, ollamas, mcps = seen
+    return seen
+
+
+def test_a_webhook_agents_url_path_is_masked_in_its_requests_lines_only() -> None:
+    """The agent's path (an n8n webhook's key) was masked wherever it showed: a common path
+    (``/api/chat``) then showed as ``***`` in every library's lines, an Ollama's too."""
+    from wechat_sdk.assistants.webhook_agent import WebhookAgent
+
+    WebhookAgent("https://N8N.example.com:443/api/chat?tenant=t-5f0c2b9e", secret="whsec_x")
+    lines = {
+        "httpx": 'HTTP Request: POST https://n8n.example.com/api/chat?tenant=t-5f0c2b9e "200 OK"',
+        "openai._base_client": "Request options: {'url': 'http://127.0.0.1:11434/api/chat'}",
+        "mcp.client.streamable_http": "Connecting to StreamableHTTP endpoint: http://h/api/chat",
+    }
+    agents, ollamas, mcps = shown_by_library(lines)
     assert agents == 'HTTP Request: POST https://n8n.example.com/***?*** "200 OK"'
     assert ollamas == lines["openai._base_client"]
     assert mcps == lines["mcp.client.streamable_http"]
+
+
+@pytest.mark.parametrize("user", ["u:pw", "bob", ":pw", "u:pw-0123456789"])
+def test_a_urls_user_part_is_masked_in_a_librarys_lines_whatever_its_length(user: str) -> None:
+    """A user part under 6 characters (``u:pw``) showed as it was in httpx's and the openai
+    SDK's lines: only the longer ones were masked (``https://***@host``)."""
+    from wechat_sdk.assistants.openai_chat import ChatModel
+    from wechat_sdk.config.assistant import AgentConfig
+
+    ChatModel(AgentConfig(model="m", baseUrl=f"https://{user}@llm.example/v1"))
+    lines = {
+        "httpx": f'HTTP Request: POST https://{user}@llm.example/v1/chat "200 OK"',
+        "openai._base_client": f"Request options: {{'url': 'https://{user}@llm.example/v1'}}",
+        # (a URL the config does not name: a redirect's, say)
+        "mcp.client.sse": f"Connecting to SSE endpoint: http://{user}@other.example:8/sse",
+    }
+    assert shown_by_library(lines) == [
+        'HTTP Request: POST https://***@llm.example/v1/chat "200 OK"',
+        "Request options: {'url': 'https://***@llm.example/v1'}",
+        "Connecting to SSE endpoint: http://***@other.example:8/sse",
+    ]
