@@ -8,7 +8,8 @@ A library's own log text (the mcp SDK's, httpx's) may repeat a server's URL with
 or a request's headers: :func:`without_secrets` cuts URLs to their origin and masks
 credentials, for the lines the gateway does not write itself. In a program that shows
 those libraries' lines itself (``logging.basicConfig(level=logging.DEBUG)``),
-:func:`hide_in_library_logs` masks the config's keys in the lines that name requests.
+:func:`hide_in_library_logs` masks the config's keys, and every URL's user part, in the
+lines that name requests.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 #: a URL (its user part, path and query may hold a key), without a closing stop or comma
 _URL = re.compile(r"""\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'"<>]*[^\s'"<>.,;:!?)\]]""")
+#: a URL's user part (``user:password@``, to the last ``@`` before its host), after the
+#: ``://`` of its scheme: masked whatever its length (a URL's part, not a word of prose)
+_USER_PART = re.compile(r"""(?<=://)[^\s/?#'"<>]+@""")
 #: an authorization scheme and the word after it: ``Bearer sk-...``, ``Basic dXNl...``
 _CREDENTIALS = re.compile(r"""(?i)\b(bearer|basic)(\s+)([^\s'",;]+)""")
 #: what an issued credential holds and a word of prose does not ("a basic question"): a
@@ -160,7 +164,8 @@ _REQUEST_LOGGERS = (
 
 
 class _KnownSecrets(logging.Filter):
-    """Masks the config's secrets in a library's record, for whatever handler shows it."""
+    """Masks the config's secrets, and every URL's user part (``https://***@host``), in a
+    library's record, for whatever handler shows it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -169,16 +174,13 @@ class _KnownSecrets(logging.Filter):
         self.masks: tuple[tuple[str, str], ...] = ()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        masks = self.masks
-        if not masks:
-            return True
         # (a filter's error would be raised into the library's own call: never)
         try:
             text = record.getMessage()
         except Exception:
             return True
-        masked = text
-        for secret, shown_as in masks:
+        masked = _USER_PART.sub("***@", text)
+        for secret, shown_as in self.masks:
             masked = masked.replace(secret, shown_as)
         if masked != text:
             record.msg, record.args = masked, None
@@ -189,8 +191,9 @@ _KNOWN_SECRETS = _KnownSecrets()
 
 
 def hide_in_library_logs(values: Iterable[str], *, url_paths: Iterable[str] = ()) -> None:
-    """Mask ``values`` (in their :func:`secret_forms`) in the lines of the libraries that
-    name each request (httpx's, the openai and mcp SDKs'), whatever shows those lines: a
+    """Mask ``values`` (in their :func:`secret_forms`), and the user part of every URL
+    whatever its length (``https://***@host``), in the lines of the libraries that name
+    each request (httpx's, the openai and mcp SDKs'), whatever shows those lines: a
     program's own ``logging.basicConfig(level=logging.DEBUG)`` shows them all. Called by
     each client the config builds, with its keys, headers' values and URLs' secrets.
 
@@ -200,11 +203,11 @@ def hide_in_library_logs(values: Iterable[str], *, url_paths: Iterable[str] = ()
     masks = {form: "***" for form in secret_forms(values)}
     for url in url_paths:
         masks.update(_path_mask(url))
-    if masks.items() <= dict(_KNOWN_SECRETS.masks).items():
-        return
-    joined = {**dict(_KNOWN_SECRETS.masks), **masks}
-    _KNOWN_SECRETS.masks = tuple(sorted(joined.items(), key=lambda m: len(m[0]), reverse=True))
-    for name in _REQUEST_LOGGERS:
+    if not masks.items() <= dict(_KNOWN_SECRETS.masks).items():
+        joined = {**dict(_KNOWN_SECRETS.masks), **masks}
+        by_length = sorted(joined.items(), key=lambda m: len(m[0]), reverse=True)
+        _KNOWN_SECRETS.masks = tuple(by_length)
+    for name in _REQUEST_LOGGERS:  # (a URL's user part is masked with no key given too)
         logger = logging.getLogger(name)
         if _KNOWN_SECRETS not in logger.filters:
             logger.addFilter(_KNOWN_SECRETS)
