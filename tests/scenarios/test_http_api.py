@@ -979,6 +979,30 @@ async def test_an_api_port_in_use_is_a_config_error_naming_the_key(wechat: WeCha
     assert TOKEN not in str(info.value)
 
 
+async def test_an_api_on_an_ipv6_address_names_its_url_with_the_host_in_brackets(
+    wechat: WeChatHarness, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``api.host: "::1"`` the log said ``HTTP API on http://::1:PORT/v1`` (no URL: a
+    client refuses it) and a webhook agent's media links began so too."""
+    caplog.set_level(logging.INFO, logger="wechat_sdk")
+    gw = await wechat.gateway(echo, api={"host": "::1", "port": 0, "token": TOKEN})
+    assert gw.http is not None and gw.http.api_port is not None
+    url = f"http://[::1]:{gw.http.api_port}"
+    assert (gw.http.api_url, gw.http.url, gw.media_links.base_url) == (url, url, url)
+    assert f"HTTP API on {url}/v1 (OpenAPI: {url}/v1/openapi.json)" in caplog.text
+    code, body, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
+    assert code == 200 and body["accounts"][0]["id"] == "default"
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as info:
+            await wechat.gateway(
+                echo, login=False, api={"host": "::1", "port": port, "token": TOKEN}
+            )
+    assert f"cannot listen on [::1]:{port}" in info.value.problems[0].message
+
+
 def test_a_short_token_is_refused_without_being_repeated() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(

@@ -121,6 +121,23 @@ def test_config_check_shows_the_http_api_and_the_webhooks_without_their_secrets(
     assert token not in json.dumps(shown) and secret not in json.dumps(shown)
 
 
+@pytest.mark.parametrize("host", ["::", "::1"])
+def test_config_check_writes_an_ipv6_apis_url_with_its_host_in_brackets(
+    host: str, tmp_path: Path
+) -> None:
+    """With ``api.host: "::"`` the check showed ``http://:::8790``, no URL at all (RFC 3986
+    writes an IPv6 host in brackets)."""
+    file = tmp_path / "ipv6.json5"
+    api = f'api: {{ host: "{host}", port: 8790, token: "api-token-0123456789-abcdefghij" }}'
+    file.write_text(f'{{ channels: {{ wechat: {{ puppet: "simulator", {api} }} }} }}')
+    result = run("config", "check", "--config", str(file))
+    out = output_of(result)
+    assert result.exit_code == 0, out
+    assert f"api: http://[{host}]:8790 (bearer token set)" in out
+    shown = json.loads(run("config", "check", "--config", str(file), "--json").stdout)
+    assert shown["api"]["url"] == f"http://[{host}]:8790"
+
+
 def test_config_check_masks_the_puppet_token(valid_file: Path) -> None:
     result = run("config", "check", "--config", str(valid_file))
     out = output_of(result)
