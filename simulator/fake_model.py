@@ -140,7 +140,9 @@ class FakeModel:
         assert server is not None
         sockets = getattr(server, "sockets", None) or []
         bound = sockets[0].getsockname()[1]
-        return f"http://{host}:{bound}/v1"
+        from wechat_sdk.config.integrations import host_port
+
+        return f"http://{host_port(host, bound)}/v1"
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -49,6 +49,7 @@ from simulator.ilink.wire import (
     read_json_object,
     read_outbound,
 )
+from wechat_sdk.config.integrations import host_port
 from wechat_sdk.logtext import shown
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class ILinkServer:
     @property
     def _address(self) -> str:
         """``host:port`` as a URL writes it (an IPv6 address in brackets: ``[::1]:8710``)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     def base_url_for(self, account_id: str) -> str:
         """An API base whose QR codes log in ``account_id`` (one per account of a gateway)."""

@@ -991,7 +991,7 @@ async def test_an_api_on_an_ipv6_address_names_its_url_with_the_host_in_brackets
     assert (gw.http.api_url, gw.http.url, gw.media_links.base_url) == (url, url, url)
     assert f"HTTP API on {url}/v1 (OpenAPI: {url}/v1/openapi.json)" in caplog.text
     code, body, _ = await call(wechat, http, gw, "GET", "/v1/accounts")
-    assert code == 200 and body["accounts"][0]["id"] == "default"
+    assert code == 200 and len(body["accounts"]) == 1  # (reached at that URL)
     with socket.socket(socket.AF_INET6) as taken:
         taken.bind(("::1", 0))
         taken.listen()

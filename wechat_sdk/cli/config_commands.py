@@ -94,13 +94,13 @@ def config_check(config_file: Path | None, as_json: bool) -> None:
 def _api_summary(config: Config) -> dict[str, str] | None:
     """Where the HTTP API listens (port 0: a free one, named in the log), its token
     masked; None when there is none."""
-    from wechat_sdk.config.integrations import origin_of
+    from wechat_sdk.config.integrations import host_port, origin_of
 
     api = config.channels.wechat.api
     if api is None:
         return None
     port = str(api.port) if api.port else "(a free port)"
-    shown = {"url": f"http://{api.host}:{port}", "token": "***"}
+    shown = {"url": f"http://{host_port(api.host, port)}", "token": "***"}
     if api.publicUrl is not None:
         shown["publicUrl"] = origin_of(api.publicUrl)
     return shown

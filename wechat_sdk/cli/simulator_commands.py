@@ -157,6 +157,8 @@ def simulator_serve(
             )
         )
     except OSError as exc:  # the port is taken, the address is not this machine's
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # (IPv6: [::1]:8710)
+        from wechat_sdk.config.integrations import host_port  # (IPv6: [::1]:8710)
+
+        where = host_port(host, port)
         _err().print(f"[bold red]cannot serve on {_escape(where)}:[/] {_escape(exc)}")
         raise SystemExit(1) from None

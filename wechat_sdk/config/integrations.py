@@ -28,6 +28,7 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookEndpoints",
     "check_whsec",
+    "host_port",
     "http_url",
     "origin_of",
     "without_credentials",
@@ -206,6 +207,16 @@ def _distinct_urls(endpoints: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
             )
         seen.add(endpoint.url)
     return endpoints
+
+
+def host_port(host: str, port: int | str) -> str:
+    """``host:port`` as a URL writes it (RFC 3986): an IPv6 address in brackets, what every
+    URL or address the SDK and its simulator name is built with.
+
+    >>> host_port("::1", 8790), host_port("127.0.0.1", 8790)
+    ('[::1]:8790', '127.0.0.1:8790')
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def origin_of(url: str) -> str:

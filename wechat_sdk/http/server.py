@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from wechat_sdk.config.integrations import ApiConfig
+from wechat_sdk.config.integrations import ApiConfig, host_port
 from wechat_sdk.gateway.health import HEALTH_HOST, readiness
 from wechat_sdk.gateway.runner import as_no_account
 from wechat_sdk.http.media_links import MediaLinks
@@ -81,14 +81,14 @@ class GatewayHttp:
     def url(self) -> str:
         """Base URL of the health endpoints."""
         host = HEALTH_HOST if self.listen.health_port is not None else self._api_host
-        return f"http://{host}:{self.port}"
+        return f"http://{host_port(host, str(self.port))}"
 
     @property
     def api_url(self) -> str | None:
         """Base URL of the API (None without ``channels.wechat.api``)."""
         if self.listen.api is None or self.api_port is None:
             return None
-        return f"http://{self._api_host}:{self.api_port}"
+        return f"http://{host_port(self._api_host, self.api_port)}"
 
     @property
     def _api_host(self) -> str:
@@ -285,7 +285,7 @@ class PortError(OSError):
     def __init__(self, key: str, host: str, port: int, cause: OSError) -> None:
         # (asyncio's strerror repeats the address: the system's own words for the errno)
         why = os.strerror(cause.errno) if cause.errno else (cause.strerror or str(cause))
-        super().__init__(f"cannot listen on {host}:{port} ({why})")
+        super().__init__(f"cannot listen on {host_port(host, port)} ({why})")
         self.key = key
 
 
