@@ -959,6 +959,28 @@ async def test_an_unexpected_error_is_answered_as_ilinks_json_and_logged(
     assert any("sendmessage" in r.getMessage() and r.exc_info for r in caplog.records)
 
 
+async def test_asking_for_another_address_than_the_running_servers_is_an_error(
+    world: SimulatedWeChat, server: ILinkServer
+) -> None:
+    """``world.ilink_server(port=...)`` returned the running server, on another port,
+    without a word: a client told the port asked for found nothing there."""
+    import socket
+
+    assert await world.ilink_server() is server  # (port 0: any port, the running one's)
+    assert await world.ilink_server(port=server.port) is server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    running = f"the world's iLink server runs on 127.0.0.1:{server.port} already"
+    for asked in ({"port": free}, {"host": "::1"}, {"host": "::1", "port": server.port}):
+        with pytest.raises(ValueError, match=running):
+            await world.ilink_server(**asked)
+    assert world.ilink_state.server is server  # (still the one running)
+    await server.close()
+    async with await world.ilink_server(port=free) as other:  # once it is closed
+        assert other.port == free and other.base_url == f"http://127.0.0.1:{free}/"
+
+
 # ------------------------------------------------------------------ the virtual clock
 
 
