@@ -594,9 +594,17 @@ async def start_ilink_server(
     port: int = 0,
     poll_hold_s: float = POLL_HOLD_S,
 ) -> ILinkServer:
-    """Serve ``world``'s iLink accounts; the running server if it has one already."""
+    """Serve ``world``'s iLink accounts; the running server if it has one already, on
+    ``host`` and on ``port`` (``0``: any port), else ValueError naming where it runs. One
+    server a world: its bots' logins and files name its address (:class:`ILinkState`)."""
     running = world.ilink_state.server
     if running is not None:
+        if host != running.host or port not in (0, running.port):
+            raise ValueError(
+                f"the world's iLink server runs on {running._address} already, not on "
+                f"{host_port(host, port)}: ask for that host and port (port 0: the running "
+                "one's), or close it first (await world.close()); a world has one server"
+            )
         return running
     server = ILinkServer(world, poll_hold_s=poll_hold_s)
     await server.start(host, port)

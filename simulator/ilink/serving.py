@@ -41,8 +41,10 @@ class ILinkServing:
         self, *, host: str = "127.0.0.1", port: int = 0, poll_hold_s: float | None = None
     ) -> ILinkServer:
         """Serve this world's iLink accounts over HTTP (see :mod:`simulator.ilink`); the
-        running server when there is one. ``poll_hold_s``: how long ``getupdates`` holds
-        a request with nothing to give (default 30 s).
+        running server when there is one (a world has one: its bots' logins and files name
+        its address), on ``host`` and on ``port`` (``0``: any port), else ValueError naming
+        where it runs. ``poll_hold_s``: how long ``getupdates`` holds a request with
+        nothing to give (default 30 s).
 
         Example:
             ```python
