@@ -89,6 +89,41 @@ def test_an_mcp_server_key_a_tool_rule_cannot_name_plainly_is_refused(key: str, 
     parse_config(json.dumps({"channels": {"wechat": {"agent": {"model": "m", "mcpServers": ok}}}}))
 
 
+def test_mcp_server_keys_that_differ_only_in_case_are_refused_at_the_later_one() -> None:
+    """``Files`` and ``files`` were taken as two servers: the tools the model sees as
+    ``Files__read`` and ``files__read`` pass for each other (to the model, to a person
+    reading the log), and a rule entry ``files`` named one of them only."""
+    server = {"command": "uvx", "args": ["mcp-server-time"]}
+    text = json.dumps(
+        {
+            "channels": {
+                "wechat": {
+                    "agent": {"model": "m", "mcpServers": {"Files": server, "time": server}},
+                    "accounts": {
+                        "work": {
+                            "agent": {
+                                "model": "m",
+                                "mcpServers": {"docs": server, "DOCS": server, "Docs": server},
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    )
+    assert problems(text) == [
+        "channels.wechat.accounts.work.agent.mcpServers.DOCS: differs from the server key "
+        "'docs' only in case, and tool rules and the tool names the model sees would take "
+        "one for the other: rename one of them, or remove it if they are the same server",
+        "channels.wechat.accounts.work.agent.mcpServers.Docs: differs from the server key "
+        "'docs' only in case, and tool rules and the tool names the model sees would take "
+        "one for the other: rename one of them, or remove it if they are the same server",
+    ]
+    # one key in any case is taken
+    ok = {"Files": server, "time": server}
+    parse_config(json.dumps({"channels": {"wechat": {"agent": {"model": "m", "mcpServers": ok}}}}))
+
+
 @pytest.mark.parametrize("base_url", ["127.0.0.1:11434/v1", "localhost:11434/v1", "ftp://h/v1"])
 def test_a_base_url_no_http_client_can_use_names_its_key(base_url: str) -> None:
     """It failed at every message, as "cannot reach ://127.0.0.1:11434/v1"."""
