@@ -154,6 +154,36 @@ def _server_key(key: str) -> str:
     )
 
 
+def _keys_apart_in_any_case(
+    servers: dict[str, McpServerConfig],
+) -> dict[str, McpServerConfig]:
+    """``servers`` when no two keys differ only in case (``Files`` and ``files``): the
+    tools the model sees as ``Files__read`` and ``files__read`` would pass for each other,
+    and a rule entry ``files`` would name one server only. Otherwise an error at each
+    later key of such a pair (raised as a ValidationError, so that it names that key)."""
+    from pydantic_core import InitErrorDetails, ValidationError
+
+    first: dict[str, str] = {}
+    errors: list[InitErrorDetails] = []
+    for key in servers:
+        earlier = first.setdefault(key.casefold(), key)
+        if earlier != key:
+            message = (
+                f"differs from the server key {earlier!r} only in case, and tool rules and "
+                "the tool names the model sees would take one for the other: rename one of "
+                "them, or remove it if they are the same server"
+            )
+            # (a template without braces: the keys have none)
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError("value_error", message), loc=(key,), input=key
+                )
+            )
+    if errors:
+        raise ValidationError.from_exception_data("mcpServers", errors)
+    return servers
+
+
 class AgentConfig(StrictModel):
     """The assistant that answers: a model behind the OpenAI Chat Completions API (OpenAI,
     Ollama, vLLM, LM Studio, DeepSeek, Qwen, OpenClaw's ``/v1``, ...) and MCP tools."""
@@ -224,10 +254,14 @@ class AgentConfig(StrictModel):
         description="sent when the model fails after its retries (unset: errorNotice; "
         "false: nothing)",
     )
-    mcpServers: dict[Annotated[str, AfterValidator(_server_key)], McpServerConfig] = Field(
+    mcpServers: Annotated[
+        dict[Annotated[str, AfterValidator(_server_key)], McpServerConfig],
+        AfterValidator(_keys_apart_in_any_case),
+    ] = Field(
         default_factory=dict,
         description="MCP servers whose tools the model may call, by a key of your choice "
-        "(letters, digits, _ and -; a group's tools entry may name the key: all its tools)",
+        "(letters, digits, _ and -, no two alike but for case; a group's tools entry may "
+        "name the key: all its tools)",
     )
 
     def api_key(self) -> str | None:
