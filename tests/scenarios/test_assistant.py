@@ -866,6 +866,103 @@ async def test_a_sync_python_tool_runs_off_the_loop_and_is_given_up_at_agent_tim
     assert len(model.requests) == 2
 
 
+def turn_timeout_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "reason=turn_timeout" in r.getMessage()]
+
+
+async def test_a_turn_of_tool_calls_ends_by_default_within_five_agent_timeouts(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each tool call was bounded by ``timeout``, but not the turn: a model calling tools
+    that never answer, 4 at a time for 50 rounds, held the conversation for 50 x 4 calls
+    x ``timeout`` (with the defaults up to 16 calls and 60 s each: about an hour). Unset,
+    ``turnTimeout`` is 5 x ``timeout``: the turn ends there, the call under way is
+    cancelled, the user gets the notice once, after what was said."""
+    started: list[int] = []
+    cancelled: list[int] = []
+
+    def script(body: dict[str, Any]) -> ModelStep:
+        calls = [("lookup", {"word": "pineapple"})] * 4
+        text = "" if tool_replies(body) else "Looking it up."
+        return ModelStep(text=text, tool_calls=calls)
+
+    model.script = script
+    gw, _ = await start(wechat, model, agent={"timeout": 0.5, "maxToolRounds": 50})
+
+    async def lookup(word: str) -> str:
+        """Look a word up in a dictionary that never answers."""
+        started.append(len(started))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.append(len(cancelled))
+        return "never"
+
+    gw.tools.register("lookup", lookup)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    sent = "\n".join(wechat.world.texts(to="wxid_alice"))
+    assert sent.startswith("Looking it up.") and sent.count("Looking it up.") == 1
+    assert sent.count(NOTICE) == 1 and sent.rstrip().endswith(NOTICE)
+    assert len(started) == len(cancelled) < 50  # (none left running)
+    (line,) = turn_timeout_lines(caplog)
+    assert "within 2.5 s" in line and "agent.turnTimeout" in line
+    (status,) = gw.status()
+    assert status.last_error is not None and "agent.turnTimeout" in status.last_error
+
+
+async def test_turn_timeout_gives_up_a_sync_tool_and_drops_its_late_result(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``turnTimeout`` ends the turn before a tool's own ``timeout``: the sync tool's
+    thread cannot be stopped, so it is abandoned, and what it returns later goes nowhere:
+    not to the model, not to the user."""
+    model.script = calling("lookup", {"word": "pineapple"})
+    gw, _ = await start(wechat, model, agent={"turnTimeout": 1})
+    release = threading.Event()
+    returned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def lookup(word: str) -> str:
+        """Look a word up in a dictionary behind a blocking call that hangs."""
+        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
+        loop.call_soon_threadsafe(returned.set)
+        return "a late definition"
+
+    gw.tools.register("lookup", lookup)
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    (line,) = turn_timeout_lines(caplog)
+    assert "within 1 s" in line
+    release.set()
+    async with asyncio.timeout(10):
+        await returned.wait()
+    await answered(wechat, gw)
+    assert wechat.world.texts(to="wxid_alice") == [NOTICE]
+    assert len(model.requests) == 1
+
+
+async def test_turn_timeout_cuts_a_slow_stream_once_and_does_not_ask_again(
+    wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model streaming slowly within its request's ``timeout`` is cut at the turn's:
+    what was said stays said, the notice follows it once, and the model is not asked
+    again (as it is when one request runs out of its own time before any text)."""
+    text = "One two three four five six seven eight."
+    model.script = [ModelStep(text=text, piece_chars=5)]
+    model.token_delay_s = 0.25
+    gw, _ = await start(wechat, model, agent={"turnTimeout": 1}, streamMode="off")
+    caplog.set_level(logging.WARNING, "wechat_sdk")
+    await say(wechat, gw, "wxid_alice", "count")
+    (sent,) = wechat.world.texts(to="wxid_alice")
+    said, _, notice = sent.rpartition("\n\n")
+    assert notice == NOTICE
+    assert said and text.startswith(said) and said != text
+    assert len(model.requests) == 1
+    assert len(turn_timeout_lines(caplog)) == 1
+
+
 async def test_a_dead_mcp_server_is_restarted(wechat: WeChatHarness, model: FakeModel) -> None:
     model.script = calling("crash", {})
     gw, assistant = await start(wechat, model, tools_server=True)

@@ -141,6 +141,7 @@ def test_a_base_url_no_http_client_can_use_names_its_key(base_url: str) -> None:
         {"apiKey": "sk-test-0123456789"},
         {"baseUrl": "https://api.example.com/v1"},
         {"maxToolRounds": 2},
+        {"turnTimeout": 120},
     ],
     ids=lambda e: next(iter(e)),
 )
@@ -269,7 +270,31 @@ def test_the_reference_lists_the_agent_keys() -> None:
         "channels.wechat.agent.apiKey",
         "channels.wechat.agent.mcpServers.<id>.command",
         "channels.wechat.agent.mcpServers.<id>.url",
+        "channels.wechat.agent.turnTimeout",
     } <= keys
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (0, "input should be greater than 0, got 0"),
+        (-5, "input should be greater than 0, got -5"),
+        (86401, "input should be less than or equal to 86400, got 86401"),
+        ("soon", 'expected a number, got "soon"'),
+    ],
+)
+def test_a_turn_timeout_that_is_no_positive_number_of_seconds_names_its_key(
+    value: object, said: str
+) -> None:
+    assert agent_problems_of({"model": "m", "turnTimeout": value}) == [
+        f"channels.wechat.agent.turnTimeout: {said}"
+    ]
+
+
+def test_turn_timeout_defaults_to_five_request_timeouts() -> None:
+    assert AgentConfig(model="m").turn_timeout_s() == 300
+    assert AgentConfig(model="m", timeout=10).turn_timeout_s() == 50
+    assert AgentConfig(model="m", timeout=10, turnTimeout=600).turn_timeout_s() == 600
 
 
 def test_gateway_run_without_agent_uses_the_config() -> None:
