@@ -10,6 +10,11 @@ asking again would send it twice, so the reply ends with the failure notice inst
 A stream is cut when its connection breaks, when it ends without a ``finish_reason`` (a
 proxy or a crashed worker can end the body cleanly mid-answer), or when the request has
 waited on the server for more than ``agent.timeout`` in all (:mod:`.time_budget`).
+
+The whole turn, every request, retry and tool call of it, waits ``agent.turnTimeout`` in
+all (unset: 5 x ``agent.timeout``): past it, the wait under way is cancelled (a sync
+tool's thread, which cannot be, is abandoned) and the turn fails (``turn_timeout``), never
+asked again.
 """
 
 from __future__ import annotations
@@ -174,6 +179,7 @@ class ChatModel:
     ) -> AsyncIterator[str]:
         """The answer's text pieces; tool calls run in between. Raises
         :class:`ModelFailed` (after what was said so far went out)."""
+        whole = TimeBudget(self.config.turn_timeout_s(), expired=self._turn_over)
         rounds = 0
         max_rounds = self.config.maxToolRounds
         said = False  # text went out in an earlier round ("let me look that up")
@@ -182,7 +188,7 @@ class ChatModel:
             last = rounds >= max_rounds  # tools still described, but not to be called
             result = _Round()
             first = True
-            async for piece in self._round(turn, messages, schemas, result, last=last):
+            async for piece in self._round(turn, messages, schemas, result, whole, last=last):
                 if first and said:
                     piece = "\n\n" + piece.lstrip()  # a new round: a new paragraph
                 first = False
@@ -204,7 +210,7 @@ class ChatModel:
                 # call to a tool not offered, but cannot be given back (a history with
                 # calls needs their tools described): what the model said is the answer
                 for call in result.calls[:MAX_CALLS_PER_ROUND]:
-                    await tools.call(call["name"], call["arguments"])
+                    await whole.wait(tools.call(call["name"], call["arguments"]))
                 if not said:
                     raise ModelFailed(
                         "tool_not_offered",
@@ -249,7 +255,7 @@ class ChatModel:
                 )
             for n, call in enumerate(calls):
                 if n < MAX_CALLS_PER_ROUND:
-                    text = (await tools.call(call["name"], call["arguments"])).text
+                    text = (await whole.wait(tools.call(call["name"], call["arguments"]))).text
                     if _given_back(call) != (call["arguments"] or "{}"):
                         text += f" (the arguments were: {call['arguments'][:300]!r})"
                 else:
@@ -265,19 +271,21 @@ class ChatModel:
         messages: list[dict[str, Any]],
         offer: list[dict[str, Any]],
         result: _Round,
+        whole: TimeBudget,
         *,
         last: bool = False,
     ) -> AsyncIterator[str]:
-        """One request, streamed, within ``agent.timeout``; a stream cut (or out of time)
-        before any text went out is asked again. ``last``: the tools are described (the
-        history has their calls) but not offered."""
+        """One request, streamed, within ``agent.timeout`` and what is left of the turn's
+        time (``whole``); a stream cut (or out of its own time) before any text went out is
+        asked again. ``last``: the tools are described (the history has their calls) but
+        not offered."""
         attempt = 0
         while True:
             started = said = False
             result.clear()
             # agent.timeout for the whole request, its streamed answer included (httpx's
             # timeout bounds each read only), spent only while waiting on the server
-            budget = TimeBudget(self.config.timeout)
+            budget = TimeBudget(self.config.timeout, within=whole)
             try:
                 request = self._request(turn, messages, offer, last=last)
                 stream = await budget.wait(self.client.chat.completions.create(**request))
@@ -309,7 +317,15 @@ class ChatModel:
                     self.config.maxRetries,
                     extra={"account": turn.account_id},
                 )
-                await asyncio.sleep(STREAM_RETRY_FIRST_S * 2 ** (attempt - 1))
+                await whole.wait(asyncio.sleep(STREAM_RETRY_FIRST_S * 2 ** (attempt - 1)))
+
+    def _turn_over(self) -> ModelFailed:
+        """The failure of a turn that ran out of ``agent.turnTimeout``."""
+        return self._failed(
+            "turn_timeout",
+            f"no answer within {self.config.turn_timeout_s():g} s for the whole turn, its "
+            "requests and tool calls in all (agent.turnTimeout): given up",
+        )
 
     def _ask_again(self, exc: Exception, *, started: bool, said: bool, attempt: int) -> bool:
         """Whether a failed request is asked again here: never once its text went out

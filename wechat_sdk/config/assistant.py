@@ -29,6 +29,7 @@ from wechat_sdk.config.strict import StrictModel
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_USER_KEY",
+    "TURN_TIMEOUT_TIMES",
     "AgentConfig",
     "McpServerConfig",
     "agent_problems",
@@ -39,6 +40,9 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant on WeChat. Answer briefly, 
 DEFAULT_USER_KEY = "wechat:{accountId}:{conversationId}"
 
 Provider = Literal["openai", "webhook"]
+
+#: ``turnTimeout`` when it is not set: this many times ``timeout`` (300 s by default)
+TURN_TIMEOUT_TIMES = 5
 
 #: where the key comes from when ``apiKey`` is not set (where the openai SDK reads it)
 API_KEY_VARIABLE = "OPENAI_API_KEY"
@@ -89,6 +93,7 @@ _OPENAI_ONLY = (
     "vision",
     "visionMaxMb",
     "maxToolRounds",
+    "turnTimeout",
     "dmTools",
     "failureText",
     "mcpServers",
@@ -245,6 +250,14 @@ class AgentConfig(StrictModel):
     maxToolRounds: int = Field(
         4, ge=0, le=50, description="rounds of tool calls in one turn before it must answer"
     )
+    turnTimeout: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="seconds one turn may wait on the model and its tools in all, every "
+        "request and tool call of it included; past them the turn ends with failureText "
+        f"(unset: {TURN_TIMEOUT_TIMES} times timeout, 300 s by default)",
+    )
     dmTools: list[str] | None = Field(
         None,
         description="tools offered in DMs: tool names or MCP server keys (unset: every tool)",
@@ -263,6 +276,12 @@ class AgentConfig(StrictModel):
         "(letters, digits, _ and -, no two alike but for case; a group's tools entry may "
         "name the key: all its tools)",
     )
+
+    def turn_timeout_s(self) -> float:
+        """``turnTimeout``, else :data:`TURN_TIMEOUT_TIMES` x ``timeout``."""
+        if self.turnTimeout is not None:
+            return self.turnTimeout
+        return TURN_TIMEOUT_TIMES * self.timeout
 
     def api_key(self) -> str | None:
         """``apiKey``, else ``$OPENAI_API_KEY`` (as the openai SDK reads it), else none.
