@@ -5,6 +5,7 @@ MCP server (FastMCP, over stdio and streamable HTTP), the group allowlist, failu
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -864,6 +866,80 @@ async def test_a_sync_python_tool_runs_off_the_loop_and_is_given_up_at_agent_tim
     await answered(wechat, gw)
     assert wechat.world.texts(to="wxid_alice") == [said]  # (its late result dropped)
     assert len(model.requests) == 2
+
+
+async def test_a_def_tool_returning_a_coroutine_has_it_run_on_the_loop_within_timeout(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """A ``def`` handing back a coroutine (a decorator's sync wrapper of an async function,
+    say) runs in its thread; the coroutine it returns is awaited on the event loop, as an
+    async tool is, and given up at ``timeout`` the same way (cancelled)."""
+    model.script = calling("lookup", {"word": "pineapple"})
+    gw, _ = await start(wechat, model, agent={"timeout": 1.5})
+    loop_thread = threading.current_thread().name
+    ran_in: list[str] = []
+    cancelled: list[str] = []
+
+    async def look_up(word: str, *, hang: bool) -> str:
+        ran_in.append(threading.current_thread().name)
+        if hang:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                cancelled.append(word)
+        return f"{word}: a fruit"
+
+    def lookup(word: str) -> Any:
+        """Look a word up."""
+        return look_up(word, hang=word == "durian")
+
+    gw.tools.register("lookup", lookup)
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    assert wechat.world.texts(to="wxid_alice") == ["done: pineapple: a fruit"]
+    assert ran_in == [loop_thread]
+    model.script = calling("lookup", {"word": "durian"})
+    await say(wechat, gw, "wxid_alice", "what is a durian?")
+    assert "did not answer within 1.5 s" in wechat.world.texts(to="wxid_alice")[-1]
+    assert cancelled == ["durian"]
+
+
+async def test_a_coroutine_a_sync_tool_returns_after_it_was_given_up_is_closed_unrun(
+    wechat: WeChatHarness, model: FakeModel
+) -> None:
+    """What a sync tool returns after ``timeout`` is dropped: a coroutine too, but it was
+    left unawaited, and Python printed ``RuntimeWarning: coroutine ... was never awaited``
+    (with a traceback-like report on stderr) for a tool that had done nothing wrong."""
+    model.script = calling("lookup", {"word": "pineapple"})
+    gw, _ = await start(wechat, model, agent={"timeout": 1.5})
+    release = threading.Event()
+    returned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ran: list[str] = []
+
+    async def look_up(word: str) -> str:
+        ran.append(word)
+        return "a late definition"
+
+    def lookup(word: str) -> Any:
+        """Look a word up behind a blocking call that hangs, then hand back a coroutine."""
+        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
+        loop.call_soon_threadsafe(returned.set)
+        return look_up(word)
+
+    gw.tools.register("lookup", lookup)
+    await say(wechat, gw, "wxid_alice", "what is a pineapple?")
+    (said,) = wechat.world.texts(to="wxid_alice")
+    assert "did not answer within 1.5 s" in said
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        release.set()
+        async with asyncio.timeout(10):
+            await returned.wait()
+        await answered(wechat, gw)
+        gc.collect()
+    assert ran == []
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+    assert wechat.world.texts(to="wxid_alice") == [said]
 
 
 def turn_timeout_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
