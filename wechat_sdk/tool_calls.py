@@ -5,7 +5,13 @@ assistant's Python tools alike.
 An async tool is awaited. A sync one runs in a daemon thread of its own (on the event loop
 it would hold every conversation of every account while it runs), its outcome awaited:
 a timeout around the await gives it up, but cannot stop the thread, so what it returns
-after that is dropped. A sync function handing back an awaitable has it awaited.
+after that is dropped (a coroutine closed unrun: left unawaited, Python would warn).
+
+A sync function handing back an awaitable (a decorator's sync wrapper of an async
+function, an object whose ``__call__`` is ``async def``) has it awaited here, on the event
+loop, as an async tool: only making the coroutine happens in the thread, its body runs
+on the loop (where it may use the loop, as an async tool may), under the same timeout,
+and is cancelled by it.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ async def in_own_thread(call: Callable[[], Any]) -> Any:
 
     def settle(result: Any, error: BaseException | None) -> None:
         if outcome.done():  # (given up meanwhile: dropped)
+            _drop(result)
             return
         if isinstance(error, StopIteration):  # (a future refuses it: TypeError, unsettled)
             stopped = RuntimeError("the tool raised StopIteration")
@@ -70,4 +77,16 @@ async def in_own_thread(call: Callable[[], Any]) -> Any:
     if isinstance(loop, IdleAwareEventLoop):
         loop.count_as_work(outcome)
     threading.Thread(target=work, name="wechat-sdk-tool", daemon=True).start()
-    return await outcome
+    try:
+        return await outcome
+    except asyncio.CancelledError:
+        # (given up just as it came: dropped)
+        if outcome.done() and not outcome.cancelled() and outcome.exception() is None:
+            _drop(outcome.result())
+        raise
+
+
+def _drop(result: Any) -> None:
+    """Let go of what a call given up returned: a coroutine is closed, never run."""
+    if inspect.iscoroutine(result):
+        result.close()
