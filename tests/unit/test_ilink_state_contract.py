@@ -57,18 +57,22 @@ async def state(opener: Opener) -> AsyncIterator[Any]:
     await kept.close()
 
 
-def said(n: int, peer: str = "alice", at: float = T0, token: str | None = "ctx") -> Delivered:
-    return Delivered(f"m{n}", peer, f'{{"n": {n}}}', f"text {n}", True, token, at)
+def said(
+    n: int, peer: str = "alice", at: float = T0, token: str | None = "ctx", key: str | None = None
+) -> Delivered:
+    return Delivered(f"m{n}", peer, f'{{"n": {n}}}', f"text {n}", True, token, at, copy_key=key)
 
 
 async def test_a_batch_and_its_cursor_are_recorded_and_duplicates_left_out(state: Any) -> None:
     assert await state.cursor() == ""
-    added = await state.record([said(1), said(2), said(1)], "c1")
-    assert added == ["m1", "m2"]
+    got = await state.record([said(1), said(2), said(1)], "c1")
+    assert got.added == ["m1", "m2"]
+    assert got.again == [("m1", "m1")]  # (delivered twice: the id it is recorded under)
     assert await state.cursor() == "c1"
-    assert await state.record([said(2), said(3)], "c2") == ["m3"]
+    got = await state.record([said(2), said(3)], "c2")
+    assert (got.added, got.again) == (["m3"], [("m2", "m2")])
     assert await state.cursor() == "c2"
-    assert await state.record([], None) == []
+    assert (await state.record([], None)).added == []
     assert await state.cursor() == "c2"  # no cursor given: the old one stays
     stored = await state.entry("m3")
     assert stored is not None
@@ -110,7 +114,7 @@ async def test_a_group_message_is_recorded_but_renews_no_window(state: Any) -> N
     await state.record([said(1, at=T0, token="t1")], "c1")
     await state.sent("alice", "b1", "answer", T0 + 1)
     in_group = Delivered("m2", "alice", '{"n": 2}', "text 2", True, None, T0 + 10, in_group=True)
-    assert await state.record([in_group], "c2") == ["m2"]
+    assert (await state.record([in_group], "c2")).added == ["m2"]
     assert await state.window("alice") == PeerWindow(T0, 1)
     assert await state.windows() == {"alice": PeerWindow(T0, 1)}
     stored = await state.entry("m2")
@@ -147,7 +151,7 @@ async def test_prune_forgets_the_peers_not_heard_from_since(state: Any) -> None:
 async def test_forget_all_leaves_nothing_of_the_old_server(state: Any) -> None:
     """The configured server changed: its cursor, messages, context tokens and windows
     are forgotten; what the new server gives is then recorded as at a first start."""
-    await state.record([said(1, at=T0, token="t1"), said(2, "bob", T0, "t2")], "c1")
+    await state.record([said(1, at=T0, token="t1"), said(3, "bob", T0, "t2", key="k1")], "c1")
     await state.sent("alice", "b1", "answer", T0 + 1)
     await state.forget_all()
     assert await state.cursor() == ""
@@ -156,7 +160,9 @@ async def test_forget_all_leaves_nothing_of_the_old_server(state: Any) -> None:
     assert await state.windows() == {}
     assert await state.context_token("alice") is None
     assert await state.window("alice") == PeerWindow(None, 0)
-    assert await state.record([said(1, at=T0 + 5, token="n1")], "n") == ["m1"]  # not a duplicate
+    # (nor is a message of the old server a duplicate, or a copy's original)
+    got = await state.record([said(1, at=T0 + 5, token="n1"), said(2, key="k1")], "n")
+    assert (got.added, got.again) == (["m1", "m2"], [])
     assert await state.cursor() == "n"
     assert await state.context_token("alice") == "n1"
     assert await state.recent(0) == ["m1"]
@@ -174,3 +180,41 @@ async def test_what_is_flushed_is_there_for_the_next_start(state: Any, opener: O
     finally:
         await again.close()
     # (the fixture closes the first one again: closing twice is harmless)
+
+
+async def test_a_copy_under_a_new_id_is_known_after_a_restart(state: Any, opener: Opener) -> None:
+    """iLink delivers a message again under a new id (see adapters/ilink/copies.py): the
+    state knows it by its copy key from the first copy on, across a restart; the copy is
+    not recorded, its context_token is the peer's latest (the newest the server gave),
+    and its window is left as counted (the same message, said at the same time)."""
+    await state.record([said(1, token="t1", key="k1")], "c1")
+    await state.sent("alice", "b1", "answer", T0 + 1)
+    await state.close()
+    again = opener()
+    try:
+        got = await again.record([said(2, token="t2", key="k1"), said(3, "bob", key="k3")], "c2")
+        assert (got.added, got.again) == (["m3"], [("m2", "m1")])
+        assert await again.cursor() == "c2"
+        assert await again.entry("m2") is None
+        assert await again.recent(0) == ["m1", "m3"]  # (a start hands no copy on again)
+        assert await again.context_token("alice") == "t2"
+        assert await again.window("alice") == PeerWindow(T0, 1)
+        got = await again.record([said(4, "bob", key="k4"), said(5, "bob", key="k4")], "c3")
+        assert (got.added, got.again) == (["m4"], [("m5", "m4")])  # in one batch
+        got = await again.record([said(1, token="t1b", key="k1"), said(6, key="k6")], "c4")
+        assert (got.added, got.again) == (["m6"], [("m1", "m1")])
+        assert await again.context_token("alice") == "ctx"  # (m6's, the last delivered)
+    finally:
+        await again.close()
+
+
+async def test_a_copy_key_is_forgotten_with_its_message(state: Any) -> None:
+    """Copy keys are kept as long as their messages (30 days, pruned daily), and go with
+    the old server's state."""
+    await state.record([said(1, at=T0, key="k1"), said(2, at=T0 + 2, key="k2")], "c1")
+    await state.prune(T0 + 1)
+    got = await state.record([said(3, at=T0, key="k1"), said(4, at=T0 + 2, key="k2")], "c2")
+    assert (got.added, got.again) == (["m3"], [("m4", "m2")])
+    await state.forget_all()
+    got = await state.record([said(5, at=T0 + 2, key="k2")], "c3")
+    assert (got.added, got.again) == (["m5"], [])

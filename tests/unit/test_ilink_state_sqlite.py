@@ -118,3 +118,37 @@ async def test_one_fsync_makes_a_batch_and_the_marks_of_its_messages_durable(
         again = SqliteILinkState(store.database, "bot")
         assert await again.cursor() == "c1"
         assert await again.window("alice") == PeerWindow(T0, 1)
+
+
+# the tables as the build before copy keys made them in the store's database
+TABLES_BEFORE_COPY_KEYS = """
+CREATE TABLE ilink_cursors (
+    channel TEXT NOT NULL, account_id TEXT NOT NULL, cursor TEXT NOT NULL,
+    PRIMARY KEY (channel, account_id)
+);
+CREATE TABLE ilink_messages (
+    channel TEXT NOT NULL, account_id TEXT NOT NULL, id TEXT NOT NULL, peer TEXT NOT NULL,
+    from_user INTEGER NOT NULL, at REAL NOT NULL, raw TEXT, text TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (channel, account_id, id)
+);
+CREATE INDEX ilink_messages_at ON ilink_messages (channel, account_id, at);
+CREATE TABLE ilink_peers (
+    channel TEXT NOT NULL, account_id TEXT NOT NULL, peer TEXT NOT NULL,
+    context_token TEXT, user_at REAL, bot_sent INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel, account_id, peer)
+);
+"""
+
+
+async def test_a_database_of_the_build_before_copy_keys_gets_them(tmp_path: Path) -> None:
+    path = tmp_path / "wechat-sdk.sqlite3"
+    with SqliteStore(path) as store:
+        store.database.conn.executescript(TABLES_BEFORE_COPY_KEYS)
+        store.database.conn.execute("INSERT INTO ilink_cursors VALUES ('wechat', 'bot', 'c0')")
+    with SqliteStore(path) as store:
+        state = SqliteILinkState(store.database, "bot")
+        assert await state.cursor() == "c0"
+        first = Delivered("m1", "alice", "{}", "hi", True, "t1", T0, copy_key="k1")
+        copy = Delivered("m2", "alice", "{}", "hi", True, "t2", T0, copy_key="k1")
+        assert (await state.record([first], "c1")).added == ["m1"]
+        assert (await state.record([copy], "c2")).again == [("m2", "m1")]
