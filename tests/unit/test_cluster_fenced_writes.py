@@ -195,7 +195,7 @@ async def test_a_stale_holders_ilink_state_and_login_writes_are_refused(
         "acc",
     )
     try:
-        assert await stale.record([said(1, T0)], "c1") == ["m1"]  # while it held it
+        assert (await stale.record([said(1, T0)], "c1")).added == ["m1"]  # while it held it
         stale_login.keep(KeptLogin("bot", "secret-1"))
         new = await take_over(aclient, keys, old)
         before = snapshot(store)
@@ -225,7 +225,7 @@ async def test_a_stale_holders_ilink_state_and_login_writes_are_refused(
             "acc",
         )
         try:
-            assert await current.record([said(2, T0 + 5)], "c2") == ["m2"]
+            assert (await current.record([said(2, T0 + 5)], "c2")).added == ["m2"]
             await current.sent("alice", "b1", "answer", T0 + 6)
             assert await current.window("alice") == PeerWindow(T0 + 5, 1)
             assert await current.context_token("alice") == "t2"

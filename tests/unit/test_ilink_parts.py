@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from wechat_sdk.adapters.ilink import aes, copies
-from wechat_sdk.adapters.ilink.copies import Copies, copy_key
+from wechat_sdk.adapters.ilink import aes
+from wechat_sdk.adapters.ilink.copies import copy_key
 from wechat_sdk.adapters.ilink.puppet import clock_offset, said_at
 from wechat_sdk.adapters.ilink.sending import Sender
 from wechat_sdk.adapters.ilink.service import ilink_options
@@ -404,8 +404,8 @@ def delivered(mid: str, at: float, *, peer: str = ALICE, token: str | None = "c1
 
 async def test_a_batch_and_its_cursor_survive_a_restart(tmp_path: Path) -> None:
     state = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
-    added = await state.record([delivered("1", 100.0), delivered("2", 101.0)], "cursor-A")
-    assert added == ["1", "2"]
+    recorded = await state.record([delivered("1", 100.0), delivered("2", 101.0)], "cursor-A")
+    assert recorded.added == ["1", "2"]
     await state.close()
     again = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
     assert await again.cursor() == "cursor-A"
@@ -418,8 +418,8 @@ async def test_a_batch_and_its_cursor_survive_a_restart(tmp_path: Path) -> None:
 
 async def test_a_message_recorded_twice_is_added_once(tmp_path: Path) -> None:
     state = SqliteILinkState.in_dir(tmp_path, "bot", RealClock())
-    assert await state.record([delivered("1", 100.0), delivered("1", 100.0)], "c") == ["1"]
-    assert await state.record([delivered("1", 103.0), delivered("2", 104.0)], "d") == ["2"]
+    assert (await state.record([delivered("1", 100.0), delivered("1", 100.0)], "c")).added == ["1"]
+    assert (await state.record([delivered("1", 103.0), delivered("2", 104.0)], "d")).added == ["2"]
     await state.close()
 
 
@@ -553,21 +553,10 @@ def _said(mid: int, text: str, at_ms: int | None = 1_700_000_000_000) -> str | N
     return copy_key(parse_message(data))
 
 
-def test_a_copy_is_known_within_ten_minutes_of_its_original_only() -> None:
-    seen = Copies()
-    seen.taken(_said(1, "hi"), "1", 0.0)
-    assert seen.original(_said(2, "hi"), "2", 599.0) == "1"
-    assert seen.original(_said(1, "hi"), "1", 599.0) is None  # itself again: the id's
-    assert seen.original(_said(3, "hi!"), "3", 599.0) is None
-    assert seen.original(_said(4, "hi", at_ms=1_700_000_001_000), "4", 599.0) is None
+def test_a_copy_has_its_originals_key_and_nothing_else_has() -> None:
+    original = _said(1, "hi")
+    assert original is not None
+    assert _said(2, "hi") == original  # another id, another item msg_id: the same
+    assert _said(3, "hi!") != original  # other words
+    assert _said(4, "hi", at_ms=1_700_000_001_000) != original  # said again, later
     assert _said(5, "hi", at_ms=None) is None  # no time: never a copy
-    assert seen.original(_said(2, "hi"), "2", 600.0) is None  # forgotten
-
-
-def test_the_messages_remembered_for_copies_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copies, "MAX_KEPT", 2)
-    seen = Copies()
-    for mid in (1, 2, 3):
-        seen.taken(_said(mid, f"m{mid}"), str(mid), 0.0)
-    assert seen.original(_said(9, "m1"), "9", 1.0) is None  # the oldest, forgotten
-    assert seen.original(_said(9, "m3"), "9", 1.0) == "3"

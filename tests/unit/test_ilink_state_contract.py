@@ -161,11 +161,11 @@ async def test_forget_all_leaves_nothing_of_the_old_server(state: Any) -> None:
     assert await state.context_token("alice") is None
     assert await state.window("alice") == PeerWindow(None, 0)
     # (nor is a message of the old server a duplicate, or a copy's original)
-    got = await state.record([said(1, at=T0 + 5, token="n1"), said(2, key="k1")], "n")
+    got = await state.record([said(1, at=T0 + 5, token="n1"), said(2, "bob", key="k1")], "n")
     assert (got.added, got.again) == (["m1", "m2"], [])
     assert await state.cursor() == "n"
     assert await state.context_token("alice") == "n1"
-    assert await state.recent(0) == ["m1"]
+    assert await state.recent(0) == ["m2", "m1"]
 
 
 async def test_what_is_flushed_is_there_for_the_next_start(state: Any, opener: Opener) -> None:

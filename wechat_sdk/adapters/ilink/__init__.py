@@ -33,8 +33,12 @@ messages it covers can no longer be lost:
    The gateway's durable dedupe (an hour; a reply is sent only once its message's mark is
    durable) drops those it already handled, and handles the others: none lost, none
    answered twice.
-4. A message id recorded before is not emitted again (``INSERT OR IGNORE``): the server
-   sometimes delivers a user message twice, seconds apart; it is answered once.
+4. A message recorded before is not recorded again (``INSERT OR IGNORE``): the server
+   sometimes delivers a user message twice, seconds apart, under its id or under a new
+   one (a copy, known by its :func:`~.copies.copy_key`, recorded with the message, so
+   across a restart too). It is emitted again under the recorded id, as any puppet
+   emits a message delivered twice: the gateway's dedupe drops it (and counts it), so it
+   is answered once.
 
 The state sits behind :class:`~.state.ILinkState` (cursor, record, flush, recent, entry,
 windows, context_token, sent, prune): a Redis-backed one can replace the SQLite one.

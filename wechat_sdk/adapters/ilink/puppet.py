@@ -27,7 +27,7 @@ from wechat_sdk.adapters.ilink.api import (
     TimedOut,
     Unreachable,
 )
-from wechat_sdk.adapters.ilink.copies import Copies, copy_key
+from wechat_sdk.adapters.ilink.copies import copy_key
 from wechat_sdk.adapters.ilink.login import LoginGaveUp, VerifyCodes, qr_login
 from wechat_sdk.adapters.ilink.payloads import Payloads
 from wechat_sdk.adapters.ilink.sending import Sender
@@ -206,8 +206,6 @@ class ILinkPuppet:
         self._state: ILinkState | None = None
         self._sender: Sender | None = None
         self._windows: dict[str, PeerWindow] = {}
-        #: the messages taken in lately, by what a copy under a new id has alike
-        self._copies = Copies()
         self._payloads: Payloads | None = None
         self._relogin = asyncio.Event()
         #: how far our clock is ahead of the iLink server's (None: not known yet)
@@ -517,23 +515,22 @@ class ILinkPuppet:
             hold = poll_hold(answer.body.get("longpolling_timeout_ms"), hold)
             buf = answer.body.get("get_updates_buf")
             new_cursor = buf if isinstance(buf, str) and buf else None
-            batch = self._without_copies(self._batch(msgs or [], answer.server_time))
+            batch = self._batch(msgs or [], answer.server_time)
             if not batch and new_cursor in (None, cursor):
                 # an empty poll that moves nothing: no write (an idle account polls twice a
                 # minute, and each write is a durable commit)
                 self._emit(HeartbeatEvent("getupdates"))
                 continue
-            added = await self._state.record([d for d, _, _ in batch], new_cursor)
-            if added:  # (new messages: the next poll goes at once, others may follow)
+            recorded = await self._state.record([d for d, _ in batch], new_cursor)
+            if recorded.added:  # (new messages: the next poll goes at once, others may follow)
                 next_poll = 0.0
             self._taken.clear()
             cursor = new_cursor or cursor
-            by_id: dict[str, tuple[Delivered, ReadMessage, str | None]] = {}
-            for d, r, key in batch:  # (an id twice in the batch: its first, the recorded)
-                by_id.setdefault(d.id, (d, r, key))
-            for message_id in added:
-                delivered, read, key = by_id[message_id]
-                self._copies.taken(key, message_id, self.clock.now())
+            by_id: dict[str, tuple[Delivered, ReadMessage]] = {}
+            for d, r in batch:  # (an id twice in the batch: its first, the recorded)
+                by_id.setdefault(d.id, (d, r))
+            for message_id in recorded.added:
+                delivered, read = by_id[message_id]
                 read = await self._payloads_().keep(read)
                 if delivered.opens_window:
                     at = delivered.at
@@ -544,6 +541,8 @@ class ILinkPuppet:
                     self._odd(read)
                 if read.message.kind is not MessageKind.UNKNOWN:
                     self._emit(MessageEvent(message_id))
+            for message_id, original in recorded.again:
+                self._again(by_id[message_id][1], original)
             self._emit(HeartbeatEvent("getupdates"))
             # on disk before the next poll tells the server the batch is ours; once the
             # gateway has taken the batch in, so that the same fsync makes its dedupe marks
@@ -553,7 +552,7 @@ class ILinkPuppet:
 
     def _batch(
         self, msgs: list[Any], server_time: float | None
-    ) -> list[tuple[Delivered, ReadMessage, str | None]]:
+    ) -> list[tuple[Delivered, ReadMessage]]:
         """A ``getupdates`` answer's messages, read; one that cannot be read, whatever is
         wrong with it, is skipped with a report, never the batch (the cursor moves past
         it: delivered again, it would fail again)."""
@@ -561,7 +560,7 @@ class ILinkPuppet:
         server_offset = clock_offset(self._server_offset, now=now, server_time=server_time)
         if server_offset is not None:
             self._server_offset = server_offset
-        out: list[tuple[Delivered, ReadMessage, str | None]] = []
+        out: list[tuple[Delivered, ReadMessage]] = []
         for data in msgs:
             try:
                 out.append(self._delivered(data, now, server_offset))
@@ -574,10 +573,9 @@ class ILinkPuppet:
 
     def _delivered(
         self, data: Any, now: float, server_offset: float | None
-    ) -> tuple[Delivered, ReadMessage, str | None]:
+    ) -> tuple[Delivered, ReadMessage]:
         """One message of a batch, read, and stamped with when it was said on our clock
-        (its window opens then, and the gateway reads that time); with its
-        :func:`.copy_key`."""
+        (its window opens then, and the gateway reads that time)."""
         parsed = parse_message(data)
         read = read_message(parsed, bot_id=self._self_id)
         at = said_at(read.message.timestamp, now=now, server_offset=server_offset)
@@ -592,34 +590,26 @@ class ILinkPuppet:
             read.context_token,
             at,
             in_group=bool(parsed.group_id),
+            copy_key=copy_key(parsed),
         )
-        return delivered, read, copy_key(parsed)
+        return delivered, read
 
-    def _without_copies(
-        self, batch: list[tuple[Delivered, ReadMessage, str | None]]
-    ) -> list[tuple[Delivered, ReadMessage, str | None]]:
-        """The batch without the copies, under a new id, of a message taken in lately
-        or earlier in the batch (see :mod:`.copies`): neither recorded (a start would
-        hand them on again) nor emitted."""
-        now = self.clock.now()
-        firsts: dict[str, str] = {}  # this batch's, by key
-        out: list[tuple[Delivered, ReadMessage, str | None]] = []
-        for d, r, key in batch:
-            original = self._copies.original(key, d.id, now)
-            if original is None and key is not None:
-                original = firsts.setdefault(key, d.id)
-            if original is not None and original != d.id:
-                self._log.info(
-                    "iLink message %s from %s is a copy of iLink message %s (the same sender, "
-                    "time and content, delivered again under a new id): not taken in "
-                    "reason=ilink_duplicate",
-                    shown(d.id),
-                    shown(d.peer),
-                    shown(original),
-                )
-                continue
-            out.append((d, r, key))
-        return out
+    def _again(self, read: ReadMessage, original: str) -> None:
+        """A message recorded before, delivered again: under its own id, or as a copy under
+        a new id (see :mod:`.copies`; said in the log). Handed on again as the recorded
+        one, as any puppet hands on a message delivered twice: the gateway's dedupe drops
+        it and counts it (``duplicate``); the state recorded nothing of it but its token."""
+        if read.message.id != original:
+            self._log.info(
+                "iLink message %s from %s is a copy of iLink message %s (the same sender, "
+                "time and content, delivered again under a new id): handed on as that one, "
+                "a duplicate reason=ilink_duplicate",
+                shown(read.message.id),
+                shown(read.peer_id),
+                shown(original),
+            )
+        if read.message.kind is not MessageKind.UNKNOWN:  # (as its original was, or not)
+            self._emit(MessageEvent(original))
 
     def _odd(self, read: ReadMessage) -> None:
         notes = "; ".join(read.notes)

@@ -12,6 +12,9 @@ Keys, each ``<namespace>:<channel>:transport:ilink:<account>:<name>``
   ``messages-at``: sorted set of the ids by when said (pruned after ``KEEP_S``)
 - ``peer-token``, ``peer-user-at``, ``peer-bot-sent``: hashes by peer, the reply window
   (a peer not heard from for ``KEEP_S`` pruned with the messages)
+- ``copy-keys``: hash, copy key -> the id of the message recorded with it (a copy under
+  a new id is known by it: :mod:`~wechat_sdk.adapters.ilink.copies`); ``copy-keys-at``:
+  sorted set of the keys by when their message was said (pruned with the messages)
 
 Each write is one Lua script (atomic, one round trip): a batch and its cursor together,
 a message id recorded before staying a duplicate, acknowledged by Redis before the adapter
@@ -30,7 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from wechat_sdk.adapters.ilink.session import SessionFile
-from wechat_sdk.adapters.ilink.state import Delivered, PeerWindow, Stored
+from wechat_sdk.adapters.ilink.state import Delivered, PeerWindow, Recorded, Stored
 from wechat_sdk.stores.redis.fencing import AsyncWriteScript, Fence, LeaseLost, WriteScript
 
 if TYPE_CHECKING:
@@ -45,23 +48,38 @@ PUPPET = "ilink"
 # The rows of ``messages``: JSON ``[peer, from_user, at, raw, text, seq]``; the scripts get
 # them without their ``seq`` (it is taken from ``seq`` in the script) and close them.
 
-# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent, seq, cursor.
+# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent, seq, cursor,
+# copy-keys, copy-keys-at.
 # ARGV: how many messages, the cursor ('' keeps it), then per message: its id, its row,
 # its peer, '1' when it opens the peer's window (Delivered.opens_window), '1' when it has a
-# token, the token, when said.
-# Returns the ids recorded now (one recorded before is a duplicate, left out).
+# token, the token, when said, its copy key ('' for none).
+# Returns the ids recorded now, and for each message recorded before (its id again, or a
+# copy of another id's by its copy key) its id and the id it is recorded under, flat.
 _RECORD: Final = """
 local n = tonumber(ARGV[1])
-local added = {}
+local added, again = {}, {}
 local seq = 0
 if n > 0 then seq = redis.call('INCRBY', KEYS[6], n) - n end
 for i = 1, n do
-  local b = 2 + (i - 1) * 7
-  local id, row, peer, at = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 7]
+  local b = 2 + (i - 1) * 8
+  local id, row, peer, at, key = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 7], ARGV[b + 8]
   row = string.sub(row, 1, -2) .. ',' .. (seq + i) .. ']'
-  if redis.call('HSETNX', KEYS[1], id, row) == 1 then
+  local original = false
+  if key ~= '' then original = redis.call('HGET', KEYS[8], key) end
+  if original == id then original = false end
+  if not original and redis.call('HSETNX', KEYS[1], id, row) == 0 then original = id end
+  if original then
+    again[#again + 1] = id
+    again[#again + 1] = original
+    if ARGV[b + 4] == '1' and ARGV[b + 5] == '1' and redis.call('HEXISTS', KEYS[4], peer) == 1 then
+      redis.call('HSET', KEYS[3], peer, ARGV[b + 6])
+    end
+  else
     added[#added + 1] = id
     redis.call('ZADD', KEYS[2], at, id)
+    if key ~= '' and redis.call('HSETNX', KEYS[8], key, id) == 1 then
+      redis.call('ZADD', KEYS[9], at, key)
+    end
     if ARGV[b + 4] == '1' then
       if ARGV[b + 5] == '1' then redis.call('HSET', KEYS[3], peer, ARGV[b + 6]) end
       local old = redis.call('HGET', KEYS[4], peer)
@@ -73,7 +91,7 @@ for i = 1, n do
   end
 end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[7], ARGV[2]) end
-return added
+return {added, again}
 """
 
 # KEYS: messages, messages-at, peer-bot-sent, seq. ARGV: peer, message id, row, when.
@@ -85,13 +103,17 @@ redis.call('ZADD', KEYS[2], 'NX', ARGV[4], ARGV[2])
 return 0
 """
 
-# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent. ARGV: before
-# when (excluded). The peers whose last message is older go with the messages.
+# KEYS: messages, messages-at, peer-token, peer-user-at, peer-bot-sent, copy-keys,
+# copy-keys-at. ARGV: before when (excluded). The peers whose last message is older go
+# with the messages, and so do the copy keys of the messages.
 _PRUNE: Final = """
 local before = tonumber(ARGV[1])
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 for i = 1, #old do redis.call('HDEL', KEYS[1], old[i]) end
 if #old > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1]) end
+local keys = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[1])
+for i = 1, #keys do redis.call('HDEL', KEYS[6], keys[i]) end
+if #keys > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[1]) end
 local peers = redis.call('HGETALL', KEYS[4])
 for i = 1, #peers, 2 do
   if tonumber(peers[i + 1]) < before then
@@ -103,10 +125,10 @@ end
 return #old
 """
 
-# KEYS: cursor, messages, messages-at, peer-token, peer-user-at, peer-bot-sent (a fenced
-# script has the lease key after them: they are named, not counted).
+# KEYS: cursor, messages, messages-at, peer-token, peer-user-at, peer-bot-sent, copy-keys,
+# copy-keys-at (a fenced script has the lease key after them: they are named, not counted).
 _FORGET: Final = """
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 return 0
 """
 
@@ -165,6 +187,7 @@ class RedisILinkState:
         self._cursor, self._messages, self._at = key("cursor"), key("messages"), key("messages-at")
         self._token, self._user_at = key("peer-token"), key("peer-user-at")
         self._bot_sent, self._seq = key("peer-bot-sent"), key("seq")
+        self._copy_keys, self._copy_keys_at = key("copy-keys"), key("copy-keys-at")
         self._fence = _fence(shared, account_id)
         from wechat_sdk.stores.redis.store import client_options
 
@@ -178,7 +201,7 @@ class RedisILinkState:
     async def cursor(self) -> str:
         return str(await self._r.get(self._cursor) or "")
 
-    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
+    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> Recorded:
         args: list[str | int | float] = [len(batch), cursor or ""]
         for d in batch:
             args += [
@@ -189,10 +212,13 @@ class RedisILinkState:
                 "0" if d.context_token is None else "1",
                 d.context_token or "",
                 repr(float(d.at)),
+                d.copy_key or "",
             ]
         keys = [self._messages, self._at, self._token, self._user_at, self._bot_sent]
-        added = await self._record(self._fence, [*keys, self._seq, self._cursor], args)
-        return [str(i) for i in added]
+        keys += [self._seq, self._cursor, self._copy_keys, self._copy_keys_at]
+        added, again = await self._record(self._fence, keys, args)
+        pairs = [str(i) for i in again]
+        return Recorded([str(i) for i in added], list(zip(pairs[::2], pairs[1::2], strict=True)))
 
     async def recent(self, since: float) -> list[str]:
         ids = await self._r.zrangebyscore(self._at, since, "+inf")
@@ -242,12 +268,14 @@ class RedisILinkState:
 
     async def prune(self, before: float) -> None:
         keys = [self._messages, self._at, self._token, self._user_at, self._bot_sent]
+        keys += [self._copy_keys, self._copy_keys_at]
         await self._prune(self._fence, keys, [repr(float(before))])
 
     async def forget_all(self) -> None:
         # (seq stays: it only orders the rows, and goes on counting from where it was)
         keys = [self._cursor, self._messages, self._at, self._token, self._user_at]
-        await self._forget(self._fence, [*keys, self._bot_sent], [])
+        keys += [self._bot_sent, self._copy_keys, self._copy_keys_at]
+        await self._forget(self._fence, keys, [])
 
     async def flush(self) -> None:
         """Nothing to do: each write is acknowledged by Redis (its own persistence

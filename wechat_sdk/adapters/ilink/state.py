@@ -1,6 +1,7 @@
 """What an iLink account must not forget across a crash: the ``getupdates`` cursor, the
-messages it covers, each peer's ``context_token`` and reply window, and the bot's own
-texts (a quote of them arrives cut: its text comes from here).
+messages it covers (and their copy keys: a copy under a new id is known, see
+:mod:`.copies`), each peer's ``context_token`` and reply window, and the bot's own texts
+(a quote of them arrives cut: its text comes from here).
 
 :class:`ILinkState` is the port (:mod:`.redis_state` keeps it on the store's Redis);
 :class:`SqliteILinkState` keeps it in the store's SQLite database (owner-only), each batch
@@ -29,6 +30,7 @@ __all__ = [
     "Delivered",
     "ILinkState",
     "PeerWindow",
+    "Recorded",
     "SqliteILinkState",
     "Stored",
 ]
@@ -53,12 +55,27 @@ class Delivered:
     context_token: str | None
     at: float  # when it was said (the window opens then)
     in_group: bool = False  # said in a group (iLink bots are in none: it is not answered)
+    #: what a copy of it under a new id has alike (:func:`.copies.copy_key`; None: never
+    #: taken for a copy)
+    copy_key: str | None = None
 
     @property
     def opens_window(self) -> bool:
         """Whether it renews its peer's reply window: a user's message in their direct
         chat does; a group's is not that chat's (nor the bot's own)."""
         return self.from_user and not self.in_group
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`ILinkState.record` made of a batch."""
+
+    #: the ids recorded now, in order
+    added: list[str]
+    #: each message of the batch recorded before (or earlier in the batch), in order: its
+    #: id as delivered, and the id it is recorded under (the same id delivered again, or
+    #: the original of a copy under a new id)
+    again: list[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +105,13 @@ class ILinkState(Protocol):
         """The last ``get_updates_buf`` whose messages are all recorded ("" at first)."""
         ...
 
-    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
+    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> Recorded:
         """Record a batch and its cursor together (one transaction; durable against a
-        crash of the process, and against a power loss once :meth:`flush` returned); the
-        ids it added, in order (an id already recorded, or twice in the batch, is a
-        duplicate: left out)."""
+        crash of the process, and against a power loss once :meth:`flush` returned). A
+        message recorded before is not recorded again: an id already recorded (or twice in
+        the batch), or a copy under a new id (its ``copy_key`` that of a recorded message
+        of another id); only its ``context_token``, the newest the server gave, is its
+        peer's latest (its window stays as counted)."""
         ...
 
     async def flush(self) -> None:
@@ -123,14 +142,15 @@ class ILinkState(Protocol):
         ...
 
     async def prune(self, before: float) -> None:
-        """Forget messages recorded before ``before``, and the peers (their context
-        token, their window) whose last message is older: their window closed long ago,
-        and their next message brings a new token."""
+        """Forget messages recorded before ``before`` (and their copy keys), and the peers
+        (their context token, their window) whose last message is older: their window
+        closed long ago, and their next message brings a new token."""
         ...
 
     async def forget_all(self) -> None:
-        """Forget the cursor, every message and every peer (their context tokens and
-        windows): the configured server is another one now, and none of it is its."""
+        """Forget the cursor, every message (and copy key) and every peer (their context
+        tokens and windows): the configured server is another one now, and none of it is
+        its."""
         ...
 
     async def close(self) -> None: ...
@@ -166,7 +186,19 @@ CREATE TABLE IF NOT EXISTS ilink_peers (
     bot_sent      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel, account_id, peer)
 );
+CREATE TABLE IF NOT EXISTS ilink_copy_keys (
+    channel    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    copy_key   TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    at         REAL NOT NULL,
+    PRIMARY KEY (channel, account_id, copy_key)
+);
+CREATE INDEX IF NOT EXISTS ilink_copy_keys_at ON ilink_copy_keys (channel, account_id, at);
 """
+#: the schema's last object: once it is there, the schema is (a database of an earlier
+#: build gets what it lacks)
+_LAST_MADE = "ilink_copy_keys_at"
 
 _KEY = "channel = ? AND account_id = ?"
 
@@ -187,7 +219,7 @@ class SqliteILinkState:
         self._db = db
         self._key = (channel, account_id)
         self._owned = False
-        made = db.read("SELECT 1 FROM sqlite_master WHERE name = 'ilink_messages_at'")
+        made = db.read("SELECT 1 FROM sqlite_master WHERE name = ?", (_LAST_MADE,))
         if not made:  # (the first account: a thousand others pay no fsync for it)
             with db.write() as conn:
                 run_script(conn, _SCHEMA)
@@ -255,20 +287,36 @@ class SqliteILinkState:
         ).fetchone()
         return str(row[0]) if row else ""
 
-    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> list[str]:
+    async def record(self, batch: Sequence[Delivered], cursor: str | None) -> Recorded:
         added: list[str] = []
+        again: list[tuple[str, str]] = []
         key = self._key
         with self._db.transaction() as db:
             for d in batch:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO ilink_messages "
-                    "(channel, account_id, id, peer, from_user, at, raw, text) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*key, d.id, d.peer, int(d.from_user), d.at, d.raw, d.text),
-                )
-                if cur.rowcount == 0:
-                    continue  # delivered before: a duplicate
+                original = self._original(db, d)
+                if original is None:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO ilink_messages "
+                        "(channel, account_id, id, peer, from_user, at, raw, text) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*key, d.id, d.peer, int(d.from_user), d.at, d.raw, d.text),
+                    )
+                    original = None if cur.rowcount else d.id  # (0: delivered before)
+                if original is not None:
+                    again.append((d.id, original))
+                    if d.opens_window and d.context_token is not None:
+                        db.execute(  # (its peer's row is there: its original made it)
+                            f"UPDATE ilink_peers SET context_token = ? WHERE {_KEY} AND peer = ?",
+                            (d.context_token, *key, d.peer),
+                        )
+                    continue
                 added.append(d.id)
+                if d.copy_key is not None:
+                    db.execute(
+                        "INSERT OR IGNORE INTO ilink_copy_keys "
+                        "(channel, account_id, copy_key, id, at) VALUES (?, ?, ?, ?, ?)",
+                        (*key, d.copy_key, d.id, d.at),
+                    )
                 if not d.opens_window:
                     continue
                 db.execute(
@@ -288,7 +336,18 @@ class SqliteILinkState:
                     "VALUES (?, ?, ?)",
                     (*key, cursor),
                 )
-        return added
+        return Recorded(added, again)
+
+    def _original(self, db: sqlite3.Connection, d: Delivered) -> str | None:
+        """The id of the recorded message ``d`` is a copy of, under another id; None if
+        it is none's."""
+        if d.copy_key is None:
+            return None
+        row = db.execute(
+            f"SELECT id FROM ilink_copy_keys WHERE {_KEY} AND copy_key = ?",
+            (*self._key, d.copy_key),
+        ).fetchone()
+        return None if row is None or row[0] == d.id else str(row[0])
 
     async def flush(self) -> None:
         # with every dedupe mark queued so far: the adapter calls it once the gateway has
@@ -350,14 +409,15 @@ class SqliteILinkState:
 
     async def prune(self, before: float) -> None:
         with self._db.transaction() as db:
-            db.execute(f"DELETE FROM ilink_messages WHERE {_KEY} AND at < ?", (*self._key, before))
+            for table in ("ilink_messages", "ilink_copy_keys"):
+                db.execute(f"DELETE FROM {table} WHERE {_KEY} AND at < ?", (*self._key, before))
             db.execute(
                 f"DELETE FROM ilink_peers WHERE {_KEY} AND user_at < ?", (*self._key, before)
             )
 
     async def forget_all(self) -> None:
         with self._db.transaction() as db:
-            for table in ("ilink_cursors", "ilink_messages", "ilink_peers"):
+            for table in ("ilink_cursors", "ilink_messages", "ilink_peers", "ilink_copy_keys"):
                 db.execute(f"DELETE FROM {table} WHERE {_KEY}", self._key)
 
     async def close(self) -> None:
