@@ -259,6 +259,30 @@ async def test_a_message_that_cannot_be_read_is_skipped_and_the_batch_goes_on(ru
     assert "cannot be read" in error and "item_list" in error
 
 
+async def test_a_user_message_without_its_sender_is_skipped_with_a_line_and_the_cursor_moves(
+    run: Run,
+) -> None:
+    # each a report (the gateway's line: "puppet reported an error: ..."), never handed on
+    no_sender = msg(1, text("who am I?"))
+    del no_sender["from_user_id"]
+    run.script.batch(
+        no_sender,
+        msg(2, text("and I?"), from_user_id=""),
+        msg(3, text("or I?"), from_user_id="  "),
+        msg(4, text("fine")),
+        cursor="c1",
+    )
+    run.script.batch(msg(5, text("next")), cursor="c2")
+    await run.until("the next batch", lambda: "5" in run.log.message_ids())
+    assert run.log.message_ids() == ["4", "5"]  # (never handed on with no sender)
+    errors = run.errors()
+    assert len(errors) == 3
+    assert all("cannot be read was skipped: from_user_id" in e for e in errors)
+    assert all(e.endswith("reason=bad_message") for e in errors)
+    polls = [r.body["get_updates_buf"] for r in run.script.asked("getupdates")]
+    assert "c1" in polls  # (the cursor moved past them)
+
+
 HUGE = 10**400  # a JSON number no float holds
 
 
