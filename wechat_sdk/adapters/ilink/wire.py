@@ -3,8 +3,9 @@ conversion of one ``WeixinMessage`` into the port's :class:`~wechat_sdk.puppet.M
 and the reference to its file on the CDN.
 
 Unknown fields are ignored; a field of the wrong type, or a number out of its sane range (a
-time past the year 9999, a duration past a uint32, any number past a 64-bit one), makes
-that one message unreadable (skipped, with a log line), never the batch. Ids that are
+time past the year 9999, a duration past a uint32, any number past a 64-bit one), or a
+user's message that does not name its sender (``from_user_id``), makes that one message
+unreadable (skipped, with a log line), never the batch. Ids that are
 uint64 numbers on the wire are read as strings (Python's JSON keeps them exact).
 
 >>> msg = parse_message({"message_id": 7, "from_user_id": "u@im.wechat", "message_type": 1,
@@ -208,10 +209,15 @@ def message_id_of(msg: WeixinMessage) -> str:
 
 def read_message(msg: WeixinMessage, *, bot_id: str | None) -> ReadMessage:
     """The port's view of one delivered message: its texts (a voice's transcript among
-    them), and one file, chosen as Tencent's client chooses it (:func:`_file_item`)."""
+    them), and one file, chosen as Tencent's client chooses it (:func:`_file_item`).
+    ``ValueError`` for a user's message without its sender: no one to answer, nor whose
+    reply window it opens."""
     mid = message_id_of(msg)
     from_user = msg.message_type != 2  # a missing type is read as a user's (the usual case)
     sender = msg.from_user_id or ""
+    if from_user and not sender.strip():
+        said = "missing" if msg.from_user_id is None else "empty"
+        raise ValueError(f"from_user_id: {said}: a user's message must name its sender")
     peer = sender if from_user else (msg.to_user_id or "")
     notes: list[str] = []
     texts: list[str] = []
