@@ -4,9 +4,11 @@
 A download goes to the configured CDN (``cdnBaseUrl``) with the item's
 ``encrypt_query_param`` (an image item naming no key is fetched as it is, unencrypted,
 as Tencent's client fetches it); an item's ``full_url`` is used only when it is on the
-configured CDN's or API's host, so a message can never make the adapter fetch another
-address. An upload likewise: to ``getuploadurl``'s ``upload_full_url`` only when it is on
-one of those hosts, else to the configured CDN with its ``upload_param``.
+configured CDN's or API's host, and by its scheme (:func:`_on_configured`: never plain
+http where that host is configured https), so a message can never make the adapter
+fetch another address, nor by a downgraded scheme. An upload likewise: to
+``getuploadurl``'s ``upload_full_url`` only when it is so, else to the configured CDN
+with its ``upload_param``.
 """
 
 from __future__ import annotations
@@ -80,14 +82,14 @@ async def upload(api: ILinkApi, data: bytes, *, word: str, to_user: str) -> Uplo
         }
     )
     full, param = answer.get("upload_full_url"), answer.get("upload_param")
-    if isinstance(full, str) and _same_host(full.strip(), (api.cdn_base_url, api.base_url)):
+    if isinstance(full, str) and _on_configured(full.strip(), (api.cdn_base_url, api.base_url)):
         url = full.strip()
     elif isinstance(param, str) and param:
         url = api.cdn_upload_url(param, filekey)
     else:
         raise CdnFailed(
             "getuploadurl gave no upload address on the configured CDN "
-            "(upload_full_url on its host, or upload_param)"
+            "(upload_full_url on its host and by its scheme, or upload_param)"
         )
     last: Exception | None = None
     for _ in range(UPLOAD_ATTEMPTS):
@@ -130,12 +132,18 @@ def media_item(word: str, uploaded: Uploaded, name: str) -> dict[str, Any]:
 
 
 def download_url(api: ILinkApi, ref: MediaRef) -> str:
-    """Where the file is: the item's ``full_url`` on a configured host, else the CDN's
-    download address for its ``encrypt_query_param``."""
-    if ref.full_url and _same_host(ref.full_url, (api.cdn_base_url, api.base_url)):
+    """Where the file is: the item's ``full_url`` on a configured host (by its scheme),
+    else the CDN's download address for its ``encrypt_query_param``."""
+    hosts = (api.cdn_base_url, api.base_url)
+    if ref.full_url and _on_configured(ref.full_url, hosts):
         return ref.full_url
     if ref.query_param:
         return api.cdn_download_url(ref.query_param)
+    if ref.full_url and _same_host(ref.full_url, hosts):  # (its scheme http, the host's https)
+        raise CdnFailed(
+            "the file's full_url is plain http, on a host configured https: not fetched "
+            "(never over plain http)"
+        )
     raise CdnFailed("the file's item names no address on the configured CDN")
 
 
@@ -247,7 +255,24 @@ def _redirected(url: str, location: str | None, status: int, hosts: tuple[str, .
 
 
 def _same_host(url: str, bases: tuple[str, ...]) -> bool:
+    """Whether ``url`` is http(s) on the host (and port) of one of ``bases``."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https"):
         return False
     return any(parsed.netloc == urllib.parse.urlsplit(b).netloc for b in bases)
+
+
+def _on_configured(url: str, bases: tuple[str, ...]) -> bool:
+    """Whether an address a server named may be used: on the host of one of ``bases``
+    (:func:`_same_host`), and not plain http where that host is configured https.
+
+    >>> _on_configured("http://cdn.example/d", ("https://cdn.example/c2c",))
+    False
+    """
+    if not _same_host(url, bases):
+        return False
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "https":
+        return True
+    configured = (urllib.parse.urlsplit(b) for b in bases)
+    return not any(b.scheme == "https" and b.netloc == parsed.netloc for b in configured)
