@@ -29,7 +29,7 @@ messages it covers can no longer be lost:
    tells the server the batch is ours) go out; the replies find their marks durable. A
    crash before the commit, or a power loss before the fsync, leaves the old cursor: the
    server delivers the batch again. After the fsync the messages are recorded.
-3. At every start the adapter re-emits the user messages recorded in the last 50 minutes.
+3. At every start the adapter re-emits the user messages recorded in the last hour.
    The gateway's durable dedupe (an hour; a reply is sent only once its message's mark is
    durable) drops those it already handled, and handles the others: none lost, none
    answered twice.
