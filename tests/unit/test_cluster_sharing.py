@@ -7,6 +7,7 @@ the grace and hands each account over as soon as it is released, and a full Redi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,16 @@ class Gateways:
                 return True
             await asyncio.sleep(0.05)
         return done()
+
+    async def kill(self, coordinator: ClusterCoordinator) -> None:
+        """As kill -9: its rounds, renewals and listening end; it says no goodbye (it stays
+        among the gateways alive until its heartbeat ends, its leases until they expire)."""
+        for task in (coordinator._task, coordinator._renewing, coordinator._listening):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        coordinator._task = coordinator._renewing = coordinator._listening = None
 
     async def stop_all(self) -> None:
         for coordinator in self.made:
@@ -579,5 +590,35 @@ async def test_a_gateway_slow_to_start_its_accounts_still_gets_its_share(
         for _ in range(20):
             await asyncio.sleep(0.05)
         assert len(gateways.taken) == taken  # settled: nothing bounces
+    finally:
+        await gateways.stop_all()
+
+
+async def test_a_room_its_gateway_stopped_saying_does_not_leave_accounts_unrun(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """D joins A and B (three accounts each), says it has room for two, and dies (kill -9):
+    it stays among the gateways alive until its heartbeat ends (a long TTL here). The two
+    accounts A and B hand over for it are not left unrun that long: a room older than half
+    a TTL is not waited for, so they are taken back beyond a share."""
+    accounts = [f"a{i}" for i in range(6)]
+    gateways = Gateways(aclient, keys)
+    a, b = (gateways.gateway(n, accounts, ttl_s=2) for n in ("A", "B"))
+    d = gateways.gateway("D", accounts, ttl_s=60)
+    try:
+        await a.start()
+        await b.start()
+        assert await gateways.until(
+            lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
+        ), gateways.running
+        await d.start()  # its first round: everything held, so it says it has room for two
+        await gateways.kill(d)
+        assert json.loads(await aclient.hget(keys.rooms, "D"))["room"] == 2
+        handed = await gateways.until(lambda: gateways.run_by_anyone() != set(accounts))
+        assert handed, gateways.running  # (A and B hand over an account each for D)
+        assert await gateways.until(lambda: gateways.run_by_anyone() == set(accounts)), (
+            gateways.running
+        )
+        assert await aclient.zscore(keys.gateways, "D") is not None  # (still "alive")
     finally:
         await gateways.stop_all()
