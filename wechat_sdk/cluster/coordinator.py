@@ -12,14 +12,16 @@ The fair share: each account counts for ``1/n`` of each of the ``n`` live gatewa
 run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
 the accounts divided by the gateways). Each round ends by publishing the gateway's room
 (``gateway-rooms``: how many more accounts it takes at its share, and the accounts whose
-start failed there). An account left unheld for a round is taken by any gateway that may
-run it, whatever its share (the shares of gateways limited to different accounts may not
-fit every account), unless another live gateway that may run it has room for it (a gateway
-slow to start its accounts: its rounds are late): kept there, not counted in its share,
-until the gateways alive change or such a gateway says it has room (then handed over to
-it), so none bounces between two and the spread ends even. Each round also
-reads the statuses the other gateways wrote, for the WeChat id of each account they hold:
-a message from one of those is no user's (:class:`~wechat_sdk.own_accounts.OwnAccounts`).
+start failed there, with Redis's time: a room older than half a TTL is not waited for, its
+gateway having died or its rounds being stuck). An account left unheld for a round is
+taken by any gateway that may run it, whatever its share (the shares of gateways limited
+to different accounts may not fit every account), unless another live gateway that may
+run it has room for it (a gateway slow to start its accounts: its rounds are late): kept
+there, not counted in its share, until the gateways alive change or such a gateway says it
+has room (then handed over to it), so none bounces between two and the spread ends even.
+Each round also reads the statuses the other gateways wrote, for the WeChat id of each
+account they hold: a message from one of those is no user's
+(:class:`~wechat_sdk.own_accounts.OwnAccounts`).
 
 Each round also publishes a hash of the config of each account this gateway may run
 (``gateway-configs``), and says once each account another gateway runs by another config.
@@ -91,6 +93,10 @@ START_RETRY_TICKS = 10
 #: seconds between two lines saying Redis refuses commands (it is full, say)
 REFUSED_SAID_EVERY_S = 60.0
 
+#: the part of the lease's TTL for which another gateway's room, as its round published
+#: it, is waited for (see ClusterCoordinator._read_rooms)
+ROOM_TRUSTED_TTLS = 0.5
+
 
 class ClusterCoordinator:
     """Runs the accounts whose leases this gateway holds.
@@ -161,6 +167,7 @@ class ClusterCoordinator:
         #: gateway that says it has room for them
         self._kept: set[str] = set()
         #: each other live gateway's room and the accounts it refuses, as last published
+        #: (a room older than ROOM_TRUSTED_TTLS of the TTL left out: see _read_rooms)
         self._rooms: dict[str, int] = {}
         self._refuses: dict[str, frozenset[str]] = {}
         #: accounts whose last start here failed (published: no room here for them)
@@ -173,6 +180,8 @@ class ClusterCoordinator:
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
         self.holders: dict[str, str | None] = {}
+        #: Redis's time as this round began (seconds): the time of the room it publishes
+        self._redis_now = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -376,7 +385,7 @@ class ClusterCoordinator:
         """Say this gateway is alive and which accounts it may run; each of its accounts
         with the number of live gateways that may run it (this one included)."""
         seconds, micros = await self._r.time()
-        server_now = int(seconds) + int(micros) / 1e6
+        server_now = self._redis_now = int(seconds) + int(micros) / 1e6
         # one transaction: whoever sees this gateway alive sees which accounts it may run
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self.keys.members, self.gateway_id, json.dumps(self.accounts))
@@ -469,14 +478,21 @@ class ClusterCoordinator:
 
     def _read_rooms(self, published: dict[str, str]) -> None:
         """Each other live gateway's room, as it published it (none: an older build, or its
-        first round under way; taken as no room, the rule before rooms were published)."""
+        first round under way; taken as no room, the rule before rooms were published).
+        A room published more than half a TTL ago is left out too: its gateway stopped
+        saying it (it died, or its rounds are stuck) and may never take what is left for
+        it, while it stays among the gateways alive for a whole TTL after its last round
+        (its own leases end no sooner than three quarters of a TTL after it died)."""
         self._rooms.clear()
         self._refuses.clear()
+        oldest = self._redis_now - ROOM_TRUSTED_TTLS * self.ttl_s
         for gateway, value in published.items():
             try:
                 room = json.loads(value)
-                count, refuses = room["room"], room["refuses"]
+                count, refuses, at = room["room"], room["refuses"], room["at"]
             except (ValueError, TypeError, KeyError):
+                continue
+            if not isinstance(at, int | float) or at < oldest:
                 continue
             if isinstance(count, int) and count > 0 and isinstance(refuses, list):
                 self._rooms[gateway] = count
@@ -502,9 +518,14 @@ class ClusterCoordinator:
                 await self._hand_over(account_id, HANDOVER_GRACE_S)
 
     async def _say_room(self, share: int) -> None:
-        """Publish how many more accounts this gateway takes at its share, and the accounts
-        whose start failed here (no room here for those)."""
-        room = {"room": max(0, share - len(self.held)), "refuses": sorted(self._failed_here)}
+        """Publish how many more accounts this gateway takes at its share, the accounts
+        whose start failed here (no room here for those), and Redis's time as this round
+        began (a room that grew old is not waited for: see _read_rooms)."""
+        room = {
+            "room": max(0, share - len(self.held)),
+            "refuses": sorted(self._failed_here),
+            "at": self._redis_now,
+        }
         await self._r.hset(self.keys.rooms, self.gateway_id, json.dumps(room))
 
     def _waits_retry(self, account_id: str) -> bool:
