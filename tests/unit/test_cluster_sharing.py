@@ -622,3 +622,48 @@ async def test_a_room_its_gateway_stopped_saying_does_not_leave_accounts_unrun(
         assert await aclient.zscore(keys.gateways, "D") is not None  # (still "alive")
     finally:
         await gateways.stop_all()
+
+
+async def test_a_kept_account_is_not_handed_over_for_a_room_a_free_account_fills(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """C (written here by hand: alive, it may run every account) hands y over after a Redis
+    outage and says it has room for one: it takes y again at its next round. A, holding a3
+    beyond its share, does not stop a3 for that room too (y fills it): a3 would be free
+    with y, and one of them taken back beyond a share, for nothing."""
+    accounts = ["a1", "a2", "a3", "y"]
+    stops: list[str] = []
+
+    async def stop(account_id: str, grace_s: float) -> None:
+        stops.append(account_id)
+
+    async def c_says(room: int) -> None:
+        seconds, micros = await aclient.time()
+        at = int(seconds) + int(micros) / 1e6
+        await aclient.zadd(keys.gateways, {"C": at + 60})
+        await aclient.hset(keys.members, "C", json.dumps(accounts))
+        await aclient.hset(keys.rooms, "C", json.dumps({"room": room, "refuses": [], "at": at}))
+
+    c = Leases(aclient, keys, "C", ttl_s=60)
+    await c_says(0)
+    a3, y = await c.acquire("a3"), await c.acquire("y")
+    assert a3 is not None and y is not None
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", accounts, stop=stop)
+    try:
+        await a.start()
+        assert gateways.running["A"] == {"a1", "a2"}  # (its share: two)
+        await c.release(a3)  # C gives a3 up: nobody else takes it, so A keeps it
+        assert await gateways.until(lambda: "a3" in gateways.running["A"]), gateways.running
+        await c.release(y)
+        await c_says(1)
+        for _ in range(10):  # ten of A's rounds
+            await asyncio.sleep(0.05)
+        await c.acquire("y")  # (C's next round)
+        await c_says(0)
+        for _ in range(10):
+            await asyncio.sleep(0.05)
+        assert stops == [], stops
+        assert gateways.running["A"] == {"a1", "a2", "a3"}
+    finally:
+        await gateways.stop_all()
