@@ -363,10 +363,11 @@ class ClusterCoordinator:
             if self.holders.get(account_id) is not None or self._waits_retry(account_id):
                 continue
             beyond_share = len(self.held.keys() - self._kept) >= share
-            # beyond the share: only an account nobody else took (liveness first) and no
-            # other gateway has room for
+            # beyond the share: an account another gateway has room for is left for it (it
+            # fills that room: no kept account is handed over for it too); else only one
+            # nobody took for a round (liveness first)
             if beyond_share and (
-                account_id not in overdue or self._room_elsewhere(account_id, rooms)
+                self._room_elsewhere(account_id, rooms) or account_id not in overdue
             ):
                 continue
             lease = await self.leases.acquire(account_id)
@@ -511,7 +512,8 @@ class ClusterCoordinator:
 
     async def _hand_over_kept(self, rooms: dict[str, int]) -> None:
         """Hand each account kept beyond the share to another gateway that says it has
-        room for it (it was slow to take it: the spread ends even)."""
+        room for it (it was slow to take it: the spread ends even), room that no free
+        account left for it fills (``rooms``: what the round left of each)."""
         for account_id in sorted(self._kept):
             movable = account_id in self.held and account_id not in self.stopping
             if movable and self._room_elsewhere(account_id, rooms):
