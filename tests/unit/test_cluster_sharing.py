@@ -667,3 +667,43 @@ async def test_a_kept_account_is_not_handed_over_for_a_room_a_free_account_fills
         assert gateways.running["A"] == {"a1", "a2", "a3"}
     finally:
         await gateways.stop_all()
+
+
+async def test_a_gateway_whose_start_of_an_account_failed_once_still_gets_its_share(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """C joins A and B (three accounts each); its first start fails (a Redis blip). That
+    account, released, is taken back beyond a share by A or B, and C, which says it
+    refuses it, is not handed it again: the gateway holding it hands C another of its
+    accounts instead, and keeps the refused one in its share (two, two and two, not three,
+    two and one for good)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    failures = [RedisConnectionError("Connection reset by peer")]
+
+    async def start(account_id: str, guard: LeaseGuard) -> None:
+        if failures:
+            raise failures.pop()
+
+    accounts = [f"a{i}" for i in range(6)]
+    gateways = Gateways(aclient, keys)
+    a, b = (gateways.gateway(n, accounts) for n in ("A", "B"))
+    c = gateways.gateway("C", accounts, start=start)
+    try:
+        await a.start()
+        await b.start()
+        assert await gateways.until(
+            lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
+        ), gateways.running
+        await c.start()
+        even = await gateways.until(
+            lambda: all(len(running) == 2 for running in gateways.running.values())
+        )
+        assert even, gateways.running
+        assert not failures  # (C's start failed once)
+        taken = len(gateways.taken)
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+        assert len(gateways.taken) == taken  # settled: nothing bounces
+    finally:
+        await gateways.stop_all()
