@@ -17,8 +17,10 @@ gateway having died or its rounds being stuck). An account left unheld for a rou
 taken by any gateway that may run it, whatever its share (the shares of gateways limited
 to different accounts may not fit every account), unless another live gateway that may
 run it has room for it (a gateway slow to start its accounts: its rounds are late): kept
-there, not counted in its share, until the gateways alive change or such a gateway says it
-has room (then handed over to it), so none bounces between two and the spread ends even.
+there, not counted in its share, until the gateways alive change or another gateway says
+it has room (then handed over to it; or, when that gateway may not run it or refuses it,
+another account held here is, and the kept one counts in the share in its place), so none
+bounces between two and a gateway late to take its share still gets it.
 Each round also reads the statuses the other gateways wrote, for the WeChat id of each
 account they hold: a message from one of those is no user's
 (:class:`~wechat_sdk.own_accounts.OwnAccounts`).
@@ -511,13 +513,22 @@ class ClusterCoordinator:
         return False
 
     async def _hand_over_kept(self, rooms: dict[str, int]) -> None:
-        """Hand each account kept beyond the share to another gateway that says it has
-        room for it (it was slow to take it: the spread ends even), room that no free
-        account left for it fills (``rooms``: what the round left of each)."""
-        for account_id in sorted(self._kept):
-            movable = account_id in self.held and account_id not in self.stopping
-            if movable and self._room_elsewhere(account_id, rooms):
-                await self._hand_over(account_id, HANDOVER_GRACE_S)
+        """For each account kept beyond the share, hand one over to another gateway that
+        says it has room (it was slow to take it: the spread ends even), room that no free
+        account left for it fills (``rooms``: what the round left of each). The kept
+        account itself when that gateway may run it and does not refuse it; else another
+        this gateway holds, and the kept one counts in the share in its place (a gateway
+        limited to other accounts, or whose start of the kept one failed, still gets its
+        share)."""
+        for kept in sorted(self._kept):
+            if kept not in self.held or kept in self.stopping:
+                continue
+            others = sorted(a for a in self.held if a not in self._kept and a not in self.stopping)
+            for account_id in (kept, *others):
+                if self._room_elsewhere(account_id, rooms):
+                    self._kept.discard(kept)  # (handed over, or in the share now)
+                    await self._hand_over(account_id, HANDOVER_GRACE_S)
+                    break
 
     async def _say_room(self, share: int) -> None:
         """Publish how many more accounts this gateway takes at its share, the accounts
