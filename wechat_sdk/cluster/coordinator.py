@@ -182,8 +182,10 @@ class ClusterCoordinator:
         self._epoch: str | None = None
         #: every account's holder as last read (``gateway status``)
         self.holders: dict[str, str | None] = {}
-        #: Redis's time as this round began (seconds): the time of the room it publishes
+        #: Redis's time as this round began (seconds), and how far ahead of this gateway's
+        #: clock it was then (the time of the room the round publishes, at its end)
         self._redis_now = 0.0
+        self._redis_ahead = 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -389,6 +391,7 @@ class ClusterCoordinator:
         with the number of live gateways that may run it (this one included)."""
         seconds, micros = await self._r.time()
         server_now = self._redis_now = int(seconds) + int(micros) / 1e6
+        self._redis_ahead = server_now - self.clock.now()
         # one transaction: whoever sees this gateway alive sees which accounts it may run
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self.keys.members, self.gateway_id, json.dumps(self.accounts))
@@ -514,7 +517,7 @@ class ClusterCoordinator:
 
     async def _hand_over_kept(self, rooms: dict[str, int]) -> None:
         """For each account kept beyond the share, hand one over to another gateway that
-        says it has room (it was slow to take it: the spread ends even), room that no free
+        says it has room (it was slow to take it: it gets its share), room that no free
         account left for it fills (``rooms``: what the round left of each). The kept
         account itself when that gateway may run it and does not refuse it; else another
         this gateway holds, and the kept one counts in the share in its place (a gateway
@@ -532,12 +535,13 @@ class ClusterCoordinator:
 
     async def _say_room(self, share: int) -> None:
         """Publish how many more accounts this gateway takes at its share, the accounts
-        whose start failed here (no room here for those), and Redis's time as this round
-        began (a room that grew old is not waited for: see _read_rooms)."""
+        whose start failed here (no room here for those), and Redis's time now (a room
+        that grew old is not waited for: see _read_rooms; a round slow to start accounts
+        publishes a room as new as one that was quick)."""
         room = {
             "room": max(0, share - len(self.held)),
             "refuses": sorted(self._failed_here),
-            "at": self._redis_now,
+            "at": self.clock.now() + self._redis_ahead,
         }
         await self._r.hset(self.keys.rooms, self.gateway_id, json.dumps(room))
 
