@@ -707,3 +707,34 @@ async def test_a_gateway_whose_start_of_an_account_failed_once_still_gets_its_sh
         assert len(gateways.taken) == taken  # settled: nothing bounces
     finally:
         await gateways.stop_all()
+
+
+async def test_nine_accounts_on_four_gateways_end_three_two_two_two(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """Shares are rounded up (nine accounts, four gateways: three each), so three gateways
+    filling theirs left the fourth idle for good. A gateway holding two more than another
+    that has room hands it one: the spread ends within one account, then nothing moves."""
+    accounts = [f"a{i}" for i in range(9)]
+    gateways = Gateways(aclient, keys)
+    made = [gateways.gateway(n, accounts) for n in ("A", "B", "C", "D")]
+    try:
+        for coordinator in made[:3]:
+            await coordinator.start()
+        assert await gateways.until(
+            lambda: sorted(len(r) for r in gateways.running.values()) == [0, 3, 3, 3]
+        ), gateways.running
+        await made[3].start()
+
+        def even() -> bool:
+            counts = [len(r) for r in gateways.running.values()]
+            return sum(counts) == 9 and max(counts) - min(counts) <= 1
+
+        assert await gateways.until(even), gateways.running
+        taken = len(gateways.taken)
+        for _ in range(30):
+            await asyncio.sleep(0.05)
+        assert len(gateways.taken) == taken, gateways.taken[taken:]  # settled
+        assert even(), gateways.running
+    finally:
+        await gateways.stop_all()

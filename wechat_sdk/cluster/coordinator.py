@@ -10,7 +10,10 @@ account whose lease it lost.
 
 The fair share: each account counts for ``1/n`` of each of the ``n`` live gateways that may
 run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
-the accounts divided by the gateways). Each round ends by publishing the gateway's room
+the accounts divided by the gateways). Shares rounded up may leave a gateway idle (nine
+accounts on four gateways: three each), so a gateway also hands one account, once a round,
+to a gateway holding at least two fewer that has room for it. Each round ends by
+publishing the gateway's room
 (``gateway-rooms``: how many more accounts it takes at its share, and the accounts whose
 start failed there, with Redis's time: a room older than half a TTL is not waited for, its
 gateway having died or its rounds being stuck). An account left unheld for a round is
@@ -172,6 +175,12 @@ class ClusterCoordinator:
         #: (a room older than ROOM_TRUSTED_TTLS of the TTL left out: see _read_rooms)
         self._rooms: dict[str, int] = {}
         self._refuses: dict[str, frozenset[str]] = {}
+        #: each of those gateways' held accounts and the time of its room (see _even_out)
+        self._held_by: dict[str, int] = {}
+        self._room_at: dict[str, float] = {}
+        #: the time of the room for which an account was last handed to each gateway to
+        #: even the spread out: not again before that gateway says its room anew
+        self._evened_for: dict[str, float] = {}
         #: accounts whose last start here failed (published: no room here for them)
         self._failed_here: set[str] = set()
         #: the gateways alive and their accounts, as last read: kept accounts are looked
@@ -382,6 +391,7 @@ class ClusterCoordinator:
         await self._hand_over_after_outage()
         await self._hand_over_extra(share, runners)
         await self._hand_over_kept(rooms)
+        await self._even_out(rooms)
         await self._say_room(share)
         await self._write_status()
         await self._learn_peer_ids()
@@ -491,6 +501,8 @@ class ClusterCoordinator:
         (its own leases end no sooner than three quarters of a TTL after it died)."""
         self._rooms.clear()
         self._refuses.clear()
+        self._held_by.clear()
+        self._room_at.clear()
         oldest = self._redis_now - ROOM_TRUSTED_TTLS * self.ttl_s
         for gateway, value in published.items():
             try:
@@ -503,17 +515,51 @@ class ClusterCoordinator:
             if isinstance(count, int) and count > 0 and isinstance(refuses, list):
                 self._rooms[gateway] = count
                 self._refuses[gateway] = frozenset(str(a) for a in refuses)
+                self._room_at[gateway] = float(at)
+                held = room.get("held")
+                if isinstance(held, int) and not isinstance(held, bool):
+                    self._held_by[gateway] = held
+        for gateway in list(self._evened_for):
+            if gateway not in self._room_at:
+                del self._evened_for[gateway]
 
     def _room_elsewhere(self, account_id: str, rooms: dict[str, int]) -> bool:
         """Another live gateway that may run the account has room for it: that room is
         counted as taken (``rooms`` holds what is left of each)."""
         for gateway in sorted(rooms):
-            accounts = self._members.get(gateway)
-            may_run = accounts is None or account_id in accounts
-            if rooms[gateway] > 0 and may_run and account_id not in self._refuses[gateway]:
+            if rooms[gateway] > 0 and self._may_take(gateway, account_id):
                 rooms[gateway] -= 1
                 return True
         return False
+
+    def _may_take(self, gateway: str, account_id: str) -> bool:
+        """``gateway`` may run the account and its start did not fail there."""
+        accounts = self._members.get(gateway)
+        may_run = accounts is None or account_id in accounts
+        return may_run and account_id not in self._refuses.get(gateway, frozenset())
+
+    async def _even_out(self, rooms: dict[str, int]) -> None:
+        """Hand one account to another gateway that holds at least two fewer than this one
+        and has room for it (shares are rounded up: nine accounts on four gateways, three
+        each, left the fourth idle when the others filled theirs): the spread ends within
+        one account a gateway, and nothing moves back (the difference only shrinks). Once
+        a round, and once for each room a gateway says (a room read again before it said
+        a new one may be full already)."""
+        mine = len(self.held)
+        for gateway in sorted(rooms, key=lambda g: (self._held_by.get(g, mine), g)):
+            theirs = self._held_by.get(gateway)
+            if theirs is None or theirs > mine - 2 or rooms[gateway] <= 0:
+                continue
+            if self._evened_for.get(gateway) == self._room_at[gateway]:
+                continue
+            for account_id in sorted(self.held):
+                if account_id in self._kept or account_id in self.stopping:
+                    continue
+                if self._may_take(gateway, account_id):
+                    rooms[gateway] -= 1
+                    self._evened_for[gateway] = self._room_at[gateway]
+                    await self._hand_over(account_id, HANDOVER_GRACE_S)
+                    return
 
     async def _hand_over_kept(self, rooms: dict[str, int]) -> None:
         """For each account kept beyond the share, hand one over to another gateway that
@@ -541,6 +587,7 @@ class ClusterCoordinator:
         room = {
             "room": max(0, share - len(self.held)),
             "refuses": sorted(self._failed_here),
+            "held": len(self.held),
             "at": self.clock.now() + self._redis_ahead,
         }
         await self._r.hset(self.keys.rooms, self.gateway_id, json.dumps(room))

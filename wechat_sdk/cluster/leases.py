@@ -81,7 +81,7 @@ class LeaseKeys:
     def rooms(self) -> str:
         """hash: gateway id -> its room, as its last round left it (a JSON object: ``room``,
         how many more accounts it takes at its share; ``refuses``, the accounts whose start
-        failed there; ``at``, Redis's time as it was published)"""
+        failed there; ``held``, how many it holds; ``at``, Redis's time as it was published)"""
         return f"{self.prefix}gateway-rooms"
 
     def status(self, account_id: str) -> str:
