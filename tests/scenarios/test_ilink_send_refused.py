@@ -18,7 +18,7 @@ from waiting import until
 
 from simulator import SimulatedWeChat
 from simulator.ilink import ILinkServer
-from wechat_sdk import AgentTurn, Config, Gateway, WindowClosed, parse_config
+from wechat_sdk import AgentTurn, Config, Gateway, OutboundFile, Reply, WindowClosed, parse_config
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.clock import RealClock
@@ -234,3 +234,45 @@ async def test_a_reply_ilink_refuses_from_its_first_message_waits_in_its_own_ord
         found = [p for p in parts if p in sent]
         assert found == sorted(found, key=sent.index)
         assert found[0] == parts[0]
+
+
+@pytest.mark.parametrize("text", [None, "a note"], ids=["files only", "a text and files"])
+async def test_a_proactive_send_refused_at_its_first_message_sends_and_keeps_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None
+) -> None:
+    """A proactive send whose first message iLink refuses with ``ret -2`` all along (of
+    files only: its first file) raises WindowClosed, and none of it is sent or kept: the
+    files after the first are not sent later, after the user's next message, behind the
+    caller's back."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+
+    async def agent(turn: AgentTurn) -> str:
+        return f"echo: {turn.text}"
+
+    files = [OutboundFile(name=f"note-{n}.txt", data=f"note {n}".encode()) for n in (1, 2, 3)]
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await world.say(ALICE, "hi", account="default", settle=False)
+        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: hi"], 30)
+        world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
+        waiting: list[Any] = []
+        files_sent: list[str] = []
+        with pytest.raises(WindowClosed, match="reply window closed"):
+            await gateway.send(
+                ALICE, Reply(text=text, files=files), files_sent=files_sent, waiting=waiting
+            )
+        assert (files_sent, waiting) == ([], [])
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the answer", lambda: len(world.sent(to=ALICE)) >= 2, 30)
+        await asyncio.sleep(1.0)  # (and nothing more comes)
+        assert [(e.text, e.media) for e in world.sent(to=ALICE)] == [
+            ("echo: hi", None),
+            ("echo: more", None),
+        ]
