@@ -276,3 +276,40 @@ async def test_a_proactive_send_refused_at_its_first_message_sends_and_keeps_non
             ("echo: hi", None),
             ("echo: more", None),
         ]
+
+
+async def test_a_proactive_send_refused_at_its_first_message_keeps_not_what_overflowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proactive send longer than the reply window (its end kept for the user's next
+    message before its first message goes) whose first message iLink refuses with
+    ``ret -2`` all along: none of it goes, its end included, and the caller is told
+    (WindowClosed, nothing waiting)."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    parts = [f"part {n:02d} " + "x" * 3_980 for n in range(1, 11)]  # (one a message)
+
+    async def agent(turn: AgentTurn) -> str:
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await world.say(ALICE, "hi", account="default", settle=False)
+        await until("the answer", lambda: world.texts(to=ALICE) == ["echo: hi"], 30)
+        world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
+        waiting: list[Any] = []
+        with pytest.raises(WindowClosed, match="reply window closed"):
+            await gateway.send(ALICE, "\n\n".join(parts), waiting=waiting)
+        assert "reason=window_full" in caplog.text  # (its end was kept, then taken back)
+        assert waiting == []
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the answer", lambda: len(world.texts(to=ALICE)) >= 2, 30)
+        await asyncio.sleep(1.0)  # (and nothing more comes)
+        assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]

@@ -580,10 +580,11 @@ class Gateway:
         ``store_unavailable`` (that message and the rest not sent).
 
         On a transport with reply windows (iLink), raises
-        :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed (nothing is
-        sent); a message longer than what the window still takes is packed, and what
-        does not fit goes out after the user's next message (pass ``waiting``, a list, to
-        learn those messages).
+        :class:`~wechat_sdk.puppet.WindowClosed` when the window is closed, or the server
+        refused the first message (nothing of it is sent or kept); a message longer than
+        what the window still takes is packed, and what does not fit goes out after the
+        user's next message, as does the rest of one the server refused part way (pass
+        ``waiting``, a list, to learn those messages).
         """
         conversation = room or to
         if not conversation:

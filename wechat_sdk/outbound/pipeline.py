@@ -328,6 +328,7 @@ class Outbound:
         # chunk that fails ends the reply, and so do a logout and a store that cannot be
         # used (nothing more can go); one a closed reply window refused (the server's
         # closed before ours said so) waits for the user's next message, with the rest
+        # (but a proactive send's first: then none of it is sent or kept, and it raises)
         messages, later = self.fit(conversation_id, list(messages))
         kept: list[OutboxItem] = []  # (the rows of ``later``, once written here)
         if later:
@@ -347,11 +348,9 @@ class Outbound:
                 )
             except DeliveryFailed as exc:
                 if exc.code == "window_closed" and self.sender.window_kept:
-                    # (a proactive send refused at once: its caller is told, nothing
-                    # kept, as when the window is closed before it: see check_window)
-                    if (n > 0 or wait_for_login) and self._keep_refused(
-                        conversation_id, messages[n:], plan, later, kept
-                    ):
+                    if n == 0 and not wait_for_login:
+                        self._refused_at_once(conversation_id, exc, plan, later, kept)
+                    if self._keep_refused(conversation_id, messages[n:], plan, later, kept):
                         break
                     given_up = self.sender.failure(conversation_id, str(exc), exc.code)
                     if message.file is None:
@@ -412,6 +411,43 @@ class Outbound:
             f"user's next message could not be kept in the store{why}: none sent",
             "store_failed",
         ) from refused
+
+    def _refused_at_once(
+        self,
+        conversation_id: str,
+        exc: DeliveryFailed,
+        plan: ReplyPlan,
+        later: Sequence[OutboundMessage],
+        kept: Sequence[OutboxItem],
+    ) -> None:
+        """A proactive send whose first message a closed reply window refused: nothing of
+        it went, so nothing of it is kept (what the window had left for the user's next
+        message, ``later``, its rows ``kept``, is taken back) and its caller is told with
+        :class:`~wechat_sdk.puppet.WindowClosed`, as when the window is closed before it
+        (see :meth:`check_window`): the caller sends it again, or not, once the user
+        wrote. Returns (all of it waits then, in order) only when the store would not
+        give ``kept`` back: they would go without the refused part."""
+        waiting = self.waiting
+        if kept and waiting is not None:
+            try:
+                waiting.outbox.replace(kept, [])
+            except Exception as taken:
+                log.error(
+                    "could not take back the %d message(s) kept for the user's next message "
+                    "of a send refused at its first message (%s: %s): all of it waits, in "
+                    "order account=%s to=%s",
+                    len(kept),
+                    type(taken).__name__,
+                    taken,
+                    self.account.id,
+                    conversation_id,
+                )
+                return
+            for message in later:  # (what the caller learns waits: none of it now)
+                with contextlib.suppress(ValueError):
+                    plan.waiting.remove(message)
+        given_up = self.sender.failure(conversation_id, str(exc), exc.code)
+        raise WindowClosed(str(exc), transient=False) from given_up
 
     def _keep_refused(
         self,
