@@ -313,3 +313,54 @@ async def test_a_proactive_send_refused_at_its_first_message_keeps_not_what_over
         await until("the answer", lambda: len(world.texts(to=ALICE)) >= 2, 30)
         await asyncio.sleep(1.0)  # (and nothing more comes)
         assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]
+
+
+@pytest.mark.parametrize("size", [2_000, 3_980], ids=["notice at its end", "notice alone"])
+async def test_a_refused_last_message_with_the_notice_goes_later_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
+    """A reply longer than the reply window: its tenth message says that more follows
+    (at its end, or as a message of its own when there is no room for it there), and its
+    end waits for the user's next message. iLink refuses that tenth message with ``ret -2``
+    all along: it waits too, before that end, and goes after the user's next message
+    without the notice (the notice ends only a message that went before more waits; here
+    nothing more went, and what goes later is the rest, as the agent wrote it)."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    record_out = world.record_out
+    went: list[str] = []
+
+    def refused_after_nine(*args: Any, **kwargs: Any) -> str:
+        went.append("")
+        if len(went) == 9:  # the server's window closes once nine went: ret -2 from then on
+            world.fault("rate_limit", account="default", count=100)
+        return record_out(*args, **kwargs)
+
+    monkeypatch.setattr(world, "record_out", refused_after_nine)
+    parts = [f"part {n:02d} " + "x" * size for n in range(1, 13)]  # (one a message)
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "hi":
+            return "\n\n".join(parts)
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await world.say(ALICE, "hi", account="default", settle=False)
+        faults = world.accounts["default"].faults
+        await until("the refusals", lambda: faults.get("rate_limit") == 100 - sending.SEND_ATTEMPTS)
+        await until("kept", lambda: caplog.text.count("reason=window_full") == 2)
+        assert world.texts(to=ALICE) == parts[:9]
+        monkeypatch.setattr(world, "record_out", record_out)
+        faults["rate_limit"] = 0
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
+        await asyncio.sleep(1.0)  # (and nothing more comes)
+        assert world.texts(to=ALICE) == [*parts, "echo: more"]
