@@ -32,7 +32,7 @@ from wechat_sdk.outbound.markdown import format_reply
 from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.outbound.typing import Typing
 from wechat_sdk.outbound.waiting import WaitingForUser
-from wechat_sdk.outbound.window import fit_window, is_open
+from wechat_sdk.outbound.window import fit_window, is_open, without_notice
 from wechat_sdk.puppet import OutboundFile, ReplyWindow, WindowClosed, voice_length_problem
 from wechat_sdk.stores.base import OutboxItem
 
@@ -459,38 +459,40 @@ class Outbound:
     ) -> bool:
         """The reply window closed as the reply went (the first message of ``rest`` was
         refused): ``rest`` waits for the user's next message, in order, as what a full
-        window leaves does (no notice: nothing more may go now), before ``later``, the
-        end of the reply the window had left waiting already (its rows ``kept``: they are
-        written again after ``rest``, in one step). False when there is no place for them
-        here (a stop journals the reply: it is given up, as before).
+        window leaves does (no notice: nothing more may go now, and the one the window
+        packing gave its last message is taken off, as more did not follow it), before
+        ``later``, the end of the reply the window had left waiting already (its rows
+        ``kept``: they are written again after ``rest``, in one step). False when there
+        is no place for them here (a stop journals the reply: it is given up, as before).
         :class:`DeliveryFailed` ``store_failed`` when the store refused them."""
         waiting = self.waiting
         if waiting is None or plan.watcher is not None:
             return False
+        waits = without_notice(rest) if later else list(rest)
         try:
-            if kept:
+            if kept and waits:
                 rows = waiting.rows(
                     conversation_id,
-                    [*rest, *later],
+                    [*waits, *later],
                     answers=plan.answers,
                     pairing_code=plan.pairing_code,
                 )
                 waiting.outbox.replace(kept, rows)
-                waiting.kept(conversation_id, len(rest))
+                waiting.kept(conversation_id, len(waits))
             else:
                 waiting.keep(
-                    conversation_id, rest, answers=plan.answers, pairing_code=plan.pairing_code
+                    conversation_id, waits, answers=plan.answers, pairing_code=plan.pairing_code
                 )
         except Exception as exc:
             raise self.sender.failure(
                 conversation_id,
-                f"the reply window closed and the {len(rest)} message(s) left for the "
+                f"the reply window closed and the {len(waits)} message(s) left for the "
                 f"user's next message could not be kept in the store "
                 f"({type(exc).__name__}: {exc}): not sent",
                 "store_failed",
             ) from exc
         at = len(plan.waiting) - len(later) if kept else len(plan.waiting)
-        plan.waiting[at:at] = rest
+        plan.waiting[at:at] = waits
         for message in rest:
             plan.done(message)
         return True

@@ -21,7 +21,7 @@ from wechat_sdk.outbound.chunking import text_length
 from wechat_sdk.outbound.message import OutboundMessage
 from wechat_sdk.puppet import ReplyWindow
 
-__all__ = ["MORE_NOTICE", "NOTICE", "fit_window", "is_open"]
+__all__ = ["MORE_NOTICE", "NOTICE", "fit_window", "is_open", "without_notice"]
 
 #: added to the last message that goes out when the rest of a reply waits for the user
 MORE_NOTICE = "(more after your next message)"
@@ -72,6 +72,23 @@ def fit_window(
         later.insert(0, last)
         now_part[-1] = NOTICE
     return now_part, later
+
+
+def without_notice(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
+    """``messages``, the end of what :func:`fit_window` gave to go out now when it left
+    some for later (its last carries the notice, or is :data:`NOTICE`), without the
+    notice: they did not go (the reply window closed first), and wait with the rest, which
+    they begin as the agent wrote it. The notice ends only a message that goes before
+    more waits."""
+    if not messages:
+        return []
+    *rest, last = messages
+    if last is NOTICE:
+        return rest
+    end = _JOIN + MORE_NOTICE
+    if last.text is not None and last.text.endswith(end):
+        last = OutboundMessage(last.text[: -len(end)], last.mention_ids)
+    return [*rest, last]
 
 
 def _pack(messages: Sequence[OutboundMessage], max_chars: int, units: str) -> list[OutboundMessage]:
