@@ -363,3 +363,119 @@ async def test_a_refused_last_message_with_the_notice_goes_later_without_it(
         await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
         await asyncio.sleep(1.0)  # (and nothing more comes)
         assert world.texts(to=ALICE) == [*parts, "echo: more"]
+
+
+async def _restarted(
+    world: SimulatedWeChat, config: Config, agent: Any, state_dir: Path
+) -> Gateway:
+    """A gateway started again on ``state_dir`` (the kept login: no scan), ready."""
+    gateway = Gateway(config, agent=agent, state_dir=state_dir)
+    await gateway.start()
+    await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    return gateway
+
+
+@pytest.mark.parametrize("grace_s", [10.0, 0.2], ids=["refused within", "refused after"])
+async def test_the_rest_of_a_reply_refused_during_a_stop_goes_once_after_the_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace_s: float
+) -> None:
+    """A stop begins while iLink refuses the second message of a reply with ``ret -2``
+    (the five tries take their time), and the refusals end within its grace period, or
+    after it (the send under way is let land): what the stop journaled of the reply is
+    not given up (it was dropped) but waits for the user's next message, as the rest of a
+    refused reply does without a stop; after the restart it goes once, in order, before
+    the answer to that message."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    record_out = world.record_out
+
+    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
+        world.fault("rate_limit", account="default", count=100)
+        return record_out(*args, **kwargs)
+
+    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    parts = ["first part of the answer", "second part of the answer", "third part of it"]
+
+    async def agent(turn: AgentTurn) -> str:
+        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        config = _short_chunks(server)
+        gateway = Gateway(config, agent=agent, state_dir=tmp_path)
+        await gateway.start()
+        try:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "hi", account="default", settle=False)
+            faults = world.accounts["default"].faults
+            await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100)
+        finally:
+            await gateway.close(grace_s=grace_s)  # (while the send is tried again)
+        assert faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS
+        assert world.texts(to=ALICE) == parts[:1]
+        monkeypatch.setattr(world, "record_out", record_out)
+        faults["rate_limit"] = 0
+        gateway = await _restarted(world, config, agent, tmp_path)
+        try:
+            await asyncio.sleep(0.5)
+            assert world.texts(to=ALICE) == parts[:1]  # (it waits for the user)
+            await world.say(ALICE, "more", account="default", settle=False)
+            await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
+            await asyncio.sleep(1.0)  # (and nothing more comes)
+            assert world.texts(to=ALICE) == [*parts, "echo: more"]
+        finally:
+            await gateway.close()
+
+
+async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_the_notice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply longer than the reply window (its end waits for the user's next message,
+    kept before the stop began), whose tenth message, the one that says that more
+    follows, iLink refuses with ``ret -2`` while a stop journals the reply: that message
+    waits before the end, without the notice, and after the restart all of it goes once,
+    in order, after the user's next message."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    record_out = world.record_out
+    went: list[str] = []
+
+    def refused_after_nine(*args: Any, **kwargs: Any) -> str:
+        went.append("")
+        if len(went) == 9:
+            world.fault("rate_limit", account="default", count=100)
+        return record_out(*args, **kwargs)
+
+    monkeypatch.setattr(world, "record_out", refused_after_nine)
+    parts = [f"part {n:02d} " + "x" * 2_000 for n in range(1, 13)]  # (one a message)
+
+    async def agent(turn: AgentTurn) -> str:
+        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        config = ilink_config(server)
+        gateway = Gateway(config, agent=agent, state_dir=tmp_path)
+        await gateway.start()
+        try:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "hi", account="default", settle=False)
+            faults = world.accounts["default"].faults
+            await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100, 30)
+        finally:
+            await gateway.close()  # (while the send is tried again)
+        assert world.texts(to=ALICE) == parts[:9]
+        monkeypatch.setattr(world, "record_out", record_out)
+        faults["rate_limit"] = 0
+        gateway = await _restarted(world, config, agent, tmp_path)
+        try:
+            await world.say(ALICE, "more", account="default", settle=False)
+            await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
+            await asyncio.sleep(1.0)  # (and nothing more comes)
+            assert world.texts(to=ALICE) == [*parts, "echo: more"]
+        finally:
+            await gateway.close()
