@@ -136,12 +136,23 @@ async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_unti
         assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]
 
 
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
 async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_next_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    request: pytest.FixtureRequest,
+    store: str,
 ) -> None:
     """iLink's window closes in the middle of a reply (its second message is refused with
     ``ret -2`` all along): that message is not given up but waits for the user's next
-    message, as what a full window leaves does, and goes before the answer to it."""
+    message, as what a full window leaves does, and goes before the answer to it. So too
+    on a Redis store, where the account is held by lease and each turn is journaled as it
+    begins (as a stop journals the turns in flight)."""
+    redis = ""
+    if store == "redis":
+        url, namespace = (request.getfixturevalue(f) for f in ("redis_url", "redis_namespace"))
+        redis = f'store: {{ kind: "redis", url: "{url}", namespace: "{namespace}" }},'
     caplog.set_level(logging.INFO)
     monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
     world = SimulatedWeChat(clock=RealClock())
@@ -163,7 +174,7 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
 
     async with (
         await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(_short_chunks(server), agent=agent, state_dir=tmp_path) as gateway,
+        Gateway(_short_chunks(server, redis), agent=agent, state_dir=tmp_path) as gateway,
     ):
         await world.login("default")
         await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
@@ -184,13 +195,14 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
         ]
 
 
-def _short_chunks(server: ILinkServer) -> Config:
-    """:func:`ilink_config` with text cut into messages of at most 30 characters."""
+def _short_chunks(server: ILinkServer, more: str = "") -> Config:
+    """:func:`ilink_config` with text cut into messages of at most 30 characters (and
+    ``more`` keys)."""
     return parse_config(
         f"""{{ channels: {{ wechat: {{
             puppet: "ilink",
             puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false, textChunkLimit: 30,
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false, textChunkLimit: 30, {more}
         }} }} }}"""
     )
 
@@ -429,14 +441,16 @@ async def test_the_rest_of_a_reply_refused_during_a_stop_goes_once_after_the_res
             await gateway.close()
 
 
+@pytest.mark.parametrize("answered", [False, True], ids=["before the stop", "during it"])
 async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_the_notice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answered: bool
 ) -> None:
     """A reply longer than the reply window (its end waits for the user's next message,
-    kept before the stop began), whose tenth message, the one that says that more
-    follows, iLink refuses with ``ret -2`` while a stop journals the reply: that message
-    waits before the end, without the notice, and after the restart all of it goes once,
-    in order, after the user's next message."""
+    kept as it was planned: before the stop began, or, answered during it, by the stop's
+    journal), whose tenth message, the one that says that more follows, iLink refuses
+    with ``ret -2`` while a stop journals the reply: that message waits before the end,
+    without the notice, and after the restart all of it goes once, in order, after the
+    user's next message."""
     monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
     world = SimulatedWeChat(clock=RealClock())
     world.add_account("default", transport="ilink")
@@ -452,9 +466,15 @@ async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_t
 
     monkeypatch.setattr(world, "record_out", refused_after_nine)
     parts = [f"part {n:02d} " + "x" * 2_000 for n in range(1, 13)]  # (one a message)
+    asked, answer = asyncio.Event(), asyncio.Event()
 
     async def agent(turn: AgentTurn) -> str:
-        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+        if turn.text != "hi":
+            return f"echo: {turn.text}"
+        asked.set()
+        if answered:
+            await answer.wait()
+        return "\n\n".join(parts)
 
     async with await world.ilink_server(poll_hold_s=0.3) as server:
         config = ilink_config(server)
@@ -465,9 +485,17 @@ async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_t
             await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
             await world.say(ALICE, "hi", account="default", settle=False)
             faults = world.accounts["default"].faults
-            await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100, 30)
+            if answered:  # (the stop journals the turn, then its reply as it is planned)
+                await asyncio.wait_for(asked.wait(), 30)
+                closing = asyncio.ensure_future(gateway.close(grace_s=60))
+                await asyncio.sleep(0.3)
+                answer.set()
+                await closing
+            else:
+                await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100, 30)
         finally:
             await gateway.close()  # (while the send is tried again)
+        assert faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS
         assert world.texts(to=ALICE) == parts[:9]
         monkeypatch.setattr(world, "record_out", record_out)
         faults["rate_limit"] = 0

@@ -718,6 +718,9 @@ class TurnJournal:
         self.progress = progress
         self.turn_item: OutboxItem | None = None
         self.items: list[tuple[OutboundMessage, OutboxItem]] = []
+        #: the rows it wrote of what a reply window left for the user's next message
+        #: (they stay when the turn ends: see refused)
+        self.waits: list[OutboxItem] = []
         #: a message of the journal could not be marked ``sending``: nothing more of the
         #: turn goes out (left ``pending``, it could go out twice); what the journal holds
         #: is for the next start
@@ -844,6 +847,7 @@ class TurnJournal:
 
         if self.kept._write(write, f"{len(rows)} message(s)"):
             self.items.extend(zip(messages, added, strict=False))  # (the journal's own)
+            self.waits.extend(added[len(messages) :])
             if later and waiting is not None:
                 waiting.kept(self.conversation_id, len(later))
             return True
@@ -887,6 +891,22 @@ class TurnJournal:
         if item is not None and not self.unkept:  # (unkept: what it holds stays)
             self.items = [(m, i) for m, i in self.items if i is not item]
             self.kept._take_out(item, "a message")
+
+    def refused(
+        self, messages: Sequence[OutboundMessage]
+    ) -> tuple[list[OutboxItem], list[OutboxItem]] | None:
+        """A closed reply window refused the first of ``messages`` (iLink's ``ret -2``
+        all along, while the stop waits): the rows of them and of what a reply window
+        left for the user's next message, for the delivery to write again, as waiting
+        for that message; they are the journal's no more (the turn's end leaves them).
+        None when what it holds stays for the next start (a row could not be marked)."""
+        if self.unkept:
+            return None
+        held = [item for m in messages if (item := self.holds(m)) is not None]
+        gone = {item.id for item in held}
+        self.items = [(m, i) for m, i in self.items if i.id not in gone]
+        waits, self.waits = self.waits, []
+        return held, waits
 
     def cut(self, *, reply_stands: bool = True) -> None:
         """The turn was cut: a message whose send was cut without going out (it is still

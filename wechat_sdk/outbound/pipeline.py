@@ -60,6 +60,15 @@ class PlanWatcher(Protocol):
 
     def done(self, message: OutboundMessage) -> None: ...
 
+    def refused(
+        self, messages: Sequence[OutboundMessage]
+    ) -> tuple[list[OutboxItem], list[OutboxItem]] | None:
+        """A closed reply window refused the first of ``messages`` (the rest of the
+        reply): the rows the watcher wrote of them, and of what a reply window had left
+        for the user's next message, handed over (the caller writes them again to wait
+        for that message) and forgotten here. None when its rows must stay as they are
+        (they stand for the reply at the next start)."""
+
 
 class ReplyPlan:
     """The messages of a reply not sent yet, kept up to date as the reply goes out.
@@ -350,14 +359,8 @@ class Outbound:
                 if exc.code == "window_closed" and self.sender.window_kept:
                     if n == 0 and not wait_for_login:
                         self._refused_at_once(conversation_id, exc, plan, later, kept)
-                    if self._keep_refused(conversation_id, messages[n:], plan, later, kept):
-                        break
-                    given_up = self.sender.failure(conversation_id, str(exc), exc.code)
-                    if message.file is None:
-                        raise given_up from exc.__cause__
-                    first_failure = first_failure or given_up
-                    plan.done(message)
-                    continue
+                    self._keep_refused(conversation_id, messages[n:], plan, later, kept)
+                    break
                 # (store_failed: its journal could not be kept true; store_unavailable: a
                 # proactive send's lease could not be confirmed; nothing more goes)
                 if message.file is None or exc.code in (
@@ -456,29 +459,40 @@ class Outbound:
         plan: ReplyPlan,
         later: Sequence[OutboundMessage],
         kept: Sequence[OutboxItem],
-    ) -> bool:
+    ) -> None:
         """The reply window closed as the reply went (the first message of ``rest`` was
         refused): ``rest`` waits for the user's next message, in order, as what a full
         window leaves does (no notice: nothing more may go now, and the one the window
         packing gave its last message is taken off, as more did not follow it), before
         ``later``, the end of the reply the window had left waiting already (its rows
-        ``kept``: they are written again after ``rest``, in one step). False when there
-        is no place for them here (a stop journals the reply: it is given up, as before).
+        ``kept``: they are written again after ``rest``, in one step; so are the rows
+        of both a stop's journal wrote, when it journals the reply).
         :class:`DeliveryFailed` ``store_failed`` when the store refused them."""
         waiting = self.waiting
-        if waiting is None or plan.watcher is not None:
-            return False
+        assert waiting is not None  # (sender.window_kept)
+        # the rows written of ``rest`` (by a stop's journal) and of ``later`` (by it, or
+        # here) are written again, after what else waits, in one step and in order
+        rest_rows: list[OutboxItem] = []
+        later_rows = list(kept)
+        if plan.watcher is not None:
+            journaled = plan.watcher.refused(rest)
+            if journaled is None:  # (they stand for the reply at the next start)
+                for message in rest:
+                    plan.done(message)
+                return
+            rest_rows, later_rows = journaled[0], [*journaled[1], *kept]
         waits = without_notice(rest) if later else list(rest)
         try:
-            if kept and waits:
+            if rest_rows or later_rows:
                 rows = waiting.rows(
                     conversation_id,
-                    [*waits, *later],
+                    [*waits, *later] if later_rows else waits,
                     answers=plan.answers,
                     pairing_code=plan.pairing_code,
                 )
-                waiting.outbox.replace(kept, rows)
-                waiting.kept(conversation_id, len(waits))
+                waiting.outbox.replace([*rest_rows, *later_rows], rows)
+                if waits:
+                    waiting.kept(conversation_id, len(waits))
             else:
                 waiting.keep(
                     conversation_id, waits, answers=plan.answers, pairing_code=plan.pairing_code
@@ -491,11 +505,10 @@ class Outbound:
                 f"({type(exc).__name__}: {exc}): not sent",
                 "store_failed",
             ) from exc
-        at = len(plan.waiting) - len(later) if kept else len(plan.waiting)
+        at = len(plan.waiting) - len(later)
         plan.waiting[at:at] = waits
         for message in rest:
             plan.done(message)
-        return True
 
     async def send_message(
         self,
