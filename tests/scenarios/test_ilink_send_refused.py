@@ -507,3 +507,37 @@ async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_t
             assert world.texts(to=ALICE) == [*parts, "echo: more"]
         finally:
             await gateway.close()
+
+
+async def test_a_reply_the_servers_own_full_window_refuses_waits_for_the_users_next_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's count of the reply window is ahead of the gateway's (messages another
+    client sent with the bot's token, say): it refuses the reply as the real server does,
+    with ``ret -2``, the answer it gives a rate limit too. The gateway tries five times,
+    then takes the window as closed: the reply waits for the user's next message (it is
+    not refused for good and lost), and goes before the answer to it."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+
+    async def agent(turn: AgentTurn) -> str:
+        if turn.text == "hi":  # (meanwhile ten messages went to Alice from elsewhere)
+            world.ilink_state.bot("default").window(ALICE).sent_since = 10
+        return f"echo: {turn.text}"
+
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
+    ):
+        await world.login("default")
+        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await world.say(ALICE, "hi", account="default", settle=False)
+        refusals = lambda: [e for e in world.events_log if e["event"] == "window_closed"]  # noqa: E731
+        await until("the refusals", lambda: len(refusals()) == sending.SEND_ATTEMPTS)
+        await asyncio.sleep(0.5)  # (and no more)
+        assert len(refusals()) == sending.SEND_ATTEMPTS and world.texts(to=ALICE) == []
+        await world.say(ALICE, "more", account="default", settle=False)
+        await until("the answers", lambda: len(world.texts(to=ALICE)) == 2, 30)
+        assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]
