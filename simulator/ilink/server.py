@@ -13,8 +13,10 @@ whose QR codes log in that account):
 
 Answers as the real server gives them: HTTP 200 with ``ret`` 0, or ``ret``/``errcode``
 and ``errmsg``: ``-14`` "session timeout" for a token that is not (or no longer) valid,
-``-2`` "rate limited", ``-1`` for a request the server refuses (the ``errmsg`` says why:
-a closed reply window starts with "reply window closed"). A body that is not JSON is an
+``-2`` "rate limited", and ``-2`` too for a send its reply window does not allow (the real
+server gives both the same answer, its ``errmsg`` empty or "prepare failed"; the
+simulator's says which limit: "reply window closed: ..."), ``-1`` for a request the server
+refuses (the ``errmsg`` says why). A body that is not JSON is an
 HTTP 400 with the same JSON shape; an unknown path is a 404. The CDN says why it refuses
 in its answer's ``x-error-message`` header (as Tencent's CDN does: its client reads it).
 An error of the simulator itself is an HTTP 500 and a log line with its traceback, never
@@ -474,9 +476,9 @@ class ILinkServer:
             return _answer({"ret": 0, "message_id": bot.client_ids[client_id]})
         window = bot.window(to)
         refusal = window.refusal(world.time.now())
-        if refusal is not None:
+        if refusal is not None:  # (ret -2, as the real server: its rate limit's answer too)
             world._log(sim, "window_closed", to=to, reason=refusal)
-            return _error(REFUSED, refusal)
+            return _error(RATE_LIMITED, refusal)
         window.bot_sent()
         last = None
         for item in items:
