@@ -738,3 +738,75 @@ async def test_nine_accounts_on_four_gateways_end_three_two_two_two(
         assert even(), gateways.running
     finally:
         await gateways.stop_all()
+
+
+async def test_a_stop_while_the_first_round_says_alive_leaves_the_cluster_for_good(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A stopped while its start's first round waits on Redis to say it is alive: its
+    round said so after the stop had left (its heartbeat, members and room back in Redis),
+    so the others counted it alive for up to a TTL and left its share of the accounts
+    unrun for it. Now the stop ends that round: A is gone from the cluster, B runs both."""
+    gateways = Gateways(aclient, keys)
+    b = gateways.gateway("B", ["a1", "a2"])
+    a = gateways.gateway("A", ["a1", "a2"], ttl_s=60)
+    asking = asyncio.Event()
+    answer = asyncio.Event()
+    time = a._r.time
+
+    async def slow_time() -> Any:  # (Redis slow to answer the round's first command)
+        asking.set()
+        await answer.wait()
+        return await time()
+
+    a._r.time = slow_time  # type: ignore[method-assign]
+    try:
+        await b.start()
+        starting = asyncio.ensure_future(a.start())
+        await asyncio.wait_for(asking.wait(), 10)
+        await asyncio.wait_for(a.stop(0), 10)
+        answer.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(starting, 10)
+        assert await aclient.zscore(keys.gateways, "A") is None
+        assert await aclient.hget(keys.members, "A") is None
+        assert await aclient.hget(keys.rooms, "A") is None
+        assert await gateways.until(lambda: gateways.running["B"] == {"a1", "a2"})
+        assert gateways.running["A"] == set()
+    finally:
+        answer.set()
+        await gateways.stop_all()
+
+
+async def test_a_stop_while_the_first_round_starts_an_account_leaves_it_to_the_others(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """A stopped while its start's first round is starting an account: the stop handed
+    that account over (its lease released, B took it), then the start went on and A ran it
+    too, two gateways running one account, and published its room again after leaving.
+    Now the stop ends that round first: A runs nothing, B runs both, A is gone."""
+    starting_one = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow_start(account_id: str, guard: LeaseGuard) -> None:
+        starting_one.set()
+        await started.wait()  # (a transport slow to start)
+
+    gateways = Gateways(aclient, keys)
+    a = gateways.gateway("A", ["a1", "a2"], start=slow_start)
+    b = gateways.gateway("B", ["a1", "a2"])
+    try:
+        starting = asyncio.ensure_future(a.start())
+        await asyncio.wait_for(starting_one.wait(), 10)
+        await asyncio.wait_for(a.stop(0), 10)
+        started.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(starting, 10)
+        await b.start()
+        assert await gateways.until(lambda: gateways.running["B"] == {"a1", "a2"})
+        assert gateways.running["A"] == set()
+        assert await aclient.zscore(keys.gateways, "A") is None
+        assert await aclient.hget(keys.rooms, "A") is None
+    finally:
+        started.set()
+        await gateways.stop_all()
