@@ -199,9 +199,27 @@ class ClusterCoordinator:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Check Redis, note its epoch, run one round at once, then the loop."""
-        await self._check_epoch()
-        await self._round()
+        """Check Redis, note its epoch, run one round at once, then the loop.
+
+        A :meth:`stop` meanwhile ends that first round where it is (as it ends a round of
+        the loop), and the start returns without starting the loop: nothing said to Redis
+        after the stop left the cluster."""
+        if self._stopping:
+            return
+        # in a task, for a stop to cancel; in this context (the caller's), as it ran before
+        first = self._task = asyncio.ensure_future(self._first_round())
+        try:
+            await first
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._stopping or (task is not None and task.cancelling()):
+                raise  # (the start itself was cancelled)
+            return
+        finally:
+            if self._task is first:
+                self._task = None
+        if self._stopping:  # (the round ended just before the stop came)
+            return
         loop = asyncio.get_running_loop()
         # (each in a context of its own: the gateway's, for every account; in the context
         # of the task that started the gateway, an account's, their lines showed it)
@@ -216,12 +234,15 @@ class ClusterCoordinator:
 
     async def stop(self, grace_s: float = HANDOVER_GRACE_S) -> None:
         """Stop every held account (replies in flight get ``grace_s``) and release its
-        lease: other gateways take them at once."""
+        lease: other gateways take them at once. For good: the round under way (the
+        start's first one too) ends before this gateway leaves the cluster."""
         self._stopping = True
         self._released.set()  # (wakes the loop between two rounds)
         for task in (self._task, self._listening):
             if task is not None:
-                await self._cancelled(task)
+                # (the start's first round failing, Redis unreachable: the start says it)
+                with contextlib.suppress(Exception):
+                    await self._cancelled(task)
         self._task = self._listening = None
         # gone from the gateways alive first: the others' shares count without this one,
         # so each account is taken as soon as it is released, not after the last
@@ -238,6 +259,10 @@ class ClusterCoordinator:
                 await self._cancelled(self._renewing)
             self._renewing = None
             await self._r.aclose()
+
+    async def _first_round(self) -> None:
+        await self._check_epoch()
+        await self._round()
 
     async def _leave(self) -> None:
         try:
