@@ -981,6 +981,23 @@ async def test_asking_for_another_address_than_the_running_servers_is_an_error(
         assert other.port == free and other.base_url == f"http://127.0.0.1:{free}/"
 
 
+async def test_asking_for_another_poll_hold_than_the_running_servers_is_an_error(
+    world: SimulatedWeChat, server: ILinkServer
+) -> None:
+    """``world.ilink_server(poll_hold_s=...)`` returned the running server, holding
+    ``getupdates`` for its own time, without a word: a test asking for a quick hold got
+    the running one's. The same rule as the address: left out, or the running one's."""
+    assert server.poll_hold_s == 0.3
+    assert await world.ilink_server() is server  # (left out: the running one's)
+    assert await world.ilink_server(poll_hold_s=0.3, port=server.port) is server
+    with pytest.raises(ValueError, match=r"poll_hold_s=0\.3.*not with poll_hold_s=5\b"):
+        await world.ilink_server(poll_hold_s=5)
+    assert world.ilink_state.server is server and server.poll_hold_s == 0.3
+    await server.close()
+    async with await world.ilink_server(poll_hold_s=5) as other:  # once it is closed
+        assert other.poll_hold_s == 5
+
+
 # ------------------------------------------------------------------ the virtual clock
 
 
