@@ -17,8 +17,8 @@ The API (names kept stable for the iLink adapter and the gateway):
   any id).
 - ``server = await world.ilink_server()`` (also ``async with await world.ilink_server()``):
   an :class:`ILinkServer` on 127.0.0.1, an ephemeral port (``port=`` to choose), one per
-  world (a second call returns the running one; one asking for another host or port is a
-  ``ValueError`` naming where it runs). ``server.base_url`` is the API base
+  world (a second call returns the running one; one asking for another host, port or
+  ``poll_hold_s`` is a ``ValueError`` naming what it runs with). ``server.base_url`` is the API base
   (``http://127.0.0.1:PORT/``, the ``baseUrl`` of a client), ``server.cdn_base_url`` the
   CDN base (``http://127.0.0.1:PORT/c2c``, its ``cdnBaseUrl``);
   ``server.base_url_for("bot")`` is a base whose QR codes log in that account (for several

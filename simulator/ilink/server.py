@@ -594,21 +594,30 @@ async def start_ilink_server(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    poll_hold_s: float = POLL_HOLD_S,
+    poll_hold_s: float | None = None,
 ) -> ILinkServer:
-    """Serve ``world``'s iLink accounts; the running server if it has one already, on
-    ``host`` and on ``port`` (``0``: any port), else ValueError naming where it runs. One
-    server a world: its bots' logins and files name its address (:class:`ILinkState`)."""
+    """Serve ``world``'s iLink accounts (``poll_hold_s``: ``None``, :data:`POLL_HOLD_S`);
+    the running server if it has one already, on ``host`` and on ``port`` (``0``: any
+    port), with ``poll_hold_s`` (``None``: any), else ValueError naming what it runs with.
+    One server a world: its bots' logins and files name its address
+    (:class:`ILinkState`)."""
     running = world.ilink_state.server
     if running is not None:
+        differs = []
         if host != running.host or port not in (0, running.port):
+            differs.append(f"on {host_port(host, port)}")
+        if poll_hold_s is not None and poll_hold_s != running.poll_hold_s:
+            differs.append(f"with poll_hold_s={poll_hold_s:g}")
+        if differs:
             raise ValueError(
-                f"the world's iLink server runs on {running._address} already, not on "
-                f"{host_port(host, port)}: ask for that host and port (port 0: the running "
-                "one's), or close it first (await world.close()); a world has one server"
+                f"the world's iLink server runs on {running._address} already, with "
+                f"poll_hold_s={running.poll_hold_s:g}, not {' and '.join(differs)}: ask for "
+                "what it runs with (port 0 and poll_hold_s left out: the running one's), or "
+                "close it first (await world.close()); a world has one server"
             )
         return running
-    server = ILinkServer(world, poll_hold_s=poll_hold_s)
+    hold = POLL_HOLD_S if poll_hold_s is None else poll_hold_s
+    server = ILinkServer(world, poll_hold_s=hold)
     await server.start(host, port)
     log.info("iLink server of the simulated world at %s", server.base_url)
     return server

@@ -42,9 +42,9 @@ class ILinkServing:
     ) -> ILinkServer:
         """Serve this world's iLink accounts over HTTP (see :mod:`simulator.ilink`); the
         running server when there is one (a world has one: its bots' logins and files name
-        its address), on ``host`` and on ``port`` (``0``: any port), else ValueError naming
-        where it runs. ``poll_hold_s``: how long ``getupdates`` holds a request with
-        nothing to give (default 30 s).
+        its address), on ``host`` and on ``port`` (``0``: any port), with ``poll_hold_s``
+        (left out: any), else ValueError naming what it runs with. ``poll_hold_s``: how
+        long ``getupdates`` holds a request with nothing to give (default 30 s).
 
         Example:
             ```python
@@ -53,11 +53,10 @@ class ILinkServing:
                 ...  # a client with baseUrl server.base_url, cdnBaseUrl server.cdn_base_url
             ```
         """
-        from simulator.ilink.server import POLL_HOLD_S, start_ilink_server
+        from simulator.ilink.server import start_ilink_server
 
-        hold = POLL_HOLD_S if poll_hold_s is None else poll_hold_s
         world = cast("SimulatedWeChat", self)
-        return await start_ilink_server(world, host=host, port=port, poll_hold_s=hold)
+        return await start_ilink_server(world, host=host, port=port, poll_hold_s=poll_hold_s)
 
     async def close(self) -> None:
         """Stop what the world serves (its iLink server, when one runs)."""
