@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import threading
@@ -154,6 +155,39 @@ def discovery() -> Iterator[str]:
 
 async def test_discovery_finds_the_endpoint_of_a_token(discovery: str) -> None:
     assert await discover_endpoint(discovery, "insecure_known") == "127.0.0.1:8788"
+
+
+async def test_an_ipv6_host_from_discovery_is_reached(discovery: str) -> None:
+    """The discovery service answering an IPv6 host (``{"host": "::1", "port": ...}``):
+    the address was ``::1:<port>``, which gRPC reads as a host without a port, so no
+    connection attempt ever reached the service. Now ``[::1]:<port>``, as gRPC wants it."""
+    import grpc
+
+    service = grpc.aio.server()
+    try:
+        port = service.add_insecure_port("[::1]:0")
+    except RuntimeError:
+        pytest.skip("no IPv6 loopback here")
+    await service.start()
+    _Discovery.known["insecure_v6"] = {"host": "::1", "port": port}
+    try:
+        endpoint = await discover_endpoint(discovery, "insecure_v6")
+        assert endpoint == f"[::1]:{port}"
+        async with grpc.aio.insecure_channel(endpoint) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 10)
+    finally:
+        del _Discovery.known["insecure_v6"]
+        await service.stop(0)
+
+
+def test_an_ipv6_endpoint_without_brackets_is_refused_saying_how_to_write_it() -> None:
+    """``endpoint: "::1:8788"`` passed the check (its last colon taken for the port's) and
+    gRPC read it as a host without a port: the service was never reached, with no word
+    why. Now a config error saying to write the host in brackets, which works."""
+    with pytest.raises(ConfigError, match=r"puppetOptions\.endpoint: .*\[::1\]:8788"):
+        settings({"token": "t", "endpoint": "::1:8788"})
+    assert settings({"token": "t", "endpoint": "[::1]:8788"}).endpoint == "[::1]:8788"
+    assert settings({"token": "t", "endpoint": "[2001:db8::7]:8788"}).endpoint
 
 
 async def test_discovery_of_an_unknown_token_says_what_to_do(discovery: str) -> None:
