@@ -35,6 +35,7 @@ from wechat_sdk.adapters.wechaty.client import (
 )
 from wechat_sdk.adapters.wechaty.sidecar import Sidecar, SidecarPuppet
 from wechat_sdk.config import ConfigError, ResolvedAccount
+from wechat_sdk.config.integrations import host_port
 from wechat_sdk.config.models import PuppetOptions, TlsOptions
 from wechat_sdk.puppet import Puppet
 
@@ -151,6 +152,13 @@ def _check_endpoint(endpoint: str, path: str) -> None:
     host, sep, port = endpoint.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError.single(path, f'{endpoint!r} is not "host:port" (e.g. "127.0.0.1:8788")')
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        # (gRPC reads "::1:8788" as a host without a port: never reached)
+        raise ConfigError.single(
+            path,
+            f'{endpoint!r} is not "host:port": write an IPv6 host in brackets, '
+            f"{host_port(host, port)!r}",
+        )
 
 
 async def discover_endpoint(discovery_url: str, token: str) -> str:
@@ -191,7 +199,7 @@ async def discover_endpoint(discovery_url: str, token: str) -> str:
     host, port = found.get("host") or found.get("ip"), found.get("port")
     if not isinstance(host, str) or not host or not isinstance(port, int) or port <= 0:
         raise ServiceUnavailable(f"the discovery service at {where} gave no address")
-    return f"{host}:{port}"
+    return host_port(host, port)  # (an IPv6 host in brackets, as gRPC reads a target)
 
 
 def check_puppet(account: ResolvedAccount) -> None:
