@@ -160,3 +160,53 @@ def test_a_urls_user_part_is_masked_in_a_librarys_lines_whatever_its_length(user
         "Request options: {'url': 'https://***@llm.example/v1'}",
         "Connecting to SSE endpoint: http://***@other.example:8/sse",
     ]
+
+
+@pytest.mark.parametrize("query", ["k=ab1", "v"])
+def test_a_configured_urls_query_is_masked_in_a_librarys_lines_whatever_its_length(
+    query: str,
+) -> None:
+    """The query of ``baseUrl`` (``?k=ab1``, a key) showed in httpx's line when under 6
+    characters (only longer ones were masked), though docs/privacy.md says it is replaced.
+    Now masked whatever its length where it follows its URL; the same text elsewhere, not
+    after that URL, shows (``k=ab1`` masked everywhere would mask words of prose)."""
+    from wechat_sdk.assistants.openai_chat import ChatModel
+    from wechat_sdk.config.assistant import AgentConfig
+
+    ChatModel(AgentConfig(model="m", baseUrl=f"https://LLM.example:443/v1?{query}"))
+    lines = {
+        # (as the openai SDK asks it: its path after the base's query)
+        "httpx": f'HTTP Request: POST https://llm.example/v1?{query}/chat/completions "200 OK"',
+        "mcp.client.sse": f"Connecting to SSE endpoint: http://other.example/sse?{query}&x=1",
+    }
+    assert shown_by_library(lines) == [
+        'HTTP Request: POST https://llm.example/v1?***/chat/completions "200 OK"',
+        lines["mcp.client.sse"],
+    ]
+
+
+def test_a_webhook_agents_short_query_is_masked_after_its_masked_path() -> None:
+    """A webhook agent's URL with a short query (``?t=42``): its path masked, its query
+    too (it showed, being under 6 characters)."""
+    from wechat_sdk.assistants.webhook_agent import WebhookAgent
+
+    WebhookAgent("https://hooks.example.com/webhook/abc-123?t=42", secret="whsec_x")
+    (line,) = shown_by_library(
+        {"httpx": 'HTTP Request: POST https://hooks.example.com/webhook/abc-123?t=42 "200 OK"'}
+    )
+    assert line == 'HTTP Request: POST https://hooks.example.com/***?*** "200 OK"'
+
+
+def test_an_mcp_servers_short_query_is_masked_in_its_lines() -> None:
+    from wechat_sdk.assistants.mcp_tools import McpServer
+    from wechat_sdk.config.assistant import McpServerConfig
+
+    McpServer("remote", McpServerConfig(url="https://mcp.example.com/mcp?k=7"))
+    (line,) = shown_by_library(
+        {
+            "mcp.client.streamable_http": (
+                "Connecting to StreamableHTTP endpoint: https://mcp.example.com/mcp?k=7"
+            )
+        }
+    )
+    assert line == "Connecting to StreamableHTTP endpoint: https://mcp.example.com/mcp?***"
