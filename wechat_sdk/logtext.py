@@ -19,7 +19,14 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["hide_in_library_logs", "secret_forms", "shown", "url_secrets", "without_secrets"]
+__all__ = [
+    "as_httpx_writes",
+    "hide_in_library_logs",
+    "secret_forms",
+    "shown",
+    "url_secrets",
+    "without_secrets",
+]
 
 # C0 and C1 controls (a newline, a carriage return, an escape sequence) and the Unicode
 # line and paragraph separators: each would start a new line, or restyle one, in a log
@@ -190,19 +197,27 @@ class _KnownSecrets(logging.Filter):
 _KNOWN_SECRETS = _KnownSecrets()
 
 
-def hide_in_library_logs(values: Iterable[str], *, url_paths: Iterable[str] = ()) -> None:
+def hide_in_library_logs(
+    values: Iterable[str], *, urls: Iterable[str] = (), url_paths: Iterable[str] = ()
+) -> None:
     """Mask ``values`` (in their :func:`secret_forms`), and the user part of every URL
     whatever its length (``https://***@host``), in the lines of the libraries that name
     each request (httpx's, the openai and mcp SDKs'), whatever shows those lines: a
     program's own ``logging.basicConfig(level=logging.DEBUG)`` shows them all. Called by
     each client the config builds, with its keys, headers' values and URLs' secrets.
 
-    ``url_paths``: URLs whose path is a key (a webhook's, ``/webhook/<uuid>``): the path
-    is masked where it follows that URL's host (``n8n.example.com/***``), not elsewhere,
-    so that a common path (``/api/chat``) in another server's line is shown."""
+    ``urls``: the URLs the config names: the query of each is masked where it follows
+    that URL's host and path (``llm.example.com/v1?***``), whatever its length (a short
+    query masked wherever it shows would mask common text). ``url_paths``: URLs whose path
+    is a key too (a webhook's, ``/webhook/<uuid>``): the path is masked where it follows
+    that URL's host (``n8n.example.com/***``), not elsewhere, so that a common path
+    (``/api/chat``) in another server's line is shown. Each URL as written and as httpx
+    writes it (:func:`as_httpx_writes`)."""
     masks = {form: "***" for form in secret_forms(values)}
-    for url in url_paths:
-        masks.update(_path_mask(url))
+    keyed = set(url_paths)
+    for url in dict.fromkeys([*urls, *url_paths]):
+        for form in dict.fromkeys((url, as_httpx_writes(url))):
+            masks.update(_url_masks(form, path_is_key=url in keyed))
     if not masks.items() <= dict(_KNOWN_SECRETS.masks).items():
         joined = {**dict(_KNOWN_SECRETS.masks), **masks}
         by_length = sorted(joined.items(), key=lambda m: len(m[0]), reverse=True)
@@ -213,14 +228,34 @@ def hide_in_library_logs(values: Iterable[str], *, url_paths: Iterable[str] = ()
             logger.addFilter(_KNOWN_SECRETS)
 
 
-def _path_mask(url: str) -> dict[str, str]:
-    """``{"host/path": "host/***"}`` of ``url`` (its host as written, without a user
-    part); nothing when it has no path beyond ``/``."""
+def _url_masks(url: str, *, path_is_key: bool) -> dict[str, str]:
+    """What of ``url`` to mask after its host (as written, without a user part): its
+    query (``{"host/path?query": "host/path?***"}``) and, when ``path_is_key``, its path
+    (``{"host/path": "host/***"}``, when it has one beyond ``/``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return {}
     host = parts.netloc.rpartition("@")[2]
-    if not host or len(parts.path) <= 1:
+    if not host:
         return {}
-    return {f"{host}{parts.path}": f"{host}/***"}
+    masks: dict[str, str] = {}
+    path = shown_path = parts.path
+    if path_is_key and len(path) > 1:
+        shown_path = "/***"
+        masks[f"{host}{path}"] = f"{host}{shown_path}"
+    if parts.query:
+        masks[f"{host}{path}?{parts.query}"] = f"{host}{shown_path}?***"
+    return masks
+
+
+def as_httpx_writes(url: str) -> str:
+    """``url`` as httpx's messages write it (its host in small letters, no default port,
+    the path percent-encoded); ``url`` itself when httpx takes it for no URL (config check
+    said so)."""
+    import httpx
+
+    try:
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url

@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 from wechat_sdk.assistants.tool_schema import MAX_DESCRIPTION_CHARS
 from wechat_sdk.config.assistant import McpServerConfig
 from wechat_sdk.config.integrations import origin_of
-from wechat_sdk.logtext import hide_in_library_logs, secret_forms, shown, url_secrets
+from wechat_sdk.logtext import (
+    as_httpx_writes,
+    hide_in_library_logs,
+    secret_forms,
+    shown,
+    url_secrets,
+)
 
 if TYPE_CHECKING:
     from mcp import ClientSession
@@ -76,7 +82,7 @@ class McpServer:
     ) -> None:
         self.key = key
         self.config = config
-        hide_in_library_logs(_secrets_of(config))
+        hide_in_library_logs(_secrets_of(config), urls=[] if config.url is None else [config.url])
         self.call_timeout_s = call_timeout_s
         self.ping_every_s = ping_every_s
         self.tools: tuple[McpTool, ...] = ()
@@ -228,7 +234,7 @@ class McpServer:
         lines = str(exc).strip().splitlines()
         text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         if config.url is not None:
-            for form in dict.fromkeys((config.url, _httpx_url(config.url))):
+            for form in dict.fromkeys((config.url, as_httpx_writes(config.url))):
                 text = text.replace(form, origin_of(config.url))
         for secret in secret_forms(_secrets_of(config)):
             text = text.replace(secret, "***")
@@ -402,20 +408,10 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts)
 
 
-def _httpx_url(url: str) -> str:
-    """``url`` as httpx writes it in its messages (normalized), or as given."""
-    import httpx
-
-    try:
-        return str(httpx.URL(url))
-    except (httpx.InvalidURL, ValueError):
-        return url
-
-
 def _secrets_of(config: McpServerConfig) -> list[str]:
     """What of a server's config is a key: its URL's user part and query (as written and
     as httpx writes them), its headers' and environment's values."""
-    urls = [] if config.url is None else [config.url, _httpx_url(config.url)]
+    urls = [] if config.url is None else [config.url, as_httpx_writes(config.url)]
     return [
         *(s for url in urls for s in url_secrets(url)),
         *config.headers.values(),

@@ -148,7 +148,7 @@ class ChatModel:
         parts = [p for v in config.headers.values() for p in _PLACEHOLDER.split(v)]
         self._secrets = secret_forms([secret, *config.headers.values(), *parts])
         base_url = config.baseUrl or ""
-        hide_in_library_logs([*self._secrets, *url_secrets(base_url)])
+        hide_in_library_logs([*self._secrets, *url_secrets(base_url)], urls=[base_url])
 
     @property
     def client(self) -> AsyncOpenAI:

@@ -155,11 +155,9 @@ class WebhookAgent:
         self._secret = secret
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
-        # (its path too, after its host: an n8n or Zapier webhook's path is its key, and
-        # httpx's INFO line names each request's URL, as httpx writes it)
-        hide_in_library_logs(
-            [*url_secrets(url), *self.headers.values()], url_paths=[url, _as_httpx_writes(url)]
-        )
+        # (its query and its path too, after its host: an n8n or Zapier webhook's path is
+        # its key, and httpx's INFO line names each request's URL, as httpx writes it)
+        hide_in_library_logs([*url_secrets(url), *self.headers.values()], url_paths=[url])
         self.media_link = media_link
         self.allow_private = allow_private
         self.max_bytes = max_bytes
@@ -389,18 +387,6 @@ class _CountedStream:
                     "(2 x mediaMaxMb + 1 MiB)"
                 )
             yield text
-
-
-def _as_httpx_writes(url: str) -> str:
-    """``url`` as httpx's log line writes it (host in small letters, no default port,
-    the path percent-encoded); ``url`` itself when httpx takes it for no URL (config
-    check said so)."""
-    import httpx
-
-    try:
-        return str(httpx.URL(url))
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return url
 
 
 def _piece(data: str) -> str | None:
