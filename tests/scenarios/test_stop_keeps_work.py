@@ -910,6 +910,33 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
         assert after.texts(to="wxid_stranger") == reply
 
 
+async def test_a_kill_outside_a_stop_loses_no_pairing_code(tmp_path: Path) -> None:
+    """No stop at all: a stranger's code waits for its pacing (a long reply is going out)
+    when the process is killed. The code was only in memory, so it was lost, and the
+    request stayed pending: the stranger writing again got nothing, for an hour. Now the
+    code is in the outbox from the start, and the next process sends it, once."""
+    import shutil
+
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **PAIRING)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # the reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    killed = tmp_path / "killed"
+    shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
+    assert world.texts(to="wxid_stranger") == []
+    await world.drive(gw.close(grace_s=0))  # (this process is gone: not counted)
+
+    async with restarted_from(killed, **PAIRING) as after:
+        reply = after.texts(to="wxid_stranger")
+        assert "\n".join(reply).count("Pairing code") == 1
+        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
+        await after.say("wxid_stranger", "hello again?")  # pending: nothing more
+        assert after.texts(to="wxid_stranger") == reply
+    assert outbox_rows(killed) == []  # (sent: nothing left kept)
+
+
 async def test_a_pairing_code_queued_before_the_stop_survives_a_kill_in_its_grace_period(
     tmp_path: Path,
 ) -> None:
