@@ -279,10 +279,12 @@ class Turns:
 
     def send_soon(self, to: str, text: str, *, pairing_code: str | None = None) -> None:
         """Send a text (a pairing code, an owner's notice) in a task of its own, once every
-        dedupe mark so far is durable. Once a stop began (or always, on an account held by
-        lease) it is journaled as a turn's reply is (a kill must not lose it); what a cut
-        leaves is kept, with ``pairing_code``: the code of the pairing request the text is
-        about (the next start sends it only while that request is pending)."""
+        dedupe mark so far is durable. A text of a pairing request (``pairing_code``: its
+        code) is journaled as a turn's reply is from the start, and any text once a stop
+        began (or always, on an account held by lease): a kill must not lose it (the
+        request is made: the stranger writing again gets no code while it is pending, and
+        a few writes a request cost nothing); what a cut leaves is kept, with
+        ``pairing_code`` (the next start sends it only while that request is pending)."""
         # (no agent to ask: a turn answered at once)
         progress = TurnProgress(answered=True, reply=Reply(text=text), pairing_code=pairing_code)
         progress.plan.pairing_code = pairing_code
@@ -305,7 +307,7 @@ class Turns:
             if progress.journal is not None:
                 progress.journal.close()
 
-        if self.journal_every_turn or self._settling:
+        if pairing_code is not None or self.journal_every_turn or self._settling:
             progress.journal = self._cut.journal_text(to, progress)
         task = asyncio.get_running_loop().create_task(send())
         self._texts[task] = (to, progress)
