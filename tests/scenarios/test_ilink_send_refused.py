@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -541,3 +542,70 @@ async def test_a_reply_the_servers_own_full_window_refuses_waits_for_the_users_n
         await world.say(ALICE, "more", account="default", settle=False)
         await until("the answers", lambda: len(world.texts(to=ALICE)) == 2, 30)
         assert world.texts(to=ALICE) == ["echo: hi", "echo: more"]
+
+
+@pytest.mark.parametrize("grace_s", [0.2, 3.0], ids=["during the refusals", "after them"])
+async def test_a_later_turns_reply_a_stop_cut_goes_after_the_refused_rest_of_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grace_s: float
+) -> None:
+    """iLink refuses the second message of a reply with ``ret -2`` while a stop waits
+    (its grace period ends during the five tries, or after them), and the user's second
+    message waits behind that reply: its turn is answered once the refusal landed, and the
+    stop cuts its reply (a stream that said a sentence) before it went. After the
+    restart, that reply goes after the first reply's refused rest, when the user writes
+    again, not before it at the start: replies to one user go in the order of their
+    turns."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    record_out = world.record_out
+
+    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
+        world.fault("rate_limit", account="default", count=100)
+        return record_out(*args, **kwargs)
+
+    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    parts = ["first part of the answer", "second part of the answer", "third part of it"]
+
+    async def said_then_stalled() -> AsyncIterator[str]:
+        yield "fine, and you?"
+        await asyncio.sleep(3600)  # (the stop cuts it here)
+
+    async def agent(turn: AgentTurn) -> str | AsyncIterator[str]:
+        if turn.text == "hi":
+            return "\n\n".join(parts)
+        if turn.text == "how are you?":
+            return said_then_stalled()
+        return f"echo: {turn.text}"
+
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        config = _short_chunks(server)
+        gateway = Gateway(config, agent=agent, state_dir=tmp_path)
+        await gateway.start()
+        try:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "hi", account="default", settle=False)
+            faults = world.accounts["default"].faults
+            await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100)
+            heard = gateway.status()[0].last_inbound
+            await world.say(ALICE, "how are you?", account="default", settle=False)
+            await until("the second message", lambda: gateway.status()[0].last_inbound != heard)
+            await asyncio.sleep(0.2)  # (its turn waits behind the first)
+        finally:
+            await gateway.close(grace_s=grace_s)  # (while the send is tried again)
+        assert faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS
+        assert world.texts(to=ALICE) == parts[:1]
+        monkeypatch.setattr(world, "record_out", record_out)
+        faults["rate_limit"] = 0
+        gateway = await _restarted(world, config, agent, tmp_path)
+        try:
+            await asyncio.sleep(1.0)
+            assert world.texts(to=ALICE) == parts[:1]  # (all of it waits for the user)
+            await world.say(ALICE, "more", account="default", settle=False)
+            await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
+            await asyncio.sleep(1.0)  # (and nothing more comes)
+            assert world.texts(to=ALICE) == [*parts, "fine, and you?", "echo: more"]
+        finally:
+            await gateway.close()
