@@ -443,6 +443,10 @@ class KeptWork:
                     for i in items
                     if i.kind != "turn" and not self._too_old(i) and self._pairing_pending(i)
                 ]
+                behind = self._behind_waiting(conversation, [i for _, i in messages])
+                if behind < len(messages):  # (an earlier reply's rest waits for the user)
+                    self._wait([i for _, i in messages[behind:]])
+                    messages = messages[:behind]
                 if messages:  # (kept within a reply window's room: see keep_cut_turn)
                     await self._send_kept(turns, conversation, messages)
                 kept_turns = []
@@ -461,6 +465,22 @@ class KeptWork:
                     await self._rerun(turns, turn, item)
             except Exception as exc:  # a store failure: what is left stays kept
                 self.log.error("could not take up the kept work for %s: %s", conversation, exc)
+
+    def _behind_waiting(self, conversation: str, items: Sequence[OutboxItem]) -> int:
+        """Where, in a conversation's kept messages ``items`` (in order), the first one
+        written after a message of another reply that waits for the user's next message
+        stands (``len(items)`` when none is): from there on they wait too, behind it, as
+        replies to one user go in the order of their turns. (A stop that cut the answer
+        to the user's second message, once iLink refused the rest of the first with
+        ``ret -2``, kept that answer for the start and the rest for the user.)"""
+        waiting = self.outbound.waiting
+        if waiting is None or not items or not waiting.has(conversation):
+            return len(items)
+        waits = waiting.items(conversation)
+        for n, item in enumerate(items):
+            if any(w.id < item.id and w.turn != item.turn for w in waits):
+                return n
+        return len(items)
 
     async def send_waiting(self, turns: Turns, conversation: str, *, answered: bool = True) -> None:
         """The user wrote again: send, in order, what an earlier reply window did not
