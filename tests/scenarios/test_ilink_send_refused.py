@@ -23,6 +23,7 @@ from wechat_sdk import AgentTurn, Config, Gateway, OutboundFile, Reply, WindowCl
 from wechat_sdk.adapters.ilink import api as ilink_api
 from wechat_sdk.adapters.ilink import sending
 from wechat_sdk.clock import RealClock
+from wechat_sdk.outbound.window import MORE_NOTICE
 
 ALICE = "alice@im.wechat"
 
@@ -199,11 +200,16 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
 def _short_chunks(server: ILinkServer, more: str = "") -> Config:
     """:func:`ilink_config` with text cut into messages of at most 30 characters (and
     ``more`` keys)."""
+    return _config(server, f"textChunkLimit: 30, {more}")
+
+
+def _config(server: ILinkServer, more: str) -> Config:
+    """:func:`ilink_config` with ``more`` keys."""
     return parse_config(
         f"""{{ channels: {{ wechat: {{
             puppet: "ilink",
             puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{server.cdn_base_url}" }},
-            dmPolicy: "open", allowFrom: ["*"], qrCode: false, textChunkLimit: 30, {more}
+            dmPolicy: "open", allowFrom: ["*"], qrCode: false, {more}
         }} }} }}"""
     )
 
@@ -607,5 +613,53 @@ async def test_a_later_turns_reply_a_stop_cut_goes_after_the_refused_rest_of_the
             await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
             await asyncio.sleep(1.0)  # (and nothing more comes)
             assert world.texts(to=ALICE) == [*parts, "fine, and you?", "echo: more"]
+        finally:
+            await gateway.close()
+
+
+async def test_a_kept_message_with_the_notice_refused_at_the_restart_goes_later_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply longer than the reply window: its tenth message says that more follows,
+    and its end waits for the user's next message. A stop cuts the reply before that
+    tenth message went (it waited for its pacing), and keeps it, notice and all, for the
+    start. At the restart iLink refuses it (``ret -2`` all along): it waits for the
+    user's next message, before the end, and goes then without the notice (it went in
+    the middle of the reply: the notice ends only the last message that went)."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    parts = [f"part {n:02d} " + "x" * 2_000 for n in range(1, 13)]  # (one a message)
+
+    async def agent(turn: AgentTurn) -> str:
+        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        # nine messages at once, then one each 5 s: the tenth waits when the stop comes
+        config = _config(server, "pacing: { perSecond: 0.2, burst: 9, chunkGapMs: 0, jitterMs: 0 }")
+        gateway = Gateway(config, agent=agent, state_dir=tmp_path)
+        await gateway.start()
+        try:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "hi", account="default", settle=False)
+            await until("nine messages", lambda: len(world.texts(to=ALICE)) == 9, 30)
+        finally:
+            await gateway.close(grace_s=0.5)  # (while the tenth waits for its pacing)
+        assert world.texts(to=ALICE) == parts[:9]
+        world.fault("rate_limit", account="default", count=100)
+        faults = world.accounts["default"].faults
+        gateway = await _restarted(world, config, agent, tmp_path)
+        try:
+            await until("the refusals", lambda: faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS)
+            await asyncio.sleep(0.5)
+            assert world.texts(to=ALICE) == parts[:9]
+            faults["rate_limit"] = 0
+            await world.say(ALICE, "more", account="default", settle=False)
+            await until("the answer", lambda: world.texts(to=ALICE)[-1:] == ["echo: more"], 30)
+            await asyncio.sleep(1.0)  # (and nothing more comes)
+            assert not [t[-60:] for t in world.texts(to=ALICE) if MORE_NOTICE in t]
+            assert world.texts(to=ALICE) == [*parts, "echo: more"]
         finally:
             await gateway.close()
