@@ -322,6 +322,7 @@ def test_an_outbox_item_an_earlier_build_kept_reads_without_a_pairing_code() -> 
     assert item == OutboxItem(
         "default", "wxid_kim", "text", 1.5, text="Pairing code: X", id=7, pairing_code=None
     )
+    assert item.notice is False  # (nor the mark of a reply window's notice, schema 6's)
 
 
 def test_a_pairing_request_an_earlier_build_kept_reads_without_the_account_it_came_to() -> None:

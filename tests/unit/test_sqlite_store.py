@@ -758,7 +758,7 @@ def test_a_version_1_file_gets_the_outbox_and_keeps_its_rows(db_path: Path) -> N
         assert s.outbox.items("default") == [item]
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"pairing_requests", "approved_senders", "history_entries", "dedupe"} < tables
         assert {"outbox", "webhook_queue", "idempotency_keys"} <= tables
@@ -775,6 +775,7 @@ def test_a_version_3_file_keeps_its_outbox_and_gets_the_pairing_code_column(
     raw = sqlite3.connect(db_path)
     raw.execute("ALTER TABLE outbox DROP COLUMN pairing_code")
     raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE outbox DROP COLUMN notice")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
     raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 3")
@@ -803,6 +804,7 @@ def test_a_version_4_file_keeps_its_marks_and_journal_and_gets_the_claim_columns
     # what wechat-sdk with schema version 4 left: no claims with marks or journaled messages
     raw = sqlite3.connect(db_path)
     raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE outbox DROP COLUMN notice")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
     raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 4")
@@ -839,6 +841,7 @@ def test_a_version_4_file_keeps_its_pairing_requests_and_gets_the_received_by_co
     # what wechat-sdk with schema version 4 left: requests without the account they came to
     raw = sqlite3.connect(db_path)
     raw.execute("ALTER TABLE outbox DROP COLUMN claim")
+    raw.execute("ALTER TABLE outbox DROP COLUMN notice")
     raw.execute("ALTER TABLE dedupe DROP COLUMN claim")
     raw.execute("ALTER TABLE pairing_requests DROP COLUMN received_by")
     raw.execute("PRAGMA user_version = 4")
@@ -855,7 +858,33 @@ def test_a_version_4_file_keeps_its_pairing_requests_and_gets_the_received_by_co
         assert s.pairing.list_requests("groups") == [old, new]
     raw = sqlite3.connect(db_path)
     try:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    finally:
+        raw.close()
+
+
+def test_a_version_5_file_keeps_its_outbox_and_gets_the_notice_column(db_path: Path) -> None:
+    notice = "part 10\n\n(more after your next message)"
+    with SqliteStore(db_path) as s:
+        (old,) = s.outbox.add([OutboxItem("default", "wxid_a", "text", T0, text=notice)])
+    # what wechat-sdk with schema version 5 left: no mark of a kept text's notice
+    raw = sqlite3.connect(db_path)
+    raw.execute("ALTER TABLE outbox DROP COLUMN notice")
+    raw.execute("PRAGMA user_version = 5")
+    raw.commit()
+    raw.close()
+
+    with SqliteStore(db_path) as s:
+        assert s.outbox.items("default") == [old]
+        assert old.notice is False
+        item = OutboxItem("default", "wxid_a", "text", T0, text=notice, notice=True)
+        (added,) = s.outbox.add([item])
+    with SqliteStore(db_path) as s:  # the next process: the mark was kept
+        assert s.outbox.items("default") == [old, added]
+        assert added.notice is True
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     finally:
         raw.close()
 

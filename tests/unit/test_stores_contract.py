@@ -643,10 +643,11 @@ def test_outbox_round_trips_every_kind_of_item(store: Any, tmp_path: Path) -> No
         kept(None, kind="file", file=OutboundFile(name="r.pdf", url="https://example.com/r.pdf")),
         kept(None, kind="turn", turn='{"format": 1, "text": "\u4f60\u597d"}', dm=True),
         kept("Pairing code: ABCD2345", conversation="wxid_kim", pairing_code="ABCD2345"),
+        kept("part 10\n\n(more after your next message)", notice=True),
     ]
     added = store.outbox.add(items)
     assert [a.id for a in added] == sorted(a.id for a in added)
-    assert len({a.id for a in added}) == 6 and all(a.id > 0 for a in added)
+    assert len({a.id for a in added}) == 7 and all(a.id > 0 for a in added)
     assert all(a.state == "pending" for a in added)
     assert [replace(a, id=0) for a in added] == items
     assert store.outbox.items("default") == added

@@ -4,7 +4,7 @@ does not fit waits, and the last message that goes out says so."""
 from __future__ import annotations
 
 from wechat_sdk.outbound.message import OutboundMessage
-from wechat_sdk.outbound.window import MORE_NOTICE, NOTICE, fit_window, is_open
+from wechat_sdk.outbound.window import MORE_NOTICE, NOTICE, fit_window, is_open, without_notice
 from wechat_sdk.puppet import OutboundFile, ReplyWindow
 
 NOW = 1_000.0
@@ -80,3 +80,20 @@ def test_unpacked_the_nth_that_goes_is_the_nth_given() -> None:
     now, later = fit_window(messages, window(2), NOW, pack=False)
     assert now == [text("a"), text("b\n\n" + MORE_NOTICE)]
     assert later == [text("c")]
+
+
+def test_the_message_the_notice_ends_is_marked_and_waits_without_it() -> None:
+    """The notice is marked where it goes: a message that waits (it did not go) loses
+    it, and the notice alone waits as nothing; the agent's own words that read like the
+    notice are not the notice, and stay as written."""
+    messages = [text(c * 60) for c in "abcd"]
+    now, _ = fit_window(messages, window(2), NOW)
+    assert [m.notice for m in now] == [False, True]
+    assert without_notice(now) == [text("a" * 60), text("b" * 60)]
+    assert not any(m.notice for m in without_notice(now))
+    full = [text(c * 90) for c in "abc"]
+    now, _ = fit_window(full, window(2), NOW)
+    assert NOTICE.notice and now[1] is NOTICE
+    assert without_notice(now) == [text("a" * 90)]
+    own = [text("see below\n\n" + MORE_NOTICE), text(MORE_NOTICE)]  # (as the agent wrote)
+    assert without_notice(own) == own

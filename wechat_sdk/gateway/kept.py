@@ -40,7 +40,7 @@ from wechat_sdk.inbound.pipeline import Drop
 from wechat_sdk.logtext import shown
 from wechat_sdk.outbound.delivery import DeliveryFailed, SendCut
 from wechat_sdk.outbound.pipeline import Outbound, OutboundMessage
-from wechat_sdk.outbound.window import NOTICE, is_open
+from wechat_sdk.outbound.window import NOTICE, is_open, without_notice
 from wechat_sdk.puppet import Message, OutboundFile
 from wechat_sdk.stores.base import LeaseLost, OutboxItem, OutboxStore
 
@@ -643,7 +643,13 @@ class KeptWork:
         conversation = rows[0].conversation_id
         ids = {r.id for r in rows}
         already = [i for i in waiting.items(conversation) if i.id not in ids]
-        order = _waiting_order(rows, already)
+        waits = _without_notice(rows)
+        order = _waiting_order(waits, already)
+        if order is None and waits != rows:  # (a notice taken off: rewritten in place)
+            order = [
+                dataclasses.replace(i, state="waiting")
+                for i in sorted([*waits, *already], key=lambda i: i.id)
+            ]
         then = (
             "left as it was (kept: it goes out at the next start, but for one marked as "
             "being sent, which is dropped then)"
@@ -656,8 +662,8 @@ class KeptWork:
         else:  # (what of their replies waits already goes after them: rewritten in order)
             write = functools.partial(_replace, [*rows, *already], order)
             done = [self._write(write, f"{len(order)} message(s)", then)]
-        if all(done):
-            waiting.kept(conversation, len(rows))
+        if all(done) and waits:
+            waiting.kept(conversation, len(waits))
         return True
 
     def _kept_turn(self, item: OutboxItem) -> AgentTurn | None:
@@ -969,6 +975,21 @@ class TurnJournal:
     def holds_reply(self) -> bool:
         """See :meth:`Journal.holds_reply`."""
         return self.whole
+
+
+def _without_notice(rows: list[OutboxItem]) -> list[OutboxItem]:
+    """Kept messages ``rows`` as they wait for the user's next message: without the
+    notice that more follows that a reply window's packing had ended one with (it did
+    not go: the notice ends only the last message that went; one that was only the
+    notice is left out). The others as they are."""
+    waits: list[OutboxItem] = []
+    for row in rows:
+        if not row.notice:
+            waits.append(row)
+            continue
+        for bare in without_notice([message_of(row)]):
+            waits.append(dataclasses.replace(row, text=bare.text, notice=False))
+    return waits
 
 
 def _waiting_order(rows: list[OutboxItem], already: list[OutboxItem]) -> list[OutboxItem] | None:

@@ -63,6 +63,7 @@ def kept_messages(
             turn=turn.message_id or None if turn is not None else None,
             dm=turn is not None and turn.chat_type == "direct",
             pairing_code=pairing_code,
+            notice=m.notice,
         )
         for m in messages
     ]
@@ -113,7 +114,9 @@ def message_id_of(item: OutboxItem) -> str | None:
 
 def message_of(item: OutboxItem) -> OutboundMessage:
     """The message a ``text`` or ``file`` item holds."""
-    return OutboundMessage(text=item.text, mention_ids=item.mention_ids, file=item.file)
+    return OutboundMessage(
+        text=item.text, mention_ids=item.mention_ids, file=item.file, notice=item.notice
+    )
 
 
 def turn_to_json(turn: AgentTurn) -> str:

@@ -481,7 +481,7 @@ class Outbound:
                     plan.done(message)
                 return
             rest_rows, later_rows = journaled[0], [*journaled[1], *kept]
-        waits = without_notice(rest) if later else list(rest)
+        waits = without_notice(rest)
         try:
             if rest_rows or later_rows:
                 rows = waiting.rows(

@@ -81,6 +81,7 @@ class WaitingForUser:
                 state="waiting",
                 turn=answers,
                 pairing_code=pairing_code,
+                notice=m.notice,
             )
             for m in messages
         ]

@@ -27,7 +27,7 @@ __all__ = ["MORE_NOTICE", "NOTICE", "fit_window", "is_open", "without_notice"]
 MORE_NOTICE = "(more after your next message)"
 #: the notice as a message of its own (when the last place's message cannot take it):
 #: :func:`fit_window` gives this very object
-NOTICE = OutboundMessage(MORE_NOTICE)
+NOTICE = OutboundMessage(MORE_NOTICE, notice=True)
 #: between two text chunks packed into one message (it and the notice are ASCII: as long
 #: in any units)
 _JOIN = "\n\n"
@@ -51,8 +51,8 @@ def fit_window(
 
     What waits is packed too. Messages that go out now are those given (joined unless
     ``pack`` is false, when the n-th of them is the n-th given), in order; the last may
-    carry :data:`MORE_NOTICE`, or be :data:`NOTICE` itself. ``window.max_chars`` is counted
-    in ``units``, as the account's ``textChunkLimit`` is
+    carry :data:`MORE_NOTICE` (marked ``notice``), or be :data:`NOTICE` itself.
+    ``window.max_chars`` is counted in ``units``, as the account's ``textChunkLimit`` is
     (:data:`~wechat_sdk.outbound.chunking.TEXT_UNITS`).
     """
     packed = _pack(messages, window.max_chars, units) if pack else list(messages)
@@ -67,7 +67,9 @@ def fit_window(
     if last.text is not None and text_length(last.text, units) + len(_JOIN + MORE_NOTICE) <= (
         window.max_chars
     ):
-        now_part[-1] = OutboundMessage(last.text + _JOIN + MORE_NOTICE, last.mention_ids)
+        now_part[-1] = OutboundMessage(
+            last.text + _JOIN + MORE_NOTICE, last.mention_ids, notice=True
+        )
     else:  # a file, or a full message: the notice takes the last place, that one waits
         later.insert(0, last)
         now_part[-1] = NOTICE
@@ -75,20 +77,21 @@ def fit_window(
 
 
 def without_notice(messages: Sequence[OutboundMessage]) -> list[OutboundMessage]:
-    """``messages``, the end of what :func:`fit_window` gave to go out now when it left
-    some for later (its last carries the notice, or is :data:`NOTICE`), without the
-    notice: they did not go (the reply window closed first), and wait with the rest, which
-    they begin as the agent wrote it. The notice ends only a message that goes before
-    more waits."""
-    if not messages:
-        return []
-    *rest, last = messages
-    if last is NOTICE:
-        return rest
-    end = _JOIN + MORE_NOTICE
-    if last.text is not None and last.text.endswith(end):
-        last = OutboundMessage(last.text[: -len(end)], last.mention_ids)
-    return [*rest, last]
+    """``messages`` without the notice that more follows, as they wait for the user's
+    next message: one that :func:`fit_window` ended with it (marked ``notice``) loses it,
+    and one that was only the notice (:data:`NOTICE`) is left out. They did not go (the
+    reply window closed first), and wait with the rest, which they begin as the agent
+    wrote it: the notice ends only a message that goes before more waits. A text that
+    merely reads like the notice (the agent's own words) is left as it is."""
+    bare: list[OutboundMessage] = []
+    for message in messages:
+        text = message.text
+        if message.notice and text is not None:
+            if text == MORE_NOTICE:
+                continue
+            message = OutboundMessage(text.removesuffix(_JOIN + MORE_NOTICE), message.mention_ids)
+        bare.append(message)
+    return bare
 
 
 def _pack(messages: Sequence[OutboundMessage], max_chars: int, units: str) -> list[OutboundMessage]:

@@ -272,6 +272,10 @@ class OutboxItem:
     with the mark (see :meth:`DedupeStore.check_and_add`): the next start tells the mark
     of this delivery (taken in again) from an earlier copy's (a duplicate); None in an
     item an earlier build kept.
+    ``notice``: for a ``"text"`` item, a reply window's packing ended ``text`` with the
+    notice that more follows (or it is that notice alone): it goes so only as the last
+    message before the rest waits, and loses it when set to wait itself; False in an item
+    an earlier build kept.
     ``id`` is given by the store (0 before it is added); items are kept in the order
     they were added. ``state`` is ``"sending"`` from just before an item is worked on
     until it is deleted: an item still ``"sending"`` at the next start may or may not have
@@ -293,6 +297,7 @@ class OutboxItem:
     state: OutboxState = "pending"
     pairing_code: str | None = None
     claim: str | None = None
+    notice: bool = False
 
 
 class OutboxStore(Protocol):

@@ -82,6 +82,7 @@ def item_to_json(item: OutboxItem) -> str:
             "turn": item.turn,
             "pairing_code": item.pairing_code,
             "claim": item.claim,
+            "notice": item.notice,
         },
         ensure_ascii=False,
     )
@@ -103,6 +104,7 @@ def item_from_json(raw: str | bytes) -> OutboxItem:
         turn=d["turn"],
         pairing_code=d.get("pairing_code"),  # (not in an item an earlier build kept)
         claim=d.get("claim"),  # (nor this)
+        notice=d.get("notice", False),  # (nor this)
     )
 
 

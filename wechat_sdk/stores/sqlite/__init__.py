@@ -37,7 +37,8 @@ Design:
   is opened (version 1 gets the outbox table, version 2 the webhook queue and the
   idempotency keys, version 3 the outbox's ``pairing_code`` column, version 4 the
   ``claim`` columns of the outbox and the dedupe marks and the pairing requests'
-  ``received_by`` column, their rows untouched).
+  ``received_by`` column, version 5 the outbox's ``notice`` column, their rows
+  untouched).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ INLINE_FSYNC_MAX_S: Final = 0.002
 DEFAULT_DB_NAME: Final = "wechat-sdk.sqlite3"
 
 #: The schema this code writes (``PRAGMA user_version``).
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
 _SCHEMA_V1: Final = """
 CREATE TABLE IF NOT EXISTS pairing_requests (
@@ -170,6 +170,13 @@ _SCHEMA_V5: Final = """
 ALTER TABLE outbox ADD COLUMN claim TEXT;
 ALTER TABLE dedupe ADD COLUMN claim TEXT;
 ALTER TABLE pairing_requests ADD COLUMN received_by TEXT;
+"""
+
+# version 6: a kept text that a reply window's packing ended with the notice that more
+# follows (it loses it when set to wait for the user's next message); 0 in a row kept
+# before
+_SCHEMA_V6: Final = """
+ALTER TABLE outbox ADD COLUMN notice INTEGER NOT NULL DEFAULT 0;
 """
 
 #: Indexes that only per-message queries used: history and dedupe are read once per
@@ -409,6 +416,8 @@ class Database:
                 run_script(conn, _SCHEMA_V4)
             if version < 5:
                 run_script(conn, _SCHEMA_V5)
+            if version < 6:
+                run_script(conn, _SCHEMA_V6)
             # (a version 2 file of an early build may still have them)
             run_script(conn, _DROPPED_INDEXES)
             if version < SCHEMA_VERSION:

@@ -1,5 +1,6 @@
 """The outbox in the database: what a stop kept for the next start (schema version 2; its
-``pairing_code`` column, version 4; its ``claim`` column, version 5).
+``pairing_code`` column, version 4; its ``claim`` column, version 5; its ``notice``
+column, version 6).
 
 Every write is its own immediate transaction, durable when the call returns: it happens at
 a stop and around the sends of kept messages, never on the hot path. Except for the
@@ -27,7 +28,7 @@ __all__ = ["SqliteOutboxStore"]
 _OUTBOX_COLS: Final = (
     "seq, account_id, conversation_id, kind, state, created_at, dm, text, mention_ids, "
     "file_name, file_kind, file_mime, file_duration, file_data, file_path, file_url, turn, "
-    "pairing_code, claim"
+    "pairing_code, claim, notice"
 )
 
 
@@ -57,6 +58,7 @@ def _outbox_item(row: Any) -> OutboxItem:
         turn=row[16],
         pairing_code=row[17],
         claim=row[18],
+        notice=bool(row[19]),
     )
 
 
@@ -125,7 +127,7 @@ class SqliteOutboxStore:
                 self._last_id += 1
                 conn.execute(
                     f"INSERT INTO outbox (channel, {_OUTBOX_COLS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         self.channel,
                         self._last_id,
@@ -147,6 +149,7 @@ class SqliteOutboxStore:
                         None if item.turn is None else storable(item.turn),
                         item.pairing_code,
                         item.claim,
+                        int(item.notice),
                     ),
                 )
                 added.append(dataclasses.replace(item, id=self._last_id))
