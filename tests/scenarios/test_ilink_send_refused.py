@@ -663,3 +663,59 @@ async def test_a_kept_message_with_the_notice_refused_at_the_restart_goes_later_
             assert world.texts(to=ALICE) == [*parts, "echo: more"]
         finally:
             await gateway.close()
+
+
+@pytest.mark.parametrize("through", ["python", "http"])
+async def test_an_approval_whose_notice_ilink_refuses_is_approved_and_not_notified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, through: str
+) -> None:
+    """The owner approves a stranger with ``notify`` while iLink refuses the notice with
+    ``ret -2`` all along (its window closed before the gateway's count says): the sender
+    is approved all the same, and the approval answers so (``PairingAPI.approve`` returns
+    it, the HTTP API ``notified: false``), as when the notice fails otherwise; not an
+    error out of the approval (the HTTP API answered 500)."""
+    import aiohttp
+
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    token = "test-token-0123456789abcdef"
+
+    async def agent(turn: AgentTurn) -> str:
+        return f"echo: {turn.text}"
+
+    async with await world.ilink_server(poll_hold_s=0.3) as server:
+        cdn = server.cdn_base_url
+        config = parse_config(
+            f"""{{ channels: {{ wechat: {{
+                puppet: "ilink", api: {{ port: 0, token: "{token}" }},
+                puppetOptions: {{ baseUrl: "{server.base_url}", cdnBaseUrl: "{cdn}" }},
+                dmPolicy: "pairing", qrCode: false,
+            }} }} }}"""
+        )
+        async with Gateway(config, agent=agent, state_dir=tmp_path) as gateway:
+            await world.login("default")
+            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await world.say(ALICE, "hi", account="default", settle=False)
+            await until("the code", lambda: gateway.pairing.list() != [], 30)
+            await until("the code sent", lambda: len(world.texts(to=ALICE)) == 1, 30)
+            (request,) = gateway.pairing.list()
+            world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
+            if through == "python":
+                approved = await gateway.pairing.approve(request.code, notify=True)
+                assert approved.sender_id == ALICE
+            else:
+                assert gateway.http is not None and gateway.http.api_url
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.post(
+                        f"{gateway.http.api_url}/v1/pairing/{request.code}/approve",
+                        json={"notify": True},
+                        headers={"Authorization": f"Bearer {token}"},
+                    ) as response,
+                ):
+                    body = await response.json()
+                    assert (response.status, body["notified"]) == (200, False), body
+            assert world.accounts["default"].faults["rate_limit"] == 0  # (it was tried)
+            assert [a.sender_id for a in gateway.pairing.approved("default")] == [ALICE]
