@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import builtins
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.outbound.delivery import DeliveryFailed
 from wechat_sdk.pairing.service import Pairing, PairingError, approved_message
+from wechat_sdk.puppet import WindowClosed
 from wechat_sdk.stores.base import ApprovedSender, PairingRequest
 
 log = logging.getLogger("wechat_sdk.pairing")
@@ -17,7 +18,12 @@ log = logging.getLogger("wechat_sdk.pairing")
 if TYPE_CHECKING:
     from wechat_sdk.gateway.gateway import Gateway
 
-__all__ = ["PairingAPI"]
+__all__ = ["NOT_TOLD", "PairingAPI"]
+
+#: what :meth:`PairingAPI.notify_approved` raises when the sender could not be told (the
+#: send failed, logged by the delivery; or, on iLink, the server refused its first message
+#: as its reply window closed): the approval stands all the same
+NOT_TOLD: Final = (DeliveryFailed, WindowClosed)
 
 
 class PairingAPI:
@@ -46,7 +52,7 @@ class PairingAPI:
         if notify:
             try:
                 await self.notify_approved(tell_through, approved.sender_id)
-            except (PairingError, DeliveryFailed) as exc:  # (approved all the same: said)
+            except (PairingError, *NOT_TOLD) as exc:  # (approved all the same: said)
                 log.warning("approved %s; not notified: %s", approved.sender_id, exc)
         return approved
 
@@ -64,7 +70,8 @@ class PairingAPI:
 
     async def notify_approved(self, account: str, sender_id: str) -> None:
         """Tell an approved sender they were approved, through ``account``: the one they
-        wrote to. A :class:`PairingError` when it is not running (only it can tell them)."""
+        wrote to. A :class:`PairingError` when it is not running (only it can tell them),
+        one of :data:`NOT_TOLD` when the send failed."""
         try:
             runner = self._gateway._runner(account)
         except KeyError:

@@ -24,6 +24,7 @@ from wechat_sdk.agent import Reply
 from wechat_sdk.config.accounts import asked_account_id
 from wechat_sdk.config.loader import error_words
 from wechat_sdk.file_data import file_data
+from wechat_sdk.gateway.pairing_api import NOT_TOLD
 from wechat_sdk.http.models import (
     Account,
     AccountList,
@@ -707,7 +708,7 @@ class ApiHandlers:
         notified = False
         runner = self.gateway.runners.get(tell_through)  # (the account the sender wrote to)
         if body.notify and runner is not None and runner.status.lifecycle == "ready":
-            with contextlib.suppress(DeliveryFailed):  # (logged out meanwhile: logged too)
+            with contextlib.suppress(*NOT_TOLD):  # (logged out meanwhile, refused: logged too)
                 await pairing.notify_approved(tell_through, approved.sender_id)
                 notified = True
         out = Approved(
