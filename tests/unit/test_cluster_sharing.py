@@ -740,6 +740,46 @@ async def test_nine_accounts_on_four_gateways_end_three_two_two_two(
         await gateways.stop_all()
 
 
+async def test_an_account_handed_over_to_even_the_spread_out_is_not_taken_back(
+    aclient: Any, keys: LeaseKeys
+) -> None:
+    """Nine accounts on A, B and C (three each); D joins and starts each account slowly (a
+    login takes a while). A, B and C each hand D one account to even the spread out; the
+    one that handed one over, below its share now, does not take a free one back, nor
+    does another of them: each would hold two more than D again, and hand one over again
+    (each move stops an account and starts it elsewhere: they bounced, six moves where
+    three do). Every account that moves goes to D."""
+
+    async def slow(account_id: str, guard: LeaseGuard) -> None:
+        await asyncio.sleep(0.2)  # (four of the others' rounds)
+
+    accounts = [f"a{i}" for i in range(9)]
+    gateways = Gateways(aclient, keys)
+    made = [gateways.gateway(n, accounts) for n in ("A", "B", "C")]
+    made.append(gateways.gateway("D", accounts, start=slow))
+    try:
+        for coordinator in made[:3]:
+            await coordinator.start()
+        assert await gateways.until(
+            lambda: sorted(len(r) for r in gateways.running.values()) == [0, 3, 3, 3]
+        ), gateways.running
+        before = len(gateways.taken)
+        await made[3].start()
+
+        def even() -> bool:
+            counts = [len(r) for r in gateways.running.values()]
+            return sum(counts) == 9 and max(counts) - min(counts) <= 1
+
+        assert await gateways.until(even), gateways.running
+        for _ in range(30):  # (and settled)
+            await asyncio.sleep(0.05)
+        moved = gateways.taken[before:]
+        assert [gateway for gateway, _ in moved] == ["D"] * len(moved), moved
+        assert even(), gateways.running
+    finally:
+        await gateways.stop_all()
+
+
 async def test_a_stop_while_the_first_round_says_alive_leaves_the_cluster_for_good(
     aclient: Any, keys: LeaseKeys
 ) -> None:
