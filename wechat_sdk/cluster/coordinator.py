@@ -12,8 +12,9 @@ The fair share: each account counts for ``1/n`` of each of the ``n`` live gatewa
 run it; a gateway's share is its sum, rounded up (gateways that all run the same accounts:
 the accounts divided by the gateways). Shares rounded up may leave a gateway idle (nine
 accounts on four gateways: three each), so a gateway also hands one account, once a round,
-to a gateway holding at least two fewer that has room for it. Each round ends by
-publishing the gateway's room
+to a gateway holding at least two fewer that has room for it; a free account is left, within
+the share too, to a gateway with room that holds fewer (taken, it would be handed over
+again). Each round ends by publishing the gateway's room
 (``gateway-rooms``: how many more accounts it takes at its share, and the accounts whose
 start failed there, with Redis's time: a room older than half a TTL is not waited for, its
 gateway having died or its rounds being stuck). An account left unheld for a round is
@@ -403,10 +404,14 @@ class ClusterCoordinator:
             beyond_share = len(self.held.keys() - self._kept) >= share
             # beyond the share: an account another gateway has room for is left for it (it
             # fills that room: no kept account is handed over for it too); else only one
-            # nobody took for a round (liveness first)
-            if beyond_share and (
-                self._room_elsewhere(account_id, rooms) or account_id not in overdue
-            ):
+            # nobody took for a round (liveness first). Within it: one left for a gateway
+            # with room holding fewer than this one (taken here, it would be handed over
+            # to even the spread out: see _even_out)
+            if beyond_share:
+                left = self._room_elsewhere(account_id, rooms) or account_id not in overdue
+            else:
+                left = self._room_elsewhere(account_id, rooms, holding_under=len(self.held))
+            if left:
                 continue
             lease = await self.leases.acquire(account_id)
             if lease is not None:
@@ -548,13 +553,21 @@ class ClusterCoordinator:
             if gateway not in self._room_at:
                 del self._evened_for[gateway]
 
-    def _room_elsewhere(self, account_id: str, rooms: dict[str, int]) -> bool:
-        """Another live gateway that may run the account has room for it: that room is
-        counted as taken (``rooms`` holds what is left of each)."""
+    def _room_elsewhere(
+        self, account_id: str, rooms: dict[str, int], *, holding_under: int | None = None
+    ) -> bool:
+        """Another live gateway that may run the account has room for it (and holds fewer
+        than ``holding_under`` accounts, when given): that room is counted as taken
+        (``rooms`` holds what is left of each)."""
         for gateway in sorted(rooms):
-            if rooms[gateway] > 0 and self._may_take(gateway, account_id):
-                rooms[gateway] -= 1
-                return True
+            if rooms[gateway] <= 0 or not self._may_take(gateway, account_id):
+                continue
+            if holding_under is not None:
+                theirs = self._held_by.get(gateway)
+                if theirs is None or theirs >= holding_under:
+                    continue
+            rooms[gateway] -= 1
+            return True
         return False
 
     def _may_take(self, gateway: str, account_id: str) -> bool:
