@@ -100,6 +100,27 @@ async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_i
         await back.close()
 
 
+def _refusing_world(
+    monkeypatch: pytest.MonkeyPatch, wait_s: float, *, refused_after_first: bool = False
+) -> SimulatedWeChat:
+    """A real-clock world with the iLink account ``default`` and Alice, the gateway's
+    waits after a ``ret -2`` shortened to ``wait_s`` each; ``refused_after_first``: the
+    server's window closes once the first message went (``ret -2`` from then on)."""
+    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (wait_s,) * 4)
+    world = SimulatedWeChat(clock=RealClock())
+    world.add_account("default", transport="ilink")
+    world.add_contact(ALICE, name="Alice")
+    if refused_after_first:
+        record_out = world.record_out
+
+        def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
+            world.fault("rate_limit", account="default", count=100)
+            return record_out(*args, **kwargs)
+
+        monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    return world
+
+
 async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_until_they_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -108,10 +129,7 @@ async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_unti
     tries (not five more rounds of the gateway's), the window is closed, and a send before
     the user writes again raises WindowClosed without asking the server; when they write
     again, the reply goes, then the answer to their new message."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
 
     async def agent(turn: AgentTurn) -> str:
         return f"echo: {turn.text}"
@@ -156,18 +174,7 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
         url, namespace = (request.getfixturevalue(f) for f in ("redis_url", "redis_namespace"))
         redis = f'store: {{ kind: "redis", url: "{url}", namespace: "{namespace}" }},'
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
-    record_out = world.record_out
-
-    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
-        # the server's window closes once the first message went: ret -2 from then on
-        world.fault("rate_limit", account="default", count=100)
-        return record_out(*args, **kwargs)
-
-    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    world = _refusing_world(monkeypatch, 0.01, refused_after_first=True)
 
     async def agent(turn: AgentTurn) -> str:
         if turn.text == "hi":
@@ -186,7 +193,7 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
         await until("kept", lambda: "reason=window_full" in caplog.text)
         assert world.texts(to=ALICE) == ["first part of the answer"]
         assert "send failed for good" not in caplog.text
-        monkeypatch.setattr(world, "record_out", record_out)
+        monkeypatch.delattr(world, "record_out")  # (the server's own again)
         faults["rate_limit"] = 0
         await world.say(ALICE, "more", account="default", settle=False)
         await until("the answer", lambda: len(world.texts(to=ALICE)) == 3, 30)
@@ -222,10 +229,7 @@ async def test_a_reply_ilink_refuses_from_its_first_message_waits_in_its_own_ord
     waits, and goes after the user writes again in the order the agent wrote it, not its
     end first."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
     parts = [f"part {n:02d} " + "x" * 1900 for n in range(1, 31)]  # (two a message)
 
     async def agent(turn: AgentTurn) -> str:
@@ -263,10 +267,7 @@ async def test_a_proactive_send_refused_at_its_first_message_sends_and_keeps_non
     files only: its first file) raises WindowClosed, and none of it is sent or kept: the
     files after the first are not sent later, after the user's next message, behind the
     caller's back."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
 
     async def agent(turn: AgentTurn) -> str:
         return f"echo: {turn.text}"
@@ -305,10 +306,7 @@ async def test_a_proactive_send_refused_at_its_first_message_keeps_not_what_over
     ``ret -2`` all along: none of it goes, its end included, and the caller is told
     (WindowClosed, nothing waiting)."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
     parts = [f"part {n:02d} " + "x" * 3_980 for n in range(1, 11)]  # (one a message)
 
     async def agent(turn: AgentTurn) -> str:
@@ -345,10 +343,7 @@ async def test_a_refused_last_message_with_the_notice_goes_later_without_it(
     without the notice (the notice ends only a message that went before more waits; here
     nothing more went, and what goes later is the rest, as the agent wrote it)."""
     caplog.set_level(logging.INFO)
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
     record_out = world.record_out
     went: list[str] = []
 
@@ -404,17 +399,7 @@ async def test_the_rest_of_a_reply_refused_during_a_stop_goes_once_after_the_res
     not given up (it was dropped) but waits for the user's next message, as the rest of a
     refused reply does without a stop; after the restart it goes once, in order, before
     the answer to that message."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
-    record_out = world.record_out
-
-    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
-        world.fault("rate_limit", account="default", count=100)
-        return record_out(*args, **kwargs)
-
-    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    world = _refusing_world(monkeypatch, 0.3, refused_after_first=True)
     parts = ["first part of the answer", "second part of the answer", "third part of it"]
 
     async def agent(turn: AgentTurn) -> str:
@@ -434,7 +419,7 @@ async def test_the_rest_of_a_reply_refused_during_a_stop_goes_once_after_the_res
             await gateway.close(grace_s=grace_s)  # (while the send is tried again)
         assert faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS
         assert world.texts(to=ALICE) == parts[:1]
-        monkeypatch.setattr(world, "record_out", record_out)
+        monkeypatch.delattr(world, "record_out")  # (the server's own again)
         faults["rate_limit"] = 0
         gateway = await _restarted(world, config, agent, tmp_path)
         try:
@@ -458,10 +443,7 @@ async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_t
     with ``ret -2`` while a stop journals the reply: that message waits before the end,
     without the notice, and after the restart all of it goes once, in order, after the
     user's next message."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.3)
     record_out = world.record_out
     went: list[str] = []
 
@@ -524,10 +506,7 @@ async def test_a_reply_the_servers_own_full_window_refuses_waits_for_the_users_n
     with ``ret -2``, the answer it gives a rate limit too. The gateway tries five times,
     then takes the window as closed: the reply waits for the user's next message (it is
     not refused for good and lost), and goes before the answer to it."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
 
     async def agent(turn: AgentTurn) -> str:
         if turn.text == "hi":  # (meanwhile ten messages went to Alice from elsewhere)
@@ -561,17 +540,7 @@ async def test_a_later_turns_reply_a_stop_cut_goes_after_the_refused_rest_of_the
     restart, that reply goes after the first reply's refused rest, when the user writes
     again, not before it at the start: replies to one user go in the order of their
     turns."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.3, 0.3, 0.3, 0.3))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
-    record_out = world.record_out
-
-    def refused_after_the_first(*args: Any, **kwargs: Any) -> str:
-        world.fault("rate_limit", account="default", count=100)
-        return record_out(*args, **kwargs)
-
-    monkeypatch.setattr(world, "record_out", refused_after_the_first)
+    world = _refusing_world(monkeypatch, 0.3, refused_after_first=True)
     parts = ["first part of the answer", "second part of the answer", "third part of it"]
 
     async def said_then_stalled() -> AsyncIterator[str]:
@@ -603,7 +572,7 @@ async def test_a_later_turns_reply_a_stop_cut_goes_after_the_refused_rest_of_the
             await gateway.close(grace_s=grace_s)  # (while the send is tried again)
         assert faults["rate_limit"] == 100 - sending.SEND_ATTEMPTS
         assert world.texts(to=ALICE) == parts[:1]
-        monkeypatch.setattr(world, "record_out", record_out)
+        monkeypatch.delattr(world, "record_out")  # (the server's own again)
         faults["rate_limit"] = 0
         gateway = await _restarted(world, config, agent, tmp_path)
         try:
@@ -626,10 +595,7 @@ async def test_a_kept_message_with_the_notice_refused_at_the_restart_goes_later_
     start. At the restart iLink refuses it (``ret -2`` all along): it waits for the
     user's next message, before the end, and goes then without the notice (it went in
     the middle of the reply: the notice ends only the last message that went)."""
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
     parts = [f"part {n:02d} " + "x" * 2_000 for n in range(1, 13)]  # (one a message)
 
     async def agent(turn: AgentTurn) -> str:
@@ -676,10 +642,7 @@ async def test_an_approval_whose_notice_ilink_refuses_is_approved_and_not_notifi
     error out of the approval (the HTTP API answered 500)."""
     import aiohttp
 
-    monkeypatch.setattr(sending, "RATE_LIMIT_WAITS_S", (0.01, 0.01, 0.01, 0.01))
-    world = SimulatedWeChat(clock=RealClock())
-    world.add_account("default", transport="ilink")
-    world.add_contact(ALICE, name="Alice")
+    world = _refusing_world(monkeypatch, 0.01)
     token = "test-token-0123456789abcdef"
 
     async def agent(turn: AgentTurn) -> str:

@@ -97,6 +97,14 @@ class Gateways:
                     await task
         coordinator._task = coordinator._renewing = coordinator._listening = None
 
+    async def taken_during(self, rounds: int = 20) -> list[tuple[str, str]]:
+        """The accounts taken during ``rounds`` more rounds (none: settled, nothing
+        bounces)."""
+        taken = len(self.taken)
+        for _ in range(rounds):
+            await asyncio.sleep(0.05)
+        return self.taken[taken:]
+
     async def stop_all(self) -> None:
         for coordinator in self.made:
             if coordinator._task is not None:
@@ -122,10 +130,7 @@ async def test_a_gateway_limited_to_some_accounts_leaves_no_account_unrun(
         assert gateways.running["B"] <= {"a01", "a02"}
         assert len(gateways.running["A"]) == 11
         assert not gateways.running["A"] & gateways.running["B"]
-        taken = len(gateways.taken)
-        for _ in range(20):  # twenty more rounds: nothing bounces
-            await asyncio.sleep(0.05)
-        assert len(gateways.taken) == taken
+        assert await gateways.taken_during() == []  # settled: nothing bounces
         assert gateways.run_by_anyone() == set(everyone)
     finally:
         await gateways.stop_all()
@@ -145,10 +150,7 @@ async def test_gateways_running_the_same_accounts_still_share_them_evenly(
             lambda: all(len(running) == 2 for running in gateways.running.values())
         )
         assert even, gateways.running
-        taken = len(gateways.taken)
-        for _ in range(20):
-            await asyncio.sleep(0.05)
-        assert len(gateways.taken) == taken  # settled: nothing moves
+        assert await gateways.taken_during() == []  # settled: nothing bounces
     finally:
         await gateways.stop_all()
 
@@ -586,10 +588,7 @@ async def test_a_gateway_slow_to_start_its_accounts_still_gets_its_share(
             lambda: all(len(running) == 2 for running in gateways.running.values())
         )
         assert even, gateways.running
-        taken = len(gateways.taken)
-        for _ in range(20):
-            await asyncio.sleep(0.05)
-        assert len(gateways.taken) == taken  # settled: nothing bounces
+        assert await gateways.taken_during() == []  # settled: nothing bounces
     finally:
         await gateways.stop_all()
 
@@ -701,10 +700,7 @@ async def test_a_gateway_whose_start_of_an_account_failed_once_still_gets_its_sh
         )
         assert even, gateways.running
         assert not failures  # (C's start failed once)
-        taken = len(gateways.taken)
-        for _ in range(20):
-            await asyncio.sleep(0.05)
-        assert len(gateways.taken) == taken  # settled: nothing bounces
+        assert await gateways.taken_during() == []  # settled: nothing bounces
     finally:
         await gateways.stop_all()
 
@@ -731,10 +727,7 @@ async def test_nine_accounts_on_four_gateways_end_three_two_two_two(
             return sum(counts) == 9 and max(counts) - min(counts) <= 1
 
         assert await gateways.until(even), gateways.running
-        taken = len(gateways.taken)
-        for _ in range(30):
-            await asyncio.sleep(0.05)
-        assert len(gateways.taken) == taken, gateways.taken[taken:]  # settled
+        assert await gateways.taken_during(30) == []  # settled: nothing bounces
         assert even(), gateways.running
     finally:
         await gateways.stop_all()
