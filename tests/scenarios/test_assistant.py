@@ -836,6 +836,23 @@ async def test_a_python_tool_that_never_returns_is_given_up_at_agent_timeout(
     assert "tool 'lookup' failed" in caplog.text and "reason=tool_failed" in caplog.text
 
 
+def _hanging_lookup(gw: Any) -> tuple[threading.Event, asyncio.Event]:
+    """Registers a sync tool ``lookup`` stuck on a blocking call until the first event is
+    set (8 s at most); the second is set once it returned (``a late definition``)."""
+    release = threading.Event()
+    returned = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def lookup(word: str) -> str:
+        """Look a word up in a dictionary behind a blocking call that hangs."""
+        release.wait(8)  # (set by the test; bounded, so that a loop it blocked goes on)
+        loop.call_soon_threadsafe(returned.set)
+        return "a late definition"
+
+    gw.tools.register("lookup", lookup)
+    return release, returned
+
+
 async def test_a_sync_python_tool_runs_off_the_loop_and_is_given_up_at_agent_timeout(
     wechat: WeChatHarness, model: FakeModel, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -844,17 +861,7 @@ async def test_a_sync_python_tool_runs_off_the_loop_and_is_given_up_at_agent_tim
     thread: the model is told it timed out, and its result, when it comes, is dropped."""
     model.script = calling("lookup", {"word": "pineapple"})
     gw, _ = await start(wechat, model, agent={"timeout": 1.5})
-    release = threading.Event()
-    returned = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def lookup(word: str) -> str:
-        """Look a word up in a dictionary behind a blocking call that hangs."""
-        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
-        loop.call_soon_threadsafe(returned.set)
-        return "a late definition"
-
-    gw.tools.register("lookup", lookup)
+    release, returned = _hanging_lookup(gw)
     caplog.set_level(logging.WARNING, "wechat_sdk")
     await say(wechat, gw, "wxid_alice", "what is a pineapple?")
     (said,) = wechat.world.texts(to="wxid_alice")
@@ -995,17 +1002,7 @@ async def test_turn_timeout_gives_up_a_sync_tool_and_drops_its_late_result(
     not to the model, not to the user."""
     model.script = calling("lookup", {"word": "pineapple"})
     gw, _ = await start(wechat, model, agent={"turnTimeout": 1})
-    release = threading.Event()
-    returned = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def lookup(word: str) -> str:
-        """Look a word up in a dictionary behind a blocking call that hangs."""
-        release.wait(8)  # (set below; bounded, so that a loop it blocked goes on)
-        loop.call_soon_threadsafe(returned.set)
-        return "a late definition"
-
-    gw.tools.register("lookup", lookup)
+    release, returned = _hanging_lookup(gw)
     caplog.set_level(logging.WARNING, "wechat_sdk")
     await say(wechat, gw, "wxid_alice", "what is a pineapple?")
     assert wechat.world.texts(to="wxid_alice") == [NOTICE]

@@ -51,8 +51,7 @@ async def test_a_reply_the_server_refused_to_connect_for_goes_when_it_is_back(
 
     try:
         async with Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "are you there?", account="default", settle=False)
             await until("the answer", lambda: world.texts(to=ALICE) != [], 60)
             await asyncio.sleep(1.0)  # (and nothing more comes)
@@ -86,8 +85,7 @@ async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_i
     back = ILinkServer(world, poll_hold_s=0.3)
     try:
         async with Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "are you there?", account="default", settle=False)
             await until("the send's first attempt ended", send_failed, 60)
             await hung.aclose()
@@ -98,6 +96,35 @@ async def test_a_reply_whose_connect_never_completed_goes_once_when_the_server_i
     finally:
         await hung.aclose()
         await back.close()
+
+
+def _parts_then_echo(parts: list[str]) -> Any:
+    """An agent answering "hi" with ``parts`` (one a paragraph), anything else with its
+    echo."""
+
+    async def agent(turn: AgentTurn) -> str:
+        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+
+    return agent
+
+
+async def _ready(world: SimulatedWeChat, gateway: Gateway) -> None:
+    """The simulated phone scans the QR code of ``default``; the account is ready."""
+    await world.login("default")
+    await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+
+
+@contextlib.asynccontextmanager
+async def _gateway_on(
+    world: SimulatedWeChat, agent: Any, state_dir: Path
+) -> AsyncIterator[Gateway]:
+    """The world's iLink server and a gateway on it, its account ``default`` ready."""
+    async with (
+        await world.ilink_server(poll_hold_s=0.3) as server,
+        Gateway(ilink_config(server), agent=agent, state_dir=state_dir) as gateway,
+    ):
+        await _ready(world, gateway)
+        yield gateway
 
 
 def _refusing_world(
@@ -134,12 +161,7 @@ async def test_after_ilink_refuses_a_user_with_ret_2_all_along_nothing_goes_unti
     async def agent(turn: AgentTurn) -> str:
         return f"echo: {turn.text}"
 
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path) as gateway:
         world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
         await world.say(ALICE, "hi", account="default", settle=False)
         faults = world.accounts["default"].faults
@@ -185,8 +207,7 @@ async def test_the_rest_of_a_reply_ilink_refuses_mid_way_goes_after_the_users_ne
         await world.ilink_server(poll_hold_s=0.3) as server,
         Gateway(_short_chunks(server, redis), agent=agent, state_dir=tmp_path) as gateway,
     ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+        await _ready(world, gateway)
         await world.say(ALICE, "hi", account="default", settle=False)
         faults = world.accounts["default"].faults
         await until("the refusals", lambda: faults.get("rate_limit") == 100 - sending.SEND_ATTEMPTS)
@@ -232,17 +253,9 @@ async def test_a_reply_ilink_refuses_from_its_first_message_waits_in_its_own_ord
     world = _refusing_world(monkeypatch, 0.01)
     parts = [f"part {n:02d} " + "x" * 1900 for n in range(1, 31)]  # (two a message)
 
-    async def agent(turn: AgentTurn) -> str:
-        if turn.text == "hi":
-            return "\n\n".join(parts)
-        return f"echo: {turn.text}"
+    agent = _parts_then_echo(parts)
 
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path):
         world.fault("rate_limit", account="default", count=100)
         await world.say(ALICE, "hi", account="default", settle=False)
         faults = world.accounts["default"].faults
@@ -273,12 +286,7 @@ async def test_a_proactive_send_refused_at_its_first_message_sends_and_keeps_non
         return f"echo: {turn.text}"
 
     files = [OutboundFile(name=f"note-{n}.txt", data=f"note {n}".encode()) for n in (1, 2, 3)]
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path) as gateway:
         await world.say(ALICE, "hi", account="default", settle=False)
         await until("the answer", lambda: world.texts(to=ALICE) == ["echo: hi"], 30)
         world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
@@ -312,12 +320,7 @@ async def test_a_proactive_send_refused_at_its_first_message_keeps_not_what_over
     async def agent(turn: AgentTurn) -> str:
         return f"echo: {turn.text}"
 
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path) as gateway:
         await world.say(ALICE, "hi", account="default", settle=False)
         await until("the answer", lambda: world.texts(to=ALICE) == ["echo: hi"], 30)
         world.fault("rate_limit", account="default", count=sending.SEND_ATTEMPTS)
@@ -356,17 +359,9 @@ async def test_a_refused_last_message_with_the_notice_goes_later_without_it(
     monkeypatch.setattr(world, "record_out", refused_after_nine)
     parts = [f"part {n:02d} " + "x" * size for n in range(1, 13)]  # (one a message)
 
-    async def agent(turn: AgentTurn) -> str:
-        if turn.text == "hi":
-            return "\n\n".join(parts)
-        return f"echo: {turn.text}"
+    agent = _parts_then_echo(parts)
 
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path):
         await world.say(ALICE, "hi", account="default", settle=False)
         faults = world.accounts["default"].faults
         await until("the refusals", lambda: faults.get("rate_limit") == 100 - sending.SEND_ATTEMPTS)
@@ -402,16 +397,14 @@ async def test_the_rest_of_a_reply_refused_during_a_stop_goes_once_after_the_res
     world = _refusing_world(monkeypatch, 0.3, refused_after_first=True)
     parts = ["first part of the answer", "second part of the answer", "third part of it"]
 
-    async def agent(turn: AgentTurn) -> str:
-        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+    agent = _parts_then_echo(parts)
 
     async with await world.ilink_server(poll_hold_s=0.3) as server:
         config = _short_chunks(server)
         gateway = Gateway(config, agent=agent, state_dir=tmp_path)
         await gateway.start()
         try:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "hi", account="default", settle=False)
             faults = world.accounts["default"].faults
             await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100)
@@ -470,8 +463,7 @@ async def test_a_refused_reply_end_that_a_stop_journaled_goes_in_order_without_t
         gateway = Gateway(config, agent=agent, state_dir=tmp_path)
         await gateway.start()
         try:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "hi", account="default", settle=False)
             faults = world.accounts["default"].faults
             if answered:  # (the stop journals the turn, then its reply as it is planned)
@@ -513,12 +505,7 @@ async def test_a_reply_the_servers_own_full_window_refuses_waits_for_the_users_n
             world.ilink_state.bot("default").window(ALICE).sent_since = 10
         return f"echo: {turn.text}"
 
-    async with (
-        await world.ilink_server(poll_hold_s=0.3) as server,
-        Gateway(ilink_config(server), agent=agent, state_dir=tmp_path) as gateway,
-    ):
-        await world.login("default")
-        await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+    async with _gateway_on(world, agent, tmp_path):
         await world.say(ALICE, "hi", account="default", settle=False)
         refusals = lambda: [e for e in world.events_log if e["event"] == "window_closed"]  # noqa: E731
         await until("the refusals", lambda: len(refusals()) == sending.SEND_ATTEMPTS)
@@ -559,8 +546,7 @@ async def test_a_later_turns_reply_a_stop_cut_goes_after_the_refused_rest_of_the
         gateway = Gateway(config, agent=agent, state_dir=tmp_path)
         await gateway.start()
         try:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "hi", account="default", settle=False)
             faults = world.accounts["default"].faults
             await until("the first refusal", lambda: faults.get("rate_limit", 100) < 100)
@@ -598,8 +584,7 @@ async def test_a_kept_message_with_the_notice_refused_at_the_restart_goes_later_
     world = _refusing_world(monkeypatch, 0.01)
     parts = [f"part {n:02d} " + "x" * 2_000 for n in range(1, 13)]  # (one a message)
 
-    async def agent(turn: AgentTurn) -> str:
-        return "\n\n".join(parts) if turn.text == "hi" else f"echo: {turn.text}"
+    agent = _parts_then_echo(parts)
 
     async with await world.ilink_server(poll_hold_s=0.3) as server:
         # nine messages at once, then one each 5 s: the tenth waits when the stop comes
@@ -607,8 +592,7 @@ async def test_a_kept_message_with_the_notice_refused_at_the_restart_goes_later_
         gateway = Gateway(config, agent=agent, state_dir=tmp_path)
         await gateway.start()
         try:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "hi", account="default", settle=False)
             await until("nine messages", lambda: len(world.texts(to=ALICE)) == 9, 30)
         finally:
@@ -658,8 +642,7 @@ async def test_an_approval_whose_notice_ilink_refuses_is_approved_and_not_notifi
             }} }} }}"""
         )
         async with Gateway(config, agent=agent, state_dir=tmp_path) as gateway:
-            await world.login("default")
-            await until("ready", lambda: gateway.status()[0].lifecycle == "ready")
+            await _ready(world, gateway)
             await world.say(ALICE, "hi", account="default", settle=False)
             await until("the code", lambda: gateway.pairing.list() != [], 30)
             await until("the code sent", lambda: len(world.texts(to=ALICE)) == 1, 30)

@@ -108,6 +108,30 @@ async def restarted_from(state: Path, **keys: Any) -> AsyncIterator[SimulatedWeC
         await gateway.close()
 
 
+async def code_waits_for_pacing(
+    tmp_path: Path, **keys: Any
+) -> tuple[SimulatedWeChat, Path, Gateway]:
+    """A gateway on ``tmp_path/state`` sends Alice a long reply, paced, when a stranger
+    writes: the stranger's pairing code is made and waits for its pacing."""
+    world, state = new_world(), tmp_path / "state"
+    gw = await started(world, state, Bot(world), **keys)
+    await world.say("wxid_alice", "long", settle=False)
+    await world.clock.advance(1)  # alice's reply is going out, paced
+    await world.say("wxid_stranger", "hello?", settle=False)
+    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    return world, state, gw
+
+
+async def code_went_once(world: SimulatedWeChat) -> None:
+    """The stranger got its pairing code once (in chunks: textChunkLimit is 100), and
+    writing again, still pending, gets nothing more."""
+    reply = world.texts(to="wxid_stranger")
+    assert "\n".join(reply).count("Pairing code") == 1
+    assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
+    await world.say("wxid_stranger", "hello again?")  # pending: nothing more
+    assert world.texts(to="wxid_stranger") == reply
+
+
 @contextlib.asynccontextmanager
 async def next_process(
     world: SimulatedWeChat, state: Path, agent: Any, **keys: Any
@@ -903,11 +927,7 @@ async def test_a_kill_during_the_grace_period_loses_no_pairing_code(tmp_path: Pa
     await world.drive(stopping)  # (this process is gone: what it does next is not counted)
 
     async with restarted_from(killed, **keys) as after:
-        reply = after.texts(to="wxid_stranger")  # (in chunks: textChunkLimit is 100)
-        assert "\n".join(reply).count("Pairing code") == 1
-        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
-        await after.say("wxid_stranger", "hello again?")  # pending: nothing more
-        assert after.texts(to="wxid_stranger") == reply
+        await code_went_once(after)
 
 
 async def test_a_kill_outside_a_stop_loses_no_pairing_code(tmp_path: Path) -> None:
@@ -917,23 +937,14 @@ async def test_a_kill_outside_a_stop_loses_no_pairing_code(tmp_path: Path) -> No
     code is in the outbox from the start, and the next process sends it, once."""
     import shutil
 
-    world, state = new_world(), tmp_path / "state"
-    gw = await started(world, state, Bot(world), **PAIRING)
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # the reply is going out, paced
-    await world.say("wxid_stranger", "hello?", settle=False)
-    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    world, state, gw = await code_waits_for_pacing(tmp_path, **PAIRING)
     killed = tmp_path / "killed"
     shutil.copytree(state, killed)  # what a kill leaves on disk, at this moment
     assert world.texts(to="wxid_stranger") == []
     await world.drive(gw.close(grace_s=0))  # (this process is gone: not counted)
 
     async with restarted_from(killed, **PAIRING) as after:
-        reply = after.texts(to="wxid_stranger")
-        assert "\n".join(reply).count("Pairing code") == 1
-        assert reply[0].startswith("Hi! This is") and "expires in 1 hour" in reply[-1]
-        await after.say("wxid_stranger", "hello again?")  # pending: nothing more
-        assert after.texts(to="wxid_stranger") == reply
+        await code_went_once(after)
     assert outbox_rows(killed) == []  # (sent: nothing left kept)
 
 
@@ -945,12 +956,7 @@ async def test_a_pairing_code_queued_before_the_stop_survives_a_kill_in_its_grac
     leaves it in the outbox (it used to be kept only when the grace period ran out)."""
     import shutil
 
-    world, state = new_world(), tmp_path / "state"
-    gw = await started(world, state, Bot(world), **PAIRING)
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # the reply is going out, paced
-    await world.say("wxid_stranger", "hello?", settle=False)
-    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    world, state, gw = await code_waits_for_pacing(tmp_path, **PAIRING)
     stopping = asyncio.ensure_future(gw.close(grace_s=30))
     await world.clock.advance(0.5)
     killed = tmp_path / "killed"
@@ -1025,12 +1031,7 @@ async def test_a_kept_pairing_code_whose_request_expired_is_not_sent_after_a_res
     back after the request expired: the code no longer works, so neither goes out (the
     stranger writing again gets a fresh one), said once in the log. The rest of the owner's
     reply kept with them still goes."""
-    world, state = new_world(), tmp_path / "state"
-    gw = await started(world, state, Bot(world), **NOTIFYING)
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # alice's reply is going out, paced
-    await world.say("wxid_stranger", "hello?", settle=False)
-    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    world, state, gw = await code_waits_for_pacing(tmp_path, **NOTIFYING)
     await world.drive(gw.close(grace_s=0.5))
     assert world.texts(to="wxid_stranger") == []
     rows = outbox_rows(state)
@@ -1104,12 +1105,7 @@ async def test_a_kept_pairing_code_left_waiting_by_a_closed_window_is_not_sent_o
     approves the request meanwhile: the code no longer works, so neither goes out when they
     write again (the stranger got "Pairing code ..." before the answer to their message),
     said in the log; the rest of the owner's own reply kept with them still goes."""
-    world, state = new_world(), tmp_path / "state"
-    gw = await started(world, state, Bot(world), **NOTIFYING)
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # alice's reply is going out, paced
-    await world.say("wxid_stranger", "hello?", settle=False)
-    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    world, state, gw = await code_waits_for_pacing(tmp_path, **NOTIFYING)
     await world.drive(gw.close(grace_s=0.5))
     assert world.texts(to="wxid_stranger") == []
     (code,) = {i.pairing_code for i in outbox_rows(state) if i.pairing_code is not None}
@@ -1182,12 +1178,7 @@ async def test_a_kept_pairing_code_waiting_for_a_stranger_goes_when_they_write_a
     so it waits for their next message. They write again while the request is pending:
     that message is not answered (they are not approved), but it opened their window, so
     the code goes then (it waited until the request expired: the stranger never had it)."""
-    world, state = new_world(), tmp_path / "state"
-    gw = await started(world, state, Bot(world), **NOTIFYING)
-    await world.say("wxid_alice", "long", settle=False)
-    await world.clock.advance(1)  # alice's reply is going out, paced
-    await world.say("wxid_stranger", "hello?", settle=False)
-    await world.clock.advance(0.1)  # the code is made, and waits for its pacing
+    world, state, gw = await code_waits_for_pacing(tmp_path, **NOTIFYING)
     await world.drive(gw.close(grace_s=0.5))
     assert world.texts(to="wxid_stranger") == []
     (code,) = {i.pairing_code for i in outbox_rows(state) if i.pairing_code is not None}

@@ -562,6 +562,25 @@ def test_the_config_hash_leaves_out_what_each_machine_sets_for_itself() -> None:
     assert hashed('stateDir: "/srv/gw1", dmPolicy: "open", allowFrom: ["*"]') != one
 
 
+async def _c_joins_a_and_b(
+    gateways: Gateways, start: Callable[[str, LeaseGuard], Awaitable[None]]
+) -> bool:
+    """A and B share six accounts (three each), then C joins, starting its accounts by
+    ``start``: whether they end two each."""
+    accounts = [f"a{i}" for i in range(6)]
+    a, b = (gateways.gateway(n, accounts) for n in ("A", "B"))
+    c = gateways.gateway("C", accounts, start=start)
+    await a.start()
+    await b.start()
+    assert await gateways.until(
+        lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
+    ), gateways.running
+    await c.start()
+    return await gateways.until(
+        lambda: all(len(running) == 2 for running in gateways.running.values())
+    )
+
+
 async def test_a_gateway_slow_to_start_its_accounts_still_gets_its_share(
     aclient: Any, keys: LeaseKeys
 ) -> None:
@@ -573,21 +592,9 @@ async def test_a_gateway_slow_to_start_its_accounts_still_gets_its_share(
     async def slow(account_id: str, guard: LeaseGuard) -> None:
         await asyncio.sleep(0.4)  # (eight of the others' rounds)
 
-    accounts = [f"a{i}" for i in range(6)]
     gateways = Gateways(aclient, keys)
-    a, b = (gateways.gateway(n, accounts) for n in ("A", "B"))
-    c = gateways.gateway("C", accounts, start=slow)
     try:
-        await a.start()
-        await b.start()
-        assert await gateways.until(
-            lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
-        ), gateways.running
-        await c.start()
-        even = await gateways.until(
-            lambda: all(len(running) == 2 for running in gateways.running.values())
-        )
-        assert even, gateways.running
+        assert await _c_joins_a_and_b(gateways, slow), gateways.running
         assert await gateways.taken_during() == []  # settled: nothing bounces
     finally:
         await gateways.stop_all()
@@ -684,21 +691,9 @@ async def test_a_gateway_whose_start_of_an_account_failed_once_still_gets_its_sh
         if failures:
             raise failures.pop()
 
-    accounts = [f"a{i}" for i in range(6)]
     gateways = Gateways(aclient, keys)
-    a, b = (gateways.gateway(n, accounts) for n in ("A", "B"))
-    c = gateways.gateway("C", accounts, start=start)
     try:
-        await a.start()
-        await b.start()
-        assert await gateways.until(
-            lambda: len(gateways.running["A"]) == len(gateways.running["B"]) == 3
-        ), gateways.running
-        await c.start()
-        even = await gateways.until(
-            lambda: all(len(running) == 2 for running in gateways.running.values())
-        )
-        assert even, gateways.running
+        assert await _c_joins_a_and_b(gateways, start), gateways.running
         assert not failures  # (C's start failed once)
         assert await gateways.taken_during() == []  # settled: nothing bounces
     finally:
